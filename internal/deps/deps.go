@@ -1,0 +1,23 @@
+package deps
+import (
+	_ "github.com/twmb/franz-go/pkg/kgo"
+	_ "github.com/twmb/franz-go/pkg/kadm"
+	_ "github.com/twmb/franz-go/pkg/kfake"
+	_ "github.com/twmb/franz-go/pkg/sr"
+	_ "github.com/twmb/franz-go/pkg/sr/srfake"
+	_ "github.com/twmb/franz-go/plugin/kotel"
+	_ "github.com/twmb/franz-go/plugin/kslog"
+	_ "github.com/hamba/avro/v2"
+	_ "github.com/redis/go-redis/v9"
+	_ "github.com/alicebob/miniredis/v2"
+	_ "go.opentelemetry.io/otel"
+	_ "go.opentelemetry.io/otel/sdk/metric"
+	_ "go.opentelemetry.io/otel/sdk/trace"
+	_ "go.opentelemetry.io/otel/exporters/prometheus"
+	_ "github.com/prometheus/client_golang/prometheus"
+	_ "github.com/goccy/go-yaml"
+	_ "github.com/google/uuid"
+	_ "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
+	_ "github.com/redis/go-redis/extra/redisotel/v9"
+	_ "github.com/HdrHistogram/hdrhistogram-go"
+)
