@@ -20,4 +20,5 @@ import (
 	_ "go.opentelemetry.io/contrib/instrumentation/net/http/otelhttp"
 	_ "github.com/redis/go-redis/extra/redisotel/v9"
 	_ "github.com/HdrHistogram/hdrhistogram-go"
+	_ "github.com/tidwall/gjson"
 )

@@ -1,0 +1,159 @@
+// Package devstack runs Inlet's infrastructure in-process: Kafka (kfake), a
+// Confluent-compatible schema registry (srfake) and Redis (miniredis, or a
+// real redis-server when a URL is given). `make run` and the fast tests use
+// it; production points the same binaries at real services.
+package devstack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/inletdev/inlet/pkg/kafka"
+)
+
+// Config says where the stack listens and keeps its data.
+type Config struct {
+	// DataDir keeps Kafka's log and the registry's schemas across restarts.
+	// Empty keeps everything in memory (tests).
+	DataDir string
+	// Ports; 0 picks a free one.
+	KafkaPort    int
+	RegistryPort int
+	RedisPort    int
+	// RedisURL, when set, is used instead of an in-process miniredis.
+	RedisURL string
+	// CompactEvery runs log compaction on compacted topics; kfake's own
+	// cleaner does not restart after a restart from DataDir. Default 1m.
+	CompactEvery time.Duration
+	Log          *slog.Logger
+}
+
+// Stack is a running dev stack.
+type Stack struct {
+	Kafka       *kfake.Cluster
+	Brokers     []string
+	RegistryURL string
+	RedisURL    string
+	Miniredis   *miniredis.Miniredis // nil when RedisURL was given
+
+	registry *persistentRegistry
+	srv      *http.Server
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	once     sync.Once
+}
+
+// Start starts the stack. Close stops it.
+func Start(cfg Config) (*Stack, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	if cfg.CompactEvery == 0 {
+		cfg.CompactEvery = time.Minute
+	}
+	s := &Stack{stop: make(chan struct{})}
+	ok := false
+	defer func() {
+		if !ok {
+			s.Close()
+		}
+	}()
+
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		kfake.Ports(cfg.KafkaPort),
+		kfake.BrokerConfigs(map[string]string{
+			"message.max.bytes": strconv.Itoa(kafka.MaxMessageBytes),
+		}),
+		kfake.DefaultNumPartitions(1),
+	}
+	var regFile string
+	if cfg.DataDir != "" {
+		kdir := filepath.Join(cfg.DataDir, "kafka")
+		if err := os.MkdirAll(kdir, 0o755); err != nil {
+			return nil, err
+		}
+		opts = append(opts, kfake.DataDir(kdir))
+		regFile = filepath.Join(cfg.DataDir, "registry.json")
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start in-process kafka: %w", err)
+	}
+	s.Kafka = c
+	s.Brokers = c.ListenAddrs()
+
+	s.registry, err = newPersistentRegistry(regFile, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.RegistryPort)))
+	if err != nil {
+		return nil, fmt.Errorf("schema registry listen: %w", err)
+	}
+	s.RegistryURL = "http://" + ln.Addr().String()
+	s.srv = &http.Server{Handler: s.registry, ReadHeaderTimeout: 5 * time.Second}
+	s.wg.Go(func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			cfg.Log.Error("schema registry stopped", "error", err)
+		}
+	})
+
+	if cfg.RedisURL != "" {
+		s.RedisURL = cfg.RedisURL
+	} else {
+		m := miniredis.NewMiniRedis()
+		if err := m.StartAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.RedisPort))); err != nil {
+			return nil, fmt.Errorf("start miniredis: %w", err)
+		}
+		s.Miniredis = m
+		s.RedisURL = "redis://" + m.Addr() + "/0"
+	}
+
+	s.wg.Go(func() {
+		t := time.NewTicker(cfg.CompactEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-t.C:
+				c.Compact()
+			}
+		}
+	})
+	ok = true
+	return s, nil
+}
+
+// Close stops everything; Kafka flushes its data directory. Safe to call
+// more than once.
+func (s *Stack) Close() {
+	s.once.Do(func() {
+		close(s.stop)
+		if s.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			_ = s.srv.Shutdown(ctx)
+			cancel()
+		}
+		s.wg.Wait()
+		if s.Miniredis != nil {
+			s.Miniredis.Close()
+		}
+		if s.Kafka != nil {
+			s.Kafka.Close()
+		}
+	})
+}

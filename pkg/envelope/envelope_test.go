@@ -1,0 +1,121 @@
+package envelope
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/inletdev/inlet/pkg/registry"
+)
+
+// Every published envelope version must be readable by the next one, so that
+// the raw log (kept forever) stays decodable after an upgrade.
+func TestEnvelopeVersionsStayBackwardCompatible(t *testing.T) {
+	vs, err := Versions()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < len(vs); i++ {
+		if err := registry.Check(registry.Backward, vs[i-1].Schema, vs[i].Schema); err != nil {
+			t.Errorf("envelope v%d → v%d: %v", vs[i-1].N, vs[i].N, err)
+		}
+	}
+}
+
+// The check above must be able to fail: a v2 that drops a field without a
+// default, or adds one without a default, is caught.
+func TestEnvelopeCompatibilityCheckCatchesBreakingChanges(t *testing.T) {
+	v1 := `{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"}]}`
+	cases := map[string]struct {
+		v2       string
+		breaking bool
+	}{
+		"added field with default": {`{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"},{"name":"tenant","type":"string","default":""}]}`, false},
+		"added field without default": {`{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"},{"name":"tenant","type":"string"}]}`, true},
+		"changed type":                {`{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"long"},{"name":"payload","type":"bytes"}]}`, true},
+	}
+	for name, tc := range cases {
+		t.Run(name, func(t *testing.T) {
+			fsys := fstest.MapFS{
+				"e/v1.avsc": {Data: []byte(v1)},
+				"e/v2.avsc": {Data: []byte(tc.v2)},
+			}
+			vs, err := versionsFrom(fsys, "e")
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = registry.Check(registry.Backward, vs[0].Schema, vs[1].Schema)
+			if got := errors.Is(err, registry.ErrBreakingChange); got != tc.breaking {
+				t.Fatalf("breaking = %v, want %v (err %v)", got, tc.breaking, err)
+			}
+		})
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	cl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	codec, err := NewCodec(ctx, registry.New(cl), "inlet.raw-value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	occurred := time.UnixMicro(1700000000123456).UTC()
+	in := &Envelope{
+		ID: "0190c0de-0000-7000-8000-000000000001", Source: "stripe", EventType: "payment_intent.succeeded",
+		EventID: "evt_1", IdempotencyKey: IdempotencyKey("stripe", "evt_1"), SchemaVersion: "2024-06-20",
+		ReceivedAt: time.UnixMicro(1700000001000000).UTC(), OccurredAt: &occurred, CorrelationID: "c-1",
+		Channel: ChannelWebhook, Headers: map[string]string{"user-agent": "Stripe/1.0"},
+		Payload: []byte("{\"id\":\"evt_1\",\n \"odd\": \"\\u00e9 bytes kept\"}\x00"), ContentType: "application/json",
+	}
+	b, err := codec.Encode(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != 0 {
+		t.Fatalf("magic byte = %d, want 0", b[0])
+	}
+	// A second process with a fresh client decodes by the ID in the header.
+	cl2, _ := sr.NewClient(sr.URLs(reg.URL()))
+	codec2, err := NewCodec(ctx, registry.New(cl2), "inlet.raw-value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := codec2.Decode(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out.Payload, in.Payload) {
+		t.Fatalf("payload changed: %q", out.Payload)
+	}
+	if out.IdempotencyKey != in.IdempotencyKey || !out.OccurredAt.Equal(*in.OccurredAt) || !out.ReceivedAt.Equal(in.ReceivedAt) || out.Headers["user-agent"] != "Stripe/1.0" {
+		t.Fatalf("round trip mismatch: %+v", out)
+	}
+
+	t.Run("not framed", func(t *testing.T) {
+		if _, err := codec2.Decode(ctx, []byte("{}")); !errors.Is(err, registry.ErrNotFramed) {
+			t.Fatalf("err = %v, want ErrNotFramed", err)
+		}
+	})
+	t.Run("unknown schema id", func(t *testing.T) {
+		bad := append([]byte{0, 0, 0, 0x7f, 0x7f}, b[5:]...)
+		if _, err := codec2.Decode(ctx, bad); !errors.Is(err, registry.ErrUnknownSchema) {
+			t.Fatalf("err = %v, want ErrUnknownSchema", err)
+		}
+	})
+	t.Run("truncated body", func(t *testing.T) {
+		if _, err := codec2.Decode(ctx, b[:len(b)/2]); !errors.Is(err, registry.ErrUndecodable) {
+			t.Fatalf("err = %v, want ErrUndecodable", err)
+		}
+	})
+}

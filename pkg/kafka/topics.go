@@ -1,0 +1,119 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+)
+
+// MaxMessageBytes is the topic max.message.bytes (and producer batch limit)
+// Inlet uses: room for the largest accepted body (per-source limit, 1 MiB by
+// default, up to MaxBodyBytes) plus the envelope and headers around it.
+const MaxMessageBytes = 8 << 20
+
+// MaxBodyBytes is the largest per-source body limit that fits MaxMessageBytes.
+const MaxBodyBytes = MaxMessageBytes - 64<<10
+
+// DefaultRetryTiers are the retry delays DESIGN.md names.
+var DefaultRetryTiers = []time.Duration{30 * time.Second, 2 * time.Minute, 15 * time.Minute}
+
+// Topics holds every topic name Inlet uses, derived from one prefix.
+type Topics struct {
+	Raw       string
+	Retry     []string // one per tier, in tier order
+	DLQ       string
+	Invalid   string
+	Processed string
+	State     string
+	Audit     string
+}
+
+// TopicNames derives the names for prefix and the retry tiers, e.g.
+// inlet.raw, inlet.retry.30s, inlet.dlq.
+func TopicNames(prefix string, tiers []time.Duration) Topics {
+	t := Topics{
+		Raw:       prefix + ".raw",
+		DLQ:       prefix + ".dlq",
+		Invalid:   prefix + ".invalid",
+		Processed: prefix + ".processed",
+		State:     prefix + ".state",
+		Audit:     prefix + ".ops.audit",
+	}
+	for _, d := range tiers {
+		t.Retry = append(t.Retry, prefix+".retry."+TierName(d))
+	}
+	return t
+}
+
+// TierName renders a tier delay the way topic names carry it: 30s, 2m, 1h30m.
+func TierName(d time.Duration) string {
+	// Duration.String gives 2m0s and 1h0m0s; drop the zero tails.
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}
+
+// RawSubject is the schema registry subject of the raw topic's values.
+func (t Topics) RawSubject() string { return t.Raw + "-value" }
+
+// TopicSpec is a topic with the configs it is created with.
+type TopicSpec struct {
+	Name    string
+	Configs map[string]string
+}
+
+// Specs returns the topics with their configs as DESIGN.md lays them out.
+func (t Topics) Specs() []TopicSpec {
+	maxMsg := strconv.Itoa(MaxMessageBytes)
+	long := strconv.FormatInt((90 * 24 * time.Hour).Milliseconds(), 10)
+	week := strconv.FormatInt((7 * 24 * time.Hour).Milliseconds(), 10)
+	compact := func(name string) TopicSpec {
+		return TopicSpec{name, map[string]string{"cleanup.policy": "compact", "retention.ms": "-1", "max.message.bytes": maxMsg}}
+	}
+	del := func(name, retention string) TopicSpec {
+		return TopicSpec{name, map[string]string{"cleanup.policy": "delete", "retention.ms": retention, "max.message.bytes": maxMsg}}
+	}
+	specs := []TopicSpec{compact(t.Raw)}
+	for _, r := range t.Retry {
+		specs = append(specs, del(r, week))
+	}
+	return append(specs,
+		del(t.DLQ, long),
+		del(t.Invalid, long),
+		del(t.Processed, week),
+		compact(t.State),
+		compact(t.Audit),
+	)
+}
+
+// EnsureTopics creates the topics that do not exist yet, with their configs.
+// Existing topics are not altered: their settings are the operator's. Safe to
+// call from several processes at once.
+func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions, replication int, specs []TopicSpec) error {
+	var errs []error
+	for _, s := range specs {
+		configs := make(map[string]*string, len(s.Configs))
+		for k, v := range s.Configs {
+			configs[k] = &v
+		}
+		resp, err := adm.CreateTopic(ctx, int32(partitions), int16(replication), configs, s.Name)
+		if err == nil {
+			err = resp.Err
+		}
+		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,181 @@
+// Package registry registers Avro schemas with a Confluent-compatible schema
+// registry and encodes and decodes values in the Confluent wire format
+// (magic byte 0, 4-byte schema ID, Avro body).
+//
+// Decoding always uses the writer's schema, looked up by the ID in the wire
+// header and resolved to the reader's schema: hamba/avro silently decodes
+// garbage when given the wrong schema, so guessing is never safe.
+package registry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/hamba/avro/v2"
+	"github.com/twmb/franz-go/pkg/sr"
+)
+
+// Client wraps an sr.Client with a cache of writer schemas and resolved
+// reader/writer pairs. It is safe for concurrent use.
+type Client struct {
+	sr     *sr.Client
+	header sr.ConfluentHeader
+
+	mu       sync.RWMutex
+	writers  map[int]avro.Schema
+	resolved map[resolvedKey]avro.Schema
+}
+
+type resolvedKey struct {
+	id     int
+	reader [32]byte // reader schema fingerprint
+}
+
+// New returns a Client that talks to the registry through cl.
+func New(cl *sr.Client) *Client {
+	return &Client{
+		sr:       cl,
+		writers:  make(map[int]avro.Schema),
+		resolved: make(map[resolvedKey]avro.Schema),
+	}
+}
+
+// SR returns the underlying schema registry client.
+func (c *Client) SR() *sr.Client { return c.sr }
+
+// Register registers the schema text under subject (a no-op returning the
+// existing ID when the registry already holds it) and returns its ID and the
+// parsed schema. The text is sent as written: hamba's Schema.String() is the
+// canonical form, which drops defaults, docs and aliases that compatibility
+// checks and readers need. The registry decides compatibility; an
+// incompatible schema fails with the registry's error.
+func (c *Client) Register(ctx context.Context, subject, text string) (int, avro.Schema, error) {
+	schema, err := avro.ParseWithCache(text, "", &avro.SchemaCache{})
+	if err != nil {
+		return 0, nil, fmt.Errorf("parse schema for %s: %w", subject, err)
+	}
+	ss, err := c.sr.CreateSchema(ctx, subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
+	if err != nil {
+		return 0, nil, fmt.Errorf("register schema under %s: %w", subject, err)
+	}
+	c.mu.Lock()
+	c.writers[ss.ID] = schema
+	c.mu.Unlock()
+	return ss.ID, schema, nil
+}
+
+// Encode appends the Confluent header for id and the Avro encoding of v under
+// schema to b.
+func (c *Client) Encode(b []byte, id int, schema avro.Schema, v any) ([]byte, error) {
+	b, err := c.header.AppendEncode(b, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	body, err := avro.Marshal(schema, v)
+	if err != nil {
+		return nil, fmt.Errorf("avro encode (schema id %d): %w", id, err)
+	}
+	return append(b, body...), nil
+}
+
+// SchemaID returns the schema ID in a Confluent-framed value.
+func (c *Client) SchemaID(b []byte) (int, error) {
+	id, _, err := c.header.DecodeID(b)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %w", ErrNotFramed, err)
+	}
+	return id, nil
+}
+
+// Decode decodes a Confluent-framed value into v, reading it with reader. The
+// writer schema is fetched by ID on first use (ctx bounds that fetch) and
+// cached.
+func (c *Client) Decode(ctx context.Context, b []byte, reader avro.Schema, v any) error {
+	id, body, err := c.header.DecodeID(b)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrNotFramed, err)
+	}
+	schema, err := c.readSchema(ctx, id, reader)
+	if err != nil {
+		return err
+	}
+	if err := unmarshalExact(schema, body, v); err != nil {
+		return fmt.Errorf("%w: schema id %d: %w", ErrUndecodable, id, err)
+	}
+	return nil
+}
+
+// unmarshalExact decodes body and insists it is consumed exactly:
+// avro.Unmarshal treats running out of bytes as success (zero values), which
+// would turn a truncated record into a silently wrong one.
+func unmarshalExact(schema avro.Schema, body []byte, v any) error {
+	r := avro.NewReader(nil, 0).Reset(body)
+	r.ReadVal(schema, v)
+	if errors.Is(r.Error, io.EOF) {
+		return io.ErrUnexpectedEOF
+	}
+	if r.Error != nil {
+		return r.Error
+	}
+	r.Peek()
+	if r.Error == nil {
+		return errors.New("trailing bytes after the record")
+	}
+	return nil
+}
+
+// WriterSchema returns the schema registered under id.
+func (c *Client) WriterSchema(ctx context.Context, id int) (avro.Schema, error) {
+	c.mu.RLock()
+	w, ok := c.writers[id]
+	c.mu.RUnlock()
+	if ok {
+		return w, nil
+	}
+	s, err := c.sr.SchemaByID(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: schema id %d: %w", ErrUnknownSchema, id, err)
+	}
+	if s.Type != sr.TypeAvro {
+		return nil, fmt.Errorf("%w: schema id %d is %s, not Avro", ErrUnknownSchema, id, s.Type)
+	}
+	// A private cache: another version of the same named record may already
+	// be parsed, and the global cache would hand that one back.
+	w, err = avro.ParseWithCache(s.Schema, "", &avro.SchemaCache{})
+	if err != nil {
+		return nil, fmt.Errorf("%w: parse schema id %d: %w", ErrUnknownSchema, id, err)
+	}
+	c.mu.Lock()
+	c.writers[id] = w
+	c.mu.Unlock()
+	return w, nil
+}
+
+func (c *Client) readSchema(ctx context.Context, id int, reader avro.Schema) (avro.Schema, error) {
+	key := resolvedKey{id: id, reader: reader.Fingerprint()}
+	c.mu.RLock()
+	s, ok := c.resolved[key]
+	c.mu.RUnlock()
+	if ok {
+		return s, nil
+	}
+	writer, err := c.WriterSchema(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if writer.Fingerprint() == key.reader {
+		s = reader
+	} else {
+		s, err = avro.NewSchemaCompatibility().Resolve(reader, writer)
+		if err != nil {
+			return nil, fmt.Errorf("%w: schema id %d cannot be read as %s: %w", ErrIncompatible, id, reader.(avro.NamedSchema).FullName(), err)
+		}
+	}
+	c.mu.Lock()
+	c.resolved[key] = s
+	c.mu.Unlock()
+	return s, nil
+}
