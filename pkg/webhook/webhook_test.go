@@ -1,0 +1,179 @@
+package webhook_test
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/webhook"
+)
+
+func TestNew(t *testing.T) {
+	body := []byte(`{"id":"evt_1"}`)
+	now := time.Unix(1_700_000_000, 0)
+	tests := []struct {
+		kind    string
+		secrets [][]byte
+		opts    webhook.Options
+		want    any
+	}{
+		{kind: "stripe", secrets: secrets("whsec_a"), want: &webhook.Stripe{}},
+		{kind: "github", secrets: secrets("a"), want: &webhook.GitHub{}},
+		{kind: "shopify", secrets: secrets("a"), want: &webhook.Shopify{}},
+		{kind: "standard-webhooks", secrets: secrets(swSecret), want: &webhook.StandardWebhooks{}},
+		{kind: "hmac", secrets: secrets("a"), opts: webhook.Options{HMAC: webhook.HMACConfig{Header: "X-Sig"}}, want: &webhook.HMAC{}},
+		{kind: "hmac", opts: webhook.Options{HMAC: webhook.HMACConfig{Header: "X-Sig", Secrets: secrets("a")}}, want: &webhook.HMAC{}},
+		{kind: "github", secrets: secrets("a"), opts: webhook.Options{Tolerance: time.Minute}, want: &webhook.GitHub{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.kind+" round trip", func(t *testing.T) {
+			p, err := webhook.New(tt.kind, tt.secrets, tt.opts)
+			if err != nil {
+				t.Fatalf("New(%q): %v", tt.kind, err)
+			}
+			if got, want := fmt.Sprintf("%T", p), fmt.Sprintf("%T", tt.want); got != want {
+				t.Fatalf("New(%q) = %s, want %s", tt.kind, got, want)
+			}
+			checkErr(t, p.Verify(signed(t, p, body, now), body, now), nil)
+			checkErr(t, p.Verify(http.Header{}, body, now), webhook.ErrMissingSignature)
+		})
+	}
+
+	t.Run("tolerance is passed on", func(t *testing.T) {
+		for _, kind := range []string{"stripe", "standard-webhooks"} {
+			p, err := webhook.New(kind, secrets(swSecret), webhook.Options{Tolerance: 10 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := signed(t, p, body, now.Add(-11*time.Second))
+			checkErr(t, p.Verify(h, body, now), webhook.ErrTimestampOutOfTolerance)
+		}
+	})
+	t.Run("standard-webhooks secrets are whsec text", func(t *testing.T) {
+		p, err := webhook.New("standard-webhooks", secrets(swSecret), webhook.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkErr(t, p.Verify(swHeader(swMsgID, "1614265330", swSignature), []byte(swBody), swNow), nil)
+	})
+	t.Run("none", func(t *testing.T) {
+		p, err := webhook.New("none", nil, webhook.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := http.Header{}
+		checkErr(t, p.Verify(h, body, now), nil)
+		if err := p.Sign(h, body, now); err != nil || len(h) != 0 {
+			t.Fatalf("none Sign: err %v, headers %v; want nil and none", err, h)
+		}
+	})
+
+	for _, tt := range []struct {
+		name    string
+		kind    string
+		secrets [][]byte
+		opts    webhook.Options
+	}{
+		{name: "unknown kind", kind: "paypal", secrets: secrets("a")},
+		{name: "kind is case-sensitive", kind: "Stripe", secrets: secrets("a")},
+		{name: "empty kind", kind: "", secrets: secrets("a")},
+		{name: "none with secrets", kind: "none", secrets: secrets("a")},
+		{name: "stripe without secrets", kind: "stripe"},
+		{name: "github with an empty secret", kind: "github", secrets: [][]byte{{}}},
+		{name: "shopify without secrets", kind: "shopify"},
+		{name: "standard-webhooks with a bad secret", kind: "standard-webhooks", secrets: secrets("whsec_*")},
+		{name: "hmac without header", kind: "hmac", secrets: secrets("a")},
+		{name: "hmac with secrets twice", kind: "hmac", secrets: secrets("a"), opts: webhook.Options{HMAC: webhook.HMACConfig{Header: "X-Sig", Secrets: secrets("b")}}},
+		{name: "negative tolerance", kind: "stripe", secrets: secrets("a"), opts: webhook.Options{Tolerance: -1}},
+	} {
+		t.Run("error: "+tt.name, func(t *testing.T) {
+			p, err := webhook.New(tt.kind, tt.secrets, tt.opts)
+			if err == nil {
+				t.Fatalf("New(%q) = %T, want error", tt.kind, p)
+			}
+			if webhook.IsUnauthorized(err) {
+				t.Fatalf("New error %v is reported as unauthorized", err)
+			}
+		})
+	}
+}
+
+func TestNone(t *testing.T) {
+	p := webhook.None()
+	for _, h := range []http.Header{nil, {}, header(webhook.StripeHeader, "garbage")} {
+		checkErr(t, p.Verify(h, nil, time.Time{}), nil)
+	}
+}
+
+func TestIsUnauthorized(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"nil", nil, false},
+		{"other error", io.EOF, false},
+		{"error with the same text", errors.New(webhook.ErrSignatureMismatch.Error()), false},
+		{"missing", webhook.ErrMissingSignature, true},
+		{"malformed", webhook.ErrMalformedSignature, true},
+		{"mismatch", webhook.ErrSignatureMismatch, true},
+		{"out of tolerance", webhook.ErrTimestampOutOfTolerance, true},
+		{"wrapped", fmt.Errorf("source stripe: %w", webhook.ErrSignatureMismatch), true},
+		{"joined", errors.Join(io.EOF, webhook.ErrMalformedSignature), true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := webhook.IsUnauthorized(tt.err); got != tt.want {
+				t.Fatalf("IsUnauthorized(%v) = %v, want %v", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestConcurrentVerify runs every provider from several goroutines at once;
+// run it with -race.
+func TestConcurrentVerify(t *testing.T) {
+	body := []byte(`{"id":"evt_1"}`)
+	now := time.Unix(1_700_000_000, 0)
+	kinds := map[string][][]byte{
+		"stripe":            secrets("whsec_a", "whsec_b"),
+		"github":            secrets("a", "b"),
+		"shopify":           secrets("a", "b"),
+		"standard-webhooks": secrets(swSecret),
+	}
+	for kind, ss := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			p, err := webhook.New(kind, ss, webhook.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			good := signed(t, p, body, now)
+			errs := make(chan error, 8)
+			for g := range 8 {
+				go func() {
+					var err error
+					for i := range 200 {
+						b := body
+						if (g+i)%2 == 1 {
+							b = tamper(body)
+						}
+						got := p.Verify(good, b, now)
+						if (got == nil) != ((g+i)%2 == 0) {
+							err = fmt.Errorf("goroutine %d, iteration %d: Verify = %v", g, i, got)
+							break
+						}
+					}
+					errs <- err
+				}()
+			}
+			for range 8 {
+				if err := <-errs; err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+}
