@@ -36,7 +36,7 @@ func TestEnvelopeCompatibilityCheckCatchesBreakingChanges(t *testing.T) {
 		v2       string
 		breaking bool
 	}{
-		"added field with default": {`{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"},{"name":"tenant","type":"string","default":""}]}`, false},
+		"added field with default":    {`{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"},{"name":"tenant","type":"string","default":""}]}`, false},
 		"added field without default": {`{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"},{"name":"tenant","type":"string"}]}`, true},
 		"changed type":                {`{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"long"},{"name":"payload","type":"bytes"}]}`, true},
 	}

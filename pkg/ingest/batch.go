@@ -1,0 +1,314 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/tidwall/gjson"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/source"
+)
+
+// Line outcomes in a batch answer.
+const (
+	LineAccepted = "accepted" // durable on the raw topic
+	LineRejected = "rejected" // bad line; fix it, do not retry as is
+	LineFailed   = "failed"   // not acknowledged in time; retry it
+)
+
+// BatchResponse answers POST /events.
+type BatchResponse struct {
+	CorrelationID string       `json:"correlation_id"`
+	Accepted      int          `json:"accepted"`
+	Rejected      int          `json:"rejected"`
+	Failed        int          `json:"failed"`
+	Results       []LineResult `json:"results"`
+	Error         string       `json:"error,omitempty"`
+}
+
+// LineResult is the outcome of one NDJSON line (1-based; blank lines are
+// skipped but counted).
+type LineResult struct {
+	Line    int    `json:"line"`
+	Status  string `json:"status"`
+	ID      string `json:"id,omitempty"`
+	EventID string `json:"event_id,omitempty"`
+	Error   string `json:"error,omitempty"`
+}
+
+// batchLine is one event of the NDJSON batch format.
+type batchLine struct {
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	OccurredAt    json.RawMessage `json:"occurred_at"`
+	SchemaVersion string          `json:"schema_version"`
+	CorrelationID string          `json:"correlation_id"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// handleBatch serves POST /events[/{source}]: NDJSON, one event per line
+// ({"id","type","occurred_at","data"}), for in-house producers. With a
+// bearer token the body is streamed: each good line is produced as soon as
+// it is read. A batch signed over its whole body is verified before
+// anything is written, so it is read whole first (bounded by batch.max_body).
+// The answer is 200 when every line is durable, 207 when some lines were
+// rejected and the rest are durable, 503 when some good line was not
+// acknowledged in time (retry those), 400 when no line was good.
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+	corr := correlationID(r.Header)
+	w.Header().Set("X-Correlation-ID", corr)
+	name := r.PathValue("source")
+	if name == "" {
+		name = r.URL.Query().Get("source")
+	}
+	if name == "" {
+		name = r.Header.Get("X-Inlet-Source")
+	}
+	log := s.log.With("correlation_id", corr, "source", name, "stage", "ingest", "channel", envelope.ChannelEvents)
+	src, ok := s.sources.Get(name)
+	if !ok || !src.BatchEnabled() {
+		writeJSON(w, http.StatusNotFound, BatchResponse{CorrelationID: corr, Error: "unknown source or events endpoint not enabled for it"})
+		return
+	}
+	limit := int64(src.Batch.MaxBody)
+	if r.ContentLength > limit {
+		writeJSON(w, http.StatusRequestEntityTooLarge, BatchResponse{CorrelationID: corr, Error: "batch over the size limit"})
+		return
+	}
+	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	switch {
+	case bearerOK(r.Header.Get("Authorization"), src.BatchTokens()):
+	case src.Batch.Signed && r.Header.Get("Authorization") == "":
+		whole, status, err := readBody(w, r, limit)
+		if err != nil {
+			writeJSON(w, status, BatchResponse{CorrelationID: corr, Error: http.StatusText(status)})
+			return
+		}
+		if err := src.Provider().Verify(r.Header, whole, s.now()); err != nil {
+			log.Warn("rejected", "outcome", "rejected", "reason", "signature", "error", err)
+			writeJSON(w, http.StatusUnauthorized, BatchResponse{CorrelationID: corr, Error: "authentication failed"})
+			return
+		}
+		body = bytes.NewReader(whole)
+	default:
+		log.Warn("rejected", "outcome", "rejected", "reason", "signature")
+		writeJSON(w, http.StatusUnauthorized, BatchResponse{CorrelationID: corr, Error: "authentication failed"})
+		return
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadTimeout+s.cfg.AckTimeout)
+	defer cancel()
+	resp := BatchResponse{CorrelationID: corr}
+	acks := s.w.stream(ctx, src.Batch.MaxLines)
+	sent := map[int]int{} // result index → produced item index
+	lines := newLineReader(body, int(src.MaxBody))
+	n := 0
+	for {
+		line, err := lines.next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		n++
+		if err != nil {
+			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: err.Error()})
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) || !errors.Is(err, errLineTooLong) {
+				break // the body itself is unreadable or over the limit
+			}
+			continue
+		}
+		if len(bytes.TrimSpace(line)) == 0 {
+			continue
+		}
+		if acks.sent >= src.Batch.MaxLines {
+			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: fmt.Sprintf("batch has more than %d events; send the rest in another batch", src.Batch.MaxLines)})
+			break
+		}
+		rec, env, err := s.batchRecord(src, line, corr, n, r.Header)
+		if err != nil {
+			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: err.Error()})
+			continue
+		}
+		sent[len(resp.Results)] = acks.sent
+		resp.Results = append(resp.Results, LineResult{Line: n, ID: env.ID, EventID: env.EventID})
+		acks.produce(s.w, acks.sent, rec)
+	}
+
+	settled, late := acks.wait()
+	for ri, item := range sent {
+		err, ok := settled[item]
+		if !ok {
+			err = late
+		}
+		if err != nil {
+			resp.Results[ri].Status, resp.Results[ri].Error = LineFailed, "not acknowledged by kafka in time; retry this line"
+		} else {
+			resp.Results[ri].Status = LineAccepted
+		}
+	}
+	for _, res := range resp.Results {
+		switch res.Status {
+		case LineAccepted:
+			resp.Accepted++
+		case LineRejected:
+			resp.Rejected++
+		case LineFailed:
+			resp.Failed++
+		}
+	}
+	log.Info("batch", "accepted", resp.Accepted, "rejected", resp.Rejected, "failed", resp.Failed)
+	switch {
+	case resp.Failed > 0:
+		s.unavailableJSON(w, resp)
+	case resp.Accepted == 0:
+		if resp.Error = "no acceptable event in the batch"; len(resp.Results) == 0 {
+			resp.Error = "empty batch"
+		}
+		writeJSON(w, http.StatusBadRequest, resp)
+	case resp.Rejected > 0:
+		writeJSON(w, http.StatusMultiStatus, resp)
+	default:
+		writeJSON(w, http.StatusOK, resp)
+	}
+}
+
+func (s *Server) unavailableJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Retry-After", fmt.Sprint(int((s.cfg.RetryAfter.Seconds())+0.999)))
+	writeJSON(w, http.StatusServiceUnavailable, v)
+}
+
+// batchRecord validates one line and builds its record. The line's bytes,
+// exactly as received, are the envelope payload.
+func (s *Server) batchRecord(src *source.Source, line []byte, corr string, n int, h http.Header) (*kgo.Record, *envelope.Envelope, error) {
+	var bl batchLine
+	if err := json.Unmarshal(line, &bl); err != nil {
+		return nil, nil, fmt.Errorf("not a JSON object: %v", jsonErrorText(err))
+	}
+	var missing []string
+	if strings.TrimSpace(bl.ID) == "" {
+		missing = append(missing, "id")
+	}
+	if strings.TrimSpace(bl.Type) == "" {
+		missing = append(missing, "type")
+	}
+	if len(bl.Data) == 0 || string(bl.Data) == "null" {
+		missing = append(missing, "data")
+	}
+	if len(missing) > 0 {
+		return nil, nil, fmt.Errorf("missing required field(s): %s", strings.Join(missing, ", "))
+	}
+	if len(bl.ID) > 256 || len(bl.Type) > 256 || len(bl.SchemaVersion) > 256 {
+		return nil, nil, errors.New("id, type and schema_version must be at most 256 bytes")
+	}
+	meta := source.Meta{EventType: bl.Type, EventID: bl.ID, SchemaVersion: bl.SchemaVersion}
+	if meta.SchemaVersion == "" {
+		meta.SchemaVersion = src.SchemaVersion.Default
+	}
+	if len(bl.OccurredAt) > 0 && string(bl.OccurredAt) != "null" {
+		meta.OccurredAt = source.ParseTime(gjson.ParseBytes(bl.OccurredAt))
+		if meta.OccurredAt == nil {
+			return nil, nil, errors.New("occurred_at must be an RFC 3339 time or Unix seconds")
+		}
+	}
+	lineCorr := bl.CorrelationID
+	if lineCorr == "" || len(lineCorr) > maxCorrelationLen || !printable(lineCorr) {
+		lineCorr = fmt.Sprintf("%s-%d", corr, n)
+	}
+	env := s.envelope(src, meta, lineCorr, envelope.ChannelEvents, h, bytes.Clone(line), s.now())
+	rec, err := s.record(env, h.Get("Traceparent"))
+	return rec, env, err
+}
+
+func jsonErrorText(err error) string {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		return fmt.Sprintf("field %s has the wrong type (%s)", te.Field, te.Value)
+	}
+	return "malformed JSON"
+}
+
+// bearerOK compares the Authorization header with each token in constant
+// time (over fixed-size digests, so the comparison does not leak lengths).
+func bearerOK(header string, tokens [][]byte) bool {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	if !ok || got == "" || len(tokens) == 0 {
+		return false
+	}
+	g := sha256.Sum256([]byte(got))
+	match := 0
+	for _, t := range tokens {
+		want := sha256.Sum256(t)
+		match |= subtle.ConstantTimeCompare(g[:], want[:])
+	}
+	return match == 1
+}
+
+var errLineTooLong = errors.New("line longer than the source's max_body")
+
+// lineReader splits NDJSON without holding more than one line (up to max
+// bytes) in memory; an overlong line is skipped to its newline and reported.
+type lineReader struct {
+	r   *bufio.Reader
+	max int
+	buf []byte
+}
+
+func newLineReader(r io.Reader, max int) *lineReader {
+	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: max}
+}
+
+// next returns the next line without its newline (or \r\n). The slice is
+// valid until the following call.
+func (l *lineReader) next() ([]byte, error) {
+	l.buf = l.buf[:0]
+	tooLong := false
+	for {
+		chunk, err := l.r.ReadSlice('\n')
+		if !tooLong {
+			if len(l.buf)+len(chunk) > l.max+2 { // +2: the line ending
+				tooLong = true
+				l.buf = l.buf[:0]
+			} else {
+				l.buf = append(l.buf, chunk...)
+			}
+		}
+		switch {
+		case errors.Is(err, bufio.ErrBufferFull):
+			continue
+		case errors.Is(err, io.EOF):
+			if tooLong {
+				return nil, errLineTooLong
+			}
+			if len(l.buf) == 0 {
+				return nil, io.EOF
+			}
+			return trimEOL(l.buf), nil
+		case err != nil:
+			return nil, err
+		}
+		if tooLong {
+			return nil, errLineTooLong
+		}
+		return trimEOL(l.buf), nil
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}

@@ -1,0 +1,59 @@
+package ingest
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net/http"
+)
+
+// maxCorrelationLen bounds a caller-supplied correlation id: it is copied
+// into every record header and log line.
+const maxCorrelationLen = 128
+
+// correlationID takes X-Correlation-ID when it is sane, else the trace id of
+// a valid W3C traceparent (so a trace and its events share one id), else a
+// new random id.
+func correlationID(h http.Header) string {
+	if v := h.Get("X-Correlation-ID"); v != "" && len(v) <= maxCorrelationLen && printable(v) {
+		return v
+	}
+	if tp := h.Get("Traceparent"); validTraceparent(tp) {
+		return tp[3:35]
+	}
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func printable(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x21 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+// validTraceparent checks the W3C version-00 shape:
+// 00-<32 hex trace id, not all 0>-<16 hex parent id, not all 0>-<2 hex flags>.
+func validTraceparent(tp string) bool {
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || tp[:2] == "ff" {
+		return false
+	}
+	for _, part := range []string{tp[:2], tp[3:35], tp[36:52], tp[53:]} {
+		if !isLowerHex(part) {
+			return false
+		}
+	}
+	return tp[3:35] != "00000000000000000000000000000000" && tp[36:52] != "0000000000000000"
+}
+
+func isLowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}

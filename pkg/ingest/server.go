@@ -1,0 +1,257 @@
+// Package ingest is Inlet's HTTP receiver: it verifies each delivery, wraps
+// it in an envelope, writes it to the raw topic and answers 2xx only once
+// Kafka has acknowledged the write.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/source"
+)
+
+// Config is the HTTP side of the ingest service.
+type Config struct {
+	Addr string
+	// AckTimeout bounds the wait for Kafka's acknowledgement. It stays below
+	// the shortest provider timeout (Shopify waits about 5 s), so a slow
+	// broker yields a 503 the sender retries, not a sender-side timeout.
+	AckTimeout time.Duration
+	// RetryAfter is the Retry-After sent with 503s.
+	RetryAfter        time.Duration
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	MaxHeaderBytes    int
+	// DrainTimeout bounds graceful shutdown: in-flight requests, then the
+	// producer flush.
+	DrainTimeout time.Duration
+}
+
+// RegisterFlags defines the ingest flags, defaulting from INLET_INGEST_*.
+func (c *Config) RegisterFlags(fs *flagenv.Set) {
+	fs.String(&c.Addr, "ingest-addr", "INLET_INGEST_ADDR", "127.0.0.1:8080", "ingest HTTP listen address")
+	fs.Duration(&c.AckTimeout, "ack-timeout", "INLET_ACK_TIMEOUT", 4*time.Second, "longest wait for Kafka's acknowledgement before answering 503")
+	fs.Duration(&c.RetryAfter, "retry-after", "INLET_RETRY_AFTER", 5*time.Second, "Retry-After sent with 503 answers")
+	fs.Duration(&c.ReadHeaderTimeout, "read-header-timeout", "INLET_READ_HEADER_TIMEOUT", 5*time.Second, "HTTP read-header timeout")
+	fs.Duration(&c.ReadTimeout, "read-timeout", "INLET_READ_TIMEOUT", 30*time.Second, "HTTP read timeout (whole request, including large batches)")
+	fs.Duration(&c.IdleTimeout, "idle-timeout", "INLET_IDLE_TIMEOUT", 120*time.Second, "HTTP keep-alive idle timeout")
+	fs.Int(&c.MaxHeaderBytes, "max-header-bytes", "INLET_MAX_HEADER_BYTES", 64<<10, "largest request header block")
+	fs.Duration(&c.DrainTimeout, "drain-timeout", "INLET_DRAIN_TIMEOUT", 20*time.Second, "graceful shutdown bound")
+}
+
+// Validate reports settings that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.AckTimeout <= 0 {
+		errs = append(errs, errors.New("ack-timeout must be positive"))
+	}
+	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 {
+		errs = append(errs, errors.New("read timeouts must be positive"))
+	}
+	if c.MaxHeaderBytes < 4096 {
+		errs = append(errs, errors.New("max-header-bytes must be at least 4096"))
+	}
+	return errors.Join(errs...)
+}
+
+// DefaultConfig is Config with the flag defaults, for tests and embedding.
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flagenv.New("defaults"))
+	return c
+}
+
+// Server is the ingest HTTP service.
+type Server struct {
+	cfg     Config
+	sources *source.File
+	codec   *envelope.Codec
+	topic   string
+	w       *writer
+	kafka   *kgo.Client
+	sr      *sr.Client
+	log     *slog.Logger
+	now     func() time.Time
+
+	draining atomic.Bool
+	ready    atomic.Bool
+	inflight sync.WaitGroup
+	srv      *http.Server
+	stop     chan struct{}
+	bg       sync.WaitGroup
+	shutOnce sync.Once
+	shutErr  error
+}
+
+// Deps are what the server writes to.
+type Deps struct {
+	Sources *source.File
+	Codec   *envelope.Codec
+	// RawTopic is where envelopes go.
+	RawTopic string
+	// Kafka must be built with ProducerOpts.
+	Kafka *kgo.Client
+	// SR is probed by /readyz.
+	SR  *sr.Client
+	Log *slog.Logger
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// New returns a server; call Serve to start it.
+func New(cfg Config, d Deps) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Sources == nil || d.Codec == nil || d.Kafka == nil || d.RawTopic == "" {
+		return nil, errors.New("ingest: sources, codec, kafka and raw topic are required")
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	s := &Server{
+		cfg: cfg, sources: d.Sources, codec: d.Codec, topic: d.RawTopic,
+		w: &writer{cl: d.Kafka}, kafka: d.Kafka, sr: d.SR, log: d.Log, now: d.Now,
+		stop: make(chan struct{}),
+	}
+	for _, name := range d.Sources.Names() {
+		src, _ := d.Sources.Get(name)
+		if src.Kind == source.KindNone {
+			s.log.Warn("source accepts UNSIGNED deliveries (kind none): anyone who can reach ingest can write events for it", "source", name)
+		}
+	}
+	return s, nil
+}
+
+// Handler returns the HTTP routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /webhooks/{source}", s.track(s.handleWebhook))
+	mux.HandleFunc("POST /events", s.track(s.handleBatch))
+	mux.HandleFunc("POST /events/{source}", s.track(s.handleBatch))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	return mux
+}
+
+// track refuses new work while draining and counts in-flight requests so
+// that shutdown can wait for them.
+func (s *Server) track(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.draining.Load() {
+			s.unavailable(w, "shutting down")
+			return
+		}
+		s.inflight.Add(1)
+		defer s.inflight.Done()
+		h(w, r)
+	}
+}
+
+func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
+	switch {
+	case s.draining.Load():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
+	case !s.ready.Load():
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "kafka or schema registry unreachable"})
+	default:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	}
+}
+
+// probe checks Kafka and the registry every interval until Shutdown.
+func (s *Server) probe(interval time.Duration) {
+	check := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		defer cancel()
+		err := s.kafka.Ping(ctx)
+		if err == nil && s.sr != nil {
+			_, err = s.sr.SupportedTypes(ctx)
+		}
+		if was := s.ready.Swap(err == nil); was != (err == nil) {
+			if err != nil {
+				s.log.Warn("not ready", "error", err)
+			} else {
+				s.log.Info("ready")
+			}
+		}
+	}
+	check()
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			check()
+		}
+	}
+}
+
+// Serve accepts connections on ln until Shutdown. It returns nil after a
+// graceful shutdown.
+func (s *Server) Serve(ln net.Listener) error {
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.ReadTimeout + s.cfg.AckTimeout + 5*time.Second,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.bg.Go(func() { s.probe(2 * time.Second) })
+	err := s.srv.Serve(ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown drains: /readyz fails and new requests get 503 at once, in-flight
+// requests finish (each bounded by the ack timeout), then the producer is
+// flushed. Bounded by ctx; safe to call more than once.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.shutOnce.Do(func() {
+		s.draining.Store(true)
+		close(s.stop)
+		var errs []error
+		if s.srv != nil {
+			if err := s.srv.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+			}
+		}
+		done := make(chan struct{})
+		go func() { s.inflight.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			errs = append(errs, errors.New("in-flight requests did not finish before the drain deadline"))
+		}
+		if err := s.kafka.Flush(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("producer flush: %w", err))
+		}
+		s.bg.Wait()
+		s.shutErr = errors.Join(errs...)
+	})
+	return s.shutErr
+}

@@ -1,0 +1,126 @@
+// Package service holds the process wiring every Inlet binary shares:
+// logging setup, the schema registry connection, topic creation, and the
+// signal handling of a thin main.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/registry"
+)
+
+// LogConfig selects the log format and level.
+type LogConfig struct {
+	Level  string
+	Format string
+}
+
+// RegisterFlags defines -log-level and -log-format.
+func (c *LogConfig) RegisterFlags(fs *flagenv.Set) {
+	fs.String(&c.Level, "log-level", "INLET_LOG_LEVEL", "info", "debug, info, warn or error")
+	fs.String(&c.Format, "log-format", "INLET_LOG_FORMAT", "json", "json or text")
+}
+
+// Logger builds the process logger writing to w.
+func (c *LogConfig) Logger(w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, fmt.Errorf("log level %q: %w", c.Level, err)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(c.Format) {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want json or text", c.Format)
+}
+
+// RegistryConfig is how a process reaches the schema registry. The password
+// or bearer token comes only from INLET_SCHEMA_REGISTRY_PASSWORD[_FILE] or
+// INLET_SCHEMA_REGISTRY_TOKEN[_FILE].
+type RegistryConfig struct {
+	URLs []string
+	User string
+}
+
+// RegisterFlags defines the registry flags.
+func (c *RegistryConfig) RegisterFlags(fs *flagenv.Set) {
+	fs.List(&c.URLs, "schema-registry-url", "INLET_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081", "schema registry URL(s)")
+	fs.String(&c.User, "schema-registry-user", "INLET_SCHEMA_REGISTRY_USER", "", "schema registry basic-auth user (password from INLET_SCHEMA_REGISTRY_PASSWORD[_FILE])")
+}
+
+// Client builds the registry client.
+func (c *RegistryConfig) Client() (*registry.Client, error) {
+	if len(c.URLs) == 0 {
+		return nil, errors.New("no schema registry URL")
+	}
+	opts := []sr.ClientOpt{sr.URLs(c.URLs...), sr.UserAgent("inlet")}
+	if c.User != "" {
+		pass, err := flagenv.Secret("INLET_SCHEMA_REGISTRY_PASSWORD")
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, sr.BasicAuth(c.User, pass))
+	} else if tok, err := flagenv.Secret("INLET_SCHEMA_REGISTRY_TOKEN"); err != nil {
+		return nil, err
+	} else if tok != "" {
+		opts = append(opts, sr.BearerToken(tok))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return registry.New(cl), nil
+}
+
+// EnsureTopics creates Inlet's topics (if missing) with a short-lived admin
+// client.
+func EnsureTopics(ctx context.Context, kcfg *kafka.Config, topics kafka.Topics, log *slog.Logger) error {
+	opts, err := kcfg.ClientOpts(log)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	return kafka.EnsureTopics(ctx, kadm.NewClient(cl), kcfg.Partitions, kcfg.ReplicationFactor, topics.Specs())
+}
+
+// SignalContext is cancelled on the first SIGINT or SIGTERM; a second one
+// exits the process at once with status 1.
+func SignalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			log.Info("shutting down; send the signal again to force", "signal", s.String())
+			cancel()
+		case <-ctx.Done():
+			return
+		}
+		s := <-ch
+		log.Error("forced exit", "signal", s.String())
+		os.Exit(1)
+	}()
+	return ctx, func() { signal.Stop(ch); cancel() }
+}

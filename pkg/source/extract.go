@@ -1,0 +1,152 @@
+package source
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tidwall/gjson"
+)
+
+// ErrNoEventType is returned by Extract when the event type is nowhere to be
+// found (and the source has no default for it).
+var ErrNoEventType = errors.New("event type not found")
+
+// ErrNoEventID is returned by Extract when the event id is nowhere to be
+// found and the source turned off the body-hash fallback.
+var ErrNoEventID = errors.New("event id not found")
+
+// maxMetaLen bounds extracted values: they become keys and headers.
+const maxMetaLen = 256
+
+// Meta is what ingest reads off a delivery besides the body.
+type Meta struct {
+	EventType     string
+	EventID       string
+	SchemaVersion string
+	OccurredAt    *time.Time
+}
+
+// Extract finds the event metadata in a verified delivery. body must be
+// valid JSON when the source requires JSON (pointers see nothing otherwise).
+func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
+	var m Meta
+	m.EventType = lookup(s.EventType, h, body)
+	if m.EventType == "" {
+		return m, ErrNoEventType
+	}
+	m.EventID = lookup(s.EventID, h, body)
+	if m.EventID == "" {
+		if s.EventID.HashBody != nil && !*s.EventID.HashBody {
+			return m, ErrNoEventID
+		}
+		sum := sha256.Sum256(body)
+		m.EventID = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	m.SchemaVersion = lookup(s.SchemaVersion, h, body)
+	if raw := lookupRaw(s.OccurredAt, h, body); raw.Exists() {
+		m.OccurredAt = ParseTime(raw)
+	}
+	for _, v := range []string{m.EventType, m.EventID, m.SchemaVersion} {
+		if len(v) > maxMetaLen {
+			return m, fmt.Errorf("metadata value longer than %d bytes", maxMetaLen)
+		}
+	}
+	return m, nil
+}
+
+func lookup(f Field, h http.Header, body []byte) string {
+	r := lookupRaw(f, h, body)
+	if !r.Exists() {
+		return f.Default
+	}
+	return strings.TrimSpace(r.String())
+}
+
+// lookupRaw returns the first of header, pointer and fallbacks that is
+// present; fallbacks are joined with ":".
+func lookupRaw(f Field, h http.Header, body []byte) gjson.Result {
+	if f.Header != "" {
+		if v := h.Get(f.Header); v != "" {
+			return gjson.Result{Type: gjson.String, Str: v}
+		}
+	}
+	if f.Pointer != "" {
+		if r := Pointer(body, f.Pointer); scalar(r) {
+			return r
+		}
+	}
+	if len(f.Fallback) > 0 {
+		parts := make([]string, 0, len(f.Fallback))
+		for _, p := range f.Fallback {
+			r := Pointer(body, p)
+			if !scalar(r) {
+				return gjson.Result{}
+			}
+			parts = append(parts, r.String())
+		}
+		return gjson.Result{Type: gjson.String, Str: strings.Join(parts, ":")}
+	}
+	return gjson.Result{}
+}
+
+func scalar(r gjson.Result) bool {
+	return r.Exists() && (r.Type == gjson.String || r.Type == gjson.Number || r.Type == gjson.True || r.Type == gjson.False)
+}
+
+// Pointer evaluates an RFC 6901 JSON pointer against body.
+func Pointer(body []byte, ptr string) gjson.Result {
+	if ptr == "" || ptr == "/" {
+		return gjson.Result{}
+	}
+	segs := strings.Split(ptr[1:], "/")
+	var b strings.Builder
+	for i, s := range segs {
+		s = strings.ReplaceAll(strings.ReplaceAll(s, "~1", "/"), "~0", "~")
+		if i > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(gjson.Escape(s))
+	}
+	return gjson.GetBytes(body, b.String())
+}
+
+// ParseTime reads a business timestamp: a number is Unix seconds (or
+// milliseconds when too large to be seconds); a string is RFC 3339 or a
+// Unix number. Unparseable values give nil: ingest never rejects an event
+// for its timestamp; the processor validates it against the contract.
+func ParseTime(r gjson.Result) *time.Time {
+	var t time.Time
+	switch r.Type {
+	case gjson.Number:
+		t = unixish(r.Float())
+	case gjson.String:
+		if p, err := time.Parse(time.RFC3339Nano, r.Str); err == nil {
+			t = p
+		} else if f, err := strconv.ParseFloat(r.Str, 64); err == nil {
+			t = unixish(f)
+		} else {
+			return nil
+		}
+	default:
+		return nil
+	}
+	if t.IsZero() || t.Year() < 1971 || t.Year() > 9999 {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+func unixish(f float64) time.Time {
+	if f > 1e11 { // milliseconds: seconds this large are past year 5000
+		return time.UnixMilli(int64(f))
+	}
+	sec := int64(f)
+	return time.Unix(sec, int64((f-float64(sec))*1e9))
+}

@@ -1,0 +1,71 @@
+package source
+
+import "net/http"
+
+// applyKindDefaults fills in where each provider puts its event metadata,
+// leaving anything the file sets alone.
+func (s *Source) applyKindDefaults() {
+	def := func(f *Field, d Field) {
+		if f.Header == "" && f.Pointer == "" && len(f.Fallback) == 0 {
+			f.Header, f.Pointer, f.Fallback = d.Header, d.Pointer, d.Fallback
+		}
+		if f.Default == "" {
+			f.Default = d.Default
+		}
+	}
+	switch s.Kind {
+	case KindStripe:
+		def(&s.EventType, Field{Pointer: "/type"})
+		def(&s.EventID, Field{Pointer: "/id"})
+		def(&s.SchemaVersion, Field{Pointer: "/api_version"})
+		def(&s.OccurredAt, Field{Pointer: "/created"})
+	case KindGitHub:
+		def(&s.EventType, Field{Header: "X-GitHub-Event"})
+		def(&s.EventID, Field{Header: "X-GitHub-Delivery"})
+	case KindShopify:
+		// The webhook id is the same on every retry of one delivery and
+		// differs between topics, so it is safe as a compaction key; the
+		// event id is shared across topics of one change.
+		def(&s.EventType, Field{Header: "X-Shopify-Topic"})
+		def(&s.EventID, Field{Header: "X-Shopify-Webhook-Id"})
+		def(&s.SchemaVersion, Field{Header: "X-Shopify-API-Version"})
+		def(&s.OccurredAt, Field{Header: "X-Shopify-Triggered-At"})
+	case KindStandardWebhooks:
+		def(&s.EventType, Field{Pointer: "/type"})
+		def(&s.EventID, Field{Header: "webhook-id"})
+		def(&s.OccurredAt, Field{Pointer: "/timestamp"})
+	default:
+		def(&s.EventType, Field{Header: "X-Event-Type", Pointer: "/type"})
+		def(&s.EventID, Field{Header: "X-Event-Id", Pointer: "/id"})
+	}
+	if s.SchemaVersion.Default == "" {
+		s.SchemaVersion.Default = DefaultSchemaVersion
+	}
+}
+
+// kindHeaders are the non-secret headers worth keeping for each kind:
+// useful to operators and to handlers, never signatures.
+func kindHeaders(kind string) []string {
+	common := []string{"User-Agent", "Content-Type", "X-Correlation-Id", "Traceparent", "Tracestate"}
+	switch kind {
+	case KindGitHub:
+		return append(common, "X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-Id", "X-GitHub-Hook-Installation-Target-Id")
+	case KindShopify:
+		return append(common, "X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-API-Version", "X-Shopify-Webhook-Id", "X-Shopify-Event-Id", "X-Shopify-Triggered-At")
+	case KindStandardWebhooks:
+		return append(common, "Webhook-Id", "Webhook-Timestamp")
+	}
+	return common
+}
+
+// signatureHeaders are never copied into envelopes: they are useless once
+// verified and some schemes make them replayable.
+func signatureHeaders(s *Source) []string {
+	h := []string{"Stripe-Signature", "X-Hub-Signature", "X-Hub-Signature-256", "X-Shopify-Hmac-Sha256", "Webhook-Signature", "Authorization", "Cookie"}
+	if s.HMAC.Header != "" {
+		h = append(h, s.HMAC.Header)
+	}
+	return h
+}
+
+func canonical(h string) string { return http.CanonicalHeaderKey(h) }

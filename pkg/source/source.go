@@ -1,0 +1,400 @@
+// Package source loads the sources file: which senders Inlet accepts, how
+// each one signs, where its event type, id, schema version and business time
+// live, and how its events are processed. Secrets are named here but read
+// only from the environment or files.
+package source
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+
+	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/webhook"
+)
+
+// Kinds of source, named after how they sign.
+const (
+	KindStripe           = "stripe"
+	KindGitHub           = "github"
+	KindShopify          = "shopify"
+	KindStandardWebhooks = "standard-webhooks"
+	KindHMAC             = "hmac"
+	KindNone             = "none"
+)
+
+// Defaults for settings a source leaves out.
+const (
+	DefaultMaxBody       = 1 << 20
+	DefaultTolerance     = 5 * time.Minute
+	DefaultDedupWindow   = 7 * 24 * time.Hour
+	DefaultSchemaVersion = "v1"
+	DefaultBatchMaxLines = 10000
+	DefaultMaxAttempts   = 4 // the first try plus one per default tier
+)
+
+// File is the sources file.
+type File struct {
+	Sources map[string]*Source `yaml:"sources"`
+}
+
+// Source is one configured sender.
+type Source struct {
+	Name string `yaml:"-"`
+	Kind string `yaml:"kind"`
+	// SecretsEnv names environment variables holding the signing secrets, in
+	// order; several allow rotation. VAR_FILE is read when VAR is unset.
+	// Unset variables are skipped (a "previous" secret may be absent), but at
+	// least one must be set unless the kind is none.
+	SecretsEnv []string `yaml:"secrets_env"`
+	// Tolerance bounds the age (and future skew) of signed timestamps.
+	Tolerance Duration `yaml:"tolerance"`
+	// MaxBody is the largest body accepted, enforced while reading.
+	MaxBody ByteSize `yaml:"max_body"`
+	// JSON says bodies must be JSON (400 otherwise). Default true.
+	JSON *bool `yaml:"json"`
+	// HMAC configures kind hmac.
+	HMAC HMACSpec `yaml:"hmac"`
+
+	EventType     Field `yaml:"event_type"`
+	EventID       Field `yaml:"event_id"`
+	SchemaVersion Field `yaml:"schema_version"`
+	OccurredAt    Field `yaml:"occurred_at"`
+	// KeepHeaders are request headers copied into the envelope, beside the
+	// kind's own (signature headers are never kept).
+	KeepHeaders []string `yaml:"keep_headers"`
+
+	Batch       BatchSpec            `yaml:"batch"`
+	Retry       RetrySpec            `yaml:"retry"`
+	DedupWindow Duration             `yaml:"dedup_window"`
+	Runbook     string               `yaml:"runbook"`
+	Events      map[string]EventSpec `yaml:"events"`
+
+	provider     webhook.Provider
+	batchTokens  [][]byte
+	eventOrder   []string // Events keys, most specific first
+	hasSecrets   bool
+	keepHeaders  []string // canonical names
+	signatureHdr map[string]bool
+}
+
+// HMACSpec configures the generic hmac kind.
+type HMACSpec struct {
+	Header    string `yaml:"header"`
+	Algorithm string `yaml:"algorithm"` // sha256 | sha512
+	Encoding  string `yaml:"encoding"`  // hex | base64
+	Prefix    string `yaml:"prefix"`    // e.g. "sha256="
+}
+
+// Field says where a value is found: a request header, a JSON pointer into
+// the body, then fallback pointers (joined with ":"), then Default. For
+// event_id, HashBody (default true) falls back to the body's SHA-256.
+type Field struct {
+	Header   string   `yaml:"header"`
+	Pointer  string   `yaml:"pointer"`
+	Fallback []string `yaml:"fallback"`
+	Default  string   `yaml:"default"`
+	HashBody *bool    `yaml:"hash_body"`
+}
+
+// BatchSpec configures the NDJSON events endpoint for this source. It is off
+// unless TokensEnv is set or Signed is true.
+type BatchSpec struct {
+	// TokensEnv names variables holding bearer tokens (several for rotation).
+	TokensEnv []string `yaml:"tokens_env"`
+	// Signed accepts a batch signed over the whole body with the source's own
+	// signature scheme. A signed batch is verified before anything is
+	// written, so it is read whole (up to MaxBody) first.
+	Signed   bool     `yaml:"signed"`
+	MaxLines int      `yaml:"max_lines"`
+	MaxBody  ByteSize `yaml:"max_body"`
+}
+
+// RetrySpec is a source's retry budget.
+type RetrySpec struct {
+	Tiers       []Duration `yaml:"tiers"`
+	MaxAttempts int        `yaml:"max_attempts"`
+}
+
+// EventSpec says how the processor handles an event type (exact or a glob
+// with *): its payload contract and key templates.
+type EventSpec struct {
+	Contract   string `yaml:"contract"`
+	EntityKey  string `yaml:"entity_key"`
+	NaturalKey string `yaml:"natural_key"`
+	OccurredAt string `yaml:"occurred_at"`
+}
+
+// Load reads and validates the sources file at path, resolving secrets from
+// the environment.
+func Load(path string) (*File, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	f, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return f, nil
+}
+
+// Parse parses and validates a sources file, resolving secrets from the
+// environment.
+func Parse(b []byte) (*File, error) {
+	var f File
+	if err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(&f); err != nil {
+		return nil, err
+	}
+	if len(f.Sources) == 0 {
+		return nil, errors.New("no sources defined")
+	}
+	var errs []error
+	for _, name := range f.Names() {
+		s := f.Sources[name]
+		if s == nil {
+			errs = append(errs, fmt.Errorf("source %q: empty", name))
+			continue
+		}
+		s.Name = name
+		if err := s.init(); err != nil {
+			errs = append(errs, fmt.Errorf("source %q: %w", name, err))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// Names returns the source names, sorted.
+func (f *File) Names() []string {
+	names := make([]string, 0, len(f.Sources))
+	for n := range f.Sources {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Get returns the named source.
+func (f *File) Get(name string) (*Source, bool) {
+	s, ok := f.Sources[name]
+	return s, ok
+}
+
+var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+func (s *Source) init() error {
+	var errs []error
+	if !validName.MatchString(s.Name) {
+		errs = append(errs, errors.New("name must be lower-case letters, digits, - or _ (at most 64)"))
+	}
+	s.applyKindDefaults()
+	if s.MaxBody == 0 {
+		s.MaxBody = DefaultMaxBody
+	}
+	if s.MaxBody < 0 || s.MaxBody > kafka.MaxBodyBytes {
+		errs = append(errs, fmt.Errorf("max_body must be between 1 and %d bytes", kafka.MaxBodyBytes))
+	}
+	if s.Tolerance == 0 {
+		s.Tolerance = Duration(DefaultTolerance)
+	}
+	if s.DedupWindow == 0 {
+		s.DedupWindow = Duration(DefaultDedupWindow)
+	}
+	if len(s.Retry.Tiers) == 0 {
+		for _, d := range kafka.DefaultRetryTiers {
+			s.Retry.Tiers = append(s.Retry.Tiers, Duration(d))
+		}
+	}
+	if s.Retry.MaxAttempts == 0 {
+		s.Retry.MaxAttempts = len(s.Retry.Tiers) + 1
+	}
+	if s.Retry.MaxAttempts < 1 || s.Retry.MaxAttempts > len(s.Retry.Tiers)+1 {
+		errs = append(errs, fmt.Errorf("retry.max_attempts must be between 1 and %d (one first try plus one per tier)", len(s.Retry.Tiers)+1))
+	}
+	if s.Batch.MaxLines == 0 {
+		s.Batch.MaxLines = DefaultBatchMaxLines
+	}
+	if s.Batch.MaxBody == 0 {
+		s.Batch.MaxBody = 16 << 20
+	}
+
+	var secrets [][]byte
+	for _, env := range s.SecretsEnv {
+		v, err := flagenv.Secret(env)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if v != "" {
+			secrets = append(secrets, []byte(v))
+		}
+	}
+	s.hasSecrets = len(secrets) > 0
+	switch {
+	case s.Kind == KindNone:
+		if len(s.SecretsEnv) > 0 {
+			errs = append(errs, errors.New("kind none takes no secrets"))
+		}
+	case len(s.SecretsEnv) == 0:
+		errs = append(errs, errors.New("secrets_env: name at least one environment variable holding the signing secret"))
+	case !s.hasSecrets:
+		errs = append(errs, fmt.Errorf("none of the secret variables %v is set (or their _FILE)", s.SecretsEnv))
+	}
+	if len(errs) == 0 {
+		p, err := webhook.New(s.Kind, secrets, webhook.Options{
+			Tolerance: time.Duration(s.Tolerance),
+			HMAC: webhook.HMACConfig{
+				Header: s.HMAC.Header, Algorithm: s.HMAC.Algorithm, Encoding: s.HMAC.Encoding, Prefix: s.HMAC.Prefix,
+			},
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+		s.provider = p
+	}
+
+	for _, env := range s.Batch.TokensEnv {
+		v, err := flagenv.Secret(env)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if v != "" {
+			s.batchTokens = append(s.batchTokens, []byte(v))
+		}
+	}
+	if len(s.Batch.TokensEnv) > 0 && len(s.batchTokens) == 0 {
+		errs = append(errs, fmt.Errorf("batch: none of the token variables %v is set", s.Batch.TokensEnv))
+	}
+
+	for _, f := range []struct {
+		name string
+		f    Field
+	}{{"event_type", s.EventType}, {"event_id", s.EventID}, {"schema_version", s.SchemaVersion}, {"occurred_at", s.OccurredAt}} {
+		for _, p := range append([]string{f.f.Pointer}, f.f.Fallback...) {
+			if p != "" && !strings.HasPrefix(p, "/") {
+				errs = append(errs, fmt.Errorf("%s: JSON pointer %q must start with /", f.name, p))
+			}
+		}
+	}
+	for pattern, ev := range s.Events {
+		if pattern == "" {
+			errs = append(errs, errors.New("events: empty event type pattern"))
+		}
+		if err := ev.validate(); err != nil {
+			errs = append(errs, fmt.Errorf("events[%q]: %w", pattern, err))
+		}
+		s.eventOrder = append(s.eventOrder, pattern)
+	}
+	// Exact names first, then globs from the longest (most specific).
+	slices.SortFunc(s.eventOrder, func(a, b string) int {
+		ga, gb := strings.Contains(a, "*"), strings.Contains(b, "*")
+		if ga != gb {
+			if ga {
+				return 1
+			}
+			return -1
+		}
+		if len(a) != len(b) {
+			return len(b) - len(a)
+		}
+		return strings.Compare(a, b)
+	})
+
+	s.signatureHdr = map[string]bool{}
+	for _, h := range signatureHeaders(s) {
+		s.signatureHdr[canonical(h)] = true
+	}
+	for _, h := range append(kindHeaders(s.Kind), s.KeepHeaders...) {
+		if c := canonical(h); !s.signatureHdr[c] && !slices.Contains(s.keepHeaders, c) {
+			s.keepHeaders = append(s.keepHeaders, c)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (ev EventSpec) validate() error {
+	var errs []error
+	for name, t := range map[string]string{"entity_key": ev.EntityKey, "natural_key": ev.NaturalKey} {
+		if t == "" {
+			continue
+		}
+		if _, err := ParseTemplate(t); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if ev.OccurredAt != "" && !strings.HasPrefix(ev.OccurredAt, "/") {
+		errs = append(errs, fmt.Errorf("occurred_at: JSON pointer %q must start with /", ev.OccurredAt))
+	}
+	return errors.Join(errs...)
+}
+
+// Provider is the source's signature scheme (verifier and signer).
+func (s *Source) Provider() webhook.Provider { return s.provider }
+
+// RequiresJSON reports whether bodies must be JSON.
+func (s *Source) RequiresJSON() bool { return s.JSON == nil || *s.JSON }
+
+// BatchEnabled reports whether the NDJSON events endpoint accepts this source.
+func (s *Source) BatchEnabled() bool { return len(s.batchTokens) > 0 || s.Batch.Signed }
+
+// BatchTokens are the bearer tokens accepted on the events endpoint.
+func (s *Source) BatchTokens() [][]byte { return s.batchTokens }
+
+// KeptHeaders are the canonical header names copied into envelopes.
+func (s *Source) KeptHeaders() []string { return s.keepHeaders }
+
+// EventSpecFor returns the handler spec for an event type: an exact entry
+// first, then the most specific glob.
+func (s *Source) EventSpecFor(eventType string) (EventSpec, string, bool) {
+	for _, p := range s.eventOrder {
+		if matchGlob(p, eventType) {
+			return s.Events[p], p, true
+		}
+	}
+	return EventSpec{}, "", false
+}
+
+// LogValue keeps secrets out of logs whatever the caller logs.
+func (s *Source) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("name", s.Name),
+		slog.String("kind", s.Kind),
+		slog.Int("secrets", len(s.SecretsEnv)),
+		slog.Int64("max_body", int64(s.MaxBody)),
+		slog.Int("event_specs", len(s.Events)),
+	)
+}
+
+// matchGlob matches name against a pattern where * stands for any run of
+// characters (including / and .).
+func matchGlob(pattern, name string) bool {
+	parts := strings.Split(pattern, "*")
+	if len(parts) == 1 {
+		return pattern == name
+	}
+	if !strings.HasPrefix(name, parts[0]) {
+		return false
+	}
+	name = name[len(parts[0]):]
+	last := parts[len(parts)-1]
+	for _, p := range parts[1 : len(parts)-1] {
+		i := strings.Index(name, p)
+		if i < 0 {
+			return false
+		}
+		name = name[i+len(p):]
+	}
+	return strings.HasSuffix(name, last)
+}

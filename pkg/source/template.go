@@ -1,0 +1,94 @@
+package source
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Template is a key template such as "stripe:pi:{/data/object/id}" or
+// "{/id}:{/updated_at}": literal text with JSON pointers into the payload in
+// braces. {$source}, {$event_type} and {$event_id} name envelope fields.
+type Template struct {
+	parts []templatePart
+}
+
+type templatePart struct {
+	literal string
+	pointer string // JSON pointer, or $field
+}
+
+// Envelope fields a template may name.
+var templateFields = map[string]bool{"$source": true, "$event_type": true, "$event_id": true, "$schema_version": true}
+
+// ParseTemplate parses a key template.
+func ParseTemplate(s string) (*Template, error) {
+	t := &Template{}
+	rest := s
+	for rest != "" {
+		i := strings.IndexByte(rest, '{')
+		if i < 0 {
+			if strings.IndexByte(rest, '}') >= 0 {
+				return nil, fmt.Errorf("template %q: unmatched }", s)
+			}
+			t.parts = append(t.parts, templatePart{literal: rest})
+			break
+		}
+		if i > 0 {
+			if strings.IndexByte(rest[:i], '}') >= 0 {
+				return nil, fmt.Errorf("template %q: unmatched }", s)
+			}
+			t.parts = append(t.parts, templatePart{literal: rest[:i]})
+		}
+		j := strings.IndexByte(rest[i:], '}')
+		if j < 0 {
+			return nil, fmt.Errorf("template %q: unclosed {", s)
+		}
+		ref := rest[i+1 : i+j]
+		switch {
+		case templateFields[ref]:
+		case strings.HasPrefix(ref, "/") && len(ref) > 1:
+		default:
+			return nil, fmt.Errorf("template %q: {%s} is neither a JSON pointer (/a/b) nor one of $source, $event_type, $event_id, $schema_version", s, ref)
+		}
+		t.parts = append(t.parts, templatePart{pointer: ref})
+		rest = rest[i+j+1:]
+	}
+	if len(t.parts) == 0 {
+		return nil, errors.New("empty template")
+	}
+	return t, nil
+}
+
+// TemplateError names the pointer a template could not fill.
+type TemplateError struct{ Pointer string }
+
+func (e *TemplateError) Error() string {
+	return fmt.Sprintf("key template: %s is missing or not a string/number", e.Pointer)
+}
+
+// Render fills the template from payload and envelope fields. A pointer
+// that is missing or not a scalar is a *TemplateError: a key built from a
+// missing value would merge unrelated events.
+func (t *Template) Render(payload []byte, fields map[string]string) (string, error) {
+	var b strings.Builder
+	for _, p := range t.parts {
+		switch {
+		case p.pointer == "":
+			b.WriteString(p.literal)
+		case p.pointer[0] == '$':
+			v := fields[p.pointer[1:]]
+			if v == "" {
+				return "", &TemplateError{Pointer: p.pointer}
+			}
+			b.WriteString(v)
+		default:
+			r := Pointer(payload, p.pointer)
+			if !scalar(r) || r.String() == "" {
+				return "", &TemplateError{Pointer: p.pointer}
+			}
+			b.WriteString(r.String())
+		}
+	}
+	return b.String(), nil
+}

@@ -1,0 +1,113 @@
+// Command ingest is Inlet's HTTP receiver: it verifies webhooks and NDJSON
+// batches, writes them as envelopes to the raw topic, and answers 2xx only
+// after Kafka acknowledged the write.
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/ingest"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/service"
+	"github.com/inletdev/inlet/pkg/source"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "ingest:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flagenv.New("ingest")
+	var (
+		kcfg        kafka.Config
+		icfg        ingest.Config
+		rcfg        service.RegistryConfig
+		lcfg        service.LogConfig
+		sourcesPath string
+		checkOnly   bool
+	)
+	kcfg.RegisterFlags(fs)
+	icfg.RegisterFlags(fs)
+	rcfg.RegisterFlags(fs)
+	lcfg.RegisterFlags(fs)
+	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
+	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := lcfg.Logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	sources, err := source.Load(sourcesPath)
+	if err != nil {
+		return err
+	}
+	if err := kcfg.Validate(); err != nil {
+		return err
+	}
+	if err := icfg.Validate(); err != nil {
+		return err
+	}
+	if checkOnly {
+		fmt.Printf("configuration ok: %d sources\n", len(sources.Sources))
+		return nil
+	}
+
+	ctx, stop := service.SignalContext(log)
+	defer stop()
+	topics := kafka.TopicNames(kcfg.TopicPrefix, kafka.DefaultRetryTiers)
+	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
+		return err
+	}
+	reg, err := rcfg.Client()
+	if err != nil {
+		return err
+	}
+	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
+	if err != nil {
+		return err
+	}
+	opts, err := kcfg.ClientOpts(log)
+	if err != nil {
+		return err
+	}
+	cl, err := kgo.NewClient(append(opts, ingest.ProducerOpts()...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	srv, err := ingest.New(icfg, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: cl, SR: reg.SR(), Log: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", icfg.Addr)
+	if err != nil {
+		return err
+	}
+	log.Info("ingest listening", "addr", ln.Addr().String(), "sources", sources.Names(), "raw_topic", topics.Raw)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), icfg.DrainTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	<-errc
+	log.Info("ingest stopped", slog.Any("error", err))
+	return err
+}
