@@ -273,38 +273,34 @@ func newLineReader(r io.Reader, max int) *lineReader {
 }
 
 // next returns the next line without its newline (or \r\n). The slice is
-// valid until the following call.
+// valid until the following call. A line over max bytes is consumed to its
+// newline and reported as errLineTooLong; memory stays within max+2.
 func (l *lineReader) next() ([]byte, error) {
 	l.buf = l.buf[:0]
 	tooLong := false
 	for {
 		chunk, err := l.r.ReadSlice('\n')
 		if !tooLong {
-			if len(l.buf)+len(chunk) > l.max+2 { // +2: the line ending
-				tooLong = true
-				l.buf = l.buf[:0]
+			if len(l.buf)+len(chunk) > l.max+2 { // +2: room for \r\n
+				tooLong, l.buf = true, l.buf[:0]
 			} else {
 				l.buf = append(l.buf, chunk...)
 			}
 		}
-		switch {
-		case errors.Is(err, bufio.ErrBufferFull):
+		if errors.Is(err, bufio.ErrBufferFull) {
 			continue
-		case errors.Is(err, io.EOF):
-			if tooLong {
-				return nil, errLineTooLong
-			}
-			if len(l.buf) == 0 {
-				return nil, io.EOF
-			}
-			return trimEOL(l.buf), nil
-		case err != nil:
+		}
+		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, err
 		}
-		if tooLong {
+		if errors.Is(err, io.EOF) && !tooLong && len(l.buf) == 0 {
+			return nil, io.EOF
+		}
+		line := trimEOL(l.buf)
+		if tooLong || len(line) > l.max {
 			return nil, errLineTooLong
 		}
-		return trimEOL(l.buf), nil
+		return line, nil
 	}
 }
 

@@ -36,7 +36,7 @@ sources:
     batch:
       tokens_env: [T_BILLING_TOKEN]
       max_lines: 5
-      max_body: 64KiB
+      max_body: 4MiB
   internal:
     kind: hmac
     secrets_env: [T_INTERNAL_SECRET]

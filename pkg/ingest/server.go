@@ -184,7 +184,10 @@ func (s *Server) probe(interval time.Duration) {
 		defer cancel()
 		err := s.kafka.Ping(ctx)
 		if err == nil && s.sr != nil {
-			_, err = s.sr.SupportedTypes(ctx)
+			// GET /config: cheap on every registry implementation.
+			if res := s.sr.Compatibility(ctx); len(res) > 0 {
+				err = res[0].Err
+			}
 		}
 		if was := s.ready.Swap(err == nil); was != (err == nil) {
 			if err != nil {

@@ -15,7 +15,7 @@ import (
 // MaxMessageBytes is the topic max.message.bytes (and producer batch limit)
 // Inlet uses: room for the largest accepted body (per-source limit, 1 MiB by
 // default, up to MaxBodyBytes) plus the envelope and headers around it.
-const MaxMessageBytes = 8 << 20
+const MaxMessageBytes = 4 << 20
 
 // MaxBodyBytes is the largest per-source body limit that fits MaxMessageBytes.
 const MaxBodyBytes = MaxMessageBytes - 64<<10

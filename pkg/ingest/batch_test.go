@@ -1,0 +1,185 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/testenv"
+)
+
+func postBatch(t testing.TB, h *harness, path, auth string, body []byte, sign string) (int, BatchResponse, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.url+path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-ndjson")
+	if auth != "" {
+		req.Header.Set("Authorization", auth)
+	}
+	if sign != "" {
+		src, _ := h.sources.Get(sign)
+		if err := src.Provider().Sign(req.Header, body, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var br BatchResponse
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &br); err != nil {
+		t.Fatalf("answer is not JSON: %s", raw)
+	}
+	return resp.StatusCode, br, resp.Header
+}
+
+func TestBatchEndpoint(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	good := func(id string) string {
+		return fmt.Sprintf(`{"id":%q,"type":"invoice.paid","occurred_at":"2025-01-01T00:00:00Z","data":{"id":"inv_%s"}}`, id, id)
+	}
+
+	t.Run("good and bad lines: bad ones reported, good ones durable", func(t *testing.T) {
+		long := `{"id":"big","type":"x","data":"` + strings.Repeat("x", 2<<20) + `"}`
+		body := strings.Join([]string{
+			good("b1"),
+			`{"id":"b2","type":"invoice.paid"`, // truncated JSON
+			``,                                 // blank: skipped
+			`{"type":"invoice.paid","data":{}}`, // no id
+			good("b3") + "\r",                   // CRLF
+			`{"id":"b4","type":"t","occurred_at":"yesterday","data":{}}`,
+			`[1,2,3]`,
+			long, // over the source's max_body (1 MiB)
+			good("b5"),
+		}, "\n")
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(body), "")
+		if status != http.StatusMultiStatus || br.Accepted != 3 || br.Rejected != 5 || br.Failed != 0 {
+			t.Fatalf("status %d, %+v", status, br)
+		}
+		want := map[int]string{1: LineAccepted, 2: LineRejected, 4: LineRejected, 5: LineAccepted, 6: LineRejected, 7: LineRejected, 8: LineRejected, 9: LineAccepted}
+		for _, r := range br.Results {
+			if want[r.Line] != r.Status {
+				t.Errorf("line %d: %s (%s), want %s", r.Line, r.Status, r.Error, want[r.Line])
+			}
+			if r.Status == LineRejected && r.Error == "" {
+				t.Errorf("line %d rejected without a reason", r.Line)
+			}
+		}
+		envs := h.rawEnvelopes(t, 3)
+		got := map[string]bool{}
+		for _, e := range envs {
+			got[e.EventID] = true
+			if e.Channel != "events" || e.Source != "billing" || e.OccurredAt == nil {
+				t.Errorf("envelope %+v", e)
+			}
+			if e.EventID == "b3" && bytes.HasSuffix(e.Payload, []byte("\r")) {
+				t.Errorf("line ending kept in payload")
+			}
+		}
+		if len(envs) != 3 || !got["b1"] || !got["b3"] || !got["b5"] {
+			t.Fatalf("raw topic holds %v", got)
+		}
+	})
+
+	t.Run("authentication", func(t *testing.T) {
+		body := []byte(good("a1"))
+		for name, auth := range map[string]string{"none": "", "wrong token": "Bearer nope", "basic": "Basic YTpi"} {
+			if status, _, _ := postBatch(t, h, "/events/billing", auth, body, ""); status != 401 {
+				t.Errorf("%s: status %d, want 401", name, status)
+			}
+		}
+		if status, _, _ := postBatch(t, h, "/events/stripe", "Bearer batch-token-1", body, ""); status != 404 {
+			t.Errorf("source without a batch endpoint: status %d, want 404", status)
+		}
+		if status, br, _ := postBatch(t, h, "/events?source=billing", "Bearer batch-token-1", body, ""); status != 200 || br.Accepted != 1 {
+			t.Errorf("?source= form: status %d %+v", status, br)
+		}
+	})
+
+	t.Run("signed batch is verified over the whole body", func(t *testing.T) {
+		body := []byte(good("s1") + "\n" + good("s2") + "\n")
+		if status, br, _ := postBatch(t, h, "/events/internal", "", body, "internal"); status != 200 || br.Accepted != 2 {
+			t.Fatalf("signed: status %d %+v", status, br)
+		}
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/events/internal", bytes.NewReader(body))
+		src, _ := h.sources.Get("internal")
+		_ = src.Provider().Sign(req.Header, []byte(good("other")), time.Now())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Fatalf("signature over another body: status %d, want 401", resp.StatusCode)
+		}
+	})
+
+	t.Run("limits", func(t *testing.T) {
+		var lines []string
+		for i := range 7 {
+			lines = append(lines, good(fmt.Sprintf("m%d", i)))
+		}
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(strings.Join(lines, "\n")), "")
+		if status != http.StatusMultiStatus || br.Accepted != 5 || br.Rejected != 1 {
+			t.Fatalf("max_lines 5: status %d %+v", status, br)
+		}
+		if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", nil, ""); status != 400 || br.Error != "empty batch" {
+			t.Fatalf("empty: status %d %+v", status, br)
+		}
+		if status, _, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte("nope\nnope"), ""); status != 400 {
+			t.Fatalf("all bad: status %d", status)
+		}
+	})
+}
+
+// FuzzLineReader: whatever the input and line limit, the reader never
+// panics, never returns a line longer than the limit, and the lines it
+// returns (plus skipped overlong ones) reassemble the input.
+func FuzzLineReader(f *testing.F) {
+	f.Add([]byte("a\nb\r\n\nc"), 4)
+	f.Add([]byte(strings.Repeat("x", 100)+"\nshort\n"), 10)
+	f.Add([]byte{}, 1)
+	f.Add([]byte("\n\n\n"), 0)
+	f.Fuzz(func(t *testing.T, in []byte, max int) {
+		if max < 0 || max > 1<<16 {
+			return
+		}
+		lr := newLineReader(bytes.NewReader(in), max)
+		var rebuilt [][]byte
+		for {
+			line, err := lr.next()
+			if err == io.EOF {
+				break
+			}
+			if err == errLineTooLong {
+				rebuilt = append(rebuilt, nil)
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(line) > max {
+				t.Fatalf("line of %d bytes over limit %d", len(line), max)
+			}
+			rebuilt = append(rebuilt, bytes.Clone(line))
+		}
+		parts := bytes.Split(in, []byte("\n"))
+		if len(parts) > 0 && len(parts[len(parts)-1]) == 0 {
+			parts = parts[:len(parts)-1]
+		}
+		if len(parts) != len(rebuilt) {
+			t.Fatalf("%d lines, want %d", len(rebuilt), len(parts))
+		}
+		for i, p := range parts {
+			if rebuilt[i] != nil && !bytes.Equal(rebuilt[i], bytes.TrimSuffix(p, []byte("\r"))) {
+				t.Fatalf("line %d = %q, want %q", i, rebuilt[i], p)
+			}
+		}
+	})
+}
