@@ -49,8 +49,8 @@ func TestBatchEndpoint(t *testing.T) {
 		long := `{"id":"big","type":"x","data":"` + strings.Repeat("x", 2<<20) + `"}`
 		body := strings.Join([]string{
 			good("b1"),
-			`{"id":"b2","type":"invoice.paid"`, // truncated JSON
-			``,                                 // blank: skipped
+			`{"id":"b2","type":"invoice.paid"`,  // truncated JSON
+			``,                                  // blank: skipped
 			`{"type":"invoice.paid","data":{}}`, // no id
 			good("b3") + "\r",                   // CRLF
 			`{"id":"b4","type":"t","occurred_at":"yesterday","data":{}}`,
