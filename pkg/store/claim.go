@@ -1,0 +1,184 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"time"
+)
+
+// doneValue is what a dedup key holds once its event was processed. The Lua
+// scripts spell it out too; a token may never equal it.
+const doneValue = "done"
+
+// ClaimResult is the outcome of claiming one dedup key.
+type ClaimResult int
+
+const (
+	// ClaimAcquired: the key is now held by this token for the claim lease.
+	// Process the event, then ConfirmBatch (success) or ReleaseBatch (failure).
+	// Claiming a key this token already holds also answers ClaimAcquired and
+	// renews the lease, so a retried batch gets its own claims back.
+	ClaimAcquired ClaimResult = iota + 1
+	// ClaimDone: the event was already processed within the dedup window.
+	// Skip it as a duplicate.
+	ClaimDone
+	// ClaimBusy: another attempt holds a live lease on the key (another
+	// worker, or an earlier occurrence of the same key in the same batch).
+	// Its outcome is unknown yet; retry the event later, when it will be
+	// either done or free again.
+	ClaimBusy
+)
+
+func (r ClaimResult) String() string {
+	switch r {
+	case ClaimAcquired:
+		return "acquired"
+	case ClaimDone:
+		return "done"
+	case ClaimBusy:
+		return "busy"
+	}
+	return fmt.Sprintf("ClaimResult(%d)", int(r))
+}
+
+// Claim is a dedup key held by one processing attempt, and the token it was
+// claimed with: what the processor keeps between ClaimBatch and
+// ConfirmBatch or ReleaseBatch.
+type Claim struct {
+	Key   string
+	Token string
+}
+
+// NewToken returns a random token (128 bits) for one processing attempt.
+// Use a fresh token per attempt, never one shared by two workers: the token
+// is what tells a live claim of ours from somebody else's.
+func NewToken() string { return rand.Text() }
+
+func checkToken(token string) error {
+	if token == "" || token == doneValue {
+		return fmt.Errorf("%w: token %q: must be non-empty and not %q", ErrInvalidArgument, token, doneValue)
+	}
+	return nil
+}
+
+// ClaimBatch claims each key for token, in one round trip. For each key it
+// atomically does SET <prefix>dedup:<key> <token> NX PX <lease> and, when the
+// key exists, reports whether it is done or busy (see [ClaimResult]); the
+// results are in the order of keys.
+//
+// A key that appears more than once in keys is claimed once: the first
+// occurrence gets the real result, later ones ClaimBusy, so a duplicate
+// fetched in the same batch as its original is not processed twice.
+//
+// On error no results are returned but some keys may be claimed: retry the
+// batch with the same token (claims are re-entrant) or ReleaseBatch it.
+// A cancelled ctx returns an error wrapping ctx.Err(); what was sent before
+// may still have taken effect.
+func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]ClaimResult, error) {
+	if err := checkToken(token); err != nil {
+		return nil, err
+	}
+	sent := make([]int, 0, len(keys)) // indexes into keys of first occurrences
+	seen := make(map[string]struct{}, len(keys))
+	for i, k := range keys {
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			sent = append(sent, i)
+		}
+	}
+	lease := s.cfg.lease.Milliseconds()
+	codes, err := s.evalBatch(ctx, "claim", claimScript, len(sent), func(j int) (string, []any) {
+		return s.dedupKey(keys[sent[j]]), []any{token, lease}
+	})
+	if err != nil {
+		return nil, err
+	}
+	res := make([]ClaimResult, len(keys))
+	for i := range res {
+		res[i] = ClaimBusy
+	}
+	for j, c := range codes {
+		switch c {
+		case 0:
+			res[sent[j]] = ClaimAcquired
+		case 1:
+			res[sent[j]] = ClaimDone
+		case 2:
+			res[sent[j]] = ClaimBusy
+		default:
+			return nil, fmt.Errorf("store: claim: unexpected script result %d", c)
+		}
+	}
+	return res, nil
+}
+
+// ConfirmBatch marks each key done, with a TTL of its dedup window, after the
+// events' output was written; one round trip. window holds one duration per
+// key, or a single one for all keys; each must be at least 1ms.
+//
+// When the claim is still token's, the key becomes "done" atomically. When it
+// is not — the lease expired first, and possibly another attempt claimed the
+// key since — the key is marked done all the same: the output was already
+// committed (Kafka transaction), so the event is processed, and "done" is the
+// truth that keeps further deliveries from being processed again. (An attempt
+// that took the key over is already processing a duplicate; its own confirm
+// then finds the key done, and its release leaves it alone.) Those keys are
+// reported in a *[LostClaimError], after all keys were marked: log it, do not
+// retry. A key already done is left as it is (its TTL is not extended), which
+// makes a retried confirm harmless.
+//
+// Any other error means some keys may not be marked; retrying is safe.
+func (s *Store) ConfirmBatch(ctx context.Context, keys []string, token string, window []time.Duration) error {
+	if err := checkToken(token); err != nil {
+		return err
+	}
+	if len(window) != len(keys) && len(window) != 1 {
+		return fmt.Errorf("%w: %d windows for %d keys (want one per key, or one for all)", ErrInvalidArgument, len(window), len(keys))
+	}
+	for _, w := range window {
+		if w < time.Millisecond {
+			return fmt.Errorf("%w: dedup window %v is below 1ms", ErrInvalidArgument, w)
+		}
+	}
+	codes, err := s.evalBatch(ctx, "confirm", confirmScript, len(keys), func(i int) (string, []any) {
+		w := window[0]
+		if len(window) > 1 {
+			w = window[i]
+		}
+		return s.dedupKey(keys[i]), []any{token, w.Milliseconds()}
+	})
+	if err != nil {
+		return err
+	}
+	var lost []LostClaim
+	for i, c := range codes {
+		switch c {
+		case 0, 1:
+		case 2:
+			lost = append(lost, LostClaim{Key: keys[i]})
+		case 3:
+			lost = append(lost, LostClaim{Key: keys[i], TakenOver: true})
+		default:
+			return fmt.Errorf("store: confirm: unexpected script result %d", c)
+		}
+	}
+	if lost != nil {
+		return &LostClaimError{Claims: lost}
+	}
+	return nil
+}
+
+// ReleaseBatch gives up token's claim on each key after a failed attempt, so
+// the retry can claim it at once; one round trip. A key that is no longer
+// token's (lease expired, taken over, or done) is left untouched: releasing
+// is always safe, also for keys that were never acquired.
+func (s *Store) ReleaseBatch(ctx context.Context, keys []string, token string) error {
+	if err := checkToken(token); err != nil {
+		return err
+	}
+	_, err := s.evalBatch(ctx, "release", releaseScript, len(keys), func(i int) (string, []any) {
+		return s.dedupKey(keys[i]), []any{token}
+	})
+	return err
+}

@@ -1,0 +1,534 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// runSuite is the behavioural suite every Redis backend must pass.
+func runSuite(t *testing.T, newEnv newEnvFunc) {
+	// base is a time with no sub-microsecond part, so stored times compare
+	// equal to the ones written.
+	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	at := func(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+
+	setup := func(t *testing.T, opts ...Opt) (*env, *Store) {
+		t.Helper()
+		e := newEnv(t)
+		return e, New(e.rdb, append([]Opt{KeyPrefix(e.prefix)}, opts...)...)
+	}
+	// setupShortLease is setup with the backend's lease for tests that let
+	// claims expire.
+	setupShortLease := func(t *testing.T) (*env, *Store) {
+		t.Helper()
+		e := newEnv(t)
+		return e, New(e.rdb, KeyPrefix(e.prefix), ClaimLease(e.lease))
+	}
+	ctx := context.Background()
+
+	t.Run("claim", func(t *testing.T) {
+		t.Run("concurrent claims: exactly one acquires each key", func(t *testing.T) {
+			_, s := setup(t)
+			keys := []string{"order:1:paid"}
+			for i := range 49 {
+				keys = append(keys, fmt.Sprintf("order:%d:paid", i+2))
+			}
+			const workers = 10
+			results := make([][]ClaimResult, workers)
+			errs := make([]error, workers)
+			var wg sync.WaitGroup
+			start := make(chan struct{})
+			for w := range workers {
+				wg.Go(func() {
+					<-start
+					results[w], errs[w] = s.ClaimBatch(ctx, keys, NewToken())
+				})
+			}
+			close(start)
+			wg.Wait()
+			for w := range workers {
+				if errs[w] != nil {
+					t.Fatalf("worker %d: %v", w, errs[w])
+				}
+			}
+			for k := range keys {
+				var acquired, busy int
+				for w := range workers {
+					switch results[w][k] {
+					case ClaimAcquired:
+						acquired++
+					case ClaimBusy:
+						busy++
+					}
+				}
+				if acquired != 1 || busy != workers-1 {
+					t.Fatalf("key %q: %d acquired, %d busy; want 1 and %d", keys[k], acquired, busy, workers-1)
+				}
+			}
+		})
+
+		t.Run("done key reports done", func(t *testing.T) {
+			_, s := setup(t)
+			tok := NewToken()
+			mustClaim(t, s, []string{"a", "b"}, tok, ClaimAcquired, ClaimAcquired)
+			if err := s.ConfirmBatch(ctx, []string{"a"}, tok, []time.Duration{time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			mustClaim(t, s, []string{"a", "b"}, NewToken(), ClaimDone, ClaimBusy)
+			mustClaim(t, s, []string{"a"}, tok, ClaimDone)
+		})
+
+		t.Run("claims are re-entrant for the same token and renew the lease", func(t *testing.T) {
+			e, s := setup(t)
+			tok := NewToken()
+			mustClaim(t, s, []string{"a"}, tok, ClaimAcquired)
+			e.expire(30 * time.Second)
+			mustClaim(t, s, []string{"a"}, tok, ClaimAcquired)
+			pttl := e.rdb.PTTL(ctx, e.prefix+"dedup:a").Val()
+			if pttl <= 59*time.Second || pttl > time.Minute {
+				t.Fatalf("lease after re-claim: PTTL %v, want ~60s", pttl)
+			}
+		})
+
+		t.Run("a key repeated in one batch is claimed once", func(t *testing.T) {
+			_, s := setup(t)
+			mustClaim(t, s, []string{"a", "b", "a", "a"}, NewToken(), ClaimAcquired, ClaimAcquired, ClaimBusy, ClaimBusy)
+		})
+
+		t.Run("expired lease is reclaimable", func(t *testing.T) {
+			e, s := setupShortLease(t)
+			mustClaim(t, s, []string{"a"}, NewToken(), ClaimAcquired)
+			mustClaim(t, s, []string{"a"}, NewToken(), ClaimBusy)
+			e.expire(e.lease + time.Millisecond)
+			tok := NewToken()
+			eventually(t, 5*time.Second, "the lease to expire", func() bool {
+				res, err := s.ClaimBatch(ctx, []string{"a"}, tok)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res[0] == ClaimAcquired
+			})
+		})
+
+		t.Run("stored values and lease TTL", func(t *testing.T) {
+			e, s := setup(t, ClaimLease(42*time.Second))
+			tok := NewToken()
+			mustClaim(t, s, []string{"a"}, tok, ClaimAcquired)
+			key := e.prefix + "dedup:a"
+			if v := e.rdb.Get(ctx, key).Val(); v != tok {
+				t.Fatalf("claimed value %q, want the token %q", v, tok)
+			}
+			if pttl := e.rdb.PTTL(ctx, key).Val(); pttl <= 41*time.Second || pttl > 42*time.Second {
+				t.Fatalf("claim PTTL %v, want ~42s", pttl)
+			}
+			if err := s.ConfirmBatch(ctx, []string{"a"}, tok, []time.Duration{time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			if v := e.rdb.Get(ctx, key).Val(); v != doneValue {
+				t.Fatalf("confirmed value %q, want %q", v, doneValue)
+			}
+		})
+	})
+
+	t.Run("confirm", func(t *testing.T) {
+		t.Run("sets TTL to the window, per key or one for all", func(t *testing.T) {
+			e, s := setup(t)
+			tok := NewToken()
+			keys := []string{"a", "b", "c", "d"}
+			mustClaim(t, s, keys, tok, ClaimAcquired, ClaimAcquired, ClaimAcquired, ClaimAcquired)
+			if err := s.ConfirmBatch(ctx, keys[:2], tok, []time.Duration{time.Hour, 2 * time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ConfirmBatch(ctx, keys[2:], tok, []time.Duration{168 * time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			for i, want := range []time.Duration{time.Hour, 2 * time.Hour, 168 * time.Hour, 168 * time.Hour} {
+				pttl := e.rdb.PTTL(ctx, e.prefix+"dedup:"+keys[i]).Val()
+				if pttl > want || pttl < want-5*time.Second {
+					t.Errorf("key %q: PTTL %v, want %v", keys[i], pttl, want)
+				}
+			}
+		})
+
+		t.Run("repeated confirm is harmless and keeps the TTL", func(t *testing.T) {
+			e, s := setup(t)
+			tok := NewToken()
+			mustClaim(t, s, []string{"a"}, tok, ClaimAcquired)
+			for _, w := range []time.Duration{time.Hour, 5 * time.Hour} {
+				if err := s.ConfirmBatch(ctx, []string{"a"}, tok, []time.Duration{w}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if pttl := e.rdb.PTTL(ctx, e.prefix+"dedup:a").Val(); pttl > time.Hour {
+				t.Fatalf("PTTL %v after a second confirm, want the first window (1h)", pttl)
+			}
+		})
+
+		t.Run("lost claims are marked done and reported", func(t *testing.T) {
+			e, s := setupShortLease(t)
+			tokA, tokB := NewToken(), NewToken()
+			mustClaim(t, s, []string{"expired", "taken", "kept"}, tokA, ClaimAcquired, ClaimAcquired, ClaimAcquired)
+			e.expire(e.lease + time.Millisecond)
+			eventually(t, 5*time.Second, "the lease to expire", func() bool {
+				res, err := s.ClaimBatch(ctx, []string{"taken"}, tokB)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res[0] == ClaimAcquired
+			})
+			// "kept" is re-claimed by A (renewing it), "expired" has run out.
+			mustClaim(t, s, []string{"kept"}, tokA, ClaimAcquired)
+			eventually(t, 5*time.Second, `"expired" to expire`, func() bool {
+				return e.rdb.Exists(ctx, e.prefix+"dedup:expired").Val() == 0
+			})
+			err := s.ConfirmBatch(ctx, []string{"expired", "taken", "kept"}, tokA, []time.Duration{time.Hour})
+			var lost *LostClaimError
+			if !errors.As(err, &lost) || !IsLostClaim(err) {
+				t.Fatalf("confirm: %v, want a *LostClaimError", err)
+			}
+			want := []LostClaim{{Key: "expired"}, {Key: "taken", TakenOver: true}}
+			if !slices.Equal(lost.Claims, want) {
+				t.Fatalf("lost %+v, want %+v", lost.Claims, want)
+			}
+			if IsUnavailable(err) {
+				t.Fatal("a lost claim is not unavailability")
+			}
+			mustClaim(t, s, []string{"expired", "taken", "kept"}, NewToken(), ClaimDone, ClaimDone, ClaimDone)
+			// B, which took "taken" over, finds it done: no error, and its
+			// release leaves it done.
+			if err := s.ConfirmBatch(ctx, []string{"taken"}, tokB, []time.Duration{time.Hour}); err != nil {
+				t.Fatalf("confirm by the taker: %v", err)
+			}
+			if err := s.ReleaseBatch(ctx, []string{"taken"}, tokB); err != nil {
+				t.Fatal(err)
+			}
+			mustClaim(t, s, []string{"taken"}, NewToken(), ClaimDone)
+		})
+	})
+
+	t.Run("release", func(t *testing.T) {
+		t.Run("only by the owner", func(t *testing.T) {
+			e, s := setup(t)
+			owner, other := NewToken(), NewToken()
+			mustClaim(t, s, []string{"a", "b"}, owner, ClaimAcquired, ClaimAcquired)
+			if err := s.ReleaseBatch(ctx, []string{"a", "b"}, other); err != nil {
+				t.Fatal(err)
+			}
+			if v := e.rdb.Get(ctx, e.prefix+"dedup:a").Val(); v != owner {
+				t.Fatalf("after release by another token: %q, want the owner's %q", v, owner)
+			}
+			mustClaim(t, s, []string{"a"}, NewToken(), ClaimBusy)
+			if err := s.ReleaseBatch(ctx, []string{"a", "never-claimed"}, owner); err != nil {
+				t.Fatal(err)
+			}
+			mustClaim(t, s, []string{"a", "b"}, NewToken(), ClaimAcquired, ClaimBusy)
+		})
+
+		t.Run("leaves done keys done", func(t *testing.T) {
+			_, s := setup(t)
+			tok := NewToken()
+			mustClaim(t, s, []string{"a"}, tok, ClaimAcquired)
+			if err := s.ConfirmBatch(ctx, []string{"a"}, tok, []time.Duration{time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ReleaseBatch(ctx, []string{"a"}, tok); err != nil {
+				t.Fatal(err)
+			}
+			mustClaim(t, s, []string{"a"}, NewToken(), ClaimDone)
+		})
+	})
+
+	t.Run("apply", func(t *testing.T) {
+		t.Run("out of order: newest wins, stale counted", func(t *testing.T) {
+			_, s := setup(t)
+			order := []int{3, 1, 5, 2, 4}
+			var stale int
+			for _, sec := range order {
+				res := mustApply(t, s, Update{EntityKey: "order:1", EventTime: at(sec), EventID: "e" + strconv.Itoa(sec), State: []byte("s" + strconv.Itoa(sec))})
+				if res[0] == Stale {
+					stale++
+				}
+			}
+			if stale != 3 { // 1 and 2 (after 3), 4 (after 5)
+				t.Fatalf("%d stale, want 3", stale)
+			}
+			mustEntity(t, s, "order:1", at(5), "e5", "s5")
+		})
+
+		t.Run("out of order inside one batch", func(t *testing.T) {
+			_, s := setup(t)
+			got := mustApply(t, s,
+				Update{EntityKey: "x", EventTime: at(2), EventID: "e2", State: []byte("2")},
+				Update{EntityKey: "y", EventTime: at(9), EventID: "f9", State: []byte("9")},
+				Update{EntityKey: "x", EventTime: at(3), EventID: "e3", State: []byte("3")},
+				Update{EntityKey: "x", EventTime: at(1), EventID: "e1", State: []byte("1")},
+				Update{EntityKey: "y", EventTime: at(8), EventID: "f8", State: []byte("8")},
+			)
+			if want := []ApplyResult{Applied, Applied, Applied, Stale, Stale}; !slices.Equal(got, want) {
+				t.Fatalf("results %v, want %v", got, want)
+			}
+			mustEntity(t, s, "x", at(3), "e3", "3")
+			mustEntity(t, s, "y", at(9), "f9", "9")
+		})
+
+		t.Run("same event reapplied is applied (idempotent)", func(t *testing.T) {
+			_, s := setup(t)
+			u := Update{EntityKey: "order:7", EventTime: at(10), EventID: "evt_1", State: []byte(`{"status":"paid"}`)}
+			for range 3 {
+				if got := mustApply(t, s, u); got[0] != Applied {
+					t.Fatalf("reapply: %v, want applied", got[0])
+				}
+			}
+			// In one batch too, as a retried batch would send it.
+			if got := mustApply(t, s, u, u); !slices.Equal(got, []ApplyResult{Applied, Applied}) {
+				t.Fatalf("reapply in one batch: %v", got)
+			}
+			mustEntity(t, s, "order:7", at(10), "evt_1", `{"status":"paid"}`)
+		})
+
+		t.Run("equal time, other event: the later processed wins", func(t *testing.T) {
+			_, s := setup(t)
+			got := mustApply(t, s,
+				Update{EntityKey: "pi", EventTime: at(0), EventID: "created", State: []byte("c")},
+				Update{EntityKey: "pi", EventTime: at(0), EventID: "succeeded", State: []byte("s")},
+			)
+			if !slices.Equal(got, []ApplyResult{Applied, Applied}) {
+				t.Fatalf("results %v", got)
+			}
+			mustEntity(t, s, "pi", at(0), "succeeded", "s")
+		})
+
+		t.Run("microsecond precision", func(t *testing.T) {
+			_, s := setup(t)
+			mustApply(t, s, Update{EntityKey: "e", EventTime: base.Add(1500 * time.Nanosecond), EventID: "a", State: []byte("a")})
+			// 1.9µs truncates to the same microsecond: not older, applies.
+			if got := mustApply(t, s, Update{EntityKey: "e", EventTime: base.Add(1900 * time.Nanosecond), EventID: "b"}); got[0] != Applied {
+				t.Fatalf("same microsecond: %v", got[0])
+			}
+			if got := mustApply(t, s, Update{EntityKey: "e", EventTime: base.Add(999 * time.Nanosecond), EventID: "c"}); got[0] != Stale {
+				t.Fatalf("earlier microsecond: %v", got[0])
+			}
+			mustEntity(t, s, "e", base.Add(time.Microsecond), "b", "")
+		})
+
+		t.Run("binary state and stored layout", func(t *testing.T) {
+			e, s := setup(t)
+			state := []byte{0, 1, 0xff, '\n', 0}
+			mustApply(t, s, Update{EntityKey: "bin", EventTime: at(1), EventID: "e1", State: state})
+			mustEntity(t, s, "bin", at(1), "e1", string(state))
+			h := e.rdb.HGetAll(ctx, e.prefix+"entity:bin").Val()
+			if h["ts"] != strconv.FormatInt(at(1).UnixMicro(), 10) || h["event_id"] != "e1" || h["state"] != string(state) {
+				t.Fatalf("stored hash %q", h)
+			}
+			if _, ok, err := s.Entity(ctx, "missing"); ok || err != nil {
+				t.Fatalf("missing entity: ok=%v err=%v", ok, err)
+			}
+		})
+	})
+
+	t.Run("scripts are reloaded after SCRIPT FLUSH", func(t *testing.T) {
+		e, s := setup(t)
+		tok := NewToken()
+		mustClaim(t, s, []string{"a"}, tok, ClaimAcquired)
+		mustApply(t, s, Update{EntityKey: "x", EventTime: at(1), EventID: "1"})
+		if err := e.rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		mustClaim(t, s, []string{"a", "b"}, tok, ClaimAcquired, ClaimAcquired)
+		if err := e.rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got := mustApply(t, s, Update{EntityKey: "x", EventTime: at(0), EventID: "0"}, Update{EntityKey: "x", EventTime: at(2), EventID: "2"}); !slices.Equal(got, []ApplyResult{Stale, Applied}) {
+			t.Fatalf("apply after flush: %v", got)
+		}
+		for _, flush := range []bool{true, false} {
+			if flush {
+				if err := e.rdb.ScriptFlush(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := s.ReleaseBatch(ctx, []string{"b"}, tok); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.rdb.ScriptFlush(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ConfirmBatch(ctx, []string{"a"}, tok, []time.Duration{time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		mustClaim(t, s, []string{"a", "b"}, NewToken(), ClaimDone, ClaimAcquired)
+	})
+
+	t.Run("empty batches do nothing", func(t *testing.T) {
+		_, s := setup(t)
+		tok := NewToken()
+		if res, err := s.ClaimBatch(ctx, nil, tok); err != nil || len(res) != 0 {
+			t.Fatalf("claim: %v %v", res, err)
+		}
+		if err := s.ConfirmBatch(ctx, nil, tok, []time.Duration{time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ReleaseBatch(ctx, nil, tok); err != nil {
+			t.Fatal(err)
+		}
+		if res, err := s.ApplyBatch(ctx, nil); err != nil || len(res) != 0 {
+			t.Fatalf("apply: %v %v", res, err)
+		}
+	})
+
+	t.Run("invalid arguments are rejected before sending", func(t *testing.T) {
+		_, s := setup(t)
+		tok := NewToken()
+		for name, err := range map[string]error{
+			"empty token":      func() error { _, err := s.ClaimBatch(ctx, []string{"a"}, ""); return err }(),
+			"reserved token":   func() error { _, err := s.ClaimBatch(ctx, []string{"a"}, doneValue); return err }(),
+			"release token":    s.ReleaseBatch(ctx, []string{"a"}, ""),
+			"windows mismatch": s.ConfirmBatch(ctx, []string{"a", "b", "c"}, tok, []time.Duration{time.Hour, time.Hour}),
+			"no window":        s.ConfirmBatch(ctx, []string{"a"}, tok, nil),
+			"tiny window":      s.ConfirmBatch(ctx, []string{"a"}, tok, []time.Duration{time.Microsecond}),
+			"zero time": func() error {
+				_, err := s.ApplyBatch(ctx, []Update{{EntityKey: "x", EventID: "1"}})
+				return err
+			}(),
+			"far future": func() error {
+				_, err := s.ApplyBatch(ctx, []Update{{EntityKey: "x", EventTime: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}})
+				return err
+			}(),
+			"no entity key": func() error {
+				_, err := s.ApplyBatch(ctx, []Update{{EventTime: at(1)}})
+				return err
+			}(),
+		} {
+			if !errors.Is(err, ErrInvalidArgument) {
+				t.Errorf("%s: %v, want ErrInvalidArgument", name, err)
+			}
+		}
+		mustClaim(t, s, []string{"a"}, tok, ClaimAcquired)
+	})
+
+	t.Run("cancelled context propagates, is not unavailability", func(t *testing.T) {
+		_, s := setup(t)
+		cctx, cancel := context.WithCancel(ctx)
+		cancel()
+		_, err := s.ClaimBatch(cctx, []string{"a"}, NewToken())
+		if !errors.Is(err, context.Canceled) || IsUnavailable(err) {
+			t.Fatalf("claim with a cancelled ctx: %v", err)
+		}
+		_, err = s.ApplyBatch(cctx, []Update{{EntityKey: "x", EventTime: at(1)}})
+		if !errors.Is(err, context.Canceled) || IsUnavailable(err) {
+			t.Fatalf("apply with a cancelled ctx: %v", err)
+		}
+		dctx, cancel := context.WithDeadline(ctx, time.Now().Add(-time.Second))
+		defer cancel()
+		err = s.ConfirmBatch(dctx, []string{"a"}, NewToken(), []time.Duration{time.Hour})
+		if !errors.Is(err, context.DeadlineExceeded) || IsUnavailable(err) {
+			t.Fatalf("confirm past the ctx deadline: %v", err)
+		}
+	})
+
+	t.Run("a key of the wrong type is an error, not unavailability", func(t *testing.T) {
+		e, s := setup(t)
+		if err := e.rdb.HSet(ctx, e.prefix+"dedup:h", "f", "v").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.rdb.Set(ctx, e.prefix+"entity:s", "v", 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+		_, err := s.ClaimBatch(ctx, []string{"ok", "h"}, NewToken())
+		if err == nil || IsUnavailable(err) {
+			t.Fatalf("claim of a hash key: %v", err)
+		}
+		_, err = s.ApplyBatch(ctx, []Update{{EntityKey: "s", EventTime: at(1)}})
+		if err == nil || IsUnavailable(err) {
+			t.Fatalf("apply to a string key: %v", err)
+		}
+	})
+
+	t.Run("redis down is unavailable", func(t *testing.T) {
+		e, s := setup(t)
+		mustClaim(t, s, []string{"a"}, NewToken(), ClaimAcquired)
+		if e.kill != nil {
+			e.kill()
+		} else {
+			s = New(deadClient(t), KeyPrefix(e.prefix))
+		}
+		tok := NewToken()
+		calls := map[string]func() error{
+			"claim":   func() error { _, err := s.ClaimBatch(ctx, []string{"a"}, tok); return err },
+			"confirm": func() error { return s.ConfirmBatch(ctx, []string{"a"}, tok, []time.Duration{time.Hour}) },
+			"release": func() error { return s.ReleaseBatch(ctx, []string{"a"}, tok) },
+			"apply": func() error {
+				_, err := s.ApplyBatch(ctx, []Update{{EntityKey: "x", EventTime: at(1)}})
+				return err
+			},
+			"entity": func() error { _, _, err := s.Entity(ctx, "x"); return err },
+		}
+		for name, call := range calls {
+			err := call()
+			t.Logf("%s: %v", name, err)
+			var ne net.Error
+			if !IsUnavailable(err) || !errors.As(err, &ne) {
+				t.Errorf("%s with redis down: %v, want ErrUnavailable wrapping a net.Error", name, err)
+			}
+		}
+	})
+}
+
+// deadClient returns a client for an address nothing listens on.
+func deadClient(t testing.TB) *redis.Client {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	_ = l.Close()
+	rdb := redis.NewClient(fastFailOptions(addr))
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+func mustClaim(t *testing.T, s *Store, keys []string, token string, want ...ClaimResult) {
+	t.Helper()
+	got, err := s.ClaimBatch(context.Background(), keys, token)
+	if err != nil {
+		t.Fatalf("claim %q: %v", keys, err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("claim %q: %v, want %v", keys, got, want)
+	}
+}
+
+func mustApply(t *testing.T, s *Store, ups ...Update) []ApplyResult {
+	t.Helper()
+	got, err := s.ApplyBatch(context.Background(), ups)
+	if err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	if len(got) != len(ups) {
+		t.Fatalf("apply: %d results for %d updates", len(got), len(ups))
+	}
+	return got
+}
+
+func mustEntity(t *testing.T, s *Store, key string, ts time.Time, eventID, state string) {
+	t.Helper()
+	st, ok, err := s.Entity(context.Background(), key)
+	if err != nil || !ok {
+		t.Fatalf("entity %q: ok=%v err=%v", key, ok, err)
+	}
+	if !st.EventTime.Equal(ts) || st.EventID != eventID || !bytes.Equal(st.State, []byte(state)) {
+		t.Fatalf("entity %q: {%v %q %q}, want {%v %q %q}", key, st.EventTime, st.EventID, st.State, ts, eventID, state)
+	}
+}
