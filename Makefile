@@ -1,0 +1,65 @@
+# Inlet. `make run` and `make test` work on a fresh machine with Go alone.
+GO      ?= go
+PKGS    ?= ./...
+RACE    ?= -race
+
+.PHONY: run test test-integration test-short vet fmt fmt-check fuzz bench bench-ingest bench-processor build services-up services-down compose-check clean
+
+## run: the whole system on embedded infrastructure (data in .inlet/)
+run:
+	$(GO) run ./services/dev
+
+## test: vet, formatting and every test on embedded infrastructure (nothing to install)
+test: vet fmt-check
+	$(GO) test $(RACE) -count=1 $(PKGS)
+
+## test-integration: the TestIntegration* suites against real Kafka and Redis.
+## Uses INLET_KAFKA_BROKERS / INLET_REDIS_URL when set, else starts both via deploy/local.
+test-integration:
+	deploy/local/with-services.sh $(GO) test $(RACE) -count=1 -run Integration -p 1 $(PKGS)
+
+vet:
+	$(GO) vet $(PKGS)
+
+fmt:
+	gofmt -w services pkg schemas loadtest
+
+fmt-check:
+	@out=$$(gofmt -l services pkg schemas loadtest); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+## fuzz: each fuzz target for FUZZTIME (default 10s)
+FUZZTIME ?= 10s
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+	  done; \
+	done
+
+## bench: the Go micro-benchmarks, then the ingest benchmark
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+	$(MAKE) bench-ingest
+
+## bench-ingest: bare handler vs naive ProduceSync vs Inlet's ingest, 16/64/256 connections
+bench-ingest:
+	$(GO) run ./loadtest/benchingest
+
+build:
+	mkdir -p bin
+	$(GO) build -o bin/ ./services/...
+
+## services-up / services-down: real Kafka and Redis on loopback for manual runs
+services-up:
+	deploy/local/kafka/kafka.sh start
+	deploy/local/redis/redis.sh start
+	@deploy/local/env.sh
+services-down:
+	-deploy/local/kafka/kafka.sh stop
+	-deploy/local/redis/redis.sh stop
+
+compose-check:
+	docker compose config -q
+
+clean:
+	rm -rf bin .inlet

@@ -1,0 +1,214 @@
+// Command dev runs the whole of Inlet in one process on embedded
+// infrastructure (in-process Kafka, schema registry and Redis) for `make run`
+// and demos. Data lives under -data-dir, so events survive a restart.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/devstack"
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/ingest"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/service"
+	"github.com/inletdev/inlet/pkg/source"
+)
+
+// devSecrets are used for the sample sources when the environment does not
+// set them: `make run` must work on a fresh machine. They are for local use
+// only and printed on purpose.
+var devSecrets = map[string]string{
+	"STRIPE_WEBHOOK_SECRET":  "whsec_dev_stripe_secret_change_me",
+	"GITHUB_WEBHOOK_SECRET":  "dev-github-secret",
+	"SHOPIFY_WEBHOOK_SECRET": "dev-shopify-secret",
+	"BILLING_WHSEC":          "whsec_ZGV2LWJpbGxpbmctc2VjcmV0LWNoYW5nZS1tZQ==",
+	"BILLING_EVENTS_TOKEN":   "dev-billing-token",
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "dev:", err)
+		os.Exit(1)
+	}
+}
+
+type config struct {
+	dataDir      string
+	sources      string
+	kafkaPort    int
+	registryPort int
+	redisPort    int
+	redisURL     string
+	adminAddr    string
+	prefix       string
+	ingest       ingest.Config
+	log          service.LogConfig
+}
+
+func run(args []string) error {
+	fs := flagenv.New("dev")
+	var c config
+	fs.String(&c.dataDir, "data-dir", "INLET_DATA_DIR", ".inlet", "where the embedded Kafka log and registry schemas live")
+	fs.String(&c.sources, "sources", "INLET_SOURCES", "deploy/sources.example.yaml", "sources file")
+	fs.Int(&c.kafkaPort, "kafka-port", "INLET_DEV_KAFKA_PORT", 9092, "embedded Kafka port")
+	fs.Int(&c.registryPort, "registry-port", "INLET_DEV_REGISTRY_PORT", 8081, "embedded schema registry port")
+	fs.Int(&c.redisPort, "redis-port", "INLET_DEV_REDIS_PORT", 6390, "embedded Redis (miniredis) port")
+	fs.String(&c.redisURL, "redis-url", "INLET_REDIS_URL", "", "use this Redis instead of the embedded one")
+	fs.String(&c.adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9090", "admin and metrics listen address")
+	fs.String(&c.prefix, "topic-prefix", "INLET_TOPIC_PREFIX", "inlet", "topic name prefix")
+	c.ingest.RegisterFlags(fs)
+	c.log.RegisterFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := c.log.Logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	for k, v := range devSecrets {
+		if os.Getenv(k) == "" && os.Getenv(k+"_FILE") == "" {
+			os.Setenv(k, v)
+		}
+	}
+	sources, err := source.Load(c.sources)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
+		return err
+	}
+	stack, err := devstack.Start(devstack.Config{
+		DataDir: c.dataDir, KafkaPort: c.kafkaPort, RegistryPort: c.registryPort,
+		RedisPort: c.redisPort, RedisURL: c.redisURL, Log: log,
+	})
+	if err != nil {
+		return fmt.Errorf("%w (is another `make run` running? stop it or pick other ports with -kafka-port/-registry-port/-redis-port)", err)
+	}
+	defer stack.Close()
+
+	ctx, stop := service.SignalContext(log)
+	defer stop()
+	kcfg := kafka.Config{Brokers: stack.Brokers, ClientID: "inlet-dev", TopicPrefix: c.prefix, Partitions: 3, ReplicationFactor: -1}
+	topics := kafka.TopicNames(c.prefix, kafka.DefaultRetryTiers)
+	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
+		return err
+	}
+	rcfg := service.RegistryConfig{URLs: []string{stack.RegistryURL}}
+	reg, err := rcfg.Client()
+	if err != nil {
+		return err
+	}
+	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
+	if err != nil {
+		return err
+	}
+	opts, _ := kcfg.ClientOpts(log)
+	producer, err := kgo.NewClient(append(opts, ingest.ProducerOpts()...)...)
+	if err != nil {
+		return err
+	}
+	defer producer.Close()
+	srv, err := ingest.New(c.ingest, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: producer, SR: reg.SR(), Log: log})
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", c.ingest.Addr)
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", c.adminAddr)
+	if err != nil {
+		return err
+	}
+	admin := &http.Server{Handler: adminMux(srv), ReadHeaderTimeout: 5 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+
+	ingestURL := "http://" + ln.Addr().String()
+	fmt.Printf(`
+Inlet is running (embedded infrastructure, data in %s)
+  ingest:          %s   (POST /webhooks/{source}, POST /events/{source})
+  admin/metrics:   http://%s   (/healthz, /readyz)
+  kafka:           %s   (topics %s.*)
+  schema registry: %s
+  redis:           %s
+
+Send a signed sample event (paste it into another terminal):
+
+%s
+
+See it on the raw topic:
+  go run ./services/inletctl -kafka-brokers %s -schema-registry-url %s tail %s
+
+Ctrl-C stops everything.
+`, c.dataDir, ingestURL, adminLn.Addr(), strings.Join(stack.Brokers, ","), c.prefix, stack.RegistryURL, stack.RedisURL,
+		sampleCurl(sources, ingestURL), strings.Join(stack.Brokers, ","), stack.RegistryURL, topics.Raw)
+	log.Info("ready", "ingest", ingestURL, "sources", sources.Names())
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), c.ingest.DrainTimeout)
+	defer cancel()
+	err = srv.Shutdown(sctx)
+	_ = admin.Shutdown(sctx)
+	log.Info("stopped", slog.Any("error", err))
+	return err
+}
+
+func adminMux(srv *ingest.Server) http.Handler {
+	mux := http.NewServeMux()
+	ing := srv.Handler()
+	mux.Handle("GET /healthz", ing)
+	mux.Handle("GET /readyz", ing)
+	return mux
+}
+
+// sampleCurl is a ready-to-paste curl for a Shopify order webhook: Shopify
+// signs without a timestamp, so the command stays valid however long it
+// waits in a terminal.
+func sampleCurl(sources *source.File, base string) string {
+	src, ok := sources.Get("shop")
+	if !ok {
+		return "(no source named shop in the sources file)"
+	}
+	body, err := os.ReadFile(filepath.Join("schemas", "contracts", "shopify", "order", "fixtures", "v2", "orders-updated.json"))
+	if err != nil {
+		body = []byte(`{"id":820982911946154508,"email":"jon@example.com","updated_at":"2025-01-10T12:00:00-05:00","financial_status":"paid","total_price":"199.65","currency":"USD"}`)
+	}
+	// One line, and no ' that would end the shell quote.
+	body = []byte(strings.ReplaceAll(strings.Join(strings.Fields(string(body)), " "), "'", "\\u0027"))
+	h := http.Header{}
+	if err := src.Provider().Sign(h, body, time.Now()); err != nil {
+		return "(cannot sign sample: " + err.Error() + ")"
+	}
+	webhookID := "dev-" + strconv.FormatInt(time.Now().Unix(), 36)
+	return fmt.Sprintf(`  curl -sS -X POST %s/webhooks/shop \
+    -H 'Content-Type: application/json' \
+    -H 'X-Shopify-Topic: orders/updated' \
+    -H 'X-Shopify-API-Version: 2025-01' \
+    -H 'X-Shopify-Webhook-Id: %s' \
+    -H 'X-Shopify-Hmac-Sha256: %s' \
+    --data-binary '%s'`, base, webhookID, h.Get("X-Shopify-Hmac-Sha256"), body)
+}
