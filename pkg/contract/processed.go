@@ -1,0 +1,87 @@
+package contract
+
+import (
+	"encoding/json"
+	"strings"
+
+	"github.com/hamba/avro/v2"
+)
+
+// ProcessedSchema returns the schema of the processed records data teams
+// read for this contract: the record inlet.processed.<provider>.<type>
+// (characters outside [A-Za-z0-9_] replaced by "_") with the fields
+//
+//	event_id, source, event_type, schema_version, contract_version,
+//	entity_key       string
+//	occurred_at      ["null", long timestamp-millis], default null
+//	received_at      long timestamp-millis
+//	correlation_id   string
+//	data             the Canonical() record
+//
+// It is built once by Load from the canonical schema, so every call returns
+// the same schema. Register its full JSON form (json.Marshal of the schema,
+// which keeps docs, defaults and field aliases such as a renamed field's old
+// name) rather than String(), which is Avro's Parsing Canonical Form and
+// drops them. The same text always yields the same registry ID.
+//
+// Values for hamba: data is Read's result; occurred_at is nil or a
+// time.Time; received_at is a time.Time (or int64 milliseconds).
+func (c *Contract) ProcessedSchema() avro.Schema { return c.processed }
+
+const processedDoc = "A processed Inlet event: the validated payload upcast to the contract's canonical version, with its envelope metadata."
+
+// buildProcessed builds ProcessedSchema from the canonical schema's full JSON.
+func buildProcessed(c *Contract) (avro.Schema, error) {
+	data, err := json.Marshal(c.canonical.schema)
+	if err != nil {
+		return nil, err
+	}
+	str := json.RawMessage(`"string"`)
+	ts := json.RawMessage(`{"type":"long","logicalType":"timestamp-millis"}`)
+	null := json.RawMessage(`null`)
+	fields := []map[string]any{
+		{"name": "event_id", "type": str, "doc": "Ingest-assigned event ID (the envelope id), time-ordered."},
+		{"name": "source", "type": str, "doc": "Configured source name, e.g. stripe."},
+		{"name": "event_type", "type": str, "doc": "Provider event type, e.g. payment_intent.succeeded."},
+		{"name": "schema_version", "type": str, "doc": "Envelope schema_version: the provider API version the payload was sent with."},
+		{"name": "contract_version", "type": str, "doc": "Contract version that validated the payload before the upcast, e.g. v1."},
+		{"name": "entity_key", "type": str, "doc": "Entity the event is about; the Kafka record key."},
+		{"name": "occurred_at", "type": json.RawMessage(`["null",` + string(ts) + `]`), "default": null, "doc": "Business time from the payload, if any."},
+		{"name": "received_at", "type": ts, "doc": "When ingest received the event."},
+		{"name": "correlation_id", "type": str, "doc": "Correlation ID carried from the first byte received."},
+		{"name": "data", "type": json.RawMessage(data), "doc": "The payload as the canonical version of contract " + c.name + "."},
+	}
+	text, err := json.Marshal(map[string]any{
+		"type":      "record",
+		"name":      sanitizeName(c.typ),
+		"namespace": "inlet.processed." + sanitizeName(c.provider),
+		"doc":       processedDoc,
+		"fields":    fields,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return avro.ParseWithCache(string(text), "", &avro.SchemaCache{})
+}
+
+// sanitizeName makes s a valid Avro name: characters outside [A-Za-z0-9_]
+// become "_", and a leading digit gets a "_" before it.
+func sanitizeName(s string) string {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r == '_':
+		case r >= '0' && r <= '9':
+			if i == 0 {
+				b.WriteByte('_')
+			}
+		default:
+			r = '_'
+		}
+		b.WriteRune(r)
+	}
+	if b.Len() == 0 {
+		return "_"
+	}
+	return b.String()
+}

@@ -1,0 +1,342 @@
+package contracts_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"io/fs"
+	"path"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/hamba/avro/v2"
+
+	"github.com/inletdev/inlet/pkg/contract"
+	"github.com/inletdev/inlet/schemas/contracts"
+)
+
+func load(t *testing.T) *contract.Registry {
+	t.Helper()
+	r, err := contract.Load(contracts.FS)
+	if err != nil {
+		t.Fatalf("Load(contracts.FS): %v", err)
+	}
+	return r
+}
+
+// TestShippedContracts lists what ships, so a contract cannot disappear by
+// accident.
+func TestShippedContracts(t *testing.T) {
+	r := load(t)
+	var got []string
+	for _, c := range r.Contracts() {
+		got = append(got, c.Name())
+	}
+	want := []string{
+		"github/issues", "github/pull_request", "github/push",
+		"shopify/order", "standardwebhooks/event",
+		"stripe/invoice", "stripe/payment_intent", "stripe/subscription",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("contracts = %v, want %v", got, want)
+	}
+}
+
+// TestFixtures reads every fixture with its version, checks the upcast value
+// encodes with the canonical schema (and round-trips), and wraps it in a
+// processed record that encodes with ProcessedSchema.
+func TestFixtures(t *testing.T) {
+	r := load(t)
+	for _, c := range r.Contracts() {
+		for _, v := range c.Versions() {
+			files, err := fs.Glob(contracts.FS, path.Join(c.Name(), "fixtures", v.Name(), "*.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) == 0 {
+				t.Errorf("%s %s: no fixtures in %s", c.Name(), v.Name(), path.Join(c.Name(), "fixtures", v.Name()))
+			}
+			for _, file := range files {
+				t.Run(file, func(t *testing.T) {
+					payload, err := fs.ReadFile(contracts.FS, file)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got, err := v.Read(payload)
+					if err != nil {
+						t.Fatalf("Read: %v", err)
+					}
+					b, err := avro.Marshal(c.Canonical(), got)
+					if err != nil {
+						t.Fatalf("encode with Canonical(): %v", err)
+					}
+					var back map[string]any
+					if err := avro.Unmarshal(c.Canonical(), b, &back); err != nil {
+						t.Fatalf("decode with Canonical(): %v", err)
+					}
+					if !reflect.DeepEqual(back, got) {
+						t.Errorf("canonical round trip changed the value:\n got %#v\nwant %#v", back, got)
+					}
+					rec := map[string]any{
+						"event_id":         "01JPM3ZC8Y4W2R7E6T5Q9N0A1B",
+						"source":           path.Dir(c.Name()),
+						"event_type":       "test",
+						"schema_version":   v.SourceVersions()[0],
+						"contract_version": v.Name(),
+						"entity_key":       "k",
+						"occurred_at":      time.UnixMilli(1719411023000).UTC(),
+						"received_at":      time.UnixMilli(1719411024123).UTC(),
+						"correlation_id":   "c0ffee",
+						"data":             got,
+					}
+					pb, err := avro.Marshal(c.ProcessedSchema(), rec)
+					if err != nil {
+						t.Fatalf("encode with ProcessedSchema(): %v", err)
+					}
+					var pback map[string]any
+					if err := avro.Unmarshal(c.ProcessedSchema(), pb, &pback); err != nil {
+						t.Fatalf("decode with ProcessedSchema(): %v", err)
+					}
+					if !reflect.DeepEqual(pback["data"], got) {
+						t.Errorf("processed round trip changed data")
+					}
+				})
+			}
+		}
+		// No fixtures for a version the manifest does not list.
+		dirs, _ := fs.ReadDir(contracts.FS, path.Join(c.Name(), "fixtures"))
+		for _, d := range dirs {
+			if !slices.ContainsFunc(c.Versions(), func(v *contract.Version) bool { return v.Name() == d.Name() }) {
+				t.Errorf("%s: fixtures/%s is not a version of the contract", c.Name(), d.Name())
+			}
+		}
+	}
+}
+
+// TestCompatibility re-checks, with hamba directly, what every manifest
+// declares, and that every version resolves to the canonical one.
+func TestCompatibility(t *testing.T) {
+	r := load(t)
+	compat := avro.NewSchemaCompatibility()
+	for _, c := range r.Contracts() {
+		vs := c.Versions()
+		for i, v := range vs {
+			if _, err := compat.Resolve(c.Canonical(), v.Schema()); err != nil {
+				t.Errorf("%s: %s does not resolve to canonical: %v", c.Name(), v.Name(), err)
+			}
+			if i == 0 {
+				if v.Compatibility() != "" {
+					t.Errorf("%s: first version declares %q", c.Name(), v.Compatibility())
+				}
+				continue
+			}
+			prev := vs[i-1]
+			switch v.Compatibility() {
+			case contract.Backward:
+				if err := compat.Compatible(v.Schema(), prev.Schema()); err != nil {
+					t.Errorf("%s: %s not backward compatible with %s: %v", c.Name(), v.Name(), prev.Name(), err)
+				}
+			case contract.Forward:
+				if err := compat.Compatible(prev.Schema(), v.Schema()); err != nil {
+					t.Errorf("%s: %s not forward compatible with %s: %v", c.Name(), v.Name(), prev.Name(), err)
+				}
+			case contract.Full:
+				if err := compat.Compatible(v.Schema(), prev.Schema()); err != nil {
+					t.Errorf("%s: %s not fully compatible with %s: %v", c.Name(), v.Name(), prev.Name(), err)
+				}
+				if err := compat.Compatible(prev.Schema(), v.Schema()); err != nil {
+					t.Errorf("%s: %s not fully compatible with %s: %v", c.Name(), v.Name(), prev.Name(), err)
+				}
+			}
+		}
+	}
+}
+
+// TestPublishedVersionsArePinned: every shipped version pins its .avsc with
+// sha256, so an edit to a published version fails Load.
+func TestPublishedVersionsArePinned(t *testing.T) {
+	files, err := fs.Glob(contracts.FS, "*/*/manifest.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range files {
+		b, err := fs.ReadFile(contracts.FS, file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Versions []struct {
+				Name   string `yaml:"name"`
+				SHA256 string `yaml:"sha256"`
+			} `yaml:"versions"`
+		}
+		if err := yaml.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range m.Versions {
+			if v.SHA256 != "" {
+				continue // Load checks it matches
+			}
+			avsc, err := fs.ReadFile(contracts.FS, path.Join(path.Dir(file), v.Name+".avsc"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(bytes.ReplaceAll(avsc, []byte("\r\n"), []byte("\n")))
+			t.Errorf("%s: %s has no sha256; once published, pin it: sha256: %x", file, v.Name, sum)
+		}
+	}
+}
+
+// TestRouting: every exact source version routes to the version that lists
+// it, and the version strings providers send today route somewhere.
+func TestRouting(t *testing.T) {
+	r := load(t)
+	for _, c := range r.Contracts() {
+		for _, v := range c.Versions() {
+			for _, sv := range v.SourceVersions() {
+				if strings.ContainsAny(sv, "*?[") {
+					continue
+				}
+				got, ok := c.VersionFor(sv)
+				if !ok || got != v {
+					t.Errorf("%s: VersionFor(%q) = %v, %v; want %s", c.Name(), sv, name(got), ok, v.Name())
+				}
+			}
+		}
+	}
+	for _, tc := range []struct {
+		contract, source, want string
+	}{
+		{"stripe/payment_intent", "2023-10-16", "v1"},
+		{"stripe/payment_intent", "2024-06-20", "v1"},
+		{"stripe/payment_intent", "2025-03-31.basil", "v1"},
+		{"stripe/payment_intent", "2022-11-15", ""},
+		{"stripe/invoice", "2025-02-24.acacia", "v1"},
+		{"stripe/subscription", "2024-12-18.acacia", "v1"},
+		{"github/push", "v1", "v1"},
+		{"github/push", "v2", ""},
+		{"shopify/order", "2024-07", "v1"},
+		{"shopify/order", "2024-10", "v1"},
+		{"shopify/order", "2024-04", ""},
+		{"shopify/order", "2025-01", "v2"},
+		{"shopify/order", "2025-07", "v2"},
+		{"standardwebhooks/event", "v1", "v1"},
+		{"standardwebhooks/event", "", "v1"},
+	} {
+		c, ok := r.Contract(tc.contract)
+		if !ok {
+			t.Fatalf("no contract %s", tc.contract)
+		}
+		v, ok := c.VersionFor(tc.source)
+		if got := name(v); got != tc.want || ok != (tc.want != "") {
+			t.Errorf("%s: VersionFor(%q) = %q, %v; want %q", tc.contract, tc.source, got, ok, tc.want)
+		}
+	}
+}
+
+func name(v *contract.Version) string {
+	if v == nil {
+		return ""
+	}
+	return v.Name()
+}
+
+// TestShopifyUpcast: a v1 (API 2024-07) order reads into canonical v2 with
+// financial_status carried into payment_status by the field alias, and the
+// field v2 added at its default.
+func TestShopifyUpcast(t *testing.T) {
+	c, _ := load(t).Contract("shopify/order")
+	v1, _ := c.VersionFor("2024-07")
+	got := readFixture(t, v1, "shopify/order/fixtures/v1/orders.create.2024-07.json")
+	if got["payment_status"] != "paid" {
+		t.Errorf("payment_status = %#v, want \"paid\" (from financial_status)", got["payment_status"])
+	}
+	if _, ok := got["financial_status"]; ok {
+		t.Errorf("financial_status survived the upcast: %#v", got)
+	}
+	if v, ok := got["current_total_price"]; !ok || v != nil {
+		t.Errorf("current_total_price = %#v, %v; want nil from the v2 default", v, ok)
+	}
+	if got["id"] != int64(820982911946154508) {
+		t.Errorf("id = %#v, want exact int64", got["id"])
+	}
+	items := got["line_items"].([]any)
+	if len(items) != 3 || items[2].(map[string]any)["product_id"] != nil || items[0].(map[string]any)["quantity"] != int64(1) {
+		t.Errorf("line_items = %#v", items)
+	}
+
+	v2, _ := c.VersionFor("2025-04")
+	got = readFixture(t, v2, "shopify/order/fixtures/v2/orders.updated.edited.2025-04.json")
+	if got["payment_status"] != "partially_refunded" || got["current_total_price"] != "403.00" {
+		t.Errorf("v2 = %#v", got)
+	}
+}
+
+// TestStripeBasil: fields Stripe moved in 2025-03-31.basil read as null.
+func TestStripeBasil(t *testing.T) {
+	r := load(t)
+	c, _ := r.Contract("stripe/invoice")
+	v, _ := c.VersionFor("2025-03-31.basil")
+	got := readFixture(t, v, "stripe/invoice/fixtures/v1/invoice.payment_failed.basil.json")
+	obj := got["data"].(map[string]any)["object"].(map[string]any)
+	if obj["subscription"] != nil || obj["status"] != "open" || obj["amount_due"] != int64(1900) {
+		t.Errorf("basil invoice = %#v", obj)
+	}
+	c, _ = r.Contract("stripe/subscription")
+	v, _ = c.VersionFor("2025-03-31.basil")
+	got = readFixture(t, v, "stripe/subscription/fixtures/v1/customer.subscription.deleted.basil.json")
+	obj = got["data"].(map[string]any)["object"].(map[string]any)
+	if obj["current_period_end"] != nil || obj["canceled_at"] != int64(1744110000) {
+		t.Errorf("basil subscription = %#v", obj)
+	}
+}
+
+// TestStandardWebhooksData: data is kept as compact JSON text, keys sorted,
+// numbers exactly as sent.
+func TestStandardWebhooksData(t *testing.T) {
+	c, _ := load(t).Contract("standardwebhooks/event")
+	v, _ := c.VersionFor("v1")
+	got := readFixture(t, v, "standardwebhooks/event/fixtures/v1/user.created.json")
+	want := `{"email":"ada@example.com","id":"1f81eb52-5198-4599-803e-771906343485","limits":{"big":123456789012345678901234567890,"ratio":0.25,"seats":10},"name":"Ada <Lovelace> & Co","roles":["admin"],"type":"user"}`
+	if got["data"] != want {
+		t.Errorf("data =\n%s\nwant\n%s", got["data"], want)
+	}
+	if !json.Valid([]byte(got["data"].(string))) {
+		t.Error("data is not valid JSON")
+	}
+}
+
+// TestProcessedSchemaStable: the processed schema is the same, by text and
+// fingerprint, on every call and every Load.
+func TestProcessedSchemaStable(t *testing.T) {
+	a, b := load(t), load(t)
+	for _, c := range a.Contracts() {
+		c2, _ := b.Contract(c.Name())
+		j1, _ := json.Marshal(c.ProcessedSchema())
+		j2, _ := json.Marshal(c2.ProcessedSchema())
+		j3, _ := json.Marshal(c.ProcessedSchema())
+		if string(j1) != string(j2) || string(j1) != string(j3) {
+			t.Errorf("%s: processed schema text differs between calls", c.Name())
+		}
+		if c.ProcessedSchema().Fingerprint() != c2.ProcessedSchema().Fingerprint() {
+			t.Errorf("%s: fingerprint differs between loads", c.Name())
+		}
+	}
+}
+
+func readFixture(t *testing.T, v *contract.Version, file string) map[string]any {
+	t.Helper()
+	b, err := fs.ReadFile(contracts.FS, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := v.Read(b)
+	if err != nil {
+		t.Fatalf("Read(%s): %v", file, err)
+	}
+	return got
+}
