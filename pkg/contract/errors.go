@@ -114,3 +114,7 @@ func IsValidation(err error) bool {
 	var ve *ValidationError
 	return errors.As(err, &ve)
 }
+
+// Validation marks the error as a validation error for packages that
+// classify errors without importing this one (router.IsValidation).
+func (e *ValidationError) Validation() bool { return true }

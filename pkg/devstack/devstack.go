@@ -120,6 +120,9 @@ func Start(cfg Config) (*Stack, error) {
 		}
 		s.Miniredis = m
 		s.RedisURL = "redis://" + m.Addr() + "/0"
+		// miniredis only ages keys when told to: without this, claim
+		// leases and dedup windows would never expire.
+		s.wg.Go(func() { ageKeys(m, s.stop) })
 	}
 
 	s.wg.Go(func() {
@@ -156,4 +159,20 @@ func (s *Stack) Close() {
 			s.Kafka.Close()
 		}
 	})
+}
+
+// ageKeys moves miniredis' clock along with the wall clock until stop.
+func ageKeys(m *miniredis.Miniredis, stop <-chan struct{}) {
+	t := time.NewTicker(100 * time.Millisecond)
+	defer t.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-stop:
+			return
+		case now := <-t.C:
+			m.FastForward(now.Sub(last))
+			last = now
+		}
+	}
 }

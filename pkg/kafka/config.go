@@ -3,6 +3,7 @@
 package kafka
 
 import (
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -87,7 +88,9 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 		kgo.ClientID(c.ClientID),
 	}
 	if log != nil {
-		opts = append(opts, kgo.WithLogger(kslog.New(log.With("component", "kafka"))))
+		// The client logs every transaction at info; keep warnings and up.
+		quiet := slog.New(minLevel{log.Handler(), slog.LevelWarn}).With("component", "kafka")
+		opts = append(opts, kgo.WithLogger(kslog.New(quiet)))
 	}
 	if c.SASLMechanism != "" {
 		pass, err := flagenv.Secret("INLET_KAFKA_SASL_PASSWORD")
@@ -127,3 +130,18 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 	}
 	return opts, nil
 }
+
+// minLevel drops records below level.
+type minLevel struct {
+	slog.Handler
+	level slog.Level
+}
+
+func (m minLevel) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= m.level && m.Handler.Enabled(ctx, l)
+}
+
+func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
+	return minLevel{m.Handler.WithAttrs(a), m.level}
+}
+func (m minLevel) WithGroup(g string) slog.Handler { return minLevel{m.Handler.WithGroup(g), m.level} }

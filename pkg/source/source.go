@@ -135,14 +135,24 @@ type EventSpec struct {
 	OccurredAt string `yaml:"occurred_at"`
 }
 
+// LoadOpt changes how a sources file is loaded.
+type LoadOpt func(*loadCfg)
+
+type loadCfg struct{ noSecrets bool }
+
+// WithoutSecrets loads the file without reading any secret: for processes
+// that never verify signatures (the processor, ops tools), so they need not
+// be given the senders' secrets. Provider() is nil then.
+func WithoutSecrets() LoadOpt { return func(c *loadCfg) { c.noSecrets = true } }
+
 // Load reads and validates the sources file at path, resolving secrets from
 // the environment.
-func Load(path string) (*File, error) {
+func Load(path string, opts ...LoadOpt) (*File, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	f, err := Parse(b)
+	f, err := Parse(b, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -151,7 +161,11 @@ func Load(path string) (*File, error) {
 
 // Parse parses and validates a sources file, resolving secrets from the
 // environment.
-func Parse(b []byte) (*File, error) {
+func Parse(b []byte, opts ...LoadOpt) (*File, error) {
+	var lc loadCfg
+	for _, o := range opts {
+		o(&lc)
+	}
 	var f File
 	if err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(&f); err != nil {
 		return nil, err
@@ -167,7 +181,7 @@ func Parse(b []byte) (*File, error) {
 			continue
 		}
 		s.Name = name
-		if err := s.init(); err != nil {
+		if err := s.init(lc); err != nil {
 			errs = append(errs, fmt.Errorf("source %q: %w", name, err))
 		}
 	}
@@ -195,7 +209,7 @@ func (f *File) Get(name string) (*Source, bool) {
 
 var validName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
-func (s *Source) init() error {
+func (s *Source) init(lc loadCfg) error {
 	var errs []error
 	if !validName.MatchString(s.Name) {
 		errs = append(errs, errors.New("name must be lower-case letters, digits, - or _ (at most 64)"))
@@ -231,51 +245,8 @@ func (s *Source) init() error {
 		s.Batch.MaxBody = 16 << 20
 	}
 
-	var secrets [][]byte
-	for _, env := range s.SecretsEnv {
-		v, err := flagenv.Secret(env)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if v != "" {
-			secrets = append(secrets, []byte(v))
-		}
-	}
-	s.hasSecrets = len(secrets) > 0
-	switch {
-	case s.Kind == KindNone:
-		if len(s.SecretsEnv) > 0 {
-			errs = append(errs, errors.New("kind none takes no secrets"))
-		}
-	case len(s.SecretsEnv) == 0:
-		errs = append(errs, errors.New("secrets_env: name at least one environment variable holding the signing secret"))
-	case !s.hasSecrets:
-		errs = append(errs, fmt.Errorf("none of the secret variables %v is set (or their _FILE)", s.SecretsEnv))
-	}
-	if len(errs) == 0 {
-		p, err := webhook.New(s.Kind, secrets, webhook.Options{
-			Tolerance: time.Duration(s.Tolerance),
-			HMAC: webhook.HMACConfig{
-				Header: s.HMAC.Header, Algorithm: s.HMAC.Algorithm, Encoding: s.HMAC.Encoding, Prefix: s.HMAC.Prefix,
-			},
-		})
-		if err != nil {
-			errs = append(errs, err)
-		}
-		s.provider = p
-	}
-
-	for _, env := range s.Batch.TokensEnv {
-		v, err := flagenv.Secret(env)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if v != "" {
-			s.batchTokens = append(s.batchTokens, []byte(v))
-		}
-	}
-	if len(s.Batch.TokensEnv) > 0 && len(s.batchTokens) == 0 {
-		errs = append(errs, fmt.Errorf("batch: none of the token variables %v is set", s.Batch.TokensEnv))
+	if !lc.noSecrets {
+		errs = append(errs, s.loadSecrets()...)
 	}
 
 	for _, f := range []struct {
@@ -322,6 +293,59 @@ func (s *Source) init() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// loadSecrets reads the signing secrets and batch tokens from the
+// environment and builds the provider.
+func (s *Source) loadSecrets() []error {
+	var secrets [][]byte
+	var errs []error
+	for _, env := range s.SecretsEnv {
+		v, err := flagenv.Secret(env)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if v != "" {
+			secrets = append(secrets, []byte(v))
+		}
+	}
+	s.hasSecrets = len(secrets) > 0
+	switch {
+	case s.Kind == KindNone:
+		if len(s.SecretsEnv) > 0 {
+			errs = append(errs, errors.New("kind none takes no secrets"))
+		}
+	case len(s.SecretsEnv) == 0:
+		errs = append(errs, errors.New("secrets_env: name at least one environment variable holding the signing secret"))
+	case !s.hasSecrets:
+		errs = append(errs, fmt.Errorf("none of the secret variables %v is set (or their _FILE)", s.SecretsEnv))
+	}
+	if len(errs) == 0 {
+		p, err := webhook.New(s.Kind, secrets, webhook.Options{
+			Tolerance: time.Duration(s.Tolerance),
+			HMAC: webhook.HMACConfig{
+				Header: s.HMAC.Header, Algorithm: s.HMAC.Algorithm, Encoding: s.HMAC.Encoding, Prefix: s.HMAC.Prefix,
+			},
+		})
+		if err != nil {
+			errs = append(errs, err)
+		}
+		s.provider = p
+	}
+
+	for _, env := range s.Batch.TokensEnv {
+		v, err := flagenv.Secret(env)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if v != "" {
+			s.batchTokens = append(s.batchTokens, []byte(v))
+		}
+	}
+	if len(s.Batch.TokensEnv) > 0 && len(s.batchTokens) == 0 {
+		errs = append(errs, fmt.Errorf("batch: none of the token variables %v is set", s.Batch.TokensEnv))
+	}
+	return errs
 }
 
 func (ev EventSpec) validate() error {

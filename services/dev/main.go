@@ -11,20 +11,23 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/devstack"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/ingest"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/store"
 )
 
 // devSecrets are used for the sample sources when the environment does not
@@ -55,6 +58,7 @@ type config struct {
 	adminAddr    string
 	prefix       string
 	ingest       ingest.Config
+	processor    processor.Config
 	log          service.LogConfig
 }
 
@@ -71,6 +75,7 @@ func run(args []string) error {
 	fs.String(&c.prefix, "topic-prefix", "INLET_TOPIC_PREFIX", "inlet", "topic name prefix")
 	c.ingest.RegisterFlags(fs)
 	c.log.RegisterFlags(fs)
+	c.processor = processor.DefaultConfig()
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,6 +126,30 @@ func run(args []string) error {
 		return err
 	}
 	defer producer.Close()
+	rt, err := declarative.Router(sources)
+	if err != nil {
+		return err
+	}
+	ropt, err := redis.ParseURL(stack.RedisURL)
+	if err != nil {
+		return err
+	}
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+	c.processor.Group = "inlet-processor"
+	c.processor.InstanceID = "dev"
+	proc, err := processor.New(c.processor, processor.Deps{
+		KafkaOpts: opts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
+		Store: store.New(rdb, store.ClaimLease(c.processor.ClaimLease)), Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	pctx, stopProc := context.WithCancel(context.Background())
+	defer stopProc()
+	procDone := make(chan error, 1)
+	go func() { procDone <- proc.Run(pctx) }()
+
 	srv, err := ingest.New(c.ingest, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: producer, SR: reg.SR(), Log: log})
 	if err != nil {
 		return err
@@ -156,12 +185,13 @@ Send a signed sample event (paste it into another terminal):
 
 %s
 
-See it on the raw topic:
-  go run ./services/inletctl -kafka-brokers %s -schema-registry-url %s tail %s
+See it on the raw topic, then processed (Avro, decoded through the registry):
+  go run ./services/inletctl -kafka-brokers %[4]s -schema-registry-url %[6]s tail %[9]s
+  go run ./services/inletctl -kafka-brokers %[4]s -schema-registry-url %[6]s tail %[10]s
 
 Ctrl-C stops everything.
 `, c.dataDir, ingestURL, adminLn.Addr(), strings.Join(stack.Brokers, ","), c.prefix, stack.RegistryURL, stack.RedisURL,
-		sampleCurl(sources, ingestURL), strings.Join(stack.Brokers, ","), stack.RegistryURL, topics.Raw)
+		sampleCurl(sources, ingestURL), topics.Raw, topics.Processed)
 	log.Info("ready", "ingest", ingestURL, "sources", sources.Names())
 
 	select {
@@ -173,6 +203,8 @@ Ctrl-C stops everything.
 	defer cancel()
 	err = srv.Shutdown(sctx)
 	_ = admin.Shutdown(sctx)
+	stopProc()
+	err = errors.Join(err, <-procDone)
 	log.Info("stopped", slog.Any("error", err))
 	return err
 }
@@ -193,10 +225,8 @@ func sampleCurl(sources *source.File, base string) string {
 	if !ok {
 		return "(no source named shop in the sources file)"
 	}
-	body, err := os.ReadFile(filepath.Join("schemas", "contracts", "shopify", "order", "fixtures", "v2", "orders-updated.json"))
-	if err != nil {
-		body = []byte(`{"id":820982911946154508,"email":"jon@example.com","updated_at":"2025-01-10T12:00:00-05:00","financial_status":"paid","total_price":"199.65","currency":"USD"}`)
-	}
+	// A valid orders/updated body for API 2025-01 (contract shopify/order v2).
+	body := []byte(`{"id":820982911946154508,"name":"#1001","email":"jon@example.com","created_at":"2025-01-10T11:00:00-05:00","updated_at":"2025-01-10T12:00:00-05:00","currency":"USD","total_price":"199.65","payment_status":"paid","line_items":[{"id":1,"title":"Wool hat","quantity":1,"price":"199.65"}]}`)
 	// One line, and no ' that would end the shell quote.
 	body = []byte(strings.ReplaceAll(strings.Join(strings.Fields(string(body)), " "), "'", "\\u0027"))
 	h := http.Header{}

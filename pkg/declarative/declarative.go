@@ -1,0 +1,199 @@
+// Package declarative builds processor handlers from the sources file: for
+// each source's `events:` entry, a payload contract (versioned Avro schemas
+// in schemas/contracts) validates and upcasts the payload, and key
+// templates name the natural key, the entity key and the business time.
+// Most integrations need no Go code at all.
+package declarative
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/hamba/avro/v2"
+
+	"github.com/inletdev/inlet/pkg/contract"
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/router"
+	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/schemas/contracts"
+)
+
+// Router returns a router holding a declarative handler for every events
+// entry of sources, with the contracts shipped in schemas/contracts. Custom
+// Go handlers can be added to it with Handle.
+func Router(sources *source.File) (*router.Router, error) {
+	reg, err := contract.Load(contracts.FS)
+	if err != nil {
+		return nil, err
+	}
+	rt := router.New()
+	return rt, Register(rt, sources, reg)
+}
+
+// Register adds a handler to r for every events entry of every source.
+// It fails when an entry names a contract that does not exist.
+func Register(r *router.Router, sources *source.File, contracts *contract.Registry) error {
+	for _, name := range sources.Names() {
+		src, _ := sources.Get(name)
+		for pattern, spec := range src.Events {
+			h, err := newHandler(src, pattern, spec, contracts)
+			if err != nil {
+				return fmt.Errorf("source %q events[%q]: %w", name, pattern, err)
+			}
+			// The contract routes versions itself (its manifest lists the
+			// source versions each contract version reads), so the route
+			// takes every version; an unknown one is ErrNoHandler.
+			if err := r.Handle(router.Route{Source: name, EventType: pattern, Version: "*"}, h); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Handler is one declarative events entry.
+type Handler struct {
+	source     string
+	pattern    string
+	contract   *contract.Contract
+	schemaText string
+	entityKey  *source.Template
+	naturalKey *source.Template // nil: the idempotency key
+	occurredAt string           // JSON pointer; "": the envelope's occurred_at
+}
+
+func newHandler(src *source.Source, pattern string, spec source.EventSpec, contracts *contract.Registry) (*Handler, error) {
+	if spec.Contract == "" {
+		return nil, fmt.Errorf("no contract named")
+	}
+	c, ok := contracts.Contract(spec.Contract)
+	if !ok {
+		return nil, fmt.Errorf("contract %q does not exist (schemas/contracts/%s/manifest.yaml)", spec.Contract, spec.Contract)
+	}
+	text, err := json.Marshal(c.ProcessedSchema())
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{source: src.Name, pattern: pattern, contract: c, schemaText: string(text), occurredAt: spec.OccurredAt}
+	ek := spec.EntityKey
+	if ek == "" {
+		ek = "{$source}:{$event_id}"
+	}
+	if h.entityKey, err = source.ParseTemplate(ek); err != nil {
+		return nil, err
+	}
+	if spec.NaturalKey != "" {
+		if h.naturalKey, err = source.ParseTemplate(spec.NaturalKey); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// Handle validates the payload against the contract version for the
+// envelope's schema version, upcasts it to the canonical version and keys
+// it.
+func (h *Handler) Handle(_ context.Context, ev *router.Event) (*router.Output, error) {
+	env := ev.Envelope
+	v, ok := h.contract.VersionFor(env.SchemaVersion)
+	if !ok {
+		return nil, fmt.Errorf("%w for version %q of %s/%s (contract %s)", router.ErrNoHandler, env.SchemaVersion, env.Source, env.EventType, h.contract.Name())
+	}
+	payload := env.Payload
+	if env.Channel == envelope.ChannelEvents {
+		var err error
+		if payload, err = normalizeLine(env); err != nil {
+			return nil, &router.ValidationError{Reason: err.Error()}
+		}
+	}
+	data, err := v.Read(payload)
+	if err != nil {
+		return nil, err // a *contract.ValidationError: IsValidation is true
+	}
+	fields := map[string]string{"source": env.Source, "event_type": env.EventType, "event_id": env.EventID, "schema_version": env.SchemaVersion}
+	entity, err := h.entityKey.Render(payload, fields)
+	if err != nil {
+		return nil, templateProblem("entity_key", err)
+	}
+	var natural string
+	if h.naturalKey != nil {
+		if natural, err = h.naturalKey.Render(payload, fields); err != nil {
+			return nil, templateProblem("natural_key", err)
+		}
+	}
+	occurred := h.businessTime(payload, env)
+	var occ any
+	if !occurred.IsZero() {
+		occ = occurred
+	}
+	return &router.Output{
+		NaturalKey: natural,
+		EntityKey:  entity,
+		OccurredAt: occurred,
+		Value: map[string]any{
+			"event_id":         env.EventID,
+			"source":           env.Source,
+			"event_type":       env.EventType,
+			"schema_version":   env.SchemaVersion,
+			"contract_version": v.Name(),
+			"entity_key":       entity,
+			"occurred_at":      occ,
+			"received_at":      env.ReceivedAt,
+			"correlation_id":   env.CorrelationID,
+			"data":             data,
+		},
+		Schema:          h.contract.ProcessedSchema(),
+		SchemaText:      h.schemaText,
+		ContractVersion: h.contract.Name() + "@" + v.Name(),
+	}, nil
+}
+
+// businessTime is the payload's time at the configured pointer, else the
+// envelope's occurred_at, else zero (no newest-wins comparison).
+func (h *Handler) businessTime(payload []byte, env *envelope.Envelope) time.Time {
+	if h.occurredAt != "" {
+		if t := source.ParseTime(source.Pointer(payload, h.occurredAt)); t != nil {
+			return *t
+		}
+	}
+	if env.OccurredAt != nil {
+		return *env.OccurredAt
+	}
+	return time.Time{}
+}
+
+func templateProblem(which string, err error) error {
+	path := ""
+	if te, ok := err.(*source.TemplateError); ok {
+		path = te.Pointer
+	}
+	return &router.ValidationError{
+		Reason: which + " cannot be built",
+		Fields: []router.FieldProblem{{Path: path, Expected: "a string or number", Actual: "missing"}},
+	}
+}
+
+// normalizeLine turns an events-endpoint line ({"id","type","occurred_at",
+// "data"}) into the Standard Webhooks shape ({"type","timestamp","data"}),
+// so one contract and one set of key templates serve both channels and the
+// same business event sent both ways has the same natural key.
+func normalizeLine(env *envelope.Envelope) ([]byte, error) {
+	var line struct {
+		ID   string          `json:"id"`
+		Type string          `json:"type"`
+		Data json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(env.Payload, &line); err != nil {
+		return nil, fmt.Errorf("events line is not a JSON object")
+	}
+	ts := ""
+	if env.OccurredAt != nil {
+		ts = env.OccurredAt.UTC().Format(time.RFC3339Nano)
+	}
+	return json.Marshal(map[string]any{"id": line.ID, "type": line.Type, "timestamp": ts, "data": line.Data})
+}
+
+// Schema returns the processed schema of the handler's contract.
+func (h *Handler) Schema() avro.Schema { return h.contract.ProcessedSchema() }

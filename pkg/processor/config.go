@@ -1,0 +1,85 @@
+// Package processor consumes the raw topic in a consumer group and turns
+// envelopes into processed records: route → validate → deduplicate (Redis
+// claim) → newest-wins → write processed and state records together with the
+// consumer offsets in one Kafka transaction, so the Kafka side is
+// exactly-once and every event ends in exactly one counted outcome.
+package processor
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/flagenv"
+)
+
+// Config tunes the processor.
+type Config struct {
+	// Group is the consumer group; instances sharing it share partitions.
+	Group string
+	// InstanceID makes the transactional id unique; default host-pid.
+	InstanceID string
+	// BatchSize caps records per transaction.
+	BatchSize int
+	// ClaimLease is how long a dedup claim or entity lock lives without
+	// being confirmed: a crashed worker's claims expire after it.
+	ClaimLease time.Duration
+	// TxnTimeout is the Kafka transaction timeout.
+	TxnTimeout time.Duration
+	// BackoffMax caps the wait between tries when Redis or an entity lock
+	// is unavailable.
+	BackoffMax time.Duration
+	// BatchDeadline bounds how long one batch may wait for Redis or locks
+	// before it is abandoned (aborted and re-polled), so the group's
+	// rebalance timeout is never exceeded.
+	BatchDeadline time.Duration
+	// DrainTimeout bounds graceful shutdown.
+	DrainTimeout time.Duration
+}
+
+// RegisterFlags defines the processor flags, defaulting from
+// INLET_PROCESSOR_*.
+func (c *Config) RegisterFlags(fs *flagenv.Set) {
+	fs.String(&c.Group, "group", "INLET_PROCESSOR_GROUP", "inlet-processor", "consumer group")
+	fs.String(&c.InstanceID, "instance-id", "INLET_INSTANCE_ID", "", "unique instance id for the transactional id (default host-pid)")
+	fs.Int(&c.BatchSize, "batch-size", "INLET_PROCESSOR_BATCH", 500, "records per transaction at most")
+	fs.Duration(&c.ClaimLease, "claim-lease", "INLET_CLAIM_LEASE", 60*time.Second, "lease of a dedup claim or entity lock before it is confirmed")
+	fs.Duration(&c.TxnTimeout, "txn-timeout", "INLET_TXN_TIMEOUT", 60*time.Second, "Kafka transaction timeout")
+	fs.Duration(&c.BackoffMax, "backoff-max", "INLET_BACKOFF_MAX", 5*time.Second, "longest wait between tries when Redis is down")
+	fs.Duration(&c.BatchDeadline, "batch-deadline", "INLET_BATCH_DEADLINE", 30*time.Second, "abandon (abort and re-poll) a batch that waited this long")
+	fs.Duration(&c.DrainTimeout, "drain-timeout", "INLET_DRAIN_TIMEOUT", 20*time.Second, "graceful shutdown bound")
+}
+
+// DefaultConfig returns the flag defaults.
+func DefaultConfig() Config {
+	var c Config
+	c.RegisterFlags(flagenv.New("defaults"))
+	return c
+}
+
+// Validate reports settings that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Group == "" {
+		errs = append(errs, errors.New("processor: empty group"))
+	}
+	if c.BatchSize < 1 {
+		errs = append(errs, errors.New("processor: batch size must be ≥ 1"))
+	}
+	if c.ClaimLease < time.Second || c.BatchDeadline <= 0 || c.BackoffMax <= 0 {
+		errs = append(errs, errors.New("processor: claim lease ≥ 1s, batch deadline and backoff must be positive"))
+	}
+	if c.BatchDeadline >= c.ClaimLease {
+		errs = append(errs, errors.New("processor: batch deadline must be shorter than the claim lease"))
+	}
+	return errors.Join(errs...)
+}
+
+func (c *Config) instanceID() string {
+	if c.InstanceID != "" {
+		return c.InstanceID
+	}
+	h, _ := os.Hostname()
+	return h + "-" + strconv.Itoa(os.Getpid())
+}

@@ -1,0 +1,632 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/registry"
+	"github.com/inletdev/inlet/pkg/router"
+	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/store"
+)
+
+// Record header names (DESIGN.md "Record headers carried through every
+// stage").
+const (
+	HeaderCorrelationID = "correlation-id"
+	HeaderTraceparent   = "traceparent"
+	HeaderAttempt       = "inlet-attempt"
+	HeaderErrors        = "inlet-errors"
+	HeaderOrigin        = "inlet-origin"
+	HeaderSource        = "inlet-source"
+	HeaderEventType     = "inlet-event-type"
+	HeaderReason        = "inlet-reason"
+)
+
+// Deps are what the processor reads from and writes to.
+type Deps struct {
+	// KafkaOpts connect to the cluster (brokers, SASL, TLS, logger); the
+	// processor adds group and transaction options.
+	KafkaOpts []kgo.Opt
+	Topics    kafka.Topics
+	Sources   *source.File
+	Router    *router.Router
+	Registry  *registry.Client
+	Codec     *envelope.Codec
+	Store     *store.Store
+	Log       *slog.Logger
+}
+
+// Processor is one member of the processor group.
+type Processor struct {
+	cfg   Config
+	d     Deps
+	log   *slog.Logger
+	sess  *kgo.GroupTransactSession
+	ids   schemaIDs
+	count Counts
+
+	// crashBeforeCommit, set by tests, simulates a crash between writing
+	// the outputs and committing: Run returns at once, leaving the
+	// transaction open and the claims unconfirmed.
+	crashBeforeCommit func() bool
+}
+
+var errCrashed = errors.New("simulated crash before commit")
+
+// New connects the processor's transactional group session.
+func New(cfg Config, d Deps) (*Processor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Router == nil || d.Registry == nil || d.Codec == nil || d.Store == nil || d.Sources == nil {
+		return nil, errors.New("processor: router, registry, codec, store and sources are required")
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	p := &Processor{cfg: cfg, d: d, log: d.Log}
+	p.ids.m = map[string]int{}
+	opts := append([]kgo.Opt{}, d.KafkaOpts...)
+	opts = append(opts,
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(d.Topics.Raw),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.RequireStableFetchOffsets(),
+		kgo.TransactionalID("inlet-processor-"+cfg.instanceID()),
+		kgo.TransactionTimeout(cfg.TxnTimeout),
+		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes),
+		kgo.ProducerLinger(0),
+		kgo.FetchMaxBytes(kafka.MaxMessageBytes*4),
+		kgo.FetchMaxPartitionBytes(kafka.MaxMessageBytes),
+		// Finish the batch in hand before a rebalance moves partitions,
+		// instead of aborting it; AllowRebalance follows each End.
+		kgo.BlockRebalanceOnPoll(),
+	)
+	sess, err := kgo.NewGroupTransactSession(opts...)
+	if err != nil {
+		return nil, err
+	}
+	p.sess = sess
+	return p, nil
+}
+
+// Counts are the committed outcomes so far.
+func (p *Processor) Counts() *Counts { return &p.count }
+
+// Run processes until ctx ends, then finishes the batch in hand (bounded
+// by the drain timeout), commits it, and leaves the group. A crash
+// instead (no commit) loses nothing: uncommitted records are redelivered to
+// whichever member gets their partitions, and their outputs were never
+// committed.
+func (p *Processor) Run(ctx context.Context) error {
+	// Close would wait for a rebalance that BlockRebalanceOnPoll holds back.
+	defer p.sess.CloseAllowingRebalance()
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches := p.sess.PollRecords(ctx, p.cfg.BatchSize)
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, part int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				p.log.Warn("fetch error", "topic", t, "partition", part, "error", err)
+			}
+		})
+		recs := fetches.Records()
+		if len(recs) == 0 {
+			p.sess.AllowRebalance()
+			continue
+		}
+		// The batch in hand is finished even when ctx ends meanwhile:
+		// work is bounded by the drain timeout, not cut mid-way.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout+p.cfg.BatchDeadline)
+		err := p.processBatch(bctx, ctx, recs)
+		cancel()
+		if errors.Is(err, errCrashed) {
+			return err
+		}
+		p.sess.AllowRebalance()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// item is one record's way through a batch.
+type item struct {
+	rec     *kgo.Record
+	env     *envelope.Envelope
+	ev      *router.Event
+	handler router.Handler
+	out     *router.Output
+	value   []byte // encoded processed record
+	outcome Outcome
+	reason  error // why invalid
+	dedup   string
+	lock    string
+	src     *source.Source
+}
+
+func (it *item) countKey() CountKey {
+	k := CountKey{Source: "unknown", EventType: "unknown", Outcome: it.outcome}
+	if it.env != nil {
+		k.Source, k.EventType = it.env.Source, it.env.EventType
+	}
+	return k
+}
+
+// processBatch takes one polled batch to a committed (or aborted)
+// transaction. stop is the run context: when it ends, waits for Redis give
+// up early and the batch is aborted for another member to redo.
+func (p *Processor) processBatch(ctx, stop context.Context, recs []*kgo.Record) error {
+	items := make([]*item, len(recs))
+	for i, r := range recs {
+		items[i] = p.prepare(ctx, r)
+	}
+	token := store.NewToken()
+	deadline := time.Now().Add(p.cfg.BatchDeadline)
+	claimed, err := p.claim(ctx, stop, items, token, deadline)
+	if err != nil {
+		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
+		return p.abort(ctx, items, claimed, token)
+	}
+	if err := p.apply(ctx, stop, items, deadline); err != nil {
+		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
+		return p.abort(ctx, items, claimed, token)
+	}
+	if err := p.encodeAll(ctx, items); err != nil {
+		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
+		return p.abort(ctx, items, claimed, token)
+	}
+	if err := p.sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	var produceErr error
+	var mu sync.Mutex
+	for _, it := range items {
+		for _, r := range p.outputs(it) {
+			p.sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+				if err != nil {
+					mu.Lock()
+					produceErr = errors.Join(produceErr, err)
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	if p.crashBeforeCommit != nil && p.crashBeforeCommit() {
+		return errCrashed // tests: the process dies with the transaction open
+	}
+	committed, err := p.sess.End(ctx, kgo.TryCommit)
+	if err == nil && produceErr != nil {
+		p.log.Warn("a produce in the transaction failed; it was aborted", "error", produceErr)
+	}
+	if err != nil || !committed {
+		p.release(ctx, items, claimed, token)
+		if err != nil {
+			return fmt.Errorf("end transaction: %w", err)
+		}
+		p.log.Info("transaction aborted (rebalance or produce failure); records will be redelivered", "records", len(recs))
+		return nil
+	}
+	p.confirm(ctx, items, claimed, token)
+	for _, it := range items {
+		p.count.add(it.countKey(), 1)
+		p.logOutcome(it)
+	}
+	return nil
+}
+
+func (p *Processor) abort(ctx context.Context, items []*item, claimed []string, token string) error {
+	p.release(ctx, items, claimed, token)
+	if err := p.sess.Begin(); err != nil {
+		return err
+	}
+	// Ending an empty transaction with TryAbort rewinds the group to its
+	// committed offsets, so the batch is polled again.
+	if _, err := p.sess.End(ctx, kgo.TryAbort); err != nil {
+		return fmt.Errorf("abort: %w", err)
+	}
+	return nil
+}
+
+// prepare decodes and routes one record and runs its handler.
+func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
+	it := &item{rec: r}
+	env, err := p.d.Codec.Decode(ctx, r.Value)
+	if err != nil {
+		it.outcome, it.reason = Invalid, fmt.Errorf("undecodable envelope: %w", err)
+		return it
+	}
+	it.env = env
+	it.src, _ = p.d.Sources.Get(env.Source)
+	it.ev = &router.Event{Envelope: env, Attempt: attempt(r)}
+	h, _, err := p.d.Router.Lookup(env.Source, env.EventType, env.SchemaVersion)
+	if err != nil {
+		it.outcome, it.reason = Invalid, err
+		return it
+	}
+	it.handler = h
+	for {
+		out, err := h.Handle(ctx, it.ev)
+		switch {
+		case err == nil:
+			if out.EntityKey == "" || out.Schema == nil || out.SchemaText == "" {
+				it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "handler returned no entity key or schema"}
+				return it
+			}
+			it.out = out
+			natural := out.NaturalKey
+			if natural == "" {
+				natural = env.IdempotencyKey
+			} else {
+				natural = env.Source + ":" + natural
+			}
+			it.dedup = "dedup:" + natural
+			it.lock = "lock:" + out.EntityKey
+			return it
+		case router.IsValidation(err):
+			it.outcome, it.reason = Invalid, err
+			return it
+		case ctx.Err() != nil:
+			it.outcome, it.reason = Invalid, err
+			return it
+		default:
+			// Until the retry tiers take these (failure handling), a
+			// failing handler is retried in place and holds the batch:
+			// nothing is lost and nothing is committed past it.
+			p.log.Error("handler failed; retrying", "source", env.Source, "event_type", env.EventType, "event_id", env.EventID, "correlation_id", env.CorrelationID, "error", err)
+			if !sleep(ctx, time.Second) {
+				it.outcome, it.reason = Invalid, err
+				return it
+			}
+		}
+	}
+}
+
+func attempt(r *kgo.Record) int {
+	for _, h := range r.Headers {
+		if h.Key == HeaderAttempt {
+			if n, err := strconv.Atoi(string(h.Value)); err == nil && n > 0 {
+				return n
+			}
+		}
+	}
+	return 1
+}
+
+// claim takes the dedup claims and entity locks for the batch's valid
+// items. Items whose claim is done are duplicates; a duplicate of an
+// earlier item in the same batch is one too. Busy claims and locks (held
+// by another member) are tried again with backoff. It returns the keys it
+// holds.
+func (p *Processor) claim(ctx, stop context.Context, items []*item, token string, deadline time.Time) ([]string, error) {
+	seen := map[string]bool{}
+	locks := map[string]bool{}
+	var pending []string
+	byKey := map[string]*item{}
+	for _, it := range items {
+		if it.out == nil {
+			continue
+		}
+		if seen[it.dedup] {
+			it.outcome = Duplicate
+			continue
+		}
+		seen[it.dedup] = true
+		byKey[it.dedup] = it
+		pending = append(pending, it.dedup)
+		if !locks[it.lock] {
+			locks[it.lock] = true
+			pending = append(pending, it.lock)
+		}
+	}
+	var held []string
+	backoff := 50 * time.Millisecond
+	for len(pending) > 0 {
+		res, err := p.d.Store.ClaimBatch(ctx, pending, token)
+		if err != nil {
+			if !store.IsUnavailable(err) && ctx.Err() == nil {
+				return held, err
+			}
+			p.log.Warn("redis unavailable; waiting", "error", err, "retry_in", backoff)
+		} else {
+			var busy []string
+			for i, k := range pending {
+				switch res[i] {
+				case store.ClaimAcquired:
+					held = append(held, k)
+				case store.ClaimDone:
+					if it := byKey[k]; it != nil {
+						it.outcome = Duplicate
+					}
+				case store.ClaimBusy:
+					busy = append(busy, k)
+				}
+			}
+			pending = busy
+			if len(pending) == 0 {
+				break
+			}
+		}
+		if time.Now().After(deadline) || stop.Err() != nil {
+			return held, fmt.Errorf("claims still busy or redis down after the batch deadline (%d keys)", len(pending))
+		}
+		if !sleep(ctx, backoff) {
+			return held, ctx.Err()
+		}
+		backoff = min(backoff*2, p.cfg.BackoffMax)
+	}
+	return held, nil
+}
+
+// apply runs the newest-wins compare-and-set for items still to process.
+func (p *Processor) apply(ctx, stop context.Context, items []*item, deadline time.Time) error {
+	var ups []store.Update
+	var which []*item
+	for _, it := range items {
+		if it.out == nil || it.outcome != "" {
+			continue
+		}
+		if it.out.OccurredAt.IsZero() {
+			it.outcome = Processed
+			continue
+		}
+		ups = append(ups, store.Update{EntityKey: it.out.EntityKey, EventTime: it.out.OccurredAt, EventID: it.env.EventID})
+		which = append(which, it)
+	}
+	if len(ups) == 0 {
+		return nil
+	}
+	backoff := 50 * time.Millisecond
+	for {
+		res, err := p.d.Store.ApplyBatch(ctx, ups)
+		if err == nil {
+			for i, r := range res {
+				if r == store.Stale {
+					which[i].outcome = Stale
+				} else {
+					which[i].outcome = Processed
+				}
+			}
+			return nil
+		}
+		if !store.IsUnavailable(err) {
+			return err
+		}
+		p.log.Warn("redis unavailable; waiting", "error", err, "retry_in", backoff)
+		if time.Now().After(deadline) || stop.Err() != nil || !sleep(ctx, backoff) {
+			return fmt.Errorf("redis unavailable past the batch deadline: %w", err)
+		}
+		backoff = min(backoff*2, p.cfg.BackoffMax)
+	}
+}
+
+// confirm marks the dedup claims of committed items done (duplicates of
+// them are now skipped for the source's dedup window) and releases the
+// entity locks.
+func (p *Processor) confirm(ctx context.Context, items []*item, held []string, token string) {
+	heldSet := make(map[string]bool, len(held))
+	for _, k := range held {
+		heldSet[k] = true
+	}
+	var keys []string
+	var windows []time.Duration
+	var locks []string
+	for _, it := range items {
+		if it.out == nil || !heldSet[it.dedup] || (it.outcome != Processed && it.outcome != Stale) {
+			continue
+		}
+		keys = append(keys, it.dedup)
+		w := source.DefaultDedupWindow
+		if it.src != nil {
+			w = it.src.DedupWindow.D()
+		}
+		windows = append(windows, w)
+	}
+	for _, k := range held {
+		if len(k) > 5 && k[:5] == "lock:" {
+			locks = append(locks, k)
+		}
+	}
+	p.retryRedis(ctx, "confirm dedup claims", func() error {
+		if len(keys) == 0 {
+			return nil
+		}
+		err := p.d.Store.ConfirmBatch(ctx, keys, token, windows)
+		if store.IsLostClaim(err) {
+			// The output is committed; the claim had expired. Logged,
+			// not retried: a duplicate output is possible.
+			p.log.Error("dedup claim lost before confirm (claim lease too short or worker stalled)", "error", err)
+			return nil
+		}
+		return err
+	})
+	p.retryRedis(ctx, "release entity locks", func() error {
+		if len(locks) == 0 {
+			return nil
+		}
+		return p.d.Store.ReleaseBatch(ctx, locks, token)
+	})
+}
+
+// release gives back every claim and lock after an abort, so the
+// redelivered records can claim them at once.
+func (p *Processor) release(ctx context.Context, _ []*item, held []string, token string) {
+	if len(held) == 0 {
+		return
+	}
+	p.retryRedis(ctx, "release claims", func() error { return p.d.Store.ReleaseBatch(ctx, held, token) })
+}
+
+// retryRedis retries f while Redis is unavailable, until ctx ends. A
+// release that never happens is harmless (the lease expires); a confirm that
+// never happens lets a later duplicate through, hence the retries.
+func (p *Processor) retryRedis(ctx context.Context, what string, f func() error) {
+	backoff := 50 * time.Millisecond
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if !store.IsUnavailable(err) || !sleep(ctx, backoff) {
+			p.log.Error(what+" failed", "error", err)
+			return
+		}
+		backoff = min(backoff*2, p.cfg.BackoffMax)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// encodeAll encodes the processed values before the transaction starts. A
+// registry that cannot be reached abandons the batch (it is redelivered); a
+// value that does not fit its own schema makes that event invalid.
+func (p *Processor) encodeAll(ctx context.Context, items []*item) error {
+	for _, it := range items {
+		if it.outcome != Processed {
+			continue
+		}
+		id, err := p.schemaID(ctx, it.out)
+		if err != nil {
+			return err
+		}
+		if it.value, err = p.d.Registry.Encode(nil, id, it.out.Schema, it.out.Value); err != nil {
+			it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "processed value does not fit its schema: " + err.Error()}
+		}
+	}
+	return nil
+}
+
+// outputs are the records an item writes in the transaction.
+func (p *Processor) outputs(it *item) []*kgo.Record {
+	switch it.outcome {
+	case Processed:
+		val := it.value
+		h := p.carry(it)
+		return []*kgo.Record{
+			{Topic: p.d.Topics.Processed, Key: []byte(it.out.EntityKey), Value: val, Headers: h},
+			{Topic: p.d.Topics.State, Key: []byte(it.out.EntityKey), Value: val, Headers: h},
+		}
+	case Invalid:
+		return []*kgo.Record{p.invalidRecord(it)}
+	}
+	return nil
+}
+
+// carry builds the headers every output carries: correlation id, trace
+// context, attempt and origin.
+func (p *Processor) carry(it *item) []kgo.RecordHeader {
+	r := it.rec
+	h := []kgo.RecordHeader{
+		{Key: HeaderOrigin, Value: []byte(r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10))},
+		{Key: HeaderAttempt, Value: []byte(strconv.Itoa(attempt(r)))},
+	}
+	for _, rh := range r.Headers {
+		switch rh.Key {
+		case HeaderCorrelationID, HeaderTraceparent, "tracestate", HeaderSource, HeaderEventType, HeaderErrors:
+			h = append(h, rh)
+		}
+	}
+	return h
+}
+
+type errorEntry struct {
+	At    time.Time `json:"at"`
+	Stage string    `json:"stage"`
+	Error string    `json:"error"`
+}
+
+// invalidRecord is the original envelope, untouched, with the validation
+// error appended to its error history.
+func (p *Processor) invalidRecord(it *item) *kgo.Record {
+	h := p.carry(it)
+	var hist []errorEntry
+	for i, rh := range h {
+		if rh.Key == HeaderErrors {
+			_ = json.Unmarshal(rh.Value, &hist)
+			h = append(h[:i], h[i+1:]...)
+			break
+		}
+	}
+	hist = append(hist, errorEntry{At: time.Now().UTC(), Stage: "validate", Error: it.reason.Error()})
+	b, _ := json.Marshal(hist)
+	reason := "validation"
+	if errors.Is(it.reason, router.ErrNoHandler) {
+		reason = "no handler"
+	} else if it.env == nil {
+		reason = "undecodable"
+	}
+	h = append(h, kgo.RecordHeader{Key: HeaderErrors, Value: b}, kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)})
+	return &kgo.Record{Topic: p.d.Topics.Invalid, Key: it.rec.Key, Value: it.rec.Value, Headers: h}
+}
+
+func (p *Processor) logOutcome(it *item) {
+	attrs := []any{"stage", "process", "outcome", string(it.outcome)}
+	if it.env != nil {
+		attrs = append(attrs, "correlation_id", it.env.CorrelationID, "source", it.env.Source, "event_type", it.env.EventType, "event_id", it.env.EventID)
+	}
+	if it.out != nil {
+		attrs = append(attrs, "entity_key", it.out.EntityKey)
+	}
+	if it.outcome == Invalid {
+		p.log.Warn("event invalid", append(attrs, "error", it.reason)...)
+		return
+	}
+	p.log.Debug("event done", attrs...)
+}
+
+// schemaIDs caches registry IDs of processed schemas by subject and text.
+type schemaIDs struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+func (p *Processor) schemaID(ctx context.Context, out *router.Output) (int, error) {
+	subject := out.Subject
+	if subject == "" {
+		named, ok := out.Schema.(interface{ FullName() string })
+		if !ok {
+			return 0, errors.New("processed schema is not a named record")
+		}
+		subject = p.d.Topics.Processed + "-" + named.FullName()
+	}
+	key := subject + "\x00" + out.SchemaText
+	p.ids.mu.Lock()
+	id, ok := p.ids.m[key]
+	p.ids.mu.Unlock()
+	if !ok {
+		var err error
+		id, _, err = p.d.Registry.Register(ctx, subject, out.SchemaText)
+		if err != nil {
+			return 0, err
+		}
+		p.ids.mu.Lock()
+		p.ids.m[key] = id
+		p.ids.mu.Unlock()
+	}
+	return id, nil
+}

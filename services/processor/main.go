@@ -1,0 +1,143 @@
+// Command processor consumes the raw topic in a consumer group and writes
+// processed and state records: routed by (source, event type, version),
+// validated against payload contracts, deduplicated in Redis, newest-wins,
+// exactly-once on the Kafka side. Scale out by running more instances (up
+// to the raw topic's partition count).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/inletdev/inlet/pkg/declarative"
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/processor"
+	"github.com/inletdev/inlet/pkg/service"
+	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/store"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "processor:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	fs := flagenv.New("processor")
+	var (
+		kcfg        kafka.Config
+		pcfg        processor.Config
+		rcfg        service.RegistryConfig
+		lcfg        service.LogConfig
+		sourcesPath string
+		redisURL    string
+		adminAddr   string
+		checkOnly   bool
+	)
+	kcfg.RegisterFlags(fs)
+	pcfg.RegisterFlags(fs)
+	rcfg.RegisterFlags(fs)
+	lcfg.RegisterFlags(fs)
+	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
+	fs.String(&redisURL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (password may be in the URL or REDIS_PASSWORD)")
+	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9091", "admin listen address (/healthz, /readyz)")
+	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := lcfg.Logger(os.Stderr)
+	if err != nil {
+		return err
+	}
+	sources, err := source.Load(sourcesPath, source.WithoutSecrets())
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(kcfg.Validate(), pcfg.Validate()); err != nil {
+		return err
+	}
+	rt, err := declarative.Router(sources)
+	if err != nil {
+		return err
+	}
+	if checkOnly {
+		fmt.Printf("configuration ok: %d sources\n", len(sources.Sources))
+		return nil
+	}
+	ropt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return fmt.Errorf("redis url: %w", err)
+	}
+	if pass, _ := flagenv.Secret("REDIS_PASSWORD"); pass != "" {
+		ropt.Password = pass
+	}
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+
+	ctx, stop := service.SignalContext(log)
+	defer stop()
+	topics := kafka.TopicNames(kcfg.TopicPrefix, kafka.DefaultRetryTiers)
+	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
+		return err
+	}
+	reg, err := rcfg.Client()
+	if err != nil {
+		return err
+	}
+	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
+	if err != nil {
+		return err
+	}
+	kopts, err := kcfg.ClientOpts(log)
+	if err != nil {
+		return err
+	}
+	p, err := processor.New(pcfg, processor.Deps{
+		KafkaOpts: kopts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
+		Store: store.New(rdb, store.ClaimLease(pcfg.ClaimLease)), Log: log,
+	})
+	if err != nil {
+		return err
+	}
+	var draining atomic.Bool
+	ln, err := net.Listen("tcp", adminAddr)
+	if err != nil {
+		return err
+	}
+	admin := &http.Server{Handler: adminMux(&draining), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = admin.Serve(ln) }()
+	log.Info("processor running", "group", pcfg.Group, "raw_topic", topics.Raw, "admin", ln.Addr().String())
+	err = p.Run(ctx)
+	draining.Store(true)
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = admin.Shutdown(sctx)
+	log.Info("processor stopped", "error", err)
+	return err
+}
+
+func adminMux(draining *atomic.Bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if draining.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, `{"status":"draining"}`)
+			return
+		}
+		fmt.Fprintln(w, `{"status":"ready"}`)
+	})
+	return mux
+}
