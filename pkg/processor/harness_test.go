@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -124,6 +125,13 @@ func (h *harness) config() Config {
 // start runs a processor until stop (or the test's end).
 func (h *harness) start(id string, mod func(*Config)) *running {
 	h.t.Helper()
+	return h.startHooked(id, mod, nil)
+}
+
+// startHooked is start with a crash hook installed before the processor
+// runs.
+func (h *harness) startHooked(id string, mod func(*Config), crash func() bool) *running {
+	h.t.Helper()
 	cfg := h.config()
 	cfg.InstanceID = h.env.Prefix + "-" + id
 	if mod != nil {
@@ -139,6 +147,7 @@ func (h *harness) start(id string, mod func(*Config)) *running {
 	if err != nil {
 		h.t.Fatal(err)
 	}
+	p.crashBeforeCommit = crash
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{p: p, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- p.Run(ctx) }()
@@ -191,15 +200,14 @@ func (h *harness) waitAll(n int64) {
 	testenv.Eventually(h.t, 60*time.Second, fmt.Sprintf("%d outcomes", n), func() bool { return h.all() >= n })
 }
 
-var seq int
+var seq atomic.Int64
 
 // send writes an envelope to the raw topic as ingest would.
 func (h *harness) send(src, eventType, eventID, version, channel string, payload []byte) *envelope.Envelope {
 	h.t.Helper()
-	seq++
 	now := time.Now().UTC().Truncate(time.Microsecond)
 	e := &envelope.Envelope{
-		ID: fmt.Sprintf("id-%d", seq), Source: src, EventType: eventType, EventID: eventID,
+		ID: fmt.Sprintf("id-%d", seq.Add(1)), Source: src, EventType: eventType, EventID: eventID,
 		IdempotencyKey: envelope.IdempotencyKey(src, eventID), SchemaVersion: version,
 		ReceivedAt: now, CorrelationID: fmt.Sprintf("corr-%s", eventID), Channel: channel,
 		Headers: map[string]string{}, Payload: payload, ContentType: "application/json",

@@ -36,8 +36,7 @@ func resilienceSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 			h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, fmt.Sprintf("pi_%d", i), "succeeded", int64(1700000000+i)))
 		}
 		var crashed atomic.Bool
-		a := h.start("crashy", nil)
-		a.p.crashBeforeCommit = func() bool { return crashed.CompareAndSwap(false, true) }
+		a := h.startHooked("crashy", nil, func() bool { return crashed.CompareAndSwap(false, true) })
 		testenv.Eventually(t, 30*time.Second, "the first processor to crash", crashed.Load)
 		if err := <-a.done; !errors.Is(err, errCrashed) {
 			t.Fatalf("crashed processor returned %v", err)
