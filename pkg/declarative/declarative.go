@@ -15,7 +15,9 @@ import (
 
 	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/router"
+	"github.com/inletdev/inlet/pkg/sink"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/schemas/contracts"
 )
@@ -38,9 +40,15 @@ func Register(r *router.Router, sources *source.File, contracts *contract.Regist
 	for _, name := range sources.Names() {
 		src, _ := sources.Get(name)
 		for pattern, spec := range src.Events {
-			h, err := newHandler(src, pattern, spec, contracts)
+			base, err := newHandler(src, pattern, spec, contracts)
 			if err != nil {
 				return fmt.Errorf("source %q events[%q]: %w", name, pattern, err)
+			}
+			var h router.Handler = base
+			if spec.Sink != nil {
+				if h, err = withSink(base, spec.Sink); err != nil {
+					return fmt.Errorf("source %q events[%q]: %w", name, pattern, err)
+				}
 			}
 			// The contract routes versions itself (its manifest lists the
 			// source versions each contract version reads), so the route
@@ -197,3 +205,32 @@ func normalizeLine(env *envelope.Envelope) ([]byte, error) {
 
 // Schema returns the processed schema of the handler's contract.
 func (h *Handler) Schema() avro.Schema { return h.contract.ProcessedSchema() }
+
+// sinkHandler is a declarative handler that also delivers each processed
+// event to an HTTP sink.
+type sinkHandler struct {
+	*Handler
+	sink *sink.HTTP
+}
+
+func withSink(h *Handler, spec *source.SinkSpec) (*sinkHandler, error) {
+	hdrs, err := spec.Headers()
+	if err != nil {
+		return nil, err
+	}
+	s, err := sink.NewHTTP(sink.HTTPConfig{URL: spec.URL, Method: spec.Method, Headers: hdrs, Timeout: spec.Timeout.D(), RetryableStatus: spec.RetryableStatus})
+	if err != nil {
+		return nil, err
+	}
+	return &sinkHandler{Handler: h, sink: s}, nil
+}
+
+// Deliver posts the processed record as JSON, keyed for the downstream's
+// own deduplication by the event's idempotency key.
+func (h *sinkHandler) Deliver(ctx context.Context, ev *router.Event, out *router.Output) error {
+	body, err := json.Marshal(out.Value)
+	if err != nil {
+		return retry.Permanent(fmt.Errorf("encode sink body: %w", err))
+	}
+	return h.sink.Send(ctx, body, "application/json", ev.Envelope.IdempotencyKey, ev.Envelope.CorrelationID)
+}

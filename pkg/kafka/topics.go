@@ -25,13 +25,15 @@ var DefaultRetryTiers = []time.Duration{30 * time.Second, 2 * time.Minute, 15 * 
 
 // Topics holds every topic name Inlet uses, derived from one prefix.
 type Topics struct {
-	Raw       string
-	Retry     []string // one per tier, in tier order
-	DLQ       string
-	Invalid   string
-	Processed string
-	State     string
-	Audit     string
+	Raw   string
+	Retry []string // one per tier, in tier order
+	// RetryTiers are the delays of the Retry topics, index for index.
+	RetryTiers []time.Duration
+	DLQ        string
+	Invalid    string
+	Processed  string
+	State      string
+	Audit      string
 }
 
 // TopicNames derives the names for prefix and the retry tiers, e.g.
@@ -47,6 +49,7 @@ func TopicNames(prefix string, tiers []time.Duration) Topics {
 	}
 	for _, d := range tiers {
 		t.Retry = append(t.Retry, prefix+".retry."+TierName(d))
+		t.RetryTiers = append(t.RetryTiers, d)
 	}
 	return t
 }

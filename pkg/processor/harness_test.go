@@ -14,6 +14,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -68,6 +69,7 @@ type harness struct {
 	rdb     *redis.Client
 	prefix  string
 	prod    *kgo.Client
+	alerter *alert.Alerter
 	mu      sync.Mutex
 	procs   []*running
 }
@@ -80,10 +82,17 @@ type running struct {
 
 func newHarness(t *testing.T, env *testenv.Env) *harness {
 	t.Helper()
+	return newHarnessWith(t, env, testSources, nil, nil)
+}
+
+// newHarnessWith uses its own sources file, retry tiers (nil: defaults) and
+// alerter.
+func newHarnessWith(t *testing.T, env *testenv.Env, sourcesYAML string, tiers []time.Duration, al *alert.Alerter) *harness {
+	t.Helper()
 	t.Setenv("T_STRIPE", "s")
 	t.Setenv("T_SHOP", "s")
 	t.Setenv("T_BILLING", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-	sources, err := source.Parse([]byte(testSources))
+	sources, err := source.Parse([]byte(sourcesYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +104,7 @@ func newHarness(t *testing.T, env *testenv.Env) *harness {
 	if err := declarative.Register(rt, sources, reg); err != nil {
 		t.Fatal(err)
 	}
-	topics := env.CreateTopics(t, nil)
+	topics := env.CreateTopics(t, tiers)
 	codec, err := envelope.NewCodec(context.Background(), env.Registry(t), topics.RawSubject())
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +115,7 @@ func newHarness(t *testing.T, env *testenv.Env) *harness {
 	}
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
-	h := &harness{t: t, env: env, topics: topics, sources: sources, router: rt, codec: codec, rdb: rdb, prefix: env.Prefix + ":",
+	h := &harness{t: t, env: env, topics: topics, sources: sources, router: rt, codec: codec, rdb: rdb, prefix: env.Prefix + ":", alerter: al,
 		prod: env.Client(t, kgo.ProducerLinger(0))}
 	t.Cleanup(h.stopAll)
 	return h
@@ -141,8 +150,9 @@ func (h *harness) startHooked(id string, mod func(*Config), crash func() bool) *
 		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)},
 		Topics:    h.topics, Sources: h.sources, Router: h.router,
 		Registry: h.env.Registry(h.t), Codec: h.codec,
-		Store: store.New(h.rdb, store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease)),
-		Log:   testLog(h.t),
+		Store:   store.New(h.rdb, store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease)),
+		Log:     testLog(h.t),
+		Alerter: h.alerter,
 	})
 	if err != nil {
 		h.t.Fatal(err)

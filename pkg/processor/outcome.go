@@ -15,6 +15,9 @@ const (
 	Stale      Outcome = "stale"
 	Invalid    Outcome = "invalid"
 	DeadLetter Outcome = "dlq"
+	// Retried is not final: the event went to a retry tier and will end
+	// in one of the outcomes above.
+	Retried Outcome = "retried"
 )
 
 // CountKey is one counter: an outcome for a source and event type.

@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,25 +11,26 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/registry"
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/store"
 )
 
-// Record header names (DESIGN.md "Record headers carried through every
-// stage").
+// Record header names, as the retry package defines them.
 const (
-	HeaderCorrelationID = "correlation-id"
-	HeaderTraceparent   = "traceparent"
-	HeaderAttempt       = "inlet-attempt"
-	HeaderErrors        = "inlet-errors"
-	HeaderOrigin        = "inlet-origin"
-	HeaderSource        = "inlet-source"
-	HeaderEventType     = "inlet-event-type"
-	HeaderReason        = "inlet-reason"
+	HeaderCorrelationID = retry.HeaderCorrelationID
+	HeaderTraceparent   = retry.HeaderTraceparent
+	HeaderAttempt       = retry.HeaderAttempt
+	HeaderErrors        = retry.HeaderErrors
+	HeaderOrigin        = retry.HeaderOrigin
+	HeaderSource        = retry.HeaderSource
+	HeaderEventType     = retry.HeaderEventType
+	HeaderReason        = retry.HeaderReason
 )
 
 // Deps are what the processor reads from and writes to.
@@ -44,7 +44,9 @@ type Deps struct {
 	Registry  *registry.Client
 	Codec     *envelope.Codec
 	Store     *store.Store
-	Log       *slog.Logger
+	// Alerter is told about dead-lettered and invalid events (optional).
+	Alerter *alert.Alerter
+	Log     *slog.Logger
 }
 
 // Processor is one member of the processor group.
@@ -53,6 +55,9 @@ type Processor struct {
 	d     Deps
 	log   *slog.Logger
 	sess  *kgo.GroupTransactSession
+	pause *pauser
+	retry map[string]bool // retry topic names
+	tier  map[time.Duration]int
 	ids   schemaIDs
 	count Counts
 
@@ -75,12 +80,31 @@ func New(cfg Config, d Deps) (*Processor, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{cfg: cfg, d: d, log: d.Log}
+	p := &Processor{cfg: cfg, d: d, log: d.Log, retry: map[string]bool{}, tier: map[time.Duration]int{}}
 	p.ids.m = map[string]int{}
+	for i, t := range d.Topics.Retry {
+		p.retry[t] = true
+		p.tier[d.Topics.RetryTiers[i]] = i
+	}
+	for _, name := range d.Sources.Names() {
+		src, _ := d.Sources.Get(name)
+		for _, tier := range src.Retry.Tiers {
+			if _, ok := p.tier[tier.D()]; !ok {
+				return nil, fmt.Errorf("processor: source %q retries after %v but there is no retry topic for that delay (tiers: %v)", name, tier.D(), d.Topics.RetryTiers)
+			}
+		}
+	}
+	isRetry := func(t string) bool { return p.retry[t] }
 	opts := append([]kgo.Opt{}, d.KafkaOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(d.Topics.Raw),
+		kgo.ConsumeTopics(append([]string{d.Topics.Raw}, d.Topics.Retry...)...),
+		// A retry partition paused before a rebalance must not stay
+		// paused: resume on assignment; hold re-pauses it if its head is
+		// still not due.
+		kgo.OnPartitionsAssigned(func(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
+			newPauser(cl).resumeAll(assigned, isRetry)
+		}),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
@@ -89,6 +113,9 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes),
 		kgo.ProducerLinger(0),
 		kgo.FetchMaxBytes(kafka.MaxMessageBytes*4),
+		// A resumed retry partition joins the next fetch, which waits for
+		// the one in flight: its max wait bounds how late a retry runs.
+		kgo.FetchMaxWait(500*time.Millisecond),
 		kgo.FetchMaxPartitionBytes(kafka.MaxMessageBytes),
 		// Finish the batch in hand before a rebalance moves partitions,
 		// instead of aborting it; AllowRebalance follows each End.
@@ -99,6 +126,7 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		return nil, err
 	}
 	p.sess = sess
+	p.pause = newPauser(sess.Client())
 	return p, nil
 }
 
@@ -113,6 +141,7 @@ func (p *Processor) Counts() *Counts { return &p.count }
 func (p *Processor) Run(ctx context.Context) error {
 	// Close would wait for a rebalance that BlockRebalanceOnPoll holds back.
 	defer p.sess.CloseAllowingRebalance()
+	defer p.pause.stop()
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -126,7 +155,7 @@ func (p *Processor) Run(ctx context.Context) error {
 				p.log.Warn("fetch error", "topic", t, "partition", part, "error", err)
 			}
 		})
-		recs := fetches.Records()
+		recs := p.pause.hold(fetches.Records(), p.isRetry, time.Now())
 		if len(recs) == 0 {
 			p.sess.AllowRebalance()
 			continue
@@ -146,6 +175,8 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 }
 
+func (p *Processor) isRetry(topic string) bool { return p.retry[topic] }
+
 // item is one record's way through a batch.
 type item struct {
 	rec     *kgo.Record
@@ -156,6 +187,9 @@ type item struct {
 	value   []byte // encoded processed record
 	outcome Outcome
 	reason  error // why invalid
+	failure error // why processing failed (retry or DLQ)
+	stage   string
+	next    retry.Decision
 	dedup   string
 	lock    string
 	src     *source.Source
@@ -188,6 +222,8 @@ func (p *Processor) processBatch(ctx, stop context.Context, recs []*kgo.Record) 
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return p.abort(ctx, items, claimed, token)
 	}
+	p.deliver(ctx, items)
+	p.route(items)
 	if err := p.encodeAll(ctx, items); err != nil {
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return p.abort(ctx, items, claimed, token)
@@ -227,6 +263,7 @@ func (p *Processor) processBatch(ctx, stop context.Context, recs []*kgo.Record) 
 	for _, it := range items {
 		p.count.add(it.countKey(), 1)
 		p.logOutcome(it)
+		p.alert(it)
 	}
 	return nil
 }
@@ -261,53 +298,31 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 		return it
 	}
 	it.handler = h
-	for {
-		out, err := h.Handle(ctx, it.ev)
-		switch {
-		case err == nil:
-			if out.EntityKey == "" || out.Schema == nil || out.SchemaText == "" {
-				it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "handler returned no entity key or schema"}
-				return it
-			}
-			it.out = out
-			natural := out.NaturalKey
-			if natural == "" {
-				natural = env.IdempotencyKey
-			} else {
-				natural = env.Source + ":" + natural
-			}
-			it.dedup = "dedup:" + natural
-			it.lock = "lock:" + out.EntityKey
+	out, err := h.Handle(ctx, it.ev)
+	switch {
+	case err == nil:
+		if out.EntityKey == "" || out.Schema == nil || out.SchemaText == "" {
+			it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "handler returned no entity key or schema"}
 			return it
-		case router.IsValidation(err):
-			it.outcome, it.reason = Invalid, err
-			return it
-		case ctx.Err() != nil:
-			it.outcome, it.reason = Invalid, err
-			return it
-		default:
-			// Until the retry tiers take these (failure handling), a
-			// failing handler is retried in place and holds the batch:
-			// nothing is lost and nothing is committed past it.
-			p.log.Error("handler failed; retrying", "source", env.Source, "event_type", env.EventType, "event_id", env.EventID, "correlation_id", env.CorrelationID, "error", err)
-			if !sleep(ctx, time.Second) {
-				it.outcome, it.reason = Invalid, err
-				return it
-			}
 		}
+		it.out = out
+		natural := out.NaturalKey
+		if natural == "" {
+			natural = env.IdempotencyKey
+		} else {
+			natural = env.Source + ":" + natural
+		}
+		it.dedup = "dedup:" + natural
+		it.lock = "lock:" + out.EntityKey
+	case router.IsValidation(err):
+		it.outcome, it.reason = Invalid, err
+	default:
+		it.failure, it.stage = err, "handle"
 	}
+	return it
 }
 
-func attempt(r *kgo.Record) int {
-	for _, h := range r.Headers {
-		if h.Key == HeaderAttempt {
-			if n, err := strconv.Atoi(string(h.Value)); err == nil && n > 0 {
-				return n
-			}
-		}
-	}
-	return 1
-}
+func attempt(r *kgo.Record) int { return retry.Attempt(r.Headers) }
 
 // claim takes the dedup claims and entity locks for the batch's valid
 // items. Items whose claim is done are duplicates; a duplicate of an
@@ -438,8 +453,14 @@ func (p *Processor) confirm(ctx context.Context, items []*item, held []string, t
 		}
 		windows = append(windows, w)
 	}
+	confirmed := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		confirmed[k] = true
+	}
+	// Locks, and the claims of events that go on to a retry tier or the
+	// DLQ: released, so the retry (or a requeue) can claim them again.
 	for _, k := range held {
-		if len(k) > 5 && k[:5] == "lock:" {
+		if !confirmed[k] {
 			locks = append(locks, k)
 		}
 	}
@@ -456,7 +477,7 @@ func (p *Processor) confirm(ctx context.Context, items []*item, held []string, t
 		}
 		return err
 	})
-	p.retryRedis(ctx, "release entity locks", func() error {
+	p.retryRedis(ctx, "release entity locks and unconfirmed claims", func() error {
 		if len(locks) == 0 {
 			return nil
 		}
@@ -533,6 +554,10 @@ func (p *Processor) outputs(it *item) []*kgo.Record {
 		}
 	case Invalid:
 		return []*kgo.Record{p.invalidRecord(it)}
+	case Retried:
+		return []*kgo.Record{p.retryRecord(it)}
+	case DeadLetter:
+		return []*kgo.Record{p.deadLetterRecord(it)}
 	}
 	return nil
 }
@@ -554,36 +579,6 @@ func (p *Processor) carry(it *item) []kgo.RecordHeader {
 	return h
 }
 
-type errorEntry struct {
-	At    time.Time `json:"at"`
-	Stage string    `json:"stage"`
-	Error string    `json:"error"`
-}
-
-// invalidRecord is the original envelope, untouched, with the validation
-// error appended to its error history.
-func (p *Processor) invalidRecord(it *item) *kgo.Record {
-	h := p.carry(it)
-	var hist []errorEntry
-	for i, rh := range h {
-		if rh.Key == HeaderErrors {
-			_ = json.Unmarshal(rh.Value, &hist)
-			h = append(h[:i], h[i+1:]...)
-			break
-		}
-	}
-	hist = append(hist, errorEntry{At: time.Now().UTC(), Stage: "validate", Error: it.reason.Error()})
-	b, _ := json.Marshal(hist)
-	reason := "validation"
-	if errors.Is(it.reason, router.ErrNoHandler) {
-		reason = "no handler"
-	} else if it.env == nil {
-		reason = "undecodable"
-	}
-	h = append(h, kgo.RecordHeader{Key: HeaderErrors, Value: b}, kgo.RecordHeader{Key: HeaderReason, Value: []byte(reason)})
-	return &kgo.Record{Topic: p.d.Topics.Invalid, Key: it.rec.Key, Value: it.rec.Value, Headers: h}
-}
-
 func (p *Processor) logOutcome(it *item) {
 	attrs := []any{"stage", "process", "outcome", string(it.outcome)}
 	if it.env != nil {
@@ -592,8 +587,15 @@ func (p *Processor) logOutcome(it *item) {
 	if it.out != nil {
 		attrs = append(attrs, "entity_key", it.out.EntityKey)
 	}
-	if it.outcome == Invalid {
+	switch it.outcome {
+	case Invalid:
 		p.log.Warn("event invalid", append(attrs, "error", it.reason)...)
+		return
+	case DeadLetter:
+		p.log.Error("event dead-lettered", append(attrs, "reason", it.next.Reason, "stage", it.stage, "error", it.failure, "attempt", it.ev.Attempt)...)
+		return
+	case Retried:
+		p.log.Warn("event will be retried", append(attrs, "attempt", it.ev.Attempt, "retry_in", it.next.Delay, "stage", it.stage, "error", it.failure)...)
 		return
 	}
 	p.log.Debug("event done", attrs...)

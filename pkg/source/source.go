@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"regexp"
 	"slices"
@@ -129,10 +130,38 @@ type RetrySpec struct {
 // EventSpec says how the processor handles an event type (exact or a glob
 // with *): its payload contract and key templates.
 type EventSpec struct {
-	Contract   string `yaml:"contract"`
-	EntityKey  string `yaml:"entity_key"`
-	NaturalKey string `yaml:"natural_key"`
-	OccurredAt string `yaml:"occurred_at"`
+	Contract   string    `yaml:"contract"`
+	EntityKey  string    `yaml:"entity_key"`
+	NaturalKey string    `yaml:"natural_key"`
+	OccurredAt string    `yaml:"occurred_at"`
+	Sink       *SinkSpec `yaml:"sink"`
+}
+
+// SinkSpec delivers each processed event to an HTTP endpoint besides the
+// processed topic. Header values come from environment variables (they are
+// often credentials).
+type SinkSpec struct {
+	URL             string            `yaml:"url"`
+	Method          string            `yaml:"method"`
+	HeadersEnv      map[string]string `yaml:"headers_env"`
+	Timeout         Duration          `yaml:"timeout"`
+	RetryableStatus []int             `yaml:"retryable_status"`
+}
+
+// Headers resolves the sink's header values from the environment.
+func (s *SinkSpec) Headers() (map[string]string, error) {
+	out := make(map[string]string, len(s.HeadersEnv))
+	for h, env := range s.HeadersEnv {
+		v, err := flagenv.Secret(env)
+		if err != nil {
+			return nil, err
+		}
+		if v == "" {
+			return nil, fmt.Errorf("sink header %s: environment variable %s is not set", h, env)
+		}
+		out[h] = v
+	}
+	return out, nil
 }
 
 // LoadOpt changes how a sources file is loaded.
@@ -356,6 +385,11 @@ func (ev EventSpec) validate() error {
 		}
 		if _, err := ParseTemplate(t); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
+	}
+	if ev.Sink != nil {
+		if u, err := url.Parse(ev.Sink.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("sink.url %q must be an http(s) URL", ev.Sink.URL))
 		}
 	}
 	if ev.OccurredAt != "" && !strings.HasPrefix(ev.OccurredAt, "/") {

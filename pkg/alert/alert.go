@@ -1,0 +1,234 @@
+// Package alert tells people when events land on the dead-letter or invalid
+// topic: a webhook (generic JSON or a Slack-compatible body) carrying the
+// source, event type, ids, a redacted payload excerpt, the error history and
+// the runbook link. Alerts never block processing: Notify only enqueues, a
+// burst of the same failure becomes one message with a count, and the send
+// rate is capped.
+package alert
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Kinds of alert: they mean different things and go to different runbooks.
+const (
+	KindDLQ     = "dlq"     // a downstream kept failing: act on the runbook
+	KindInvalid = "invalid" // a payload no longer fits its contract: update the integration
+)
+
+// Alert is one event that needs a person.
+type Alert struct {
+	Kind          string          `json:"kind"`
+	Source        string          `json:"source"`
+	EventType     string          `json:"event_type"`
+	EventID       string          `json:"event_id"`
+	CorrelationID string          `json:"correlation_id"`
+	Reason        string          `json:"reason"`
+	Error         string          `json:"error"`
+	History       json.RawMessage `json:"error_history,omitempty"`
+	Excerpt       string          `json:"payload_excerpt"`
+	Runbook       string          `json:"runbook,omitempty"`
+	Topic         string          `json:"topic"`
+	At            time.Time       `json:"at"`
+}
+
+// Config is where alerts go and how often.
+type Config struct {
+	// WebhookURL receives alerts; empty disables sending (logs and metrics
+	// still happen at the caller).
+	WebhookURL string
+	// Format is "json" (default) or "slack".
+	Format string
+	// Window groups alerts with the same kind, source, type and reason:
+	// the first is sent at the end of its window with the count of the
+	// others. Default 10s.
+	Window time.Duration
+	// MaxPerMinute caps messages sent; extra groups are dropped and
+	// counted. Default 30.
+	MaxPerMinute int
+	// ExcerptBytes bounds the payload excerpt. Default 512.
+	ExcerptBytes int
+	Log          *slog.Logger
+}
+
+// Message is what the webhook receives in the json format: the first alert
+// of a group and how many more were folded into it.
+type Message struct {
+	Alert
+	Count       int       `json:"count"`
+	WindowStart time.Time `json:"window_start"`
+}
+
+// Alerter sends grouped alerts from one goroutine, owned by Run.
+type Alerter struct {
+	cfg     Config
+	in      chan Alert
+	cl      *http.Client
+	dropped atomic.Int64
+	sent    atomic.Int64
+	mu      sync.Mutex
+}
+
+// New returns an Alerter; call Run to start sending.
+func New(cfg Config) *Alerter {
+	if cfg.Window <= 0 {
+		cfg.Window = 10 * time.Second
+	}
+	if cfg.MaxPerMinute <= 0 {
+		cfg.MaxPerMinute = 30
+	}
+	if cfg.ExcerptBytes <= 0 {
+		cfg.ExcerptBytes = 512
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
+	return &Alerter{cfg: cfg, in: make(chan Alert, 1024), cl: &http.Client{Timeout: 10 * time.Second}}
+}
+
+// Notify queues a. It never blocks: when the queue is full the alert is
+// dropped and counted (Dropped).
+func (a *Alerter) Notify(al Alert) {
+	if a == nil || a.cfg.WebhookURL == "" {
+		return
+	}
+	select {
+	case a.in <- al:
+	default:
+		a.dropped.Add(1)
+	}
+}
+
+// Excerpt returns a redacted, size-bounded excerpt of a payload.
+func (a *Alerter) Excerpt(payload []byte) string { return Excerpt(payload, a.cfg.ExcerptBytes) }
+
+// Dropped counts alerts not sent (queue full or rate cap).
+func (a *Alerter) Dropped() int64 { return a.dropped.Load() }
+
+// Sent counts messages delivered to the webhook.
+func (a *Alerter) Sent() int64 { return a.sent.Load() }
+
+type groupKey struct{ kind, source, eventType, reason string }
+
+type group struct {
+	msg   Message
+	due   time.Time
+	count int
+}
+
+// Run groups and sends until ctx ends, then flushes what it holds (bounded
+// by a short timeout).
+func (a *Alerter) Run(ctx context.Context) {
+	groups := map[groupKey]*group{}
+	tick := time.NewTicker(a.cfg.Window / 4)
+	defer tick.Stop()
+	var minute time.Time
+	sentThisMinute := 0
+	flush := func(now time.Time, all bool) {
+		for k, g := range groups {
+			if !all && now.Before(g.due) {
+				continue
+			}
+			delete(groups, k)
+			if now.Sub(minute) >= time.Minute {
+				minute, sentThisMinute = now, 0
+			}
+			if sentThisMinute >= a.cfg.MaxPerMinute {
+				a.dropped.Add(int64(g.count))
+				continue
+			}
+			sentThisMinute++
+			g.msg.Count = g.count
+			a.send(g.msg)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			for {
+				select {
+				case al := <-a.in:
+					a.add(groups, al, time.Now())
+				default:
+					flush(time.Now(), true)
+					return
+				}
+			}
+		case al := <-a.in:
+			a.add(groups, al, time.Now())
+		case now := <-tick.C:
+			flush(now, false)
+		}
+	}
+}
+
+func (a *Alerter) add(groups map[groupKey]*group, al Alert, now time.Time) {
+	k := groupKey{al.Kind, al.Source, al.EventType, al.Reason}
+	if g, ok := groups[k]; ok {
+		g.count++
+		return
+	}
+	groups[k] = &group{msg: Message{Alert: al, WindowStart: now}, due: now.Add(a.cfg.Window), count: 1}
+}
+
+func (a *Alerter) send(m Message) {
+	var body []byte
+	if a.cfg.Format == "slack" {
+		body, _ = json.Marshal(map[string]string{"text": slackText(m)})
+	} else {
+		body, _ = json.Marshal(m)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.WebhookURL, bytes.NewReader(body))
+	if err != nil {
+		a.cfg.Log.Error("alert webhook", "error", err)
+		return
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := a.cl.Do(req)
+	if err != nil {
+		a.cfg.Log.Error("alert webhook unreachable; alert lost (the event itself is safe on its topic)", "kind", m.Kind, "error", err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		a.cfg.Log.Error("alert webhook refused the alert", "kind", m.Kind, "status", resp.StatusCode)
+		return
+	}
+	a.sent.Add(1)
+}
+
+func slackText(m Message) string {
+	title := "Dead-lettered"
+	if m.Kind == KindInvalid {
+		title = "Invalid (schema changed? update the integration)"
+	}
+	more := ""
+	if m.Count > 1 {
+		more = fmt.Sprintf(" (+%d more like it)", m.Count-1)
+	}
+	return fmt.Sprintf(":rotating_light: *%s* %s/%s%s\n*event* `%s`  *correlation* `%s`\n*reason* %s: %s\n*runbook* %s\n```%s```",
+		title, m.Source, m.EventType, more, m.EventID, m.CorrelationID, m.Reason, m.Error, m.Runbook, m.Excerpt)
+}
+
+// secretish matches JSON members whose values must not leave in an alert.
+var secretish = regexp.MustCompile(`(?i)("(?:[a-z_]*(?:secret|token|password|passwd|api_?key|authorization|card|cvc|cvv|iban|ssn)[a-z_]*)"\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9.eE+-]+)`)
+
+// Excerpt redacts secret-looking members and bounds the size.
+func Excerpt(payload []byte, n int) string {
+	s := secretish.ReplaceAll(payload, []byte(`$1"[redacted]"`))
+	if len(s) > n {
+		return string(s[:n]) + "…"
+	}
+	return string(s)
+}

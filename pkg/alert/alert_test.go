@@ -1,0 +1,104 @@
+package alert
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+type receiver struct {
+	mu   sync.Mutex
+	msgs []map[string]any
+}
+
+func (r *receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	var m map[string]any
+	_ = json.NewDecoder(req.Body).Decode(&m)
+	r.mu.Lock()
+	r.msgs = append(r.msgs, m)
+	r.mu.Unlock()
+}
+
+func (r *receiver) got() []map[string]any {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]map[string]any(nil), r.msgs...)
+}
+
+func TestBurstOfTheSameFailureIsOneMessage(t *testing.T) {
+	rcv := &receiver{}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	a := New(Config{WebhookURL: srv.URL, Window: 200 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	for i := range 50 {
+		a.Notify(Alert{Kind: KindDLQ, Source: "shop", EventType: "orders/updated", Reason: "retry budget exhausted", EventID: "e" + string(rune('a'+i%26)), Runbook: "https://runbooks/dlq", History: json.RawMessage(`[{"stage":"deliver","error":"503"}]`)})
+	}
+	a.Notify(Alert{Kind: KindInvalid, Source: "shop", EventType: "orders/updated", Reason: "validation"})
+	deadline := time.Now().Add(5 * time.Second)
+	for len(rcv.got()) < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	msgs := rcv.got()
+	if len(msgs) != 2 {
+		t.Fatalf("%d messages, want 2 (one per kind): %v", len(msgs), msgs)
+	}
+	for _, m := range msgs {
+		if m["kind"] == KindDLQ && (m["count"].(float64) != 50 || m["runbook"] != "https://runbooks/dlq" || m["error_history"] == nil) {
+			t.Errorf("dlq message: %v", m)
+		}
+	}
+}
+
+func TestNotifyNeverBlocks(t *testing.T) {
+	a := New(Config{WebhookURL: "http://127.0.0.1:1"}) // Run not started: the queue fills
+	start := time.Now()
+	for range 5000 {
+		a.Notify(Alert{Kind: KindDLQ})
+	}
+	if time.Since(start) > time.Second {
+		t.Fatal("Notify blocked")
+	}
+	if a.Dropped() != 5000-1024 {
+		t.Fatalf("dropped %d, want %d", a.Dropped(), 5000-1024)
+	}
+}
+
+func TestExcerptRedactsAndBounds(t *testing.T) {
+	p := []byte(`{"id":"o1","api_key":"sk_live_123","card_number":4242424242424242,"nested":{"Password":"hunter2"},"note":"` + strings.Repeat("x", 1000) + `"}`)
+	e := Excerpt(p, 200)
+	for _, leak := range []string{"sk_live_123", "4242424242424242", "hunter2"} {
+		if strings.Contains(e, leak) {
+			t.Errorf("excerpt leaks %s: %s", leak, e)
+		}
+	}
+	if len(e) > 204 || !strings.Contains(e, `"id":"o1"`) {
+		t.Errorf("excerpt %q", e)
+	}
+}
+
+func TestSlackFormat(t *testing.T) {
+	rcv := &receiver{}
+	srv := httptest.NewServer(rcv)
+	defer srv.Close()
+	a := New(Config{WebhookURL: srv.URL, Format: "slack", Window: 50 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	a.Notify(Alert{Kind: KindDLQ, Source: "stripe", EventType: "invoice.paid", Reason: "permanent error", Runbook: "https://rb"})
+	cancel()
+	<-done
+	msgs := rcv.got()
+	if len(msgs) != 1 || !strings.Contains(msgs[0]["text"].(string), "https://rb") {
+		t.Fatalf("slack body: %v", msgs)
+	}
+}

@@ -1,0 +1,111 @@
+package processor
+
+import (
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/retry"
+)
+
+// pauser holds retry partitions whose head record is not due yet: the
+// partition is rewound to that record (so the transaction does not commit
+// past it), paused, and resumed by a timer when the record is due. Other
+// partitions and the raw topic keep flowing.
+type pauser struct {
+	cl     *kgo.Client
+	mu     sync.Mutex
+	timers map[tp]*time.Timer
+}
+
+type tp struct {
+	topic     string
+	partition int32
+}
+
+func newPauser(cl *kgo.Client) *pauser { return &pauser{cl: cl, timers: map[tp]*time.Timer{}} }
+
+// hold returns the records that may be processed now. For each retry
+// partition whose records are not all due, it keeps those before the first
+// record not due, rewinds the partition to that record and pauses it until
+// it is due. Must run on the polling goroutine before the transaction ends.
+func (p *pauser) hold(recs []*kgo.Record, isRetry func(string) bool, now time.Time) []*kgo.Record {
+	first := map[tp]*kgo.Record{} // first record not due, per partition
+	for _, r := range recs {
+		if !isRetry(r.Topic) {
+			continue
+		}
+		k := tp{r.Topic, r.Partition}
+		if _, held := first[k]; held {
+			continue
+		}
+		if due := retry.DueAt(r.Headers); due.After(now) {
+			first[k] = r
+		}
+	}
+	if len(first) == 0 {
+		return recs
+	}
+	keep := recs[:0:0]
+	for _, r := range recs {
+		if f, held := first[tp{r.Topic, r.Partition}]; held && r.Offset >= f.Offset {
+			continue
+		}
+		keep = append(keep, r)
+	}
+	rewind := map[string]map[int32]kgo.EpochOffset{}
+	pause := map[string][]int32{}
+	for k, r := range first {
+		if rewind[k.topic] == nil {
+			rewind[k.topic] = map[int32]kgo.EpochOffset{}
+		}
+		rewind[k.topic][k.partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+		pause[k.topic] = append(pause[k.topic], k.partition)
+	}
+	p.cl.PauseFetchPartitions(pause)
+	p.cl.SetOffsets(rewind)
+	for k, r := range first {
+		p.resumeAt(k, retry.DueAt(r.Headers).Sub(now))
+	}
+	return keep
+}
+
+func (p *pauser) resumeAt(k tp, d time.Duration) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.timers[k]; ok {
+		t.Stop()
+	}
+	p.timers[k] = time.AfterFunc(d, func() {
+		p.mu.Lock()
+		delete(p.timers, k)
+		p.mu.Unlock()
+		p.cl.ResumeFetchPartitions(map[string][]int32{k.topic: {k.partition}})
+	})
+}
+
+// resumeAll resumes every paused partition of topics: on assignment, so a
+// partition paused before a rebalance is never left paused (it is paused
+// again at once if its head is still not due).
+func (p *pauser) resumeAll(assigned map[string][]int32, isRetry func(string) bool) {
+	resume := map[string][]int32{}
+	for t, ps := range assigned {
+		if isRetry(t) {
+			resume[t] = ps
+		}
+	}
+	if len(resume) > 0 {
+		p.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+// stop cancels the pending resumes.
+func (p *pauser) stop() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, t := range p.timers {
+		t.Stop()
+		delete(p.timers, k)
+	}
+}

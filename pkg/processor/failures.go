@@ -1,0 +1,146 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/alert"
+	"github.com/inletdev/inlet/pkg/retry"
+	"github.com/inletdev/inlet/pkg/router"
+)
+
+// maxDeliveries bounds concurrent sink calls per batch.
+const maxDeliveries = 16
+
+// deliver runs the handlers' side effects (sinks) for events that passed
+// deduplication and newest-wins, concurrently. A failure takes the event out
+// of the processed outcome: route decides its retry or dead letter.
+func (p *Processor) deliver(ctx context.Context, items []*item) {
+	sem := make(chan struct{}, maxDeliveries)
+	var wg sync.WaitGroup
+	for _, it := range items {
+		d, ok := it.handler.(router.Deliverer)
+		if !ok || it.outcome != Processed {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := d.Deliver(ctx, it.ev, it.out); err != nil {
+				it.failure, it.stage, it.outcome = err, "deliver", ""
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// route sends each failed event to its next retry tier or, when its budget
+// is spent or the error permanent, to the dead-letter topic.
+func (p *Processor) route(items []*item) {
+	for _, it := range items {
+		if it.failure == nil {
+			continue
+		}
+		policy := retry.Policy{MaxAttempts: 1}
+		if it.src != nil {
+			policy.MaxAttempts = it.src.Retry.MaxAttempts
+			for _, t := range it.src.Retry.Tiers {
+				policy.Tiers = append(policy.Tiers, t.D())
+			}
+		}
+		it.next = policy.Decide(it.ev.Attempt, it.failure)
+		if it.next.DeadLetter {
+			it.outcome = DeadLetter
+		} else {
+			it.outcome = Retried
+		}
+	}
+}
+
+// failureHeaders are the consumed record's headers with the origin kept
+// (first stage wins) and this failure appended to the error history.
+func (p *Processor) failureHeaders(it *item, stage string, err error) []kgo.RecordHeader {
+	r := it.rec
+	h := retry.Clone(r.Headers)
+	if retry.Get(h, retry.HeaderOrigin) == "" {
+		h = retry.Set(h, retry.HeaderOrigin, r.Topic+"/"+strconv.Itoa(int(r.Partition))+"/"+strconv.FormatInt(r.Offset, 10))
+	}
+	h = retry.Set(h, retry.HeaderAttempt, strconv.Itoa(attempt(r)))
+	return retry.AppendError(h, retry.ErrorEntry{At: time.Now().UTC(), Stage: stage, Error: err.Error()})
+}
+
+// retryRecord is the original envelope, untouched, on its next tier with
+// the attempt, due time and error history in headers.
+func (p *Processor) retryRecord(it *item) *kgo.Record {
+	h := p.failureHeaders(it, it.stage, it.failure)
+	h = retry.Set(h, retry.HeaderAttempt, strconv.Itoa(it.next.NextAttempt))
+	h = retry.Set(h, retry.HeaderDueAt, strconv.FormatInt(time.Now().Add(it.next.Delay).UnixMilli(), 10))
+	topic := p.d.Topics.Retry[p.tier[p.tierDelay(it)]]
+	return &kgo.Record{Topic: topic, Key: it.rec.Key, Value: it.rec.Value, Headers: h}
+}
+
+// tierDelay is the configured delay of the tier the decision picked (the
+// decision's Delay may be longer: a sink's Retry-After).
+func (p *Processor) tierDelay(it *item) time.Duration {
+	return it.src.Retry.Tiers[it.next.Tier].D()
+}
+
+// deadLetterRecord is the original envelope, untouched, with the full
+// error history, the reason and the source's runbook.
+func (p *Processor) deadLetterRecord(it *item) *kgo.Record {
+	h := p.failureHeaders(it, it.stage, it.failure)
+	h = retry.Set(h, retry.HeaderReason, it.next.Reason)
+	if it.src != nil && it.src.Runbook != "" {
+		h = retry.Set(h, retry.HeaderRunbook, it.src.Runbook)
+	}
+	return &kgo.Record{Topic: p.d.Topics.DLQ, Key: it.rec.Key, Value: it.rec.Value, Headers: h}
+}
+
+// invalidRecord is the original envelope, untouched, with the validation
+// error appended to its error history.
+func (p *Processor) invalidRecord(it *item) *kgo.Record {
+	h := p.failureHeaders(it, "validate", it.reason)
+	return &kgo.Record{Topic: p.d.Topics.Invalid, Key: it.rec.Key, Value: it.rec.Value, Headers: retry.Set(h, retry.HeaderReason, invalidReason(it))}
+}
+
+func invalidReason(it *item) string {
+	switch {
+	case it.env == nil:
+		return "undecodable"
+	case errors.Is(it.reason, router.ErrNoHandler):
+		return "no handler"
+	}
+	return "validation"
+}
+
+// alert tells people about a committed dead letter or invalid event: an
+// error-level log line (logOutcome), the outcome counter, and the webhook.
+func (p *Processor) alert(it *item) {
+	if p.d.Alerter == nil || (it.outcome != DeadLetter && it.outcome != Invalid) {
+		return
+	}
+	a := alert.Alert{Kind: alert.KindDLQ, Topic: p.d.Topics.DLQ, At: time.Now().UTC(), Source: "unknown", EventType: "unknown"}
+	var err error
+	if it.outcome == Invalid {
+		a.Kind, a.Topic, a.Reason, err = alert.KindInvalid, p.d.Topics.Invalid, invalidReason(it), it.reason
+	} else {
+		a.Reason, err = it.next.Reason, it.failure
+		hist := retry.AppendError(retry.Clone(it.rec.Headers), retry.ErrorEntry{At: a.At, Stage: it.stage, Error: err.Error()})
+		a.History = json.RawMessage(retry.Get(hist, retry.HeaderErrors))
+	}
+	a.Error = err.Error()
+	if it.env != nil {
+		a.Source, a.EventType, a.EventID, a.CorrelationID = it.env.Source, it.env.EventType, it.env.EventID, it.env.CorrelationID
+		a.Excerpt = p.d.Alerter.Excerpt(it.env.Payload)
+	}
+	if it.src != nil {
+		a.Runbook = it.src.Runbook
+	}
+	p.d.Alerter.Notify(a)
+}

@@ -1,0 +1,226 @@
+package processor
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/alert"
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/retry"
+	"github.com/inletdev/inlet/pkg/testenv"
+)
+
+// downstream is a sink that answers from a script of statuses, then 200,
+// and records when each delivery arrived.
+type downstream struct {
+	mu     sync.Mutex
+	script []int
+	always int
+	calls  []time.Time
+	keys   []string
+}
+
+func (d *downstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.calls = append(d.calls, time.Now())
+	d.keys = append(d.keys, r.Header.Get("Idempotency-Key"))
+	status := 200
+	switch {
+	case d.always != 0:
+		status = d.always
+	case len(d.script) > 0:
+		status, d.script = d.script[0], d.script[1:]
+	}
+	w.WriteHeader(status)
+}
+
+func (d *downstream) times() []time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]time.Time(nil), d.calls...)
+}
+
+// alerts collects alert webhooks.
+type alerts struct {
+	mu   sync.Mutex
+	msgs []alert.Message
+}
+
+func (a *alerts) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	var m alert.Message
+	_ = json.NewDecoder(r.Body).Decode(&m)
+	a.mu.Lock()
+	a.msgs = append(a.msgs, m)
+	a.mu.Unlock()
+}
+
+func (a *alerts) got() []alert.Message {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]alert.Message(nil), a.msgs...)
+}
+
+var testTiers = []time.Duration{time.Second, 2 * time.Second}
+
+// failureHarness runs a processor whose shop source delivers to sink, with
+// 1s and 2s retry tiers, 3 attempts, and alerts to a test receiver.
+func failureHarness(t *testing.T, env *testenv.Env, sink *downstream) (*harness, *alerts) {
+	t.Helper()
+	ds := httptest.NewServer(sink)
+	t.Cleanup(ds.Close)
+	rcv := &alerts{}
+	as := httptest.NewServer(rcv)
+	t.Cleanup(as.Close)
+	al := alert.New(alert.Config{WebhookURL: as.URL, Window: 100 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { al.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	yaml := strings.Replace(`
+sources:
+  shop:
+    kind: shopify
+    secrets_env: [T_SHOP]
+    runbook: https://runbooks.example.com/inlet/dlq
+    retry: {tiers: [1s, 2s], max_attempts: 3}
+    events:
+      "orders/*":
+        contract: shopify/order
+        entity_key: "shopify:order:{/id}"
+        natural_key: "{/id}:{/updated_at}"
+        occurred_at: /updated_at
+        sink: {url: "SINK", timeout: 2s}
+`, "SINK", ds.URL, 1)
+	return newHarnessWith(t, env, yaml, testTiers, al), rcv
+}
+
+func TestFailureHandling(t *testing.T) { failureSuite(t, testenv.Embedded) }
+
+func TestIntegrationFailureHandling(t *testing.T) {
+	testenv.Real(t)
+	failureSuite(t, testenv.Real)
+}
+
+func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
+	order := func(id int) []byte {
+		return shopOrder(int64(id), time.Date(2025, 1, 1, 0, 0, id, 0, time.UTC), "paid", true)
+	}
+
+	t.Run("a sink failing twice is retried on time and delivered once", func(t *testing.T) {
+		sink := &downstream{script: []int{503, 503}}
+		h, _ := failureHarness(t, newEnv(t), sink)
+		h.start("a", nil)
+		h.send("shop", "orders/updated", "wh-r1", "2025-01", envelope.ChannelWebhook, order(1))
+		h.waitAll(1)
+		calls := sink.times()
+		if len(calls) != 3 || h.total(Processed) != 1 || h.total(Retried) != 2 {
+			t.Fatalf("calls %d processed %d retried %d; want 3, 1, 2", len(calls), h.total(Processed), h.total(Retried))
+		}
+		for i, tier := range testTiers {
+			gap := calls[i+1].Sub(calls[i])
+			if gap < tier || gap > tier+2*time.Second {
+				t.Errorf("retry %d came %v after the failure; due after %v, at most 2s late", i+1, gap, tier)
+			}
+		}
+		out := h.processed(1)
+		if len(out) != 1 || out[0]["_h_inlet-attempt"] != "3" {
+			t.Fatalf("outputs %d, attempt header %v", len(out), out[0]["_h_inlet-attempt"])
+		}
+	})
+
+	t.Run("a sink that keeps failing dead-letters after the budget and alerts", func(t *testing.T) {
+		sink := &downstream{always: 503}
+		h, rcv := failureHarness(t, newEnv(t), sink)
+		h.start("a", nil)
+		h.send("shop", "orders/updated", "wh-dlq", "2025-01", envelope.ChannelWebhook, order(2))
+		h.waitAll(1)
+		if d := h.total(DeadLetter); d != 1 || len(sink.times()) != 3 {
+			t.Fatalf("dlq %d after %d calls; want 1 after 3", d, len(sink.times()))
+		}
+		dlq := h.env.ReadAll(t, h.topics.DLQ, 1, 300*time.Millisecond, 10*time.Second)
+		hist := retry.History(dlq[0].Headers)
+		if len(dlq) != 1 || len(hist) != 3 || retry.Get(dlq[0].Headers, HeaderReason) != "retry budget exhausted" || retry.Get(dlq[0].Headers, retry.HeaderRunbook) == "" {
+			t.Fatalf("dlq records %d, history %d, headers %v", len(dlq), len(hist), dlq[0].Headers)
+		}
+		env, err := h.codec.Decode(context.Background(), dlq[0].Value)
+		if err != nil || string(env.Payload) != string(order(2)) {
+			t.Fatalf("dlq value is not the original envelope: %v", err)
+		}
+		testenv.Eventually(t, 5*time.Second, "the DLQ alert", func() bool { return len(rcv.got()) == 1 })
+		a := rcv.got()[0]
+		if a.Kind != alert.KindDLQ || a.Runbook != "https://runbooks.example.com/inlet/dlq" || a.EventID != "wh-dlq" || !strings.Contains(string(a.History), "503") || a.Excerpt == "" {
+			t.Fatalf("alert: %+v", a)
+		}
+	})
+
+	t.Run("a permanent sink error dead-letters at once", func(t *testing.T) {
+		sink := &downstream{always: 400}
+		h, _ := failureHarness(t, newEnv(t), sink)
+		h.start("a", nil)
+		h.send("shop", "orders/updated", "wh-400", "2025-01", envelope.ChannelWebhook, order(3))
+		h.waitAll(1)
+		if h.total(DeadLetter) != 1 || len(sink.times()) != 1 || h.total(Retried) != 0 {
+			t.Fatalf("dlq %d calls %d retried %d", h.total(DeadLetter), len(sink.times()), h.total(Retried))
+		}
+	})
+
+	t.Run("a validation error goes to invalid, not the DLQ, and alerts as invalid", func(t *testing.T) {
+		sink := &downstream{}
+		h, rcv := failureHarness(t, newEnv(t), sink)
+		h.start("a", nil)
+		h.send("shop", "orders/updated", "wh-bad", "2025-01", envelope.ChannelWebhook, []byte(`{"id":9}`))
+		h.waitAll(1)
+		if h.total(Invalid) != 1 || h.total(DeadLetter) != 0 || len(sink.times()) != 0 {
+			t.Fatalf("invalid %d dlq %d sink calls %d", h.total(Invalid), h.total(DeadLetter), len(sink.times()))
+		}
+		testenv.Eventually(t, 5*time.Second, "the invalid alert", func() bool { return len(rcv.got()) == 1 })
+		if k := rcv.got()[0].Kind; k != alert.KindInvalid {
+			t.Fatalf("alert kind %s, want invalid", k)
+		}
+	})
+
+	t.Run("records waiting in a retry tier survive a processor restart", func(t *testing.T) {
+		sink := &downstream{script: []int{503}}
+		h, _ := failureHarness(t, newEnv(t), sink)
+		a := h.start("a", nil)
+		for i := range 5 {
+			h.send("shop", "orders/updated", fmt.Sprintf("wh-k%d", i), "2025-01", envelope.ChannelWebhook, order(10+i))
+		}
+		testenv.Eventually(t, 20*time.Second, "a record in the retry tier", func() bool { return h.total(Retried) >= 1 })
+		a.stop(t)
+		h.start("b", nil)
+		h.waitAll(5)
+		ids := eventIDs(h, 5)
+		if len(ids) != 5 {
+			t.Fatalf("%d distinct outputs, want 5", len(ids))
+		}
+		for id, n := range ids {
+			if n != 1 {
+				t.Errorf("%s: %d outputs", id, n)
+			}
+		}
+	})
+
+	t.Run("the retry tier does not block the raw topic", func(t *testing.T) {
+		sink := &downstream{script: []int{503}}
+		h, _ := failureHarness(t, newEnv(t), sink)
+		h.start("a", nil)
+		h.send("shop", "orders/updated", "wh-slow", "2025-01", envelope.ChannelWebhook, order(20))
+		testenv.Eventually(t, 10*time.Second, "the first failure", func() bool { return h.total(Retried) == 1 })
+		start := time.Now()
+		h.send("shop", "orders/updated", "wh-fast", "2025-01", envelope.ChannelWebhook, order(21))
+		testenv.Eventually(t, 10*time.Second, "the second event", func() bool { return h.total(Processed) >= 1 })
+		if d := time.Since(start); d > testTiers[0] {
+			t.Errorf("a raw event waited %v behind a retry", d)
+		}
+		h.waitAll(2)
+	})
+}

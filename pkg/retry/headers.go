@@ -1,0 +1,97 @@
+package retry
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Record header names (DESIGN.md "Record headers carried through every
+// stage").
+const (
+	HeaderCorrelationID = "correlation-id"
+	HeaderTraceparent   = "traceparent"
+	HeaderAttempt       = "inlet-attempt"
+	HeaderDueAt         = "inlet-due-at"
+	HeaderErrors        = "inlet-errors"
+	HeaderOrigin        = "inlet-origin"
+	HeaderSource        = "inlet-source"
+	HeaderEventType     = "inlet-event-type"
+	HeaderReason        = "inlet-reason"
+	HeaderRunbook       = "inlet-runbook"
+)
+
+// ErrorEntry is one failure in a record's history.
+type ErrorEntry struct {
+	At    time.Time `json:"at"`
+	Stage string    `json:"stage"`
+	Error string    `json:"error"`
+}
+
+// Get returns the value of header k, or "".
+func Get(hs []kgo.RecordHeader, k string) string {
+	for _, h := range hs {
+		if h.Key == k {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+// Set replaces (or adds) header k.
+func Set(hs []kgo.RecordHeader, k, v string) []kgo.RecordHeader {
+	for i := range hs {
+		if hs[i].Key == k {
+			hs[i].Value = []byte(v)
+			return hs
+		}
+	}
+	return append(hs, kgo.RecordHeader{Key: k, Value: []byte(v)})
+}
+
+// Attempt is the record's attempt number; 1 when it has none.
+func Attempt(hs []kgo.RecordHeader) int {
+	if n, err := strconv.Atoi(Get(hs, HeaderAttempt)); err == nil && n > 0 {
+		return n
+	}
+	return 1
+}
+
+// DueAt is when a retry record may be processed; zero when it has none.
+func DueAt(hs []kgo.RecordHeader) time.Time {
+	if ms, err := strconv.ParseInt(Get(hs, HeaderDueAt), 10, 64); err == nil && ms > 0 {
+		return time.UnixMilli(ms)
+	}
+	return time.Time{}
+}
+
+// History is the record's error history, oldest first.
+func History(hs []kgo.RecordHeader) []ErrorEntry {
+	var out []ErrorEntry
+	_ = json.Unmarshal([]byte(Get(hs, HeaderErrors)), &out)
+	return out
+}
+
+// maxHistory bounds the history header; the oldest entries beyond it are
+// dropped (the first is kept: it says how it started).
+const maxHistory = 32
+
+// AppendError returns hs with e appended to the error history.
+func AppendError(hs []kgo.RecordHeader, e ErrorEntry) []kgo.RecordHeader {
+	hist := append(History(hs), e)
+	if len(hist) > maxHistory {
+		hist = append(hist[:1], hist[len(hist)-maxHistory+1:]...)
+	}
+	b, _ := json.Marshal(hist)
+	return Set(hs, HeaderErrors, string(b))
+}
+
+// Clone copies headers so a record's headers can be changed without
+// touching the consumed record's.
+func Clone(hs []kgo.RecordHeader) []kgo.RecordHeader {
+	out := make([]kgo.RecordHeader, len(hs))
+	copy(out, hs)
+	return out
+}

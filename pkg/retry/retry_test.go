@@ -1,0 +1,58 @@
+package retry
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+func TestDecide(t *testing.T) {
+	p := Policy{Tiers: []time.Duration{30 * time.Second, 2 * time.Minute, 15 * time.Minute}, MaxAttempts: 4}
+	transient := errors.New("503 from sink")
+	cases := []struct {
+		attempt int
+		err     error
+		want    Decision
+	}{
+		{1, transient, Decision{Tier: 0, Delay: 30 * time.Second, NextAttempt: 2}},
+		{2, transient, Decision{Tier: 1, Delay: 2 * time.Minute, NextAttempt: 3}},
+		{3, transient, Decision{Tier: 2, Delay: 15 * time.Minute, NextAttempt: 4}},
+		{4, transient, Decision{DeadLetter: true, Reason: "retry budget exhausted"}},
+		{1, Permanent(transient), Decision{DeadLetter: true, Reason: "permanent error"}},
+		{1, fmt.Errorf("wrapped: %w", Permanent(transient)), Decision{DeadLetter: true, Reason: "permanent error"}},
+		{1, Retryable(transient, time.Hour), Decision{Tier: 0, Delay: time.Hour, NextAttempt: 2}},
+		{2, Retryable(transient, time.Second), Decision{Tier: 1, Delay: 2 * time.Minute, NextAttempt: 3}},
+	}
+	for _, c := range cases {
+		if got := p.Decide(c.attempt, c.err); got != c.want {
+			t.Errorf("attempt %d, %v: %+v, want %+v", c.attempt, c.err, got, c.want)
+		}
+	}
+	long := Policy{Tiers: []time.Duration{time.Second}, MaxAttempts: 5}
+	if d := long.Decide(3, transient); d.Tier != 0 || d.NextAttempt != 4 {
+		t.Errorf("past the last tier: %+v", d)
+	}
+}
+
+func TestHeaders(t *testing.T) {
+	var hs []kgo.RecordHeader
+	if Attempt(hs) != 1 || !DueAt(hs).IsZero() || len(History(hs)) != 0 {
+		t.Fatal("defaults")
+	}
+	hs = Set(hs, HeaderAttempt, "3")
+	hs = Set(hs, HeaderDueAt, "1700000000123")
+	for i := range 40 {
+		hs = AppendError(hs, ErrorEntry{Stage: "deliver", Error: fmt.Sprint(i)})
+	}
+	h := History(hs)
+	if Attempt(hs) != 3 || DueAt(hs).UnixMilli() != 1700000000123 || len(h) != maxHistory || h[0].Error != "0" || h[len(h)-1].Error != "39" {
+		t.Fatalf("attempt %d due %v history %d (%v … %v)", Attempt(hs), DueAt(hs), len(h), h[0], h[len(h)-1])
+	}
+	hs = Set(hs, HeaderAttempt, "garbage")
+	if Attempt(hs) != 1 {
+		t.Fatal("garbage attempt header must read as 1")
+	}
+}

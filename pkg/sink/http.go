@@ -1,0 +1,115 @@
+// Package sink delivers processed events to downstream systems over HTTP,
+// classifying every failure for the retry package: 408, 425, 429, 5xx and
+// network errors are transient (with the server's Retry-After honoured);
+// other 4xx are permanent.
+package sink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/retry"
+)
+
+// DefaultRetryableStatus are the statuses worth retrying.
+var DefaultRetryableStatus = []int{408, 425, 429, 500, 502, 503, 504}
+
+// HTTPConfig is one HTTP sink.
+type HTTPConfig struct {
+	URL    string
+	Method string // default POST
+	// Headers are sent with every request (values already resolved from
+	// the environment by the caller; they may be credentials).
+	Headers map[string]string
+	Timeout time.Duration // default 10s
+	// RetryableStatus overrides DefaultRetryableStatus; any 5xx not listed
+	// is still retryable.
+	RetryableStatus []int
+}
+
+// HTTP posts events to one endpoint.
+type HTTP struct {
+	cfg HTTPConfig
+	cl  *http.Client
+}
+
+// NewHTTP returns a sink for cfg.
+func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("sink: no URL")
+	}
+	if cfg.Method == "" {
+		cfg.Method = http.MethodPost
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = 10 * time.Second
+	}
+	if len(cfg.RetryableStatus) == 0 {
+		cfg.RetryableStatus = DefaultRetryableStatus
+	}
+	return &HTTP{cfg: cfg, cl: &http.Client{Timeout: cfg.Timeout}}, nil
+}
+
+// StatusError is a non-2xx answer from the sink.
+type StatusError struct {
+	Status int
+	Body   string // first bytes, for the error history
+}
+
+func (e *StatusError) Error() string {
+	return fmt.Sprintf("sink answered %d: %s", e.Status, e.Body)
+}
+
+// Send delivers body. idempotencyKey goes in the Idempotency-Key header so
+// the downstream can drop a redelivery (Inlet delivers at least once).
+// The error is nil, retry.Retryable (with the Retry-After asked for) or
+// retry.Permanent.
+func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKey, correlationID string) error {
+	req, err := http.NewRequestWithContext(ctx, s.cfg.Method, s.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return retry.Permanent(fmt.Errorf("sink request: %w", err))
+	}
+	req.Header.Set("Content-Type", contentType)
+	req.Header.Set("Idempotency-Key", idempotencyKey)
+	req.Header.Set("X-Correlation-ID", correlationID)
+	for k, v := range s.cfg.Headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := s.cl.Do(req)
+	if err != nil {
+		return retry.Retryable(fmt.Errorf("sink %s: %w", s.cfg.URL, err), 0)
+	}
+	defer resp.Body.Close()
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // reuse the connection
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
+		return nil
+	}
+	se := &StatusError{Status: resp.StatusCode, Body: string(snippet)}
+	if resp.StatusCode >= 500 || slices.Contains(s.cfg.RetryableStatus, resp.StatusCode) {
+		return retry.Retryable(se, retryAfter(resp.Header.Get("Retry-After"), time.Now()))
+	}
+	return retry.Permanent(se)
+}
+
+// retryAfter parses Retry-After as seconds or an HTTP date; bounded to a
+// day so a hostile value cannot park an event forever.
+func retryAfter(v string, now time.Time) time.Duration {
+	if v == "" {
+		return 0
+	}
+	var d time.Duration
+	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+		d = time.Duration(n) * time.Second
+	} else if t, err := http.ParseTime(v); err == nil {
+		d = t.Sub(now)
+	}
+	return min(max(d, 0), 24*time.Hour)
+}
