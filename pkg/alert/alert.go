@@ -14,9 +14,10 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
-	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/inletdev/inlet/pkg/flagenv"
 )
 
 // Kinds of alert: they mean different things and go to different runbooks.
@@ -75,7 +76,6 @@ type Alerter struct {
 	cl      *http.Client
 	dropped atomic.Int64
 	sent    atomic.Int64
-	mu      sync.Mutex
 }
 
 // New returns an Alerter; call Run to start sending.
@@ -231,4 +231,12 @@ func Excerpt(payload []byte, n int) string {
 		return string(s[:n]) + "…"
 	}
 	return string(s)
+}
+
+// RegisterFlags defines the alert flags, defaulting from INLET_ALERT_*.
+func (c *Config) RegisterFlags(fs *flagenv.Set) {
+	fs.String(&c.WebhookURL, "alert-webhook-url", "INLET_ALERT_WEBHOOK_URL", "", "where DLQ and invalid alerts are posted (empty: logs and metrics only)")
+	fs.String(&c.Format, "alert-format", "INLET_ALERT_FORMAT", "json", "alert body: json or slack")
+	fs.Duration(&c.Window, "alert-window", "INLET_ALERT_WINDOW", 10*time.Second, "alerts of the same kind, source, type and reason within this window are sent as one")
+	fs.Int(&c.MaxPerMinute, "alert-max-per-minute", "INLET_ALERT_MAX_PER_MINUTE", 30, "cap on alert messages per minute")
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/devstack"
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -59,6 +60,7 @@ type config struct {
 	prefix       string
 	ingest       ingest.Config
 	processor    processor.Config
+	alert        alert.Config
 	log          service.LogConfig
 }
 
@@ -76,6 +78,7 @@ func run(args []string) error {
 	c.ingest.RegisterFlags(fs)
 	c.log.RegisterFlags(fs)
 	c.processor = processor.DefaultConfig()
+	c.alert.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -136,11 +139,16 @@ func run(args []string) error {
 	}
 	rdb := redis.NewClient(ropt)
 	defer rdb.Close()
+	c.alert.Log = log
+	alerter := alert.New(c.alert)
+	actx, stopAlerts := context.WithCancel(context.Background())
+	defer stopAlerts()
+	go alerter.Run(actx)
 	c.processor.Group = "inlet-processor"
 	c.processor.InstanceID = "dev"
 	proc, err := processor.New(c.processor, processor.Deps{
 		KafkaOpts: opts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
-		Store: store.New(rdb, store.ClaimLease(c.processor.ClaimLease)), Log: log,
+		Store: store.New(rdb, store.ClaimLease(c.processor.ClaimLease)), Alerter: alerter, Log: log,
 	})
 	if err != nil {
 		return err

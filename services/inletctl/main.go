@@ -1,6 +1,7 @@
 // Command inletctl is the operator's CLI for Inlet.
 //
-//	inletctl tail <topic>     print records of any Inlet topic, Avro decoded
+//	inletctl tail <topic>          print records of any Inlet topic, Avro decoded
+//	inletctl dlq|invalid <cmd>     ls, show, requeue, discard, depth
 package main
 
 import (
@@ -12,11 +13,15 @@ const usage = `inletctl: operate Inlet
 
 Usage:
   inletctl [connection flags] tail [-n N] [-follow] <topic>
+  inletctl [connection flags] dlq|invalid ls|show|requeue|discard|depth [flags] [id ...]
 
 Commands:
   tail    print a topic's records as JSON lines: key, headers, partition,
           offset and the value decoded through the schema registry
           (example: inletctl tail inlet.raw)
+  dlq     the dead-letter queue: a downstream kept failing
+  invalid the validation-error queue: a payload no longer fits its contract
+          (example: inletctl dlq ls --group; run "inletctl dlq" for more)
 
 Connection flags (or their INLET_* environment variables):
   -kafka-brokers, -schema-registry-url, ...; run "inletctl -h" for all.

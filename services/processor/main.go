@@ -17,6 +17,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
@@ -41,6 +42,8 @@ func run(args []string) error {
 		pcfg        processor.Config
 		rcfg        service.RegistryConfig
 		lcfg        service.LogConfig
+		acfg        alert.Config
+		tiers       []string
 		sourcesPath string
 		redisURL    string
 		adminAddr   string
@@ -50,6 +53,8 @@ func run(args []string) error {
 	pcfg.RegisterFlags(fs)
 	rcfg.RegisterFlags(fs)
 	lcfg.RegisterFlags(fs)
+	acfg.RegisterFlags(fs)
+	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", "30s,2m,15m", "retry tier delays; one topic each (<prefix>.retry.<delay>); sources pick among them")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
 	fs.String(&redisURL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (password may be in the URL or REDIS_PASSWORD)")
 	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9091", "admin listen address (/healthz, /readyz)")
@@ -88,7 +93,11 @@ func run(args []string) error {
 
 	ctx, stop := service.SignalContext(log)
 	defer stop()
-	topics := kafka.TopicNames(kcfg.TopicPrefix, kafka.DefaultRetryTiers)
+	tierDelays, err := parseTiers(tiers)
+	if err != nil {
+		return err
+	}
+	topics := kafka.TopicNames(kcfg.TopicPrefix, tierDelays)
 	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
 		return err
 	}
@@ -104,9 +113,18 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	acfg.Log = log
+	alerter := alert.New(acfg)
+	actx, stopAlerts := context.WithCancel(context.Background())
+	alertsDone := make(chan struct{})
+	go func() { alerter.Run(actx); close(alertsDone) }()
+	defer func() { stopAlerts(); <-alertsDone }()
+	if acfg.WebhookURL == "" {
+		log.Warn("no alert webhook configured (-alert-webhook-url): DLQ and invalid arrivals are only logged and counted")
+	}
 	p, err := processor.New(pcfg, processor.Deps{
 		KafkaOpts: kopts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
-		Store: store.New(rdb, store.ClaimLease(pcfg.ClaimLease)), Log: log,
+		Store: store.New(rdb, store.ClaimLease(pcfg.ClaimLease)), Alerter: alerter, Log: log,
 	})
 	if err != nil {
 		return err
@@ -140,4 +158,16 @@ func adminMux(draining *atomic.Bool) http.Handler {
 		fmt.Fprintln(w, `{"status":"ready"}`)
 	})
 	return mux
+}
+
+func parseTiers(ss []string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, s := range ss {
+		d, err := time.ParseDuration(s)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("retry tier %q: want a positive duration such as 30s", s)
+		}
+		out = append(out, d)
+	}
+	return out, nil
 }

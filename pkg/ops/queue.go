@@ -1,0 +1,288 @@
+// Package ops is the operator's side of Inlet's failure queues: list what
+// sits on the dead-letter and invalid topics, requeue records into
+// processing with a fresh retry budget (their history kept), or discard them
+// with a reason. Every decision is written to the audit topic in the same
+// Kafka transaction as the requeue, and a decided record no longer counts as
+// unresolved.
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/retry"
+)
+
+// Entry is one record on a failure queue.
+type Entry struct {
+	ID            string             `json:"id"` // topic/partition/offset
+	Topic         string             `json:"topic"`
+	Key           string             `json:"key"`
+	Source        string             `json:"source"`
+	EventType     string             `json:"event_type"`
+	EventID       string             `json:"event_id"`
+	CorrelationID string             `json:"correlation_id"`
+	Reason        string             `json:"reason"`
+	LastError     string             `json:"last_error"`
+	History       []retry.ErrorEntry `json:"error_history"`
+	Runbook       string             `json:"runbook,omitempty"`
+	At            time.Time          `json:"at"`
+	Decision      *Decision          `json:"decision,omitempty"` // nil: unresolved
+	Payload       []byte             `json:"-"`
+
+	rec *kgo.Record
+}
+
+// Decision is an operator's audited action on an entry.
+type Decision struct {
+	ID     string    `json:"id"`
+	Action string    `json:"action"` // requeue | discard
+	Who    string    `json:"who"`
+	Why    string    `json:"why"`
+	At     time.Time `json:"at"`
+	To     string    `json:"to,omitempty"` // where a requeue went
+}
+
+// Filter selects entries; empty fields match everything.
+type Filter struct {
+	IDs        []string
+	Source     string
+	EventType  string
+	ErrorText  string
+	Since      time.Time
+	Until      time.Time
+	Unresolved bool
+}
+
+func (f Filter) match(e *Entry) bool {
+	if len(f.IDs) > 0 && !contains(f.IDs, e.ID) {
+		return false
+	}
+	return (f.Source == "" || e.Source == f.Source) &&
+		(f.EventType == "" || e.EventType == f.EventType) &&
+		(f.ErrorText == "" || strings.Contains(strings.ToLower(e.LastError+" "+e.Reason), strings.ToLower(f.ErrorText))) &&
+		(f.Since.IsZero() || !e.At.Before(f.Since)) &&
+		(f.Until.IsZero() || e.At.Before(f.Until)) &&
+		(!f.Unresolved || e.Decision == nil)
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Queues reads and acts on the failure topics.
+type Queues struct {
+	cl     *kgo.Client
+	adm    *kadm.Client
+	topics kafka.Topics
+	codec  *envelope.Codec
+}
+
+// New returns Queues over the cluster reached with opts.
+func New(opts []kgo.Opt, topics kafka.Topics, codec *envelope.Codec) (*Queues, error) {
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Queues{cl: cl, adm: kadm.NewClient(cl), topics: topics, codec: codec}, nil
+}
+
+// Close releases the client.
+func (q *Queues) Close() { q.cl.Close() }
+
+// List returns the entries of topic (the DLQ or invalid topic) matching f,
+// oldest first, each with its decision if one was made.
+func (q *Queues) List(ctx context.Context, topic string, f Filter) ([]*Entry, error) {
+	decisions, err := q.decisions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	recs, err := q.readAll(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Entry
+	for _, r := range recs {
+		e := q.entry(ctx, r)
+		e.Decision = decisions[e.ID]
+		if f.match(e) {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// Depth counts the unresolved entries of topic.
+func (q *Queues) Depth(ctx context.Context, topic string) (int, error) {
+	es, err := q.List(ctx, topic, Filter{Unresolved: true})
+	return len(es), err
+}
+
+func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {
+	e := &Entry{
+		ID:    fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset),
+		Topic: r.Topic, Key: string(r.Key), At: r.Timestamp,
+		Source: retry.Get(r.Headers, retry.HeaderSource), EventType: retry.Get(r.Headers, retry.HeaderEventType),
+		CorrelationID: retry.Get(r.Headers, retry.HeaderCorrelationID), Reason: retry.Get(r.Headers, retry.HeaderReason),
+		Runbook: retry.Get(r.Headers, retry.HeaderRunbook), History: retry.History(r.Headers), rec: r,
+	}
+	if n := len(e.History); n > 0 {
+		e.LastError = e.History[n-1].Error
+	}
+	if env, err := q.codec.Decode(ctx, r.Value); err == nil {
+		e.Source, e.EventType, e.EventID, e.CorrelationID, e.Payload = env.Source, env.EventType, env.EventID, env.CorrelationID, env.Payload
+	}
+	return e
+}
+
+// Requeue sends the matching unresolved entries back into processing: to
+// the first retry tier, due now, attempt 1 (a fresh budget), with their
+// error history plus a line saying who requeued them and why. The requeue
+// and its audit record are one transaction. dryRun only lists.
+func (q *Queues) Requeue(ctx context.Context, topic string, f Filter, who, why string, dryRun bool) ([]*Entry, error) {
+	return q.decide(ctx, topic, f, "requeue", who, why, dryRun)
+}
+
+// Discard marks the matching unresolved entries as resolved without
+// reprocessing. why is required.
+func (q *Queues) Discard(ctx context.Context, topic string, f Filter, who, why string, dryRun bool) ([]*Entry, error) {
+	return q.decide(ctx, topic, f, "discard", who, why, dryRun)
+}
+
+// ErrNoReason is returned when a decision has no reason.
+var ErrNoReason = errors.New("a reason is required (--reason)")
+
+func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who, why string, dryRun bool) ([]*Entry, error) {
+	if strings.TrimSpace(why) == "" {
+		return nil, ErrNoReason
+	}
+	if topic != q.topics.DLQ && topic != q.topics.Invalid {
+		return nil, fmt.Errorf("%s is not a failure queue", topic)
+	}
+	f.Unresolved = true
+	es, err := q.List(ctx, topic, f)
+	if err != nil || dryRun || len(es) == 0 {
+		return es, err
+	}
+	txn, err := kgo.NewClient(append(q.cl.Opts(), kgo.TransactionalID("inlet-ops-"+strconv.FormatInt(time.Now().UnixNano(), 36)))...)
+	if err != nil {
+		return nil, err
+	}
+	defer txn.Close()
+	if err := txn.BeginTransaction(); err != nil {
+		return nil, err
+	}
+	now := time.Now().UTC()
+	for _, e := range es {
+		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now}
+		if action == "requeue" {
+			d.To = q.topics.Retry[0]
+			h := retry.Clone(e.rec.Headers)
+			h = retry.Set(h, retry.HeaderAttempt, "1")
+			h = retry.Set(h, retry.HeaderDueAt, strconv.FormatInt(now.UnixMilli(), 10))
+			h = retry.Set(h, retry.HeaderReason, "")
+			h = retry.AppendError(h, retry.ErrorEntry{At: now, Stage: "requeue", Error: fmt.Sprintf("requeued from %s by %s: %s", e.ID, who, why)})
+			txn.Produce(ctx, &kgo.Record{Topic: d.To, Key: e.rec.Key, Value: e.rec.Value, Headers: h}, nil)
+		}
+		b, _ := json.Marshal(d)
+		txn.Produce(ctx, &kgo.Record{Topic: q.topics.Audit, Key: []byte(e.ID), Value: b}, nil)
+		e.Decision = d
+	}
+	if err := txn.Flush(ctx); err != nil {
+		_ = txn.EndTransaction(ctx, kgo.TryAbort)
+		return nil, err
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return nil, fmt.Errorf("commit %s: %w", action, err)
+	}
+	return es, nil
+}
+
+// decisions reads the audit topic: the latest decision per record id.
+func (q *Queues) decisions(ctx context.Context) (map[string]*Decision, error) {
+	recs, err := q.readAll(ctx, q.topics.Audit)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]*Decision{}
+	for _, r := range recs {
+		var d Decision
+		if json.Unmarshal(r.Value, &d) == nil && d.ID != "" {
+			out[d.ID] = &d
+		}
+	}
+	return out, nil
+}
+
+// readAll reads topic from the start to its current end (read_committed).
+func (q *Queues) readAll(ctx context.Context, topic string) ([]*kgo.Record, error) {
+	ends, err := q.adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		return nil, err
+	}
+	if err := ends.Error(); err != nil {
+		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	if len(want) == 0 {
+		return nil, nil
+	}
+	cl, err := kgo.NewClient(append(q.cl.Opts(),
+		kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+	)...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	var out []*kgo.Record
+	for len(want) > 0 {
+		// Transaction markers take offsets but are never returned, so a
+		// partition whose last offsets are markers never shows its end:
+		// a poll that brings nothing for a second means everything
+		// committed has been read.
+		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		fs := cl.PollFetches(pctx)
+		cancel()
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("reading %s: %w", topic, err)
+		}
+		for _, fe := range fs.Errors() {
+			if !errors.Is(fe.Err, context.DeadlineExceeded) {
+				return nil, fmt.Errorf("reading %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
+			}
+		}
+		recs := fs.Records()
+		if len(recs) == 0 {
+			break
+		}
+		for _, r := range recs {
+			out = append(out, r)
+			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
+				delete(want, r.Partition)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/user"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
+	"github.com/inletdev/inlet/pkg/service"
+)
+
+const queueUsage = `Usage: inletctl %[1]s <command> [flags] [id ...]
+
+Commands:
+  ls        list entries (default unresolved); --group counts them by error
+  show      one entry in full: payload, headers, error history, runbook
+  requeue   send entries back into processing with a fresh retry budget
+  discard   resolve entries without reprocessing (--reason required)
+  depth     the number of unresolved entries
+
+Select entries by id (topic/partition/offset, as ls prints) or with
+--source, --type, --error, --since, --until.
+
+Examples:
+  inletctl %[1]s ls --group
+  inletctl %[1]s requeue --source shop --error 503 --reason "sink fixed" --dry-run
+  inletctl %[1]s discard %[2]s/0/17 --reason "order cancelled upstream"
+`
+
+// queue runs dlq and invalid subcommands.
+func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
+	topics := kafka.TopicNames(kcfg.TopicPrefix, kafka.DefaultRetryTiers)
+	topic := topics.DLQ
+	if name == "invalid" {
+		topic = topics.Invalid
+	}
+	if len(args) == 0 {
+		fmt.Fprintf(os.Stderr, queueUsage, name, topic)
+		return exitUsage, nil
+	}
+	cmd := args[0]
+	fs := flag.NewFlagSet(name+" "+cmd, flag.ContinueOnError)
+	fs.Usage = func() { fmt.Fprintf(os.Stderr, queueUsage, name, topic); fs.PrintDefaults() }
+	var f ops.Filter
+	var since, until, reason, output, who string
+	var all, group, dry bool
+	fs.StringVar(&f.Source, "source", "", "only this source")
+	fs.StringVar(&f.EventType, "type", "", "only this event type")
+	fs.StringVar(&f.ErrorText, "error", "", "only entries whose error or reason contains this text")
+	fs.StringVar(&since, "since", "", "only entries at or after this RFC 3339 time")
+	fs.StringVar(&until, "until", "", "only entries before this RFC 3339 time")
+	fs.BoolVar(&all, "all", false, "ls: include resolved entries")
+	fs.BoolVar(&group, "group", false, "ls: count by source, type and error instead of listing")
+	fs.StringVar(&reason, "reason", "", "requeue/discard: why (required, audited)")
+	fs.BoolVar(&dry, "dry-run", false, "requeue/discard: show what would change, change nothing")
+	fs.StringVar(&output, "output", "table", "table or json")
+	fs.StringVar(&who, "who", currentUser(), "requeue/discard: who decides (audited)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return exitUsage, err
+	}
+	f.IDs = fs.Args()
+	var err error
+	if f.Since, err = parseTime(since); err != nil {
+		return exitUsage, err
+	}
+	if f.Until, err = parseTime(until); err != nil {
+		return exitUsage, err
+	}
+	if (cmd == "requeue" || cmd == "discard") && len(f.IDs) == 0 && f.Source == "" && f.EventType == "" && f.ErrorText == "" && f.Since.IsZero() {
+		return exitUsage, errors.New("name ids or a filter (--source, --type, --error, --since): refusing to act on the whole queue")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	reg, err := rcfg.Client()
+	if err != nil {
+		return exitError, err
+	}
+	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
+	if err != nil {
+		return exitError, err
+	}
+	opts, err := kcfg.ClientOpts(nil)
+	if err != nil {
+		return exitError, err
+	}
+	q, err := ops.New(opts, topics, codec)
+	if err != nil {
+		return exitError, err
+	}
+	defer q.Close()
+
+	var es []*ops.Entry
+	switch cmd {
+	case "ls", "show":
+		f.Unresolved = !all && cmd == "ls"
+		es, err = q.List(ctx, topic, f)
+	case "depth":
+		n, err := q.Depth(ctx, topic)
+		if err != nil {
+			return exitError, err
+		}
+		fmt.Fprintln(out, n)
+		return exitOK, nil
+	case "requeue":
+		es, err = q.Requeue(ctx, topic, f, who, reason, dry)
+	case "discard":
+		es, err = q.Discard(ctx, topic, f, who, reason, dry)
+	default:
+		fs.Usage()
+		return exitUsage, fmt.Errorf("unknown command %q", cmd)
+	}
+	if errors.Is(err, ops.ErrNoReason) {
+		return exitUsage, err
+	}
+	if err != nil {
+		return exitError, err
+	}
+	if output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return exitOK, enc.Encode(entriesJSON(es, cmd == "show"))
+	}
+	switch {
+	case cmd == "show":
+		for _, e := range es {
+			printEntry(out, e)
+		}
+	case group:
+		printGroups(out, es)
+	default:
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tAT\tSOURCE\tTYPE\tEVENT\tREASON\tLAST ERROR\tDECISION")
+		for _, e := range es {
+			dec := "-"
+			if e.Decision != nil {
+				dec = e.Decision.Action + " by " + e.Decision.Who
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At.UTC().Format(time.RFC3339), e.Source, e.EventType, e.EventID, e.Reason, trim(e.LastError, 60), dec)
+		}
+		tw.Flush()
+		if cmd != "ls" {
+			verb := map[string]string{"requeue": "requeued", "discard": "discarded"}[cmd]
+			if dry {
+				verb = "would be " + verb
+			}
+			fmt.Fprintf(out, "%d %s\n", len(es), verb)
+		}
+	}
+	return exitOK, nil
+}
+
+func entriesJSON(es []*ops.Entry, withPayload bool) []map[string]any {
+	out := make([]map[string]any, 0, len(es))
+	for _, e := range es {
+		b, _ := json.Marshal(e)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		if withPayload {
+			m["payload"] = readable(e.Payload)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func printEntry(out io.Writer, e *ops.Entry) {
+	fmt.Fprintf(out, "id:             %s\nsource/type:    %s / %s\nevent id:       %s\ncorrelation id: %s\nreason:         %s\nrunbook:        %s\n", e.ID, e.Source, e.EventType, e.EventID, e.CorrelationID, e.Reason, e.Runbook)
+	if e.Decision != nil {
+		fmt.Fprintf(out, "decision:       %s by %s at %s: %s\n", e.Decision.Action, e.Decision.Who, e.Decision.At.Format(time.RFC3339), e.Decision.Why)
+	}
+	fmt.Fprintln(out, "error history:")
+	for _, h := range e.History {
+		fmt.Fprintf(out, "  %s  %-9s %s\n", h.At.Format(time.RFC3339), h.Stage, h.Error)
+	}
+	fmt.Fprintf(out, "payload:\n%s\n\n", e.Payload)
+}
+
+func printGroups(out io.Writer, es []*ops.Entry) {
+	type key struct{ src, typ, reason, err string }
+	counts := map[key]int{}
+	for _, e := range es {
+		counts[key{e.Source, e.EventType, e.Reason, trim(e.LastError, 80)}]++
+	}
+	keys := make([]key, 0, len(counts))
+	for k := range counts {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return counts[keys[i]] > counts[keys[j]] })
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "COUNT\tSOURCE\tTYPE\tREASON\tERROR")
+	for _, k := range keys {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", counts[k], k.src, k.typ, k.reason, k.err)
+	}
+	tw.Flush()
+}
+
+func trim(s string, n int) string {
+	s = strings.ReplaceAll(s, "\n", " ")
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return t, fmt.Errorf("time %q: want RFC 3339, e.g. 2025-01-31T12:00:00Z", s)
+	}
+	return t, nil
+}
+
+func currentUser() string {
+	if u, err := user.Current(); err == nil {
+		return u.Username
+	}
+	return os.Getenv("USER")
+}
