@@ -15,6 +15,9 @@ import (
 
 	"github.com/tidwall/gjson"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/source"
@@ -78,11 +81,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	log := s.log.With("correlation_id", corr, "source", name, "stage", "ingest", "channel", envelope.ChannelEvents)
 	src, ok := s.sources.Get(name)
 	if !ok || !src.BatchEnabled() {
+		s.metrics.event(r.Context(), metricSource(s.sources, name), "", outcomeRejected, reasonUnknownSource)
 		writeJSON(w, http.StatusNotFound, BatchResponse{CorrelationID: corr, Error: "unknown source or events endpoint not enabled for it"})
 		return
 	}
 	limit := int64(src.Batch.MaxBody)
 	if r.ContentLength > limit {
+		s.metrics.event(r.Context(), name, "", outcomeRejected, reasonSize)
 		writeJSON(w, http.StatusRequestEntityTooLarge, BatchResponse{CorrelationID: corr, Error: "batch over the size limit"})
 		return
 	}
@@ -97,19 +102,25 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := src.Provider().Verify(r.Header, whole, s.now()); err != nil {
 			log.Warn("rejected", "outcome", "rejected", "reason", "signature", "error", err)
+			s.metrics.event(r.Context(), name, "", outcomeRejected, reasonSignature)
 			writeJSON(w, http.StatusUnauthorized, BatchResponse{CorrelationID: corr, Error: "authentication failed"})
 			return
 		}
 		body = bytes.NewReader(whole)
 	default:
 		log.Warn("rejected", "outcome", "rejected", "reason", "signature")
+		s.metrics.event(r.Context(), name, "", outcomeRejected, reasonSignature)
 		writeJSON(w, http.StatusUnauthorized, BatchResponse{CorrelationID: corr, Error: "authentication failed"})
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.ReadTimeout+s.cfg.AckTimeout)
+	tctx, span := s.tracer.Start(s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "ingest.events",
+		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.String("inlet.source", name), attribute.String("inlet.correlation_id", corr)))
+	defer span.End()
+	ctx, cancel := context.WithTimeout(tctx, s.cfg.ReadTimeout+s.cfg.AckTimeout)
 	defer cancel()
 	resp := BatchResponse{CorrelationID: corr}
+	types := map[int]string{} // result index → event type, for metrics
 	acks := s.w.stream(ctx, src.Batch.MaxLines)
 	sent := map[int]int{} // result index → produced item index
 	lines := newLineReader(body, int(src.MaxBody))
@@ -135,11 +146,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: fmt.Sprintf("batch has more than %d events; send the rest in another batch", src.Batch.MaxLines)})
 			break
 		}
-		rec, env, err := s.batchRecord(src, line, corr, n, r.Header)
+		rec, env, err := s.batchRecord(tctx, src, line, corr, n, r.Header)
 		if err != nil {
 			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: err.Error()})
+			s.metrics.event(tctx, src.Name, "", outcomeRejected, reasonMalformed)
 			continue
 		}
+		types[len(resp.Results)] = env.EventType
 		sent[len(resp.Results)] = acks.sent
 		resp.Results = append(resp.Results, LineResult{Line: n, ID: env.ID, EventID: env.EventID})
 		acks.produce(s.w, acks.sent, rec)
@@ -153,8 +166,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		if err != nil {
 			resp.Results[ri].Status, resp.Results[ri].Error = LineFailed, "not acknowledged by kafka in time; retry this line"
+			s.metrics.event(tctx, src.Name, types[ri], outcomeUnavailable, reasonKafka)
 		} else {
 			resp.Results[ri].Status = LineAccepted
+			s.metrics.event(tctx, src.Name, types[ri], outcomeAccepted, "")
 		}
 	}
 	for _, res := range resp.Results {
@@ -190,7 +205,7 @@ func (s *Server) unavailableJSON(w http.ResponseWriter, v any) {
 
 // batchRecord validates one line and builds its record. The line's bytes,
 // exactly as received, are the envelope payload.
-func (s *Server) batchRecord(src *source.Source, line []byte, corr string, n int, h http.Header) (*kgo.Record, *envelope.Envelope, error) {
+func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byte, corr string, n int, h http.Header) (*kgo.Record, *envelope.Envelope, error) {
 	var bl batchLine
 	if err := json.Unmarshal(line, &bl); err != nil {
 		return nil, nil, fmt.Errorf("not a JSON object: %v", jsonErrorText(err))
@@ -226,7 +241,7 @@ func (s *Server) batchRecord(src *source.Source, line []byte, corr string, n int
 		lineCorr = fmt.Sprintf("%s-%d", corr, n)
 	}
 	env := s.envelope(src, meta, lineCorr, envelope.ChannelEvents, h, bytes.Clone(line), s.now())
-	rec, err := s.record(env, h.Get("Traceparent"))
+	rec, err := s.record(ctx, env)
 	return rec, env, err
 }
 

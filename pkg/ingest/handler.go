@@ -12,6 +12,11 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/source"
@@ -34,19 +39,41 @@ type Response struct {
 }
 
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
 	name := r.PathValue("source")
 	corr := correlationID(r.Header)
 	w.Header().Set("X-Correlation-ID", corr)
+	// The span continues the sender's trace (traceparent), or starts one.
+	ctx, span := s.tracer.Start(s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "ingest.webhook",
+		trace.WithSpanKind(trace.SpanKindServer),
+		trace.WithAttributes(attribute.String("inlet.source", name), attribute.String("inlet.correlation_id", corr)))
+	defer span.End()
 	log := s.log.With("correlation_id", corr, "source", name, "stage", "ingest")
+	status, eventType := 0, ""
+	answer := func(code int, outcome, reason string, v any) {
+		status = code
+		s.metrics.event(ctx, metricSource(s.sources, name), eventType, outcome, reason)
+		if code >= 500 {
+			span.SetStatus(codes.Error, reason)
+		}
+		span.SetAttributes(attribute.Int("http.response.status_code", code), attribute.String("inlet.outcome", outcome))
+		writeJSON(w, code, v)
+	}
+	defer func() { s.metrics.request(ctx, metricSource(s.sources, name), status, start) }()
+
 	src, ok := s.sources.Get(name)
 	if !ok {
-		writeJSON(w, http.StatusNotFound, Response{CorrelationID: corr, Error: "unknown source"})
+		answer(http.StatusNotFound, outcomeRejected, reasonUnknownSource, Response{CorrelationID: corr, Error: "unknown source"})
 		return
 	}
-	body, status, err := readBody(w, r, int64(src.MaxBody))
+	body, code, err := readBody(w, r, int64(src.MaxBody))
 	if err != nil {
-		log.Info("rejected", "outcome", "rejected", "reason", "body", "status", status, "error", err)
-		writeJSON(w, status, Response{CorrelationID: corr, Error: http.StatusText(status)})
+		log.Info("rejected", "outcome", "rejected", "reason", "body", "status", code, "error", err)
+		reason := reasonMalformed
+		if code == http.StatusRequestEntityTooLarge {
+			reason = reasonSize
+		}
+		answer(code, outcomeRejected, reason, Response{CorrelationID: corr, Error: http.StatusText(code)})
 		return
 	}
 	received := s.now()
@@ -54,37 +81,49 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		// The error names what failed (missing, malformed, stale,
 		// mismatch) for our logs only; the sender learns nothing more.
 		log.Warn("rejected", "outcome", "rejected", "reason", "signature", "error", err)
-		writeJSON(w, http.StatusUnauthorized, Response{CorrelationID: corr, Error: "signature verification failed"})
+		answer(http.StatusUnauthorized, outcomeRejected, reasonSignature, Response{CorrelationID: corr, Error: "signature verification failed"})
 		return
 	}
 	if src.RequiresJSON() && !json.Valid(body) {
 		log.Info("rejected", "outcome", "rejected", "reason", "malformed")
-		writeJSON(w, http.StatusBadRequest, Response{CorrelationID: corr, Error: "body is not valid JSON"})
+		answer(http.StatusBadRequest, outcomeRejected, reasonMalformed, Response{CorrelationID: corr, Error: "body is not valid JSON"})
 		return
 	}
 	meta, err := src.Extract(r.Header, body)
 	if err != nil {
 		log.Info("rejected", "outcome", "rejected", "reason", "malformed", "error", err)
-		writeJSON(w, http.StatusBadRequest, Response{CorrelationID: corr, Error: err.Error()})
+		answer(http.StatusBadRequest, outcomeRejected, reasonMalformed, Response{CorrelationID: corr, Error: err.Error()})
 		return
 	}
+	eventType = meta.EventType
 	env := s.envelope(src, meta, corr, envelope.ChannelWebhook, r.Header, body, received)
-	rec, err := s.record(env, r.Header.Get("Traceparent"))
+	span.SetAttributes(attribute.String("inlet.event_type", env.EventType), attribute.String("inlet.event_id", env.EventID), attribute.String("inlet.id", env.ID))
+	rec, err := s.record(ctx, env)
 	if err != nil {
 		log.Error("envelope encoding failed", "error", err)
-		writeJSON(w, http.StatusInternalServerError, Response{CorrelationID: corr, Error: "internal error"})
+		answer(http.StatusInternalServerError, outcomeUnavailable, "encode", Response{CorrelationID: corr, Error: "internal error"})
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.AckTimeout)
+	actx, cancel := context.WithTimeout(ctx, s.cfg.AckTimeout)
 	defer cancel()
 	log = log.With("event_type", env.EventType, "event_id", env.EventID)
-	if err := s.w.writeOne(ctx, rec); err != nil {
+	if err := s.w.writeOne(actx, rec); err != nil {
 		log.Warn("not acknowledged by kafka", "outcome", "unavailable", "error", err)
-		s.unavailable(w, "kafka did not acknowledge the event in time; retry")
+		s.setRetryAfter(w)
+		answer(http.StatusServiceUnavailable, outcomeUnavailable, reasonKafka, Response{CorrelationID: corr, Error: "kafka did not acknowledge the event in time; retry"})
 		return
 	}
-	log.Debug("accepted", "outcome", "accepted", "id", env.ID)
-	writeJSON(w, http.StatusAccepted, Response{ID: env.ID, EventID: env.EventID, CorrelationID: corr})
+	log.Info("accepted", "outcome", "accepted", "id", env.ID)
+	answer(http.StatusAccepted, outcomeAccepted, "", Response{ID: env.ID, EventID: env.EventID, CorrelationID: corr})
+}
+
+// metricSource keeps unknown source names (anyone can send any path) out of
+// label values.
+func metricSource(sources *source.File, name string) string {
+	if _, ok := sources.Get(name); ok {
+		return name
+	}
+	return "unknown"
 }
 
 // readBody reads at most limit bytes; a body of exactly limit is accepted.
@@ -133,7 +172,9 @@ func (s *Server) envelope(src *source.Source, m source.Meta, corr, channel strin
 	}
 }
 
-func (s *Server) record(e *envelope.Envelope, traceparent string) (*kgo.Record, error) {
+// record encodes e; the trace context of ctx (the ingest span) goes into
+// the record headers, so the processor's spans join the same trace.
+func (s *Server) record(ctx context.Context, e *envelope.Envelope) (*kgo.Record, error) {
 	val, err := s.codec.Encode(e)
 	if err != nil {
 		return nil, err
@@ -143,16 +184,15 @@ func (s *Server) record(e *envelope.Envelope, traceparent string) (*kgo.Record, 
 		{Key: HeaderSource, Value: []byte(e.Source)},
 		{Key: HeaderEventType, Value: []byte(e.EventType)},
 	}
-	if validTraceparent(traceparent) {
-		hdrs = append(hdrs, kgo.RecordHeader{Key: HeaderTraceparent, Value: []byte(traceparent)})
-	}
-	return &kgo.Record{
+	rec := &kgo.Record{
 		Topic:     s.topic,
 		Key:       []byte(e.IdempotencyKey),
 		Value:     val,
 		Headers:   hdrs,
 		Timestamp: e.ReceivedAt,
-	}, nil
+	}
+	s.propagator.Inject(ctx, kotel.NewRecordCarrier(rec))
+	return rec, nil
 }
 
 // newID is a UUIDv7: time-ordered, so ids sort by arrival.
@@ -164,8 +204,12 @@ func newID(t time.Time) string {
 	return id.String()
 }
 
-func (s *Server) unavailable(w http.ResponseWriter, msg string) {
+func (s *Server) setRetryAfter(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.RetryAfter+time.Second-1)/time.Second)))
+}
+
+func (s *Server) unavailable(w http.ResponseWriter, msg string) {
+	s.setRetryAfter(w)
 	writeJSON(w, http.StatusServiceUnavailable, Response{CorrelationID: w.Header().Get("X-Correlation-ID"), Error: msg})
 }
 

@@ -16,10 +16,15 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
 // Config is the HTTP side of the ingest service.
@@ -86,6 +91,10 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 
+	metrics    *Metrics
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+
 	draining atomic.Bool
 	ready    atomic.Bool
 	inflight sync.WaitGroup
@@ -109,6 +118,10 @@ type Deps struct {
 	Log *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// Telemetry provides metrics and traces (optional: none without).
+	Telemetry *telemetry.Telemetry
+	// MaxEventTypes bounds event-type label values per source (default 100).
+	MaxEventTypes int
 }
 
 // New returns a server; call Serve to start it.
@@ -128,8 +141,19 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, sources: d.Sources, codec: d.Codec, topic: d.RawTopic,
 		w: &writer{cl: d.Kafka}, kafka: d.Kafka, sr: d.SR, log: d.Log, now: d.Now,
-		stop: make(chan struct{}),
+		stop:       make(chan struct{}),
+		tracer:     tracenoop.NewTracerProvider().Tracer(""),
+		propagator: propagation.TraceContext{},
 	}
+	var meter metric.Meter
+	if d.Telemetry != nil {
+		meter, s.tracer, s.propagator = d.Telemetry.Meter, d.Telemetry.Tracer, d.Telemetry.Propagator
+	}
+	m, err := NewMetrics(meter, telemetry.NewLimiter(d.MaxEventTypes))
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
 	for _, name := range d.Sources.Names() {
 		src, _ := d.Sources.Get(name)
 		if src.Kind == source.KindNone {
@@ -157,6 +181,7 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) track(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {
+			s.metrics.event(r.Context(), metricSource(s.sources, r.PathValue("source")), "", outcomeUnavailable, reasonDraining)
 			s.unavailable(w, "shutting down")
 			return
 		}

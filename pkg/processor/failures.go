@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
 
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/retry"
@@ -68,6 +69,10 @@ func (p *Processor) route(items []*item) {
 func (p *Processor) failureHeaders(it *item, stage string, err error) []kgo.RecordHeader {
 	r := it.rec
 	h := retry.Clone(r.Headers)
+	// This stage's span is the parent of the next attempt's.
+	carrier := &kgo.Record{Headers: h}
+	p.propagator.Inject(it.ctx, kotel.NewRecordCarrier(carrier))
+	h = carrier.Headers
 	if retry.Get(h, retry.HeaderOrigin) == "" {
 		h = retry.Set(h, retry.HeaderOrigin, r.Topic+"/"+strconv.Itoa(int(r.Partition))+"/"+strconv.FormatInt(r.Offset, 10))
 	}

@@ -10,15 +10,25 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
 // Record header names, as the retry package defines them.
@@ -46,7 +56,16 @@ type Deps struct {
 	Store     *store.Store
 	// Alerter is told about dead-lettered and invalid events (optional).
 	Alerter *alert.Alerter
-	Log     *slog.Logger
+	// Telemetry provides metrics and traces (optional).
+	Telemetry *telemetry.Telemetry
+	// History records each event's stages by correlation id (optional).
+	History *history.Store
+	// MaxEventTypes bounds event-type label values per source (default 100).
+	MaxEventTypes int
+	// DepthEvery is how often lag and queue depths are measured for the
+	// gauges; default 15s.
+	DepthEvery time.Duration
+	Log        *slog.Logger
 }
 
 // Processor is one member of the processor group.
@@ -56,10 +75,15 @@ type Processor struct {
 	log   *slog.Logger
 	sess  *kgo.GroupTransactSession
 	pause *pauser
-	retry map[string]bool // retry topic names
-	tier  map[time.Duration]int
-	ids   schemaIDs
-	count Counts
+	// queues reads the DLQ and invalid depths for the gauges.
+	queues     *ops.Queues
+	metrics    *metrics
+	tracer     trace.Tracer
+	propagator propagation.TextMapPropagator
+	retry      map[string]bool // retry topic names
+	tier       map[time.Duration]int
+	ids        schemaIDs
+	count      Counts
 
 	// crashBeforeCommit, set by tests, simulates a crash between writing
 	// the outputs and committing: Run returns at once, leaving the
@@ -82,6 +106,16 @@ func New(cfg Config, d Deps) (*Processor, error) {
 	}
 	p := &Processor{cfg: cfg, d: d, log: d.Log, retry: map[string]bool{}, tier: map[time.Duration]int{}}
 	p.ids.m = map[string]int{}
+	p.tracer, p.propagator = tracenoop.NewTracerProvider().Tracer(""), propagation.TraceContext{}
+	var meter metric.Meter
+	if d.Telemetry != nil {
+		meter, p.tracer, p.propagator = d.Telemetry.Meter, d.Telemetry.Tracer, d.Telemetry.Propagator
+	}
+	m, err := newMetrics(meter, telemetry.NewLimiter(d.MaxEventTypes))
+	if err != nil {
+		return nil, err
+	}
+	p.metrics = m
 	for i, t := range d.Topics.Retry {
 		p.retry[t] = true
 		p.tier[d.Topics.RetryTiers[i]] = i
@@ -127,6 +161,10 @@ func New(cfg Config, d Deps) (*Processor, error) {
 	}
 	p.sess = sess
 	p.pause = newPauser(sess.Client())
+	if p.queues, err = ops.New(d.KafkaOpts, d.Topics, d.Codec); err != nil {
+		sess.Close()
+		return nil, err
+	}
 	return p, nil
 }
 
@@ -142,6 +180,15 @@ func (p *Processor) Run(ctx context.Context) error {
 	// Close would wait for a rebalance that BlockRebalanceOnPoll holds back.
 	defer p.sess.CloseAllowingRebalance()
 	defer p.pause.stop()
+	defer p.queues.Close()
+	every := p.d.DepthEvery
+	if every <= 0 {
+		every = 15 * time.Second
+	}
+	dctx, stopDepths := context.WithCancel(context.Background())
+	depthDone := make(chan struct{})
+	go func() { p.depthLoop(dctx, every); close(depthDone) }()
+	defer func() { stopDepths(); <-depthDone }()
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -180,6 +227,8 @@ func (p *Processor) isRetry(topic string) bool { return p.retry[topic] }
 // item is one record's way through a batch.
 type item struct {
 	rec     *kgo.Record
+	span    trace.Span
+	ctx     context.Context // carries the item's span
 	env     *envelope.Envelope
 	ev      *router.Event
 	handler router.Handler
@@ -245,6 +294,7 @@ func (p *Processor) processBatch(ctx, stop context.Context, recs []*kgo.Record) 
 		}
 	}
 	if p.crashBeforeCommit != nil && p.crashBeforeCommit() {
+		endSpans(items, "crashed")
 		return errCrashed // tests: the process dies with the transaction open
 	}
 	committed, err := p.sess.End(ctx, kgo.TryCommit)
@@ -252,6 +302,7 @@ func (p *Processor) processBatch(ctx, stop context.Context, recs []*kgo.Record) 
 		p.log.Warn("a produce in the transaction failed; it was aborted", "error", produceErr)
 	}
 	if err != nil || !committed {
+		endSpans(items, "aborted")
 		p.release(ctx, items, claimed, token)
 		if err != nil {
 			return fmt.Errorf("end transaction: %w", err)
@@ -260,15 +311,31 @@ func (p *Processor) processBatch(ctx, stop context.Context, recs []*kgo.Record) 
 		return nil
 	}
 	p.confirm(ctx, items, claimed, token)
+	now := time.Now()
 	for _, it := range items {
 		p.count.add(it.countKey(), 1)
+		p.metrics.observe(it.ctx, it, p.d.Topics, now)
 		p.logOutcome(it)
 		p.alert(it)
+		it.span.SetAttributes(attribute.String("inlet.outcome", string(it.outcome)))
+		if it.outcome == DeadLetter || it.outcome == Invalid {
+			it.span.SetStatus(codes.Error, string(it.outcome))
+		}
+		it.span.End()
 	}
+	p.recordHistory(ctx, items, now)
 	return nil
 }
 
+func endSpans(items []*item, why string) {
+	for _, it := range items {
+		it.span.SetStatus(codes.Error, why)
+		it.span.End()
+	}
+}
+
 func (p *Processor) abort(ctx context.Context, items []*item, claimed []string, token string) error {
+	endSpans(items, "batch abandoned")
 	p.release(ctx, items, claimed, token)
 	if err := p.sess.Begin(); err != nil {
 		return err
@@ -284,12 +351,19 @@ func (p *Processor) abort(ctx context.Context, items []*item, claimed []string, 
 // prepare decodes and routes one record and runs its handler.
 func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 	it := &item{rec: r}
+	// The span joins the trace ingest started (traceparent header).
+	it.ctx, it.span = p.tracer.Start(p.propagator.Extract(ctx, kotel.NewRecordCarrier(r)), "process",
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("messaging.source.name", r.Topic), attribute.Int("inlet.attempt", attempt(r)),
+			attribute.String("inlet.correlation_id", retry.Get(r.Headers, HeaderCorrelationID))))
 	env, err := p.d.Codec.Decode(ctx, r.Value)
 	if err != nil {
 		it.outcome, it.reason = Invalid, fmt.Errorf("undecodable envelope: %w", err)
 		return it
 	}
 	it.env = env
+	it.span.SetAttributes(attribute.String("inlet.source", env.Source), attribute.String("inlet.event_type", env.EventType),
+		attribute.String("inlet.event_id", env.EventID), attribute.String("inlet.correlation_id", env.CorrelationID))
 	it.src, _ = p.d.Sources.Get(env.Source)
 	it.ev = &router.Event{Envelope: env, Attempt: attempt(r)}
 	h, _, err := p.d.Router.Lookup(env.Source, env.EventType, env.SchemaVersion)
@@ -298,7 +372,7 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 		return it
 	}
 	it.handler = h
-	out, err := h.Handle(ctx, it.ev)
+	out, err := h.Handle(it.ctx, it.ev)
 	switch {
 	case err == nil:
 		if out.EntityKey == "" || out.Schema == nil || out.SchemaText == "" {
@@ -576,7 +650,10 @@ func (p *Processor) carry(it *item) []kgo.RecordHeader {
 			h = append(h, rh)
 		}
 	}
-	return h
+	// The outputs carry this stage's span as their parent context.
+	out := &kgo.Record{Headers: h}
+	p.propagator.Inject(it.ctx, kotel.NewRecordCarrier(out))
+	return out.Headers
 }
 
 func (p *Processor) logOutcome(it *item) {

@@ -35,6 +35,11 @@ type Env struct {
 	// registry, which is always embedded: no real one runs here).
 	Stack *devstack.Stack
 	Real  bool
+
+	// services controls the real Kafka and Redis (Real only, and only when
+	// that is safe: see Services); noControl says why it is nil.
+	services  *Services
+	noControl string
 }
 
 // Embedded starts an in-memory dev stack for t.
@@ -59,6 +64,7 @@ func Real(t testing.TB) *Env {
 	}
 	e := start(t, devstack.Config{RedisURL: redisURL}, true)
 	e.Brokers = strings.Split(brokers, ",")
+	e.services, e.noControl = controlFor(e.Brokers, redisURL)
 	return e
 }
 

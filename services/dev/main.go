@@ -23,12 +23,14 @@ import (
 	"github.com/inletdev/inlet/pkg/devstack"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/ingest"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
 // devSecrets are used for the sample sources when the environment does not
@@ -129,6 +131,11 @@ func run(args []string) error {
 		return err
 	}
 	defer producer.Close()
+	tel, err := telemetry.New(ctx, "inlet-dev")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
 	rt, err := declarative.Router(sources)
 	if err != nil {
 		return err
@@ -144,11 +151,13 @@ func run(args []string) error {
 	actx, stopAlerts := context.WithCancel(context.Background())
 	defer stopAlerts()
 	go alerter.Run(actx)
+	hist := history.New(rdb, "inlet:", 7*24*time.Hour)
 	c.processor.Group = "inlet-processor"
 	c.processor.InstanceID = "dev"
 	proc, err := processor.New(c.processor, processor.Deps{
 		KafkaOpts: opts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
 		Store: store.New(rdb, store.ClaimLease(c.processor.ClaimLease)), Alerter: alerter, Log: log,
+		Telemetry: tel, History: hist,
 	})
 	if err != nil {
 		return err
@@ -158,7 +167,7 @@ func run(args []string) error {
 	procDone := make(chan error, 1)
 	go func() { procDone <- proc.Run(pctx) }()
 
-	srv, err := ingest.New(c.ingest, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: producer, SR: reg.SR(), Log: log})
+	srv, err := ingest.New(c.ingest, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: producer, SR: reg.SR(), Log: log, Telemetry: tel})
 	if err != nil {
 		return err
 	}
@@ -170,7 +179,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	admin := &http.Server{Handler: adminMux(srv), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: adminMux(srv, tel, hist), ReadHeaderTimeout: 5 * time.Second}
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
@@ -184,7 +193,7 @@ func run(args []string) error {
 	fmt.Printf(`
 Inlet is running (embedded infrastructure, data in %s)
   ingest:          %s   (POST /webhooks/{source}, POST /events/{source})
-  admin/metrics:   http://%s   (/healthz, /readyz)
+  admin/metrics:   http://%s   (/metrics, /healthz, /readyz, /v1/trace/{correlation-id})
   kafka:           %s   (topics %s.*)
   schema registry: %s
   redis:           %s
@@ -217,8 +226,10 @@ Ctrl-C stops everything.
 	return err
 }
 
-func adminMux(srv *ingest.Server) http.Handler {
+func adminMux(srv *ingest.Server, tel *telemetry.Telemetry, hist *history.Store) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.Handler())
+	mux.Handle("GET /v1/trace/{id}", hist.Handler())
 	ing := srv.Handler()
 	mux.Handle("GET /healthz", ing)
 	mux.Handle("GET /readyz", ing)

@@ -8,7 +8,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -18,6 +20,7 @@ import (
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
 func main() {
@@ -35,12 +38,14 @@ func run(args []string) error {
 		rcfg        service.RegistryConfig
 		lcfg        service.LogConfig
 		sourcesPath string
+		adminAddr   string
 		checkOnly   bool
 	)
 	kcfg.RegisterFlags(fs)
 	icfg.RegisterFlags(fs)
 	rcfg.RegisterFlags(fs)
 	lcfg.RegisterFlags(fs)
+	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9090", "admin listen address (/metrics, /healthz, /readyz)")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
 	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
@@ -88,10 +93,26 @@ func run(args []string) error {
 		return err
 	}
 	defer cl.Close()
-	srv, err := ingest.New(icfg, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: cl, SR: reg.SR(), Log: log})
+	tel, err := telemetry.New(ctx, "inlet-ingest")
 	if err != nil {
 		return err
 	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	srv, err := ingest.New(icfg, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: cl, SR: reg.SR(), Log: log, Telemetry: tel})
+	if err != nil {
+		return err
+	}
+	adminLn, err := net.Listen("tcp", adminAddr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.Handler())
+	mux.Handle("GET /healthz", srv.Handler())
+	mux.Handle("GET /readyz", srv.Handler())
+	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = admin.Serve(adminLn) }()
+	defer admin.Close()
 	ln, err := net.Listen("tcp", icfg.Addr)
 	if err != nil {
 		return err

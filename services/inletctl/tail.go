@@ -47,6 +47,8 @@ func run(args []string, out io.Writer) (int, error) {
 	switch cmd, rest := fs.Arg(0), fs.Args()[1:]; cmd {
 	case "tail":
 		return tail(rest, &kcfg, &rcfg, out)
+	case "trace":
+		return trace(rest, out)
 	case "dlq", "invalid":
 		return queue(cmd, rest, &kcfg, &rcfg, out)
 	default:

@@ -21,11 +21,13 @@ import (
 	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
 func main() {
@@ -43,6 +45,7 @@ func run(args []string) error {
 		rcfg        service.RegistryConfig
 		lcfg        service.LogConfig
 		acfg        alert.Config
+		retention   time.Duration
 		tiers       []string
 		sourcesPath string
 		redisURL    string
@@ -54,6 +57,7 @@ func run(args []string) error {
 	rcfg.RegisterFlags(fs)
 	lcfg.RegisterFlags(fs)
 	acfg.RegisterFlags(fs)
+	fs.Duration(&retention, "history-retention", "INLET_HISTORY_RETENTION", 7*24*time.Hour, "how long each event's processing history is kept (trace lookup)")
 	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", "30s,2m,15m", "retry tier delays; one topic each (<prefix>.retry.<delay>); sources pick among them")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
 	fs.String(&redisURL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (password may be in the URL or REDIS_PASSWORD)")
@@ -122,9 +126,16 @@ func run(args []string) error {
 	if acfg.WebhookURL == "" {
 		log.Warn("no alert webhook configured (-alert-webhook-url): DLQ and invalid arrivals are only logged and counted")
 	}
+	tel, err := telemetry.New(ctx, "inlet-processor")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	hist := history.New(rdb, "inlet:", retention)
 	p, err := processor.New(pcfg, processor.Deps{
 		KafkaOpts: kopts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
 		Store: store.New(rdb, store.ClaimLease(pcfg.ClaimLease)), Alerter: alerter, Log: log,
+		Telemetry: tel, History: hist,
 	})
 	if err != nil {
 		return err
@@ -134,7 +145,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	admin := &http.Server{Handler: adminMux(&draining), ReadHeaderTimeout: 5 * time.Second}
+	admin := &http.Server{Handler: adminMux(&draining, tel, hist), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = admin.Serve(ln) }()
 	log.Info("processor running", "group", pcfg.Group, "raw_topic", topics.Raw, "admin", ln.Addr().String())
 	err = p.Run(ctx)
@@ -146,8 +157,10 @@ func run(args []string) error {
 	return err
 }
 
-func adminMux(draining *atomic.Bool) http.Handler {
+func adminMux(draining *atomic.Bool, tel *telemetry.Telemetry, hist *history.Store) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.Handler())
+	mux.Handle("GET /v1/trace/{id}", hist.Handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if draining.Load() {

@@ -1,0 +1,85 @@
+// Package history keeps, per correlation ID, the stages one event went
+// through — received, written to the raw log, each processing attempt, the
+// final outcome and where its output went — so an operator can follow one
+// event without an external tracing backend. Entries live in Redis lists
+// with a bounded retention.
+package history
+
+import (
+	"context"
+	"encoding/json"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Entry is one stage of one event.
+type Entry struct {
+	At        time.Time `json:"at"`
+	Stage     string    `json:"stage"` // received | written | attempt | requeued
+	Outcome   string    `json:"outcome,omitempty"`
+	Source    string    `json:"source,omitempty"`
+	EventType string    `json:"event_type,omitempty"`
+	EventID   string    `json:"event_id,omitempty"`
+	Attempt   int       `json:"attempt,omitempty"`
+	Where     string    `json:"where,omitempty"` // topic/partition/offset or topic
+	Error     string    `json:"error,omitempty"`
+}
+
+// Store reads and writes histories.
+type Store struct {
+	rdb       redis.UniversalClient
+	prefix    string
+	retention time.Duration
+}
+
+// New returns a Store keeping each history for retention (default 7 days)
+// after its last entry.
+func New(rdb redis.UniversalClient, prefix string, retention time.Duration) *Store {
+	if retention <= 0 {
+		retention = 7 * 24 * time.Hour
+	}
+	return &Store{rdb: rdb, prefix: prefix + "trace:", retention: retention}
+}
+
+// maxEntries bounds one history (a hostile sender reusing a correlation id
+// cannot grow it without limit).
+const maxEntries = 200
+
+// Append adds entries, grouped by correlation id, in one round trip.
+func (s *Store) Append(ctx context.Context, entries map[string][]Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	pipe := s.rdb.Pipeline()
+	for corr, es := range entries {
+		key := s.prefix + corr
+		vals := make([]any, 0, len(es))
+		for _, e := range es {
+			b, _ := json.Marshal(e)
+			vals = append(vals, b)
+		}
+		pipe.RPush(ctx, key, vals...)
+		pipe.LTrim(ctx, key, -maxEntries, -1)
+		pipe.Expire(ctx, key, s.retention)
+	}
+	_, err := pipe.Exec(ctx)
+	return err
+}
+
+// Get returns the history of a correlation id, oldest first; empty when
+// unknown or expired.
+func (s *Store) Get(ctx context.Context, corr string) ([]Entry, error) {
+	vals, err := s.rdb.LRange(ctx, s.prefix+corr, 0, -1).Result()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Entry, 0, len(vals))
+	for _, v := range vals {
+		var e Entry
+		if json.Unmarshal([]byte(v), &e) == nil {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}

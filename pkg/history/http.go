@@ -1,0 +1,35 @@
+package history
+
+import (
+	"encoding/json"
+	"net/http"
+	"regexp"
+)
+
+var validID = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
+
+// Handler serves GET /v1/trace/{id}: the history of one correlation id as
+// JSON, oldest stage first; 404 when none is kept.
+func (s *Store) Handler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		w.Header().Set("Content-Type", "application/json")
+		if !validID.MatchString(id) {
+			w.WriteHeader(http.StatusBadRequest)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "bad correlation id"})
+			return
+		}
+		es, err := s.Get(r.Context(), id)
+		if err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": "history store unavailable"})
+			return
+		}
+		if len(es) == 0 {
+			w.WriteHeader(http.StatusNotFound)
+			_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": id, "error": "no history for this correlation id (unknown, not processed yet, or past retention)"})
+			return
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": id, "stages": es})
+	})
+}

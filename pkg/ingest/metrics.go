@@ -1,0 +1,76 @@
+package ingest
+
+import (
+	"context"
+	"strconv"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/inletdev/inlet/pkg/telemetry"
+)
+
+// Request outcomes and rejection reasons, as metric labels.
+const (
+	outcomeAccepted    = "accepted"
+	outcomeRejected    = "rejected"
+	outcomeUnavailable = "unavailable"
+
+	reasonSignature     = "signature"
+	reasonSize          = "size"
+	reasonMalformed     = "malformed"
+	reasonUnknownSource = "unknown_source"
+	reasonDraining      = "draining"
+	reasonKafka         = "kafka"
+)
+
+// Metrics are the ingest service's instruments.
+type Metrics struct {
+	requests metric.Int64Counter
+	duration metric.Float64Histogram
+	limit    *telemetry.Limiter
+}
+
+// NewMetrics builds the instruments from meter (nil: no-op). limit bounds
+// event-type label values.
+func NewMetrics(meter metric.Meter, limit *telemetry.Limiter) (*Metrics, error) {
+	if meter == nil {
+		meter = noop.NewMeterProvider().Meter("")
+	}
+	m := &Metrics{limit: limit}
+	var err error
+	if m.requests, err = meter.Int64Counter("inlet.ingest.requests",
+		metric.WithDescription("Ingest requests (events for /events lines) by source, event type, outcome and rejection reason.")); err != nil {
+		return nil, err
+	}
+	if m.duration, err = meter.Float64Histogram("inlet.ingest.request.duration", metric.WithUnit("s"),
+		metric.WithDescription("Ingest request latency, from the first byte read to the answer."),
+		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// event counts one event or request.
+func (m *Metrics) event(ctx context.Context, source, eventType, outcome, reason string) {
+	if m == nil {
+		return
+	}
+	if eventType != "" {
+		eventType = m.limit.EventType(source, eventType)
+	}
+	m.requests.Add(ctx, 1, metric.WithAttributes(
+		attribute.String("source", source), attribute.String("event_type", eventType),
+		attribute.String("outcome", outcome), attribute.String("reason", reason)))
+}
+
+// request records a request's latency by status class.
+func (m *Metrics) request(ctx context.Context, source string, status int, start time.Time) {
+	if m == nil {
+		return
+	}
+	m.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
+		attribute.String("source", source), attribute.String("code", strconv.Itoa(status/100)+"xx")))
+}

@@ -1,0 +1,180 @@
+package processor
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/telemetry"
+)
+
+// metrics are the processor's instruments (names as in deploy/prometheus).
+type metrics struct {
+	events     metric.Int64Counter
+	retries    metric.Int64Counter
+	processing metric.Float64Histogram
+	e2e        metric.Float64Histogram
+	retryWait  metric.Float64Histogram
+	limit      *telemetry.Limiter
+
+	mu     sync.Mutex
+	depths depths
+}
+
+// depths are the last measured queue depths, read by the gauges.
+type depths struct {
+	retry   map[string]int64 // tier name → records not yet consumed
+	lag     map[string]int64 // topic → processor group lag
+	dlq     int64
+	invalid int64
+	known   bool
+}
+
+var latencyBuckets = metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
+
+func newMetrics(meter metric.Meter, limit *telemetry.Limiter) (*metrics, error) {
+	if meter == nil {
+		meter = noop.NewMeterProvider().Meter("")
+	}
+	m := &metrics{limit: limit}
+	var err error
+	if m.events, err = meter.Int64Counter("inlet.events", metric.WithDescription("Events by source, event type and outcome (processed, duplicate, stale, invalid, dlq; retried on the way).")); err != nil {
+		return nil, err
+	}
+	if m.retries, err = meter.Int64Counter("inlet.retries", metric.WithDescription("Events sent to a retry tier.")); err != nil {
+		return nil, err
+	}
+	if m.processing, err = meter.Float64Histogram("inlet.processing.latency", metric.WithUnit("s"), latencyBuckets,
+		metric.WithDescription("Ingest receipt to committed outcome.")); err != nil {
+		return nil, err
+	}
+	if m.e2e, err = meter.Float64Histogram("inlet.end_to_end.latency", metric.WithUnit("s"), latencyBuckets,
+		metric.WithDescription("The event's own occurred-at to processed: delivery delay and backlog included.")); err != nil {
+		return nil, err
+	}
+	if m.retryWait, err = meter.Float64Histogram("inlet.retry.wait", metric.WithUnit("s"), latencyBuckets,
+		metric.WithDescription("Time an event waited in a retry tier.")); err != nil {
+		return nil, err
+	}
+	retryDepth, err := meter.Int64ObservableGauge("inlet.retry.depth", metric.WithDescription("Records waiting in each retry tier."))
+	if err != nil {
+		return nil, err
+	}
+	dlqDepth, err := meter.Int64ObservableGauge("inlet.dlq.depth", metric.WithDescription("Unresolved dead-lettered records."))
+	if err != nil {
+		return nil, err
+	}
+	invalidDepth, err := meter.Int64ObservableGauge("inlet.invalid.depth", metric.WithDescription("Unresolved invalid records."))
+	if err != nil {
+		return nil, err
+	}
+	lag, err := meter.Int64ObservableGauge("inlet.consumer.lag", metric.WithDescription("Records behind, processor group, per topic."))
+	if err != nil {
+		return nil, err
+	}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		if !m.depths.known {
+			return nil
+		}
+		for tier, n := range m.depths.retry {
+			o.ObserveInt64(retryDepth, n, metric.WithAttributes(attribute.String("tier", tier)))
+		}
+		for topic, n := range m.depths.lag {
+			o.ObserveInt64(lag, n, metric.WithAttributes(attribute.String("topic", topic)))
+		}
+		o.ObserveInt64(dlqDepth, m.depths.dlq)
+		o.ObserveInt64(invalidDepth, m.depths.invalid)
+		return nil
+	}, retryDepth, dlqDepth, invalidDepth, lag)
+	return m, err
+}
+
+// observe records one committed item.
+func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, now time.Time) {
+	src, typ := "unknown", "unknown"
+	if it.env != nil {
+		src, typ = it.env.Source, m.limit.EventType(it.env.Source, it.env.EventType)
+	}
+	attrs := metric.WithAttributes(attribute.String("source", src), attribute.String("event_type", typ), attribute.String("outcome", string(it.outcome)))
+	m.events.Add(ctx, 1, attrs)
+	if it.outcome == Retried {
+		m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("source", src), attribute.String("event_type", typ),
+			attribute.String("tier", kafka.TierName(it.src.Retry.Tiers[it.next.Tier].D()))))
+	}
+	if tier, ok := tierOf(topics, it.rec.Topic); ok {
+		m.retryWait.Record(ctx, now.Sub(it.rec.Timestamp).Seconds(), metric.WithAttributes(attribute.String("tier", tier)))
+	}
+	if it.env == nil || it.outcome == Retried {
+		return
+	}
+	st := metric.WithAttributes(attribute.String("source", src), attribute.String("event_type", typ))
+	m.processing.Record(ctx, now.Sub(it.env.ReceivedAt).Seconds(), st)
+	if it.outcome == Processed && it.out != nil && !it.out.OccurredAt.IsZero() {
+		m.e2e.Record(ctx, now.Sub(it.out.OccurredAt).Seconds(), st)
+	}
+}
+
+func tierOf(t kafka.Topics, topic string) (string, bool) {
+	for i, r := range t.Retry {
+		if r == topic {
+			return kafka.TierName(t.RetryTiers[i]), true
+		}
+	}
+	return "", false
+}
+
+// depthLoop measures lag and queue depths every interval until stop.
+func (p *Processor) depthLoop(ctx context.Context, interval time.Duration) {
+	adm := kadm.NewClient(p.sess.Client())
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		p.measureDepths(ctx, adm)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	lags, err := adm.Lag(ctx, p.cfg.Group)
+	if err != nil {
+		p.log.Debug("lag measurement failed", "error", err)
+		return
+	}
+	d := depths{retry: map[string]int64{}, lag: map[string]int64{}, known: true}
+	for _, gl := range lags {
+		for _, l := range gl.Lag.Sorted() {
+			if l.Lag < 0 {
+				continue
+			}
+			d.lag[l.Topic] += l.Lag
+			if tier, ok := tierOf(p.d.Topics, l.Topic); ok {
+				d.retry[tier] += l.Lag
+			}
+		}
+	}
+	if p.queues != nil {
+		if n, err := p.queues.Depth(ctx, p.d.Topics.DLQ); err == nil {
+			d.dlq = int64(n)
+		}
+		if n, err := p.queues.Depth(ctx, p.d.Topics.Invalid); err == nil {
+			d.invalid = int64(n)
+		}
+	}
+	p.metrics.mu.Lock()
+	p.metrics.depths = d
+	p.metrics.mu.Unlock()
+}

@@ -1,0 +1,121 @@
+// Package telemetry sets up a process's OpenTelemetry providers: metrics
+// exported in the Prometheus format on the admin listener's /metrics (and
+// over OTLP when the standard OTEL_EXPORTER_OTLP_* variables are set),
+// traces with W3C trace-context propagation (exported over OTLP when
+// configured), and shuts them down with the process.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/propagation"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// Telemetry is a process's meter and tracer providers.
+type Telemetry struct {
+	Meter      metric.Meter
+	MeterProv  *sdkmetric.MeterProvider
+	Tracer     trace.Tracer
+	TracerProv *sdktrace.TracerProvider
+	Propagator propagation.TextMapPropagator
+	registry   *prometheus.Registry
+}
+
+// Option adds readers or span processors (tests use a ManualReader and a
+// span recorder).
+type Option func(*options)
+
+type options struct {
+	readers []sdkmetric.Reader
+	spans   []sdktrace.SpanProcessor
+}
+
+// WithReader adds a metric reader.
+func WithReader(r sdkmetric.Reader) Option {
+	return func(o *options) { o.readers = append(o.readers, r) }
+}
+
+// WithSpanProcessor adds a span processor.
+func WithSpanProcessor(p sdktrace.SpanProcessor) Option {
+	return func(o *options) { o.spans = append(o.spans, p) }
+}
+
+// New builds the providers for service. Prometheus metrics are always on;
+// OTLP export is on when OTEL_EXPORTER_OTLP_ENDPOINT (or the per-signal
+// variable) is set, configured by the standard variables.
+func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service))
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
+	if err != nil {
+		return nil, err
+	}
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(prom)}
+	for _, r := range o.readers {
+		mopts = append(mopts, sdkmetric.WithReader(r))
+	}
+	topts := []sdktrace.TracerProviderOption{sdktrace.WithResource(res)}
+	for _, p := range o.spans {
+		topts = append(topts, sdktrace.WithSpanProcessor(p))
+	}
+	if otlpOn("METRICS") {
+		exp, err := otlpmetrichttp.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
+	}
+	if otlpOn("TRACES") {
+		exp, err := otlptracehttp.New(ctx)
+		if err != nil {
+			return nil, err
+		}
+		topts = append(topts, sdktrace.WithBatcher(exp))
+	}
+	mp := sdkmetric.NewMeterProvider(mopts...)
+	tp := sdktrace.NewTracerProvider(topts...)
+	return &Telemetry{
+		Meter: mp.Meter("github.com/inletdev/inlet"), MeterProv: mp,
+		Tracer: tp.Tracer("github.com/inletdev/inlet"), TracerProv: tp,
+		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		registry:   reg,
+	}, nil
+}
+
+func otlpOn(signal string) bool {
+	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != ""
+}
+
+// Handler serves /metrics in the Prometheus format (with exemplars when the
+// scraper asks for OpenMetrics).
+func (t *Telemetry) Handler() http.Handler {
+	return promhttp.HandlerFor(t.registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
+}
+
+// Shutdown flushes and stops the providers, bounded by ctx.
+func (t *Telemetry) Shutdown(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	return errors.Join(t.MeterProv.Shutdown(ctx), t.TracerProv.Shutdown(ctx))
+}

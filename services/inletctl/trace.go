@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/history"
+)
+
+// trace prints one event's processing history from the admin API.
+func trace(args []string, out io.Writer) (int, error) {
+	fs := flagenv.New("trace")
+	var adminURL, output string
+	fs.String(&adminURL, "admin-url", "INLET_ADMIN_URL", "http://127.0.0.1:9090", "processor (or dev) admin URL")
+	fs.StringVar(&output, "output", "table", "table or json")
+	fs.Usage = func() {
+		fmt.Fprintln(os.Stderr, "Usage: inletctl trace [-admin-url URL] [-output json] <correlation-id>\n\nExample: inletctl trace 4bf92f3577b34da6a3ce929d0e0e4736")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		return exitUsage, err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return exitUsage, errors.New("trace takes one correlation id")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, adminURL+"/v1/trace/"+url.PathEscape(fs.Arg(0)), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return exitError, err
+	}
+	defer resp.Body.Close()
+	var body struct {
+		CorrelationID string          `json:"correlation_id"`
+		Stages        []history.Entry `json:"stages"`
+		Error         string          `json:"error"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
+		return exitError, fmt.Errorf("admin API answered %s", resp.Status)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return 3, errors.New(body.Error)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return exitError, fmt.Errorf("admin API: %s: %s", resp.Status, body.Error)
+	}
+	if output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return exitOK, enc.Encode(body)
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "AT\tSTAGE\tATTEMPT\tOUTCOME\tWHERE\tERROR")
+	for _, e := range body.Stages {
+		att := ""
+		if e.Attempt > 0 {
+			att = fmt.Sprint(e.Attempt)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), e.Stage, att, e.Outcome, e.Where, trim(e.Error, 80))
+	}
+	return exitOK, tw.Flush()
+}
