@@ -15,6 +15,7 @@ import (
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -70,7 +71,7 @@ type harness struct {
 	done    chan error
 }
 
-func newHarness(t *testing.T, env *testenv.Env, mod func(*Config)) *harness {
+func newHarness(t *testing.T, env *testenv.Env, mod func(*Config), tel ...*telemetry.Telemetry) *harness {
 	t.Helper()
 	setSecrets(t)
 	sources, err := source.Parse([]byte(testSources))
@@ -90,7 +91,11 @@ func newHarness(t *testing.T, env *testenv.Env, mod func(*Config)) *harness {
 	if mod != nil {
 		mod(&cfg)
 	}
-	srv, err := New(cfg, Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: cl, SR: env.Registry(t).SR()})
+	d := Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: cl, SR: env.Registry(t).SR()}
+	if len(tel) > 0 {
+		d.Telemetry = tel[0]
+	}
+	srv, err := New(cfg, d)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,10 +18,12 @@ import (
 	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/testenv"
 	"github.com/inletdev/inlet/schemas/contracts"
 )
@@ -70,6 +72,9 @@ type harness struct {
 	prefix  string
 	prod    *kgo.Client
 	alerter *alert.Alerter
+	tel     *telemetry.Telemetry
+	hist    *history.Store
+	log     *slog.Logger
 	mu      sync.Mutex
 	procs   []*running
 }
@@ -150,9 +155,13 @@ func (h *harness) startHooked(id string, mod func(*Config), crash func() bool) *
 		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)},
 		Topics:    h.topics, Sources: h.sources, Router: h.router,
 		Registry: h.env.Registry(h.t), Codec: h.codec,
-		Store:   store.New(h.rdb, store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease)),
-		Log:     testLog(h.t),
-		Alerter: h.alerter,
+		Store:     store.New(h.rdb, store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease)),
+		Log:       h.logger(),
+		Alerter:   h.alerter,
+		Telemetry: h.tel,
+		History:   h.hist,
+		// Tests read the gauges right after events settle.
+		DepthEvery: 200 * time.Millisecond,
 	})
 	if err != nil {
 		h.t.Fatal(err)
@@ -287,6 +296,13 @@ func (h *harness) processed(min int) []map[string]any {
 }
 
 func storeFor(h *harness) *store.Store { return store.New(h.rdb, store.KeyPrefix(h.prefix)) }
+
+func (h *harness) logger() *slog.Logger {
+	if h.log != nil {
+		return h.log
+	}
+	return testLog(h.t)
+}
 
 // testLog writes the processor's log to the test log when INLET_TEST_LOG is
 // set.

@@ -1,0 +1,94 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/inletdev/inlet/pkg/telemetry"
+	"github.com/inletdev/inlet/pkg/testenv"
+)
+
+func TestIngestMetricsAndTraces(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	spans := tracetest.NewSpanRecorder()
+	tel, err := telemetry.New(context.Background(), "test", telemetry.WithReader(reader), telemetry.WithSpanProcessor(spans))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, testenv.Embedded(t), nil, tel)
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	do(t, h.signed(t, "stripe", stripeEvent("evt_ok"), map[string]string{"Traceparent": tp}))
+	bad := h.signed(t, "stripe", stripeEvent("evt_bad"), nil)
+	bad.Header.Set("Stripe-Signature", "t=1,v1=00")
+	do(t, bad)
+	do(t, h.signed(t, "stripe", bytes.Repeat([]byte("x"), 5000), nil))
+	do(t, h.signed(t, "stripe", []byte(`{"oops`), nil))
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/nope", strings.NewReader("{}"))
+	do(t, req)
+
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	latencies := uint64(0)
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			switch d := m.Data.(type) {
+			case metricdata.Sum[int64]:
+				for _, dp := range d.DataPoints {
+					var parts []string
+					for _, k := range []string{"source", "event_type", "outcome", "reason"} {
+						v, _ := dp.Attributes.Value(attribute.Key(k))
+						parts = append(parts, v.AsString())
+					}
+					got[strings.Join(parts, "|")] += dp.Value
+				}
+			case metricdata.Histogram[float64]:
+				for _, dp := range d.DataPoints {
+					latencies += dp.Count
+				}
+			}
+		}
+	}
+	want := map[string]int64{
+		"stripe|payment_intent.succeeded|accepted|": 1,
+		"stripe||rejected|signature":                1,
+		"stripe||rejected|size":                     1,
+		"stripe||rejected|malformed":                1,
+		"unknown||rejected|unknown_source":          1,
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %d, want %d", k, got[k], v)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("series %v", got)
+	}
+	if latencies != 5 {
+		t.Errorf("%d latency observations, want 5", latencies)
+	}
+
+	// The raw record carries the ingest span, child of the sender's.
+	recs := h.env.ReadAll(t, h.topics.Raw, 1, 300*time.Millisecond, 10*time.Second)
+	raw := header(recs[0], HeaderTraceparent)
+	var ingestSpan string
+	for _, s := range spans.Ended() {
+		if s.Name() == "ingest.webhook" && s.SpanContext().TraceID().String() == "4bf92f3577b34da6a3ce929d0e0e4736" {
+			ingestSpan = s.SpanContext().SpanID().String()
+		}
+	}
+	if ingestSpan == "" || raw != "00-4bf92f3577b34da6a3ce929d0e0e4736-"+ingestSpan+"-01" {
+		t.Fatalf("raw traceparent %q, ingest span %q", raw, ingestSpan)
+	}
+}
