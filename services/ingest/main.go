@@ -88,16 +88,17 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(append(opts, ingest.ProducerOpts()...)...)
-	if err != nil {
-		return err
-	}
-	defer cl.Close()
 	tel, err := telemetry.New(ctx, "inlet-ingest")
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
+	opts = append(opts, tel.KafkaOpts()...)
+	cl, err := kgo.NewClient(append(opts, ingest.ProducerOpts()...)...)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
 	srv, err := ingest.New(icfg, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: cl, SR: reg.SR(), Log: log, Telemetry: tel})
 	if err != nil {
 		return err

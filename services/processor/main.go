@@ -131,6 +131,10 @@ func run(args []string) error {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
+	if err := tel.InstrumentRedis(rdb); err != nil {
+		return err
+	}
+	kopts = append(kopts, tel.KafkaOpts()...)
 	hist := history.New(rdb, "inlet:", retention)
 	p, err := processor.New(pcfg, processor.Deps{
 		KafkaOpts: kopts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
