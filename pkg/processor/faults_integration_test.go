@@ -9,8 +9,10 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kslog"
 
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/store"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -23,7 +25,7 @@ func TestIntegrationProcessorBrokerRestart(t *testing.T) {
 	svc := env.Services(t)
 	h := newHarness(t, env)
 	// Small batches: many transactions, so the restart lands inside one.
-	r := h.start("a", func(c *Config) { c.BatchSize = 10 })
+	r := h.startWithOpts("a", func(c *Config) { c.BatchSize = 10 })
 	f := h.feed(t, "evt_k", 10*time.Millisecond)
 
 	h.waitRunning(r, 30*time.Second, "processing to run before the restart", func() bool { return h.all() >= 50 })
@@ -97,6 +99,39 @@ func TestIntegrationProcessorRedisRestart(t *testing.T) {
 	if n := committedRaw(t, h); n != before+during {
 		t.Errorf("the group committed %d raw offsets, want %d", n, before+during)
 	}
+}
+
+// startWithOpts is start, with franz-go's own log in the test log when
+// INLET_TEST_LOG is set (what the client does across a broker restart).
+func (h *harness) startWithOpts(id string, mod func(*Config), opts ...kgo.Opt) *running {
+	h.t.Helper()
+	cfg := h.config()
+	cfg.InstanceID = h.env.Prefix + "-" + id
+	if mod != nil {
+		mod(&cfg)
+	}
+	log := h.logger()
+	kopts := []kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)}
+	if log != nil {
+		kopts = append(kopts, kgo.WithLogger(kslog.New(log.With("client", id))))
+	}
+	p, err := New(cfg, Deps{
+		KafkaOpts: append(kopts, opts...),
+		Topics:    h.topics, Sources: h.sources, Router: h.router,
+		Registry: h.env.Registry(h.t), Codec: h.codec,
+		Store: store.New(h.rdb, store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease)),
+		Log:   log,
+	})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{p: p, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- p.Run(ctx) }()
+	h.mu.Lock()
+	h.procs = append(h.procs, r)
+	h.mu.Unlock()
+	return r
 }
 
 // sendPI sends a payment intent event with its own entity.
