@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 RACE    ?= -race
 
-.PHONY: run test test-integration test-short vet fmt fmt-check fuzz bench bench-ingest bench-processor build services-up services-down compose-check clean
+.PHONY: check-rules run test test-integration test-short vet fmt fmt-check fuzz bench bench-ingest bench-processor build services-up services-down compose-check clean
 
 ## run: the whole system on embedded infrastructure (data in .inlet/)
 run:
@@ -40,6 +40,10 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(MAKE) bench-ingest
+
+## check-rules: promtool check + unit tests of the alert rules, dashboard queries
+check-rules:
+	deploy/prometheus/check.sh
 
 ## bench-ingest: bare handler vs naive ProduceSync vs Inlet's ingest, 16/64/256 connections
 bench-ingest:

@@ -66,10 +66,18 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs.BoolVar(&dry, "dry-run", false, "requeue/discard: show what would change, change nothing")
 	fs.StringVar(&output, "output", "table", "table or json")
 	fs.StringVar(&who, "who", currentUser(), "requeue/discard: who decides (audited)")
-	if err := fs.Parse(args[1:]); err != nil {
-		return exitUsage, err
+	// Flags may come before or after the ids (flag stops at the first id).
+	rest := args[1:]
+	for {
+		if err := fs.Parse(rest); err != nil {
+			return exitUsage, err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		f.IDs = append(f.IDs, fs.Arg(0))
+		rest = fs.Args()[1:]
 	}
-	f.IDs = fs.Args()
 	var err error
 	if f.Since, err = parseTime(since); err != nil {
 		return exitUsage, err
