@@ -262,7 +262,12 @@ func (q *Queues) readAll(ctx context.Context, topic string) ([]*kgo.Record, erro
 		// partition whose last offsets are markers never shows its end:
 		// a poll that brings nothing for a second means everything
 		// committed has been read.
-		pctx, cancel := context.WithTimeout(ctx, time.Second)
+		// The first poll also pays for connecting: give it longer.
+		idle := time.Second
+		if len(out) == 0 {
+			idle = 10 * time.Second
+		}
+		pctx, cancel := context.WithTimeout(ctx, idle)
 		fs := cl.PollFetches(pctx)
 		cancel()
 		if err := ctx.Err(); err != nil {

@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,6 +20,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/devstack"
@@ -26,6 +29,7 @@ import (
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/ingest"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
@@ -92,6 +96,12 @@ func run(args []string) error {
 		if os.Getenv(k) == "" && os.Getenv(k+"_FILE") == "" {
 			os.Setenv(k, v)
 		}
+	}
+	// The admin API needs a token; a dev stack makes one up and prints it.
+	if os.Getenv(admin.EnvWriteToken) == "" && os.Getenv(admin.EnvWriteToken+"_FILE") == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		os.Setenv(admin.EnvWriteToken, hex.EncodeToString(b))
 	}
 	sources, err := source.Load(c.sources)
 	if err != nil {
@@ -167,6 +177,20 @@ func run(args []string) error {
 	procDone := make(chan error, 1)
 	go func() { procDone <- proc.Run(pctx) }()
 
+	q, err := ops.New(opts, topics, codec)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	tok, err := admin.TokensFromEnv()
+	if err != nil {
+		return err
+	}
+	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Trace: hist.Handler(), Log: log})
+	if err != nil {
+		return err
+	}
+
 	srv, err := ingest.New(c.ingest, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: producer, SR: reg.SR(), Log: log, Telemetry: tel})
 	if err != nil {
 		return err
@@ -179,12 +203,12 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	admin := &http.Server{Handler: adminMux(srv, tel, hist), ReadHeaderTimeout: 5 * time.Second}
+	adminSrv := &http.Server{Handler: adminMux(srv, tel, api), ReadHeaderTimeout: 5 * time.Second}
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	go func() {
-		if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+		if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
@@ -206,9 +230,14 @@ See it on the raw topic, then processed (Avro, decoded through the registry):
   go run ./services/inletctl -kafka-brokers %[4]s -schema-registry-url %[6]s tail %[9]s
   go run ./services/inletctl -kafka-brokers %[4]s -schema-registry-url %[6]s tail %[10]s
 
+Operate it (the admin API token is made up for this run):
+  export INLET_ADMIN_TOKEN=%[11]s INLET_KAFKA_BROKERS=%[4]s INLET_SCHEMA_REGISTRY_URL=%[6]s
+  go run ./services/inletctl trace <correlation_id from the answer>
+  go run ./services/inletctl dlq ls --group
+
 Ctrl-C stops everything.
 `, c.dataDir, ingestURL, adminLn.Addr(), strings.Join(stack.Brokers, ","), c.prefix, stack.RegistryURL, stack.RedisURL,
-		sampleCurl(sources, ingestURL), topics.Raw, topics.Processed)
+		sampleCurl(sources, ingestURL), topics.Raw, topics.Processed, os.Getenv(admin.EnvWriteToken))
 	log.Info("ready", "ingest", ingestURL, "sources", sources.Names())
 
 	select {
@@ -219,17 +248,17 @@ Ctrl-C stops everything.
 	sctx, cancel := context.WithTimeout(context.Background(), c.ingest.DrainTimeout)
 	defer cancel()
 	err = srv.Shutdown(sctx)
-	_ = admin.Shutdown(sctx)
+	_ = adminSrv.Shutdown(sctx)
 	stopProc()
 	err = errors.Join(err, <-procDone)
 	log.Info("stopped", slog.Any("error", err))
 	return err
 }
 
-func adminMux(srv *ingest.Server, tel *telemetry.Telemetry, hist *history.Store) http.Handler {
+func adminMux(srv *ingest.Server, tel *telemetry.Telemetry, api *admin.API) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.Handler())
-	mux.Handle("GET /v1/trace/{id}", hist.Handler())
+	api.Register(mux)
 	ing := srv.Handler()
 	mux.Handle("GET /healthz", ing)
 	mux.Handle("GET /readyz", ing)

@@ -48,9 +48,13 @@ func run(args []string, out io.Writer) (int, error) {
 	case "tail":
 		return tail(rest, &kcfg, &rcfg, out)
 	case "trace":
-		return trace(rest, out)
+		return traceCmd(rest, &kcfg, out)
 	case "dlq", "invalid":
 		return queue(cmd, rest, &kcfg, &rcfg, out)
+	case "replay":
+		return replayCmd(rest, &kcfg, &rcfg, out)
+	case "reconcile":
+		return reconcileCmd(rest, &kcfg, &rcfg, out)
 	default:
 		return exitUsage, fmt.Errorf("unknown command %q", cmd)
 	}

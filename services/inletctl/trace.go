@@ -40,6 +40,9 @@ func trace(args []string, out io.Writer) (int, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, adminURL+"/v1/trace/"+url.PathEscape(fs.Arg(0)), nil)
+	if err := adminAuth(req); err != nil {
+		return exitError, err
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return exitError, err

@@ -17,12 +17,14 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
@@ -144,27 +146,43 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	q, err := ops.New(kopts, topics, codec)
+	if err != nil {
+		return err
+	}
+	defer q.Close()
+	tok, err := admin.TokensFromEnv()
+	if err != nil {
+		return err
+	}
+	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Trace: hist.Handler(), Log: log})
+	switch {
+	case errors.Is(err, admin.ErrDisabled):
+		log.Warn("ADMIN API DISABLED: /v1/dlq, /v1/invalid, /v1/depth and /v1/trace answer 503; set INLET_ADMIN_TOKEN (read+write) and/or INLET_ADMIN_READ_TOKEN (read-only), or their _FILE variants")
+	case err != nil:
+		return err
+	}
 	var draining atomic.Bool
 	ln, err := net.Listen("tcp", adminAddr)
 	if err != nil {
 		return err
 	}
-	admin := &http.Server{Handler: adminMux(&draining, tel, hist), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = admin.Serve(ln) }()
+	adminSrv := &http.Server{Handler: adminMux(&draining, tel, api), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = adminSrv.Serve(ln) }()
 	log.Info("processor running", "group", pcfg.Group, "raw_topic", topics.Raw, "admin", ln.Addr().String())
 	err = p.Run(ctx)
 	draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = admin.Shutdown(sctx)
+	_ = adminSrv.Shutdown(sctx)
 	log.Info("processor stopped", "error", err)
 	return err
 }
 
-func adminMux(draining *atomic.Bool, tel *telemetry.Telemetry, hist *history.Store) http.Handler {
+func adminMux(draining *atomic.Bool, tel *telemetry.Telemetry, api *admin.API) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.Handler())
-	mux.Handle("GET /v1/trace/{id}", hist.Handler())
+	api.Register(mux) // /v1/: DLQ, invalid, depth, trace — bearer tokens
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if draining.Load() {

@@ -1,0 +1,439 @@
+// Package admin is the operator's HTTP API, mounted on the processor's (or
+// the dev stack's) admin listener: list, show, requeue and discard the
+// dead-letter and invalid queues, their depths, and one event's trace.
+//
+// It is off unless a bearer token is configured: INLET_ADMIN_READ_TOKEN
+// allows the GET routes, INLET_ADMIN_TOKEN allows everything (each may also
+// come from the file named by *_FILE). Every requeue and discard is audited
+// by pkg/ops on the audit topic with who (the token's role, or the operator
+// named in X-Inlet-Operator, plus the role), when, what and why.
+//
+// Routes (JSON in and out):
+//
+//	GET  /v1/dlq, /v1/invalid                 list; ?source= &type= &error= &since= &until= &all=true &group=true
+//	GET  /v1/dlq/{id...}, /v1/dlq?id=ID        one entry with its payload (ids are topic/partition/offset)
+//	POST /v1/dlq/requeue, /v1/dlq/discard      {"ids":[…] | "filter":{…}, "reason":"…", "dry_run":true}
+//	(the same for /v1/invalid)
+//	GET  /v1/depth                            {"dlq":n,"invalid":n} unresolved entries
+//	GET  /v1/trace/{id}                       one correlation id's history
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
+)
+
+// Environment variables holding the tokens (or, with _FILE, naming a file
+// holding them).
+const (
+	EnvReadToken  = "INLET_ADMIN_READ_TOKEN"
+	EnvWriteToken = "INLET_ADMIN_TOKEN"
+)
+
+// HeaderOperator names the person acting; it is recorded in the audit
+// decision beside the token's role.
+const HeaderOperator = "X-Inlet-Operator"
+
+// ErrDisabled is returned by New when no token is configured. The API it
+// returns alongside still works: every route answers 503, saying how to
+// turn it on. Log it loudly at start.
+var ErrDisabled = errors.New("admin API disabled: set " + EnvWriteToken + " (read+write) and/or " + EnvReadToken + " (read-only), or their _FILE variants")
+
+// Tokens are the bearer tokens the API accepts; an empty one is not
+// accepted.
+type Tokens struct {
+	Read  string // GET routes only
+	Write string // every route
+}
+
+// TokensFromEnv reads the tokens from INLET_ADMIN_READ_TOKEN and
+// INLET_ADMIN_TOKEN (or their _FILE variants).
+func TokensFromEnv() (Tokens, error) {
+	r, err := flagenv.Secret(EnvReadToken)
+	if err != nil {
+		return Tokens{}, err
+	}
+	w, err := flagenv.Secret(EnvWriteToken)
+	if err != nil {
+		return Tokens{}, err
+	}
+	return Tokens{Read: r, Write: w}, nil
+}
+
+// Queues is what the API needs of *ops.Queues.
+type Queues interface {
+	List(ctx context.Context, topic string, f ops.Filter) ([]*ops.Entry, error)
+	Depth(ctx context.Context, topic string) (int, error)
+	Requeue(ctx context.Context, topic string, f ops.Filter, who, why string, dryRun bool) ([]*ops.Entry, error)
+	Discard(ctx context.Context, topic string, f ops.Filter, who, why string, dryRun bool) ([]*ops.Entry, error)
+}
+
+// Deps are what the API serves from.
+type Deps struct {
+	Queues Queues
+	Topics kafka.Topics
+	// Trace serves GET /v1/trace/{id} (history.Store.Handler()); nil
+	// answers 404.
+	Trace http.Handler
+	// Log records every mutating call (default: discard).
+	Log *slog.Logger
+	// Timeout bounds one call's Kafka work; default 60s.
+	Timeout time.Duration
+}
+
+// API is the admin http.Handler.
+type API struct {
+	d           Deps
+	read, write [sha256.Size]byte
+	hasR, hasW  bool
+	mux         *http.ServeMux
+}
+
+type role int
+
+const (
+	roleNone role = iota
+	roleRead
+	roleWrite
+)
+
+func (r role) String() string { return [...]string{"none", "read", "write"}[r] }
+
+// New returns the API. With no token configured it returns ErrDisabled and
+// an API answering 503 everywhere.
+func New(tok Tokens, d Deps) (*API, error) {
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Timeout <= 0 {
+		d.Timeout = 60 * time.Second
+	}
+	a := &API{d: d, mux: http.NewServeMux()}
+	if tok.Read != "" {
+		a.read, a.hasR = sha256.Sum256([]byte(tok.Read)), true
+	}
+	if tok.Write != "" {
+		a.write, a.hasW = sha256.Sum256([]byte(tok.Write)), true
+	}
+	if !a.hasR && !a.hasW {
+		a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": ErrDisabled.Error()})
+		})
+		return a, ErrDisabled
+	}
+	if d.Queues == nil {
+		return nil, errors.New("admin: Queues is required")
+	}
+	for _, q := range []struct{ name, topic string }{{"dlq", d.Topics.DLQ}, {"invalid", d.Topics.Invalid}} {
+		a.mux.Handle("GET /v1/"+q.name, a.auth(roleRead, a.list(q.topic)))
+		a.mux.Handle("GET /v1/"+q.name+"/{id...}", a.auth(roleRead, a.show(q.topic)))
+		a.mux.Handle("POST /v1/"+q.name+"/requeue", a.auth(roleWrite, a.decide(q.topic, "requeue")))
+		a.mux.Handle("POST /v1/"+q.name+"/discard", a.auth(roleWrite, a.decide(q.topic, "discard")))
+	}
+	a.mux.Handle("GET /v1/depth", a.auth(roleRead, http.HandlerFunc(a.depth)))
+	trace := d.Trace
+	if trace == nil {
+		trace = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no history store configured"})
+		})
+	}
+	a.mux.Handle("GET /v1/trace/{id}", a.auth(roleRead, trace))
+	return a, nil
+}
+
+// Enabled reports whether any token is configured.
+func (a *API) Enabled() bool { return a.hasR || a.hasW }
+
+// ServeHTTP routes /v1/… requests.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+
+// Register mounts the API's routes on mux (under /v1/).
+func (a *API) Register(mux *http.ServeMux) { mux.Handle("/v1/", a) }
+
+// roleOf compares the bearer token with both configured tokens in constant
+// time (over SHA-256 digests, so lengths leak nothing).
+func (a *API) roleOf(r *http.Request) role {
+	h := r.Header.Get("Authorization")
+	tok, ok := strings.CutPrefix(h, "Bearer ")
+	if !ok || tok == "" {
+		return roleNone
+	}
+	sum := sha256.Sum256([]byte(tok))
+	isW := subtle.ConstantTimeCompare(sum[:], a.write[:]) == 1 && a.hasW
+	isR := subtle.ConstantTimeCompare(sum[:], a.read[:]) == 1 && a.hasR
+	switch {
+	case isW:
+		return roleWrite
+	case isR:
+		return roleRead
+	}
+	return roleNone
+}
+
+type ctxKey struct{}
+
+func (a *API) auth(need role, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := a.roleOf(r)
+		switch {
+		case got == roleNone:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="inlet-admin"`)
+			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or invalid bearer token"})
+			return
+		case got < need:
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "this token is read-only; requeue and discard need " + EnvWriteToken})
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), ctxKey{}, got)))
+	})
+}
+
+// who is the audited actor: the operator header if given (sanitised), and
+// the token's role.
+func who(r *http.Request) string {
+	rl, _ := r.Context().Value(ctxKey{}).(role)
+	tokenName := "admin-token:" + rl.String()
+	op := strings.Map(func(c rune) rune {
+		if c < 0x20 || c == 0x7f {
+			return -1
+		}
+		return c
+	}, strings.TrimSpace(r.Header.Get(HeaderOperator)))
+	if len(op) > 64 {
+		op = op[:64]
+	}
+	if op == "" {
+		return tokenName
+	}
+	return op + " (" + tokenName + ")"
+}
+
+// filterFromQuery reads the list filters.
+func filterFromQuery(r *http.Request) (ops.Filter, error) {
+	q := r.URL.Query()
+	f := ops.Filter{Source: q.Get("source"), EventType: q.Get("type"), ErrorText: q.Get("error")}
+	var err error
+	if f.Since, err = parseTime(q.Get("since")); err != nil {
+		return f, err
+	}
+	if f.Until, err = parseTime(q.Get("until")); err != nil {
+		return f, err
+	}
+	all, _ := strconv.ParseBool(q.Get("all"))
+	f.Unresolved = !all
+	return f, nil
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return t, fmt.Errorf("time %q: want RFC 3339, e.g. 2025-01-31T12:00:00Z", s)
+	}
+	return t, nil
+}
+
+func (a *API) list(topic string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id := r.URL.Query().Get("id"); id != "" {
+			a.one(w, r, topic, id)
+			return
+		}
+		f, err := filterFromQuery(r)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+		defer cancel()
+		es, err := a.d.Queues.List(ctx, topic, f)
+		if err != nil {
+			unavailable(w, err)
+			return
+		}
+		if g, _ := strconv.ParseBool(r.URL.Query().Get("group")); g {
+			writeJSON(w, http.StatusOK, map[string]any{"groups": groups(es)})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"count": len(es), "entries": entries(es, false)})
+	})
+}
+
+func (a *API) show(topic string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { a.one(w, r, topic, r.PathValue("id")) })
+}
+
+func (a *API) one(w http.ResponseWriter, r *http.Request, topic, id string) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+	defer cancel()
+	es, err := a.d.Queues.List(ctx, topic, ops.Filter{IDs: []string{id}})
+	if err != nil {
+		unavailable(w, err)
+		return
+	}
+	if len(es) == 0 {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no entry " + id + " on " + topic})
+		return
+	}
+	writeJSON(w, http.StatusOK, entries(es, true)[0])
+}
+
+// DecideRequest is the body of a requeue or discard.
+type DecideRequest struct {
+	IDs    []string `json:"ids,omitempty"`
+	Filter struct {
+		Source    string    `json:"source,omitempty"`
+		EventType string    `json:"type,omitempty"`
+		ErrorText string    `json:"error,omitempty"`
+		Since     time.Time `json:"since,omitzero"`
+		Until     time.Time `json:"until,omitzero"`
+	} `json:"filter"`
+	Reason string `json:"reason"`
+	DryRun bool   `json:"dry_run,omitempty"`
+}
+
+// DecideResponse answers a requeue or discard.
+type DecideResponse struct {
+	Action  string           `json:"action"`
+	DryRun  bool             `json:"dry_run"`
+	Who     string           `json:"who"`
+	Count   int              `json:"count"`
+	Entries []map[string]any `json:"entries"`
+}
+
+func (a *API) decide(topic, action string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var req DecideRequest
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&req); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON body: " + err.Error()})
+			return
+		}
+		if strings.TrimSpace(req.Reason) == "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "reason is required (it is audited)"})
+			return
+		}
+		fl := req.Filter
+		f := ops.Filter{IDs: req.IDs, Source: fl.Source, EventType: fl.EventType, ErrorText: fl.ErrorText, Since: fl.Since, Until: fl.Until}
+		if len(f.IDs) == 0 && f.Source == "" && f.EventType == "" && f.ErrorText == "" && f.Since.IsZero() {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "name ids or a filter (source, type, error, since): refusing to act on the whole queue"})
+			return
+		}
+		actor := who(r)
+		ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+		defer cancel()
+		do := a.d.Queues.Requeue
+		if action == "discard" {
+			do = a.d.Queues.Discard
+		}
+		es, err := do(ctx, topic, f, actor, req.Reason, req.DryRun)
+		if errors.Is(err, ops.ErrNoReason) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		if err != nil {
+			unavailable(w, err)
+			return
+		}
+		if !req.DryRun {
+			a.d.Log.Info("admin: "+action, "topic", topic, "who", actor, "reason", req.Reason, "count", len(es))
+		}
+		writeJSON(w, http.StatusOK, DecideResponse{Action: action, DryRun: req.DryRun, Who: actor, Count: len(es), Entries: entries(es, false)})
+	})
+}
+
+func (a *API) depth(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+	defer cancel()
+	out := map[string]int{}
+	for name, topic := range map[string]string{"dlq": a.d.Topics.DLQ, "invalid": a.d.Topics.Invalid} {
+		n, err := a.d.Queues.Depth(ctx, topic)
+		if err != nil {
+			unavailable(w, err)
+			return
+		}
+		out[name] = n
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// Group counts entries by source, type, reason and last error.
+type Group struct {
+	Count     int    `json:"count"`
+	Source    string `json:"source"`
+	EventType string `json:"event_type"`
+	Reason    string `json:"reason"`
+	Error     string `json:"error"`
+}
+
+func groups(es []*ops.Entry) []Group {
+	idx := map[Group]int{}
+	var out []Group
+	for _, e := range es {
+		k := Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: trim(e.LastError, 200)}
+		if i, ok := idx[k]; ok {
+			out[i].Count++
+			continue
+		}
+		idx[k] = len(out)
+		k.Count = 1
+		out = append(out, k)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Count > out[j].Count })
+	return out
+}
+
+func trim(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+// entries renders entries as JSON objects; withPayload adds the payload
+// (as JSON when it is JSON, else as text).
+func entries(es []*ops.Entry, withPayload bool) []map[string]any {
+	out := make([]map[string]any, 0, len(es))
+	for _, e := range es {
+		b, _ := json.Marshal(e)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		if withPayload {
+			if json.Valid(e.Payload) {
+				m["payload"] = json.RawMessage(e.Payload)
+			} else {
+				m["payload"] = string(e.Payload)
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func unavailable(w http.ResponseWriter, err error) {
+	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": err.Error()})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,278 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
+)
+
+// fakeQueues keeps entries in memory and applies decisions the way ops
+// does: a decided entry is resolved; a dry run changes nothing.
+type fakeQueues struct {
+	mu      sync.Mutex
+	entries map[string][]*ops.Entry // by topic
+	calls   []string
+}
+
+func (q *fakeQueues) List(_ context.Context, topic string, f ops.Filter) ([]*ops.Entry, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var out []*ops.Entry
+	for _, e := range q.entries[topic] {
+		if len(f.IDs) > 0 && !contains(f.IDs, e.ID) {
+			continue
+		}
+		if (f.Source != "" && e.Source != f.Source) || (f.Unresolved && e.Decision != nil) {
+			continue
+		}
+		if f.ErrorText != "" && !strings.Contains(e.LastError, f.ErrorText) {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (q *fakeQueues) Depth(ctx context.Context, topic string) (int, error) {
+	es, err := q.List(ctx, topic, ops.Filter{Unresolved: true})
+	return len(es), err
+}
+
+func (q *fakeQueues) decide(ctx context.Context, topic string, f ops.Filter, action, who, why string, dry bool) ([]*ops.Entry, error) {
+	if why == "" {
+		return nil, ops.ErrNoReason
+	}
+	f.Unresolved = true
+	es, _ := q.List(ctx, topic, f)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.calls = append(q.calls, action+" by "+who)
+	if dry {
+		return es, nil
+	}
+	for _, e := range es {
+		e.Decision = &ops.Decision{ID: e.ID, Action: action, Who: who, Why: why}
+	}
+	return es, nil
+}
+
+func (q *fakeQueues) Requeue(ctx context.Context, topic string, f ops.Filter, who, why string, dry bool) ([]*ops.Entry, error) {
+	return q.decide(ctx, topic, f, "requeue", who, why, dry)
+}
+
+func (q *fakeQueues) Discard(ctx context.Context, topic string, f ops.Filter, who, why string, dry bool) ([]*ops.Entry, error) {
+	return q.decide(ctx, topic, f, "discard", who, why, dry)
+}
+
+var topics = kafka.TopicNames("inlet", kafka.DefaultRetryTiers)
+
+func newFake() *fakeQueues {
+	return &fakeQueues{entries: map[string][]*ops.Entry{
+		topics.DLQ: {
+			{ID: "inlet.dlq/0/1", Source: "shop", EventType: "orders/updated", EventID: "a", LastError: "sink answered 503", Payload: []byte(`{"id":1}`)},
+			{ID: "inlet.dlq/1/7", Source: "shop", EventType: "orders/updated", EventID: "b", LastError: "sink answered 503"},
+			{ID: "inlet.dlq/2/3", Source: "stripe", EventType: "invoice.paid", EventID: "c", LastError: "sink answered 400"},
+		},
+		topics.Invalid: {
+			{ID: "inlet.invalid/0/0", Source: "shop", EventType: "orders/create", EventID: "d", Reason: "contract"},
+		},
+	}}
+}
+
+func newServer(t *testing.T, q Queues, tok Tokens) *httptest.Server {
+	t.Helper()
+	trace := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, `{"correlation_id":"`+r.PathValue("id")+`"}`)
+	})
+	a, err := New(tok, Deps{Queues: q, Topics: topics, Trace: trace})
+	if err != nil && !errors.Is(err, ErrDisabled) {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func call(t *testing.T, srv *httptest.Server, method, path, token, body string, hdr ...string) (int, map[string]any, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m, resp.Header
+}
+
+func TestAuth(t *testing.T) {
+	q := newFake()
+	srv := newServer(t, q, Tokens{Read: "r-token", Write: "w-token"})
+	requeue := `{"ids":["inlet.dlq/0/1"],"reason":"sink fixed"}`
+
+	t.Run("no token is 401 with a Bearer challenge", func(t *testing.T) {
+		for _, p := range []string{"/v1/dlq", "/v1/depth", "/v1/trace/abc", "/v1/invalid"} {
+			code, _, h := call(t, srv, "GET", p, "", "")
+			if code != http.StatusUnauthorized || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Bearer") {
+				t.Errorf("GET %s: %d %q", p, code, h.Get("WWW-Authenticate"))
+			}
+		}
+		if code, _, _ := call(t, srv, "POST", "/v1/dlq/requeue", "", requeue); code != http.StatusUnauthorized {
+			t.Errorf("requeue without token: %d", code)
+		}
+	})
+	t.Run("wrong token is 401", func(t *testing.T) {
+		for _, tok := range []string{"nope", "r-tokenx", "w-toke", "W-TOKEN"} {
+			if code, _, _ := call(t, srv, "GET", "/v1/dlq", tok, ""); code != http.StatusUnauthorized {
+				t.Errorf("token %q: %d", tok, code)
+			}
+		}
+		req, _ := http.NewRequest("GET", srv.URL+"/v1/dlq", nil)
+		req.Header.Set("Authorization", "Basic dzp3LXRva2Vu")
+		resp, _ := srv.Client().Do(req)
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("basic auth: %d", resp.StatusCode)
+		}
+		resp.Body.Close()
+	})
+	t.Run("read token reads but cannot requeue or discard", func(t *testing.T) {
+		if code, m, _ := call(t, srv, "GET", "/v1/dlq", "r-token", ""); code != 200 || m["count"].(float64) != 3 {
+			t.Fatalf("list: %d %v", code, m)
+		}
+		for _, p := range []string{"/v1/dlq/requeue", "/v1/dlq/discard", "/v1/invalid/requeue", "/v1/invalid/discard"} {
+			if code, _, _ := call(t, srv, "POST", p, "r-token", requeue); code != http.StatusForbidden {
+				t.Errorf("POST %s with the read token: %d, want 403", p, code)
+			}
+		}
+		if len(q.calls) != 0 {
+			t.Fatalf("queues were called: %v", q.calls)
+		}
+	})
+	t.Run("write token can requeue and discard, audited with its name", func(t *testing.T) {
+		code, m, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w-token", requeue, HeaderOperator, "alice")
+		if code != 200 || m["count"].(float64) != 1 || m["who"] != "alice (admin-token:write)" {
+			t.Fatalf("requeue: %d %v", code, m)
+		}
+		code, m, _ = call(t, srv, "POST", "/v1/dlq/discard", "w-token", `{"filter":{"source":"stripe"},"reason":"cancelled upstream"}`)
+		if code != 200 || m["count"].(float64) != 1 || m["who"] != "admin-token:write" {
+			t.Fatalf("discard: %d %v", code, m)
+		}
+		if code, m, _ := call(t, srv, "GET", "/v1/depth", "r-token", ""); code != 200 || m["dlq"].(float64) != 1 || m["invalid"].(float64) != 1 {
+			t.Fatalf("depth: %d %v", code, m)
+		}
+	})
+}
+
+func TestDecide(t *testing.T) {
+	q := newFake()
+	srv := newServer(t, q, Tokens{Write: "w"})
+	t.Run("reason is required", func(t *testing.T) {
+		if code, m, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w", `{"ids":["inlet.dlq/0/1"]}`); code != 400 {
+			t.Fatalf("%d %v", code, m)
+		}
+	})
+	t.Run("whole queue is refused", func(t *testing.T) {
+		if code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"reason":"x"}`); code != 400 {
+			t.Fatalf("%d %v", code, m)
+		}
+	})
+	t.Run("bad body", func(t *testing.T) {
+		if code, _, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"reason":"x","idz":[]}`); code != 400 {
+			t.Fatalf("unknown field accepted: %d", code)
+		}
+	})
+	t.Run("dry run changes nothing", func(t *testing.T) {
+		code, m, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w", `{"filter":{"error":"503"},"reason":"sink fixed","dry_run":true}`)
+		if code != 200 || m["count"].(float64) != 2 || m["dry_run"] != true {
+			t.Fatalf("%d %v", code, m)
+		}
+		if _, m, _ := call(t, srv, "GET", "/v1/depth", "w", ""); m["dlq"].(float64) != 3 {
+			t.Fatalf("depth moved after a dry run: %v", m)
+		}
+	})
+	t.Run("requeue then list all and group", func(t *testing.T) {
+		if code, _, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w", `{"filter":{"error":"503"},"reason":"sink fixed"}`); code != 200 {
+			t.Fatal(code)
+		}
+		if _, m, _ := call(t, srv, "GET", "/v1/dlq", "w", ""); m["count"].(float64) != 1 {
+			t.Fatalf("unresolved: %v", m)
+		}
+		if _, m, _ := call(t, srv, "GET", "/v1/dlq?all=true", "w", ""); m["count"].(float64) != 3 {
+			t.Fatalf("all: %v", m)
+		}
+		_, m, _ := call(t, srv, "GET", "/v1/dlq?all=true&group=true", "w", "")
+		if gs := m["groups"].([]any); len(gs) != 2 || gs[0].(map[string]any)["count"].(float64) != 2 {
+			t.Fatalf("groups: %v", m)
+		}
+	})
+	t.Run("one entry by path or query, ids with slashes", func(t *testing.T) {
+		for _, p := range []string{"/v1/dlq/inlet.dlq/0/1", "/v1/dlq?id=inlet.dlq/0/1"} {
+			code, m, _ := call(t, srv, "GET", p, "w", "")
+			if code != 200 || m["id"] != "inlet.dlq/0/1" || m["payload"].(map[string]any)["id"].(float64) != 1 {
+				t.Fatalf("%s: %d %v", p, code, m)
+			}
+		}
+		if code, _, _ := call(t, srv, "GET", "/v1/dlq/inlet.dlq/9/9", "w", ""); code != 404 {
+			t.Fatalf("unknown id: %d", code)
+		}
+	})
+	t.Run("trace is delegated", func(t *testing.T) {
+		if code, m, _ := call(t, srv, "GET", "/v1/trace/corr-1", "w", ""); code != 200 || m["correlation_id"] != "corr-1" {
+			t.Fatalf("%d %v", code, m)
+		}
+	})
+}
+
+func TestDisabled(t *testing.T) {
+	_, err := New(Tokens{}, Deps{Queues: newFake(), Topics: topics})
+	if !errors.Is(err, ErrDisabled) {
+		t.Fatalf("New without tokens: %v", err)
+	}
+	srv := newServer(t, newFake(), Tokens{})
+	for _, p := range []string{"/v1/dlq", "/v1/depth"} {
+		if code, m, _ := call(t, srv, "GET", p, "anything", ""); code != http.StatusServiceUnavailable || !strings.Contains(m["error"].(string), EnvWriteToken) {
+			t.Errorf("%s: %d %v", p, code, m)
+		}
+	}
+}
+
+func TestTokensFromEnv(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "tok")
+	if err := os.WriteFile(f, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(EnvReadToken, "")
+	t.Setenv(EnvReadToken+"_FILE", f)
+	t.Setenv(EnvWriteToken, "w")
+	tok, err := TokensFromEnv()
+	if err != nil || tok.Read != "from-file" || tok.Write != "w" {
+		t.Fatalf("%+v %v", tok, err)
+	}
+}

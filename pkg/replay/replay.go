@@ -1,0 +1,535 @@
+// Package replay re-runs processing over a time range of the raw topic.
+//
+// The raw records of one source in [From, To) are copied, in one Kafka
+// transaction, to a replay topic <prefix>.replay.<id>; an in-process
+// processor (group inlet-replay-<id>, retry topics of its own) then
+// processes that topic into the ordinary processed, state, DLQ and invalid
+// topics and the ordinary Redis state, until every copied record has a
+// final outcome.
+//
+// Two modes:
+//
+//   - fill: dedup is respected, so only events never processed are applied
+//     (gaps filled); the others end as duplicates.
+//   - rebuild: first the dedup claims of the copied events and the Redis
+//     state of the entities they touch are deleted (keys computed by
+//     running the handlers over the copied records), so processing
+//     rebuilds those entities from the range. Events of the same entities
+//     outside the range are not replayed: give a range that covers them
+//     (no --from means the start of the raw topic).
+//
+// A replay is resumable: its progress is kept in Redis under
+// <key prefix>replay:<id> (copy done, deletions done, outcomes so far) and
+// in its group's committed offsets. Running the same id again continues
+// where it stopped, never copying or deleting twice; a finished replay
+// just reports its summary.
+package replay
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/history"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/processor"
+	"github.com/inletdev/inlet/pkg/registry"
+	"github.com/inletdev/inlet/pkg/retry"
+	"github.com/inletdev/inlet/pkg/router"
+	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/store"
+)
+
+// Mode says what a replay does about dedup and state.
+type Mode string
+
+// The modes.
+const (
+	Fill    Mode = "fill"
+	Rebuild Mode = "rebuild"
+)
+
+// Errors.
+var (
+	// ErrConfig is wrapped by every validation error of a Config.
+	ErrConfig = errors.New("replay: bad configuration")
+	// ErrMismatch is returned when an id is reused with other parameters.
+	ErrMismatch = errors.New("replay: this id was started with different parameters")
+)
+
+var validID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
+
+// Config is one replay.
+type Config struct {
+	// ID names the replay: its topic, group and progress record. Reusing an
+	// id resumes it.
+	ID     string
+	Source string
+	// From and To bound the raw records' timestamps: [From, To). A zero
+	// From is the start of the topic; a zero To is the time the replay
+	// first ran (kept when it is resumed).
+	From, To time.Time
+	Mode     Mode
+	// Processor tunes the replay's processor; Group and InstanceID are
+	// set from ID.
+	Processor processor.Config
+}
+
+// DefaultID derives an id from the parameters, so re-running the same
+// command resumes the same replay.
+func DefaultID(src string, from, to time.Time, mode Mode) string {
+	f := func(t time.Time) string {
+		if t.IsZero() {
+			return "open"
+		}
+		return t.UTC().Format("20060102T150405Z")
+	}
+	return strings.Map(func(r rune) rune {
+		if validID.MatchString(string(r)) {
+			return r
+		}
+		return '_'
+	}, fmt.Sprintf("%s-%s-%s-%s", src, f(from), f(to), mode))
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	if !validID.MatchString(c.ID) {
+		errs = append(errs, fmt.Errorf("%w: id %q: 1-100 of [A-Za-z0-9._-]", ErrConfig, c.ID))
+	}
+	if c.Source == "" {
+		errs = append(errs, fmt.Errorf("%w: a source is required", ErrConfig))
+	}
+	if c.Mode != Fill && c.Mode != Rebuild {
+		errs = append(errs, fmt.Errorf("%w: mode %q: fill or rebuild", ErrConfig, c.Mode))
+	}
+	if !c.From.IsZero() && !c.To.IsZero() && !c.From.Before(c.To) {
+		errs = append(errs, fmt.Errorf("%w: from must be before to", ErrConfig))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are what a replay reads and writes: the processor's dependencies,
+// plus Redis for the progress record.
+type Deps struct {
+	KafkaOpts []kgo.Opt
+	Topics    kafka.Topics
+	Sources   *source.File
+	Router    *router.Router
+	Registry  *registry.Client
+	Codec     *envelope.Codec
+	Store     *store.Store
+	// Redis holds the progress record, under KeyPrefix (default "inlet:",
+	// the store's default).
+	Redis     redis.UniversalClient
+	KeyPrefix string
+	History   *history.Store
+	Log       *slog.Logger
+	// Progress, if set, is called about twice a second while processing.
+	Progress func(Progress)
+}
+
+// Progress is a replay under way.
+type Progress struct {
+	Phase string // copy | delete | process
+	Done  int64  // final outcomes so far (process), records read (copy)
+	Total int64  // records to process (0 while unknown)
+}
+
+// Summary is what a replay did (cumulative over resumed runs).
+type Summary struct {
+	ID        string    `json:"id"`
+	Source    string    `json:"source"`
+	Mode      Mode      `json:"mode"`
+	From      time.Time `json:"from,omitzero"`
+	To        time.Time `json:"to,omitzero"`
+	Topic     string    `json:"topic"`
+	Scanned   int64     `json:"scanned"` // raw records in the time range
+	Read      int64     `json:"read"`    // of them, the source's: copied
+	Applied   int64     `json:"applied"` // processed
+	Duplicate int64     `json:"duplicate"`
+	Stale     int64     `json:"stale"`
+	Invalid   int64     `json:"invalid"`
+	DLQ       int64     `json:"dlq"`
+	// DeletedClaims and DeletedEntities are what rebuild deleted.
+	DeletedClaims   int64 `json:"deleted_claims,omitempty"`
+	DeletedEntities int64 `json:"deleted_entities,omitempty"`
+	Resumed         bool  `json:"resumed"`
+	Complete        bool  `json:"complete"`
+}
+
+// Topic names the replay topic of id.
+func Topic(t kafka.Topics, id string) string {
+	return strings.TrimSuffix(t.Raw, ".raw") + ".replay." + id
+}
+
+// Group names the consumer group of id.
+func Group(id string) string { return "inlet-replay-" + id }
+
+// Run runs (or resumes) the replay and returns its summary. Cancelling ctx
+// stops it after the batch in hand is committed; run the same id again to
+// resume. The summary so far is returned with ctx's error.
+func Run(ctx context.Context, cfg Config, d Deps) (*Summary, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.KeyPrefix == "" {
+		d.KeyPrefix = "inlet:"
+	}
+	if d.Redis == nil || d.Store == nil || d.Codec == nil || d.Router == nil {
+		return nil, fmt.Errorf("%w: redis, store, codec and router are required", ErrConfig)
+	}
+	cl, err := kgo.NewClient(d.KafkaOpts...)
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	r := &run{cfg: cfg, d: d, adm: kadm.NewClient(cl), key: d.KeyPrefix + "replay:" + cfg.ID,
+		topic: Topic(d.Topics, cfg.ID), sum: &Summary{ID: cfg.ID, Source: cfg.Source, Mode: cfg.Mode, From: cfg.From, To: cfg.To}}
+	r.sum.Topic = r.topic
+	return r.sum, r.run(ctx)
+}
+
+type run struct {
+	cfg   Config
+	d     Deps
+	adm   *kadm.Client
+	key   string // progress record
+	topic string
+	retry []string
+	sum   *Summary
+}
+
+// progress fields in the Redis hash.
+const (
+	fParams   = "params"
+	fTo       = "to"
+	fCopied   = "copied"
+	fScanned  = "scanned"
+	fDeleted  = "deleted"
+	fComplete = "complete"
+)
+
+func (r *run) params() string {
+	return fmt.Sprintf("%s|%s|%d|%d", r.cfg.Source, r.cfg.Mode, r.cfg.From.UnixMilli(), r.cfg.To.UnixMilli())
+}
+
+func (r *run) run(ctx context.Context) error {
+	prog, err := r.d.Redis.HGetAll(ctx, r.key).Result()
+	if err != nil {
+		return fmt.Errorf("replay progress: %w", err)
+	}
+	if r.cfg.To.IsZero() {
+		// An open end is fixed by the first run and kept by resumes.
+		if ms, err := strconv.ParseInt(prog[fTo], 10, 64); err == nil {
+			r.cfg.To = time.UnixMilli(ms).UTC()
+		} else {
+			r.cfg.To = time.Now().UTC()
+		}
+		r.sum.To = r.cfg.To
+	}
+	if p, ok := prog[fParams]; ok && p != r.params() {
+		return fmt.Errorf("%w: %s (was %s)", ErrMismatch, r.cfg.ID, p)
+	}
+	r.sum.Resumed = len(prog) > 0
+	r.load(prog)
+	if prog[fComplete] == "1" {
+		r.sum.Complete = true
+		return nil
+	}
+	if err := r.d.Redis.HSet(ctx, r.key, fParams, r.params(), fTo, r.cfg.To.UnixMilli()).Err(); err != nil {
+		return err
+	}
+	if err := r.ensureTopics(ctx); err != nil {
+		return err
+	}
+	if prog[fCopied] == "" {
+		if err := r.copy(ctx); err != nil {
+			return err
+		}
+	}
+	if r.cfg.Mode == Rebuild && prog[fDeleted] == "" {
+		if err := r.deleteState(ctx); err != nil {
+			return err
+		}
+	}
+	if err := r.process(ctx); err != nil {
+		return err
+	}
+	r.sum.Complete = true
+	return r.d.Redis.HSet(ctx, r.key, fComplete, "1").Err()
+}
+
+func (r *run) load(prog map[string]string) {
+	n := func(f string) int64 { v, _ := strconv.ParseInt(prog[f], 10, 64); return v }
+	r.sum.Read, r.sum.Scanned = n(fCopied), n(fScanned)
+	if d := strings.SplitN(prog[fDeleted], ",", 2); len(d) == 2 {
+		r.sum.DeletedClaims, _ = strconv.ParseInt(d[0], 10, 64)
+		r.sum.DeletedEntities, _ = strconv.ParseInt(d[1], 10, 64)
+	}
+	r.sum.Applied, r.sum.Duplicate, r.sum.Stale = n(string(processor.Processed)), n(string(processor.Duplicate)), n(string(processor.Stale))
+	r.sum.Invalid, r.sum.DLQ = n(string(processor.Invalid)), n(string(processor.DeadLetter))
+}
+
+func (r *run) ensureTopics(ctx context.Context) error {
+	td, err := r.adm.ListTopics(ctx, r.d.Topics.Raw)
+	if err != nil {
+		return err
+	}
+	raw, ok := td[r.d.Topics.Raw]
+	if !ok || raw.Err != nil {
+		return fmt.Errorf("raw topic %s: not found (%v)", r.d.Topics.Raw, raw.Err)
+	}
+	week := strconv.FormatInt((7 * 24 * time.Hour).Milliseconds(), 10)
+	cfg := map[string]string{"cleanup.policy": "delete", "retention.ms": week, "max.message.bytes": strconv.Itoa(kafka.MaxMessageBytes)}
+	specs := []kafka.TopicSpec{{Name: r.topic, Configs: cfg}}
+	r.retry = nil
+	for _, tier := range r.d.Topics.RetryTiers {
+		name := r.topic + ".retry." + kafka.TierName(tier)
+		r.retry = append(r.retry, name)
+		specs = append(specs, kafka.TopicSpec{Name: name, Configs: cfg})
+	}
+	return kafka.EnsureTopics(ctx, r.adm, len(raw.Partitions), -1, specs)
+}
+
+// copy writes the selected raw records to the replay topic in one
+// transaction. If an earlier run committed the copy but stopped before
+// recording it, the topic already holds the complete copy: it is counted,
+// not copied again.
+func (r *run) copy(ctx context.Context) error {
+	if n, err := pending(ctx, r.adm, r.d.KafkaOpts, "", r.topic); err != nil {
+		return err
+	} else if n > 0 {
+		r.sum.Read = n
+		return r.d.Redis.HSet(ctx, r.key, fCopied, n).Err()
+	}
+	sp, err := rangeOf(ctx, r.adm, r.d.Topics.Raw, r.cfg.From, r.cfg.To)
+	if err != nil {
+		return err
+	}
+	txn, err := kgo.NewClient(append(append([]kgo.Opt{}, r.d.KafkaOpts...),
+		kgo.TransactionalID("inlet-replay-copy-"+r.cfg.ID),
+		kgo.TransactionTimeout(5*time.Minute),
+		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes),
+	)...)
+	if err != nil {
+		return err
+	}
+	defer txn.Close()
+	if err := txn.BeginTransaction(); err != nil {
+		return err
+	}
+	var scanned, copied int64
+	var perr error
+	err = readSpan(ctx, r.d.KafkaOpts, r.d.Topics.Raw, sp, func(rec *kgo.Record) error {
+		scanned++
+		if scanned%1000 == 0 {
+			r.report(Progress{Phase: "copy", Done: scanned})
+		}
+		if !r.selected(ctx, rec) {
+			return nil
+		}
+		copied++
+		txn.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: retry.Clone(rec.Headers), Timestamp: rec.Timestamp},
+			func(_ *kgo.Record, err error) {
+				if err != nil && perr == nil {
+					perr = err
+				}
+			})
+		return nil
+	})
+	if err == nil {
+		err = txn.Flush(ctx)
+	}
+	if err == nil {
+		err = perr
+	}
+	if err != nil {
+		_ = txn.EndTransaction(context.Background(), kgo.TryAbort)
+		return fmt.Errorf("copy to %s: %w", r.topic, err)
+	}
+	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		return fmt.Errorf("commit copy to %s: %w", r.topic, err)
+	}
+	r.sum.Read, r.sum.Scanned = copied, scanned
+	r.d.Log.Info("replay: copied", "id", r.cfg.ID, "topic", r.topic, "scanned", scanned, "copied", copied)
+	return r.d.Redis.HSet(ctx, r.key, fCopied, copied, fScanned, scanned).Err()
+}
+
+// selected: the record is the replay's source (by header, else by the
+// decoded envelope).
+func (r *run) selected(ctx context.Context, rec *kgo.Record) bool {
+	if s := retry.Get(rec.Headers, retry.HeaderSource); s != "" {
+		return s == r.cfg.Source
+	}
+	if k := string(rec.Key); strings.HasPrefix(k, r.cfg.Source+":") {
+		return true
+	}
+	env, err := r.d.Codec.Decode(ctx, rec.Value)
+	return err == nil && env.Source == r.cfg.Source
+}
+
+// deleteState deletes the dedup claims and entity state of the copied
+// events, computing their keys with the handlers (as the processor does).
+func (r *run) deleteState(ctx context.Context) error {
+	r.report(Progress{Phase: "delete"})
+	sp, err := rangeOf(ctx, r.adm, r.topic, time.Time{}, time.Time{})
+	if err != nil {
+		return err
+	}
+	claims, entities := map[string]bool{}, map[string]bool{}
+	err = readSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
+		env, err := r.d.Codec.Decode(ctx, rec.Value)
+		if err != nil {
+			return nil // undecodable: it goes to invalid again
+		}
+		claim, entity, ok := Keys(ctx, r.d.Router, env)
+		if ok {
+			claims[claim], entities[entity] = true, true
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	nc, err := r.d.Store.DeleteClaims(ctx, setKeys(claims))
+	if err != nil {
+		return err
+	}
+	ne, err := r.d.Store.DeleteEntities(ctx, setKeys(entities))
+	if err != nil {
+		return err
+	}
+	r.sum.DeletedClaims, r.sum.DeletedEntities = nc, ne
+	r.d.Log.Info("replay: rebuild deleted state", "id", r.cfg.ID, "claims", nc, "entities", ne)
+	return r.d.Redis.HSet(ctx, r.key, fDeleted, fmt.Sprintf("%d,%d", nc, ne)).Err()
+}
+
+func setKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// Keys runs env's handler and returns the dedup claim key and entity key
+// the processor uses for it; ok is false when the event has no handler or
+// fails it (it would be invalid or retried, touching no state).
+//
+// The claim key mirrors pkg/processor: "dedup:" + the natural key
+// prefixed with the source, or the idempotency key when the handler
+// gives none.
+func Keys(ctx context.Context, rt *router.Router, env *envelope.Envelope) (claim, entity string, ok bool) {
+	h, _, err := rt.Lookup(env.Source, env.EventType, env.SchemaVersion)
+	if err != nil {
+		return "", "", false
+	}
+	out, err := h.Handle(ctx, &router.Event{Envelope: env, Attempt: 1})
+	if err != nil || out == nil || out.EntityKey == "" {
+		return "", "", false
+	}
+	natural := env.IdempotencyKey
+	if out.NaturalKey != "" {
+		natural = env.Source + ":" + out.NaturalKey
+	}
+	return "dedup:" + natural, out.EntityKey, true
+}
+
+// process runs the replay's processor until everything pending in its
+// topics has a final outcome.
+func (r *run) process(ctx context.Context) error {
+	group := Group(r.cfg.ID)
+	need, err := pending(ctx, r.adm, r.d.KafkaOpts, group, append([]string{r.topic}, r.retry...)...)
+	if err != nil {
+		return err
+	}
+	if need == 0 {
+		return nil
+	}
+	pcfg := r.cfg.Processor
+	if pcfg.BatchSize == 0 {
+		pcfg = processor.DefaultConfig()
+	}
+	pcfg.Group = group
+	host, _ := os.Hostname()
+	pcfg.InstanceID = "replay-" + r.cfg.ID + "-" + host + "-" + strconv.Itoa(os.Getpid())
+	topics := r.d.Topics
+	topics.Raw, topics.Retry = r.topic, r.retry
+	p, err := processor.New(pcfg, processor.Deps{
+		KafkaOpts: r.d.KafkaOpts, Topics: topics, Sources: r.d.Sources, Router: r.d.Router,
+		Registry: r.d.Registry, Codec: r.d.Codec, Store: r.d.Store, History: r.d.History, Log: r.d.Log,
+	})
+	if err != nil {
+		return err
+	}
+	pctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(pctx) }()
+	final := func() int64 {
+		c := p.Counts()
+		return c.Total(processor.Processed) + c.Total(processor.Duplicate) + c.Total(processor.Stale) + c.Total(processor.Invalid) + c.Total(processor.DeadLetter)
+	}
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	var runErr, waitErr error
+wait:
+	for {
+		select {
+		case <-ctx.Done():
+			waitErr = ctx.Err()
+			break wait
+		case runErr = <-done:
+			done <- runErr
+			if runErr == nil {
+				runErr = errors.New("replay processor stopped early")
+			}
+			break wait
+		case <-tick.C:
+			n := final()
+			r.report(Progress{Phase: "process", Done: n, Total: need})
+			if n >= need {
+				break wait
+			}
+		}
+	}
+	stop()
+	if err := <-done; err != nil && runErr == nil {
+		runErr = err
+	}
+	// Only committed outcomes are counted: add them to the progress record.
+	c := p.Counts()
+	pipe := r.d.Redis.TxPipeline()
+	for _, o := range []processor.Outcome{processor.Processed, processor.Duplicate, processor.Stale, processor.Invalid, processor.DeadLetter} {
+		if n := c.Total(o); n > 0 {
+			pipe.HIncrBy(context.Background(), r.key, string(o), n)
+		}
+	}
+	_, perr := pipe.Exec(context.Background())
+	r.sum.Applied += c.Total(processor.Processed)
+	r.sum.Duplicate += c.Total(processor.Duplicate)
+	r.sum.Stale += c.Total(processor.Stale)
+	r.sum.Invalid += c.Total(processor.Invalid)
+	r.sum.DLQ += c.Total(processor.DeadLetter)
+	return errors.Join(waitErr, runErr, perr)
+}
+
+func (r *run) report(p Progress) {
+	if r.d.Progress != nil {
+		r.d.Progress(p)
+	}
+}

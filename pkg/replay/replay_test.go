@@ -1,0 +1,122 @@
+package replay
+
+import (
+	"context"
+	"errors"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/store"
+)
+
+func TestReplay(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	h.send("other", "evt_o", "pi_o", 1700000000) // another source: never replayed
+	h.send("stripe", "evt_1", "pi_1", 1700000100)
+	h.send("stripe", "evt_2", "pi_1", 1700000200)
+	h.send("stripe", "evt_3", "pi_2", 1700000150)
+	h.send("stripe", "evt_1", "pi_1", 1700000100) // a redelivery: duplicate
+	h.process(5)
+	entities := []string{"stripe:pi:pi_1", "stripe:pi:pi_2"}
+	clean := h.states(entities...)
+	if len(clean) != 2 || clean["stripe:pi:pi_1"].EventID != "evt_2" {
+		t.Fatalf("clean run state: %+v", clean)
+	}
+
+	t.Run("fill re-applies only the event whose claim and state were lost", func(t *testing.T) {
+		if _, err := h.store.DeleteClaims(ctx, []string{"dedup:stripe:evt_3"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.store.DeleteEntities(ctx, []string{"stripe:pi:pi_2"}); err != nil {
+			t.Fatal(err)
+		}
+		sum := h.replay(t, "fill-1", Fill, before)
+		if sum.Read != 4 || sum.Applied != 1 || sum.Duplicate != 3 || sum.Stale+sum.Invalid+sum.DLQ != 0 || !sum.Complete {
+			t.Fatalf("summary %+v; want read 4, applied 1, duplicate 3", sum)
+		}
+		if got := h.states(entities...); !reflect.DeepEqual(got, clean) {
+			t.Fatalf("state after fill %+v, want %+v", got, clean)
+		}
+		t.Run("running the same id again resumes: nothing is copied or processed twice", func(t *testing.T) {
+			again := h.replay(t, "fill-1", Fill, before)
+			if !again.Resumed || !again.Complete || again.Read != 4 || again.Applied != 1 || again.Duplicate != 3 {
+				t.Fatalf("resumed summary %+v", again)
+			}
+		})
+		t.Run("the same id with other parameters is refused", func(t *testing.T) {
+			_, err := Run(ctx, Config{ID: "fill-1", Source: "stripe", Mode: Rebuild, Processor: h.pcfg()}, h.deps())
+			if !errors.Is(err, ErrMismatch) {
+				t.Fatalf("got %v", err)
+			}
+		})
+	})
+
+	t.Run("rebuild restores the state of a clean run after corruption", func(t *testing.T) {
+		// pi_1 is set back to its older event; pi_2 to an event that
+		// never happened, newer than any real one (fill could not fix it).
+		if _, err := h.store.DeleteEntities(ctx, entities); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.store.ApplyBatch(ctx, []store.Update{
+			{EntityKey: "stripe:pi:pi_1", EventTime: time.Unix(1700000100, 0), EventID: "evt_1"},
+			{EntityKey: "stripe:pi:pi_2", EventTime: time.Unix(1800000000, 0), EventID: "evt_bogus"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		sum := h.replay(t, "rebuild-1", Rebuild, time.Time{})
+		if sum.Read != 4 || sum.Applied+sum.Stale != 3 || sum.Duplicate != 1 || sum.DeletedEntities != 2 || sum.DeletedClaims != 3 {
+			t.Fatalf("summary %+v", sum)
+		}
+		if got := h.states(entities...); !reflect.DeepEqual(got, clean) {
+			t.Fatalf("state after rebuild %+v, want the clean run's %+v", got, clean)
+		}
+		if got := h.states("other:pi:pi_o"); len(got) != 1 {
+			t.Fatalf("another source's state was touched: %+v", got)
+		}
+	})
+
+	t.Run("interrupted after the copy, resumed without copying again", func(t *testing.T) {
+		ictx, cancel := context.WithCancel(ctx)
+		d := h.deps()
+		d.Progress = func(p Progress) {
+			if p.Phase == "delete" {
+				cancel()
+			}
+		}
+		cfg := Config{ID: "rebuild-2", Source: "stripe", Mode: Rebuild, Processor: h.pcfg()}
+		sum, err := Run(ictx, cfg, d)
+		if !errors.Is(err, context.Canceled) || sum.Complete || sum.Read != 4 {
+			t.Fatalf("interrupted run: %+v, %v", sum, err)
+		}
+		sum = h.replay(t, "rebuild-2", Rebuild, time.Time{})
+		if !sum.Resumed || !sum.Complete || sum.Read != 4 || sum.Applied+sum.Stale+sum.Duplicate != 4 {
+			t.Fatalf("resumed: %+v", sum)
+		}
+		if recs := h.env.ReadAll(t, Topic(h.topics, "rebuild-2"), 4, 500*time.Millisecond, 20*time.Second); len(recs) != 4 {
+			t.Fatalf("replay topic holds %d records, want 4 (copied once)", len(recs))
+		}
+		if got := h.states(entities...); !reflect.DeepEqual(got, clean) {
+			t.Fatalf("state %+v, want %+v", got, clean)
+		}
+	})
+}
+
+func TestConfig(t *testing.T) {
+	for name, c := range map[string]Config{
+		"no id":     {Source: "s", Mode: Fill},
+		"bad id":    {ID: "a/b", Source: "s", Mode: Fill},
+		"no source": {ID: "a", Mode: Fill},
+		"bad mode":  {ID: "a", Source: "s", Mode: "x"},
+		"from > to": {ID: "a", Source: "s", Mode: Fill, From: time.Unix(2, 0), To: time.Unix(1, 0)},
+	} {
+		if err := c.validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if id := DefaultID("shop", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), time.Time{}, Rebuild); id != "shop-20250102T030405Z-open-rebuild" {
+		t.Errorf("default id %q", id)
+	}
+}

@@ -1,0 +1,46 @@
+package store
+
+import (
+	"context"
+	"slices"
+)
+
+// deleteChunk bounds one pipeline of deletions.
+const deleteChunk = 1000
+
+// DeleteClaims removes the dedup claims (in flight or done) of keys — the
+// same keys ClaimBatch takes — so the events they stand for are processed
+// again. It returns how many existed. It is for operators rebuilding state
+// (inletctl replay --mode rebuild); never call it while a processor may be
+// holding one of these claims for a batch in flight.
+//
+// Deletions are single-key DELs pipelined in chunks (Redis Cluster safe); on
+// error some keys may already be deleted, and retrying is safe.
+func (s *Store) DeleteClaims(ctx context.Context, keys []string) (int64, error) {
+	return s.del(ctx, "delete claims", keys, s.dedupKey)
+}
+
+// DeleteEntities removes the stored state of entityKeys, so the next event
+// of each applies whatever its time. It returns how many existed. Same
+// caveats as DeleteClaims.
+func (s *Store) DeleteEntities(ctx context.Context, entityKeys []string) (int64, error) {
+	return s.del(ctx, "delete entities", entityKeys, s.entityKey)
+}
+
+func (s *Store) del(ctx context.Context, op string, keys []string, name func(string) string) (int64, error) {
+	var n int64
+	for chunk := range slices.Chunk(keys, deleteChunk) {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]interface{ Val() int64 }, 0, len(chunk))
+		for _, k := range chunk {
+			cmds = append(cmds, pipe.Del(ctx, name(k)))
+		}
+		if _, err := pipe.Exec(ctx); err != nil {
+			return n, wrapErr(ctx, op, err)
+		}
+		for _, c := range cmds {
+			n += c.Val()
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
+	"github.com/inletdev/inlet/pkg/reconcile"
+	"github.com/inletdev/inlet/pkg/service"
+)
+
+// exitGaps is reconcile's exit code when any event is not processed, so it
+// can run from cron and alert.
+const exitGaps = 4
+
+const reconcileUsage = `Usage: inletctl [connection flags] reconcile --source S (--sender-log FILE | --stripe) [--since T] [--until T] [flags]
+
+Compares the sender's own list of events with what Inlet received and
+processed, and reports each event as never_received, stuck (on the raw topic,
+not processed), retry, dlq, invalid (unresolved) or processed.
+
+The sender log is NDJSON, a JSON array or CSV with an id and a time column:
+a Stripe events export ({"id":"evt_…","created":…}), GitHub recent deliveries
+(guid, delivered_at) or a Shopify webhook log (webhook_id, created_at).
+--stripe lists events from the Stripe API instead (key in STRIPE_API_KEY or
+STRIPE_API_KEY_FILE).
+
+Exit code 0: no gaps; 4: gaps found; 1: failure; 2: usage.
+
+Examples:
+  inletctl reconcile --source shop --sender-log deliveries.ndjson --since 2025-01-31T00:00:00Z
+  inletctl reconcile --source stripe --stripe --since 2025-01-31T00:00:00Z --output json
+`
+
+func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
+	fs := flagenv.New("reconcile")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, reconcileUsage); fs.PrintDefaults() }
+	var cfg reconcile.Config
+	var src, logPath, since, until, output, stripeURL string
+	var useStripe bool
+	var tiers []string
+	fs.StringVar(&src, "source", "", "the Inlet source the sender delivers to (required)")
+	fs.StringVar(&logPath, "sender-log", "", "the sender's event log (- for stdin)")
+	fs.BoolVar(&useStripe, "stripe", false, "list the events from the Stripe API (STRIPE_API_KEY)")
+	fs.String(&stripeURL, "stripe-api-url", "INLET_STRIPE_API_URL", "https://api.stripe.com", "Stripe API base URL")
+	fs.StringVar(&since, "since", "", "only sender events at or after this RFC 3339 time")
+	fs.StringVar(&until, "until", "", "only sender events before this RFC 3339 time")
+	fs.String(&cfg.Group, "group", "INLET_PROCESSOR_GROUP", "inlet-processor", "the processor's consumer group")
+	fs.Duration(&cfg.Slack, "slack", "INLET_RECONCILE_SLACK", 10*time.Minute, "read the raw topic from this long before --since (clock skew)")
+	fs.BoolVar(&cfg.All, "all", false, "list processed events too, not only gaps")
+	fs.StringVar(&output, "output", "table", "table or json")
+	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", "30s,2m,15m", "retry tier delays (the processor's)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		return exitUsage, err
+	}
+	if src == "" || fs.NArg() != 0 || (logPath == "") == !useStripe {
+		fs.Usage()
+		return exitUsage, errors.New("reconcile: --source and one of --sender-log or --stripe are required")
+	}
+	if output != "table" && output != "json" {
+		return exitUsage, fmt.Errorf("--output %q: table or json", output)
+	}
+	var err error
+	if cfg.Since, err = parseTime(since); err != nil {
+		return exitUsage, err
+	}
+	if cfg.Until, err = parseTime(until); err != nil {
+		return exitUsage, err
+	}
+	delays, err := parseDurations(tiers)
+	if err != nil {
+		return exitUsage, err
+	}
+	cfg.Source = src
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+
+	var events []reconcile.SenderEvent
+	if useStripe {
+		key, err := flagenv.Secret("STRIPE_API_KEY")
+		if err != nil {
+			return exitError, err
+		}
+		if key == "" {
+			return exitUsage, errors.New("reconcile --stripe: set STRIPE_API_KEY (or STRIPE_API_KEY_FILE)")
+		}
+		var f reconcile.Fetcher = &reconcile.Stripe{APIKey: key, BaseURL: stripeURL}
+		if events, err = f.Fetch(ctx, cfg.Since, cfg.Until); err != nil {
+			return exitError, err
+		}
+	} else {
+		r := io.Reader(os.Stdin)
+		if logPath != "-" {
+			f, err := os.Open(logPath)
+			if err != nil {
+				return exitUsage, err
+			}
+			defer f.Close()
+			r = f
+		}
+		if events, err = reconcile.ReadLog(r); err != nil {
+			return exitUsage, err
+		}
+	}
+
+	topics := kafka.TopicNames(kcfg.TopicPrefix, delays)
+	reg, err := rcfg.Client()
+	if err != nil {
+		return exitError, err
+	}
+	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
+	if err != nil {
+		return exitError, err
+	}
+	opts, err := kcfg.ClientOpts(nil)
+	if err != nil {
+		return exitError, err
+	}
+	q, err := ops.New(opts, topics, codec)
+	if err != nil {
+		return exitError, err
+	}
+	defer q.Close()
+	rep, err := reconcile.Check(ctx, cfg, reconcile.Deps{KafkaOpts: opts, Topics: topics, Queues: q}, events)
+	if err != nil {
+		return exitError, err
+	}
+	if output == "json" {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(rep); err != nil {
+			return exitError, err
+		}
+	} else {
+		printReconcile(out, rep)
+	}
+	if rep.Gaps > 0 {
+		return exitGaps, fmt.Errorf("%d of %d events not processed", rep.Gaps, rep.Total)
+	}
+	return exitOK, nil
+}
+
+func printReconcile(out io.Writer, rep *reconcile.Report) {
+	fmt.Fprintf(out, "source %s: %d sender events, %d gaps\n", rep.Source, rep.Total, rep.Gaps)
+	for _, s := range reconcile.Statuses {
+		fmt.Fprintf(out, "  %-15s %d\n", s, rep.Counts[s])
+	}
+	if len(rep.Events) == 0 {
+		return
+	}
+	fmt.Fprintln(out)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "EVENT\tSENT\tSTATUS\tWHERE\tCORRELATION\tERROR")
+	for _, e := range rep.Events {
+		sent := "-"
+		if !e.SentAt.IsZero() {
+			sent = e.SentAt.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, sent, e.Status, e.Where, e.CorrelationID, trim(e.Error, 60))
+	}
+	tw.Flush()
+}

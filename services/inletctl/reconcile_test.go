@@ -1,0 +1,107 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/history"
+	"github.com/inletdev/inlet/pkg/reconcile"
+)
+
+func TestReconcileCommand(t *testing.T) {
+	t.Run("usage errors", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"reconcile"},
+			{"reconcile", "--source", "s"},
+			{"reconcile", "--source", "s", "--sender-log", "f", "--stripe"},
+			{"reconcile", "--source", "s", "--sender-log", "f", "--since", "yesterday"},
+		} {
+			if code, err := run(args, &bytes.Buffer{}); code != exitUsage {
+				t.Errorf("%v: exit %d (%v), want %d", args, code, err, exitUsage)
+			}
+		}
+	})
+	env, codec, flags := cliEnv(t)
+	cl := env.Client(t, kgo.ProducerLinger(0))
+	sendRaw(t, env, codec, cl, "evt_a", 1700000000)
+	sendRaw(t, env, codec, cl, "evt_b", 1700000001)
+	dir := t.TempDir()
+
+	t.Run("gaps exit 4 with a JSON report", func(t *testing.T) {
+		// No processor ran: both received events are stuck; one never came.
+		logFile := filepath.Join(dir, "events.ndjson")
+		now := time.Now().Unix()
+		lines := ""
+		for _, id := range []string{"evt_a", "evt_b", "evt_c"} {
+			lines += `{"id":"` + id + `","object":"event","created":` + itoa(now) + "}\n"
+		}
+		if err := os.WriteFile(logFile, []byte(lines), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		code, err := run(append(flags, "reconcile", "--source", "stripe", "--sender-log", logFile, "--output", "json"), &out)
+		if code != exitGaps || err == nil {
+			t.Fatalf("exit %d (%v), want %d", code, err, exitGaps)
+		}
+		var rep reconcile.Report
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("%v: %s", err, out.String())
+		}
+		if rep.Total != 3 || rep.Counts[reconcile.Stuck] != 2 || rep.Counts[reconcile.NeverReceived] != 1 || rep.Gaps != 3 {
+			t.Fatalf("report %+v", rep)
+		}
+	})
+	t.Run("stripe API as the sender log", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Authorization") != "Bearer sk_test_1" || r.URL.Path != "/v1/events" {
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
+			_, _ = w.Write([]byte(`{"object":"list","data":[{"id":"evt_b","created":1700000001},{"id":"evt_a","created":1700000000}],"has_more":false}`))
+		}))
+		defer srv.Close()
+		t.Setenv("STRIPE_API_KEY", "sk_test_1")
+		t.Setenv("INLET_STRIPE_API_URL", srv.URL)
+		var out bytes.Buffer
+		code, _ := run(append(flags, "reconcile", "--source", "stripe", "--stripe"), &out)
+		if code != exitGaps || !strings.Contains(out.String(), "2 sender events, 2 gaps") || !strings.Contains(out.String(), "evt_a") {
+			t.Fatalf("exit %d: %s", code, out.String())
+		}
+	})
+	t.Run("trace by event id", func(t *testing.T) {
+		opt, _ := redis.ParseURL(env.RedisURL)
+		rdb := redis.NewClient(opt)
+		defer rdb.Close()
+		hist := history.New(rdb, env.Prefix+":", 0)
+		if err := hist.Append(t.Context(), map[string][]history.Entry{"corr-evt_a": {{At: time.Now(), Stage: "received", EventID: "evt_a"}}}); err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /v1/trace/{id}", hist.Handler())
+		srv := httptest.NewServer(mux)
+		defer srv.Close()
+		var out bytes.Buffer
+		code, err := run(append(flags, "trace", "--event", "evt_a", "--source", "stripe", "-admin-url", srv.URL, "-output", "json"), &out)
+		if code != exitOK || !strings.Contains(out.String(), `"correlation_id": "corr-evt_a"`) {
+			t.Fatalf("exit %d (%v): %s", code, err, out.String())
+		}
+		if code, _ := run(append(flags, "trace", "--event=evt_zzz", "--source=stripe", "-admin-url", srv.URL), &out); code != exitNotFound {
+			t.Fatalf("unknown event: exit %d", code)
+		}
+		if code, _ := run(append(flags, "trace", "--event", "evt_a"), &out); code != exitUsage {
+			t.Fatalf("event without source: exit %d", code)
+		}
+	})
+}
+
+func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }

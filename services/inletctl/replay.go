@@ -1,0 +1,214 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/inletdev/inlet/pkg/declarative"
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/history"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/processor"
+	"github.com/inletdev/inlet/pkg/replay"
+	"github.com/inletdev/inlet/pkg/service"
+	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/store"
+)
+
+const replayUsage = `Usage: inletctl [connection flags] replay --source S [--from T1] [--to T2] [--mode fill|rebuild] [--id NAME] [flags]
+
+Re-reads the raw topic's records of one source received in [--from, --to)
+and processes them again (in this process, as consumer group
+inlet-replay-<id>, into the ordinary processed/state/DLQ/invalid topics and
+Redis state).
+
+  fill     dedup respected: only events never processed are applied (gaps)
+  rebuild  first delete the dedup claims and entity state of the events in
+           the range, then process them: those entities are rebuilt
+
+Interrupt (Ctrl-C) and run the same command again to resume; the id
+defaults to one derived from source, range and mode.
+
+Examples:
+  inletctl replay --source shop --from 2025-01-31T00:00:00Z --to 2025-02-01T00:00:00Z
+  inletctl replay --source stripe --mode rebuild --output json
+`
+
+func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
+	fs := flagenv.New("replay")
+	fs.Usage = func() { fmt.Fprint(os.Stderr, replayUsage); fs.PrintDefaults() }
+	var src, from, to, mode, id, output, sourcesPath, redisURL, keyPrefix string
+	var tiers []string
+	fs.StringVar(&src, "source", "", "the source to replay (required)")
+	fs.StringVar(&from, "from", "", "first raw record time, RFC 3339 (default: the start of the topic)")
+	fs.StringVar(&to, "to", "", "end of the range (exclusive), RFC 3339 (default: now)")
+	fs.StringVar(&mode, "mode", "fill", "fill or rebuild")
+	fs.StringVar(&id, "id", "", "replay id; the same id resumes (default: derived from source, range and mode)")
+	fs.StringVar(&output, "output", "table", "table or json")
+	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file (the processor's)")
+	fs.String(&redisURL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (password may be in the URL or REDIS_PASSWORD)")
+	fs.String(&keyPrefix, "redis-key-prefix", "INLET_REDIS_KEY_PREFIX", "inlet:", "prefix of the processor's Redis keys")
+	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", "30s,2m,15m", "retry tier delays (the processor's)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil
+		}
+		return exitUsage, err
+	}
+	if src == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return exitUsage, errors.New("replay: --source is required and takes no arguments")
+	}
+	var cfg replay.Config
+	var err error
+	if cfg.From, err = parseTime(from); err != nil {
+		return exitUsage, err
+	}
+	if cfg.To, err = parseTime(to); err != nil {
+		return exitUsage, err
+	}
+	if cfg.To.IsZero() && id == "" {
+		// The first run fixes the end at its start; resuming keeps it.
+		return exitUsage, errors.New("replay: without --to, name the replay with --id so it can be resumed (or give --to)")
+	}
+	if mode != string(replay.Fill) && mode != string(replay.Rebuild) {
+		return exitUsage, fmt.Errorf("--mode %q: fill or rebuild", mode)
+	}
+	if output != "table" && output != "json" {
+		return exitUsage, fmt.Errorf("--output %q: table or json", output)
+	}
+	cfg.Source, cfg.Mode, cfg.ID = src, replay.Mode(mode), id
+	if cfg.ID == "" {
+		cfg.ID = replay.DefaultID(src, cfg.From, cfg.To, cfg.Mode)
+	}
+	delays, err := parseDurations(tiers)
+	if err != nil {
+		return exitUsage, err
+	}
+	cfg.Processor = processor.DefaultConfig()
+
+	sources, err := source.Load(sourcesPath, source.WithoutSecrets())
+	if err != nil {
+		return exitUsage, err
+	}
+	if _, ok := sources.Get(src); !ok {
+		return exitUsage, fmt.Errorf("replay: no source %q in %s", src, sourcesPath)
+	}
+	rt, err := declarative.Router(sources)
+	if err != nil {
+		return exitError, err
+	}
+	ropt, err := redis.ParseURL(redisURL)
+	if err != nil {
+		return exitUsage, fmt.Errorf("redis url: %w", err)
+	}
+	if pass, _ := flagenv.Secret("REDIS_PASSWORD"); pass != "" {
+		ropt.Password = pass
+	}
+	rdb := redis.NewClient(ropt)
+	defer rdb.Close()
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	topics := kafka.TopicNames(kcfg.TopicPrefix, delays)
+	reg, err := rcfg.Client()
+	if err != nil {
+		return exitError, err
+	}
+	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
+	if err != nil {
+		return exitError, err
+	}
+	opts, err := kcfg.ClientOpts(nil)
+	if err != nil {
+		return exitError, err
+	}
+	d := replay.Deps{
+		KafkaOpts: opts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
+		Store: store.New(rdb, store.KeyPrefix(keyPrefix), store.ClaimLease(cfg.Processor.ClaimLease)),
+		Redis: rdb, KeyPrefix: keyPrefix, History: history.New(rdb, keyPrefix, 0),
+	}
+	tty := isTerminal(os.Stdout) && output != "json"
+	if tty {
+		d.Progress = func(p replay.Progress) { fmt.Fprintf(out, "\r\033[K%s", progressLine(p)) }
+	}
+	sum, err := replay.Run(ctx, cfg, d)
+	if tty {
+		fmt.Fprint(out, "\r\033[K")
+	}
+	if errors.Is(err, replay.ErrConfig) || errors.Is(err, replay.ErrMismatch) {
+		return exitUsage, err
+	}
+	if sum != nil {
+		if output == "json" {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(sum)
+		} else {
+			printReplay(out, sum)
+		}
+	}
+	if errors.Is(err, context.Canceled) {
+		return exitError, fmt.Errorf("interrupted: run the same command (id %s) to resume", cfg.ID)
+	}
+	if err != nil {
+		return exitError, err
+	}
+	return exitOK, nil
+}
+
+func progressLine(p replay.Progress) string {
+	switch {
+	case p.Phase == "process" && p.Total > 0:
+		return fmt.Sprintf("processing %d/%d (%.0f%%)", p.Done, p.Total, 100*float64(p.Done)/float64(p.Total))
+	case p.Phase == "copy":
+		return fmt.Sprintf("copying: %d raw records read", p.Done)
+	}
+	return p.Phase + "…"
+}
+
+func printReplay(out io.Writer, s *replay.Summary) {
+	state := "complete"
+	if !s.Complete {
+		state = "incomplete"
+	}
+	if s.Resumed {
+		state += " (resumed)"
+	}
+	fmt.Fprintf(out, "replay %s: %s, mode %s, source %s, topic %s\n", s.ID, state, s.Mode, s.Source, s.Topic)
+	fmt.Fprintf(out, "  read %d (of %d raw records in range)\n  applied %d  duplicate %d  stale %d  invalid %d  dlq %d\n",
+		s.Read, s.Scanned, s.Applied, s.Duplicate, s.Stale, s.Invalid, s.DLQ)
+	if s.Mode == replay.Rebuild {
+		fmt.Fprintf(out, "  rebuild deleted %d dedup claims and %d entity states\n", s.DeletedClaims, s.DeletedEntities)
+	}
+}
+
+// isTerminal: stdout is a character device (a terminal), not a pipe or file.
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func parseDurations(ss []string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, s := range ss {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("retry tier %q: want a positive duration like 30s", s)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
