@@ -231,63 +231,14 @@ func (q *Queues) decisions(ctx context.Context) (map[string]*Decision, error) {
 
 // readAll reads topic from the start to its current end (read_committed).
 func (q *Queues) readAll(ctx context.Context, topic string) ([]*kgo.Record, error) {
-	ends, err := q.adm.ListEndOffsets(ctx, topic)
+	sp, err := kafka.RangeOf(ctx, q.adm, topic, time.Time{}, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	if err := ends.Error(); err != nil {
-		return nil, fmt.Errorf("end offsets of %s: %w", topic, err)
-	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	if len(want) == 0 {
-		return nil, nil
-	}
-	cl, err := kgo.NewClient(append(q.cl.Opts(),
-		kgo.ConsumeTopics(topic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-	)...)
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
 	var out []*kgo.Record
-	for len(want) > 0 {
-		// Transaction markers take offsets but are never returned, so a
-		// partition whose last offsets are markers never shows its end:
-		// a poll that brings nothing for a second means everything
-		// committed has been read.
-		// The first poll also pays for connecting: give it longer.
-		idle := time.Second
-		if len(out) == 0 {
-			idle = 10 * time.Second
-		}
-		pctx, cancel := context.WithTimeout(ctx, idle)
-		fs := cl.PollFetches(pctx)
-		cancel()
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("reading %s: %w", topic, err)
-		}
-		for _, fe := range fs.Errors() {
-			if !errors.Is(fe.Err, context.DeadlineExceeded) {
-				return nil, fmt.Errorf("reading %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
-			}
-		}
-		recs := fs.Records()
-		if len(recs) == 0 {
-			break
-		}
-		for _, r := range recs {
-			out = append(out, r)
-			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
-				delete(want, r.Partition)
-			}
-		}
-	}
-	return out, nil
+	err = kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
+		out = append(out, r)
+		return nil
+	})
+	return out, err
 }

@@ -131,11 +131,11 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 	if !cfg.Since.IsZero() {
 		from = cfg.Since.Add(-cfg.Slack)
 	}
-	sp, err := rangeOf(ctx, adm, d.Topics.Raw, from, time.Time{})
+	sp, err := kafka.RangeOf(ctx, adm, d.Topics.Raw, from, time.Time{})
 	if err != nil {
 		return nil, err
 	}
-	err = readSpan(ctx, d.KafkaOpts, d.Topics.Raw, sp, func(r *kgo.Record) error {
+	err = kafka.ReadSpan(ctx, d.KafkaOpts, d.Topics.Raw, sp, func(r *kgo.Record) error {
 		id, ok := strings.CutPrefix(string(r.Key), prefix)
 		if !ok {
 			return nil
@@ -156,7 +156,7 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 
 	waiting := map[string]string{} // event id → retry record not consumed yet
 	for _, t := range d.Topics.Retry {
-		sp, err := rangeOf(ctx, adm, t, time.Time{}, time.Time{})
+		sp, err := kafka.RangeOf(ctx, adm, t, time.Time{}, time.Time{})
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +170,7 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 				sp[p] = r
 			}
 		}
-		err = readSpan(ctx, d.KafkaOpts, t, sp, func(r *kgo.Record) error {
+		err = kafka.ReadSpan(ctx, d.KafkaOpts, t, sp, func(r *kgo.Record) error {
 			if id, ok := strings.CutPrefix(string(r.Key), prefix); ok {
 				waiting[id] = where(r)
 			}

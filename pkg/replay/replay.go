@@ -317,7 +317,7 @@ func (r *run) copy(ctx context.Context) error {
 		r.sum.Read = n
 		return r.d.Redis.HSet(ctx, r.key, fCopied, n).Err()
 	}
-	sp, err := rangeOf(ctx, r.adm, r.d.Topics.Raw, r.cfg.From, r.cfg.To)
+	sp, err := kafka.RangeOf(ctx, r.adm, r.d.Topics.Raw, r.cfg.From, r.cfg.To)
 	if err != nil {
 		return err
 	}
@@ -335,7 +335,7 @@ func (r *run) copy(ctx context.Context) error {
 	}
 	var scanned, copied int64
 	var perr error
-	err = readSpan(ctx, r.d.KafkaOpts, r.d.Topics.Raw, sp, func(rec *kgo.Record) error {
+	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.d.Topics.Raw, sp, func(rec *kgo.Record) error {
 		scanned++
 		if scanned%1000 == 0 {
 			r.report(Progress{Phase: "copy", Done: scanned})
@@ -387,12 +387,12 @@ func (r *run) selected(ctx context.Context, rec *kgo.Record) bool {
 // events, computing their keys with the handlers (as the processor does).
 func (r *run) deleteState(ctx context.Context) error {
 	r.report(Progress{Phase: "delete"})
-	sp, err := rangeOf(ctx, r.adm, r.topic, time.Time{}, time.Time{})
+	sp, err := kafka.RangeOf(ctx, r.adm, r.topic, time.Time{}, time.Time{})
 	if err != nil {
 		return err
 	}
 	claims, entities := map[string]bool{}, map[string]bool{}
-	err = readSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
+	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
 		env, err := r.d.Codec.Decode(ctx, rec.Value)
 		if err != nil {
 			return nil // undecodable: it goes to invalid again

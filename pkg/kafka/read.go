@@ -1,7 +1,4 @@
-// The readers below are copies of pkg/replay's (read.go): one shared
-// helper belongs in pkg/kafka once the lead can touch it.
-
-package reconcile
+package kafka
 
 import (
 	"context"
@@ -23,8 +20,8 @@ const (
 	firstWait = 10 * time.Second
 )
 
-// span is a half-open offset range per partition.
-type span map[int32][2]int64
+// Span is a half-open offset range per partition.
+type Span map[int32][2]int64
 
 // offsetsAt lists, per partition of topic, the first offset at or after
 // ms, or the end offset when ms is zero.
@@ -49,9 +46,9 @@ func offsetsAt(ctx context.Context, adm *kadm.Client, topic string, t time.Time)
 	return out, nil
 }
 
-// rangeOf is the offsets of topic between from and to (to zero: the end;
+// RangeOf is the offsets of topic between from and to (to zero: the end;
 // from zero: the start).
-func rangeOf(ctx context.Context, adm *kadm.Client, topic string, from, to time.Time) (span, error) {
+func RangeOf(ctx context.Context, adm *kadm.Client, topic string, from, to time.Time) (Span, error) {
 	var start map[int32]int64
 	if from.IsZero() {
 		l, err := adm.ListStartOffsets(ctx, topic)
@@ -73,7 +70,7 @@ func rangeOf(ctx context.Context, adm *kadm.Client, topic string, from, to time.
 	if err != nil {
 		return nil, err
 	}
-	sp := span{}
+	sp := Span{}
 	for p, s := range start {
 		if e, ok := end[p]; ok && s >= 0 && e > s {
 			sp[p] = [2]int64{s, e}
@@ -82,10 +79,10 @@ func rangeOf(ctx context.Context, adm *kadm.Client, topic string, from, to time.
 	return sp, nil
 }
 
-// readSpan calls fn for every committed record of topic inside sp, in
+// ReadSpan calls fn for every committed record of topic inside sp, in
 // offset order per partition. It returns when every partition reached its
 // end (or nothing came for quietEnd), when fn fails, or when ctx ends.
-func readSpan(ctx context.Context, opts []kgo.Opt, topic string, sp span, fn func(*kgo.Record) error) error {
+func ReadSpan(ctx context.Context, opts []kgo.Opt, topic string, sp Span, fn func(*kgo.Record) error) error {
 	if len(sp) == 0 {
 		return nil
 	}
