@@ -3,7 +3,7 @@ GO      ?= go
 PKGS    ?= ./...
 RACE    ?= -race
 
-.PHONY: check-rules run test test-integration test-short vet fmt fmt-check fuzz bench bench-ingest bench-processor build services-up services-down compose-check clean
+.PHONY: check-rules loadtest bench-processor run test test-integration test-short vet fmt fmt-check fuzz bench bench-ingest bench-processor build services-up services-down compose-check clean
 
 ## run: the whole system on embedded infrastructure (data in .inlet/)
 run:
@@ -40,14 +40,23 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 	$(MAKE) bench-ingest
+	$(MAKE) bench-processor
 
 ## check-rules: promtool check + unit tests of the alert rules, dashboard queries
 check-rules:
 	deploy/prometheus/check.sh
 
+## loadtest: the steady scenario against `make run`'s stack; prints the report path
+loadtest:
+	$(GO) run ./loadtest/cmd/inlet-load -scenario steady -rate 200 -duration 20s
+
 ## bench-ingest: bare handler vs naive ProduceSync vs Inlet's ingest, 16/64/256 connections
 bench-ingest:
 	$(GO) run ./loadtest/benchingest
+
+## bench-processor: bare consume vs naive processor vs Inlet's processor over one pre-loaded raw topic
+bench-processor:
+	$(GO) run ./loadtest/benchprocessor
 
 build:
 	mkdir -p bin

@@ -11,7 +11,7 @@ import (
 // read for this contract: the record inlet.processed.<provider>.<type>
 // (characters outside [A-Za-z0-9_] replaced by "_") with the fields
 //
-//	event_id, source, event_type, schema_version, contract_version,
+//	event_id (the sender's event id), source, event_type, schema_version, contract_version,
 //	entity_key       string
 //	occurred_at      ["null", long timestamp-millis], default null
 //	received_at      long timestamp-millis
@@ -40,7 +40,7 @@ func buildProcessed(c *Contract) (avro.Schema, error) {
 	ts := json.RawMessage(`{"type":"long","logicalType":"timestamp-millis"}`)
 	null := json.RawMessage(`null`)
 	fields := []map[string]any{
-		{"name": "event_id", "type": str, "doc": "Ingest-assigned event ID (the envelope id), time-ordered."},
+		{"name": "event_id", "type": str, "doc": "The sender's id for the event (Stripe evt_…, GitHub delivery, Shopify webhook id), or sha256:<body hash> when it sends none."},
 		{"name": "source", "type": str, "doc": "Configured source name, e.g. stripe."},
 		{"name": "event_type", "type": str, "doc": "Provider event type, e.g. payment_intent.succeeded."},
 		{"name": "schema_version", "type": str, "doc": "Envelope schema_version: the provider API version the payload was sent with."},

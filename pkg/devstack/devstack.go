@@ -34,8 +34,10 @@ type Config struct {
 	RedisPort    int
 	// RedisURL, when set, is used instead of an in-process miniredis.
 	RedisURL string
-	// CompactEvery runs log compaction on compacted topics; kfake's own
-	// cleaner does not restart after a restart from DataDir. Default 1m.
+	// CompactEvery runs log compaction on compacted topics (kfake's own
+	// cleaner does not restart after a restart from DataDir). Compaction
+	// holds the in-process broker: with a large .inlet it stalls acks for
+	// seconds, so it runs once at start and then rarely. Default 6h.
 	CompactEvery time.Duration
 	Log          *slog.Logger
 }
@@ -61,7 +63,7 @@ func Start(cfg Config) (*Stack, error) {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
 	if cfg.CompactEvery == 0 {
-		cfg.CompactEvery = time.Minute
+		cfg.CompactEvery = 6 * time.Hour
 	}
 	s := &Stack{stop: make(chan struct{})}
 	ok := false
@@ -94,6 +96,9 @@ func Start(cfg Config) (*Stack, error) {
 	}
 	s.Kafka = c
 	s.Brokers = c.ListenAddrs()
+	if cfg.DataDir != "" {
+		c.Compact() // before any client connects, so nobody waits on it
+	}
 
 	s.registry, err = newPersistentRegistry(regFile, cfg.Log)
 	if err != nil {

@@ -1,0 +1,156 @@
+package gen
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// world is a synthetic run: three single events, one order with two
+// updates, one planted invalid event, one rejected event; all answered as
+// planned, with the observations of a correct system.
+func world() ([]*Event, Observed) {
+	now := time.Unix(1_760_000_000, 0)
+	p := &planner{runID: "v", orderBase: 100, start: now}
+	var evs []*Event
+	for _, k := range []string{KindStripe, KindGitHub, KindStandardWebhooks} {
+		e := p.newEvent(k, now)
+		e.record(202)
+		evs = append(evs, e)
+	}
+	dup := evs[0]
+	dup.record(202) // delivered twice
+	older, newer := p.newEvent(KindShopify, now), p.newEvent(KindShopify, now.Add(time.Second))
+	newer.EntityKey = older.EntityKey
+	newer.setNaturalKey()
+	newer.record(202)
+	older.record(202) // arrived last: stale
+	inv := p.newEvent(KindShopify, now)
+	inv.Invalid, inv.EntityKey = true, ""
+	inv.record(202)
+	rej := p.newEvent(KindGitHub, now)
+	rej.record(401)
+	evs = append(evs, older, newer, inv, rej)
+
+	obs := Observed{RawKeys: map[string]int{}, Processed: map[string]int{}, StateLast: map[string]string{}, Settled: true}
+	for _, e := range evs {
+		if e.Accepted() > 0 {
+			obs.RawKeys[e.RawKey()] += e.Accepted()
+		}
+	}
+	for _, e := range evs[:3] {
+		obs.Processed[e.EntityKey] = 1
+		obs.StateLast[e.EntityKey] = e.CorrelationID()
+	}
+	obs.Processed[newer.EntityKey] = 1
+	obs.StateLast[newer.EntityKey] = newer.CorrelationID()
+	before := Scrape{Outcomes: map[string]float64{"processed": 10}}
+	after := Scrape{Outcomes: map[string]float64{"processed": 14, "duplicate": 1, "stale": 1, "invalid": 1}}
+	obs.Before, obs.After = &before, &after
+	return evs, obs
+}
+
+func TestCheckOutcome(t *testing.T) {
+	t.Run("correct system passes", func(t *testing.T) {
+		evs, obs := world()
+		v := CheckOutcome(evs, 0, obs)
+		if !v.Pass {
+			t.Fatalf("want PASS:\n%s", v)
+		}
+		if v.AcceptedDeliveries != 7 || v.AcceptedEvents != 6 {
+			t.Errorf("accepted deliveries %d events %d", v.AcceptedDeliveries, v.AcceptedEvents)
+		}
+	})
+	for _, tc := range []struct {
+		name, check string
+		plant       func(evs []*Event, obs *Observed)
+		count       func(*Verdict) int
+	}{
+		{"lost event", "no 2xx lost", func(evs []*Event, obs *Observed) { delete(obs.RawKeys, evs[1].RawKey()) },
+			func(v *Verdict) int { return v.Lost }},
+		{"duplicate output", "duplicates → one output", func(evs []*Event, obs *Observed) { obs.Processed[evs[0].EntityKey] = 2 },
+			func(v *Verdict) int { return v.DuplicateOutputs }},
+		{"rejected but written", "rejected not written", func(evs []*Event, obs *Observed) { obs.RawKeys[evs[6].RawKey()] = 1 },
+			func(v *Verdict) int { return v.WrittenRejected }},
+		{"older update won", "state is the newest", func(evs []*Event, obs *Observed) { obs.StateLast[evs[3].EntityKey] = evs[3].CorrelationID() },
+			func(v *Verdict) int { return v.StaleState }},
+		{"never processed", "valid events processed", func(evs []*Event, obs *Observed) { delete(obs.Processed, evs[2].EntityKey) },
+			func(v *Verdict) int { return v.Unprocessed }},
+		{"outcome missing", "every delivery has an outcome", func(evs []*Event, obs *Observed) { obs.After.Outcomes["stale"] = 0 },
+			func(v *Verdict) int { return 1 }},
+		{"outcome not settled", "every delivery has an outcome", func(evs []*Event, obs *Observed) { obs.Settled = false },
+			func(v *Verdict) int { return 1 }},
+		{"unexpected answers", "http answers", nil, func(v *Verdict) int { return 1 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			evs, obs := world()
+			unexpected := 0
+			if tc.plant != nil {
+				tc.plant(evs, &obs)
+			} else {
+				unexpected = 3
+			}
+			v := CheckOutcome(evs, unexpected, obs)
+			if v.Pass {
+				t.Fatalf("want FAIL:\n%s", v)
+			}
+			if tc.count(v) != 1 {
+				t.Errorf("count %d, want 1:\n%s", tc.count(v), v)
+			}
+			for _, c := range v.Checks {
+				if c.Pass == strings.HasPrefix(c.Name, tc.check) {
+					t.Errorf("check %q pass=%t (%s)", c.Name, c.Pass, c.Detail)
+				}
+			}
+		})
+	}
+	t.Run("unanswered deliveries widen the outcome range", func(t *testing.T) {
+		evs, obs := world()
+		evs[0].record(503) // may or may not have been written
+		obs.After.Outcomes["duplicate"]++
+		if v := CheckOutcome(evs, 0, obs); !v.Pass {
+			t.Fatalf("want PASS:\n%s", v)
+		}
+	})
+}
+
+func TestParseMetrics(t *testing.T) {
+	text := `# HELP inlet_events_total x
+# TYPE inlet_events_total counter
+inlet_events_total{event_type="orders/updated",outcome="processed",source="shop"} 3
+inlet_events_total{event_type="push",outcome="duplicate",source="github"} 2
+inlet_retry_depth{tier="30s"} 4
+inlet_dlq_depth 1
+inlet_end_to_end_latency_seconds_bucket{source="shop",le="0.1"} 1
+inlet_end_to_end_latency_seconds_bucket{source="shop",le="1"} 3
+inlet_end_to_end_latency_seconds_bucket{source="shop",le="+Inf"} 4
+weird{a="x\"y",b="z"} 1.5e+00 1700000000
+`
+	samples, err := ParseMetrics(strings.NewReader(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := samples[len(samples)-1]; got.Labels["a"] != `x"y` || got.Value != 1.5 {
+		t.Errorf("escaped label: %+v", got)
+	}
+	s := NewScrape(samples)
+	if s.Final() != 5 || s.RetryDepth["30s"] != 4 || s.DLQDepth != 1 || s.E2E.Count() != 4 {
+		t.Errorf("scrape %+v", s)
+	}
+	if q := s.E2E.Quantile(0.5); q < 0.1 || q > 1 {
+		t.Errorf("median %v not in the (0.1, 1] bucket", q)
+	}
+}
+
+func TestAddRetryable(t *testing.T) {
+	evs, obs := world()
+	v := CheckOutcome(evs, 0, obs)
+	v.AddRetryable(1, 1000, 0.01)
+	if !v.Pass {
+		t.Fatalf("0.1%% retryable failed:\n%s", v)
+	}
+	v.AddRetryable(145, 2000, 0.01)
+	if v.Pass {
+		t.Fatalf("7%% retryable passed:\n%s", v)
+	}
+}

@@ -1,0 +1,48 @@
+// Ramp to saturation: the arrival rate rises linearly from RATE/20 to RATE
+// over DURATION. The p99 threshold aborts the test once latency crosses
+// KNEE_P99_MS (after a 10s grace); inlet_offered_rate's last value in the
+// summary is the rate reached then: the knee.
+//   k6 run -e RATE=1000 -e DURATION=60s loadtest/k6/ramp.js
+import { Gauge } from 'k6/metrics';
+import { KINDS, cfg, newEvent, rate, send, thresholds } from './lib/inlet.js';
+
+const target = rate(400);
+const start = Math.max(1, Math.round(target / 20));
+const kneeP99 = Number(__ENV.KNEE_P99_MS || 500);
+const offered = new Gauge('inlet_offered_rate');
+
+export const options = {
+  scenarios: {
+    ramp: {
+      executor: 'ramping-arrival-rate', startRate: start, timeUnit: '1s',
+      preAllocatedVUs: cfg.preVUs, maxVUs: cfg.maxVUs,
+      stages: [{ target, duration: cfg.duration }],
+    },
+  },
+  thresholds: thresholds({
+    'http_req_duration{expected_response:true}': [
+      { threshold: `p(99)<${kneeP99}`, abortOnFail: true, delayAbortEval: '10s' },
+      `p(95)<${cfg.p95}`,
+    ],
+    // Past the knee ingest may answer 503 (Kafka slow): allowed, the
+    // sender retries; wrong answers are not.
+    inlet_retryable: ['rate<0.5'],
+    http_req_failed: ['rate<0.5'],
+  }),
+};
+
+export function setup() {
+  return { t0: Date.now() };
+}
+
+function durationSeconds(d) {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(d);
+  if (!m) return 60;
+  return Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2]];
+}
+
+export default function (data) {
+  const el = (Date.now() - data.t0) / 1000;
+  offered.add(start + (target - start) * Math.min(1, el / durationSeconds(cfg.duration)));
+  send(newEvent(KINDS[__ITER % KINDS.length]));
+}
