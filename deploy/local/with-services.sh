@@ -16,4 +16,6 @@ trap cleanup EXIT
 "$here/kafka/kafka.sh" start
 "$here/redis/redis.sh" start
 eval "$("$here/env.sh")"
+# Started here, so the fault tests may stop and start them.
+export INLET_SERVICES_CONTROL=1
 "$@"

@@ -14,11 +14,23 @@ import (
 // TestIntegrationIngestBrokerStopped stops the real broker under load:
 // while it is down every answer is 503 with Retry-After and never 2xx; once
 // it is back ingest answers 2xx again by itself (franz-go reconnects), and
-// every event answered 2xx is on the raw topic.
+// every event answered 2xx is on the raw topic. Once with a graceful stop
+// (SIGTERM), once with a crash (SIGKILL: the idempotent producer's
+// in-flight batches meet a broker that recovers its log).
 //
 // The senders behave like providers: an event answered 503 is sent again
 // (here after 100 ms instead of Retry-After) until it is answered 2xx.
 func TestIntegrationIngestBrokerStopped(t *testing.T) {
+	testenv.Real(t).Services(t) // skip early when not controllable
+	t.Run("SIGTERM", func(t *testing.T) {
+		brokerDownUnderLoad(t, func(svc *testenv.Services) { svc.StopKafka(t) })
+	})
+	t.Run("SIGKILL", func(t *testing.T) {
+		brokerDownUnderLoad(t, func(svc *testenv.Services) { svc.KillKafka(t) })
+	})
+}
+
+func brokerDownUnderLoad(t *testing.T, stop func(*testenv.Services)) {
 	env := testenv.Real(t)
 	svc := env.Services(t)
 	const ackTimeout = 1500 * time.Millisecond
@@ -29,7 +41,7 @@ func TestIntegrationIngestBrokerStopped(t *testing.T) {
 	l := startLoad(t, h, 8)
 
 	l.waitFor(t, 20*time.Second, "load to be accepted before the broker stops", func(s loadStats) bool { return s.accepted >= 100 })
-	svc.StopKafka(t)
+	stop(svc)
 	downFrom := time.Now() // the broker process is gone
 	testenv.Eventually(t, 15*time.Second, "readyz to report the broker unreachable", func() bool {
 		resp, err := http.Get(h.url + "/readyz")

@@ -20,26 +20,67 @@ import (
 // stop, then start on the same data) while events flow into a running
 // processor: processing resumes by itself, every input record has exactly
 // one outcome and every event exactly one processed output (read_committed).
+//
+// A processor that exits on the restart fails the test, and is replaced
+// (same instance id, so the same transactional id fences whatever it left
+// open), the way a supervisor would restart it, so the exactly-once checks
+// still run on that path. That path is slow: the replacement's join waits
+// for the coordinator to expire the dead member's session (45 s).
 func TestIntegrationProcessorBrokerRestart(t *testing.T) {
 	env := testenv.Real(t)
 	svc := env.Services(t)
 	h := newHarness(t, env)
 	// Small batches: many transactions, so the restart lands inside one.
-	r := h.startWithOpts("a", func(c *Config) { c.BatchSize = 10 })
+	// A short drain bounds how long a batch may hang on a dead broker.
+	mod := func(c *Config) { c.BatchSize = 10; c.DrainTimeout = 5 * time.Second }
+	sup := h.supervise(h.startWithOpts("a", mod), func() *running { return h.startWithOpts("a", mod) })
 	f := h.feed(t, "evt_k", 10*time.Millisecond)
 
-	h.waitRunning(r, 30*time.Second, "processing to run before the restart", func() bool { return h.all() >= 50 })
+	sup.wait(30*time.Second, "processing to run before the restart", func() bool { return h.all() >= 50 })
 	svc.StopKafka(t)
 	svc.StartKafka(t)
 	upAt, before := time.Now(), h.all()
-	h.waitRunning(r, 40*time.Second, "processing to resume after the restart", func() bool { return h.all() > before })
+	// 75 s: a replaced processor (the failure path) waits for the
+	// coordinator to expire its predecessor's session (45 s by default).
+	sup.wait(75*time.Second, "processing to resume after the restart", func() bool { return h.all() > before })
 	resumed := time.Since(upAt)
-	h.waitRunning(r, 30*time.Second, "more events to flow after the restart", func() bool { return h.all() >= before+50 })
+	sup.wait(30*time.Second, "more events to flow after the restart", func() bool { return h.all() >= before+50 })
 	sent := f.stop(t)
 
-	h.waitRunning(r, 40*time.Second, fmt.Sprintf("%d outcomes", sent), func() bool { return h.all() >= int64(sent) })
-	t.Logf("%d events; %d outcomes before the restart; first outcome %v after the broker was ready", sent, before, resumed.Round(time.Millisecond))
+	sup.wait(40*time.Second, fmt.Sprintf("%d outcomes", sent), func() bool { return h.all() >= int64(sent) })
+	t.Logf("%d events; %d outcomes before the restart; first outcome %v after the broker was ready; processor restarts: %d", sent, before, resumed.Round(time.Millisecond), sup.restarts)
 	h.checkOnce(sent, "evt_k")
+}
+
+// supervisor replaces a processor that exits with an error, as Kubernetes
+// would, and fails the test for it: the processor is meant to ride out
+// broker and Redis restarts by itself.
+type supervisor struct {
+	h        *harness
+	cur      *running
+	restart  func() *running
+	restarts int
+}
+
+func (h *harness) supervise(r *running, restart func() *running) *supervisor {
+	return &supervisor{h: h, cur: r, restart: restart}
+}
+
+// wait polls cond until it holds, replacing the processor whenever it has
+// exited.
+func (s *supervisor) wait(timeout time.Duration, what string, cond func() bool) {
+	s.h.t.Helper()
+	testenv.Eventually(s.h.t, timeout, what, func() bool {
+		select {
+		case err := <-s.cur.done:
+			s.cur.done <- nil // stopAll sees it finished
+			s.h.t.Errorf("processor exited while waiting for %s (outcomes so far %d): %v", what, s.h.all(), err)
+			s.restarts++
+			s.cur = s.restart()
+		default:
+		}
+		return cond()
+	})
 }
 
 // TestIntegrationProcessorRedisRestart stops the real Redis under a

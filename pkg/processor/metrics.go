@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
@@ -133,7 +134,14 @@ func tierOf(t kafka.Topics, topic string) (string, bool) {
 
 // depthLoop measures lag and queue depths every interval until stop.
 func (p *Processor) depthLoop(ctx context.Context, interval time.Duration) {
-	adm := kadm.NewClient(p.sess.Client())
+	// Its own client: the session's may be replaced after a failure.
+	cl, err := kgo.NewClient(p.d.KafkaOpts...)
+	if err != nil {
+		p.log.Warn("depth gauges disabled", "error", err)
+		return
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {

@@ -70,11 +70,12 @@ type Deps struct {
 
 // Processor is one member of the processor group.
 type Processor struct {
-	cfg   Config
-	d     Deps
-	log   *slog.Logger
-	sess  *kgo.GroupTransactSession
-	pause *pauser
+	cfg      Config
+	d        Deps
+	log      *slog.Logger
+	sess     *kgo.GroupTransactSession
+	sessOpts []kgo.Opt
+	pause    *pauser
 	// queues reads the DLQ and invalid depths for the gauges.
 	queues     *ops.Queues
 	metrics    *metrics
@@ -155,6 +156,7 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		// instead of aborting it; AllowRebalance follows each End.
 		kgo.BlockRebalanceOnPoll(),
 	)
+	p.sessOpts = opts
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
 		return nil, err
@@ -178,8 +180,8 @@ func (p *Processor) Counts() *Counts { return &p.count }
 // committed.
 func (p *Processor) Run(ctx context.Context) error {
 	// Close would wait for a rebalance that BlockRebalanceOnPoll holds back.
-	defer p.sess.CloseAllowingRebalance()
-	defer p.pause.stop()
+	defer func() { p.sess.CloseAllowingRebalance() }()
+	defer func() { p.pause.stop() }()
 	defer p.queues.Close()
 	every := p.d.DepthEvery
 	if every <= 0 {
@@ -217,9 +219,56 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		p.sess.AllowRebalance()
 		if err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err
+			}
+			if rerr := p.renewSession(ctx, err); rerr != nil {
+				return rerr
+			}
 		}
 	}
+}
+
+// renewSession replaces a transactional session that failed (End or Begin
+// returned an error: franz-go says not to continue with it). It waits
+// until the cluster answers, so the old member's LeaveGroup reaches the
+// coordinator and the new member joins at once, then opens a new session
+// with the same transactional id, whose InitProducerID fences and aborts
+// whatever the old one left open.
+func (p *Processor) renewSession(ctx context.Context, cause error) error {
+	p.log.Error("transactional session failed; opening a new one", "error", cause)
+	backoff := 100 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := p.sess.Client().Ping(pctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if !sleep(ctx, backoff) {
+			return cause
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	p.pause.stop()
+	p.sess.CloseAllowingRebalance()
+	sess, err := kgo.NewGroupTransactSession(p.sessOpts...)
+	if err != nil {
+		return fmt.Errorf("%w; new session: %w", cause, err)
+	}
+	p.sess = sess
+	p.pause = newPauser(sess.Client())
+	// Fence now: InitProducerID with our transactional id aborts the old
+	// session's open transaction, whose pending offsets would otherwise
+	// hold the group's offset fetch (UNSTABLE_OFFSET_COMMIT) until the
+	// transaction timeout.
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("%w; new session: %w", cause, err)
+	}
+	if _, err := sess.End(ctx, kgo.TryAbort); err != nil {
+		return fmt.Errorf("%w; new session: %w", cause, err)
+	}
+	return nil
 }
 
 func (p *Processor) isRetry(topic string) bool { return p.retry[topic] }
