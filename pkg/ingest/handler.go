@@ -48,7 +48,13 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		trace.WithSpanKind(trace.SpanKindServer),
 		trace.WithAttributes(attribute.String("inlet.source", name), attribute.String("inlet.correlation_id", corr)))
 	defer span.End()
-	log := s.log.With("correlation_id", corr, "source", name, "stage", "ingest")
+	// Attributes are built only when a line is written: the happy path logs
+	// at debug, and building them per request costs more than the write.
+	log := func(level slog.Level, msg string, args ...any) {
+		if s.log.Enabled(ctx, level) {
+			s.log.Log(ctx, level, msg, append([]any{"correlation_id", corr, "source", name, "stage", "ingest"}, args...)...)
+		}
+	}
 	status, eventType := 0, ""
 	answer := func(code int, outcome, reason string, v any) {
 		status = code
@@ -68,7 +74,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	body, code, err := readBody(w, r, int64(src.MaxBody))
 	if err != nil {
-		log.Info("rejected", "outcome", "rejected", "reason", "body", "status", code, "error", err)
+		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", "body", "status", code, "error", err)
 		reason := reasonMalformed
 		if code == http.StatusRequestEntityTooLarge {
 			reason = reasonSize
@@ -80,18 +86,18 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if err := src.Provider().Verify(r.Header, body, received); err != nil {
 		// The error names what failed (missing, malformed, stale,
 		// mismatch) for our logs only; the sender learns nothing more.
-		log.Warn("rejected", "outcome", "rejected", "reason", "signature", "error", err)
+		log(slog.LevelWarn, "rejected", "outcome", "rejected", "reason", "signature", "error", err)
 		answer(http.StatusUnauthorized, outcomeRejected, reasonSignature, Response{CorrelationID: corr, Error: "signature verification failed"})
 		return
 	}
 	if src.RequiresJSON() && !json.Valid(body) {
-		log.Info("rejected", "outcome", "rejected", "reason", "malformed")
+		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", "malformed")
 		answer(http.StatusBadRequest, outcomeRejected, reasonMalformed, Response{CorrelationID: corr, Error: "body is not valid JSON"})
 		return
 	}
 	meta, err := src.Extract(r.Header, body)
 	if err != nil {
-		log.Info("rejected", "outcome", "rejected", "reason", "malformed", "error", err)
+		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", "malformed", "error", err)
 		answer(http.StatusBadRequest, outcomeRejected, reasonMalformed, Response{CorrelationID: corr, Error: err.Error()})
 		return
 	}
@@ -100,20 +106,19 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	span.SetAttributes(attribute.String("inlet.event_type", env.EventType), attribute.String("inlet.event_id", env.EventID), attribute.String("inlet.id", env.ID))
 	rec, err := s.record(ctx, env)
 	if err != nil {
-		log.Error("envelope encoding failed", "error", err)
+		log(slog.LevelError, "envelope encoding failed", "error", err)
 		answer(http.StatusInternalServerError, outcomeUnavailable, "encode", Response{CorrelationID: corr, Error: "internal error"})
 		return
 	}
 	actx, cancel := context.WithTimeout(ctx, s.cfg.AckTimeout)
 	defer cancel()
-	log = log.With("event_type", env.EventType, "event_id", env.EventID)
 	if err := s.w.writeOne(actx, rec); err != nil {
-		log.Warn("not acknowledged by kafka", "outcome", "unavailable", "error", err)
+		log(slog.LevelWarn, "not acknowledged by kafka", "event_type", env.EventType, "event_id", env.EventID, "outcome", "unavailable", "error", err)
 		s.setRetryAfter(w)
 		answer(http.StatusServiceUnavailable, outcomeUnavailable, reasonKafka, Response{CorrelationID: corr, Error: "kafka did not acknowledge the event in time; retry"})
 		return
 	}
-	log.Info("accepted", "outcome", "accepted", "id", env.ID)
+	log(slog.LevelDebug, "accepted", "event_type", env.EventType, "event_id", env.EventID, "outcome", "accepted", "id", env.ID)
 	answer(http.StatusAccepted, outcomeAccepted, "", Response{ID: env.ID, EventID: env.EventID, CorrelationID: corr})
 }
 

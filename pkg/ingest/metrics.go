@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"strconv"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -31,6 +32,13 @@ type Metrics struct {
 	requests metric.Int64Counter
 	duration metric.Float64Histogram
 	limit    *telemetry.Limiter
+	sets     sync.Map // label values → metric.MeasurementOption, built once
+}
+
+type eventLabels struct{ source, eventType, outcome, reason string }
+type durationLabels struct {
+	source string
+	class  int
 }
 
 // NewMetrics builds the instruments from meter (nil: no-op). limit bounds
@@ -61,9 +69,14 @@ func (m *Metrics) event(ctx context.Context, source, eventType, outcome, reason 
 	if eventType != "" {
 		eventType = m.limit.EventType(source, eventType)
 	}
-	m.requests.Add(ctx, 1, metric.WithAttributes(
-		attribute.String("source", source), attribute.String("event_type", eventType),
-		attribute.String("outcome", outcome), attribute.String("reason", reason)))
+	k := eventLabels{source, eventType, outcome, reason}
+	opt, ok := m.sets.Load(k)
+	if !ok {
+		opt, _ = m.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("source", source), attribute.String("event_type", eventType),
+			attribute.String("outcome", outcome), attribute.String("reason", reason))))
+	}
+	m.requests.Add(ctx, 1, opt.(metric.AddOption))
 }
 
 // request records a request's latency by status class.
@@ -71,6 +84,11 @@ func (m *Metrics) request(ctx context.Context, source string, status int, start 
 	if m == nil {
 		return
 	}
-	m.duration.Record(ctx, time.Since(start).Seconds(), metric.WithAttributes(
-		attribute.String("source", source), attribute.String("code", strconv.Itoa(status/100)+"xx")))
+	k := durationLabels{source, status / 100}
+	opt, ok := m.sets.Load(k)
+	if !ok {
+		opt, _ = m.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("source", source), attribute.String("code", strconv.Itoa(status/100)+"xx"))))
+	}
+	m.duration.Record(ctx, time.Since(start).Seconds(), opt.(metric.RecordOption))
 }

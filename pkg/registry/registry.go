@@ -74,11 +74,18 @@ func (c *Client) Encode(b []byte, id int, schema avro.Schema, v any) ([]byte, er
 	if err != nil {
 		return nil, err
 	}
-	body, err := avro.Marshal(schema, v)
-	if err != nil {
-		return nil, fmt.Errorf("avro encode (schema id %d): %w", id, err)
+	// One buffer of b's capacity (the caller's size hint): the body is not
+	// encoded elsewhere and copied. Records are handed to the producer,
+	// which keeps them until acknowledged, so nothing is pooled.
+	w := avro.NewWriter(nil, max(cap(b), 512))
+	if _, err := w.Write(b); err != nil {
+		return nil, err
 	}
-	return append(b, body...), nil
+	w.WriteVal(schema, v)
+	if w.Error != nil {
+		return nil, fmt.Errorf("avro encode (schema id %d): %w", id, w.Error)
+	}
+	return w.Buffer(), nil
 }
 
 // SchemaID returns the schema ID in a Confluent-framed value.

@@ -76,15 +76,15 @@ func lookupRaw(f Field, h http.Header, body []byte) gjson.Result {
 			return gjson.Result{Type: gjson.String, Str: v}
 		}
 	}
-	if f.Pointer != "" {
-		if r := Pointer(body, f.Pointer); scalar(r) {
+	if f.path != "" {
+		if r := gjson.GetBytes(body, f.path); scalar(r) {
 			return r
 		}
 	}
-	if len(f.Fallback) > 0 {
-		parts := make([]string, 0, len(f.Fallback))
-		for _, p := range f.Fallback {
-			r := Pointer(body, p)
+	if len(f.fallbacks) > 0 {
+		parts := make([]string, 0, len(f.fallbacks))
+		for _, p := range f.fallbacks {
+			r := gjson.GetBytes(body, p)
 			if !scalar(r) {
 				return gjson.Result{}
 			}
@@ -101,8 +101,17 @@ func scalar(r gjson.Result) bool {
 
 // Pointer evaluates an RFC 6901 JSON pointer against body.
 func Pointer(body []byte, ptr string) gjson.Result {
-	if ptr == "" || ptr == "/" {
+	p := gjsonPath(ptr)
+	if p == "" {
 		return gjson.Result{}
+	}
+	return gjson.GetBytes(body, p)
+}
+
+// gjsonPath translates a JSON pointer into a gjson path ("" for none).
+func gjsonPath(ptr string) string {
+	if ptr == "" || ptr == "/" || ptr[0] != '/' {
+		return ""
 	}
 	segs := strings.Split(ptr[1:], "/")
 	var b strings.Builder
@@ -113,7 +122,7 @@ func Pointer(body []byte, ptr string) gjson.Result {
 		}
 		b.WriteString(gjson.Escape(s))
 	}
-	return gjson.GetBytes(body, b.String())
+	return b.String()
 }
 
 // ParseTime reads a business timestamp: a number is Unix seconds (or

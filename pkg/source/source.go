@@ -106,6 +106,18 @@ type Field struct {
 	Fallback []string `yaml:"fallback"`
 	Default  string   `yaml:"default"`
 	HashBody *bool    `yaml:"hash_body"`
+
+	// gjson paths of Pointer and Fallback, built once at load.
+	path      string
+	fallbacks []string
+}
+
+func (f *Field) compile() {
+	f.path = gjsonPath(f.Pointer)
+	f.fallbacks = f.fallbacks[:0]
+	for _, p := range f.Fallback {
+		f.fallbacks = append(f.fallbacks, gjsonPath(p))
+	}
 }
 
 // BatchSpec configures the NDJSON events endpoint for this source. It is off
@@ -244,6 +256,9 @@ func (s *Source) init(lc loadCfg) error {
 		errs = append(errs, errors.New("name must be lower-case letters, digits, - or _ (at most 64)"))
 	}
 	s.applyKindDefaults()
+	for _, f := range []*Field{&s.EventType, &s.EventID, &s.SchemaVersion, &s.OccurredAt} {
+		f.compile()
+	}
 	if s.MaxBody == 0 {
 		s.MaxBody = DefaultMaxBody
 	}

@@ -25,6 +25,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
 )
 
 // Telemetry is a process's meter and tracer providers.
@@ -95,9 +96,16 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	}
 	mp := sdkmetric.NewMeterProvider(mopts...)
 	tp := sdktrace.NewTracerProvider(topts...)
+	// With nowhere to send spans, recording them is pure cost: use a
+	// no-op tracer. Trace context still flows (the propagator carries the
+	// sender's traceparent through every record).
+	var tracer trace.Tracer = tracenoop.NewTracerProvider().Tracer("")
+	if len(o.spans) > 0 || otlpOn("TRACES") {
+		tracer = tp.Tracer("github.com/inletdev/inlet")
+	}
 	return &Telemetry{
 		Meter: mp.Meter("github.com/inletdev/inlet"), MeterProv: mp,
-		Tracer: tp.Tracer("github.com/inletdev/inlet"), TracerProv: tp,
+		Tracer: tracer, TracerProv: tp,
 		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		registry:   reg,
 	}, nil
