@@ -1,7 +1,6 @@
 package contract
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -209,18 +208,4 @@ func truncate(s string) string {
 
 // rawJSON is the compact JSON text of a valid JSON value: object keys
 // sorted, numbers as sent, strings as valid UTF-8, no HTML escaping.
-func rawJSON(raw []byte) string {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var j any
-	if err := dec.Decode(&j); err != nil {
-		return "null" // cannot happen: raw passed json.Valid
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(j); err != nil {
-		return "null" // cannot happen for a decoded value
-	}
-	return strings.TrimSuffix(b.String(), "\n")
-}
+func rawJSON(raw []byte) string { return canonical(raw) }

@@ -43,7 +43,7 @@ type Config struct {
 func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.String(&c.Group, "group", "INLET_PROCESSOR_GROUP", "inlet-processor", "consumer group")
 	fs.String(&c.InstanceID, "instance-id", "INLET_INSTANCE_ID", "", "unique instance id for the transactional id (default host-pid)")
-	fs.Int(&c.BatchSize, "batch-size", "INLET_PROCESSOR_BATCH", 500, "records per transaction at most")
+	fs.Int(&c.BatchSize, "batch-size", "INLET_PROCESSOR_BATCH", 1000, "records per transaction at most")
 	fs.Duration(&c.ClaimLease, "claim-lease", "INLET_CLAIM_LEASE", 60*time.Second, "lease of a dedup claim or entity lock before it is confirmed")
 	fs.Duration(&c.TxnTimeout, "txn-timeout", "INLET_TXN_TIMEOUT", 60*time.Second, "Kafka transaction timeout")
 	fs.Duration(&c.BackoffMax, "backoff-max", "INLET_BACKOFF_MAX", 5*time.Second, "longest wait between tries when Redis is down")

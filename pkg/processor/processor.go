@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
+	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -306,9 +309,18 @@ func (it *item) countKey() CountKey {
 // up early and the batch is aborted for another member to redo.
 func (p *Processor) processBatch(ctx, stop context.Context, recs []*kgo.Record) error {
 	items := make([]*item, len(recs))
-	for i, r := range recs {
-		items[i] = p.prepare(ctx, r)
+	// Decoding, validation and keying are pure and CPU-bound: spread them
+	// over the cores.
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(runtime.GOMAXPROCS(0), len(recs)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(recs); i = int(next.Add(1) - 1) {
+				items[i] = p.prepare(ctx, recs[i])
+			}
+		})
 	}
+	wg.Wait()
 	token := store.NewToken()
 	deadline := time.Now().Add(p.cfg.BatchDeadline)
 	claimed, err := p.claim(ctx, stop, items, token, deadline)
@@ -473,21 +485,24 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			pending = append(pending, it.lock)
 		}
 	}
-	var held []string
+	// All or nothing: when any key is held elsewhere, give back what this
+	// attempt took and try again after a jittered wait. Holding some locks
+	// while waiting for others lets two members block each other for good
+	// (an entity's events sit on several partitions).
 	backoff := 50 * time.Millisecond
 	for len(pending) > 0 {
 		res, err := p.d.Store.ClaimBatch(ctx, pending, token)
 		if err != nil {
 			if !store.IsUnavailable(err) && ctx.Err() == nil {
-				return held, err
+				return nil, err
 			}
 			p.log.Warn("redis unavailable; waiting", "error", err, "retry_in", backoff)
 		} else {
-			var busy []string
+			var acquired, busy []string
 			for i, k := range pending {
 				switch res[i] {
 				case store.ClaimAcquired:
-					held = append(held, k)
+					acquired = append(acquired, k)
 				case store.ClaimDone:
 					if it := byKey[k]; it != nil {
 						it.outcome = Duplicate
@@ -496,20 +511,23 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 					busy = append(busy, k)
 				}
 			}
-			pending = busy
-			if len(pending) == 0 {
-				break
+			if len(busy) == 0 {
+				return acquired, nil
 			}
+			if err := p.d.Store.ReleaseBatch(ctx, acquired, token); err != nil {
+				p.log.Warn("releasing claims after a busy one", "error", err)
+			}
+			pending = append(acquired, busy...)
 		}
 		if time.Now().After(deadline) || stop.Err() != nil {
-			return held, fmt.Errorf("claims still busy or redis down after the batch deadline (%d keys)", len(pending))
+			return nil, fmt.Errorf("claims still busy or redis down after the batch deadline (%d keys)", len(pending))
 		}
-		if !sleep(ctx, backoff) {
-			return held, ctx.Err()
+		if !sleep(ctx, backoff/2+time.Duration(rand.Int64N(int64(backoff)))) {
+			return nil, ctx.Err()
 		}
 		backoff = min(backoff*2, p.cfg.BackoffMax)
 	}
-	return held, nil
+	return nil, nil
 }
 
 // apply runs the newest-wins compare-and-set for items still to process.
