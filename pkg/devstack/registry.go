@@ -89,6 +89,21 @@ func newPersistentRegistry(file string, log *slog.Logger) (*persistentRegistry, 
 
 func (p *persistentRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		if strings.HasPrefix(r.URL.Path, "/schemas/ids/") {
+			// Confluent's deserializers send ?subject=<topic>-value (their
+			// naming strategy) with a schema ID. Confluent Schema Registry
+			// resolves a plain subject to the default context and returns
+			// the ID's schema whatever subject it is under; srfake answers
+			// 404 unless the ID is under that very subject, which breaks
+			// reading topics whose schemas are registered per record name
+			// (inlet.processed). Only a context-qualified subject (":.ctx:…")
+			// is passed on.
+			q := r.URL.Query()
+			if sub := q.Get("subject"); sub != "" && !strings.HasPrefix(sub, ":.") {
+				q.Del("subject")
+				r.URL.RawQuery = q.Encode()
+			}
+		}
 		if subject, ok := compatPath(r.URL.Path); ok {
 			p.checkCompatibility(w, r, subject)
 			return
