@@ -3,11 +3,13 @@ package processor
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -187,15 +189,28 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 
-	t.Run("records waiting in a retry tier survive a processor restart", func(t *testing.T) {
+	t.Run("a processor killed while a record sits in a retry tier loses and doubles nothing", func(t *testing.T) {
 		sink := &downstream{script: []int{503}}
 		h, _ := failureHarness(t, newEnv(t), sink)
-		a := h.start("a", nil)
+		// a dies (no commit, no leave) on the batch after the one that moved
+		// an event to the retry tier: the retried record, when due.
+		var batches atomic.Int32
+		var retried atomic.Bool
+		a := h.startHooked("a", nil, func() bool { return retried.Load() && batches.Add(1) > 0 })
 		for i := range 5 {
 			h.send("shop", "orders/updated", fmt.Sprintf("wh-k%d", i), "2025-01", envelope.ChannelWebhook, order(10+i))
 		}
 		testenv.Eventually(t, 20*time.Second, "a record in the retry tier", func() bool { return h.total(Retried) >= 1 })
-		a.stop(t)
+		retried.Store(true)
+		select {
+		case err := <-a.done:
+			if !errors.Is(err, errCrashed) {
+				t.Fatalf("processor a: %v", err)
+			}
+			a.done <- nil
+		case <-time.After(20 * time.Second):
+			t.Fatal("processor a did not pick up the due retry")
+		}
 		h.start("b", nil)
 		h.waitAll(5)
 		ids := eventIDs(h, 5)
