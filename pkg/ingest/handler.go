@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/tidwall/gjson"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/attribute"
@@ -90,7 +91,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusUnauthorized, outcomeRejected, reasonSignature, Response{CorrelationID: corr, Error: "signature verification failed"})
 		return
 	}
-	if src.RequiresJSON() && !json.Valid(body) {
+	if src.RequiresJSON() && !validJSON(body) {
 		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", "malformed")
 		answer(http.StatusBadRequest, outcomeRejected, reasonMalformed, Response{CorrelationID: corr, Error: "body is not valid JSON"})
 		return
@@ -225,3 +226,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 		slog.Debug("write response", "error", err)
 	}
 }
+
+// validJSON is gjson's validator: it accepts exactly what encoding/json
+// does (FuzzValidJSON keeps it so) at less than half the cost per byte,
+// and it runs on every webhook.
+func validJSON(b []byte) bool { return gjson.ValidBytes(b) }
