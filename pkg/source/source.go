@@ -21,6 +21,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/webhook"
 )
 
@@ -432,7 +433,7 @@ func (s *Source) KeptHeaders() []string { return s.keepHeaders }
 // first, then the most specific glob.
 func (s *Source) EventSpecFor(eventType string) (EventSpec, string, bool) {
 	for _, p := range s.eventOrder {
-		if matchGlob(p, eventType) {
+		if router.Match(p, eventType) {
 			return s.Events[p], p, true
 		}
 	}
@@ -448,26 +449,4 @@ func (s *Source) LogValue() slog.Value {
 		slog.Int64("max_body", int64(s.MaxBody)),
 		slog.Int("event_specs", len(s.Events)),
 	)
-}
-
-// matchGlob matches name against a pattern where * stands for any run of
-// characters (including / and .).
-func matchGlob(pattern, name string) bool {
-	parts := strings.Split(pattern, "*")
-	if len(parts) == 1 {
-		return pattern == name
-	}
-	if !strings.HasPrefix(name, parts[0]) {
-		return false
-	}
-	name = name[len(parts[0]):]
-	last := parts[len(parts)-1]
-	for _, p := range parts[1 : len(parts)-1] {
-		i := strings.Index(name, p)
-		if i < 0 {
-			return false
-		}
-		name = name[i+len(p):]
-	}
-	return strings.HasSuffix(name, last)
 }
