@@ -21,7 +21,6 @@ import (
 
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
-	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/webhook"
 )
 
@@ -84,7 +83,6 @@ type Source struct {
 
 	provider     webhook.Provider
 	batchTokens  [][]byte
-	eventOrder   []string // Events keys, most specific first
 	hasSecrets   bool
 	keepHeaders  []string // canonical names
 	signatureHdr map[string]bool
@@ -311,22 +309,7 @@ func (s *Source) init(lc loadCfg) error {
 		if err := ev.validate(); err != nil {
 			errs = append(errs, fmt.Errorf("events[%q]: %w", pattern, err))
 		}
-		s.eventOrder = append(s.eventOrder, pattern)
 	}
-	// Exact names first, then globs from the longest (most specific).
-	slices.SortFunc(s.eventOrder, func(a, b string) int {
-		ga, gb := strings.Contains(a, "*"), strings.Contains(b, "*")
-		if ga != gb {
-			if ga {
-				return 1
-			}
-			return -1
-		}
-		if len(a) != len(b) {
-			return len(b) - len(a)
-		}
-		return strings.Compare(a, b)
-	})
 
 	s.signatureHdr = map[string]bool{}
 	for _, h := range signatureHeaders(s) {
@@ -428,17 +411,6 @@ func (s *Source) BatchTokens() [][]byte { return s.batchTokens }
 
 // KeptHeaders are the canonical header names copied into envelopes.
 func (s *Source) KeptHeaders() []string { return s.keepHeaders }
-
-// EventSpecFor returns the handler spec for an event type: an exact entry
-// first, then the most specific glob.
-func (s *Source) EventSpecFor(eventType string) (EventSpec, string, bool) {
-	for _, p := range s.eventOrder {
-		if router.Match(p, eventType) {
-			return s.Events[p], p, true
-		}
-	}
-	return EventSpec{}, "", false
-}
 
 // LogValue keeps secrets out of logs whatever the caller logs.
 func (s *Source) LogValue() slog.Value {
