@@ -120,7 +120,7 @@ func (c *Codec) SchemaID() int { return c.id }
 
 // Encode returns the Confluent-framed Avro encoding of e.
 func (c *Codec) Encode(e *Envelope) ([]byte, error) {
-	return c.reg.Encode(make([]byte, 0, len(e.Payload)+1024), c.id, c.schema, e)
+	return c.reg.Encode(nil, c.id, c.schema, e)
 }
 
 // Decode reads a Confluent-framed envelope written with any registered

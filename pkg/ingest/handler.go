@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -46,9 +47,14 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Correlation-ID", corr)
 	// The span continues the sender's trace (traceparent), or starts one.
 	ctx, span := s.tracer.Start(s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "ingest.webhook",
-		trace.WithSpanKind(trace.SpanKindServer),
-		trace.WithAttributes(attribute.String("inlet.source", name), attribute.String("inlet.correlation_id", corr)))
+		trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
+	// Without an exporter the span does not record: its attributes would be
+	// built for nothing on every request.
+	recording := span.IsRecording()
+	if recording {
+		span.SetAttributes(attribute.String("inlet.source", name), attribute.String("inlet.correlation_id", corr))
+	}
 	// Attributes are built only when a line is written: the happy path logs
 	// at debug, and building them per request costs more than the write.
 	log := func(level slog.Level, msg string, args ...any) {
@@ -60,10 +66,12 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	answer := func(code int, outcome, reason string, v any) {
 		status = code
 		s.metrics.event(ctx, metricSource(s.sources, name), eventType, outcome, reason)
-		if code >= 500 {
-			span.SetStatus(codes.Error, reason)
+		if recording {
+			if code >= 500 {
+				span.SetStatus(codes.Error, reason)
+			}
+			span.SetAttributes(attribute.Int("http.response.status_code", code), attribute.String("inlet.outcome", outcome))
 		}
-		span.SetAttributes(attribute.Int("http.response.status_code", code), attribute.String("inlet.outcome", outcome))
 		writeJSON(w, code, v)
 	}
 	defer func() { s.metrics.request(ctx, metricSource(s.sources, name), status, start) }()
@@ -104,15 +112,24 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	eventType = meta.EventType
 	env := s.envelope(src, meta, corr, envelope.ChannelWebhook, r.Header, body, received)
-	span.SetAttributes(attribute.String("inlet.event_type", env.EventType), attribute.String("inlet.event_id", env.EventID), attribute.String("inlet.id", env.ID))
+	if recording {
+		span.SetAttributes(attribute.String("inlet.event_type", env.EventType), attribute.String("inlet.event_id", env.EventID), attribute.String("inlet.id", env.ID))
+	}
 	rec, err := s.record(ctx, env)
 	if err != nil {
 		log(slog.LevelError, "envelope encoding failed", "error", err)
 		answer(http.StatusInternalServerError, outcomeUnavailable, "encode", Response{CorrelationID: corr, Error: "internal error"})
 		return
 	}
-	actx, cancel := context.WithTimeout(ctx, s.cfg.AckTimeout)
-	defer cancel()
+	actx := s.deadlines.context(start)
+	if recording {
+		// The producer's spans (kotel) take their parent from the
+		// produce context: keep the request's span in it.
+		d, _ := actx.Deadline()
+		var cancel context.CancelFunc
+		actx, cancel = context.WithDeadline(ctx, d)
+		defer cancel()
+	}
 	if err := s.w.writeOne(actx, rec); err != nil {
 		log(slog.LevelWarn, "not acknowledged by kafka", "event_type", env.EventType, "event_id", env.EventID, "outcome", "unavailable", "error", err)
 		s.setRetryAfter(w)
@@ -137,12 +154,18 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int,
 	if r.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge, errors.New("content-length over the limit")
 	}
-	size := r.ContentLength
-	if size < 0 || size > limit {
-		size = 512
+	body := http.MaxBytesReader(w, r.Body, limit)
+	if r.ContentLength >= 0 {
+		// net/http frames the body by Content-Length: exactly that many
+		// bytes follow, so one buffer of that size is enough.
+		buf := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(body, buf); err != nil {
+			return nil, http.StatusBadRequest, err
+		}
+		return buf, 0, nil
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+1))
-	_, err := buf.ReadFrom(http.MaxBytesReader(w, r.Body, limit))
+	buf := bytes.NewBuffer(make([]byte, 0, 512))
+	_, err := buf.ReadFrom(body)
 	var tooBig *http.MaxBytesError
 	switch {
 	case errors.As(err, &tooBig):
@@ -154,9 +177,12 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int,
 }
 
 func (s *Server) envelope(src *source.Source, m source.Meta, corr, channel string, h http.Header, body []byte, received time.Time) *envelope.Envelope {
-	kept := make(map[string]string, 4)
+	var kept map[string]string // nil encodes as an empty map
 	for _, name := range src.KeptHeaders() {
 		if v := h.Get(name); v != "" {
+			if kept == nil {
+				kept = make(map[string]string, 4)
+			}
 			kept[name] = v
 		}
 	}
@@ -220,9 +246,18 @@ func (s *Server) unavailable(w http.ResponseWriter, msg string) {
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
+	b, err := json.Marshal(v)
+	if err != nil { // only for values that cannot be JSON: a bug
+		slog.Error("encode response", "error", err)
+		b = []byte(`{"error":"internal error"}`)
+		status = http.StatusInternalServerError
+	}
+	b = append(b, '\n')
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Content-Length"] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
-	if err := json.NewEncoder(w).Encode(v); err != nil {
+	if _, err := w.Write(b); err != nil {
 		slog.Debug("write response", "error", err)
 	}
 }

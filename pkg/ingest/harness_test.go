@@ -71,7 +71,7 @@ type harness struct {
 	done    chan error
 }
 
-func newHarness(t *testing.T, env *testenv.Env, mod func(*Config), tel ...*telemetry.Telemetry) *harness {
+func newHarness(t testing.TB, env *testenv.Env, mod func(*Config), tel ...*telemetry.Telemetry) *harness {
 	t.Helper()
 	setSecrets(t)
 	sources, err := source.Parse([]byte(testSources))

@@ -133,6 +133,11 @@ func ingestSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		if a := do(t, req); a.status != 413 {
 			t.Errorf("chunked oversize: status %d, want 413", a.status)
 		}
+		// A body cut short of its Content-Length is malformed, not accepted
+		// truncated.
+		if status := truncatedBody(t, h.url, "/webhooks/stripe", 2000, []byte(`{"id":"evt_cut","type":"x"}`)); status != 400 {
+			t.Errorf("body shorter than Content-Length: status %d, want 400", status)
+		}
 		// Exactly the limit is accepted.
 		exact := make([]byte, 4096)
 		copy(exact, `{"id":"evt_exact","type":"x","pad":"`)

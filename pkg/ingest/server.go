@@ -86,10 +86,12 @@ type Server struct {
 	codec   *envelope.Codec
 	topic   string
 	w       *writer
-	kafka   *kgo.Client
-	sr      *sr.Client
-	log     *slog.Logger
-	now     func() time.Time
+	// deadlines bound each webhook's wait for the acknowledgement.
+	deadlines *deadlines
+	kafka     *kgo.Client
+	sr        *sr.Client
+	log       *slog.Logger
+	now       func() time.Time
 
 	metrics    *Metrics
 	tracer     trace.Tracer
@@ -140,7 +142,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, sources: d.Sources, codec: d.Codec, topic: d.RawTopic,
-		w: &writer{cl: d.Kafka}, kafka: d.Kafka, sr: d.SR, log: d.Log, now: d.Now,
+		w: &writer{cl: d.Kafka}, deadlines: newDeadlines(cfg.AckTimeout), kafka: d.Kafka, sr: d.SR, log: d.Log, now: d.Now,
 		stop:       make(chan struct{}),
 		tracer:     tracenoop.NewTracerProvider().Tracer(""),
 		propagator: propagation.TraceContext{},

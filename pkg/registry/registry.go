@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/hamba/avro/v2"
@@ -68,24 +69,44 @@ func (c *Client) Register(ctx context.Context, subject, text string) (int, avro.
 }
 
 // Encode appends the Confluent header for id and the Avro encoding of v under
-// schema to b.
+// schema to b, growing b once to the exact size needed.
+//
+// The Avro body is written into a pooled writer and copied out: the copy is
+// cheaper than the two buffers per record a fresh writer costs (the record
+// outlives the call — the producer keeps it until acknowledged — so the
+// writer's own buffer cannot be handed out).
 func (c *Client) Encode(b []byte, id int, schema avro.Schema, v any) ([]byte, error) {
-	b, err := c.header.AppendEncode(b, id, nil)
-	if err != nil {
-		return nil, err
-	}
-	// One buffer of b's capacity (the caller's size hint): the body is not
-	// encoded elsewhere and copied. Records are handed to the producer,
-	// which keeps them until acknowledged, so nothing is pooled.
-	w := avro.NewWriter(nil, max(cap(b), 512))
-	if _, err := w.Write(b); err != nil {
-		return nil, err
-	}
+	w := writers.Get().(*avro.Writer)
+	defer putWriter(w)
+	w.Reset(nil)
+	w.Error = nil
 	w.WriteVal(schema, v)
 	if w.Error != nil {
 		return nil, fmt.Errorf("avro encode (schema id %d): %w", id, w.Error)
 	}
-	return w.Buffer(), nil
+	body := w.Buffer()
+	b = slices.Grow(b, confluentHeaderLen+len(body))
+	b, err := c.header.AppendEncode(b, id, nil)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, body...), nil
+}
+
+// confluentHeaderLen is the magic byte and the 4-byte schema ID.
+const confluentHeaderLen = 5
+
+// writers holds Avro writers between encodes; see Encode.
+var writers = sync.Pool{New: func() any { return avro.NewWriter(nil, 2048) }}
+
+// maxPooledWriter keeps a rare huge record from pinning its buffer in the
+// pool for good.
+const maxPooledWriter = 256 << 10
+
+func putWriter(w *avro.Writer) {
+	if cap(w.Buffer()) <= maxPooledWriter {
+		writers.Put(w)
+	}
 }
 
 // SchemaID returns the schema ID in a Confluent-framed value.
