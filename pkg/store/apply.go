@@ -63,7 +63,7 @@ const maxMicros = 1 << 53
 // Equal times apply ("not older"): for the same event that makes a reapply
 // idempotent, and between two events of the same (often second-resolution)
 // time the one processed later wins. Updates of one entity inside one batch
-// are evaluated in the order given (the pipeline preserves order), so
+// are evaluated in the order given (scripts and pipeline keep it), so
 // [older, newer] gives [Applied, Applied] and [newer, older] gives
 // [Applied, Stale].
 //
@@ -86,13 +86,14 @@ func (s *Store) ApplyBatch(ctx context.Context, ups []Update) ([]ApplyResult, er
 			return nil, fmt.Errorf("%w: update %d (entity %q): event time %v out of range", ErrInvalidArgument, i, u.EntityKey, u.EventTime)
 		}
 	}
-	codes, err := s.evalBatch(ctx, "apply", applyScript, len(ups), func(i int) (string, []any) {
+	out, err := s.evalBatch(ctx, op{name: "apply", script: applyScript, n: len(ups), item: func(i int, args []any) (string, []any) {
 		u := &ups[i]
-		return s.entityKey(u.EntityKey), []any{u.EventTime.UnixMicro(), u.EventID, u.State}
-	})
+		return s.entityKey(u.EntityKey), append(args, u.EventTime.UnixMicro(), u.EventID, u.State)
+	}})
 	if err != nil {
 		return nil, err
 	}
+	codes := out[0]
 	res := make([]ApplyResult, len(ups))
 	for i, c := range codes {
 		switch c {

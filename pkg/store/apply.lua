@@ -1,12 +1,18 @@
--- Newest-wins compare-and-set of one entity.
--- KEYS[1] entity hash; ARGV[1] event time (unix microseconds, decimal);
--- ARGV[2] event id; ARGV[3] state bytes.
--- Returns 0 applied (not older than the stored time), 1 stale (older).
--- Times are compared as Lua numbers (doubles): exact while |ts| <= 2^53,
--- which the Go side enforces.
-local cur = redis.call('HGET', KEYS[1], 'ts')
-if cur and tonumber(ARGV[1]) < tonumber(cur) then
-  return 1
+-- Newest-wins compare-and-set of each entity hash of KEYS, in order.
+-- For KEYS[i], ARGV[3i-2] event time (unix microseconds, decimal),
+-- ARGV[3i-1] event id, ARGV[3i] state bytes.
+-- Returns one code per key: 0 applied (not older than the stored time),
+-- 1 stale (older). Times are compared as Lua numbers (doubles): exact while
+-- |ts| <= 2^53, which the Go side enforces.
+local out = {}
+for i, key in ipairs(KEYS) do
+  local ts = ARGV[3 * i - 2]
+  local cur = redis.call('HGET', key, 'ts')
+  if cur and tonumber(ts) < tonumber(cur) then
+    out[i] = 1
+  else
+    redis.call('HSET', key, 'ts', ts, 'event_id', ARGV[3 * i - 1], 'state', ARGV[3 * i])
+    out[i] = 0
+  end
 end
-redis.call('HSET', KEYS[1], 'ts', ARGV[1], 'event_id', ARGV[2], 'state', ARGV[3])
-return 0
+return out

@@ -87,13 +87,12 @@ func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]
 			sent = append(sent, i)
 		}
 	}
-	lease := s.cfg.lease.Milliseconds()
-	codes, err := s.evalBatch(ctx, "claim", claimScript, len(sent), func(j int) (string, []any) {
-		return s.dedupKey(keys[sent[j]]), []any{token, lease}
-	})
+	out, err := s.evalBatch(ctx, op{name: "claim", script: claimScript, common: []any{token, s.cfg.lease.Milliseconds()}, n: len(sent),
+		item: func(j int, args []any) (string, []any) { return s.dedupKey(keys[sent[j]]), args }})
 	if err != nil {
 		return nil, err
 	}
+	codes := out[0]
 	res := make([]ClaimResult, len(keys))
 	for i := range res {
 		res[i] = ClaimBusy
@@ -130,35 +129,46 @@ func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]
 //
 // Any other error means some keys may not be marked; retrying is safe.
 func (s *Store) ConfirmBatch(ctx context.Context, keys []string, token string, window []time.Duration) error {
+	return s.Settle(ctx, token, keys, window, nil)
+}
+
+// Settle ends a batch's claims in one round trip: it confirms the done keys
+// as [Store.ConfirmBatch] does (window as there) and releases the release
+// keys as [Store.ReleaseBatch] does — typically entity locks, and the claims
+// of events that were not processed. A key must not be in both. Errors are
+// ConfirmBatch's; a *[LostClaimError] means every key was still settled.
+func (s *Store) Settle(ctx context.Context, token string, done []string, window []time.Duration, release []string) error {
 	if err := checkToken(token); err != nil {
 		return err
 	}
-	if len(window) != len(keys) && len(window) != 1 {
-		return fmt.Errorf("%w: %d windows for %d keys (want one per key, or one for all)", ErrInvalidArgument, len(window), len(keys))
+	if len(window) != len(done) && len(window) != 1 {
+		return fmt.Errorf("%w: %d windows for %d keys (want one per key, or one for all)", ErrInvalidArgument, len(window), len(done))
 	}
 	for _, w := range window {
 		if w < time.Millisecond {
 			return fmt.Errorf("%w: dedup window %v is below 1ms", ErrInvalidArgument, w)
 		}
 	}
-	codes, err := s.evalBatch(ctx, "confirm", confirmScript, len(keys), func(i int) (string, []any) {
-		w := window[0]
-		if len(window) > 1 {
-			w = window[i]
-		}
-		return s.dedupKey(keys[i]), []any{token, w.Milliseconds()}
-	})
+	out, err := s.evalBatch(ctx,
+		op{name: "confirm", script: confirmScript, common: []any{token}, n: len(done), item: func(i int, args []any) (string, []any) {
+			w := window[0]
+			if len(window) > 1 {
+				w = window[i]
+			}
+			return s.dedupKey(done[i]), append(args, w.Milliseconds())
+		}},
+		s.releaseOp(release, token))
 	if err != nil {
 		return err
 	}
 	var lost []LostClaim
-	for i, c := range codes {
+	for i, c := range out[0] {
 		switch c {
 		case 0, 1:
 		case 2:
-			lost = append(lost, LostClaim{Key: keys[i]})
+			lost = append(lost, LostClaim{Key: done[i]})
 		case 3:
-			lost = append(lost, LostClaim{Key: keys[i], TakenOver: true})
+			lost = append(lost, LostClaim{Key: done[i], TakenOver: true})
 		default:
 			return fmt.Errorf("store: confirm: unexpected script result %d", c)
 		}
@@ -177,8 +187,11 @@ func (s *Store) ReleaseBatch(ctx context.Context, keys []string, token string) e
 	if err := checkToken(token); err != nil {
 		return err
 	}
-	_, err := s.evalBatch(ctx, "release", releaseScript, len(keys), func(i int) (string, []any) {
-		return s.dedupKey(keys[i]), []any{token}
-	})
+	_, err := s.evalBatch(ctx, s.releaseOp(keys, token))
 	return err
+}
+
+func (s *Store) releaseOp(keys []string, token string) op {
+	return op{name: "release", script: releaseScript, common: []any{token}, n: len(keys),
+		item: func(i int, args []any) (string, []any) { return s.dedupKey(keys[i]), args }}
 }

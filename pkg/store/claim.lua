@@ -1,16 +1,22 @@
--- Claim-or-report for one dedup key.
--- KEYS[1] dedup key; ARGV[1] token of this attempt; ARGV[2] lease in ms.
--- Returns 0 acquired, 1 done (already processed), 2 busy (another live lease).
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  return 0
+-- Claim-or-report for each dedup key of KEYS.
+-- ARGV[1] token of this attempt; ARGV[2] lease in ms.
+-- Returns one code per key: 0 acquired, 1 done (already processed),
+-- 2 busy (another live lease).
+local out = {}
+for i, key in ipairs(KEYS) do
+  if redis.call('SET', key, ARGV[1], 'NX', 'PX', ARGV[2]) then
+    out[i] = 0
+  else
+    local v = redis.call('GET', key)
+    if v == 'done' then
+      out[i] = 1
+    elseif v == ARGV[1] then
+      -- Our own claim (a retried batch): re-entrant, refresh the lease.
+      redis.call('PEXPIRE', key, ARGV[2])
+      out[i] = 0
+    else
+      out[i] = 2
+    end
+  end
 end
-local v = redis.call('GET', KEYS[1])
-if v == 'done' then
-  return 1
-end
-if v == ARGV[1] then
-  -- Our own claim (a retried batch): re-entrant, refresh the lease.
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 0
-end
-return 2
+return out

@@ -1,17 +1,22 @@
--- Mark one dedup key done after the output was written.
--- KEYS[1] dedup key; ARGV[1] token of this attempt; ARGV[2] dedup window in ms.
--- Returns 0 confirmed (the claim was ours), 1 already done (left untouched),
--- 2 lost: the lease had expired (marked done anyway),
+-- Mark each dedup key of KEYS done after the output was written.
+-- ARGV[1] token of this attempt; ARGV[1+i] dedup window in ms of KEYS[i].
+-- Returns one code per key: 0 confirmed (the claim was ours), 1 already
+-- done (left untouched), 2 lost: the lease had expired (marked done anyway),
 -- 3 lost: another attempt had claimed it (marked done anyway).
-local v = redis.call('GET', KEYS[1])
-if v == 'done' then
-  return 1
+local out = {}
+for i, key in ipairs(KEYS) do
+  local v = redis.call('GET', key)
+  if v == 'done' then
+    out[i] = 1
+  else
+    redis.call('SET', key, 'done', 'PX', ARGV[1 + i])
+    if v == ARGV[1] then
+      out[i] = 0
+    elseif not v then
+      out[i] = 2
+    else
+      out[i] = 3
+    end
+  end
 end
-redis.call('SET', KEYS[1], 'done', 'PX', ARGV[2])
-if v == ARGV[1] then
-  return 0
-end
-if not v then
-  return 2
-end
-return 3
+return out

@@ -138,9 +138,11 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// TestStore runs the behavioural suite on miniredis.
+// TestStore runs the behavioural suite on miniredis, with both ways of
+// calling the scripts.
 func TestStore(t *testing.T) {
-	runSuite(t, newMiniredisEnv)
+	t.Run("chunked", func(t *testing.T) { runSuite(t, newMiniredisEnv, false) })
+	t.Run("per key", func(t *testing.T) { runSuite(t, newMiniredisEnv, true) })
 }
 
 // TestStoreServerErrors checks which server replies mean "unavailable"; it
@@ -177,5 +179,6 @@ func TestIntegrationStore(t *testing.T) {
 	if newEnv == nil {
 		t.Skipf("%s not set", redisURLEnv)
 	}
-	runSuite(t, newEnv)
+	t.Run("chunked", func(t *testing.T) { runSuite(t, newEnv, false) })
+	t.Run("per key", func(t *testing.T) { runSuite(t, newEnv, true) })
 }

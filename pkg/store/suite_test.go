@@ -15,8 +15,10 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// runSuite is the behavioural suite every Redis backend must pass.
-func runSuite(t *testing.T, newEnv newEnvFunc) {
+// runSuite is the behavioural suite every Redis backend must pass, with
+// scripts called per chunk of keys (a single server) or, perKey, per key
+// (Redis Cluster).
+func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 	// base is a time with no sub-microsecond part, so stored times compare
 	// equal to the ones written.
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -25,14 +27,18 @@ func runSuite(t *testing.T, newEnv newEnvFunc) {
 	setup := func(t *testing.T, opts ...Opt) (*env, *Store) {
 		t.Helper()
 		e := newEnv(t)
-		return e, New(e.rdb, append([]Opt{KeyPrefix(e.prefix)}, opts...)...)
+		s := New(e.rdb, append([]Opt{KeyPrefix(e.prefix)}, opts...)...)
+		s.perKey = s.perKey || perKey
+		return e, s
 	}
 	// setupShortLease is setup with the backend's lease for tests that let
 	// claims expire.
 	setupShortLease := func(t *testing.T) (*env, *Store) {
 		t.Helper()
 		e := newEnv(t)
-		return e, New(e.rdb, KeyPrefix(e.prefix), ClaimLease(e.lease))
+		s := New(e.rdb, KeyPrefix(e.prefix), ClaimLease(e.lease))
+		s.perKey = s.perKey || perKey
+		return e, s
 	}
 	ctx := context.Background()
 
@@ -334,6 +340,76 @@ func runSuite(t *testing.T, newEnv newEnvFunc) {
 				t.Fatalf("missing entity: ok=%v err=%v", ok, err)
 			}
 		})
+	})
+
+	t.Run("batches longer than one script call keep their order", func(t *testing.T) {
+		_, s := setup(t)
+		n := 2*maxScriptKeys + 7
+		keys := make([]string, n)
+		for i := range keys {
+			keys[i] = "k" + strconv.Itoa(i)
+		}
+		tok := NewToken()
+		// Claim the odd keys and confirm every third of them first.
+		var odd, done []string
+		for i := 1; i < n; i += 2 {
+			odd = append(odd, keys[i])
+			if i%3 == 0 {
+				done = append(done, keys[i])
+			}
+		}
+		if _, err := s.ClaimBatch(ctx, odd, tok); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.ConfirmBatch(ctx, done, tok, []time.Duration{time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := s.ClaimBatch(ctx, keys, NewToken())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			want := ClaimAcquired
+			switch {
+			case i%2 == 1 && i%3 == 0:
+				want = ClaimDone
+			case i%2 == 1:
+				want = ClaimBusy
+			}
+			if r != want {
+				t.Fatalf("key %d: %v, want %v", i, r, want)
+			}
+		}
+		// One entity's updates span the chunk boundaries: every other one
+		// goes back in time and is stale.
+		ups := make([]Update, n)
+		for i := range ups {
+			sec := i
+			if i%2 == 1 {
+				sec = i - 2
+			}
+			ups[i] = Update{EntityKey: "one", EventTime: at(sec), EventID: strconv.Itoa(i)}
+		}
+		got := mustApply(t, s, ups...)
+		for i, r := range got {
+			if want := map[bool]ApplyResult{true: Stale, false: Applied}[i%2 == 1]; r != want {
+				t.Fatalf("update %d: %v, want %v", i, r, want)
+			}
+		}
+		mustEntity(t, s, "one", at(n-1), strconv.Itoa(n-1), "")
+	})
+
+	t.Run("settle confirms and releases in one call", func(t *testing.T) {
+		_, s := setup(t)
+		tok := NewToken()
+		mustClaim(t, s, []string{"done", "lock", "other"}, tok, ClaimAcquired, ClaimAcquired, ClaimAcquired)
+		if err := s.Settle(ctx, tok, []string{"done"}, []time.Duration{time.Hour}, []string{"lock", "never"}); err != nil {
+			t.Fatal(err)
+		}
+		mustClaim(t, s, []string{"done", "lock", "other", "never"}, NewToken(), ClaimDone, ClaimAcquired, ClaimBusy, ClaimAcquired)
+		if err := s.Settle(ctx, tok, nil, []time.Duration{time.Hour}, nil); err != nil {
+			t.Fatalf("empty settle: %v", err)
+		}
 	})
 
 	t.Run("scripts are reloaded after SCRIPT FLUSH", func(t *testing.T) {
