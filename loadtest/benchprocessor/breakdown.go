@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/sha1"
 	"fmt"
 	"io"
 	"slices"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/store"
 )
 
 // breakdown observes the processor's Kafka requests (kgo hook) and Redis
@@ -85,36 +88,33 @@ func (b *breakdown) addRedis(op string, cmds int, d time.Duration) {
 	b.mu.Unlock()
 }
 
-// storeOp names a pipeline of pkg/store by its shape (the scripts are not
-// exported): EVALSHA sha numkeys key args... — apply touches entity keys,
-// release passes only a token, claim also takes entity locks, confirm only
-// dedup keys.
+// storeOp names a pipeline of pkg/store by the operations of its scripts,
+// in order, e.g. "confirm+release".
 func storeOp(cmds []redis.Cmder) string {
 	if len(cmds) == 0 {
 		return "empty pipeline"
 	}
-	name := strings.ToLower(cmds[0].Name())
-	if name != "evalsha" && name != "eval" {
-		return "pipeline " + name
-	}
-	op := "confirm"
+	var ops []string
 	for _, c := range cmds {
-		a := c.Args()
-		if len(a) < 4 {
-			continue
+		op := "pipeline " + strings.ToLower(c.Name())
+		if a := c.Args(); len(a) > 1 {
+			switch strings.ToLower(c.Name()) {
+			case "evalsha":
+				sha, _ := a[1].(string)
+				op = scriptOps[sha]
+			case "eval":
+				src, _ := a[1].(string)
+				op = scriptOps[fmt.Sprintf("%x", sha1.Sum([]byte(src)))]
+			}
 		}
-		key, _ := a[3].(string)
-		switch {
-		case strings.Contains(key, ":entity:"):
-			return "apply"
-		case len(a) == 5:
-			return "release"
-		case strings.Contains(key, ":dedup:lock:"):
-			op = "claim"
+		if len(ops) == 0 || ops[len(ops)-1] != op {
+			ops = append(ops, op)
 		}
 	}
-	return op
+	return strings.Join(ops, "+")
 }
+
+var scriptOps = store.ScriptOps()
 
 // kafkaKeyNames are the request keys the processor's client sends.
 var kafkaKeyNames = map[int16]string{

@@ -605,11 +605,13 @@ func (p *Processor) confirm(ctx context.Context, items []*item, held []string, t
 			locks = append(locks, k)
 		}
 	}
-	p.retryRedis(ctx, "confirm dedup claims", func() error {
-		if len(keys) == 0 {
+	// One round trip: confirming and releasing are both needed before the
+	// next batch can claim these keys without finding them busy.
+	p.retryRedis(ctx, "confirm dedup claims and release entity locks", func() error {
+		if len(keys) == 0 && len(locks) == 0 {
 			return nil
 		}
-		err := p.d.Store.ConfirmBatch(ctx, keys, token, windows)
+		err := p.d.Store.Settle(ctx, token, keys, windows, locks)
 		if store.IsLostClaim(err) {
 			// The output is committed; the claim had expired. Logged,
 			// not retried: a duplicate output is possible.
@@ -617,12 +619,6 @@ func (p *Processor) confirm(ctx context.Context, items []*item, held []string, t
 			return nil
 		}
 		return err
-	})
-	p.retryRedis(ctx, "release entity locks and unconfirmed claims", func() error {
-		if len(locks) == 0 {
-			return nil
-		}
-		return p.d.Store.ReleaseBatch(ctx, locks, token)
 	})
 }
 
