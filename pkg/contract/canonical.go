@@ -4,18 +4,27 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
-	"strings"
 	"unicode/utf8"
 )
 
-// canonical makes the compact, key-sorted JSON text encoding/json would
-// produce by decoding raw (numbers kept as sent) and re-encoding it, in one
-// pass over already-validated JSON, copying numbers and
-// plain strings as they are, sorting object members by decoded key.
+// canon makes the compact, key-sorted JSON text encoding/json would produce
+// by decoding raw (numbers kept as sent) and re-encoding it, in one pass
+// over already-validated JSON, copying numbers and plain strings as they
+// are. An object's members are written in the order sent and, only when
+// that order is not sorted, rearranged in place (duplicates: the last one
+// wins, as in a map): no allocation per member or value.
 type canon struct {
 	b   []byte
 	out []byte
 	i   int
+	ms  []member // members of the objects open at the cursor
+	tmp []byte   // scratch for rearranging an object's members
+}
+
+// member is one object member already written to out.
+type member struct {
+	key        []byte // decoded key (raw bytes when they need no decoding)
+	start, end int    // "key":value in out
 }
 
 func canonical(raw []byte) string {
@@ -66,8 +75,12 @@ func (c *canon) value() {
 		c.out = appendStr(c.out, c.b[s:e])
 	default: // number, true, false, null: as sent
 		s := c.i
-		for c.i < len(c.b) && !strings.ContainsRune(" \t\r\n,]}", rune(c.b[c.i])) {
-			c.i++
+	lit:
+		for ; c.i < len(c.b); c.i++ {
+			switch c.b[c.i] {
+			case ' ', '\t', '\r', '\n', ',', ']', '}':
+				break lit
+			}
 		}
 		c.out = append(c.out, c.b[s:c.i]...)
 	}
@@ -78,14 +91,16 @@ func (c *canon) str() (int, int) {
 	s := c.i
 	c.i++
 	for {
-		switch c.b[c.i] {
-		case '\\':
-			c.i += 2
-		case '"':
-			c.i++
+		q := c.i + bytes.IndexByte(c.b[c.i:], '"') // valid JSON: there is one
+		c.i = q + 1
+		// The quote ends the string unless an odd run of backslashes
+		// escapes it.
+		n := 0
+		for p := q - 1; p > s && c.b[p] == '\\'; p-- {
+			n++
+		}
+		if n%2 == 0 {
 			return s, c.i
-		default:
-			c.i++
 		}
 	}
 }
@@ -105,36 +120,33 @@ func appendStr(out, tok []byte) []byte {
 	return append(out, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
-type member struct {
-	key string
-	tok []byte
-	val []byte
-}
-
 func (c *canon) object() {
 	c.i++
+	c.out = append(c.out, '{')
+	begin := len(c.out)
+	base := len(c.ms)
 	c.ws()
-	var ms []member
 	if c.b[c.i] != '}' {
 		for {
 			c.ws()
 			s, e := c.str()
 			tok := c.b[s:e]
-			key := string(tok[1 : len(tok)-1])
-			if bytes.IndexByte(tok, '\\') >= 0 || !utf8.ValidString(key) {
-				_ = json.Unmarshal(tok, &key)
+			key := tok[1 : len(tok)-1]
+			if bytes.IndexByte(key, '\\') >= 0 || !utf8.Valid(key) {
+				var k string
+				_ = json.Unmarshal(tok, &k)
+				key = []byte(k)
 			}
+			if len(c.ms) > base {
+				c.out = append(c.out, ',')
+			}
+			start := len(c.out)
+			c.out = appendStr(c.out, tok)
+			c.out = append(c.out, ':')
 			c.ws()
 			c.i++ // :
-			save := c.out
-			c.out = nil
 			c.value()
-			val := c.out
-			c.out = save
-			if j := slices.IndexFunc(ms, func(m member) bool { return m.key == key }); j >= 0 {
-				ms = slices.Delete(ms, j, j+1) // last one wins, as in a map
-			}
-			ms = append(ms, member{key, tok, val})
+			c.ms = append(c.ms, member{key, start, len(c.out)})
 			c.ws()
 			if c.b[c.i] == ',' {
 				c.i++
@@ -144,15 +156,31 @@ func (c *canon) object() {
 		}
 	}
 	c.i++ // }
-	slices.SortFunc(ms, func(a, b member) int { return strings.Compare(a.key, b.key) })
-	c.out = append(c.out, '{')
-	for k, m := range ms {
-		if k > 0 {
+	c.sortMembers(begin, c.ms[base:])
+	c.ms = c.ms[:base]
+	c.out = append(c.out, '}')
+}
+
+// sortMembers rewrites out[begin:], an object's members ms as written, in
+// key order, keeping only the last of members with equal keys.
+func (c *canon) sortMembers(begin int, ms []member) {
+	sorted := true
+	for i := 1; i < len(ms) && sorted; i++ {
+		sorted = bytes.Compare(ms[i-1].key, ms[i].key) < 0
+	}
+	if sorted {
+		return
+	}
+	slices.SortStableFunc(ms, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+	c.tmp = append(c.tmp[:0], c.out[begin:]...)
+	c.out = c.out[:begin]
+	for i, m := range ms {
+		if i+1 < len(ms) && bytes.Equal(m.key, ms[i+1].key) {
+			continue // a later duplicate wins
+		}
+		if len(c.out) > begin {
 			c.out = append(c.out, ',')
 		}
-		c.out = appendStr(c.out, m.tok)
-		c.out = append(c.out, ':')
-		c.out = append(c.out, m.val...)
+		c.out = append(c.out, c.tmp[m.start-begin:m.end-begin]...)
 	}
-	c.out = append(c.out, '}')
 }

@@ -251,6 +251,40 @@ func (n *node) jsonKind() jsonKind {
 	}
 }
 
+// direct reports whether what the walker reads for n is, as it is, the
+// value hamba decodes for n's schema — so reading a canonical version needs
+// no Avro encode and decode to reach Read's result form. That holds for
+// records, maps, arrays, enums and primitives; not for unions (the walker
+// writes hamba's {"<branch>": value} encoding form, decoding gives the bare
+// value for primitive branches) nor for absent fields with a schema default
+// (the walker leaves them out for hamba to fill in).
+func (n *node) direct() bool {
+	seen := map[*node]bool{}
+	var ok func(n *node) bool
+	ok = func(n *node) bool {
+		if seen[n] {
+			return true
+		}
+		seen[n] = true
+		switch n.kind {
+		case kindUnion:
+			return false
+		case kindRaw:
+			return !n.nullable // a ["null", "string"] union in the schema
+		case kindArray, kindMap:
+			return ok(n.elem)
+		case kindRecord:
+			for _, f := range n.fields {
+				if f.hasDefault || !ok(f.node) {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return ok(n)
+}
+
 // unionBranchName is the key hamba expects in its map form of a union value,
 // {"<name>": value}: the full name of a named type, else the type.
 func unionBranchName(s avro.Schema) string {

@@ -39,6 +39,10 @@ type Version struct {
 	schema         avro.Schema
 	resolved       avro.Schema // reads this version's data as Canonical()
 	plan           *node
+	// direct: what the plan reads is already the value hamba would decode
+	// with Canonical(), so Read skips the Avro encode and decode (see
+	// node.direct).
+	direct bool
 }
 
 // Load reads every <provider>/<type>/manifest.yaml in fsys and the
@@ -194,6 +198,7 @@ func (c *Contract) checkCompatibility(compat *avro.SchemaCompatibility, file str
 				file, ErrIncompatible, c.name, v.name, c.canonical.name, err)
 		}
 		v.resolved = r
+		v.direct = v == c.canonical && v.plan.direct()
 	}
 	return nil
 }
