@@ -20,13 +20,14 @@
 // By default each entity's records share a partition, so the outcomes are
 // known exactly and checked (processed, duplicate, stale); -partition-by key
 // spreads them as ingest does. -instances runs several processors in the
-// group; -breakdown (on by default) hooks the processor's Kafka client and
+// group, -workers sets each one's transactional members (default: the
+// processor's); -breakdown (on by default) hooks the processor's Kafka client and
 // Redis to show where the wall time went; -cpuprofile writes a profile per
 // mode.
 //
 // The last line printed is ratio=<inlet/bare events/s>.
 //
-//	go run ./loadtest/benchprocessor [-events 50000] [-batch 500] [-instances 1] [-cpuprofile prof]
+//	go run ./loadtest/benchprocessor [-events 50000] [-batch 1000] [-instances 1] [-workers 2] [-cpuprofile prof]
 package main
 
 import (
@@ -76,6 +77,7 @@ type options struct {
 	dup, ooo    float64
 	batch       int
 	instances   int
+	workers     int
 	keyed       bool // partition the raw topic by idempotency key, as ingest does
 	naiveCommit string
 	modes       []string
@@ -99,6 +101,7 @@ func parseFlags(args []string) (options, error) {
 	fs.Float64Var(&o.ooo, "ooo", 0.05, "fraction of records that are an older update arriving after a newer one")
 	fs.IntVar(&o.batch, "batch", processor.DefaultConfig().BatchSize, "processor batch size (records per transaction)")
 	fs.IntVar(&o.instances, "instances", 1, "processors in inlet's group, in this process (replicas sharing the partitions)")
+	fs.IntVar(&o.workers, "workers", processor.DefaultConfig().Workers, "transactional workers (group members) per processor")
 	partitionBy := fs.String("partition-by", "entity", "raw topic partitioning: entity (each entity on one partition: outcomes exact) or key (by idempotency key, as ingest does: an entity spans partitions)")
 	fs.StringVar(&o.naiveCommit, "naive-commit", "record", "when naive commits: record (CommitRecords after each record) or poll (after each poll)")
 	modes := fs.String("modes", strings.Join(allModes, ","), "modes to run, in order (bare is needed for ratios)")
@@ -122,8 +125,8 @@ func parseFlags(args []string) (options, error) {
 	switch {
 	case o.events < 10:
 		return o, errors.New("-events must be at least 10")
-	case o.partitions < 1 || o.batch < 1 || o.instances < 1 || o.timeout <= 0:
-		return o, errors.New("-partitions, -batch, -instances and -timeout must be positive")
+	case o.partitions < 1 || o.batch < 1 || o.instances < 1 || o.workers < 1 || o.timeout <= 0:
+		return o, errors.New("-partitions, -batch, -instances, -workers and -timeout must be positive")
 	case *partitionBy != "entity" && *partitionBy != "key":
 		return o, errors.New("-partition-by must be entity or key")
 	case o.dup < 0 || o.ooo < 0 || o.dup+2*o.ooo > 0.9:
@@ -204,7 +207,7 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 		partitioning = "by idempotency key, as ingest does (an entity spans partitions: the stale count depends on timing)"
 	}
 	fmt.Fprintf(out, "  raw topic partitioned %s\n", partitioning)
-	fmt.Fprintf(out, "  naive commits after each %s; inlet: %d processor(s), batch size %d\n", o.naiveCommit, o.instances, o.batch)
+	fmt.Fprintf(out, "  naive commits after each %s; inlet: %d processor(s) of %d worker(s), batch size %d\n", o.naiveCommit, o.instances, o.workers, o.batch)
 
 	t0 := time.Now()
 	rawBytes, compBytes, err := load(ctx, stack.Brokers, topics.Raw, codec, w)

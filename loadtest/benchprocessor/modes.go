@@ -175,6 +175,7 @@ func runInlet(ctx context.Context, e *env, group, prefix string) (result, error)
 	cfg := processor.DefaultConfig()
 	cfg.Group = group
 	cfg.BatchSize = e.o.batch
+	cfg.Workers = e.o.workers
 
 	kopts := []kgo.Opt{kgo.SeedBrokers(e.brokers...)}
 	rdb := e.rdb

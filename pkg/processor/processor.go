@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -15,7 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
@@ -71,14 +69,13 @@ type Deps struct {
 	Log        *slog.Logger
 }
 
-// Processor is one member of the processor group.
+// Processor is one instance of the processor group: Config.Workers
+// transactional members sharing its handlers, Redis store and metrics.
 type Processor struct {
-	cfg      Config
-	d        Deps
-	log      *slog.Logger
-	sess     *kgo.GroupTransactSession
-	sessOpts []kgo.Opt
-	pause    *pauser
+	cfg     Config
+	d       Deps
+	log     *slog.Logger
+	workers []*worker
 	// queues reads the DLQ and invalid depths for the gauges.
 	queues     *ops.Queues
 	metrics    *metrics
@@ -91,13 +88,16 @@ type Processor struct {
 
 	// crashBeforeCommit, set by tests, simulates a crash between writing
 	// the outputs and committing: Run returns at once, leaving the
-	// transaction open and the claims unconfirmed.
+	// transaction open and the claims unconfirmed. The whole process
+	// crashes: once one worker has, no other commits again.
 	crashBeforeCommit func() bool
+	crashed           atomic.Bool
 }
 
 var errCrashed = errors.New("simulated crash before commit")
 
-// New connects the processor's transactional group session.
+// New connects the processor's transactional group sessions, one per
+// worker.
 func New(cfg Config, d Deps) (*Processor, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -146,7 +146,6 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
-		kgo.TransactionalID("inlet-processor-"+cfg.instanceID()),
 		kgo.TransactionTimeout(cfg.TxnTimeout),
 		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes),
 		kgo.ProducerLinger(0),
@@ -159,32 +158,35 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		// instead of aborting it; AllowRebalance follows each End.
 		kgo.BlockRebalanceOnPoll(),
 	)
-	p.sessOpts = opts
-	sess, err := kgo.NewGroupTransactSession(opts...)
-	if err != nil {
-		return nil, err
+	for i := range cfg.Workers {
+		// Worker 0 keeps the instance's transactional id, so a restarted
+		// instance fences what its predecessor left open.
+		txnID := "inlet-processor-" + cfg.instanceID()
+		if i > 0 {
+			txnID += "-w" + strconv.Itoa(i)
+		}
+		w, err := newWorker(p, append(opts[:len(opts):len(opts)], kgo.TransactionalID(txnID)))
+		if err != nil {
+			p.closeWorkers()
+			return nil, err
+		}
+		p.workers = append(p.workers, w)
 	}
-	p.sess = sess
-	p.pause = newPauser(sess.Client())
 	if p.queues, err = ops.New(d.KafkaOpts, d.Topics, d.Codec); err != nil {
-		sess.Close()
+		p.closeWorkers()
 		return nil, err
 	}
 	return p, nil
 }
 
-// Counts are the committed outcomes so far.
-func (p *Processor) Counts() *Counts { return &p.count }
-
-// Run processes until ctx ends, then finishes the batch in hand (bounded
-// by the drain timeout), commits it, and leaves the group. A crash
-// instead (no commit) loses nothing: uncommitted records are redelivered to
-// whichever member gets their partitions, and their outputs were never
-// committed.
+// Run processes until ctx ends, then each worker finishes the batch in
+// hand (bounded by the drain timeout), commits it, and leaves the group. A
+// crash instead (no commit) loses nothing: uncommitted records are
+// redelivered to whichever member gets their partitions, and their outputs
+// were never committed. When a worker fails for good, the others stop as
+// on ctx's end and Run returns the error.
 func (p *Processor) Run(ctx context.Context) error {
-	// Close would wait for a rebalance that BlockRebalanceOnPoll holds back.
-	defer func() { p.sess.CloseAllowingRebalance() }()
-	defer func() { p.pause.stop() }()
+	defer p.closeWorkers()
 	defer p.queues.Close()
 	every := p.d.DepthEvery
 	if every <= 0 {
@@ -194,85 +196,30 @@ func (p *Processor) Run(ctx context.Context) error {
 	depthDone := make(chan struct{})
 	go func() { p.depthLoop(dctx, every); close(depthDone) }()
 	defer func() { stopDepths(); <-depthDone }()
-	for {
-		if ctx.Err() != nil {
-			return nil
-		}
-		fetches := p.sess.PollRecords(ctx, p.cfg.BatchSize)
-		if fetches.IsClientClosed() {
-			return nil
-		}
-		fetches.EachError(func(t string, part int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				p.log.Warn("fetch error", "topic", t, "partition", part, "error", err)
+	wctx, stop := context.WithCancel(ctx)
+	defer stop()
+	errs := make([]error, len(p.workers))
+	var wg sync.WaitGroup
+	for i, w := range p.workers {
+		wg.Go(func() {
+			if errs[i] = w.run(wctx); errs[i] != nil {
+				stop()
 			}
 		})
-		recs := p.pause.hold(fetches.Records(), p.isRetry, time.Now())
-		if len(recs) == 0 {
-			p.sess.AllowRebalance()
-			continue
-		}
-		// The batch in hand is finished even when ctx ends meanwhile:
-		// work is bounded by the drain timeout, not cut mid-way.
-		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout+p.cfg.BatchDeadline)
-		err := p.processBatch(bctx, ctx, recs)
-		cancel()
-		if errors.Is(err, errCrashed) {
-			return err
-		}
-		p.sess.AllowRebalance()
-		if err != nil {
-			if ctx.Err() != nil {
-				return err
-			}
-			if rerr := p.renewSession(ctx, err); rerr != nil {
-				return rerr
-			}
-		}
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// closeWorkers closes every worker's session; it is idempotent.
+func (p *Processor) closeWorkers() {
+	for _, w := range p.workers {
+		w.close()
 	}
 }
 
-// renewSession replaces a transactional session that failed (End or Begin
-// returned an error: franz-go says not to continue with it). It waits
-// until the cluster answers, so the old member's LeaveGroup reaches the
-// coordinator and the new member joins at once, then opens a new session
-// with the same transactional id, whose InitProducerID fences and aborts
-// whatever the old one left open.
-func (p *Processor) renewSession(ctx context.Context, cause error) error {
-	p.log.Error("transactional session failed; opening a new one", "error", cause)
-	backoff := 100 * time.Millisecond
-	for {
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := p.sess.Client().Ping(pctx)
-		cancel()
-		if err == nil {
-			break
-		}
-		if !sleep(ctx, backoff) {
-			return cause
-		}
-		backoff = min(backoff*2, 2*time.Second)
-	}
-	p.pause.stop()
-	p.sess.CloseAllowingRebalance()
-	sess, err := kgo.NewGroupTransactSession(p.sessOpts...)
-	if err != nil {
-		return fmt.Errorf("%w; new session: %w", cause, err)
-	}
-	p.sess = sess
-	p.pause = newPauser(sess.Client())
-	// Fence now: InitProducerID with our transactional id aborts the old
-	// session's open transaction, whose pending offsets would otherwise
-	// hold the group's offset fetch (UNSTABLE_OFFSET_COMMIT) until the
-	// transaction timeout.
-	if err := sess.Begin(); err != nil {
-		return fmt.Errorf("%w; new session: %w", cause, err)
-	}
-	if _, err := sess.End(ctx, kgo.TryAbort); err != nil {
-		return fmt.Errorf("%w; new session: %w", cause, err)
-	}
-	return nil
-}
+// Counts are the committed outcomes so far.
+func (p *Processor) Counts() *Counts { return &p.count }
 
 func (p *Processor) isRetry(topic string) bool { return p.retry[topic] }
 
@@ -302,111 +249,6 @@ func (it *item) countKey() CountKey {
 		k.Source, k.EventType = it.env.Source, it.env.EventType
 	}
 	return k
-}
-
-// processBatch takes one polled batch to a committed (or aborted)
-// transaction. stop is the run context: when it ends, waits for Redis give
-// up early and the batch is aborted for another member to redo.
-func (p *Processor) processBatch(ctx, stop context.Context, recs []*kgo.Record) error {
-	items := make([]*item, len(recs))
-	// Decoding, validation and keying are pure and CPU-bound: spread them
-	// over the cores.
-	var wg sync.WaitGroup
-	next := atomic.Int64{}
-	for range min(runtime.GOMAXPROCS(0), len(recs)) {
-		wg.Go(func() {
-			for i := int(next.Add(1) - 1); i < len(recs); i = int(next.Add(1) - 1) {
-				items[i] = p.prepare(ctx, recs[i])
-			}
-		})
-	}
-	wg.Wait()
-	token := store.NewToken()
-	deadline := time.Now().Add(p.cfg.BatchDeadline)
-	claimed, err := p.claim(ctx, stop, items, token, deadline)
-	if err != nil {
-		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
-		return p.abort(ctx, items, claimed, token)
-	}
-	if err := p.apply(ctx, stop, items, deadline); err != nil {
-		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
-		return p.abort(ctx, items, claimed, token)
-	}
-	p.deliver(ctx, items)
-	p.route(items)
-	if err := p.encodeAll(ctx, items); err != nil {
-		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
-		return p.abort(ctx, items, claimed, token)
-	}
-	if err := p.sess.Begin(); err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
-	}
-	var produceErr error
-	var mu sync.Mutex
-	for _, it := range items {
-		for _, r := range p.outputs(it) {
-			p.sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
-				if err != nil {
-					mu.Lock()
-					produceErr = errors.Join(produceErr, err)
-					mu.Unlock()
-				}
-			})
-		}
-	}
-	if p.crashBeforeCommit != nil && p.crashBeforeCommit() {
-		endSpans(items, "crashed")
-		return errCrashed // tests: the process dies with the transaction open
-	}
-	committed, err := p.sess.End(ctx, kgo.TryCommit)
-	if err == nil && produceErr != nil {
-		p.log.Warn("a produce in the transaction failed; it was aborted", "error", produceErr)
-	}
-	if err != nil || !committed {
-		endSpans(items, "aborted")
-		p.release(ctx, items, claimed, token)
-		if err != nil {
-			return fmt.Errorf("end transaction: %w", err)
-		}
-		p.log.Info("transaction aborted (rebalance or produce failure); records will be redelivered", "records", len(recs))
-		return nil
-	}
-	p.confirm(ctx, items, claimed, token)
-	now := time.Now()
-	for _, it := range items {
-		p.count.add(it.countKey(), 1)
-		p.metrics.observe(it.ctx, it, p.d.Topics, now)
-		p.logOutcome(it)
-		p.alert(it)
-		it.span.SetAttributes(attribute.String("inlet.outcome", string(it.outcome)))
-		if it.outcome == DeadLetter || it.outcome == Invalid {
-			it.span.SetStatus(codes.Error, string(it.outcome))
-		}
-		it.span.End()
-	}
-	p.recordHistory(ctx, items, now)
-	return nil
-}
-
-func endSpans(items []*item, why string) {
-	for _, it := range items {
-		it.span.SetStatus(codes.Error, why)
-		it.span.End()
-	}
-}
-
-func (p *Processor) abort(ctx context.Context, items []*item, claimed []string, token string) error {
-	endSpans(items, "batch abandoned")
-	p.release(ctx, items, claimed, token)
-	if err := p.sess.Begin(); err != nil {
-		return err
-	}
-	// Ending an empty transaction with TryAbort rewinds the group to its
-	// committed offsets, so the batch is polled again.
-	if _, err := p.sess.End(ctx, kgo.TryAbort); err != nil {
-		return fmt.Errorf("abort: %w", err)
-	}
-	return nil
 }
 
 // prepare decodes and routes one record and runs its handler.

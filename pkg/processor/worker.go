@@ -1,0 +1,286 @@
+package processor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+
+	"github.com/inletdev/inlet/pkg/store"
+)
+
+// worker is one transactional member of the group: its own session
+// (client, transactional id, partitions) and retry-partition pauser, taking
+// one batch at a time from poll to commit. A processor runs Config.Workers
+// of them so that one decodes, validates and encodes while another waits on
+// Redis or Kafka.
+type worker struct {
+	p     *Processor
+	opts  []kgo.Opt
+	sess  *kgo.GroupTransactSession
+	pause *pauser
+	once  sync.Once
+	// revoked is set when a rebalance takes partitions from this member;
+	// see run.
+	revoked atomic.Bool
+}
+
+func newWorker(p *Processor, opts []kgo.Opt) (*worker, error) {
+	w := &worker{p: p}
+	mark := func(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+		if len(gone) > 0 {
+			w.revoked.Store(true)
+		}
+	}
+	w.opts = append(opts[:len(opts):len(opts)], kgo.OnPartitionsRevoked(mark), kgo.OnPartitionsLost(mark))
+	sess, err := kgo.NewGroupTransactSession(w.opts...)
+	if err != nil {
+		return nil, err
+	}
+	w.sess, w.pause = sess, newPauser(sess.Client())
+	return w, nil
+}
+
+// close stops the pauser and closes the session (leaving the group); only
+// the first call does anything.
+func (w *worker) close() {
+	w.once.Do(func() {
+		w.pause.stop()
+		// Close would wait for a rebalance that BlockRebalanceOnPoll holds back.
+		w.sess.CloseAllowingRebalance()
+	})
+}
+
+// run processes batches until ctx ends, then finishes the batch in hand
+// (bounded by the drain timeout) and commits it.
+func (w *worker) run(ctx context.Context) error {
+	p := w.p
+	for {
+		if ctx.Err() != nil {
+			return nil
+		}
+		fetches := w.sess.PollRecords(ctx, p.cfg.BatchSize)
+		if fetches.IsClientClosed() {
+			return nil
+		}
+		fetches.EachError(func(t string, part int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				p.log.Warn("fetch error", "topic", t, "partition", part, "error", err)
+			}
+		})
+		recs := w.pause.hold(fetches.Records(), p.isRetry, time.Now())
+		if len(recs) == 0 {
+			w.sess.AllowRebalance()
+			continue
+		}
+		if w.revoked.Swap(false) {
+			// Partitions were taken from this member since its last
+			// transaction ended, and franz-go's session then aborts the
+			// next commit whatever it holds (the revoked mark lasts until
+			// an End). Ending an empty transaction now clears the mark and
+			// rewinds to the committed offsets, so the batch is polled
+			// again instead of processed only to be aborted.
+			if err := w.clearRevoked(ctx); err != nil {
+				w.sess.AllowRebalance()
+				if ctx.Err() != nil {
+					return err
+				}
+				if rerr := w.renewSession(ctx, err); rerr != nil {
+					return rerr
+				}
+				continue
+			}
+			w.sess.AllowRebalance()
+			continue
+		}
+		// The batch in hand is finished even when ctx ends meanwhile:
+		// work is bounded by the drain timeout, not cut mid-way.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout+p.cfg.BatchDeadline)
+		err := w.processBatch(bctx, ctx, recs)
+		cancel()
+		if errors.Is(err, errCrashed) {
+			return err
+		}
+		w.sess.AllowRebalance()
+		if err != nil {
+			if ctx.Err() != nil {
+				return err
+			}
+			if rerr := w.renewSession(ctx, err); rerr != nil {
+				return rerr
+			}
+		}
+	}
+}
+
+// clearRevoked ends an empty transaction with TryAbort.
+func (w *worker) clearRevoked(ctx context.Context) error {
+	if err := w.sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	if _, err := w.sess.End(ctx, kgo.TryAbort); err != nil {
+		return fmt.Errorf("abort empty transaction: %w", err)
+	}
+	w.revoked.Store(false)
+	return nil
+}
+
+// renewSession replaces a transactional session that failed (End or Begin
+// returned an error: franz-go says not to continue with it). It waits
+// until the cluster answers, so the old member's LeaveGroup reaches the
+// coordinator and the new member joins at once, then opens a new session
+// with the same transactional id, whose InitProducerID fences and aborts
+// whatever the old one left open.
+func (w *worker) renewSession(ctx context.Context, cause error) error {
+	w.p.log.Error("transactional session failed; opening a new one", "error", cause)
+	backoff := 100 * time.Millisecond
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := w.sess.Client().Ping(pctx)
+		cancel()
+		if err == nil {
+			break
+		}
+		if !sleep(ctx, backoff) {
+			return cause
+		}
+		backoff = min(backoff*2, 2*time.Second)
+	}
+	w.pause.stop()
+	w.sess.CloseAllowingRebalance()
+	sess, err := kgo.NewGroupTransactSession(w.opts...)
+	if err != nil {
+		return fmt.Errorf("%w; new session: %w", cause, err)
+	}
+	w.sess = sess
+	w.revoked.Store(false)
+	w.pause = newPauser(sess.Client())
+	// Fence now: InitProducerID with our transactional id aborts the old
+	// session's open transaction, whose pending offsets would otherwise
+	// hold the group's offset fetch (UNSTABLE_OFFSET_COMMIT) until the
+	// transaction timeout.
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("%w; new session: %w", cause, err)
+	}
+	if _, err := sess.End(ctx, kgo.TryAbort); err != nil {
+		return fmt.Errorf("%w; new session: %w", cause, err)
+	}
+	return nil
+}
+
+// processBatch takes one polled batch to a committed (or aborted)
+// transaction. stop is the run context: when it ends, waits for Redis give
+// up early and the batch is aborted for another member to redo.
+func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) error {
+	p := w.p
+	items := make([]*item, len(recs))
+	// Decoding, validation and keying are pure and CPU-bound: spread them
+	// over the cores.
+	var wg sync.WaitGroup
+	next := atomic.Int64{}
+	for range min(runtime.GOMAXPROCS(0), len(recs)) {
+		wg.Go(func() {
+			for i := int(next.Add(1) - 1); i < len(recs); i = int(next.Add(1) - 1) {
+				items[i] = p.prepare(ctx, recs[i])
+			}
+		})
+	}
+	wg.Wait()
+	token := store.NewToken()
+	deadline := time.Now().Add(p.cfg.BatchDeadline)
+	claimed, err := p.claim(ctx, stop, items, token, deadline)
+	if err != nil {
+		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
+		return w.abort(ctx, items, claimed, token)
+	}
+	if err := p.apply(ctx, stop, items, deadline); err != nil {
+		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
+		return w.abort(ctx, items, claimed, token)
+	}
+	p.deliver(ctx, items)
+	p.route(items)
+	if err := p.encodeAll(ctx, items); err != nil {
+		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
+		return w.abort(ctx, items, claimed, token)
+	}
+	if err := w.sess.Begin(); err != nil {
+		return fmt.Errorf("begin transaction: %w", err)
+	}
+	var produceErr error
+	var mu sync.Mutex
+	for _, it := range items {
+		for _, r := range p.outputs(it) {
+			w.sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+				if err != nil {
+					mu.Lock()
+					produceErr = errors.Join(produceErr, err)
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	if p.crashBeforeCommit != nil && (p.crashed.Load() || p.crashBeforeCommit()) {
+		p.crashed.Store(true)
+		endSpans(items, "crashed")
+		return errCrashed // tests: the process dies with the transaction open
+	}
+	committed, err := w.sess.End(ctx, kgo.TryCommit)
+	w.revoked.Store(false) // End cleared the session's own mark
+	if err == nil && produceErr != nil {
+		p.log.Warn("a produce in the transaction failed; it was aborted", "error", produceErr)
+	}
+	if err != nil || !committed {
+		endSpans(items, "aborted")
+		p.release(ctx, items, claimed, token)
+		if err != nil {
+			return fmt.Errorf("end transaction: %w", err)
+		}
+		p.log.Info("transaction aborted (rebalance or produce failure); records will be redelivered", "records", len(recs))
+		return nil
+	}
+	p.confirm(ctx, items, claimed, token)
+	now := time.Now()
+	for _, it := range items {
+		p.count.add(it.countKey(), 1)
+		p.metrics.observe(it.ctx, it, p.d.Topics, now)
+		p.logOutcome(it)
+		p.alert(it)
+		it.span.SetAttributes(attribute.String("inlet.outcome", string(it.outcome)))
+		if it.outcome == DeadLetter || it.outcome == Invalid {
+			it.span.SetStatus(codes.Error, string(it.outcome))
+		}
+		it.span.End()
+	}
+	p.recordHistory(ctx, items, now)
+	return nil
+}
+
+func endSpans(items []*item, why string) {
+	for _, it := range items {
+		it.span.SetStatus(codes.Error, why)
+		it.span.End()
+	}
+}
+
+func (w *worker) abort(ctx context.Context, items []*item, claimed []string, token string) error {
+	p := w.p
+	endSpans(items, "batch abandoned")
+	p.release(ctx, items, claimed, token)
+	if err := w.sess.Begin(); err != nil {
+		return err
+	}
+	// Ending an empty transaction with TryAbort rewinds the group to its
+	// committed offsets, so the batch is polled again.
+	if _, err := w.sess.End(ctx, kgo.TryAbort); err != nil {
+		return fmt.Errorf("abort: %w", err)
+	}
+	w.revoked.Store(false)
+	return nil
+}
