@@ -32,6 +32,10 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/metric/noop"
+
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
@@ -93,11 +97,15 @@ type Deps struct {
 	Log *slog.Logger
 	// Timeout bounds one call's Kafka work; default 60s.
 	Timeout time.Duration
+	// Meter counts requeues and discards made through the API
+	// (inlet.ops.actions); nil counts nothing.
+	Meter metric.Meter
 }
 
 // API is the admin http.Handler.
 type API struct {
 	d           Deps
+	actions     metric.Int64Counter
 	read, write [sha256.Size]byte
 	hasR, hasW  bool
 	mux         *http.ServeMux
@@ -122,7 +130,18 @@ func New(tok Tokens, d Deps) (*API, error) {
 	if d.Timeout <= 0 {
 		d.Timeout = 60 * time.Second
 	}
+	if d.Meter == nil {
+		d.Meter = noop.NewMeterProvider().Meter("")
+	}
 	a := &API{d: d, mux: http.NewServeMux()}
+	var err error
+	// Counted here, where the long-running process sees the action; every
+	// action, from the API or straight from inletctl, is also on the audit
+	// topic.
+	if a.actions, err = d.Meter.Int64Counter("inlet.ops.actions",
+		metric.WithDescription("Failure-queue entries requeued or discarded through the admin API, by queue and action (dry runs excluded).")); err != nil {
+		return nil, err
+	}
 	if tok.Read != "" {
 		a.read, a.hasR = sha256.Sum256([]byte(tok.Read)), true
 	}
@@ -141,8 +160,8 @@ func New(tok Tokens, d Deps) (*API, error) {
 	for _, q := range []struct{ name, topic string }{{"dlq", d.Topics.DLQ}, {"invalid", d.Topics.Invalid}} {
 		a.mux.Handle("GET /v1/"+q.name, a.auth(roleRead, a.list(q.topic)))
 		a.mux.Handle("GET /v1/"+q.name+"/{id...}", a.auth(roleRead, a.show(q.topic)))
-		a.mux.Handle("POST /v1/"+q.name+"/requeue", a.auth(roleWrite, a.decide(q.topic, "requeue")))
-		a.mux.Handle("POST /v1/"+q.name+"/discard", a.auth(roleWrite, a.decide(q.topic, "discard")))
+		a.mux.Handle("POST /v1/"+q.name+"/requeue", a.auth(roleWrite, a.decide(q.name, q.topic, "requeue")))
+		a.mux.Handle("POST /v1/"+q.name+"/discard", a.auth(roleWrite, a.decide(q.name, q.topic, "discard")))
 	}
 	a.mux.Handle("GET /v1/depth", a.auth(roleRead, http.HandlerFunc(a.depth)))
 	trace := d.Trace
@@ -317,7 +336,7 @@ type DecideResponse struct {
 	Entries []map[string]any `json:"entries"`
 }
 
-func (a *API) decide(topic, action string) http.Handler {
+func (a *API) decide(queue, topic, action string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req DecideRequest
 		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
@@ -354,6 +373,7 @@ func (a *API) decide(topic, action string) http.Handler {
 		}
 		if !req.DryRun {
 			a.d.Log.Info("admin: "+action, "topic", topic, "who", actor, "reason", req.Reason, "count", len(es))
+			a.actions.Add(r.Context(), int64(len(es)), metric.WithAttributes(attribute.String("queue", queue), attribute.String("action", action)))
 		}
 		writeJSON(w, http.StatusOK, DecideResponse{Action: action, DryRun: req.DryRun, Who: actor, Count: len(es), Entries: entries(es, false)})
 	})

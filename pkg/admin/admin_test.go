@@ -13,6 +13,11 @@ import (
 	"sync"
 	"testing"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
 )
@@ -99,12 +104,16 @@ func newFake() *fakeQueues {
 	}}
 }
 
-func newServer(t *testing.T, q Queues, tok Tokens) *httptest.Server {
+func newServer(t *testing.T, q Queues, tok Tokens, meter ...metric.Meter) *httptest.Server {
 	t.Helper()
 	trace := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"correlation_id":"`+r.PathValue("id")+`"}`)
 	})
-	a, err := New(tok, Deps{Queues: q, Topics: topics, Trace: trace})
+	d := Deps{Queues: q, Topics: topics, Trace: trace}
+	if len(meter) > 0 {
+		d.Meter = meter[0]
+	}
+	a, err := New(tok, d)
 	if err != nil && !errors.Is(err, ErrDisabled) {
 		t.Fatal(err)
 	}
@@ -192,7 +201,8 @@ func TestAuth(t *testing.T) {
 
 func TestDecide(t *testing.T) {
 	q := newFake()
-	srv := newServer(t, q, Tokens{Write: "w"})
+	reader := sdkmetric.NewManualReader()
+	srv := newServer(t, q, Tokens{Write: "w"}, sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test"))
 	t.Run("reason is required", func(t *testing.T) {
 		if code, m, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w", `{"ids":["inlet.dlq/0/1"]}`); code != 400 {
 			t.Fatalf("%d %v", code, m)
@@ -230,6 +240,16 @@ func TestDecide(t *testing.T) {
 		_, m, _ := call(t, srv, "GET", "/v1/dlq?all=true&group=true", "w", "")
 		if gs := m["groups"].([]any); len(gs) != 2 || gs[0].(map[string]any)["count"].(float64) != 2 {
 			t.Fatalf("groups: %v", m)
+		}
+	})
+	t.Run("actions are counted, dry runs and refusals not", func(t *testing.T) {
+		if code, _, _ := call(t, srv, "POST", "/v1/invalid/discard", "w", `{"ids":["inlet.invalid/0/0"],"reason":"sender bug, fixed upstream"}`); code != 200 {
+			t.Fatal(code)
+		}
+		got := actionCounts(t, reader)
+		want := map[string]int64{"dlq/requeue": 2, "invalid/discard": 1}
+		if len(got) != len(want) || got["dlq/requeue"] != 2 || got["invalid/discard"] != 1 {
+			t.Fatalf("inlet.ops.actions = %v, want %v", got, want)
 		}
 	})
 	t.Run("one entry by path or query, ids with slashes", func(t *testing.T) {
@@ -275,4 +295,28 @@ func TestTokensFromEnv(t *testing.T) {
 	if err != nil || tok.Read != "from-file" || tok.Write != "w" {
 		t.Fatalf("%+v %v", tok, err)
 	}
+}
+
+// actionCounts reads inlet.ops.actions as "queue/action" → value.
+func actionCounts(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			sum, ok := m.Data.(metricdata.Sum[int64])
+			if m.Name != "inlet.ops.actions" || !ok {
+				continue
+			}
+			for _, dp := range sum.DataPoints {
+				q, _ := dp.Attributes.Value(attribute.Key("queue"))
+				a, _ := dp.Attributes.Value(attribute.Key("action"))
+				out[q.AsString()+"/"+a.AsString()] += dp.Value
+			}
+		}
+	}
+	return out
 }

@@ -186,7 +186,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Trace: hist.Handler(), Log: log})
+	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Trace: hist.Handler(), Log: log, Meter: tel.Meter})
 	if err != nil {
 		return err
 	}
