@@ -132,17 +132,10 @@ func New(cfg Config, d Deps) (*Processor, error) {
 			}
 		}
 	}
-	isRetry := func(t string) bool { return p.retry[t] }
 	opts := append([]kgo.Opt{}, d.KafkaOpts...)
 	opts = append(opts,
 		kgo.ConsumerGroup(cfg.Group),
 		kgo.ConsumeTopics(append([]string{d.Topics.Raw}, d.Topics.Retry...)...),
-		// A retry partition paused before a rebalance must not stay
-		// paused: resume on assignment; hold re-pauses it if its head is
-		// still not due.
-		kgo.OnPartitionsAssigned(func(_ context.Context, cl *kgo.Client, assigned map[string][]int32) {
-			newPauser(cl).resumeAll(assigned, isRetry)
-		}),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
@@ -157,6 +150,13 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		// Finish the batch in hand before a rebalance moves partitions,
 		// instead of aborting it; AllowRebalance follows each End.
 		kgo.BlockRebalanceOnPoll(),
+		// A rebalance waits for every member, and a member learns of it
+		// from its next heartbeat: every 3s by default (the first 500ms
+		// after a cooperative sync), so a joining worker waited ~0.5s for
+		// its partitions and a rebalance could stall the group for
+		// seconds. Four small requests a second per member to the
+		// coordinator make that a fraction of a second.
+		kgo.HeartbeatInterval(250*time.Millisecond),
 	)
 	for i := range cfg.Workers {
 		// Worker 0 keeps the instance's transactional id, so a restarted

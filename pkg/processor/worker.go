@@ -30,16 +30,37 @@ type worker struct {
 	// revoked is set when a rebalance takes partitions from this member;
 	// see run.
 	revoked atomic.Bool
+	// syncedGen is the group generation of the member's latest sync and
+	// revokedGen that of its latest revoke; synced receives after each
+	// sync. See awaitSync.
+	syncedGen, revokedGen atomic.Int32
+	synced                chan struct{}
 }
 
 func newWorker(p *Processor, opts []kgo.Opt) (*worker, error) {
-	w := &worker{p: p}
-	mark := func(_ context.Context, _ *kgo.Client, gone map[string][]int32) {
+	w := &worker{p: p, synced: make(chan struct{}, 1)}
+	// franz-go calls this at the end of every sync, even with nothing new.
+	assigned := func(_ context.Context, cl *kgo.Client, added map[string][]int32) {
+		// A retry partition paused before a rebalance must not stay
+		// paused: resume on assignment; hold re-pauses it if its head is
+		// still not due.
+		newPauser(cl).resumeAll(added, p.isRetry)
+		_, gen := cl.GroupMetadata()
+		w.syncedGen.Store(gen)
+		select {
+		case w.synced <- struct{}{}:
+		default:
+		}
+	}
+	mark := func(_ context.Context, cl *kgo.Client, gone map[string][]int32) {
 		if len(gone) > 0 {
+			_, gen := cl.GroupMetadata()
+			w.revokedGen.Store(gen)
 			w.revoked.Store(true)
 		}
 	}
-	w.opts = append(opts[:len(opts):len(opts)], kgo.OnPartitionsRevoked(mark), kgo.OnPartitionsLost(mark))
+	w.opts = append(opts[:len(opts):len(opts)],
+		kgo.OnPartitionsAssigned(assigned), kgo.OnPartitionsRevoked(mark), kgo.OnPartitionsLost(mark))
 	sess, err := kgo.NewGroupTransactSession(w.opts...)
 	if err != nil {
 		return nil, err
@@ -86,7 +107,10 @@ func (w *worker) run(ctx context.Context) error {
 			// next commit whatever it holds (the revoked mark lasts until
 			// an End). Ending an empty transaction now clears the mark and
 			// rewinds to the committed offsets, so the batch is polled
-			// again instead of processed only to be aborted.
+			// again instead of processed only to be aborted. A
+			// cooperative revoke is followed by a rejoin, and a commit
+			// that overlaps it is aborted too: so the batch is polled
+			// again only once the group has synced.
 			if err := w.clearRevoked(ctx); err != nil {
 				w.sess.AllowRebalance()
 				if ctx.Err() != nil {
@@ -98,6 +122,7 @@ func (w *worker) run(ctx context.Context) error {
 				continue
 			}
 			w.sess.AllowRebalance()
+			w.awaitSync(ctx)
 			continue
 		}
 		// The batch in hand is finished even when ctx ends meanwhile:
@@ -116,6 +141,24 @@ func (w *worker) run(ctx context.Context) error {
 			if rerr := w.renewSession(ctx, err); rerr != nil {
 				return rerr
 			}
+		}
+	}
+}
+
+// awaitSync waits until the member has synced in a generation after that
+// of its latest revoke, bounded by the batch deadline (another member
+// finishing its batch holds the rejoin back about that long at most) and
+// by ctx.
+func (w *worker) awaitSync(ctx context.Context) {
+	t := time.NewTimer(w.p.cfg.BatchDeadline)
+	defer t.Stop()
+	for w.syncedGen.Load() <= w.revokedGen.Load() {
+		select {
+		case <-w.synced:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
 		}
 	}
 }
