@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"slices"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -27,10 +28,19 @@ type member struct {
 	start, end int    // "key":value in out
 }
 
+// canons keeps canon scratch (out, ms, tmp) between calls.
+var canons = sync.Pool{New: func() any { return new(canon) }}
+
 func canonical(raw []byte) string {
-	c := canon{b: raw, out: make([]byte, 0, len(raw))}
+	c := canons.Get().(*canon)
+	c.b, c.i, c.out = raw, 0, slices.Grow(c.out[:0], len(raw))
 	c.value()
-	return string(c.out)
+	s := string(c.out)
+	c.b = nil
+	if cap(c.out) <= 64<<10 { // do not keep a huge buffer alive
+		canons.Put(c)
+	}
+	return s
 }
 
 func (c *canon) ws() {
