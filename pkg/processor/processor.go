@@ -562,6 +562,14 @@ func (p *Processor) carry(it *item) []kgo.RecordHeader {
 }
 
 func (p *Processor) logOutcome(it *item) {
+	switch it.outcome {
+	case Processed, Duplicate, Stale:
+		// The common case logs at debug: skip building its attributes
+		// when that level is off.
+		if !p.log.Enabled(context.Background(), slog.LevelDebug) {
+			return
+		}
+	}
 	attrs := []any{"stage", "process", "outcome", string(it.outcome)}
 	if it.env != nil {
 		attrs = append(attrs, "correlation_id", it.env.CorrelationID, "source", it.env.Source, "event_type", it.env.EventType, "event_id", it.env.EventID)
