@@ -17,10 +17,11 @@ import (
 )
 
 // breakdown observes the processor's Kafka requests (kgo hook) and Redis
-// pipelines (go-redis hook): how many, and the wall time they took. The
-// processor handles one batch at a time, so these waits add up in its
-// critical path; what they do not explain is CPU (see -cpuprofile) or
-// waiting for a fetch. It observes only and changes no behaviour.
+// pipelines (go-redis hook): how many, and the wall time they took. Each
+// processor worker handles one batch at a time, so these waits add up in
+// its critical path (workers overlap each other's); what they do not
+// explain is CPU (see -cpuprofile) or waiting for a fetch. It observes only
+// and changes no behaviour.
 type breakdown struct {
 	mu    sync.Mutex
 	kafka map[int16]*span
@@ -131,7 +132,7 @@ func (b *breakdown) print(out io.Writer, wall time.Duration) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	pct := func(d time.Duration) float64 { return 100 * d.Seconds() / wall.Seconds() }
-	fmt.Fprintf(out, "inlet wall-time breakdown over %.2fs (requests and pipelines are sequential per batch; the rest is CPU and fetch waits):\n", wall.Seconds())
+	fmt.Fprintf(out, "inlet wall-time breakdown over %.2fs (sequential per batch within a worker; workers overlap, so shares can add up past 100%%):\n", wall.Seconds())
 	keys := make([]int16, 0, len(b.kafka))
 	for k := range b.kafka {
 		keys = append(keys, k)
