@@ -121,16 +121,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusInternalServerError, outcomeUnavailable, "encode", Response{CorrelationID: corr, Error: "internal error"})
 		return
 	}
-	actx := s.deadlines.context(start)
-	if recording {
-		// The producer's spans (kotel) take their parent from the
-		// produce context: keep the request's span in it.
-		d, _ := actx.Deadline()
-		var cancel context.CancelFunc
-		actx, cancel = context.WithDeadline(ctx, d)
-		defer cancel()
-	}
-	if err := s.w.writeOne(actx, rec); err != nil {
+	// The trace context travels in the record's headers (record above), so
+	// the produce context only bounds the wait.
+	if err := s.w.writeOne(s.deadlines.context(start), rec); err != nil {
 		log(slog.LevelWarn, "not acknowledged by kafka", "event_type", env.EventType, "event_id", env.EventID, "outcome", "unavailable", "error", err)
 		s.setRetryAfter(w)
 		answer(http.StatusServiceUnavailable, outcomeUnavailable, reasonKafka, Response{CorrelationID: corr, Error: "kafka did not acknowledge the event in time; retry"})
