@@ -68,8 +68,8 @@ type Handler struct {
 	contract   *contract.Contract
 	schemaText string
 	entityKey  *source.Template
-	naturalKey *source.Template // nil: the idempotency key
-	occurredAt string           // JSON pointer; "": the envelope's occurred_at
+	naturalKey *source.Template        // nil: the idempotency key
+	occurredAt *source.CompiledPointer // nil: the envelope's occurred_at
 }
 
 func newHandler(src *source.Source, pattern string, spec source.EventSpec, contracts *contract.Registry) (*Handler, error) {
@@ -84,7 +84,11 @@ func newHandler(src *source.Source, pattern string, spec source.EventSpec, contr
 	if err != nil {
 		return nil, err
 	}
-	h := &Handler{source: src.Name, pattern: pattern, contract: c, schemaText: string(text), occurredAt: spec.OccurredAt}
+	h := &Handler{source: src.Name, pattern: pattern, contract: c, schemaText: string(text)}
+	if spec.OccurredAt != "" {
+		p := source.CompilePointer(spec.OccurredAt)
+		h.occurredAt = &p
+	}
 	ek := spec.EntityKey
 	if ek == "" {
 		ek = "{$source}:{$event_id}"
@@ -120,7 +124,7 @@ func (h *Handler) Handle(_ context.Context, ev *router.Event) (*router.Output, e
 	if err != nil {
 		return nil, err // a *contract.ValidationError: IsValidation is true
 	}
-	fields := map[string]string{"source": env.Source, "event_type": env.EventType, "event_id": env.EventID, "schema_version": env.SchemaVersion}
+	fields := &source.TemplateFields{Source: env.Source, EventType: env.EventType, EventID: env.EventID, SchemaVersion: env.SchemaVersion}
 	entity, err := h.entityKey.Render(payload, fields)
 	if err != nil {
 		return nil, templateProblem("entity_key", err)
@@ -161,8 +165,8 @@ func (h *Handler) Handle(_ context.Context, ev *router.Event) (*router.Output, e
 // businessTime is the payload's time at the configured pointer, else the
 // envelope's occurred_at, else zero (no newest-wins comparison).
 func (h *Handler) businessTime(payload []byte, env *envelope.Envelope) time.Time {
-	if h.occurredAt != "" {
-		if t := source.ParseTime(source.Pointer(payload, h.occurredAt)); t != nil {
+	if h.occurredAt != nil {
+		if t := source.ParseTime(h.occurredAt.Get(payload)); t != nil {
 			return *t
 		}
 	}

@@ -99,13 +99,27 @@ func scalar(r gjson.Result) bool {
 	return r.Exists() && (r.Type == gjson.String || r.Type == gjson.Number || r.Type == gjson.True || r.Type == gjson.False)
 }
 
-// Pointer evaluates an RFC 6901 JSON pointer against body.
+// Pointer evaluates an RFC 6901 JSON pointer against body. For a pointer
+// used on every event, compile it once with CompilePointer.
 func Pointer(body []byte, ptr string) gjson.Result {
-	p := gjsonPath(ptr)
-	if p == "" {
+	return CompilePointer(ptr).Get(body)
+}
+
+// CompiledPointer is a JSON pointer translated once into the path the JSON
+// reader takes: translating costs about as much as the lookup itself.
+type CompiledPointer struct {
+	path string // "" matches nothing
+}
+
+// CompilePointer translates ptr; an invalid pointer matches nothing.
+func CompilePointer(ptr string) CompiledPointer { return CompiledPointer{path: gjsonPath(ptr)} }
+
+// Get evaluates the pointer against body.
+func (p CompiledPointer) Get(body []byte) gjson.Result {
+	if p.path == "" {
 		return gjson.Result{}
 	}
-	return gjson.GetBytes(body, p)
+	return gjson.GetBytes(body, p.path)
 }
 
 // gjsonPath translates a JSON pointer into a gjson path ("" for none).

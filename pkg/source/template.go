@@ -14,8 +14,9 @@ type Template struct {
 }
 
 type templatePart struct {
-	literal string
-	pointer string // JSON pointer, or $field
+	literal  string
+	pointer  string // JSON pointer, or $field
+	compiled CompiledPointer
 }
 
 // Envelope fields a template may name.
@@ -51,7 +52,7 @@ func ParseTemplate(s string) (*Template, error) {
 		default:
 			return nil, fmt.Errorf("template %q: {%s} is neither a JSON pointer (/a/b) nor one of $source, $event_type, $event_id, $schema_version", s, ref)
 		}
-		t.parts = append(t.parts, templatePart{pointer: ref})
+		t.parts = append(t.parts, templatePart{pointer: ref, compiled: CompilePointer(ref)})
 		rest = rest[i+j+1:]
 	}
 	if len(t.parts) == 0 {
@@ -67,23 +68,42 @@ func (e *TemplateError) Error() string {
 	return fmt.Sprintf("key template: %s is missing or not a string/number", e.Pointer)
 }
 
+// TemplateFields are the envelope fields a template may name.
+type TemplateFields struct {
+	Source, EventType, EventID, SchemaVersion string
+}
+
+func (f *TemplateFields) get(name string) string {
+	switch name {
+	case "$source":
+		return f.Source
+	case "$event_type":
+		return f.EventType
+	case "$event_id":
+		return f.EventID
+	case "$schema_version":
+		return f.SchemaVersion
+	}
+	return ""
+}
+
 // Render fills the template from payload and envelope fields. A pointer
 // that is missing or not a scalar is a *TemplateError: a key built from a
 // missing value would merge unrelated events.
-func (t *Template) Render(payload []byte, fields map[string]string) (string, error) {
+func (t *Template) Render(payload []byte, fields *TemplateFields) (string, error) {
 	var b strings.Builder
 	for _, p := range t.parts {
 		switch {
 		case p.pointer == "":
 			b.WriteString(p.literal)
 		case p.pointer[0] == '$':
-			v := fields[p.pointer[1:]]
+			v := fields.get(p.pointer)
 			if v == "" {
 				return "", &TemplateError{Pointer: p.pointer}
 			}
 			b.WriteString(v)
 		default:
-			r := Pointer(payload, p.pointer)
+			r := p.compiled.Get(payload)
 			if !scalar(r) || r.String() == "" {
 				return "", &TemplateError{Pointer: p.pointer}
 			}

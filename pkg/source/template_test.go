@@ -1,0 +1,64 @@
+package source
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestTemplateRender(t *testing.T) {
+	payload := []byte(`{"id":123,"a/b":{"c~d":"x"},"status":"paid","empty":"","obj":{"k":1},"flag":true}`)
+	fields := &TemplateFields{Source: "shop", EventType: "orders/paid", EventID: "evt_1", SchemaVersion: "2024-07"}
+	cases := []struct {
+		tmpl, want string
+		missing    string // pointer named by the *TemplateError, "" for success
+	}{
+		{"shopify:order:{/id}", "shopify:order:123", ""},
+		{"{/id}:{/status}", "123:paid", ""},
+		{"{$source}:{$event_type}:{$event_id}@{$schema_version}", "shop:orders/paid:evt_1@2024-07", ""},
+		{"{/a~1b/c~0d}", "x", ""}, // RFC 6901 escapes
+		{"{/flag}", "true", ""},
+		{"k:{/nope}", "", "/nope"},
+		{"k:{/empty}", "", "/empty"}, // an empty key part would merge events
+		{"k:{/obj}", "", "/obj"},     // not a scalar
+	}
+	for _, c := range cases {
+		tm, err := ParseTemplate(c.tmpl)
+		if err != nil {
+			t.Fatalf("%s: %v", c.tmpl, err)
+		}
+		got, err := tm.Render(payload, fields)
+		var te *TemplateError
+		switch {
+		case c.missing == "" && (err != nil || got != c.want):
+			t.Errorf("%s: got %q, %v; want %q", c.tmpl, got, err, c.want)
+		case c.missing != "" && (!errors.As(err, &te) || te.Pointer != c.missing):
+			t.Errorf("%s: err %v, want a TemplateError for %s", c.tmpl, err, c.missing)
+		}
+	}
+	if _, err := (&Template{parts: []templatePart{{pointer: "$source"}}}).Render(payload, &TemplateFields{}); err == nil {
+		t.Error("an empty envelope field rendered")
+	}
+}
+
+func TestParseTemplateRejects(t *testing.T) {
+	for _, s := range []string{"", "a}b", "{/x", "{x}", "{/}", "{$nope}", "a{/x}}"} {
+		if _, err := ParseTemplate(s); err == nil {
+			t.Errorf("%q parsed", s)
+		}
+	}
+}
+
+func BenchmarkTemplateRender(b *testing.B) {
+	payload := []byte(`{"id":"msg_2Lh9KsVHmhmxtesqA35bWj","type":"invoice.paid","timestamp":"2024-06-01T12:00:00Z","data":{"invoice":{"id":"inv_42","status":"paid","amount":1200}}}`)
+	tm, err := ParseTemplate("billing:invoice:{/data/invoice/id}:{/data/invoice/status}")
+	if err != nil {
+		b.Fatal(err)
+	}
+	fields := &TemplateFields{Source: "billing"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := tm.Render(payload, fields); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
