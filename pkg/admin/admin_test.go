@@ -13,13 +13,12 @@ import (
 	"sync"
 	"testing"
 
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
+	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 )
 
 // fakeQueues keeps entries in memory and applies decisions the way ops
@@ -246,9 +245,9 @@ func TestDecide(t *testing.T) {
 		if code, _, _ := call(t, srv, "POST", "/v1/invalid/discard", "w", `{"ids":["inlet.invalid/0/0"],"reason":"sender bug, fixed upstream"}`); code != 200 {
 			t.Fatal(code)
 		}
-		got := actionCounts(t, reader)
-		want := map[string]int64{"dlq/requeue": 2, "invalid/discard": 1}
-		if len(got) != len(want) || got["dlq/requeue"] != 2 || got["invalid/discard"] != 1 {
+		got := telemetrytest.Int64s(t, reader, "inlet.ops.actions", "queue", "action")
+		want := map[string]int64{"dlq|requeue": 2, "invalid|discard": 1}
+		if len(got) != len(want) || got["dlq|requeue"] != 2 || got["invalid|discard"] != 1 {
 			t.Fatalf("inlet.ops.actions = %v, want %v", got, want)
 		}
 	})
@@ -295,28 +294,4 @@ func TestTokensFromEnv(t *testing.T) {
 	if err != nil || tok.Read != "from-file" || tok.Write != "w" {
 		t.Fatalf("%+v %v", tok, err)
 	}
-}
-
-// actionCounts reads inlet.ops.actions as "queue/action" → value.
-func actionCounts(t *testing.T, r *sdkmetric.ManualReader) map[string]int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			sum, ok := m.Data.(metricdata.Sum[int64])
-			if m.Name != "inlet.ops.actions" || !ok {
-				continue
-			}
-			for _, dp := range sum.DataPoints {
-				q, _ := dp.Attributes.Value(attribute.Key("queue"))
-				a, _ := dp.Attributes.Value(attribute.Key("action"))
-				out[q.AsString()+"/"+a.AsString()] += dp.Value
-			}
-		}
-	}
-	return out
 }

@@ -11,50 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/telemetry"
+	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
-
-// counters returns inlet.events data points as "source|type|outcome" → value.
-func counters(t *testing.T, r *sdkmetric.ManualReader, name string) map[string]int64 {
-	t.Helper()
-	var rm metricdata.ResourceMetrics
-	if err := r.Collect(context.Background(), &rm); err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]int64{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			if m.Name != name {
-				continue
-			}
-			switch d := m.Data.(type) {
-			case metricdata.Sum[int64]:
-				for _, dp := range d.DataPoints {
-					var parts []string
-					for _, k := range []string{"source", "event_type", "outcome", "tier"} {
-						if v, ok := dp.Attributes.Value(attributeKey(k)); ok {
-							parts = append(parts, v.AsString())
-						}
-					}
-					out[strings.Join(parts, "|")] += dp.Value
-				}
-			case metricdata.Gauge[int64]:
-				for _, dp := range d.DataPoints {
-					out[dp.Attributes.Encoded(nil)] = dp.Value
-				}
-			}
-		}
-	}
-	return out
-}
 
 // syncBuffer is a log sink safe for concurrent writers.
 type syncBuffer struct {
@@ -113,7 +78,7 @@ func TestObservability(t *testing.T) {
 	}
 
 	t.Run("each outcome increments exactly its series", func(t *testing.T) {
-		got := counters(t, reader, "inlet.events")
+		got := telemetrytest.Int64s(t, reader, "inlet.events", "source", "event_type", "outcome")
 		want := map[string]int64{}
 		for _, s := range steps {
 			want["shop|orders/updated|"+string(s.outcome)]++
@@ -130,8 +95,8 @@ func TestObservability(t *testing.T) {
 
 	t.Run("depth gauges count the unresolved DLQ and invalid records", func(t *testing.T) {
 		testenv.Eventually(t, 10*time.Second, "dlq and invalid depth 1", func() bool {
-			d := counters(t, reader, "inlet.dlq.depth")
-			i := counters(t, reader, "inlet.invalid.depth")
+			d := telemetrytest.Int64s(t, reader, "inlet.dlq.depth")
+			i := telemetrytest.Int64s(t, reader, "inlet.invalid.depth")
 			return d[""] == 1 && i[""] == 1
 		})
 	})
@@ -228,5 +193,3 @@ func TestTraceOfARetriedEvent(t *testing.T) {
 		t.Fatalf("retry stage %+v, final %+v", es[2], es[3])
 	}
 }
-
-func attributeKey(k string) attribute.Key { return attribute.Key(k) }
