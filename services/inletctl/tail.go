@@ -8,10 +8,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"time"
 	"unicode/utf8"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/flagenv"
@@ -94,48 +97,129 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 	if err != nil {
 		return exitError, err
 	}
-	start := kgo.NewOffset().AtStart()
-	if *n > 0 {
-		start = kgo.NewOffset().AtEnd().Relative(int64(-*n))
+	topic := fs.Arg(0)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	recs, ends, err := lastRecords(ctx, opts, topic, *n)
+	cancel()
+	if err != nil {
+		return exitError, err
+	}
+	enc := json.NewEncoder(out)
+	emit := func(r *kgo.Record) error {
+		p := printed{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: string(r.Key), Headers: map[string]string{}}
+		for _, h := range r.Headers {
+			p.Headers[h.Key] = string(h.Value)
+		}
+		p.SchemaID, p.Value = decodeValue(reg, r.Value)
+		return enc.Encode(p)
+	}
+	for _, r := range recs {
+		if err := emit(r); err != nil {
+			return exitError, err
+		}
+	}
+	if !*follow {
+		return exitOK, nil
+	}
+	// Follow from the ends listed above, so nothing produced meanwhile is
+	// skipped.
+	from := map[int32]kgo.Offset{}
+	for p, e := range ends {
+		from[p] = kgo.NewOffset().At(e)
 	}
 	cl, err := kgo.NewClient(append(opts,
-		kgo.ConsumeTopics(fs.Arg(0)),
-		kgo.ConsumeResetOffset(start),
+		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: from}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)...)
 	if err != nil {
 		return exitError, err
 	}
 	defer cl.Close()
-	enc := json.NewEncoder(out)
 	for {
-		wait := 2 * time.Second
-		if *follow {
-			wait = 24 * time.Hour
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		for _, fe := range fs.Errors() {
-			if !errors.Is(fe.Err, context.DeadlineExceeded) {
-				return exitError, fmt.Errorf("fetch %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
-			}
-		}
-		recs := fs.Records()
-		if len(recs) == 0 && !*follow {
+		fs := cl.PollFetches(context.Background())
+		if fs.IsClientClosed() {
 			return exitOK, nil
 		}
-		for _, r := range recs {
-			p := printed{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: string(r.Key), Headers: map[string]string{}}
-			for _, h := range r.Headers {
-				p.Headers[h.Key] = string(h.Value)
-			}
-			p.SchemaID, p.Value = decodeValue(reg, r.Value)
-			if err := enc.Encode(p); err != nil {
+		for _, fe := range fs.Errors() {
+			return exitError, fmt.Errorf("fetch %s[%d]: %w", fe.Topic, fe.Partition, fe.Err)
+		}
+		for _, r := range fs.Records() {
+			if err := emit(r); err != nil {
 				return exitError, err
 			}
 		}
 	}
+}
+
+// lastRecords returns the last n committed records of each partition of
+// topic (all of them when n is 0), by partition and offset, and each
+// partition's end offset. Offsets are not records: transaction markers take
+// one each and compaction leaves holes, so "the last n offsets" can hold
+// fewer than n records (none, for one event per transaction with n = 1).
+// The window read back therefore grows until it holds n records or reaches
+// the partition's start.
+func lastRecords(ctx context.Context, opts []kgo.Opt, topic string, n int) ([]*kgo.Record, map[int32]int64, error) {
+	admCl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer admCl.Close()
+	adm := kadm.NewClient(admCl)
+	full, err := kafka.RangeOf(ctx, adm, topic, time.Time{}, time.Time{})
+	if err != nil {
+		return nil, nil, err
+	}
+	// The range leaves out empty partitions; -follow starts at every
+	// partition's end.
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	endOf := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) { endOf[o.Partition] = o.Offset })
+	for p, r := range full {
+		endOf[p] = max(endOf[p], r[1])
+	}
+	got := map[int32][]*kgo.Record{}
+	window := int64(n)
+	todo := maps.Clone(full)
+	for len(todo) > 0 {
+		sp := kafka.Span{}
+		for p, r := range todo {
+			start := r[0]
+			if n > 0 {
+				start = max(r[0], r[1]-window)
+			}
+			sp[p] = [2]int64{start, r[1]}
+		}
+		read := map[int32][]*kgo.Record{}
+		if err := kafka.ReadSpan(ctx, opts, topic, sp, func(r *kgo.Record) error {
+			read[r.Partition] = append(read[r.Partition], r)
+			return nil
+		}); err != nil {
+			return nil, nil, err
+		}
+		next := kafka.Span{}
+		for p, r := range sp {
+			got[p] = read[p]
+			if n > 0 && len(read[p]) < n && r[0] > todo[p][0] {
+				next[p] = todo[p] // not enough records yet: read further back
+			}
+		}
+		todo, window = next, window*4
+	}
+	var out []*kgo.Record
+	for _, p := range slices.Sorted(maps.Keys(got)) {
+		rs := got[p]
+		if n > 0 && len(rs) > n {
+			rs = rs[len(rs)-n:]
+		}
+		out = append(out, rs...)
+	}
+	return out, endOf, nil
 }
 
 // decodeValue decodes a Confluent-framed Avro value with its writer schema;
