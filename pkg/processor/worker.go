@@ -291,7 +291,6 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	p.confirm(ctx, items, claimed, token)
 	now := time.Now()
 	for _, it := range items {
-		p.count.add(it.countKey(), 1)
 		p.metrics.observe(it.ctx, it, p.d.Topics, now)
 		p.logOutcome(it)
 		p.alert(it)
@@ -302,6 +301,12 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		it.span.End()
 	}
 	p.recordHistory(ctx, items, now)
+	// Counted last: once Counts says an outcome is final, its log line,
+	// metrics and history are written too (tests and bench-processor wait
+	// on Counts).
+	for _, it := range items {
+		p.count.add(it.countKey(), 1)
+	}
 	return nil
 }
 
