@@ -14,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/service"
@@ -91,19 +90,11 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	reg, err := rcfg.Client()
+	c, err := connect(ctx, kcfg, rcfg, topics)
 	if err != nil {
 		return exitError, err
 	}
-	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
-	if err != nil {
-		return exitError, err
-	}
-	opts, err := kcfg.ClientOpts(nil)
-	if err != nil {
-		return exitError, err
-	}
-	q, err := ops.New(opts, topics, codec)
+	q, err := ops.New(c.opts, topics, c.codec)
 	if err != nil {
 		return exitError, err
 	}

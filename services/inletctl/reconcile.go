@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
@@ -117,24 +116,16 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	}
 
 	topics := kafka.TopicNames(kcfg.TopicPrefix, delays)
-	reg, err := rcfg.Client()
+	c, err := connect(ctx, kcfg, rcfg, topics)
 	if err != nil {
 		return exitError, err
 	}
-	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
-	if err != nil {
-		return exitError, err
-	}
-	opts, err := kcfg.ClientOpts(nil)
-	if err != nil {
-		return exitError, err
-	}
-	q, err := ops.New(opts, topics, codec)
+	q, err := ops.New(c.opts, topics, c.codec)
 	if err != nil {
 		return exitError, err
 	}
 	defer q.Close()
-	rep, err := reconcile.Check(ctx, cfg, reconcile.Deps{KafkaOpts: opts, Topics: topics, Queues: q}, events)
+	rep, err := reconcile.Check(ctx, cfg, reconcile.Deps{KafkaOpts: c.opts, Topics: topics, Queues: q}, events)
 	if err != nil {
 		return exitError, err
 	}

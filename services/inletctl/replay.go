@@ -16,7 +16,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/inletdev/inlet/pkg/declarative"
-	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -123,20 +122,12 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	topics := kafka.TopicNames(kcfg.TopicPrefix, delays)
-	reg, err := rcfg.Client()
-	if err != nil {
-		return exitError, err
-	}
-	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
-	if err != nil {
-		return exitError, err
-	}
-	opts, err := kcfg.ClientOpts(nil)
+	c, err := connect(ctx, kcfg, rcfg, topics)
 	if err != nil {
 		return exitError, err
 	}
 	d := replay.Deps{
-		KafkaOpts: opts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
+		KafkaOpts: c.opts, Topics: topics, Sources: sources, Router: rt, Registry: c.reg, Codec: c.codec,
 		Store: store.New(rdb, store.KeyPrefix(keyPrefix), store.ClaimLease(cfg.Processor.ClaimLease)),
 		Redis: rdb, KeyPrefix: keyPrefix, History: history.New(rdb, keyPrefix, 0),
 	}
