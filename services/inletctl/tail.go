@@ -165,12 +165,13 @@ func lastRecords(ctx context.Context, opts []kgo.Opt, topic string, n int) ([]*k
 	}
 	defer admCl.Close()
 	adm := kadm.NewClient(admCl)
-	full, err := kafka.RangeOf(ctx, adm, topic, time.Time{}, time.Time{})
-	if err != nil {
-		return nil, nil, err
+	starts, err := adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
 	}
-	// The range leaves out empty partitions; -follow starts at every
-	// partition's end.
+	if err != nil {
+		return nil, nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
+	}
 	ends, err := adm.ListEndOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
@@ -178,14 +179,18 @@ func lastRecords(ctx context.Context, opts []kgo.Opt, topic string, n int) ([]*k
 	if err != nil {
 		return nil, nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
 	}
+	// endOf has every partition (-follow starts at each end); todo only
+	// those holding records.
 	endOf := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) { endOf[o.Partition] = o.Offset })
-	for p, r := range full {
-		endOf[p] = max(endOf[p], r[1])
-	}
+	todo := kafka.Span{}
+	ends.Each(func(o kadm.ListedOffset) {
+		endOf[o.Partition] = o.Offset
+		if s, ok := starts.Lookup(topic, o.Partition); ok && o.Offset > s.Offset {
+			todo[o.Partition] = [2]int64{s.Offset, o.Offset}
+		}
+	})
 	got := map[int32][]*kgo.Record{}
 	window := int64(n)
-	todo := maps.Clone(full)
 	for len(todo) > 0 {
 		sp := kafka.Span{}
 		for p, r := range todo {
