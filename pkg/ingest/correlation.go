@@ -14,10 +14,10 @@ const maxCorrelationLen = 128
 // a valid W3C traceparent (so a trace and its events share one id), else a
 // new random id.
 func correlationID(h http.Header) string {
-	if v := h.Get("X-Correlation-ID"); v != "" && len(v) <= maxCorrelationLen && printable(v) {
+	if v := firstValue(h, headerCorrelationID); v != "" && len(v) <= maxCorrelationLen && printable(v) {
 		return v
 	}
-	if tp := h.Get("Traceparent"); validTraceparent(tp) {
+	if tp := firstValue(h, headerTraceparent); validTraceparent(tp) {
 		return tp[3:35]
 	}
 	var b [16]byte

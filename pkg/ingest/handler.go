@@ -17,7 +17,6 @@ import (
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -44,9 +43,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name := r.PathValue("source")
 	corr := correlationID(r.Header)
-	w.Header().Set("X-Correlation-ID", corr)
+	w.Header()[headerCorrelationID] = []string{corr}
 	// The span continues the sender's trace (traceparent), or starts one.
-	ctx, span := s.tracer.Start(s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "ingest.webhook",
+	ctx, span := s.tracer.Start(s.propagator.Extract(r.Context(), headerCarrier(r.Header)), "ingest.webhook",
 		trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
 	// Without an exporter the span does not record: its attributes would be
@@ -172,14 +171,14 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int,
 func (s *Server) envelope(src *source.Source, m source.Meta, corr, channel string, h http.Header, body []byte, received time.Time) *envelope.Envelope {
 	var kept map[string]string // nil encodes as an empty map
 	for _, name := range src.KeptHeaders() {
-		if v := h.Get(name); v != "" {
+		if v := firstValue(h, name); v != "" { // KeptHeaders are canonical
 			if kept == nil {
 				kept = make(map[string]string, 4)
 			}
 			kept[name] = v
 		}
 	}
-	ct := h.Get("Content-Type")
+	ct := firstValue(h, headerContentType)
 	return &envelope.Envelope{
 		ID:             newID(received),
 		Source:         src.Name,
@@ -235,7 +234,7 @@ func (s *Server) setRetryAfter(w http.ResponseWriter) {
 
 func (s *Server) unavailable(w http.ResponseWriter, msg string) {
 	s.setRetryAfter(w)
-	writeJSON(w, http.StatusServiceUnavailable, Response{CorrelationID: w.Header().Get("X-Correlation-ID"), Error: msg})
+	writeJSON(w, http.StatusServiceUnavailable, Response{CorrelationID: firstValue(w.Header(), headerCorrelationID), Error: msg})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -247,8 +246,8 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	}
 	b = append(b, '\n')
 	h := w.Header()
-	h["Content-Type"] = []string{"application/json"}
-	h["Content-Length"] = []string{strconv.Itoa(len(b))}
+	h[headerContentType] = []string{"application/json"}
+	h[headerContentLength] = []string{strconv.Itoa(len(b))}
 	w.WriteHeader(status)
 	if _, err := w.Write(b); err != nil {
 		slog.Debug("write response", "error", err)

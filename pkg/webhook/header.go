@@ -27,8 +27,13 @@ func failure(sentinel error, kind, header, detail string) error {
 // headerValue returns the single value of header name in h. An absent or
 // empty header is ErrMissingSignature; a repeated or oversized one is
 // ErrMalformedSignature.
+//
+// name must be canonical (every caller passes a constant or a name
+// canonicalised when the provider was built): h[name] is then what
+// h.Values(name) returns, without canonicalising name again on every
+// request.
 func headerValue(h http.Header, kind, name string) (string, error) {
-	vs := h.Values(name)
+	vs := h[name]
 	switch {
 	case len(vs) == 0 || (len(vs) == 1 && vs[0] == ""):
 		return "", failure(ErrMissingSignature, kind, name, "header absent or empty")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -174,6 +175,60 @@ func TestConcurrentVerify(t *testing.T) {
 					t.Error(err)
 				}
 			}
+		})
+	}
+}
+
+// TestHeaderNames: Verify reads signature headers by their canonical name
+// straight from the map, so it must find exactly what http.Header.Values
+// finds: the value under the canonical key whatever spelling the header was
+// set with, and nothing under a key net/http would not have canonicalised.
+func TestHeaderNames(t *testing.T) {
+	body := []byte(`{"id":"evt_1"}`)
+	now := time.Unix(1_700_000_000, 0)
+	for _, name := range []string{webhook.StripeHeader, webhook.GitHubHeader, webhook.ShopifyHeader,
+		webhook.StandardWebhooksIDHeader, webhook.StandardWebhooksTimestampHeader, webhook.StandardWebhooksSignatureHeader} {
+		if c := http.CanonicalHeaderKey(name); c != name {
+			t.Errorf("header constant %q is not canonical (%q)", name, c)
+		}
+	}
+	for _, tt := range []struct {
+		name, kind string
+		secrets    [][]byte
+		opts       webhook.Options
+	}{
+		{name: "stripe", kind: "stripe", secrets: secrets("whsec_a")},
+		{name: "github", kind: "github", secrets: secrets("a")},
+		{name: "shopify", kind: "shopify", secrets: secrets("a")},
+		{name: "standard-webhooks", kind: "standard-webhooks", secrets: secrets(swSecret)},
+		{name: "hmac with a lower-case header name", kind: "hmac", secrets: secrets("a"),
+			opts: webhook.Options{HMAC: webhook.HMACConfig{Header: "x-my-SIGNATURE"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := webhook.New(tt.kind, tt.secrets, tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			good := signed(t, p, body, now)
+			checkErr(t, p.Verify(good, body, now), nil)
+
+			// The same headers set through Set with upper-case names.
+			upper := http.Header{}
+			for k, vs := range good {
+				upper.Set(strings.ToUpper(k), vs[0])
+			}
+			checkErr(t, p.Verify(upper, body, now), nil)
+
+			// Keys left non-canonical in the map are invisible to
+			// Header.Values, hence to Verify.
+			raw := http.Header{}
+			for k, vs := range good {
+				raw[strings.ToLower(k)] = vs
+				if got := raw.Values(k); got != nil {
+					t.Fatalf("Header.Values(%q) found a lower-case key: %v", k, got)
+				}
+			}
+			checkErr(t, p.Verify(raw, body, now), webhook.ErrMissingSignature)
 		})
 	}
 }
