@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -31,14 +30,6 @@ const (
 	HeaderEventType     = "inlet-event-type"
 )
 
-// Response is the JSON body of every webhook answer.
-type Response struct {
-	ID            string `json:"id,omitempty"`
-	EventID       string `json:"event_id,omitempty"`
-	CorrelationID string `json:"correlation_id,omitempty"`
-	Error         string `json:"error,omitempty"`
-}
-
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name := r.PathValue("source")
@@ -62,7 +53,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	status, eventType := 0, ""
-	answer := func(code int, outcome, reason string, v any) {
+	answer := func(code int, outcome, reason string, v Response) {
 		status = code
 		s.metrics.event(ctx, metricSource(s.sources, name), eventType, outcome, reason)
 		if recording {
@@ -71,7 +62,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			}
 			span.SetAttributes(attribute.Int("http.response.status_code", code), attribute.String("inlet.outcome", outcome))
 		}
-		writeJSON(w, code, v)
+		writeResponse(w, code, v)
 	}
 	defer func() { s.metrics.request(ctx, metricSource(s.sources, name), status, start) }()
 
@@ -128,7 +119,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusServiceUnavailable, outcomeUnavailable, reasonKafka, Response{CorrelationID: corr, Error: "kafka did not acknowledge the event in time; retry"})
 		return
 	}
-	log(slog.LevelDebug, "accepted", "event_type", env.EventType, "event_id", env.EventID, "outcome", "accepted", "id", env.ID)
+	if s.log.Enabled(ctx, slog.LevelDebug) { // else the arguments alone cost 3 allocations
+		log(slog.LevelDebug, "accepted", "event_type", env.EventType, "event_id", env.EventID, "outcome", "accepted", "id", env.ID)
+	}
 	answer(http.StatusAccepted, outcomeAccepted, "", Response{ID: env.ID, EventID: env.EventID, CorrelationID: corr})
 }
 
@@ -234,24 +227,7 @@ func (s *Server) setRetryAfter(w http.ResponseWriter) {
 
 func (s *Server) unavailable(w http.ResponseWriter, msg string) {
 	s.setRetryAfter(w)
-	writeJSON(w, http.StatusServiceUnavailable, Response{CorrelationID: firstValue(w.Header(), headerCorrelationID), Error: msg})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil { // only for values that cannot be JSON: a bug
-		slog.Error("encode response", "error", err)
-		b = []byte(`{"error":"internal error"}`)
-		status = http.StatusInternalServerError
-	}
-	b = append(b, '\n')
-	h := w.Header()
-	h[headerContentType] = []string{"application/json"}
-	h[headerContentLength] = []string{strconv.Itoa(len(b))}
-	w.WriteHeader(status)
-	if _, err := w.Write(b); err != nil {
-		slog.Debug("write response", "error", err)
-	}
+	writeResponse(w, http.StatusServiceUnavailable, Response{CorrelationID: firstValue(w.Header(), headerCorrelationID), Error: msg})
 }
 
 // validJSON is gjson's validator: it accepts exactly what encoding/json
