@@ -136,26 +136,25 @@ func (h *Handler) Handle(_ context.Context, ev *router.Event) (*router.Output, e
 		}
 	}
 	occurred := h.businessTime(payload, env)
-	var occ any
+	value := &contract.Processed{
+		EventID:         env.EventID,
+		Source:          env.Source,
+		EventType:       env.EventType,
+		SchemaVersion:   env.SchemaVersion,
+		ContractVersion: v.Name(),
+		EntityKey:       entity,
+		ReceivedAt:      env.ReceivedAt,
+		CorrelationID:   env.CorrelationID,
+		Data:            data,
+	}
 	if !occurred.IsZero() {
-		occ = occurred
+		value.OccurredAt = &occurred
 	}
 	return &router.Output{
-		NaturalKey: natural,
-		EntityKey:  entity,
-		OccurredAt: occurred,
-		Value: map[string]any{
-			"event_id":         env.EventID,
-			"source":           env.Source,
-			"event_type":       env.EventType,
-			"schema_version":   env.SchemaVersion,
-			"contract_version": v.Name(),
-			"entity_key":       entity,
-			"occurred_at":      occ,
-			"received_at":      env.ReceivedAt,
-			"correlation_id":   env.CorrelationID,
-			"data":             data,
-		},
+		NaturalKey:      natural,
+		EntityKey:       entity,
+		OccurredAt:      occurred,
+		Value:           value,
 		Schema:          h.contract.ProcessedSchema(),
 		SchemaText:      h.schemaText,
 		ContractVersion: h.contract.Name() + "@" + v.Name(),
