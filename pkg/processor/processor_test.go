@@ -2,6 +2,7 @@ package processor
 
 import (
 	"fmt"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -35,8 +36,12 @@ func processorSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		if p["_key"] != "stripe:pi:pi_1" || p["entity_key"] != "stripe:pi:pi_1" || obj["id"] != "pi_1" || p["event_id"] != "evt_1" {
 			t.Fatalf("processed record: %v", p)
 		}
-		if p["_h_correlation-id"] != "corr-evt_1" || !strings.HasPrefix(p["_h_traceparent"].(string), "00-4bf92f") || p["_h_inlet-origin"] == "" || p["_h_inlet-attempt"] != "1" {
+		if p["_h_correlation-id"] != "corr-evt_1" || !strings.HasPrefix(p["_h_traceparent"].(string), "00-4bf92f") || p["_h_inlet-attempt"] != "1" {
 			t.Fatalf("headers not carried: %v", p)
+		}
+		// The only record of the raw topic: offset 0 of its partition.
+		if origin, _ := p["_h_inlet-origin"].(string); !regexp.MustCompile(`^` + regexp.QuoteMeta(h.topics.Raw) + `/[0-9]+/0$`).MatchString(origin) {
+			t.Fatalf("inlet-origin = %q, want %s/<partition>/0", origin, h.topics.Raw)
 		}
 		if occ, ok := p["occurred_at"].(time.Time); !ok || occ.Unix() != 1700000000 {
 			t.Fatalf("occurred_at = %v", p["occurred_at"])
