@@ -27,7 +27,7 @@
 //
 // The last line printed is ratio=<inlet/bare events/s>.
 //
-//	go run ./loadtest/benchprocessor [-events 50000] [-batch 1000] [-instances 1] [-workers 2] [-cpuprofile prof]
+//	go run ./loadtest/benchprocessor [-events 50000] [-batch 1000] [-instances 1] [-workers 2] [-cpuprofile prof] [-memprofile file]
 package main
 
 import (
@@ -85,6 +85,7 @@ type options struct {
 	timeout     time.Duration
 	seed        uint64
 	cpuprofile  string
+	memprofile  string
 	breakdown   bool
 	verbose     bool
 }
@@ -109,6 +110,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up on a mode after this long")
 	fs.Uint64Var(&o.seed, "seed", 1, "workload seed")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each mode's measured run to <this>.<mode>")
+	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of the whole run (pre-load included) to this file at the end")
 	fs.BoolVar(&o.breakdown, "breakdown", true, "hook the processor's Kafka client and Redis to print where inlet's wall time went")
 	fs.BoolVar(&o.verbose, "v", false, "log the processor at info level to stderr")
 	if err := fs.Parse(args); err != nil {
@@ -272,6 +274,11 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 			r.spans.print(out, r.elapsed)
 		}
 	}
+	if o.memprofile != "" {
+		if err := writeAllocs(o.memprofile); err != nil {
+			return err
+		}
+	}
 
 	fmt.Fprintln(out)
 	printTable(out, results)
@@ -428,4 +435,17 @@ func printTargets(out io.Writer, results []result) {
 	if v, ok := ratio(results, "inlet", "naive"); ok {
 		fmt.Fprintf(out, "target inlet ≥ 5× naive:   %s (%.2f×)\n", verdict(v >= 5), v)
 	}
+}
+
+// writeAllocs writes the allocations of the whole run so far to path.
+func writeAllocs(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
