@@ -23,6 +23,10 @@ type metrics struct {
 	e2e        metric.Float64Histogram
 	retryWait  metric.Float64Histogram
 	limit      *telemetry.Limiter
+	// sets caches the attribute options of the per-event instruments by
+	// label values (bounded by the limiter): building a set sorts and
+	// allocates, about 0.5 µs per event in bench-processor.
+	sets sync.Map // outcomeLabels or typeLabels → metric.MeasurementOption
 
 	mu     sync.Mutex
 	depths depths
@@ -104,8 +108,7 @@ func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, no
 	if it.env != nil {
 		src, typ = it.env.Source, m.limit.EventType(it.env.Source, it.env.EventType)
 	}
-	attrs := metric.WithAttributes(attribute.String("source", src), attribute.String("event_type", typ), attribute.String("outcome", string(it.outcome)))
-	m.events.Add(ctx, 1, attrs)
+	m.events.Add(ctx, 1, m.attrs(outcomeLabels{src, typ, it.outcome}).(metric.AddOption))
 	if it.outcome == Retried {
 		m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("source", src), attribute.String("event_type", typ),
 			attribute.String("tier", kafka.TierName(it.src.Retry.Tiers[it.next.Tier].D()))))
@@ -116,11 +119,34 @@ func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, no
 	if it.env == nil || it.outcome == Retried {
 		return
 	}
-	st := metric.WithAttributes(attribute.String("source", src), attribute.String("event_type", typ))
+	st := m.attrs(typeLabels{src, typ}).(metric.RecordOption)
 	m.processing.Record(ctx, now.Sub(it.env.ReceivedAt).Seconds(), st)
 	if it.outcome == Processed && it.out != nil && !it.out.OccurredAt.IsZero() {
 		m.e2e.Record(ctx, now.Sub(it.out.OccurredAt).Seconds(), st)
 	}
+}
+
+type outcomeLabels struct {
+	source, eventType string
+	outcome           Outcome
+}
+
+type typeLabels struct{ source, eventType string }
+
+// attrs returns the cached attribute option for k.
+func (m *metrics) attrs(k any) metric.MeasurementOption {
+	if opt, ok := m.sets.Load(k); ok {
+		return opt.(metric.MeasurementOption)
+	}
+	var set attribute.Set
+	switch k := k.(type) {
+	case outcomeLabels:
+		set = attribute.NewSet(attribute.String("source", k.source), attribute.String("event_type", k.eventType), attribute.String("outcome", string(k.outcome)))
+	case typeLabels:
+		set = attribute.NewSet(attribute.String("source", k.source), attribute.String("event_type", k.eventType))
+	}
+	opt, _ := m.sets.LoadOrStore(k, metric.WithAttributeSet(set))
+	return opt.(metric.MeasurementOption)
 }
 
 func tierOf(t kafka.Topics, topic string) (string, bool) {

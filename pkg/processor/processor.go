@@ -266,17 +266,24 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 	it := &item{rec: r}
 	// The span joins the trace ingest started (traceparent header).
 	it.ctx, it.span = p.tracer.Start(p.propagator.Extract(ctx, kotel.NewRecordCarrier(r)), "process",
-		trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attribute.String("messaging.source.name", r.Topic), attribute.Int("inlet.attempt", attempt(r)),
-			attribute.String("inlet.correlation_id", retry.Get(r.Headers, HeaderCorrelationID))))
+		trace.WithSpanKind(trace.SpanKindConsumer))
+	// Attributes only for a span that records: without an exporter they
+	// were built for nothing on every event.
+	recording := it.span.IsRecording()
+	if recording {
+		it.span.SetAttributes(attribute.String("messaging.source.name", r.Topic), attribute.Int("inlet.attempt", attempt(r)),
+			attribute.String("inlet.correlation_id", retry.Get(r.Headers, HeaderCorrelationID)))
+	}
 	env, err := p.d.Codec.Decode(ctx, r.Value)
 	if err != nil {
 		it.outcome, it.reason = Invalid, fmt.Errorf("undecodable envelope: %w", err)
 		return it
 	}
 	it.env = env
-	it.span.SetAttributes(attribute.String("inlet.source", env.Source), attribute.String("inlet.event_type", env.EventType),
-		attribute.String("inlet.event_id", env.EventID), attribute.String("inlet.correlation_id", env.CorrelationID))
+	if recording {
+		it.span.SetAttributes(attribute.String("inlet.source", env.Source), attribute.String("inlet.event_type", env.EventType),
+			attribute.String("inlet.event_id", env.EventID), attribute.String("inlet.correlation_id", env.CorrelationID))
+	}
 	it.src, _ = p.d.Sources.Get(env.Source)
 	it.ev = &router.Event{Envelope: env, Attempt: attempt(r)}
 	h, _, err := p.d.Router.Lookup(env.Source, env.EventType, env.SchemaVersion)

@@ -294,9 +294,11 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.metrics.observe(it.ctx, it, p.d.Topics, now)
 		p.logOutcome(it)
 		p.alert(it)
-		it.span.SetAttributes(attribute.String("inlet.outcome", string(it.outcome)))
-		if it.outcome == DeadLetter || it.outcome == Invalid {
-			it.span.SetStatus(codes.Error, string(it.outcome))
+		if it.span.IsRecording() {
+			it.span.SetAttributes(attribute.String("inlet.outcome", string(it.outcome)))
+			if it.outcome == DeadLetter || it.outcome == Invalid {
+				it.span.SetStatus(codes.Error, string(it.outcome))
+			}
 		}
 		it.span.End()
 	}
