@@ -124,8 +124,10 @@ func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]
 // that took the key over is already processing a duplicate; its own confirm
 // then finds the key done, and its release leaves it alone.) Those keys are
 // reported in a *[LostClaimError], after all keys were marked: log it, do not
-// retry. A key already done is left as it is (its TTL is not extended), which
-// makes a retried confirm harmless.
+// retry. A key already done is marked again and its window starts over, so a
+// retried confirm is harmless: it only keeps duplicates out a little longer.
+// (Leaving it untouched would cost Redis a GET and a SET per key instead of
+// one SET ... GET.)
 //
 // Any other error means some keys may not be marked; retrying is safe.
 func (s *Store) ConfirmBatch(ctx context.Context, keys []string, token string, window []time.Duration) error {
