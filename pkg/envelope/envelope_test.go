@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -118,4 +121,67 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Fatalf("err = %v, want ErrUndecodable", err)
 		}
 	})
+}
+
+// TestDecodedEnvelopesStayIntact: decoders are pooled and share their string
+// slab across decodes, so an envelope decoded earlier must not change when
+// others (from other goroutines too) are decoded after it, and a failed
+// decode must not poison the next one.
+func TestDecodedEnvelopesStayIntact(t *testing.T) {
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	cl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	codec, err := NewCodec(ctx, registry.New(cl), "inlet.raw-value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 400
+	ins := make([]*Envelope, n)
+	vals := make([][]byte, n)
+	for i := range n {
+		id := fmt.Sprintf("evt_%d", i)
+		ins[i] = &Envelope{
+			ID: fmt.Sprintf("id-%d", i), Source: "src", EventType: fmt.Sprintf("type.%d", i), EventID: id,
+			IdempotencyKey: IdempotencyKey("src", id), SchemaVersion: "v1", ReceivedAt: time.UnixMicro(int64(i)).UTC(),
+			CorrelationID: fmt.Sprintf("c-%d", i), Channel: ChannelWebhook, Headers: map[string]string{"h": id},
+			// Short payloads: hamba carves them out of the shared slab.
+			Payload: []byte(fmt.Sprintf(`{"n":%d,"pad":"%s"}`, i, strings.Repeat("x", i%300))), ContentType: "application/json",
+		}
+		if vals[i], err = codec.Encode(ins[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outs := make([]*Envelope, n)
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := w; i < n; i += 4 {
+				out, err := codec.Decode(ctx, vals[i])
+				if err != nil {
+					t.Errorf("decode %d: %v", i, err)
+					return
+				}
+				outs[i] = out
+				// A truncated record fails between good ones.
+				if _, err := codec.Decode(ctx, vals[i][:len(vals[i])-3]); err == nil {
+					t.Errorf("decode of truncated %d succeeded", i)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for i, out := range outs {
+		if out == nil {
+			continue
+		}
+		in := ins[i]
+		if out.ID != in.ID || out.EventType != in.EventType || out.EventID != in.EventID || out.CorrelationID != in.CorrelationID ||
+			out.Headers["h"] != in.EventID || !bytes.Equal(out.Payload, in.Payload) || out.ContentType != in.ContentType {
+			t.Fatalf("envelope %d changed after later decodes:\n got %+v\nwant %+v", i, out, in)
+		}
+	}
 }

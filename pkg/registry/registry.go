@@ -96,6 +96,9 @@ func (c *Client) Encode(b []byte, id int, schema avro.Schema, v any) ([]byte, er
 // confluentHeaderLen is the magic byte and the 4-byte schema ID.
 const confluentHeaderLen = 5
 
+// readers holds Avro readers between decodes; see unmarshalExact.
+var readers = sync.Pool{New: func() any { return avro.NewReader(nil, 0) }}
+
 // writers holds Avro writers between encodes; see Encode.
 var writers = sync.Pool{New: func() any { return avro.NewWriter(nil, 2048) }}
 
@@ -140,7 +143,17 @@ func (c *Client) Decode(ctx context.Context, b []byte, reader avro.Schema, v any
 // avro.Unmarshal treats running out of bytes as success (zero values), which
 // would turn a truncated record into a silently wrong one.
 func unmarshalExact(schema avro.Schema, body []byte, v any) error {
-	r := avro.NewReader(nil, 0).Reset(body)
+	// Pooled: besides the reader itself, hamba carves short strings out of
+	// a 1 KiB slab per reader, which a fresh reader allocates on every
+	// decode. A pooled one hands out what is left of its slab to the next
+	// decodes (strings never alias body; they are copies).
+	r := readers.Get().(*avro.Reader)
+	defer func() {
+		r.Reset(nil)
+		readers.Put(r)
+	}()
+	r.Reset(body)
+	r.Error = nil
 	r.ReadVal(schema, v)
 	if errors.Is(r.Error, io.EOF) {
 		return io.ErrUnexpectedEOF
