@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -49,6 +50,25 @@ var ErrNotAcknowledged = errors.New("kafka did not acknowledge the write in time
 // writer produces records and waits for their acknowledgements.
 type writer struct {
 	cl *kgo.Client
+	// waiters are reused across writeOne calls: a channel and its callback
+	// per webhook were 3 of its allocations.
+	waiters sync.Pool // of *waiter
+}
+
+// waiter receives one record's acknowledgement.
+type waiter struct {
+	ch   chan error
+	done func(*kgo.Record, error) // sends to ch; never blocks
+}
+
+func newWriter(cl *kgo.Client) *writer {
+	w := &writer{cl: cl}
+	w.waiters.New = func() any {
+		wt := &waiter{ch: make(chan error, 1)}
+		wt.done = func(_ *kgo.Record, err error) { wt.ch <- err }
+		return wt
+	}
+	return w
 }
 
 // writeOne produces r and returns nil once Kafka acknowledged it, or an
@@ -56,15 +76,17 @@ type writer struct {
 // record may still land then, which is harmless: the sender retries and
 // the retry is deduplicated downstream).
 func (w *writer) writeOne(ctx context.Context, r *kgo.Record) error {
-	ch := make(chan error, 1)
-	w.cl.Produce(ctx, r, func(_ *kgo.Record, err error) { ch <- err })
+	wt := w.waiters.Get().(*waiter)
+	w.cl.Produce(ctx, r, wt.done)
 	select {
-	case err := <-ch:
+	case err := <-wt.ch:
+		w.waiters.Put(wt) // drained: ready for the next record
 		if err != nil {
 			return fmt.Errorf("%w: %w", ErrNotAcknowledged, err)
 		}
 		return nil
 	case <-ctx.Done():
+		// The callback still comes, later: wt is left to it, not reused.
 		return fmt.Errorf("%w: %w", ErrNotAcknowledged, context.Cause(ctx))
 	}
 }

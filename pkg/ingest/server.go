@@ -142,7 +142,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, sources: d.Sources, codec: d.Codec, topic: d.RawTopic,
-		w: &writer{cl: d.Kafka}, deadlines: newDeadlines(cfg.AckTimeout), kafka: d.Kafka, sr: d.SR, log: d.Log, now: d.Now,
+		w: newWriter(d.Kafka), deadlines: newDeadlines(cfg.AckTimeout), kafka: d.Kafka, sr: d.SR, log: d.Log, now: d.Now,
 		stop:       make(chan struct{}),
 		tracer:     tracenoop.NewTracerProvider().Tracer(""),
 		propagator: propagation.TraceContext{},
