@@ -56,7 +56,7 @@ bench-ingest:
 
 ## bench-processor: bare consume vs naive processor vs Inlet's processor over one pre-loaded raw topic
 bench-processor:
-	$(GO) run ./loadtest/benchprocessor
+	$(GO) run ./loadtest/benchprocessor -count 3
 
 build:
 	mkdir -p bin

@@ -25,12 +25,18 @@
 // Redis to show where the wall time went; -cpuprofile writes a profile per
 // mode.
 //
-// The last line printed is ratio=<inlet/bare events/s>.
+// -count N runs every mode N times, interleaved, each round with fresh
+// groups over the same records; the table shows each mode's median round.
+// Bare's time is mostly its group join and first fetch, and it moves by
+// ±20% or more from run to run, so one round is a rough figure.
 //
-//	go run ./loadtest/benchprocessor [-events 50000] [-batch 1000] [-instances 1] [-workers 2] [-cpuprofile prof] [-memprofile file]
+// The last line printed is ratio=<inlet/bare events/s> (of the medians).
+//
+//	go run ./loadtest/benchprocessor [-count 3] [-events 50000] [-batch 1000] [-instances 1] [-workers 2] [-cpuprofile prof] [-memprofile file]
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -39,11 +45,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -86,6 +94,7 @@ type options struct {
 	seed        uint64
 	cpuprofile  string
 	memprofile  string
+	count       int
 	breakdown   bool
 	verbose     bool
 }
@@ -110,6 +119,7 @@ func parseFlags(args []string) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "give up on a mode after this long")
 	fs.Uint64Var(&o.seed, "seed", 1, "workload seed")
 	fs.StringVar(&o.cpuprofile, "cpuprofile", "", "write a CPU profile of each mode's measured run to <this>.<mode>")
+	fs.IntVar(&o.count, "count", 1, "rounds of every mode, each over the same records with fresh groups; the table shows each mode's median round (a run's speed moves ±20% here, most of it in bare's group join and first fetch)")
 	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of the whole run (pre-load included) to this file at the end")
 	fs.BoolVar(&o.breakdown, "breakdown", true, "hook the processor's Kafka client and Redis to print where inlet's wall time went")
 	fs.BoolVar(&o.verbose, "v", false, "log the processor at info level to stderr")
@@ -127,8 +137,8 @@ func parseFlags(args []string) (options, error) {
 	switch {
 	case o.events < 10:
 		return o, errors.New("-events must be at least 10")
-	case o.partitions < 1 || o.batch < 1 || o.instances < 1 || o.workers < 1 || o.timeout <= 0:
-		return o, errors.New("-partitions, -batch, -instances, -workers and -timeout must be positive")
+	case o.partitions < 1 || o.batch < 1 || o.instances < 1 || o.workers < 1 || o.timeout <= 0 || o.count < 1:
+		return o, errors.New("-partitions, -batch, -instances, -workers, -timeout and -count must be positive")
 	case *partitionBy != "entity" && *partitionBy != "key":
 		return o, errors.New("-partition-by must be entity or key")
 	case o.dup < 0 || o.ooo < 0 || o.dup+2*o.ooo > 0.9:
@@ -225,7 +235,7 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	}
 	e := &env{
 		brokers: stack.Brokers, topics: topics, naiveTo: naiveTo, reg: reg, codec: codec, rdb: rdb,
-		n: o.events, o: o, log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})),
+		n: o.events, o: o, runID: runID, log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: logLevel})),
 	}
 	keyPrefix := "benchprocessor:" + runID + ":"
 	defer func() {
@@ -236,43 +246,30 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 		}
 	}()
 
-	var results []result
-	for _, mode := range o.modes {
-		if err := target.clean(ctx, rdb, keyPrefix); err != nil {
-			return fmt.Errorf("clean redis: %w", err)
+	rounds := make([][]result, 0, o.count)
+	for round := 1; round <= o.count; round++ {
+		var results []result
+		for _, mode := range o.modes {
+			r, err := runMode(ctx, e, target, rdb, keyPrefix, mode, round, o)
+			if err != nil {
+				return err
+			}
+			results = append(results, r)
+			label := mode
+			if o.count > 1 {
+				label = fmt.Sprintf("%s #%d", mode, round)
+			}
+			line := fmt.Sprintf("  %-8s %.2fs: first outcome after %dms; CPU of this process %.2fs (%.1f µs/record)",
+				label, r.elapsed.Seconds(), r.first.Milliseconds(), r.cpu.Seconds(), float64(r.cpu.Microseconds())/float64(r.events))
+			if target.proc != nil {
+				line += fmt.Sprintf(", redis-server %.2fs (%.1f µs/record)", r.redisCPU.Seconds(), float64(r.redisCPU.Microseconds())/float64(r.events))
+			}
+			fmt.Fprintln(out, line)
+			if r.spans != nil {
+				r.spans.print(out, r.elapsed)
+			}
 		}
-		runtime.GC()
-		group := "benchprocessor-" + runID + "-" + mode
-		prefix := keyPrefix + mode + ":"
-		stopProf, err := startProfile(o.cpuprofile, mode)
-		if err != nil {
-			return err
-		}
-		cpu0, rcpu0 := selfCPU(), target.cpu()
-		var r result
-		switch mode {
-		case "bare":
-			r, err = runBare(ctx, e, group)
-		case "naive":
-			r, err = runNaive(ctx, e, group, prefix)
-		case "inlet":
-			r, err = runInlet(ctx, e, group, prefix)
-		}
-		cpu, rcpu := selfCPU()-cpu0, target.cpu()-rcpu0
-		stopProf()
-		if err != nil {
-			return err
-		}
-		results = append(results, r)
-		line := fmt.Sprintf("  %-5s %.2fs: first outcome after %dms; CPU of this process %.2fs (%.1f µs/record)",
-			mode, r.elapsed.Seconds(), r.first.Milliseconds(), cpu.Seconds(), float64(cpu.Microseconds())/float64(r.events))
-		if target.proc != nil {
-			line += fmt.Sprintf(", redis-server %.2fs (%.1f µs/record)", rcpu.Seconds(), float64(rcpu.Microseconds())/float64(r.events))
-		}
-		fmt.Fprintln(out, line)
-		if r.spans != nil {
-			r.spans.print(out, r.elapsed)
-		}
+		rounds = append(rounds, results)
 	}
 	if o.memprofile != "" {
 		if err := writeAllocs(o.memprofile); err != nil {
@@ -281,8 +278,18 @@ func run(ctx context.Context, args []string, out io.Writer) (err error) {
 	}
 
 	fmt.Fprintln(out)
-	printTable(out, results)
-	checkErr := checkOutcomes(out, results, w, o.naiveCommit)
+	results := medians(rounds, o.modes)
+	printTable(out, results, rounds)
+	// Every round's outcomes must be exact; the median round's are shown.
+	var checkErr error
+	for i, rs := range rounds {
+		if err := checkOutcomes(io.Discard, rs, w, o.naiveCommit); err != nil && checkErr == nil {
+			checkErr = fmt.Errorf("round %d: %w", i+1, err)
+		}
+	}
+	if err := checkOutcomes(out, results, w, o.naiveCommit); err != nil && checkErr == nil {
+		checkErr = err
+	}
 	printTargets(out, results)
 	if r, ok := ratio(results, "inlet", "bare"); ok {
 		fmt.Fprintf(out, "ratio=%.2f\n", r)
@@ -347,8 +354,14 @@ func ratio(results []result, a, b string) (float64, bool) {
 	return ra.rate() / rb.rate(), true
 }
 
-func printTable(out io.Writer, results []result) {
-	fmt.Fprintf(out, "%-6s %8s %9s %10s %8s %8s\n", "mode", "events", "seconds", "events/s", "×bare", "×naive")
+// printTable prints each mode's (median) result and, over several rounds,
+// the range of events/s the rounds gave.
+func printTable(out io.Writer, results []result, rounds [][]result) {
+	fmt.Fprintf(out, "%-6s %8s %9s %10s %8s %8s", "mode", "events", "seconds", "events/s", "×bare", "×naive")
+	if len(rounds) > 1 {
+		fmt.Fprintf(out, "   median of %d rounds; range of events/s", len(rounds))
+	}
+	fmt.Fprintln(out)
 	for _, r := range results {
 		xb, xn := "-", "-"
 		if v, ok := ratio(results, r.mode, "bare"); ok {
@@ -357,7 +370,17 @@ func printTable(out io.Writer, results []result) {
 		if v, ok := ratio(results, r.mode, "naive"); ok {
 			xn = fmt.Sprintf("%.2f", v)
 		}
-		fmt.Fprintf(out, "%-6s %8d %9.3f %10.0f %8s %8s\n", r.mode, r.events, r.elapsed.Seconds(), r.rate(), xb, xn)
+		fmt.Fprintf(out, "%-6s %8d %9.3f %10.0f %8s %8s", r.mode, r.events, r.elapsed.Seconds(), r.rate(), xb, xn)
+		if len(rounds) > 1 {
+			lo, hi := math.Inf(1), 0.0
+			for _, round := range rounds {
+				if x, ok := find(round, r.mode); ok {
+					lo, hi = min(lo, x.rate()), max(hi, x.rate())
+				}
+			}
+			fmt.Fprintf(out, "   %.0f–%.0f", lo, hi)
+		}
+		fmt.Fprintln(out)
 	}
 }
 
@@ -448,4 +471,56 @@ func writeAllocs(path string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// runMode runs one mode over the pre-loaded records with a fresh group and
+// fresh Redis keys, measuring this process's and redis-server's CPU.
+func runMode(ctx context.Context, e *env, target *redisTarget, rdb *redis.Client, keyPrefix, mode string, round int, o options) (result, error) {
+	if err := target.clean(ctx, rdb, keyPrefix); err != nil {
+		return result{}, fmt.Errorf("clean redis: %w", err)
+	}
+	runtime.GC()
+	name := mode
+	if o.count > 1 {
+		name += "." + strconv.Itoa(round)
+	}
+	group := "benchprocessor-" + e.runID + "-" + name
+	prefix := keyPrefix + name + ":"
+	stopProf, err := startProfile(o.cpuprofile, name)
+	if err != nil {
+		return result{}, err
+	}
+	cpu0, rcpu0 := selfCPU(), target.cpu()
+	var r result
+	switch mode {
+	case "bare":
+		r, err = runBare(ctx, e, group)
+	case "naive":
+		r, err = runNaive(ctx, e, group, prefix)
+	case "inlet":
+		r, err = runInlet(ctx, e, group, prefix)
+	}
+	r.cpu, r.redisCPU = selfCPU()-cpu0, target.cpu()-rcpu0
+	stopProf()
+	return r, err
+}
+
+// medians picks, for each mode, the round with the median events/s (the
+// lower middle one for an even count).
+func medians(rounds [][]result, modes []string) []result {
+	var out []result
+	for _, mode := range modes {
+		var rs []result
+		for _, round := range rounds {
+			if r, ok := find(round, mode); ok {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) == 0 {
+			continue
+		}
+		slices.SortFunc(rs, func(a, b result) int { return cmp.Compare(a.rate(), b.rate()) })
+		out = append(out, rs[(len(rs)-1)/2])
+	}
+	return out
 }

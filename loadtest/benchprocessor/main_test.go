@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/sr"
 
@@ -100,6 +101,47 @@ func TestRun(t *testing.T) {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}
+	}
+}
+
+// TestRunRounds: with -count every mode runs each round and the table is
+// the median round's, with the range beside it.
+func TestRunRounds(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts kfake and runs the processor")
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-events", "1000", "-redis", "miniredis", "-batch", "200", "-modes", "bare,inlet", "-count", "3"}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	s := out.String()
+	for _, want := range []string{"bare #1 ", "inlet #3 ", "median of 3 rounds", "ok: outcomes add up"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+	if strings.Contains(s, "#4") {
+		t.Errorf("a fourth round ran:\n%s", s)
+	}
+}
+
+func TestMedians(t *testing.T) {
+	r := func(mode string, ms int) result {
+		return result{mode: mode, events: 1000, elapsed: time.Duration(ms) * time.Millisecond}
+	}
+	rounds := [][]result{
+		{r("bare", 100), r("inlet", 900)},
+		{r("bare", 300), r("inlet", 700)},
+		{r("bare", 200), r("inlet", 800)},
+	}
+	got := medians(rounds, []string{"bare", "inlet"})
+	if len(got) != 2 || got[0].elapsed != 200*time.Millisecond || got[1].elapsed != 800*time.Millisecond {
+		t.Fatalf("medians = %+v, want bare 200ms and inlet 800ms", got)
+	}
+	// An even count takes the lower middle rate: the slower of the two.
+	got = medians(rounds[:2], []string{"bare"})
+	if got[0].elapsed != 300*time.Millisecond {
+		t.Fatalf("median of two = %v, want the slower 300ms", got[0].elapsed)
 	}
 }
 

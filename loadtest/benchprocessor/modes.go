@@ -31,6 +31,7 @@ type env struct {
 	n       int
 	o       options
 	log     *slog.Logger
+	runID   string // names this run's groups
 }
 
 // result is one mode's measurement. The clock runs from creating the
@@ -42,6 +43,9 @@ type result struct {
 	first   time.Duration // until the first outcome: join, init, first fetch
 	counts  map[string]int64
 	spans   *breakdown // inlet with -breakdown
+	// cpu and redisCPU are this process's and redis-server's CPU time
+	// during the run.
+	cpu, redisCPU time.Duration
 }
 
 func (r result) rate() float64 { return float64(r.events) / r.elapsed.Seconds() }
