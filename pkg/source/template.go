@@ -3,6 +3,7 @@ package source
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -19,8 +20,9 @@ type templatePart struct {
 	compiled CompiledPointer
 }
 
-// Envelope fields a template may name.
-var templateFields = map[string]bool{"$source": true, "$event_type": true, "$event_id": true, "$schema_version": true}
+// templateFieldNames are the envelope fields a template may name
+// (TemplateFields.get maps each to its value; a test holds the two equal).
+var templateFieldNames = []string{"$source", "$event_type", "$event_id", "$schema_version"}
 
 // ParseTemplate parses a key template.
 func ParseTemplate(s string) (*Template, error) {
@@ -47,10 +49,10 @@ func ParseTemplate(s string) (*Template, error) {
 		}
 		ref := rest[i+1 : i+j]
 		switch {
-		case templateFields[ref]:
+		case slices.Contains(templateFieldNames, ref):
 		case strings.HasPrefix(ref, "/") && len(ref) > 1:
 		default:
-			return nil, fmt.Errorf("template %q: {%s} is neither a JSON pointer (/a/b) nor one of $source, $event_type, $event_id, $schema_version", s, ref)
+			return nil, fmt.Errorf("template %q: {%s} is neither a JSON pointer (/a/b) nor one of %s", s, ref, strings.Join(templateFieldNames, ", "))
 		}
 		t.parts = append(t.parts, templatePart{pointer: ref, compiled: CompilePointer(ref)})
 		rest = rest[i+j+1:]

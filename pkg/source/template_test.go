@@ -62,3 +62,27 @@ func BenchmarkTemplateRender(b *testing.B) {
 		}
 	}
 }
+
+// TestTemplateFieldNames: every name ParseTemplate accepts renders its own
+// envelope field, so the list and TemplateFields.get cannot drift apart.
+func TestTemplateFieldNames(t *testing.T) {
+	fields := &TemplateFields{Source: "s", EventType: "t", EventID: "i", SchemaVersion: "v"}
+	seen := map[string]bool{}
+	for _, name := range templateFieldNames {
+		tm, err := ParseTemplate("{" + name + "}")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, err := tm.Render(nil, fields)
+		if err != nil || got == "" {
+			t.Fatalf("%s renders %q, %v", name, got, err)
+		}
+		if seen[got] {
+			t.Fatalf("%s renders %q, as another name does", name, got)
+		}
+		seen[got] = true
+	}
+	if len(seen) != 4 {
+		t.Fatalf("%d names for the 4 fields of TemplateFields", len(seen))
+	}
+}
