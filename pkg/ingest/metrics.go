@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"context"
+	"maps"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -32,7 +34,12 @@ type Metrics struct {
 	requests metric.Int64Counter
 	duration metric.Float64Histogram
 	limit    *telemetry.Limiter
-	sets     sync.Map // label values → metric.MeasurementOption, built once
+	// The options carrying the attribute sets of label values seen, built
+	// once and kept as the slices the variadic calls take: a sync.Map
+	// boxing each key into an interface, and a new one-element slice per
+	// call, were 2 allocations per webhook.
+	events    optionCache[eventLabels, []metric.AddOption]
+	durations optionCache[durationLabels, []metric.RecordOption]
 }
 
 type eventLabels struct{ source, eventType, outcome, reason string }
@@ -66,17 +73,25 @@ func (m *Metrics) event(ctx context.Context, source, eventType, outcome, reason 
 	if m == nil {
 		return
 	}
-	if eventType != "" {
-		eventType = m.limit.EventType(source, eventType)
-	}
 	k := eventLabels{source, eventType, outcome, reason}
-	opt, ok := m.sets.Load(k)
+	opt, ok := m.events.get(k)
 	if !ok {
-		opt, _ = m.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("source", source), attribute.String("event_type", eventType),
-			attribute.String("outcome", outcome), attribute.String("reason", reason))))
+		label := eventType
+		if eventType != "" {
+			label = m.limit.EventType(source, eventType)
+		}
+		opt = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("source", source), attribute.String("event_type", label),
+			attribute.String("outcome", outcome), attribute.String("reason", reason)))}
+		// Only an event type the limiter passed unchanged is cached: the
+		// limiter would pass it unchanged again without changing its
+		// state, so skipping it (a mutex every request) changes nothing,
+		// and the cache stays as bounded as the limiter's label values.
+		if label == eventType {
+			m.events.put(k, opt)
+		}
 	}
-	m.requests.Add(ctx, 1, opt.(metric.AddOption))
+	m.requests.Add(ctx, 1, opt...)
 }
 
 // request records a request's latency by status class.
@@ -85,10 +100,44 @@ func (m *Metrics) request(ctx context.Context, source string, status int, start 
 		return
 	}
 	k := durationLabels{source, status / 100}
-	opt, ok := m.sets.Load(k)
+	opt, ok := m.durations.get(k)
 	if !ok {
-		opt, _ = m.sets.LoadOrStore(k, metric.WithAttributeSet(attribute.NewSet(
-			attribute.String("source", source), attribute.String("code", strconv.Itoa(status/100)+"xx"))))
+		opt = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+			attribute.String("source", source), attribute.String("code", strconv.Itoa(status/100)+"xx")))}
+		m.durations.put(k, opt)
 	}
-	m.duration.Record(ctx, time.Since(start).Seconds(), opt.(metric.RecordOption))
+	m.duration.Record(ctx, time.Since(start).Seconds(), opt...)
+}
+
+// optionCache maps label values to their measurement option. Reads are
+// one atomic load; a miss copies the map, which happens once per label
+// combination.
+type optionCache[K comparable, V any] struct {
+	mu sync.Mutex // serialises puts
+	m  atomic.Pointer[map[K]V]
+}
+
+func (c *optionCache[K, V]) get(k K) (V, bool) {
+	if m := c.m.Load(); m != nil {
+		v, ok := (*m)[k]
+		return v, ok
+	}
+	var zero V
+	return zero, false
+}
+
+func (c *optionCache[K, V]) put(k K, v V) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var next map[K]V
+	if old := c.m.Load(); old != nil {
+		if _, ok := (*old)[k]; ok {
+			return
+		}
+		next = maps.Clone(*old)
+	} else {
+		next = make(map[K]V, 1)
+	}
+	next[k] = v
+	c.m.Store(&next)
 }

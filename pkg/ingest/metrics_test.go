@@ -1,0 +1,67 @@
+package ingest
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"testing"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/inletdev/inlet/pkg/telemetry"
+	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
+)
+
+// TestMetricsEventTypeLimit: the label cache in front of the limiter gives
+// the labels the limiter alone gives, in any order of arrival, and stays
+// bounded however many event types senders invent.
+func TestMetricsEventTypeLimit(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		events []string
+	}{
+		{"repeats and fold", []string{"a", "b", "a", "c", "d", "a", "c", "b"}},
+		{"a literal other before the limit", []string{"other", "a", "other", "b", "a"}},
+		{"a literal other after the limit", []string{"a", "b", "other", "c", "other", "a"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			count := func(m *Metrics, r *sdkmetric.ManualReader) map[string]int64 {
+				ctx := context.Background()
+				for _, e := range tt.events {
+					m.event(ctx, "stripe", e, outcomeAccepted, "")
+					m.event(ctx, "stripe", e, outcomeRejected, reasonMalformed)
+				}
+				return telemetrytest.Int64s(t, r, "inlet.ingest.requests", "event_type", "outcome")
+			}
+			r := sdkmetric.NewManualReader()
+			m, err := NewMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := count(m, r)
+			// The reference: the limiter's answers, counted directly.
+			lim := telemetry.NewLimiter(2)
+			want := map[string]int64{}
+			for _, e := range tt.events {
+				l := lim.EventType("stripe", e)
+				want[l+"|"+outcomeAccepted]++
+				want[l+"|"+outcomeRejected]++
+			}
+			if !maps.Equal(got, want) {
+				t.Fatalf("counts %v, want %v", got, want)
+			}
+		})
+	}
+	t.Run("bounded", func(t *testing.T) {
+		m, err := NewMetrics(nil, telemetry.NewLimiter(3))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 1000 {
+			m.event(context.Background(), "stripe", fmt.Sprintf("type.%d", i), outcomeAccepted, "")
+		}
+		if n := len(*m.events.m.Load()); n != 3 {
+			t.Fatalf("%d cached label sets after 1000 event types with a limit of 3, want 3", n)
+		}
+	})
+}
