@@ -2,7 +2,6 @@ package contract
 
 import (
 	"encoding/json"
-	"io/fs"
 	"reflect"
 	"strings"
 	"testing"
@@ -93,17 +92,7 @@ func TestDirect(t *testing.T) {
 // round trip (encode with the version, decode with Canonical()) gives.
 func FuzzDirect(f *testing.F) {
 	versions, _ := directVersions(f)
-	files, err := fs.Glob(contracts.FS, "*/*/fixtures/*/*.json")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for i, file := range files {
-		b, err := fs.ReadFile(contracts.FS, file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(uint8(i), b)
-	}
+	seedFixtures(f)
 	for _, s := range []string{
 		directOK, `{"type": "a", "timestamp": "t", "data": [1, {"b": "\u00e9", "a": 1e3}]}`,
 		`{"type": "\xff", "timestamp": "", "data": null}`, strings.Repeat("[", 70),

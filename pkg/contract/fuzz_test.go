@@ -1,14 +1,12 @@
 package contract_test
 
 import (
-	"io/fs"
 	"strings"
 	"testing"
 
 	"github.com/hamba/avro/v2"
 
 	"github.com/inletdev/inlet/pkg/contract"
-	"github.com/inletdev/inlet/schemas/contracts"
 )
 
 // FuzzRead feeds arbitrary payloads to every shipped contract version and to
@@ -22,17 +20,7 @@ import (
 // The corpus is seeded with every fixture and with hostile inputs.
 func FuzzRead(f *testing.F) {
 	versions := fuzzVersions(f)
-	files, err := fs.Glob(contracts.FS, "*/*/fixtures/*/*.json")
-	if err != nil {
-		f.Fatal(err)
-	}
-	for i, file := range files {
-		b, err := fs.ReadFile(contracts.FS, file)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(uint8(i), b)
-	}
+	contract.SeedFixtures(f)
 	for _, s := range []string{
 		"", "null", "{}", "[]", `"x"`, "1e999", "{} {}", widgetOK,
 		`{"id": 1.0}`, `{"id": -0}`, `{"id": 9223372036854775808}`,

@@ -3,7 +3,6 @@ package contract
 import (
 	"bytes"
 	"encoding/json"
-	"io/fs"
 	"reflect"
 	"slices"
 	"strconv"
@@ -143,11 +142,7 @@ func refDescribe(j any) string {
 // the same field errors (in any order; the walker's follows the payload).
 func FuzzWalker(f *testing.F) {
 	plans := walkerPlans(f)
-	files, _ := fs.Glob(contracts.FS, "*/*/fixtures/*/*.json")
-	for i, file := range files {
-		b, _ := fs.ReadFile(contracts.FS, file)
-		f.Add(uint8(i), b)
-	}
+	seedFixtures(f)
 	for _, s := range []string{
 		`{"a\u0062c": "\ud83d\ude00\u00e9\"\\\/", "x": [ 1 , {"y" : "]}\"" } ] }`,
 		"{\"type\":\"\xff\xfeok\",\"timestamp\":\"t\",\"data\":[1,2.5e3,\"\\u0000\"]}",
