@@ -324,10 +324,11 @@ func attempt(r *kgo.Record) int { return retry.Attempt(r.Headers) }
 // by another member) are tried again with backoff. It returns the keys it
 // holds.
 func (p *Processor) claim(ctx, stop context.Context, items []*item, token string, deadline time.Time) ([]string, error) {
-	seen := map[string]bool{}
-	locks := map[string]bool{}
-	var pending []string
-	byKey := map[string]*item{}
+	// Sized for the batch: growing these maps showed in allocation profiles.
+	seen := make(map[string]bool, len(items))
+	locks := make(map[string]bool, len(items))
+	pending := make([]string, 0, 2*len(items))
+	byKey := make(map[string]*item, len(items))
 	for _, it := range items {
 		if it.out == nil {
 			continue
@@ -357,7 +358,8 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			}
 			p.log.Warn("redis unavailable; waiting", "error", err, "retry_in", backoff)
 		} else {
-			var acquired, busy []string
+			acquired := make([]string, 0, len(pending))
+			var busy []string
 			for i, k := range pending {
 				switch res[i] {
 				case store.ClaimAcquired:
@@ -391,8 +393,8 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 
 // apply runs the newest-wins compare-and-set for items still to process.
 func (p *Processor) apply(ctx, stop context.Context, items []*item, deadline time.Time) error {
-	var ups []store.Update
-	var which []*item
+	ups := make([]store.Update, 0, len(items))
+	which := make([]*item, 0, len(items))
 	for _, it := range items {
 		if it.out == nil || it.outcome != "" {
 			continue
