@@ -36,8 +36,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	corr := correlationID(r.Header)
 	w.Header()[headerCorrelationID] = []string{corr}
 	// The span continues the sender's trace (traceparent), or starts one.
-	ctx, span := s.tracer.Start(s.propagator.Extract(r.Context(), headerCarrier(r.Header)), "ingest.webhook",
-		trace.WithSpanKind(trace.SpanKindServer))
+	ctx, span := s.startSpan(s.propagator.Extract(r.Context(), headerCarrier(r.Header)), "ingest.webhook")
 	defer span.End()
 	// Without an exporter the span does not record: its attributes would be
 	// built for nothing on every request.
@@ -123,6 +122,20 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		log(slog.LevelDebug, "accepted", "event_type", env.EventType, "event_id", env.EventID, "outcome", "accepted", "id", env.ID)
 	}
 	answer(http.StatusAccepted, outcomeAccepted, "", Response{ID: env.ID, EventID: env.EventID, CorrelationID: corr})
+}
+
+// startSpan starts a server span. With the no-op tracer (no exporter
+// configured) it returns what that tracer's Start returns, minus the
+// context it would allocate to hold a span with an empty span context: ctx
+// and its span as they are, unless that span records (a middleware's), in
+// which case Start must wrap it in a non-recording span.
+func (s *Server) startSpan(ctx context.Context, name string) (context.Context, trace.Span) {
+	if s.noopTracer {
+		if span := trace.SpanFromContext(ctx); !span.IsRecording() {
+			return ctx, span
+		}
+	}
+	return s.tracer.Start(ctx, name, s.serverSpan...)
 }
 
 // metricSource keeps unknown source names (anyone can send any path) out of

@@ -95,6 +95,10 @@ type Server struct {
 
 	metrics    *Metrics
 	tracer     trace.Tracer
+	noopTracer bool // tracer is trace/noop's: see startSpan
+	// serverSpan are the span start options, built once: the variadic
+	// slice escaped, an allocation per request.
+	serverSpan []trace.SpanStartOption
 	propagator propagation.TextMapPropagator
 
 	draining atomic.Bool
@@ -151,6 +155,8 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Telemetry != nil {
 		meter, s.tracer, s.propagator = d.Telemetry.Meter, d.Telemetry.Tracer, d.Telemetry.Propagator
 	}
+	_, s.noopTracer = s.tracer.(tracenoop.Tracer)
+	s.serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
 	m, err := NewMetrics(meter, telemetry.NewLimiter(d.MaxEventTypes))
 	if err != nil {
 		return nil, err
