@@ -49,6 +49,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -479,7 +480,12 @@ func runMode(ctx context.Context, e *env, target *redisTarget, rdb *redis.Client
 	if err := target.clean(ctx, rdb, keyPrefix); err != nil {
 		return result{}, fmt.Errorf("clean redis: %w", err)
 	}
-	runtime.GC()
+	// Every mode starts as a fresh process would: heap collected and its
+	// memory given back to the OS. Without this a mode inherits the heap
+	// the previous one grew, and bare, whose run is mostly group join,
+	// first fetch and page faults, measured 360–420k records/s after an
+	// inlet round against 150–230k as the first mode.
+	debug.FreeOSMemory() // collects first
 	name := mode
 	if o.count > 1 {
 		name += "." + strconv.Itoa(round)
