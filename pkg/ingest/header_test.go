@@ -122,7 +122,6 @@ func TestPropagation(t *testing.T) {
 			propagation.TraceContext{}, propagation.Baggage{}, testPropagator{}),
 	}
 	h := newHarness(t, testenv.Embedded(t), nil, tel)
-	serving(t, h)
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	send := func(id string, hdr http.Header) int {
 		t.Helper()

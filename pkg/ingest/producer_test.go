@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"testing"
 	"time"
 
@@ -22,7 +21,6 @@ import (
 // must wait for its own.
 func TestWriteOneAfterATimeout(t *testing.T) {
 	h := newHarness(t, testenv.Embedded(t), nil)
-	serving(t, h)
 	w := h.srv.w
 	gone, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -43,7 +41,6 @@ func TestWriteOneAfterATimeout(t *testing.T) {
 
 func TestRecord(t *testing.T) {
 	h := newHarness(t, testenv.Embedded(t), nil)
-	serving(t, h)
 	h.srv.propagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
 	e := &envelope.Envelope{
 		ID: "0190c0de-0000-7000-8000-000000000001", Source: "stripe", EventType: "payment_intent.succeeded",
@@ -82,14 +79,5 @@ func TestRecord(t *testing.T) {
 				t.Fatalf("value decodes to %+v, %v", got, err)
 			}
 		})
-	}
-}
-
-// serving waits for h's server to answer: a Shutdown that runs before
-// Serve started (a test that sends no request) leaves Serve running.
-func serving(t *testing.T, h *harness) {
-	t.Helper()
-	if a := do(t, mustGet(t, h.url+"/healthz")); a.status != http.StatusOK {
-		t.Fatalf("healthz: %d", a.status)
 	}
 }

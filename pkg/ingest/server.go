@@ -104,6 +104,9 @@ type Server struct {
 	draining atomic.Bool
 	ready    atomic.Bool
 	inflight sync.WaitGroup
+	// mu orders Serve and Shutdown: a Shutdown that runs first must make
+	// a later Serve return at once, not serve for good.
+	mu       sync.Mutex
 	srv      *http.Server
 	stop     chan struct{}
 	bg       sync.WaitGroup
@@ -246,6 +249,12 @@ func (s *Server) probe(interval time.Duration) {
 // Serve accepts connections on ln until Shutdown. It returns nil after a
 // graceful shutdown.
 func (s *Server) Serve(ln net.Listener) error {
+	s.mu.Lock()
+	if s.draining.Load() {
+		s.mu.Unlock()
+		ln.Close()
+		return nil
+	}
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
@@ -255,8 +264,10 @@ func (s *Server) Serve(ln net.Listener) error {
 		MaxHeaderBytes:    s.cfg.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
+	srv := s.srv
 	s.bg.Go(func() { s.probe(2 * time.Second) })
-	err := s.srv.Serve(ln)
+	s.mu.Unlock()
+	err := srv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -268,11 +279,16 @@ func (s *Server) Serve(ln net.Listener) error {
 // flushed. Bounded by ctx; safe to call more than once.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutOnce.Do(func() {
+		s.mu.Lock()
 		s.draining.Store(true)
+		srv := s.srv
+		s.mu.Unlock()
 		close(s.stop)
 		var errs []error
-		if s.srv != nil {
-			if err := s.srv.Shutdown(ctx); err != nil {
+		if srv != nil {
+			// Also correct when srv.Serve has not started yet: it then
+			// returns ErrServerClosed at once.
+			if err := srv.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("http shutdown: %w", err))
 			}
 		}
