@@ -165,7 +165,7 @@ func (h *Handler) Handle(_ context.Context, ev *router.Event) (*router.Output, e
 // envelope's occurred_at, else zero (no newest-wins comparison).
 func (h *Handler) businessTime(payload []byte, env *envelope.Envelope) time.Time {
 	if h.occurredAt != nil {
-		if t := source.ParseTime(h.occurredAt.Get(payload)); t != nil {
+		if t := h.occurredAt.PeekTime(payload); t != nil {
 			return *t
 		}
 	}

@@ -105,7 +105,7 @@ func (t *Template) Render(payload []byte, fields *TemplateFields) (string, error
 			}
 			b.WriteString(v)
 		default:
-			r := p.compiled.Get(payload)
+			r := p.compiled.peek(payload) // copied into b below
 			if !scalar(r) || r.String() == "" {
 				return "", &TemplateError{Pointer: p.pointer}
 			}

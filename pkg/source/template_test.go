@@ -3,6 +3,7 @@ package source
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestTemplateRender(t *testing.T) {
@@ -84,5 +85,28 @@ func TestTemplateFieldNames(t *testing.T) {
 	}
 	if len(seen) != 4 {
 		t.Fatalf("%d names for the 4 fields of TemplateFields", len(seen))
+	}
+}
+
+// TestTemplateRenderOwnsItsKey: Render reads the payload without copying
+// values, so the key it returns must still be its own copy.
+func TestTemplateRenderOwnsItsKey(t *testing.T) {
+	payload := []byte(`{"id":"inv_42","n":7}`)
+	tm, err := ParseTemplate("{/id}:{/n}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := tm.Render(payload, &TemplateFields{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range payload {
+		payload[i] = 'x'
+	}
+	if key != "inv_42:7" {
+		t.Fatalf("key changed with the payload: %q", key)
+	}
+	if p := CompilePointer("/t"); p.PeekTime([]byte(`{"t":"2024-06-01T12:00:00+02:00"}`)).Format(time.RFC3339) != "2024-06-01T10:00:00Z" {
+		t.Fatal("PeekTime did not parse the time")
 	}
 }
