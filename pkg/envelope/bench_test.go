@@ -2,28 +2,13 @@ package envelope
 
 import (
 	"bytes"
-	"context"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/sr"
-	"github.com/twmb/franz-go/pkg/sr/srfake"
-
-	"github.com/inletdev/inlet/pkg/registry"
 )
 
 // BenchmarkEncode1KiB is the envelope encode ingest does per webhook.
 func BenchmarkEncode1KiB(b *testing.B) {
-	reg := srfake.New()
-	b.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	codec, err := NewCodec(context.Background(), registry.New(cl), "inlet.raw-value")
-	if err != nil {
-		b.Fatal(err)
-	}
+	_, codec := testCodec(b)
 	occurred := time.UnixMicro(1700000000123456).UTC()
 	e := &Envelope{
 		ID: "0190c0de-0000-7000-8000-000000000001", Source: "stripe", EventType: "payment_intent.succeeded",

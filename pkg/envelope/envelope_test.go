@@ -62,17 +62,8 @@ func TestEnvelopeCompatibilityCheckCatchesBreakingChanges(t *testing.T) {
 }
 
 func TestCodecRoundTrip(t *testing.T) {
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg, codec := testCodec(t)
 	ctx := context.Background()
-	codec, err := NewCodec(ctx, registry.New(cl), "inlet.raw-value")
-	if err != nil {
-		t.Fatal(err)
-	}
 	occurred := time.UnixMicro(1700000000123456).UTC()
 	in := &Envelope{
 		ID: "0190c0de-0000-7000-8000-000000000001", Source: "stripe", EventType: "payment_intent.succeeded",
@@ -128,17 +119,9 @@ func TestCodecRoundTrip(t *testing.T) {
 // others (from other goroutines too) are decoded after it, and a failed
 // decode must not poison the next one.
 func TestDecodedEnvelopesStayIntact(t *testing.T) {
-	reg := srfake.New()
-	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, codec := testCodec(t)
 	ctx := context.Background()
-	codec, err := NewCodec(ctx, registry.New(cl), "inlet.raw-value")
-	if err != nil {
-		t.Fatal(err)
-	}
+	var err error
 	const n = 400
 	ins := make([]*Envelope, n)
 	vals := make([][]byte, n)
@@ -184,4 +167,21 @@ func TestDecodedEnvelopesStayIntact(t *testing.T) {
 			t.Fatalf("envelope %d changed after later decodes:\n got %+v\nwant %+v", i, out, in)
 		}
 	}
+}
+
+// testCodec is a codec on a fresh fake registry (returned too, for a second
+// client).
+func testCodec(t testing.TB) (*srfake.Registry, *Codec) {
+	t.Helper()
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	cl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := NewCodec(context.Background(), registry.New(cl), "inlet.raw-value")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg, codec
 }
