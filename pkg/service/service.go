@@ -1,6 +1,6 @@
 // Package service holds the process wiring every Inlet binary shares:
-// logging setup, the schema registry connection, topic creation, and the
-// signal handling of a thin main.
+// logging setup, the schema registry connection, topic creation, the Redis
+// version check, and the signal handling of a thin main.
 package service
 
 import (
@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -21,6 +22,7 @@ import (
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/registry"
+	"github.com/inletdev/inlet/pkg/store"
 )
 
 // LogConfig selects the log format and level.
@@ -123,4 +125,20 @@ func SignalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
 		os.Exit(1)
 	}()
 	return ctx, func() { signal.Stop(ch); cancel() }
+}
+
+// CheckRedis refuses a Redis too old for the store's scripts (see
+// store.CheckServer). Redis being unreachable is only logged: the processor
+// waits for it anyway.
+func CheckRedis(ctx context.Context, st *store.Store, log *slog.Logger) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	err := st.CheckServer(cctx)
+	if errors.Is(err, store.ErrServerTooOld) {
+		return err
+	}
+	if err != nil {
+		log.Warn("could not check the Redis version; processing waits for Redis", "error", err)
+	}
+	return nil
 }

@@ -164,9 +164,13 @@ func run(args []string) error {
 	hist := history.New(rdb, "inlet:", 7*24*time.Hour)
 	c.processor.Group = "inlet-processor"
 	c.processor.InstanceID = "dev"
+	st := store.New(rdb, store.ClaimLease(c.processor.ClaimLease))
+	if err := service.CheckRedis(ctx, st, log); err != nil {
+		return err
+	}
 	proc, err := processor.New(c.processor, processor.Deps{
 		KafkaOpts: opts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
-		Store: store.New(rdb, store.ClaimLease(c.processor.ClaimLease)), Alerter: alerter, Log: log,
+		Store: st, Alerter: alerter, Log: log,
 		Telemetry: tel, History: hist,
 	})
 	if err != nil {

@@ -138,9 +138,13 @@ func run(args []string) error {
 	}
 	kopts = append(kopts, tel.KafkaOpts()...)
 	hist := history.New(rdb, "inlet:", retention)
+	st := store.New(rdb, store.ClaimLease(pcfg.ClaimLease))
+	if err := service.CheckRedis(ctx, st, log); err != nil {
+		return err
+	}
 	p, err := processor.New(pcfg, processor.Deps{
 		KafkaOpts: kopts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
-		Store: store.New(rdb, store.ClaimLease(pcfg.ClaimLease)), Alerter: alerter, Log: log,
+		Store: st, Alerter: alerter, Log: log,
 		Telemetry: tel, History: hist,
 	})
 	if err != nil {

@@ -1,0 +1,59 @@
+package store
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// ErrServerTooOld is returned by CheckServer for a Redis older than 6.2:
+// confirming a claim uses SET … GET, which older servers reject, and a
+// claim never confirmed lets later duplicates through.
+var ErrServerTooOld = errors.New("redis is older than 6.2, which the store needs (SET … GET)")
+
+// CheckServer reads the server's version (INFO) and returns an
+// error wrapping ErrServerTooOld when it is below 6.2. A server that does
+// not report redis_version (some Redis-compatible servers, or a cluster
+// INFO that answers per node) passes: the scripts then fail loudly if a
+// command is missing. Errors reaching Redis are returned as they are, for
+// the caller to decide (the processor starts anyway and waits for Redis).
+func (s *Store) CheckServer(ctx context.Context) error {
+	// Plain INFO: some servers (miniredis among them) refuse INFO server.
+	info, err := s.rdb.Info(ctx).Result()
+	if err != nil {
+		return wrapErr(ctx, "info", err)
+	}
+	v, ok := infoField(info, "redis_version")
+	if !ok {
+		return nil
+	}
+	major, minor, ok := majorMinor(v)
+	if ok && (major < 6 || major == 6 && minor < 2) {
+		return fmt.Errorf("%w: found %s", ErrServerTooOld, v)
+	}
+	return nil
+}
+
+// infoField finds "name:value" among INFO's lines.
+func infoField(info, name string) (string, bool) {
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), name+":"); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+func majorMinor(v string) (major, minor int, ok bool) {
+	parts := strings.SplitN(v, ".", 3)
+	if len(parts) < 2 {
+		return 0, 0, false
+	}
+	major, err1 := strconv.Atoi(parts[0])
+	minor, err2 := strconv.Atoi(parts[1])
+	return major, minor, err1 == nil && err2 == nil
+}
