@@ -2,10 +2,7 @@ package ingest
 
 import (
 	"context"
-	"maps"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -34,12 +31,10 @@ type Metrics struct {
 	requests metric.Int64Counter
 	duration metric.Float64Histogram
 	limit    *telemetry.Limiter
-	// The options carrying the attribute sets of label values seen, built
-	// once and kept as the slices the variadic calls take: a sync.Map
-	// boxing each key into an interface, and a new one-element slice per
-	// call, were 2 allocations per webhook.
-	events    optionCache[eventLabels, []metric.AddOption]
-	durations optionCache[durationLabels, []metric.RecordOption]
+	// The options of the label values seen, kept as the slices the
+	// variadic calls take.
+	events    telemetry.OptionCache[eventLabels, []metric.AddOption]
+	durations telemetry.OptionCache[durationLabels, []metric.RecordOption]
 }
 
 type eventLabels struct{ source, eventType, outcome, reason string }
@@ -74,7 +69,7 @@ func (m *Metrics) event(ctx context.Context, source, eventType, outcome, reason 
 		return
 	}
 	k := eventLabels{source, eventType, outcome, reason}
-	opt, ok := m.events.get(k)
+	opt, ok := m.events.Get(k)
 	if !ok {
 		label := eventType
 		if eventType != "" {
@@ -88,7 +83,7 @@ func (m *Metrics) event(ctx context.Context, source, eventType, outcome, reason 
 		// state, so skipping it (a mutex every request) changes nothing,
 		// and the cache stays as bounded as the limiter's label values.
 		if label == eventType {
-			m.events.put(k, opt)
+			m.events.Put(k, opt)
 		}
 	}
 	m.requests.Add(ctx, 1, opt...)
@@ -100,44 +95,11 @@ func (m *Metrics) request(ctx context.Context, source string, status int, start 
 		return
 	}
 	k := durationLabels{source, status / 100}
-	opt, ok := m.durations.get(k)
+	opt, ok := m.durations.Get(k)
 	if !ok {
 		opt = []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
 			attribute.String("source", source), attribute.String("code", strconv.Itoa(status/100)+"xx")))}
-		m.durations.put(k, opt)
+		m.durations.Put(k, opt)
 	}
 	m.duration.Record(ctx, time.Since(start).Seconds(), opt...)
-}
-
-// optionCache maps label values to their measurement option. Reads are
-// one atomic load; a miss copies the map, which happens once per label
-// combination.
-type optionCache[K comparable, V any] struct {
-	mu sync.Mutex // serialises puts
-	m  atomic.Pointer[map[K]V]
-}
-
-func (c *optionCache[K, V]) get(k K) (V, bool) {
-	if m := c.m.Load(); m != nil {
-		v, ok := (*m)[k]
-		return v, ok
-	}
-	var zero V
-	return zero, false
-}
-
-func (c *optionCache[K, V]) put(k K, v V) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var next map[K]V
-	if old := c.m.Load(); old != nil {
-		if _, ok := (*old)[k]; ok {
-			return
-		}
-		next = maps.Clone(*old)
-	} else {
-		next = make(map[K]V, 1)
-	}
-	next[k] = v
-	c.m.Store(&next)
 }

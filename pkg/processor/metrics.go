@@ -23,10 +23,11 @@ type metrics struct {
 	e2e        metric.Float64Histogram
 	retryWait  metric.Float64Histogram
 	limit      *telemetry.Limiter
-	// sets caches the attribute options of the per-event instruments by
-	// label values (bounded by the limiter): building a set sorts and
-	// allocates, about 0.5 µs per event in bench-processor.
-	sets sync.Map // outcomeLabels or typeLabels → metric.MeasurementOption
+	// The per-event instruments' options by label values: building a set
+	// sorts and allocates, about 0.5 µs per event in bench-processor. Keyed
+	// by the event type as sent; see eventOpts.
+	eventSets   telemetry.OptionCache[outcomeLabels, []metric.AddOption]
+	latencySets telemetry.OptionCache[typeLabels, []metric.RecordOption]
 
 	mu     sync.Mutex
 	depths depths
@@ -106,11 +107,11 @@ func newMetrics(meter metric.Meter, limit *telemetry.Limiter) (*metrics, error) 
 func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, now time.Time) {
 	src, typ := "unknown", "unknown"
 	if it.env != nil {
-		src, typ = it.env.Source, m.limit.EventType(it.env.Source, it.env.EventType)
+		src, typ = it.env.Source, it.env.EventType
 	}
-	m.events.Add(ctx, 1, m.attrs(outcomeLabels{src, typ, it.outcome}).(metric.AddOption))
+	m.events.Add(ctx, 1, m.eventOpts(src, typ, it.outcome, it.env != nil)...)
 	if it.outcome == Retried {
-		m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("source", src), attribute.String("event_type", typ),
+		m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("source", src), attribute.String("event_type", m.label(src, typ, it.env != nil)),
 			attribute.String("tier", kafka.TierName(it.src.Retry.Tiers[it.next.Tier].D()))))
 	}
 	if tier, ok := tierOf(topics, it.rec.Topic); ok {
@@ -119,10 +120,10 @@ func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, no
 	if it.env == nil || it.outcome == Retried {
 		return
 	}
-	st := m.attrs(typeLabels{src, typ}).(metric.RecordOption)
-	m.processing.Record(ctx, now.Sub(it.env.ReceivedAt).Seconds(), st)
+	st := m.latencyOpts(src, typ)
+	m.processing.Record(ctx, now.Sub(it.env.ReceivedAt).Seconds(), st...)
 	if it.outcome == Processed && it.out != nil && !it.out.OccurredAt.IsZero() {
-		m.e2e.Record(ctx, now.Sub(it.out.OccurredAt).Seconds(), st)
+		m.e2e.Record(ctx, now.Sub(it.out.OccurredAt).Seconds(), st...)
 	}
 }
 
@@ -133,20 +134,47 @@ type outcomeLabels struct {
 
 type typeLabels struct{ source, eventType string }
 
-// attrs returns the cached attribute option for k.
-func (m *metrics) attrs(k any) metric.MeasurementOption {
-	if opt, ok := m.sets.Load(k); ok {
-		return opt.(metric.MeasurementOption)
+// label is the event_type label value: the limiter's answer for a
+// decoded event, else typ as it is ("unknown").
+func (m *metrics) label(src, typ string, decoded bool) string {
+	if !decoded {
+		return typ
 	}
-	var set attribute.Set
-	switch k := k.(type) {
-	case outcomeLabels:
-		set = attribute.NewSet(attribute.String("source", k.source), attribute.String("event_type", k.eventType), attribute.String("outcome", string(k.outcome)))
-	case typeLabels:
-		set = attribute.NewSet(attribute.String("source", k.source), attribute.String("event_type", k.eventType))
+	return m.limit.EventType(src, typ)
+}
+
+// eventOpts returns the inlet.events options for an outcome. Only an event
+// type the limiter passed unchanged is cached: the limiter would pass it
+// again without changing its state, so a hit skips its mutex, and the
+// cache stays as bounded as the limiter's label values (as in ingest).
+func (m *metrics) eventOpts(src, typ string, outcome Outcome, decoded bool) []metric.AddOption {
+	k := outcomeLabels{src, typ, outcome}
+	if opt, ok := m.eventSets.Get(k); ok {
+		return opt
 	}
-	opt, _ := m.sets.LoadOrStore(k, metric.WithAttributeSet(set))
-	return opt.(metric.MeasurementOption)
+	label := m.label(src, typ, decoded)
+	opt := []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
+		attribute.String("source", src), attribute.String("event_type", label), attribute.String("outcome", string(outcome))))}
+	if label == typ {
+		m.eventSets.Put(k, opt)
+	}
+	return opt
+}
+
+// latencyOpts returns the latency histograms' options, cached as eventOpts
+// does.
+func (m *metrics) latencyOpts(src, typ string) []metric.RecordOption {
+	k := typeLabels{src, typ}
+	if opt, ok := m.latencySets.Get(k); ok {
+		return opt
+	}
+	label := m.limit.EventType(src, typ)
+	opt := []metric.RecordOption{metric.WithAttributeSet(attribute.NewSet(
+		attribute.String("source", src), attribute.String("event_type", label)))}
+	if label == typ {
+		m.latencySets.Put(k, opt)
+	}
+	return opt
 }
 
 func tierOf(t kafka.Topics, topic string) (string, bool) {
