@@ -92,15 +92,10 @@ func TestDirect(t *testing.T) {
 // round trip (encode with the version, decode with Canonical()) gives.
 func FuzzDirect(f *testing.F) {
 	versions, _ := directVersions(f)
-	seedFixtures(f)
-	for _, s := range []string{
+	seedCorpus(f, len(versions),
 		directOK, `{"type": "a", "timestamp": "t", "data": [1, {"b": "\u00e9", "a": 1e3}]}`,
 		`{"type": "\xff", "timestamp": "", "data": null}`, strings.Repeat("[", 70),
-	} {
-		for i := range versions {
-			f.Add(uint8(i), []byte(s))
-		}
-	}
+	)
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
 		v := versions[int(which)%len(versions)]
 		got, err := v.Read(payload)

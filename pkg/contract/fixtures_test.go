@@ -7,10 +7,11 @@ import (
 	"github.com/inletdev/inlet/schemas/contracts"
 )
 
-// seedFixtures adds every shipped fixture payload to a fuzz corpus, as
-// (i, payload) with i its place in the list: the fuzz targets use i to pick
-// a contract version.
-func seedFixtures(f *testing.F) {
+// seedCorpus seeds a fuzz target that picks one of n contract versions (or
+// plans) by its first argument: every shipped fixture payload once, as
+// (i, payload) with i its place in the fixture list, and each extra payload
+// once for every one of the n.
+func seedCorpus(f *testing.F, n int, extra ...string) {
 	f.Helper()
 	files, err := fs.Glob(contracts.FS, "*/*/fixtures/*/*.json")
 	if err != nil || len(files) == 0 {
@@ -23,7 +24,12 @@ func seedFixtures(f *testing.F) {
 		}
 		f.Add(uint8(i), b)
 	}
+	for _, s := range extra {
+		for i := range n {
+			f.Add(uint8(i), []byte(s))
+		}
+	}
 }
 
-// SeedFixtures is seedFixtures for the external test package.
-var SeedFixtures = seedFixtures
+// SeedCorpus is seedCorpus for the external test package.
+var SeedCorpus = seedCorpus

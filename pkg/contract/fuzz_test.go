@@ -20,19 +20,14 @@ import (
 // The corpus is seeded with every fixture and with hostile inputs.
 func FuzzRead(f *testing.F) {
 	versions := fuzzVersions(f)
-	contract.SeedFixtures(f)
-	for _, s := range []string{
+	contract.SeedCorpus(f, len(versions),
 		"", "null", "{}", "[]", `"x"`, "1e999", "{} {}", widgetOK,
 		`{"id": 1.0}`, `{"id": -0}`, `{"id": 9223372036854775808}`,
 		`{"data": {"object": {"status": "\u0000"}}}`,
 		`{"type": "\xff\xfe", "timestamp": "t", "data": {"a": "\ud800"}}`,
-		strings.Repeat("[", 70), strings.Repeat(`{"a":`, 70) + "1" + strings.Repeat("}", 70),
+		strings.Repeat("[", 70), strings.Repeat(`{"a":`, 70)+"1"+strings.Repeat("}", 70),
 		`{"commits": [{"id": "a", "message": "m", "timestamp": "t"}, 3, null]}`,
-	} {
-		for i := range versions {
-			f.Add(uint8(i), []byte(s))
-		}
-	}
+	)
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
 		v := versions[int(which)%len(versions)]
 		got, err := v.Read(payload)

@@ -142,17 +142,12 @@ func refDescribe(j any) string {
 // the same field errors (in any order; the walker's follows the payload).
 func FuzzWalker(f *testing.F) {
 	plans := walkerPlans(f)
-	seedFixtures(f)
-	for _, s := range []string{
+	seedCorpus(f, len(plans),
 		`{"a\u0062c": "\ud83d\ude00\u00e9\"\\\/", "x": [ 1 , {"y" : "]}\"" } ] }`,
 		"{\"type\":\"\xff\xfeok\",\"timestamp\":\"t\",\"data\":[1,2.5e3,\"\\u0000\"]}",
 		`{"ref": "r", "before": "b", "after": "a", "repository": {"full_name": 5}, "pusher": {}, "commits": [{}, null, "x"]}`,
 		`{"id": 1, "name": "#1", "created_at": "c", "updated_at": "u", "currency": "EUR", "total_price": 1, "line_items": [{"id": 1.5}]}`,
-	} {
-		for i := range plans {
-			f.Add(uint8(i), []byte(s))
-		}
-	}
+	)
 	f.Fuzz(func(t *testing.T, which uint8, payload []byte) {
 		plan := plans[int(which)%len(plans)]
 		if !json.Valid(payload) {
