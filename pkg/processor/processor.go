@@ -620,24 +620,26 @@ type schemaIDs struct {
 	m  map[schemaKey]int
 }
 
-// schemaKey identifies a registered schema. A struct rather than one joined
-// string: joining copied the schema text (1.6 KB) for every event.
+// schemaKey identifies a registered schema by the output's Subject (empty:
+// derived from the schema's name) and schema text. A struct rather than one
+// joined string: joining copied the schema text (1.6 KB) for every event;
+// the derived subject is only built on a miss.
 type schemaKey struct{ subject, text string }
 
 func (p *Processor) schemaID(ctx context.Context, out *router.Output) (int, error) {
-	subject := out.Subject
-	if subject == "" {
-		named, ok := out.Schema.(interface{ FullName() string })
-		if !ok {
-			return 0, errors.New("processed schema is not a named record")
-		}
-		subject = p.d.Topics.Processed + "-" + named.FullName()
-	}
-	key := schemaKey{subject, out.SchemaText}
+	key := schemaKey{out.Subject, out.SchemaText}
 	p.ids.mu.Lock()
 	id, ok := p.ids.m[key]
 	p.ids.mu.Unlock()
 	if !ok {
+		subject := out.Subject
+		if subject == "" {
+			named, ok := out.Schema.(interface{ FullName() string })
+			if !ok {
+				return 0, errors.New("processed schema is not a named record")
+			}
+			subject = p.d.Topics.Processed + "-" + named.FullName()
+		}
 		var err error
 		id, _, err = p.d.Registry.Register(ctx, subject, out.SchemaText)
 		if err != nil {
