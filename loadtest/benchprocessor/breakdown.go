@@ -89,8 +89,9 @@ func (b *breakdown) addRedis(op string, cmds int, d time.Duration) {
 	b.mu.Unlock()
 }
 
-// storeOp names a pipeline of pkg/store by the operations of its scripts,
-// in order, e.g. "confirm+release".
+// storeOp names a pipeline of pkg/store by its operations, in order, e.g.
+// "confirm+release": scripts by their SHA, and the plain SET … GET commands
+// as claim (NX) or confirm.
 func storeOp(cmds []redis.Cmder) string {
 	if len(cmds) == 0 {
 		return "empty pipeline"
@@ -106,6 +107,11 @@ func storeOp(cmds []redis.Cmder) string {
 			case "eval":
 				src, _ := a[1].(string)
 				op = scriptOps[fmt.Sprintf("%x", sha1.Sum([]byte(src)))]
+			case "set":
+				op = "confirm"
+				if slices.ContainsFunc(a, func(v any) bool { s, _ := v.(string); return strings.EqualFold(s, "nx") }) {
+					op = "claim"
+				}
 			}
 		}
 		if len(ops) == 0 || ops[len(ops)-1] != op {

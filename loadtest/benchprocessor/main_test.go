@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"maps"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/contract"
@@ -17,6 +21,7 @@ import (
 	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/store"
 	"github.com/inletdev/inlet/schemas/contracts"
 )
 
@@ -237,4 +242,37 @@ func BenchmarkStages(b *testing.B) {
 			}
 		}
 	})
+}
+
+// TestBreakdownNamesStoreOps runs the store's pipelines through the
+// breakdown hook: each must be named by its operation, not "pipeline set".
+func TestBreakdownNamesStoreOps(t *testing.T) {
+	mr := miniredis.RunT(t)
+	b := newBreakdown()
+	rdb := hookedRedis(redis.NewClient(&redis.Options{Addr: mr.Addr()}), b)
+	t.Cleanup(func() { _ = rdb.Close() })
+	st := store.New(rdb)
+	ctx := context.Background()
+	tok := store.NewToken()
+	if _, err := st.ClaimBatch(ctx, []string{"a", "lock:x"}, tok); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.ApplyBatch(ctx, []store.Update{{EntityKey: "x", EventTime: time.Unix(1, 0), EventID: "e"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Settle(ctx, tok, []string{"a"}, []time.Duration{time.Hour}, []string{"lock:x"}); err != nil {
+		t.Fatal(err)
+	}
+	// Connection set-up (hello, client) and the EVAL that follows a
+	// NOSCRIPT on a fresh server are there too.
+	for _, want := range []string{"claim", "apply", "confirm+release"} {
+		if b.redis[want] == nil {
+			t.Errorf("no %q pipeline among %v", want, slices.Collect(maps.Keys(b.redis)))
+		}
+	}
+	for op := range b.redis {
+		if strings.Contains(op, "set") {
+			t.Errorf("pipeline named %q", op)
+		}
+	}
 }

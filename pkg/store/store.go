@@ -38,27 +38,25 @@ import (
 var (
 	//go:embed claim.lua
 	claimSrc string
-	//go:embed confirm.lua
-	confirmSrc string
 	//go:embed release.lua
 	releaseSrc string
 	//go:embed apply.lua
 	applySrc string
 
 	claimScript   = redis.NewScript(claimSrc)
-	confirmScript = redis.NewScript(confirmSrc)
 	releaseScript = redis.NewScript(releaseSrc)
 	applyScript   = redis.NewScript(applySrc)
 )
 
 // ScriptOps maps the SHA1 of each Lua script the store runs (as EVALSHA
-// sends it) to its operation: claim, apply, confirm or release. It is for
-// instrumentation that sees the Redis commands, such as a go-redis hook.
+// sends it) to its operation: claim (renewing a lease a retried batch
+// already holds), apply or release. Claims and confirms are otherwise plain
+// SET commands (SET … NX … GET and SET … GET). It is for instrumentation
+// that sees the Redis commands, such as a go-redis hook.
 func ScriptOps() map[string]string {
 	return map[string]string{
 		claimScript.Hash():   "claim",
 		applyScript.Hash():   "apply",
-		confirmScript.Hash(): "confirm",
 		releaseScript.Hash(): "release",
 	}
 }
@@ -144,7 +142,9 @@ type op struct {
 }
 
 // evalBatch runs the ops in one pipeline (one round trip) and returns each
-// op's per-item result codes, in item order.
+// op's per-item result codes, in item order. pipe, when not nil, may hold
+// commands queued by the caller, which go first in the same round trip; the
+// caller reads their results (and errors) from its own Cmds.
 //
 // The scripts loop over their KEYS. On a single Redis server (a
 // *redis.Client, also behind Sentinel) an op's items go to its script in
@@ -158,7 +158,7 @@ type op struct {
 // fall back inside a pipeline, so the calls that got NOSCRIPT are sent again,
 // in order, with EVAL (which also caches the script for the next batch). That
 // second round trip only happens once per script and server.
-func (s *Store) evalBatch(ctx context.Context, ops ...op) ([][]int64, error) {
+func (s *Store) evalBatch(ctx context.Context, pipe redis.Pipeliner, ops ...op) ([][]int64, error) {
 	type call struct {
 		op   int
 		keys []string
@@ -170,7 +170,9 @@ func (s *Store) evalBatch(ctx context.Context, ops ...op) ([][]int64, error) {
 		per = 1
 	}
 	var calls []call
-	pipe := s.rdb.Pipeline()
+	if pipe == nil {
+		pipe = s.rdb.Pipeline()
+	}
 	for o, op := range ops {
 		for lo := 0; lo < op.n; lo += per {
 			hi := min(lo+per, op.n)
@@ -184,9 +186,11 @@ func (s *Store) evalBatch(ctx context.Context, ops ...op) ([][]int64, error) {
 			calls = append(calls, c)
 		}
 	}
-	if len(calls) == 0 {
+	if pipe.Len() == 0 {
 		return make([][]int64, len(ops)), nil
 	}
+	// An error from Exec may be a queued command's (even redis.Nil, for a
+	// GET of a missing key): only the script calls' own errors count here.
 	if _, err := pipe.Exec(ctx); err != nil {
 		var again []int
 		for i, c := range calls {
@@ -197,13 +201,15 @@ func (s *Store) evalBatch(ctx context.Context, ops ...op) ([][]int64, error) {
 				again = append(again, i)
 			}
 		}
-		pipe = s.rdb.Pipeline()
-		for _, i := range again {
-			c := &calls[i]
-			c.cmd = ops[c.op].script.Eval(ctx, pipe, c.keys, c.args...)
-		}
-		if _, err := pipe.Exec(ctx); err != nil {
-			return nil, wrapErr(ctx, ops[calls[again[0]].op].name, err)
+		if len(again) > 0 {
+			pipe = s.rdb.Pipeline()
+			for _, i := range again {
+				c := &calls[i]
+				c.cmd = ops[c.op].script.Eval(ctx, pipe, c.keys, c.args...)
+			}
+			if _, err := pipe.Exec(ctx); err != nil {
+				return nil, wrapErr(ctx, ops[calls[again[0]].op].name, err)
+			}
 		}
 	}
 	out := make([][]int64, len(ops))

@@ -9,13 +9,14 @@ import (
 	"strings"
 )
 
-// ErrServerTooOld is returned by CheckServer for a Redis older than 6.2:
-// confirming a claim uses SET … GET, which older servers reject, and a
-// claim never confirmed lets later duplicates through.
-var ErrServerTooOld = errors.New("redis is older than 6.2, which the store needs (SET … GET)")
+// ErrServerTooOld is returned by CheckServer for a Redis older than 7.0:
+// claims use SET … NX … GET (7.0) and confirms SET … GET (6.2), which older
+// servers reject, and a claim never confirmed lets later duplicates
+// through.
+var ErrServerTooOld = errors.New("redis is older than 7.0, which the store needs (SET … NX … GET)")
 
 // CheckServer reads the server's version (INFO) and returns an
-// error wrapping ErrServerTooOld when it is below 6.2. A server that does
+// error wrapping ErrServerTooOld when it is below 7.0. A server that does
 // not report redis_version (some Redis-compatible servers, or a cluster
 // INFO that answers per node) passes: the scripts then fail loudly if a
 // command is missing. Errors reaching Redis are returned as they are, for
@@ -30,8 +31,8 @@ func (s *Store) CheckServer(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	major, minor, ok := majorMinor(v)
-	if ok && (major < 6 || major == 6 && minor < 2) {
+	major, _, ok := majorMinor(v)
+	if ok && major < 7 {
 		return fmt.Errorf("%w: found %s", ErrServerTooOld, v)
 	}
 	return nil

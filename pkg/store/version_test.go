@@ -74,7 +74,7 @@ func TestCheckServer(t *testing.T) {
 	}{
 		{"# Server\r\nredis_version:5.0.7\r\nredis_mode:standalone\r\n", true, "5.0"},
 		{"# Server\r\nredis_version:6.0.16\r\n", true, "6.0"},
-		{"# Server\r\nredis_version:6.2.0\r\n", false, "6.2"},
+		{"# Server\r\nredis_version:6.2.14\r\n", true, "6.2"},
 		{"# Server\r\nredis_version:7.0.15\r\n", false, "7.0"},
 		{"# Server\r\nredis_version:10.1.0\r\n", false, "10.1"},
 		{"# Server\r\nserver_name:something\r\n", false, "no version: passes"},
