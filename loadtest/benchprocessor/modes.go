@@ -53,17 +53,15 @@ func (r result) rate() float64 { return float64(r.events) / r.elapsed.Seconds() 
 // consumerOpts are a fresh group's options shared by bare and naive: the
 // processor's fetch sizes and isolation, manual commits.
 func (e *env) consumerOpts(group string) []kgo.Opt {
-	return []kgo.Opt{
+	return append([]kgo.Opt{
 		kgo.SeedBrokers(e.brokers...),
 		kgo.ConsumerGroup(group),
 		kgo.ConsumeTopics(e.topics.Raw),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.FetchMaxBytes(kafka.MaxMessageBytes * 4),
-		kgo.FetchMaxPartitionBytes(kafka.MaxMessageBytes),
 		kgo.DisableAutoCommit(),
 		kgo.BlockRebalanceOnPoll(),
-	}
+	}, processor.FetchOpts()...) // fetch as the processor does
 }
 
 // runBare polls and commits what it polled, nothing else.
