@@ -3,6 +3,7 @@ package envelope
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/registry"
 )
 
@@ -112,6 +114,37 @@ func TestCodecRoundTrip(t *testing.T) {
 			t.Fatalf("err = %v, want ErrUndecodable", err)
 		}
 	})
+}
+
+// TestCodecLargeValues: a body as large as a source may accept decodes
+// (hamba's own default stopped bytes at 1 MiB), and a length prefix
+// claiming more than a record can hold is refused without allocating it.
+func TestCodecLargeValues(t *testing.T) {
+	_, codec := testCodec(t)
+	ctx := context.Background()
+	for _, size := range []int{1<<20 + 1, kafka.MaxBodyBytes} {
+		in := &Envelope{
+			ID: "id-big", Source: "src", EventType: "big", EventID: "evt_big", IdempotencyKey: IdempotencyKey("src", "evt_big"),
+			SchemaVersion: "v1", ReceivedAt: time.UnixMicro(1).UTC(), CorrelationID: "c", Channel: ChannelWebhook,
+			Payload: bytes.Repeat([]byte("x"), size), ContentType: "application/json",
+		}
+		b, err := codec.Encode(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := codec.Decode(ctx, b)
+		if err != nil {
+			t.Fatalf("%d-byte payload: %v", size, err)
+		}
+		if !bytes.Equal(out.Payload, in.Payload) {
+			t.Fatalf("%d-byte payload changed", size)
+		}
+	}
+	// A real header (schema ID 1), then the id string's length: 1 TiB.
+	hostile := binary.AppendVarint([]byte{0, 0, 0, 0, 1}, 1<<40)
+	if _, err := codec.Decode(ctx, append(hostile, "abc"...)); !errors.Is(err, registry.ErrUndecodable) {
+		t.Fatalf("err = %v, want ErrUndecodable", err)
+	}
 }
 
 // TestDecodedEnvelopesStayIntact: decoders are pooled and share their string

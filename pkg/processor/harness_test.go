@@ -121,7 +121,7 @@ func newHarnessWith(t *testing.T, env *testenv.Env, sourcesYAML string, tiers []
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 	h := &harness{t: t, env: env, topics: topics, sources: sources, router: rt, codec: codec, rdb: rdb, prefix: env.Prefix + ":", alerter: al,
-		prod: env.Client(t, kgo.ProducerLinger(0))}
+		prod: env.Client(t, kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes))}
 	t.Cleanup(h.stopAll)
 	return h
 }

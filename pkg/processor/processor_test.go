@@ -51,6 +51,29 @@ func processorSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 
+	t.Run("events larger than 1 MiB are fetched and decoded", func(t *testing.T) {
+		// 1.5 MiB of unknown field: past FetchOpts' 1 MiB per partition,
+		// which Kafka (and kfake) must still return whole, and past
+		// hamba's default 1 MiB bound on a bytes field, which made such
+		// envelopes undecodable.
+		h := newHarness(t, newEnv(t))
+		h.start("a", nil)
+		big := paymentIntent("evt_big", "pi_big", "succeeded", 1700000000)
+		big = append(append(append(big[:len(big)-1:len(big)-1], `,"padding":"`...), strings.Repeat("x", 3<<19)...), `"}`...)
+		h.send("stripe", "payment_intent.succeeded", "evt_big", "2024-06-20", envelope.ChannelWebhook, big)
+		h.send("stripe", "payment_intent.succeeded", "evt_after", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_after", "pi_after", "succeeded", 1700000000))
+		h.waitAll(2)
+		if p := h.total(Processed); p != 2 {
+			// The invalid record's headers say why.
+			for _, r := range h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second) {
+				for _, hd := range r.Headers {
+					t.Logf("%s: %.300s", hd.Key, hd.Value)
+				}
+			}
+			t.Fatalf("processed %d, want 2 (invalid %d, dlq %d)", p, h.total(Invalid), h.total(DeadLetter))
+		}
+	})
+
 	t.Run("ten concurrent deliveries of one event make one output", func(t *testing.T) {
 		h := newHarness(t, newEnv(t))
 		var wg sync.WaitGroup

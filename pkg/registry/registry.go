@@ -17,6 +17,8 @@ import (
 
 	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/inletdev/inlet/pkg/kafka"
 )
 
 // Client wraps an sr.Client with a cache of writer schemas and resolved
@@ -96,8 +98,16 @@ func (c *Client) Encode(b []byte, id int, schema avro.Schema, v any) ([]byte, er
 // confluentHeaderLen is the magic byte and the 4-byte schema ID.
 const confluentHeaderLen = 5
 
+// decodeAPI reads strings and bytes as long as any record Inlet's topics
+// accept: hamba's default stops them at 1 MiB, so an envelope whose body
+// was over 1 MiB (a source's max_body may allow up to kafka.MaxBodyBytes)
+// was written by ingest and then undecodable everywhere else. The bound
+// stays: a hostile length prefix must not make a reader allocate more than
+// a record can hold.
+var decodeAPI = avro.Config{MaxByteSliceSize: kafka.MaxMessageBytes}.Freeze()
+
 // readers holds Avro readers between decodes; see unmarshalExact.
-var readers = sync.Pool{New: func() any { return avro.NewReader(nil, 0) }}
+var readers = sync.Pool{New: func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(decodeAPI)) }}
 
 // writers holds Avro writers between encodes; see Encode.
 var writers = sync.Pool{New: func() any { return avro.NewWriter(nil, 2048) }}
