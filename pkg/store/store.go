@@ -2,14 +2,17 @@
 // lease, confirm after the output is written, release on failure) and the
 // newest-wins conditional update of each entity's state.
 //
-// Every operation has a batch form that costs one round trip: a Lua script
+// Every operation has a batch form that costs one round trip, all of a
+// batch's commands in one pipeline: claims and confirms are one atomic SET
+// per key (SET … NX … GET, SET … GET; Redis 7.0 or newer), and the
+// conditional operations — newest-wins apply, release — a Lua script
 // (EVALSHA) that loops over the batch's keys, called once per chunk of keys
-// on a single server and once per key on Redis Cluster, all calls of a batch
-// in one pipeline. A batch is not a transaction: on an error some items may
-// already have taken effect. Every operation is idempotent for
-// the same token (claims) or the same event (updates), so retrying the whole
-// batch is always safe; go-redis itself retries a pipeline after a network
-// error, which relies on the same property.
+// on a single server and once per key on Redis Cluster. A batch is not a
+// transaction: on an error some items may already have taken effect. Every
+// operation is idempotent for the same token (claims) or the same event
+// (updates), so retrying the whole batch is always safe; go-redis itself
+// retries a pipeline after a network error, which relies on the same
+// property.
 //
 // Cancelling a call's ctx abandons its round trip: the call returns an error
 // wrapping ctx.Err() (never [ErrUnavailable]), and whatever was already sent
@@ -21,8 +24,8 @@
 //	<prefix>dedup:<natural key>   string: a claim token, or "done"
 //	<prefix>entity:<entity key>   hash: ts (unix µs), event_id, state
 //
-// On Redis Cluster (or a Ring) each script call touches a single key, so the
-// store works there too (go-redis splits the pipeline per node, keeping the
+// On Redis Cluster (or a Ring) each command and script call touches a
+// single key, so the store works there too (go-redis splits the pipeline per node, keeping the
 // order per key).
 package store
 
