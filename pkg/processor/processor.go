@@ -541,12 +541,22 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// encodeAll encodes the processed values before the transaction starts. A
-// registry that cannot be reached abandons the batch (it is redelivered); a
-// value that does not fit its own schema makes that event invalid.
+// maxOutputBytes bounds a processed record's value and key: what a Kafka
+// record may hold (kafka.MaxMessageBytes) less room for its headers, as for
+// ingest's bodies.
+const maxOutputBytes = kafka.MaxBodyBytes
+
+// encodeAll encodes the processed values of the claimed events (those
+// still without an outcome) before the newest-wins update and the
+// transaction. A registry that cannot be reached abandons the batch (it is
+// redelivered). A value that does not fit its own schema, or that is too
+// big for a Kafka record, makes that event invalid: written, it would fail
+// the transaction on every redelivery and hold its partition for good.
+// (Canonical JSON can outgrow the body it came from, e.g. invalid UTF-8
+// becomes U+FFFD: three bytes for one.)
 func (p *Processor) encodeAll(ctx context.Context, items []*item) error {
 	for _, it := range items {
-		if it.outcome != Processed {
+		if it.out == nil || it.outcome != "" {
 			continue
 		}
 		id, err := p.schemaID(ctx, it.out)
@@ -555,6 +565,11 @@ func (p *Processor) encodeAll(ctx context.Context, items []*item) error {
 		}
 		if it.value, err = p.d.Registry.Encode(nil, id, it.out.Schema, it.out.Value); err != nil {
 			it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "processed value does not fit its schema: " + err.Error()}
+			continue
+		}
+		if n := len(it.value) + len(it.out.EntityKey); n > maxOutputBytes {
+			it.outcome, it.reason = Invalid, &router.ValidationError{Reason: fmt.Sprintf("processed record is %d bytes, over the %d a Kafka record may hold here", n, maxOutputBytes)}
+			it.value = nil
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"bytes"
 	"fmt"
 	"regexp"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -71,6 +73,34 @@ func processorSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 				}
 			}
 			t.Fatalf("processed %d, want 2 (invalid %d, dlq %d)", p, h.total(Invalid), h.total(DeadLetter))
+		}
+	})
+
+	t.Run("a processed record over the size limit makes the event invalid", func(t *testing.T) {
+		// 1.4 MiB of invalid UTF-8 in free-form data: the canonical JSON
+		// turns each byte into U+FFFD (3 bytes), past maxOutputBytes.
+		// Processed records are bounded like ingest's bodies, whatever
+		// they compress to: an incompressible one that Kafka refused
+		// would fail the transaction on every redelivery.
+		h := newHarness(t, newEnv(t))
+		h.start("a", nil)
+		blob := bytes.Repeat([]byte{0xff}, 1400<<10)
+		big := append(append([]byte(`{"type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":{"id":"inv_big","blob":"`), blob...), `"}}`...)
+		h.send("billing", "invoice.paid", "msg_big", "v1", envelope.ChannelWebhook, big)
+		h.send("billing", "invoice.paid", "msg_small", "v1", envelope.ChannelWebhook, []byte(`{"type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":{"id":"inv_small"}}`))
+		h.waitAll(2)
+		if p, i := h.total(Processed), h.total(Invalid); p != 1 || i != 1 {
+			t.Fatalf("processed %d invalid %d, want 1 and 1", p, i)
+		}
+		inv := h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)
+		if len(inv) != 1 || !strings.Contains(retry.Get(inv[0].Headers, retry.HeaderErrors), "over the") {
+			t.Fatalf("invalid records: %d, want 1 whose errors say it is too big", len(inv))
+		}
+		// Its entity's time did not move: an older event still applies.
+		h.send("billing", "invoice.paid", "msg_older", "v1", envelope.ChannelWebhook, []byte(`{"type":"invoice.paid","timestamp":"2024-01-01T00:00:00Z","data":{"id":"inv_big","n":1}}`))
+		h.waitAll(3)
+		if p := h.total(Processed); p != 2 {
+			t.Fatalf("processed %d, want 2: the oversized event moved its entity's time", p)
 		}
 	})
 

@@ -243,16 +243,19 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, claimed, token)
 	}
+	// Encoded before the newest-wins update: an event whose processed
+	// record cannot be written becomes invalid without having moved its
+	// entity's stored time.
+	if err := p.encodeAll(ctx, items); err != nil {
+		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
+		return w.abort(ctx, items, claimed, token)
+	}
 	if err := p.apply(ctx, stop, items, deadline); err != nil {
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, claimed, token)
 	}
 	p.deliver(ctx, items)
 	p.route(items)
-	if err := p.encodeAll(ctx, items); err != nil {
-		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
-		return w.abort(ctx, items, claimed, token)
-	}
 	if err := w.sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
