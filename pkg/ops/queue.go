@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -179,7 +180,11 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	if err != nil || dryRun || len(es) == 0 {
 		return es, err
 	}
-	txn, err := kgo.NewClient(append(q.cl.Opts(), kgo.TransactionalID("inlet-ops-"+strconv.FormatInt(time.Now().UnixNano(), 36)))...)
+	// Records as large as the topics take: a requeued event is as big as
+	// it was on the raw topic (franz-go's default batch limit is ~1 MB).
+	txn, err := kgo.NewClient(append(q.cl.Opts(),
+		kgo.TransactionalID("inlet-ops-"+strconv.FormatInt(time.Now().UnixNano(), 36)),
+		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes))...)
 	if err != nil {
 		return nil, err
 	}
@@ -188,6 +193,18 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return nil, err
 	}
 	now := time.Now().UTC()
+	// A record that fails does not fail the transaction by itself: without
+	// this, a requeue whose record was refused committed its audit entry
+	// alone, and the event was marked requeued but never sent.
+	var mu sync.Mutex
+	var produceErr error
+	failed := func(_ *kgo.Record, err error) {
+		if err != nil {
+			mu.Lock()
+			produceErr = errors.Join(produceErr, err)
+			mu.Unlock()
+		}
+	}
 	for _, e := range es {
 		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now}
 		if action == "requeue" {
@@ -197,15 +214,24 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			h = retry.Set(h, retry.HeaderDueAt, strconv.FormatInt(now.UnixMilli(), 10))
 			h = retry.Set(h, retry.HeaderReason, "")
 			h = retry.AppendError(h, retry.ErrorEntry{At: now, Stage: "requeue", Error: fmt.Sprintf("requeued from %s by %s: %s", e.ID, who, why)})
-			txn.Produce(ctx, &kgo.Record{Topic: d.To, Key: e.rec.Key, Value: e.rec.Value, Headers: h}, nil)
+			txn.Produce(ctx, &kgo.Record{Topic: d.To, Key: e.rec.Key, Value: e.rec.Value, Headers: h}, failed)
 		}
 		b, _ := json.Marshal(d)
-		txn.Produce(ctx, &kgo.Record{Topic: q.topics.Audit, Key: []byte(e.ID), Value: b}, nil)
+		txn.Produce(ctx, &kgo.Record{Topic: q.topics.Audit, Key: []byte(e.ID), Value: b}, failed)
 		e.Decision = d
 	}
 	if err := txn.Flush(ctx); err != nil {
 		_ = txn.EndTransaction(ctx, kgo.TryAbort)
 		return nil, err
+	}
+	mu.Lock()
+	err = produceErr
+	mu.Unlock()
+	if err != nil {
+		if aerr := txn.EndTransaction(ctx, kgo.TryAbort); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+		return nil, fmt.Errorf("%s: a record was refused, nothing was done: %w", action, err)
 	}
 	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return nil, fmt.Errorf("commit %s: %w", action, err)

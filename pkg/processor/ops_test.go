@@ -3,10 +3,14 @@ package processor
 import (
 	"context"
 	"errors"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/ops"
@@ -100,4 +104,83 @@ func TestRequeueAndDiscard(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 20*time.Second, "the requeued invalid event to be reprocessed", func() bool { return h.total(Invalid) == 2 })
+}
+
+// TestRequeueLargeEvent: an event over 1 MiB (a source's max_body may
+// allow up to kafka.MaxBodyBytes) can be requeued: the operator's producer
+// takes records as large as the topics do.
+func TestRequeueLargeEvent(t *testing.T) {
+	h, _ := failureHarness(t, testenv.Embedded(t), &downstream{always: 400})
+	h.start("a", nil)
+	// Missing every required field of an order: invalid, with 1.5 MiB of
+	// unknown field beside.
+	h.send("shop", "orders/updated", "wh-big", "2025-01", envelope.ChannelWebhook, []byte(`{"id":7,"pad":"`+strings.Repeat("x", 3<<19)+`"}`))
+	h.waitAll(1)
+	if n := h.total(Invalid); n != 1 {
+		t.Fatalf("invalid %d, want 1", n)
+	}
+	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)}, h.topics, h.codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	es, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("requeue: %d entries, %v", len(es), err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the requeued event to be reprocessed", func() bool { return h.total(Invalid) == 2 })
+}
+
+// TestRequeueWhenKafkaRefusesChangesNothing: a requeue whose record Kafka
+// refuses returns an error and commits nothing — before, it committed its
+// audit entry alone, so the event read as requeued but was never sent.
+func TestRequeueWhenKafkaRefusesChangesNothing(t *testing.T) {
+	env := testenv.Embedded(t)
+	h, _ := failureHarness(t, env, &downstream{always: 400})
+	h.start("a", nil)
+	h.send("shop", "orders/updated", "wh-refused", "2025-01", envelope.ChannelWebhook, []byte(`{"id":8}`)) // invalid
+	h.waitAll(1)
+
+	var refuse atomic.Bool
+	c := env.Stack.Kafka
+	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if !refuse.Load() {
+			return nil, nil, false
+		}
+		req := kreq.(*kmsg.ProduceRequest)
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewProduceResponseTopic()
+			st.Topic, st.TopicID = rt.Topic, rt.TopicID
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewProduceResponseTopicPartition()
+				sp.Partition, sp.ErrorCode = rp.Partition, kerr.InvalidRecord.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+
+	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, h.topics, h.codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	refuse.Store(true)
+	if es, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false); err == nil {
+		t.Fatalf("requeue succeeded (%d entries) while Kafka refused its records", len(es))
+	}
+	refuse.Store(false)
+	// Still unresolved: the requeue takes it now.
+	es, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false)
+	if err != nil || len(es) != 1 {
+		t.Fatalf("second requeue: %d entries, %v", len(es), err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the requeued event to be reprocessed", func() bool { return h.total(Invalid) == 2 })
 }
