@@ -30,13 +30,7 @@ func TestRequeueAndDiscard(t *testing.T) {
 	h.send("shop", "orders/updated", "wh-q3", "2025-01", envelope.ChannelWebhook, []byte(`{"id":3}`)) // invalid
 	h.waitAll(3)
 
-	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)}, h.topics, h.codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	q, ctx := queues(t, h)
 	depth := func(topic string) int {
 		n, err := q.Depth(ctx, topic)
 		if err != nil {
@@ -119,13 +113,7 @@ func TestRequeueLargeEvent(t *testing.T) {
 	if n := h.total(Invalid); n != 1 {
 		t.Fatalf("invalid %d, want 1", n)
 	}
-	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)}, h.topics, h.codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	q, ctx := queues(t, h)
 	es, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false)
 	if err != nil || len(es) != 1 {
 		t.Fatalf("requeue: %d entries, %v", len(es), err)
@@ -165,13 +153,7 @@ func TestRequeueWhenKafkaRefusesChangesNothing(t *testing.T) {
 		return resp, nil, true
 	})
 
-	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, h.topics, h.codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
+	q, ctx := queues(t, h)
 	refuse.Store(true)
 	if es, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false); err == nil {
 		t.Fatalf("requeue succeeded (%d entries) while Kafka refused its records", len(es))
@@ -183,4 +165,18 @@ func TestRequeueWhenKafkaRefusesChangesNothing(t *testing.T) {
 		t.Fatalf("second requeue: %d entries, %v", len(es), err)
 	}
 	testenv.Eventually(t, 20*time.Second, "the requeued event to be reprocessed", func() bool { return h.total(Invalid) == 2 })
+}
+
+// queues opens ops.Queues on h's cluster, closed at cleanup, with a context
+// bounding the test's operator calls.
+func queues(t *testing.T, h *harness) (*ops.Queues, context.Context) {
+	t.Helper()
+	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)}, h.topics, h.codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return q, ctx
 }
