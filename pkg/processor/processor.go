@@ -199,9 +199,9 @@ func New(cfg Config, d Deps) (*Processor, error) {
 // loses partitions at a rebalance drops less prefetched data:
 // bench-processor's first outcome came after 110–130 ms instead of
 // 240–260 ms with 4 MiB per partition and 16 MiB per request, and its
-// events/s rose by about 15%. A consume-only loop gains as much (its
-// fetch is most of its run), so the benchmark's bare and naive modes use
-// these options too.
+// events/s rose by about 15%. A consume-only loop gains more (its first
+// fetch was most of its run); the benchmark's bare and naive modes use
+// these options too, so they fetch as the processor does.
 func FetchOpts() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.FetchMaxBytes(4 << 20),
@@ -549,11 +549,12 @@ const maxOutputBytes = kafka.MaxBodyBytes
 // encodeAll encodes the processed values of the claimed events (those
 // still without an outcome) before the newest-wins update and the
 // transaction. A registry that cannot be reached abandons the batch (it is
-// redelivered). A value that does not fit its own schema, or that is too
-// big for a Kafka record, makes that event invalid: written, it would fail
-// the transaction on every redelivery and hold its partition for good.
-// (Canonical JSON can outgrow the body it came from, e.g. invalid UTF-8
-// becomes U+FFFD: three bytes for one.)
+// redelivered). A value that does not fit its own schema, or that is
+// bigger than a body may be, makes that event invalid: the bound is on the
+// uncompressed size, like ingest's, because one that Kafka refused (an
+// incompressible one) would fail the transaction on every redelivery and
+// hold its partition for good. (Canonical JSON can outgrow the body it
+// came from, e.g. invalid UTF-8 becomes U+FFFD: three bytes for one.)
 func (p *Processor) encodeAll(ctx context.Context, items []*item) error {
 	for _, it := range items {
 		if it.out == nil || it.outcome != "" {
