@@ -149,7 +149,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		rec, env, err := s.batchRecord(tctx, src, line, corr, n, r.Header)
 		if err != nil {
 			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: err.Error()})
-			s.metrics.event(tctx, src.Name, "", outcomeRejected, reasonMalformed)
+			reason := reasonMalformed
+			if errors.Is(err, errRecordTooLarge) {
+				reason = reasonSize
+			}
+			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
 			continue
 		}
 		types[len(resp.Results)] = env.EventType

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/source"
 )
 
@@ -105,6 +107,11 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		span.SetAttributes(attribute.String("inlet.event_type", env.EventType), attribute.String("inlet.event_id", env.EventID), attribute.String("inlet.id", env.ID))
 	}
 	rec, err := s.record(ctx, env)
+	if errors.Is(err, errRecordTooLarge) {
+		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", "size", "error", err)
+		answer(http.StatusRequestEntityTooLarge, outcomeRejected, reasonSize, Response{CorrelationID: corr, Error: err.Error()})
+		return
+	}
 	if err != nil {
 		log(slog.LevelError, "envelope encoding failed", "error", err)
 		answer(http.StatusInternalServerError, outcomeUnavailable, "encode", Response{CorrelationID: corr, Error: "internal error"})
@@ -205,10 +212,24 @@ func (s *Server) envelope(src *source.Source, m source.Meta, corr, channel strin
 
 // record encodes e; the trace context of ctx (the ingest span) goes into
 // the record headers, so the processor's spans join the same trace.
+// errRecordTooLarge: the event, wrapped in its envelope with the headers
+// it keeps, does not fit a Kafka record. Producing it would fail the same
+// way on every retry, so it is answered 413, not 503.
+var errRecordTooLarge = errors.New("event too large for the log once wrapped")
+
+// recordFraming is room for what a record adds around its key, value and
+// our headers: the batch header, lengths, and the trace context headers.
+const recordFraming = 1 << 10
+
 func (s *Server) record(ctx context.Context, e *envelope.Envelope) (*kgo.Record, error) {
 	val, err := s.codec.Encode(e)
 	if err != nil {
 		return nil, err
+	}
+	// The body is within the source's max_body, itself at most
+	// kafka.MaxBodyBytes, but the kept headers come on top of it.
+	if n := len(val) + len(e.IdempotencyKey) + len(e.CorrelationID) + len(e.Source) + len(e.EventType) + recordFraming; n > kafka.MaxMessageBytes {
+		return nil, fmt.Errorf("%w (%d bytes, limit %d)", errRecordTooLarge, n, kafka.MaxMessageBytes)
 	}
 	// The record and its headers are one allocation, the key and the header
 	// values another: 2 instead of 6 per webhook.

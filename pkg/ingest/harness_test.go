@@ -47,6 +47,10 @@ sources:
     batch: {signed: true}
   open:
     kind: none
+  keep:
+    kind: none
+    max_body: 4032KiB
+    keep_headers: [X-Blob]
 `
 
 func setSecrets(t testing.TB) {

@@ -154,6 +154,42 @@ func ingestSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 
+	t.Run("an event too large for a Kafka record once wrapped is 413, not 503", func(t *testing.T) {
+		// The body limit leaves 64 KiB for the envelope around the body,
+		// but kept headers come on top: with -max-header-bytes raised, a
+		// body at the limit plus a 100 KiB kept header does not fit a
+		// record. Kafka would refuse it on every retry; 503 would invite
+		// the sender to retry for good.
+		h := newHarness(t, newEnv(t), func(c *Config) { c.MaxHeaderBytes = 256 << 10 })
+		const limit = 4032 << 10 // the keep source's max_body: kafka.MaxBodyBytes
+		body := make([]byte, limit)
+		copy(body, `{"id":"big-1","type":"blob.sent","pad":"`)
+		for i := len(`{"id":"big-1","type":"blob.sent","pad":"`); i < limit-2; i++ {
+			body[i] = 'p'
+		}
+		copy(body[limit-2:], `"}`)
+		req := func(id string, blob int) *http.Request {
+			b := bytes.Replace(body, []byte(`"big-1"`), []byte(`"`+id+`"`), 1)
+			r, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/keep", bytes.NewReader(b))
+			r.Header.Set("Content-Type", "application/json")
+			if blob > 0 {
+				r.Header.Set("X-Blob", strings.Repeat("b", blob))
+			}
+			return r
+		}
+		if a := do(t, req("big-1", 0)); a.status != 202 {
+			t.Fatalf("body at the limit: status %d (%s)", a.status, a.raw)
+		}
+		a := do(t, req("big-2", 100<<10))
+		if a.status != 413 || !strings.Contains(string(a.raw), "too large for the log") {
+			t.Fatalf("body at the limit with a 100 KiB kept header: status %d (%.200s), want 413", a.status, a.raw)
+		}
+		envs := h.rawEnvelopes(t, 1)
+		if len(envs) != 1 || envs[0].EventID != "big-1" || len(envs[0].Payload) != limit {
+			t.Fatalf("raw topic holds %d envelopes, want only big-1 with its whole body", len(envs))
+		}
+	})
+
 	t.Run("duplicate deliveries are all acknowledged and share one key", func(t *testing.T) {
 		h := newHarness(t, newEnv(t), nil)
 		body := stripeEvent("evt_dup")
