@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -112,7 +113,13 @@ func run(args []string) error {
 	mux.Handle("GET /healthz", srv.Handler())
 	mux.Handle("GET /readyz", srv.Handler())
 	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = admin.Serve(adminLn) }()
+	go func() {
+		// Only Close ends it normally; anything else leaves /metrics and
+		// the probes dead while ingest goes on, so say so.
+		if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server stopped", "error", err)
+		}
+	}()
 	defer admin.Close()
 	ln, err := net.Listen("tcp", icfg.Addr)
 	if err != nil {

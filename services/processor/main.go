@@ -172,7 +172,13 @@ func run(args []string) error {
 		return err
 	}
 	adminSrv := &http.Server{Handler: adminMux(&draining, tel, api), ReadHeaderTimeout: 5 * time.Second}
-	go func() { _ = adminSrv.Serve(ln) }()
+	go func() {
+		// Only Shutdown ends it normally; anything else leaves /metrics and
+		// /healthz dead while processing goes on, so say so.
+		if err := adminSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server stopped", "error", err)
+		}
+	}()
 	log.Info("processor running", "group", pcfg.Group, "raw_topic", topics.Raw, "admin", ln.Addr().String())
 	err = p.Run(ctx)
 	draining.Store(true)
