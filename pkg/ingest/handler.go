@@ -210,8 +210,6 @@ func (s *Server) envelope(src *source.Source, m source.Meta, corr, channel strin
 	}
 }
 
-// record encodes e; the trace context of ctx (the ingest span) goes into
-// the record headers, so the processor's spans join the same trace.
 // errRecordTooLarge: the event, wrapped in its envelope with the headers
 // it keeps, does not fit a Kafka record. Producing it would fail the same
 // way on every retry, so it is answered 413, not 503.
@@ -221,20 +219,24 @@ var errRecordTooLarge = errors.New("event too large for the log once wrapped")
 // our headers: the batch header, lengths, and the trace context headers.
 const recordFraming = 1 << 10
 
+// record encodes e; the trace context of ctx (the ingest span) goes into
+// the record headers, so the processor's spans join the same trace.
 func (s *Server) record(ctx context.Context, e *envelope.Envelope) (*kgo.Record, error) {
 	val, err := s.codec.Encode(e)
 	if err != nil {
 		return nil, err
 	}
+	// The key and our header values.
+	fields := len(e.CorrelationID) + len(e.Source) + len(e.EventType) + len(e.IdempotencyKey)
 	// The body is within the source's max_body, itself at most
 	// kafka.MaxBodyBytes, but the kept headers come on top of it.
-	if n := len(val) + len(e.IdempotencyKey) + len(e.CorrelationID) + len(e.Source) + len(e.EventType) + recordFraming; n > kafka.MaxMessageBytes {
+	if n := len(val) + fields + recordFraming; n > kafka.MaxMessageBytes {
 		return nil, fmt.Errorf("%w (%d bytes, limit %d)", errRecordTooLarge, n, kafka.MaxMessageBytes)
 	}
 	// The record and its headers are one allocation, the key and the header
 	// values another: 2 instead of 6 per webhook.
 	ra := &recordAlloc{}
-	b := make([]byte, 0, len(e.CorrelationID)+len(e.Source)+len(e.EventType)+len(e.IdempotencyKey))
+	b := make([]byte, 0, fields)
 	field := func(v string) []byte {
 		b = append(b, v...)
 		return b[len(b)-len(v) : len(b) : len(b)]

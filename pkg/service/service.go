@@ -127,7 +127,7 @@ func SignalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
 	return ctx, func() { signal.Stop(ch); cancel() }
 }
 
-// CheckRedis refuses a Redis too old for the store's scripts (see
+// CheckRedis refuses a Redis too old for the store's commands (see
 // store.CheckServer). Redis being unreachable is only logged: the processor
 // waits for it anyway.
 func CheckRedis(ctx context.Context, st *store.Store, log *slog.Logger) error {

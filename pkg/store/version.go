@@ -31,8 +31,7 @@ func (s *Store) CheckServer(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	major, _, ok := majorMinor(v)
-	if ok && major < 7 {
+	if major, ok := majorVersion(v); ok && major < 7 {
 		return fmt.Errorf("%w: found %s", ErrServerTooOld, v)
 	}
 	return nil
@@ -49,12 +48,12 @@ func infoField(info, name string) (string, bool) {
 	return "", false
 }
 
-func majorMinor(v string) (major, minor int, ok bool) {
-	parts := strings.SplitN(v, ".", 3)
-	if len(parts) < 2 {
-		return 0, 0, false
+// majorVersion is the leading number of a version such as "7.0.15".
+func majorVersion(v string) (int, bool) {
+	head, _, ok := strings.Cut(v, ".")
+	if !ok {
+		return 0, false
 	}
-	major, err1 := strconv.Atoi(parts[0])
-	minor, err2 := strconv.Atoi(parts[1])
-	return major, minor, err1 == nil && err2 == nil
+	major, err := strconv.Atoi(head)
+	return major, err == nil
 }
