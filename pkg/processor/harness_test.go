@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -185,7 +187,10 @@ func (r *running) stop(t testing.TB) {
 		}
 		r.done <- nil // later stops see it finished
 	case <-time.After(30 * time.Second):
-		t.Error("processor did not stop within 30s")
+		// Where it hangs is the only clue a CI log can keep.
+		var stacks strings.Builder
+		_ = pprof.Lookup("goroutine").WriteTo(&stacks, 1)
+		t.Errorf("processor did not stop within 30s; goroutines:\n%s", stacks.String())
 	}
 }
 
