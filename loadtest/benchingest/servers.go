@@ -217,13 +217,13 @@ func startInlet(ctx context.Context, stack *devstack.Stack, partitions int, prod
 		deps.Telemetry = tel
 		opts = append(opts, tel.KafkaOpts()...)
 	}
-	cl, err := kgo.NewClient(append(opts, ingest.ProducerOpts()...)...)
+	producers, err := ingest.NewProducers(ingestConfig.Producers, opts...)
 	if err != nil {
 		_ = closeAll()
 		return nil, err
 	}
-	closers = append(closers, func() error { cl.Close(); return nil })
-	deps.Kafka = cl
+	closers = append(closers, func() error { producers.Close(); return nil })
+	deps.Kafka = producers
 	srv, err := ingest.New(ingestConfig, deps)
 	if err != nil {
 		_ = closeAll()

@@ -91,7 +91,7 @@ func TestAgainstIngest(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv, err := ingest.New(ingest.DefaultConfig(), ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw,
-		Kafka: env.Client(t, ingest.ProducerOpts()...), SR: env.Registry(t).SR()})
+		Kafka: ingest.Producers{env.Client(t, ingest.ProducerOpts()...)}, SR: env.Registry(t).SR()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,6 @@ type harness struct {
 	srv     *Server
 	url     string
 	codec   *envelope.Codec
-	kcl     *kgo.Client
 	done    chan error
 }
 
@@ -88,14 +87,18 @@ func newHarness(t testing.TB, env *testenv.Env, mod func(*Config), tel ...*telem
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl := env.Client(t, ProducerOpts()...)
 	cfg := DefaultConfig()
 	cfg.AckTimeout = 2 * time.Second
 	cfg.RetryAfter = 3 * time.Second
 	if mod != nil {
 		mod(&cfg)
 	}
-	d := Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: cl, SR: env.Registry(t).SR()}
+	producers, err := NewProducers(cfg.Producers, kgo.SeedBrokers(env.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(producers.Close)
+	d := Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: producers, SR: env.Registry(t).SR()}
 	if len(tel) > 0 {
 		d.Telemetry = tel[0]
 	}
@@ -107,7 +110,7 @@ func newHarness(t testing.TB, env *testenv.Env, mod func(*Config), tel ...*telem
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{env: env, topics: topics, sources: sources, srv: srv, url: "http://" + ln.Addr().String(), codec: codec, kcl: cl, done: make(chan error, 1)}
+	h := &harness{env: env, topics: topics, sources: sources, srv: srv, url: "http://" + ln.Addr().String(), codec: codec, done: make(chan error, 1)}
 	go func() { h.done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -206,6 +206,44 @@ func ingestSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 
+	t.Run("the producers share the writes, one key and one partition to each", func(t *testing.T) {
+		// As many producers as the test topics have partitions: each
+		// producer then writes exactly one partition.
+		const producers = 3
+		h := newHarness(t, newEnv(t), func(c *Config) { c.Producers = producers })
+		const events, deliveries = 60, 3
+		var wg sync.WaitGroup
+		for i := range events {
+			for range deliveries {
+				wg.Go(func() {
+					if a := do(t, h.signed(t, "stripe", stripeEvent(fmt.Sprintf("evt_p%d", i)), nil)); a.status != 202 {
+						t.Errorf("evt_p%d: status %d", i, a.status)
+					}
+				})
+			}
+		}
+		wg.Wait()
+		recs := h.env.ReadAll(t, h.topics.Raw, events*deliveries, 300*time.Millisecond, 20*time.Second)
+		if len(recs) != events*deliveries {
+			t.Fatalf("%d records on the raw topic, want %d", len(recs), events*deliveries)
+		}
+		keyProducer := map[string]int64{}
+		producerPartition := map[int64]int32{}
+		for _, r := range recs {
+			if id, ok := keyProducer[string(r.Key)]; ok && id != r.ProducerID {
+				t.Errorf("key %s written by producers %d and %d: its deliveries may be reordered", r.Key, id, r.ProducerID)
+			}
+			keyProducer[string(r.Key)] = r.ProducerID
+			if p, ok := producerPartition[r.ProducerID]; ok && p != r.Partition {
+				t.Errorf("producer %d wrote partitions %d and %d: its batches are split", r.ProducerID, p, r.Partition)
+			}
+			producerPartition[r.ProducerID] = r.Partition
+		}
+		if len(producerPartition) != producers {
+			t.Errorf("records from %d producers, want all %d to take a share", len(producerPartition), producers)
+		}
+	})
+
 	t.Run("correlation id from header or traceparent travels into headers", func(t *testing.T) {
 		h := newHarness(t, newEnv(t), nil)
 		tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"

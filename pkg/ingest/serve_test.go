@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,7 +28,7 @@ func TestShutdownBeforeServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		srv, err := New(DefaultConfig(), Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: env.Client(t, ProducerOpts()...), SR: env.Registry(t).SR()})
+		srv, err := New(DefaultConfig(), Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: Producers{env.Client(t, ProducerOpts()...)}, SR: env.Registry(t).SR()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -55,5 +56,39 @@ func TestShutdownBeforeServe(t *testing.T) {
 			c.Close()
 			t.Fatal("the listener still accepts after Serve returned")
 		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	for name, c := range map[string]struct {
+		mod  func(*Config)
+		want string
+	}{
+		"defaults":             {func(*Config) {}, ""},
+		"no producer":          {func(c *Config) { c.Producers = 0 }, "producers must be between 1 and 16"},
+		"too many producers":   {func(c *Config) { c.Producers = 17 }, "producers must be between 1 and 16"},
+		"zero ack timeout":     {func(c *Config) { c.AckTimeout = 0 }, "ack-timeout must be positive"},
+		"tiny header limit":    {func(c *Config) { c.MaxHeaderBytes = 1024 }, "max-header-bytes must be at least 4096"},
+		"zero read timeout":    {func(c *Config) { c.ReadTimeout = 0 }, "read timeouts must be positive"},
+		"one producer is fine": {func(c *Config) { c.Producers = 1 }, ""},
+	} {
+		t.Run(name, func(t *testing.T) {
+			cfg := DefaultConfig()
+			c.mod(&cfg)
+			err := cfg.Validate()
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatalf("Validate: %v", err)
+			case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+				t.Fatalf("Validate: %v, want an error with %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestNewProducersNeedsOne(t *testing.T) {
+	if p, err := NewProducers(0); err == nil {
+		p.Close()
+		t.Fatal("NewProducers(0) made producers")
 	}
 }

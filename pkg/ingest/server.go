@@ -10,11 +10,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -43,6 +43,9 @@ type Config struct {
 	// DrainTimeout bounds graceful shutdown: in-flight requests, then the
 	// producer flush.
 	DrainTimeout time.Duration
+	// Producers is how many Kafka clients write the raw topic (see
+	// Producers); NewProducers takes it, the server does not.
+	Producers int
 }
 
 // RegisterFlags defines the ingest flags, defaulting from INLET_INGEST_*.
@@ -55,6 +58,7 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.Duration(&c.IdleTimeout, "idle-timeout", "INLET_IDLE_TIMEOUT", 120*time.Second, "HTTP keep-alive idle timeout")
 	fs.Int(&c.MaxHeaderBytes, "max-header-bytes", "INLET_MAX_HEADER_BYTES", 64<<10, "largest request header block")
 	fs.Duration(&c.DrainTimeout, "drain-timeout", "INLET_DRAIN_TIMEOUT", 20*time.Second, "graceful shutdown bound")
+	fs.Int(&c.Producers, "producers", "INLET_INGEST_PRODUCERS", 2, "Kafka producer clients (each keeps one produce request in flight per broker); best when it divides the raw topic's partition count")
 }
 
 // Validate reports settings that cannot work.
@@ -69,8 +73,15 @@ func (c *Config) Validate() error {
 	if c.MaxHeaderBytes < 4096 {
 		errs = append(errs, errors.New("max-header-bytes must be at least 4096"))
 	}
+	if c.Producers < 1 || c.Producers > maxProducers {
+		errs = append(errs, fmt.Errorf("producers must be between 1 and %d", maxProducers))
+	}
 	return errors.Join(errs...)
 }
+
+// maxProducers bounds -producers: each client holds its own connections
+// and buffers, and past a few they only shrink the batches.
+const maxProducers = 16
 
 // DefaultConfig is Config with the flag defaults, for tests and embedding.
 func DefaultConfig() Config {
@@ -88,7 +99,7 @@ type Server struct {
 	w       *writer
 	// deadlines bound each webhook's wait for the acknowledgement.
 	deadlines *deadlines
-	kafka     *kgo.Client
+	kafka     Producers
 	sr        *sr.Client
 	log       *slog.Logger
 	now       func() time.Time
@@ -120,8 +131,8 @@ type Deps struct {
 	Codec   *envelope.Codec
 	// RawTopic is where envelopes go.
 	RawTopic string
-	// Kafka must be built with ProducerOpts.
-	Kafka *kgo.Client
+	// Kafka writes the raw topic (see NewProducers).
+	Kafka Producers
 	// SR is probed by /readyz.
 	SR  *sr.Client
 	Log *slog.Logger
@@ -138,7 +149,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if d.Sources == nil || d.Codec == nil || d.Kafka == nil || d.RawTopic == "" {
+	if d.Sources == nil || d.Codec == nil || len(d.Kafka) == 0 || slices.Contains(d.Kafka, nil) || d.RawTopic == "" {
 		return nil, errors.New("ingest: sources, codec, kafka and raw topic are required")
 	}
 	if d.Log == nil {

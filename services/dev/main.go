@@ -18,7 +18,6 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/alert"
@@ -136,11 +135,11 @@ func run(args []string) error {
 		return err
 	}
 	opts, _ := kcfg.ClientOpts(log)
-	producer, err := kgo.NewClient(append(opts, ingest.ProducerOpts()...)...)
+	producers, err := ingest.NewProducers(c.ingest.Producers, opts...)
 	if err != nil {
 		return err
 	}
-	defer producer.Close()
+	defer producers.Close()
 	tel, err := telemetry.New(ctx, "inlet-dev")
 	if err != nil {
 		return err
@@ -195,7 +194,7 @@ func run(args []string) error {
 		return err
 	}
 
-	srv, err := ingest.New(c.ingest, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: producer, SR: reg.SR(), Log: log, Telemetry: tel})
+	srv, err := ingest.New(c.ingest, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: producers, SR: reg.SR(), Log: log, Telemetry: tel})
 	if err != nil {
 		return err
 	}

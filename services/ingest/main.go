@@ -13,8 +13,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kgo"
-
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/ingest"
@@ -95,12 +93,12 @@ func run(args []string) error {
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
 	opts = append(opts, tel.KafkaOpts()...)
-	cl, err := kgo.NewClient(append(opts, ingest.ProducerOpts()...)...)
+	producers, err := ingest.NewProducers(icfg.Producers, opts...)
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	srv, err := ingest.New(icfg, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: cl, SR: reg.SR(), Log: log, Telemetry: tel})
+	defer producers.Close()
+	srv, err := ingest.New(icfg, ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: producers, SR: reg.SR(), Log: log, Telemetry: tel})
 	if err != nil {
 		return err
 	}
