@@ -241,11 +241,21 @@ func (p *Processor) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// closeWorkers closes every worker's session; it is idempotent.
+// closeWorkers closes every worker's session; it is idempotent. Every
+// session lets rebalances go on first: one closed while another still
+// held a poll (a worker that stopped mid-batch) waited in LeaveGroup for a
+// rebalance the other held back, and the processor never stopped. The
+// sessions then close in parallel, so the members leave in one round trip
+// instead of one rebalance after another.
 func (p *Processor) closeWorkers() {
 	for _, w := range p.workers {
-		w.close()
+		w.sess.AllowRebalance()
 	}
+	var wg sync.WaitGroup
+	for _, w := range p.workers {
+		wg.Go(w.close)
+	}
+	wg.Wait()
 }
 
 // Counts are the committed outcomes so far.
