@@ -53,10 +53,11 @@ func ProducerOpts() []kgo.Opt {
 // the client count divides the partition count each partition is written
 // by one client and its batches are not split.
 //
-// Measured with `go run ./loadtest/benchingest -count 3` on 6 partitions:
-// 2 clients +35-40% req/s at 64 and 256 connections over 1 (the machine's
-// 2 cores then busy instead of ~75%), +5-15% at 16; 4 clients slower than
-// 2 (smaller batches cost more CPU than the extra requests in flight win).
+// Measured with `go run ./loadtest/benchingest -count 3` on 6 partitions
+// and 2 cores: 2 clients gave +16% req/s at 16 connections and +18% / +24%
+// at 64 / 256 over 1 in one run (+35-40% in another), with both cores busy
+// where one client left them ~25% idle; 4 clients were slower than 2
+// (smaller batches cost more CPU than the extra requests in flight win).
 type Producers []*kgo.Client
 
 // NewProducers returns n clients built with opts and ProducerOpts.
