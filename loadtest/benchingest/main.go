@@ -5,8 +5,9 @@
 //   - bare: read the body, verify the Stripe signature, answer 200;
 //   - naive: the same plus a ProduceSync of the raw body to kfake with
 //     franz-go's default producer options;
-//   - inlet: the real ingest server (pkg/ingest with ProducerOpts, envelope
-//     and registry framing) on an embedded kfake with a DataDir and srfake.
+//   - inlet: the real ingest server (pkg/ingest with its default producers,
+//     envelope and registry framing) on an embedded kfake with a DataDir
+//     and srfake.
 //
 // Each cell (mode × connections) gets a warm-up, then a measured window;
 // requests/s, p50/p99 latency and non-2xx answers are printed, with the

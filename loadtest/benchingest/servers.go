@@ -160,10 +160,11 @@ func startNaive(ctx context.Context, stack *devstack.Stack, partitions int) (*ta
 	}}, nil
 }
 
-// startInlet is mode (c): the real ingest server with ProducerOpts, the
+// startInlet is mode (c): the real ingest server with its default
+// producers (ingest.NewProducers: -producers clients with ProducerOpts), the
 // envelope codec and the registry framing. With production set it is wired
 // the way services/ingest wires it: pkg/telemetry (OTel metrics for
-// /metrics, the SDK tracer), kotel hooks on the producer, and JSON logs at
+// /metrics, the SDK tracer), kotel hooks on the producers, and JSON logs at
 // info level, written to /dev/null instead of stderr.
 func startInlet(ctx context.Context, stack *devstack.Stack, partitions int, production bool) (*target, error) {
 	topics := kafka.TopicNames("benchinlet", kafka.DefaultRetryTiers)
