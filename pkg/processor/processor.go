@@ -145,9 +145,6 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		// A resumed retry partition joins the next fetch, which waits for
 		// the one in flight: its max wait bounds how late a retry runs.
 		kgo.FetchMaxWait(500*time.Millisecond),
-	)
-	opts = append(opts, FetchOpts()...)
-	opts = append(opts,
 		// Finish the batch in hand before a rebalance moves partitions,
 		// instead of aborting it; AllowRebalance follows each End.
 		kgo.BlockRebalanceOnPoll(),
@@ -169,6 +166,7 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		// the length of the batch in hand.
 		kgo.Balancers(kgo.StickyBalancer()),
 	)
+	opts = append(opts, FetchOpts()...)
 	for i := range cfg.Workers {
 		// Worker 0 keeps the instance's transactional id, so a restarted
 		// instance fences what its predecessor left open.

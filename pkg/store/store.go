@@ -25,8 +25,8 @@
 //	<prefix>entity:<entity key>   hash: ts (unix µs), event_id, state
 //
 // On Redis Cluster (or a Ring) each command and script call touches a
-// single key, so the store works there too (go-redis splits the pipeline per node, keeping the
-// order per key).
+// single key, so the store works there too (go-redis splits the pipeline
+// per node, keeping the order per key).
 package store
 
 import (
