@@ -31,8 +31,9 @@ type Metrics struct {
 	requests metric.Int64Counter
 	duration metric.Float64Histogram
 	limit    *telemetry.Limiter
-	// The options of the label values seen, kept as the slices the
-	// variadic calls take.
+	// The options of the label values seen (event types as the limiter
+	// answered, so as bounded as it is), kept as the slices the variadic
+	// calls take.
 	events    telemetry.OptionCache[eventLabels, []metric.AddOption]
 	durations telemetry.OptionCache[durationLabels, []metric.RecordOption]
 }
@@ -68,23 +69,17 @@ func (m *Metrics) event(ctx context.Context, source, eventType, outcome, reason 
 	if m == nil {
 		return
 	}
-	k := eventLabels{source, eventType, outcome, reason}
+	label := eventType
+	if eventType != "" {
+		label = m.limit.EventType(source, eventType)
+	}
+	k := eventLabels{source, label, outcome, reason}
 	opt, ok := m.events.Get(k)
 	if !ok {
-		label := eventType
-		if eventType != "" {
-			label = m.limit.EventType(source, eventType)
-		}
 		opt = []metric.AddOption{metric.WithAttributeSet(attribute.NewSet(
 			attribute.String("source", source), attribute.String("event_type", label),
 			attribute.String("outcome", outcome), attribute.String("reason", reason)))}
-		// Only an event type the limiter passed unchanged is cached: the
-		// limiter would pass it unchanged again without changing its
-		// state, so skipping it (a mutex every request) changes nothing,
-		// and the cache stays as bounded as the limiter's label values.
-		if label == eventType {
-			m.events.Put(k, opt)
-		}
+		m.events.Put(k, opt)
 	}
 	m.requests.Add(ctx, 1, opt...)
 }

@@ -61,7 +61,7 @@ func TestMetricsEventTypeLimit(t *testing.T) {
 	for i := range 1000 {
 		m.observe(context.Background(), item(fmt.Sprintf("type.%d", i), Processed), topics, time.Now())
 	}
-	if n, l := m.eventSets.Len(), m.latencySets.Len(); n != 3 || l != 3 {
-		t.Fatalf("%d and %d cached label sets after 1000 event types with a limit of 3, want 3 and 3", n, l)
+	if n, l := m.eventSets.Len(), m.latencySets.Len(); n != 4 || l != 4 {
+		t.Fatalf("%d and %d cached label sets after 1000 event types with a limit of 3, want 4 and 4 (3 types and other)", n, l)
 	}
 }

@@ -1,6 +1,10 @@
 package telemetry
 
-import "sync"
+import (
+	"maps"
+	"sync"
+	"sync/atomic"
+)
 
 // Other is the label value event types fold into past the limit.
 const Other = "other"
@@ -8,38 +12,59 @@ const Other = "other"
 // Limiter bounds the distinct event types per source that become label
 // values: the first Max seen keep their name, later ones report as "other",
 // so a sender inventing event types cannot blow up the series count.
+//
+// Every event asks, from every worker, and nearly always about a type it
+// kept long ago: that answer is one atomic load of a copy-on-write set, no
+// lock. Only a type not kept yet takes the mutex.
 type Limiter struct {
-	Max  int
-	mu   sync.Mutex
-	seen map[string]map[string]bool
+	Max       int
+	mu        sync.Mutex
+	perSource map[string]int // event types kept, per source; guarded by mu
+	kept      atomic.Pointer[map[sourceType]struct{}]
 }
+
+type sourceType struct{ source, eventType string }
 
 // NewLimiter keeps at most max event types per source (default 100).
 func NewLimiter(max int) *Limiter {
 	if max <= 0 {
 		max = 100
 	}
-	return &Limiter{Max: max, seen: map[string]map[string]bool{}}
+	return &Limiter{Max: max, perSource: map[string]int{}}
 }
 
-// EventType returns the label value for eventType of source.
+// EventType returns the label value for eventType of source: eventType
+// itself, or Other once source has Max other types.
 func (l *Limiter) EventType(source, eventType string) string {
 	if l == nil {
 		return eventType
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.seen[source]
-	if s == nil {
-		s = map[string]bool{}
-		l.seen[source] = s
-	}
-	if s[eventType] {
+	k := sourceType{source, eventType}
+	if l.isKept(k) {
 		return eventType
 	}
-	if len(s) >= l.Max {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.isKept(k) { // kept by another caller since the check above
+		return eventType
+	}
+	if l.perSource[source] >= l.Max {
 		return Other
 	}
-	s[eventType] = true
+	l.perSource[source]++
+	next := map[sourceType]struct{}{}
+	if old := l.kept.Load(); old != nil {
+		next = maps.Clone(*old)
+	}
+	next[k] = struct{}{}
+	l.kept.Store(&next)
 	return eventType
+}
+
+func (l *Limiter) isKept(k sourceType) bool {
+	if m := l.kept.Load(); m != nil {
+		_, ok := (*m)[k]
+		return ok
+	}
+	return false
 }

@@ -11,7 +11,7 @@ import (
 // atomic load and allocates nothing (a sync.Map boxed every key, and a
 // fresh one-element option slice per call was another allocation); a Put
 // copies the map, which happens once per label combination. Keep its keys
-// bounded, e.g. by caching only event types the Limiter passed unchanged.
+// bounded, e.g. by keying on the event type labels a Limiter answers.
 type OptionCache[K comparable, V any] struct {
 	mu sync.Mutex // serialises puts
 	m  atomic.Pointer[map[K]V]

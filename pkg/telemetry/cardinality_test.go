@@ -1,0 +1,64 @@
+package telemetry
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func TestLimiter(t *testing.T) {
+	l := NewLimiter(2)
+	for _, c := range []struct{ source, typ, want string }{
+		{"shop", "a", "a"},
+		{"shop", "b", "b"},
+		{"shop", "c", Other}, // the third type of shop
+		{"shop", "a", "a"},   // kept types stay kept
+		{"shop", "c", Other}, // and folded ones stay folded
+		{"stripe", "c", "c"}, // the limit is per source
+		{"stripe", Other, Other},
+		{"stripe", "d", Other}, // a literal "other" took a place
+	} {
+		if got := l.EventType(c.source, c.typ); got != c.want {
+			t.Errorf("EventType(%q, %q) = %q, want %q", c.source, c.typ, got, c.want)
+		}
+	}
+	if got := (*Limiter)(nil).EventType("shop", "x"); got != "x" {
+		t.Errorf("nil limiter: %q, want the type itself", got)
+	}
+}
+
+// TestLimiterConcurrent: however the callers race, a source keeps exactly
+// Max types, and each type gets one answer for good.
+func TestLimiterConcurrent(t *testing.T) {
+	l := NewLimiter(10)
+	var mu sync.Mutex
+	answers := map[string]map[string]bool{} // type → answers given
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				typ := fmt.Sprintf("t%d", (g*7+i)%40)
+				got := l.EventType("shop", typ)
+				mu.Lock()
+				if answers[typ] == nil {
+					answers[typ] = map[string]bool{}
+				}
+				answers[typ][got] = true
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	named := 0
+	for typ, got := range answers {
+		if len(got) != 1 {
+			t.Errorf("%s answered %v: want one answer", typ, got)
+		}
+		if got[typ] {
+			named++
+		}
+	}
+	if named != 10 {
+		t.Fatalf("%d types kept their name, want 10", named)
+	}
+}
