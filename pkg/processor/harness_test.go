@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/store"
@@ -77,8 +79,14 @@ type harness struct {
 	tel     *telemetry.Telemetry
 	hist    *history.Store
 	log     *slog.Logger
-	mu      sync.Mutex
-	procs   []*running
+	// registry and procCodec, when set, are the processors' registry
+	// client and envelope codec, instead of ones straight to the Env's
+	// registry; encode, when set, writes the envelopes send sends.
+	registry  *registry.Client
+	procCodec *envelope.Codec
+	encode    func(*envelope.Envelope) ([]byte, error)
+	mu        sync.Mutex
+	procs     []*running
 }
 
 type running struct {
@@ -156,7 +164,7 @@ func (h *harness) startHooked(id string, mod func(*Config), crash func() bool) *
 	p, err := New(cfg, Deps{
 		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)},
 		Topics:    h.topics, Sources: h.sources, Router: h.router,
-		Registry: h.env.Registry(h.t), Codec: h.codec,
+		Registry: h.registryClient(), Codec: cmp.Or(h.procCodec, h.codec),
 		Store:     store.New(h.rdb, store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease)),
 		Log:       h.logger(),
 		Alerter:   h.alerter,
@@ -176,6 +184,13 @@ func (h *harness) startHooked(id string, mod func(*Config), crash func() bool) *
 	h.procs = append(h.procs, r)
 	h.mu.Unlock()
 	return r
+}
+
+func (h *harness) registryClient() *registry.Client {
+	if h.registry != nil {
+		return h.registry
+	}
+	return h.env.Registry(h.t)
 }
 
 func (r *running) stop(t testing.TB) {
@@ -245,7 +260,11 @@ func (h *harness) send(src, eventType, eventID, version, channel string, payload
 			e.OccurredAt = &line.OccurredAt
 		}
 	}
-	val, err := h.codec.Encode(e)
+	encode := h.codec.Encode
+	if h.encode != nil {
+		encode = h.encode
+	}
+	val, err := encode(e)
 	if err != nil {
 		h.t.Fatal(err)
 	}

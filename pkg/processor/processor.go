@@ -274,11 +274,14 @@ type item struct {
 	outcome Outcome
 	reason  error // why invalid
 	failure error // why processing failed (retry or DLQ)
-	stage   string
-	next    retry.Decision
-	dedup   string
-	lock    string
-	src     *source.Source
+	// wait: the envelope could not be decoded yet, because the registry
+	// holding its writer schema is unavailable; see awaitRegistry.
+	wait  error
+	stage string
+	next  retry.Decision
+	dedup string
+	lock  string
+	src   *source.Source
 }
 
 func (it *item) countKey() CountKey {
@@ -303,6 +306,10 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 			attribute.String("inlet.correlation_id", retry.Get(r.Headers, HeaderCorrelationID)))
 	}
 	env, err := p.d.Codec.Decode(ctx, r.Value)
+	if registry.IsUnavailable(err) {
+		it.wait = err
+		return it
+	}
 	if err != nil {
 		it.outcome, it.reason = Invalid, fmt.Errorf("undecodable envelope: %w", err)
 		return it
@@ -424,7 +431,7 @@ func (p *Processor) apply(ctx, stop context.Context, items []*item, deadline tim
 	ups := make([]store.Update, 0, len(items))
 	which := make([]*item, 0, len(items))
 	for _, it := range items {
-		if it.out == nil || it.outcome != "" {
+		if it.out == nil || it.outcome != "" || it.failure != nil {
 			continue
 		}
 		if it.out.OccurredAt.IsZero() {
@@ -556,21 +563,31 @@ const maxOutputBytes = kafka.MaxBodyBytes
 
 // encodeAll encodes the processed values of the claimed events (those
 // still without an outcome) before the newest-wins update and the
-// transaction. A registry that cannot be reached abandons the batch (it is
-// redelivered). A value that does not fit its own schema, or that is
-// bigger than a body may be, makes that event invalid: the bound is on the
-// uncompressed size, like ingest's, because one that Kafka refused (an
-// incompressible one) would fail the transaction on every redelivery and
-// hold its partition for good. (Canonical JSON can outgrow the body it
+// transaction. While the registry is unavailable it waits, as for Redis;
+// past the batch deadline the batch is abandoned (and redelivered). A
+// processed schema the registry refuses sends the event to the DLQ. A
+// value that does not fit its own schema, or that is bigger than a body
+// may be, makes that event invalid: the bound is on the uncompressed size,
+// like ingest's, because one that Kafka refused (an incompressible one)
+// would fail the transaction on every redelivery and hold its partition
+// for good. (Canonical JSON can outgrow the body it
 // came from, e.g. invalid UTF-8 becomes U+FFFD: three bytes for one.)
-func (p *Processor) encodeAll(ctx context.Context, items []*item) error {
+func (p *Processor) encodeAll(ctx, stop context.Context, items []*item, deadline time.Time) error {
 	for _, it := range items {
 		if it.out == nil || it.outcome != "" {
 			continue
 		}
-		id, err := p.schemaID(ctx, it.out)
-		if err != nil {
+		id, err := p.awaitSchemaID(ctx, stop, it.out, deadline)
+		if registry.IsUnavailable(err) {
 			return err
+		}
+		if err != nil {
+			// The registry refused the processed schema (incompatible
+			// with what its subject holds): no retry changes that until
+			// the contract or the subject is fixed, so straight to the
+			// DLQ, whose alert says why.
+			it.failure, it.stage = retry.Permanent(fmt.Errorf("register processed schema: %w", err)), "encode"
+			continue
 		}
 		if it.value, err = p.d.Registry.Encode(nil, id, it.out.Schema, it.out.Value); err != nil {
 			it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "processed value does not fit its schema: " + err.Error()}
@@ -582,6 +599,53 @@ func (p *Processor) encodeAll(ctx context.Context, items []*item) error {
 		}
 	}
 	return nil
+}
+
+// awaitRegistry decodes again, with backoff, the records whose writer
+// schema could not be fetched because the registry was unavailable: an
+// outage is no verdict on an event, so it must not make it invalid. Past
+// the batch deadline (or on stop) it gives up and the batch is abandoned
+// and polled again, as when Redis is down.
+func (p *Processor) awaitRegistry(ctx, stop context.Context, items []*item, deadline time.Time) error {
+	backoff := 50 * time.Millisecond
+	for {
+		var waiting []int
+		var cause error
+		for i, it := range items {
+			if it.wait != nil {
+				waiting, cause = append(waiting, i), it.wait
+			}
+		}
+		if len(waiting) == 0 {
+			return nil
+		}
+		p.log.Warn("schema registry unavailable; waiting", "records", len(waiting), "error", cause, "retry_in", backoff)
+		if time.Now().After(deadline) || stop.Err() != nil || !sleep(ctx, backoff) {
+			return fmt.Errorf("schema registry unavailable past the batch deadline: %w", cause)
+		}
+		backoff = min(backoff*2, p.cfg.BackoffMax)
+		for _, i := range waiting {
+			items[i].span.End()
+			items[i] = p.prepare(ctx, items[i].rec)
+		}
+	}
+}
+
+// awaitSchemaID is schemaID, waiting with backoff while the registry is
+// unavailable, up to the batch deadline.
+func (p *Processor) awaitSchemaID(ctx, stop context.Context, out *router.Output, deadline time.Time) (int, error) {
+	backoff := 50 * time.Millisecond
+	for {
+		id, err := p.schemaID(ctx, out)
+		if !registry.IsUnavailable(err) {
+			return id, err
+		}
+		p.log.Warn("schema registry unavailable; waiting", "subject", out.Subject, "error", err, "retry_in", backoff)
+		if time.Now().After(deadline) || stop.Err() != nil || !sleep(ctx, backoff) {
+			return 0, fmt.Errorf("schema registry unavailable past the batch deadline: %w", err)
+		}
+		backoff = min(backoff*2, p.cfg.BackoffMax)
+	}
 }
 
 // outputs are the records an item writes in the transaction.

@@ -2,17 +2,25 @@ package processor
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/registry"
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -33,6 +41,7 @@ func eventIDs(h *harness, min int) map[string]int {
 }
 
 func resilienceSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
+	registryOutageSuite(t, newEnv)
 	t.Run("a processor that dies before committing loses nothing and doubles nothing", func(t *testing.T) {
 		h := newHarness(t, newEnv(t))
 		const n = 30
@@ -201,4 +210,131 @@ func TestRedisOutagePausesAndResumes(t *testing.T) {
 	if ids := eventIDs(h, 6); len(ids) != 6 {
 		t.Fatalf("%d distinct outputs after Redis came back, want 6", len(ids))
 	}
+}
+
+// registryProxy stands between the processors and the Env's schema
+// registry: while down it answers 503, and while refusing it answers
+// every schema registration 409, as a registry does for an incompatible
+// schema. newRegistryProxy gives the harness's processors a registry client
+// and an envelope codec of their own through it.
+type registryProxy struct {
+	down, refusing atomic.Bool
+	refused        atomic.Int64 // requests answered 503 or 409
+}
+
+func newRegistryProxy(t *testing.T, h *harness) *registryProxy {
+	t.Helper()
+	target, err := url.Parse(h.env.RegistryURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := &registryProxy{}
+	fwd := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case rp.down.Load():
+			rp.refused.Add(1)
+			http.Error(w, `{"error_code":50301,"message":"unavailable"}`, http.StatusServiceUnavailable)
+		case rp.refusing.Load() && r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/subjects/"):
+			rp.refused.Add(1)
+			w.WriteHeader(http.StatusConflict)
+			_, _ = w.Write([]byte(`{"error_code":409,"message":"Schema being registered is incompatible with an earlier schema"}`))
+		default:
+			fwd.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	cl, err := sr.NewClient(sr.URLs(srv.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.registry = registry.New(cl)
+	if h.procCodec, err = envelope.NewCodec(context.Background(), h.registry, h.topics.RawSubject()); err != nil {
+		t.Fatal(err)
+	}
+	return rp
+}
+
+// newerEnvelopes makes send write envelopes with a schema the processors'
+// codec has not seen: the latest envelope plus an optional field, as a
+// newer ingest would write, registered through the Env's registry. Their
+// codec must fetch it by ID to decode them.
+func newerEnvelopes(t *testing.T, h *harness) {
+	t.Helper()
+	latest, err := envelope.Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var schema map[string]any
+	if err := json.Unmarshal([]byte(latest.Text), &schema); err != nil {
+		t.Fatal(err)
+	}
+	schema["fields"] = append(schema["fields"].([]any), map[string]any{"name": "test_extra", "type": []any{"null", "string"}, "default": nil})
+	text, err := json.Marshal(schema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := h.env.Registry(t)
+	id, parsed, err := reg.Register(context.Background(), h.topics.RawSubject(), string(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id == h.procCodec.SchemaID() {
+		t.Fatalf("the newer envelope schema got the processors' id %d", id)
+	}
+	h.encode = func(e *envelope.Envelope) ([]byte, error) { return reg.Encode(nil, id, parsed, e) }
+}
+
+func registryOutageSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
+	t.Run("a registry outage holds events back instead of making them invalid", func(t *testing.T) {
+		h := newHarness(t, newEnv(t))
+		rp := newRegistryProxy(t, h)
+		newerEnvelopes(t, h)
+		h.start("a", nil)
+		rp.down.Store(true)
+		const n = 3
+		for i := range n {
+			id := fmt.Sprintf("evt_sr%d", i)
+			h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, fmt.Sprintf("pi_sr%d", i), "succeeded", int64(1700000000+i)))
+		}
+		// Each record's writer schema asked for, refused, and asked for
+		// again twice after a backoff: the records were polled and are
+		// being held, not settled.
+		testenv.Eventually(t, 30*time.Second, "the processor to ask the registry for each record three times", func() bool { return rp.refused.Load() >= 3*n })
+		if got := h.all(); got != 0 {
+			t.Fatalf("%d outcomes (invalid %d) while the registry was down, want 0", got, h.total(Invalid))
+		}
+		rp.down.Store(false)
+		h.waitAll(n)
+		if p, i := h.total(Processed), h.total(Invalid); p != n || i != 0 {
+			t.Fatalf("processed %d invalid %d after the registry came back, want %d and 0", p, i, n)
+		}
+		if ids := eventIDs(h, n); len(ids) != n {
+			t.Fatalf("%d distinct outputs, want %d", len(ids), n)
+		}
+	})
+
+	t.Run("a processed schema the registry refuses sends the event to the DLQ", func(t *testing.T) {
+		h := newHarness(t, newEnv(t))
+		rp := newRegistryProxy(t, h)
+		rp.refusing.Store(true)
+		h.start("a", nil)
+		h.send("stripe", "payment_intent.succeeded", "evt_sr_refused", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_sr_refused", "pi_sr_refused", "succeeded", 1700000000))
+		h.waitAll(1)
+		if d := h.total(DeadLetter); d != 1 {
+			t.Fatalf("dead letters %d (processed %d, invalid %d), want 1", d, h.total(Processed), h.total(Invalid))
+		}
+		dlq := h.env.ReadAll(t, h.topics.DLQ, 1, 300*time.Millisecond, 10*time.Second)
+		if len(dlq) != 1 || !strings.Contains(retry.Get(dlq[0].Headers, retry.HeaderErrors), "incompatible with an earlier schema") {
+			t.Fatalf("%d DLQ records, want 1 whose errors carry the registry's answer", len(dlq))
+		}
+		// Once the registry takes the schema, the requeued event would
+		// go through: the claim was released, not confirmed.
+		rp.refusing.Store(false)
+		h.send("stripe", "payment_intent.succeeded", "evt_sr_refused", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_sr_refused", "pi_sr_refused", "succeeded", 1700000000))
+		h.waitAll(2)
+		if p := h.total(Processed); p != 1 {
+			t.Fatalf("processed %d after the registry took the schema, want 1", p)
+		}
+	})
 }

@@ -224,6 +224,7 @@ func (w *worker) renewSession(ctx context.Context, cause error) error {
 func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) error {
 	p := w.p
 	items := make([]*item, len(recs))
+	deadline := time.Now().Add(p.cfg.BatchDeadline)
 	// Decoding, validation and keying are pure and CPU-bound: spread them
 	// over the cores.
 	var wg sync.WaitGroup
@@ -237,7 +238,10 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	}
 	wg.Wait()
 	token := store.NewToken()
-	deadline := time.Now().Add(p.cfg.BatchDeadline)
+	if err := p.awaitRegistry(ctx, stop, items, deadline); err != nil {
+		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
+		return w.abort(ctx, items, nil, token)
+	}
 	claimed, err := p.claim(ctx, stop, items, token, deadline)
 	if err != nil {
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
@@ -246,7 +250,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	// Encoded before the newest-wins update: an event whose processed
 	// record cannot be written becomes invalid without having moved its
 	// entity's stored time.
-	if err := p.encodeAll(ctx, items); err != nil {
+	if err := p.encodeAll(ctx, stop, items, deadline); err != nil {
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, claimed, token)
 	}

@@ -1,14 +1,25 @@
 package registry
 
-import "errors"
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/twmb/franz-go/pkg/sr"
+)
 
 var (
 	// ErrNotFramed is returned when a value does not start with the Confluent
 	// wire header (magic byte 0 and a schema ID).
 	ErrNotFramed = errors.New("registry: value is not Confluent-framed")
-	// ErrUnknownSchema is returned when the schema ID in a value cannot be
-	// fetched from the registry or is not an Avro schema.
+	// ErrUnknownSchema is returned when the registry answered that the
+	// schema ID in a value does not exist, or it is not an Avro schema.
 	ErrUnknownSchema = errors.New("registry: unknown schema")
+	// ErrUnavailable is returned when the registry could not be asked or
+	// did not answer properly: a connection error, a timeout, a 5xx, 408
+	// or 429. The same call may work later, so it is a reason to wait,
+	// never a verdict on the value.
+	ErrUnavailable = errors.New("registry: unavailable")
 	// ErrIncompatible is returned when data written with one schema cannot be
 	// read with the reader schema asked for.
 	ErrIncompatible = errors.New("registry: writer and reader schemas are incompatible")
@@ -19,3 +30,18 @@ var (
 	// compatible with the one before it in the required direction.
 	ErrBreakingChange = errors.New("registry: breaking schema change")
 )
+
+// IsUnavailable reports whether err is the registry being unreachable or
+// failing (ErrUnavailable), as opposed to an answer about the schema.
+func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
+
+// unavailable wraps a failed registry call's error in ErrUnavailable unless
+// the registry answered it with a verdict (a 4xx other than 408 and 429).
+func unavailable(err error) error {
+	var re *sr.ResponseError
+	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 &&
+		re.StatusCode != http.StatusRequestTimeout && re.StatusCode != http.StatusTooManyRequests {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}

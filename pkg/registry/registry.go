@@ -54,7 +54,8 @@ func (c *Client) SR() *sr.Client { return c.sr }
 // parsed schema. The text is sent as written: hamba's Schema.String() is the
 // canonical form, which drops defaults, docs and aliases that compatibility
 // checks and readers need. The registry decides compatibility; an
-// incompatible schema fails with the registry's error.
+// incompatible schema fails with the registry's error, and a registry that
+// cannot be reached with one wrapping ErrUnavailable.
 func (c *Client) Register(ctx context.Context, subject, text string) (int, avro.Schema, error) {
 	schema, err := avro.ParseWithCache(text, "", &avro.SchemaCache{})
 	if err != nil {
@@ -62,7 +63,7 @@ func (c *Client) Register(ctx context.Context, subject, text string) (int, avro.
 	}
 	ss, err := c.sr.CreateSchema(ctx, subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
 	if err != nil {
-		return 0, nil, fmt.Errorf("register schema under %s: %w", subject, err)
+		return 0, nil, fmt.Errorf("register schema under %s: %w", subject, unavailable(err))
 	}
 	c.mu.Lock()
 	c.writers[ss.ID] = schema
@@ -188,6 +189,9 @@ func (c *Client) WriterSchema(ctx context.Context, id int) (avro.Schema, error) 
 	}
 	s, err := c.sr.SchemaByID(ctx, id)
 	if err != nil {
+		if err = unavailable(err); IsUnavailable(err) {
+			return nil, fmt.Errorf("schema id %d: %w", id, err)
+		}
 		return nil, fmt.Errorf("%w: schema id %d: %w", ErrUnknownSchema, id, err)
 	}
 	if s.Type != sr.TypeAvro {
