@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -135,6 +136,11 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		out := h.processed(1)
 		if len(out) != 1 || out[0]["_h_inlet-attempt"] != "3" {
 			t.Fatalf("outputs %d, attempt header %v", len(out), out[0]["_h_inlet-attempt"])
+		}
+		// Consumed from the second retry tier, it still points at the raw
+		// record it came from: the only one, at offset 0.
+		if origin, _ := out[0]["_h_inlet-origin"].(string); !regexp.MustCompile(`^` + regexp.QuoteMeta(h.topics.Raw) + `/[0-9]+/0$`).MatchString(origin) {
+			t.Fatalf("inlet-origin = %q, want %s/<partition>/0", origin, h.topics.Raw)
 		}
 	})
 

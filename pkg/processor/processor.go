@@ -675,10 +675,22 @@ func (p *Processor) carry(it *item) []kgo.RecordHeader {
 	// Sized for what is appended below, traceparent included: growing the
 	// slice twice per event showed in profiles.
 	h := make([]kgo.RecordHeader, 2, len(r.Headers)+4)
-	origin := make([]byte, 0, len(r.Topic)+24)
-	origin = append(append(origin, r.Topic...), '/')
-	origin = append(strconv.AppendInt(origin, int64(r.Partition), 10), '/')
-	h[0] = kgo.RecordHeader{Key: HeaderOrigin, Value: strconv.AppendInt(origin, r.Offset, 10)}
+	// A record from a retry tier (or requeued) carries the raw record's
+	// coordinates already: the origin stays the raw record.
+	var origin []byte
+	for _, rh := range r.Headers {
+		if rh.Key == HeaderOrigin {
+			origin = rh.Value
+			break
+		}
+	}
+	if origin == nil {
+		origin = make([]byte, 0, len(r.Topic)+24)
+		origin = append(append(origin, r.Topic...), '/')
+		origin = append(strconv.AppendInt(origin, int64(r.Partition), 10), '/')
+		origin = strconv.AppendInt(origin, r.Offset, 10)
+	}
+	h[0] = kgo.RecordHeader{Key: HeaderOrigin, Value: origin}
 	h[1] = kgo.RecordHeader{Key: HeaderAttempt, Value: strconv.AppendInt(nil, int64(attempt(r)), 10)}
 	for _, rh := range r.Headers {
 		switch rh.Key {
