@@ -50,16 +50,13 @@ func (p *Processor) route(items []*item) {
 		}
 		policy := retry.Policy{MaxAttempts: 1}
 		if it.src != nil {
-			policy.MaxAttempts = it.src.Retry.MaxAttempts
-			for _, t := range it.src.Retry.Tiers {
-				policy.Tiers = append(policy.Tiers, t.D())
-			}
+			policy = p.policies[it.src.Name]
 		}
 		it.next = policy.Decide(it.ev.Attempt, it.failure)
 		if it.next.DeadLetter {
 			it.outcome = DeadLetter
 		} else {
-			it.outcome = Retried
+			it.outcome, it.tier = Retried, policy.Tiers[it.next.Tier]
 		}
 	}
 }
@@ -86,14 +83,8 @@ func (p *Processor) retryRecord(it *item) *kgo.Record {
 	h := p.failureHeaders(it, it.stage, it.failure)
 	h = retry.Set(h, retry.HeaderAttempt, strconv.Itoa(it.next.NextAttempt))
 	h = retry.Set(h, retry.HeaderDueAt, strconv.FormatInt(time.Now().Add(it.next.Delay).UnixMilli(), 10))
-	topic := p.d.Topics.Retry[p.tier[p.tierDelay(it)]]
+	topic := p.d.Topics.Retry[p.tier[it.tier]]
 	return &kgo.Record{Topic: topic, Key: it.rec.Key, Value: it.rec.Value, Headers: h}
-}
-
-// tierDelay is the configured delay of the tier the decision picked (the
-// decision's Delay may be longer: a sink's Retry-After).
-func (p *Processor) tierDelay(it *item) time.Duration {
-	return it.src.Retry.Tiers[it.next.Tier].D()
 }
 
 // deadLetterRecord is the original envelope, untouched, with the full

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +18,7 @@ import (
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/retry"
+	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -169,6 +171,37 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 
+	t.Run("a source that names no retry tiers uses the processor's, and its budget follows", func(t *testing.T) {
+		sink := &downstream{always: 503}
+		ds := httptest.NewServer(sink)
+		t.Cleanup(ds.Close)
+		yaml := strings.Replace(`
+sources:
+  shop:
+    kind: shopify
+    secrets_env: [T_SHOP]
+    events:
+      "orders/*":
+        contract: shopify/order
+        entity_key: "shopify:order:{/id}"
+        natural_key: "{/id}:{/updated_at}"
+        occurred_at: /updated_at
+        sink: {url: "SINK", timeout: 2s}
+`, "SINK", ds.URL, 1)
+		// One tier of 1s: the defaults (30s, 2m, 15m) have no topic here.
+		h := newHarnessWith(t, newEnv(t), yaml, []time.Duration{time.Second}, nil)
+		h.start("a", nil)
+		h.send("shop", "orders/updated", "wh-tiers", "2025-01", envelope.ChannelWebhook, order(4))
+		h.waitAll(1)
+		// One retry (one tier, plus the first try), then the DLQ.
+		if d, r, calls := h.total(DeadLetter), h.total(Retried), len(sink.times()); d != 1 || r != 1 || calls != 2 {
+			t.Fatalf("dlq %d retried %d sink calls %d; want 1, 1, 2", d, r, calls)
+		}
+		if n := len(h.env.ReadAll(t, h.topics.Retry[0], 1, 300*time.Millisecond, 10*time.Second)); n != 1 {
+			t.Fatalf("%d records on %s, want 1", n, h.topics.Retry[0])
+		}
+	})
+
 	t.Run("a permanent sink error dead-letters at once", func(t *testing.T) {
 		sink := &downstream{always: 400}
 		h, _ := failureHarness(t, newEnv(t), sink)
@@ -244,4 +277,34 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 		h.waitAll(2)
 	})
+}
+
+func TestRetryPolicy(t *testing.T) {
+	t.Setenv("T_SHOP", "s")
+	processorTiers := []time.Duration{10 * time.Second, time.Minute}
+	for _, tt := range []struct {
+		name, retry string
+		want        retry.Policy
+	}{
+		{"nothing set: the processor's tiers, one attempt each plus the first", ``,
+			retry.Policy{Tiers: processorTiers, MaxAttempts: 3}},
+		{"tiers set", `retry: {tiers: [1m]}`,
+			retry.Policy{Tiers: []time.Duration{time.Minute}, MaxAttempts: 2}},
+		{"both set", `retry: {tiers: [10s, 1m], max_attempts: 2}`,
+			retry.Policy{Tiers: processorTiers, MaxAttempts: 2}},
+		{"only the budget set", `retry: {max_attempts: 2}`,
+			retry.Policy{Tiers: processorTiers, MaxAttempts: 2}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f, err := source.Parse([]byte("sources:\n  shop:\n    kind: shopify\n    secrets_env: [T_SHOP]\n    " + tt.retry + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			src, _ := f.Get("shop")
+			got := retryPolicy(src.Retry, processorTiers)
+			if !slices.Equal(got.Tiers, tt.want.Tiers) || got.MaxAttempts != tt.want.MaxAttempts {
+				t.Fatalf("policy %+v, want %+v", got, tt.want)
+			}
+		})
+	}
 }

@@ -44,7 +44,7 @@ func (p *Processor) recordHistory(ctx context.Context, items []*item, now time.T
 		case Invalid:
 			at.Where, at.Error = p.d.Topics.Invalid, it.reason.Error()
 		case Retried:
-			at.Where, at.Error = p.d.Topics.Retry[p.tier[p.tierDelay(it)]]+" due in "+it.next.Delay.String(), it.failure.Error()
+			at.Where, at.Error = p.d.Topics.Retry[p.tier[it.tier]]+" due in "+it.next.Delay.String(), it.failure.Error()
 		case DeadLetter:
 			at.Where, at.Error = p.d.Topics.DLQ+" ("+it.next.Reason+")", it.failure.Error()
 		case Duplicate, Stale:

@@ -112,7 +112,7 @@ func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, no
 	m.events.Add(ctx, 1, m.eventOpts(src, typ, it.outcome, it.env != nil)...)
 	if it.outcome == Retried {
 		m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("source", src), attribute.String("event_type", m.label(src, typ, it.env != nil)),
-			attribute.String("tier", kafka.TierName(it.src.Retry.Tiers[it.next.Tier].D()))))
+			attribute.String("tier", kafka.TierName(it.tier))))
 	}
 	if tier, ok := tierOf(topics, it.rec.Topic); ok {
 		m.retryWait.Record(ctx, now.Sub(it.rec.Timestamp).Seconds(), metric.WithAttributes(attribute.String("tier", tier)))

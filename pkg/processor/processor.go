@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -83,8 +84,11 @@ type Processor struct {
 	propagator propagation.TextMapPropagator
 	retry      map[string]bool // retry topic names
 	tier       map[time.Duration]int
-	ids        schemaIDs
-	count      Counts
+	// policies are the sources' retry budgets as this processor applies
+	// them; see retryPolicy.
+	policies map[string]retry.Policy
+	ids      schemaIDs
+	count    Counts
 
 	// crashBeforeCommit, set by tests, simulates a crash between writing
 	// the outputs and committing: Run returns at once, leaving the
@@ -108,7 +112,7 @@ func New(cfg Config, d Deps) (*Processor, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{cfg: cfg, d: d, log: d.Log, retry: map[string]bool{}, tier: map[time.Duration]int{}}
+	p := &Processor{cfg: cfg, d: d, log: d.Log, retry: map[string]bool{}, tier: map[time.Duration]int{}, policies: map[string]retry.Policy{}}
 	p.ids.m = map[schemaKey]int{}
 	p.tracer, p.propagator = tracenoop.NewTracerProvider().Tracer(""), propagation.TraceContext{}
 	var meter metric.Meter
@@ -126,11 +130,13 @@ func New(cfg Config, d Deps) (*Processor, error) {
 	}
 	for _, name := range d.Sources.Names() {
 		src, _ := d.Sources.Get(name)
-		for _, tier := range src.Retry.Tiers {
-			if _, ok := p.tier[tier.D()]; !ok {
-				return nil, fmt.Errorf("processor: source %q retries after %v but there is no retry topic for that delay (tiers: %v)", name, tier.D(), d.Topics.RetryTiers)
+		policy := retryPolicy(src.Retry, d.Topics.RetryTiers)
+		for _, tier := range policy.Tiers {
+			if _, ok := p.tier[tier]; !ok {
+				return nil, fmt.Errorf("processor: source %q retries after %v but there is no retry topic for that delay (tiers: %v)", name, tier, d.Topics.RetryTiers)
 			}
 		}
+		p.policies[name] = policy
 	}
 	opts := append([]kgo.Opt{}, d.KafkaOpts...)
 	opts = append(opts,
@@ -186,6 +192,26 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		return nil, err
 	}
 	return p, nil
+}
+
+// retryPolicy is a source's retry budget on a processor with the given
+// tiers: the tiers the source names, or all of the processor's when it
+// names none (not the defaults Parse filled in, which the processor may not
+// have); and the attempts it sets, or one per tier plus the first.
+func retryPolicy(spec source.RetrySpec, tiers []time.Duration) retry.Policy {
+	var p retry.Policy
+	if spec.TiersDefaulted {
+		p.Tiers = slices.Clone(tiers)
+	} else {
+		for _, t := range spec.Tiers {
+			p.Tiers = append(p.Tiers, t.D())
+		}
+	}
+	p.MaxAttempts = spec.MaxAttempts
+	if spec.AttemptsDefaulted {
+		p.MaxAttempts = len(p.Tiers) + 1
+	}
+	return p
 }
 
 // FetchOpts size the processor's fetches: at most 1 MiB per partition and
@@ -279,6 +305,7 @@ type item struct {
 	wait  error
 	stage string
 	next  retry.Decision
+	tier  time.Duration // the delay of the retry tier next picked (Retried)
 	dedup string
 	lock  string
 	src   *source.Source

@@ -136,6 +136,12 @@ type BatchSpec struct {
 type RetrySpec struct {
 	Tiers       []Duration `yaml:"tiers"`
 	MaxAttempts int        `yaml:"max_attempts"`
+	// TiersDefaulted and AttemptsDefaulted say the file left them out and
+	// Parse filled in the defaults (kafka.DefaultRetryTiers, one attempt
+	// per tier plus the first): a processor with other -retry-tiers uses
+	// its own for such a source instead.
+	TiersDefaulted    bool `yaml:"-"`
+	AttemptsDefaulted bool `yaml:"-"`
 }
 
 // EventSpec says how the processor handles an event type (exact or a glob
@@ -271,11 +277,13 @@ func (s *Source) init(lc loadCfg) error {
 		s.DedupWindow = Duration(DefaultDedupWindow)
 	}
 	if len(s.Retry.Tiers) == 0 {
+		s.Retry.TiersDefaulted = true
 		for _, d := range kafka.DefaultRetryTiers {
 			s.Retry.Tiers = append(s.Retry.Tiers, Duration(d))
 		}
 	}
 	if s.Retry.MaxAttempts == 0 {
+		s.Retry.AttemptsDefaulted = true
 		s.Retry.MaxAttempts = len(s.Retry.Tiers) + 1
 	}
 	if s.Retry.MaxAttempts < 1 || s.Retry.MaxAttempts > len(s.Retry.Tiers)+1 {
