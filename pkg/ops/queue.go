@@ -175,6 +175,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	if topic != q.topics.DLQ && topic != q.topics.Invalid {
 		return nil, fmt.Errorf("%s is not a failure queue", topic)
 	}
+	if action == "requeue" && len(q.topics.Retry) == 0 {
+		return nil, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
+	}
 	f.Unresolved = true
 	es, err := q.List(ctx, topic, f)
 	if err != nil || dryRun || len(es) == 0 {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -14,6 +13,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/service"
@@ -49,7 +49,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		return exitUsage, nil
 	}
 	cmd := args[0]
-	fs := flag.NewFlagSet(name+" "+cmd, flag.ContinueOnError)
+	fs := flagenv.New(name + " " + cmd)
 	fs.Usage = func() { fmt.Fprintf(os.Stderr, queueUsage, name, topic); fs.PrintDefaults() }
 	var f ops.Filter
 	var since, until, reason, output, who string
@@ -65,6 +65,8 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs.BoolVar(&dry, "dry-run", false, "requeue/discard: show what would change, change nothing")
 	fs.StringVar(&output, "output", "table", "table or json")
 	fs.StringVar(&who, "who", currentUser(), "requeue/discard: who decides (audited)")
+	var tiers []string
+	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", "30s,2m,15m", "retry tier delays (the processor's): requeue writes to the first")
 	// Flags may come before or after the ids (flag stops at the first id).
 	rest := args[1:]
 	for {
@@ -77,7 +79,11 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		f.IDs = append(f.IDs, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	var err error
+	delays, err := parseDurations(tiers)
+	if err != nil {
+		return exitUsage, err
+	}
+	topics = kafka.TopicNames(kcfg.TopicPrefix, delays)
 	if f.Since, err = parseTime(since); err != nil {
 		return exitUsage, err
 	}
