@@ -23,6 +23,20 @@ const MaxBodyBytes = MaxMessageBytes - 64<<10
 // DefaultRetryTiers are the retry delays DESIGN.md names.
 var DefaultRetryTiers = []time.Duration{30 * time.Second, 2 * time.Minute, 15 * time.Minute}
 
+// ParseRetryTiers reads retry tier delays as the -retry-tiers flag of every
+// service and command takes them ("30s", "2m", ...); each must be positive.
+func ParseRetryTiers(ss []string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, s := range ss {
+		d, err := time.ParseDuration(strings.TrimSpace(s))
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("retry tier %q: want a positive duration such as 30s", s)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}
+
 // Topics holds every topic name Inlet uses, derived from one prefix.
 type Topics struct {
 	Raw   string

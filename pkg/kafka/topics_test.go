@@ -2,6 +2,8 @@ package kafka
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -65,5 +67,20 @@ func TestEnsureTopicsIsIdempotentAndSetsConfigs(t *testing.T) {
 	}
 	if n := len(td[topics.Raw].Partitions); n != 3 {
 		t.Errorf("raw partitions = %d, want 3", n)
+	}
+}
+
+func TestParseRetryTiers(t *testing.T) {
+	got, err := ParseRetryTiers([]string{"30s", " 2m", "1h30m"})
+	if err != nil || !slices.Equal(got, []time.Duration{30 * time.Second, 2 * time.Minute, 90 * time.Minute}) {
+		t.Fatalf("ParseRetryTiers = %v, %v", got, err)
+	}
+	if got, err := ParseRetryTiers(nil); err != nil || len(got) != 0 {
+		t.Fatalf("no tiers: %v, %v", got, err)
+	}
+	for _, bad := range []string{"soon", "0s", "-5s", "30"} {
+		if _, err := ParseRetryTiers([]string{"30s", bad}); err == nil || !strings.Contains(err.Error(), bad) {
+			t.Errorf("%q: error %v, want one naming it", bad, err)
+		}
 	}
 }

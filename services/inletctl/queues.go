@@ -79,7 +79,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		f.IDs = append(f.IDs, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	delays, err := parseDurations(tiers)
+	delays, err := kafka.ParseRetryTiers(tiers)
 	if err != nil {
 		return exitUsage, err
 	}

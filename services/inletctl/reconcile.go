@@ -79,7 +79,7 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	if cfg.Until, err = parseTime(until); err != nil {
 		return exitUsage, err
 	}
-	delays, err := parseDurations(tiers)
+	delays, err := kafka.ParseRetryTiers(tiers)
 	if err != nil {
 		return exitUsage, err
 	}

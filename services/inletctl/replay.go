@@ -9,9 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -92,7 +90,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	if cfg.ID == "" {
 		cfg.ID = replay.DefaultID(src, cfg.From, cfg.To, cfg.Mode)
 	}
-	delays, err := parseDurations(tiers)
+	delays, err := kafka.ParseRetryTiers(tiers)
 	if err != nil {
 		return exitUsage, err
 	}
@@ -190,16 +188,4 @@ func printReplay(out io.Writer, s *replay.Summary) {
 func isTerminal(f *os.File) bool {
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-func parseDurations(ss []string) ([]time.Duration, error) {
-	var out []time.Duration
-	for _, s := range ss {
-		d, err := time.ParseDuration(strings.TrimSpace(s))
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("retry tier %q: want a positive duration like 30s", s)
-		}
-		out = append(out, d)
-	}
-	return out, nil
 }

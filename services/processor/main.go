@@ -99,7 +99,7 @@ func run(args []string) error {
 
 	ctx, stop := service.SignalContext(log)
 	defer stop()
-	tierDelays, err := parseTiers(tiers)
+	tierDelays, err := kafka.ParseRetryTiers(tiers)
 	if err != nil {
 		return err
 	}
@@ -203,16 +203,4 @@ func adminMux(draining *atomic.Bool, tel *telemetry.Telemetry, api *admin.API) h
 		fmt.Fprintln(w, `{"status":"ready"}`)
 	})
 	return mux
-}
-
-func parseTiers(ss []string) ([]time.Duration, error) {
-	var out []time.Duration
-	for _, s := range ss {
-		d, err := time.ParseDuration(s)
-		if err != nil || d <= 0 {
-			return nil, fmt.Errorf("retry tier %q: want a positive duration such as 30s", s)
-		}
-		out = append(out, d)
-	}
-	return out, nil
 }
