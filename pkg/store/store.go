@@ -21,8 +21,13 @@
 //
 // Keys (prefix from [KeyPrefix], default "inlet:"):
 //
-//	<prefix>dedup:<natural key>   string: a claim token, or "done"
+//	<prefix>dedup:<claim key>     string: a claim token, or "done"
 //	<prefix>entity:<entity key>   hash: ts (unix µs), event_id, state
+//
+// The processor claims two kinds of keys, named apart in the claim key:
+// "dedup:<source>:<natural key>" for an event (so the Redis key is
+// inlet:dedup:dedup:<source>:<natural key>) and "lock:<entity key>" for
+// its entity while the batch holding it is in flight.
 //
 // On Redis Cluster (or a Ring) each command and script call touches a
 // single key, so the store works there too (go-redis splits the pipeline
