@@ -89,22 +89,28 @@ func failureHarness(t *testing.T, env *testenv.Env, sink *downstream) (*harness,
 	done := make(chan struct{})
 	go func() { al.Run(ctx); close(done) }()
 	t.Cleanup(func() { cancel(); <-done })
-	yaml := strings.Replace(`
+	yaml := shopSinkSources(ds.URL, `
+    runbook: https://runbooks.example.com/inlet/dlq
+    retry: {tiers: [1s, 2s], max_attempts: 3}`)
+	return newHarnessWith(t, env, yaml, testTiers, al), rcv
+}
+
+// shopSinkSources is a sources file whose shop orders are delivered to
+// sinkURL, with more of the shop source's settings in extra.
+func shopSinkSources(sinkURL, extra string) string {
+	return `
 sources:
   shop:
     kind: shopify
-    secrets_env: [T_SHOP]
-    runbook: https://runbooks.example.com/inlet/dlq
-    retry: {tiers: [1s, 2s], max_attempts: 3}
+    secrets_env: [T_SHOP]` + extra + `
     events:
       "orders/*":
         contract: shopify/order
         entity_key: "shopify:order:{/id}"
         natural_key: "{/id}:{/updated_at}"
         occurred_at: /updated_at
-        sink: {url: "SINK", timeout: 2s}
-`, "SINK", ds.URL, 1)
-	return newHarnessWith(t, env, yaml, testTiers, al), rcv
+        sink: {url: "` + sinkURL + `", timeout: 2s}
+`
 }
 
 func TestFailureHandling(t *testing.T) { failureSuite(t, testenv.Embedded) }
@@ -175,19 +181,7 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		sink := &downstream{always: 503}
 		ds := httptest.NewServer(sink)
 		t.Cleanup(ds.Close)
-		yaml := strings.Replace(`
-sources:
-  shop:
-    kind: shopify
-    secrets_env: [T_SHOP]
-    events:
-      "orders/*":
-        contract: shopify/order
-        entity_key: "shopify:order:{/id}"
-        natural_key: "{/id}:{/updated_at}"
-        occurred_at: /updated_at
-        sink: {url: "SINK", timeout: 2s}
-`, "SINK", ds.URL, 1)
+		yaml := shopSinkSources(ds.URL, "")
 		// One tier of 1s: the defaults (30s, 2m, 15m) have no topic here.
 		h := newHarnessWith(t, newEnv(t), yaml, []time.Duration{time.Second}, nil)
 		h.start("a", nil)
