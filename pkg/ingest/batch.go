@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -124,7 +125,18 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	acks := s.w.stream(ctx, src.Batch.MaxLines)
 	sent := map[int]int{} // result index → produced item index
 	lines := newLineReader(body, int(src.MaxBody))
-	n := 0
+	n, rejected := 0, 0
+	// reject reports line n; past max_lines rejected lines the batch stops
+	// being read: one result per line, so a stream of bad lines must not
+	// grow the answer without end.
+	reject := func(msg string) (stop bool) {
+		resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: msg})
+		if rejected++; rejected > src.Batch.MaxLines {
+			resp.Results = append(resp.Results, LineResult{Line: n + 1, Status: LineRejected, Error: fmt.Sprintf("more than %d rejected lines; the rest of the batch was not read", src.Batch.MaxLines)})
+			return true
+		}
+		return false
+	}
 	for {
 		line, err := lines.next()
 		if errors.Is(err, io.EOF) {
@@ -132,9 +144,8 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		n++
 		if err != nil {
-			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: err.Error()})
 			var tooBig *http.MaxBytesError
-			if errors.As(err, &tooBig) || !errors.Is(err, errLineTooLong) {
+			if reject(err.Error()) || errors.As(err, &tooBig) || !errors.Is(err, errLineTooLong) {
 				break // the body itself is unreadable or over the limit
 			}
 			continue
@@ -148,12 +159,14 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		rec, env, err := s.batchRecord(tctx, src, line, corr, n, r.Header)
 		if err != nil {
-			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: err.Error()})
 			reason := reasonMalformed
 			if errors.Is(err, errRecordTooLarge) {
 				reason = reasonSize
 			}
 			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
+			if reject(err.Error()) {
+				break
+			}
 			continue
 		}
 		types[len(resp.Results)] = env.EventType
@@ -210,6 +223,11 @@ func (s *Server) unavailableJSON(w http.ResponseWriter, v any) {
 // batchRecord validates one line and builds its record. The line's bytes,
 // exactly as received, are the envelope payload.
 func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byte, corr string, n int, h http.Header) (*kgo.Record, *envelope.Envelope, error) {
+	// encoding/json would read invalid bytes as U+FFFD: two ids differing
+	// only there would become one key, and one event would be lost.
+	if !utf8.Valid(line) {
+		return nil, nil, errors.New("line is not valid UTF-8")
+	}
 	var bl batchLine
 	if err := json.Unmarshal(line, &bl); err != nil {
 		return nil, nil, fmt.Errorf("not a JSON object: %v", jsonErrorText(err))
@@ -227,8 +245,10 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 	if len(missing) > 0 {
 		return nil, nil, fmt.Errorf("missing required field(s): %s", strings.Join(missing, ", "))
 	}
-	if len(bl.ID) > 256 || len(bl.Type) > 256 || len(bl.SchemaVersion) > 256 {
-		return nil, nil, errors.New("id, type and schema_version must be at most 256 bytes")
+	for _, v := range []string{bl.ID, bl.Type, bl.SchemaVersion} {
+		if err := source.CheckMeta(v); err != nil {
+			return nil, nil, fmt.Errorf("id, type and schema_version: %w", err)
+		}
 	}
 	meta := source.Meta{EventType: bl.Type, EventID: bl.ID, SchemaVersion: bl.SchemaVersion}
 	if meta.SchemaVersion == "" {

@@ -135,6 +135,30 @@ func TestBatchEndpoint(t *testing.T) {
 		if status, _, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte("nope\nnope"), ""); status != 400 {
 			t.Fatalf("all bad: status %d", status)
 		}
+		// A stream of bad lines stops being read after max_lines of them:
+		// the answer lists each, and 2 MiB of them made it 176 MiB.
+		status, br, _ = postBatch(t, h, "/events/billing", "Bearer batch-token-1", bytes.Repeat([]byte("x\n"), 10000), "")
+		if last := br.Results[len(br.Results)-1]; status != 400 || len(br.Results) != 7 || !strings.Contains(last.Error, "more than 5 rejected lines") {
+			t.Fatalf("10000 bad lines: status %d, %d results, last %+v; want 400, 5+1 rejected and the stop", status, len(br.Results), last)
+		}
+	})
+
+	t.Run("lines that are not UTF-8 are rejected, not folded into one id", func(t *testing.T) {
+		body := strings.Join([]string{
+			"{\"id\":\"ord-\xff\",\"type\":\"invoice.paid\",\"data\":{}}",
+			"{\"id\":\"ord-\xfe\",\"type\":\"invoice.paid\",\"data\":{}}",
+			"{\"id\":\"ord-3\",\"type\":\"invoice.\xff\",\"data\":{}}",
+			good("u1"),
+		}, "\n")
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(body), "")
+		if status != http.StatusMultiStatus || br.Accepted != 1 || br.Rejected != 3 {
+			t.Fatalf("status %d, %+v", status, br)
+		}
+		for _, r := range br.Results[:3] {
+			if !strings.Contains(r.Error, "UTF-8") {
+				t.Errorf("line %d: %q, want it to say UTF-8", r.Line, r.Error)
+			}
+		}
 	})
 }
 

@@ -154,12 +154,19 @@ func metricSource(sources *source.File, name string) string {
 	return "unknown"
 }
 
+// maxUpfront is the largest Content-Length readBody allocates for before
+// the bytes arrive. Beyond it the buffer grows with what is received:
+// anyone can claim megabytes in a header, before any signature is checked,
+// and a few dozen such connections held memory for their whole read
+// timeout.
+const maxUpfront = 64 << 10
+
 // readBody reads at most limit bytes; a body of exactly limit is accepted.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
 	if r.ContentLength > limit {
 		return nil, http.StatusRequestEntityTooLarge, errors.New("content-length over the limit")
 	}
-	if r.ContentLength >= 0 {
+	if r.ContentLength >= 0 && r.ContentLength <= maxUpfront {
 		// net/http frames the body by Content-Length: exactly that many
 		// bytes follow, so one buffer of that size is enough, and reading
 		// no more than limit bytes needs no MaxBytesReader.

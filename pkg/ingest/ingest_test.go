@@ -115,6 +115,11 @@ func ingestSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 			{"over the size limit (content-length)", h.signed(t, "stripe", huge, nil), 413},
 			{"not JSON", h.signed(t, "stripe", []byte(`{"id":"evt_x",`), nil), 400},
 			{"no event type", h.signed(t, "stripe", []byte(`{"id":"evt_x"}`), nil), 400},
+			// Invalid UTF-8 in an event type made every /metrics scrape
+			// fail; in an id it made two ids one key.
+			{"event type not UTF-8", h.signed(t, "stripe", []byte("{\"id\":\"evt_x\",\"type\":\"bad\xff\"}"), nil), 400},
+			{"event id not UTF-8", h.signed(t, "stripe", []byte("{\"id\":\"evt_\xfe\",\"type\":\"x\"}"), nil), 400},
+			{"event type header not UTF-8", h.signed(t, "gh", []byte(`{"zen":"x"}`), map[string]string{"X-GitHub-Event": "push\xff", "X-GitHub-Delivery": "d-utf8"}), 400},
 			{"wrong method", func() *http.Request { r, _ := http.NewRequest(http.MethodGet, h.url+"/webhooks/stripe", nil); return r }(), 405},
 		}
 		for _, c := range cases {

@@ -3,6 +3,9 @@ package ingest
 import (
 	"context"
 	"net"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -90,5 +93,24 @@ func TestNewProducersNeedsOne(t *testing.T) {
 	if p, err := NewProducers(0); err == nil {
 		p.Close()
 		t.Fatal("NewProducers(0) made producers")
+	}
+}
+
+// TestReadBodyAllocatesWhatArrives: a Content-Length is only a claim, made
+// before any signature is checked; the buffer must not be sized by it.
+func TestReadBodyAllocatesWhatArrives(t *testing.T) {
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/x", strings.NewReader(`{"id":"short"}`))
+	req.ContentLength = 16 << 20 // claimed; 14 bytes follow
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, status, err := readBody(httptest.NewRecorder(), req, 32<<20)
+	runtime.ReadMemStats(&after)
+	if err != nil || status != 0 {
+		// The real server's body reader reports the short body; this one
+		// just ends.
+		t.Logf("readBody: %d %v", status, err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("readBody allocated %d bytes for a 14-byte body claiming 16 MiB", n)
 	}
 }

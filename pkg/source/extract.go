@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/tidwall/gjson"
@@ -54,11 +55,26 @@ func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
 		m.OccurredAt = ParseTime(raw)
 	}
 	for _, v := range []string{m.EventType, m.EventID, m.SchemaVersion} {
-		if len(v) > maxMetaLen {
-			return m, fmt.Errorf("metadata value longer than %d bytes", maxMetaLen)
+		if err := CheckMeta(v); err != nil {
+			return m, err
 		}
 	}
 	return m, nil
+}
+
+// CheckMeta refuses an extracted value (event type, event id, schema
+// version) that is too long or not valid UTF-8. They become Kafka keys and
+// headers, Avro strings and metric labels: one invalid byte in an event
+// type made every /metrics scrape fail until a restart, and invalid bytes
+// decoded as U+FFFD made two different event ids one key.
+func CheckMeta(v string) error {
+	if len(v) > maxMetaLen {
+		return fmt.Errorf("metadata value longer than %d bytes", maxMetaLen)
+	}
+	if !utf8.ValidString(v) {
+		return errors.New("metadata value is not valid UTF-8")
+	}
+	return nil
 }
 
 func lookup(f Field, h http.Header, body []byte) string {

@@ -295,6 +295,9 @@ func (s *Source) init(lc loadCfg) error {
 	if s.Batch.MaxBody == 0 {
 		s.Batch.MaxBody = 16 << 20
 	}
+	if s.Batch.MaxLines < 0 {
+		errs = append(errs, errors.New("batch.max_lines must be positive"))
+	}
 
 	if !lc.noSecrets {
 		errs = append(errs, s.loadSecrets()...)
