@@ -344,7 +344,11 @@ func (r *run) copy(ctx context.Context) error {
 			return nil
 		}
 		copied++
-		txn.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: retry.Clone(rec.Headers), Timestamp: rec.Timestamp},
+		// Stamped now, not with the raw record's time: the replay topic
+		// deletes after 7 days by record time, and a copy of older records
+		// was deleted by the broker's next retention check, before (or
+		// while) it was processed.
+		txn.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: retry.Clone(rec.Headers), Timestamp: time.Now()},
 			func(_ *kgo.Record, err error) {
 				if err != nil && perr == nil {
 					perr = err

@@ -87,6 +87,7 @@ func TestReplay(t *testing.T) {
 			}
 		}
 		cfg := Config{ID: "rebuild-2", Source: "stripe", Mode: Rebuild, Processor: h.pcfg()}
+		copyStart := time.Now().Truncate(time.Millisecond)
 		sum, err := Run(ictx, cfg, d)
 		if !errors.Is(err, context.Canceled) || sum.Complete || sum.Read != 4 {
 			t.Fatalf("interrupted run: %+v, %v", sum, err)
@@ -95,8 +96,16 @@ func TestReplay(t *testing.T) {
 		if !sum.Resumed || !sum.Complete || sum.Read != 4 || sum.Applied+sum.Stale+sum.Duplicate != 4 {
 			t.Fatalf("resumed: %+v", sum)
 		}
-		if recs := h.env.ReadAll(t, Topic(h.topics, "rebuild-2"), 4, 500*time.Millisecond, 20*time.Second); len(recs) != 4 {
+		recs := h.env.ReadAll(t, Topic(h.topics, "rebuild-2"), 4, 500*time.Millisecond, 20*time.Second)
+		if len(recs) != 4 {
 			t.Fatalf("replay topic holds %d records, want 4 (copied once)", len(recs))
+		}
+		// The copies carry the time they were made: the replay topic's
+		// retention runs by record time, and the raw records are older.
+		for _, r := range recs {
+			if r.Timestamp.Before(copyStart) {
+				t.Fatalf("copy stamped %v, before the replay started (%v): retention would delete it", r.Timestamp, copyStart)
+			}
 		}
 		if got := h.states(entities...); !reflect.DeepEqual(got, clean) {
 			t.Fatalf("state %+v, want %+v", got, clean)
