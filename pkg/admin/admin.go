@@ -27,7 +27,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -287,7 +286,7 @@ func (a *API) list(topic string) http.Handler {
 			return
 		}
 		if g, _ := strconv.ParseBool(r.URL.Query().Get("group")); g {
-			writeJSON(w, http.StatusOK, map[string]any{"groups": groups(es)})
+			writeJSON(w, http.StatusOK, map[string]any{"groups": ops.Groups(es)})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"count": len(es), "entries": entries(es, false)})
@@ -392,39 +391,6 @@ func (a *API) depth(w http.ResponseWriter, r *http.Request) {
 		out[name] = n
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-// Group counts entries by source, type, reason and last error.
-type Group struct {
-	Count     int    `json:"count"`
-	Source    string `json:"source"`
-	EventType string `json:"event_type"`
-	Reason    string `json:"reason"`
-	Error     string `json:"error"`
-}
-
-func groups(es []*ops.Entry) []Group {
-	idx := map[Group]int{}
-	var out []Group
-	for _, e := range es {
-		k := Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: trim(e.LastError, 200)}
-		if i, ok := idx[k]; ok {
-			out[i].Count++
-			continue
-		}
-		idx[k] = len(out)
-		k.Count = 1
-		out = append(out, k)
-	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Count > out[j].Count })
-	return out
-}
-
-func trim(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
 }
 
 // entries renders entries as JSON objects; withPayload adds the payload

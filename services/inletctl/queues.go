@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/user"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -71,6 +71,9 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	rest := args[1:]
 	for {
 		if err := fs.Parse(rest); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return exitOK, nil // as replay -h and reconcile -h
+			}
 			return exitUsage, err
 		}
 		if fs.NArg() == 0 {
@@ -107,6 +110,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	defer q.Close()
 
 	var es []*ops.Entry
+	code := exitOK
 	switch cmd {
 	case "ls", "show":
 		f.Unresolved = !all && cmd == "ls"
@@ -132,10 +136,29 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	if err != nil {
 		return exitError, err
 	}
+	if cmd == "show" && len(es) < len(f.IDs) {
+		// Asked by id: saying nothing would read as "no such problem".
+		found := map[string]bool{}
+		for _, e := range es {
+			found[e.ID] = true
+		}
+		var missing []string
+		for _, id := range f.IDs {
+			if !found[id] {
+				missing = append(missing, id)
+			}
+		}
+		defer fmt.Fprintf(os.Stderr, "not on %s: %s\n", topic, strings.Join(missing, ", "))
+		code = exitError
+	}
 	if output == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return exitOK, enc.Encode(entriesJSON(es, cmd == "show"))
+		var v any = entriesJSON(es, cmd == "show")
+		if group && cmd == "ls" {
+			v = map[string]any{"groups": ops.Groups(es)} // as the admin API answers
+		}
+		return code, enc.Encode(v)
 	}
 	switch {
 	case cmd == "show":
@@ -163,7 +186,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 			fmt.Fprintf(out, "%d %s\n", len(es), verb)
 		}
 	}
-	return exitOK, nil
+	return code, nil
 }
 
 func entriesJSON(es []*ops.Entry, withPayload bool) []map[string]any {
@@ -193,20 +216,10 @@ func printEntry(out io.Writer, e *ops.Entry) {
 }
 
 func printGroups(out io.Writer, es []*ops.Entry) {
-	type key struct{ src, typ, reason, err string }
-	counts := map[key]int{}
-	for _, e := range es {
-		counts[key{e.Source, e.EventType, e.Reason, trim(e.LastError, 80)}]++
-	}
-	keys := make([]key, 0, len(counts))
-	for k := range counts {
-		keys = append(keys, k)
-	}
-	sort.Slice(keys, func(i, j int) bool { return counts[keys[i]] > counts[keys[j]] })
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COUNT\tSOURCE\tTYPE\tREASON\tERROR")
-	for _, k := range keys {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", counts[k], k.src, k.typ, k.reason, k.err)
+	for _, g := range ops.Groups(es) {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", g.Count, g.Source, g.EventType, g.Reason, trim(g.Error, 80))
 	}
 	tw.Flush()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,14 +12,16 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
-// TestQueueRequeueUsesTheProcessorsTiers: with other retry tiers than the
-// defaults, a requeue goes to the first of them (it went to a default
-// tier's topic, which such a deployment does not have).
-func TestQueueRequeueUsesTheProcessorsTiers(t *testing.T) {
+// dlqEntry is an embedded stack whose topics have retry tiers 5s and 1m
+// and whose DLQ holds one entry (id returned), with the connection flags.
+func dlqEntry(t *testing.T) (*testenv.Env, kafka.Topics, string, []string) {
+	t.Helper()
 	env := testenv.Embedded(t)
 	topics := env.CreateTopics(t, []time.Duration{5 * time.Second, time.Minute})
 	codec, err := envelope.NewCodec(context.Background(), env.Registry(t), topics.RawSubject())
@@ -40,9 +43,15 @@ func TestQueueRequeueUsesTheProcessorsTiers(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := res[0].Record
-	id := fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
 	flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-schema-registry-url", env.RegistryURL, "-topic-prefix", env.Prefix}
+	return env, topics, fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), flags
+}
 
+// TestQueueRequeueUsesTheProcessorsTiers: with other retry tiers than the
+// defaults, a requeue goes to the first of them (it went to a default
+// tier's topic, which such a deployment does not have).
+func TestQueueRequeueUsesTheProcessorsTiers(t *testing.T) {
+	env, topics, id, flags := dlqEntry(t)
 	if code, err := run(append(flags, "dlq", "requeue", id, "--reason", "test", "--retry-tiers", "soon"), &bytes.Buffer{}); code != exitUsage {
 		t.Fatalf("--retry-tiers soon: exit %d (%v), want %d", code, err, exitUsage)
 	}
@@ -54,4 +63,33 @@ func TestQueueRequeueUsesTheProcessorsTiers(t *testing.T) {
 	if len(got) != 1 || retry.Get(got[0].Headers, retry.HeaderAttempt) != "1" {
 		t.Fatalf("%d records on %s, want the requeued one at attempt 1", len(got), topics.Retry[0])
 	}
+}
+
+func TestQueueCommands(t *testing.T) {
+	_, _, id, flags := dlqEntry(t)
+	t.Run("ls --group --output json counts, as the admin API does", func(t *testing.T) {
+		var out bytes.Buffer
+		if code, err := run(append(flags, "dlq", "ls", "--group", "--output", "json"), &out); code != exitOK {
+			t.Fatalf("exit %d: %v", code, err)
+		}
+		var v struct{ Groups []ops.Group }
+		if err := json.Unmarshal(out.Bytes(), &v); err != nil || len(v.Groups) != 1 || v.Groups[0].Count != 1 || v.Groups[0].Error != "sink answered 503" {
+			t.Fatalf("%v: %s", err, out.String())
+		}
+	})
+	t.Run("show of an id that is not there fails", func(t *testing.T) {
+		var out bytes.Buffer
+		if code, _ := run(append(flags, "dlq", "show", id), &out); code != exitOK || !strings.Contains(out.String(), "evt_q1") {
+			t.Fatalf("show %s: exit %d\n%s", id, code, out.String())
+		}
+		missing := id + "9"
+		if code, _ := run(append(flags, "dlq", "show", missing), &bytes.Buffer{}); code != exitError {
+			t.Fatalf("show %s: exit %d, want %d", missing, code, exitError)
+		}
+	})
+	t.Run("-h is not a usage error", func(t *testing.T) {
+		if code, err := run(append(flags, "dlq", "ls", "-h"), &bytes.Buffer{}); code != exitOK {
+			t.Fatalf("exit %d: %v", code, err)
+		}
+	})
 }

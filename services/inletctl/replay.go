@@ -35,12 +35,14 @@ Redis state).
   rebuild  first delete the dedup claims and entity state of the events in
            the range, then process them: those entities are rebuilt
 
-Interrupt (Ctrl-C) and run the same command again to resume; the id
-defaults to one derived from source, range and mode.
+Interrupt (Ctrl-C) and run the same command again to resume. With --to
+the id defaults to one derived from source, range and mode; without it
+(up to the end of the topic when the first run starts) name the replay
+with --id.
 
 Examples:
   inletctl replay --source shop --from 2025-01-31T00:00:00Z --to 2025-02-01T00:00:00Z
-  inletctl replay --source stripe --mode rebuild --output json
+  inletctl replay --source stripe --mode rebuild --id stripe-rebuild-1 --output json
 `
 
 func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
@@ -50,7 +52,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	var tiers []string
 	fs.StringVar(&src, "source", "", "the source to replay (required)")
 	fs.StringVar(&from, "from", "", "first raw record time, RFC 3339 (default: the start of the topic)")
-	fs.StringVar(&to, "to", "", "end of the range (exclusive), RFC 3339 (default: now)")
+	fs.StringVar(&to, "to", "", "end of the range (exclusive), RFC 3339 (default: when the first run of this --id starts; --id is then required)")
 	fs.StringVar(&mode, "mode", "fill", "fill or rebuild")
 	fs.StringVar(&id, "id", "", "replay id; the same id resumes (default: derived from source, range and mode)")
 	fs.StringVar(&output, "output", "table", "table or json")
