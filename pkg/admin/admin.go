@@ -186,7 +186,12 @@ func (a *API) Register(mux *http.ServeMux) { mux.Handle("/v1/", a) }
 // time (over SHA-256 digests, so lengths leak nothing).
 func (a *API) roleOf(r *http.Request) role {
 	h := r.Header.Get("Authorization")
-	tok, ok := strings.CutPrefix(h, "Bearer ")
+	// The scheme is case-insensitive (RFC 9110 11.1): "bearer x" is a
+	// bearer token too.
+	tok, ok := "", len(h) > 7 && strings.EqualFold(h[:7], "Bearer ")
+	if ok {
+		tok = h[7:]
+	}
 	if !ok || tok == "" {
 		return roleNone
 	}

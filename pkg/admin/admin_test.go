@@ -170,6 +170,14 @@ func TestAuth(t *testing.T) {
 		}
 		resp.Body.Close()
 	})
+	t.Run("the scheme is case-insensitive, the token is not", func(t *testing.T) {
+		for auth, want := range map[string]int{"bearer r-token": 200, "BEARER r-token": 200, "bearer R-TOKEN": 401, "Bearer": 401, "Bearer ": 401} {
+			code, _, _ := call(t, srv, "GET", "/v1/depth", "", "", "Authorization", auth)
+			if code != want {
+				t.Errorf("%q: %d, want %d", auth, code, want)
+			}
+		}
+	})
 	t.Run("read token reads but cannot requeue or discard", func(t *testing.T) {
 		if code, m, _ := call(t, srv, "GET", "/v1/dlq", "r-token", ""); code != 200 || m["count"].(float64) != 3 {
 			t.Fatalf("list: %d %v", code, m)

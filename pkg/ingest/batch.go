@@ -284,7 +284,11 @@ func jsonErrorText(err error) string {
 // bearerOK compares the Authorization header with each token in constant
 // time (over fixed-size digests, so the comparison does not leak lengths).
 func bearerOK(header string, tokens [][]byte) bool {
-	got, ok := strings.CutPrefix(header, "Bearer ")
+	// The scheme is case-insensitive (RFC 9110 11.1).
+	got, ok := "", len(header) > 7 && strings.EqualFold(header[:7], "Bearer ")
+	if ok {
+		got = header[7:]
+	}
 	if !ok || got == "" || len(tokens) == 0 {
 		return false
 	}

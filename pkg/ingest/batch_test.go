@@ -97,6 +97,9 @@ func TestBatchEndpoint(t *testing.T) {
 		if status, _, _ := postBatch(t, h, "/events/stripe", "Bearer batch-token-1", body, ""); status != 404 {
 			t.Errorf("source without a batch endpoint: status %d, want 404", status)
 		}
+		if status, br, _ := postBatch(t, h, "/events/billing", "bearer batch-token-1", body, ""); status != 200 || br.Accepted != 1 {
+			t.Errorf("lower-case scheme: status %d %+v", status, br)
+		}
 		if status, br, _ := postBatch(t, h, "/events?source=billing", "Bearer batch-token-1", body, ""); status != 200 || br.Accepted != 1 {
 			t.Errorf("?source= form: status %d %+v", status, br)
 		}
