@@ -282,11 +282,6 @@ func (s *Server) setRetryAfter(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.RetryAfter+time.Second-1)/time.Second)))
 }
 
-func (s *Server) unavailable(w http.ResponseWriter, msg string) {
-	s.setRetryAfter(w)
-	writeResponse(w, http.StatusServiceUnavailable, Response{CorrelationID: firstValue(w.Header(), headerCorrelationID), Error: msg})
-}
-
 // validJSON is gjson's validator: it accepts exactly what encoding/json
 // does (FuzzValidJSON keeps it so) at less than half the cost per byte,
 // and it runs on every webhook.

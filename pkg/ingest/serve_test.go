@@ -114,3 +114,25 @@ func TestReadBodyAllocatesWhatArrives(t *testing.T) {
 		t.Fatalf("readBody allocated %d bytes for a 14-byte body claiming 16 MiB", n)
 	}
 }
+
+// TestDrainingAnswer: a request that reaches the handler once the drain
+// has begun is answered 503 with Retry-After and its correlation id, and
+// /readyz fails.
+func TestDrainingAnswer(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	h.srv.draining.Store(true)
+	defer h.srv.draining.Store(false) // the harness's own Shutdown drains for real
+	req := httptest.NewRequest(http.MethodPost, "/webhooks/stripe", strings.NewReader(`{}`))
+	req.Header.Set("X-Correlation-ID", "corr-drain")
+	rec := httptest.NewRecorder()
+	h.srv.Handler().ServeHTTP(rec, req)
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" ||
+		rec.Header().Get("X-Correlation-ID") != "corr-drain" || !strings.Contains(rec.Body.String(), `"correlation_id":"corr-drain"`) {
+		t.Fatalf("draining: %d %v %s", rec.Code, rec.Header(), rec.Body.String())
+	}
+	rec = httptest.NewRecorder()
+	h.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz while draining: %d", rec.Code)
+	}
+}

@@ -203,8 +203,13 @@ func (s *Server) Handler() http.Handler {
 func (s *Server) track(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {
+			// Reached by a request already read on an open connection when
+			// the drain starts: the listener itself is closed by then.
 			s.metrics.event(r.Context(), metricSource(s.sources, r.PathValue("source")), "", outcomeUnavailable, reasonDraining)
-			s.unavailable(w, "shutting down")
+			corr := correlationID(r.Header)
+			w.Header()[headerCorrelationID] = []string{corr}
+			s.setRetryAfter(w)
+			writeResponse(w, http.StatusServiceUnavailable, Response{CorrelationID: corr, Error: "shutting down"})
 			return
 		}
 		s.inflight.Add(1)
