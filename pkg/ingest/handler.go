@@ -222,9 +222,9 @@ func (s *Server) envelope(src *source.Source, m source.Meta, corr, channel strin
 // way on every retry, so it is answered 413, not 503.
 var errRecordTooLarge = errors.New("event too large for the log once wrapped")
 
-// recordFraming is room for what a record adds around its key, value and
-// our headers: the batch header, lengths, and the trace context headers.
-const recordFraming = 1 << 10
+// recordFraming is room for what a record batch adds around one record's
+// key, value and headers: the batch header and the varint lengths.
+const recordFraming = 256
 
 // record encodes e; the trace context of ctx (the ingest span) goes into
 // the record headers, so the processor's spans join the same trace.
@@ -235,11 +235,6 @@ func (s *Server) record(ctx context.Context, e *envelope.Envelope) (*kgo.Record,
 	}
 	// The key and our header values.
 	fields := len(e.CorrelationID) + len(e.Source) + len(e.EventType) + len(e.IdempotencyKey)
-	// The body is within the source's max_body, itself at most
-	// kafka.MaxBodyBytes, but the kept headers come on top of it.
-	if n := len(val) + fields + recordFraming; n > kafka.MaxMessageBytes {
-		return nil, fmt.Errorf("%w (%d bytes, limit %d)", errRecordTooLarge, n, kafka.MaxMessageBytes)
-	}
 	// The record and its headers are one allocation, the key and the header
 	// values another: 2 instead of 6 per webhook.
 	ra := &recordAlloc{}
@@ -259,6 +254,18 @@ func (s *Server) record(ctx context.Context, e *envelope.Envelope) (*kgo.Record,
 		Timestamp: e.ReceivedAt,
 	}
 	s.propagator.Inject(ctx, kotel.NewRecordCarrier(&ra.rec))
+	// The body is within the source's max_body, itself at most
+	// kafka.MaxBodyBytes, but the kept headers come on top of it in the
+	// value, and the sender's trace context (tracestate, baggage: up to the
+	// request's header limit) in the record headers. Kafka would refuse
+	// the record on every retry: 413, not 503.
+	n := len(ra.rec.Key) + len(ra.rec.Value) + recordFraming
+	for _, h := range ra.rec.Headers {
+		n += len(h.Key) + len(h.Value) + 10 // and their varint lengths
+	}
+	if n > kafka.MaxMessageBytes {
+		return nil, fmt.Errorf("%w (%d bytes, limit %d)", errRecordTooLarge, n, kafka.MaxMessageBytes)
+	}
 	return &ra.rec, nil
 }
 

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
@@ -134,5 +139,47 @@ func TestDrainingAnswer(t *testing.T) {
 	h.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	if rec.Code != http.StatusServiceUnavailable {
 		t.Fatalf("/readyz while draining: %d", rec.Code)
+	}
+}
+
+// TestRecordSizeCountsTraceHeaders: the sender's trace context goes into
+// the record headers, and counts against Kafka's record limit like the
+// body does: an event that would not fit is errRecordTooLarge (413), not a
+// produce that fails on every retry (503).
+func TestRecordSizeCountsTraceHeaders(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	env := &envelope.Envelope{ID: "01", Source: "keep", EventType: "blob.sent", EventID: "e1", IdempotencyKey: "keep:e1",
+		SchemaVersion: "v1", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond), CorrelationID: "c1", Channel: envelope.ChannelWebhook,
+		Headers: map[string]string{}, ContentType: "application/json"}
+	// A payload that leaves 2 KiB of the record limit for headers.
+	size := func(n int) int {
+		env.Payload = make([]byte, n)
+		v, err := h.codec.Encode(env)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(v) + len(env.IdempotencyKey)
+	}
+	n := 4 << 20
+	n -= size(n) - (kafka.MaxMessageBytes - 2<<10)
+	if got := size(n); got != kafka.MaxMessageBytes-2<<10 {
+		t.Fatalf("payload sizing: %d", got)
+	}
+	if _, err := h.srv.record(context.Background(), env); err != nil {
+		t.Fatalf("without a trace context: %v", err)
+	}
+	// 32 tracestate members of 200 bytes: W3C allows it, ~7 KiB.
+	var members []string
+	for i := range 32 {
+		members = append(members, fmt.Sprintf("k%d=%s", i, strings.Repeat("v", 200)))
+	}
+	ts, err := trace.ParseTraceState(strings.Join(members, ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, TraceState: ts, Remote: true})
+	_, err = h.srv.record(trace.ContextWithRemoteSpanContext(context.Background(), sc), env)
+	if !errors.Is(err, errRecordTooLarge) {
+		t.Fatalf("with ~7 KiB of tracestate: %v, want errRecordTooLarge", err)
 	}
 }
