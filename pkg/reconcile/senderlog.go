@@ -99,7 +99,7 @@ func collect(v any, out *[]SenderEvent) error {
 		}
 		return nil
 	case map[string]any:
-		if data, ok := x["data"].([]any); ok { // a Stripe list page
+		if data, ok := x["data"].([]any); ok && isListPage(x) {
 			return collect(data, out)
 		}
 		get := func(k string) (string, bool) {
@@ -119,6 +119,21 @@ func collect(v any, out *[]SenderEvent) error {
 		return nil
 	}
 	return fmt.Errorf("want an object, got %T", v)
+}
+
+// isListPage tells a page of events ({"object":"list","data":[…]}, as
+// Stripe's API answers) from an event whose own payload has an array named
+// data: a page says it is a list, or has no id of its own.
+func isListPage(x map[string]any) bool {
+	if o, _ := x["object"].(string); o == "list" {
+		return true
+	}
+	for _, k := range idFields {
+		if _, ok := x[k]; ok {
+			return false
+		}
+	}
+	return true
 }
 
 func event(get func(string) (string, bool)) (SenderEvent, error) {

@@ -19,7 +19,11 @@ func TestReadLog(t *testing.T) {
 		"stripe ndjson": `{"id":"a","object":"event","created":1735787045}
 {"id":"b","object":"event","created":1735787045}
 `,
-		"stripe list page":  `{"object":"list","data":[{"id":"a","created":1735787045},{"id":"b","created":1735787045}],"has_more":false}`,
+		"stripe list page":      `{"object":"list","data":[{"id":"a","created":1735787045},{"id":"b","created":1735787045}],"has_more":false}`,
+		"a page without object": `{"data":[{"id":"a","created":1735787045},{"id":"b","created":1735787045}]}`,
+		// An event whose own data is an array is an event, not a page.
+		"events with array data": `{"event_id":"a","created":1735787045,"data":[{"id":"line-item-7"}]}
+{"event_id":"b","created":1735787045,"data":[]}`,
 		"github deliveries": `[{"id":12345,"guid":"a","delivered_at":"2025-01-02T03:04:05Z","event":"push"},{"id":12346,"guid":"b","delivered_at":"2025-01-02T03:04:05Z"}]`,
 		"shopify log":       "\ufeff" + `{"webhook_id":"a","id":9,"created_at":"2025-01-01T22:04:05-05:00"}` + "\n" + `{"id":"b","created_at":"2025-01-02T03:04:05Z"}`,
 		"csv":               "Event_ID,Created_At,type\na,2025-01-02T03:04:05Z,x\nb,1735787045,y\n",
