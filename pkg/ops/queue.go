@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -179,19 +180,29 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return nil, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
 	}
 	f.Unresolved = true
-	es, err := q.List(ctx, topic, f)
-	if err != nil || dryRun || len(es) == 0 {
-		return es, err
+	if dryRun {
+		return q.List(ctx, topic, f)
 	}
-	// Records as large as the topics take: a requeued event is as big as
-	// it was on the raw topic (franz-go's default batch limit is ~1 MB).
+	// One transactional id per queue, taken before the entries are read:
+	// a decision already committing finishes first (its id is busy until
+	// then) and is seen as decided below; one still reading is fenced, and
+	// its commit fails. Two operators (CLI, API, a retry after a timeout)
+	// cannot both act on one entry. Records as large as the topics take:
+	// a requeued event is as big as it was on the raw topic.
 	txn, err := kgo.NewClient(append(q.cl.Opts(),
-		kgo.TransactionalID("inlet-ops-"+strconv.FormatInt(time.Now().UnixNano(), 36)),
+		kgo.TransactionalID("inlet-ops-"+topic),
 		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes))...)
 	if err != nil {
 		return nil, err
 	}
 	defer txn.Close()
+	if _, _, err := txn.ProducerID(ctx); err != nil {
+		return nil, fmt.Errorf("%s: take the queue's transactional id: %w", action, err)
+	}
+	es, err := q.List(ctx, topic, f)
+	if err != nil || len(es) == 0 {
+		return es, err
+	}
 	if err := txn.BeginTransaction(); err != nil {
 		return nil, err
 	}
@@ -234,12 +245,23 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		if aerr := txn.EndTransaction(ctx, kgo.TryAbort); aerr != nil {
 			err = errors.Join(err, aerr)
 		}
+		if fenced(err) {
+			return nil, fmt.Errorf("%s: another decision on %s started meanwhile, nothing was done; list again and retry: %w", action, topic, err)
+		}
 		return nil, fmt.Errorf("%s: a record was refused, nothing was done: %w", action, err)
 	}
 	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		if fenced(err) {
+			return nil, fmt.Errorf("%s: another decision on %s started meanwhile, nothing was done; list again and retry: %w", action, topic, err)
+		}
 		return nil, fmt.Errorf("commit %s: %w", action, err)
 	}
 	return es, nil
+}
+
+// fenced: a later decision on the same queue took its transactional id.
+func fenced(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
 }
 
 // decisions reads the audit topic: the latest decision per record id.

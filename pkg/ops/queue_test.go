@@ -1,0 +1,82 @@
+package ops
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/retry"
+	"github.com/inletdev/inlet/pkg/testenv"
+)
+
+// TestConcurrentDecisionsActOnce: two operators deciding the same entry at
+// the same time (a requeue from the CLI, a discard from the API) cannot
+// both act: exactly one decision is audited, and the event is requeued
+// only if that one was the requeue.
+func TestConcurrentDecisionsActOnce(t *testing.T) {
+	env := testenv.Embedded(t)
+	ctx := context.Background()
+	tp := env.CreateTopics(t, nil)
+	codec, err := envelope.NewCodec(ctx, env.Registry(t), tp.RawSubject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &envelope.Envelope{ID: "id-1", Source: "shop", EventType: "orders/updated", EventID: "wh-1", IdempotencyKey: "shop:wh-1",
+		SchemaVersion: "2025-01", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond), CorrelationID: "corr-1", Channel: envelope.ChannelWebhook,
+		Headers: map[string]string{}, Payload: []byte(`{"id":1}`), ContentType: "application/json"}
+	val, err := codec.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := retry.AppendError(nil, retry.ErrorEntry{At: time.Now(), Stage: "deliver", Error: "sink answered 503"})
+	if err := env.Client(t).ProduceSync(ctx, &kgo.Record{Topic: tp.DLQ, Key: []byte(e.IdempotencyKey), Value: val, Headers: h}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	operator := func() *Queues {
+		q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(q.Close)
+		testenv.Eventually(t, 20*time.Second, "the entry to be listed", func() bool {
+			es, err := q.List(ctx, tp.DLQ, Filter{Unresolved: true})
+			return err == nil && len(es) == 1
+		})
+		return q
+	}
+	alice, bob := operator(), operator()
+	var wg sync.WaitGroup
+	var requeued, discarded []*Entry
+	var rerr, derr error
+	wg.Go(func() { requeued, rerr = alice.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false) })
+	wg.Go(func() { discarded, derr = bob.Discard(ctx, tp.DLQ, Filter{Source: "shop"}, "bob", "order cancelled", false) })
+	wg.Wait()
+	t.Logf("requeue: %d entries, %v; discard: %d entries, %v", len(requeued), rerr, len(discarded), derr)
+	actedR, actedD := rerr == nil && len(requeued) == 1, derr == nil && len(discarded) == 1
+	if actedR == actedD {
+		t.Fatalf("requeue acted %v, discard acted %v: want exactly one", actedR, actedD)
+	}
+	// The other found the entry decided (no entries), or was fenced and
+	// says so.
+	for _, err := range []error{rerr, derr} {
+		if err != nil && !strings.Contains(err.Error(), "another decision on") {
+			t.Errorf("the refused decision's error does not say why: %v", err)
+		}
+	}
+	audit := env.ReadAll(t, tp.Audit, 1, 500*time.Millisecond, 10*time.Second)
+	if len(audit) != 1 {
+		t.Fatalf("%d audit records, want 1", len(audit))
+	}
+	want := 0
+	if actedR {
+		want = 1
+	}
+	if got := env.ReadAll(t, tp.Retry[0], want, 500*time.Millisecond, 10*time.Second); len(got) != want {
+		t.Fatalf("%d records requeued, want %d", len(got), want)
+	}
+}
