@@ -89,50 +89,28 @@ func correlationOf(ctx context.Context, opts []kgo.Opt, topic, key string) (stri
 	}
 	n := len(t.Partitions)
 	home := int32(kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(&kgo.Record{Key: []byte(key)}, n))
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	all, err := kafka.RangeOf(ctx, adm, topic, time.Time{}, time.Time{})
 	if err != nil {
 		return "", err
 	}
+	// Read as every topic reader here does (kafka.ReadSpan): a first poll
+	// may take seconds on a cold client over a slow link, and stopping at
+	// the first empty one said "never received" for events on the log.
 	find := func(parts []int32) (string, error) {
-		offs := map[int32]kgo.Offset{}
-		want := map[int32]int64{}
+		sp := kafka.Span{}
 		for _, p := range parts {
-			if o, ok := ends.Lookup(topic, p); ok && o.Err == nil && o.Offset > 0 {
-				offs[p], want[p] = kgo.NewOffset().AtStart(), o.Offset
+			if r, ok := all[p]; ok {
+				sp[p] = r
 			}
 		}
-		if len(offs) == 0 {
-			return "", nil
-		}
-		rd, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...),
-			kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: offs}),
-			kgo.FetchIsolationLevel(kgo.ReadCommitted()))...)
-		if err != nil {
-			return "", err
-		}
-		defer rd.Close()
 		corr := ""
-		for len(want) > 0 {
-			pctx, cancel := context.WithTimeout(ctx, time.Second)
-			fs := rd.PollFetches(pctx)
-			cancel()
-			if err := ctx.Err(); err != nil {
-				return "", err
+		err := kafka.ReadSpan(ctx, opts, topic, sp, func(r *kgo.Record) error {
+			if string(r.Key) == key {
+				corr = retry.Get(r.Headers, retry.HeaderCorrelationID)
 			}
-			recs := fs.Records()
-			if len(recs) == 0 {
-				break
-			}
-			for _, r := range recs {
-				if string(r.Key) == key {
-					corr = retry.Get(r.Headers, retry.HeaderCorrelationID)
-				}
-				if r.Offset+1 >= want[r.Partition] {
-					delete(want, r.Partition)
-				}
-			}
-		}
-		return corr, nil
+			return nil
+		})
+		return corr, err
 	}
 	if corr, err := find([]int32{home}); err != nil || corr != "" {
 		return corr, err
