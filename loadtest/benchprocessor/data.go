@@ -196,12 +196,15 @@ func envelopeFor(ev event, i, size int) *envelope.Envelope {
 		EventID:        id,
 		IdempotencyKey: envelope.IdempotencyKey(sourceName, id),
 		SchemaVersion:  "v1",
-		ReceivedAt:     baseTime.Add(time.Duration(i) * time.Millisecond),
-		CorrelationID:  "corr_" + strconv.Itoa(i),
-		Channel:        envelope.ChannelWebhook,
-		Headers:        map[string]string{"webhook-id": id},
-		Payload:        body(ev, size),
-		ContentType:    "application/json",
+		// Received after every business time of the workload (those span
+		// a few hours from baseTime): the processor refuses business
+		// times too far after receipt (source max_future).
+		ReceivedAt:    baseTime.Add(24*time.Hour + time.Duration(i)*time.Millisecond),
+		CorrelationID: "corr_" + strconv.Itoa(i),
+		Channel:       envelope.ChannelWebhook,
+		Headers:       map[string]string{"webhook-id": id},
+		Payload:       body(ev, size),
+		ContentType:   "application/json",
 	}
 }
 

@@ -361,6 +361,10 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 			it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "handler returned no entity key or schema"}
 			return it
 		}
+		if err := p.checkFuture(it.src, env, out); err != nil {
+			it.outcome, it.reason = Invalid, err
+			return it
+		}
 		it.out = out
 		natural := out.NaturalKey
 		if natural == "" {
@@ -379,6 +383,23 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 }
 
 func attempt(r *kgo.Record) int { return retry.Attempt(r.Headers) }
+
+// checkFuture refuses a business time further after the event's receipt
+// than the source's max_future: applied, it would stay the entity's time
+// and make every real update stale until then.
+func (p *Processor) checkFuture(src *source.Source, env *envelope.Envelope, out *router.Output) error {
+	limit := source.DefaultMaxFuture
+	if src != nil {
+		limit = src.MaxFuture.D()
+	}
+	if out.OccurredAt.IsZero() || !out.OccurredAt.After(env.ReceivedAt.Add(limit)) {
+		return nil
+	}
+	return &router.ValidationError{
+		Reason: fmt.Sprintf("business time is %v after the event was received (max_future %v)", out.OccurredAt.Sub(env.ReceivedAt).Round(time.Second), limit),
+		Fields: []router.FieldProblem{{Path: "occurred_at", Expected: "at most " + env.ReceivedAt.Add(limit).UTC().Format(time.RFC3339), Actual: out.OccurredAt.UTC().Format(time.RFC3339)}},
+	}
+}
 
 // claim takes the dedup claims and entity locks for the batch's valid
 // items. Items whose claim is done are duplicates; a duplicate of an

@@ -104,6 +104,23 @@ func processorSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 
+	t.Run("a business time far after receipt is invalid and does not block the entity", func(t *testing.T) {
+		// Applied, a year-5138 time would stay the entity's and make
+		// every real update stale.
+		h := newHarness(t, newEnv(t))
+		h.start("a", nil)
+		h.send("billing", "invoice.paid", "msg_future", "v1", envelope.ChannelWebhook, []byte(`{"type":"invoice.paid","timestamp":"5138-01-01T00:00:00Z","data":{"id":"inv_future"}}`))
+		h.send("billing", "invoice.paid", "msg_now", "v1", envelope.ChannelWebhook, []byte(`{"type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":{"id":"inv_future","n":2}}`))
+		h.waitAll(2)
+		if p, i := h.total(Processed), h.total(Invalid); p != 1 || i != 1 {
+			t.Fatalf("processed %d invalid %d, want 1 and 1", p, i)
+		}
+		inv := h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)
+		if len(inv) != 1 || !strings.Contains(retry.Get(inv[0].Headers, retry.HeaderErrors), "max_future") {
+			t.Fatalf("invalid records: %d, want 1 whose errors name max_future", len(inv))
+		}
+	})
+
 	t.Run("ten concurrent deliveries of one event make one output", func(t *testing.T) {
 		h := newHarness(t, newEnv(t))
 		var wg sync.WaitGroup

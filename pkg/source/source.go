@@ -39,6 +39,7 @@ const (
 	DefaultMaxBody       = 1 << 20
 	DefaultTolerance     = 5 * time.Minute
 	DefaultDedupWindow   = 7 * 24 * time.Hour
+	DefaultMaxFuture     = time.Hour
 	DefaultSchemaVersion = "v1"
 	DefaultBatchMaxLines = 10000
 	DefaultMaxAttempts   = 4 // the first try plus one per default tier
@@ -75,11 +76,16 @@ type Source struct {
 	// kind's own (signature headers are never kept).
 	KeepHeaders []string `yaml:"keep_headers"`
 
-	Batch       BatchSpec            `yaml:"batch"`
-	Retry       RetrySpec            `yaml:"retry"`
-	DedupWindow Duration             `yaml:"dedup_window"`
-	Runbook     string               `yaml:"runbook"`
-	Events      map[string]EventSpec `yaml:"events"`
+	Batch       BatchSpec `yaml:"batch"`
+	Retry       RetrySpec `yaml:"retry"`
+	DedupWindow Duration  `yaml:"dedup_window"`
+	// MaxFuture bounds how far after its receipt an event's business time
+	// may be: newest-wins keeps an entity's latest time, so one event dated
+	// in the future (a sender's bug or broken clock) would make every real
+	// update of that entity stale until that date. Later ones are invalid.
+	MaxFuture Duration             `yaml:"max_future"`
+	Runbook   string               `yaml:"runbook"`
+	Events    map[string]EventSpec `yaml:"events"`
 
 	provider     webhook.Provider
 	batchTokens  [][]byte
@@ -275,6 +281,12 @@ func (s *Source) init(lc loadCfg) error {
 	}
 	if s.DedupWindow == 0 {
 		s.DedupWindow = Duration(DefaultDedupWindow)
+	}
+	if s.MaxFuture == 0 {
+		s.MaxFuture = Duration(DefaultMaxFuture)
+	}
+	if s.MaxFuture < 0 {
+		errs = append(errs, errors.New("max_future must be positive"))
 	}
 	if len(s.Retry.Tiers) == 0 {
 		s.Retry.TiersDefaulted = true
