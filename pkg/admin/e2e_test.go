@@ -12,7 +12,6 @@ import (
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/ops"
-	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -26,19 +25,8 @@ func TestAuditedOnRealQueues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &envelope.Envelope{ID: "id-1", Source: "shop", EventType: "orders/updated", EventID: "wh-1", IdempotencyKey: "shop:wh-1",
-		SchemaVersion: "2025-01", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond), CorrelationID: "corr-1", Channel: envelope.ChannelWebhook,
-		Headers: map[string]string{}, Payload: []byte(`{"id":1}`), ContentType: "application/json"}
-	val, err := codec.Encode(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := env.Client(t)
 	// A dead-lettered record as the processor writes it.
-	h := retry.AppendError(nil, retry.ErrorEntry{At: time.Now(), Stage: "deliver", Error: "sink answered 400"})
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: tp.DLQ, Key: []byte(e.IdempotencyKey), Value: val, Headers: h}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	env.DeadLetter(t, tp, codec, "shop", "orders/updated", "wh-1", "sink answered 400")
 	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
 	if err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
-	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -26,17 +25,7 @@ func TestConcurrentDecisionsActOnce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &envelope.Envelope{ID: "id-1", Source: "shop", EventType: "orders/updated", EventID: "wh-1", IdempotencyKey: "shop:wh-1",
-		SchemaVersion: "2025-01", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond), CorrelationID: "corr-1", Channel: envelope.ChannelWebhook,
-		Headers: map[string]string{}, Payload: []byte(`{"id":1}`), ContentType: "application/json"}
-	val, err := codec.Encode(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := retry.AppendError(nil, retry.ErrorEntry{At: time.Now(), Stage: "deliver", Error: "sink answered 503"})
-	if err := env.Client(t).ProduceSync(ctx, &kgo.Record{Topic: tp.DLQ, Key: []byte(e.IdempotencyKey), Value: val, Headers: h}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	env.DeadLetter(t, tp, codec, "shop", "orders/updated", "wh-1", "sink answered 503")
 	operator := func() *Queues {
 		q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
 		if err != nil {
@@ -53,8 +42,12 @@ func TestConcurrentDecisionsActOnce(t *testing.T) {
 	var wg sync.WaitGroup
 	var requeued, discarded []*Entry
 	var rerr, derr error
-	wg.Go(func() { requeued, rerr = alice.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false) })
-	wg.Go(func() { discarded, derr = bob.Discard(ctx, tp.DLQ, Filter{Source: "shop"}, "bob", "order cancelled", false) })
+	wg.Go(func() {
+		requeued, rerr = alice.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
+	})
+	wg.Go(func() {
+		discarded, derr = bob.Discard(ctx, tp.DLQ, Filter{Source: "shop"}, "bob", "order cancelled", false)
+	})
 	wg.Wait()
 	t.Logf("requeue: %d entries, %v; discard: %d entries, %v", len(requeued), rerr, len(discarded), derr)
 	actedR, actedD := rerr == nil && len(requeued) == 1, derr == nil && len(discarded) == 1

@@ -4,12 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -28,23 +25,9 @@ func dlqEntry(t *testing.T) (*testenv.Env, kafka.Topics, string, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &envelope.Envelope{ID: "id-q1", Source: "stripe", EventType: "payment_intent.succeeded", EventID: "evt_q1",
-		IdempotencyKey: envelope.IdempotencyKey("stripe", "evt_q1"), SchemaVersion: "2024-06-20", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond),
-		CorrelationID: "corr-q1", Channel: envelope.ChannelWebhook, Headers: map[string]string{}, Payload: []byte(`{"id":"evt_q1"}`), ContentType: "application/json"}
-	val, err := codec.Encode(e)
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := retry.AppendError(nil, retry.ErrorEntry{At: time.Now().UTC(), Stage: "deliver", Error: "sink answered 503"})
-	h = retry.Set(h, retry.HeaderReason, "retry budget exhausted")
-	cl := env.Client(t, kgo.ProducerLinger(0))
-	res := cl.ProduceSync(context.Background(), &kgo.Record{Topic: topics.DLQ, Key: []byte(e.IdempotencyKey), Value: val, Headers: h})
-	if err := res.FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	r := res[0].Record
+	id := env.DeadLetter(t, topics, codec, "stripe", "payment_intent.succeeded", "evt_q1", "sink answered 503")
 	flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-schema-registry-url", env.RegistryURL, "-topic-prefix", env.Prefix}
-	return env, topics, fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset), flags
+	return env, topics, id, flags
 }
 
 // TestQueueRequeueUsesTheProcessorsTiers: with other retry tiers than the
