@@ -183,6 +183,8 @@ func ParseTime(r gjson.Result) *time.Time {
 	case gjson.String:
 		if p, err := time.Parse(time.RFC3339Nano, r.Str); err == nil {
 			t = p
+		} else if p, err := time.Parse(time.RFC3339Nano, strings.ToUpper(r.Str)); err == nil {
+			t = p // RFC 3339 allows a lower-case t and z; Go's layout does not
 		} else if f, err := strconv.ParseFloat(r.Str, 64); err == nil {
 			t = unixish(f)
 		} else {

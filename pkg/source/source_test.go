@@ -3,6 +3,9 @@ package source
 import (
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/tidwall/gjson"
 )
 
 // TestParseRefusesNegativeMaxLines: it was accepted, and every batch
@@ -27,6 +30,21 @@ func TestCheckMeta(t *testing.T) {
 	} {
 		if err := CheckMeta(c.v); (err == nil) != c.ok {
 			t.Errorf("CheckMeta(%q): %v, want ok %v", c.v, err, c.ok)
+		}
+	}
+}
+
+func TestParseTime(t *testing.T) {
+	want := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	for _, in := range []string{`"2025-01-02T03:04:05Z"`, `"2025-01-02t03:04:05z"`, `"2025-01-02T04:04:05+01:00"`, `1735787045`, `"1735787045"`, `1735787045000`} {
+		got := ParseTime(gjson.Parse(in))
+		if got == nil || !got.Equal(want) {
+			t.Errorf("%s: %v, want %v", in, got, want)
+		}
+	}
+	for _, in := range []string{`"yesterday"`, `5`, `"1900-01-01T00:00:00Z"`, `null`, `{}`} {
+		if got := ParseTime(gjson.Parse(in)); got != nil {
+			t.Errorf("%s: %v, want nil", in, got)
 		}
 	}
 }
