@@ -118,8 +118,11 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The trace context travels in the record's headers (record above), so
-	// the produce context only bounds the wait.
-	if err := s.w.writeOne(s.deadlines.context(start), rec); err != nil {
+	// the produce context only bounds the wait. The bound starts once the
+	// body is in: counted from the request's start, a body that took longer
+	// than the ack timeout to arrive was answered 503 before Kafka was even
+	// asked, and again on every retry.
+	if err := s.w.writeOne(s.deadlines.context(time.Now()), rec); err != nil {
 		log(slog.LevelWarn, "not acknowledged by kafka", "event_type", env.EventType, "event_id", env.EventID, "outcome", "unavailable", "error", err)
 		s.setRetryAfter(w)
 		answer(http.StatusServiceUnavailable, outcomeUnavailable, reasonKafka, Response{CorrelationID: corr, Error: "kafka did not acknowledge the event in time; retry"})

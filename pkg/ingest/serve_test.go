@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -181,5 +182,28 @@ func TestRecordSizeCountsTraceHeaders(t *testing.T) {
 	_, err = h.srv.record(trace.ContextWithRemoteSpanContext(context.Background(), sc), env)
 	if !errors.Is(err, errRecordTooLarge) {
 		t.Fatalf("with ~7 KiB of tracestate: %v, want errRecordTooLarge", err)
+	}
+}
+
+// TestSlowUploadIsNotAnsweredUnavailable: the wait for Kafka's ack is
+// bounded from when the body is in, not from the request's start: a body
+// slower to arrive than the ack timeout was answered 503 before Kafka was
+// asked, and again on every retry, so it could never be accepted.
+func TestSlowUploadIsNotAnsweredUnavailable(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), func(c *Config) { c.AckTimeout = time.Second })
+	pr, pw := io.Pipe()
+	go func() {
+		_, _ = pw.Write([]byte(`{"id":"evt_slow",`))
+		time.Sleep(1500 * time.Millisecond) // the sender's slow link: the scenario itself
+		_, _ = pw.Write([]byte(`"type":"blob.sent"}`))
+		_ = pw.Close()
+	}()
+	req, err := http.NewRequest(http.MethodPost, h.url+"/webhooks/open", pr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if a := do(t, req); a.status != http.StatusAccepted {
+		t.Fatalf("a body that took 1.5 s to arrive, ack timeout 1 s: status %d (%s), want 202", a.status, a.raw)
 	}
 }
