@@ -39,8 +39,7 @@ func TestAuditedOnRealQueues(t *testing.T) {
 	srv := httptest.NewServer(a)
 	defer srv.Close()
 
-	// ops reads a topic until a poll brings nothing for a second; a cold
-	// client can miss that window, so wait until the entry is listed.
+	// The entry is on the DLQ; wait until the API lists it.
 	testenv.Eventually(t, 20*time.Second, "the DLQ entry to be listed", func() bool {
 		_, m, _ := call(t, srv, "GET", "/v1/depth", "r", "")
 		n, _ := m["dlq"].(float64)

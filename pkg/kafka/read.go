@@ -4,34 +4,46 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// quietEnd is how long a poll may bring nothing before the reader decides
-// it has read everything committed: transaction markers take offsets but
-// are never returned, so a partition ending in a marker never shows its
-// last offset. Before the first record the wait is firstWait, so a cold
-// client (metadata, connections) is not mistaken for an empty range.
-const (
-	quietEnd  = 2 * time.Second
+// A read ends when every partition reached its end offset: transaction
+// markers are fetched too (and not handed out), so a partition ending in a
+// marker still shows its last offset, and ends are last stable offsets, so
+// an open transaction's records are not waited for. quietEnd is how long
+// a poll may bring nothing before the read gives up with ErrIncomplete
+// (before the first record firstWait, so a cold client over a slow link is
+// not mistaken for a stall).
+var (
+	quietEnd  = 5 * time.Second // a var for tests
 	firstWait = 10 * time.Second
 )
+
+// ErrIncomplete is returned by ReadSpan when records stopped coming before
+// every partition reached its end offset. What was read is not the whole
+// range: a caller that counts or decides from it must not go on as if it
+// were.
+var ErrIncomplete = errors.New("kafka: read stopped before the end offsets")
 
 // Span is a half-open offset range per partition.
 type Span map[int32][2]int64
 
 // offsetsAt lists, per partition of topic, the first offset at or after
-// ms, or the end offset when ms is zero.
+// ms, or the last stable offset when ms is zero.
 func offsetsAt(ctx context.Context, adm *kadm.Client, topic string, t time.Time) (map[int32]int64, error) {
 	var (
 		l   kadm.ListedOffsets
 		err error
 	)
 	if t.IsZero() {
-		l, err = adm.ListEndOffsets(ctx, topic)
+		// The last stable offset: with read_committed, records past it (an
+		// open transaction's) are not fetched, so a read to the high
+		// watermark could not finish.
+		l, err = adm.ListCommittedOffsets(ctx, topic)
 	} else {
 		l, err = adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), topic)
 	}
@@ -81,7 +93,8 @@ func RangeOf(ctx context.Context, adm *kadm.Client, topic string, from, to time.
 
 // ReadSpan calls fn for every committed record of topic inside sp, in
 // offset order per partition. It returns when every partition reached its
-// end (or nothing came for quietEnd), when fn fails, or when ctx ends.
+// end, when fn fails, when ctx ends, or with ErrIncomplete when nothing
+// came for quietEnd before that.
 func ReadSpan(ctx context.Context, opts []kgo.Opt, topic string, sp Span, fn func(*kgo.Record) error) error {
 	if len(sp) == 0 {
 		return nil
@@ -95,11 +108,13 @@ func ReadSpan(ctx context.Context, opts []kgo.Opt, topic string, sp Span, fn fun
 	cl, err := kgo.NewClient(append(append([]kgo.Opt{}, opts...),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.KeepControlRecords(),
 	)...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
+	next := map[int32]int64{} // per partition, the offset after the last seen
 	wait := firstWait
 	for len(want) > 0 {
 		pctx, cancel := context.WithTimeout(ctx, wait)
@@ -115,17 +130,26 @@ func ReadSpan(ctx context.Context, opts []kgo.Opt, topic string, sp Span, fn fun
 		}
 		recs := fs.Records()
 		if len(recs) == 0 {
-			return nil
+			var at []string
+			for p, end := range want {
+				at = append(at, fmt.Sprintf("%d at %d of %d", p, max(next[p], sp[p][0]), end))
+			}
+			return fmt.Errorf("%w: %s: nothing came for %v (partition at offset of end: %s)", ErrIncomplete, topic, wait, strings.Join(at, ", "))
 		}
 		wait = quietEnd
 		for _, r := range recs {
 			end, ok := want[r.Partition]
-			if !ok || r.Offset >= end {
+			if !ok {
 				continue
 			}
-			if err := fn(r); err != nil {
-				return err
+			next[r.Partition] = r.Offset + 1
+			if r.Offset < end && !r.Attrs.IsControl() {
+				if err := fn(r); err != nil {
+					return err
+				}
 			}
+			// At or past the end: a record compacted away, or filtered as
+			// part of an aborted transaction, may have held the last offset.
 			if r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}

@@ -172,7 +172,9 @@ func lastRecords(ctx context.Context, opts []kgo.Opt, topic string, n int) ([]*k
 	if err != nil {
 		return nil, nil, fmt.Errorf("list start offsets of %s: %w", topic, err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	// Last stable offsets: an open transaction's records are neither
+	// fetched now nor to be skipped by -follow if they commit later.
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -201,10 +203,11 @@ func lastRecords(ctx context.Context, opts []kgo.Opt, topic string, n int) ([]*k
 			sp[p] = [2]int64{start, r[1]}
 		}
 		read := map[int32][]*kgo.Record{}
+		// A read that stalls still shows what it got.
 		if err := kafka.ReadSpan(ctx, opts, topic, sp, func(r *kgo.Record) error {
 			read[r.Partition] = append(read[r.Partition], r)
 			return nil
-		}); err != nil {
+		}); err != nil && !errors.Is(err, kafka.ErrIncomplete) {
 			return nil, nil, err
 		}
 		next := kafka.Span{}

@@ -1,0 +1,88 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestReadSpanEndsAtTheEnd: a topic whose partitions end in transaction
+// markers, with a transaction still open after them, is read to its last
+// committed record and the read returns at once (it used to wait for a
+// quiet period, and could end early on a stall); a range that cannot be
+// reached is ErrIncomplete, not a silent short read.
+func TestReadSpanEndsAtTheEnd(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	txn := func(id string, n int, commit bool) *kgo.Client {
+		cl, err := kgo.NewClient(append(opts, kgo.TransactionalID(id), kgo.DefaultProduceTopic("t"))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: fmt.Appendf(nil, "%s-%d", id, i)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if commit {
+			if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return cl
+	}
+	txn("a", 10, true).Close()
+	aborted := txn("b", 3, false)
+	if err := aborted.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	aborted.Close()
+	open := txn("c", 4, false) // still open while we read
+	defer open.Close()
+
+	adm := kadm.NewClient(open)
+	sp, err := RangeOf(ctx, adm, "t", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With a quiet period of an hour, only reaching the end offsets can
+	// end the read before ctx does.
+	old := quietEnd
+	defer func() { quietEnd = old }()
+	quietEnd = time.Hour
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	n := 0
+	if err := ReadSpan(rctx, opts, "t", sp, func(*kgo.Record) error { n++; return nil }); err != nil {
+		t.Fatalf("%v: the read did not end at the end offsets", err)
+	}
+	if n != 10 {
+		t.Fatalf("read %d records, want the 10 committed ones", n)
+	}
+
+	// Past the last stable offset (the open transaction) nothing comes.
+	hw, err := adm.ListEndOffsets(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	far := Span{}
+	hw.Each(func(o kadm.ListedOffset) { far[o.Partition] = [2]int64{0, o.Offset} })
+	quietEnd = 300 * time.Millisecond
+	if err := ReadSpan(ctx, opts, "t", far, func(*kgo.Record) error { return nil }); !errors.Is(err, ErrIncomplete) {
+		t.Fatalf("a range past the last stable offset: %v, want ErrIncomplete", err)
+	}
+}
