@@ -12,6 +12,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
@@ -69,7 +70,10 @@ type batchLine struct {
 // The answer is 200 when every line is durable, 207 when some lines were
 // rejected and the rest are durable, 503 when some good line was not
 // acknowledged in time (retry those), 400 when no line was good.
-func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
+func (s *Server) handleBatch(rw http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	w := &statusWriter{ResponseWriter: rw}
+	defer func() { s.metrics.request(r.Context(), metricSource(s.sources, w.source), w.status, start) }()
 	corr := correlationID(r.Header)
 	w.Header().Set("X-Correlation-ID", corr)
 	name := r.PathValue("source")
@@ -79,6 +83,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	if name == "" {
 		name = r.Header.Get("X-Inlet-Source")
 	}
+	w.source = name
 	log := s.log.With("correlation_id", corr, "source", name, "stage", "ingest", "channel", envelope.ChannelEvents)
 	src, ok := s.sources.Get(name)
 	if !ok || !src.BatchEnabled() {
@@ -92,11 +97,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusRequestEntityTooLarge, BatchResponse{CorrelationID: corr, Error: "batch over the size limit"})
 		return
 	}
-	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	// rw, not w: MaxBytesReader tells net/http to close the connection of
+	// an oversized body through the server's own ResponseWriter.
+	var body io.Reader = http.MaxBytesReader(rw, r.Body, limit)
 	switch {
 	case bearerOK(r.Header.Get("Authorization"), src.BatchTokens()):
 	case src.Batch.Signed && r.Header.Get("Authorization") == "":
-		whole, status, err := readBody(w, r, limit)
+		whole, status, err := readBody(rw, r, limit)
 		if err != nil {
 			writeJSON(w, status, BatchResponse{CorrelationID: corr, Error: http.StatusText(status)})
 			return
@@ -145,6 +152,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		n++
 		if err != nil {
 			var tooBig *http.MaxBytesError
+			reason := reasonMalformed
+			if errors.As(err, &tooBig) || errors.Is(err, errLineTooLong) {
+				reason = reasonSize
+			}
+			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
 			if reject(err.Error()) || errors.As(err, &tooBig) || !errors.Is(err, errLineTooLong) {
 				break // the body itself is unreadable or over the limit
 			}
@@ -213,6 +225,21 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(w, http.StatusOK, resp)
 	}
+}
+
+// statusWriter remembers the status a handler answered, for the
+// request-duration metric, and the source the request named.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	source string
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 func (s *Server) unavailableJSON(w http.ResponseWriter, v any) {

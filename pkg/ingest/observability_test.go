@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/inletdev/inlet/pkg/telemetry"
+	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -90,5 +92,50 @@ func TestIngestMetricsAndTraces(t *testing.T) {
 	}
 	if ingestSpan == "" || raw != "00-4bf92f3577b34da6a3ce929d0e0e4736-"+ingestSpan+"-01" {
 		t.Fatalf("raw traceparent %q, ingest span %q", raw, ingestSpan)
+	}
+}
+
+// TestBatchMetrics: every batch line is counted, those the reader refuses
+// (too long) too, and a batch request's latency is recorded like a
+// webhook's.
+func TestBatchMetrics(t *testing.T) {
+	reader := sdkmetric.NewManualReader()
+	tel, err := telemetry.New(context.Background(), "test", telemetry.WithReader(reader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, testenv.Embedded(t), nil, tel)
+	long := `{"id":"big","type":"x","data":"` + strings.Repeat("x", 2<<20) + `"}` // over billing's 1 MiB max_body
+	body := strings.Join([]string{
+		`{"id":"m1","type":"invoice.paid","data":{"id":"inv_m1"}}`,
+		long,
+		`{"id":"m2",`,
+	}, "\n")
+	if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(body), ""); status != http.StatusMultiStatus || br.Accepted != 1 || br.Rejected != 2 {
+		t.Fatalf("status %d %+v", status, br)
+	}
+	got := telemetrytest.Int64s(t, reader, "inlet.ingest.requests", "source", "outcome", "reason")
+	want := map[string]int64{"billing|accepted|": 1, "billing|rejected|size": 1, "billing|rejected|malformed": 1}
+	if !maps.Equal(got, want) {
+		t.Fatalf("requests %v, want %v", got, want)
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	var batches uint64
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if d, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == "inlet.ingest.request.duration" {
+				for _, dp := range d.DataPoints {
+					if v, _ := dp.Attributes.Value("code"); v.AsString() == "2xx" {
+						batches += dp.Count
+					}
+				}
+			}
+		}
+	}
+	if batches != 1 {
+		t.Fatalf("%d 2xx latency observations, want 1 (the batch)", batches)
 	}
 }
