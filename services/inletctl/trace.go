@@ -21,7 +21,7 @@ import (
 func trace(args []string, out io.Writer) (int, error) {
 	fs := flagenv.New("trace")
 	var adminURL, output string
-	fs.String(&adminURL, "admin-url", "INLET_ADMIN_URL", "http://127.0.0.1:9090", "processor (or dev) admin URL")
+	fs.String(&adminURL, "admin-url", "INLET_ADMIN_URL", "http://127.0.0.1:9090", "admin URL of a processor (its -admin-addr, default 127.0.0.1:9091) or of make run (127.0.0.1:9090)")
 	fs.StringVar(&output, "output", "table", "table or json")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: inletctl trace [-admin-url URL] [-output json] <correlation-id>\n\nExample: inletctl trace 4bf92f3577b34da6a3ce929d0e0e4736")
@@ -54,7 +54,9 @@ func trace(args []string, out io.Writer) (int, error) {
 		Error         string          `json:"error"`
 	}
 	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil {
-		return exitError, fmt.Errorf("admin API answered %s", resp.Status)
+		// Not the admin API's JSON: most often -admin-url names another
+		// listener (ingest's admin port is 9090 too, the processor's 9091).
+		return exitError, fmt.Errorf("%s answered %s, not the admin API: is -admin-url the processor's admin address (default 127.0.0.1:9091; make run serves it on 127.0.0.1:9090)?", adminURL, resp.Status)
 	}
 	if resp.StatusCode == http.StatusNotFound {
 		return 3, errors.New(body.Error)
