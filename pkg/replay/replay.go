@@ -162,6 +162,11 @@ type Summary struct {
 	Stale     int64     `json:"stale"`
 	Invalid   int64     `json:"invalid"`
 	DLQ       int64     `json:"dlq"`
+	// OnFailureQueues (fill) counts the source's events in the range that
+	// already have an entry on the DLQ or invalid topic: they are not
+	// replayed (that would make a second entry, or undo an operator's
+	// discard); requeue them from there.
+	OnFailureQueues int64 `json:"on_failure_queues,omitempty"`
 	// DeletedClaims and DeletedEntities are what rebuild deleted.
 	DeletedClaims   int64 `json:"deleted_claims,omitempty"`
 	DeletedEntities int64 `json:"deleted_entities,omitempty"`
@@ -220,6 +225,7 @@ const (
 	fTo       = "to"
 	fCopied   = "copied"
 	fScanned  = "scanned"
+	fOnQueues = "on_queues"
 	fDeleted  = "deleted"
 	fComplete = "complete"
 )
@@ -276,7 +282,7 @@ func (r *run) run(ctx context.Context) error {
 
 func (r *run) load(prog map[string]string) {
 	n := func(f string) int64 { v, _ := strconv.ParseInt(prog[f], 10, 64); return v }
-	r.sum.Read, r.sum.Scanned = n(fCopied), n(fScanned)
+	r.sum.Read, r.sum.Scanned, r.sum.OnFailureQueues = n(fCopied), n(fScanned), n(fOnQueues)
 	if d := strings.SplitN(prog[fDeleted], ",", 2); len(d) == 2 {
 		r.sum.DeletedClaims, _ = strconv.ParseInt(d[0], 10, 64)
 		r.sum.DeletedEntities, _ = strconv.ParseInt(d[1], 10, 64)
@@ -321,6 +327,12 @@ func (r *run) copy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	var onQueues map[string]bool
+	if r.cfg.Mode == Fill {
+		if onQueues, err = r.failureOrigins(ctx); err != nil {
+			return err
+		}
+	}
 	txn, err := kgo.NewClient(append(append([]kgo.Opt{}, r.d.KafkaOpts...),
 		kgo.TransactionalID("inlet-replay-copy-"+r.cfg.ID),
 		kgo.TransactionTimeout(5*time.Minute),
@@ -333,7 +345,7 @@ func (r *run) copy(ctx context.Context) error {
 	if err := txn.BeginTransaction(); err != nil {
 		return err
 	}
-	var scanned, copied int64
+	var scanned, copied, skipped int64
 	var perr error
 	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.d.Topics.Raw, sp, func(rec *kgo.Record) error {
 		scanned++
@@ -343,12 +355,20 @@ func (r *run) copy(ctx context.Context) error {
 		if !r.selected(ctx, rec) {
 			return nil
 		}
+		origin := rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10)
+		if onQueues[origin] {
+			skipped++
+			return nil
+		}
 		copied++
 		// Stamped now, not with the raw record's time: the replay topic
 		// deletes after 7 days by record time, and a copy of older records
 		// was deleted by the broker's next retention check, before (or
 		// while) it was processed.
-		txn.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: retry.Clone(rec.Headers), Timestamp: time.Now()},
+		// The copy names the raw record as its origin: outputs and failure
+		// entries of the replay point at the raw log, as the processor's do.
+		h := retry.Set(retry.Clone(rec.Headers), retry.HeaderOrigin, origin)
+		txn.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: time.Now()},
 			func(_ *kgo.Record, err error) {
 				if err != nil && perr == nil {
 					perr = err
@@ -369,9 +389,32 @@ func (r *run) copy(ctx context.Context) error {
 	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		return fmt.Errorf("commit copy to %s: %w", r.topic, err)
 	}
-	r.sum.Read, r.sum.Scanned = copied, scanned
-	r.d.Log.Info("replay: copied", "id", r.cfg.ID, "topic", r.topic, "scanned", scanned, "copied", copied)
-	return r.d.Redis.HSet(ctx, r.key, fCopied, copied, fScanned, scanned).Err()
+	r.sum.Read, r.sum.Scanned, r.sum.OnFailureQueues = copied, scanned, skipped
+	r.d.Log.Info("replay: copied", "id", r.cfg.ID, "topic", r.topic, "scanned", scanned, "copied", copied, "on_failure_queues", skipped)
+	return r.d.Redis.HSet(ctx, r.key, fCopied, copied, fScanned, scanned, fOnQueues, skipped).Err()
+}
+
+// failureOrigins lists the raw records (topic/partition/offset, their
+// inlet-origin) that have an entry on the DLQ or the invalid topic,
+// decided or not.
+func (r *run) failureOrigins(ctx context.Context) (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, topic := range []string{r.d.Topics.DLQ, r.d.Topics.Invalid} {
+		sp, err := kafka.RangeOf(ctx, r.adm, topic, time.Time{}, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		err = kafka.ReadSpan(ctx, r.d.KafkaOpts, topic, sp, func(rec *kgo.Record) error {
+			if o := retry.Get(rec.Headers, retry.HeaderOrigin); o != "" {
+				out[o] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", topic, err)
+		}
+	}
+	return out, nil
 }
 
 // selected: the record is the replay's source (by header, else by the

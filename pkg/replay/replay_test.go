@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/store"
 )
 
@@ -127,5 +129,41 @@ func TestConfig(t *testing.T) {
 	}
 	if id := DefaultID("shop", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), time.Time{}, Rebuild); id != "shop-20250102T030405Z-open-rebuild" {
 		t.Errorf("default id %q", id)
+	}
+}
+
+// TestReplayFillLeavesFailureQueueEntries: fill does not replay an event
+// that already has an entry on the invalid (or DLQ) topic — it made a
+// second entry, undoing an operator's discard — and says how many it left;
+// what it does replay names the raw record as its origin.
+func TestReplayFillLeavesFailureQueueEntries(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	h.send("stripe", "evt_ok", "pi_ok", 1700000000)
+	h.stack.Send(t, "stripe", "payment_intent.succeeded", "evt_bad",
+		[]byte(`{"id":"evt_bad","object":"event","api_version":"2024-06-20","created":1700000001,"type":"payment_intent.succeeded","data":{"object":{"object":"payment_intent"}}}`))
+	h.process(2)
+	if n := len(h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)); n != 1 {
+		t.Fatalf("%d invalid records before the replay, want 1", n)
+	}
+	// A gap to fill: the good event's claim and state were lost.
+	if _, err := h.store.DeleteClaims(ctx, []string{"dedup:stripe:evt_ok"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.DeleteEntities(ctx, []string{"stripe:pi:pi_ok"}); err != nil {
+		t.Fatal(err)
+	}
+	sum := h.replay(t, "fill-q", Fill, before)
+	if sum.Read != 1 || sum.Applied != 1 || sum.OnFailureQueues != 1 || sum.Invalid != 0 || !sum.Complete {
+		t.Fatalf("summary %+v; want read 1, applied 1, on failure queues 1, invalid 0", sum)
+	}
+	if n := len(h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)); n != 1 {
+		t.Fatalf("%d invalid records after the replay, want still 1", n)
+	}
+	for _, r := range h.env.ReadAll(t, h.topics.Processed, 2, 300*time.Millisecond, 10*time.Second) {
+		if o := retry.Get(r.Headers, retry.HeaderOrigin); !strings.HasPrefix(o, h.topics.Raw+"/") {
+			t.Errorf("processed record with inlet-origin %q, want the raw record", o)
+		}
 	}
 }
