@@ -34,6 +34,7 @@ type Entry struct {
 	EventType     string             `json:"event_type"`
 	EventID       string             `json:"event_id"`
 	CorrelationID string             `json:"correlation_id"`
+	Origin        string             `json:"origin,omitempty"` // the raw record: topic/partition/offset
 	Reason        string             `json:"reason"`
 	LastError     string             `json:"last_error"`
 	History       []retry.ErrorEntry `json:"error_history"`
@@ -142,6 +143,7 @@ func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {
 		Source: retry.Get(r.Headers, retry.HeaderSource), EventType: retry.Get(r.Headers, retry.HeaderEventType),
 		CorrelationID: retry.Get(r.Headers, retry.HeaderCorrelationID), Reason: retry.Get(r.Headers, retry.HeaderReason),
 		Runbook: retry.Get(r.Headers, retry.HeaderRunbook), History: retry.History(r.Headers), rec: r,
+		Origin: retry.Get(r.Headers, retry.HeaderOrigin),
 	}
 	if n := len(e.History); n > 0 {
 		e.LastError = e.History[n-1].Error

@@ -43,6 +43,7 @@ import (
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/retry"
@@ -162,10 +163,10 @@ type Summary struct {
 	Stale     int64     `json:"stale"`
 	Invalid   int64     `json:"invalid"`
 	DLQ       int64     `json:"dlq"`
-	// OnFailureQueues (fill) counts the source's events in the range that
-	// already have an entry on the DLQ or invalid topic: they are not
-	// replayed (that would make a second entry, or undo an operator's
-	// discard); requeue them from there.
+	// OnFailureQueues (fill) counts the source's events in the range whose
+	// entry on the DLQ or invalid topic stands (undecided or discarded):
+	// they are not replayed (that would make a second entry, or undo an
+	// operator's discard); requeue them from there.
 	OnFailureQueues int64 `json:"on_failure_queues,omitempty"`
 	// DeletedClaims and DeletedEntities are what rebuild deleted.
 	DeletedClaims   int64 `json:"deleted_claims,omitempty"`
@@ -395,23 +396,26 @@ func (r *run) copy(ctx context.Context) error {
 }
 
 // failureOrigins lists the raw records (topic/partition/offset, their
-// inlet-origin) that have an entry on the DLQ or the invalid topic,
-// decided or not.
+// inlet-origin) whose entry on the DLQ or the invalid topic still stands:
+// undecided, or discarded. A requeued entry was sent back into processing,
+// and its event is replayed like any other (a requeued entry cannot be
+// requeued again, so leaving it would leave it for good).
 func (r *run) failureOrigins(ctx context.Context) (map[string]bool, error) {
+	q, err := ops.New(r.d.KafkaOpts, r.d.Topics, r.d.Codec)
+	if err != nil {
+		return nil, err
+	}
+	defer q.Close()
 	out := map[string]bool{}
 	for _, topic := range []string{r.d.Topics.DLQ, r.d.Topics.Invalid} {
-		sp, err := kafka.RangeOf(ctx, r.adm, topic, time.Time{}, time.Time{})
-		if err != nil {
-			return nil, err
-		}
-		err = kafka.ReadSpan(ctx, r.d.KafkaOpts, topic, sp, func(rec *kgo.Record) error {
-			if o := retry.Get(rec.Headers, retry.HeaderOrigin); o != "" {
-				out[o] = true
-			}
-			return nil
-		})
+		es, err := q.List(ctx, topic, ops.Filter{})
 		if err != nil {
 			return nil, fmt.Errorf("read %s: %w", topic, err)
+		}
+		for _, e := range es {
+			if e.Origin != "" && (e.Decision == nil || e.Decision.Action != "requeue") {
+				out[e.Origin] = true
+			}
 		}
 	}
 	return out, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/store"
 )
@@ -165,5 +166,20 @@ func TestReplayFillLeavesFailureQueueEntries(t *testing.T) {
 		if o := retry.Get(r.Headers, retry.HeaderOrigin); !strings.HasPrefix(o, h.topics.Raw+"/") {
 			t.Errorf("processed record with inlet-origin %q, want the raw record", o)
 		}
+	}
+
+	// Once requeued, the entry no longer holds its event back: a requeued
+	// entry cannot be requeued again, so fill must not leave it for good.
+	q, err := ops.New(h.kopts(), h.topics, h.codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if es, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{Source: "stripe"}, "test", "contract fixed", false); err != nil || len(es) != 1 {
+		t.Fatalf("requeue: %d entries, %v", len(es), err)
+	}
+	sum = h.replay(t, "fill-q2", Fill, before)
+	if sum.Read != 2 || sum.OnFailureQueues != 0 || sum.Duplicate != 1 || sum.Invalid != 1 {
+		t.Fatalf("after the requeue: %+v; want read 2 (duplicate 1, invalid again 1), none left", sum)
 	}
 }

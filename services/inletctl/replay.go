@@ -182,7 +182,7 @@ func printReplay(out io.Writer, s *replay.Summary) {
 	fmt.Fprintf(out, "  read %d (of %d raw records in range)\n  applied %d  duplicate %d  stale %d  invalid %d  dlq %d\n",
 		s.Read, s.Scanned, s.Applied, s.Duplicate, s.Stale, s.Invalid, s.DLQ)
 	if s.OnFailureQueues > 0 {
-		fmt.Fprintf(out, "  left %d events that are on the DLQ or invalid topic (requeue them from there)\n", s.OnFailureQueues)
+		fmt.Fprintf(out, "  left %d events whose DLQ or invalid entry stands (requeue them from there)\n", s.OnFailureQueues)
 	}
 	if s.Mode == replay.Rebuild {
 		fmt.Fprintf(out, "  rebuild deleted %d dedup claims and %d entity states\n", s.DeletedClaims, s.DeletedEntities)
