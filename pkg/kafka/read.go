@@ -14,10 +14,13 @@ import (
 // A read ends when every partition reached its end offset: transaction
 // markers are fetched too (and not handed out), so a partition ending in a
 // marker still shows its last offset, and ends are last stable offsets, so
-// an open transaction's records are not waited for. quietEnd is how long
-// a poll may bring nothing before the read gives up with ErrIncomplete
-// (before the first record firstWait, so a cold client over a slow link is
-// not mistaken for a stall).
+// an open transaction's records are not waited for. When nothing comes for
+// quietEnd (before the first record firstWait, so a cold client over a
+// slow link is not mistaken for a stall), a partition whose stable offset
+// is still pinned at its end by an open transaction is done (what it did
+// not return below the end was aborted; see pinnedAtEnd); any other gives
+// ErrIncomplete. Finished partitions are paused, so records arriving on
+// them past their end do not keep the others' quiet period from running.
 var (
 	quietEnd  = 5 * time.Second // a var for tests
 	firstWait = 10 * time.Second
@@ -130,6 +133,19 @@ func ReadSpan(ctx context.Context, opts []kgo.Opt, topic string, sp Span, fn fun
 		}
 		recs := fs.Records()
 		if len(recs) == 0 {
+			pinned, err := pinnedAtEnd(ctx, cl, topic, want)
+			if err != nil {
+				return err
+			}
+			for _, p := range pinned {
+				delete(want, p)
+			}
+			if len(want) == 0 {
+				return nil
+			}
+			if len(pinned) > 0 {
+				continue // the others get a quiet period of their own
+			}
 			var at []string
 			for p, end := range want {
 				at = append(at, fmt.Sprintf("%d at %d of %d", p, max(next[p], sp[p][0]), end))
@@ -152,8 +168,44 @@ func ReadSpan(ctx context.Context, opts []kgo.Opt, topic string, sp Span, fn fun
 			// part of an aborted transaction, may have held the last offset.
 			if r.Offset+1 >= end {
 				delete(want, r.Partition)
+				// Its later records must not keep the polls busy: the
+				// quiet period is for the partitions still being read.
+				cl.PauseFetchPartitions(map[string][]int32{topic: {r.Partition}})
 			}
 		}
 	}
 	return nil
+}
+
+// pinnedAtEnd returns the partitions of want (partition → end offset) whose
+// last stable offset is still their end: a transaction opened there and
+// holds it, so every committed record below the end was fetchable, and
+// what was not fetched below it belongs to aborted transactions whose
+// markers sit past the open one's first record (they come once it ends).
+// Such a partition is read to its end.
+func pinnedAtEnd(ctx context.Context, cl *kgo.Client, topic string, want map[int32]int64) ([]int32, error) {
+	adm := kadm.NewClient(cl)
+	stable, err := adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = stable.Error()
+	}
+	var hw kadm.ListedOffsets
+	if err == nil {
+		hw, err = adm.ListEndOffsets(ctx, topic)
+	}
+	if err == nil {
+		err = hw.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	var out []int32
+	for p, end := range want {
+		lso, ok1 := stable.Lookup(topic, p)
+		high, ok2 := hw.Lookup(topic, p)
+		if ok1 && ok2 && lso.Offset == end && high.Offset > end {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }

@@ -86,3 +86,57 @@ func TestReadSpanEndsAtTheEnd(t *testing.T) {
 		t.Fatalf("a range past the last stable offset: %v, want ErrIncomplete", err)
 	}
 }
+
+// TestReadSpanAbortedTailPinnedByAnOpenTransaction: the last records below
+// the end belong to a transaction aborted after another one opened on the
+// partition, so its abort marker sits past the open one's first record and
+// cannot be fetched yet. Everything committed was read: the read ends
+// without error (it was ErrIncomplete until the open transaction ended).
+func TestReadSpanAbortedTailPinnedByAnOpenTransaction(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+	begin := func(id string, n int) *kgo.Client {
+		cl, err := kgo.NewClient(append(opts, kgo.TransactionalID(id), kgo.DefaultProduceTopic("t"))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range n {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Key: fmt.Appendf(nil, "%s-%d", id, i)}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return cl
+	}
+	committed := begin("a", 2)
+	if err := committed.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	committed.Close()
+	aborted := begin("b", 2)
+	open := begin("c", 1) // opens before b's abort marker is written
+	defer open.Close()
+	if err := aborted.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+	aborted.Close()
+
+	sp, err := RangeOf(ctx, kadm.NewClient(open), "t", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := quietEnd
+	defer func() { quietEnd = old }()
+	quietEnd = 300 * time.Millisecond
+	n := 0
+	if err := ReadSpan(ctx, opts, "t", sp, func(*kgo.Record) error { n++; return nil }); err != nil || n != 2 {
+		t.Fatalf("read %d records, %v; want the 2 committed ones and no error", n, err)
+	}
+}
