@@ -16,9 +16,9 @@ var (
 	// schema ID in a value does not exist, or it is not an Avro schema.
 	ErrUnknownSchema = errors.New("registry: unknown schema")
 	// ErrUnavailable is returned when the registry could not be asked or
-	// did not answer properly: a connection error, a timeout, a 5xx, 408
-	// or 429. The same call may work later, so it is a reason to wait,
-	// never a verdict on the value.
+	// did not answer properly: a connection error, a timeout, a 5xx, 408,
+	// 429, or 401/403/407 (credentials). The same call may work later, so
+	// it is a reason to wait, never a verdict on the value.
 	ErrUnavailable = errors.New("registry: unavailable")
 	// ErrIncompatible is returned when data written with one schema cannot be
 	// read with the reader schema asked for.
@@ -36,12 +36,19 @@ var (
 func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
 
 // unavailable wraps a failed registry call's error in ErrUnavailable unless
-// the registry answered it with a verdict (a 4xx other than 408 and 429).
+// the registry answered it with a verdict about the schema: a 4xx other
+// than 408 and 429, and other than 401, 403 and 407, which say our
+// credentials are wrong or expired — an operator's problem to fix, not a
+// reason to call every event invalid.
 func unavailable(err error) error {
 	var re *sr.ResponseError
-	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 &&
-		re.StatusCode != http.StatusRequestTimeout && re.StatusCode != http.StatusTooManyRequests {
-		return err
+	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 {
+		switch re.StatusCode {
+		case http.StatusRequestTimeout, http.StatusTooManyRequests,
+			http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired:
+		default:
+			return err
+		}
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }

@@ -24,7 +24,10 @@ func TestUnavailableOrVerdict(t *testing.T) {
 	}{
 		{"schema not found", http.StatusNotFound, `{"error_code":40403,"message":"Schema 7 not found"}`, false, true},
 		{"incompatible", http.StatusConflict, `{"error_code":409,"message":"incompatible"}`, false, true},
-		{"unauthorized", http.StatusUnauthorized, `{"error_code":401,"message":"no"}`, false, true},
+		// Expired or wrong credentials: nothing is known about the schema.
+		{"unauthorized", http.StatusUnauthorized, `{"error_code":401,"message":"no"}`, true, false},
+		{"forbidden", http.StatusForbidden, `{"error_code":40301,"message":"no"}`, true, false},
+		{"bad request", http.StatusBadRequest, `{"error_code":400,"message":"bad"}`, false, true},
 		{"server error", http.StatusInternalServerError, `{"error_code":50001,"message":"store error"}`, true, false},
 		{"unavailable", http.StatusServiceUnavailable, ``, true, false},
 		{"bad gateway from a proxy", http.StatusBadGateway, `<html>bad gateway</html>`, true, false},
