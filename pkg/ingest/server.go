@@ -30,9 +30,12 @@ import (
 // Config is the HTTP side of the ingest service.
 type Config struct {
 	Addr string
-	// AckTimeout bounds the wait for Kafka's acknowledgement. It stays below
-	// the shortest provider timeout (Shopify waits about 5 s), so a slow
-	// broker yields a 503 the sender retries, not a sender-side timeout.
+	// AckTimeout bounds the wait for Kafka's acknowledgement, from when the
+	// body is in. It stays below the shortest provider timeout (Shopify
+	// waits about 5 s), so a slow broker yields a 503 the sender retries,
+	// not a sender-side timeout — unless the body itself was slow to
+	// arrive: then the sender may give up first, and its retry of an event
+	// that did reach the log is a duplicate, deduplicated downstream.
 	AckTimeout time.Duration
 	// RetryAfter is the Retry-After sent with 503s.
 	RetryAfter        time.Duration
