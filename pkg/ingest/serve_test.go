@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"go.opentelemetry.io/otel/trace"
@@ -205,5 +207,37 @@ func TestSlowUploadIsNotAnsweredUnavailable(t *testing.T) {
 	req.Header.Set("Content-Type", "application/json")
 	if a := do(t, req); a.status != http.StatusAccepted {
 		t.Fatalf("a body that took 1.5 s to arrive, ack timeout 1 s: status %d (%s), want 202", a.status, a.raw)
+	}
+}
+
+func TestReadExactly(t *testing.T) {
+	for _, n := range []int{0, 1, 1024, maxUpfront, maxUpfront + 1, 200 << 10, 1 << 20} {
+		body := bytes.Repeat([]byte("ab"), n/2+1)[:n]
+		got, err := readExactly(iotest.HalfReader(bytes.NewReader(body)), int64(n))
+		if err != nil || !bytes.Equal(got, body) {
+			t.Errorf("%d bytes: %d read, %v", n, len(got), err)
+		}
+		if n > 0 {
+			if _, err := readExactly(bytes.NewReader(body[:n-1]), int64(n)); !errors.Is(err, io.ErrUnexpectedEOF) {
+				t.Errorf("%d bytes claimed, %d sent: %v, want ErrUnexpectedEOF", n, n-1, err)
+			}
+		}
+	}
+}
+
+// BenchmarkReadExactly: what a body costs to read by size; past maxUpfront
+// the buffer doubles as bytes arrive instead of being sized by the claim.
+func BenchmarkReadExactly(b *testing.B) {
+	for _, n := range []int{1 << 10, 200 << 10, 1 << 20} {
+		body := bytes.Repeat([]byte("x"), n)
+		b.Run(fmt.Sprintf("%dKiB", n>>10), func(b *testing.B) {
+			b.SetBytes(int64(n))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := readExactly(bytes.NewReader(body), int64(n)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
