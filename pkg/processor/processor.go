@@ -621,13 +621,26 @@ const maxOutputBytes = kafka.MaxBodyBytes
 // for good. (Canonical JSON can outgrow the body it
 // came from, e.g. invalid UTF-8 becomes U+FFFD: three bytes for one.)
 func (p *Processor) encodeAll(ctx, stop context.Context, items []*item, deadline time.Time) error {
+	// A schema the registry refused is refused for the whole batch: asked
+	// once, not once per event while the claims' lease runs.
+	var refused map[schemaKey]error
 	for _, it := range items {
 		if it.out == nil || it.outcome != "" {
 			continue
 		}
-		id, err := p.awaitSchemaID(ctx, stop, it.out, deadline)
+		key := schemaKey{it.out.Subject, it.out.SchemaText}
+		id, err := 0, refused[key]
+		if err == nil {
+			id, err = p.awaitSchemaID(ctx, stop, it.out, deadline)
+		}
 		if registry.IsUnavailable(err) {
 			return err
+		}
+		if err != nil && refused[key] == nil {
+			if refused == nil {
+				refused = map[schemaKey]error{}
+			}
+			refused[key] = err
 		}
 		if err != nil {
 			// The registry refused the processed schema (incompatible
