@@ -118,7 +118,9 @@ func TestReadBodyAllocatesWhatArrives(t *testing.T) {
 		// just ends.
 		t.Logf("readBody: %d %v", status, err)
 	}
-	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+	// TotalAlloc is process-wide: the bound leaves room for whatever else
+	// runs meanwhile, and is still a quarter of the claim.
+	if n := after.TotalAlloc - before.TotalAlloc; n > 4<<20 {
 		t.Fatalf("readBody allocated %d bytes for a 14-byte body claiming 16 MiB", n)
 	}
 }

@@ -248,13 +248,13 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			err = errors.Join(err, aerr)
 		}
 		if fenced(err) {
-			return nil, fmt.Errorf("%s: another decision on %s started meanwhile, nothing was done; list again and retry: %w", action, topic, err)
+			return nil, fmt.Errorf("%s: another decision on %s started meanwhile (or this one outlived its transaction), nothing was done; list again and retry: %w", action, topic, err)
 		}
 		return nil, fmt.Errorf("%s: a record was refused, nothing was done: %w", action, err)
 	}
 	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		if fenced(err) {
-			return nil, fmt.Errorf("%s: another decision on %s started meanwhile, nothing was done; list again and retry: %w", action, topic, err)
+			return nil, fmt.Errorf("%s: another decision on %s started meanwhile (or this one outlived its transaction), nothing was done; list again and retry: %w", action, topic, err)
 		}
 		return nil, fmt.Errorf("commit %s: %w", action, err)
 	}

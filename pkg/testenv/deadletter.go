@@ -13,10 +13,12 @@ import (
 	"github.com/inletdev/inlet/pkg/retry"
 )
 
-// DeadLetter writes one entry to topics.DLQ as the processor does: an
-// envelope of source, type and event id (payload {"id": eventID}), encoded
-// with codec, whose error history holds errText, reason "retry budget
-// exhausted". It returns the entry's id (topic/partition/offset).
+// DeadLetter writes one entry to topics.DLQ like a processor's dead
+// letter, as far as the queues read it: an envelope of source, type and
+// event id (payload {"id": eventID}) encoded with codec, an error history
+// holding errText, reason "retry budget exhausted" (no origin header: there
+// is no raw record behind it, and no transaction). It returns the entry's
+// id (topic/partition/offset).
 func (e *Env) DeadLetter(t testing.TB, topics kafka.Topics, codec *envelope.Codec, source, eventType, eventID, errText string) string {
 	t.Helper()
 	ev := &envelope.Envelope{ID: "id-" + eventID, Source: source, EventType: eventType, EventID: eventID,
