@@ -219,7 +219,7 @@ func printGroups(out io.Writer, es []*ops.Entry) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COUNT\tSOURCE\tTYPE\tREASON\tERROR")
 	for _, g := range ops.Groups(es) {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", g.Count, g.Source, g.EventType, g.Reason, trim(g.Error, 80))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", g.Count, g.Source, g.EventType, g.Reason, trim(g.Error, 256)) // all of what was grouped on, on one line
 	}
 	tw.Flush()
 }
