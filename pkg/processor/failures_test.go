@@ -196,6 +196,20 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 
+	t.Run("a budget beyond the processor's tiers is refused at start", func(t *testing.T) {
+		h := newHarnessWith(t, newEnv(t), shopSinkSources("http://127.0.0.1:1", "\n    retry: {max_attempts: 4}"), []time.Duration{time.Second}, nil)
+		cfg := h.config()
+		cfg.InstanceID = h.env.Prefix + "-budget"
+		p, err := New(cfg, h.deps(cfg))
+		if err == nil {
+			p.closeWorkers()
+			t.Fatal("New accepted 4 attempts on one tier")
+		}
+		if !strings.Contains(err.Error(), "retry.max_attempts 4 is more than its 1 tiers allow") {
+			t.Fatalf("error %q does not say what is wrong", err)
+		}
+	})
+
 	t.Run("a permanent sink error dead-letters at once", func(t *testing.T) {
 		sink := &downstream{always: 400}
 		h, _ := failureHarness(t, newEnv(t), sink)
@@ -288,6 +302,9 @@ func TestRetryPolicy(t *testing.T) {
 			retry.Policy{Tiers: processorTiers, MaxAttempts: 2}},
 		{"only the budget set", `retry: {max_attempts: 2}`,
 			retry.Policy{Tiers: processorTiers, MaxAttempts: 2}},
+		// Parse cannot check it against tiers it does not know; New does.
+		{"a budget over the default tiers", `retry: {max_attempts: 6}`,
+			retry.Policy{Tiers: processorTiers, MaxAttempts: 6}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f, err := source.Parse([]byte("sources:\n  shop:\n    kind: shopify\n    secrets_env: [T_SHOP]\n    " + tt.retry + "\n"))

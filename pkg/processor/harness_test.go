@@ -161,18 +161,7 @@ func (h *harness) startHooked(id string, mod func(*Config), crash func() bool) *
 	if mod != nil {
 		mod(&cfg)
 	}
-	p, err := New(cfg, Deps{
-		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)},
-		Topics:    h.topics, Sources: h.sources, Router: h.router,
-		Registry: h.registryClient(), Codec: cmp.Or(h.procCodec, h.codec),
-		Store:     store.New(h.rdb, store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease)),
-		Log:       h.logger(),
-		Alerter:   h.alerter,
-		Telemetry: h.tel,
-		History:   h.hist,
-		// Tests read the gauges right after events settle.
-		DepthEvery: 200 * time.Millisecond,
-	})
+	p, err := New(cfg, h.deps(cfg))
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -184,6 +173,22 @@ func (h *harness) startHooked(id string, mod func(*Config), crash func() bool) *
 	h.procs = append(h.procs, r)
 	h.mu.Unlock()
 	return r
+}
+
+// deps are the dependencies of a processor with cfg on the harness.
+func (h *harness) deps(cfg Config) Deps {
+	return Deps{
+		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)},
+		Topics:    h.topics, Sources: h.sources, Router: h.router,
+		Registry: h.registryClient(), Codec: cmp.Or(h.procCodec, h.codec),
+		Store:     store.New(h.rdb, store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease)),
+		Log:       h.logger(),
+		Alerter:   h.alerter,
+		Telemetry: h.tel,
+		History:   h.hist,
+		// Tests read the gauges right after events settle.
+		DepthEvery: 200 * time.Millisecond,
+	}
 }
 
 func (h *harness) registryClient() *registry.Client {

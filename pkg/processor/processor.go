@@ -131,6 +131,9 @@ func New(cfg Config, d Deps) (*Processor, error) {
 	for _, name := range d.Sources.Names() {
 		src, _ := d.Sources.Get(name)
 		policy := retryPolicy(src.Retry, d.Topics.RetryTiers)
+		if policy.MaxAttempts > len(policy.Tiers)+1 {
+			return nil, fmt.Errorf("processor: source %q: retry.max_attempts %d is more than its %d tiers allow (one first try plus one per tier: %d)", name, policy.MaxAttempts, len(policy.Tiers), len(policy.Tiers)+1)
+		}
 		for _, tier := range policy.Tiers {
 			if _, ok := p.tier[tier]; !ok {
 				return nil, fmt.Errorf("processor: source %q retries after %v but there is no retry topic for that delay (tiers: %v)", name, tier, d.Topics.RetryTiers)

@@ -298,7 +298,9 @@ func (s *Source) init(lc loadCfg) error {
 		s.Retry.AttemptsDefaulted = true
 		s.Retry.MaxAttempts = len(s.Retry.Tiers) + 1
 	}
-	if s.Retry.MaxAttempts < 1 || s.Retry.MaxAttempts > len(s.Retry.Tiers)+1 {
+	// Without tiers of its own the source takes the processor's, and the
+	// processor checks the budget against those.
+	if s.Retry.MaxAttempts < 1 || (!s.Retry.TiersDefaulted && s.Retry.MaxAttempts > len(s.Retry.Tiers)+1) {
 		errs = append(errs, fmt.Errorf("retry.max_attempts must be between 1 and %d (one first try plus one per tier)", len(s.Retry.Tiers)+1))
 	}
 	if s.Batch.MaxLines == 0 {
