@@ -18,26 +18,10 @@ import (
 // quiet period, and could end early on a stall); a range that cannot be
 // reached is ErrIncomplete, not a silent short read.
 func TestReadSpanEndsAtTheEnd(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	opts := fakeCluster(t, 2)
 	ctx := context.Background()
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
 	txn := func(id string, n int, commit bool) *kgo.Client {
-		cl, err := kgo.NewClient(append(opts, kgo.TransactionalID(id), kgo.DefaultProduceTopic("t"))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Key: fmt.Appendf(nil, "%s-%d", id, i)}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
+		cl := beginTxn(t, opts, id, n)
 		if commit {
 			if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 				t.Fatal(err)
@@ -93,28 +77,9 @@ func TestReadSpanEndsAtTheEnd(t *testing.T) {
 // cannot be fetched yet. Everything committed was read: the read ends
 // without error (it was ErrIncomplete until the open transaction ended).
 func TestReadSpanAbortedTailPinnedByAnOpenTransaction(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	opts := fakeCluster(t, 1)
 	ctx := context.Background()
-	opts := []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
-	begin := func(id string, n int) *kgo.Client {
-		cl, err := kgo.NewClient(append(opts, kgo.TransactionalID(id), kgo.DefaultProduceTopic("t"))...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for i := range n {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Key: fmt.Appendf(nil, "%s-%d", id, i)}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		return cl
-	}
+	begin := func(id string, n int) *kgo.Client { return beginTxn(t, opts, id, n) }
 	committed := begin("a", 2)
 	if err := committed.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
@@ -139,4 +104,34 @@ func TestReadSpanAbortedTailPinnedByAnOpenTransaction(t *testing.T) {
 	if err := ReadSpan(ctx, opts, "t", sp, func(*kgo.Record) error { n++; return nil }); err != nil || n != 2 {
 		t.Fatalf("read %d records, %v; want the 2 committed ones and no error", n, err)
 	}
+}
+
+// fakeCluster is a kfake cluster with topic "t" of n partitions, stopped
+// with the test; it returns the options to reach it.
+func fakeCluster(t *testing.T, n int32) []kgo.Opt {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(n, "t"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return []kgo.Opt{kgo.SeedBrokers(c.ListenAddrs()...)}
+}
+
+// beginTxn opens a transaction as id and writes n records to "t" in it.
+func beginTxn(t *testing.T, opts []kgo.Opt, id string, n int) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)], kgo.TransactionalID(id), kgo.DefaultProduceTopic("t"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := cl.ProduceSync(context.Background(), &kgo.Record{Key: fmt.Appendf(nil, "%s-%d", id, i)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return cl
 }
