@@ -130,15 +130,36 @@ func (q *Queues) List(ctx context.Context, topic string, f Filter) ([]*Entry, er
 	return out, nil
 }
 
-// Depth counts the unresolved entries of topic.
+// Depth counts the unresolved entries of topic. The processor's gauges
+// ask every 15 s, so it streams the records and decodes none of them:
+// through List, a queue of a million entries was held and decoded whole.
 func (q *Queues) Depth(ctx context.Context, topic string) (int, error) {
-	es, err := q.List(ctx, topic, Filter{Unresolved: true})
-	return len(es), err
+	decisions, err := q.decisions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	sp, err := kafka.RangeOf(ctx, q.adm, topic, time.Time{}, time.Time{})
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
+		if decisions[entryID(r)] == nil {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// entryID is the id of the entry a record is: topic/partition/offset.
+func entryID(r *kgo.Record) string {
+	return r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
 }
 
 func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {
 	e := &Entry{
-		ID:    fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset),
+		ID:    entryID(r),
 		Topic: r.Topic, Key: string(r.Key), At: r.Timestamp,
 		Source: retry.Get(r.Headers, retry.HeaderSource), EventType: retry.Get(r.Headers, retry.HeaderEventType),
 		CorrelationID: retry.Get(r.Headers, retry.HeaderCorrelationID), Reason: retry.Get(r.Headers, retry.HeaderReason),

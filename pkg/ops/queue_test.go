@@ -73,3 +73,38 @@ func TestConcurrentDecisionsActOnce(t *testing.T) {
 		t.Fatalf("%d records requeued, want %d", len(got), want)
 	}
 }
+
+// TestDepthCountsUnresolved: Depth (which streams and decodes nothing)
+// agrees with listing the unresolved entries.
+func TestDepthCountsUnresolved(t *testing.T) {
+	env := testenv.Embedded(t)
+	ctx := context.Background()
+	tp := env.CreateTopics(t, nil)
+	codec, err := envelope.NewCodec(ctx, env.Registry(t), tp.RawSubject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"wh-1", "wh-2", "wh-3"} {
+		env.DeadLetter(t, tp, codec, "shop", "orders/updated", id, "sink answered 503")
+	}
+	q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	es, err := q.List(ctx, tp.DLQ, Filter{})
+	if err != nil || len(es) != 3 {
+		t.Fatalf("list: %d, %v", len(es), err)
+	}
+	if _, err := q.Discard(ctx, tp.DLQ, Filter{IDs: []string{es[1].ID}}, "test", "cancelled", false); err != nil {
+		t.Fatal(err)
+	}
+	unresolved, err := q.List(ctx, tp.DLQ, Filter{Unresolved: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := q.Depth(ctx, tp.DLQ)
+	if err != nil || n != 2 || n != len(unresolved) {
+		t.Fatalf("depth %d (%v), %d unresolved listed; want 2 and 2", n, err, len(unresolved))
+	}
+}
