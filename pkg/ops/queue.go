@@ -144,7 +144,7 @@ func (q *Queues) Depth(ctx context.Context, topic string) (int, error) {
 	}
 	n := 0
 	err = kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
-		if decisions[entryID(r)] == nil {
+		if decisions[retry.Coordinates(r)] == nil {
 			n++
 		}
 		return nil
@@ -152,14 +152,9 @@ func (q *Queues) Depth(ctx context.Context, topic string) (int, error) {
 	return n, err
 }
 
-// entryID is the id of the entry a record is: topic/partition/offset.
-func entryID(r *kgo.Record) string {
-	return r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
-}
-
 func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {
 	e := &Entry{
-		ID:    entryID(r),
+		ID:    retry.Coordinates(r),
 		Topic: r.Topic, Key: string(r.Key), At: r.Timestamp,
 		Source: retry.Get(r.Headers, retry.HeaderSource), EventType: retry.Get(r.Headers, retry.HeaderEventType),
 		CorrelationID: retry.Get(r.Headers, retry.HeaderCorrelationID), Reason: retry.Get(r.Headers, retry.HeaderReason),

@@ -71,7 +71,7 @@ func (p *Processor) failureHeaders(it *item, stage string, err error) []kgo.Reco
 	p.propagator.Inject(it.ctx, kotel.NewRecordCarrier(carrier))
 	h = carrier.Headers
 	if retry.Get(h, retry.HeaderOrigin) == "" {
-		h = retry.Set(h, retry.HeaderOrigin, r.Topic+"/"+strconv.Itoa(int(r.Partition))+"/"+strconv.FormatInt(r.Offset, 10))
+		h = retry.Set(h, retry.HeaderOrigin, retry.Coordinates(r))
 	}
 	h = retry.Set(h, retry.HeaderAttempt, strconv.Itoa(attempt(r)))
 	return retry.AppendError(h, retry.ErrorEntry{At: time.Now().UTC(), Stage: stage, Error: err.Error()})

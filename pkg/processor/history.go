@@ -2,7 +2,6 @@ package processor
 
 import (
 	"context"
-	"strconv"
 	"time"
 
 	"github.com/inletdev/inlet/pkg/history"
@@ -59,6 +58,4 @@ func (p *Processor) recordHistory(ctx context.Context, items []*item, now time.T
 	}
 }
 
-func origin(it *item) string {
-	return it.rec.Topic + "/" + strconv.Itoa(int(it.rec.Partition)) + "/" + strconv.FormatInt(it.rec.Offset, 10)
-}
+func origin(it *item) string { return retry.Coordinates(it.rec) }

@@ -246,4 +246,4 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 	return rep, nil
 }
 
-func where(r *kgo.Record) string { return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset) }
+func where(r *kgo.Record) string { return retry.Coordinates(r) }

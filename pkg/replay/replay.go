@@ -356,7 +356,7 @@ func (r *run) copy(ctx context.Context) error {
 		if !r.selected(ctx, rec) {
 			return nil
 		}
-		origin := rec.Topic + "/" + strconv.Itoa(int(rec.Partition)) + "/" + strconv.FormatInt(rec.Offset, 10)
+		origin := retry.Coordinates(rec)
 		if onQueues[origin] {
 			skipped++
 			return nil

@@ -30,6 +30,12 @@ type ErrorEntry struct {
 	Error string    `json:"error"`
 }
 
+// Coordinates names a record as topic/partition/offset: the value of
+// HeaderOrigin, and the id of a DLQ or invalid entry.
+func Coordinates(r *kgo.Record) string {
+	return r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
+}
+
 // Get returns the value of header k, or "".
 func Get(hs []kgo.RecordHeader, k string) string {
 	for _, h := range hs {

@@ -36,6 +36,5 @@ func (e *Env) DeadLetter(t testing.TB, topics kafka.Topics, codec *envelope.Code
 	if err := res.FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	r := res[0].Record
-	return fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
+	return retry.Coordinates(res[0].Record)
 }
