@@ -495,25 +495,39 @@ func (p *Processor) apply(ctx, stop context.Context, items []*item, deadline tim
 	if len(ups) == 0 {
 		return nil
 	}
+	var res []store.ApplyResult
+	err := p.waitOut(ctx, stop, deadline, "redis", func() (bool, error) {
+		var err error
+		res, err = p.d.Store.ApplyBatch(ctx, ups)
+		return store.IsUnavailable(err), err
+	})
+	if err != nil {
+		return err
+	}
+	for i, r := range res {
+		if r == store.Stale {
+			which[i].outcome = Stale
+		} else {
+			which[i].outcome = Processed
+		}
+	}
+	return nil
+}
+
+// waitOut calls try until it reports no outage, waiting with backoff (50
+// ms, doubling up to BackoffMax) between calls while try reports what as
+// unavailable. Past the batch deadline, or once stop ends, it gives up
+// with the outage's error; any other error ends it at once.
+func (p *Processor) waitOut(ctx, stop context.Context, deadline time.Time, what string, try func() (outage bool, err error)) error {
 	backoff := 50 * time.Millisecond
 	for {
-		res, err := p.d.Store.ApplyBatch(ctx, ups)
-		if err == nil {
-			for i, r := range res {
-				if r == store.Stale {
-					which[i].outcome = Stale
-				} else {
-					which[i].outcome = Processed
-				}
-			}
-			return nil
-		}
-		if !store.IsUnavailable(err) {
+		outage, err := try()
+		if !outage {
 			return err
 		}
-		p.log.Warn("redis unavailable; waiting", "error", err, "retry_in", backoff)
+		p.log.Warn(what+" unavailable; waiting", "error", err, "retry_in", backoff)
 		if time.Now().After(deadline) || stop.Err() != nil || !sleep(ctx, backoff) {
-			return fmt.Errorf("redis unavailable past the batch deadline: %w", err)
+			return fmt.Errorf("%s unavailable past the batch deadline: %w", what, err)
 		}
 		backoff = min(backoff*2, p.cfg.BackoffMax)
 	}
@@ -625,25 +639,27 @@ const maxOutputBytes = kafka.MaxBodyBytes
 // came from, e.g. invalid UTF-8 becomes U+FFFD: three bytes for one.)
 func (p *Processor) encodeAll(ctx, stop context.Context, items []*item, deadline time.Time) error {
 	// A schema the registry refused is refused for the whole batch: asked
-	// once, not once per event while the claims' lease runs.
+	// once, not once per event while the claims' lease runs. (Looked up
+	// only once there is a refusal: the key hashes the schema text.)
 	var refused map[schemaKey]error
 	for _, it := range items {
 		if it.out == nil || it.outcome != "" {
 			continue
 		}
-		key := schemaKey{it.out.Subject, it.out.SchemaText}
-		id, err := 0, refused[key]
+		var id int
+		var err error
+		if refused != nil {
+			err = refused[schemaKey{it.out.Subject, it.out.SchemaText}]
+		}
 		if err == nil {
-			id, err = p.awaitSchemaID(ctx, stop, it.out, deadline)
-		}
-		if registry.IsUnavailable(err) {
-			return err
-		}
-		if err != nil && refused[key] == nil {
-			if refused == nil {
-				refused = map[schemaKey]error{}
+			if id, err = p.awaitSchemaID(ctx, stop, it.out, deadline); registry.IsUnavailable(err) {
+				return err
+			} else if err != nil {
+				if refused == nil {
+					refused = map[schemaKey]error{}
+				}
+				refused[schemaKey{it.out.Subject, it.out.SchemaText}] = err
 			}
-			refused[key] = err
 		}
 		if err != nil {
 			// The registry refused the processed schema (incompatible
@@ -671,45 +687,36 @@ func (p *Processor) encodeAll(ctx, stop context.Context, items []*item, deadline
 // the batch deadline (or on stop) it gives up and the batch is abandoned
 // and polled again, as when Redis is down.
 func (p *Processor) awaitRegistry(ctx, stop context.Context, items []*item, deadline time.Time) error {
-	backoff := 50 * time.Millisecond
-	for {
-		var waiting []int
+	first := true // the items were just prepared
+	return p.waitOut(ctx, stop, deadline, "schema registry", func() (bool, error) {
 		var cause error
 		for i, it := range items {
-			if it.wait != nil {
-				waiting, cause = append(waiting, i), it.wait
+			if it.wait == nil {
+				continue
+			}
+			if !first {
+				it.span.End()
+				items[i] = p.prepare(ctx, it.rec)
+			}
+			if items[i].wait != nil {
+				cause = items[i].wait
 			}
 		}
-		if len(waiting) == 0 {
-			return nil
-		}
-		p.log.Warn("schema registry unavailable; waiting", "records", len(waiting), "error", cause, "retry_in", backoff)
-		if time.Now().After(deadline) || stop.Err() != nil || !sleep(ctx, backoff) {
-			return fmt.Errorf("schema registry unavailable past the batch deadline: %w", cause)
-		}
-		backoff = min(backoff*2, p.cfg.BackoffMax)
-		for _, i := range waiting {
-			items[i].span.End()
-			items[i] = p.prepare(ctx, items[i].rec)
-		}
-	}
+		first = false
+		return cause != nil, cause
+	})
 }
 
 // awaitSchemaID is schemaID, waiting with backoff while the registry is
 // unavailable, up to the batch deadline.
 func (p *Processor) awaitSchemaID(ctx, stop context.Context, out *router.Output, deadline time.Time) (int, error) {
-	backoff := 50 * time.Millisecond
-	for {
-		id, err := p.schemaID(ctx, out)
-		if !registry.IsUnavailable(err) {
-			return id, err
-		}
-		p.log.Warn("schema registry unavailable; waiting", "subject", out.Subject, "error", err, "retry_in", backoff)
-		if time.Now().After(deadline) || stop.Err() != nil || !sleep(ctx, backoff) {
-			return 0, fmt.Errorf("schema registry unavailable past the batch deadline: %w", err)
-		}
-		backoff = min(backoff*2, p.cfg.BackoffMax)
-	}
+	var id int
+	err := p.waitOut(ctx, stop, deadline, "schema registry", func() (bool, error) {
+		var err error
+		id, err = p.schemaID(ctx, out)
+		return registry.IsUnavailable(err), err
+	})
+	return id, err
 }
 
 // outputs are the records an item writes in the transaction.
