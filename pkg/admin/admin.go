@@ -20,8 +20,6 @@ package admin
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,6 +33,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/metric/noop"
 
+	"github.com/inletdev/inlet/pkg/bearer"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
@@ -105,8 +104,7 @@ type Deps struct {
 type API struct {
 	d           Deps
 	actions     metric.Int64Counter
-	read, write [sha256.Size]byte
-	hasR, hasW  bool
+	read, write []byte // the tokens; nil: not configured
 	mux         *http.ServeMux
 }
 
@@ -142,12 +140,12 @@ func New(tok Tokens, d Deps) (*API, error) {
 		return nil, err
 	}
 	if tok.Read != "" {
-		a.read, a.hasR = sha256.Sum256([]byte(tok.Read)), true
+		a.read = []byte(tok.Read)
 	}
 	if tok.Write != "" {
-		a.write, a.hasW = sha256.Sum256([]byte(tok.Write)), true
+		a.write = []byte(tok.Write)
 	}
-	if !a.hasR && !a.hasW {
+	if a.read == nil && a.write == nil {
 		a.mux.HandleFunc("/v1/", func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": ErrDisabled.Error()})
 		})
@@ -174,7 +172,7 @@ func New(tok Tokens, d Deps) (*API, error) {
 }
 
 // Enabled reports whether any token is configured.
-func (a *API) Enabled() bool { return a.hasR || a.hasW }
+func (a *API) Enabled() bool { return a.read != nil || a.write != nil }
 
 // ServeHTTP routes /v1/… requests.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
@@ -182,22 +180,15 @@ func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTT
 // Register mounts the API's routes on mux (under /v1/).
 func (a *API) Register(mux *http.ServeMux) { mux.Handle("/v1/", a) }
 
-// roleOf compares the bearer token with both configured tokens in constant
-// time (over SHA-256 digests, so lengths leak nothing).
+// roleOf compares the bearer token with both configured tokens (see
+// bearer.Matches).
 func (a *API) roleOf(r *http.Request) role {
-	h := r.Header.Get("Authorization")
-	// The scheme is case-insensitive (RFC 9110 11.1): "bearer x" is a
-	// bearer token too.
-	tok, ok := "", len(h) > 7 && strings.EqualFold(h[:7], "Bearer ")
-	if ok {
-		tok = h[7:]
-	}
-	if !ok || tok == "" {
+	tok, ok := bearer.Token(r.Header.Get("Authorization"))
+	if !ok {
 		return roleNone
 	}
-	sum := sha256.Sum256([]byte(tok))
-	isW := subtle.ConstantTimeCompare(sum[:], a.write[:]) == 1 && a.hasW
-	isR := subtle.ConstantTimeCompare(sum[:], a.read[:]) == 1 && a.hasR
+	isW := a.write != nil && bearer.Matches(tok, a.write)
+	isR := a.read != nil && bearer.Matches(tok, a.read)
 	switch {
 	case isW:
 		return roleWrite

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/inletdev/inlet/pkg/bearer"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/source"
 )
@@ -243,7 +242,7 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (s *Server) unavailableJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Retry-After", fmt.Sprint(int((s.cfg.RetryAfter.Seconds())+0.999)))
+	s.setRetryAfter(w)
 	writeJSON(w, http.StatusServiceUnavailable, v)
 }
 
@@ -311,21 +310,17 @@ func jsonErrorText(err error) string {
 // bearerOK compares the Authorization header with each token in constant
 // time (over fixed-size digests, so the comparison does not leak lengths).
 func bearerOK(header string, tokens [][]byte) bool {
-	// The scheme is case-insensitive (RFC 9110 11.1).
-	got, ok := "", len(header) > 7 && strings.EqualFold(header[:7], "Bearer ")
-	if ok {
-		got = header[7:]
-	}
-	if !ok || got == "" || len(tokens) == 0 {
+	got, ok := bearer.Token(header)
+	if !ok {
 		return false
 	}
-	g := sha256.Sum256([]byte(got))
-	match := 0
-	for _, t := range tokens {
-		want := sha256.Sum256(t)
-		match |= subtle.ConstantTimeCompare(g[:], want[:])
+	match := false
+	for _, t := range tokens { // all compared: the time tells nothing
+		if bearer.Matches(got, t) {
+			match = true
+		}
 	}
-	return match == 1
+	return match
 }
 
 var errLineTooLong = errors.New("line longer than the source's max_body")

@@ -1,0 +1,28 @@
+// Package bearer reads bearer tokens from Authorization headers and
+// compares them with configured tokens without leaking either.
+package bearer
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"strings"
+)
+
+const scheme = "Bearer "
+
+// Token returns the token of an Authorization header in the Bearer scheme,
+// whose name is case-insensitive (RFC 9110 11.1): "bearer x" is one too.
+// An empty token is no token.
+func Token(header string) (string, bool) {
+	if len(header) <= len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) {
+		return "", false
+	}
+	return header[len(scheme):], true
+}
+
+// Matches reports whether got is want, in constant time over SHA-256
+// digests, so the comparison leaks neither content nor length.
+func Matches(got string, want []byte) bool {
+	g, w := sha256.Sum256([]byte(got)), sha256.Sum256(want)
+	return subtle.ConstantTimeCompare(g[:], w[:]) == 1
+}
