@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/ingest"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/testenv"
@@ -86,10 +85,7 @@ func TestAgainstIngest(t *testing.T) {
 	sources := devSources(t)
 	topics := env.CreateTopics(t, nil)
 	ctx := context.Background()
-	codec, err := envelope.NewCodec(ctx, env.Registry(t), topics.RawSubject())
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := env.Codec(t, topics)
 	srv, err := ingest.New(ingest.DefaultConfig(), ingest.Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw,
 		Kafka: ingest.Producers{env.Client(t, ingest.ProducerOpts()...)}, SR: env.Registry(t).SR()})
 	if err != nil {

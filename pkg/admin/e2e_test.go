@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
@@ -19,12 +17,8 @@ import (
 // operator's name and the token's role; a dry run writes nothing.
 func TestAuditedOnRealQueues(t *testing.T) {
 	env := testenv.Embedded(t)
-	ctx := context.Background()
 	tp := env.CreateTopics(t, nil)
-	codec, err := envelope.NewCodec(ctx, env.Registry(t), tp.RawSubject())
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := env.Codec(t, tp)
 	// A dead-lettered record as the processor writes it.
 	env.DeadLetter(t, tp, codec, "shop", "orders/updated", "wh-1", "sink answered 400")
 	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)

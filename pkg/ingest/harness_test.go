@@ -82,11 +82,7 @@ func newHarness(t testing.TB, env *testenv.Env, mod func(*Config), tel ...*telem
 		t.Fatal(err)
 	}
 	topics := env.CreateTopics(t, nil)
-	ctx := context.Background()
-	codec, err := envelope.NewCodec(ctx, env.Registry(t), topics.RawSubject())
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := env.Codec(t, topics)
 	cfg := DefaultConfig()
 	cfg.AckTimeout = 2 * time.Second
 	cfg.RetryAfter = 3 * time.Second

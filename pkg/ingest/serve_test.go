@@ -34,10 +34,7 @@ func TestShutdownBeforeServe(t *testing.T) {
 		t.Fatal(err)
 	}
 	topics := env.CreateTopics(t, nil)
-	codec, err := envelope.NewCodec(context.Background(), env.Registry(t), topics.RawSubject())
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := env.Codec(t, topics)
 	for i := range 3 {
 		srv, err := New(DefaultConfig(), Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: Producers{env.Client(t, ProducerOpts()...)}, SR: env.Registry(t).SR()})
 		if err != nil {

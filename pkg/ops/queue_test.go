@@ -9,7 +9,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -21,10 +20,7 @@ func TestConcurrentDecisionsActOnce(t *testing.T) {
 	env := testenv.Embedded(t)
 	ctx := context.Background()
 	tp := env.CreateTopics(t, nil)
-	codec, err := envelope.NewCodec(ctx, env.Registry(t), tp.RawSubject())
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := env.Codec(t, tp)
 	env.DeadLetter(t, tp, codec, "shop", "orders/updated", "wh-1", "sink answered 503")
 	operator := func() *Queues {
 		q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
@@ -80,10 +76,7 @@ func TestDepthCountsUnresolved(t *testing.T) {
 	env := testenv.Embedded(t)
 	ctx := context.Background()
 	tp := env.CreateTopics(t, nil)
-	codec, err := envelope.NewCodec(ctx, env.Registry(t), tp.RawSubject())
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := env.Codec(t, tp)
 	for _, id := range []string{"wh-1", "wh-2", "wh-3"} {
 		env.DeadLetter(t, tp, codec, "shop", "orders/updated", id, "sink answered 503")
 	}

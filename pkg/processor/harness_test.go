@@ -120,10 +120,7 @@ func newHarnessWith(t *testing.T, env *testenv.Env, sourcesYAML string, tiers []
 		t.Fatal(err)
 	}
 	topics := env.CreateTopics(t, tiers)
-	codec, err := envelope.NewCodec(context.Background(), env.Registry(t), topics.RawSubject())
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := env.Codec(t, topics)
 	opt, err := redis.ParseURL(env.RedisURL)
 	if err != nil {
 		t.Fatal(err)

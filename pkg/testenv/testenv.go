@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/devstack"
+	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/registry"
 )
@@ -146,6 +147,17 @@ func (e *Env) Registry(t testing.TB) *registry.Client {
 		t.Fatal(err)
 	}
 	return registry.New(cl)
+}
+
+// Codec registers the envelope schema under topics' raw subject and
+// returns the codec ingest would write with.
+func (e *Env) Codec(t testing.TB, topics kafka.Topics) *envelope.Codec {
+	t.Helper()
+	codec, err := envelope.NewCodec(context.Background(), e.Registry(t), topics.RawSubject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return codec
 }
 
 // ReadTopic reads topic from the start until it has read want records or

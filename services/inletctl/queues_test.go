@@ -2,13 +2,11 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
@@ -21,10 +19,7 @@ func dlqEntry(t *testing.T) (*testenv.Env, kafka.Topics, string, []string) {
 	t.Helper()
 	env := testenv.Embedded(t)
 	topics := env.CreateTopics(t, []time.Duration{5 * time.Second, time.Minute})
-	codec, err := envelope.NewCodec(context.Background(), env.Registry(t), topics.RawSubject())
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := env.Codec(t, topics)
 	id := env.DeadLetter(t, topics, codec, "stripe", "payment_intent.succeeded", "evt_q1", "sink answered 503")
 	flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-schema-registry-url", env.RegistryURL, "-topic-prefix", env.Prefix}
 	return env, topics, id, flags

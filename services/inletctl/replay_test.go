@@ -55,10 +55,7 @@ func cliEnv(t *testing.T) (*testenv.Env, *envelope.Codec, []string) {
 	t.Helper()
 	env := testenv.Embedded(t)
 	topics := env.CreateTopics(t, nil)
-	codec, err := envelope.NewCodec(context.Background(), env.Registry(t), topics.RawSubject())
-	if err != nil {
-		t.Fatal(err)
-	}
+	codec := env.Codec(t, topics)
 	file := filepath.Join(t.TempDir(), "sources.yaml")
 	if err := os.WriteFile(file, []byte(cliSources), 0o600); err != nil {
 		t.Fatal(err)
