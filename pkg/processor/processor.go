@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -199,21 +200,16 @@ func New(cfg Config, d Deps) (*Processor, error) {
 
 // retryPolicy is a source's retry budget on a processor with the given
 // tiers: the tiers the source names, or all of the processor's when it
-// names none (not the defaults Parse filled in, which the processor may not
-// have); and the attempts it sets, or one per tier plus the first.
+// names none; and the attempts it sets, or one per tier plus the first.
 func retryPolicy(spec source.RetrySpec, tiers []time.Duration) retry.Policy {
 	var p retry.Policy
-	if spec.TiersDefaulted {
+	for _, t := range spec.Tiers {
+		p.Tiers = append(p.Tiers, t.D())
+	}
+	if p.Tiers == nil {
 		p.Tiers = slices.Clone(tiers)
-	} else {
-		for _, t := range spec.Tiers {
-			p.Tiers = append(p.Tiers, t.D())
-		}
 	}
-	p.MaxAttempts = spec.MaxAttempts
-	if spec.AttemptsDefaulted {
-		p.MaxAttempts = len(p.Tiers) + 1
-	}
+	p.MaxAttempts = cmp.Or(spec.MaxAttempts, len(p.Tiers)+1)
 	return p
 }
 

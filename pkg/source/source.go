@@ -42,7 +42,6 @@ const (
 	DefaultMaxFuture     = time.Hour
 	DefaultSchemaVersion = "v1"
 	DefaultBatchMaxLines = 10000
-	DefaultMaxAttempts   = 4 // the first try plus one per default tier
 )
 
 // File is the sources file.
@@ -138,16 +137,12 @@ type BatchSpec struct {
 	MaxBody  ByteSize `yaml:"max_body"`
 }
 
-// RetrySpec is a source's retry budget.
+// RetrySpec is a source's retry budget. Left out, Tiers are all of the
+// processor's (-retry-tiers) and MaxAttempts is one per tier plus the
+// first: the processor fills them in, knowing its tiers.
 type RetrySpec struct {
 	Tiers       []Duration `yaml:"tiers"`
 	MaxAttempts int        `yaml:"max_attempts"`
-	// TiersDefaulted and AttemptsDefaulted say the file left them out and
-	// Parse filled in the defaults (kafka.DefaultRetryTiers, one attempt
-	// per tier plus the first): a processor with other -retry-tiers uses
-	// its own for such a source instead.
-	TiersDefaulted    bool `yaml:"-"`
-	AttemptsDefaulted bool `yaml:"-"`
 }
 
 // EventSpec says how the processor handles an event type (exact or a glob
@@ -288,19 +283,12 @@ func (s *Source) init(lc loadCfg) error {
 	if s.MaxFuture < 0 {
 		errs = append(errs, errors.New("max_future must be positive"))
 	}
-	if len(s.Retry.Tiers) == 0 {
-		s.Retry.TiersDefaulted = true
-		for _, d := range kafka.DefaultRetryTiers {
-			s.Retry.Tiers = append(s.Retry.Tiers, Duration(d))
-		}
-	}
-	if s.Retry.MaxAttempts == 0 {
-		s.Retry.AttemptsDefaulted = true
-		s.Retry.MaxAttempts = len(s.Retry.Tiers) + 1
-	}
 	// Without tiers of its own the source takes the processor's, and the
 	// processor checks the budget against those.
-	if s.Retry.MaxAttempts < 1 || (!s.Retry.TiersDefaulted && s.Retry.MaxAttempts > len(s.Retry.Tiers)+1) {
+	switch {
+	case s.Retry.MaxAttempts < 0:
+		errs = append(errs, errors.New("retry.max_attempts must be positive"))
+	case len(s.Retry.Tiers) > 0 && s.Retry.MaxAttempts > len(s.Retry.Tiers)+1:
 		errs = append(errs, fmt.Errorf("retry.max_attempts must be between 1 and %d (one first try plus one per tier)", len(s.Retry.Tiers)+1))
 	}
 	if s.Batch.MaxLines == 0 {
