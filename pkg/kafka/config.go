@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
@@ -55,6 +57,20 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.String(&c.TLSCertFile, "kafka-tls-cert", "INLET_KAFKA_TLS_CERT", "", "PEM client certificate for mutual TLS")
 	fs.String(&c.TLSKeyFile, "kafka-tls-key", "INLET_KAFKA_TLS_KEY", "", "PEM client key for mutual TLS")
 	fs.String(&c.TLSServerName, "kafka-tls-server-name", "INLET_KAFKA_TLS_SERVER_NAME", "", "TLS server name override")
+}
+
+// RetryTiersFlag defines -retry-tiers (INLET_RETRY_TIERS) on fs, the
+// processor's retry tier delays, one topic each: every service and command
+// that names retry topics takes them the same way. Call the function it
+// returns after fs.Parse for the delays.
+func RetryTiersFlag(fs *flagenv.Set, usage string) func() ([]time.Duration, error) {
+	names := make([]string, len(DefaultRetryTiers))
+	for i, d := range DefaultRetryTiers {
+		names[i] = TierName(d)
+	}
+	var tiers []string
+	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", strings.Join(names, ","), usage)
+	return func() ([]time.Duration, error) { return ParseRetryTiers(tiers) }
 }
 
 // Validate reports settings that cannot work.

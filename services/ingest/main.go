@@ -46,8 +46,7 @@ func run(args []string) error {
 	lcfg.RegisterFlags(fs)
 	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9090", "admin listen address (/metrics, /healthz, /readyz)")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
-	var tiers []string
-	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", "30s,2m,15m", "retry tier delays (the processor's): ingest creates every Inlet topic at start, these included")
+	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's): ingest creates every Inlet topic at start, these included")
 	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -63,7 +62,7 @@ func run(args []string) error {
 	if err := kcfg.Validate(); err != nil {
 		return err
 	}
-	tierDelays, err := kafka.ParseRetryTiers(tiers)
+	tierDelays, err := tiers()
 	if err != nil {
 		return err
 	}

@@ -65,8 +65,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs.BoolVar(&dry, "dry-run", false, "requeue/discard: show what would change, change nothing")
 	fs.StringVar(&output, "output", "table", "table or json")
 	fs.StringVar(&who, "who", currentUser(), "requeue/discard: who decides (audited)")
-	var tiers []string
-	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", "30s,2m,15m", "retry tier delays (the processor's): requeue writes to the first")
+	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's): requeue writes to the first")
 	// Flags may come before or after the ids (flag stops at the first id).
 	rest := args[1:]
 	for {
@@ -82,7 +81,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		f.IDs = append(f.IDs, fs.Arg(0))
 		rest = fs.Args()[1:]
 	}
-	delays, err := kafka.ParseRetryTiers(tiers)
+	delays, err := tiers()
 	if err != nil {
 		return exitUsage, err
 	}

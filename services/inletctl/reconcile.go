@@ -47,7 +47,6 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	var cfg reconcile.Config
 	var src, logPath, since, until, output, stripeURL string
 	var useStripe bool
-	var tiers []string
 	fs.StringVar(&src, "source", "", "the Inlet source the sender delivers to (required)")
 	fs.StringVar(&logPath, "sender-log", "", "the sender's event log (- for stdin)")
 	fs.BoolVar(&useStripe, "stripe", false, "list the events from the Stripe API (STRIPE_API_KEY)")
@@ -58,7 +57,7 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	fs.Duration(&cfg.Slack, "slack", "INLET_RECONCILE_SLACK", 10*time.Minute, "read the raw topic from this long before --since (clock skew)")
 	fs.BoolVar(&cfg.All, "all", false, "list processed events too, not only gaps")
 	fs.StringVar(&output, "output", "table", "table or json")
-	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", "30s,2m,15m", "retry tier delays (the processor's)")
+	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil
@@ -79,7 +78,7 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	if cfg.Until, err = parseTime(until); err != nil {
 		return exitUsage, err
 	}
-	delays, err := kafka.ParseRetryTiers(tiers)
+	delays, err := tiers()
 	if err != nil {
 		return exitUsage, err
 	}

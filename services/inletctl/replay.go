@@ -49,7 +49,6 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	fs := flagenv.New("replay")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, replayUsage); fs.PrintDefaults() }
 	var src, from, to, mode, id, output, sourcesPath, redisURL, keyPrefix string
-	var tiers []string
 	fs.StringVar(&src, "source", "", "the source to replay (required)")
 	fs.StringVar(&from, "from", "", "first raw record time, RFC 3339 (default: the start of the topic)")
 	fs.StringVar(&to, "to", "", "end of the range (exclusive), RFC 3339 (default: when the first run of this --id starts; --id is then required)")
@@ -59,7 +58,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file (the processor's)")
 	fs.String(&redisURL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (password may be in the URL or REDIS_PASSWORD)")
 	fs.String(&keyPrefix, "redis-key-prefix", "INLET_REDIS_KEY_PREFIX", "inlet:", "prefix of the processor's Redis keys")
-	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", "30s,2m,15m", "retry tier delays (the processor's)")
+	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil
@@ -92,7 +91,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	if cfg.ID == "" {
 		cfg.ID = replay.DefaultID(src, cfg.From, cfg.To, cfg.Mode)
 	}
-	delays, err := kafka.ParseRetryTiers(tiers)
+	delays, err := tiers()
 	if err != nil {
 		return exitUsage, err
 	}

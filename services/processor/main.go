@@ -48,7 +48,6 @@ func run(args []string) error {
 		lcfg        service.LogConfig
 		acfg        alert.Config
 		retention   time.Duration
-		tiers       []string
 		sourcesPath string
 		redisURL    string
 		adminAddr   string
@@ -60,7 +59,7 @@ func run(args []string) error {
 	lcfg.RegisterFlags(fs)
 	acfg.RegisterFlags(fs)
 	fs.Duration(&retention, "history-retention", "INLET_HISTORY_RETENTION", 7*24*time.Hour, "how long each event's processing history is kept (trace lookup)")
-	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", "30s,2m,15m", "retry tier delays; one topic each (<prefix>.retry.<delay>); sources pick among them")
+	tiers := kafka.RetryTiersFlag(fs, "retry tier delays; one topic each (<prefix>.retry.<delay>); sources pick among them")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
 	fs.String(&redisURL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (password may be in the URL or REDIS_PASSWORD)")
 	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9091", "admin listen address (/healthz, /readyz)")
@@ -99,7 +98,7 @@ func run(args []string) error {
 
 	ctx, stop := service.SignalContext(log)
 	defer stop()
-	tierDelays, err := kafka.ParseRetryTiers(tiers)
+	tierDelays, err := tiers()
 	if err != nil {
 		return err
 	}
