@@ -72,17 +72,17 @@ type batchLine struct {
 func (s *Server) handleBatch(rw http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	w := &statusWriter{ResponseWriter: rw}
-	defer func() { s.metrics.request(r.Context(), metricSource(s.sources, w.source), w.status, start) }()
+	var name string
+	defer func() { s.metrics.request(r.Context(), metricSource(s.sources, name), w.status, start) }()
 	corr := correlationID(r.Header)
 	w.Header().Set("X-Correlation-ID", corr)
-	name := r.PathValue("source")
+	name = r.PathValue("source")
 	if name == "" {
 		name = r.URL.Query().Get("source")
 	}
 	if name == "" {
 		name = r.Header.Get("X-Inlet-Source")
 	}
-	w.source = name
 	log := s.log.With("correlation_id", corr, "source", name, "stage", "ingest", "channel", envelope.ChannelEvents)
 	src, ok := s.sources.Get(name)
 	if !ok || !src.BatchEnabled() {
@@ -227,11 +227,10 @@ func (s *Server) handleBatch(rw http.ResponseWriter, r *http.Request) {
 }
 
 // statusWriter remembers the status a handler answered, for the
-// request-duration metric, and the source the request named.
+// request-duration metric.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
-	source string
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -360,7 +360,7 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 			it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "handler returned no entity key or schema"}
 			return it
 		}
-		if err := p.checkFuture(it.src, env, out); err != nil {
+		if err := checkFuture(it.src, env, out); err != nil {
 			it.outcome, it.reason = Invalid, err
 			return it
 		}
@@ -386,7 +386,7 @@ func attempt(r *kgo.Record) int { return retry.Attempt(r.Headers) }
 // checkFuture refuses a business time further after the event's receipt
 // than the source's max_future: applied, it would stay the entity's time
 // and make every real update stale until then.
-func (p *Processor) checkFuture(src *source.Source, env *envelope.Envelope, out *router.Output) error {
+func checkFuture(src *source.Source, env *envelope.Envelope, out *router.Output) error {
 	limit := source.DefaultMaxFuture
 	if src != nil {
 		limit = src.MaxFuture.D()
