@@ -130,26 +130,41 @@ func (q *Queues) List(ctx context.Context, topic string, f Filter) ([]*Entry, er
 	return out, nil
 }
 
-// Depth counts the unresolved entries of topic. The processor's gauges
-// ask every 15 s, so it streams the records and decodes none of them:
-// through List, a queue of a million entries was held and decoded whole.
+// Depth counts the unresolved entries of topic.
 func (q *Queues) Depth(ctx context.Context, topic string) (int, error) {
+	n, err := q.Depths(ctx, topic)
+	if err != nil {
+		return 0, err
+	}
+	return n[0], nil
+}
+
+// Depths counts the unresolved entries of each topic, reading the audit
+// topic once for all. The processor's gauges ask every 15 s, so it streams
+// the records and decodes none of them: through List, a queue of a million
+// entries was held and decoded whole.
+func (q *Queues) Depths(ctx context.Context, topics ...string) ([]int, error) {
 	decisions, err := q.decisions(ctx)
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
-	sp, err := kafka.RangeOf(ctx, q.adm, topic, time.Time{}, time.Time{})
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	err = kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
-		if decisions[retry.Coordinates(r)] == nil {
-			n++
+	out := make([]int, len(topics))
+	for i, topic := range topics {
+		sp, err := kafka.RangeOf(ctx, q.adm, topic, time.Time{}, time.Time{})
+		if err != nil {
+			return nil, err
 		}
-		return nil
-	})
-	return n, err
+		err = kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
+			if decisions[retry.Coordinates(r)] == nil {
+				out[i]++
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {

@@ -219,11 +219,8 @@ func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client) {
 		}
 	}
 	if p.queues != nil {
-		if n, err := p.queues.Depth(ctx, p.d.Topics.DLQ); err == nil {
-			d.dlq = int64(n)
-		}
-		if n, err := p.queues.Depth(ctx, p.d.Topics.Invalid); err == nil {
-			d.invalid = int64(n)
+		if n, err := p.queues.Depths(ctx, p.d.Topics.DLQ, p.d.Topics.Invalid); err == nil {
+			d.dlq, d.invalid = int64(n[0]), int64(n[1])
 		}
 	}
 	p.metrics.mu.Lock()
