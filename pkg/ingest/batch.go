@@ -69,11 +69,18 @@ type batchLine struct {
 // The answer is 200 when every line is durable, 207 when some lines were
 // rejected and the rest are durable, 503 when some good line was not
 // acknowledged in time (retry those), 400 when no line was good.
-func (s *Server) handleBatch(rw http.ResponseWriter, r *http.Request) {
+func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	w := &statusWriter{ResponseWriter: rw}
 	var name string
-	defer func() { s.metrics.request(r.Context(), metricSource(s.sources, name), w.status, start) }()
+	status := 0 // the answer's, for the request-duration metric
+	reply := func(code int, v any) {
+		status = code
+		if code == http.StatusServiceUnavailable {
+			s.setRetryAfter(w)
+		}
+		writeJSON(w, code, v)
+	}
+	defer func() { s.metrics.request(r.Context(), metricSource(s.sources, name), status, start) }()
 	corr := correlationID(r.Header)
 	w.Header().Set("X-Correlation-ID", corr)
 	name = r.PathValue("source")
@@ -87,37 +94,35 @@ func (s *Server) handleBatch(rw http.ResponseWriter, r *http.Request) {
 	src, ok := s.sources.Get(name)
 	if !ok || !src.BatchEnabled() {
 		s.metrics.event(r.Context(), metricSource(s.sources, name), "", outcomeRejected, reasonUnknownSource)
-		writeJSON(w, http.StatusNotFound, BatchResponse{CorrelationID: corr, Error: "unknown source or events endpoint not enabled for it"})
+		reply(http.StatusNotFound, BatchResponse{CorrelationID: corr, Error: "unknown source or events endpoint not enabled for it"})
 		return
 	}
 	limit := int64(src.Batch.MaxBody)
 	if r.ContentLength > limit {
 		s.metrics.event(r.Context(), name, "", outcomeRejected, reasonSize)
-		writeJSON(w, http.StatusRequestEntityTooLarge, BatchResponse{CorrelationID: corr, Error: "batch over the size limit"})
+		reply(http.StatusRequestEntityTooLarge, BatchResponse{CorrelationID: corr, Error: "batch over the size limit"})
 		return
 	}
-	// rw, not w: MaxBytesReader tells net/http to close the connection of
-	// an oversized body through the server's own ResponseWriter.
-	var body io.Reader = http.MaxBytesReader(rw, r.Body, limit)
+	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
 	switch {
 	case bearerOK(r.Header.Get("Authorization"), src.BatchTokens()):
 	case src.Batch.Signed && r.Header.Get("Authorization") == "":
-		whole, status, err := readBody(rw, r, limit)
+		whole, code, err := readBody(w, r, limit)
 		if err != nil {
-			writeJSON(w, status, BatchResponse{CorrelationID: corr, Error: http.StatusText(status)})
+			reply(code, BatchResponse{CorrelationID: corr, Error: http.StatusText(code)})
 			return
 		}
 		if err := src.Provider().Verify(r.Header, whole, s.now()); err != nil {
 			log.Warn("rejected", "outcome", "rejected", "reason", "signature", "error", err)
 			s.metrics.event(r.Context(), name, "", outcomeRejected, reasonSignature)
-			writeJSON(w, http.StatusUnauthorized, BatchResponse{CorrelationID: corr, Error: "authentication failed"})
+			reply(http.StatusUnauthorized, BatchResponse{CorrelationID: corr, Error: "authentication failed"})
 			return
 		}
 		body = bytes.NewReader(whole)
 	default:
 		log.Warn("rejected", "outcome", "rejected", "reason", "signature")
 		s.metrics.event(r.Context(), name, "", outcomeRejected, reasonSignature)
-		writeJSON(w, http.StatusUnauthorized, BatchResponse{CorrelationID: corr, Error: "authentication failed"})
+		reply(http.StatusUnauthorized, BatchResponse{CorrelationID: corr, Error: "authentication failed"})
 		return
 	}
 
@@ -213,36 +218,17 @@ func (s *Server) handleBatch(rw http.ResponseWriter, r *http.Request) {
 	log.Info("batch", "accepted", resp.Accepted, "rejected", resp.Rejected, "failed", resp.Failed)
 	switch {
 	case resp.Failed > 0:
-		s.unavailableJSON(w, resp)
+		reply(http.StatusServiceUnavailable, resp)
 	case resp.Accepted == 0:
 		if resp.Error = "no acceptable event in the batch"; len(resp.Results) == 0 {
 			resp.Error = "empty batch"
 		}
-		writeJSON(w, http.StatusBadRequest, resp)
+		reply(http.StatusBadRequest, resp)
 	case resp.Rejected > 0:
-		writeJSON(w, http.StatusMultiStatus, resp)
+		reply(http.StatusMultiStatus, resp)
 	default:
-		writeJSON(w, http.StatusOK, resp)
+		reply(http.StatusOK, resp)
 	}
-}
-
-// statusWriter remembers the status a handler answered, for the
-// request-duration metric.
-type statusWriter struct {
-	http.ResponseWriter
-	status int
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if w.status == 0 {
-		w.status = code
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (s *Server) unavailableJSON(w http.ResponseWriter, v any) {
-	s.setRetryAfter(w)
-	writeJSON(w, http.StatusServiceUnavailable, v)
 }
 
 // batchRecord validates one line and builds its record. The line's bytes,
