@@ -43,11 +43,11 @@ func ProducerOpts() []kgo.Opt {
 }
 
 // Producers are the Kafka clients ingest writes through, each built with
-// ProducerOpts. With idempotence franz-go keeps one produce request in
-// flight per broker per client, and every webhook waits for its
-// acknowledgement, so with one client every request waits for the batch
-// ahead of it to be acknowledged before its own is even sent. More clients
-// put more produce requests in flight. A record goes to the client chosen
+// ProducerOpts. With idempotence franz-go keeps at most five produce
+// requests in flight per broker per client (the limit is fixed), and every
+// webhook waits for its acknowledgement, so with one client a record often
+// waits for a slot before its request is even sent. More clients put more
+// produce requests in flight. A record goes to the client chosen
 // by the Kafka hash of its key: one key (one delivery and its retries)
 // always goes through one client, so its records stay in order, and when
 // the client count divides the partition count each partition is written

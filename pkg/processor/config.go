@@ -48,8 +48,8 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.String(&c.InstanceID, "instance-id", "INLET_INSTANCE_ID", "", "unique instance id for the transactional id (default host-pid)")
 	fs.Int(&c.BatchSize, "batch-size", "INLET_PROCESSOR_BATCH", 1000, "records per transaction at most")
 	// Two, because a member spends much of each batch waiting on Redis
-	// round trips and on its produce requests (one in flight per broker
-	// for a transactional producer): a second member's decoding and
+	// round trips and on its produce requests and transaction commit: a
+	// second member's decoding and
 	// encoding fills those waits. bench-processor on 2 cores: ~1.4× one
 	// member. More members only add group members and connections.
 	fs.Int(&c.Workers, "workers", "INLET_PROCESSOR_WORKERS", 2, "transactional group members in this instance (each has its own partitions)")
