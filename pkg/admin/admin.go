@@ -10,7 +10,7 @@
 //
 // Routes (JSON in and out):
 //
-//	GET  /v1/dlq, /v1/invalid                 list; ?source= &type= &error= &since= &until= &all=true &group=true
+//	GET  /v1/dlq, /v1/invalid                 list; ?source= &type= &error= &since= &until= &all=true &group=true &limit= &after=
 //	GET  /v1/dlq/{id...}, /v1/dlq?id=ID        one entry with its payload (ids are topic/partition/offset)
 //	POST /v1/dlq/requeue, /v1/dlq/discard      {"ids":[…] | "filter":{…}, "reason":"…", "dry_run":true}
 //	(the same for /v1/invalid)
@@ -78,7 +78,8 @@ func TokensFromEnv() (Tokens, error) {
 
 // Queues is what the API needs of *ops.Queues.
 type Queues interface {
-	List(ctx context.Context, topic string, f ops.Filter) ([]*ops.Entry, error)
+	Page(ctx context.Context, topic string, f ops.Filter, cursor string, limit int) (ops.Listing, error)
+	Groups(ctx context.Context, topic string, f ops.Filter) ([]ops.Group, int, error)
 	Depth(ctx context.Context, topic string) (int, error)
 	Requeue(ctx context.Context, topic string, f ops.Filter, who, why string, dryRun bool) ([]*ops.Entry, error)
 	Discard(ctx context.Context, topic string, f ops.Filter, who, why string, dryRun bool) ([]*ops.Entry, error)
@@ -263,9 +264,19 @@ func parseTime(s string) (time.Time, error) {
 	return t, nil
 }
 
+// Listing limits: a page holds DefaultLimit entries unless ?limit= says
+// otherwise, and never more than MaxLimit, so a listing of a long queue
+// cannot exhaust the processor's memory (the admin API runs in it). A
+// decision answers with its first MaxLimit entries and the full count.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
 func (a *API) list(topic string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if id := r.URL.Query().Get("id"); id != "" {
+		q := r.URL.Query()
+		if id := q.Get("id"); id != "" {
 			a.one(w, r, topic, id)
 			return
 		}
@@ -276,16 +287,36 @@ func (a *API) list(topic string) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
 		defer cancel()
-		es, err := a.d.Queues.List(ctx, topic, f)
+		if g, _ := strconv.ParseBool(q.Get("group")); g {
+			groups, n, err := a.d.Queues.Groups(ctx, topic, f)
+			if err != nil {
+				unavailable(w, err)
+				return
+			}
+			writeJSON(w, http.StatusOK, map[string]any{"count": n, "groups": groups})
+			return
+		}
+		limit := DefaultLimit
+		if s := q.Get("limit"); s != "" {
+			if limit, err = strconv.Atoi(s); err != nil || limit < 1 || limit > MaxLimit {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("limit %q: want 1 to %d", s, MaxLimit)})
+				return
+			}
+		}
+		l, err := a.d.Queues.Page(ctx, topic, f, q.Get("after"), limit)
+		if errors.Is(err, ops.ErrBadPage) {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
 		if err != nil {
 			unavailable(w, err)
 			return
 		}
-		if g, _ := strconv.ParseBool(r.URL.Query().Get("group")); g {
-			writeJSON(w, http.StatusOK, map[string]any{"groups": ops.Groups(es)})
-			return
+		body := map[string]any{"count": l.Total, "entries": entries(l.Entries, false)}
+		if l.Next != "" {
+			body["next"] = l.Next
 		}
-		writeJSON(w, http.StatusOK, map[string]any{"count": len(es), "entries": entries(es, false)})
+		writeJSON(w, http.StatusOK, body)
 	})
 }
 
@@ -296,11 +327,12 @@ func (a *API) show(topic string) http.Handler {
 func (a *API) one(w http.ResponseWriter, r *http.Request, topic, id string) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
 	defer cancel()
-	es, err := a.d.Queues.List(ctx, topic, ops.Filter{IDs: []string{id}})
+	l, err := a.d.Queues.Page(ctx, topic, ops.Filter{IDs: []string{id}}, "", 1)
 	if err != nil {
 		unavailable(w, err)
 		return
 	}
+	es := l.Entries
 	if len(es) == 0 {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no entry " + id + " on " + topic})
 		return
@@ -322,13 +354,15 @@ type DecideRequest struct {
 	DryRun bool   `json:"dry_run,omitempty"`
 }
 
-// DecideResponse answers a requeue or discard.
+// DecideResponse answers a requeue or discard: how many entries it
+// decided, and the first MaxLimit of them (oldest first).
 type DecideResponse struct {
-	Action  string           `json:"action"`
-	DryRun  bool             `json:"dry_run"`
-	Who     string           `json:"who"`
-	Count   int              `json:"count"`
-	Entries []map[string]any `json:"entries"`
+	Action    string           `json:"action"`
+	DryRun    bool             `json:"dry_run"`
+	Who       string           `json:"who"`
+	Count     int              `json:"count"`
+	Entries   []map[string]any `json:"entries"`
+	Truncated bool             `json:"entries_truncated,omitempty"`
 }
 
 func (a *API) decide(queue, topic, action string) http.Handler {
@@ -370,7 +404,9 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 			a.d.Log.Info("admin: "+action, "topic", topic, "who", actor, "reason", req.Reason, "count", len(es))
 			a.actions.Add(r.Context(), int64(len(es)), metric.WithAttributes(attribute.String("queue", queue), attribute.String("action", action)))
 		}
-		writeJSON(w, http.StatusOK, DecideResponse{Action: action, DryRun: req.DryRun, Who: actor, Count: len(es), Entries: entries(es, false)})
+		shown := es[:min(len(es), MaxLimit)]
+		writeJSON(w, http.StatusOK, DecideResponse{Action: action, DryRun: req.DryRun, Who: actor, Count: len(es),
+			Entries: entries(shown, false), Truncated: len(shown) < len(es)})
 	})
 }
 

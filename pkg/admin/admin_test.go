@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -46,6 +49,41 @@ func (q *fakeQueues) List(_ context.Context, topic string, f ops.Filter) ([]*ops
 		out = append(out, e)
 	}
 	return out, nil
+}
+
+// Page pages by index; the cursor is the index of the next entry.
+func (q *fakeQueues) Page(ctx context.Context, topic string, f ops.Filter, cursor string, limit int) (ops.Listing, error) {
+	es, _ := q.List(ctx, topic, f)
+	l := ops.Listing{Total: len(es)}
+	from := 0
+	if cursor != "" {
+		var err error
+		if from, err = strconv.Atoi(cursor); err != nil || from < 0 || from > len(es) {
+			return l, fmt.Errorf("%w: cursor %q", ops.ErrBadPage, cursor)
+		}
+	}
+	es = es[from:]
+	if limit > 0 && len(es) > limit {
+		es = es[:limit]
+		l.Next = strconv.Itoa(from + limit)
+	}
+	l.Entries = es
+	return l, nil
+}
+
+func (q *fakeQueues) Groups(ctx context.Context, topic string, f ops.Filter) ([]ops.Group, int, error) {
+	es, _ := q.List(ctx, topic, f)
+	var out []ops.Group
+	for _, e := range es {
+		k := ops.Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: e.LastError}
+		if i := slices.IndexFunc(out, func(g ops.Group) bool { g.Count = 0; return g == k }); i >= 0 {
+			out[i].Count++
+			continue
+		}
+		k.Count = 1
+		out = append(out, k)
+	}
+	return out, len(es), nil
 }
 
 func contains(ss []string, s string) bool {
@@ -301,5 +339,37 @@ func TestTokensFromEnv(t *testing.T) {
 	tok, err := TokensFromEnv()
 	if err != nil || tok.Read != "from-file" || tok.Write != "w" {
 		t.Fatalf("%+v %v", tok, err)
+	}
+}
+
+// TestListIsPaged: a listing answers one page (DefaultLimit unless ?limit=
+// says otherwise, never above MaxLimit) with the count of every match and
+// the cursor of the next page; a decision over more entries than MaxLimit
+// answers with the full count and the first MaxLimit entries.
+func TestListIsPaged(t *testing.T) {
+	q := &fakeQueues{entries: map[string][]*ops.Entry{}}
+	for i := range MaxLimit + 250 {
+		q.entries[topics.DLQ] = append(q.entries[topics.DLQ], &ops.Entry{ID: fmt.Sprintf("inlet.dlq/0/%d", i), Source: "shop", LastError: "503"})
+	}
+	srv := newServer(t, q, Tokens{Write: "w"})
+	code, m, _ := call(t, srv, "GET", "/v1/dlq", "w", "")
+	if code != 200 || m["count"].(float64) != MaxLimit+250 || len(m["entries"].([]any)) != DefaultLimit || m["next"] == nil {
+		t.Fatalf("default page: %d count %v, %d entries, next %v", code, m["count"], len(m["entries"].([]any)), m["next"])
+	}
+	code, m, _ = call(t, srv, "GET", "/v1/dlq?limit=2&after="+m["next"].(string), "w", "")
+	if es := m["entries"].([]any); code != 200 || len(es) != 2 || es[0].(map[string]any)["id"] != fmt.Sprintf("inlet.dlq/0/%d", DefaultLimit) {
+		t.Fatalf("second page: %d %v", code, m)
+	}
+	for _, bad := range []string{"limit=0", "limit=-1", "limit=abc", fmt.Sprintf("limit=%d", MaxLimit+1), "after=nonsense"} {
+		if code, m, _ := call(t, srv, "GET", "/v1/dlq?"+bad, "w", ""); code != http.StatusBadRequest || m["error"] == nil {
+			t.Errorf("%s: %d %v, want 400 with an error", bad, code, m)
+		}
+	}
+	if _, m, _ := call(t, srv, "GET", "/v1/dlq?group=true", "w", ""); m["count"].(float64) != MaxLimit+250 {
+		t.Fatalf("groups: %v", m)
+	}
+	code, m, _ = call(t, srv, "POST", "/v1/dlq/discard", "w", `{"filter":{"source":"shop"},"reason":"cancelled upstream"}`)
+	if code != 200 || m["count"].(float64) != MaxLimit+250 || len(m["entries"].([]any)) != MaxLimit || m["entries_truncated"] != true {
+		t.Fatalf("decision: %d count %v, %d entries, truncated %v", code, m["count"], len(m["entries"].([]any)), m["entries_truncated"])
 	}
 }

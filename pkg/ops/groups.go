@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"context"
 	"sort"
 	"strings"
 )
@@ -16,23 +17,46 @@ type Group struct {
 	Error     string `json:"error"` // the last error, cut at 200 bytes
 }
 
-// Groups counts es by source, type, reason and last error, largest group
-// first (ties in order of first appearance).
-func Groups(es []*Entry) []Group {
-	idx := map[Group]int{}
-	var out []Group
-	for _, e := range es {
-		k := Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: cut(e.LastError, 200)}
-		if i, ok := idx[k]; ok {
-			out[i].Count++
-			continue
-		}
-		idx[k] = len(out)
-		k.Count = 1
-		out = append(out, k)
+// Groups counts the entries of topic matching f by source, type, reason
+// and last error, largest group first (ties in order of first appearance),
+// and returns the number of entries counted. It holds one line per group,
+// not the entries.
+func (q *Queues) Groups(ctx context.Context, topic string, f Filter) ([]Group, int, error) {
+	var g grouping
+	err := q.Scan(ctx, topic, f, func(e *Entry) error {
+		g.add(e)
+		return nil
+	})
+	if err != nil {
+		return nil, 0, err
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Count > out[j].Count })
-	return out
+	return g.result(), g.n, nil
+}
+
+type grouping struct {
+	idx map[Group]int
+	out []Group
+	n   int
+}
+
+func (g *grouping) add(e *Entry) {
+	if g.idx == nil {
+		g.idx = map[Group]int{}
+	}
+	g.n++
+	k := Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: cut(e.LastError, 200)}
+	if i, ok := g.idx[k]; ok {
+		g.out[i].Count++
+		return
+	}
+	g.idx[k] = len(g.out)
+	k.Count = 1
+	g.out = append(g.out, k)
+}
+
+func (g *grouping) result() []Group {
+	sort.SliceStable(g.out, func(i, j int) bool { return g.out[i].Count > g.out[j].Count })
+	return g.out
 }
 
 // cut shortens s to n bytes (not splitting a UTF-8 sequence) and marks it.

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,7 +44,9 @@ type Entry struct {
 	Decision      *Decision          `json:"decision,omitempty"` // nil: unresolved
 	Payload       []byte             `json:"-"`
 
-	rec *kgo.Record
+	rec       *kgo.Record // nil once a decision let go of it
+	partition int32
+	offset    int64
 }
 
 // Decision is an operator's audited action on an entry.
@@ -108,26 +111,154 @@ func New(opts []kgo.Opt, topics kafka.Topics, codec *envelope.Codec) (*Queues, e
 // Close releases the client.
 func (q *Queues) Close() { q.cl.Close() }
 
-// List returns the entries of topic (the DLQ or invalid topic) matching f,
-// oldest first, each with its decision if one was made.
-func (q *Queues) List(ctx context.Context, topic string, f Filter) ([]*Entry, error) {
+// Scan calls fn with each entry of topic (the DLQ or invalid topic)
+// matching f, each with its decision if one was made, in the order the
+// records are read (by offset within a partition, partitions interleaved).
+// It holds no entry after fn returns, so memory does not grow with the
+// queue; an error from fn stops the scan and is returned.
+func (q *Queues) Scan(ctx context.Context, topic string, f Filter, fn func(*Entry) error) error {
 	decisions, err := q.decisions(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	recs, err := q.readAll(ctx, topic)
+	sp, err := kafka.RangeOf(ctx, q.adm, topic, time.Time{}, time.Time{})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	var out []*Entry
-	for _, r := range recs {
+	return kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
+		// Asked by id: skip the others before decoding them.
+		if len(f.IDs) > 0 && !contains(f.IDs, retry.Coordinates(r)) {
+			return nil
+		}
 		e := q.entry(ctx, r)
 		e.Decision = decisions[e.ID]
-		if f.match(e) {
-			out = append(out, e)
+		if !f.match(e) {
+			return nil
 		}
+		return fn(e)
+	})
+}
+
+// List returns every entry of topic matching f, oldest first (see
+// [Listing]). It holds them all: for a queue that may be large, use Page.
+func (q *Queues) List(ctx context.Context, topic string, f Filter) ([]*Entry, error) {
+	l, err := q.Page(ctx, topic, f, "", 0)
+	return l.Entries, err
+}
+
+// Listing is one page of a queue's matching entries.
+type Listing struct {
+	// Entries are oldest first: by record time, then partition and
+	// offset.
+	Entries []*Entry
+	// Total counts every matching entry on the queue, on any page.
+	Total int
+	// Next is the cursor of the page after this one; empty on the last.
+	Next string
+}
+
+// Page returns at most limit entries of topic matching f (0: no limit),
+// oldest first, starting after cursor (empty: from the oldest; else the
+// Next of an earlier page). It reads the whole queue but holds at most
+// about twice limit entries, so a listing through the admin API cannot
+// exhaust the processor's memory however long the queue grew.
+func (q *Queues) Page(ctx context.Context, topic string, f Filter, cursor string, limit int) (Listing, error) {
+	var l Listing
+	if limit < 0 {
+		return l, fmt.Errorf("%w: limit %d is negative", ErrBadPage, limit)
 	}
-	return out, nil
+	after, err := parseCursor(cursor)
+	if err != nil {
+		return l, err
+	}
+	var keep []*Entry
+	more := false
+	err = q.Scan(ctx, topic, f, func(e *Entry) error {
+		l.Total++
+		if cursor != "" && !after.before(position(e)) {
+			return nil
+		}
+		keep = append(keep, e)
+		if limit > 0 && len(keep) >= 2*limit {
+			sortEntries(keep)
+			clear(keep[limit:])
+			keep, more = keep[:limit], true
+		}
+		return nil
+	})
+	if err != nil {
+		return Listing{}, err
+	}
+	sortEntries(keep)
+	if limit > 0 && len(keep) > limit {
+		clear(keep[limit:])
+		keep, more = keep[:limit], true
+	}
+	l.Entries = keep
+	if more && len(keep) > 0 {
+		l.Next = position(keep[len(keep)-1]).String()
+	}
+	return l, nil
+}
+
+// ErrBadPage is returned for a cursor or limit Page cannot use.
+var ErrBadPage = errors.New("bad page")
+
+// pos is an entry's place in a listing's order.
+type pos struct {
+	ms        int64 // record time, Unix milliseconds (Kafka's precision)
+	partition int32
+	offset    int64
+}
+
+func position(e *Entry) pos {
+	return pos{ms: e.At.UnixMilli(), partition: e.partition, offset: e.offset}
+}
+
+func (a pos) before(b pos) bool {
+	if a.ms != b.ms {
+		return a.ms < b.ms
+	}
+	if a.partition != b.partition {
+		return a.partition < b.partition
+	}
+	return a.offset < b.offset
+}
+
+// String is the cursor: time_partition_offset, all decimal.
+func (a pos) String() string {
+	return strconv.FormatInt(a.ms, 10) + "_" + strconv.FormatInt(int64(a.partition), 10) + "_" + strconv.FormatInt(a.offset, 10)
+}
+
+func parseCursor(s string) (pos, error) {
+	if s == "" {
+		return pos{}, nil
+	}
+	bad := fmt.Errorf("%w: cursor %q: want the next value of an earlier page", ErrBadPage, s)
+	parts := strings.Split(s, "_")
+	if len(parts) != 3 {
+		return pos{}, bad
+	}
+	ms, err1 := strconv.ParseInt(parts[0], 10, 64)
+	p, err2 := strconv.ParseInt(parts[1], 10, 32)
+	off, err3 := strconv.ParseInt(parts[2], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || p < 0 || off < 0 {
+		return pos{}, bad
+	}
+	return pos{ms: ms, partition: int32(p), offset: off}, nil
+}
+
+func sortEntries(es []*Entry) {
+	slices.SortFunc(es, func(a, b *Entry) int {
+		pa, pb := position(a), position(b)
+		switch {
+		case pa.before(pb):
+			return -1
+		case pb.before(pa):
+			return 1
+		}
+		return 0
+	})
 }
 
 // Depth counts the unresolved entries of topic.
@@ -174,7 +305,7 @@ func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {
 		Source: retry.Get(r.Headers, retry.HeaderSource), EventType: retry.Get(r.Headers, retry.HeaderEventType),
 		CorrelationID: retry.Get(r.Headers, retry.HeaderCorrelationID), Reason: retry.Get(r.Headers, retry.HeaderReason),
 		Runbook: retry.Get(r.Headers, retry.HeaderRunbook), History: retry.History(r.Headers), rec: r,
-		Origin: retry.Get(r.Headers, retry.HeaderOrigin),
+		Origin: retry.Get(r.Headers, retry.HeaderOrigin), partition: r.Partition, offset: r.Offset,
 	}
 	if n := len(e.History); n > 0 {
 		e.LastError = e.History[n-1].Error
@@ -213,8 +344,18 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return nil, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
 	}
 	f.Unresolved = true
+	// The entries are kept for the answer without their payload and
+	// record: a decision over a long queue holds a few hundred bytes per
+	// entry, not the events.
+	var out []*Entry
+	light := func(e *Entry) {
+		e.Payload, e.rec = nil, nil
+		out = append(out, e)
+	}
 	if dryRun {
-		return q.List(ctx, topic, f)
+		err := q.Scan(ctx, topic, f, func(e *Entry) error { light(e); return nil })
+		sortEntries(out)
+		return out, err
 	}
 	// One transactional id per queue, taken before the entries are read:
 	// a decision already committing finishes first (its id is busy until
@@ -232,10 +373,6 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	if _, _, err := txn.ProducerID(ctx); err != nil {
 		return nil, fmt.Errorf("%s: take the queue's transactional id: %w", action, err)
 	}
-	es, err := q.List(ctx, topic, f)
-	if err != nil || len(es) == 0 {
-		return es, err
-	}
 	if err := txn.BeginTransaction(); err != nil {
 		return nil, err
 	}
@@ -252,7 +389,8 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			mu.Unlock()
 		}
 	}
-	for _, e := range es {
+	// Each entry is written as it is read: the queue is never held whole.
+	err = q.Scan(ctx, topic, f, func(e *Entry) error {
 		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now}
 		if action == "requeue" {
 			d.To = q.topics.Retry[0]
@@ -266,14 +404,24 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		b, _ := json.Marshal(d)
 		txn.Produce(ctx, &kgo.Record{Topic: q.topics.Audit, Key: []byte(e.ID), Value: b}, failed)
 		e.Decision = d
+		light(e)
+		return nil
+	})
+	if err == nil {
+		err = txn.Flush(ctx)
 	}
-	if err := txn.Flush(ctx); err != nil {
-		_ = txn.EndTransaction(ctx, kgo.TryAbort)
+	if err == nil {
+		mu.Lock()
+		err = produceErr
+		mu.Unlock()
+		if err != nil {
+			err = fmt.Errorf("%s: a record was refused, nothing was done: %w", action, err)
+		}
+	}
+	if err == nil && len(out) == 0 {
+		err = txn.EndTransaction(ctx, kgo.TryAbort) // nothing written
 		return nil, err
 	}
-	mu.Lock()
-	err = produceErr
-	mu.Unlock()
 	if err != nil {
 		if aerr := txn.EndTransaction(ctx, kgo.TryAbort); aerr != nil {
 			err = errors.Join(err, aerr)
@@ -281,7 +429,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		if fenced(err) {
 			return nil, fmt.Errorf("%s: another decision on %s started meanwhile (or this one outlived its transaction), nothing was done; list again and retry: %w", action, topic, err)
 		}
-		return nil, fmt.Errorf("%s: a record was refused, nothing was done: %w", action, err)
+		return nil, err
 	}
 	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		if fenced(err) {
@@ -289,7 +437,8 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		}
 		return nil, fmt.Errorf("commit %s: %w", action, err)
 	}
-	return es, nil
+	sortEntries(out)
+	return out, nil
 }
 
 // fenced: a later decision on the same queue took its transactional id.

@@ -2,6 +2,8 @@ package ops
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -99,5 +101,84 @@ func TestDepthCountsUnresolved(t *testing.T) {
 	n, err := q.Depth(ctx, tp.DLQ)
 	if err != nil || n != 2 || n != len(unresolved) {
 		t.Fatalf("depth %d (%v), %d unresolved listed; want 2 and 2", n, err, len(unresolved))
+	}
+}
+
+// TestPagesWalkTheQueueOnce: following Next from the first page visits
+// every matching entry exactly once, oldest first, each page within its
+// limit and every page counting the same total; groups count the same
+// entries. Page keeps at most twice its limit while reading, so 23 entries
+// in pages of 4 exercise the cut several times.
+func TestPagesWalkTheQueueOnce(t *testing.T) {
+	env := testenv.Embedded(t)
+	ctx := context.Background()
+	tp := env.CreateTopics(t, nil)
+	codec := env.Codec(t, tp)
+	for i := range 24 {
+		src, msg := "shop", "sink answered 503"
+		if i%3 == 0 {
+			src, msg = "stripe", "sink answered 400"
+		}
+		env.DeadLetter(t, tp, codec, src, "orders/updated", fmt.Sprintf("wh-%02d", i), msg)
+	}
+	q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	all, err := q.List(ctx, tp.DLQ, Filter{})
+	if err != nil || len(all) != 24 {
+		t.Fatalf("list: %d, %v", len(all), err)
+	}
+	if _, err := q.Discard(ctx, tp.DLQ, Filter{IDs: []string{all[5].ID}}, "test", "cancelled", false); err != nil {
+		t.Fatal(err)
+	}
+	f := Filter{Unresolved: true}
+	seen := map[string]bool{}
+	var walked []*Entry
+	cursor, pages := "", 0
+	for {
+		l, err := q.Page(ctx, tp.DLQ, f, cursor, 4)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		if l.Total != 23 || len(l.Entries) > 4 || (l.Next != "" && len(l.Entries) != 4) {
+			t.Fatalf("page %d: total %d, %d entries, next %q", pages, l.Total, len(l.Entries), l.Next)
+		}
+		for _, e := range l.Entries {
+			if seen[e.ID] || e.Decision != nil {
+				t.Fatalf("page %d: %s seen before or decided (%v)", pages, e.ID, e.Decision)
+			}
+			seen[e.ID] = true
+			walked = append(walked, e)
+		}
+		if l.Next == "" {
+			break
+		}
+		if pages > 10 {
+			t.Fatal("more pages than entries")
+		}
+		cursor = l.Next
+	}
+	if len(walked) != 23 || pages != 6 {
+		t.Fatalf("walked %d entries in %d pages, want 23 in 6", len(walked), pages)
+	}
+	for i := 1; i < len(walked); i++ {
+		if position(walked[i]).before(position(walked[i-1])) {
+			t.Fatalf("%s listed after %s but is older", walked[i].ID, walked[i-1].ID)
+		}
+	}
+	groups, n, err := q.Groups(ctx, tp.DLQ, f)
+	if err != nil || n != 23 || len(groups) != 2 || groups[0].Count+groups[1].Count != 23 {
+		t.Fatalf("groups %+v, %d counted, %v", groups, n, err)
+	}
+	for _, bad := range []string{"x", "1_2", "1_2_3_4", "a_1_2", "1_-1_2", "1_2_-3", "1_99999999999_2"} {
+		if _, err := q.Page(ctx, tp.DLQ, f, bad, 4); !errors.Is(err, ErrBadPage) {
+			t.Errorf("cursor %q: %v, want ErrBadPage", bad, err)
+		}
+	}
+	if _, err := q.Page(ctx, tp.DLQ, f, "", -1); !errors.Is(err, ErrBadPage) {
+		t.Errorf("limit -1: %v, want ErrBadPage", err)
 	}
 }

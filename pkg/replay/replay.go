@@ -408,14 +408,14 @@ func (r *run) failureOrigins(ctx context.Context) (map[string]bool, error) {
 	defer q.Close()
 	out := map[string]bool{}
 	for _, topic := range []string{r.d.Topics.DLQ, r.d.Topics.Invalid} {
-		es, err := q.List(ctx, topic, ops.Filter{})
-		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", topic, err)
-		}
-		for _, e := range es {
+		err := q.Scan(ctx, topic, ops.Filter{}, func(e *ops.Entry) error {
 			if e.Origin != "" && (e.Decision == nil || e.Decision.Action != "requeue") {
 				out[e.Origin] = true
 			}
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read %s: %w", topic, err)
 		}
 	}
 	return out, nil

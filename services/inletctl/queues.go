@@ -29,7 +29,8 @@ Commands:
   depth     the number of unresolved entries
 
 Select entries by id (topic/partition/offset, as ls prints) or with
---source, --type, --error, --since, --until.
+--source, --type, --error, --since, --until. ls shows the oldest --limit
+entries (default 100) and the --after cursor of the next page.
 
 Examples:
   inletctl %[1]s ls --group
@@ -54,6 +55,8 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	var f ops.Filter
 	var since, until, reason, output, who string
 	var all, group, dry bool
+	var limit int
+	var after string
 	fs.StringVar(&f.Source, "source", "", "only this source")
 	fs.StringVar(&f.EventType, "type", "", "only this event type")
 	fs.StringVar(&f.ErrorText, "error", "", "only entries whose error or reason contains this text")
@@ -61,6 +64,8 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs.StringVar(&until, "until", "", "only entries before this RFC 3339 time")
 	fs.BoolVar(&all, "all", false, "ls: include resolved entries")
 	fs.BoolVar(&group, "group", false, "ls: count by source, type and error instead of listing")
+	fs.IntVar(&limit, "limit", 100, "ls: entries per page, oldest first (0: all)")
+	fs.StringVar(&after, "after", "", "ls: start after this cursor (the next page's, as ls prints it)")
 	fs.StringVar(&reason, "reason", "", "requeue/discard: why (required, audited)")
 	fs.BoolVar(&dry, "dry-run", false, "requeue/discard: show what would change, change nothing")
 	fs.StringVar(&output, "output", "table", "table or json")
@@ -111,8 +116,10 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	var es []*ops.Entry
 	code := exitOK
 	switch cmd {
-	case "ls", "show":
-		f.Unresolved = !all && cmd == "ls"
+	case "ls":
+		f.Unresolved = !all
+		return list(ctx, q, topic, f, group, after, limit, output == "json", out)
+	case "show":
 		es, err = q.List(ctx, topic, f)
 	case "depth":
 		n, err := q.Depth(ctx, topic)
@@ -153,39 +160,71 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	if output == "json" {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		var v any = entriesJSON(es, cmd == "show")
-		if group && cmd == "ls" {
-			v = map[string]any{"groups": ops.Groups(es)} // as the admin API answers
-		}
-		return code, enc.Encode(v)
+		return code, enc.Encode(entriesJSON(es, cmd == "show"))
 	}
-	switch {
-	case cmd == "show":
+	if cmd == "show" {
 		for _, e := range es {
 			printEntry(out, e)
 		}
-	case group:
-		printGroups(out, es)
-	default:
-		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tAT\tSOURCE\tTYPE\tEVENT\tREASON\tLAST ERROR\tDECISION")
-		for _, e := range es {
-			dec := "-"
-			if e.Decision != nil {
-				dec = e.Decision.Action + " by " + e.Decision.Who
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At.UTC().Format(time.RFC3339), e.Source, e.EventType, e.EventID, e.Reason, trim(e.LastError, 60), dec)
-		}
-		tw.Flush()
-		if cmd != "ls" {
-			verb := map[string]string{"requeue": "requeued", "discard": "discarded"}[cmd]
-			if dry {
-				verb = "would be " + verb
-			}
-			fmt.Fprintf(out, "%d %s\n", len(es), verb)
-		}
+		return code, nil
 	}
+	printTable(out, es)
+	verb := map[string]string{"requeue": "requeued", "discard": "discarded"}[cmd]
+	if dry {
+		verb = "would be " + verb
+	}
+	fmt.Fprintf(out, "%d %s\n", len(es), verb)
 	return code, nil
+}
+
+// list runs ls: one page of entries, or the groups; JSON as the admin API
+// answers.
+func list(ctx context.Context, q *ops.Queues, topic string, f ops.Filter, group bool, after string, limit int, asJSON bool, out io.Writer) (int, error) {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	if group {
+		groups, n, err := q.Groups(ctx, topic, f)
+		if err != nil {
+			return exitError, err
+		}
+		if asJSON {
+			return exitOK, enc.Encode(map[string]any{"count": n, "groups": groups})
+		}
+		printGroups(out, groups)
+		return exitOK, nil
+	}
+	l, err := q.Page(ctx, topic, f, after, limit)
+	if errors.Is(err, ops.ErrBadPage) {
+		return exitUsage, err
+	}
+	if err != nil {
+		return exitError, err
+	}
+	if asJSON {
+		v := map[string]any{"count": l.Total, "entries": entriesJSON(l.Entries, false)}
+		if l.Next != "" {
+			v["next"] = l.Next
+		}
+		return exitOK, enc.Encode(v)
+	}
+	printTable(out, l.Entries)
+	if l.Next != "" {
+		fmt.Fprintf(out, "%d of %d shown, oldest first; next page: --after %s\n", len(l.Entries), l.Total, l.Next)
+	}
+	return exitOK, nil
+}
+
+func printTable(out io.Writer, es []*ops.Entry) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tAT\tSOURCE\tTYPE\tEVENT\tREASON\tLAST ERROR\tDECISION")
+	for _, e := range es {
+		dec := "-"
+		if e.Decision != nil {
+			dec = e.Decision.Action + " by " + e.Decision.Who
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At.UTC().Format(time.RFC3339), e.Source, e.EventType, e.EventID, e.Reason, trim(e.LastError, 60), dec)
+	}
+	tw.Flush()
 }
 
 func entriesJSON(es []*ops.Entry, withPayload bool) []map[string]any {
@@ -214,10 +253,10 @@ func printEntry(out io.Writer, e *ops.Entry) {
 	fmt.Fprintf(out, "payload:\n%s\n\n", e.Payload)
 }
 
-func printGroups(out io.Writer, es []*ops.Entry) {
+func printGroups(out io.Writer, groups []ops.Group) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COUNT\tSOURCE\tTYPE\tREASON\tERROR")
-	for _, g := range ops.Groups(es) {
+	for _, g := range groups {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", g.Count, g.Source, g.EventType, g.Reason, trim(g.Error, 256)) // all of what was grouped on, on one line
 	}
 	tw.Flush()

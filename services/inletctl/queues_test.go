@@ -65,6 +65,35 @@ func TestQueueCommands(t *testing.T) {
 			t.Fatalf("show %s: exit %d, want %d", missing, code, exitError)
 		}
 	})
+	t.Run("ls pages", func(t *testing.T) {
+		env, topics, _, flags := dlqEntry(t)
+		env.DeadLetter(t, topics, env.Codec(t, topics), "stripe", "payment_intent.succeeded", "evt_q2", "sink answered 503")
+		var out bytes.Buffer
+		if code, err := run(append(flags, "dlq", "ls", "--limit", "1", "--output", "json"), &out); code != exitOK {
+			t.Fatalf("exit %d: %v", code, err)
+		}
+		var page struct {
+			Count   int
+			Entries []map[string]any
+			Next    string
+		}
+		if err := json.Unmarshal(out.Bytes(), &page); err != nil || page.Count != 2 || len(page.Entries) != 1 || page.Next == "" {
+			t.Fatalf("first page (%v): %s", err, out.String())
+		}
+		first := page.Entries[0]["event_id"]
+		out.Reset()
+		if code, err := run(append(flags, "dlq", "ls", "--limit", "1", "--after", page.Next), &out); code != exitOK {
+			t.Fatalf("exit %d: %v", code, err)
+		}
+		if want := map[any]string{"evt_q1": "evt_q2", "evt_q2": "evt_q1"}[first]; !strings.Contains(out.String(), want) || strings.Contains(out.String(), "next page") {
+			t.Fatalf("second page after %v, want %s and no next page:\n%s", first, want, out.String())
+		}
+		for _, bad := range [][]string{{"--after", "nonsense"}, {"--limit", "-2"}} {
+			if code, _ := run(append(append(flags, "dlq", "ls"), bad...), &bytes.Buffer{}); code != exitUsage {
+				t.Errorf("ls %v: exit %d, want %d", bad, code, exitUsage)
+			}
+		}
+	})
 	t.Run("-h is not a usage error", func(t *testing.T) {
 		if code, err := run(append(flags, "dlq", "ls", "-h"), &bytes.Buffer{}); code != exitOK {
 			t.Fatalf("exit %d: %v", code, err)
