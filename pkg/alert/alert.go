@@ -17,6 +17,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+
 	"github.com/inletdev/inlet/pkg/flagenv"
 )
 
@@ -74,8 +77,11 @@ type Alerter struct {
 	cfg     Config
 	in      chan Alert
 	cl      *http.Client
-	dropped atomic.Int64
-	sent    atomic.Int64
+	dropped atomic.Int64 // alerts: queue full or over the per-minute cap
+	sent    atomic.Int64 // messages the webhook took
+	// Alerts (not messages: one message folds a window's alike alerts)
+	// in messages the webhook took, and in messages it did not.
+	delivered, failed atomic.Int64
 }
 
 // New returns an Alerter; call Run to start sending.
@@ -116,6 +122,37 @@ func (a *Alerter) Dropped() int64 { return a.dropped.Load() }
 
 // Sent counts messages delivered to the webhook.
 func (a *Alerter) Sent() int64 { return a.sent.Load() }
+
+// Failed counts alerts in messages the webhook did not take (unreachable,
+// timed out, or an answer other than 2xx); they are not sent again.
+func (a *Alerter) Failed() int64 { return a.failed.Load() }
+
+// Instrument reports the alerts' fate as inlet.alerts{outcome}: sent,
+// failed (the webhook did not take them) and dropped (queue full or over
+// the per-minute cap). An alert pipeline that stopped working is otherwise
+// silent: the events are safe on their topics, but nobody hears of them.
+func (a *Alerter) Instrument(meter metric.Meter) error {
+	c, err := meter.Int64ObservableCounter("inlet.alerts",
+		metric.WithDescription("Alerts (one per dead-lettered or invalid event) by outcome: sent, failed (webhook unreachable or refusing), dropped (queue full or over the per-minute cap)."))
+	if err != nil {
+		return err
+	}
+	outcomes := []struct {
+		n   *atomic.Int64
+		set metric.ObserveOption
+	}{
+		{&a.delivered, metric.WithAttributes(attribute.String("outcome", "sent"))},
+		{&a.failed, metric.WithAttributes(attribute.String("outcome", "failed"))},
+		{&a.dropped, metric.WithAttributes(attribute.String("outcome", "dropped"))},
+	}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		for _, oc := range outcomes {
+			o.ObserveInt64(c, oc.n.Load(), oc.set)
+		}
+		return nil
+	}, c)
+	return err
+}
 
 type groupKey struct{ kind, source, eventType, reason string }
 
@@ -191,21 +228,25 @@ func (a *Alerter) send(m Message) {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.WebhookURL, bytes.NewReader(body))
 	if err != nil {
+		a.failed.Add(int64(m.Count))
 		a.cfg.Log.Error("alert webhook", "error", err)
 		return
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.cl.Do(req)
 	if err != nil {
-		a.cfg.Log.Error("alert webhook unreachable; alert lost (the event itself is safe on its topic)", "kind", m.Kind, "error", err)
+		a.failed.Add(int64(m.Count))
+		a.cfg.Log.Error("alert webhook unreachable; alert lost (the event itself is safe on its topic)", "kind", m.Kind, "count", m.Count, "error", err)
 		return
 	}
 	resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		a.cfg.Log.Error("alert webhook refused the alert", "kind", m.Kind, "status", resp.StatusCode)
+		a.failed.Add(int64(m.Count))
+		a.cfg.Log.Error("alert webhook refused the alert", "kind", m.Kind, "count", m.Count, "status", resp.StatusCode)
 		return
 	}
 	a.sent.Add(1)
+	a.delivered.Add(int64(m.Count))
 }
 
 func slackText(m Message) string {

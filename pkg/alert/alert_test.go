@@ -7,8 +7,13 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+
+	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 )
 
 type receiver struct {
@@ -100,5 +105,54 @@ func TestSlackFormat(t *testing.T) {
 	msgs := rcv.got()
 	if len(msgs) != 1 || !strings.Contains(msgs[0]["text"].(string), "https://rb") {
 		t.Fatalf("slack body: %v", msgs)
+	}
+}
+
+// TestFateIsCounted: inlet.alerts counts alerts (not messages) the webhook
+// took, those it refused, and those over the per-minute cap.
+func TestFateIsCounted(t *testing.T) {
+	rcv := &receiver{}
+	var down atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if down.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		rcv.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	reader := sdkmetric.NewManualReader()
+	a := New(Config{WebhookURL: srv.URL, Window: 20 * time.Millisecond, MaxPerMinute: 2})
+	if err := a.Instrument(sdkmetric.NewMeterProvider(sdkmetric.WithReader(reader)).Meter("test")); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	for range 3 {
+		a.Notify(Alert{Kind: KindDLQ, Source: "shop", EventType: "orders/updated", Reason: "budget"})
+	}
+	waitFor("the first message", func() bool { return len(rcv.got()) == 1 })
+	down.Store(true)
+	for range 2 {
+		a.Notify(Alert{Kind: KindInvalid, Source: "shop", EventType: "orders/updated", Reason: "contract"})
+	}
+	waitFor("the refused message", func() bool { return a.Failed() == 2 })
+	a.Notify(Alert{Kind: KindDLQ, Source: "stripe", EventType: "invoice.paid", Reason: "budget"})
+	waitFor("the alert over the cap", func() bool { return a.Dropped() == 1 })
+	got := telemetrytest.Int64s(t, reader, "inlet.alerts", "outcome")
+	if len(got) != 3 || got["sent"] != 3 || got["failed"] != 2 || got["dropped"] != 1 {
+		t.Fatalf("inlet.alerts = %v, want sent 3, failed 2, dropped 1", got)
 	}
 }

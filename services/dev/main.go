@@ -157,6 +157,9 @@ func run(args []string) error {
 	defer rdb.Close()
 	c.alert.Log = log
 	alerter := alert.New(c.alert)
+	if err := alerter.Instrument(tel.Meter); err != nil {
+		return err
+	}
 	actx, stopAlerts := context.WithCancel(context.Background())
 	defer stopAlerts()
 	go alerter.Run(actx)

@@ -135,6 +135,9 @@ func run(args []string) error {
 	if err := tel.InstrumentRedis(rdb); err != nil {
 		return err
 	}
+	if err := alerter.Instrument(tel.Meter); err != nil {
+		return err
+	}
 	kopts = append(kopts, tel.KafkaOpts()...)
 	hist := history.New(rdb, "inlet:", retention)
 	st := store.New(rdb, store.ClaimLease(pcfg.ClaimLease))
