@@ -11,6 +11,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -82,6 +83,8 @@ type Alerter struct {
 	// Alerts (not messages: one message folds a window's alike alerts)
 	// in messages the webhook took, and in messages it did not.
 	delivered, failed atomic.Int64
+	resend            []time.Duration // resendAfter; tests shorten these
+	shutdown          time.Duration   // shutdownBudget
 }
 
 // New returns an Alerter; call Run to start sending.
@@ -98,7 +101,7 @@ func New(cfg Config) *Alerter {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Alerter{cfg: cfg, in: make(chan Alert, 1024), cl: &http.Client{Timeout: 10 * time.Second}}
+	return &Alerter{cfg: cfg, in: make(chan Alert, 1024), cl: &http.Client{Timeout: 10 * time.Second}, resend: resendAfter, shutdown: shutdownBudget}
 }
 
 // Notify queues a. It never blocks: when the queue is full the alert is
@@ -123,8 +126,8 @@ func (a *Alerter) Dropped() int64 { return a.dropped.Load() }
 // Sent counts messages delivered to the webhook.
 func (a *Alerter) Sent() int64 { return a.sent.Load() }
 
-// Failed counts alerts in messages the webhook did not take (unreachable,
-// timed out, or an answer other than 2xx); they are not sent again.
+// Failed counts alerts in messages the webhook did not take: refused
+// (4xx), or still failing after the resends (see resendAfter).
 func (a *Alerter) Failed() int64 { return a.failed.Load() }
 
 // Instrument reports the alerts' fate as inlet.alerts{outcome}: sent,
@@ -160,19 +163,29 @@ type group struct {
 	msg   Message
 	due   time.Time
 	count int
+	tries int // sends that failed and may be tried again
 }
 
-// Run groups and sends until ctx ends, then flushes what it holds (bounded
-// by a short timeout).
+// A message the webhook did not take for a reason that may pass
+// (unreachable, timeout, 5xx, 408, 429) is sent again after each of these
+// waits, then given up (counted failed).
+var resendAfter = []time.Duration{2 * time.Second, 10 * time.Second, 30 * time.Second}
+
+// shutdownBudget bounds the final flush: a webhook that is down must not
+// hold a processor's SIGTERM for 10 s per pending message.
+const shutdownBudget = 5 * time.Second
+
+// Run groups and sends until ctx ends, then sends what it holds once more,
+// within shutdownBudget altogether.
 func (a *Alerter) Run(ctx context.Context) {
 	groups := map[groupKey]*group{}
 	tick := time.NewTicker(a.cfg.Window / 4)
 	defer tick.Stop()
 	var minute time.Time
 	sentThisMinute := 0
-	flush := func(now time.Time, all bool) {
+	flush := func(sctx context.Context, now time.Time, final bool) {
 		for k, g := range groups {
-			if !all && now.Before(g.due) {
+			if !final && now.Before(g.due) {
 				continue
 			}
 			delete(groups, k)
@@ -185,7 +198,19 @@ func (a *Alerter) Run(ctx context.Context) {
 			}
 			sentThisMinute++
 			g.msg.Count = g.count
-			a.send(g.msg)
+			switch again, err := a.send(sctx, g.msg); {
+			case err == nil:
+				a.sent.Add(1)
+				a.delivered.Add(int64(g.count))
+			case again && !final && g.tries < len(a.resend):
+				a.cfg.Log.Warn("alert webhook did not take the alert; sending it again", "kind", g.msg.Kind, "count", g.count, "retry_in", a.resend[g.tries], "error", err)
+				g.due = now.Add(a.resend[g.tries])
+				g.tries++
+				groups[k] = g
+			default:
+				a.failed.Add(int64(g.count))
+				a.cfg.Log.Error("alert webhook did not take the alert; alert lost (the event itself is safe on its topic)", "kind", g.msg.Kind, "count", g.count, "tries", g.tries+1, "error", err)
+			}
 		}
 	}
 	for {
@@ -196,14 +221,16 @@ func (a *Alerter) Run(ctx context.Context) {
 				case al := <-a.in:
 					a.add(groups, al, time.Now())
 				default:
-					flush(time.Now(), true)
+					sctx, cancel := context.WithTimeout(context.Background(), a.shutdown)
+					flush(sctx, time.Now(), true)
+					cancel()
 					return
 				}
 			}
 		case al := <-a.in:
 			a.add(groups, al, time.Now())
 		case now := <-tick.C:
-			flush(now, false)
+			flush(context.Background(), now, false)
 		}
 	}
 }
@@ -217,36 +244,36 @@ func (a *Alerter) add(groups map[groupKey]*group, al Alert, now time.Time) {
 	groups[k] = &group{msg: Message{Alert: al, WindowStart: now}, due: now.Add(a.cfg.Window), count: 1}
 }
 
-func (a *Alerter) send(m Message) {
+// send posts m once, bounded by 10 s and ctx. again says whether a failure
+// may pass if tried later.
+func (a *Alerter) send(ctx context.Context, m Message) (again bool, err error) {
 	var body []byte
 	if a.cfg.Format == "slack" {
 		body, _ = json.Marshal(map[string]string{"text": slackText(m)})
 	} else {
 		body, _ = json.Marshal(m)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.WebhookURL, bytes.NewReader(body))
 	if err != nil {
-		a.failed.Add(int64(m.Count))
-		a.cfg.Log.Error("alert webhook", "error", err)
-		return
+		return false, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.cl.Do(req)
 	if err != nil {
-		a.failed.Add(int64(m.Count))
-		a.cfg.Log.Error("alert webhook unreachable; alert lost (the event itself is safe on its topic)", "kind", m.Kind, "count", m.Count, "error", err)
-		return
+		return true, fmt.Errorf("unreachable: %w", err)
 	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		a.failed.Add(int64(m.Count))
-		a.cfg.Log.Error("alert webhook refused the alert", "kind", m.Kind, "count", m.Count, "status", resp.StatusCode)
-		return
+	switch c := resp.StatusCode; {
+	case c < 300:
+		return false, nil
+	case c >= 500, c == http.StatusRequestTimeout, c == http.StatusTooManyRequests:
+		return true, fmt.Errorf("answered %s", resp.Status)
+	default:
+		return false, fmt.Errorf("refused: %s", resp.Status)
 	}
-	a.sent.Add(1)
-	a.delivered.Add(int64(m.Count))
 }
 
 func slackText(m Message) string {

@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -115,7 +116,7 @@ func TestFateIsCounted(t *testing.T) {
 	var down atomic.Bool
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if down.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
+			w.WriteHeader(http.StatusForbidden) // refused: not sent again
 			return
 		}
 		rcv.ServeHTTP(w, r)
@@ -154,5 +155,99 @@ func TestFateIsCounted(t *testing.T) {
 	got := telemetrytest.Int64s(t, reader, "inlet.alerts", "outcome")
 	if len(got) != 3 || got["sent"] != 3 || got["failed"] != 2 || got["dropped"] != 1 {
 		t.Fatalf("inlet.alerts = %v, want sent 3, failed 2, dropped 1", got)
+	}
+}
+
+// TestResentUntilTaken: a message the webhook failed to take for a reason
+// that may pass (here 503, then a dropped connection) is sent again and
+// counted once, as sent; one it refused (400) is not sent again. The final
+// flush at shutdown is bounded even when the webhook hangs.
+func TestResentUntilTaken(t *testing.T) {
+	var calls atomic.Int32
+	rcv := &receiver{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch calls.Add(1) {
+		case 1:
+			w.WriteHeader(http.StatusServiceUnavailable)
+		case 2:
+			hj, _ := w.(http.Hijacker)
+			conn, _, _ := hj.Hijack()
+			conn.Close()
+		default:
+			rcv.ServeHTTP(w, r)
+		}
+	}))
+	defer srv.Close()
+	a := New(Config{WebhookURL: srv.URL, Window: 20 * time.Millisecond})
+	a.resend = []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	for range 4 {
+		a.Notify(Alert{Kind: KindDLQ, Source: "shop", EventType: "orders/updated", Reason: "budget"})
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(rcv.got()) == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if msgs := rcv.got(); len(msgs) != 1 || msgs[0]["count"].(float64) != 4 {
+		t.Fatalf("messages taken %v, want one with count 4", msgs)
+	}
+	if a.Sent() != 1 || a.delivered.Load() != 4 || a.Failed() != 0 || calls.Load() != 3 {
+		t.Fatalf("sent %d (%d alerts), failed %d, %d calls; want 1 (4), 0, 3", a.Sent(), a.delivered.Load(), a.Failed(), calls.Load())
+	}
+
+	refusing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		w.WriteHeader(http.StatusBadRequest)
+	}))
+	defer refusing.Close()
+	calls.Store(0)
+	a = New(Config{WebhookURL: refusing.URL, Window: 20 * time.Millisecond})
+	a.resend = []time.Duration{time.Millisecond}
+	ctx, cancel = context.WithCancel(context.Background())
+	done = make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	a.Notify(Alert{Kind: KindDLQ, Source: "shop"})
+	for a.Failed() == 0 && time.Now().Before(deadline.Add(5*time.Second)) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if a.Failed() != 1 || calls.Load() != 1 {
+		t.Fatalf("refused: failed %d after %d calls, want 1 after 1", a.Failed(), calls.Load())
+	}
+}
+
+// TestShutdownIsBounded: at shutdown, messages for a webhook that does not
+// answer are given up within the shutdown budget, not 10 s each.
+func TestShutdownIsBounded(t *testing.T) {
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	a := New(Config{WebhookURL: hang.URL, Window: time.Hour})
+	a.shutdown = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	for i := range 5 {
+		a.Notify(Alert{Kind: KindDLQ, Source: fmt.Sprint("s", i)}) // five groups, five messages
+	}
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second): // unbounded, it took 5 × 10 s
+		t.Fatal("Run still flushing 5s after shutdown began")
+	}
+	if a.Failed() != 5 {
+		t.Fatalf("failed %d, want 5", a.Failed())
 	}
 }
