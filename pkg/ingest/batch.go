@@ -68,7 +68,10 @@ type batchLine struct {
 // anything is written, so it is read whole first (bounded by batch.max_body).
 // The answer is 200 when every line is durable, 207 when some lines were
 // rejected and the rest are durable, 503 when some good line was not
-// acknowledged in time (retry those), 400 when no line was good.
+// acknowledged in time (retry those), 400 when no line was good, 413 when
+// the body is over batch.max_body (at once with a Content-Length over it;
+// a streamed body when it gets there, and then only if no line before was
+// good: those are answered 207 with the rest named in error).
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var name string
@@ -137,6 +140,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	sent := map[int]int{} // result index → produced item index
 	lines := newLineReader(body, int(src.MaxBody))
 	n, rejected := 0, 0
+	cut := 0 // the line at which the body went over batch.max_body
 	// reject reports line n; past max_lines rejected lines the batch stops
 	// being read: one result per line, so a stream of bad lines must not
 	// grow the answer without end.
@@ -159,6 +163,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			reason := reasonMalformed
 			if errors.As(err, &tooBig) || errors.Is(err, errLineTooLong) {
 				reason = reasonSize
+			}
+			if tooBig != nil {
+				cut = n
 			}
 			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
 			if reject(err.Error()) || errors.As(err, &tooBig) || !errors.Is(err, errLineTooLong) {
@@ -216,9 +223,16 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	log.Info("batch", "accepted", resp.Accepted, "rejected", resp.Rejected, "failed", resp.Failed)
+	if cut > 0 {
+		// A body without Content-Length is refused only when it gets there;
+		// the lines before are answered as usual.
+		resp.Error = fmt.Sprintf("batch over the size limit (%d bytes): line %d on was not read; send the rest in another batch", limit, cut)
+	}
 	switch {
 	case resp.Failed > 0:
 		reply(http.StatusServiceUnavailable, resp)
+	case resp.Accepted == 0 && cut > 0:
+		reply(http.StatusRequestEntityTooLarge, resp)
 	case resp.Accepted == 0:
 		if resp.Error = "no acceptable event in the batch"; len(resp.Results) == 0 {
 			resp.Error = "empty batch"

@@ -146,6 +146,35 @@ func TestBatchEndpoint(t *testing.T) {
 		}
 	})
 
+	t.Run("a streamed body over max_body is cut where it gets there", func(t *testing.T) {
+		post := func(body []byte) (int, BatchResponse) {
+			t.Helper()
+			// No Content-Length: the limit is met while reading.
+			req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", io.MultiReader(bytes.NewReader(body)))
+			req.Header.Set("Authorization", "Bearer batch-token-1")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var br BatchResponse
+			if err := json.NewDecoder(resp.Body).Decode(&br); err != nil {
+				t.Fatal(err)
+			}
+			return resp.StatusCode, br
+		}
+		blanks := bytes.Repeat([]byte("\n"), 4<<20+1) // over billing's 4 MiB batch max_body
+		body := append([]byte(good("c1")+"\n"+good("c2")+"\n"), blanks...)
+		status, br := post(append(body, good("c3")...))
+		if status != http.StatusMultiStatus || br.Accepted != 2 || br.Rejected != 1 || !strings.Contains(br.Error, "over the size limit") {
+			t.Fatalf("good lines then over the limit: status %d accepted %d rejected %d error %q; want 207, 2, 1 and the cut named", status, br.Accepted, br.Rejected, br.Error)
+		}
+		status, br = post(append(blanks, good("c4")...))
+		if status != http.StatusRequestEntityTooLarge || br.Accepted != 0 || !strings.Contains(br.Error, "over the size limit") {
+			t.Fatalf("over the limit before any good line: status %d %+v; want 413", status, br.Error)
+		}
+	})
+
 	t.Run("lines that are not UTF-8 are rejected, not folded into one id", func(t *testing.T) {
 		body := strings.Join([]string{
 			"{\"id\":\"ord-\xff\",\"type\":\"invoice.paid\",\"data\":{}}",
