@@ -271,9 +271,9 @@ func (q *Queues) Depth(ctx context.Context, topic string) (int, error) {
 }
 
 // Depths counts the unresolved entries of each topic, reading the audit
-// topic once for all. The processor's gauges ask every 15 s, so it streams
-// the records and decodes none of them: through List, a queue of a million
-// entries was held and decoded whole.
+// topic once for all and both whole; it streams the records and decodes
+// none of them. For a count kept current, as the processor's gauges are,
+// a Tracker reads only what is new.
 func (q *Queues) Depths(ctx context.Context, topics ...string) ([]int, error) {
 	decisions, err := q.decisions(ctx)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"go.opentelemetry.io/otel/metric/noop"
 
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
@@ -40,6 +41,8 @@ type depths struct {
 	dlq     int64
 	invalid int64
 	known   bool
+	// queuesKnown: dlq and invalid were measured once at least.
+	queuesKnown bool
 }
 
 var latencyBuckets = metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
@@ -96,8 +99,10 @@ func newMetrics(meter metric.Meter, limit *telemetry.Limiter) (*metrics, error) 
 		for topic, n := range m.depths.lag {
 			o.ObserveInt64(lag, n, metric.WithAttributes(attribute.String("topic", topic)))
 		}
-		o.ObserveInt64(dlqDepth, m.depths.dlq)
-		o.ObserveInt64(invalidDepth, m.depths.invalid)
+		if m.depths.queuesKnown {
+			o.ObserveInt64(dlqDepth, m.depths.dlq)
+			o.ObserveInt64(invalidDepth, m.depths.invalid)
+		}
 		return nil
 	}, retryDepth, dlqDepth, invalidDepth, lag)
 	return m, err
@@ -186,10 +191,14 @@ func (p *Processor) depthLoop(ctx context.Context, interval time.Duration) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
+	var tracker queueDepths
+	if p.queues != nil {
+		tracker = ops.NewTracker(p.queues, p.d.Topics.DLQ, p.d.Topics.Invalid)
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		p.measureDepths(ctx, adm)
+		p.measureDepths(ctx, adm, tracker)
 		select {
 		case <-ctx.Done():
 			return
@@ -198,7 +207,12 @@ func (p *Processor) depthLoop(ctx context.Context, interval time.Duration) {
 	}
 }
 
-func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client) {
+// queueDepths is what measureDepths needs of *ops.Tracker.
+type queueDepths interface {
+	Refresh(ctx context.Context) ([]int, error)
+}
+
+func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client, tracker queueDepths) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	lags, err := adm.Lag(ctx, p.cfg.Group)
@@ -206,7 +220,11 @@ func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client) {
 		p.log.Debug("lag measurement failed", "error", err)
 		return
 	}
-	d := depths{retry: map[string]int64{}, lag: map[string]int64{}, known: true}
+	p.metrics.mu.Lock()
+	prev := p.metrics.depths
+	p.metrics.mu.Unlock()
+	d := depths{retry: map[string]int64{}, lag: map[string]int64{}, known: true,
+		dlq: prev.dlq, invalid: prev.invalid, queuesKnown: prev.queuesKnown}
 	for _, gl := range lags {
 		for _, l := range gl.Lag.Sorted() {
 			if l.Lag < 0 {
@@ -218,9 +236,17 @@ func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client) {
 			}
 		}
 	}
-	if p.queues != nil {
-		if n, err := p.queues.Depths(ctx, p.d.Topics.DLQ, p.d.Topics.Invalid); err == nil {
-			d.dlq, d.invalid = int64(n[0]), int64(n[1])
+	if tracker != nil {
+		// Incremental: the first refresh reads the queues whole (over
+		// several ticks if they are long), later ones only what is new.
+		// Until one succeeds the gauges say nothing, and a failed one
+		// leaves them at their last value: never 0 for "not measured".
+		if n, err := tracker.Refresh(ctx); err == nil {
+			d.dlq, d.invalid, d.queuesKnown = int64(n[0]), int64(n[1]), true
+		} else if ctx.Err() == nil || prev.queuesKnown {
+			p.log.Warn("failure-queue depths not refreshed; the gauges keep their last value", "error", err)
+		} else {
+			p.log.Info("still reading the failure queues for their depth gauges", "error", err)
 		}
 	}
 	p.metrics.mu.Lock()

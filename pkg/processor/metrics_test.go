@@ -3,10 +3,12 @@ package processor
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"maps"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
@@ -14,6 +16,7 @@ import (
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
+	"github.com/inletdev/inlet/pkg/testenv"
 )
 
 // TestMetricsEventTypeLimit: the option caches in front of the limiter give
@@ -63,5 +66,46 @@ func TestMetricsEventTypeLimit(t *testing.T) {
 	}
 	if n, l := m.eventSets.Len(), m.latencySets.Len(); n != 4 || l != 4 {
 		t.Fatalf("%d and %d cached label sets after 1000 event types with a limit of 3, want 4 and 4 (3 types and other)", n, l)
+	}
+}
+
+type fakeDepths struct {
+	n   []int
+	err error
+}
+
+func (f *fakeDepths) Refresh(context.Context) ([]int, error) { return f.n, f.err }
+
+// TestQueueDepthsAreNeverGuessed: the DLQ and invalid gauges say nothing
+// until the queues were measured once, and a failed measurement leaves
+// them at their last value (it reported both queues empty, which resolved
+// InletFailureQueueUnresolved while millions of entries waited).
+func TestQueueDepthsAreNeverGuessed(t *testing.T) {
+	env := testenv.Embedded(t)
+	r := sdkmetric.NewManualReader()
+	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Processor{metrics: m, log: slog.New(slog.DiscardHandler), cfg: Config{Group: "depths-test"}, d: Deps{Topics: kafka.TopicNames("t", kafka.DefaultRetryTiers)}}
+	adm := kadm.NewClient(env.Client(t))
+	gauges := func() (map[string]int64, map[string]int64) {
+		return telemetrytest.Int64s(t, r, "inlet.dlq.depth"), telemetrytest.Int64s(t, r, "inlet.invalid.depth")
+	}
+	ctx := context.Background()
+	f := &fakeDepths{err: kafka.ErrIncomplete}
+	p.measureDepths(ctx, adm, f)
+	if d, i := gauges(); len(d) != 0 || len(i) != 0 {
+		t.Fatalf("before any measurement: dlq %v, invalid %v; want no value", d, i)
+	}
+	f.n, f.err = []int{7, 2}, nil
+	p.measureDepths(ctx, adm, f)
+	if d, i := gauges(); d[""] != 7 || i[""] != 2 {
+		t.Fatalf("measured: dlq %v, invalid %v; want 7, 2", d, i)
+	}
+	f.n, f.err = nil, kafka.ErrIncomplete
+	p.measureDepths(ctx, adm, f)
+	if d, i := gauges(); d[""] != 7 || i[""] != 2 {
+		t.Fatalf("after a failed measurement: dlq %v, invalid %v; want the last values 7, 2", d, i)
 	}
 }

@@ -1,0 +1,246 @@
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/kafka"
+)
+
+// Tracker keeps the unresolved counts of the failure queues current by
+// reading, at each Refresh, only what was written to them and to the audit
+// topic since the last one. Depths reads both topics whole; every 15 s in
+// every processor, with a queue of millions of entries after an outage,
+// that was gigabytes read for one gauge, and a read that outlived its
+// timeout reported the queues empty.
+//
+// It holds eight bytes per unresolved entry (its offset), and the ids of
+// decisions read before their entry (a few, written between the two reads
+// of one Refresh). Not safe for concurrent use.
+type Tracker struct {
+	q      *Queues
+	queues map[string]*queueState
+	order  []string
+	audit  map[int32]int64 // per audit partition, the next offset to read
+	// early are decisions whose entry was not read yet (written after the
+	// queue's read of the same Refresh), by entry id. Decisions are read
+	// only after every queue was read to its end, so these are few.
+	early map[string]bool
+}
+
+type queueState struct {
+	next  map[int32]int64 // per partition, the next offset to read
+	parts map[int32]*openOffsets
+}
+
+// openOffsets are one partition's unresolved entries: offsets in reading
+// (ascending) order, and those decided since, removed lazily.
+type openOffsets struct {
+	offs    []int64
+	decided map[int64]bool
+}
+
+func (o *openOffsets) count() int { return len(o.offs) - len(o.decided) }
+
+func (o *openOffsets) decide(off int64) {
+	if _, ok := slices.BinarySearch(o.offs, off); !ok || o.decided[off] {
+		return
+	}
+	if o.decided == nil {
+		o.decided = map[int64]bool{}
+	}
+	o.decided[off] = true
+	if len(o.decided) > 1024 && len(o.decided) > len(o.offs)/2 {
+		o.offs = slices.DeleteFunc(o.offs, func(x int64) bool { return o.decided[x] })
+		o.decided = nil
+	}
+}
+
+// trim forgets entries below start: retention deleted them.
+func (o *openOffsets) trim(start int64) {
+	i, _ := slices.BinarySearch(o.offs, start)
+	if i == 0 {
+		return
+	}
+	for _, x := range o.offs[:i] {
+		delete(o.decided, x)
+	}
+	o.offs = slices.Clone(o.offs[i:]) // lets the trimmed head be collected
+}
+
+// NewTracker tracks topics (the DLQ and the invalid topic) of q.
+func NewTracker(q *Queues, topics ...string) *Tracker {
+	t := &Tracker{q: q, queues: map[string]*queueState{}, audit: map[int32]int64{}, early: map[string]bool{}, order: topics}
+	for _, topic := range topics {
+		t.queues[topic] = &queueState{next: map[int32]int64{}, parts: map[int32]*openOffsets{}}
+	}
+	return t
+}
+
+// Refresh reads what was written since the last call and returns the
+// unresolved count of each tracked topic, in NewTracker's order. On error
+// (ctx ended before a first read of a long queue finished, say) the counts
+// are not known; what was read is kept, and the next call goes on from
+// there.
+func (t *Tracker) Refresh(ctx context.Context) ([]int, error) {
+	for _, topic := range t.order {
+		if err := t.readQueue(ctx, topic); err != nil {
+			return nil, err
+		}
+	}
+	if err := t.readAudit(ctx); err != nil {
+		return nil, err
+	}
+	out := make([]int, len(t.order))
+	for i, topic := range t.order {
+		for _, o := range t.queues[topic].parts {
+			out[i] += o.count()
+		}
+	}
+	return out, nil
+}
+
+func (t *Tracker) readQueue(ctx context.Context, topic string) error {
+	qs := t.queues[topic]
+	whole, err := kafka.RangeOf(ctx, t.q.adm, topic, time.Time{}, time.Time{})
+	if err != nil {
+		return err
+	}
+	starts, err := t.q.adm.ListStartOffsets(ctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("list start offsets of %s: %w", topic, err)
+	}
+	sp := kafka.Span{}
+	var gone []int32
+	starts.Each(func(s kadm.ListedOffset) {
+		p := s.Partition
+		o := qs.parts[p]
+		if o == nil {
+			o = &openOffsets{}
+			qs.parts[p] = o
+		}
+		next, seen := qs.next[p]
+		end := s.Offset // no span: nothing to read
+		if r, ok := whole[p]; ok {
+			end = r[1]
+		}
+		if seen && end < next {
+			// The partition is behind what was read: the topic was
+			// deleted and created again. Start over on it.
+			gone = append(gone, p)
+			next, seen = 0, false
+		}
+		next = max(next, s.Offset)
+		o.trim(s.Offset)
+		qs.next[p] = next
+		if end > next {
+			sp[p] = [2]int64{next, end}
+		}
+	})
+	for _, p := range gone {
+		qs.parts[p] = &openOffsets{}
+	}
+	err = kafka.ReadSpan(ctx, t.q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
+		qs.next[r.Partition] = r.Offset + 1
+		if id := entryID(topic, r.Partition, r.Offset); t.early[id] {
+			delete(t.early, id) // decided before it was read here
+			return nil
+		}
+		o := qs.parts[r.Partition]
+		o.offs = append(o.offs, r.Offset)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for p, r := range sp {
+		qs.next[p] = r[1] // past transaction markers and aborted records
+	}
+	return nil
+}
+
+func (t *Tracker) readAudit(ctx context.Context) error {
+	topic := t.q.topics.Audit
+	whole, err := kafka.RangeOf(ctx, t.q.adm, topic, time.Time{}, time.Time{})
+	if err != nil {
+		return err
+	}
+	sp := kafka.Span{}
+	for p, r := range whole {
+		from := max(t.audit[p], r[0])
+		if r[1] < t.audit[p] {
+			from = r[0] // recreated: read it again
+		}
+		if r[1] > from {
+			sp[p] = [2]int64{from, r[1]}
+		}
+	}
+	err = kafka.ReadSpan(ctx, t.q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
+		t.audit[r.Partition] = r.Offset + 1
+		var d Decision
+		if json.Unmarshal(r.Value, &d) == nil && d.ID != "" {
+			t.decide(d.ID)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for p, r := range sp {
+		t.audit[p] = r[1]
+	}
+	return nil
+}
+
+// decide takes a decided entry out of its queue's count, or remembers it
+// until the entry is read.
+func (t *Tracker) decide(id string) {
+	topic, p, off, ok := parseEntryID(id)
+	if !ok {
+		return
+	}
+	qs := t.queues[topic]
+	if qs == nil {
+		return // another queue's, or another prefix's
+	}
+	if next, seen := qs.next[p]; !seen || off >= next {
+		t.early[id] = true
+		return
+	}
+	if o := qs.parts[p]; o != nil {
+		o.decide(off)
+	}
+}
+
+func entryID(topic string, p int32, off int64) string {
+	return topic + "/" + strconv.FormatInt(int64(p), 10) + "/" + strconv.FormatInt(off, 10)
+}
+
+// parseEntryID splits topic/partition/offset (topic names have no slash).
+func parseEntryID(id string) (topic string, p int32, off int64, ok bool) {
+	i := strings.LastIndexByte(id, '/')
+	if i < 0 {
+		return "", 0, 0, false
+	}
+	j := strings.LastIndexByte(id[:i], '/')
+	if j < 0 {
+		return "", 0, 0, false
+	}
+	pn, err1 := strconv.ParseInt(id[j+1:i], 10, 32)
+	o, err2 := strconv.ParseInt(id[i+1:], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", 0, 0, false
+	}
+	return id[:j], int32(pn), o, true
+}
