@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -58,7 +59,7 @@ func run(args []string) error {
 	rcfg.RegisterFlags(fs)
 	lcfg.RegisterFlags(fs)
 	acfg.RegisterFlags(fs)
-	fs.Duration(&retention, "history-retention", "INLET_HISTORY_RETENTION", 7*24*time.Hour, "how long each event's processing history is kept (trace lookup)")
+	fs.Duration(&retention, "history-retention", "INLET_HISTORY_RETENTION", 7*24*time.Hour, "how long each event's processing history is kept for trace lookups (about 1 KB of Redis per event; 0: off)")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays; one topic each (<prefix>.retry.<delay>); sources pick among them")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
 	fs.String(&redisURL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (password may be in the URL or REDIS_PASSWORD)")
@@ -139,7 +140,23 @@ func run(args []string) error {
 		return err
 	}
 	kopts = append(kopts, tel.KafkaOpts()...)
-	hist := history.New(rdb, "inlet:", retention)
+	// History costs about 1 KB of Redis per event for its retention (see
+	// docs/run-on-real-kafka.md); 0 turns it off.
+	var hist *history.Store
+	trace := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = io.WriteString(w, `{"error":"event history is off on this processor (-history-retention 0); inletctl reconcile reports where events ended up"}`+"\n")
+	}))
+	switch {
+	case retention < 0:
+		return fmt.Errorf("-history-retention %v: want 0 (off) or more", retention)
+	case retention == 0:
+		log.Info("event history off (-history-retention 0): /v1/trace answers 404")
+	default:
+		hist = history.New(rdb, "inlet:", retention)
+		trace = hist.Handler()
+	}
 	st := store.New(rdb, store.ClaimLease(pcfg.ClaimLease))
 	if err := service.CheckRedis(ctx, st, log); err != nil {
 		return err
@@ -161,7 +178,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Trace: hist.Handler(), Log: log, Meter: tel.Meter})
+	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Trace: trace, Log: log, Meter: tel.Meter})
 	switch {
 	case errors.Is(err, admin.ErrDisabled):
 		log.Warn("ADMIN API DISABLED: /v1/dlq, /v1/invalid, /v1/depth and /v1/trace answer 503; set INLET_ADMIN_TOKEN (read+write) and/or INLET_ADMIN_READ_TOKEN (read-only), or their _FILE variants")
