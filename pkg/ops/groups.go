@@ -20,7 +20,7 @@ type Group struct {
 // Groups counts the entries of topic matching f by source, type, reason
 // and last error, largest group first (ties in order of first appearance),
 // and returns the number of entries counted. It holds one line per group,
-// not the entries.
+// not the entries, and at most about 2000 lines (see OtherErrors).
 func (q *Queues) Groups(ctx context.Context, topic string, f Filter) ([]Group, int, error) {
 	var g grouping
 	err := q.Scan(ctx, topic, f, func(e *Entry) error {
@@ -39,19 +39,47 @@ type grouping struct {
 	n   int
 }
 
+// Errors often carry ids ("order 1234 not found"), making each entry its
+// own group: past maxGroups, a new error joins its source, type and
+// reason's OtherErrors line, and past twice that, one line for all.
+const (
+	maxGroups   = 1000
+	OtherErrors = "(other errors: more than 1000 distinct groups)"
+)
+
 func (g *grouping) add(e *Entry) {
 	if g.idx == nil {
 		g.idx = map[Group]int{}
 	}
 	g.n++
 	k := Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: cut(e.LastError, 200)}
-	if i, ok := g.idx[k]; ok {
-		g.out[i].Count++
+	if g.bump(k) {
 		return
+	}
+	if len(g.out) >= maxGroups {
+		k.Error = OtherErrors
+		if g.bump(k) {
+			return
+		}
+		if len(g.out) >= 2*maxGroups {
+			k = Group{Source: "(other)", EventType: "(other)", Reason: "(other)", Error: OtherErrors}
+			if g.bump(k) {
+				return
+			}
+		}
 	}
 	g.idx[k] = len(g.out)
 	k.Count = 1
 	g.out = append(g.out, k)
+}
+
+// bump counts one more in k's line, if there is one.
+func (g *grouping) bump(k Group) bool {
+	i, ok := g.idx[k]
+	if ok {
+		g.out[i].Count++
+	}
+	return ok
 }
 
 func (g *grouping) result() []Group {

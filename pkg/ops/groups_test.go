@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -24,5 +25,34 @@ func TestGroups(t *testing.T) {
 	}
 	if e := g[1].Error; !utf8.ValidString(e) || len(e) > 200+len("…") || !strings.HasSuffix(e, "…") {
 		t.Fatalf("error cut to %d bytes (valid UTF-8 %v): %q", len(e), utf8.ValidString(e), e)
+	}
+}
+
+// TestGroupsAreBounded: errors that differ per entry (ids in them) fold
+// into one line per source, type and reason past maxGroups, and into a
+// single line past twice that; every entry is still counted.
+func TestGroupsAreBounded(t *testing.T) {
+	var g grouping
+	const n = 5000
+	for i := range n {
+		src := "shop"
+		if i%2 == 1 {
+			src = fmt.Sprintf("src-%d", i) // a new source, type and reason each time past the cap
+		}
+		g.add(&Entry{Source: src, EventType: "orders/paid", Reason: "permanent", LastError: fmt.Sprintf("sink answered 404: order %d not found", i)})
+	}
+	out := g.result()
+	total, folded := 0, 0
+	for _, l := range out {
+		total += l.Count
+		if l.Error == OtherErrors {
+			folded += l.Count
+		}
+	}
+	if total != n || g.n != n || len(out) > 2*maxGroups+1 || folded == 0 {
+		t.Fatalf("%d lines counting %d of %d entries (%d folded); want at most %d lines counting all", len(out), total, n, folded, 2*maxGroups+1)
+	}
+	if last := out[0]; last.Source != "shop" || last.Error != OtherErrors {
+		t.Fatalf("largest line %+v, want shop's folded errors", last)
 	}
 }
