@@ -78,11 +78,12 @@ func TokensFromEnv() (Tokens, error) {
 
 // Queues is what the API needs of *ops.Queues.
 type Queues interface {
+	List(ctx context.Context, topic string, f ops.Filter) ([]*ops.Entry, error)
 	Page(ctx context.Context, topic string, f ops.Filter, cursor string, limit int) (ops.Listing, error)
 	Groups(ctx context.Context, topic string, f ops.Filter) ([]ops.Group, int, error)
 	Depth(ctx context.Context, topic string) (int, error)
-	Requeue(ctx context.Context, topic string, f ops.Filter, who, why string, dryRun bool) ([]*ops.Entry, error)
-	Discard(ctx context.Context, topic string, f ops.Filter, who, why string, dryRun bool) ([]*ops.Entry, error)
+	Requeue(ctx context.Context, topic string, f ops.Filter, who, why string, dryRun bool) (ops.Decided, error)
+	Discard(ctx context.Context, topic string, f ops.Filter, who, why string, dryRun bool) (ops.Decided, error)
 }
 
 // Deps are what the API serves from.
@@ -267,7 +268,7 @@ func parseTime(s string) (time.Time, error) {
 // Listing limits: a page holds DefaultLimit entries unless ?limit= says
 // otherwise, and never more than MaxLimit, so a listing of a long queue
 // cannot exhaust the processor's memory (the admin API runs in it). A
-// decision answers with its first MaxLimit entries and the full count.
+// decision answers with its first ops.MaxShown entries and the count.
 const (
 	DefaultLimit = 100
 	MaxLimit     = 1000
@@ -327,12 +328,11 @@ func (a *API) show(topic string) http.Handler {
 func (a *API) one(w http.ResponseWriter, r *http.Request, topic, id string) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
 	defer cancel()
-	l, err := a.d.Queues.Page(ctx, topic, ops.Filter{IDs: []string{id}}, "", 1)
+	es, err := a.d.Queues.List(ctx, topic, ops.Filter{IDs: []string{id}})
 	if err != nil {
 		unavailable(w, err)
 		return
 	}
-	es := l.Entries
 	if len(es) == 0 {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no entry " + id + " on " + topic})
 		return
@@ -355,7 +355,7 @@ type DecideRequest struct {
 }
 
 // DecideResponse answers a requeue or discard: how many entries it
-// decided, and the first MaxLimit of them (oldest first).
+// decided, and the first ops.MaxShown of them (in log order).
 type DecideResponse struct {
 	Action    string           `json:"action"`
 	DryRun    bool             `json:"dry_run"`
@@ -391,22 +391,22 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 		if action == "discard" {
 			do = a.d.Queues.Discard
 		}
-		es, err := do(ctx, topic, f, actor, req.Reason, req.DryRun)
+		res, err := do(ctx, topic, f, actor, req.Reason, req.DryRun)
 		if errors.Is(err, ops.ErrNoReason) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
+		}
+		if !req.DryRun && res.Count > 0 {
+			// Counted also when it stopped midway: what it committed stands.
+			a.d.Log.Info("admin: "+action, "topic", topic, "who", actor, "reason", req.Reason, "count", res.Count, "error", err)
+			a.actions.Add(r.Context(), int64(res.Count), metric.WithAttributes(attribute.String("queue", queue), attribute.String("action", action)))
 		}
 		if err != nil {
 			unavailable(w, err)
 			return
 		}
-		if !req.DryRun {
-			a.d.Log.Info("admin: "+action, "topic", topic, "who", actor, "reason", req.Reason, "count", len(es))
-			a.actions.Add(r.Context(), int64(len(es)), metric.WithAttributes(attribute.String("queue", queue), attribute.String("action", action)))
-		}
-		shown := es[:min(len(es), MaxLimit)]
-		writeJSON(w, http.StatusOK, DecideResponse{Action: action, DryRun: req.DryRun, Who: actor, Count: len(es),
-			Entries: entries(shown, false), Truncated: len(shown) < len(es)})
+		writeJSON(w, http.StatusOK, DecideResponse{Action: action, DryRun: req.DryRun, Who: actor, Count: res.Count,
+			Entries: entries(res.Entries, false), Truncated: len(res.Entries) < res.Count})
 	})
 }
 

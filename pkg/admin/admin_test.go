@@ -100,29 +100,30 @@ func (q *fakeQueues) Depth(ctx context.Context, topic string) (int, error) {
 	return len(es), err
 }
 
-func (q *fakeQueues) decide(ctx context.Context, topic string, f ops.Filter, action, who, why string, dry bool) ([]*ops.Entry, error) {
+func (q *fakeQueues) decide(ctx context.Context, topic string, f ops.Filter, action, who, why string, dry bool) (ops.Decided, error) {
 	if why == "" {
-		return nil, ops.ErrNoReason
+		return ops.Decided{}, ops.ErrNoReason
 	}
 	f.Unresolved = true
 	es, _ := q.List(ctx, topic, f)
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.calls = append(q.calls, action+" by "+who)
+	res := ops.Decided{Count: len(es), Entries: es[:min(len(es), ops.MaxShown)]}
 	if dry {
-		return es, nil
+		return res, nil
 	}
 	for _, e := range es {
 		e.Decision = &ops.Decision{ID: e.ID, Action: action, Who: who, Why: why}
 	}
-	return es, nil
+	return res, nil
 }
 
-func (q *fakeQueues) Requeue(ctx context.Context, topic string, f ops.Filter, who, why string, dry bool) ([]*ops.Entry, error) {
+func (q *fakeQueues) Requeue(ctx context.Context, topic string, f ops.Filter, who, why string, dry bool) (ops.Decided, error) {
 	return q.decide(ctx, topic, f, "requeue", who, why, dry)
 }
 
-func (q *fakeQueues) Discard(ctx context.Context, topic string, f ops.Filter, who, why string, dry bool) ([]*ops.Entry, error) {
+func (q *fakeQueues) Discard(ctx context.Context, topic string, f ops.Filter, who, why string, dry bool) (ops.Decided, error) {
 	return q.decide(ctx, topic, f, "discard", who, why, dry)
 }
 
@@ -369,7 +370,7 @@ func TestListIsPaged(t *testing.T) {
 		t.Fatalf("groups: %v", m)
 	}
 	code, m, _ = call(t, srv, "POST", "/v1/dlq/discard", "w", `{"filter":{"source":"shop"},"reason":"cancelled upstream"}`)
-	if code != 200 || m["count"].(float64) != MaxLimit+250 || len(m["entries"].([]any)) != MaxLimit || m["entries_truncated"] != true {
+	if code != 200 || m["count"].(float64) != MaxLimit+250 || len(m["entries"].([]any)) != ops.MaxShown || m["entries_truncated"] != true {
 		t.Fatalf("decision: %d count %v, %d entries, truncated %v", code, m["count"], len(m["entries"].([]any)), m["entries_truncated"])
 	}
 }

@@ -117,6 +117,12 @@ func (q *Queues) Close() { q.cl.Close() }
 // It holds no entry after fn returns, so memory does not grow with the
 // queue; an error from fn stops the scan and is returned.
 func (q *Queues) Scan(ctx context.Context, topic string, f Filter, fn func(*Entry) error) error {
+	return q.scan(ctx, topic, f, fn, nil)
+}
+
+// scan is Scan, calling every (when not nil) after each record read,
+// matching or not.
+func (q *Queues) scan(ctx context.Context, topic string, f Filter, fn func(*Entry) error, every func() error) error {
 	decisions, err := q.decisions(ctx)
 	if err != nil {
 		return err
@@ -127,29 +133,36 @@ func (q *Queues) Scan(ctx context.Context, topic string, f Filter, fn func(*Entr
 	}
 	return kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
 		// Asked by id: skip the others before decoding them.
-		if len(f.IDs) > 0 && !contains(f.IDs, retry.Coordinates(r)) {
-			return nil
+		if len(f.IDs) == 0 || contains(f.IDs, retry.Coordinates(r)) {
+			e := q.entry(ctx, r)
+			e.Decision = decisions[e.ID]
+			if f.match(e) {
+				if err := fn(e); err != nil {
+					return err
+				}
+			}
 		}
-		e := q.entry(ctx, r)
-		e.Decision = decisions[e.ID]
-		if !f.match(e) {
-			return nil
+		if every != nil {
+			return every()
 		}
-		return fn(e)
+		return nil
 	})
 }
 
-// List returns every entry of topic matching f, oldest first (see
-// [Listing]). It holds them all: for a queue that may be large, use Page.
+// List returns every entry of topic matching f, in log order (see
+// [Listing]), payloads included. It holds them all: for a queue that may be
+// long, select by ids or use Page.
 func (q *Queues) List(ctx context.Context, topic string, f Filter) ([]*Entry, error) {
-	l, err := q.Page(ctx, topic, f, "", 0)
+	l, err := q.page(ctx, topic, f, "", 0, true)
 	return l.Entries, err
 }
 
 // Listing is one page of a queue's matching entries.
 type Listing struct {
-	// Entries are oldest first: by record time, then partition and
-	// offset.
+	// Entries are in log order: by partition, then offset (oldest first
+	// within a partition). Unlike record times, that order is the order in
+	// which entries become readable, so a walk through the pages misses
+	// none that were there when it began.
 	Entries []*Entry
 	// Total counts every matching entry on the queue, on any page.
 	Total int
@@ -157,12 +170,16 @@ type Listing struct {
 	Next string
 }
 
-// Page returns at most limit entries of topic matching f (0: no limit),
-// oldest first, starting after cursor (empty: from the oldest; else the
-// Next of an earlier page). It reads the whole queue but holds at most
-// about twice limit entries, so a listing through the admin API cannot
-// exhaust the processor's memory however long the queue grew.
+// Page returns at most limit entries of topic matching f (0: no limit), in
+// log order, starting after cursor (empty: from the start; else the Next
+// of an earlier page), without their payloads. It reads the whole queue
+// but holds at most twice limit entries, so a listing through the admin
+// API cannot exhaust the processor's memory however long the queue grew.
 func (q *Queues) Page(ctx context.Context, topic string, f Filter, cursor string, limit int) (Listing, error) {
+	return q.page(ctx, topic, f, cursor, limit, false)
+}
+
+func (q *Queues) page(ctx context.Context, topic string, f Filter, cursor string, limit int, payloads bool) (Listing, error) {
 	var l Listing
 	if limit < 0 {
 		return l, fmt.Errorf("%w: limit %d is negative", ErrBadPage, limit)
@@ -171,63 +188,77 @@ func (q *Queues) Page(ctx context.Context, topic string, f Filter, cursor string
 	if err != nil {
 		return l, err
 	}
-	var keep []*Entry
-	more := false
+	keep := firstN{n: limit}
 	err = q.Scan(ctx, topic, f, func(e *Entry) error {
 		l.Total++
 		if cursor != "" && !after.before(position(e)) {
 			return nil
 		}
-		keep = append(keep, e)
-		if limit > 0 && len(keep) >= 2*limit {
-			sortEntries(keep)
-			clear(keep[limit:])
-			keep, more = keep[:limit], true
+		if !payloads {
+			e.Payload, e.rec = nil, nil
 		}
+		keep.add(e)
 		return nil
 	})
 	if err != nil {
 		return Listing{}, err
 	}
-	sortEntries(keep)
-	if limit > 0 && len(keep) > limit {
-		clear(keep[limit:])
-		keep, more = keep[:limit], true
-	}
-	l.Entries = keep
-	if more && len(keep) > 0 {
-		l.Next = position(keep[len(keep)-1]).String()
+	l.Entries = keep.result()
+	if keep.more && len(l.Entries) > 0 {
+		l.Next = position(l.Entries[len(l.Entries)-1]).String()
 	}
 	return l, nil
+}
+
+// firstN keeps the first n entries in log order of those added (all when n
+// is 0), holding at most twice n at any time.
+type firstN struct {
+	n    int
+	es   []*Entry
+	more bool // some were left out
+}
+
+func (k *firstN) add(e *Entry) {
+	k.es = append(k.es, e)
+	if k.n > 0 && len(k.es) >= 2*k.n {
+		k.cut()
+	}
+}
+
+func (k *firstN) cut() {
+	sortEntries(k.es)
+	if k.n > 0 && len(k.es) > k.n {
+		clear(k.es[k.n:])
+		k.es, k.more = k.es[:k.n], true
+	}
+}
+
+func (k *firstN) result() []*Entry {
+	k.cut()
+	return k.es
 }
 
 // ErrBadPage is returned for a cursor or limit Page cannot use.
 var ErrBadPage = errors.New("bad page")
 
-// pos is an entry's place in a listing's order.
+// pos is an entry's place in log order.
 type pos struct {
-	ms        int64 // record time, Unix milliseconds (Kafka's precision)
 	partition int32
 	offset    int64
 }
 
-func position(e *Entry) pos {
-	return pos{ms: e.At.UnixMilli(), partition: e.partition, offset: e.offset}
-}
+func position(e *Entry) pos { return pos{partition: e.partition, offset: e.offset} }
 
 func (a pos) before(b pos) bool {
-	if a.ms != b.ms {
-		return a.ms < b.ms
-	}
 	if a.partition != b.partition {
 		return a.partition < b.partition
 	}
 	return a.offset < b.offset
 }
 
-// String is the cursor: time_partition_offset, all decimal.
+// String is the cursor: partition_offset, both decimal.
 func (a pos) String() string {
-	return strconv.FormatInt(a.ms, 10) + "_" + strconv.FormatInt(int64(a.partition), 10) + "_" + strconv.FormatInt(a.offset, 10)
+	return strconv.FormatInt(int64(a.partition), 10) + "_" + strconv.FormatInt(a.offset, 10)
 }
 
 func parseCursor(s string) (pos, error) {
@@ -235,17 +266,16 @@ func parseCursor(s string) (pos, error) {
 		return pos{}, nil
 	}
 	bad := fmt.Errorf("%w: cursor %q: want the next value of an earlier page", ErrBadPage, s)
-	parts := strings.Split(s, "_")
-	if len(parts) != 3 {
+	ps, offs, ok := strings.Cut(s, "_")
+	if !ok {
 		return pos{}, bad
 	}
-	ms, err1 := strconv.ParseInt(parts[0], 10, 64)
-	p, err2 := strconv.ParseInt(parts[1], 10, 32)
-	off, err3 := strconv.ParseInt(parts[2], 10, 64)
-	if err1 != nil || err2 != nil || err3 != nil || p < 0 || off < 0 {
+	p, err1 := strconv.ParseInt(ps, 10, 32)
+	off, err2 := strconv.ParseInt(offs, 10, 64)
+	if err1 != nil || err2 != nil || p < 0 || off < 0 {
 		return pos{}, bad
 	}
-	return pos{ms: ms, partition: int32(p), offset: off}, nil
+	return pos{partition: int32(p), offset: off}, nil
 }
 
 func sortEntries(es []*Entry) {
@@ -316,65 +346,90 @@ func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {
 	return e
 }
 
+// Decided is what a requeue or discard did (or, in a dry run, would do).
+type Decided struct {
+	// Count is how many entries were decided.
+	Count int
+	// Entries are the first MaxShown of them in log order, without
+	// payloads: a decision over a long queue does not hold it.
+	Entries []*Entry
+}
+
+// MaxShown bounds Decided.Entries.
+const MaxShown = 1000
+
+// A decision is written in transactions of at most decideChunk entries,
+// each open at most about decideAge: one transaction for a whole queue
+// stayed open while the queue was read, and outlived its timeout on a
+// long one (and held back every read_committed reader of the audit and
+// retry topics meanwhile).
+var (
+	decideChunk = 10000
+	decideAge   = 5 * time.Second
+	afterCommit func() // tests: called after each committed chunk
+)
+
 // Requeue sends the matching unresolved entries back into processing: to
 // the first retry tier, due now, attempt 1 (a fresh budget), with their
-// error history plus a line saying who requeued them and why. The requeue
-// and its audit record are one transaction. dryRun only lists.
-func (q *Queues) Requeue(ctx context.Context, topic string, f Filter, who, why string, dryRun bool) ([]*Entry, error) {
+// error history plus a line saying who requeued them and why. Each requeue
+// and its audit record are in one transaction. dryRun changes nothing.
+//
+// A decision over many entries commits as it goes (see decideChunk): if it
+// fails midway, the entries decided before the failure stand, the error
+// says how many, and running it again goes on with the rest (decided
+// entries are not selected again).
+func (q *Queues) Requeue(ctx context.Context, topic string, f Filter, who, why string, dryRun bool) (Decided, error) {
 	return q.decide(ctx, topic, f, "requeue", who, why, dryRun)
 }
 
 // Discard marks the matching unresolved entries as resolved without
-// reprocessing. why is required.
-func (q *Queues) Discard(ctx context.Context, topic string, f Filter, who, why string, dryRun bool) ([]*Entry, error) {
+// reprocessing, as Requeue does otherwise. why is required.
+func (q *Queues) Discard(ctx context.Context, topic string, f Filter, who, why string, dryRun bool) (Decided, error) {
 	return q.decide(ctx, topic, f, "discard", who, why, dryRun)
 }
 
 // ErrNoReason is returned when a decision has no reason.
 var ErrNoReason = errors.New("a reason is required (--reason)")
 
-func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who, why string, dryRun bool) ([]*Entry, error) {
+func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who, why string, dryRun bool) (Decided, error) {
+	var res Decided
 	if strings.TrimSpace(why) == "" {
-		return nil, ErrNoReason
+		return res, ErrNoReason
 	}
 	if topic != q.topics.DLQ && topic != q.topics.Invalid {
-		return nil, fmt.Errorf("%s is not a failure queue", topic)
+		return res, fmt.Errorf("%s is not a failure queue", topic)
 	}
 	if action == "requeue" && len(q.topics.Retry) == 0 {
-		return nil, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
+		return res, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
 	}
 	f.Unresolved = true
-	// The entries are kept for the answer without their payload and
-	// record: a decision over a long queue holds a few hundred bytes per
-	// entry, not the events.
-	var out []*Entry
-	light := func(e *Entry) {
-		e.Payload, e.rec = nil, nil
-		out = append(out, e)
-	}
+	shown := firstN{n: MaxShown}
 	if dryRun {
-		err := q.Scan(ctx, topic, f, func(e *Entry) error { light(e); return nil })
-		sortEntries(out)
-		return out, err
+		err := q.Scan(ctx, topic, f, func(e *Entry) error {
+			e.Payload, e.rec = nil, nil
+			res.Count++
+			shown.add(e)
+			return nil
+		})
+		res.Entries = shown.result()
+		return res, err
 	}
 	// One transactional id per queue, taken before the entries are read:
 	// a decision already committing finishes first (its id is busy until
 	// then) and is seen as decided below; one still reading is fenced, and
-	// its commit fails. Two operators (CLI, API, a retry after a timeout)
-	// cannot both act on one entry. Records as large as the topics take:
-	// a requeued event is as big as it was on the raw topic.
+	// its next commit fails. Two operators (CLI, API, a retry after a
+	// timeout) cannot both act on one entry. Records as large as the
+	// topics take: a requeued event is as big as it was on the raw topic.
 	txn, err := kgo.NewClient(append(q.cl.Opts(),
 		kgo.TransactionalID("inlet-ops-"+topic),
+		kgo.TransactionTimeout(time.Minute),
 		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes))...)
 	if err != nil {
-		return nil, err
+		return res, err
 	}
 	defer txn.Close()
 	if _, _, err := txn.ProducerID(ctx); err != nil {
-		return nil, fmt.Errorf("%s: take the queue's transactional id: %w", action, err)
-	}
-	if err := txn.BeginTransaction(); err != nil {
-		return nil, err
+		return res, fmt.Errorf("%s: take the queue's transactional id: %w", action, err)
 	}
 	now := time.Now().UTC()
 	// A record that fails does not fail the transaction by itself: without
@@ -389,8 +444,46 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			mu.Unlock()
 		}
 	}
+	var (
+		open    bool      // a transaction was begun and not ended
+		opened  time.Time // when
+		pending []*Entry  // decided in the open transaction
+	)
+	commit := func() error {
+		if !open {
+			return nil
+		}
+		if err := txn.Flush(ctx); err != nil {
+			return err
+		}
+		mu.Lock()
+		perr := produceErr
+		mu.Unlock()
+		if perr != nil {
+			return fmt.Errorf("a record was refused: %w", perr)
+		}
+		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			return err
+		}
+		open = false
+		if afterCommit != nil {
+			afterCommit()
+		}
+		res.Count += len(pending)
+		for _, e := range pending {
+			shown.add(e)
+		}
+		pending = pending[:0]
+		return nil
+	}
 	// Each entry is written as it is read: the queue is never held whole.
-	err = q.Scan(ctx, topic, f, func(e *Entry) error {
+	err = q.scan(ctx, topic, f, func(e *Entry) error {
+		if !open {
+			if err := txn.BeginTransaction(); err != nil {
+				return err
+			}
+			open, opened = true, time.Now()
+		}
 		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now}
 		if action == "requeue" {
 			d.To = q.topics.Retry[0]
@@ -404,41 +497,45 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		b, _ := json.Marshal(d)
 		txn.Produce(ctx, &kgo.Record{Topic: q.topics.Audit, Key: []byte(e.ID), Value: b}, failed)
 		e.Decision = d
-		light(e)
+		e.Payload, e.rec = nil, nil
+		pending = append(pending, e)
+		if len(pending) >= decideChunk {
+			return commit()
+		}
+		return nil
+	}, func() error {
+		if open && time.Since(opened) >= decideAge {
+			return commit()
+		}
 		return nil
 	})
 	if err == nil {
-		err = txn.Flush(ctx)
+		err = commit()
 	}
+	res.Entries = shown.result()
 	if err == nil {
-		mu.Lock()
-		err = produceErr
-		mu.Unlock()
-		if err != nil {
-			err = fmt.Errorf("%s: a record was refused, nothing was done: %w", action, err)
-		}
+		return res, nil
 	}
-	if err == nil && len(out) == 0 {
-		err = txn.EndTransaction(ctx, kgo.TryAbort) // nothing written
-		return nil, err
-	}
-	if err != nil {
-		if aerr := txn.EndTransaction(ctx, kgo.TryAbort); aerr != nil {
+	if open {
+		// A fresh context: ctx may be what ended, and an abort that is not
+		// sent leaves the transaction holding back read_committed readers
+		// until its timeout.
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		if aerr := txn.AbortBufferedRecords(actx); aerr != nil {
+			err = errors.Join(err, aerr)
+		} else if aerr := txn.EndTransaction(actx, kgo.TryAbort); aerr != nil {
 			err = errors.Join(err, aerr)
 		}
-		if fenced(err) {
-			return nil, fmt.Errorf("%s: another decision on %s started meanwhile (or this one outlived its transaction), nothing was done; list again and retry: %w", action, topic, err)
-		}
-		return nil, err
+		cancel()
 	}
-	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		if fenced(err) {
-			return nil, fmt.Errorf("%s: another decision on %s started meanwhile (or this one outlived its transaction), nothing was done; list again and retry: %w", action, topic, err)
-		}
-		return nil, fmt.Errorf("commit %s: %w", action, err)
+	done := "nothing was done"
+	if res.Count > 0 {
+		done = fmt.Sprintf("%d entries were decided before it and stand; run it again to go on with the rest", res.Count)
 	}
-	sortEntries(out)
-	return out, nil
+	if fenced(err) {
+		return res, fmt.Errorf("%s: another decision on %s started meanwhile (or this one outlived its transaction); %s: %w", action, topic, done, err)
+	}
+	return res, fmt.Errorf("%s: %s: %w", action, done, err)
 }
 
 // fenced: a later decision on the same queue took its transactional id.
@@ -446,31 +543,40 @@ func fenced(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
 }
 
-// decisions reads the audit topic: the latest decision per record id.
+// decisions reads the audit topic: the latest decision per entry id,
+// streamed, leaving out decisions on entries that retention deleted from
+// the queues (the audit topic is compacted, and keeps every decision ever
+// made).
 func (q *Queues) decisions(ctx context.Context) (map[string]*Decision, error) {
-	recs, err := q.readAll(ctx, q.topics.Audit)
+	starts := map[string]map[int32]int64{}
+	l, err := q.adm.ListStartOffsets(ctx, q.topics.DLQ, q.topics.Invalid)
+	if err != nil {
+		return nil, fmt.Errorf("list start offsets of the failure queues: %w", err)
+	}
+	l.Each(func(o kadm.ListedOffset) {
+		if o.Err == nil {
+			if starts[o.Topic] == nil {
+				starts[o.Topic] = map[int32]int64{}
+			}
+			starts[o.Topic][o.Partition] = o.Offset
+		}
+	})
+	sp, err := kafka.RangeOf(ctx, q.adm, q.topics.Audit, time.Time{}, time.Time{})
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]*Decision{}
-	for _, r := range recs {
+	err = kafka.ReadSpan(ctx, q.cl.Opts(), q.topics.Audit, sp, func(r *kgo.Record) error {
 		var d Decision
-		if json.Unmarshal(r.Value, &d) == nil && d.ID != "" {
-			out[d.ID] = &d
+		if json.Unmarshal(r.Value, &d) != nil || d.ID == "" {
+			return nil
 		}
-	}
-	return out, nil
-}
-
-// readAll reads topic from the start to its current end (read_committed).
-func (q *Queues) readAll(ctx context.Context, topic string) ([]*kgo.Record, error) {
-	sp, err := kafka.RangeOf(ctx, q.adm, topic, time.Time{}, time.Time{})
-	if err != nil {
-		return nil, err
-	}
-	var out []*kgo.Record
-	err = kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
-		out = append(out, r)
+		if topic, p, off, ok := parseEntryID(d.ID); ok {
+			if start, known := starts[topic][p]; known && off < start {
+				return nil
+			}
+		}
+		out[d.ID] = &d
 		return nil
 	})
 	return out, err

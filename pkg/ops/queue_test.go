@@ -38,7 +38,7 @@ func TestConcurrentDecisionsActOnce(t *testing.T) {
 	}
 	alice, bob := operator(), operator()
 	var wg sync.WaitGroup
-	var requeued, discarded []*Entry
+	var requeued, discarded Decided
 	var rerr, derr error
 	wg.Go(func() {
 		requeued, rerr = alice.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
@@ -47,8 +47,8 @@ func TestConcurrentDecisionsActOnce(t *testing.T) {
 		discarded, derr = bob.Discard(ctx, tp.DLQ, Filter{Source: "shop"}, "bob", "order cancelled", false)
 	})
 	wg.Wait()
-	t.Logf("requeue: %d entries, %v; discard: %d entries, %v", len(requeued), rerr, len(discarded), derr)
-	actedR, actedD := rerr == nil && len(requeued) == 1, derr == nil && len(discarded) == 1
+	t.Logf("requeue: %d entries, %v; discard: %d entries, %v", requeued.Count, rerr, discarded.Count, derr)
+	actedR, actedD := rerr == nil && requeued.Count == 1, derr == nil && discarded.Count == 1
 	if actedR == actedD {
 		t.Fatalf("requeue acted %v, discard acted %v: want exactly one", actedR, actedD)
 	}
@@ -105,7 +105,7 @@ func TestDepthCountsUnresolved(t *testing.T) {
 }
 
 // TestPagesWalkTheQueueOnce: following Next from the first page visits
-// every matching entry exactly once, oldest first, each page within its
+// every matching entry exactly once, in log order, each page within its
 // limit and every page counting the same total; groups count the same
 // entries. Page keeps at most twice its limit while reading, so 23 entries
 // in pages of 4 exercise the cut several times.
@@ -166,19 +166,85 @@ func TestPagesWalkTheQueueOnce(t *testing.T) {
 	}
 	for i := 1; i < len(walked); i++ {
 		if position(walked[i]).before(position(walked[i-1])) {
-			t.Fatalf("%s listed after %s but is older", walked[i].ID, walked[i-1].ID)
+			t.Fatalf("%s listed after %s but comes before it in log order", walked[i].ID, walked[i-1].ID)
 		}
 	}
 	groups, n, err := q.Groups(ctx, tp.DLQ, f)
 	if err != nil || n != 23 || len(groups) != 2 || groups[0].Count+groups[1].Count != 23 {
 		t.Fatalf("groups %+v, %d counted, %v", groups, n, err)
 	}
-	for _, bad := range []string{"x", "1_2", "1_2_3_4", "a_1_2", "1_-1_2", "1_2_-3", "1_99999999999_2"} {
+	for _, bad := range []string{"x", "1", "1_2_3", "a_1", "1_b", "-1_2", "1_-3", "99999999999_2", "_"} {
 		if _, err := q.Page(ctx, tp.DLQ, f, bad, 4); !errors.Is(err, ErrBadPage) {
 			t.Errorf("cursor %q: %v, want ErrBadPage", bad, err)
 		}
 	}
 	if _, err := q.Page(ctx, tp.DLQ, f, "", -1); !errors.Is(err, ErrBadPage) {
 		t.Errorf("limit -1: %v, want ErrBadPage", err)
+	}
+}
+
+// TestDecisionsCommitAsTheyGo: a decision over more entries than a chunk
+// commits chunk by chunk; one stopped midway (here a concurrent decision
+// takes the queue's transactional id) keeps what it committed, says how
+// much, and running it again decides the rest, each entry once.
+func TestDecisionsCommitAsTheyGo(t *testing.T) {
+	env := testenv.Embedded(t)
+	ctx := context.Background()
+	tp := env.CreateTopics(t, nil)
+	codec := env.Codec(t, tp)
+	for i := range 9 {
+		env.DeadLetter(t, tp, codec, "shop", "orders/updated", fmt.Sprintf("wh-%d", i), "sink answered 503")
+	}
+	q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	defer func(c int, a time.Duration) { decideChunk, decideAge, afterCommit = c, a, nil }(decideChunk, decideAge)
+	decideChunk = 2
+	commits := 0
+	afterCommit = func() {
+		if commits++; commits == 2 {
+			// Another operator's decision starts: it takes the id.
+			other, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.TransactionalID("inlet-ops-"+tp.DLQ))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer other.Close()
+			if _, _, err := other.ProducerID(ctx); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	first, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
+	if err == nil || !strings.Contains(err.Error(), "4 entries were decided before it and stand") || first.Count != 4 || len(first.Entries) != 4 {
+		t.Fatalf("first run: %d decided (%d shown), %v; want 4 and an error saying so", first.Count, len(first.Entries), err)
+	}
+	afterCommit = nil
+	decideAge = 0 // and a transaction per entry: the age bound
+	second, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
+	if err != nil || second.Count != 5 {
+		t.Fatalf("second run: %d decided, %v; want the other 5", second.Count, err)
+	}
+	seen := map[string]bool{}
+	for _, e := range append(first.Entries, second.Entries...) {
+		if seen[e.ID] || e.Payload != nil {
+			t.Fatalf("%s decided twice, or kept its payload", e.ID)
+		}
+		seen[e.ID] = true
+	}
+	if got := env.ReadAll(t, tp.Retry[0], 9, 500*time.Millisecond, 10*time.Second); len(got) != 9 {
+		t.Fatalf("%d records requeued, want 9", len(got))
+	}
+	if n, err := q.Depth(ctx, tp.DLQ); err != nil || n != 0 {
+		t.Fatalf("depth %d (%v), want 0", n, err)
+	}
+	page, err := q.Page(ctx, tp.DLQ, Filter{}, "", 3)
+	if err != nil || len(page.Entries) != 3 || page.Entries[0].Payload != nil {
+		t.Fatalf("page: %d entries (%v), payload kept: %v", len(page.Entries), err, len(page.Entries) > 0 && page.Entries[0].Payload != nil)
+	}
+	if all, err := q.List(ctx, tp.DLQ, Filter{}); err != nil || len(all) != 9 || all[0].Payload == nil {
+		t.Fatalf("list: %d entries (%v), want 9 with payloads", len(all), err)
 	}
 }

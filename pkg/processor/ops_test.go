@@ -45,8 +45,8 @@ func TestRequeueAndDiscard(t *testing.T) {
 		t.Fatalf("discard without a reason: %v", err)
 	}
 	dry, err := q.Requeue(ctx, h.topics.DLQ, ops.Filter{ErrorText: "400"}, "alice", "sink fixed", true)
-	if err != nil || len(dry) != 2 || depth(h.topics.DLQ) != 2 {
-		t.Fatalf("dry run: %d entries, %v; depth must not move", len(dry), err)
+	if err != nil || dry.Count != 2 || len(dry.Entries) != 2 || depth(h.topics.DLQ) != 2 {
+		t.Fatalf("dry run: %d entries, %v; depth must not move", dry.Count, err)
 	}
 
 	// The sink recovers; one record is requeued, the other discarded.
@@ -80,7 +80,7 @@ func TestRequeueAndDiscard(t *testing.T) {
 		t.Fatalf("outputs %v, want wh-q1 once", ids)
 	}
 	// Requeueing again is a no-op: it is resolved.
-	if again, _ := q.Requeue(ctx, h.topics.DLQ, ops.Filter{IDs: []string{q1}}, "alice", "again", false); len(again) != 0 {
+	if again, _ := q.Requeue(ctx, h.topics.DLQ, ops.Filter{IDs: []string{q1}}, "alice", "again", false); again.Count != 0 {
 		t.Fatalf("a resolved record was requeued again")
 	}
 	audit := h.env.ReadAll(t, h.topics.Audit, 2, 300*time.Millisecond, 10*time.Second)
@@ -114,9 +114,9 @@ func TestRequeueLargeEvent(t *testing.T) {
 		t.Fatalf("invalid %d, want 1", n)
 	}
 	q, ctx := queues(t, h)
-	es, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false)
-	if err != nil || len(es) != 1 {
-		t.Fatalf("requeue: %d entries, %v", len(es), err)
+	res, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false)
+	if err != nil || res.Count != 1 {
+		t.Fatalf("requeue: %d entries, %v", res.Count, err)
 	}
 	testenv.Eventually(t, 20*time.Second, "the requeued event to be reprocessed", func() bool { return h.total(Invalid) == 2 })
 }
@@ -155,14 +155,14 @@ func TestRequeueWhenKafkaRefusesChangesNothing(t *testing.T) {
 
 	q, ctx := queues(t, h)
 	refuse.Store(true)
-	if es, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false); err == nil {
-		t.Fatalf("requeue succeeded (%d entries) while Kafka refused its records", len(es))
+	if res, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false); err == nil || res.Count != 0 {
+		t.Fatalf("requeue succeeded (%d entries, %v) while Kafka refused its records", res.Count, err)
 	}
 	refuse.Store(false)
 	// Still unresolved: the requeue takes it now.
-	es, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false)
-	if err != nil || len(es) != 1 {
-		t.Fatalf("second requeue: %d entries, %v", len(es), err)
+	res, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{}, "carol", "handler fixed", false)
+	if err != nil || res.Count != 1 {
+		t.Fatalf("second requeue: %d entries, %v", res.Count, err)
 	}
 	testenv.Eventually(t, 20*time.Second, "the requeued event to be reprocessed", func() bool { return h.total(Invalid) == 2 })
 }

@@ -175,8 +175,8 @@ func TestReplayFillLeavesFailureQueueEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer q.Close()
-	if es, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{Source: "stripe"}, "test", "contract fixed", false); err != nil || len(es) != 1 {
-		t.Fatalf("requeue: %d entries, %v", len(es), err)
+	if res, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{Source: "stripe"}, "test", "contract fixed", false); err != nil || res.Count != 1 {
+		t.Fatalf("requeue: %d entries, %v", res.Count, err)
 	}
 	sum = h.replay(t, "fill-q2", Fill, before)
 	if sum.Read != 2 || sum.OnFailureQueues != 0 || sum.Duplicate != 1 || sum.Invalid != 1 {

@@ -29,8 +29,8 @@ Commands:
   depth     the number of unresolved entries
 
 Select entries by id (topic/partition/offset, as ls prints) or with
---source, --type, --error, --since, --until. ls shows the oldest --limit
-entries (default 100) and the --after cursor of the next page.
+--source, --type, --error, --since, --until. ls shows --limit entries
+(default 100) in log order and the --after cursor of the next page.
 
 Examples:
   inletctl %[1]s ls --group
@@ -64,7 +64,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs.StringVar(&until, "until", "", "only entries before this RFC 3339 time")
 	fs.BoolVar(&all, "all", false, "ls: include resolved entries")
 	fs.BoolVar(&group, "group", false, "ls: count by source, type and error instead of listing")
-	fs.IntVar(&limit, "limit", 100, "ls: entries per page, oldest first (0: all)")
+	fs.IntVar(&limit, "limit", 100, "ls: entries per page, in log order (0: all)")
 	fs.StringVar(&after, "after", "", "ls: start after this cursor (the next page's, as ls prints it)")
 	fs.StringVar(&reason, "reason", "", "requeue/discard: why (required, audited)")
 	fs.BoolVar(&dry, "dry-run", false, "requeue/discard: show what would change, change nothing")
@@ -114,6 +114,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	defer q.Close()
 
 	var es []*ops.Entry
+	var decided ops.Decided
 	code := exitOK
 	switch cmd {
 	case "ls":
@@ -129,9 +130,9 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		fmt.Fprintln(out, n)
 		return exitOK, nil
 	case "requeue":
-		es, err = q.Requeue(ctx, topic, f, who, reason, dry)
+		decided, err = q.Requeue(ctx, topic, f, who, reason, dry)
 	case "discard":
-		es, err = q.Discard(ctx, topic, f, who, reason, dry)
+		decided, err = q.Discard(ctx, topic, f, who, reason, dry)
 	default:
 		fs.Usage()
 		return exitUsage, fmt.Errorf("unknown command %q", cmd)
@@ -157,23 +158,30 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		defer fmt.Fprintf(os.Stderr, "not on %s: %s\n", topic, strings.Join(missing, ", "))
 		code = exitError
 	}
-	if output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		return code, enc.Encode(entriesJSON(es, cmd == "show"))
-	}
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
 	if cmd == "show" {
+		if output == "json" {
+			return code, enc.Encode(entriesJSON(es, true))
+		}
 		for _, e := range es {
 			printEntry(out, e)
 		}
 		return code, nil
 	}
-	printTable(out, es)
+	if output == "json" { // as the admin API answers
+		return code, enc.Encode(map[string]any{"action": cmd, "dry_run": dry, "who": who, "count": decided.Count,
+			"entries": entriesJSON(decided.Entries, false), "entries_truncated": len(decided.Entries) < decided.Count})
+	}
+	printTable(out, decided.Entries)
 	verb := map[string]string{"requeue": "requeued", "discard": "discarded"}[cmd]
 	if dry {
 		verb = "would be " + verb
 	}
-	fmt.Fprintf(out, "%d %s\n", len(es), verb)
+	if len(decided.Entries) < decided.Count {
+		verb += fmt.Sprintf(" (the first %d shown)", len(decided.Entries))
+	}
+	fmt.Fprintf(out, "%d %s\n", decided.Count, verb)
 	return code, nil
 }
 
@@ -209,7 +217,7 @@ func list(ctx context.Context, q *ops.Queues, topic string, f ops.Filter, group 
 	}
 	printTable(out, l.Entries)
 	if l.Next != "" {
-		fmt.Fprintf(out, "%d of %d shown, oldest first; next page: --after %s\n", len(l.Entries), l.Total, l.Next)
+		fmt.Fprintf(out, "%d of %d shown; next page: --after %s\n", len(l.Entries), l.Total, l.Next)
 	}
 	return exitOK, nil
 }
