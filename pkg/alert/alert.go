@@ -230,7 +230,10 @@ func (a *Alerter) Run(ctx context.Context) {
 		case al := <-a.in:
 			a.add(groups, al, time.Now())
 		case now := <-tick.C:
-			flush(context.Background(), now, false)
+			// ctx: a SIGTERM cuts a send to a hanging webhook short (it
+			// is tried again in the final flush) instead of waiting out
+			// 10 s per message.
+			flush(ctx, now, false)
 		}
 	}
 }

@@ -251,3 +251,38 @@ func TestShutdownIsBounded(t *testing.T) {
 		t.Fatalf("failed %d, want 5", a.Failed())
 	}
 }
+
+// TestShutdownCutsARegularFlushShort: a SIGTERM that comes while a regular
+// flush waits on a hanging webhook does not wait for every due message
+// (it took 10 s each).
+func TestShutdownCutsARegularFlushShort(t *testing.T) {
+	arrived := make(chan struct{}, 10)
+	release := make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	a := New(Config{WebhookURL: hang.URL, Window: 20 * time.Millisecond})
+	a.shutdown = 300 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	for i := range 4 {
+		a.Notify(Alert{Kind: KindDLQ, Source: fmt.Sprint("s", i)})
+	}
+	<-arrived // the regular flush is sending
+	cancel()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run still flushing 5s after shutdown began")
+	}
+	if a.Failed() != 4 {
+		t.Fatalf("failed %d, want 4", a.Failed())
+	}
+}
