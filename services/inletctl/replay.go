@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -49,6 +50,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	fs := flagenv.New("replay")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, replayUsage); fs.PrintDefaults() }
 	var src, from, to, mode, id, output, sourcesPath, redisURL, keyPrefix string
+	var historyRetention time.Duration
 	fs.StringVar(&src, "source", "", "the source to replay (required)")
 	fs.StringVar(&from, "from", "", "first raw record time, RFC 3339 (default: the start of the topic)")
 	fs.StringVar(&to, "to", "", "end of the range (exclusive), RFC 3339 (default: when the first run of this --id starts; --id is then required)")
@@ -58,6 +60,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file (the processor's)")
 	fs.String(&redisURL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (password may be in the URL or REDIS_PASSWORD)")
 	fs.String(&keyPrefix, "redis-key-prefix", "INLET_REDIS_KEY_PREFIX", "inlet:", "prefix of the processor's Redis keys")
+	fs.Duration(&historyRetention, "history-retention", "INLET_HISTORY_RETENTION", 7*24*time.Hour, "the processor's: how long replayed events' history is kept (0: none written)")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -86,6 +89,9 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	}
 	if output != "table" && output != "json" {
 		return exitUsage, fmt.Errorf("--output %q: table or json", output)
+	}
+	if historyRetention < 0 {
+		return exitUsage, fmt.Errorf("--history-retention %v: want 0 (off) or more", historyRetention)
 	}
 	cfg.Source, cfg.Mode, cfg.ID = src, replay.Mode(mode), id
 	if cfg.ID == "" {
@@ -128,7 +134,10 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	d := replay.Deps{
 		KafkaOpts: c.opts, Topics: topics, Sources: sources, Router: rt, Registry: c.reg, Codec: c.codec,
 		Store: store.New(rdb, store.KeyPrefix(keyPrefix), store.ClaimLease(cfg.Processor.ClaimLease)),
-		Redis: rdb, KeyPrefix: keyPrefix, History: history.New(rdb, keyPrefix, 0),
+		Redis: rdb, KeyPrefix: keyPrefix,
+	}
+	if historyRetention > 0 { // as the processor's: 0 writes none
+		d.History = history.New(rdb, keyPrefix, historyRetention)
 	}
 	tty := isTerminal(os.Stdout) && output != "json"
 	if tty {

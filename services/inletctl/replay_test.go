@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -98,9 +99,40 @@ func TestReplayCommand(t *testing.T) {
 		if sum.Read != 2 || sum.Applied != 2 || !sum.Complete {
 			t.Fatalf("summary %+v", sum)
 		}
+		rdb := redis.NewClient(mustParseRedisURL(t, env.RedisURL))
+		defer rdb.Close()
+		if keys, err := rdb.Keys(context.Background(), env.Prefix+":trace:*").Result(); err != nil || len(keys) != 2 {
+			t.Fatalf("history keys %v (%v), want one per replayed event", keys, err)
+		}
 		out.Reset()
 		if code, err := run(append(flags, "replay", "--source", "stripe", "--from", from, "--id", "cli-1"), &out); code != exitOK || !strings.Contains(out.String(), "complete (resumed)") {
 			t.Fatalf("again: exit %d %v: %s", code, err, out.String())
 		}
 	})
+	t.Run("history off as on the processor writes none", func(t *testing.T) {
+		env, codec, flags := cliEnv(t)
+		cl := env.Client(t, kgo.ProducerLinger(0))
+		from := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+		sendRaw(t, env, codec, cl, "evt_c", 1700000002)
+		if code, err := run(append(flags, "replay", "--source", "stripe", "--from", from, "--id", "cli-2", "--history-retention", "0", "--output", "json"), &bytes.Buffer{}); code != exitOK {
+			t.Fatalf("exit %d: %v", code, err)
+		}
+		rdb := redis.NewClient(mustParseRedisURL(t, env.RedisURL))
+		defer rdb.Close()
+		if keys, err := rdb.Keys(context.Background(), env.Prefix+":trace:*").Result(); err != nil || len(keys) != 0 {
+			t.Fatalf("history keys %v (%v), want none", keys, err)
+		}
+		if code, _ := run(append(flags, "replay", "--source", "stripe", "--from", from, "--id", "cli-3", "--history-retention", "-1h"), &bytes.Buffer{}); code != exitUsage {
+			t.Fatalf("negative retention: exit %d, want %d", code, exitUsage)
+		}
+	})
+}
+
+func mustParseRedisURL(t *testing.T, u string) *redis.Options {
+	t.Helper()
+	o, err := redis.ParseURL(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }
