@@ -37,8 +37,13 @@ type Tracker struct {
 }
 
 type queueState struct {
+	id    kadm.TopicID    // the topic's id when last read: another means it was recreated
 	next  map[int32]int64 // per partition, the next offset to read
 	parts map[int32]*openOffsets
+}
+
+func newQueueState() *queueState {
+	return &queueState{next: map[int32]int64{}, parts: map[int32]*openOffsets{}}
 }
 
 // openOffsets are one partition's unresolved entries: offsets in reading
@@ -80,7 +85,7 @@ func (o *openOffsets) trim(start int64) {
 func NewTracker(q *Queues, topics ...string) *Tracker {
 	t := &Tracker{q: q, queues: map[string]*queueState{}, audit: map[int32]int64{}, early: map[string]bool{}, order: topics}
 	for _, topic := range topics {
-		t.queues[topic] = &queueState{next: map[int32]int64{}, parts: map[int32]*openOffsets{}}
+		t.queues[topic] = newQueueState()
 	}
 	return t
 }
@@ -110,6 +115,23 @@ func (t *Tracker) Refresh(ctx context.Context) ([]int, error) {
 
 func (t *Tracker) readQueue(ctx context.Context, topic string) error {
 	qs := t.queues[topic]
+	td, err := t.q.adm.ListTopics(ctx, topic)
+	if err == nil {
+		err = td.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("describe %s: %w", topic, err)
+	}
+	if id := td[topic].ID; id != qs.id {
+		// Deleted and created again (or first read): start over on it,
+		// with decisions remembered for the old one dropped.
+		if qs.id != (kadm.TopicID{}) {
+			qs = newQueueState()
+			t.queues[topic] = qs
+			t.forgetEarly(topic, func(int32, int64) bool { return true })
+		}
+		qs.id = id
+	}
 	whole, err := kafka.RangeOf(ctx, t.q.adm, topic, time.Time{}, time.Time{})
 	if err != nil {
 		return err
@@ -122,9 +144,10 @@ func (t *Tracker) readQueue(ctx context.Context, topic string) error {
 		return fmt.Errorf("list start offsets of %s: %w", topic, err)
 	}
 	sp := kafka.Span{}
-	var gone []int32
+	present := map[int32]int64{}
 	starts.Each(func(s kadm.ListedOffset) {
 		p := s.Partition
+		present[p] = s.Offset
 		o := qs.parts[p]
 		if o == nil {
 			o = &openOffsets{}
@@ -136,10 +159,11 @@ func (t *Tracker) readQueue(ctx context.Context, topic string) error {
 			end = r[1]
 		}
 		if seen && end < next {
-			// The partition is behind what was read: the topic was
-			// deleted and created again. Start over on it.
-			gone = append(gone, p)
-			next, seen = 0, false
+			// Behind what was read, without a new topic id (a broker
+			// without ids): start the partition over.
+			o = &openOffsets{}
+			qs.parts[p] = o
+			next = 0
 		}
 		next = max(next, s.Offset)
 		o.trim(s.Offset)
@@ -148,9 +172,18 @@ func (t *Tracker) readQueue(ctx context.Context, topic string) error {
 			sp[p] = [2]int64{next, end}
 		}
 	})
-	for _, p := range gone {
-		qs.parts[p] = &openOffsets{}
+	for p := range qs.parts {
+		if _, ok := present[p]; !ok { // the topic has fewer partitions now
+			delete(qs.parts, p)
+			delete(qs.next, p)
+		}
 	}
+	// Decisions remembered for entries retention deleted unread, or on
+	// partitions that are gone, would never be matched.
+	t.forgetEarly(topic, func(p int32, off int64) bool {
+		start, ok := present[p]
+		return !ok || off < start
+	})
 	err = kafka.ReadSpan(ctx, t.q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
 		qs.next[r.Partition] = r.Offset + 1
 		if id := entryID(topic, r.Partition, r.Offset); t.early[id] {
@@ -168,6 +201,16 @@ func (t *Tracker) readQueue(ctx context.Context, topic string) error {
 		qs.next[p] = r[1] // past transaction markers and aborted records
 	}
 	return nil
+}
+
+// forgetEarly drops the remembered decisions on topic's entries for which
+// drop says so.
+func (t *Tracker) forgetEarly(topic string, drop func(p int32, off int64) bool) {
+	for id := range t.early {
+		if tp, p, off, ok := parseEntryID(id); ok && tp == topic && drop(p, off) {
+			delete(t.early, id)
+		}
+	}
 }
 
 func (t *Tracker) readAudit(ctx context.Context) error {

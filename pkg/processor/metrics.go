@@ -40,9 +40,10 @@ type depths struct {
 	lag     map[string]int64 // topic → processor group lag
 	dlq     int64
 	invalid int64
-	known   bool
-	// queuesKnown: dlq and invalid were measured once at least.
-	queuesKnown bool
+	// known: retry and lag hold a measurement (taken at lagAt);
+	// queuesKnown: dlq and invalid do (taken at queuesAt).
+	known, queuesKnown bool
+	lagAt, queuesAt    time.Time
 }
 
 var latencyBuckets = metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
@@ -90,14 +91,13 @@ func newMetrics(meter metric.Meter, limit *telemetry.Limiter) (*metrics, error) 
 	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
 		m.mu.Lock()
 		defer m.mu.Unlock()
-		if !m.depths.known {
-			return nil
-		}
-		for tier, n := range m.depths.retry {
-			o.ObserveInt64(retryDepth, n, metric.WithAttributes(attribute.String("tier", tier)))
-		}
-		for topic, n := range m.depths.lag {
-			o.ObserveInt64(lag, n, metric.WithAttributes(attribute.String("topic", topic)))
+		if m.depths.known {
+			for tier, n := range m.depths.retry {
+				o.ObserveInt64(retryDepth, n, metric.WithAttributes(attribute.String("tier", tier)))
+			}
+			for topic, n := range m.depths.lag {
+				o.ObserveInt64(lag, n, metric.WithAttributes(attribute.String("topic", topic)))
+			}
 		}
 		if m.depths.queuesKnown {
 			o.ObserveInt64(dlqDepth, m.depths.dlq)
@@ -212,27 +212,36 @@ type queueDepths interface {
 	Refresh(ctx context.Context) ([]int, error)
 }
 
+// staleDepths is how long a gauge keeps its last value while it cannot be
+// measured; then it is withdrawn. Alert rules take max() across instances,
+// so one instance stuck on an old high value would keep an alert firing
+// after the queue was cleared.
+const staleDepths = 10 * time.Minute
+
 func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client, tracker queueDepths) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	lags, err := adm.Lag(ctx, p.cfg.Group)
-	if err != nil {
-		p.log.Debug("lag measurement failed", "error", err)
-		return
-	}
+	now := time.Now()
 	p.metrics.mu.Lock()
-	prev := p.metrics.depths
+	d := p.metrics.depths
 	p.metrics.mu.Unlock()
-	d := depths{retry: map[string]int64{}, lag: map[string]int64{}, known: true,
-		dlq: prev.dlq, invalid: prev.invalid, queuesKnown: prev.queuesKnown}
-	for _, gl := range lags {
-		for _, l := range gl.Lag.Sorted() {
-			if l.Lag < 0 {
-				continue
-			}
-			d.lag[l.Topic] += l.Lag
-			if tier, ok := tierOf(p.d.Topics, l.Topic); ok {
-				d.retry[tier] += l.Lag
+	if lags, err := adm.Lag(ctx, p.cfg.Group); err != nil {
+		p.log.Debug("lag measurement failed", "error", err)
+		if d.known && now.Sub(d.lagAt) > staleDepths {
+			d.known = false
+			p.log.Warn("lag not measured for too long; the lag and retry depth gauges are withdrawn until it is", "since", d.lagAt, "error", err)
+		}
+	} else {
+		d.retry, d.lag, d.known, d.lagAt = map[string]int64{}, map[string]int64{}, true, now
+		for _, gl := range lags {
+			for _, l := range gl.Lag.Sorted() {
+				if l.Lag < 0 {
+					continue
+				}
+				d.lag[l.Topic] += l.Lag
+				if tier, ok := tierOf(p.d.Topics, l.Topic); ok {
+					d.retry[tier] += l.Lag
+				}
 			}
 		}
 	}
@@ -240,12 +249,17 @@ func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client, tracker
 		// Incremental: the first refresh reads the queues whole (over
 		// several ticks if they are long), later ones only what is new.
 		// Until one succeeds the gauges say nothing, and a failed one
-		// leaves them at their last value: never 0 for "not measured".
-		if n, err := tracker.Refresh(ctx); err == nil {
-			d.dlq, d.invalid, d.queuesKnown = int64(n[0]), int64(n[1]), true
-		} else if ctx.Err() == nil || prev.queuesKnown {
+		// leaves them at their last value for staleDepths: never 0 for
+		// "not measured".
+		switch n, err := tracker.Refresh(ctx); {
+		case err == nil:
+			d.dlq, d.invalid, d.queuesKnown, d.queuesAt = int64(n[0]), int64(n[1]), true, now
+		case d.queuesKnown && now.Sub(d.queuesAt) > staleDepths:
+			d.queuesKnown = false
+			p.log.Warn("failure-queue depths not measured for too long; their gauges are withdrawn until they are", "since", d.queuesAt, "error", err)
+		case d.queuesKnown || ctx.Err() == nil:
 			p.log.Warn("failure-queue depths not refreshed; the gauges keep their last value", "error", err)
-		} else {
+		default:
 			p.log.Info("still reading the failure queues for their depth gauges", "error", err)
 		}
 	}

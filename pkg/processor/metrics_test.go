@@ -108,4 +108,23 @@ func TestQueueDepthsAreNeverGuessed(t *testing.T) {
 	if d, i := gauges(); d[""] != 7 || i[""] != 2 {
 		t.Fatalf("after a failed measurement: dlq %v, invalid %v; want the last values 7, 2", d, i)
 	}
+	// The lag failing (here: ctx already ended) does not keep the queues
+	// from being measured.
+	ended, cancel := context.WithCancel(ctx)
+	cancel()
+	f.n, f.err = []int{5, 1}, nil
+	p.measureDepths(ended, adm, f)
+	if d, i := gauges(); d[""] != 5 || i[""] != 1 {
+		t.Fatalf("with the lag failing: dlq %v, invalid %v; want 5, 1", d, i)
+	}
+	// A value that could not be measured for staleDepths is withdrawn: one
+	// instance stuck on it would hold max() across instances.
+	p.metrics.mu.Lock()
+	p.metrics.depths.queuesAt = time.Now().Add(-staleDepths - time.Minute)
+	p.metrics.mu.Unlock()
+	f.n, f.err = nil, kafka.ErrIncomplete
+	p.measureDepths(ctx, adm, f)
+	if d, i := gauges(); len(d) != 0 || len(i) != 0 {
+		t.Fatalf("stale: dlq %v, invalid %v; want no value", d, i)
+	}
 }
