@@ -185,6 +185,9 @@ func (a *Alerter) Run(ctx context.Context) {
 	sentThisMinute := 0
 	flush := func(sctx context.Context, now time.Time, final bool) {
 		for k, g := range groups {
+			if !final && sctx.Err() != nil {
+				return // shutting down: the final flush sends what is left
+			}
 			if !final && now.Before(g.due) {
 				continue
 			}
@@ -199,6 +202,10 @@ func (a *Alerter) Run(ctx context.Context) {
 			sentThisMinute++
 			g.msg.Count = g.count
 			switch again, err := a.send(sctx, g.msg); {
+			case err != nil && !final && sctx.Err() != nil:
+				// Cut short by shutdown: neither a try nor a message sent.
+				sentThisMinute--
+				groups[k] = g
 			case err == nil:
 				a.sent.Add(1)
 				a.delivered.Add(int64(g.count))

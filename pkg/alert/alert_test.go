@@ -286,3 +286,43 @@ func TestShutdownCutsARegularFlushShort(t *testing.T) {
 		t.Fatalf("failed %d, want 4", a.Failed())
 	}
 }
+
+// TestShutdownMidFlushLosesNothing: alerts whose send a SIGTERM cut short
+// go out in the final flush: the cut does not use up a try or the
+// per-minute cap (it dropped all three here, or counted the last try of a
+// resent one as failed).
+func TestShutdownMidFlushLosesNothing(t *testing.T) {
+	rcv := &receiver{}
+	var slow atomic.Bool
+	slow.Store(true)
+	first := make(chan struct{}, 1)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if slow.Load() {
+			first <- struct{}{}
+			select { // the first send hangs until cut short
+			case <-r.Context().Done():
+			case <-release:
+			}
+			return
+		}
+		rcv.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	defer close(release)
+	a := New(Config{WebhookURL: srv.URL, Window: 20 * time.Millisecond, MaxPerMinute: 3})
+	a.resend = []time.Duration{} // no resend left: a counted try would be the last
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	for i := range 3 {
+		a.Notify(Alert{Kind: KindDLQ, Source: fmt.Sprint("s", i)})
+	}
+	<-first
+	slow.Store(false)
+	cancel()
+	<-done
+	if len(rcv.got()) != 3 || a.Failed() != 0 || a.Dropped() != 0 {
+		t.Fatalf("%d messages taken, %d failed, %d dropped; want 3, 0, 0", len(rcv.got()), a.Failed(), a.Dropped())
+	}
+}

@@ -233,7 +233,7 @@ func (t *Tracker) readAudit(ctx context.Context) error {
 		t.audit[r.Partition] = r.Offset + 1
 		var d Decision
 		if json.Unmarshal(r.Value, &d) == nil && d.ID != "" {
-			t.decide(d.ID)
+			t.decide(&d)
 		}
 		return nil
 	})
@@ -248,7 +248,8 @@ func (t *Tracker) readAudit(ctx context.Context) error {
 
 // decide takes a decided entry out of its queue's count, or remembers it
 // until the entry is read.
-func (t *Tracker) decide(id string) {
+func (t *Tracker) decide(d *Decision) {
+	id := d.ID
 	topic, p, off, ok := parseEntryID(id)
 	if !ok {
 		return
@@ -256,6 +257,9 @@ func (t *Tracker) decide(id string) {
 	qs := t.queues[topic]
 	if qs == nil {
 		return // another queue's, or another prefix's
+	}
+	if qs.id != (kadm.TopicID{}) && !d.about(qs.id.String()) {
+		return // about an earlier topic of that name
 	}
 	if next, seen := qs.next[p]; !seen || off >= next {
 		t.early[id] = true

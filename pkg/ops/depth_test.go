@@ -99,9 +99,8 @@ func TestTrackerAgreesWithAFullRead(t *testing.T) {
 	check("retention", 2, 2) // the 2 written after the listing
 
 	// The DLQ is deleted and created again, with fewer partitions: the
-	// tracker starts over on it. (A full read is not compared here: it
-	// takes the old topic's decisions for the new entries at the same
-	// coordinates.)
+	// tracker starts over on it, and decisions on the old topic's entries
+	// are not taken for the new entries at the same coordinates.
 	adm := kadm.NewClient(env.Client(t))
 	if _, err := adm.DeleteTopic(ctx, tp.DLQ); err != nil {
 		t.Fatal(err)
@@ -126,8 +125,9 @@ func TestTrackerAgreesWithAFullRead(t *testing.T) {
 		got, err = tr.Refresh(ctx)
 		return err == nil
 	})
-	if got[0] != 3 || got[1] != 2 {
-		t.Fatalf("after the DLQ was recreated: %v, want [3 2]", got)
+	full, err := q.Depths(ctx, tp.DLQ, tp.Invalid)
+	if got[0] != 3 || got[1] != 2 || err != nil || full[0] != 3 || full[1] != 2 {
+		t.Fatalf("after the DLQ was recreated: tracker %v, full read %v (%v); want [3 2]", got, full, err)
 	}
 	if len(tr.queues[tp.DLQ].parts) != 2 {
 		t.Fatalf("%d partitions tracked, want the new topic's 2", len(tr.queues[tp.DLQ].parts))
@@ -190,9 +190,9 @@ func TestDecisionBeforeItsEntryIsRead(t *testing.T) {
 	qs := tr.queues["q.dlq"]
 	qs.next[0] = 5
 	qs.parts[0] = &openOffsets{offs: []int64{1, 3}}
-	tr.decide("q.dlq/0/3") // read already: counted out now
-	tr.decide("q.dlq/0/7") // not yet read
-	tr.decide("other.dlq/0/1")
+	tr.decide(&Decision{ID: "q.dlq/0/3"}) // read already: counted out now
+	tr.decide(&Decision{ID: "q.dlq/0/7"}) // not yet read
+	tr.decide(&Decision{ID: "other.dlq/0/1"})
 	if c := qs.parts[0].count(); c != 1 || !tr.early["q.dlq/0/7"] || len(tr.early) != 1 {
 		t.Fatalf("count %d, early %v", c, tr.early)
 	}

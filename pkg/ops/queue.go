@@ -57,6 +57,33 @@ type Decision struct {
 	Why    string    `json:"why"`
 	At     time.Time `json:"at"`
 	To     string    `json:"to,omitempty"` // where a requeue went
+	// TopicID is the queue topic's id when decided: a queue deleted and
+	// created again reuses the coordinates in ID, and this decision is
+	// not about the new entries there. Empty in decisions made before it
+	// was recorded (they match any).
+	TopicID string `json:"topic_id,omitempty"`
+}
+
+// topicIDs returns the ids of the failure queues (none for a topic the
+// broker gives no id, or that does not exist).
+func (q *Queues) topicIDs(ctx context.Context) (map[string]string, error) {
+	td, err := q.adm.ListTopics(ctx, q.topics.DLQ, q.topics.Invalid)
+	if err != nil {
+		return nil, fmt.Errorf("describe the failure queues: %w", err)
+	}
+	out := map[string]string{}
+	for name, d := range td {
+		if d.Err == nil && d.ID != (kadm.TopicID{}) {
+			out[name] = d.ID.String()
+		}
+	}
+	return out, nil
+}
+
+// about reports whether d is about an entry of the queue whose id is now
+// current.
+func (d *Decision) about(current string) bool {
+	return d.TopicID == "" || current == "" || d.TopicID == current
 }
 
 // Filter selects entries; empty fields match everything.
@@ -388,6 +415,10 @@ func (q *Queues) Discard(ctx context.Context, topic string, f Filter, who, why s
 	return q.decide(ctx, topic, f, "discard", who, why, dryRun)
 }
 
+// TxnID is the transactional id every requeue and discard of a
+// deployment (topics) takes.
+func TxnID(topics kafka.Topics) string { return "inlet-ops-" + topics.Audit }
+
 // ErrNoReason is returned when a decision has no reason.
 var ErrNoReason = errors.New("a reason is required (--reason)")
 
@@ -414,14 +445,19 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		res.Entries = shown.result()
 		return res, err
 	}
-	// One transactional id per queue, taken before the entries are read:
-	// a decision already committing finishes first (its id is busy until
-	// then) and is seen as decided below; one still reading is fenced, and
-	// its next commit fails. Two operators (CLI, API, a retry after a
-	// timeout) cannot both act on one entry. Records as large as the
-	// topics take: a requeued event is as big as it was on the raw topic.
+	// One transactional id for every decision (both queues write the
+	// audit topic), taken before the entries are read: a decision already
+	// committing finishes first (its id is busy until then) and is seen as
+	// decided below; one still going is fenced, its open transaction
+	// aborted, and its next commit fails. Two operators (CLI, API, a retry
+	// after a timeout) cannot both act on one entry. With an id per queue,
+	// a decision on the other queue holding a transaction open on the
+	// audit topic hid every decision committed after it began from the
+	// read below (read_committed stops at that transaction), and a retried
+	// requeue acted again. Records as large as the topics take: a requeued
+	// event is as big as it was on the raw topic.
 	txn, err := kgo.NewClient(append(q.cl.Opts(),
-		kgo.TransactionalID("inlet-ops-"+topic),
+		kgo.TransactionalID(TxnID(q.topics)),
 		kgo.TransactionTimeout(time.Minute),
 		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes))...)
 	if err != nil {
@@ -430,6 +466,10 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	defer txn.Close()
 	if _, _, err := txn.ProducerID(ctx); err != nil {
 		return res, fmt.Errorf("%s: take the queue's transactional id: %w", action, err)
+	}
+	ids, err := q.topicIDs(ctx)
+	if err != nil {
+		return res, err
 	}
 	now := time.Now().UTC()
 	// A record that fails does not fail the transaction by itself: without
@@ -445,9 +485,10 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		}
 	}
 	var (
-		open    bool      // a transaction was begun and not ended
-		opened  time.Time // when
-		pending []*Entry  // decided in the open transaction
+		open        bool      // a transaction was begun and not ended
+		opened      time.Time // when
+		pending     []*Entry  // decided in the open transaction
+		unconfirmed int       // entries whose commit was sent but not answered
 	)
 	commit := func() error {
 		if !open {
@@ -463,6 +504,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			return fmt.Errorf("a record was refused: %w", perr)
 		}
 		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			// The commit may have reached the coordinator: its outcome is
+			// unknown, and the abort below cannot undo it.
+			unconfirmed = len(pending)
 			return err
 		}
 		open = false
@@ -484,7 +528,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			}
 			open, opened = true, time.Now()
 		}
-		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now}
+		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now, TopicID: ids[topic]}
 		if action == "requeue" {
 			d.To = q.topics.Retry[0]
 			h := retry.Clone(e.rec.Headers)
@@ -532,6 +576,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	if res.Count > 0 {
 		done = fmt.Sprintf("%d entries were decided before it and stand; run it again to go on with the rest", res.Count)
 	}
+	if unconfirmed > 0 {
+		done = fmt.Sprintf("%d entries were decided before it and stand, and the last %d may have been too (their commit was sent but not confirmed); list them again before deciding the rest", res.Count, unconfirmed)
+	}
 	if fenced(err) {
 		return res, fmt.Errorf("%s: another decision on %s started meanwhile (or this one outlived its transaction); %s: %w", action, topic, done, err)
 	}
@@ -561,6 +608,10 @@ func (q *Queues) decisions(ctx context.Context) (map[string]*Decision, error) {
 			starts[o.Topic][o.Partition] = o.Offset
 		}
 	})
+	ids, err := q.topicIDs(ctx)
+	if err != nil {
+		return nil, err
+	}
 	sp, err := kafka.RangeOf(ctx, q.adm, q.topics.Audit, time.Time{}, time.Time{})
 	if err != nil {
 		return nil, err
@@ -574,6 +625,9 @@ func (q *Queues) decisions(ctx context.Context) (map[string]*Decision, error) {
 		if topic, p, off, ok := parseEntryID(d.ID); ok {
 			if start, known := starts[topic][p]; known && off < start {
 				return nil
+			}
+			if !d.about(ids[topic]) {
+				return nil // about an earlier topic of that name
 			}
 		}
 		out[d.ID] = &d

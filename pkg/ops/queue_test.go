@@ -206,7 +206,7 @@ func TestDecisionsCommitAsTheyGo(t *testing.T) {
 	afterCommit = func() {
 		if commits++; commits == 2 {
 			// Another operator's decision starts: it takes the id.
-			other, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.TransactionalID("inlet-ops-"+tp.DLQ))
+			other, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.TransactionalID(TxnID(tp)))
 			if err != nil {
 				t.Error(err)
 				return
@@ -246,5 +246,83 @@ func TestDecisionsCommitAsTheyGo(t *testing.T) {
 	}
 	if all, err := q.List(ctx, tp.DLQ, Filter{}); err != nil || len(all) != 9 || all[0].Payload == nil {
 		t.Fatalf("list: %d entries (%v), want 9 with payloads", len(all), err)
+	}
+}
+
+// TestARetriedDecisionSeesTheFirst: while another decision (here on the
+// invalid queue) holds a transaction open on the audit topic, a requeue
+// fences it, and the same requeue run again finds everything decided. With
+// a transactional id per queue, the open transaction hid the first
+// requeue's decisions from the second (read_committed stops at it), and
+// the entries were requeued twice.
+func TestARetriedDecisionSeesTheFirst(t *testing.T) {
+	env := testenv.Embedded(t)
+	ctx := context.Background()
+	tp := env.CreateTopics(t, nil)
+	codec := env.Codec(t, tp)
+	for i := range 3 {
+		env.DeadLetter(t, tp, codec, "shop", "orders/updated", fmt.Sprintf("wh-%d", i), "sink answered 503")
+	}
+	q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	other, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.TransactionalID(TxnID(tp)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	id := tp.Invalid + "/0/0"
+	if err := other.ProduceSync(ctx, &kgo.Record{Topic: tp.Audit, Key: []byte(id), Value: []byte(`{"id":"` + id + `","action":"discard"}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	first, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
+	if err != nil || first.Count != 3 {
+		t.Fatalf("first: %d, %v", first.Count, err)
+	}
+	second, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
+	if err != nil || second.Count != 0 {
+		t.Fatalf("second: %d, %v; want nothing left to decide", second.Count, err)
+	}
+	if got := env.ReadAll(t, tp.Retry[0], 3, 500*time.Millisecond, 10*time.Second); len(got) != 3 {
+		t.Fatalf("%d records requeued for 3 entries", len(got))
+	}
+}
+
+type cancelAtEndTxn struct {
+	once   sync.Once
+	cancel func()
+}
+
+func (h *cancelAtEndTxn) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _, _ time.Duration, err error) {
+	if key == 26 && err == nil { // EndTxn is on the wire
+		h.once.Do(h.cancel)
+	}
+}
+
+// TestAnUnconfirmedCommitIsNotCalledNothing: when the caller's deadline
+// lands while the commit is on its way, the broker may commit: the error
+// says the last entries may have been decided (it said nothing was done).
+func TestAnUnconfirmedCommitIsNotCalledNothing(t *testing.T) {
+	env := testenv.Embedded(t)
+	tp := env.CreateTopics(t, nil)
+	codec := env.Codec(t, tp)
+	for i := range 3 {
+		env.DeadLetter(t, tp, codec, "shop", "orders/updated", fmt.Sprintf("wh-%d", i), "sink answered 503")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...), kgo.WithHooks(&cancelAtEndTxn{cancel: cancel})}, tp, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	res, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
+	if err == nil || !strings.Contains(err.Error(), "the last 3 may have been too") || res.Count != 0 {
+		t.Fatalf("count %d, %v; want an error saying the last 3 may be decided", res.Count, err)
 	}
 }
