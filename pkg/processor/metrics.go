@@ -257,10 +257,12 @@ func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client, tracker
 		case d.queuesKnown && now.Sub(d.queuesAt) > staleDepths:
 			d.queuesKnown = false
 			p.log.Warn("failure-queue depths not measured for too long; their gauges are withdrawn until they are", "since", d.queuesAt, "error", err)
-		case d.queuesKnown || ctx.Err() == nil:
+		case d.queuesKnown:
 			p.log.Warn("failure-queue depths not refreshed; the gauges keep their last value", "error", err)
-		default:
+		case d.queuesAt.IsZero() && ctx.Err() != nil:
 			p.log.Info("still reading the failure queues for their depth gauges", "error", err)
+		default:
+			p.log.Warn("failure-queue depths not measured; their gauges stay absent", "error", err)
 		}
 	}
 	p.metrics.mu.Lock()
