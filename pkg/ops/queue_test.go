@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -75,18 +76,8 @@ func TestConcurrentDecisionsActOnce(t *testing.T) {
 // TestDepthCountsUnresolved: Depth (which streams and decodes nothing)
 // agrees with listing the unresolved entries.
 func TestDepthCountsUnresolved(t *testing.T) {
-	env := testenv.Embedded(t)
+	_, tp, q := deadLettered(t, 3)
 	ctx := context.Background()
-	tp := env.CreateTopics(t, nil)
-	codec := env.Codec(t, tp)
-	for _, id := range []string{"wh-1", "wh-2", "wh-3"} {
-		env.DeadLetter(t, tp, codec, "shop", "orders/updated", id, "sink answered 503")
-	}
-	q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
 	es, err := q.List(ctx, tp.DLQ, Filter{})
 	if err != nil || len(es) != 3 {
 		t.Fatalf("list: %d, %v", len(es), err)
@@ -188,18 +179,8 @@ func TestPagesWalkTheQueueOnce(t *testing.T) {
 // takes the queue's transactional id) keeps what it committed, says how
 // much, and running it again decides the rest, each entry once.
 func TestDecisionsCommitAsTheyGo(t *testing.T) {
-	env := testenv.Embedded(t)
+	env, tp, q := deadLettered(t, 9)
 	ctx := context.Background()
-	tp := env.CreateTopics(t, nil)
-	codec := env.Codec(t, tp)
-	for i := range 9 {
-		env.DeadLetter(t, tp, codec, "shop", "orders/updated", fmt.Sprintf("wh-%d", i), "sink answered 503")
-	}
-	q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
 	defer func(c int, a time.Duration) { decideChunk, decideAge, afterCommit = c, a, nil }(decideChunk, decideAge)
 	decideChunk = 2
 	commits := 0
@@ -256,18 +237,8 @@ func TestDecisionsCommitAsTheyGo(t *testing.T) {
 // requeue's decisions from the second (read_committed stops at it), and
 // the entries were requeued twice.
 func TestARetriedDecisionSeesTheFirst(t *testing.T) {
-	env := testenv.Embedded(t)
+	env, tp, q := deadLettered(t, 3)
 	ctx := context.Background()
-	tp := env.CreateTopics(t, nil)
-	codec := env.Codec(t, tp)
-	for i := range 3 {
-		env.DeadLetter(t, tp, codec, "shop", "orders/updated", fmt.Sprintf("wh-%d", i), "sink answered 503")
-	}
-	q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
 	other, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.TransactionalID(TxnID(tp)))
 	if err != nil {
 		t.Fatal(err)
@@ -308,21 +279,30 @@ func (h *cancelAtEndTxn) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _
 // lands while the commit is on its way, the broker may commit: the error
 // says the last entries may have been decided (it said nothing was done).
 func TestAnUnconfirmedCommitIsNotCalledNothing(t *testing.T) {
-	env := testenv.Embedded(t)
-	tp := env.CreateTopics(t, nil)
-	codec := env.Codec(t, tp)
-	for i := range 3 {
-		env.DeadLetter(t, tp, codec, "shop", "orders/updated", fmt.Sprintf("wh-%d", i), "sink answered 503")
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	q, err := New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...), kgo.WithHooks(&cancelAtEndTxn{cancel: cancel})}, tp, codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
+	_, tp, q := deadLettered(t, 3, kgo.WithHooks(&cancelAtEndTxn{cancel: cancel}))
 	res, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
 	if err == nil || !strings.Contains(err.Error(), "the last 3 may have been too") || res.Count != 0 {
 		t.Fatalf("count %d, %v; want an error saying the last 3 may be decided", res.Count, err)
 	}
+}
+
+// deadLettered is an embedded stack whose DLQ holds n entries of source
+// shop (event ids wh-0 …), and Queues over it (opts added), closed at
+// cleanup.
+func deadLettered(t *testing.T, n int, opts ...kgo.Opt) (*testenv.Env, kafka.Topics, *Queues) {
+	t.Helper()
+	env := testenv.Embedded(t)
+	tp := env.CreateTopics(t, nil)
+	codec := env.Codec(t, tp)
+	for i := range n {
+		env.DeadLetter(t, tp, codec, "shop", "orders/updated", fmt.Sprintf("wh-%d", i), "sink answered 503")
+	}
+	q, err := New(append([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, opts...), tp, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(q.Close)
+	return env, tp, q
 }
