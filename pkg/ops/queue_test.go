@@ -15,12 +15,12 @@ import (
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
-// TestConcurrentDecisionsActOnce: two operators deciding the same entry at
+// testConcurrentDecisionsActOnce: two operators deciding the same entry at
 // the same time (a requeue from the CLI, a discard from the API) cannot
 // both act: exactly one decision is audited, and the event is requeued
 // only if that one was the requeue.
-func TestConcurrentDecisionsActOnce(t *testing.T) {
-	env := testenv.Embedded(t)
+func testConcurrentDecisionsActOnce(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
+	env := newEnv(t)
 	ctx := context.Background()
 	tp := env.CreateTopics(t, nil)
 	codec := env.Codec(t, tp)
@@ -73,10 +73,10 @@ func TestConcurrentDecisionsActOnce(t *testing.T) {
 	}
 }
 
-// TestDepthCountsUnresolved: Depth (which streams and decodes nothing)
+// testDepthCountsUnresolved: Depth (which streams and decodes nothing)
 // agrees with listing the unresolved entries.
-func TestDepthCountsUnresolved(t *testing.T) {
-	_, tp, q := deadLettered(t, 3)
+func testDepthCountsUnresolved(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
+	_, tp, q := deadLettered(t, newEnv, 3)
 	ctx := context.Background()
 	es, err := q.List(ctx, tp.DLQ, Filter{})
 	if err != nil || len(es) != 3 {
@@ -95,13 +95,13 @@ func TestDepthCountsUnresolved(t *testing.T) {
 	}
 }
 
-// TestPagesWalkTheQueueOnce: following Next from the first page visits
+// testPagesWalkTheQueueOnce: following Next from the first page visits
 // every matching entry exactly once, in log order, each page within its
 // limit and every page counting the same total; groups count the same
 // entries. Page keeps at most twice its limit while reading, so 23 entries
 // in pages of 4 exercise the cut several times.
-func TestPagesWalkTheQueueOnce(t *testing.T) {
-	env := testenv.Embedded(t)
+func testPagesWalkTheQueueOnce(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
+	env := newEnv(t)
 	ctx := context.Background()
 	tp := env.CreateTopics(t, nil)
 	codec := env.Codec(t, tp)
@@ -174,12 +174,12 @@ func TestPagesWalkTheQueueOnce(t *testing.T) {
 	}
 }
 
-// TestDecisionsCommitAsTheyGo: a decision over more entries than a chunk
+// testDecisionsCommitAsTheyGo: a decision over more entries than a chunk
 // commits chunk by chunk; one stopped midway (here a concurrent decision
 // takes the queue's transactional id) keeps what it committed, says how
 // much, and running it again decides the rest, each entry once.
-func TestDecisionsCommitAsTheyGo(t *testing.T) {
-	env, tp, q := deadLettered(t, 9)
+func testDecisionsCommitAsTheyGo(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
+	env, tp, q := deadLettered(t, newEnv, 9)
 	ctx := context.Background()
 	defer func(c int, a time.Duration) { decideChunk, decideAge, afterCommit = c, a, nil }(decideChunk, decideAge)
 	decideChunk = 2
@@ -230,14 +230,14 @@ func TestDecisionsCommitAsTheyGo(t *testing.T) {
 	}
 }
 
-// TestARetriedDecisionSeesTheFirst: while another decision (here on the
+// testARetriedDecisionSeesTheFirst: while another decision (here on the
 // invalid queue) holds a transaction open on the audit topic, a requeue
 // fences it, and the same requeue run again finds everything decided. With
 // a transactional id per queue, the open transaction hid the first
 // requeue's decisions from the second (read_committed stops at it), and
 // the entries were requeued twice.
-func TestARetriedDecisionSeesTheFirst(t *testing.T) {
-	env, tp, q := deadLettered(t, 3)
+func testARetriedDecisionSeesTheFirst(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
+	env, tp, q := deadLettered(t, newEnv, 3)
 	ctx := context.Background()
 	other, err := kgo.NewClient(kgo.SeedBrokers(env.Brokers...), kgo.TransactionalID(TxnID(tp)))
 	if err != nil {
@@ -275,25 +275,25 @@ func (h *cancelAtEndTxn) OnBrokerWrite(_ kgo.BrokerMetadata, key int16, _ int, _
 	}
 }
 
-// TestAnUnconfirmedCommitIsNotCalledNothing: when the caller's deadline
+// testAnUnconfirmedCommitIsNotCalledNothing: when the caller's deadline
 // lands while the commit is on its way, the broker may commit: the error
 // says the last entries may have been decided (it said nothing was done).
-func TestAnUnconfirmedCommitIsNotCalledNothing(t *testing.T) {
+func testAnUnconfirmedCommitIsNotCalledNothing(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, tp, q := deadLettered(t, 3, kgo.WithHooks(&cancelAtEndTxn{cancel: cancel}))
+	_, tp, q := deadLettered(t, newEnv, 3, kgo.WithHooks(&cancelAtEndTxn{cancel: cancel}))
 	res, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
 	if err == nil || !strings.Contains(err.Error(), "the last 3 may have been too") || res.Count != 0 {
 		t.Fatalf("count %d, %v; want an error saying the last 3 may be decided", res.Count, err)
 	}
 }
 
-// deadLettered is an embedded stack whose DLQ holds n entries of source
+// deadLettered is a stack (newEnv) whose DLQ holds n entries of source
 // shop (event ids wh-0 …), and Queues over it (opts added), closed at
 // cleanup.
-func deadLettered(t *testing.T, n int, opts ...kgo.Opt) (*testenv.Env, kafka.Topics, *Queues) {
+func deadLettered(t *testing.T, newEnv func(testing.TB) *testenv.Env, n int, opts ...kgo.Opt) (*testenv.Env, kafka.Topics, *Queues) {
 	t.Helper()
-	env := testenv.Embedded(t)
+	env := newEnv(t)
 	tp := env.CreateTopics(t, nil)
 	codec := env.Codec(t, tp)
 	for i := range n {
@@ -305,4 +305,33 @@ func deadLettered(t *testing.T, n int, opts ...kgo.Opt) (*testenv.Env, kafka.Top
 	}
 	t.Cleanup(q.Close)
 	return env, tp, q
+}
+
+// The tests that need a cluster run on the embedded stack (TestOps) and on
+// real Kafka and Redis (TestIntegrationOps): transactions, fencing, topic
+// ids and record deletion are where kfake and Kafka could differ.
+var clusterTests = []struct {
+	name string
+	f    func(*testing.T, func(testing.TB) *testenv.Env)
+}{
+	{"concurrent decisions act once", testConcurrentDecisionsActOnce},
+	{"depth counts unresolved", testDepthCountsUnresolved},
+	{"pages walk the queue once", testPagesWalkTheQueueOnce},
+	{"decisions commit as they go", testDecisionsCommitAsTheyGo},
+	{"a retried decision sees the first", testARetriedDecisionSeesTheFirst},
+	{"an unconfirmed commit is not called nothing", testAnUnconfirmedCommitIsNotCalledNothing},
+	{"tracker agrees with a full read", testTrackerAgreesWithAFullRead},
+}
+
+func TestOps(t *testing.T) {
+	for _, c := range clusterTests {
+		t.Run(c.name, func(t *testing.T) { c.f(t, testenv.Embedded) })
+	}
+}
+
+func TestIntegrationOps(t *testing.T) {
+	testenv.Real(t)
+	for _, c := range clusterTests {
+		t.Run(c.name, func(t *testing.T) { c.f(t, testenv.Real) })
+	}
 }
