@@ -27,13 +27,16 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -222,13 +225,15 @@ type run struct {
 
 // progress fields in the Redis hash.
 const (
-	fParams   = "params"
-	fTo       = "to"
-	fCopied   = "copied"
-	fScanned  = "scanned"
-	fOnQueues = "on_queues"
-	fDeleted  = "deleted"
-	fComplete = "complete"
+	fParams = "params"
+	fTo     = "to"
+	fCopied = "copied"
+	// fCopyProgress is the copy's copyProgress (JSON) at its last chunk.
+	fCopyProgress = "copy_progress"
+	fScanned      = "scanned"
+	fOnQueues     = "on_queues"
+	fDeleted      = "deleted"
+	fComplete     = "complete"
 )
 
 func (r *run) params() string {
@@ -313,23 +318,62 @@ func (r *run) ensureTopics(ctx context.Context) error {
 	return kafka.EnsureTopics(ctx, r.adm, len(raw.Partitions), -1, specs)
 }
 
-// copy writes the selected raw records to the replay topic in one
-// transaction. If an earlier run committed the copy but stopped before
-// recording it, the topic already holds the complete copy: it is counted,
-// not copied again.
+// The copy commits every copyChunk records or copyAge: one transaction for
+// the whole range outlived its 5-minute timeout on a large one, and a run
+// that failed started over, so a range of tens of millions of records
+// could never be copied.
+var (
+	copyChunk   = 10000
+	copyAge     = 10 * time.Second
+	afterCommit func() // tests: called after each committed chunk
+)
+
+// copyProgress is where the copy stands at its last committed chunk.
+type copyProgress struct {
+	At      map[int32]int64 `json:"at"` // per raw partition, the next offset to scan
+	Scanned int64           `json:"scanned"`
+	Skipped int64           `json:"skipped"`
+}
+
+// copy writes the selected raw records to the replay topic, in
+// transactions of at most copyChunk records. A run that stopped goes on
+// after what it committed: from the scan position recorded with its last
+// chunk, or, if that record did not make it to Redis, after the last raw
+// record the replay topic holds a copy of, so nothing is copied twice.
 func (r *run) copy(ctx context.Context) error {
-	if n, err := pending(ctx, r.adm, r.d.KafkaOpts, "", r.topic); err != nil {
+	prog := copyProgress{At: map[int32]int64{}}
+	if s, err := r.d.Redis.HGet(ctx, r.key, fCopyProgress).Result(); err == nil {
+		if err := json.Unmarshal([]byte(s), &prog); err != nil {
+			return fmt.Errorf("replay progress %s: %w", fCopyProgress, err)
+		}
+	} else if !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("replay progress: %w", err)
+	}
+	copied, last, err := r.copiedSoFar(ctx)
+	if err != nil {
 		return err
-	} else if n > 0 {
-		r.sum.Read = n
-		return r.d.Redis.HSet(ctx, r.key, fCopied, n).Err()
 	}
 	sp, err := kafka.RangeOf(ctx, r.adm, r.d.Topics.Raw, r.cfg.From, r.cfg.To)
 	if err != nil {
 		return err
 	}
+	at := maps.Clone(prog.At)
+	if at == nil {
+		at = map[int32]int64{}
+	}
+	for p, rg := range sp {
+		from := max(rg[0], at[p])
+		if l, ok := last[p]; ok {
+			from = max(from, l+1)
+		}
+		if from >= rg[1] {
+			delete(sp, p)
+			continue
+		}
+		sp[p] = [2]int64{from, rg[1]}
+	}
 	var onQueues map[string]bool
-	if r.cfg.Mode == Fill {
+	if r.cfg.Mode == Fill && len(sp) > 0 {
 		if onQueues, err = r.failureOrigins(ctx); err != nil {
 			return err
 		}
@@ -343,56 +387,128 @@ func (r *run) copy(ctx context.Context) error {
 		return err
 	}
 	defer txn.Close()
-	if err := txn.BeginTransaction(); err != nil {
-		return err
+	scanned, skipped := prog.Scanned, prog.Skipped
+	var (
+		mu      sync.Mutex
+		perr    error
+		open    bool
+		opened  time.Time
+		inChunk int64
+	)
+	commit := func() error {
+		if !open {
+			return nil
+		}
+		if err := txn.Flush(ctx); err != nil {
+			return err
+		}
+		mu.Lock()
+		err := perr
+		mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
+			return fmt.Errorf("commit: %w", err)
+		}
+		open = false
+		copied, inChunk = copied+inChunk, 0
+		b, _ := json.Marshal(copyProgress{At: at, Scanned: scanned, Skipped: skipped})
+		if afterCommit != nil {
+			afterCommit()
+		}
+		// Best effort: without it, a resume finds its place from the
+		// replay topic (and counts the records scanned since again).
+		if err := r.d.Redis.HSet(ctx, r.key, fCopyProgress, b).Err(); err != nil {
+			r.d.Log.Warn("replay: copy progress not recorded", "id", r.cfg.ID, "error", err)
+		}
+		return nil
 	}
-	var scanned, copied, skipped int64
-	var perr error
 	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.d.Topics.Raw, sp, func(rec *kgo.Record) error {
 		scanned++
+		at[rec.Partition] = rec.Offset + 1
 		if scanned%1000 == 0 {
 			r.report(Progress{Phase: "copy", Done: scanned})
 		}
-		if !r.selected(ctx, rec) {
-			return nil
-		}
-		origin := retry.Coordinates(rec)
-		if onQueues[origin] {
-			skipped++
-			return nil
-		}
-		copied++
-		// Stamped now, not with the raw record's time: the replay topic
-		// deletes after 7 days by record time, and a copy of older records
-		// was deleted by the broker's next retention check, before (or
-		// while) it was processed.
-		// The copy names the raw record as its origin: outputs and failure
-		// entries of the replay point at the raw log, as the processor's do.
-		h := retry.Set(retry.Clone(rec.Headers), retry.HeaderOrigin, origin)
-		txn.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: time.Now()},
-			func(_ *kgo.Record, err error) {
-				if err != nil && perr == nil {
-					perr = err
+		if r.selected(ctx, rec) {
+			origin := retry.Coordinates(rec)
+			if onQueues[origin] {
+				skipped++
+			} else {
+				if !open {
+					if err := txn.BeginTransaction(); err != nil {
+						return err
+					}
+					open, opened = true, time.Now()
 				}
-			})
+				// Stamped now, not with the raw record's time: the replay
+				// topic deletes after 7 days by record time, and a copy of
+				// older records was deleted by the broker's next retention
+				// check, before (or while) it was processed. The copy names
+				// the raw record as its origin: outputs and failure entries
+				// of the replay point at the raw log, as the processor's do.
+				h := retry.Set(retry.Clone(rec.Headers), retry.HeaderOrigin, origin)
+				txn.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: time.Now()},
+					func(_ *kgo.Record, err error) {
+						if err != nil {
+							mu.Lock()
+							perr = errors.Join(perr, err)
+							mu.Unlock()
+						}
+					})
+				inChunk++
+			}
+		}
+		if open && (inChunk >= int64(copyChunk) || time.Since(opened) >= copyAge) {
+			return commit()
+		}
 		return nil
 	})
 	if err == nil {
-		err = txn.Flush(ctx)
-	}
-	if err == nil {
-		err = perr
+		err = commit()
 	}
 	if err != nil {
-		_ = txn.EndTransaction(context.Background(), kgo.TryAbort)
-		return fmt.Errorf("copy to %s: %w", r.topic, err)
-	}
-	if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
-		return fmt.Errorf("commit copy to %s: %w", r.topic, err)
+		if open {
+			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			_ = txn.AbortBufferedRecords(actx)
+			_ = txn.EndTransaction(actx, kgo.TryAbort)
+			cancel()
+		}
+		return fmt.Errorf("copy to %s (%d records copied so far stay; run the same id again to go on): %w", r.topic, copied, err)
 	}
 	r.sum.Read, r.sum.Scanned, r.sum.OnFailureQueues = copied, scanned, skipped
 	r.d.Log.Info("replay: copied", "id", r.cfg.ID, "topic", r.topic, "scanned", scanned, "copied", copied, "on_failure_queues", skipped)
 	return r.d.Redis.HSet(ctx, r.key, fCopied, copied, fScanned, scanned, fOnQueues, skipped).Err()
+}
+
+// copiedSoFar counts the copies on the replay topic and finds, per raw
+// partition, the offset of the last raw record copied (from the copies'
+// inlet-origin).
+func (r *run) copiedSoFar(ctx context.Context) (int64, map[int32]int64, error) {
+	sp, err := kafka.RangeOf(ctx, r.adm, r.topic, time.Time{}, time.Time{})
+	if err != nil {
+		return 0, nil, err
+	}
+	var n int64
+	last := map[int32]int64{}
+	prefix := r.d.Topics.Raw + "/"
+	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
+		n++
+		o, ok := strings.CutPrefix(retry.Get(rec.Headers, retry.HeaderOrigin), prefix)
+		if !ok {
+			return nil
+		}
+		ps, offs, ok := strings.Cut(o, "/")
+		p, err1 := strconv.ParseInt(ps, 10, 32)
+		off, err2 := strconv.ParseInt(offs, 10, 64)
+		if ok && err1 == nil && err2 == nil {
+			if cur, seen := last[int32(p)]; !seen || off > cur {
+				last[int32(p)] = off
+			}
+		}
+		return nil
+	})
+	return n, last, err
 }
 
 // failureOrigins lists the raw records (topic/partition/offset, their

@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -181,5 +182,63 @@ func TestReplayFillLeavesFailureQueueEntries(t *testing.T) {
 	sum = h.replay(t, "fill-q2", Fill, before)
 	if sum.Read != 2 || sum.OnFailureQueues != 0 || sum.Duplicate != 1 || sum.Invalid != 1 {
 		t.Fatalf("after the requeue: %+v; want read 2 (duplicate 1, invalid again 1), none left", sum)
+	}
+}
+
+// TestCopyCommitsAsItGoes: the copy commits chunk by chunk; a run stopped
+// midway keeps what it copied, and the same id goes on from there, copying
+// nothing twice. (One transaction for the whole range outlived its timeout
+// on a large one, and every resume started it over.)
+func TestCopyCommitsAsItGoes(t *testing.T) {
+	h := newHarness(t)
+	before := time.Now().Add(-time.Second)
+	for i := range 7 {
+		h.send("stripe", fmt.Sprintf("evt_c%d", i), fmt.Sprintf("pi_c%d", i), 1700000000+int64(i))
+	}
+	h.send("other", "evt_o", "pi_o", 1700000000) // not selected
+	h.process(8)
+	defer func(c int) { copyChunk, afterCommit = c, nil }(copyChunk)
+	copyChunk = 2
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	commits := 0
+	afterCommit = func() {
+		if commits++; commits == 2 {
+			cancel() // the process is stopped after its second chunk
+		}
+	}
+	cfg := Config{ID: "chunks", Source: "stripe", From: before, Mode: Fill, Processor: h.pcfg()}
+	if _, err := Run(ctx, cfg, h.deps()); err == nil || !strings.Contains(err.Error(), "4 records copied so far stay") {
+		t.Fatalf("stopped run: %v; want the copy to stop after 4 records and say so", err)
+	}
+	// Again, stopped after one more chunk: it went on from the recorded
+	// position.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	afterCommit = cancel
+	if _, err := Run(ctx, cfg, h.deps()); err == nil || !strings.Contains(err.Error(), "6 records copied so far stay") {
+		t.Fatalf("second stopped run: %v; want 6 copied by then", err)
+	}
+	// Then without the recorded position (lost before Redis got it): the
+	// copies themselves say where to go on.
+	if err := h.rdb.HDel(context.Background(), h.env.Prefix+":replay:chunks", fCopyProgress).Err(); err != nil {
+		t.Fatal(err)
+	}
+	afterCommit = nil
+	sum := h.replay(t, "chunks", Fill, before)
+	if !sum.Complete || sum.Read != 7 || sum.Duplicate != 7 || sum.Applied != 0 {
+		t.Fatalf("resumed summary %+v; want 7 read, all duplicates", sum)
+	}
+	copies := h.env.ReadAll(t, Topic(h.topics, "chunks"), 7, 300*time.Millisecond, 10*time.Second)
+	seen := map[string]bool{}
+	for _, r := range copies {
+		o := retry.Get(r.Headers, retry.HeaderOrigin)
+		if seen[o] {
+			t.Fatalf("%s copied twice", o)
+		}
+		seen[o] = true
+	}
+	if len(copies) != 7 {
+		t.Fatalf("%d copies on the replay topic, want 7", len(copies))
 	}
 }
