@@ -70,6 +70,9 @@ type Report struct {
 	Total  int            `json:"total"`
 	Counts map[Status]int `json:"counts"`
 	Gaps   int            `json:"gaps"`
+	// Undated counts sender events without a time, left out of a
+	// --since/--until reconciliation (they cannot be placed in it).
+	Undated int `json:"undated,omitempty"`
 	// Events lists the gaps, and every event when Config.All is set.
 	Events []Result `json:"events"`
 }
@@ -122,6 +125,28 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 	}
 	prefix := cfg.Source + ":"
 
+	// The sender's events in range, chosen first: what is read from the
+	// topics is kept only for them, so memory follows the sender log, not
+	// the raw topic (which keeps every event of the source for good). An
+	// event without a time cannot be placed in a --since/--until range:
+	// it is counted as undated instead of being reported on (read from
+	// since − slack, the raw topic would not show it received).
+	ranged := cfg.Since.IsZero() && cfg.Until.IsZero()
+	wanted := map[string]bool{}
+	var inRange []SenderEvent
+	undated := 0
+	for _, ev := range events {
+		switch {
+		case wanted[ev.ID]:
+		case ev.At.IsZero() && !ranged:
+			undated++
+		case !cfg.Since.IsZero() && ev.At.Before(cfg.Since), !cfg.Until.IsZero() && !ev.At.Before(cfg.Until):
+		default:
+			wanted[ev.ID] = true
+			inRange = append(inRange, ev)
+		}
+	}
+
 	type seen struct {
 		where, corr string
 		consumed    bool
@@ -137,7 +162,7 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 	}
 	err = kafka.ReadSpan(ctx, d.KafkaOpts, d.Topics.Raw, sp, func(r *kgo.Record) error {
 		id, ok := strings.CutPrefix(string(r.Key), prefix)
-		if !ok {
+		if !ok || !wanted[id] {
 			return nil
 		}
 		s := raw[id]
@@ -171,7 +196,7 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 			}
 		}
 		err = kafka.ReadSpan(ctx, d.KafkaOpts, t, sp, func(r *kgo.Record) error {
-			if id, ok := strings.CutPrefix(string(r.Key), prefix); ok {
+			if id, ok := strings.CutPrefix(string(r.Key), prefix); ok && wanted[id] {
 				waiting[id] = where(r)
 			}
 			return nil
@@ -185,31 +210,29 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 	failed := map[Status]map[string]entry{}
 	for st, topic := range map[Status]string{InDLQ: d.Topics.DLQ, Invalid: d.Topics.Invalid} {
 		failed[st] = map[string]entry{}
-		es, err := d.Queues.List(ctx, topic, ops.Filter{Source: cfg.Source, Unresolved: true})
-		if err != nil {
-			return nil, err
-		}
-		for _, e := range es {
+		// Streamed: a queue of millions after an outage is not held.
+		err := d.Queues.Scan(ctx, topic, ops.Filter{Source: cfg.Source, Unresolved: true}, func(e *ops.Entry) error {
 			id := e.EventID
 			if id == "" {
 				id, _ = strings.CutPrefix(e.Key, prefix)
+			}
+			if !wanted[id] {
+				return nil
 			}
 			msg := e.LastError
 			if msg == "" {
 				msg = e.Reason
 			}
 			failed[st][id] = entry{e.ID, msg}
+			return nil
+		})
+		if err != nil {
+			return nil, err
 		}
 	}
 
-	rep := &Report{Source: cfg.Source, Since: cfg.Since, Until: cfg.Until, Group: cfg.Group, Counts: map[Status]int{}, Events: []Result{}}
-	done := map[string]bool{}
-	for _, ev := range events {
-		if done[ev.ID] || (!cfg.Since.IsZero() && !ev.At.IsZero() && ev.At.Before(cfg.Since)) ||
-			(!cfg.Until.IsZero() && !ev.At.IsZero() && !ev.At.Before(cfg.Until)) {
-			continue
-		}
-		done[ev.ID] = true
+	rep := &Report{Source: cfg.Source, Since: cfg.Since, Until: cfg.Until, Group: cfg.Group, Counts: map[Status]int{}, Events: []Result{}, Undated: undated}
+	for _, ev := range inRange {
 		res := Result{ID: ev.ID, SentAt: ev.At}
 		s := raw[ev.ID]
 		if s != nil {

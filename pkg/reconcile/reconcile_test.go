@@ -70,7 +70,9 @@ func TestCheck(t *testing.T) {
 	defer q.Close()
 	at := time.Now().Add(-time.Minute)
 	log := []SenderEvent{{"evt_ok1", at}, {"evt_ok2", at}, {"evt_inv", at}, {"evt_dlq", at}, {"evt_retry", at}, {"evt_stuck", at}, {"evt_never", at},
-		{"evt_old", at.Add(-time.Hour)}} // before --since: not checked
+		{"evt_old", at.Add(-time.Hour)}, // before --since: not checked
+		{"evt_ok1", at},                 // the sender's log repeats it: once
+		{"evt_undated", time.Time{}}}    // no time: left out of a --since run, counted
 	rep, err := Check(ctx, Config{Source: "stripe", Since: at.Add(-time.Second), Group: group}, Deps{KafkaOpts: kopts, Topics: topics, Queues: q}, log)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +85,7 @@ func TestCheck(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("gaps %v, want %v", got, want)
 	}
-	if rep.Total != 7 || rep.Gaps != 5 || rep.Counts[Processed] != 2 {
+	if rep.Total != 7 || rep.Gaps != 5 || rep.Counts[Processed] != 2 || rep.Undated != 1 {
 		t.Fatalf("report %+v", rep)
 	}
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -161,16 +162,30 @@ func event(get func(string) (string, bool)) (SenderEvent, error) {
 }
 
 func parseWhen(s string) (time.Time, error) {
+	bad := fmt.Errorf("time %q: want Unix seconds, milliseconds, microseconds or nanoseconds, or RFC 3339", s)
 	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		sec := int64(n)
-		if sec > 1e11 { // milliseconds
-			return time.UnixMilli(sec).UTC(), nil
+		var t time.Time
+		// By size: seconds this large would be past year 5000.
+		switch a := math.Abs(n); {
+		case math.IsNaN(n) || math.IsInf(n, 0):
+			return t, bad
+		case a > 1e17:
+			t = time.Unix(0, int64(n))
+		case a > 1e14:
+			t = time.UnixMicro(int64(n))
+		case a > 1e11:
+			t = time.UnixMilli(int64(n))
+		default:
+			t = time.Unix(int64(n), 0)
 		}
-		return time.Unix(sec, 0).UTC(), nil
+		if t.Year() < 1971 || t.Year() > 9999 {
+			return time.Time{}, bad
+		}
+		return t.UTC(), nil
 	}
 	t, err := time.Parse(time.RFC3339Nano, s)
 	if err != nil {
-		return t, fmt.Errorf("time %q: want Unix seconds or RFC 3339", s)
+		return t, bad
 	}
 	return t.UTC(), nil
 }

@@ -28,6 +28,7 @@ func TestReadLog(t *testing.T) {
 		"shopify log":       "\ufeff" + `{"webhook_id":"a","id":9,"created_at":"2025-01-01T22:04:05-05:00"}` + "\n" + `{"id":"b","created_at":"2025-01-02T03:04:05Z"}`,
 		"csv":               "Event_ID,Created_At,type\na,2025-01-02T03:04:05Z,x\nb,1735787045,y\n",
 		"csv millis":        "id,timestamp\na,1735787045000\nb,1735787045000\n",
+		"csv micros, nanos": "id,timestamp\na,1735787045000000\nb,1735787045000000000\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := ReadLog(strings.NewReader(in))
@@ -40,7 +41,8 @@ func TestReadLog(t *testing.T) {
 		})
 	}
 	t.Run("errors name the line", func(t *testing.T) {
-		for _, in := range []string{"{\"x\":1}\n", "id,created\n,1\n", "{\"id\":\"a\",\"created\":\"yesterday\"}"} {
+		for _, in := range []string{"{\"x\":1}\n", "id,created\n,1\n", "{\"id\":\"a\",\"created\":\"yesterday\"}",
+			"{\"id\":\"a\",\"created\":\"NaN\"}", "{\"id\":\"a\",\"created\":\"1e300\"}", "{\"id\":\"a\",\"created\":-5}"} {
 			if _, err := ReadLog(strings.NewReader(in)); err == nil {
 				t.Errorf("%q: no error", in)
 			}

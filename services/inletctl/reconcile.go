@@ -148,6 +148,9 @@ func printReconcile(out io.Writer, rep *reconcile.Report) {
 	for _, s := range reconcile.Statuses {
 		fmt.Fprintf(out, "  %-15s %d\n", s, rep.Counts[s])
 	}
+	if rep.Undated > 0 {
+		fmt.Fprintf(out, "  (%d sender events without a time were left out: they cannot be placed in --since/--until)\n", rep.Undated)
+	}
 	if len(rep.Events) == 0 {
 		return
 	}
