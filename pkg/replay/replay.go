@@ -322,6 +322,8 @@ func (r *run) ensureTopics(ctx context.Context) error {
 // the whole range outlived its 5-minute timeout on a large one, and a run
 // that failed started over, so a range of tens of millions of records
 // could never be copied.
+var deleteBatch = 10000 // keys rebuild deletes at a time
+
 var (
 	copyChunk   = 10000
 	copyAge     = 10 * time.Second
@@ -558,7 +560,26 @@ func (r *run) deleteState(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Deleted as they are read, deleteBatch keys at a time: holding every
+	// key of a range of tens of millions of events took gigabytes. A key
+	// met again later is deleted again, which removes nothing and counts
+	// nothing.
 	claims, entities := map[string]bool{}, map[string]bool{}
+	var nc, ne int64
+	flush := func() error {
+		c, err := r.d.Store.DeleteClaims(ctx, setKeys(claims))
+		if err != nil {
+			return err
+		}
+		e, err := r.d.Store.DeleteEntities(ctx, setKeys(entities))
+		if err != nil {
+			return err
+		}
+		nc, ne = nc+c, ne+e
+		clear(claims)
+		clear(entities)
+		return nil
+	}
 	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
 		env, err := r.d.Codec.Decode(ctx, rec.Value)
 		if err != nil {
@@ -568,16 +589,14 @@ func (r *run) deleteState(ctx context.Context) error {
 		if ok {
 			claims[claim], entities[entity] = true, true
 		}
+		if len(claims) >= deleteBatch {
+			return flush()
+		}
 		return nil
 	})
-	if err != nil {
-		return err
+	if err == nil {
+		err = flush()
 	}
-	nc, err := r.d.Store.DeleteClaims(ctx, setKeys(claims))
-	if err != nil {
-		return err
-	}
-	ne, err := r.d.Store.DeleteEntities(ctx, setKeys(entities))
 	if err != nil {
 		return err
 	}
