@@ -77,6 +77,10 @@ type Report struct {
 	Events []Result `json:"events"`
 }
 
+// ErrUndated is returned when a --since/--until reconciliation would check
+// nothing because no event of the log has a time.
+var ErrUndated = errors.New("reconcile: sender log without times")
+
 // Config is one reconciliation.
 type Config struct {
 	Source string
@@ -132,19 +136,28 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 	// it is counted as undated instead of being reported on (read from
 	// since − slack, the raw topic would not show it received).
 	ranged := cfg.Since.IsZero() && cfg.Until.IsZero()
-	wanted := map[string]bool{}
+	wanted, undatedIDs := map[string]bool{}, map[string]bool{}
 	var inRange []SenderEvent
-	undated := 0
 	for _, ev := range events {
 		switch {
 		case wanted[ev.ID]:
 		case ev.At.IsZero() && !ranged:
-			undated++
+			undatedIDs[ev.ID] = true
 		case !cfg.Since.IsZero() && ev.At.Before(cfg.Since), !cfg.Until.IsZero() && !ev.At.Before(cfg.Until):
 		default:
 			wanted[ev.ID] = true
 			inRange = append(inRange, ev)
 		}
+	}
+	undated := 0
+	for id := range undatedIDs {
+		if !wanted[id] { // not dated by another line of the log
+			undated++
+		}
+	}
+	if len(inRange) == 0 && undated > 0 {
+		// Checking nothing must not read as "no gaps".
+		return nil, fmt.Errorf("%w: none of the log's %d events has a time to place it in --since/--until (time fields: %s); run without them to check every event", ErrUndated, undated, strings.Join(timeFields, ", "))
 	}
 
 	type seen struct {

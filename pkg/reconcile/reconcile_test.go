@@ -89,6 +89,17 @@ func TestCheck(t *testing.T) {
 		t.Fatalf("report %+v", rep)
 	}
 
+	t.Run("a range over a log without times is refused, not all clear", func(t *testing.T) {
+		undated := []SenderEvent{{ID: "evt_ok1"}, {ID: "evt_never"}, {ID: "evt_never"}}
+		if _, err := Check(ctx, Config{Source: "stripe", Since: at.Add(-time.Second), Group: group}, Deps{KafkaOpts: kopts, Topics: topics, Queues: q}, undated); !errors.Is(err, ErrUndated) {
+			t.Fatalf("got %v, want ErrUndated", err)
+		}
+		rep, err := Check(ctx, Config{Source: "stripe", Group: group}, Deps{KafkaOpts: kopts, Topics: topics, Queues: q}, undated)
+		if err != nil || rep.Total != 2 || rep.Gaps != 1 || rep.Undated != 0 {
+			t.Fatalf("without a range every event is checked: %+v, %v", rep, err)
+		}
+	})
+
 	t.Run("a discarded DLQ entry is resolved", func(t *testing.T) {
 		if _, err := q.Discard(ctx, topics.DLQ, ops.Filter{Source: "stripe", EventType: "charge.dlq"}, "test", "refunded by hand", false); err != nil {
 			t.Fatal(err)

@@ -167,7 +167,9 @@ func parseWhen(s string) (time.Time, error) {
 		var t time.Time
 		// By size: seconds this large would be past year 5000.
 		switch a := math.Abs(n); {
-		case math.IsNaN(n) || math.IsInf(n, 0):
+		case n == 0:
+			return t, nil // a "no time" placeholder: undated
+		case math.IsNaN(n) || a > 9e18:
 			return t, bad
 		case a > 1e17:
 			t = time.Unix(0, int64(n))

@@ -42,10 +42,16 @@ func TestReadLog(t *testing.T) {
 	}
 	t.Run("errors name the line", func(t *testing.T) {
 		for _, in := range []string{"{\"x\":1}\n", "id,created\n,1\n", "{\"id\":\"a\",\"created\":\"yesterday\"}",
-			"{\"id\":\"a\",\"created\":\"NaN\"}", "{\"id\":\"a\",\"created\":\"1e300\"}", "{\"id\":\"a\",\"created\":-5}"} {
+			"{\"id\":\"a\",\"created\":\"NaN\"}", "{\"id\":\"a\",\"created\":\"1e300\"}", "{\"id\":\"a\",\"created\":-5}", "{\"id\":\"a\",\"created\":9.3e18}"} {
 			if _, err := ReadLog(strings.NewReader(in)); err == nil {
 				t.Errorf("%q: no error", in)
 			}
+		}
+	})
+	t.Run("a zero time is no time", func(t *testing.T) {
+		got, err := ReadLog(strings.NewReader(`{"id":"a","created":0}`))
+		if err != nil || len(got) != 1 || !got[0].At.IsZero() {
+			t.Fatalf("%+v %v", got, err)
 		}
 	})
 	t.Run("empty", func(t *testing.T) {

@@ -1,7 +1,8 @@
 // Package replay re-runs processing over a time range of the raw topic.
 //
-// The raw records of one source in [From, To) are copied, in one Kafka
-// transaction, to a replay topic <prefix>.replay.<id>; an in-process
+// The raw records of one source in [From, To) are copied, in Kafka
+// transactions of copyChunk records, to a replay topic
+// <prefix>.replay.<id>; an in-process
 // processor (group inlet-replay-<id>, retry topics of its own) then
 // processes that topic into the ordinary processed, state, DLQ and invalid
 // topics and the ordinary Redis state, until every copied record has a
@@ -339,9 +340,12 @@ type copyProgress struct {
 
 // copy writes the selected raw records to the replay topic, in
 // transactions of at most copyChunk records. A run that stopped goes on
-// after what it committed: from the scan position recorded with its last
-// chunk, or, if that record did not make it to Redis, after the last raw
-// record the replay topic holds a copy of, so nothing is copied twice.
+// from the scan position recorded with its last committed chunk, and does
+// not copy again what the replay topic holds a copy of past it (a chunk
+// committed whose position did not make it to Redis), so nothing is copied
+// twice and the counts stay exact. (A restart within the moment between a
+// commit and its markers reaching the replay topic could copy that chunk
+// again; reprocessing counts such copies as duplicates.)
 func (r *run) copy(ctx context.Context) error {
 	prog := copyProgress{At: map[int32]int64{}}
 	if s, err := r.d.Redis.HGet(ctx, r.key, fCopyProgress).Result(); err == nil {
@@ -364,10 +368,10 @@ func (r *run) copy(ctx context.Context) error {
 		at = map[int32]int64{}
 	}
 	for p, rg := range sp {
+		// From the recorded position, which matches the recorded counts;
+		// records the replay topic shows copied past it (their position
+		// was not recorded) are scanned and counted again, not copied.
 		from := max(rg[0], at[p])
-		if l, ok := last[p]; ok {
-			from = max(from, l+1)
-		}
 		if from >= rg[1] {
 			delete(sp, p)
 			continue
@@ -419,8 +423,8 @@ func (r *run) copy(ctx context.Context) error {
 		if afterCommit != nil {
 			afterCommit()
 		}
-		// Best effort: without it, a resume finds its place from the
-		// replay topic (and counts the records scanned since again).
+		// Best effort: without it, a resume scans from the position before
+		// and skips what the replay topic shows copied.
 		if err := r.d.Redis.HSet(ctx, r.key, fCopyProgress, b).Err(); err != nil {
 			r.d.Log.Warn("replay: copy progress not recorded", "id", r.cfg.ID, "error", err)
 		}
@@ -434,7 +438,9 @@ func (r *run) copy(ctx context.Context) error {
 		}
 		if r.selected(ctx, rec) {
 			origin := retry.Coordinates(rec)
-			if onQueues[origin] {
+			if l, done := last[rec.Partition]; done && rec.Offset <= l && !onQueues[origin] {
+				// Copied by an earlier run: counted in copied already.
+			} else if onQueues[origin] {
 				skipped++
 			} else {
 				if !open {

@@ -125,6 +125,9 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	}
 	defer q.Close()
 	rep, err := reconcile.Check(ctx, cfg, reconcile.Deps{KafkaOpts: c.opts, Topics: topics, Queues: q}, events)
+	if errors.Is(err, reconcile.ErrUndated) {
+		return exitUsage, err
+	}
 	if err != nil {
 		return exitError, err
 	}
