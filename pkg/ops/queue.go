@@ -14,7 +14,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -472,45 +471,22 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, err
 	}
 	now := time.Now().UTC()
-	// A record that fails does not fail the transaction by itself: without
-	// this, a requeue whose record was refused committed its audit entry
+	// A record that fails fails its whole transaction (see kafka.Chunks):
+	// a requeue whose record was refused once committed its audit entry
 	// alone, and the event was marked requeued but never sent.
-	var mu sync.Mutex
-	var produceErr error
-	failed := func(_ *kgo.Record, err error) {
-		if err != nil {
-			mu.Lock()
-			produceErr = errors.Join(produceErr, err)
-			mu.Unlock()
-		}
-	}
+	chunks := kafka.NewChunks(txn)
 	var (
-		open        bool      // a transaction was begun and not ended
-		opened      time.Time // when
-		pending     []*Entry  // decided in the open transaction
-		unconfirmed int       // entries whose commit was sent but not answered
+		pending     []*Entry // decided in the open transaction
+		unconfirmed int      // entries whose commit was sent but not answered
 	)
 	commit := func() error {
-		if !open {
-			return nil
-		}
-		if err := txn.Flush(ctx); err != nil {
+		if err := chunks.Commit(ctx); err != nil {
+			if errors.Is(err, kafka.ErrUnconfirmed) {
+				unconfirmed = len(pending)
+			}
 			return err
 		}
-		mu.Lock()
-		perr := produceErr
-		mu.Unlock()
-		if perr != nil {
-			return fmt.Errorf("a record was refused: %w", perr)
-		}
-		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
-			// The commit may have reached the coordinator: its outcome is
-			// unknown, and the abort below cannot undo it.
-			unconfirmed = len(pending)
-			return err
-		}
-		open = false
-		if afterCommit != nil {
+		if len(pending) > 0 && afterCommit != nil {
 			afterCommit()
 		}
 		res.Count += len(pending)
@@ -522,12 +498,6 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	}
 	// Each entry is written as it is read: the queue is never held whole.
 	err = q.scan(ctx, topic, f, func(e *Entry) error {
-		if !open {
-			if err := txn.BeginTransaction(); err != nil {
-				return err
-			}
-			open, opened = true, time.Now()
-		}
 		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now, TopicID: ids[topic]}
 		if action == "requeue" {
 			d.To = q.topics.Retry[0]
@@ -536,10 +506,14 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			h = retry.Set(h, retry.HeaderDueAt, strconv.FormatInt(now.UnixMilli(), 10))
 			h = retry.Set(h, retry.HeaderReason, "")
 			h = retry.AppendError(h, retry.ErrorEntry{At: now, Stage: "requeue", Error: fmt.Sprintf("requeued from %s by %s: %s", e.ID, who, why)})
-			txn.Produce(ctx, &kgo.Record{Topic: d.To, Key: e.rec.Key, Value: e.rec.Value, Headers: h}, failed)
+			if err := chunks.Produce(ctx, &kgo.Record{Topic: d.To, Key: e.rec.Key, Value: e.rec.Value, Headers: h}); err != nil {
+				return err
+			}
 		}
 		b, _ := json.Marshal(d)
-		txn.Produce(ctx, &kgo.Record{Topic: q.topics.Audit, Key: []byte(e.ID), Value: b}, failed)
+		if err := chunks.Produce(ctx, &kgo.Record{Topic: q.topics.Audit, Key: []byte(e.ID), Value: b}); err != nil {
+			return err
+		}
 		e.Decision = d
 		e.Payload, e.rec = nil, nil
 		pending = append(pending, e)
@@ -548,7 +522,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		}
 		return nil
 	}, func() error {
-		if open && time.Since(opened) >= decideAge {
+		if chunks.Age() >= decideAge {
 			return commit()
 		}
 		return nil
@@ -560,17 +534,8 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	if err == nil {
 		return res, nil
 	}
-	if open {
-		// A fresh context: ctx may be what ended, and an abort that is not
-		// sent leaves the transaction holding back read_committed readers
-		// until its timeout.
-		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		if aerr := txn.AbortBufferedRecords(actx); aerr != nil {
-			err = errors.Join(err, aerr)
-		} else if aerr := txn.EndTransaction(actx, kgo.TryAbort); aerr != nil {
-			err = errors.Join(err, aerr)
-		}
-		cancel()
+	if aerr := chunks.Abort(ctx); aerr != nil {
+		err = errors.Join(err, aerr)
 	}
 	done := "nothing was done"
 	if res.Count > 0 {

@@ -37,7 +37,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -394,31 +393,16 @@ func (r *run) copy(ctx context.Context) error {
 	}
 	defer txn.Close()
 	scanned, skipped := prog.Scanned, prog.Skipped
-	var (
-		mu      sync.Mutex
-		perr    error
-		open    bool
-		opened  time.Time
-		inChunk int64
-	)
+	chunks := kafka.NewChunks(txn)
 	commit := func() error {
-		if !open {
+		n := int64(chunks.Len())
+		if err := chunks.Commit(ctx); err != nil {
+			return err
+		}
+		if n == 0 {
 			return nil
 		}
-		if err := txn.Flush(ctx); err != nil {
-			return err
-		}
-		mu.Lock()
-		err := perr
-		mu.Unlock()
-		if err != nil {
-			return err
-		}
-		if err := txn.EndTransaction(ctx, kgo.TryCommit); err != nil {
-			return fmt.Errorf("commit: %w", err)
-		}
-		open = false
-		copied, inChunk = copied+inChunk, 0
+		copied += n
 		b, _ := json.Marshal(copyProgress{At: at, Scanned: scanned, Skipped: skipped})
 		if afterCommit != nil {
 			afterCommit()
@@ -443,12 +427,6 @@ func (r *run) copy(ctx context.Context) error {
 			} else if onQueues[origin] {
 				skipped++
 			} else {
-				if !open {
-					if err := txn.BeginTransaction(); err != nil {
-						return err
-					}
-					open, opened = true, time.Now()
-				}
 				// Stamped now, not with the raw record's time: the replay
 				// topic deletes after 7 days by record time, and a copy of
 				// older records was deleted by the broker's next retention
@@ -456,18 +434,12 @@ func (r *run) copy(ctx context.Context) error {
 				// the raw record as its origin: outputs and failure entries
 				// of the replay point at the raw log, as the processor's do.
 				h := retry.Set(retry.Clone(rec.Headers), retry.HeaderOrigin, origin)
-				txn.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: time.Now()},
-					func(_ *kgo.Record, err error) {
-						if err != nil {
-							mu.Lock()
-							perr = errors.Join(perr, err)
-							mu.Unlock()
-						}
-					})
-				inChunk++
+				if err := chunks.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: time.Now()}); err != nil {
+					return err
+				}
 			}
 		}
-		if open && (inChunk >= int64(copyChunk) || time.Since(opened) >= copyAge) {
+		if chunks.Len() >= copyChunk || (chunks.Open() && chunks.Age() >= copyAge) {
 			return commit()
 		}
 		return nil
@@ -476,12 +448,7 @@ func (r *run) copy(ctx context.Context) error {
 		err = commit()
 	}
 	if err != nil {
-		if open {
-			actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			_ = txn.AbortBufferedRecords(actx)
-			_ = txn.EndTransaction(actx, kgo.TryAbort)
-			cancel()
-		}
+		_ = chunks.Abort(ctx)
 		return fmt.Errorf("copy to %s (%d records copied so far stay; run the same id again to go on): %w", r.topic, copied, err)
 	}
 	r.sum.Read, r.sum.Scanned, r.sum.OnFailureQueues = copied, scanned, skipped

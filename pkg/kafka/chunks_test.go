@@ -1,0 +1,67 @@
+package kafka
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// TestChunks: committed chunks are readable; a chunk with a refused record
+// fails its commit and, aborted, leaves nothing; the next chunk begins by
+// itself.
+func TestChunks(t *testing.T) {
+	opts := fakeCluster(t, 1)
+	ctx := context.Background()
+	cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)], kgo.TransactionalID("chunks"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	c := NewChunks(cl)
+	if c.Open() || c.Age() != 0 || c.Commit(ctx) != nil || c.Abort(ctx) != nil {
+		t.Fatal("a Chunks with nothing written is not idle")
+	}
+	write := func(n int, value string) {
+		t.Helper()
+		for range n {
+			if err := c.Produce(ctx, &kgo.Record{Topic: "t", Value: []byte(value)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	write(3, "a")
+	if !c.Open() || c.Len() != 3 || c.Age() <= 0 {
+		t.Fatalf("open %v, len %d, age %v", c.Open(), c.Len(), c.Age())
+	}
+	if err := c.Commit(ctx); err != nil || c.Open() || c.Len() != 0 {
+		t.Fatalf("commit: %v (open %v, len %d)", err, c.Open(), c.Len())
+	}
+	write(2, "b")
+	// Refused by the broker: over its default max message size.
+	write(1, strings.Repeat("x", 2<<20))
+	if err := c.Commit(ctx); err == nil || !strings.Contains(err.Error(), "a record was refused") {
+		t.Fatalf("commit with a refused record: %v", err)
+	}
+	if err := c.Abort(ctx); err != nil || c.Open() {
+		t.Fatalf("abort: %v (open %v)", err, c.Open())
+	}
+	write(1, "c")
+	if err := c.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sp, err := RangeOf(ctx, kadm.NewClient(cl), "t", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := ReadSpan(ctx, opts, "t", sp, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "") != "aaac" {
+		t.Fatalf("read %q, want aaa then c (the aborted chunk left nothing)", got)
+	}
+}
