@@ -532,10 +532,16 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	}
 	res.Entries = shown.result()
 	if err == nil {
+		if res.Count > 0 {
+			q.awaitVisible(ctx)
+		}
 		return res, nil
 	}
 	if aerr := chunks.Abort(ctx); aerr != nil {
 		err = errors.Join(err, aerr)
+	}
+	if res.Count > 0 {
+		q.awaitVisible(context.WithoutCancel(ctx)) // what stands is listed as decided
 	}
 	done := "nothing was done"
 	if res.Count > 0 {
@@ -548,6 +554,38 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, fmt.Errorf("%s: another decision on %s started meanwhile (or this one outlived its transaction); %s: %w", action, topic, done, err)
 	}
 	return res, fmt.Errorf("%s: %s: %w", action, done, err)
+}
+
+// awaitVisible waits, up to 5 s, until what was written to the audit topic
+// so far is readable: Kafka answers a commit before its markers reach the
+// partitions, and a listing made right after a decision (a script calling
+// the admin API) still showed the entries undecided.
+func (q *Queues) awaitVisible(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ends, err := q.adm.ListEndOffsets(ctx, q.topics.Audit)
+	if err != nil {
+		return
+	}
+	for {
+		stable, err := q.adm.ListCommittedOffsets(ctx, q.topics.Audit)
+		if err == nil {
+			behind := false
+			ends.Each(func(e kadm.ListedOffset) {
+				if s, ok := stable.Lookup(e.Topic, e.Partition); e.Err == nil && (!ok || s.Err != nil || s.Offset < e.Offset) {
+					behind = true
+				}
+			})
+			if !behind {
+				return
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // fenced: a later decision on the same queue took its transactional id.
