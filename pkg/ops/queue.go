@@ -464,7 +464,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	}
 	defer txn.Close()
 	if _, _, err := txn.ProducerID(ctx); err != nil {
-		return res, fmt.Errorf("%s: take the queue's transactional id: %w", action, err)
+		return res, fmt.Errorf("%s: take the decisions' transactional id: %w", action, err)
 	}
 	ids, err := q.topicIDs(ctx)
 	if err != nil {
@@ -551,7 +551,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		done = fmt.Sprintf("%d entries were decided before it and stand, and the last %d may have been too (their commit was sent but not confirmed); list them again before deciding the rest", res.Count, unconfirmed)
 	}
 	if fenced(err) {
-		return res, fmt.Errorf("%s: another decision on %s started meanwhile (or this one outlived its transaction); %s: %w", action, topic, done, err)
+		return res, fmt.Errorf("%s: another decision started meanwhile (or this one outlived its transaction); %s: %w", action, done, err)
 	}
 	return res, fmt.Errorf("%s: %s: %w", action, done, err)
 }
@@ -588,7 +588,7 @@ func (q *Queues) awaitVisible(ctx context.Context) {
 	}
 }
 
-// fenced: a later decision on the same queue took its transactional id.
+// fenced: a later decision took the decisions' transactional id.
 func fenced(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
 }

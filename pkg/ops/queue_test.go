@@ -56,7 +56,7 @@ func testConcurrentDecisionsActOnce(t *testing.T, newEnv func(testing.TB) *teste
 	// The other found the entry decided (no entries), or was fenced and
 	// says so.
 	for _, err := range []error{rerr, derr} {
-		if err != nil && !strings.Contains(err.Error(), "another decision on") {
+		if err != nil && !strings.Contains(err.Error(), "another decision started meanwhile") {
 			t.Errorf("the refused decision's error does not say why: %v", err)
 		}
 	}
