@@ -643,6 +643,32 @@ func (r *run) process(ctx context.Context) error {
 		c := p.Counts()
 		return c.Total(processor.Processed) + c.Total(processor.Duplicate) + c.Total(processor.Stale) + c.Total(processor.Invalid) + c.Total(processor.DeadLetter)
 	}
+	// Only committed outcomes are counted; they are added to the progress
+	// record as they come (each tick), so a process killed midway loses
+	// at most the last tick's counts, not the whole run's.
+	outcomes := []processor.Outcome{processor.Processed, processor.Duplicate, processor.Stale, processor.Invalid, processor.DeadLetter}
+	recorded := map[processor.Outcome]int64{}
+	record := func() error {
+		c := p.Counts()
+		delta := map[processor.Outcome]int64{}
+		pipe := r.d.Redis.TxPipeline()
+		for _, o := range outcomes {
+			if d := c.Total(o) - recorded[o]; d > 0 {
+				delta[o] = d
+				pipe.HIncrBy(context.Background(), r.key, string(o), d)
+			}
+		}
+		if len(delta) == 0 {
+			return nil
+		}
+		if _, err := pipe.Exec(context.Background()); err != nil {
+			return err
+		}
+		for o, d := range delta {
+			recorded[o] += d
+		}
+		return nil
+	}
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	var runErr, waitErr error
@@ -661,6 +687,9 @@ wait:
 		case <-tick.C:
 			n := final()
 			r.report(Progress{Phase: "process", Done: n, Total: need})
+			if err := record(); err != nil {
+				r.d.Log.Warn("replay: outcome counts not recorded yet", "id", r.cfg.ID, "error", err)
+			}
 			if n >= need {
 				break wait
 			}
@@ -670,15 +699,8 @@ wait:
 	if err := <-done; err != nil && runErr == nil {
 		runErr = err
 	}
-	// Only committed outcomes are counted: add them to the progress record.
+	perr := record()
 	c := p.Counts()
-	pipe := r.d.Redis.TxPipeline()
-	for _, o := range []processor.Outcome{processor.Processed, processor.Duplicate, processor.Stale, processor.Invalid, processor.DeadLetter} {
-		if n := c.Total(o); n > 0 {
-			pipe.HIncrBy(context.Background(), r.key, string(o), n)
-		}
-	}
-	_, perr := pipe.Exec(context.Background())
 	r.sum.Applied += c.Total(processor.Processed)
 	r.sum.Duplicate += c.Total(processor.Duplicate)
 	r.sum.Stale += c.Total(processor.Stale)
