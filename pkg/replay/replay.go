@@ -41,6 +41,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -486,6 +487,42 @@ func (r *run) copiedSoFar(ctx context.Context) (int64, map[int32]int64, error) {
 	return n, last, err
 }
 
+// ErrExpired is returned when copies of the replay were deleted (the
+// replay topic keeps them 7 days) before they were processed.
+var ErrExpired = errors.New("replay: copies deleted before they were processed")
+
+// checkNotExpired fails when the replay topic's start is past where the
+// replay's group got to: retention deleted copies it never processed, and
+// counting what is left would report the replay complete with events
+// missing.
+func (r *run) checkNotExpired(ctx context.Context, group string) error {
+	starts, err := r.adm.ListStartOffsets(ctx, r.topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("list start offsets of %s: %w", r.topic, err)
+	}
+	committed, err := r.adm.FetchOffsets(ctx, group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return fmt.Errorf("committed offsets of %s: %w", group, err)
+	}
+	var lost int64
+	starts.Each(func(s kadm.ListedOffset) {
+		at := int64(0)
+		if o, ok := committed.Lookup(r.topic, s.Partition); ok && o.Err == nil {
+			at = o.At
+		}
+		if s.Offset > at {
+			lost += s.Offset - at
+		}
+	})
+	if lost > 0 {
+		return fmt.Errorf("%w: about %d copies on %s were deleted by retention (7 days) before this replay processed them; start a new replay (another --id) over the same range", ErrExpired, lost, r.topic)
+	}
+	return nil
+}
+
 // failureOrigins lists the raw records (topic/partition/offset, their
 // inlet-origin) whose entry on the DLQ or the invalid topic still stands:
 // undecided, or discarded. A requeued entry was sent back into processing,
@@ -613,6 +650,9 @@ func Keys(ctx context.Context, rt *router.Router, env *envelope.Envelope) (claim
 // topics has a final outcome.
 func (r *run) process(ctx context.Context) error {
 	group := Group(r.cfg.ID)
+	if err := r.checkNotExpired(ctx, group); err != nil {
+		return err
+	}
 	need, err := pending(ctx, r.adm, r.d.KafkaOpts, group, append([]string{r.topic}, r.retry...)...)
 	if err != nil {
 		return err

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/store"
@@ -245,5 +247,46 @@ func TestCopyCommitsAsItGoes(t *testing.T) {
 	}
 	if len(copies) != 7 {
 		t.Fatalf("%d copies on the replay topic, want 7", len(copies))
+	}
+}
+
+// TestCopiesDeletedBeforeProcessingAreNotComplete: a replay resumed after
+// retention deleted copies it had not processed fails and says so; it
+// reported itself complete with those events never applied.
+func TestCopiesDeletedBeforeProcessingAreNotComplete(t *testing.T) {
+	h := newHarness(t)
+	before := time.Now().Add(-time.Second)
+	for i := range 3 {
+		h.send("stripe", fmt.Sprintf("evt_x%d", i), fmt.Sprintf("pi_x%d", i), 1700000000+int64(i))
+	}
+	h.process(3)
+	// Stopped after the copy, before anything was processed.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := h.deps()
+	d.Progress = func(p Progress) {
+		if p.Phase == "delete" {
+			cancel()
+		}
+	}
+	cfg := Config{ID: "expired", Source: "stripe", From: before, Mode: Rebuild, Processor: h.pcfg()}
+	if _, err := Run(ctx, cfg, d); err == nil {
+		t.Fatal("the stopped run did not stop")
+	}
+	// Retention deletes the copies.
+	topic := Topic(h.topics, "expired")
+	adm := kadm.NewClient(h.env.Client(t))
+	ends, err := adm.ListEndOffsets(context.Background(), topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	del := kadm.Offsets{}
+	ends.Each(func(o kadm.ListedOffset) { del.AddOffset(topic, o.Partition, o.Offset, -1) })
+	if res, err := adm.DeleteRecords(context.Background(), del); err != nil || res.Error() != nil {
+		t.Fatalf("delete records: %v %v", err, res.Error())
+	}
+	_, err = Run(context.Background(), cfg, h.deps())
+	if !errors.Is(err, ErrExpired) {
+		t.Fatalf("resumed after the copies were deleted: %v; want ErrExpired", err)
 	}
 }
