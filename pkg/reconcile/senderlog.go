@@ -54,7 +54,7 @@ func ReadLog(r io.Reader) ([]SenderEvent, error) {
 		return nil, err
 	}
 	if first == '{' || first == '[' {
-		return readJSON(br)
+		return readJSON(br, first == '[')
 	}
 	return readCSV(br)
 }
@@ -71,11 +71,32 @@ func peekNonSpace(br *bufio.Reader) (byte, error) {
 	}
 }
 
-func readJSON(r io.Reader) ([]SenderEvent, error) {
+func readJSON(r io.Reader, array bool) ([]SenderEvent, error) {
 	dec := json.NewDecoder(r)
 	dec.UseNumber()
 	var out []SenderEvent
 	n := 0
+	if array {
+		// A log that is one JSON array (GitHub's deliveries, an export) is
+		// read element by element: decoded whole it took about four times
+		// its size.
+		if _, err := dec.Token(); err != nil {
+			return nil, fmt.Errorf("sender log: %w", err)
+		}
+		for dec.More() {
+			var v any
+			if err := dec.Decode(&v); err != nil {
+				return nil, fmt.Errorf("sender log: array element %d: %w", n+1, err)
+			}
+			n++
+			if err := collect(v, &out); err != nil {
+				return nil, fmt.Errorf("sender log: array element %d: %w", n, err)
+			}
+		}
+		if _, err := dec.Token(); err != nil {
+			return nil, fmt.Errorf("sender log: after array element %d: %w", n, err)
+		}
+	}
 	for {
 		var v any
 		if err := dec.Decode(&v); err == io.EOF {

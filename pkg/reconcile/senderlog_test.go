@@ -42,7 +42,8 @@ func TestReadLog(t *testing.T) {
 	}
 	t.Run("errors name the line", func(t *testing.T) {
 		for _, in := range []string{"{\"x\":1}\n", "id,created\n,1\n", "{\"id\":\"a\",\"created\":\"yesterday\"}",
-			"{\"id\":\"a\",\"created\":\"NaN\"}", "{\"id\":\"a\",\"created\":\"1e300\"}", "{\"id\":\"a\",\"created\":-5}", "{\"id\":\"a\",\"created\":9.3e18}"} {
+			"{\"id\":\"a\",\"created\":\"NaN\"}", "{\"id\":\"a\",\"created\":\"1e300\"}", "{\"id\":\"a\",\"created\":-5}", "{\"id\":\"a\",\"created\":9.3e18}",
+			"[{\"id\":\"a\",\"created\":1735787045}", "[{\"id\":\"a\",\"created\":1735787045},]", "[1]"} {
 			if _, err := ReadLog(strings.NewReader(in)); err == nil {
 				t.Errorf("%q: no error", in)
 			}
