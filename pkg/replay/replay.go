@@ -234,7 +234,11 @@ const (
 	fScanned      = "scanned"
 	fOnQueues     = "on_queues"
 	fDeleted      = "deleted"
-	fComplete     = "complete"
+	// fDeleting is the deletion's running "claims,entities" count, so a
+	// rebuild stopped midway reports, once resumed, what the first run
+	// deleted too (the keys it deleted delete nothing the second time).
+	fDeleting = "deleting"
+	fComplete = "complete"
 )
 
 func (r *run) params() string {
@@ -323,7 +327,10 @@ func (r *run) ensureTopics(ctx context.Context) error {
 // the whole range outlived its 5-minute timeout on a large one, and a run
 // that failed started over, so a range of tens of millions of records
 // could never be copied.
-var deleteBatch = 10000 // keys rebuild deletes at a time
+var (
+	deleteBatch      = 10000 // keys rebuild deletes at a time
+	afterDeleteBatch func()  // tests: called after each batch deleted
+)
 
 var (
 	copyChunk   = 10000
@@ -576,18 +583,28 @@ func (r *run) deleteState(ctx context.Context) error {
 	// nothing.
 	claims, entities := map[string]bool{}, map[string]bool{}
 	var nc, ne int64
+	if prev, err := r.d.Redis.HGet(ctx, r.key, fDeleting).Result(); err == nil {
+		_, _ = fmt.Sscanf(prev, "%d,%d", &nc, &ne)
+	}
 	flush := func() error {
 		c, err := r.d.Store.DeleteClaims(ctx, setKeys(claims))
+		nc += c // what a failed call deleted before failing counts too
 		if err != nil {
 			return err
 		}
 		e, err := r.d.Store.DeleteEntities(ctx, setKeys(entities))
+		ne += e
 		if err != nil {
 			return err
 		}
-		nc, ne = nc+c, ne+e
 		clear(claims)
 		clear(entities)
+		if err := r.d.Redis.HSet(ctx, r.key, fDeleting, fmt.Sprintf("%d,%d", nc, ne)).Err(); err != nil {
+			return err
+		}
+		if afterDeleteBatch != nil {
+			afterDeleteBatch()
+		}
 		return nil
 	}
 	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {

@@ -290,3 +290,34 @@ func TestCopiesDeletedBeforeProcessingAreNotComplete(t *testing.T) {
 		t.Fatalf("resumed after the copies were deleted: %v; want ErrExpired", err)
 	}
 }
+
+// TestInterruptedRebuildCountsWhatItDeleted: a rebuild stopped midway
+// through deleting state reports, once resumed, every key deleted by both
+// runs (the resumed run deletes the first run's keys again, removing
+// nothing, and counted only its own).
+func TestInterruptedRebuildCountsWhatItDeleted(t *testing.T) {
+	h := newHarness(t)
+	h.send("stripe", "evt_1", "pi_1", 1700000100)
+	h.send("stripe", "evt_2", "pi_1", 1700000200)
+	h.send("stripe", "evt_3", "pi_2", 1700000150)
+	h.process(3)
+	defer func(n int) { deleteBatch, afterDeleteBatch = n, nil }(deleteBatch)
+	deleteBatch = 1
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	batches := 0
+	afterDeleteBatch = func() {
+		if batches++; batches == 2 {
+			cancel()
+		}
+	}
+	cfg := Config{ID: "rebuild-stop", Source: "stripe", Mode: Rebuild, Processor: h.pcfg()}
+	if _, err := Run(ctx, cfg, h.deps()); err == nil {
+		t.Fatal("the stopped rebuild did not stop")
+	}
+	afterDeleteBatch = nil
+	sum := h.replay(t, "rebuild-stop", Rebuild, time.Time{})
+	if sum.DeletedClaims != 3 || sum.DeletedEntities != 2 || !sum.Complete {
+		t.Fatalf("summary %+v; want 3 claims and 2 entities deleted, as without the stop", sum)
+	}
+}
