@@ -37,7 +37,7 @@ func (q *fakeQueues) List(_ context.Context, topic string, f ops.Filter) ([]*ops
 	defer q.mu.Unlock()
 	var out []*ops.Entry
 	for _, e := range q.entries[topic] {
-		if len(f.IDs) > 0 && !contains(f.IDs, e.ID) {
+		if len(f.IDs) > 0 && !slices.Contains(f.IDs, e.ID) {
 			continue
 		}
 		if (f.Source != "" && e.Source != f.Source) || (f.Unresolved && e.Decision != nil) {
@@ -84,15 +84,6 @@ func (q *fakeQueues) Groups(ctx context.Context, topic string, f ops.Filter) ([]
 		out = append(out, k)
 	}
 	return out, len(es), nil
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (q *fakeQueues) Depth(ctx context.Context, topic string) (int, error) {

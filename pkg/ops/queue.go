@@ -97,7 +97,7 @@ type Filter struct {
 }
 
 func (f Filter) match(e *Entry) bool {
-	if len(f.IDs) > 0 && !contains(f.IDs, e.ID) {
+	if len(f.IDs) > 0 && !slices.Contains(f.IDs, e.ID) {
 		return false
 	}
 	return (f.Source == "" || e.Source == f.Source) &&
@@ -106,15 +106,6 @@ func (f Filter) match(e *Entry) bool {
 		(f.Since.IsZero() || !e.At.Before(f.Since)) &&
 		(f.Until.IsZero() || e.At.Before(f.Until)) &&
 		(!f.Unresolved || e.Decision == nil)
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Queues reads and acts on the failure topics.
@@ -159,7 +150,7 @@ func (q *Queues) scan(ctx context.Context, topic string, f Filter, fn func(*Entr
 	}
 	return kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
 		// Asked by id: skip the others before decoding them.
-		if len(f.IDs) == 0 || contains(f.IDs, retry.Coordinates(r)) {
+		if len(f.IDs) == 0 || slices.Contains(f.IDs, retry.Coordinates(r)) {
 			e := q.entry(ctx, r)
 			e.Decision = decisions[e.ID]
 			if f.match(e) {
