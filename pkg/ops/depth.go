@@ -17,10 +17,9 @@ import (
 
 // Tracker keeps the unresolved counts of the failure queues current by
 // reading, at each Refresh, only what was written to them and to the audit
-// topic since the last one. Depths reads both topics whole; every 15 s in
-// every processor, with a queue of millions of entries after an outage,
-// that was gigabytes read for one gauge, and a read that outlived its
-// timeout reported the queues empty.
+// topic since the last one (the first reads them whole). Reading them
+// whole every 15 s in every processor, with a queue of millions of entries
+// after an outage, was gigabytes read for one gauge.
 //
 // It holds eight bytes per unresolved entry (its offset), and the ids of
 // decisions read before their entry (a few, written between the two reads

@@ -317,32 +317,12 @@ func (q *Queues) Depth(ctx context.Context, topic string) (int, error) {
 	return n[0], nil
 }
 
-// Depths counts the unresolved entries of each topic, reading the audit
-// topic once for all and both whole; it streams the records and decodes
-// none of them. For a count kept current, as the processor's gauges are,
-// a Tracker reads only what is new.
+// Depths counts the unresolved entries of each topic: a Tracker's first
+// refresh, which reads the queues and the audit topic whole, decoding
+// nothing. For a count kept current, as the processor's gauges are, keep
+// the Tracker: its next refreshes read only what is new.
 func (q *Queues) Depths(ctx context.Context, topics ...string) ([]int, error) {
-	decisions, err := q.decisions(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]int, len(topics))
-	for i, topic := range topics {
-		sp, err := kafka.RangeOf(ctx, q.adm, topic, time.Time{}, time.Time{})
-		if err != nil {
-			return nil, err
-		}
-		err = kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
-			if decisions[retry.Coordinates(r)] == nil {
-				out[i]++
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
+	return NewTracker(q, topics...).Refresh(ctx)
 }
 
 func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {
