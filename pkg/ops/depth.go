@@ -131,16 +131,20 @@ func (t *Tracker) readQueue(ctx context.Context, topic string) error {
 		}
 		qs.id = id
 	}
-	whole, err := kafka.RangeOf(ctx, t.q.adm, topic, time.Time{}, time.Time{})
-	if err != nil {
-		return err
-	}
 	starts, err := t.q.adm.ListStartOffsets(ctx, topic)
 	if err == nil {
 		err = starts.Error()
 	}
 	if err != nil {
 		return fmt.Errorf("list start offsets of %s: %w", topic, err)
+	}
+	// Last stable offsets: an open transaction's records are not readable.
+	ends, err := t.q.adm.ListCommittedOffsets(ctx, topic)
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("list offsets of %s: %w", topic, err)
 	}
 	sp := kafka.Span{}
 	present := map[int32]int64{}
@@ -153,9 +157,9 @@ func (t *Tracker) readQueue(ctx context.Context, topic string) error {
 			qs.parts[p] = o
 		}
 		next, seen := qs.next[p]
-		end := s.Offset // no span: nothing to read
-		if r, ok := whole[p]; ok {
-			end = r[1]
+		end := s.Offset
+		if e, ok := ends.Lookup(topic, p); ok {
+			end = e.Offset
 		}
 		if seen && end < next {
 			// Behind what was read, without a new topic id (a broker
