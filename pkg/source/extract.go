@@ -93,15 +93,13 @@ func lookupRaw(f Field, h http.Header, body []byte) gjson.Result {
 			return gjson.Result{Type: gjson.String, Str: v}
 		}
 	}
-	if f.path != "" {
-		if r := gjson.GetBytes(body, f.path); scalar(r) {
-			return r
-		}
+	if r := f.path.Get(body); scalar(r) {
+		return r
 	}
 	if len(f.fallbacks) > 0 {
 		parts := make([]string, 0, len(f.fallbacks))
 		for _, p := range f.fallbacks {
-			r := gjson.GetBytes(body, p)
+			r := p.Get(body)
 			if !scalar(r) {
 				return gjson.Result{}
 			}
@@ -126,15 +124,53 @@ func Pointer(body []byte, ptr string) gjson.Result {
 // reader takes: translating costs about as much as the lookup itself.
 type CompiledPointer struct {
 	path string // "" matches nothing
+	// steps holds the pointer's unescaped reference tokens when the gjson
+	// path cannot say what the pointer means: gjson reads "01" as array
+	// index 1, where RFC 6901 allows no leading zero, and has no path for
+	// a member named "". Such a pointer is evaluated one token at a time.
+	steps []string
 }
 
-// CompilePointer translates ptr; an invalid pointer matches nothing.
-func CompilePointer(ptr string) CompiledPointer { return CompiledPointer{path: gjsonPath(ptr)} }
+// CompilePointer translates ptr; an invalid pointer (not starting with "/")
+// matches nothing, and so does "", the whole document, which is never a
+// value Inlet reads.
+func CompilePointer(ptr string) CompiledPointer {
+	if ptr == "" || ptr[0] != '/' {
+		return CompiledPointer{}
+	}
+	tokens := strings.Split(ptr[1:], "/")
+	keys := make([]string, len(tokens))
+	stepwise := false
+	for i, t := range tokens {
+		t = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~")
+		tokens[i] = t
+		keys[i] = gjson.Escape(t)
+		if t == "" || (len(t) > 1 && t[0] == '0' && allDigits(t)) {
+			stepwise = true
+		}
+	}
+	if stepwise {
+		return CompiledPointer{path: ptr, steps: tokens}
+	}
+	return CompiledPointer{path: strings.Join(keys, ".")}
+}
+
+func allDigits(s string) bool {
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Get evaluates the pointer against body. The result owns its strings.
 func (p CompiledPointer) Get(body []byte) gjson.Result {
-	if p.path == "" {
+	switch {
+	case p.path == "":
 		return gjson.Result{}
+	case p.steps != nil:
+		return p.walk(gjson.ParseBytes(body))
 	}
 	return gjson.GetBytes(body, p.path)
 }
@@ -147,29 +183,48 @@ func (p CompiledPointer) peek(body []byte) gjson.Result {
 	if p.path == "" || len(body) == 0 {
 		return gjson.Result{}
 	}
-	return gjson.Get(unsafe.String(unsafe.SliceData(body), len(body)), p.path)
+	doc := unsafe.String(unsafe.SliceData(body), len(body))
+	if p.steps != nil {
+		return p.walk(gjson.Parse(doc))
+	}
+	return gjson.Get(doc, p.path)
+}
+
+// walk evaluates the pointer's tokens one at a time, as RFC 6901 reads
+// them: an array takes only "0" or a number without leading zeros, an
+// object the member named exactly the token (the first, if repeated, as
+// gjson's paths do).
+func (p CompiledPointer) walk(r gjson.Result) gjson.Result {
+	for _, t := range p.steps {
+		switch {
+		case r.IsArray():
+			if !allDigits(t) || (len(t) > 1 && t[0] == '0') {
+				return gjson.Result{}
+			}
+			r = r.Get(t)
+		case r.IsObject():
+			var v gjson.Result
+			r.ForEach(func(k, val gjson.Result) bool {
+				if k.String() == t {
+					v = val
+					return false
+				}
+				return true
+			})
+			r = v
+		default:
+			return gjson.Result{}
+		}
+		if !r.Exists() {
+			return r
+		}
+	}
+	return r
 }
 
 // PeekTime is ParseTime of the pointer's value in body, without copying
 // the value first.
 func (p CompiledPointer) PeekTime(body []byte) *time.Time { return ParseTime(p.peek(body)) }
-
-// gjsonPath translates a JSON pointer into a gjson path ("" for none).
-func gjsonPath(ptr string) string {
-	if ptr == "" || ptr == "/" || ptr[0] != '/' {
-		return ""
-	}
-	segs := strings.Split(ptr[1:], "/")
-	var b strings.Builder
-	for i, s := range segs {
-		s = strings.ReplaceAll(strings.ReplaceAll(s, "~1", "/"), "~0", "~")
-		if i > 0 {
-			b.WriteByte('.')
-		}
-		b.WriteString(gjson.Escape(s))
-	}
-	return b.String()
-}
 
 // ParseTime reads a business timestamp: a number is Unix seconds (or
 // milliseconds when too large to be seconds); a string is RFC 3339 or a

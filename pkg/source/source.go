@@ -111,16 +111,16 @@ type Field struct {
 	Default  string   `yaml:"default"`
 	HashBody *bool    `yaml:"hash_body"`
 
-	// gjson paths of Pointer and Fallback, built once at load.
-	path      string
-	fallbacks []string
+	// Pointer and Fallback compiled once at load.
+	path      CompiledPointer
+	fallbacks []CompiledPointer
 }
 
 func (f *Field) compile() {
-	f.path = gjsonPath(f.Pointer)
+	f.path = CompilePointer(f.Pointer)
 	f.fallbacks = f.fallbacks[:0]
 	for _, p := range f.Fallback {
-		f.fallbacks = append(f.fallbacks, gjsonPath(p))
+		f.fallbacks = append(f.fallbacks, CompilePointer(p))
 	}
 }
 
