@@ -14,13 +14,15 @@ const Other = "other"
 // so a sender inventing event types cannot blow up the series count.
 //
 // Every event asks, from every worker, and nearly always about a type it
-// kept long ago: that answer is one atomic load of a copy-on-write set, no
-// lock. Only a type not kept yet takes the mutex.
+// kept long ago, or (from a sender inventing types) about a source that is
+// full: either answer is atomic loads of copy-on-write sets, no lock. Only
+// a new type of a source with room takes the mutex.
 type Limiter struct {
 	Max       int
 	mu        sync.Mutex
 	perSource map[string]int // event types kept, per source; guarded by mu
 	kept      atomic.Pointer[map[sourceType]struct{}]
+	full      atomic.Pointer[map[string]struct{}] // sources that kept Max types
 }
 
 type sourceType struct{ source, eventType string }
@@ -43,6 +45,9 @@ func (l *Limiter) EventType(source, eventType string) string {
 	if l.isKept(k) {
 		return eventType
 	}
+	if l.isFull(source) {
+		return Other
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.isKept(k) { // kept by another caller since the check above
@@ -58,7 +63,23 @@ func (l *Limiter) EventType(source, eventType string) string {
 	}
 	next[k] = struct{}{}
 	l.kept.Store(&next)
+	if l.perSource[source] == l.Max {
+		full := map[string]struct{}{}
+		if old := l.full.Load(); old != nil {
+			full = maps.Clone(*old)
+		}
+		full[source] = struct{}{}
+		l.full.Store(&full)
+	}
 	return eventType
+}
+
+func (l *Limiter) isFull(source string) bool {
+	if m := l.full.Load(); m != nil {
+		_, ok := (*m)[source]
+		return ok
+	}
+	return false
 }
 
 func (l *Limiter) isKept(k sourceType) bool {

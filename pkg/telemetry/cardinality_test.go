@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sync"
 	"testing"
+	"time"
 )
 
 func TestLimiter(t *testing.T) {
@@ -60,5 +61,38 @@ func TestLimiterConcurrent(t *testing.T) {
 	}
 	if named != 10 {
 		t.Fatalf("%d types kept their name, want 10", named)
+	}
+}
+
+// TestLimiterFullSourceTakesNoLock: once a source is full, its new types
+// fold without the mutex, so a sender inventing types does not serialize
+// every worker on it; a source with room still waits for it.
+func TestLimiterFullSourceTakesNoLock(t *testing.T) {
+	l := NewLimiter(1)
+	l.EventType("shop", "a")
+	l.mu.Lock()
+	answer := func(source, typ string) <-chan string {
+		ch := make(chan string, 1)
+		go func() { ch <- l.EventType(source, typ) }()
+		return ch
+	}
+	select {
+	case got := <-answer("shop", "invented"):
+		if got != Other {
+			t.Errorf("full source: %q, want %q", got, Other)
+		}
+	case <-time.After(5 * time.Second):
+		l.mu.Unlock()
+		t.Fatal("a type of a full source waited for the mutex")
+	}
+	pending := answer("stripe", "x")
+	select {
+	case got := <-pending:
+		t.Fatalf("a source with room answered %q without the mutex", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	l.mu.Unlock()
+	if got := <-pending; got != "x" {
+		t.Errorf("stripe: %q, want %q", got, "x")
 	}
 }
