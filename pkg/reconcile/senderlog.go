@@ -9,12 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/inletdev/inlet/pkg/source"
 )
 
 // SenderEvent is one event the sender says it sent.
@@ -183,34 +184,16 @@ func event(get func(string) (string, bool)) (SenderEvent, error) {
 }
 
 func parseWhen(s string) (time.Time, error) {
-	bad := fmt.Errorf("time %q: want Unix seconds, milliseconds, microseconds or nanoseconds, or RFC 3339", s)
-	if n, err := strconv.ParseFloat(s, 64); err == nil {
-		var t time.Time
-		// By size: seconds this large would be past year 5000.
-		switch a := math.Abs(n); {
-		case n == 0:
-			return t, nil // a "no time" placeholder: undated
-		case math.IsNaN(n) || a > 9e18:
-			return t, bad
-		case a > 1e17:
-			t = time.Unix(0, int64(n))
-		case a > 1e14:
-			t = time.UnixMicro(int64(n))
-		case a > 1e11:
-			t = time.UnixMilli(int64(n))
-		default:
-			t = time.Unix(int64(n), 0)
-		}
-		if t.Year() < 1971 || t.Year() > 9999 {
-			return time.Time{}, bad
-		}
-		return t.UTC(), nil
+	if n, err := strconv.ParseFloat(s, 64); err == nil && n == 0 {
+		return time.Time{}, nil // a "no time" placeholder: undated
 	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return t, bad
+	// The same reading as ingest's for an event's time, so a sender log
+	// and the events it lists agree on when each happened.
+	t, ok := source.ParseTimeText(s)
+	if !ok {
+		return t, fmt.Errorf("time %q: want Unix seconds, milliseconds, microseconds or nanoseconds, or RFC 3339, between 1971 and 9999", s)
 	}
-	return t.UTC(), nil
+	return t, nil
 }
 
 func readCSV(r io.Reader) ([]SenderEvent, error) {

@@ -24,11 +24,12 @@ func TestReadLog(t *testing.T) {
 		// An event whose own data is an array is an event, not a page.
 		"events with array data": `{"event_id":"a","created":1735787045,"data":[{"id":"line-item-7"}]}
 {"event_id":"b","created":1735787045,"data":[]}`,
-		"github deliveries": `[{"id":12345,"guid":"a","delivered_at":"2025-01-02T03:04:05Z","event":"push"},{"id":12346,"guid":"b","delivered_at":"2025-01-02T03:04:05Z"}]`,
-		"shopify log":       "\ufeff" + `{"webhook_id":"a","id":9,"created_at":"2025-01-01T22:04:05-05:00"}` + "\n" + `{"id":"b","created_at":"2025-01-02T03:04:05Z"}`,
-		"csv":               "Event_ID,Created_At,type\na,2025-01-02T03:04:05Z,x\nb,1735787045,y\n",
-		"csv millis":        "id,timestamp\na,1735787045000\nb,1735787045000\n",
-		"csv micros, nanos": "id,timestamp\na,1735787045000000\nb,1735787045000000000\n",
+		"github deliveries":  `[{"id":12345,"guid":"a","delivered_at":"2025-01-02T03:04:05Z","event":"push"},{"id":12346,"guid":"b","delivered_at":"2025-01-02T03:04:05Z"}]`,
+		"shopify log":        "\ufeff" + `{"webhook_id":"a","id":9,"created_at":"2025-01-01T22:04:05-05:00"}` + "\n" + `{"id":"b","created_at":"2025-01-02T03:04:05Z"}`,
+		"csv":                "Event_ID,Created_At,type\na,2025-01-02T03:04:05Z,x\nb,1735787045,y\n",
+		"csv millis":         "id,timestamp\na,1735787045000\nb,1735787045000\n",
+		"csv micros, nanos":  "id,timestamp\na,1735787045000000\nb,1735787045000000000\n",
+		"lower-case rfc3339": "id,created\na,2025-01-02t03:04:05z\nb,2025-01-02t03:04:05Z\n",
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := ReadLog(strings.NewReader(in))

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -226,39 +227,69 @@ func (p CompiledPointer) walk(r gjson.Result) gjson.Result {
 // the value first.
 func (p CompiledPointer) PeekTime(body []byte) *time.Time { return ParseTime(p.peek(body)) }
 
-// ParseTime reads a business timestamp: a number is Unix seconds (or
-// milliseconds when too large to be seconds); a string is RFC 3339 or a
-// Unix number. Unparseable values give nil: ingest never rejects an event
-// for its timestamp; the processor validates it against the contract.
+// ParseTime reads a business timestamp: a number is a Unix time in seconds,
+// or in milliseconds, microseconds or nanoseconds when too large to be the
+// unit before (see UnixTime); a string is RFC 3339 or such a number.
+// Unparseable values give nil: ingest never rejects an event for its
+// timestamp; the processor validates it against the contract.
 func ParseTime(r gjson.Result) *time.Time {
 	var t time.Time
+	ok := false
 	switch r.Type {
 	case gjson.Number:
-		t = unixish(r.Float())
+		t, ok = UnixTime(r.Float())
 	case gjson.String:
-		if p, err := time.Parse(time.RFC3339Nano, r.Str); err == nil {
-			t = p
-		} else if p, err := time.Parse(time.RFC3339Nano, strings.ToUpper(r.Str)); err == nil {
-			t = p // RFC 3339 allows a lower-case t and z; Go's layout does not
-		} else if f, err := strconv.ParseFloat(r.Str, 64); err == nil {
-			t = unixish(f)
-		} else {
-			return nil
-		}
-	default:
+		t, ok = ParseTimeText(r.Str)
+	}
+	if !ok {
 		return nil
 	}
-	if t.IsZero() || t.Year() < 1971 || t.Year() > 9999 {
-		return nil
-	}
-	t = t.UTC()
 	return &t
 }
 
-func unixish(f float64) time.Time {
-	if f > 1e11 { // milliseconds: seconds this large are past year 5000
-		return time.UnixMilli(int64(f))
+// ParseTimeText reads a timestamp written as text, as ParseTime reads a
+// JSON string: RFC 3339 (a lower-case t or z too) or a Unix number (see
+// UnixTime). The time is in UTC; ok is false for anything else, and for
+// times before 1971 or after 9999.
+func ParseTimeText(s string) (t time.Time, ok bool) {
+	if f, err := strconv.ParseFloat(s, 64); err == nil {
+		return UnixTime(f)
 	}
-	sec := int64(f)
-	return time.Unix(sec, int64((f-float64(sec))*1e9))
+	p, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		// RFC 3339 allows a lower-case t and z; Go's layout does not.
+		if p, err = time.Parse(time.RFC3339Nano, strings.ToUpper(s)); err != nil {
+			return time.Time{}, false
+		}
+	}
+	return inRange(p)
+}
+
+// UnixTime reads a Unix time by its size: seconds up to 1e11 (year 5138),
+// then milliseconds up to 1e14, microseconds up to 1e17, nanoseconds past
+// that, since senders use all four and a second count that large is no
+// real date. The time is in UTC; ok is false for NaN, infinities and times
+// before 1971 or after 9999 (so 0, a common "no time", is none).
+func UnixTime(f float64) (t time.Time, ok bool) {
+	switch a := math.Abs(f); {
+	case math.IsNaN(f) || a >= 9e18: // past int64 nanoseconds
+		return time.Time{}, false
+	case a > 1e17:
+		t = time.Unix(0, int64(f))
+	case a > 1e14:
+		t = time.UnixMicro(int64(f))
+	case a > 1e11:
+		t = time.UnixMilli(int64(f))
+	default:
+		sec := int64(f)
+		t = time.Unix(sec, int64((f-float64(sec))*1e9))
+	}
+	return inRange(t)
+}
+
+func inRange(t time.Time) (time.Time, bool) {
+	if t.Year() < 1971 || t.Year() > 9999 {
+		return time.Time{}, false
+	}
+	return t.UTC(), true
 }

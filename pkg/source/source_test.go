@@ -36,13 +36,17 @@ func TestCheckMeta(t *testing.T) {
 
 func TestParseTime(t *testing.T) {
 	want := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
-	for _, in := range []string{`"2025-01-02T03:04:05Z"`, `"2025-01-02t03:04:05z"`, `"2025-01-02T04:04:05+01:00"`, `1735787045`, `"1735787045"`, `1735787045000`} {
+	for _, in := range []string{`"2025-01-02T03:04:05Z"`, `"2025-01-02t03:04:05z"`, `"2025-01-02T04:04:05+01:00"`, `1735787045`, `"1735787045"`, `1735787045000`,
+		`1735787045000000`, `"1735787045000000000"`, `1735787045000000000`} {
 		got := ParseTime(gjson.Parse(in))
 		if got == nil || !got.Equal(want) {
 			t.Errorf("%s: %v, want %v", in, got, want)
 		}
 	}
-	for _, in := range []string{`"yesterday"`, `5`, `"1900-01-01T00:00:00Z"`, `null`, `{}`} {
+	if got := ParseTime(gjson.Parse(`1735787045.25`)); got == nil || !got.Equal(want.Add(250*time.Millisecond)) {
+		t.Errorf("fractional seconds: %v, want %v", got, want.Add(250*time.Millisecond))
+	}
+	for _, in := range []string{`"yesterday"`, `5`, `0`, `-1735787045`, `"1900-01-01T00:00:00Z"`, `"NaN"`, `"Inf"`, `1e300`, `null`, `{}`} {
 		if got := ParseTime(gjson.Parse(in)); got != nil {
 			t.Errorf("%s: %v, want nil", in, got)
 		}
