@@ -2,6 +2,12 @@
 // environment variables, so every setting of a process can be given either
 // way (a flag wins over the environment). The variable is named in the flag's
 // usage text, and a malformed variable fails Parse instead of being ignored.
+//
+// Environment values are never printed: usage (-h, or a mistyped flag)
+// shows the built-in default and says when the variable is set, and a
+// malformed value's error names the variable, not its value. Settings such
+// as a Redis URL carry passwords, and usage goes to the same log as
+// everything else.
 package flagenv
 
 import (
@@ -33,26 +39,49 @@ func (s *Set) Parse(args []string) error {
 	return errors.Join(s.errs...)
 }
 
-func usage(env, u string) string { return fmt.Sprintf("%s (env %s)", u, env) }
+func usage(env, u string) string {
+	if _, set := os.LookupEnv(env); set {
+		return fmt.Sprintf("%s (env %s, set: overrides the default)", u, env)
+	}
+	return fmt.Sprintf("%s (env %s)", u, env)
+}
 
+// lookup parses $env, if set, with parse. The value stays out of the error:
+// it may be a secret.
 func (s *Set) lookup(env string, parse func(string) error) {
 	if v, ok := os.LookupEnv(env); ok {
 		if err := parse(v); err != nil {
-			s.errs = append(s.errs, fmt.Errorf("environment variable %s=%q: %w", env, v, err))
+			s.errs = append(s.errs, fmt.Errorf("environment variable %s: %w", env, errorWithout(err, v)))
 		}
 	}
 }
 
+// errorWithout is err's text with v replaced: strconv and time quote the
+// value they could not parse.
+func errorWithout(err error, v string) error {
+	if v == "" || !strings.Contains(err.Error(), v) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), v, "<value>"))
+}
+
+// showDefault makes usage print def, the built-in default, whatever the
+// environment set.
+func (s *Set) showDefault(name, def string) { s.Lookup(name).DefValue = def }
+
 // String defines a string flag defaulting to $env, else def.
 func (s *Set) String(p *string, name, env, def, u string) {
-	s.lookup(env, func(v string) error { def = v; return nil })
-	s.StringVar(p, name, def, usage(env, u))
+	v := def
+	s.lookup(env, func(e string) error { v = e; return nil })
+	s.StringVar(p, name, v, usage(env, u))
+	s.showDefault(name, def)
 }
 
 // List defines a comma-separated list flag defaulting to $env, else def.
 func (s *Set) List(p *[]string, name, env, def, u string) {
-	s.lookup(env, func(v string) error { def = v; return nil })
-	*p = Split(def)
+	v := def
+	s.lookup(env, func(e string) error { v = e; return nil })
+	*p = Split(v)
 	s.Func(name, usage(env, u)+fmt.Sprintf(" (comma-separated; default %q)", def), func(v string) error {
 		*p = Split(v)
 		return nil
@@ -61,20 +90,26 @@ func (s *Set) List(p *[]string, name, env, def, u string) {
 
 // Duration defines a duration flag defaulting to $env, else def.
 func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, u string) {
-	s.lookup(env, func(v string) (err error) { def, err = time.ParseDuration(v); return err })
-	s.DurationVar(p, name, def, usage(env, u))
+	v := def
+	s.lookup(env, func(e string) (err error) { v, err = time.ParseDuration(e); return err })
+	s.DurationVar(p, name, v, usage(env, u))
+	s.showDefault(name, def.String())
 }
 
 // Int defines an int flag defaulting to $env, else def.
 func (s *Set) Int(p *int, name, env string, def int, u string) {
-	s.lookup(env, func(v string) (err error) { def, err = strconv.Atoi(v); return err })
-	s.IntVar(p, name, def, usage(env, u))
+	v := def
+	s.lookup(env, func(e string) (err error) { v, err = strconv.Atoi(e); return err })
+	s.IntVar(p, name, v, usage(env, u))
+	s.showDefault(name, strconv.Itoa(def))
 }
 
 // Bool defines a bool flag defaulting to $env, else def.
 func (s *Set) Bool(p *bool, name, env string, def bool, u string) {
-	s.lookup(env, func(v string) (err error) { def, err = strconv.ParseBool(v); return err })
-	s.BoolVar(p, name, def, usage(env, u))
+	v := def
+	s.lookup(env, func(e string) (err error) { v, err = strconv.ParseBool(e); return err })
+	s.BoolVar(p, name, v, usage(env, u))
+	s.showDefault(name, strconv.FormatBool(def))
 }
 
 // Secret reads a secret from $env, or from the file named by $env_FILE (the

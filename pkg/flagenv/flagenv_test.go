@@ -54,3 +54,43 @@ func TestSecretFromFile(t *testing.T) {
 		t.Fatalf("env should win over file, got %q", got)
 	}
 }
+
+// TestUsageShowsNoEnvValue: -h, or a mistyped flag, prints usage to the
+// process log; a variable holding a password (a Redis URL) must not be in
+// it, nor in the error for a malformed one.
+func TestUsageShowsNoEnvValue(t *testing.T) {
+	const secret = "hunter2-in-the-url"
+	t.Setenv("T_URL", "redis://:"+secret+"@redis:6379/0")
+	t.Setenv("T_LIST", secret+",b")
+	t.Setenv("T_N", secret)
+	s := New("t")
+	var out strings.Builder
+	s.SetOutput(&out)
+	var url string
+	var list []string
+	var n int
+	s.String(&url, "redis-url", "T_URL", "redis://127.0.0.1:6379/0", "Redis URL")
+	s.List(&list, "list", "T_LIST", "a", "things")
+	s.Int(&n, "n", "T_N", 3, "a number")
+	err := s.Parse([]string{"-no-such-flag"})
+	if err == nil {
+		t.Fatal("a mistyped flag parsed")
+	}
+	if strings.Contains(out.String(), secret) {
+		t.Errorf("usage shows an environment value:\n%s", out.String())
+	}
+	for _, want := range []string{`(env T_URL, set: overrides the default) (default "redis://127.0.0.1:6379/0")`, `default "a"`} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("usage lacks %q:\n%s", want, out.String())
+		}
+	}
+	s = New("t")
+	s.SetOutput(&out)
+	s.Int(&n, "n", "T_N", 3, "a number")
+	if err := s.Parse(nil); err == nil || strings.Contains(err.Error(), secret) || !strings.Contains(err.Error(), "T_N") {
+		t.Errorf("malformed T_N: %v, want an error naming T_N without its value", err)
+	}
+	if url != "redis://:"+secret+"@redis:6379/0" || list[0] != secret {
+		t.Errorf("the environment values were not used: %q %q", url, list)
+	}
+}
