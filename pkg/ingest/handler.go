@@ -251,10 +251,6 @@ func (s *Server) envelope(src *source.Source, m source.Meta, corr, channel strin
 // way on every retry, so it is answered 413, not 503.
 var errRecordTooLarge = errors.New("event too large for the log once wrapped")
 
-// recordFraming is room for what a record batch adds around one record's
-// key, value and headers: the batch header and the varint lengths.
-const recordFraming = 256
-
 // record encodes e; the trace context of ctx (the ingest span) goes into
 // the record headers, so the processor's spans join the same trace.
 func (s *Server) record(ctx context.Context, e *envelope.Envelope) (*kgo.Record, error) {
@@ -287,13 +283,11 @@ func (s *Server) record(ctx context.Context, e *envelope.Envelope) (*kgo.Record,
 	// kafka.MaxBodyBytes, but the kept headers come on top of it in the
 	// value, and the sender's trace context (tracestate, baggage: up to the
 	// request's header limit) in the record headers. Kafka would refuse
-	// the record on every retry: 413, not 503.
-	n := len(ra.rec.Key) + len(ra.rec.Value) + recordFraming
-	for _, h := range ra.rec.Headers {
-		n += len(h.Key) + len(h.Value) + 10 // and their varint lengths
-	}
-	if n > kafka.MaxMessageBytes {
-		return nil, fmt.Errorf("%w (%d bytes, limit %d)", errRecordTooLarge, n, kafka.MaxMessageBytes)
+	// the record on every retry: 413, not 503. The limit keeps
+	// kafka.FailureHeadroom free, so that the processor's retry, dead-letter
+	// or invalid copy of the event fits as well.
+	if n := kafka.RecordSize(&ra.rec); n > kafka.MaxRawRecordBytes {
+		return nil, fmt.Errorf("%w (%d bytes, limit %d)", errRecordTooLarge, n, kafka.MaxRawRecordBytes)
 	}
 	return &ra.rec, nil
 }

@@ -49,7 +49,7 @@ sources:
     kind: none
   keep:
     kind: none
-    max_body: 4032KiB
+    max_body: 3968KiB
     keep_headers: [X-Blob]
 `
 

@@ -153,7 +153,7 @@ func TestRecordSizeCountsTraceHeaders(t *testing.T) {
 	env := &envelope.Envelope{ID: "01", Source: "keep", EventType: "blob.sent", EventID: "e1", IdempotencyKey: "keep:e1",
 		SchemaVersion: "v1", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond), CorrelationID: "c1", Channel: envelope.ChannelWebhook,
 		Headers: map[string]string{}, ContentType: "application/json"}
-	// A payload that leaves 2 KiB of the record limit for headers.
+	// A payload that leaves 2 KiB of the raw record limit for headers.
 	size := func(n int) int {
 		env.Payload = make([]byte, n)
 		v, err := h.codec.Encode(env)
@@ -163,8 +163,8 @@ func TestRecordSizeCountsTraceHeaders(t *testing.T) {
 		return len(v) + len(env.IdempotencyKey)
 	}
 	n := 4 << 20
-	n -= size(n) - (kafka.MaxMessageBytes - 2<<10)
-	if got := size(n); got != kafka.MaxMessageBytes-2<<10 {
+	n -= size(n) - (kafka.MaxRawRecordBytes - 2<<10)
+	if got := size(n); got != kafka.MaxRawRecordBytes-2<<10 {
 		t.Fatalf("payload sizing: %d", got)
 	}
 	if _, err := h.srv.record(context.Background(), env); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // MaxMessageBytes is the topic max.message.bytes (and producer batch limit)
@@ -17,8 +18,33 @@ import (
 // default, up to MaxBodyBytes) plus the envelope and headers around it.
 const MaxMessageBytes = 4 << 20
 
-// MaxBodyBytes is the largest per-source body limit that fits MaxMessageBytes.
-const MaxBodyBytes = MaxMessageBytes - 64<<10
+// FailureHeadroom is what every raw record leaves free below
+// MaxMessageBytes for the headers the processor adds when the event fails
+// (error history, origin, attempt, due time, reason, runbook, trace
+// context): the retry, dead-letter or invalid copy of the largest raw
+// record must still fit, or the event could be written nowhere.
+const FailureHeadroom = 64 << 10
+
+// MaxRawRecordBytes bounds a raw record, as RecordSize counts it.
+const MaxRawRecordBytes = MaxMessageBytes - FailureHeadroom
+
+// MaxBodyBytes is the largest per-source body limit: a raw record less
+// room for the envelope's other fields and the headers ingest keeps.
+const MaxBodyBytes = MaxRawRecordBytes - 64<<10
+
+// RecordFraming is room for what a record batch adds around one record's
+// key, value and headers: the batch header and the varint lengths.
+const RecordFraming = 256
+
+// RecordSize bounds r's size in a record batch of its own, the figure
+// max.message.bytes limits.
+func RecordSize(r *kgo.Record) int {
+	n := len(r.Key) + len(r.Value) + RecordFraming
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 10 // and their varint lengths
+	}
+	return n
+}
 
 // DefaultRetryTiers are the retry delays DESIGN.md names.
 var DefaultRetryTiers = []time.Duration{30 * time.Second, 2 * time.Minute, 15 * time.Minute}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -84,14 +85,49 @@ func History(hs []kgo.RecordHeader) []ErrorEntry {
 // dropped (the first is kept: it says how it started).
 const maxHistory = 32
 
+// MaxErrorText bounds one entry's error text (in bytes, cut at a rune and
+// marked with "…"): with maxHistory it keeps the history header within a
+// few tens of KiB, inside the room raw records leave for failure headers
+// (kafka.FailureHeadroom). An error can quote a whole response body.
+const MaxErrorText = 1024
+
 // AppendError returns hs with e appended to the error history.
 func AppendError(hs []kgo.RecordHeader, e ErrorEntry) []kgo.RecordHeader {
+	e.Error = Truncate(e.Error, MaxErrorText)
 	hist := append(History(hs), e)
 	if len(hist) > maxHistory {
 		hist = append(hist[:1], hist[len(hist)-maxHistory+1:]...)
 	}
 	b, _ := json.Marshal(hist)
 	return Set(hs, HeaderErrors, string(b))
+}
+
+// ShrinkHistory keeps only the newest entry of the error history, its text
+// cut to max bytes: the last resort for a record that would not fit Kafka
+// with its whole history.
+func ShrinkHistory(hs []kgo.RecordHeader, limit int) []kgo.RecordHeader {
+	hist := History(hs)
+	if len(hist) == 0 {
+		return hs
+	}
+	last := hist[len(hist)-1]
+	last.Error = Truncate(last.Error, limit)
+	b, _ := json.Marshal([]ErrorEntry{last})
+	return Set(hs, HeaderErrors, string(b))
+}
+
+// Truncate cuts s to at most limit bytes (at least the 3 of "…"), at a
+// rune boundary, ending it with "…" when it was cut.
+func Truncate(s string, limit int) string {
+	if len(s) <= limit {
+		return s
+	}
+	const mark = "…"
+	cut := max(limit-len(mark), 0)
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + mark
 }
 
 // Clone copies headers so a record's headers can be changed without

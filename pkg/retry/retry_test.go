@@ -3,8 +3,10 @@ package retry
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -54,5 +56,44 @@ func TestHeaders(t *testing.T) {
 	hs = Set(hs, HeaderAttempt, "garbage")
 	if Attempt(hs) != 1 {
 		t.Fatal("garbage attempt header must read as 1")
+	}
+}
+
+// TestHistoryBounded: however long the errors and however many the
+// attempts, the history header stays within the room raw records keep for
+// failure headers, and the texts are cut at a rune.
+func TestHistoryBounded(t *testing.T) {
+	var hs []kgo.RecordHeader
+	long := strings.Repeat("é", 50_000) // a quoted response body
+	for range 100 {
+		hs = AppendError(hs, ErrorEntry{At: time.Now(), Stage: "deliver", Error: long})
+	}
+	h := Get(hs, HeaderErrors)
+	if len(h) > 40<<10 {
+		t.Fatalf("history header is %d bytes", len(h))
+	}
+	for _, e := range History(hs) {
+		if len(e.Error) > MaxErrorText || !utf8.ValidString(e.Error) || !strings.HasSuffix(e.Error, "…") {
+			t.Fatalf("entry of %d bytes, valid UTF-8 %v: %q…", len(e.Error), utf8.ValidString(e.Error), e.Error[:20])
+		}
+	}
+	hs = ShrinkHistory(hs, 100)
+	if got := History(hs); len(got) != 1 || len(got[0].Error) > 100 || !utf8.ValidString(got[0].Error) {
+		t.Fatalf("shrunk history: %v", got)
+	}
+	for _, c := range []struct {
+		s     string
+		limit int
+		want  string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 5, "ab…"},
+		{"ééé", 5, "é…"}, // not half an é
+		{"ééé", 6, "ééé"},
+		{"abc", 2, "…"},
+	} {
+		if got := Truncate(c.s, c.limit); got != c.want {
+			t.Errorf("Truncate(%q, %d) = %q, want %q", c.s, c.limit, got, c.want)
+		}
 	}
 }
