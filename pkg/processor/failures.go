@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/plugin/kotel"
 
 	"github.com/inletdev/inlet/pkg/alert"
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/router"
 )
@@ -84,7 +85,7 @@ func (p *Processor) retryRecord(it *item) *kgo.Record {
 	h = retry.Set(h, retry.HeaderAttempt, strconv.Itoa(it.next.NextAttempt))
 	h = retry.Set(h, retry.HeaderDueAt, strconv.FormatInt(time.Now().Add(it.next.Delay).UnixMilli(), 10))
 	topic := p.d.Topics.Retry[p.tier[it.tier]]
-	return &kgo.Record{Topic: topic, Key: it.rec.Key, Value: it.rec.Value, Headers: h}
+	return fit(&kgo.Record{Topic: topic, Key: it.rec.Key, Value: it.rec.Value, Headers: h})
 }
 
 // deadLetterRecord is the original envelope, untouched, with the full
@@ -95,14 +96,28 @@ func (p *Processor) deadLetterRecord(it *item) *kgo.Record {
 	if it.src != nil && it.src.Runbook != "" {
 		h = retry.Set(h, retry.HeaderRunbook, it.src.Runbook)
 	}
-	return &kgo.Record{Topic: p.d.Topics.DLQ, Key: it.rec.Key, Value: it.rec.Value, Headers: h}
+	return fit(&kgo.Record{Topic: p.d.Topics.DLQ, Key: it.rec.Key, Value: it.rec.Value, Headers: h})
 }
 
 // invalidRecord is the original envelope, untouched, with the validation
 // error appended to its error history.
 func (p *Processor) invalidRecord(it *item) *kgo.Record {
 	h := p.failureHeaders(it, "validate", it.reason)
-	return &kgo.Record{Topic: p.d.Topics.Invalid, Key: it.rec.Key, Value: it.rec.Value, Headers: retry.Set(h, retry.HeaderReason, invalidReason(it))}
+	return fit(&kgo.Record{Topic: p.d.Topics.Invalid, Key: it.rec.Key, Value: it.rec.Value, Headers: retry.Set(h, retry.HeaderReason, invalidReason(it))})
+}
+
+// fit keeps a failure record within what Kafka takes. Ingest leaves
+// kafka.FailureHeadroom free in every raw record and the history is bounded
+// (retry.MaxErrorText), so this only bites a raw record written some other
+// way: its history is cut to the newest entry. If it still does not fit,
+// the produce fails and the transaction aborts (nothing is committed
+// without its output), and the partition waits, logging, until the record
+// is dealt with.
+func fit(r *kgo.Record) *kgo.Record {
+	if kafka.RecordSize(r) > kafka.MaxMessageBytes {
+		r.Headers = retry.ShrinkHistory(r.Headers, 256)
+	}
+	return r
 }
 
 func invalidReason(it *item) string {

@@ -1,10 +1,12 @@
 package processor
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -15,8 +17,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/testenv"
@@ -318,4 +323,59 @@ func TestRetryPolicy(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOversizedOutputs: the copy a failed event leaves on the invalid (or
+// retry, or dead-letter) topic is its raw record plus headers. A raw record
+// as large as ingest writes still fits with them; one that cannot fit is
+// never committed without its copy: the transaction aborts and the batch
+// waits, logged, instead of the event being counted and lost.
+func TestOversizedOutputs(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	logs := &syncBuffer{}
+	h.log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	raw := func(key string, size int) *kgo.Record {
+		r := &kgo.Record{Topic: h.topics.Raw, Key: []byte(key)}
+		r.Value = bytes.Repeat([]byte{'x'}, size-kafka.RecordSize(r)) // undecodable: invalid
+		if err := h.prod.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatalf("raw record of %d bytes: %v", size, err)
+		}
+		return r
+	}
+
+	t.Run("as large as ingest writes", func(t *testing.T) {
+		r := raw("big:1", kafka.MaxRawRecordBytes)
+		run := h.start("a", nil)
+		defer run.stop(t)
+		h.waitAll(1)
+		recs := h.env.ReadAll(t, h.topics.Invalid, 1, 2*time.Second, 30*time.Second)
+		if len(recs) != 1 || !bytes.Equal(recs[0].Value, r.Value) || retry.Get(recs[0].Headers, retry.HeaderReason) != "undecodable" {
+			t.Fatalf("%d invalid records (want 1 holding the raw value whole)", len(recs))
+		}
+	})
+
+	t.Run("too large for any copy", func(t *testing.T) {
+		raw("big:2", kafka.MaxMessageBytes-64)
+		before := h.total(Invalid)
+		run := h.start("b", nil)
+		defer run.stop(t)
+		refused := func() int {
+			n := 0
+			for _, l := range logs.lines() {
+				if strings.Contains(l, "could not be written") {
+					n++
+				}
+			}
+			return n
+		}
+		testenv.Eventually(t, 60*time.Second, "the batch to be refused twice (or counted)", func() bool {
+			return refused() >= 2 || h.total(Invalid) > before
+		})
+		if got := h.total(Invalid) - before; got != 0 {
+			t.Fatalf("counted %d invalid without a record on the invalid topic", got)
+		}
+		if n := committedRaw(t, h); n != 1 {
+			t.Fatalf("the group committed %d raw records; want 1 (the first subtest's), the big one left for redelivery", n)
+		}
+	})
 }

@@ -263,14 +263,17 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	if err := w.sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	var produceErr error
+	var produceErr error // the first
+	var failed int
 	var mu sync.Mutex
 	for _, it := range items {
 		for _, r := range p.outputs(it) {
-			w.sess.Produce(ctx, r, func(_ *kgo.Record, err error) {
+			w.sess.Produce(ctx, r, func(r *kgo.Record, err error) {
 				if err != nil {
 					mu.Lock()
-					produceErr = errors.Join(produceErr, err)
+					if failed++; produceErr == nil {
+						produceErr = fmt.Errorf("%s: %w", r.Topic, err)
+					}
 					mu.Unlock()
 				}
 			})
@@ -281,11 +284,23 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		endSpans(items, "crashed")
 		return errCrashed // tests: the process dies with the transaction open
 	}
-	committed, err := w.sess.End(ctx, kgo.TryCommit)
-	w.revoked.Store(false) // End cleared the session's own mark
-	if err == nil && produceErr != nil {
-		p.log.Warn("a produce in the transaction failed; it was aborted", "error", produceErr)
+	// End flushes first, so every produce has answered by the time it
+	// decides, but it commits whatever the produces said: a record Kafka
+	// refused would be missing from a committed transaction (its event
+	// counted, its offset committed, its output nowhere). Any failed
+	// produce aborts, and the batch is redelivered.
+	end := kgo.TryCommit
+	if err := w.sess.Client().Flush(ctx); err != nil {
+		end = kgo.TryAbort
 	}
+	mu.Lock()
+	if produceErr != nil {
+		end = kgo.TryAbort
+		p.log.Error("records of the batch could not be written; aborting the transaction, the batch will be redelivered", "records", len(recs), "failed", failed, "first_error", produceErr)
+	}
+	mu.Unlock()
+	committed, err := w.sess.End(ctx, end)
+	w.revoked.Store(false) // End cleared the session's own mark
 	if err != nil || !committed {
 		endSpans(items, "aborted")
 		p.release(ctx, items, claimed, token)
