@@ -7,6 +7,7 @@ package processor
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"time"
@@ -82,8 +83,13 @@ func (c *Config) Validate() error {
 	if c.ClaimLease < time.Second || c.BatchDeadline <= 0 || c.BackoffMax <= 0 {
 		errs = append(errs, errors.New("processor: claim lease ≥ 1s, batch deadline and backoff must be positive"))
 	}
-	if c.BatchDeadline >= c.ClaimLease {
-		errs = append(errs, errors.New("processor: batch deadline must be shorter than the claim lease"))
+	// A batch runs from its claims to its confirm for at most the batch
+	// deadline plus the drain timeout (its context's bound). Claims and
+	// entity locks that expired before that let another worker apply a
+	// newer state that this batch's commit then overwrites on the state
+	// topic, and let duplicates through.
+	if c.DrainTimeout < 0 || c.BatchDeadline+c.DrainTimeout >= c.ClaimLease {
+		errs = append(errs, fmt.Errorf("processor: the claim lease (%v) must exceed the batch deadline plus the drain timeout (%v + %v): a batch may hold its claims that long", c.ClaimLease, c.BatchDeadline, c.DrainTimeout))
 	}
 	return errors.Join(errs...)
 }

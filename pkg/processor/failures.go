@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -23,7 +24,14 @@ const maxDeliveries = 16
 // deliver runs the handlers' side effects (sinks) for events that passed
 // deduplication and newest-wins, concurrently. A failure takes the event out
 // of the processed outcome: route decides its retry or dead letter.
-func (p *Processor) deliver(ctx context.Context, items []*item) {
+//
+// Deliveries end at the batch deadline: a sink that hangs would otherwise
+// hold the batch past its budget, fail its transaction and have the same
+// batch polled and posted again for good. What has not been delivered by
+// then fails like a timeout and takes a retry tier.
+func (p *Processor) deliver(ctx context.Context, items []*item, deadline time.Time) {
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	sem := make(chan struct{}, maxDeliveries)
 	var wg sync.WaitGroup
 	for _, it := range items {
@@ -31,10 +39,15 @@ func (p *Processor) deliver(ctx context.Context, items []*item) {
 		if !ok || it.outcome != Processed {
 			continue
 		}
-		sem <- struct{}{}
+		select {
+		case sem <- struct{}{}:
+		case <-dctx.Done():
+			it.failure, it.stage, it.outcome = fmt.Errorf("not delivered: the batch deadline (%v) passed while earlier deliveries waited for their sinks", p.cfg.BatchDeadline), "deliver", ""
+			continue
+		}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := d.Deliver(ctx, it.ev, it.out); err != nil {
+			if err := d.Deliver(dctx, it.ev, it.out); err != nil {
 				it.failure, it.stage, it.outcome = err, "deliver", ""
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -289,6 +290,78 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 			t.Errorf("a raw event waited %v behind a retry", d)
 		}
 		h.waitAll(2)
+	})
+
+	t.Run("a failed delivery does not move the entity's time", func(t *testing.T) {
+		// The newer update's sink refuses it for good (DLQ); an older
+		// update of the same entity must still count: the newer one was
+		// never written anywhere but the DLQ.
+		sink := &downstream{script: []int{400}}
+		h, _ := failureHarness(t, newEnv(t), sink)
+		h.start("a", nil)
+		newer := time.Date(2025, 1, 1, 10, 0, 0, 0, time.UTC)
+		h.send("shop", "orders/updated", "wh-new", "2025-01", envelope.ChannelWebhook, shopOrder(77, newer, "paid", true))
+		h.waitAll(1)
+		if h.total(DeadLetter) != 1 {
+			t.Fatalf("dlq %d, want the refused delivery there", h.total(DeadLetter))
+		}
+		if _, ok, err := storeFor(h).Entity(t.Context(), "shopify:order:77"); ok || err != nil {
+			t.Fatalf("the entity has a stored time after its only event failed delivery (err %v)", err)
+		}
+		h.send("shop", "orders/updated", "wh-old", "2025-01", envelope.ChannelWebhook, shopOrder(77, newer.Add(-time.Hour), "pending", true))
+		h.waitAll(2)
+		st, ok, err := storeFor(h).Entity(t.Context(), "shopify:order:77")
+		if h.total(Stale) != 0 || h.total(Processed) != 1 || !ok || err != nil || !st.EventTime.Equal(newer.Add(-time.Hour)) {
+			t.Fatalf("processed %d stale %d; stored %v (ok %v, err %v): want the older update processed and stored", h.total(Processed), h.total(Stale), st.EventTime, ok, err)
+		}
+		if n := len(h.env.ReadAll(t, h.topics.State, 1, time.Second, 10*time.Second)); n != 1 {
+			t.Fatalf("%d state records, want the older update's", n)
+		}
+	})
+
+	t.Run("newest-wins holds for sink events inside one batch", func(t *testing.T) {
+		// Sent before the processor starts, so one batch holds all three:
+		// an older update after a newer one is stale and not delivered.
+		sink := &downstream{}
+		h, _ := failureHarness(t, newEnv(t), sink)
+		base := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
+		h.send("shop", "orders/updated", "wh-b1", "2025-01", envelope.ChannelWebhook, shopOrder(88, base.Add(time.Hour), "paid", true))
+		h.send("shop", "orders/updated", "wh-b2", "2025-01", envelope.ChannelWebhook, shopOrder(88, base, "pending", true))
+		h.send("shop", "orders/updated", "wh-b3", "2025-01", envelope.ChannelWebhook, shopOrder(88, base.Add(2*time.Hour), "shipped", true))
+		h.start("a", nil)
+		h.waitAll(3)
+		st, _, _ := storeFor(h).Entity(t.Context(), "shopify:order:88")
+		if h.total(Processed) != 2 || h.total(Stale) != 1 || len(sink.times()) != 2 || !st.EventTime.Equal(base.Add(2*time.Hour)) {
+			t.Fatalf("processed %d stale %d deliveries %d stored %v; want 2, 1, 2, the newest", h.total(Processed), h.total(Stale), len(sink.times()), st.EventTime)
+		}
+	})
+
+	t.Run("a hanging sink sends events to a retry tier, not the batch round again", func(t *testing.T) {
+		var calls atomic.Int64
+		ds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			calls.Add(1)
+			// Never answers: the client's timeout ends it. (The server
+			// notices the client leaving only once the body is read.)
+			_, _ = io.Copy(io.Discard, r.Body)
+			<-r.Context().Done()
+		}))
+		t.Cleanup(ds.Close)
+		h := newHarnessWith(t, newEnv(t), shopSinkSources(ds.URL, "\n    retry: {tiers: [1s, 2s], max_attempts: 3}"), testTiers, nil)
+		// 80 events, 16 deliveries at a time, each cut at the sink's 2s
+		// timeout: 10s of deliveries, past the 2s batch deadline and the
+		// 6s the batch may take in all.
+		const n = 80
+		for i := range n {
+			h.send("shop", "orders/updated", fmt.Sprintf("wh-hang-%d", i), "2025-01", envelope.ChannelWebhook,
+				shopOrder(int64(1000+i), time.Date(2025, 1, 1, 0, 0, i, 0, time.UTC), "paid", true))
+		}
+		h.start("a", func(c *Config) { c.DrainTimeout = 4 * time.Second; c.BatchDeadline = 2 * time.Second; c.Workers = 1 })
+		testenv.Eventually(t, 60*time.Second, "every event to reach a retry tier or the DLQ", func() bool {
+			return h.total(Retried)+h.total(DeadLetter) >= n
+		})
+		if h.total(Processed) != 0 {
+			t.Fatalf("%d processed through a sink that never answers", h.total(Processed))
+		}
 	})
 }
 

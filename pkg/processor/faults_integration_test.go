@@ -32,7 +32,7 @@ func TestIntegrationProcessorBrokerRestart(t *testing.T) {
 	h := newHarness(t, env)
 	// Small batches: many transactions, so the restart lands inside one.
 	// A short drain bounds how long a batch may hang on a dead broker.
-	mod := func(c *Config) { c.BatchSize = 10; c.DrainTimeout = 5 * time.Second }
+	mod := func(c *Config) { c.BatchSize = 10; c.DrainTimeout = 4 * time.Second }
 	sup := h.supervise(h.startWithOpts("a", mod), func() *running { return h.startWithOpts("a", mod) })
 	f := h.feed(t, "evt_k", 10*time.Millisecond)
 

@@ -137,6 +137,7 @@ func (h *harness) config() Config {
 	cfg := DefaultConfig()
 	cfg.Group = h.env.Prefix + "-processor"
 	cfg.BatchDeadline = 5 * time.Second
+	cfg.DrainTimeout = 4 * time.Second // with the deadline, under the lease
 	cfg.ClaimLease = 10 * time.Second
 	cfg.TxnTimeout = 10 * time.Second
 	cfg.BackoffMax = 200 * time.Millisecond

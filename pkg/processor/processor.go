@@ -308,6 +308,9 @@ type item struct {
 	dedup string
 	lock  string
 	src   *source.Source
+	// previewed: newest-wins was decided by preview, not yet written; the
+	// item is applied once delivered.
+	previewed bool
 }
 
 func (it *item) countKey() CountKey {
@@ -473,12 +476,15 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 	return nil, nil
 }
 
-// apply runs the newest-wins compare-and-set for items still to process.
-func (p *Processor) apply(ctx, stop context.Context, items []*item, deadline time.Time) error {
+// apply runs the newest-wins compare-and-set for the items pick chooses
+// among those with an output and no failure: Applied makes them
+// Processed, Stale stale. An item without a business time is Processed
+// without one.
+func (p *Processor) apply(ctx, stop context.Context, items []*item, deadline time.Time, pick func(*item) bool) error {
 	ups := make([]store.Update, 0, len(items))
 	which := make([]*item, 0, len(items))
 	for _, it := range items {
-		if it.out == nil || it.outcome != "" || it.failure != nil {
+		if it.out == nil || it.failure != nil || !pick(it) {
 			continue
 		}
 		if it.out.OccurredAt.IsZero() {
@@ -505,6 +511,88 @@ func (p *Processor) apply(ctx, stop context.Context, items []*item, deadline tim
 			which[i].outcome = Stale
 		} else {
 			which[i].outcome = Processed
+		}
+	}
+	return nil
+}
+
+// delivers reports whether the item's handler calls a sink.
+func delivers(it *item) bool {
+	_, ok := it.handler.(router.Deliverer)
+	return ok
+}
+
+// undecided: an item with an output still to be decided (no outcome, no
+// failure).
+func undecided(it *item) bool { return it.outcome == "" && it.failure == nil }
+
+// preview decides newest-wins without writing for the items whose handler
+// delivers to a sink: applying first would move an entity's stored time
+// for an event whose delivery then fails and which goes to a retry tier
+// or the DLQ, unwritten; older events arriving meanwhile would be dropped
+// as stale, and lost for good if it is discarded. The batch holds the
+// entities' locks, so the stored times read here stay true until this
+// batch applies: each item is compared, in batch order, with the newest
+// time before it (stored, or of an earlier item of the batch), as
+// ApplyBatch would. Items not stale become Processed, to be delivered and
+// then applied (applyDelivered).
+func (p *Processor) preview(ctx, stop context.Context, items []*item, deadline time.Time) error {
+	var keys []string
+	var which []*item
+	for _, it := range items {
+		if it.out == nil || !undecided(it) || !delivers(it) {
+			continue
+		}
+		if it.out.OccurredAt.IsZero() {
+			it.outcome = Processed
+			continue
+		}
+		keys = append(keys, it.out.EntityKey)
+		which = append(which, it)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	var stored []time.Time
+	err := p.waitOut(ctx, stop, deadline, "redis", func() (bool, error) {
+		var err error
+		stored, err = p.d.Store.EntityTimes(ctx, keys)
+		return store.IsUnavailable(err), err
+	})
+	if err != nil {
+		return err
+	}
+	newest := make(map[string]time.Time, len(keys))
+	for i, it := range which {
+		cur, seen := newest[keys[i]]
+		if !seen {
+			cur = stored[i]
+		}
+		// Microseconds, as the store compares them.
+		ts := it.out.OccurredAt.Truncate(time.Microsecond)
+		if !cur.IsZero() && ts.Before(cur) {
+			it.outcome = Stale
+			continue
+		}
+		newest[keys[i]] = ts
+		it.outcome, it.previewed = Processed, true
+	}
+	return nil
+}
+
+// applyDelivered applies the previewed items whose delivery succeeded. The
+// entity locks make Applied certain; a Stale here means a lock was lost
+// (the batch outlived the claim lease) and the delivery went out for an
+// event another worker superseded: logged.
+func (p *Processor) applyDelivered(ctx, stop context.Context, items []*item, deadline time.Time) error {
+	err := p.apply(ctx, stop, items, deadline, func(it *item) bool { return it.previewed && it.outcome == Processed })
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if it.previewed && it.outcome == Stale {
+			p.log.Warn("delivered an event that became stale before it was applied (entity lock lost: claim lease too short?)",
+				"source", it.env.Source, "event_id", it.env.EventID, "entity_key", it.out.EntityKey)
 		}
 	}
 	return nil
@@ -585,7 +673,12 @@ func (p *Processor) release(ctx context.Context, _ []*item, held []string, token
 	if len(held) == 0 {
 		return
 	}
-	p.retryRedis(ctx, "release claims", func() error { return p.d.Store.ReleaseBatch(ctx, held, token) })
+	// The batch's context may be spent (that may be why it aborts): the
+	// release gets its own short one, or the claims would block the
+	// redelivery for the rest of their lease.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	p.retryRedis(rctx, "release claims", func() error { return p.d.Store.ReleaseBatch(rctx, held, token) })
 }
 
 // retryRedis retries f while Redis is unavailable, until ctx ends. A

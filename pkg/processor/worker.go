@@ -254,11 +254,20 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, claimed, token)
 	}
-	if err := p.apply(ctx, stop, items, deadline); err != nil {
+	// Events for a sink are applied only once delivered (see preview).
+	if err := p.apply(ctx, stop, items, deadline, func(it *item) bool { return undecided(it) && !delivers(it) }); err != nil {
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, claimed, token)
 	}
-	p.deliver(ctx, items)
+	if err := p.preview(ctx, stop, items, deadline); err != nil {
+		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
+		return w.abort(ctx, items, claimed, token)
+	}
+	p.deliver(ctx, items, deadline)
+	if err := p.applyDelivered(ctx, stop, items, deadline); err != nil {
+		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
+		return w.abort(ctx, items, claimed, token)
+	}
 	p.route(items)
 	if err := w.sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)

@@ -341,6 +341,25 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 				t.Fatalf("missing entity: ok=%v err=%v", ok, err)
 			}
 		})
+		t.Run("entity times: what ApplyBatch compares with", func(t *testing.T) {
+			e, s := setup(t)
+			mustApply(t, s, Update{EntityKey: "a", EventTime: base.Add(1500 * time.Nanosecond), EventID: "e1"},
+				Update{EntityKey: "b", EventTime: at(7), EventID: "e2"})
+			got, err := s.EntityTimes(ctx, []string{"b", "none", "a"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []time.Time{at(7), {}, base.Add(time.Microsecond)}; len(got) != 3 || !got[0].Equal(want[0]) || !got[1].IsZero() || !got[2].Equal(want[2]) {
+				t.Fatalf("times %v, want %v", got, want)
+			}
+			if got, err := s.EntityTimes(ctx, nil); err != nil || len(got) != 0 {
+				t.Fatalf("no keys: %v %v", got, err)
+			}
+			e.rdb.HSet(ctx, e.prefix+"entity:bad", "ts", "soon")
+			if _, err := s.EntityTimes(ctx, []string{"bad"}); err == nil {
+				t.Fatal("a malformed stored time read as a time")
+			}
+		})
 	})
 
 	t.Run("batches longer than one script call keep their order", func(t *testing.T) {

@@ -78,6 +78,7 @@ func (s *Stack) Config() processor.Config {
 	cfg.Group = s.Env.Prefix + "-processor"
 	cfg.InstanceID = s.Env.Prefix + "-main"
 	cfg.BatchDeadline = 5 * time.Second
+	cfg.DrainTimeout = 4 * time.Second // with the deadline, under the lease
 	cfg.ClaimLease = 10 * time.Second
 	cfg.TxnTimeout = 10 * time.Second
 	cfg.BackoffMax = 200 * time.Millisecond

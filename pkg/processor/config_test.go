@@ -1,0 +1,34 @@
+package processor
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfigClaimLeaseCoversABatch: a batch holds its claims and entity
+// locks for up to the batch deadline plus the drain timeout; a lease that
+// ends sooner is refused at start.
+func TestConfigClaimLeaseCoversABatch(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	for _, tc := range []struct {
+		lease, deadline, drain time.Duration
+		ok                     bool
+	}{
+		{60 * time.Second, 30 * time.Second, 20 * time.Second, true},
+		{40 * time.Second, 30 * time.Second, 20 * time.Second, false}, // passed before: only the deadline was checked
+		{50 * time.Second, 30 * time.Second, 20 * time.Second, false},
+		{10 * time.Second, 5 * time.Second, 4 * time.Second, true},
+		{60 * time.Second, 30 * time.Second, -time.Second, false},
+	} {
+		c := DefaultConfig()
+		c.ClaimLease, c.BatchDeadline, c.DrainTimeout = tc.lease, tc.deadline, tc.drain
+		err := c.Validate()
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "claim lease")) {
+			t.Errorf("lease %v deadline %v drain %v: %v, want ok=%v", tc.lease, tc.deadline, tc.drain, err, tc.ok)
+		}
+	}
+}
