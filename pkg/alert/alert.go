@@ -10,11 +10,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
-	"regexp"
+	"net/url"
+	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -85,6 +88,10 @@ type Alerter struct {
 	delivered, failed atomic.Int64
 	resend            []time.Duration // resendAfter; tests shorten these
 	shutdown          time.Duration   // shutdownBudget
+	timeout           time.Duration   // sendTimeout
+	// hook names the webhook in logs and errors: its URL is often a
+	// credential (Slack's path is the token), so scheme and host only.
+	hook string
 }
 
 // New returns an Alerter; call Run to start sending.
@@ -101,7 +108,7 @@ func New(cfg Config) *Alerter {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Alerter{cfg: cfg, in: make(chan Alert, 1024), cl: &http.Client{Timeout: 10 * time.Second}, resend: resendAfter, shutdown: shutdownBudget}
+	return &Alerter{cfg: cfg, in: make(chan Alert, 1024), cl: &http.Client{}, resend: resendAfter, shutdown: shutdownBudget, timeout: sendTimeout, hook: redactURL(cfg.WebhookURL)}
 }
 
 // Notify queues a. It never blocks: when the queue is full the alert is
@@ -171,6 +178,9 @@ type group struct {
 // waits, then given up (counted failed).
 var resendAfter = []time.Duration{2 * time.Second, 10 * time.Second, 30 * time.Second}
 
+// sendTimeout bounds one send.
+const sendTimeout = 10 * time.Second
+
 // shutdownBudget bounds the final flush: a webhook that is down must not
 // hold a processor's SIGTERM for 10 s per pending message.
 const shutdownBudget = 5 * time.Second
@@ -210,13 +220,13 @@ func (a *Alerter) Run(ctx context.Context) {
 				a.sent.Add(1)
 				a.delivered.Add(int64(g.count))
 			case again && !final && g.tries < len(a.resend):
-				a.cfg.Log.Warn("alert webhook did not take the alert; sending it again", "kind", g.msg.Kind, "count", g.count, "retry_in", a.resend[g.tries], "error", err)
+				a.cfg.Log.Warn("alert webhook did not take the alert; sending it again", "kind", g.msg.Kind, "count", g.count, "retry_in", a.resend[g.tries], "webhook", a.hook, "error", err)
 				g.due = now.Add(a.resend[g.tries])
 				g.tries++
 				groups[k] = g
 			default:
 				a.failed.Add(int64(g.count))
-				a.cfg.Log.Error("alert webhook did not take the alert; alert lost (the event itself is safe on its topic)", "kind", g.msg.Kind, "count", g.count, "tries", g.tries+1, "error", err)
+				a.cfg.Log.Error("alert webhook did not take the alert; alert lost (the event itself is safe on its topic)", "kind", g.msg.Kind, "count", g.count, "tries", g.tries+1, "webhook", a.hook, "error", err)
 			}
 		}
 	}
@@ -254,8 +264,9 @@ func (a *Alerter) add(groups map[groupKey]*group, al Alert, now time.Time) {
 	groups[k] = &group{msg: Message{Alert: al, WindowStart: now}, due: now.Add(a.cfg.Window), count: 1}
 }
 
-// send posts m once, bounded by 10 s and ctx. again says whether a failure
-// may pass if tried later.
+// send posts m once, bounded by sendTimeout and ctx. again says whether a
+// failure may pass if tried later. Its errors name the webhook by a.hook
+// only.
 func (a *Alerter) send(ctx context.Context, m Message) (again bool, err error) {
 	var body []byte
 	if a.cfg.Format == "slack" {
@@ -263,16 +274,16 @@ func (a *Alerter) send(ctx context.Context, m Message) (again bool, err error) {
 	} else {
 		body, _ = json.Marshal(m)
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, a.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.cfg.WebhookURL, bytes.NewReader(body))
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("bad webhook URL: %w", a.withoutURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := a.cl.Do(req)
 	if err != nil {
-		return true, fmt.Errorf("unreachable: %w", err)
+		return true, fmt.Errorf("unreachable: %w", a.withoutURL(err))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	resp.Body.Close()
@@ -299,21 +310,120 @@ func slackText(m Message) string {
 		title, m.Source, m.EventType, more, m.EventID, m.CorrelationID, m.Reason, m.Error, m.Runbook, m.Excerpt)
 }
 
-// secretish matches JSON members whose values must not leave in an alert.
-var secretish = regexp.MustCompile(`(?i)("(?:[a-z_]*(?:secret|token|password|passwd|api_?key|authorization|card|cvc|cvv|iban|ssn)[a-z_]*)"\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9.eE+-]+)`)
-
-// Excerpt redacts secret-looking members and bounds the size.
-func Excerpt(payload []byte, n int) string {
-	s := secretish.ReplaceAll(payload, []byte(`$1"[redacted]"`))
-	if len(s) > n {
-		return string(s[:n]) + "…"
+// redactURL names a webhook without its secret parts: scheme and host,
+// then "/…" (https://hooks.slack.com/…). Path, query, fragment and
+// userinfo may all carry a token.
+func redactURL(raw string) string {
+	if raw == "" {
+		return ""
 	}
-	return string(s)
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparsable URL)" // its text could be all secret
+	}
+	return u.Scheme + "://" + u.Host + "/…"
+}
+
+// withoutURL rewrites the *url.Error that net/http returns, whose text
+// holds the whole URL, as "Op redacted-URL: inner error". Inner text that
+// still holds the URL or its path, query or password (none does in the
+// standard library today) is rewritten too. errors.Is and As still see
+// the inner error.
+func (a *Alerter) withoutURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return scrubbed(err, a.cfg.WebhookURL)
+	}
+	return &redactedError{msg: ue.Op + " " + redactURL(ue.URL) + ": " + scrubbed(ue.Err, a.cfg.WebhookURL, ue.URL).Error(), err: ue.Err}
+}
+
+// redactedError has err's meaning and a text without the webhook URL.
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e *redactedError) Error() string { return e.msg }
+func (e *redactedError) Unwrap() error { return e.err }
+
+// scrubbed is err, or when its text holds one of the URLs' secret parts,
+// err with that text replaced by "…".
+func scrubbed(err error, urls ...string) error {
+	msg := err.Error()
+	for _, raw := range urls {
+		secrets := []string{raw}
+		if u, perr := url.Parse(raw); perr == nil {
+			secrets = append(secrets, u.RawQuery, u.Fragment, u.Opaque, u.EscapedPath(), u.Path)
+			if p, ok := u.User.Password(); ok {
+				secrets = append(secrets, p)
+			}
+		}
+		for _, s := range secrets {
+			if len(s) > 1 { // not "" or "/"
+				msg = strings.ReplaceAll(msg, s, "…")
+			}
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return &redactedError{msg: msg, err: err}
+}
+
+// envWebhookURL is the webhook URL's environment variable; LoadSecrets
+// also reads the file named by envWebhookURL_FILE.
+const envWebhookURL = "INLET_ALERT_WEBHOOK_URL"
+
+// LoadSecrets fills WebhookURL, when neither -alert-webhook-url nor
+// INLET_ALERT_WEBHOOK_URL gave it, from the file named by
+// INLET_ALERT_WEBHOOK_URL_FILE (flagenv.Secret: the Docker/Kubernetes
+// secret-file convention; trailing newlines dropped). Call it after
+// parsing flags and before Validate. A file that cannot be read, or is
+// empty, is an error: alerts would silently go nowhere.
+func (c *Config) LoadSecrets() error {
+	if c.WebhookURL != "" {
+		return nil
+	}
+	v, err := flagenv.Secret(envWebhookURL)
+	if err != nil {
+		return fmt.Errorf("alert webhook URL: %w", err)
+	}
+	if v == "" && os.Getenv(envWebhookURL+"_FILE") != "" {
+		return fmt.Errorf("alert webhook URL: the file named by %s_FILE is empty", envWebhookURL)
+	}
+	c.WebhookURL = v
+	return nil
+}
+
+// Validate reports settings that cannot work: an unknown format (Slack
+// refuses a json body with 400, so every alert would fail) and a webhook
+// URL that is not http(s) with a host. Its errors never quote the URL:
+// it is often a credential.
+func (c *Config) Validate() error {
+	var errs []error
+	switch c.Format {
+	case "", "json", "slack":
+	default:
+		errs = append(errs, fmt.Errorf("alert: unknown -alert-format (INLET_ALERT_FORMAT) %q: want json or slack", c.Format))
+	}
+	if c.WebhookURL != "" {
+		const which = "alert: -alert-webhook-url (INLET_ALERT_WEBHOOK_URL or the file named by INLET_ALERT_WEBHOOK_URL_FILE)"
+		switch u, err := url.Parse(c.WebhookURL); {
+		case err != nil:
+			errs = append(errs, errors.New(which+" does not parse as a URL"))
+		case u.Scheme != "http" && u.Scheme != "https":
+			errs = append(errs, errors.New(which+" must start with https:// or http://"))
+		case u.Host == "":
+			errs = append(errs, errors.New(which+" has no host"))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // RegisterFlags defines the alert flags, defaulting from INLET_ALERT_*.
+// The webhook URL may also come from a file: see LoadSecrets.
 func (c *Config) RegisterFlags(fs *flagenv.Set) {
-	fs.String(&c.WebhookURL, "alert-webhook-url", "INLET_ALERT_WEBHOOK_URL", "", "where DLQ and invalid alerts are posted (empty: logs and metrics only)")
+	fs.String(&c.WebhookURL, "alert-webhook-url", envWebhookURL, "", "where DLQ and invalid alerts are posted (empty: logs and metrics only); often a secret: prefer "+envWebhookURL+"_FILE, a file holding it")
 	fs.String(&c.Format, "alert-format", "INLET_ALERT_FORMAT", "json", "alert body: json or slack")
 	fs.Duration(&c.Window, "alert-window", "INLET_ALERT_WINDOW", 10*time.Second, "alerts of the same kind, source, type and reason within this window are sent as one")
 	fs.Int(&c.MaxPerMinute, "alert-max-per-minute", "INLET_ALERT_MAX_PER_MINUTE", 30, "cap on alert messages per minute")

@@ -3,12 +3,17 @@ package alert
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -324,5 +329,124 @@ func TestShutdownMidFlushLosesNothing(t *testing.T) {
 	<-done
 	if len(rcv.got()) != 3 || a.Failed() != 0 || a.Dropped() != 0 {
 		t.Fatalf("%d messages taken, %d failed, %d dropped; want 3, 0, 0", len(rcv.got()), a.Failed(), a.Dropped())
+	}
+}
+
+// syncBuffer is a log destination the Run goroutine and the test share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// unusedAddr is a 127.0.0.1 address nothing listens on: connections to it
+// are refused.
+func unusedAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// TestWebhookURLStaysOutOfLogsAndErrors: the webhook URL is often a
+// credential (a Slack URL's path is its token). A failed send's error and
+// log lines name it by scheme and host only; net/http's *url.Error put the
+// whole URL in both.
+func TestWebhookURLStaysOutOfLogsAndErrors(t *testing.T) {
+	secrets := []string{"PATHSECRET", "QUERYSECRET", "USERSECRET", "PASSSECRET", "T0001"}
+	hookURL := func(hostport string) string {
+		return "http://USERSECRET:PASSSECRET@" + hostport + "/services/T0001/B0002/PATHSECRET?token=QUERYSECRET"
+	}
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then the server sees the client go
+		<-r.Context().Done()               // never answers: the send times out
+	}))
+	defer hang.Close()
+	hangAddr := strings.TrimPrefix(hang.URL, "http://")
+	refused := unusedAddr(t)
+	for _, tc := range []struct {
+		name, addr string
+		is         error
+	}{
+		{"connection refused", refused, syscall.ECONNREFUSED},
+		{"timeout", hangAddr, context.DeadlineExceeded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			logs := &syncBuffer{}
+			a := New(Config{WebhookURL: hookURL(tc.addr), Window: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(logs, nil))})
+			a.timeout = 100 * time.Millisecond
+			a.resend = []time.Duration{10 * time.Millisecond} // one warning, then the error
+
+			_, err := a.send(context.Background(), Message{Alert: Alert{Kind: KindDLQ}})
+			if err == nil || !errors.Is(err, tc.is) {
+				t.Fatalf("send: %v, want an error that is %v", err, tc.is)
+			}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { a.Run(ctx); close(done) }()
+			a.Notify(Alert{Kind: KindDLQ, Source: "shop"})
+			deadline := time.Now().Add(5 * time.Second)
+			for a.Failed() == 0 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+			<-done
+			out := logs.String()
+			if !strings.Contains(out, "level=WARN") || !strings.Contains(out, "level=ERROR") {
+				t.Fatalf("want a warning and an error logged, got:\n%s", out)
+			}
+			for _, text := range []string{err.Error(), out} {
+				for _, s := range secrets {
+					if strings.Contains(text, s) {
+						t.Errorf("%q leaks %s", text, s)
+					}
+				}
+				if !strings.Contains(text, "http://"+tc.addr+"/…") {
+					t.Errorf("%q does not name the webhook http://%s/…", text, tc.addr)
+				}
+			}
+		})
+	}
+	t.Run("unparsable URL", func(t *testing.T) {
+		a := New(Config{WebhookURL: "https://hooks.slack.com/services/T0001/B0002/PATHSECRET\x7f"})
+		_, err := a.send(context.Background(), Message{})
+		if err == nil {
+			t.Fatal("send to an unparsable URL succeeded")
+		}
+		for _, s := range secrets {
+			if strings.Contains(err.Error(), s) {
+				t.Errorf("%q leaks %s", err, s)
+			}
+		}
+	})
+}
+
+func TestRedactURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://hooks.slack.com/services/T0/B0/SECRET": "https://hooks.slack.com/…",
+		"https://u:p@example.com:8443/x?token=SECRET#f": "https://example.com:8443/…",
+		"http://127.0.0.1:1":                            "http://127.0.0.1:1/…",
+		"hooks.slack.com/services/T0/B0/SECRET":         "(unparsable URL)",
+		"":                                              "",
+	} {
+		if got := redactURL(in); got != want {
+			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		}
 	}
 }
