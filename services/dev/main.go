@@ -91,6 +91,12 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := c.alert.LoadSecrets(); err != nil {
+		return err
+	}
+	if err := c.alert.Validate(); err != nil {
+		return err
+	}
 	for k, v := range devSecrets {
 		if os.Getenv(k) == "" && os.Getenv(k+"_FILE") == "" {
 			os.Setenv(k, v)

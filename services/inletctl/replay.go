@@ -49,7 +49,8 @@ Examples:
 func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
 	fs := flagenv.New("replay")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, replayUsage); fs.PrintDefaults() }
-	var src, from, to, mode, id, output, sourcesPath, redisURL, keyPrefix string
+	var src, from, to, mode, id, output, sourcesPath string
+	var redcfg service.RedisConfig
 	var historyRetention time.Duration
 	fs.StringVar(&src, "source", "", "the source to replay (required)")
 	fs.StringVar(&from, "from", "", "first raw record time, RFC 3339 (default: the start of the topic)")
@@ -58,8 +59,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	fs.StringVar(&id, "id", "", "replay id; the same id resumes (default: derived from source, range and mode)")
 	fs.StringVar(&output, "output", "table", "table or json")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file (the processor's)")
-	fs.String(&redisURL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (password may be in the URL or REDIS_PASSWORD)")
-	fs.String(&keyPrefix, "redis-key-prefix", "INLET_REDIS_KEY_PREFIX", "inlet:", "prefix of the processor's Redis keys")
+	redcfg.RegisterFlags(fs) // the processor's
 	fs.Duration(&historyRetention, "history-retention", "INLET_HISTORY_RETENTION", 7*24*time.Hour, "the processor's: how long replayed events' history is kept (0: none written)")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's)")
 	if err := fs.Parse(args); err != nil {
@@ -114,12 +114,9 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	if err != nil {
 		return exitError, err
 	}
-	ropt, err := redis.ParseURL(redisURL)
+	ropt, err := redcfg.Options()
 	if err != nil {
-		return exitUsage, fmt.Errorf("redis url: %w", err)
-	}
-	if pass, _ := flagenv.Secret("REDIS_PASSWORD"); pass != "" {
-		ropt.Password = pass
+		return exitUsage, err
 	}
 	rdb := redis.NewClient(ropt)
 	defer rdb.Close()
@@ -133,11 +130,11 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	}
 	d := replay.Deps{
 		KafkaOpts: c.opts, Topics: topics, Sources: sources, Router: rt, Registry: c.reg, Codec: c.codec,
-		Store: store.New(rdb, store.KeyPrefix(keyPrefix), store.ClaimLease(cfg.Processor.ClaimLease)),
-		Redis: rdb, KeyPrefix: keyPrefix,
+		Store: store.New(rdb, store.KeyPrefix(redcfg.KeyPrefix), store.ClaimLease(cfg.Processor.ClaimLease)),
+		Redis: rdb, KeyPrefix: redcfg.KeyPrefix,
 	}
 	if historyRetention > 0 { // as the processor's: 0 writes none
-		d.History = history.New(rdb, keyPrefix, historyRetention)
+		d.History = history.New(rdb, redcfg.KeyPrefix, historyRetention)
 	}
 	tty := isTerminal(os.Stdout) && output != "json"
 	if tty {

@@ -48,9 +48,9 @@ func run(args []string) error {
 		rcfg        service.RegistryConfig
 		lcfg        service.LogConfig
 		acfg        alert.Config
+		redcfg      service.RedisConfig
 		retention   time.Duration
 		sourcesPath string
-		redisURL    string
 		adminAddr   string
 		checkOnly   bool
 	)
@@ -62,7 +62,7 @@ func run(args []string) error {
 	fs.Duration(&retention, "history-retention", "INLET_HISTORY_RETENTION", 7*24*time.Hour, "how long each event's processing history is kept for trace lookups (about 1 KB of Redis per event; 0: off)")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays; one topic each (<prefix>.retry.<delay>); sources pick among them")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
-	fs.String(&redisURL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL (password may be in the URL or REDIS_PASSWORD)")
+	redcfg.RegisterFlags(fs)
 	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9091", "admin listen address (/healthz, /readyz)")
 	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
@@ -76,10 +76,31 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := errors.Join(kcfg.Validate(), pcfg.Validate()); err != nil {
+	if err := acfg.LoadSecrets(); err != nil {
+		return err
+	}
+	if retention < 0 {
+		return fmt.Errorf("-history-retention %v: want 0 (off) or more", retention)
+	}
+	if err := errors.Join(kcfg.Validate(), pcfg.Validate(), acfg.Validate()); err != nil {
 		return err
 	}
 	rt, err := declarative.Router(sources)
+	if err != nil {
+		return err
+	}
+	// Everything a start needs from the configuration is read before
+	// --check-config answers, so that a passing check means a start
+	// gets past its configuration.
+	tierDelays, err := tiers()
+	if err != nil {
+		return err
+	}
+	ropt, err := redcfg.Options()
+	if err != nil {
+		return err
+	}
+	tok, err := admin.TokensFromEnv()
 	if err != nil {
 		return err
 	}
@@ -87,22 +108,11 @@ func run(args []string) error {
 		fmt.Printf("configuration ok: %d sources\n", len(sources.Sources))
 		return nil
 	}
-	ropt, err := redis.ParseURL(redisURL)
-	if err != nil {
-		return fmt.Errorf("redis url: %w", err)
-	}
-	if pass, _ := flagenv.Secret("REDIS_PASSWORD"); pass != "" {
-		ropt.Password = pass
-	}
 	rdb := redis.NewClient(ropt)
 	defer rdb.Close()
 
 	ctx, stop := service.SignalContext(log)
 	defer stop()
-	tierDelays, err := tiers()
-	if err != nil {
-		return err
-	}
 	topics := kafka.TopicNames(kcfg.TopicPrefix, tierDelays)
 	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
 		return err
@@ -148,16 +158,13 @@ func run(args []string) error {
 		w.WriteHeader(http.StatusNotFound)
 		_, _ = io.WriteString(w, `{"error":"event history is off on this processor (-history-retention 0); inletctl reconcile reports where events ended up"}`+"\n")
 	}))
-	switch {
-	case retention < 0:
-		return fmt.Errorf("-history-retention %v: want 0 (off) or more", retention)
-	case retention == 0:
+	if retention == 0 {
 		log.Info("event history off (-history-retention 0): /v1/trace answers 404")
-	default:
-		hist = history.New(rdb, "inlet:", retention)
+	} else {
+		hist = history.New(rdb, redcfg.KeyPrefix, retention)
 		trace = hist.Handler()
 	}
-	st := store.New(rdb, store.ClaimLease(pcfg.ClaimLease))
+	st := store.New(rdb, store.KeyPrefix(redcfg.KeyPrefix), store.ClaimLease(pcfg.ClaimLease))
 	if err := service.CheckRedis(ctx, st, log); err != nil {
 		return err
 	}
@@ -174,10 +181,6 @@ func run(args []string) error {
 		return err
 	}
 	defer q.Close()
-	tok, err := admin.TokensFromEnv()
-	if err != nil {
-		return err
-	}
 	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Trace: trace, Log: log, Meter: tel.Meter})
 	switch {
 	case errors.Is(err, admin.ErrDisabled):

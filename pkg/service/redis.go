@@ -1,0 +1,62 @@
+package service
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/inletdev/inlet/pkg/flagenv"
+)
+
+// RedisConfig is how the processor (and inletctl replay, which processes
+// too) reach Redis and name their keys there.
+type RedisConfig struct {
+	URL string
+	// KeyPrefix starts every key the processor writes: dedup claims,
+	// entity state, event history, replay progress. Processes sharing
+	// state must use the same one; environments sharing a Redis, each
+	// their own.
+	KeyPrefix string
+}
+
+// RegisterFlags defines -redis-url and -redis-key-prefix.
+func (c *RedisConfig) RegisterFlags(fs *flagenv.Set) {
+	fs.String(&c.URL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL; rediss:// for TLS (password may be in the URL or REDIS_PASSWORD[_FILE])")
+	fs.String(&c.KeyPrefix, "redis-key-prefix", "INLET_REDIS_KEY_PREFIX", "inlet:", "prefix of every Redis key the processor writes; the same for every processor and inletctl replay of one deployment")
+}
+
+// Options parses the URL and applies REDIS_PASSWORD[_FILE]. The URL often
+// holds a password, so an error never quotes it.
+func (c *RedisConfig) Options() (*redis.Options, error) {
+	opt, err := redis.ParseURL(c.URL)
+	if err != nil {
+		return nil, fmt.Errorf("-redis-url (INLET_REDIS_URL): not a redis:// or rediss:// URL (%s; the value is not shown: it may hold a password)", redactedReason(err))
+	}
+	pass, err := flagenv.Secret("REDIS_PASSWORD")
+	if err != nil {
+		return nil, err
+	}
+	if pass != "" {
+		opt.Password = pass
+	}
+	return opt, nil
+}
+
+// redactedReason is what is wrong with a URL, without the URL: url.Error
+// quotes it whole, and escape and host errors quote the part around the
+// mistake. go-redis's own errors name the scheme or database number, never
+// the password.
+func redactedReason(err error) string {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err.Error()
+	}
+	var esc url.EscapeError
+	var host url.InvalidHostError
+	if errors.As(ue.Err, &esc) || errors.As(ue.Err, &host) {
+		return "a malformed %-escape or host"
+	}
+	return ue.Err.Error()
+}

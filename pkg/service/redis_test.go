@@ -1,0 +1,59 @@
+package service
+
+import (
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/inletdev/inlet/pkg/flagenv"
+)
+
+// TestRedisOptionsNeverQuoteTheURL: the URL holds the password; a typo in
+// it must not print the password to the log.
+func TestRedisOptionsNeverQuoteTheURL(t *testing.T) {
+	const secret = "s3cr3t%zzpass"
+	for _, u := range []string{
+		"redis://:" + secret + "@redis:6379/0",          // bad escape
+		"redis://:" + secret + "@redis:port/0",          // bad port
+		"http://:" + secret + "@redis:6379/0",           // wrong scheme
+		"redis://:" + secret + "@redis:6379/notanumber", // bad database
+	} {
+		c := RedisConfig{URL: u}
+		_, err := c.Options()
+		if err == nil {
+			t.Errorf("%q parsed", u)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cr3t") || !strings.Contains(err.Error(), "INLET_REDIS_URL") {
+			t.Errorf("%q: %v — want an error naming the setting, without the password", u, err)
+		}
+	}
+}
+
+func TestRedisOptionsPassword(t *testing.T) {
+	c := RedisConfig{URL: "redis://127.0.0.1:6379/2"}
+	t.Setenv("REDIS_PASSWORD", "")
+	f := t.TempDir() + "/p"
+	if err := os.WriteFile(f, []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("REDIS_PASSWORD_FILE", f)
+	opt, err := c.Options()
+	if err != nil || opt.Password != "from-file" || opt.DB != 2 {
+		t.Fatalf("options %+v, %v", opt, err)
+	}
+	t.Setenv("REDIS_PASSWORD_FILE", f+".missing")
+	if _, err := c.Options(); err == nil {
+		t.Fatal("an unreadable REDIS_PASSWORD_FILE was ignored")
+	}
+}
+
+func TestRedisFlags(t *testing.T) {
+	t.Setenv("INLET_REDIS_KEY_PREFIX", "staging:")
+	fs := flagenv.New("t")
+	var c RedisConfig
+	c.RegisterFlags(fs)
+	if err := fs.Parse(nil); err != nil || c.KeyPrefix != "staging:" || c.URL != "redis://127.0.0.1:6379/0" {
+		t.Fatalf("%+v %v", c, err)
+	}
+}

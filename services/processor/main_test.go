@@ -1,0 +1,40 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestCheckConfig: --check-config reads every setting a start reads, so a
+// configuration it passes gets a start past its configuration, and one it
+// refuses is refused without the secrets it holds in the message.
+func TestCheckConfig(t *testing.T) {
+	const sources = "../../deploy/sources.example.yaml"
+	if err := run([]string{"-check-config", "-sources", sources}); err != nil {
+		t.Fatalf("the example configuration: %v", err)
+	}
+	for _, c := range []struct {
+		env, value, want string
+	}{
+		{"INLET_RETRY_TIERS", "bogus", "bogus"},
+		{"INLET_HISTORY_RETENTION", "-1h", "history-retention"},
+		{"INLET_REDIS_URL", "redis://:pa%zzss@redis:6379/0", "INLET_REDIS_URL"},
+		{"INLET_ADMIN_TOKEN_FILE", "/nonexistent/token", "INLET_ADMIN_TOKEN"},
+		{"INLET_ALERT_FORMAT", "slak", "alert-format"},
+		{"INLET_ALERT_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/SECRET", "alert-webhook-url"},
+		{"INLET_CLAIM_LEASE", "40s", "claim lease"},
+	} {
+		t.Run(c.env, func(t *testing.T) {
+			t.Setenv(c.env, c.value)
+			err := run([]string{"-check-config", "-sources", sources})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%s=%s: %v, want an error mentioning %q", c.env, c.value, err, c.want)
+			}
+			for _, secret := range []string{"pa%zzss", "SECRET"} {
+				if strings.Contains(err.Error(), secret) {
+					t.Fatalf("the error shows a secret: %v", err)
+				}
+			}
+		})
+	}
+}
