@@ -71,7 +71,9 @@ type batchLine struct {
 // acknowledged in time (retry those), 400 when no line was good, 413 when
 // the body is over batch.max_body (at once with a Content-Length over it;
 // a streamed body when it gets there, and then only if no line before was
-// good: those are answered 207 with the rest named in error).
+// good: those are answered 207 with the rest named in error). A streamed
+// body that stops arriving (read timeout, connection reset) is cut the
+// same way, and answered 408 when no line before it was good.
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var name string
@@ -110,8 +112,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case bearerOK(r.Header.Get("Authorization"), src.BatchTokens()):
 	case src.Batch.Signed && r.Header.Get("Authorization") == "":
-		whole, code, err := readBody(w, r, limit)
+		whole, err := readBody(w, r, limit)
 		if err != nil {
+			code, reason := readFailure(err)
+			log.Info("rejected", "outcome", "rejected", "reason", reason, "status", code, "error", err)
+			s.metrics.event(r.Context(), name, "", outcomeRejected, reason)
 			reply(code, BatchResponse{CorrelationID: corr, Error: http.StatusText(code)})
 			return
 		}
@@ -132,7 +137,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	tctx, span := s.tracer.Start(s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "ingest.events",
 		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.String("inlet.source", name), attribute.String("inlet.correlation_id", corr)))
 	defer span.End()
-	ctx, cancel := context.WithTimeout(tctx, s.cfg.ReadTimeout+s.cfg.AckTimeout)
+	// net/http cancels the request's context when a body read fails: the
+	// lines produced before such a cut must still get their answer.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(tctx), s.cfg.ReadTimeout+s.cfg.AckTimeout)
 	defer cancel()
 	resp := BatchResponse{CorrelationID: corr}
 	types := map[int]string{} // result index → event type, for metrics
@@ -140,7 +147,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	sent := map[int]int{} // result index → produced item index
 	lines := newLineReader(body, int(src.MaxBody))
 	n, rejected := 0, 0
-	cut := 0 // the line at which the body went over batch.max_body
+	// cut is the line at which the body stopped being read (over
+	// batch.max_body, or a read error); cutCode and cutReason say why.
+	cut, cutCode, cutReason := 0, 0, ""
 	// reject reports line n; past max_lines rejected lines the batch stops
 	// being read: one result per line, so a stream of bad lines must not
 	// grow the answer without end.
@@ -158,20 +167,26 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		n++
-		if err != nil {
-			var tooBig *http.MaxBytesError
-			reason := reasonMalformed
-			if errors.As(err, &tooBig) || errors.Is(err, errLineTooLong) {
-				reason = reasonSize
-			}
-			if tooBig != nil {
-				cut = n
-			}
-			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
-			if reject(err.Error()) || errors.As(err, &tooBig) || !errors.Is(err, errLineTooLong) {
-				break // the body itself is unreadable or over the limit
+		if errors.Is(err, errLineTooLong) {
+			s.metrics.event(tctx, src.Name, "", outcomeRejected, reasonSize)
+			if reject(err.Error()) {
+				break
 			}
 			continue
+		}
+		if err != nil {
+			// The body itself failed: line n and the rest were not read.
+			// Only the size limit is the line's doing; after a timeout or
+			// a reset it is not "rejected" (that says do not retry).
+			cut = n
+			cutCode, cutReason = readFailure(err)
+			s.metrics.event(tctx, src.Name, "", outcomeRejected, cutReason)
+			if cutCode == http.StatusRequestEntityTooLarge {
+				reject(err.Error())
+			} else {
+				log.Info("batch body not read in full", "line", n, "reason", cutReason, "error", err)
+			}
+			break
 		}
 		if len(bytes.TrimSpace(line)) == 0 {
 			continue
@@ -226,23 +241,38 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	if cut > 0 {
 		// A body without Content-Length is refused only when it gets there;
 		// the lines before are answered as usual.
-		resp.Error = fmt.Sprintf("batch over the size limit (%d bytes): line %d on was not read; send the rest in another batch", limit, cut)
+		resp.Error = cutError(cutReason, limit, cut)
 	}
 	switch {
 	case resp.Failed > 0:
 		reply(http.StatusServiceUnavailable, resp)
 	case resp.Accepted == 0 && cut > 0:
-		reply(http.StatusRequestEntityTooLarge, resp)
+		reply(cutCode, resp)
 	case resp.Accepted == 0:
 		if resp.Error = "no acceptable event in the batch"; len(resp.Results) == 0 {
 			resp.Error = "empty batch"
 		}
 		reply(http.StatusBadRequest, resp)
-	case resp.Rejected > 0:
+	case resp.Rejected > 0 || cut > 0:
 		reply(http.StatusMultiStatus, resp)
 	default:
 		reply(http.StatusOK, resp)
 	}
+}
+
+// cutError names the first line not read and why, without the read
+// error's own text (it names addresses).
+func cutError(reason string, limit int64, line int) string {
+	why := "the body ended early or was badly framed"
+	switch reason {
+	case reasonSize:
+		return fmt.Sprintf("batch over the size limit (%d bytes): line %d on was not read; send the rest in another batch", limit, line)
+	case reasonReadTimeout:
+		why = "the body did not arrive within the read timeout"
+	case reasonReadError:
+		why = "the connection failed while the body was read"
+	}
+	return fmt.Sprintf("%s: line %d on was not read and not written; send it and the lines after it again", why, line)
 }
 
 // batchRecord validates one line and builds its record. The line's bytes,

@@ -3,12 +3,15 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -72,13 +75,10 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusNotFound, outcomeRejected, reasonUnknownSource, Response{CorrelationID: corr, Error: "unknown source"})
 		return
 	}
-	body, code, err := readBody(w, r, int64(src.MaxBody))
+	body, err := readBody(w, r, int64(src.MaxBody))
 	if err != nil {
-		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", "body", "status", code, "error", err)
-		reason := reasonMalformed
-		if code == http.StatusRequestEntityTooLarge {
-			reason = reasonSize
-		}
+		code, reason := readFailure(err)
+		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", reason, "status", code, "error", err)
 		answer(code, outcomeRejected, reason, Response{CorrelationID: corr, Error: http.StatusText(code)})
 		return
 	}
@@ -191,31 +191,43 @@ func readExactly(r io.Reader, n int64) ([]byte, error) {
 }
 
 // readBody reads at most limit bytes; a body of exactly limit is accepted.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, int, error) {
+// readFailure tells how to answer its error.
+func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
-		return nil, http.StatusRequestEntityTooLarge, errors.New("content-length over the limit")
+		return nil, &http.MaxBytesError{Limit: limit}
 	}
 	if r.ContentLength >= 0 {
 		// net/http frames the body by Content-Length: exactly that many
 		// bytes follow, so reading no more than limit bytes needs no
 		// MaxBytesReader, and the buffer never needs to outgrow it.
-		buf, err := readExactly(r.Body, r.ContentLength)
-		if err != nil {
-			return nil, http.StatusBadRequest, err
-		}
-		return buf, 0, nil
+		return readExactly(r.Body, r.ContentLength)
 	}
 	body := http.MaxBytesReader(w, r.Body, limit)
 	buf := bytes.NewBuffer(make([]byte, 0, 512))
-	_, err := buf.ReadFrom(body)
+	if _, err := buf.ReadFrom(body); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// readFailure is the status and metric reason for a body that could not be
+// read. Over the limit is 413. A read timeout or a failed connection (a
+// reset) says nothing about the content: 408, which senders retry, and not
+// counted as malformed. A body that ends short of its Content-Length or is
+// badly chunked is a broken request: 400. The error itself (it names
+// addresses) is for our logs, never for the answer.
+func readFailure(err error) (code int, reason string) {
 	var tooBig *http.MaxBytesError
+	var ne net.Error
 	switch {
 	case errors.As(err, &tooBig):
-		return nil, http.StatusRequestEntityTooLarge, err
-	case err != nil:
-		return nil, http.StatusBadRequest, err
+		return http.StatusRequestEntityTooLarge, reasonSize
+	case errors.As(err, &ne) && ne.Timeout():
+		return http.StatusRequestTimeout, reasonReadTimeout
+	case errors.As(err, &ne):
+		return http.StatusRequestTimeout, reasonReadError
 	}
-	return buf.Bytes(), 0, nil
+	return http.StatusBadRequest, reasonMalformed
 }
 
 func (s *Server) envelope(src *source.Source, m source.Meta, corr, channel string, h http.Header, body []byte, received time.Time) *envelope.Envelope {
@@ -225,10 +237,10 @@ func (s *Server) envelope(src *source.Source, m source.Meta, corr, channel strin
 			if kept == nil {
 				kept = make(map[string]string, 4)
 			}
-			kept[name] = v
+			kept[name] = validUTF8(v)
 		}
 	}
-	ct := firstValue(h, headerContentType)
+	ct := validUTF8(firstValue(h, headerContentType))
 	return &envelope.Envelope{
 		ID:             newID(received),
 		Source:         src.Name,
@@ -245,6 +257,13 @@ func (s *Server) envelope(src *source.Source, m source.Meta, corr, channel strin
 		ContentType:    ct,
 	}
 }
+
+// validUTF8 replaces each invalid byte sequence of a header value with
+// U+FFFD. net/http lets any byte from 0x80 up through (obs-text), but the
+// envelope's strings are Avro strings, UTF-8 by definition: consumers such
+// as fastavro fail to decode the record otherwise, on a topic kept
+// forever. Valid values are returned as they are, without allocating.
+func validUTF8(v string) string { return strings.ToValidUTF8(v, "\uFFFD") }
 
 // errRecordTooLarge: the event, wrapped in its envelope with the headers
 // it keeps, does not fit a Kafka record. Producing it would fail the same
@@ -312,7 +331,23 @@ func (s *Server) setRetryAfter(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.RetryAfter+time.Second-1)/time.Second)))
 }
 
-// validJSON is gjson's validator: it accepts exactly what encoding/json
-// does (FuzzValidJSON keeps it so) at less than half the cost per byte,
-// and it runs on every webhook.
-func validJSON(b []byte) bool { return gjson.ValidBytes(b) }
+// gjsonMaxBytes bounds the bodies validJSON gives to gjson. gjson's
+// validator recurses once per nesting level (about 128 bytes of stack
+// each: a 1 MiB body of "[[[…" took 64 MiB), and accepts any depth where
+// encoding/json stops at 10000 levels. A value nested deeper than that
+// needs more than 20000 bytes, so below this bound the two agree and the
+// stack stays near 1 MiB at worst. (pkg/contract's 64 KiB bound leaves
+// depths 10001 to 32768 to gjson.)
+const gjsonMaxBytes = 16 << 10
+
+// validJSON accepts exactly what encoding/json does (FuzzValidJSON keeps
+// it so). It runs on every webhook: up to gjsonMaxBytes (a typical Stripe
+// or GitHub delivery is a few KiB) gjson's validator does it at less than
+// half the cost per byte; larger bodies go to json.Valid, which does not
+// recurse.
+func validJSON(b []byte) bool {
+	if len(b) > gjsonMaxBytes {
+		return json.Valid(b)
+	}
+	return gjson.ValidBytes(b)
+}

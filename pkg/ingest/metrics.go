@@ -24,6 +24,10 @@ const (
 	reasonUnknownSource = "unknown_source"
 	reasonDraining      = "draining"
 	reasonKafka         = "kafka"
+	// The body did not arrive whole: the read timeout passed, or the
+	// connection failed (a reset). Not the sender's content: it may retry.
+	reasonReadTimeout = "read_timeout"
+	reasonReadError   = "read_error"
 )
 
 // Metrics are the ingest service's instruments.

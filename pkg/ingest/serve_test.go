@@ -108,12 +108,12 @@ func TestReadBodyAllocatesWhatArrives(t *testing.T) {
 	req.ContentLength = 16 << 20 // claimed; 14 bytes follow
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, status, err := readBody(httptest.NewRecorder(), req, 32<<20)
+	_, err := readBody(httptest.NewRecorder(), req, 32<<20)
 	runtime.ReadMemStats(&after)
-	if err != nil || status != 0 {
+	if err != nil {
 		// The real server's body reader reports the short body; this one
 		// just ends.
-		t.Logf("readBody: %d %v", status, err)
+		t.Logf("readBody: %v", err)
 	}
 	// TotalAlloc is process-wide: the bound leaves room for whatever else
 	// runs meanwhile, and is still a quarter of the claim.
