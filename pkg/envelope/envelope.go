@@ -115,6 +115,24 @@ func NewCodec(ctx context.Context, reg *registry.Client, subject string) (*Codec
 	return &Codec{reg: reg, schema: schema, id: id}, nil
 }
 
+// LookupCodec is NewCodec for a process that must not write to the
+// registry (the operator CLI, often with read-only credentials): it looks
+// the latest envelope schema up under subject instead of registering it,
+// and fails, wrapping registry.ErrNotRegistered, when the subject does not
+// hold it. Decoding is as NewCodec's: by the writer schema ID in each value,
+// so envelopes written with any registered version decode.
+func LookupCodec(ctx context.Context, reg *registry.Client, subject string) (*Codec, error) {
+	latest, err := Latest()
+	if err != nil {
+		return nil, err
+	}
+	id, schema, err := reg.Lookup(ctx, subject, latest.Text)
+	if err != nil {
+		return nil, fmt.Errorf("envelope schema v%d: %w", latest.N, err)
+	}
+	return &Codec{reg: reg, schema: schema, id: id}, nil
+}
+
 // SchemaID is the registry ID new envelopes are written with.
 func (c *Codec) SchemaID() int { return c.id }
 

@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -217,4 +219,97 @@ func testCodec(t testing.TB) (*srfake.Registry, *Codec) {
 		t.Fatal(err)
 	}
 	return reg, codec
+}
+
+// TestLookupCodec: the codec of a process that must not write to the
+// registry finds the envelope schema ingest registered, fails with
+// ErrNotRegistered before that, never writes, and decodes envelopes by
+// the writer schema ID in each value, whichever version wrote them.
+func TestLookupCodec(t *testing.T) {
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	var mu sync.Mutex
+	var writes []string
+	readOnly := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && (r.Method != http.MethodPost || strings.HasSuffix(r.URL.Path, "/versions")) {
+			mu.Lock()
+			writes = append(writes, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"error_code":40301,"message":"User is denied operation Write on Subject"}`))
+			return
+		}
+		reg.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(readOnly.Close)
+	client := func(url string) *registry.Client {
+		cl, err := sr.NewClient(sr.URLs(url))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return registry.New(cl)
+	}
+	ctx := context.Background()
+	const subject = "inlet.raw-value"
+
+	if _, err := LookupCodec(ctx, client(readOnly.URL), subject); !errors.Is(err, registry.ErrNotRegistered) {
+		t.Fatalf("before ingest registered it: %v; want ErrNotRegistered", err)
+	}
+	writer, err := NewCodec(ctx, client(reg.URL()), subject) // as ingest does at start
+	if err != nil {
+		t.Fatal(err)
+	}
+	codec, err := LookupCodec(ctx, client(readOnly.URL), subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if codec.SchemaID() != writer.SchemaID() {
+		t.Fatalf("schema id %d, want the registered %d", codec.SchemaID(), writer.SchemaID())
+	}
+
+	in := &Envelope{ID: "id-1", Source: "stripe", EventType: "t", EventID: "evt_1", IdempotencyKey: IdempotencyKey("stripe", "evt_1"),
+		SchemaVersion: "v1", ReceivedAt: time.UnixMicro(1700000000000000).UTC(), CorrelationID: "c-1", Channel: ChannelWebhook,
+		Headers: map[string]string{}, Payload: []byte(`{}`), ContentType: "application/json"}
+	t.Run("decodes what the registered schema wrote", func(t *testing.T) {
+		b, err := writer.Encode(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := codec.Decode(ctx, b)
+		if err != nil || out.EventID != "evt_1" || out.CorrelationID != "c-1" {
+			t.Fatalf("decode: %+v, %v", out, err)
+		}
+	})
+	t.Run("decodes what another registered version wrote", func(t *testing.T) {
+		// A later version with a field first: decoding with the reader's
+		// own layout would misread every field after it.
+		latest, err := Latest()
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Replace(latest.Text, `"fields": [`, `"fields": [{"name": "tenant", "type": "string", "default": ""},`, 1)
+		rc := client(reg.URL())
+		id, schema, err := rc.Register(ctx, subject, text)
+		if err != nil || id == writer.SchemaID() {
+			t.Fatalf("register a second version: id %d, %v", id, err)
+		}
+		b, err := rc.Encode(nil, id, schema, map[string]any{
+			"tenant": "acme", "id": in.ID, "source": in.Source, "event_type": in.EventType, "event_id": in.EventID,
+			"idempotency_key": in.IdempotencyKey, "schema_version": in.SchemaVersion, "received_at": in.ReceivedAt,
+			"occurred_at": nil, "correlation_id": in.CorrelationID, "channel": in.Channel, "headers": in.Headers,
+			"payload": in.Payload, "content_type": in.ContentType,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := codec.Decode(ctx, b)
+		if err != nil || out.EventID != "evt_1" || out.CorrelationID != "c-1" || out.Source != "stripe" {
+			t.Fatalf("decode: %+v, %v", out, err)
+		}
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(writes) > 0 {
+		t.Fatalf("the lookup codec wrote to the registry: %v", writes)
+	}
 }

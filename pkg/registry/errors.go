@@ -16,10 +16,20 @@ var (
 	// schema ID in a value does not exist, or it is not an Avro schema.
 	ErrUnknownSchema = errors.New("registry: unknown schema")
 	// ErrUnavailable is returned when the registry could not be asked or
-	// did not answer properly: a connection error, a timeout, a 5xx, 408,
-	// 429, or 401/403/407 (credentials). The same call may work later, so
-	// it is a reason to wait, never a verdict on the value.
+	// did not answer properly: a connection error, a timeout, a 5xx, 408 or
+	// 429. The same call may work later, so it is a reason to wait, never a
+	// verdict on the value.
 	ErrUnavailable = errors.New("registry: unavailable")
+	// ErrDenied is returned when the registry refused our credentials: 401
+	// (authentication failed), 403 (the user lacks the permission the call
+	// needs, such as Write on a subject) or 407 (a proxy's). It says
+	// nothing about the schema, so IsUnavailable is true for it as well;
+	// it is kept apart from ErrUnavailable so that it is reported as what
+	// it is, an operator's credentials to fix, not an outage.
+	ErrDenied = errors.New("registry: permission denied or authentication failed")
+	// ErrNotRegistered is returned by Lookup when the subject does not hold
+	// the schema (or does not exist).
+	ErrNotRegistered = errors.New("registry: schema not registered")
 	// ErrIncompatible is returned when data written with one schema cannot be
 	// read with the reader schema asked for.
 	ErrIncompatible = errors.New("registry: writer and reader schemas are incompatible")
@@ -31,21 +41,30 @@ var (
 	ErrBreakingChange = errors.New("registry: breaking schema change")
 )
 
-// IsUnavailable reports whether err is the registry being unreachable or
-// failing (ErrUnavailable), as opposed to an answer about the schema.
-func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) }
-
-// unavailable wraps a failed registry call's error in ErrUnavailable unless
-// the registry answered it with a verdict about the schema: a 4xx other
-// than 408 and 429, and other than 401, 403 and 407, which say our
-// credentials are wrong or expired — an operator's problem to fix, not a
+// IsUnavailable reports whether err is no answer about the schema and the
+// same call may work later: the registry unreachable or failing
+// (ErrUnavailable), or refusing our credentials (ErrDenied). A service
+// waits on either; credentials are an operator's problem to fix, not a
 // reason to call every event invalid.
-func unavailable(err error) error {
+func IsUnavailable(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, ErrDenied)
+}
+
+// IsDenied reports whether the registry refused our credentials
+// (ErrDenied).
+func IsDenied(err error) bool { return errors.Is(err, ErrDenied) }
+
+// classify wraps a failed registry call's error in ErrDenied when the
+// registry refused our credentials, in ErrUnavailable when it could not
+// answer, and leaves it as it is when the registry answered with a verdict
+// about the schema (any other 4xx).
+func classify(err error) error {
 	var re *sr.ResponseError
 	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 {
 		switch re.StatusCode {
-		case http.StatusRequestTimeout, http.StatusTooManyRequests,
-			http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired:
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired:
+			return fmt.Errorf("%w (HTTP %d): %w", ErrDenied, re.StatusCode, err)
+		case http.StatusRequestTimeout, http.StatusTooManyRequests:
 		default:
 			return err
 		}

@@ -63,7 +63,30 @@ func (c *Client) Register(ctx context.Context, subject, text string) (int, avro.
 	}
 	ss, err := c.sr.CreateSchema(ctx, subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
 	if err != nil {
-		return 0, nil, fmt.Errorf("register schema under %s: %w", subject, unavailable(err))
+		return 0, nil, fmt.Errorf("register schema under %s: %w", subject, classify(err))
+	}
+	c.mu.Lock()
+	c.writers[ss.ID] = schema
+	c.mu.Unlock()
+	return ss.ID, schema, nil
+}
+
+// Lookup is Register for a process that must not write to the registry: it
+// asks whether subject already holds the schema text (POST /subjects/{subject},
+// which needs only read access) and returns its ID and the parsed schema.
+// A subject without it, or no such subject, fails with ErrNotRegistered.
+func (c *Client) Lookup(ctx context.Context, subject, text string) (int, avro.Schema, error) {
+	schema, err := avro.ParseWithCache(text, "", &avro.SchemaCache{})
+	if err != nil {
+		return 0, nil, fmt.Errorf("parse schema for %s: %w", subject, err)
+	}
+	ss, err := c.sr.LookupSchema(ctx, subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
+	if err != nil {
+		var re *sr.ResponseError
+		if errors.As(err, &re) && (re.ErrorCode == sr.ErrSubjectNotFound.Code || re.ErrorCode == sr.ErrSchemaNotFound.Code) {
+			return 0, nil, fmt.Errorf("%w under %s: %w", ErrNotRegistered, subject, err)
+		}
+		return 0, nil, fmt.Errorf("look up schema under %s: %w", subject, classify(err))
 	}
 	c.mu.Lock()
 	c.writers[ss.ID] = schema
@@ -189,7 +212,7 @@ func (c *Client) WriterSchema(ctx context.Context, id int) (avro.Schema, error) 
 	}
 	s, err := c.sr.SchemaByID(ctx, id)
 	if err != nil {
-		if err = unavailable(err); IsUnavailable(err) {
+		if err = classify(err); IsUnavailable(err) {
 			return nil, fmt.Errorf("schema id %d: %w", id, err)
 		}
 		return nil, fmt.Errorf("%w: schema id %d: %w", ErrUnknownSchema, id, err)

@@ -5,35 +5,42 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 )
 
 const testSchema = `{"type":"record","name":"T","fields":[{"name":"a","type":"string"}]}`
 
 // TestUnavailableOrVerdict: a registry that cannot be reached or fails is
-// ErrUnavailable (wait and try again); an answer about the schema is not.
+// ErrUnavailable (wait and try again); one refusing our credentials is
+// ErrDenied, which waits too but says what it is; an answer about the
+// schema is neither.
 func TestUnavailableOrVerdict(t *testing.T) {
 	for _, tt := range []struct {
 		name        string
 		status      int
 		body        string
-		unavailable bool
+		unavailable bool // IsUnavailable: wait, no verdict
 		unknown     bool // WriterSchema's ErrUnknownSchema
+		denied      bool // ErrDenied, and not ErrUnavailable
 	}{
-		{"schema not found", http.StatusNotFound, `{"error_code":40403,"message":"Schema 7 not found"}`, false, true},
-		{"incompatible", http.StatusConflict, `{"error_code":409,"message":"incompatible"}`, false, true},
+		{"schema not found", http.StatusNotFound, `{"error_code":40403,"message":"Schema 7 not found"}`, false, true, false},
+		{"incompatible", http.StatusConflict, `{"error_code":409,"message":"incompatible"}`, false, true, false},
 		// Expired or wrong credentials: nothing is known about the schema.
-		{"unauthorized", http.StatusUnauthorized, `{"error_code":401,"message":"no"}`, true, false},
-		{"forbidden", http.StatusForbidden, `{"error_code":40301,"message":"no"}`, true, false},
-		{"bad request", http.StatusBadRequest, `{"error_code":400,"message":"bad"}`, false, true},
-		{"server error", http.StatusInternalServerError, `{"error_code":50001,"message":"store error"}`, true, false},
-		{"unavailable", http.StatusServiceUnavailable, ``, true, false},
-		{"bad gateway from a proxy", http.StatusBadGateway, `<html>bad gateway</html>`, true, false},
-		{"rate limited", http.StatusTooManyRequests, ``, true, false},
-		{"request timeout", http.StatusRequestTimeout, ``, true, false},
-		{"ok with a body that is not JSON", http.StatusOK, `<html>login</html>`, true, false},
+		{"unauthorized", http.StatusUnauthorized, `{"error_code":401,"message":"no"}`, true, false, true},
+		{"forbidden", http.StatusForbidden, `{"error_code":40301,"message":"User is denied operation Write on Subject"}`, true, false, true},
+		{"proxy authentication", http.StatusProxyAuthRequired, ``, true, false, true},
+		{"bad request", http.StatusBadRequest, `{"error_code":400,"message":"bad"}`, false, true, false},
+		{"server error", http.StatusInternalServerError, `{"error_code":50001,"message":"store error"}`, true, false, false},
+		{"unavailable", http.StatusServiceUnavailable, ``, true, false, false},
+		{"bad gateway from a proxy", http.StatusBadGateway, `<html>bad gateway</html>`, true, false, false},
+		{"rate limited", http.StatusTooManyRequests, ``, true, false, false},
+		{"request timeout", http.StatusRequestTimeout, ``, true, false, false},
+		{"ok with a body that is not JSON", http.StatusOK, `<html>login</html>`, true, false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -54,6 +61,17 @@ func TestUnavailableOrVerdict(t *testing.T) {
 			if tt.status >= 300 && !errors.As(err, &re) {
 				t.Errorf("Register: %v does not carry the registry's answer", err)
 			}
+			_, _, lerr := c.Lookup(context.Background(), "s-value", testSchema)
+			if lerr == nil || IsUnavailable(lerr) != tt.unavailable {
+				t.Errorf("Lookup: %v; want unavailable %v", lerr, tt.unavailable)
+			}
+			for name, err := range map[string]error{"Register": err, "Lookup": lerr} {
+				// Said as what it is: "unavailable" sends an operator
+				// looking for an outage instead of at the credentials.
+				if IsDenied(err) != tt.denied || tt.denied && (errors.Is(err, ErrUnavailable) || strings.Contains(err.Error(), "unavailable")) {
+					t.Errorf("%s: %v; want denied %v (and then not unavailable)", name, err, tt.denied)
+				}
+			}
 		})
 	}
 	t.Run("nothing listening", func(t *testing.T) {
@@ -66,6 +84,65 @@ func TestUnavailableOrVerdict(t *testing.T) {
 		}
 		if _, _, err := c.Register(context.Background(), "s-value", testSchema); !IsUnavailable(err) {
 			t.Errorf("Register: %v; want ErrUnavailable", err)
+		}
+	})
+}
+
+// TestLookupRegistersNothing: Lookup finds a registered schema's ID with
+// read access only, and says ErrNotRegistered when the subject does not
+// hold it, without ever writing to the registry.
+func TestLookupRegistersNothing(t *testing.T) {
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	var mu sync.Mutex
+	var writes []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// A read-only user: Confluent answers a write with 403.
+		if r.Method != http.MethodGet && (r.Method != http.MethodPost || strings.HasSuffix(r.URL.Path, "/versions")) {
+			mu.Lock()
+			writes = append(writes, r.Method+" "+r.URL.Path)
+			mu.Unlock()
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"error_code":40301,"message":"User is denied operation Write on Subject: s-value"}`))
+			return
+		}
+		reg.Handler().ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	id, _, err := client(t, reg.URL()).Register(ctx, "s-value", testSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c := client(t, srv.URL)
+	t.Run("registered", func(t *testing.T) {
+		got, schema, err := c.Lookup(ctx, "s-value", testSchema)
+		if err != nil || got != id || schema == nil {
+			t.Fatalf("Lookup = %d, %v; want id %d", got, err, id)
+		}
+	})
+	t.Run("subject without the schema", func(t *testing.T) {
+		other := `{"type":"record","name":"T","fields":[{"name":"b","type":"long"}]}`
+		if _, _, err := c.Lookup(ctx, "s-value", other); !errors.Is(err, ErrNotRegistered) || IsUnavailable(err) {
+			t.Fatalf("Lookup: %v; want ErrNotRegistered", err)
+		}
+	})
+	t.Run("no such subject", func(t *testing.T) {
+		if _, _, err := c.Lookup(ctx, "nothing-value", testSchema); !errors.Is(err, ErrNotRegistered) || IsUnavailable(err) {
+			t.Fatalf("Lookup: %v; want ErrNotRegistered", err)
+		}
+	})
+	t.Run("register through the read-only user is denied", func(t *testing.T) {
+		// The proxy above must be able to refuse, or the check below
+		// proves nothing.
+		if _, _, err := c.Register(ctx, "s-value", testSchema); !IsDenied(err) {
+			t.Fatalf("Register: %v; want ErrDenied", err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if len(writes) != 1 {
+			t.Fatalf("writes = %v; want only the Register", writes)
 		}
 	})
 }

@@ -16,7 +16,7 @@ const usage = `inletctl: operate Inlet
 Usage:
   inletctl [connection flags] tail [-n N] [-follow] <topic>
   inletctl trace [-admin-url URL] <correlation-id>
-  inletctl [connection flags] trace --event <event-id> --source S [-admin-url URL]
+  inletctl [connection flags] trace --event <event-id> --source S [--since 30d|T|all] [--timeout 2m] [-admin-url URL]
   inletctl [connection flags] dlq|invalid ls|show|requeue|discard|depth [flags] [id ...]
   inletctl [connection flags] replay --source S --from T1 --to T2 [--mode fill|rebuild] [--id NAME]
   inletctl [connection flags] reconcile --source S --sender-log FILE [--since T] [--until T]
@@ -27,7 +27,9 @@ Commands:
           (example: inletctl tail inlet.raw)
   trace   one event's processing history by correlation id, as a timeline
           (example: inletctl trace 4bf92f3577b34da6a3ce929d0e0e4736), or by
-          the sender's event id (example: inletctl trace --event evt_1 --source stripe)
+          the sender's event id (example: inletctl trace --event evt_1 --source stripe),
+          searching the raw topic from --since (default 30d back; all: the
+          whole topic) for at most --timeout (default 2m)
   dlq     the dead-letter queue: a downstream kept failing
   invalid the validation-error queue: a payload no longer fits its contract
           (example: inletctl dlq ls --group; run "inletctl dlq" for more)

@@ -103,7 +103,14 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	c, err := connect(ctx, kcfg, rcfg, topics)
+	var c *cluster
+	if cmd == "depth" {
+		// Depth counts offsets and reads headers, decoding nothing (its
+		// Queues has no codec).
+		c, err = connectKafka(kcfg)
+	} else {
+		c, err = connect(ctx, kcfg, rcfg, topics)
+	}
 	if err != nil {
 		return exitError, err
 	}

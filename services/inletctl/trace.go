@@ -24,7 +24,9 @@ func trace(args []string, out io.Writer) (int, error) {
 	fs.String(&adminURL, "admin-url", "INLET_ADMIN_URL", "http://127.0.0.1:9090", "admin URL of a processor (its -admin-addr, default 127.0.0.1:9091) or of make run (127.0.0.1:9090)")
 	fs.StringVar(&output, "output", "table", "table or json")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: inletctl trace [-admin-url URL] [-output json] <correlation-id>\n\nExample: inletctl trace 4bf92f3577b34da6a3ce929d0e0e4736")
+		fmt.Fprintln(os.Stderr, "Usage: inletctl trace [-admin-url URL] [-output json] <correlation-id>\n"+
+			"       inletctl [connection flags] trace --event <event-id> --source S [--since 30d|72h|RFC 3339 time|all] [--timeout 2m] [-admin-url URL]\n\n"+
+			"Example: inletctl trace 4bf92f3577b34da6a3ce929d0e0e4736")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,16 +21,30 @@ import (
 // exitNotFound is trace's exit code when nothing is known of the event.
 const exitNotFound = 3
 
+// defaultTraceSince bounds trace --event's read of the raw topic, which is
+// compacted and kept forever: read whole, a mature one cannot be searched
+// in any time an operator waits. 30 days covers the events operators ask
+// about: senders redeliver within days and keep their own event lists for
+// about a month (Stripe's for 30 days), so a complaint or a reconcile gap
+// concerns an event younger than that. Older ones take --since all.
+const defaultTraceSince = 30 * 24 * time.Hour
+
+// defaultTraceTimeout is trace --event's time budget.
+const defaultTraceTimeout = 2 * time.Minute
+
 // traceCmd is trace, also by the sender's event id: --event ID --source S
 // finds the event's correlation id on the raw topic (key source:event-id),
-// then shows its history like trace <correlation-id>.
+// then shows its history like trace <correlation-id>. --since bounds how
+// far back the raw topic is read, --timeout how long.
 func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
-	var eventID, src string
+	var eventID, src, sinceArg, timeoutArg string
+	own := map[string]*string{"event": &eventID, "source": &src, "since": &sinceArg, "timeout": &timeoutArg}
 	rest := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !strings.HasPrefix(a, "-") || (name != "event" && name != "source") {
+		dst, ok := own[name]
+		if !strings.HasPrefix(a, "-") || !ok {
 			rest = append(rest, a)
 			continue
 		}
@@ -39,40 +55,141 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 			i++
 			val = args[i]
 		}
-		if name == "event" {
-			eventID = val
-		} else {
-			src = val
-		}
+		*dst = val
 	}
 	if eventID == "" && src == "" {
+		if sinceArg != "" || timeoutArg != "" {
+			return exitUsage, errors.New("trace: --since and --timeout go with --event and --source")
+		}
 		return trace(rest, out)
 	}
 	if eventID == "" || src == "" {
 		return exitUsage, errors.New("trace: --event and --source go together")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	since, err := parseSince(sinceArg, time.Now())
+	if err != nil {
+		return exitUsage, err
+	}
+	timeout := defaultTraceTimeout
+	if timeoutArg != "" {
+		if timeout, err = time.ParseDuration(timeoutArg); err != nil || timeout <= 0 {
+			return exitUsage, fmt.Errorf("trace: --timeout %q: want a positive duration such as 5m", timeoutArg)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	opts, err := kcfg.ClientOpts(nil)
 	if err != nil {
 		return exitError, err
 	}
 	topic := kafka.TopicNames(kcfg.TopicPrefix, nil).Raw
-	corr, err := correlationOf(ctx, opts, topic, envelope.IdempotencyKey(src, eventID))
+	corr, err := correlationOf(ctx, opts, topic, envelope.IdempotencyKey(src, eventID), since)
+	if si := (*searchIncomplete)(nil); errors.As(err, &si) && errors.Is(err, context.DeadlineExceeded) {
+		return exitError, fmt.Errorf("trace: event %s of source %s not found within --timeout %v: %s; narrow --since or raise --timeout", eventID, src, timeout, si.searched())
+	}
 	if err != nil {
 		return exitError, err
 	}
 	if corr == "" {
-		return exitNotFound, fmt.Errorf("event %s of source %s is not on %s (never received?)", eventID, src, topic)
+		if since.IsZero() {
+			return exitNotFound, fmt.Errorf("event %s of source %s is not on %s (never received?)", eventID, src, topic)
+		}
+		return exitNotFound, fmt.Errorf("event %s of source %s is not on %s since %s (never received, or earlier: try --since all)", eventID, src, topic, since.UTC().Format(time.RFC3339))
 	}
 	return trace(append(rest, corr), out)
 }
 
-// correlationOf finds key on the raw topic and returns the correlation id
-// of its latest record: first in the partition the key hashes to (the
-// producer's default partitioner), then, if the partition count changed
-// since, everywhere.
-func correlationOf(ctx context.Context, opts []kgo.Opt, topic, key string) (string, error) {
+// parseSince reads --since: an RFC 3339 time, a duration back from now
+// (72h, or in days: 30d), or 0 or all for the whole topic (the zero time).
+// Empty is defaultTraceSince.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	switch s {
+	case "":
+		return now.Add(-defaultTraceSince), nil
+	case "0", "all":
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	var d time.Duration
+	var err error
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int
+		if n, err = strconv.Atoi(days); err == nil {
+			d = time.Duration(n) * 24 * time.Hour
+		}
+	} else {
+		d, err = time.ParseDuration(s)
+	}
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("trace: --since %q: want an RFC 3339 time (2025-01-31T00:00:00Z), a duration back from now (72h, 30d), or all", s)
+	}
+	return now.Add(-d), nil
+}
+
+// searchIncomplete is correlationOf's error when ctx ended before the
+// search did; it says what was searched, so that the next search can be
+// bounded better.
+type searchIncomplete struct {
+	topic   string
+	since   time.Time // zero: from the start
+	home    int32     // the key's partition
+	done    []int32   // read to the end without finding the key
+	partial []int32   // being read when ctx ended
+	err     error
+}
+
+func (e *searchIncomplete) searched() string {
+	from := "the start"
+	if !e.since.IsZero() {
+		from = e.since.UTC().Format(time.RFC3339)
+	}
+	var parts []string
+	if len(e.done) > 0 {
+		parts = append(parts, partitions(e.done, e.home)+" read whole")
+	}
+	if len(e.partial) > 0 {
+		parts = append(parts, partitions(e.partial, e.home)+" in part")
+	}
+	if len(parts) == 0 {
+		return fmt.Sprintf("listing the offsets of %s from %s did not finish", e.topic, from)
+	}
+	return fmt.Sprintf("searched %s from %s to now: %s", e.topic, from, strings.Join(parts, ", "))
+}
+
+func (e *searchIncomplete) Error() string { return e.searched() + ": " + e.err.Error() }
+func (e *searchIncomplete) Unwrap() error { return e.err }
+
+// partitions names ps, marking home as the key's.
+func partitions(ps []int32, home int32) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = strconv.Itoa(int(p))
+		if p == home {
+			s[i] += " (the key's)"
+		}
+	}
+	if len(ps) == 1 {
+		return "partition " + s[0]
+	}
+	return "partitions " + strings.Join(s, ", ")
+}
+
+// correlationOf finds key on the raw topic among the records at or after
+// since (zero: the whole topic) and returns the correlation id of the
+// latest: first in the partition the key hashes to (the producer's default
+// partitioner), then, if the partition count changed since, everywhere.
+// When ctx ends first, the error is a *searchIncomplete wrapping ctx's.
+func correlationOf(ctx context.Context, opts []kgo.Opt, topic, key string, since time.Time) (string, error) {
+	si := &searchIncomplete{topic: topic, since: since, home: -1}
+	stopped := func(err error) error {
+		if err != nil && ctx.Err() != nil {
+			si.err = ctx.Err()
+			return si
+		}
+		return err
+	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return "", err
@@ -81,7 +198,7 @@ func correlationOf(ctx context.Context, opts []kgo.Opt, topic, key string) (stri
 	adm := kadm.NewClient(cl)
 	td, err := adm.ListTopics(ctx, topic)
 	if err != nil {
-		return "", err
+		return "", stopped(err)
 	}
 	t, ok := td[topic]
 	if !ok || t.Err != nil || len(t.Partitions) == 0 {
@@ -89,9 +206,10 @@ func correlationOf(ctx context.Context, opts []kgo.Opt, topic, key string) (stri
 	}
 	n := len(t.Partitions)
 	home := int32(kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(&kgo.Record{Key: []byte(key)}, n))
-	all, err := kafka.RangeOf(ctx, adm, topic, time.Time{}, time.Time{})
+	si.home = home
+	all, err := kafka.RangeOf(ctx, adm, topic, since, time.Time{})
 	if err != nil {
-		return "", err
+		return "", stopped(err)
 	}
 	// Read as every topic reader here does (kafka.ReadSpan): a first poll
 	// may take seconds on a cold client over a slow link, and stopping at
@@ -104,13 +222,18 @@ func correlationOf(ctx context.Context, opts []kgo.Opt, topic, key string) (stri
 			}
 		}
 		corr := ""
+		si.partial = parts
 		err := kafka.ReadSpan(ctx, opts, topic, sp, func(r *kgo.Record) error {
 			if string(r.Key) == key {
 				corr = retry.Get(r.Headers, retry.HeaderCorrelationID)
 			}
 			return nil
 		})
-		return corr, err
+		if err != nil {
+			return "", stopped(err)
+		}
+		si.partial, si.done = nil, append(si.done, parts...)
+		return corr, nil
 	}
 	if corr, err := find([]int32{home}); err != nil || corr != "" {
 		return corr, err
@@ -121,5 +244,6 @@ func correlationOf(ctx context.Context, opts []kgo.Opt, topic, key string) (stri
 			others = append(others, p)
 		}
 	}
+	slices.Sort(others)
 	return find(others)
 }
