@@ -88,7 +88,7 @@ func (p *planner) newEvent(kind string, bt time.Time) *Event {
 	case KindStandardWebhooks:
 		e.Source, e.EventType, e.ID = "billing", "invoice.paid", "msg_"+id
 		e.EntityKey = "billing:invoice.paid:inv_" + id
-		e.NaturalKey = "invoice.paid:inv_" + id
+		e.NaturalKey = e.ID // the example sources name no natural_key: the message id
 	}
 	e.setNaturalKey()
 	return e
