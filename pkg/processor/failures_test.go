@@ -336,6 +336,52 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 
+	t.Run("a long Retry-After does not hold back its tier's partition", func(t *testing.T) {
+		// a's sink asks for 20s; b fails just after it, on the same
+		// retry partition (3 partitions, as testenv creates them), and is
+		// due after the 1s tier. A tier partition is retried in order, so
+		// b must not sit behind a's 20s.
+		part := kgo.StickyKeyPartitioner(nil).ForTopic("x")
+		partition := func(id string) int {
+			return part.Partition(&kgo.Record{Key: []byte(envelope.IdempotencyKey("shop", id))}, 3)
+		}
+		a, b := "wh-ra-0", ""
+		for i := 1; b == ""; i++ {
+			if id := fmt.Sprintf("wh-ra-%d", i); partition(id) == partition(a) {
+				b = id
+			}
+		}
+		var mu sync.Mutex
+		seen := map[string][]time.Time{}
+		ds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			k := r.Header.Get("Idempotency-Key")
+			mu.Lock()
+			seen[k] = append(seen[k], time.Now())
+			n := len(seen[k])
+			mu.Unlock()
+			switch {
+			case k == envelope.IdempotencyKey("shop", a) && n == 1:
+				w.Header().Set("Retry-After", "20")
+				w.WriteHeader(http.StatusServiceUnavailable)
+			case k == envelope.IdempotencyKey("shop", b) && n == 1:
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+		}))
+		t.Cleanup(ds.Close)
+		h := newHarnessWith(t, newEnv(t), shopSinkSources(ds.URL, "\n    retry: {tiers: [1s, 2s], max_attempts: 3}"), testTiers, nil)
+		h.start("a", nil)
+		h.send("shop", "orders/updated", a, "2025-01", envelope.ChannelWebhook, shopOrder(501, time.Date(2025, 1, 1, 0, 0, 1, 0, time.UTC), "paid", true))
+		testenv.Eventually(t, 10*time.Second, "a to be retried", func() bool { return h.total(Retried) == 1 })
+		h.send("shop", "orders/updated", b, "2025-01", envelope.ChannelWebhook, shopOrder(502, time.Date(2025, 1, 1, 0, 0, 2, 0, time.UTC), "paid", true))
+		testenv.Eventually(t, 40*time.Second, "both to be processed", func() bool { return h.total(Processed) == 2 })
+		mu.Lock()
+		calls := seen[envelope.IdempotencyKey("shop", b)]
+		mu.Unlock()
+		if gap := calls[1].Sub(calls[0]); gap > 5*time.Second {
+			t.Fatalf("b, due after 1s, was retried %v after its failure: held behind a's Retry-After", gap)
+		}
+	})
+
 	t.Run("a hanging sink sends events to a retry tier, not the batch round again", func(t *testing.T) {
 		var calls atomic.Int64
 		ds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -25,13 +25,26 @@ func TestDecide(t *testing.T) {
 		{4, transient, Decision{DeadLetter: true, Reason: "retry budget exhausted"}},
 		{1, Permanent(transient), Decision{DeadLetter: true, Reason: "permanent error"}},
 		{1, fmt.Errorf("wrapped: %w", Permanent(transient)), Decision{DeadLetter: true, Reason: "permanent error"}},
-		{1, Retryable(transient, time.Hour), Decision{Tier: 0, Delay: time.Hour, NextAttempt: 2}},
+		// A Retry-After past the tier moves the record to a tier that
+		// covers it, due when asked (no later than the records after it)...
+		{1, Retryable(transient, 90*time.Second), Decision{Tier: 1, Delay: 90 * time.Second, NextAttempt: 2}},
+		{1, Retryable(transient, 2*time.Minute), Decision{Tier: 1, Delay: 2 * time.Minute, NextAttempt: 2}},
+		{2, Retryable(transient, 5*time.Minute), Decision{Tier: 2, Delay: 5 * time.Minute, NextAttempt: 3}},
+		// ... and past the longest tier it is cut to it: a record due
+		// later than its tier's delay would hold its partition back.
+		{1, Retryable(transient, time.Hour), Decision{Tier: 2, Delay: 15 * time.Minute, NextAttempt: 2}},
+		{3, Retryable(transient, 24*time.Hour), Decision{Tier: 2, Delay: 15 * time.Minute, NextAttempt: 4}},
 		{2, Retryable(transient, time.Second), Decision{Tier: 1, Delay: 2 * time.Minute, NextAttempt: 3}},
 	}
 	for _, c := range cases {
 		if got := p.Decide(c.attempt, c.err); got != c.want {
 			t.Errorf("attempt %d, %v: %+v, want %+v", c.attempt, c.err, got, c.want)
 		}
+	}
+	// A source's tiers need not be in order; never an earlier one.
+	unordered := Policy{Tiers: []time.Duration{2 * time.Minute, 30 * time.Second, 15 * time.Minute}, MaxAttempts: 4}
+	if d := unordered.Decide(2, Retryable(transient, time.Minute)); d.Tier != 2 || d.Delay != time.Minute {
+		t.Errorf("unordered tiers: %+v, want tier 2 (15m) due in 1m", d)
 	}
 	long := Policy{Tiers: []time.Duration{time.Second}, MaxAttempts: 5}
 	if d := long.Decide(3, transient); d.Tier != 0 || d.NextAttempt != 4 {
