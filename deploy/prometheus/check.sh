@@ -6,7 +6,9 @@
 #   3. promtool check config deploy/prometheus/prometheus.yml  (with the container
 #      paths mapped back to this checkout, so rule_files must point at alerts.yml
 #      as docker-compose.yml mounts it)
-#   4. deploy/grafana/dashboards/*.json are valid JSON, and every PromQL query in
+#   4. promtool check config deploy/prometheus/kubernetes-scrape.yml, which must
+#      name the jobs the rules select
+#   5. deploy/grafana/dashboards/*.json are valid JSON, and every PromQL query in
 #      them parses (needs python3; skipped with a note otherwise)
 #
 # Usage: deploy/prometheus/check.sh          (from anywhere)
@@ -46,6 +48,22 @@ if ! grep -q "^  - $MOUNT/alerts.yml" "$DIR/prometheus.yml"; then
   fail=1
 fi
 "$PROMTOOL" check config --lint-fatal "$tmp/prometheus.yml" || fail=1
+
+step "promtool check config deploy/prometheus/kubernetes-scrape.yml"
+if ! out="$(cd "$DIR" && "$PROMTOOL" check config --lint-fatal kubernetes-scrape.yml 2>&1)"; then
+  if grep -q "field kubernetes_sd_configs not found" <<<"$out"; then
+    # Debian's prometheus package is built without Kubernetes discovery.
+    echo "SKIP: this promtool has no Kubernetes service discovery; only the job names are checked"
+  else
+    echo "$out"
+    fail=1
+  fi
+else
+  echo "$out"
+fi
+for job in inlet-ingest inlet-processor; do
+  grep -q "job_name: $job\$" "$DIR/kubernetes-scrape.yml" || { echo "FAILED: kubernetes-scrape.yml has no job $job (alerts.yml selects it)"; fail=1; }
+done
 
 step "Grafana dashboards: JSON and PromQL"
 if command -v python3 >/dev/null 2>&1; then
