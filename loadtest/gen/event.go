@@ -141,7 +141,7 @@ func (e *Event) Body() []byte {
 		}
 		v = map[string]any{"id": id, "name": "#" + strconv.FormatInt(e.Seq, 10), "email": "load@example.com",
 			"created_at": bt.Add(-time.Hour).Format(time.RFC3339), "updated_at": bt.Format(time.RFC3339),
-			"currency": "USD", "total_price": "19.90", "payment_status": "paid", "line_items": items}
+			"currency": "USD", "total_price": "19.90", "financial_status": "paid", "line_items": items}
 	case e.Kind == KindStandardWebhooks:
 		v = map[string]any{"type": e.EventType, "timestamp": bt.Format(time.RFC3339),
 			"data": map[string]any{"id": strings.TrimPrefix(e.EntityKey, "billing:invoice.paid:"), "amount": 1200 + e.Seq%100, "currency": "EUR"}}

@@ -112,14 +112,14 @@ func TestProcessedSchemaKeepsAliases(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, f := range data.Fields {
-		if f.Name == "payment_status" {
-			if !reflect.DeepEqual(f.Aliases, []string{"financial_status"}) {
+		if f.Name == "financial_status" {
+			if !reflect.DeepEqual(f.Aliases, []string{"payment_status"}) {
 				t.Errorf("aliases = %v", f.Aliases)
 			}
 			return
 		}
 	}
-	t.Errorf("no payment_status in %s", text)
+	t.Errorf("no financial_status in %s", text)
 }
 
 // TestProcessedStructEncodesLikeMap: the struct the declarative handler

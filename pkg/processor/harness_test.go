@@ -284,13 +284,14 @@ func paymentIntent(evtID, piID, status string, created int64) []byte {
 		evtID, created, status, piID, status)
 }
 
+// shopOrder is an order body; v2 (API 2025-01 on) adds current_total_price.
 func shopOrder(id int64, updated time.Time, status string, v2 bool) []byte {
-	field := "financial_status"
+	extra := ""
 	if v2 {
-		field = "payment_status"
+		extra = `"current_total_price":"10.00",`
 	}
-	return fmt.Appendf(nil, `{"id":%d,"name":"#%d","email":"jon@example.com","created_at":"2025-01-01T10:00:00-05:00","updated_at":%q,"currency":"USD","total_price":"10.00",%q:%q,"line_items":[{"id":1,"title":"Hat","quantity":1,"price":"10.00","unknown_extra":true}],"extra_top":{"a":1}}`,
-		id, id, updated.Format(time.RFC3339), field, status)
+	return fmt.Appendf(nil, `{"id":%d,"name":"#%d","email":"jon@example.com","created_at":"2025-01-01T10:00:00-05:00","updated_at":%q,"currency":"USD","total_price":"10.00",%s"financial_status":%q,"line_items":[{"id":1,"title":"Hat","quantity":1,"price":"10.00","unknown_extra":true}],"extra_top":{"a":1}}`,
+		id, id, updated.Format(time.RFC3339), extra, status)
 }
 
 // decodeProcessed reads every processed record as a generic map, through

@@ -194,8 +194,8 @@ func processorSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 		for _, p := range h.processed(2) {
 			data := p["data"].(map[string]any)
-			if st, ok := data["payment_status"].(string); !ok || st != "paid" {
-				t.Errorf("%s: payment_status = %v (v1's financial_status must be upcast)", p["_key"], data["payment_status"])
+			if st, ok := data["financial_status"].(string); !ok || st != "paid" {
+				t.Errorf("%s: financial_status = %v (kept through the upcast to v2)", p["_key"], data["financial_status"])
 			}
 		}
 		inv := h.env.ReadAll(t, h.topics.Invalid, 3, 500*time.Millisecond, 10*time.Second)

@@ -77,9 +77,9 @@ func TestIntegrationPythonConsumerReadsProcessedRecords(t *testing.T) {
 		t.Errorf("payment intent: %v", pi)
 	}
 	// The v1 (API 2024-07) order reaches data teams in the canonical v2
-	// schema: financial_status arrives as payment_status.
+	// schema: financial_status kept, current_total_price null.
 	data, _ := shop["data"].(map[string]any)
-	if data["payment_status"] != "paid" || shop["contract_version"] != "v1" {
+	if data["financial_status"] != "paid" || data["current_total_price"] != nil || shop["contract_version"] != "v1" {
 		t.Errorf("order: %v", shop)
 	}
 }

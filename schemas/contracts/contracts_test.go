@@ -246,17 +246,18 @@ func name(v *contract.Version) string {
 }
 
 // TestShopifyUpcast: a v1 (API 2024-07) order reads into canonical v2 with
-// financial_status carried into payment_status by the field alias, and the
-// field v2 added at its default.
+// its fields kept and the field v2 added at its default; a real v2 body
+// keeps financial_status (Shopify never renamed it), and processed records
+// written when v2 called it payment_status still resolve.
 func TestShopifyUpcast(t *testing.T) {
 	c, _ := load(t).Contract("shopify/order")
 	v1, _ := c.VersionFor("2024-07")
 	got := readFixture(t, v1, "shopify/order/fixtures/v1/orders.create.2024-07.json")
-	if got["payment_status"] != "paid" {
-		t.Errorf("payment_status = %#v, want \"paid\" (from financial_status)", got["payment_status"])
+	if got["financial_status"] != "paid" {
+		t.Errorf("financial_status = %#v, want \"paid\"", got["financial_status"])
 	}
-	if _, ok := got["financial_status"]; ok {
-		t.Errorf("financial_status survived the upcast: %#v", got)
+	if _, ok := got["payment_status"]; ok {
+		t.Errorf("a payment_status field in canonical data: %#v", got)
 	}
 	if v, ok := got["current_total_price"]; !ok || v != nil {
 		t.Errorf("current_total_price = %#v, %v; want nil from the v2 default", v, ok)
@@ -271,8 +272,41 @@ func TestShopifyUpcast(t *testing.T) {
 
 	v2, _ := c.VersionFor("2025-04")
 	got = readFixture(t, v2, "shopify/order/fixtures/v2/orders.updated.edited.2025-04.json")
-	if got["payment_status"] != "partially_refunded" || got["current_total_price"] != "403.00" {
+	if got["financial_status"] != "partially_refunded" || got["current_total_price"] != "403.00" {
 		t.Errorf("v2 = %#v", got)
+	}
+	got = readFixture(t, v2, "shopify/order/fixtures/v2/orders.create.2025-01.json")
+	if got["financial_status"] == nil {
+		t.Errorf("a 2025-01 order lost its financial_status: %#v", got)
+	}
+
+	// A processed record written with the earlier v2 (payment_status)
+	// decodes with this one.
+	text, err := fs.ReadFile(contracts.FS, "shopify/order/v2.avsc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := avro.MustParse(string(text))
+	before := avro.MustParse(strings.Replace(string(text), `"name": "financial_status", "aliases": ["payment_status"]`, `"name": "payment_status"`, 1))
+	old := map[string]any{}
+	for _, f := range before.(*avro.RecordSchema).Fields() {
+		if f.HasDefault() {
+			old[f.Name()] = f.Default()
+		}
+	}
+	old["id"], old["name"], old["created_at"], old["updated_at"], old["currency"], old["total_price"] = int64(1), "#1", "2025-01-01T00:00:00Z", "2025-01-01T00:00:00Z", "USD", "1.00"
+	old["line_items"], old["payment_status"] = []any{}, "paid"
+	b, err := avro.Marshal(before, old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resolved, err := avro.NewSchemaCompatibility().Resolve(now, before)
+	if err != nil {
+		t.Fatalf("the earlier v2 does not resolve to this one: %v", err)
+	}
+	var back map[string]any
+	if err := avro.Unmarshal(resolved, b, &back); err != nil || back["financial_status"] != "paid" {
+		t.Fatalf("decoded %v (%v), want financial_status paid", back, err)
 	}
 }
 

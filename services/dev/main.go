@@ -286,7 +286,7 @@ func sampleCurl(sources *source.File, base string) string {
 		return "(no source named shop in the sources file)"
 	}
 	// A valid orders/updated body for API 2025-01 (contract shopify/order v2).
-	body := []byte(`{"id":820982911946154508,"name":"#1001","email":"jon@example.com","created_at":"2025-01-10T11:00:00-05:00","updated_at":"2025-01-10T12:00:00-05:00","currency":"USD","total_price":"199.65","payment_status":"paid","line_items":[{"id":1,"title":"Wool hat","quantity":1,"price":"199.65"}]}`)
+	body := []byte(`{"id":820982911946154508,"name":"#1001","email":"jon@example.com","created_at":"2025-01-10T11:00:00-05:00","updated_at":"2025-01-10T12:00:00-05:00","currency":"USD","total_price":"199.65","financial_status":"paid","line_items":[{"id":1,"title":"Wool hat","quantity":1,"price":"199.65"}]}`)
 	// One line, and no ' that would end the shell quote.
 	body = []byte(strings.ReplaceAll(strings.Join(strings.Fields(string(body)), " "), "'", "\\u0027"))
 	h := http.Header{}

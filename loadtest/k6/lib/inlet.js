@@ -112,7 +112,7 @@ export function body(ev) {
       break;
     case 'shopify':
       v = { id: ev.orderId || orderIdOf(ev.id), name: `#${ev.id}`, email: 'load@example.com', created_at: t, updated_at: t,
-        currency: 'USD', total_price: '19.90', payment_status: 'paid',
+        currency: 'USD', total_price: '19.90', financial_status: 'paid',
         line_items: ev.invalid ? 'not a list' : [{ id: 1, title: 'Wool hat', quantity: 1, price: '19.90' }] };
       break;
     case 'standard-webhooks':
