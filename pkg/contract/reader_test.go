@@ -376,3 +376,15 @@ func TestReadConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestUpcastLargeString: a value over hamba's default 1 MiB string limit
+// upcasts (a payload may be as large as a raw record); refused, a valid
+// event would go through every retry tier to the DLQ.
+func TestUpcastLargeString(t *testing.T) {
+	v := version(t, testRegistry(t), "test/widget", "v1")
+	big := `"` + strings.Repeat("x", 1<<20+1) + `"`
+	p := `{"id": 1, "count": 1, "ratio": 1, "weight": 1, "ok": true, "name": "n", "color": "red", "size": "s", "parts": [], "nothing": null, "extra": {"blob": ` + big + `}}`
+	if _, err := v.Read([]byte(p)); err != nil {
+		t.Fatalf("payload of %d bytes: %v", len(p), err)
+	}
+}

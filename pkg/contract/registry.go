@@ -8,6 +8,8 @@ import (
 	"slices"
 
 	"github.com/hamba/avro/v2"
+
+	"github.com/inletdev/inlet/pkg/kafka"
 )
 
 // Registry holds every contract of a tree loaded by Load. It is immutable
@@ -68,7 +70,10 @@ func Load(fsys fs.FS) (*Registry, error) {
 	}
 	r := &Registry{contracts: make(map[string]*Contract, len(files))}
 	compat := avro.NewSchemaCompatibility()
-	api := avro.Config{}.Freeze()
+	// hamba refuses strings and bytes over 1 MiB by default; a payload
+	// may be as large as a raw record, and a refused upcast would send a
+	// valid event through every retry tier to the DLQ.
+	api := avro.Config{MaxByteSliceSize: kafka.MaxMessageBytes}.Freeze()
 	var errs []error
 	for _, file := range files {
 		c, err := loadContract(fsys, file, compat, api)

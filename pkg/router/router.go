@@ -166,7 +166,11 @@ func (r *Router) Lookup(source, eventType, version string) (Handler, Route, erro
 		if e.route.Version != "*" && e.route.Version != version {
 			continue
 		}
-		if s := specificity(e.route); s > bestScore {
+		// Equal specificity (say "invoice.*" and "*.created" for
+		// invoice.created): the smaller pattern, so that every instance
+		// picks the same handler whatever the order routes were added in
+		// (a sources file's events are a map).
+		if s := specificity(e.route); s > bestScore || (s == bestScore && e.route.EventType < r.routes[best].route.EventType) {
 			best, bestScore = i, s
 		}
 	}

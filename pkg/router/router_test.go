@@ -55,6 +55,27 @@ func TestLookupPrefersTheMostSpecificRoute(t *testing.T) {
 	}
 }
 
+// TestLookupTieIsDeterministic: two patterns equally specific for an event
+// pick the same handler whatever order they were added in (a sources
+// file's events are a map, iterated at random).
+func TestLookupTieIsDeterministic(t *testing.T) {
+	for _, order := range [][]string{{"invoice.*", "*.created"}, {"*.created", "invoice.*"}} {
+		r := New()
+		for _, p := range order {
+			if err := r.Handle(Route{"billing", p, "*"}, named(p)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h, _, err := r.Lookup("billing", "invoice.created", "v1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out, _ := h.Handle(context.Background(), nil); out.EntityKey != "*.created" {
+			t.Errorf("added %v: %s chosen, want *.created (the smaller pattern) either way", order, out.EntityKey)
+		}
+	}
+}
+
 func TestMatch(t *testing.T) {
 	for _, c := range []struct {
 		p, n string
