@@ -140,17 +140,18 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	opts, _ := kcfg.ClientOpts(log)
-	producers, err := ingest.NewProducers(c.ingest.Producers, opts...)
-	if err != nil {
-		return err
-	}
-	defer producers.Close()
 	tel, err := telemetry.New(ctx, "inlet-dev")
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
+	opts, _ := kcfg.ClientOpts(log)
+	opts = append(opts, tel.KafkaOpts()...) // franz-go's client metrics, as the services have
+	producers, err := ingest.NewProducers(c.ingest.Producers, opts...)
+	if err != nil {
+		return err
+	}
+	defer producers.Close()
 	rt, err := declarative.Router(sources)
 	if err != nil {
 		return err
@@ -161,6 +162,9 @@ func run(args []string) error {
 	}
 	rdb := redis.NewClient(ropt)
 	defer rdb.Close()
+	if err := tel.InstrumentRedis(rdb); err != nil {
+		return err
+	}
 	c.alert.Log = log
 	alerter := alert.New(c.alert)
 	if err := alerter.Instrument(tel.Meter); err != nil {
@@ -209,11 +213,11 @@ func run(args []string) error {
 	}
 	ln, err := net.Listen("tcp", c.ingest.Addr)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (is another `make run` running? stop it, or pick another address: INLET_INGEST_ADDR=127.0.0.1:18080 make run)", err)
 	}
 	adminLn, err := net.Listen("tcp", c.adminAddr)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w (is another `make run` running? stop it, or pick another address: INLET_ADMIN_ADDR=127.0.0.1:19090 make run)", err)
 	}
 	adminSrv := &http.Server{Handler: adminMux(srv, tel, api), ReadHeaderTimeout: 5 * time.Second}
 
@@ -244,12 +248,13 @@ See it on the raw topic, then processed (Avro, decoded through the registry):
 
 Operate it (the admin API token is made up for this run):
   export INLET_ADMIN_TOKEN=%[11]s INLET_KAFKA_BROKERS=%[4]s INLET_SCHEMA_REGISTRY_URL=%[6]s
+  export INLET_REDIS_URL=%[7]s INLET_SOURCES=%[12]s
   go run ./services/inletctl trace <correlation_id from the answer>
   go run ./services/inletctl dlq ls --group
 
 Ctrl-C stops everything.
 `, c.dataDir, ingestURL, adminLn.Addr(), strings.Join(stack.Brokers, ","), c.prefix, stack.RegistryURL, stack.RedisURL,
-		sampleCurl(sources, ingestURL), topics.Raw, topics.Processed, os.Getenv(admin.EnvWriteToken))
+		sampleCurl(sources, ingestURL), topics.Raw, topics.Processed, os.Getenv(admin.EnvWriteToken), c.sources)
 	log.Info("ready", "ingest", ingestURL, "sources", sources.Names())
 
 	select {
