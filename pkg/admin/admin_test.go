@@ -360,6 +360,10 @@ func TestListIsPaged(t *testing.T) {
 	if _, m, _ := call(t, srv, "GET", "/v1/dlq?group=true", "w", ""); m["count"].(float64) != MaxLimit+250 {
 		t.Fatalf("groups: %v", m)
 	}
+	// Nothing matches: [] as for entries, not null.
+	if _, m, _ := call(t, srv, "GET", "/v1/dlq?group=true&source=nope", "w", ""); m["count"].(float64) != 0 || m["groups"] == nil {
+		t.Fatalf("no groups: %v, want an empty list", m)
+	}
 	code, m, _ = call(t, srv, "POST", "/v1/dlq/discard", "w", `{"filter":{"source":"shop"},"reason":"cancelled upstream"}`)
 	if code != 200 || m["count"].(float64) != MaxLimit+250 || len(m["entries"].([]any)) != ops.MaxShown || m["entries_truncated"] != true {
 		t.Fatalf("decision: %d count %v, %d entries, truncated %v", code, m["count"], len(m["entries"].([]any)), m["entries_truncated"])

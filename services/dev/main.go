@@ -8,6 +8,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -48,7 +49,10 @@ var devSecrets = map[string]string{
 }
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	err := run(os.Args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp): // -h: usage was asked for, and printed
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "dev:", err)
 		os.Exit(1)
 	}
