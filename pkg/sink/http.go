@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"time"
@@ -38,6 +39,9 @@ type HTTPConfig struct {
 type HTTP struct {
 	cfg HTTPConfig
 	cl  *http.Client
+	// where names the sink in errors: scheme and host only, since a path
+	// or query may hold a token, and errors go to the DLQ and alerts.
+	where string
 }
 
 // NewHTTP returns a sink for cfg.
@@ -54,7 +58,20 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	if len(cfg.RetryableStatus) == 0 {
 		cfg.RetryableStatus = DefaultRetryableStatus
 	}
-	return &HTTP{cfg: cfg, cl: &http.Client{Timeout: cfg.Timeout}}, nil
+	u, err := url.Parse(cfg.URL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, errors.New("sink: the URL must be http(s) with a host")
+	}
+	cl := &http.Client{
+		Timeout: cfg.Timeout,
+		// A redirect is answered as a failure, not followed: Go would
+		// resend a POST after 301/302/303 as a GET without its body (and
+		// the event would count as delivered), and after 307/308 send the
+		// payload and the configured headers, secrets included, to
+		// wherever the Location points.
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+	return &HTTP{cfg: cfg, cl: cl, where: u.Scheme + "://" + u.Host}, nil
 }
 
 // StatusError is a non-2xx answer from the sink.
@@ -84,7 +101,11 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 	}
 	resp, err := s.cl.Do(req)
 	if err != nil {
-		return retry.Retryable(fmt.Errorf("sink %s: %w", s.cfg.URL, err), 0)
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err // its text is the whole URL, query included
+		}
+		return retry.Retryable(fmt.Errorf("sink %s: %w", s.where, err), 0)
 	}
 	defer resp.Body.Close()
 	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
@@ -93,6 +114,9 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 		return nil
 	}
 	se := &StatusError{Status: resp.StatusCode, Body: string(snippet)}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		se.Body = "a redirect, which Inlet does not follow: set the sink's url to where it points"
+	}
 	if resp.StatusCode >= 500 || slices.Contains(s.cfg.RetryableStatus, resp.StatusCode) {
 		return retry.Retryable(se, retryAfter(resp.Header.Get("Retry-After"), time.Now()))
 	}

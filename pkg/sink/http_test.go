@@ -2,8 +2,11 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,5 +67,60 @@ func TestHTTPNetworkErrorsAreRetryable(t *testing.T) {
 	s, _ := NewHTTP(HTTPConfig{URL: url, Timeout: time.Second})
 	if err := s.Send(context.Background(), nil, "application/json", "k", "c"); err == nil || !retry.IsRetryable(err) {
 		t.Fatalf("connection refused: %v", err)
+	}
+}
+
+// TestHTTPRedirectIsNotDelivery: a redirect is a failure to fix, never
+// followed. Followed, a 302 turned the POST into a GET without its body
+// (the event counted as delivered) and a 307 took the payload and the
+// configured secret headers to another host.
+func TestHTTPRedirectIsNotDelivery(t *testing.T) {
+	var elsewhere atomic.Int64
+	other := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { elsewhere.Add(1) }))
+	defer other.Close()
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther, http.StatusTemporaryRedirect, http.StatusPermanentRedirect} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Redirect(w, r, other.URL+"/hook", code)
+		}))
+		s, err := NewHTTP(HTTPConfig{URL: srv.URL, Timeout: time.Second, Headers: map[string]string{"X-Api-Key": "s3cret"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = s.Send(context.Background(), []byte(`{"card":"4242"}`), "application/json", "k", "c")
+		var se *StatusError
+		if !errors.As(err, &se) || se.Status != code || retry.IsRetryable(err) || !strings.Contains(err.Error(), "redirect") {
+			t.Errorf("%d: %v, want a permanent StatusError naming the redirect", code, err)
+		}
+		srv.Close()
+	}
+	if n := elsewhere.Load(); n != 0 {
+		t.Fatalf("the redirect target was called %d times", n)
+	}
+}
+
+// TestHTTPErrorsNameNoSecretURLParts: errors go to the DLQ's history and
+// alerts; the URL's credentials, path and query stay out.
+func TestHTTPErrorsNameNoSecretURLParts(t *testing.T) {
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := srv.Listener.Addr().String()
+	srv.Close()
+	s, err := NewHTTP(HTTPConfig{URL: "http://svc:hunter2@" + addr + "/hook/T0K3N?api_key=k3y", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Send(context.Background(), nil, "application/json", "k", "c")
+	if err == nil {
+		t.Fatal("sent to a closed port")
+	}
+	for _, secret := range []string{"hunter2", "T0K3N", "k3y"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("error shows %q: %v", secret, err)
+		}
+	}
+	if !strings.Contains(err.Error(), addr) {
+		t.Errorf("error does not name the host: %v", err)
+	}
+	if _, err := NewHTTP(HTTPConfig{URL: "ftp://x/y"}); err == nil {
+		t.Error("an ftp URL was accepted")
 	}
 }
