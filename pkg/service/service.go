@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -141,4 +142,22 @@ func CheckRedis(ctx context.Context, st *store.Store, log *slog.Logger) error {
 		log.Warn("could not check the Redis version; processing waits for Redis", "error", err)
 	}
 	return nil
+}
+
+// AdminServer is the HTTP server for a process's admin listener (/metrics,
+// /healthz, /readyz and, on the processor, the admin API). Every limit is
+// set: it listens on the cluster network, and one unauthenticated request
+// must not hold a connection (a goroutine, a descriptor) for good. The
+// write bound is long because a requeue or discard of a large queue
+// answers only when done (it commits as it goes, so a cut one can be run
+// again).
+func AdminServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       time.Minute, // request bodies are at most 1 MiB
+		WriteTimeout:      15 * time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+	}
 }

@@ -223,7 +223,7 @@ func run(args []string) error {
 	if err != nil {
 		return fmt.Errorf("%w (is another `make run` running? stop it, or pick another address: INLET_ADMIN_ADDR=127.0.0.1:19090 make run)", err)
 	}
-	adminSrv := &http.Server{Handler: adminMux(srv, tel, api), ReadHeaderTimeout: 5 * time.Second}
+	adminSrv := service.AdminServer(adminMux(srv, tel, api))
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()

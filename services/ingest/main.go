@@ -11,7 +11,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
@@ -115,7 +114,7 @@ func run(args []string) error {
 	mux.Handle("GET /metrics", tel.Handler())
 	mux.Handle("GET /healthz", srv.Handler())
 	mux.Handle("GET /readyz", srv.Handler())
-	admin := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	admin := service.AdminServer(mux)
 	go func() {
 		// Only Close ends it normally; anything else leaves /metrics and
 		// the probes dead while ingest goes on, so say so.

@@ -193,7 +193,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	adminSrv := &http.Server{Handler: adminMux(&draining, tel, api), ReadHeaderTimeout: 5 * time.Second}
+	adminSrv := service.AdminServer(adminMux(&draining, tel, api))
 	go func() {
 		// Only Shutdown ends it normally; anything else leaves /metrics and
 		// /healthz dead while processing goes on, so say so.
