@@ -306,9 +306,20 @@ func slackText(m Message) string {
 	if m.Count > 1 {
 		more = fmt.Sprintf(" (+%d more like it)", m.Count-1)
 	}
+	e := slackEscape
 	return fmt.Sprintf(":rotating_light: *%s* %s/%s%s\n*event* `%s`  *correlation* `%s`\n*reason* %s: %s\n*runbook* %s\n```%s```",
-		title, m.Source, m.EventType, more, m.EventID, m.CorrelationID, m.Reason, m.Error, m.Runbook, m.Excerpt)
+		title, e(m.Source), e(m.EventType), more, e(m.EventID), e(m.CorrelationID), e(m.Reason), e(m.Error), e(m.Runbook), e(m.Excerpt))
 }
+
+// slackEscaper makes event data plain text in Slack's mrkdwn: Slack reads
+// <!channel> and <url|text> as a mention and a link, so a sender could
+// page a whole channel or plant a phishing link through an event type, and
+// a backtick ends the code span or block the value sits in (the excerpt's
+// "```" would let the rest render as markup). & < > are escaped as Slack
+// asks; a backtick becomes ˋ (U+02CB), which looks the same.
+var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "\u02cb")
+
+func slackEscape(s string) string { return slackEscaper.Replace(s) }
 
 // redactURL names a webhook without its secret parts: scheme and host,
 // then "/…" (https://hooks.slack.com/…). Path, query, fragment and

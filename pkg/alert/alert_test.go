@@ -450,3 +450,23 @@ func TestRedactURL(t *testing.T) {
 		}
 	}
 }
+
+// TestSlackTextEscapesEventData: event data is plain text in Slack. An
+// event type "<!channel> <https://evil.example|Fix it here>" pinged the
+// channel with a link; a payload holding ``` broke out of the code block.
+func TestSlackTextEscapesEventData(t *testing.T) {
+	m := Message{Alert: Alert{Kind: KindInvalid, Source: "open", EventType: "<!channel> <https://evil.example/login|Fix it here>",
+		EventID: "e`1", Reason: "no handler", Error: "a & b", Excerpt: "{\"x\":\"```<!here>\"}"}, Count: 1}
+	text := slackText(m)
+	for _, bad := range []string{"<!channel>", "<!here>", "<https://", "e`1", "a & b"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("slack text holds %q unescaped:\n%s", bad, text)
+		}
+	}
+	if strings.Count(text, "```") != 2 {
+		t.Errorf("the excerpt's code block is not closed where it should be:\n%s", text)
+	}
+	if !strings.Contains(text, "&lt;!channel&gt;") || !strings.Contains(text, "a &amp; b") {
+		t.Errorf("escaped forms missing:\n%s", text)
+	}
+}
