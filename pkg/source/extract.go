@@ -64,16 +64,23 @@ func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
 }
 
 // CheckMeta refuses an extracted value (event type, event id, schema
-// version) that is too long or not valid UTF-8. They become Kafka keys and
-// headers, Avro strings and metric labels: one invalid byte in an event
-// type made every /metrics scrape fail until a restart, and invalid bytes
-// decoded as U+FFFD made two different event ids one key.
+// version) that is too long, not valid UTF-8, or holds control characters.
+// They become Kafka keys and headers, Avro strings and metric labels: one
+// invalid byte in an event type made every /metrics scrape fail until a
+// restart, and invalid bytes decoded as U+FFFD made two different event ids
+// one key. No provider sends control characters there; from a sender they
+// are escape sequences meant for an operator's terminal or a log viewer.
 func CheckMeta(v string) error {
 	if len(v) > maxMetaLen {
 		return fmt.Errorf("metadata value longer than %d bytes", maxMetaLen)
 	}
 	if !utf8.ValidString(v) {
 		return errors.New("metadata value is not valid UTF-8")
+	}
+	for _, r := range v {
+		if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) {
+			return fmt.Errorf("metadata value holds a control character (%U)", r)
+		}
 	}
 	return nil
 }

@@ -27,6 +27,12 @@ func TestCheckMeta(t *testing.T) {
 		{"bad\xff", false},
 		{strings.Repeat("x", 256), true},
 		{strings.Repeat("x", 257), false},
+		{"\x1b]0;owned\a\x1b[2J", false}, // terminal escapes
+		{"e1\rFAKE", false},
+		{"tab\there", false},
+		{"del\x7f", false},
+		{"c1\u009b2J", false},
+		{"spaces are fine", true},
 	} {
 		if err := CheckMeta(c.v); (err == nil) != c.ok {
 			t.Errorf("CheckMeta(%q): %v, want ok %v", c.v, err, c.ok)

@@ -9,9 +9,11 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -237,7 +239,7 @@ func printTable(out io.Writer, es []*ops.Entry) {
 		if e.Decision != nil {
 			dec = e.Decision.Action + " by " + e.Decision.Who
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At.UTC().Format(time.RFC3339), e.Source, e.EventType, e.EventID, e.Reason, trim(e.LastError, 60), dec)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At.UTC().Format(time.RFC3339), cell(e.Source), cell(e.EventType), cell(e.EventID), cell(e.Reason), trim(e.LastError, 60), cell(dec))
 	}
 	tw.Flush()
 }
@@ -257,32 +259,84 @@ func entriesJSON(es []*ops.Entry, withPayload bool) []map[string]any {
 }
 
 func printEntry(out io.Writer, e *ops.Entry) {
-	fmt.Fprintf(out, "id:             %s\nsource/type:    %s / %s\nevent id:       %s\ncorrelation id: %s\nreason:         %s\nrunbook:        %s\n", e.ID, e.Source, e.EventType, e.EventID, e.CorrelationID, e.Reason, e.Runbook)
+	fmt.Fprintf(out, "id:             %s\nsource/type:    %s / %s\nevent id:       %s\ncorrelation id: %s\nreason:         %s\nrunbook:        %s\n",
+		e.ID, cell(e.Source), cell(e.EventType), cell(e.EventID), cell(e.CorrelationID), cell(e.Reason), cell(e.Runbook))
 	if e.Decision != nil {
-		fmt.Fprintf(out, "decision:       %s by %s at %s: %s\n", e.Decision.Action, e.Decision.Who, e.Decision.At.Format(time.RFC3339), e.Decision.Why)
+		fmt.Fprintf(out, "decision:       %s by %s at %s: %s\n", e.Decision.Action, cell(e.Decision.Who), e.Decision.At.Format(time.RFC3339), cell(e.Decision.Why))
 	}
 	fmt.Fprintln(out, "error history:")
 	for _, h := range e.History {
-		fmt.Fprintf(out, "  %s  %-9s %s\n", h.At.Format(time.RFC3339), h.Stage, h.Error)
+		fmt.Fprintf(out, "  %s  %-9s %s\n", h.At.Format(time.RFC3339), cell(h.Stage), cell(h.Error))
 	}
-	fmt.Fprintf(out, "payload:\n%s\n\n", e.Payload)
+	fmt.Fprintf(out, "payload:\n%s\n\n", shown(string(e.Payload)))
+}
+
+// cell is shown text on one line: a table cell or a field of its own.
+func cell(s string) string {
+	return shown(strings.NewReplacer("\n", " ", "\t", " ", "\r", " ").Replace(s))
 }
 
 func printGroups(out io.Writer, groups []ops.Group) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COUNT\tSOURCE\tTYPE\tREASON\tERROR")
 	for _, g := range groups {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", g.Count, g.Source, g.EventType, g.Reason, trim(g.Error, 256)) // all of what was grouped on, on one line
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", g.Count, cell(g.Source), cell(g.EventType), cell(g.Reason), trim(g.Error, 256)) // all of what was grouped on, on one line
 	}
 	tw.Flush()
 }
 
 func trim(s string, n int) string {
-	s = strings.ReplaceAll(s, "\n", " ")
+	s = shown(strings.ReplaceAll(s, "\n", " "))
 	if len(s) > n {
-		return s[:n] + "…"
+		cut := n
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		return s[:cut] + "…"
 	}
 	return s
+}
+
+// shown makes text from events (ids, types, errors, payloads: whatever a
+// sender put there) safe to print on an operator's terminal: control
+// characters and the bidirectional-text overrides are written as Go
+// escapes (\x1b, \u202e) instead of being obeyed, so an event cannot clear
+// the screen, retitle the window, plant a link or hide rows of a listing
+// an operator is about to requeue or discard by filter. Newlines and tabs
+// are kept (payloads are multi-line); table cells replace them first.
+func shown(s string) string {
+	clean := true
+	for _, r := range s {
+		if unsafeRune(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unsafeRune(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func unsafeRune(r rune) bool {
+	switch {
+	case r == '\n' || r == '\t':
+		return false
+	case r < 0x20, r == 0x7f, r >= 0x80 && r <= 0x9f: // C0, DEL, C1
+		return true
+	case r >= 0x202a && r <= 0x202e, r >= 0x2066 && r <= 0x2069: // bidi embeddings, overrides, isolates
+		return true
+	}
+	return false
 }
 
 func parseTime(s string) (time.Time, error) {

@@ -100,3 +100,22 @@ func TestQueueCommands(t *testing.T) {
 		}
 	})
 }
+
+// TestTerminalEscapesAreShownNotObeyed: event text reaches the operator's
+// terminal; escapes in it are printed as escapes.
+func TestTerminalEscapesAreShownNotObeyed(t *testing.T) {
+	e := &ops.Entry{ID: "inlet.dlq/0/1", Source: "open", EventType: "\x1b]0;owned\a\x1b[2J", EventID: "e1\rFAKE",
+		Reason: "no handler", LastError: "sink answered 500: \x1b[31mred\u202e", Payload: []byte("{\n  \"x\": \"\x1b[2J\"\n}")}
+	var out bytes.Buffer
+	printTable(&out, []*ops.Entry{e})
+	printEntry(&out, e)
+	printGroups(&out, []ops.Group{{Count: 1, Source: "open", EventType: e.EventType, Error: e.LastError}})
+	for _, r := range out.String() {
+		if r == 0x1b || r == '\r' || r == '\a' || r == 0x202e {
+			t.Fatalf("output holds %U raw:\n%q", r, out.String())
+		}
+	}
+	if !strings.Contains(out.String(), `\x1b]0;owned`) || !strings.Contains(out.String(), "\n  \"x\"") {
+		t.Errorf("escapes not shown, or the payload's lines lost:\n%s", out.String())
+	}
+}

@@ -78,7 +78,7 @@ func trace(args []string, out io.Writer) (int, error) {
 		if e.Attempt > 0 {
 			att = fmt.Sprint(e.Attempt)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), e.Stage, att, e.Outcome, e.Where, trim(e.Error, 80))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), cell(e.Stage), att, cell(e.Outcome), cell(e.Where), trim(e.Error, 80))
 	}
 	return exitOK, tw.Flush()
 }
