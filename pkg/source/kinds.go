@@ -29,7 +29,11 @@ func (s *Source) applyKindDefaults() {
 		def(&s.EventType, Field{Header: "X-Shopify-Topic"})
 		def(&s.EventID, Field{Header: "X-Shopify-Webhook-Id"})
 		def(&s.SchemaVersion, Field{Header: "X-Shopify-API-Version"})
-		def(&s.OccurredAt, Field{Header: "X-Shopify-Triggered-At"})
+		// From the signed body, not X-Shopify-Triggered-At: Shopify signs
+		// only the body, so a header time could be set by whoever
+		// replays a captured delivery, and the business time decides
+		// newest-wins. Topics without updated_at get none.
+		def(&s.OccurredAt, Field{Pointer: "/updated_at"})
 	case KindStandardWebhooks:
 		def(&s.EventType, Field{Pointer: "/type"})
 		def(&s.EventID, Field{Header: "webhook-id"})

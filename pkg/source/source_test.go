@@ -1,6 +1,7 @@
 package source
 
 import (
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -56,5 +57,28 @@ func TestParseTime(t *testing.T) {
 		if got := ParseTime(gjson.Parse(in)); got != nil {
 			t.Errorf("%s: %v, want nil", in, got)
 		}
+	}
+}
+
+// TestShopifyBusinessTimeFromTheSignedBody: Shopify signs the body only; a
+// replayed delivery with a fresh X-Shopify-Triggered-At must not win
+// newest-wins with it.
+func TestShopifyBusinessTimeFromTheSignedBody(t *testing.T) {
+	t.Setenv("T_SHOP", "s")
+	f, err := Parse([]byte("sources:\n  shop:\n    kind: shopify\n    secrets_env: [T_SHOP]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := f.Get("shop")
+	h := http.Header{}
+	h.Set("X-Shopify-Topic", "orders/updated")
+	h.Set("X-Shopify-Webhook-Id", "wh-1")
+	h.Set("X-Shopify-Triggered-At", "2030-01-01T00:00:00Z")
+	m, err := src.Extract(h, []byte(`{"id":1,"updated_at":"2025-01-10T12:00:00-05:00"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := time.Date(2025, 1, 10, 17, 0, 0, 0, time.UTC); m.OccurredAt == nil || !m.OccurredAt.Equal(want) {
+		t.Fatalf("occurred_at %v, want the body's updated_at %v", m.OccurredAt, want)
 	}
 }
