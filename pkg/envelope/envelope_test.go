@@ -6,8 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/registry"
+	"github.com/inletdev/inlet/pkg/registry/registrytest"
 )
 
 // Every published envelope version must be readable by the next one, so that
@@ -228,20 +227,7 @@ func testCodec(t testing.TB) (*srfake.Registry, *Codec) {
 func TestLookupCodec(t *testing.T) {
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
-	var mu sync.Mutex
-	var writes []string
-	readOnly := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet && (r.Method != http.MethodPost || strings.HasSuffix(r.URL.Path, "/versions")) {
-			mu.Lock()
-			writes = append(writes, r.Method+" "+r.URL.Path)
-			mu.Unlock()
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write([]byte(`{"error_code":40301,"message":"User is denied operation Write on Subject"}`))
-			return
-		}
-		reg.Handler().ServeHTTP(w, r)
-	}))
-	t.Cleanup(readOnly.Close)
+	readOnly, writes := registrytest.ReadOnly(t, reg.URL())
 	client := func(url string) *registry.Client {
 		cl, err := sr.NewClient(sr.URLs(url))
 		if err != nil {
@@ -252,14 +238,14 @@ func TestLookupCodec(t *testing.T) {
 	ctx := context.Background()
 	const subject = "inlet.raw-value"
 
-	if _, err := LookupCodec(ctx, client(readOnly.URL), subject); !errors.Is(err, registry.ErrNotRegistered) {
+	if _, err := LookupCodec(ctx, client(readOnly), subject); !errors.Is(err, registry.ErrNotRegistered) {
 		t.Fatalf("before ingest registered it: %v; want ErrNotRegistered", err)
 	}
 	writer, err := NewCodec(ctx, client(reg.URL()), subject) // as ingest does at start
 	if err != nil {
 		t.Fatal(err)
 	}
-	codec, err := LookupCodec(ctx, client(readOnly.URL), subject)
+	codec, err := LookupCodec(ctx, client(readOnly), subject)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,9 +293,7 @@ func TestLookupCodec(t *testing.T) {
 			t.Fatalf("decode: %+v, %v", out, err)
 		}
 	})
-	mu.Lock()
-	defer mu.Unlock()
-	if len(writes) > 0 {
-		t.Fatalf("the lookup codec wrote to the registry: %v", writes)
+	if w := writes(); len(w) > 0 {
+		t.Fatalf("the lookup codec wrote to the registry: %v", w)
 	}
 }

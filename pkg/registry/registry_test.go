@@ -6,11 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
+
+	"github.com/inletdev/inlet/pkg/registry/registrytest"
 )
 
 const testSchema = `{"type":"record","name":"T","fields":[{"name":"a","type":"string"}]}`
@@ -94,28 +95,14 @@ func TestUnavailableOrVerdict(t *testing.T) {
 func TestLookupRegistersNothing(t *testing.T) {
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
-	var mu sync.Mutex
-	var writes []string
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// A read-only user: Confluent answers a write with 403.
-		if r.Method != http.MethodGet && (r.Method != http.MethodPost || strings.HasSuffix(r.URL.Path, "/versions")) {
-			mu.Lock()
-			writes = append(writes, r.Method+" "+r.URL.Path)
-			mu.Unlock()
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write([]byte(`{"error_code":40301,"message":"User is denied operation Write on Subject: s-value"}`))
-			return
-		}
-		reg.Handler().ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
+	ro, writes := registrytest.ReadOnly(t, reg.URL())
 	ctx := context.Background()
 	id, _, err := client(t, reg.URL()).Register(ctx, "s-value", testSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	c := client(t, srv.URL)
+	c := client(t, ro)
 	t.Run("registered", func(t *testing.T) {
 		got, schema, err := c.Lookup(ctx, "s-value", testSchema)
 		if err != nil || got != id || schema == nil {
@@ -139,10 +126,8 @@ func TestLookupRegistersNothing(t *testing.T) {
 		if _, _, err := c.Register(ctx, "s-value", testSchema); !IsDenied(err) {
 			t.Fatalf("Register: %v; want ErrDenied", err)
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		if len(writes) != 1 {
-			t.Fatalf("writes = %v; want only the Register", writes)
+		if w := writes(); len(w) != 1 {
+			t.Fatalf("writes = %v; want only the Register", w)
 		}
 	})
 }

@@ -4,13 +4,12 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/inletdev/inlet/pkg/registry/registrytest"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -32,32 +31,6 @@ func (l *requestLog) get() []string {
 	return slices.Clone(l.reqs)
 }
 
-// readOnlyRegistry serves the registry at target as to a user who may only
-// read: a write (registering a schema, changing config, deleting) is
-// answered 403 as Confluent answers it, and logged.
-func readOnlyRegistry(t *testing.T, target string) (string, *requestLog) {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	writes := &requestLog{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// POST /subjects/{s} looks a schema up; POST .../versions registers.
-		if r.Method != http.MethodGet && (r.Method != http.MethodPost || strings.HasSuffix(r.URL.Path, "/versions")) {
-			writes.add(r)
-			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = w.Write([]byte(`{"error_code":40301,"message":"User is denied operation Write on Subject"}`))
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(srv.Close)
-	return srv.URL, writes
-}
-
 // withRegistry is flags with the schema registry URL replaced.
 func withRegistry(flags []string, url string) []string {
 	out := slices.Clone(flags)
@@ -72,7 +45,7 @@ func withRegistry(flags []string, url string) []string {
 func TestReadOnlyRegistry(t *testing.T) {
 	env, _, _, flags := dlqEntry(t)
 	t.Run("dlq ls decodes and registers nothing", func(t *testing.T) {
-		ro, writes := readOnlyRegistry(t, env.RegistryURL)
+		ro, writes := registrytest.ReadOnly(t, env.RegistryURL)
 		var out bytes.Buffer
 		if code, err := run(append(withRegistry(flags, ro), "dlq", "ls", "--output", "json"), &out); code != exitOK {
 			t.Fatalf("exit %d: %v", code, err)
@@ -82,7 +55,7 @@ func TestReadOnlyRegistry(t *testing.T) {
 		if !strings.Contains(out.String(), `"event_id": "evt_q1"`) {
 			t.Fatalf("entry not decoded:\n%s", out.String())
 		}
-		if w := writes.get(); len(w) > 0 {
+		if w := writes(); len(w) > 0 {
 			t.Fatalf("wrote to the registry: %v", w)
 		}
 	})
@@ -117,14 +90,14 @@ func TestReadOnlyRegistry(t *testing.T) {
 	t.Run("envelope schema not registered", func(t *testing.T) {
 		env := testenv.Embedded(t)
 		topics := env.CreateTopics(t, nil) // no service started: nothing registered
-		ro, writes := readOnlyRegistry(t, env.RegistryURL)
+		ro, writes := registrytest.ReadOnly(t, env.RegistryURL)
 		flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-schema-registry-url", ro, "-topic-prefix", env.Prefix}
 		code, err := run(append(flags, "dlq", "ls"), &bytes.Buffer{})
 		if code != exitError || err == nil || !strings.Contains(err.Error(), "not registered under "+topics.RawSubject()) ||
 			!strings.Contains(err.Error(), "ingest and the processor register it when they start") {
 			t.Fatalf("exit %d: %v; want: not registered, and who registers it", code, err)
 		}
-		if w := writes.get(); len(w) > 0 {
+		if w := writes(); len(w) > 0 {
 			t.Fatalf("wrote to the registry: %v", w)
 		}
 	})
