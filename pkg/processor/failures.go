@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -21,38 +20,19 @@ import (
 // maxDeliveries bounds concurrent sink calls per batch.
 const maxDeliveries = 16
 
-// deliver runs the handlers' side effects (sinks) for events that passed
-// deduplication and newest-wins, concurrently. A failure takes the event out
-// of the processed outcome: route decides its retry or dead letter.
-//
-// Deliveries end at the batch deadline: a sink that hangs would otherwise
-// hold the batch past its budget, fail its transaction and have the same
-// batch polled and posted again for good. What has not been delivered by
-// then fails like a timeout and takes a retry tier.
-func (p *Processor) deliver(ctx context.Context, items []*item, deadline time.Time) {
-	dctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	sem := make(chan struct{}, maxDeliveries)
-	var wg sync.WaitGroup
-	for _, it := range items {
-		d, ok := it.handler.(router.Deliverer)
-		if !ok || it.outcome != Processed {
-			continue
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-dctx.Done():
-			it.failure, it.stage, it.outcome = fmt.Errorf("not delivered: the batch deadline (%v) passed while earlier deliveries waited for their sinks", p.cfg.BatchDeadline), "deliver", ""
-			continue
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			if err := d.Deliver(dctx, it.ev, it.out); err != nil {
-				it.failure, it.stage, it.outcome = err, "deliver", ""
-			}
-		})
+// deliverOne runs an event's side effect (its sink), taking one of sem's
+// slots. Deliveries end at the batch deadline (ctx's): a sink that hangs
+// would otherwise hold the batch past its budget, fail its transaction and
+// have the same batch polled and posted again for good. An event not
+// delivered by then fails like a timeout and takes a retry tier.
+func (p *Processor) deliverOne(ctx context.Context, sem chan struct{}, d router.Deliverer, it *item) error {
+	select {
+	case sem <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("not delivered: the batch deadline (%v) passed while earlier deliveries waited for their sinks", p.cfg.BatchDeadline)
 	}
-	wg.Wait()
+	defer func() { <-sem }()
+	return d.Deliver(ctx, it.ev, it.out)
 }
 
 // route sends each failed event to its next retry tier or, when its budget

@@ -498,3 +498,87 @@ func TestOversizedOutputs(t *testing.T) {
 		}
 	})
 }
+
+// TestSinkNewestWinsInBatchOrder: events of one entity in one batch, some
+// for a sink, are decided in batch order against what was applied before
+// them, so the state topic ends on the newest applied event and a failed
+// delivery makes no later, older event stale.
+func TestSinkNewestWinsInBatchOrder(t *testing.T) {
+	// IDs whose raw records share a partition (testenv's 3), so that their
+	// order in the batch is the order sent.
+	part := kgo.StickyKeyPartitioner(nil).ForTopic("x")
+	samePartition := func(prefix string, n int) []string {
+		var ids []string
+		want := -1
+		for i := 0; len(ids) < n; i++ {
+			id := fmt.Sprintf("%s-%d", prefix, i)
+			p := part.Partition(&kgo.Record{Key: []byte(envelope.IdempotencyKey("shop", id))}, 3)
+			if want < 0 {
+				want = p
+			}
+			if p == want {
+				ids = append(ids, id)
+			}
+		}
+		return ids
+	}
+	newer := time.Date(2025, 1, 1, 0, 0, 10, 0, time.UTC)
+	older := newer.Add(-5 * time.Second)
+	lastState := func(h *harness, n int) map[string]any {
+		recs := h.decoded(h.topics.State, n)
+		return recs[len(recs)-1]
+	}
+
+	t.Run("a newer event for a sink, then an older one without", func(t *testing.T) {
+		sink := &downstream{}
+		ds := httptest.NewServer(sink)
+		t.Cleanup(ds.Close)
+		h := newHarnessWith(t, testenv.Embedded(t), `
+sources:
+  shop:
+    kind: shopify
+    secrets_env: [T_SHOP]
+    events:
+      "orders/updated":
+        contract: shopify/order
+        entity_key: "shopify:order:{/id}"
+        occurred_at: /updated_at
+        sink: {url: "`+ds.URL+`", timeout: 2s}
+      "orders/create":
+        contract: shopify/order
+        entity_key: "shopify:order:{/id}"
+        occurred_at: /updated_at
+`, testTiers, nil)
+		ids := samePartition("wh-mix", 2)
+		h.send("shop", "orders/updated", ids[0], "2025-01", envelope.ChannelWebhook, shopOrder(61, newer, "paid", true))
+		h.send("shop", "orders/create", ids[1], "2025-01", envelope.ChannelWebhook, shopOrder(61, older, "pending", true))
+		h.start("a", func(c *Config) { c.Workers = 1 })
+		h.waitAll(2)
+		if h.total(Processed) != 1 || h.total(Stale) != 1 {
+			t.Fatalf("processed %d stale %d; want the older event stale", h.total(Processed), h.total(Stale))
+		}
+		if st := lastState(h, 1); st["event_id"] != ids[0] {
+			t.Fatalf("the state topic ends on %v; want the newer event %s", st["event_id"], ids[0])
+		}
+	})
+
+	t.Run("a newer event whose delivery fails does not make an older one stale", func(t *testing.T) {
+		sink := &downstream{script: []int{503}} // the first call: the newer event's
+		h, _ := failureHarness(t, testenv.Embedded(t), sink)
+		ids := samePartition("wh-fail", 2)
+		h.send("shop", "orders/updated", ids[0], "2025-01", envelope.ChannelWebhook, shopOrder(62, newer, "paid", true))
+		h.send("shop", "orders/updated", ids[1], "2025-01", envelope.ChannelWebhook, shopOrder(62, older, "pending", true))
+		h.start("a", func(c *Config) { c.Workers = 1 })
+		h.waitAll(2)
+		if h.total(Stale) != 0 || h.total(Processed) != 2 || h.total(Retried) != 1 {
+			t.Fatalf("processed %d stale %d retried %d; want both processed, the newer after a retry", h.total(Processed), h.total(Stale), h.total(Retried))
+		}
+		if st := lastState(h, 2); st["event_id"] != ids[0] {
+			t.Fatalf("the state topic ends on %v; want the newer event %s", st["event_id"], ids[0])
+		}
+		st, _, _ := storeFor(h).Entity(t.Context(), "shopify:order:62")
+		if !st.EventTime.Equal(newer) {
+			t.Fatalf("stored time %v, want the newer event's %v", st.EventTime, newer)
+		}
+	})
+}

@@ -298,7 +298,14 @@ func shopOrder(id int64, updated time.Time, status string, v2 bool) []byte {
 // the registry by the writer's schema ID.
 func (h *harness) processed(min int) []map[string]any {
 	h.t.Helper()
-	recs := h.env.ReadAll(h.t, h.topics.Processed, min, 700*time.Millisecond, 60*time.Second)
+	return h.decoded(h.topics.Processed, min)
+}
+
+// decoded reads every record of topic (processed or state) as processed
+// does.
+func (h *harness) decoded(topic string, min int) []map[string]any {
+	h.t.Helper()
+	recs := h.env.ReadAll(h.t, topic, min, 700*time.Millisecond, 60*time.Second)
 	reg := h.env.Registry(h.t)
 	var out []map[string]any
 	for _, r := range recs {

@@ -308,9 +308,9 @@ type item struct {
 	dedup string
 	lock  string
 	src   *source.Source
-	// previewed: newest-wins was decided by preview, not yet written; the
-	// item is applied once delivered.
-	previewed bool
+	// decided: newest-wins was decided by deliverInOrder, not yet
+	// written; applyDecided writes it.
+	decided bool
 }
 
 func (it *item) countKey() CountKey {
@@ -526,32 +526,50 @@ func delivers(it *item) bool {
 // failure).
 func undecided(it *item) bool { return it.outcome == "" && it.failure == nil }
 
-// preview decides newest-wins without writing for the items whose handler
-// delivers to a sink: applying first would move an entity's stored time
-// for an event whose delivery then fails and which goes to a retry tier
-// or the DLQ, unwritten; older events arriving meanwhile would be dropped
-// as stale, and lost for good if it is discarded. The batch holds the
-// entities' locks, so the stored times read here stay true until this
-// batch applies: each item is compared, in batch order, with the newest
-// time before it (stored, or of an earlier item of the batch), as
-// ApplyBatch would. Items not stale become Processed, to be delivered and
-// then applied (applyDelivered).
-func (p *Processor) preview(ctx, stop context.Context, items []*item, deadline time.Time) error {
-	var keys []string
-	var which []*item
+// sinkEntities are the entities of the batch with at least one event to
+// deliver to a sink: all their events, delivered or not, are decided by
+// deliverInOrder, the others by one apply.
+func sinkEntities(items []*item) map[string]bool {
+	var m map[string]bool
 	for _, it := range items {
-		if it.out == nil || !undecided(it) || !delivers(it) {
-			continue
+		if it.out != nil && undecided(it) && delivers(it) {
+			if m == nil {
+				m = map[string]bool{}
+			}
+			m[it.out.EntityKey] = true
 		}
-		if it.out.OccurredAt.IsZero() {
-			it.outcome = Processed
-			continue
-		}
-		keys = append(keys, it.out.EntityKey)
-		which = append(which, it)
 	}
-	if len(keys) == 0 {
+	return m
+}
+
+// deliverInOrder decides newest-wins for the events of entities with a
+// sink, delivering as it goes, one entity's events in batch order: an
+// event is compared with the entity's newest time so far — stored, or of
+// an earlier event of the batch that was applied (delivered, for one with
+// a sink). So a failed delivery, whose event goes to a retry tier or the
+// DLQ unwritten, neither moves the entity's time nor makes a later, older
+// event stale. (Applying first would: older updates arriving meanwhile
+// would be dropped against an event that was never written, and lost for
+// good if it is discarded.) The batch holds the entities' locks, so the
+// stored times read here stay true until applyDecided writes the applied
+// events' times, in batch order, and the outputs follow the same order.
+// Entities proceed concurrently; deliveries share maxDeliveries and end
+// at the batch deadline (see deliverOne).
+func (p *Processor) deliverInOrder(ctx, stop context.Context, items []*item, sinky map[string]bool, deadline time.Time) error {
+	if len(sinky) == 0 {
 		return nil
+	}
+	byEntity := make(map[string][]*item, len(sinky))
+	keys := make([]string, 0, len(sinky))
+	for _, it := range items {
+		if it.out == nil || !undecided(it) || !sinky[it.out.EntityKey] {
+			continue
+		}
+		k := it.out.EntityKey
+		if _, ok := byEntity[k]; !ok {
+			keys = append(keys, k)
+		}
+		byEntity[k] = append(byEntity[k], it)
 	}
 	var stored []time.Time
 	err := p.waitOut(ctx, stop, deadline, "redis", func() (bool, error) {
@@ -562,36 +580,50 @@ func (p *Processor) preview(ctx, stop context.Context, items []*item, deadline t
 	if err != nil {
 		return err
 	}
-	newest := make(map[string]time.Time, len(keys))
-	for i, it := range which {
-		cur, seen := newest[keys[i]]
-		if !seen {
-			cur = stored[i]
-		}
-		// Microseconds, as the store compares them.
-		ts := it.out.OccurredAt.Truncate(time.Microsecond)
-		if !cur.IsZero() && ts.Before(cur) {
-			it.outcome = Stale
-			continue
-		}
-		newest[keys[i]] = ts
-		it.outcome, it.previewed = Processed, true
+	dctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	sem := make(chan struct{}, maxDeliveries)
+	var wg sync.WaitGroup
+	for i, k := range keys {
+		cur := stored[i]
+		wg.Go(func() {
+			for _, it := range byEntity[k] {
+				// Microseconds, as the store compares them.
+				ts := it.out.OccurredAt.Truncate(time.Microsecond)
+				if !ts.IsZero() && !cur.IsZero() && ts.Before(cur) {
+					it.outcome = Stale
+					continue
+				}
+				if d, ok := it.handler.(router.Deliverer); ok {
+					if err := p.deliverOne(dctx, sem, d, it); err != nil {
+						it.failure, it.stage = err, "deliver"
+						continue
+					}
+				}
+				it.outcome = Processed
+				if !ts.IsZero() {
+					cur, it.decided = ts, true
+				}
+			}
+		})
 	}
-	return nil
+	wg.Wait()
+	return p.applyDecided(ctx, stop, items, deadline)
 }
 
-// applyDelivered applies the previewed items whose delivery succeeded. The
+// applyDecided writes the newest-wins times deliverInOrder decided. The
 // entity locks make Applied certain; a Stale here means a lock was lost
-// (the batch outlived the claim lease) and the delivery went out for an
-// event another worker superseded: logged.
-func (p *Processor) applyDelivered(ctx, stop context.Context, items []*item, deadline time.Time) error {
-	err := p.apply(ctx, stop, items, deadline, func(it *item) bool { return it.previewed && it.outcome == Processed })
+// (the batch outlived the claim lease) and the event was decided, and
+// perhaps delivered, against a time another worker has since moved:
+// logged.
+func (p *Processor) applyDecided(ctx, stop context.Context, items []*item, deadline time.Time) error {
+	err := p.apply(ctx, stop, items, deadline, func(it *item) bool { return it.decided && it.outcome == Processed })
 	if err != nil {
 		return err
 	}
 	for _, it := range items {
-		if it.previewed && it.outcome == Stale {
-			p.log.Warn("delivered an event that became stale before it was applied (entity lock lost: claim lease too short?)",
+		if it.decided && it.outcome == Stale {
+			p.log.Warn("an event decided newer became stale before it was applied (entity lock lost: claim lease too short?)",
 				"source", it.env.Source, "event_id", it.env.EventID, "entity_key", it.out.EntityKey)
 		}
 	}

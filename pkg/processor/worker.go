@@ -254,17 +254,14 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, claimed, token)
 	}
-	// Events for a sink are applied only once delivered (see preview).
-	if err := p.apply(ctx, stop, items, deadline, func(it *item) bool { return undecided(it) && !delivers(it) }); err != nil {
+	// Entities with an event for a sink are decided while delivering (see
+	// deliverInOrder); the others in one newest-wins round trip.
+	sinky := sinkEntities(items)
+	if err := p.apply(ctx, stop, items, deadline, func(it *item) bool { return undecided(it) && !sinky[it.out.EntityKey] }); err != nil {
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, claimed, token)
 	}
-	if err := p.preview(ctx, stop, items, deadline); err != nil {
-		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
-		return w.abort(ctx, items, claimed, token)
-	}
-	p.deliver(ctx, items, deadline)
-	if err := p.applyDelivered(ctx, stop, items, deadline); err != nil {
+	if err := p.deliverInOrder(ctx, stop, items, sinky, deadline); err != nil {
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, claimed, token)
 	}
