@@ -42,6 +42,10 @@ const (
 	DefaultMaxFuture     = time.Hour
 	DefaultSchemaVersion = "v1"
 	DefaultBatchMaxLines = 10000
+	DefaultBatchMaxBody  = 16 << 20
+	// MaxBatchBody bounds batch.max_body: a signed batch is read whole
+	// into memory before it is verified.
+	MaxBatchBody = 256 << 20
 )
 
 // File is the sources file.
@@ -261,6 +265,15 @@ func (s *Source) init(lc loadCfg) error {
 	if !validName.MatchString(s.Name) {
 		errs = append(errs, errors.New("name must be lower-case letters, digits, - or _ (at most 64)"))
 	}
+	// Checked here too, not only when the provider is built from the
+	// secrets: the processor and inletctl load the file without them, and
+	// their --check-config passed a file ingest then refused.
+	if !slices.Contains(webhook.Kinds(), s.Kind) {
+		errs = append(errs, fmt.Errorf("kind %q: want one of %s", s.Kind, strings.Join(webhook.Kinds(), ", ")))
+	}
+	if s.Kind == KindHMAC && s.HMAC.Header == "" {
+		errs = append(errs, errors.New("kind hmac: hmac.header must name the signature header"))
+	}
 	s.applyKindDefaults()
 	for _, f := range []*Field{&s.EventType, &s.EventID, &s.SchemaVersion, &s.OccurredAt} {
 		f.compile()
@@ -295,10 +308,16 @@ func (s *Source) init(lc loadCfg) error {
 		s.Batch.MaxLines = DefaultBatchMaxLines
 	}
 	if s.Batch.MaxBody == 0 {
-		s.Batch.MaxBody = 16 << 20
+		s.Batch.MaxBody = DefaultBatchMaxBody
 	}
 	if s.Batch.MaxLines < 0 {
 		errs = append(errs, errors.New("batch.max_lines must be positive"))
+	}
+	if s.Batch.MaxBody < 0 || s.Batch.MaxBody > MaxBatchBody {
+		errs = append(errs, fmt.Errorf("batch.max_body must be between 1 and %d bytes (a signed batch is read whole before it is verified)", MaxBatchBody))
+	}
+	if s.Batch.Signed && s.Kind == KindNone {
+		errs = append(errs, errors.New("batch.signed: kind none has no signature to verify a batch with; use batch.tokens_env"))
 	}
 
 	if !lc.noSecrets {
@@ -391,6 +410,9 @@ func (s *Source) loadSecrets() []error {
 
 func (ev EventSpec) validate() error {
 	var errs []error
+	if ev.Contract == "" {
+		errs = append(errs, errors.New("contract: name the payload contract (schemas/contracts/<provider>/<type>)"))
+	}
 	for name, t := range map[string]string{"entity_key": ev.EntityKey, "natural_key": ev.NaturalKey} {
 		if t == "" {
 			continue
@@ -401,7 +423,7 @@ func (ev EventSpec) validate() error {
 	}
 	if ev.Sink != nil {
 		if u, err := url.Parse(ev.Sink.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, fmt.Errorf("sink.url %q must be an http(s) URL", ev.Sink.URL))
+			errs = append(errs, errors.New("sink.url must be an http(s) URL with a host")) // not quoted: it may hold a credential
 		}
 	}
 	if ev.OccurredAt != "" && !strings.HasPrefix(ev.OccurredAt, "/") {

@@ -82,3 +82,32 @@ func TestShopifyBusinessTimeFromTheSignedBody(t *testing.T) {
 		t.Fatalf("occurred_at %v, want the body's updated_at %v", m.OccurredAt, want)
 	}
 }
+
+// TestParseRefusesWithoutSecrets: what is wrong with a source is found by
+// every process that loads the file, also those that read no secrets (the
+// processor, inletctl): their --check-config passed a file ingest refused.
+func TestParseRefusesWithoutSecrets(t *testing.T) {
+	for name, src := range map[string]string{
+		"unknown kind":                 "kind: slak",
+		"kind in capitals":             "kind: Stripe",
+		"no kind":                      "secrets_env: [X]",
+		"hmac without a header":        "kind: hmac\n    secrets_env: [X]",
+		"event without a contract":     "kind: stripe\n    secrets_env: [X]\n    events:\n      \"invoice.*\": {entity_key: \"x:{/id}\"}",
+		"signed batch with kind none":  "kind: none\n    batch: {signed: true}",
+		"batch body over the bound":    "kind: stripe\n    secrets_env: [X]\n    batch: {tokens_env: [T], max_body: 1GiB}",
+		"sink url that is not http(s)": "kind: stripe\n    secrets_env: [X]\n    events:\n      \"*\": {contract: stripe/invoice, sink: {url: \"ftp://user:pw@host/x\"}}",
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte("sources:\n  s:\n    "+src+"\n"), WithoutSecrets())
+			if err == nil {
+				t.Fatal("parsed")
+			}
+			if strings.Contains(err.Error(), "pw@") {
+				t.Errorf("the error quotes a credential: %v", err)
+			}
+		})
+	}
+	if _, err := Parse([]byte("sources:\n  s:\n    kind: stripe\n    secrets_env: [X]\n    batch: {tokens_env: [T], max_body: 64MiB}\n"), WithoutSecrets()); err != nil {
+		t.Fatalf("a valid source: %v", err)
+	}
+}

@@ -25,6 +25,7 @@ package webhook
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"net/http"
 	"time"
 )
@@ -106,9 +107,14 @@ func New(kind string, secrets [][]byte, opts Options) (Provider, error) {
 		}
 		return None(), nil
 	default:
-		return nil, fmt.Errorf("webhook: unknown kind %q (want %s, %s, %s, %s, %s or %s)", kind,
-			KindStripe, KindGitHub, KindShopify, KindStandardWebhooks, KindHMAC, KindNone)
+		return nil, fmt.Errorf("webhook: unknown kind %q (want one of %s)", kind, strings.Join(Kinds(), ", "))
 	}
+}
+
+// Kinds are the kinds New knows, for configuration checks that build no
+// provider (a process that loads the sources file without secrets).
+func Kinds() []string {
+	return []string{KindStripe, KindGitHub, KindShopify, KindStandardWebhooks, KindHMAC, KindNone}
 }
 
 // None returns a Provider for sources that are deliberately unsigned (kind
