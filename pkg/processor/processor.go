@@ -886,7 +886,7 @@ func (p *Processor) carry(it *item) []kgo.RecordHeader {
 	h[1] = kgo.RecordHeader{Key: HeaderAttempt, Value: strconv.AppendInt(nil, int64(attempt(r)), 10)}
 	for _, rh := range r.Headers {
 		switch rh.Key {
-		case HeaderCorrelationID, HeaderTraceparent, "tracestate", HeaderSource, HeaderEventType, HeaderErrors:
+		case HeaderCorrelationID, HeaderTraceparent, "tracestate", HeaderSource, HeaderEventType, HeaderErrors, retry.HeaderReplay:
 			h = append(h, rh)
 		}
 	}

@@ -441,7 +441,7 @@ func (r *run) copy(ctx context.Context) error {
 				// check, before (or while) it was processed. The copy names
 				// the raw record as its origin: outputs and failure entries
 				// of the replay point at the raw log, as the processor's do.
-				h := retry.Set(retry.Clone(rec.Headers), retry.HeaderOrigin, origin)
+				h := retry.Set(retry.Set(retry.Clone(rec.Headers), retry.HeaderOrigin, origin), retry.HeaderReplay, r.cfg.ID)
 				if err := chunks.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: time.Now()}); err != nil {
 					return err
 				}

@@ -86,6 +86,17 @@ func TestReplay(t *testing.T) {
 		if got := h.states("other:pi:pi_o"); len(got) != 1 {
 			t.Fatalf("another source's state was touched: %+v", got)
 		}
+		// Reprocessed outputs say which replay wrote them: otherwise they
+		// are the originals' twins.
+		var replayed int64
+		for _, r := range h.env.ReadAll(t, h.topics.Processed, 1, 500*time.Millisecond, 20*time.Second) {
+			if retry.Get(r.Headers, retry.HeaderReplay) == "rebuild-1" {
+				replayed++
+			}
+		}
+		if replayed != sum.Applied {
+			t.Fatalf("%d processed records name replay rebuild-1; want the %d it applied", replayed, sum.Applied)
+		}
 	})
 
 	t.Run("interrupted after the copy, resumed without copying again", func(t *testing.T) {
@@ -113,6 +124,9 @@ func TestReplay(t *testing.T) {
 		// The copies carry the time they were made: the replay topic's
 		// retention runs by record time, and the raw records are older.
 		for _, r := range recs {
+			if retry.Get(r.Headers, retry.HeaderReplay) != "rebuild-2" {
+				t.Fatalf("copy without its replay id: %v", r.Headers)
+			}
 			if r.Timestamp.Before(copyStart) {
 				t.Fatalf("copy stamped %v, before the replay started (%v): retention would delete it", r.Timestamp, copyStart)
 			}

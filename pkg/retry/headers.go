@@ -22,6 +22,11 @@ const (
 	HeaderEventType     = "inlet-event-type"
 	HeaderReason        = "inlet-reason"
 	HeaderRunbook       = "inlet-runbook"
+	// HeaderReplay names the replay (inletctl replay --id) that wrote a
+	// record, on the replay topic's copies and on the outputs processed
+	// from them: a reprocessed event is otherwise identical to the
+	// original output.
+	HeaderReplay = "inlet-replay"
 )
 
 // ErrorEntry is one failure in a record's history.
