@@ -25,8 +25,8 @@ package webhook
 import (
 	"errors"
 	"fmt"
-	"strings"
 	"net/http"
+	"strings"
 	"time"
 )
 
