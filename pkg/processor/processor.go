@@ -641,7 +641,13 @@ func (p *Processor) waitOut(ctx, stop context.Context, deadline time.Time, what 
 		if !outage {
 			return err
 		}
-		p.log.Warn(what+" unavailable; waiting", "error", err, "retry_in", backoff)
+		if registry.IsDenied(err) {
+			// Not an outage that passes: somebody has to fix the
+			// credentials, and nothing is processed until then.
+			p.log.Error(what+" refused our credentials; waiting (check INLET_SCHEMA_REGISTRY_USER/_PASSWORD/_TOKEN and the user's permissions)", "error", err, "retry_in", backoff)
+		} else {
+			p.log.Warn(what+" unavailable; waiting", "error", err, "retry_in", backoff)
+		}
 		if time.Now().After(deadline) || stop.Err() != nil || !sleep(ctx, backoff) {
 			return fmt.Errorf("%s unavailable past the batch deadline: %w", what, err)
 		}
