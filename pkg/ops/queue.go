@@ -471,6 +471,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	err = q.scan(ctx, topic, f, func(e *Entry) error {
 		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now, TopicID: ids[topic]}
 		if action == "requeue" {
+			if retry.Get(e.rec.Headers, retry.HeaderValueOmitted) != "" {
+				return fmt.Errorf("%s holds no copy of its event (too large with its failure headers): replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, retry.Get(e.rec.Headers, retry.HeaderOrigin))
+			}
 			d.To = q.topics.Retry[0]
 			h := retry.Clone(e.rec.Headers)
 			h = retry.Set(h, retry.HeaderAttempt, "1")

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -333,5 +334,30 @@ func TestIntegrationOps(t *testing.T) {
 	testenv.Real(t)
 	for _, c := range clusterTests {
 		t.Run(c.name, func(t *testing.T) { c.f(t, testenv.Real) })
+	}
+}
+
+// TestRequeueRefusesACopyWithoutItsEvent: a dead letter too large for a
+// copy with its failure headers is written without its value; requeued,
+// it would come back as an undecodable event. Requeue says where the event
+// is instead; discard works as for any entry.
+func TestRequeueRefusesACopyWithoutItsEvent(t *testing.T) {
+	env, tp, q := deadLettered(t, testenv.Embedded, 0)
+	h := retry.AppendError(nil, retry.ErrorEntry{At: time.Now().UTC(), Stage: "deliver", Error: "sink answered 400"})
+	h = retry.Set(h, retry.HeaderOrigin, tp.Raw+"/0/42")
+	h = retry.Set(h, retry.HeaderValueOmitted, "too large")
+	res := env.Client(t, kgo.ProducerLinger(0)).ProduceSync(context.Background(), &kgo.Record{Topic: tp.DLQ, Key: []byte("shop:big"), Headers: h})
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	id := retry.Coordinates(res[0].Record)
+	ctx := context.Background()
+	_, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: []string{id}}, "op", "sink fixed", false)
+	if err == nil || !strings.Contains(err.Error(), "holds no copy") || !strings.Contains(err.Error(), tp.Raw+"/0/42") {
+		t.Fatalf("requeue: %v; want a refusal naming the raw record", err)
+	}
+	d, err := q.Discard(ctx, tp.DLQ, Filter{IDs: []string{id}}, "op", "replayed from the raw topic", false)
+	if err != nil || d.Count != 1 {
+		t.Fatalf("discard: %+v, %v", d, err)
 	}
 }

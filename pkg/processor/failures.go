@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"strconv"
 	"time"
 
@@ -21,15 +20,16 @@ import (
 const maxDeliveries = 16
 
 // deliverOne runs an event's side effect (its sink), taking one of sem's
-// slots. Deliveries end at the batch deadline (ctx's): a sink that hangs
-// would otherwise hold the batch past its budget, fail its transaction and
-// have the same batch polled and posted again for good. An event not
-// delivered by then fails like a timeout and takes a retry tier.
+// slots. Deliveries end at ctx's deadline (deliveryDeadline): a sink that
+// hangs would otherwise hold the batch past its budget, fail its
+// transaction and have the same batch polled and posted again for good.
+// An event not delivered by then fails like a timeout and takes a retry
+// tier.
 func (p *Processor) deliverOne(ctx context.Context, sem chan struct{}, d router.Deliverer, it *item) error {
 	select {
 	case sem <- struct{}{}:
 	case <-ctx.Done():
-		return fmt.Errorf("not delivered: the batch deadline (%v) passed while earlier deliveries waited for their sinks", p.cfg.BatchDeadline)
+		return errors.New("not delivered: the batch's time for deliveries ran out while other deliveries of the batch waited for their sinks")
 	}
 	defer func() { <-sem }()
 	return d.Deliver(ctx, it.ev, it.out)
@@ -47,6 +47,12 @@ func (p *Processor) route(items []*item) {
 			policy = p.policies[it.src.Name]
 		}
 		it.next = policy.Decide(it.ev.Attempt, it.failure)
+		if !it.next.DeadLetter && kafka.RecordSize(it.rec) > kafka.MaxRawRecordBytes {
+			// A retry needs the whole record back; this one (written
+			// before ingest kept room for failure headers, or by another
+			// producer) may not fit a copy with them.
+			it.next = retry.Decision{DeadLetter: true, Reason: "too large for a retry copy"}
+		}
 		if it.next.DeadLetter {
 			it.outcome = DeadLetter
 		} else {
@@ -99,16 +105,23 @@ func (p *Processor) invalidRecord(it *item) *kgo.Record {
 	return fit(&kgo.Record{Topic: p.d.Topics.Invalid, Key: it.rec.Key, Value: it.rec.Value, Headers: retry.Set(h, retry.HeaderReason, invalidReason(it))})
 }
 
-// fit keeps a failure record within what Kafka takes. Ingest leaves
-// kafka.FailureHeadroom free in every raw record and the history is bounded
-// (retry.MaxErrorText), so this only bites a raw record written some other
-// way: its history is cut to the newest entry. If it still does not fit,
-// the produce fails and the transaction aborts (nothing is committed
-// without its output), and the partition waits, logging, until the record
-// is dealt with.
+// fit keeps a dead-letter or invalid copy within what Kafka takes. Ingest
+// leaves kafka.FailureHeadroom free in every raw record and the history is
+// bounded (retry.MaxErrorText), so this only bites a raw record written
+// some other way (or before ingest kept that room): its history is cut to
+// the newest entry and, if it still does not fit, the copy goes without
+// its value, saying so (retry.HeaderValueOmitted): the event stays in the
+// raw topic, kept for good, at the copy's inlet-origin. Refused by Kafka,
+// the copy would abort its batch on every try and stop the partitions
+// sharing it.
 func fit(r *kgo.Record) *kgo.Record {
 	if kafka.RecordSize(r) > kafka.MaxMessageBytes {
 		r.Headers = retry.ShrinkHistory(r.Headers, 256)
+	}
+	if kafka.RecordSize(r) > kafka.MaxMessageBytes {
+		r.Value = nil
+		r.Headers = retry.Set(r.Headers, retry.HeaderValueOmitted,
+			"too large for a copy with its failure headers: the event is the raw record inlet-origin names; replay it from there (inletctl replay), then discard this entry")
 	}
 	return r
 }

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -319,69 +318,6 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 
-	t.Run("newest-wins holds for sink events inside one batch", func(t *testing.T) {
-		// Sent before the processor starts, so one batch holds all three:
-		// an older update after a newer one is stale and not delivered.
-		sink := &downstream{}
-		h, _ := failureHarness(t, newEnv(t), sink)
-		base := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
-		h.send("shop", "orders/updated", "wh-b1", "2025-01", envelope.ChannelWebhook, shopOrder(88, base.Add(time.Hour), "paid", true))
-		h.send("shop", "orders/updated", "wh-b2", "2025-01", envelope.ChannelWebhook, shopOrder(88, base, "pending", true))
-		h.send("shop", "orders/updated", "wh-b3", "2025-01", envelope.ChannelWebhook, shopOrder(88, base.Add(2*time.Hour), "shipped", true))
-		h.start("a", nil)
-		h.waitAll(3)
-		st, _, _ := storeFor(h).Entity(t.Context(), "shopify:order:88")
-		if h.total(Processed) != 2 || h.total(Stale) != 1 || len(sink.times()) != 2 || !st.EventTime.Equal(base.Add(2*time.Hour)) {
-			t.Fatalf("processed %d stale %d deliveries %d stored %v; want 2, 1, 2, the newest", h.total(Processed), h.total(Stale), len(sink.times()), st.EventTime)
-		}
-	})
-
-	t.Run("a long Retry-After does not hold back its tier's partition", func(t *testing.T) {
-		// a's sink asks for 20s; b fails just after it, on the same
-		// retry partition (3 partitions, as testenv creates them), and is
-		// due after the 1s tier. A tier partition is retried in order, so
-		// b must not sit behind a's 20s.
-		part := kgo.StickyKeyPartitioner(nil).ForTopic("x")
-		partition := func(id string) int {
-			return part.Partition(&kgo.Record{Key: []byte(envelope.IdempotencyKey("shop", id))}, 3)
-		}
-		a, b := "wh-ra-0", ""
-		for i := 1; b == ""; i++ {
-			if id := fmt.Sprintf("wh-ra-%d", i); partition(id) == partition(a) {
-				b = id
-			}
-		}
-		var mu sync.Mutex
-		seen := map[string][]time.Time{}
-		ds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			k := r.Header.Get("Idempotency-Key")
-			mu.Lock()
-			seen[k] = append(seen[k], time.Now())
-			n := len(seen[k])
-			mu.Unlock()
-			switch {
-			case k == envelope.IdempotencyKey("shop", a) && n == 1:
-				w.Header().Set("Retry-After", "20")
-				w.WriteHeader(http.StatusServiceUnavailable)
-			case k == envelope.IdempotencyKey("shop", b) && n == 1:
-				w.WriteHeader(http.StatusServiceUnavailable)
-			}
-		}))
-		t.Cleanup(ds.Close)
-		h := newHarnessWith(t, newEnv(t), shopSinkSources(ds.URL, "\n    retry: {tiers: [1s, 2s], max_attempts: 3}"), testTiers, nil)
-		h.start("a", nil)
-		h.send("shop", "orders/updated", a, "2025-01", envelope.ChannelWebhook, shopOrder(501, time.Date(2025, 1, 1, 0, 0, 1, 0, time.UTC), "paid", true))
-		testenv.Eventually(t, 10*time.Second, "a to be retried", func() bool { return h.total(Retried) == 1 })
-		h.send("shop", "orders/updated", b, "2025-01", envelope.ChannelWebhook, shopOrder(502, time.Date(2025, 1, 1, 0, 0, 2, 0, time.UTC), "paid", true))
-		testenv.Eventually(t, 40*time.Second, "both to be processed", func() bool { return h.total(Processed) == 2 })
-		mu.Lock()
-		calls := seen[envelope.IdempotencyKey("shop", b)]
-		mu.Unlock()
-		if gap := calls[1].Sub(calls[0]); gap > 5*time.Second {
-			t.Fatalf("b, due after 1s, was retried %v after its failure: held behind a's Retry-After", gap)
-		}
-	})
-
 	t.Run("a hanging sink sends events to a retry tier, not the batch round again", func(t *testing.T) {
 		var calls atomic.Int64
 		ds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -446,13 +382,12 @@ func TestRetryPolicy(t *testing.T) {
 
 // TestOversizedOutputs: the copy a failed event leaves on the invalid (or
 // retry, or dead-letter) topic is its raw record plus headers. A raw record
-// as large as ingest writes still fits with them; one that cannot fit is
-// never committed without its copy: the transaction aborts and the batch
-// waits, logged, instead of the event being counted and lost.
+// as large as ingest writes still fits with them; one that cannot (written
+// before ingest kept room, or by another producer) gets a copy without its
+// value that names the raw record, instead of a refused produce that
+// aborted its batch on every try and stopped the partitions sharing it.
 func TestOversizedOutputs(t *testing.T) {
 	h := newHarness(t, testenv.Embedded(t))
-	logs := &syncBuffer{}
-	h.log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	raw := func(key string, size int) *kgo.Record {
 		r := &kgo.Record{Topic: h.topics.Raw, Key: []byte(key)}
 		r.Value = bytes.Repeat([]byte{'x'}, size-kafka.RecordSize(r)) // undecodable: invalid
@@ -461,42 +396,32 @@ func TestOversizedOutputs(t *testing.T) {
 		}
 		return r
 	}
-
-	t.Run("as large as ingest writes", func(t *testing.T) {
-		r := raw("big:1", kafka.MaxRawRecordBytes)
-		run := h.start("a", nil)
-		defer run.stop(t)
-		h.waitAll(1)
-		recs := h.env.ReadAll(t, h.topics.Invalid, 1, 2*time.Second, 30*time.Second)
-		if len(recs) != 1 || !bytes.Equal(recs[0].Value, r.Value) || retry.Get(recs[0].Headers, retry.HeaderReason) != "undecodable" {
-			t.Fatalf("%d invalid records (want 1 holding the raw value whole)", len(recs))
-		}
-	})
-
-	t.Run("too large for any copy", func(t *testing.T) {
-		raw("big:2", kafka.MaxMessageBytes-64)
-		before := h.total(Invalid)
-		run := h.start("b", nil)
-		defer run.stop(t)
-		refused := func() int {
-			n := 0
-			for _, l := range logs.lines() {
-				if strings.Contains(l, "could not be written") {
-					n++
-				}
+	raw("big:1", kafka.MaxRawRecordBytes)
+	big := raw("big:2", kafka.MaxMessageBytes-64)
+	h.send("stripe", "payment_intent.succeeded", "evt_small", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_small", "pi_small", "succeeded", 1700000000))
+	h.start("a", nil)
+	h.waitAll(3)
+	if h.total(Invalid) != 2 || h.total(Processed) != 1 {
+		t.Fatalf("invalid %d processed %d; want 2 and 1", h.total(Invalid), h.total(Processed))
+	}
+	recs := h.env.ReadAll(t, h.topics.Invalid, 2, 2*time.Second, 30*time.Second)
+	if len(recs) != 2 {
+		t.Fatalf("%d invalid records, want 2", len(recs))
+	}
+	for _, r := range recs {
+		omitted := retry.Get(r.Headers, retry.HeaderValueOmitted)
+		switch string(r.Key) {
+		case "big:1": // as large as ingest writes: whole
+			if omitted != "" || len(r.Value) != kafka.MaxRawRecordBytes-kafka.RecordSize(&kgo.Record{Key: r.Key}) {
+				t.Errorf("big:1: value of %d bytes, omitted %q; want the raw value whole", len(r.Value), omitted)
 			}
-			return n
+		case "big:2": // too large with any headers: named, not copied
+			origin := retry.Get(r.Headers, retry.HeaderOrigin)
+			if len(r.Value) != 0 || omitted == "" || origin == "" || len(big.Value) < kafka.MaxMessageBytes-1024 {
+				t.Errorf("big:2: value of %d bytes, omitted %q, origin %q; want no value and where the event is", len(r.Value), omitted, origin)
+			}
 		}
-		testenv.Eventually(t, 60*time.Second, "the batch to be refused twice (or counted)", func() bool {
-			return refused() >= 2 || h.total(Invalid) > before
-		})
-		if got := h.total(Invalid) - before; got != 0 {
-			t.Fatalf("counted %d invalid without a record on the invalid topic", got)
-		}
-		if n := committedRaw(t, h); n != 1 {
-			t.Fatalf("the group committed %d raw records; want 1 (the first subtest's), the big one left for redelivery", n)
-		}
-	})
+	}
 }
 
 // TestSinkNewestWinsInBatchOrder: events of one entity in one batch, some
@@ -581,4 +506,34 @@ sources:
 			t.Fatalf("stored time %v, want the newer event's %v", st.EventTime, newer)
 		}
 	})
+}
+
+// TestDeliveriesGetTheirOwnTime: a batch that waited for a busy entity
+// lock most of its deadline still gives its deliveries time; they used to
+// get what was left of the batch deadline, and a healthy sink's event was
+// cut short and charged a retry.
+func TestDeliveriesGetTheirOwnTime(t *testing.T) {
+	ds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(600 * time.Millisecond) // a sink that takes its time: the scenario
+	}))
+	t.Cleanup(ds.Close)
+	h := newHarnessWith(t, testenv.Embedded(t), shopSinkSources(ds.URL, ""), testTiers, nil)
+	h.start("a", func(c *Config) { c.BatchDeadline = 2 * time.Second; c.DrainTimeout = 4 * time.Second; c.Workers = 1 })
+	// A first event, so that the worker is polling when the second comes.
+	h.send("shop", "orders/updated", "wh-warm", "2025-01", envelope.ChannelWebhook, shopOrder(70, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), "paid", true))
+	h.waitAll(1)
+	// Another worker holds the entity's lock for 1.6s of the 2s deadline.
+	st := storeFor(h)
+	if _, err := st.ClaimBatch(t.Context(), []string{"lock:shopify:order:71"}, "another-worker"); err != nil {
+		t.Fatal(err)
+	}
+	h.send("shop", "orders/updated", "wh-slowlock", "2025-01", envelope.ChannelWebhook, shopOrder(71, time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), "paid", true))
+	time.Sleep(1600 * time.Millisecond) // the other worker's batch: the scenario
+	if err := st.ReleaseBatch(t.Context(), []string{"lock:shopify:order:71"}, "another-worker"); err != nil {
+		t.Fatal(err)
+	}
+	h.waitAll(2)
+	if h.total(Processed) != 2 || h.total(Retried) != 0 {
+		t.Fatalf("processed %d retried %d: the delivery was not given its time", h.total(Processed), h.total(Retried))
+	}
 }

@@ -554,7 +554,7 @@ func sinkEntities(items []*item) map[string]bool {
 // stored times read here stay true until applyDecided writes the applied
 // events' times, in batch order, and the outputs follow the same order.
 // Entities proceed concurrently; deliveries share maxDeliveries and end
-// at the batch deadline (see deliverOne).
+// at deliveryDeadline (see deliverOne).
 func (p *Processor) deliverInOrder(ctx, stop context.Context, items []*item, sinky map[string]bool, deadline time.Time) error {
 	if len(sinky) == 0 {
 		return nil
@@ -580,7 +580,7 @@ func (p *Processor) deliverInOrder(ctx, stop context.Context, items []*item, sin
 	if err != nil {
 		return err
 	}
-	dctx, cancel := context.WithDeadline(ctx, deadline)
+	dctx, cancel := context.WithDeadline(ctx, p.deliveryDeadline(ctx))
 	defer cancel()
 	sem := make(chan struct{}, maxDeliveries)
 	var wg sync.WaitGroup
@@ -609,6 +609,20 @@ func (p *Processor) deliverInOrder(ctx, stop context.Context, items []*item, sin
 	}
 	wg.Wait()
 	return p.applyDecided(ctx, stop, items, deadline)
+}
+
+// deliveryDeadline bounds a batch's deliveries: a batch deadline of their
+// own from when they start — time the batch spent waiting for Redis, the
+// registry or a busy lock is not taken from the sinks, or healthy
+// deliveries would be cut short and charged a retry attempt — but always
+// half a drain timeout before the batch's own bound (ctx's deadline), left
+// for the transaction.
+func (p *Processor) deliveryDeadline(ctx context.Context) time.Time {
+	dl := time.Now().Add(p.cfg.BatchDeadline)
+	if bd, ok := ctx.Deadline(); ok && bd.Add(-p.cfg.DrainTimeout/2).Before(dl) {
+		dl = bd.Add(-p.cfg.DrainTimeout / 2)
+	}
+	return dl
 }
 
 // applyDecided writes the newest-wins times deliverInOrder decided. The

@@ -27,6 +27,11 @@ const (
 	// from them: a reprocessed event is otherwise identical to the
 	// original output.
 	HeaderReplay = "inlet-replay"
+	// HeaderValueOmitted marks a dead-letter or invalid copy written
+	// without its value, which did not fit a Kafka record with the
+	// failure headers; it says where the event is (the raw record its
+	// inlet-origin names).
+	HeaderValueOmitted = "inlet-value-omitted"
 )
 
 // ErrorEntry is one failure in a record's history.
