@@ -94,8 +94,14 @@ func lookup(f Field, h http.Header, body []byte) string {
 }
 
 // lookupRaw returns the first of header, pointer and fallbacks that is
-// present; fallbacks are joined with ":".
+// present (pointer before header for a pointerFirst field); fallbacks are
+// joined with ":".
 func lookupRaw(f Field, h http.Header, body []byte) gjson.Result {
+	if f.pointerFirst {
+		if r := f.path.Get(body); scalar(r) {
+			return r
+		}
+	}
 	if f.Header != "" {
 		if v := h.Get(f.Header); v != "" {
 			return gjson.Result{Type: gjson.String, Str: v}

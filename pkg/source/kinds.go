@@ -7,7 +7,7 @@ import "net/http"
 func (s *Source) applyKindDefaults() {
 	def := func(f *Field, d Field) {
 		if f.Header == "" && f.Pointer == "" && len(f.Fallback) == 0 {
-			f.Header, f.Pointer, f.Fallback = d.Header, d.Pointer, d.Fallback
+			f.Header, f.Pointer, f.Fallback, f.pointerFirst = d.Header, d.Pointer, d.Fallback, d.pointerFirst
 		}
 		if f.Default == "" {
 			f.Default = d.Default
@@ -29,11 +29,13 @@ func (s *Source) applyKindDefaults() {
 		def(&s.EventType, Field{Header: "X-Shopify-Topic"})
 		def(&s.EventID, Field{Header: "X-Shopify-Webhook-Id"})
 		def(&s.SchemaVersion, Field{Header: "X-Shopify-API-Version"})
-		// From the signed body, not X-Shopify-Triggered-At: Shopify signs
-		// only the body, so a header time could be set by whoever
-		// replays a captured delivery, and the business time decides
-		// newest-wins. Topics without updated_at get none.
-		def(&s.OccurredAt, Field{Pointer: "/updated_at"})
+		// From the signed body first: Shopify signs only the body, so a
+		// header time can be set by whoever replays a captured delivery,
+		// and the business time decides newest-wins. Topics whose body
+		// has no updated_at (a deletion) keep X-Shopify-Triggered-At:
+		// without a time they would not move the entity's, and a late
+		// older update could bring a deleted entity back.
+		def(&s.OccurredAt, Field{Pointer: "/updated_at", Header: "X-Shopify-Triggered-At", pointerFirst: true})
 	case KindStandardWebhooks:
 		def(&s.EventType, Field{Pointer: "/type"})
 		def(&s.EventID, Field{Header: "webhook-id"})

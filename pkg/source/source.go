@@ -118,6 +118,9 @@ type Field struct {
 	// Pointer and Fallback compiled once at load.
 	path      CompiledPointer
 	fallbacks []CompiledPointer
+	// pointerFirst reads Pointer before Header (a kind's default that
+	// prefers the signed body and falls back to a header).
+	pointerFirst bool
 }
 
 func (f *Field) compile() {

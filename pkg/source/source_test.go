@@ -81,6 +81,12 @@ func TestShopifyBusinessTimeFromTheSignedBody(t *testing.T) {
 	if want := time.Date(2025, 1, 10, 17, 0, 0, 0, time.UTC); m.OccurredAt == nil || !m.OccurredAt.Equal(want) {
 		t.Fatalf("occurred_at %v, want the body's updated_at %v", m.OccurredAt, want)
 	}
+	// A body without updated_at (orders/delete) keeps the header's time:
+	// without one, a late older update would bring the order back.
+	m, err = src.Extract(h, []byte(`{"id":1}`))
+	if want := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC); err != nil || m.OccurredAt == nil || !m.OccurredAt.Equal(want) {
+		t.Fatalf("occurred_at %v (%v), want the header's %v", m.OccurredAt, err, want)
+	}
 }
 
 // TestParseRefusesWithoutSecrets: what is wrong with a source is found by
