@@ -177,7 +177,8 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			// The body itself failed: line n and the rest were not read.
 			// Only the size limit is the line's doing; after a timeout or
-			// a reset it is not "rejected" (that says do not retry).
+			// a reset the line gets no "rejected" result (that says do not
+			// retry), though the request counts as rejected in metrics.
 			cut = n
 			cutCode, cutReason = readFailure(err)
 			s.metrics.event(tctx, src.Name, "", outcomeRejected, cutReason)
@@ -312,7 +313,7 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 	if len(bl.OccurredAt) > 0 && string(bl.OccurredAt) != "null" {
 		meta.OccurredAt = source.ParseTime(gjson.ParseBytes(bl.OccurredAt))
 		if meta.OccurredAt == nil {
-			return nil, nil, errors.New("occurred_at must be an RFC 3339 time or Unix seconds")
+			return nil, nil, errors.New("occurred_at must be an RFC 3339 time or a Unix time (seconds, or ms, µs, ns)")
 		}
 	}
 	lineCorr := bl.CorrelationID

@@ -286,7 +286,7 @@ func printGroups(out io.Writer, groups []ops.Group) {
 }
 
 func trim(s string, n int) string {
-	s = shown(strings.ReplaceAll(s, "\n", " "))
+	s = cell(s)
 	if len(s) > n {
 		cut := n
 		for cut > 0 && !utf8.RuneStart(s[cut]) {
@@ -305,9 +305,9 @@ func trim(s string, n int) string {
 // an operator is about to requeue or discard by filter. Newlines and tabs
 // are kept (payloads are multi-line); table cells replace them first.
 func shown(s string) string {
-	clean := true
+	clean := utf8.ValidString(s)
 	for _, r := range s {
-		if unsafeRune(r) {
+		if !clean || unsafeRune(r) {
 			clean = false
 			break
 		}
@@ -316,13 +316,18 @@ func shown(s string) string {
 		return s
 	}
 	var b strings.Builder
-	for _, r := range s {
-		if unsafeRune(r) {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1: // a byte that is no UTF-8: a raw C1 (0x9b) among them
+			fmt.Fprintf(&b, "\\x%02x", s[i])
+		case unsafeRune(r):
 			q := strconv.QuoteRune(r)
 			b.WriteString(q[1 : len(q)-1])
-			continue
+		default:
+			b.WriteString(s[i : i+size])
 		}
-		b.WriteRune(r)
+		i += size
 	}
 	return b.String()
 }

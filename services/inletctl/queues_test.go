@@ -118,4 +118,11 @@ func TestTerminalEscapesAreShownNotObeyed(t *testing.T) {
 	if !strings.Contains(out.String(), `\x1b]0;owned`) || !strings.Contains(out.String(), "\n  \"x\"") {
 		t.Errorf("escapes not shown, or the payload's lines lost:\n%s", out.String())
 	}
+	// A raw C1 byte (invalid UTF-8) and a tab, which would shift a table's
+	// columns, in an error text.
+	out.Reset()
+	printTable(&out, []*ops.Entry{{ID: "inlet.dlq/0/2", LastError: "a\x9b2Jb\tc"}})
+	if bytes.IndexByte(out.Bytes(), 0x9b) >= 0 || !strings.Contains(out.String(), `a\x9b2Jb c`) {
+		t.Errorf("table: %q", out.String())
+	}
 }

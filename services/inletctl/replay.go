@@ -15,10 +15,12 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/inletdev/inlet/pkg/declarative"
+	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/processor"
+	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/replay"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
@@ -126,6 +128,15 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	topics := kafka.TopicNames(kcfg.TopicPrefix, delays)
 	c, err := connect(ctx, kcfg, rcfg, topics)
 	if err != nil {
+		return exitError, err
+	}
+	// A replay processes as the processor does, and registers processed
+	// schemas as it goes: with read-only registry credentials it would
+	// wait on the refusal for good. Writing the envelope schema (as the
+	// processor does at start) checks the access up front.
+	if _, err := envelope.NewCodec(ctx, c.reg, topics.RawSubject()); registry.IsDenied(err) {
+		return exitError, fmt.Errorf("replay processes events and registers their schemas as the processor does, so its registry credentials need write access: %w", err)
+	} else if err != nil {
 		return exitError, err
 	}
 	d := replay.Deps{

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/registry/registrytest"
 	"github.com/inletdev/inlet/pkg/replay"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
@@ -79,6 +80,27 @@ func TestReplayCommand(t *testing.T) {
 			if code, err := run(args, &bytes.Buffer{}); code != exitUsage {
 				t.Errorf("%v: exit %d (%v), want %d", args, code, err, exitUsage)
 			}
+		}
+	})
+	t.Run("read-only registry credentials are refused at once", func(t *testing.T) {
+		// A replay registers processed schemas as the processor does; it
+		// used to connect fine and then wait on the refusal for good.
+		env, _, flags := cliEnv(t)
+		ro, _ := registrytest.ReadOnly(t, env.RegistryURL)
+		done := make(chan struct{})
+		var code int
+		var err error
+		go func() {
+			defer close(done)
+			code, err = run(append(withRegistry(flags, ro), "replay", "--source", "stripe", "--from", time.Now().Add(-time.Minute).UTC().Format(time.RFC3339), "--id", "ro-1"), &bytes.Buffer{})
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("replay with read-only credentials did not stop")
+		}
+		if code != exitError || err == nil || !strings.Contains(err.Error(), "write access") {
+			t.Fatalf("exit %d: %v; want an error saying replay needs write access", code, err)
 		}
 	})
 	t.Run("fill applies never-processed events and prints a JSON summary", func(t *testing.T) {
