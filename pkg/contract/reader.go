@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/tidwall/gjson"
+	"github.com/inletdev/inlet/pkg/jsonvalid"
 )
 
 // MaxDepth is the deepest JSON nesting Read accepts, counting every object
@@ -76,12 +76,12 @@ func (v *Version) upcast(val any) (map[string]any, error) {
 // readJSON reads payload with the version's plan, recording problems in st.
 // The result is shaped for the version's own schema.
 //
-// The payload's JSON syntax is checked first (see validJSON); the walk then
+// The payload's JSON syntax is checked first (jsonvalid.Valid); the walk then
 // decodes only the values the plan reads, skips the rest by scanning their
 // bytes, and measures nesting as it goes. Too deep a payload gets that one
 // error, whatever else is wrong.
 func (v *Version) readJSON(payload []byte, st *readState) any {
-	if !validJSON(payload) {
+	if !jsonvalid.Valid(payload) {
 		// Unmarshal into a RawMessage only runs the syntax check, for its message.
 		var raw json.RawMessage
 		err := json.Unmarshal(payload, &raw)
@@ -99,21 +99,6 @@ func (v *Version) readJSON(payload []byte, st *readState) any {
 		return nil
 	}
 	return out
-}
-
-// gjsonMaxBytes bounds the payloads validJSON gives to gjson.
-const gjsonMaxBytes = 64 << 10
-
-// validJSON reports whether payload is one JSON value, exactly as json.Valid
-// does (FuzzValidJSON holds the two equal). gjson's validator is several
-// times faster but recurses once per nesting level, so hostile nesting costs
-// stack in proportion to the payload's size: payloads over gjsonMaxBytes go
-// to json.Valid, which does not recurse.
-func validJSON(payload []byte) bool {
-	if len(payload) > gjsonMaxBytes {
-		return json.Valid(payload)
-	}
-	return gjson.ValidBytes(payload)
 }
 
 // readState collects field errors, bounded by MaxFieldErrors.

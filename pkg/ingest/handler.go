@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,7 +14,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/tidwall/gjson"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
 	"go.opentelemetry.io/otel/attribute"
@@ -23,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/jsonvalid"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/source"
 )
@@ -90,7 +89,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusUnauthorized, outcomeRejected, reasonSignature, Response{CorrelationID: corr, Error: "signature verification failed"})
 		return
 	}
-	if src.RequiresJSON() && !validJSON(body) {
+	if src.RequiresJSON() && !jsonvalid.Valid(body) {
 		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", "malformed")
 		answer(http.StatusBadRequest, outcomeRejected, reasonMalformed, Response{CorrelationID: corr, Error: "body is not valid JSON"})
 		return
@@ -329,25 +328,4 @@ func newID(t time.Time) string {
 
 func (s *Server) setRetryAfter(w http.ResponseWriter) {
 	w.Header().Set("Retry-After", strconv.Itoa(int((s.cfg.RetryAfter+time.Second-1)/time.Second)))
-}
-
-// gjsonMaxBytes bounds the bodies validJSON gives to gjson. gjson's
-// validator recurses once per nesting level (about 128 bytes of stack
-// each: a 1 MiB body of "[[[…" took 64 MiB), and accepts any depth where
-// encoding/json stops at 10000 levels. A value nested deeper than that
-// needs more than 20000 bytes, so below this bound the two agree and the
-// stack stays near 1 MiB at worst. (pkg/contract's 64 KiB bound leaves
-// depths 10001 to 32768 to gjson.)
-const gjsonMaxBytes = 16 << 10
-
-// validJSON accepts exactly what encoding/json does (FuzzValidJSON keeps
-// it so). It runs on every webhook: up to gjsonMaxBytes (a typical Stripe
-// or GitHub delivery is a few KiB) gjson's validator does it at less than
-// half the cost per byte; larger bodies go to json.Valid, which does not
-// recurse.
-func validJSON(b []byte) bool {
-	if len(b) > gjsonMaxBytes {
-		return json.Valid(b)
-	}
-	return gjson.ValidBytes(b)
 }
