@@ -159,7 +159,7 @@ func CompilePointer(ptr string) CompiledPointer {
 		t = strings.ReplaceAll(strings.ReplaceAll(t, "~1", "/"), "~0", "~")
 		tokens[i] = t
 		keys[i] = gjson.Escape(t)
-		if t == "" || (len(t) > 1 && t[0] == '0' && allDigits(t)) {
+		if t == "" || (allDigits(t) && !arrayIndex(t)) {
 			stepwise = true
 		}
 	}
@@ -168,6 +168,10 @@ func CompilePointer(ptr string) CompiledPointer {
 	}
 	return CompiledPointer{path: strings.Join(keys, ".")}
 }
+
+// arrayIndex reports whether t may index an array in RFC 6901: "0" or
+// digits without a leading zero.
+func arrayIndex(t string) bool { return allDigits(t) && (len(t) == 1 || t[0] != '0') }
 
 func allDigits(s string) bool {
 	for i := range len(s) {
@@ -212,7 +216,7 @@ func (p CompiledPointer) walk(r gjson.Result) gjson.Result {
 	for _, t := range p.steps {
 		switch {
 		case r.IsArray():
-			if !allDigits(t) || (len(t) > 1 && t[0] == '0') {
+			if !arrayIndex(t) {
 				return gjson.Result{}
 			}
 			r = r.Get(t)
