@@ -336,49 +336,14 @@ func redactURL(raw string) string {
 }
 
 // withoutURL rewrites the *url.Error that net/http returns, whose text
-// holds the whole URL, as "Op redacted-URL: inner error". Inner text that
-// still holds the URL or its path, query or password (none does in the
-// standard library today) is rewritten too. errors.Is and As still see
-// the inner error.
+// holds the whole URL, as "Op scheme://host/…: inner error", as the sink
+// does; errors.Is and As still see the inner error.
 func (a *Alerter) withoutURL(err error) error {
 	var ue *url.Error
 	if !errors.As(err, &ue) {
-		return scrubbed(err, a.cfg.WebhookURL)
-	}
-	return &redactedError{msg: ue.Op + " " + redactURL(ue.URL) + ": " + scrubbed(ue.Err, a.cfg.WebhookURL, ue.URL).Error(), err: ue.Err}
-}
-
-// redactedError has err's meaning and a text without the webhook URL.
-type redactedError struct {
-	msg string
-	err error
-}
-
-func (e *redactedError) Error() string { return e.msg }
-func (e *redactedError) Unwrap() error { return e.err }
-
-// scrubbed is err, or when its text holds one of the URLs' secret parts,
-// err with that text replaced by "…".
-func scrubbed(err error, urls ...string) error {
-	msg := err.Error()
-	for _, raw := range urls {
-		secrets := []string{raw}
-		if u, perr := url.Parse(raw); perr == nil {
-			secrets = append(secrets, u.RawQuery, u.Fragment, u.Opaque, u.EscapedPath(), u.Path)
-			if p, ok := u.User.Password(); ok {
-				secrets = append(secrets, p)
-			}
-		}
-		for _, s := range secrets {
-			if len(s) > 1 { // not "" or "/"
-				msg = strings.ReplaceAll(msg, s, "…")
-			}
-		}
-	}
-	if msg == err.Error() {
 		return err
 	}
-	return &redactedError{msg: msg, err: err}
+	return fmt.Errorf("%s %s: %w", ue.Op, a.hook, ue.Err)
 }
 
 // envWebhookURL is the webhook URL's environment variable; LoadSecrets
