@@ -32,7 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"os"
 	"regexp"
 	"strconv"
@@ -275,12 +274,12 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	if prog[fCopied] == "" {
-		if err := r.copy(ctx); err != nil {
+		if err := r.copy(ctx, prog); err != nil {
 			return err
 		}
 	}
 	if r.cfg.Mode == Rebuild && prog[fDeleted] == "" {
-		if err := r.deleteState(ctx); err != nil {
+		if err := r.deleteState(ctx, prog); err != nil {
 			return err
 		}
 	}
@@ -323,15 +322,15 @@ func (r *run) ensureTopics(ctx context.Context) error {
 	return kafka.EnsureTopics(ctx, r.adm, len(raw.Partitions), -1, specs)
 }
 
-// The copy commits every copyChunk records or copyAge: one transaction for
-// the whole range outlived its 5-minute timeout on a large one, and a run
-// that failed started over, so a range of tens of millions of records
-// could never be copied.
 var (
 	deleteBatch      = 10000 // keys rebuild deletes at a time
 	afterDeleteBatch func()  // tests: called after each batch deleted
 )
 
+// The copy commits every copyChunk records or copyAge: one transaction for
+// the whole range outlived its 5-minute timeout on a large one, and a run
+// that failed started over, so a range of tens of millions of records
+// could never be copied.
 var (
 	copyChunk   = 10000
 	copyAge     = 10 * time.Second
@@ -353,14 +352,12 @@ type copyProgress struct {
 // twice and the counts stay exact. (A restart within the moment between a
 // commit and its markers reaching the replay topic could copy that chunk
 // again; reprocessing counts such copies as duplicates.)
-func (r *run) copy(ctx context.Context) error {
-	prog := copyProgress{At: map[int32]int64{}}
-	if s, err := r.d.Redis.HGet(ctx, r.key, fCopyProgress).Result(); err == nil {
+func (r *run) copy(ctx context.Context, saved map[string]string) error {
+	var prog copyProgress
+	if s, ok := saved[fCopyProgress]; ok {
 		if err := json.Unmarshal([]byte(s), &prog); err != nil {
 			return fmt.Errorf("replay progress %s: %w", fCopyProgress, err)
 		}
-	} else if !errors.Is(err, redis.Nil) {
-		return fmt.Errorf("replay progress: %w", err)
 	}
 	copied, last, err := r.copiedSoFar(ctx)
 	if err != nil {
@@ -370,7 +367,7 @@ func (r *run) copy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	at := maps.Clone(prog.At)
+	at := prog.At
 	if at == nil {
 		at = map[int32]int64{}
 	}
@@ -571,7 +568,7 @@ func (r *run) selected(ctx context.Context, rec *kgo.Record) bool {
 
 // deleteState deletes the dedup claims and entity state of the copied
 // events, computing their keys with the handlers (as the processor does).
-func (r *run) deleteState(ctx context.Context) error {
+func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 	r.report(Progress{Phase: "delete"})
 	sp, err := kafka.RangeOf(ctx, r.adm, r.topic, time.Time{}, time.Time{})
 	if err != nil {
@@ -583,7 +580,7 @@ func (r *run) deleteState(ctx context.Context) error {
 	// nothing.
 	claims, entities := map[string]bool{}, map[string]bool{}
 	var nc, ne int64
-	if prev, err := r.d.Redis.HGet(ctx, r.key, fDeleting).Result(); err == nil {
+	if prev, ok := saved[fDeleting]; ok {
 		_, _ = fmt.Sscanf(prev, "%d,%d", &nc, &ne)
 	}
 	flush := func() error {
@@ -696,14 +693,18 @@ func (r *run) process(ctx context.Context) error {
 	pctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(pctx) }()
-	final := func() int64 {
-		c := p.Counts()
-		return c.Total(processor.Processed) + c.Total(processor.Duplicate) + c.Total(processor.Stale) + c.Total(processor.Invalid) + c.Total(processor.DeadLetter)
-	}
 	// Only committed outcomes are counted; they are added to the progress
 	// record as they come (each tick), so a process killed midway loses
 	// at most the last tick's counts, not the whole run's.
 	outcomes := []processor.Outcome{processor.Processed, processor.Duplicate, processor.Stale, processor.Invalid, processor.DeadLetter}
+	final := func() int64 {
+		c := p.Counts()
+		var n int64
+		for _, o := range outcomes {
+			n += c.Total(o)
+		}
+		return n
+	}
 	recorded := map[processor.Outcome]int64{}
 	record := func() error {
 		c := p.Counts()
