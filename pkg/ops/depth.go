@@ -5,14 +5,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/retry"
 )
 
 // Tracker keeps the unresolved counts of the failure queues current by
@@ -189,7 +188,7 @@ func (t *Tracker) readQueue(ctx context.Context, topic string) error {
 	})
 	err = kafka.ReadSpan(ctx, t.q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
 		qs.next[r.Partition] = r.Offset + 1
-		if id := entryID(topic, r.Partition, r.Offset); t.early[id] {
+		if id := retry.FormatCoordinates(topic, r.Partition, r.Offset); t.early[id] {
 			delete(t.early, id) // decided before it was read here
 			return nil
 		}
@@ -210,7 +209,7 @@ func (t *Tracker) readQueue(ctx context.Context, topic string) error {
 // drop says so.
 func (t *Tracker) forgetEarly(topic string, drop func(p int32, off int64) bool) {
 	for id := range t.early {
-		if tp, p, off, ok := parseEntryID(id); ok && tp == topic && drop(p, off) {
+		if tp, p, off, ok := retry.ParseCoordinates(id); ok && tp == topic && drop(p, off) {
 			delete(t.early, id)
 		}
 	}
@@ -253,7 +252,7 @@ func (t *Tracker) readAudit(ctx context.Context) error {
 // until the entry is read.
 func (t *Tracker) decide(d *Decision) {
 	id := d.ID
-	topic, p, off, ok := parseEntryID(id)
+	topic, p, off, ok := retry.ParseCoordinates(id)
 	if !ok {
 		return
 	}
@@ -273,24 +272,3 @@ func (t *Tracker) decide(d *Decision) {
 	}
 }
 
-func entryID(topic string, p int32, off int64) string {
-	return topic + "/" + strconv.FormatInt(int64(p), 10) + "/" + strconv.FormatInt(off, 10)
-}
-
-// parseEntryID splits topic/partition/offset (topic names have no slash).
-func parseEntryID(id string) (topic string, p int32, off int64, ok bool) {
-	i := strings.LastIndexByte(id, '/')
-	if i < 0 {
-		return "", 0, 0, false
-	}
-	j := strings.LastIndexByte(id[:i], '/')
-	if j < 0 {
-		return "", 0, 0, false
-	}
-	pn, err1 := strconv.ParseInt(id[j+1:i], 10, 32)
-	o, err2 := strconv.ParseInt(id[i+1:], 10, 64)
-	if err1 != nil || err2 != nil {
-		return "", 0, 0, false
-	}
-	return id[:j], int32(pn), o, true
-}

@@ -161,29 +161,6 @@ func TestOpenOffsets(t *testing.T) {
 	}
 }
 
-func TestParseEntryID(t *testing.T) {
-	for id, want := range map[string]struct {
-		topic string
-		p     int32
-		off   int64
-		ok    bool
-	}{
-		"inlet.dlq/3/17":   {"inlet.dlq", 3, 17, true},
-		"a.b-c_d/0/0":      {"a.b-c_d", 0, 0, true},
-		"inlet.dlq/x/17":   {},
-		"inlet.dlq/17":     {},
-		"17":               {},
-		"inlet.dlq/3/":     {},
-		"inlet.dlq/3/1e9":  {},
-		"/3/17":            {"", 3, 17, true},
-		"inlet.dlq/3/17/4": {"inlet.dlq/3", 17, 4, true}, // not a queue of ours: ignored by decide
-	} {
-		topic, p, off, ok := parseEntryID(id)
-		if topic != want.topic || p != want.p || off != want.off || ok != want.ok {
-			t.Errorf("%q: %q %d %d %v, want %+v", id, topic, p, off, ok, want)
-		}
-	}
-}
 
 // TestDecisionBeforeItsEntryIsRead: a decision read before its entry (the
 // entry written after the queue's read in the same Refresh) is held until

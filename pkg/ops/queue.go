@@ -599,7 +599,7 @@ func (q *Queues) decisions(ctx context.Context) (map[string]*Decision, error) {
 		if json.Unmarshal(r.Value, &d) != nil || d.ID == "" {
 			return nil
 		}
-		if topic, p, off, ok := parseEntryID(d.ID); ok {
+		if topic, p, off, ok := retry.ParseCoordinates(d.ID); ok {
 			if start, known := starts[topic][p]; known && off < start {
 				return nil
 			}

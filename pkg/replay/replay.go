@@ -471,19 +471,12 @@ func (r *run) copiedSoFar(ctx context.Context) (int64, map[int32]int64, error) {
 	}
 	var n int64
 	last := map[int32]int64{}
-	prefix := r.d.Topics.Raw + "/"
 	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
 		n++
-		o, ok := strings.CutPrefix(retry.Get(rec.Headers, retry.HeaderOrigin), prefix)
-		if !ok {
-			return nil
-		}
-		ps, offs, ok := strings.Cut(o, "/")
-		p, err1 := strconv.ParseInt(ps, 10, 32)
-		off, err2 := strconv.ParseInt(offs, 10, 64)
-		if ok && err1 == nil && err2 == nil {
-			if cur, seen := last[int32(p)]; !seen || off > cur {
-				last[int32(p)] = off
+		tp, p, off, ok := retry.ParseCoordinates(retry.Get(rec.Headers, retry.HeaderOrigin))
+		if ok && tp == r.d.Topics.Raw {
+			if cur, seen := last[p]; !seen || off > cur {
+				last[p] = off
 			}
 		}
 		return nil

@@ -3,6 +3,7 @@ package retry
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -43,8 +44,30 @@ type ErrorEntry struct {
 
 // Coordinates names a record as topic/partition/offset: the value of
 // HeaderOrigin, and the id of a DLQ or invalid entry.
-func Coordinates(r *kgo.Record) string {
-	return r.Topic + "/" + strconv.Itoa(int(r.Partition)) + "/" + strconv.FormatInt(r.Offset, 10)
+func Coordinates(r *kgo.Record) string { return FormatCoordinates(r.Topic, r.Partition, r.Offset) }
+
+// FormatCoordinates is Coordinates from its parts.
+func FormatCoordinates(topic string, p int32, off int64) string {
+	return topic + "/" + strconv.FormatInt(int64(p), 10) + "/" + strconv.FormatInt(off, 10)
+}
+
+// ParseCoordinates splits what Coordinates writes: topic/partition/offset
+// (topic names have no slash).
+func ParseCoordinates(s string) (topic string, p int32, off int64, ok bool) {
+	i := strings.LastIndexByte(s, '/')
+	if i < 0 {
+		return "", 0, 0, false
+	}
+	j := strings.LastIndexByte(s[:i], '/')
+	if j < 0 {
+		return "", 0, 0, false
+	}
+	pn, err1 := strconv.ParseInt(s[j+1:i], 10, 32)
+	o, err2 := strconv.ParseInt(s[i+1:], 10, 64)
+	if err1 != nil || err2 != nil {
+		return "", 0, 0, false
+	}
+	return s[:j], int32(pn), o, true
 }
 
 // Get returns the value of header k, or "".
