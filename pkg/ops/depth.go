@@ -271,4 +271,3 @@ func (t *Tracker) decide(d *Decision) {
 		o.decide(off)
 	}
 }
-

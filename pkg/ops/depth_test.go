@@ -161,7 +161,6 @@ func TestOpenOffsets(t *testing.T) {
 	}
 }
 
-
 // TestDecisionBeforeItsEntryIsRead: a decision read before its entry (the
 // entry written after the queue's read in the same Refresh) is held until
 // the entry comes, and the entry is then not counted.
