@@ -126,15 +126,19 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	topics := kafka.TopicNames(kcfg.TopicPrefix, delays)
-	c, err := connect(ctx, kcfg, rcfg, topics)
+	// A replay processes as the processor does, and registers processed
+	// schemas as it goes: with read-only registry credentials it would
+	// wait on the refusal for good. So its envelope codec is built as the
+	// processor's is, writing the schema, which checks the access up front
+	// (the other commands only look it up: see connect).
+	c, err := connectKafka(kcfg)
 	if err != nil {
 		return exitError, err
 	}
-	// A replay processes as the processor does, and registers processed
-	// schemas as it goes: with read-only registry credentials it would
-	// wait on the refusal for good. Writing the envelope schema (as the
-	// processor does at start) checks the access up front.
-	if _, err := envelope.NewCodec(ctx, c.reg, topics.RawSubject()); registry.IsDenied(err) {
+	if c.reg, err = rcfg.Client(); err != nil {
+		return exitError, err
+	}
+	if c.codec, err = envelope.NewCodec(ctx, c.reg, topics.RawSubject()); registry.IsDenied(err) {
 		return exitError, fmt.Errorf("replay processes events and registers their schemas as the processor does, so its registry credentials need write access: %w", err)
 	} else if err != nil {
 		return exitError, err
