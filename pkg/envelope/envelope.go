@@ -104,15 +104,7 @@ type Codec struct {
 // NewCodec registers the latest envelope schema under subject (normally
 // "<raw topic>-value") and returns a codec writing with it.
 func NewCodec(ctx context.Context, reg *registry.Client, subject string) (*Codec, error) {
-	latest, err := Latest()
-	if err != nil {
-		return nil, err
-	}
-	id, schema, err := reg.Register(ctx, subject, latest.Text)
-	if err != nil {
-		return nil, err
-	}
-	return &Codec{reg: reg, schema: schema, id: id}, nil
+	return codec(ctx, reg, subject, reg.Register)
 }
 
 // LookupCodec is NewCodec for a process that must not write to the
@@ -122,11 +114,16 @@ func NewCodec(ctx context.Context, reg *registry.Client, subject string) (*Codec
 // hold it. Decoding is as NewCodec's: by the writer schema ID in each value,
 // so envelopes written with any registered version decode.
 func LookupCodec(ctx context.Context, reg *registry.Client, subject string) (*Codec, error) {
+	return codec(ctx, reg, subject, reg.Lookup)
+}
+
+// codec builds a Codec for the latest envelope schema, whose ID get finds.
+func codec(ctx context.Context, reg *registry.Client, subject string, get func(context.Context, string, string) (int, avro.Schema, error)) (*Codec, error) {
 	latest, err := Latest()
 	if err != nil {
 		return nil, err
 	}
-	id, schema, err := reg.Lookup(ctx, subject, latest.Text)
+	id, schema, err := get(ctx, subject, latest.Text)
 	if err != nil {
 		return nil, fmt.Errorf("envelope schema v%d: %w", latest.N, err)
 	}

@@ -57,18 +57,13 @@ func (c *Client) SR() *sr.Client { return c.sr }
 // incompatible schema fails with the registry's error, and a registry that
 // cannot be reached with one wrapping ErrUnavailable.
 func (c *Client) Register(ctx context.Context, subject, text string) (int, avro.Schema, error) {
-	schema, err := avro.ParseWithCache(text, "", &avro.SchemaCache{})
-	if err != nil {
-		return 0, nil, fmt.Errorf("parse schema for %s: %w", subject, err)
-	}
-	ss, err := c.sr.CreateSchema(ctx, subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
-	if err != nil {
-		return 0, nil, fmt.Errorf("register schema under %s: %w", subject, classify(err))
-	}
-	c.mu.Lock()
-	c.writers[ss.ID] = schema
-	c.mu.Unlock()
-	return ss.ID, schema, nil
+	return c.known(subject, text, func(s sr.Schema) (sr.SubjectSchema, error) {
+		ss, err := c.sr.CreateSchema(ctx, subject, s)
+		if err != nil {
+			return ss, fmt.Errorf("register schema under %s: %w", subject, classify(err))
+		}
+		return ss, nil
+	})
 }
 
 // Lookup is Register for a process that must not write to the registry: it
@@ -76,17 +71,29 @@ func (c *Client) Register(ctx context.Context, subject, text string) (int, avro.
 // which needs only read access) and returns its ID and the parsed schema.
 // A subject without it, or no such subject, fails with ErrNotRegistered.
 func (c *Client) Lookup(ctx context.Context, subject, text string) (int, avro.Schema, error) {
+	return c.known(subject, text, func(s sr.Schema) (sr.SubjectSchema, error) {
+		ss, err := c.sr.LookupSchema(ctx, subject, s)
+		var re *sr.ResponseError
+		switch {
+		case err == nil:
+			return ss, nil
+		case errors.As(err, &re) && (re.ErrorCode == sr.ErrSubjectNotFound.Code || re.ErrorCode == sr.ErrSchemaNotFound.Code):
+			return ss, fmt.Errorf("%w under %s: %w", ErrNotRegistered, subject, err)
+		}
+		return ss, fmt.Errorf("look up schema under %s: %w", subject, classify(err))
+	})
+}
+
+// known parses text, has ask find its ID in the registry (registering or
+// looking it up), and remembers the schema as that ID's writer schema.
+func (c *Client) known(subject, text string, ask func(sr.Schema) (sr.SubjectSchema, error)) (int, avro.Schema, error) {
 	schema, err := avro.ParseWithCache(text, "", &avro.SchemaCache{})
 	if err != nil {
 		return 0, nil, fmt.Errorf("parse schema for %s: %w", subject, err)
 	}
-	ss, err := c.sr.LookupSchema(ctx, subject, sr.Schema{Schema: text, Type: sr.TypeAvro})
+	ss, err := ask(sr.Schema{Schema: text, Type: sr.TypeAvro})
 	if err != nil {
-		var re *sr.ResponseError
-		if errors.As(err, &re) && (re.ErrorCode == sr.ErrSubjectNotFound.Code || re.ErrorCode == sr.ErrSchemaNotFound.Code) {
-			return 0, nil, fmt.Errorf("%w under %s: %w", ErrNotRegistered, subject, err)
-		}
-		return 0, nil, fmt.Errorf("look up schema under %s: %w", subject, classify(err))
+		return 0, nil, err
 	}
 	c.mu.Lock()
 	c.writers[ss.ID] = schema
