@@ -188,7 +188,7 @@ func (t *Tracker) readQueue(ctx context.Context, topic string) error {
 	})
 	err = kafka.ReadSpan(ctx, t.q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
 		qs.next[r.Partition] = r.Offset + 1
-		if id := retry.FormatCoordinates(topic, r.Partition, r.Offset); t.early[id] {
+		if id := retry.Coordinates(r); t.early[id] {
 			delete(t.early, id) // decided before it was read here
 			return nil
 		}

@@ -97,9 +97,7 @@ type Filter struct {
 }
 
 func (f Filter) match(e *Entry) bool {
-	if len(f.IDs) > 0 && !slices.Contains(f.IDs, e.ID) {
-		return false
-	}
+	// f.IDs: scan skips the other records before decoding them.
 	return (f.Source == "" || e.Source == f.Source) &&
 		(f.EventType == "" || e.EventType == f.EventType) &&
 		(f.ErrorText == "" || strings.Contains(strings.ToLower(e.LastError+" "+e.Reason), strings.ToLower(f.ErrorText))) &&
@@ -134,16 +132,16 @@ func (q *Queues) Close() { q.cl.Close() }
 // It holds no entry after fn returns, so memory does not grow with the
 // queue; an error from fn stops the scan and is returned.
 func (q *Queues) Scan(ctx context.Context, topic string, f Filter, fn func(*Entry) error) error {
-	return q.scan(ctx, topic, f, fn, nil)
-}
-
-// scan is Scan, calling every (when not nil) after each record read,
-// matching or not.
-func (q *Queues) scan(ctx context.Context, topic string, f Filter, fn func(*Entry) error, every func() error) error {
-	decisions, err := q.decisions(ctx)
+	decisions, _, err := q.decisions(ctx)
 	if err != nil {
 		return err
 	}
+	return q.scan(ctx, decisions, topic, f, fn, nil)
+}
+
+// scan is Scan with the decisions already read, calling every (when not
+// nil) after each record read, matching or not.
+func (q *Queues) scan(ctx context.Context, decisions map[string]*Decision, topic string, f Filter, fn func(*Entry) error, every func() error) error {
 	sp, err := kafka.RangeOf(ctx, q.adm, topic, time.Time{}, time.Time{})
 	if err != nil {
 		return err
@@ -406,14 +404,8 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	f.Unresolved = true
 	shown := firstN{n: MaxShown}
 	if dryRun {
-		err := q.Scan(ctx, topic, f, func(e *Entry) error {
-			e.Payload, e.rec = nil, nil
-			res.Count++
-			shown.add(e)
-			return nil
-		})
-		res.Entries = shown.result()
-		return res, err
+		l, err := q.page(ctx, topic, f, "", MaxShown, false)
+		return Decided{Count: l.Total, Entries: l.Entries}, err
 	}
 	// One transactional id for every decision (both queues write the
 	// audit topic), taken before the entries are read: a decision already
@@ -437,7 +429,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	if _, _, err := txn.ProducerID(ctx); err != nil {
 		return res, fmt.Errorf("%s: take the decisions' transactional id: %w", action, err)
 	}
-	ids, err := q.topicIDs(ctx)
+	// Read once: the queues' topic ids both filter the decisions made on
+	// an earlier topic of the same name and stamp the new ones.
+	decisions, ids, err := q.decisions(ctx)
 	if err != nil {
 		return res, err
 	}
@@ -468,7 +462,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return nil
 	}
 	// Each entry is written as it is read: the queue is never held whole.
-	err = q.scan(ctx, topic, f, func(e *Entry) error {
+	err = q.scan(ctx, decisions, topic, f, func(e *Entry) error {
 		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now, TopicID: ids[topic]}
 		if action == "requeue" {
 			if retry.Get(e.rec.Headers, retry.HeaderValueOmitted) != "" {
@@ -570,12 +564,12 @@ func fenced(err error) bool {
 // decisions reads the audit topic: the latest decision per entry id,
 // streamed, leaving out decisions on entries that retention deleted from
 // the queues (the audit topic is compacted, and keeps every decision ever
-// made).
-func (q *Queues) decisions(ctx context.Context) (map[string]*Decision, error) {
+// made). It also returns the queues' topic ids it filtered with.
+func (q *Queues) decisions(ctx context.Context) (map[string]*Decision, map[string]string, error) {
 	starts := map[string]map[int32]int64{}
 	l, err := q.adm.ListStartOffsets(ctx, q.topics.DLQ, q.topics.Invalid)
 	if err != nil {
-		return nil, fmt.Errorf("list start offsets of the failure queues: %w", err)
+		return nil, nil, fmt.Errorf("list start offsets of the failure queues: %w", err)
 	}
 	l.Each(func(o kadm.ListedOffset) {
 		if o.Err == nil {
@@ -587,11 +581,11 @@ func (q *Queues) decisions(ctx context.Context) (map[string]*Decision, error) {
 	})
 	ids, err := q.topicIDs(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	sp, err := kafka.RangeOf(ctx, q.adm, q.topics.Audit, time.Time{}, time.Time{})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out := map[string]*Decision{}
 	err = kafka.ReadSpan(ctx, q.cl.Opts(), q.topics.Audit, sp, func(r *kgo.Record) error {
@@ -610,5 +604,5 @@ func (q *Queues) decisions(ctx context.Context) (map[string]*Decision, error) {
 		out[d.ID] = &d
 		return nil
 	})
-	return out, err
+	return out, ids, err
 }

@@ -44,11 +44,8 @@ type ErrorEntry struct {
 
 // Coordinates names a record as topic/partition/offset: the value of
 // HeaderOrigin, and the id of a DLQ or invalid entry.
-func Coordinates(r *kgo.Record) string { return FormatCoordinates(r.Topic, r.Partition, r.Offset) }
-
-// FormatCoordinates is Coordinates from its parts.
-func FormatCoordinates(topic string, p int32, off int64) string {
-	return topic + "/" + strconv.FormatInt(int64(p), 10) + "/" + strconv.FormatInt(off, 10)
+func Coordinates(r *kgo.Record) string {
+	return r.Topic + "/" + strconv.FormatInt(int64(r.Partition), 10) + "/" + strconv.FormatInt(r.Offset, 10)
 }
 
 // ParseCoordinates splits what Coordinates writes: topic/partition/offset
