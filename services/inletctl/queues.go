@@ -15,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
@@ -66,7 +67,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs.StringVar(&until, "until", "", "only entries before this RFC 3339 time")
 	fs.BoolVar(&all, "all", false, "ls: include resolved entries")
 	fs.BoolVar(&group, "group", false, "ls: count by source, type and error instead of listing")
-	fs.IntVar(&limit, "limit", 100, "ls: entries per page, in log order (0: all)")
+	fs.IntVar(&limit, "limit", admin.DefaultLimit, "ls: entries per page, in log order (0: all)")
 	fs.StringVar(&after, "after", "", "ls: start after this cursor (the next page's, as ls prints it)")
 	fs.StringVar(&reason, "reason", "", "requeue/discard: why (required, audited)")
 	fs.BoolVar(&dry, "dry-run", false, "requeue/discard: show what would change, change nothing")
@@ -288,11 +289,7 @@ func printGroups(out io.Writer, groups []ops.Group) {
 func trim(s string, n int) string {
 	s = cell(s)
 	if len(s) > n {
-		cut := n
-		for cut > 0 && !utf8.RuneStart(s[cut]) {
-			cut--
-		}
-		return s[:cut] + "…"
+		return strings.ToValidUTF8(s[:n], "") + "…" // drops a rune cut in half
 	}
 	return s
 }
