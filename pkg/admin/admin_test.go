@@ -336,8 +336,9 @@ func TestTokensFromEnv(t *testing.T) {
 
 // TestListIsPaged: a listing answers one page (DefaultLimit unless ?limit=
 // says otherwise, never above MaxLimit) with the count of every match and
-// the cursor of the next page; a decision over more entries than MaxLimit
-// answers with the full count and the first MaxLimit entries.
+// the cursor of the next page; a decision answers the full count and the
+// entries ops returned (at most ops.MaxShown: that cap is tested in
+// pkg/ops), saying when they are fewer.
 func TestListIsPaged(t *testing.T) {
 	q := &fakeQueues{entries: map[string][]*ops.Entry{}}
 	for i := range MaxLimit + 250 {

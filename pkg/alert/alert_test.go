@@ -20,6 +20,7 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
+	"github.com/inletdev/inlet/pkg/testenv"
 )
 
 type receiver struct {
@@ -53,10 +54,7 @@ func TestBurstOfTheSameFailureIsOneMessage(t *testing.T) {
 		a.Notify(Alert{Kind: KindDLQ, Source: "shop", EventType: "orders/updated", Reason: "retry budget exhausted", EventID: "e" + string(rune('a'+i%26)), Runbook: "https://runbooks/dlq", History: json.RawMessage(`[{"stage":"deliver","error":"503"}]`)})
 	}
 	a.Notify(Alert{Kind: KindInvalid, Source: "shop", EventType: "orders/updated", Reason: "validation"})
-	deadline := time.Now().Add(5 * time.Second)
-	for len(rcv.got()) < 2 && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "both messages", func() bool { return len(rcv.got()) >= 2 })
 	cancel()
 	<-done
 	msgs := rcv.got()
@@ -136,27 +134,17 @@ func TestFateIsCounted(t *testing.T) {
 	done := make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
 	defer func() { cancel(); <-done }()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for !cond() {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 	for range 3 {
 		a.Notify(Alert{Kind: KindDLQ, Source: "shop", EventType: "orders/updated", Reason: "budget"})
 	}
-	waitFor("the first message", func() bool { return len(rcv.got()) == 1 })
+	testenv.Eventually(t, 5*time.Second, "the first message", func() bool { return len(rcv.got()) == 1 })
 	down.Store(true)
 	for range 2 {
 		a.Notify(Alert{Kind: KindInvalid, Source: "shop", EventType: "orders/updated", Reason: "contract"})
 	}
-	waitFor("the refused message", func() bool { return a.Failed() == 2 })
+	testenv.Eventually(t, 5*time.Second, "the refused message", func() bool { return a.Failed() == 2 })
 	a.Notify(Alert{Kind: KindDLQ, Source: "stripe", EventType: "invoice.paid", Reason: "budget"})
-	waitFor("the alert over the cap", func() bool { return a.Dropped() == 1 })
+	testenv.Eventually(t, 5*time.Second, "the alert over the cap", func() bool { return a.Dropped() == 1 })
 	got := telemetrytest.Int64s(t, reader, "inlet.alerts", "outcome")
 	if len(got) != 3 || got["sent"] != 3 || got["failed"] != 2 || got["dropped"] != 1 {
 		t.Fatalf("inlet.alerts = %v, want sent 3, failed 2, dropped 1", got)
@@ -191,10 +179,7 @@ func TestResentUntilTaken(t *testing.T) {
 	for range 4 {
 		a.Notify(Alert{Kind: KindDLQ, Source: "shop", EventType: "orders/updated", Reason: "budget"})
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for len(rcv.got()) == 0 && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "a message taken", func() bool { return len(rcv.got()) > 0 })
 	cancel()
 	<-done
 	if msgs := rcv.got(); len(msgs) != 1 || msgs[0]["count"].(float64) != 4 {
@@ -216,9 +201,7 @@ func TestResentUntilTaken(t *testing.T) {
 	done = make(chan struct{})
 	go func() { a.Run(ctx); close(done) }()
 	a.Notify(Alert{Kind: KindDLQ, Source: "shop"})
-	for a.Failed() == 0 && time.Now().Before(deadline.Add(5*time.Second)) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Second, "the refusal counted", func() bool { return a.Failed() > 0 })
 	cancel()
 	<-done
 	if a.Failed() != 1 || calls.Load() != 1 {
@@ -280,7 +263,7 @@ func TestShutdownCutsARegularFlushShort(t *testing.T) {
 	for i := range 4 {
 		a.Notify(Alert{Kind: KindDLQ, Source: fmt.Sprint("s", i)})
 	}
-	<-arrived // the regular flush is sending
+	received(t, arrived, "the regular flush to send") // the regular flush is sending
 	cancel()
 	select {
 	case <-done:
@@ -323,7 +306,7 @@ func TestShutdownMidFlushLosesNothing(t *testing.T) {
 	for i := range 3 {
 		a.Notify(Alert{Kind: KindDLQ, Source: fmt.Sprint("s", i)})
 	}
-	<-first
+	received(t, first, "the first send")
 	slow.Store(false)
 	cancel()
 	<-done
@@ -401,10 +384,7 @@ func TestWebhookURLStaysOutOfLogsAndErrors(t *testing.T) {
 			done := make(chan struct{})
 			go func() { a.Run(ctx); close(done) }()
 			a.Notify(Alert{Kind: KindDLQ, Source: "shop"})
-			deadline := time.Now().Add(5 * time.Second)
-			for a.Failed() == 0 && time.Now().Before(deadline) {
-				time.Sleep(5 * time.Millisecond)
-			}
+			testenv.Eventually(t, 5*time.Second, "the failure counted", func() bool { return a.Failed() > 0 })
 			cancel()
 			<-done
 			out := logs.String()
@@ -468,5 +448,15 @@ func TestSlackTextEscapesEventData(t *testing.T) {
 	}
 	if !strings.Contains(text, "&lt;!channel&gt;") || !strings.Contains(text, "a &amp; b") {
 		t.Errorf("escaped forms missing:\n%s", text)
+	}
+}
+
+// received waits for ch, failing the test after 5s instead of hanging it.
+func received[T any](t *testing.T, ch <-chan T, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
 	}
 }

@@ -353,6 +353,9 @@ type Decided struct {
 // MaxShown bounds Decided.Entries.
 const MaxShown = 1000
 
+// maxShown is MaxShown; tests lower it.
+var maxShown = MaxShown
+
 // A decision is written in transactions of at most decideChunk entries,
 // each open at most about decideAge: one transaction for a whole queue
 // stayed open while the queue was read, and outlived its timeout on a
@@ -402,9 +405,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
 	}
 	f.Unresolved = true
-	shown := firstN{n: MaxShown}
+	shown := firstN{n: maxShown}
 	if dryRun {
-		l, err := q.page(ctx, topic, f, "", MaxShown, false)
+		l, err := q.page(ctx, topic, f, "", maxShown, false)
 		return Decided{Count: l.Total, Entries: l.Entries}, err
 	}
 	// One transactional id for every decision (both queues write the

@@ -361,3 +361,18 @@ func TestRequeueRefusesACopyWithoutItsEvent(t *testing.T) {
 		t.Fatalf("discard: %+v, %v", d, err)
 	}
 }
+
+// TestDecisionsShowTheFirstEntries: a decision, and its dry run, count
+// every entry decided and return the first maxShown, in log order.
+func TestDecisionsShowTheFirstEntries(t *testing.T) {
+	defer func(n int) { maxShown = n }(maxShown)
+	maxShown = 3
+	_, tp, q := deadLettered(t, testenv.Embedded, 4)
+	ctx := context.Background()
+	for _, dry := range []bool{true, false} {
+		d, err := q.Discard(ctx, tp.DLQ, Filter{}, "op", "test", dry)
+		if err != nil || d.Count != 4 || len(d.Entries) != 3 {
+			t.Fatalf("dry run %v: count %d, %d entries (%v); want 4 and the first 3", dry, d.Count, len(d.Entries), err)
+		}
+	}
+}

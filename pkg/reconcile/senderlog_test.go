@@ -42,11 +42,20 @@ func TestReadLog(t *testing.T) {
 		})
 	}
 	t.Run("errors name the line", func(t *testing.T) {
-		for _, in := range []string{"{\"x\":1}\n", "id,created\n,1\n", "{\"id\":\"a\",\"created\":\"yesterday\"}",
-			"{\"id\":\"a\",\"created\":\"NaN\"}", "{\"id\":\"a\",\"created\":\"1e300\"}", "{\"id\":\"a\",\"created\":-5}", "{\"id\":\"a\",\"created\":9.3e18}",
-			"[{\"id\":\"a\",\"created\":1735787045}", "[{\"id\":\"a\",\"created\":1735787045},]", "[1]"} {
-			if _, err := ReadLog(strings.NewReader(in)); err == nil {
-				t.Errorf("%q: no error", in)
+		for in, where := range map[string]string{
+			"{\"x\":1}\n":      "JSON value 1",
+			"id,created\n,1\n": "CSV line 2",
+			"{\"id\":\"a\",\"created\":\"yesterday\"}": "JSON value 1",
+			"{\"id\":\"a\",\"created\":\"NaN\"}":       "JSON value 1",
+			"{\"id\":\"a\",\"created\":\"1e300\"}":     "JSON value 1",
+			"{\"id\":\"a\",\"created\":-5}":            "JSON value 1",
+			"{\"id\":\"a\",\"created\":9.3e18}":        "JSON value 1",
+			"[{\"id\":\"a\",\"created\":1735787045}":   "after array element 1",
+			"[{\"id\":\"a\",\"created\":1735787045},]": "array element 2",
+			"[1]": "array element 1",
+		} {
+			if _, err := ReadLog(strings.NewReader(in)); err == nil || !strings.Contains(err.Error(), where) {
+				t.Errorf("%q: %v, want an error naming %q", in, err, where)
 			}
 		}
 	})

@@ -93,20 +93,20 @@ func TestShopifyBusinessTimeFromTheSignedBody(t *testing.T) {
 // every process that loads the file, also those that read no secrets (the
 // processor, inletctl): their --check-config passed a file ingest refused.
 func TestParseRefusesWithoutSecrets(t *testing.T) {
-	for name, src := range map[string]string{
-		"unknown kind":                 "kind: slak",
-		"kind in capitals":             "kind: Stripe",
-		"no kind":                      "secrets_env: [X]",
-		"hmac without a header":        "kind: hmac\n    secrets_env: [X]",
-		"event without a contract":     "kind: stripe\n    secrets_env: [X]\n    events:\n      \"invoice.*\": {entity_key: \"x:{/id}\"}",
-		"signed batch with kind none":  "kind: none\n    batch: {signed: true}",
-		"batch body over the bound":    "kind: stripe\n    secrets_env: [X]\n    batch: {tokens_env: [T], max_body: 1GiB}",
-		"sink url that is not http(s)": "kind: stripe\n    secrets_env: [X]\n    events:\n      \"*\": {contract: stripe/invoice, sink: {url: \"ftp://user:pw@host/x\"}}",
+	for name, c := range map[string]struct{ src, why string }{
+		"unknown kind":                 {"kind: slak", "kind \"slak\""},
+		"kind in capitals":             {"kind: Stripe", "kind \"Stripe\""},
+		"no kind":                      {"secrets_env: [X]", "kind \"\""},
+		"hmac without a header":        {"kind: hmac\n    secrets_env: [X]", "hmac.header"},
+		"event without a contract":     {"kind: stripe\n    secrets_env: [X]\n    events:\n      \"invoice.*\": {entity_key: \"x:{/id}\"}", "contract:"},
+		"signed batch with kind none":  {"kind: none\n    batch: {signed: true}", "batch.signed"},
+		"batch body over the bound":    {"kind: stripe\n    secrets_env: [X]\n    batch: {tokens_env: [T], max_body: 1GiB}", "batch.max_body"},
+		"sink url that is not http(s)": {"kind: stripe\n    secrets_env: [X]\n    events:\n      \"*\": {contract: stripe/invoice, sink: {url: \"ftp://user:pw@host/x\"}}", "sink.url"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := Parse([]byte("sources:\n  s:\n    "+src+"\n"), WithoutSecrets())
-			if err == nil {
-				t.Fatal("parsed")
+			_, err := Parse([]byte("sources:\n  s:\n    "+c.src+"\n"), WithoutSecrets())
+			if err == nil || !strings.Contains(err.Error(), c.why) {
+				t.Fatalf("%v, want an error about %s", err, c.why)
 			}
 			if strings.Contains(err.Error(), "pw@") {
 				t.Errorf("the error quotes a credential: %v", err)

@@ -136,8 +136,14 @@ func TestReplayCommand(t *testing.T) {
 		cl := env.Client(t, kgo.ProducerLinger(0))
 		from := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
 		sendRaw(t, env, codec, cl, "evt_c", 1700000002)
-		if code, err := run(append(flags, "replay", "--source", "stripe", "--from", from, "--id", "cli-2", "--history-retention", "0", "--output", "json"), &bytes.Buffer{}); code != exitOK {
+		var out bytes.Buffer
+		if code, err := run(append(flags, "replay", "--source", "stripe", "--from", from, "--id", "cli-2", "--history-retention", "0", "--output", "json"), &out); code != exitOK {
 			t.Fatalf("exit %d: %v", code, err)
+		}
+		// The event was processed: no history keys mean none written.
+		var sum replay.Summary
+		if err := json.Unmarshal(out.Bytes(), &sum); err != nil || sum.Applied != 1 || !sum.Complete {
+			t.Fatalf("summary %+v (%v): want the event applied", sum, err)
 		}
 		rdb := redis.NewClient(mustParseRedisURL(t, env.RedisURL))
 		defer rdb.Close()
