@@ -73,7 +73,7 @@ func (q *fakeQueues) Page(ctx context.Context, topic string, f ops.Filter, curso
 
 func (q *fakeQueues) Groups(ctx context.Context, topic string, f ops.Filter) ([]ops.Group, int, error) {
 	es, _ := q.List(ctx, topic, f)
-	var out []ops.Group
+	out := []ops.Group{} // as ops answers: [] for none
 	for _, e := range es {
 		k := ops.Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: e.LastError}
 		if i := slices.IndexFunc(out, func(g ops.Group) bool { g.Count = 0; return g == k }); i >= 0 {

@@ -3,7 +3,8 @@ package ops
 import (
 	"context"
 	"sort"
-	"strings"
+
+	"github.com/inletdev/inlet/pkg/retry"
 )
 
 // Group counts entries that share source, event type, reason and last
@@ -52,7 +53,7 @@ func (g *grouping) add(e *Entry) {
 		g.idx = map[Group]int{}
 	}
 	g.n++
-	k := Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: cut(e.LastError, 200)}
+	k := Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: retry.Truncate(e.LastError, 200+len("…"))}
 	if g.bump(k) {
 		return
 	}
@@ -83,15 +84,10 @@ func (g *grouping) bump(k Group) bool {
 }
 
 func (g *grouping) result() []Group {
+	if g.out == nil {
+		return []Group{} // [] as no entries is, for the API and the CLI alike
+	}
 	sort.SliceStable(g.out, func(i, j int) bool { return g.out[i].Count > g.out[j].Count })
 	return g.out
 }
 
-// cut shortens s to n bytes (not splitting a UTF-8 sequence) and marks it.
-func cut(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	s = strings.ToValidUTF8(s[:n], "")
-	return s + "…"
-}

@@ -26,6 +26,11 @@ func TestGroups(t *testing.T) {
 	if e := g[1].Error; !utf8.ValidString(e) || len(e) > 200+len("…") || !strings.HasSuffix(e, "…") {
 		t.Fatalf("error cut to %d bytes (valid UTF-8 %v): %q", len(e), utf8.ValidString(e), e)
 	}
+	// None is [], as no entries is, for the API's and the CLI's JSON.
+	var none grouping
+	if g := none.result(); g == nil || len(g) != 0 {
+		t.Fatalf("no groups: %#v, want an empty list", g)
+	}
 }
 
 // TestGroupsAreBounded: errors that differ per entry (ids in them) fold

@@ -19,6 +19,7 @@ import (
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/service"
 )
 
@@ -286,13 +287,7 @@ func printGroups(out io.Writer, groups []ops.Group) {
 	tw.Flush()
 }
 
-func trim(s string, n int) string {
-	s = cell(s)
-	if len(s) > n {
-		return strings.ToValidUTF8(s[:n], "") + "…" // drops a rune cut in half
-	}
-	return s
-}
+func trim(s string, n int) string { return retry.Truncate(cell(s), n+len("…")) }
 
 // shown makes text from events (ids, types, errors, payloads: whatever a
 // sender put there) safe to print on an operator's terminal: control
