@@ -90,4 +90,3 @@ func (g *grouping) result() []Group {
 	sort.SliceStable(g.out, func(i, j int) bool { return g.out[i].Count > g.out[j].Count })
 	return g.out
 }
-
