@@ -14,17 +14,18 @@ import (
 
 // ProducerOpts are the producer options the ack contract needs: idempotent
 // acks=all writes (franz-go's default, restated so nobody turns it off),
-// linger 0 so no request waits on a timer (concurrent requests still share
-// batches while a produce is in flight), and batches large enough for the
-// largest accepted body.
+// linger 0 so no request waits on a timer, and batches large enough for the
+// largest accepted body. Concurrent webhooks share batches through the
+// writer's lanes (see lane), which hand a client the records that arrived
+// during its previous round all at once.
 //
 // Even a short linger is a bad trade: 100 µs measured +10% req/s at 16 and
 // 64 connections (bigger batches), nothing at 256, and one connection fell
 // from 8.2k to 0.75k req/s with p50 0.10 → 1.34 ms: the linger timer fires
 // far later than asked.
 //
-// Compression is snappy: with linger 0 batches hold 1 to 20 records, and on
-// such small batches franz-go's snappy (s2) costs about half of lz4's CPU
+// Compression is snappy: batches are small (a few to a few dozen records),
+// and on such batches franz-go's snappy (s2) costs about half of lz4's CPU
 // per record (≈0.9 µs vs ≈2 µs for a 1 KiB event at 4 records per batch)
 // and compresses Stripe-like JSON better (2.8x vs 2.4x there). Measured with
 // `go run ./loadtest/benchingest -count 3 -modes inlet` against lz4:
@@ -43,21 +44,18 @@ func ProducerOpts() []kgo.Opt {
 }
 
 // Producers are the Kafka clients ingest writes through, each built with
-// ProducerOpts. With idempotence franz-go keeps at most five produce
-// requests in flight per broker per client (the limit is fixed), and every
-// webhook waits for its acknowledgement, so with one client a record often
-// waits for a slot before its request is even sent. More clients put more
-// produce requests in flight. A record goes to the client chosen
-// by the Kafka hash of its key: one key (one delivery and its retries)
-// always goes through one client, so its records stay in order, and when
-// the client count divides the partition count each partition is written
-// by one client and its batches are not split.
+// ProducerOpts and each fed by a lane of its own (see lane): one round of
+// records at a time, so more clients put more rounds in flight. A record
+// goes to the client chosen by the Kafka hash of its key: one key (one
+// delivery and its retries) always goes through one client, so its records
+// stay in order, and when the client count divides the partition count
+// each partition is written by one client and its batches are not split.
 //
-// Measured with `go run ./loadtest/benchingest -count 3` on 6 partitions
-// and 2 cores: 2 clients gave +16% req/s at 16 connections and +18% / +24%
-// at 64 / 256 over 1 in one run (+35-40% in another), with both cores busy
-// where one client left them ~25% idle; 4 clients were slower than 2
-// (smaller batches cost more CPU than the extra requests in flight win).
+// Measured with `go run ./loadtest/benchingest` on 6 partitions and 2
+// cores, interleaved: with lanes, 2 clients against 1 gave 24.0k vs
+// 20.1–21.6k req/s at 16 connections and 36.1–36.8k vs 31.4–33.5k at 64
+// (33–46k vs 34–42k at 256); 3 clients were no better than 2. Before
+// lanes, 2 clients beat 1 by 16–40% and 4 were slower than 2.
 type Producers []*kgo.Client
 
 // NewProducers returns n clients built with opts and ProducerOpts.
@@ -104,12 +102,12 @@ func (p Producers) Ping(ctx context.Context) error {
 // hash of a key alone: for a keyed record it is a pure function.
 var keyHash = kgo.StickyKeyPartitioner(nil).ForTopic("")
 
-// For returns the client that writes r.
-func (p Producers) For(r *kgo.Record) *kgo.Client {
+// index returns the position of the client that writes r.
+func (p Producers) index(r *kgo.Record) int {
 	if len(p) == 1 || r.Key == nil {
-		return p[0]
+		return 0
 	}
-	return p[keyHash.Partition(r, len(p))]
+	return keyHash.Partition(r, len(p))
 }
 
 // ErrNotAcknowledged is returned when Kafka did not acknowledge a write
@@ -118,9 +116,11 @@ func (p Producers) For(r *kgo.Record) *kgo.Client {
 // downstream.
 var ErrNotAcknowledged = errors.New("kafka did not acknowledge the write in time")
 
-// writer produces records and waits for their acknowledgements.
+// writer produces records, through one lane per client (see lane), and
+// waits for their acknowledgements.
 type writer struct {
 	producers Producers
+	lanes     []*lane
 	// waiters are reused across writeOne calls: a channel and its callback
 	// per webhook were 3 of its allocations.
 	waiters sync.Pool // of *waiter
@@ -134,6 +134,9 @@ type waiter struct {
 
 func newWriter(p Producers) *writer {
 	w := &writer{producers: p}
+	for _, cl := range p {
+		w.lanes = append(w.lanes, newLane(cl))
+	}
 	w.waiters.New = func() any {
 		wt := &waiter{ch: make(chan error, 1)}
 		wt.done = func(_ *kgo.Record, err error) { wt.ch <- err }
@@ -142,13 +145,28 @@ func newWriter(p Producers) *writer {
 	return w
 }
 
+// produce hands r to its client's lane.
+func (w *writer) produce(ctx context.Context, r *kgo.Record, done func(*kgo.Record, error)) {
+	w.lanes[w.producers.index(r)].produce(ctx, r, done)
+}
+
+// drain hands every queued record to its client and refuses new ones; see
+// lane.drain.
+func (w *writer) drain(ctx context.Context) error {
+	var errs []error
+	for _, l := range w.lanes {
+		errs = append(errs, l.drain(ctx))
+	}
+	return errors.Join(errs...)
+}
+
 // writeOne produces r and returns nil once Kafka acknowledged it, or an
 // error wrapping ErrNotAcknowledged when it refused or ctx ended first (the
 // record may still land then, which is harmless: the sender retries and
 // the retry is deduplicated downstream).
 func (w *writer) writeOne(ctx context.Context, r *kgo.Record) error {
 	wt := w.waiters.Get().(*waiter)
-	w.producers.For(r).Produce(ctx, r, wt.done)
+	w.produce(ctx, r, wt.done)
 	select {
 	case err := <-wt.ch:
 		w.waiters.Put(wt) // drained: ready for the next record
@@ -184,7 +202,7 @@ func (w *writer) stream(ctx context.Context, max int) *acks {
 // channel has room for every record of the batch.
 func (a *acks) produce(w *writer, i int, r *kgo.Record) {
 	a.sent++
-	w.producers.For(r).Produce(a.ctx, r, func(_ *kgo.Record, err error) { a.ch <- ack{i, err} })
+	w.produce(a.ctx, r, func(_ *kgo.Record, err error) { a.ch <- ack{i, err} })
 }
 
 // wait returns the outcome of the items produced, keyed by item index: nil
