@@ -79,6 +79,7 @@ func parseFlags(args []string) (options, error) {
 	conns := fs.String("conns", "16,64,256", "comma-separated connection counts")
 	fs.IntVar(&o.size, "size", 1024, "webhook body size in bytes")
 	fs.IntVar(&o.pool, "bodies", 65536, "distinct pre-signed bodies per cell (event ids repeat after this many requests)")
+	fs.IntVar(&ingestConfig.Producers, "producers", ingestConfig.Producers, "inlet's Kafka producer clients (Inlet's -producers)")
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of the raw topics (Inlet's -topic-partitions default)")
 	modes := fs.String("modes", strings.Join(allModes, ","), "modes to run, in order (bare is needed for ratios)")
 	fs.BoolVar(&o.production, "production", true, "wire inlet like services/ingest (OTel metrics and tracer, kotel hooks, JSON info logs to /dev/null); false: no telemetry, no logs")
