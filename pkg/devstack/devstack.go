@@ -25,7 +25,8 @@ import (
 
 // Config says where the stack listens and keeps its data.
 type Config struct {
-	// DataDir keeps Kafka's log and the registry's schemas across restarts.
+	// DataDir keeps Kafka's log, the registry's schemas and the embedded
+	// Redis's keys across restarts.
 	// Empty keeps everything in memory (tests).
 	DataDir string
 	// Ports; 0 picks a free one.
@@ -51,10 +52,14 @@ type Stack struct {
 	Miniredis   *miniredis.Miniredis // nil when RedisURL was given
 
 	registry *persistentRegistry
-	srv      *http.Server
-	stop     chan struct{}
-	wg       sync.WaitGroup
-	once     sync.Once
+	// redisFile keeps the embedded Redis across restarts (see
+	// redissnap.go); empty without a DataDir or with a real Redis.
+	redisFile string
+	log       *slog.Logger
+	srv       *http.Server
+	stop      chan struct{}
+	wg        sync.WaitGroup
+	once      sync.Once
 }
 
 // Start starts the stack. Close stops it.
@@ -65,7 +70,7 @@ func Start(cfg Config) (*Stack, error) {
 	if cfg.CompactEvery == 0 {
 		cfg.CompactEvery = 6 * time.Hour
 	}
-	s := &Stack{stop: make(chan struct{})}
+	s := &Stack{stop: make(chan struct{}), log: cfg.Log}
 	ok := false
 	defer func() {
 		if !ok {
@@ -120,6 +125,16 @@ func Start(cfg Config) (*Stack, error) {
 		s.RedisURL = cfg.RedisURL
 	} else {
 		m := miniredis.NewMiniRedis()
+		if cfg.DataDir != "" {
+			s.redisFile = filepath.Join(cfg.DataDir, "redis.gob")
+			n, err := loadRedis(m, s.redisFile, time.Now())
+			if err != nil {
+				return nil, fmt.Errorf("embedded redis: %w", err)
+			}
+			if n > 0 {
+				cfg.Log.Info("embedded redis: keys restored", "keys", n, "file", s.redisFile)
+			}
+		}
 		if err := m.StartAddr(net.JoinHostPort("127.0.0.1", strconv.Itoa(cfg.RedisPort))); err != nil {
 			return nil, fmt.Errorf("start miniredis: %w", err)
 		}
@@ -158,6 +173,13 @@ func (s *Stack) Close() {
 		}
 		s.wg.Wait()
 		if s.Miniredis != nil {
+			if s.redisFile != "" {
+				if n, err := saveRedis(s.Miniredis, s.redisFile, time.Now()); err != nil {
+					s.log.Error("embedded redis: snapshot not written; the next start has the previous one", "file", s.redisFile, "error", err)
+				} else {
+					s.log.Info("embedded redis: keys saved", "keys", n, "file", s.redisFile)
+				}
+			}
 			s.Miniredis.Close()
 		}
 		if s.Kafka != nil {

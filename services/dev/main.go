@@ -76,7 +76,7 @@ type config struct {
 func run(args []string) error {
 	fs := flagenv.New("dev")
 	var c config
-	fs.String(&c.dataDir, "data-dir", "INLET_DATA_DIR", ".inlet", "where the embedded Kafka log and registry schemas live")
+	fs.String(&c.dataDir, "data-dir", "INLET_DATA_DIR", ".inlet", "where the embedded Kafka log, registry schemas and Redis keys live")
 	fs.String(&c.sources, "sources", "INLET_SOURCES", "deploy/sources.example.yaml", "sources file")
 	fs.Int(&c.kafkaPort, "kafka-port", "INLET_DEV_KAFKA_PORT", 9092, "embedded Kafka port")
 	fs.Int(&c.registryPort, "registry-port", "INLET_DEV_REGISTRY_PORT", 8081, "embedded schema registry port")

@@ -1,0 +1,145 @@
+package devstack
+
+import (
+	"encoding/gob"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+)
+
+// The embedded Redis is kept across restarts of `make run` like Kafka's log
+// and the registry's schemas: without it a restart forgot every dedup claim
+// and entity time, so a duplicate delivered after the restart was processed
+// again and an older update could win. miniredis has no persistence of its
+// own; Close writes a snapshot of database 0 to the data directory and
+// Start loads it back. Keys keep their absolute expiry, so a dedup window
+// runs on while the stack is down, as with a persistent redis-server. A
+// stack that is killed (SIGKILL) keeps the previous snapshot.
+
+// redisSnapshotVersion changes when the file's layout does.
+const redisSnapshotVersion = 1
+
+// redisSnapshot is the file. gob, not JSON: keys and values are arbitrary
+// bytes (entity keys come from payloads), which JSON strings would mangle.
+type redisSnapshot struct {
+	Version int
+	SavedAt time.Time
+	Keys    []snapKey
+}
+
+// snapKey is one key: a string, a hash (Hash holds field, value, field,
+// value, …) or a list. Expires is zero for a key without a TTL.
+type snapKey struct {
+	Key     string
+	Type    string
+	Expires time.Time
+	Value   string
+	Hash    []string
+	List    []string
+}
+
+// saveRedis writes m's database 0 to path, atomically (a reader sees the
+// old file or the new one).
+func saveRedis(m *miniredis.Miniredis, path string, now time.Time) (int, error) {
+	snap := redisSnapshot{Version: redisSnapshotVersion, SavedAt: now}
+	for _, k := range m.Keys() {
+		sk := snapKey{Key: k, Type: m.Type(k)}
+		if ttl := m.TTL(k); ttl > 0 {
+			sk.Expires = now.Add(ttl)
+		}
+		var err error
+		switch sk.Type {
+		case "string":
+			sk.Value, err = m.Get(k)
+		case "hash":
+			var fields []string
+			if fields, err = m.HKeys(k); err == nil {
+				for _, f := range fields {
+					sk.Hash = append(sk.Hash, f, m.HGet(k, f))
+				}
+			}
+		case "list":
+			sk.List, err = m.List(k)
+		default:
+			// Inlet writes strings, hashes and lists only.
+			return 0, fmt.Errorf("key %q: type %s is not kept across restarts", k, sk.Type)
+		}
+		if err != nil {
+			return 0, fmt.Errorf("key %q: %w", k, err)
+		}
+		snap.Keys = append(snap.Keys, sk)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".redis-*.gob")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(tmp.Name()) // after a successful rename: nothing there
+	if err := gob.NewEncoder(tmp).Encode(&snap); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return 0, err
+	}
+	if err := tmp.Close(); err != nil {
+		return 0, err
+	}
+	return len(snap.Keys), os.Rename(tmp.Name(), path)
+}
+
+// loadRedis fills m from the snapshot at path, if there is one, leaving
+// out keys that expired meanwhile. It returns how many keys it loaded.
+func loadRedis(m *miniredis.Miniredis, path string, now time.Time) (int, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	var snap redisSnapshot
+	if err := gob.NewDecoder(f).Decode(&snap); err != nil {
+		return 0, fmt.Errorf("%s is not a Redis snapshot this version can read (%w); move it away to start with an empty Redis", path, err)
+	}
+	if snap.Version != redisSnapshotVersion {
+		return 0, fmt.Errorf("%s has snapshot version %d, this build reads %d; move it away to start with an empty Redis", path, snap.Version, redisSnapshotVersion)
+	}
+	n := 0
+	for _, k := range snap.Keys {
+		var ttl time.Duration
+		if !k.Expires.IsZero() {
+			if ttl = k.Expires.Sub(now); ttl <= 0 {
+				continue
+			}
+		}
+		switch k.Type {
+		case "string":
+			err = m.Set(k.Key, k.Value)
+		case "hash":
+			if len(k.Hash)%2 != 0 {
+				err = errors.New("odd field list")
+				break
+			}
+			m.HSet(k.Key, k.Hash...)
+		case "list":
+			_, err = m.Push(k.Key, k.List...)
+		default:
+			err = fmt.Errorf("unknown type %q", k.Type)
+		}
+		if err != nil {
+			return n, fmt.Errorf("%s: key %q: %w", path, k.Key, err)
+		}
+		if ttl > 0 {
+			m.SetTTL(k.Key, ttl)
+		}
+		n++
+	}
+	return n, nil
+}

@@ -1,0 +1,140 @@
+package devstack
+
+import (
+	"context"
+	"encoding/gob"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+func redisClient(t *testing.T, s *Stack) *redis.Client {
+	t.Helper()
+	opt, err := redis.ParseURL(s.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// What the processor keeps in Redis — dedup claims with their windows,
+// entity hashes, history lists — survives a restart of the stack, keys and
+// values byte for byte.
+func TestRestartKeepsEmbeddedRedis(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	s := startStack(t, dir)
+	rdb := redisClient(t, s)
+	binKey := "inlet:entity:billing:\xff\x00é"
+	for _, err := range []error{
+		rdb.Set(ctx, "inlet:dedup:dedup:billing:evt_1", "done", time.Hour).Err(),
+		rdb.Set(ctx, "no-ttl", "\x00\xfe raw", 0).Err(),
+		rdb.HSet(ctx, binKey, "ts", "1700000000000000", "event_id", "evt_1").Err(),
+		rdb.RPush(ctx, "inlet:history:c1", "a", "b", "c").Err(),
+		rdb.Expire(ctx, "inlet:history:c1", 2*time.Hour).Err(),
+	} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+
+	s2 := startStack(t, dir)
+	rdb2 := redisClient(t, s2)
+	if v, err := rdb2.Get(ctx, "inlet:dedup:dedup:billing:evt_1").Result(); err != nil || v != "done" {
+		t.Fatalf("dedup key after restart: %q, %v", v, err)
+	}
+	if ttl := rdb2.TTL(ctx, "inlet:dedup:dedup:billing:evt_1").Val(); ttl <= 59*time.Minute || ttl > time.Hour {
+		t.Errorf("dedup window after restart: %v left of 1h", ttl)
+	}
+	if v := rdb2.Get(ctx, "no-ttl").Val(); v != "\x00\xfe raw" {
+		t.Errorf("binary value after restart: %q", v)
+	}
+	if ttl := rdb2.TTL(ctx, "no-ttl").Val(); ttl != -1 {
+		t.Errorf("key without a TTL has %v after restart", ttl)
+	}
+	if h := rdb2.HGetAll(ctx, binKey).Val(); h["ts"] != "1700000000000000" || h["event_id"] != "evt_1" || len(h) != 2 {
+		t.Errorf("entity hash after restart: %v", h)
+	}
+	if l := rdb2.LRange(ctx, "inlet:history:c1", 0, -1).Val(); strings.Join(l, ",") != "a,b,c" {
+		t.Errorf("history list after restart: %v", l)
+	}
+	if ttl := rdb2.TTL(ctx, "inlet:history:c1").Val(); ttl <= time.Hour {
+		t.Errorf("history TTL after restart: %v", ttl)
+	}
+}
+
+// A key whose expiry passed while the stack was down is gone after it: a
+// dedup window runs on during the downtime, as with a persistent Redis.
+func TestRedisSnapshotDropsKeysThatExpiredMeanwhile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "redis.gob")
+	m := miniredis.NewMiniRedis()
+	saved := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := m.Set("short", "x"); err != nil {
+		t.Fatal(err)
+	}
+	m.SetTTL("short", time.Minute)
+	if err := m.Set("long", "y"); err != nil {
+		t.Fatal(err)
+	}
+	m.SetTTL("long", time.Hour)
+	if n, err := saveRedis(m, path, saved); err != nil || n != 2 {
+		t.Fatalf("saved %d keys: %v", n, err)
+	}
+	m2 := miniredis.NewMiniRedis()
+	n, err := loadRedis(m2, path, saved.Add(10*time.Minute))
+	if err != nil || n != 1 {
+		t.Fatalf("loaded %d keys, want 1: %v", n, err)
+	}
+	if m2.Exists("short") {
+		t.Error("a key that expired during the downtime came back")
+	}
+	if ttl := m2.TTL("long"); ttl != 50*time.Minute {
+		t.Errorf("long has %v left, want 50m", ttl)
+	}
+}
+
+// A snapshot that cannot be read stops the start with the file's name and
+// what to do, rather than starting empty and forgetting every claim.
+func TestRedisSnapshotUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "redis.gob")
+	if err := os.WriteFile(path, []byte("not a snapshot"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Start(Config{DataDir: dir})
+	if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "move it away") {
+		t.Fatalf("start over a corrupt snapshot: %v", err)
+	}
+
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gob.NewEncoder(f).Encode(&redisSnapshot{Version: redisSnapshotVersion + 1}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := loadRedis(miniredis.NewMiniRedis(), path, time.Now()); err == nil || !strings.Contains(err.Error(), "version") {
+		t.Fatalf("snapshot of another version: %v", err)
+	}
+}
+
+// Without a data directory nothing is written.
+func TestNoDataDirNoRedisSnapshot(t *testing.T) {
+	s, err := Start(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.redisFile != "" {
+		t.Fatalf("in-memory stack snapshots Redis to %q", s.redisFile)
+	}
+}
