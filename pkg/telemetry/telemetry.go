@@ -36,6 +36,9 @@ type Telemetry struct {
 	TracerProv *sdktrace.TracerProvider
 	Propagator propagation.TextMapPropagator
 	registry   *prometheus.Registry
+	// recording is true when spans go somewhere (an OTLP exporter or a
+	// span processor); Tracer is a no-op otherwise.
+	recording bool
 }
 
 // Option adds readers or span processors (tests use a ManualReader and a
@@ -100,7 +103,8 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	// no-op tracer. Trace context still flows (the propagator carries the
 	// sender's traceparent through every record).
 	var tracer trace.Tracer = tracenoop.NewTracerProvider().Tracer("")
-	if len(o.spans) > 0 || otlpOn("TRACES") {
+	recording := len(o.spans) > 0 || otlpOn("TRACES")
+	if recording {
 		tracer = tp.Tracer("github.com/inletdev/inlet")
 	}
 	return &Telemetry{
@@ -108,6 +112,7 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 		Tracer: tracer, TracerProv: tp,
 		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
 		registry:   reg,
+		recording:  recording,
 	}, nil
 }
 
