@@ -89,9 +89,9 @@ func (b *breakdown) addRedis(op string, cmds int, d time.Duration) {
 	b.mu.Unlock()
 }
 
-// storeOp names a pipeline of pkg/store by its operations, in order, e.g.
-// "confirm+release": scripts by their SHA, and the plain SET … GET commands
-// as claim (NX) or confirm.
+// storeOp names a pipeline by its distinct operations, in order of first
+// appearance, e.g. "confirm+release": pkg/store's scripts by their SHA, its
+// plain SET … GET commands as claim (NX) or confirm, others by name.
 func storeOp(cmds []redis.Cmder) string {
 	if len(cmds) == 0 {
 		return "empty pipeline"
@@ -114,7 +114,7 @@ func storeOp(cmds []redis.Cmder) string {
 				}
 			}
 		}
-		if len(ops) == 0 || ops[len(ops)-1] != op {
+		if !slices.Contains(ops, op) {
 			ops = append(ops, op)
 		}
 	}

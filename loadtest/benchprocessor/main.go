@@ -98,6 +98,7 @@ type options struct {
 	count       int
 	breakdown   bool
 	verbose     bool
+	production  bool
 }
 
 var allModes = []string{"bare", "naive", "inlet"}
@@ -124,6 +125,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&o.memprofile, "memprofile", "", "write an allocation profile of the whole run (pre-load included) to this file at the end")
 	fs.BoolVar(&o.breakdown, "breakdown", true, "hook the processor's Kafka client and Redis to print where inlet's wall time went")
 	fs.BoolVar(&o.verbose, "v", false, "log the processor at info level to stderr")
+	fs.BoolVar(&o.production, "production", true, "wire inlet like services/processor: OTel metrics and tracer (kotel hooks, instrumented Redis), event history in Redis (7 days), JSON info logs to /dev/null (stderr with -v); false: none of these")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}

@@ -5,19 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/registry"
+	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
 // env is what every mode runs against.
@@ -187,18 +192,23 @@ func runInlet(ctx context.Context, e *env, group, prefix string) (result, error)
 		rdb = hookedRedis(e.rdb, res.spans)
 		defer rdb.Close()
 	}
-	st := store.New(rdb, store.KeyPrefix(prefix), store.ClaimLease(cfg.ClaimLease))
+	deps := processor.Deps{Topics: e.topics, Sources: sources, Router: rt, Registry: e.reg, Codec: e.codec, Log: e.log}
+	if e.o.production {
+		closeProd, err := productionDeps(ctx, e, &deps, &rdb, &kopts, prefix, res.spans)
+		if err != nil {
+			return res, err
+		}
+		defer closeProd()
+	}
+	deps.KafkaOpts = kopts
+	deps.Store = store.New(rdb, store.KeyPrefix(prefix), store.ClaimLease(cfg.ClaimLease))
 
 	start := time.Now()
 	procs := make([]*processor.Processor, e.o.instances)
 	for i := range procs {
 		c := cfg
 		c.InstanceID = fmt.Sprintf("%s-%d", group, i)
-		procs[i], err = processor.New(c, processor.Deps{
-			KafkaOpts: kopts,
-			Topics:    e.topics, Sources: sources, Router: rt, Registry: e.reg, Codec: e.codec,
-			Store: st, Log: e.log,
-		})
+		procs[i], err = processor.New(c, deps)
 		if err != nil {
 			return res, err
 		}
@@ -288,4 +298,51 @@ func fetchErr(ctx context.Context, fs kgo.Fetches) error {
 		}
 	})
 	return err
+}
+
+// productionDeps wires deps the way services/processor does: pkg/telemetry
+// (metrics for /metrics, the SDK tracer, kotel hooks on the Kafka client,
+// an instrumented Redis client of its own), the event history in Redis
+// with the default retention, an alerter without a webhook, and JSON logs
+// at info level to /dev/null (stderr with -v). The returned func undoes it.
+func productionDeps(ctx context.Context, e *env, deps *processor.Deps, rdb **redis.Client, kopts *[]kgo.Opt, prefix string, spans *breakdown) (func(), error) {
+	tel, err := telemetry.New(ctx, "inlet-processor")
+	if err != nil {
+		return nil, err
+	}
+	// A client of its own: the hooks stay off the naive mode's client (and
+	// the breakdown's hook, if any, goes on this one too).
+	prod := redis.NewClient((*rdb).Options())
+	undo := func() {
+		prod.Close()
+		_ = tel.Shutdown(context.Background())
+	}
+	if err := tel.InstrumentRedis(prod); err != nil {
+		undo()
+		return nil, err
+	}
+	if spans != nil {
+		prod.AddHook(spans)
+	}
+	*rdb = prod
+	*kopts = append(*kopts, tel.KafkaOpts()...)
+	deps.Telemetry = tel
+	deps.History = history.New(prod, prefix, 7*24*time.Hour)
+	deps.Alerter = alert.New(alert.Config{})
+	if !e.o.verbose {
+		logs, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+		if err != nil {
+			undo()
+			return nil, err
+		}
+		lcfg := service.LogConfig{Level: "info", Format: "json"} // services/processor's defaults
+		if deps.Log, err = lcfg.Logger(logs); err != nil {
+			logs.Close()
+			undo()
+			return nil, err
+		}
+		prev := undo
+		undo = func() { prev(); logs.Close() }
+	}
+	return undo, nil
 }
