@@ -55,9 +55,8 @@ func (s *Store) Append(ctx context.Context, entries map[string][]Entry) error {
 	for corr, es := range entries {
 		key := s.prefix + corr
 		vals := make([]any, 0, len(es))
-		for _, e := range es {
-			b, _ := json.Marshal(e)
-			vals = append(vals, b)
+		for i := range es {
+			vals = append(vals, appendEntry(make([]byte, 0, 256), &es[i]))
 		}
 		pipe.RPush(ctx, key, vals...)
 		pipe.LTrim(ctx, key, -maxEntries, -1)

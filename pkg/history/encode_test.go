@@ -1,0 +1,78 @@
+package history
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+)
+
+func entriesForEncoding() []Entry {
+	at := time.Date(2026, 11, 29, 9, 54, 13, 123456789, time.UTC)
+	return []Entry{
+		{At: at, Stage: "received", Source: "shop", EventType: "orders/updated", EventID: "evt_1", Where: "ingest (webhook)"},
+		{At: at.Round(time.Second), Stage: "attempt", Outcome: "processed", Attempt: 1, Where: "inlet.processed key shop:order:1"},
+		{At: at.In(time.FixedZone("x", -5*3600)), Stage: "attempt", Outcome: "dlq", Attempt: 4, Error: `sink: 503 "busy" <html>`},
+		{At: at, Stage: "written", Where: "inlet.raw/3/17", EventID: "évt\u2028\x00\xff"},
+		{Stage: "requeued"},
+		{At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Stage: "received"},
+		{At: time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC), Stage: "received"},
+		{At: at, Stage: "attempt", Attempt: -2},
+	}
+}
+
+// appendEntry writes what json.Marshal writes, on the fast path and off it.
+func TestAppendEntryIsJSONMarshal(t *testing.T) {
+	for _, e := range entriesForEncoding() {
+		checkAppendEntry(t, e)
+	}
+}
+
+func checkAppendEntry(t *testing.T, e Entry) {
+	t.Helper()
+	got := appendEntry(nil, &e)
+	want, err := json.Marshal(&e)
+	if err != nil {
+		// A year json cannot write: the entry keeps its stage, without time.
+		c := e
+		c.At = time.Time{}
+		want, _ = json.Marshal(&c)
+	}
+	if string(got) != string(want) {
+		t.Fatalf("appendEntry(%+v)\n got %s\nwant %s", e, got, want)
+	}
+	var back Entry
+	if err := json.Unmarshal(got, &back); err != nil {
+		t.Fatalf("%s does not decode: %v", got, err)
+	}
+}
+
+func FuzzAppendEntry(f *testing.F) {
+	for _, e := range entriesForEncoding() {
+		f.Add(e.At.UnixNano(), e.Stage, e.Outcome, e.EventID, e.Where, e.Error, e.Attempt)
+	}
+	f.Fuzz(func(t *testing.T, nanos int64, stage, outcome, eventID, where, errText string, attempt int) {
+		checkAppendEntry(t, Entry{At: time.Unix(0, nanos).UTC(), Stage: stage, Outcome: outcome, Source: "s", EventType: "t", EventID: eventID, Attempt: attempt, Where: where, Error: errText})
+	})
+}
+
+// The three entries of a processed event: appendEntry against json.Marshal.
+func BenchmarkEncodeEntries(b *testing.B) {
+	es := entriesForEncoding()[:2]
+	es = append(es, es[0])
+	b.Run("appendEntry", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range es {
+				_ = appendEntry(make([]byte, 0, 256), &es[i])
+			}
+		}
+	})
+	b.Run("json.Marshal", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			for i := range es {
+				_, _ = json.Marshal(&es[i])
+			}
+		}
+	})
+}
