@@ -44,8 +44,10 @@ type snapKey struct {
 }
 
 // saveRedis writes m's database 0 to path, atomically (a reader sees the
-// old file or the new one).
-func saveRedis(m *miniredis.Miniredis, path string, now time.Time) (int, error) {
+// old file or the new one); m should take no writes meanwhile (the stack
+// closes it first). Keys of a type Inlet does not write (sets, sorted
+// sets, streams: somebody else's) are left out and returned in skipped.
+func saveRedis(m *miniredis.Miniredis, path string, now time.Time) (saved int, skipped []string, err error) {
 	snap := redisSnapshot{Version: redisSnapshotVersion, SavedAt: now}
 	for _, k := range m.Keys() {
 		sk := snapKey{Key: k, Type: m.Type(k)}
@@ -66,52 +68,67 @@ func saveRedis(m *miniredis.Miniredis, path string, now time.Time) (int, error) 
 		case "list":
 			sk.List, err = m.List(k)
 		default:
-			// Inlet writes strings, hashes and lists only.
-			return 0, fmt.Errorf("key %q: type %s is not kept across restarts", k, sk.Type)
+			skipped = append(skipped, k)
+			continue
 		}
 		if err != nil {
-			return 0, fmt.Errorf("key %q: %w", k, err)
+			return 0, nil, fmt.Errorf("key %q: %w", k, err)
 		}
 		snap.Keys = append(snap.Keys, sk)
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".redis-*.gob")
+	if err := writeSnapshot(path, &snap); err != nil {
+		return 0, nil, err
+	}
+	return len(snap.Keys), skipped, nil
+}
+
+// tempPattern names a snapshot being written; a stack killed meanwhile
+// leaves one behind, and the next start removes it.
+const tempPattern = ".redis-*.gob"
+
+func writeSnapshot(path string, snap *redisSnapshot) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), tempPattern)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer os.Remove(tmp.Name()) // after a successful rename: nothing there
-	if err := gob.NewEncoder(tmp).Encode(&snap); err != nil {
+	if err := gob.NewEncoder(tmp).Encode(snap); err != nil {
 		tmp.Close()
-		return 0, err
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
 		tmp.Close()
-		return 0, err
+		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return 0, err
+		return err
 	}
-	return len(snap.Keys), os.Rename(tmp.Name(), path)
+	return os.Rename(tmp.Name(), path)
 }
 
 // loadRedis fills m from the snapshot at path, if there is one, leaving
-// out keys that expired meanwhile. It returns how many keys it loaded.
-func loadRedis(m *miniredis.Miniredis, path string, now time.Time) (int, error) {
+// out keys that expired meanwhile. It returns how many keys it loaded and
+// when the snapshot was taken (zero without one).
+func loadRedis(m *miniredis.Miniredis, path string, now time.Time) (n int, savedAt time.Time, err error) {
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(path), tempPattern))
+	for _, t := range stale {
+		_ = os.Remove(t)
+	}
 	f, err := os.Open(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
+		return 0, time.Time{}, nil
 	}
 	if err != nil {
-		return 0, err
+		return 0, time.Time{}, err
 	}
 	defer f.Close()
 	var snap redisSnapshot
 	if err := gob.NewDecoder(f).Decode(&snap); err != nil {
-		return 0, fmt.Errorf("%s is not a Redis snapshot this version can read (%w); move it away to start with an empty Redis", path, err)
+		return 0, time.Time{}, fmt.Errorf("%s is not a Redis snapshot this version can read (%w); move it away to start with an empty Redis", path, err)
 	}
 	if snap.Version != redisSnapshotVersion {
-		return 0, fmt.Errorf("%s has snapshot version %d, this build reads %d; move it away to start with an empty Redis", path, snap.Version, redisSnapshotVersion)
+		return 0, time.Time{}, fmt.Errorf("%s has snapshot version %d, this build reads %d; move it away to start with an empty Redis", path, snap.Version, redisSnapshotVersion)
 	}
-	n := 0
 	for _, k := range snap.Keys {
 		var ttl time.Duration
 		if !k.Expires.IsZero() {
@@ -134,12 +151,12 @@ func loadRedis(m *miniredis.Miniredis, path string, now time.Time) (int, error) 
 			err = fmt.Errorf("unknown type %q", k.Type)
 		}
 		if err != nil {
-			return n, fmt.Errorf("%s: key %q: %w", path, k.Key, err)
+			return n, snap.SavedAt, fmt.Errorf("%s: key %q: %w", path, k.Key, err)
 		}
 		if ttl > 0 {
 			m.SetTTL(k.Key, ttl)
 		}
 		n++
 	}
-	return n, nil
+	return n, snap.SavedAt, nil
 }
