@@ -12,6 +12,8 @@ func entriesForEncoding() []Entry {
 		{At: at, Stage: "received", Source: "shop", EventType: "orders/updated", EventID: "evt_1", Where: "ingest (webhook)"},
 		{At: at.Round(time.Second), Stage: "attempt", Outcome: "processed", Attempt: 1, Where: "inlet.processed key shop:order:1"},
 		{At: at.In(time.FixedZone("x", -5*3600)), Stage: "attempt", Outcome: "dlq", Attempt: 4, Error: `sink: 503 "busy" <html>`},
+		{At: at.In(time.FixedZone("y", 5*3600+1800)), Stage: "attempt", Outcome: "processed", Attempt: 1},
+		{At: at.In(time.FixedZone("day", 24*3600)), Stage: "received"},
 		{At: at, Stage: "written", Where: "inlet.raw/3/17", EventID: "évt\u2028\x00\xff"},
 		{Stage: "requeued"},
 		{At: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), Stage: "received"},
@@ -48,10 +50,13 @@ func checkAppendEntry(t *testing.T, e Entry) {
 
 func FuzzAppendEntry(f *testing.F) {
 	for _, e := range entriesForEncoding() {
-		f.Add(e.At.UnixNano(), e.Stage, e.Outcome, e.EventID, e.Where, e.Error, e.Attempt)
+		_, off := e.At.Zone()
+		f.Add(e.At.UnixNano(), off, e.Stage, e.Outcome, e.Source, e.EventType, e.EventID, e.Where, e.Error, e.Attempt)
 	}
-	f.Fuzz(func(t *testing.T, nanos int64, stage, outcome, eventID, where, errText string, attempt int) {
-		checkAppendEntry(t, Entry{At: time.Unix(0, nanos).UTC(), Stage: stage, Outcome: outcome, Source: "s", EventType: "t", EventID: eventID, Attempt: attempt, Where: where, Error: errText})
+	f.Add(int64(0), 24*3600, "received", "", "s", "t", "e", "", "", 0)
+	f.Fuzz(func(t *testing.T, nanos int64, offset int, stage, outcome, source, eventType, eventID, where, errText string, attempt int) {
+		at := time.Unix(0, nanos).In(time.FixedZone("z", offset))
+		checkAppendEntry(t, Entry{At: at, Stage: stage, Outcome: outcome, Source: source, EventType: eventType, EventID: eventID, Attempt: attempt, Where: where, Error: errText})
 	})
 }
 
