@@ -30,8 +30,9 @@ import (
 //
 // A round that is not all acknowledged within roundPatience no longer holds
 // the next one back: the records of a partition whose leader is away wait
-// in the client (retried there, up to their own deadlines) without stalling
-// the webhooks of the lane's healthy partitions. Records of one key always
+// in the client (retried there, up to their own deadlines) and cost the
+// webhooks of the lane's healthy partitions at most roundPatience per
+// round, not the whole outage. Records of one key always
 // take one lane and are handed to the client in arrival order, and the
 // client keeps a partition's records in the order produced, so rounds that
 // overlap never reorder a key.
@@ -66,9 +67,11 @@ const (
 	// healthy broker here and a few milliseconds across a network.
 	roundPatience = 25 * time.Millisecond
 	// maxQueuedBytes bounds the records waiting for a lane's next round.
-	// Normally a round's worth of webhooks is queued; while Kafka does not
-	// answer, webhooks beyond this are answered 503 at once instead of
-	// holding their bodies until their deadlines.
+	// Normally a round's worth of webhooks is queued. While Kafka takes
+	// nothing, rounds go on to the client every roundPatience until its
+	// buffer is full (MaxBufferedRecords/Bytes) and Produce blocks; then
+	// the lane's queue grows, and webhooks beyond this bound are answered
+	// 503 at once instead of holding their bodies until their deadlines.
 	maxQueuedBytes = 64 << 20
 	// maxSpare is the largest queue array kept for reuse.
 	maxSpare = 4096

@@ -61,7 +61,7 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.Duration(&c.IdleTimeout, "idle-timeout", "INLET_IDLE_TIMEOUT", 120*time.Second, "HTTP keep-alive idle timeout")
 	fs.Int(&c.MaxHeaderBytes, "max-header-bytes", "INLET_MAX_HEADER_BYTES", 64<<10, "largest request header block")
 	fs.Duration(&c.DrainTimeout, "drain-timeout", "INLET_DRAIN_TIMEOUT", 20*time.Second, "graceful shutdown bound")
-	fs.Int(&c.Producers, "producers", "INLET_INGEST_PRODUCERS", 2, "Kafka producer clients (each writes one round of records at a time); best when it divides the raw topic's partition count")
+	fs.Int(&c.Producers, "producers", "INLET_INGEST_PRODUCERS", 2, "Kafka producer clients (each is handed the webhooks that arrived during its previous round together); best when it divides the raw topic's partition count")
 }
 
 // Validate reports settings that cannot work.

@@ -28,6 +28,8 @@ func (t *Telemetry) KafkaOpts() []kgo.Opt {
 // (bench-processor -production). Spans leave out the commands (keys are
 // natural and entity keys, values history entries: business data, not
 // for a tracing backend) and the calling line (a stack walk per command).
+// With spans exported the formatting cost comes back (redisotel builds the
+// span name from it): that is the price of Redis spans.
 func (t *Telemetry) InstrumentRedis(rdb redis.UniversalClient) error {
 	err := redisotel.InstrumentMetrics(rdb, redisotel.WithMeterProvider(t.MeterProv))
 	if !t.recording {
