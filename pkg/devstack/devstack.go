@@ -40,7 +40,11 @@ type Config struct {
 	// holds the in-process broker: with a large .inlet it stalls acks for
 	// seconds, so it runs once at start and then rarely. Default 6h.
 	CompactEvery time.Duration
-	Log          *slog.Logger
+	// RedisSnapshotEvery is how often the embedded Redis is also saved
+	// while running (with a DataDir), so a forced stop loses at most that
+	// much; Close always saves. Default 1m.
+	RedisSnapshotEvery time.Duration
+	Log                *slog.Logger
 }
 
 // Stack is a running dev stack.
@@ -69,6 +73,9 @@ func Start(cfg Config) (*Stack, error) {
 	}
 	if cfg.CompactEvery == 0 {
 		cfg.CompactEvery = 6 * time.Hour
+	}
+	if cfg.RedisSnapshotEvery == 0 {
+		cfg.RedisSnapshotEvery = time.Minute
 	}
 	s := &Stack{stop: make(chan struct{}), log: cfg.Log}
 	ok := false
@@ -143,6 +150,9 @@ func Start(cfg Config) (*Stack, error) {
 		// miniredis only ages keys when told to: without this, claim
 		// leases and dedup windows would never expire.
 		s.wg.Go(func() { ageKeys(m, s.stop) })
+		if s.redisFile != "" {
+			s.wg.Go(func() { s.snapshotRedis(cfg.RedisSnapshotEvery) })
+		}
 	}
 
 	s.wg.Go(func() {
@@ -192,6 +202,23 @@ func (s *Stack) Close() {
 			s.Kafka.Close()
 		}
 	})
+}
+
+// snapshotRedis saves the embedded Redis every interval until stop: a
+// second Ctrl-C or a SIGKILL skips the save in Close.
+func (s *Stack) snapshotRedis(every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+			if _, _, err := saveRedis(s.Miniredis, s.redisFile, time.Now()); err != nil {
+				s.log.Warn("embedded redis: periodic snapshot not written", "file", s.redisFile, "error", err)
+			}
+		}
+	}
 }
 
 // ageKeys moves miniredis' clock along with the wall clock until stop.

@@ -17,9 +17,10 @@ import (
 // and entity time, so a duplicate delivered after the restart was processed
 // again and an older update could win. miniredis has no persistence of its
 // own; Close writes a snapshot of database 0 to the data directory and
-// Start loads it back. Keys keep their absolute expiry, so a dedup window
-// runs on while the stack is down, as with a persistent redis-server. A
-// stack that is killed (SIGKILL) keeps the previous snapshot.
+// Start loads it back; it is also saved every minute while running, so a
+// forced stop (a second Ctrl-C, SIGKILL) loses at most the last minute.
+// Keys keep their absolute expiry, so a dedup window runs on while the
+// stack is down, as with a persistent redis-server.
 
 // redisSnapshotVersion changes when the file's layout does.
 const redisSnapshotVersion = 1
@@ -44,9 +45,11 @@ type snapKey struct {
 }
 
 // saveRedis writes m's database 0 to path, atomically (a reader sees the
-// old file or the new one); m should take no writes meanwhile (the stack
-// closes it first). Keys of a type Inlet does not write (sets, sorted
-// sets, streams: somebody else's) are left out and returned in skipped.
+// old file or the new one). Taken while clients write (the periodic
+// save), it is a key-by-key copy, not a point-in-time one, and a key
+// deleted meanwhile is simply absent; Close saves after closing m. Keys of
+// a type Inlet does not write (sets, sorted sets, streams: somebody
+// else's) are left out and returned in skipped.
 func saveRedis(m *miniredis.Miniredis, path string, now time.Time) (saved int, skipped []string, err error) {
 	snap := redisSnapshot{Version: redisSnapshotVersion, SavedAt: now}
 	for _, k := range m.Keys() {
@@ -67,9 +70,14 @@ func saveRedis(m *miniredis.Miniredis, path string, now time.Time) (saved int, s
 			}
 		case "list":
 			sk.List, err = m.List(k)
+		case "", "none": // gone since Keys
+			continue
 		default:
 			skipped = append(skipped, k)
 			continue
+		}
+		if errors.Is(err, miniredis.ErrKeyNotFound) || errors.Is(err, miniredis.ErrWrongType) {
+			continue // gone, or replaced, since Type
 		}
 		if err != nil {
 			return 0, nil, fmt.Errorf("key %q: %w", k, err)

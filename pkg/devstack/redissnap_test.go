@@ -168,3 +168,30 @@ func TestRedisSnapshotLeavesOutOtherTypes(t *testing.T) {
 		t.Errorf("stale temp file still there: %v", err)
 	}
 }
+
+// While running, the stack saves its Redis now and then, so a forced stop
+// (no Close) loses only what came after the last save.
+func TestRedisSavedWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Start(Config{DataDir: dir, RedisSnapshotEvery: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := redisClient(t, s).Set(context.Background(), "inlet:dedup:y", "done", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "redis.gob")
+	saved := func() bool {
+		m := miniredis.NewMiniRedis()
+		_, _, err := loadRedis(m, path, time.Now())
+		return err == nil && m.Exists("inlet:dedup:y")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !saved() {
+		if time.Now().After(deadline) {
+			t.Fatal("the key never reached a snapshot while the stack ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
