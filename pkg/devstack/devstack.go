@@ -149,24 +149,23 @@ func Start(cfg Config) (*Stack, error) {
 		s.RedisURL = "redis://" + m.Addr() + "/0"
 		// miniredis only ages keys when told to: without this, claim
 		// leases and dedup windows would never expire.
-		s.wg.Go(func() { ageKeys(m, s.stop) })
+		last := time.Now()
+		s.every(100*time.Millisecond, func(now time.Time) {
+			m.FastForward(now.Sub(last))
+			last = now
+		})
 		if s.redisFile != "" {
-			s.wg.Go(func() { s.snapshotRedis(cfg.RedisSnapshotEvery) })
+			// Close saves too; this is for a stop that skips Close (a
+			// second Ctrl-C, SIGKILL).
+			s.every(cfg.RedisSnapshotEvery, func(now time.Time) {
+				if _, _, err := saveRedis(m, s.redisFile, now); err != nil {
+					s.log.Warn("embedded redis: periodic snapshot not written", "file", s.redisFile, "error", err)
+				}
+			})
 		}
 	}
 
-	s.wg.Go(func() {
-		t := time.NewTicker(cfg.CompactEvery)
-		defer t.Stop()
-		for {
-			select {
-			case <-s.stop:
-				return
-			case <-t.C:
-				c.Compact()
-			}
-		}
-	})
+	s.every(cfg.CompactEvery, func(time.Time) { c.Compact() })
 	ok = true
 	return s, nil
 }
@@ -204,35 +203,19 @@ func (s *Stack) Close() {
 	})
 }
 
-// snapshotRedis saves the embedded Redis every interval until stop: a
-// second Ctrl-C or a SIGKILL skips the save in Close.
-func (s *Stack) snapshotRedis(every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			return
-		case <-t.C:
-			if _, _, err := saveRedis(s.Miniredis, s.redisFile, time.Now()); err != nil {
-				s.log.Warn("embedded redis: periodic snapshot not written", "file", s.redisFile, "error", err)
+// every calls f with the tick's time every d, on a goroutine of its own,
+// until Close.
+func (s *Stack) every(d time.Duration, f func(now time.Time)) {
+	s.wg.Go(func() {
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case now := <-t.C:
+				f(now)
 			}
 		}
-	}
-}
-
-// ageKeys moves miniredis' clock along with the wall clock until stop.
-func ageKeys(m *miniredis.Miniredis, stop <-chan struct{}) {
-	t := time.NewTicker(100 * time.Millisecond)
-	defer t.Stop()
-	last := time.Now()
-	for {
-		select {
-		case <-stop:
-			return
-		case now := <-t.C:
-			m.FastForward(now.Sub(last))
-			last = now
-		}
-	}
+	})
 }
