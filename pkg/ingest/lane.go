@@ -59,6 +59,7 @@ type queued struct {
 	ctx  context.Context
 	r    *kgo.Record
 	done func(*kgo.Record, error)
+	size int64 // size(r), counted in lane.bytes until handed over
 }
 
 const (
@@ -113,7 +114,7 @@ func (l *lane) produce(ctx context.Context, r *kgo.Record, done func(*kgo.Record
 		done(r, errLaneFull)
 		return
 	}
-	l.queue = append(l.queue, queued{ctx, r, done})
+	l.queue = append(l.queue, queued{ctx, r, done, n})
 	l.bytes += n
 	start := !l.busy
 	if start {
@@ -140,11 +141,12 @@ func (l *lane) run() {
 		}
 		round, l.queue, l.spare = l.queue, l.spare[:0], nil
 		l.mu.Unlock()
-		var handed int64
 
 		acked := &roundAcks{all: make(chan struct{})}
 		acked.left.Store(int64(len(round)))
+		var handed int64
 		for _, q := range round {
+			handed += q.size
 			done := q.done
 			cb := func(r *kgo.Record, err error) {
 				done(r, err)
@@ -157,9 +159,6 @@ func (l *lane) run() {
 				continue
 			}
 			l.cl.Produce(q.ctx, q.r, cb)
-		}
-		for _, q := range round {
-			handed += size(q.r)
 		}
 		// Counted until handed over: Produce blocks while the client's
 		// buffer is full, and the round is held here meanwhile.
