@@ -221,9 +221,10 @@ func readFailure(err error) (code int, reason string) {
 	switch {
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, reasonSize
-	case errors.As(err, &ne) && ne.Timeout():
-		return http.StatusRequestTimeout, reasonReadTimeout
 	case errors.As(err, &ne):
+		if ne.Timeout() {
+			return http.StatusRequestTimeout, reasonReadTimeout
+		}
 		return http.StatusRequestTimeout, reasonReadError
 	}
 	return http.StatusBadRequest, reasonMalformed

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -166,7 +167,7 @@ func ingestSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		// record. Kafka would refuse it on every retry; 503 would invite
 		// the sender to retry for good.
 		h := newHarness(t, newEnv(t), func(c *Config) { c.MaxHeaderBytes = 256 << 10 })
-		const limit = 3968 << 10 // the keep source's max_body: kafka.MaxBodyBytes
+		const limit = kafka.MaxBodyBytes // the keep source's max_body
 		body := make([]byte, limit)
 		copy(body, `{"id":"big-1","type":"blob.sent","pad":"`)
 		for i := len(`{"id":"big-1","type":"blob.sent","pad":"`); i < limit-2; i++ {

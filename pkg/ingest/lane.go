@@ -41,9 +41,8 @@ type lane struct {
 
 	mu     sync.Mutex
 	queue  []queued
-	spare  []queued // a drained queue's array, for reuse
-	bytes  int64    // sum of size() over the queue and the round being handed over
-	busy   bool     // a goroutine is running rounds
+	bytes  int64 // sum of size() over the queue and the round being handed over
+	busy   bool  // a goroutine is running rounds
 	idle   chan struct{}
 	closed bool
 	// maxBytes bounds bytes and patience the wait for a round
@@ -135,11 +134,12 @@ func (l *lane) run() {
 		if len(l.queue) == 0 {
 			l.busy = false
 			close(l.idle)
-			l.spare = round[:0]
 			l.mu.Unlock()
 			return
 		}
-		round, l.queue, l.spare = l.queue, l.spare[:0], nil
+		// The queue and the round swap arrays: the drained round's
+		// collects the next one.
+		round, l.queue = l.queue, round[:0]
 		l.mu.Unlock()
 
 		acked := &roundAcks{all: make(chan struct{})}

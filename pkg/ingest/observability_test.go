@@ -99,11 +99,7 @@ func TestIngestMetricsAndTraces(t *testing.T) {
 // (too long) too, and a batch request's latency is recorded like a
 // webhook's.
 func TestBatchMetrics(t *testing.T) {
-	reader := sdkmetric.NewManualReader()
-	tel, err := telemetry.New(context.Background(), "test", telemetry.WithReader(reader))
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader, tel := newMetered(t)
 	h := newHarness(t, testenv.Embedded(t), nil, tel)
 	long := `{"id":"big","type":"x","data":"` + strings.Repeat("x", 2<<20) + `"}` // over billing's 1 MiB max_body
 	body := strings.Join([]string{

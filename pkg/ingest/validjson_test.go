@@ -10,17 +10,12 @@ import (
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
-// nested is depth levels of [ closed again: valid JSON for encoding/json
-// up to 10000 levels.
-func nested(depth int) []byte {
-	return []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
-}
-
 // A webhook nested deeper than encoding/json reads, at the largest body,
 // is refused as not JSON.
 func TestWebhookDeepNestingRefused(t *testing.T) {
 	h := newHarness(t, testenv.Embedded(t), nil)
-	body := nested(kafka.MaxBodyBytes / 2) // the keep source's max_body
+	depth := kafka.MaxBodyBytes / 2 // the keep source's max_body, all brackets
+	body := []byte(strings.Repeat("[", depth) + strings.Repeat("]", depth))
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/keep", bytes.NewReader(body))
 	req.Header.Set("X-Event-Type", "blob.sent")
 	req.Header.Set("X-Event-Id", "deep-1")
