@@ -3,7 +3,9 @@ GO      ?= go
 PKGS    ?= ./...
 # The race detector needs cgo (a C compiler); without one the tests run
 # without it rather than not at all (`make test` says so).
-RACE    ?= $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race,)
+ifeq ($(origin RACE),undefined)
+RACE    := $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race,)
+endif
 
 .PHONY: check-rules loadtest run test test-integration test-short vet fmt fmt-check fuzz bench bench-ingest bench-processor build services-up services-down compose-check clean
 

@@ -122,20 +122,9 @@ func loadRedis(m *miniredis.Miniredis, path string, now time.Time) (n int, saved
 	for _, t := range stale {
 		_ = os.Remove(t)
 	}
-	f, err := os.Open(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, time.Time{}, nil
-	}
-	if err != nil {
+	snap, err := readSnapshot(path)
+	if snap == nil || err != nil {
 		return 0, time.Time{}, err
-	}
-	defer f.Close()
-	var snap redisSnapshot
-	if err := gob.NewDecoder(f).Decode(&snap); err != nil {
-		return 0, time.Time{}, fmt.Errorf("%s is not a Redis snapshot this version can read (%w); move it away to start with an empty Redis", path, err)
-	}
-	if snap.Version != redisSnapshotVersion {
-		return 0, time.Time{}, fmt.Errorf("%s has snapshot version %d, this build reads %d; move it away to start with an empty Redis", path, snap.Version, redisSnapshotVersion)
 	}
 	for _, k := range snap.Keys {
 		var ttl time.Duration
@@ -167,4 +156,24 @@ func loadRedis(m *miniredis.Miniredis, path string, now time.Time) (n int, saved
 		n++
 	}
 	return n, snap.SavedAt, nil
+}
+
+// readSnapshot reads the snapshot at path; nil, nil when there is none.
+func readSnapshot(path string) (*redisSnapshot, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var snap redisSnapshot
+	if err := gob.NewDecoder(f).Decode(&snap); err != nil {
+		return nil, fmt.Errorf("%s is not a Redis snapshot this version can read (%w); move it away to start with an empty Redis", path, err)
+	}
+	if snap.Version != redisSnapshotVersion {
+		return nil, fmt.Errorf("%s has snapshot version %d, this build reads %d; move it away to start with an empty Redis", path, snap.Version, redisSnapshotVersion)
+	}
+	return &snap, nil
 }

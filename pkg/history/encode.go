@@ -28,22 +28,25 @@ func appendEntry(b []byte, e *Entry) []byte {
 	b = append(b, `","stage":"`...)
 	b = append(b, e.Stage...)
 	b = append(b, '"')
-	for _, f := range [...]struct{ name, value string }{
-		{`,"outcome":"`, e.Outcome}, {`,"source":"`, e.Source}, {`,"event_type":"`, e.EventType}, {`,"event_id":"`, e.EventID},
-	} {
-		if f.value != "" {
-			b = append(append(append(b, f.name...), f.value...), '"')
-		}
-	}
+	b = appendField(b, `,"outcome":"`, e.Outcome)
+	b = appendField(b, `,"source":"`, e.Source)
+	b = appendField(b, `,"event_type":"`, e.EventType)
+	b = appendField(b, `,"event_id":"`, e.EventID)
 	if e.Attempt != 0 {
 		b = strconv.AppendInt(append(b, `,"attempt":`...), int64(e.Attempt), 10)
 	}
-	for _, f := range [...]struct{ name, value string }{{`,"where":"`, e.Where}, {`,"error":"`, e.Error}} {
-		if f.value != "" {
-			b = append(append(append(b, f.name...), f.value...), '"')
-		}
-	}
+	b = appendField(b, `,"where":"`, e.Where)
+	b = appendField(b, `,"error":"`, e.Error)
 	return append(b, '}')
+}
+
+// appendField appends a plain string field (name holds its opening
+// quote), or nothing when it is empty (omitempty).
+func appendField(b []byte, name, value string) []byte {
+	if value == "" {
+		return b
+	}
+	return append(append(append(b, name...), value...), '"')
 }
 
 // plainEntry reports whether appendEntry may write e without encoding/json.
