@@ -405,11 +405,11 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
 	}
 	f.Unresolved = true
-	shown := firstN{n: maxShown}
 	if dryRun {
 		l, err := q.page(ctx, topic, f, "", maxShown, false)
 		return Decided{Count: l.Total, Entries: l.Entries}, err
 	}
+	shown := firstN{n: maxShown}
 	// One transactional id for every decision (both queues write the
 	// audit topic), taken before the entries are read: a decision already
 	// committing finishes first (its id is busy until then) and is seen as
@@ -469,7 +469,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now, TopicID: ids[topic]}
 		if action == "requeue" {
 			if retry.Get(e.rec.Headers, retry.HeaderValueOmitted) != "" {
-				return fmt.Errorf("%s holds no copy of its event (too large with its failure headers): replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, retry.Get(e.rec.Headers, retry.HeaderOrigin))
+				return fmt.Errorf("%s holds no copy of its event (too large with its failure headers): replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, e.Origin)
 			}
 			d.To = q.topics.Retry[0]
 			h := retry.Clone(e.rec.Headers)

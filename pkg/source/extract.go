@@ -107,8 +107,10 @@ func lookupRaw(f Field, h http.Header, body []byte) gjson.Result {
 			return gjson.Result{Type: gjson.String, Str: v}
 		}
 	}
-	if r := f.path.Get(body); scalar(r) {
-		return r
+	if !f.pointerFirst { // a pointerFirst field's pointer was tried above
+		if r := f.path.Get(body); scalar(r) {
+			return r
+		}
 	}
 	if len(f.fallbacks) > 0 {
 		parts := make([]string, 0, len(f.fallbacks))

@@ -112,7 +112,7 @@ func (s *Store) ApplyBatch(ctx context.Context, ups []Update) ([]ApplyResult, er
 }
 
 // Entity reads an entity's stored state; ok is false if it has none. It is
-// for tests and ops; the processing path never reads before writing.
+// for tests and ops; the processing path reads only times (EntityTimes).
 func (s *Store) Entity(ctx context.Context, entityKey string) (st EntityState, ok bool, err error) {
 	vals, err := s.rdb.HMGet(ctx, s.entityKey(entityKey), "ts", "event_id", "state").Result()
 	if err != nil {
@@ -122,11 +122,9 @@ func (s *Store) Entity(ctx context.Context, entityKey string) (st EntityState, o
 		return EntityState{}, false, nil
 	}
 	ts, _ := vals[0].(string)
-	us, perr := strconv.ParseInt(ts, 10, 64)
-	if perr != nil {
-		return EntityState{}, false, fmt.Errorf("store: entity %q: bad ts %q: %w", entityKey, ts, perr)
+	if st.EventTime, err = parseTS(entityKey, ts); err != nil {
+		return EntityState{}, false, err
 	}
-	st.EventTime = time.UnixMicro(us)
 	st.EventID, _ = vals[1].(string)
 	if v, _ := vals[2].(string); v != "" {
 		st.State = []byte(v)
@@ -158,11 +156,18 @@ func (s *Store) EntityTimes(ctx context.Context, entityKeys []string) ([]time.Ti
 		case err != nil:
 			return nil, wrapErr(ctx, "entity times", err)
 		}
-		us, err := strconv.ParseInt(ts, 10, 64)
-		if err != nil {
-			return nil, fmt.Errorf("store: entity %q: bad ts %q: %w", entityKeys[i], ts, err)
+		if out[i], err = parseTS(entityKeys[i], ts); err != nil {
+			return nil, err
 		}
-		out[i] = time.UnixMicro(us)
 	}
 	return out, nil
+}
+
+// parseTS reads an entity hash's ts field (unix microseconds).
+func parseTS(entityKey, ts string) (time.Time, error) {
+	us, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("store: entity %q: bad ts %q: %w", entityKey, ts, err)
+	}
+	return time.UnixMicro(us), nil
 }

@@ -274,9 +274,9 @@ func printEntry(out io.Writer, e *ops.Entry) {
 }
 
 // cell is shown text on one line: a table cell or a field of its own.
-func cell(s string) string {
-	return shown(strings.NewReplacer("\n", " ", "\t", " ", "\r", " ").Replace(s))
-}
+func cell(s string) string { return shown(oneLine.Replace(s)) }
+
+var oneLine = strings.NewReplacer("\n", " ", "\t", " ", "\r", " ")
 
 func printGroups(out io.Writer, groups []ops.Group) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
@@ -297,14 +297,7 @@ func trim(s string, n int) string { return retry.Truncate(cell(s), n+len("…"))
 // an operator is about to requeue or discard by filter. Newlines and tabs
 // are kept (payloads are multi-line); table cells replace them first.
 func shown(s string) string {
-	clean := utf8.ValidString(s)
-	for _, r := range s {
-		if !clean || unsafeRune(r) {
-			clean = false
-			break
-		}
-	}
-	if clean {
+	if utf8.ValidString(s) && strings.IndexFunc(s, unsafeRune) < 0 {
 		return s
 	}
 	var b strings.Builder
