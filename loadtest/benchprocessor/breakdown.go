@@ -169,12 +169,3 @@ func (b *breakdown) print(out io.Writer, wall time.Duration) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-// hookedRedis is a new client to the same Redis as rdb, with b observing
-// it.
-func hookedRedis(rdb *redis.Client, b *breakdown) *redis.Client {
-	opt := *rdb.Options()
-	cl := redis.NewClient(&opt)
-	cl.AddHook(b)
-	return cl
-}

@@ -249,7 +249,8 @@ func BenchmarkStages(b *testing.B) {
 func TestBreakdownNamesStoreOps(t *testing.T) {
 	mr := miniredis.RunT(t)
 	b := newBreakdown()
-	rdb := hookedRedis(redis.NewClient(&redis.Options{Addr: mr.Addr()}), b)
+	rdb := redis.NewClient(&redis.Options{Addr: mr.Addr()})
+	rdb.AddHook(b)
 	t.Cleanup(func() { _ = rdb.Close() })
 	st := store.New(rdb)
 	ctx := context.Background()

@@ -186,19 +186,25 @@ func runInlet(ctx context.Context, e *env, group, prefix string) (result, error)
 
 	kopts := []kgo.Opt{kgo.SeedBrokers(e.brokers...)}
 	rdb := e.rdb
-	if e.o.breakdown {
-		res.spans = newBreakdown()
-		kopts = append(kopts, kgo.WithHooks(res.spans))
-		rdb = hookedRedis(e.rdb, res.spans)
+	if e.o.breakdown || e.o.production {
+		// A client of inlet's own: its hooks stay off the naive mode's.
+		opt := *e.rdb.Options()
+		rdb = redis.NewClient(&opt)
 		defer rdb.Close()
 	}
 	deps := processor.Deps{Topics: e.topics, Sources: sources, Router: rt, Registry: e.reg, Codec: e.codec, Log: e.log}
 	if e.o.production {
-		closeProd, err := productionDeps(ctx, e, &deps, &rdb, &kopts, prefix, res.spans)
+		closeProd, err := productionDeps(ctx, e.o.verbose, &deps, rdb, prefix)
 		if err != nil {
 			return res, err
 		}
 		defer closeProd()
+		kopts = append(kopts, deps.Telemetry.KafkaOpts()...)
+	}
+	if e.o.breakdown {
+		res.spans = newBreakdown()
+		kopts = append(kopts, kgo.WithHooks(res.spans))
+		rdb.AddHook(res.spans)
 	}
 	deps.KafkaOpts = kopts
 	deps.Store = store.New(rdb, store.KeyPrefix(prefix), store.ClaimLease(cfg.ClaimLease))
@@ -301,48 +307,36 @@ func fetchErr(ctx context.Context, fs kgo.Fetches) error {
 }
 
 // productionDeps wires deps the way services/processor does: pkg/telemetry
-// (metrics for /metrics, the SDK tracer, kotel hooks on the Kafka client,
-// an instrumented Redis client of its own), the event history in Redis
-// with the default retention, an alerter without a webhook, and JSON logs
-// at info level to /dev/null (stderr with -v). The returned func undoes it.
-func productionDeps(ctx context.Context, e *env, deps *processor.Deps, rdb **redis.Client, kopts *[]kgo.Opt, prefix string, spans *breakdown) (func(), error) {
+// (metrics for /metrics, the SDK tracer, rdb instrumented; the caller adds
+// deps.Telemetry's Kafka hooks), the event history in rdb with the default
+// retention, an alerter without a webhook, and JSON logs at info level to
+// /dev/null (stderr when verbose). The returned func undoes it.
+func productionDeps(ctx context.Context, verbose bool, deps *processor.Deps, rdb *redis.Client, prefix string) (func(), error) {
 	tel, err := telemetry.New(ctx, "inlet-processor")
 	if err != nil {
 		return nil, err
 	}
-	// A client of its own: the hooks stay off the naive mode's client (and
-	// the breakdown's hook, if any, goes on this one too).
-	prod := redis.NewClient((*rdb).Options())
-	undo := func() {
-		prod.Close()
-		_ = tel.Shutdown(context.Background())
-	}
-	if err := tel.InstrumentRedis(prod); err != nil {
+	undo := func() { _ = tel.Shutdown(context.Background()) }
+	if err := tel.InstrumentRedis(rdb); err != nil {
 		undo()
 		return nil, err
 	}
-	if spans != nil {
-		prod.AddHook(spans)
-	}
-	*rdb = prod
-	*kopts = append(*kopts, tel.KafkaOpts()...)
 	deps.Telemetry = tel
-	deps.History = history.New(prod, prefix, 7*24*time.Hour)
+	deps.History = history.New(rdb, prefix, 7*24*time.Hour)
 	deps.Alerter = alert.New(alert.Config{})
-	if !e.o.verbose {
-		logs, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
-		if err != nil {
-			undo()
-			return nil, err
-		}
-		lcfg := service.LogConfig{Level: "info", Format: "json"} // services/processor's defaults
-		if deps.Log, err = lcfg.Logger(logs); err != nil {
-			logs.Close()
-			undo()
-			return nil, err
-		}
-		prev := undo
-		undo = func() { prev(); logs.Close() }
+	if verbose {
+		return undo, nil
 	}
-	return undo, nil
+	logs, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		undo()
+		return nil, err
+	}
+	lcfg := service.LogConfig{Level: "info", Format: "json"} // services/processor's defaults
+	if deps.Log, err = lcfg.Logger(logs); err != nil {
+		logs.Close()
+		undo()
+		return nil, err
+	}
+	return func() { undo(); logs.Close() }, nil
 }
