@@ -671,8 +671,13 @@ func (p *Processor) waitOut(ctx, stop context.Context, deadline time.Time, what 
 
 // confirm marks the dedup claims of committed items done (duplicates of
 // them are now skipped for the source's dedup window) and releases the
-// entity locks.
-func (p *Processor) confirm(ctx context.Context, items []*item, held []string, token string) {
+// entity locks. While Redis is unavailable it retries until leaseEnd, when
+// the claims expire and confirming them no longer can: not only while the
+// batch's context lasts, which a long batch may have spent, since a claim
+// left unconfirmed lets a later duplicate through.
+func (p *Processor) confirm(ctx context.Context, leaseEnd time.Time, items []*item, held []string, token string) {
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), leaseEnd)
+	defer cancel()
 	heldSet := make(map[string]bool, len(held))
 	for _, k := range held {
 		heldSet[k] = true

@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -209,6 +210,46 @@ func TestRedisOutagePausesAndResumes(t *testing.T) {
 	h.waitAll(6)
 	if ids := eventIDs(h, 6); len(ids) != 6 {
 		t.Fatalf("%d distinct outputs after Redis came back, want 6", len(ids))
+	}
+}
+
+// TestConfirmOutlastsTheBatchContext: Redis goes away as a batch commits
+// and comes back after the batch's context has ended. The confirm must
+// wait for it (its claim's lease still runs) rather than give up with the
+// context: a claim left unconfirmed let the event's next delivery through
+// once its lease ran out.
+func TestConfirmOutlastsTheBatchContext(t *testing.T) {
+	env := testenv.Embedded(t)
+	h := newHarness(t, env)
+	const batchContext = time.Second // the deadline plus the drain timeout
+	stopped := make(chan struct{})
+	var once sync.Once
+	h.startHooked("a", func(c *Config) {
+		c.BatchDeadline, c.DrainTimeout, c.ClaimLease = batchContext, 0, 8*time.Second
+	}, func() bool {
+		once.Do(func() { env.Stack.Miniredis.Close(); close(stopped) })
+		return false
+	})
+	pi := paymentIntent("evt_cf", "pi_cf", "succeeded", 1700000000)
+	h.send("stripe", "payment_intent.succeeded", "evt_cf", "2024-06-20", envelope.ChannelWebhook, pi)
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the batch never reached its commit")
+	}
+	// What is awaited here is the batch's context running out, a time.
+	<-time.After(batchContext + 500*time.Millisecond)
+	if got := h.all(); got != 0 {
+		t.Fatalf("%d outcomes settled while Redis was down, want 0 (the confirm gave up)", got)
+	}
+	if err := env.Stack.Miniredis.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitAll(1)
+	h.send("stripe", "payment_intent.succeeded", "evt_cf", "2024-06-20", envelope.ChannelWebhook, pi)
+	h.waitAll(2)
+	if p, d := h.total(Processed), h.total(Duplicate); p != 1 || d != 1 {
+		t.Fatalf("processed %d, duplicate %d; want 1 and 1", p, d)
 	}
 }
 

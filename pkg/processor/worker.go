@@ -242,6 +242,8 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, nil, token)
 	}
+	// No claim taken below outlives this: the bound of confirming them.
+	leaseEnd := time.Now().Add(p.cfg.ClaimLease)
 	claimed, err := p.claim(ctx, stop, items, token, deadline)
 	if err != nil {
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
@@ -316,7 +318,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Info("transaction aborted (rebalance or produce failure); records will be redelivered", "records", len(recs))
 		return nil
 	}
-	p.confirm(ctx, items, claimed, token)
+	p.confirm(ctx, leaseEnd, items, claimed, token)
 	now := time.Now()
 	for _, it := range items {
 		p.metrics.observe(it.ctx, it, p.d.Topics, now)
