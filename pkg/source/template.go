@@ -10,6 +10,13 @@ import (
 // Template is a key template such as "stripe:pi:{/data/object/id}" or
 // "{/id}:{/updated_at}": literal text with JSON pointers into the payload in
 // braces. {$source}, {$event_type} and {$event_id} name envelope fields.
+//
+// Two different events must never render the same key (a natural key that
+// did would drop one as a duplicate), so a value followed by a separator
+// has that separator's first byte, and '%', written as %XX: with
+// "{/a}:{/b}", a="x:y", b="z" gives "x%3Ay:z" where a="x", b="y:z" gives
+// "x:y:z". The last value needs no escaping (what follows it is fixed), and
+// values without those bytes, nearly all, render unchanged.
 type Template struct {
 	parts []templatePart
 }
@@ -18,6 +25,10 @@ type templatePart struct {
 	literal  string
 	pointer  string // JSON pointer, or $field
 	compiled CompiledPointer
+	// stop is the first byte of the separator after this value; escape
+	// reports there is one.
+	stop   byte
+	escape bool
 }
 
 // templateFieldNames are the envelope fields a template may name
@@ -59,6 +70,21 @@ func ParseTemplate(s string) (*Template, error) {
 	}
 	if len(t.parts) == 0 {
 		return nil, errors.New("empty template")
+	}
+	for i := range t.parts[:len(t.parts)-1] {
+		if t.parts[i].pointer == "" {
+			continue
+		}
+		next := t.parts[i+1].literal
+		switch {
+		case next == "":
+			// Nothing tells where the first value ends: "ab"+"c" and
+			// "a"+"bc" would be one key.
+			return nil, fmt.Errorf("template %q: {%s} and {%s} need literal text between them (e.g. \":\")", s, t.parts[i].pointer, t.parts[i+1].pointer)
+		case next[0] == '%':
+			return nil, fmt.Errorf("template %q: the text after {%s} may not start with %%, which escapes values", s, t.parts[i].pointer)
+		}
+		t.parts[i].stop, t.parts[i].escape = next[0], true
 	}
 	return t, nil
 }
@@ -103,14 +129,32 @@ func (t *Template) Render(payload []byte, fields *TemplateFields) (string, error
 			if v == "" {
 				return "", &TemplateError{Pointer: p.pointer}
 			}
-			b.WriteString(v)
+			p.write(&b, v)
 		default:
 			r := p.compiled.peek(payload) // copied into b below
 			if !scalar(r) || r.String() == "" {
 				return "", &TemplateError{Pointer: p.pointer}
 			}
-			b.WriteString(r.String())
+			p.write(&b, r.String())
 		}
 	}
 	return b.String(), nil
+}
+
+// write writes a value, escaped when a separator follows it.
+func (p *templatePart) write(b *strings.Builder, v string) {
+	if !p.escape || strings.IndexByte(v, p.stop) < 0 && strings.IndexByte(v, '%') < 0 {
+		b.WriteString(v)
+		return
+	}
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c == p.stop || c == '%' {
+			b.WriteByte('%')
+			b.WriteByte(hex[c>>4])
+			b.WriteByte(hex[c&15])
+		} else {
+			b.WriteByte(c)
+		}
+	}
 }

@@ -1,7 +1,9 @@
 package source
 
 import (
+	"encoding/json"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 )
@@ -42,9 +44,72 @@ func TestTemplateRender(t *testing.T) {
 }
 
 func TestParseTemplateRejects(t *testing.T) {
-	for _, s := range []string{"", "a}b", "{/x", "{x}", "{/}", "{$nope}", "a{/x}}"} {
+	for _, s := range []string{"", "a}b", "{/x", "{x}", "{/}", "{$nope}", "a{/x}}", "{/a}{/b}", "k:{/a}{$event_id}", "{/a}%{/b}"} {
 		if _, err := ParseTemplate(s); err == nil {
 			t.Errorf("%q parsed", s)
+		}
+	}
+}
+
+// TestTemplateKeysDoNotCollide: different values render different keys,
+// even when they hold the separators or the escape character: every pair
+// of values over an alphabet of both, up to 3 bytes each, is rendered
+// through templates whose separators are ':', "-x" and a multi-byte rune.
+func TestTemplateKeysDoNotCollide(t *testing.T) {
+	var values []string
+	alphabet := []string{":", "-", "%", "3", "A", "é"}
+	var grow func(string, int)
+	grow = func(v string, n int) {
+		if v != "" {
+			values = append(values, v)
+		}
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			grow(v+c, n-1)
+		}
+	}
+	grow("", 3)
+	quoted := make([][]byte, len(values))
+	for i, v := range values {
+		quoted[i], _ = json.Marshal(v)
+	}
+	for _, tmpl := range []string{"k:{/a}:{/b}", "{/a}-x{/b}!", "{/a}é{/b}"} {
+		tm, err := ParseTemplate(tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := make(map[string][2]int, len(values)*len(values))
+		for i := range values {
+			for j := range values {
+				payload := slices.Concat([]byte(`{"a":`), quoted[i], []byte(`,"b":`), quoted[j], []byte(`}`))
+				key, err := tm.Render(payload, &TemplateFields{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if prev, ok := seen[key]; ok {
+					t.Fatalf("%s: a=%q b=%q and a=%q b=%q both render %q", tmpl, values[prev[0]], values[prev[1]], values[i], values[j], key)
+				}
+				seen[key] = [2]int{i, j}
+			}
+		}
+	}
+	// What an operator sees: only a value's separator and % are escaped,
+	// and the last value is written as it is.
+	tm, err := ParseTemplate("{/a}:{/b}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ a, b, want string }{
+		{"x:y", "z", "x%3Ay:z"},
+		{"x", "y:z", "x:y:z"},
+		{"50%", "2024-06-01T12:00:00Z", "50%25:2024-06-01T12:00:00Z"},
+		{"a/b-c", "%", "a/b-c:%"},
+	} {
+		payload, _ := json.Marshal(map[string]string{"a": c.a, "b": c.b})
+		if got, err := tm.Render(payload, &TemplateFields{}); err != nil || got != c.want {
+			t.Errorf("a=%q b=%q: got %q, %v; want %q", c.a, c.b, got, err, c.want)
 		}
 	}
 }
