@@ -113,15 +113,22 @@ func lookupRaw(f Field, h http.Header, body []byte) gjson.Result {
 		}
 	}
 	if len(f.fallbacks) > 0 {
-		parts := make([]string, 0, len(f.fallbacks))
-		for _, p := range f.fallbacks {
+		// Escaped as a template's values are: ("a:b", "c") and ("a",
+		// "b:c") are different events.
+		var b strings.Builder
+		for i, p := range f.fallbacks {
 			r := p.Get(body)
 			if !scalar(r) {
 				return gjson.Result{}
 			}
-			parts = append(parts, r.String())
+			if i == len(f.fallbacks)-1 {
+				b.WriteString(r.String())
+				break
+			}
+			writeKeyPart(&b, r.String(), ':')
+			b.WriteByte(':')
 		}
-		return gjson.Result{Type: gjson.String, Str: strings.Join(parts, ":")}
+		return gjson.Result{Type: gjson.String, Str: b.String()}
 	}
 	return gjson.Result{}
 }

@@ -51,3 +51,27 @@ func TestFieldPointerFallback(t *testing.T) {
 		t.Errorf("lookup = %q, want the fallbacks joined, %q (a leading-zero index is not item 1)", got, "a:z")
 	}
 }
+
+// TestFallbackKeysDoNotCollide: fallback values are joined so that
+// different values give different event ids, as a template's are.
+func TestFallbackKeysDoNotCollide(t *testing.T) {
+	f := Field{Fallback: []string{"/a", "/b", "/c"}}
+	f.compile()
+	seen := map[string]string{}
+	for _, body := range []string{
+		`{"a":"x:y","b":"z","c":"1"}`,
+		`{"a":"x","b":"y:z","c":"1"}`,
+		`{"a":"x","b":"y","c":"z:1"}`,
+		`{"a":"x%3Ay","b":"z","c":"1"}`,
+		`{"a":"x","b":"y%3Az","c":"1"}`,
+	} {
+		got := lookup(f, http.Header{}, []byte(body))
+		if prev, ok := seen[got]; ok {
+			t.Fatalf("%s and %s both give %q", prev, body, got)
+		}
+		seen[got] = body
+	}
+	if got := lookup(f, http.Header{}, []byte(`{"a":"acct_1","b":7,"c":"2024-06-01T12:00:00Z"}`)); got != "acct_1:7:2024-06-01T12:00:00Z" {
+		t.Errorf("plain values: %q, want them joined unchanged", got)
+	}
+}

@@ -143,13 +143,24 @@ func (t *Template) Render(payload []byte, fields *TemplateFields) (string, error
 
 // write writes a value, escaped when a separator follows it.
 func (p *templatePart) write(b *strings.Builder, v string) {
-	if !p.escape || strings.IndexByte(v, p.stop) < 0 && strings.IndexByte(v, '%') < 0 {
+	if !p.escape {
+		b.WriteString(v)
+		return
+	}
+	writeKeyPart(b, v, p.stop)
+}
+
+// writeKeyPart writes v, a value that a separator starting with stop
+// follows in a key, with stop and '%' written as %XX: so the key tells where
+// v ends, and different values give different keys.
+func writeKeyPart(b *strings.Builder, v string, stop byte) {
+	if strings.IndexByte(v, stop) < 0 && strings.IndexByte(v, '%') < 0 {
 		b.WriteString(v)
 		return
 	}
 	const hex = "0123456789ABCDEF"
 	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == p.stop || c == '%' {
+		if c := v[i]; c == stop || c == '%' {
 			b.WriteByte('%')
 			b.WriteByte(hex[c>>4])
 			b.WriteByte(hex[c&15])
