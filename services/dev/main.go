@@ -64,7 +64,7 @@ type config struct {
 	kafkaPort    int
 	registryPort int
 	redisPort    int
-	redisURL     string
+	redis        service.RedisConfig // URL empty: the embedded miniredis
 	adminAddr    string
 	prefix       string
 	ingest       ingest.Config
@@ -81,7 +81,7 @@ func run(args []string) error {
 	fs.Int(&c.kafkaPort, "kafka-port", "INLET_DEV_KAFKA_PORT", 9092, "embedded Kafka port")
 	fs.Int(&c.registryPort, "registry-port", "INLET_DEV_REGISTRY_PORT", 8081, "embedded schema registry port")
 	fs.Int(&c.redisPort, "redis-port", "INLET_DEV_REDIS_PORT", 6390, "embedded Redis (miniredis) port")
-	fs.String(&c.redisURL, "redis-url", "INLET_REDIS_URL", "", "use this Redis instead of the embedded one")
+	fs.String(&c.redis.URL, "redis-url", "INLET_REDIS_URL", "", "use this Redis instead of the embedded one; rediss:// for TLS (password may be in the URL or REDIS_PASSWORD[_FILE])")
 	fs.String(&c.adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9090", "admin and metrics listen address")
 	fs.String(&c.prefix, "topic-prefix", "INLET_TOPIC_PREFIX", "inlet", "topic name prefix")
 	c.ingest.RegisterFlags(fs)
@@ -116,12 +116,17 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Before anything starts, so a bad -redis-url stops nothing half-started.
+	ropt, err := c.redisOptions()
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
 		return err
 	}
 	stack, err := devstack.Start(devstack.Config{
 		DataDir: c.dataDir, KafkaPort: c.kafkaPort, RegistryPort: c.registryPort,
-		RedisPort: c.redisPort, RedisURL: c.redisURL, Log: log,
+		RedisPort: c.redisPort, RedisURL: c.redis.URL, Log: log,
 	})
 	if err != nil {
 		return fmt.Errorf("%w (is another `make run` running? stop it or pick other ports with -kafka-port/-registry-port/-redis-port)", err)
@@ -160,9 +165,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	ropt, err := redis.ParseURL(stack.RedisURL)
-	if err != nil {
-		return err
+	if ropt == nil {
+		if ropt, err = redis.ParseURL(stack.RedisURL); err != nil {
+			return err
+		}
 	}
 	rdb := redis.NewClient(ropt)
 	defer rdb.Close()
@@ -274,6 +280,18 @@ Ctrl-C stops everything.
 	err = errors.Join(err, <-procDone)
 	log.Info("stopped", slog.Any("error", err))
 	return err
+}
+
+// redisOptions are the client options for the Redis given with -redis-url,
+// built by service.RedisConfig as the processor builds them: REDIS_PASSWORD
+// [_FILE] applies, and an error never quotes the URL, which may hold a
+// password. Nil without -redis-url: the embedded miniredis has no password,
+// so a REDIS_PASSWORD meant for another Redis must not reach it.
+func (c *config) redisOptions() (*redis.Options, error) {
+	if c.redis.URL == "" {
+		return nil, nil
+	}
+	return c.redis.Options()
 }
 
 func adminMux(srv *ingest.Server, tel *telemetry.Telemetry, api *admin.API) http.Handler {
