@@ -104,6 +104,16 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// The client options read the SASL password and the TLS files: a
+	// setting wrong there fails here, not at the first connection.
+	kopts, err := kcfg.ClientOpts(log)
+	if err != nil {
+		return err
+	}
+	reg, err := rcfg.Client()
+	if err != nil {
+		return err
+	}
 	if checkOnly {
 		fmt.Printf("configuration ok: %d sources\n", len(sources.Sources))
 		return nil
@@ -117,15 +127,7 @@ func run(args []string) error {
 	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
 		return err
 	}
-	reg, err := rcfg.Client()
-	if err != nil {
-		return err
-	}
 	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
-	if err != nil {
-		return err
-	}
-	kopts, err := kcfg.ClientOpts(log)
 	if err != nil {
 		return err
 	}
