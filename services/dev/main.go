@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -263,7 +264,7 @@ Operate it (the admin API token is made up for this run):
   go run ./services/inletctl dlq ls --group
 
 Ctrl-C stops everything.
-`, c.dataDir, ingestURL, adminLn.Addr(), strings.Join(stack.Brokers, ","), c.prefix, stack.RegistryURL, stack.RedisURL,
+`, c.dataDir, ingestURL, adminLn.Addr(), strings.Join(stack.Brokers, ","), c.prefix, stack.RegistryURL, shownURL(stack.RedisURL),
 		sampleCurl(sources, ingestURL), topics.Raw, topics.Processed, os.Getenv(admin.EnvWriteToken), c.sources)
 	log.Info("ready", "ingest", ingestURL, "sources", sources.Names())
 
@@ -280,6 +281,17 @@ Ctrl-C stops everything.
 	err = errors.Join(err, <-procDone)
 	log.Info("stopped", slog.Any("error", err))
 	return err
+}
+
+// shownURL is a Redis URL as the banner prints it: with its password, if
+// any, replaced by xxxxx (secrets are never printed; whoever gave the URL
+// has it).
+func shownURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		return "(the URL given with -redis-url)"
+	}
+	return u.Redacted()
 }
 
 // redisOptions are the client options for the Redis given with -redis-url,

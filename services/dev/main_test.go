@@ -57,3 +57,16 @@ func TestBadRedisURL(t *testing.T) {
 		t.Fatalf("the error shows the password: %v", err)
 	}
 }
+
+// TestShownURL: the banner never prints a Redis password.
+func TestShownURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"redis://:s3cret@db.internal:6379/2":     "redis://:xxxxx@db.internal:6379/2",
+		"rediss://app:s3cret@db.internal:6380/0": "rediss://app:xxxxx@db.internal:6380/0",
+		"redis://127.0.0.1:6390/0":               "redis://127.0.0.1:6390/0",
+	} {
+		if got := shownURL(in); got != want || strings.Contains(got, "s3cret") {
+			t.Errorf("shownURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
