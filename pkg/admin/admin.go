@@ -13,6 +13,7 @@
 //	GET  /v1/dlq, /v1/invalid                 list; ?source= &type= &error= &since= &until= &all=true &group=true &limit= &after=
 //	GET  /v1/dlq/{id...}, /v1/dlq?id=ID        one entry with its payload (ids are topic/partition/offset)
 //	POST /v1/dlq/requeue, /v1/dlq/discard      {"ids":[…] | "filter":{…}, "reason":"…", "dry_run":true}
+//	                                          (a requeue answers the entries it skipped: see DecideResponse)
 //	(the same for /v1/invalid)
 //	GET  /v1/depth                            {"dlq":n,"invalid":n} unresolved entries
 //	GET  /v1/trace/{id}                       one correlation id's history
@@ -355,14 +356,20 @@ type DecideRequest struct {
 }
 
 // DecideResponse answers a requeue or discard: how many entries it
-// decided, and the first ops.MaxShown of them (in log order).
+// decided, and the first ops.MaxShown of them (in log order); and how many
+// a requeue skipped, the first ops.MaxShown of them, and what to do with
+// them (ops.Decided.Skipped).
 type DecideResponse struct {
-	Action    string           `json:"action"`
-	DryRun    bool             `json:"dry_run"`
-	Who       string           `json:"who"`
-	Count     int              `json:"count"`
-	Entries   []map[string]any `json:"entries"`
-	Truncated bool             `json:"entries_truncated,omitempty"`
+	Action           string           `json:"action"`
+	DryRun           bool             `json:"dry_run"`
+	Who              string           `json:"who"`
+	Count            int              `json:"count"`
+	Entries          []map[string]any `json:"entries"`
+	Truncated        bool             `json:"entries_truncated,omitempty"`
+	Skipped          int              `json:"skipped"`
+	SkippedEntries   []ops.Skip       `json:"skipped_entries"`
+	SkippedTruncated bool             `json:"skipped_truncated,omitempty"`
+	ReplayHint       string           `json:"replay_hint,omitempty"` // when some were skipped
 }
 
 func (a *API) decide(queue, topic, action string) http.Handler {
@@ -396,17 +403,31 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
+		if errors.Is(err, ops.ErrNoEvent) {
+			// The one entry named cannot be requeued: the request, not
+			// the cluster, is at fault, and retrying will not help.
+			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
+			return
+		}
 		if !req.DryRun && res.Count > 0 {
 			// Counted also when it stopped midway: what it committed stands.
-			a.d.Log.Info("admin: "+action, "topic", topic, "who", actor, "reason", req.Reason, "count", res.Count, "error", err)
+			a.d.Log.Info("admin: "+action, "topic", topic, "who", actor, "reason", req.Reason, "count", res.Count, "skipped", res.Skipped, "error", err)
 			a.actions.Add(r.Context(), int64(res.Count), metric.WithAttributes(attribute.String("queue", queue), attribute.String("action", action)))
 		}
 		if err != nil {
 			unavailable(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, DecideResponse{Action: action, DryRun: req.DryRun, Who: actor, Count: res.Count,
-			Entries: entries(res.Entries, false), Truncated: len(res.Entries) < res.Count})
+		resp := DecideResponse{Action: action, DryRun: req.DryRun, Who: actor, Count: res.Count,
+			Entries: entries(res.Entries, false), Truncated: len(res.Entries) < res.Count,
+			Skipped: res.Skipped, SkippedEntries: res.SkippedEntries, SkippedTruncated: len(res.SkippedEntries) < res.Skipped}
+		if resp.SkippedEntries == nil {
+			resp.SkippedEntries = []ops.Skip{} // as entries: [] for none
+		}
+		if res.Skipped > 0 {
+			resp.ReplayHint = ops.SkipHint
+		}
+		writeJSON(w, http.StatusOK, resp)
 	})
 }
 

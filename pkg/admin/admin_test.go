@@ -29,6 +29,7 @@ import (
 type fakeQueues struct {
 	mu      sync.Mutex
 	entries map[string][]*ops.Entry // by topic
+	noEvent map[string]bool         // ids of entries without their event: a requeue skips them
 	calls   []string
 }
 
@@ -100,11 +101,24 @@ func (q *fakeQueues) decide(ctx context.Context, topic string, f ops.Filter, act
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	q.calls = append(q.calls, action+" by "+who)
-	res := ops.Decided{Count: len(es), Entries: es[:min(len(es), ops.MaxShown)]}
+	var res ops.Decided
+	var decided []*ops.Entry
+	for _, e := range es {
+		if action == "requeue" && q.noEvent[e.ID] {
+			if len(f.IDs) == 1 {
+				return ops.Decided{}, fmt.Errorf("requeue: nothing was done: %s holds %w", e.ID, ops.ErrNoEvent)
+			}
+			res.Skipped++
+			res.SkippedEntries = append(res.SkippedEntries, ops.Skip{ID: e.ID, Origin: e.Origin, Reason: ops.ReasonNoEvent})
+			continue
+		}
+		decided = append(decided, e)
+	}
+	res.Count, res.Entries = len(decided), decided[:min(len(decided), ops.MaxShown)]
 	if dry {
 		return res, nil
 	}
-	for _, e := range es {
+	for _, e := range decided {
 		e.Decision = &ops.Decision{ID: e.ID, Action: action, Who: who, Why: why}
 	}
 	return res, nil
@@ -305,6 +319,41 @@ func TestDecide(t *testing.T) {
 			t.Fatalf("%d %v", code, m)
 		}
 	})
+}
+
+// TestRequeueReportsSkippedEntries: a requeue by filter answers the
+// entries it skipped for holding no copy of their event, with their
+// origins and what to do (its dry run the same); they stay unresolved. One
+// such entry named alone is refused with 409.
+func TestRequeueReportsSkippedEntries(t *testing.T) {
+	q := newFake()
+	big := &ops.Entry{ID: "inlet.dlq/0/2", Source: "shop", EventType: "orders/updated", LastError: "sink answered 503", Origin: "inlet.raw/1/42"}
+	q.entries[topics.DLQ] = append(q.entries[topics.DLQ], big)
+	q.noEvent = map[string]bool{big.ID: true}
+	srv := newServer(t, q, Tokens{Write: "w"})
+	for _, dry := range []bool{true, false} {
+		code, m, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w", fmt.Sprintf(`{"filter":{"source":"shop"},"reason":"sink fixed","dry_run":%v}`, dry))
+		skipped, _ := m["skipped_entries"].([]any)
+		if code != 200 || m["count"].(float64) != 2 || m["skipped"] != 1.0 || len(skipped) != 1 || m["replay_hint"] != ops.SkipHint {
+			t.Fatalf("dry run %v: %d %v", dry, code, m)
+		}
+		want := map[string]any{"id": big.ID, "origin": "inlet.raw/1/42", "reason": ops.ReasonNoEvent}
+		if s := skipped[0].(map[string]any); len(s) != len(want) || s["id"] != want["id"] || s["origin"] != want["origin"] || s["reason"] != want["reason"] {
+			t.Fatalf("dry run %v: skipped %v, want %v", dry, s, want)
+		}
+	}
+	if _, m, _ := call(t, srv, "GET", "/v1/dlq", "w", ""); m["count"].(float64) != 2 {
+		t.Fatalf("unresolved after the requeue: %v; want the skipped entry and stripe's", m)
+	}
+	code, m, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w", `{"ids":["inlet.dlq/0/2"],"reason":"sink fixed"}`)
+	if code != http.StatusConflict || !strings.Contains(m["error"].(string), "no copy of its event") {
+		t.Fatalf("requeue of the entry alone: %d %v, want 409", code, m)
+	}
+	// Nothing skipped: the fields are there, empty.
+	code, m, _ = call(t, srv, "POST", "/v1/dlq/discard", "w", `{"ids":["inlet.dlq/0/2"],"reason":"replayed"}`)
+	if s, ok := m["skipped_entries"].([]any); code != 200 || m["count"].(float64) != 1 || m["skipped"] != 0.0 || !ok || len(s) != 0 || m["replay_hint"] != nil {
+		t.Fatalf("discard: %d %v", code, m)
+	}
 }
 
 func TestDisabled(t *testing.T) {

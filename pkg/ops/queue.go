@@ -348,9 +348,36 @@ type Decided struct {
 	// Entries are the first MaxShown of them in log order, without
 	// payloads: a decision over a long queue does not hold it.
 	Entries []*Entry
+	// Skipped counts the entries a requeue matched but could not requeue
+	// (see Skip); they are left unresolved.
+	Skipped int
+	// SkippedEntries are the first MaxShown of them, in log order.
+	SkippedEntries []Skip
 }
 
-// MaxShown bounds Decided.Entries.
+// Skip is an entry a requeue left alone, and why.
+type Skip struct {
+	ID string `json:"id"`
+	// Origin is the raw record holding the event (topic/partition/offset):
+	// the one to replay. Empty when the entry does not say.
+	Origin string `json:"origin"`
+	Reason string `json:"reason"`
+}
+
+// ErrNoEvent is returned by a requeue that names one entry alone (one id)
+// whose copy of its event was left out (retry.HeaderValueOmitted): it was
+// too large with its failure headers. A requeue of several entries skips
+// such entries instead (Decided.Skipped).
+var ErrNoEvent = errors.New("no copy of its event")
+
+// ReasonNoEvent is the Skip.Reason of an entry without its event, and
+// SkipHint what to do with such entries.
+const (
+	ReasonNoEvent = "no copy of its event (too large with its failure headers)"
+	SkipHint      = "replay each skipped entry's raw record (its origin) with inletctl replay, then discard the entry"
+)
+
+// MaxShown bounds Decided.Entries and Decided.SkippedEntries.
 const MaxShown = 1000
 
 // maxShown is MaxShown; tests lower it.
@@ -371,6 +398,11 @@ var (
 // the first retry tier, due now, attempt 1 (a fresh budget), with their
 // error history plus a line saying who requeued them and why. Each requeue
 // and its audit record are in one transaction. dryRun changes nothing.
+//
+// An entry holding no copy of its event (retry.HeaderValueOmitted) is
+// skipped, left unresolved and reported in Decided.Skipped (the dry run
+// reports it too): its event is the raw record its Origin names, to be
+// replayed. Named alone (one id), it fails the requeue with ErrNoEvent.
 //
 // A decision over many entries commits as it goes (see decideChunk): if it
 // fails midway, the entries decided before the failure stand, the error
@@ -405,11 +437,42 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
 	}
 	f.Unresolved = true
-	if dryRun {
-		l, err := q.page(ctx, topic, f, "", maxShown, false)
-		return Decided{Count: l.Total, Entries: l.Entries}, err
+	shown, skipped := firstN{n: maxShown}, firstN{n: maxShown}
+	// skip reports whether a requeue leaves e alone, counting it if so.
+	// Named alone, the entry is the whole request: skipping it would
+	// answer success having done nothing, so that fails and says why.
+	// Among others (several ids, a filter) it is skipped and the rest
+	// goes on: one oversized entry stopped a bulk requeue midway.
+	skip := func(e *Entry) (bool, error) {
+		if action != "requeue" || retry.Get(e.rec.Headers, retry.HeaderValueOmitted) == "" {
+			return false, nil
+		}
+		if len(f.IDs) == 1 {
+			return true, fmt.Errorf("%s holds %w (too large with its failure headers): replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, ErrNoEvent, e.Origin)
+		}
+		e.Payload, e.rec = nil, nil
+		res.Skipped++
+		skipped.add(e)
+		return true, nil
 	}
-	shown := firstN{n: maxShown}
+	if dryRun {
+		// Read as the requeue will, so that both agree on what is skipped.
+		decisions, _, err := q.decisions(ctx)
+		if err != nil {
+			return res, err
+		}
+		err = q.scan(ctx, decisions, topic, f, func(e *Entry) error {
+			if s, err := skip(e); s || err != nil {
+				return err
+			}
+			e.Payload, e.rec = nil, nil
+			res.Count++
+			shown.add(e)
+			return nil
+		}, nil)
+		res.Entries, res.SkippedEntries = shown.result(), skipsOf(skipped.result())
+		return res, err
+	}
 	// One transactional id for every decision (both queues write the
 	// audit topic), taken before the entries are read: a decision already
 	// committing finishes first (its id is busy until then) and is seen as
@@ -466,11 +529,11 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	}
 	// Each entry is written as it is read: the queue is never held whole.
 	err = q.scan(ctx, decisions, topic, f, func(e *Entry) error {
+		if s, err := skip(e); s || err != nil {
+			return err
+		}
 		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now, TopicID: ids[topic]}
 		if action == "requeue" {
-			if retry.Get(e.rec.Headers, retry.HeaderValueOmitted) != "" {
-				return fmt.Errorf("%s holds no copy of its event (too large with its failure headers): replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, e.Origin)
-			}
 			d.To = q.topics.Retry[0]
 			h := retry.Clone(e.rec.Headers)
 			h = retry.Set(h, retry.HeaderAttempt, "1")
@@ -501,7 +564,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	if err == nil {
 		err = commit()
 	}
-	res.Entries = shown.result()
+	res.Entries, res.SkippedEntries = shown.result(), skipsOf(skipped.result())
 	if err == nil {
 		if res.Count > 0 {
 			q.awaitVisible(ctx)
@@ -525,6 +588,15 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, fmt.Errorf("%s: another decision started meanwhile (or this one outlived its transaction); %s: %w", action, done, err)
 	}
 	return res, fmt.Errorf("%s: %s: %w", action, done, err)
+}
+
+// skipsOf is the Skip of each entry, all skipped for holding no event.
+func skipsOf(es []*Entry) []Skip {
+	out := make([]Skip, 0, len(es))
+	for _, e := range es {
+		out = append(out, Skip{ID: e.ID, Origin: e.Origin, Reason: ReasonNoEvent})
+	}
+	return out
 }
 
 // awaitVisible waits, up to 5 s, until what was written to the audit topic

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
@@ -337,28 +339,102 @@ func TestIntegrationOps(t *testing.T) {
 	}
 }
 
-// TestRequeueRefusesACopyWithoutItsEvent: a dead letter too large for a
-// copy with its failure headers is written without its value; requeued,
-// it would come back as an undecodable event. Requeue says where the event
-// is instead; discard works as for any entry.
-func TestRequeueRefusesACopyWithoutItsEvent(t *testing.T) {
-	env, tp, q := deadLettered(t, testenv.Embedded, 0)
-	h := retry.AppendError(nil, retry.ErrorEntry{At: time.Now().UTC(), Stage: "deliver", Error: "sink answered 400"})
-	h = retry.Set(h, retry.HeaderOrigin, tp.Raw+"/0/42")
+// withoutEvent writes to tp's DLQ, on partition p, an entry of source shop
+// as the processor writes one too large for a copy with its failure
+// headers: no value, inlet-value-omitted, its origin the raw record at
+// offset originOffset. It returns the entry's id.
+func withoutEvent(t *testing.T, env *testenv.Env, tp kafka.Topics, p int32, originOffset int) string {
+	t.Helper()
+	h := retry.AppendError(nil, retry.ErrorEntry{At: time.Now().UTC(), Stage: "deliver", Error: "sink answered 503"})
+	h = retry.Set(h, retry.HeaderSource, "shop")
+	h = retry.Set(h, retry.HeaderEventType, "orders/updated")
+	h = retry.Set(h, retry.HeaderOrigin, fmt.Sprintf("%s/0/%d", tp.Raw, originOffset))
 	h = retry.Set(h, retry.HeaderValueOmitted, "too large")
-	res := env.Client(t, kgo.ProducerLinger(0)).ProduceSync(context.Background(), &kgo.Record{Topic: tp.DLQ, Key: []byte("shop:big"), Headers: h})
+	cl := env.Client(t, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	res := cl.ProduceSync(context.Background(), &kgo.Record{Topic: tp.DLQ, Partition: p, Key: []byte("shop:big"), Headers: h})
 	if err := res.FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	id := retry.Coordinates(res[0].Record)
+	return retry.Coordinates(res[0].Record)
+}
+
+// TestRequeueRefusesACopyWithoutItsEvent: a dead letter too large for a
+// copy with its failure headers is written without its value; requeued,
+// it would come back as an undecodable event. Named alone, requeue (and
+// its dry run) says where the event is instead; discard works as for any
+// entry.
+func TestRequeueRefusesACopyWithoutItsEvent(t *testing.T) {
+	env, tp, q := deadLettered(t, testenv.Embedded, 0)
+	id := withoutEvent(t, env, tp, 0, 42)
 	ctx := context.Background()
-	_, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: []string{id}}, "op", "sink fixed", false)
-	if err == nil || !strings.Contains(err.Error(), "holds no copy") || !strings.Contains(err.Error(), tp.Raw+"/0/42") {
-		t.Fatalf("requeue: %v; want a refusal naming the raw record", err)
+	for _, dry := range []bool{true, false} {
+		_, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: []string{id}}, "op", "sink fixed", dry)
+		if !errors.Is(err, ErrNoEvent) || !strings.Contains(err.Error(), "holds no copy") || !strings.Contains(err.Error(), tp.Raw+"/0/42") {
+			t.Fatalf("requeue (dry run %v): %v; want a refusal naming the raw record", dry, err)
+		}
 	}
 	d, err := q.Discard(ctx, tp.DLQ, Filter{IDs: []string{id}}, "op", "replayed from the raw topic", false)
-	if err != nil || d.Count != 1 {
+	if err != nil || d.Count != 1 || d.Skipped != 0 {
 		t.Fatalf("discard: %+v, %v", d, err)
+	}
+}
+
+// TestRequeueSkipsEntriesWithoutTheirEvent: a requeue by filter over
+// [normal, without its event, normal] (one partition, in that order)
+// requeues both normal entries and skips the other, reporting it with its
+// origin and leaving it unresolved; its dry run reports the same. One such
+// entry stopped the whole requeue there.
+func TestRequeueSkipsEntriesWithoutTheirEvent(t *testing.T) {
+	env, tp, q := deadLettered(t, testenv.Embedded, 0)
+	codec := env.Codec(t, tp)
+	first := env.DeadLetter(t, tp, codec, "shop", "orders/updated", "wh-0", "sink answered 503")
+	_, p, _, _ := retry.ParseCoordinates(first)
+	omitted := withoutEvent(t, env, tp, p, 42)
+	// An event id whose record the default partitioner puts on p too.
+	hash := kgo.StickyKeyPartitioner(nil).ForTopic(tp.DLQ)
+	eid := ""
+	for i := 1; eid == ""; i++ {
+		if c := fmt.Sprintf("wh-%d", i); hash.Partition(&kgo.Record{Key: []byte(envelope.IdempotencyKey("shop", c))}, 3) == int(p) {
+			eid = c
+		}
+	}
+	last := env.DeadLetter(t, tp, codec, "shop", "orders/updated", eid, "sink answered 503")
+	if _, lp, _, _ := retry.ParseCoordinates(last); lp != p {
+		t.Fatalf("%s, %s and %s: want one partition", first, omitted, last)
+	}
+	ctx := context.Background()
+	wantSkip := []Skip{{ID: omitted, Origin: tp.Raw + "/0/42", Reason: ReasonNoEvent}}
+	check := func(name string, d Decided, err error) {
+		t.Helper()
+		if err != nil || d.Count != 2 || len(d.Entries) != 2 || d.Entries[0].ID != first || d.Entries[1].ID != last {
+			t.Fatalf("%s: %d decided (%d shown), %v; want %s and %s", name, d.Count, len(d.Entries), err, first, last)
+		}
+		if d.Skipped != 1 || !slices.Equal(d.SkippedEntries, wantSkip) {
+			t.Fatalf("%s: skipped %d %+v, want %+v", name, d.Skipped, d.SkippedEntries, wantSkip)
+		}
+	}
+	f := Filter{Source: "shop"}
+	dry, err := q.Requeue(ctx, tp.DLQ, f, "alice", "sink fixed", true)
+	check("dry run", dry, err)
+	if n, err := q.Depth(ctx, tp.DLQ); err != nil || n != 3 {
+		t.Fatalf("depth after the dry run: %d (%v), want 3", n, err)
+	}
+	res, err := q.Requeue(ctx, tp.DLQ, f, "alice", "sink fixed", false)
+	check("requeue", res, err)
+	if got := env.ReadAll(t, tp.Retry[0], 2, 500*time.Millisecond, 10*time.Second); len(got) != 2 {
+		t.Fatalf("%d records requeued, want 2", len(got))
+	}
+	if audit := env.ReadAll(t, tp.Audit, 2, 500*time.Millisecond, 10*time.Second); len(audit) != 2 {
+		t.Fatalf("%d audit records, want 2 (none for the skipped entry)", len(audit))
+	}
+	left, err := q.List(ctx, tp.DLQ, Filter{Unresolved: true})
+	if err != nil || len(left) != 1 || left[0].ID != omitted {
+		t.Fatalf("unresolved after the requeue: %d entries (%v), want %s alone", len(left), err, omitted)
+	}
+	// Run again: nothing left to requeue, the skipped entry still reported.
+	again, err := q.Requeue(ctx, tp.DLQ, f, "alice", "sink fixed", false)
+	if err != nil || again.Count != 0 || again.Skipped != 1 {
+		t.Fatalf("again: %d decided, %d skipped, %v; want 0 and 1", again.Count, again.Skipped, err)
 	}
 }
 

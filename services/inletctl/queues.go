@@ -35,6 +35,8 @@ Commands:
 Select entries by id (topic/partition/offset, as ls prints) or with
 --source, --type, --error, --since, --until. ls shows --limit entries
 (default 100) in log order and the --after cursor of the next page.
+requeue skips (and lists) entries holding no copy of their event: replay
+each one's raw record (its origin) with inletctl replay, then discard it.
 
 Examples:
   inletctl %[1]s ls --group
@@ -181,8 +183,16 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		return code, nil
 	}
 	if output == "json" { // as the admin API answers
-		return code, enc.Encode(map[string]any{"action": cmd, "dry_run": dry, "who": who, "count": decided.Count,
-			"entries": entriesJSON(decided.Entries, false), "entries_truncated": len(decided.Entries) < decided.Count})
+		v := map[string]any{"action": cmd, "dry_run": dry, "who": who, "count": decided.Count,
+			"entries": entriesJSON(decided.Entries, false), "entries_truncated": len(decided.Entries) < decided.Count,
+			"skipped": decided.Skipped, "skipped_entries": decided.SkippedEntries, "skipped_truncated": len(decided.SkippedEntries) < decided.Skipped}
+		if decided.SkippedEntries == nil {
+			v["skipped_entries"] = []ops.Skip{}
+		}
+		if decided.Skipped > 0 {
+			v["replay_hint"] = ops.SkipHint
+		}
+		return code, enc.Encode(v)
 	}
 	printTable(out, decided.Entries)
 	verb := map[string]string{"requeue": "requeued", "discard": "discarded"}[cmd]
@@ -193,7 +203,31 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		verb += fmt.Sprintf(" (the first %d shown)", len(decided.Entries))
 	}
 	fmt.Fprintf(out, "%d %s\n", decided.Count, verb)
+	printSkipped(out, decided, dry)
 	return code, nil
+}
+
+// printSkipped lists the entries a requeue left alone, with the raw record
+// to replay for each: they stay unresolved, and a count alone would not say
+// what to do next.
+func printSkipped(out io.Writer, d ops.Decided, dry bool) {
+	if d.Skipped == 0 {
+		return
+	}
+	verb := "skipped"
+	if dry {
+		verb = "would be skipped"
+	}
+	if len(d.SkippedEntries) < d.Skipped {
+		verb += fmt.Sprintf(" (the first %d shown)", len(d.SkippedEntries))
+	}
+	fmt.Fprintf(out, "\n%d %s, left unresolved: %s\n", d.Skipped, verb, ops.SkipHint)
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tORIGIN\tREASON")
+	for _, e := range d.SkippedEntries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", cell(e.ID), cell(e.Origin), cell(e.Reason))
+	}
+	tw.Flush()
 }
 
 // list runs ls: one page of entries, or the groups; JSON as the admin API

@@ -2,10 +2,13 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
@@ -40,6 +43,57 @@ func TestQueueRequeueUsesTheProcessorsTiers(t *testing.T) {
 	got := env.ReadAll(t, topics.Retry[0], 1, 300*time.Millisecond, 10*time.Second)
 	if len(got) != 1 || retry.Get(got[0].Headers, retry.HeaderAttempt) != "1" {
 		t.Fatalf("%d records on %s, want the requeued one at attempt 1", len(got), topics.Retry[0])
+	}
+}
+
+// TestQueueRequeueShowsSkippedEntries: a requeue by filter over an entry
+// and one holding no copy of its event requeues the first and lists the
+// other with the raw record to replay, in its dry run, its table and its
+// JSON; the skipped entry stays unresolved. Named alone, it fails.
+func TestQueueRequeueShowsSkippedEntries(t *testing.T) {
+	env, topics, id, flags := dlqEntry(t)
+	h := retry.AppendError(nil, retry.ErrorEntry{At: time.Now().UTC(), Stage: "deliver", Error: "sink answered 503"})
+	h = retry.Set(h, retry.HeaderSource, "stripe")
+	h = retry.Set(h, retry.HeaderOrigin, topics.Raw+"/2/42")
+	h = retry.Set(h, retry.HeaderValueOmitted, "too large")
+	res := env.Client(t).ProduceSync(context.Background(), &kgo.Record{Topic: topics.DLQ, Key: []byte("stripe:big"), Headers: h})
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	big := retry.Coordinates(res[0].Record)
+	requeue := append(flags, "dlq", "requeue", "--source", "stripe", "--reason", "sink fixed", "--retry-tiers", "5s,1m")
+
+	var out bytes.Buffer
+	if code, err := run(append(requeue, "--dry-run"), &out); code != exitOK {
+		t.Fatalf("dry run: exit %d: %v\n%s", code, err, out.String())
+	}
+	for _, want := range []string{"1 would be requeued", "1 would be skipped", "inletctl replay", big, topics.Raw + "/2/42"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("dry run: no %q in\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	if code, err := run(append(requeue, "--output", "json"), &out); code != exitOK {
+		t.Fatalf("requeue: exit %d: %v\n%s", code, err, out.String())
+	}
+	var v struct {
+		Count          int
+		Entries        []map[string]any
+		Skipped        int
+		SkippedEntries []ops.Skip `json:"skipped_entries"`
+		ReplayHint     string     `json:"replay_hint"`
+	}
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil || v.Count != 1 || v.Entries[0]["id"] != id || v.Skipped != 1 ||
+		len(v.SkippedEntries) != 1 || v.SkippedEntries[0] != (ops.Skip{ID: big, Origin: topics.Raw + "/2/42", Reason: ops.ReasonNoEvent}) || v.ReplayHint == "" {
+		t.Fatalf("requeue --output json (%v):\n%s", err, out.String())
+	}
+	out.Reset()
+	if code, err := run(append(flags, "dlq", "ls", "--output", "json"), &out); code != exitOK || !strings.Contains(out.String(), big) || strings.Contains(out.String(), id) {
+		t.Fatalf("ls after the requeue: exit %d (%v), want %s alone:\n%s", code, err, big, out.String())
+	}
+	code, err := run(append(flags, "dlq", "requeue", big, "--reason", "sink fixed", "--retry-tiers", "5s,1m"), &bytes.Buffer{})
+	if code != exitError || err == nil || !strings.Contains(err.Error(), "no copy of its event") {
+		t.Fatalf("requeue %s alone: exit %d, %v; want %d and the refusal", big, code, err, exitError)
 	}
 }
 
