@@ -418,17 +418,23 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 			unavailable(w, err)
 			return
 		}
-		resp := DecideResponse{Action: action, DryRun: req.DryRun, Who: actor, Count: res.Count,
-			Entries: entries(res.Entries, false), Truncated: len(res.Entries) < res.Count,
-			Skipped: res.Skipped, SkippedEntries: res.SkippedEntries, SkippedTruncated: len(res.SkippedEntries) < res.Skipped}
-		if resp.SkippedEntries == nil {
-			resp.SkippedEntries = []ops.Skip{} // as entries: [] for none
-		}
-		if res.Skipped > 0 {
-			resp.ReplayHint = ops.SkipHint
-		}
-		writeJSON(w, http.StatusOK, resp)
+		writeJSON(w, http.StatusOK, NewDecideResponse(action, req.DryRun, actor, res))
 	})
+}
+
+// NewDecideResponse is the answer to a decision d: what the admin API
+// sends and inletctl prints with --output json.
+func NewDecideResponse(action string, dryRun bool, who string, d ops.Decided) DecideResponse {
+	resp := DecideResponse{Action: action, DryRun: dryRun, Who: who, Count: d.Count,
+		Entries: entries(d.Entries, false), Truncated: len(d.Entries) < d.Count,
+		Skipped: d.Skipped, SkippedEntries: d.SkippedEntries, SkippedTruncated: len(d.SkippedEntries) < d.Skipped}
+	if resp.SkippedEntries == nil {
+		resp.SkippedEntries = []ops.Skip{} // as entries: [] for none
+	}
+	if d.Skipped > 0 {
+		resp.ReplayHint = ops.SkipHint
+	}
+	return resp
 }
 
 func (a *API) depth(w http.ResponseWriter, r *http.Request) {

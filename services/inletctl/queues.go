@@ -183,16 +183,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		return code, nil
 	}
 	if output == "json" { // as the admin API answers
-		v := map[string]any{"action": cmd, "dry_run": dry, "who": who, "count": decided.Count,
-			"entries": entriesJSON(decided.Entries, false), "entries_truncated": len(decided.Entries) < decided.Count,
-			"skipped": decided.Skipped, "skipped_entries": decided.SkippedEntries, "skipped_truncated": len(decided.SkippedEntries) < decided.Skipped}
-		if decided.SkippedEntries == nil {
-			v["skipped_entries"] = []ops.Skip{}
-		}
-		if decided.Skipped > 0 {
-			v["replay_hint"] = ops.SkipHint
-		}
-		return code, enc.Encode(v)
+		return code, enc.Encode(admin.NewDecideResponse(cmd, dry, who, decided))
 	}
 	printTable(out, decided.Entries)
 	verb := map[string]string{"requeue": "requeued", "discard": "discarded"}[cmd]
