@@ -52,15 +52,31 @@ func (s *Store) Append(ctx context.Context, entries map[string][]Entry) error {
 		return nil
 	}
 	pipe := s.rdb.Pipeline()
+	keys := make([]string, 0, len(entries))
+	pushes := make([]*redis.IntCmd, 0, len(entries))
 	for corr, es := range entries {
 		key := s.prefix + corr
 		vals := make([]any, 0, len(es))
 		for i := range es {
 			vals = append(vals, appendEntry(make([]byte, 0, 256), &es[i]))
 		}
-		pipe.RPush(ctx, key, vals...)
-		pipe.LTrim(ctx, key, -maxEntries, -1)
+		keys = append(keys, key)
+		pushes = append(pushes, pipe.RPush(ctx, key, vals...))
 		pipe.Expire(ctx, key, s.retention)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return err
+	}
+	// Trimmed only when RPUSH says a list grew past the bound, which takes
+	// a hostile or buggy sender: an LTRIM per event was a third of the
+	// history's commands.
+	for i, push := range pushes {
+		if push.Val() > maxEntries {
+			pipe.LTrim(ctx, keys[i], -maxEntries, -1)
+		}
+	}
+	if pipe.Len() == 0 {
+		return nil
 	}
 	_, err := pipe.Exec(ctx)
 	return err

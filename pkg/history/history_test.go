@@ -1,0 +1,93 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+)
+
+// commandCounter counts the commands a client sends, by name.
+type commandCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *commandCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (c *commandCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.add(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (c *commandCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			c.add(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+func (c *commandCounter) add(cmd redis.Cmder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.n[cmd.Name()]++
+}
+func (c *commandCounter) take() map[string]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := c.n
+	c.n = map[string]int{}
+	return n
+}
+
+// TestAppendBoundsEachHistory: a history keeps its newest maxEntries
+// entries and its retention from the last append; appends that keep it
+// under the bound send no LTRIM.
+func TestAppendBoundsEachHistory(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	counter := &commandCounter{n: map[string]int{}}
+	rdb.AddHook(counter)
+	s := New(rdb, "t:", time.Hour)
+	ctx := context.Background()
+	entry := func(i int) Entry {
+		return Entry{At: time.Unix(1700000000, 0).UTC(), Stage: "attempt", Attempt: i, Where: fmt.Sprintf("inlet.raw/0/%d", i)}
+	}
+	// Many events, each a few entries: no trimming needed.
+	for i := range 50 {
+		if err := s.Append(ctx, map[string][]Entry{fmt.Sprint("c", i): {entry(1), entry(2), entry(3)}, "hot": {entry(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counter.take(); got["ltrim"] != 0 || got["rpush"] != 100 || got["expire"] != 100 {
+		t.Fatalf("commands under the bound: %v, want 100 rpush, 100 expire and no ltrim", got)
+	}
+	// One correlation id reused past the bound: trimmed to the newest.
+	for i := 50; i < maxEntries+30; i++ {
+		if err := s.Append(ctx, map[string][]Entry{"hot": {entry(i)}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := counter.take(); got["ltrim"] != 30 {
+		t.Fatalf("commands past the bound: %v, want an ltrim for each of the 30 appends past it", got)
+	}
+	es, err := s.Get(ctx, "hot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != maxEntries || es[0].Attempt != 30 || es[len(es)-1].Attempt != maxEntries+29 {
+		t.Fatalf("%d entries, attempts %d..%d; want %d, the newest (30..%d)", len(es), es[0].Attempt, es[len(es)-1].Attempt, maxEntries, maxEntries+29)
+	}
+	if ttl := m.TTL("t:trace:hot"); ttl != time.Hour {
+		t.Fatalf("ttl %v, want the retention from the last append", ttl)
+	}
+	if es, err := s.Get(ctx, "c7"); err != nil || len(es) != 3 || es[2].Attempt != 3 {
+		t.Fatalf("c7: %v, %v; want its 3 entries in order", es, err)
+	}
+}
