@@ -58,7 +58,16 @@ func (s *Store) Append(ctx context.Context, entries map[string][]Entry) error {
 		key := s.prefix + corr
 		vals := make([]any, 0, len(es))
 		for i := range es {
-			vals = append(vals, appendEntry(make([]byte, 0, 256), &es[i]))
+			e := &es[i]
+			if i > 0 && sameEvent(e, &es[i-1]) {
+				// Get fills these in from the entry before: they were
+				// half of an event's history, in Redis memory for the
+				// whole retention.
+				c := *e
+				c.Source, c.EventType, c.EventID = "", "", ""
+				e = &c
+			}
+			vals = append(vals, appendEntry(make([]byte, 0, 192), e))
 		}
 		keys = append(keys, key)
 		pushes = append(pushes, pipe.RPush(ctx, key, vals...))
@@ -92,9 +101,18 @@ func (s *Store) Get(ctx context.Context, corr string) ([]Entry, error) {
 	out := make([]Entry, 0, len(vals))
 	for _, v := range vals {
 		var e Entry
-		if json.Unmarshal([]byte(v), &e) == nil {
-			out = append(out, e)
+		if json.Unmarshal([]byte(v), &e) != nil {
+			continue
 		}
+		if e.Source == "" && e.EventType == "" && e.EventID == "" && len(out) > 0 {
+			prev := &out[len(out)-1] // written without them by Append
+			e.Source, e.EventType, e.EventID = prev.Source, prev.EventType, prev.EventID
+		}
+		out = append(out, e)
 	}
 	return out, nil
+}
+
+func sameEvent(a, b *Entry) bool {
+	return a.Source == b.Source && a.EventType == b.EventType && a.EventID == b.EventID
 }

@@ -3,6 +3,8 @@ package history
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -89,5 +91,53 @@ func TestAppendBoundsEachHistory(t *testing.T) {
 	}
 	if es, err := s.Get(ctx, "c7"); err != nil || len(es) != 3 || es[2].Attempt != 3 {
 		t.Fatalf("c7: %v, %v; want its 3 entries in order", es, err)
+	}
+}
+
+// TestAppendWritesAnEventsFieldsOnce: the entries an event adds in one
+// append carry its source, type and id once; Get gives every entry them
+// back, also when other events share the correlation id.
+func TestAppendWritesAnEventsFieldsOnce(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	s := New(rdb, "t:", time.Hour)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 28, 17, 11, 21, 875000000, time.UTC)
+	a := Entry{Source: "shop", EventType: "orders/create", EventID: "e1"}
+	b := Entry{Source: "shop", EventType: "orders/create", EventID: "e2"} // a second line of one batch
+	stage := func(base Entry, stage, where string, attempt int) Entry {
+		base.At, base.Stage, base.Where, base.Attempt = at, stage, where, attempt
+		return base
+	}
+	first := []Entry{stage(a, "received", "ingest (batch)", 0), stage(a, "written", "inlet.raw/0/1", 0), stage(a, "attempt", "inlet.retry.30s", 1),
+		stage(b, "received", "ingest (batch)", 0), stage(b, "written", "inlet.raw/1/1", 0)}
+	later := []Entry{stage(a, "attempt", "inlet.processed key shop:1", 2)}
+	for _, es := range [][]Entry{first, later} {
+		if err := s.Append(ctx, map[string][]Entry{"c": es}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw, err := rdb.LRange(ctx, "t:trace:c", 0, -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var withID []int
+	for i, v := range raw {
+		if strings.Contains(v, `"event_id"`) {
+			withID = append(withID, i)
+		}
+	}
+	if want := []int{0, 3, 5}; !slices.Equal(withID, want) {
+		t.Fatalf("entries carrying the event's fields: %v, want %v (the first of each event in each append):\n%s", withID, want, strings.Join(raw, "\n"))
+	}
+	got, err := s.Get(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(first, later...); !slices.EqualFunc(got, want, func(x, y Entry) bool {
+		return x.At.Equal(y.At) && x.Stage == y.Stage && x.Source == y.Source && x.EventType == y.EventType && x.EventID == y.EventID && x.Where == y.Where && x.Attempt == y.Attempt
+	}) {
+		t.Fatalf("Get:\n%+v\nwant\n%+v", got, want)
 	}
 }
