@@ -363,7 +363,7 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 			it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "handler returned no entity key or schema"}
 			return it
 		}
-		if err := checkFuture(it.src, env, out); err != nil {
+		if err := checkBusinessTime(it.src, env, out); err != nil {
 			it.outcome, it.reason = Invalid, err
 			return it
 		}
@@ -386,15 +386,27 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 
 func attempt(r *kgo.Record) int { return retry.Attempt(r.Headers) }
 
-// checkFuture refuses a business time further after the event's receipt
+// checkBusinessTime refuses a business time further after the event's receipt
 // than the source's max_future: applied, it would stay the entity's time
-// and make every real update stale until then.
-func checkFuture(src *source.Source, env *envelope.Envelope, out *router.Output) error {
+// and make every real update stale until then. It refuses one outside the
+// range the store compares too (the envelope's occurred_at of a record not
+// written by ingest, a Go handler's time): the store refuses the whole
+// batch for it, which stalled the worker's partitions on every redelivery.
+func checkBusinessTime(src *source.Source, env *envelope.Envelope, out *router.Output) error {
+	if out.OccurredAt.IsZero() {
+		return nil
+	}
+	if first, last := store.EventTimeRange(); out.OccurredAt.Before(first) || out.OccurredAt.After(last) {
+		return &router.ValidationError{
+			Reason: "business time out of range",
+			Fields: []router.FieldProblem{{Path: "occurred_at", Expected: fmt.Sprintf("a time from %d to %d", first.Year()+1, last.Year()-1), Actual: out.OccurredAt.UTC().Format(time.RFC3339)}},
+		}
+	}
 	limit := source.DefaultMaxFuture
 	if src != nil {
 		limit = src.MaxFuture.D()
 	}
-	if out.OccurredAt.IsZero() || !out.OccurredAt.After(env.ReceivedAt.Add(limit)) {
+	if !out.OccurredAt.After(env.ReceivedAt.Add(limit)) {
 		return nil
 	}
 	return &router.ValidationError{

@@ -245,3 +245,22 @@ func processorSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 }
+
+// TestBusinessTimeOutOfRange: a business time the store cannot compare (an
+// envelope's occurred_at from a producer other than ingest) makes its event
+// invalid, naming the field; the events after it go on. The store refused
+// the whole batch for it, on every redelivery.
+func TestBusinessTimeOutOfRange(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	h.start("a", nil)
+	h.send("billing", "invoice.paid", "line-old", "v1", envelope.ChannelEvents, []byte(`{"id":"line-old","type":"invoice.paid","occurred_at":"1600-01-01T00:00:00Z","data":{"id":"inv_old","amount":5}}`))
+	h.send("billing", "invoice.paid", "line-new", "v1", envelope.ChannelEvents, []byte(`{"id":"line-new","type":"invoice.paid","occurred_at":"2025-01-01T00:00:00Z","data":{"id":"inv_new","amount":5}}`))
+	h.waitAll(2)
+	if p, i := h.total(Processed), h.total(Invalid); p != 1 || i != 1 {
+		t.Fatalf("processed %d, invalid %d; want 1 and 1", p, i)
+	}
+	inv := h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)
+	if len(inv) != 1 || !strings.Contains(retry.Get(inv[0].Headers, retry.HeaderErrors), "occurred_at") {
+		t.Fatalf("%d invalid records, want 1 whose errors name occurred_at", len(inv))
+	}
+}

@@ -56,6 +56,13 @@ type EntityState struct {
 // compare them exactly.
 const maxMicros = 1 << 53
 
+// EventTimeRange is the range of event times ApplyBatch takes (about years
+// 1685 to 2255): callers refuse an event outside it as invalid, since
+// ApplyBatch refuses the whole batch.
+func EventTimeRange() (first, last time.Time) {
+	return time.UnixMicro(-maxMicros).UTC(), time.UnixMicro(maxMicros).UTC()
+}
+
 // ApplyBatch applies each update to its entity if the update is not older
 // than the entity's stored state, in one round trip; results are in the order
 // of ups. Per update, atomically (Lua on <prefix>entity:<key>, a hash of ts,
