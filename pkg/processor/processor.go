@@ -419,7 +419,9 @@ func checkBusinessTime(src *source.Source, env *envelope.Envelope, out *router.O
 // items. Items whose claim is done are duplicates; a duplicate of an
 // earlier item in the same batch is one too. Busy claims and locks (held
 // by another member) are tried again with backoff. It returns the keys it
-// holds.
+// holds; on an error, every key it may hold (a round cut off midway may have
+// taken some), so that they are released at once rather than blocking the
+// redelivered batch until their lease runs out.
 func (p *Processor) claim(ctx, stop context.Context, items []*item, token string, deadline time.Time) ([]string, error) {
 	// Sized for the batch: growing these maps showed in allocation profiles.
 	seen := make(map[string]bool, len(items))
@@ -451,7 +453,7 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 		res, err := p.d.Store.ClaimBatch(ctx, pending, token)
 		if err != nil {
 			if !store.IsUnavailable(err) && ctx.Err() == nil {
-				return nil, err
+				return pending, err
 			}
 			p.log.Warn("redis unavailable; waiting", "error", err, "retry_in", backoff)
 		} else {
@@ -478,10 +480,10 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			pending = append(acquired, busy...)
 		}
 		if time.Now().After(deadline) || stop.Err() != nil {
-			return nil, fmt.Errorf("claims still busy or redis down after the batch deadline (%d keys)", len(pending))
+			return pending, fmt.Errorf("claims still busy or redis down after the batch deadline (%d keys)", len(pending))
 		}
 		if !sleep(ctx, backoff/2+time.Duration(rand.Int64N(int64(backoff)))) {
-			return nil, ctx.Err()
+			return pending, ctx.Err()
 		}
 		backoff = min(backoff*2, p.cfg.BackoffMax)
 	}
@@ -684,12 +686,22 @@ func (p *Processor) waitOut(ctx, stop context.Context, deadline time.Time, what 
 // confirm marks the dedup claims of committed items done (duplicates of
 // them are now skipped for the source's dedup window) and releases the
 // entity locks. While Redis is unavailable it retries until leaseEnd, when
-// the claims expire and confirming them no longer can: not only while the
-// batch's context lasts, which a long batch may have spent, since a claim
-// left unconfirmed lets a later duplicate through.
-func (p *Processor) confirm(ctx context.Context, leaseEnd time.Time, items []*item, held []string, token string) {
-	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), leaseEnd)
+// the claims expire, not only while the batch's context lasts (a long batch
+// may have spent it): a claim left unconfirmed lets a later duplicate
+// through. Once stop ends (shutdown) the batch's context bounds it again,
+// the drain budget: the process is stopped at the end of its grace period
+// anyway.
+func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, items []*item, held []string, token string) {
+	ctx, cancel := context.WithDeadline(context.WithoutCancel(bctx), leaseEnd)
 	defer cancel()
+	stopAfter := context.AfterFunc(stop, func() {
+		select {
+		case <-bctx.Done():
+			cancel()
+		case <-ctx.Done():
+		}
+	})
+	defer stopAfter()
 	heldSet := make(map[string]bool, len(held))
 	for _, k := range held {
 		heldSet[k] = true

@@ -253,6 +253,36 @@ func TestConfirmOutlastsTheBatchContext(t *testing.T) {
 	}
 }
 
+// TestShutdownBoundsTheConfirm: stopping while a committed batch waits for
+// Redis to confirm its claims gives up at the drain budget (the batch's
+// context), not the claims' lease: the process would outlive its grace
+// period and be killed.
+func TestShutdownBoundsTheConfirm(t *testing.T) {
+	env := testenv.Embedded(t)
+	h := newHarness(t, env)
+	stopped := make(chan struct{})
+	var once sync.Once
+	r := h.startHooked("a", func(c *Config) {
+		c.BatchDeadline, c.DrainTimeout, c.ClaimLease = time.Second, time.Second, 2*time.Minute
+	}, func() bool {
+		once.Do(func() { env.Stack.Miniredis.Close(); close(stopped) })
+		return false
+	})
+	h.send("stripe", "payment_intent.succeeded", "evt_sd", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_sd", "pi_sd", "succeeded", 1700000000))
+	select {
+	case <-stopped:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the batch never reached its commit")
+	}
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the harness's own stop
+	case <-time.After(30 * time.Second):
+		t.Fatal("the processor did not stop within 30 s of its signal; the confirm waits for the 2 min lease")
+	}
+}
+
 // registryProxy stands between the processors and the Env's schema
 // registry: while down it answers 503, and while refusing it answers
 // every schema registration 409, as a registry does for an incompatible

@@ -242,13 +242,14 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, nil, token)
 	}
-	// No claim taken below outlives this: the bound of confirming them.
-	leaseEnd := time.Now().Add(p.cfg.ClaimLease)
 	claimed, err := p.claim(ctx, stop, items, token, deadline)
 	if err != nil {
 		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
 		return w.abort(ctx, items, claimed, token)
 	}
+	// Every claim was taken before now (claim may have gone round for a
+	// while): none outlives this, the bound of confirming them.
+	leaseEnd := time.Now().Add(p.cfg.ClaimLease)
 	// Encoded before the newest-wins update: an event whose processed
 	// record cannot be written becomes invalid without having moved its
 	// entity's stored time.
@@ -269,6 +270,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	}
 	p.route(items)
 	if err := w.sess.Begin(); err != nil {
+		p.release(ctx, items, claimed, token) // or they block the redelivery for their lease
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	var produceErr error // the first
@@ -318,7 +320,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Info("transaction aborted (rebalance or produce failure); records will be redelivered", "records", len(recs))
 		return nil
 	}
-	p.confirm(ctx, leaseEnd, items, claimed, token)
+	p.confirm(ctx, stop, leaseEnd, items, claimed, token)
 	now := time.Now()
 	for _, it := range items {
 		p.metrics.observe(it.ctx, it, p.d.Topics, now)
@@ -332,7 +334,11 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		}
 		it.span.End()
 	}
-	p.recordHistory(ctx, items, now)
+	// Its own context: a confirm that waited for Redis may have spent the
+	// batch's. Best effort, so briefly.
+	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	p.recordHistory(hctx, items, now)
+	cancel()
 	// Counted last: once Counts says an outcome is final, its log line,
 	// metrics and history are written too (tests and bench-processor wait
 	// on Counts).
