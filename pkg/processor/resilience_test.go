@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -407,5 +408,70 @@ func registryOutageSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		if p := h.total(Processed); p != 1 {
 			t.Fatalf("processed %d after the registry took the schema, want 1", p)
 		}
+	})
+}
+
+// TestWorkersFenceWhatWasLeftOpen: a transaction left open under a
+// worker's transactional id (a crashed process with the same instance id,
+// a session that could not abort) is aborted when the worker starts and
+// when it renews its session, not when its minute-long timeout runs out.
+// Before, a starting worker's first fence was its first transaction's
+// Begin, after a poll: with nothing to process the transaction stayed
+// open, and its pending offsets would have held that poll.
+func TestWorkersFenceWhatWasLeftOpen(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	ctx := context.Background()
+	adm := kadm.NewClient(h.env.Client(t))
+	open := func() bool {
+		ends, err1 := adm.ListEndOffsets(ctx, h.topics.Processed)
+		stable, err2 := adm.ListCommittedOffsets(ctx, h.topics.Processed)
+		if err1 != nil || err2 != nil {
+			return true
+		}
+		behind := false
+		ends.Each(func(e kadm.ListedOffset) {
+			if s, ok := stable.Lookup(e.Topic, e.Partition); !ok || s.Offset < e.Offset {
+				behind = true
+			}
+		})
+		return behind
+	}
+	// leaveOpen opens a transaction under txnID and leaves it, as a
+	// process that died would.
+	leaveOpen := func(txnID string) {
+		t.Helper()
+		cl := h.env.Client(t, kgo.TransactionalID(txnID), kgo.TransactionTimeout(time.Minute))
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: h.topics.Processed, Value: []byte("left open")}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		if !open() {
+			t.Fatal("the transaction is not open")
+		}
+	}
+	cfg := h.config()
+	cfg.TxnTimeout = time.Minute
+
+	t.Run("at start", func(t *testing.T) {
+		leaveOpen("inlet-processor-" + h.env.Prefix + "-start")
+		h.start("start", func(c *Config) { c.TxnTimeout = time.Minute })
+		testenv.Eventually(t, 15*time.Second, "the open transaction to be aborted", func() bool { return !open() })
+	})
+	t.Run("when a session is renewed", func(t *testing.T) {
+		c := cfg
+		c.InstanceID = h.env.Prefix + "-renew"
+		p, err := New(c, h.deps(c))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := p.workers[0]
+		t.Cleanup(w.close)
+		leaveOpen("inlet-processor-" + c.InstanceID)
+		if err := w.renewSession(ctx, errors.New("test: session failed")); err != nil {
+			t.Fatal(err)
+		}
+		testenv.Eventually(t, 15*time.Second, "the open transaction to be aborted", func() bool { return !open() })
 	})
 }

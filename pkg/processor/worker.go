@@ -83,6 +83,10 @@ func (w *worker) close() {
 // (bounded by the drain timeout) and commits it.
 func (w *worker) run(ctx context.Context) error {
 	p := w.p
+	if err := w.fence(ctx); err != nil && ctx.Err() == nil {
+		// Not fatal: the first transaction fences too, only later.
+		p.log.Warn("could not fence earlier transactions of this instance id at start; going on", "error", err)
+	}
 	for {
 		if ctx.Err() != nil {
 			return nil
@@ -205,17 +209,21 @@ func (w *worker) renewSession(ctx context.Context, cause error) error {
 	w.sess = sess
 	w.revoked.Store(false)
 	w.pause = newPauser(sess.Client())
-	// Fence now: InitProducerID with our transactional id aborts the old
-	// session's open transaction, whose pending offsets would otherwise
-	// hold the group's offset fetch (UNSTABLE_OFFSET_COMMIT) until the
-	// transaction timeout.
-	if err := sess.Begin(); err != nil {
-		return fmt.Errorf("%w; new session: %w", cause, err)
-	}
-	if _, err := sess.End(ctx, kgo.TryAbort); err != nil {
+	if err := w.fence(ctx); err != nil {
 		return fmt.Errorf("%w; new session: %w", cause, err)
 	}
 	return nil
+}
+
+// fence sends InitProducerID with the worker's transactional id now, not
+// at its first transaction's Begin, which comes after a poll: it aborts a
+// transaction a previous session (or a crashed process with this instance
+// id) left open, whose pending offsets would otherwise hold the group's
+// offset fetch (UNSTABLE_OFFSET_COMMIT), and with it that first poll,
+// until the transaction timeout.
+func (w *worker) fence(ctx context.Context) error {
+	_, _, err := w.sess.Client().ProducerID(ctx)
+	return err
 }
 
 // processBatch takes one polled batch to a committed (or aborted)
