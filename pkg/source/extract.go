@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/inletdev/inlet/pkg/jsonvalid"
 )
 
 // ErrNoEventType is returned by Extract when the event type is nowhere to be
@@ -35,15 +37,36 @@ type Meta struct {
 	OccurredAt    *time.Time
 }
 
+// ErrUnpairedSurrogate is returned (wrapped, naming the field) for a
+// metadata value read from JSON whose string holds a \u escape of a UTF-16
+// surrogate that is not half of a pair. JSON readers decode it as U+FFFD,
+// so "ord-\ud800" and "ord-\udbff" would be one event id, and one of the
+// two events would be lost to compaction and dedup.
+var ErrUnpairedSurrogate = errors.New("metadata value holds an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff), which reads as U+FFFD")
+
 // Extract finds the event metadata in a verified delivery. body must be
 // valid JSON when the source requires JSON (pointers see nothing otherwise).
 func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
 	var m Meta
-	m.EventType = lookup(s.EventType, h, body)
+	// Whether body is JSON matters only to a field that reads the body
+	// before a header, and is found out once, when first needed.
+	checked, isJSON := s.RequiresJSON(), s.RequiresJSON()
+	bodyJSON := func() bool {
+		if !checked {
+			checked, isJSON = true, jsonvalid.Valid(body)
+		}
+		return isJSON
+	}
+	var err error
+	if m.EventType, err = lookup(s.EventType, h, body, bodyJSON); err != nil {
+		return m, fmt.Errorf("event_type: %w", err)
+	}
 	if m.EventType == "" {
 		return m, ErrNoEventType
 	}
-	m.EventID = lookup(s.EventID, h, body)
+	if m.EventID, err = lookup(s.EventID, h, body, bodyJSON); err != nil {
+		return m, fmt.Errorf("event_id: %w", err)
+	}
 	if m.EventID == "" {
 		if s.EventID.HashBody != nil && !*s.EventID.HashBody {
 			return m, ErrNoEventID
@@ -51,8 +74,11 @@ func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
 		sum := sha256.Sum256(body)
 		m.EventID = "sha256:" + hex.EncodeToString(sum[:])
 	}
-	m.SchemaVersion = lookup(s.SchemaVersion, h, body)
-	if raw := lookupRaw(s.OccurredAt, h, body); raw.Exists() {
+	if m.SchemaVersion, err = lookup(s.SchemaVersion, h, body, bodyJSON); err != nil {
+		return m, fmt.Errorf("schema_version: %w", err)
+	}
+	// Not key material: a value that reads as U+FFFD is no time either.
+	if raw, _ := lookupRaw(s.OccurredAt, h, body, bodyJSON); raw.Exists() {
 		m.OccurredAt = ParseTime(raw)
 	}
 	for _, v := range []string{m.EventType, m.EventID, m.SchemaVersion} {
@@ -85,31 +111,95 @@ func CheckMeta(v string) error {
 	return nil
 }
 
-func lookup(f Field, h http.Header, body []byte) string {
-	r := lookupRaw(f, h, body)
-	if !r.Exists() {
-		return f.Default
+// CheckMetaJSON refuses a metadata value decoded from the JSON token raw
+// when raw holds an unpaired surrogate escape (ErrUnpairedSurrogate). Only
+// a value holding U+FFFD can come from one, so raw is read only then.
+func CheckMetaJSON(value, raw string) error {
+	if strings.ContainsRune(value, utf8.RuneError) && unpairedSurrogate(raw) {
+		return ErrUnpairedSurrogate
 	}
-	return strings.TrimSpace(r.String())
+	return nil
+}
+
+// unpairedSurrogate reports whether the JSON text raw holds a \u escape of
+// a low surrogate, or of a high one not followed by a \u escape of a low
+// one: what encoding/json and gjson decode as U+FFFD.
+func unpairedSurrogate(raw string) bool {
+	for i := 0; i < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if i++; i >= len(raw) || raw[i] != 'u' {
+			continue // a one-character escape, \\ included: skipped whole
+		}
+		r, ok := hex4(raw, i+1)
+		if !ok {
+			continue
+		}
+		i += 4
+		switch {
+		case r >= 0xdc00 && r <= 0xdfff:
+			return true
+		case r >= 0xd800 && r <= 0xdbff:
+			if i+2 < len(raw) && raw[i+1] == '\\' && raw[i+2] == 'u' {
+				if lo, ok := hex4(raw, i+3); ok && lo >= 0xdc00 && lo <= 0xdfff {
+					i += 6
+					continue
+				}
+			}
+			return true
+		}
+	}
+	return false
+}
+
+// hex4 reads the four hex digits at raw[i:].
+func hex4(raw string, i int) (rune, bool) {
+	if i+4 > len(raw) {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(raw[i:i+4], 16, 16)
+	return rune(n), err == nil
+}
+
+func lookup(f Field, h http.Header, body []byte, bodyJSON func() bool) (string, error) {
+	r, err := lookupRaw(f, h, body, bodyJSON)
+	if err != nil {
+		return "", err
+	}
+	if !r.Exists() {
+		return f.Default, nil
+	}
+	return strings.TrimSpace(r.String()), nil
 }
 
 // lookupRaw returns the first of header, pointer and fallbacks that is
-// present (pointer before header for a pointerFirst field); fallbacks are
-// joined with ":".
-func lookupRaw(f Field, h http.Header, body []byte) gjson.Result {
-	if f.pointerFirst {
-		if r := f.path.Get(body); scalar(r) {
-			return r
+// present (pointer before header for a pointerFirst field, when the body is
+// JSON); fallbacks are joined with ":". A string read from the body with an
+// unpaired surrogate escape is ErrUnpairedSurrogate.
+func lookupRaw(f Field, h http.Header, body []byte, bodyJSON func() bool) (gjson.Result, error) {
+	pointer := func() (gjson.Result, bool, error) {
+		r := f.path.Get(body)
+		if !scalar(r) {
+			return r, false, nil
 		}
+		return r, true, CheckMetaJSON(r.Str, r.Raw)
+	}
+	tried := false
+	if f.pointerFirst && f.path.path != "" && bodyJSON() {
+		if r, ok, err := pointer(); ok || err != nil {
+			return r, err
+		}
+		tried = true
 	}
 	if f.Header != "" {
 		if v := h.Get(f.Header); v != "" {
-			return gjson.Result{Type: gjson.String, Str: v}
+			return gjson.Result{Type: gjson.String, Str: v}, nil
 		}
 	}
-	if !f.pointerFirst { // a pointerFirst field's pointer was tried above
-		if r := f.path.Get(body); scalar(r) {
-			return r
+	if !tried {
+		if r, ok, err := pointer(); ok || err != nil {
+			return r, err
 		}
 	}
 	if len(f.fallbacks) > 0 {
@@ -119,7 +209,10 @@ func lookupRaw(f Field, h http.Header, body []byte) gjson.Result {
 		for i, p := range f.fallbacks {
 			r := p.Get(body)
 			if !scalar(r) {
-				return gjson.Result{}
+				return gjson.Result{}, nil
+			}
+			if err := CheckMetaJSON(r.Str, r.Raw); err != nil {
+				return gjson.Result{}, err
 			}
 			if i == len(f.fallbacks)-1 {
 				b.WriteString(r.String())
@@ -128,9 +221,9 @@ func lookupRaw(f Field, h http.Header, body []byte) gjson.Result {
 			writeKeyPart(&b, r.String(), ':')
 			b.WriteByte(':')
 		}
-		return gjson.Result{Type: gjson.String, Str: b.String()}
+		return gjson.Result{Type: gjson.String, Str: b.String()}, nil
 	}
-	return gjson.Result{}
+	return gjson.Result{}, nil
 }
 
 func scalar(r gjson.Result) bool {

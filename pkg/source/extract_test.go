@@ -1,7 +1,9 @@
 package source
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -47,7 +49,7 @@ func TestFieldPointerFallback(t *testing.T) {
 	f := Field{Pointer: "/items/01/id", Fallback: []string{"/items/0/id", "/o/01"}}
 	f.compile()
 	body := []byte(`{"items":[{"id":"a"},{"id":"b"}],"o":{"01":"z"}}`)
-	if got := lookup(f, http.Header{}, body); got != "a:z" {
+	if got, _ := lookup(f, http.Header{}, body, jsonBody); got != "a:z" {
 		t.Errorf("lookup = %q, want the fallbacks joined, %q (a leading-zero index is not item 1)", got, "a:z")
 	}
 }
@@ -65,13 +67,113 @@ func TestFallbackKeysDoNotCollide(t *testing.T) {
 		`{"a":"x%3Ay","b":"z","c":"1"}`,
 		`{"a":"x","b":"y%3Az","c":"1"}`,
 	} {
-		got := lookup(f, http.Header{}, []byte(body))
+		got, _ := lookup(f, http.Header{}, []byte(body), jsonBody)
 		if prev, ok := seen[got]; ok {
 			t.Fatalf("%s and %s both give %q", prev, body, got)
 		}
 		seen[got] = body
 	}
-	if got := lookup(f, http.Header{}, []byte(`{"a":"acct_1","b":7,"c":"2024-06-01T12:00:00Z"}`)); got != "acct_1:7:2024-06-01T12:00:00Z" {
+	if got, _ := lookup(f, http.Header{}, []byte(`{"a":"acct_1","b":7,"c":"2024-06-01T12:00:00Z"}`), jsonBody); got != "acct_1:7:2024-06-01T12:00:00Z" {
 		t.Errorf("plain values: %q, want them joined unchanged", got)
+	}
+}
+
+// jsonBody tells lookup the body is JSON.
+func jsonBody() bool { return true }
+
+// TestExtractRefusesUnpairedSurrogates: JSON readers decode a \u escape of
+// an unpaired UTF-16 surrogate as U+FFFD, so "ord-\ud800" and "ord-\udbff"
+// were one event id and one of the two events was lost to dedup. Such
+// metadata is refused, naming the field; the same escapes elsewhere in the
+// body, and proper pairs, are not.
+func TestExtractRefusesUnpairedSurrogates(t *testing.T) {
+	f, err := Parse([]byte("sources:\n  open:\n    kind: none\n  parts:\n    kind: none\n    event_id: {fallback: [/a, /b]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, _ := f.Get("open")
+	parts, _ := f.Get("parts")
+	for _, c := range []struct {
+		src        *Source
+		body       string
+		field, why string // field "" = accepted
+	}{
+		{open, `{"id":"ord-\ud800","type":"t"}`, "event_id", "lone high surrogate"},
+		{open, `{"id":"ord-\udbff","type":"t"}`, "event_id", "another lone high surrogate"},
+		{open, `{"id":"ord-\uDC00","type":"t"}`, "event_id", "lone low surrogate, upper-case hex"},
+		{open, `{"id":"ord-\ud800\u0041","type":"t"}`, "event_id", "high surrogate before a non-surrogate"},
+		{open, `{"id":"ord-\ud800\ud800\udc00","type":"t"}`, "event_id", "high surrogate before a pair"},
+		{open, `{"id":"ord-1","type":"order.\udfff"}`, "event_type", "in the event type"},
+		{parts, `{"a":"x\ud800","b":"y","type":"t"}`, "event_id", "in a fallback part"},
+		{open, `{"id":"ord-\ud83d\ude00","type":"t"}`, "", "a proper pair"},
+		{open, `{"id":"ord-\ufffd","type":"t"}`, "", "U+FFFD itself"},
+		{open, `{"id":"ord-\\ud800","type":"t"}`, "", "an escaped backslash, then text"},
+		{open, `{"id":"ord-1","type":"t","data":{"note":"\ud800"}}`, "", "elsewhere in the body"},
+	} {
+		t.Run(c.why, func(t *testing.T) {
+			m, err := c.src.Extract(http.Header{}, []byte(c.body))
+			if c.field == "" {
+				if err != nil {
+					t.Fatalf("%s: %v, want it accepted", c.body, err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrUnpairedSurrogate) || !strings.HasPrefix(err.Error(), c.field+": ") {
+				t.Fatalf("%s: meta %+v, error %v; want ErrUnpairedSurrogate naming %s", c.body, m, err, c.field)
+			}
+		})
+	}
+}
+
+// TestHMACEventIDFromTheSignedBody: kind hmac signs only the body, so a
+// captured delivery replayed with a fresh X-Event-Id (or another
+// X-Event-Type) was a new event; the body's /id and /type now win, and the
+// headers serve bodies without them, or not JSON.
+func TestHMACEventIDFromTheSignedBody(t *testing.T) {
+	t.Setenv("T_HMAC", "secret")
+	f, err := Parse([]byte(`sources:
+  in:
+    kind: hmac
+    secrets_env: [T_HMAC]
+    hmac: {header: X-Signature}
+  blobs:
+    kind: hmac
+    secrets_env: [T_HMAC]
+    hmac: {header: X-Signature}
+    json: false
+  open:
+    kind: none
+  own:
+    kind: hmac
+    secrets_env: [T_HMAC]
+    hmac: {header: X-Signature}
+    event_id: {header: X-Event-Id}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{}
+	h.Set("X-Event-Id", "replay-42")
+	h.Set("X-Event-Type", "refund.issued")
+	for _, c := range []struct {
+		src, body, wantID, wantType string
+	}{
+		{"in", `{"id":"pay-1","type":"payment.captured"}`, "pay-1", "payment.captured"},
+		{"open", `{"id":"pay-1","type":"payment.captured"}`, "pay-1", "payment.captured"},
+		{"in", `{"amount":1}`, "replay-42", "refund.issued"},                                 // the body has neither: the headers
+		{"in", `{"id":{"n":1},"type":7}`, "replay-42", "7"},                                  // an object is no id
+		{"blobs", `{"id":"pay-1"`, "replay-42", "refund.issued"},                             // not JSON: the headers
+		{"blobs", `{"id":"pay-1","type":"t"}`, "pay-1", "t"},                                 // JSON on a json: false source
+		{"own", `{"id":"pay-1","type":"payment.captured"}`, "replay-42", "payment.captured"}, // header: as configured
+	} {
+		src, _ := f.Get(c.src)
+		m, err := src.Extract(h, []byte(c.body))
+		if err != nil || m.EventID != c.wantID || m.EventType != c.wantType {
+			t.Errorf("%s %s: id %q type %q (%v); want %q, %q", c.src, c.body, m.EventID, m.EventType, err, c.wantID, c.wantType)
+		}
+	}
+	src, _ := f.Get("in")
+	if m, err := src.Extract(http.Header{}, []byte(`{"amount":1}`)); !errors.Is(err, ErrNoEventType) {
+		t.Errorf("no type in body or header: %+v %v, want ErrNoEventType", m, err)
 	}
 }

@@ -41,8 +41,12 @@ func (s *Source) applyKindDefaults() {
 		def(&s.EventID, Field{Header: "webhook-id"})
 		def(&s.OccurredAt, Field{Pointer: "/timestamp"})
 	default:
-		def(&s.EventType, Field{Header: "X-Event-Type", Pointer: "/type"})
-		def(&s.EventID, Field{Header: "X-Event-Id", Pointer: "/id"})
+		// From the signed body first: kind hmac signs only the body, so a
+		// replayed delivery could carry a fresh X-Event-Id (a new event to
+		// dedup) or another X-Event-Type. The headers serve bodies without
+		// the field, or that are not JSON.
+		def(&s.EventType, Field{Header: "X-Event-Type", Pointer: "/type", pointerFirst: true})
+		def(&s.EventID, Field{Header: "X-Event-Id", Pointer: "/id", pointerFirst: true})
 	}
 	if s.SchemaVersion.Default == "" {
 		s.SchemaVersion.Default = DefaultSchemaVersion
@@ -50,9 +54,11 @@ func (s *Source) applyKindDefaults() {
 }
 
 // kindHeaders are the non-secret headers worth keeping for each kind:
-// useful to operators and to handlers, never signatures.
+// useful to operators and to handlers, never signatures. The correlation
+// and trace headers come first: ingest keeps headers in this order up to a
+// size bound, so a large User-Agent never displaces them.
 func kindHeaders(kind string) []string {
-	common := []string{"User-Agent", "Content-Type", "X-Correlation-Id", "Traceparent", "Tracestate"}
+	common := []string{"X-Correlation-Id", "Traceparent", "Tracestate", "User-Agent", "Content-Type"}
 	switch kind {
 	case KindGitHub:
 		return append(common, "X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-Id", "X-GitHub-Hook-Installation-Target-Id")

@@ -43,6 +43,9 @@ const (
 	DefaultSchemaVersion = "v1"
 	DefaultBatchMaxLines = 10000
 	DefaultBatchMaxBody  = 16 << 20
+	// MaxBatchLines bounds batch.max_lines: the answer holds a result per
+	// line, and ingest keeps an acknowledgement slot per event produced.
+	MaxBatchLines = 100000
 	// MaxBatchBody bounds batch.max_body: a signed batch is read whole
 	// into memory before it is verified.
 	MaxBatchBody = 256 << 20
@@ -313,8 +316,8 @@ func (s *Source) init(lc loadCfg) error {
 	if s.Batch.MaxBody == 0 {
 		s.Batch.MaxBody = DefaultBatchMaxBody
 	}
-	if s.Batch.MaxLines < 0 {
-		errs = append(errs, errors.New("batch.max_lines must be positive"))
+	if s.Batch.MaxLines < 0 || s.Batch.MaxLines > MaxBatchLines {
+		errs = append(errs, fmt.Errorf("batch.max_lines must be positive and at most %d", MaxBatchLines))
 	}
 	if s.Batch.MaxBody < 0 || s.Batch.MaxBody > MaxBatchBody {
 		errs = append(errs, fmt.Errorf("batch.max_body must be between 1 and %d bytes (a signed batch is read whole before it is verified)", MaxBatchBody))
@@ -447,7 +450,8 @@ func (s *Source) BatchEnabled() bool { return len(s.batchTokens) > 0 || s.Batch.
 // BatchTokens are the bearer tokens accepted on the events endpoint.
 func (s *Source) BatchTokens() [][]byte { return s.batchTokens }
 
-// KeptHeaders are the canonical header names copied into envelopes.
+// KeptHeaders are the canonical header names copied into envelopes, the
+// correlation and trace headers first.
 func (s *Source) KeptHeaders() []string { return s.keepHeaders }
 
 // LogValue keeps secrets out of logs whatever the caller logs.

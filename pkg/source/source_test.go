@@ -1,6 +1,7 @@
 package source
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,6 +16,23 @@ func TestParseRefusesNegativeMaxLines(t *testing.T) {
 	_, err := Parse([]byte("sources:\n  s:\n    kind: none\n    batch: {tokens_env: [T_TOK], max_lines: -1}\n"))
 	if err == nil || !strings.Contains(err.Error(), "batch.max_lines must be positive") {
 		t.Errorf("max_lines -1: error %v", err)
+	}
+}
+
+// TestParseBoundsMaxLines: batch.max_lines had no upper bound, and every
+// authenticated batch made room for that many acknowledgements up front.
+func TestParseBoundsMaxLines(t *testing.T) {
+	parse := func(n int) error {
+		_, err := Parse([]byte(fmt.Sprintf("sources:\n  s:\n    kind: none\n    batch: {tokens_env: [T_TOK], max_lines: %d}\n", n)), WithoutSecrets())
+		return err
+	}
+	if err := parse(MaxBatchLines); err != nil {
+		t.Errorf("max_lines %d: %v, want it accepted", MaxBatchLines, err)
+	}
+	for _, n := range []int{MaxBatchLines + 1, 1 << 40} {
+		if err := parse(n); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("batch.max_lines must be positive and at most %d", MaxBatchLines)) {
+			t.Errorf("max_lines %d: error %v, want the bound named", n, err)
+		}
 	}
 }
 
