@@ -69,11 +69,16 @@ type batchLine struct {
 // The answer is 200 when every line is durable, 207 when some lines were
 // rejected and the rest are durable, 503 when some good line was not
 // acknowledged in time (retry those), 400 when no line was good, 413 when
-// the body is over batch.max_body (at once with a Content-Length over it;
-// a streamed body when it gets there, and then only if no line before was
-// good: those are answered 207 with the rest named in error). A streamed
-// body that stops arriving (read timeout, connection reset) is cut the
-// same way, and answered 408 when no line before it was good.
+// the body is over batch.max_body at once by its Content-Length.
+//
+// Reading can stop early: a streamed body over batch.max_body where it gets
+// there, a body that stops arriving (read timeout, connection reset), past
+// batch.max_lines events, or past batch.max_lines rejected lines. The lines
+// before the cut are answered as usual (207, not 200, if some were
+// accepted), the line at the cut and those after it get no result, and
+// error names the first of them: the sender resends from there. With no
+// line accepted the answer is 413, 408 (400 for a body short of its
+// Content-Length), 413 or 400 respectively.
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var name string
@@ -143,69 +148,68 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	resp := BatchResponse{CorrelationID: corr}
 	types := map[int]string{} // result index → event type, for metrics
-	acks := s.w.stream(ctx, src.Batch.MaxLines)
+	acks := s.w.stream(ctx)
+	// The request's kept headers, bounded, are shared by every line's
+	// envelope.
+	kept, ct, omitted := keptHeaders(src, r.Header)
+	if omitted != nil {
+		log.Info("headers over the size bound not kept in the envelopes", "headers", omitted)
+	}
 	sent := map[int]int{} // result index → produced item index
 	lines := newLineReader(body, int(src.MaxBody))
 	n, rejected := 0, 0
-	// cut is the line at which the body stopped being read (over
-	// batch.max_body, or a read error); cutCode and cutReason say why.
-	cut, cutCode, cutReason := 0, 0, ""
-	// reject reports line n; past max_lines rejected lines the batch stops
-	// being read: one result per line, so a stream of bad lines must not
-	// grow the answer without end.
-	reject := func(msg string) (stop bool) {
-		resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: msg})
-		if rejected++; rejected > src.Batch.MaxLines {
-			resp.Results = append(resp.Results, LineResult{Line: n + 1, Status: LineRejected, Error: fmt.Sprintf("more than %d rejected lines; the rest of the batch was not read", src.Batch.MaxLines)})
-			return true
-		}
-		return false
-	}
+	// cut is the first line not read when reading stopped early (a read
+	// error, max_body, max_lines events, too many rejected lines); cutCode
+	// answers it when no line was accepted, cutMsg names it in error. The
+	// line at the cut gets no result: "rejected" says do not retry, and
+	// senders that drop rejected lines would lose good events.
+	cut, cutCode, cutMsg := 0, 0, ""
 	for {
 		line, err := lines.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		n++
-		if errors.Is(err, errLineTooLong) {
-			s.metrics.event(tctx, src.Name, "", outcomeRejected, reasonSize)
-			if reject(err.Error()) {
-				break
-			}
-			continue
-		}
-		if err != nil {
+		if err != nil && !errors.Is(err, errLineTooLong) {
 			// The body itself failed: line n and the rest were not read.
-			// Only the size limit is the line's doing; after a timeout or
-			// a reset the line gets no "rejected" result (that says do not
-			// retry), though the request counts as rejected in metrics.
-			cut = n
-			cutCode, cutReason = readFailure(err)
-			s.metrics.event(tctx, src.Name, "", outcomeRejected, cutReason)
-			if cutCode == http.StatusRequestEntityTooLarge {
-				reject(err.Error())
-			} else {
-				log.Info("batch body not read in full", "line", n, "reason", cutReason, "error", err)
-			}
+			// The request counts as rejected in metrics.
+			code, reason := readFailure(err)
+			cut, cutCode, cutMsg = n, code, cutError(reason, limit, n)
+			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
+			log.Info("batch body not read in full", "line", n, "reason", reason, "error", err)
 			break
 		}
-		if len(bytes.TrimSpace(line)) == 0 {
+		if err == nil && len(bytes.TrimSpace(line)) == 0 {
 			continue
 		}
+		// One result per line: a stream of bad lines must not grow the
+		// answer without end, so past max_lines rejected lines the batch
+		// stops being read, as it does past max_lines events.
 		if acks.sent >= src.Batch.MaxLines {
-			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: fmt.Sprintf("batch has more than %d events; send the rest in another batch", src.Batch.MaxLines)})
+			cut, cutCode = n, http.StatusRequestEntityTooLarge
+			cutMsg = fmt.Sprintf("batch has more than %d events: line %d on was not read and not written; send it and the lines after it in another batch", src.Batch.MaxLines, n)
 			break
 		}
-		rec, env, err := s.batchRecord(tctx, src, line, corr, n, r.Header)
+		if rejected > src.Batch.MaxLines {
+			cut, cutCode = n, http.StatusBadRequest
+			cutMsg = fmt.Sprintf("more than %d rejected lines: line %d on was not read and not written; send it and the lines after it again", src.Batch.MaxLines, n)
+			break
+		}
+		if err != nil { // errLineTooLong
+			s.metrics.event(tctx, src.Name, "", outcomeRejected, reasonSize)
+			rejected++
+			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: err.Error()})
+			continue
+		}
+		rec, env, err := s.batchRecord(tctx, src, line, corr, n, kept, ct)
 		if err != nil {
 			reason := reasonMalformed
 			if errors.Is(err, errRecordTooLarge) {
 				reason = reasonSize
 			}
 			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
-			if reject(err.Error()) {
-				break
-			}
+			rejected++
+			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: err.Error()})
 			continue
 		}
 		types[len(resp.Results)] = env.EventType
@@ -240,9 +244,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("batch", "accepted", resp.Accepted, "rejected", resp.Rejected, "failed", resp.Failed)
 	if cut > 0 {
-		// A body without Content-Length is refused only when it gets there;
-		// the lines before are answered as usual.
-		resp.Error = cutError(cutReason, limit, cut)
+		// The lines before the cut are answered as usual; error tells the
+		// sender where to resume.
+		resp.Error = cutMsg
 	}
 	switch {
 	case resp.Failed > 0:
@@ -278,7 +282,7 @@ func cutError(reason string, limit int64, line int) string {
 
 // batchRecord validates one line and builds its record. The line's bytes,
 // exactly as received, are the envelope payload.
-func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byte, corr string, n int, h http.Header) (*kgo.Record, *envelope.Envelope, error) {
+func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byte, corr string, n int, kept map[string]string, ct string) (*kgo.Record, *envelope.Envelope, error) {
 	// encoding/json would read invalid bytes as U+FFFD: two ids differing
 	// only there would become one key, and one event would be lost.
 	if !utf8.Valid(line) {
@@ -306,6 +310,28 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 			return nil, nil, fmt.Errorf("id, type and schema_version: %w", err)
 		}
 	}
+	// An unpaired surrogate escape (\ud800) is read as U+FFFD too, and would
+	// fold ids in the same way. The line is valid UTF-8, so only a value
+	// holding U+FFFD can come from one: its JSON token is looked at then,
+	// decoded the same way, so from the same member.
+	if strings.ContainsRune(bl.ID, utf8.RuneError) || strings.ContainsRune(bl.Type, utf8.RuneError) || strings.ContainsRune(bl.SchemaVersion, utf8.RuneError) {
+		var raw struct {
+			ID            json.RawMessage `json:"id"`
+			Type          json.RawMessage `json:"type"`
+			SchemaVersion json.RawMessage `json:"schema_version"`
+		}
+		if err := json.Unmarshal(line, &raw); err != nil {
+			return nil, nil, fmt.Errorf("not a JSON object: %v", jsonErrorText(err))
+		}
+		for _, f := range [...]struct {
+			name, v string
+			raw     json.RawMessage
+		}{{"id", bl.ID, raw.ID}, {"type", bl.Type, raw.Type}, {"schema_version", bl.SchemaVersion, raw.SchemaVersion}} {
+			if err := source.CheckMetaJSON(f.v, string(f.raw)); err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", f.name, err)
+			}
+		}
+	}
 	meta := source.Meta{EventType: bl.Type, EventID: bl.ID, SchemaVersion: bl.SchemaVersion}
 	if meta.SchemaVersion == "" {
 		meta.SchemaVersion = src.SchemaVersion.Default
@@ -320,7 +346,7 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 	if lineCorr == "" || len(lineCorr) > maxCorrelationLen || !printable(lineCorr) {
 		lineCorr = fmt.Sprintf("%s-%d", corr, n)
 	}
-	env := s.envelope(src, meta, lineCorr, envelope.ChannelEvents, h, bytes.Clone(line), s.now())
+	env := s.envelope(src, meta, lineCorr, envelope.ChannelEvents, kept, ct, bytes.Clone(line), s.now())
 	rec, err := s.record(ctx, env)
 	return rec, env, err
 }

@@ -129,7 +129,7 @@ func TestBatchEndpoint(t *testing.T) {
 			lines = append(lines, good(fmt.Sprintf("m%d", i)))
 		}
 		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(strings.Join(lines, "\n")), "")
-		if status != http.StatusMultiStatus || br.Accepted != 5 || br.Rejected != 1 {
+		if status != http.StatusMultiStatus || br.Accepted != 5 || br.Rejected != 0 || !strings.Contains(br.Error, "line 6 on was not read") {
 			t.Fatalf("max_lines 5: status %d %+v", status, br)
 		}
 		if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", nil, ""); status != 400 || br.Error != "empty batch" {
@@ -141,8 +141,8 @@ func TestBatchEndpoint(t *testing.T) {
 		// A stream of bad lines stops being read after max_lines of them:
 		// the answer lists each, and 2 MiB of them made it 176 MiB.
 		status, br, _ = postBatch(t, h, "/events/billing", "Bearer batch-token-1", bytes.Repeat([]byte("x\n"), 10000), "")
-		if last := br.Results[len(br.Results)-1]; status != 400 || len(br.Results) != 7 || !strings.Contains(last.Error, "more than 5 rejected lines") {
-			t.Fatalf("10000 bad lines: status %d, %d results, last %+v; want 400, 5+1 rejected and the stop", status, len(br.Results), last)
+		if status != 400 || len(br.Results) != 6 || !strings.Contains(br.Error, "more than 5 rejected lines: line 7 on") {
+			t.Fatalf("10000 bad lines: status %d, %d results, error %q; want 400, 5+1 rejected and the stop at line 7", status, len(br.Results), br.Error)
 		}
 	})
 
@@ -166,8 +166,8 @@ func TestBatchEndpoint(t *testing.T) {
 		blanks := bytes.Repeat([]byte("\n"), 4<<20+1) // over billing's 4 MiB batch max_body
 		body := append([]byte(good("c1")+"\n"+good("c2")+"\n"), blanks...)
 		status, br := post(append(body, good("c3")...))
-		if status != http.StatusMultiStatus || br.Accepted != 2 || br.Rejected != 1 || !strings.Contains(br.Error, "over the size limit") {
-			t.Fatalf("good lines then over the limit: status %d accepted %d rejected %d error %q; want 207, 2, 1 and the cut named", status, br.Accepted, br.Rejected, br.Error)
+		if status != http.StatusMultiStatus || br.Accepted != 2 || br.Rejected != 0 || !strings.Contains(br.Error, "over the size limit") {
+			t.Fatalf("good lines then over the limit: status %d accepted %d rejected %d error %q; want 207, 2, 0 and the cut named", status, br.Accepted, br.Rejected, br.Error)
 		}
 		status, br = post(append(blanks, good("c4")...))
 		if status != http.StatusRequestEntityTooLarge || br.Accepted != 0 || !strings.Contains(br.Error, "over the size limit") {
@@ -238,4 +238,115 @@ func FuzzLineReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestBatchEarlyStopsLeaveUnreadLinesUnanswered: when reading stops early
+// (max_lines events, too many rejected lines, max_body), the first line not
+// read was answered "rejected" (do not retry) and the lines after it were
+// missing with no top-level error: a sender dropping rejected lines lost
+// good events. Now the unread lines get no result, error names the first,
+// and resending from there delivers every event exactly once.
+func TestBatchEarlyStopsLeaveUnreadLinesUnanswered(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	good := func(id string) string {
+		return fmt.Sprintf(`{"id":%q,"type":"invoice.paid","data":{"id":"inv_%s"}}`, id, id)
+	}
+	post := func(t *testing.T, body []byte, streamed bool) (int, BatchResponse) {
+		t.Helper()
+		var r io.Reader = bytes.NewReader(body)
+		if streamed { // no Content-Length: max_body is met while reading
+			r = io.MultiReader(r)
+		}
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", r)
+		req.Header.Set("Authorization", "Bearer batch-token-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var br BatchResponse
+		if err := json.NewDecoder(resp.Body).Decode(&br); err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, br
+	}
+	// cutAt checks that no line from cut on has a result and that error
+	// names cut as the line to resend from.
+	cutAt := func(t *testing.T, br BatchResponse, cut int) {
+		t.Helper()
+		for _, r := range br.Results {
+			if r.Line >= cut {
+				t.Errorf("line %d, not read, has a result: %+v", r.Line, r)
+			}
+		}
+		if want := fmt.Sprintf("line %d on was not read", cut); !strings.Contains(br.Error, want) {
+			t.Errorf("error %q, want it to say %q", br.Error, want)
+		}
+	}
+	// resend posts the lines of body from line from on, as a sender does.
+	resend := func(t *testing.T, body string, from, accepted int) {
+		t.Helper()
+		rest := strings.Join(strings.Split(body, "\n")[from-1:], "\n")
+		if status, br := post(t, []byte(rest), false); status != http.StatusOK || br.Accepted != accepted {
+			t.Fatalf("resending from line %d: status %d %+v, want 200 and %d accepted", from, status, br, accepted)
+		}
+	}
+
+	t.Run("max_lines events", func(t *testing.T) {
+		var lines []string
+		for i := 1; i <= 8; i++ {
+			lines = append(lines, good(fmt.Sprint("m", i)))
+		}
+		body := strings.Join(lines, "\n")
+		status, br := post(t, []byte(body), false)
+		if status != http.StatusMultiStatus || br.Accepted != 5 || br.Rejected != 0 {
+			t.Fatalf("8 good lines, max_lines 5: status %d %+v; want 207, 5 accepted, none rejected", status, br)
+		}
+		cutAt(t, br, 6)
+		resend(t, body, 6, 3)
+	})
+
+	t.Run("too many rejected lines, then good ones", func(t *testing.T) {
+		lines := []string{good("r1")}
+		for range 6 {
+			lines = append(lines, `{"bad":1}`)
+		}
+		lines = append(lines, good("r2"), good("r3"))
+		body := strings.Join(lines, "\n")
+		status, br := post(t, []byte(body), false)
+		if status != http.StatusMultiStatus || br.Accepted != 1 || br.Rejected != 6 {
+			t.Fatalf("1 good, 6 bad, 2 good: status %d %+v; want 207, 1 accepted, 6 rejected", status, br)
+		}
+		cutAt(t, br, 8)
+		resend(t, body, 8, 2)
+	})
+
+	t.Run("a streamed body cut at max_body", func(t *testing.T) {
+		const limit = 4 << 20 // billing's batch max_body
+		head := good("c1") + "\n" + good("c2") + "\n"
+		body := head + strings.Repeat("\n", limit+1) + good("c3")
+		status, br := post(t, []byte(body), true)
+		if status != http.StatusMultiStatus || br.Accepted != 2 || br.Rejected != 0 || !strings.Contains(br.Error, "over the size limit") {
+			t.Fatalf("good lines then over max_body: status %d accepted %d rejected %d error %q; want 207, 2, 0 and the cut named", status, br.Accepted, br.Rejected, br.Error)
+		}
+		// The first limit bytes are read: lines 1 and 2, then the blank
+		// lines ending within them.
+		cut := 3 + limit - len(head)
+		cutAt(t, br, cut)
+		resend(t, body, cut, 1)
+	})
+
+	envs := h.rawEnvelopes(t, 14)
+	got := map[string]int{}
+	for _, e := range envs {
+		got[e.EventID]++
+	}
+	for _, id := range []string{"m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "r1", "r2", "r3", "c1", "c2", "c3"} {
+		if got[id] != 1 {
+			t.Errorf("%s is %d times on the raw topic, want once", id, got[id])
+		}
+	}
+	if len(envs) != 14 {
+		t.Errorf("%d records on the raw topic, want 14: %v", len(envs), got)
+	}
 }

@@ -2,12 +2,17 @@ package ingest
 
 import (
 	"bytes"
+	"context"
+	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -71,4 +76,137 @@ func envelopeStrings(e *envelope.Envelope) map[string]string {
 		m["header name "+k] = k
 	}
 	return m
+}
+
+// TestUnpairedSurrogateMetadataIsRefused: an event id (or type) holding a
+// \u escape of an unpaired UTF-16 surrogate reads as U+FFFD, so
+// "ord-\ud800" and "ord-\udbff" were written under one key and one event
+// was lost to compaction and dedup. A webhook is answered 400, a batch
+// line rejected naming the field; the escapes in data alone are fine.
+func TestUnpairedSurrogateMetadataIsRefused(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	body := strings.Join([]string{
+		`{"id":"ord-\ud800","type":"invoice.paid","data":{"amount":1}}`,
+		`{"id":"ord-\udbff","type":"invoice.paid","data":{"amount":2}}`,
+		`{"id":"ord-3","type":"invoice.\udc00","data":{}}`,
+		`{"id":"ord-4","type":"invoice.paid","data":{"note":"\ud800"}}`,
+	}, "\n")
+	status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(body), "")
+	if status != http.StatusMultiStatus || br.Accepted != 1 || br.Rejected != 3 {
+		t.Fatalf("batch: status %d %+v; want 207, ord-4 accepted and 3 rejected", status, br)
+	}
+	for i, field := range []string{"id", "id", "type"} {
+		if r := br.Results[i]; r.Status != LineRejected || !strings.HasPrefix(r.Error, field+": ") || !strings.Contains(r.Error, "surrogate") {
+			t.Errorf("line %d: %+v; want rejected naming %s and the surrogate", r.Line, r, field)
+		}
+	}
+	for _, b := range []string{`{"id":"w-\udc00","type":"x"}`, `{"id":"w-\udfff","type":"x"}`} {
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/open", strings.NewReader(b))
+		if a := do(t, req); a.status != http.StatusBadRequest || !strings.Contains(a.body.Error, "event_id") || !strings.Contains(a.body.Error, "surrogate") {
+			t.Errorf("webhook %s: status %d %s; want 400 naming event_id and the surrogate", b, a.status, a.raw)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/open", strings.NewReader(`{"id":"w-1","type":"x","note":"\udfff"}`))
+	if a := do(t, req); a.status != http.StatusAccepted {
+		t.Errorf("webhook with the escape in data only: status %d %s, want 202", a.status, a.raw)
+	}
+	envs := h.rawEnvelopes(t, 2)
+	got := map[string]bool{}
+	for _, e := range envs {
+		got[e.EventID] = true
+	}
+	if len(envs) != 2 || !got["ord-4"] || !got["w-1"] {
+		t.Fatalf("raw topic holds %v, want ord-4 and w-1 only", got)
+	}
+}
+
+// TestKeptHeadersAreBounded: a batch copies the request's kept headers into
+// every line's envelope, so a 60 KiB User-Agent on 5 lines wrote 300 KB to
+// the raw topic (600 MiB for 10,000 lines), kept forever. An oversized
+// value is left out; the correlation and trace headers stay.
+func TestKeptHeadersAreBounded(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	set := func(req *http.Request) {
+		req.Header.Set("User-Agent", strings.Repeat("u", 60<<10))
+		req.Header.Set("X-Correlation-ID", "corr-bounded")
+		req.Header.Set("Traceparent", tp)
+		req.Header.Set("Tracestate", "k="+strings.Repeat("v", 250))
+		req.Header.Set("Content-Type", "application/x-ndjson")
+	}
+	var lines []string
+	for i := 1; i <= 5; i++ {
+		lines = append(lines, fmt.Sprintf(`{"id":"amp%d","type":"t","data":1}`, i))
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", strings.NewReader(strings.Join(lines, "\n")))
+	req.Header.Set("Authorization", "Bearer batch-token-1")
+	set(req)
+	if a := do(t, req); a.status != http.StatusOK {
+		t.Fatalf("batch: status %d %.300s", a.status, a.raw)
+	}
+	req, _ = http.NewRequest(http.MethodPost, h.url+"/webhooks/keep", strings.NewReader(`{"id":"amp6","type":"t"}`))
+	set(req)
+	if a := do(t, req); a.status != http.StatusAccepted {
+		t.Fatalf("webhook: status %d %s", a.status, a.raw)
+	}
+	recs := h.env.ReadAll(t, h.topics.Raw, 6, 500*time.Millisecond, 20*time.Second)
+	if len(recs) != 6 {
+		t.Fatalf("%d raw records, want 6", len(recs))
+	}
+	for _, r := range recs {
+		if len(r.Value) > maxKeptHeaderBytes+1<<10 {
+			t.Errorf("raw record of %d bytes for a line of 30: the kept headers are not bounded", len(r.Value))
+		}
+		e, err := h.codec.Decode(context.Background(), r.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := e.Headers["User-Agent"]; ok {
+			t.Errorf("%s: the 60 KiB User-Agent was kept", e.EventID)
+		}
+		for k, v := range map[string]string{"X-Correlation-Id": "corr-bounded", "Traceparent": tp, "Tracestate": "k=" + strings.Repeat("v", 250)} {
+			if e.Headers[k] != v {
+				t.Errorf("%s: %s = %q, want it kept", e.EventID, k, e.Headers[k])
+			}
+		}
+	}
+}
+
+// TestKeptHeadersTotalBound: past the bound on all kept names and values
+// together, later headers are left out (and named for the log), never the
+// correlation and trace headers, which come first.
+func TestKeptHeadersTotalBound(t *testing.T) {
+	f, err := source.Parse([]byte("sources:\n  s:\n    kind: none\n    keep_headers: [X-A, X-B, X-C, X-D]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := f.Get("s")
+	h := http.Header{}
+	for _, k := range []string{"X-A", "X-B", "X-C"} {
+		h.Set(k, strings.Repeat("v", 3<<10))
+	}
+	h.Set("X-D", "small")
+	h.Set("User-Agent", strings.Repeat("u", maxKeptHeaderValue+1))
+	h.Set("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	h.Set("X-Correlation-Id", "c1")
+	h.Set("Content-Type", "application/json")
+	kept, ct, omitted := keptHeaders(src, h)
+	total := 0
+	for k, v := range kept {
+		total += len(k) + len(v)
+	}
+	if total > maxKeptHeaderBytes {
+		t.Errorf("kept %d bytes, bound %d", total, maxKeptHeaderBytes)
+	}
+	for _, k := range []string{"Traceparent", "X-Correlation-Id", "Content-Type", "X-A", "X-B", "X-D"} {
+		if kept[k] != h.Get(k) {
+			t.Errorf("%s not kept", k)
+		}
+	}
+	if ct != "application/json" {
+		t.Errorf("content type %q", ct)
+	}
+	if want := []string{"User-Agent", "X-C"}; !slices.Equal(omitted, want) {
+		t.Errorf("omitted %v, want %v", omitted, want)
+	}
 }

@@ -181,11 +181,16 @@ func (w *writer) writeOne(ctx context.Context, r *kgo.Record) error {
 }
 
 // acks collects the acknowledgements of records produced one by one, as a
-// streamed batch is read.
+// streamed batch is read. Its memory grows with the records produced, not
+// with the source's batch.max_lines: every authenticated batch allocated
+// that many slots up front.
 type acks struct {
 	ctx  context.Context
-	ch   chan ack
 	sent int
+
+	mu    sync.Mutex
+	done  []ack         // outcomes not yet taken by wait
+	ready chan struct{} // signalled, without blocking, when done grows
 }
 
 type ack struct {
@@ -193,16 +198,23 @@ type ack struct {
 	err error
 }
 
-// stream starts a batch of at most max records bounded by ctx.
-func (w *writer) stream(ctx context.Context, max int) *acks {
-	return &acks{ctx: ctx, ch: make(chan ack, max)}
+// stream starts a batch bounded by ctx.
+func (w *writer) stream(ctx context.Context) *acks {
+	return &acks{ctx: ctx, ready: make(chan struct{}, 1)}
 }
 
-// produce sends r as item i of the batch. The callback never blocks: the
-// channel has room for every record of the batch.
+// produce sends r as item i of the batch. The callback never blocks.
 func (a *acks) produce(w *writer, i int, r *kgo.Record) {
 	a.sent++
-	w.produce(a.ctx, r, func(_ *kgo.Record, err error) { a.ch <- ack{i, err} })
+	w.produce(a.ctx, r, func(_ *kgo.Record, err error) {
+		a.mu.Lock()
+		a.done = append(a.done, ack{i, err})
+		a.mu.Unlock()
+		select {
+		case a.ready <- struct{}{}:
+		default: // already signalled; wait takes everything done
+		}
+	})
 }
 
 // wait returns the outcome of the items produced, keyed by item index: nil
@@ -211,25 +223,30 @@ func (a *acks) produce(w *writer, i int, r *kgo.Record) {
 // the error to report for them.
 func (a *acks) wait() (settled map[int]error, late error) {
 	settled = make(map[int]error, a.sent)
-	take := func(k ack) {
-		if k.err != nil {
-			k.err = fmt.Errorf("%w: %w", ErrNotAcknowledged, k.err)
-		}
-		settled[k.i] = k.err
-	}
-	for len(settled) < a.sent {
-		select {
-		case k := <-a.ch:
-			take(k)
-		case <-a.ctx.Done():
-			for len(a.ch) > 0 {
-				take(<-a.ch)
+	take := func() {
+		a.mu.Lock()
+		got := a.done
+		a.done = nil
+		a.mu.Unlock()
+		for _, k := range got {
+			if k.err != nil {
+				k.err = fmt.Errorf("%w: %w", ErrNotAcknowledged, k.err)
 			}
-			if len(settled) == a.sent {
+			settled[k.i] = k.err
+		}
+	}
+	for {
+		take()
+		if len(settled) >= a.sent {
+			return settled, nil
+		}
+		select {
+		case <-a.ready:
+		case <-a.ctx.Done():
+			if take(); len(settled) >= a.sent {
 				return settled, nil
 			}
 			return settled, fmt.Errorf("%w: %w", ErrNotAcknowledged, context.Cause(a.ctx))
 		}
 	}
-	return settled, nil
 }
