@@ -176,13 +176,16 @@ func (h *Handler) businessTime(payload []byte, env *envelope.Envelope) time.Time
 }
 
 func templateProblem(which string, err error) error {
-	path := ""
+	path, actual := "", "missing"
 	if te, ok := err.(*source.TemplateError); ok {
 		path = te.Pointer
+		if te.Err != nil {
+			actual = te.Err.Error()
+		}
 	}
 	return &router.ValidationError{
 		Reason: which + " cannot be built",
-		Fields: []router.FieldProblem{{Path: path, Expected: "a string or number", Actual: "missing"}},
+		Fields: []router.FieldProblem{{Path: path, Expected: "a string or number", Actual: actual}},
 	}
 }
 

@@ -89,12 +89,21 @@ func ParseTemplate(s string) (*Template, error) {
 	return t, nil
 }
 
-// TemplateError names the pointer a template could not fill.
-type TemplateError struct{ Pointer string }
+// TemplateError names the pointer a template could not fill, and why when
+// the value is there (Err).
+type TemplateError struct {
+	Pointer string
+	Err     error
+}
 
 func (e *TemplateError) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("key template: %s: %v", e.Pointer, e.Err)
+	}
 	return fmt.Sprintf("key template: %s is missing or not a string/number", e.Pointer)
 }
+
+func (e *TemplateError) Unwrap() error { return e.Err }
 
 // TemplateFields are the envelope fields a template may name.
 type TemplateFields struct {
@@ -134,6 +143,11 @@ func (t *Template) Render(payload []byte, fields *TemplateFields) (string, error
 			r := p.compiled.peek(payload) // copied into b below
 			if !scalar(r) || r.String() == "" {
 				return "", &TemplateError{Pointer: p.pointer}
+			}
+			// "\ud800" and "\udbff" both read as U+FFFD: one key for two
+			// events.
+			if err := CheckMetaJSON(r.String(), r.Raw); err != nil {
+				return "", &TemplateError{Pointer: p.pointer, Err: err}
 			}
 			p.write(&b, r.String())
 		}

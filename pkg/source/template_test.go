@@ -9,7 +9,7 @@ import (
 )
 
 func TestTemplateRender(t *testing.T) {
-	payload := []byte(`{"id":123,"a/b":{"c~d":"x"},"status":"paid","empty":"","obj":{"k":1},"flag":true}`)
+	payload := []byte(`{"id":123,"a/b":{"c~d":"x"},"status":"paid","empty":"","obj":{"k":1},"flag":true,"sur":"ord-\ud800","pair":"\ud83d\ude00","repl":"\ufffd"}`)
 	fields := &TemplateFields{Source: "shop", EventType: "orders/paid", EventID: "evt_1", SchemaVersion: "2024-07"}
 	cases := []struct {
 		tmpl, want string
@@ -23,6 +23,9 @@ func TestTemplateRender(t *testing.T) {
 		{"k:{/nope}", "", "/nope"},
 		{"k:{/empty}", "", "/empty"}, // an empty key part would merge events
 		{"k:{/obj}", "", "/obj"},     // not a scalar
+		{"k:{/sur}", "", "/sur"},     // "\ud800" and "\udbff" would both be U+FFFD
+		{"k:{/pair}", "k:\U0001F600", ""},
+		{"k:{/repl}", "k:\ufffd", ""}, // a real U+FFFD is its own value
 	}
 	for _, c := range cases {
 		tm, err := ParseTemplate(c.tmpl)
