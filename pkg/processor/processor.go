@@ -396,23 +396,23 @@ func checkBusinessTime(src *source.Source, env *envelope.Envelope, out *router.O
 	if out.OccurredAt.IsZero() {
 		return nil
 	}
+	limit := source.DefaultMaxFuture
+	if src != nil {
+		limit = src.MaxFuture.D()
+	}
+	if out.OccurredAt.After(env.ReceivedAt.Add(limit)) {
+		return &router.ValidationError{
+			Reason: fmt.Sprintf("business time is %v after the event was received (max_future %v)", out.OccurredAt.Sub(env.ReceivedAt).Round(time.Second), limit),
+			Fields: []router.FieldProblem{{Path: "occurred_at", Expected: "at most " + env.ReceivedAt.Add(limit).UTC().Format(time.RFC3339), Actual: out.OccurredAt.UTC().Format(time.RFC3339)}},
+		}
+	}
 	if first, last := store.EventTimeRange(); out.OccurredAt.Before(first) || out.OccurredAt.After(last) {
 		return &router.ValidationError{
 			Reason: "business time out of range",
 			Fields: []router.FieldProblem{{Path: "occurred_at", Expected: fmt.Sprintf("a time from %d to %d", first.Year()+1, last.Year()-1), Actual: out.OccurredAt.UTC().Format(time.RFC3339)}},
 		}
 	}
-	limit := source.DefaultMaxFuture
-	if src != nil {
-		limit = src.MaxFuture.D()
-	}
-	if !out.OccurredAt.After(env.ReceivedAt.Add(limit)) {
-		return nil
-	}
-	return &router.ValidationError{
-		Reason: fmt.Sprintf("business time is %v after the event was received (max_future %v)", out.OccurredAt.Sub(env.ReceivedAt).Round(time.Second), limit),
-		Fields: []router.FieldProblem{{Path: "occurred_at", Expected: "at most " + env.ReceivedAt.Add(limit).UTC().Format(time.RFC3339), Actual: out.OccurredAt.UTC().Format(time.RFC3339)}},
-	}
+	return nil
 }
 
 // claim takes the dedup claims and entity locks for the batch's valid
