@@ -17,7 +17,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -474,4 +476,91 @@ func TestWorkersFenceWhatWasLeftOpen(t *testing.T) {
 		}
 		testenv.Eventually(t, 15*time.Second, "the open transaction to be aborted", func() bool { return !open() })
 	})
+}
+
+// TestUnansweredCommitIsSettled: a commit the broker carried out but whose
+// answer the processor never got (it gave up waiting) is settled as
+// committed once the session is renewed: the events are counted once,
+// have one output each, and their claims are confirmed, so a later
+// duplicate is one. Treated as aborted, they were never counted and their
+// released claims let the duplicate through.
+func TestUnansweredCommitIsSettled(t *testing.T) {
+	env := testenv.Embedded(t)
+	c := env.Stack.Kafka
+	h := newHarness(t, env)
+	prefix := "inlet-processor-" + h.env.Prefix + "-a" // each worker's id starts so
+	var (
+		mu       sync.Mutex
+		heldID   string // the transactional id whose commit is held
+		heldN    int    // its EndTxn requests held (the commit, then any abort)
+		released = make(chan struct{})
+	)
+	endTxns := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Observe: true, Count: -1})
+	t.Cleanup(endTxns.Remove)
+	// The first commit, and what its client sends after it, sleep until
+	// the renewed session's fence arrives; then they are carried out in
+	// order (the commit first), their answers going to a client that gave
+	// up on them.
+	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.EndTxnRequest)
+		mu.Lock()
+		hold := false
+		select {
+		case <-released:
+		default:
+			if heldID == "" && r.Commit && strings.HasPrefix(r.TransactionalID, prefix) {
+				heldID = r.TransactionalID
+			}
+			hold = heldID != "" && r.TransactionalID == heldID
+		}
+		if hold {
+			heldN++
+		}
+		mu.Unlock()
+		if hold {
+			c.SleepControl(func() { <-released })
+		}
+		return nil, nil, false
+	})
+	// The fence waits until those are carried out.
+	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.InitProducerIDRequest)
+		mu.Lock()
+		fence := heldID != "" && r.TransactionalID != nil && *r.TransactionalID == heldID
+		n := heldN
+		mu.Unlock()
+		if !fence {
+			return nil, nil, false
+		}
+		c.DropControl()
+		before := endTxns.Hits()
+		close(released)
+		c.SleepControl(func() { _ = endTxns.Wait(context.Background(), before+n) })
+		return nil, nil, false
+	})
+	const n = 3
+	for i := range n {
+		id := fmt.Sprintf("evt_u%d", i)
+		h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, fmt.Sprintf("pi_u%d", i), "succeeded", int64(1700000000+i)))
+	}
+	// A transaction that outlived its timeout would be aborted by the
+	// broker: this one waits for the session's renewal.
+	h.start("a", func(c *Config) {
+		c.BatchDeadline, c.DrainTimeout, c.ClaimLease, c.TxnTimeout = time.Second, time.Second, time.Minute, time.Minute
+	})
+	h.waitAll(n)
+	mu.Lock()
+	held := heldID != ""
+	mu.Unlock()
+	if !held {
+		t.Fatal("no commit was held: the test did not test anything")
+	}
+	if ids := eventIDs(h, n); len(ids) != n {
+		t.Fatalf("%d distinct outputs, want %d", len(ids), n)
+	}
+	h.send("stripe", "payment_intent.succeeded", "evt_u0", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_u0", "pi_u0", "succeeded", 1700000000))
+	h.waitAll(n + 1)
+	if p, d := h.total(Processed), h.total(Duplicate); p != n || d != 1 {
+		t.Fatalf("processed %d, duplicate %d; want %d and 1", p, d, n)
+	}
 }

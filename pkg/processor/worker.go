@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -27,6 +28,9 @@ type worker struct {
 	sess  *kgo.GroupTransactSession
 	pause *pauser
 	once  sync.Once
+	// unsettled is the batch whose commit went unanswered, decided once
+	// the session is renewed (see settle).
+	unsettled *unsettled
 	// revoked is set when a rebalance takes partitions from this member;
 	// see run.
 	revoked atomic.Bool
@@ -140,11 +144,15 @@ func (w *worker) run(ctx context.Context) error {
 		w.sess.AllowRebalance()
 		if err != nil {
 			if ctx.Err() != nil {
+				if w.unsettled != nil {
+					p.log.Error("stopping with a commit unanswered; its claims are left to expire", "records", len(w.unsettled.items))
+				}
 				return err
 			}
 			if rerr := w.renewSession(ctx, err); rerr != nil {
 				return rerr
 			}
+			w.settle(ctx, ctx)
 		}
 	}
 }
@@ -319,6 +327,15 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	mu.Unlock()
 	committed, err := w.sess.End(ctx, end)
 	w.revoked.Store(false) // End cleared the session's own mark
+	if err != nil && end == kgo.TryCommit {
+		// The commit may have been sent and carried out with its answer
+		// lost. Treated as aborted, a committed batch was never counted
+		// nor confirmed, and its released claims let duplicates through.
+		// The session is renewed (whose fence finishes or aborts the
+		// transaction), then the group's offsets tell which it was.
+		w.unsettled = &unsettled{items: items, claimed: claimed, token: token, leaseEnd: leaseEnd, next: nextOffsets(recs)}
+		return fmt.Errorf("end transaction (outcome unknown; settled once the session is renewed): %w", err)
+	}
 	if err != nil || !committed {
 		endSpans(items, "aborted")
 		p.release(ctx, items, claimed, token)
@@ -328,6 +345,14 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Info("transaction aborted (rebalance or produce failure); records will be redelivered", "records", len(recs))
 		return nil
 	}
+	w.finish(ctx, stop, items, claimed, token, leaseEnd)
+	return nil
+}
+
+// finish settles a committed batch: claims confirmed, then each item's
+// metrics, log line, alert, span and history, and its count.
+func (w *worker) finish(ctx, stop context.Context, items []*item, claimed []string, token string, leaseEnd time.Time) {
+	p := w.p
 	p.confirm(ctx, stop, leaseEnd, items, claimed, token)
 	now := time.Now()
 	for _, it := range items {
@@ -353,7 +378,90 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	for _, it := range items {
 		p.count.add(it.countKey(), 1)
 	}
-	return nil
+}
+
+// unsettled is a batch whose commit was sent but not answered.
+type unsettled struct {
+	items    []*item
+	claimed  []string
+	token    string
+	leaseEnd time.Time
+	next     map[string]map[int32]int64 // the offsets a commit of it stored
+}
+
+// nextOffsets are, per partition, the offset after the batch's last
+// record: what its commit stores in the group.
+func nextOffsets(recs []*kgo.Record) map[string]map[int32]int64 {
+	next := map[string]map[int32]int64{}
+	for _, r := range recs {
+		if next[r.Topic] == nil {
+			next[r.Topic] = map[int32]int64{}
+		}
+		next[r.Topic][r.Partition] = max(next[r.Topic][r.Partition], r.Offset+1)
+	}
+	return next
+}
+
+// settle decides the batch left unsettled by a commit without an answer,
+// once the renewed session has fenced its transaction: committed if the
+// group's offsets (stable: no transaction pending on them) reached the
+// batch's end, so it is finished as any committed batch; aborted
+// otherwise, so its claims are released for the redelivery. Offsets past
+// the batch's end also mean committed: no other member can have redone
+// the batch while its claims are held.
+func (w *worker) settle(ctx, stop context.Context) {
+	u := w.unsettled
+	if u == nil {
+		return
+	}
+	w.unsettled = nil
+	p := w.p
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.BatchDeadline)
+	defer cancel()
+	adm := kadm.NewClient(w.sess.Client())
+	backoff := 50 * time.Millisecond
+	for {
+		committed, err := batchCommitted(sctx, adm, p.cfg.Group, u.next)
+		if err == nil {
+			if !committed {
+				p.log.Info("the unanswered commit did not happen; records will be redelivered", "records", len(u.items))
+				endSpans(u.items, "aborted")
+				p.release(sctx, u.items, u.claimed, u.token)
+				return
+			}
+			p.log.Info("the unanswered commit happened; finishing the batch", "records", len(u.items))
+			w.finish(sctx, stop, u.items, u.claimed, u.token, u.leaseEnd)
+			return
+		}
+		if !sleep(sctx, backoff) {
+			// Unknown still: the claims stay until their lease ends, so
+			// the redelivery (if it was aborted) waits that long at most.
+			p.log.Error("the outcome of an unanswered commit could not be read; its claims are left to expire", "records", len(u.items), "error", err)
+			endSpans(u.items, "outcome unknown")
+			return
+		}
+		backoff = min(backoff*2, p.cfg.BackoffMax)
+	}
+}
+
+// batchCommitted reports whether group's stable offsets reached next.
+func batchCommitted(ctx context.Context, adm *kadm.Client, group string, next map[string]map[int32]int64) (bool, error) {
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err == nil {
+		err = offs.Error()
+	}
+	if err != nil {
+		return false, err
+	}
+	for t, ps := range next {
+		for part, want := range ps {
+			o, ok := offs.Lookup(t, part)
+			if !ok || o.At < want {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }
 
 func endSpans(items []*item, why string) {
