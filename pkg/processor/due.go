@@ -17,6 +17,14 @@ type pauser struct {
 	cl     *kgo.Client
 	mu     sync.Mutex
 	timers map[tp]*time.Timer
+	// seen is, per partition, the record last held and when it was first
+	// held (by the polling goroutine only).
+	seen map[tp]seenHead
+}
+
+type seenHead struct {
+	offset int64
+	at     time.Time
 }
 
 type tp struct {
@@ -24,24 +32,46 @@ type tp struct {
 	partition int32
 }
 
-func newPauser(cl *kgo.Client) *pauser { return &pauser{cl: cl, timers: map[tp]*time.Timer{}} }
+func newPauser(cl *kgo.Client) *pauser {
+	return &pauser{cl: cl, timers: map[tp]*time.Timer{}, seen: map[tp]seenHead{}}
+}
 
 // hold returns the records that may be processed now. For each retry
 // partition whose records are not all due, it keeps those before the first
 // record not due, rewinds the partition to that record and pauses it until
 // it is due. Must run on the polling goroutine before the transaction ends.
-func (p *pauser) hold(recs []*kgo.Record, isRetry func(string) bool, now time.Time) []*kgo.Record {
+//
+// A record is due at its due-at header, but no later than its tier's delay
+// (delay) after this pauser first held it: the header is stamped with the
+// writer's clock (another processor, an operator's inletctl requeue), and
+// one ten minutes fast held its partition, and every retry behind it, ten
+// minutes more.
+func (p *pauser) hold(recs []*kgo.Record, delay func(string) (time.Duration, bool), now time.Time) []*kgo.Record {
 	first := map[tp]*kgo.Record{} // first record not due, per partition
+	dueAt := map[tp]time.Time{}
 	for _, r := range recs {
-		if !isRetry(r.Topic) {
+		d, ok := delay(r.Topic)
+		if !ok {
 			continue
 		}
 		k := tp{r.Topic, r.Partition}
 		if _, held := first[k]; held {
 			continue
 		}
-		if due := retry.DueAt(r.Headers); due.After(now) {
-			first[k] = r
+		due := retry.DueAt(r.Headers)
+		if !due.After(now) {
+			continue
+		}
+		s, ok := p.seen[k]
+		if !ok || s.offset != r.Offset {
+			s = seenHead{r.Offset, now}
+			p.seen[k] = s
+		}
+		if limit := s.at.Add(d); due.After(limit) {
+			due = limit
+		}
+		if due.After(now) {
+			first[k], dueAt[k] = r, due
 		}
 	}
 	if len(first) == 0 {
@@ -65,8 +95,8 @@ func (p *pauser) hold(recs []*kgo.Record, isRetry func(string) bool, now time.Ti
 	}
 	p.cl.PauseFetchPartitions(pause)
 	p.cl.SetOffsets(rewind)
-	for k, r := range first {
-		p.resumeAt(k, retry.DueAt(r.Headers).Sub(now))
+	for k := range first {
+		p.resumeAt(k, dueAt[k].Sub(now))
 	}
 	return keep
 }

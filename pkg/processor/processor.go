@@ -83,7 +83,7 @@ type Processor struct {
 	metrics    *metrics
 	tracer     trace.Tracer
 	propagator propagation.TextMapPropagator
-	retry      map[string]bool // retry topic names
+	retry      map[string]time.Duration // retry topic names, to their delays
 	tier       map[time.Duration]int
 	// policies are the sources' retry budgets as this processor applies
 	// them; see retryPolicy.
@@ -113,7 +113,7 @@ func New(cfg Config, d Deps) (*Processor, error) {
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{cfg: cfg, d: d, log: d.Log, retry: map[string]bool{}, tier: map[time.Duration]int{}, policies: map[string]retry.Policy{}}
+	p := &Processor{cfg: cfg, d: d, log: d.Log, retry: map[string]time.Duration{}, tier: map[time.Duration]int{}, policies: map[string]retry.Policy{}}
 	p.ids.m = map[schemaKey]int{}
 	p.tracer, p.propagator = tracenoop.NewTracerProvider().Tracer(""), propagation.TraceContext{}
 	var meter metric.Meter
@@ -126,7 +126,7 @@ func New(cfg Config, d Deps) (*Processor, error) {
 	}
 	p.metrics = m
 	for i, t := range d.Topics.Retry {
-		p.retry[t] = true
+		p.retry[t] = d.Topics.RetryTiers[i]
 		p.tier[d.Topics.RetryTiers[i]] = i
 	}
 	for _, name := range d.Sources.Names() {
@@ -284,7 +284,16 @@ func (p *Processor) closeWorkers() {
 // Counts are the committed outcomes so far.
 func (p *Processor) Counts() *Counts { return &p.count }
 
-func (p *Processor) isRetry(topic string) bool { return p.retry[topic] }
+func (p *Processor) isRetry(topic string) bool {
+	_, ok := p.retry[topic]
+	return ok
+}
+
+// retryDelay is the delay of topic's retry tier, if it is a retry topic.
+func (p *Processor) retryDelay(topic string) (time.Duration, bool) {
+	d, ok := p.retry[topic]
+	return d, ok
+}
 
 // item is one record's way through a batch.
 type item struct {

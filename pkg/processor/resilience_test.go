@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -563,4 +564,32 @@ func TestUnansweredCommitIsSettled(t *testing.T) {
 	if p, d := h.total(Processed), h.total(Duplicate); p != n || d != 1 {
 		t.Fatalf("processed %d, duplicate %d; want %d and 1", p, d, n)
 	}
+}
+
+// TestRetryDueAtIsBoundedByItsTier: a retry record stamped due ten minutes
+// ahead (its writer's clock fast: another processor, an operator's
+// requeue) is processed after its tier's delay, not ten minutes on: it
+// held its partition, and every retry behind it, that long.
+func TestRetryDueAtIsBoundedByItsTier(t *testing.T) {
+	h := newHarnessWith(t, testenv.Embedded(t), testSources, []time.Duration{time.Second}, nil)
+	h.start("a", nil)
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	e := &envelope.Envelope{
+		ID: "id-fast-clock", Source: "stripe", EventType: "payment_intent.succeeded", EventID: "evt_fast",
+		IdempotencyKey: envelope.IdempotencyKey("stripe", "evt_fast"), SchemaVersion: "2024-06-20",
+		ReceivedAt: now, CorrelationID: "corr-evt_fast", Channel: envelope.ChannelWebhook,
+		Headers: map[string]string{}, Payload: paymentIntent("evt_fast", "pi_fast", "succeeded", 1700000000), ContentType: "application/json",
+	}
+	val, err := h.codec.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdrs := []kgo.RecordHeader{{Key: HeaderCorrelationID, Value: []byte(e.CorrelationID)}}
+	hdrs = retry.Set(hdrs, retry.HeaderAttempt, "1")
+	hdrs = retry.Set(hdrs, retry.HeaderDueAt, strconv.FormatInt(now.Add(10*time.Minute).UnixMilli(), 10))
+	hdrs = retry.Set(hdrs, retry.HeaderOrigin, h.topics.Raw+"/0/0")
+	if err := h.prod.ProduceSync(context.Background(), &kgo.Record{Topic: h.topics.Retry[0], Key: []byte(e.IdempotencyKey), Value: val, Headers: hdrs}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the retry to be processed after its 1 s tier", func() bool { return h.total(Processed) == 1 })
 }

@@ -104,7 +104,7 @@ func (w *worker) run(ctx context.Context) error {
 				p.log.Warn("fetch error", "topic", t, "partition", part, "error", err)
 			}
 		})
-		recs := w.pause.hold(fetches.Records(), p.isRetry, time.Now())
+		recs := w.pause.hold(fetches.Records(), p.retryDelay, time.Now())
 		if len(recs) == 0 {
 			w.sess.AllowRebalance()
 			continue
