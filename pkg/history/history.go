@@ -99,16 +99,20 @@ func (s *Store) Get(ctx context.Context, corr string) ([]Entry, error) {
 		return nil, err
 	}
 	out := make([]Entry, 0, len(vals))
+	var prev *Entry // the entry just before, if it could be read
 	for _, v := range vals {
 		var e Entry
 		if json.Unmarshal([]byte(v), &e) != nil {
+			prev = nil // the next entry's fields may have been that one's
 			continue
 		}
-		if e.Source == "" && e.EventType == "" && e.EventID == "" && len(out) > 0 {
-			prev := &out[len(out)-1] // written without them by Append
+		if e.Source == "" && e.EventType == "" && e.EventID == "" && prev != nil {
+			// Written without them by Append. (The first entry left by
+			// a trim may lack them too: it shows none.)
 			e.Source, e.EventType, e.EventID = prev.Source, prev.EventType, prev.EventID
 		}
 		out = append(out, e)
+		prev = &out[len(out)-1]
 	}
 	return out, nil
 }

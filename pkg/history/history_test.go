@@ -141,3 +141,31 @@ func TestAppendWritesAnEventsFieldsOnce(t *testing.T) {
 		t.Fatalf("Get:\n%+v\nwant\n%+v", got, want)
 	}
 }
+
+// TestGetFillsFromTheEntryJustBefore: an entry written without its
+// event's fields takes them from the entry just before it, never across
+// one that could not be read (it may have been another event's).
+func TestGetFillsFromTheEntryJustBefore(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	s := New(rdb, "t:", time.Hour)
+	ctx := context.Background()
+	for _, v := range []string{
+		`{"at":"2026-11-28T17:11:21Z","stage":"received","source":"shop","event_type":"orders/create","event_id":"e1"}`,
+		`{"at":"2026-11-28T17:11:21Z","stage":"written","where":"inlet.raw/0/1"}`,
+		`{not json`,
+		`{"at":"2026-11-28T17:11:22Z","stage":"attempt","attempt":1}`,
+	} {
+		if err := rdb.RPush(ctx, "t:trace:c", v).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	es, err := s.Get(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 3 || es[1].EventID != "e1" || es[2].EventID != "" {
+		t.Fatalf("entries %+v; want 3, the second filled from the first, the third (after an unreadable one) left without", es)
+	}
+}
