@@ -285,7 +285,7 @@ func (p *Processor) closeWorkers() {
 func (p *Processor) Counts() *Counts { return &p.count }
 
 func (p *Processor) isRetry(topic string) bool {
-	_, ok := p.retry[topic]
+	_, ok := p.retryDelay(topic)
 	return ok
 }
 
@@ -418,7 +418,7 @@ func checkBusinessTime(src *source.Source, env *envelope.Envelope, out *router.O
 	if first, last := store.EventTimeRange(); out.OccurredAt.Before(first) || out.OccurredAt.After(last) {
 		return &router.ValidationError{
 			Reason: "business time out of range",
-			Fields: []router.FieldProblem{{Path: "occurred_at", Expected: fmt.Sprintf("a time from %d to %d", first.Year()+1, last.Year()-1), Actual: out.OccurredAt.UTC().Format(time.RFC3339)}},
+			Fields: []router.FieldProblem{{Path: "occurred_at", Expected: "a time from " + first.Format(time.DateOnly) + " to " + last.Format(time.DateOnly), Actual: out.OccurredAt.UTC().Format(time.RFC3339)}},
 		}
 	}
 	return nil
@@ -701,6 +701,10 @@ func (p *Processor) waitOut(ctx, stop context.Context, deadline time.Time, what 
 // the drain budget: the process is stopped at the end of its grace period
 // anyway.
 func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, items []*item, held []string, token string) {
+	// At least a few seconds, for a batch settled late (see worker.settle):
+	// its outputs are committed, so a key nobody took since is rightly
+	// marked done, and one taken meanwhile is reported as lost.
+	leaseEnd = later(leaseEnd, time.Now().Add(5*time.Second))
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(bctx), leaseEnd)
 	defer cancel()
 	stopAfter := context.AfterFunc(stop, func() {
@@ -787,6 +791,13 @@ func (p *Processor) retryRedis(ctx context.Context, what string, f func() error)
 		}
 		backoff = min(backoff*2, p.cfg.BackoffMax)
 	}
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

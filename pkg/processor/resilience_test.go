@@ -593,3 +593,59 @@ func TestRetryDueAtIsBoundedByItsTier(t *testing.T) {
 	}
 	testenv.Eventually(t, 20*time.Second, "the retry to be processed after its 1 s tier", func() bool { return h.total(Processed) == 1 })
 }
+
+// TestUnansweredCommitThatDidNotLand: a commit whose answer never comes
+// and that the renewed session's fence aborts is settled as aborted: the
+// claims are released and the redelivered batch gives each event one
+// output, counted once.
+func TestUnansweredCommitThatDidNotLand(t *testing.T) {
+	env := testenv.Embedded(t)
+	c := env.Stack.Kafka
+	h := newHarness(t, env)
+	prefix := "inlet-processor-" + h.env.Prefix + "-a"
+	var (
+		mu     sync.Mutex
+		heldID string
+	)
+	stuck := make(chan struct{})
+	t.Cleanup(func() { close(stuck) })
+	// The first commit, and whatever its client sends after it, never get
+	// through: the fence comes first and aborts the transaction.
+	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.EndTxnRequest)
+		mu.Lock()
+		if heldID == "" && r.Commit && strings.HasPrefix(r.TransactionalID, prefix) {
+			heldID = r.TransactionalID
+		}
+		hold := heldID != "" && r.TransactionalID == heldID
+		mu.Unlock()
+		if hold {
+			c.SleepControl(func() { <-stuck })
+		}
+		return nil, nil, false
+	})
+	const n = 3
+	for i := range n {
+		id := fmt.Sprintf("evt_na%d", i)
+		h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, fmt.Sprintf("pi_na%d", i), "succeeded", int64(1700000000+i)))
+	}
+	h.start("a", func(c *Config) {
+		c.BatchDeadline, c.DrainTimeout, c.ClaimLease, c.TxnTimeout = time.Second, time.Second, time.Minute, time.Minute
+	})
+	h.waitAll(n)
+	mu.Lock()
+	held := heldID != ""
+	mu.Unlock()
+	if !held {
+		t.Fatal("no commit was held: the test did not test anything")
+	}
+	if p := h.total(Processed); p != n {
+		t.Fatalf("processed %d, want %d", p, n)
+	}
+	ids := eventIDs(h, n)
+	for i := range n {
+		if got := ids[fmt.Sprintf("evt_na%d", i)]; got != 1 {
+			t.Errorf("evt_na%d has %d outputs, want 1", i, got)
+		}
+	}
+}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 
@@ -144,12 +145,17 @@ func (w *worker) run(ctx context.Context) error {
 		w.sess.AllowRebalance()
 		if err != nil {
 			if ctx.Err() != nil {
-				if w.unsettled != nil {
-					p.log.Error("stopping with a commit unanswered; its claims are left to expire", "records", len(w.unsettled.items))
+				if u := w.unsettled; u != nil {
+					w.unsettled = nil
+					w.abandonUnsettled(u, "stopping")
 				}
 				return err
 			}
 			if rerr := w.renewSession(ctx, err); rerr != nil {
+				if u := w.unsettled; u != nil {
+					w.unsettled = nil
+					w.abandonUnsettled(u, "no new session")
+				}
 				return rerr
 			}
 			w.settle(ctx, ctx)
@@ -325,7 +331,10 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Error("records of the batch could not be written; aborting the transaction, the batch will be redelivered", "records", len(recs), "failed", failed, "first_error", produceErr)
 	}
 	mu.Unlock()
-	committed, err := w.sess.End(ctx, end)
+	// The commit stores the batch's token with each offset: if its answer
+	// is lost, the group's offsets say whether this commit is the one that
+	// landed (see settle).
+	committed, err := w.sess.End(kgo.PreTxnCommitFnContext(ctx, stampOffsets(token)), end)
 	w.revoked.Store(false) // End cleared the session's own mark
 	if err != nil && end == kgo.TryCommit {
 		// The commit may have been sent and carried out with its answer
@@ -345,8 +354,29 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Info("transaction aborted (rebalance or produce failure); records will be redelivered", "records", len(recs))
 		return nil
 	}
+	// Committed: the partitions may move to another member now. Held
+	// through the confirm, which waits while Redis is away, a rebalance
+	// would wait past the group's rebalance timeout.
+	w.sess.AllowRebalance()
 	w.finish(ctx, stop, items, claimed, token, leaseEnd)
 	return nil
+}
+
+// offsetMark is the commit metadata of a batch's offsets: its token.
+func offsetMark(token string) string { return "inlet-batch:" + token }
+
+// stampOffsets sets the metadata of every offset a transaction commits to
+// the batch's mark.
+func stampOffsets(token string) func(*kmsg.TxnOffsetCommitRequest) error {
+	mark := offsetMark(token)
+	return func(req *kmsg.TxnOffsetCommitRequest) error {
+		for i := range req.Topics {
+			for j := range req.Topics[i].Partitions {
+				req.Topics[i].Partitions[j].Metadata = &mark
+			}
+		}
+		return nil
+	}
 }
 
 // finish settles a committed batch: claims confirmed, then each item's
@@ -368,8 +398,13 @@ func (w *worker) finish(ctx, stop context.Context, items []*item, claimed []stri
 		it.span.End()
 	}
 	// Its own context: a confirm that waited for Redis may have spent the
-	// batch's. Best effort, so briefly.
-	hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	// batch's. Best effort, so briefly, and within the drain budget when
+	// shutting down.
+	base := context.WithoutCancel(ctx)
+	if stop.Err() != nil {
+		base = ctx
+	}
+	hctx, cancel := context.WithTimeout(base, 5*time.Second)
 	p.recordHistory(hctx, items, now)
 	cancel()
 	// Counted last: once Counts says an outcome is final, its log line,
@@ -403,12 +438,17 @@ func nextOffsets(recs []*kgo.Record) map[string]map[int32]int64 {
 }
 
 // settle decides the batch left unsettled by a commit without an answer,
-// once the renewed session has fenced its transaction: committed if the
-// group's offsets (stable: no transaction pending on them) reached the
-// batch's end, so it is finished as any committed batch; aborted
-// otherwise, so its claims are released for the redelivery. Offsets past
-// the batch's end also mean committed: no other member can have redone
-// the batch while its claims are held.
+// once the renewed session has fenced its transaction (finishing or
+// aborting it), from the group's stable offsets of the batch's partitions:
+//   - each at the batch's end with the batch's mark: the commit landed, and
+//     the batch is finished as any committed batch;
+//   - each short of the batch's end: it did not (offsets only move
+//     forward), and the claims are released for the redelivery;
+//   - anything else (another member committed past the batch, or the
+//     offsets cannot be read): unknown. Nothing is confirmed, counted or
+//     released; the claims expire after their lease. Confirming a batch
+//     another member redid would mark done the key of an event it sent to
+//     a retry tier, and the retry would be dropped as a duplicate.
 func (w *worker) settle(ctx, stop context.Context) {
 	u := w.unsettled
 	if u == nil {
@@ -421,47 +461,79 @@ func (w *worker) settle(ctx, stop context.Context) {
 	adm := kadm.NewClient(w.sess.Client())
 	backoff := 50 * time.Millisecond
 	for {
-		committed, err := batchCommitted(sctx, adm, p.cfg.Group, u.next)
-		if err == nil {
-			if !committed {
-				p.log.Info("the unanswered commit did not happen; records will be redelivered", "records", len(u.items))
-				endSpans(u.items, "aborted")
-				p.release(sctx, u.items, u.claimed, u.token)
-				return
-			}
+		fate, err := batchFate(kadm.RequireStable(sctx), adm, p.cfg.Group, u.next, offsetMark(u.token))
+		switch {
+		case err == nil && fate == fateCommitted:
 			p.log.Info("the unanswered commit happened; finishing the batch", "records", len(u.items))
 			w.finish(sctx, stop, u.items, u.claimed, u.token, u.leaseEnd)
 			return
+		case err == nil && fate == fateAborted:
+			p.log.Info("the unanswered commit did not happen; records will be redelivered", "records", len(u.items))
+			endSpans(u.items, "aborted")
+			p.release(sctx, u.items, u.claimed, u.token)
+			return
+		case err == nil:
+			w.abandonUnsettled(u, "another member committed past it")
+			return
 		}
 		if !sleep(sctx, backoff) {
-			// Unknown still: the claims stay until their lease ends, so
-			// the redelivery (if it was aborted) waits that long at most.
-			p.log.Error("the outcome of an unanswered commit could not be read; its claims are left to expire", "records", len(u.items), "error", err)
-			endSpans(u.items, "outcome unknown")
+			w.abandonUnsettled(u, "its group offsets could not be read: "+err.Error())
 			return
 		}
 		backoff = min(backoff*2, p.cfg.BackoffMax)
 	}
 }
 
-// batchCommitted reports whether group's stable offsets reached next.
-func batchCommitted(ctx context.Context, adm *kadm.Client, group string, next map[string]map[int32]int64) (bool, error) {
-	offs, err := adm.FetchOffsets(ctx, group)
+// abandonUnsettled gives up on deciding an unanswered commit: its claims
+// are left to expire (a redelivery waits that long at most) and its
+// events are not counted here.
+func (w *worker) abandonUnsettled(u *unsettled, why string) {
+	w.p.log.Error("the outcome of an unanswered commit is unknown; its claims are left to expire and its events are not counted here", "records", len(u.items), "why", why)
+	endSpans(u.items, "outcome unknown")
+}
+
+type fate int
+
+const (
+	fateUnknown fate = iota
+	fateCommitted
+	fateAborted
+)
+
+// batchFate reads group's offsets of the partitions in next (the batch's
+// end offsets) and tells what became of the commit marked mark.
+func batchFate(ctx context.Context, adm *kadm.Client, group string, next map[string]map[int32]int64, mark string) (fate, error) {
+	topics := make([]string, 0, len(next))
+	for t := range next {
+		topics = append(topics, t)
+	}
+	offs, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
 	if err == nil {
 		err = offs.Error()
 	}
 	if err != nil {
-		return false, err
+		return fateUnknown, err
 	}
+	n, landed, short := 0, 0, 0
 	for t, ps := range next {
-		for part, want := range ps {
+		for part, end := range ps {
+			n++
 			o, ok := offs.Lookup(t, part)
-			if !ok || o.At < want {
-				return false, nil
+			switch {
+			case !ok || o.At < end:
+				short++
+			case o.At == end && o.Metadata == mark:
+				landed++
 			}
 		}
 	}
-	return true, nil
+	switch {
+	case landed == n:
+		return fateCommitted, nil
+	case short == n:
+		return fateAborted, nil
+	}
+	return fateUnknown, nil
 }
 
 func endSpans(items []*item, why string) {
