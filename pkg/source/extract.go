@@ -218,7 +218,7 @@ func lookupRaw(f Field, h http.Header, body []byte, bodyJSON func() bool) (gjson
 				b.WriteString(r.String())
 				break
 			}
-			writeKeyPart(&b, r.String(), ':')
+			writeKeyPart(&b, r.String(), ":")
 			b.WriteByte(':')
 		}
 		return gjson.Result{Type: gjson.String, Str: b.String()}, nil

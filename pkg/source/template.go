@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // Template is a key template such as "stripe:pi:{/data/object/id}" or
@@ -12,11 +13,14 @@ import (
 // braces. {$source}, {$event_type} and {$event_id} name envelope fields.
 //
 // Two different events must never render the same key (a natural key that
-// did would drop one as a duplicate), so a value followed by a separator
-// has that separator's first byte, and '%', written as %XX: with
-// "{/a}:{/b}", a="x:y", b="z" gives "x%3Ay:z" where a="x", b="y:z" gives
-// "x:y:z". The last value needs no escaping (what follows it is fixed), and
-// values without those bytes, nearly all, render unchanged.
+// did would drop one as a duplicate), so a value that another placeholder
+// follows is written with '%', and each byte of the first character of the
+// text between them (its separator), as %XX: with "{/a}:{/b}", a="x:y",
+// b="z" gives "x%3Ay:z" where a="x", b="y:z" gives "x:y:z", and with
+// "{/a}é{/b}", a="café" gives "caf%C3%A9é…". The last value needs no
+// escaping (the text after it is fixed, so the key's length tells where it
+// ends), and values without those characters, nearly all, render
+// unchanged. Keys of valid UTF-8 values are valid UTF-8.
 type Template struct {
 	parts []templatePart
 }
@@ -25,10 +29,9 @@ type templatePart struct {
 	literal  string
 	pointer  string // JSON pointer, or $field
 	compiled CompiledPointer
-	// stop is the first byte of the separator after this value; escape
-	// reports there is one.
-	stop   byte
-	escape bool
+	// stop is the first character of the separator after this value,
+	// when another placeholder follows it; "" when none does.
+	stop string
 }
 
 // templateFieldNames are the envelope fields a template may name
@@ -71,7 +74,17 @@ func ParseTemplate(s string) (*Template, error) {
 	if len(t.parts) == 0 {
 		return nil, errors.New("empty template")
 	}
-	for i := range t.parts[:len(t.parts)-1] {
+	// Parts alternate literal and placeholder, so the part after a
+	// placeholder is either the next placeholder or the literal before it.
+	// Only the separators between placeholders need say where a value
+	// ends; the text after the last value is fixed.
+	last := -1
+	for i, p := range t.parts {
+		if p.pointer != "" {
+			last = i
+		}
+	}
+	for i := 0; i < last; i++ {
 		if t.parts[i].pointer == "" {
 			continue
 		}
@@ -82,11 +95,18 @@ func ParseTemplate(s string) (*Template, error) {
 			// "a"+"bc" would be one key.
 			return nil, fmt.Errorf("template %q: {%s} and {%s} need literal text between them (e.g. \":\")", s, t.parts[i].pointer, t.parts[i+1].pointer)
 		case next[0] == '%':
-			return nil, fmt.Errorf("template %q: the text after {%s} may not start with %%, which escapes values", s, t.parts[i].pointer)
+			return nil, fmt.Errorf("template %q: the text between {%s} and the next placeholder may not start with %%, which escapes values", s, t.parts[i].pointer)
 		}
-		t.parts[i].stop, t.parts[i].escape = next[0], true
+		t.parts[i].stop = firstChar(next)
 	}
 	return t, nil
+}
+
+// firstChar returns s's first UTF-8 character, or its first byte when that
+// starts none.
+func firstChar(s string) string {
+	_, n := utf8.DecodeRuneInString(s)
+	return s[:n]
 }
 
 // TemplateError names the pointer a template could not fill, and why when
@@ -155,31 +175,55 @@ func (t *Template) Render(payload []byte, fields *TemplateFields) (string, error
 	return b.String(), nil
 }
 
-// write writes a value, escaped when a separator follows it.
+// write writes a value, escaped when another placeholder follows it.
 func (p *templatePart) write(b *strings.Builder, v string) {
-	if !p.escape {
+	if p.stop == "" {
 		b.WriteString(v)
 		return
 	}
 	writeKeyPart(b, v, p.stop)
 }
 
-// writeKeyPart writes v, a value that a separator starting with stop
-// follows in a key, with stop and '%' written as %XX: so the key tells where
-// v ends, and different values give different keys.
-func writeKeyPart(b *strings.Builder, v string, stop byte) {
-	if strings.IndexByte(v, stop) < 0 && strings.IndexByte(v, '%') < 0 {
+// writeKeyPart writes v, a value that a separator starting with the
+// character stop follows in a key, with each of stop's bytes and '%'
+// written as %XX: so the key tells where v ends, and different values give
+// different keys.
+//
+// Why: read the key from v's start, taking '%' and the two bytes after it
+// as one escape (stop is never "%": ParseTemplate refuses a separator
+// starting with it). v's escapes are the only '%' it writes, and its other
+// bytes hold no stop: stop is one UTF-8 character (or one byte), so no two
+// of its occurrences in v overlap and each was escaped whole, and none can
+// start in v and end in the separator, since no proper suffix of a
+// character starts one. So the first stop read outside an escape is the
+// separator's, and v is that prefix with the escapes undone. Escaping whole
+// characters into ASCII keeps a valid UTF-8 v valid.
+func writeKeyPart(b *strings.Builder, v, stop string) {
+	if !strings.Contains(v, stop) && strings.IndexByte(v, '%') < 0 {
 		b.WriteString(v)
 		return
 	}
-	const hex = "0123456789ABCDEF"
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c == stop || c == '%' {
-			b.WriteByte('%')
-			b.WriteByte(hex[c>>4])
-			b.WriteByte(hex[c&15])
-		} else {
-			b.WriteByte(c)
+	for i := 0; i < len(v); {
+		switch {
+		case v[i] == '%':
+			writeEscaped(b, "%")
+			i++
+		case strings.HasPrefix(v[i:], stop):
+			writeEscaped(b, stop)
+			i += len(stop)
+		default:
+			b.WriteByte(v[i])
+			i++
 		}
+	}
+}
+
+// writeEscaped writes each byte of s as %XX.
+func writeEscaped(b *strings.Builder, s string) {
+	const hex = "0123456789ABCDEF"
+	for i := 0; i < len(s); i++ {
+		b.WriteByte('%')
+		b.WriteByte(hex[s[i]>>4])
+		b.WriteByte(hex[s[i]&15])
 	}
 }

@@ -6,10 +6,11 @@ import (
 	"slices"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestTemplateRender(t *testing.T) {
-	payload := []byte(`{"id":123,"a/b":{"c~d":"x"},"status":"paid","empty":"","obj":{"k":1},"flag":true,"sur":"ord-\ud800","pair":"\ud83d\ude00","repl":"\ufffd"}`)
+	payload := []byte(`{"id":123,"a/b":{"c~d":"x"},"status":"paid","empty":"","obj":{"k":1},"flag":true,"sur":"ord-\ud800","pair":"\ud83d\ude00","repl":"\ufffd","path":"p/q:50%"}`)
 	fields := &TemplateFields{Source: "shop", EventType: "orders/paid", EventID: "evt_1", SchemaVersion: "2024-07"}
 	cases := []struct {
 		tmpl, want string
@@ -26,6 +27,12 @@ func TestTemplateRender(t *testing.T) {
 		{"k:{/sur}", "", "/sur"},     // "\ud800" and "\udbff" would both be U+FFFD
 		{"k:{/pair}", "k:\U0001F600", ""},
 		{"k:{/repl}", "k:\ufffd", ""}, // a real U+FFFD is its own value
+		// Only a value another placeholder follows is escaped: text after
+		// the last one is fixed, so it cannot tell two values apart.
+		{"shop:{/path}/v1", "shop:p/q:50%/v1", ""},
+		{"{/path}:suffix", "p/q:50%:suffix", ""},
+		{"{/path}:{/id}%", "p/q%3A50%25:123%", ""},
+		{"{/id}:{/path}%", "123:p/q:50%%", ""},
 	}
 	for _, c := range cases {
 		tm, err := ParseTemplate(c.tmpl)
@@ -52,69 +59,99 @@ func TestParseTemplateRejects(t *testing.T) {
 			t.Errorf("%q parsed", s)
 		}
 	}
+	// Only text a placeholder follows separates values; the rest is fixed
+	// and may start with %.
+	for _, s := range []string{"{/a}:{/b}%", "{/a}%", "%{/a}:{/b}%25"} {
+		if _, err := ParseTemplate(s); err != nil {
+			t.Errorf("%q: %v", s, err)
+		}
+	}
 }
 
 // TestTemplateKeysDoNotCollide: different values render different keys,
-// even when they hold the separators or the escape character: every pair
-// of values over an alphabet of both, up to 3 bytes each, is rendered
-// through templates whose separators are ':', "-x" and a multi-byte rune.
+// even when they hold the separators, the escape character, the hex digits
+// an escape writes, or characters and lone bytes sharing a separator's
+// first bytes (é, ê and è all start with 0xC3): every pair of values over
+// such alphabets is rendered through templates whose separators are ASCII,
+// a hex digit and multi-byte characters. The keys of valid UTF-8 values
+// are valid UTF-8, and stay distinct when read as text, as any consumer
+// decoding them does.
 func TestTemplateKeysDoNotCollide(t *testing.T) {
-	var values []string
-	alphabet := []string{":", "-", "%", "3", "A", "é"}
-	var grow func(string, int)
-	grow = func(v string, n int) {
-		if v != "" {
-			values = append(values, v)
-		}
-		if n == 0 {
-			return
-		}
-		for _, c := range alphabet {
-			grow(v+c, n-1)
-		}
-	}
-	grow("", 3)
-	quoted := make([][]byte, len(values))
-	for i, v := range values {
-		quoted[i], _ = json.Marshal(v)
-	}
-	for _, tmpl := range []string{"k:{/a}:{/b}", "{/a}-x{/b}!", "{/a}é{/b}"} {
+	values := keyWords([]string{":", "-", "%", "3", "A", "é"}, 3)
+	values = append(values, keyWords([]string{"é", "ê", "è", "→", "↑", "\xC3", "\xA9", "\xE2\x86", "%", ":"}, 2)...)
+	slices.Sort(values)
+	values = slices.Compact(values)
+	for _, tmpl := range []string{"k:{/a}:{/b}", "{/a}-x{/b}!", "{/a}3{/b}", "{/a}é{/b}", "{/a}→{/b}/v1"} {
 		tm, err := ParseTemplate(tmpl)
 		if err != nil {
 			t.Fatal(err)
 		}
 		seen := make(map[string][2]int, len(values)*len(values))
-		for i := range values {
-			for j := range values {
-				payload := slices.Concat([]byte(`{"a":`), quoted[i], []byte(`,"b":`), quoted[j], []byte(`}`))
+		read := make(map[string][2]int, len(values)*len(values))
+		for i, a := range values {
+			for j, b := range values {
+				// No value holds '"' or '\', so it goes into JSON as it is,
+				// lone bytes included.
+				payload := []byte(`{"a":"` + a + `","b":"` + b + `"}`)
 				key, err := tm.Render(payload, &TemplateFields{})
 				if err != nil {
 					t.Fatal(err)
 				}
 				if prev, ok := seen[key]; ok {
-					t.Fatalf("%s: a=%q b=%q and a=%q b=%q both render %q", tmpl, values[prev[0]], values[prev[1]], values[i], values[j], key)
+					t.Fatalf("%s: a=%q b=%q and a=%q b=%q both render %q", tmpl, values[prev[0]], values[prev[1]], a, b, key)
 				}
 				seen[key] = [2]int{i, j}
+				if !utf8.ValidString(a) || !utf8.ValidString(b) {
+					continue // text with lone bytes reads as U+FFFD, key or not
+				}
+				text := string([]rune(key))
+				if prev, ok := read[text]; ok {
+					t.Fatalf("%s: a=%q b=%q and a=%q b=%q render keys that read as the same text %q", tmpl, values[prev[0]], values[prev[1]], a, b, text)
+				}
+				read[text] = [2]int{i, j}
+				if !utf8.ValidString(key) {
+					t.Fatalf("%s: a=%q b=%q render %q, not valid UTF-8", tmpl, a, b, key)
+				}
 			}
 		}
 	}
-	// What an operator sees: only a value's separator and % are escaped,
-	// and the last value is written as it is.
-	tm, err := ParseTemplate("{/a}:{/b}")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct{ a, b, want string }{
-		{"x:y", "z", "x%3Ay:z"},
-		{"x", "y:z", "x:y:z"},
-		{"50%", "2024-06-01T12:00:00Z", "50%25:2024-06-01T12:00:00Z"},
-		{"a/b-c", "%", "a/b-c:%"},
+	// What an operator sees: only the first character of a value's
+	// separator and % are escaped, and the last value is written as it is.
+	for _, c := range []struct{ tmpl, a, b, want string }{
+		{"{/a}:{/b}", "x:y", "z", "x%3Ay:z"},
+		{"{/a}:{/b}", "x", "y:z", "x:y:z"},
+		{"{/a}:{/b}", "50%", "2024-06-01T12:00:00Z", "50%25:2024-06-01T12:00:00Z"},
+		{"{/a}:{/b}", "a/b-c", "%", "a/b-c:%"},
+		{"{/a}é{/b}", "café", "ê", "caf%C3%A9éê"},
+		{"{/a}é{/b}", "crêpe", "é", "crêpeéé"},
+		{"{/a}→{/b}", "a→b", "c", "a%E2%86%92b→c"},
 	} {
+		tm, err := ParseTemplate(c.tmpl)
+		if err != nil {
+			t.Fatal(err)
+		}
 		payload, _ := json.Marshal(map[string]string{"a": c.a, "b": c.b})
 		if got, err := tm.Render(payload, &TemplateFields{}); err != nil || got != c.want {
-			t.Errorf("a=%q b=%q: got %q, %v; want %q", c.a, c.b, got, err, c.want)
+			t.Errorf("%s: a=%q b=%q: got %q, %v; want %q", c.tmpl, c.a, c.b, got, err, c.want)
 		}
 	}
+}
+
+// keyWords returns every non-empty concatenation of at most n units.
+func keyWords(units []string, n int) []string {
+	words := []string{""}
+	var all []string
+	for range n {
+		var next []string
+		for _, w := range words {
+			for _, u := range units {
+				next = append(next, w+u)
+			}
+		}
+		all = append(all, next...)
+		words = next
+	}
+	return all
 }
 
 func BenchmarkTemplateRender(b *testing.B) {
