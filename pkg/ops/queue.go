@@ -364,10 +364,10 @@ type Skip struct {
 	Reason string `json:"reason"`
 }
 
-// ErrNoEvent is returned by a requeue that names one entry alone (one id)
-// whose copy of its event was left out (retry.HeaderValueOmitted): it was
-// too large with its failure headers. A requeue of several entries skips
-// such entries instead (Decided.Skipped).
+// ErrNoEvent is returned by a requeue that names one entry alone (one id,
+// however often given) whose copy of its event was left out
+// (retry.HeaderValueOmitted): it was too large with its failure headers. A
+// requeue of several entries skips such entries instead (Decided.Skipped).
 var ErrNoEvent = errors.New("no copy of its event")
 
 // ReasonNoEvent is the Skip.Reason of an entry without its event, and
@@ -402,7 +402,8 @@ var (
 // An entry holding no copy of its event (retry.HeaderValueOmitted) is
 // skipped, left unresolved and reported in Decided.Skipped (the dry run
 // reports it too): its event is the raw record its Origin names, to be
-// replayed. Named alone (one id), it fails the requeue with ErrNoEvent.
+// replayed. Named alone (one id, however often given), it fails the
+// requeue with ErrNoEvent.
 //
 // A decision over many entries commits as it goes (see decideChunk): if it
 // fails midway, the entries decided before the failure stand, the error
@@ -437,6 +438,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
 	}
 	f.Unresolved = true
+	// One entry named alone, however often its id is given: ["x", "x"]
+	// is still one entry.
+	alone := len(f.IDs) > 0 && !slices.ContainsFunc(f.IDs, func(id string) bool { return id != f.IDs[0] })
 	shown, skipped := firstN{n: maxShown}, firstN{n: maxShown}
 	// skip reports whether a requeue leaves e alone, counting it if so.
 	// Named alone, the entry is the whole request: skipping it would
@@ -447,7 +451,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		if action != "requeue" || retry.Get(e.rec.Headers, retry.HeaderValueOmitted) == "" {
 			return false, nil
 		}
-		if len(f.IDs) == 1 {
+		if alone {
 			return true, fmt.Errorf("%s holds %w (too large with its failure headers): replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, ErrNoEvent, e.Origin)
 		}
 		e.Payload, e.rec = nil, nil

@@ -361,16 +361,19 @@ func withoutEvent(t *testing.T, env *testenv.Env, tp kafka.Topics, p int32, orig
 // TestRequeueRefusesACopyWithoutItsEvent: a dead letter too large for a
 // copy with its failure headers is written without its value; requeued,
 // it would come back as an undecodable event. Named alone, requeue (and
-// its dry run) says where the event is instead; discard works as for any
+// its dry run) says where the event is instead, also when its id is given
+// twice (that answered success, 0 requeued); discard works as for any
 // entry.
 func TestRequeueRefusesACopyWithoutItsEvent(t *testing.T) {
 	env, tp, q := deadLettered(t, testenv.Embedded, 0)
 	id := withoutEvent(t, env, tp, 0, 42)
 	ctx := context.Background()
-	for _, dry := range []bool{true, false} {
-		_, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: []string{id}}, "op", "sink fixed", dry)
-		if !errors.Is(err, ErrNoEvent) || !strings.Contains(err.Error(), "holds no copy") || !strings.Contains(err.Error(), tp.Raw+"/0/42") {
-			t.Fatalf("requeue (dry run %v): %v; want a refusal naming the raw record", dry, err)
+	for _, ids := range [][]string{{id}, {id, id}} {
+		for _, dry := range []bool{true, false} {
+			d, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: ids}, "op", "sink fixed", dry)
+			if !errors.Is(err, ErrNoEvent) || !strings.Contains(err.Error(), "holds no copy") || !strings.Contains(err.Error(), tp.Raw+"/0/42") {
+				t.Fatalf("requeue %q (dry run %v): %+v, %v; want a refusal naming the raw record", ids, dry, d, err)
+			}
 		}
 	}
 	d, err := q.Discard(ctx, tp.DLQ, Filter{IDs: []string{id}}, "op", "replayed from the raw topic", false)

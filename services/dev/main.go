@@ -107,12 +107,7 @@ func run(args []string) error {
 			os.Setenv(k, v)
 		}
 	}
-	// The admin API needs a token; a dev stack makes one up and prints it.
-	if os.Getenv(admin.EnvWriteToken) == "" && os.Getenv(admin.EnvWriteToken+"_FILE") == "" {
-		b := make([]byte, 16)
-		_, _ = rand.Read(b)
-		os.Setenv(admin.EnvWriteToken, hex.EncodeToString(b))
-	}
+	madeToken := adminToken()
 	sources, err := source.Load(c.sources)
 	if err != nil {
 		return err
@@ -241,31 +236,12 @@ func run(args []string) error {
 	}()
 
 	ingestURL := "http://" + ln.Addr().String()
-	fmt.Printf(`
-Inlet is running (embedded infrastructure, data in %s)
-  ingest:          %s   (POST /webhooks/{source}, POST /events/{source})
-  admin/metrics:   http://%s   (/metrics, /healthz, /readyz, /v1/trace/{correlation-id})
-  kafka:           %s   (topics %s.*)
-  schema registry: %s
-  redis:           %s
-
-Send a signed sample event (paste it into another terminal):
-
-%s
-
-See it on the raw topic, then processed (Avro, decoded through the registry):
-  go run ./services/inletctl -kafka-brokers %[4]s -schema-registry-url %[6]s tail %[9]s
-  go run ./services/inletctl -kafka-brokers %[4]s -schema-registry-url %[6]s tail %[10]s
-
-Operate it (the admin API token is made up for this run):
-  export INLET_ADMIN_TOKEN=%[11]s INLET_KAFKA_BROKERS=%[4]s INLET_SCHEMA_REGISTRY_URL=%[6]s
-  export INLET_REDIS_URL=%[7]s INLET_SOURCES=%[12]s
-  go run ./services/inletctl trace <correlation_id from the answer>
-  go run ./services/inletctl dlq ls --group
-
-Ctrl-C stops everything.
-`, c.dataDir, ingestURL, adminLn.Addr(), strings.Join(stack.Brokers, ","), c.prefix, stack.RegistryURL, shownURL(stack.RedisURL),
-		sampleCurl(sources, ingestURL), topics.Raw, topics.Processed, os.Getenv(admin.EnvWriteToken), c.sources)
+	fmt.Print(banner{
+		dataDir: c.dataDir, ingestURL: ingestURL, adminAddr: adminLn.Addr().String(),
+		brokers: strings.Join(stack.Brokers, ","), prefix: c.prefix, registryURL: stack.RegistryURL,
+		redisURL: stack.RedisURL, curl: sampleCurl(sources, ingestURL),
+		raw: topics.Raw, processed: topics.Processed, sources: c.sources, token: madeToken,
+	})
 	log.Info("ready", "ingest", ingestURL, "sources", sources.Names())
 
 	select {
@@ -281,6 +257,99 @@ Ctrl-C stops everything.
 	err = errors.Join(err, <-procDone)
 	log.Info("stopped", slog.Any("error", err))
 	return err
+}
+
+// adminToken makes up a token for the admin API, which needs one, and sets
+// it as INLET_ADMIN_TOKEN, unless the operator set their own
+// (INLET_ADMIN_TOKEN[_FILE]). It returns the token made up, for the banner
+// to print, or "": one the operator set is theirs and never printed.
+func adminToken() string {
+	if os.Getenv(admin.EnvWriteToken) != "" || os.Getenv(admin.EnvWriteToken+"_FILE") != "" {
+		return ""
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	tok := hex.EncodeToString(b)
+	os.Setenv(admin.EnvWriteToken, tok)
+	return tok
+}
+
+// banner is what run prints once everything listens: where each part is,
+// a sample event to send and how to operate the stack. It prints no secret
+// the operator chose.
+type banner struct {
+	dataDir, ingestURL, adminAddr, brokers, prefix, registryURL string
+	// redisURL is the -redis-url given, or the embedded Redis's; shown
+	// without its password, and left out of the export line if it has one.
+	redisURL       string
+	curl           string // sampleCurl
+	raw, processed string // topics
+	sources        string // the sources file
+	// token is the admin API token the dev stack made up for this run,
+	// printed to be pasted; empty when the operator set their own
+	// (INLET_ADMIN_TOKEN[_FILE]), which is not printed.
+	token string
+}
+
+func (b banner) String() string {
+	var w strings.Builder
+	fmt.Fprintf(&w, `
+Inlet is running (embedded infrastructure, data in %s)
+  ingest:          %s   (POST /webhooks/{source}, POST /events/{source})
+  admin/metrics:   http://%s   (/metrics, /healthz, /readyz, /v1/trace/{correlation-id})
+  kafka:           %s   (topics %s.*)
+  schema registry: %s
+  redis:           %s
+
+Send a signed sample event (paste it into another terminal):
+
+%s
+
+See it on the raw topic, then processed (Avro, decoded through the registry):
+  go run ./services/inletctl -kafka-brokers %[4]s -schema-registry-url %[6]s tail %[9]s
+  go run ./services/inletctl -kafka-brokers %[4]s -schema-registry-url %[6]s tail %[10]s
+
+`, b.dataDir, b.ingestURL, b.adminAddr, b.brokers, b.prefix, b.registryURL, shownURL(b.redisURL),
+		b.curl, b.raw, b.processed)
+	// A pasted export sets what it says: never a placeholder, nor an
+	// empty INLET_ADMIN_TOKEN= over the operator's own.
+	head := "Operate it:"
+	first := []string{"INLET_KAFKA_BROKERS=" + b.brokers, "INLET_SCHEMA_REGISTRY_URL=" + b.registryURL}
+	second := []string{"INLET_SOURCES=" + b.sources}
+	var notes []string
+	if b.token != "" {
+		head = "Operate it (the admin API token is made up for this run):"
+		first = append([]string{admin.EnvWriteToken + "=" + b.token}, first...)
+	} else {
+		notes = append(notes, "The admin API token is the one you configured ("+admin.EnvWriteToken+" or "+admin.EnvWriteToken+"_FILE), not printed: set it where you run these.")
+	}
+	if hasPassword(b.redisURL) {
+		notes = append(notes, "INLET_REDIS_URL is not printed, as the -redis-url you gave holds a password: export it yourself with that URL.")
+	} else {
+		second = append([]string{"INLET_REDIS_URL=" + b.redisURL}, second...)
+	}
+	fmt.Fprintf(&w, `%s
+  export %s
+  export %s
+  go run ./services/inletctl trace <correlation_id from the answer>
+  go run ./services/inletctl dlq ls --group
+`, head, strings.Join(first, " "), strings.Join(second, " "))
+	for _, n := range notes {
+		w.WriteString(n + "\n")
+	}
+	w.WriteString("\nCtrl-C stops everything.\n")
+	return w.String()
+}
+
+// hasPassword reports whether the Redis URL s holds a password; one that
+// does not parse might.
+func hasPassword(s string) bool {
+	u, err := url.Parse(s)
+	if err != nil {
+		return true
+	}
+	_, ok := u.User.Password()
+	return ok
 }
 
 // shownURL is a Redis URL as the banner prints it: with its password, if

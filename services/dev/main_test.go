@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -68,5 +70,111 @@ func TestShownURL(t *testing.T) {
 		if got := shownURL(in); got != want || strings.Contains(got, "s3cret") {
 			t.Errorf("shownURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// TestAdminToken: the dev stack makes up an admin token only when the
+// operator set none, and returns only one it made up (the banner prints
+// that one, never the operator's).
+func TestAdminToken(t *testing.T) {
+	t.Run("made up", func(t *testing.T) {
+		t.Setenv(admin.EnvWriteToken, "")
+		t.Setenv(admin.EnvWriteToken+"_FILE", "")
+		tok := adminToken()
+		if tok == "" || os.Getenv(admin.EnvWriteToken) != tok {
+			t.Fatalf("made %q, %s=%q; want one made up and set", tok, admin.EnvWriteToken, os.Getenv(admin.EnvWriteToken))
+		}
+	})
+	t.Run("env", func(t *testing.T) {
+		t.Setenv(admin.EnvWriteToken, "operators-own")
+		t.Setenv(admin.EnvWriteToken+"_FILE", "")
+		if tok := adminToken(); tok != "" || os.Getenv(admin.EnvWriteToken) != "operators-own" {
+			t.Fatalf("made %q, %s=%q; want none made and the operator's kept", tok, admin.EnvWriteToken, os.Getenv(admin.EnvWriteToken))
+		}
+	})
+	t.Run("file", func(t *testing.T) {
+		t.Setenv(admin.EnvWriteToken, "")
+		t.Setenv(admin.EnvWriteToken+"_FILE", t.TempDir()+"/token")
+		if tok := adminToken(); tok != "" || os.Getenv(admin.EnvWriteToken) != "" {
+			t.Fatalf("made %q, %s=%q; want none (the _FILE is the operator's)", tok, admin.EnvWriteToken, os.Getenv(admin.EnvWriteToken))
+		}
+	})
+}
+
+// TestBanner: every export the banner prints sets a real value, ready to
+// paste; an admin token the operator set and a Redis password are never
+// printed, and a note says what to set instead.
+func TestBanner(t *testing.T) {
+	base := banner{
+		dataDir: ".inlet", ingestURL: "http://127.0.0.1:8080", adminAddr: "127.0.0.1:9090",
+		brokers: "127.0.0.1:9092", prefix: "inlet", registryURL: "http://127.0.0.1:8081",
+		redisURL: "redis://127.0.0.1:6390/0", curl: "  curl ...", raw: "inlet.raw", processed: "inlet.processed",
+		sources: "deploy/sources.example.yaml",
+	}
+	for _, c := range []struct {
+		name     string
+		token    string // made up for the run; "" when the operator set one
+		redisURL string
+		want     []string // lines
+		notWant  []string // substrings
+	}{
+		{
+			name: "made-up token, embedded redis", token: "0123abcd", redisURL: base.redisURL,
+			want: []string{
+				"Operate it (the admin API token is made up for this run):",
+				"  export INLET_ADMIN_TOKEN=0123abcd INLET_KAFKA_BROKERS=127.0.0.1:9092 INLET_SCHEMA_REGISTRY_URL=http://127.0.0.1:8081",
+				"  export INLET_REDIS_URL=redis://127.0.0.1:6390/0 INLET_SOURCES=deploy/sources.example.yaml",
+			},
+			notWant: []string{"you configured", "not printed"},
+		},
+		{
+			name: "operator's token", redisURL: base.redisURL,
+			want: []string{
+				"  export INLET_KAFKA_BROKERS=127.0.0.1:9092 INLET_SCHEMA_REGISTRY_URL=http://127.0.0.1:8081",
+				"The admin API token is the one you configured (INLET_ADMIN_TOKEN or INLET_ADMIN_TOKEN_FILE), not printed: set it where you run these.",
+			},
+			notWant: []string{"INLET_ADMIN_TOKEN=", "made up"},
+		},
+		{
+			name: "redis url with a password", token: "0123abcd", redisURL: "rediss://app:s3cret@db.internal:6380/2",
+			want: []string{
+				"  redis:           rediss://app:xxxxx@db.internal:6380/2",
+				"  export INLET_SOURCES=deploy/sources.example.yaml",
+				"INLET_REDIS_URL is not printed, as the -redis-url you gave holds a password: export it yourself with that URL.",
+			},
+			notWant: []string{"s3cret", "INLET_REDIS_URL=", "xxxxx@db.internal:6380/2 "},
+		},
+		{
+			name: "redis url with a user alone", token: "0123abcd", redisURL: "redis://app@db.internal:6379/0",
+			want:    []string{"  export INLET_REDIS_URL=redis://app@db.internal:6379/0 INLET_SOURCES=deploy/sources.example.yaml"},
+			notWant: []string{"not printed"},
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b := base
+			b.token, b.redisURL = c.token, c.redisURL
+			out := b.String()
+			lines := strings.Split(out, "\n")
+			for _, w := range c.want {
+				if !slices.Contains(lines, w) {
+					t.Errorf("no line %q in:\n%s", w, out)
+				}
+			}
+			for _, nw := range c.notWant {
+				if strings.Contains(out, nw) {
+					t.Errorf("%q in:\n%s", nw, out)
+				}
+			}
+			for _, l := range lines {
+				if !strings.HasPrefix(l, "  export ") {
+					continue
+				}
+				for _, kv := range strings.Fields(strings.TrimPrefix(l, "  export ")) {
+					if k, v, _ := strings.Cut(kv, "="); v == "" || strings.ContainsAny(v, "<>") || strings.Contains(v, "xxxxx") {
+						t.Errorf("export of %s pastes %q: %s", k, v, l)
+					}
+				}
+			}
+		})
 	}
 }
