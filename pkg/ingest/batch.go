@@ -114,12 +114,23 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
+	// A signed batch's body is referenced until its lines are answered. A
+	// streamed batch's is not counted: its token is checked before a byte
+	// is read, and it holds one line (up to max_body) at a time.
+	held := reservation{b: s.bodies}
+	defer held.release()
 	switch {
 	case bearerOK(r.Header.Get("Authorization"), src.BatchTokens()):
 	case src.Batch.Signed && r.Header.Get("Authorization") == "":
-		whole, err := readBody(w, r, limit)
+		whole, err := readBody(w, r, limit, &held)
 		if err != nil {
 			code, reason := readFailure(err)
+			if code == http.StatusServiceUnavailable { // reply adds Retry-After
+				log.Warn("refused", "outcome", "unavailable", "reason", reason, "status", code)
+				s.metrics.event(r.Context(), name, "", outcomeUnavailable, reason)
+				reply(code, BatchResponse{CorrelationID: corr, Error: errTextMemory})
+				return
+			}
 			log.Info("rejected", "outcome", "rejected", "reason", reason, "status", code, "error", err)
 			s.metrics.event(r.Context(), name, "", outcomeRejected, reason)
 			reply(code, BatchResponse{CorrelationID: corr, Error: http.StatusText(code)})

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -75,9 +74,19 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusNotFound, outcomeRejected, reasonUnknownSource, Response{CorrelationID: corr, Error: "unknown source"})
 		return
 	}
-	body, err := readBody(w, r, int64(src.MaxBody))
+	// The body is referenced until Kafka answers: its bytes stay reserved
+	// until the handler returns.
+	held := reservation{b: s.bodies}
+	defer held.release()
+	body, err := readBody(w, r, int64(src.MaxBody), &held)
 	if err != nil {
 		code, reason := readFailure(err)
+		if code == http.StatusServiceUnavailable {
+			log(slog.LevelWarn, "refused", "outcome", "unavailable", "reason", reason, "status", code)
+			s.setRetryAfter(w)
+			answer(code, outcomeUnavailable, reason, Response{CorrelationID: corr, Error: errTextMemory})
+			return
+		}
 		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", reason, "status", code, "error", err)
 		answer(code, outcomeRejected, reason, Response{CorrelationID: corr, Error: http.StatusText(code)})
 		return
@@ -173,14 +182,18 @@ const maxUpfront = 64 << 10
 // claimed size costs memory only as it is sent (at most 4× what arrived),
 // and a real large body costs about what one allocation of it did
 // (BenchmarkReadExactly: 1 MiB in ~0.2–0.3 ms and 1.3 MB, against 1.0 MB
-// allocated up front).
-func readExactly(r io.Reader, n int64) ([]byte, error) {
+// allocated up front). Each allocation is reserved from res first.
+func readExactly(r io.Reader, n int64, res *reservation) ([]byte, error) {
+	if err := res.grow(min(n, maxUpfront)); err != nil {
+		return nil, err
+	}
 	buf := make([]byte, 0, min(n, maxUpfront))
 	for int64(len(buf)) < n {
 		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(4*int64(cap(buf)), n))
-			copy(grown, buf)
-			buf = grown
+			var err error
+			if buf, err = grow(buf, n, res); err != nil {
+				return nil, err
+			}
 		}
 		m, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+m]
@@ -194,9 +207,62 @@ func readExactly(r io.Reader, n int64) ([]byte, error) {
 	return buf, nil
 }
 
+// readAll reads r, a body of unknown length within limit (a
+// MaxBytesReader), growing its buffer as readExactly does, capped at limit.
+func readAll(r io.Reader, limit int64, res *reservation) ([]byte, error) {
+	first := min(512, limit)
+	if err := res.grow(first); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 0, first)
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) >= limit {
+				// Full at the limit: only the end of the body may follow,
+				// and a byte more is the MaxBytesReader's error.
+				var probe [1]byte
+				if _, err := io.ReadFull(r, probe[:]); err != io.EOF {
+					if err == nil {
+						err = &http.MaxBytesError{Limit: limit}
+					}
+					return nil, err
+				}
+				return buf, nil
+			}
+			var err error
+			if buf, err = grow(buf, limit, res); err != nil {
+				return nil, err
+			}
+		}
+		m, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// grow returns buf in a buffer four times its capacity, at most max,
+// reserving the difference from res first. The old buffer becomes garbage:
+// the reservation counts what the request holds, as GC frees the rest.
+func grow(buf []byte, max int64, res *reservation) ([]byte, error) {
+	size := min(4*int64(cap(buf)), max)
+	if err := res.grow(size - int64(cap(buf))); err != nil {
+		return nil, err
+	}
+	grown := make([]byte, len(buf), size)
+	copy(grown, buf)
+	return grown, nil
+}
+
 // readBody reads at most limit bytes; a body of exactly limit is accepted.
+// Its buffer is reserved from res as it grows (errBodyBudget when that
+// fails); the caller releases res once the body is no longer referenced.
 // readFailure tells how to answer its error.
-func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
+func readBody(w http.ResponseWriter, r *http.Request, limit int64, res *reservation) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, &http.MaxBytesError{Limit: limit}
 	}
@@ -204,21 +270,23 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, erro
 		// net/http frames the body by Content-Length: exactly that many
 		// bytes follow, so reading no more than limit bytes needs no
 		// MaxBytesReader, and the buffer never needs to outgrow it.
-		return readExactly(r.Body, r.ContentLength)
+		return readExactly(r.Body, r.ContentLength, res)
 	}
-	body := http.MaxBytesReader(w, r.Body, limit)
-	buf := bytes.NewBuffer(make([]byte, 0, 512))
-	if _, err := buf.ReadFrom(body); err != nil {
-		return nil, err
-	}
-	return buf.Bytes(), nil
+	// The MaxBytesReader also tells net/http to close the connection
+	// after the 413 rather than read the rest of the body.
+	return readAll(http.MaxBytesReader(w, r.Body, limit), limit, res)
 }
 
+// errTextMemory answers a request refused by the body budget.
+const errTextMemory = "too many request bodies in memory; retry later"
+
 // readFailure is the status and metric reason for a body that could not be
-// read. Over the limit is 413. A read timeout or a failed connection (a
-// reset) says nothing about the content: 408, which senders retry, and not
-// counted as malformed. A body that ends short of its Content-Length or is
-// badly chunked is a broken request: 400. The error itself (it names
+// read. Over the limit is 413. Over the process's body budget is 503 (the
+// caller adds Retry-After): nothing was written, and the sender should come
+// back once other requests are done. A read timeout or a failed connection
+// (a reset) says nothing about the content: 408, which senders retry, and
+// not counted as malformed. A body that ends short of its Content-Length or
+// is badly chunked is a broken request: 400. The error itself (it names
 // addresses) is for our logs, never for the answer.
 func readFailure(err error) (code int, reason string) {
 	var tooBig *http.MaxBytesError
@@ -226,6 +294,8 @@ func readFailure(err error) (code int, reason string) {
 	switch {
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, reasonSize
+	case errors.Is(err, errBodyBudget):
+		return http.StatusServiceUnavailable, reasonMemory
 	case errors.As(err, &ne):
 		if ne.Timeout() {
 			return http.StatusRequestTimeout, reasonReadTimeout

@@ -76,8 +76,14 @@ type harness struct {
 
 func newHarness(t testing.TB, env *testenv.Env, mod func(*Config), tel ...*telemetry.Telemetry) *harness {
 	t.Helper()
+	return newHarnessSources(t, env, testSources, mod, tel...)
+}
+
+// newHarnessSources is newHarness with its own sources file.
+func newHarnessSources(t testing.TB, env *testenv.Env, sourcesYAML string, mod func(*Config), tel ...*telemetry.Telemetry) *harness {
+	t.Helper()
 	setSecrets(t)
-	sources, err := source.Parse([]byte(testSources))
+	sources, err := source.Parse([]byte(sourcesYAML))
 	if err != nil {
 		t.Fatal(err)
 	}

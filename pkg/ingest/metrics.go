@@ -28,6 +28,9 @@ const (
 	// connection failed (a reset). Not the sender's content: it may retry.
 	reasonReadTimeout = "read_timeout"
 	reasonReadError   = "read_error"
+	// The request bodies in memory were at -max-body-bytes-in-flight: the
+	// request was refused (503) before its body was read whole.
+	reasonMemory = "memory"
 )
 
 // Metrics are the ingest service's instruments.

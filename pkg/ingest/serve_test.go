@@ -79,6 +79,7 @@ func TestConfigValidate(t *testing.T) {
 		"tiny header limit":    {func(c *Config) { c.MaxHeaderBytes = 1024 }, "max-header-bytes must be at least 4096"},
 		"zero read timeout":    {func(c *Config) { c.ReadTimeout = 0 }, "read timeouts must be positive"},
 		"one producer is fine": {func(c *Config) { c.Producers = 1 }, ""},
+		"no body budget":       {func(c *Config) { c.MaxBodyBytesInFlight = 0 }, "max-body-bytes-in-flight must be positive"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -108,7 +109,7 @@ func TestReadBodyAllocatesWhatArrives(t *testing.T) {
 	req.ContentLength = 16 << 20 // claimed; 14 bytes follow
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err := readBody(httptest.NewRecorder(), req, 32<<20)
+	_, err := readBody(httptest.NewRecorder(), req, 32<<20, &reservation{})
 	runtime.ReadMemStats(&after)
 	if err != nil {
 		// The real server's body reader reports the short body; this one
@@ -212,12 +213,12 @@ func TestSlowUploadIsNotAnsweredUnavailable(t *testing.T) {
 func TestReadExactly(t *testing.T) {
 	for _, n := range []int{0, 1, 1024, maxUpfront, maxUpfront + 1, 200 << 10, 1 << 20} {
 		body := bytes.Repeat([]byte("ab"), n/2+1)[:n]
-		got, err := readExactly(iotest.HalfReader(bytes.NewReader(body)), int64(n))
+		got, err := readExactly(iotest.HalfReader(bytes.NewReader(body)), int64(n), &reservation{})
 		if err != nil || !bytes.Equal(got, body) {
 			t.Errorf("%d bytes: %d read, %v", n, len(got), err)
 		}
 		if n > 0 {
-			if _, err := readExactly(bytes.NewReader(body[:n-1]), int64(n)); !errors.Is(err, io.ErrUnexpectedEOF) {
+			if _, err := readExactly(bytes.NewReader(body[:n-1]), int64(n), &reservation{}); !errors.Is(err, io.ErrUnexpectedEOF) {
 				t.Errorf("%d bytes claimed, %d sent: %v, want ErrUnexpectedEOF", n, n-1, err)
 			}
 		}
@@ -233,7 +234,7 @@ func BenchmarkReadExactly(b *testing.B) {
 			b.SetBytes(int64(n))
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := readExactly(bytes.NewReader(body), int64(n)); err != nil {
+				if _, err := readExactly(bytes.NewReader(body), int64(n), &reservation{}); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -43,6 +43,11 @@ type Config struct {
 	ReadTimeout       time.Duration
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
+	// MaxBodyBytesInFlight bounds the request-body bytes all requests hold
+	// in memory together (see bodyBudget); a request that would go past it
+	// is answered 503 with Retry-After. It must hold the largest body a
+	// source accepts (CheckSources).
+	MaxBodyBytesInFlight int
 	// DrainTimeout bounds graceful shutdown: in-flight requests, then the
 	// producer flush.
 	DrainTimeout time.Duration
@@ -60,6 +65,7 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.Duration(&c.ReadTimeout, "read-timeout", "INLET_READ_TIMEOUT", 30*time.Second, "HTTP read timeout (whole request, including large batches)")
 	fs.Duration(&c.IdleTimeout, "idle-timeout", "INLET_IDLE_TIMEOUT", 120*time.Second, "HTTP keep-alive idle timeout")
 	fs.Int(&c.MaxHeaderBytes, "max-header-bytes", "INLET_MAX_HEADER_BYTES", 64<<10, "largest request header block")
+	fs.Int(&c.MaxBodyBytesInFlight, "max-body-bytes-in-flight", "INLET_MAX_BODY_BYTES_IN_FLIGHT", 512<<20, "request-body bytes held in memory by all requests together, from the first byte read until Kafka answers; a request past it gets 503 with Retry-After. At least every source's max_body and signed batch.max_body")
 	fs.Duration(&c.DrainTimeout, "drain-timeout", "INLET_DRAIN_TIMEOUT", 20*time.Second, "graceful shutdown bound")
 	fs.Int(&c.Producers, "producers", "INLET_INGEST_PRODUCERS", 2, "Kafka producer clients (each is handed the webhooks that arrived during its previous round together); best when it divides the raw topic's partition count")
 }
@@ -75,6 +81,11 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 4096 {
 		errs = append(errs, errors.New("max-header-bytes must be at least 4096"))
+	}
+	// No "0 means unbounded": that is the OOM this bound is for, and a
+	// large value says the same explicitly.
+	if c.MaxBodyBytesInFlight <= 0 {
+		errs = append(errs, errors.New("max-body-bytes-in-flight must be positive"))
 	}
 	if c.Producers < 1 || c.Producers > maxProducers {
 		errs = append(errs, fmt.Errorf("producers must be between 1 and %d", maxProducers))
@@ -102,10 +113,12 @@ type Server struct {
 	w       *writer
 	// deadlines bound each webhook's wait for the acknowledgement.
 	deadlines *deadlines
-	kafka     Producers
-	sr        *sr.Client
-	log       *slog.Logger
-	now       func() time.Time
+	// bodies bounds the request bodies held in memory.
+	bodies *bodyBudget
+	kafka  Producers
+	sr     *sr.Client
+	log    *slog.Logger
+	now    func() time.Time
 
 	metrics    *Metrics
 	tracer     trace.Tracer
@@ -155,6 +168,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if d.Sources == nil || d.Codec == nil || len(d.Kafka) == 0 || slices.Contains(d.Kafka, nil) || d.RawTopic == "" {
 		return nil, errors.New("ingest: sources, codec, kafka and raw topic are required")
 	}
+	if err := cfg.CheckSources(d.Sources); err != nil {
+		return nil, err
+	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
 	}
@@ -163,7 +179,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, sources: d.Sources, codec: d.Codec, topic: d.RawTopic,
-		w: newWriter(d.Kafka), deadlines: newDeadlines(cfg.AckTimeout), kafka: d.Kafka, sr: d.SR, log: d.Log, now: d.Now,
+		w: newWriter(d.Kafka), deadlines: newDeadlines(cfg.AckTimeout), bodies: &bodyBudget{limit: int64(cfg.MaxBodyBytesInFlight)}, kafka: d.Kafka, sr: d.SR, log: d.Log, now: d.Now,
 		stop:       make(chan struct{}),
 		tracer:     tracenoop.NewTracerProvider().Tracer(""),
 		propagator: propagation.TraceContext{},

@@ -68,6 +68,9 @@ func run(args []string) error {
 	if err := icfg.Validate(); err != nil {
 		return err
 	}
+	if err := icfg.CheckSources(sources); err != nil {
+		return err
+	}
 	// The client options read the SASL password and the TLS files: a
 	// setting wrong there fails here, not at the first connection.
 	opts, err := kcfg.ClientOpts(log)
