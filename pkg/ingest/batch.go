@@ -202,7 +202,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 		if rejected > src.Batch.MaxLines {
-			cut, cutCode = n, http.StatusBadRequest
+			// 207, not 400 ("no good line"), even with none accepted: the
+			// unread lines may be good, and a sender may drop a 400 whole.
+			cut, cutCode = n, http.StatusMultiStatus
 			cutMsg = fmt.Sprintf("more than %d rejected lines: line %d on was not read and not written; send it and the lines after it again", src.Batch.MaxLines, n)
 			break
 		}

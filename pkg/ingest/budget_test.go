@@ -216,14 +216,15 @@ func TestBodyBudget(t *testing.T) {
 	const limit = 128 << 10
 	h, count := newBudgetHarness(t, limit, nil)
 
-	// Two webhooks of 60 KiB each (read into one allocation each, reserved
-	// whole) hold 120 KiB, sending the rest only when the test says.
+	// Two webhooks of 60 KiB each, sent but for their last byte (their
+	// buffers grown to the whole body, reserved), hold 120 KiB, sending
+	// the rest only when the test says.
 	var held []*rawRequest
 	var heldBodies [][]byte
 	for i := range 2 {
 		body := jsonBody(fmt.Sprintf("held-%d", i), 60<<10)
 		r := startRequest(t, h, "/webhooks/open", len(body), nil)
-		r.send(body[:1<<10])
+		r.send(body[:len(body)-1])
 		held, heldBodies = append(held, r), append(heldBodies, body)
 	}
 	h.waitHeld(t, 120<<10, "the two held webhooks to reserve their bodies")
@@ -240,7 +241,7 @@ func TestBodyBudget(t *testing.T) {
 	h.waitHeld(t, 120<<10, "only the held webhooks to hold bodies after the refusals")
 
 	for i, r := range held {
-		r.send(heldBodies[i][1<<10:])
+		r.send(heldBodies[i][len(heldBodies[i])-1:])
 		wantStatus(t, fmt.Sprintf("held webhook %d", i), r.wait(), http.StatusAccepted)
 	}
 	h.waitHeld(t, 0, "the held webhooks to release their bodies")
@@ -330,8 +331,8 @@ func TestBodyBudgetClaims(t *testing.T) {
 
 	wantStatus(t, "a 32 KiB webhook beside the claims", post(t, h, "/webhooks/open", jsonBody("beside", 32<<10), false, nil), http.StatusAccepted)
 	h.waitHeld(t, 2*maxUpfront, "the 32 KiB webhook to release its body")
-	// 128 KiB held: a whole 256 KiB body reserves 64 KiB, then cannot grow
-	// to 256 KiB.
+	// The claims' first buffers held: a whole 256 KiB body grows its
+	// buffer fourfold until, at 256 KiB, it would pass the bound.
 	full := jsonBody("full", limit)
 	wantRefused(t, "a whole body past what is left", post(t, h, "/webhooks/open", full, false, nil))
 	h.waitHeld(t, 2*maxUpfront, "the refused body's first buffer to be released")

@@ -173,15 +173,16 @@ func metricSource(sources *source.File, name string) string {
 // maxUpfront is the largest Content-Length readBody allocates for before
 // the bytes arrive. Beyond it the buffer grows with what is received:
 // anyone can claim megabytes in a header, before any signature is checked,
-// and a few dozen such connections held memory for their whole read
-// timeout.
-const maxUpfront = 64 << 10
+// and each first buffer counts against -max-body-bytes-in-flight while the
+// connection sends nothing. At 64 KiB, 2,048 idle connections held a
+// 128 MiB bound; at 4 KiB a 1 KiB webhook still takes one allocation.
+const maxUpfront = 4 << 10
 
 // readExactly reads n bytes. Up to maxUpfront it allocates them at once;
 // beyond, the buffer grows fourfold each time it fills, capped at n, so a
 // claimed size costs memory only as it is sent (at most 4× what arrived),
 // and a real large body costs about what one allocation of it did
-// (BenchmarkReadExactly: 1 MiB in ~0.2–0.3 ms and 1.3 MB, against 1.0 MB
+// (BenchmarkReadExactly: 1 MiB in ~0.3–0.4 ms and 1.4 MB, against 1.0 MB
 // allocated up front). Each allocation is reserved from res first.
 func readExactly(r io.Reader, n int64, res *reservation) ([]byte, error) {
 	if err := res.grow(min(n, maxUpfront)); err != nil {
