@@ -210,3 +210,32 @@ func TestKeptHeadersTotalBound(t *testing.T) {
 		t.Errorf("omitted %v, want %v", omitted, want)
 	}
 }
+
+// TestKeptHeadersBoundAfterRepair: a content type bounded before its
+// invalid bytes were replaced (each by three) could be stored at 8 KiB;
+// an X-Correlation-Id ingest would not take as the correlation id is not
+// kept, so it cannot crowd out a tracestate.
+func TestKeptHeadersBoundAfterRepair(t *testing.T) {
+	f, err := source.Parse([]byte("sources:\n  s:\n    kind: none\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := f.Get("s")
+	h := http.Header{}
+	h.Set("Content-Type", strings.Repeat("\xffa", maxKeptHeaderValue/2))
+	h.Set("X-Correlation-Id", strings.Repeat("c", maxKeptHeaderValue))
+	h.Set("Tracestate", "vendor="+strings.Repeat("t", maxKeptHeaderValue-16))
+	kept, ct, omitted := keptHeaders(src, h)
+	if len(ct) > maxKeptHeaderValue {
+		t.Errorf("content type of %d bytes stored, bound %d", len(ct), maxKeptHeaderValue)
+	}
+	if _, ok := kept["X-Correlation-Id"]; ok {
+		t.Error("a correlation id ingest does not take was kept")
+	}
+	if kept["Tracestate"] != h.Get("Tracestate") {
+		t.Error("the tracestate was crowded out")
+	}
+	if !slices.Contains(omitted, "Content-Type") || !slices.Contains(omitted, "X-Correlation-Id") {
+		t.Errorf("omitted %v, want Content-Type and X-Correlation-Id named", omitted)
+	}
+}

@@ -326,6 +326,12 @@ func keptHeaders(src *source.Source, h http.Header) (kept map[string]string, con
 		if v == "" {
 			continue
 		}
+		if name == headerCorrelationID && (len(v) > maxCorrelationLen || !printable(v)) {
+			// Not taken as the correlation id (see correlationID): 4 KiB
+			// of it would only crowd out a tracestate.
+			omitted = append(omitted, name)
+			continue
+		}
 		if len(v) <= maxKeptHeaderValue { // else validUTF8 would copy it for nothing
 			v = validUTF8(v)
 		}
@@ -339,10 +345,15 @@ func keptHeaders(src *source.Source, h http.Header) (kept map[string]string, con
 		}
 		kept[name] = v
 	}
+	// Bounded after validUTF8, which writes an invalid byte as three.
 	if ct := firstValue(h, headerContentType); len(ct) <= maxKeptHeaderValue {
 		contentType = validUTF8(ct)
-	} else if !slices.Contains(omitted, headerContentType) {
-		omitted = append(omitted, headerContentType)
+	}
+	if len(contentType) > maxKeptHeaderValue || (contentType == "" && firstValue(h, headerContentType) != "") {
+		contentType = ""
+		if !slices.Contains(omitted, headerContentType) {
+			omitted = append(omitted, headerContentType)
+		}
 	}
 	return kept, contentType, omitted
 }
