@@ -604,23 +604,40 @@ func TestUnansweredCommitThatDidNotLand(t *testing.T) {
 	h := newHarness(t, env)
 	prefix := "inlet-processor-" + h.env.Prefix + "-a"
 	var (
-		mu     sync.Mutex
-		heldID string
+		mu       sync.Mutex
+		heldID   string
+		released = make(chan struct{})
 	)
-	stuck := make(chan struct{})
-	t.Cleanup(func() { close(stuck) })
-	// The first commit, and whatever its client sends after it, never get
-	// through: the fence comes first and aborts the transaction.
+	// The first commit, and what its client sends after it, sleep until
+	// the renewed session's fence arrives; the fence is carried out first
+	// (the woken commit waits for the cluster's next turn), aborting the
+	// transaction, and the commit then finds itself fenced.
 	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		r := req.(*kmsg.EndTxnRequest)
 		mu.Lock()
-		if heldID == "" && r.Commit && strings.HasPrefix(r.TransactionalID, prefix) {
-			heldID = r.TransactionalID
+		hold := false
+		select {
+		case <-released:
+		default:
+			if heldID == "" && r.Commit && strings.HasPrefix(r.TransactionalID, prefix) {
+				heldID = r.TransactionalID
+			}
+			hold = heldID != "" && r.TransactionalID == heldID
 		}
-		hold := heldID != "" && r.TransactionalID == heldID
 		mu.Unlock()
 		if hold {
-			c.SleepControl(func() { <-stuck })
+			c.SleepControl(func() { <-released })
+		}
+		return nil, nil, false
+	})
+	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		r := req.(*kmsg.InitProducerIDRequest)
+		mu.Lock()
+		fence := heldID != "" && r.TransactionalID != nil && *r.TransactionalID == heldID
+		mu.Unlock()
+		if fence {
+			c.DropControl()
+			close(released)
 		}
 		return nil, nil, false
 	})

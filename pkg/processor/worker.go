@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/attribute"
@@ -292,6 +292,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	}
 	p.route(items)
 	if err := w.sess.Begin(); err != nil {
+		endSpans(items, "batch abandoned")
 		p.release(ctx, items, claimed, token) // or they block the redelivery for their lease
 		return fmt.Errorf("begin transaction: %w", err)
 	}
@@ -334,15 +335,25 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	// The commit stores the batch's token with each offset: if its answer
 	// is lost, the group's offsets say whether this commit is the one that
 	// landed (see settle).
-	committed, err := w.sess.End(kgo.PreTxnCommitFnContext(ctx, stampOffsets(token)), end)
+	sent := map[string]map[int32]int64{} // the offsets the commit stores
+	committed, err := w.sess.End(kgo.PreTxnCommitFnContext(ctx, stampOffsets(token, sent)), end)
 	w.revoked.Store(false) // End cleared the session's own mark
-	if err != nil && end == kgo.TryCommit {
-		// The commit may have been sent and carried out with its answer
-		// lost. Treated as aborted, a committed batch was never counted
-		// nor confirmed, and its released claims let duplicates through.
+	if end == kgo.TryCommit && (err != nil || !committed) && len(sent) > 0 {
+		// The commit was sent. Its answer may be lost (err), or franz-go
+		// may have turned an unknown answer into an abort (!committed,
+		// e.g. UNKNOWN_SERVER_ERROR): either way it may have landed.
+		// Treated as aborted, a committed batch was never counted nor
+		// confirmed, and its released claims let duplicates through.
+		u := &unsettled{items: items, claimed: claimed, token: token, leaseEnd: leaseEnd, next: sent}
+		if err == nil {
+			// The session is usable and the transaction over: decide now.
+			w.unsettled = u
+			w.settle(ctx, stop)
+			return nil
+		}
 		// The session is renewed (whose fence finishes or aborts the
 		// transaction), then the group's offsets tell which it was.
-		w.unsettled = &unsettled{items: items, claimed: claimed, token: token, leaseEnd: leaseEnd, next: nextOffsets(recs)}
+		w.unsettled = u
 		return fmt.Errorf("end transaction (outcome unknown; settled once the session is renewed): %w", err)
 	}
 	if err != nil || !committed {
@@ -366,13 +377,20 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 func offsetMark(token string) string { return "inlet-batch:" + token }
 
 // stampOffsets sets the metadata of every offset a transaction commits to
-// the batch's mark.
-func stampOffsets(token string) func(*kmsg.TxnOffsetCommitRequest) error {
+// the batch's mark, and records the offsets in sent: on a retry partition
+// the pauser may have rewound to a record not due, so they are not always
+// the batch's last offsets plus one. Called within End.
+func stampOffsets(token string, sent map[string]map[int32]int64) func(*kmsg.TxnOffsetCommitRequest) error {
 	mark := offsetMark(token)
 	return func(req *kmsg.TxnOffsetCommitRequest) error {
 		for i := range req.Topics {
-			for j := range req.Topics[i].Partitions {
-				req.Topics[i].Partitions[j].Metadata = &mark
+			t := &req.Topics[i]
+			if sent[t.Topic] == nil {
+				sent[t.Topic] = map[int32]int64{}
+			}
+			for j := range t.Partitions {
+				t.Partitions[j].Metadata = &mark
+				sent[t.Topic][t.Partitions[j].Partition] = t.Partitions[j].Offset
 			}
 		}
 		return nil
@@ -421,29 +439,17 @@ type unsettled struct {
 	claimed  []string
 	token    string
 	leaseEnd time.Time
-	next     map[string]map[int32]int64 // the offsets a commit of it stored
-}
-
-// nextOffsets are, per partition, the offset after the batch's last
-// record: what its commit stores in the group.
-func nextOffsets(recs []*kgo.Record) map[string]map[int32]int64 {
-	next := map[string]map[int32]int64{}
-	for _, r := range recs {
-		if next[r.Topic] == nil {
-			next[r.Topic] = map[int32]int64{}
-		}
-		next[r.Topic][r.Partition] = max(next[r.Topic][r.Partition], r.Offset+1)
-	}
-	return next
+	next     map[string]map[int32]int64 // the offsets its commit stores
 }
 
 // settle decides the batch left unsettled by a commit without an answer,
-// once the renewed session has fenced its transaction (finishing or
-// aborting it), from the group's stable offsets of the batch's partitions:
-//   - each at the batch's end with the batch's mark: the commit landed, and
-//     the batch is finished as any committed batch;
-//   - each short of the batch's end: it did not (offsets only move
-//     forward), and the claims are released for the redelivery;
+// once its transaction is over (the renewed session's fence finished or
+// aborted it, or franz-go aborted it), from the group's stable offsets of
+// the partitions the commit named:
+//   - each at the offset the commit stored, with the batch's mark: the
+//     commit landed, and the batch is finished as any committed batch;
+//   - each short of it: it did not (offsets only move forward), and the
+//     claims are released for the redelivery;
 //   - anything else (another member committed past the batch, or the
 //     offsets cannot be read): unknown. Nothing is confirmed, counted or
 //     released; the claims expire after their lease. Confirming a batch
@@ -458,17 +464,16 @@ func (w *worker) settle(ctx, stop context.Context) {
 	p := w.p
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.BatchDeadline)
 	defer cancel()
-	adm := kadm.NewClient(w.sess.Client())
 	backoff := 50 * time.Millisecond
 	for {
-		fate, err := batchFate(kadm.RequireStable(sctx), adm, p.cfg.Group, u.next, offsetMark(u.token))
+		fate, err := batchFate(sctx, w.sess.Client(), p.cfg.Group, u.next, offsetMark(u.token))
 		switch {
 		case err == nil && fate == fateCommitted:
-			p.log.Info("the unanswered commit happened; finishing the batch", "records", len(u.items))
+			p.log.Info("the unanswered commit landed; finishing the batch", "records", len(u.items))
 			w.finish(sctx, stop, u.items, u.claimed, u.token, u.leaseEnd)
 			return
 		case err == nil && fate == fateAborted:
-			p.log.Info("the unanswered commit did not happen; records will be redelivered", "records", len(u.items))
+			p.log.Info("the commit did not land; records will be redelivered", "records", len(u.items))
 			endSpans(u.items, "aborted")
 			p.release(sctx, u.items, u.claimed, u.token)
 			return
@@ -500,29 +505,76 @@ const (
 	fateAborted
 )
 
-// batchFate reads group's offsets of the partitions in next (the batch's
-// end offsets) and tells what became of the commit marked mark.
-func batchFate(ctx context.Context, adm *kadm.Client, group string, next map[string]map[int32]int64, mark string) (fate, error) {
-	topics := make([]string, 0, len(next))
-	for t := range next {
-		topics = append(topics, t)
+// batchFate reads group's offsets of the partitions in next (those the
+// commit marked mark stores) and tells what became of the commit. Only
+// those partitions are asked for, stable: a transaction of another member
+// pending elsewhere in the group does not hold the answer.
+func batchFate(ctx context.Context, cl *kgo.Client, group string, next map[string]map[int32]int64, mark string) (fate, error) {
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group, req.RequireStable = group, true
+	for t, ps := range next {
+		rt := kmsg.NewOffsetFetchRequestTopic()
+		rt.Topic = t
+		for p := range ps {
+			rt.Partitions = append(rt.Partitions, p)
+		}
+		req.Topics = append(req.Topics, rt)
 	}
-	offs, err := adm.FetchOffsetsForTopics(ctx, group, topics...)
-	if err == nil {
-		err = offs.Error()
-	}
+	resp, err := req.RequestWith(ctx, cl)
 	if err != nil {
 		return fateUnknown, err
+	}
+	type got struct {
+		at   int64
+		meta string
+	}
+	have := map[string]map[int32]got{}
+	add := func(topic string, p int32, at int64, meta *string, code int16) error {
+		if err := kerr.ErrorForCode(code); err != nil {
+			return fmt.Errorf("%s/%d: %w", topic, p, err) // UNSTABLE_OFFSET_COMMIT among others: asked again
+		}
+		if have[topic] == nil {
+			have[topic] = map[int32]got{}
+		}
+		have[topic][p] = got{at, ""}
+		if meta != nil {
+			have[topic][p] = got{at, *meta}
+		}
+		return nil
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
+		return fateUnknown, err
+	}
+	if len(resp.Groups) > 0 { // v8+
+		g := resp.Groups[0]
+		if err := kerr.ErrorForCode(g.ErrorCode); err != nil {
+			return fateUnknown, err
+		}
+		for _, t := range g.Topics {
+			for _, p := range t.Partitions {
+				if err := add(t.Topic, p.Partition, p.Offset, p.Metadata, p.ErrorCode); err != nil {
+					return fateUnknown, err
+				}
+			}
+		}
+	} else {
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := add(t.Topic, p.Partition, p.Offset, p.Metadata, p.ErrorCode); err != nil {
+					return fateUnknown, err
+				}
+			}
+		}
 	}
 	n, landed, short := 0, 0, 0
 	for t, ps := range next {
 		for part, end := range ps {
 			n++
-			o, ok := offs.Lookup(t, part)
+			o, ok := have[t][part]
 			switch {
-			case !ok || o.At < end:
+			case !ok || o.at < end:
 				short++
-			case o.At == end && o.Metadata == mark:
+			case o.at == end && o.meta == mark:
 				landed++
 			}
 		}
