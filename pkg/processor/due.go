@@ -47,15 +47,18 @@ func newPauser(cl *kgo.Client) *pauser {
 // one ten minutes fast held its partition, and every retry behind it, ten
 // minutes more.
 func (p *pauser) hold(recs []*kgo.Record, delay func(string) (time.Duration, bool), now time.Time) []*kgo.Record {
-	first := map[tp]*kgo.Record{} // first record not due, per partition
-	dueAt := map[tp]time.Time{}
+	type held struct {
+		r   *kgo.Record // the first record not due
+		due time.Time
+	}
+	first := map[tp]held{} // per partition
 	for _, r := range recs {
 		d, ok := delay(r.Topic)
 		if !ok {
 			continue
 		}
 		k := tp{r.Topic, r.Partition}
-		if _, held := first[k]; held {
+		if _, ok := first[k]; ok {
 			continue
 		}
 		due := retry.DueAt(r.Headers)
@@ -71,7 +74,7 @@ func (p *pauser) hold(recs []*kgo.Record, delay func(string) (time.Duration, boo
 			due = limit
 		}
 		if due.After(now) {
-			first[k], dueAt[k] = r, due
+			first[k] = held{r, due}
 		}
 	}
 	if len(first) == 0 {
@@ -79,24 +82,24 @@ func (p *pauser) hold(recs []*kgo.Record, delay func(string) (time.Duration, boo
 	}
 	keep := recs[:0:0]
 	for _, r := range recs {
-		if f, held := first[tp{r.Topic, r.Partition}]; held && r.Offset >= f.Offset {
+		if f, ok := first[tp{r.Topic, r.Partition}]; ok && r.Offset >= f.r.Offset {
 			continue
 		}
 		keep = append(keep, r)
 	}
 	rewind := map[string]map[int32]kgo.EpochOffset{}
 	pause := map[string][]int32{}
-	for k, r := range first {
+	for k, f := range first {
 		if rewind[k.topic] == nil {
 			rewind[k.topic] = map[int32]kgo.EpochOffset{}
 		}
-		rewind[k.topic][k.partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset}
+		rewind[k.topic][k.partition] = kgo.EpochOffset{Epoch: f.r.LeaderEpoch, Offset: f.r.Offset}
 		pause[k.topic] = append(pause[k.topic], k.partition)
 	}
 	p.cl.PauseFetchPartitions(pause)
 	p.cl.SetOffsets(rewind)
-	for k := range first {
-		p.resumeAt(k, dueAt[k].Sub(now))
+	for k, f := range first {
+		p.resumeAt(k, f.due.Sub(now))
 	}
 	return keep
 }

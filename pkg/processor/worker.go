@@ -145,17 +145,11 @@ func (w *worker) run(ctx context.Context) error {
 		w.sess.AllowRebalance()
 		if err != nil {
 			if ctx.Err() != nil {
-				if u := w.unsettled; u != nil {
-					w.unsettled = nil
-					w.abandonUnsettled(u, "stopping")
-				}
+				w.dropUnsettled("stopping")
 				return err
 			}
 			if rerr := w.renewSession(ctx, err); rerr != nil {
-				if u := w.unsettled; u != nil {
-					w.unsettled = nil
-					w.abandonUnsettled(u, "no new session")
-				}
+				w.dropUnsettled("no new session")
 				return rerr
 			}
 			w.settle(ctx, ctx)
@@ -344,16 +338,14 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		// e.g. UNKNOWN_SERVER_ERROR): either way it may have landed.
 		// Treated as aborted, a committed batch was never counted nor
 		// confirmed, and its released claims let duplicates through.
-		u := &unsettled{items: items, claimed: claimed, token: token, leaseEnd: leaseEnd, next: sent}
+		w.unsettled = &unsettled{items: items, claimed: claimed, token: token, leaseEnd: leaseEnd, next: sent}
 		if err == nil {
 			// The session is usable and the transaction over: decide now.
-			w.unsettled = u
 			w.settle(ctx, stop)
 			return nil
 		}
 		// The session is renewed (whose fence finishes or aborts the
 		// transaction), then the group's offsets tell which it was.
-		w.unsettled = u
 		return fmt.Errorf("end transaction (outcome unknown; settled once the session is renewed): %w", err)
 	}
 	if err != nil || !committed {
@@ -486,6 +478,14 @@ func (w *worker) settle(ctx, stop context.Context) {
 			return
 		}
 		backoff = min(backoff*2, p.cfg.BackoffMax)
+	}
+}
+
+// dropUnsettled abandons the unsettled batch, if any (see abandonUnsettled).
+func (w *worker) dropUnsettled(why string) {
+	if u := w.unsettled; u != nil {
+		w.unsettled = nil
+		w.abandonUnsettled(u, why)
 	}
 }
 
