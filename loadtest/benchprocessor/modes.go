@@ -322,7 +322,7 @@ func productionDeps(ctx context.Context, verbose bool, deps *processor.Deps, rdb
 		return nil, err
 	}
 	deps.Telemetry = tel
-	deps.History = history.New(rdb, prefix, 7*24*time.Hour)
+	deps.History = history.New(rdb, prefix, 0) // its default retention, as services/processor's
 	deps.Alerter = alert.New(alert.Config{})
 	if verbose {
 		return undo, nil

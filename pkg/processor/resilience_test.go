@@ -441,7 +441,7 @@ func TestWorkersFenceWhatWasLeftOpen(t *testing.T) {
 	}
 	// leaveOpen opens a transaction under txnID and leaves it, as a
 	// process that died would.
-	leaveOpen := func(txnID string) {
+	leaveOpen := func(t *testing.T, txnID string) {
 		t.Helper()
 		cl := h.env.Client(t, kgo.TransactionalID(txnID), kgo.TransactionTimeout(time.Minute))
 		if err := cl.BeginTransaction(); err != nil {
@@ -458,7 +458,7 @@ func TestWorkersFenceWhatWasLeftOpen(t *testing.T) {
 	cfg.TxnTimeout = time.Minute
 
 	t.Run("at start", func(t *testing.T) {
-		leaveOpen("inlet-processor-" + h.env.Prefix + "-start")
+		leaveOpen(t, "inlet-processor-"+h.env.Prefix+"-start")
 		h.start("start", func(c *Config) { c.TxnTimeout = time.Minute })
 		testenv.Eventually(t, 15*time.Second, "the open transaction to be aborted", func() bool { return !open() })
 	})
@@ -471,7 +471,7 @@ func TestWorkersFenceWhatWasLeftOpen(t *testing.T) {
 		}
 		w := p.workers[0]
 		t.Cleanup(w.close)
-		leaveOpen("inlet-processor-" + c.InstanceID)
+		leaveOpen(t, "inlet-processor-"+c.InstanceID)
 		if err := w.renewSession(ctx, errors.New("test: session failed")); err != nil {
 			t.Fatal(err)
 		}
@@ -573,22 +573,15 @@ func TestUnansweredCommitIsSettled(t *testing.T) {
 func TestRetryDueAtIsBoundedByItsTier(t *testing.T) {
 	h := newHarnessWith(t, testenv.Embedded(t), testSources, []time.Duration{time.Second}, nil)
 	h.start("a", nil)
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	e := &envelope.Envelope{
-		ID: "id-fast-clock", Source: "stripe", EventType: "payment_intent.succeeded", EventID: "evt_fast",
-		IdempotencyKey: envelope.IdempotencyKey("stripe", "evt_fast"), SchemaVersion: "2024-06-20",
-		ReceivedAt: now, CorrelationID: "corr-evt_fast", Channel: envelope.ChannelWebhook,
-		Headers: map[string]string{}, Payload: paymentIntent("evt_fast", "pi_fast", "succeeded", 1700000000), ContentType: "application/json",
-	}
-	val, err := h.codec.Encode(e)
+	rec, err := h.rawRecord("evt_fast", paymentIntent("evt_fast", "pi_fast", "succeeded", 1700000000))
 	if err != nil {
 		t.Fatal(err)
 	}
-	hdrs := []kgo.RecordHeader{{Key: HeaderCorrelationID, Value: []byte(e.CorrelationID)}}
-	hdrs = retry.Set(hdrs, retry.HeaderAttempt, "1")
-	hdrs = retry.Set(hdrs, retry.HeaderDueAt, strconv.FormatInt(now.Add(10*time.Minute).UnixMilli(), 10))
-	hdrs = retry.Set(hdrs, retry.HeaderOrigin, h.topics.Raw+"/0/0")
-	if err := h.prod.ProduceSync(context.Background(), &kgo.Record{Topic: h.topics.Retry[0], Key: []byte(e.IdempotencyKey), Value: val, Headers: hdrs}).FirstErr(); err != nil {
+	rec.Topic = h.topics.Retry[0]
+	rec.Headers = retry.Set(rec.Headers, retry.HeaderAttempt, "1")
+	rec.Headers = retry.Set(rec.Headers, retry.HeaderDueAt, strconv.FormatInt(time.Now().Add(10*time.Minute).UnixMilli(), 10))
+	rec.Headers = retry.Set(rec.Headers, retry.HeaderOrigin, h.topics.Raw+"/0/0")
+	if err := h.prod.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 20*time.Second, "the retry to be processed after its 1 s tier", func() bool { return h.total(Processed) == 1 })
