@@ -340,7 +340,10 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		// confirmed, and its released claims let duplicates through.
 		w.unsettled = &unsettled{items: items, claimed: claimed, token: token, leaseEnd: leaseEnd, next: sent}
 		if err == nil {
-			// The session is usable and the transaction over: decide now.
+			// The session is usable and the transaction over: decide now,
+			// the rebalance allowed as after a commit (a confirm waiting
+			// for Redis must not hold the group).
+			w.sess.AllowRebalance()
 			w.settle(ctx, stop)
 			return nil
 		}
