@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -338,7 +339,7 @@ func TestRequeueReportsSkippedEntries(t *testing.T) {
 			t.Fatalf("dry run %v: %d %v", dry, code, m)
 		}
 		want := map[string]any{"id": big.ID, "origin": "inlet.raw/1/42", "reason": ops.ReasonNoEvent}
-		if s := skipped[0].(map[string]any); len(s) != len(want) || s["id"] != want["id"] || s["origin"] != want["origin"] || s["reason"] != want["reason"] {
+		if s := skipped[0].(map[string]any); !maps.Equal(s, want) {
 			t.Fatalf("dry run %v: skipped %v, want %v", dry, s, want)
 		}
 	}

@@ -23,6 +23,7 @@ const exampleSources = "../../deploy/sources.example.yaml"
 // setSourceSecrets sets the secrets exampleSources names: ingest reads
 // them at start, and so does its check.
 func setSourceSecrets(t *testing.T) {
+	t.Helper()
 	for k, v := range map[string]string{
 		"STRIPE_WEBHOOK_SECRET":  "whsec_test",
 		"GITHUB_WEBHOOK_SECRET":  "test",

@@ -186,16 +186,21 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		return code, enc.Encode(admin.NewDecideResponse(cmd, dry, who, decided))
 	}
 	printTable(out, decided.Entries)
-	verb := map[string]string{"requeue": "requeued", "discard": "discarded"}[cmd]
+	fmt.Fprintln(out, countLine(decided.Count, len(decided.Entries), map[string]string{"requeue": "requeued", "discard": "discarded"}[cmd], dry))
+	printSkipped(out, decided, dry)
+	return code, nil
+}
+
+// countLine says how many entries a decision took, and whether all are
+// shown: "12 would be requeued (the first 10 shown)".
+func countLine(n, shown int, verb string, dry bool) string {
 	if dry {
 		verb = "would be " + verb
 	}
-	if len(decided.Entries) < decided.Count {
-		verb += fmt.Sprintf(" (the first %d shown)", len(decided.Entries))
+	if shown < n {
+		verb += fmt.Sprintf(" (the first %d shown)", shown)
 	}
-	fmt.Fprintf(out, "%d %s\n", decided.Count, verb)
-	printSkipped(out, decided, dry)
-	return code, nil
+	return fmt.Sprintf("%d %s", n, verb)
 }
 
 // printSkipped lists the entries a requeue left alone, with the raw record
@@ -205,14 +210,7 @@ func printSkipped(out io.Writer, d ops.Decided, dry bool) {
 	if d.Skipped == 0 {
 		return
 	}
-	verb := "skipped"
-	if dry {
-		verb = "would be skipped"
-	}
-	if len(d.SkippedEntries) < d.Skipped {
-		verb += fmt.Sprintf(" (the first %d shown)", len(d.SkippedEntries))
-	}
-	fmt.Fprintf(out, "\n%d %s, left unresolved: %s\n", d.Skipped, verb, ops.SkipHint)
+	fmt.Fprintf(out, "\n%s, left unresolved: %s\n", countLine(d.Skipped, len(d.SkippedEntries), "skipped", dry), ops.SkipHint)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tORIGIN\tREASON")
 	for _, e := range d.SkippedEntries {

@@ -11,8 +11,7 @@ import (
 // configuration it passes gets a start past its configuration, and one it
 // refuses is refused without the secrets it holds in the message.
 func TestCheckConfig(t *testing.T) {
-	const sources = "../../deploy/sources.example.yaml"
-	if err := run([]string{"-check-config", "-sources", sources}); err != nil {
+	if err := run([]string{"-check-config", "-sources", exampleSources}); err != nil {
 		t.Fatalf("the example configuration: %v", err)
 	}
 	for _, c := range []struct {
@@ -28,7 +27,7 @@ func TestCheckConfig(t *testing.T) {
 	} {
 		t.Run(c.env, func(t *testing.T) {
 			t.Setenv(c.env, c.value)
-			err := run([]string{"-check-config", "-sources", sources})
+			err := run([]string{"-check-config", "-sources", exampleSources})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("%s=%s: %v, want an error mentioning %q", c.env, c.value, err, c.want)
 			}
@@ -46,6 +45,9 @@ func TestCheckConfig(t *testing.T) {
 // cannot work fails the check, not the first connection.
 func TestCheckConfigKafka(t *testing.T) {
 	servicetest.CheckKafkaSettings(t, func() error {
-		return run([]string{"-check-config", "-sources", "../../deploy/sources.example.yaml"})
+		return run([]string{"-check-config", "-sources", exampleSources})
 	})
 }
+
+// exampleSources is the shipped sources file the checks read.
+const exampleSources = "../../deploy/sources.example.yaml"

@@ -24,7 +24,7 @@ import (
 func CheckKafkaSettings(t *testing.T, check func() error) {
 	t.Helper()
 	dir := t.TempDir()
-	ca := WriteCA(t, dir)
+	ca := writeCA(t, dir)
 	pass := filepath.Join(dir, "sasl-password")
 	if err := os.WriteFile(pass, []byte("s3cr3t\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -72,9 +72,9 @@ func CheckKafkaSettings(t *testing.T, check func() error) {
 	}
 }
 
-// WriteCA writes a self-signed CA certificate as PEM in dir and returns
+// writeCA writes a self-signed CA certificate as PEM in dir and returns
 // its path.
-func WriteCA(t testing.TB, dir string) string {
+func writeCA(t testing.TB, dir string) string {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
