@@ -169,12 +169,12 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	sent := map[int]int{} // result index → produced item index
 	lines := newLineReader(body, int(src.MaxBody))
 	n, rejected := 0, 0
-	// cut is the first line not read when reading stopped early (a read
-	// error, max_body, max_lines events, too many rejected lines); cutCode
-	// answers it when no line was accepted, cutMsg names it in error. The
+	// cutMsg names the first line not read when reading stopped early (a
+	// read error, max_body, max_lines events, too many rejected lines), and
+	// is empty otherwise; cutCode answers it when no line was accepted. The
 	// line at the cut gets no result: "rejected" says do not retry, and
 	// senders that drop rejected lines would lose good events.
-	cut, cutCode, cutMsg := 0, 0, ""
+	cutCode, cutMsg := 0, ""
 	for {
 		line, err := lines.next()
 		if errors.Is(err, io.EOF) {
@@ -185,7 +185,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			// The body itself failed: line n and the rest were not read.
 			// The request counts as rejected in metrics.
 			code, reason := readFailure(err)
-			cut, cutCode, cutMsg = n, code, cutError(reason, limit, n)
+			cutCode, cutMsg = code, cutError(reason, limit, n)
 			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
 			log.Info("batch body not read in full", "line", n, "reason", reason, "error", err)
 			break
@@ -197,27 +197,25 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		// answer without end, so past max_lines rejected lines the batch
 		// stops being read, as it does past max_lines events.
 		if acks.sent >= src.Batch.MaxLines {
-			cut, cutCode = n, http.StatusRequestEntityTooLarge
-			cutMsg = fmt.Sprintf("batch has more than %d events: line %d on was not read and not written; send it and the lines after it in another batch", src.Batch.MaxLines, n)
+			cutCode = http.StatusRequestEntityTooLarge
+			cutMsg = unreadError(fmt.Sprintf("batch has more than %d events", src.Batch.MaxLines), n, "in another batch")
 			break
 		}
 		if rejected > src.Batch.MaxLines {
 			// 207, not 400 ("no good line"), even with none accepted: the
 			// unread lines may be good, and a sender may drop a 400 whole.
-			cut, cutCode = n, http.StatusMultiStatus
-			cutMsg = fmt.Sprintf("more than %d rejected lines: line %d on was not read and not written; send it and the lines after it again", src.Batch.MaxLines, n)
+			cutCode = http.StatusMultiStatus
+			cutMsg = unreadError(fmt.Sprintf("more than %d rejected lines", src.Batch.MaxLines), n, "again")
 			break
 		}
-		if err != nil { // errLineTooLong
-			s.metrics.event(tctx, src.Name, "", outcomeRejected, reasonSize)
-			rejected++
-			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: err.Error()})
-			continue
+		var rec *kgo.Record
+		var env *envelope.Envelope
+		if err == nil { // else errLineTooLong
+			rec, env, err = s.batchRecord(tctx, src, line, corr, n, kept, ct)
 		}
-		rec, env, err := s.batchRecord(tctx, src, line, corr, n, kept, ct)
 		if err != nil {
 			reason := reasonMalformed
-			if errors.Is(err, errRecordTooLarge) {
+			if errors.Is(err, errLineTooLong) || errors.Is(err, errRecordTooLarge) {
 				reason = reasonSize
 			}
 			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
@@ -256,22 +254,21 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	log.Info("batch", "accepted", resp.Accepted, "rejected", resp.Rejected, "failed", resp.Failed)
-	if cut > 0 {
-		// The lines before the cut are answered as usual; error tells the
-		// sender where to resume.
-		resp.Error = cutMsg
-	}
+	// The lines before a cut are answered as usual; error tells the sender
+	// where to resume (resp.Error is empty so far, and cutMsg is empty when
+	// nothing was cut).
+	resp.Error = cutMsg
 	switch {
 	case resp.Failed > 0:
 		reply(http.StatusServiceUnavailable, resp)
-	case resp.Accepted == 0 && cut > 0:
+	case resp.Accepted == 0 && cutMsg != "":
 		reply(cutCode, resp)
 	case resp.Accepted == 0:
 		if resp.Error = "no acceptable event in the batch"; len(resp.Results) == 0 {
 			resp.Error = "empty batch"
 		}
 		reply(http.StatusBadRequest, resp)
-	case resp.Rejected > 0 || cut > 0:
+	case resp.Rejected > 0 || cutMsg != "":
 		reply(http.StatusMultiStatus, resp)
 	default:
 		reply(http.StatusOK, resp)
@@ -290,7 +287,14 @@ func cutError(reason string, limit int64, line int) string {
 	case reasonReadError:
 		why = "the connection failed while the body was read"
 	}
-	return fmt.Sprintf("%s: line %d on was not read and not written; send it and the lines after it again", why, line)
+	return unreadError(why, line, "again")
+}
+
+// unreadError names line, after why, as the first line not read and not
+// written; resend ("again", "in another batch") says how the sender is to
+// send it and the lines after it.
+func unreadError(why string, line int, resend string) string {
+	return fmt.Sprintf("%s: line %d on was not read and not written; send it and the lines after it %s", why, line, resend)
 }
 
 // batchRecord validates one line and builds its record. The line's bytes,
@@ -356,7 +360,7 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 		}
 	}
 	lineCorr := bl.CorrelationID
-	if lineCorr == "" || len(lineCorr) > maxCorrelationLen || !printable(lineCorr) {
+	if !validCorrelationID(lineCorr) {
 		lineCorr = fmt.Sprintf("%s-%d", corr, n)
 	}
 	env := s.envelope(src, meta, lineCorr, envelope.ChannelEvents, kept, ct, bytes.Clone(line), s.now())

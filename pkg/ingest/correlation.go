@@ -14,7 +14,7 @@ const maxCorrelationLen = 128
 // a valid W3C traceparent (so a trace and its events share one id), else a
 // new random id.
 func correlationID(h http.Header) string {
-	if v := firstValue(h, headerCorrelationID); v != "" && len(v) <= maxCorrelationLen && printable(v) {
+	if v := firstValue(h, headerCorrelationID); validCorrelationID(v) {
 		return v
 	}
 	if tp := firstValue(h, headerTraceparent); validTraceparent(tp) {
@@ -23,6 +23,12 @@ func correlationID(h http.Header) string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
+}
+
+// validCorrelationID reports whether a caller-supplied correlation id is
+// taken as is: not empty, at most maxCorrelationLen bytes, printable ASCII.
+func validCorrelationID(v string) bool {
+	return v != "" && len(v) <= maxCorrelationLen && printable(v)
 }
 
 func printable(s string) bool {

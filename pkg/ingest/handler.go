@@ -326,16 +326,14 @@ func keptHeaders(src *source.Source, h http.Header) (kept map[string]string, con
 		if v == "" {
 			continue
 		}
-		if name == headerCorrelationID && (len(v) > maxCorrelationLen || !printable(v)) {
+		if name == headerCorrelationID && !validCorrelationID(v) {
 			// Not taken as the correlation id (see correlationID): 4 KiB
 			// of it would only crowd out a tracestate.
 			omitted = append(omitted, name)
 			continue
 		}
-		if len(v) <= maxKeptHeaderValue { // else validUTF8 would copy it for nothing
-			v = validUTF8(v)
-		}
-		if len(v) > maxKeptHeaderValue || total+len(name)+len(v) > maxKeptHeaderBytes {
+		v, ok := boundedValue(v)
+		if !ok || total+len(name)+len(v) > maxKeptHeaderBytes {
 			omitted = append(omitted, name)
 			continue
 		}
@@ -345,17 +343,25 @@ func keptHeaders(src *source.Source, h http.Header) (kept map[string]string, con
 		}
 		kept[name] = v
 	}
-	// Bounded after validUTF8, which writes an invalid byte as three.
-	if ct := firstValue(h, headerContentType); len(ct) <= maxKeptHeaderValue {
-		contentType = validUTF8(ct)
-	}
-	if len(contentType) > maxKeptHeaderValue || (contentType == "" && firstValue(h, headerContentType) != "") {
-		contentType = ""
-		if !slices.Contains(omitted, headerContentType) {
-			omitted = append(omitted, headerContentType)
-		}
+	contentType, ok := boundedValue(firstValue(h, headerContentType))
+	if !ok && !slices.Contains(omitted, headerContentType) {
+		omitted = append(omitted, headerContentType)
 	}
 	return kept, contentType, omitted
+}
+
+// boundedValue is v made valid UTF-8, or "" and false when v is over
+// maxKeptHeaderValue before or after: validUTF8 writes an invalid byte as
+// three, and is not run on a value already over the bound (it would copy
+// it for nothing).
+func boundedValue(v string) (string, bool) {
+	if len(v) > maxKeptHeaderValue {
+		return "", false
+	}
+	if v = validUTF8(v); len(v) > maxKeptHeaderValue {
+		return "", false
+	}
+	return v, true
 }
 
 // envelope wraps body; kept (nil encodes as an empty map) and ct come from

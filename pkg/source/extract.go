@@ -185,19 +185,18 @@ func lookupRaw(f Field, h http.Header, body []byte, bodyJSON func() bool) (gjson
 		}
 		return r, true, CheckMetaJSON(r.Str, r.Raw)
 	}
-	tried := false
-	if f.pointerFirst && f.path.path != "" && bodyJSON() {
+	pointerFirst := f.pointerFirst && f.path.path != "" && bodyJSON()
+	if pointerFirst {
 		if r, ok, err := pointer(); ok || err != nil {
 			return r, err
 		}
-		tried = true
 	}
 	if f.Header != "" {
 		if v := h.Get(f.Header); v != "" {
 			return gjson.Result{Type: gjson.String, Str: v}, nil
 		}
 	}
-	if !tried {
+	if !pointerFirst {
 		if r, ok, err := pointer(); ok || err != nil {
 			return r, err
 		}
