@@ -61,6 +61,7 @@ type options struct {
 	conns      []int
 	size       int
 	pool       int
+	producers  int
 	partitions int
 	modes      []string
 	count      int
@@ -79,7 +80,7 @@ func parseFlags(args []string) (options, error) {
 	conns := fs.String("conns", "16,64,256", "comma-separated connection counts")
 	fs.IntVar(&o.size, "size", 1024, "webhook body size in bytes")
 	fs.IntVar(&o.pool, "bodies", 65536, "distinct pre-signed bodies per cell (event ids repeat after this many requests)")
-	fs.IntVar(&ingestConfig.Producers, "producers", ingestConfig.Producers, "inlet's Kafka producer clients (Inlet's -producers)")
+	fs.IntVar(&o.producers, "producers", ingestConfig.Producers, "inlet's Kafka producer clients (Inlet's -producers)")
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of the raw topics (Inlet's -topic-partitions default)")
 	modes := fs.String("modes", strings.Join(allModes, ","), "modes to run, in order (bare is needed for ratios)")
 	fs.BoolVar(&o.production, "production", true, "wire inlet like services/ingest (OTel metrics and tracer, kotel hooks, JSON info logs to /dev/null); false: no telemetry, no logs")
@@ -258,7 +259,7 @@ func startTarget(ctx context.Context, mode string, stack *devstack.Stack, o opti
 	case "naive":
 		return startNaive(ctx, stack, o.partitions)
 	case "inlet":
-		return startInlet(ctx, stack, o.partitions, o.production)
+		return startInlet(ctx, stack, o.partitions, o.producers, o.production)
 	}
 	return nil, fmt.Errorf("unknown mode %q", mode)
 }

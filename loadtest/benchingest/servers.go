@@ -166,7 +166,9 @@ func startNaive(ctx context.Context, stack *devstack.Stack, partitions int) (*ta
 // the way services/ingest wires it: pkg/telemetry (OTel metrics for
 // /metrics, the SDK tracer), kotel hooks on the producers, and JSON logs at
 // info level, written to /dev/null instead of stderr.
-func startInlet(ctx context.Context, stack *devstack.Stack, partitions int, production bool) (*target, error) {
+func startInlet(ctx context.Context, stack *devstack.Stack, partitions, producers int, production bool) (*target, error) {
+	cfg := ingestConfig
+	cfg.Producers = producers
 	topics := kafka.TopicNames("benchinlet", kafka.DefaultRetryTiers)
 	if err := createTopics(ctx, stack, partitions, topics.Specs()); err != nil {
 		return nil, err
@@ -218,14 +220,14 @@ func startInlet(ctx context.Context, stack *devstack.Stack, partitions int, prod
 		deps.Telemetry = tel
 		opts = append(opts, tel.KafkaOpts()...)
 	}
-	producers, err := ingest.NewProducers(ingestConfig.Producers, opts...)
+	prod, err := ingest.NewProducers(cfg.Producers, opts...)
 	if err != nil {
 		_ = closeAll()
 		return nil, err
 	}
-	closers = append(closers, func() error { producers.Close(); return nil })
-	deps.Kafka = producers
-	srv, err := ingest.New(ingestConfig, deps)
+	closers = append(closers, func() error { prod.Close(); return nil })
+	deps.Kafka = prod
+	srv, err := ingest.New(cfg, deps)
 	if err != nil {
 		_ = closeAll()
 		return nil, err

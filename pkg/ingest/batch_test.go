@@ -13,19 +13,31 @@ import (
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
+// postBatch posts body as NDJSON to path, with auth as its Authorization
+// when set, signed for the source sign when set.
 func postBatch(t testing.TB, h *harness, path, auth string, body []byte, sign string) (int, BatchResponse, http.Header) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, h.url+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/x-ndjson")
+	header := http.Header{}
+	header.Set("Content-Type", "application/x-ndjson")
 	if auth != "" {
-		req.Header.Set("Authorization", auth)
+		header.Set("Authorization", auth)
 	}
 	if sign != "" {
 		src, _ := h.sources.Get(sign)
-		if err := src.Provider().Sign(req.Header, body, time.Now()); err != nil {
+		if err := src.Provider().Sign(header, body, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
+	return postBatchReader(t, h, path, header, bytes.NewReader(body))
+}
+
+// postBatchReader posts body to path with exactly the headers header. The
+// request has a Content-Length when http.NewRequest knows body's length
+// (a *bytes.Reader does; wrap it in io.MultiReader to send it chunked).
+func postBatchReader(t testing.TB, h *harness, path string, header http.Header, body io.Reader) (int, BatchResponse, http.Header) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, h.url+path, body)
+	req.Header = header
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -150,18 +162,8 @@ func TestBatchEndpoint(t *testing.T) {
 		post := func(body []byte) (int, BatchResponse) {
 			t.Helper()
 			// No Content-Length: the limit is met while reading.
-			req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", io.MultiReader(bytes.NewReader(body)))
-			req.Header.Set("Authorization", "Bearer batch-token-1")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			var br BatchResponse
-			if err := json.NewDecoder(resp.Body).Decode(&br); err != nil {
-				t.Fatal(err)
-			}
-			return resp.StatusCode, br
+			status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1"}}, io.MultiReader(bytes.NewReader(body)))
+			return status, br
 		}
 		blanks := bytes.Repeat([]byte("\n"), 4<<20+1) // over billing's 4 MiB batch max_body
 		body := append([]byte(good("c1")+"\n"+good("c2")+"\n"), blanks...)
@@ -257,18 +259,8 @@ func TestBatchEarlyStopsLeaveUnreadLinesUnanswered(t *testing.T) {
 		if streamed { // no Content-Length: max_body is met while reading
 			r = io.MultiReader(r)
 		}
-		req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", r)
-		req.Header.Set("Authorization", "Bearer batch-token-1")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var br BatchResponse
-		if err := json.NewDecoder(resp.Body).Decode(&br); err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, br
+		status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1"}}, r)
+		return status, br
 	}
 	// cutAt checks that no line from cut on has a result and that error
 	// names cut as the line to resend from.

@@ -54,12 +54,18 @@ func newBudgetHarness(t *testing.T, limit int, mod func(*Config)) (*harness, fun
 
 func (h *harness) bodiesHeld() int64 { return h.srv.bodies.used.Load() }
 
-// waitHeld polls until the server holds exactly n body bytes.
+// waitHeld polls until the server holds exactly n body bytes, as
+// testenv.Eventually does; on giving up it reports the bytes held then.
 func (h *harness) waitHeld(t *testing.T, n int64, what string) {
 	t.Helper()
-	testenv.Eventually(t, 10*time.Second, fmt.Sprintf("%s (%d body bytes held; now %d)", what, n, h.bodiesHeld()), func() bool {
-		return h.bodiesHeld() == n
-	})
+	const timeout = 10 * time.Second
+	deadline := time.Now().Add(timeout)
+	for held := h.bodiesHeld(); held != n; held = h.bodiesHeld() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s (%d body bytes held; now %d)", timeout, what, n, held)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // jsonBody is a webhook body of exactly size bytes.
