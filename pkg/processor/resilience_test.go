@@ -479,13 +479,16 @@ func TestWorkersFenceWhatWasLeftOpen(t *testing.T) {
 	})
 }
 
-// TestUnansweredCommitIsSettled: a commit the broker carried out but whose
-// answer the processor never got (it gave up waiting) is settled as
-// committed once the session is renewed: the events are counted once,
-// have one output each, and their claims are confirmed, so a later
-// duplicate is one. Treated as aborted, they were never counted and their
-// released claims let the duplicate through.
-func TestUnansweredCommitIsSettled(t *testing.T) {
+// unansweredCommit runs instance "a" of a processor over n events
+// (evt_<tag>0…, one entity each) while kfake holds its first commit, and
+// what that client sends after it, until the renewed session's fence
+// arrives: the answers go to a client that gave up on them. landed: the
+// fence waits until the held requests are carried out, so the commit
+// lands; else the fence goes first (the woken commit waits for the
+// cluster's next turn) and aborts the transaction, and the commit finds
+// itself fenced. It returns once every event has an outcome.
+func unansweredCommit(t *testing.T, tag string, n int, landed bool) *harness {
+	t.Helper()
 	env := testenv.Embedded(t)
 	c := env.Stack.Kafka
 	h := newHarness(t, env)
@@ -498,10 +501,6 @@ func TestUnansweredCommitIsSettled(t *testing.T) {
 	)
 	endTxns := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.EndTxn}, Observe: true, Count: -1})
 	t.Cleanup(endTxns.Remove)
-	// The first commit, and what its client sends after it, sleep until
-	// the renewed session's fence arrives; then they are carried out in
-	// order (the commit first), their answers going to a client that gave
-	// up on them.
 	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		r := req.(*kmsg.EndTxnRequest)
 		mu.Lock()
@@ -523,12 +522,11 @@ func TestUnansweredCommitIsSettled(t *testing.T) {
 		}
 		return nil, nil, false
 	})
-	// The fence waits until those are carried out.
 	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
 		r := req.(*kmsg.InitProducerIDRequest)
 		mu.Lock()
 		fence := heldID != "" && r.TransactionalID != nil && *r.TransactionalID == heldID
-		n := heldN
+		held := heldN
 		mu.Unlock()
 		if !fence {
 			return nil, nil, false
@@ -536,26 +534,39 @@ func TestUnansweredCommitIsSettled(t *testing.T) {
 		c.DropControl()
 		before := endTxns.Hits()
 		close(released)
-		c.SleepControl(func() { _ = endTxns.Wait(context.Background(), before+n) })
+		if landed {
+			c.SleepControl(func() { _ = endTxns.Wait(context.Background(), before+held) })
+		}
 		return nil, nil, false
 	})
-	const n = 3
 	for i := range n {
-		id := fmt.Sprintf("evt_u%d", i)
-		h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, fmt.Sprintf("pi_u%d", i), "succeeded", int64(1700000000+i)))
+		id := fmt.Sprintf("evt_%s%d", tag, i)
+		h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, fmt.Sprintf("pi_%s%d", tag, i), "succeeded", int64(1700000000+i)))
 	}
 	// A transaction that outlived its timeout would be aborted by the
 	// broker: this one waits for the session's renewal.
 	h.start("a", func(c *Config) {
 		c.BatchDeadline, c.DrainTimeout, c.ClaimLease, c.TxnTimeout = time.Second, time.Second, time.Minute, time.Minute
 	})
-	h.waitAll(n)
+	h.waitAll(int64(n))
 	mu.Lock()
 	held := heldID != ""
 	mu.Unlock()
 	if !held {
 		t.Fatal("no commit was held: the test did not test anything")
 	}
+	return h
+}
+
+// TestUnansweredCommitIsSettled: a commit the broker carried out but whose
+// answer the processor never got (it gave up waiting) is settled as
+// committed once the session is renewed: the events are counted once,
+// have one output each, and their claims are confirmed, so a later
+// duplicate is one. Treated as aborted, they were never counted and their
+// released claims let the duplicate through.
+func TestUnansweredCommitIsSettled(t *testing.T) {
+	const n = 3
+	h := unansweredCommit(t, "u", n, true)
 	if ids := eventIDs(h, n); len(ids) != n {
 		t.Fatalf("%d distinct outputs, want %d", len(ids), n)
 	}
@@ -592,63 +603,8 @@ func TestRetryDueAtIsBoundedByItsTier(t *testing.T) {
 // claims are released and the redelivered batch gives each event one
 // output, counted once.
 func TestUnansweredCommitThatDidNotLand(t *testing.T) {
-	env := testenv.Embedded(t)
-	c := env.Stack.Kafka
-	h := newHarness(t, env)
-	prefix := "inlet-processor-" + h.env.Prefix + "-a"
-	var (
-		mu       sync.Mutex
-		heldID   string
-		released = make(chan struct{})
-	)
-	// The first commit, and what its client sends after it, sleep until
-	// the renewed session's fence arrives; the fence is carried out first
-	// (the woken commit waits for the cluster's next turn), aborting the
-	// transaction, and the commit then finds itself fenced.
-	c.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		r := req.(*kmsg.EndTxnRequest)
-		mu.Lock()
-		hold := false
-		select {
-		case <-released:
-		default:
-			if heldID == "" && r.Commit && strings.HasPrefix(r.TransactionalID, prefix) {
-				heldID = r.TransactionalID
-			}
-			hold = heldID != "" && r.TransactionalID == heldID
-		}
-		mu.Unlock()
-		if hold {
-			c.SleepControl(func() { <-released })
-		}
-		return nil, nil, false
-	})
-	c.ControlKey(int16(kmsg.InitProducerID), func(req kmsg.Request) (kmsg.Response, error, bool) {
-		r := req.(*kmsg.InitProducerIDRequest)
-		mu.Lock()
-		fence := heldID != "" && r.TransactionalID != nil && *r.TransactionalID == heldID
-		mu.Unlock()
-		if fence {
-			c.DropControl()
-			close(released)
-		}
-		return nil, nil, false
-	})
 	const n = 3
-	for i := range n {
-		id := fmt.Sprintf("evt_na%d", i)
-		h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, fmt.Sprintf("pi_na%d", i), "succeeded", int64(1700000000+i)))
-	}
-	h.start("a", func(c *Config) {
-		c.BatchDeadline, c.DrainTimeout, c.ClaimLease, c.TxnTimeout = time.Second, time.Second, time.Minute, time.Minute
-	})
-	h.waitAll(n)
-	mu.Lock()
-	held := heldID != ""
-	mu.Unlock()
-	if !held {
-		t.Fatal("no commit was held: the test did not test anything")
-	}
+	h := unansweredCommit(t, "na", n, false)
 	if p := h.total(Processed); p != n {
 		t.Fatalf("processed %d, want %d", p, n)
 	}
