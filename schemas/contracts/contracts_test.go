@@ -37,7 +37,7 @@ func TestShippedContracts(t *testing.T) {
 		got = append(got, c.Name())
 	}
 	want := []string{
-		"github/issues", "github/pull_request", "github/push",
+		"github/issues", "github/ping", "github/pull_request", "github/push",
 		"shopify/order", "standardwebhooks/event",
 		"stripe/invoice", "stripe/payment_intent", "stripe/subscription",
 	}
