@@ -271,3 +271,16 @@ func quoteCut(s string, room int) string {
 	}
 	return ""
 }
+
+// SecretPath reports whether the JSON pointer p (RFC 6901) passes through a
+// member whose name looks secret, as Excerpt judges names: the value there
+// is one Excerpt would redact, so an error quoting it must not either.
+func SecretPath(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		seg = strings.ReplaceAll(strings.ReplaceAll(seg, "~1", "/"), "~0", "~")
+		if seg != "" && secretName(seg) {
+			return true
+		}
+	}
+	return false
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"time"
 
@@ -47,10 +48,13 @@ func (p *Processor) route(items []*item) {
 			policy = p.policies[it.src.Name]
 		}
 		it.next = policy.Decide(it.ev.Attempt, it.failure)
-		if !it.next.DeadLetter && kafka.RecordSize(it.rec) > kafka.MaxRawRecordBytes {
+		if !it.next.DeadLetter && rawSize(it.rec) > kafka.MaxRawRecordBytes {
 			// A retry needs the whole record back; this one (written
 			// before ingest kept room for failure headers, or by another
-			// producer) may not fit a copy with them.
+			// producer) may not fit a copy with them. Measured without
+			// the failure headers earlier attempts added: those are
+			// replaced, bounded, in the copy, and counting them sent a
+			// raw record near the bound to the DLQ on its second failure.
 			it.next = retry.Decision{DeadLetter: true, Reason: "too large for a retry copy"}
 		}
 		if it.next.DeadLetter {
@@ -59,6 +63,22 @@ func (p *Processor) route(items []*item) {
 			it.outcome, it.tier = Retried, policy.Tiers[it.next.Tier]
 		}
 	}
+}
+
+// failureHeaderKeys are the headers the processor adds to a failed event's
+// copies; a raw record's own size leaves them out.
+var failureHeaderKeys = []string{retry.HeaderAttempt, retry.HeaderDueAt, retry.HeaderErrors,
+	retry.HeaderOrigin, retry.HeaderReason, retry.HeaderRunbook, retry.HeaderValueOmitted}
+
+// rawSize is kafka.RecordSize of r without the failure headers.
+func rawSize(r *kgo.Record) int {
+	n := kafka.RecordSize(r)
+	for _, h := range r.Headers {
+		if slices.Contains(failureHeaderKeys, h.Key) {
+			n -= kafka.RecordSize(&kgo.Record{Headers: []kgo.RecordHeader{h}}) - kafka.RecordFraming
+		}
+	}
+	return n
 }
 
 // failureHeaders are the consumed record's headers with the origin kept
@@ -151,7 +171,7 @@ func (p *Processor) alert(it *item) {
 		hist := retry.AppendError(retry.Clone(it.rec.Headers), retry.ErrorEntry{At: a.At, Stage: it.stage, Error: err.Error()})
 		a.History = json.RawMessage(retry.Get(hist, retry.HeaderErrors))
 	}
-	a.Error = err.Error()
+	a.Error = failureText(err)
 	if it.env != nil {
 		a.Source, a.EventType, a.EventID, a.CorrelationID = it.env.Source, it.env.EventType, it.env.EventID, it.env.CorrelationID
 		a.Excerpt = p.d.Alerter.Excerpt(it.env.Payload)

@@ -41,11 +41,11 @@ func (p *Processor) recordHistory(ctx context.Context, items []*item, now time.T
 		case Processed:
 			at.Where = p.d.Topics.Processed + " key " + it.out.EntityKey
 		case Invalid:
-			at.Where, at.Error = p.d.Topics.Invalid, it.reason.Error()
+			at.Where, at.Error = p.d.Topics.Invalid, failureText(it.reason)
 		case Retried:
-			at.Where, at.Error = p.d.Topics.Retry[p.tier[it.tier]]+" due in "+it.next.Delay.String(), it.failure.Error()
+			at.Where, at.Error = p.d.Topics.Retry[p.tier[it.tier]]+" due in "+it.next.Delay.String(), failureText(it.failure)
 		case DeadLetter:
-			at.Where, at.Error = p.d.Topics.DLQ+" ("+it.next.Reason+")", it.failure.Error()
+			at.Where, at.Error = p.d.Topics.DLQ+" ("+it.next.Reason+")", failureText(it.failure)
 		case Duplicate, Stale:
 			if it.out != nil {
 				at.Where = "entity " + it.out.EntityKey

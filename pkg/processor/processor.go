@@ -983,13 +983,13 @@ func (p *Processor) logOutcome(it *item) {
 	}
 	switch it.outcome {
 	case Invalid:
-		p.log.Warn("event invalid", append(attrs, "error", it.reason)...)
+		p.log.Warn("event invalid", append(attrs, "error", failureText(it.reason))...)
 		return
 	case DeadLetter:
-		p.log.Error("event dead-lettered", append(attrs, "reason", it.next.Reason, "stage", it.stage, "error", it.failure, "attempt", it.ev.Attempt)...)
+		p.log.Error("event dead-lettered", append(attrs, "reason", it.next.Reason, "stage", it.stage, "error", failureText(it.failure), "attempt", it.ev.Attempt)...)
 		return
 	case Retried:
-		p.log.Warn("event will be retried", append(attrs, "attempt", it.ev.Attempt, "retry_in", it.next.Delay, "stage", it.stage, "error", it.failure)...)
+		p.log.Warn("event will be retried", append(attrs, "attempt", it.ev.Attempt, "retry_in", it.next.Delay, "stage", it.stage, "error", failureText(it.failure))...)
 		return
 	}
 	p.log.Debug("event done", attrs...)
