@@ -41,11 +41,12 @@ func newPauser(cl *kgo.Client) *pauser {
 // record not due, rewinds the partition to that record and pauses it until
 // it is due. Must run on the polling goroutine before the transaction ends.
 //
-// A record is due at its due-at header, but no later than its tier's delay
-// (delay) after this pauser first held it: the header is stamped with the
-// writer's clock (another processor, an operator's inletctl requeue), and
-// one ten minutes fast held its partition, and every retry behind it, ten
-// minutes more.
+// A record is due at its due-at header (without a valid one, at its
+// timestamp plus its tier's delay: see retry.Due), but no later than its
+// tier's delay (delay) after this pauser first held it: the header is
+// stamped with the writer's clock (another processor, an operator's
+// inletctl requeue), and one ten minutes fast held its partition, and
+// every retry behind it, ten minutes more.
 func (p *pauser) hold(recs []*kgo.Record, delay func(string) (time.Duration, bool), now time.Time) []*kgo.Record {
 	type held struct {
 		r   *kgo.Record // the first record not due
@@ -61,7 +62,7 @@ func (p *pauser) hold(recs []*kgo.Record, delay func(string) (time.Duration, boo
 		if _, ok := first[k]; ok {
 			continue
 		}
-		due := retry.DueAt(r.Headers)
+		due := retry.Due(r, d, now)
 		if !due.After(now) {
 			continue
 		}
@@ -133,12 +134,30 @@ func (p *pauser) resumeAll(assigned map[string][]int32, isRetry func(string) boo
 	}
 }
 
-// stop cancels the pending resumes.
-func (p *pauser) stop() {
+// release resumes now every partition waiting for its timer: after the
+// session rewound to the committed offsets (a transaction that did not
+// commit), a partition held at a record not due may be back at records
+// before it, already due, which would otherwise wait for that record's
+// timer, up to a whole tier. hold pauses it again when its head is polled
+// and still not due (due as before: seen keeps when it was first held).
+func (p *pauser) release() {
+	if resume := p.cancel(); len(resume) > 0 {
+		p.cl.ResumeFetchPartitions(resume)
+	}
+}
+
+// stop cancels the pending resumes: the session is closing.
+func (p *pauser) stop() { p.cancel() }
+
+// cancel stops the pending resumes and returns their partitions.
+func (p *pauser) cancel() map[string][]int32 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	pending := map[string][]int32{}
 	for k, t := range p.timers {
 		t.Stop()
 		delete(p.timers, k)
+		pending[k.topic] = append(pending[k.topic], k.partition)
 	}
+	return pending
 }

@@ -180,7 +180,7 @@ func (w *worker) clearRevoked(ctx context.Context) error {
 	if err := w.sess.Begin(); err != nil {
 		return fmt.Errorf("begin transaction: %w", err)
 	}
-	if _, err := w.sess.End(ctx, kgo.TryAbort); err != nil {
+	if _, err := w.end(ctx, kgo.TryAbort); err != nil {
 		return fmt.Errorf("abort empty transaction: %w", err)
 	}
 	w.revoked.Store(false)
@@ -330,7 +330,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	// is lost, the group's offsets say whether this commit is the one that
 	// landed (see settle).
 	sent := map[string]map[int32]int64{} // the offsets the commit stores
-	committed, err := w.sess.End(kgo.PreTxnCommitFnContext(ctx, stampOffsets(token, sent)), end)
+	committed, err := w.end(kgo.PreTxnCommitFnContext(ctx, stampOffsets(token, sent)), end)
 	w.revoked.Store(false) // End cleared the session's own mark
 	if end == kgo.TryCommit && (err != nil || !committed) && len(sent) > 0 {
 		// The commit was sent. Its answer may be lost (err), or franz-go
@@ -607,9 +607,24 @@ func (w *worker) abort(ctx context.Context, items []*item, claimed []string, tok
 	}
 	// Ending an empty transaction with TryAbort rewinds the group to its
 	// committed offsets, so the batch is polled again.
-	if _, err := w.sess.End(ctx, kgo.TryAbort); err != nil {
+	if _, err := w.end(ctx, kgo.TryAbort); err != nil {
 		return fmt.Errorf("abort: %w", err)
 	}
 	w.revoked.Store(false)
 	return nil
+}
+
+// end ends the session's transaction. One that does not commit rewinds
+// the session to the committed offsets, which may put a retry partition
+// the pauser holds (paused until the record it was rewound to is due)
+// back at records before that one, already due: the held partitions are
+// resumed at once, to be polled and held again, instead of waiting for
+// the timer, up to a whole tier. A failed End leaves the session to be
+// renewed, whose new client pauses nothing.
+func (w *worker) end(ctx context.Context, try kgo.TransactionEndTry) (bool, error) {
+	committed, err := w.sess.End(ctx, try)
+	if err == nil && !committed {
+		w.pause.release()
+	}
+	return committed, err
 }

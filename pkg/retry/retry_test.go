@@ -54,7 +54,7 @@ func TestDecide(t *testing.T) {
 
 func TestHeaders(t *testing.T) {
 	var hs []kgo.RecordHeader
-	if Attempt(hs) != 1 || !DueAt(hs).IsZero() || len(History(hs)) != 0 {
+	if _, ok := DueAt(hs); Attempt(hs) != 1 || ok || len(History(hs)) != 0 {
 		t.Fatal("defaults")
 	}
 	hs = Set(hs, HeaderAttempt, "3")
@@ -63,13 +63,73 @@ func TestHeaders(t *testing.T) {
 		hs = AppendError(hs, ErrorEntry{Stage: "deliver", Error: fmt.Sprint(i)})
 	}
 	h := History(hs)
-	if Attempt(hs) != 3 || DueAt(hs).UnixMilli() != 1700000000123 || len(h) != maxHistory || h[0].Error != "0" || h[len(h)-1].Error != "39" {
-		t.Fatalf("attempt %d due %v history %d (%v … %v)", Attempt(hs), DueAt(hs), len(h), h[0], h[len(h)-1])
+	due, _ := DueAt(hs)
+	if Attempt(hs) != 3 || due.UnixMilli() != 1700000000123 || len(h) != maxHistory || h[0].Error != "0" || h[len(h)-1].Error != "39" {
+		t.Fatalf("attempt %d due %v history %d (%v … %v)", Attempt(hs), due, len(h), h[0], h[len(h)-1])
 	}
 	hs = Set(hs, HeaderAttempt, "garbage")
 	if Attempt(hs) != 1 {
 		t.Fatal("garbage attempt header must read as 1")
 	}
+}
+
+// TestDue: a retry record is due at its due-at header; one whose header is
+// missing or not a time is due its tier's delay after it was written (its
+// timestamp), never at once: a zero due time retried a 15 min tier with no
+// wait at all.
+func TestDue(t *testing.T) {
+	const tier = 15 * time.Minute
+	written := time.UnixMilli(1700000000000)
+	now := written.Add(time.Second)
+	record := func(dueAt *string) *kgo.Record {
+		r := &kgo.Record{Topic: "inlet.retry.15m", Timestamp: written}
+		if dueAt != nil {
+			r.Headers = Set(r.Headers, HeaderDueAt, *dueAt)
+		}
+		return r
+	}
+	str := func(s string) *string { return &s }
+	t.Run("valid header", func(t *testing.T) {
+		want := written.Add(3 * time.Minute)
+		r := record(str(fmt.Sprint(want.UnixMilli())))
+		if got, ok := DueAt(r.Headers); !ok || !got.Equal(want) {
+			t.Errorf("DueAt: %v %v, want %v true", got, ok, want)
+		}
+		if got := Due(r, tier, now); !got.Equal(want) {
+			t.Errorf("Due: %v, want %v", got, want)
+		}
+	})
+	for _, c := range []struct {
+		name  string
+		dueAt *string
+	}{
+		{"missing", nil},
+		{"empty", str("")},
+		{"garbled", str("soon")},
+		{"garbled digits", str("1700000000000ms")},
+		{"fractional", str("1700000000000.5")},
+		{"zero", str("0")},
+		{"negative", str("-1700000000000")},
+		{"overflowing int64", str("9223372036854775808")},
+		{"far past int64", str("99999999999999999999999999")},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := record(c.dueAt)
+			if got, ok := DueAt(r.Headers); ok {
+				t.Errorf("DueAt: %v, ok; want not ok", got)
+			}
+			if got, want := Due(r, tier, now), written.Add(tier); !got.Equal(want) {
+				t.Errorf("Due: %v, want the timestamp plus the tier (%v)", got, want)
+			}
+		})
+	}
+	t.Run("no header and no timestamp", func(t *testing.T) {
+		r := record(str("soon"))
+		r.Timestamp = time.UnixMilli(-1)
+		if got, want := Due(r, tier, now), now.Add(tier); !got.Equal(want) {
+			t.Errorf("Due: %v, want a tier from now (%v)", got, want)
+		}
+	})
 }
 
 // TestHistoryBounded: however long the errors and however many the
