@@ -13,7 +13,9 @@
 //	GET  /v1/dlq, /v1/invalid                 list; ?source= &type= &error= &since= &until= &all=true &group=true &limit= &after=
 //	GET  /v1/dlq/{id...}, /v1/dlq?id=ID        one entry with its payload (ids are topic/partition/offset)
 //	POST /v1/dlq/requeue, /v1/dlq/discard      {"ids":[…] | "filter":{…}, "reason":"…", "dry_run":true}
-//	                                          (a requeue answers the entries it skipped: see DecideResponse)
+//	                                          (a requeue answers the entries it skipped, a decision by ids
+//	                                          those it did not decide: see DecideResponse; 404 when none
+//	                                          is on the queue, 409 when every one was already decided)
 //	(the same for /v1/invalid)
 //	GET  /v1/depth                            {"dlq":n,"invalid":n} unresolved entries
 //	GET  /v1/trace/{id}                       one correlation id's history
@@ -29,6 +31,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -231,7 +234,12 @@ func who(r *http.Request) string {
 		return c
 	}, strings.TrimSpace(r.Header.Get(HeaderOperator)))
 	if len(op) > 64 {
-		op = op[:64]
+		// At a rune boundary: half a character would be audited as U+FFFD.
+		cut := 64
+		for cut > 0 && !utf8.RuneStart(op[cut]) {
+			cut--
+		}
+		op = op[:cut]
 	}
 	if op == "" {
 		return tokenName
@@ -356,9 +364,10 @@ type DecideRequest struct {
 }
 
 // DecideResponse answers a requeue or discard: how many entries it
-// decided, and the first ops.MaxShown of them (in log order); and how many
+// decided, and the first ops.MaxShown of them (in log order); how many
 // a requeue skipped, the first ops.MaxShown of them, and what to do with
-// them (ops.Decided.Skipped).
+// them (ops.Decided.Skipped); and the ids named that it found no entry to
+// decide by, and why (ops.Decided.Unmatched).
 type DecideResponse struct {
 	Action           string           `json:"action"`
 	DryRun           bool             `json:"dry_run"`
@@ -370,15 +379,14 @@ type DecideResponse struct {
 	SkippedEntries   []ops.Skip       `json:"skipped_entries"`
 	SkippedTruncated bool             `json:"skipped_truncated,omitempty"`
 	ReplayHint       string           `json:"replay_hint,omitempty"` // when some were skipped
+	Unmatched        []ops.Miss       `json:"unmatched"`
 }
 
 func (a *API) decide(queue, topic, action string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var req DecideRequest
-		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad JSON body: " + err.Error()})
+		if code, err := decodeBody(w, r, &req); err != nil {
+			writeJSON(w, code, map[string]string{"error": err.Error()})
 			return
 		}
 		if strings.TrimSpace(req.Reason) == "" {
@@ -409,6 +417,17 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
 			return
 		}
+		// Nothing named was there to decide: none of the ids is on the
+		// queue, or every one was decided already (by whom, and how, in
+		// unmatched). Neither is a success, and retrying will not help.
+		if errors.Is(err, ops.ErrNotFound) || errors.Is(err, ops.ErrDecided) {
+			code := http.StatusNotFound
+			if errors.Is(err, ops.ErrDecided) {
+				code = http.StatusConflict
+			}
+			writeJSON(w, code, map[string]any{"error": err.Error(), "unmatched": res.Unmatched})
+			return
+		}
 		if !req.DryRun && res.Count > 0 {
 			// Counted also when it stopped midway: what it committed stands.
 			a.d.Log.Info("admin: "+action, "topic", topic, "who", actor, "reason", req.Reason, "count", res.Count, "skipped", res.Skipped, "error", err)
@@ -427,9 +446,13 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 func NewDecideResponse(action string, dryRun bool, who string, d ops.Decided) DecideResponse {
 	resp := DecideResponse{Action: action, DryRun: dryRun, Who: who, Count: d.Count,
 		Entries: entries(d.Entries, false), Truncated: len(d.Entries) < d.Count,
-		Skipped: d.Skipped, SkippedEntries: d.SkippedEntries, SkippedTruncated: len(d.SkippedEntries) < d.Skipped}
+		Skipped: d.Skipped, SkippedEntries: d.SkippedEntries, SkippedTruncated: len(d.SkippedEntries) < d.Skipped,
+		Unmatched: d.Unmatched}
 	if resp.SkippedEntries == nil {
 		resp.SkippedEntries = []ops.Skip{} // as entries: [] for none
+	}
+	if resp.Unmatched == nil {
+		resp.Unmatched = []ops.Miss{}
 	}
 	if d.Skipped > 0 {
 		resp.ReplayHint = ops.SkipHint

@@ -116,6 +116,10 @@ func (q *fakeQueues) decide(ctx context.Context, topic string, f ops.Filter, act
 		decided = append(decided, e)
 	}
 	res.Count, res.Entries = len(decided), decided[:min(len(decided), ops.MaxShown)]
+	res.Unmatched = q.unmatched(topic, f, es)
+	if err := refusal(f, res); err != nil {
+		return res, err
+	}
 	if dry {
 		return res, nil
 	}
@@ -123,6 +127,40 @@ func (q *fakeQueues) decide(ctx context.Context, topic string, f ops.Filter, act
 		e.Decision = &ops.Decision{ID: e.ID, Action: action, Who: who, Why: why}
 	}
 	return res, nil
+}
+
+// unmatched are the ids f names that matched none of selected, and why,
+// as ops says (q.mu held).
+func (q *fakeQueues) unmatched(topic string, f ops.Filter, selected []*ops.Entry) []ops.Miss {
+	var out []ops.Miss
+	for i, id := range f.IDs {
+		if slices.Contains(f.IDs[:i], id) || slices.ContainsFunc(selected, func(e *ops.Entry) bool { return e.ID == id }) {
+			continue
+		}
+		m := ops.Miss{ID: id, Reason: ops.ReasonNotFound}
+		if j := slices.IndexFunc(q.entries[topic], func(e *ops.Entry) bool { return e.ID == id }); j >= 0 {
+			m.Reason = ops.ReasonFiltered
+			if d := q.entries[topic][j].Decision; d != nil {
+				m.Reason, m.Decision = ops.ReasonDecided, d
+			}
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// refusal fails a decision by ids none of which is on the queue, or every
+// one of which was decided, as ops does.
+func refusal(f ops.Filter, d ops.Decided) error {
+	if len(f.IDs) == 0 || d.Count > 0 || d.Skipped > 0 {
+		return nil
+	}
+	for reason, err := range map[string]error{ops.ReasonNotFound: ops.ErrNotFound, ops.ReasonDecided: ops.ErrDecided} {
+		if !slices.ContainsFunc(d.Unmatched, func(m ops.Miss) bool { return m.Reason != reason }) {
+			return fmt.Errorf("nothing was done: %w", err)
+		}
+	}
+	return nil
 }
 
 func (q *fakeQueues) Requeue(ctx context.Context, topic string, f ops.Filter, who, why string, dry bool) (ops.Decided, error) {
@@ -418,5 +456,65 @@ func TestListIsPaged(t *testing.T) {
 	code, m, _ = call(t, srv, "POST", "/v1/dlq/discard", "w", `{"filter":{"source":"shop"},"reason":"cancelled upstream"}`)
 	if code != 200 || m["count"].(float64) != MaxLimit+250 || len(m["entries"].([]any)) != ops.MaxShown || m["entries_truncated"] != true {
 		t.Fatalf("decision: %d count %v, %d entries, truncated %v", code, m["count"], len(m["entries"].([]any)), m["entries_truncated"])
+	}
+}
+
+// TestDecideBodyIsOneJSONObject: a decision's body is one JSON object with
+// each key once. encoding/json reads the first value and lets the last of
+// a repeated key win (matching keys regardless of case), so a body of two
+// objects (curl with two -d) or with "dry_run" given twice ran the
+// decision for real; each is refused (400) before anything is decided. A
+// body over the limit answers 413.
+func TestDecideBodyIsOneJSONObject(t *testing.T) {
+	q := newFake()
+	srv := newServer(t, q, Tokens{Write: "w"})
+	const one = `{"ids":["inlet.dlq/0/1"],"reason":"sink fixed","dry_run":true}`
+	for name, tc := range map[string]struct {
+		body, want string
+	}{
+		"a second object":           {`{"ids":["inlet.dlq/0/1"],"reason":"sink fixed"}{"dry_run":true}`, "after the JSON object"},
+		"a second object, spaced":   {one + "\n {}", "after the JSON object"},
+		"text after the object":     {one + " x", "after the JSON object"},
+		"a key given twice":         {`{"ids":["inlet.dlq/0/1"],"reason":"sink fixed","dry_run":true,"dry_run":false}`, `"dry_run"`},
+		"a key given twice in case": {`{"ids":["inlet.dlq/0/1"],"reason":"sink fixed","dry_run":true,"DRY_RUN":false}`, `"DRY_RUN"`},
+		"a key folding alike":       {`{"ids":["inlet.dlq/0/1"],"idſ":["inlet.dlq/1/7"],"reason":"sink fixed","dry_run":true}`, `"idſ"`},
+		"a key of the filter twice": {`{"filter":{"source":"stripe","source":"shop"},"reason":"sink fixed"}`, `"filter.source"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", tc.body)
+			if msg, _ := m["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, tc.want) {
+				t.Fatalf("%d %v; want 400 naming %s", code, m, tc.want)
+			}
+		})
+	}
+	if len(q.calls) != 0 {
+		t.Errorf("decisions were made: %v", q.calls)
+	}
+	t.Run("white space after the object is fine", func(t *testing.T) {
+		if code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", one+"\r\n\t "); code != http.StatusOK || m["count"] != 1.0 || m["dry_run"] != true {
+			t.Fatalf("%d %v", code, m)
+		}
+	})
+	t.Run("a body over 1 MiB is 413", func(t *testing.T) {
+		ids := strings.Repeat(`"inlet.dlq/0/1",`, (1<<20)/16+1)
+		code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"ids":[`+ids+`"inlet.dlq/0/1"],"reason":"x","dry_run":true}`)
+		if code != http.StatusRequestEntityTooLarge || m["error"] == nil {
+			t.Fatalf("%d %v, want 413", code, m)
+		}
+	})
+	if _, m, _ := call(t, srv, "GET", "/v1/depth", "w", ""); m["dlq"] != 3.0 {
+		t.Errorf("depth %v, want 3: nothing decided", m)
+	}
+}
+
+// TestOperatorIsCutAtARuneBoundary: the operator's name is cut to 64
+// bytes without splitting a character (it left half of one, shown as
+// U+FFFD, in the audited name).
+func TestOperatorIsCutAtARuneBoundary(t *testing.T) {
+	srv := newServer(t, newFake(), Tokens{Write: "w"})
+	name := strings.Repeat("a", 63) + "é" // é spans bytes 63 and 64
+	code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"ids":["inlet.dlq/0/1"],"reason":"x","dry_run":true}`, HeaderOperator, name)
+	if want := strings.Repeat("a", 63) + " (admin-token:write)"; code != 200 || m["who"] != want {
+		t.Fatalf("%d who %q, want %q", code, m["who"], want)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,5 +62,73 @@ func TestAuditedOnRealQueues(t *testing.T) {
 	}
 	if code, m, _ := call(t, srv, "GET", "/v1/dlq?all=true", "r", ""); code != http.StatusOK || m["count"].(float64) != 1 {
 		t.Fatalf("list all: %d %v", code, m)
+	}
+}
+
+// TestDecisionByIDSaysWhatItDidNotDecide: over real queues, a decision
+// naming ids answers which of them it did not decide and why: 404 when
+// none is on the queue (an id of the other queue, a mistyped offset), 409
+// when every one was already decided (with that decision), else 200
+// listing them; its dry run answers the same. A filter matching nothing
+// still answers 200 with a count of 0. Each answered 200 {"count":0}.
+func TestDecisionByIDSaysWhatItDidNotDecide(t *testing.T) {
+	env := testenv.Embedded(t)
+	tp := env.CreateTopics(t, nil)
+	codec := env.Codec(t, tp)
+	id := env.DeadLetter(t, tp, codec, "shop", "orders/updated", "wh-1", "sink answered 400")
+	typo := id + "9"
+	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	a, err := New(Tokens{Write: "w"}, Deps{Queues: q, Topics: tp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a)
+	defer srv.Close()
+	testenv.Eventually(t, 20*time.Second, "the DLQ entry to be listed", func() bool {
+		_, m, _ := call(t, srv, "GET", "/v1/depth", "w", "")
+		n, _ := m["dlq"].(float64)
+		return n == 1
+	})
+	type miss struct {
+		ID       string        `json:"id"`
+		Reason   string        `json:"reason"`
+		Decision *ops.Decision `json:"decision"`
+	}
+	decide := func(path string, ids []string, dry bool) (int, map[string]any, []miss) {
+		t.Helper()
+		b, _ := json.Marshal(map[string]any{"ids": ids, "reason": "cancelled upstream", "dry_run": dry})
+		code, m, _ := call(t, srv, "POST", path, "w", string(b))
+		var ms []miss
+		raw, _ := json.Marshal(m["unmatched"])
+		_ = json.Unmarshal(raw, &ms)
+		return code, m, ms
+	}
+	for _, dry := range []bool{true, false} {
+		for path, ids := range map[string][]string{"/v1/invalid/discard": {id}, "/v1/dlq/discard": {typo, typo + "1"}} {
+			code, m, ms := decide(path, ids, dry)
+			if msg, _ := m["error"].(string); code != http.StatusNotFound || !strings.Contains(msg, ids[0]) || len(ms) != len(ids) {
+				t.Fatalf("%s %q (dry run %v): %d %v; want 404 naming the ids", path, ids, dry, code, m)
+			}
+		}
+		code, m, ms := decide("/v1/dlq/discard", []string{id, typo}, dry)
+		if code != http.StatusOK || m["count"] != 1.0 || len(ms) != 1 || ms[0].ID != typo || !strings.Contains(ms[0].Reason, "not on this queue") {
+			t.Fatalf("[real, typo] (dry run %v): %d %v; want 200, 1 decided and %s unmatched", dry, code, m, typo)
+		}
+	}
+	code, m, ms := decide("/v1/dlq/discard", []string{id, id}, false)
+	if msg, _ := m["error"].(string); code != http.StatusConflict || !strings.Contains(msg, "already decided") ||
+		len(ms) != 1 || ms[0].ID != id || ms[0].Decision == nil || ms[0].Decision.Action != "discard" {
+		t.Fatalf("again: %d %v; want 409 with the decision made", code, m)
+	}
+	if code, m, ms := decide("/v1/dlq/requeue", []string{id, typo}, true); code != http.StatusOK || m["count"] != 0.0 || len(ms) != 2 {
+		t.Fatalf("[decided, typo]: %d %v; want 200 listing both", code, m)
+	}
+	code, m, _ = call(t, srv, "POST", "/v1/dlq/discard", "w", `{"filter":{"source":"nobody"},"reason":"x"}`)
+	if code != http.StatusOK || m["count"] != 0.0 {
+		t.Fatalf("filter matching nothing: %d %v; want 200 and 0", code, m)
 	}
 }

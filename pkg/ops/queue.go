@@ -146,9 +146,19 @@ func (q *Queues) scan(ctx context.Context, decisions map[string]*Decision, topic
 	if err != nil {
 		return err
 	}
+	// A set: a decision through the admin API may name some 40,000 ids
+	// (its 1 MiB body), each record read looked up in them.
+	var ids map[string]struct{}
+	if len(f.IDs) > 0 {
+		ids = make(map[string]struct{}, len(f.IDs))
+		for _, id := range f.IDs {
+			ids[id] = struct{}{}
+		}
+	}
 	return kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
 		// Asked by id: skip the others before decoding them.
-		if len(f.IDs) == 0 || slices.Contains(f.IDs, retry.Coordinates(r)) {
+		_, named := ids[retry.Coordinates(r)]
+		if ids == nil || named {
 			e := q.entry(ctx, r)
 			e.Decision = decisions[e.ID]
 			if f.match(e) {
@@ -353,7 +363,48 @@ type Decided struct {
 	Skipped int
 	// SkippedEntries are the first MaxShown of them, in log order.
 	SkippedEntries []Skip
+	// Unmatched are the ids named (Filter.IDs) that the decision found no
+	// entry to decide by, each once, in the order named, and why: not on
+	// this queue (ReasonNotFound), already decided (ReasonDecided, with
+	// that decision), or outside the filter's other fields
+	// (ReasonFiltered). Entries a requeue skipped are in SkippedEntries
+	// instead. Empty for a decision by filter alone, and when the read of
+	// the queue stopped midway (an error). As many as were named: unlike
+	// Entries, not bounded by MaxShown, but by the request.
+	Unmatched []Miss
 }
+
+// Undecided counts, of a decision naming ids, those it left undecided:
+// those it found no entry to decide by, and those a requeue skipped.
+func (d Decided) Undecided() int { return len(d.Unmatched) + d.Skipped }
+
+// Miss is an id a decision named and found no entry to decide by, and why.
+type Miss struct {
+	ID     string `json:"id"`
+	Reason string `json:"reason"`
+	// Decision is the decision already made on the entry (ReasonDecided).
+	Decision *Decision `json:"decision,omitempty"`
+}
+
+// The Miss.Reason of an id naming no entry of the queue (its topic, a
+// mistyped offset, an entry deleted by retention), of an entry already
+// decided, and of an entry the filter's other fields do not select.
+const (
+	ReasonNotFound = "not on this queue"
+	ReasonDecided  = "already decided"
+	ReasonFiltered = "does not match the filter"
+)
+
+// ErrNotFound is returned by a decision naming ids none of which is an
+// entry of the queue: the ids are mistyped, or of the other queue.
+// Decided.Unmatched lists them. The dry run returns it too.
+var ErrNotFound = errors.New("no such entry")
+
+// ErrDecided is returned by a decision naming ids every one of which is an
+// entry already decided (by someone else, or by an earlier try of this
+// one); Decided.Unmatched lists them with their decisions. The dry run
+// returns it too.
+var ErrDecided = errors.New("already decided")
 
 // Skip is an entry a requeue left alone, and why.
 type Skip struct {
@@ -405,6 +456,12 @@ var (
 // replayed. Named alone (one id, however often given), it fails the
 // requeue with ErrNoEvent.
 //
+// A decision naming ids (f.IDs) reports those it found no entry to decide
+// by in Decided.Unmatched, and decides the others; when none of them is on
+// the queue it fails with ErrNotFound, and when every one of them was
+// already decided with ErrDecided, having done nothing. Its dry run
+// reports and fails the same.
+//
 // A decision over many entries commits as it goes (see decideChunk): if it
 // fails midway, the entries decided before the failure stand, the error
 // says how many, and running it again goes on with the rest (decided
@@ -442,6 +499,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	// is still one entry.
 	alone := len(f.IDs) > 0 && !slices.ContainsFunc(f.IDs, func(id string) bool { return id != f.IDs[0] })
 	shown, skipped := firstN{n: maxShown}, firstN{n: maxShown}
+	nm := newNamed(f.IDs)
 	// skip reports whether a requeue leaves e alone, counting it if so.
 	// Named alone, the entry is the whole request: skipping it would
 	// answer success having done nothing, so that fails and says why.
@@ -465,7 +523,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		if err != nil {
 			return res, err
 		}
-		err = q.scan(ctx, decisions, topic, f, func(e *Entry) error {
+		sel, fn := nm.selecting(f, func(e *Entry) error {
 			if s, err := skip(e); s || err != nil {
 				return err
 			}
@@ -473,9 +531,14 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			res.Count++
 			shown.add(e)
 			return nil
-		}, nil)
+		})
+		err = q.scan(ctx, decisions, topic, sel, fn, nil)
 		res.Entries, res.SkippedEntries = shown.result(), skipsOf(skipped.result())
-		return res, err
+		if err != nil {
+			return res, err
+		}
+		res.Unmatched = nm.misses()
+		return res, nm.refusal(action, topic, res)
 	}
 	// One transactional id for every decision (both queues write the
 	// audit topic), taken before the entries are read: a decision already
@@ -532,7 +595,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return nil
 	}
 	// Each entry is written as it is read: the queue is never held whole.
-	err = q.scan(ctx, decisions, topic, f, func(e *Entry) error {
+	sel, fn := nm.selecting(f, func(e *Entry) error {
 		if s, err := skip(e); s || err != nil {
 			return err
 		}
@@ -559,13 +622,15 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			return commit()
 		}
 		return nil
-	}, func() error {
+	})
+	err = q.scan(ctx, decisions, topic, sel, fn, func() error {
 		if chunks.Age() >= decideAge {
 			return commit()
 		}
 		return nil
 	})
 	if err == nil {
+		res.Unmatched = nm.misses() // the queue was read through
 		err = commit()
 	}
 	res.Entries, res.SkippedEntries = shown.result(), skipsOf(skipped.result())
@@ -573,7 +638,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		if res.Count > 0 {
 			q.awaitVisible(ctx)
 		}
-		return res, nil
+		return res, nm.refusal(action, topic, res)
 	}
 	if aerr := chunks.Abort(ctx); aerr != nil {
 		err = errors.Join(err, aerr)
@@ -592,6 +657,116 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, fmt.Errorf("%s: another decision started meanwhile (or this one outlived its transaction); %s: %w", action, done, err)
 	}
 	return res, fmt.Errorf("%s: %s: %w", action, done, err)
+}
+
+// named follows the ids a decision names (none: a decision by filter),
+// to say why it decided none of some.
+type named struct {
+	order []string         // each id once, in the order first named
+	miss  map[string]*Miss // by id; an empty Reason: selected
+}
+
+func newNamed(ids []string) *named {
+	if len(ids) == 0 {
+		return nil
+	}
+	n := &named{miss: make(map[string]*Miss, len(ids))}
+	for _, id := range ids {
+		if _, dup := n.miss[id]; !dup {
+			n.miss[id] = &Miss{ID: id, Reason: ReasonNotFound}
+			n.order = append(n.order, id)
+		}
+	}
+	return n
+}
+
+// selecting returns the filter to scan with and the function to call with
+// what it reads in place of f and fn. Naming ids, it reads every entry
+// named, decided or not, and notes why it does not decide one.
+func (n *named) selecting(f Filter, fn func(*Entry) error) (Filter, func(*Entry) error) {
+	if n == nil {
+		return f, fn
+	}
+	return Filter{IDs: f.IDs}, func(e *Entry) error {
+		m := n.miss[e.ID]
+		switch {
+		case e.Decision != nil:
+			m.Reason, m.Decision = ReasonDecided, e.Decision
+			return nil
+		case !f.match(e):
+			m.Reason = ReasonFiltered
+			return nil
+		}
+		m.Reason = ""
+		return fn(e)
+	}
+}
+
+// misses are the ids named that matched no entry to decide, in the order
+// named (see Decided.Unmatched).
+func (n *named) misses() []Miss {
+	if n == nil {
+		return nil
+	}
+	var out []Miss
+	for _, id := range n.order {
+		if m := n.miss[id]; m.Reason != "" {
+			out = append(out, *m)
+		}
+	}
+	return out
+}
+
+// refusal is the error of a decision d naming ids none of which is on
+// the queue (ErrNotFound), or every one of which was already decided
+// (ErrDecided); else nil.
+func (n *named) refusal(action, topic string, d Decided) error {
+	if n == nil || len(d.Unmatched) != len(n.order) {
+		return nil
+	}
+	all := func(reason string) bool {
+		return !slices.ContainsFunc(d.Unmatched, func(m Miss) bool { return m.Reason != reason })
+	}
+	switch {
+	case all(ReasonNotFound):
+		return fmt.Errorf("%s: nothing was done: %w on %s: %s%s", action, ErrNotFound, topic, namedIDs(d.Unmatched, nil), otherQueue(topic, d.Unmatched))
+	case all(ReasonDecided):
+		return fmt.Errorf("%s: nothing was done: every entry named was %w: %s", action, ErrDecided, namedIDs(d.Unmatched, func(m Miss) string {
+			return fmt.Sprintf(" (%s by %s at %s)", m.Decision.Action, m.Decision.Who, m.Decision.At.Format(time.RFC3339))
+		}))
+	}
+	return nil
+}
+
+// namedIDs names the first few misses, each with what more (when not nil)
+// says of it.
+func namedIDs(ms []Miss, more func(Miss) string) string {
+	const few = 5
+	var b strings.Builder
+	for i, m := range ms[:min(len(ms), few)] {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(m.ID)
+		if more != nil {
+			b.WriteString(more(m))
+		}
+	}
+	if len(ms) > few {
+		fmt.Fprintf(&b, " and %d more", len(ms)-few)
+	}
+	return b.String()
+}
+
+// otherQueue says so when the ids name entries of another topic (the
+// other queue, most often): "inletctl invalid discard inlet.dlq/0/18".
+func otherQueue(topic string, ms []Miss) string {
+	for _, m := range ms {
+		if t, _, _, ok := retry.ParseCoordinates(m.ID); ok && t != topic {
+			return fmt.Sprintf(" (%s is an entry of %s, not of %s)", m.ID, t, topic)
+		}
+	}
+	return ""
 }
 
 // skipsOf is the Skip of each entry, all skipped for holding no event.

@@ -455,3 +455,84 @@ func TestDecisionsShowTheFirstEntries(t *testing.T) {
 		}
 	}
 }
+
+// TestDecisionsByIDSayWhatTheyDidNotDecide: a decision naming ids lists
+// those it found no entry to decide by, each once and why, and its dry run
+// the same: an id of the other queue or a mistyped offset is not on the
+// queue, a decided entry is already decided (with that decision), an entry
+// the filter's other fields leave out does not match; with none of the
+// ids on the queue, or every one already decided, it fails saying so.
+// Each answered success, having decided nothing. A decision by filter
+// matching nothing still succeeds.
+func TestDecisionsByIDSayWhatTheyDidNotDecide(t *testing.T) {
+	env, tp, q := deadLettered(t, testenv.Embedded, 2)
+	ctx := context.Background()
+	es, err := q.List(ctx, tp.DLQ, Filter{})
+	if err != nil || len(es) != 2 {
+		t.Fatalf("list: %d, %v", len(es), err)
+	}
+	a, b := es[0].ID, es[1].ID
+	typo := a + "9"
+	for _, dry := range []bool{true, false} {
+		d, err := q.Discard(ctx, tp.Invalid, Filter{IDs: []string{a}}, "op", "cancelled", dry)
+		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "is an entry of "+tp.DLQ) || d.Count != 0 ||
+			!slices.Equal(d.Unmatched, []Miss{{ID: a, Reason: ReasonNotFound}}) {
+			t.Fatalf("discard of a DLQ entry on %s (dry run %v): %+v, %v; want ErrNotFound naming its queue", tp.Invalid, dry, d, err)
+		}
+		d, err = q.Discard(ctx, tp.DLQ, Filter{IDs: []string{a, typo, a}}, "op", "cancelled", dry)
+		if err != nil || d.Count != 1 || d.Entries[0].ID != a || d.Undecided() != 1 ||
+			!slices.Equal(d.Unmatched, []Miss{{ID: typo, Reason: ReasonNotFound}}) {
+			t.Fatalf("discard [real, typo, real] (dry run %v): %+v, %v; want %s decided and %s unmatched", dry, d, err, a, typo)
+		}
+	}
+	for _, dry := range []bool{true, false} {
+		d, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: []string{a, a}}, "op", "sink fixed", dry)
+		if !errors.Is(err, ErrDecided) || !strings.Contains(err.Error(), "discard by op") || d.Count != 0 || len(d.Unmatched) != 1 ||
+			d.Unmatched[0].Reason != ReasonDecided || d.Unmatched[0].Decision == nil || d.Unmatched[0].Decision.Action != "discard" {
+			t.Fatalf("requeue of a discarded entry (dry run %v): %+v, %v; want ErrDecided with the discard", dry, d, err)
+		}
+		d, err = q.Requeue(ctx, tp.DLQ, Filter{IDs: []string{typo, b, a}, Source: "stripe"}, "op", "sink fixed", dry)
+		want := []string{typo + " " + ReasonNotFound, b + " " + ReasonFiltered, a + " " + ReasonDecided}
+		var got []string
+		for _, m := range d.Unmatched {
+			got = append(got, m.ID+" "+m.Reason)
+		}
+		if err != nil || d.Count != 0 || !slices.Equal(got, want) {
+			t.Fatalf("requeue of [typo, other source, decided] (dry run %v): %+v, %v; want %q", dry, d, err, want)
+		}
+	}
+	if got := env.ReadAll(t, tp.Audit, 1, 500*time.Millisecond, 10*time.Second); len(got) != 1 {
+		t.Fatalf("%d audit records, want 1 (the one discard)", len(got))
+	}
+	d, err := q.Discard(ctx, tp.DLQ, Filter{Source: "nobody"}, "op", "cancelled", false)
+	if err != nil || d.Count != 0 || d.Unmatched != nil {
+		t.Fatalf("discard by a filter matching nothing: %+v, %v; want nothing and no error", d, err)
+	}
+	// Many ids (a request body holds tens of thousands): b is decided, the
+	// others listed, in the order named.
+	ids := make([]string, 0, 40001)
+	for i := range 40000 {
+		ids = append(ids, fmt.Sprintf("%s/7/%d", tp.DLQ, i))
+	}
+	ids = append(ids, b)
+	d, err = q.Discard(ctx, tp.DLQ, Filter{IDs: ids}, "op", "cancelled", true)
+	if err != nil || d.Count != 1 || len(d.Unmatched) != 40000 || d.Unmatched[0].ID != ids[0] || d.Unmatched[39999].ID != ids[39999] {
+		t.Fatalf("discard of 40,001 ids: count %d, %d unmatched, %v", d.Count, len(d.Unmatched), err)
+	}
+}
+
+// TestRequeueByIDSkipsAndListsAlike: a requeue naming an entry without its
+// event and a mistyped id skips the first (as for several ids) and lists
+// the second as unmatched; both count as undecided.
+func TestRequeueByIDSkipsAndListsAlike(t *testing.T) {
+	env, tp, q := deadLettered(t, testenv.Embedded, 0)
+	omitted := withoutEvent(t, env, tp, 0, 42)
+	ctx := context.Background()
+	for _, dry := range []bool{true, false} {
+		d, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: []string{omitted, omitted + "9"}}, "op", "sink fixed", dry)
+		if err != nil || d.Count != 0 || d.Skipped != 1 || d.SkippedEntries[0].ID != omitted || d.Undecided() != 2 ||
+			!slices.Equal(d.Unmatched, []Miss{{ID: omitted + "9", Reason: ReasonNotFound}}) {
+			t.Fatalf("dry run %v: %+v, %v", dry, d, err)
+		}
+	}
+}

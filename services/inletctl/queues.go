@@ -37,6 +37,8 @@ Select entries by id (topic/partition/offset, as ls prints) or with
 (default 100) in log order and the --after cursor of the next page.
 requeue skips (and lists) entries holding no copy of their event: replay
 each one's raw record (its origin) with inletctl replay, then discard it.
+requeue and discard by id list the ids they did not decide (not on this
+queue, already decided, skipped) and then exit 1, as does their --dry-run.
 
 Examples:
   inletctl %[1]s ls --group
@@ -153,6 +155,15 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	if errors.Is(err, ops.ErrNoReason) {
 		return exitUsage, err
 	}
+	if errors.Is(err, ops.ErrNotFound) || errors.Is(err, ops.ErrDecided) {
+		// Nothing named was there to decide: say which and why (who
+		// decided them), as the admin API's 404 or 409 does.
+		if output == "json" {
+			return exitError, errors.Join(err, jsonEncode(out, admin.NewDecideResponse(cmd, dry, who, decided)))
+		}
+		printUnmatched(out, decided.Unmatched)
+		return exitError, err
+	}
 	if err != nil {
 		return exitError, err
 	}
@@ -182,13 +193,51 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		}
 		return code, nil
 	}
+	verb := map[string]string{"requeue": "requeued", "discard": "discarded"}[cmd]
+	// Asked by id: an id left undecided is a failure to say, as for show,
+	// whatever became of the others.
+	var undecided error
+	if n := decided.Undecided(); len(f.IDs) > 0 && n > 0 {
+		not := "were not"
+		if dry {
+			not = "would not be"
+		}
+		undecided = fmt.Errorf("%d of the entries named %s %s (listed)", n, not, verb)
+		code = exitError
+	}
 	if output == "json" { // as the admin API answers
-		return code, enc.Encode(admin.NewDecideResponse(cmd, dry, who, decided))
+		return code, errors.Join(undecided, enc.Encode(admin.NewDecideResponse(cmd, dry, who, decided)))
 	}
 	printTable(out, decided.Entries)
-	fmt.Fprintln(out, countLine(decided.Count, len(decided.Entries), map[string]string{"requeue": "requeued", "discard": "discarded"}[cmd], dry))
+	fmt.Fprintln(out, countLine(decided.Count, len(decided.Entries), verb, dry))
 	printSkipped(out, decided, dry)
-	return code, nil
+	printUnmatched(out, decided.Unmatched)
+	return code, undecided
+}
+
+func jsonEncode(out io.Writer, v any) error {
+	enc := json.NewEncoder(out)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printUnmatched lists the ids named that a decision found no entry to
+// decide by, and why: a count alone read as success.
+func printUnmatched(out io.Writer, ms []ops.Miss) {
+	if len(ms) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\n%d named, not decided:\n", len(ms))
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tREASON\tDECISION")
+	for _, m := range ms {
+		dec := "-"
+		if d := m.Decision; d != nil {
+			dec = fmt.Sprintf("%s by %s at %s: %s", d.Action, d.Who, d.At.UTC().Format(time.RFC3339), d.Why)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", cell(m.ID), cell(m.Reason), cell(dec))
+	}
+	tw.Flush()
 }
 
 // countLine says how many entries a decision took, and whether all are

@@ -180,3 +180,47 @@ func TestTerminalEscapesAreShownNotObeyed(t *testing.T) {
 		t.Errorf("table: %q", out.String())
 	}
 }
+
+// TestQueueDecisionByIDSaysWhatItDidNotDecide: a requeue or discard naming
+// ids fails (exit 1) when any of them was not decided, and says which and
+// why, in its dry run as in the real one: an id of the other queue, a
+// mistyped offset, an entry already decided. It printed "0 discarded" and
+// exited 0. A filter matching nothing is not a failure.
+func TestQueueDecisionByIDSaysWhatItDidNotDecide(t *testing.T) {
+	_, topics, id, flags := dlqEntry(t)
+	typo := id + "9"
+	decide := func(args ...string) (int, string, error) {
+		t.Helper()
+		var out bytes.Buffer
+		code, err := run(append(append([]string{}, flags...), args...), &out)
+		return code, out.String(), err
+	}
+	for _, dry := range []string{"--dry-run", "--dry-run=false"} {
+		code, out, err := decide("invalid", "discard", id, "--reason", "cancelled", dry)
+		if code != exitError || err == nil || !strings.Contains(err.Error(), topics.Invalid) || !strings.Contains(err.Error(), id) {
+			t.Fatalf("invalid discard %s (%s): exit %d, %v; want %d saying it is not on %s\n%s", id, dry, code, err, exitError, topics.Invalid, out)
+		}
+		if code, out, err := decide("dlq", "discard", typo, "--reason", "cancelled", dry); code != exitError || err == nil || !strings.Contains(err.Error(), typo) {
+			t.Fatalf("dlq discard %s (%s): exit %d, %v\n%s", typo, dry, code, err, out)
+		}
+	}
+	code, out, err := decide("dlq", "discard", id, typo, "--reason", "cancelled", "--dry-run")
+	if code != exitError || err == nil || !strings.Contains(out, "1 would be discarded") || !strings.Contains(out, typo) || !strings.Contains(out, "not on this queue") {
+		t.Fatalf("dry run of [real, typo]: exit %d, %v; want %d, 1 decided and %s listed\n%s", code, err, exitError, typo, out)
+	}
+	code, out, err = decide("dlq", "discard", id, typo, "--reason", "cancelled", "--output", "json")
+	var v struct {
+		Count     int
+		Unmatched []struct{ ID, Reason string }
+	}
+	if jerr := json.Unmarshal([]byte(out), &v); code != exitError || err == nil || jerr != nil || v.Count != 1 || len(v.Unmatched) != 1 || v.Unmatched[0].ID != typo {
+		t.Fatalf("[real, typo]: exit %d, %v (%v); want %d, 1 decided and %s unmatched\n%s", code, err, jerr, exitError, typo, out)
+	}
+	code, out, err = decide("dlq", "discard", id, "--reason", "cancelled again")
+	if code != exitError || err == nil || !strings.Contains(err.Error(), "already decided") || !strings.Contains(out, "discard by") {
+		t.Fatalf("discard of a decided entry: exit %d, %v; want %d saying who decided it\n%s", code, err, exitError, out)
+	}
+	if code, out, err := decide("dlq", "discard", "--source", "nobody", "--reason", "cancelled"); code != exitOK || !strings.Contains(out, "0 discarded") {
+		t.Fatalf("a filter matching nothing: exit %d, %v\n%s", code, err, out)
+	}
+}

@@ -165,7 +165,9 @@ func printReconcile(out io.Writer, rep *reconcile.Report) {
 		if !e.SentAt.IsZero() {
 			sent = e.SentAt.UTC().Format(time.RFC3339)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, sent, e.Status, e.Where, e.CorrelationID, trim(e.Error, 60))
+		// All of it from the sender's log or the topics: escapes shown,
+		// not obeyed, as in every listing.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(e.ID), sent, cell(string(e.Status)), cell(e.Where), cell(e.CorrelationID), trim(e.Error, 60))
 	}
 	tw.Flush()
 }

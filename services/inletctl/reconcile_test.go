@@ -105,3 +105,23 @@ func TestReconcileCommand(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestReconcileEscapesSenderText: ids, statuses, places and correlation
+// ids in a reconcile report come from the sender's log; their terminal
+// escapes are printed as escapes, as in every other listing (they reached
+// the terminal raw).
+func TestReconcileEscapesSenderText(t *testing.T) {
+	rep := &reconcile.Report{Source: "stripe", Total: 1, Gaps: 1, Counts: map[reconcile.Status]int{reconcile.NeverReceived: 1},
+		Events: []reconcile.Result{{ID: "evt_1\x1b]0;owned\a", Status: "never_received\x1b[2J", Where: "inlet.dlq/0/1\r\u202e",
+			CorrelationID: "corr\x9b31m\tx", Error: "sink answered 500: \x1b[31mred"}}}
+	var out bytes.Buffer
+	printReconcile(&out, rep)
+	for _, r := range out.String() {
+		if r == 0x1b || r == '\r' || r == '\a' || r == 0x202e || r == 0x9b {
+			t.Fatalf("output holds %U raw:\n%q", r, out.String())
+		}
+	}
+	if bytes.IndexByte(out.Bytes(), 0x9b) >= 0 || !strings.Contains(out.String(), `evt_1\x1b]0;owned\a`) || !strings.Contains(out.String(), `corr\x9b31m x`) {
+		t.Fatalf("escapes not shown:\n%s", out.String())
+	}
+}
