@@ -1,9 +1,9 @@
 // Package alert tells people when events land on the dead-letter or invalid
 // topic: a webhook (generic JSON or a Slack-compatible body) carrying the
 // source, event type, ids, a redacted payload excerpt, the error history and
-// the runbook link. Alerts never block processing: Notify only enqueues, a
-// burst of the same failure becomes one message with a count, and the send
-// rate is capped.
+// the runbook link. Alerts never block processing: Notify only folds the
+// alert into its pending group, a burst of the same failure becomes one
+// message with a count, and the send rate is capped.
 package alert
 
 import (
@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -76,12 +77,18 @@ type Message struct {
 	WindowStart time.Time `json:"window_start"`
 }
 
-// Alerter sends grouped alerts from one goroutine, owned by Run.
+// Alerter groups alerts as Notify receives them and sends the groups from
+// one goroutine, owned by Run.
 type Alerter struct {
-	cfg     Config
-	in      chan Alert
+	cfg Config
+	// Notify folds into pending, under mu, and Run takes groups out to
+	// send. Folding there rather than in Run means a send in flight (up to
+	// sendTimeout) never holds alike alerts back in a queue they can
+	// overflow: only a new group when maxPending are pending is dropped.
+	mu      sync.Mutex
+	pending map[groupKey]*group
 	cl      *http.Client
-	dropped atomic.Int64 // alerts: queue full or over the per-minute cap
+	dropped atomic.Int64 // alerts: too many groups pending or over the per-minute cap
 	sent    atomic.Int64 // messages the webhook took
 	// Alerts (not messages: one message folds a window's alike alerts)
 	// in messages the webhook took, and in messages it did not.
@@ -108,26 +115,41 @@ func New(cfg Config) *Alerter {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Alerter{cfg: cfg, in: make(chan Alert, 1024), cl: &http.Client{}, resend: resendAfter, shutdown: shutdownBudget, timeout: sendTimeout, hook: redactURL(cfg.WebhookURL)}
+	return &Alerter{cfg: cfg, pending: map[groupKey]*group{}, cl: &http.Client{}, resend: resendAfter, shutdown: shutdownBudget, timeout: sendTimeout, hook: redactURL(cfg.WebhookURL)}
 }
 
-// Notify queues a. It never blocks: when the queue is full the alert is
-// dropped and counted (Dropped).
+// maxPending bounds the groups waiting to be sent, and so memory: each
+// holds its first alert.
+const maxPending = 1024
+
+// Notify folds al into the pending group of alerts alike to it (same kind,
+// source, type and reason), or starts one. It never waits on the webhook:
+// the lock it takes is held only for map updates. When maxPending groups
+// are pending, an alert that starts a new one is dropped and counted
+// (Dropped); one alike to a pending group never is.
 func (a *Alerter) Notify(al Alert) {
 	if a == nil || a.cfg.WebhookURL == "" {
 		return
 	}
-	select {
-	case a.in <- al:
-	default:
-		a.dropped.Add(1)
+	now := time.Now()
+	k := groupKey{al.Kind, al.Source, al.EventType, al.Reason}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if g, ok := a.pending[k]; ok {
+		g.count++
+		return
 	}
+	if len(a.pending) >= maxPending {
+		a.dropped.Add(1)
+		return
+	}
+	a.pending[k] = &group{key: k, msg: Message{Alert: al, WindowStart: now}, due: now.Add(a.cfg.Window), count: 1}
 }
 
 // Excerpt returns a redacted, size-bounded excerpt of a payload.
 func (a *Alerter) Excerpt(payload []byte) string { return Excerpt(payload, a.cfg.ExcerptBytes) }
 
-// Dropped counts alerts not sent (queue full or rate cap).
+// Dropped counts alerts not sent (too many groups pending, or rate cap).
 func (a *Alerter) Dropped() int64 { return a.dropped.Load() }
 
 // Sent counts messages delivered to the webhook.
@@ -138,12 +160,12 @@ func (a *Alerter) Sent() int64 { return a.sent.Load() }
 func (a *Alerter) Failed() int64 { return a.failed.Load() }
 
 // Instrument reports the alerts' fate as inlet.alerts{outcome}: sent,
-// failed (the webhook did not take them) and dropped (queue full or over
-// the per-minute cap). An alert pipeline that stopped working is otherwise
-// silent: the events are safe on their topics, but nobody hears of them.
+// failed (the webhook did not take them) and dropped (maxPending groups
+// pending or over the per-minute cap). An alert pipeline that stopped
+// working is otherwise silent: the events are safe on their topics, but nobody hears of them.
 func (a *Alerter) Instrument(meter metric.Meter) error {
 	c, err := meter.Int64ObservableCounter("inlet.alerts",
-		metric.WithDescription("Alerts (one per dead-lettered or invalid event) by outcome: sent, failed (webhook unreachable or refusing), dropped (queue full or over the per-minute cap)."))
+		metric.WithDescription("Alerts (one per dead-lettered or invalid event) by outcome: sent, failed (webhook unreachable or refusing), dropped (too many groups pending or over the per-minute cap)."))
 	if err != nil {
 		return err
 	}
@@ -167,6 +189,7 @@ func (a *Alerter) Instrument(meter metric.Meter) error {
 type groupKey struct{ kind, source, eventType, reason string }
 
 type group struct {
+	key   groupKey
 	msg   Message
 	due   time.Time
 	count int
@@ -185,23 +208,20 @@ const sendTimeout = 10 * time.Second
 // hold a processor's SIGTERM for 10 s per pending message.
 const shutdownBudget = 5 * time.Second
 
-// Run groups and sends until ctx ends, then sends what it holds once more,
-// within shutdownBudget altogether.
+// Run sends the groups Notify folds until ctx ends, then sends what is
+// pending once more, within shutdownBudget altogether.
 func (a *Alerter) Run(ctx context.Context) {
-	groups := map[groupKey]*group{}
 	tick := time.NewTicker(a.cfg.Window / 4)
 	defer tick.Stop()
 	var minute time.Time
 	sentThisMinute := 0
 	flush := func(sctx context.Context, now time.Time, final bool) {
-		for k, g := range groups {
+		due := a.take(now, final)
+		for i, g := range due {
 			if !final && sctx.Err() != nil {
-				return // shutting down: the final flush sends what is left
+				a.putBack(due[i:]...) // shutting down: the final flush sends them
+				return
 			}
-			if !final && now.Before(g.due) {
-				continue
-			}
-			delete(groups, k)
 			if now.Sub(minute) >= time.Minute {
 				minute, sentThisMinute = now, 0
 			}
@@ -215,7 +235,7 @@ func (a *Alerter) Run(ctx context.Context) {
 			case err != nil && !final && sctx.Err() != nil:
 				// Cut short by shutdown: neither a try nor a message sent.
 				sentThisMinute--
-				groups[k] = g
+				a.putBack(g)
 			case err == nil:
 				a.sent.Add(1)
 				a.delivered.Add(int64(g.count))
@@ -223,7 +243,7 @@ func (a *Alerter) Run(ctx context.Context) {
 				a.cfg.Log.Warn("alert webhook did not take the alert; sending it again", "kind", g.msg.Kind, "count", g.count, "retry_in", a.resend[g.tries], "webhook", a.hook, "error", err)
 				g.due = now.Add(a.resend[g.tries])
 				g.tries++
-				groups[k] = g
+				a.putBack(g)
 			default:
 				a.failed.Add(int64(g.count))
 				a.cfg.Log.Error("alert webhook did not take the alert; alert lost (the event itself is safe on its topic)", "kind", g.msg.Kind, "count", g.count, "tries", g.tries+1, "webhook", a.hook, "error", err)
@@ -233,19 +253,10 @@ func (a *Alerter) Run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			for {
-				select {
-				case al := <-a.in:
-					a.add(groups, al, time.Now())
-				default:
-					sctx, cancel := context.WithTimeout(context.Background(), a.shutdown)
-					flush(sctx, time.Now(), true)
-					cancel()
-					return
-				}
-			}
-		case al := <-a.in:
-			a.add(groups, al, time.Now())
+			sctx, cancel := context.WithTimeout(context.Background(), a.shutdown)
+			flush(sctx, time.Now(), true)
+			cancel()
+			return
 		case now := <-tick.C:
 			// ctx: a SIGTERM cuts a send to a hanging webhook short (it
 			// is tried again in the final flush) instead of waiting out
@@ -255,13 +266,34 @@ func (a *Alerter) Run(ctx context.Context) {
 	}
 }
 
-func (a *Alerter) add(groups map[groupKey]*group, al Alert, now time.Time) {
-	k := groupKey{al.Kind, al.Source, al.EventType, al.Reason}
-	if g, ok := groups[k]; ok {
-		g.count++
-		return
+// take removes and returns the pending groups due at now; all of them when
+// final.
+func (a *Alerter) take(now time.Time, final bool) []*group {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var due []*group
+	for k, g := range a.pending {
+		if final || !now.Before(g.due) {
+			due = append(due, g)
+			delete(a.pending, k)
+		}
 	}
-	groups[k] = &group{msg: Message{Alert: al, WindowStart: now}, due: now.Add(a.cfg.Window), count: 1}
+	return due
+}
+
+// putBack returns taken groups to pending. Alike alerts that Notify folded
+// into a new group meanwhile join the older one, which keeps its first
+// alert, due time and tries. It may exceed maxPending by the groups taken
+// out, so pending stays within twice that.
+func (a *Alerter) putBack(gs ...*group) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, g := range gs {
+		if n, ok := a.pending[g.key]; ok {
+			g.count += n.count
+		}
+		a.pending[g.key] = g
+	}
 }
 
 // send posts m once, bounded by sendTimeout and ctx. again says whether a

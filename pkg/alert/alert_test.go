@@ -68,17 +68,24 @@ func TestBurstOfTheSameFailureIsOneMessage(t *testing.T) {
 	}
 }
 
+// TestNotifyNeverBlocks: with nothing sending, Notify still returns; past
+// maxPending groups an alert starting a new one is dropped, one alike to a
+// pending group is folded into it.
 func TestNotifyNeverBlocks(t *testing.T) {
-	a := New(Config{WebhookURL: "http://127.0.0.1:1"}) // Run not started: the queue fills
+	a := New(Config{WebhookURL: "http://127.0.0.1:1"}) // Run not started: pending fills
 	start := time.Now()
-	for range 5000 {
-		a.Notify(Alert{Kind: KindDLQ})
+	for i := range 5000 {
+		a.Notify(Alert{Kind: KindDLQ, Source: fmt.Sprint("s", i)})
+		a.Notify(Alert{Kind: KindInvalid})
 	}
 	if time.Since(start) > time.Second {
 		t.Fatal("Notify blocked")
 	}
-	if a.Dropped() != 5000-1024 {
-		t.Fatalf("dropped %d, want %d", a.Dropped(), 5000-1024)
+	if a.Dropped() != 5000+1-maxPending {
+		t.Fatalf("dropped %d, want %d", a.Dropped(), 5000+1-maxPending)
+	}
+	if g := a.pending[groupKey{kind: KindInvalid}]; g == nil || g.count != 5000 {
+		t.Fatalf("alike alerts folded: %+v, want a group of 5000", g)
 	}
 }
 
@@ -458,5 +465,55 @@ func received[T any](t *testing.T, ch <-chan T, what string) {
 	case <-ch:
 	case <-time.After(5 * time.Second):
 		t.Fatalf("timed out waiting for %s", what)
+	}
+}
+
+// TestStormAgainstASlowWebhookIsFolded: alike alerts that arrive while a
+// send is in flight are folded into their group, not dropped. Grouping
+// happened only between sends, so with each send held up, 1,976 of 3,001
+// alike alerts overflowed the 1024-slot queue: "+N more" was too low and
+// InletAlertsNotDelivered fired although the webhook was healthy.
+func TestStormAgainstASlowWebhookIsFolded(t *testing.T) {
+	rcv := &receiver{}
+	arrived := make(chan struct{}, 10)
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var m map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&m) // then the server sees the client go
+		arrived <- struct{}{}
+		select { // each send is held until the test lets it through
+		case <-release:
+			rcv.mu.Lock()
+			rcv.msgs = append(rcv.msgs, m)
+			rcv.mu.Unlock()
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	a := New(Config{WebhookURL: srv.URL, Window: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	storm := Alert{Kind: KindDLQ, Source: "shop", EventType: "orders/updated", Reason: "retry budget exhausted"}
+	a.Notify(storm)
+	received(t, arrived, "the first send") // in flight until released
+	const more = 3000
+	for range more {
+		a.Notify(storm)
+	}
+	if a.Dropped() != 0 {
+		t.Fatalf("dropped %d alike alerts during a send, want 0", a.Dropped())
+	}
+	release <- struct{}{}
+	received(t, arrived, "the second send")
+	release <- struct{}{}
+	testenv.Eventually(t, 5*time.Second, "both messages taken", func() bool { return a.Sent() == 2 })
+	msgs := rcv.got()
+	if len(msgs) != 2 || msgs[0]["count"].(float64) != 1 || msgs[1]["count"].(float64) != more {
+		t.Fatalf("messages taken %v, want two with counts 1 and %d", msgs, more)
+	}
+	if a.Sent() != 2 || a.delivered.Load() != 1+more || a.Dropped() != 0 || a.Failed() != 0 {
+		t.Fatalf("sent %d (%d alerts), dropped %d, failed %d; want 2 (%d), 0, 0", a.Sent(), a.delivered.Load(), a.Dropped(), a.Failed(), 1+more)
 	}
 }
