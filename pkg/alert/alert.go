@@ -162,7 +162,8 @@ func (a *Alerter) Failed() int64 { return a.failed.Load() }
 // Instrument reports the alerts' fate as inlet.alerts{outcome}: sent,
 // failed (the webhook did not take them) and dropped (maxPending groups
 // pending or over the per-minute cap). An alert pipeline that stopped
-// working is otherwise silent: the events are safe on their topics, but nobody hears of them.
+// working is otherwise silent: the events are safe on their topics, but
+// nobody hears of them.
 func (a *Alerter) Instrument(meter metric.Meter) error {
 	c, err := meter.Int64ObservableCounter("inlet.alerts",
 		metric.WithDescription("Alerts (one per dead-lettered or invalid event) by outcome: sent, failed (webhook unreachable or refusing), dropped (too many groups pending or over the per-minute cap)."))
