@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -361,7 +362,10 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 	}
 	lineCorr := bl.CorrelationID
 	if !validCorrelationID(lineCorr) {
-		lineCorr = fmt.Sprintf("%s-%d", corr, n)
+		// The request's id, cut to leave room for the line number: a
+		// longer one is refused by trace lookups.
+		suffix := "-" + strconv.Itoa(n)
+		lineCorr = corr[:min(len(corr), maxCorrelationLen-len(suffix))] + suffix
 	}
 	env := s.envelope(src, meta, lineCorr, envelope.ChannelEvents, kept, ct, bytes.Clone(line), s.now())
 	rec, err := s.record(ctx, env)

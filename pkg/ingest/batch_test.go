@@ -99,6 +99,34 @@ func TestBatchEndpoint(t *testing.T) {
 		}
 	})
 
+	t.Run("line correlation ids stay traceable under the longest request id", func(t *testing.T) {
+		// A line without its own id gets the request's with "-<line>":
+		// past maxCorrelationLen, inletctl trace and the admin API refused it.
+		corr := strings.Repeat("c", maxCorrelationLen)
+		header := http.Header{}
+		header.Set("Content-Type", "application/x-ndjson")
+		header.Set("Authorization", "Bearer batch-token-1")
+		header.Set("X-Correlation-ID", corr)
+		body := []byte(good("c1") + "\n" + good("c2"))
+		if status, br, _ := postBatchReader(t, h, "/events/billing", header, bytes.NewReader(body)); status != 200 || br.Accepted != 2 {
+			t.Fatalf("status %d, %+v", status, br)
+		}
+		ids := map[string]string{}
+		for _, e := range h.rawEnvelopes(t, 2) { // acknowledged: on the log with any earlier ones
+			if e.EventID == "c1" || e.EventID == "c2" {
+				ids[e.EventID] = e.CorrelationID
+			}
+		}
+		if len(ids) != 2 || ids["c1"] == ids["c2"] {
+			t.Fatalf("line correlation ids %q, want two distinct", ids)
+		}
+		for id, c := range ids {
+			if !validCorrelationID(c) || !strings.HasPrefix(c, corr[:100]) {
+				t.Errorf("%s: correlation id %q (%d bytes): want a valid id starting with the request's", id, c, len(c))
+			}
+		}
+	})
+
 	t.Run("authentication", func(t *testing.T) {
 		body := []byte(good("a1"))
 		for name, auth := range map[string]string{"none": "", "wrong token": "Bearer nope", "basic": "Basic YTpi"} {
