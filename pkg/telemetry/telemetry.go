@@ -41,6 +41,18 @@ type Telemetry struct {
 	recording bool
 }
 
+// SeriesLimit is the most series one instrument keeps; past it the SDK
+// folds new series into one labelled otel_metric_overflow="true", with no
+// source, type or outcome, for the life of the process. Inlet's labels are
+// bounded elsewhere (configured sources, a Limiter's event types per
+// source, fixed outcomes and reasons), which is what keeps series few. The
+// SDK's default of 2,000 was below that bound with a handful of busy
+// sources (4 sources × 100 types × 5 outcomes), and a dead-lettered event
+// of a new type then counted only in the overflow series, where no alert
+// rule sees it. This is a backstop against a bug, far above any
+// configuration's bound; InletMetricsOverflow fires if it is ever hit.
+const SeriesLimit = 100_000
+
 // Option adds readers or span processors (tests use a ManualReader and a
 // span recorder).
 type Option func(*options)
@@ -75,7 +87,7 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	if err != nil {
 		return nil, err
 	}
-	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(prom)}
+	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(prom), sdkmetric.WithCardinalityLimit(SeriesLimit)}
 	for _, r := range o.readers {
 		mopts = append(mopts, sdkmetric.WithReader(r))
 	}
