@@ -2,6 +2,9 @@ package processor
 
 import (
 	"context"
+	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,6 +25,7 @@ type metrics struct {
 	retries    metric.Int64Counter
 	processing metric.Float64Histogram
 	e2e        metric.Float64Histogram
+	future     metric.Int64Counter
 	retryWait  metric.Float64Histogram
 	limit      *telemetry.Limiter
 	// The per-event instruments' options by label values (event types as
@@ -66,6 +70,10 @@ func newMetrics(meter metric.Meter, limit *telemetry.Limiter) (*metrics, error) 
 	}
 	if m.e2e, err = meter.Float64Histogram("inlet.end_to_end.latency", metric.WithUnit("s"), latencyBuckets,
 		metric.WithDescription("The event's own occurred-at to processed: delivery delay and backlog included.")); err != nil {
+		return nil, err
+	}
+	if m.future, err = meter.Int64Counter("inlet.events.future_dated",
+		metric.WithDescription("Processed events whose occurred-at was later than their processing: the sender's clock is ahead (their end-to-end latency is recorded as 0).")); err != nil {
 		return nil, err
 	}
 	if m.retryWait, err = meter.Float64Histogram("inlet.retry.wait", metric.WithUnit("s"), latencyBuckets,
@@ -125,10 +133,18 @@ func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, no
 	if it.env == nil || it.outcome == Retried {
 		return
 	}
+	// Latencies below 0 are recorded as 0: ingest's clock may be ahead of
+	// ours, and a sender's business time may be up to max_future ahead of
+	// receipt. A negative value would land in the lowest bucket and pull
+	// _sum down; future-dated events are counted instead, so a sender with
+	// a fast clock shows.
 	st := m.latencyOpts(src, typ)
-	m.processing.Record(ctx, now.Sub(it.env.ReceivedAt).Seconds(), st...)
+	m.processing.Record(ctx, max(now.Sub(it.env.ReceivedAt), 0).Seconds(), st...)
 	if it.outcome == Processed && it.out != nil && !it.out.OccurredAt.IsZero() {
-		m.e2e.Record(ctx, now.Sub(it.out.OccurredAt).Seconds(), st...)
+		if it.out.OccurredAt.After(now) {
+			m.future.Add(ctx, 1, metric.WithAttributes(attribute.String("source", src)))
+		}
+		m.e2e.Record(ctx, max(now.Sub(it.out.OccurredAt), 0).Seconds(), st...)
 	}
 }
 
@@ -190,7 +206,7 @@ func (p *Processor) depthLoop(ctx context.Context, interval time.Duration) {
 		return
 	}
 	defer cl.Close()
-	adm := kadm.NewClient(cl)
+	lm := newLagMeter(cl)
 	var tracker queueDepths
 	if p.queues != nil {
 		tracker = ops.NewTracker(p.queues, p.d.Topics.DLQ, p.d.Topics.Invalid)
@@ -198,7 +214,7 @@ func (p *Processor) depthLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		p.measureDepths(ctx, adm, tracker)
+		p.measureDepths(ctx, lm, tracker)
 		select {
 		case <-ctx.Done():
 			return
@@ -218,33 +234,15 @@ type queueDepths interface {
 // after the queue was cleared.
 const staleDepths = 10 * time.Minute
 
-func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client, tracker queueDepths) {
+func (p *Processor) measureDepths(ctx context.Context, lm *lagMeter, tracker queueDepths) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	now := time.Now()
 	p.metrics.mu.Lock()
 	d := p.metrics.depths
 	p.metrics.mu.Unlock()
-	if lags, err := adm.Lag(ctx, p.cfg.Group); err != nil {
-		p.log.Debug("lag measurement failed", "error", err)
-		if d.known && now.Sub(d.lagAt) > staleDepths {
-			d.known = false
-			p.log.Warn("lag not measured for too long; the lag and retry depth gauges are withdrawn until it is", "since", d.lagAt, "error", err)
-		}
-	} else {
-		d.retry, d.lag, d.known, d.lagAt = map[string]int64{}, map[string]int64{}, true, now
-		for _, gl := range lags {
-			for _, l := range gl.Lag.Sorted() {
-				if l.Lag < 0 {
-					continue
-				}
-				d.lag[l.Topic] += l.Lag
-				if tier, ok := tierOf(p.d.Topics, l.Topic); ok {
-					d.retry[tier] += l.Lag
-				}
-			}
-		}
-	}
+	lags, err := lm.adm.Lag(ctx, p.cfg.Group)
+	p.foldLag(ctx, &d, lm, lags, err, now)
 	if tracker != nil {
 		// Incremental: the first refresh reads the queues whole (over
 		// several ticks if they are long), later ones only what is new.
@@ -268,4 +266,166 @@ func (p *Processor) measureDepths(ctx context.Context, adm *kadm.Client, tracker
 	p.metrics.mu.Lock()
 	p.metrics.depths = d
 	p.metrics.mu.Unlock()
+}
+
+// foldLag folds a kadm.Lag result (lags, err) into d's lag and retry
+// depths, with exact counts from lm (nil: the offset lags as they are)
+// where it takes them. A failed measurement leaves d's last values, for
+// staleDepths at most: a gauge that vanished for a tick would restart the
+// `for:` timers of the rules on it.
+func (p *Processor) foldLag(ctx context.Context, d *depths, lm *lagMeter, lags kadm.DescribedGroupLags, err error, now time.Time) {
+	if err == nil {
+		// kadm.Lag returns no error when the group could not be described
+		// or its offsets fetched (its coordinator loading, say): the
+		// result says so, and holds no lag then.
+		err = lags.Error()
+	}
+	var exact map[topicPartition]int64
+	if err == nil && lm != nil {
+		exact, err = lm.exact(ctx, lags)
+	}
+	if err != nil {
+		p.log.Debug("lag measurement failed", "error", err)
+		if d.known && now.Sub(d.lagAt) > staleDepths {
+			d.known = false
+			p.log.Warn("lag not measured for too long; the lag and retry depth gauges are withdrawn until it is", "since", d.lagAt, "error", err)
+		}
+		return
+	}
+	d.retry, d.lag, d.known, d.lagAt = map[string]int64{}, map[string]int64{}, true, now
+	for _, gl := range lags {
+		for _, l := range gl.Lag.Sorted() {
+			n := l.Lag
+			if n < 0 {
+				continue
+			}
+			if e, ok := exact[topicPartition{l.Topic, l.Partition}]; ok {
+				n = e
+			}
+			d.lag[l.Topic] += n
+			if tier, ok := tierOf(p.d.Topics, l.Topic); ok {
+				d.retry[tier] += n
+			}
+		}
+	}
+}
+
+// exactLag is the largest offset lag lagMeter counts record by record.
+const exactLag = 100
+
+// lagMeter measures the processor group's lag. kadm.Lag measures it
+// against the high watermark, which counts transaction markers and aborted
+// records: a partition written in transactions (retry copies, ops
+// requeues) ends in a commit marker the group's offset (last record + 1)
+// never passes, so a drained one showed a lag of 1 forever, more after an
+// aborted batch. Where the offset lag is at most exactLag, the meter counts
+// instead the committed records between the group's offset and the last
+// stable offset, reading them read_committed (kafka.ReadSpan, as
+// ops.Tracker counts the failure queues); an open transaction's records,
+// past the last stable offset, are not waiting yet and do not count.
+//
+// Beyond exactLag the offset lag stands (the approximation that keeps the
+// cost bounded), overstated by one marker per transaction that wrote to
+// the partition since the group's offset, and by any aborted records
+// there: markers are one per transaction, each after at least one of its
+// records, so (aborts aside) at least half of a lag that large is a real
+// backlog, while what the gauges must get right, 0 once drained, is
+// exact. The exception: an aborted batch that left more than exactLag
+// records on one partition at its tail reads as that many until a later
+// record is consumed there. A count is kept per partition while its
+// offsets stay the same, so a drained partition is read once; a tick reads
+// at most exactLag records of each partition that moved. Not safe for
+// concurrent use.
+type lagMeter struct {
+	adm     *kadm.Client
+	opts    []kgo.Opt // for the reads
+	counted map[topicPartition]counted
+}
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// counted is the committed records found in span.
+type counted struct {
+	span [2]int64
+	n    int64
+}
+
+func newLagMeter(cl *kgo.Client) *lagMeter {
+	return &lagMeter{adm: kadm.NewClient(cl), opts: cl.Opts()}
+}
+
+// exact returns the records not yet consumed on each partition of lags
+// whose offset lag is in (0, exactLag]. On error (ctx ended, a read
+// stopped short) there is no count: a guess would be the phantom backlog
+// this exists to remove.
+func (m *lagMeter) exact(ctx context.Context, lags kadm.DescribedGroupLags) (map[topicPartition]int64, error) {
+	from := map[string]map[int32]int64{} // per topic and partition, the first offset not consumed
+	for _, gl := range lags {
+		for _, l := range gl.Lag.Sorted() {
+			if l.Err != nil || l.Lag <= 0 || l.Lag > exactLag {
+				continue
+			}
+			at := l.Commit.At
+			if l.Start.Err == nil {
+				at = max(at, l.Start.Offset) // retention may have deleted past it
+			}
+			if at < 0 {
+				continue
+			}
+			if from[l.Topic] == nil {
+				from[l.Topic] = map[int32]int64{}
+			}
+			from[l.Topic][l.Partition] = at
+		}
+	}
+	if len(from) == 0 {
+		m.counted = nil
+		return nil, nil
+	}
+	topics := slices.Sorted(maps.Keys(from))
+	stable, err := m.adm.ListCommittedOffsets(ctx, topics...)
+	if err == nil {
+		err = stable.Error()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list stable offsets: %w", err)
+	}
+	out := map[topicPartition]int64{}
+	kept := map[topicPartition]counted{}
+	for _, topic := range topics {
+		read := kafka.Span{}
+		for p, at := range from[topic] {
+			tp := topicPartition{topic, p}
+			lso, ok := stable.Lookup(topic, p)
+			if !ok {
+				continue // not listed: the offset lag stands
+			}
+			span := [2]int64{at, lso.Offset}
+			switch c, ok := m.counted[tp]; {
+			case span[1] <= span[0]:
+				out[tp] = 0 // only an open transaction's records past the offset
+			case ok && c.span == span:
+				out[tp], kept[tp] = c.n, c
+			default:
+				out[tp] = 0
+				read[p] = span
+			}
+		}
+		err := kafka.ReadSpan(ctx, m.opts, topic, read, func(r *kgo.Record) error {
+			out[topicPartition{topic, r.Partition}]++
+			return nil
+		})
+		if err != nil {
+			return nil, fmt.Errorf("count records behind the group: %w", err)
+		}
+		for p, span := range read {
+			tp := topicPartition{topic, p}
+			kept[tp] = counted{span, out[tp]}
+		}
+	}
+	m.counted = kept
+	return out, nil
 }

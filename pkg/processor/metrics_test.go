@@ -5,15 +5,19 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 	"github.com/inletdev/inlet/pkg/testenv"
@@ -88,23 +92,23 @@ func TestQueueDepthsAreNeverGuessed(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := &Processor{metrics: m, log: slog.New(slog.DiscardHandler), cfg: Config{Group: "depths-test"}, d: Deps{Topics: kafka.TopicNames("t", kafka.DefaultRetryTiers)}}
-	adm := kadm.NewClient(env.Client(t))
+	lm := newLagMeter(env.Client(t))
 	gauges := func() (map[string]int64, map[string]int64) {
 		return telemetrytest.Int64s(t, r, "inlet.dlq.depth"), telemetrytest.Int64s(t, r, "inlet.invalid.depth")
 	}
 	ctx := context.Background()
 	f := &fakeDepths{err: kafka.ErrIncomplete}
-	p.measureDepths(ctx, adm, f)
+	p.measureDepths(ctx, lm, f)
 	if d, i := gauges(); len(d) != 0 || len(i) != 0 {
 		t.Fatalf("before any measurement: dlq %v, invalid %v; want no value", d, i)
 	}
 	f.n, f.err = []int{7, 2}, nil
-	p.measureDepths(ctx, adm, f)
+	p.measureDepths(ctx, lm, f)
 	if d, i := gauges(); d[""] != 7 || i[""] != 2 {
 		t.Fatalf("measured: dlq %v, invalid %v; want 7, 2", d, i)
 	}
 	f.n, f.err = nil, kafka.ErrIncomplete
-	p.measureDepths(ctx, adm, f)
+	p.measureDepths(ctx, lm, f)
 	if d, i := gauges(); d[""] != 7 || i[""] != 2 {
 		t.Fatalf("after a failed measurement: dlq %v, invalid %v; want the last values 7, 2", d, i)
 	}
@@ -113,7 +117,7 @@ func TestQueueDepthsAreNeverGuessed(t *testing.T) {
 	ended, cancel := context.WithCancel(ctx)
 	cancel()
 	f.n, f.err = []int{5, 1}, nil
-	p.measureDepths(ended, adm, f)
+	p.measureDepths(ended, lm, f)
 	if d, i := gauges(); d[""] != 5 || i[""] != 1 {
 		t.Fatalf("with the lag failing: dlq %v, invalid %v; want 5, 1", d, i)
 	}
@@ -123,8 +127,246 @@ func TestQueueDepthsAreNeverGuessed(t *testing.T) {
 	p.metrics.depths.queuesAt = time.Now().Add(-staleDepths - time.Minute)
 	p.metrics.mu.Unlock()
 	f.n, f.err = nil, kafka.ErrIncomplete
-	p.measureDepths(ctx, adm, f)
+	p.measureDepths(ctx, lm, f)
 	if d, i := gauges(); len(d) != 0 || len(i) != 0 {
 		t.Fatalf("stale: dlq %v, invalid %v; want no value", d, i)
+	}
+}
+
+// TestRetryDepthDrainsToZero: a retry tier the processor has drained reads
+// 0, in inlet_retry_depth and inlet_consumer_lag alike. Retry copies are
+// written in transactions, so each is followed by a commit marker that the
+// group's offset (last record + 1) never passes: measured against the high
+// watermark, every retry partition that ever held a record said 1 forever.
+func TestRetryDepthDrainsToZero(t *testing.T) {
+	sink := &downstream{script: []int{503}} // one retry, then delivered
+	env := testenv.Embedded(t)
+	h, _ := failureHarness(t, env, sink)
+	reader := sdkmetric.NewManualReader()
+	tel, err := telemetry.New(context.Background(), "test", telemetry.WithReader(reader))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tel = tel
+	r := h.start("a", nil)
+	h.send("shop", "orders/updated", "wh-drain", "2025-01", envelope.ChannelWebhook,
+		shopOrder(1, time.Date(2025, 1, 1, 0, 0, 1, 0, time.UTC), "paid", true))
+	h.waitAll(1)
+	if p, rt := h.total(Processed), h.total(Retried); p != 1 || rt != 1 {
+		t.Fatalf("processed %d, retried %d; want 1, 1", p, rt)
+	}
+	tier, retryTopic := kafka.TierName(testTiers[0]), h.topics.Retry[0]
+
+	// The case under test: the group's offset on the retry topic is one
+	// short of the high watermark, the commit marker's offset.
+	adm := kadm.NewClient(env.Client(t))
+	testenv.Eventually(t, 10*time.Second, "an offset lag of 1 (the commit marker) on "+retryTopic, func() bool {
+		lags, err := adm.Lag(context.Background(), h.config().Group)
+		if err != nil || lags.Error() != nil {
+			return false
+		}
+		return lags[h.config().Group].Lag.TotalByTopic()[retryTopic].Lag == 1
+	})
+
+	// Every tier and topic reads 0 in a measurement taken after the drain
+	// (the depth loop ticks every 200ms here).
+	drained := time.Now()
+	zero := func(got map[string]int64, keys ...string) bool {
+		for _, k := range keys {
+			if n, ok := got[k]; !ok || n != 0 {
+				return false
+			}
+		}
+		return true
+	}
+	var retry, lag map[string]int64
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		r.p.metrics.mu.Lock()
+		at := r.p.metrics.depths.lagAt
+		r.p.metrics.mu.Unlock()
+		if at.After(drained) {
+			retry = telemetrytest.Int64s(t, reader, "inlet.retry.depth", "tier")
+			lag = telemetrytest.Int64s(t, reader, "inlet.consumer.lag", "topic")
+			if zero(retry, tier, kafka.TierName(testTiers[1])) && zero(lag, h.topics.Raw, retryTopic, h.topics.Retry[1]) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("10s after the drain: retry depth %v, lag %v; want 0 on every tier and topic", retry, lag)
+		}
+	}
+}
+
+// TestLatencyNeverNegative: a sender's clock ahead of ours (business time
+// up to max_future past receipt is accepted), or ingest's, records a
+// latency of 0, never a negative one in the lowest bucket that pulls _sum
+// down; future-dated events are counted by source.
+func TestLatencyNeverNegative(t *testing.T) {
+	topics := kafka.TopicNames("t", kafka.DefaultRetryTiers)
+	r := sdkmetric.NewManualReader()
+	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	processed := func(src string, received, occurred time.Time) *item {
+		return &item{rec: &kgo.Record{Topic: topics.Raw}, outcome: Processed,
+			env: &envelope.Envelope{Source: src, EventType: "orders/updated", ReceivedAt: received},
+			out: &router.Output{OccurredAt: occurred}}
+	}
+	// A fast sender clock (2 minutes), and ingest's clock 30s ahead of ours.
+	m.observe(context.Background(), processed("shop", now.Add(30*time.Second), now.Add(2*time.Minute)), topics, now)
+	// On time: 1s since receipt, 10s since it occurred.
+	m.observe(context.Background(), processed("stripe", now.Add(-time.Second), now.Add(-10*time.Second)), topics, now)
+
+	for _, c := range []struct {
+		name string
+		sum  float64
+	}{{"inlet.end_to_end.latency", 10}, {"inlet.processing.latency", 1}} {
+		n, sum, low := histogram(t, r, c.name)
+		if n != 2 || low != 0 || math.Abs(sum-c.sum) > 1e-6 {
+			t.Errorf("%s: count %d, sum %v, min %v; want 2, %v, 0", c.name, n, sum, low, c.sum)
+		}
+	}
+	if got := telemetrytest.Int64s(t, r, "inlet.events.future_dated", "source"); !maps.Equal(got, map[string]int64{"shop": 1}) {
+		t.Errorf("future-dated events %v, want shop: 1", got)
+	}
+}
+
+// histogram collects r and returns the count, sum and minimum of the
+// float64 histogram named name, over all its points.
+func histogram(t *testing.T, r *sdkmetric.ManualReader, name string) (n uint64, sum, low float64) {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	low = math.Inf(1)
+	for _, sm := range rm.ScopeMetrics {
+		for _, mt := range sm.Metrics {
+			h, ok := mt.Data.(metricdata.Histogram[float64])
+			if mt.Name != name || !ok {
+				continue
+			}
+			for _, dp := range h.DataPoints {
+				n += dp.Count
+				sum += dp.Sum
+				if v, ok := dp.Min.Value(); ok {
+					low = min(low, v)
+				}
+			}
+		}
+	}
+	return n, sum, low
+}
+
+// TestLagFoldKeepsLastOnGroupError: kadm.Lag reports a failed describe or
+// offset fetch of the group in its result, with a nil error. Folded in as
+// a measurement it emptied the lag and retry depth gauges for a tick,
+// restarting the `for: 10m` of InletProcessorLag and
+// InletRetryBacklogGrowing; it is a failed measurement, which keeps the
+// last values (until staleDepths).
+func TestLagFoldKeepsLastOnGroupError(t *testing.T) {
+	topics := kafka.TopicNames("t", kafka.DefaultRetryTiers)
+	p := &Processor{log: slog.New(slog.DiscardHandler), cfg: Config{Group: "g"}, d: Deps{Topics: topics}}
+	tier := kafka.TierName(topics.RetryTiers[0])
+	at := time.Now().Add(-time.Minute)
+	last := func() depths {
+		return depths{retry: map[string]int64{tier: 4}, lag: map[string]int64{topics.Raw: 20000, topics.Retry[0]: 4}, known: true, lagAt: at}
+	}
+	now := time.Now()
+	for _, c := range []struct {
+		name string
+		lag  kadm.DescribedGroupLag
+	}{
+		{"offset fetch failed", kadm.DescribedGroupLag{Group: "g", FetchErr: kerr.CoordinatorLoadInProgress}},
+		{"describe failed", kadm.DescribedGroupLag{Group: "g", DescribeErr: kerr.CoordinatorNotAvailable}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			d := last()
+			p.foldLag(context.Background(), &d, nil, kadm.DescribedGroupLags{"g": c.lag}, nil, now)
+			if want := last(); !maps.Equal(d.retry, want.retry) || !maps.Equal(d.lag, want.lag) || !d.known || !d.lagAt.Equal(at) {
+				t.Fatalf("after %s: %+v, want the last values %+v", c.name, d, want)
+			}
+			// Not measured for longer than staleDepths: withdrawn.
+			d.lagAt = now.Add(-staleDepths - time.Minute)
+			p.foldLag(context.Background(), &d, nil, kadm.DescribedGroupLags{"g": c.lag}, nil, now)
+			if d.known {
+				t.Fatalf("after %s, stale: still reported: %+v", c.name, d)
+			}
+		})
+	}
+	t.Run("a measurement replaces them", func(t *testing.T) {
+		d := last()
+		lags := kadm.DescribedGroupLags{"g": {Group: "g", Lag: kadm.GroupLag{
+			topics.Raw:      {0: {Topic: topics.Raw, Partition: 0, Lag: 7}, 1: {Topic: topics.Raw, Partition: 1, Lag: -1, Err: kerr.UnknownTopicOrPartition}},
+			topics.Retry[0]: {0: {Topic: topics.Retry[0], Partition: 0, Lag: 0}},
+		}}}
+		p.foldLag(context.Background(), &d, nil, lags, nil, now)
+		if !d.known || !d.lagAt.Equal(now) || !maps.Equal(d.lag, map[string]int64{topics.Raw: 7, topics.Retry[0]: 0}) || !maps.Equal(d.retry, map[string]int64{tier: 0}) {
+			t.Fatalf("after a measurement: %+v", d)
+		}
+	})
+}
+
+// TestLagMeterCountsCommittedRecords: behind a group's offset, the meter
+// counts committed records only: not commit or abort markers, not an
+// aborted batch's records; beyond exactLag the offset lag stands.
+func TestLagMeterCountsCommittedRecords(t *testing.T) {
+	env := testenv.Embedded(t)
+	ctx := context.Background()
+	topic := env.Prefix + ".lagmeter"
+	adm := kadm.NewClient(env.Client(t))
+	if _, err := adm.CreateTopic(ctx, 1, -1, nil, topic); err != nil {
+		t.Fatal(err)
+	}
+	txn := env.Client(t, kgo.TransactionalID(env.Prefix+"-lagmeter"), kgo.DefaultProduceTopic(topic))
+	batch := func(n int, end kgo.TransactionEndTry) {
+		t.Helper()
+		if err := txn.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for range n {
+			if err := txn.ProduceSync(ctx, &kgo.Record{Value: []byte("x")}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := txn.EndTransaction(ctx, end); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch(2, kgo.TryCommit) // offsets 0, 1; commit marker 2
+	batch(3, kgo.TryAbort)  // 3, 4, 5 aborted; abort marker 6
+	var hw int64
+	testenv.Eventually(t, 10*time.Second, "the high watermark past the abort marker", func() bool {
+		l, err := adm.ListEndOffsets(ctx, topic)
+		o, _ := l.Lookup(topic, 0)
+		hw = o.Offset
+		return err == nil && hw == 7
+	})
+	lagAt := func(commit int64) kadm.DescribedGroupLags {
+		return kadm.DescribedGroupLags{"g": {Group: "g", Lag: kadm.GroupLag{topic: {0: {
+			Topic: topic, Commit: kadm.Offset{Topic: topic, At: commit}, End: kadm.ListedOffset{Topic: topic, Offset: hw}, Lag: hw - commit,
+		}}}}}
+	}
+	m := newLagMeter(env.Client(t))
+	for _, c := range []struct {
+		commit, want int64
+	}{{0, 2}, {1, 1}, {2, 0}, {6, 0}, {2, 0}} { // the last one again: from what was counted
+		got, err := m.exact(ctx, lagAt(c.commit))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n, ok := got[topicPartition{topic, 0}]; !ok || n != c.want {
+			t.Errorf("group at offset %d (offset lag %d): %d records behind (counted %v), want %d", c.commit, hw-c.commit, n, ok, c.want)
+		}
+	}
+	// Beyond exactLag the offset lag stands, unread.
+	big := lagAt(0)
+	l := big["g"].Lag[topic][0]
+	l.Lag = exactLag + 1
+	big["g"].Lag[topic][0] = l
+	if got, err := m.exact(ctx, big); err != nil || len(got) != 0 {
+		t.Fatalf("offset lag %d: counted %v (error %v), want nothing counted", l.Lag, got, err)
 	}
 }
