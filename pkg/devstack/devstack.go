@@ -26,7 +26,8 @@ import (
 // Config says where the stack listens and keeps its data.
 type Config struct {
 	// DataDir keeps Kafka's log, the registry's schemas and the embedded
-	// Redis's keys across restarts.
+	// Redis's keys across restarts. One stack at a time: Start locks it
+	// (ErrDataDirInUse) until Close.
 	// Empty keeps everything in memory (tests).
 	DataDir string
 	// Ports; 0 picks a free one.
@@ -56,6 +57,7 @@ type Stack struct {
 	Miniredis   *miniredis.Miniredis // nil when RedisURL was given
 
 	registry *persistentRegistry
+	lock     *dirLock // the DataDir's, released last by Close
 	// redisFile keeps the embedded Redis across restarts (see
 	// redissnap.go); empty without a DataDir or with a real Redis.
 	redisFile string
@@ -66,7 +68,8 @@ type Stack struct {
 	once      sync.Once
 }
 
-// Start starts the stack. Close stops it.
+// Start starts the stack. Close stops it. With a DataDir held by another
+// stack it fails with an error wrapping ErrDataDirInUse.
 func Start(cfg Config) (*Stack, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
@@ -95,6 +98,14 @@ func Start(cfg Config) (*Stack, error) {
 	}
 	var regFile string
 	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, err
+		}
+		lock, err := lockDataDir(cfg.DataDir)
+		if err != nil {
+			return nil, err
+		}
+		s.lock = lock
 		kdir := filepath.Join(cfg.DataDir, "kafka")
 		if err := os.MkdirAll(kdir, 0o755); err != nil {
 			return nil, err
@@ -200,6 +211,7 @@ func (s *Stack) Close() {
 		if s.Kafka != nil {
 			s.Kafka.Close()
 		}
+		s.lock.release()
 	})
 }
 

@@ -3,14 +3,17 @@ package devstack
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"slices"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -23,21 +26,20 @@ import (
 
 // persistentRegistry is srfake plus the two things a dev registry needs and
 // srfake does not do: schemas that survive a restart with the same IDs (a
-// stored record must still decode), and BACKWARD compatibility enforced on
-// registration (srfake accepts anything).
+// stored record must still decode; see registrystate.go), and BACKWARD
+// compatibility enforced on registration (srfake accepts anything).
 type persistentRegistry struct {
-	reg  *srfake.Registry
 	file string // "" = memory only
 	log  *slog.Logger
-	mu   sync.Mutex // serialises writes and snapshots
-}
-
-type savedSchema struct {
-	Subject string `json:"subject"`
-	Version int    `json:"version"`
-	ID      int    `json:"id"`
-	Schema  string `json:"schema"`
-	Type    string `json:"type,omitempty"`
+	// mu is held for writing by a write request and its snapshot, for
+	// reading by every other request: nobody sees a registration before
+	// it is on disk.
+	mu  sync.RWMutex
+	reg *srfake.Registry // replaced when a snapshot fails (rollback)
+	// saved is what the file holds (nil: no file yet), savedJSON its bytes
+	// as this process wrote or would write them.
+	saved     *registryState
+	savedJSON []byte
 }
 
 func newPersistentRegistry(file string, log *slog.Logger) (*persistentRegistry, error) {
@@ -45,45 +47,40 @@ func newPersistentRegistry(file string, log *slog.Logger) (*persistentRegistry, 
 	if file == "" {
 		return p, nil
 	}
+	stale, _ := filepath.Glob(filepath.Join(filepath.Dir(file), registryTempPattern))
+	for _, t := range stale {
+		_ = os.Remove(t)
+	}
 	b, err := os.ReadFile(file)
-	if os.IsNotExist(err) {
+	if errors.Is(err, fs.ErrNotExist) {
 		return p, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("schema registry state: %w", err)
 	}
-	var saved []savedSchema
-	if err := json.Unmarshal(b, &saved); err != nil {
-		return nil, fmt.Errorf("schema registry state %s: %w", file, err)
+	bad := func(err error) error {
+		return fmt.Errorf("schema registry state %s: %w (records in Kafka name their schemas by these IDs: fix the file, or move it away to start with an empty registry)", file, err)
 	}
-	slices.SortFunc(saved, func(a, b savedSchema) int {
-		if a.ID != b.ID {
-			return a.ID - b.ID
-		}
-		return strings.Compare(a.Subject, b.Subject)
-	})
-	seeded := map[int]bool{}
-	for _, s := range saved {
-		sch := sr.Schema{Schema: s.Schema, Type: sr.TypeAvro}
-		if s.Type != "" {
-			_ = sch.Type.UnmarshalText([]byte(s.Type))
-		}
-		if !seeded[s.ID] {
-			p.reg.SeedSchema(s.Subject, s.Version, s.ID, sch)
-			seeded[s.ID] = true
-			continue
-		}
-		// The same schema under a second subject shares its ID; srfake
-		// reuses the ID on registration.
-		id, v, err := p.reg.RegisterSchema(s.Subject, sch)
-		if err != nil || id != s.ID {
-			return nil, fmt.Errorf("restore %s v%d (id %d): got id %d: %v", s.Subject, s.Version, s.ID, id, err)
-		}
-		if v != s.Version {
-			log.Warn("schema registry restore: version renumbered", "subject", s.Subject, "saved", s.Version, "restored", v)
-		}
+	st, err := parseRegistryState(b)
+	if err != nil {
+		return nil, bad(err)
 	}
-	log.Info("schema registry restored", "schemas", len(saved), "file", file)
+	reg, err := st.restore()
+	if err != nil {
+		return nil, bad(err)
+	}
+	// What srfake now holds must be what the file says, version for
+	// version and ID for ID.
+	got, err := collectState(reg, st.Schemas)
+	if err != nil {
+		return nil, bad(err)
+	}
+	if err := sameState(got, st); err != nil {
+		return nil, bad(fmt.Errorf("restored registry differs from the file: %w", err))
+	}
+	p.reg, p.saved = reg, got
+	p.savedJSON, _ = json.MarshalIndent(got, "", "  ")
+	log.Info("schema registry restored", "ids", len(got.Schemas), "subjects", len(got.Subjects), "file", file)
 	return p, nil
 }
 
@@ -104,6 +101,8 @@ func (p *persistentRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				r.URL.RawQuery = q.Encode()
 			}
 		}
+		p.mu.RLock()
+		defer p.mu.RUnlock()
 		if subject, ok := compatPath(r.URL.Path); ok {
 			p.checkCompatibility(w, r, subject)
 			return
@@ -121,13 +120,68 @@ func (p *persistentRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.checkCompatibility(w, r, subject)
 		return
 	}
-	rec := &statusRecorder{ResponseWriter: w}
+	if p.file == "" {
+		p.reg.Handler().ServeHTTP(w, r)
+		return
+	}
+	// The answer is held back until the change is on disk: an ID handed
+	// out and then forgotten by a restart would be given to another
+	// schema, and records written with it would decode wrongly.
+	rec := httptest.NewRecorder()
 	p.reg.Handler().ServeHTTP(rec, r)
-	if rec.status < 300 && p.file != "" {
-		if err := p.snapshot(); err != nil {
-			p.log.Error("schema registry: persisting schemas failed; IDs may change on restart", "error", err)
+	if rec.Code < 300 {
+		if err := p.persist(); err != nil {
+			p.rollback()
+			p.log.Error("schema registry: persisting schemas failed; the change is refused and undone", "file", p.file, "method", r.Method, "path", r.URL.Path, "error", err)
+			writeRegistryError(w, http.StatusInternalServerError, sr.ErrStoreError.Code, "schema registry: cannot save the change to "+p.file+": "+err.Error())
+			return
 		}
 	}
+	maps.Copy(w.Header(), rec.Header())
+	w.WriteHeader(rec.Code)
+	_, _ = w.Write(rec.Body.Bytes())
+}
+
+// persist writes the registry's state to the file if it changed. Called
+// with mu held for writing.
+func (p *persistentRegistry) persist() error {
+	var known []savedID
+	if p.saved != nil {
+		known = p.saved.Schemas
+	}
+	st, err := collectState(p.reg, known)
+	if err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if bytes.Equal(b, p.savedJSON) {
+		return nil
+	}
+	if err := writeFileAtomic(p.file, b); err != nil {
+		return err
+	}
+	p.saved, p.savedJSON = st, b
+	return nil
+}
+
+// rollback puts the registry back to what the file holds, after a change
+// could not be saved. State srfake keeps but the file does not (per-subject
+// config and mode, which srfake ignores anyway) is lost with it. Called
+// with mu held for writing.
+func (p *persistentRegistry) rollback() {
+	reg := srfake.NewRegistry()
+	if p.saved != nil {
+		var err error
+		if reg, err = p.saved.restore(); err != nil {
+			// Not expected: p.saved was restored or read from srfake.
+			p.log.Error("schema registry: rollback failed; unsaved changes stay in memory", "error", err)
+			return
+		}
+	}
+	p.reg = reg
 }
 
 // registerPath matches /subjects/{subject}/versions.
@@ -178,7 +232,7 @@ func (p *persistentRegistry) incompatibility(body []byte, subject string) (strin
 		Version int    `json:"version"`
 		Schema  string `json:"schema"`
 	}
-	if err := p.getJSON("/subjects/"+url.PathEscape(subject)+"/versions/latest", &latest); err != nil {
+	if err := getJSON(p.reg, "/subjects/"+url.PathEscape(subject)+"/versions/latest", &latest); err != nil {
 		return "", nil // no earlier version: anything goes
 	}
 	next, err := avro.ParseWithCache(sb.Schema, "", &avro.SchemaCache{})
@@ -236,63 +290,4 @@ func writeRegistryError(w http.ResponseWriter, status, code int, msg string) {
 	w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
 	w.WriteHeader(status)
 	_ = json.NewEncoder(w).Encode(map[string]any{"error_code": code, "message": msg})
-}
-
-// snapshot writes every live subject version to the state file, atomically.
-func (p *persistentRegistry) snapshot() error {
-	var subjects []string
-	if err := p.getJSON("/subjects", &subjects); err != nil {
-		return err
-	}
-	var saved []savedSchema
-	for _, subj := range subjects {
-		var versions []int
-		if err := p.getJSON("/subjects/"+url.PathEscape(subj)+"/versions", &versions); err != nil {
-			return err
-		}
-		for _, v := range versions {
-			ss, ok := p.reg.GetSchema(subj, v)
-			if !ok {
-				continue
-			}
-			saved = append(saved, savedSchema{Subject: subj, Version: v, ID: ss.ID, Schema: ss.Schema.Schema, Type: ss.Schema.Type.String()})
-		}
-	}
-	b, err := json.MarshalIndent(saved, "", "  ")
-	if err != nil {
-		return err
-	}
-	tmp := p.file + ".tmp"
-	if err := os.WriteFile(tmp, b, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, p.file)
-}
-
-func (p *persistentRegistry) getJSON(path string, v any) error {
-	rec := httptest.NewRecorder()
-	p.reg.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
-	if rec.Code != http.StatusOK {
-		return fmt.Errorf("GET %s: %d %s", path, rec.Code, rec.Body.String())
-	}
-	return json.Unmarshal(rec.Body.Bytes(), v)
-}
-
-type statusRecorder struct {
-	http.ResponseWriter
-	status int
-}
-
-func (s *statusRecorder) WriteHeader(code int) {
-	if s.status == 0 {
-		s.status = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusRecorder) Write(b []byte) (int, error) {
-	if s.status == 0 {
-		s.status = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
 }
