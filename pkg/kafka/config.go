@@ -97,7 +97,10 @@ func (c *Config) Validate() error {
 }
 
 // ClientOpts returns the connection options shared by every client: brokers,
-// client id, SASL, TLS and logging.
+// client id, SASL, TLS and logging. A SASL mechanism without a user or
+// without a password (INLET_KAFKA_SASL_PASSWORD[_FILE] unset or empty) is
+// refused: it would authenticate with an empty one. Errors name the
+// settings, never a secret's value.
 func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(c.Brokers...),
@@ -112,6 +115,16 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 		pass, err := flagenv.Secret("INLET_KAFKA_SASL_PASSWORD")
 		if err != nil {
 			return nil, err
+		}
+		var missing []string
+		if c.SASLUser == "" {
+			missing = append(missing, "a user (-kafka-sasl-user, INLET_KAFKA_SASL_USER)")
+		}
+		if pass == "" {
+			missing = append(missing, "a password (INLET_KAFKA_SASL_PASSWORD or INLET_KAFKA_SASL_PASSWORD_FILE, unset or empty)")
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("kafka: SASL mechanism %s (-kafka-sasl-mechanism, INLET_KAFKA_SASL_MECHANISM) without %s", c.SASLMechanism, strings.Join(missing, " and without "))
 		}
 		switch c.SASLMechanism {
 		case "plain":

@@ -68,20 +68,40 @@ func (c *RegistryConfig) RegisterFlags(fs *flagenv.Set) {
 	fs.String(&c.User, "schema-registry-user", "INLET_SCHEMA_REGISTRY_USER", "", "schema registry basic-auth user (password from INLET_SCHEMA_REGISTRY_PASSWORD[_FILE])")
 }
 
-// Client builds the registry client.
+// Client builds the registry client: basic auth with -schema-registry-user
+// and INLET_SCHEMA_REGISTRY_PASSWORD[_FILE], or a bearer token from
+// INLET_SCHEMA_REGISTRY_TOKEN[_FILE], or neither. A credential that would
+// be ignored or sent empty is refused: a user without a password, a
+// password without a user, a user and a token together. Errors name the
+// settings, never a secret's value.
 func (c *RegistryConfig) Client() (*registry.Client, error) {
 	if len(c.URLs) == 0 {
 		return nil, errors.New("no schema registry URL")
 	}
+	pass, err := flagenv.Secret("INLET_SCHEMA_REGISTRY_PASSWORD")
+	if err != nil {
+		return nil, err
+	}
+	tok, err := flagenv.Secret("INLET_SCHEMA_REGISTRY_TOKEN")
+	if err != nil {
+		return nil, err
+	}
+	const (
+		user     = "the schema registry user (-schema-registry-user, INLET_SCHEMA_REGISTRY_USER)"
+		password = "a password (INLET_SCHEMA_REGISTRY_PASSWORD or INLET_SCHEMA_REGISTRY_PASSWORD_FILE)"
+		token    = "a bearer token (INLET_SCHEMA_REGISTRY_TOKEN or INLET_SCHEMA_REGISTRY_TOKEN_FILE)"
+	)
+	switch {
+	case c.User != "" && tok != "":
+		return nil, errors.New("schema registry: " + user + " and " + token + " are both set: give basic auth or a token, not both")
+	case c.User != "" && pass == "":
+		return nil, errors.New("schema registry: " + user + " is set without " + password + ", or it is empty")
+	case c.User == "" && pass != "":
+		return nil, errors.New("schema registry: " + password + " is set without " + user)
+	}
 	opts := []sr.ClientOpt{sr.URLs(c.URLs...), sr.UserAgent("inlet")}
 	if c.User != "" {
-		pass, err := flagenv.Secret("INLET_SCHEMA_REGISTRY_PASSWORD")
-		if err != nil {
-			return nil, err
-		}
 		opts = append(opts, sr.BasicAuth(c.User, pass))
-	} else if tok, err := flagenv.Secret("INLET_SCHEMA_REGISTRY_TOKEN"); err != nil {
-		return nil, err
 	} else if tok != "" {
 		opts = append(opts, sr.BearerToken(tok))
 	}

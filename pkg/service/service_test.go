@@ -2,6 +2,9 @@ package service
 
 import (
 	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
 	"testing"
 )
 
@@ -15,5 +18,70 @@ func TestAdminServerLimits(t *testing.T) {
 	}
 	if s.MaxHeaderBytes <= 0 || s.MaxHeaderBytes >= http.DefaultMaxHeaderBytes {
 		t.Errorf("MaxHeaderBytes %d: want set, below Go's 1 MiB default", s.MaxHeaderBytes)
+	}
+}
+
+// TestRegistryCredentials: the registry client sends basic auth (user and
+// password) or a bearer token, or nothing; a credential that would be
+// ignored or sent empty is refused naming the settings, never a value.
+// A password without a user and a token next to a user were ignored, and a
+// user without a password sent an empty one.
+func TestRegistryCredentials(t *testing.T) {
+	var mu sync.Mutex
+	var auth string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		auth = r.Header.Get("Authorization")
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		_, _ = w.Write([]byte("[]"))
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		name, user, pass, token string
+		want                    []string // in the error; none: the client is built
+		auth                    string   // the Authorization scheme sent
+	}{
+		{name: "none"},
+		{name: "basic", user: "inlet", pass: "pw-s3cr3t", auth: "Basic"},
+		{name: "token", token: "tok-s3cr3t", auth: "Bearer"},
+		{name: "user without password", user: "inlet", want: []string{"INLET_SCHEMA_REGISTRY_USER", "INLET_SCHEMA_REGISTRY_PASSWORD"}},
+		{name: "password without user", pass: "pw-s3cr3t", want: []string{"INLET_SCHEMA_REGISTRY_PASSWORD", "INLET_SCHEMA_REGISTRY_USER"}},
+		{name: "password and token without user", pass: "pw-s3cr3t", token: "tok-s3cr3t", want: []string{"INLET_SCHEMA_REGISTRY_PASSWORD", "INLET_SCHEMA_REGISTRY_USER"}},
+		{name: "user and token", user: "inlet", pass: "pw-s3cr3t", token: "tok-s3cr3t", want: []string{"INLET_SCHEMA_REGISTRY_USER", "INLET_SCHEMA_REGISTRY_TOKEN"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for k, v := range map[string]string{"INLET_SCHEMA_REGISTRY_PASSWORD": c.pass, "INLET_SCHEMA_REGISTRY_TOKEN": c.token} {
+				t.Setenv(k, v)
+				t.Setenv(k+"_FILE", "")
+			}
+			rc := RegistryConfig{URLs: []string{srv.URL}, User: c.user}
+			reg, err := rc.Client()
+			if len(c.want) > 0 {
+				if err == nil {
+					t.Fatal("client built")
+				}
+				for _, w := range c.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("%v, want an error mentioning %q", err, w)
+					}
+				}
+				if strings.Contains(err.Error(), "s3cr3t") {
+					t.Errorf("the error shows a secret: %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reg.SR().Subjects(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if scheme, _, _ := strings.Cut(auth, " "); scheme != c.auth {
+				t.Errorf("Authorization %q, want scheme %q", auth, c.auth)
+			}
+		})
 	}
 }
