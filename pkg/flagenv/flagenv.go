@@ -24,11 +24,23 @@ import (
 type Set struct {
 	*flag.FlagSet
 	errs []error
+	// noEnv: the environment is not read (Defaults).
+	noEnv bool
 }
 
 // New returns an empty Set that reports errors by returning them from Parse.
 func New(name string) *Set {
 	return &Set{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError)}
+}
+
+// Defaults returns an empty Set that does not read the environment: the
+// flags defined on it hold their built-in defaults. It is for a package's
+// DefaultConfig, which is never parsed, so could not report a malformed
+// variable; a process takes its settings from a Set made by New and parsed.
+func Defaults(name string) *Set {
+	s := New(name)
+	s.noEnv = true
+	return s
 }
 
 // Parse parses args and reports malformed environment values too.
@@ -47,8 +59,12 @@ func usage(env, u string) string {
 }
 
 // lookup parses $env, if set, with parse. The value stays out of the error:
-// it may be a secret.
+// it may be a secret. parse sets the flag's default only when the value
+// parses: a malformed one leaves the built-in default (and fails Parse).
 func (s *Set) lookup(env string, parse func(string) error) {
+	if s.noEnv {
+		return
+	}
 	if v, ok := os.LookupEnv(env); ok {
 		if err := parse(v); err != nil {
 			s.errs = append(s.errs, fmt.Errorf("environment variable %s: %w", env, errorWithout(err, v)))
@@ -91,7 +107,13 @@ func (s *Set) List(p *[]string, name, env, def, u string) {
 // Duration defines a duration flag defaulting to $env, else def.
 func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, u string) {
 	v := def
-	s.lookup(env, func(e string) (err error) { v, err = time.ParseDuration(e); return err })
+	s.lookup(env, func(e string) error {
+		d, err := time.ParseDuration(e)
+		if err == nil {
+			v = d
+		}
+		return err
+	})
 	s.DurationVar(p, name, v, usage(env, u))
 	s.showDefault(name, def.String())
 }
@@ -99,7 +121,13 @@ func (s *Set) Duration(p *time.Duration, name, env string, def time.Duration, u 
 // Int defines an int flag defaulting to $env, else def.
 func (s *Set) Int(p *int, name, env string, def int, u string) {
 	v := def
-	s.lookup(env, func(e string) (err error) { v, err = strconv.Atoi(e); return err })
+	s.lookup(env, func(e string) error {
+		n, err := strconv.Atoi(e)
+		if err == nil {
+			v = n
+		}
+		return err
+	})
 	s.IntVar(p, name, v, usage(env, u))
 	s.showDefault(name, strconv.Itoa(def))
 }
@@ -107,7 +135,13 @@ func (s *Set) Int(p *int, name, env string, def int, u string) {
 // Bool defines a bool flag defaulting to $env, else def.
 func (s *Set) Bool(p *bool, name, env string, def bool, u string) {
 	v := def
-	s.lookup(env, func(e string) (err error) { v, err = strconv.ParseBool(e); return err })
+	s.lookup(env, func(e string) error {
+		b, err := strconv.ParseBool(e)
+		if err == nil {
+			v = b
+		}
+		return err
+	})
 	s.BoolVar(p, name, v, usage(env, u))
 	s.showDefault(name, strconv.FormatBool(def))
 }

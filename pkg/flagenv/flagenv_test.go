@@ -39,6 +39,55 @@ func TestMalformedEnvFailsParse(t *testing.T) {
 	}
 }
 
+// TestMalformedEnvKeepsDefault: a variable that does not parse fails Parse
+// naming it, and leaves the built-in default, not zero: a caller that goes
+// on (or a usage listing) never sees a 0 nobody set.
+func TestMalformedEnvKeepsDefault(t *testing.T) {
+	t.Setenv("T_WAIT", "30") // no unit
+	t.Setenv("T_N", "two")
+	t.Setenv("T_ON", "maybe")
+	s := New("t")
+	var wait time.Duration
+	var n int
+	on := false
+	s.Duration(&wait, "wait", "T_WAIT", time.Minute, "")
+	s.Int(&n, "n", "T_N", 2, "")
+	s.Bool(&on, "on", "T_ON", true, "")
+	err := s.Parse(nil)
+	for _, env := range []string{"T_WAIT", "T_N", "T_ON"} {
+		if err == nil || !strings.Contains(err.Error(), env) {
+			t.Errorf("err = %v, want one naming %s", err, env)
+		}
+	}
+	if wait != time.Minute || n != 2 || !on {
+		t.Errorf("got %v %d %v, want the defaults 1m0s 2 true", wait, n, on)
+	}
+}
+
+// TestDefaultsIgnoresEnv: a Set from Defaults holds the built-in defaults
+// whatever the environment says, well-formed or not.
+func TestDefaultsIgnoresEnv(t *testing.T) {
+	t.Setenv("T_WAIT", "3s")
+	t.Setenv("T_N", "two")
+	s := Defaults("t")
+	var wait time.Duration
+	var n int
+	var name string
+	var list []string
+	t.Setenv("T_NAME", "from-env")
+	t.Setenv("T_LIST", "a,b")
+	s.Duration(&wait, "wait", "T_WAIT", time.Second, "")
+	s.Int(&n, "n", "T_N", 1, "")
+	s.String(&name, "name", "T_NAME", "dflt", "")
+	s.List(&list, "list", "T_LIST", "x", "")
+	if err := s.Parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	if wait != time.Second || n != 1 || name != "dflt" || strings.Join(list, ",") != "x" {
+		t.Fatalf("got %v %d %q %v, want the built-in defaults", wait, n, name, list)
+	}
+}
+
 func TestSecretFromFile(t *testing.T) {
 	f := t.TempDir() + "/s"
 	if err := os.WriteFile(f, []byte("hunter2\n"), 0o600); err != nil {

@@ -97,10 +97,11 @@ func (c *Config) Validate() error {
 // and buffers, and past a few they only shrink the batches.
 const maxProducers = 16
 
-// DefaultConfig is Config with the flag defaults, for tests and embedding.
+// DefaultConfig is Config with the built-in flag defaults, for tests and
+// embedding; the environment is not read (see flagenv.Defaults).
 func DefaultConfig() Config {
 	var c Config
-	c.RegisterFlags(flagenv.New("defaults"))
+	c.RegisterFlags(flagenv.Defaults("defaults"))
 	return c
 }
 

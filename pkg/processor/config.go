@@ -43,10 +43,23 @@ type Config struct {
 }
 
 // RegisterFlags defines the processor flags, defaulting from
-// INLET_PROCESSOR_*.
+// INLET_PROCESSOR_* and the others named: -group and -instance-id, the
+// tuning flags (RegisterTuningFlags) and -drain-timeout
+// (RegisterDrainFlag).
 func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.String(&c.Group, "group", "INLET_PROCESSOR_GROUP", "inlet-processor", "consumer group")
 	fs.String(&c.InstanceID, "instance-id", "INLET_INSTANCE_ID", "", "unique instance id for the transactional id (default host-pid)")
+	c.RegisterTuningFlags(fs)
+	c.RegisterDrainFlag(fs)
+}
+
+// RegisterTuningFlags defines the flags that tune how the processor works:
+// all but -group, -instance-id and -drain-timeout. It is for a command that
+// runs a processor under a group and instance id of its own (services/dev,
+// inletctl replay) and must take the processor's settings as the processor
+// does. -drain-timeout is RegisterDrainFlag's: a process that also runs
+// ingest has ingest's, which reads the same INLET_DRAIN_TIMEOUT.
+func (c *Config) RegisterTuningFlags(fs *flagenv.Set) {
 	fs.Int(&c.BatchSize, "batch-size", "INLET_PROCESSOR_BATCH", 1000, "records per transaction at most")
 	// Two, because a member spends much of each batch waiting on Redis
 	// round trips and on its produce requests and transaction commit: a
@@ -55,16 +68,22 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	// member. More members only add group members and connections.
 	fs.Int(&c.Workers, "workers", "INLET_PROCESSOR_WORKERS", 2, "transactional group members in this instance (each has its own partitions)")
 	fs.Duration(&c.ClaimLease, "claim-lease", "INLET_CLAIM_LEASE", 60*time.Second, "lease of a dedup claim or entity lock before it is confirmed")
-	fs.Duration(&c.TxnTimeout, "txn-timeout", "INLET_TXN_TIMEOUT", 60*time.Second, "Kafka transaction timeout")
+	fs.Duration(&c.TxnTimeout, "txn-timeout", "INLET_TXN_TIMEOUT", 60*time.Second, "Kafka transaction timeout (more than -batch-deadline plus -drain-timeout)")
 	fs.Duration(&c.BackoffMax, "backoff-max", "INLET_BACKOFF_MAX", 5*time.Second, "longest wait between tries when Redis is down")
 	fs.Duration(&c.BatchDeadline, "batch-deadline", "INLET_BATCH_DEADLINE", 30*time.Second, "abandon (abort and re-poll) a batch that waited this long")
+}
+
+// RegisterDrainFlag defines -drain-timeout (INLET_DRAIN_TIMEOUT).
+func (c *Config) RegisterDrainFlag(fs *flagenv.Set) {
 	fs.Duration(&c.DrainTimeout, "drain-timeout", "INLET_DRAIN_TIMEOUT", 20*time.Second, "graceful shutdown bound")
 }
 
-// DefaultConfig returns the flag defaults.
+// DefaultConfig returns the built-in flag defaults; the environment is not
+// read (a process reads it with RegisterFlags and a parsed flagenv.Set,
+// which reports a malformed variable).
 func DefaultConfig() Config {
 	var c Config
-	c.RegisterFlags(flagenv.New("defaults"))
+	c.RegisterFlags(flagenv.Defaults("defaults"))
 	return c
 }
 
@@ -90,6 +109,11 @@ func (c *Config) Validate() error {
 	// topic, and let duplicates through.
 	if c.DrainTimeout < 0 || c.BatchDeadline+c.DrainTimeout >= c.ClaimLease {
 		errs = append(errs, fmt.Errorf("processor: the claim lease (%v) must exceed the batch deadline plus the drain timeout (%v + %v): a batch may hold its claims that long", c.ClaimLease, c.BatchDeadline, c.DrainTimeout))
+	}
+	// Its transaction is open as long: one the broker times out first is
+	// aborted under it, and the commit fails.
+	if c.TxnTimeout <= 0 || c.BatchDeadline+c.DrainTimeout >= c.TxnTimeout {
+		errs = append(errs, fmt.Errorf("processor: the transaction timeout (%v) must exceed the batch deadline plus the drain timeout (%v + %v): a batch may keep its transaction open that long", c.TxnTimeout, c.BatchDeadline, c.DrainTimeout))
 	}
 	return errors.Join(errs...)
 }

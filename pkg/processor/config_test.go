@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/registry"
 )
 
@@ -36,6 +37,55 @@ func TestConfigClaimLeaseCoversABatch(t *testing.T) {
 		err := c.Validate()
 		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "claim lease")) {
 			t.Errorf("lease %v deadline %v drain %v: %v, want ok=%v", tc.lease, tc.deadline, tc.drain, err, tc.ok)
+		}
+	}
+}
+
+// TestConfigTxnTimeoutCoversABatch: a batch keeps its transaction open for
+// up to the batch deadline plus the drain timeout; a transaction timeout
+// that ends sooner (or none) is refused at start, not met at a commit.
+func TestConfigTxnTimeoutCoversABatch(t *testing.T) {
+	for _, tc := range []struct {
+		txn, deadline, drain time.Duration
+		ok                   bool
+	}{
+		{60 * time.Second, 30 * time.Second, 20 * time.Second, true}, // the defaults
+		{50 * time.Second, 30 * time.Second, 20 * time.Second, false},
+		{40 * time.Second, 30 * time.Second, 20 * time.Second, false},
+		{10 * time.Second, 5 * time.Second, 4 * time.Second, true},
+		{0, 5 * time.Second, 4 * time.Second, false}, // what a malformed INLET_TXN_TIMEOUT used to leave
+		{-time.Second, 5 * time.Second, 4 * time.Second, false},
+	} {
+		c := DefaultConfig()
+		c.TxnTimeout, c.BatchDeadline, c.DrainTimeout = tc.txn, tc.deadline, tc.drain
+		err := c.Validate()
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "transaction timeout")) {
+			t.Errorf("txn timeout %v deadline %v drain %v: %v, want ok=%v", tc.txn, tc.deadline, tc.drain, err, tc.ok)
+		}
+	}
+}
+
+// TestDefaultConfigIgnoresEnv: DefaultConfig is the built-in defaults; a
+// process reads the environment through RegisterFlags and a parsed set,
+// which names a malformed variable instead of leaving a zero behind.
+func TestDefaultConfigIgnoresEnv(t *testing.T) {
+	t.Setenv("INLET_TXN_TIMEOUT", "sixty")
+	t.Setenv("INLET_PROCESSOR_WORKERS", "two")
+	t.Setenv("INLET_BATCH_DEADLINE", "30")
+	c := DefaultConfig()
+	if c.TxnTimeout != time.Minute || c.Workers != 2 || c.BatchDeadline != 30*time.Second {
+		t.Fatalf("txn timeout %v, workers %d, batch deadline %v: want the defaults 1m0s, 2, 30s", c.TxnTimeout, c.Workers, c.BatchDeadline)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+	fs := flagenv.New("t")
+	var p Config
+	p.RegisterFlags(fs)
+	err := fs.Parse(nil)
+	for _, env := range []string{"INLET_TXN_TIMEOUT", "INLET_PROCESSOR_WORKERS", "INLET_BATCH_DEADLINE"} {
+		if err == nil || !strings.Contains(err.Error(), env) {
+			t.Errorf("parse: %v, want an error naming %s", err, env)
 		}
 	}
 }

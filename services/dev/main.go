@@ -10,7 +10,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/alert"
@@ -32,6 +32,7 @@ import (
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/processor"
+	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/store"
@@ -87,9 +88,18 @@ func run(args []string) error {
 	fs.String(&c.prefix, "topic-prefix", "INLET_TOPIC_PREFIX", "inlet", "topic name prefix")
 	c.ingest.RegisterFlags(fs)
 	c.log.RegisterFlags(fs)
-	c.processor = processor.DefaultConfig()
+	// The processor's tuning is read as the processor reads it; its group
+	// and instance id are the stack's, and its -drain-timeout is ingest's
+	// (the same INLET_DRAIN_TIMEOUT).
+	c.processor.RegisterTuningFlags(fs)
 	c.alert.RegisterFlags(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	c.processor.Group, c.processor.InstanceID = "inlet-processor", "dev"
+	c.processor.DrainTimeout = c.ingest.DrainTimeout
+	// Refused before anything starts.
+	if err := errors.Join(c.ingest.Validate(), c.processor.Validate()); err != nil {
 		return err
 	}
 	log, err := c.log.Logger(os.Stderr)
@@ -124,8 +134,11 @@ func run(args []string) error {
 		DataDir: c.dataDir, KafkaPort: c.kafkaPort, RegistryPort: c.registryPort,
 		RedisPort: c.redisPort, RedisURL: c.redis.URL, Log: log,
 	})
+	if errors.Is(err, devstack.ErrDataDirInUse) {
+		return err // says which stack holds it, and about -data-dir
+	}
 	if err != nil {
-		return fmt.Errorf("%w (is another `make run` running? stop it or pick other ports with -kafka-port/-registry-port/-redis-port)", err)
+		return fmt.Errorf("%w (is another `make run` running? stop it, or pick other ports with -kafka-port/-registry-port/-redis-port and, for a second stack, another -data-dir: two stacks cannot share one)", err)
 	}
 	defer stack.Close()
 
@@ -136,8 +149,7 @@ func run(args []string) error {
 	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
 		return err
 	}
-	rcfg := service.RegistryConfig{URLs: []string{stack.RegistryURL}}
-	reg, err := rcfg.Client()
+	reg, err := embeddedRegistry(stack.RegistryURL)
 	if err != nil {
 		return err
 	}
@@ -150,7 +162,10 @@ func run(args []string) error {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
-	opts, _ := kcfg.ClientOpts(log)
+	opts, err := kcfg.ClientOpts(log)
+	if err != nil {
+		return err
+	}
 	opts = append(opts, tel.KafkaOpts()...) // franz-go's client metrics, as the services have
 	producers, err := ingest.NewProducers(c.ingest.Producers, opts...)
 	if err != nil {
@@ -176,12 +191,11 @@ func run(args []string) error {
 	if err := alerter.Instrument(tel.Meter); err != nil {
 		return err
 	}
-	actx, stopAlerts := context.WithCancel(context.Background())
-	defer stopAlerts()
-	go alerter.Run(actx)
+	// Stopped after the processor, which may still raise alerts while it
+	// drains: what is pending then gets its one try.
+	alerts := goTask(func(ctx context.Context) error { alerter.Run(ctx); return nil })
+	defer alerts.Stop()
 	hist := history.New(rdb, "inlet:", 7*24*time.Hour)
-	c.processor.Group = "inlet-processor"
-	c.processor.InstanceID = "dev"
 	st := store.New(rdb, store.ClaimLease(c.processor.ClaimLease))
 	if err := service.CheckRedis(ctx, st, log); err != nil {
 		return err
@@ -194,10 +208,10 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	pctx, stopProc := context.WithCancel(context.Background())
-	defer stopProc()
-	procDone := make(chan error, 1)
-	go func() { procDone <- proc.Run(pctx) }()
+	// Any return from here on stops the processor and waits for it before
+	// the deferred closes above (Redis, producers, the stack) run under it.
+	procTask := goTask(proc.Run)
+	defer procTask.Stop()
 
 	q, err := ops.New(opts, topics, codec)
 	if err != nil {
@@ -228,10 +242,14 @@ func run(args []string) error {
 	adminSrv := service.AdminServer(adminMux(srv, tel, api))
 
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if err := srv.Serve(ln); err != nil {
+			errc <- fmt.Errorf("ingest server: %w", err)
+		}
+	}()
 	go func() {
 		if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
+			errc <- fmt.Errorf("admin server: %w", err)
 		}
 	}()
 
@@ -244,19 +262,21 @@ func run(args []string) error {
 	})
 	log.Info("ready", "ingest", ingestURL, "sources", sources.Names())
 
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
+	return lifecycle{
+		log: log, drain: c.ingest.DrainTimeout, served: errc,
+		ingest: srv, admin: adminSrv, proc: procTask, alerts: alerts,
+	}.run(ctx)
+}
+
+// embeddedRegistry is a client for the embedded schema registry at url. It
+// takes no credentials: INLET_SCHEMA_REGISTRY_* set for another registry
+// must neither reach this one nor stop the stack.
+func embeddedRegistry(url string) (*registry.Client, error) {
+	cl, err := sr.NewClient(sr.URLs(url), sr.UserAgent("inlet"))
+	if err != nil {
+		return nil, err
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), c.ingest.DrainTimeout)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	_ = adminSrv.Shutdown(sctx)
-	stopProc()
-	err = errors.Join(err, <-procDone)
-	log.Info("stopped", slog.Any("error", err))
-	return err
+	return registry.New(cl), nil
 }
 
 // adminToken makes up a token for the admin API, which needs one, and sets

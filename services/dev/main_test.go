@@ -1,6 +1,9 @@
 package main
 
 import (
+	"errors"
+	"flag"
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -57,6 +60,58 @@ func TestBadRedisURL(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), "s3cr3t") {
 		t.Fatalf("the error shows the password: %v", err)
+	}
+}
+
+// TestProcessorFlags: the embedded processor's settings are flags of the
+// dev command, listed by -h, and read as the processor reads them: a
+// malformed variable is refused naming it, and settings that cannot work
+// are refused, before anything starts. They used to come from a flag set
+// never parsed: errors were dropped, and the value left at zero.
+func TestProcessorFlags(t *testing.T) {
+	// A start that got past the settings stops at the sources file.
+	missing := []string{"-sources", t.TempDir() + "/no-sources.yaml", "-data-dir", t.TempDir()}
+	t.Run("listed by -h", func(t *testing.T) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stderr := os.Stderr
+		os.Stderr = w
+		err = run([]string{"-h"})
+		os.Stderr = stderr
+		w.Close()
+		out, _ := io.ReadAll(r)
+		if !errors.Is(err, flag.ErrHelp) {
+			t.Fatalf("-h: %v", err)
+		}
+		for _, f := range []string{"-batch-size", "-workers", "-claim-lease", "-txn-timeout", "-backoff-max", "-batch-deadline", "-drain-timeout"} {
+			if !strings.Contains(string(out), "  "+f+" ") {
+				t.Errorf("-h lacks %s:\n%s", f, out)
+			}
+		}
+	})
+	for _, c := range []struct {
+		name string
+		env  [2]string
+		args []string
+		want string
+	}{
+		{"duration without a unit", [2]string{"INLET_BATCH_DEADLINE", "30"}, nil, "INLET_BATCH_DEADLINE"},
+		{"malformed transaction timeout", [2]string{"INLET_TXN_TIMEOUT", "sixty"}, nil, "INLET_TXN_TIMEOUT"},
+		{"workers not a number", [2]string{"INLET_PROCESSOR_WORKERS", "two"}, nil, "INLET_PROCESSOR_WORKERS"},
+		{"transaction timeout under a batch", [2]string{}, []string{"-txn-timeout", "40s"}, "transaction timeout"},
+		{"claim lease under a batch", [2]string{}, []string{"-drain-timeout", "40s"}, "claim lease"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.env[0] != "" {
+				t.Setenv(c.env[0], c.env[1])
+			}
+			err := run(append(slices.Clone(missing), c.args...))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%v, want an error mentioning %q", err, c.want)
+			}
+		})
 	}
 }
 

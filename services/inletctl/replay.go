@@ -19,7 +19,6 @@ import (
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
-	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/replay"
 	"github.com/inletdev/inlet/pkg/service"
@@ -43,6 +42,10 @@ the id defaults to one derived from source, range and mode; without it
 (up to the end of the topic when the first run starts) name the replay
 with --id.
 
+The processing flags (-batch-size, -workers, -claim-lease, -txn-timeout,
+-backoff-max, -batch-deadline, -drain-timeout, or their INLET_* variables)
+are the processor's: give the replay the processor's values.
+
 Examples:
   inletctl replay --source shop --from 2025-01-31T00:00:00Z --to 2025-02-01T00:00:00Z
   inletctl replay --source stripe --mode rebuild --id stripe-rebuild-1 --output json
@@ -64,6 +67,11 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	redcfg.RegisterFlags(fs) // the processor's
 	fs.Duration(&historyRetention, "history-retention", "INLET_HISTORY_RETENTION", 7*24*time.Hour, "the processor's: how long replayed events' history is kept (0: none written)")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's)")
+	var cfg replay.Config
+	// The processor's tuning, read as the processor reads it: the claim
+	// lease above all, as the replay claims the same events' keys.
+	cfg.Processor.RegisterTuningFlags(fs)
+	cfg.Processor.RegisterDrainFlag(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil
@@ -74,7 +82,6 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 		fs.Usage()
 		return exitUsage, errors.New("replay: --source is required and takes no arguments")
 	}
-	var cfg replay.Config
 	var err error
 	if cfg.From, err = parseTime(from); err != nil {
 		return exitUsage, err
@@ -99,11 +106,16 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	if cfg.ID == "" {
 		cfg.ID = replay.DefaultID(src, cfg.From, cfg.To, cfg.Mode)
 	}
+	// Refused now rather than when the copy is done and processing starts.
+	pcfg := cfg.Processor
+	pcfg.Group = replay.Group(cfg.ID)
+	if err := pcfg.Validate(); err != nil {
+		return exitUsage, err
+	}
 	delays, err := tiers()
 	if err != nil {
 		return exitUsage, err
 	}
-	cfg.Processor = processor.DefaultConfig()
 
 	sources, err := source.Load(sourcesPath, source.WithoutSecrets())
 	if err != nil {

@@ -82,6 +82,36 @@ func TestReplayCommand(t *testing.T) {
 			}
 		}
 	})
+	t.Run("processor settings are read and checked as the processor's", func(t *testing.T) {
+		// They were taken from a set never parsed: a malformed variable
+		// left a zero (a transaction timeout of 0) and no error.
+		t.Setenv("INLET_SOURCES", filepath.Join(t.TempDir(), "no-sources.yaml")) // never reached
+		for _, c := range []struct {
+			name string
+			env  [2]string
+			args []string
+			want string
+		}{
+			{"malformed variable", [2]string{"INLET_TXN_TIMEOUT", "sixty"}, nil, "INLET_TXN_TIMEOUT"},
+			{"no unit", [2]string{"INLET_BATCH_DEADLINE", "30"}, nil, "INLET_BATCH_DEADLINE"},
+			{"not a number", [2]string{"INLET_PROCESSOR_WORKERS", "two"}, nil, "INLET_PROCESSOR_WORKERS"},
+			{"transaction timeout under a batch", [2]string{}, []string{"--txn-timeout", "40s"}, "transaction timeout"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				if c.env[0] != "" {
+					t.Setenv(c.env[0], c.env[1])
+				}
+				args := append([]string{"replay", "--source", "stripe", "--id", "x"}, c.args...)
+				code, err := run(args, &bytes.Buffer{})
+				if code != exitUsage || err == nil || !strings.Contains(err.Error(), c.want) {
+					t.Fatalf("exit %d: %v; want a usage error mentioning %q", code, err, c.want)
+				}
+				if c.env[1] != "" && strings.Contains(err.Error(), c.env[1]) {
+					t.Fatalf("the error shows the value: %v", err)
+				}
+			})
+		}
+	})
 	t.Run("read-only registry credentials are refused at once", func(t *testing.T) {
 		// A replay registers processed schemas as the processor does; it
 		// used to connect fine and then wait on the refusal for good.

@@ -59,11 +59,11 @@ func run(args []string) error {
 	rcfg.RegisterFlags(fs)
 	lcfg.RegisterFlags(fs)
 	acfg.RegisterFlags(fs)
-	fs.Duration(&retention, "history-retention", "INLET_HISTORY_RETENTION", 7*24*time.Hour, "how long each event's processing history is kept for trace lookups (about 1 KB of Redis per event; 0: off)")
+	fs.Duration(&retention, "history-retention", "INLET_HISTORY_RETENTION", 7*24*time.Hour, "how long each event's processing history is kept for trace lookups (about 700 B of Redis per event; 0: off)")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays; one topic each (<prefix>.retry.<delay>); sources pick among them")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
 	redcfg.RegisterFlags(fs)
-	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9091", "admin listen address (/healthz, /readyz)")
+	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9091", "admin listen address: /metrics, /healthz, /readyz and the admin API under /v1/ (DLQ, invalid, depth, trace; bearer tokens)")
 	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -152,7 +152,7 @@ func run(args []string) error {
 		return err
 	}
 	kopts = append(kopts, tel.KafkaOpts()...)
-	// History costs about 1 KB of Redis per event for its retention (see
+	// History costs about 700 B of Redis per event for its retention (see
 	// docs/run-on-real-kafka.md); 0 turns it off.
 	var hist *history.Store
 	trace := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
