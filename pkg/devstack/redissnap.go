@@ -4,6 +4,7 @@ import (
 	"encoding/gob"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -95,23 +96,7 @@ func saveRedis(m *miniredis.Miniredis, path string, now time.Time) (saved int, s
 const tempPattern = ".redis-*.gob"
 
 func writeSnapshot(path string, snap *redisSnapshot) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), tempPattern)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename: nothing there
-	if err := gob.NewEncoder(tmp).Encode(snap); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return writeFileAtomic(path, tempPattern, func(w io.Writer) error { return gob.NewEncoder(w).Encode(snap) })
 }
 
 // loadRedis fills m from the snapshot at path, if there is one, leaving

@@ -160,7 +160,7 @@ func (p *persistentRegistry) persist() error {
 	if bytes.Equal(b, p.savedJSON) {
 		return nil
 	}
-	if err := writeFileAtomic(p.file, b); err != nil {
+	if err := writeFileAtomic(p.file, registryTempPattern, func(w io.Writer) error { _, err := w.Write(b); return err }); err != nil {
 		return err
 	}
 	p.saved, p.savedJSON = st, b

@@ -10,8 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -384,28 +382,6 @@ func sameState(got, want *registryState) error {
 // registryTempPattern names a state file being written; a stack killed
 // meanwhile leaves one behind, and the next start removes it.
 const registryTempPattern = ".registry-*.json"
-
-// writeFileAtomic writes b to path: a reader, or the next start after a
-// crash, sees the old file or the new one.
-func writeFileAtomic(path string, b []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), registryTempPattern)
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // after a successful rename: nothing there
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
-}
 
 func getJSON(reg *srfake.Registry, path string, v any) error {
 	rec := httptest.NewRecorder()
