@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
@@ -10,36 +11,44 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
-// The API over real failure queues: a discard is audited with the
-// operator's name and the token's role; a dry run writes nothing.
-func TestAuditedOnRealQueues(t *testing.T) {
+// realQueues serves the API with tokens over real failure queues holding
+// one dead-lettered record, as the processor writes it (its id returned),
+// once the API lists it.
+func realQueues(t *testing.T, tokens Tokens) (*testenv.Env, kafka.Topics, *httptest.Server, string) {
+	t.Helper()
 	env := testenv.Embedded(t)
 	tp := env.CreateTopics(t, nil)
 	codec := env.Codec(t, tp)
-	// A dead-lettered record as the processor writes it.
-	env.DeadLetter(t, tp, codec, "shop", "orders/updated", "wh-1", "sink answered 400")
+	id := env.DeadLetter(t, tp, codec, "shop", "orders/updated", "wh-1", "sink answered 400")
 	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer q.Close()
-	a, err := New(Tokens{Read: "r", Write: "w"}, Deps{Queues: q, Topics: tp})
+	t.Cleanup(q.Close)
+	a, err := New(tokens, Deps{Queues: q, Topics: tp})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a)
-	defer srv.Close()
-
-	// The entry is on the DLQ; wait until the API lists it.
+	t.Cleanup(srv.Close)
+	token := cmp.Or(tokens.Read, tokens.Write)
 	testenv.Eventually(t, 20*time.Second, "the DLQ entry to be listed", func() bool {
-		_, m, _ := call(t, srv, "GET", "/v1/depth", "r", "")
+		_, m, _ := call(t, srv, "GET", "/v1/depth", token, "")
 		n, _ := m["dlq"].(float64)
 		return n == 1
 	})
+	return env, tp, srv, id
+}
+
+// The API over real failure queues: a discard is audited with the
+// operator's name and the token's role; a dry run writes nothing.
+func TestAuditedOnRealQueues(t *testing.T) {
+	env, tp, srv, _ := realQueues(t, Tokens{Read: "r", Write: "w"})
 	if code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"filter":{"source":"shop"},"reason":"cancelled","dry_run":true}`); code != 200 || m["count"].(float64) != 1 {
 		t.Fatalf("dry run: %d %v", code, m)
 	}
@@ -72,27 +81,8 @@ func TestAuditedOnRealQueues(t *testing.T) {
 // listing them; its dry run answers the same. A filter matching nothing
 // still answers 200 with a count of 0. Each answered 200 {"count":0}.
 func TestDecisionByIDSaysWhatItDidNotDecide(t *testing.T) {
-	env := testenv.Embedded(t)
-	tp := env.CreateTopics(t, nil)
-	codec := env.Codec(t, tp)
-	id := env.DeadLetter(t, tp, codec, "shop", "orders/updated", "wh-1", "sink answered 400")
+	_, _, srv, id := realQueues(t, Tokens{Write: "w"})
 	typo := id + "9"
-	q, err := ops.New([]kgo.Opt{kgo.SeedBrokers(env.Brokers...)}, tp, codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	a, err := New(Tokens{Write: "w"}, Deps{Queues: q, Topics: tp})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(a)
-	defer srv.Close()
-	testenv.Eventually(t, 20*time.Second, "the DLQ entry to be listed", func() bool {
-		_, m, _ := call(t, srv, "GET", "/v1/depth", "w", "")
-		n, _ := m["dlq"].(float64)
-		return n == 1
-	})
 	type miss struct {
 		ID       string        `json:"id"`
 		Reason   string        `json:"reason"`
