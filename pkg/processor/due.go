@@ -111,12 +111,22 @@ func (p *pauser) resumeAt(k tp, d time.Duration) {
 	if t, ok := p.timers[k]; ok {
 		t.Stop()
 	}
-	p.timers[k] = time.AfterFunc(d, func() {
+	// A timer that fired while its replacement or a cancel held mu finds
+	// itself no longer in timers: it must neither drop the entry of the
+	// timer that replaced it (which nothing could cancel then) nor resume
+	// a partition that was paused again meanwhile.
+	var t *time.Timer
+	t = time.AfterFunc(d, func() {
 		p.mu.Lock()
+		if p.timers[k] != t {
+			p.mu.Unlock()
+			return
+		}
 		delete(p.timers, k)
 		p.mu.Unlock()
 		p.cl.ResumeFetchPartitions(map[string][]int32{k.topic: {k.partition}})
 	})
+	p.timers[k] = t
 }
 
 // resumeAll resumes every paused partition of topics: on assignment, so a

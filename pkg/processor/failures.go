@@ -94,7 +94,7 @@ func (p *Processor) failureHeaders(it *item, stage string, err error) []kgo.Reco
 		h = retry.Set(h, retry.HeaderOrigin, retry.Coordinates(r))
 	}
 	h = retry.Set(h, retry.HeaderAttempt, strconv.Itoa(attempt(r)))
-	return retry.AppendError(h, retry.ErrorEntry{At: time.Now().UTC(), Stage: stage, Error: err.Error()})
+	return retry.AppendError(h, retry.ErrorEntry{At: time.Now().UTC(), Stage: stage, Error: failureText(err)})
 }
 
 // retryRecord is the original envelope, untouched, on its next tier with
@@ -168,7 +168,7 @@ func (p *Processor) alert(it *item) {
 		a.Kind, a.Topic, a.Reason, err = alert.KindInvalid, p.d.Topics.Invalid, invalidReason(it), it.reason
 	} else {
 		a.Reason, err = it.next.Reason, it.failure
-		hist := retry.AppendError(retry.Clone(it.rec.Headers), retry.ErrorEntry{At: a.At, Stage: it.stage, Error: err.Error()})
+		hist := retry.AppendError(retry.Clone(it.rec.Headers), retry.ErrorEntry{At: a.At, Stage: it.stage, Error: failureText(err)})
 		a.History = json.RawMessage(retry.Get(hist, retry.HeaderErrors))
 	}
 	a.Error = failureText(err)

@@ -11,45 +11,43 @@ import (
 	"github.com/inletdev/inlet/pkg/router"
 )
 
-// failureText is err's text for alerts, the processing history and logs: at
-// most retry.MaxErrorText bytes (a handler's error can quote a whole
-// response body, and an alert webhook refuses an oversized message), and
-// without the payload values a validation error quotes for fields whose
-// names look secret. The alert's excerpt redacts those members; a card
-// number sent as a string where a number belongs must not reach the
-// webhook through the error instead.
+// failureText is err's text wherever a failure is written down (the error
+// history headers, alerts, the processing history, logs): at most
+// retry.MaxErrorText bytes (a handler's error can quote a whole response
+// body, and an alert webhook refuses an oversized message), and without
+// the payload values a validation error quotes for fields whose names look
+// secret. The alert's excerpt redacts those members, and inletctl's and the
+// admin API's listings show errors without payloads: a card number sent as
+// a string where a number belongs must not reach them through the error.
 func failureText(err error) string {
 	s := err.Error()
 	var ce *contract.ValidationError
 	if errors.As(err, &ce) {
 		red := *ce
 		red.Fields = slices.Clone(ce.Fields)
-		if redactFields(len(red.Fields), func(i int) (string, *string) { return red.Fields[i].Path, &red.Fields[i].Actual }) {
-			s = strings.Replace(s, ce.Error(), red.Error(), 1)
+		for i := range red.Fields {
+			red.Fields[i].Actual = redacted(red.Fields[i].Path, red.Fields[i].Actual)
 		}
+		s = strings.Replace(s, ce.Error(), red.Error(), 1)
 	}
 	var rv *router.ValidationError
 	if errors.As(err, &rv) {
 		red := *rv
 		red.Fields = slices.Clone(rv.Fields)
-		if redactFields(len(red.Fields), func(i int) (string, *string) { return red.Fields[i].Path, &red.Fields[i].Actual }) {
-			s = strings.Replace(s, rv.Error(), red.Error(), 1)
+		for i := range red.Fields {
+			red.Fields[i].Actual = redacted(red.Fields[i].Path, red.Fields[i].Actual)
 		}
+		s = strings.Replace(s, rv.Error(), red.Error(), 1)
 	}
 	return retry.Truncate(s, retry.MaxErrorText)
 }
 
-// redactFields keeps only the kind ("string", "number") of each of n
-// fields' actual value whose path looks secret, and reports whether any
-// changed. A value follows its kind after a space: "string \"4242…\"".
-func redactFields(n int, field func(int) (path string, actual *string)) bool {
-	changed := false
-	for i := range n {
-		path, actual := field(i)
-		if kind, value, ok := strings.Cut(*actual, " "); ok && value != "" && alert.SecretPath(path) {
-			*actual = kind + " (redacted)"
-			changed = true
-		}
+// redacted is the actual value a field error quotes at path, kept to its
+// kind ("string", "number") where the path looks secret. A value follows
+// its kind after a space: "string \"4242…\"".
+func redacted(path, actual string) string {
+	if kind, value, ok := strings.Cut(actual, " "); ok && value != "" && alert.SecretPath(path) {
+		return kind + " (redacted)"
 	}
-	return changed
+	return actual
 }

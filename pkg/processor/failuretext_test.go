@@ -2,6 +2,7 @@ package processor
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -109,5 +111,22 @@ func TestRouteMeasuresTheRawRecord(t *testing.T) {
 				t.Fatalf("tier %v, want %v", it.tier, tiers[1])
 			}
 		})
+	}
+}
+
+// TestFailureHistoryRedactsSecretValues: the error history a failed event's
+// copy carries (inlet-errors) is what inletctl and the admin API list for
+// an invalid or dead-lettered entry, without its payload: it goes through
+// failureText too.
+func TestFailureHistoryRedactsSecretValues(t *testing.T) {
+	const card = "4242424242424242"
+	p := &Processor{propagator: propagation.TraceContext{}}
+	it := &item{ctx: context.Background(), rec: &kgo.Record{Topic: "inlet.raw", Partition: 1, Offset: 7}}
+	err := &contract.ValidationError{Contract: "stripe/payment_intent", Version: "v1", Fields: []contract.FieldError{
+		{Path: "/card/number", Expected: "long", Actual: fmt.Sprintf("string %q", card)},
+	}}
+	hist := retry.History(p.failureHeaders(it, "validate", err))
+	if len(hist) != 1 || strings.Contains(hist[0].Error, card) || !strings.Contains(hist[0].Error, "/card/number") {
+		t.Fatalf("history %+v: want one entry naming the field, not its value", hist)
 	}
 }

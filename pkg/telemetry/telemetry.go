@@ -47,7 +47,7 @@ type Telemetry struct {
 // bounded elsewhere (configured sources, a Limiter's event types per
 // source, fixed outcomes and reasons), which is what keeps series few. The
 // SDK's default of 2,000 was below that bound with a handful of busy
-// sources (4 sources × 100 types × 5 outcomes), and a dead-lettered event
+// sources (4 sources × 101 types × 6 outcomes: 2,424), and a dead-lettered event
 // of a new type then counted only in the overflow series, where no alert
 // rule sees it. This is a backstop against a bug, far above any
 // configuration's bound; InletMetricsOverflow fires if it is ever hit.
