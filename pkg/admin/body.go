@@ -14,9 +14,6 @@ import (
 // maxBody bounds a request body: 1 MiB holds some 40,000 ids.
 const maxBody = 1 << 20
 
-// errBody is a body that is not one JSON object with each key once.
-var errBody = errors.New("bad JSON body")
-
 // decodeBody reads r's body, at most maxBody bytes, into v (unknown fields
 // refused), and returns the status to answer when it fails: 413 for a body
 // over the limit, 400 for anything else.
@@ -32,15 +29,15 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) (int, error) {
 		if mb := (*http.MaxBytesError)(nil); errors.As(err, &mb) {
 			return http.StatusRequestEntityTooLarge, fmt.Errorf("body over %d bytes", mb.Limit)
 		}
-		return http.StatusBadRequest, fmt.Errorf("%w: %w", errBody, err)
+		return http.StatusBadRequest, fmt.Errorf("bad JSON body: %w", err)
 	}
 	if err := oneValue(b); err != nil {
-		return http.StatusBadRequest, fmt.Errorf("%w: %w", errBody, err)
+		return http.StatusBadRequest, fmt.Errorf("bad JSON body: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return http.StatusBadRequest, fmt.Errorf("%w: %w", errBody, err)
+		return http.StatusBadRequest, fmt.Errorf("bad JSON body: %w", err)
 	}
 	return 0, nil
 }

@@ -79,7 +79,8 @@ func TestAuditedOnRealQueues(t *testing.T) {
 // none is on the queue (an id of the other queue, a mistyped offset), 409
 // when every one was already decided (with that decision), else 200
 // listing them; its dry run answers the same. A filter matching nothing
-// still answers 200 with a count of 0. Each answered 200 {"count":0}.
+// still answers 200 with a count of 0. Before, each decision by id
+// answered 200 {"count":0}.
 func TestDecisionByIDSaysWhatItDidNotDecide(t *testing.T) {
 	_, _, srv, id := realQueues(t, Tokens{Write: "w"})
 	typo := id + "9"

@@ -2,6 +2,7 @@ package declarative
 
 import (
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	"github.com/tidwall/gjson"
 
 	"github.com/inletdev/inlet/pkg/contract"
@@ -18,12 +20,18 @@ import (
 	"github.com/inletdev/inlet/schemas/contracts"
 )
 
-// shippedSources are the sources files users start from; their events
-// entries must work on the payloads their contracts ship as fixtures.
-var shippedSources = []string{"../../deploy/sources.example.yaml"}
+// shippedSources are the sources files users start from, each with the
+// key of the ConfigMap data field that holds it ("": the file is the
+// sources file); their events entries must work on the payloads their
+// contracts ship as fixtures.
+var shippedSources = []struct{ file, configMapKey string }{
+	{"../../deploy/sources.example.yaml", ""},
+	{"../../deploy/k8s/configmap-sources.yaml", "sources.yaml"},
+}
 
 // notKeyed lists fixtures an events entry is expected to refuse, with why.
-// Anything else that fails is a broken template or pointer in a shipped file.
+// Anything else that fails is a broken template or pointer in a shipped
+// file; an exception no shipped file uses is stale, and fails too.
 var notKeyed = map[string]string{
 	// billing (an in-house producer) keys by {/data/id}; the generic Standard
 	// Webhooks fixtures include data that is not an object and an object
@@ -46,39 +54,73 @@ func TestShippedEntriesKeyEveryFixture(t *testing.T) {
 		t.Fatal(err)
 	}
 	checked := 0
-	for _, file := range shippedSources {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sources, err := source.Parse(b, source.WithoutSecrets())
-		if err != nil {
-			t.Fatalf("%s: %v", file, err)
-		}
-		for _, name := range sources.Names() {
-			src, _ := sources.Get(name)
-			for pattern, spec := range src.Events {
-				h, err := newHandler(src, pattern, spec, reg)
-				if err != nil {
-					t.Fatalf("%s: %s events[%q]: %v", file, name, pattern, err)
-				}
-				for _, v := range h.contract.Versions() {
-					fixtures, err := fs.Glob(contracts.FS, h.contract.Name()+"/fixtures/"+v.Name()+"/*.json")
-					if err != nil || len(fixtures) == 0 {
-						t.Fatalf("%s: no fixtures for %s (%v)", h.contract.Name(), v.Name(), err)
+	used := map[string]bool{} // the notKeyed entries met
+	for _, shipped := range shippedSources {
+		file := shipped.file
+		t.Run(path.Base(file), func(t *testing.T) {
+			b, err := sourcesText(file, shipped.configMapKey)
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			sources, err := source.Parse(b, source.WithoutSecrets())
+			if err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			for _, name := range sources.Names() {
+				src, _ := sources.Get(name)
+				for pattern, spec := range src.Events {
+					h, err := newHandler(src, pattern, spec, reg)
+					if err != nil {
+						t.Fatalf("%s: %s events[%q]: %v", file, name, pattern, err)
 					}
-					for _, fx := range fixtures {
-						checked++
-						why := notKeyed[name+" "+fx]
-						checkFixture(t, h, spec, name, pattern, sourceVersion(v), fx, why)
+					for _, v := range h.contract.Versions() {
+						fixtures, err := fs.Glob(contracts.FS, h.contract.Name()+"/fixtures/"+v.Name()+"/*.json")
+						if err != nil || len(fixtures) == 0 {
+							t.Fatalf("%s: no fixtures for %s (%v)", h.contract.Name(), v.Name(), err)
+						}
+						for _, fx := range fixtures {
+							checked++
+							key := name + " " + fx
+							why, ok := notKeyed[key]
+							if ok {
+								used[key] = true
+							}
+							checkFixture(t, h, spec, name, pattern, sourceVersion(v), fx, why)
+						}
 					}
 				}
 			}
-		}
+		})
 	}
 	if checked == 0 {
 		t.Fatal("no fixture was checked")
 	}
+	for k := range notKeyed {
+		if !used[k] {
+			t.Errorf("notKeyed[%q]: no shipped events entry checks that fixture; drop the stale exception", k)
+		}
+	}
+}
+
+// sourcesText reads the sources file in file: the file itself, or, with
+// a configMapKey, the text of that key of the ConfigMap's data field.
+func sourcesText(file, configMapKey string) ([]byte, error) {
+	b, err := os.ReadFile(file)
+	if err != nil || configMapKey == "" {
+		return b, err
+	}
+	var cm struct {
+		Kind string            `yaml:"kind"`
+		Data map[string]string `yaml:"data"`
+	}
+	if err := yaml.Unmarshal(b, &cm); err != nil {
+		return nil, err
+	}
+	text, ok := cm.Data[configMapKey]
+	if cm.Kind != "ConfigMap" || !ok {
+		return nil, fmt.Errorf("not a ConfigMap with data key %q", configMapKey)
+	}
+	return []byte(text), nil
 }
 
 func checkFixture(t *testing.T, h *Handler, spec source.EventSpec, name, pattern, version, fixture, refusedFor string) {

@@ -157,8 +157,11 @@ func (q *Queues) scan(ctx context.Context, decisions map[string]*Decision, topic
 	}
 	return kafka.ReadSpan(ctx, q.cl.Opts(), topic, sp, func(r *kgo.Record) error {
 		// Asked by id: skip the others before decoding them.
-		_, named := ids[retry.Coordinates(r)]
-		if ids == nil || named {
+		want := ids == nil
+		if !want {
+			_, want = ids[retry.Coordinates(r)]
+		}
+		if want {
 			e := q.entry(ctx, r)
 			e.Decision = decisions[e.ID]
 			if f.match(e) {

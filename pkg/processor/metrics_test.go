@@ -179,22 +179,25 @@ func TestRetryDepthDrainsToZero(t *testing.T) {
 		}
 		return true
 	}
-	var retry, lag map[string]int64
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	seen := "" // the last values logged
+	testenv.Eventually(t, 10*time.Second, "a retry depth and lag of 0 on every tier and topic after the drain", func() bool {
 		r.p.metrics.mu.Lock()
 		at := r.p.metrics.depths.lagAt
 		r.p.metrics.mu.Unlock()
-		if at.After(drained) {
-			retry = telemetrytest.Int64s(t, reader, "inlet.retry.depth", "tier")
-			lag = telemetrytest.Int64s(t, reader, "inlet.consumer.lag", "topic")
-			if zero(retry, tier, kafka.TierName(testTiers[1])) && zero(lag, h.topics.Raw, retryTopic, h.topics.Retry[1]) {
-				return
-			}
+		if !at.After(drained) {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("10s after the drain: retry depth %v, lag %v; want 0 on every tier and topic", retry, lag)
+		retry := telemetrytest.Int64s(t, reader, "inlet.retry.depth", "tier")
+		lag := telemetrytest.Int64s(t, reader, "inlet.consumer.lag", "topic")
+		if zero(retry, tier, kafka.TierName(testTiers[1])) && zero(lag, h.topics.Raw, retryTopic, h.topics.Retry[1]) {
+			return true
 		}
-	}
+		if now := fmt.Sprintf("retry depth %v, lag %v", retry, lag); now != seen {
+			t.Log(now)
+			seen = now
+		}
+		return false
+	})
 }
 
 // TestLatencyNeverNegative: a sender's clock ahead of ours (business time
@@ -311,7 +314,8 @@ func TestLagFoldKeepsLastOnGroupError(t *testing.T) {
 
 // TestLagMeterCountsCommittedRecords: behind a group's offset, the meter
 // counts committed records only: not commit or abort markers, not an
-// aborted batch's records; beyond exactLag the offset lag stands.
+// aborted batch's records; the same offsets again are not read twice;
+// beyond exactLag the offset lag stands.
 func TestLagMeterCountsCommittedRecords(t *testing.T) {
 	env := testenv.Embedded(t)
 	ctx := context.Background()
@@ -350,15 +354,23 @@ func TestLagMeterCountsCommittedRecords(t *testing.T) {
 		}}}}}
 	}
 	m := newLagMeter(env.Client(t))
+	reads := 0 // each read makes a client of m.opts
+	m.opts = append(m.opts, kgo.WithHooks(onNewClient(func() { reads++ })))
 	for _, c := range []struct {
 		commit, want int64
-	}{{0, 2}, {1, 1}, {2, 0}, {6, 0}, {2, 0}} { // the last one again: from what was counted
-		got, err := m.exact(ctx, lagAt(c.commit))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n, ok := got[topicPartition{topic, 0}]; !ok || n != c.want {
-			t.Errorf("group at offset %d (offset lag %d): %d records behind (counted %v), want %d", c.commit, hw-c.commit, n, ok, c.want)
+	}{{0, 2}, {1, 1}, {2, 0}, {6, 0}} {
+		for _, again := range []bool{false, true} { // again: from what was counted, unread
+			before := reads
+			got, err := m.exact(ctx, lagAt(c.commit))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n, ok := got[topicPartition{topic, 0}]; !ok || n != c.want {
+				t.Errorf("group at offset %d (offset lag %d, again %v): %d records behind (counted %v), want %d", c.commit, hw-c.commit, again, n, ok, c.want)
+			}
+			if read := reads > before; read == again {
+				t.Errorf("group at offset %d (again %v): read the partition %v, want %v", c.commit, again, read, !again)
+			}
 		}
 	}
 	// Beyond exactLag the offset lag stands, unread.
@@ -366,7 +378,13 @@ func TestLagMeterCountsCommittedRecords(t *testing.T) {
 	l := big["g"].Lag[topic][0]
 	l.Lag = exactLag + 1
 	big["g"].Lag[topic][0] = l
-	if got, err := m.exact(ctx, big); err != nil || len(got) != 0 {
-		t.Fatalf("offset lag %d: counted %v (error %v), want nothing counted", l.Lag, got, err)
+	before := reads
+	if got, err := m.exact(ctx, big); err != nil || len(got) != 0 || reads != before {
+		t.Fatalf("offset lag %d: counted %v (error %v, %d reads), want nothing counted or read", l.Lag, got, err, reads-before)
 	}
 }
+
+// onNewClient is a kgo hook that calls f for each client made.
+type onNewClient func()
+
+func (f onNewClient) OnNewClient(*kgo.Client) { f() }

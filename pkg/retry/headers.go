@@ -96,30 +96,30 @@ func Attempt(hs []kgo.RecordHeader) int {
 	return 1
 }
 
-// DueAt is the time the due-at header names; ok is false when the header
+// dueAt is the time the due-at header names; ok is false when the header
 // is missing or not a time: unparsable, zero or negative, or past int64.
 // A retry record is due at Due, not at a zero time when ok is false.
-func DueAt(hs []kgo.RecordHeader) (due time.Time, ok bool) {
+func dueAt(hs []kgo.RecordHeader) (due time.Time, ok bool) {
 	if ms, err := strconv.ParseInt(Get(hs, HeaderDueAt), 10, 64); err == nil && ms > 0 {
 		return time.UnixMilli(ms), true
 	}
 	return time.Time{}, false
 }
 
-// Due is when retry record r, on the retry topic of the tier with delay
-// tier, may be processed: at its due-at header, or, when that is missing
-// or not a time (see DueAt), at its timestamp plus the tier's delay, so
-// that it waits its tier as any other and is never retried at once. A
-// record without a timestamp either (zero or negative: written with no
-// time) is due the tier's delay after now.
-func Due(r *kgo.Record, tier time.Duration, now time.Time) time.Time {
-	if due, ok := DueAt(r.Headers); ok {
+// Due is when retry record r, on the retry topic of the tier whose delay
+// is delay, may be processed: at its due-at header, or, when that is
+// missing or not a time (see dueAt), at its timestamp plus delay, so that
+// it waits its tier as any other and is never retried at once. A record
+// without a timestamp either (zero or negative: written with no time) is
+// due delay after now.
+func Due(r *kgo.Record, delay time.Duration, now time.Time) time.Time {
+	if due, ok := dueAt(r.Headers); ok {
 		return due
 	}
 	if r.Timestamp.UnixMilli() > 0 {
-		return r.Timestamp.Add(tier)
+		return r.Timestamp.Add(delay)
 	}
-	return now.Add(tier)
+	return now.Add(delay)
 }
 
 // History is the record's error history, oldest first.

@@ -54,7 +54,7 @@ func TestDecide(t *testing.T) {
 
 func TestHeaders(t *testing.T) {
 	var hs []kgo.RecordHeader
-	if _, ok := DueAt(hs); Attempt(hs) != 1 || ok || len(History(hs)) != 0 {
+	if _, ok := dueAt(hs); Attempt(hs) != 1 || ok || len(History(hs)) != 0 {
 		t.Fatal("defaults")
 	}
 	hs = Set(hs, HeaderAttempt, "3")
@@ -63,7 +63,7 @@ func TestHeaders(t *testing.T) {
 		hs = AppendError(hs, ErrorEntry{Stage: "deliver", Error: fmt.Sprint(i)})
 	}
 	h := History(hs)
-	due, _ := DueAt(hs)
+	due, _ := dueAt(hs)
 	if Attempt(hs) != 3 || due.UnixMilli() != 1700000000123 || len(h) != maxHistory || h[0].Error != "0" || h[len(h)-1].Error != "39" {
 		t.Fatalf("attempt %d due %v history %d (%v … %v)", Attempt(hs), due, len(h), h[0], h[len(h)-1])
 	}
@@ -81,10 +81,10 @@ func TestDue(t *testing.T) {
 	const tier = 15 * time.Minute
 	written := time.UnixMilli(1700000000000)
 	now := written.Add(time.Second)
-	record := func(dueAt *string) *kgo.Record {
+	record := func(header *string) *kgo.Record {
 		r := &kgo.Record{Topic: "inlet.retry.15m", Timestamp: written}
-		if dueAt != nil {
-			r.Headers = Set(r.Headers, HeaderDueAt, *dueAt)
+		if header != nil {
+			r.Headers = Set(r.Headers, HeaderDueAt, *header)
 		}
 		return r
 	}
@@ -92,8 +92,8 @@ func TestDue(t *testing.T) {
 	t.Run("valid header", func(t *testing.T) {
 		want := written.Add(3 * time.Minute)
 		r := record(str(fmt.Sprint(want.UnixMilli())))
-		if got, ok := DueAt(r.Headers); !ok || !got.Equal(want) {
-			t.Errorf("DueAt: %v %v, want %v true", got, ok, want)
+		if got, ok := dueAt(r.Headers); !ok || !got.Equal(want) {
+			t.Errorf("dueAt: %v %v, want %v true", got, ok, want)
 		}
 		if got := Due(r, tier, now); !got.Equal(want) {
 			t.Errorf("Due: %v, want %v", got, want)
@@ -115,8 +115,8 @@ func TestDue(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := record(c.dueAt)
-			if got, ok := DueAt(r.Headers); ok {
-				t.Errorf("DueAt: %v, ok; want not ok", got)
+			if got, ok := dueAt(r.Headers); ok {
+				t.Errorf("dueAt: %v, ok; want not ok", got)
 			}
 			if got, want := Due(r, tier, now), written.Add(tier); !got.Equal(want) {
 				t.Errorf("Due: %v, want the timestamp plus the tier (%v)", got, want)

@@ -38,7 +38,8 @@ Select entries by id (topic/partition/offset, as ls prints) or with
 requeue skips (and lists) entries holding no copy of their event: replay
 each one's raw record (its origin) with inletctl replay, then discard it.
 requeue and discard by id list the ids they did not decide (not on this
-queue, already decided, skipped) and then exit 1, as does their --dry-run.
+queue, already decided, does not match the filter, skipped) and exit 1
+when there are any, as does their --dry-run.
 
 Examples:
   inletctl %[1]s ls --group
@@ -182,11 +183,9 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		defer fmt.Fprintf(os.Stderr, "not on %s: %s\n", topic, strings.Join(missing, ", "))
 		code = exitError
 	}
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
 	if cmd == "show" {
 		if output == "json" {
-			return code, enc.Encode(entriesJSON(es, true))
+			return code, jsonEncode(out, entriesJSON(es, true))
 		}
 		for _, e := range es {
 			printEntry(out, e)
@@ -206,7 +205,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		code = exitError
 	}
 	if output == "json" { // as the admin API answers
-		return code, errors.Join(undecided, enc.Encode(admin.NewDecideResponse(cmd, dry, who, decided)))
+		return code, errors.Join(undecided, jsonEncode(out, admin.NewDecideResponse(cmd, dry, who, decided)))
 	}
 	printTable(out, decided.Entries)
 	fmt.Fprintln(out, countLine(decided.Count, len(decided.Entries), verb, dry))
@@ -215,6 +214,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	return code, undecided
 }
 
+// jsonEncode writes v to out as indented JSON.
 func jsonEncode(out io.Writer, v any) error {
 	enc := json.NewEncoder(out)
 	enc.SetIndent("", "  ")
@@ -271,15 +271,13 @@ func printSkipped(out io.Writer, d ops.Decided, dry bool) {
 // list runs ls: one page of entries, or the groups; JSON as the admin API
 // answers.
 func list(ctx context.Context, q *ops.Queues, topic string, f ops.Filter, group bool, after string, limit int, asJSON bool, out io.Writer) (int, error) {
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
 	if group {
 		groups, n, err := q.Groups(ctx, topic, f)
 		if err != nil {
 			return exitError, err
 		}
 		if asJSON {
-			return exitOK, enc.Encode(map[string]any{"count": n, "groups": groups})
+			return exitOK, jsonEncode(out, map[string]any{"count": n, "groups": groups})
 		}
 		printGroups(out, groups)
 		return exitOK, nil
@@ -296,7 +294,7 @@ func list(ctx context.Context, q *ops.Queues, topic string, f ops.Filter, group 
 		if l.Next != "" {
 			v["next"] = l.Next
 		}
-		return exitOK, enc.Encode(v)
+		return exitOK, jsonEncode(out, v)
 	}
 	printTable(out, l.Entries)
 	if l.Next != "" {
