@@ -143,9 +143,25 @@ func (t Topics) Specs() []TopicSpec {
 // EnsureTopics creates the topics that do not exist yet, with their configs.
 // Existing topics are not altered: their settings are the operator's. Safe to
 // call from several processes at once.
+//
+// It asks which exist first and creates only the others: a principal
+// without the CREATE permission (a managed cluster whose topics the
+// platform team makes) is refused every CreateTopics, existing topics
+// included, and would otherwise never start.
 func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions, replication int, specs []TopicSpec) error {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	existing, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return fmt.Errorf("list topics: %w", err)
+	}
 	var errs []error
 	for _, s := range specs {
+		if td, ok := existing[s.Name]; ok && td.Err == nil {
+			continue
+		}
 		configs := make(map[string]*string, len(s.Configs))
 		for k, v := range s.Configs {
 			configs[k] = &v

@@ -2,14 +2,18 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 func TestTopicNames(t *testing.T) {
@@ -67,6 +71,58 @@ func TestEnsureTopicsIsIdempotentAndSetsConfigs(t *testing.T) {
 	}
 	if n := len(td[topics.Raw].Partitions); n != 3 {
 		t.Errorf("raw partitions = %d, want 3", n)
+	}
+}
+
+// TestEnsureTopicsCreatesOnlyMissingOnes: a principal refused every
+// CreateTopics (no CREATE on the cluster) starts when the topics exist,
+// and is told which topic it could not create when one does not.
+func TestEnsureTopicsCreatesOnlyMissingOnes(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	ctx := context.Background()
+	topics := TopicNames("t", DefaultRetryTiers)
+	specs := topics.Specs()
+	if err := EnsureTopics(ctx, kadm.NewClient(cl), 3, -1, specs); err != nil {
+		t.Fatal(err)
+	}
+	// Another client, as a restarted service: franz-go answers a metadata
+	// request from what it learnt in the last seconds.
+	cl2, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl2.Close)
+	adm := kadm.NewClient(cl2)
+	var creates atomic.Int32
+	c.ControlKey(int16(kmsg.CreateTopics), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		creates.Add(1)
+		req := kreq.(*kmsg.CreateTopicsRequest)
+		resp := req.ResponseKind().(*kmsg.CreateTopicsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewCreateTopicsResponseTopic()
+			st.Topic = rt.Topic
+			st.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	if err := EnsureTopics(ctx, adm, 3, -1, specs); err != nil || creates.Load() != 0 {
+		t.Fatalf("all topics exist: %v after %d CreateTopics requests; want no error and none", err, creates.Load())
+	}
+	extra := append(specs, TopicSpec{Name: "t.new"})
+	err = EnsureTopics(ctx, adm, 3, -1, extra)
+	if !errors.Is(err, kerr.TopicAuthorizationFailed) || !strings.Contains(err.Error(), "t.new") || strings.Contains(err.Error(), topics.Raw) {
+		t.Fatalf("a missing topic not allowed to be created: %v; want an authorization error naming t.new only", err)
 	}
 }
 
