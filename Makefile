@@ -7,7 +7,7 @@ ifeq ($(origin RACE),undefined)
 RACE    := $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race,)
 endif
 
-.PHONY: check-rules loadtest run test test-integration test-short vet fmt fmt-check fuzz bench bench-ingest bench-processor build services-up services-down compose-check clean
+.PHONY: check-rules loadtest run test test-integration vet fmt fmt-check fuzz bench bench-ingest bench-processor build services-up services-down compose-check clean
 
 ## run: the whole system on embedded infrastructure (data in .inlet/)
 ## Built, then exec'd: a signal to make reaches the stack itself (with

@@ -101,7 +101,7 @@ cmd_fetch() {
   # Maven 3.8 with -q still prints bare ANSI resets: strip them (pipefail
   # keeps mvn's exit status).
   # shellcheck disable=SC2086 # INLET_MVN_ARGS is a list of flags
-  if ! mvn -B -q -ntp -f "$POM" ${INLET_MVN_ARGS:-} \
+  if ! mvn -B -q -ntp -C -f "$POM" ${INLET_MVN_ARGS:-} \
       dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 \
       | sed 's/\x1b\[[0-9;]*m//g' >&2; then
     rm -rf "$tmp"
