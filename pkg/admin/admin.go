@@ -18,7 +18,8 @@
 //	                                          is on the queue, 409 when every one was already decided)
 //	(the same for /v1/invalid)
 //	GET  /v1/depth                            {"dlq":n,"invalid":n} unresolved entries
-//	GET  /v1/trace/{id}                       one correlation id's history
+//	GET  /v1/trace/{id}                       one correlation id's history: {"stages":[…], "dropped_entries":n}
+//	                                          (n older entries dropped to keep its bound: a shared correlation id)
 package admin
 
 import (

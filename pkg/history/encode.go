@@ -32,6 +32,9 @@ func appendEntry(b []byte, e *Entry) []byte {
 	b = appendField(b, `,"source":"`, e.Source)
 	b = appendField(b, `,"event_type":"`, e.EventType)
 	b = appendField(b, `,"event_id":"`, e.EventID)
+	if e.Undecodable {
+		b = append(b, `,"undecodable":true`...)
+	}
 	if e.Attempt != 0 {
 		b = strconv.AppendInt(append(b, `,"attempt":`...), int64(e.Attempt), 10)
 	}

@@ -2,7 +2,10 @@ package history
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -67,8 +70,8 @@ func TestAppendBoundsEachHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := counter.take(); got["ltrim"] != 0 || got["rpush"] != 100 || got["expire"] != 100 {
-		t.Fatalf("commands under the bound: %v, want 100 rpush, 100 expire and no ltrim", got)
+	if got := counter.take(); got["ltrim"] != 0 || got["incrby"] != 0 || got["rpush"] != 100 || got["expire"] != 100 {
+		t.Fatalf("commands under the bound: %v, want 100 rpush, 100 expire and no ltrim or incrby", got)
 	}
 	// One correlation id reused past the bound: trimmed to the newest.
 	for i := 50; i < maxEntries+30; i++ {
@@ -76,8 +79,8 @@ func TestAppendBoundsEachHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if got := counter.take(); got["ltrim"] != 30 {
-		t.Fatalf("commands past the bound: %v, want an ltrim for each of the 30 appends past it", got)
+	if got := counter.take(); got["ltrim"] != 30 || got["incrby"] != 30 {
+		t.Fatalf("commands past the bound: %v, want an ltrim and an incrby (the count of entries dropped) for each of the 30 appends past it", got)
 	}
 	es, err := s.Get(ctx, "hot")
 	if err != nil {
@@ -167,5 +170,169 @@ func TestGetFillsFromTheEntryJustBefore(t *testing.T) {
 	}
 	if len(es) != 3 || es[1].EventID != "e1" || es[2].EventID != "" {
 		t.Fatalf("entries %+v; want 3, the second filled from the first, the third (after an unreadable one) left without", es)
+	}
+}
+
+// TestReadCountsDroppedEntries: Read says how many older entries a
+// history's bound dropped, exactly, also when processors append to one
+// correlation id at once; the count costs nothing under the bound and
+// expires with the list.
+func TestReadCountsDroppedEntries(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	counter := &commandCounter{n: map[string]int{}}
+	rdb.AddHook(counter)
+	s := New(rdb, "t:", time.Hour)
+	ctx := context.Background()
+	entries := func(n int) []Entry {
+		es := make([]Entry, n)
+		for i := range es {
+			es[i] = Entry{At: time.Unix(1700000000, 0).UTC(), Stage: "attempt", Source: "shop", EventID: fmt.Sprint("e", i), Attempt: 1}
+		}
+		return es
+	}
+	read := func(t *testing.T, corr string) History {
+		t.Helper()
+		h, err := s.Read(ctx, corr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+
+	t.Run("under the bound nothing is dropped or counted", func(t *testing.T) {
+		if err := s.Append(ctx, map[string][]Entry{"c": entries(maxEntries)}); err != nil {
+			t.Fatal(err)
+		}
+		if h := read(t, "c"); len(h.Entries) != maxEntries || h.Dropped != 0 {
+			t.Fatalf("%d entries, %d dropped; want %d, 0", len(h.Entries), h.Dropped, maxEntries)
+		}
+		if got := counter.take(); got["incrby"] != 0 || got["ltrim"] != 0 {
+			t.Fatalf("commands %v: want no trim and no count", got)
+		}
+		if h := read(t, "unknown"); len(h.Entries) != 0 || h.Dropped != 0 {
+			t.Fatalf("unknown id: %+v", h)
+		}
+	})
+	t.Run("past the bound each trim counts what it drops", func(t *testing.T) {
+		for i, n := range []int{3, 5, 1} {
+			if err := s.Append(ctx, map[string][]Entry{"c": entries(n)}); err != nil {
+				t.Fatal(err)
+			}
+			want := []int64{3, 8, 9}[i]
+			if h := read(t, "c"); len(h.Entries) != maxEntries || h.Dropped != want {
+				t.Fatalf("after appending %d: %d entries, %d dropped; want %d, %d", n, len(h.Entries), h.Dropped, maxEntries, want)
+			}
+		}
+		if ttl := m.TTL("t:trace-dropped:c"); ttl != time.Hour {
+			t.Fatalf("count's ttl %v, want the retention", ttl)
+		}
+	})
+	t.Run("an append crossing the bound counts only its overflow", func(t *testing.T) {
+		if err := s.Append(ctx, map[string][]Entry{"x": entries(maxEntries - 1)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Append(ctx, map[string][]Entry{"x": entries(4)}); err != nil {
+			t.Fatal(err)
+		}
+		if h := read(t, "x"); len(h.Entries) != maxEntries || h.Dropped != 3 {
+			t.Fatalf("%d entries, %d dropped; want %d, 3", len(h.Entries), h.Dropped, maxEntries)
+		}
+	})
+	t.Run("concurrent appends", func(t *testing.T) {
+		var wg sync.WaitGroup
+		const writers, appends, per = 8, 40, 2
+		for range writers {
+			wg.Go(func() {
+				for range appends {
+					if err := s.Append(ctx, map[string][]Entry{"hot": entries(per)}); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if h := read(t, "hot"); len(h.Entries) != maxEntries || h.Dropped != writers*appends*per-maxEntries {
+			t.Fatalf("%d entries, %d dropped; want %d, %d", len(h.Entries), h.Dropped, maxEntries, writers*appends*per-maxEntries)
+		}
+	})
+}
+
+// TestGetLeavesUndecodableEntriesWithoutFields: the stages of a record
+// whose envelope could not be decoded take no event's fields from the
+// entries before them (another event sharing the correlation id).
+func TestGetLeavesUndecodableEntriesWithoutFields(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	s := New(rdb, "t:", time.Hour)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 28, 17, 11, 21, 0, time.UTC)
+	ok := Entry{At: at, Source: "shop", EventType: "orders/create", EventID: "e1"}
+	bad := Entry{At: at, Undecodable: true}
+	with := func(e Entry, stage, where string) Entry { e.Stage, e.Where = stage, where; return e }
+	if err := s.Append(ctx, map[string][]Entry{"c": {with(ok, "written", "inlet.raw/0/1"), with(ok, "attempt", "inlet.processed key k")}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(ctx, map[string][]Entry{"c": {with(bad, "written", "inlet.raw/0/2"), with(bad, "attempt", "inlet.invalid"), with(ok, "requeued", "inlet.retry.1s/0/0")}}); err != nil {
+		t.Fatal(err)
+	}
+	es, err := s.Get(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 5 {
+		t.Fatalf("%d entries: %+v", len(es), es)
+	}
+	for i, e := range es {
+		if e.Undecodable && (e.Source != "" || e.EventType != "" || e.EventID != "") || !e.Undecodable && e.EventID != "e1" {
+			t.Errorf("entry %d %+v: want the fields of e1 on its own entries only", i, e)
+		}
+	}
+	if !es[2].Undecodable || !es[3].Undecodable {
+		t.Errorf("undecodable entries %+v %+v lost their mark", es[2], es[3])
+	}
+}
+
+// TestHandlerSaysWhatWasDropped: GET /v1/trace/{id} answers the entries
+// kept and how many older ones were dropped.
+func TestHandlerSaysWhatWasDropped(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	s := New(rdb, "t:", time.Hour)
+	es := make([]Entry, maxEntries+7)
+	for i := range es {
+		es[i] = Entry{At: time.Unix(1700000000, 0).UTC(), Stage: "received", EventID: fmt.Sprint("e", i)}
+	}
+	if err := s.Append(context.Background(), map[string][]Entry{"hot": es, "calm": es[:2]}); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/trace/{id}", s.Handler())
+	for _, tc := range []struct {
+		id      string
+		stages  int
+		dropped int64
+	}{{"hot", maxEntries, 7}, {"calm", 2, 0}} {
+		t.Run(tc.id, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/trace/"+tc.id, nil))
+			var body struct {
+				Stages  []Entry `json:"stages"`
+				Dropped *int64  `json:"dropped_entries"`
+			}
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusOK {
+				t.Fatalf("%d %s: %v", rec.Code, rec.Body, err)
+			}
+			if body.Dropped == nil {
+				t.Fatalf("no dropped_entries in %.200s…", rec.Body)
+			}
+			if len(body.Stages) != tc.stages || *body.Dropped != tc.dropped {
+				t.Fatalf("%d stages, dropped_entries %d; want %d, %d", len(body.Stages), *body.Dropped, tc.stages, tc.dropped)
+			}
+		})
 	}
 }

@@ -9,7 +9,9 @@ import (
 var validID = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
 
 // Handler serves GET /v1/trace/{id}: the history of one correlation id as
-// JSON, oldest stage first; 404 when none is kept.
+// JSON, oldest stage first ("stages"), and how many older entries were
+// dropped to keep it within its bound ("dropped_entries", 0 when none);
+// 404 when none is kept.
 func (s *Store) Handler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -19,17 +21,17 @@ func (s *Store) Handler() http.Handler {
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": "bad correlation id"})
 			return
 		}
-		es, err := s.Get(r.Context(), id)
+		h, err := s.Read(r.Context(), id)
 		if err != nil {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": "history store unavailable"})
 			return
 		}
-		if len(es) == 0 {
+		if len(h.Entries) == 0 {
 			w.WriteHeader(http.StatusNotFound)
 			_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": id, "error": "no history for this correlation id (unknown, not processed yet, or past retention)"})
 			return
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": id, "stages": es})
+		_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": id, "stages": h.Entries, "dropped_entries": h.Dropped})
 	})
 }

@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"cmp"
 	"context"
 	"time"
 
@@ -10,33 +11,55 @@ import (
 
 // recordHistory appends each committed item's stages to its correlation
 // id's history: on the first attempt from the raw topic, when ingest
-// received it and where it was written; on every attempt, the outcome and
-// where the output went. Best effort: a Redis failure here is logged, never
-// holds processing.
+// received it and where it was written (for a replay's copy, which takes
+// the raw topic's place in a replay's processor, the replay that copied it
+// instead: its receipt and raw record are in the history already); on
+// every attempt, the outcome and where the output went. A record whose
+// envelope could not be decoded is recorded by its correlation-id header,
+// without source, type or event id (marked undecodable). Best effort: a
+// Redis failure here is logged, never holds processing.
 func (p *Processor) recordHistory(ctx context.Context, items []*item, now time.Time) {
 	if p.d.History == nil {
 		return
 	}
 	byCorr := map[string][]history.Entry{}
 	for _, it := range items {
-		if it.env == nil {
+		var corr string
+		var base history.Entry
+		if e := it.env; e != nil {
+			corr, base = e.CorrelationID, history.Entry{Source: e.Source, EventType: e.EventType, EventID: e.EventID}
+		} else if corr = retry.Get(it.rec.Headers, retry.HeaderCorrelationID); corr != "" {
+			base.Undecodable = true
+		} else {
 			continue
 		}
-		e := it.env
-		base := history.Entry{Source: e.Source, EventType: e.EventType, EventID: e.EventID}
-		corr := e.CorrelationID
-		if it.rec.Topic == p.d.Topics.Raw {
-			rcv, wr := base, base
-			rcv.At, rcv.Stage, rcv.Where = e.ReceivedAt, "received", "ingest ("+e.Channel+")"
+		replay := retry.Get(it.rec.Headers, retry.HeaderReplay)
+		switch {
+		case it.rec.Topic == p.d.Topics.Raw && replay != "":
+			// The replay's id ([A-Za-z0-9._-], see replay.Config.ID)
+			// and the raw record it copied (inlet-origin).
+			rp := base
+			rp.At, rp.Stage, rp.Where = it.rec.Timestamp, "replayed", "replay "+replay+" of "+cmp.Or(retry.Get(it.rec.Headers, retry.HeaderOrigin), origin(it))
+			byCorr[corr] = append(byCorr[corr], rp)
+		case it.rec.Topic == p.d.Topics.Raw:
+			if e := it.env; e != nil {
+				rcv := base
+				rcv.At, rcv.Stage, rcv.Where = e.ReceivedAt, "received", "ingest ("+e.Channel+")"
+				byCorr[corr] = append(byCorr[corr], rcv)
+			}
+			wr := base
 			wr.At, wr.Stage, wr.Where = it.rec.Timestamp, "written", origin(it)
-			byCorr[corr] = append(byCorr[corr], rcv, wr)
-		} else if retry.Get(it.rec.Headers, retry.HeaderReason) == "" && retry.Attempt(it.rec.Headers) == 1 {
+			byCorr[corr] = append(byCorr[corr], wr)
+		case retry.Get(it.rec.Headers, retry.HeaderReason) == "" && retry.Attempt(it.rec.Headers) == 1:
 			req := base
 			req.At, req.Stage, req.Where = it.rec.Timestamp, "requeued", origin(it)
 			byCorr[corr] = append(byCorr[corr], req)
 		}
 		at := base
-		at.At, at.Stage, at.Outcome, at.Attempt = now.UTC(), "attempt", string(it.outcome), it.ev.Attempt
+		at.At, at.Stage, at.Outcome, at.Attempt = now.UTC(), "attempt", string(it.outcome), attempt(it.rec)
+		if it.ev != nil {
+			at.Attempt = it.ev.Attempt
+		}
 		switch it.outcome {
 		case Processed:
 			at.Where = p.d.Topics.Processed + " key " + it.out.EntityKey

@@ -34,8 +34,9 @@ const defaultTraceTimeout = 2 * time.Minute
 
 // traceCmd is trace, also by the sender's event id: --event ID --source S
 // finds the event's correlation id on the raw topic (key source:event-id),
-// then shows its history like trace <correlation-id>. --since bounds how
-// far back the raw topic is read, --timeout how long.
+// then shows that event's entries of its history like trace
+// <correlation-id> (exit 3 when none are kept). --since bounds how far
+// back the raw topic is read, --timeout how long.
 func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 	var eventID, src, sinceArg, timeoutArg string
 	own := map[string]*string{"event": &eventID, "source": &src, "since": &sinceArg, "timeout": &timeoutArg}
@@ -61,7 +62,7 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 		if sinceArg != "" || timeoutArg != "" {
 			return exitUsage, errors.New("trace: --since and --timeout go with --event and --source")
 		}
-		return trace(rest, out)
+		return trace(rest, out, nil)
 	}
 	if eventID == "" || src == "" {
 		return exitUsage, errors.New("trace: --event and --source go together")
@@ -96,7 +97,9 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 		}
 		return exitNotFound, fmt.Errorf("event %s of source %s is not on %s since %s (never received, or earlier: try --since all)", eventID, src, topic, since.UTC().Format(time.RFC3339))
 	}
-	return trace(append(rest, corr), out)
+	// Other events may share the correlation id (a sender reusing one):
+	// only this one's entries are shown.
+	return trace(append(rest, corr), out, &eventOf{id: eventID, source: src})
 }
 
 // parseSince reads --since: an RFC 3339 time, a duration back from now

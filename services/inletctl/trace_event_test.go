@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -46,15 +49,16 @@ func TestCorrelationOfOnASlowLink(t *testing.T) {
 	}
 }
 
-// adminTraces is an admin API answering any trace, recording which
-// correlation ids were asked for.
+// adminTraces is an admin API answering any trace corr-ID with a stage of
+// stripe's event ID, recording which correlation ids were asked for.
 func adminTraces(t *testing.T) (string, *requestLog) {
 	t.Helper()
 	asked := &requestLog{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		asked.add(r)
 		corr := strings.TrimPrefix(r.URL.Path, "/v1/trace/")
-		_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": corr, "stages": []any{}})
+		stage := map[string]any{"at": time.Now(), "stage": "received", "source": "stripe", "event_id": strings.TrimPrefix(corr, "corr-")}
+		_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": corr, "stages": []any{stage}})
 	}))
 	t.Cleanup(srv.Close)
 	return srv.URL, asked
@@ -154,4 +158,98 @@ func TestTraceEventTimeout(t *testing.T) {
 			t.Errorf("error %q does not say %q", err, want)
 		}
 	}
+}
+
+// TestTraceSharedCorrelationID: a correlation id shared by more events
+// than its history keeps (a sender reusing X-Correlation-ID) says how many
+// older entries were dropped; trace --event shows only that event's
+// entries, and exits 3 when none of them are kept.
+func TestTraceSharedCorrelationID(t *testing.T) {
+	env := testenv.Embedded(t)
+	topics := env.CreateTopics(t, nil)
+	ctx := context.Background()
+	cl := env.Client(t, kgo.ProducerLinger(0))
+	for _, evt := range []string{"evt_gone", "evt_keep"} {
+		rec := &kgo.Record{Topic: topics.Raw, Key: []byte("stripe:" + evt), Value: []byte("x"),
+			Headers: []kgo.RecordHeader{{Key: "correlation-id", Value: []byte("corr-shared")}}}
+		if err := cl.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opt, err := redis.ParseURL(env.RedisURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { rdb.Close() })
+	hist := history.New(rdb, env.Prefix+":", 0)
+	at := time.Date(2026, 11, 28, 17, 11, 21, 0, time.UTC)
+	event := func(id string) []history.Entry {
+		base := history.Entry{At: at, Source: "stripe", EventType: "payment_intent.succeeded", EventID: id}
+		r, w, a := base, base, base
+		r.Stage, r.Where = "received", "ingest (webhook)"
+		w.Stage, w.Where = "written", "inlet.raw/0/1"
+		a.Stage, a.Outcome, a.Attempt, a.Where = "attempt", "processed", 1, "inlet.processed key stripe:pi:1"
+		return []history.Entry{r, w, a}
+	}
+	// evt_gone's 3 entries, 200 of 100 other events, evt_keep's 3, an
+	// undecodable record's 2: 208, the 8 oldest dropped.
+	appends := [][]history.Entry{event("evt_gone")}
+	for i := range 100 {
+		appends = append(appends, event(fmt.Sprint("evt_other_", i))[:2])
+	}
+	appends = append(appends, event("evt_keep"), []history.Entry{
+		{At: at, Stage: "written", Undecodable: true, Where: "inlet.raw/2/9"},
+		{At: at, Stage: "attempt", Outcome: "invalid", Attempt: 1, Undecodable: true, Where: "inlet.invalid", Error: "undecodable envelope: bad magic byte"},
+	})
+	for _, es := range appends {
+		if err := hist.Append(ctx, map[string][]history.Entry{"corr-shared": es}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/trace/{id}", hist.Handler())
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix, "trace", "-admin-url", srv.URL}
+	rows := func(out string) int { return strings.Count(out, "\n2026-11-28T") }
+
+	t.Run("by correlation id: every entry kept and what was dropped", func(t *testing.T) {
+		var out bytes.Buffer
+		code, err := run(append(slices.Clone(flags), "corr-shared"), &out)
+		if code != exitOK || rows(out.String()) != 200 || !strings.Contains(out.String(), "older entries dropped: 8") || !strings.Contains(out.String(), "inlet.raw/2/9 (undecodable)") {
+			t.Fatalf("exit %d (%v), %d rows:\n%.600s", code, err, rows(out.String()), out.String())
+		}
+	})
+	t.Run("by event: only its entries", func(t *testing.T) {
+		var out bytes.Buffer
+		code, err := run(append(slices.Clone(flags), "--event", "evt_keep", "--source", "stripe"), &out)
+		if code != exitOK || rows(out.String()) != 3 || !strings.Contains(out.String(), "shared by other events") || !strings.Contains(out.String(), "older entries dropped: 8") {
+			t.Fatalf("exit %d (%v), %d rows:\n%s", code, err, rows(out.String()), out.String())
+		}
+	})
+	t.Run("by event as JSON", func(t *testing.T) {
+		var out bytes.Buffer
+		code, err := run(append(slices.Clone(flags), "--event", "evt_keep", "--source", "stripe", "-output", "json"), &out)
+		var body struct {
+			EventID string          `json:"event_id"`
+			Stages  []history.Entry `json:"stages"`
+			Dropped int64           `json:"dropped_entries"`
+		}
+		if code != exitOK || json.Unmarshal(out.Bytes(), &body) != nil || body.EventID != "evt_keep" || body.Dropped != 8 || len(body.Stages) != 3 {
+			t.Fatalf("exit %d (%v): %.600s", code, err, out.String())
+		}
+		for _, e := range body.Stages {
+			if e.EventID != "evt_keep" {
+				t.Errorf("stage %+v is not evt_keep's", e)
+			}
+		}
+	})
+	t.Run("by event whose entries were all dropped", func(t *testing.T) {
+		var out bytes.Buffer
+		code, err := run(append(slices.Clone(flags), "--event", "evt_gone", "--source", "stripe"), &out)
+		if code != exitNotFound || err == nil || !strings.Contains(err.Error(), "none of event evt_gone") || !strings.Contains(err.Error(), "8 older entries dropped") {
+			t.Fatalf("exit %d (%v): %.600s", code, err, out.String())
+		}
+	})
 }
