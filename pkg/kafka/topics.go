@@ -144,24 +144,16 @@ func (t Topics) Specs() []TopicSpec {
 // Existing topics are not altered: their settings are the operator's. Safe to
 // call from several processes at once.
 //
-// It asks which exist first and creates only the others: a principal
-// without the CREATE permission (a managed cluster whose topics the
-// platform team makes) is refused every CreateTopics, existing topics
-// included, and would otherwise never start.
+// A principal without the CREATE permission (a managed cluster whose
+// topics the platform team makes) is refused every CreateTopics, existing
+// topics included: a refused topic counts as ensured when it exists.
+// Listing only then, not first, matters: franz-go answers the client's
+// next requests (a replay's ListOffsets on the topic it just made) from a
+// listing of the last second, which said "unknown".
 func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions, replication int, specs []TopicSpec) error {
-	names := make([]string, len(specs))
-	for i, s := range specs {
-		names[i] = s.Name
-	}
-	existing, err := adm.ListTopics(ctx, names...)
-	if err != nil {
-		return fmt.Errorf("list topics: %w", err)
-	}
 	var errs []error
+	var refused []string
 	for _, s := range specs {
-		if td, ok := existing[s.Name]; ok && td.Err == nil {
-			continue
-		}
 		configs := make(map[string]*string, len(s.Configs))
 		for k, v := range s.Configs {
 			configs[k] = &v
@@ -170,8 +162,23 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions, replication
 		if err == nil {
 			err = resp.Err
 		}
-		if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+		switch {
+		case err == nil, errors.Is(err, kerr.TopicAlreadyExists):
+		case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
+			refused = append(refused, s.Name)
+		default:
 			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, err))
+		}
+	}
+	if len(refused) > 0 {
+		existing, err := adm.ListTopics(ctx, refused...)
+		if err != nil {
+			return errors.Join(append(errs, fmt.Errorf("list topics %v this client may not create: %w", refused, err))...)
+		}
+		for _, name := range refused {
+			if td, ok := existing[name]; !ok || td.Err != nil {
+				errs = append(errs, fmt.Errorf("create topic %s: not allowed (%w), and it does not exist: create it (docs/run-on-real-kafka.md lists the settings)", name, kerr.TopicAuthorizationFailed))
+			}
 		}
 	}
 	return errors.Join(errs...)
