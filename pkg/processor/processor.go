@@ -68,6 +68,13 @@ type Deps struct {
 	// DepthEvery is how often lag and queue depths are measured for the
 	// gauges; default 15s.
 	DepthEvery time.Duration
+	// FillReplay is set by a fill replay (pkg/replay) to its id: a record
+	// whose retry.HeaderReplayApplied holds that id is a duplicate, claim
+	// or no claim (its copy found the event to be its entity's stored
+	// state). Empty, as in the ordinary processor, the header means
+	// nothing: there an event whose state was written by an attempt that
+	// failed afterwards applies again when retried.
+	FillReplay string
 	Log        *slog.Logger
 }
 
@@ -426,7 +433,8 @@ func checkBusinessTime(src *source.Source, env *envelope.Envelope, out *router.O
 
 // claim takes the dedup claims and entity locks for the batch's valid
 // items. Items whose claim is done are duplicates; a duplicate of an
-// earlier item in the same batch is one too. Busy claims and locks (held
+// earlier item in the same batch is one too, and so is, in a fill replay,
+// a copy marked already applied (see Deps.FillReplay). Busy claims and locks (held
 // by another member) are tried again with backoff. It returns the keys it
 // holds; on an error, every key it may hold (a round cut off midway may have
 // taken some), so that they are released at once rather than blocking the
@@ -441,7 +449,7 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 		if it.out == nil {
 			continue
 		}
-		if seen[it.dedup] {
+		if seen[it.dedup] || (p.d.FillReplay != "" && retry.Get(it.rec.Headers, retry.HeaderReplayApplied) == p.d.FillReplay) {
 			it.outcome = Duplicate
 			continue
 		}

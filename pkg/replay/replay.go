@@ -11,13 +11,19 @@
 // Two modes:
 //
 //   - fill: dedup is respected, so only events never processed are applied
-//     (gaps filled); the others end as duplicates.
-//   - rebuild: first the dedup claims of the copied events and the Redis
-//     state of the entities they touch are deleted (keys computed by
-//     running the handlers over the copied records), so processing
-//     rebuilds those entities from the range. Events of the same entities
-//     outside the range are not replayed: give a range that covers them
-//     (no --from means the start of the raw topic).
+//     (gaps filled); the others end as duplicates: those whose claim is
+//     done, and those that are their entity's stored state (see
+//     markApplied). An event without a business time whose claim expired
+//     cannot be told from a gap, and is processed again.
+//   - rebuild: first the dedup claims of the copied events, and the Redis
+//     state of the entities they touch while that state is one of the
+//     copied events, are deleted (keys computed by running the handlers
+//     over the copied records), so processing rebuilds those entities from
+//     the range. An entity whose state is another event (one received
+//     after the range, or before it) is kept and reported, and the range
+//     applied onto it, newest wins (see deleteState). Events of the same
+//     entities outside the range are not replayed: give a range that
+//     covers them (no --from means the start of the raw topic).
 //
 // A replay is resumable: its progress is kept in Redis under
 // <key prefix>replay:<id> (copy done, deletions done, outcomes so far) and
@@ -32,8 +38,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -166,16 +174,24 @@ type Summary struct {
 	Stale     int64     `json:"stale"`
 	Invalid   int64     `json:"invalid"`
 	DLQ       int64     `json:"dlq"`
-	// OnFailureQueues (fill) counts the source's events in the range whose
-	// entry on the DLQ or invalid topic stands (undecided or discarded):
-	// they are not replayed (that would make a second entry, or undo an
-	// operator's discard); requeue them from there.
+	// OnFailureQueues counts the source's events in the range whose entry
+	// on the DLQ or invalid topic stands (undecided or discarded): they
+	// are not replayed, in either mode (that would make a second entry,
+	// or undo an operator's discard); requeue them from there.
 	OnFailureQueues int64 `json:"on_failure_queues,omitempty"`
 	// DeletedClaims and DeletedEntities are what rebuild deleted.
 	DeletedClaims   int64 `json:"deleted_claims,omitempty"`
 	DeletedEntities int64 `json:"deleted_entities,omitempty"`
-	Resumed         bool  `json:"resumed"`
-	Complete        bool  `json:"complete"`
+	// KeptEntities (rebuild) counts the range's entities whose state was
+	// not deleted, because it was not one of the copied events: most
+	// often a newer event received after To (processed meanwhile), else
+	// one before From, or a state no event of the range explains. The
+	// range was applied onto them, newest wins; KeptSample names up to
+	// keptSample of them.
+	KeptEntities int64    `json:"kept_entities,omitempty"`
+	KeptSample   []string `json:"kept_sample,omitempty"`
+	Resumed      bool     `json:"resumed"`
+	Complete     bool     `json:"complete"`
 }
 
 // Topic names the replay topic of id.
@@ -237,11 +253,28 @@ const (
 	// rebuild stopped midway reports, once resumed, what the first run
 	// deleted too (the keys it deleted delete nothing the second time).
 	fDeleting = "deleting"
+	// fKept and fKeptSample are the rebuild's KeptEntities and KeptSample
+	// (JSON).
+	fKept       = "kept"
+	fKeptSample = "kept_sample"
+	// fTiers are the retry tiers the replay's retry topics were made for:
+	// a resume with others made and counted new topics, and copies waiting
+	// in the old ones were never processed.
+	fTiers    = "tiers"
 	fComplete = "complete"
 )
 
 func (r *run) params() string {
 	return fmt.Sprintf("%s|%s|%d|%d", r.cfg.Source, r.cfg.Mode, r.cfg.From.UnixMilli(), r.cfg.To.UnixMilli())
+}
+
+// tiers names the retry tiers, as the replay's retry topics do.
+func (r *run) tiers() string {
+	names := make([]string, len(r.d.Topics.RetryTiers))
+	for i, t := range r.d.Topics.RetryTiers {
+		names[i] = kafka.TierName(t)
+	}
+	return strings.Join(names, ",")
 }
 
 func (r *run) run(ctx context.Context) error {
@@ -261,13 +294,18 @@ func (r *run) run(ctx context.Context) error {
 	if p, ok := prog[fParams]; ok && p != r.params() {
 		return fmt.Errorf("%w: %s (was %s)", ErrMismatch, r.cfg.ID, p)
 	}
+	// A record written before the tiers were kept has none: the tiers
+	// given now are taken.
+	if t, ok := prog[fTiers]; ok && t != r.tiers() {
+		return fmt.Errorf("%w: %s: retry tiers %q (was %q: copies waiting in its retry topics would never be processed); give the same --retry-tiers", ErrMismatch, r.cfg.ID, r.tiers(), t)
+	}
 	r.sum.Resumed = len(prog) > 0
 	r.load(prog)
 	if prog[fComplete] == "1" {
 		r.sum.Complete = true
 		return nil
 	}
-	if err := r.d.Redis.HSet(ctx, r.key, fParams, r.params(), fTo, r.cfg.To.UnixMilli()).Err(); err != nil {
+	if err := r.d.Redis.HSet(ctx, r.key, fParams, r.params(), fTo, r.cfg.To.UnixMilli(), fTiers, r.tiers()).Err(); err != nil {
 		return err
 	}
 	if err := r.ensureTopics(ctx); err != nil {
@@ -297,6 +335,8 @@ func (r *run) load(prog map[string]string) {
 		r.sum.DeletedClaims, _ = strconv.ParseInt(d[0], 10, 64)
 		r.sum.DeletedEntities, _ = strconv.ParseInt(d[1], 10, 64)
 	}
+	r.sum.KeptEntities = n(fKept)
+	_ = json.Unmarshal([]byte(prog[fKeptSample]), &r.sum.KeptSample) // absent: none
 	r.sum.Applied, r.sum.Duplicate, r.sum.Stale = n(string(processor.Processed)), n(string(processor.Duplicate)), n(string(processor.Stale))
 	r.sum.Invalid, r.sum.DLQ = n(string(processor.Invalid)), n(string(processor.DeadLetter))
 }
@@ -382,8 +422,10 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 		}
 		sp[p] = [2]int64{from, rg[1]}
 	}
+	// Both modes leave the events whose DLQ or invalid entry stands: a
+	// rebuild replaying them made second entries too, and undid discards.
 	var onQueues map[string]bool
-	if r.cfg.Mode == Fill && len(sp) > 0 {
+	if len(sp) > 0 {
 		if onQueues, err = r.failureOrigins(ctx); err != nil {
 			return err
 		}
@@ -399,7 +441,28 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 	defer txn.Close()
 	scanned, skipped := prog.Scanned, prog.Skipped
 	chunks := kafka.NewChunks(txn)
+	// Fill: copies wait in pend until their entities' states are read
+	// (markApplied, one round trip per markBatch copies), and are in the
+	// chunk only once produced: commit produces them first.
+	var pend []*kgo.Record
+	produce := func() error {
+		if r.cfg.Mode == Fill && len(pend) > 0 {
+			if err := r.markApplied(ctx, pend); err != nil {
+				return err
+			}
+		}
+		for _, c := range pend {
+			if err := chunks.Produce(ctx, c); err != nil {
+				return err
+			}
+		}
+		pend = pend[:0]
+		return nil
+	}
 	commit := func() error {
+		if err := produce(); err != nil {
+			return err
+		}
 		n := int64(chunks.Len())
 		if err := chunks.Commit(ctx); err != nil {
 			return err
@@ -438,9 +501,12 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 				// check, before (or while) it was processed. The copy names
 				// the raw record as its origin: outputs and failure entries
 				// of the replay point at the raw log, as the processor's do.
-				h := retry.Set(retry.Set(retry.Clone(rec.Headers), retry.HeaderOrigin, origin), retry.HeaderReplay, r.cfg.ID)
-				if err := chunks.Produce(ctx, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: time.Now()}); err != nil {
-					return err
+				h := retry.Set(retry.Set(dropHeader(retry.Clone(rec.Headers), retry.HeaderReplayApplied), retry.HeaderOrigin, origin), retry.HeaderReplay, r.cfg.ID)
+				pend = append(pend, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: time.Now()})
+				if r.cfg.Mode != Fill || len(pend) >= max(1, min(markBatch, copyChunk-chunks.Len())) {
+					if err := produce(); err != nil {
+						return err
+					}
 				}
 			}
 		}
@@ -459,6 +525,53 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 	r.sum.Read, r.sum.Scanned, r.sum.OnFailureQueues = copied, scanned, skipped
 	r.d.Log.Info("replay: copied", "id", r.cfg.ID, "topic", r.topic, "scanned", scanned, "copied", copied, "on_failure_queues", skipped)
 	return r.d.Redis.HSet(ctx, r.key, fCopied, copied, fScanned, scanned, fOnQueues, skipped).Err()
+}
+
+// markBatch is how many copies fill marks per round trip to Redis.
+var markBatch = 500
+
+// markApplied (fill) marks, with HeaderReplayApplied, each copy whose event
+// is its entity's stored state (same event id and business time): it was
+// processed, and the replay's processor counts it a duplicate even when
+// its claim has expired (dedup_window, or Redis lost the claims). Left to
+// its claim, the equal time applied again and wrote a second output.
+//
+// Marked here, before the replay applies anything, rather than decided
+// by the replay's processor from the state it reads: that state may be
+// the replay's own, written by a batch whose transaction then failed,
+// whose retry must apply again (as the ordinary processor's does) or the
+// event's output is never written.
+func (r *run) markApplied(ctx context.Context, copies []*kgo.Record) error {
+	var keys, ids []string
+	var ats []time.Time
+	var which []*kgo.Record
+	for _, c := range copies {
+		env, err := r.d.Codec.Decode(ctx, c.Value)
+		if err != nil {
+			continue // invalid again
+		}
+		_, entity, at, ok := keysOf(ctx, r.d.Router, env)
+		if !ok || at.IsZero() {
+			continue // no state to tell by: see the package doc
+		}
+		keys, ids, ats, which = append(keys, entity), append(ids, env.EventID), append(ats, at), append(which, c)
+	}
+	stored, err := r.d.Store.EntityEvents(ctx, keys)
+	if err != nil {
+		return fmt.Errorf("read the entities' states: %w", err)
+	}
+	for i, st := range stored {
+		if st.EventID == ids[i] && !st.EventTime.IsZero() && st.EventTime.UnixMicro() == ats[i].UnixMicro() {
+			which[i].Headers = retry.Set(which[i].Headers, retry.HeaderReplayApplied, r.cfg.ID)
+		}
+	}
+	return nil
+}
+
+// dropHeader removes header k (a raw record requeued from a replay's
+// failure queue may carry that replay's mark).
+func dropHeader(hs []kgo.RecordHeader, k string) []kgo.RecordHeader {
+	return slices.DeleteFunc(hs, func(h kgo.RecordHeader) bool { return h.Key == k })
 }
 
 // copiedSoFar counts the copies on the replay topic and finds, per raw
@@ -559,37 +672,85 @@ func (r *run) selected(ctx context.Context, rec *kgo.Record) bool {
 	return err == nil && env.Source == r.cfg.Source
 }
 
-// deleteState deletes the dedup claims and entity state of the copied
-// events, computing their keys with the handlers (as the processor does).
+// keptSample bounds the kept entities a rebuild names.
+const keptSample = 20
+
+// deleteState deletes the dedup claims of the copied events, computing
+// their keys with the handlers (as the processor does), and the state of
+// the entities they touch, but only while that state is one of the copied
+// events (Store.DeleteEntitiesIf, atomic per entity).
+//
+// The range ends at To, fixed when the replay first ran, and the deletion
+// may come hours or days later (a long copy, a resumed replay): by then an
+// entity may hold a newer event received after To, processed meanwhile.
+// Deleted, that state was lost, and the replay moved the entity back to
+// the range's newest (compaction could even have removed the range's copy
+// of a redelivered event). So rather than reading the raw log on up to the
+// moment of deletion, a state the replay would not derive again is never
+// deleted: the entity is kept, counted and named in the summary, and the
+// range applied onto it, newest wins. (A live event applied after its
+// deletion is newest-wins' to order against the replay.)
+//
+// Three passes over the copies, holding a batch of keys at a time, plus
+// the kept entities:
+//  1. delete the claims, and each entity whose state is the copy's event;
+//  2. find the entities whose state is left;
+//  3. if any, delete those whose state is a copied event all the same,
+//     which the fixed handler gives to another entity (a rebuild after a
+//     handler bug): the replay processes that event again; the others are
+//     kept.
 func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 	r.report(Progress{Phase: "delete"})
 	sp, err := kafka.RangeOf(ctx, r.adm, r.topic, time.Time{}, time.Time{})
 	if err != nil {
 		return err
 	}
-	// Deleted as they are read, deleteBatch keys at a time: holding every
-	// key of a range of tens of millions of events took gigabytes. A key
-	// met again later is deleted again, which removes nothing and counts
-	// nothing.
-	claims, entities := map[string]bool{}, map[string]bool{}
+	// Each pass calls fn with each copy's envelope and, when the handler
+	// gives them, its keys.
+	pass := func(fn func(env *envelope.Envelope, claim, entity string, ok bool) error) error {
+		return kafka.ReadSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
+			env, err := r.d.Codec.Decode(ctx, rec.Value)
+			if err != nil {
+				return nil // undecodable: it goes to invalid again
+			}
+			claim, entity, ok := Keys(ctx, r.d.Router, env)
+			return fn(env, claim, entity, ok)
+		})
+	}
 	var nc, ne int64
 	if prev, ok := saved[fDeleting]; ok {
 		_, _ = fmt.Sscanf(prev, "%d,%d", &nc, &ne)
 	}
+	deleteIf := func(evs []store.EntityEvent) ([]bool, error) {
+		deleted, err := r.d.Store.DeleteEntitiesIf(ctx, evs)
+		for _, d := range deleted {
+			if d {
+				ne++
+			}
+		}
+		return deleted, err
+	}
+	record := func() error {
+		return r.d.Redis.HSet(ctx, r.key, fDeleting, fmt.Sprintf("%d,%d", nc, ne)).Err()
+	}
+
+	// 1. Deleted as they are read, deleteBatch keys at a time: holding
+	// every key of a range of tens of millions of events took gigabytes. A
+	// key met again later is deleted again, which removes nothing and
+	// counts nothing.
+	claims, states := map[string]bool{}, map[store.EntityEvent]bool{}
 	flush := func() error {
 		c, err := r.d.Store.DeleteClaims(ctx, setKeys(claims))
 		nc += c // what a failed call deleted before failing counts too
 		if err != nil {
 			return err
 		}
-		e, err := r.d.Store.DeleteEntities(ctx, setKeys(entities))
-		ne += e
-		if err != nil {
+		if _, err := deleteIf(setKeys(states)); err != nil {
 			return err
 		}
 		clear(claims)
-		clear(entities)
-		if err := r.d.Redis.HSet(ctx, r.key, fDeleting, fmt.Sprintf("%d,%d", nc, ne)).Err(); err != nil {
+		clear(states)
+		if err := record(); err != nil {
 			return err
 		}
 		if afterDeleteBatch != nil {
@@ -597,16 +758,11 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 		}
 		return nil
 	}
-	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
-		env, err := r.d.Codec.Decode(ctx, rec.Value)
-		if err != nil {
-			return nil // undecodable: it goes to invalid again
-		}
-		claim, entity, ok := Keys(ctx, r.d.Router, env)
+	err = pass(func(env *envelope.Envelope, claim, entity string, ok bool) error {
 		if ok {
-			claims[claim], entities[entity] = true, true
+			claims[claim], states[store.EntityEvent{EntityKey: entity, EventID: env.EventID}] = true, true
 		}
-		if len(claims) >= deleteBatch {
+		if max(len(claims), len(states)) >= deleteBatch {
 			return flush()
 		}
 		return nil
@@ -617,17 +773,87 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 	if err != nil {
 		return err
 	}
+
+	// 2. The entities whose state is left, and its event.
+	kept := map[string]string{}
+	batch := map[string]bool{}
+	check := func() error {
+		evs, err := r.d.Store.EntityEvents(ctx, setKeys(batch))
+		if err != nil {
+			return err
+		}
+		for _, e := range evs {
+			if !e.EventTime.IsZero() {
+				kept[e.EntityKey] = e.EventID
+			}
+		}
+		clear(batch)
+		return nil
+	}
+	err = pass(func(_ *envelope.Envelope, _, entity string, ok bool) error {
+		if _, seen := kept[entity]; ok && !seen {
+			batch[entity] = true
+		}
+		if len(batch) >= deleteBatch {
+			return check()
+		}
+		return nil
+	})
+	if err == nil {
+		err = check()
+	}
+	if err != nil {
+		return err
+	}
+
+	// 3. Of those, the ones whose event is among the copies all the same.
+	if len(kept) > 0 {
+		byEvent := map[string][]string{}
+		for entity, id := range kept {
+			byEvent[id] = append(byEvent[id], entity)
+		}
+		var found []store.EntityEvent
+		err = pass(func(env *envelope.Envelope, _, _ string, _ bool) error {
+			for _, entity := range byEvent[env.EventID] {
+				found = append(found, store.EntityEvent{EntityKey: entity, EventID: env.EventID})
+			}
+			delete(byEvent, env.EventID)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		deleted, err := deleteIf(found)
+		if err != nil {
+			return err
+		}
+		for i, d := range deleted {
+			if d {
+				delete(kept, found[i].EntityKey)
+			}
+		}
+		if err := record(); err != nil {
+			return err
+		}
+	}
+
+	sample := slices.Sorted(maps.Keys(kept))
+	if len(sample) > keptSample {
+		sample = sample[:keptSample]
+	}
 	r.sum.DeletedClaims, r.sum.DeletedEntities = nc, ne
-	r.d.Log.Info("replay: rebuild deleted state", "id", r.cfg.ID, "claims", nc, "entities", ne)
-	return r.d.Redis.HSet(ctx, r.key, fDeleted, fmt.Sprintf("%d,%d", nc, ne)).Err()
+	r.sum.KeptEntities, r.sum.KeptSample = int64(len(kept)), sample
+	if len(kept) > 0 {
+		r.d.Log.Warn("replay: rebuild kept entities whose state is not an event of the range (a newer one received after it?); the range is applied onto them, newest wins",
+			"id", r.cfg.ID, "kept", len(kept), "sample", sample)
+	}
+	r.d.Log.Info("replay: rebuild deleted state", "id", r.cfg.ID, "claims", nc, "entities", ne, "kept", len(kept))
+	b, _ := json.Marshal(sample)
+	return r.d.Redis.HSet(ctx, r.key, fDeleted, fmt.Sprintf("%d,%d", nc, ne), fKept, len(kept), fKeptSample, b).Err()
 }
 
-func setKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
+func setKeys[K comparable](m map[K]bool) []K {
+	return slices.Collect(maps.Keys(m))
 }
 
 // Keys runs env's handler and returns the dedup claim key and entity key
@@ -638,19 +864,25 @@ func setKeys(m map[string]bool) []string {
 // prefixed with the source, or the idempotency key when the handler
 // gives none.
 func Keys(ctx context.Context, rt *router.Router, env *envelope.Envelope) (claim, entity string, ok bool) {
+	claim, entity, _, ok = keysOf(ctx, rt, env)
+	return claim, entity, ok
+}
+
+// keysOf is Keys, with the event's business time (zero when it has none).
+func keysOf(ctx context.Context, rt *router.Router, env *envelope.Envelope) (claim, entity string, at time.Time, ok bool) {
 	h, _, err := rt.Lookup(env.Source, env.EventType, env.SchemaVersion)
 	if err != nil {
-		return "", "", false
+		return "", "", time.Time{}, false
 	}
 	out, err := h.Handle(ctx, &router.Event{Envelope: env, Attempt: 1})
 	if err != nil || out == nil || out.EntityKey == "" {
-		return "", "", false
+		return "", "", time.Time{}, false
 	}
 	natural := env.IdempotencyKey
 	if out.NaturalKey != "" {
 		natural = env.Source + ":" + out.NaturalKey
 	}
-	return "dedup:" + natural, out.EntityKey, true
+	return "dedup:" + natural, out.EntityKey, out.OccurredAt, true
 }
 
 // process runs the replay's processor until everything pending in its
@@ -676,10 +908,14 @@ func (r *run) process(ctx context.Context) error {
 	pcfg.InstanceID = "replay-" + r.cfg.ID + "-" + host + "-" + strconv.Itoa(os.Getpid())
 	topics := r.d.Topics
 	topics.Raw, topics.Retry = r.topic, r.retry
-	p, err := processor.New(pcfg, processor.Deps{
+	pdeps := processor.Deps{
 		KafkaOpts: r.d.KafkaOpts, Topics: topics, Sources: r.d.Sources, Router: r.d.Router,
 		Registry: r.d.Registry, Codec: r.d.Codec, Store: r.d.Store, History: r.d.History, Log: r.d.Log,
-	})
+	}
+	if r.cfg.Mode == Fill {
+		pdeps.FillReplay = r.cfg.ID // the copies markApplied marked are duplicates
+	}
+	p, err := processor.New(pcfg, pdeps)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,14 +62,18 @@ func TestReplay(t *testing.T) {
 	})
 
 	t.Run("rebuild restores the state of a clean run after corruption", func(t *testing.T) {
-		// pi_1 is set back to its older event; pi_2 to an event that
-		// never happened, newer than any real one (fill could not fix it).
+		// pi_1 is set back to its older event; pi_2 to pi_1's evt_1 with a
+		// wrong time, newer than any real one (as a handler bug would: fill
+		// could not fix it). Both states are events of the range, which
+		// rebuild deletes (a state that is not is kept: see
+		// TestReplayRebuildKeepsNewerState), pi_2's although the fixed handler
+		// gives evt_1 to another entity.
 		if _, err := h.store.DeleteEntities(ctx, entities); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := h.store.ApplyBatch(ctx, []store.Update{
 			{EntityKey: "stripe:pi:pi_1", EventTime: time.Unix(1700000100, 0), EventID: "evt_1"},
-			{EntityKey: "stripe:pi:pi_2", EventTime: time.Unix(1800000000, 0), EventID: "evt_bogus"},
+			{EntityKey: "stripe:pi:pi_2", EventTime: time.Unix(1800000000, 0), EventID: "evt_1"},
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -77,7 +82,7 @@ func TestReplay(t *testing.T) {
 		defer func(n int) { deleteBatch = n }(deleteBatch)
 		deleteBatch = 1
 		sum := h.replay(t, "rebuild-1", Rebuild, time.Time{})
-		if sum.Read != 4 || sum.Applied+sum.Stale != 3 || sum.Duplicate != 1 || sum.DeletedEntities != 2 || sum.DeletedClaims != 3 {
+		if sum.Read != 4 || sum.Applied+sum.Stale != 3 || sum.Duplicate != 1 || sum.DeletedEntities != 2 || sum.DeletedClaims != 3 || sum.KeptEntities != 0 {
 			t.Fatalf("summary %+v", sum)
 		}
 		if got := h.states(entities...); !reflect.DeepEqual(got, clean) {
@@ -333,5 +338,202 @@ func TestInterruptedRebuildCountsWhatItDeleted(t *testing.T) {
 	sum := h.replay(t, "rebuild-stop", Rebuild, time.Time{})
 	if sum.DeletedClaims != 3 || sum.DeletedEntities != 2 || !sum.Complete {
 		t.Fatalf("summary %+v; want 3 claims and 2 entities deleted, as without the stop", sum)
+	}
+}
+
+// stopAfterCopy runs cfg until its copy is done (rebuild: until its
+// deletion starts) and stops it there.
+func (h *harness) stopAfterCopy(t *testing.T, cfg Config, d Deps) *Summary {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if cfg.Mode == Rebuild {
+		d.Progress = func(p Progress) {
+			if p.Phase == "delete" {
+				cancel()
+			}
+		}
+	} else {
+		// The last chunk committed: its count is not recorded, and the
+		// next run finds the copies on the replay topic.
+		defer func() { afterCommit = nil }()
+		afterCommit = cancel
+	}
+	sum, err := Run(ctx, cfg, d)
+	if err == nil || (sum != nil && sum.Complete) {
+		t.Fatalf("the run was not stopped after its copy: %+v, %v", sum, err)
+	}
+	return sum
+}
+
+// replayed lists the keys of topic's records written by replay id (the
+// replay's are committed by the time it returns).
+func (h *harness) replayed(t *testing.T, topic, id string) []string {
+	t.Helper()
+	var keys []string
+	for _, r := range h.env.ReadAll(t, topic, 1, 300*time.Millisecond, 10*time.Second) {
+		if retry.Get(r.Headers, retry.HeaderReplay) == id {
+			keys = append(keys, string(r.Key))
+		}
+	}
+	return keys
+}
+
+// TestReplayRebuildKeepsNewerState: the range of a rebuild ends when it first
+// ran; a newer event of one of its entities received after that and
+// processed before the rebuild deletes the state (a long copy, a resume
+// days later) is kept. The rebuild deleted that state and replayed the
+// range, moving the entity back to its older event for good.
+func TestReplayRebuildKeepsNewerState(t *testing.T) {
+	h := newHarness(t)
+	h.send("stripe", "evt_1", "pi_1", 1700000100)
+	h.send("stripe", "evt_3", "pi_2", 1700000150)
+	h.process(2)
+	cfg := Config{ID: "rebuild-late", Source: "stripe", Mode: Rebuild, Processor: h.pcfg()}
+	if sum := h.stopAfterCopy(t, cfg, h.deps()); sum.Read != 2 {
+		t.Fatalf("first run copied %d records, want 2", sum.Read)
+	}
+	// After To: a newer event of pi_1, processed live.
+	h.send("stripe", "evt_2", "pi_1", 1700000200)
+	h.process(1)
+	newer := h.states("stripe:pi:pi_1")
+	if newer["stripe:pi:pi_1"].EventID != "evt_2" {
+		t.Fatalf("live state %+v, want evt_2", newer)
+	}
+
+	sum := h.replay(t, "rebuild-late", Rebuild, time.Time{})
+	if !sum.Complete || sum.KeptEntities != 1 || !reflect.DeepEqual(sum.KeptSample, []string{"stripe:pi:pi_1"}) || sum.DeletedEntities != 1 {
+		t.Fatalf("summary %+v; want pi_1 kept (named), pi_2 deleted", sum)
+	}
+	if sum.Applied != 1 || sum.Stale != 1 {
+		t.Fatalf("summary %+v; want evt_3 applied, evt_1 stale against the kept evt_2", sum)
+	}
+	if got := h.states("stripe:pi:pi_1"); !reflect.DeepEqual(got, newer) {
+		t.Fatalf("pi_1 after the rebuild %+v, want the newer live state %+v", got, newer)
+	}
+	if got := h.states("stripe:pi:pi_2")["stripe:pi:pi_2"]; got.EventID != "evt_3" {
+		t.Fatalf("pi_2 after the rebuild %+v, want evt_3 rebuilt", got)
+	}
+	// inlet.state's last record of pi_1 is still the live evt_2's: the
+	// replay wrote none for it.
+	if keys := h.replayed(t, h.topics.State, "rebuild-late"); !reflect.DeepEqual(keys, []string{"stripe:pi:pi_2"}) {
+		t.Fatalf("state records written by the rebuild: %v; want pi_2's only", keys)
+	}
+	t.Run("a finished rebuild reports what it kept again", func(t *testing.T) {
+		again := h.replay(t, "rebuild-late", Rebuild, time.Time{})
+		if !again.Resumed || again.KeptEntities != 1 || !reflect.DeepEqual(again.KeptSample, sum.KeptSample) {
+			t.Fatalf("summary run again %+v", again)
+		}
+	})
+}
+
+// TestReplayFillSkipsEventsThatAreTheirEntitysState: fill after the claims
+// expired (dedup_window) or were lost: an event that is its entity's
+// stored state (same id, equal time) was processed, and is a duplicate.
+// Its equal time applied again and wrote a second processed record.
+func TestReplayFillSkipsEventsThatAreTheirEntitysState(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	h.send("stripe", "evt_1", "pi_1", 1700000100)
+	h.send("stripe", "evt_2", "pi_1", 1700000200)
+	h.send("stripe", "evt_3", "pi_2", 1700000150)
+	h.process(3)
+	clean := h.states("stripe:pi:pi_1", "stripe:pi:pi_2")
+	// Every claim gone; pi_2's state lost too: a gap.
+	if _, err := h.store.DeleteClaims(ctx, []string{"dedup:stripe:evt_1", "dedup:stripe:evt_2", "dedup:stripe:evt_3"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.DeleteEntities(ctx, []string{"stripe:pi:pi_2"}); err != nil {
+		t.Fatal(err)
+	}
+	sum := h.replay(t, "fill-expired", Fill, before)
+	if !sum.Complete || sum.Read != 3 || sum.Applied != 1 || sum.Duplicate != 1 || sum.Stale != 1 {
+		t.Fatalf("summary %+v; want evt_3 applied (the gap), evt_2 duplicate, evt_1 stale", sum)
+	}
+	if keys := h.replayed(t, h.topics.Processed, "fill-expired"); !reflect.DeepEqual(keys, []string{"stripe:pi:pi_2"}) {
+		t.Fatalf("processed records written by the fill: %v; want pi_2's only", keys)
+	}
+	if got := h.states("stripe:pi:pi_1", "stripe:pi:pi_2"); !reflect.DeepEqual(got, clean) {
+		t.Fatalf("state after the fill %+v, want %+v", got, clean)
+	}
+
+	t.Run("a state the replay wrote itself does not make its event a duplicate", func(t *testing.T) {
+		// A replay batch that updated the state and then failed to commit
+		// is redelivered: its event must apply again, as in the ordinary
+		// processor, or its output is never written. Here: the copy made
+		// while pi_4 had no state, then pi_4 given that event's state (as
+		// the failed batch left it), then the replay resumed.
+		from := time.Now().Truncate(time.Millisecond) // evt_4 only
+		h.send("stripe", "evt_4", "pi_4", 1700000300)
+		h.process(1)
+		if _, err := h.store.DeleteClaims(ctx, []string{"dedup:stripe:evt_4"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h.store.DeleteEntities(ctx, []string{"stripe:pi:pi_4"}); err != nil {
+			t.Fatal(err)
+		}
+		cfg := Config{ID: "fill-own", Source: "stripe", From: from, Mode: Fill, Processor: h.pcfg()}
+		h.stopAfterCopy(t, cfg, h.deps())
+		if _, err := h.store.ApplyBatch(ctx, []store.Update{{EntityKey: "stripe:pi:pi_4", EventTime: time.Unix(1700000300, 0), EventID: "evt_4"}}); err != nil {
+			t.Fatal(err)
+		}
+		sum := h.replay(t, "fill-own", Fill, from)
+		if !sum.Complete || sum.Applied != 1 || sum.Duplicate != 0 {
+			t.Fatalf("summary %+v; want evt_4 applied", sum)
+		}
+		if keys := h.replayed(t, h.topics.Processed, "fill-own"); !reflect.DeepEqual(keys, []string{"stripe:pi:pi_4"}) {
+			t.Fatalf("processed records written by the fill: %v; want pi_4's", keys)
+		}
+	})
+}
+
+// TestReplayResumeWithOtherRetryTiersIsRefused: the retry tiers make the
+// replay's retry topics; a resume with others made new ones, and copies
+// waiting in the old ones were never processed while the replay reported
+// itself complete.
+func TestReplayResumeWithOtherRetryTiersIsRefused(t *testing.T) {
+	h := newHarness(t)
+	h.send("stripe", "evt_1", "pi_1", 1700000100)
+	h.process(1)
+	cfg := Config{ID: "tiers", Source: "stripe", Mode: Rebuild, Processor: h.pcfg()}
+	h.stopAfterCopy(t, cfg, h.deps())
+	other := h.deps()
+	other.Topics.RetryTiers = []time.Duration{time.Second}
+	if slices.Equal(other.Topics.RetryTiers, h.topics.RetryTiers) {
+		t.Fatal("the test needs other tiers than the harness's")
+	}
+	if _, err := Run(context.Background(), cfg, other); !errors.Is(err, ErrMismatch) || !strings.Contains(err.Error(), "retry tiers") {
+		t.Fatalf("resumed with other retry tiers: %v; want ErrMismatch naming them", err)
+	}
+	if sum := h.replay(t, "tiers", Rebuild, time.Time{}); !sum.Complete || sum.Applied != 1 {
+		t.Fatalf("resumed with the same tiers: %+v", sum)
+	}
+}
+
+// TestReplayRebuildLeavesFailureQueueEntries: rebuild, as fill does,
+// leaves the events whose DLQ or invalid entry stands and counts them. It
+// replayed them: a second entry, and a discarded event back on the queue.
+func TestReplayRebuildLeavesFailureQueueEntries(t *testing.T) {
+	h := newHarness(t)
+	before := time.Now().Add(-time.Second)
+	h.send("stripe", "evt_ok", "pi_ok", 1700000000)
+	h.stack.Send(t, "stripe", "payment_intent.succeeded", "evt_bad",
+		[]byte(`{"id":"evt_bad","object":"event","api_version":"2024-06-20","created":1700000001,"type":"payment_intent.succeeded","data":{"object":{"object":"payment_intent"}}}`))
+	h.process(2)
+	q, err := ops.New(h.kopts(), h.topics, h.codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if res, err := q.Discard(context.Background(), h.topics.Invalid, ops.Filter{Source: "stripe"}, "test", "not ours", false); err != nil || res.Count != 1 {
+		t.Fatalf("discard: %+v, %v", res, err)
+	}
+	sum := h.replay(t, "rebuild-q", Rebuild, before)
+	if !sum.Complete || sum.Read != 1 || sum.Applied != 1 || sum.OnFailureQueues != 1 || sum.Invalid != 0 {
+		t.Fatalf("summary %+v; want read 1, applied 1, on failure queues 1, invalid 0", sum)
+	}
+	if n := len(h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)); n != 1 {
+		t.Fatalf("%d invalid records after the rebuild, want still 1", n)
 	}
 }

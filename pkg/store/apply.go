@@ -170,6 +170,48 @@ func (s *Store) EntityTimes(ctx context.Context, entityKeys []string) ([]time.Ti
 	return out, nil
 }
 
+// EntityEvent names the event an entity's stored state is.
+type EntityEvent struct {
+	EntityKey string
+	EventID   string
+	EventTime time.Time // microsecond precision
+}
+
+// EntityEvents reads which event each entity's state is (its ts and
+// event_id, not the state), in one round trip, in the order of entityKeys;
+// for an entity with none, the EventID is empty and the time zero. The
+// answer can be out of date as soon as it is read: it is for replays
+// (pkg/replay), which act on it only atomically (DeleteEntitiesIf) or
+// where a newer state makes no difference.
+func (s *Store) EntityEvents(ctx context.Context, entityKeys []string) ([]EntityEvent, error) {
+	out := make([]EntityEvent, len(entityKeys))
+	if len(entityKeys) == 0 {
+		return out, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(entityKeys))
+	for i, k := range entityKeys {
+		cmds[i] = pipe.HMGet(ctx, s.entityKey(k), "ts", "event_id")
+	}
+	_, _ = pipe.Exec(ctx) // each command's error is read below
+	for i, c := range cmds {
+		vals, err := c.Result()
+		if err != nil {
+			return nil, wrapErr(ctx, "entity events", err)
+		}
+		out[i].EntityKey = entityKeys[i]
+		ts, _ := vals[0].(string)
+		if ts == "" {
+			continue
+		}
+		if out[i].EventTime, err = parseTS(entityKeys[i], ts); err != nil {
+			return nil, err
+		}
+		out[i].EventID, _ = vals[1].(string)
+	}
+	return out, nil
+}
+
 // parseTS reads an entity hash's ts field (unix microseconds).
 func parseTS(entityKey, ts string) (time.Time, error) {
 	us, err := strconv.ParseInt(ts, 10, 64)

@@ -44,3 +44,25 @@ func (s *Store) del(ctx context.Context, op string, keys []string, name func(str
 	}
 	return n, nil
 }
+
+// DeleteEntitiesIf deletes the stored state of each entity of evs whose
+// stored event is evs[i].EventID (EventTime is not compared), atomically
+// per entity; deleted[i] reports whether evs[i]'s was. An entity whose
+// state is another event's (or none) is kept: one a newer event was
+// applied to since the caller looked is never lost. It is for inletctl
+// replay --mode rebuild, which deletes only the states the replay will
+// derive again (see pkg/replay). On error nothing is reported, and some
+// states may already be deleted; retrying is safe.
+func (s *Store) DeleteEntitiesIf(ctx context.Context, evs []EntityEvent) (deleted []bool, err error) {
+	out, err := s.evalBatch(ctx, nil, op{name: "delete entities", script: deleteIfScript, n: len(evs), item: func(i int, args []any) (string, []any) {
+		return s.entityKey(evs[i].EntityKey), append(args, evs[i].EventID)
+	}})
+	if err != nil {
+		return nil, err
+	}
+	deleted = make([]bool, len(evs))
+	for i, c := range out[0] {
+		deleted[i] = c == 1
+	}
+	return deleted, nil
+}

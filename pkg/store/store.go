@@ -50,22 +50,27 @@ var (
 	releaseSrc string
 	//go:embed apply.lua
 	applySrc string
+	//go:embed delete_if.lua
+	deleteIfSrc string
 
-	claimScript   = redis.NewScript(claimSrc)
-	releaseScript = redis.NewScript(releaseSrc)
-	applyScript   = redis.NewScript(applySrc)
+	claimScript    = redis.NewScript(claimSrc)
+	releaseScript  = redis.NewScript(releaseSrc)
+	applyScript    = redis.NewScript(applySrc)
+	deleteIfScript = redis.NewScript(deleteIfSrc)
 )
 
 // ScriptOps maps the SHA1 of each Lua script the store runs (as EVALSHA
 // sends it) to its operation: claim (renewing a lease a retried batch
 // already holds), apply or release. Claims and confirms are otherwise plain
-// SET commands (SET … NX … GET and SET … GET). It is for instrumentation
-// that sees the Redis commands, such as a go-redis hook.
+// SET commands (SET … NX … GET and SET … GET). DeleteEntitiesIf's script
+// (replay rebuild) is "delete entities". It is for instrumentation that
+// sees the Redis commands, such as a go-redis hook.
 func ScriptOps() map[string]string {
 	return map[string]string{
-		claimScript.Hash():   "claim",
-		applyScript.Hash():   "apply",
-		releaseScript.Hash(): "release",
+		claimScript.Hash():    "claim",
+		applyScript.Hash():    "apply",
+		releaseScript.Hash():  "release",
+		deleteIfScript.Hash(): "delete entities",
 	}
 }
 

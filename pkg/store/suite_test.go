@@ -432,6 +432,35 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 		}
 	})
 
+	t.Run("entity events, and deleting an entity only while it is the event named", func(t *testing.T) {
+		// For replay rebuild: a state deleted after a newer event was
+		// applied to it was lost for good.
+		_, s := setup(t)
+		mustApply(t, s, Update{EntityKey: "a", EventTime: at(1), EventID: "e1"}, Update{EntityKey: "b", EventTime: at(2), EventID: "e2"})
+		got, err := s.EntityEvents(ctx, []string{"a", "none", "b"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []EntityEvent{{EntityKey: "a", EventID: "e1", EventTime: at(1)}, {EntityKey: "none"}, {EntityKey: "b", EventID: "e2", EventTime: at(2)}}
+		for i := range want {
+			if got[i].EntityKey != want[i].EntityKey || got[i].EventID != want[i].EventID || !got[i].EventTime.Equal(want[i].EventTime) {
+				t.Fatalf("entity events %+v, want %+v", got, want)
+			}
+		}
+		mustApply(t, s, Update{EntityKey: "b", EventTime: at(3), EventID: "e3"}) // b moved on
+		deleted, err := s.DeleteEntitiesIf(ctx, []EntityEvent{{EntityKey: "a", EventID: "e1"}, {EntityKey: "b", EventID: "e2"}, {EntityKey: "none", EventID: "e1"}})
+		if err != nil || !slices.Equal(deleted, []bool{true, false, false}) {
+			t.Fatalf("deleted %v, %v; want a only", deleted, err)
+		}
+		if _, ok, _ := s.Entity(ctx, "a"); ok {
+			t.Fatal("a still has state")
+		}
+		mustEntity(t, s, "b", at(3), "e3", "")
+		if deleted, err := s.DeleteEntitiesIf(ctx, nil); err != nil || len(deleted) != 0 {
+			t.Fatalf("empty: %v, %v", deleted, err)
+		}
+	})
+
 	t.Run("scripts are reloaded after SCRIPT FLUSH", func(t *testing.T) {
 		e, s := setup(t)
 		tok := NewToken()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,9 +34,13 @@ and processes them again (in this process, as consumer group
 inlet-replay-<id>, into the ordinary processed/state/DLQ/invalid topics and
 Redis state).
 
-  fill     dedup respected: only events never processed are applied (gaps)
+  fill     dedup respected: only events never processed are applied (gaps);
+           an event without a business time whose dedup claim expired
+           (older than the source's dedup_window) is processed again
   rebuild  first delete the dedup claims and entity state of the events in
-           the range, then process them: those entities are rebuilt
+           the range, then process them: those entities are rebuilt (an
+           entity whose state is an event outside the range, such as a
+           newer one received since, is kept and reported)
 
 Interrupt (Ctrl-C) and run the same command again to resume. With --to
 the id defaults to one derived from source, range and mode; without it
@@ -121,8 +126,14 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	if err != nil {
 		return exitUsage, err
 	}
-	if _, ok := sources.Get(src); !ok {
+	scfg, ok := sources.Get(src)
+	if !ok {
 		return exitUsage, fmt.Errorf("replay: no source %q in %s", src, sourcesPath)
+	}
+	if cfg.Mode == replay.Fill {
+		if w := fillWarning(src, scfg.DedupWindow.D(), cfg.From, time.Now()); w != "" {
+			fmt.Fprintln(os.Stderr, "inletctl: warning:", w)
+		}
 	}
 	rt, err := declarative.Router(sources)
 	if err != nil {
@@ -218,7 +229,34 @@ func printReplay(out io.Writer, s *replay.Summary) {
 	}
 	if s.Mode == replay.Rebuild {
 		fmt.Fprintf(out, "  rebuild deleted %d dedup claims and %d entity states\n", s.DeletedClaims, s.DeletedEntities)
+		if s.KeptEntities > 0 {
+			more := ""
+			if n := s.KeptEntities - int64(len(s.KeptSample)); n > 0 {
+				more = fmt.Sprintf(" and %d more", n)
+			}
+			fmt.Fprintf(out, "  kept %d entity states that are not events of the range (a newer event received since?), the range applied onto them: %s%s\n",
+				s.KeptEntities, strings.Join(s.KeptSample, ", "), more)
+		}
 	}
+}
+
+// fillWarning says, when a fill's range starts before src's dedup window,
+// what fill cannot tell apart there: the events' dedup claims have
+// expired, and an event without a business time (no entity state to
+// compare) is processed again, a second output. Empty when the range is
+// inside the window.
+func fillWarning(src string, window time.Duration, from, now time.Time) string {
+	start := "--from is"
+	switch {
+	case from.IsZero():
+		start = "without --from the range starts at the beginning of the raw topic,"
+	case !from.Before(now.Add(-window)):
+		return ""
+	}
+	return fmt.Sprintf("%s before source %s's dedup_window (%v): older events' dedup claims have expired, so fill "+
+		"cannot tell whether they were processed. Those that are their entity's stored state count as duplicates and "+
+		"older ones as stale, but events without a business time (occurred_at), and any whose entity has no stored "+
+		"state, are processed again: a second output downstream", start, src, window)
 }
 
 // isTerminal: stdout is a character device (a terminal), not a pipe or file.

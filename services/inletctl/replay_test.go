@@ -186,6 +186,45 @@ func TestReplayCommand(t *testing.T) {
 	})
 }
 
+// TestReplayFillWarning: a fill whose range starts before the source's
+// dedup window is told that events without a business time are processed
+// again there (their claims expired; nothing else tells them apart).
+func TestReplayFillWarning(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	week := 7 * 24 * time.Hour
+	for _, c := range []struct {
+		name string
+		from time.Time
+		want string
+	}{
+		{"inside the window", now.Add(-week + time.Minute), ""},
+		{"before the window", now.Add(-week - time.Minute), "--from is before source stripe's dedup_window (168h0m0s)"},
+		{"from the start of the topic", time.Time{}, "without --from"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := fillWarning("stripe", week, c.from, now)
+			if c.want == "" && got != "" || !strings.Contains(got, c.want) || (c.want != "" && !strings.Contains(got, "without a business time")) {
+				t.Fatalf("warning %q; want one containing %q", got, c.want)
+			}
+		})
+	}
+}
+
+// TestReplaySummaryNamesKeptEntities: the table says which entities a
+// rebuild kept, as the JSON summary does.
+func TestReplaySummaryNamesKeptEntities(t *testing.T) {
+	var out bytes.Buffer
+	printReplay(&out, &replay.Summary{ID: "r", Mode: replay.Rebuild, Complete: true, DeletedEntities: 3, KeptEntities: 3, KeptSample: []string{"stripe:pi:pi_1", "stripe:pi:pi_2"}})
+	if !strings.Contains(out.String(), "kept 3 entity states") || !strings.Contains(out.String(), "stripe:pi:pi_1, stripe:pi:pi_2 and 1 more") {
+		t.Fatalf("summary:\n%s", out.String())
+	}
+	out.Reset()
+	printReplay(&out, &replay.Summary{ID: "r", Mode: replay.Rebuild, Complete: true})
+	if strings.Contains(out.String(), "kept") {
+		t.Fatalf("nothing kept, yet:\n%s", out.String())
+	}
+}
+
 func mustParseRedisURL(t *testing.T, u string) *redis.Options {
 	t.Helper()
 	o, err := redis.ParseURL(u)
