@@ -54,12 +54,9 @@ func (c *commandCounter) take() map[string]int {
 // entries and its retention from the last append; appends that keep it
 // under the bound send no LTRIM.
 func TestAppendBoundsEachHistory(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { rdb.Close() })
+	m, rdb, s := newStore(t)
 	counter := &commandCounter{n: map[string]int{}}
 	rdb.AddHook(counter)
-	s := New(rdb, "t:", time.Hour)
 	ctx := context.Background()
 	entry := func(i int) Entry {
 		return Entry{At: time.Unix(1700000000, 0).UTC(), Stage: "attempt", Attempt: i, Where: fmt.Sprintf("inlet.raw/0/%d", i)}
@@ -101,10 +98,7 @@ func TestAppendBoundsEachHistory(t *testing.T) {
 // append carry its source, type and id once; Get gives every entry them
 // back, also when other events share the correlation id.
 func TestAppendWritesAnEventsFieldsOnce(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	s := New(rdb, "t:", time.Hour)
+	_, rdb, s := newStore(t)
 	ctx := context.Background()
 	at := time.Date(2026, 11, 28, 17, 11, 21, 875000000, time.UTC)
 	a := Entry{Source: "shop", EventType: "orders/create", EventID: "e1"}
@@ -149,10 +143,7 @@ func TestAppendWritesAnEventsFieldsOnce(t *testing.T) {
 // event's fields takes them from the entry just before it, never across
 // one that could not be read (it may have been another event's).
 func TestGetFillsFromTheEntryJustBefore(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	s := New(rdb, "t:", time.Hour)
+	_, rdb, s := newStore(t)
 	ctx := context.Background()
 	for _, v := range []string{
 		`{"at":"2026-11-28T17:11:21Z","stage":"received","source":"shop","event_type":"orders/create","event_id":"e1"}`,
@@ -178,12 +169,9 @@ func TestGetFillsFromTheEntryJustBefore(t *testing.T) {
 // correlation id at once; the count costs nothing under the bound and
 // expires with the list.
 func TestReadCountsDroppedEntries(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { rdb.Close() })
+	m, rdb, s := newStore(t)
 	counter := &commandCounter{n: map[string]int{}}
 	rdb.AddHook(counter)
-	s := New(rdb, "t:", time.Hour)
 	ctx := context.Background()
 	entries := func(n int) []Entry {
 		es := make([]Entry, n)
@@ -264,10 +252,7 @@ func TestReadCountsDroppedEntries(t *testing.T) {
 // whose envelope could not be decoded take no event's fields from the
 // entries before them (another event sharing the correlation id).
 func TestGetLeavesUndecodableEntriesWithoutFields(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	s := New(rdb, "t:", time.Hour)
+	_, _, s := newStore(t)
 	ctx := context.Background()
 	at := time.Date(2026, 11, 28, 17, 11, 21, 0, time.UTC)
 	ok := Entry{At: at, Source: "shop", EventType: "orders/create", EventID: "e1"}
@@ -299,10 +284,7 @@ func TestGetLeavesUndecodableEntriesWithoutFields(t *testing.T) {
 // TestHandlerSaysWhatWasDropped: GET /v1/trace/{id} answers the entries
 // kept and how many older ones were dropped.
 func TestHandlerSaysWhatWasDropped(t *testing.T) {
-	m := miniredis.RunT(t)
-	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
-	t.Cleanup(func() { rdb.Close() })
-	s := New(rdb, "t:", time.Hour)
+	_, _, s := newStore(t)
 	es := make([]Entry, maxEntries+7)
 	for i := range es {
 		es[i] = Entry{At: time.Unix(1700000000, 0).UTC(), Stage: "received", EventID: fmt.Sprint("e", i)}
@@ -335,4 +317,14 @@ func TestHandlerSaysWhatWasDropped(t *testing.T) {
 			}
 		})
 	}
+}
+
+// newStore is a Store with a one-hour retention on a miniredis of its
+// own, closed when t ends.
+func newStore(t *testing.T) (*miniredis.Miniredis, *redis.Client, *Store) {
+	t.Helper()
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr()})
+	t.Cleanup(func() { rdb.Close() })
+	return m, rdb, New(rdb, "t:", time.Hour)
 }

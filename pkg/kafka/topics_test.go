@@ -34,16 +34,7 @@ func TestTopicNames(t *testing.T) {
 }
 
 func TestEnsureTopicsIsIdempotentAndSetsConfigs(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	_, cl := clusterAndClient(t)
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
 	topics := TopicNames("t", DefaultRetryTiers)
@@ -77,16 +68,7 @@ func TestEnsureTopicsIsIdempotentAndSetsConfigs(t *testing.T) {
 // CreateTopics (no CREATE on the cluster) starts when the topics exist,
 // and is told which topic it could not create when one does not.
 func TestEnsureTopicsWithoutCreatePermission(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	c, cl := clusterAndClient(t)
 	ctx := context.Background()
 	topics := TopicNames("t", DefaultRetryTiers)
 	specs := topics.Specs()
@@ -143,16 +125,7 @@ func TestParseRetryTiers(t *testing.T) {
 // made before the creation (topic unknown) for a second, and a replay
 // failed on its new topic with UNKNOWN_TOPIC_OR_PARTITION.
 func TestEnsureTopicsLeavesTheClientSeeingThem(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	_, cl := clusterAndClient(t)
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
 	if err := EnsureTopics(ctx, adm, 3, -1, []TopicSpec{{Name: "t.fresh", Configs: map[string]string{"cleanup.policy": "delete"}}}); err != nil {
@@ -165,4 +138,21 @@ func TestEnsureTopicsLeavesTheClientSeeingThem(t *testing.T) {
 	if err != nil {
 		t.Fatalf("start offsets of the topic just created: %v", err)
 	}
+}
+
+// clusterAndClient is a one-broker kfake cluster and a client of it, both
+// closed when t ends.
+func clusterAndClient(t *testing.T) (*kfake.Cluster, *kgo.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return c, cl
 }
