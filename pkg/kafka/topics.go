@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -152,7 +154,7 @@ func (t Topics) Specs() []TopicSpec {
 // listing of the last second, which said "unknown".
 func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions, replication int, specs []TopicSpec) error {
 	var errs []error
-	var refused []string
+	refused := map[string]error{} // by topic, why its creation was refused
 	for _, s := range specs {
 		configs := make(map[string]*string, len(s.Configs))
 		for k, v := range s.Configs {
@@ -165,19 +167,25 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions, replication
 		switch {
 		case err == nil, errors.Is(err, kerr.TopicAlreadyExists):
 		case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
-			refused = append(refused, s.Name)
+			refused[s.Name] = err
 		default:
 			errs = append(errs, fmt.Errorf("create topic %s: %w", s.Name, err))
 		}
 	}
 	if len(refused) > 0 {
-		existing, err := adm.ListTopics(ctx, refused...)
+		names := slices.Sorted(maps.Keys(refused))
+		existing, err := adm.ListTopics(ctx, names...)
 		if err != nil {
-			return errors.Join(append(errs, fmt.Errorf("list topics %v this client may not create: %w", refused, err))...)
+			return errors.Join(append(errs, fmt.Errorf("list topics %v this client may not create: %w", names, err))...)
 		}
-		for _, name := range refused {
-			if td, ok := existing[name]; !ok || td.Err != nil {
-				errs = append(errs, fmt.Errorf("create topic %s: not allowed (%w), and it does not exist: create it (docs/run-on-real-kafka.md lists the settings)", name, kerr.TopicAuthorizationFailed))
+		for _, name := range names {
+			td, ok := existing[name]
+			switch {
+			case ok && td.Err == nil:
+			case !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition):
+				errs = append(errs, fmt.Errorf("create topic %s: %w, and it does not exist: create it (docs/run-on-real-kafka.md lists the settings)", name, refused[name]))
+			default:
+				errs = append(errs, fmt.Errorf("create topic %s: %w; describe it: %w", name, refused[name], td.Err))
 			}
 		}
 	}
