@@ -92,9 +92,9 @@ func (s *Store) Append(ctx context.Context, entries map[string][]Entry) error {
 		pushes = append(pushes, pipe.RPush(ctx, key, vals...))
 		pipe.Expire(ctx, key, s.retention)
 	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return err
-	}
+	// A failed command (one key of the wrong type, say) leaves the others
+	// done: their lists are trimmed and counted all the same below.
+	_, err := pipe.Exec(ctx)
 	// Trimmed only when RPUSH says a list grew past the bound, which takes
 	// a correlation id shared by many events: an LTRIM per event was a
 	// third of the history's commands. What a trim drops is counted beside
@@ -103,6 +103,9 @@ func (s *Store) Append(ctx context.Context, entries map[string][]Entry) error {
 	// min(pushed, length-bound): summed over appends in Redis' order, also
 	// when several processors append at once, that is what the trims drop.
 	for i, push := range pushes {
+		if push.Err() != nil {
+			continue
+		}
 		if over := push.Val() - maxEntries; over > 0 {
 			key := s.dropped + corrs[i]
 			pipe.LTrim(ctx, s.prefix+corrs[i], -maxEntries, -1)
@@ -111,10 +114,10 @@ func (s *Store) Append(ctx context.Context, entries map[string][]Entry) error {
 		}
 	}
 	if pipe.Len() == 0 {
-		return nil
+		return err
 	}
-	_, err := pipe.Exec(ctx)
-	return err
+	_, terr := pipe.Exec(ctx)
+	return errors.Join(err, terr)
 }
 
 // Get returns the entries of a correlation id's history, oldest first;

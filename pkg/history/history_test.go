@@ -328,3 +328,33 @@ func newStore(t *testing.T) (*miniredis.Miniredis, *redis.Client, *Store) {
 	t.Cleanup(func() { rdb.Close() })
 	return m, rdb, New(rdb, "t:", time.Hour)
 }
+
+// TestAppendCountsWhatOtherKeysDrop: one correlation id's push failing (its
+// key holds another type) leaves the others' appends done, and their
+// trims counted: an append that stopped at the error trimmed nothing and
+// counted nothing, and the next one counted only its own overflow.
+func TestAppendCountsWhatOtherKeysDrop(t *testing.T) {
+	_, rdb, s := newStore(t)
+	ctx := context.Background()
+	if err := rdb.Set(ctx, "t:trace:bad", "not a list", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	full := make([]Entry, maxEntries)
+	for i := range full {
+		full[i] = Entry{Stage: "attempt", Attempt: i}
+	}
+	if err := s.Append(ctx, map[string][]Entry{"c": full}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.Append(ctx, map[string][]Entry{"c": {{Stage: "attempt"}, {Stage: "attempt"}}, "bad": {{Stage: "attempt"}}})
+	if err == nil {
+		t.Fatal("an append to a key of another type did not fail")
+	}
+	h, err := s.Read(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h.Entries) != maxEntries || h.Dropped != 2 {
+		t.Fatalf("%d entries, %d dropped; want %d and 2", len(h.Entries), h.Dropped, maxEntries)
+	}
+}
