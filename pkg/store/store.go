@@ -5,10 +5,10 @@
 // Every operation has a batch form that costs one round trip, all of a
 // batch's commands in one pipeline: claims and confirms are one atomic SET
 // per key (SET … NX … GET, SET … GET; Redis 7.0 or newer), and the
-// conditional operations — newest-wins apply, release, a replay's delete-if —
-// a Lua script
-// (EVALSHA) that loops over the batch's keys, called once per chunk of keys
-// on a single server and once per key on Redis Cluster. A batch is not a
+// conditional operations — newest-wins apply, release, a replay's
+// delete-if — a Lua script (EVALSHA) that loops over the batch's keys,
+// called once per chunk of keys on a single server and once per key on
+// Redis Cluster. A batch is not a
 // transaction: on an error some items may already have taken effect. Every
 // operation is idempotent for the same token (claims) or the same event
 // (updates), so retrying the whole batch is always safe; go-redis itself
