@@ -434,11 +434,11 @@ func checkBusinessTime(src *source.Source, env *envelope.Envelope, out *router.O
 // claim takes the dedup claims and entity locks for the batch's valid
 // items. Items whose claim is done are duplicates; a duplicate of an
 // earlier item in the same batch is one too, and so is, in a fill replay,
-// a copy marked already applied (see Deps.FillReplay). Busy claims and locks (held
-// by another member) are tried again with backoff. It returns the keys it
-// holds; on an error, every key it may hold (a round cut off midway may have
-// taken some), so that they are released at once rather than blocking the
-// redelivered batch until their lease runs out.
+// a copy marked already applied (see Deps.FillReplay). Busy claims and
+// locks (held by another member) are tried again with backoff. It returns
+// the keys it holds; on an error, every key it may hold (a round cut off
+// midway may have taken some), so that they are released at once rather
+// than blocking the redelivered batch until their lease runs out.
 func (p *Processor) claim(ctx, stop context.Context, items []*item, token string, deadline time.Time) ([]string, error) {
 	// Sized for the batch: growing these maps showed in allocation profiles.
 	seen := make(map[string]bool, len(items))

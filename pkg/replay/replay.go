@@ -179,7 +179,8 @@ type Summary struct {
 	// are not replayed, in either mode (that would make a second entry,
 	// or undo an operator's discard); requeue them from there.
 	OnFailureQueues int64 `json:"on_failure_queues,omitempty"`
-	// DeletedClaims and DeletedEntities are what rebuild deleted.
+	// DeletedClaims and DeletedEntities are what rebuild deleted
+	// (DeletedEntities leaves out states a failed store call deleted).
 	DeletedClaims   int64 `json:"deleted_claims,omitempty"`
 	DeletedEntities int64 `json:"deleted_entities,omitempty"`
 	// KeptEntities (rebuild) counts the range's entities whose state was
@@ -187,7 +188,7 @@ type Summary struct {
 	// often a newer event received after To (processed meanwhile), else
 	// one before From, or a state no event of the range explains. The
 	// range was applied onto them, newest wins; KeptSample names up to
-	// keptSample of them.
+	// maxKeptSample of them.
 	KeptEntities int64    `json:"kept_entities,omitempty"`
 	KeptSample   []string `json:"kept_sample,omitempty"`
 	Resumed      bool     `json:"resumed"`
@@ -252,6 +253,8 @@ const (
 	// fDeleting is the deletion's running "claims,entities" count, so a
 	// rebuild stopped midway reports, once resumed, what the first run
 	// deleted too (the keys it deleted delete nothing the second time).
+	// Entity states deleted by a DeleteEntitiesIf call that failed are
+	// not in it: that count can fall short.
 	fDeleting = "deleting"
 	// fKept and fKeptSample are the rebuild's KeptEntities and KeptSample
 	// (JSON).
@@ -294,16 +297,17 @@ func (r *run) run(ctx context.Context) error {
 	if p, ok := prog[fParams]; ok && p != r.params() {
 		return fmt.Errorf("%w: %s (was %s)", ErrMismatch, r.cfg.ID, p)
 	}
-	// A record written before the tiers were kept has none: the tiers
-	// given now are taken.
-	if t, ok := prog[fTiers]; ok && t != r.tiers() {
-		return fmt.Errorf("%w: %s: retry tiers %q (was %q: copies waiting in its retry topics would never be processed); give the same --retry-tiers", ErrMismatch, r.cfg.ID, r.tiers(), t)
-	}
 	r.sum.Resumed = len(prog) > 0
 	r.load(prog)
 	if prog[fComplete] == "1" {
 		r.sum.Complete = true
 		return nil
+	}
+	// Checked only while there is work left: a finished replay has no
+	// copies waiting. A record written before the tiers were kept has
+	// none: the tiers given now are taken.
+	if t, ok := prog[fTiers]; ok && t != r.tiers() {
+		return fmt.Errorf("%w: %s: retry tiers %q (was %q: copies waiting in its retry topics would never be processed); give the same --retry-tiers", ErrMismatch, r.cfg.ID, r.tiers(), t)
 	}
 	if err := r.d.Redis.HSet(ctx, r.key, fParams, r.params(), fTo, r.cfg.To.UnixMilli(), fTiers, r.tiers()).Err(); err != nil {
 		return err
@@ -443,8 +447,10 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 	chunks := kafka.NewChunks(txn)
 	// Fill: copies wait in pend until their entities' states are read
 	// (markApplied, one round trip per markBatch copies), and are in the
-	// chunk only once produced: commit produces them first.
+	// chunk only once produced: commit produces them first. Pending since
+	// pendSince, they count toward copyAge as the open chunk does.
 	var pend []*kgo.Record
+	var pendSince time.Time
 	produce := func() error {
 		if r.cfg.Mode == Fill && len(pend) > 0 {
 			if err := r.markApplied(ctx, pend); err != nil {
@@ -501,7 +507,10 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 				// check, before (or while) it was processed. The copy names
 				// the raw record as its origin: outputs and failure entries
 				// of the replay point at the raw log, as the processor's do.
-				h := retry.Set(retry.Set(dropHeader(retry.Clone(rec.Headers), retry.HeaderReplayApplied), retry.HeaderOrigin, origin), retry.HeaderReplay, r.cfg.ID)
+				h := retry.Set(retry.Set(retry.Clone(rec.Headers), retry.HeaderOrigin, origin), retry.HeaderReplay, r.cfg.ID)
+				if len(pend) == 0 {
+					pendSince = time.Now()
+				}
 				pend = append(pend, &kgo.Record{Topic: r.topic, Key: rec.Key, Value: rec.Value, Headers: h, Timestamp: time.Now()})
 				if r.cfg.Mode != Fill || len(pend) >= max(1, min(markBatch, copyChunk-chunks.Len())) {
 					if err := produce(); err != nil {
@@ -510,7 +519,7 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 				}
 			}
 		}
-		if chunks.Len() >= copyChunk || (chunks.Open() && chunks.Age() >= copyAge) {
+		if chunks.Len() >= copyChunk || (chunks.Open() && chunks.Age() >= copyAge) || (len(pend) > 0 && time.Since(pendSince) >= copyAge) {
 			return commit()
 		}
 		return nil
@@ -528,7 +537,7 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 }
 
 // markBatch is how many copies fill marks per round trip to Redis.
-var markBatch = 500
+const markBatch = 500
 
 // markApplied (fill) marks, with HeaderReplayApplied, each copy whose event
 // is its entity's stored state (same event id and business time): it was
@@ -566,12 +575,6 @@ func (r *run) markApplied(ctx context.Context, copies []*kgo.Record) error {
 		}
 	}
 	return nil
-}
-
-// dropHeader removes header k (a raw record requeued from a replay's
-// failure queue may carry that replay's mark).
-func dropHeader(hs []kgo.RecordHeader, k string) []kgo.RecordHeader {
-	return slices.DeleteFunc(hs, func(h kgo.RecordHeader) bool { return h.Key == k })
 }
 
 // copiedSoFar counts the copies on the replay topic and finds, per raw
@@ -672,33 +675,18 @@ func (r *run) selected(ctx context.Context, rec *kgo.Record) bool {
 	return err == nil && env.Source == r.cfg.Source
 }
 
-// keptSample bounds the kept entities a rebuild names.
-const keptSample = 20
+// maxKeptSample bounds the kept entities a rebuild names.
+const maxKeptSample = 20
 
-// deleteState deletes the dedup claims of the copied events, computing
-// their keys with the handlers (as the processor does), and the state of
-// the entities they touch, but only while that state is one of the copied
-// events (Store.DeleteEntitiesIf, atomic per entity).
-//
-// The range ends at To, fixed when the replay first ran, and the deletion
-// may come hours or days later (a long copy, a resumed replay): by then an
-// entity may hold a newer event received after To, processed meanwhile.
-// Deleted, that state was lost, and the replay moved the entity back to
-// the range's newest (compaction could even have removed the range's copy
-// of a redelivered event). So rather than reading the raw log on up to the
-// moment of deletion, a state the replay would not derive again is never
-// deleted: the entity is kept, counted and named in the summary, and the
-// range applied onto it, newest wins. (A live event applied after its
-// deletion is newest-wins' to order against the replay.)
-//
-// Three passes over the copies, holding a batch of keys at a time, plus
-// the kept entities:
-//  1. delete the claims, and each entity whose state is the copy's event;
-//  2. find the entities whose state is left;
-//  3. if any, delete those whose state is a copied event all the same,
-//     which the fixed handler gives to another entity (a rebuild after a
-//     handler bug): the replay processes that event again; the others are
-//     kept.
+// deleteState deletes the dedup claims of the copied events (keys from the
+// handlers, as the processor computes them) and the state of the entities
+// they touch, but only while that state is one of the copied events
+// (Store.DeleteEntitiesIf, atomic per entity): any other state, such as a
+// newer event received after To, is kept, counted and named, and the range
+// applied onto it (docs/operations.md, Replay). Three passes over the
+// copies, a batch of keys at a time: delete; find the entities left;
+// delete those whose state is a copied event all the same (one the fixed
+// handler gives to another entity).
 func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 	r.report(Progress{Phase: "delete"})
 	sp, err := kafka.RangeOf(ctx, r.adm, r.topic, time.Time{}, time.Time{})
@@ -741,7 +729,9 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 	claims, states := map[string]bool{}, map[store.EntityEvent]bool{}
 	flush := func() error {
 		c, err := r.d.Store.DeleteClaims(ctx, setKeys(claims))
-		nc += c // what a failed call deleted before failing counts too
+		// What a failed call deleted in its chunks before failing counts
+		// too; a failed DeleteEntitiesIf reports nothing (see fDeleting).
+		nc += c
 		if err != nil {
 			return err
 		}
@@ -838,8 +828,8 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 	}
 
 	sample := slices.Sorted(maps.Keys(kept))
-	if len(sample) > keptSample {
-		sample = sample[:keptSample]
+	if len(sample) > maxKeptSample {
+		sample = sample[:maxKeptSample]
 	}
 	r.sum.DeletedClaims, r.sum.DeletedEntities = nc, ne
 	r.sum.KeptEntities, r.sum.KeptSample = int64(len(kept)), sample

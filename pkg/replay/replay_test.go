@@ -269,6 +269,33 @@ func TestCopyCommitsAsItGoes(t *testing.T) {
 	}
 }
 
+// TestFillCopyCommitsHeldCopiesByAge: fill holds copies back to mark them
+// markBatch at a time, and commits them, with the scan position, once held
+// copyAge. They waited for markBatch copies: on a source with few records
+// in a long scan nothing was committed, and a stop lost the whole scan.
+func TestFillCopyCommitsHeldCopiesByAge(t *testing.T) {
+	h := newHarness(t)
+	before := time.Now().Add(-time.Second)
+	for i := range 3 {
+		h.send("stripe", fmt.Sprintf("evt_a%d", i), fmt.Sprintf("pi_a%d", i), 1700000000+int64(i))
+	}
+	h.process(3)
+	defer func(a time.Duration) { copyAge, afterCommit = a, nil }(copyAge)
+	copyAge = 0 // every held copy is old enough
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	afterCommit = cancel // stopped after its first chunk
+	cfg := Config{ID: "fill-age", Source: "stripe", From: before, Mode: Fill, Processor: h.pcfg()}
+	if _, err := Run(ctx, cfg, h.deps()); err == nil || !strings.Contains(err.Error(), "1 records copied so far stay") {
+		t.Fatalf("stopped run: %v; want the first copy committed on its own and the copy stopped after it", err)
+	}
+	afterCommit = nil
+	sum := h.replay(t, "fill-age", Fill, before)
+	if !sum.Complete || sum.Read != 3 || sum.Duplicate != 3 {
+		t.Fatalf("resumed summary %+v; want 3 read, all duplicates", sum)
+	}
+}
+
 // TestCopiesDeletedBeforeProcessingAreNotComplete: a replay resumed after
 // retention deleted copies it had not processed fails and says so; it
 // reported itself complete with those events never applied.
@@ -509,6 +536,12 @@ func TestReplayResumeWithOtherRetryTiersIsRefused(t *testing.T) {
 	if sum := h.replay(t, "tiers", Rebuild, time.Time{}); !sum.Complete || sum.Applied != 1 {
 		t.Fatalf("resumed with the same tiers: %+v", sum)
 	}
+	t.Run("a finished replay run with other tiers just reports its summary", func(t *testing.T) {
+		sum, err := Run(context.Background(), cfg, other)
+		if err != nil || !sum.Complete || !sum.Resumed || sum.Applied != 1 {
+			t.Fatalf("finished replay run with other retry tiers: %+v, %v; want its summary", sum, err)
+		}
+	})
 }
 
 // TestReplayRebuildLeavesFailureQueueEntries: rebuild, as fill does,

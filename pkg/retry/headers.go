@@ -29,14 +29,9 @@ const (
 	// original output.
 	HeaderReplay = "inlet-replay"
 	// HeaderReplayApplied, on a fill replay's copy, holds that replay's
-	// id: when the copy was made, the event's entity's stored state was
-	// this very event (same event id and business time), so the event
-	// was processed, whatever its claim says (claims expire after the
-	// dedup window). That replay's processor counts it a duplicate;
-	// applied again, its equal time would apply and write a second
-	// output. Set at the copy, before the replay applies anything, so a
-	// replay's own write that failed after its state update is still
-	// retried (see processor.Deps.FillReplay).
+	// id: when copied, the event was its entity's stored state, and that
+	// replay's processor counts it a duplicate, claim or no claim
+	// (processor.Deps.FillReplay; docs/operations.md, Replay).
 	HeaderReplayApplied = "inlet-replay-applied"
 	// HeaderValueOmitted marks a dead-letter or invalid copy written
 	// without its value, which did not fit a Kafka record with the

@@ -35,8 +35,9 @@ inlet-replay-<id>, into the ordinary processed/state/DLQ/invalid topics and
 Redis state).
 
   fill     dedup respected: only events never processed are applied (gaps);
-           an event without a business time whose dedup claim expired
-           (older than the source's dedup_window) is processed again
+           once its dedup claim expired (older than the source's
+           dedup_window), an event without a business time, or whose entity
+           has no stored state, is processed again
   rebuild  first delete the dedup claims and entity state of the events in
            the range, then process them: those entities are rebuilt (an
            entity whose state is an event outside the range, such as a
@@ -240,11 +241,8 @@ func printReplay(out io.Writer, s *replay.Summary) {
 	}
 }
 
-// fillWarning says, when a fill's range starts before src's dedup window,
-// what fill cannot tell apart there: the events' dedup claims have
-// expired, and an event without a business time (no entity state to
-// compare) is processed again, a second output. Empty when the range is
-// inside the window.
+// fillWarning warns when a fill's range starts before src's dedup window
+// (or at the start of the raw topic); empty when it is inside it.
 func fillWarning(src string, window time.Duration, from, now time.Time) string {
 	start := "--from is"
 	switch {
@@ -253,10 +251,9 @@ func fillWarning(src string, window time.Duration, from, now time.Time) string {
 	case !from.Before(now.Add(-window)):
 		return ""
 	}
-	return fmt.Sprintf("%s before source %s's dedup_window (%v): older events' dedup claims have expired, so fill "+
-		"cannot tell whether they were processed. Those that are their entity's stored state count as duplicates and "+
-		"older ones as stale, but events without a business time (occurred_at), and any whose entity has no stored "+
-		"state, are processed again: a second output downstream", start, src, window)
+	return fmt.Sprintf("%s before source %s's dedup_window (%v), where dedup claims have expired: events there "+
+		"without a business time, or whose entity has no stored state, are processed again, a second output "+
+		"(see docs/operations.md, Replay)", start, src, window)
 }
 
 // isTerminal: stdout is a character device (a terminal), not a pipe or file.
