@@ -121,12 +121,7 @@ func newHarnessWith(t *testing.T, env *testenv.Env, sourcesYAML string, tiers []
 	}
 	topics := env.CreateTopics(t, tiers)
 	codec := env.Codec(t, topics)
-	opt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := env.Redis(t)
 	h := &harness{t: t, env: env, topics: topics, sources: sources, router: rt, codec: codec, rdb: rdb, prefix: env.Prefix + ":", alerter: al,
 		prod: env.Client(t, kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes))}
 	t.Cleanup(h.stopAll)

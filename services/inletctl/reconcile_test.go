@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/history"
@@ -79,10 +78,7 @@ func TestReconcileCommand(t *testing.T) {
 		}
 	})
 	t.Run("trace by event id", func(t *testing.T) {
-		opt, _ := redis.ParseURL(env.RedisURL)
-		rdb := redis.NewClient(opt)
-		defer rdb.Close()
-		hist := history.New(rdb, env.Prefix+":", 0)
+		hist := history.New(env.Redis(t), env.Prefix+":", 0)
 		if err := hist.Append(t.Context(), map[string][]history.Entry{"corr-evt_a": {{At: time.Now(), Stage: "received", EventID: "evt_a"}}}); err != nil {
 			t.Fatal(err)
 		}

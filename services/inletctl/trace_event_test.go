@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -176,12 +175,7 @@ func TestTraceSharedCorrelationID(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	opt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := env.Redis(t)
 	hist := history.New(rdb, env.Prefix+":", 0)
 	at := time.Date(2026, 11, 28, 17, 11, 21, 0, time.UTC)
 	event := func(id string) []history.Entry {

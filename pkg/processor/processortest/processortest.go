@@ -61,12 +61,7 @@ func New(t testing.TB, env *testenv.Env, sourcesYAML string) *Stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt, err := redis.ParseURL(env.RedisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rdb := redis.NewClient(opt)
-	t.Cleanup(func() { rdb.Close() })
+	rdb := env.Redis(t)
 	return &Stack{Env: env, Topics: topics, Sources: sources, Router: rt, Codec: codec, Redis: rdb,
 		Store: store.New(rdb, store.KeyPrefix(env.Prefix+":")), Producer: env.Client(t, kgo.ProducerLinger(0))}
 }
