@@ -695,8 +695,10 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 	}
 	// Each pass calls fn with each copy's envelope and, when the handler
 	// gives them, its keys.
-	pass := func(fn func(env *envelope.Envelope, claim, entity string, ok bool) error) error {
-		return kafka.ReadSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
+	// pass reads the copies with fn, then runs end (when not nil) for what
+	// fn left batched.
+	pass := func(fn func(env *envelope.Envelope, claim, entity string, ok bool) error, end func() error) error {
+		err := kafka.ReadSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
 			env, err := r.d.Codec.Decode(ctx, rec.Value)
 			if err != nil {
 				return nil // undecodable: it goes to invalid again
@@ -704,6 +706,10 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 			claim, entity, ok := Keys(ctx, r.d.Router, env)
 			return fn(env, claim, entity, ok)
 		})
+		if err == nil && end != nil {
+			err = end()
+		}
+		return err
 	}
 	var nc, ne int64
 	if prev, ok := saved[fDeleting]; ok {
@@ -756,10 +762,7 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 			return flush()
 		}
 		return nil
-	})
-	if err == nil {
-		err = flush()
-	}
+	}, flush)
 	if err != nil {
 		return err
 	}
@@ -788,10 +791,7 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 			return check()
 		}
 		return nil
-	})
-	if err == nil {
-		err = check()
-	}
+	}, check)
 	if err != nil {
 		return err
 	}
@@ -809,7 +809,7 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 			}
 			delete(byEvent, env.EventID)
 			return nil
-		})
+		}, nil)
 		if err != nil {
 			return err
 		}
