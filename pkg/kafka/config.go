@@ -99,7 +99,8 @@ func (c *Config) Validate() error {
 // ClientOpts returns the connection options shared by every client: brokers,
 // client id, SASL, TLS and logging. A SASL mechanism without a user or
 // without a password (INLET_KAFKA_SASL_PASSWORD[_FILE] unset or empty) is
-// refused: it would authenticate with an empty one. Errors name the
+// refused: it would authenticate with an empty one. So are a user or a
+// password without a mechanism, which would be ignored. Errors name the
 // settings, never a secret's value.
 func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 	opts := []kgo.Opt{
@@ -110,6 +111,23 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 		// The client logs every transaction at info; keep warnings and up.
 		quiet := slog.New(minLevel{log.Handler(), slog.LevelWarn}).With("component", "kafka")
 		opts = append(opts, kgo.WithLogger(kslog.New(quiet)))
+	}
+	if c.SASLMechanism == "" {
+		// Credentials without a mechanism would be ignored: the client would
+		// connect unauthenticated and fail later with an authorization or
+		// connection error that does not point here.
+		var set []string
+		if c.SASLUser != "" {
+			set = append(set, "a user (-kafka-sasl-user, INLET_KAFKA_SASL_USER)")
+		}
+		for _, name := range []string{"INLET_KAFKA_SASL_PASSWORD", "INLET_KAFKA_SASL_PASSWORD_FILE"} {
+			if os.Getenv(name) != "" {
+				set = append(set, name)
+			}
+		}
+		if len(set) > 0 {
+			return nil, fmt.Errorf("kafka: SASL %s set without a mechanism: set -kafka-sasl-mechanism (INLET_KAFKA_SASL_MECHANISM: plain, scram-sha-256 or scram-sha-512), or unset them", strings.Join(set, " and "))
+		}
 	}
 	if c.SASLMechanism != "" {
 		pass, err := flagenv.Secret("INLET_KAFKA_SASL_PASSWORD")

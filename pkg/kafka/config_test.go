@@ -62,4 +62,33 @@ func TestClientOptsSASLCredentials(t *testing.T) {
 			t.Fatalf("no SASL: %v", err)
 		}
 	})
+	// A user or password with no mechanism would be ignored: the client
+	// would connect unauthenticated.
+	for _, c := range []struct {
+		name, user, pass, passFile string
+		want                       []string
+	}{
+		{name: "user only", user: "inlet", want: []string{"INLET_KAFKA_SASL_USER"}},
+		{name: "password only", pass: "s3cr3t", want: []string{"INLET_KAFKA_SASL_PASSWORD"}},
+		{name: "password file only", passFile: "/run/secrets/kafka", want: []string{"INLET_KAFKA_SASL_PASSWORD_FILE"}},
+		{name: "user and password", user: "inlet", pass: "s3cr3t", want: []string{"INLET_KAFKA_SASL_USER", "INLET_KAFKA_SASL_PASSWORD"}},
+	} {
+		t.Run("no mechanism, "+c.name, func(t *testing.T) {
+			t.Setenv("INLET_KAFKA_SASL_PASSWORD", c.pass)
+			t.Setenv("INLET_KAFKA_SASL_PASSWORD_FILE", c.passFile)
+			cfg := Config{Brokers: []string{"127.0.0.1:9092"}, SASLUser: c.user}
+			_, err := cfg.ClientOpts(nil)
+			if err == nil {
+				t.Fatal("options built; the credentials would be ignored")
+			}
+			for _, w := range append(c.want, "INLET_KAFKA_SASL_MECHANISM") {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v, want an error mentioning %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "s3cr3t") {
+				t.Errorf("the error shows the password: %v", err)
+			}
+		})
+	}
 }
