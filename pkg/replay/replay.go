@@ -363,7 +363,27 @@ func (r *run) ensureTopics(ctx context.Context) error {
 		r.retry = append(r.retry, name)
 		specs = append(specs, kafka.TopicSpec{Name: name, Configs: cfg})
 	}
-	return kafka.EnsureTopics(ctx, r.adm, len(raw.Partitions), -1, specs)
+	// As many partitions and replicas as the raw topic: -1 (the broker's
+	// default.replication.factor, often 1) could leave a replay's copies
+	// on one broker while the raw log they stand for has three.
+	return kafka.EnsureTopics(ctx, r.adm, len(raw.Partitions), replicationOf(raw), specs)
+}
+
+// replicationOf is t's replication factor: the fewest replicas any of its
+// partitions has (a partition being reassigned lists its old and new
+// replicas for a while), or -1 (the broker's default) when the metadata
+// lists none.
+func replicationOf(t kadm.TopicDetail) int {
+	rf := 0
+	for _, p := range t.Partitions {
+		if n := len(p.Replicas); n > 0 && (rf == 0 || n < rf) {
+			rf = n
+		}
+	}
+	if rf == 0 {
+		return -1
+	}
+	return rf
 }
 
 var (
