@@ -30,6 +30,10 @@ import (
 // time.Time or int64 milliseconds).
 func (c *Contract) ProcessedSchema() avro.Schema { return c.processed }
 
+// ProcessedSchemaText is ProcessedSchema's full JSON form: the text to
+// register, and the one the processor registers.
+func (c *Contract) ProcessedSchemaText() string { return c.processedText }
+
 // Processed is a value of any contract's ProcessedSchema. hamba encodes a
 // struct about three times faster than the same map (0.75 µs against 2.1 µs
 // per 1 KiB Standard Webhooks event, with half the allocations), and the

@@ -1,6 +1,7 @@
 package contract
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -29,7 +30,9 @@ type Contract struct {
 	canonical *Version
 	exact     map[string]*Version // exact source version → version
 	processed avro.Schema
-	api       avro.API
+	// processedText is processed's full JSON form, as registered.
+	processedText string
+	api           avro.API
 }
 
 // Version is one published schema of a contract.
@@ -141,6 +144,11 @@ func loadContract(fsys fs.FS, file string, compat *avro.SchemaCompatibility, api
 	if c.processed, err = buildProcessed(c); err != nil {
 		return nil, fmt.Errorf("%s: %w: processed-record schema: %v", file, ErrSchema, err)
 	}
+	text, err := json.Marshal(c.processed)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w: processed-record schema: %v", file, ErrSchema, err)
+	}
+	c.processedText = string(text)
 	return c, nil
 }
 

@@ -80,11 +80,7 @@ func newHandler(src *source.Source, pattern string, spec source.EventSpec, contr
 	if !ok {
 		return nil, fmt.Errorf("contract %q does not exist (schemas/contracts/%s/manifest.yaml)", spec.Contract, spec.Contract)
 	}
-	text, err := json.Marshal(c.ProcessedSchema())
-	if err != nil {
-		return nil, err
-	}
-	h := &Handler{source: src.Name, pattern: pattern, contract: c, schemaText: string(text)}
+	h := &Handler{source: src.Name, pattern: pattern, contract: c, schemaText: c.ProcessedSchemaText()}
 	if spec.OccurredAt != "" {
 		p := source.CompilePointer(spec.OccurredAt)
 		h.occurredAt = &p
@@ -93,6 +89,7 @@ func newHandler(src *source.Source, pattern string, spec source.EventSpec, contr
 	if ek == "" {
 		ek = "{$source}:{$event_id}"
 	}
+	var err error
 	if h.entityKey, err = source.ParseTemplate(ek); err != nil {
 		return nil, err
 	}

@@ -112,6 +112,11 @@ func TierName(d time.Duration) string {
 // RawSubject is the schema registry subject of the raw topic's values.
 func (t Topics) RawSubject() string { return t.Raw + "-value" }
 
+// ProcessedSubject is the subject of the processed topic's records of the
+// Avro record named fullName (the record name strategy per topic: one
+// topic carries one schema per contract).
+func (t Topics) ProcessedSubject(fullName string) string { return t.Processed + "-" + fullName }
+
 // TopicSpec is a topic with the configs it is created with.
 type TopicSpec struct {
 	Name    string

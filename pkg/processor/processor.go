@@ -1027,7 +1027,7 @@ func (p *Processor) schemaID(ctx context.Context, out *router.Output) (int, erro
 			if !ok {
 				return 0, errors.New("processed schema is not a named record")
 			}
-			subject = p.d.Topics.Processed + "-" + named.FullName()
+			subject = p.d.Topics.ProcessedSubject(named.FullName())
 		}
 		var err error
 		id, _, err = p.d.Registry.Register(ctx, subject, out.SchemaText)
