@@ -4,6 +4,7 @@
 //	inletctl dlq|invalid <cmd>     ls, show, requeue, discard, depth
 //	inletctl replay                re-process a time range of the raw topic
 //	inletctl reconcile             compare a sender's event log with Inlet
+//	inletctl schemas check         will this build's schemas fit the registry?
 package main
 
 import (
@@ -20,6 +21,7 @@ Usage:
   inletctl [connection flags] dlq|invalid ls|show|requeue|discard|depth [flags] [id ...]
   inletctl [connection flags] replay --source S --from T1 --to T2 [--mode fill|rebuild] [--id NAME]
   inletctl [connection flags] reconcile --source S --sender-log FILE [--since T] [--until T]
+  inletctl [connection flags] schemas check [--sources FILE] [--output table|json]
 
 Commands:
   tail    print a topic's records as JSON lines: key, headers, partition,
@@ -40,6 +42,11 @@ Commands:
   reconcile compare the sender's event log with what was processed; exit 4
           on gaps (example: inletctl reconcile --source stripe
           --sender-log events.ndjson --since 2025-01-31T00:00:00Z)
+  schemas check  before a deploy: the sources file against this build's
+          contracts and fixtures, and each schema this build registers
+          against the registry's subject (registered, new, or would a new
+          version pass its compatibility level); registers nothing; exit 4
+          on a problem (example: inletctl schemas check --sources sources.yaml)
 
 Connection flags (or their INLET_* environment variables):
   -kafka-brokers, -schema-registry-url, ...; run "inletctl -h" for all.

@@ -58,6 +58,8 @@ func run(args []string, out io.Writer) (int, error) {
 		return replayCmd(rest, &kcfg, &rcfg, out)
 	case "reconcile":
 		return reconcileCmd(rest, &kcfg, &rcfg, out)
+	case "schemas":
+		return schemasCmd(rest, &kcfg, &rcfg, out)
 	default:
 		return exitUsage, fmt.Errorf("unknown command %q", cmd)
 	}

@@ -1,0 +1,226 @@
+// Package schemacheck tells, before a deploy, whether a build of Inlet fits
+// what it will run against: the schemas it registers (the envelope under
+// the raw topic's subject, one processed schema per contract) against the
+// schema registry's subjects, and the sources file against the build's
+// contracts and their fixtures. `inletctl schemas check` runs it.
+//
+// The registry is only read: the check asks whether each schema is there,
+// and if not whether the subject would take it, so it runs with read-only
+// credentials and registers nothing.
+package schemacheck
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"path"
+	"slices"
+	"strings"
+
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/inletdev/inlet/pkg/contract"
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/source"
+)
+
+// Subject is a registry subject Inlet writes to and the schema it
+// registers there.
+type Subject struct {
+	Name string `json:"subject"`
+	// Schema says which schema: "envelope v1", "processed stripe/payment_intent (v2)".
+	Schema string `json:"schema"`
+	Text   string `json:"-"` // as Inlet registers it
+}
+
+// Subjects lists the subjects a deployment with topics writes to: the
+// envelope's latest version under the raw topic's subject, and the
+// processed schema of each of contracts under its processed subject.
+func Subjects(topics kafka.Topics, contracts []*contract.Contract) ([]Subject, error) {
+	env, err := envelope.Latest()
+	if err != nil {
+		return nil, err
+	}
+	out := []Subject{{Name: topics.RawSubject(), Schema: fmt.Sprintf("envelope v%d", env.N), Text: env.Text}}
+	for _, c := range contracts {
+		named, ok := c.ProcessedSchema().(interface{ FullName() string })
+		if !ok {
+			return nil, fmt.Errorf("contract %s: processed schema is not a named record", c.Name())
+		}
+		out = append(out, Subject{
+			Name:   topics.ProcessedSubject(named.FullName()),
+			Schema: fmt.Sprintf("processed %s (%s)", c.Name(), c.CanonicalVersion().Name()),
+			Text:   c.ProcessedSchemaText(),
+		})
+	}
+	return out, nil
+}
+
+// Used returns the contracts the events of sources name, sorted by name,
+// and the names that no contract of reg has (sorted, each once).
+func Used(sources *source.File, reg *contract.Registry) (used []*contract.Contract, missing []string) {
+	seen := map[string]bool{}
+	for _, name := range sources.Names() {
+		src, _ := sources.Get(name)
+		for _, ev := range src.Events {
+			if ev.Contract == "" || seen[ev.Contract] {
+				continue
+			}
+			seen[ev.Contract] = true
+			if c, ok := reg.Contract(ev.Contract); ok {
+				used = append(used, c)
+			} else {
+				missing = append(missing, ev.Contract)
+			}
+		}
+	}
+	slices.SortFunc(used, func(a, b *contract.Contract) int { return cmp.Compare(a.Name(), b.Name()) })
+	slices.Sort(missing)
+	return used, missing
+}
+
+// Status is what a subject says of the schema Inlet would register.
+type Status string
+
+const (
+	// Registered: the schema is there; Inlet writes with its id.
+	Registered Status = "registered"
+	// New: no such subject; the first write registers version 1.
+	New Status = "new"
+	// Compatible: the subject takes the schema; the first write registers
+	// a new version.
+	Compatible Status = "compatible"
+	// Incompatible: the subject refuses the schema; every write that needs
+	// it fails (ingest answers 503, the processor waits) until the subject
+	// or the schema changes.
+	Incompatible Status = "incompatible"
+	// Unknown: the registry did not answer (Messages say why).
+	Unknown Status = "unknown"
+)
+
+// Result is one subject's answer.
+type Result struct {
+	Subject
+	Status Status `json:"status"`
+	// ID and Version are the registered schema's (Registered).
+	ID      int `json:"id,omitempty"`
+	Version int `json:"version,omitempty"`
+	// Latest is the subject's latest version (Compatible, Incompatible).
+	Latest int `json:"latest,omitempty"`
+	// Level is the compatibility level the subject is held to, if the
+	// registry says.
+	Level    string   `json:"level,omitempty"`
+	Messages []string `json:"messages,omitempty"`
+	// Warning is a problem to come: a level a new contract version may not
+	// pass.
+	Warning string `json:"warning,omitempty"`
+}
+
+// Problem reports whether r stops a deploy: the registry refuses the
+// schema, or could not say.
+func (r Result) Problem() bool { return r.Status == Incompatible || r.Status == Unknown }
+
+// Schema registry error codes (Confluent's).
+const (
+	codeSubjectNotFound = 40401
+	codeSchemaNotFound  = 40403
+)
+
+// Check asks the registry about each subject; it only reads. A subject
+// the registry could not answer for is Unknown, with the error in
+// Messages; the others are still checked.
+func Check(ctx context.Context, cl *sr.Client, subjects []Subject) []Result {
+	out := make([]Result, 0, len(subjects))
+	for _, s := range subjects {
+		out = append(out, check(ctx, cl, s))
+	}
+	return out
+}
+
+func check(ctx context.Context, cl *sr.Client, s Subject) Result {
+	r := Result{Subject: s}
+	schema := sr.Schema{Schema: s.Text, Type: sr.TypeAvro}
+	got, err := cl.LookupSchema(ctx, s.Name, schema)
+	var re *sr.ResponseError
+	switch {
+	case err == nil:
+		r.Status, r.ID, r.Version = Registered, got.ID, got.Version
+	case errors.As(err, &re) && re.ErrorCode == codeSubjectNotFound:
+		r.Status = New
+	case errors.As(err, &re) && re.ErrorCode == codeSchemaNotFound:
+		latest, err := cl.SchemaByVersion(ctx, s.Name, -1)
+		if err != nil {
+			return unknown(r, "latest version", err)
+		}
+		r.Latest = latest.Version
+		res, err := cl.CheckCompatibility(sr.WithParams(ctx, sr.Verbose), s.Name, -1, schema)
+		if err != nil {
+			return unknown(r, "compatibility check", err)
+		}
+		r.Status, r.Messages = Compatible, nil
+		if !res.Is {
+			r.Status, r.Messages = Incompatible, res.Messages
+		}
+	default:
+		return unknown(r, "lookup", err)
+	}
+	r.Level, r.Warning = level(ctx, cl, s.Name)
+	return r
+}
+
+func unknown(r Result, what string, err error) Result {
+	r.Status, r.Messages = Unknown, []string{what + ": " + err.Error()}
+	return r
+}
+
+// level is the compatibility level subject is held to (its own, else the
+// registry's default), and a warning when a later contract version might
+// not pass it: contract and envelope versions are only required to be
+// BACKWARD compatible. No level (the registry would not say) is no
+// warning: the check is about the schema, and a registration says the rest.
+func level(ctx context.Context, cl *sr.Client, subject string) (string, string) {
+	res := cl.Compatibility(sr.WithParams(ctx, sr.DefaultToGlobal), subject)
+	if len(res) != 1 || res[0].Err != nil {
+		return "", ""
+	}
+	l := res[0].Level.String()
+	if strings.HasPrefix(l, "FORWARD") || strings.HasPrefix(l, "FULL") {
+		return l, "level " + l + " also requires forward compatibility, which new contract versions are not held to: a later version may be refused (BACKWARD or NONE suit Inlet)"
+	}
+	return l, ""
+}
+
+// Fixtures reads every fixture of every version of reg's contracts from
+// fsys (<contract>/fixtures/<version>/*.json, as schemas/contracts lays
+// them out) with its version, and returns how many were read and a line
+// for each that failed or each version without any.
+func Fixtures(fsys fs.FS, reg *contract.Registry) (read int, problems []string) {
+	for _, c := range reg.Contracts() {
+		for _, v := range c.Versions() {
+			dir := path.Join(c.Name(), "fixtures", v.Name())
+			files, err := fs.Glob(fsys, path.Join(dir, "*.json"))
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s: %v", dir, err))
+				continue
+			}
+			if len(files) == 0 {
+				problems = append(problems, fmt.Sprintf("%s %s: no fixtures in %s", c.Name(), v.Name(), dir))
+			}
+			for _, f := range files {
+				payload, err := fs.ReadFile(fsys, f)
+				if err == nil {
+					_, err = v.Read(payload)
+				}
+				if err != nil {
+					problems = append(problems, fmt.Sprintf("%s: %v", f, err))
+					continue
+				}
+				read++
+			}
+		}
+	}
+	return read, problems
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/schemacheck"
+	"github.com/inletdev/inlet/pkg/testenv"
+)
+
+const schemaSources = `
+sources:
+  pay:
+    kind: stripe
+    secrets_env: [T_NOT_READ]
+    events:
+      "payment_intent.*": {contract: stripe/payment_intent, entity_key: "pi:{/data/object/id}"}
+`
+
+func writeSources(t *testing.T, text string) string {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "sources.yaml")
+	if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}
+
+func TestSchemasCheck(t *testing.T) {
+	t.Run("usage", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"schemas"},
+			{"schemas", "ls"},
+			{"schemas", "check", "extra"},
+			{"schemas", "check", "--output", "yaml"},
+		} {
+			if code, err := run(args, &bytes.Buffer{}); code != exitUsage {
+				t.Errorf("%v: exit %d (%v), want %d", args, code, err, exitUsage)
+			}
+		}
+	})
+
+	env := testenv.Embedded(t)
+	topics := kafka.TopicNames(env.Prefix, nil)
+	flags := []string{"-schema-registry-url", env.RegistryURL, "-topic-prefix", env.Prefix}
+	t.Setenv("INLET_SOURCES", "")
+	sources := writeSources(t, schemaSources)
+	piSubject := topics.ProcessedSubject("inlet.processed.stripe.payment_intent")
+
+	t.Run("fits: new subjects", func(t *testing.T) {
+		var out bytes.Buffer
+		code, err := run(append(flags, "schemas", "check", "--sources", sources), &out)
+		if code != exitOK || err != nil {
+			t.Fatalf("exit %d (%v), want 0:\n%s", code, err, out.String())
+		}
+		for _, want := range []string{topics.RawSubject(), piSubject, "new", "the first write registers version 1"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, out.String())
+			}
+		}
+		if strings.Contains(out.String(), "github") {
+			t.Errorf("checked contracts the sources do not use:\n%s", out.String())
+		}
+	})
+
+	t.Run("a processed schema the subject refuses", func(t *testing.T) {
+		ctx := context.Background()
+		// An earlier version the current one cannot read: its fields have
+		// no defaults.
+		older := `{"type":"record","name":"inlet.processed.stripe.payment_intent","fields":[{"name":"only","type":"string"}]}`
+		if _, _, err := env.Registry(t).Register(ctx, piSubject, older); err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		code, err := run(append(flags, "schemas", "check", "--sources", sources), &out)
+		if code != exitProblems || err != nil {
+			t.Fatalf("exit %d (%v), want %d:\n%s", code, err, exitProblems, out.String())
+		}
+		for _, want := range []string{"incompatible", "refused against version 1", "problems:", piSubject + ": the registry refuses"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, out.String())
+			}
+		}
+
+		out.Reset()
+		code, _ = run(append(flags, "schemas", "check", "--sources", sources, "--output", "json"), &out)
+		var rep schemasReport
+		if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+			t.Fatalf("json output: %v\n%s", err, out.String())
+		}
+		status := map[string]schemacheck.Status{}
+		for _, r := range rep.Subjects {
+			status[r.Name] = r.Status
+		}
+		if code != exitProblems || status[piSubject] != schemacheck.Incompatible || status[topics.RawSubject()] != schemacheck.New || len(rep.Problems) != 1 {
+			t.Errorf("json: exit %d, statuses %v, problems %v", code, status, rep.Problems)
+		}
+	})
+
+	t.Run("sources naming a contract the build lacks", func(t *testing.T) {
+		bad := writeSources(t, strings.Replace(schemaSources, "stripe/payment_intent", "stripe/charge", 1))
+		var out bytes.Buffer
+		code, _ := run(append(flags, "schemas", "check", "--sources", bad), &out)
+		if code != exitProblems || !strings.Contains(out.String(), `contract "stripe/charge" is not in this build`) {
+			t.Errorf("exit %d, want %d naming the contract:\n%s", code, exitProblems, out.String())
+		}
+	})
+
+	t.Run("registry unreachable", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		down := "http://" + ln.Addr().String()
+		ln.Close()
+		var out bytes.Buffer
+		code, err := run([]string{"-schema-registry-url", down, "schemas", "check"}, &out)
+		if code != exitError || err == nil || !strings.Contains(err.Error(), "did not answer") {
+			t.Errorf("exit %d (%v), want %d saying the registry did not answer:\n%s", code, err, exitError, out.String())
+		}
+	})
+}
