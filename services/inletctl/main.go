@@ -15,7 +15,7 @@ import (
 const usage = `inletctl: operate Inlet
 
 Usage:
-  inletctl [connection flags] tail [-n N] [-follow] <topic>
+  inletctl [connection flags] tail [-n N|all] [-follow] <topic>
   inletctl trace [-admin-url URL] <correlation-id>
   inletctl [connection flags] trace --event <event-id> --source S [--since 30d|T|all] [--timeout 2m] [-admin-url URL]
   inletctl [connection flags] dlq|invalid ls|show|requeue|discard|depth [flags] [id ...]

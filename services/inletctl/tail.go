@@ -10,7 +10,11 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/signal"
 	"slices"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -78,10 +82,10 @@ type printed struct {
 
 func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
 	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	n := fs.Int("n", 20, "print at most the last N records per partition (0: all)")
+	nFlag := fs.String("n", "20", "print the last N records of each partition; 0: none (with -follow, only new ones, as tail -n 0 -f); all: every record")
 	follow := fs.Bool("follow", false, "keep printing new records until interrupted")
 	fs.Usage = func() {
-		fmt.Fprintln(os.Stderr, "Usage: inletctl tail [-n N] [-follow] <topic>\n\nExample: inletctl tail -n 5 inlet.raw")
+		fmt.Fprintln(os.Stderr, "Usage: inletctl tail [-n N|all] [-follow] <topic>\n\nExamples: inletctl tail -n 5 inlet.raw\n          inletctl tail -n 0 -follow inlet.processed")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -89,7 +93,20 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()
+		if fs.NArg() > 1 && strings.HasPrefix(fs.Arg(1), "-") {
+			return exitUsage, fmt.Errorf("tail takes one topic, after its flags: inletctl tail %s %s", strings.Join(fs.Args()[1:], " "), fs.Arg(0))
+		}
 		return exitUsage, errors.New("tail takes one topic")
+	}
+	// -n 0 once meant every record: on the raw topic (infinite retention)
+	// that printed all of it to someone used to tail -n 0 -f.
+	n := -1 // all
+	if *nFlag != "all" {
+		v, err := strconv.Atoi(*nFlag)
+		if err != nil || v < 0 {
+			return exitUsage, fmt.Errorf("-n %q: a number of records (0 or more) or all", *nFlag)
+		}
+		n = v
 	}
 	reg, err := rcfg.Client()
 	if err != nil {
@@ -101,7 +118,7 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 	}
 	topic := fs.Arg(0)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	recs, ends, err := lastRecords(ctx, opts, topic, *n)
+	recs, ends, err := lastRecords(ctx, opts, topic, n)
 	cancel()
 	if err != nil {
 		return exitError, err
@@ -137,9 +154,11 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 		return exitError, err
 	}
 	defer cl.Close()
+	fctx, stop := followContext()
+	defer stop()
 	for {
-		fs := cl.PollFetches(context.Background())
-		if fs.IsClientClosed() {
+		fs := cl.PollFetches(fctx)
+		if fs.IsClientClosed() || fctx.Err() != nil {
 			return exitOK, nil
 		}
 		for _, fe := range fs.Errors() {
@@ -153,8 +172,15 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 	}
 }
 
+// followContext bounds -follow: until interrupted (Ctrl-C or SIGTERM ends
+// it with exit 0). A variable for tests.
+var followContext = func() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
 // lastRecords returns the last n committed records of each partition of
-// topic (all of them when n is 0), by partition and offset, and each
+// topic (none when n is 0, all of them when n is negative), by partition
+// and offset, and each
 // partition's end offset. Offsets are not records: transaction markers take
 // one each and compaction leaves holes, so "the last n offsets" can hold
 // fewer than n records (none, for one event per transaction with n = 1).
@@ -189,7 +215,7 @@ func lastRecords(ctx context.Context, opts []kgo.Opt, topic string, n int) ([]*k
 	todo := kafka.Span{}
 	ends.Each(func(o kadm.ListedOffset) {
 		endOf[o.Partition] = o.Offset
-		if s, ok := starts.Lookup(topic, o.Partition); ok && o.Offset > s.Offset {
+		if s, ok := starts.Lookup(topic, o.Partition); ok && o.Offset > s.Offset && n != 0 {
 			todo[o.Partition] = [2]int64{s.Offset, o.Offset}
 		}
 	})

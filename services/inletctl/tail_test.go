@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -73,11 +76,71 @@ func TestTailCountsRecordsNotOffsets(t *testing.T) {
 		{"3", "a3,a4,a5,b1"},
 		{"5", "a1,a2,a3,a4,a5,b1"},
 		{"50", "a1,a2,a3,a4,a5,b1"},
-		{"0", "a1,a2,a3,a4,a5,b1"}, // 0: everything
+		{"all", "a1,a2,a3,a4,a5,b1"},
+		{"0", ""}, // as tail -n 0: nothing (it once meant everything)
 	}
 	for _, c := range cases {
 		if got := strings.Join(tailValues("-n", c.n), ","); got != c.want {
 			t.Errorf("tail -n %s printed %s, want %s (per partition, by offset)", c.n, got, c.want)
 		}
 	}
+
+	for _, args := range [][]string{{"-n", "-1"}, {"-n", "some"}, {topics.Processed, "-n", "1"}} {
+		code, err := run(append(append(flags, "tail"), args...), &out)
+		if code != exitUsage {
+			t.Errorf("tail %v: exit %d (%v), want %d", args, code, err, exitUsage)
+		}
+		if args[0] == topics.Processed && (err == nil || !strings.Contains(err.Error(), "after its flags: inletctl tail -n 1 "+topics.Processed)) {
+			t.Errorf("flags after the topic: %v, want the corrected command", err)
+		}
+	}
+
+	// -n 0 -follow prints only what arrives after the start, as tail -n 0 -f.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	followContext = func() (context.Context, context.CancelFunc) { return ctx, func() {} }
+	t.Cleanup(func() {
+		followContext = func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }
+	})
+	followed := &lockedBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		code, _ := run(append(append(flags, "tail"), "-n", "0", "-follow", topics.Processed), followed)
+		done <- code
+	}()
+	// New records until one shows: tail lists the ends when it starts,
+	// and a record written before that is rightly not printed.
+	n := 0
+	testenv.Eventually(t, 30*time.Second, "tail -n 0 -follow to print a new record", func() bool {
+		n++
+		produce(int32(n%2), fmt.Sprintf("new%d", n))
+		return strings.Contains(followed.String(), `"new`)
+	})
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("tail -follow ended with exit %d, want 0 once its context ended", code)
+	}
+	for _, old := range []string{`"a1"`, `"a5"`, `"b1"`} {
+		if strings.Contains(followed.String(), old) {
+			t.Errorf("tail -n 0 -follow printed the old record %s:\n%s", old, followed.String())
+		}
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
