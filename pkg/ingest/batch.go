@@ -78,8 +78,11 @@ type batchLine struct {
 // before the cut are answered as usual (207, not 200, if some were
 // accepted), the line at the cut and those after it get no result, and
 // error names the first of them: the sender resends from there. With no
-// line accepted the answer is 413, 408 (400 for a body short of its
-// Content-Length), 413 or 400 respectively.
+// line accepted, a body over batch.max_body answers 413 and one that
+// stopped arriving 408 (400 for a body short of its Content-Length); past
+// batch.max_lines rejected lines the answer is 207 even then (the unread
+// lines may be good). Past batch.max_lines events every line read was
+// accepted or failed, so the usual answers apply.
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var name string
@@ -103,15 +106,23 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	log := s.log.With("correlation_id", corr, "source", name, "stage", "ingest", "channel", envelope.ChannelEvents)
 	src, ok := s.sources.Get(name)
-	if !ok || !src.BatchEnabled() {
+	if !ok {
 		s.metrics.event(r.Context(), metricSource(s.sources, name), "", outcomeRejected, reasonUnknownSource)
-		reply(http.StatusNotFound, BatchResponse{CorrelationID: corr, Error: "unknown source or events endpoint not enabled for it"})
+		reply(http.StatusNotFound, BatchResponse{CorrelationID: corr, Error: "unknown source"})
+		return
+	}
+	if !src.BatchEnabled() {
+		// A source that exists (its webhooks answer 401, not 404): the
+		// producer, or the sources file, is wrong, and is told which.
+		log.Info("rejected", "outcome", "rejected", "reason", reasonBatchDisabled, "status", http.StatusNotFound)
+		s.metrics.event(r.Context(), name, "", outcomeRejected, reasonBatchDisabled)
+		reply(http.StatusNotFound, BatchResponse{CorrelationID: corr, Error: errTextBatchDisabled})
 		return
 	}
 	limit := int64(src.Batch.MaxBody)
 	if r.ContentLength > limit {
 		s.metrics.event(r.Context(), name, "", outcomeRejected, reasonSize)
-		reply(http.StatusRequestEntityTooLarge, BatchResponse{CorrelationID: corr, Error: "batch over the size limit"})
+		reply(http.StatusRequestEntityTooLarge, BatchResponse{CorrelationID: corr, Error: batchTooLarge(limit) + batchNothingWritten})
 		return
 	}
 	var body io.Reader = http.MaxBytesReader(w, r.Body, limit)
@@ -134,7 +145,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			}
 			log.Info("rejected", "outcome", "rejected", "reason", reason, "status", code, "error", err)
 			s.metrics.event(r.Context(), name, "", outcomeRejected, reason)
-			reply(code, BatchResponse{CorrelationID: corr, Error: http.StatusText(code)})
+			text := readFailureText(reason, limit, r.ContentLength)
+			if reason == reasonSize {
+				text = batchTooLarge(limit) + batchNothingWritten
+			}
+			reply(code, BatchResponse{CorrelationID: corr, Error: text})
 			return
 		}
 		if err := src.Provider().Verify(r.Header, whole, s.now()); err != nil {
@@ -170,6 +185,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	sent := map[int]int{} // result index → produced item index
 	lines := newLineReader(body, int(src.MaxBody))
 	n, rejected := 0, 0
+	// The first rejections, for the log line: why lines were refused is
+	// otherwise only in the producer's answer.
+	var rejections []loggedRejection
 	// cutMsg names the first line not read when reading stopped early (a
 	// read error, max_body, max_lines events, too many rejected lines), and
 	// is empty otherwise; cutCode answers it when no line was accepted. The
@@ -221,7 +239,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			}
 			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
 			rejected++
-			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: err.Error()})
+			msg := err.Error()
+			if len(rejections) < maxLoggedRejections {
+				rejections = append(rejections, loggedRejection{Line: n, Error: msg})
+			}
+			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: msg})
 			continue
 		}
 		types[len(resp.Results)] = env.EventType
@@ -254,7 +276,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			resp.Failed++
 		}
 	}
-	log.Info("batch", "accepted", resp.Accepted, "rejected", resp.Rejected, "failed", resp.Failed)
+	if len(rejections) > 0 {
+		// Line numbers and our reasons only: a reason never quotes the
+		// line, and the log is no place for payloads.
+		log.Info("batch", "accepted", resp.Accepted, "rejected", resp.Rejected, "failed", resp.Failed, "rejections", rejections)
+	} else {
+		log.Info("batch", "accepted", resp.Accepted, "rejected", resp.Rejected, "failed", resp.Failed)
+	}
 	// The lines before a cut are answered as usual; error tells the sender
 	// where to resume (resp.Error is empty so far, and cutMsg is empty when
 	// nothing was cut).
@@ -266,7 +294,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		reply(cutCode, resp)
 	case resp.Accepted == 0:
 		if resp.Error = "no acceptable event in the batch"; len(resp.Results) == 0 {
+			// No line was counted: the request is, as every answered one.
 			resp.Error = "empty batch"
+			s.metrics.event(tctx, src.Name, "", outcomeRejected, reasonMalformed)
 		}
 		reply(http.StatusBadRequest, resp)
 	case resp.Rejected > 0 || cutMsg != "":
@@ -276,13 +306,36 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// errTextBatchDisabled answers a batch for a source that exists but takes
+// no batches (neither batch.tokens_env nor batch.signed).
+const errTextBatchDisabled = "batches are not enabled for this source"
+
+// batchNothingWritten follows batchTooLarge when the batch was refused
+// whole.
+const batchNothingWritten = ": nothing was written; send the lines in smaller batches"
+
+// batchTooLarge says a batch is over batch.max_body, naming the limit, as
+// every answer about it does.
+func batchTooLarge(limit int64) string {
+	return fmt.Sprintf("batch over the size limit (%d bytes)", limit)
+}
+
+// maxLoggedRejections bounds the rejections a batch's log line lists.
+const maxLoggedRejections = 5
+
+// loggedRejection is a rejected line in the batch's log line.
+type loggedRejection struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
 // cutError names the first line not read and why, without the read
 // error's own text (it names addresses).
 func cutError(reason string, limit int64, line int) string {
 	why := "the body ended early or was badly framed"
 	switch reason {
 	case reasonSize:
-		return fmt.Sprintf("batch over the size limit (%d bytes): line %d on was not read; send the rest in another batch", limit, line)
+		return fmt.Sprintf("%s: line %d on was not read; send the rest in another batch", batchTooLarge(limit), line)
 	case reasonReadTimeout:
 		why = "the body did not arrive within the read timeout"
 	case reasonReadError:
@@ -308,7 +361,7 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 	}
 	var bl batchLine
 	if err := json.Unmarshal(line, &bl); err != nil {
-		return nil, nil, fmt.Errorf("not a JSON object: %v", jsonErrorText(err))
+		return nil, nil, lineJSONError(err)
 	}
 	var missing []string
 	if strings.TrimSpace(bl.ID) == "" {
@@ -321,11 +374,14 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 		missing = append(missing, "data")
 	}
 	if len(missing) > 0 {
+		if string(bytes.TrimSpace(line)) == "null" { // json.Unmarshal takes it, setting nothing
+			return nil, nil, errors.New("line is JSON null, not an object")
+		}
 		return nil, nil, fmt.Errorf("missing required field(s): %s", strings.Join(missing, ", "))
 	}
-	for _, v := range []string{bl.ID, bl.Type, bl.SchemaVersion} {
-		if err := source.CheckMeta(v); err != nil {
-			return nil, nil, fmt.Errorf("id, type and schema_version: %w", err)
+	for _, f := range [...]struct{ name, v string }{{"id", bl.ID}, {"type", bl.Type}, {"schema_version", bl.SchemaVersion}} {
+		if err := source.CheckMeta(f.v); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
 	// An unpaired surrogate escape (\ud800) is read as U+FFFD too, and would
@@ -339,7 +395,7 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 			SchemaVersion json.RawMessage `json:"schema_version"`
 		}
 		if err := json.Unmarshal(line, &raw); err != nil {
-			return nil, nil, fmt.Errorf("not a JSON object: %v", jsonErrorText(err))
+			return nil, nil, lineJSONError(err)
 		}
 		for _, f := range [...]struct {
 			name, v string
@@ -372,16 +428,23 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 	return rec, env, err
 }
 
-func jsonErrorText(err error) string {
+// lineJSONError says why a line is not a batch event as JSON: where its
+// syntax breaks, that it is JSON but no object (the type error then names
+// no field), or which field has the wrong type. Only our field names and
+// JSON's type names, never the line's text.
+func lineJSONError(err error) error {
 	var se *json.SyntaxError
 	if errors.As(err, &se) {
-		return fmt.Sprintf("syntax error at byte %d", se.Offset)
+		return fmt.Errorf("not valid JSON: syntax error at byte %d", se.Offset)
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
-		return fmt.Sprintf("field %s has the wrong type (%s)", te.Field, te.Value)
+		if te.Field == "" {
+			return fmt.Errorf("line is a JSON %s, not an object", te.Value)
+		}
+		return fmt.Errorf("%s is a JSON %s; want a %s", te.Field, te.Value, te.Type.Kind())
 	}
-	return "malformed JSON"
+	return errors.New("not valid JSON")
 }
 
 // bearerOK compares the Authorization header with each token in constant

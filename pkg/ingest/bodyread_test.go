@@ -124,6 +124,10 @@ func TestWebhookBodyReadTimeout(t *testing.T) {
 			if a.status != http.StatusRequestTimeout {
 				t.Fatalf("status %d %s, want 408", a.status, a.raw)
 			}
+			// It said "Request Timeout", the status's own text.
+			if want := "body not received within the read timeout; retry"; a.body.Error != want {
+				t.Errorf("error %q, want %q", a.body.Error, want)
+			}
 			noAddress(t, string(a.raw))
 		})
 	}

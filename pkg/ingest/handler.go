@@ -88,7 +88,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", reason, "status", code, "error", err)
-		answer(code, outcomeRejected, reason, Response{CorrelationID: corr, Error: http.StatusText(code)})
+		answer(code, outcomeRejected, reason, Response{CorrelationID: corr, Error: readFailureText(reason, int64(src.MaxBody), r.ContentLength)})
 		return
 	}
 	received := s.now()
@@ -304,6 +304,28 @@ func readFailure(err error) (code int, reason string) {
 		return http.StatusRequestTimeout, reasonReadError
 	}
 	return http.StatusBadRequest, reasonMalformed
+}
+
+// readFailureText is the answer's error for a body readBody could not
+// read, by readFailure's reason: what the status says, made specific, and
+// nothing of the request but its Content-Length, a number net/http parsed.
+// The read error's own text names addresses: it is for our logs only.
+// limit is the body's (max_body, or a signed batch's batch.max_body).
+func readFailureText(reason string, limit, contentLength int64) string {
+	switch reason {
+	case reasonSize:
+		return fmt.Sprintf("body over this source's limit of %d bytes", limit)
+	case reasonReadTimeout:
+		return "body not received within the read timeout; retry"
+	case reasonReadError:
+		return "connection failed while the body was read; retry"
+	case reasonMemory:
+		return errTextMemory
+	}
+	if contentLength >= 0 {
+		return fmt.Sprintf("body ended before its Content-Length (%d bytes)", contentLength)
+	}
+	return "body ended early or was badly chunked"
 }
 
 // Kept request headers are bounded per envelope: a batch copies them into

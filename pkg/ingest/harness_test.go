@@ -82,6 +82,17 @@ func newHarness(t testing.TB, env *testenv.Env, mod func(*Config), tel ...*telem
 // newHarnessSources is newHarness with its own sources file.
 func newHarnessSources(t testing.TB, env *testenv.Env, sourcesYAML string, mod func(*Config), tel ...*telemetry.Telemetry) *harness {
 	t.Helper()
+	return newHarnessDeps(t, env, sourcesYAML, mod, func(d *Deps) {
+		if len(tel) > 0 {
+			d.Telemetry = tel[0]
+		}
+	})
+}
+
+// newHarnessDeps is newHarnessSources with the server's Deps changed by
+// deps (a logger, telemetry) before it is built.
+func newHarnessDeps(t testing.TB, env *testenv.Env, sourcesYAML string, mod func(*Config), deps func(*Deps)) *harness {
+	t.Helper()
 	setSecrets(t)
 	sources, err := source.Parse([]byte(sourcesYAML))
 	if err != nil {
@@ -101,8 +112,8 @@ func newHarnessSources(t testing.TB, env *testenv.Env, sourcesYAML string, mod f
 	}
 	t.Cleanup(producers.Close)
 	d := Deps{Sources: sources, Codec: codec, RawTopic: topics.Raw, Kafka: producers, SR: env.Registry(t).SR()}
-	if len(tel) > 0 {
-		d.Telemetry = tel[0]
+	if deps != nil {
+		deps(&d)
 	}
 	srv, err := New(cfg, d)
 	if err != nil {

@@ -22,6 +22,10 @@ const (
 	reasonSize          = "size"
 	reasonMalformed     = "malformed"
 	reasonUnknownSource = "unknown_source"
+	// A configured source without the events endpoint (no batch tokens,
+	// not batch.signed) was sent a batch: a producer's or the sources
+	// file's mistake, not a stranger probing paths.
+	reasonBatchDisabled = "batch_disabled"
 	reasonDraining      = "draining"
 	reasonKafka         = "kafka"
 	// The body did not arrive whole: the read timeout passed, or the

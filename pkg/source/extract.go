@@ -81,9 +81,9 @@ func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
 	if raw, _ := lookupRaw(s.OccurredAt, h, body, bodyJSON); raw.Exists() {
 		m.OccurredAt = ParseTime(raw)
 	}
-	for _, v := range []string{m.EventType, m.EventID, m.SchemaVersion} {
-		if err := CheckMeta(v); err != nil {
-			return m, err
+	for _, f := range [...]struct{ name, v string }{{"event_type", m.EventType}, {"event_id", m.EventID}, {"schema_version", m.SchemaVersion}} {
+		if err := CheckMeta(f.v); err != nil {
+			return m, fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
 	return m, nil
@@ -96,6 +96,7 @@ func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
 // restart, and invalid bytes decoded as U+FFFD made two different event ids
 // one key. No provider sends control characters there; from a sender they
 // are escape sequences meant for an operator's terminal or a log viewer.
+// The error does not name the value: callers prefix the field's name.
 func CheckMeta(v string) error {
 	if len(v) > maxMetaLen {
 		return fmt.Errorf("metadata value longer than %d bytes", maxMetaLen)

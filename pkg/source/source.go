@@ -239,13 +239,38 @@ func Parse(b []byte, opts ...LoadOpt) (*File, error) {
 		}
 		s.Name = name
 		if err := s.init(lc); err != nil {
-			errs = append(errs, fmt.Errorf("source %q: %w", name, err))
+			errs = append(errs, prefixed(fmt.Sprintf("source %q", name), err)...)
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	return &f, nil
+}
+
+// prefixed is err with prefix before it, or, when err joins several
+// errors (errors.Join, one a line), each of them with prefix before it: a
+// prefix before the joined error named only the first line, and the
+// others (a source's batch tokens, an event's key template) read as if
+// they were about no source.
+func prefixed(prefix string, err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		parts := j.Unwrap()
+		texts := make([]string, len(parts))
+		for i, e := range parts {
+			texts[i] = e.Error()
+		}
+		// Only errors.Join's layout: fmt.Errorf with several %w has
+		// text of its own between them.
+		if len(parts) > 0 && err.Error() == strings.Join(texts, "\n") {
+			var out []error
+			for _, e := range parts {
+				out = append(out, prefixed(prefix, e)...)
+			}
+			return out
+		}
+	}
+	return []error{fmt.Errorf("%s: %w", prefix, err)}
 }
 
 // Names returns the source names, sorted.
@@ -345,7 +370,7 @@ func (s *Source) init(lc loadCfg) error {
 			errs = append(errs, errors.New("events: empty event type pattern"))
 		}
 		if err := ev.validate(); err != nil {
-			errs = append(errs, fmt.Errorf("events[%q]: %w", pattern, err))
+			errs = append(errs, prefixed(fmt.Sprintf("events[%q]", pattern), err)...)
 		}
 	}
 

@@ -135,3 +135,55 @@ func TestParseRefusesWithoutSecrets(t *testing.T) {
 		t.Fatalf("a valid source: %v", err)
 	}
 }
+
+// TestExtractErrorsNameTheField: CheckMeta's errors ("metadata value
+// longer than 256 bytes") did not say which value failed; the unpaired
+// surrogate's did.
+func TestExtractErrorsNameTheField(t *testing.T) {
+	f, err := Parse([]byte("sources:\n  s:\n    kind: none\n    schema_version: {header: X-Version}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := f.Get("s")
+	for _, c := range []struct {
+		body, version, field, says string
+	}{
+		{`{"id":"e1","type":"` + strings.Repeat("x", 257) + `"}`, "", "event_type", "longer than 256 bytes"},
+		{`{"id":"e1\u001b[2J","type":"t"}`, "", "event_id", "control character (U+001B)"},
+		{"{\"id\":\"e1\xff\",\"type\":\"t\"}", "", "event_id", "not valid UTF-8"},
+		{`{"id":"e1","type":"t"}`, "v\u00851", "schema_version", "control character (U+0085)"},
+	} {
+		h := http.Header{}
+		if c.version != "" {
+			h.Set("X-Version", c.version)
+		}
+		_, err := src.Extract(h, []byte(c.body))
+		if err == nil || !strings.HasPrefix(err.Error(), c.field+": ") || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("%s %q: error %v, want it to start with %q and say %q", c.body, c.version, err, c.field+": ", c.says)
+		}
+	}
+}
+
+// TestParseErrorsNameTheirSource: a source's errors are joined one a line,
+// and each line names the source; the batch tokens' came on a line of
+// their own without it.
+func TestParseErrorsNameTheirSource(t *testing.T) {
+	t.Setenv("T_PE_SECRET", "")
+	t.Setenv("T_PE_TOKEN", "")
+	_, err := Parse([]byte("sources:\n  billing:\n    kind: standard-webhooks\n    secrets_env: [T_PE_SECRET]\n    batch: {tokens_env: [T_PE_TOKEN]}\n" +
+		"  shop:\n    kind: shopify\n    secrets_env: [T_PE_SECRET]\n    events:\n      \"orders/*\": {entity_key: \"x:{\"}\n"))
+	if err == nil {
+		t.Fatal("no error without the secrets")
+	}
+	lines := strings.Split(err.Error(), "\n")
+	for _, want := range []string{"batch: none of the token variables [T_PE_TOKEN] is set", "none of the secret variables [T_PE_SECRET]", "contract:", "entity_key:"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("no %q in:\n%v", want, err)
+		}
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, `source "billing": `) && !strings.HasPrefix(l, `source "shop": `) {
+			t.Errorf("line %q does not name its source; error:\n%v", l, err)
+		}
+	}
+}

@@ -1,0 +1,241 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"maps"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
+	"github.com/inletdev/inlet/pkg/testenv"
+)
+
+// TestBatchLineRejectionsSayWhat: a rejected line's error names the field
+// that failed (it said "id, type and schema_version: …" for any of the
+// three), and a line that is JSON but no object says what it is (it said
+// "not a JSON object: field  has the wrong type (array)").
+func TestBatchLineRejectionsSayWhat(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	long := strings.Repeat("t", 300)
+	for _, tt := range []struct {
+		line       string
+		prefix     string // the error starts with it
+		contains   string
+		exactError bool // prefix is the whole error
+	}{
+		{`{"id":"ord-\u001b[2J","type":"invoice.paid","data":{}}`, "id: ", "control character (U+001B)", false},
+		{`{"id":"ord-1","type":"` + long + `","data":{}}`, "type: ", "longer than 256 bytes", false},
+		{`{"id":"ord-1","type":"invoice.paid","schema_version":"v\u007f","data":{}}`, "schema_version: ", "control character (U+007F)", false},
+		{`{"id":"ord-\ud800","type":"invoice.paid","data":{}}`, "id: ", "surrogate", false},
+		{`[1,2]`, "line is a JSON array, not an object", "", true},
+		{`"ord-1"`, "line is a JSON string, not an object", "", true},
+		{`5`, "line is a JSON number, not an object", "", true},
+		{`null`, "line is JSON null, not an object", "", true},
+		{`{"id":5,"type":"invoice.paid","data":{}}`, "id is a JSON number; want a string", "", true},
+		{`{"id":"ord-1",`, "not valid JSON: syntax error at byte", "", false},
+	} {
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(tt.line), "")
+		if status != http.StatusBadRequest || len(br.Results) != 1 || br.Results[0].Status != LineRejected {
+			t.Errorf("%s: status %d %+v, want 400 and the line rejected", tt.line, status, br)
+			continue
+		}
+		got := br.Results[0].Error
+		switch {
+		case tt.exactError && got != tt.prefix:
+			t.Errorf("%s: error %q, want %q", tt.line, got, tt.prefix)
+		case !strings.HasPrefix(got, tt.prefix) || !strings.Contains(got, tt.contains):
+			t.Errorf("%s: error %q, want it to start with %q and say %q", tt.line, got, tt.prefix, tt.contains)
+		}
+	}
+}
+
+// TestWebhookMetadataErrorsNameTheField: "metadata value longer than 256
+// bytes" did not say which value.
+func TestWebhookMetadataErrorsNameTheField(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	for _, tt := range []struct {
+		name   string
+		req    *http.Request
+		prefix string
+		says   string
+	}{
+		{"event type too long", h.signed(t, "stripe", []byte(`{"id":"evt_long","type":"`+strings.Repeat("x", 300)+`"}`), nil), "event_type: ", "longer than 256 bytes"},
+		{"event id with a control character", h.signed(t, "gh", []byte(`{"zen":"x"}`), map[string]string{"X-GitHub-Event": "push", "X-GitHub-Delivery": "d\tx"}), "event_id: ", "control character (U+0009)"},
+		{"event id not UTF-8", h.signed(t, "stripe", []byte("{\"id\":\"evt_\xfe\",\"type\":\"x\"}"), nil), "event_id: ", "UTF-8"},
+		{"schema version too long", h.signed(t, "stripe", []byte(`{"id":"evt_v","type":"x","api_version":"`+strings.Repeat("v", 257)+`"}`), nil), "schema_version: ", "longer than 256 bytes"},
+	} {
+		a := do(t, tt.req)
+		if a.status != http.StatusBadRequest || !strings.HasPrefix(a.body.Error, tt.prefix) || !strings.Contains(a.body.Error, tt.says) {
+			t.Errorf("%s: %d %s, want 400 and an error starting %q saying %q", tt.name, a.status, a.raw, tt.prefix, tt.says)
+		}
+	}
+}
+
+// TestBodyReadAnswersSayWhy: a body that could not be read was answered
+// with the status's own text ("Bad Request", "Request Entity Too Large"),
+// and a batch over batch.max_body by its Content-Length without the limit,
+// where one found over it while streaming named it.
+func TestBodyReadAnswersSayWhy(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	bearer := http.Header{"Authorization": {"Bearer batch-token-1"}}
+	for _, tt := range []struct {
+		name   string
+		run    func(t *testing.T) rawAnswer
+		status int
+		want   string // the answer's error starts with it
+	}{
+		{"webhook over max_body by its Content-Length", func(t *testing.T) rawAnswer {
+			// Sent whole: net/http reads a small body's rest after the
+			// answer, to keep the connection.
+			return post(t, h, "/webhooks/stripe", bytes.Repeat([]byte("x"), 4097), false, nil)
+		}, http.StatusRequestEntityTooLarge, "body over this source's limit of 4096 bytes"},
+		{"chunked webhook over max_body", func(t *testing.T) rawAnswer {
+			return post(t, h, "/webhooks/stripe", bytes.Repeat([]byte("x"), 5000), true, nil)
+		}, http.StatusRequestEntityTooLarge, "body over this source's limit of 4096 bytes"},
+		{"webhook short of its Content-Length", func(t *testing.T) rawAnswer {
+			r := startRequest(t, h, "/webhooks/stripe", 2000, nil)
+			r.send([]byte(`{"id":"evt_cut","type":"x"}`))
+			r.end()
+			return r.wait()
+		}, http.StatusBadRequest, "body ended before its Content-Length (2000 bytes)"},
+		{"webhook badly chunked", func(t *testing.T) rawAnswer {
+			r := startRequest(t, h, "/webhooks/stripe", -1, nil)
+			_, _ = r.conn.Write([]byte("zz\r\n{}\r\n"))
+			return r.wait()
+		}, http.StatusBadRequest, "body ended early or was badly chunked"},
+		{"batch over batch.max_body by its Content-Length", func(t *testing.T) rawAnswer {
+			return startRequest(t, h, "/events/billing", 4<<20+1, bearer).wait()
+		}, http.StatusRequestEntityTooLarge, "batch over the size limit (4194304 bytes)"},
+		{"signed batch short of its Content-Length", func(t *testing.T) rawAnswer {
+			r := startRequest(t, h, "/events/internal", 2000, nil)
+			r.send([]byte(batchLineFor("cut")))
+			r.end()
+			return r.wait()
+		}, http.StatusBadRequest, "body ended before its Content-Length (2000 bytes)"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := tt.run(t)
+			var v struct {
+				Error         string `json:"error"`
+				CorrelationID string `json:"correlation_id"`
+			}
+			if err := json.Unmarshal(a.body, &v); err != nil || a.status != tt.status || !strings.HasPrefix(v.Error, tt.want) || v.CorrelationID == "" {
+				t.Fatalf("%d %s, want %d and an error starting %q", a.status, a.body, tt.status, tt.want)
+			}
+			noAddress(t, string(a.body))
+		})
+	}
+}
+
+// syncBuffer is a bytes.Buffer a logger and a test can share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestBatchRejectionsLogged: the batch's log line had only the counts; why
+// lines were rejected was in the producer's answer alone. It now carries
+// the first few rejections (line and reason), never a line's content.
+func TestBatchRejectionsLogged(t *testing.T) {
+	var logs syncBuffer
+	h := newHarnessDeps(t, testenv.Embedded(t), testSources, nil, func(d *Deps) {
+		d.Log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	const secret = "PAYLOAD-SECRET"
+	lines := []string{
+		`{"id":"l1","type":"invoice.paid","data":{"card":"` + secret + `"}}`,
+		`{"id":"l2-` + secret + `","type":"invoice.paid"}`, // no data
+		`{"id":"` + secret + `",`,                          // truncated
+		`[1,"` + secret + `"]`,
+		`{"id":"l4\u001b` + secret + `","type":"t","data":{}}`,
+		`{"id":"l5","type":"t","occurred_at":"` + secret + `","data":{}}`,
+		`{"id":"l6","type":"` + secret + `\u0007","data":{}}`, // the sixth rejection: beyond the sample
+	}
+	status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(strings.Join(lines, "\n")), "")
+	if status != http.StatusMultiStatus || br.Accepted != 1 || br.Rejected != 6 {
+		t.Fatalf("status %d %+v", status, br)
+	}
+	var entry struct {
+		Msg        string `json:"msg"`
+		Rejected   int    `json:"rejected"`
+		Rejections []struct {
+			Line  int    `json:"line"`
+			Error string `json:"error"`
+		} `json:"rejections"`
+	}
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, `"msg":"batch"`) {
+			if err := json.Unmarshal([]byte(l), &entry); err != nil {
+				t.Fatalf("log line %s: %v", l, err)
+			}
+		}
+	}
+	if entry.Msg != "batch" || entry.Rejected != 6 {
+		t.Fatalf("no batch log line with 6 rejected lines in:\n%s", logs.String())
+	}
+	want := map[int]string{}
+	for _, r := range br.Results {
+		if r.Status == LineRejected && len(want) < 5 {
+			want[r.Line] = r.Error
+		}
+	}
+	got := map[int]string{}
+	for _, r := range entry.Rejections {
+		got[r.Line] = r.Error
+	}
+	if len(want) != 5 || !maps.Equal(got, want) {
+		t.Errorf("logged rejections %v, want the first 5 as answered: %v", got, want)
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Errorf("the log holds line content:\n%s", logs.String())
+	}
+}
+
+// TestBatchEveryAnswerCounted: an empty batch (400) was not counted in
+// inlet_ingest_requests_total, and a batch for a known source without the
+// events endpoint was counted as an unknown source.
+func TestBatchEveryAnswerCounted(t *testing.T) {
+	reader, tel := newMetered(t)
+	h := newHarness(t, testenv.Embedded(t), nil, tel)
+	for _, tt := range []struct {
+		path   string
+		body   string
+		status int
+		error  string
+	}{
+		{"/events/billing", "", http.StatusBadRequest, "empty batch"},
+		{"/events/billing", "\n\r\n  \n", http.StatusBadRequest, "empty batch"},
+		{"/events/stripe", batchLineFor("e1"), http.StatusNotFound, "batches are not enabled for this source"},
+		{"/events/nope", batchLineFor("e2"), http.StatusNotFound, "unknown source"},
+	} {
+		status, br, hdr := postBatch(t, h, tt.path, "Bearer batch-token-1", []byte(tt.body), "")
+		if status != tt.status || br.Error != tt.error || br.CorrelationID == "" || hdr.Get("X-Correlation-ID") != br.CorrelationID {
+			t.Errorf("%s %q: %d %+v, want %d %q with the correlation id", tt.path, tt.body, status, br, tt.status, tt.error)
+		}
+	}
+	got := telemetrytest.Int64s(t, reader, "inlet.ingest.requests", "source", "outcome", "reason")
+	want := map[string]int64{
+		"billing|rejected|" + reasonMalformed:     2,
+		"stripe|rejected|batch_disabled":          1,
+		"unknown|rejected|" + reasonUnknownSource: 1,
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("requests %v, want %v", got, want)
+	}
+}
