@@ -136,18 +136,8 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		p.retry[t] = d.Topics.RetryTiers[i]
 		p.tier[d.Topics.RetryTiers[i]] = i
 	}
-	for _, name := range d.Sources.Names() {
-		src, _ := d.Sources.Get(name)
-		policy := retryPolicy(src.Retry, d.Topics.RetryTiers)
-		if policy.MaxAttempts > len(policy.Tiers)+1 {
-			return nil, fmt.Errorf("processor: source %q: retry.max_attempts %d is more than its %d tiers allow (one first try plus one per tier: %d)", name, policy.MaxAttempts, len(policy.Tiers), len(policy.Tiers)+1)
-		}
-		for _, tier := range policy.Tiers {
-			if _, ok := p.tier[tier]; !ok {
-				return nil, fmt.Errorf("processor: source %q retries after %v but there is no retry topic for that delay (tiers: %v)", name, tier, d.Topics.RetryTiers)
-			}
-		}
-		p.policies[name] = policy
+	if p.policies, err = RetryPolicies(d.Sources, d.Topics.RetryTiers); err != nil {
+		return nil, err
 	}
 	opts := append([]kgo.Opt{}, d.KafkaOpts...)
 	opts = append(opts,
@@ -472,7 +462,7 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			if !store.IsUnavailable(err) && ctx.Err() == nil {
 				return pending, err
 			}
-			p.log.Warn("redis unavailable; waiting", "error", err, "retry_in", backoff)
+			p.log.Warn("redis unavailable; waiting", "error", err, durationAttr("retry_in", backoff))
 		} else {
 			acquired := make([]string, 0, len(pending))
 			var busy []string
@@ -689,9 +679,9 @@ func (p *Processor) waitOut(ctx, stop context.Context, deadline time.Time, what 
 		if registry.IsDenied(err) {
 			// Not an outage that passes: somebody has to fix the
 			// credentials, and nothing is processed until then.
-			p.log.Error(what+" refused our credentials; waiting (check INLET_SCHEMA_REGISTRY_USER/_PASSWORD/_TOKEN and the user's permissions)", "error", err, "retry_in", backoff)
+			p.log.Error(what+" refused our credentials; waiting (check INLET_SCHEMA_REGISTRY_USER/_PASSWORD/_TOKEN and the user's permissions)", "error", err, durationAttr("retry_in", backoff))
 		} else {
-			p.log.Warn(what+" unavailable; waiting", "error", err, "retry_in", backoff)
+			p.log.Warn(what+" unavailable; waiting", "error", err, durationAttr("retry_in", backoff))
 		}
 		if time.Now().After(deadline) || stop.Err() != nil || !sleep(ctx, backoff) {
 			return fmt.Errorf("%s unavailable past the batch deadline: %w", what, err)
@@ -973,6 +963,18 @@ func (p *Processor) carry(it *item) []kgo.RecordHeader {
 	return out.Headers
 }
 
+// durationAttr is a wait or age in a log line, as Go writes a duration
+// ("30s", "50ms"): slog's JSON handler would write a time.Duration as
+// nanoseconds. Every duration the processor logs goes through it.
+func durationAttr(key string, d time.Duration) slog.Attr {
+	return slog.String(key, d.String())
+}
+
+// logOutcome logs an event's outcome. "stage" is the pipeline's, process
+// (ingest's lines say ingest), as on every line about an event; for a
+// retry or a dead letter, the step of processing that failed (handle,
+// encode, deliver) is "failed_stage": one key, one meaning, so JSON log
+// pipelines (which keep one of two equal keys) lose neither.
 func (p *Processor) logOutcome(it *item) {
 	switch it.outcome {
 	case Processed, Duplicate, Stale:
@@ -994,13 +996,39 @@ func (p *Processor) logOutcome(it *item) {
 		p.log.Warn("event invalid", append(attrs, "error", failureText(it.reason))...)
 		return
 	case DeadLetter:
-		p.log.Error("event dead-lettered", append(attrs, "reason", it.next.Reason, "stage", it.stage, "error", failureText(it.failure), "attempt", it.ev.Attempt)...)
+		p.log.Error("event dead-lettered", append(attrs, "reason", it.next.Reason, "failed_stage", it.stage, "error", failureText(it.failure), "attempt", it.ev.Attempt)...)
 		return
 	case Retried:
-		p.log.Warn("event will be retried", append(attrs, "attempt", it.ev.Attempt, "retry_in", it.next.Delay, "stage", it.stage, "error", failureText(it.failure))...)
+		p.log.Warn("event will be retried", append(attrs, "attempt", it.ev.Attempt, durationAttr("retry_in", it.next.Delay), "failed_stage", it.stage, "error", failureText(it.failure))...)
 		return
 	}
 	p.log.Debug("event done", attrs...)
+}
+
+// RetryPolicies returns each source's retry policy over the retry topics'
+// tiers, or why a source's settings cannot be served: a tier no retry
+// topic has, or more attempts than its tiers allow. New checks the same;
+// a caller may check before anything starts.
+func RetryPolicies(sources *source.File, tiers []time.Duration) (map[string]retry.Policy, error) {
+	out := map[string]retry.Policy{}
+	var errs []error
+	for _, name := range sources.Names() {
+		src, _ := sources.Get(name)
+		policy := retryPolicy(src.Retry, tiers)
+		if policy.MaxAttempts > len(policy.Tiers)+1 {
+			errs = append(errs, fmt.Errorf("processor: source %q: retry.max_attempts %d is more than its %d tiers allow (one first try plus one per tier: %d)", name, policy.MaxAttempts, len(policy.Tiers), len(policy.Tiers)+1))
+		}
+		for _, tier := range policy.Tiers {
+			if !slices.Contains(tiers, tier) {
+				errs = append(errs, fmt.Errorf("processor: source %q retries after %v but there is no retry topic for that delay (tiers: %v)", name, tier, tiers))
+			}
+		}
+		out[name] = policy
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // schemaIDs caches registry IDs of processed schemas by subject and text.

@@ -16,6 +16,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -127,6 +128,35 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Every other setting is checked here too, before the data directory
+	// is touched: a start refused for its settings used to leave a Kafka
+	// log, registry.json and a Redis snapshot behind, as if it had run.
+	if err := c.ingest.CheckSources(sources); err != nil {
+		return err
+	}
+	if _, err := processor.RetryPolicies(sources, kafka.DefaultRetryTiers); err != nil {
+		return err
+	}
+	rt, err := declarative.Router(sources)
+	if err != nil {
+		return err
+	}
+	tok, err := admin.TokensFromEnv()
+	if err != nil {
+		return err
+	}
+	kcfg := kafka.Config{ClientID: "inlet-dev", TopicPrefix: c.prefix, Partitions: 3, ReplicationFactor: -1}
+	if _, err := kcfg.ClientOpts(nil); err != nil { // the brokers are the stack's, set once it runs
+		return err
+	}
+	ctx, stop := service.SignalContext(log)
+	defer stop()
+	tel, err := telemetry.New(ctx, "inlet-dev")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+
 	if err := os.MkdirAll(c.dataDir, 0o755); err != nil {
 		return err
 	}
@@ -134,17 +164,15 @@ func run(args []string) error {
 		DataDir: c.dataDir, KafkaPort: c.kafkaPort, RegistryPort: c.registryPort,
 		RedisPort: c.redisPort, RedisURL: c.redis.URL, Log: log,
 	})
-	if errors.Is(err, devstack.ErrDataDirInUse) {
-		return err // says which stack holds it, and about -data-dir
-	}
 	if err != nil {
-		return fmt.Errorf("%w (is another `make run` running? stop it, or pick other ports with -kafka-port/-registry-port/-redis-port and, for a second stack, another -data-dir: two stacks cannot share one)", err)
+		// A taken data directory says so itself (which stack holds it, and
+		// -data-dir); other stacks and ports are the likely cause only of a
+		// port in use, not of, say, an unreadable Redis snapshot.
+		return portHint(err, "stop it, or pick other ports with -kafka-port/-registry-port/-redis-port and, for a second stack, another -data-dir: two stacks cannot share one")
 	}
 	defer stack.Close()
 
-	ctx, stop := service.SignalContext(log)
-	defer stop()
-	kcfg := kafka.Config{Brokers: stack.Brokers, ClientID: "inlet-dev", TopicPrefix: c.prefix, Partitions: 3, ReplicationFactor: -1}
+	kcfg.Brokers = stack.Brokers
 	topics := kafka.TopicNames(c.prefix, kafka.DefaultRetryTiers)
 	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
 		return err
@@ -157,11 +185,6 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	tel, err := telemetry.New(ctx, "inlet-dev")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
 	opts, err := kcfg.ClientOpts(log)
 	if err != nil {
 		return err
@@ -172,10 +195,6 @@ func run(args []string) error {
 		return err
 	}
 	defer producers.Close()
-	rt, err := declarative.Router(sources)
-	if err != nil {
-		return err
-	}
 	if ropt == nil {
 		if ropt, err = redis.ParseURL(stack.RedisURL); err != nil {
 			return err
@@ -218,10 +237,6 @@ func run(args []string) error {
 		return err
 	}
 	defer q.Close()
-	tok, err := admin.TokensFromEnv()
-	if err != nil {
-		return err
-	}
 	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Trace: hist.Handler(), Log: log, Meter: tel.Meter})
 	if err != nil {
 		return err
@@ -233,11 +248,11 @@ func run(args []string) error {
 	}
 	ln, err := net.Listen("tcp", c.ingest.Addr)
 	if err != nil {
-		return fmt.Errorf("%w (is another `make run` running? stop it, or pick another address: INLET_INGEST_ADDR=127.0.0.1:18080 make run)", err)
+		return portHint(err, "stop it, or pick another address: INLET_INGEST_ADDR=127.0.0.1:18080 make run")
 	}
 	adminLn, err := net.Listen("tcp", c.adminAddr)
 	if err != nil {
-		return fmt.Errorf("%w (is another `make run` running? stop it, or pick another address: INLET_ADMIN_ADDR=127.0.0.1:19090 make run)", err)
+		return portHint(err, "stop it, or pick another address: INLET_ADMIN_ADDR=127.0.0.1:19090 make run")
 	}
 	adminSrv := service.AdminServer(adminMux(srv, tel, api))
 
@@ -266,6 +281,15 @@ func run(args []string) error {
 		log: log, drain: c.ingest.DrainTimeout, served: errc,
 		ingest: srv, admin: adminSrv, proc: procTask, alerts: alerts,
 	}.run(ctx)
+}
+
+// portHint adds to err, when a port was in use, that another `make run`
+// may hold it and what to do (hint); any other error is returned as it is.
+func portHint(err error, hint string) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("%w (is another `make run` running? %s)", err, hint)
+	}
+	return err
 }
 
 // embeddedRegistry is a client for the embedded schema registry at url. It
@@ -334,7 +358,9 @@ See it on the raw topic, then processed (Avro, decoded through the registry):
 	// A pasted export sets what it says: never a placeholder, nor an
 	// empty INLET_ADMIN_TOKEN= over the operator's own.
 	head := "Operate it:"
-	first := []string{"INLET_KAFKA_BROKERS=" + b.brokers, "INLET_SCHEMA_REGISTRY_URL=" + b.registryURL}
+	// INLET_ADMIN_URL too: without it inletctl trace asks 127.0.0.1:9090,
+	// which with -admin-addr elsewhere is nothing, or another stack.
+	first := []string{"INLET_ADMIN_URL=" + adminURL(b.adminAddr), "INLET_KAFKA_BROKERS=" + b.brokers, "INLET_SCHEMA_REGISTRY_URL=" + b.registryURL}
 	second := []string{"INLET_SOURCES=" + b.sources}
 	var notes []string
 	if b.token != "" {
@@ -359,6 +385,20 @@ See it on the raw topic, then processed (Avro, decoded through the registry):
 	}
 	w.WriteString("\nCtrl-C stops everything.\n")
 	return w.String()
+}
+
+// adminURL is the URL a client on this machine reaches the admin listener
+// at, from the address it listens on: one listening on every interface
+// (0.0.0.0, ::) is asked on 127.0.0.1.
+func adminURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
 
 // hasPassword reports whether the Redis URL s holds a password; one that

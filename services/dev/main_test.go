@@ -167,17 +167,18 @@ func TestBanner(t *testing.T) {
 		sources: "deploy/sources.example.yaml",
 	}
 	for _, c := range []struct {
-		name     string
-		token    string // made up for the run; "" when the operator set one
-		redisURL string
-		want     []string // lines
-		notWant  []string // substrings
+		name      string
+		token     string // made up for the run; "" when the operator set one
+		redisURL  string
+		adminAddr string   // "": base's
+		want      []string // lines
+		notWant   []string // substrings
 	}{
 		{
 			name: "made-up token, embedded redis", token: "0123abcd", redisURL: base.redisURL,
 			want: []string{
 				"Operate it (the admin API token is made up for this run):",
-				"  export INLET_ADMIN_TOKEN=0123abcd INLET_KAFKA_BROKERS=127.0.0.1:9092 INLET_SCHEMA_REGISTRY_URL=http://127.0.0.1:8081",
+				"  export INLET_ADMIN_TOKEN=0123abcd INLET_ADMIN_URL=http://127.0.0.1:9090 INLET_KAFKA_BROKERS=127.0.0.1:9092 INLET_SCHEMA_REGISTRY_URL=http://127.0.0.1:8081",
 				"  export INLET_REDIS_URL=redis://127.0.0.1:6390/0 INLET_SOURCES=deploy/sources.example.yaml",
 			},
 			notWant: []string{"you configured", "not printed"},
@@ -185,7 +186,7 @@ func TestBanner(t *testing.T) {
 		{
 			name: "operator's token", redisURL: base.redisURL,
 			want: []string{
-				"  export INLET_KAFKA_BROKERS=127.0.0.1:9092 INLET_SCHEMA_REGISTRY_URL=http://127.0.0.1:8081",
+				"  export INLET_ADMIN_URL=http://127.0.0.1:9090 INLET_KAFKA_BROKERS=127.0.0.1:9092 INLET_SCHEMA_REGISTRY_URL=http://127.0.0.1:8081",
 				"The admin API token is the one you configured (INLET_ADMIN_TOKEN or INLET_ADMIN_TOKEN_FILE), not printed: set it where you run these.",
 			},
 			notWant: []string{"INLET_ADMIN_TOKEN=", "made up"},
@@ -204,10 +205,23 @@ func TestBanner(t *testing.T) {
 			want:    []string{"  export INLET_REDIS_URL=redis://app@db.internal:6379/0 INLET_SOURCES=deploy/sources.example.yaml"},
 			notWant: []string{"not printed"},
 		},
+		{
+			// inletctl trace defaults to 127.0.0.1:9090: a stack elsewhere
+			// must say where, or trace asks whatever owns that port.
+			name: "admin on another port", token: "0123abcd", redisURL: base.redisURL, adminAddr: "127.0.0.1:19090",
+			want: []string{"  export INLET_ADMIN_TOKEN=0123abcd INLET_ADMIN_URL=http://127.0.0.1:19090 INLET_KAFKA_BROKERS=127.0.0.1:9092 INLET_SCHEMA_REGISTRY_URL=http://127.0.0.1:8081"},
+		},
+		{
+			name: "admin on every interface", token: "0123abcd", redisURL: base.redisURL, adminAddr: "[::]:19090",
+			want: []string{"  export INLET_ADMIN_TOKEN=0123abcd INLET_ADMIN_URL=http://127.0.0.1:19090 INLET_KAFKA_BROKERS=127.0.0.1:9092 INLET_SCHEMA_REGISTRY_URL=http://127.0.0.1:8081"},
+		},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			b := base
 			b.token, b.redisURL = c.token, c.redisURL
+			if c.adminAddr != "" {
+				b.adminAddr = c.adminAddr
+			}
 			out := b.String()
 			lines := strings.Split(out, "\n")
 			for _, w := range c.want {

@@ -32,11 +32,15 @@ const defaultTraceSince = 30 * 24 * time.Hour
 // defaultTraceTimeout is trace --event's time budget.
 const defaultTraceTimeout = 2 * time.Minute
 
+// maxDeliveries bounds how many deliveries of one event trace --event
+// shows: the first ones, oldest first; it says how to see the others.
+const maxDeliveries = 20
+
 // traceCmd is trace, also by the sender's event id: --event ID --source S
-// finds the event's correlation id on the raw topic (key source:event-id),
-// then shows that event's entries of its history like trace
-// <correlation-id> (exit 3 when none are kept). --since bounds how far
-// back the raw topic is read, --timeout how long.
+// finds the event's deliveries on the raw topic (key source:event-id),
+// each with its correlation id, then shows that event's entries of each
+// one's history like trace <correlation-id> (exit 3 when none are kept).
+// --since bounds how far back the raw topic is read, --timeout how long.
 func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 	var eventID, src, sinceArg, timeoutArg string
 	own := map[string]*string{"event": &eventID, "source": &src, "since": &sinceArg, "timeout": &timeoutArg}
@@ -62,10 +66,21 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 		if sinceArg != "" || timeoutArg != "" {
 			return exitUsage, errors.New("trace: --since and --timeout go with --event and --source")
 		}
-		return trace(rest, out, nil)
+		return trace(rest, out)
 	}
 	if eventID == "" || src == "" {
 		return exitUsage, errors.New("trace: --event and --source go together")
+	}
+	f, code, err := parseTraceFlags(rest)
+	if code != 0 || err != nil {
+		if code == exitOK {
+			err = nil
+		}
+		return code, err
+	}
+	if len(f.args) > 0 {
+		f.usage()
+		return exitUsage, errors.New("trace: --event takes no correlation id")
 	}
 	since, err := parseSince(sinceArg, time.Now())
 	if err != nil {
@@ -84,22 +99,22 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 		return exitError, err
 	}
 	topic := kafka.TopicNames(kcfg.TopicPrefix, nil).Raw
-	corr, err := correlationOf(ctx, opts, topic, envelope.IdempotencyKey(src, eventID), since)
+	found, err := deliveriesOf(ctx, opts, topic, envelope.IdempotencyKey(src, eventID), since, maxDeliveries)
 	if si := (*searchIncomplete)(nil); errors.As(err, &si) && errors.Is(err, context.DeadlineExceeded) {
 		return exitError, fmt.Errorf("trace: event %s of source %s not found within --timeout %v: %s; narrow --since or raise --timeout", eventID, src, timeout, si.searched())
 	}
 	if err != nil {
 		return exitError, err
 	}
-	if corr == "" {
+	if found.total == 0 {
 		if since.IsZero() {
 			return exitNotFound, fmt.Errorf("event %s of source %s is not on %s (never received?)", eventID, src, topic)
 		}
 		return exitNotFound, fmt.Errorf("event %s of source %s is not on %s since %s (never received, or earlier: try --since all)", eventID, src, topic, since.UTC().Format(time.RFC3339))
 	}
-	// Other events may share the correlation id (a sender reusing one):
+	// Other events may share a correlation id (a sender reusing one):
 	// only this one's entries are shown.
-	return trace(append(rest, corr), out, &eventOf{id: eventID, source: src})
+	return traceEvent(f, out, eventOf{id: eventID, source: src}, found, since)
 }
 
 // parseSince reads --since: an RFC 3339 time, a duration back from now
@@ -179,12 +194,36 @@ func partitions(ps []int32, home int32) string {
 	return "partitions " + strings.Join(s, ", ")
 }
 
-// correlationOf finds key on the raw topic among the records at or after
-// since (zero: the whole topic) and returns the correlation id of the
-// latest: first in the partition the key hashes to (the producer's default
-// partitioner), then, if the partition count changed since, everywhere.
-// When ctx ends first, the error is a *searchIncomplete wrapping ctx's.
-func correlationOf(ctx context.Context, opts []kgo.Opt, topic, key string, since time.Time) (string, error) {
+// delivery is one record of an event on the raw topic: ingest writes
+// each delivery by the sender, redeliveries included, under the same key
+// (until compaction keeps only the latest).
+type delivery struct {
+	n         int // 1 for the first found, oldest first
+	corr      string
+	partition int32
+	offset    int64
+	at        time.Time // the record's timestamp
+}
+
+func (d delivery) where(topic string) string {
+	return fmt.Sprintf("%s/%d/%d", topic, d.partition, d.offset)
+}
+
+// deliveries are what deliveriesOf found.
+type deliveries struct {
+	topic string
+	shown []delivery // the first ones, oldest first, at most the limit
+	total int        // found in all
+	next  time.Time  // the timestamp of the first not shown, if any
+}
+
+// deliveriesOf finds key's records on the raw topic among those at or
+// after since (zero: the whole topic), oldest first, keeping the first
+// limit: first in the partition the key hashes to (the producer's default
+// partitioner), then, only if none is there (the partition count changed
+// since), everywhere. When ctx ends first, the error is a
+// *searchIncomplete wrapping ctx's.
+func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since time.Time, limit int) (*deliveries, error) {
 	si := &searchIncomplete{topic: topic, since: since, home: -1}
 	stopped := func(err error) error {
 		if err != nil && ctx.Err() != nil {
@@ -195,58 +234,75 @@ func correlationOf(ctx context.Context, opts []kgo.Opt, topic, key string, since
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 	td, err := adm.ListTopics(ctx, topic)
 	if err != nil {
-		return "", stopped(err)
+		return nil, stopped(err)
 	}
 	t, ok := td[topic]
 	if !ok || t.Err != nil || len(t.Partitions) == 0 {
-		return "", fmt.Errorf("topic %s not found", topic)
+		return nil, fmt.Errorf("topic %s not found", topic)
 	}
 	n := len(t.Partitions)
 	home := int32(kgo.StickyKeyPartitioner(nil).ForTopic(topic).Partition(&kgo.Record{Key: []byte(key)}, n))
 	si.home = home
 	all, err := kafka.RangeOf(ctx, adm, topic, since, time.Time{})
 	if err != nil {
-		return "", stopped(err)
+		return nil, stopped(err)
 	}
 	// Read as every topic reader here does (kafka.ReadSpan): a first poll
 	// may take seconds on a cold client over a slow link, and stopping at
 	// the first empty one said "never received" for events on the log.
-	find := func(parts []int32) (string, error) {
+	// Only the key's records are kept, a few fields each.
+	find := func(parts []int32) ([]delivery, error) {
 		sp := kafka.Span{}
 		for _, p := range parts {
 			if r, ok := all[p]; ok {
 				sp[p] = r
 			}
 		}
-		corr := ""
+		var found []delivery
 		si.partial = parts
 		err := kafka.ReadSpan(ctx, opts, topic, sp, func(r *kgo.Record) error {
 			if string(r.Key) == key {
-				corr = retry.Get(r.Headers, retry.HeaderCorrelationID)
+				found = append(found, delivery{corr: retry.Get(r.Headers, retry.HeaderCorrelationID), partition: r.Partition, offset: r.Offset, at: r.Timestamp})
 			}
 			return nil
 		})
 		if err != nil {
-			return "", stopped(err)
+			return nil, stopped(err)
 		}
 		si.partial, si.done = nil, append(si.done, parts...)
-		return corr, nil
+		return found, nil
 	}
-	if corr, err := find([]int32{home}); err != nil || corr != "" {
-		return corr, err
-	}
-	var others []int32
-	for p := range t.Partitions {
-		if p != home {
-			others = append(others, p)
+	found, err := find([]int32{home})
+	if err == nil && len(found) == 0 {
+		var others []int32
+		for p := range t.Partitions {
+			if p != home {
+				others = append(others, p)
+			}
 		}
+		slices.Sort(others)
+		found, err = find(others)
+		// Across partitions, the records' timestamps order them; within
+		// one, offsets (ReadSpan's order) do.
+		slices.SortStableFunc(found, func(a, b delivery) int { return a.at.Compare(b.at) })
 	}
-	slices.Sort(others)
-	return find(others)
+	if err != nil {
+		return nil, err
+	}
+	d := &deliveries{topic: topic, total: len(found)}
+	if len(found) > limit {
+		d.next = found[limit].at
+		found = found[:limit]
+	}
+	for i := range found {
+		found[i].n = i + 1
+	}
+	d.shown = found
+	return d, nil
 }

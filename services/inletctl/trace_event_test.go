@@ -42,9 +42,9 @@ func TestCorrelationOfOnASlowLink(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, host)
 	})
-	corr, err := correlationOf(ctx, []kgo.Opt{kgo.SeedBrokers(env.Brokers...), slow}, topics.Raw, "stripe:evt_slow", time.Time{})
-	if err != nil || corr != "corr-slow" {
-		t.Fatalf("correlationOf = %q, %v; want corr-slow", corr, err)
+	found, err := deliveriesOf(ctx, []kgo.Opt{kgo.SeedBrokers(env.Brokers...), slow}, topics.Raw, "stripe:evt_slow", time.Time{}, maxDeliveries)
+	if err != nil || found.total != 1 || found.shown[0].corr != "corr-slow" {
+		t.Fatalf("deliveriesOf = %+v, %v; want corr-slow", found, err)
 	}
 }
 
