@@ -47,6 +47,15 @@ func (c *LogConfig) Logger(w io.Writer) (*slog.Logger, error) {
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(c.Format) {
 	case "json":
+		// A time.Duration as slog's JSON handler writes it is nanoseconds
+		// ("retry_in":30000000000); as text ("30s") a person reads it, and
+		// the text handler writes it so already.
+		opts.ReplaceAttr = func(_ []string, a slog.Attr) slog.Attr {
+			if a.Value.Kind() == slog.KindDuration {
+				return slog.String(a.Key, a.Value.Duration().String())
+			}
+			return a
+		}
 		return slog.New(slog.NewJSONHandler(w, opts)), nil
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil

@@ -1,11 +1,15 @@
 package service
 
 import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // TestAdminServerLimits: the admin listener is on the cluster network;
@@ -83,5 +87,25 @@ func TestRegistryCredentials(t *testing.T) {
 				t.Errorf("Authorization %q, want scheme %q", auth, c.auth)
 			}
 		})
+	}
+}
+
+// Durations in JSON log lines are text, as in the text format: slog's JSON
+// handler writes nanoseconds.
+func TestJSONLogDurations(t *testing.T) {
+	var buf bytes.Buffer
+	c := LogConfig{Level: "info", Format: "json"}
+	log, err := c.Logger(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log.With("lease", time.Minute).Info("waiting", "retry_in", 30*time.Second, slog.Group("g", "d", 1500*time.Millisecond), "n", 3)
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	g, _ := line["g"].(map[string]any)
+	if line["retry_in"] != "30s" || line["lease"] != "1m0s" || g["d"] != "1.5s" || line["n"] != float64(3) {
+		t.Errorf("line %s: want durations as text, other values as they are", buf.String())
 	}
 }
