@@ -1,10 +1,15 @@
 package source
 
-import "net/http"
+import (
+	"fmt"
+	"net/http"
+)
 
 // applyKindDefaults fills in where each provider puts its event metadata,
-// leaving anything the file sets alone.
-func (s *Source) applyKindDefaults() {
+// leaving anything the file sets alone. Every kind has its own case: a kind
+// without one is an error, not the hmac defaults (it used to fall into them
+// silently, schema version v1 included).
+func (s *Source) applyKindDefaults() error {
 	def := func(f *Field, d Field) {
 		if f.Header == "" && f.Pointer == "" && len(f.Fallback) == 0 {
 			f.Header, f.Pointer, f.Fallback, f.pointerFirst = d.Header, d.Pointer, d.Fallback, d.pointerFirst
@@ -40,17 +45,20 @@ func (s *Source) applyKindDefaults() {
 		def(&s.EventType, Field{Pointer: "/type"})
 		def(&s.EventID, Field{Header: "webhook-id"})
 		def(&s.OccurredAt, Field{Pointer: "/timestamp"})
-	default:
+	case KindHMAC, KindNone:
 		// From the signed body first: kind hmac signs only the body, so a
 		// replayed delivery could carry a fresh X-Event-Id (a new event to
 		// dedup) or another X-Event-Type. The headers serve bodies without
 		// the field, or that are not JSON.
 		def(&s.EventType, Field{Header: "X-Event-Type", Pointer: "/type", pointerFirst: true})
 		def(&s.EventID, Field{Header: "X-Event-Id", Pointer: "/id", pointerFirst: true})
+	default:
+		return fmt.Errorf("kind %q: no metadata defaults for it in pkg/source (add its case to applyKindDefaults)", s.Kind)
 	}
 	if s.SchemaVersion.Default == "" {
 		s.SchemaVersion.Default = DefaultSchemaVersion
 	}
+	return nil
 }
 
 // kindHeaders are the non-secret headers worth keeping for each kind:
@@ -70,8 +78,14 @@ func kindHeaders(kind string) []string {
 	return common
 }
 
-// signatureHeaders are never copied into envelopes: they are useless once
-// verified and some schemes make them replayable.
+// signatureHeaders are never copied into envelopes. Envelope headers are
+// an allowlist, kindHeaders plus the source's keep_headers; these names are
+// taken out of it, so that a keep_headers entry naming one cannot copy a
+// signature (or a credential) into every envelope, kept forever on the
+// compacted raw topic. A signature is useless once verified, and one over
+// the body alone (no timestamp) lets whoever reads it replay the delivery.
+// Every kind's signature header belongs here: TestKindDefaults checks that
+// no header whose value depends on the secret is kept.
 func signatureHeaders(s *Source) []string {
 	h := []string{"Stripe-Signature", "X-Hub-Signature", "X-Hub-Signature-256", "X-Shopify-Hmac-Sha256", "Webhook-Signature", "Authorization", "Cookie"}
 	if s.HMAC.Header != "" {

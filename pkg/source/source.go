@@ -24,14 +24,17 @@ import (
 	"github.com/inletdev/inlet/pkg/webhook"
 )
 
-// Kinds of source, named after how they sign.
+// Kinds of source, named after how they sign: pkg/webhook's kinds, which
+// its New builds and its Kinds lists. Each also needs its case in
+// applyKindDefaults (kinds.go): Parse refuses a kind webhook knows and this
+// package has no defaults for.
 const (
-	KindStripe           = "stripe"
-	KindGitHub           = "github"
-	KindShopify          = "shopify"
-	KindStandardWebhooks = "standard-webhooks"
-	KindHMAC             = "hmac"
-	KindNone             = "none"
+	KindStripe           = webhook.KindStripe
+	KindGitHub           = webhook.KindGitHub
+	KindShopify          = webhook.KindShopify
+	KindStandardWebhooks = webhook.KindStandardWebhooks
+	KindHMAC             = webhook.KindHMAC
+	KindNone             = webhook.KindNone
 )
 
 // Defaults for settings a source leaves out.
@@ -299,13 +302,18 @@ func (s *Source) init(lc loadCfg) error {
 	// Checked here too, not only when the provider is built from the
 	// secrets: the processor and inletctl load the file without them, and
 	// their --check-config passed a file ingest then refused.
-	if !slices.Contains(webhook.Kinds(), s.Kind) {
+	knownKind := slices.Contains(webhook.Kinds(), s.Kind)
+	if !knownKind {
 		errs = append(errs, fmt.Errorf("kind %q: want one of %s", s.Kind, strings.Join(webhook.Kinds(), ", ")))
 	}
 	if s.Kind == KindHMAC && s.HMAC.Header == "" {
 		errs = append(errs, errors.New("kind hmac: hmac.header must name the signature header"))
 	}
-	s.applyKindDefaults()
+	// An unknown kind is refused above already; a kind pkg/webhook knows
+	// but applyKindDefaults lacks is a build missing its defaults.
+	if err := s.applyKindDefaults(); err != nil && knownKind {
+		errs = append(errs, err)
+	}
 	for _, f := range []*Field{&s.EventType, &s.EventID, &s.SchemaVersion, &s.OccurredAt} {
 		f.compile()
 	}

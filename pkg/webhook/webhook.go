@@ -4,9 +4,9 @@
 // Each provider has its own file and type (Stripe, GitHub, Shopify,
 // StandardWebhooks, HMAC for in-house senders, and None for explicitly
 // unsigned sources). Every type implements Provider: Verify checks a received
-// request, Sign produces the headers the provider would send, for tests, load
-// generation and sample requests. New builds a Provider from a kind name, for
-// use by configuration.
+// request, Sign produces the headers the provider would send, for tests and
+// sample requests. New builds a Provider from a kind name, for use by
+// configuration; Kinds lists the names it knows.
 //
 // All providers:
 //
@@ -40,8 +40,12 @@ type Verifier interface {
 
 // Signer produces the signature headers a provider would send.
 type Signer interface {
-	// Sign sets the headers a provider would send for body at time now (used by tests,
-	// the load generator and `make run`'s sample curl).
+	// Sign sets the headers a provider would send for body at time now, under
+	// the first secret. Tests sign with it, and so does code holding a
+	// Provider from New (services/dev's sample curl for its Shopify source,
+	// loadtest/benchingest's Stripe requests). The load generator
+	// (loadtest/gen) does not: it implements each scheme again from the
+	// providers' documentation, so that the two check each other.
 	Sign(h http.Header, body []byte, now time.Time) error
 }
 

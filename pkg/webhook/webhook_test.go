@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,24 +13,30 @@ import (
 	"github.com/inletdev/inlet/pkg/webhook"
 )
 
+type newTest struct {
+	kind    string
+	secrets [][]byte
+	opts    webhook.Options
+	want    any // a value of the type New must return
+}
+
+// newTests are TestNew's round trips: New builds the type, Sign's headers
+// verify, no headers do not. Every kind in Kinds() but none (unsigned, tested
+// on its own below) needs a row: TestKindsCovered checks it.
+var newTests = []newTest{
+	{kind: "stripe", secrets: secrets("whsec_a"), want: &webhook.Stripe{}},
+	{kind: "github", secrets: secrets("a"), want: &webhook.GitHub{}},
+	{kind: "shopify", secrets: secrets("a"), want: &webhook.Shopify{}},
+	{kind: "standard-webhooks", secrets: secrets(swSecret), want: &webhook.StandardWebhooks{}},
+	{kind: "hmac", secrets: secrets("a"), opts: webhook.Options{HMAC: webhook.HMACConfig{Header: "X-Sig"}}, want: &webhook.HMAC{}},
+	{kind: "hmac", opts: webhook.Options{HMAC: webhook.HMACConfig{Header: "X-Sig", Secrets: secrets("a")}}, want: &webhook.HMAC{}},
+	{kind: "github", secrets: secrets("a"), opts: webhook.Options{Tolerance: time.Minute}, want: &webhook.GitHub{}},
+}
+
 func TestNew(t *testing.T) {
 	body := []byte(`{"id":"evt_1"}`)
 	now := time.Unix(1_700_000_000, 0)
-	tests := []struct {
-		kind    string
-		secrets [][]byte
-		opts    webhook.Options
-		want    any
-	}{
-		{kind: "stripe", secrets: secrets("whsec_a"), want: &webhook.Stripe{}},
-		{kind: "github", secrets: secrets("a"), want: &webhook.GitHub{}},
-		{kind: "shopify", secrets: secrets("a"), want: &webhook.Shopify{}},
-		{kind: "standard-webhooks", secrets: secrets(swSecret), want: &webhook.StandardWebhooks{}},
-		{kind: "hmac", secrets: secrets("a"), opts: webhook.Options{HMAC: webhook.HMACConfig{Header: "X-Sig"}}, want: &webhook.HMAC{}},
-		{kind: "hmac", opts: webhook.Options{HMAC: webhook.HMACConfig{Header: "X-Sig", Secrets: secrets("a")}}, want: &webhook.HMAC{}},
-		{kind: "github", secrets: secrets("a"), opts: webhook.Options{Tolerance: time.Minute}, want: &webhook.GitHub{}},
-	}
-	for _, tt := range tests {
+	for _, tt := range newTests {
 		t.Run(tt.kind+" round trip", func(t *testing.T) {
 			p, err := webhook.New(tt.kind, tt.secrets, tt.opts)
 			if err != nil {
@@ -134,20 +141,28 @@ func TestIsUnauthorized(t *testing.T) {
 	}
 }
 
+// concurrentKinds are the New arguments TestConcurrentVerify uses for each
+// kind: every kind in Kinds() but none, which accepts every request
+// (TestKindsCovered checks it).
+var concurrentKinds = map[string]struct {
+	secrets [][]byte
+	opts    webhook.Options
+}{
+	"stripe":            {secrets: secrets("whsec_a", "whsec_b")},
+	"github":            {secrets: secrets("a", "b")},
+	"shopify":           {secrets: secrets("a", "b")},
+	"standard-webhooks": {secrets: secrets(swSecret)},
+	"hmac":              {secrets: secrets("a", "b"), opts: webhook.Options{HMAC: webhook.HMACConfig{Header: "X-Sig"}}},
+}
+
 // TestConcurrentVerify runs every provider from several goroutines at once;
 // run it with -race.
 func TestConcurrentVerify(t *testing.T) {
 	body := []byte(`{"id":"evt_1"}`)
 	now := time.Unix(1_700_000_000, 0)
-	kinds := map[string][][]byte{
-		"stripe":            secrets("whsec_a", "whsec_b"),
-		"github":            secrets("a", "b"),
-		"shopify":           secrets("a", "b"),
-		"standard-webhooks": secrets(swSecret),
-	}
-	for kind, ss := range kinds {
+	for kind, args := range concurrentKinds {
 		t.Run(kind, func(t *testing.T) {
-			p, err := webhook.New(kind, ss, webhook.Options{})
+			p, err := webhook.New(kind, args.secrets, args.opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -174,6 +189,77 @@ func TestConcurrentVerify(t *testing.T) {
 				if err := <-errs; err != nil {
 					t.Error(err)
 				}
+			}
+		})
+	}
+}
+
+// TestKindsCovered guards the wiring of a new kind: every kind Kinds()
+// lists must have a case in New that builds a working provider (Sign's
+// headers verify, a changed body does not, no headers are missing), a row
+// in TestNew's table (newTests) and an entry in TestConcurrentVerify's map
+// (concurrentKinds), and, if it refuses an old signed timestamp, take
+// Options.Tolerance from New. Kinds the tables name must be in Kinds().
+func TestKindsCovered(t *testing.T) {
+	body := []byte(`{"id":"evt_1"}`)
+	now := time.Unix(1_700_000_000, 0)
+	kinds := webhook.Kinds()
+	for _, tt := range newTests {
+		if !slices.Contains(kinds, tt.kind) {
+			t.Errorf("TestNew's table has kind %q, which Kinds() does not list", tt.kind)
+		}
+	}
+	for kind := range concurrentKinds {
+		if !slices.Contains(kinds, kind) {
+			t.Errorf("TestConcurrentVerify's map has kind %q, which Kinds() does not list", kind)
+		}
+	}
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			if kind == webhook.KindNone {
+				p, err := webhook.New(kind, nil, webhook.Options{})
+				if err != nil {
+					t.Fatalf("New(%q): %v; does New have a case for it?", kind, err)
+				}
+				checkErr(t, p.Verify(http.Header{}, body, now), nil)
+				return
+			}
+			i := slices.IndexFunc(newTests, func(tt newTest) bool { return tt.kind == kind })
+			if i < 0 {
+				t.Fatalf("kind %q has no row in TestNew's table (newTests in webhook_test.go)", kind)
+			}
+			if _, ok := concurrentKinds[kind]; !ok {
+				t.Errorf("kind %q has no entry in TestConcurrentVerify's map (concurrentKinds in webhook_test.go)", kind)
+			}
+			tt := newTests[i]
+			p, err := webhook.New(kind, tt.secrets, tt.opts)
+			if err != nil {
+				t.Fatalf("New(%q): %v; does New have a case for it?", kind, err)
+			}
+			good := signed(t, p, body, now)
+			if len(good) == 0 {
+				t.Fatalf("%s: Sign set no header", kind)
+			}
+			checkErr(t, p.Verify(good, body, now), nil)
+			checkErr(t, p.Verify(good, tamper(body), now), webhook.ErrSignatureMismatch)
+			checkErr(t, p.Verify(http.Header{}, body, now), webhook.ErrMissingSignature)
+
+			// A kind that refuses a signature made a month ago checks a
+			// signed timestamp: New must pass it Options.Tolerance.
+			then := now.Add(-30 * 24 * time.Hour)
+			err = p.Verify(signed(t, p, body, then), body, now)
+			if !errors.Is(err, webhook.ErrTimestampOutOfTolerance) {
+				checkErr(t, err, nil) // no timestamp: a month-old signature is as good
+				return
+			}
+			opts := tt.opts
+			opts.Tolerance = 31 * 24 * time.Hour
+			p, err = webhook.New(kind, tt.secrets, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := p.Verify(signed(t, p, body, then), body, now); err != nil {
+				t.Fatalf("%s checks a signed timestamp but ignores Options.Tolerance (a case in New that does not pass opts.Tolerance?): %v", kind, err)
 			}
 		})
 	}
