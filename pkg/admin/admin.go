@@ -16,6 +16,8 @@
 //	                                          (a requeue answers the entries it skipped, a decision by ids
 //	                                          those it did not decide: see DecideResponse; 404 when none
 //	                                          is on the queue, 409 when every one was already decided)
+//	                                          (a listing or decision whose filter names a source not in
+//	                                          Deps.Sources and matches nothing: 400, with known_sources)
 //	(the same for /v1/invalid)
 //	GET  /v1/depth                            {"dlq":n,"invalid":n} unresolved entries
 //	GET  /v1/trace/{id}                       one correlation id's history: {"stages":[…], "dropped_entries":n}
@@ -105,6 +107,11 @@ type Deps struct {
 	// Meter counts requeues and discards made through the API
 	// (inlet.ops.actions); nil counts nothing.
 	Meter metric.Meter
+	// Sources are the sources file's source names (source.File.Names):
+	// a listing or a decision whose filter names another source and
+	// matches no entry is refused (400, naming them), as inletctl refuses
+	// it. Nil: the sources are not known, and it answers a count of 0.
+	Sources []string
 }
 
 // API is the admin http.Handler.
@@ -304,6 +311,9 @@ func (a *API) list(topic string) http.Handler {
 				unavailable(w, err)
 				return
 			}
+			if n == 0 && a.unknownSource(w, f.Source) {
+				return
+			}
 			writeJSON(w, http.StatusOK, map[string]any{"count": n, "groups": groups})
 			return
 		}
@@ -321,6 +331,9 @@ func (a *API) list(topic string) http.Handler {
 		}
 		if err != nil {
 			unavailable(w, err)
+			return
+		}
+		if l.Total == 0 && a.unknownSource(w, f.Source) {
 			return
 		}
 		body := map[string]any{"count": l.Total, "entries": entries(l.Entries, false)}
@@ -438,8 +451,23 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 			unavailable(w, err)
 			return
 		}
+		if len(f.IDs) == 0 && res.Count == 0 && res.Skipped == 0 && a.unknownSource(w, f.Source) {
+			return
+		}
 		writeJSON(w, http.StatusOK, NewDecideResponse(action, req.DryRun, actor, res))
 	})
+}
+
+// unknownSource answers 400, naming the known sources, and reports true
+// when a filter that matched nothing names a source not in Deps.Sources
+// (see ops.UnknownSource).
+func (a *API) unknownSource(w http.ResponseWriter, source string) bool {
+	err := ops.UnknownSource(a.d.Sources, source)
+	if err == nil {
+		return false
+	}
+	writeJSON(w, http.StatusBadRequest, map[string]any{"error": err.Error(), "known_sources": a.d.Sources})
+	return true
 }
 
 // NewDecideResponse is the answer to a decision d: what the admin API

@@ -395,6 +395,50 @@ func TestRequeueReportsSkippedEntries(t *testing.T) {
 	}
 }
 
+// TestUnknownSourceIsRefused: with the sources known (Deps.Sources), a
+// filter naming a source that is not one of them and matching no entry is
+// a bad request (400) naming the known sources, for a listing and a
+// decision, dry run or not: it answered 200 with a count of 0, which reads
+// as "nothing to do" when the source was mistyped. A source no longer in
+// the file whose entries are still on the queue is found and decided. Not
+// knowing the sources, the API answers as before.
+func TestUnknownSourceIsRefused(t *testing.T) {
+	q := newFake()
+	q.entries[topics.DLQ] = append(q.entries[topics.DLQ], &ops.Entry{ID: "inlet.dlq/0/9", Source: "retired", LastError: "sink answered 503"})
+	a, err := New(Tokens{Write: "w"}, Deps{Queues: q, Topics: topics, Sources: []string{"shop", "stripe"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(a)
+	t.Cleanup(srv.Close)
+	for _, c := range []struct{ method, path, body string }{
+		{"GET", "/v1/dlq?source=nosuch", ""},
+		{"GET", "/v1/invalid?source=nosuch&group=true", ""},
+		{"POST", "/v1/dlq/requeue", `{"filter":{"source":"nosuch"},"reason":"x"}`},
+		{"POST", "/v1/invalid/discard", `{"filter":{"source":"nosuch","error":"503"},"reason":"x","dry_run":true}`},
+	} {
+		code, m, _ := call(t, srv, c.method, c.path, "w", c.body)
+		msg, _ := m["error"].(string)
+		known, _ := m["known_sources"].([]any)
+		if code != http.StatusBadRequest || !strings.Contains(msg, `"nosuch"`) || !strings.Contains(msg, "shop, stripe") || fmt.Sprint(known) != "[shop stripe]" {
+			t.Errorf("%s %s %s: %d %v; want 400 naming the known sources", c.method, c.path, c.body, code, m)
+		}
+	}
+	if code, m, _ := call(t, srv, "GET", "/v1/invalid?source=stripe", "w", ""); code != 200 || m["count"].(float64) != 0 {
+		t.Errorf("a known source matching nothing: %d %v; want 200, count 0", code, m)
+	}
+	if code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"filter":{"source":"retired"},"reason":"source retired"}`); code != 200 || m["count"].(float64) != 1 {
+		t.Errorf("a source no longer in the file, with an entry: %d %v; want it discarded", code, m)
+	}
+	if len(q.calls) != 3 || q.calls[2] != "discard by admin-token:write" {
+		t.Errorf("calls %v", q.calls)
+	}
+	srv = newServer(t, newFake(), Tokens{Write: "w"})
+	if code, m, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w", `{"filter":{"source":"nosuch"},"reason":"x"}`); code != 200 || m["count"].(float64) != 0 {
+		t.Errorf("sources not known: %d %v; want 200, count 0", code, m)
+	}
+}
+
 func TestDisabled(t *testing.T) {
 	_, err := New(Tokens{}, Deps{Queues: newFake(), Topics: topics})
 	if !errors.Is(err, ErrDisabled) {

@@ -1,6 +1,7 @@
 package ops
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -59,5 +60,26 @@ func TestGroupsAreBounded(t *testing.T) {
 	}
 	if last := out[0]; last.Source != "shop" || last.Error != OtherErrors {
 		t.Fatalf("largest line %+v, want shop's folded errors", last)
+	}
+}
+
+func TestUnknownSource(t *testing.T) {
+	known := []string{"shop", "stripe"}
+	for _, c := range []struct {
+		known  []string
+		source string
+		ok     bool
+	}{{nil, "nosuch", true}, {known, "", true}, {known, "shop", true}, {known, "nosuch", false}} {
+		err := UnknownSource(c.known, c.source)
+		if (err == nil) != c.ok || (err != nil && (!errors.Is(err, ErrUnknownSource) || !strings.Contains(err.Error(), `"nosuch"`) || !strings.Contains(err.Error(), "shop, stripe"))) {
+			t.Errorf("UnknownSource(%v, %q) = %v", c.known, c.source, err)
+		}
+	}
+	many := make([]string, 25)
+	for i := range many {
+		many[i] = fmt.Sprintf("s%02d", i)
+	}
+	if err := UnknownSource(many, "x"); err == nil || !strings.Contains(err.Error(), "s19 and 5 more") || strings.Contains(err.Error(), "s20") {
+		t.Errorf("25 sources: %v", err)
 	}
 }

@@ -48,10 +48,16 @@ type Entry struct {
 	offset    int64
 }
 
+// The actions of a Decision.
+const (
+	ActionRequeue = "requeue"
+	ActionDiscard = "discard"
+)
+
 // Decision is an operator's audited action on an entry.
 type Decision struct {
 	ID     string    `json:"id"`
-	Action string    `json:"action"` // requeue | discard
+	Action string    `json:"action"` // ActionRequeue | ActionDiscard
 	Who    string    `json:"who"`
 	Why    string    `json:"why"`
 	At     time.Time `json:"at"`
@@ -104,6 +110,33 @@ func (f Filter) match(e *Entry) bool {
 		(f.Since.IsZero() || !e.At.Before(f.Since)) &&
 		(f.Until.IsZero() || e.At.Before(f.Until)) &&
 		(!f.Unresolved || e.Decision == nil)
+}
+
+// ErrUnknownSource is wrapped by UnknownSource's error.
+var ErrUnknownSource = errors.New("unknown source")
+
+// maxKnownShown bounds the sources an UnknownSource error names.
+const maxKnownShown = 20
+
+// UnknownSource is the error of a filter naming source that matched no
+// entry, when known (the sources file's names, sorted) does not name it
+// either: a mistyped source, most often, which a count of 0 would hide.
+// It is nil when known is nil (the sources are not known), source is
+// empty, or known names it. Ask it only of a filter that matched nothing:
+// the entries of a source since removed from the file are still on the
+// queues, to be listed and decided.
+func UnknownSource(known []string, source string) error {
+	if known == nil || source == "" || slices.Contains(known, source) {
+		return nil
+	}
+	names := strings.Join(known[:min(len(known), maxKnownShown)], ", ")
+	if len(known) > maxKnownShown {
+		names += fmt.Sprintf(" and %d more", len(known)-maxKnownShown)
+	}
+	if len(known) == 0 {
+		names = "none"
+	}
+	return fmt.Errorf("%w %q: not in the sources file (its sources: %s), and no entry matched it", ErrUnknownSource, source, names)
 }
 
 // Queues reads and acts on the failure topics.
@@ -470,13 +503,13 @@ var (
 // says how many, and running it again goes on with the rest (decided
 // entries are not selected again).
 func (q *Queues) Requeue(ctx context.Context, topic string, f Filter, who, why string, dryRun bool) (Decided, error) {
-	return q.decide(ctx, topic, f, "requeue", who, why, dryRun)
+	return q.decide(ctx, topic, f, ActionRequeue, who, why, dryRun)
 }
 
 // Discard marks the matching unresolved entries as resolved without
 // reprocessing, as Requeue does otherwise. why is required.
 func (q *Queues) Discard(ctx context.Context, topic string, f Filter, who, why string, dryRun bool) (Decided, error) {
-	return q.decide(ctx, topic, f, "discard", who, why, dryRun)
+	return q.decide(ctx, topic, f, ActionDiscard, who, why, dryRun)
 }
 
 // TxnID is the transactional id every requeue and discard of a

@@ -119,9 +119,13 @@ func (p *Processor) deadLetterRecord(it *item) *kgo.Record {
 }
 
 // invalidRecord is the original envelope, untouched, with the validation
-// error appended to its error history.
+// error appended to its error history, the reason and, as the invalid
+// alert has it, the source's runbook.
 func (p *Processor) invalidRecord(it *item) *kgo.Record {
 	h := p.failureHeaders(it, "validate", it.reason)
+	if it.src != nil && it.src.Runbook != "" {
+		h = retry.Set(h, retry.HeaderRunbook, it.src.Runbook)
+	}
 	return fit(&kgo.Record{Topic: p.d.Topics.Invalid, Key: it.rec.Key, Value: it.rec.Value, Headers: retry.Set(h, retry.HeaderReason, invalidReason(it))})
 }
 

@@ -239,6 +239,12 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		if k := rcv.got()[0].Kind; k != alert.KindInvalid {
 			t.Fatalf("alert kind %s, want invalid", k)
 		}
+		// The entry carries the source's runbook, as the alert does (and
+		// as DLQ entries do): inletctl invalid show prints it.
+		inv := h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)
+		if rb := retry.Get(inv[0].Headers, retry.HeaderRunbook); rb != "https://runbooks.example.com/inlet/dlq" || rb != rcv.got()[0].Runbook {
+			t.Fatalf("invalid entry's runbook %q, alert's %q; want the source's", rb, rcv.got()[0].Runbook)
+		}
 	})
 
 	t.Run("a processor killed while a record sits in a retry tier loses and doubles nothing", func(t *testing.T) {

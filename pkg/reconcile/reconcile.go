@@ -1,7 +1,8 @@
 // Package reconcile compares a sender's own record of the events it sent
 // with what Inlet received and processed, and reports every gap: an event
 // never received, received but not processed (stuck), waiting in a retry
-// tier, dead-lettered or invalid and not yet resolved.
+// tier, dead-lettered or invalid and not yet resolved; and every event an
+// operator discarded from those queues.
 //
 // Decisions per event (id = the key Inlet uses, source:event-id):
 //
@@ -11,8 +12,12 @@
 //	                down)
 //	retry           a retry record not yet consumed by the group
 //	dlq, invalid    an unresolved entry on the DLQ / invalid topic
-//	processed       consumed with a final outcome (processed, duplicate,
-//	                stale, or a DLQ/invalid entry that was discarded)
+//	discarded       its DLQ / invalid entry was discarded by an operator
+//	                (audited, with a reason), and no later delivery of the
+//	                event was consumed: it never reached the processed
+//	                topic, but it is decided, so not a gap
+//	processed       consumed with a final outcome (processed, duplicate or
+//	                stale; a requeued entry's event is what became of it)
 package reconcile
 
 import (
@@ -42,14 +47,18 @@ const (
 	InRetry       Status = "retry"
 	InDLQ         Status = "dlq"
 	Invalid       Status = "invalid"
+	Discarded     Status = "discarded"
 	Processed     Status = "processed"
 )
 
 // Statuses lists every status in report order.
-var Statuses = []Status{NeverReceived, Stuck, InRetry, InDLQ, Invalid, Processed}
+var Statuses = []Status{NeverReceived, Stuck, InRetry, InDLQ, Invalid, Discarded, Processed}
 
-// Gap reports whether s needs attention.
-func (s Status) Gap() bool { return s != Processed }
+// Gap reports whether s needs attention. A discarded event does not: an
+// operator decided it, with an audited reason, and a reconcile run from
+// cron would otherwise alert on it for good (requeueing it is the only
+// way to clear a gap, and that undoes the decision).
+func (s Status) Gap() bool { return s != Processed && s != Discarded }
 
 // Result is one sender event's status.
 type Result struct {
@@ -58,7 +67,11 @@ type Result struct {
 	Status        Status    `json:"status"`
 	Where         string    `json:"where,omitempty"` // topic/partition/offset of the deciding record
 	CorrelationID string    `json:"correlation_id,omitempty"`
-	Error         string    `json:"error,omitempty"`
+	// Error is the failure of a dlq or invalid entry; for a discarded
+	// one, the decision: "discard by <who> at <when>: <why>".
+	Error string `json:"error,omitempty"`
+	// Decision is the audited discard of a discarded event's entry.
+	Decision *ops.Decision `json:"decision,omitempty"`
 }
 
 // Report is the outcome of one reconciliation.
@@ -73,7 +86,8 @@ type Report struct {
 	// Undated counts sender events without a time, left out of a
 	// --since/--until reconciliation (they cannot be placed in it).
 	Undated int `json:"undated,omitempty"`
-	// Events lists the gaps, and every event when Config.All is set.
+	// Events lists the gaps, and every event when Config.All is set
+	// (discarded events are not gaps: Counts has them).
 	Events []Result `json:"events"`
 }
 
@@ -91,7 +105,7 @@ type Config struct {
 	// Slack is how far before Since the raw topic is read (clock skew
 	// between sender and Inlet); default 10 minutes.
 	Slack time.Duration
-	// All lists processed events too, not only gaps.
+	// All lists processed and discarded events too, not only gaps.
 	All bool
 }
 
@@ -160,9 +174,18 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 		return nil, fmt.Errorf("%w: none of the log's %d events has a time to place it in --since/--until (time fields: %s); run without them to check every event", ErrUndated, undated, strings.Join(timeFields, ", "))
 	}
 
+	// delivery is one raw record of an event.
+	type delivery struct {
+		partition int32
+		offset    int64
+		at        time.Time
+		where     string
+		consumed  bool
+	}
 	type seen struct {
 		where, corr string
 		consumed    bool
+		last        delivery // the latest delivery read
 	}
 	raw := map[string]*seen{} // event id → its raw deliveries, merged
 	from := time.Time{}
@@ -183,8 +206,12 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 			s = &seen{}
 			raw[id] = s
 		}
+		dl := delivery{partition: r.Partition, offset: r.Offset, at: r.Timestamp, where: where(r), consumed: consumed(r)}
 		if !s.consumed { // the first consumed delivery decides
-			s.where, s.corr, s.consumed = where(r), retry.Get(r.Headers, retry.HeaderCorrelationID), consumed(r)
+			s.where, s.corr, s.consumed = dl.where, retry.Get(r.Headers, retry.HeaderCorrelationID), dl.consumed
+		}
+		if s.last.where == "" || later(dl.partition, dl.offset, dl.at, s.last.partition, s.last.offset, s.last.at) {
+			s.last = dl
 		}
 		return nil
 	})
@@ -221,10 +248,20 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 
 	type entry struct{ where, err string }
 	failed := map[Status]map[string]entry{}
+	// The latest discarded entry of each event, on either queue. Requeued
+	// entries are left out: their event went back into processing, and
+	// what became of it (processed, a retry, another entry) decides.
+	type discard struct {
+		where  string
+		at     time.Time
+		origin string // the raw record it was a failure of
+		d      *ops.Decision
+	}
+	discarded := map[string]discard{}
 	for st, topic := range map[Status]string{InDLQ: d.Topics.DLQ, Invalid: d.Topics.Invalid} {
 		failed[st] = map[string]entry{}
 		// Streamed: a queue of millions after an outage is not held.
-		err := d.Queues.Scan(ctx, topic, ops.Filter{Source: cfg.Source, Unresolved: true}, func(e *ops.Entry) error {
+		err := d.Queues.Scan(ctx, topic, ops.Filter{Source: cfg.Source}, func(e *ops.Entry) error {
 			id := e.EventID
 			if id == "" {
 				id, _ = strings.CutPrefix(e.Key, prefix)
@@ -232,16 +269,46 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 			if !wanted[id] {
 				return nil
 			}
-			msg := e.LastError
-			if msg == "" {
-				msg = e.Reason
+			switch {
+			case e.Decision == nil:
+				msg := e.LastError
+				if msg == "" {
+					msg = e.Reason
+				}
+				failed[st][id] = entry{e.ID, msg}
+			case e.Decision.Action == ops.ActionDiscard:
+				if prev, ok := discarded[id]; !ok || e.At.After(prev.at) {
+					discarded[id] = discard{where: e.ID, at: e.At, origin: e.Origin, d: e.Decision}
+				}
 			}
-			failed[st][id] = entry{e.ID, msg}
 			return nil
 		})
 		if err != nil {
 			return nil, err
 		}
+	}
+
+	// redelivered: a delivery of the event after the one whose entry was
+	// discarded (the sender sent it again: the processor released its
+	// claim, so it was processed anew), or nil. Where offsets cannot tell,
+	// the entry's own time stands for its delivery's: only a delivery
+	// received after the entry was written counts as later.
+	redelivered := func(s *seen, dc discard) *delivery {
+		if s == nil {
+			return nil
+		}
+		topic, p, off, ok := retry.ParseCoordinates(dc.origin)
+		if !ok || topic != d.Topics.Raw {
+			// The entry does not say which delivery failed.
+			if s.last.at.After(dc.at) {
+				return &s.last
+			}
+			return nil
+		}
+		if later(s.last.partition, s.last.offset, s.last.at, p, off, dc.at) {
+			return &s.last
+		}
+		return nil
 	}
 
 	rep := &Report{Source: cfg.Source, Since: cfg.Since, Until: cfg.Until, Group: cfg.Group, Counts: map[Status]int{}, Events: []Result{}, Undated: undated}
@@ -251,6 +318,11 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 		if s != nil {
 			res.CorrelationID = s.corr
 		}
+		dc, wasDiscarded := discarded[ev.ID]
+		var again *delivery
+		if wasDiscarded {
+			again = redelivered(s, dc)
+		}
 		switch {
 		case failed[InDLQ][ev.ID] != entry{}:
 			res.Status, res.Where, res.Error = InDLQ, failed[InDLQ][ev.ID].where, failed[InDLQ][ev.ID].err
@@ -258,6 +330,16 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 			res.Status, res.Where, res.Error = Invalid, failed[Invalid][ev.ID].where, failed[Invalid][ev.ID].err
 		case waiting[ev.ID] != "":
 			res.Status, res.Where = InRetry, waiting[ev.ID]
+		case wasDiscarded && again == nil:
+			// Decided by an operator, and not delivered again since: it
+			// never reached the processed topic.
+			res.Status, res.Where, res.Decision = Discarded, dc.where, dc.d
+			res.Error = fmt.Sprintf("%s by %s at %s: %s", dc.d.Action, dc.d.Who, dc.d.At.UTC().Format(time.RFC3339), dc.d.Why)
+		case again != nil && !again.consumed:
+			// Sent again after the discard, not processed yet.
+			res.Status, res.Where = Stuck, again.where
+		case again != nil:
+			res.Status, res.Where = Processed, again.where
 		case s == nil:
 			res.Status = NeverReceived
 		case !s.consumed:
@@ -283,3 +365,14 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 }
 
 func where(r *kgo.Record) string { return retry.Coordinates(r) }
+
+// later reports whether the raw record at partition p, offset off (written
+// at) came after the one at partition q, offset qoff (written qat). An
+// event's deliveries share its key's partition, where offsets order them;
+// across partitions (the topic grew some) only the record times can.
+func later(p int32, off int64, at time.Time, q int32, qoff int64, qat time.Time) bool {
+	if p == q {
+		return off > qoff
+	}
+	return at.After(qat)
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +44,19 @@ func TestCheck(t *testing.T) {
 	_ = stack.Router.Handle(router.Route{Source: "stripe", EventType: "charge.retry", Version: "*"}, router.HandlerFunc(func(context.Context, *router.Event) (*router.Output, error) {
 		return nil, retry.Retryable(errors.New("downstream said 503"), 0)
 	}))
+	// Fails once (→ DLQ), then handles the event as a payment intent: a
+	// requeue of its entry gets it processed.
+	var flaky atomic.Int32
+	_ = stack.Router.Handle(router.Route{Source: "stripe", EventType: "charge.flaky", Version: "*"}, router.HandlerFunc(func(ctx context.Context, ev *router.Event) (*router.Output, error) {
+		if flaky.Add(1) == 1 {
+			return nil, retry.Permanent(errors.New("downstream said 400"))
+		}
+		h, _, err := stack.Router.Lookup("stripe", "payment_intent.succeeded", ev.Envelope.SchemaVersion)
+		if err != nil {
+			return nil, err
+		}
+		return h.Handle(ctx, ev)
+	}))
 	topics, kopts, group := stack.Topics, stack.KafkaOpts(), stack.Config().Group
 	send := func(evtID, typ string, payload string) {
 		t.Helper()
@@ -54,12 +69,14 @@ func TestCheck(t *testing.T) {
 	send("evt_ok2", "payment_intent.succeeded", "")
 	send("evt_ok2", "payment_intent.succeeded", "") // redelivery: duplicate, final
 	send("evt_inv", "payment_intent.succeeded", `{"id":"evt_inv","type":"payment_intent.succeeded"}`)
+	send("evt_inv2", "payment_intent.succeeded", `{"id":"evt_inv2","type":"payment_intent.succeeded"}`)
 	send("evt_dlq", "charge.dlq", "")
 	send("evt_retry", "charge.retry", "")
+	send("evt_flaky", "charge.flaky", "")
 	send("other:evt_x", "payment_intent.succeeded", "") // not in the sender log: ignored
 
-	stack.Run(t, "6 final outcomes and 1 retry", func(c *processor.Counts) bool {
-		return processortest.Final(c) >= 6 && c.Total(processor.Retried) >= 1
+	stack.Run(t, "8 final outcomes and 1 retry", func(c *processor.Counts) bool {
+		return processortest.Final(c) >= 8 && c.Total(processor.Retried) >= 1
 	})
 	send("evt_stuck", "payment_intent.succeeded", "") // the processor is down
 
@@ -100,16 +117,54 @@ func TestCheck(t *testing.T) {
 		}
 	})
 
-	t.Run("a discarded DLQ entry is resolved", func(t *testing.T) {
+	// An operator's discard is neither processed (the event never reached
+	// the processed topic) nor a gap (it was decided, with an audited
+	// reason): it is discarded, naming the entry and the decision, on
+	// either queue. A requeued entry whose event was then processed is
+	// processed, and so is a discarded one whose event the sender sent
+	// again, fixed, and was processed.
+	t.Run("discarded entries are discarded, requeued and processed ones processed", func(t *testing.T) {
 		if _, err := q.Discard(ctx, topics.DLQ, ops.Filter{Source: "stripe", EventType: "charge.dlq"}, "test", "refunded by hand", false); err != nil {
 			t.Fatal(err)
 		}
-		rep, err := Check(ctx, Config{Source: "stripe", All: true, Group: group}, Deps{KafkaOpts: kopts, Topics: topics, Queues: q}, log[:4])
+		if _, err := q.Discard(ctx, topics.Invalid, ops.Filter{Source: "stripe"}, "test", "sender fixed its payload", false); err != nil {
+			t.Fatal(err)
+		}
+		if d, err := q.Requeue(ctx, topics.DLQ, ops.Filter{Source: "stripe", EventType: "charge.flaky"}, "test", "downstream fixed", false); err != nil || d.Count != 1 {
+			t.Fatalf("requeue: %d, %v", d.Count, err)
+		}
+		send("evt_inv2", "payment_intent.succeeded", "") // sent again, fixed
+		// The requeued event, evt_inv2's second delivery and evt_stuck.
+		stack.Run(t, "3 events processed", func(c *processor.Counts) bool { return c.Total(processor.Processed) >= 3 })
+		events := []SenderEvent{{"evt_ok1", at}, {"evt_ok2", at}, {"evt_inv", at}, {"evt_dlq", at}, {"evt_flaky", at}, {"evt_inv2", at}}
+		rep, err := Check(ctx, Config{Source: "stripe", All: true, Group: group}, Deps{KafkaOpts: kopts, Topics: topics, Queues: q}, events)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if rep.Gaps != 1 || rep.Counts[Processed] != 3 || len(rep.Events) != 4 {
+		if rep.Gaps != 0 || rep.Counts[Processed] != 4 || rep.Counts[Discarded] != 2 || len(rep.Events) != 6 {
 			t.Fatalf("report %+v", rep)
+		}
+		byID := map[string]Result{}
+		for _, r := range rep.Events {
+			byID[r.ID] = r
+		}
+		for id, want := range map[string]struct{ queue, why string }{"evt_dlq": {topics.DLQ, "refunded by hand"}, "evt_inv": {topics.Invalid, "sender fixed its payload"}} {
+			r := byID[id]
+			if r.Status != Discarded || !strings.HasPrefix(r.Where, want.queue+"/") || r.Decision == nil || r.Decision.Action != "discard" ||
+				r.Decision.Why != want.why || !strings.Contains(r.Error, want.why) {
+				t.Errorf("%s: %+v, want discarded on %s (%s)", id, r, want.queue, want.why)
+			}
+		}
+		if r := byID["evt_flaky"]; r.Status != Processed || !strings.HasPrefix(r.Where, topics.Raw+"/") {
+			t.Errorf("evt_flaky, requeued then processed: %+v", r)
+		}
+		if r := byID["evt_inv2"]; r.Status != Processed || !strings.HasPrefix(r.Where, topics.Raw+"/") {
+			t.Errorf("evt_inv2, discarded, then sent again and processed: %+v", r)
+		}
+		// Without --all, only gaps are listed: the discards are counted.
+		rep, err = Check(ctx, Config{Source: "stripe", Group: group}, Deps{KafkaOpts: kopts, Topics: topics, Queues: q}, events)
+		if err != nil || rep.Gaps != 0 || len(rep.Events) != 0 || rep.Counts[Discarded] != 2 {
+			t.Fatalf("report %+v, %v", rep, err)
 		}
 	})
 }

@@ -161,24 +161,31 @@ type Progress struct {
 
 // Summary is what a replay did (cumulative over resumed runs).
 type Summary struct {
-	ID        string    `json:"id"`
-	Source    string    `json:"source"`
-	Mode      Mode      `json:"mode"`
-	From      time.Time `json:"from,omitzero"`
-	To        time.Time `json:"to,omitzero"`
-	Topic     string    `json:"topic"`
-	Scanned   int64     `json:"scanned"` // raw records in the time range
-	Read      int64     `json:"read"`    // of them, the source's: copied
-	Applied   int64     `json:"applied"` // processed
-	Duplicate int64     `json:"duplicate"`
-	Stale     int64     `json:"stale"`
-	Invalid   int64     `json:"invalid"`
-	DLQ       int64     `json:"dlq"`
+	ID      string    `json:"id"`
+	Source  string    `json:"source"`
+	Mode    Mode      `json:"mode"`
+	From    time.Time `json:"from,omitzero"`
+	To      time.Time `json:"to,omitzero"`
+	Topic   string    `json:"topic"`
+	Scanned int64     `json:"scanned"` // raw records in the time range, of every source
+	// SourceRecords counts, of them, the source's: those copied (Read)
+	// and those left (OnFailureQueues, LeftDiscarded).
+	SourceRecords int64 `json:"source_records"`
+	Read          int64 `json:"read"`    // of the source's records, those copied
+	Applied       int64 `json:"applied"` // processed
+	Duplicate     int64 `json:"duplicate"`
+	Stale         int64 `json:"stale"`
+	Invalid       int64 `json:"invalid"`
+	DLQ           int64 `json:"dlq"`
 	// OnFailureQueues counts the source's events in the range whose entry
-	// on the DLQ or invalid topic stands (undecided or discarded): they
-	// are not replayed, in either mode (that would make a second entry,
-	// or undo an operator's discard); requeue them from there.
+	// on the DLQ or invalid topic is undecided: they are not replayed, in
+	// either mode (that would make a second entry); requeue them from
+	// there.
 	OnFailureQueues int64 `json:"on_failure_queues,omitempty"`
+	// LeftDiscarded counts the source's events in the range whose entry
+	// an operator discarded: not replayed either (that would undo the
+	// decision), and not to requeue (refused: already decided).
+	LeftDiscarded int64 `json:"left_discarded,omitempty"`
 	// DeletedClaims and DeletedEntities are what rebuild deleted
 	// (DeletedEntities leaves out states a failed store call deleted).
 	DeletedClaims   int64 `json:"deleted_claims,omitempty"`
@@ -227,7 +234,9 @@ func Run(ctx context.Context, cfg Config, d Deps) (*Summary, error) {
 	r := &run{cfg: cfg, d: d, adm: kadm.NewClient(cl), key: d.KeyPrefix + "replay:" + cfg.ID,
 		topic: Topic(d.Topics, cfg.ID), sum: &Summary{ID: cfg.ID, Source: cfg.Source, Mode: cfg.Mode, From: cfg.From, To: cfg.To}}
 	r.sum.Topic = r.topic
-	return r.sum, r.run(ctx)
+	err = r.run(ctx)
+	r.sum.SourceRecords = r.sum.Read + r.sum.OnFailureQueues + r.sum.LeftDiscarded
+	return r.sum, err
 }
 
 type run struct {
@@ -248,7 +257,8 @@ const (
 	// fCopyProgress is the copy's copyProgress (JSON) at its last chunk.
 	fCopyProgress = "copy_progress"
 	fScanned      = "scanned"
-	fOnQueues     = "on_queues"
+	fOnQueues     = "on_queues" // undecided entries (discarded ones too, in a replay copied before they were told apart)
+	fDiscarded    = "left_discarded"
 	fDeleted      = "deleted"
 	// fDeleting is the deletion's running "claims,entities" count, so a
 	// rebuild stopped midway reports, once resumed, what the first run
@@ -334,7 +344,7 @@ func (r *run) run(ctx context.Context) error {
 
 func (r *run) load(prog map[string]string) {
 	n := func(f string) int64 { v, _ := strconv.ParseInt(prog[f], 10, 64); return v }
-	r.sum.Read, r.sum.Scanned, r.sum.OnFailureQueues = n(fCopied), n(fScanned), n(fOnQueues)
+	r.sum.Read, r.sum.Scanned, r.sum.OnFailureQueues, r.sum.LeftDiscarded = n(fCopied), n(fScanned), n(fOnQueues), n(fDiscarded)
 	if d := strings.SplitN(prog[fDeleted], ",", 2); len(d) == 2 {
 		r.sum.DeletedClaims, _ = strconv.ParseInt(d[0], 10, 64)
 		r.sum.DeletedEntities, _ = strconv.ParseInt(d[1], 10, 64)
@@ -405,7 +415,9 @@ var (
 type copyProgress struct {
 	At      map[int32]int64 `json:"at"` // per raw partition, the next offset to scan
 	Scanned int64           `json:"scanned"`
-	Skipped int64           `json:"skipped"`
+	Skipped int64           `json:"skipped"` // left for an undecided entry
+	// SkippedDiscarded are left for a discarded entry.
+	SkippedDiscarded int64 `json:"skipped_discarded,omitempty"`
 }
 
 // copy writes the selected raw records to the replay topic, in
@@ -448,7 +460,7 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 	}
 	// Both modes leave the events whose DLQ or invalid entry stands: a
 	// rebuild replaying them made second entries too, and undid discards.
-	var onQueues map[string]bool
+	var onQueues map[string]standing
 	if len(sp) > 0 {
 		if onQueues, err = r.failureOrigins(ctx); err != nil {
 			return err
@@ -463,7 +475,7 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 		return err
 	}
 	defer txn.Close()
-	scanned, skipped := prog.Scanned, prog.Skipped
+	scanned, skipped, skippedDiscarded := prog.Scanned, prog.Skipped, prog.SkippedDiscarded
 	chunks := kafka.NewChunks(txn)
 	// Fill: copies wait in pend until their entities' states are read
 	// (markApplied, one round trip per markBatch copies), and are in the
@@ -497,7 +509,7 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 			return nil
 		}
 		copied += n
-		b, _ := json.Marshal(copyProgress{At: at, Scanned: scanned, Skipped: skipped})
+		b, _ := json.Marshal(copyProgress{At: at, Scanned: scanned, Skipped: skipped, SkippedDiscarded: skippedDiscarded})
 		if afterCommit != nil {
 			afterCommit()
 		}
@@ -516,11 +528,14 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 		}
 		if r.selected(ctx, rec) {
 			origin := retry.Coordinates(rec)
-			if l, done := last[rec.Partition]; done && rec.Offset <= l && !onQueues[origin] {
-				// Copied by an earlier run: counted in copied already.
-			} else if onQueues[origin] {
+			switch l, done := last[rec.Partition]; {
+			case onQueues[origin] == undecided:
 				skipped++
-			} else {
+			case onQueues[origin] == discarded:
+				skippedDiscarded++
+			case done && rec.Offset <= l:
+				// Copied by an earlier run: counted in copied already.
+			default:
 				// Stamped now, not with the raw record's time: the replay
 				// topic deletes after 7 days by record time, and a copy of
 				// older records was deleted by the broker's next retention
@@ -551,9 +566,9 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 		_ = chunks.Abort(ctx)
 		return fmt.Errorf("copy to %s (%d records copied so far stay; run the same id again to go on): %w", r.topic, copied, err)
 	}
-	r.sum.Read, r.sum.Scanned, r.sum.OnFailureQueues = copied, scanned, skipped
-	r.d.Log.Info("replay: copied", "id", r.cfg.ID, "topic", r.topic, "scanned", scanned, "copied", copied, "on_failure_queues", skipped)
-	return r.d.Redis.HSet(ctx, r.key, fCopied, copied, fScanned, scanned, fOnQueues, skipped).Err()
+	r.sum.Read, r.sum.Scanned, r.sum.OnFailureQueues, r.sum.LeftDiscarded = copied, scanned, skipped, skippedDiscarded
+	r.d.Log.Info("replay: copied", "id", r.cfg.ID, "topic", r.topic, "scanned", scanned, "copied", copied, "on_failure_queues", skipped, "left_discarded", skippedDiscarded)
+	return r.d.Redis.HSet(ctx, r.key, fCopied, copied, fScanned, scanned, fOnQueues, skipped, fDiscarded, skippedDiscarded).Err()
 }
 
 // markBatch is how many copies fill marks per round trip to Redis.
@@ -656,22 +671,36 @@ func (r *run) checkNotExpired(ctx context.Context, group string) error {
 	return nil
 }
 
+// standing is what stands on the failure queues for a raw record: an
+// undecided entry, or (else) a discarded one.
+type standing int
+
+const (
+	undecided standing = iota + 1
+	discarded
+)
+
 // failureOrigins lists the raw records (topic/partition/offset, their
 // inlet-origin) whose entry on the DLQ or the invalid topic still stands:
-// undecided, or discarded. A requeued entry was sent back into processing,
-// and its event is replayed like any other (a requeued entry cannot be
-// requeued again, so leaving it would leave it for good).
-func (r *run) failureOrigins(ctx context.Context) (map[string]bool, error) {
+// undecided (to requeue), or discarded (decided). A record with both is
+// undecided. A requeued entry was sent back into processing, and its event
+// is replayed like any other (a requeued entry cannot be requeued again,
+// so leaving it would leave it for good).
+func (r *run) failureOrigins(ctx context.Context) (map[string]standing, error) {
 	q, err := ops.New(r.d.KafkaOpts, r.d.Topics, r.d.Codec)
 	if err != nil {
 		return nil, err
 	}
 	defer q.Close()
-	out := map[string]bool{}
+	out := map[string]standing{}
 	for _, topic := range []string{r.d.Topics.DLQ, r.d.Topics.Invalid} {
 		err := q.Scan(ctx, topic, ops.Filter{}, func(e *ops.Entry) error {
-			if e.Origin != "" && (e.Decision == nil || e.Decision.Action != "requeue") {
-				out[e.Origin] = true
+			switch {
+			case e.Origin == "":
+			case e.Decision == nil:
+				out[e.Origin] = undecided
+			case e.Decision.Action == ops.ActionDiscard && out[e.Origin] != undecided:
+				out[e.Origin] = discarded
 			}
 			return nil
 		})

@@ -182,8 +182,8 @@ func TestReplayFillLeavesFailureQueueEntries(t *testing.T) {
 		t.Fatal(err)
 	}
 	sum := h.replay(t, "fill-q", Fill, before)
-	if sum.Read != 1 || sum.Applied != 1 || sum.OnFailureQueues != 1 || sum.Invalid != 0 || !sum.Complete {
-		t.Fatalf("summary %+v; want read 1, applied 1, on failure queues 1, invalid 0", sum)
+	if sum.Read != 1 || sum.Applied != 1 || sum.OnFailureQueues != 1 || sum.LeftDiscarded != 0 || sum.SourceRecords != 2 || sum.Invalid != 0 || !sum.Complete {
+		t.Fatalf("summary %+v; want read 1 of the source's 2, applied 1, on failure queues 1 (undecided), invalid 0", sum)
 	}
 	if n := len(h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)); n != 1 {
 		t.Fatalf("%d invalid records after the replay, want still 1", n)
@@ -545,15 +545,20 @@ func TestReplayResumeWithOtherRetryTiersIsRefused(t *testing.T) {
 }
 
 // TestReplayRebuildLeavesFailureQueueEntries: rebuild, as fill does,
-// leaves the events whose DLQ or invalid entry stands and counts them. It
-// replayed them: a second entry, and a discarded event back on the queue.
+// leaves the events whose DLQ or invalid entry stands. It replayed them: a
+// second entry, and a discarded event back on the queue. A discarded
+// entry is counted apart from the undecided ones (on_failure_queues, "left
+// N events whose DLQ or invalid entry stands (requeue them from there)"):
+// requeueing it is refused, it was decided. The summary counts the
+// source's records in the range apart from every source's.
 func TestReplayRebuildLeavesFailureQueueEntries(t *testing.T) {
 	h := newHarness(t)
 	before := time.Now().Add(-time.Second)
 	h.send("stripe", "evt_ok", "pi_ok", 1700000000)
 	h.stack.Send(t, "stripe", "payment_intent.succeeded", "evt_bad",
 		[]byte(`{"id":"evt_bad","object":"event","api_version":"2024-06-20","created":1700000001,"type":"payment_intent.succeeded","data":{"object":{"object":"payment_intent"}}}`))
-	h.process(2)
+	h.send("other", "evt_other", "pi_other", 1700000002) // another source's, in the range
+	h.process(3)
 	q, err := ops.New(h.kopts(), h.topics, h.codec)
 	if err != nil {
 		t.Fatal(err)
@@ -563,8 +568,9 @@ func TestReplayRebuildLeavesFailureQueueEntries(t *testing.T) {
 		t.Fatalf("discard: %+v, %v", res, err)
 	}
 	sum := h.replay(t, "rebuild-q", Rebuild, before)
-	if !sum.Complete || sum.Read != 1 || sum.Applied != 1 || sum.OnFailureQueues != 1 || sum.Invalid != 0 {
-		t.Fatalf("summary %+v; want read 1, applied 1, on failure queues 1, invalid 0", sum)
+	if !sum.Complete || sum.Read != 1 || sum.Applied != 1 || sum.OnFailureQueues != 0 || sum.LeftDiscarded != 1 || sum.Invalid != 0 ||
+		sum.SourceRecords != 2 || sum.Scanned != 3 {
+		t.Fatalf("summary %+v; want read 1 of the source's 2 records (3 scanned), applied 1, none undecided on the queues, 1 discarded left, invalid 0", sum)
 	}
 	if n := len(h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)); n != 1 {
 		t.Fatalf("%d invalid records after the rebuild, want still 1", n)

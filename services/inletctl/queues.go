@@ -21,6 +21,7 @@ import (
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/service"
+	"github.com/inletdev/inlet/pkg/source"
 )
 
 const queueUsage = `Usage: inletctl %[1]s <command> [flags] [id ...]
@@ -40,6 +41,11 @@ each one's raw record (its origin) with inletctl replay, then discard it.
 requeue and discard by id list the ids they did not decide (not on this
 queue, already decided, does not match the filter, skipped) and exit 1
 when there are any, as does their --dry-run.
+
+With the processor's sources file (--sources or INLET_SOURCES), a --source
+that is not in it and matches no entry is a usage error (exit 2) naming
+the sources it has, and show prints the source's runbook for an entry that
+carries none.
 
 Examples:
   inletctl %[1]s ls --group
@@ -62,7 +68,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs := flagenv.New(name + " " + cmd)
 	fs.Usage = func() { fmt.Fprintf(os.Stderr, queueUsage, name, topic); fs.PrintDefaults() }
 	var f ops.Filter
-	var since, until, reason, output, who string
+	var since, until, reason, output, who, sourcesPath string
 	var all, group, dry bool
 	var limit int
 	var after string
@@ -79,6 +85,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs.BoolVar(&dry, "dry-run", false, "requeue/discard: show what would change, change nothing")
 	fs.StringVar(&output, "output", "table", "table or json")
 	fs.StringVar(&who, "who", currentUser(), "requeue/discard: who decides (audited)")
+	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "", "the processor's sources file: a --source not in it that matches nothing is refused; show takes runbooks from it")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's): requeue writes to the first")
 	// Flags may come before or after the ids (flag stops at the first id).
 	rest := args[1:]
@@ -109,6 +116,29 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	if (cmd == "requeue" || cmd == "discard") && len(f.IDs) == 0 && f.Source == "" && f.EventType == "" && f.ErrorText == "" && f.Since.IsZero() {
 		return exitUsage, errors.New("name ids or a filter (--source, --type, --error, --since): refusing to act on the whole queue")
 	}
+	// The sources file, read only when of use: to check a --source
+	// filter, and for show's runbooks. Unreadable, it fails a command
+	// whose filter it was to check, and only warns on show (the entry is
+	// still worth seeing).
+	var sources *source.File
+	if sourcesPath != "" && (cmd == "show" || (f.Source != "" && (cmd == "ls" || cmd == "requeue" || cmd == "discard"))) {
+		if sources, err = source.Load(sourcesPath, source.WithoutSecrets()); err != nil && cmd != "show" {
+			return exitUsage, fmt.Errorf("--sources (INLET_SOURCES): %w", err)
+		} else if err != nil {
+			fmt.Fprintf(os.Stderr, "inletctl: warning: --sources (INLET_SOURCES): %v: runbooks are shown only as entries carry them\n", err)
+		}
+	}
+	// unknownSource: a filter that matched nothing names a source the
+	// sources file does not have (see ops.UnknownSource).
+	unknownSource := func() error {
+		if sources == nil {
+			return nil
+		}
+		if err := ops.UnknownSource(sources.Names(), f.Source); err != nil {
+			return fmt.Errorf("%w (sources file %s)", err, sourcesPath)
+		}
+		return nil
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -135,7 +165,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	switch cmd {
 	case "ls":
 		f.Unresolved = !all
-		return list(ctx, q, topic, f, group, after, limit, output == "json", out)
+		return list(ctx, q, topic, f, group, after, limit, output == "json", out, unknownSource)
 	case "show":
 		es, err = q.List(ctx, topic, f)
 	case "depth":
@@ -168,6 +198,12 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	if err != nil {
 		return exitError, err
 	}
+	matchedNone := len(f.IDs) == 0 && decided.Count == 0 && decided.Skipped == 0
+	if (cmd == "requeue" || cmd == "discard") && matchedNone {
+		if err := unknownSource(); err != nil {
+			return exitUsage, fmt.Errorf("%s: nothing was done: %w", cmd, err)
+		}
+	}
 	if cmd == "show" && len(es) < len(f.IDs) {
 		// Asked by id: saying nothing would read as "no such problem".
 		found := map[string]bool{}
@@ -182,6 +218,15 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		}
 		defer fmt.Fprintf(os.Stderr, "not on %s: %s\n", topic, strings.Join(missing, ", "))
 		code = exitError
+	}
+	if cmd == "show" && sources != nil {
+		for _, e := range es {
+			// Entries carry their source's runbook (invalid ones only since
+			// 2026-11-29): an older one gets it from the sources file.
+			if s, ok := sources.Get(e.Source); e.Runbook == "" && ok {
+				e.Runbook = s.Runbook
+			}
+		}
 	}
 	if cmd == "show" {
 		if output == "json" {
@@ -206,6 +251,11 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	}
 	if output == "json" { // as the admin API answers
 		return code, errors.Join(undecided, jsonEncode(out, admin.NewDecideResponse(cmd, dry, who, decided)))
+	}
+	if matchedNone {
+		// A count of 0 alone reads as done: say what matched nothing.
+		fmt.Fprintln(out, noneMatched(topic, f, verb, dry, sourcesPath == ""))
+		return code, undecided
 	}
 	printTable(out, decided.Entries)
 	fmt.Fprintln(out, countLine(decided.Count, len(decided.Entries), verb, dry))
@@ -252,6 +302,35 @@ func countLine(n, shown int, verb string, dry bool) string {
 	return fmt.Sprintf("%d %s", n, verb)
 }
 
+// noneMatched says that no unresolved entry of topic matched f, and so
+// nothing was (or would be) verb; unchecked: no sources file to check a
+// --source against.
+func noneMatched(topic string, f ops.Filter, verb string, dry, unchecked bool) string {
+	var sel []string
+	for _, c := range []struct{ flag, v string }{{"--source", f.Source}, {"--type", f.EventType}, {"--error", f.ErrorText}} {
+		if c.v != "" {
+			sel = append(sel, c.flag+" "+strconv.Quote(c.v))
+		}
+	}
+	for _, c := range []struct {
+		flag string
+		t    time.Time
+	}{{"--since", f.Since}, {"--until", f.Until}} {
+		if !c.t.IsZero() {
+			sel = append(sel, c.flag+" "+c.t.UTC().Format(time.RFC3339))
+		}
+	}
+	done := "nothing " + verb
+	if dry {
+		done = "nothing would be " + verb
+	}
+	line := fmt.Sprintf("0 matched: no unresolved entry of %s with %s; %s", topic, strings.Join(sel, " "), done)
+	if f.Source != "" && unchecked {
+		line += " (no sources file to check --source against: give --sources or INLET_SOURCES)"
+	}
+	return cell(line)
+}
+
 // printSkipped lists the entries a requeue left alone, with the raw record
 // to replay for each: they stay unresolved, and a count alone would not say
 // what to do next.
@@ -269,12 +348,18 @@ func printSkipped(out io.Writer, d ops.Decided, dry bool) {
 }
 
 // list runs ls: one page of entries, or the groups; JSON as the admin API
-// answers.
-func list(ctx context.Context, q *ops.Queues, topic string, f ops.Filter, group bool, after string, limit int, asJSON bool, out io.Writer) (int, error) {
+// answers. A listing that matched nothing fails with unknownSource's
+// error, if any (see queue), as a usage error.
+func list(ctx context.Context, q *ops.Queues, topic string, f ops.Filter, group bool, after string, limit int, asJSON bool, out io.Writer, unknownSource func() error) (int, error) {
 	if group {
 		groups, n, err := q.Groups(ctx, topic, f)
 		if err != nil {
 			return exitError, err
+		}
+		if n == 0 {
+			if err := unknownSource(); err != nil {
+				return exitUsage, err
+			}
 		}
 		if asJSON {
 			return exitOK, jsonEncode(out, map[string]any{"count": n, "groups": groups})
@@ -288,6 +373,11 @@ func list(ctx context.Context, q *ops.Queues, topic string, f ops.Filter, group 
 	}
 	if err != nil {
 		return exitError, err
+	}
+	if l.Total == 0 {
+		if err := unknownSource(); err != nil {
+			return exitUsage, err
+		}
 	}
 	if asJSON {
 		v := map[string]any{"count": l.Total, "entries": entriesJSON(l.Entries, false)}
@@ -331,8 +421,11 @@ func entriesJSON(es []*ops.Entry, withPayload bool) []map[string]any {
 }
 
 func printEntry(out io.Writer, e *ops.Entry) {
-	fmt.Fprintf(out, "id:             %s\nsource/type:    %s / %s\nevent id:       %s\ncorrelation id: %s\nreason:         %s\nrunbook:        %s\n",
-		e.ID, cell(e.Source), cell(e.EventType), cell(e.EventID), cell(e.CorrelationID), cell(e.Reason), cell(e.Runbook))
+	fmt.Fprintf(out, "id:             %s\nsource/type:    %s / %s\nevent id:       %s\ncorrelation id: %s\nreason:         %s\n",
+		e.ID, cell(e.Source), cell(e.EventType), cell(e.EventID), cell(e.CorrelationID), cell(e.Reason))
+	if e.Runbook != "" { // none configured: no empty line to read as one
+		fmt.Fprintf(out, "runbook:        %s\n", cell(e.Runbook))
+	}
 	if e.Decision != nil {
 		fmt.Fprintf(out, "decision:       %s by %s at %s: %s\n", e.Decision.Action, cell(e.Decision.Who), e.Decision.At.Format(time.RFC3339), cell(e.Decision.Why))
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -220,7 +222,89 @@ func TestQueueDecisionByIDSaysWhatItDidNotDecide(t *testing.T) {
 	if code != exitError || err == nil || !strings.Contains(err.Error(), "already decided") || !strings.Contains(out, "discard by") {
 		t.Fatalf("discard of a decided entry: exit %d, %v; want %d saying who decided it\n%s", code, err, exitError, out)
 	}
-	if code, out, err := decide("dlq", "discard", "--source", "nobody", "--reason", "cancelled"); code != exitOK || !strings.Contains(out, "0 discarded") {
+	t.Setenv("INLET_SOURCES", "") // no sources file: a source is not checked
+	if code, out, err := decide("dlq", "discard", "--source", "nobody", "--reason", "cancelled"); code != exitOK || !strings.Contains(out, "0 matched") {
 		t.Fatalf("a filter matching nothing: exit %d, %v\n%s", code, err, out)
+	}
+}
+
+// queueSources writes a sources file with source stripe, whose runbook is
+// runbook, and names it in INLET_SOURCES.
+func queueSources(t *testing.T, runbook string) {
+	t.Helper()
+	t.Setenv("T_STRIPE", "s")
+	file := filepath.Join(t.TempDir(), "sources.yaml")
+	if err := os.WriteFile(file, []byte(cliSources+"    runbook: "+runbook+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("INLET_SOURCES", file)
+}
+
+// TestQueueFilterNamingAnUnknownSource: with a sources file, a filter
+// naming a source it does not have that matches nothing is a usage error
+// naming the known sources (it printed "0 requeued" and exited 0, as for
+// a source with nothing to requeue); without one, it says "0 matched".
+// A source the file does not have whose entries are on the queue (one
+// since removed) is still decided.
+func TestQueueFilterNamingAnUnknownSource(t *testing.T) {
+	env, topics, _, flags := dlqEntry(t)
+	env.DeadLetter(t, topics, env.Codec(t, topics), "retired", "orders/updated", "evt_r1", "sink answered 503")
+	runq := func(args ...string) (int, string, error) {
+		t.Helper()
+		var out bytes.Buffer
+		code, err := run(append(append([]string{}, flags...), args...), &out)
+		return code, out.String(), err
+	}
+	t.Run("without a sources file: 0 matched", func(t *testing.T) {
+		t.Setenv("INLET_SOURCES", "")
+		code, out, err := runq("dlq", "requeue", "--source", "nosuch", "--reason", "x", "--retry-tiers", "5s,1m")
+		if code != exitOK || !strings.Contains(out, "0 matched") || !strings.Contains(out, `--source "nosuch"`) || !strings.Contains(out, "INLET_SOURCES") {
+			t.Fatalf("exit %d (%v):\n%s", code, err, out)
+		}
+	})
+	queueSources(t, "https://runbooks.example.com/stripe")
+	for _, args := range [][]string{
+		{"dlq", "requeue", "--source", "nosuch", "--reason", "x", "--retry-tiers", "5s,1m"},
+		{"dlq", "requeue", "--source", "nosuch", "--reason", "x", "--retry-tiers", "5s,1m", "--dry-run"},
+		{"invalid", "discard", "--source", "nosuch", "--reason", "x", "--output", "json"},
+		{"dlq", "ls", "--source", "nosuch"},
+		{"dlq", "ls", "--source", "nosuch", "--group"},
+	} {
+		code, out, err := runq(args...)
+		if code != exitUsage || err == nil || !strings.Contains(err.Error(), `"nosuch"`) || !strings.Contains(err.Error(), "stripe") {
+			t.Errorf("%v: exit %d (%v), want %d naming the known sources\n%s", args, code, err, exitUsage, out)
+		}
+	}
+	if code, out, err := runq("dlq", "requeue", "--source", "stripe", "--type", "nosuch", "--reason", "x", "--retry-tiers", "5s,1m"); code != exitOK || !strings.Contains(out, "0 matched") {
+		t.Errorf("a known source, nothing matched: exit %d (%v)\n%s", code, err, out)
+	}
+	if code, out, err := runq("dlq", "discard", "--source", "retired", "--reason", "source retired"); code != exitOK || !strings.Contains(out, "1 discarded") {
+		t.Errorf("a source no longer in the file, with an entry: exit %d (%v)\n%s", code, err, out)
+	}
+}
+
+// TestQueueShowRunbook: show prints the runbook an entry carries, or else
+// its source's from the sources file (entries written before invalid
+// copies carried it); with neither, no empty "runbook:" line.
+func TestQueueShowRunbook(t *testing.T) {
+	env, topics, _, flags := dlqEntry(t)
+	inv := topics
+	inv.DLQ = topics.Invalid // DeadLetter writes to inv.DLQ: an invalid entry without a runbook header
+	id := env.DeadLetter(t, inv, env.Codec(t, topics), "stripe", "payment_intent.succeeded", "evt_inv", "contract: /data/object/id missing")
+	show := func() string {
+		t.Helper()
+		var out bytes.Buffer
+		if code, err := run(append(append([]string{}, flags...), "invalid", "show", id), &out); code != exitOK {
+			t.Fatalf("invalid show %s: exit %d (%v)\n%s", id, code, err, out.String())
+		}
+		return out.String()
+	}
+	t.Setenv("INLET_SOURCES", "")
+	if out := show(); strings.Contains(out, "runbook:") {
+		t.Errorf("no runbook known, yet:\n%s", out)
+	}
+	queueSources(t, "https://runbooks.example.com/stripe")
+	if out := show(); !strings.Contains(out, "runbook:        https://runbooks.example.com/stripe\n") {
+		t.Errorf("the source's runbook not shown:\n%s", out)
 	}
 }

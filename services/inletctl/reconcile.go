@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -26,7 +27,9 @@ const reconcileUsage = `Usage: inletctl [connection flags] reconcile --source S 
 
 Compares the sender's own list of events with what Inlet received and
 processed, and reports each event as never_received, stuck (on the raw topic,
-not processed), retry, dlq, invalid (unresolved) or processed.
+not processed), retry, dlq, invalid (unresolved), discarded (its DLQ or
+invalid entry discarded by an operator: not processed, but decided, so not
+a gap) or processed.
 
 The sender log is NDJSON, a JSON array or CSV with an id and a time column:
 a Stripe events export ({"id":"evt_…","created":…}), GitHub recent deliveries
@@ -34,7 +37,8 @@ a Stripe events export ({"id":"evt_…","created":…}), GitHub recent deliverie
 --stripe lists events from the Stripe API instead (key in STRIPE_API_KEY or
 STRIPE_API_KEY_FILE).
 
-Exit code 0: no gaps; 4: gaps found; 1: failure; 2: usage.
+Exit code 0: no gaps (discarded events are not gaps); 4: gaps found;
+1: failure; 2: usage.
 
 Examples:
   inletctl reconcile --source shop --sender-log deliveries.ndjson --since 2025-01-31T00:00:00Z
@@ -55,7 +59,7 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	fs.StringVar(&until, "until", "", "only sender events before this RFC 3339 time")
 	fs.String(&cfg.Group, "group", "INLET_PROCESSOR_GROUP", "inlet-processor", "the processor's consumer group")
 	fs.Duration(&cfg.Slack, "slack", "INLET_RECONCILE_SLACK", 10*time.Minute, "read the raw topic from this long before --since (clock skew)")
-	fs.BoolVar(&cfg.All, "all", false, "list processed events too, not only gaps")
+	fs.BoolVar(&cfg.All, "all", false, "list processed and discarded events too, not only gaps")
 	fs.StringVar(&output, "output", "table", "table or json")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's)")
 	if err := fs.Parse(args); err != nil {
@@ -150,6 +154,13 @@ func printReconcile(out io.Writer, rep *reconcile.Report) {
 	fmt.Fprintf(out, "source %s: %d sender events, %d gaps\n", rep.Source, rep.Total, rep.Gaps)
 	for _, s := range reconcile.Statuses {
 		fmt.Fprintf(out, "  %-15s %d\n", s, rep.Counts[s])
+	}
+	if n := rep.Counts[reconcile.Discarded]; n > 0 {
+		listed := "--all lists them with the decision"
+		if slices.ContainsFunc(rep.Events, func(r reconcile.Result) bool { return r.Status == reconcile.Discarded }) {
+			listed = "listed below with the decision"
+		}
+		fmt.Fprintf(out, "  (%d discarded by an operator from the DLQ or invalid topic: never processed, but decided, so not gaps; %s)\n", n, listed)
 	}
 	if rep.Undated > 0 {
 		fmt.Fprintf(out, "  (%d sender events without a time were left out: they cannot be placed in --since/--until)\n", rep.Undated)

@@ -121,3 +121,24 @@ func TestReconcileEscapesSenderText(t *testing.T) {
 		t.Fatalf("escapes not shown:\n%s", out.String())
 	}
 }
+
+// TestReconcilePrintsDiscarded: a discarded event is its own status in the
+// table, with its entry and the operator's decision, and the summary says
+// it is not a gap.
+func TestReconcilePrintsDiscarded(t *testing.T) {
+	rep := &reconcile.Report{Source: "stripe", Total: 2, Counts: map[reconcile.Status]int{reconcile.Discarded: 1, reconcile.Processed: 1},
+		Events: []reconcile.Result{{ID: "evt_1", Status: reconcile.Discarded, Where: "inlet.invalid/0/7", Error: "discard by alice at 2026-11-29T10:00:00Z: sender fixed it"}}}
+	var out bytes.Buffer
+	printReconcile(&out, rep)
+	for _, want := range []string{"0 gaps", "discarded       1", "1 discarded by an operator", "not gaps", "listed below", "inlet.invalid/0/7", "discard by alice"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+	rep.Events = nil
+	out.Reset()
+	printReconcile(&out, rep)
+	if !strings.Contains(out.String(), "--all lists them") {
+		t.Errorf("without --all the summary does not say how to list them:\n%s", out.String())
+	}
+}

@@ -209,7 +209,7 @@ func progressLine(p replay.Progress) string {
 	case p.Phase == "process" && p.Total > 0:
 		return fmt.Sprintf("processing %d/%d (%.0f%%)", p.Done, p.Total, 100*float64(p.Done)/float64(p.Total))
 	case p.Phase == "copy":
-		return fmt.Sprintf("copying: %d raw records read", p.Done)
+		return fmt.Sprintf("copying: %d raw records scanned (of every source)", p.Done)
 	}
 	return p.Phase + "…"
 }
@@ -223,10 +223,17 @@ func printReplay(out io.Writer, s *replay.Summary) {
 		state += " (resumed)"
 	}
 	fmt.Fprintf(out, "replay %s: %s, mode %s, source %s, topic %s\n", s.ID, state, s.Mode, s.Source, s.Topic)
-	fmt.Fprintf(out, "  read %d (of %d raw records in range)\n  applied %d  duplicate %d  stale %d  invalid %d  dlq %d\n",
-		s.Read, s.Scanned, s.Applied, s.Duplicate, s.Stale, s.Invalid, s.DLQ)
-	if s.OnFailureQueues > 0 {
-		fmt.Fprintf(out, "  left %d events whose DLQ or invalid entry stands (requeue them from there)\n", s.OnFailureQueues)
+	fmt.Fprintf(out, "  read %d of source %s's %d raw records in range (%d raw records of all sources scanned)\n  applied %d  duplicate %d  stale %d  invalid %d  dlq %d\n",
+		s.Read, s.Source, s.SourceRecords, s.Scanned, s.Applied, s.Duplicate, s.Stale, s.Invalid, s.DLQ)
+	if n := s.OnFailureQueues; n > 0 {
+		them := "them"
+		if n == 1 {
+			them = "it"
+		}
+		fmt.Fprintf(out, "  left %s whose DLQ or invalid entry is undecided (requeue %s from there)\n", eventCount(n), them)
+	}
+	if n := s.LeftDiscarded; n > 0 {
+		fmt.Fprintf(out, "  left %s whose entry an operator discarded (decided: not replayed, and not to requeue)\n", eventCount(n))
 	}
 	if s.Mode == replay.Rebuild {
 		fmt.Fprintf(out, "  rebuild deleted %d dedup claims and %d entity states\n", s.DeletedClaims, s.DeletedEntities)
@@ -239,6 +246,14 @@ func printReplay(out io.Writer, s *replay.Summary) {
 				s.KeptEntities, strings.Join(s.KeptSample, ", "), more)
 		}
 	}
+}
+
+// eventCount is "1 event" or "n events".
+func eventCount(n int64) string {
+	if n == 1 {
+		return "1 event"
+	}
+	return fmt.Sprintf("%d events", n)
 }
 
 // fillWarning warns when a fill's range starts before src's dedup window

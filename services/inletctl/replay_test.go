@@ -225,6 +225,27 @@ func TestReplaySummaryNamesKeptEntities(t *testing.T) {
 	}
 }
 
+// TestReplaySummarySaysWhatWasLeft: the table counts the source's records
+// apart from every source's scanned, and entries an operator discarded
+// apart from those still to requeue (a requeue of a discarded entry is
+// refused: it was decided).
+func TestReplaySummarySaysWhatWasLeft(t *testing.T) {
+	var out bytes.Buffer
+	printReplay(&out, &replay.Summary{ID: "r", Source: "shop", Mode: replay.Fill, Complete: true, Scanned: 15, SourceRecords: 3, Read: 0, OnFailureQueues: 1, LeftDiscarded: 2})
+	for _, want := range []string{"read 0 of source shop's 3 raw records in range (15 raw records of all sources scanned)",
+		"left 1 event whose DLQ or invalid entry is undecided (requeue it from there)",
+		"left 2 events whose entry an operator discarded"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+	out.Reset()
+	printReplay(&out, &replay.Summary{ID: "r", Source: "shop", Mode: replay.Fill, Complete: true, Scanned: 4, SourceRecords: 2, Read: 2})
+	if strings.Contains(out.String(), "left") {
+		t.Errorf("nothing left, yet:\n%s", out.String())
+	}
+}
+
 func mustParseRedisURL(t *testing.T, u string) *redis.Options {
 	t.Helper()
 	o, err := redis.ParseURL(u)

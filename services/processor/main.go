@@ -183,7 +183,7 @@ func run(args []string) error {
 		return err
 	}
 	defer q.Close()
-	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Trace: trace, Log: log, Meter: tel.Meter})
+	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Sources: sources.Names(), Trace: trace, Log: log, Meter: tel.Meter})
 	switch {
 	case errors.Is(err, admin.ErrDisabled):
 		log.Warn("ADMIN API DISABLED: /v1/dlq, /v1/invalid, /v1/depth and /v1/trace answer 503; set INLET_ADMIN_TOKEN (read+write) and/or INLET_ADMIN_READ_TOKEN (read-only), or their _FILE variants")
