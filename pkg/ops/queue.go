@@ -41,7 +41,11 @@ type Entry struct {
 	Runbook       string             `json:"runbook,omitempty"`
 	At            time.Time          `json:"at"`
 	Decision      *Decision          `json:"decision,omitempty"` // nil: unresolved
-	Payload       []byte             `json:"-"`
+	// NoEvent: the entry holds no copy of its event (too large with its
+	// failure headers, retry.HeaderValueOmitted); the raw record at Origin
+	// is the event, and replaying it is how it is processed again.
+	NoEvent bool   `json:"no_event,omitempty"`
+	Payload []byte `json:"-"`
 
 	rec       *kgo.Record // nil once a decision let go of it
 	partition int32
@@ -377,6 +381,7 @@ func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {
 		CorrelationID: retry.Get(r.Headers, retry.HeaderCorrelationID), Reason: retry.Get(r.Headers, retry.HeaderReason),
 		Runbook: retry.Get(r.Headers, retry.HeaderRunbook), History: retry.History(r.Headers), rec: r,
 		Origin: retry.Get(r.Headers, retry.HeaderOrigin), partition: r.Partition, offset: r.Offset,
+		NoEvent: retry.Get(r.Headers, retry.HeaderValueOmitted) != "",
 	}
 	if n := len(e.History); n > 0 {
 		e.LastError = e.History[n-1].Error
@@ -542,7 +547,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	// Among others (several ids, a filter) it is skipped and the rest
 	// goes on: one oversized entry stopped a bulk requeue midway.
 	skip := func(e *Entry) (bool, error) {
-		if action != "requeue" || retry.Get(e.rec.Headers, retry.HeaderValueOmitted) == "" {
+		if action != "requeue" || !e.NoEvent {
 			return false, nil
 		}
 		if alone {

@@ -683,7 +683,9 @@ const (
 // failureOrigins lists the raw records (topic/partition/offset, their
 // inlet-origin) whose entry on the DLQ or the invalid topic still stands:
 // undecided (to requeue), or discarded (decided). A record with both is
-// undecided. A requeued entry was sent back into processing, and its event
+// undecided. An undecided entry without a copy of its event (ops.Entry
+// NoEvent) cannot be requeued, and does not count: the replay is its way
+// back. A requeued entry was sent back into processing, and its event
 // is replayed like any other (a requeued entry cannot be requeued again,
 // so leaving it would leave it for good).
 func (r *run) failureOrigins(ctx context.Context) (map[string]standing, error) {
@@ -697,6 +699,9 @@ func (r *run) failureOrigins(ctx context.Context) (map[string]standing, error) {
 		err := q.Scan(ctx, topic, ops.Filter{}, func(e *ops.Entry) error {
 			switch {
 			case e.Origin == "":
+			case e.Decision == nil && e.NoEvent:
+				// It cannot be requeued: replaying the raw record is the
+				// way (ops.SkipHint), so it holds nothing back.
 			case e.Decision == nil:
 				out[e.Origin] = undecided
 			case e.Decision.Action == ops.ActionDiscard && out[e.Origin] != undecided:

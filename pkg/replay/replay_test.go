@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
@@ -574,5 +575,43 @@ func TestReplayRebuildLeavesFailureQueueEntries(t *testing.T) {
 	}
 	if n := len(h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)); n != 1 {
 		t.Fatalf("%d invalid records after the rebuild, want still 1", n)
+	}
+}
+
+// An entry holding no copy of its event (too large with its failure
+// headers) cannot be requeued, and its hint says to replay the raw record
+// and then discard the entry: a fill must take that record, not leave it
+// as standing on a failure queue.
+func TestReplayFillTakesEventsWhoseEntryHasNoCopy(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	h.send("stripe", "evt_big", "pi_big", 1700000000)
+	h.process(1)
+	raws := h.env.ReadAll(t, h.topics.Raw, 1, 300*time.Millisecond, 10*time.Second)
+	if len(raws) != 1 {
+		t.Fatalf("%d raw records, want 1", len(raws))
+	}
+	// The entry the processor writes when the copy would not fit: no
+	// value, marked, pointing at the raw record.
+	entry := &kgo.Record{Topic: h.topics.DLQ, Key: raws[0].Key, Headers: []kgo.RecordHeader{
+		{Key: retry.HeaderOrigin, Value: []byte(retry.Coordinates(raws[0]))},
+		{Key: retry.HeaderSource, Value: []byte("stripe")},
+		{Key: retry.HeaderReason, Value: []byte("budget exhausted")},
+		{Key: retry.HeaderValueOmitted, Value: []byte("too large for a copy with its failure headers")},
+	}}
+	if err := h.env.Client(t).ProduceSync(ctx, entry).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	// Its state is lost, as if it had never been processed.
+	if _, err := h.store.DeleteClaims(ctx, []string{"dedup:stripe:evt_big"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.store.DeleteEntities(ctx, []string{"stripe:pi:pi_big"}); err != nil {
+		t.Fatal(err)
+	}
+	sum := h.replay(t, "fill-nocopy", Fill, before)
+	if sum.Read != 1 || sum.Applied != 1 || sum.OnFailureQueues != 0 || !sum.Complete {
+		t.Fatalf("summary %+v; want the record read and applied, none left on the failure queues", sum)
 	}
 }
