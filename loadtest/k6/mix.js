@@ -3,8 +3,9 @@
 // payload that breaks its contract (2xx at ingest, outcome invalid) and
 // BAD_SIG_SHARE (1%) are signed with a wrong secret (401 expected).
 //   k6 run -e RATE=100 -e DURATION=60s loadtest/k6/mix.js
-import http from 'k6/http';
-import { KINDS, batchRequest, constantRate, newEvent, rate, record, send, thresholds } from './lib/inlet.js';
+import { KINDS, constantRate, newEvent, rate, send, sendBatch, thresholds, use } from './lib/inlet.js';
+
+export { setup } from './lib/inlet.js';
 
 const invalidShare = Number(__ENV.INVALID_SHARE || 0.05);
 const badSigShare = Number(__ENV.BAD_SIG_SHARE || 0.01);
@@ -18,13 +19,13 @@ export const options = {
   }),
 };
 
-export default function () {
+export default function (data) {
+  use(data);
   const r = Math.random();
   if (r < batchShare) {
     const evs = [];
     for (let i = 0; i < 5; i += 1) evs.push(newEvent('standard-webhooks'));
-    const [method, url, body, params] = batchRequest(evs);
-    record(http.request(method, url, body, params), 200);
+    sendBatch(evs);
     return;
   }
   const ev = newEvent(KINDS[Math.floor(Math.random() * KINDS.length)]);

@@ -3,7 +3,9 @@
 // them all; downstream the newest updated_at must win (older ones are
 // skipped as stale): inlet-load -scenario outoforder checks inlet.state.
 //   k6 run -e RATE=20 -e DURATION=30s loadtest/k6/outoforder.js
-import { constantRate, newEvent, nextId, orderIdOf, rate, send, thresholds } from './lib/inlet.js';
+import { constantRate, newEvent, nextId, orderIdOf, rate, send, thresholds, use } from './lib/inlet.js';
+
+export { setup } from './lib/inlet.js';
 
 const updates = Number(__ENV.UPDATES || 5);
 
@@ -12,7 +14,8 @@ export const options = {
   thresholds: thresholds(),
 };
 
-export default function () {
+export default function (data) {
+  use(data);
   const order = orderIdOf(nextId());
   const base = Date.now() - updates * 1000;
   const evs = [];

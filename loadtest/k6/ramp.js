@@ -4,7 +4,9 @@
 // summary is the rate reached then: the knee.
 //   k6 run -e RATE=1000 -e DURATION=60s loadtest/k6/ramp.js
 import { Gauge } from 'k6/metrics';
-import { KINDS, cfg, newEvent, rate, send, thresholds } from './lib/inlet.js';
+import { KINDS, cfg, iteration, newEvent, rate, seconds, send, thresholds, use } from './lib/inlet.js';
+
+export { setup } from './lib/inlet.js'; // data.t0: the ramp's start
 
 const target = rate(400);
 const start = Math.max(1, Math.round(target / 20));
@@ -31,18 +33,11 @@ export const options = {
   }),
 };
 
-export function setup() {
-  return { t0: Date.now() };
-}
-
-function durationSeconds(d) {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(d);
-  if (!m) return 60;
-  return Number(m[1]) * { ms: 0.001, s: 1, m: 60, h: 3600 }[m[2]];
-}
+const total = seconds(cfg.duration);
 
 export default function (data) {
+  use(data);
   const el = (Date.now() - data.t0) / 1000;
-  offered.add(start + (target - start) * Math.min(1, el / durationSeconds(cfg.duration)));
-  send(newEvent(KINDS[__ITER % KINDS.length]));
+  offered.add(start + (target - start) * Math.min(1, el / total));
+  send(newEvent(KINDS[iteration() % KINDS.length]));
 }

@@ -4,6 +4,7 @@
 import http from 'k6/http';
 import crypto from 'k6/crypto';
 import encoding from 'k6/encoding';
+import exec from 'k6/execution';
 import { check } from 'k6';
 import { Counter, Rate } from 'k6/metrics';
 import { signatureHeaders } from './sign.js';
@@ -28,7 +29,9 @@ export const cfg = {
   p99: num('P99_MS', 1000),
   errorRate: num('ERROR_RATE', 0.01),
   bodyLimit: num('BODY_LIMIT', 1048576),
-  runId: env('RUN_ID', `k6${Date.now().toString(36)}`),
+  // Each VU runs this file on its own, so a clock default would differ
+  // between VUs: the run's value comes from setup() (see use).
+  runId: env('RUN_ID', ''),
   secrets: {
     stripe: env('STRIPE_WEBHOOK_SECRET', 'whsec_dev_stripe_secret_change_me'),
     github: env('GITHUB_WEBHOOK_SECRET', 'dev-github-secret'),
@@ -39,6 +42,30 @@ export const cfg = {
 };
 
 export const rate = (def) => num('RATE', def);
+
+// Seconds in a k6 duration ("90s", "1m30s", "500ms").
+export function seconds(d) {
+  const s = String(d);
+  if (!/^(\d+(\.\d+)?(ms|s|m|h))+$/.test(s)) throw new Error(`bad duration ${s}`);
+  let total = 0;
+  for (const [, n, u] of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(n) * { ms: 0.001, s: 1, m: 60, h: 3600 }[u];
+  return total;
+}
+
+// setup() runs once per test and its result reaches every VU: the run id
+// (RUN_ID or the clock) and the start time. Scripts export it and call
+// use(data) first in each exec function.
+export function setup() {
+  const t0 = Date.now();
+  return { runId: cfg.runId || `k6${t0.toString(36)}`, t0 };
+}
+export function use(data) {
+  if (data && data.runId) cfg.runId = data.runId;
+}
+
+// The iteration's number in its scenario, counted across all VUs (__ITER
+// counts the VU's own iterations, a few each when there are many VUs).
+export const iteration = () => exec.scenario.iterationInTest;
 
 // The k6 side of sign.js's primitive.
 export const prims = {
@@ -76,6 +103,7 @@ const SOURCE = { stripe: 'stripe', github: 'github', shopify: 'shop', 'standard-
 let seq = 0;
 // A unique event id within the run: run id, VU, and a per-VU counter.
 export function nextId() {
+  if (!cfg.runId) throw new Error('no run id: export setup and call use(data) first');
   seq += 1;
   return `${cfg.runId}-${__VU}-${seq}`;
 }
@@ -170,15 +198,33 @@ export function batchRequest(events) {
   }];
 }
 
-// record counts one answer against its expected status.
-export function record(res, expect) {
+// record counts one answer against its expected status. records is how
+// many raw records the answer made durable: 1 for a 2xx webhook.
+export function record(res, expect, records) {
   const ok = expect === 202 ? res.status >= 200 && res.status < 300 : res.status === expect;
   const retry = !ok && (res.status === 0 || res.status >= 500 || res.status === 429);
   check(res, { expected_answer: () => ok });
   retryable.add(retry);
   if (!ok && !retry) unexpected.add(1, { status: String(res.status) });
-  if (res.status >= 200 && res.status < 300) accepted.add(1);
+  const n = records === undefined ? Number(res.status >= 200 && res.status < 300) : records;
+  if (n > 0) accepted.add(n);
   return ok;
+}
+
+// sendBatch posts events as one NDJSON batch (expect 200). Each accepted
+// line is a raw record, so inlet_accepted counts the answer's "accepted"
+// (a 207/503 batch has some too).
+export function sendBatch(events) {
+  const [method, url, b, params] = batchRequest(events);
+  const res = http.request(method, url, b, params);
+  let n = 0;
+  try {
+    n = Number(res.json('accepted')) || 0;
+  } catch (e) {
+    n = 0; // not JSON: nothing known to be accepted
+  }
+  record(res, 200, n);
+  return res;
 }
 
 // send delivers one request and records the answer.

@@ -5,5 +5,14 @@ export async function resolve(specifier, context, next) {
     const name = specifier === 'k6' ? 'k6' : specifier.slice(3);
     return { url: new URL(`./stubs/${name}.mjs`, import.meta.url).href, shortCircuit: true };
   }
+  // A script imported as file.js?vu=N passes ?vu=N on to its relative
+  // imports: each simulated VU gets its own copy of the scripts and lib,
+  // as in k6.
+  const vu = context.parentURL && new URL(context.parentURL).searchParams.get('vu');
+  if (vu && specifier.startsWith('.')) {
+    const url = new URL(specifier, context.parentURL);
+    url.searchParams.set('vu', vu);
+    return { url: url.href, shortCircuit: true };
+  }
   return next(specifier, context);
 }
