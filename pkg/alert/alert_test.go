@@ -21,6 +21,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 type receiver struct {
@@ -325,24 +326,6 @@ func TestShutdownMidFlushLosesNothing(t *testing.T) {
 	}
 }
 
-// syncBuffer is a log destination the Run goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // unusedAddr is a 127.0.0.1 address nothing listens on: connections to it
 // are refused.
 func unusedAddr(t *testing.T) string {
@@ -380,7 +363,7 @@ func TestWebhookURLStaysOutOfLogsAndErrors(t *testing.T) {
 		{"timeout", hangAddr, context.DeadlineExceeded},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			logs := &syncBuffer{}
+			logs := &syncbuf.Buffer{}
 			a := New(Config{WebhookURL: hookURL(tc.addr), Window: 10 * time.Millisecond, Log: slog.New(slog.NewTextHandler(logs, nil))})
 			a.timeout = 100 * time.Millisecond
 			a.resend = []time.Duration{10 * time.Millisecond} // one warning, then the error

@@ -7,11 +7,11 @@ import (
 	"maps"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // TestBatchLineRejectionsSayWhat: a rejected line's error names the field
@@ -131,29 +131,11 @@ func TestBodyReadAnswersSayWhy(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer a logger and a test can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestBatchRejectionsLogged: the batch's log line had only the counts; why
 // lines were rejected was in the producer's answer alone. It now carries
 // the first few rejections (line and reason), never a line's content.
 func TestBatchRejectionsLogged(t *testing.T) {
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	h := newHarnessDeps(t, testenv.Embedded(t), testSources, nil, func(d *Deps) {
 		d.Log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	})

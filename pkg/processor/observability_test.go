@@ -1,13 +1,10 @@
 package processor
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,30 +16,8 @@ import (
 	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
-
-// syncBuffer is a log sink safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) lines() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []string
-	sc := bufio.NewScanner(bytes.NewReader(s.b.Bytes()))
-	for sc.Scan() {
-		out = append(out, sc.Text())
-	}
-	return out
-}
 
 func TestObservability(t *testing.T) {
 	sink := &downstream{script: []int{200, 400}}
@@ -56,7 +31,7 @@ func TestObservability(t *testing.T) {
 	}
 	h.tel = tel
 	h.hist = history.New(h.rdb, h.prefix, time.Hour)
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	h.log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.start("a", nil)
 
@@ -123,7 +98,7 @@ func TestObservability(t *testing.T) {
 
 	t.Run("every log line about an event carries its correlation id", func(t *testing.T) {
 		n := 0
-		for _, line := range logs.lines() {
+		for _, line := range logs.Lines() {
 			for _, s := range steps {
 				if !strings.Contains(line, `"`+s.id+`"`) {
 					continue

@@ -27,6 +27,7 @@ import (
 	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 func TestProcessorResilience(t *testing.T) { resilienceSuite(t, testenv.Embedded) }
@@ -117,7 +118,7 @@ func resilienceSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 
 	t.Run("partitions lost between batches cost no aborted batch", func(t *testing.T) {
 		h := newHarness(t, newEnv(t))
-		logs := &syncBuffer{} // a's
+		logs := &syncbuf.Buffer{} // a's
 		h.log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		one := func(c *Config) { c.Workers = 1 }
 		a := h.start("a", one)
@@ -139,7 +140,7 @@ func resilienceSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		if a.p.Counts().Total(Processed) == 0 {
 			t.Fatal("a processed nothing after the rebalance: the test proves nothing")
 		}
-		for _, l := range logs.lines() {
+		for _, l := range logs.Lines() {
 			if strings.Contains(l, "transaction aborted") {
 				t.Fatalf("a batch was aborted after the rebalance: %s", l)
 			}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // TestAbortResumesHeldRetryPartitions: a batch holds a retry partition at
@@ -45,12 +46,12 @@ func TestAbortResumesHeldRetryPartitions(t *testing.T) {
 		t.Fatal(err)
 	}
 	env.Stack.Miniredis.Close()
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	h.log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h.start("a", func(c *Config) { c.Workers, c.BatchDeadline = 1, time.Second })
 	h.log = nil
 	testenv.Eventually(t, 20*time.Second, "a batch to be abandoned while Redis is down", func() bool {
-		for _, l := range logs.lines() {
+		for _, l := range logs.Lines() {
 			if strings.Contains(l, "batch abandoned before writing") {
 				return true
 			}

@@ -6,13 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // Transaction markers take offsets: the last n offsets of a topic written
@@ -102,7 +102,7 @@ func TestTailCountsRecordsNotOffsets(t *testing.T) {
 	t.Cleanup(func() {
 		followContext = func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }
 	})
-	followed := &lockedBuffer{}
+	followed := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		code, _ := run(append(append(flags, "tail"), "-n", "0", "-follow", topics.Processed), followed)
@@ -125,22 +125,4 @@ func TestTailCountsRecordsNotOffsets(t *testing.T) {
 			t.Errorf("tail -n 0 -follow printed the old record %s:\n%s", old, followed.String())
 		}
 	}
-}
-
-// lockedBuffer is a bytes.Buffer safe for a writer and a reader at once.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
