@@ -117,6 +117,11 @@ func (t Topics) RawSubject() string { return t.Raw + "-value" }
 // topic carries one schema per contract).
 func (t Topics) ProcessedSubject(fullName string) string { return t.Processed + "-" + fullName }
 
+// StateSubject is ProcessedSubject for the state topic, whose records carry
+// the same schemas: tools that look a schema up by subject (ksqlDB, Flink,
+// catalogs) find it under the state topic's name too.
+func (t Topics) StateSubject(fullName string) string { return t.State + "-" + fullName }
+
 // TopicSpec is a topic with the configs it is created with.
 type TopicSpec struct {
 	Name    string

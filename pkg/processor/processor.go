@@ -1049,18 +1049,25 @@ func (p *Processor) schemaID(ctx context.Context, out *router.Output) (int, erro
 	id, ok := p.ids.m[key]
 	p.ids.mu.Unlock()
 	if !ok {
-		subject := out.Subject
-		if subject == "" {
+		subjects := []string{out.Subject}
+		if out.Subject == "" {
 			named, ok := out.Schema.(interface{ FullName() string })
 			if !ok {
 				return 0, errors.New("processed schema is not a named record")
 			}
-			subject = p.d.Topics.ProcessedSubject(named.FullName())
+			// The state topic's records carry the same schema: registered
+			// under its subject too (the same text, the same id), so a
+			// tool looking it up by subject for inlet.state finds it.
+			subjects = []string{p.d.Topics.ProcessedSubject(named.FullName()), p.d.Topics.StateSubject(named.FullName())}
 		}
-		var err error
-		id, _, err = p.d.Registry.Register(ctx, subject, out.SchemaText)
-		if err != nil {
-			return 0, err
+		for i, subject := range subjects {
+			got, _, err := p.d.Registry.Register(ctx, subject, out.SchemaText)
+			if err != nil {
+				return 0, err
+			}
+			if i == 0 {
+				id = got
+			}
 		}
 		p.ids.mu.Lock()
 		p.ids.m[key] = id

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"regexp"
 	"strings"
@@ -48,8 +49,22 @@ func processorSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		if occ, ok := p["occurred_at"].(time.Time); !ok || occ.Unix() != 1700000000 {
 			t.Fatalf("occurred_at = %v", p["occurred_at"])
 		}
-		if st := h.env.ReadAll(t, h.topics.State, 1, 300*time.Millisecond, 10*time.Second); len(st) != 1 || string(st[0].Key) != "stripe:pi:pi_1" {
+		st := h.env.ReadAll(t, h.topics.State, 1, 300*time.Millisecond, 10*time.Second)
+		if len(st) != 1 || string(st[0].Key) != "stripe:pi:pi_1" {
 			t.Fatalf("state topic: %d records", len(st))
+		}
+		// Both topics' subjects (record name strategy) hold the schema the
+		// records are written with: a tool looking it up by subject for
+		// the state topic finds it too.
+		id, err := h.registryClient().SchemaID(st[0].Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, subject := range []string{h.topics.ProcessedSubject("inlet.processed.stripe.payment_intent"), h.topics.StateSubject("inlet.processed.stripe.payment_intent")} {
+			got, err := h.registryClient().SR().SchemaByVersion(context.Background(), subject, -1)
+			if err != nil || got.ID != id {
+				t.Errorf("subject %s: latest id %d (%v), want %d, the records' schema", subject, got.ID, err, id)
+			}
 		}
 	})
 

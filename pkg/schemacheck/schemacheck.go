@@ -38,7 +38,8 @@ type Subject struct {
 
 // Subjects lists the subjects a deployment with topics writes to: the
 // envelope's latest version under the raw topic's subject, and the
-// processed schema of each of contracts under its processed subject.
+// processed schema of each of contracts under its processed and its state
+// subject.
 func Subjects(topics kafka.Topics, contracts []*contract.Contract) ([]Subject, error) {
 	env, err := envelope.Latest()
 	if err != nil {
@@ -50,11 +51,10 @@ func Subjects(topics kafka.Topics, contracts []*contract.Contract) ([]Subject, e
 		if !ok {
 			return nil, fmt.Errorf("contract %s: processed schema is not a named record", c.Name())
 		}
-		out = append(out, Subject{
-			Name:   topics.ProcessedSubject(named.FullName()),
-			Schema: fmt.Sprintf("processed %s (%s)", c.Name(), c.CanonicalVersion().Name()),
-			Text:   c.ProcessedSchemaText(),
-		})
+		what := fmt.Sprintf("processed %s (%s)", c.Name(), c.CanonicalVersion().Name())
+		for _, subject := range []string{topics.ProcessedSubject(named.FullName()), topics.StateSubject(named.FullName())} {
+			out = append(out, Subject{Name: subject, Schema: what, Text: c.ProcessedSchemaText()})
+		}
 	}
 	return out, nil
 }

@@ -76,8 +76,10 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(subjects) != 4 || subjects[0].Name != topics.RawSubject() {
-		t.Fatalf("subjects %+v: want the raw subject and one per contract", subjects)
+	if len(subjects) != 7 || subjects[0].Name != topics.RawSubject() ||
+		subjects[1].Name != topics.ProcessedSubject("inlet.processed.stripe.payment_intent") ||
+		subjects[2].Name != topics.StateSubject("inlet.processed.stripe.payment_intent") || subjects[2].Text != subjects[1].Text {
+		t.Fatalf("subjects %+v: want the raw subject and, per contract, its processed and state subjects", subjects)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -97,7 +99,7 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	piSubject, orderSubject, swSubject := subjects[1].Name, subjects[2].Name, subjects[3].Name
+	piSubject, piState, orderSubject, swSubject := subjects[1].Name, subjects[2].Name, subjects[3].Name, subjects[5].Name
 	rc := registry.New(cl)
 	piID, _, err := rc.Register(ctx, piSubject, pi.ProcessedSchemaText())
 	if err != nil {
@@ -125,6 +127,9 @@ func TestCheck(t *testing.T) {
 	}
 	if r := got[piSubject]; r.Status != Registered || r.ID != piID || r.Warning != "" {
 		t.Errorf("payment_intent: %+v, want registered as id %d, no warning", r, piID)
+	}
+	if r := got[piState]; r.Status != New {
+		t.Errorf("payment_intent's state subject: %+v, want new (only the processed one was registered)", r)
 	}
 	if r := got[orderSubject]; r.Status != Compatible || r.Latest != 1 || r.Problem() {
 		t.Errorf("order: %+v, want compatible with version 1", r)
