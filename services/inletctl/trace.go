@@ -344,10 +344,26 @@ func writeJSON(out io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
-// table prints history entries as trace's timeline.
+// table prints history entries as trace's timeline. When they are of
+// several events (a correlation id shared by them: a sender reusing one),
+// an EVENT column says whose each stage is.
 func table(out io.Writer, stages []history.Entry) error {
+	event := func(e history.Entry) string {
+		if e.Undecodable {
+			return "(undecodable)"
+		}
+		return cell(e.Source) + "/" + cell(e.EventID)
+	}
+	several := false
+	for _, e := range stages {
+		several = several || event(e) != event(stages[0])
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "AT\tSTAGE\tATTEMPT\tOUTCOME\tWHERE\tERROR")
+	if several {
+		fmt.Fprint(tw, "AT\tEVENT\tSTAGE\tATTEMPT\tOUTCOME\tWHERE\tERROR\n")
+	} else {
+		fmt.Fprint(tw, "AT\tSTAGE\tATTEMPT\tOUTCOME\tWHERE\tERROR\n")
+	}
 	for _, e := range stages {
 		att := ""
 		if e.Attempt > 0 {
@@ -357,7 +373,11 @@ func table(out io.Writer, stages []history.Entry) error {
 		if e.Undecodable {
 			where += " (undecodable)"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", e.At.UTC().Format("2006-01-02T15:04:05.000Z"), cell(e.Stage), att, cell(e.Outcome), where, trim(e.Error, 80))
+		at := e.At.UTC().Format("2006-01-02T15:04:05.000Z")
+		if several {
+			at += "\t" + event(e)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", at, cell(e.Stage), att, cell(e.Outcome), where, trim(e.Error, 80))
 	}
 	return tw.Flush()
 }

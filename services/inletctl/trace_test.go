@@ -257,3 +257,29 @@ func TestTraceEventDeliveries(t *testing.T) {
 		}
 	})
 }
+
+// A correlation id shared by several events (a sender reusing one): the
+// timeline says whose each stage is; for one event it stays as it was.
+func TestTraceTableNamesEventsWhenShared(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	one := []history.Entry{
+		{At: at, Stage: "received", Source: "stripe", EventID: "evt_1"},
+		{At: at, Stage: "attempt", Attempt: 1, Outcome: "processed", Source: "stripe", EventID: "evt_1"},
+	}
+	var out bytes.Buffer
+	if err := table(&out, one); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "EVENT") {
+		t.Errorf("one event's timeline has an EVENT column:\n%s", out.String())
+	}
+	shared := append(one, history.Entry{At: at, Stage: "attempt", Attempt: 1, Outcome: "duplicate", Source: "shop", EventID: "w-9"})
+	out.Reset()
+	if err := table(&out, shared); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 4 || !strings.Contains(lines[0], "EVENT") || !strings.Contains(lines[1], "stripe/evt_1") || !strings.Contains(lines[3], "shop/w-9") {
+		t.Errorf("shared timeline:\n%s\nwant an EVENT column naming each stage's source/event id", out.String())
+	}
+}
