@@ -46,6 +46,10 @@ type Entry struct {
 	// is the event, and replaying it is how it is processed again.
 	NoEvent bool   `json:"no_event,omitempty"`
 	Payload []byte `json:"-"`
+	// Headers are the request headers ingest kept in the envelope (the
+	// source's allowlist, e.g. X-Shopify-Api-Version), read and left out of
+	// listings as Payload is.
+	Headers map[string]string `json:"-"`
 
 	rec       *kgo.Record // nil once a decision let go of it
 	partition int32
@@ -260,7 +264,7 @@ func (q *Queues) page(ctx context.Context, topic string, f Filter, cursor string
 			return nil
 		}
 		if !payloads {
-			e.Payload, e.rec = nil, nil
+			e.Payload, e.Headers, e.rec = nil, nil, nil
 		}
 		keep.add(e)
 		return nil
@@ -387,7 +391,7 @@ func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {
 		e.LastError = e.History[n-1].Error
 	}
 	if env, err := q.codec.Decode(ctx, r.Value); err == nil {
-		e.Source, e.EventType, e.EventID, e.CorrelationID, e.Payload = env.Source, env.EventType, env.EventID, env.CorrelationID, env.Payload
+		e.Source, e.EventType, e.EventID, e.CorrelationID, e.Payload, e.Headers = env.Source, env.EventType, env.EventID, env.CorrelationID, env.Payload, env.Headers
 	}
 	return e
 }
@@ -553,7 +557,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		if alone {
 			return true, fmt.Errorf("%s holds %w (too large with its failure headers): replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, ErrNoEvent, e.Origin)
 		}
-		e.Payload, e.rec = nil, nil
+		e.Payload, e.Headers, e.rec = nil, nil, nil
 		res.Skipped++
 		skipped.add(e)
 		return true, nil
@@ -568,7 +572,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			if s, err := skip(e); s || err != nil {
 				return err
 			}
-			e.Payload, e.rec = nil, nil
+			e.Payload, e.Headers, e.rec = nil, nil, nil
 			res.Count++
 			shown.add(e)
 			return nil
@@ -657,7 +661,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			return err
 		}
 		e.Decision = d
-		e.Payload, e.rec = nil, nil
+		e.Payload, e.Headers, e.rec = nil, nil, nil
 		pending = append(pending, e)
 		if len(pending) >= decideChunk {
 			return commit()

@@ -52,6 +52,13 @@ type depths struct {
 
 var latencyBuckets = metric.WithExplicitBucketBoundaries(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 900, 3600)
 
+// retryWaitBuckets resolve waits just past each default tier delay (30s,
+// 2m, 15m) and a 1h tier: a healthy wait is the delay plus a second or so,
+// and with a bound exactly on the delay it fell in the bucket above, whose
+// interpolation read p99 as 2-4 times the delay (901 s near 3600). Short
+// ones are requeues, due at once, and Retry-Afters below a tier's delay.
+var retryWaitBuckets = metric.WithExplicitBucketBoundaries(0.1, 1, 5, 10, 30, 31, 35, 45, 60, 120, 125, 150, 180, 300, 600, 900, 905, 960, 1200, 1800, 3600, 3605, 3660, 7200)
+
 func newMetrics(meter metric.Meter, limit *telemetry.Limiter) (*metrics, error) {
 	if meter == nil {
 		meter = noop.NewMeterProvider().Meter("")
@@ -76,7 +83,7 @@ func newMetrics(meter metric.Meter, limit *telemetry.Limiter) (*metrics, error) 
 		metric.WithDescription("Processed events whose occurred-at was later than their processing: the sender's clock is ahead (their end-to-end latency is recorded as 0).")); err != nil {
 		return nil, err
 	}
-	if m.retryWait, err = meter.Float64Histogram("inlet.retry.wait", metric.WithUnit("s"), latencyBuckets,
+	if m.retryWait, err = meter.Float64Histogram("inlet.retry.wait", metric.WithUnit("s"), retryWaitBuckets,
 		metric.WithDescription("Time an event waited in a retry tier.")); err != nil {
 		return nil, err
 	}

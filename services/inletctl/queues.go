@@ -7,8 +7,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/user"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -414,6 +416,9 @@ func entriesJSON(es []*ops.Entry, withPayload bool) []map[string]any {
 		_ = json.Unmarshal(b, &m)
 		if withPayload {
 			m["payload"] = readable(e.Payload)
+			if len(e.Headers) > 0 {
+				m["headers"] = e.Headers
+			}
 		}
 		out = append(out, m)
 	}
@@ -432,6 +437,12 @@ func printEntry(out io.Writer, e *ops.Entry) {
 	fmt.Fprintln(out, "error history:")
 	for _, h := range e.History {
 		fmt.Fprintf(out, "  %s  %-9s %s\n", h.At.Format(time.RFC3339), cell(h.Stage), cell(h.Error))
+	}
+	if len(e.Headers) > 0 { // the request headers ingest kept: the sender's API version, its delivery id, …
+		fmt.Fprintln(out, "headers:")
+		for _, k := range slices.Sorted(maps.Keys(e.Headers)) {
+			fmt.Fprintf(out, "  %s: %s\n", cell(k), cell(e.Headers[k]))
+		}
 	}
 	fmt.Fprintf(out, "payload:\n%s\n\n", shown(string(e.Payload)))
 }

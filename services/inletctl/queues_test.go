@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
@@ -306,5 +307,58 @@ func TestQueueShowRunbook(t *testing.T) {
 	queueSources(t, "https://runbooks.example.com/stripe")
 	if out := show(); !strings.Contains(out, "runbook:        https://runbooks.example.com/stripe\n") {
 		t.Errorf("the source's runbook not shown:\n%s", out)
+	}
+}
+
+// TestQueueShowPrintsKeptHeaders: show prints the request headers ingest
+// kept in the envelope (the sender's API version among them: what an
+// operator needs to tell a contract break from a bug), sorted, escapes shown
+// and not obeyed, and its JSON carries them; listings do not. show printed
+// none, though its usage and the invalid runbook said it did.
+func TestQueueShowPrintsKeptHeaders(t *testing.T) {
+	env, topics, bare, flags := dlqEntry(t)
+	codec := env.Codec(t, topics)
+	ev := &envelope.Envelope{ID: "id-evt_h1", Source: "shop", EventType: "orders/updated", EventID: "evt_h1",
+		IdempotencyKey: envelope.IdempotencyKey("shop", "evt_h1"), SchemaVersion: "v1", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond),
+		CorrelationID: "corr-h1", Channel: envelope.ChannelWebhook,
+		Headers: map[string]string{"X-Shopify-Topic": "orders/updated", "X-Shopify-Api-Version": "2025-01", "User-Agent": "Shopify-Captain-Hook\x1b[2J"},
+		Payload: []byte(`{"id":1}`), ContentType: "application/json"}
+	val, err := codec.Encode(ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := retry.AppendError(nil, retry.ErrorEntry{At: time.Now().UTC(), Stage: "validate", Error: "no handler for shopify/order 2025-01"})
+	h = retry.Set(h, retry.HeaderReason, "no handler")
+	res := env.Client(t).ProduceSync(context.Background(), &kgo.Record{Topic: topics.Invalid, Key: []byte(ev.IdempotencyKey), Value: val, Headers: h})
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	id := retry.Coordinates(res[0].Record)
+	t.Setenv("INLET_SOURCES", "")
+	runq := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if code, err := run(append(append([]string{}, flags...), args...), &out); code != exitOK {
+			t.Fatalf("%v: exit %d (%v)\n%s", args, code, err, out.String())
+		}
+		return out.String()
+	}
+
+	out := runq("invalid", "show", id)
+	want := "headers:\n  User-Agent: Shopify-Captain-Hook\\x1b[2J\n  X-Shopify-Api-Version: 2025-01\n  X-Shopify-Topic: orders/updated\n"
+	if !strings.Contains(out, want) || strings.ContainsRune(out, 0x1b) {
+		t.Fatalf("invalid show %s: want the kept headers, sorted and escaped:\n%s\nin:\n%s", id, want, out)
+	}
+	var shown []struct{ Headers map[string]string }
+	if err := json.Unmarshal([]byte(runq("invalid", "show", id, "--output", "json")), &shown); err != nil || len(shown) != 1 ||
+		shown[0].Headers["X-Shopify-Api-Version"] != "2025-01" {
+		t.Fatalf("invalid show --output json (%v): %+v", err, shown)
+	}
+	if out := runq("invalid", "ls", "--output", "json"); strings.Contains(out, "X-Shopify-Api-Version") {
+		t.Errorf("ls carries the headers (show's alone, as the payload):\n%s", out)
+	}
+	// An entry whose envelope kept none prints no empty "headers:" line.
+	if out := runq("dlq", "show", bare); strings.Contains(out, "headers:") {
+		t.Errorf("dlq show %s: a headers line with none kept:\n%s", bare, out)
 	}
 }
