@@ -43,7 +43,10 @@ func Defaults(name string) *Set {
 	return s
 }
 
-// Parse parses args and reports malformed environment values too.
+// Parse parses args and reports malformed environment values too. For -h
+// or -help it prints the usage and returns flag.ErrHelp: the command asked
+// only for its usage, so the caller should stop and exit 0, not report an
+// error.
 func (s *Set) Parse(args []string) error {
 	if err := s.FlagSet.Parse(args); err != nil {
 		return err

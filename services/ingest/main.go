@@ -6,13 +6,15 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
+	"strings"
 
-	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/ingest"
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -22,14 +24,17 @@ import (
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ingest:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run is ingest: the log and usage go to stderr. It returns nil after -h
+// (usage printed), a graceful shutdown, or a SIGTERM during the start.
+func run(args []string, stderr io.Writer) error {
 	fs := flagenv.New("ingest")
+	fs.SetOutput(stderr)
 	var (
 		kcfg        kafka.Config
 		icfg        ingest.Config
@@ -48,9 +53,12 @@ func run(args []string) error {
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's): ingest creates every Inlet topic at start, these included")
 	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h, -help: usage was asked for, and printed
+		}
 		return err
 	}
-	log, err := lcfg.Logger(os.Stderr)
+	log, err := lcfg.Logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -88,19 +96,55 @@ func run(args []string) error {
 
 	ctx, stop := service.SignalContext(log)
 	defer stop()
-	topics := kafka.TopicNames(kcfg.TopicPrefix, tierDelays)
-	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
-		return err
-	}
-	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
-	if err != nil {
-		return err
-	}
 	tel, err := telemetry.New(ctx, "inlet-ingest")
 	if err != nil {
 		return err
 	}
 	defer func() { _ = tel.Shutdown(context.Background()) }()
+	// The admin listener serves from the start: /healthz answers 200 and
+	// /readyz 503 saying what the start waits on (Kafka's topics, the
+	// schema registry), so that a wait is visible and not a restart loop.
+	// The ingest listener opens only once envelopes can be written: it
+	// never answers a webhook it could not store.
+	topics := kafka.TopicNames(kcfg.TopicPrefix, tierDelays)
+	shownRegistry := shownURLs(rcfg.URLs)
+	probes := &startProbes{}
+	probes.waiting("starting: creating topics on Kafka " + strings.Join(kcfg.Brokers, ","))
+	adminLn, err := net.Listen("tcp", adminAddr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.Handler())
+	mux.Handle("GET /healthz", probes)
+	mux.Handle("GET /readyz", probes)
+	admin := service.AdminServer(mux)
+	go func() {
+		// Only Close ends it normally; anything else leaves /metrics and
+		// the probes dead while ingest goes on, so say so.
+		if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server stopped", "error", err)
+		}
+	}()
+	defer admin.Close()
+	log.Info("ingest starting", "admin", adminLn.Addr().String(), "schema_registry", shownRegistry, "kafka_brokers", kcfg.Brokers)
+	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
+		if ctx.Err() != nil {
+			log.Info("ingest stopped while creating topics")
+			return nil
+		}
+		return err
+	}
+	probes.waiting("waiting on the schema registry (" + shownRegistry + "): it must have the envelope schema registered under " + topics.RawSubject())
+	codec, err := awaitCodec(ctx, reg, topics.RawSubject(), rcfg.URLs, startWait, log)
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("ingest stopped while waiting for the schema registry", "schema_registry", shownRegistry)
+			return nil
+		}
+		return err
+	}
+	probes.waiting("starting")
 	opts = append(opts, tel.KafkaOpts()...)
 	producers, err := ingest.NewProducers(icfg.Producers, opts...)
 	if err != nil {
@@ -111,30 +155,16 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	adminLn, err := net.Listen("tcp", adminAddr)
-	if err != nil {
-		return err
-	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", tel.Handler())
-	mux.Handle("GET /healthz", srv.Handler())
-	mux.Handle("GET /readyz", srv.Handler())
-	admin := service.AdminServer(mux)
-	go func() {
-		// Only Close ends it normally; anything else leaves /metrics and
-		// the probes dead while ingest goes on, so say so.
-		if err := admin.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
-			log.Error("admin server stopped", "error", err)
-		}
-	}()
-	defer admin.Close()
 	ln, err := net.Listen("tcp", icfg.Addr)
 	if err != nil {
 		return err
 	}
-	log.Info("ingest listening", "addr", ln.Addr().String(), "sources", sources.Names(), "raw_topic", topics.Raw)
+	log.Info("ingest listening", "addr", ln.Addr().String(), "admin", adminLn.Addr().String(),
+		"schema_registry", shownRegistry, "kafka_brokers", kcfg.Brokers,
+		"sources", sources.Names(), "raw_topic", topics.Raw)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	probes.serving(srv)
 	select {
 	case err := <-errc:
 		return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
 
@@ -13,7 +14,7 @@ import (
 func TestCheckConfigKafka(t *testing.T) {
 	setSourceSecrets(t)
 	servicetest.CheckKafkaSettings(t, func() error {
-		return run([]string{"-check-config", "-sources", exampleSources})
+		return run([]string{"-check-config", "-sources", exampleSources}, io.Discard)
 	})
 }
 
@@ -39,10 +40,10 @@ func setSourceSecrets(t *testing.T) {
 // could never be read within -max-body-bytes-in-flight, as a start does.
 func TestCheckConfigBodyBudget(t *testing.T) {
 	setSourceSecrets(t)
-	if err := run([]string{"-check-config", "-sources", exampleSources}); err != nil {
+	if err := run([]string{"-check-config", "-sources", exampleSources}, io.Discard); err != nil {
 		t.Fatalf("default budget: %v", err)
 	}
-	err := run([]string{"-check-config", "-sources", exampleSources, "-max-body-bytes-in-flight", "1000"})
+	err := run([]string{"-check-config", "-sources", exampleSources, "-max-body-bytes-in-flight", "1000"}, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "max-body-bytes-in-flight") {
 		t.Fatalf("a 1000-byte budget: %v, want the sources refused naming the flag", err)
 	}

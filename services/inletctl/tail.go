@@ -57,16 +57,40 @@ func run(args []string, out io.Writer) (int, error) {
 	case "trace":
 		return traceCmd(rest, &kcfg, out)
 	case "dlq", "invalid":
+		if len(rest) > 0 && isHelp(rest[0]) {
+			// Before a command: queue would take -h for one.
+			topics := kafka.TopicNames(kcfg.TopicPrefix, kafka.DefaultRetryTiers)
+			topic := topics.DLQ
+			if cmd == "invalid" {
+				topic = topics.Invalid
+			}
+			fmt.Fprintf(os.Stderr, queueUsage, cmd, topic)
+			return exitOK, nil
+		}
 		return queue(cmd, rest, &kcfg, &rcfg, out)
 	case "replay":
 		return replayCmd(rest, &kcfg, &rcfg, out)
 	case "reconcile":
 		return reconcileCmd(rest, &kcfg, &rcfg, out)
 	case "schemas":
+		if len(rest) > 0 && isHelp(rest[0]) { // before check
+			fmt.Fprint(os.Stderr, schemasUsage)
+			return exitOK, nil
+		}
 		return schemasCmd(rest, &kcfg, &rcfg, out)
 	default:
 		return exitUsage, fmt.Errorf("unknown command %q", cmd)
 	}
+}
+
+// isHelp reports whether arg asks for usage as the flag package takes it:
+// -h or -help, with one dash or two.
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "--h", "-help", "--help":
+		return true
+	}
+	return false
 }
 
 type printed struct {
@@ -89,6 +113,9 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil // usage asked for, and printed
+		}
 		return exitUsage, err
 	}
 	if fs.NArg() != 1 {
