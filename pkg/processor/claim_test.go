@@ -57,7 +57,7 @@ func TestClaimReturnsWhatItMayHoldOnError(t *testing.T) {
 		t.Fatalf("claim returned %v, want the 4 keys it may hold", held)
 	}
 	hook.on = false
-	p.release(ctx, items, held, token)
+	p.release(ctx, ctx, held, token)
 	res, err := st.ClaimBatch(ctx, []string{"dedup:s:1", "lock:e1", "dedup:s:2", "lock:e2"}, store.NewToken())
 	if err != nil {
 		t.Fatal(err)

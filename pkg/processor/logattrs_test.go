@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -100,7 +101,7 @@ func TestOutcomeLogLines(t *testing.T) {
 }
 
 // TestWaitLogLines: the lines logged while waiting out an outage give the
-// wait as a duration string.
+// wait as a duration string, and so does the one line saying it ended.
 func TestWaitLogLines(t *testing.T) {
 	var buf bytes.Buffer
 	p := &Processor{log: slog.New(slog.NewJSONHandler(&buf, nil)), cfg: Config{BackoffMax: time.Second}}
@@ -113,7 +114,12 @@ func TestWaitLogLines(t *testing.T) {
 		t.Fatalf("waitOut: %v", err)
 	}
 	lines := logLines(t, &buf)
-	if len(lines) != 1 || lines[0]["retry_in"] != "50ms" {
-		t.Fatalf("lines %v, want one with retry_in 50ms:\n%s", lines, buf.String())
+	if len(lines) != 2 || lines[0]["retry_in"] != "50ms" {
+		t.Fatalf("lines %v, want a wait with retry_in 50ms and its end:\n%s", lines, buf.String())
+	}
+	if end := lines[1]; end["msg"] != "schema registry available again; resuming" || end["level"] != "INFO" {
+		t.Fatalf("last line %v, want the wait's end at info", end)
+	} else if d, err := time.ParseDuration(fmt.Sprint(end["waited"])); err != nil || d < 50*time.Millisecond {
+		t.Fatalf("waited %v (%v), want the wait as a duration string, at least the 50ms backoff", end["waited"], err)
 	}
 }

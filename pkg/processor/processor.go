@@ -97,6 +97,11 @@ type Processor struct {
 	policies map[string]retry.Policy
 	ids      schemaIDs
 	count    Counts
+	// waits are the outages being waited out now (see Waiting).
+	waits waits
+	// releaseWarned: a release that found Redis down while stopping has
+	// been logged (once per processor; see release).
+	releaseWarned atomic.Bool
 
 	// crashBeforeCommit, set by tests, simulates a crash between writing
 	// the outputs and committing: Run returns at once, leaving the
@@ -107,6 +112,11 @@ type Processor struct {
 }
 
 var errCrashed = errors.New("simulated crash before commit")
+
+// errStopping is why a batch gives up waiting when the processor stops (its
+// run context ends: a signal, or another worker failed for good) before
+// the batch deadline.
+var errStopping = errors.New("the processor is stopping")
 
 // New connects the processor's transactional group sessions, one per
 // worker.
@@ -456,16 +466,23 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 	// while waiting for others lets two members block each other for good
 	// (an entity's events sit on several partitions).
 	backoff := 50 * time.Millisecond
+	var down *outage // the Redis outage this loop waits on, if any
+	defer func() { p.waits.done(down) }()
 	for len(pending) > 0 {
 		res, err := p.d.Store.ClaimBatch(ctx, pending, token)
+		busy := 0 // keys held by another member, or 0 with err set
 		if err != nil {
 			if !store.IsUnavailable(err) && ctx.Err() == nil {
 				return pending, err
 			}
+			if store.IsUnavailable(err) {
+				down = p.waits.failed(waitRedis, down)
+			}
 			p.log.Warn("redis unavailable; waiting", "error", err, durationAttr("retry_in", backoff))
 		} else {
+			p.waits.available(waitRedis, p.log)
 			acquired := make([]string, 0, len(pending))
-			var busy []string
+			var held []string // by another member
 			for i, k := range pending {
 				switch res[i] {
 				case store.ClaimAcquired:
@@ -475,19 +492,36 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 						it.outcome = Duplicate
 					}
 				case store.ClaimBusy:
-					busy = append(busy, k)
+					held = append(held, k)
 				}
 			}
-			if len(busy) == 0 {
+			if len(held) == 0 {
 				return acquired, nil
 			}
 			if err := p.d.Store.ReleaseBatch(ctx, acquired, token); err != nil {
 				p.log.Warn("releasing claims after a busy one", "error", err)
 			}
-			pending = append(acquired, busy...)
+			busy = len(held)
+			pending = append(acquired, held...)
 		}
-		if time.Now().After(deadline) || stop.Err() != nil {
-			return pending, fmt.Errorf("claims still busy or redis down after the batch deadline (%d keys)", len(pending))
+		// Why the batch gives up, as it is: the processor stopping (the
+		// run context ended: a signal, or another worker failed for good)
+		// or the batch deadline passing, while Redis is down or keys are
+		// held by another member.
+		var why error
+		switch {
+		case busy > 0:
+			why = fmt.Errorf("%d claims or entity locks held by another member (%d keys not claimed)", busy, len(pending))
+		case store.IsUnavailable(err):
+			why = fmt.Errorf("redis unavailable (%d keys not claimed): %w", len(pending), err)
+		default:
+			why = fmt.Errorf("redis (%d keys not claimed): %w", len(pending), err)
+		}
+		if stop.Err() != nil {
+			return pending, fmt.Errorf("%w while waiting for %w", errStopping, why)
+		}
+		if time.Now().After(deadline) {
+			return pending, fmt.Errorf("batch deadline (%v) passed while waiting for %w", p.cfg.BatchDeadline, why)
 		}
 		if !sleep(ctx, backoff/2+time.Duration(rand.Int64N(int64(backoff)))) {
 			return pending, ctx.Err()
@@ -519,7 +553,7 @@ func (p *Processor) apply(ctx, stop context.Context, items []*item, deadline tim
 		return nil
 	}
 	var res []store.ApplyResult
-	err := p.waitOut(ctx, stop, deadline, "redis", func() (bool, error) {
+	err := p.waitOut(ctx, stop, deadline, waitRedis, func() (bool, error) {
 		var err error
 		res, err = p.d.Store.ApplyBatch(ctx, ups)
 		return store.IsUnavailable(err), err
@@ -593,7 +627,7 @@ func (p *Processor) deliverInOrder(ctx, stop context.Context, items []*item, sin
 		byEntity[k] = append(byEntity[k], it)
 	}
 	var stored []time.Time
-	err := p.waitOut(ctx, stop, deadline, "redis", func() (bool, error) {
+	err := p.waitOut(ctx, stop, deadline, waitRedis, func() (bool, error) {
 		var err error
 		stored, err = p.d.Store.EntityTimes(ctx, keys)
 		return store.IsUnavailable(err), err
@@ -671,11 +705,20 @@ func (p *Processor) applyDecided(ctx, stop context.Context, items []*item, deadl
 // with the outage's error; any other error ends it at once.
 func (p *Processor) waitOut(ctx, stop context.Context, deadline time.Time, what string, try func() (outage bool, err error)) error {
 	backoff := 50 * time.Millisecond
+	var down *outage
+	defer func() { p.waits.done(down) }()
 	for {
-		outage, err := try()
-		if !outage {
+		out, err := try()
+		if !out {
+			// Any answer from Redis is a round trip; a registry's may come
+			// from the client's cache, so only one after a failure here
+			// counts (see also noteDecoded and schemaID).
+			if down != nil || what == waitRedis {
+				p.waits.available(what, p.log)
+			}
 			return err
 		}
+		down = p.waits.failed(what, down)
 		if registry.IsDenied(err) {
 			// Not an outage that passes: somebody has to fix the
 			// credentials, and nothing is processed until then.
@@ -683,8 +726,11 @@ func (p *Processor) waitOut(ctx, stop context.Context, deadline time.Time, what 
 		} else {
 			p.log.Warn(what+" unavailable; waiting", "error", err, durationAttr("retry_in", backoff))
 		}
-		if time.Now().After(deadline) || stop.Err() != nil || !sleep(ctx, backoff) {
-			return fmt.Errorf("%s unavailable past the batch deadline: %w", what, err)
+		if stop.Err() != nil {
+			return fmt.Errorf("%w while waiting for %s: %w", errStopping, what, err)
+		}
+		if time.Now().After(deadline) || !sleep(ctx, backoff) {
+			return fmt.Errorf("%s unavailable past the batch deadline (%v): %w", what, p.cfg.BatchDeadline, err)
 		}
 		backoff = min(backoff*2, p.cfg.BackoffMax)
 	}
@@ -744,10 +790,10 @@ func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, item
 	}
 	// One round trip: confirming and releasing are both needed before the
 	// next batch can claim these keys without finding them busy.
-	p.retryRedis(ctx, "confirm dedup claims and release entity locks", func() error {
-		if len(keys) == 0 && len(locks) == 0 {
-			return nil
-		}
+	if len(keys) == 0 && len(locks) == 0 {
+		return
+	}
+	_, err := p.retryRedis(ctx, func() error {
 		err := p.d.Store.Settle(ctx, token, keys, windows, locks)
 		if store.IsLostClaim(err) {
 			// The output is committed; the claim had expired. Logged,
@@ -757,35 +803,74 @@ func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, item
 		}
 		return err
 	})
+	if err != nil {
+		p.log.Error("confirm dedup claims and release entity locks failed", "error", err)
+	}
 }
 
 // release gives back every claim and lock after an abort, so the
-// redelivered records can claim them at once.
-func (p *Processor) release(ctx context.Context, _ []*item, held []string, token string) {
+// redelivered records can claim them at once. One never released is
+// harmless: it expires at the end of its lease (Config.ClaimLease from
+// when it was taken), and the redelivered records wait for it until then.
+//
+// The batch's context may be spent (that may be why it aborts): the
+// release retries while Redis is unavailable for 10 s of its own, or the
+// claims would block the redelivery for the rest of their lease. Once stop
+// has ended (the processor is stopping) the batch's context (its drain
+// budget) bounds it too, less half a drain timeout left for the abort that
+// follows (as deliveryDeadline leaves for the transaction): the process must
+// end within its grace period. A release that Redis being down defeats
+// then is an expected end, not a failure: one warning per processor says
+// the claims will expire, instead of an error per batch.
+func (p *Processor) release(ctx, stop context.Context, held []string, token string) {
 	if len(held) == 0 {
 		return
 	}
-	// The batch's context may be spent (that may be why it aborts): the
-	// release gets its own short one, or the claims would block the
-	// redelivery for the rest of their lease.
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	d := 10 * time.Second
+	if bd, ok := ctx.Deadline(); ok && stop.Err() != nil {
+		// At least one try.
+		d = max(min(d, time.Until(bd)-p.cfg.DrainTimeout/2), 100*time.Millisecond)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
 	defer cancel()
-	p.retryRedis(rctx, "release claims", func() error { return p.d.Store.ReleaseBatch(rctx, held, token) })
+	down, err := p.retryRedis(rctx, func() error { return p.d.Store.ReleaseBatch(rctx, held, token) })
+	switch {
+	case err == nil:
+	case down && stop.Err() != nil:
+		log := p.log.Warn
+		if !p.releaseWarned.CompareAndSwap(false, true) {
+			log = p.log.Debug // said once already
+		}
+		log("could not release the claims of a batch abandoned while the processor is stopping: redis unavailable; any it holds expire within the claim lease (-claim-lease) of being taken, and its events' redelivery waits for them until then",
+			"keys", len(held), durationAttr("claim_lease", p.cfg.ClaimLease), "error", err)
+	default:
+		p.log.Error("release claims failed", "error", err)
+	}
 }
 
-// retryRedis retries f while Redis is unavailable, until ctx ends. A
-// release that never happens is harmless (the lease expires); a confirm that
-// never happens lets a later duplicate through, hence the retries.
-func (p *Processor) retryRedis(ctx context.Context, what string, f func() error) {
+// retryRedis calls f, again while Redis is unavailable, until it succeeds
+// or ctx ends, and returns f's last error and whether Redis was found
+// unavailable meanwhile (a call cut by ctx's end fails with ctx's error,
+// not an outage). A release that never happens is harmless (the lease
+// expires); a confirm that never happens lets a later duplicate through,
+// hence the retries.
+func (p *Processor) retryRedis(ctx context.Context, f func() error) (down bool, err error) {
 	backoff := 50 * time.Millisecond
+	var o *outage
+	defer func() { p.waits.done(o) }()
 	for {
 		err := f()
 		if err == nil {
-			return
+			p.waits.available(waitRedis, p.log)
+			return down, nil
 		}
-		if !store.IsUnavailable(err) || !sleep(ctx, backoff) {
-			p.log.Error(what+" failed", "error", err)
-			return
+		if !store.IsUnavailable(err) {
+			return down, err
+		}
+		down = true
+		o = p.waits.failed(waitRedis, o)
+		if !sleep(ctx, backoff) {
+			return down, err
 		}
 		backoff = min(backoff*2, p.cfg.BackoffMax)
 	}
@@ -876,9 +961,12 @@ func (p *Processor) encodeAll(ctx, stop context.Context, items []*item, deadline
 // and polled again, as when Redis is down.
 func (p *Processor) awaitRegistry(ctx, stop context.Context, items []*item, deadline time.Time) error {
 	first := true // the items were just prepared
-	return p.waitOut(ctx, stop, deadline, "schema registry", func() (bool, error) {
+	return p.waitOut(ctx, stop, deadline, waitRegistry, func() (bool, error) {
 		var cause error
 		for i, it := range items {
+			if first {
+				p.noteDecoded(it)
+			}
 			if it.wait == nil {
 				continue
 			}
@@ -895,11 +983,29 @@ func (p *Processor) awaitRegistry(ctx, stop context.Context, items []*item, dead
 	})
 }
 
+// noteDecoded tells the registry's outage tracking about a record just
+// prepared: one whose writer schema could not be fetched notes the schema
+// id; one decoded with a schema id noted so (the registry answered for
+// it, perhaps to another worker's batch) ends the outage.
+func (p *Processor) noteDecoded(it *item) {
+	if it.wait == nil && p.waits.nUnfetched.Load() == 0 {
+		return
+	}
+	id, err := p.d.Registry.SchemaID(it.rec.Value)
+	switch {
+	case err != nil:
+	case it.wait != nil:
+		p.waits.notFetched(id)
+	case p.waits.wasUnfetched(id):
+		p.waits.available(waitRegistry, p.log)
+	}
+}
+
 // awaitSchemaID is schemaID, waiting with backoff while the registry is
 // unavailable, up to the batch deadline.
 func (p *Processor) awaitSchemaID(ctx, stop context.Context, out *router.Output, deadline time.Time) (int, error) {
 	var id int
-	err := p.waitOut(ctx, stop, deadline, "schema registry", func() (bool, error) {
+	err := p.waitOut(ctx, stop, deadline, waitRegistry, func() (bool, error) {
 		var err error
 		id, err = p.schemaID(ctx, out)
 		return registry.IsUnavailable(err), err
@@ -1069,6 +1175,7 @@ func (p *Processor) schemaID(ctx context.Context, out *router.Output) (int, erro
 				id = got
 			}
 		}
+		p.waits.available(waitRegistry, p.log) // it answered
 		p.ids.mu.Lock()
 		p.ids.m[key] = id
 		p.ids.mu.Unlock()

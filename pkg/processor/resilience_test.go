@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -190,10 +191,16 @@ func resilienceSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 // Redis going away pauses processing (nothing skipped, nothing committed
 // past it); it resumes when Redis is back. Embedded only: it restarts the
 // in-process Redis.
+//
+// The wait is shown by Waiting while it lasts, and its end is one line
+// however many batches it held back: the deadline (1 s here) abandons the
+// first batch and the next ones wait on.
 func TestRedisOutagePausesAndResumes(t *testing.T) {
 	env := testenv.Embedded(t)
 	h := newHarness(t, env)
-	h.start("a", nil)
+	var logs syncbuf.Buffer
+	h.log = bufLog(&logs)
+	r := h.start("a", func(c *Config) { c.BatchDeadline = time.Second })
 	h.send("stripe", "payment_intent.succeeded", "evt_r0", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_r0", "pi_r", "succeeded", 1700000000))
 	h.waitAll(1)
 	env.Stack.Miniredis.Close()
@@ -209,12 +216,79 @@ func TestRedisOutagePausesAndResumes(t *testing.T) {
 	if got := h.all(); got != 1 {
 		t.Fatalf("%d outcomes while Redis was down, want 1", got)
 	}
+	testenv.Eventually(t, 10*time.Second, "a batch abandoned at its deadline", func() bool {
+		return len(linesWith(t, &logs, "batch abandoned before writing; it will be redelivered")) > 0
+	})
+	testenv.Eventually(t, 10*time.Second, "Waiting to show the wait for Redis", func() bool {
+		w := r.p.Waiting()
+		return len(w) == 1 && w[0].On == "redis"
+	})
 	if err := env.Stack.Miniredis.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	h.waitAll(6)
 	if ids := eventIDs(h, 6); len(ids) != 6 {
 		t.Fatalf("%d distinct outputs after Redis came back, want 6", len(ids))
+	}
+	if ends := linesWith(t, &logs, "redis available again; resuming"); len(ends) != 1 {
+		t.Fatalf("%d lines saying Redis is back, want 1:\n%s", len(ends), logs.String())
+	}
+	if w := r.p.Waiting(); len(w) != 0 {
+		t.Fatalf("Waiting after Redis came back: %v", w)
+	}
+}
+
+// TestShutdownDuringRedisOutage: stopped while a batch waits for Redis, the
+// processor says the batch was abandoned because
+// it is stopping, and the claims it could not release are one warning that
+// they expire after their lease, not errors.
+func TestShutdownDuringRedisOutage(t *testing.T) {
+	env := testenv.Embedded(t)
+	h := newHarness(t, env)
+	var logs syncbuf.Buffer
+	h.log = bufLog(&logs)
+	// A client that gives up on a dead server at once: go-redis's default
+	// dial retries take seconds per try, past this test's deadline.
+	h.rdb = redis.NewClient(&redis.Options{Addr: env.Stack.Miniredis.Addr(), DialerRetries: 1, MaxRetries: -1})
+	t.Cleanup(func() { h.rdb.Close() })
+	r := h.start("a", func(c *Config) {
+		// The batch's context, which bounds the release once stopping,
+		// ends 4 s after it starts: the test does not wait the release's
+		// 10 s.
+		c.BatchDeadline, c.DrainTimeout = 3*time.Second, time.Second
+	})
+	h.send("stripe", "payment_intent.succeeded", "evt_sr0", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_sr0", "pi_sr0", "succeeded", 1700000000))
+	h.waitAll(1)
+	env.Stack.Miniredis.Close()
+	h.send("stripe", "payment_intent.succeeded", "evt_sr1", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_sr1", "pi_sr1", "succeeded", 1700000001))
+	testenv.Eventually(t, 10*time.Second, "the batch to wait for Redis", func() bool {
+		return len(linesWith(t, &logs, "redis unavailable; waiting")) > 0
+	})
+	r.cancel()
+	select {
+	case err := <-r.done:
+		r.done <- err // for the harness's own stop
+	case <-time.After(30 * time.Second):
+		t.Fatal("the processor did not stop")
+	}
+	if n := len(linesWith(t, &logs, "batch abandoned before writing; it will be redelivered")); n != 0 {
+		t.Errorf("%d lines blame the batch deadline:\n%s", n, logs.String())
+	}
+	stopping := linesWith(t, &logs, "batch abandoned before writing because the processor is stopping; it will be redelivered")
+	if len(stopping) != 1 || !strings.Contains(stopping[0]["error"].(string), "the processor is stopping while waiting for redis unavailable") {
+		t.Fatalf("abandon lines %v, want one saying the processor is stopping while Redis is down:\n%s", stopping, logs.String())
+	}
+	if errs := linesAt(t, &logs, "ERROR"); len(errs) != 0 {
+		t.Errorf("error lines: %v", errs)
+	}
+	var released int
+	for _, w := range linesAt(t, &logs, "WARN") {
+		if strings.Contains(w["msg"].(string), "expire within the claim lease") {
+			released++
+		}
+	}
+	if released != 1 {
+		t.Errorf("%d warnings about unreleased claims, want 1:\n%s", released, logs.String())
 	}
 }
 

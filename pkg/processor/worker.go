@@ -196,12 +196,18 @@ func (w *worker) clearRevoked(ctx context.Context) error {
 func (w *worker) renewSession(ctx context.Context, cause error) error {
 	w.p.log.Error("transactional session failed; opening a new one", "error", cause)
 	backoff := 100 * time.Millisecond
+	var down *outage
+	defer func() { w.p.waits.done(down) }()
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := w.sess.Client().Ping(pctx)
 		cancel()
 		if err == nil {
+			w.p.waits.available(waitKafka, w.p.log)
 			break
+		}
+		if ctx.Err() == nil {
+			down = w.p.waits.failed(waitKafka, down)
 		}
 		if !sleep(ctx, backoff) {
 			return cause
@@ -255,13 +261,11 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	wg.Wait()
 	token := store.NewToken()
 	if err := p.awaitRegistry(ctx, stop, items, deadline); err != nil {
-		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
-		return w.abort(ctx, items, nil, token)
+		return w.abandon(ctx, stop, items, nil, token, err)
 	}
 	claimed, err := p.claim(ctx, stop, items, token, deadline)
 	if err != nil {
-		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
-		return w.abort(ctx, items, claimed, token)
+		return w.abandon(ctx, stop, items, claimed, token, err)
 	}
 	// Every claim was taken before now (claim may have gone round for a
 	// while): none outlives this, the bound of confirming them.
@@ -270,24 +274,21 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	// record cannot be written becomes invalid without having moved its
 	// entity's stored time.
 	if err := p.encodeAll(ctx, stop, items, deadline); err != nil {
-		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
-		return w.abort(ctx, items, claimed, token)
+		return w.abandon(ctx, stop, items, claimed, token, err)
 	}
 	// Entities with an event for a sink are decided while delivering (see
 	// deliverInOrder); the others in one newest-wins round trip.
 	sinky := sinkEntities(items)
 	if err := p.apply(ctx, stop, items, deadline, func(it *item) bool { return undecided(it) && !sinky[it.out.EntityKey] }); err != nil {
-		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
-		return w.abort(ctx, items, claimed, token)
+		return w.abandon(ctx, stop, items, claimed, token, err)
 	}
 	if err := p.deliverInOrder(ctx, stop, items, sinky, deadline); err != nil {
-		p.log.Warn("batch abandoned before writing; it will be redelivered", "records", len(recs), "error", err)
-		return w.abort(ctx, items, claimed, token)
+		return w.abandon(ctx, stop, items, claimed, token, err)
 	}
 	p.route(items)
 	if err := w.sess.Begin(); err != nil {
 		endSpans(items, "batch abandoned")
-		p.release(ctx, items, claimed, token) // or they block the redelivery for their lease
+		p.release(ctx, stop, claimed, token) // or they block the redelivery for their lease
 		return fmt.Errorf("begin transaction: %w", err)
 	}
 	var produceErr error // the first
@@ -353,7 +354,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	}
 	if err != nil || !committed {
 		endSpans(items, "aborted")
-		p.release(ctx, items, claimed, token)
+		p.release(ctx, stop, claimed, token)
 		if err != nil {
 			return fmt.Errorf("end transaction: %w", err)
 		}
@@ -470,7 +471,7 @@ func (w *worker) settle(ctx, stop context.Context) {
 		case err == nil && fate == fateAborted:
 			p.log.Info("the commit did not land; records will be redelivered", "records", len(u.items))
 			endSpans(u.items, "aborted")
-			p.release(sctx, u.items, u.claimed, u.token)
+			p.release(sctx, stop, u.claimed, u.token)
 			return
 		case err == nil:
 			w.abandonUnsettled(u, "another member committed past it")
@@ -598,10 +599,22 @@ func endSpans(items []*item, why string) {
 	}
 }
 
-func (w *worker) abort(ctx context.Context, items []*item, claimed []string, token string) error {
+// abandon gives up on a batch before anything of it is written: logged,
+// with why (the processor stopping, or the batch deadline passing while a
+// dependency is down), then aborted.
+func (w *worker) abandon(ctx, stop context.Context, items []*item, claimed []string, token string, why error) error {
+	msg := "batch abandoned before writing; it will be redelivered"
+	if errors.Is(why, errStopping) {
+		msg = "batch abandoned before writing because the processor is stopping; it will be redelivered"
+	}
+	w.p.log.Warn(msg, "records", len(items), "error", why)
+	return w.abort(ctx, stop, items, claimed, token)
+}
+
+func (w *worker) abort(ctx, stop context.Context, items []*item, claimed []string, token string) error {
 	p := w.p
 	endSpans(items, "batch abandoned")
-	p.release(ctx, items, claimed, token)
+	p.release(ctx, stop, claimed, token)
 	if err := w.sess.Begin(); err != nil {
 		return err
 	}

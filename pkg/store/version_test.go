@@ -17,6 +17,22 @@ import (
 // and every other command with OK: just enough of Redis for go-redis.
 func fakeInfoServer(t *testing.T, info string) string {
 	t.Helper()
+	return fakeServer(t, func(args []string) string {
+		if len(args) > 0 && strings.EqualFold(args[0], "INFO") {
+			return bulk(info)
+		}
+		return "+OK\r\n"
+	})
+}
+
+// bulk is s as a RESP bulk string.
+func bulk(s string) string { return fmt.Sprintf("$%d\r\n%s\r\n", len(s), s) }
+
+// fakeServer is a RESP2 server on loopback whose replies reply writes (raw
+// RESP) for each command, but HELLO, which it refuses (a RESP2-only
+// server, so go-redis speaks RESP2).
+func fakeServer(t *testing.T, reply func(args []string) string) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -48,15 +64,11 @@ func fakeInfoServer(t *testing.T, info string) string {
 						}
 						args = append(args, strings.TrimSpace(arg))
 					}
-					reply := "+OK\r\n"
-					switch {
-					case len(args) == 0:
-					case strings.EqualFold(args[0], "INFO"):
-						reply = fmt.Sprintf("$%d\r\n%s\r\n", len(info), info)
-					case strings.EqualFold(args[0], "HELLO"): // a RESP2-only server
-						reply = "-ERR unknown command 'HELLO'\r\n"
+					out := "-ERR unknown command 'HELLO'\r\n"
+					if len(args) == 0 || !strings.EqualFold(args[0], "HELLO") {
+						out = reply(args)
 					}
-					if _, err := c.Write([]byte(reply)); err != nil {
+					if _, err := c.Write([]byte(out)); err != nil {
 						return
 					}
 				}

@@ -7,12 +7,15 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -170,6 +173,9 @@ func run(args []string) error {
 	if err := service.CheckRedis(ctx, st, log); err != nil {
 		return err
 	}
+	// Persistence and eviction decide whether dedup state survives: a
+	// warning when it would not, nothing stopped.
+	st.CheckDurability(ctx, log)
 	p, err := processor.New(pcfg, processor.Deps{
 		KafkaOpts: kopts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
 		Store: st, Alerter: alerter, Log: log,
@@ -190,12 +196,15 @@ func run(args []string) error {
 	case err != nil:
 		return err
 	}
+	// Draining from the signal on: the batches in hand are being finished.
 	var draining atomic.Bool
+	stopDraining := context.AfterFunc(ctx, func() { draining.Store(true) })
+	defer stopDraining()
 	ln, err := net.Listen("tcp", adminAddr)
 	if err != nil {
 		return err
 	}
-	adminSrv := service.AdminServer(adminMux(&draining, tel, api))
+	adminSrv := service.AdminServer(adminMux(&draining, p.Waiting, tel, api))
 	go func() {
 		// Only Shutdown ends it normally; anything else leaves /metrics and
 		// /healthz dead while processing goes on, so say so.
@@ -203,7 +212,7 @@ func run(args []string) error {
 			log.Error("admin server stopped", "error", err)
 		}
 	}()
-	log.Info("processor running", "group", pcfg.Group, "raw_topic", topics.Raw, "admin", ln.Addr().String())
+	log.Info("processor running", startAttrs(pcfg.Group, topics.Raw, ln.Addr().String(), rcfg.URLs, ropt)...)
 	err = p.Run(ctx)
 	draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -213,18 +222,75 @@ func run(args []string) error {
 	return err
 }
 
-func adminMux(draining *atomic.Bool, tel *telemetry.Telemetry, api *admin.API) http.Handler {
+// startAttrs are the attributes of the "processor running" line: what the
+// processor reads and writes, never a credential. The registry URLs lose
+// their password and query (url.Redacted; a query may carry a token); Redis
+// is named by host:port (or socket) and database, never its URL, which may
+// hold the password.
+func startAttrs(group, rawTopic, adminAddr string, registryURLs []string, ropt *redis.Options) []any {
+	regs := make([]string, len(registryURLs))
+	for i, raw := range registryURLs {
+		regs[i] = redactURL(raw)
+	}
+	return []any{
+		"group", group, "raw_topic", rawTopic, "admin", adminAddr,
+		"schema_registry", strings.Join(regs, ","),
+		"redis", ropt.Addr, "redis_db", ropt.DB, "redis_tls", ropt.TLSConfig != nil,
+	}
+}
+
+// redactURL is raw without its password, query and fragment; one that does
+// not parse is not shown.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL, not shown)"
+	}
+	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
+	return u.Redacted()
+}
+
+// readyCovers is what the processor's /readyz answers for; see README's
+// Processor section.
+const readyCovers = "started (configuration read, topics ensured, envelope schema registered) and not draining; " +
+	"an outage of Kafka, Redis or the schema registry leaves it 200 and is listed in waiting_on"
+
+// readyBody is /readyz's answer.
+type readyBody struct {
+	Status string `json:"status"`
+	Covers string `json:"covers"`
+	// WaitingOn lists the outages the workers wait out now, each as
+	// "<what> since <RFC 3339 time>"; empty while none.
+	WaitingOn []string `json:"waiting_on"`
+}
+
+// readyz answers 503 while draining and 200 otherwise, outages included:
+// the processor serves no traffic, so readiness takes no pod out of a
+// load balancer; a not-ready processor would stall a rolling update and
+// count against the PodDisruptionBudget during an outage every replica
+// shares (restarting or replacing it does not help), and would drop out
+// of the headless admin Service that inletctl and the runbooks use just
+// when they are needed. What it waits for is in the body instead.
+func readyz(draining *atomic.Bool, waiting func() []processor.Wait) http.HandlerFunc {
+	return func(w http.ResponseWriter, _ *http.Request) {
+		body := readyBody{Status: "ready", Covers: readyCovers, WaitingOn: []string{}}
+		for _, wt := range waiting() {
+			body.WaitingOn = append(body.WaitingOn, wt.String())
+		}
+		w.Header().Set("Content-Type", "application/json")
+		if draining.Load() {
+			body.Status = "draining"
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(body)
+	}
+}
+
+func adminMux(draining *atomic.Bool, waiting func() []processor.Wait, tel *telemetry.Telemetry, api *admin.API) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.Handler())
 	api.Register(mux) // /v1/: DLQ, invalid, depth, trace — bearer tokens
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		if draining.Load() {
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintln(w, `{"status":"draining"}`)
-			return
-		}
-		fmt.Fprintln(w, `{"status":"ready"}`)
-	})
+	mux.HandleFunc("GET /readyz", readyz(draining, waiting))
 	return mux
 }

@@ -1,9 +1,19 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/inletdev/inlet/pkg/processor"
+	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/service/servicetest"
 )
 
@@ -51,3 +61,89 @@ func TestCheckConfigKafka(t *testing.T) {
 
 // exampleSources is the shipped sources file the checks read.
 const exampleSources = "../../deploy/sources.example.yaml"
+
+// TestReadyz: /readyz says what it covers and lists the waits in progress;
+// an outage leaves it 200 (see readyz for why), draining makes it 503.
+func TestReadyz(t *testing.T) {
+	var draining atomic.Bool
+	var waits []processor.Wait
+	h := readyz(&draining, func() []processor.Wait { return waits })
+	get := func() (int, map[string]any) {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		h(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%v: %s", err, rec.Body.String())
+		}
+		if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+			t.Errorf("Content-Type %q", ct)
+		}
+		return rec.Code, body
+	}
+	code, body := get()
+	if code != http.StatusOK || body["status"] != "ready" || !strings.Contains(fmt.Sprint(body["covers"]), "not draining") {
+		t.Fatalf("%d %v, want 200 ready saying what it covers", code, body)
+	}
+	if w, ok := body["waiting_on"].([]any); !ok || len(w) != 0 {
+		t.Fatalf("waiting_on %#v, want an empty list", body["waiting_on"])
+	}
+	since := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	waits = []processor.Wait{{On: "redis", Since: since}}
+	code, body = get()
+	if w, _ := body["waiting_on"].([]any); code != http.StatusOK || len(w) != 1 || w[0] != "redis since 2026-03-01T12:00:00Z" {
+		t.Fatalf("during an outage: %d %v, want 200 waiting on redis since 2026-03-01T12:00:00Z", code, body)
+	}
+	draining.Store(true)
+	if code, body = get(); code != http.StatusServiceUnavailable || body["status"] != "draining" {
+		t.Fatalf("draining: %d %v", code, body)
+	}
+}
+
+// TestStartLine: the "processor running" line names the schema registry and
+// the Redis target (host:port, database), and no credential: not the Redis
+// password (in the URL or REDIS_PASSWORD), not a registry URL's password or
+// query.
+func TestStartLine(t *testing.T) {
+	t.Setenv("REDIS_PASSWORD", "")
+	for _, c := range []struct {
+		url, envPassword string
+		secrets          []string
+	}{
+		{"redis://:url-secret-pw@redis.internal:6380/3", "", []string{"url-secret-pw"}},
+		{"rediss://inlet:url-secret-pw@redis.internal:6380/3", "env-secret-pw", []string{"url-secret-pw", "env-secret-pw"}},
+	} {
+		t.Run(c.url[:strings.Index(c.url, ":")], func(t *testing.T) {
+			t.Setenv("REDIS_PASSWORD", c.envPassword)
+			rc := service.RedisConfig{URL: c.url}
+			ropt, err := rc.Options()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			log := slog.New(slog.NewJSONHandler(&buf, nil))
+			regs := []string{"https://sr-user:reg-secret-pw@sr.internal:8081/?token=reg-secret-token", "http://sr2.internal:8081"}
+			log.Info("processor running", startAttrs("inlet-processor", "inlet.raw", "127.0.0.1:9091", regs, ropt)...)
+			line := buf.String()
+			for _, secret := range append(c.secrets, "reg-secret-pw", "reg-secret-token") {
+				if strings.Contains(line, secret) {
+					t.Fatalf("the start line shows %q: %s", secret, line)
+				}
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(line), &m); err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]any{
+				"redis": "redis.internal:6380", "redis_db": float64(3), "redis_tls": strings.HasPrefix(c.url, "rediss:"),
+				"schema_registry": "https://sr-user:xxxxx@sr.internal:8081/,http://sr2.internal:8081",
+				"group":           "inlet-processor", "raw_topic": "inlet.raw",
+			}
+			for k, v := range want {
+				if m[k] != v {
+					t.Errorf("%s = %#v, want %#v in %s", k, m[k], v, line)
+				}
+			}
+		})
+	}
+}

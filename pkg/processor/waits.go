@@ -1,0 +1,168 @@
+package processor
+
+import (
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// What the processor waits for. Each name is also the start of the wait's
+// log lines and of its entry in Processor.Waiting.
+const (
+	waitRedis    = "redis"
+	waitRegistry = "schema registry"
+	waitKafka    = "kafka"
+)
+
+// waits are the outages the processor's workers are waiting out now, by
+// what they wait for. An outage begins at the first failed try of any
+// worker and ends at the first try that succeeds: the one that ends it logs
+// "<what> available again; resuming" with how long it lasted, once, however
+// many batches were abandoned and polled again meanwhile and however many
+// workers waited. The zero value is ready to use.
+type waits struct {
+	mu sync.Mutex
+	m  map[string]*outage
+	// n is len(m): the end of a wait is checked after every successful
+	// round trip, without the lock while nothing is out.
+	n atomic.Int32
+	// unfetched are the writer schema ids a decode found the registry
+	// unavailable for. A record decoded is no sign that the registry
+	// answers (its writer schema may be cached); one of these decoded is.
+	unfetched  map[int]bool
+	nUnfetched atomic.Int32
+}
+
+type outage struct {
+	since time.Time
+	// waiting counts the wait loops in progress on it; an outage no loop
+	// waits on (its batch was abandoned, the next one not yet polled) is
+	// kept, to be ended by the next success, but is not listed as a wait.
+	waiting int
+}
+
+// Wait is one dependency the processor is waiting for now.
+type Wait struct {
+	// On is what: "redis", "schema registry" or "kafka".
+	On string
+	// Since is when the outage was first seen, by any worker: a wait that
+	// outlasted its batch goes on in the next one.
+	Since time.Time
+}
+
+func (w Wait) String() string {
+	return w.On + " since " + w.Since.UTC().Format(time.RFC3339)
+}
+
+// failed records that a wait loop found what unavailable. cur is what the
+// loop's previous failure returned (nil at its first); the loop passes
+// the result to done when it ends.
+func (ws *waits) failed(what string, cur *outage) *outage {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	o := ws.m[what]
+	if o == nil {
+		if ws.m == nil {
+			ws.m = map[string]*outage{}
+		}
+		o = &outage{since: time.Now()}
+		ws.m[what] = o
+		ws.n.Store(int32(len(ws.m)))
+	}
+	if o != cur {
+		if cur != nil {
+			cur.waiting-- // an outage another loop has ended since
+		}
+		o.waiting++
+	}
+	return o
+}
+
+// done ends a wait loop's part in an outage (o from failed; nil: it never
+// waited), whether the outage ended or the loop gave up.
+func (ws *waits) done(o *outage) {
+	if o == nil {
+		return
+	}
+	ws.mu.Lock()
+	o.waiting--
+	ws.mu.Unlock()
+}
+
+// available records a success of what: an outage of it in progress ends,
+// logged at info with how long it lasted.
+func (ws *waits) available(what string, log *slog.Logger) {
+	if ws.n.Load() == 0 {
+		return
+	}
+	ws.mu.Lock()
+	o := ws.m[what]
+	if o != nil {
+		delete(ws.m, what)
+		ws.n.Store(int32(len(ws.m)))
+	}
+	if what == waitRegistry {
+		clear(ws.unfetched)
+		ws.nUnfetched.Store(0)
+	}
+	ws.mu.Unlock()
+	if o == nil || log == nil {
+		return
+	}
+	log.Info(what+" available again; resuming", durationAttr("waited", time.Since(o.since).Round(time.Millisecond)))
+}
+
+// notFetched records a writer schema id whose fetch found the registry
+// unavailable.
+func (ws *waits) notFetched(id int) {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.unfetched == nil {
+		ws.unfetched = map[int]bool{}
+	}
+	ws.unfetched[id] = true
+	ws.nUnfetched.Store(int32(len(ws.unfetched)))
+}
+
+// wasUnfetched tells whether id is one notFetched recorded since the
+// registry was last available.
+func (ws *waits) wasUnfetched(id int) bool {
+	if ws.nUnfetched.Load() == 0 {
+		return false
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.unfetched[id]
+}
+
+// list is the waits in progress, oldest first.
+func (ws *waits) list() []Wait {
+	if ws.n.Load() == 0 {
+		return nil
+	}
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	var out []Wait
+	for what, o := range ws.m {
+		if o.waiting > 0 {
+			out = append(out, Wait{On: what, Since: o.since})
+		}
+	}
+	slices.SortFunc(out, func(a, b Wait) int {
+		if c := a.Since.Compare(b.Since); c != 0 {
+			return c
+		}
+		return strings.Compare(a.On, b.On)
+	})
+	return out
+}
+
+// Waiting is what the processor's workers are waiting for now (Redis, the
+// schema registry or Kafka unavailable), each since the outage was first
+// seen; none while all is well. A batch waiting for claims another member
+// holds is not listed: that is contention, not an outage.
+// The processor's /readyz shows it.
+func (p *Processor) Waiting() []Wait { return p.waits.list() }

@@ -1,0 +1,281 @@
+package processor
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/alicebob/miniredis/v2"
+	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/registry"
+	"github.com/inletdev/inlet/pkg/router"
+	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
+)
+
+// bufLog is a processor log, debug and up, as JSON lines in buf.
+func bufLog(buf *syncbuf.Buffer) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// linesWith are buf's JSON lines whose msg is msg.
+func linesWith(t *testing.T, buf *syncbuf.Buffer, msg string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range buf.Lines() {
+		if m := jsonLine(t, l); m["msg"] == msg {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// linesAt are buf's JSON lines at level.
+func linesAt(t *testing.T, buf *syncbuf.Buffer, level string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range buf.Lines() {
+		if m := jsonLine(t, l); m["level"] == level {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestOneResumeLinePerOutage: an outage that outlasts its batch (the wait
+// gives up at the deadline, the next batch waits again) and is waited out
+// by two workers at once ends in one info line, whose "waited" counts from
+// the outage's first failure. Waiting lists the outage while a wait is in
+// progress, from that first failure, and not once it is over.
+func TestOneResumeLinePerOutage(t *testing.T) {
+	var buf syncbuf.Buffer
+	p := &Processor{log: bufLog(&buf), cfg: Config{BackoffMax: 10 * time.Millisecond, BatchDeadline: time.Second}}
+	ctx := context.Background()
+	down := errors.New("connection refused")
+	begun := time.Now()
+	var listed []Wait
+	err := p.waitOut(ctx, ctx, time.Now().Add(100*time.Millisecond), waitRedis, func() (bool, error) {
+		listed = p.Waiting()
+		return true, down
+	})
+	if !errors.Is(err, down) || errors.Is(err, errStopping) || !strings.Contains(err.Error(), "past the batch deadline") {
+		t.Fatalf("first batch: %v, want the outage past the deadline", err)
+	}
+	if len(listed) != 1 || listed[0].On != "redis" || listed[0].Since.Before(begun) || !strings.HasPrefix(listed[0].String(), "redis since 20") {
+		t.Fatalf("Waiting during the wait: %v, want redis since its first failure", listed)
+	}
+	if w := p.Waiting(); len(w) != 0 {
+		t.Fatalf("Waiting between batches: %v, want none (no wait in progress)", w)
+	}
+	// The next batches, on two workers: the outage goes on, then ends.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	tries := 0
+	for range 2 {
+		wg.Go(func() {
+			err := p.waitOut(ctx, ctx, time.Now().Add(time.Minute), waitRedis, func() (bool, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				if tries++; tries < 6 {
+					return true, down
+				}
+				return false, nil
+			})
+			if err != nil {
+				t.Errorf("second batch: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	ends := linesWith(t, &buf, "redis available again; resuming")
+	if len(ends) != 1 {
+		t.Fatalf("%d end lines, want 1 for the one outage:\n%s", len(ends), buf.String())
+	}
+	waited, err := time.ParseDuration(ends[0]["waited"].(string))
+	if err != nil || waited < 100*time.Millisecond || ends[0]["level"] != "INFO" {
+		t.Fatalf("end line %v: want info, waited from the first batch's first failure (>= 100ms)", ends[0])
+	}
+	if w := p.Waiting(); len(w) != 0 {
+		t.Fatalf("Waiting after the outage: %v, want none", w)
+	}
+	// A success with no outage logs nothing.
+	if err := p.waitOut(ctx, ctx, time.Now().Add(time.Minute), waitRedis, func() (bool, error) { return false, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if ends := linesWith(t, &buf, "redis available again; resuming"); len(ends) != 1 {
+		t.Fatalf("%d end lines after a plain success, want still 1", len(ends))
+	}
+}
+
+// TestClaimWaitEnds: claim's wait for Redis (the "redis unavailable;
+// waiting" lines) ends in one "redis available again" line when Redis
+// comes back.
+func TestClaimWaitEnds(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr(), MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	var buf syncbuf.Buffer
+	p := &Processor{cfg: DefaultConfig(), d: Deps{Store: store.New(rdb, store.ClaimLease(time.Minute))}, log: bufLog(&buf)}
+	p.cfg.BackoffMax = 20 * time.Millisecond
+	m.Close()
+	items := []*item{{out: &router.Output{EntityKey: "e1"}, dedup: "dedup:s:1", lock: "lock:e1"}}
+	ctx := context.Background()
+	done := make(chan error, 1)
+	var held []string
+	go func() {
+		var err error
+		held, err = p.claim(ctx, ctx, items, store.NewToken(), time.Now().Add(time.Minute))
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for len(linesWith(t, &buf, "redis unavailable; waiting")) < 3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("claim never waited for Redis:\n%s", buf.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if w := p.Waiting(); len(w) != 1 || w[0].On != "redis" {
+		t.Fatalf("Waiting while claim waits: %v, want redis", w)
+	}
+	if err := m.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil || len(held) != 2 {
+		t.Fatalf("claim: %v, %v", held, err)
+	}
+	if ends := linesWith(t, &buf, "redis available again; resuming"); len(ends) != 1 {
+		t.Fatalf("%d end lines, want 1:\n%s", len(ends), buf.String())
+	}
+}
+
+// TestGivingUpSaysWhy: a wait given up because the processor is stopping
+// says so (errStopping), not that the batch deadline passed, and names
+// what it waited for: Redis down, or claims another member holds.
+func TestGivingUpSaysWhy(t *testing.T) {
+	m := miniredis.RunT(t)
+	rdb := redis.NewClient(&redis.Options{Addr: m.Addr(), MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	st := store.New(rdb, store.ClaimLease(time.Minute))
+	p := &Processor{cfg: DefaultConfig(), d: Deps{Store: st}, log: slog.New(slog.DiscardHandler)}
+	p.cfg.BackoffMax = 10 * time.Millisecond
+	ctx := context.Background()
+	stopped, stop := context.WithCancel(ctx)
+	stop()
+	items := func() []*item {
+		return []*item{{out: &router.Output{EntityKey: "e1"}, dedup: "dedup:s:1", lock: "lock:e1"}}
+	}
+	far := time.Now().Add(time.Minute)
+
+	// Claims held by another member.
+	if _, err := st.ClaimBatch(ctx, []string{"lock:e1"}, store.NewToken()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := p.claim(ctx, stopped, items(), store.NewToken(), far)
+	if !errors.Is(err, errStopping) || !strings.Contains(err.Error(), "1 claims or entity locks held by another member") || strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("stopping with a lock held elsewhere: %v", err)
+	}
+	_, err = p.claim(ctx, ctx, items(), store.NewToken(), time.Now())
+	if errors.Is(err, errStopping) || !strings.Contains(err.Error(), "batch deadline") || !strings.Contains(err.Error(), "held by another member") {
+		t.Fatalf("past the deadline with a lock held elsewhere: %v", err)
+	}
+
+	// Redis down.
+	m.Close()
+	_, err = p.claim(ctx, stopped, items(), store.NewToken(), far)
+	if !errors.Is(err, errStopping) || !store.IsUnavailable(err) || !strings.Contains(err.Error(), "while waiting for redis unavailable") || strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("stopping with Redis down: %v", err)
+	}
+	_, err = p.claim(ctx, ctx, items(), store.NewToken(), time.Now())
+	if errors.Is(err, errStopping) || !strings.Contains(err.Error(), "batch deadline") || !strings.Contains(err.Error(), "redis unavailable") {
+		t.Fatalf("past the deadline with Redis down: %v", err)
+	}
+	err = p.waitOut(ctx, stopped, far, waitRedis, func() (bool, error) { return true, store.ErrUnavailable })
+	if !errors.Is(err, errStopping) || !errors.Is(err, store.ErrUnavailable) || strings.Contains(err.Error(), "deadline") {
+		t.Fatalf("waitOut stopping: %v", err)
+	}
+}
+
+// TestReleaseWhileStoppingWarnsOnce: claims that cannot be released because
+// Redis is down while the processor stops are one warning for the whole
+// processor, saying they expire after the claim lease, not an error per
+// batch; the release is bounded by the batch's context (the drain budget),
+// not 10 s of its own.
+func TestReleaseWhileStoppingWarnsOnce(t *testing.T) {
+	m := miniredis.RunT(t)
+	addr := m.Addr()
+	m.Close()
+	rdb := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	var buf syncbuf.Buffer
+	p := &Processor{cfg: DefaultConfig(), d: Deps{Store: store.New(rdb, store.ClaimLease(time.Minute))}, log: bufLog(&buf)}
+	p.cfg.BackoffMax = 20 * time.Millisecond
+	stopped, stop := context.WithCancel(context.Background())
+	stop()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 2 { // two workers' batches
+		wg.Go(func() {
+			bctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			p.release(bctx, stopped, []string{"dedup:s:1", "lock:e1"}, store.NewToken())
+		})
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the releases took %v, want them bounded by the batch's context (300ms)", took)
+	}
+	if errs := linesAt(t, &buf, "ERROR"); len(errs) != 0 {
+		t.Fatalf("error lines %v, want none:\n%s", errs, buf.String())
+	}
+	warns := linesAt(t, &buf, "WARN")
+	if len(warns) != 1 {
+		t.Fatalf("%d warnings, want 1:\n%s", len(warns), buf.String())
+	}
+	w := warns[0]
+	if msg := w["msg"].(string); !strings.Contains(msg, "stopping") || !strings.Contains(msg, "redis unavailable") || !strings.Contains(msg, "expire within the claim lease") || w["claim_lease"] != "1m0s" {
+		t.Fatalf("warning %v: want it to say the claims expire after their lease (1m0s)", w)
+	}
+}
+
+// TestRegistryOutageEndsOnEvidence: a record decoded is no sign the registry
+// answers (its writer schema may be cached); a record decoded whose schema
+// id could not be fetched during the outage is, and so is a registration.
+func TestRegistryOutageEndsOnEvidence(t *testing.T) {
+	var buf syncbuf.Buffer
+	p := &Processor{log: bufLog(&buf), cfg: Config{BackoffMax: time.Millisecond, BatchDeadline: time.Second}, d: Deps{Registry: registry.New(nil)}}
+	framed := func(id int) *kgo.Record {
+		b := []byte{0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(b[1:], uint32(id))
+		return &kgo.Record{Value: append(b, 2, 'x')}
+	}
+	ctx := context.Background()
+	// A batch waits for schema 7, and gives up.
+	waiting := &item{rec: framed(7), wait: registry.ErrUnavailable}
+	err := p.waitOut(ctx, ctx, time.Now(), waitRegistry, func() (bool, error) {
+		p.noteDecoded(waiting)
+		return true, waiting.wait
+	})
+	if !errors.Is(err, registry.ErrUnavailable) {
+		t.Fatal(err)
+	}
+	// Another batch decodes schema 5 (cached) and succeeds at once: no end.
+	p.noteDecoded(&item{rec: framed(5)})
+	if err := p.waitOut(ctx, ctx, time.Now(), waitRegistry, func() (bool, error) { return false, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if ends := linesWith(t, &buf, "schema registry available again; resuming"); len(ends) != 0 {
+		t.Fatalf("outage ended by a cached decode:\n%s", buf.String())
+	}
+	// Schema 7 decodes: the registry answered.
+	p.noteDecoded(&item{rec: framed(7)})
+	if ends := linesWith(t, &buf, "schema registry available again; resuming"); len(ends) != 1 {
+		t.Fatalf("%d end lines after schema 7 decoded, want 1:\n%s", len(ends), buf.String())
+	}
+}
