@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -69,6 +70,9 @@ func run(args []string) error {
 	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9091", "admin listen address: /metrics, /healthz, /readyz and the admin API under /v1/ (DLQ, invalid, depth, trace; bearer tokens)")
 	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil // -h, -help: the usage was asked for, and printed
+		}
 		return err
 	}
 	log, err := lcfg.Logger(os.Stderr)

@@ -147,3 +147,13 @@ func TestStartLine(t *testing.T) {
 		})
 	}
 }
+
+// TestHelp: -h and -help print the usage and end run without an error, so
+// the processor exits 0, not 1 with "flag: help requested".
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"-h", "-help"} {
+		if err := run([]string{arg}); err != nil {
+			t.Errorf("%s: %v, want nil (exit 0)", arg, err)
+		}
+	}
+}
