@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	otelmetric "go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 
@@ -388,3 +389,21 @@ func TestLagMeterCountsCommittedRecords(t *testing.T) {
 type onNewClient func()
 
 func (f onNewClient) OnNewClient(*kgo.Client) { f() }
+
+// A healthy retry waits its tier's delay and a little more: a bucket bound
+// just past each default delay keeps its p99 near the delay. With the bound
+// on the delay, a 901 s wait fell in the bucket up to 3600 and p99 read
+// about 3573 s on a healthy system.
+func TestRetryWaitBucketsResolveEachTier(t *testing.T) {
+	bounds := otelmetric.NewFloat64HistogramConfig(retryWaitBuckets).ExplicitBucketBoundaries()
+	for _, d := range kafka.DefaultRetryTiers {
+		delay := d.Seconds()
+		ok := false
+		for _, b := range bounds {
+			ok = ok || (b > delay && b <= delay*1.05)
+		}
+		if !ok {
+			t.Errorf("tier %v: no bucket bound in (%g, %g] s among %v", d, delay, delay*1.05, bounds)
+		}
+	}
+}
