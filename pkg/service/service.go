@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -81,11 +84,24 @@ func (c *RegistryConfig) RegisterFlags(fs *flagenv.Set) {
 // and INLET_SCHEMA_REGISTRY_PASSWORD[_FILE], or a bearer token from
 // INLET_SCHEMA_REGISTRY_TOKEN[_FILE], or neither. A credential that would
 // be ignored or sent empty is refused: a user without a password, a
-// password without a user, a user and a token together. Errors name the
-// settings, never a secret's value.
+// password without a user, a user and a token together. So is a URL with
+// a user or password written into it: the URL is logged and quoted in
+// errors, and secrets come only from the environment or files. Errors
+// name the settings, never a secret's value.
 func (c *RegistryConfig) Client() (*registry.Client, error) {
 	if len(c.URLs) == 0 {
 		return nil, errors.New("no schema registry URL")
+	}
+	for i, raw := range c.URLs {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) #%d: not a URL (%s; the value is not shown: it may hold a password)", i+1, redactedReason(err))
+		}
+		if u.User != nil {
+			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) %s has a user or password written into it (not shown): "+
+				"give the user with -schema-registry-user (INLET_SCHEMA_REGISTRY_USER) and the password with INLET_SCHEMA_REGISTRY_PASSWORD "+
+				"or INLET_SCHEMA_REGISTRY_PASSWORD_FILE; secrets come only from the environment or files, and a URL is logged", ShownURL(raw))
+		}
 	}
 	pass, err := flagenv.Secret("INLET_SCHEMA_REGISTRY_PASSWORD")
 	if err != nil {
@@ -122,18 +138,58 @@ func (c *RegistryConfig) Client() (*registry.Client, error) {
 }
 
 // EnsureTopics creates Inlet's topics (if missing) with a short-lived admin
-// client.
+// client. A connection to a broker failing for good (SASL refused, TLS not
+// matching) ends it at once with that error; any other connection failure
+// is added to its error, which would otherwise say only that the context
+// ended while the client retried.
 func EnsureTopics(ctx context.Context, kcfg *kafka.Config, topics kafka.Topics, log *slog.Logger) error {
 	opts, err := kcfg.ClientOpts(log)
 	if err != nil {
 		return err
 	}
-	cl, err := kgo.NewClient(opts...)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	conns := &connErrors{final: cancel}
+	cl, err := kgo.NewClient(append(opts, kgo.WithHooks(conns))...)
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	return kafka.EnsureTopics(ctx, kadm.NewClient(cl), kcfg.Partitions, kcfg.ReplicationFactor, topics.Specs())
+	err = kafka.EnsureTopics(ctx, kadm.NewClient(cl), kcfg.Partitions, kcfg.ReplicationFactor, topics.Specs())
+	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause // a connection failed for good
+	}
+	if last := conns.last(); err != nil && last != nil && !strings.Contains(err.Error(), last.Error()) {
+		return fmt.Errorf("%w (last connection attempt: %w)", err, last)
+	}
+	return err
+}
+
+// connErrors keeps the last failed broker connection's error and cancels
+// with it one that waiting cannot fix.
+type connErrors struct {
+	final func(error)
+	mu    sync.Mutex
+	err   error
+}
+
+func (c *connErrors) OnBrokerConnect(meta kgo.BrokerMetadata, _ time.Duration, _ net.Conn, err error) {
+	if err == nil {
+		return
+	}
+	err = fmt.Errorf("broker %s:%d: %w", meta.Host, meta.Port, err)
+	c.mu.Lock()
+	c.err = err
+	c.mu.Unlock()
+	if kafkaFinal(err) != "" {
+		c.final(err)
+	}
+}
+
+func (c *connErrors) last() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
 }
 
 // SignalContext is cancelled on the first SIGINT or SIGTERM; a second one

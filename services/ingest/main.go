@@ -23,6 +23,10 @@ import (
 	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
+// startWait is how ingest waits at start for Kafka and the schema
+// registry (tests shorten it).
+var startWait = service.DefaultStartWait
+
 func main() {
 	if err := run(os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "ingest:", err)
@@ -107,9 +111,10 @@ func run(args []string, stderr io.Writer) error {
 	// The ingest listener opens only once envelopes can be written: it
 	// never answers a webhook it could not store.
 	topics := kafka.TopicNames(kcfg.TopicPrefix, tierDelays)
-	shownRegistry := shownURLs(rcfg.URLs)
-	probes := &startProbes{}
-	probes.waiting("starting: creating topics on Kafka " + strings.Join(kcfg.Brokers, ","))
+	shownRegistry := service.ShownURLs(rcfg.URLs)
+	brokers := strings.Join(kcfg.Brokers, ",")
+	probes := &service.StartProbes{}
+	probes.Waiting("waiting on Kafka (" + brokers + "): creating or finding the topics " + topics.Raw + " and the others")
 	adminLn, err := net.Listen("tcp", adminAddr)
 	if err != nil {
 		return err
@@ -128,15 +133,15 @@ func run(args []string, stderr io.Writer) error {
 	}()
 	defer admin.Close()
 	log.Info("ingest starting", "admin", adminLn.Addr().String(), "schema_registry", shownRegistry, "kafka_brokers", kcfg.Brokers)
-	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
+	if err := startWait.AwaitTopics(ctx, &kcfg, topics, "accepting webhooks", log); err != nil {
 		if ctx.Err() != nil {
-			log.Info("ingest stopped while creating topics")
+			log.Info("ingest stopped while waiting for Kafka", "kafka_brokers", brokers)
 			return nil
 		}
 		return err
 	}
-	probes.waiting("waiting on the schema registry (" + shownRegistry + "): it must have the envelope schema registered under " + topics.RawSubject())
-	codec, err := awaitCodec(ctx, reg, topics.RawSubject(), rcfg.URLs, startWait, log)
+	probes.Waiting("waiting on the schema registry (" + shownRegistry + "): it must have the envelope schema registered under " + topics.RawSubject())
+	codec, err := startWait.AwaitCodec(ctx, reg, topics.RawSubject(), rcfg.URLs, "ingest", "accepting webhooks", log)
 	if err != nil {
 		if ctx.Err() != nil {
 			log.Info("ingest stopped while waiting for the schema registry", "schema_registry", shownRegistry)
@@ -144,7 +149,7 @@ func run(args []string, stderr io.Writer) error {
 		}
 		return err
 	}
-	probes.waiting("starting")
+	probes.Waiting("starting")
 	opts = append(opts, tel.KafkaOpts()...)
 	producers, err := ingest.NewProducers(icfg.Producers, opts...)
 	if err != nil {
@@ -164,7 +169,7 @@ func run(args []string, stderr io.Writer) error {
 		"sources", sources.Names(), "raw_topic", topics.Raw)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	probes.serving(srv)
+	probes.Serve(srv.Handler())
 	select {
 	case err := <-errc:
 		return err

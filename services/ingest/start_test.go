@@ -5,23 +5,17 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
-	"os"
 	"slices"
 	"strings"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet/pkg/service/servicetest"
 	"github.com/inletdev/inlet/pkg/testenv"
-	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // TestHelp: -h and -help print the usage and end run without an error,
@@ -40,145 +34,20 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// outage is a schema registry in front of target that answers 503 to
-// everything until it is ended, as one restarting behind a load balancer
-// does.
-type outage struct {
-	*httptest.Server
-	over     atomic.Bool
-	attempts atomic.Int32 // envelope registrations tried while it lasted
-}
-
-func newOutage(t *testing.T, target string) *outage {
-	t.Helper()
-	u, err := url.Parse(target)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := httputil.NewSingleHostReverseProxy(u)
-	o := &outage{}
-	o.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !o.over.Load() {
-			if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/versions") {
-				o.attempts.Add(1)
-			}
-			w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
-			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, `{"error_code":50301,"message":"service unavailable"}`)
-			return
-		}
-		proxy.ServeHTTP(w, r)
-	}))
-	t.Cleanup(o.Close)
-	return o
-}
-
-// freeAddr is a loopback address nothing listens on (a port just freed).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// started is a run of ingest in the background.
-type started struct {
-	log  *syncbuf.Buffer
-	done chan error
-}
-
-func startIngest(t *testing.T, args ...string) *started {
+func startIngest(t *testing.T, args ...string) *servicetest.Started {
 	t.Helper()
 	setSourceSecrets(t)
-	s := &started{log: &syncbuf.Buffer{}, done: make(chan error, 1)}
-	go func() {
-		s.done <- run(append([]string{"-sources", exampleSources, "-log-format", "json"}, args...), s.log)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			// Still running (the test failed): stop it, so that the next
-			// test's signal finds no leftover handler.
-			sigterm(t)
-			select {
-			case <-s.done:
-			case <-time.After(30 * time.Second):
-				t.Error("ingest did not stop")
-			}
-		}
+	return servicetest.Start(t, "ingest", func(stderr io.Writer) error {
+		return run(append([]string{"-sources", exampleSources, "-log-format", "json"}, args...), stderr)
 	})
-	return s
 }
 
-// line is the first log record with message msg, or nil.
-func (s *started) line(msg string) map[string]any {
-	for _, l := range s.log.Lines() {
-		var rec map[string]any
-		if json.Unmarshal([]byte(l), &rec) == nil && rec["msg"] == msg {
-			return rec
-		}
-	}
-	return nil
-}
-
-// await waits for the log record with message msg; it fails t if run
-// ends first.
-func (s *started) await(t *testing.T, msg string) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if rec := s.line(msg); rec != nil {
-			return rec
-		}
-		select {
-		case err := <-s.done:
-			s.done <- err
-			t.Fatalf("ingest ended (%v) before logging %q; log:\n%s", err, msg, s.log)
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-	t.Fatalf("no %q logged within 30s; log:\n%s", msg, s.log)
-	return nil
-}
-
-// stopped waits for run's result.
-func (s *started) stopped(t *testing.T, within time.Duration) error {
-	t.Helper()
-	select {
-	case err := <-s.done:
-		s.done <- err
-		return err
-	case <-time.After(within):
-		t.Fatalf("ingest still running %v after SIGTERM; log:\n%s", within, s.log)
-		return nil
-	}
-}
-
-// sigterm signals this process as an orchestrator stops ingest; run
-// handles it (it must be running).
-func sigterm(t *testing.T) {
-	t.Helper()
-	if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-}
-
-var client = &http.Client{Timeout: 5 * time.Second}
-
-func get(t *testing.T, u string) (int, string) {
-	t.Helper()
-	res, err := client.Get(u)
-	if err != nil {
-		t.Fatalf("GET %s: %v", u, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return res.StatusCode, string(b)
-}
+var (
+	freeAddr = servicetest.FreeAddr
+	get      = servicetest.Get
+	sigterm  = servicetest.SIGTERM
+	client   = &http.Client{Timeout: 5 * time.Second}
+)
 
 const waitingWarning = "schema registry unavailable: waiting for it before accepting webhooks (/readyz answers 503 meanwhile)"
 
@@ -191,17 +60,17 @@ const waitingWarning = "schema registry unavailable: waiting for it before accep
 // credential), and takes webhooks.
 func TestStartWaitsForRegistry(t *testing.T) {
 	env := testenv.Embedded(t)
-	reg := newOutage(t, env.RegistryURL)
-	const password, urlSecret = "hunter2-registry-password", "url-secret-in-userinfo"
+	reg := servicetest.NewOutage(t, env.RegistryURL)
+	const password = "hunter2-registry-password"
 	t.Setenv("INLET_SCHEMA_REGISTRY_USER", "ingest")
 	t.Setenv("INLET_SCHEMA_REGISTRY_PASSWORD", password)
-	regURL := strings.Replace(reg.URL, "http://", "http://someone:"+urlSecret+"@", 1)
+	regURL := reg.URL
 	adminAddr, ingestAddr := freeAddr(t), freeAddr(t)
 	subject := env.Prefix + ".raw-value"
 	s := startIngest(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
 		"-schema-registry-url", regURL, "-admin-addr", adminAddr, "-ingest-addr", ingestAddr)
 
-	warn := s.await(t, waitingWarning)
+	warn := s.Await(t, waitingWarning)
 	if warn["level"] != "WARN" || warn["schema_registry"] != reg.URL || !strings.Contains(warn["needs"].(string), subject) {
 		t.Errorf("warning %v: want a WARN with schema_registry %s and needs naming %s", warn, reg.URL, subject)
 	}
@@ -216,16 +85,16 @@ func TestStartWaitsForRegistry(t *testing.T) {
 		c.Close()
 		t.Errorf("the ingest listener %s accepts connections while the envelope schema cannot be registered", ingestAddr)
 	}
-	for reg.attempts.Load() < 3 { // it keeps trying
-		select {
-		case err := <-s.done:
-			t.Fatalf("ingest ended while the registry was down: %v; log:\n%s", err, s.log)
-		case <-time.After(50 * time.Millisecond):
+	for deadline := time.Now().Add(30 * time.Second); reg.Attempts() < 3; { // it keeps trying
+		s.Running(t)
+		if time.Now().After(deadline) {
+			t.Fatalf("%d registrations tried in 30s; log:\n%s", reg.Attempts(), s.Log)
 		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	reg.over.Store(true)
+	reg.End()
 
-	up := s.await(t, "ingest listening")
+	up := s.Await(t, "ingest listening")
 	want := map[string]any{"addr": ingestAddr, "admin": adminAddr, "schema_registry": reg.URL}
 	for k, v := range want {
 		if up[k] != v {
@@ -255,13 +124,11 @@ func TestStartWaitsForRegistry(t *testing.T) {
 	if code, body := postPing(t, "http://"+ingestAddr); code/100 != 2 {
 		t.Errorf("a webhook after the registry came back: %d %s, want 2xx", code, body)
 	}
-	for _, secret := range []string{password, urlSecret} {
-		if strings.Contains(s.log.String(), secret) {
-			t.Errorf("the log shows a credential (%s):\n%s", secret, s.log)
-		}
+	if strings.Contains(s.Log.String(), password) {
+		t.Errorf("the log shows the registry password:\n%s", s.Log)
 	}
 	sigterm(t)
-	if err := s.stopped(t, 30*time.Second); err != nil {
+	if err := s.Stopped(t, 30*time.Second); err != nil {
 		t.Errorf("run after SIGTERM: %v, want nil", err)
 	}
 }
@@ -291,32 +158,26 @@ func postPing(t *testing.T, base string) (int, string) {
 
 // TestStopWhileWaitingForRegistry: a registry that cannot be reached at
 // all (connection refused) makes ingest wait too, and SIGTERM meanwhile
-// ends it cleanly (run returns nil: exit 0), at once. A password written
-// into the registry URL stays out of the log, although the registry
-// client's errors quote the URL.
+// ends it cleanly (run returns nil: exit 0), at once.
 func TestStopWhileWaitingForRegistry(t *testing.T) {
 	env := testenv.Embedded(t)
-	const secret = "url-secret-in-userinfo"
 	closed := freeAddr(t) // nothing listens there
 	adminAddr := freeAddr(t)
 	s := startIngest(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
-		"-schema-registry-url", "http://someone:"+secret+"@"+closed, "-admin-addr", adminAddr, "-ingest-addr", freeAddr(t))
-	warn := s.await(t, waitingWarning)
+		"-schema-registry-url", "http://"+closed, "-admin-addr", adminAddr, "-ingest-addr", freeAddr(t))
+	warn := s.Await(t, waitingWarning)
 	if msg, _ := warn["error"].(string); warn["schema_registry"] != "http://"+closed || !strings.Contains(msg, "connection refused") {
 		t.Errorf("warning %v: want schema_registry http://%s and the connection refused", warn, closed)
 	}
 	if code, body := get(t, "http://"+adminAddr+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Errorf("/readyz while waiting: %d %s, want 503", code, body)
 	}
-	if strings.Contains(s.log.String(), secret) {
-		t.Errorf("the log shows the password in the registry URL:\n%s", s.log)
-	}
 	sigterm(t)
-	if err := s.stopped(t, 5*time.Second); err != nil {
+	if err := s.Stopped(t, 5*time.Second); err != nil {
 		t.Errorf("run after SIGTERM while waiting: %v, want nil (exit 0)", err)
 	}
-	if s.line("ingest listening") != nil {
-		t.Errorf("ingest listened without the registry:\n%s", s.log)
+	if s.Line("ingest listening") != nil {
+		t.Errorf("ingest listened without the registry:\n%s", s.Log)
 	}
 	if _, err := client.Get("http://" + adminAddr + "/healthz"); err == nil {
 		t.Error("the admin listener still serves after run returned")
@@ -342,28 +203,122 @@ func TestStartRefusedCredentials(t *testing.T) {
 				_, _ = io.WriteString(w, c.body)
 			}))
 			defer reg.Close()
-			const secret = "url-secret-in-userinfo"
 			s := startIngest(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
-				"-schema-registry-url", strings.Replace(reg.URL, "http://", "http://someone:"+secret+"@", 1),
-				"-admin-addr", freeAddr(t), "-ingest-addr", freeAddr(t))
-			var err error
-			select {
-			case err = <-s.done:
-				s.done <- err
-			case <-time.After(20 * time.Second):
-				t.Fatalf("ingest still starting 20s after the registry refused its credentials; log:\n%s", s.log)
-			}
+				"-schema-registry-url", reg.URL, "-admin-addr", freeAddr(t), "-ingest-addr", freeAddr(t))
+			err := s.Stopped(t, 20*time.Second)
 			for _, want := range []string{"INLET_SCHEMA_REGISTRY_USER", "INLET_SCHEMA_REGISTRY_PASSWORD", "INLET_SCHEMA_REGISTRY_TOKEN", reg.URL, env.Prefix + ".raw-value"} {
 				if err == nil || !strings.Contains(err.Error(), want) {
 					t.Errorf("run: %v, want an error naming %s", err, want)
 				}
 			}
-			if err != nil && strings.Contains(err.Error(), secret) {
-				t.Errorf("run: %v: the error shows the password in the registry URL", err)
-			}
-			if s.line(waitingWarning) != nil {
-				t.Errorf("ingest waited on refused credentials:\n%s", s.log)
+			if s.Line(waitingWarning) != nil {
+				t.Errorf("ingest waited on refused credentials:\n%s", s.Log)
 			}
 		})
+	}
+}
+
+const kafkaWarning = "kafka unavailable: waiting for it before accepting webhooks (/readyz answers 503 meanwhile)"
+
+// TestStartWaitsForKafka: Kafka that cannot be reached at start (its
+// broker not up yet) makes ingest wait, not exit: a WARN names the
+// brokers, the admin listener answers /healthz 200 and /readyz 503 saying
+// it waits on Kafka, the ingest listener is closed. Once the broker is up,
+// ingest creates the topics, registers the envelope and takes webhooks.
+// Before, ingest exited at once ("create topic ...: unable to dial").
+func TestStartWaitsForKafka(t *testing.T) {
+	env := testenv.Embedded(t) // for the registry; its Kafka is not used
+	kafka := servicetest.NewLateKafka(t)
+	adminAddr, ingestAddr := freeAddr(t), freeAddr(t)
+	s := startIngest(t, "-kafka-brokers", kafka.Addr(), "-topic-prefix", env.Prefix,
+		"-schema-registry-url", env.RegistryURL, "-admin-addr", adminAddr, "-ingest-addr", ingestAddr)
+	warn := s.Await(t, kafkaWarning)
+	if warn["level"] != "WARN" || warn["kafka_brokers"] != kafka.Addr() {
+		t.Errorf("warning %v: want a WARN with kafka_brokers %s", warn, kafka.Addr())
+	}
+	if code, body := get(t, "http://"+adminAddr+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while waiting: %d %s, want 200", code, body)
+	}
+	if code, body := get(t, "http://"+adminAddr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "Kafka") || !strings.Contains(body, kafka.Addr()) {
+		t.Errorf("/readyz while waiting: %d %s, want 503 saying it waits on Kafka %s", code, body, kafka.Addr())
+	}
+	if c, err := net.DialTimeout("tcp", ingestAddr, time.Second); err == nil {
+		c.Close()
+		t.Errorf("the ingest listener %s accepts connections while the topics cannot be created", ingestAddr)
+	}
+	kafka.Start(t)
+	s.Await(t, "kafka reachable; topics ensured")
+	s.Await(t, "ingest listening")
+	if code, body := postPing(t, "http://"+ingestAddr); code/100 != 2 {
+		t.Errorf("a webhook once Kafka is up: %d %s, want 2xx", code, body)
+	}
+	sigterm(t)
+	if err := s.Stopped(t, 30*time.Second); err != nil {
+		t.Errorf("run after SIGTERM: %v, want nil", err)
+	}
+}
+
+// TestStopWhileWaitingForKafka: SIGTERM while ingest waits for Kafka ends
+// it cleanly (run returns nil: exit 0), at once, its admin listener closed.
+func TestStopWhileWaitingForKafka(t *testing.T) {
+	kafka := servicetest.NewLateKafka(t)
+	adminAddr := freeAddr(t)
+	s := startIngest(t, "-kafka-brokers", kafka.Addr(), "-schema-registry-url", "http://"+freeAddr(t),
+		"-admin-addr", adminAddr, "-ingest-addr", freeAddr(t))
+	s.Await(t, kafkaWarning)
+	sigterm(t)
+	if err := s.Stopped(t, 5*time.Second); err != nil {
+		t.Errorf("run after SIGTERM while waiting for Kafka: %v, want nil (exit 0)", err)
+	}
+	if s.Line("ingest stopped while waiting for Kafka") == nil {
+		t.Errorf("no line saying the wait ended:\n%s", s.Log)
+	}
+	if servicetest.Serves(adminAddr) {
+		t.Error("the admin listener still serves after run returned")
+	}
+}
+
+// TestStartKafkaAuthRefused: a broker refusing ingest's SASL credentials
+// fails the start at once, naming the settings to fix, without waiting.
+func TestStartKafkaAuthRefused(t *testing.T) {
+	c := servicetest.SASLRefusingKafka(t)
+	const wrong = "a-wrong-sasl-password"
+	t.Setenv("INLET_KAFKA_SASL_PASSWORD", wrong)
+	s := startIngest(t, "-kafka-brokers", strings.Join(c.ListenAddrs(), ","), "-kafka-sasl-mechanism", "scram-sha-256", "-kafka-sasl-user", "inlet",
+		"-schema-registry-url", "http://"+freeAddr(t), "-admin-addr", freeAddr(t), "-ingest-addr", freeAddr(t))
+	err := s.Stopped(t, 20*time.Second)
+	for _, want := range []string{"SASL", "INLET_KAFKA_SASL_PASSWORD", c.ListenAddrs()[0]} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("run: %v, want an error naming %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), wrong) {
+		t.Errorf("run: %v shows the password", err)
+	}
+	if s.Line(kafkaWarning) != nil {
+		t.Errorf("ingest waited on refused credentials:\n%s", s.Log)
+	}
+}
+
+// TestRegistryURLWithPassword: a schema registry URL with a user and
+// password written into it is refused at start (and by -check-config),
+// naming the settings to use instead and never the password. Before, it
+// was used, and the registry client's errors quoted it.
+func TestRegistryURLWithPassword(t *testing.T) {
+	const secret = "url-secret-in-userinfo"
+	for _, args := range [][]string{
+		{"-check-config"},
+		{"-kafka-brokers", freeAddr(t), "-admin-addr", freeAddr(t), "-ingest-addr", freeAddr(t)},
+	} {
+		s := startIngest(t, append([]string{"-schema-registry-url", "http://someone:" + secret + "@" + freeAddr(t)}, args...)...)
+		err := s.Stopped(t, 20*time.Second)
+		for _, want := range []string{"-schema-registry-user", "INLET_SCHEMA_REGISTRY_USER", "INLET_SCHEMA_REGISTRY_PASSWORD_FILE"} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: %v, want an error naming %s", args, err, want)
+			}
+		}
+		if err != nil && strings.Contains(err.Error(), secret) {
+			t.Errorf("%v: %v shows the password", args, err)
+		}
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -25,7 +24,6 @@ import (
 	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/declarative"
-	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -37,15 +35,23 @@ import (
 	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
+// startWait is how the processor waits at start for Kafka and the schema
+// registry (tests shorten it).
+var startWait = service.DefaultStartWait
+
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "processor:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run is the processor: the log and usage go to stderr. It returns nil
+// after -h (usage printed), a graceful shutdown, or a SIGTERM during the
+// start.
+func run(args []string, stderr io.Writer) error {
 	fs := flagenv.New("processor")
+	fs.SetOutput(stderr)
 	var (
 		kcfg        kafka.Config
 		pcfg        processor.Config
@@ -75,7 +81,7 @@ func run(args []string) error {
 		}
 		return err
 	}
-	log, err := lcfg.Logger(os.Stderr)
+	log, err := lcfg.Logger(stderr)
 	if err != nil {
 		return err
 	}
@@ -131,13 +137,54 @@ func run(args []string) error {
 	ctx, stop := service.SignalContext(log)
 	defer stop()
 	topics := kafka.TopicNames(kcfg.TopicPrefix, tierDelays)
-	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
-		return err
-	}
-	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
+	tel, err := telemetry.New(ctx, "inlet-processor")
 	if err != nil {
 		return err
 	}
+	defer func() { _ = tel.Shutdown(context.Background()) }()
+	// The admin listener serves from the start: /healthz answers 200 and
+	// /readyz 503 saying what the start waits on (Kafka's topics, the
+	// schema registry), so that a wait is visible and not a restart loop.
+	// Once the processor runs, the admin mux answers (its /readyz: see
+	// readyz).
+	shownRegistry := service.ShownURLs(rcfg.URLs)
+	brokers := strings.Join(kcfg.Brokers, ",")
+	probes := &service.StartProbes{}
+	probes.Waiting("waiting on Kafka (" + brokers + "): creating or finding the topics " + topics.Raw + " and the others")
+	ln, err := net.Listen("tcp", adminAddr)
+	if err != nil {
+		return err
+	}
+	early := http.NewServeMux()
+	early.Handle("GET /metrics", tel.Handler())
+	early.Handle("/", probes)
+	adminSrv := service.AdminServer(early)
+	go func() {
+		// Only Shutdown or Close ends it normally; anything else leaves
+		// /metrics and /healthz dead while processing goes on, so say so.
+		if err := adminSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			log.Error("admin server stopped", "error", err)
+		}
+	}()
+	defer adminSrv.Close()
+	log.Info("processor starting", "admin", ln.Addr().String(), "schema_registry", shownRegistry, "kafka_brokers", kcfg.Brokers)
+	if err := startWait.AwaitTopics(ctx, &kcfg, topics, "processing", log); err != nil {
+		if ctx.Err() != nil {
+			log.Info("processor stopped while waiting for Kafka", "kafka_brokers", brokers)
+			return nil
+		}
+		return err
+	}
+	probes.Waiting("waiting on the schema registry (" + shownRegistry + "): it must have the envelope schema registered under " + topics.RawSubject())
+	codec, err := startWait.AwaitCodec(ctx, reg, topics.RawSubject(), rcfg.URLs, "processor", "processing", log)
+	if err != nil {
+		if ctx.Err() != nil {
+			log.Info("processor stopped while waiting for the schema registry", "schema_registry", shownRegistry)
+			return nil
+		}
+		return err
+	}
+	probes.Waiting("starting: checking Redis " + ropt.Addr)
 	acfg.Log = log
 	alerter := alert.New(acfg)
 	actx, stopAlerts := context.WithCancel(context.Background())
@@ -147,11 +194,6 @@ func run(args []string) error {
 	if acfg.WebhookURL == "" {
 		log.Warn("no alert webhook configured (-alert-webhook-url): DLQ and invalid arrivals are only logged and counted")
 	}
-	tel, err := telemetry.New(ctx, "inlet-processor")
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tel.Shutdown(context.Background()) }()
 	if err := tel.InstrumentRedis(rdb); err != nil {
 		return err
 	}
@@ -204,18 +246,7 @@ func run(args []string) error {
 	var draining atomic.Bool
 	stopDraining := context.AfterFunc(ctx, func() { draining.Store(true) })
 	defer stopDraining()
-	ln, err := net.Listen("tcp", adminAddr)
-	if err != nil {
-		return err
-	}
-	adminSrv := service.AdminServer(adminMux(&draining, p.Waiting, tel, api))
-	go func() {
-		// Only Shutdown ends it normally; anything else leaves /metrics and
-		// /healthz dead while processing goes on, so say so.
-		if err := adminSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			log.Error("admin server stopped", "error", err)
-		}
-	}()
+	probes.Serve(adminMux(&draining, p.Waiting, tel, api))
 	log.Info("processor running", startAttrs(pcfg.Group, topics.Raw, ln.Addr().String(), rcfg.URLs, ropt)...)
 	err = p.Run(ctx)
 	draining.Store(true)
@@ -228,30 +259,15 @@ func run(args []string) error {
 
 // startAttrs are the attributes of the "processor running" line: what the
 // processor reads and writes, never a credential. The registry URLs lose
-// their password and query (url.Redacted; a query may carry a token); Redis
+// their user information and query (a query may carry a token); Redis
 // is named by host:port (or socket) and database, never its URL, which may
 // hold the password.
 func startAttrs(group, rawTopic, adminAddr string, registryURLs []string, ropt *redis.Options) []any {
-	regs := make([]string, len(registryURLs))
-	for i, raw := range registryURLs {
-		regs[i] = redactURL(raw)
-	}
 	return []any{
 		"group", group, "raw_topic", rawTopic, "admin", adminAddr,
-		"schema_registry", strings.Join(regs, ","),
+		"schema_registry", service.ShownURLs(registryURLs),
 		"redis", ropt.Addr, "redis_db", ropt.DB, "redis_tls", ropt.TLSConfig != nil,
 	}
-}
-
-// redactURL is raw without its password, query and fragment; one that does
-// not parse is not shown.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparsable URL, not shown)"
-	}
-	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
-	return u.Redacted()
 }
 
 // readyCovers is what the processor's /readyz answers for; see README's

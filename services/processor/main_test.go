@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -21,7 +22,7 @@ import (
 // configuration it passes gets a start past its configuration, and one it
 // refuses is refused without the secrets it holds in the message.
 func TestCheckConfig(t *testing.T) {
-	if err := run([]string{"-check-config", "-sources", exampleSources}); err != nil {
+	if err := run([]string{"-check-config", "-sources", exampleSources}, io.Discard); err != nil {
 		t.Fatalf("the example configuration: %v", err)
 	}
 	for _, c := range []struct {
@@ -37,7 +38,7 @@ func TestCheckConfig(t *testing.T) {
 	} {
 		t.Run(c.env, func(t *testing.T) {
 			t.Setenv(c.env, c.value)
-			err := run([]string{"-check-config", "-sources", exampleSources})
+			err := run([]string{"-check-config", "-sources", exampleSources}, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("%s=%s: %v, want an error mentioning %q", c.env, c.value, err, c.want)
 			}
@@ -55,7 +56,7 @@ func TestCheckConfig(t *testing.T) {
 // cannot work fails the check, not the first connection.
 func TestCheckConfigKafka(t *testing.T) {
 	servicetest.CheckKafkaSettings(t, func() error {
-		return run([]string{"-check-config", "-sources", exampleSources})
+		return run([]string{"-check-config", "-sources", exampleSources}, io.Discard)
 	})
 }
 
@@ -102,8 +103,9 @@ func TestReadyz(t *testing.T) {
 
 // TestStartLine: the "processor running" line names the schema registry and
 // the Redis target (host:port, database), and no credential: not the Redis
-// password (in the URL or REDIS_PASSWORD), not a registry URL's password or
-// query.
+// password (in the URL or REDIS_PASSWORD), not a registry URL's user,
+// password or query (such a URL is refused at start; the line would not
+// show it either).
 func TestStartLine(t *testing.T) {
 	t.Setenv("REDIS_PASSWORD", "")
 	for _, c := range []struct {
@@ -136,7 +138,7 @@ func TestStartLine(t *testing.T) {
 			}
 			want := map[string]any{
 				"redis": "redis.internal:6380", "redis_db": float64(3), "redis_tls": strings.HasPrefix(c.url, "rediss:"),
-				"schema_registry": "https://sr-user:xxxxx@sr.internal:8081/,http://sr2.internal:8081",
+				"schema_registry": "https://sr.internal:8081/,http://sr2.internal:8081",
 				"group":           "inlet-processor", "raw_topic": "inlet.raw",
 			}
 			for k, v := range want {
@@ -152,7 +154,7 @@ func TestStartLine(t *testing.T) {
 // the processor exits 0, not 1 with "flag: help requested".
 func TestHelp(t *testing.T) {
 	for _, arg := range []string{"-h", "-help"} {
-		if err := run([]string{arg}); err != nil {
+		if err := run([]string{arg}, io.Discard); err != nil {
 			t.Errorf("%s: %v, want nil (exit 0)", arg, err)
 		}
 	}

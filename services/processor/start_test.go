@@ -1,0 +1,162 @@
+package main
+
+import (
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/inletdev/inlet/pkg/service/servicetest"
+	"github.com/inletdev/inlet/pkg/testenv"
+)
+
+func startProcessor(t *testing.T, args ...string) *servicetest.Started {
+	t.Helper()
+	return servicetest.Start(t, "processor", func(stderr io.Writer) error {
+		return run(append([]string{"-sources", exampleSources, "-log-format", "json", "-history-retention", "0"}, args...), stderr)
+	})
+}
+
+const (
+	registryWarning = "schema registry unavailable: waiting for it before processing (/readyz answers 503 meanwhile)"
+	kafkaWarning    = "kafka unavailable: waiting for it before processing (/readyz answers 503 meanwhile)"
+)
+
+// readyWithin polls /readyz until it answers 200 and returns its body.
+func readyWithin(t *testing.T, adminAddr string, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, body := servicetest.Get(t, "http://"+adminAddr+"/readyz")
+		if code == http.StatusOK {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz: %d %s after %v", code, body, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestStartWaitsForRegistry: a registry answering 503 at start makes the
+// processor wait, not exit 1: a WARN names the registry and the subject,
+// the admin listener answers /healthz 200 and /readyz 503 saying what it
+// waits on. Once the registry answers, the processor runs, and /readyz is
+// its own (200, saying what it covers).
+func TestStartWaitsForRegistry(t *testing.T) {
+	env := testenv.Embedded(t)
+	reg := servicetest.NewOutage(t, env.RegistryURL)
+	adminAddr := servicetest.FreeAddr(t)
+	subject := env.Prefix + ".raw-value"
+	s := startProcessor(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
+		"-schema-registry-url", reg.URL, "-redis-url", env.RedisURL, "-admin-addr", adminAddr)
+	warn := s.Await(t, registryWarning)
+	if warn["level"] != "WARN" || warn["schema_registry"] != reg.URL || !strings.Contains(warn["needs"].(string), subject) {
+		t.Errorf("warning %v: want a WARN with schema_registry %s and needs naming %s", warn, reg.URL, subject)
+	}
+	if code, body := servicetest.Get(t, "http://"+adminAddr+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while waiting: %d %s, want 200", code, body)
+	}
+	if code, body := servicetest.Get(t, "http://"+adminAddr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "schema registry") || !strings.Contains(body, subject) {
+		t.Errorf("/readyz while waiting: %d %s, want 503 saying it waits on the registry for %s", code, body, subject)
+	}
+	for deadline := time.Now().Add(30 * time.Second); reg.Attempts() < 2; { // it keeps trying
+		s.Running(t)
+		if time.Now().After(deadline) {
+			t.Fatalf("%d registrations tried in 30s; log:\n%s", reg.Attempts(), s.Log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	reg.End()
+	s.Await(t, "schema registry reachable; envelope schema registered")
+	s.Await(t, "processor running")
+	if body := readyWithin(t, adminAddr, 20*time.Second); !strings.Contains(body, `"covers"`) || !strings.Contains(body, `"waiting_on":[]`) {
+		t.Errorf("/readyz once running: %s, want the processor's own answer", body)
+	}
+	servicetest.SIGTERM(t)
+	if err := s.Stopped(t, 30*time.Second); err != nil {
+		t.Errorf("run after SIGTERM: %v, want nil", err)
+	}
+}
+
+// TestStartWaitsForKafka: Kafka that cannot be reached at start makes the
+// processor wait (before, it exited 1: "create topic ...: unable to
+// dial"), with a WARN naming the brokers and /readyz 503 saying so; once
+// the broker is up it creates the topics and runs.
+func TestStartWaitsForKafka(t *testing.T) {
+	env := testenv.Embedded(t) // for the registry and Redis; its Kafka is not used
+	kafka := servicetest.NewLateKafka(t)
+	adminAddr := servicetest.FreeAddr(t)
+	s := startProcessor(t, "-kafka-brokers", kafka.Addr(), "-topic-prefix", env.Prefix,
+		"-schema-registry-url", env.RegistryURL, "-redis-url", env.RedisURL, "-admin-addr", adminAddr)
+	warn := s.Await(t, kafkaWarning)
+	if warn["level"] != "WARN" || warn["kafka_brokers"] != kafka.Addr() {
+		t.Errorf("warning %v: want a WARN with kafka_brokers %s", warn, kafka.Addr())
+	}
+	if code, body := servicetest.Get(t, "http://"+adminAddr+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz while waiting: %d %s, want 200", code, body)
+	}
+	if code, body := servicetest.Get(t, "http://"+adminAddr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "Kafka") || !strings.Contains(body, kafka.Addr()) {
+		t.Errorf("/readyz while waiting: %d %s, want 503 saying it waits on Kafka %s", code, body, kafka.Addr())
+	}
+	kafka.Start(t)
+	s.Await(t, "kafka reachable; topics ensured")
+	s.Await(t, "processor running")
+	readyWithin(t, adminAddr, 20*time.Second)
+	servicetest.SIGTERM(t)
+	if err := s.Stopped(t, 30*time.Second); err != nil {
+		t.Errorf("run after SIGTERM: %v, want nil", err)
+	}
+}
+
+// TestStopWhileWaitingForKafka: SIGTERM while the processor waits for
+// Kafka ends it cleanly (run returns nil: exit 0), its admin listener
+// closed.
+func TestStopWhileWaitingForKafka(t *testing.T) {
+	kafka := servicetest.NewLateKafka(t)
+	adminAddr := servicetest.FreeAddr(t)
+	s := startProcessor(t, "-kafka-brokers", kafka.Addr(), "-schema-registry-url", "http://"+servicetest.FreeAddr(t),
+		"-redis-url", "redis://"+servicetest.FreeAddr(t)+"/0", "-admin-addr", adminAddr)
+	s.Await(t, kafkaWarning)
+	servicetest.SIGTERM(t)
+	if err := s.Stopped(t, 5*time.Second); err != nil {
+		t.Errorf("run after SIGTERM while waiting for Kafka: %v, want nil (exit 0)", err)
+	}
+	if servicetest.Serves(adminAddr) {
+		t.Error("the admin listener still serves after run returned")
+	}
+}
+
+// TestStartKafkaAuthRefused: a broker refusing the processor's SASL
+// credentials fails the start at once, naming the settings to fix.
+func TestStartKafkaAuthRefused(t *testing.T) {
+	c := servicetest.SASLRefusingKafka(t)
+	t.Setenv("INLET_KAFKA_SASL_PASSWORD", "a-wrong-sasl-password")
+	s := startProcessor(t, "-kafka-brokers", strings.Join(c.ListenAddrs(), ","), "-kafka-sasl-mechanism", "scram-sha-256", "-kafka-sasl-user", "inlet",
+		"-schema-registry-url", "http://"+servicetest.FreeAddr(t), "-redis-url", "redis://"+servicetest.FreeAddr(t)+"/0", "-admin-addr", servicetest.FreeAddr(t))
+	err := s.Stopped(t, 20*time.Second)
+	for _, want := range []string{"SASL", "INLET_KAFKA_SASL_PASSWORD"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("run: %v, want an error naming %s", err, want)
+		}
+	}
+	if s.Line(kafkaWarning) != nil {
+		t.Errorf("the processor waited on refused credentials:\n%s", s.Log)
+	}
+}
+
+// TestRegistryURLWithPassword: a registry URL with a password in it is
+// refused (by --check-config too), the password never in the error.
+func TestRegistryURLWithPassword(t *testing.T) {
+	const secret = "url-secret-in-userinfo"
+	err := run([]string{"-check-config", "-sources", exampleSources, "-schema-registry-url", "https://inlet:" + secret + "@sr.internal:8081"}, io.Discard)
+	for _, want := range []string{"https://sr.internal:8081", "-schema-registry-user", "INLET_SCHEMA_REGISTRY_PASSWORD"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%v, want an error naming %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), secret) {
+		t.Errorf("%v shows the password", err)
+	}
+}
