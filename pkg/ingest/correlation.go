@@ -26,9 +26,12 @@ func correlationID(h http.Header) string {
 }
 
 // validCorrelationID reports whether a caller-supplied correlation id is
-// taken as is: not empty, at most maxCorrelationLen bytes, printable ASCII.
+// taken as is: not empty, at most maxCorrelationLen bytes, printable ASCII,
+// and not "." or "..": the history is asked for by the id as a URL path
+// segment, which a URL cleans those away from (an event sent with one
+// could not be traced).
 func validCorrelationID(v string) bool {
-	return v != "" && len(v) <= maxCorrelationLen && printable(v)
+	return v != "" && v != "." && v != ".." && len(v) <= maxCorrelationLen && printable(v)
 }
 
 func printable(s string) bool {

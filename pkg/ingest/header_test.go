@@ -55,6 +55,22 @@ func TestFirstValueIsHeaderGet(t *testing.T) {
 			t.Fatalf("correlationID = %q, want the value set as X-CORRELATION-ID", got)
 		}
 	})
+	t.Run("ids a URL path cleans away are replaced", func(t *testing.T) {
+		// The history is asked for by the id as a path segment: an event
+		// sent with "." or ".." could not be traced.
+		for _, v := range []string{".", ".."} {
+			h := http.Header{}
+			h.Set(headerCorrelationID, v)
+			if got := correlationID(h); got == v || len(got) != 32 {
+				t.Errorf("X-Correlation-ID %q kept as %q, want a generated id", v, got)
+			}
+		}
+		h := http.Header{}
+		h.Set(headerCorrelationID, "...")
+		if got := correlationID(h); got != "..." {
+			t.Errorf("X-Correlation-ID ... replaced by %q; only . and .. are", got)
+		}
+	})
 }
 
 // TestHeaderCarrier: whatever key a propagator asks for, headerCarrier

@@ -417,7 +417,14 @@ func entriesJSON(es []*ops.Entry, withPayload bool) []map[string]any {
 		if withPayload {
 			m["payload"] = readable(e.Payload)
 			if len(e.Headers) > 0 {
-				m["headers"] = e.Headers
+				// The sender's values: JSON escapes C0 controls but not
+				// C1 (U+009B) or bidi overrides, which a terminal showing
+				// jq's output obeys.
+				hs := make(map[string]string, len(e.Headers))
+				for k, v := range e.Headers {
+					hs[shown(k)] = shown(v)
+				}
+				m["headers"] = hs
 			}
 		}
 		out = append(out, m)

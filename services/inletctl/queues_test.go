@@ -321,7 +321,7 @@ func TestQueueShowPrintsKeptHeaders(t *testing.T) {
 	ev := &envelope.Envelope{ID: "id-evt_h1", Source: "shop", EventType: "orders/updated", EventID: "evt_h1",
 		IdempotencyKey: envelope.IdempotencyKey("shop", "evt_h1"), SchemaVersion: "v1", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond),
 		CorrelationID: "corr-h1", Channel: envelope.ChannelWebhook,
-		Headers: map[string]string{"X-Shopify-Topic": "orders/updated", "X-Shopify-Api-Version": "2025-01", "User-Agent": "Shopify-Captain-Hook\x1b[2J"},
+		Headers: map[string]string{"X-Shopify-Topic": "orders/updated", "X-Shopify-Api-Version": "2025-01", "User-Agent": "Shopify-Captain-Hook\x1b[2J", "X-Trap": "a\u202eb\u009b[2J"},
 		Payload: []byte(`{"id":1}`), ContentType: "application/json"}
 	val, err := codec.Encode(ev)
 	if err != nil {
@@ -350,9 +350,15 @@ func TestQueueShowPrintsKeptHeaders(t *testing.T) {
 		t.Fatalf("invalid show %s: want the kept headers, sorted and escaped:\n%s\nin:\n%s", id, want, out)
 	}
 	var shown []struct{ Headers map[string]string }
-	if err := json.Unmarshal([]byte(runq("invalid", "show", id, "--output", "json")), &shown); err != nil || len(shown) != 1 ||
+	jsonOut := runq("invalid", "show", id, "--output", "json")
+	if err := json.Unmarshal([]byte(jsonOut), &shown); err != nil || len(shown) != 1 ||
 		shown[0].Headers["X-Shopify-Api-Version"] != "2025-01" {
 		t.Fatalf("invalid show --output json (%v): %+v", err, shown)
+	}
+	// JSON escapes C0 controls, not C1 or bidi overrides, which a terminal
+	// showing jq's output obeys: those are shown escaped.
+	if strings.ContainsRune(jsonOut, 0x202e) || strings.ContainsRune(jsonOut, 0x9b) {
+		t.Errorf("invalid show --output json passes a bidi override or a C1 control through:\n%s", jsonOut)
 	}
 	if out := runq("invalid", "ls", "--output", "json"); strings.Contains(out, "X-Shopify-Api-Version") {
 		t.Errorf("ls carries the headers (show's alone, as the payload):\n%s", out)

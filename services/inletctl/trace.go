@@ -20,6 +20,7 @@ import (
 	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/history"
+	"github.com/inletdev/inlet/pkg/service"
 )
 
 // eventOf picks one event's entries out of a history its correlation id
@@ -103,7 +104,15 @@ func (e *errNoHistory) Error() string { return e.msg }
 
 // fetchTrace asks the admin API at adminURL for id's history.
 func fetchTrace(ctx context.Context, adminURL, id string) (*traceAnswer, error) {
+	if id == "" || id == "." || id == ".." {
+		// Not a path segment the API can be asked for (a URL cleans "."
+		// and ".." away), and not an id ingest keeps: nothing is kept
+		// under it. One such delivery must not stop trace --event.
+		return nil, &errNoHistory{fmt.Sprintf("no history is kept under the correlation id %q", id)}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(adminURL, "/")+"/v1/trace/"+url.PathEscape(id), nil)
+	// The URL as the messages show it: without a user or password in it.
+	adminURL = service.ShownURL(adminURL)
 	if err != nil {
 		return nil, fmt.Errorf("-admin-url %q: %w", adminURL, err)
 	}

@@ -256,8 +256,15 @@ func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since 
 	// Read as every topic reader here does (kafka.ReadSpan): a first poll
 	// may take seconds on a cold client over a slow link, and stopping at
 	// the first empty one said "never received" for events on the log.
-	// Only the key's records are kept, a few fields each.
-	find := func(parts []int32) ([]delivery, error) {
+	// Only the key's records are kept, a few fields each, and at most
+	// about limit+1 of them: a sender redelivering one id a million times
+	// must not hold a million in memory. Within one partition offsets
+	// (ReadSpan's order) order them, so the first limit+1 are kept; across
+	// partitions their timestamps do, so the oldest are kept, trimmed as
+	// they pile up.
+	keep := limit + 1
+	byTime := func(a, b delivery) int { return a.at.Compare(b.at) }
+	find := func(parts []int32) ([]delivery, int, error) {
 		sp := kafka.Span{}
 		for _, p := range parts {
 			if r, ok := all[p]; ok {
@@ -265,21 +272,31 @@ func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since 
 			}
 		}
 		var found []delivery
+		total := 0
 		si.partial = parts
 		err := kafka.ReadSpan(ctx, opts, topic, sp, func(r *kgo.Record) error {
-			if string(r.Key) == key {
-				found = append(found, delivery{corr: retry.Get(r.Headers, retry.HeaderCorrelationID), partition: r.Partition, offset: r.Offset, at: r.Timestamp})
+			if string(r.Key) != key {
+				return nil
+			}
+			total++
+			if len(parts) == 1 && len(found) >= keep {
+				return nil
+			}
+			found = append(found, delivery{corr: retry.Get(r.Headers, retry.HeaderCorrelationID), partition: r.Partition, offset: r.Offset, at: r.Timestamp})
+			if len(found) >= 4*keep {
+				slices.SortStableFunc(found, byTime)
+				found = found[:keep]
 			}
 			return nil
 		})
 		if err != nil {
-			return nil, stopped(err)
+			return nil, 0, stopped(err)
 		}
 		si.partial, si.done = nil, append(si.done, parts...)
-		return found, nil
+		return found, total, nil
 	}
-	found, err := find([]int32{home})
-	if err == nil && len(found) == 0 {
+	found, total, err := find([]int32{home})
+	if err == nil && total == 0 {
 		var others []int32
 		for p := range t.Partitions {
 			if p != home {
@@ -287,15 +304,13 @@ func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since 
 			}
 		}
 		slices.Sort(others)
-		found, err = find(others)
-		// Across partitions, the records' timestamps order them; within
-		// one, offsets (ReadSpan's order) do.
-		slices.SortStableFunc(found, func(a, b delivery) int { return a.at.Compare(b.at) })
+		found, total, err = find(others)
+		slices.SortStableFunc(found, byTime)
 	}
 	if err != nil {
 		return nil, err
 	}
-	d := &deliveries{topic: topic, total: len(found)}
+	d := &deliveries{topic: topic, total: total}
 	if len(found) > limit {
 		d.next = found[limit].at
 		found = found[:limit]

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -281,5 +282,31 @@ func TestTraceTableNamesEventsWhenShared(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
 	if len(lines) != 4 || !strings.Contains(lines[0], "EVENT") || !strings.Contains(lines[1], "stripe/evt_1") || !strings.Contains(lines[3], "shop/w-9") {
 		t.Errorf("shared timeline:\n%s\nwant an EVENT column naming each stage's source/event id", out.String())
+	}
+}
+
+// Ids a URL path cleans away ("." and "..") or an empty one (a raw record
+// without the header) have no history to ask for: each is "no history",
+// which trace --event notes for that delivery and goes on, not an error
+// that stops it. And a user or password in -admin-url never reaches a
+// message.
+func TestFetchTraceOddIDsAndURLs(t *testing.T) {
+	ctx := context.Background()
+	for _, id := range []string{"", ".", ".."} {
+		_, err := fetchTrace(ctx, "http://127.0.0.1:1", id)
+		var nh *errNoHistory
+		if !errors.As(err, &nh) {
+			t.Errorf("id %q: %v, want no history", id, err)
+		}
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, err = fetchTrace(ctx, "http://ops:s3cr3t@"+addr, "abc")
+	if err == nil || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "ops:") {
+		t.Errorf("unreachable admin URL with credentials: %v; want an error without them", err)
 	}
 }
