@@ -699,6 +699,13 @@ func (p *Processor) applyDecided(ctx, stop context.Context, items []*item, deadl
 	return nil
 }
 
+// answered reports whether a call that returned err heard from the server:
+// not when our context ended first, nor for an argument refused before
+// anything was sent.
+func answered(err error) bool {
+	return err == nil || !(errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, store.ErrInvalidArgument))
+}
+
 // waitOut calls try until it reports no outage, waiting with backoff (50
 // ms, doubling up to BackoffMax) between calls while try reports what as
 // unavailable. Past the batch deadline, or once stop ends, it gives up
@@ -712,8 +719,10 @@ func (p *Processor) waitOut(ctx, stop context.Context, deadline time.Time, what 
 		if !out {
 			// Any answer from Redis is a round trip; a registry's may come
 			// from the client's cache, so only one after a failure here
-			// counts (see also noteDecoded and schemaID).
-			if down != nil || what == waitRedis {
+			// counts (see also noteDecoded and schemaID). An error that
+			// never reached the server (our own context ended, an argument
+			// refused before sending) is no answer at all.
+			if (down != nil || what == waitRedis) && answered(err) {
 				p.waits.available(what, p.log)
 			}
 			return err

@@ -38,6 +38,12 @@ type waits struct {
 
 type outage struct {
 	since time.Time
+	// last is the latest failure seen; an outage nobody waits on and
+	// nothing has failed in for staleOutage is over, unseen (its batch
+	// was abandoned and the dependency answered elsewhere, or not at all,
+	// as a registry whose schemas are all cached): a new failure then
+	// starts a new outage, not one "since" long before it.
+	last time.Time
 	// waiting counts the wait loops in progress on it; an outage no loop
 	// waits on (its batch was abandoned, the next one not yet polled) is
 	// kept, to be ended by the next success, but is not listed as a wait.
@@ -57,21 +63,31 @@ func (w Wait) String() string {
 	return w.On + " since " + w.Since.UTC().Format(time.RFC3339)
 }
 
+// staleOutage is how long after its last failure an outage nobody waits
+// on counts as over. Longer than any pause between a batch's retries
+// (BackoffMax) and the poll of the next batch.
+const staleOutage = time.Minute
+
 // failed records that a wait loop found what unavailable. cur is what the
 // loop's previous failure returned (nil at its first); the loop passes
 // the result to done when it ends.
 func (ws *waits) failed(what string, cur *outage) *outage {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
+	now := time.Now()
 	o := ws.m[what]
+	if o != nil && o.waiting == 0 && o != cur && now.Sub(o.last) > staleOutage {
+		o = nil // over, unseen: this failure starts another
+	}
 	if o == nil {
 		if ws.m == nil {
 			ws.m = map[string]*outage{}
 		}
-		o = &outage{since: time.Now()}
+		o = &outage{since: now}
 		ws.m[what] = o
 		ws.n.Store(int32(len(ws.m)))
 	}
+	o.last = now
 	if o != cur {
 		if cur != nil {
 			cur.waiting-- // an outage another loop has ended since

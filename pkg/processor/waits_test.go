@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
@@ -277,5 +278,66 @@ func TestRegistryOutageEndsOnEvidence(t *testing.T) {
 	p.noteDecoded(&item{rec: framed(7)})
 	if ends := linesWith(t, &buf, "schema registry available again; resuming"); len(ends) != 1 {
 		t.Fatalf("%d end lines after schema 7 decoded, want 1:\n%s", len(ends), buf.String())
+	}
+}
+
+// A call cut short by our own context (or refused before anything was
+// sent) heard nothing from Redis: it does not end the outage. Only a real
+// answer does, and logs the one end line then.
+func TestOwnErrorsDoNotEndAnOutage(t *testing.T) {
+	var buf syncbuf.Buffer
+	p := &Processor{log: bufLog(&buf), cfg: Config{BackoffMax: 10 * time.Millisecond, BatchDeadline: time.Second}}
+	ctx := context.Background()
+	down := errors.New("connection refused")
+	for _, own := range []error{fmt.Errorf("claim: %w", context.DeadlineExceeded), context.Canceled, fmt.Errorf("%w: empty entity key", store.ErrInvalidArgument)} {
+		tries := 0
+		err := p.waitOut(ctx, ctx, time.Now().Add(time.Minute), waitRedis, func() (bool, error) {
+			if tries++; tries < 3 {
+				return true, down
+			}
+			return false, own
+		})
+		if !errors.Is(err, own) && err.Error() != own.Error() {
+			t.Fatalf("%v: waitOut returned %v", own, err)
+		}
+		if n := len(linesWith(t, &buf, "redis available again; resuming")); n != 0 {
+			t.Fatalf("after %v: %d end lines, want none (Redis never answered)", own, n)
+		}
+	}
+	if err := p.waitOut(ctx, ctx, time.Now().Add(time.Minute), waitRedis, func() (bool, error) { return false, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(linesWith(t, &buf, "redis available again; resuming")); n != 1 {
+		t.Fatalf("%d end lines after Redis answered, want 1", n)
+	}
+}
+
+// An outage nobody waits on any more and nothing failed in for a while
+// ended unseen (a registry whose schemas are all cached is never asked):
+// the next failure starts a new one, not one "since" long before it.
+func TestStaleOutageIsNotResumed(t *testing.T) {
+	var ws waits
+	o := ws.failed(waitRegistry, nil)
+	ws.done(o)
+	first := o.since
+	// Its last failure long ago.
+	ws.mu.Lock()
+	o.last = time.Now().Add(-2 * staleOutage)
+	ws.mu.Unlock()
+	o2 := ws.failed(waitRegistry, nil)
+	defer ws.done(o2)
+	if o2 == o || !o2.since.After(first) {
+		t.Fatalf("a failure after a stale outage joined it (since %v, first %v)", o2.since, first)
+	}
+	if w := ws.list(); len(w) != 1 || !w[0].Since.Equal(o2.since) {
+		t.Fatalf("waiting on %v, want the new outage only", w)
+	}
+	// A recent one, nobody waiting, is joined: the next batch's wait.
+	o3 := ws.failed(waitRedis, nil)
+	ws.done(o3)
+	if o4 := ws.failed(waitRedis, nil); o4 != o3 {
+		t.Fatal("a failure right after an outage's batch gave up started a new outage")
+	} else {
+		ws.done(o4)
 	}
 }
