@@ -211,8 +211,6 @@ func (s *Stack) Close() {
 	})
 }
 
-// every calls f with the tick's time every d, on a goroutine of its own,
-// until Close.
 // ageKeys ages m's keys by the time passed, until stop closes. One
 // FastForward walks every key under miniredis' global lock (about 150 ms at
 // 270k keys, here): at a fixed 100 ms tick Redis was locked nearly all the
@@ -243,6 +241,8 @@ func agePause(took time.Duration) time.Duration {
 	return max(minPause, share*took)
 }
 
+// every calls f with the tick's time every d, on a goroutine of its own,
+// until Close.
 func (s *Stack) every(d time.Duration, f func(now time.Time)) {
 	s.wg.Go(func() {
 		t := time.NewTicker(d)

@@ -65,10 +65,15 @@ func (w StartWait) await(ctx context.Context, log *slog.Logger, s waitSpec) erro
 		if final := s.refuse(err); final != nil {
 			return final
 		}
-		if msg := err.Error(); attempt == 1 || msg != lastErr || time.Since(lastWarn) >= w.WarnEvery {
+		// A new error is worth a line at once, but not a new broker named in
+		// the same one: with several seed brokers the last connection
+		// attempt's names changes from try to try.
+		msg := err.Error()
+		kind, _, _ := strings.Cut(msg, " (last connection attempt: ")
+		if attempt == 1 || kind != lastErr || time.Since(lastWarn) >= w.WarnEvery {
 			log.Warn(s.warn, append(s.attrs, "attempts", attempt, "waiting_for", time.Since(start).Round(time.Second),
 				"retry_in", backoff, "error", msg)...)
-			lastWarn, lastErr = time.Now(), msg
+			lastWarn, lastErr = time.Now(), kind
 		}
 		t := time.NewTimer(backoff)
 		select {

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // TestRegistryURLCredentials: a registry URL with a user (and password)
@@ -123,5 +124,44 @@ func TestAwaitTopicsStops(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("AwaitTopics still waiting 10s after its context ended")
+	}
+}
+
+// A wait warns at its first failure, again when the error changes, and
+// otherwise at most once per WarnEvery: a different broker named in the
+// same error ("last connection attempt") is not a new error.
+func TestStartWaitWarnsOncePerError(t *testing.T) {
+	var buf syncbuf.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	w := StartWait{First: time.Millisecond, Max: time.Millisecond, Attempt: time.Second, WarnEvery: time.Hour}
+	errs := []string{
+		"unable to dial (last connection attempt: broker 127.0.0.1:1: refused)",
+		"unable to dial (last connection attempt: broker 127.0.0.1:2: refused)",
+		"unable to dial (last connection attempt: broker 127.0.0.1:3: refused)",
+		"not authorized yet", // a new error: a new line
+		"not authorized yet",
+	}
+	n := 0
+	err := w.await(context.Background(), log, waitSpec{warn: "waiting", ready: "ready",
+		try: func(context.Context) error {
+			if n == len(errs) {
+				return nil
+			}
+			n++
+			return errors.New(errs[n-1])
+		},
+		refuse: func(error) error { return nil },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	warns := 0
+	for _, l := range buf.Lines() {
+		if strings.Contains(l, `"msg":"waiting"`) {
+			warns++
+		}
+	}
+	if warns != 2 {
+		t.Errorf("%d warnings for 2 distinct errors over 5 tries, want 2:\n%s", warns, buf.String())
 	}
 }
