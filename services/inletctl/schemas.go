@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -143,9 +142,7 @@ func schemasCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig,
 	}
 
 	if output == "json" {
-		enc := json.NewEncoder(out)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rep); err != nil {
+		if err := writeJSON(out, rep); err != nil {
 			return exitError, err
 		}
 	} else {
