@@ -85,13 +85,7 @@ func TestStartWaitsForRegistry(t *testing.T) {
 		c.Close()
 		t.Errorf("the ingest listener %s accepts connections while the envelope schema cannot be registered", ingestAddr)
 	}
-	for deadline := time.Now().Add(30 * time.Second); reg.Attempts() < 3; { // it keeps trying
-		s.Running(t)
-		if time.Now().After(deadline) {
-			t.Fatalf("%d registrations tried in 30s; log:\n%s", reg.Attempts(), s.Log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.Until(t, "3 registrations tried", func() bool { return reg.Attempts() >= 3 }) // it keeps trying
 	reg.End()
 
 	up := s.Await(t, "ingest listening")
@@ -110,17 +104,7 @@ func TestStartWaitsForRegistry(t *testing.T) {
 	if !slices.Equal(brokers, env.Brokers) {
 		t.Errorf("start line kafka_brokers = %v, want %v", up["kafka_brokers"], env.Brokers)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		code, body = get(t, "http://"+adminAddr+"/readyz")
-		if code == http.StatusOK {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz after the registry came back: %d %s", code, body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	servicetest.ReadyWithin(t, adminAddr, 20*time.Second)
 	if code, body := postPing(t, "http://"+ingestAddr); code/100 != 2 {
 		t.Errorf("a webhook after the registry came back: %d %s, want 2xx", code, body)
 	}

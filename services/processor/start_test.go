@@ -23,22 +23,6 @@ const (
 	kafkaWarning    = "kafka unavailable: waiting for it before processing (/readyz answers 503 meanwhile)"
 )
 
-// readyWithin polls /readyz until it answers 200 and returns its body.
-func readyWithin(t *testing.T, adminAddr string, within time.Duration) string {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		code, body := servicetest.Get(t, "http://"+adminAddr+"/readyz")
-		if code == http.StatusOK {
-			return body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz: %d %s after %v", code, body, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestStartWaitsForRegistry: a registry answering 503 at start makes the
 // processor wait, not exit 1: a WARN names the registry and the subject,
 // the admin listener answers /healthz 200 and /readyz 503 saying what it
@@ -61,17 +45,11 @@ func TestStartWaitsForRegistry(t *testing.T) {
 	if code, body := servicetest.Get(t, "http://"+adminAddr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "schema registry") || !strings.Contains(body, subject) {
 		t.Errorf("/readyz while waiting: %d %s, want 503 saying it waits on the registry for %s", code, body, subject)
 	}
-	for deadline := time.Now().Add(30 * time.Second); reg.Attempts() < 2; { // it keeps trying
-		s.Running(t)
-		if time.Now().After(deadline) {
-			t.Fatalf("%d registrations tried in 30s; log:\n%s", reg.Attempts(), s.Log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	s.Until(t, "2 registrations tried", func() bool { return reg.Attempts() >= 2 }) // it keeps trying
 	reg.End()
 	s.Await(t, "schema registry reachable; envelope schema registered")
 	s.Await(t, "processor running")
-	if body := readyWithin(t, adminAddr, 20*time.Second); !strings.Contains(body, `"covers"`) || !strings.Contains(body, `"waiting_on":[]`) {
+	if body := servicetest.ReadyWithin(t, adminAddr, 20*time.Second); !strings.Contains(body, `"covers"`) || !strings.Contains(body, `"waiting_on":[]`) {
 		t.Errorf("/readyz once running: %s, want the processor's own answer", body)
 	}
 	servicetest.SIGTERM(t)
@@ -103,7 +81,7 @@ func TestStartWaitsForKafka(t *testing.T) {
 	kafka.Start(t)
 	s.Await(t, "kafka reachable; topics ensured")
 	s.Await(t, "processor running")
-	readyWithin(t, adminAddr, 20*time.Second)
+	servicetest.ReadyWithin(t, adminAddr, 20*time.Second)
 	servicetest.SIGTERM(t)
 	if err := s.Stopped(t, 30*time.Second); err != nil {
 		t.Errorf("run after SIGTERM: %v, want nil", err)

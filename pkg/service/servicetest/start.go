@@ -2,6 +2,7 @@ package servicetest
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -68,20 +69,48 @@ func (s *Started) Line(msg string) map[string]any {
 // ends first.
 func (s *Started) Await(t *testing.T, msg string) map[string]any {
 	t.Helper()
+	var rec map[string]any
+	s.Until(t, fmt.Sprintf("%q logged", msg), func() bool {
+		rec = s.Line(msg)
+		return rec != nil
+	})
+	return rec
+}
+
+// Until waits up to 30 s for cond (what names it in a failure); it fails t
+// if run ends first.
+func (s *Started) Until(t *testing.T, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if rec := s.Line(msg); rec != nil {
-			return rec
+		if cond() {
+			return
 		}
 		select {
 		case err := <-s.done:
 			s.done <- err
-			t.Fatalf("%s ended (%v) before logging %q; log:\n%s", s.name, err, msg, s.Log)
+			t.Fatalf("%s ended (%v) before %s; log:\n%s", s.name, err, what, s.Log)
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-	t.Fatalf("no %q logged within 30s; log:\n%s", msg, s.Log)
-	return nil
+	t.Fatalf("not %s within 30s; log:\n%s", what, s.Log)
+}
+
+// ReadyWithin polls adminAddr's /readyz until it answers 200 and returns
+// its body; it fails t after within.
+func ReadyWithin(t *testing.T, adminAddr string, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, body := Get(t, "http://"+adminAddr+"/readyz")
+		if code == http.StatusOK {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz: %d %s after %v", code, body, within)
+		}
+		time.Sleep(20 * time.Millisecond) // between polls of a deadline-bound wait
+	}
 }
 
 // Stopped waits up to within for run's result.
