@@ -24,22 +24,28 @@ func failureText(err error) string {
 	var ce *contract.ValidationError
 	if errors.As(err, &ce) {
 		red := *ce
-		red.Fields = slices.Clone(ce.Fields)
-		for i := range red.Fields {
-			red.Fields[i].Actual = redacted(red.Fields[i].Path, red.Fields[i].Actual)
-		}
+		red.Fields = redactFields(ce.Fields, func(f *contract.FieldError) (string, *string) { return f.Path, &f.Actual })
 		s = strings.Replace(s, ce.Error(), red.Error(), 1)
 	}
 	var rv *router.ValidationError
 	if errors.As(err, &rv) {
 		red := *rv
-		red.Fields = slices.Clone(rv.Fields)
-		for i := range red.Fields {
-			red.Fields[i].Actual = redacted(red.Fields[i].Path, red.Fields[i].Actual)
-		}
+		red.Fields = redactFields(rv.Fields, func(f *router.FieldProblem) (string, *string) { return f.Path, &f.Actual })
 		s = strings.Replace(s, rv.Error(), red.Error(), 1)
 	}
 	return retry.Truncate(s, retry.MaxErrorText)
+}
+
+// redactFields returns a copy of a validation error's fields with each
+// actual value redacted where its path looks secret; field gives a field's
+// path and its actual value to rewrite.
+func redactFields[F any](fields []F, field func(*F) (path string, actual *string)) []F {
+	out := slices.Clone(fields)
+	for i := range out {
+		path, actual := field(&out[i])
+		*actual = redacted(path, *actual)
+	}
+	return out
 }
 
 // redacted is the actual value a field error quotes at path, kept to its
