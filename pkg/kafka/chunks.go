@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -67,8 +68,9 @@ func (c *Chunks) Age() time.Duration {
 
 // Commit waits for the open transaction's records and commits it; without
 // one it does nothing. A record that failed fails the commit (nothing of
-// the transaction is written; call Abort). An error wrapping
-// ErrUnconfirmed means the commit was sent and its outcome is unknown.
+// the transaction is written; call Abort), and so does a commit the
+// coordinator refused (see Refused). An error wrapping ErrUnconfirmed means
+// the commit was sent and its outcome is unknown.
 func (c *Chunks) Commit(ctx context.Context) error {
 	if !c.open {
 		return nil
@@ -83,10 +85,26 @@ func (c *Chunks) Commit(ctx context.Context) error {
 		return fmt.Errorf("a record was refused: %w", err)
 	}
 	if err := c.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		if Refused(err) {
+			return fmt.Errorf("commit refused: %w", err)
+		}
 		return fmt.Errorf("%w: %w", ErrUnconfirmed, err)
 	}
 	c.open, c.n = false, 0
 	return nil
+}
+
+// Refused reports whether the transaction coordinator answered that the
+// transaction cannot commit: another client took its transactional id
+// (fencing aborts the open transaction), or it outlived its timeout and
+// was aborted. Either way nothing of it was written. Under KIP-890 the
+// commit of a transaction aborted by fencing is answered INVALID_TXN_STATE
+// rather than PRODUCER_FENCED (the coordinator sees a retry of an ended
+// transaction whose outcome differs); counting that as unconfirmed sent an
+// operator off to check entries that were certainly not decided.
+func Refused(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.InvalidTxnState) || errors.Is(err, kerr.InvalidProducerIDMapping)
 }
 
 // Abort drops the open transaction's buffered records and aborts it. It

@@ -2,6 +2,7 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -63,5 +64,48 @@ func TestChunks(t *testing.T) {
 	}
 	if strings.Join(got, "") != "aaac" {
 		t.Fatalf("read %q, want aaa then c (the aborted chunk left nothing)", got)
+	}
+}
+
+// TestChunksFencedCommitIsRefused: a chunk whose transactional id another
+// client took meanwhile fails its commit as refused, not as unconfirmed:
+// the coordinator aborted it, so nothing of it stands.
+func TestChunksFencedCommitIsRefused(t *testing.T) {
+	opts := fakeCluster(t, 1)
+	ctx := context.Background()
+	newTxn := func() *kgo.Client {
+		cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)], kgo.TransactionalID("fenced"))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	first := newTxn()
+	c := NewChunks(first)
+	if err := c.Produce(ctx, &kgo.Record{Topic: "t", Value: []byte("a")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := newTxn().ProducerID(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := c.Commit(ctx)
+	if err == nil || errors.Is(err, ErrUnconfirmed) || !Refused(err) {
+		t.Fatalf("commit after fencing: %v; want refused, not unconfirmed", err)
+	}
+	_ = c.Abort(ctx)
+	sp, err := RangeOf(ctx, kadm.NewClient(first), "t", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	if err := ReadSpan(ctx, opts, "t", sp, func(*kgo.Record) error { n++; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Fatalf("%d records of the refused chunk are readable", n)
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -698,7 +697,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	if unconfirmed > 0 {
 		done = fmt.Sprintf("%d entries were decided before it and stand, and the last %d may have been too (their commit was sent but not confirmed); list them again before deciding the rest", res.Count, unconfirmed)
 	}
-	if fenced(err) {
+	if kafka.Refused(err) {
 		return res, fmt.Errorf("%s: another decision started meanwhile (or this one outlived its transaction); %s: %w", action, done, err)
 	}
 	return res, fmt.Errorf("%s: %s: %w", action, done, err)
@@ -853,11 +852,6 @@ func (q *Queues) awaitVisible(ctx context.Context) {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// fenced: a later decision took the decisions' transactional id.
-func fenced(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch)
 }
 
 // decisions reads the audit topic: the latest decision per entry id,
