@@ -155,7 +155,6 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		kgo.ConsumeTopics(append([]string{d.Topics.Raw}, d.Topics.Retry...)...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
-		kgo.RequireStableFetchOffsets(),
 		kgo.TransactionTimeout(cfg.TxnTimeout),
 		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes),
 		kgo.ProducerLinger(0),
