@@ -1027,6 +1027,9 @@ func (p *Processor) outputs(it *item) []*kgo.Record {
 	case Processed:
 		val := it.value
 		h := p.carry(it)
+		if named, ok := it.out.Schema.(interface{ FullName() string }); ok {
+			h = append(h, kgo.RecordHeader{Key: retry.HeaderRecordName, Value: []byte(named.FullName())})
+		}
 		return []*kgo.Record{
 			{Topic: p.d.Topics.Processed, Key: []byte(it.out.EntityKey), Value: val, Headers: h},
 			{Topic: p.d.Topics.State, Key: []byte(it.out.EntityKey), Value: val, Headers: h},
@@ -1045,9 +1048,9 @@ func (p *Processor) outputs(it *item) []*kgo.Record {
 // context, attempt and origin.
 func (p *Processor) carry(it *item) []kgo.RecordHeader {
 	r := it.rec
-	// Sized for what is appended below, traceparent included: growing the
-	// slice twice per event showed in profiles.
-	h := make([]kgo.RecordHeader, 2, len(r.Headers)+4)
+	// Sized for what is appended below and by outputs, traceparent
+	// included: growing the slice twice per event showed in profiles.
+	h := make([]kgo.RecordHeader, 2, len(r.Headers)+5)
 	// A record from a retry tier (or requeued) carries the raw record's
 	// coordinates already: the origin stays the raw record.
 	var origin []byte

@@ -42,6 +42,9 @@ func processorSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		if p["_h_correlation-id"] != "corr-evt_1" || !strings.HasPrefix(p["_h_traceparent"].(string), "00-4bf92f") || p["_h_inlet-attempt"] != "1" {
 			t.Fatalf("headers not carried: %v", p)
 		}
+		if p["_h_inlet-record-name"] != "inlet.processed.stripe.payment_intent" {
+			t.Fatalf("inlet-record-name = %v, want the processed record's full name", p["_h_inlet-record-name"])
+		}
 		// The only record of the raw topic: offset 0 of its partition.
 		if origin, _ := p["_h_inlet-origin"].(string); !regexp.MustCompile(`^` + regexp.QuoteMeta(h.topics.Raw) + `/[0-9]+/0$`).MatchString(origin) {
 			t.Fatalf("inlet-origin = %q, want %s/<partition>/0", origin, h.topics.Raw)
@@ -52,6 +55,9 @@ func processorSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		st := h.env.ReadAll(t, h.topics.State, 1, 300*time.Millisecond, 10*time.Second)
 		if len(st) != 1 || string(st[0].Key) != "stripe:pi:pi_1" {
 			t.Fatalf("state topic: %d records", len(st))
+		}
+		if got := retry.Get(st[0].Headers, retry.HeaderRecordName); got != "inlet.processed.stripe.payment_intent" {
+			t.Fatalf("state record's inlet-record-name = %q", got)
 		}
 		// Both topics' subjects (record name strategy) hold the schema the
 		// records are written with: a tool looking it up by subject for

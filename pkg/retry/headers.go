@@ -23,6 +23,11 @@ const (
 	HeaderEventType     = "inlet-event-type"
 	HeaderReason        = "inlet-reason"
 	HeaderRunbook       = "inlet-runbook"
+	// HeaderRecordName, on processed and state records, is the full name
+	// of the Avro record the value is written with: the record-name part
+	// of its registry subject, one per contract. A consumer that wants one
+	// contract from the mixed topic filters on it without decoding.
+	HeaderRecordName = "inlet-record-name"
 	// HeaderReplay names the replay (inletctl replay --id) that wrote a
 	// record, on the replay topic's copies and on the outputs processed
 	// from them: a reprocessed event is otherwise identical to the
