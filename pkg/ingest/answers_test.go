@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 	"github.com/inletdev/inlet/pkg/testenv"
@@ -219,5 +220,48 @@ func TestBatchEveryAnswerCounted(t *testing.T) {
 	}
 	if !maps.Equal(got, want) {
 		t.Fatalf("requests %v, want %v", got, want)
+	}
+}
+
+// TestNoRouteAnswersLikeTheRest: a path no route takes, or a route's path
+// with another method, is answered in JSON with the correlation id (and
+// Allow for a 405), as every other answer is; ServeMux's own answers were
+// plain text without it. Nothing is written.
+func TestNoRouteAnswersLikeTheRest(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodGet, "/webhooks/shop", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodPut, "/events/billing", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodGet, "/events", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodPost, "/healthz", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{http.MethodPost, "/webhooks/shop/", http.StatusNotFound, ""},
+		{http.MethodPost, "/webhooks", http.StatusNotFound, ""},
+		{http.MethodPost, "/events/billing/x", http.StatusNotFound, ""},
+		{http.MethodPost, "/WEBHOOKS/shop", http.StatusNotFound, ""},
+		{http.MethodGet, "/", http.StatusNotFound, ""},
+	} {
+		req, err := http.NewRequest(tt.method, h.url+tt.path, strings.NewReader(`{"id":"x"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Correlation-ID", "route-check")
+		a := do(t, req)
+		if a.status != tt.status || a.header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s: %d, Allow %q; want %d, Allow %q", tt.method, tt.path, a.status, a.header.Get("Allow"), tt.status, tt.allow)
+		}
+		if a.header.Get("X-Correlation-ID") != "route-check" || a.body.CorrelationID != "route-check" || a.body.Error == "" {
+			t.Errorf("%s %s: header %q, body %s; want the correlation id and an error in JSON", tt.method, tt.path, a.header.Get("X-Correlation-ID"), a.raw)
+		}
+	}
+	// The routes themselves still answer as before.
+	if a := do(t, h.signed(t, "nosuch", []byte(`{}`), nil)); a.status != http.StatusNotFound || a.body.Error != "unknown source" {
+		t.Errorf("unknown source: %d %s", a.status, a.raw)
+	}
+	if recs := h.env.ReadAll(t, h.topics.Raw, 0, 300*time.Millisecond, 10*time.Second); len(recs) != 0 {
+		t.Errorf("%d records on the raw topic, want none", len(recs))
 	}
 }

@@ -27,11 +27,13 @@ func correlationID(h http.Header) string {
 
 // validCorrelationID reports whether a caller-supplied correlation id is
 // taken as is: not empty, at most maxCorrelationLen bytes, printable ASCII,
-// and not "." or "..": the history is asked for by the id as a URL path
-// segment, which a URL cleans those away from (an event sent with one
-// could not be traced).
+// and not ".", ".." or "/": the history is asked for by the id as a URL
+// path segment, which a URL cleans the first two away from, and Go's
+// ServeMux does not route a lone escaped slash (%2F) to a wildcard (an
+// event sent with one could not be traced). Longer ids holding those
+// characters route fine.
 func validCorrelationID(v string) bool {
-	return v != "" && v != "." && v != ".." && len(v) <= maxCorrelationLen && printable(v)
+	return v != "" && v != "." && v != ".." && v != "/" && len(v) <= maxCorrelationLen && printable(v)
 }
 
 func printable(s string) bool {

@@ -57,18 +57,20 @@ func TestFirstValueIsHeaderGet(t *testing.T) {
 	})
 	t.Run("ids a URL path cleans away are replaced", func(t *testing.T) {
 		// The history is asked for by the id as a path segment: an event
-		// sent with "." or ".." could not be traced.
-		for _, v := range []string{".", ".."} {
+		// sent with ".", ".." or "/" could not be traced.
+		for _, v := range []string{".", "..", "/"} {
 			h := http.Header{}
 			h.Set(headerCorrelationID, v)
 			if got := correlationID(h); got == v || len(got) != 32 {
 				t.Errorf("X-Correlation-ID %q kept as %q, want a generated id", v, got)
 			}
 		}
-		h := http.Header{}
-		h.Set(headerCorrelationID, "...")
-		if got := correlationID(h); got != "..." {
-			t.Errorf("X-Correlation-ID ... replaced by %q; only . and .. are", got)
+		for _, v := range []string{"...", "//", "/x", "x/.."} {
+			h := http.Header{}
+			h.Set(headerCorrelationID, v)
+			if got := correlationID(h); got != v {
+				t.Errorf("X-Correlation-ID %s replaced by %q; only ., .. and / are", v, got)
+			}
 		}
 	})
 }

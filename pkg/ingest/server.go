@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -215,7 +216,40 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("/", noRoute)
 	return mux
+}
+
+// noRoute answers what no route takes as every other answer is: JSON with
+// the correlation id. ServeMux's own 404 and 405 are plain text without
+// it, and a sender configured with a trailing slash or a GET is the
+// likeliest to read the answer. A known path asked with another method is
+// 405 with Allow; anything else 404, naming the routes.
+func noRoute(w http.ResponseWriter, r *http.Request) {
+	corr := correlationID(r.Header)
+	w.Header()[headerCorrelationID] = []string{corr}
+	if allow := allowed(r.URL.Path); allow != "" {
+		w.Header().Set("Allow", allow)
+		writeResponse(w, http.StatusMethodNotAllowed, Response{CorrelationID: corr, Error: "method not allowed: use " + allow})
+		return
+	}
+	writeResponse(w, http.StatusNotFound, Response{CorrelationID: corr,
+		Error: "no such endpoint: webhooks are POST /webhooks/{source}, batches POST /events or /events/{source}"})
+}
+
+// allowed is the methods Handler's routes take at path, if one matches it.
+func allowed(path string) string {
+	one := func(prefix string) bool { // prefix then one non-empty segment
+		rest, ok := strings.CutPrefix(path, prefix)
+		return ok && rest != "" && !strings.Contains(rest, "/")
+	}
+	switch {
+	case path == "/events" || one("/events/") || one("/webhooks/"):
+		return http.MethodPost
+	case path == "/healthz" || path == "/readyz":
+		return "GET, HEAD"
+	}
+	return ""
 }
 
 // track refuses new work while draining and counts in-flight requests so

@@ -104,10 +104,11 @@ func (e *errNoHistory) Error() string { return e.msg }
 
 // fetchTrace asks the admin API at adminURL for id's history.
 func fetchTrace(ctx context.Context, adminURL, id string) (*traceAnswer, error) {
-	if id == "" || id == "." || id == ".." {
+	if id == "" || id == "." || id == ".." || id == "/" {
 		// Not a path segment the API can be asked for (a URL cleans "."
-		// and ".." away), and not an id ingest keeps: nothing is kept
-		// under it. One such delivery must not stop trace --event.
+		// and ".." away; ServeMux routes no lone %2F), and not an id
+		// ingest keeps: nothing is kept under it. One such delivery must
+		// not stop trace --event.
 		return nil, &errNoHistory{fmt.Sprintf("no history is kept under the correlation id %q", id)}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(adminURL, "/")+"/v1/trace/"+url.PathEscape(id), nil)

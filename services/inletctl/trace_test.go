@@ -285,14 +285,15 @@ func TestTraceTableNamesEventsWhenShared(t *testing.T) {
 	}
 }
 
-// Ids a URL path cleans away ("." and "..") or an empty one (a raw record
+// Ids a URL path cleans away ("." and ".."), one ServeMux does not route
+// ("/"), or an empty one (a raw record
 // without the header) have no history to ask for: each is "no history",
 // which trace --event notes for that delivery and goes on, not an error
 // that stops it. And a user or password in -admin-url never reaches a
 // message.
 func TestFetchTraceOddIDsAndURLs(t *testing.T) {
 	ctx := context.Background()
-	for _, id := range []string{"", ".", ".."} {
+	for _, id := range []string{"", ".", "..", "/"} {
 		_, err := fetchTrace(ctx, "http://127.0.0.1:1", id)
 		var nh *errNoHistory
 		if !errors.As(err, &nh) {
