@@ -38,6 +38,11 @@ func TestBatchLineRejectionsSayWhat(t *testing.T) {
 		{`null`, "line is JSON null, not an object", "", true},
 		{`{"id":5,"type":"invoice.paid","data":{}}`, "id is a JSON number; want a string", "", true},
 		{`{"id":"ord-1",`, "not valid JSON: syntax error at byte", "", false},
+		// encoding/json alone took the last duplicate and any case.
+		{`{"id":"ord-1","type":"invoice.paid","data":{},"TYPE":"customer.deleted"}`, `field "TYPE": field names are lower case (type)`, "", true},
+		{`{"Id":"ord-1","Type":"invoice.paid","Data":{}}`, `field "Id": field names are lower case (id)`, "", true},
+		{`{"id":"ord-1","type":"invoice.paid","id":"ord-2","data":{}}`, "id appears twice; name each field once", "", true},
+		{`{"id":"ord-1","type":"invoice.paid","data":{},"d\u0061ta":{}}`, "data appears twice; name each field once", "", true},
 	} {
 		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(tt.line), "")
 		if status != http.StatusBadRequest || len(br.Results) != 1 || br.Results[0].Status != LineRejected {
@@ -51,6 +56,12 @@ func TestBatchLineRejectionsSayWhat(t *testing.T) {
 		case !strings.HasPrefix(got, tt.prefix) || !strings.Contains(got, tt.contains):
 			t.Errorf("%s: error %q, want it to start with %q and say %q", tt.line, got, tt.prefix, tt.contains)
 		}
+	}
+	// Only the line's own members are held to that: the payload is the
+	// sender's, duplicates and all.
+	line := `{"id":"ord-9","type":"invoice.paid","data":{"id":1,"id":2,"TYPE":"x"},"Extra":1,"extra":2}`
+	if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(line), ""); status != http.StatusOK || br.Accepted != 1 {
+		t.Errorf("%s: status %d %+v, want 200 and the line accepted", line, status, br)
 	}
 }
 
@@ -263,5 +274,32 @@ func TestNoRouteAnswersLikeTheRest(t *testing.T) {
 	}
 	if recs := h.env.ReadAll(t, h.topics.Raw, 0, 300*time.Millisecond, 10*time.Second); len(recs) != 0 {
 		t.Errorf("%d records on the raw topic, want none", len(recs))
+	}
+}
+
+// TestBatchRefusalsListNoResults: a batch refused whole answers an empty
+// results list, not null, which a sender looping over it would meet.
+func TestBatchRefusalsListNoResults(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	for _, tt := range []struct {
+		path, auth, body string
+		status           int
+	}{
+		{"/events/billing", "Bearer wrong", `{"id":"a","type":"t","data":{}}`, http.StatusUnauthorized},
+		{"/events/nosuch", "Bearer batch-token-1", `{"id":"a","type":"t","data":{}}`, http.StatusNotFound},
+		{"/events/billing", "Bearer batch-token-1", "\n\n", http.StatusBadRequest},
+	} {
+		req, err := http.NewRequest(http.MethodPost, h.url+tt.path, strings.NewReader(tt.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", tt.auth)
+		a := do(t, req)
+		var got struct {
+			Results json.RawMessage `json:"results"`
+		}
+		if err := json.Unmarshal(a.raw, &got); err != nil || a.status != tt.status || string(got.Results) != "[]" {
+			t.Errorf("%s %q: %d %s; want %d with \"results\":[]", tt.path, tt.body, a.status, a.raw, tt.status)
+		}
 	}
 }

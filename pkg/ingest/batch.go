@@ -87,10 +87,15 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var name string
 	status := 0 // the answer's, for the request-duration metric
-	reply := func(code int, v any) {
+	reply := func(code int, v BatchResponse) {
 		status = code
 		if code == http.StatusServiceUnavailable {
 			s.setRetryAfter(w)
+		}
+		if v.Results == nil {
+			// A list, if empty: a sender looping over it must not
+			// meet null.
+			v.Results = []LineResult{}
 		}
 		writeJSON(w, code, v)
 	}
@@ -363,6 +368,9 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 	if err := json.Unmarshal(line, &bl); err != nil {
 		return nil, nil, lineJSONError(err)
 	}
+	if err := checkLineFields(line); err != nil {
+		return nil, nil, err
+	}
 	var missing []string
 	if strings.TrimSpace(bl.ID) == "" {
 		missing = append(missing, "id")
@@ -426,6 +434,38 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 	env := s.envelope(src, meta, lineCorr, envelope.ChannelEvents, kept, ct, bytes.Clone(line), s.now())
 	rec, err := s.record(ctx, env)
 	return rec, env, err
+}
+
+// batchFields are the members batchLine reads.
+var batchFields = [...]string{"id", "type", "occurred_at", "schema_version", "correlation_id", "data"}
+
+// checkLineFields refuses a line naming one of batchFields twice, or in
+// another case: encoding/json matches names case-insensitively and keeps
+// the last duplicate, so {"type":"a",...,"TYPE":"b"} became an event of
+// type b whose stored payload says a, and JSON pointers (webhooks, the
+// processor's templates) read the first, case-sensitively. The line is
+// known to be a JSON object.
+func checkLineFields(line []byte) error {
+	var seen [len(batchFields)]bool
+	var err error
+	gjson.ParseBytes(line).ForEach(func(k, _ gjson.Result) bool {
+		name := k.String()
+		for i, f := range batchFields {
+			switch {
+			case name == f && seen[i]:
+				err = fmt.Errorf("%s appears twice; name each field once", f)
+			case name == f:
+				seen[i] = true
+			case strings.EqualFold(name, f):
+				err = fmt.Errorf("field %q: field names are lower case (%s)", name, f)
+			default:
+				continue
+			}
+			break
+		}
+		return err == nil
+	})
+	return err
 }
 
 // lineJSONError says why a line is not a batch event as JSON: where its
