@@ -32,7 +32,7 @@ func (c *RedisConfig) RegisterFlags(fs *flagenv.Set) {
 func (c *RedisConfig) Options() (*redis.Options, error) {
 	opt, err := redis.ParseURL(c.URL)
 	if err != nil {
-		return nil, fmt.Errorf("-redis-url (INLET_REDIS_URL): not a redis:// or rediss:// URL (%s; the value is not shown: it may hold a password)", redactedReason(err))
+		return nil, fmt.Errorf("-redis-url (INLET_REDIS_URL): not a redis:// or rediss:// URL (%s; the value is not shown: it may hold a password)", RedactedReason(err))
 	}
 	pass, err := flagenv.Secret("REDIS_PASSWORD")
 	if err != nil {
@@ -44,11 +44,11 @@ func (c *RedisConfig) Options() (*redis.Options, error) {
 	return opt, nil
 }
 
-// redactedReason is what is wrong with a URL, without the URL: url.Error
+// RedactedReason is what is wrong with a URL, without the URL: url.Error
 // quotes it whole, and escape and host errors quote the part around the
 // mistake. go-redis's own errors name the scheme or database number, never
 // the password.
-func redactedReason(err error) string {
+func RedactedReason(err error) string {
 	var ue *url.Error
 	if !errors.As(err, &ue) {
 		return err.Error()

@@ -95,7 +95,7 @@ func (c *RegistryConfig) Client() (*registry.Client, error) {
 	for i, raw := range c.URLs {
 		u, err := url.Parse(raw)
 		if err != nil {
-			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) #%d: not a URL (%s; the value is not shown: it may hold a password)", i+1, redactedReason(err))
+			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) #%d: not a URL (%s; the value is not shown: it may hold a password)", i+1, RedactedReason(err))
 		}
 		if u.User != nil {
 			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) %s has a user or password written into it (not shown): "+

@@ -190,11 +190,16 @@ func ShownURLs(urls []string) string {
 	return strings.Join(shown, ",")
 }
 
-// ShownURL is ShownURLs for one URL; one that does not parse is not shown.
+// ShownURL is ShownURLs for one URL; one that does not parse is not
+// shown, nor one without a host: "user:pass@host:port" parses as scheme
+// "user" and an opaque rest, password included.
 func ShownURL(s string) string {
 	u, err := url.Parse(s)
 	if err != nil {
 		return "(unparsable URL, not shown)"
+	}
+	if u.Opaque != "" || u.Host == "" {
+		return "(not a URL like http://host:port, not shown)"
 	}
 	u.User = nil
 	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""

@@ -55,8 +55,8 @@ func TestRegistryURLCredentials(t *testing.T) {
 
 // TestShownURLs: URLs as logged lose user information, query and fragment.
 func TestShownURLs(t *testing.T) {
-	got := ShownURLs([]string{"https://u:p@sr:8081/a?token=t#f", "http://sr2:8081", "http://bad%zz"})
-	if want := "https://sr:8081/a,http://sr2:8081,(unparsable URL, not shown)"; got != want {
+	got := ShownURLs([]string{"https://u:p@sr:8081/a?token=t#f", "http://sr2:8081", "http://bad%zz", "u:p@sr:8081"})
+	if want := "https://sr:8081/a,http://sr2:8081,(unparsable URL, not shown),(not a URL like http://host:port, not shown)"; got != want {
 		t.Errorf("ShownURLs = %q, want %q", got, want)
 	}
 }

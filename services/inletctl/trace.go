@@ -115,7 +115,8 @@ func fetchTrace(ctx context.Context, adminURL, id string) (*traceAnswer, error) 
 	// The URL as the messages show it: without a user or password in it.
 	adminURL = service.ShownURL(adminURL)
 	if err != nil {
-		return nil, fmt.Errorf("-admin-url %q: %w", adminURL, err)
+		// Not err itself: url.Error quotes the whole URL, password too.
+		return nil, fmt.Errorf("-admin-url %s: %s (set it with -admin-url or INLET_ADMIN_URL)", adminURL, service.RedactedReason(err))
 	}
 	if err := adminAuth(req); err != nil {
 		return nil, err

@@ -306,8 +306,10 @@ func TestFetchTraceOddIDsAndURLs(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	_, err = fetchTrace(ctx, "http://ops:s3cr3t@"+addr, "abc")
-	if err == nil || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "ops:") {
-		t.Errorf("unreachable admin URL with credentials: %v; want an error without them", err)
+	for _, u := range []string{"http://ops:s3cr3t@" + addr, "ops:s3cr3t@" + addr, "https://ops:s3cr3t@" + addr + " x", "http://ops:s3cr3t@bad%zz"} {
+		_, err = fetchTrace(ctx, u, "abc")
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") || strings.Contains(err.Error(), "ops:") {
+			t.Errorf("admin URL %q: %v; want an error without its credentials", u, err)
+		}
 	}
 }
