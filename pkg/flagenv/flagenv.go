@@ -54,6 +54,28 @@ func (s *Set) Parse(args []string) error {
 	return errors.Join(s.errs...)
 }
 
+// ParseInterspersed is Parse with flags before, between or after the
+// positional arguments, which it returns in order: the flag package stops
+// at the first of them, and "inletctl trace <id> --output json" left
+// --output json as two more ids. After "--" every argument is positional.
+func (s *Set) ParseInterspersed(args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := s.Parse(args); err != nil {
+			return pos, err
+		}
+		rest := s.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if used := len(args) - len(rest); used > 0 && args[used-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
 func usage(env, u string) string {
 	if _, set := os.LookupEnv(env); set {
 		return fmt.Sprintf("%s (env %s, set: overrides the default)", u, env)

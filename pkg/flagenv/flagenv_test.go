@@ -2,6 +2,7 @@ package flagenv
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -141,5 +142,33 @@ func TestUsageShowsNoEnvValue(t *testing.T) {
 	}
 	if url != "redis://:"+secret+"@redis:6379/0" || list[0] != secret {
 		t.Errorf("the environment values were not used: %q %q", url, list)
+	}
+}
+
+// TestParseInterspersed: flags are read wherever they stand among the
+// positional arguments, which keep their order; after "--" nothing is a
+// flag.
+func TestParseInterspersed(t *testing.T) {
+	for _, tt := range []struct {
+		args []string
+		out  string
+		pos  []string
+	}{
+		{[]string{"id1", "-output", "json"}, "json", []string{"id1"}},
+		{[]string{"-output=json", "a", "b"}, "json", []string{"a", "b"}},
+		{[]string{"a", "--output", "json", "b"}, "json", []string{"a", "b"}},
+		{[]string{"a", "--", "-output", "json"}, "table", []string{"a", "-output", "json"}},
+		{[]string{"--", "-x"}, "table", []string{"-x"}},
+		{nil, "table", nil},
+	} {
+		s := New("t")
+		out := s.FlagSet.String("output", "table", "")
+		pos, err := s.ParseInterspersed(tt.args)
+		if err != nil || *out != tt.out || !slices.Equal(pos, tt.pos) {
+			t.Errorf("%q: output %q, positional %q, %v; want %q and %q", tt.args, *out, pos, err, tt.out, tt.pos)
+		}
+	}
+	if _, err := New("t").ParseInterspersed([]string{"a", "-nosuch"}); err == nil {
+		t.Error("an unknown flag after a positional argument was taken")
 	}
 }

@@ -89,21 +89,14 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs.StringVar(&who, "who", currentUser(), "requeue/discard: who decides (audited)")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "", "the processor's sources file: a --source not in it that matches nothing is refused; show takes runbooks from it")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's): requeue writes to the first")
-	// Flags may come before or after the ids (flag stops at the first id).
-	rest := args[1:]
-	for {
-		if err := fs.Parse(rest); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return exitOK, nil // as replay -h and reconcile -h
-			}
-			return exitUsage, err
+	ids, err := fs.ParseInterspersed(args[1:])
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return exitOK, nil // as replay -h and reconcile -h
 		}
-		if fs.NArg() == 0 {
-			break
-		}
-		f.IDs = append(f.IDs, fs.Arg(0))
-		rest = fs.Args()[1:]
+		return exitUsage, err
 	}
+	f.IDs = ids
 	delays, err := tiers()
 	if err != nil {
 		return exitUsage, err

@@ -13,7 +13,6 @@ import (
 	"os/signal"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 	"unicode/utf8"
@@ -105,25 +104,23 @@ type printed struct {
 }
 
 func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
-	fs := flag.NewFlagSet("tail", flag.ContinueOnError)
-	nFlag := fs.String("n", "20", "print the last N records of each partition; 0: none (with -follow, only new ones, as tail -n 0 -f); all: every record")
-	follow := fs.Bool("follow", false, "keep printing new records until interrupted")
+	fs := flagenv.New("tail")
+	nFlag := fs.FlagSet.String("n", "20", "print the last N records of each partition; 0: none (with -follow, only new ones, as tail -n 0 -f); all: every record")
+	follow := fs.FlagSet.Bool("follow", false, "keep printing new records until interrupted")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: inletctl tail [-n N|all] [-follow] <topic>\n\nExamples: inletctl tail -n 5 inlet.raw\n          inletctl tail -n 0 -follow inlet.processed")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := fs.ParseInterspersed(args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil // usage asked for, and printed
 		}
 		return exitUsage, err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
-		if fs.NArg() > 1 && strings.HasPrefix(fs.Arg(1), "-") {
-			return exitUsage, fmt.Errorf("tail takes one topic, after its flags: inletctl tail %s %s", strings.Join(fs.Args()[1:], " "), fs.Arg(0))
-		}
-		return exitUsage, errors.New("tail takes one topic")
+		return exitUsage, fmt.Errorf("tail takes one topic (got %d)", len(pos))
 	}
 	// -n 0 once meant every record: on the raw topic (infinite retention)
 	// that printed all of it to someone used to tail -n 0 -f.
@@ -143,7 +140,7 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 	if err != nil {
 		return exitError, err
 	}
-	topic := fs.Arg(0)
+	topic := pos[0]
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	recs, ends, err := lastRecords(ctx, opts, topic, n)
 	cancel()

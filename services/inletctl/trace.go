@@ -53,13 +53,14 @@ func parseTraceFlags(args []string) (traceFlags, int, error) {
 			"Example: inletctl trace 4bf92f3577b34da6a3ce929d0e0e4736")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	pos, err := fs.ParseInterspersed(args)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return f, exitOK, err
 		}
 		return f, exitUsage, err
 	}
-	f.args, f.usage = fs.Args(), fs.Usage
+	f.args, f.usage = pos, fs.Usage
 	return f, 0, nil
 }
 
@@ -208,7 +209,7 @@ func trace(args []string, out io.Writer) (int, error) {
 	}
 	if len(f.args) != 1 {
 		f.usage()
-		return exitUsage, errors.New("trace takes one correlation id")
+		return exitUsage, fmt.Errorf("trace takes one correlation id (got %d)", len(f.args))
 	}
 	id := f.args[0]
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -134,6 +134,14 @@ func TestTraceBatchCorrelationID(t *testing.T) {
 			}
 		})
 	}
+	t.Run("flags after the id", func(t *testing.T) {
+		var out bytes.Buffer
+		code, err := run([]string{"trace", "batch-a-1", "-admin-url", url, "--output", "json"}, &out)
+		var ans traceAnswer
+		if code != exitOK || err != nil || json.Unmarshal(out.Bytes(), &ans) != nil || ans.CorrelationID != "batch-a-1" {
+			t.Fatalf("trace <id> -admin-url U --output json: exit %d (%v), %q; want its history as JSON", code, err, out.String())
+		}
+	})
 	t.Run("a line's id within 128 bytes", func(t *testing.T) {
 		long := strings.Repeat("x", 128)
 		if got := batchLineID(long, 12); len(got) != 128 || !strings.HasSuffix(got, "x-12") {
