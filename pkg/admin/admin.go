@@ -351,6 +351,10 @@ func (a *API) show(topic string) http.Handler {
 func (a *API) one(w http.ResponseWriter, r *http.Request, topic, id string) {
 	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
 	defer cancel()
+	if err := ops.CheckIDs([]string{id}); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return
+	}
 	es, err := a.d.Queues.List(ctx, topic, ops.Filter{IDs: []string{id}})
 	if err != nil {
 		unavailable(w, err)
@@ -409,8 +413,12 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 		}
 		fl := req.Filter
 		f := ops.Filter{IDs: req.IDs, Source: fl.Source, EventType: fl.EventType, ErrorText: fl.ErrorText, Since: fl.Since, Until: fl.Until}
-		if len(f.IDs) == 0 && f.Source == "" && f.EventType == "" && f.ErrorText == "" && f.Since.IsZero() {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "name ids or a filter (source, type, error, since): refusing to act on the whole queue"})
+		if !f.Selects() {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "name ids or a filter (source, type, error, since, until): refusing to act on the whole queue"})
+			return
+		}
+		if err := ops.CheckIDs(f.IDs); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
 		actor := who(r)

@@ -303,6 +303,24 @@ func TestDecide(t *testing.T) {
 			t.Fatalf("%d %v", code, m)
 		}
 	})
+	t.Run("until alone is a filter", func(t *testing.T) {
+		if code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"filter":{"until":"2999-01-01T00:00:00Z"},"reason":"x","dry_run":true}`); code != 200 {
+			t.Fatalf("%d %v", code, m)
+		}
+	})
+	t.Run("malformed ids are the request's fault", func(t *testing.T) {
+		for _, c := range []struct{ method, path, body string }{
+			{"POST", "/v1/dlq/discard", `{"ids":["garbage"],"reason":"x"}`},
+			{"POST", "/v1/dlq/requeue", `{"ids":["inlet.dlq/0/1","inlet.dlq/0/-1"],"reason":"x"}`},
+			{"GET", "/v1/dlq/garbage", ""},
+			{"GET", "/v1/dlq?id=inlet.dlq/x/1", ""},
+		} {
+			code, m, _ := call(t, srv, c.method, c.path, "w", c.body)
+			if msg, _ := m["error"].(string); code != 400 || !strings.Contains(msg, "not an entry id") {
+				t.Errorf("%s %s %s: %d %v; want 400 saying not an entry id", c.method, c.path, c.body, code, m)
+			}
+		}
+	})
 	t.Run("bad body", func(t *testing.T) {
 		if code, _, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"reason":"x","idz":[]}`); code != 400 {
 			t.Fatalf("unknown field accepted: %d", code)

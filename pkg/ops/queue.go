@@ -109,6 +109,35 @@ type Filter struct {
 	Unresolved bool
 }
 
+// Selects reports whether f narrows the queue at all (ids, or any of the
+// field filters): a decision without is refused, as one slip would decide
+// the whole queue.
+func (f Filter) Selects() bool {
+	return len(f.IDs) > 0 || f.Source != "" || f.EventType != "" || f.ErrorText != "" || !f.Since.IsZero() || !f.Until.IsZero()
+}
+
+// ErrBadID is wrapped by CheckIDs' error.
+var ErrBadID = errors.New("not an entry id")
+
+// CheckIDs refuses ids that cannot name an entry (ls prints them as
+// topic/partition/offset): a typo is the operator's to fix, where "not on
+// this queue" sent them looking for an entry.
+func CheckIDs(ids []string) error {
+	var bad []string
+	for _, id := range ids {
+		if t, p, off, ok := retry.ParseCoordinates(id); !ok || t == "" || p < 0 || off < 0 {
+			bad = append(bad, strconv.Quote(id))
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	if few := 5; len(bad) > few {
+		bad = append(bad[:few], fmt.Sprintf("and %d more", len(bad)-few))
+	}
+	return fmt.Errorf("%w: %s (an id is <topic>/<partition>/<offset>, as ls prints it)", ErrBadID, strings.Join(bad, ", "))
+}
+
 func (f Filter) match(e *Entry) bool {
 	// f.IDs: scan skips the other records before decoding them.
 	return (f.Source == "" || e.Source == f.Source) &&
@@ -249,6 +278,9 @@ func (q *Queues) Page(ctx context.Context, topic string, f Filter, cursor string
 
 func (q *Queues) page(ctx context.Context, topic string, f Filter, cursor string, limit int, payloads bool) (Listing, error) {
 	var l Listing
+	if err := CheckIDs(f.IDs); err != nil {
+		return l, err
+	}
 	if limit < 0 {
 		return l, fmt.Errorf("%w: limit %d is negative", ErrBadPage, limit)
 	}
@@ -531,6 +563,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	var res Decided
 	if strings.TrimSpace(why) == "" {
 		return res, ErrNoReason
+	}
+	if err := CheckIDs(f.IDs); err != nil {
+		return res, err
 	}
 	if topic != q.topics.DLQ && topic != q.topics.Invalid {
 		return res, fmt.Errorf("%s is not a failure queue", topic)

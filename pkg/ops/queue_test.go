@@ -536,3 +536,26 @@ func TestRequeueByIDSkipsAndListsAlike(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckIDs: only topic/partition/offset ids with a topic and no
+// negative number pass; the error names the bad ones, quoted.
+func TestCheckIDs(t *testing.T) {
+	if err := CheckIDs([]string{"inlet.dlq/0/1", "a/b/c.d/2/30"}); err != nil {
+		t.Fatalf("good ids refused: %v", err)
+	}
+	err := CheckIDs([]string{"inlet.dlq/0/1", "garbage", "inlet.dlq/a/b", "inlet.dlq/0/-1", "inlet.dlq/-1/0", "/0/1", "inlet.dlq/0"})
+	if !errors.Is(err, ErrBadID) {
+		t.Fatalf("bad ids: %v", err)
+	}
+	for _, w := range []string{`"garbage"`, `"inlet.dlq/a/b"`, `"inlet.dlq/0/-1"`, `"and 1 more"`} {
+		if !strings.Contains(err.Error(), strings.Trim(w, `"`)) {
+			t.Errorf("%v does not name %s", err, w)
+		}
+	}
+	if strings.Contains(err.Error(), `"inlet.dlq/0/1"`) {
+		t.Errorf("%v names a good id", err)
+	}
+	if !(Filter{Until: time.Now()}).Selects() || (Filter{Unresolved: true}).Selects() {
+		t.Error("Selects: until alone must select, unresolved alone must not")
+	}
+}

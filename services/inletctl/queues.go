@@ -108,8 +108,17 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	if f.Until, err = parseTime(until); err != nil {
 		return exitUsage, err
 	}
-	if (cmd == "requeue" || cmd == "discard") && len(f.IDs) == 0 && f.Source == "" && f.EventType == "" && f.ErrorText == "" && f.Since.IsZero() {
-		return exitUsage, errors.New("name ids or a filter (--source, --type, --error, --since): refusing to act on the whole queue")
+	if (cmd == "requeue" || cmd == "discard") && !f.Selects() {
+		return exitUsage, errors.New("name ids or a filter (--source, --type, --error, --since, --until): refusing to act on the whole queue")
+	}
+	if cmd == "show" && len(f.IDs) == 0 {
+		// It read the whole queue into memory and printed every entry in
+		// full, decided ones included.
+		fs.Usage()
+		return exitUsage, fmt.Errorf("show takes the ids of the entries to show (as %s ls prints them)", name)
+	}
+	if err := ops.CheckIDs(f.IDs); err != nil {
+		return exitUsage, err
 	}
 	// The sources file, read only when of use: to check a --source
 	// filter, and for show's runbooks. Unreadable, it fails a command

@@ -151,6 +151,28 @@ func TestQueueCommands(t *testing.T) {
 			}
 		}
 	})
+	t.Run("malformed ids and show without ids are usage errors", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"discard", "garbage", "--reason", "x"},
+			{"discard", "inlet.dlq/a/b", "--reason", "x"},
+			{"requeue", id, "inlet.dlq/0/-1", "--reason", "x"},
+			{"show", "inlet.dlq/0"},
+			{"show"},
+			{"show", "--source", "shop"},
+		} {
+			code, err := run(append(append(flags, "dlq"), args...), &bytes.Buffer{})
+			if code != exitUsage || err == nil {
+				t.Errorf("dlq %v: exit %d (%v), want %d", args, code, err, exitUsage)
+			}
+		}
+	})
+	t.Run("--until alone is a filter", func(t *testing.T) {
+		var out bytes.Buffer
+		code, err := run(append(flags, "dlq", "discard", "--until", time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "--reason", "x", "--dry-run"), &out)
+		if code != exitOK || err != nil || !strings.Contains(out.String(), id) {
+			t.Fatalf("discard --until T --dry-run: exit %d (%v)\n%s", code, err, out.String())
+		}
+	})
 	t.Run("-h is not a usage error", func(t *testing.T) {
 		if code, err := run(append(flags, "dlq", "ls", "-h"), &bytes.Buffer{}); code != exitOK {
 			t.Fatalf("exit %d: %v", code, err)
