@@ -50,11 +50,20 @@ func run(args []string, out io.Writer) (int, error) {
 		fmt.Fprint(os.Stderr, usage)
 		return exitUsage, nil
 	}
-	switch cmd, rest := fs.Arg(0), fs.Args()[1:]; cmd {
+	code, err := dispatch(fs.Arg(0), fs.Args()[1:], &kcfg, &rcfg, out)
+	if err != nil && code == exitError {
+		err = withConnectionHint(err, &kcfg, &rcfg)
+	}
+	return code, err
+}
+
+// dispatch runs the command cmd with its arguments.
+func dispatch(cmd string, rest []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
+	switch cmd {
 	case "tail":
-		return tail(rest, &kcfg, &rcfg, out)
+		return tail(rest, kcfg, rcfg, out)
 	case "trace":
-		return traceCmd(rest, &kcfg, out)
+		return traceCmd(rest, kcfg, out)
 	case "dlq", "invalid":
 		if len(rest) > 0 && isHelp(rest[0]) {
 			// Before a command: queue would take -h for one.
@@ -66,17 +75,17 @@ func run(args []string, out io.Writer) (int, error) {
 			fmt.Fprintf(os.Stderr, queueUsage, cmd, topic)
 			return exitOK, nil
 		}
-		return queue(cmd, rest, &kcfg, &rcfg, out)
+		return queue(cmd, rest, kcfg, rcfg, out)
 	case "replay":
-		return replayCmd(rest, &kcfg, &rcfg, out)
+		return replayCmd(rest, kcfg, rcfg, out)
 	case "reconcile":
-		return reconcileCmd(rest, &kcfg, &rcfg, out)
+		return reconcileCmd(rest, kcfg, rcfg, out)
 	case "schemas":
 		if len(rest) > 0 && isHelp(rest[0]) { // before check
 			fmt.Fprint(os.Stderr, schemasUsage)
 			return exitOK, nil
 		}
-		return schemasCmd(rest, &kcfg, &rcfg, out)
+		return schemasCmd(rest, kcfg, rcfg, out)
 	default:
 		return exitUsage, fmt.Errorf("unknown command %q", cmd)
 	}

@@ -131,7 +131,8 @@ func fetchTrace(ctx context.Context, adminURL, id string) (*traceAnswer, error) 
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("nothing answers at %s (connection refused): is the processor (or make run) running, and is that its admin address? Set it with -admin-url or INLET_ADMIN_URL (make run prints the export; a processor listens on its -admin-addr)", adminURL)
 		}
-		return nil, fmt.Errorf("admin API at %s: %w (set its address with -admin-url or INLET_ADMIN_URL)", adminURL, err)
+		// %v: the admin URL is named here; no Kafka or registry hint.
+		return nil, fmt.Errorf("admin API at %s: %v (set its address with -admin-url or INLET_ADMIN_URL)", adminURL, err)
 	}
 	defer resp.Body.Close()
 	var body traceAnswer

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/service"
+)
+
+// withConnectionHint adds to an error that could not reach an address
+// which setting names it: client errors end in "dial tcp 127.0.0.1:9092:
+// connect: connection refused", and mapping that to a flag was left to
+// the operator. The trace command names its admin URL itself.
+func withConnectionHint(err error, kcfg *kafka.Config, rcfg *service.RegistryConfig) error {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" || op.Addr == nil {
+		return err
+	}
+	addr := op.Addr.String()
+	for _, raw := range rcfg.URLs {
+		if u, perr := url.Parse(raw); perr == nil && sameAddr(u.Host, addr, u.Scheme) {
+			return fmt.Errorf("%w\nthe schema registry does not answer at %s: is it up and reachable from here? Its URL is -schema-registry-url or INLET_SCHEMA_REGISTRY_URL (now %s)", err, addr, service.ShownURLs(rcfg.URLs))
+		}
+	}
+	bootstrap := slicesContainsAddr(kcfg.Brokers, addr)
+	// franz-go's dial errors say "unable to dial"; another address (Redis,
+	// for replay) is left as its error names it.
+	if !bootstrap && !strings.Contains(err.Error(), "unable to dial") {
+		return err
+	}
+	hint := fmt.Sprintf("Kafka does not answer at %s: is it up and reachable from here? The brokers are -kafka-brokers or INLET_KAFKA_BROKERS (now %s)", addr, strings.Join(kcfg.Brokers, ","))
+	if !bootstrap {
+		hint += "; an address that is not among them is one a broker advertises, which must be reachable from here too"
+	}
+	return fmt.Errorf("%w\n%s", err, hint)
+}
+
+// sameAddr reports whether host (a URL's, the port perhaps implied by
+// scheme) is the dialed addr; a name is taken to match any address on the
+// same port, as the dial resolved it.
+func sameAddr(host, addr, scheme string) bool {
+	h, p, err := net.SplitHostPort(host)
+	if err != nil {
+		h, p = host, map[string]string{"https": "443"}[scheme]
+		if p == "" {
+			p = "80"
+		}
+	}
+	ah, ap, err := net.SplitHostPort(addr)
+	if err != nil || p != ap {
+		return false
+	}
+	return h == ah || net.ParseIP(h) == nil
+}
+
+func slicesContainsAddr(brokers []string, addr string) bool {
+	for _, b := range brokers {
+		if sameAddr(b, addr, "") {
+			return true
+		}
+	}
+	return false
+}
