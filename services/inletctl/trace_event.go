@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,7 +16,9 @@ import (
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
+	"github.com/inletdev/inlet/pkg/source"
 )
 
 // exitNotFound is trace's exit code when nothing is known of the event.
@@ -43,7 +46,8 @@ const maxDeliveries = 20
 // --since bounds how far back the raw topic is read, --timeout how long.
 func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 	var eventID, src, sinceArg, timeoutArg string
-	own := map[string]*string{"event": &eventID, "source": &src, "since": &sinceArg, "timeout": &timeoutArg}
+	sourcesPath := os.Getenv("INLET_SOURCES")
+	own := map[string]*string{"event": &eventID, "source": &src, "since": &sinceArg, "timeout": &timeoutArg, "sources": &sourcesPath}
 	rest := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
@@ -107,6 +111,9 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 		return exitError, err
 	}
 	if found.total == 0 {
+		if err := traceUnknownSource(sourcesPath, src); err != nil {
+			return exitUsage, err
+		}
 		if since.IsZero() {
 			return exitNotFound, fmt.Errorf("event %s of source %s is not on %s (never received?)", eventID, src, topic)
 		}
@@ -320,4 +327,21 @@ func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since 
 	}
 	d.shown = found
 	return d, nil
+}
+
+// traceUnknownSource is, for an event not found, the usage error of a
+// --source the sources file (--sources, INLET_SOURCES) does not have, as
+// the queue commands give: a mistyped source reads as "never received".
+func traceUnknownSource(path, src string) error {
+	if path == "" {
+		return nil
+	}
+	sources, err := source.Load(path, source.WithoutSecrets())
+	if err != nil {
+		return fmt.Errorf("trace: --sources (INLET_SOURCES): %w", err)
+	}
+	if err := ops.UnknownSource(sources.Names(), src); err != nil {
+		return fmt.Errorf("trace: %w (sources file %s)", err, path)
+	}
+	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -117,6 +119,23 @@ func TestTraceEventSince(t *testing.T) {
 			}
 		})
 	}
+	t.Run("a source the sources file does not have", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "sources.yaml")
+		if err := os.WriteFile(path, []byte("sources:\n  stripe:\n    kind: none\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		code, err := run(append(slices.Clone(flags), "--event", "evt_new", "--source", "strpe", "--sources", path), &bytes.Buffer{})
+		if code != exitUsage || err == nil || !strings.Contains(err.Error(), `"strpe"`) || !strings.Contains(err.Error(), "its sources: stripe") {
+			t.Fatalf("exit %d (%v), want %d naming the sources", code, err, exitUsage)
+		}
+		t.Setenv("INLET_SOURCES", path) // the same from the environment; a known source still finds its event
+		if code, err := run(append(slices.Clone(flags), "--event", "evt_new", "--source", "strpe"), &bytes.Buffer{}); code != exitUsage {
+			t.Fatalf("INLET_SOURCES: exit %d (%v), want %d", code, err, exitUsage)
+		}
+		if code, err := run(append(slices.Clone(flags), "--event", "evt_new", "--source", "stripe"), &bytes.Buffer{}); code != exitOK {
+			t.Fatalf("known source: exit %d (%v)", code, err)
+		}
+	})
 	t.Run("--since goes with --event", func(t *testing.T) {
 		if code, _ := run(append(slices.Clone(flags), "--since", "72h", "corr-1"), &bytes.Buffer{}); code != exitUsage {
 			t.Fatalf("exit %d, want %d", code, exitUsage)
