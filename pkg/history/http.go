@@ -8,6 +8,13 @@ import (
 
 var validID = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
 
+// ErrTextBadID is the answer to an id no history can be kept under.
+const ErrTextBadID = "bad correlation id: one is 1 to 128 printable ASCII characters without spaces"
+
+// ValidID reports whether a history can be kept under id: ingest keeps
+// no other correlation id.
+func ValidID(id string) bool { return validID.MatchString(id) }
+
 // Handler serves GET /v1/trace/{id}: the history of one correlation id as
 // JSON, oldest stage first ("stages"), and how many older entries were
 // dropped to keep it within its bound ("dropped_entries", 0 when none);
@@ -18,7 +25,7 @@ func (s *Store) Handler() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		if !validID.MatchString(id) {
 			w.WriteHeader(http.StatusBadRequest)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": "bad correlation id"})
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": ErrTextBadID})
 			return
 		}
 		h, err := s.Read(r.Context(), id)

@@ -213,6 +213,9 @@ func trace(args []string, out io.Writer) (int, error) {
 		return exitUsage, fmt.Errorf("trace takes one correlation id (got %d)", len(f.args))
 	}
 	id := f.args[0]
+	if id != "" && !history.ValidID(id) {
+		return exitUsage, fmt.Errorf("trace %q: %s", id, history.ErrTextBadID)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	body, err := fetchTrace(ctx, f.adminURL, id)

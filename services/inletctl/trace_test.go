@@ -142,6 +142,18 @@ func TestTraceBatchCorrelationID(t *testing.T) {
 			t.Fatalf("trace <id> -admin-url U --output json: exit %d (%v), %q; want its history as JSON", code, err, out.String())
 		}
 	})
+	t.Run("an id no history is kept under is a usage error", func(t *testing.T) {
+		before := len(asked.get())
+		for _, id := range []string{"bad id!", strings.Repeat("x", 129), "ünï"} {
+			code, err := run([]string{"trace", "-admin-url", url, id}, &bytes.Buffer{})
+			if code != exitUsage || err == nil || !strings.Contains(err.Error(), "printable ASCII") {
+				t.Errorf("trace %q: exit %d (%v), want %d saying what an id is", id, code, err, exitUsage)
+			}
+		}
+		if got := asked.get()[before:]; len(got) != 0 {
+			t.Errorf("asked the admin API %v", got)
+		}
+	})
 	t.Run("a line's id within 128 bytes", func(t *testing.T) {
 		long := strings.Repeat("x", 128)
 		if got := batchLineID(long, 12); len(got) != 128 || !strings.HasSuffix(got, "x-12") {
