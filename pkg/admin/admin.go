@@ -455,6 +455,13 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 			a.d.Log.Info("admin: "+action, "topic", topic, "who", actor, "reason", req.Reason, "count", res.Count, "skipped", res.Skipped, "error", err)
 			a.actions.Add(r.Context(), int64(res.Count), metric.WithAttributes(attribute.String("queue", queue), attribute.String("action", action)))
 		}
+		if kafka.Refused(err) {
+			// Another decision took over (or this one outlived its
+			// transaction): not the cluster being down, and the same
+			// call again goes on with the rest.
+			writeJSON(w, http.StatusConflict, map[string]any{"error": err.Error(), "count": res.Count})
+			return
+		}
 		if err != nil {
 			unavailable(w, err)
 			return

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
@@ -32,6 +33,7 @@ type fakeQueues struct {
 	entries map[string][]*ops.Entry // by topic
 	noEvent map[string]bool         // ids of entries without their event: a requeue skips them
 	calls   []string
+	fail    error // every decision's error, when set
 }
 
 func (q *fakeQueues) List(_ context.Context, topic string, f ops.Filter) ([]*ops.Entry, error) {
@@ -96,6 +98,9 @@ func (q *fakeQueues) Depth(ctx context.Context, topic string) (int, error) {
 func (q *fakeQueues) decide(ctx context.Context, topic string, f ops.Filter, action, who, why string, dry bool) (ops.Decided, error) {
 	if why == "" {
 		return ops.Decided{}, ops.ErrNoReason
+	}
+	if q.fail != nil {
+		return ops.Decided{}, q.fail
 	}
 	f.Unresolved = true
 	es, _ := q.List(ctx, topic, f)
@@ -578,5 +583,24 @@ func TestOperatorIsCutAtARuneBoundary(t *testing.T) {
 	code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"ids":["inlet.dlq/0/1"],"reason":"x","dry_run":true}`, HeaderOperator, name)
 	if want := strings.Repeat("a", 63) + " (admin-token:write)"; code != 200 || m["who"] != want {
 		t.Fatalf("%d who %q, want %q", code, m["who"], want)
+	}
+}
+
+// TestFencedDecisionIsAConflict: a decision another one fenced answers
+// 409 (another decision took over; the same call again goes on), not 503
+// as if the cluster were down.
+func TestFencedDecisionIsAConflict(t *testing.T) {
+	q := newFake()
+	srv := newServer(t, q, Tokens{Write: "w"})
+	for _, kerrErr := range []error{kerr.ProducerFenced, kerr.InvalidTxnState} {
+		q.fail = fmt.Errorf("discard: another decision started meanwhile: nothing was done: commit refused: %w", kerrErr)
+		code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"ids":["inlet.dlq/0/1"],"reason":"x"}`)
+		if msg, _ := m["error"].(string); code != http.StatusConflict || !strings.Contains(msg, "another decision started meanwhile") {
+			t.Errorf("%v: %d %v, want 409 saying so", kerrErr, code, m)
+		}
+	}
+	q.fail = errors.New("unable to dial: connection refused")
+	if code, _, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"ids":["inlet.dlq/0/1"],"reason":"x"}`); code != http.StatusServiceUnavailable {
+		t.Errorf("cluster down: %d, want 503", code)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -556,6 +557,11 @@ func (q *Queues) Discard(ctx context.Context, topic string, f Filter, who, why s
 // deployment (topics) takes.
 func TxnID(topics kafka.Topics) string { return "inlet-ops-" + topics.Audit }
 
+// ErrNoRetryTopic is wrapped by a requeue's error when the first retry
+// tier's topic does not exist: the retry tiers given are not the
+// processor's.
+var ErrNoRetryTopic = errors.New("no such topic")
+
 // ErrNoReason is returned when a decision has no reason.
 var ErrNoReason = errors.New("a reason is required (--reason)")
 
@@ -572,6 +578,17 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	}
 	if action == "requeue" && len(q.topics.Retry) == 0 {
 		return res, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
+	}
+	if action == "requeue" {
+		// Each requeued record would be refused with only
+		// UNKNOWN_TOPIC_OR_PARTITION, naming neither the topic nor why.
+		td, err := q.adm.ListTopics(ctx, q.topics.Retry[0])
+		if err != nil {
+			return res, fmt.Errorf("requeue: describe the first retry tier's topic %s: %w", q.topics.Retry[0], err)
+		}
+		if d, ok := td[q.topics.Retry[0]]; !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			return res, fmt.Errorf("%w: %s, where a requeue writes (the first retry tier): are the retry tiers the processor's (--retry-tiers, INLET_RETRY_TIERS)?", ErrNoRetryTopic, q.topics.Retry[0])
+		}
 	}
 	f.Unresolved = true
 	// One entry named alone, however often its id is given: ["x", "x"]
@@ -719,7 +736,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		}
 		return res, nm.refusal(action, topic, res)
 	}
-	if aerr := chunks.Abort(ctx); aerr != nil {
+	// A refused commit's transaction is aborted already: aborting it again
+	// fails the same way, and the answer said the refusal three times.
+	if aerr := chunks.Abort(ctx); aerr != nil && !kafka.Refused(err) {
 		err = errors.Join(err, aerr)
 	}
 	if res.Count > 0 {

@@ -187,7 +187,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		fs.Usage()
 		return exitUsage, fmt.Errorf("unknown command %q", cmd)
 	}
-	if errors.Is(err, ops.ErrNoReason) {
+	if errors.Is(err, ops.ErrNoReason) || errors.Is(err, ops.ErrNoRetryTopic) {
 		return exitUsage, err
 	}
 	if errors.Is(err, ops.ErrNotFound) || errors.Is(err, ops.ErrDecided) {

@@ -39,6 +39,12 @@ func TestQueueRequeueUsesTheProcessorsTiers(t *testing.T) {
 	if code, err := run(append(flags, "dlq", "requeue", id, "--reason", "test", "--retry-tiers", "soon"), &bytes.Buffer{}); code != exitUsage {
 		t.Fatalf("--retry-tiers soon: exit %d (%v), want %d", code, err, exitUsage)
 	}
+	// Tiers that are not the processor's: their first topic does not
+	// exist, and the error names it and the flag.
+	code, err := run(append(flags, "dlq", "requeue", id, "--reason", "test", "--retry-tiers", "45s"), &bytes.Buffer{})
+	if code != exitUsage || err == nil || !strings.Contains(err.Error(), topics.Raw[:len(topics.Raw)-len("raw")]+"retry.45s") || !strings.Contains(err.Error(), "--retry-tiers") {
+		t.Fatalf("--retry-tiers 45s: exit %d (%v), want %d naming the topic and the flag", code, err, exitUsage)
+	}
 	var out bytes.Buffer
 	if code, err := run(append(flags, "dlq", "requeue", id, "--reason", "sink fixed", "--retry-tiers", "5s,1m"), &out); code != exitOK {
 		t.Fatalf("requeue: exit %d: %v\n%s", code, err, out.String())
