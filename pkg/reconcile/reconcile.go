@@ -91,9 +91,75 @@ type Report struct {
 	Events []Result `json:"events"`
 }
 
-// ErrUndated is returned when a --since/--until reconciliation would check
-// nothing because no event of the log has a time.
-var ErrUndated = errors.New("reconcile: sender log without times")
+// A reconciliation that would check no event is refused, not reported
+// with no gaps: from cron, a failed, truncated or stale export would read
+// as all clear.
+var (
+	// ErrEmptyLog is returned for a sender log (or list) without events.
+	ErrEmptyLog = errors.New("reconcile: the sender log holds no events")
+	// ErrNoneInRange is returned when no event of the log falls in
+	// Since/Until.
+	ErrNoneInRange = errors.New("reconcile: no sender event in --since/--until")
+	// ErrUndated is returned when a --since/--until reconciliation would
+	// check nothing because no event of the log has a time.
+	ErrUndated = errors.New("reconcile: sender log without times")
+)
+
+// Validate refuses a reconciliation of events under cfg that would check
+// no event, before anything is read: ErrEmptyLog, ErrNoneInRange or
+// ErrUndated, wrapped with what the log holds. Check calls it first.
+func Validate(cfg Config, events []SenderEvent) error {
+	if len(events) == 0 {
+		return fmt.Errorf("%w (a failed or truncated export?): nothing to check, so no report", ErrEmptyLog)
+	}
+	if cfg.Since.IsZero() && cfg.Until.IsZero() {
+		return nil
+	}
+	var first, last time.Time
+	dated := 0
+	for _, ev := range events {
+		switch {
+		case ev.At.IsZero():
+		case inWindow(cfg, ev.At):
+			return nil
+		default:
+			dated++
+			if first.IsZero() || ev.At.Before(first) {
+				first = ev.At
+			}
+			if ev.At.After(last) {
+				last = ev.At
+			}
+		}
+	}
+	undated := map[string]bool{} // counted as Check counts them: by id
+	for _, ev := range events {
+		if ev.At.IsZero() {
+			undated[ev.ID] = true
+		}
+	}
+	if dated == 0 {
+		return fmt.Errorf("%w: none of the log's %d events has a time to place it in --since/--until (time fields: %s); run without them to check every event", ErrUndated, len(undated), strings.Join(timeFields, ", "))
+	}
+	var window []string
+	if !cfg.Since.IsZero() {
+		window = append(window, "--since "+cfg.Since.UTC().Format(time.RFC3339))
+	}
+	if !cfg.Until.IsZero() {
+		window = append(window, "--until "+cfg.Until.UTC().Format(time.RFC3339))
+	}
+	also := ""
+	if len(undated) > 0 {
+		also = fmt.Sprintf("; %d more have no time", len(undated))
+	}
+	return fmt.Errorf("%w: none of the log's %d dated events is in %s: they run from %s to %s%s (a stale export, or the wrong range?): nothing to check, so no report",
+		ErrNoneInRange, dated, strings.Join(window, " "), first.UTC().Format(time.RFC3339), last.UTC().Format(time.RFC3339), also)
+}
+
+// inWindow reports whether at is in [cfg.Since, cfg.Until).
+func inWindow(cfg Config, at time.Time) bool {
+	return (cfg.Since.IsZero() || !at.Before(cfg.Since)) && (cfg.Until.IsZero() || at.Before(cfg.Until))
+}
 
 // Config is one reconciliation.
 type Config struct {
@@ -127,21 +193,10 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 	if cfg.Slack == 0 {
 		cfg.Slack = 10 * time.Minute
 	}
-	cl, err := kgo.NewClient(d.KafkaOpts...)
-	if err != nil {
+	// Checking nothing must not read as "no gaps".
+	if err := Validate(cfg, events); err != nil {
 		return nil, err
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	committed, err := adm.FetchOffsets(ctx, cfg.Group)
-	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
-		return nil, fmt.Errorf("committed offsets of %s: %w", cfg.Group, err)
-	}
-	consumed := func(r *kgo.Record) bool {
-		o, ok := committed.Lookup(r.Topic, r.Partition)
-		return ok && o.Err == nil && r.Offset < o.At
-	}
-	prefix := cfg.Source + ":"
 
 	// The sender's events in range, chosen first: what is read from the
 	// topics is kept only for them, so memory follows the sender log, not
@@ -157,7 +212,7 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 		case wanted[ev.ID]:
 		case ev.At.IsZero() && !ranged:
 			undatedIDs[ev.ID] = true
-		case !cfg.Since.IsZero() && ev.At.Before(cfg.Since), !cfg.Until.IsZero() && !ev.At.Before(cfg.Until):
+		case !inWindow(cfg, ev.At):
 		default:
 			wanted[ev.ID] = true
 			inRange = append(inRange, ev)
@@ -169,10 +224,22 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 			undated++
 		}
 	}
-	if len(inRange) == 0 && undated > 0 {
-		// Checking nothing must not read as "no gaps".
-		return nil, fmt.Errorf("%w: none of the log's %d events has a time to place it in --since/--until (time fields: %s); run without them to check every event", ErrUndated, undated, strings.Join(timeFields, ", "))
+
+	cl, err := kgo.NewClient(d.KafkaOpts...)
+	if err != nil {
+		return nil, err
 	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	committed, err := adm.FetchOffsets(ctx, cfg.Group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return nil, fmt.Errorf("committed offsets of %s: %w", cfg.Group, err)
+	}
+	consumed := func(r *kgo.Record) bool {
+		o, ok := committed.Lookup(r.Topic, r.Partition)
+		return ok && o.Err == nil && r.Offset < o.At
+	}
+	prefix := cfg.Source + ":"
 
 	// delivery is one raw record of an event.
 	type delivery struct {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/processor/processortest"
@@ -165,6 +167,55 @@ func TestCheck(t *testing.T) {
 		rep, err = Check(ctx, Config{Source: "stripe", Group: group}, Deps{KafkaOpts: kopts, Topics: topics, Queues: q}, events)
 		if err != nil || rep.Gaps != 0 || len(rep.Events) != 0 || rep.Counts[Discarded] != 2 {
 			t.Fatalf("report %+v, %v", rep, err)
+		}
+	})
+}
+
+// TestReconcileRefusesNothingToCheck: a sender log without events, or
+// without one in --since/--until, was reported as "0 sender events, 0
+// gaps": from cron, a failed, truncated or stale export read as all
+// clear. It is refused, before Kafka is read (the broker here is not
+// there).
+func TestReconcileRefusesNothingToCheck(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	deps := Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}}
+	since := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	old := []SenderEvent{{"evt_1", time.Date(2026, 11, 20, 8, 0, 0, 0, time.UTC)}, {"evt_2", time.Date(2026, 11, 26, 23, 59, 0, 0, time.UTC)}, {"evt_3", time.Time{}}}
+	for _, c := range []struct {
+		name   string
+		cfg    Config
+		events []SenderEvent
+		is     error
+		want   []string
+	}{
+		{"no events", Config{Source: "stripe"}, nil, ErrEmptyLog, []string{"the sender log holds no events", "failed or truncated export"}},
+		{"no events, with a range", Config{Source: "stripe", Since: since}, []SenderEvent{}, ErrEmptyLog, []string{"holds no events"}},
+		{"none since", Config{Source: "stripe", Since: since}, old, ErrNoneInRange,
+			[]string{"no sender event in --since/--until", "none of the log's 2 dated events is in --since 2026-11-27T00:00:00Z", "from 2026-11-20T08:00:00Z to 2026-11-26T23:59:00Z", "1 more have no time", "stale export"}},
+		{"none until", Config{Source: "stripe", Until: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}, old[:2], ErrNoneInRange, []string{"--until 2026-11-01T00:00:00Z"}},
+		{"none with a time", Config{Source: "stripe", Since: since}, old[2:], ErrUndated, []string{"none of the log's 1 events has a time"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			rep, err := Check(ctx, c.cfg, deps, c.events)
+			if err == nil {
+				t.Fatalf("nothing to check reported as %+v", rep)
+			}
+			if !errors.Is(err, c.is) || !errors.Is(Validate(c.cfg, c.events), c.is) {
+				t.Fatalf("got %v, want %v", err, c.is)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v\nwant %q in it", err, w)
+				}
+			}
+		})
+	}
+	t.Run("an event to check is checked", func(t *testing.T) {
+		for _, cfg := range []Config{{Source: "stripe"}, {Source: "stripe", Until: since}, {Source: "stripe", Since: old[1].At}} {
+			if err := Validate(cfg, old); err != nil {
+				t.Errorf("%+v: %v", cfg, err)
+			}
 		}
 	})
 }

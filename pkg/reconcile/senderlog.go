@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/inletdev/inlet/pkg/source"
 )
@@ -45,9 +46,14 @@ var ErrNoID = errors.New("no event id (want one of guid, webhook_id, event_id, d
 // It accepts a Stripe events export ({"id":"evt_…","created":…}), GitHub
 // recent deliveries (guid, delivered_at) and a Shopify webhook log
 // (webhook_id or id, created_at). Times are Unix seconds or RFC 3339.
+//
+// An error names where in the file it is: the 1-based line (blank lines
+// counted) of an NDJSON value or a CSV row, the element of a JSON array
+// or of a page's data. An empty log is no error here: it reads as no
+// events, which Check and Validate refuse.
 func ReadLog(r io.Reader) ([]SenderEvent, error) {
 	br := bufio.NewReader(r)
-	first, err := peekNonSpace(br)
+	first, skipped, err := peekNonSpace(br)
 	if err == io.EOF {
 		return nil, nil
 	}
@@ -55,75 +61,168 @@ func ReadLog(r io.Reader) ([]SenderEvent, error) {
 		return nil, err
 	}
 	if first == '{' || first == '[' {
-		return readJSON(br, first == '[')
+		return readJSON(br, 1+skipped, first == '[')
 	}
-	return readCSV(br)
+	return readCSV(br, skipped)
 }
 
-func peekNonSpace(br *bufio.Reader) (byte, error) {
+// peekNonSpace skips leading white space and byte order marks, and says
+// how many lines that was.
+func peekNonSpace(br *bufio.Reader) (byte, int, error) {
+	lines := 0
 	for {
 		b, err := br.ReadByte()
 		if err != nil {
-			return 0, err
+			return 0, lines, err
+		}
+		if b == '\n' {
+			lines++
 		}
 		if b != ' ' && b != '\n' && b != '\r' && b != '\t' && b != 0xef && b != 0xbb && b != 0xbf { // BOM too
-			return b, br.UnreadByte()
+			return b, lines, br.UnreadByte()
 		}
 	}
 }
 
-func readJSON(r io.Reader, array bool) ([]SenderEvent, error) {
-	dec := json.NewDecoder(r)
+func readJSON(r io.Reader, firstLine int, array bool) ([]SenderEvent, error) {
+	lr := &lineReader{r: r, line: firstLine}
+	dec := json.NewDecoder(lr)
 	dec.UseNumber()
 	var out []SenderEvent
 	n := 0
 	if array {
 		// A log that is one JSON array (GitHub's deliveries, an export) is
 		// read element by element: decoded whole it took about four times
-		// its size.
+		// its size. Its errors name the element.
 		if _, err := dec.Token(); err != nil {
 			return nil, fmt.Errorf("sender log: %w", err)
 		}
+		lr.advance(dec.InputOffset())
 		for dec.More() {
 			var v any
 			if err := dec.Decode(&v); err != nil {
-				return nil, fmt.Errorf("sender log: array element %d: %w", n+1, err)
+				return nil, fmt.Errorf("sender log: array element %d: %w", n+1, jsonError(err, "this value"))
 			}
+			lr.advance(dec.InputOffset())
 			n++
 			if err := collect(v, &out); err != nil {
 				return nil, fmt.Errorf("sender log: array element %d: %w", n, err)
 			}
 		}
 		if _, err := dec.Token(); err != nil {
-			return nil, fmt.Errorf("sender log: after array element %d: %w", n, err)
+			return nil, fmt.Errorf("sender log: after array element %d: %w", n, jsonError(err, "the array"))
 		}
+		lr.advance(dec.InputOffset())
 	}
+	// NDJSON, or whatever follows the array: a stream of values, each
+	// named by the line it begins on.
 	for {
 		var v any
-		if err := dec.Decode(&v); err == io.EOF {
+		err := dec.Decode(&v)
+		if err == io.EOF {
 			return out, nil
-		} else if err != nil {
-			return nil, fmt.Errorf("sender log: JSON value %d: %w", n+1, err)
 		}
-		n++
+		at, line := lr.start()
+		if err != nil {
+			return nil, lr.syntaxError(at, line, err)
+		}
+		lr.advance(dec.InputOffset())
 		if err := collect(v, &out); err != nil {
-			return nil, fmt.Errorf("sender log: JSON value %d: %w", n, err)
+			return nil, fmt.Errorf("sender log: line %d: %w", line, err)
 		}
 	}
 }
 
+// lineReader is the JSON decoder's input, and tells which line of the
+// file a value begins on. It keeps what was read since the end of the
+// last value decoded (the decoder's own buffer holds it too), so memory
+// stays in the order of the largest value, as the decoder's.
+type lineReader struct {
+	r    io.Reader
+	buf  []byte // the input from offset off on, from buf[head]
+	head int
+	off  int64 // input offset of buf[head]: the end of the last value
+	line int   // the line of offset off
+}
+
+func (l *lineReader) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	l.buf = append(l.buf, p[:n]...)
+	return n, err
+}
+
+// advance moves past the input up to offset end, the decoder's
+// InputOffset after a value or token.
+func (l *lineReader) advance(end int64) {
+	k := min(max(int(end-l.off), 0), len(l.buf)-l.head)
+	l.line += bytes.Count(l.buf[l.head:l.head+k], []byte("\n"))
+	l.off += int64(k)
+	l.head += k
+	if l.head > len(l.buf)/2 { // compact: a copy of what is left, at most half
+		l.buf = append(l.buf[:0], l.buf[l.head:]...)
+		l.head = 0
+	}
+}
+
+// start returns where the next value begins (an index into what is kept)
+// and its line: after the white space that follows the last value.
+func (l *lineReader) start() (int, int) {
+	pending := l.buf[l.head:]
+	i := 0
+	for i < len(pending) && (pending[i] == ' ' || pending[i] == '\t' || pending[i] == '\r' || pending[i] == '\n') {
+		i++
+	}
+	return i, l.line + bytes.Count(pending[:i], []byte("\n"))
+}
+
+// syntaxError names the line of the value the decoder failed on, begun at
+// index at of what is kept, on line, and the line of the fault itself
+// when the value spans lines.
+func (l *lineReader) syntaxError(at, line int, err error) error {
+	var se *json.SyntaxError
+	if !errors.As(err, &se) {
+		return fmt.Errorf("sender log: line %d: %w", line, jsonError(err, "this value"))
+	}
+	// Decoded again on its own, the value's fault is at an offset from
+	// its start.
+	value := l.buf[l.head+at:]
+	d := json.NewDecoder(bytes.NewReader(value))
+	var v any
+	if err := d.Decode(&v); errors.As(err, &se) && se.Offset > 0 && se.Offset <= int64(len(value)) {
+		if fault := line + bytes.Count(value[:se.Offset-1], []byte("\n")); fault != line {
+			return fmt.Errorf("sender log: line %d: invalid JSON at line %d: %w", line, fault, err)
+		}
+	}
+	return fmt.Errorf("sender log: line %d: invalid JSON: %w", line, err)
+}
+
+// jsonError says in words an end of input inside a JSON value.
+func jsonError(err error, what string) error {
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return fmt.Errorf("the file ends before %s does (a truncated export?)", what)
+	}
+	return err
+}
+
+// collect appends the events of v: an event object, a page of them or an
+// array of either.
 func collect(v any, out *[]SenderEvent) error {
 	switch x := v.(type) {
 	case []any:
-		for _, e := range x {
+		for i, e := range x {
 			if err := collect(e, out); err != nil {
-				return err
+				return fmt.Errorf("array element %d: %w", i+1, err)
 			}
 		}
 		return nil
 	case map[string]any:
 		if data, ok := x["data"].([]any); ok && isListPage(x) {
-			return collect(data, out)
+			for i, e := range data {
+				if err := collect(e, out); err != nil {
+					return fmt.Errorf("data element %d: %w", i+1, err)
+				}
+			}
+			return nil
 		}
 		get := func(k string) (string, bool) {
 			switch f := x[k].(type) {
@@ -141,7 +240,26 @@ func collect(v any, out *[]SenderEvent) error {
 		*out = append(*out, ev)
 		return nil
 	}
-	return fmt.Errorf("want an object, got %T", v)
+	return fmt.Errorf("got %s, want an event object", jsonKind(v))
+}
+
+// jsonKind names a decoded value in JSON's words.
+func jsonKind(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "JSON null"
+	case bool:
+		return fmt.Sprintf("JSON %t", x)
+	case string:
+		return "a JSON string"
+	case json.Number:
+		return "a JSON number"
+	case []any:
+		return "a JSON array"
+	case map[string]any:
+		return "a JSON object"
+	}
+	return "a JSON value"
 }
 
 // isListPage tells a page of events ({"object":"list","data":[…]}, as
@@ -174,13 +292,27 @@ func event(get func(string) (string, bool)) (SenderEvent, error) {
 		if v, ok := get(k); ok {
 			t, err := parseWhen(v)
 			if err != nil {
-				return ev, fmt.Errorf("event %s: %s: %w", ev.ID, k, err)
+				return ev, fmt.Errorf("event %s: %s: %w", excerpt(ev.ID), k, err)
 			}
 			ev.At = t
 			break
 		}
 	}
 	return ev, nil
+}
+
+// excerpt quotes s from a sender's log for an error message: escapes
+// shown, and no more than its start.
+func excerpt(s string) string {
+	const most = 64
+	if len(s) <= most {
+		return strconv.Quote(s)
+	}
+	cut := most
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return strconv.Quote(s[:cut]) + "…"
 }
 
 func parseWhen(s string) (time.Time, error) {
@@ -191,30 +323,40 @@ func parseWhen(s string) (time.Time, error) {
 	// and the events it lists agree on when each happened.
 	t, ok := source.ParseTimeText(s)
 	if !ok {
-		return t, fmt.Errorf("time %q: want Unix seconds, milliseconds, microseconds or nanoseconds, or RFC 3339, between 1971 and 9999", s)
+		return t, fmt.Errorf("time %s: want Unix seconds, milliseconds, microseconds or nanoseconds, or RFC 3339, between 1971 and 9999", excerpt(s))
 	}
 	return t, nil
 }
 
-func readCSV(r io.Reader) ([]SenderEvent, error) {
+// readCSV reads a CSV log whose header row is on line skipped+1 of the
+// file; errors name the line of the file.
+func readCSV(r io.Reader, skipped int) ([]SenderEvent, error) {
 	cr := csv.NewReader(r)
 	cr.FieldsPerRecord = -1
+	fileLines := func(err error) error {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			pe.StartLine += skipped
+			pe.Line += skipped
+		}
+		return err
+	}
 	head, err := cr.Read()
 	if err != nil {
-		return nil, fmt.Errorf("sender log: CSV header: %w", err)
+		return nil, fmt.Errorf("sender log: CSV header: %w", fileLines(err))
 	}
 	col := map[string]int{}
 	for i, h := range head {
 		col[strings.ToLower(strings.TrimSpace(strings.TrimPrefix(h, "\ufeff")))] = i
 	}
 	var out []SenderEvent
-	for line := 2; ; line++ {
+	for {
 		row, err := cr.Read()
 		if err == io.EOF {
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("sender log: CSV: %w", err)
+			return nil, fmt.Errorf("sender log: CSV: %w", fileLines(err))
 		}
 		ev, err := event(func(k string) (string, bool) {
 			i, ok := col[k]
@@ -224,7 +366,8 @@ func readCSV(r io.Reader) ([]SenderEvent, error) {
 			return strings.TrimSpace(row[i]), true
 		})
 		if err != nil {
-			return nil, fmt.Errorf("sender log: CSV line %d: %w", line, err)
+			line, _ := cr.FieldPos(0) // blank lines skipped by the reader counted
+			return nil, fmt.Errorf("sender log: CSV line %d: %w", line+skipped, err)
 		}
 		out = append(out, ev)
 	}

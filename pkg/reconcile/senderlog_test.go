@@ -3,9 +3,11 @@ package reconcile
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -43,13 +45,13 @@ func TestReadLog(t *testing.T) {
 	}
 	t.Run("errors name the line", func(t *testing.T) {
 		for in, where := range map[string]string{
-			"{\"x\":1}\n":      "JSON value 1",
+			"{\"x\":1}\n":      "line 1",
 			"id,created\n,1\n": "CSV line 2",
-			"{\"id\":\"a\",\"created\":\"yesterday\"}": "JSON value 1",
-			"{\"id\":\"a\",\"created\":\"NaN\"}":       "JSON value 1",
-			"{\"id\":\"a\",\"created\":\"1e300\"}":     "JSON value 1",
-			"{\"id\":\"a\",\"created\":-5}":            "JSON value 1",
-			"{\"id\":\"a\",\"created\":9.3e18}":        "JSON value 1",
+			"{\"id\":\"a\",\"created\":\"yesterday\"}": "line 1",
+			"{\"id\":\"a\",\"created\":\"NaN\"}":       "line 1",
+			"{\"id\":\"a\",\"created\":\"1e300\"}":     "line 1",
+			"{\"id\":\"a\",\"created\":-5}":            "line 1",
+			"{\"id\":\"a\",\"created\":9.3e18}":        "line 1",
 			"[{\"id\":\"a\",\"created\":1735787045}":   "after array element 1",
 			"[{\"id\":\"a\",\"created\":1735787045},]": "array element 2",
 			"[1]": "array element 1",
@@ -66,8 +68,88 @@ func TestReadLog(t *testing.T) {
 		}
 	})
 	t.Run("empty", func(t *testing.T) {
+		// No events, no error here: Check and Validate refuse it.
 		if got, err := ReadLog(strings.NewReader("  \n")); err != nil || len(got) != 0 {
 			t.Fatalf("%v %v", got, err)
+		}
+	})
+}
+
+// TestReconcileSenderLogErrorLines: an error in an NDJSON log names the
+// line of the file, blank lines counted, and what the value is in JSON's
+// words. It counted JSON values ("JSON value 3" for line 5 after two
+// blank lines) and named Go types ("got json.Number" for a line [1,2]).
+func TestReconcileSenderLogErrorLines(t *testing.T) {
+	const ok = `{"id":"a","created":1735787045}`
+	big := strings.Repeat("x", 10000)
+	many := strings.Repeat(ok+"\n\n", 5000) // past the decoder's buffer, many times
+	for _, c := range []struct {
+		name, in string
+		want     []string
+	}{
+		{"syntax error after blank lines", ok + "\n" + ok + "\n\n\n{\"id\": nope}\n" + ok + "\n",
+			[]string{"sender log: line 5: invalid JSON: invalid character 'o' in literal null"}},
+		{"an array of numbers", ok + "\n" + ok + "\n\n\n[1,2]\n",
+			[]string{"line 5: array element 1: got a JSON number, want an event object"}},
+		{"a string", ok + "\n\"evt_1\"\n", []string{"line 2: got a JSON string, want an event object"}},
+		{"a number", ok + "\n\n42\n", []string{"line 3: got a JSON number"}},
+		{"true", ok + "\ntrue\n", []string{"line 2: got JSON true"}},
+		{"false", ok + "\r\n\r\nfalse\r\n", []string{"line 3: got JSON false"}},
+		{"null", ok + "\nnull", []string{"line 2: got JSON null"}},
+		{"no id, after leading blank lines", "\n\n" + ok + "\n{\"x\":1}\n", []string{"line 4: no event id"}},
+		{"a bad time", ok + "\n\n{\"id\":\"b\",\"created\":\"yesterday\"}\n", []string{`line 3: event "b": created: time "yesterday"`}},
+		{"a truncated last line", ok + "\n\n{\"id\":\"b\",\"crea", []string{"line 3: the file ends before this value does (a truncated export?)"}},
+		{"a truncated line, then more", ok + "\n{\"id\":\"b\"\n" + ok + "\n", []string{"line 2: invalid JSON at line 3: invalid character '{' after object key:value pair"}},
+		{"a stray closing brace", ok + "\n}\n", []string{"line 2: invalid JSON: invalid character '}'"}},
+		{"far down a long log", many + "[1]\n", []string{"line 10001: array element 1: got a JSON number"}},
+		{"after a large value", `{"id":"a","created":1735787045,"pad":"` + big + "\"}\n\n" + many + "null\n", []string{"line 10003: got JSON null"}},
+		{"a pretty-printed object", "{\n  \"id\": \"a\",\n  \"created\": nope\n}\n", []string{"line 1: invalid JSON at line 3: invalid character 'o'"}},
+		// Not line-based: the element is named.
+		{"a page", `{"object":"list","data":[` + ok + `,7]}`, []string{"line 1: data element 2: got a JSON number, want an event object"}},
+		{"a page on line 3", ok + "\n\n" + `{"data":[null]}`, []string{"line 3: data element 1: got JSON null"}},
+		{"a JSON array", `[` + ok + `, "evt_2"]`, []string{"sender log: array element 2: got a JSON string, want an event object"}},
+		{"a JSON array of arrays", `[[` + ok + `, false]]`, []string{"array element 1: array element 2: got JSON false"}},
+		{"a value after a JSON array", "[" + ok + "]\n\n[1]\n", []string{"line 3: array element 1: got a JSON number"}},
+		// CSV: lines of the file too, blank ones counted.
+		{"csv after a blank line", "id,created\na,1735787045\n\n,1\n", []string{"CSV line 4: no event id"}},
+		{"csv after leading blank lines", "\n\nid,created\n,1\n", []string{"CSV line 4: no event id"}},
+		{"csv parse error after leading blank lines", "\nid,created\na,1735787045\nb\"x,1\n", []string{"line 4"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ReadLog(strings.NewReader(c.in))
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v\nwant %q in it", err, w)
+				}
+			}
+			for _, goName := range []string{"json.Number", "interface", "map[", "[]any", "float64", "bool", "<nil>"} {
+				if strings.Contains(err.Error(), goName) {
+					t.Errorf("%v: names %q", err, goName)
+				}
+			}
+			if regexp.MustCompile(`JSON value \d`).MatchString(err.Error()) {
+				t.Errorf("%v: counts JSON values, not lines", err)
+			}
+		})
+	}
+	t.Run("long values are not echoed", func(t *testing.T) {
+		for _, in := range []string{
+			ok + "\n{\"id\":\"" + big + "\",\"created\":\"yesterday\"}\n",
+			ok + "\n{\"id\":\"b\",\"created\":\"" + big + "\"}\n",
+			"id,created\n" + big + "," + big + "\n",
+		} {
+			if _, err := ReadLog(strings.NewReader(in)); err == nil || len(err.Error()) > 400 || strings.Contains(err.Error(), strings.Repeat("x", 100)) {
+				t.Errorf("%d bytes of error: %.300s", len(fmt.Sprint(err)), err)
+			}
+		}
+	})
+	t.Run("a long log with blank lines reads whole", func(t *testing.T) {
+		got, err := ReadLog(strings.NewReader(many + `{"data":[` + ok + `]}` + "\n\n" + many))
+		if err != nil || len(got) != 10001 {
+			t.Fatalf("%d events, %v", len(got), err)
 		}
 	})
 }

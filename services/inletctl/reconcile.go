@@ -37,7 +37,11 @@ a Stripe events export ({"id":"evt_…","created":…}), GitHub recent deliverie
 STRIPE_API_KEY_FILE).
 
 Exit code 0: no gaps (discarded events are not gaps); 4: gaps found;
-1: failure; 2: usage.
+1: failure; 2: usage, or a sender log that cannot be read or leaves
+nothing to check (no events at all, as from a failed export; none in
+--since/--until, as from a stale one, or none that --stripe lists; none
+with a time to place in --since/--until): nothing checked is never
+reported clean.
 
 Examples:
   inletctl reconcile --source shop --sender-log deliveries.ndjson --since 2025-01-31T00:00:00Z
@@ -102,6 +106,10 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 		if events, err = f.Fetch(ctx, cfg.Since, cfg.Until); err != nil {
 			return exitError, err
 		}
+		if len(events) == 0 {
+			// Stripe filtered by the window already.
+			return exitUsage, fmt.Errorf("reconcile --stripe: the Stripe API listed no events%s (a key of another account or mode? a window older than Stripe's 30 days?): nothing to check, so no report", window(cfg))
+		}
 	} else {
 		r := io.Reader(os.Stdin)
 		if logPath != "-" {
@@ -116,6 +124,11 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 			return exitUsage, err
 		}
 	}
+	// Before Kafka is dialled: a log that leaves nothing to check is
+	// refused, never reported as 0 gaps.
+	if err := reconcile.Validate(cfg, events); err != nil {
+		return exitUsage, err
+	}
 
 	topics := kafka.TopicNames(kcfg.TopicPrefix, delays)
 	c, err := connect(ctx, kcfg, rcfg, topics)
@@ -128,7 +141,7 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	}
 	defer q.Close()
 	rep, err := reconcile.Check(ctx, cfg, reconcile.Deps{KafkaOpts: c.opts, Topics: topics, Queues: q}, events)
-	if errors.Is(err, reconcile.ErrUndated) {
+	if errors.Is(err, reconcile.ErrUndated) || errors.Is(err, reconcile.ErrEmptyLog) || errors.Is(err, reconcile.ErrNoneInRange) {
 		return exitUsage, err
 	}
 	if err != nil {
@@ -145,6 +158,18 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 		return exitGaps, fmt.Errorf("%d of %d events not processed", rep.Gaps, rep.Total)
 	}
 	return exitOK, nil
+}
+
+// window describes --since/--until for a message: "" when neither is set.
+func window(cfg reconcile.Config) string {
+	s := ""
+	if !cfg.Since.IsZero() {
+		s += " since " + cfg.Since.UTC().Format(time.RFC3339)
+	}
+	if !cfg.Until.IsZero() {
+		s += " before " + cfg.Until.UTC().Format(time.RFC3339)
+	}
+	return s
 }
 
 func printReconcile(out io.Writer, rep *reconcile.Report) {

@@ -77,6 +77,64 @@ func TestReconcileCommand(t *testing.T) {
 			t.Fatalf("exit %d: %s", code, out.String())
 		}
 	})
+	// A log that leaves nothing to check was "0 sender events, 0 gaps",
+	// exit 0: from cron, a failed or truncated export (empty) or a stale
+	// one (nothing in --since) read as all clear. Exit 2, no report.
+	t.Run("an empty sender log is refused, not reported clean", func(t *testing.T) {
+		for name, content := range map[string]string{
+			"empty":                "",
+			"blank lines":          "\n\n  \r\n\n",
+			"csv header only":      "id,created\n",
+			"an empty JSON array":  "[]\n",
+			"an empty Stripe page": `{"object":"list","data":[],"has_more":false}`,
+		} {
+			logFile := filepath.Join(dir, "empty.log")
+			if err := os.WriteFile(logFile, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, output := range []string{"table", "json"} {
+				var out bytes.Buffer
+				code, err := run(append(flags, "reconcile", "--source", "stripe", "--sender-log", logFile, "--output", output), &out)
+				if code != exitUsage || err == nil || !strings.Contains(err.Error(), "the sender log holds no events") || !strings.Contains(err.Error(), "failed or truncated export") || out.Len() != 0 {
+					t.Errorf("%s, %s: exit %d (%v), want %d and no report: %s", name, output, code, err, exitUsage, out.String())
+				}
+			}
+		}
+	})
+	t.Run("no sender event in --since is refused, not reported clean", func(t *testing.T) {
+		logFile := filepath.Join(dir, "stale.ndjson")
+		// Yesterday's export, read again: its events (received and
+		// stuck) are all before --since.
+		if err := os.WriteFile(logFile, []byte(`{"id":"evt_a","created":1700000000}`+"\n"+`{"id":"evt_b","created":1700000001}`+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+		for _, output := range []string{"table", "json"} {
+			var out bytes.Buffer
+			code, err := run(append(flags, "reconcile", "--source", "stripe", "--sender-log", logFile, "--since", since, "--output", output), &out)
+			if code != exitUsage || err == nil || out.Len() != 0 {
+				t.Fatalf("%s: exit %d (%v), want %d and no report: %s", output, code, err, exitUsage, out.String())
+			}
+			for _, want := range []string{"no sender event in --since/--until", "none of the log's 2 dated events is in --since " + since, "from 2023-11-14T22:13:20Z to 2023-11-14T22:13:21Z", "stale export"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("%v\nwant %q in it", err, want)
+				}
+			}
+		}
+	})
+	t.Run("the Stripe API listing no events is refused, not reported clean", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_, _ = w.Write([]byte(`{"object":"list","data":[],"has_more":false}`))
+		}))
+		defer srv.Close()
+		t.Setenv("STRIPE_API_KEY", "sk_test_1")
+		t.Setenv("INLET_STRIPE_API_URL", srv.URL)
+		var out bytes.Buffer
+		code, err := run(append(flags, "reconcile", "--source", "stripe", "--stripe", "--since", "2026-11-27T00:00:00Z"), &out)
+		if code != exitUsage || err == nil || !strings.Contains(err.Error(), "the Stripe API listed no events since 2026-11-27T00:00:00Z") || out.Len() != 0 {
+			t.Fatalf("exit %d (%v): %s", code, err, out.String())
+		}
+	})
 	t.Run("trace by event id", func(t *testing.T) {
 		hist := history.New(env.Redis(t), env.Prefix+":", 0)
 		if err := hist.Append(t.Context(), map[string][]history.Entry{"corr-evt_a": {{At: time.Now(), Stage: "received", EventID: "evt_a"}}}); err != nil {
