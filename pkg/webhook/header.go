@@ -16,6 +16,8 @@ const (
 	maxEntries = 16
 	// maxTimestampDigits is the most digits a non-negative int64 has.
 	maxTimestampDigits = 19
+	// maxUnix is the last second of the year 9999.
+	maxUnix = 253402300799
 )
 
 // failure wraps sentinel with where and why verification failed. The detail
@@ -63,8 +65,14 @@ func parseUnix(s string) (int64, bool) {
 // checkTolerance reports ErrTimestampOutOfTolerance when the signed Unix
 // time ts is more than tol before or after now.
 func checkTolerance(kind, header string, ts int64, now time.Time, tol time.Duration) error {
-	// time.Time.Sub saturates instead of overflowing, so a timestamp far in
-	// the future cannot wrap around into the window.
+	// time.Unix wraps a ts within about 62e9 s of the int64 maximum into
+	// the distant past (never into the window), and the answer said such a
+	// time was signed 2562047h before receipt.
+	if ts > maxUnix {
+		return failure(ErrTimestampOutOfTolerance, kind, header,
+			fmt.Sprintf("signed after the year 9999, tolerance %s", tol))
+	}
+	// time.Time.Sub saturates instead of overflowing.
 	skew := now.Sub(time.Unix(ts, 0))
 	switch {
 	case skew > tol:
