@@ -3,6 +3,7 @@ package replay
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -108,4 +109,76 @@ func (h *harness) states(keys ...string) map[string]store.EntityState {
 		}
 	}
 	return out
+}
+
+// pipeHook sees each pipeline (transactions too) of a Redis client:
+// before it runs, to fail it (a non-nil error) instead, and after, with
+// its error. Calls are one at a time (the pipeline itself runs outside).
+type pipeHook struct {
+	before func(cmds []redis.Cmder) error
+	after  func(cmds []redis.Cmder, err error)
+}
+
+type redisHook struct {
+	mu sync.Mutex
+	pipeHook
+}
+
+func (*redisHook) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (*redisHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (k *redisHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if k.before != nil {
+			k.mu.Lock()
+			err := k.before(cmds)
+			k.mu.Unlock()
+			if err != nil {
+				return err
+			}
+		}
+		err := next(ctx, cmds)
+		if k.after != nil {
+			k.mu.Lock()
+			k.after(cmds, err)
+			k.mu.Unlock()
+		}
+		return err
+	}
+}
+
+// hookedRedis is a client of the harness's Redis of its own, whose
+// pipelines go through hk.
+func (h *harness) hookedRedis(t *testing.T, hk pipeHook) *redis.Client {
+	t.Helper()
+	c := redis.NewClient(h.rdb.Options())
+	t.Cleanup(func() { _ = c.Close() })
+	c.AddHook(&redisHook{pipeHook: hk})
+	return c
+}
+
+// hookedStore is the harness's store on a hookedRedis.
+func (h *harness) hookedStore(t *testing.T, hk pipeHook) *store.Store {
+	t.Helper()
+	return store.New(h.hookedRedis(t, hk), store.KeyPrefix(h.env.Prefix+":"))
+}
+
+// pipelineOf is the first command's name of cmds past a transaction's
+// MULTI ("del", "evalsha", "hset"...), and whether one of them names
+// field.
+func pipelineOf(cmds []redis.Cmder, field string) (name string, names bool) {
+	for _, c := range cmds {
+		n := c.Name()
+		if n == "multi" || n == "exec" {
+			continue
+		}
+		if name == "" {
+			name = n
+		}
+		for _, a := range c.Args() {
+			if s, ok := a.(string); ok && s == field {
+				names = true
+			}
+		}
+	}
+	return name, names
 }

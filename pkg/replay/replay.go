@@ -90,7 +90,8 @@ type Config struct {
 	Source string
 	// From and To bound the raw records' timestamps: [From, To). A zero
 	// From is the start of the topic; a zero To is the time the replay
-	// first ran (kept when it is resumed).
+	// first ran (kept when it is resumed). Neither may be later than the
+	// time the replay runs (see Validate).
 	From, To time.Time
 	Mode     Mode
 	// Processor tunes the replay's processor; Group and InstanceID are
@@ -115,7 +116,15 @@ func DefaultID(src string, from, to time.Time, mode Mode) string {
 	}, fmt.Sprintf("%s-%s-%s-%s", src, f(from), f(to), mode))
 }
 
-func (c *Config) validate() error {
+// Validate checks c as Run does (every error wraps ErrConfig), at the
+// current time: a From or To later than now is refused. The raw topic
+// holds nothing after now, and a replay once finished is not run again
+// (the same id just reports its summary), so the events that arrived
+// later inside such a range were never replayed while the summary claimed
+// the whole range.
+func (c *Config) Validate() error { return c.validate(time.Now()) }
+
+func (c *Config) validate(now time.Time) error {
 	var errs []error
 	if !validID.MatchString(c.ID) {
 		errs = append(errs, fmt.Errorf("%w: id %q: 1-100 of [A-Za-z0-9._-]", ErrConfig, c.ID))
@@ -128,6 +137,17 @@ func (c *Config) validate() error {
 	}
 	if !c.From.IsZero() && !c.To.IsZero() && !c.From.Before(c.To) {
 		errs = append(errs, fmt.Errorf("%w: from must be before to", ErrConfig))
+	}
+	const why = "the raw topic holds nothing after now, and a replay once finished is not run again, " +
+		"so events arriving later inside the range would never be replayed"
+	if c.To.After(now) {
+		errs = append(errs, fmt.Errorf("%w: --to %s is later than now (%s): %s; give a --to not later than now, "+
+			"or leave --to out (naming the replay with --id) to end the range when the replay first runs",
+			ErrConfig, c.To.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339), why))
+	}
+	if c.From.After(now) {
+		errs = append(errs, fmt.Errorf("%w: --from %s is later than now (%s): %s; give a --from not later than now",
+			ErrConfig, c.From.UTC().Format(time.RFC3339Nano), now.UTC().Format(time.RFC3339), why))
 	}
 	return errors.Join(errs...)
 }
@@ -186,10 +206,18 @@ type Summary struct {
 	// an operator discarded: not replayed either (that would undo the
 	// decision), and not to requeue (refused: already decided).
 	LeftDiscarded int64 `json:"left_discarded,omitempty"`
-	// DeletedClaims and DeletedEntities are what rebuild deleted
-	// (DeletedEntities leaves out states a failed store call deleted).
+	// DeletedClaims and DeletedEntities are what rebuild deleted, over
+	// every run of the replay (a stopped and resumed rebuild counts the
+	// same as one that was not stopped).
 	DeletedClaims   int64 `json:"deleted_claims,omitempty"`
 	DeletedEntities int64 `json:"deleted_entities,omitempty"`
+	// DeletedAtLeast says DeletedClaims and DeletedEntities are lower
+	// bounds: a batch of deletions failed (a failed Redis call) or its
+	// process was killed before the batch's count was recorded, so keys it
+	// deleted may not be counted. (Stopping the replay, Ctrl-C, keeps them
+	// exact: the batch in hand is finished and counted first.) The keys
+	// were deleted all the same: a resumed rebuild deletes what is left.
+	DeletedAtLeast bool `json:"deleted_at_least,omitempty"`
 	// KeptEntities (rebuild) counts the range's entities whose state was
 	// not deleted, because it was not one of the copied events: most
 	// often a newer event received after To (processed meanwhile), else
@@ -214,7 +242,7 @@ func Group(id string) string { return "inlet-replay-" + id }
 // stops it after the batch in hand is committed; run the same id again to
 // resume. The summary so far is returned with ctx's error.
 func Run(ctx context.Context, cfg Config, d Deps) (*Summary, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if d.Log == nil {
@@ -263,9 +291,14 @@ const (
 	// fDeleting is the deletion's running "claims,entities" count, so a
 	// rebuild stopped midway reports, once resumed, what the first run
 	// deleted too (the keys it deleted delete nothing the second time).
-	// Entity states deleted by a DeleteEntitiesIf call that failed are
-	// not in it: that count can fall short.
-	fDeleting = "deleting"
+	// It is written after each batch of deletions (deleteState), and
+	// fDeleteBatch is set while one is under way: a batch that never
+	// recorded its count (a failed call, a killed process) leaves it, and
+	// what that batch deleted may be missing from fDeleting. fShort is
+	// then set, for good: the counts are lower bounds (DeletedAtLeast).
+	fDeleting    = "deleting"
+	fDeleteBatch = "delete_batch"
+	fShort       = "deleted_at_least"
 	// fKept and fKeptSample are the rebuild's KeptEntities and KeptSample
 	// (JSON).
 	fKept       = "kept"
@@ -345,10 +378,15 @@ func (r *run) run(ctx context.Context) error {
 func (r *run) load(prog map[string]string) {
 	n := func(f string) int64 { v, _ := strconv.ParseInt(prog[f], 10, 64); return v }
 	r.sum.Read, r.sum.Scanned, r.sum.OnFailureQueues, r.sum.LeftDiscarded = n(fCopied), n(fScanned), n(fOnQueues), n(fDiscarded)
-	if d := strings.SplitN(prog[fDeleted], ",", 2); len(d) == 2 {
+	deleted := prog[fDeleted]
+	if deleted == "" {
+		deleted = prog[fDeleting] // stopped while deleting: so far
+	}
+	if d := strings.SplitN(deleted, ",", 2); len(d) == 2 {
 		r.sum.DeletedClaims, _ = strconv.ParseInt(d[0], 10, 64)
 		r.sum.DeletedEntities, _ = strconv.ParseInt(d[1], 10, 64)
 	}
+	r.sum.DeletedAtLeast = prog[fShort] == "1" || prog[fDeleteBatch] != ""
 	r.sum.KeptEntities = n(fKept)
 	_ = json.Unmarshal([]byte(prog[fKeptSample]), &r.sum.KeptSample) // absent: none
 	r.sum.Applied, r.sum.Duplicate, r.sum.Stale = n(string(processor.Processed)), n(string(processor.Duplicate)), n(string(processor.Stale))
@@ -398,7 +436,7 @@ func replicationOf(t kadm.TopicDetail) int {
 
 var (
 	deleteBatch      = 10000 // keys rebuild deletes at a time
-	afterDeleteBatch func()  // tests: called after each batch deleted
+	afterDeleteBatch func()  // tests: called after each batch deleted (pass 1) and counted
 )
 
 // The copy commits every copyChunk records or copyAge: one transaction for
@@ -765,21 +803,73 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 		}
 		return err
 	}
+	// The counts so far (a resumed rebuild's keys deleted by the runs
+	// before delete nothing now, and count nothing).
 	var nc, ne int64
 	if prev, ok := saved[fDeleting]; ok {
 		_, _ = fmt.Sscanf(prev, "%d,%d", &nc, &ne)
 	}
-	deleteIf := func(evs []store.EntityEvent) ([]bool, error) {
-		deleted, err := r.d.Store.DeleteEntitiesIf(ctx, evs)
-		for _, d := range deleted {
-			if d {
-				ne++
+	short := saved[fShort] == "1"
+	defer func() { r.sum.DeletedClaims, r.sum.DeletedEntities, r.sum.DeletedAtLeast = nc, ne, short }()
+	if saved[fDeleteBatch] != "" && !short {
+		// A batch of the last run deleted keys whose count it never
+		// recorded (or may have): said for good before the next batch
+		// clears the mark.
+		if err := r.d.Redis.HSet(ctx, r.key, fShort, "1").Err(); err != nil {
+			return err
+		}
+		short = true
+	}
+	// A batch once begun is finished and counted whether or not ctx is
+	// cancelled meanwhile (Ctrl-C stops after the batch in hand): run
+	// with ctx, a stop landing between a batch's deletions and the
+	// recording of its count lost the count (its calls failed at once on
+	// the cancelled ctx), and the resumed run, deleting those keys again,
+	// removed and counted nothing, reporting fewer deletions than were
+	// made. A stop is taken before a batch instead.
+	bctx := context.WithoutCancel(ctx)
+	// del deletes claims, and the states of evs whose state is still that
+	// event (Store.DeleteEntitiesIf), then records the counts.
+	del := func(claims []string, evs []store.EntityEvent) ([]bool, error) {
+		if len(claims) == 0 && len(evs) == 0 {
+			return nil, nil
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err // stopped before the batch: nothing deleted
+		}
+		if err := r.d.Redis.HSet(bctx, r.key, fDeleteBatch, "1").Err(); err != nil {
+			return nil, err
+		}
+		// What a failed DeleteClaims deleted in its chunks before failing
+		// is counted; a failed chunk, or a failed DeleteEntitiesIf, may
+		// have deleted keys it reports nothing of.
+		c, err := r.d.Store.DeleteClaims(bctx, claims)
+		nc += c
+		var deleted []bool
+		if err == nil {
+			deleted, err = r.d.Store.DeleteEntitiesIf(bctx, evs)
+			for _, d := range deleted {
+				if d {
+					ne++
+				}
 			}
 		}
-		return deleted, err
-	}
-	record := func() error {
-		return r.d.Redis.HSet(ctx, r.key, fDeleting, fmt.Sprintf("%d,%d", nc, ne)).Err()
+		if err != nil {
+			short = true
+			// The mark left on the batch says so too, should this fail.
+			if rerr := r.d.Redis.HSet(bctx, r.key, fDeleting, fmt.Sprintf("%d,%d", nc, ne), fShort, "1").Err(); rerr != nil {
+				r.d.Log.Warn("replay: deletion counts not recorded", "id", r.cfg.ID, "error", rerr)
+			}
+			return nil, err
+		}
+		pipe := r.d.Redis.TxPipeline()
+		pipe.HSet(bctx, r.key, fDeleting, fmt.Sprintf("%d,%d", nc, ne))
+		pipe.HDel(bctx, r.key, fDeleteBatch)
+		if _, err := pipe.Exec(bctx); err != nil {
+			short = true // the mark stays: the next run says so too
+			return nil, fmt.Errorf("record the deletion counts: %w", err)
+		}
+		return deleted, nil
 	}
 
 	// 1. Deleted as they are read, deleteBatch keys at a time: holding
@@ -788,21 +878,11 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 	// counts nothing.
 	claims, states := map[string]bool{}, map[store.EntityEvent]bool{}
 	flush := func() error {
-		c, err := r.d.Store.DeleteClaims(ctx, setKeys(claims))
-		// What a failed call deleted in its chunks before failing counts
-		// too; a failed DeleteEntitiesIf reports nothing (see fDeleting).
-		nc += c
-		if err != nil {
-			return err
-		}
-		if _, err := deleteIf(setKeys(states)); err != nil {
+		if _, err := del(setKeys(claims), setKeys(states)); err != nil {
 			return err
 		}
 		clear(claims)
 		clear(states)
-		if err := record(); err != nil {
-			return err
-		}
 		if afterDeleteBatch != nil {
 			afterDeleteBatch()
 		}
@@ -867,7 +947,7 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 		if err != nil {
 			return err
 		}
-		deleted, err := deleteIf(found)
+		deleted, err := del(nil, found)
 		if err != nil {
 			return err
 		}
@@ -876,24 +956,22 @@ func (r *run) deleteState(ctx context.Context, saved map[string]string) error {
 				delete(kept, found[i].EntityKey)
 			}
 		}
-		if err := record(); err != nil {
-			return err
-		}
 	}
 
 	sample := slices.Sorted(maps.Keys(kept))
 	if len(sample) > maxKeptSample {
 		sample = sample[:maxKeptSample]
 	}
-	r.sum.DeletedClaims, r.sum.DeletedEntities = nc, ne
 	r.sum.KeptEntities, r.sum.KeptSample = int64(len(kept)), sample
 	if len(kept) > 0 {
 		r.d.Log.Warn("replay: rebuild kept entities whose state is not an event of the range (a newer one received after it?); the range is applied onto them, newest wins",
 			"id", r.cfg.ID, "kept", len(kept), "sample", sample)
 	}
-	r.d.Log.Info("replay: rebuild deleted state", "id", r.cfg.ID, "claims", nc, "entities", ne, "kept", len(kept))
+	r.d.Log.Info("replay: rebuild deleted state", "id", r.cfg.ID, "claims", nc, "entities", ne, "kept", len(kept), "at_least", short)
 	b, _ := json.Marshal(sample)
-	return r.d.Redis.HSet(ctx, r.key, fDeleted, fmt.Sprintf("%d,%d", nc, ne), fKept, len(kept), fKeptSample, b).Err()
+	// The deletion done, it is recorded even when ctx was cancelled
+	// meanwhile: a resume goes on to processing.
+	return r.d.Redis.HSet(bctx, r.key, fDeleted, fmt.Sprintf("%d,%d", nc, ne), fKept, len(kept), fKeptSample, b).Err()
 }
 
 func setKeys[K comparable](m map[K]bool) []K {

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -151,9 +153,59 @@ func TestConfig(t *testing.T) {
 		"bad mode":  {ID: "a", Source: "s", Mode: "x"},
 		"from > to": {ID: "a", Source: "s", Mode: Fill, From: time.Unix(2, 0), To: time.Unix(1, 0)},
 	} {
-		if err := c.validate(); !errors.Is(err, ErrConfig) {
+		if err := c.validate(time.Now()); !errors.Is(err, ErrConfig) {
 			t.Errorf("%s: %v", name, err)
 		}
+	}
+	if err := (&Config{ID: "a", Source: "s", Mode: Fill, To: time.Now()}).Validate(); err != nil {
+		t.Errorf("to now: %v", err)
+	}
+}
+
+// TestReplayConfigRefusesAFutureRange: a --to (or --from) later than now is
+// refused. It was accepted: the replay copied what the raw topic held,
+// was marked complete, and events arriving later inside its range were
+// never replayed (the same id just reports its summary), while the summary
+// claimed the whole range.
+func TestReplayConfigRefusesAFutureRange(t *testing.T) {
+	now := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name     string
+		from, to time.Time
+		want     []string // in the error; none: accepted
+	}{
+		{"to now", now.Add(-time.Minute), now, nil},
+		{"open end", now.Add(-time.Minute), time.Time{}, nil},
+		{"from now, open end", now, time.Time{}, nil},
+		{"to in the future", now.Add(-5 * time.Second), now.Add(time.Minute),
+			[]string{"--to 2026-11-29T12:01:00Z is later than now (2026-11-29T12:00:00Z)", "the raw topic holds nothing after now",
+				"a replay once finished is not run again", "give a --to not later than now", "leave --to out"}},
+		{"from in the future", now.Add(time.Minute), time.Time{}, []string{"--from 2026-11-29T12:01:00Z is later than now", "give a --from not later than now"}},
+		{"a wholly future range", now.Add(time.Minute), now.Add(time.Hour), []string{"--from 2026-11-29T12:01:00Z", "--to 2026-11-29T13:00:00Z"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := (&Config{ID: "a", Source: "s", Mode: Fill, From: c.from, To: c.to}).validate(now)
+			if len(c.want) == 0 {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, ErrConfig) {
+				t.Fatalf("got %v; want ErrConfig", err)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+	// Run refuses it too (other callers than inletctl), before touching
+	// anything.
+	if _, err := Run(context.Background(), Config{ID: "a", Source: "s", Mode: Fill, To: time.Now().Add(time.Hour)}, Deps{}); !errors.Is(err, ErrConfig) ||
+		!strings.Contains(err.Error(), "later than now") {
+		t.Fatalf("Run with a --to in the future: %v; want ErrConfig saying it is later than now", err)
 	}
 	if id := DefaultID("shop", time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC), time.Time{}, Rebuild); id != "shop-20250102T030405Z-open-rebuild" {
 		t.Errorf("default id %q", id)
@@ -366,6 +418,69 @@ func TestInterruptedRebuildCountsWhatItDeleted(t *testing.T) {
 	sum := h.replay(t, "rebuild-stop", Rebuild, time.Time{})
 	if sum.DeletedClaims != 3 || sum.DeletedEntities != 2 || !sum.Complete {
 		t.Fatalf("summary %+v; want 3 claims and 2 entities deleted, as without the stop", sum)
+	}
+}
+
+// TestReplayRebuildStoppedMidBatchCountsEveryDeletion: a rebuild stopped
+// (Ctrl-C: its context cancelled) in the middle of a batch of deletions
+// reports, once resumed, every key deleted, as an uninterrupted one does.
+// The batch's next store call, or the recording of its count, failed at
+// once on the cancelled context: its deletions were never counted, and the
+// resumed run, deleting those keys again, removed and counted nothing
+// (deleted_claims 20000 of 30000).
+func TestReplayRebuildStoppedMidBatchCountsEveryDeletion(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		// stop after the store's pipeline of that kind (del: the claims;
+		// eval: the entity states) of the second batch.
+		after string
+	}{
+		{"after the batch's claims are deleted", "del"},
+		{"after its entity states are deleted, before the count is recorded", "eval"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.send("stripe", "evt_1", "pi_1", 1700000100)
+			h.send("stripe", "evt_2", "pi_1", 1700000200)
+			h.send("stripe", "evt_3", "pi_2", 1700000150)
+			h.process(3)
+			defer func(n int) { deleteBatch = n }(deleteBatch)
+			deleteBatch = 1 // a batch per copy
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			dels, stopped := 0, false
+			d := h.deps()
+			d.Store = h.hookedStore(t, pipeHook{after: func(cmds []redis.Cmder, err error) {
+				if stopped || err != nil {
+					return
+				}
+				switch name, _ := pipelineOf(cmds, ""); {
+				case name == "del":
+					if dels++; dels == 2 && c.after == "del" {
+						stopped = true
+						cancel()
+					}
+				case (name == "evalsha" || name == "eval") && dels == 2 && c.after == "eval":
+					stopped = true
+					cancel()
+				}
+			}})
+			cfg := Config{ID: "rebuild-mid", Source: "stripe", Mode: Rebuild, Processor: h.pcfg()}
+			if _, err := Run(ctx, cfg, d); !errors.Is(err, context.Canceled) {
+				t.Fatalf("stopped rebuild: %v; want it stopped", err)
+			}
+			if !stopped {
+				t.Fatal("the rebuild was not stopped where the test meant to")
+			}
+			sum := h.replay(t, "rebuild-mid", Rebuild, time.Time{})
+			if sum.DeletedClaims != 3 || sum.DeletedEntities != 2 || !sum.Complete {
+				t.Fatalf("summary %+v; want 3 claims and 2 entities deleted, as without the stop", sum)
+			}
+			// Exact, and not said to be a lower bound.
+			if b, _ := json.Marshal(sum); strings.Contains(string(b), "deleted_at_least") {
+				t.Fatalf("summary %s: exact counts said to be lower bounds", b)
+			}
+		})
 	}
 }
 

@@ -46,7 +46,9 @@ Redis state).
 Interrupt (Ctrl-C) and run the same command again to resume. With --to
 the id defaults to one derived from source, range and mode; without it
 (up to the end of the topic when the first run starts) name the replay
-with --id.
+with --id. A --to or --from later than now is refused: the raw topic
+holds nothing after now, and a finished replay is not run again, so
+events arriving later inside the range would never be replayed.
 
 The processing flags (-batch-size, -workers, -claim-lease, -txn-timeout,
 -backoff-max, -batch-deadline, -drain-timeout, or their INLET_* variables)
@@ -65,7 +67,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	var historyRetention time.Duration
 	fs.StringVar(&src, "source", "", "the source to replay (required)")
 	fs.StringVar(&from, "from", "", "first raw record time, RFC 3339 (default: the start of the topic)")
-	fs.StringVar(&to, "to", "", "end of the range (exclusive), RFC 3339 (default: when the first run of this --id starts; --id is then required)")
+	fs.StringVar(&to, "to", "", "end of the range (exclusive), RFC 3339, not later than now (default: when the first run of this --id starts; --id is then required)")
 	fs.StringVar(&mode, "mode", "fill", "fill or rebuild")
 	fs.StringVar(&id, "id", "", "replay id; the same id resumes (default: derived from source, range and mode)")
 	fs.StringVar(&output, "output", "table", "table or json")
@@ -111,6 +113,11 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	cfg.Source, cfg.Mode, cfg.ID = src, replay.Mode(mode), id
 	if cfg.ID == "" {
 		cfg.ID = replay.DefaultID(src, cfg.From, cfg.To, cfg.Mode)
+	}
+	// As replay.Run checks it (a --to or --from later than now above all),
+	// before connecting to anything.
+	if err := cfg.Validate(); err != nil {
+		return exitUsage, err
 	}
 	// Refused now rather than when the copy is done and processing starts.
 	pcfg := cfg.Processor
@@ -236,7 +243,12 @@ func printReplay(out io.Writer, s *replay.Summary) {
 		fmt.Fprintf(out, "  left %s whose entry an operator discarded (decided: not replayed, and not to requeue)\n", eventCount(n))
 	}
 	if s.Mode == replay.Rebuild {
-		fmt.Fprintf(out, "  rebuild deleted %d dedup claims and %d entity states\n", s.DeletedClaims, s.DeletedEntities)
+		if s.DeletedAtLeast {
+			fmt.Fprintf(out, "  rebuild deleted at least %d dedup claims and %d entity states (a batch of deletions failed or was killed before its count was recorded: it may have deleted more)\n",
+				s.DeletedClaims, s.DeletedEntities)
+		} else {
+			fmt.Fprintf(out, "  rebuild deleted %d dedup claims and %d entity states\n", s.DeletedClaims, s.DeletedEntities)
+		}
 		if s.KeptEntities > 0 {
 			more := ""
 			if n := s.KeptEntities - int64(len(s.KeptSample)); n > 0 {

@@ -82,6 +82,55 @@ func TestReplayCommand(t *testing.T) {
 			}
 		}
 	})
+	t.Run("a --to or --from later than now is refused", func(t *testing.T) {
+		// It was accepted: the replay read what the raw topic held, was
+		// marked complete, and events arriving later inside its range were
+		// never replayed (run again, it printed "complete (resumed)", read
+		// 0), while its summary claimed the whole range.
+		env, codec, flags := cliEnv(t)
+		cl := env.Client(t, kgo.ProducerLinger(0))
+		now := time.Now()
+		from := now.Add(-time.Minute).UTC().Format(time.RFC3339)
+		sendRaw(t, env, codec, cl, "evt_f", 1700000000)
+		rdb := redis.NewClient(mustParseRedisURL(t, env.RedisURL))
+		defer rdb.Close()
+		for _, c := range []struct {
+			name string
+			args []string
+			want []string
+		}{
+			{"to in the future", []string{"--from", from, "--to", now.Add(time.Minute).UTC().Format(time.RFC3339), "--id", "future-end"},
+				[]string{"is later than now", "the raw topic holds nothing after now", "a replay once finished is not run again",
+					"give a --to not later than now", "leave --to out"}},
+			{"a wholly future range", []string{"--from", now.Add(time.Hour).UTC().Format(time.RFC3339), "--to", now.Add(2 * time.Hour).UTC().Format(time.RFC3339)},
+				[]string{"--from", "--to", "is later than now"}},
+			{"from in the future, open end", []string{"--from", now.Add(time.Hour).UTC().Format(time.RFC3339), "--id", "future-start"},
+				[]string{"--from", "give a --from not later than now"}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				var out bytes.Buffer
+				code, err := run(append(append(flags, "replay", "--source", "stripe"), c.args...), &out)
+				if code != exitUsage || err == nil {
+					t.Fatalf("exit %d (%v), want %d and an error\n%s", code, err, exitUsage, out.String())
+				}
+				for _, w := range c.want {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("error %q does not say %q", err, w)
+					}
+				}
+			})
+		}
+		if keys, err := rdb.Keys(context.Background(), env.Prefix+":replay:*").Result(); err != nil || len(keys) != 0 {
+			t.Fatalf("progress records %v (%v): a refused replay started", keys, err)
+		}
+		// A --to not later than now is taken.
+		var out bytes.Buffer
+		code, err := run(append(flags, "replay", "--source", "stripe", "--from", from, "--to", time.Now().UTC().Format(time.RFC3339Nano), "--id", "past-end", "--output", "json"), &out)
+		var sum replay.Summary
+		if code != exitOK || err != nil || json.Unmarshal(out.Bytes(), &sum) != nil || sum.Read != 1 || !sum.Complete {
+			t.Fatalf("--to now: exit %d (%v), summary %+v\n%s", code, err, sum, out.String())
+		}
+	})
 	t.Run("processor settings are read and checked as the processor's", func(t *testing.T) {
 		// They were taken from a set never parsed: a malformed variable
 		// left a zero (a transaction timeout of 0) and no error.
@@ -222,6 +271,22 @@ func TestReplaySummaryNamesKeptEntities(t *testing.T) {
 	printReplay(&out, &replay.Summary{ID: "r", Mode: replay.Rebuild, Complete: true})
 	if strings.Contains(out.String(), "kept") {
 		t.Fatalf("nothing kept, yet:\n%s", out.String())
+	}
+}
+
+// TestReplaySummarySaysDeletionCountsAreLowerBounds: a rebuild whose batch
+// of deletions failed, or was killed, before its count was recorded says
+// its counts are lower bounds, as the JSON summary does (deleted_at_least).
+func TestReplaySummarySaysDeletionCountsAreLowerBounds(t *testing.T) {
+	var out bytes.Buffer
+	printReplay(&out, &replay.Summary{ID: "r", Mode: replay.Rebuild, Complete: true, DeletedClaims: 2, DeletedEntities: 1, DeletedAtLeast: true})
+	if !strings.Contains(out.String(), "rebuild deleted at least 2 dedup claims and 1 entity states") {
+		t.Fatalf("summary:\n%s", out.String())
+	}
+	out.Reset()
+	printReplay(&out, &replay.Summary{ID: "r", Mode: replay.Rebuild, Complete: true, DeletedClaims: 3, DeletedEntities: 2})
+	if !strings.Contains(out.String(), "rebuild deleted 3 dedup claims and 2 entity states") || strings.Contains(out.String(), "at least") {
+		t.Fatalf("exact counts, yet:\n%s", out.String())
 	}
 }
 
