@@ -1137,7 +1137,7 @@ func RetryPolicies(sources *source.File, tiers []time.Duration) (map[string]retr
 		}
 		for _, tier := range policy.Tiers {
 			if !slices.Contains(tiers, tier) {
-				errs = append(errs, fmt.Errorf("processor: source %q retries after %v but there is no retry topic for that delay (tiers: %v)", name, tier, tiers))
+				errs = append(errs, fmt.Errorf("processor: source %q retries after %v but there is no retry topic for that delay (the processor's tiers, -retry-tiers or INLET_RETRY_TIERS: %v)", name, tier, tiers))
 			}
 		}
 		out[name] = policy

@@ -329,6 +329,12 @@ func (s *Source) init(lc loadCfg) error {
 	if s.DedupWindow == 0 {
 		s.DedupWindow = Duration(DefaultDedupWindow)
 	}
+	// Redis keeps expiries in milliseconds: the store refuses a shorter
+	// window at each confirm, which held the batch's entity locks for the
+	// whole claim lease and let the event through again.
+	if s.DedupWindow < Duration(time.Millisecond) {
+		errs = append(errs, fmt.Errorf("dedup_window %v: must be at least 1ms (7 days by default)", time.Duration(s.DedupWindow)))
+	}
 	if s.MaxFuture == 0 {
 		s.MaxFuture = Duration(DefaultMaxFuture)
 	}

@@ -19,6 +19,26 @@ func TestParseRefusesNegativeMaxLines(t *testing.T) {
 	}
 }
 
+// TestParseRefusesSubMillisecondDedupWindow: Redis keeps expiries in
+// milliseconds; a shorter window passed the check and then failed every
+// confirm, letting redeliveries through.
+func TestParseRefusesSubMillisecondDedupWindow(t *testing.T) {
+	parse := func(w string) error {
+		_, err := Parse([]byte("sources:\n  s:\n    kind: none\n    dedup_window: "+w+"\n"), WithoutSecrets())
+		return err
+	}
+	for _, w := range []string{"500us", "999999ns"} {
+		if err := parse(w); err == nil || !strings.Contains(err.Error(), "dedup_window") {
+			t.Errorf("dedup_window %s: %v, want it refused", w, err)
+		}
+	}
+	for _, w := range []string{"1ms", "24h"} {
+		if err := parse(w); err != nil {
+			t.Errorf("dedup_window %s: %v", w, err)
+		}
+	}
+}
+
 // TestParseBoundsMaxLines: batch.max_lines had no upper bound, and every
 // authenticated batch made room for that many acknowledgements up front.
 func TestParseBoundsMaxLines(t *testing.T) {

@@ -109,6 +109,12 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Each source's retry settings against the tiers: checked in
+	// processor.New too, but only after the wait for Kafka, the registry
+	// and Redis, and --check-config passed them.
+	if _, err := processor.RetryPolicies(sources, tierDelays); err != nil {
+		return err
+	}
 	ropt, err := redcfg.Options()
 	if err != nil {
 		return err

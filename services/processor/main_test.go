@@ -35,6 +35,9 @@ func TestCheckConfig(t *testing.T) {
 		{"INLET_ALERT_FORMAT", "slak", "alert-format"},
 		{"INLET_ALERT_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/SECRET", "alert-webhook-url"},
 		{"INLET_CLAIM_LEASE", "40s", "claim lease"},
+		// A source's own tiers (30s, 2m, 15m) that the processor has no
+		// topic for: refused only after the wait for Kafka, before.
+		{"INLET_RETRY_TIERS", "45s", "INLET_RETRY_TIERS"},
 	} {
 		t.Run(c.env, func(t *testing.T) {
 			t.Setenv(c.env, c.value)
