@@ -226,6 +226,9 @@ func Parse(b []byte, opts ...LoadOpt) (*File, error) {
 	for _, o := range opts {
 		o(&lc)
 	}
+	if err := checkNesting(b); err != nil {
+		return nil, err
+	}
 	var f File
 	if err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(&f); err != nil {
 		return nil, err
