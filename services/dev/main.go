@@ -145,6 +145,9 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := c.checkAddrs(); err != nil {
+		return err
+	}
 	kcfg := kafka.Config{ClientID: "inlet-dev", TopicPrefix: c.prefix, Partitions: 3, ReplicationFactor: -1}
 	if _, err := kcfg.ClientOpts(nil); err != nil { // the brokers are the stack's, set once it runs
 		return err
@@ -246,11 +249,11 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", c.ingest.Addr)
+	ln, err := service.Listen("ingest-addr", "INLET_INGEST_ADDR", c.ingest.Addr)
 	if err != nil {
 		return portHint(err, "stop it, or pick another address: INLET_INGEST_ADDR=127.0.0.1:18080 make run")
 	}
-	adminLn, err := net.Listen("tcp", c.adminAddr)
+	adminLn, err := service.Listen("admin-addr", "INLET_ADMIN_ADDR", c.adminAddr)
 	if err != nil {
 		return portHint(err, "stop it, or pick another address: INLET_ADMIN_ADDR=127.0.0.1:19090 make run")
 	}
@@ -469,4 +472,26 @@ func sampleCurl(sources *source.File, base string) string {
     -H 'X-Shopify-Webhook-Id: %s' \
     -H 'X-Shopify-Hmac-Sha256: %s' \
     --data-binary '%s'`, base, webhookID, h.Get("X-Shopify-Hmac-Sha256"), body)
+}
+
+// checkAddrs refuses listen addresses and ports that cannot be listened
+// on, before the data directory is touched.
+func (c *config) checkAddrs() error {
+	errs := []error{
+		service.CheckAddr("ingest-addr", "INLET_INGEST_ADDR", c.ingest.Addr),
+		service.CheckAddr("admin-addr", "INLET_ADMIN_ADDR", c.adminAddr),
+	}
+	for _, p := range []struct {
+		flag, env string
+		port      int
+	}{
+		{"kafka-port", "INLET_DEV_KAFKA_PORT", c.kafkaPort},
+		{"registry-port", "INLET_DEV_REGISTRY_PORT", c.registryPort},
+		{"redis-port", "INLET_DEV_REDIS_PORT", c.redisPort},
+	} {
+		if p.port < 0 || p.port > 65535 {
+			errs = append(errs, fmt.Errorf("-%s (%s) %d: want a port from 1 to 65535 (0: any free one)", p.flag, p.env, p.port))
+		}
+	}
+	return errors.Join(errs...)
 }

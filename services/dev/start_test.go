@@ -116,6 +116,15 @@ func TestConfigErrorsLeaveNoData(t *testing.T) {
 		{"an unreadable admin token file", [2]string{admin.EnvReadToken + "_FILE", "/nonexistent/inlet-read-token"}, func(*testing.T) []string {
 			return nil
 		}, admin.EnvReadToken + "_FILE"},
+		{"an ingest address that is not one", [2]string{}, func(*testing.T) []string {
+			return []string{"-ingest-addr", "garbage"}
+		}, "-ingest-addr (INLET_INGEST_ADDR)"},
+		{"an admin address that is not one", [2]string{}, func(*testing.T) []string {
+			return []string{"-admin-addr", "127.0.0.1:70000"}
+		}, "-admin-addr (INLET_ADMIN_ADDR)"},
+		{"a Kafka port out of range", [2]string{}, func(*testing.T) []string {
+			return []string{"-kafka-port", "-1"}
+		}, "-kafka-port (INLET_DEV_KAFKA_PORT)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")

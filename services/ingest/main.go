@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -93,6 +92,9 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := errors.Join(service.CheckAddr("ingest-addr", "INLET_INGEST_ADDR", icfg.Addr), service.CheckAddr("admin-addr", "INLET_ADMIN_ADDR", adminAddr)); err != nil {
+		return err
+	}
 	if checkOnly {
 		fmt.Printf("configuration ok: %d sources\n", len(sources.Sources))
 		return nil
@@ -115,10 +117,18 @@ func run(args []string, stderr io.Writer) error {
 	brokers := strings.Join(kcfg.Brokers, ",")
 	probes := &service.StartProbes{}
 	probes.Waiting("waiting on Kafka (" + brokers + "): creating or finding the topics " + topics.Raw + " and the others")
-	adminLn, err := net.Listen("tcp", adminAddr)
+	adminLn, err := service.Listen("admin-addr", "INLET_ADMIN_ADDR", adminAddr)
 	if err != nil {
 		return err
 	}
+	// The ingest listener opens once envelopes can be written (below); a
+	// port taken now is said now, not after the wait for Kafka.
+	trial, err := service.Listen("ingest-addr", "INLET_INGEST_ADDR", icfg.Addr)
+	if err != nil {
+		adminLn.Close()
+		return err
+	}
+	trial.Close()
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.Handler())
 	mux.Handle("GET /healthz", probes)
@@ -160,7 +170,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := net.Listen("tcp", icfg.Addr)
+	ln, err := service.Listen("ingest-addr", "INLET_INGEST_ADDR", icfg.Addr)
 	if err != nil {
 		return err
 	}

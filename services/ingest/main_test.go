@@ -48,3 +48,19 @@ func TestCheckConfigBodyBudget(t *testing.T) {
 		t.Fatalf("a 1000-byte budget: %v, want the sources refused naming the flag", err)
 	}
 }
+
+// TestCheckConfigListenAddrs: a listen address that is not one fails
+// --check-config naming its flag; it passed, and the start failed only
+// after the wait for Kafka, naming neither flag.
+func TestCheckConfigListenAddrs(t *testing.T) {
+	setSourceSecrets(t)
+	for _, c := range []struct{ flag, value, want string }{
+		{"-ingest-addr", "garbage", "-ingest-addr (INLET_INGEST_ADDR)"},
+		{"-admin-addr", "127.0.0.1:-1", "-admin-addr (INLET_ADMIN_ADDR)"},
+	} {
+		err := run([]string{"-check-config", "-sources", exampleSources, c.flag, c.value}, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s %s: %v, want refused naming %s", c.flag, c.value, err, c.want)
+		}
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -133,6 +132,9 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := service.CheckAddr("admin-addr", "INLET_ADMIN_ADDR", adminAddr); err != nil {
+		return err
+	}
 	if checkOnly {
 		fmt.Printf("configuration ok: %d sources\n", len(sources.Sources))
 		return nil
@@ -157,7 +159,7 @@ func run(args []string, stderr io.Writer) error {
 	brokers := strings.Join(kcfg.Brokers, ",")
 	probes := &service.StartProbes{}
 	probes.Waiting("waiting on Kafka (" + brokers + "): creating or finding the topics " + topics.Raw + " and the others")
-	ln, err := net.Listen("tcp", adminAddr)
+	ln, err := service.Listen("admin-addr", "INLET_ADMIN_ADDR", adminAddr)
 	if err != nil {
 		return err
 	}

@@ -38,6 +38,7 @@ func TestCheckConfig(t *testing.T) {
 		// A source's own tiers (30s, 2m, 15m) that the processor has no
 		// topic for: refused only after the wait for Kafka, before.
 		{"INLET_RETRY_TIERS", "45s", "INLET_RETRY_TIERS"},
+		{"INLET_ADMIN_ADDR", "garbage", "-admin-addr (INLET_ADMIN_ADDR)"},
 	} {
 		t.Run(c.env, func(t *testing.T) {
 			t.Setenv(c.env, c.value)
