@@ -77,7 +77,7 @@ type RegistryConfig struct {
 // RegisterFlags defines the registry flags.
 func (c *RegistryConfig) RegisterFlags(fs *flagenv.Set) {
 	fs.List(&c.URLs, "schema-registry-url", "INLET_SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081", "schema registry URL(s)")
-	fs.String(&c.User, "schema-registry-user", "INLET_SCHEMA_REGISTRY_USER", "", "schema registry basic-auth user (password from INLET_SCHEMA_REGISTRY_PASSWORD[_FILE])")
+	fs.String(&c.User, "schema-registry-user", "INLET_SCHEMA_REGISTRY_USER", "", "schema registry basic-auth user (password from INLET_SCHEMA_REGISTRY_PASSWORD[_FILE]); without a user, a bearer token from INLET_SCHEMA_REGISTRY_TOKEN[_FILE]")
 }
 
 // Client builds the registry client: basic auth with -schema-registry-user

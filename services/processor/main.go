@@ -72,7 +72,7 @@ func run(args []string, stderr io.Writer) error {
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays; one topic each (<prefix>.retry.<delay>); sources pick among them")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
 	redcfg.RegisterFlags(fs)
-	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9091", "admin listen address: /metrics, /healthz, /readyz and the admin API under /v1/ (DLQ, invalid, depth, trace; bearer tokens)")
+	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9091", "admin listen address: /metrics, /healthz, /readyz and the admin API under /v1/ (DLQ, invalid, depth, trace; bearer tokens from INLET_ADMIN_TOKEN (read and write) and INLET_ADMIN_READ_TOKEN (read), or their _FILE variants; neither: the API is off)")
 	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

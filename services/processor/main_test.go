@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -160,6 +161,28 @@ func TestHelp(t *testing.T) {
 	for _, arg := range []string{"-h", "-help"} {
 		if err := run([]string{arg}, io.Discard); err != nil {
 			t.Errorf("%s: %v, want nil (exit 0)", arg, err)
+		}
+	}
+}
+
+// TestHelpListsTheSecretVariables: -h names every variable a secret comes
+// from, as the README says it lists them all.
+func TestHelpListsTheSecretVariables(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := os.Stderr
+	os.Stderr = w
+	var stdout strings.Builder
+	_ = run([]string{"-h"}, &stdout)
+	os.Stderr = stderr
+	w.Close()
+	out, _ := io.ReadAll(r)
+	all := string(out) + stdout.String()
+	for _, v := range []string{"INLET_ADMIN_TOKEN", "INLET_ADMIN_READ_TOKEN", "INLET_SCHEMA_REGISTRY_PASSWORD", "INLET_SCHEMA_REGISTRY_TOKEN", "INLET_KAFKA_SASL_PASSWORD"} {
+		if !strings.Contains(all, v) {
+			t.Errorf("-h does not name %s", v)
 		}
 	}
 }
