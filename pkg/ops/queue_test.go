@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -208,6 +209,15 @@ func testDecisionsCommitAsTheyGo(t *testing.T, newEnv func(testing.TB) *testenv.
 	afterCommit = nil
 	decideAge = 0 // and a transaction per entry: the age bound
 	second, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
+	if errors.Is(err, kerr.OutOfOrderSequenceNumber) {
+		// kfake on a loaded machine (CI) has refused a record of a
+		// transaction begun right after the last one's commit. The
+		// decision then keeps what it committed and says to run it again,
+		// as an operator would: the rest is decided, each entry once.
+		t.Logf("second run refused a record (%v); running it again", err)
+		more, merr := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
+		second.Count, second.Entries, err = second.Count+more.Count, append(second.Entries, more.Entries...), merr
+	}
 	if err != nil || second.Count != 5 {
 		t.Fatalf("second run: %d decided, %v; want the other 5", second.Count, err)
 	}
