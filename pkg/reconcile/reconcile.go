@@ -117,9 +117,11 @@ func Validate(cfg Config, events []SenderEvent) error {
 	}
 	var first, last time.Time
 	dated := 0
+	undated := map[string]bool{} // counted as Check counts them: by id
 	for _, ev := range events {
 		switch {
 		case ev.At.IsZero():
+			undated[ev.ID] = true
 		case inWindow(cfg, ev.At):
 			return nil
 		default:
@@ -130,12 +132,6 @@ func Validate(cfg Config, events []SenderEvent) error {
 			if ev.At.After(last) {
 				last = ev.At
 			}
-		}
-	}
-	undated := map[string]bool{} // counted as Check counts them: by id
-	for _, ev := range events {
-		if ev.At.IsZero() {
-			undated[ev.ID] = true
 		}
 	}
 	if dated == 0 {

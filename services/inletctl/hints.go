@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -26,7 +27,7 @@ func withConnectionHint(err error, kcfg *kafka.Config, rcfg *service.RegistryCon
 			return fmt.Errorf("%w\nthe schema registry does not answer at %s: is it up and reachable from here? Its URL is -schema-registry-url or INLET_SCHEMA_REGISTRY_URL (now %s)", err, addr, service.ShownURLs(rcfg.URLs))
 		}
 	}
-	bootstrap := slicesContainsAddr(kcfg.Brokers, addr)
+	bootstrap := slices.ContainsFunc(kcfg.Brokers, func(b string) bool { return sameAddr(b, addr, "") })
 	// franz-go's dial errors say "unable to dial"; another address (Redis,
 	// for replay) is left as its error names it.
 	if !bootstrap && !strings.Contains(err.Error(), "unable to dial") {
@@ -55,13 +56,4 @@ func sameAddr(host, addr, scheme string) bool {
 		return false
 	}
 	return h == ah || net.ParseIP(h) == nil
-}
-
-func slicesContainsAddr(brokers []string, addr string) bool {
-	for _, b := range brokers {
-		if sameAddr(b, addr, "") {
-			return true
-		}
-	}
-	return false
 }
