@@ -17,7 +17,7 @@ import (
 // Entry is one stage of one event.
 type Entry struct {
 	At        time.Time `json:"at"`
-	Stage     string    `json:"stage"` // received | written | attempt | requeued | replayed
+	Stage     string    `json:"stage"` // received | written | attempt | requeued | replayed | decided
 	Outcome   string    `json:"outcome,omitempty"`
 	Source    string    `json:"source,omitempty"`
 	EventType string    `json:"event_type,omitempty"`
@@ -29,6 +29,8 @@ type Entry struct {
 	Attempt     int    `json:"attempt,omitempty"`
 	Where       string `json:"where,omitempty"` // topic/partition/offset or topic
 	Error       string `json:"error,omitempty"`
+	// Note is who made a decision (stage "decided") and why.
+	Note string `json:"note,omitempty"`
 }
 
 // History is what is kept of one correlation id.

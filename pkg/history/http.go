@@ -1,6 +1,7 @@
 package history
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"regexp"
@@ -19,7 +20,17 @@ func ValidID(id string) bool { return validID.MatchString(id) }
 // JSON, oldest stage first ("stages"), and how many older entries were
 // dropped to keep it within its bound ("dropped_entries", 0 when none);
 // 404 when none is kept.
-func (s *Store) Handler() http.Handler {
+func (s *Store) Handler() http.Handler { return s.HandlerWith(nil) }
+
+// More returns entries kept elsewhere about a correlation id: operators'
+// decisions, which are on the audit topic and not in Redis.
+type More func(ctx context.Context, corr string) ([]Entry, error)
+
+// HandlerWith is Handler, with the entries more returns merged in by time
+// (see Merge). They make a history of their own when Redis keeps none
+// (past its retention). When more fails the history is answered all the
+// same, with "warning" saying what is missing.
+func (s *Store) HandlerWith(more More) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		w.Header().Set("Content-Type", "application/json")
@@ -34,11 +45,21 @@ func (s *Store) Handler() http.Handler {
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": "history store unavailable"})
 			return
 		}
+		answer := map[string]any{"correlation_id": id}
+		if more != nil {
+			extra, err := more(r.Context(), id)
+			if err != nil {
+				answer["warning"] = "operator decisions not shown: " + err.Error()
+			}
+			h.Entries = Merge(h.Entries, extra)
+		}
 		if len(h.Entries) == 0 {
 			w.WriteHeader(http.StatusNotFound)
-			_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": id, "error": "no history for this correlation id (unknown, not processed yet, or past retention)"})
+			answer["error"] = "no history for this correlation id (unknown, not processed yet, or past retention)"
+			_ = json.NewEncoder(w).Encode(answer)
 			return
 		}
-		_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": id, "stages": h.Entries, "dropped_entries": h.Dropped})
+		answer["stages"], answer["dropped_entries"] = h.Entries, h.Dropped
+		_ = json.NewEncoder(w).Encode(answer)
 	})
 }

@@ -75,6 +75,13 @@ type Decision struct {
 	// not about the new entries there. Empty in decisions made before it
 	// was recorded (they match any).
 	TopicID string `json:"topic_id,omitempty"`
+	// The entry's event, so that trace finds the decision by correlation
+	// id (see TraceEntries). Empty in decisions made before they were
+	// recorded.
+	CorrelationID string `json:"correlation_id,omitempty"`
+	Source        string `json:"source,omitempty"`
+	EventType     string `json:"event_type,omitempty"`
+	EventID       string `json:"event_id,omitempty"`
 }
 
 // topicIDs returns the ids of the failure queues (none for a topic the
@@ -695,7 +702,8 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		if s, err := skip(e); s || err != nil {
 			return err
 		}
-		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now, TopicID: ids[topic]}
+		d := &Decision{ID: e.ID, Action: action, Who: who, Why: why, At: now, TopicID: ids[topic],
+			CorrelationID: e.CorrelationID, Source: e.Source, EventType: e.EventType, EventID: e.EventID}
 		if action == "requeue" {
 			d.To = q.topics.Retry[0]
 			h := retry.Clone(e.rec.Headers)

@@ -240,7 +240,7 @@ func run(args []string) error {
 		return err
 	}
 	defer q.Close()
-	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Sources: sources.Names(), Trace: hist.Handler(), Log: log, Meter: tel.Meter})
+	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Sources: sources.Names(), Trace: hist.HandlerWith(q.TraceEntries), Log: log, Meter: tel.Meter})
 	if err != nil {
 		return err
 	}

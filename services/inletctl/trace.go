@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -74,8 +75,11 @@ type traceAnswer struct {
 	Stages  []history.Entry `json:"stages"`
 	// DroppedEntries counts the older entries of the correlation id
 	// dropped to keep its history within its bound.
-	DroppedEntries int64  `json:"dropped_entries"`
-	Error          string `json:"error"`
+	DroppedEntries int64 `json:"dropped_entries"`
+	// Warning says what the stages may lack (operator decisions the
+	// admin API could not read).
+	Warning string `json:"warning,omitempty"`
+	Error   string `json:"error"`
 	// Deliveries, with --event, are the event's deliveries found on the
 	// raw topic, each with its own history.
 	Deliveries []deliveryAnswer `json:"deliveries,omitempty"`
@@ -231,6 +235,9 @@ func trace(args []string, out io.Writer) (int, error) {
 	if body.DroppedEntries > 0 {
 		fmt.Fprintf(out, "older entries dropped: %d (the history of a correlation id keeps its newest entries; this one is shared by many events)\n", body.DroppedEntries)
 	}
+	if body.Warning != "" {
+		fmt.Fprintf(out, "warning: %s\n", body.Warning)
+	}
 	return exitOK, table(out, body.Stages)
 }
 
@@ -344,6 +351,9 @@ func traceEvent(f traceFlags, out io.Writer, ev eventOf, found *deliveries, sinc
 		if h.ans.DroppedEntries > 0 {
 			fmt.Fprintf(out, "older entries dropped: %d (the history of a correlation id keeps its newest entries; this one is shared by many events)\n", h.ans.DroppedEntries)
 		}
+		if h.ans.Warning != "" {
+			fmt.Fprintf(out, "warning: %s\n", h.ans.Warning)
+		}
 		if err := table(out, h.ans.Stages); err != nil {
 			return exitError, err
 		}
@@ -362,7 +372,8 @@ func writeJSON(out io.Writer, v any) error {
 
 // table prints history entries as trace's timeline. When they are of
 // several events (a correlation id shared by them: a sender reusing one),
-// an EVENT column says whose each stage is.
+// an EVENT column says whose each stage is. DETAIL is a stage's error, or
+// who made a decision and why.
 func table(out io.Writer, stages []history.Entry) error {
 	event := func(e history.Entry) string {
 		if e.Undecodable {
@@ -376,9 +387,9 @@ func table(out io.Writer, stages []history.Entry) error {
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	if several {
-		fmt.Fprint(tw, "AT\tEVENT\tSTAGE\tATTEMPT\tOUTCOME\tWHERE\tERROR\n")
+		fmt.Fprint(tw, "AT\tEVENT\tSTAGE\tATTEMPT\tOUTCOME\tWHERE\tDETAIL\n")
 	} else {
-		fmt.Fprint(tw, "AT\tSTAGE\tATTEMPT\tOUTCOME\tWHERE\tERROR\n")
+		fmt.Fprint(tw, "AT\tSTAGE\tATTEMPT\tOUTCOME\tWHERE\tDETAIL\n")
 	}
 	for _, e := range stages {
 		att := ""
@@ -393,7 +404,7 @@ func table(out io.Writer, stages []history.Entry) error {
 		if several {
 			at += "\t" + event(e)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", at, cell(e.Stage), att, cell(e.Outcome), where, trim(e.Error, 80))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", at, cell(e.Stage), att, cell(e.Outcome), where, trim(cmp.Or(e.Error, e.Note), 80))
 	}
 	return tw.Flush()
 }

@@ -333,3 +333,22 @@ func TestFetchTraceOddIDsAndURLs(t *testing.T) {
 		}
 	}
 }
+
+// An operator's decision shows in the timeline with who made it and why,
+// in the DETAIL column where an attempt shows its error.
+func TestTraceTableShowsDecisions(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)
+	var out bytes.Buffer
+	err := table(&out, []history.Entry{
+		{At: at, Stage: "attempt", Attempt: 3, Outcome: "dlq", Where: "inlet.dlq (attempts exhausted)", Error: "sink answered 503"},
+		{At: at.Add(time.Hour), Stage: "decided", Outcome: "discarded", Where: "inlet.dlq/0/7", Note: "by alice: order cancelled"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 || !strings.HasSuffix(lines[0], "DETAIL") || !strings.Contains(lines[1], "sink answered 503") ||
+		!strings.Contains(lines[2], "discarded") || !strings.HasSuffix(lines[2], "by alice: order cancelled") {
+		t.Errorf("timeline:\n%s\nwant the decision with who and why under DETAIL", out.String())
+	}
+}

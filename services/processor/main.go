@@ -221,7 +221,6 @@ func run(args []string, stderr io.Writer) error {
 		log.Info("event history off (-history-retention 0): /v1/trace answers 404")
 	} else {
 		hist = history.New(rdb, redcfg.KeyPrefix, retention)
-		trace = hist.Handler()
 	}
 	st := store.New(rdb, store.KeyPrefix(redcfg.KeyPrefix), store.ClaimLease(pcfg.ClaimLease))
 	if err := service.CheckRedis(ctx, st, log); err != nil {
@@ -243,6 +242,10 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer q.Close()
+	if hist != nil {
+		// Operators' decisions are on the audit topic: trace shows them too.
+		trace = hist.HandlerWith(q.TraceEntries)
+	}
 	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Sources: sources.Names(), Trace: trace, Log: log, Meter: tel.Meter})
 	switch {
 	case errors.Is(err, admin.ErrDisabled):
