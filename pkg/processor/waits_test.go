@@ -18,6 +18,7 @@ import (
 	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/testenv"
 	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
@@ -135,13 +136,9 @@ func TestClaimWaitEnds(t *testing.T) {
 		held, err = p.claim(ctx, ctx, items, store.NewToken(), time.Now().Add(time.Minute))
 		done <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for len(linesWith(t, &buf, "redis unavailable; waiting")) < 3 {
-		if time.Now().After(deadline) {
-			t.Fatalf("claim never waited for Redis:\n%s", buf.String())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, 10*time.Second, "claim waiting for Redis", func() bool {
+		return len(linesWith(t, &buf, "redis unavailable; waiting")) >= 3
+	})
 	if w := p.Waiting(); len(w) != 1 || w[0].On != "redis" {
 		t.Fatalf("Waiting while claim waits: %v, want redis", w)
 	}
