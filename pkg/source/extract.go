@@ -271,6 +271,23 @@ func CompilePointer(ptr string) CompiledPointer {
 	return CompiledPointer{path: strings.Join(keys, ".")}
 }
 
+// checkPointer refuses a JSON pointer from the sources file that
+// CompilePointer would not read as written: one not starting with "/",
+// and one with a "~" not followed by 0 or 1. RFC 6901 has only those two
+// escapes; "/a~2" was read as the member "a~2", and a trailing "~" as
+// itself.
+func checkPointer(ptr string) error {
+	if !strings.HasPrefix(ptr, "/") {
+		return fmt.Errorf("JSON pointer %q must start with /", ptr)
+	}
+	for i := 0; i < len(ptr); i++ {
+		if ptr[i] == '~' && (i+1 == len(ptr) || (ptr[i+1] != '0' && ptr[i+1] != '1')) {
+			return fmt.Errorf("JSON pointer %q: ~ must be followed by 0 or 1 (~0 for ~, ~1 for /)", ptr)
+		}
+	}
+	return nil
+}
+
 // arrayIndex reports whether t may index an array in RFC 6901: "0" or
 // digits without a leading zero.
 func arrayIndex(t string) bool { return allDigits(t) && (len(t) == 1 || t[0] != '0') }

@@ -8,7 +8,10 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"maps"
+	"net/http"
 	"net/url"
 	"os"
 	"regexp"
@@ -18,6 +21,7 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
 
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -53,6 +57,10 @@ const (
 	// into memory before it is verified.
 	MaxBatchBody = 256 << 20
 )
+
+// ErrNoSources is returned (wrapped) by Parse and Load for a file that
+// defines no source: empty, only comments, or an empty sources mapping.
+var ErrNoSources = errors.New("no sources defined")
 
 // File is the sources file.
 type File struct {
@@ -231,10 +239,22 @@ func Parse(b []byte, opts ...LoadOpt) (*File, error) {
 	}
 	var f File
 	if err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(&f); err != nil {
+		// The decoder's word for a file without a document.
+		if errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("%w: the file is empty or holds only comments", ErrNoSources)
+		}
+		// A duration or size that did not parse knows its line, not
+		// its source.
+		var ve *ValueError
+		if errors.As(err, &ve) {
+			if doc, perr := parser.ParseBytes(b, 0); perr == nil && len(doc.Docs) > 0 {
+				ve.locate(doc.Docs[0])
+			}
+		}
 		return nil, err
 	}
 	if len(f.Sources) == 0 {
-		return nil, errors.New("no sources defined")
+		return nil, ErrNoSources
 	}
 	var errs []error
 	for _, name := range f.Names() {
@@ -309,8 +329,35 @@ func (s *Source) init(lc loadCfg) error {
 	if !knownKind {
 		errs = append(errs, fmt.Errorf("kind %q: want one of %s", s.Kind, strings.Join(webhook.Kinds(), ", ")))
 	}
-	if s.Kind == KindHMAC && s.HMAC.Header == "" {
-		errs = append(errs, errors.New("kind hmac: hmac.header must name the signature header"))
+	hmacOK := true
+	if s.Kind == KindHMAC {
+		if s.HMAC.Header == "" {
+			hmacOK = false
+			errs = append(errs, errors.New("kind hmac: hmac.header must name the signature header"))
+		}
+		// Checked here, not only by webhook.NewHMAC, for the same reason
+		// as the kind; the values and defaults are that function's.
+		if a := strings.ToLower(s.HMAC.Algorithm); a != "" && a != "sha256" && a != "sha512" {
+			hmacOK = false
+			errs = append(errs, fmt.Errorf("hmac.algorithm %q: want sha256 or sha512 (sha256 when left out)", s.HMAC.Algorithm))
+		}
+		if e := strings.ToLower(s.HMAC.Encoding); e != "" && e != "hex" && e != "base64" {
+			hmacOK = false
+			errs = append(errs, fmt.Errorf("hmac.encoding %q: want hex or base64 (hex when left out)", s.HMAC.Encoding))
+		}
+	}
+	// An empty name reads no variable, or VAR_FILE's "_FILE", and was
+	// reported as "none of the secret variables [] is set", or not at all
+	// beside another name.
+	for _, l := range []struct {
+		field string
+		names []string
+	}{{"secrets_env", s.SecretsEnv}, {"batch.tokens_env", s.Batch.TokensEnv}} {
+		for i, env := range l.names {
+			if strings.TrimSpace(env) == "" {
+				errs = append(errs, fmt.Errorf("%s[%d]: empty environment variable name", l.field, i))
+			}
+		}
 	}
 	// An unknown kind is refused above already; a kind pkg/webhook knows
 	// but applyKindDefaults lacks is a build missing its defaults.
@@ -369,16 +416,25 @@ func (s *Source) init(lc loadCfg) error {
 	}
 
 	if !lc.noSecrets {
-		errs = append(errs, s.loadSecrets()...)
+		// Without a kind webhook knows, or with hmac settings refused
+		// above, building the provider only says so a second time.
+		errs = append(errs, s.loadSecrets(knownKind && hmacOK)...)
 	}
 
 	for _, f := range []struct {
 		name string
 		f    Field
 	}{{"event_type", s.EventType}, {"event_id", s.EventID}, {"schema_version", s.SchemaVersion}, {"occurred_at", s.OccurredAt}} {
-		for _, p := range append([]string{f.f.Pointer}, f.f.Fallback...) {
-			if p != "" && !strings.HasPrefix(p, "/") {
-				errs = append(errs, fmt.Errorf("%s: JSON pointer %q must start with /", f.name, p))
+		if p := f.f.Pointer; p != "" {
+			if err := checkPointer(p); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+			}
+		}
+		for i, p := range f.f.Fallback {
+			if p != "" {
+				if err := checkPointer(p); err != nil {
+					errs = append(errs, fmt.Errorf("%s.fallback[%d]: %w", f.name, i, err))
+				}
 			}
 		}
 	}
@@ -404,8 +460,8 @@ func (s *Source) init(lc loadCfg) error {
 }
 
 // loadSecrets reads the signing secrets and batch tokens from the
-// environment and builds the provider.
-func (s *Source) loadSecrets() []error {
+// environment and, when build is true, builds the provider.
+func (s *Source) loadSecrets(build bool) []error {
 	var secrets [][]byte
 	var errs []error
 	for _, env := range s.SecretsEnv {
@@ -428,7 +484,7 @@ func (s *Source) loadSecrets() []error {
 	case !s.hasSecrets:
 		errs = append(errs, fmt.Errorf("none of the secret variables %v is set (or their _FILE)", s.SecretsEnv))
 	}
-	if len(errs) == 0 {
+	if len(errs) == 0 && build {
 		p, err := webhook.New(s.Kind, secrets, webhook.Options{
 			Tolerance: time.Duration(s.Tolerance),
 			HMAC: webhook.HMACConfig{
@@ -470,14 +526,39 @@ func (ev EventSpec) validate() error {
 		}
 	}
 	if ev.Sink != nil {
-		if u, err := url.Parse(ev.Sink.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			errs = append(errs, errors.New("sink.url must be an http(s) URL with a host")) // not quoted: it may hold a credential
+		errs = append(errs, ev.Sink.validate()...)
+	}
+	if ev.OccurredAt != "" {
+		if err := checkPointer(ev.OccurredAt); err != nil {
+			errs = append(errs, fmt.Errorf("occurred_at: %w", err))
 		}
 	}
-	if ev.OccurredAt != "" && !strings.HasPrefix(ev.OccurredAt, "/") {
-		errs = append(errs, fmt.Errorf("occurred_at: JSON pointer %q must start with /", ev.OccurredAt))
-	}
 	return errors.Join(errs...)
+}
+
+// sinkMethods are the methods a sink may send an event with: each
+// carries the event as its body. pkg/sink sends POST when none is set.
+var sinkMethods = []string{http.MethodPost, http.MethodPut, http.MethodPatch}
+
+func (s *SinkSpec) validate() []error {
+	var errs []error
+	if u, err := url.Parse(s.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		errs = append(errs, errors.New("sink.url must be an http(s) URL with a host")) // not quoted: it may hold a credential
+	}
+	if s.Method != "" && !slices.Contains(sinkMethods, s.Method) {
+		errs = append(errs, fmt.Errorf("sink.method %q: want one of %s (POST when left out)", s.Method, strings.Join(sinkMethods, ", ")))
+	}
+	for i, code := range s.RetryableStatus {
+		if code < 100 || code > 599 {
+			errs = append(errs, fmt.Errorf("sink.retryable_status[%d]: %d is not an HTTP status (100 to 599)", i, code))
+		}
+	}
+	for _, h := range slices.Sorted(maps.Keys(s.HeadersEnv)) {
+		if strings.TrimSpace(s.HeadersEnv[h]) == "" {
+			errs = append(errs, fmt.Errorf("sink.headers_env[%q]: empty environment variable name", h))
+		}
+	}
+	return errs
 }
 
 // Provider is the source's signature scheme (verifier and signer).

@@ -3,6 +3,8 @@ package source
 import (
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -205,5 +207,220 @@ func TestParseErrorsNameTheirSource(t *testing.T) {
 		if !strings.HasPrefix(l, `source "billing": `) && !strings.HasPrefix(l, `source "shop": `) {
 			t.Errorf("line %q does not name its source; error:\n%v", l, err)
 		}
+	}
+}
+
+// TestParseValueErrorsNameTheirPlace: a duration or size that did not
+// parse was reported as the parser's error alone ("time: invalid
+// duration "abc""), naming neither the source, the setting nor the line.
+func TestParseValueErrorsNameTheirPlace(t *testing.T) {
+	for name, c := range map[string]struct{ settings, want string }{
+		"tolerance":      {"tolerance: 5 minutes", `source "stripe": tolerance: line 4: `},
+		"max_body":       {"max_body: 1 MBx", `source "stripe": max_body: line 4: `},
+		"dedup_window":   {"dedup_window: abc", `source "stripe": dedup_window: line 4: `},
+		"max_future":     {"max_future: -1h", `source "stripe": max_future: line 4: `},
+		"batch.max_body": {"batch:\n      tokens_env: [T]\n      max_body: ten", `source "stripe": batch.max_body: line 6: `},
+		"retry tier":     {"retry: {tiers: [1s, soon]}", `source "stripe": retry.tiers[1]: line 4: `},
+		"sink.timeout":   {"events:\n      \"invoice.*\":\n        contract: stripe/invoice\n        sink: {url: \"https://h/x\", timeout: 1 minute}", `source "stripe": events["invoice.*"].sink.timeout: line 7: `},
+		"not a scalar":   {"tolerance: [5m]", `source "stripe": tolerance: line 4: `},
+	} {
+		t.Run(name, func(t *testing.T) {
+			doc := "sources:\n  stripe:\n    kind: stripe\n    " + c.settings + "\n    secrets_env: [X]\n  other:\n    kind: none\n"
+			_, err := Parse([]byte(doc), WithoutSecrets())
+			if err == nil || !strings.HasPrefix(err.Error(), c.want) {
+				t.Fatalf("error %v, want it to start with %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestParseRefusesZeroAndOverflowingSizes: max_body: 0 silently meant the
+// 1 MiB default, and a size past int64 wrapped around (17179869184GiB is
+// 2^64 bytes: 0, so the default again).
+func TestParseRefusesZeroAndOverflowingSizes(t *testing.T) {
+	parse := func(settings string) (*Source, error) {
+		f, err := Parse([]byte("sources:\n  s:\n    kind: none\n    "+settings+"\n"), WithoutSecrets())
+		if err != nil {
+			return nil, err
+		}
+		s, _ := f.Get("s")
+		return s, nil
+	}
+	for name, c := range map[string]struct{ settings, says string }{
+		"zero":               {"max_body: 0", `max_body: line 4: size "0": must be at least 1 byte`},
+		"zero with a unit":   {"max_body: 0KiB", `max_body: line 4: size "0KiB": must be at least 1 byte`},
+		"negative":           {"max_body: -1", `max_body: line 4: size "-1": must be at least 1 byte`},
+		"batch zero":         {"batch: {tokens_env: [T], max_body: 0}", `batch.max_body: line 4: size "0": must be at least 1 byte`},
+		"wraps to zero":      {"max_body: 17179869184GiB", `max_body: line 4: size "17179869184GiB" is too large`},
+		"wraps to negative":  {"max_body: 8589934592GiB", `max_body: line 4: size "8589934592GiB" is too large`},
+		"past int64":         {"max_body: 9223372036854775808", `max_body: line 4: size "9223372036854775808" is too large`},
+		"batch wraps":        {"batch: {tokens_env: [T], max_body: 17179869184GiB}", `batch.max_body: line 4: size "17179869184GiB" is too large`},
+		"wraps to the bound": {"max_body: 17592186044417MiB", `max_body: line 4: size "17592186044417MiB" is too large`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if _, err := parse(c.settings); err == nil || !strings.Contains(err.Error(), c.says) {
+				t.Fatalf("error %v, want it to say %q", err, c.says)
+			}
+		})
+	}
+	for settings, want := range map[string]ByteSize{"max_body: 1": 1, "max_body: 1 MB": 1e6, "max_body: 2MiB": 2 << 20, "max_body: 1048576": 1 << 20} {
+		if s, err := parse(settings); err != nil || s.MaxBody != want {
+			t.Errorf("%s: max_body %v (%v), want %d", settings, s, err, want)
+		}
+	}
+	if s, err := parse("json: true"); err != nil || s.MaxBody != DefaultMaxBody || s.Batch.MaxBody != DefaultBatchMaxBody {
+		t.Errorf("sizes left out: %v, want the defaults", err)
+	}
+}
+
+// TestParseChecksHMACSettings: hmac.algorithm and hmac.encoding were
+// checked only when ingest built the verifier, so the processor's
+// --check-config passed a typo.
+func TestParseChecksHMACSettings(t *testing.T) {
+	parse := func(hmac string, opts ...LoadOpt) error {
+		_, err := Parse([]byte("sources:\n  s:\n    kind: hmac\n    secrets_env: [T_HMAC_SECRET]\n    hmac: {header: X-Sig, "+hmac+"}\n"), opts...)
+		return err
+	}
+	t.Setenv("T_HMAC_SECRET", "s")
+	for hmac, want := range map[string]string{
+		"algorithm: sha265": `source "s": hmac.algorithm "sha265": want sha256 or sha512`,
+		"algorithm: md5":    `source "s": hmac.algorithm "md5": want sha256 or sha512`,
+		"encoding: b64":     `source "s": hmac.encoding "b64": want hex or base64`,
+		"encoding: base32":  `source "s": hmac.encoding "base32": want hex or base64`,
+	} {
+		t.Run(hmac, func(t *testing.T) {
+			err := parse(hmac, WithoutSecrets())
+			if err == nil || !strings.HasPrefix(err.Error(), want) {
+				t.Fatalf("without secrets: %v, want %q", err, want)
+			}
+			// With the secrets, the one error, not webhook's too.
+			if err := parse(hmac); err == nil || !strings.HasPrefix(err.Error(), want) || strings.Count(err.Error(), "\n") != 0 {
+				t.Fatalf("with secrets: %v, want only %q", err, want)
+			}
+		})
+	}
+	for _, hmac := range []string{"prefix: x", "algorithm: sha256", "algorithm: SHA512", "encoding: hex", "encoding: Base64", "algorithm: sha512, encoding: base64"} {
+		if err := parse(hmac); err != nil {
+			t.Errorf("%s: %v", hmac, err)
+		}
+	}
+}
+
+// TestParseRefusesBadPointerEscapes: RFC 6901 has two escapes, ~0 and ~1;
+// "/a~2" was accepted and read as the member "a~2".
+func TestParseRefusesBadPointerEscapes(t *testing.T) {
+	for name, c := range map[string]struct{ settings, field, ptr string }{
+		"event_type":        {"event_type: {pointer: /a~2}", "event_type", "/a~2"},
+		"trailing tilde":    {"event_id: {pointer: /id~}", "event_id", "/id~"},
+		"fallback":          {"event_id: {fallback: [/a, /b~x]}", "event_id.fallback[1]", "/b~x"},
+		"event occurred_at": {"events:\n      \"*\": {contract: c, occurred_at: /t~~}", `events["*"]: occurred_at`, "/t~~"},
+		"entity_key":        {"events:\n      \"*\": {contract: c, entity_key: \"k:{/a~2b}\"}", `events["*"]: entity_key`, "/a~2b"},
+		"natural_key":       {"events:\n      \"*\": {contract: c, natural_key: \"{/id}:{/~}\"}", `events["*"]: natural_key`, "/~"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte("sources:\n  s:\n    kind: none\n    "+c.settings+"\n"), WithoutSecrets())
+			if err == nil || !strings.HasPrefix(err.Error(), `source "s": `+c.field+": ") || !strings.Contains(err.Error(), fmt.Sprintf("JSON pointer %q: ~ must be followed by 0 or 1", c.ptr)) {
+				t.Fatalf("error %v, want %s and the pointer %q named", err, c.field, c.ptr)
+			}
+		})
+	}
+	ok := "event_type: {pointer: /a~0b~1c}\n    event_id: {fallback: [/x~1, /~0]}\n    events:\n      \"*\": {contract: c, entity_key: \"k:{/a~1b}\", occurred_at: /t~0}"
+	if _, err := Parse([]byte("sources:\n  s:\n    kind: none\n    "+ok+"\n"), WithoutSecrets()); err != nil {
+		t.Errorf("~0 and ~1: %v", err)
+	}
+	if _, err := ParseTemplate("k:{/a~3}"); err == nil {
+		t.Error("ParseTemplate accepted ~3")
+	}
+}
+
+// TestEmptyFileSaysSo: an empty file (or one of comments only) was refused
+// with a bare "EOF".
+func TestEmptyFileSaysSo(t *testing.T) {
+	for name, doc := range map[string]string{"empty": "", "blank": "\n  \n", "comments": "# sources go here\n\n# later\n", "document marker": "---\n"} {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "sources.yaml")
+			if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			_, err := Load(path, WithoutSecrets())
+			if err == nil || !strings.HasPrefix(err.Error(), path+": no sources defined") || strings.Contains(err.Error(), "EOF") {
+				t.Fatalf("error %v, want it to name %s and say it defines no sources", err, path)
+			}
+		})
+	}
+}
+
+// TestParseRefusesEmptySecretNames: secrets_env: [""] read no variable
+// (or "_FILE"), and was reported as "none of the secret variables [] is
+// set", or not at all beside a set one; the processor, reading no
+// secrets, took it.
+func TestParseRefusesEmptySecretNames(t *testing.T) {
+	t.Setenv("T_ES_SECRET", "s")
+	t.Setenv("T_ES_TOKEN", "t")
+	for name, c := range map[string]struct{ settings, says string }{
+		"only secret":  {"secrets_env: [\"\"]", `source "s": secrets_env[0]: empty environment variable name`},
+		"beside one":   {"secrets_env: [T_ES_SECRET, \"\"]", `source "s": secrets_env[1]: empty environment variable name`},
+		"blank":        {"secrets_env: [\" \", T_ES_SECRET]", `source "s": secrets_env[0]: empty environment variable name`},
+		"batch token":  {"secrets_env: [T_ES_SECRET]\n    batch: {tokens_env: [T_ES_TOKEN, \"\"]}", `source "s": batch.tokens_env[1]: empty environment variable name`},
+		"sink header":  {"secrets_env: [T_ES_SECRET]\n    events:\n      \"*\": {contract: c, sink: {url: \"https://h\", headers_env: {Authorization: \"\"}}}", `source "s": events["*"]: sink.headers_env["Authorization"]: empty environment variable name`},
+		"null in list": {"secrets_env: [T_ES_SECRET, ~]", `source "s": secrets_env[1]: empty environment variable name`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, opts := range [][]LoadOpt{nil, {WithoutSecrets()}} {
+				_, err := Parse([]byte("sources:\n  s:\n    kind: stripe\n    "+c.settings+"\n"), opts...)
+				if err == nil || !strings.Contains(err.Error(), c.says) {
+					t.Fatalf("with %d options: error %v, want %q", len(opts), err, c.says)
+				}
+			}
+		})
+	}
+}
+
+// TestParseReportsAnUnknownKindOnce: with the secrets read, an unknown
+// kind was reported by the kind check and again by webhook.New.
+func TestParseReportsAnUnknownKindOnce(t *testing.T) {
+	t.Setenv("T_UK_SECRET", "s")
+	for _, kind := range []string{"slak", `""`} {
+		_, err := Parse([]byte("sources:\n  s:\n    kind: " + kind + "\n    secrets_env: [T_UK_SECRET]\n"))
+		if err == nil || strings.Count(err.Error(), "kind") != 1 {
+			t.Errorf("kind %s: error %v, want the kind reported once", kind, err)
+		}
+	}
+}
+
+// TestParseChecksSinks: a sink's method and retryable statuses were not
+// checked; an event went to a GET without its body, and a status no
+// server answers could never be retried.
+func TestParseChecksSinks(t *testing.T) {
+	parse := func(sink string) error {
+		_, err := Parse([]byte("sources:\n  s:\n    kind: none\n    events:\n      \"*\": {contract: c, sink: {url: \"https://h/x\", "+sink+"}}\n"), WithoutSecrets())
+		return err
+	}
+	for sink, says := range map[string]string{
+		"method: GET":                  `sink.method "GET": want one of POST, PUT, PATCH`,
+		"method: DELETE":               `sink.method "DELETE": want one of POST, PUT, PATCH`,
+		"method: post":                 `sink.method "post": want one of POST, PUT, PATCH`,
+		"method: \"POST \"":            `sink.method "POST ": want one of POST, PUT, PATCH`,
+		"retryable_status: [429, 99]":  `sink.retryable_status[1]: 99 is not an HTTP status`,
+		"retryable_status: [600]":      `sink.retryable_status[0]: 600 is not an HTTP status`,
+		"retryable_status: [0]":        `sink.retryable_status[0]: 0 is not an HTTP status`,
+		"retryable_status: [-503]":     `sink.retryable_status[0]: -503 is not an HTTP status`,
+		"retryable_status: [50300]":    `sink.retryable_status[0]: 50300 is not an HTTP status`,
+		"method: GET, timeout: 1s":     `sink.method "GET"`,
+		"method: PATCH, timeout: 1s":   "",
+		"method: PUT":                  "",
+		"method: POST":                 "",
+		"timeout: 1s":                  "",
+		"retryable_status: [100, 599]": "",
+	} {
+		t.Run(sink, func(t *testing.T) {
+			err := parse(sink)
+			switch {
+			case says == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case says != "" && (err == nil || !strings.HasPrefix(err.Error(), `source "s": events["*"]: `+says)):
+				t.Fatalf("error %v, want %q", err, says)
+			}
+		})
 	}
 }

@@ -65,6 +65,9 @@ func ParseTemplate(s string) (*Template, error) {
 		switch {
 		case slices.Contains(templateFieldNames, ref):
 		case strings.HasPrefix(ref, "/") && len(ref) > 1:
+			if err := checkPointer(ref); err != nil {
+				return nil, fmt.Errorf("template %q: %w", s, err)
+			}
 		default:
 			return nil, fmt.Errorf("template %q: {%s} is neither a JSON pointer (/a/b) nor one of %s", s, ref, strings.Join(templateFieldNames, ", "))
 		}
