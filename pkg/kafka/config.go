@@ -59,39 +59,98 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.String(&c.TLSServerName, "kafka-tls-server-name", "INLET_KAFKA_TLS_SERVER_NAME", "", "TLS server name override")
 }
 
+// NoRetryTiers is the -retry-tiers value for no retry tiers at all: no
+// retry topics, and a failed event goes to the dead-letter topic at once.
+const NoRetryTiers = "none"
+
+// MinRetryTier is the shortest delay -retry-tiers takes: a shorter one
+// (1ns, 10ms) is a typo for a longer one, or a retry loop against a sink
+// that is down.
+const MinRetryTier = time.Second
+
+// retryTiersSetting names the setting in errors.
+const retryTiersSetting = "-retry-tiers (INLET_RETRY_TIERS)"
+
 // RetryTiersFlag defines -retry-tiers (INLET_RETRY_TIERS) on fs, the
 // processor's retry tier delays, one topic each: every service and command
 // that names retry topics takes them the same way. Call the function it
-// returns after fs.Parse for the delays.
+// returns after fs.Parse for the delays; it refuses an empty value or
+// entry, a delay under MinRetryTier, and delays that do not increase
+// (attempt n goes to the n-th tier and a requeue to the first, so the
+// order is the escalation). NoRetryTiers gives none.
 func RetryTiersFlag(fs *flagenv.Set, usage string) func() ([]time.Duration, error) {
-	names := make([]string, len(DefaultRetryTiers))
-	for i, d := range DefaultRetryTiers {
+	var tiers string
+	fs.String(&tiers, "retry-tiers", "INLET_RETRY_TIERS", tierList(DefaultRetryTiers),
+		usage+" (comma-separated, increasing, each at least "+TierName(MinRetryTier)+"; "+NoRetryTiers+": no retry tiers)")
+	return func() ([]time.Duration, error) { return parseRetryTiersFlag(tiers) }
+}
+
+// parseRetryTiersFlag reads -retry-tiers' value; see RetryTiersFlag.
+func parseRetryTiersFlag(v string) ([]time.Duration, error) {
+	v = strings.TrimSpace(v)
+	switch v {
+	case NoRetryTiers:
+		return nil, nil
+	case "":
+		return nil, fmt.Errorf("%s is empty: give the tier delays (the default is %s), or %q for no retry tiers",
+			retryTiersSetting, tierList(DefaultRetryTiers), NoRetryTiers)
+	}
+	entries := strings.Split(v, ",")
+	if strings.Trim(v, ", \t") == "" {
+		return nil, fmt.Errorf("%s %q holds no delay: give the tier delays (the default is %s), or %q for no retry tiers",
+			retryTiersSetting, v, tierList(DefaultRetryTiers), NoRetryTiers)
+	}
+	for i, e := range entries {
+		if strings.TrimSpace(e) == "" {
+			return nil, fmt.Errorf("%s %q: entry %d of %d is empty", retryTiersSetting, v, i+1, len(entries))
+		}
+	}
+	tiers, err := ParseRetryTiers(entries)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", retryTiersSetting, err)
+	}
+	for i, d := range tiers {
+		switch {
+		case d < MinRetryTier:
+			return nil, fmt.Errorf("%s: retry tier %s is under the minimum of %s", retryTiersSetting, TierName(d), TierName(MinRetryTier))
+		case i > 0 && d == tiers[i-1]:
+			return nil, fmt.Errorf("%s: retry tier %s is given twice (%q): each tier is one topic", retryTiersSetting, TierName(d), v)
+		case i > 0 && d < tiers[i-1]:
+			return nil, fmt.Errorf("%s %s: the delays must increase (attempt n waits on the n-th tier, a requeue on the first): %s comes after %s",
+				retryTiersSetting, tierList(tiers), TierName(d), TierName(tiers[i-1]))
+		}
+	}
+	return tiers, nil
+}
+
+// tierList renders delays as -retry-tiers takes them: 30s,2m,15m.
+func tierList(ds []time.Duration) string {
+	names := make([]string, len(ds))
+	for i, d := range ds {
 		names[i] = TierName(d)
 	}
-	var tiers []string
-	fs.List(&tiers, "retry-tiers", "INLET_RETRY_TIERS", strings.Join(names, ","), usage)
-	return func() ([]time.Duration, error) { return ParseRetryTiers(tiers) }
+	return strings.Join(names, ",")
 }
 
 // Validate reports settings that cannot work.
 func (c *Config) Validate() error {
 	var errs []error
 	if len(c.Brokers) == 0 {
-		errs = append(errs, errors.New("kafka: no brokers"))
+		errs = append(errs, errors.New("kafka: no brokers: set -kafka-brokers (INLET_KAFKA_BROKERS)"))
 	}
 	if c.TopicPrefix == "" {
-		errs = append(errs, errors.New("kafka: empty topic prefix"))
+		errs = append(errs, errors.New("kafka: -topic-prefix (INLET_TOPIC_PREFIX) is empty"))
 	}
 	if c.Partitions < 1 {
-		errs = append(errs, errors.New("kafka: topic partitions must be ≥ 1"))
+		errs = append(errs, fmt.Errorf("kafka: -topic-partitions (INLET_TOPIC_PARTITIONS) %d: topic partitions must be ≥ 1", c.Partitions))
 	}
 	switch c.SASLMechanism {
 	case "", "plain", "scram-sha-256", "scram-sha-512":
 	default:
-		errs = append(errs, fmt.Errorf("kafka: unknown SASL mechanism %q", c.SASLMechanism))
+		errs = append(errs, fmt.Errorf("kafka: unknown SASL mechanism %q (-kafka-sasl-mechanism, INLET_KAFKA_SASL_MECHANISM): want plain, scram-sha-256 or scram-sha-512", c.SASLMechanism))
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
-		errs = append(errs, errors.New("kafka: TLS cert and key must be given together"))
+		errs = append(errs, errors.New("kafka: TLS cert and key must be given together (-kafka-tls-cert and -kafka-tls-key, INLET_KAFKA_TLS_CERT and INLET_KAFKA_TLS_KEY)"))
 	}
 	return errors.Join(errs...)
 }
@@ -108,9 +167,12 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 		kgo.ClientID(c.ClientID),
 	}
 	if log != nil {
-		// The client logs every transaction at info; keep warnings and up.
+		// The client logs every transaction at info; keep warnings and up,
+		// a warning repeated unchanged (a broker down: about 13 a second)
+		// once per RepeatEvery.
 		quiet := slog.New(minLevel{log.Handler(), slog.LevelWarn}).With("component", "kafka")
-		opts = append(opts, kgo.WithLogger(kslog.New(quiet)))
+		limited := slog.New(newRepeatLimiter(quiet.Handler(), RepeatEvery, time.Now))
+		opts = append(opts, kgo.WithLogger(kslog.New(limited)))
 	}
 	if c.SASLMechanism == "" {
 		// Credentials without a mechanism would be ignored: the client would
@@ -132,7 +194,7 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 	if c.SASLMechanism != "" {
 		pass, err := flagenv.Secret("INLET_KAFKA_SASL_PASSWORD")
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("kafka: SASL mechanism %s (-kafka-sasl-mechanism, INLET_KAFKA_SASL_MECHANISM): %w", c.SASLMechanism, err)
 		}
 		var missing []string
 		if c.SASLUser == "" {

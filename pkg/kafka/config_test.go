@@ -1,10 +1,19 @@
 package kafka
 
 import (
+	"bytes"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/flagenv"
 )
 
 // TestClientOptsSASLCredentials: a SASL mechanism authenticates with a
@@ -90,5 +99,156 @@ func TestClientOptsSASLCredentials(t *testing.T) {
 				t.Errorf("the error shows the password: %v", err)
 			}
 		})
+	}
+}
+
+// TestRetryTiersFlag: -retry-tiers (INLET_RETRY_TIERS) takes increasing
+// delays of at least 1s, or "none"; an empty value or entry (",", which
+// used to give no tiers without a word), a delay given twice (30s,30s: one
+// topic for two tiers), one under 1s (1ns) and delays out of order are
+// refused, naming the flag and the variable.
+func TestRetryTiersFlag(t *testing.T) {
+	parse := func(t *testing.T, args []string) ([]time.Duration, error) {
+		t.Helper()
+		fs := flagenv.New("test")
+		fs.SetOutput(io.Discard)
+		tiers := RetryTiersFlag(fs, "retry tiers")
+		if err := fs.Parse(args); err != nil {
+			t.Fatalf("parse %v: %v", args, err)
+		}
+		return tiers()
+	}
+	for _, c := range []struct {
+		name, value string
+		want        []time.Duration
+	}{
+		{"the default", "", DefaultRetryTiers},
+		{"increasing", "5s, 1m,1h30m", []time.Duration{5 * time.Second, time.Minute, 90 * time.Minute}},
+		{"the minimum", "1s", []time.Duration{time.Second}},
+		{"none", "none", nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("INLET_RETRY_TIERS", c.value)
+			if c.value == "" {
+				os.Unsetenv("INLET_RETRY_TIERS")
+			}
+			got, err := parse(t, nil)
+			if err != nil || !slices.Equal(got, c.want) {
+				t.Fatalf("INLET_RETRY_TIERS=%q: %v, %v; want %v", c.value, got, err, c.want)
+			}
+		})
+	}
+	for _, c := range []struct {
+		name, value string
+		want        []string
+	}{
+		{"empty", "", []string{"empty", "none"}},
+		{"blank", "  ", []string{"empty", "none"}},
+		{"only separators", ",", []string{"holds no delay", "none"}},
+		{"only separators and blanks", " , ,", []string{"holds no delay"}},
+		{"an empty entry", "30s,,2m", []string{"entry 2 of 3 is empty"}},
+		{"a trailing separator", "30s,2m,", []string{"entry 3 of 3 is empty"}},
+		{"not a duration", "soon", []string{`"soon"`}},
+		{"zero", "0s", []string{`"0s"`}},
+		{"under a second", "1ns", []string{"1ns", "minimum of 1s"}},
+		{"under a second, later", "30s,2m,500ms", []string{"500ms", "minimum of 1s"}},
+		{"twice", "30s,30s", []string{"30s", "twice"}},
+		{"twice, written otherwise", "1m,60s", []string{"1m", "twice"}},
+		{"decreasing", "2m,30s", []string{"increase", "30s comes after 2m"}},
+		{"a repeat out of order", "30s,2m,30s", []string{"increase"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			for _, how := range []string{"flag", "env"} {
+				var args []string
+				if how == "flag" {
+					os.Unsetenv("INLET_RETRY_TIERS")
+					args = []string{"-retry-tiers", c.value}
+				} else {
+					t.Setenv("INLET_RETRY_TIERS", c.value)
+				}
+				got, err := parse(t, args)
+				if err == nil {
+					t.Fatalf("%s %q: tiers %v, want an error", how, c.value, got)
+				}
+				for _, w := range append(c.want, "-retry-tiers (INLET_RETRY_TIERS)") {
+					if !strings.Contains(err.Error(), w) {
+						t.Errorf("%s %q: %v, want an error mentioning %q", how, c.value, err, w)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestValidateNamesTheFlags: each setting Validate refuses is named by
+// its flag and variable.
+func TestValidateNamesTheFlags(t *testing.T) {
+	good := Config{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "inlet", Partitions: 6}
+	if err := good.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		edit func(*Config)
+		want []string
+	}{
+		{"no partitions", func(c *Config) { c.Partitions = 0 }, []string{"-topic-partitions (INLET_TOPIC_PARTITIONS)", "≥ 1"}},
+		{"negative partitions", func(c *Config) { c.Partitions = -3 }, []string{"-topic-partitions (INLET_TOPIC_PARTITIONS) -3"}},
+		{"no brokers", func(c *Config) { c.Brokers = nil }, []string{"-kafka-brokers (INLET_KAFKA_BROKERS)"}},
+		{"no prefix", func(c *Config) { c.TopicPrefix = "" }, []string{"-topic-prefix (INLET_TOPIC_PREFIX)"}},
+		{"unknown mechanism", func(c *Config) { c.SASLMechanism = "md5" }, []string{"-kafka-sasl-mechanism", "INLET_KAFKA_SASL_MECHANISM", `"md5"`}},
+		{"cert without key", func(c *Config) { c.TLSCertFile = "/c.pem" }, []string{"-kafka-tls-key", "INLET_KAFKA_TLS_KEY"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := good
+			c.edit(&cfg)
+			err := cfg.Validate()
+			for _, w := range c.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("%v, want an error mentioning %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestClientOptsLimitsRepeatedWarnings: the client's logger passes a
+// warning repeated unchanged once (a broker down logged about 13 a
+// second), and every error and distinct warning.
+func TestClientOptsLimitsRepeatedWarnings(t *testing.T) {
+	t.Setenv("INLET_KAFKA_SASL_PASSWORD", "")
+	t.Setenv("INLET_KAFKA_SASL_PASSWORD_FILE", "")
+	var buf bytes.Buffer
+	cfg := Config{Brokers: []string{"127.0.0.1:47101"}}
+	opts, err := cfg.ClientOpts(slog.New(slog.NewTextHandler(&buf, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	log := cl.OptValue(kgo.WithLogger).(kgo.Logger)
+	buf.Reset() // whatever the client logged starting
+	for range 13 {
+		log.Log(kgo.LogLevelWarn, "unable to open connection to broker", "addr", "127.0.0.1:47101", "err", "connection refused")
+	}
+	log.Log(kgo.LogLevelWarn, "unable to open connection to broker", "addr", "127.0.0.1:47102", "err", "connection refused")
+	log.Log(kgo.LogLevelError, "fatal", "err", "x")
+	log.Log(kgo.LogLevelError, "fatal", "err", "x")
+	log.Log(kgo.LogLevelInfo, "transaction begun")
+	out := buf.String()
+	if n := strings.Count(out, "47101"); n != 1 {
+		t.Errorf("the repeated warning logged %d times, want once:\n%s", n, out)
+	}
+	if n := strings.Count(out, "47102"); n != 1 {
+		t.Errorf("a distinct warning logged %d times, want once:\n%s", n, out)
+	}
+	if n := strings.Count(out, "msg=fatal"); n != 2 {
+		t.Errorf("errors logged %d times, want every one (2):\n%s", n, out)
+	}
+	if strings.Contains(out, "transaction begun") || !strings.Contains(out, "component=kafka") {
+		t.Errorf("info passed or the component is not named:\n%s", out)
 	}
 }

@@ -584,7 +584,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, fmt.Errorf("%s is not a failure queue", topic)
 	}
 	if action == "requeue" && len(q.topics.Retry) == 0 {
-		return res, errors.New("no retry tier to requeue to (the processor's -retry-tiers is empty)")
+		return res, errors.New("no retry tier to requeue to (the processor's -retry-tiers is none)")
 	}
 	if action == "requeue" {
 		// Each requeued record would be refused with only
