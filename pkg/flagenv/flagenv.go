@@ -173,8 +173,10 @@ func (s *Set) Bool(p *bool, name, env string, def bool, u string) {
 
 // Secret reads a secret from $env, or from the file named by $env_FILE (the
 // Docker/Kubernetes convention); trailing newlines in the file are dropped.
-// It returns "" when neither is set. Secrets are never flags: flags show up
-// in process listings.
+// It returns "" when neither is set. A file that is empty or only
+// whitespace is an error naming the variable and the path (a secret
+// mounted empty, not one left unset). Secrets are never flags: flags show
+// up in process listings.
 func Secret(env string) (string, error) {
 	if v := os.Getenv(env); v != "" {
 		return v, nil
@@ -183,6 +185,9 @@ func Secret(env string) (string, error) {
 		b, err := os.ReadFile(f)
 		if err != nil {
 			return "", fmt.Errorf("read %s_FILE: %w", env, err)
+		}
+		if strings.TrimSpace(string(b)) == "" {
+			return "", fmt.Errorf("the file named by %s_FILE (%s) is empty: it holds no %s", env, f, env)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}

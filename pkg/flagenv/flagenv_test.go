@@ -172,3 +172,39 @@ func TestParseInterspersed(t *testing.T) {
 		t.Error("an unknown flag after a positional argument was taken")
 	}
 }
+
+// TestSecretFileEmpty: a _FILE naming an empty file, or one of whitespace
+// only, is an error naming the variable and the path, not a secret
+// silently unset (which callers reported as "not set").
+func TestSecretFileEmpty(t *testing.T) {
+	for name, content := range map[string]string{"empty": "", "a newline": "\n", "whitespace": " \t\r\n \n"} {
+		t.Run(name, func(t *testing.T) {
+			f := t.TempDir() + "/secret"
+			if err := os.WriteFile(f, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			t.Setenv("T_SECRET", "")
+			t.Setenv("T_SECRET_FILE", f)
+			got, err := Secret("T_SECRET")
+			if err == nil {
+				t.Fatalf("Secret = %q, nil; want an error", got)
+			}
+			for _, w := range []string{"T_SECRET_FILE", f, "empty"} {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("%v, want an error mentioning %q", err, w)
+				}
+			}
+		})
+	}
+	t.Run("spaces kept inside a secret", func(t *testing.T) {
+		f := t.TempDir() + "/secret"
+		if err := os.WriteFile(f, []byte(" pass word \n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("T_SECRET", "")
+		t.Setenv("T_SECRET_FILE", f)
+		if got, err := Secret("T_SECRET"); err != nil || got != " pass word " {
+			t.Fatalf("Secret = %q, %v; want %q", got, err, " pass word ")
+		}
+	})
+}

@@ -91,16 +91,22 @@ func DefaultConfig() Config {
 func (c *Config) Validate() error {
 	var errs []error
 	if c.Group == "" {
-		errs = append(errs, errors.New("processor: empty group"))
+		errs = append(errs, errors.New("processor: -group (INLET_PROCESSOR_GROUP) is empty"))
 	}
 	if c.BatchSize < 1 {
-		errs = append(errs, errors.New("processor: batch size must be ≥ 1"))
+		errs = append(errs, fmt.Errorf("processor: -batch-size (INLET_PROCESSOR_BATCH) %d: want 1 or more", c.BatchSize))
 	}
 	if c.Workers < 1 {
-		errs = append(errs, errors.New("processor: workers must be ≥ 1"))
+		errs = append(errs, fmt.Errorf("processor: -workers (INLET_PROCESSOR_WORKERS) %d: want 1 or more", c.Workers))
 	}
-	if c.ClaimLease < time.Second || c.BatchDeadline <= 0 || c.BackoffMax <= 0 {
-		errs = append(errs, errors.New("processor: claim lease ≥ 1s, batch deadline and backoff must be positive"))
+	if c.ClaimLease < time.Second {
+		errs = append(errs, fmt.Errorf("processor: -claim-lease (INLET_CLAIM_LEASE) %v: want 1s or more", c.ClaimLease))
+	}
+	if c.BatchDeadline <= 0 {
+		errs = append(errs, fmt.Errorf("processor: -batch-deadline (INLET_BATCH_DEADLINE) %v: want more than 0", c.BatchDeadline))
+	}
+	if c.BackoffMax <= 0 {
+		errs = append(errs, fmt.Errorf("processor: -backoff-max (INLET_BACKOFF_MAX) %v: want more than 0", c.BackoffMax))
 	}
 	// A batch runs from its claims to its confirm for at most the batch
 	// deadline plus the drain timeout (its context's bound). Claims and
@@ -108,12 +114,12 @@ func (c *Config) Validate() error {
 	// newer state that this batch's commit then overwrites on the state
 	// topic, and let duplicates through.
 	if c.DrainTimeout < 0 || c.BatchDeadline+c.DrainTimeout >= c.ClaimLease {
-		errs = append(errs, fmt.Errorf("processor: the claim lease (%v) must exceed the batch deadline plus the drain timeout (%v + %v): a batch may hold its claims that long", c.ClaimLease, c.BatchDeadline, c.DrainTimeout))
+		errs = append(errs, fmt.Errorf("processor: -claim-lease (%v) must exceed -batch-deadline plus -drain-timeout (%v + %v): a batch may hold its claims that long", c.ClaimLease, c.BatchDeadline, c.DrainTimeout))
 	}
 	// Its transaction is open as long: one the broker times out first is
 	// aborted under it, and the commit fails.
 	if c.TxnTimeout <= 0 || c.BatchDeadline+c.DrainTimeout >= c.TxnTimeout {
-		errs = append(errs, fmt.Errorf("processor: the transaction timeout (%v) must exceed the batch deadline plus the drain timeout (%v + %v): a batch may keep its transaction open that long", c.TxnTimeout, c.BatchDeadline, c.DrainTimeout))
+		errs = append(errs, fmt.Errorf("processor: -txn-timeout (%v) must exceed -batch-deadline plus -drain-timeout (%v + %v): a batch may keep its transaction open that long", c.TxnTimeout, c.BatchDeadline, c.DrainTimeout))
 	}
 	return errors.Join(errs...)
 }

@@ -35,7 +35,7 @@ func TestConfigClaimLeaseCoversABatch(t *testing.T) {
 		c := DefaultConfig()
 		c.ClaimLease, c.BatchDeadline, c.DrainTimeout = tc.lease, tc.deadline, tc.drain
 		err := c.Validate()
-		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "claim lease")) {
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "-claim-lease")) {
 			t.Errorf("lease %v deadline %v drain %v: %v, want ok=%v", tc.lease, tc.deadline, tc.drain, err, tc.ok)
 		}
 	}
@@ -59,7 +59,7 @@ func TestConfigTxnTimeoutCoversABatch(t *testing.T) {
 		c := DefaultConfig()
 		c.TxnTimeout, c.BatchDeadline, c.DrainTimeout = tc.txn, tc.deadline, tc.drain
 		err := c.Validate()
-		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "transaction timeout")) {
+		if (err == nil) != tc.ok || (err != nil && !strings.Contains(err.Error(), "-txn-timeout")) {
 			t.Errorf("txn timeout %v deadline %v drain %v: %v, want ok=%v", tc.txn, tc.deadline, tc.drain, err, tc.ok)
 		}
 	}
@@ -105,5 +105,27 @@ func TestWaitOutNamesRefusedCredentials(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), `"level":"ERROR"`) || !strings.Contains(logs.String(), "refused our credentials") {
 		t.Fatalf("log %s: want an error naming the credentials", logs.String())
+	}
+}
+
+// TestConfigErrorsNameTheFlags: each setting Validate refuses is named as
+// an operator sets it, flag and environment variable, with its value.
+func TestConfigErrorsNameTheFlags(t *testing.T) {
+	for _, tc := range []struct {
+		set  func(*Config)
+		want string
+	}{
+		{func(c *Config) { c.Group = "" }, "-group (INLET_PROCESSOR_GROUP) is empty"},
+		{func(c *Config) { c.BatchSize = 0 }, "-batch-size (INLET_PROCESSOR_BATCH) 0: want 1 or more"},
+		{func(c *Config) { c.Workers = -2 }, "-workers (INLET_PROCESSOR_WORKERS) -2: want 1 or more"},
+		{func(c *Config) { c.ClaimLease = 500 * time.Millisecond }, "-claim-lease (INLET_CLAIM_LEASE) 500ms: want 1s or more"},
+		{func(c *Config) { c.BatchDeadline = 0 }, "-batch-deadline (INLET_BATCH_DEADLINE) 0s"},
+		{func(c *Config) { c.BackoffMax = -time.Second }, "-backoff-max (INLET_BACKOFF_MAX) -1s"},
+	} {
+		c := DefaultConfig()
+		tc.set(&c)
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v; want it to say %q", err, tc.want)
+		}
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sr"
@@ -45,7 +46,7 @@ func (c *LogConfig) RegisterFlags(fs *flagenv.Set) {
 func (c *LogConfig) Logger(w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(c.Level)); err != nil {
-		return nil, fmt.Errorf("log level %q: %w", c.Level, err)
+		return nil, fmt.Errorf("-log-level (INLET_LOG_LEVEL) %q: want debug, info, warn or error", c.Level)
 	}
 	opts := &slog.HandlerOptions{Level: lvl}
 	switch strings.ToLower(c.Format) {
@@ -63,7 +64,7 @@ func (c *LogConfig) Logger(w io.Writer) (*slog.Logger, error) {
 	case "text":
 		return slog.New(slog.NewTextHandler(w, opts)), nil
 	}
-	return nil, fmt.Errorf("log format %q: want json or text", c.Format)
+	return nil, fmt.Errorf("-log-format (INLET_LOG_FORMAT) %q: want json or text", c.Format)
 }
 
 // RegistryConfig is how a process reaches the schema registry. The password
@@ -96,6 +97,10 @@ func (c *RegistryConfig) Client() (*registry.Client, error) {
 		u, err := url.Parse(raw)
 		if err != nil {
 			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) #%d: not a URL (%s; the value is not shown: it may hold a password)", i+1, RedactedReason(err))
+		}
+		if u.Opaque != "" || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) #%d %s: want an http:// or https:// URL with a host, such as http://127.0.0.1:8081%s",
+				i+1, ShownURL(raw), schemeHint(u))
 		}
 		if u.User != nil {
 			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) %s has a user or password written into it (not shown): "+
@@ -135,6 +140,19 @@ func (c *RegistryConfig) Client() (*registry.Client, error) {
 		return nil, err
 	}
 	return registry.New(cl), nil
+}
+
+// schemeHint says what is wrong with u's scheme, when it can be said
+// without quoting what may be a user name: "host:port" parses as scheme
+// "host", and "user:pass@host" as scheme "user".
+func schemeHint(u *url.URL) string {
+	switch {
+	case u.Opaque != "" || u.Scheme == "":
+		return " (is http:// missing?)"
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Sprintf(" (scheme %q)", u.Scheme)
+	}
+	return " (no host)"
 }
 
 // EnsureTopics creates Inlet's topics (if missing) with a short-lived admin
@@ -214,8 +232,13 @@ func SignalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
 }
 
 // CheckRedis refuses a Redis too old for the store's commands (see
-// store.CheckServer). Redis being unreachable is only logged: the processor
-// waits for it anyway.
+// store.CheckServer), and credentials Redis refuses, which waiting does
+// not fix: a wrong password or user (WRONGPASS), none where one is
+// required (NOAUTH), an ACL user that may not read the store's keys
+// (NOPERM on a read of one, as processing makes). Its error names the
+// settings, never the password. Redis being unreachable is only logged:
+// the processor waits for it anyway. An ACL user that may not run INFO is
+// not refused for it; the version is then not checked.
 func CheckRedis(ctx context.Context, st *store.Store, log *slog.Logger) error {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
@@ -223,8 +246,23 @@ func CheckRedis(ctx context.Context, st *store.Store, log *slog.Logger) error {
 	if errors.Is(err, store.ErrServerTooOld) {
 		return err
 	}
-	if err != nil {
-		log.Warn("could not check the Redis version; processing waits for Redis", "error", err)
+	if redis.IsPermissionError(err) {
+		log.Warn("could not check the Redis version: the ACL user may not run INFO", "error", err)
+		err = nil
+	}
+	if err == nil {
+		// INFO reads no key: read one, as processing does.
+		_, err = st.EntityTimes(cctx, []string{"inlet-start-check"})
+	}
+	switch {
+	case redis.IsAuthError(err):
+		return fmt.Errorf("redis refused the credentials: check the user and password in -redis-url (INLET_REDIS_URL: redis://user:password@host:port/db) "+
+			"and REDIS_PASSWORD or REDIS_PASSWORD_FILE (either overrides the URL's password): %w", err)
+	case redis.IsPermissionError(err):
+		return fmt.Errorf("redis refused the store's commands to the user of -redis-url (INLET_REDIS_URL): its ACL must allow them (reads, writes, scripts) "+
+			"on the keys under -redis-key-prefix (INLET_REDIS_KEY_PREFIX): %w", err)
+	case err != nil:
+		log.Warn("could not check the Redis version and access; processing waits for Redis", "error", err)
 	}
 	return nil
 }

@@ -109,3 +109,71 @@ func TestJSONLogDurations(t *testing.T) {
 		t.Errorf("line %s: want durations as text, other values as they are", buf.String())
 	}
 }
+
+// TestLoggerNamesTheFlags: a log level or format not taken is refused
+// naming the flag and the variable, and listing the values taken.
+func TestLoggerNamesTheFlags(t *testing.T) {
+	for _, c := range []struct {
+		cfg  LogConfig
+		want []string
+	}{
+		{LogConfig{Level: "loud", Format: "json"}, []string{"-log-level (INLET_LOG_LEVEL)", `"loud"`, "debug, info, warn or error"}},
+		{LogConfig{Level: "info", Format: "yaml"}, []string{"-log-format (INLET_LOG_FORMAT)", `"yaml"`, "json or text"}},
+	} {
+		_, err := c.cfg.Logger(&bytes.Buffer{})
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%+v: %v, want an error mentioning %q", c.cfg, err, w)
+			}
+		}
+	}
+	for _, lvl := range []string{"debug", "INFO", "warn", "error", "info+2"} {
+		if _, err := (&LogConfig{Level: lvl, Format: "text"}).Logger(&bytes.Buffer{}); err != nil {
+			t.Errorf("level %q: %v", lvl, err)
+		}
+	}
+}
+
+// TestRegistryURLScheme: a registry URL that is not http(s) with a host
+// (ftp://x, or localhost:8081 without a scheme, which parses as scheme
+// "localhost") is refused when the client is built, naming the flag; it
+// used to be retried at start as if the registry were down. Credentials
+// in such a URL are not shown.
+func TestRegistryURLScheme(t *testing.T) {
+	t.Setenv("INLET_SCHEMA_REGISTRY_PASSWORD", "")
+	t.Setenv("INLET_SCHEMA_REGISTRY_PASSWORD_FILE", "")
+	t.Setenv("INLET_SCHEMA_REGISTRY_TOKEN", "")
+	t.Setenv("INLET_SCHEMA_REGISTRY_TOKEN_FILE", "")
+	const secret = "pw-s3cr3t"
+	for _, c := range []struct {
+		urls []string
+		want []string
+	}{
+		{[]string{"ftp://x"}, []string{"ftp://x", `scheme "ftp"`}},
+		{[]string{"localhost:8081"}, []string{"http:// missing"}},
+		{[]string{"sr.internal"}, []string{"http:// missing"}},
+		{[]string{"http://"}, []string{"no host"}},
+		{[]string{"http://sr-a:8081", "sr-b:8081"}, []string{"#2"}},
+		{[]string{"inlet:" + secret + "@sr.internal:8081"}, []string{"not shown"}},
+		{[]string{"ftp://inlet:" + secret + "@sr.internal:8081"}, []string{"ftp://sr.internal:8081"}},
+	} {
+		_, err := (&RegistryConfig{URLs: c.urls}).Client()
+		if err == nil {
+			t.Errorf("%v: client built", c.urls)
+			continue
+		}
+		for _, w := range append(c.want, "-schema-registry-url (INLET_SCHEMA_REGISTRY_URL)", "http://") {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: %v, want an error mentioning %q", c.urls, err, w)
+			}
+		}
+		if strings.Contains(err.Error(), secret) || strings.Contains(err.Error(), "inlet") {
+			t.Errorf("%v: the error shows a credential: %v", c.urls, err)
+		}
+	}
+	for _, urls := range [][]string{{"http://127.0.0.1:8081"}, {"https://sr.example.com/api/sr", "HTTP://sr-b:8081"}} {
+		if _, err := (&RegistryConfig{URLs: urls}).Client(); err != nil {
+			t.Errorf("%v: %v", urls, err)
+		}
+	}
+}

@@ -67,7 +67,7 @@ func run(args []string, stderr io.Writer) error {
 	}
 	sources, err := source.Load(sourcesPath)
 	if err != nil {
-		return err
+		return fmt.Errorf("-sources (INLET_SOURCES): %w", err)
 	}
 	if err := kcfg.Validate(); err != nil {
 		return err

@@ -64,3 +64,29 @@ func TestCheckConfigListenAddrs(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigNamesTheFlags: settings ingest refuses are named by
+// flag and variable: a missing sources file (with its path), retry tiers
+// that cannot work, a registry URL that is not http(s), a log level.
+func TestCheckConfigNamesTheFlags(t *testing.T) {
+	setSourceSecrets(t)
+	missing := t.TempDir() + "/sources.yaml"
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"-sources", missing}, []string{"-sources (INLET_SOURCES)", missing}},
+		{[]string{"-sources", exampleSources, "-retry-tiers", "30s,30s"}, []string{"-retry-tiers (INLET_RETRY_TIERS)", "twice"}},
+		{[]string{"-sources", exampleSources, "-retry-tiers", ","}, []string{"-retry-tiers (INLET_RETRY_TIERS)"}},
+		{[]string{"-sources", exampleSources, "-schema-registry-url", "localhost:8081"}, []string{"-schema-registry-url (INLET_SCHEMA_REGISTRY_URL)"}},
+		{[]string{"-sources", exampleSources, "-log-level", "verbose"}, []string{"-log-level (INLET_LOG_LEVEL)", "debug, info, warn or error"}},
+		{[]string{"-sources", exampleSources, "-topic-partitions", "0"}, []string{"-topic-partitions (INLET_TOPIC_PARTITIONS)"}},
+	} {
+		err := run(append([]string{"-check-config"}, c.args...), io.Discard)
+		for _, w := range c.want {
+			if err == nil || !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: %v, want an error mentioning %q", c.args, err, w)
+			}
+		}
+	}
+}

@@ -132,7 +132,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 
 	sources, err := source.Load(sourcesPath, source.WithoutSecrets())
 	if err != nil {
-		return exitUsage, err
+		return exitUsage, fmt.Errorf("--sources (INLET_SOURCES): %w", err)
 	}
 	scfg, ok := sources.Get(src)
 	if !ok {

@@ -82,6 +82,30 @@ func TestReplayCommand(t *testing.T) {
 			}
 		}
 	})
+	t.Run("usage errors name the flag", func(t *testing.T) {
+		// Refused before anything is reached: no stack needed.
+		missing := filepath.Join(t.TempDir(), "sources.yaml")
+		to := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+		for _, c := range []struct {
+			args []string
+			want []string
+		}{
+			{[]string{"--workers", "0"}, []string{"-workers (INLET_PROCESSOR_WORKERS) 0"}},
+			{[]string{"--sources", missing}, []string{"--sources (INLET_SOURCES)", missing}},
+			{[]string{"--retry-tiers", "2m,30s"}, []string{"-retry-tiers (INLET_RETRY_TIERS)", "increase"}},
+		} {
+			args := append([]string{"replay", "--source", "stripe", "--id", "x", "--to", to}, c.args...)
+			code, err := run(args, &bytes.Buffer{})
+			if code != exitUsage {
+				t.Errorf("%v: exit %d (%v), want %d", c.args, code, err, exitUsage)
+			}
+			for _, w := range c.want {
+				if err == nil || !strings.Contains(err.Error(), w) {
+					t.Errorf("%v: %v, want an error mentioning %q", c.args, err, w)
+				}
+			}
+		}
+	})
 	t.Run("a --to or --from later than now is refused", func(t *testing.T) {
 		// It was accepted: the replay read what the raw topic held, was
 		// marked complete, and events arriving later inside its range were
@@ -144,7 +168,7 @@ func TestReplayCommand(t *testing.T) {
 			{"malformed variable", [2]string{"INLET_TXN_TIMEOUT", "sixty"}, nil, "INLET_TXN_TIMEOUT"},
 			{"no unit", [2]string{"INLET_BATCH_DEADLINE", "30"}, nil, "INLET_BATCH_DEADLINE"},
 			{"not a number", [2]string{"INLET_PROCESSOR_WORKERS", "two"}, nil, "INLET_PROCESSOR_WORKERS"},
-			{"transaction timeout under a batch", [2]string{}, []string{"--txn-timeout", "40s"}, "transaction timeout"},
+			{"transaction timeout under a batch", [2]string{}, []string{"--txn-timeout", "40s"}, "-txn-timeout"},
 		} {
 			t.Run(c.name, func(t *testing.T) {
 				if c.env[0] != "" {

@@ -102,7 +102,7 @@ func schemasCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig,
 	if sourcesPath != "" {
 		sources, err := source.Load(sourcesPath, source.WithoutSecrets())
 		if err != nil {
-			return exitError, err
+			return exitError, fmt.Errorf("--sources (INLET_SOURCES): %w", err)
 		}
 		var missing []string
 		checked, missing = schemacheck.Used(sources, reg)

@@ -113,6 +113,14 @@ func TestSchemasCheck(t *testing.T) {
 		}
 	})
 
+	t.Run("sources file missing", func(t *testing.T) {
+		missing := filepath.Join(t.TempDir(), "sources.yaml")
+		code, err := run(append(flags, "schemas", "check", "--sources", missing), &bytes.Buffer{})
+		if code != exitError || err == nil || !strings.Contains(err.Error(), "--sources (INLET_SOURCES)") || !strings.Contains(err.Error(), missing) {
+			t.Errorf("exit %d, %v; want %d naming --sources (INLET_SOURCES) and the path", code, err, exitError)
+		}
+	})
+
 	t.Run("registry unreachable", func(t *testing.T) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {

@@ -40,9 +40,21 @@ var startWait = service.DefaultStartWait
 
 func main() {
 	if err := run(os.Args[1:], os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "processor:", err)
+		fmt.Fprintln(os.Stderr, exitMessage(err))
 		os.Exit(1)
 	}
+}
+
+// exitMessage is err as the processor's last words: after "processor: ",
+// unless it begins so already, as pkg/processor's errors do ("processor:
+// processor: -workers …" said it twice).
+func exitMessage(err error) string {
+	const prefix = "processor: "
+	msg := err.Error()
+	if strings.HasPrefix(msg, prefix) {
+		return msg
+	}
+	return prefix + msg
 }
 
 // run is the processor: the log and usage go to stderr. It returns nil
@@ -86,7 +98,7 @@ func run(args []string, stderr io.Writer) error {
 	}
 	sources, err := source.Load(sourcesPath, source.WithoutSecrets())
 	if err != nil {
-		return err
+		return fmt.Errorf("-sources (INLET_SOURCES): %w", err)
 	}
 	if err := acfg.LoadSecrets(); err != nil {
 		return err

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -35,11 +36,20 @@ func TestCheckConfig(t *testing.T) {
 		{"INLET_ADMIN_TOKEN_FILE", "/nonexistent/token", "INLET_ADMIN_TOKEN"},
 		{"INLET_ALERT_FORMAT", "slak", "alert-format"},
 		{"INLET_ALERT_WEBHOOK_URL", "hooks.slack.com/services/T0/B0/SECRET", "alert-webhook-url"},
-		{"INLET_CLAIM_LEASE", "40s", "claim lease"},
+		{"INLET_CLAIM_LEASE", "40s", "-claim-lease"},
 		// A source's own tiers (30s, 2m, 15m) that the processor has no
 		// topic for: refused only after the wait for Kafka, before.
 		{"INLET_RETRY_TIERS", "45s", "INLET_RETRY_TIERS"},
 		{"INLET_ADMIN_ADDR", "garbage", "-admin-addr (INLET_ADMIN_ADDR)"},
+		// Settings refused without naming their flag, or not refused.
+		{"INLET_RETRY_TIERS", ",", "-retry-tiers (INLET_RETRY_TIERS)"},
+		{"INLET_RETRY_TIERS", "30s,30s,2m,15m", "-retry-tiers (INLET_RETRY_TIERS)"},
+		{"INLET_RETRY_TIERS", "1ns,30s,2m,15m", "-retry-tiers (INLET_RETRY_TIERS)"},
+		{"INLET_SCHEMA_REGISTRY_URL", "ftp://x", "-schema-registry-url (INLET_SCHEMA_REGISTRY_URL)"},
+		{"INLET_SCHEMA_REGISTRY_URL", "localhost:8081", "-schema-registry-url (INLET_SCHEMA_REGISTRY_URL)"},
+		{"INLET_PROCESSOR_WORKERS", "0", "-workers (INLET_PROCESSOR_WORKERS)"},
+		{"INLET_TOPIC_PARTITIONS", "0", "-topic-partitions (INLET_TOPIC_PARTITIONS)"},
+		{"INLET_LOG_LEVEL", "loud", "-log-level (INLET_LOG_LEVEL) \"loud\": want debug, info, warn or error"},
 	} {
 		t.Run(c.env, func(t *testing.T) {
 			t.Setenv(c.env, c.value)
@@ -53,6 +63,50 @@ func TestCheckConfig(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMissingSourcesFile: a sources file that is not there is refused
+// naming the flag, the variable and the path.
+func TestMissingSourcesFile(t *testing.T) {
+	path := t.TempDir() + "/sources.yaml"
+	for _, args := range [][]string{{"-sources", path}, nil} {
+		t.Setenv("INLET_SOURCES", path)
+		err := run(append([]string{"-check-config"}, args...), io.Discard)
+		for _, want := range []string{"-sources (INLET_SOURCES)", path} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%v: %v, want an error naming %s", args, err, want)
+			}
+		}
+	}
+}
+
+// TestExitMessageSaysProcessorOnce: the processor's last line says
+// "processor: " once, for pkg/processor's errors too, which begin so
+// ("processor: processor: -batch-size …"). main runs in a child
+// process: it exits.
+func TestExitMessageSaysProcessorOnce(t *testing.T) {
+	if args := os.Getenv("INLET_TEST_PROCESSOR_MAIN"); args != "" {
+		os.Args = append([]string{"processor"}, strings.Split(args, " ")...)
+		main()
+		os.Exit(0)
+	}
+	for _, c := range []struct{ args, want string }{
+		{"-check-config -sources " + exampleSources + " -batch-size 0", "processor: -batch-size (INLET_PROCESSOR_BATCH) 0: want 1 or more\n"},
+		{"-check-config -sources " + exampleSources + " -retry-tiers 45s", "processor: source \"stripe\" retries after 30s"},
+		{"-check-config -sources " + exampleSources + " -history-retention -1h", "processor: -history-retention"},
+	} {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestExitMessageSaysProcessorOnce$")
+		cmd.Env = append(os.Environ(), "INLET_TEST_PROCESSOR_MAIN="+c.args)
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		err := cmd.Run()
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+			t.Errorf("%s: %v, want exit 1; stderr:\n%s", c.args, err, stderr.String())
+		}
+		if out := stderr.String(); !strings.HasPrefix(out, c.want) || strings.Contains(out, "processor: processor:") {
+			t.Errorf("%s: stderr\n%s\nwant it to begin %q, saying \"processor:\" once", c.args, out, c.want)
+		}
 	}
 }
 

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/alicebob/miniredis/v2"
+
 	"github.com/inletdev/inlet/pkg/service/servicetest"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
@@ -136,5 +138,32 @@ func TestRegistryURLWithPassword(t *testing.T) {
 	}
 	if err != nil && strings.Contains(err.Error(), secret) {
 		t.Errorf("%v shows the password", err)
+	}
+}
+
+// TestStartRedisAuthRefused: Redis refusing the processor's password fails
+// the start at once, naming the settings and not the password; it was
+// logged as Redis unreachable and the processor started, to wait on Redis
+// for good.
+func TestStartRedisAuthRefused(t *testing.T) {
+	const secret = "wrong-redis-s3cr3t"
+	env := testenv.Embedded(t) // Kafka and the registry; its Redis is not used
+	m := miniredis.RunT(t)
+	m.RequireAuth("the-right-one")
+	t.Setenv("REDIS_PASSWORD", "")
+	t.Setenv("REDIS_PASSWORD_FILE", "")
+	s := startProcessor(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
+		"-schema-registry-url", env.RegistryURL, "-redis-url", "redis://:"+secret+"@"+m.Addr()+"/0", "-admin-addr", servicetest.FreeAddr(t))
+	err := s.Stopped(t, 30*time.Second)
+	for _, want := range []string{"WRONGPASS", "INLET_REDIS_URL", "REDIS_PASSWORD"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("run: %v, want an error naming %s", err, want)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), secret) || strings.Contains(s.Log.String(), secret) {
+		t.Errorf("the password is shown: %v\n%s", err, s.Log)
+	}
+	if s.Line("processor running") != nil {
+		t.Errorf("the processor ran on refused credentials:\n%s", s.Log)
 	}
 }
