@@ -13,8 +13,10 @@
 //   - fill: dedup is respected, so only events never processed are applied
 //     (gaps filled); the others end as duplicates: those whose claim is
 //     done, and those that are their entity's stored state (see
-//     markApplied). An event without a business time whose claim expired
-//     cannot be told from a gap, and is processed again.
+//     markApplied). An event whose claim expired cannot be told from a
+//     gap, and is processed again, when it has no business time or its
+//     entity's state is another event of the same time (equal times
+//     apply, so it becomes the state again: newest wins, later wins a tie).
 //   - rebuild: first the dedup claims of the copied events, and the Redis
 //     state of the entities they touch while that state is one of the
 //     copied events, are deleted (keys computed by running the handlers
