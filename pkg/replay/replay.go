@@ -1016,16 +1016,27 @@ func (r *run) process(ctx context.Context) error {
 	if err := r.checkNotExpired(ctx, group); err != nil {
 		return err
 	}
+	pcfg := r.cfg.Processor
+	if pcfg.BatchSize == 0 {
+		pcfg = processor.DefaultConfig()
+	}
+	// The copy's last commit (and a resumed run's retries) may not be
+	// readable yet: counted by stable offsets, they would be missing, and
+	// a replay with nothing left to count is complete. A run killed
+	// mid-batch left its transaction open until the broker aborts it,
+	// after the transaction timeout.
+	sctx, cancel := context.WithTimeout(ctx, pcfg.TxnTimeout+15*time.Second)
+	err := kafka.AwaitStable(sctx, r.adm, append([]string{r.topic}, r.retry...)...)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("wait for the copies to be readable: %w", err)
+	}
 	need, err := pending(ctx, r.adm, r.d.KafkaOpts, group, append([]string{r.topic}, r.retry...)...)
 	if err != nil {
 		return err
 	}
 	if need == 0 {
 		return nil
-	}
-	pcfg := r.cfg.Processor
-	if pcfg.BatchSize == 0 {
-		pcfg = processor.DefaultConfig()
 	}
 	pcfg.Group = group
 	host, _ := os.Hostname()

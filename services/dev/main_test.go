@@ -100,8 +100,8 @@ func TestProcessorFlags(t *testing.T) {
 		{"duration without a unit", [2]string{"INLET_BATCH_DEADLINE", "30"}, nil, "INLET_BATCH_DEADLINE"},
 		{"malformed transaction timeout", [2]string{"INLET_TXN_TIMEOUT", "sixty"}, nil, "INLET_TXN_TIMEOUT"},
 		{"workers not a number", [2]string{"INLET_PROCESSOR_WORKERS", "two"}, nil, "INLET_PROCESSOR_WORKERS"},
-		{"transaction timeout under a batch", [2]string{}, []string{"-txn-timeout", "40s"}, "transaction timeout"},
-		{"claim lease under a batch", [2]string{}, []string{"-drain-timeout", "40s"}, "claim lease"},
+		{"transaction timeout under a batch", [2]string{}, []string{"-txn-timeout", "40s"}, "-txn-timeout"},
+		{"claim lease under a batch", [2]string{}, []string{"-drain-timeout", "40s"}, "-claim-lease"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if c.env[0] != "" {
