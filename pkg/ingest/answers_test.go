@@ -59,9 +59,21 @@ func TestBatchLineRejectionsSayWhat(t *testing.T) {
 	}
 	// Only the line's own members are held to that: the payload is the
 	// sender's, duplicates and all.
-	line := `{"id":"ord-9","type":"invoice.paid","data":{"id":1,"id":2,"TYPE":"x"},"Extra":1,"extra":2}`
+	line := `{"id":"ord-9","type":"invoice.paid","data":{"id":1,"id":2,"TYPE":"x","timestamp":3}}`
 	if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(line), ""); status != http.StatusOK || br.Accepted != 1 {
 		t.Errorf("%s: status %d %+v, want 200 and the line accepted", line, status, br)
+	}
+	// A member the line does not have is refused, named (cut to 64
+	// bytes): "timestamp" for occurred_at lost the event's time.
+	longName := strings.Repeat("x", 100)
+	for _, tt := range []struct{ line, want string }{
+		{`{"id":"ord-9","type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":{}}`, `unknown field "timestamp": a line has id, type, occurred_at, schema_version, correlation_id, data; the event's own fields go in data`},
+		{`{"id":"ord-9","type":"invoice.paid","data":{},"` + longName + `":1}`, `unknown field "` + longName[:64] + `…"`},
+	} {
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(tt.line), "")
+		if status != http.StatusBadRequest || len(br.Results) != 1 || !strings.HasPrefix(br.Results[0].Error, tt.want) {
+			t.Errorf("%.80s: status %d %+v, want 400 and %q", tt.line, status, br, tt.want)
+		}
 	}
 }
 

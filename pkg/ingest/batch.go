@@ -443,19 +443,25 @@ var batchFields = [...]string{"id", "type", "occurred_at", "schema_version", "co
 // another case: encoding/json matches names case-insensitively and keeps
 // the last duplicate, so {"type":"a",...,"TYPE":"b"} became an event of
 // type b whose stored payload says a, and JSON pointers (webhooks, the
-// processor's templates) read the first, case-sensitively. The line is
-// known to be a JSON object.
+// processor's templates) read the first, case-sensitively. A field that
+// is none of them is refused too: a line with "timestamp" (the Standard
+// Webhooks name) for occurred_at was taken without its time, silently.
 func checkLineFields(line []byte) error {
 	var seen [len(batchFields)]bool
 	var err error
-	gjson.ParseBytes(line).ForEach(func(k, _ gjson.Result) bool {
+	obj := gjson.ParseBytes(line)
+	if !obj.IsObject() {
+		return nil // said by the decoder, naming what it is
+	}
+	obj.ForEach(func(k, _ gjson.Result) bool {
 		name := k.String()
+		known := false
 		for i, f := range batchFields {
 			switch {
 			case name == f && seen[i]:
 				err = fmt.Errorf("%s appears twice; name each field once", f)
 			case name == f:
-				seen[i] = true
+				seen[i], known = true, true
 			case strings.EqualFold(name, f):
 				err = fmt.Errorf("field %q: field names are lower case (%s)", name, f)
 			default:
@@ -463,9 +469,21 @@ func checkLineFields(line []byte) error {
 			}
 			break
 		}
+		if err == nil && !known {
+			err = fmt.Errorf("unknown field %q: a line has %s; the event's own fields go in data", shownField(name), strings.Join(batchFields[:], ", "))
+		}
 		return err == nil
 	})
 	return err
+}
+
+// shownField is a field name as an answer quotes it: at most 64 bytes of
+// it, so a hostile line cannot make every answer huge.
+func shownField(name string) string {
+	if len(name) > 64 {
+		return name[:64] + "…"
+	}
+	return name
 }
 
 // lineJSONError says why a line is not a batch event as JSON: where its
