@@ -121,7 +121,7 @@ func run(args []string) error {
 	madeToken := adminToken()
 	sources, err := source.Load(c.sources)
 	if err != nil {
-		return err
+		return fmt.Errorf("-sources (INLET_SOURCES): %w", err)
 	}
 	// Before anything starts, so a bad -redis-url stops nothing half-started.
 	ropt, err := c.redisOptions()
@@ -146,6 +146,21 @@ func run(args []string) error {
 		return err
 	}
 	if err := c.checkAddrs(); err != nil {
+		return err
+	}
+	// Ports taken are found before the data directory is touched too: the
+	// HTTP listeners are held from here, the stack's ports tried.
+	ln, err := service.Listen("ingest-addr", "INLET_INGEST_ADDR", c.ingest.Addr)
+	if err != nil {
+		return portHint(err, "stop it, or pick another address: INLET_INGEST_ADDR=127.0.0.1:18080 make run")
+	}
+	defer ln.Close()
+	adminLn, err := service.Listen("admin-addr", "INLET_ADMIN_ADDR", c.adminAddr)
+	if err != nil {
+		return portHint(err, "stop it, or pick another address: INLET_ADMIN_ADDR=127.0.0.1:19090 make run")
+	}
+	defer adminLn.Close()
+	if err := c.tryPorts(); err != nil {
 		return err
 	}
 	kcfg := kafka.Config{ClientID: "inlet-dev", TopicPrefix: c.prefix, Partitions: 3, ReplicationFactor: -1}
@@ -249,14 +264,6 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	ln, err := service.Listen("ingest-addr", "INLET_INGEST_ADDR", c.ingest.Addr)
-	if err != nil {
-		return portHint(err, "stop it, or pick another address: INLET_INGEST_ADDR=127.0.0.1:18080 make run")
-	}
-	adminLn, err := service.Listen("admin-addr", "INLET_ADMIN_ADDR", c.adminAddr)
-	if err != nil {
-		return portHint(err, "stop it, or pick another address: INLET_ADMIN_ADDR=127.0.0.1:19090 make run")
-	}
 	adminSrv := service.AdminServer(adminMux(srv, tel, api))
 
 	errc := make(chan error, 2)
@@ -275,7 +282,7 @@ func run(args []string) error {
 	fmt.Print(banner{
 		dataDir: c.dataDir, ingestURL: ingestURL, adminAddr: adminLn.Addr().String(),
 		brokers: strings.Join(stack.Brokers, ","), prefix: c.prefix, registryURL: stack.RegistryURL,
-		redisURL: stack.RedisURL, curl: sampleCurl(sources, ingestURL),
+		redisURL: stack.RedisURL, curl: sampleCurl(sources, ingestURL, time.Now()),
 		raw: topics.Raw, processed: topics.Processed, sources: c.sources, token: madeToken,
 	})
 	log.Info("ready", "ingest", ingestURL, "sources", sources.Names())
@@ -450,21 +457,25 @@ func adminMux(srv *ingest.Server, tel *telemetry.Telemetry, api *admin.API) http
 
 // sampleCurl is a ready-to-paste curl for a Shopify order webhook: Shopify
 // signs without a timestamp, so the command stays valid however long it
-// waits in a terminal.
-func sampleCurl(sources *source.File, base string) string {
+// waits in a terminal. The order's updated_at is now: the shop source's
+// natural key is the order id and updated_at, so the sample of each start
+// is a new update (processed), not a duplicate of the last start's, kept
+// in .inlet/.
+func sampleCurl(sources *source.File, base string, now time.Time) string {
 	src, ok := sources.Get("shop")
 	if !ok {
 		return "(no source named shop in the sources file)"
 	}
 	// A valid orders/updated body for API 2025-01 (contract shopify/order v2).
-	body := []byte(`{"id":820982911946154508,"name":"#1001","email":"jon@example.com","created_at":"2025-01-10T11:00:00-05:00","updated_at":"2025-01-10T12:00:00-05:00","currency":"USD","total_price":"199.65","financial_status":"paid","line_items":[{"id":1,"title":"Wool hat","quantity":1,"price":"199.65"}]}`)
+	body := []byte(`{"id":820982911946154508,"name":"#1001","email":"jon@example.com","created_at":"2025-01-10T11:00:00-05:00","updated_at":"` +
+		now.UTC().Format(time.RFC3339) + `","currency":"USD","total_price":"199.65","financial_status":"paid","line_items":[{"id":1,"title":"Wool hat","quantity":1,"price":"199.65"}]}`)
 	// One line, and no ' that would end the shell quote.
 	body = []byte(strings.ReplaceAll(strings.Join(strings.Fields(string(body)), " "), "'", "\\u0027"))
 	h := http.Header{}
-	if err := src.Provider().Sign(h, body, time.Now()); err != nil {
+	if err := src.Provider().Sign(h, body, now); err != nil {
 		return "(cannot sign sample: " + err.Error() + ")"
 	}
-	webhookID := "dev-" + strconv.FormatInt(time.Now().Unix(), 36)
+	webhookID := "dev-" + strconv.FormatInt(now.Unix(), 36)
 	return fmt.Sprintf(`  curl -sS -X POST %s/webhooks/shop \
     -H 'Content-Type: application/json' \
     -H 'X-Shopify-Topic: orders/updated' \
@@ -494,4 +505,28 @@ func (c *config) checkAddrs() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// tryPorts binds each fixed port of the stack (Kafka, the registry, and
+// the embedded Redis when no -redis-url is given) on 127.0.0.1 and lets
+// it go, so a port in use stops the start before the data directory is
+// touched. Another process may still take one before the stack does: the
+// stack's own start then fails with the same hint.
+func (c *config) tryPorts() error {
+	ports := []struct {
+		flag string
+		port int
+		used bool
+	}{{"kafka-port", c.kafkaPort, true}, {"registry-port", c.registryPort, true}, {"redis-port", c.redisPort, c.redis.URL == ""}}
+	for _, p := range ports {
+		if !p.used || p.port == 0 {
+			continue
+		}
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
+		if err != nil {
+			return portHint(fmt.Errorf("-%s %d: %w", p.flag, p.port, err), "stop it, or pick other ports with -kafka-port/-registry-port/-redis-port and, for a second stack, another -data-dir: two stacks cannot share one")
+		}
+		ln.Close()
+	}
+	return nil
 }

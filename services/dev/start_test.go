@@ -125,6 +125,25 @@ func TestConfigErrorsLeaveNoData(t *testing.T) {
 		{"a Kafka port out of range", [2]string{}, func(*testing.T) []string {
 			return []string{"-kafka-port", "-1"}
 		}, "-kafka-port (INLET_DEV_KAFKA_PORT)"},
+		{"a sources file that is not there", [2]string{}, func(t *testing.T) []string {
+			return []string{"-sources", filepath.Join(t.TempDir(), "missing.yaml")}
+		}, "-sources (INLET_SOURCES): open "},
+		// Ports in use: found before the data directory is made.
+		{"the ingest port in use", [2]string{}, func(t *testing.T) []string {
+			return []string{"-ingest-addr", "127.0.0.1:" + busyPort(t)}
+		}, "INLET_INGEST_ADDR"},
+		{"the admin port in use", [2]string{}, func(t *testing.T) []string {
+			return []string{"-admin-addr", "127.0.0.1:" + busyPort(t)}
+		}, "INLET_ADMIN_ADDR"},
+		{"the Kafka port in use", [2]string{}, func(t *testing.T) []string {
+			return []string{"-kafka-port", busyPort(t)}
+		}, "-kafka-port"},
+		{"the registry port in use", [2]string{}, func(t *testing.T) []string {
+			return []string{"-registry-port", busyPort(t)}
+		}, "-registry-port"},
+		{"the Redis port in use", [2]string{}, func(t *testing.T) []string {
+			return []string{"-redis-port", busyPort(t)}
+		}, "-redis-port"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "data")
