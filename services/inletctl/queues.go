@@ -172,6 +172,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		return list(ctx, q, topic, f, group, after, limit, output == "json", out, unknownSource)
 	case "show":
 		es, err = q.List(ctx, topic, f)
+		inOrderNamed(es, f.IDs)
 	case "depth":
 		n, err := q.Depth(ctx, topic)
 		if err != nil {
@@ -528,4 +529,16 @@ func currentUser() string {
 		return u.Username
 	}
 	return os.Getenv("USER")
+}
+
+// inOrderNamed sorts show's entries in the order their ids were named
+// (the queue's order otherwise): what was asked for first comes first.
+func inOrderNamed(es []*ops.Entry, ids []string) {
+	at := make(map[string]int, len(ids))
+	for i, id := range ids {
+		if _, seen := at[id]; !seen {
+			at[id] = i
+		}
+	}
+	slices.SortStableFunc(es, func(a, b *ops.Entry) int { return at[a.ID] - at[b.ID] })
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -394,5 +395,18 @@ func TestQueueShowPrintsKeptHeaders(t *testing.T) {
 	// An entry whose envelope kept none prints no empty "headers:" line.
 	if out := runq("dlq", "show", bare); strings.Contains(out, "headers:") {
 		t.Errorf("dlq show %s: a headers line with none kept:\n%s", bare, out)
+	}
+}
+
+// show lists entries in the order their ids were named, not the queue's.
+func TestShowKeepsTheOrderNamed(t *testing.T) {
+	es := []*ops.Entry{{ID: "q.dlq/1/2"}, {ID: "q.dlq/2/0"}, {ID: "q.dlq/0/7"}}
+	inOrderNamed(es, []string{"q.dlq/2/0", "q.dlq/0/7", "q.dlq/2/0", "q.dlq/1/2"})
+	var got []string
+	for _, e := range es {
+		got = append(got, e.ID)
+	}
+	if want := []string{"q.dlq/2/0", "q.dlq/0/7", "q.dlq/1/2"}; !slices.Equal(got, want) {
+		t.Fatalf("%v, want %v", got, want)
 	}
 }
