@@ -102,6 +102,8 @@ type Processor struct {
 	// releaseWarned: a release that found Redis down while stopping has
 	// been logged (once per processor; see release).
 	releaseWarned atomic.Bool
+	// committed: what this process's acknowledged commits stored.
+	committed committedOffsets
 
 	// crashBeforeCommit, set by tests, simulates a crash between writing
 	// the outputs and committing: Run returns at once, leaving the
@@ -326,6 +328,10 @@ type item struct {
 	// decided: newest-wins was decided by deliverInOrder, not yet
 	// written; applyDecided writes it.
 	decided bool
+	// lostCommit: an acknowledged commit of this process covered the
+	// record, and Kafka lost it (see committedOffsets): its dedup key,
+	// done, is taken back and the event processed again.
+	lostCommit bool
 }
 
 func (it *item) countKey() CountKey {
@@ -482,16 +488,39 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			p.waits.available(waitRedis, p.log)
 			acquired := make([]string, 0, len(pending))
 			var held []string // by another member
+			var lost []string // done, by a commit Kafka lost
 			for i, k := range pending {
 				switch res[i] {
 				case store.ClaimAcquired:
 					acquired = append(acquired, k)
 				case store.ClaimDone:
-					if it := byKey[k]; it != nil {
+					if it := byKey[k]; it != nil && it.lostCommit {
+						lost = append(lost, k)
+					} else if it != nil {
 						it.outcome = Duplicate
 					}
 				case store.ClaimBusy:
 					held = append(held, k)
+				}
+			}
+			if len(lost) > 0 {
+				var taken []store.ClaimResult
+				if taken, err = p.d.Store.RetakeDone(ctx, lost, token); err != nil {
+					if !store.IsUnavailable(err) && ctx.Err() == nil {
+						return append(acquired, lost...), fmt.Errorf("take back the claims of a lost commit: %w", err)
+					}
+					// Waited out as a failed claim: all tried again.
+					held = append(held, lost...)
+				}
+				for i, k := range lost {
+					if err != nil {
+						break
+					}
+					if taken[i] == store.ClaimAcquired {
+						acquired = append(acquired, k)
+					} else {
+						held = append(held, k)
+					}
 				}
 			}
 			if len(held) == 0 {

@@ -151,6 +151,35 @@ func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]
 	return res, nil
 }
 
+// RetakeDone claims each key for token as ClaimBatch does, but takes a key
+// that is done too: for events whose processing Kafka lost after the
+// processor confirmed it (a committed transaction whose markers never
+// reached the partitions, so its offsets and outputs were aborted, and the
+// raw records come back). Skipped as duplicates, those events would have
+// no output. A key another attempt holds stays ClaimBusy. One round trip.
+func (s *Store) RetakeDone(ctx context.Context, keys []string, token string) ([]ClaimResult, error) {
+	if err := checkToken(token); err != nil {
+		return nil, err
+	}
+	out, err := s.evalBatch(ctx, nil, op{name: "retake", script: retakeScript, common: []any{token, s.cfg.lease.Milliseconds()}, n: len(keys),
+		item: func(i int, args []any) (string, []any) { return s.dedupKey(keys[i]), args }})
+	if err != nil {
+		return nil, err
+	}
+	res := make([]ClaimResult, len(keys))
+	for i, c := range out[0] {
+		switch c {
+		case 0, 3:
+			res[i] = ClaimAcquired
+		case 2:
+			res[i] = ClaimBusy
+		default:
+			return nil, fmt.Errorf("store: retake: unexpected script result %d", c)
+		}
+	}
+	return res, nil
+}
+
 // ConfirmBatch marks each key done, with a TTL of its dedup window, after the
 // events' output was written; one round trip. window holds one duration per
 // key, or a single one for all keys; each must be at least 1ms.

@@ -53,16 +53,19 @@ var (
 	applySrc string
 	//go:embed delete_if.lua
 	deleteIfSrc string
+	//go:embed retake.lua
+	retakeSrc string
 
 	claimScript    = redis.NewScript(claimSrc)
 	releaseScript  = redis.NewScript(releaseSrc)
 	applyScript    = redis.NewScript(applySrc)
 	deleteIfScript = redis.NewScript(deleteIfSrc)
+	retakeScript   = redis.NewScript(retakeSrc)
 )
 
 // ScriptOps maps the SHA1 of each Lua script the store runs (as EVALSHA
 // sends it) to its operation: claim (renewing a lease a retried batch
-// already holds), apply or release. Claims and confirms are otherwise plain
+// already holds), apply, release, or retake (RetakeDone). Claims and confirms are otherwise plain
 // SET commands (SET … NX … GET and SET … GET). DeleteEntitiesIf's script
 // (replay rebuild) is "delete entities". It is for instrumentation that
 // sees the Redis commands, such as a go-redis hook.
@@ -72,6 +75,7 @@ func ScriptOps() map[string]string {
 		applyScript.Hash():    "apply",
 		releaseScript.Hash():  "release",
 		deleteIfScript.Hash(): "delete entities",
+		retakeScript.Hash():   "retake",
 	}
 }
 
