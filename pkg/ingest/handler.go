@@ -136,7 +136,9 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	// than the ack timeout to arrive was answered 503 before Kafka was even
 	// asked, and again on every retry.
 	if err := s.w.writeOne(s.deadlines.context(time.Now()), rec); err != nil {
-		log(slog.LevelWarn, "not acknowledged by kafka", "event_type", env.EventType, "event_id", env.EventID, "outcome", "unavailable", "error", err)
+		lvl, quiet := s.unacked.level(time.Now())
+		log(lvl, "not acknowledged by kafka", "event_type", env.EventType, "event_id", env.EventID, "outcome", "unavailable", "error", err,
+			"at_debug_since_last", quiet)
 		s.setRetryAfter(w)
 		answer(http.StatusServiceUnavailable, outcomeUnavailable, reasonKafka, Response{CorrelationID: corr, Error: "kafka did not acknowledge the event in time; retry"})
 		return

@@ -117,10 +117,13 @@ type Server struct {
 	deadlines *deadlines
 	// bodies bounds the request bodies held in memory.
 	bodies *bodyBudget
-	kafka  Producers
-	sr     *sr.Client
-	log    *slog.Logger
-	now    func() time.Time
+	// unacked: one webhook Kafka did not acknowledge logged at warn per
+	// unackedEvery, the others at debug.
+	unacked warnEvery
+	kafka   Producers
+	sr      *sr.Client
+	log     *slog.Logger
+	now     func() time.Time
 
 	metrics    *Metrics
 	tracer     trace.Tracer
@@ -183,6 +186,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		cfg: cfg, sources: d.Sources, codec: d.Codec, topic: d.RawTopic,
 		w: newWriter(d.Kafka), deadlines: newDeadlines(cfg.AckTimeout), bodies: &bodyBudget{limit: int64(cfg.MaxBodyBytesInFlight)}, kafka: d.Kafka, sr: d.SR, log: d.Log, now: d.Now,
 		stop:       make(chan struct{}),
+		unacked:    warnEvery{period: unackedEvery},
 		tracer:     tracenoop.NewTracerProvider().Tracer(""),
 		propagator: propagation.TraceContext{},
 	}

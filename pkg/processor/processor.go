@@ -830,12 +830,12 @@ func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, item
 	if len(keys) == 0 && len(locks) == 0 {
 		return
 	}
-	_, err := p.retryRedis(ctx, func() error {
+	_, err := p.retryRedis(ctx, true, func() error {
 		err := p.d.Store.Settle(ctx, token, keys, windows, locks)
 		if store.IsLostClaim(err) {
 			// The output is committed; the claim had expired. Logged,
 			// not retried: a duplicate output is possible.
-			p.log.Error("dedup claim lost before confirm (claim lease too short or worker stalled)", "error", err)
+			p.log.Error("dedup claim lost before confirm: its lease ran out (-claim-lease too short, or the worker stalled), or Redis lost the key (restarted without persistence, evicted it, or failed over)", "error", err)
 			return nil
 		}
 		return err
@@ -870,7 +870,9 @@ func (p *Processor) release(ctx, stop context.Context, held []string, token stri
 	}
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
 	defer cancel()
-	down, err := p.retryRedis(rctx, func() error { return p.d.Store.ReleaseBatch(rctx, held, token) })
+	// Stopping, a release Redis defeats is one warning below, not a
+	// line per try.
+	down, err := p.retryRedis(rctx, stop.Err() == nil, func() error { return p.d.Store.ReleaseBatch(rctx, held, token) })
 	switch {
 	case err == nil:
 	case down && stop.Err() != nil:
@@ -890,8 +892,9 @@ func (p *Processor) release(ctx, stop context.Context, held []string, token stri
 // unavailable meanwhile (a call cut by ctx's end fails with ctx's error,
 // not an outage). A release that never happens is harmless (the lease
 // expires); a confirm that never happens lets a later duplicate through,
-// hence the retries.
-func (p *Processor) retryRedis(ctx context.Context, f func() error) (down bool, err error) {
+// hence the retries. With warn, each try that finds Redis unavailable
+// logs "redis unavailable; waiting", as a claim's does.
+func (p *Processor) retryRedis(ctx context.Context, warn bool, f func() error) (down bool, err error) {
 	backoff := 50 * time.Millisecond
 	var o *outage
 	defer func() { p.waits.done(o) }()
@@ -906,6 +909,9 @@ func (p *Processor) retryRedis(ctx context.Context, f func() error) (down bool, 
 		}
 		down = true
 		o = p.waits.failed(waitRedis, o)
+		if warn {
+			p.log.Warn("redis unavailable; waiting", "error", err, durationAttr("retry_in", backoff))
+		}
 		if !sleep(ctx, backoff) {
 			return down, err
 		}

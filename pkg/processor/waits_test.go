@@ -338,3 +338,34 @@ func TestStaleOutageIsNotResumed(t *testing.T) {
 		ws.done(o4)
 	}
 }
+
+// TestConfirmWaitsSayingSo: a confirm or release that finds Redis down
+// logs "redis unavailable; waiting" each try, as a claim does (a drill saw
+// a 20 s outage during confirms with no line until "available again"); a
+// release while stopping does not (one warning says it, see
+// TestReleaseWhileStoppingWarnsOnce).
+func TestConfirmWaitsSayingSo(t *testing.T) {
+	for _, warn := range []bool{true, false} {
+		var buf syncbuf.Buffer
+		p := &Processor{cfg: DefaultConfig(), log: bufLog(&buf)}
+		p.cfg.BackoffMax = time.Millisecond
+		fails := 0
+		down, err := p.retryRedis(context.Background(), warn, func() error {
+			if fails < 3 {
+				fails++
+				return fmt.Errorf("%w: dial tcp: connection refused", store.ErrUnavailable)
+			}
+			return nil
+		})
+		if err != nil || !down {
+			t.Fatalf("warn %v: %v, down %v", warn, err, down)
+		}
+		want := 0
+		if warn {
+			want = 3
+		}
+		if n := len(linesWith(t, &buf, "redis unavailable; waiting")); n != want {
+			t.Errorf("warn %v: %d waiting lines, want %d:\n%s", warn, n, want, buf.String())
+		}
+	}
+}

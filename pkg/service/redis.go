@@ -1,9 +1,12 @@
 package service
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
+	"strings"
 
 	"github.com/redis/go-redis/v9"
 
@@ -59,4 +62,20 @@ func RedactedReason(err error) string {
 		return "a malformed %-escape or host"
 	}
 	return ue.Err.Error()
+}
+
+// RedisClientLog sends the go-redis client's own log lines (a pool that
+// fails to dial, say: one per connection attempt while Redis is down) to
+// log at debug, as JSON like every other line, instead of plain text on
+// stderr, which broke log parsing. The outage itself is logged by the
+// processor ("redis unavailable; waiting"). The client's logger is global
+// to the process.
+func RedisClientLog(log *slog.Logger) {
+	redis.SetLogger(redisLog{log.With("component", "redis-client")})
+}
+
+type redisLog struct{ log *slog.Logger }
+
+func (l redisLog) Printf(ctx context.Context, format string, v ...any) {
+	l.log.DebugContext(ctx, strings.TrimSpace(fmt.Sprintf(format, v...)))
 }

@@ -1,6 +1,10 @@
 package service
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
@@ -55,5 +59,20 @@ func TestRedisFlags(t *testing.T) {
 	c.RegisterFlags(fs)
 	if err := fs.Parse(nil); err != nil || c.KeyPrefix != "staging:" || c.URL != "redis://127.0.0.1:6379/0" {
 		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+// The go-redis client's own lines go to the service's log as JSON at
+// debug, not as plain text on stderr.
+func TestRedisClientLogIsJSON(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	redisLog{log.With("component", "redis-client")}.Printf(context.Background(), "pool.go:770: redis: connection pool: failed to dial after %d attempts: %s\n", 5, "connection refused")
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
+		t.Fatalf("%v: %s", err, buf.String())
+	}
+	if line["level"] != "DEBUG" || line["component"] != "redis-client" || line["msg"] != "pool.go:770: redis: connection pool: failed to dial after 5 attempts: connection refused" {
+		t.Fatalf("line %v", line)
 	}
 }

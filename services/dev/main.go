@@ -218,6 +218,7 @@ func run(args []string) error {
 			return err
 		}
 	}
+	service.RedisClientLog(log)
 	rdb := redis.NewClient(ropt)
 	defer rdb.Close()
 	if err := tel.InstrumentRedis(rdb); err != nil {

@@ -151,6 +151,7 @@ func run(args []string, stderr io.Writer) error {
 		fmt.Printf("configuration ok: %d sources\n", len(sources.Sources))
 		return nil
 	}
+	service.RedisClientLog(log)
 	rdb := redis.NewClient(ropt)
 	defer rdb.Close()
 
