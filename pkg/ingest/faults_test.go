@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/testenv"
@@ -161,4 +163,27 @@ func TestShutdownDrains(t *testing.T) {
 	if err := <-shut; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// /readyz names what its probe found unreachable: the registry here, with
+// Kafka answering (it said "kafka or schema registry unreachable" when
+// only one was).
+func TestReadyzNamesWhatIsUnreachable(t *testing.T) {
+	cl, err := sr.NewClient(sr.URLs("http://127.0.0.1:1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarnessDeps(t, testenv.Embedded(t), testSources, nil, func(d *Deps) { d.SR = cl })
+	testenv.Eventually(t, 10*time.Second, "readyz to say the registry is unreachable", func() bool {
+		resp, err := http.Get(h.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body map[string]string
+		if json.NewDecoder(resp.Body).Decode(&body) != nil {
+			return false
+		}
+		return resp.StatusCode == http.StatusServiceUnavailable && body["status"] == "schema registry unreachable"
+	})
 }

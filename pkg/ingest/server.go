@@ -135,6 +135,8 @@ type Server struct {
 
 	draining atomic.Bool
 	ready    atomic.Bool
+	// unready says what the last probe found unreachable, for /readyz.
+	unready  atomic.Pointer[string]
 	inflight sync.WaitGroup
 	// mu orders Serve and Shutdown: a Shutdown that runs first must make
 	// a later Serve return at once, not serve for good.
@@ -281,7 +283,11 @@ func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
 	case s.draining.Load():
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "draining"})
 	case !s.ready.Load():
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "kafka or schema registry unreachable"})
+		status := "kafka or schema registry unreachable"
+		if why := s.unready.Load(); why != nil {
+			status = *why
+		}
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": status})
 	default:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	}
@@ -293,12 +299,14 @@ func (s *Server) probe(interval time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		defer cancel()
 		err := s.kafka.Ping(ctx)
+		what := "kafka unreachable"
 		if err == nil && s.sr != nil {
 			// GET /config: cheap on every registry implementation.
 			if res := s.sr.Compatibility(ctx); len(res) > 0 {
-				err = res[0].Err
+				err, what = res[0].Err, "schema registry unreachable"
 			}
 		}
+		s.unready.Store(&what)
 		if was := s.ready.Swap(err == nil); was != (err == nil) {
 			if err != nil {
 				s.log.Warn("not ready", "error", err)
