@@ -690,3 +690,42 @@ func TestUnansweredCommitThatDidNotLand(t *testing.T) {
 		}
 	}
 }
+
+// TestRenewingASessionSaysKafkaIsAway: while a failed session waits for
+// Kafka to answer before it is renewed, each try logs "kafka unavailable;
+// waiting" (a drill's processors waited on a restarting broker without a
+// line), and the answer ends the outage.
+func TestRenewingASessionSaysKafkaIsAway(t *testing.T) {
+	env := testenv.Embedded(t)
+	h := newHarness(t, env)
+	var buf syncbuf.Buffer
+	h.log = bufLog(&buf)
+	c := h.config()
+	c.InstanceID = h.env.Prefix + "-away"
+	p, err := New(c, h.deps(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := p.workers[0]
+	t.Cleanup(w.close)
+	// The broker refuses pings (Metadata requests) by closing the
+	// connection, until the worker says it waits (at most 5 times).
+	var refused atomic.Int32
+	env.Stack.Kafka.ControlKey(int16(kmsg.Metadata), func(kmsg.Request) (kmsg.Response, error, bool) {
+		if strings.Contains(buf.String(), "kafka unavailable; waiting") || refused.Load() >= 5 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		env.Stack.Kafka.KeepControl()
+		return nil, errors.New("test: broker away"), true
+	})
+	if err := w.renewSession(context.Background(), errors.New("test: session failed")); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(linesWith(t, &buf, "kafka unavailable; waiting")); n == 0 {
+		t.Fatalf("no waiting line while the broker refused %d pings:\n%s", refused.Load(), buf.String())
+	}
+	if n := len(linesWith(t, &buf, "kafka available again; resuming")); n != 1 {
+		t.Fatalf("%d resuming lines, want 1:\n%s", n, buf.String())
+	}
+}

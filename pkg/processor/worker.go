@@ -208,6 +208,7 @@ func (w *worker) renewSession(ctx context.Context, cause error) error {
 		}
 		if ctx.Err() == nil {
 			down = w.p.waits.failed(waitKafka, down)
+			w.p.log.Warn("kafka unavailable; waiting", "error", err, durationAttr("retry_in", backoff))
 		}
 		if !sleep(ctx, backoff) {
 			return cause
