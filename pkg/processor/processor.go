@@ -511,6 +511,8 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 					}
 					// Waited out as a failed claim: all tried again.
 					held = append(held, lost...)
+					down = p.waits.failed(waitRedis, down)
+					p.log.Warn("redis unavailable; waiting", "error", err, durationAttr("retry_in", backoff))
 				}
 				for i, k := range lost {
 					if err != nil {
@@ -529,7 +531,9 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			if err := p.d.Store.ReleaseBatch(ctx, acquired, token); err != nil {
 				p.log.Warn("releasing claims after a busy one", "error", err)
 			}
-			busy = len(held)
+			if err == nil {
+				busy = len(held)
+			}
 			pending = append(acquired, held...)
 		}
 		// Why the batch gives up, as it is: the processor stopping (the
