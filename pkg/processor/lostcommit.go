@@ -45,9 +45,9 @@ func (c *committedOffsets) note(sent map[string]map[int32]int64) {
 }
 
 // lost marks the items whose record an acknowledged commit covered (see
-// committedOffsets) and describes them for the log: per partition, the
-// offsets and the commit they were below. "" when there are none.
-func (c *committedOffsets) lost(items []*item) string {
+// committedOffsets), counts them, and describes them for the log: per
+// partition, the offsets and the commit they were below ("" when none).
+func (c *committedOffsets) lost(items []*item) (n int, where string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	type span struct {
@@ -61,6 +61,7 @@ func (c *committedOffsets) lost(items []*item) string {
 			continue
 		}
 		it.lostCommit = true
+		n++
 		k := fmt.Sprintf("%s/%d", r.Topic, r.Partition)
 		if s := spans[k]; s == nil {
 			spans[k] = &span{r.Offset, r.Offset, next}
@@ -68,13 +69,13 @@ func (c *committedOffsets) lost(items []*item) string {
 			s.first, s.last = min(s.first, r.Offset), max(s.last, r.Offset)
 		}
 	}
-	if len(spans) == 0 {
-		return ""
+	if n == 0 {
+		return 0, ""
 	}
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(spans)) {
 		s := spans[k]
 		parts = append(parts, fmt.Sprintf("%s offsets %d–%d (committed up to %d)", k, s.first, s.last, s.committed))
 	}
-	return strings.Join(parts, ", ")
+	return n, strings.Join(parts, ", ")
 }

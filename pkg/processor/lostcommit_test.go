@@ -27,7 +27,10 @@ func TestCommittedOffsetsFindLostCommits(t *testing.T) {
 		return &item{rec: &kgo.Record{Topic: topic, Partition: p, Offset: off}}
 	}
 	items := []*item{rec("raw", 0, 9), rec("raw", 0, 10), rec("raw", 0, 4), rec("raw", 1, 5), rec("raw", 3, 0), rec("retry.30s", 2, 2)}
-	where := c.lost(items)
+	n, where := c.lost(items)
+	if n != 3 {
+		t.Errorf("%d lost, want 3", n)
+	}
 	want := []bool{true, false, true, false, false, true}
 	for i, it := range items {
 		if it.lostCommit != want[i] {
@@ -37,7 +40,7 @@ func TestCommittedOffsetsFindLostCommits(t *testing.T) {
 	if where != "raw/0 offsets 4–9 (committed up to 10), retry.30s/2 offsets 2–2 (committed up to 3)" {
 		t.Errorf("where %q", where)
 	}
-	if where := c.lost([]*item{rec("raw", 0, 12)}); where != "" {
+	if n, where := c.lost([]*item{rec("raw", 0, 12)}); n != 0 || where != "" {
 		t.Errorf("a record past the commit: %q, want none", where)
 	}
 }

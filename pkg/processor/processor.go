@@ -505,23 +505,22 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			}
 			if len(lost) > 0 {
 				var taken []store.ClaimResult
-				if taken, err = p.d.Store.RetakeDone(ctx, lost, token); err != nil {
-					if !store.IsUnavailable(err) && ctx.Err() == nil {
-						return append(acquired, lost...), fmt.Errorf("take back the claims of a lost commit: %w", err)
-					}
+				taken, err = p.d.Store.RetakeDone(ctx, lost, token)
+				switch {
+				case err != nil && !store.IsUnavailable(err) && ctx.Err() == nil:
+					return append(acquired, lost...), fmt.Errorf("take back the claims of a lost commit: %w", err)
+				case err != nil:
 					// Waited out as a failed claim: all tried again.
 					held = append(held, lost...)
 					down = p.waits.failed(waitRedis, down)
 					p.log.Warn("redis unavailable; waiting", "error", err, durationAttr("retry_in", backoff))
-				}
-				for i, k := range lost {
-					if err != nil {
-						break
-					}
-					if taken[i] == store.ClaimAcquired {
-						acquired = append(acquired, k)
-					} else {
-						held = append(held, k)
+				default:
+					for i, k := range lost {
+						if taken[i] == store.ClaimAcquired {
+							acquired = append(acquired, k)
+						} else {
+							held = append(held, k)
+						}
 					}
 				}
 			}

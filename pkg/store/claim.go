@@ -169,7 +169,7 @@ func (s *Store) RetakeDone(ctx context.Context, keys []string, token string) ([]
 	res := make([]ClaimResult, len(keys))
 	for i, c := range out[0] {
 		switch c {
-		case 0, 3:
+		case 0:
 			res[i] = ClaimAcquired
 		case 2:
 			res[i] = ClaimBusy
