@@ -169,10 +169,11 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 	if log != nil {
 		// The client logs every transaction at info; keep warnings and up,
 		// a warning repeated unchanged (a broker down: about 13 a second)
-		// once per RepeatEvery.
+		// once per RepeatEvery. Its errors from a broker being away or a
+		// coordinator moving come as warnings, before the limiter (loglevel.go).
 		quiet := slog.New(minLevel{log.Handler(), slog.LevelWarn}).With("component", "kafka")
-		limited := slog.New(newRepeatLimiter(quiet.Handler(), RepeatEvery, time.Now))
-		opts = append(opts, kgo.WithLogger(kslog.New(limited)))
+		limited := newRepeatLimiter(quiet.Handler(), RepeatEvery, time.Now)
+		opts = append(opts, kgo.WithLogger(kslog.New(slog.New(demoteOutages{limited}))))
 	}
 	if c.SASLMechanism == "" {
 		// Credentials without a mechanism would be ignored: the client would

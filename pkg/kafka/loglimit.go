@@ -98,7 +98,8 @@ func (s *repeatState) admit(k string) (pass bool, suppressed int) {
 	return true, 0
 }
 
-// key identifies a record as a repeat: level, message and attributes.
+// key identifies a record as a repeat: level, message and attributes,
+// but for the ones that count or time the repeats themselves.
 func (l *repeatLimiter) key(r slog.Record) string {
 	var b strings.Builder
 	b.WriteString(r.Level.String())
@@ -107,11 +108,19 @@ func (l *repeatLimiter) key(r slog.Record) string {
 	b.WriteByte(0)
 	b.WriteString(l.prefix)
 	r.Attrs(func(a slog.Attr) bool {
-		writeAttr(&b, a)
+		if !repeatCounters[a.Key] {
+			writeAttr(&b, a)
+		}
 		return true
 	})
 	return b.String()
 }
+
+// repeatCounters are attributes the client gives a new value each time it
+// logs the same failure again ("group manage loop errored" while a broker is
+// down: consecutive_errors=1, 2, …, and a growing backoff), so they do not
+// make a record another one.
+var repeatCounters = map[string]bool{"consecutive_errors": true, "backoff": true}
 
 func writeAttr(b *strings.Builder, a slog.Attr) {
 	b.WriteString(a.Key)

@@ -62,6 +62,17 @@ func TestRepeatLimiter(t *testing.T) {
 			t.Fatalf("%d of 4 distinct warnings passed", n)
 		}
 	})
+	t.Run("a retry's count and backoff do not make it another warning", func(t *testing.T) {
+		for i := range 6 {
+			log.Warn("group manage loop errored", "group", "g", "err", "connection refused", "consecutive_errors", i+1, "backoff", time.Duration(250<<i)*time.Millisecond)
+			now = now.Add(time.Second)
+		}
+		log.Warn("group manage loop errored", "group", "other", "err", "connection refused", "consecutive_errors", 1, "backoff", time.Second)
+		if n := count(); n != 2 {
+			t.Fatalf("%d records passed, want 1 per group", n)
+		}
+		now = now.Add(10 * time.Second)
+	})
 	t.Run("errors always pass", func(t *testing.T) {
 		for range 5 {
 			log.Error("fatal", "err", "x")
