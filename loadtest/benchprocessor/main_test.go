@@ -261,7 +261,7 @@ func TestBreakdownNamesStoreOps(t *testing.T) {
 	if _, err := st.ApplyBatch(ctx, []store.Update{{EntityKey: "x", EventTime: time.Unix(1, 0), EventID: "e"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := st.Settle(ctx, tok, []string{"a"}, []time.Duration{time.Hour}, []string{"lock:x"}); err != nil {
+	if err := st.Settle(ctx, tok, []string{"a"}, nil, []time.Duration{time.Hour}, []string{"lock:x"}); err != nil {
 		t.Fatal(err)
 	}
 	// Connection set-up (hello, client) and the EVAL that follows a

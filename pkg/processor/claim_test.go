@@ -10,6 +10,7 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/store"
@@ -44,8 +45,8 @@ func TestClaimReturnsWhatItMayHoldOnError(t *testing.T) {
 	st := store.New(rdb, store.ClaimLease(time.Minute))
 	p := &Processor{cfg: DefaultConfig(), d: Deps{Store: st}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	items := []*item{
-		{out: &router.Output{EntityKey: "e1"}, dedup: "dedup:s:1", lock: "lock:e1"},
-		{out: &router.Output{EntityKey: "e2"}, dedup: "dedup:s:2", lock: "lock:e2"},
+		{rec: &kgo.Record{Topic: "raw", Offset: 1}, out: &router.Output{EntityKey: "e1"}, dedup: "dedup:s:1", lock: "lock:e1"},
+		{rec: &kgo.Record{Topic: "raw", Offset: 2}, out: &router.Output{EntityKey: "e2"}, dedup: "dedup:s:2", lock: "lock:e2"},
 	}
 	ctx := context.Background()
 	token := store.NewToken()

@@ -79,3 +79,25 @@ func (c *committedOffsets) lost(items []*item) (n int, where string) {
 	}
 	return n, strings.Join(parts, ", ")
 }
+
+// spans describes where items' records are for a log: per partition, the
+// first and last offset.
+func spans(items []*item) string {
+	type span struct{ first, last int64 }
+	byPart := map[string]*span{}
+	for _, it := range items {
+		r := it.rec
+		k := fmt.Sprintf("%s/%d", r.Topic, r.Partition)
+		if s := byPart[k]; s == nil {
+			byPart[k] = &span{r.Offset, r.Offset}
+		} else {
+			s.first, s.last = min(s.first, r.Offset), max(s.last, r.Offset)
+		}
+	}
+	var parts []string
+	for _, k := range slices.Sorted(maps.Keys(byPart)) {
+		s := byPart[k]
+		parts = append(parts, fmt.Sprintf("%s offsets %d–%d", k, s.first, s.last))
+	}
+	return strings.Join(parts, ", ")
+}

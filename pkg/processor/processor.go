@@ -473,8 +473,19 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 	backoff := 50 * time.Millisecond
 	var down *outage // the Redis outage this loop waits on, if any
 	defer func() { p.waits.done(down) }()
+	// A dedup key names the record it is claimed for, so that one done by
+	// this very record (a commit Kafka lost) is told from a duplicate.
+	at := make([]string, 0, len(pending))
 	for len(pending) > 0 {
-		res, err := p.d.Store.ClaimBatch(ctx, pending, token)
+		at = at[:0]
+		for _, k := range pending {
+			if it := byKey[k]; it != nil {
+				at = append(at, origin(it))
+			} else {
+				at = append(at, "")
+			}
+		}
+		res, err := p.d.Store.ClaimBatchAt(ctx, pending, at, token)
 		busy := 0 // keys held by another member, or 0 with err set
 		if err != nil {
 			if !store.IsUnavailable(err) && ctx.Err() == nil {
@@ -489,10 +500,17 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			acquired := make([]string, 0, len(pending))
 			var held []string // by another member
 			var lost []string // done, by a commit Kafka lost
+			var back []*item  // of those, found by their position alone
 			for i, k := range pending {
 				switch res[i] {
 				case store.ClaimAcquired:
 					acquired = append(acquired, k)
+				case store.ClaimDoneHere:
+					lost = append(lost, k)
+					if it := byKey[k]; it != nil && !it.lostCommit {
+						it.lostCommit = true
+						back = append(back, it)
+					}
 				case store.ClaimDone:
 					if it := byKey[k]; it != nil && it.lostCommit {
 						lost = append(lost, k)
@@ -502,6 +520,13 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 				case store.ClaimBusy:
 					held = append(held, k)
 				}
+			}
+			if len(back) > 0 {
+				// The commit was not this process's, or it did not see it
+				// acknowledged (see committedOffsets): another instance's,
+				// or one from before a restart.
+				p.log.Error("kafka redelivered records that were processed and marked done at the same offsets: the commit that covered them did not land (a broker failing over while writing a transaction's markers), or the group's offsets were reset over them; their outputs may be missing, so they are processed again, not skipped as duplicates",
+					"records", len(back), "where", spans(back))
 			}
 			if len(lost) > 0 {
 				var taken []store.ClaimResult
@@ -803,7 +828,7 @@ func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, item
 	for _, k := range held {
 		heldSet[k] = true
 	}
-	var keys []string
+	var keys, at []string // at: the position of each key's record
 	var windows []time.Duration
 	var locks []string
 	for _, it := range items {
@@ -811,6 +836,7 @@ func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, item
 			continue
 		}
 		keys = append(keys, it.dedup)
+		at = append(at, origin(it))
 		w := source.DefaultDedupWindow
 		if it.src != nil {
 			w = it.src.DedupWindow.D()
@@ -834,7 +860,7 @@ func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, item
 		return
 	}
 	_, err := p.retryRedis(ctx, true, func() error {
-		err := p.d.Store.Settle(ctx, token, keys, windows, locks)
+		err := p.d.Store.Settle(ctx, token, keys, at, windows, locks)
 		if store.IsLostClaim(err) {
 			// The output is committed; the claim had expired. Logged,
 			// not retried: a duplicate output is possible.

@@ -80,6 +80,54 @@ func resilienceSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 		}
 	})
 
+	t.Run("records that come back at the offsets their done keys name are processed again, by any instance", func(t *testing.T) {
+		// What a commit Kafka acknowledged and then lost leaves behind
+		// (KAFKA-5202): the events' keys done in Redis, the group's
+		// offsets back before them. Rewinding the group's offsets makes
+		// the same state for an instance that never saw the commit.
+		h := newHarness(t, newEnv(t))
+		const n = 12
+		for i := range n {
+			id := fmt.Sprintf("evt_l%d", i)
+			h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, fmt.Sprintf("pi_l%d", i), "succeeded", int64(1700000000+i)))
+		}
+		a := h.start("a", nil)
+		h.waitAll(n)
+		a.stop(t)
+		if got := a.p.Counts().Total(Processed); got != n {
+			t.Fatalf("first instance processed %d of %d", got, n)
+		}
+		ctx := context.Background()
+		adm := kadm.NewClient(h.env.Client(t))
+		ends, err := adm.ListEndOffsets(ctx, h.topics.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rewind := kadm.Offsets{}
+		ends.Each(func(o kadm.ListedOffset) {
+			rewind.Add(kadm.Offset{Topic: o.Topic, Partition: o.Partition, At: 0, LeaderEpoch: -1})
+		})
+		committed, err := adm.CommitOffsets(ctx, h.config().Group, rewind)
+		if err == nil {
+			err = committed.Error()
+		}
+		if err != nil {
+			t.Fatalf("rewinding the group: %v", err)
+		}
+		// A true duplicate, at an offset of its own, stays one.
+		h.send("stripe", "payment_intent.succeeded", "evt_l3", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_l3", "pi_l3", "succeeded", 1700000003))
+		b := h.start("b", nil)
+		testenv.Eventually(t, 60*time.Second, "the second instance to settle every record", func() bool {
+			c := b.p.Counts()
+			return c.Total(Processed)+c.Total(Duplicate)+c.Total(Stale) >= n+1
+		})
+		c := b.p.Counts()
+		if c.Total(Processed) != n || c.Total(Duplicate) != 1 || c.Total(Stale) != 0 {
+			t.Fatalf("second instance: processed %d, duplicate %d, stale %d; want %d processed again and the one true duplicate",
+				c.Total(Processed), c.Total(Duplicate), c.Total(Stale), n)
+		}
+	})
+
 	t.Run("one instance's workers share the partitions and account for every input once", func(t *testing.T) {
 		h := newHarness(t, newEnv(t))
 		r := h.start("multi", func(c *Config) { c.BatchSize = 5; c.Workers = 3 })

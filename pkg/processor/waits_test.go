@@ -127,7 +127,7 @@ func TestClaimWaitEnds(t *testing.T) {
 	p := &Processor{cfg: DefaultConfig(), d: Deps{Store: store.New(rdb, store.ClaimLease(time.Minute))}, log: bufLog(&buf)}
 	p.cfg.BackoffMax = 20 * time.Millisecond
 	m.Close()
-	items := []*item{{out: &router.Output{EntityKey: "e1"}, dedup: "dedup:s:1", lock: "lock:e1"}}
+	items := []*item{{rec: &kgo.Record{Topic: "raw", Offset: 1}, out: &router.Output{EntityKey: "e1"}, dedup: "dedup:s:1", lock: "lock:e1"}}
 	ctx := context.Background()
 	done := make(chan error, 1)
 	var held []string
@@ -167,7 +167,7 @@ func TestGivingUpSaysWhy(t *testing.T) {
 	stopped, stop := context.WithCancel(ctx)
 	stop()
 	items := func() []*item {
-		return []*item{{out: &router.Output{EntityKey: "e1"}, dedup: "dedup:s:1", lock: "lock:e1"}}
+		return []*item{{rec: &kgo.Record{Topic: "raw", Offset: 1}, out: &router.Output{EntityKey: "e1"}, dedup: "dedup:s:1", lock: "lock:e1"}}
 	}
 	far := time.Now().Add(time.Minute)
 

@@ -5,14 +5,29 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 )
 
-// doneValue is what a dedup key holds once its event was processed. The Lua
-// scripts spell it out too; a token may never equal it.
+// doneValue is what a dedup key holds once its event was processed: "done",
+// or "done " and the position of the record that processed it (see
+// [Store.Settle]). The Lua scripts spell it out too; a token may never start
+// with it.
 const doneValue = "done"
+
+// isDone reports whether v, a dedup key's value, marks its event processed.
+func isDone(v string) bool { return strings.HasPrefix(v, doneValue) }
+
+// doneAt is the value that marks a key done by the record at position at
+// ("" for none).
+func doneAt(at string) string {
+	if at == "" {
+		return doneValue
+	}
+	return doneValue + " " + at
+}
 
 // ClaimResult is the outcome of claiming one dedup key.
 type ClaimResult int
@@ -31,6 +46,15 @@ const (
 	// Its outcome is unknown yet; retry the event later, when it will be
 	// either done or free again.
 	ClaimBusy
+	// ClaimDoneHere: the key is done, and by the record at the very
+	// position this claim names (see [Store.ClaimBatchAt]): the same record
+	// came back after it was processed. Kafka only hands a record out again
+	// when the commit that covered it did not land (a broker failing over
+	// while writing a transaction's markers can lose one after it was
+	// acknowledged; its outputs are aborted) or when the group's offsets
+	// were reset over it. Its outputs may be missing: process it again
+	// ([Store.RetakeDone]) rather than skip it as a duplicate.
+	ClaimDoneHere
 )
 
 func (r ClaimResult) String() string {
@@ -41,6 +65,8 @@ func (r ClaimResult) String() string {
 		return "done"
 	case ClaimBusy:
 		return "busy"
+	case ClaimDoneHere:
+		return "done here"
 	}
 	return fmt.Sprintf("ClaimResult(%d)", int(r))
 }
@@ -59,8 +85,8 @@ type Claim struct {
 func NewToken() string { return rand.Text() }
 
 func checkToken(token string) error {
-	if token == "" || token == doneValue {
-		return fmt.Errorf("%w: token %q: must be non-empty and not %q", ErrInvalidArgument, token, doneValue)
+	if token == "" || isDone(token) {
+		return fmt.Errorf("%w: token %q: must be non-empty and not start with %q", ErrInvalidArgument, token, doneValue)
 	}
 	return nil
 }
@@ -86,8 +112,21 @@ func checkToken(token string) error {
 // A cancelled ctx returns an error wrapping ctx.Err(); what was sent before
 // may still have taken effect.
 func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]ClaimResult, error) {
+	return s.ClaimBatchAt(ctx, keys, nil, token)
+}
+
+// ClaimBatchAt is [Store.ClaimBatch] for keys claimed on behalf of records
+// at known positions: at[i] names where key i's record is (the processor
+// uses "<topic>/<partition>/<offset>"; "" for none, such as an entity
+// lock), and at is nil or as long as keys. A key done by a record at that
+// same position (marked by [Store.Settle] with the same at) answers
+// ClaimDoneHere instead of ClaimDone. Positions must not contain spaces.
+func (s *Store) ClaimBatchAt(ctx context.Context, keys, at []string, token string) ([]ClaimResult, error) {
 	if err := checkToken(token); err != nil {
 		return nil, err
+	}
+	if at != nil && len(at) != len(keys) {
+		return nil, fmt.Errorf("%w: %d positions for %d keys", ErrInvalidArgument, len(at), len(keys))
 	}
 	sent := make([]int, 0, len(keys)) // indexes into keys of first occurrences
 	seen := make(map[string]struct{}, len(keys))
@@ -121,8 +160,11 @@ func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]
 			res[sent[j]] = ClaimAcquired
 		case err != nil:
 			return nil, wrapErr(ctx, "claim", err)
-		case old == doneValue:
+		case isDone(old):
 			res[sent[j]] = ClaimDone
+			if at != nil && at[sent[j]] != "" && old == doneAt(at[sent[j]]) {
+				res[sent[j]] = ClaimDoneHere
+			}
 		case old == token:
 			own = append(own, sent[j])
 		}
@@ -155,8 +197,9 @@ func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]
 // that is done too: for events whose processing Kafka lost after the
 // processor confirmed it (a committed transaction whose markers never
 // reached the partitions, so its offsets and outputs were aborted, and the
-// raw records come back). Skipped as duplicates, those events would have
-// no output. A key another attempt holds stays ClaimBusy. One round trip.
+// raw records come back; see ClaimDoneHere). Skipped as duplicates, those
+// events would have no output. A key another attempt holds stays
+// ClaimBusy. One round trip.
 func (s *Store) RetakeDone(ctx context.Context, keys []string, token string) ([]ClaimResult, error) {
 	if err := checkToken(token); err != nil {
 		return nil, err
@@ -199,17 +242,23 @@ func (s *Store) RetakeDone(ctx context.Context, keys []string, token string) ([]
 //
 // Any other error means some keys may not be marked; retrying is safe.
 func (s *Store) ConfirmBatch(ctx context.Context, keys []string, token string, window []time.Duration) error {
-	return s.Settle(ctx, token, keys, window, nil)
+	return s.Settle(ctx, token, keys, nil, window, nil)
 }
 
 // Settle ends a batch's claims in one round trip: it confirms the done keys
 // as [Store.ConfirmBatch] does (window as there) and releases the release
 // keys as [Store.ReleaseBatch] does — typically entity locks, and the claims
-// of events that were not processed. A key must not be in both. Errors are
+// of events that were not processed. A key must not be in both. at, nil or
+// one per done key, names the position of the record that processed each
+// (see [Store.ClaimBatchAt]): the key holds "done <at>", so that record, if
+// Kafka hands it out again, is told from a duplicate. Errors are
 // ConfirmBatch's; a *[LostClaimError] means every key was still settled.
-func (s *Store) Settle(ctx context.Context, token string, done []string, window []time.Duration, release []string) error {
+func (s *Store) Settle(ctx context.Context, token string, done, at []string, window []time.Duration, release []string) error {
 	if err := checkToken(token); err != nil {
 		return err
+	}
+	if at != nil && len(at) != len(done) {
+		return fmt.Errorf("%w: %d positions for %d keys", ErrInvalidArgument, len(at), len(done))
 	}
 	if len(window) != len(done) && len(window) != 1 {
 		return fmt.Errorf("%w: %d windows for %d keys (want one per key, or one for all)", ErrInvalidArgument, len(window), len(done))
@@ -226,7 +275,11 @@ func (s *Store) Settle(ctx context.Context, token string, done []string, window 
 		if len(window) > 1 {
 			w = window[i]
 		}
-		cmds[i] = queue(ctx, pipe, "set", s.dedupKey(k), doneValue, "px", w.Milliseconds(), "get")
+		v := doneValue
+		if at != nil {
+			v = doneAt(at[i])
+		}
+		cmds[i] = queue(ctx, pipe, "set", s.dedupKey(k), v, "px", w.Milliseconds(), "get")
 	}
 	if _, err := s.evalBatch(ctx, pipe, s.releaseOp(release, token)); err != nil {
 		return err
@@ -239,7 +292,7 @@ func (s *Store) Settle(ctx context.Context, token string, done []string, window 
 			lost = append(lost, LostClaim{Key: done[i]})
 		case err != nil:
 			return wrapErr(ctx, "confirm", err)
-		case old == token, old == doneValue:
+		case old == token, isDone(old):
 		default:
 			lost = append(lost, LostClaim{Key: done[i], TakenOver: true})
 		}

@@ -1,6 +1,7 @@
 -- Claim-or-report for each dedup key of KEYS.
 -- ARGV[1] token of this attempt; ARGV[2] lease in ms.
--- Returns one code per key: 0 acquired, 1 done (already processed),
+-- Returns one code per key: 0 acquired, 1 done (already processed: the
+-- value is "done" or "done <position>"),
 -- 2 busy (another live lease).
 local out = {}
 for i, key in ipairs(KEYS) do
@@ -8,7 +9,7 @@ for i, key in ipairs(KEYS) do
     out[i] = 0
   else
     local v = redis.call('GET', key)
-    if v == 'done' then
+    if string.sub(v, 1, 4) == 'done' then
       out[i] = 1
     elseif v == ARGV[1] then
       -- Our own claim (a retried batch): re-entrant, refresh the lease.

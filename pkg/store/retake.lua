@@ -6,7 +6,7 @@
 local out = {}
 for i, key in ipairs(KEYS) do
   local v = redis.call('GET', key)
-  if not v or v == 'done' or v == ARGV[1] then
+  if not v or string.sub(v, 1, 4) == 'done' or v == ARGV[1] then
     redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
     out[i] = 0
   else

@@ -22,7 +22,7 @@
 //
 // Keys (prefix from [KeyPrefix], default "inlet:"):
 //
-//	<prefix>dedup:<claim key>     string: a claim token, or "done"
+//	<prefix>dedup:<claim key>     string: a claim token, or "done" or "done <position>"
 //	<prefix>entity:<entity key>   hash: ts (unix µs), event_id, state
 //
 // The processor claims two kinds of keys, named apart in the claim key:

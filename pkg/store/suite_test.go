@@ -94,6 +94,57 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 			mustClaim(t, s, []string{"a"}, tok, ClaimDone)
 		})
 
+		t.Run("a key done at a position: the same record again is told from a duplicate", func(t *testing.T) {
+			e, s := setup(t)
+			tok := NewToken()
+			keys := []string{"a", "b", "legacy"}
+			mustClaim(t, s, keys, tok, ClaimAcquired, ClaimAcquired, ClaimAcquired)
+			// "legacy" as an older processor marked it: plain "done".
+			if err := s.Settle(ctx, tok, keys[:2], []string{"raw/3/17", "retry/0/5"}, []time.Duration{time.Hour}, nil); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ConfirmBatch(ctx, keys[2:], tok, []time.Duration{time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			if v := e.rdb.Get(ctx, e.prefix+"dedup:a").Val(); v != "done raw/3/17" {
+				t.Fatalf("confirmed value %q, want %q", v, "done raw/3/17")
+			}
+			claimAt := func(tok string, keys, at []string, want ...ClaimResult) {
+				t.Helper()
+				res, err := s.ClaimBatchAt(ctx, keys, at, tok)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(res, want) {
+					t.Fatalf("ClaimBatchAt(%q at %q) = %v, want %v", keys, at, res, want)
+				}
+			}
+			// The record that processed a, at its position: done here. A
+			// duplicate elsewhere (raw/3/18, or b's record in another
+			// topic at an equal offset), or no position: done.
+			claimAt(NewToken(), []string{"a", "b", "legacy", "lock"}, []string{"raw/3/17", "raw/0/5", "raw/3/17", ""}, ClaimDoneHere, ClaimDone, ClaimDone, ClaimAcquired)
+			claimAt(NewToken(), []string{"a"}, []string{"raw/3/18"}, ClaimDone)
+			claimAt(NewToken(), []string{"a"}, []string{"raw/3/1"}, ClaimDone)
+			mustClaim(t, s, []string{"a", "b"}, NewToken(), ClaimDone, ClaimDone)
+			// Re-entrant claims (the script's path) see "done <position>"
+			// as done, not as a live claim of somebody else's.
+			mustClaim(t, s, []string{"a"}, tok, ClaimDone)
+			// Taken back, then settled again: the key is ours, then done
+			// at the position given.
+			again := NewToken()
+			res, err := s.RetakeDone(ctx, []string{"a", "b"}, again)
+			if err != nil || !slices.Equal(res, []ClaimResult{ClaimAcquired, ClaimAcquired}) {
+				t.Fatalf("RetakeDone of keys done at a position = %v, %v; want both acquired", res, err)
+			}
+			if v := e.rdb.Get(ctx, e.prefix+"dedup:a").Val(); v != again {
+				t.Fatalf("retaken value %q, want the token %q", v, again)
+			}
+			if err := s.Settle(ctx, again, []string{"a", "b"}, []string{"raw/3/17", "retry/0/5"}, []time.Duration{time.Hour}, nil); err != nil {
+				t.Fatalf("settling retaken keys: %v (want no lost claim)", err)
+			}
+			claimAt(NewToken(), []string{"b"}, []string{"retry/0/5"}, ClaimDoneHere)
+		})
+
 		t.Run("claims are re-entrant for the same token and renew the lease", func(t *testing.T) {
 			e, s := setup(t)
 			tok := NewToken()
@@ -423,11 +474,11 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 		_, s := setup(t)
 		tok := NewToken()
 		mustClaim(t, s, []string{"done", "lock", "other"}, tok, ClaimAcquired, ClaimAcquired, ClaimAcquired)
-		if err := s.Settle(ctx, tok, []string{"done"}, []time.Duration{time.Hour}, []string{"lock", "never"}); err != nil {
+		if err := s.Settle(ctx, tok, []string{"done"}, nil, []time.Duration{time.Hour}, []string{"lock", "never"}); err != nil {
 			t.Fatal(err)
 		}
 		mustClaim(t, s, []string{"done", "lock", "other", "never"}, NewToken(), ClaimDone, ClaimAcquired, ClaimBusy, ClaimAcquired)
-		if err := s.Settle(ctx, tok, nil, []time.Duration{time.Hour}, nil); err != nil {
+		if err := s.Settle(ctx, tok, nil, nil, []time.Duration{time.Hour}, nil); err != nil {
 			t.Fatalf("empty settle: %v", err)
 		}
 	})
@@ -516,8 +567,14 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 		_, s := setup(t)
 		tok := NewToken()
 		for name, err := range map[string]error{
-			"empty token":      func() error { _, err := s.ClaimBatch(ctx, []string{"a"}, ""); return err }(),
-			"reserved token":   func() error { _, err := s.ClaimBatch(ctx, []string{"a"}, doneValue); return err }(),
+			"empty token":     func() error { _, err := s.ClaimBatch(ctx, []string{"a"}, ""); return err }(),
+			"reserved token":  func() error { _, err := s.ClaimBatch(ctx, []string{"a"}, doneValue); return err }(),
+			"done-like token": func() error { _, err := s.ClaimBatch(ctx, []string{"a"}, "done x/0/1"); return err }(),
+			"positions mismatch": func() error {
+				_, err := s.ClaimBatchAt(ctx, []string{"a", "b"}, []string{"x/0/1"}, tok)
+				return err
+			}(),
+			"settle positions": s.Settle(ctx, tok, []string{"a", "b"}, []string{"x/0/1"}, []time.Duration{time.Hour}, nil),
 			"release token":    s.ReleaseBatch(ctx, []string{"a"}, ""),
 			"windows mismatch": s.ConfirmBatch(ctx, []string{"a", "b", "c"}, tok, []time.Duration{time.Hour, time.Hour}),
 			"no window":        s.ConfirmBatch(ctx, []string{"a"}, tok, nil),
