@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"maps"
 	"strings"
 	"testing"
 	"time"
@@ -9,9 +10,12 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/telemetry"
+	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
@@ -118,7 +122,12 @@ func TestClaimTakesBackTheKeysDoneAtTheSameOffsets(t *testing.T) {
 	t.Cleanup(func() { rdb.Close() })
 	st := store.New(rdb, store.ClaimLease(time.Minute))
 	var buf syncbuf.Buffer
-	p := &Processor{cfg: DefaultConfig(), d: Deps{Store: st}, log: bufLog(&buf)}
+	r := sdkmetric.NewManualReader()
+	met, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Processor{cfg: DefaultConfig(), d: Deps{Store: st}, log: bufLog(&buf), metrics: met}
 	ctx := context.Background()
 	rec := func(off int64) *kgo.Record { return &kgo.Record{Topic: "inlet.raw", Partition: 2, Offset: off} }
 	// Processed before, by the records at inlet.raw/2/40 and /41.
@@ -149,5 +158,8 @@ func TestClaimTakesBackTheKeysDoneAtTheSameOffsets(t *testing.T) {
 	log := buf.String()
 	if !strings.Contains(log, "processed and marked done at the same offsets") || !strings.Contains(log, "inlet.raw/2 offsets 40–40") || !strings.Contains(log, `"records":1`) {
 		t.Fatalf("log does not say which records came back:\n%s", log)
+	}
+	if got := telemetrytest.Int64s(t, r, "inlet.redelivered", "topic"); !maps.Equal(got, map[string]int64{"inlet.raw": 1}) {
+		t.Fatalf("inlet.redelivered %v, want 1 for inlet.raw", got)
 	}
 }

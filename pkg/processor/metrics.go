@@ -27,7 +27,10 @@ type metrics struct {
 	e2e        metric.Float64Histogram
 	future     metric.Int64Counter
 	retryWait  metric.Float64Histogram
-	limit      *telemetry.Limiter
+	// redelivered counts records Kafka handed out again after their events
+	// were processed (see ClaimDoneHere and committedOffsets).
+	redelivered metric.Int64Counter
+	limit       *telemetry.Limiter
 	// The per-event instruments' options by label values (event types as
 	// the limiter answered, so as bounded as it is): building a set sorts
 	// and allocates, about 0.5 µs per event in bench-processor.
@@ -85,6 +88,10 @@ func newMetrics(meter metric.Meter, limit *telemetry.Limiter) (*metrics, error) 
 	}
 	if m.retryWait, err = meter.Float64Histogram("inlet.retry.wait", metric.WithUnit("s"), retryWaitBuckets,
 		metric.WithDescription("Time an event waited in a retry tier.")); err != nil {
+		return nil, err
+	}
+	if m.redelivered, err = meter.Int64Counter("inlet.redelivered",
+		metric.WithDescription("Records Kafka handed out again after their events were processed and marked done: a commit it acknowledged and then lost (a broker failing over while writing a transaction's markers), or the group's offsets rewound or expired. Each is processed again.")); err != nil {
 		return nil, err
 	}
 	retryDepth, err := meter.Int64ObservableGauge("inlet.retry.depth", metric.WithDescription("Records waiting in each retry tier."))
@@ -152,6 +159,17 @@ func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, no
 			m.future.Add(ctx, 1, metric.WithAttributes(attribute.String("source", src)))
 		}
 		m.e2e.Record(ctx, max(now.Sub(it.out.OccurredAt), 0).Seconds(), st...)
+	}
+}
+
+// countRedelivered counts items' records that came back, per topic.
+func (m *metrics) countRedelivered(ctx context.Context, items []*item) {
+	per := map[string]int64{}
+	for _, it := range items {
+		per[it.rec.Topic]++
+	}
+	for topic, n := range per {
+		m.redelivered.Add(ctx, n, metric.WithAttributes(attribute.String("topic", topic)))
 	}
 }
 

@@ -527,6 +527,7 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 				// or one from before a restart.
 				p.log.Error("kafka redelivered records that were processed and marked done at the same offsets: the commit that covered them did not land (a broker failing over while writing a transaction's markers), or the group's offsets were reset over them; their outputs may be missing, so they are processed again, not skipped as duplicates",
 					"records", len(back), "where", spans(back))
+				p.metrics.countRedelivered(ctx, back)
 			}
 			if len(lost) > 0 {
 				var taken []store.ClaimResult
