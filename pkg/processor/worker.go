@@ -40,10 +40,20 @@ type worker struct {
 	// sync. See awaitSync.
 	syncedGen, revokedGen atomic.Int32
 	synced                chan struct{}
+	// blocked receives when the group waits on this worker's
+	// AllowRebalance to run a partition callback (franz-go's
+	// OnPartitionsCallbackBlocked); see allowWhenBlocked.
+	blocked chan struct{}
 }
 
+// commitBlockedGrace is how long a worker ending its transaction keeps
+// the group waiting (BlockRebalanceOnPoll) before it lets the group
+// through: a commit takes milliseconds, and a group that waits longer has
+// usually lost its session. See allowWhenBlocked.
+const commitBlockedGrace = 5 * time.Second
+
 func newWorker(p *Processor, opts []kgo.Opt) (*worker, error) {
-	w := &worker{p: p, synced: make(chan struct{}, 1)}
+	w := &worker{p: p, synced: make(chan struct{}, 1), blocked: make(chan struct{}, 1)}
 	// franz-go calls this at the end of every sync, even with nothing new.
 	assigned := func(_ context.Context, cl *kgo.Client, added map[string][]int32) {
 		// A retry partition paused before a rebalance must not stay
@@ -64,8 +74,15 @@ func newWorker(p *Processor, opts []kgo.Opt) (*worker, error) {
 			w.revoked.Store(true)
 		}
 	}
+	blocked := func(context.Context, *kgo.Client) {
+		select {
+		case w.blocked <- struct{}{}:
+		default:
+		}
+	}
 	w.opts = append(opts[:len(opts):len(opts)],
-		kgo.OnPartitionsAssigned(assigned), kgo.OnPartitionsRevoked(mark), kgo.OnPartitionsLost(mark))
+		kgo.OnPartitionsAssigned(assigned), kgo.OnPartitionsRevoked(mark), kgo.OnPartitionsLost(mark),
+		kgo.OnPartitionsCallbackBlocked(blocked))
 	sess, err := kgo.NewGroupTransactSession(w.opts...)
 	if err != nil {
 		return nil, err
@@ -95,6 +112,12 @@ func (w *worker) run(ctx context.Context) error {
 	for {
 		if ctx.Err() != nil {
 			return nil
+		}
+		// The group waits on a worker only while it holds a poll: a
+		// signal from before this one is stale.
+		select {
+		case <-w.blocked:
+		default:
 		}
 		fetches := w.sess.PollRecords(ctx, p.cfg.BatchSize)
 		if fetches.IsClientClosed() {
@@ -298,6 +321,8 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		return w.abandon(ctx, stop, items, claimed, token, err)
 	}
 	p.route(items)
+	stopAllowing := w.allowWhenBlocked(commitBlockedGrace)
+	defer stopAllowing()
 	if err := w.sess.Begin(); err != nil {
 		endSpans(items, "batch abandoned")
 		p.release(ctx, stop, claimed, token) // or they block the redelivery for their lease
@@ -344,6 +369,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	// landed (see settle).
 	sent := map[string]map[int32]int64{} // the offsets the commit stores
 	committed, err := w.end(kgo.PreTxnCommitFnContext(ctx, stampOffsets(token, sent)), end)
+	stopAllowing()
 	w.revoked.Store(false) // End cleared the session's own mark
 	if end == kgo.TryCommit && (err != nil || !committed) && len(sent) > 0 {
 		// The commit was sent. Its answer may be lost (err), or franz-go
@@ -380,6 +406,54 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	w.sess.AllowRebalance()
 	w.finish(ctx, stop, items, claimed, token, leaseEnd)
 	return nil
+}
+
+// allowWhenBlocked lets the group through (AllowRebalance) if it waits on
+// this worker for grace, counted from now at the earliest, before stop is
+// called; stop ends the watch and waits for it (later calls do nothing).
+// It covers writing a batch, Begin to End.
+//
+// A heartbeat that fails for good (the coordinator's broker killed: its
+// dials refused) ends franz-go's heartbeat loop, and the OnPartitionsLost
+// that follows waits for AllowRebalance. End, once its offsets are sent,
+// waits for a heartbeat it forces through that loop, or for a revoke or
+// loss, or for its context (kgo txn.go, End): with the loop ended and the
+// loss held back, until the batch's context ended, up to -drain-timeout
+// plus -batch-deadline from the batch's start (a drill's processors
+// stalled 12 s after the broker was back). Let through, the loss aborts
+// the transaction (or End aborts it before committing offsets), as
+// GroupTransactSession does whenever a rebalance overtakes a
+// transaction, and the batch is redelivered (or settled, if its offsets
+// were sent). An ordinary rebalance keeps waiting for the commit, which
+// ends within milliseconds (End's forced heartbeat is answered); one let
+// through by a commit slower than grace aborts it, as above.
+func (w *worker) allowWhenBlocked(grace time.Duration) (stop func()) {
+	sess, log := w.sess, w.p.log
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		select {
+		case <-w.blocked:
+		case <-done:
+			return
+		}
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			log.Warn("the consumer group waited on this worker's commit; letting it rebalance (a lost group session aborts the transaction, and the batch is redelivered)",
+				durationAttr("waited_at_least", grace))
+			sess.AllowRebalance()
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			close(done)
+			<-finished
+		})
+	}
 }
 
 // offsetMark is the commit metadata of a batch's offsets: its token.
