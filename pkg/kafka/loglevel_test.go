@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +18,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // TestOutage: errors of a broker away or a coordinator moving, as Go's
@@ -231,7 +232,7 @@ func TestGroupManageLoopLevels(t *testing.T) {
 
 	t.Run("broker away: warn", func(t *testing.T) {
 		c := groupCluster(t, 39147)
-		var out syncBuffer
+		var out syncbuf.Buffer
 		assigned := make(chan struct{}, 1)
 		groupClient(t, c, &out, kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
 			select {
@@ -258,7 +259,7 @@ func TestGroupManageLoopLevels(t *testing.T) {
 			resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
 			return resp, nil, true
 		})
-		var out syncBuffer
+		var out syncbuf.Buffer
 		groupClient(t, c, &out)
 		logs := waitFor(t, &out, manage)
 		if !strings.Contains(logs, "level=ERROR "+manage) || !strings.Contains(logs, "GROUP_AUTHORIZATION_FAILED") {
@@ -298,7 +299,7 @@ func groupClient(t *testing.T, c *kfake.Cluster, w io.Writer, opts ...kgo.Opt) {
 }
 
 // waitFor polls w until it holds s, up to 20 s, and returns what it holds.
-func waitFor(t *testing.T, w *syncBuffer, s string) string {
+func waitFor(t *testing.T, w *syncbuf.Buffer, s string) string {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
@@ -311,22 +312,4 @@ func waitFor(t *testing.T, w *syncBuffer, s string) string {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the client's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
