@@ -45,51 +45,37 @@ func (c *committedOffsets) note(sent map[string]map[int32]int64) {
 }
 
 // lost marks the items whose record an acknowledged commit covered (see
-// committedOffsets), counts them, and describes them for the log: per
+// committedOffsets), returns them, and describes them for the log: per
 // partition, the offsets and the commit they were below ("" when none).
-func (c *committedOffsets) lost(items []*item) (n int, where string) {
+func (c *committedOffsets) lost(items []*item) (found []*item, where string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	type span struct {
-		first, last, committed int64
-	}
-	spans := map[string]*span{}
 	for _, it := range items {
 		r := it.rec
-		next, ok := c.next[r.Topic][r.Partition]
-		if !ok || r.Offset >= next {
-			continue
-		}
-		it.lostCommit = true
-		n++
-		k := fmt.Sprintf("%s/%d", r.Topic, r.Partition)
-		if s := spans[k]; s == nil {
-			spans[k] = &span{r.Offset, r.Offset, next}
-		} else {
-			s.first, s.last = min(s.first, r.Offset), max(s.last, r.Offset)
+		if next, ok := c.next[r.Topic][r.Partition]; ok && r.Offset < next {
+			it.lostCommit = true
+			found = append(found, it)
 		}
 	}
-	if n == 0 {
-		return 0, ""
-	}
-	var parts []string
-	for _, k := range slices.Sorted(maps.Keys(spans)) {
-		s := spans[k]
-		parts = append(parts, fmt.Sprintf("%s offsets %d–%d (committed up to %d)", k, s.first, s.last, s.committed))
-	}
-	return n, strings.Join(parts, ", ")
+	return found, spans(found, func(topic string, partition int32) string {
+		return fmt.Sprintf(" (committed up to %d)", c.next[topic][partition])
+	})
 }
 
 // spans describes where items' records are for a log: per partition, the
-// first and last offset.
-func spans(items []*item) string {
-	type span struct{ first, last int64 }
+// first and last offset, and what suffix, if not nil, adds.
+func spans(items []*item, suffix func(topic string, partition int32) string) string {
+	type span struct {
+		topic       string
+		partition   int32
+		first, last int64
+	}
 	byPart := map[string]*span{}
 	for _, it := range items {
 		r := it.rec
 		k := fmt.Sprintf("%s/%d", r.Topic, r.Partition)
 		if s := byPart[k]; s == nil {
-			byPart[k] = &span{r.Offset, r.Offset}
+			byPart[k] = &span{r.Topic, r.Partition, r.Offset, r.Offset}
 		} else {
 			s.first, s.last = min(s.first, r.Offset), max(s.last, r.Offset)
 		}
@@ -97,7 +83,11 @@ func spans(items []*item) string {
 	var parts []string
 	for _, k := range slices.Sorted(maps.Keys(byPart)) {
 		s := byPart[k]
-		parts = append(parts, fmt.Sprintf("%s offsets %d–%d", k, s.first, s.last))
+		part := fmt.Sprintf("%s offsets %d–%d", k, s.first, s.last)
+		if suffix != nil {
+			part += suffix(s.topic, s.partition)
+		}
+		parts = append(parts, part)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -31,9 +31,9 @@ func TestCommittedOffsetsFindLostCommits(t *testing.T) {
 		return &item{rec: &kgo.Record{Topic: topic, Partition: p, Offset: off}}
 	}
 	items := []*item{rec("raw", 0, 9), rec("raw", 0, 10), rec("raw", 0, 4), rec("raw", 1, 5), rec("raw", 3, 0), rec("retry.30s", 2, 2)}
-	n, where := c.lost(items)
-	if n != 3 {
-		t.Errorf("%d lost, want 3", n)
+	found, where := c.lost(items)
+	if len(found) != 3 {
+		t.Errorf("%d lost, want 3", len(found))
 	}
 	want := []bool{true, false, true, false, false, true}
 	for i, it := range items {
@@ -44,7 +44,7 @@ func TestCommittedOffsetsFindLostCommits(t *testing.T) {
 	if where != "raw/0 offsets 4–9 (committed up to 10), retry.30s/2 offsets 2–2 (committed up to 3)" {
 		t.Errorf("where %q", where)
 	}
-	if n, where := c.lost([]*item{rec("raw", 0, 12)}); n != 0 || where != "" {
+	if found, where := c.lost([]*item{rec("raw", 0, 12)}); len(found) != 0 || where != "" {
 		t.Errorf("a record past the commit: %q, want none", where)
 	}
 }

@@ -526,7 +526,7 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 				// acknowledged (see committedOffsets): another instance's,
 				// or one from before a restart.
 				p.log.Error("kafka redelivered records that were processed and marked done at the same offsets: the commit that covered them did not land (a broker failing over while writing a transaction's markers), or the group's offsets were reset over them; their outputs may be missing, so they are processed again, not skipped as duplicates",
-					"records", len(back), "where", spans(back))
+					"records", len(back), "where", spans(back, nil))
 				p.metrics.countRedelivered(ctx, back)
 			}
 			if len(lost) > 0 {

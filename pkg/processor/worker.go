@@ -283,15 +283,9 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		})
 	}
 	wg.Wait()
-	if n, where := p.committed.lost(items); n > 0 {
+	if lost, where := p.committed.lost(items); len(lost) > 0 {
 		p.log.Error("kafka redelivered records that a commit of this processor covered, which it had acknowledged: that commit did not land on every partition (a broker failing over while writing its markers), so its outputs may be missing; their events are processed again, not skipped as duplicates",
-			"records", n, "where", where)
-		var lost []*item
-		for _, it := range items {
-			if it.lostCommit {
-				lost = append(lost, it)
-			}
-		}
+			"records", len(lost), "where", where)
 		p.metrics.countRedelivered(ctx, lost)
 	}
 	token := store.NewToken()
