@@ -231,7 +231,7 @@ func TestGroupManageLoopLevels(t *testing.T) {
 	const manage = `msg="group manage loop errored"`
 
 	t.Run("broker away: warn", func(t *testing.T) {
-		c := groupCluster(t, 39147)
+		c := groupCluster(t)
 		var out syncbuf.Buffer
 		assigned := make(chan struct{}, 1)
 		groupClient(t, c, &out, kgo.OnPartitionsAssigned(func(context.Context, *kgo.Client, map[string][]int32) {
@@ -252,7 +252,7 @@ func TestGroupManageLoopLevels(t *testing.T) {
 		}
 	})
 	t.Run("group refused: error", func(t *testing.T) {
-		c := groupCluster(t, 39148)
+		c := groupCluster(t)
 		c.ControlKey(int16(kmsg.JoinGroup), func(req kmsg.Request) (kmsg.Response, error, bool) {
 			c.KeepControl()
 			resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
@@ -268,11 +268,11 @@ func TestGroupManageLoopLevels(t *testing.T) {
 	})
 }
 
-// groupCluster is a one-broker kfake cluster on 127.0.0.1:port with topic
-// "t", closed with t.
-func groupCluster(t *testing.T, port int) *kfake.Cluster {
+// groupCluster is a one-broker kfake cluster on a free loopback port with
+// topic "t", closed with t. (Closed, its port refuses the client's dials.)
+func groupCluster(t *testing.T) *kfake.Cluster {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.SeedTopics(2, "t"))
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(2, "t"))
 	if err != nil {
 		t.Fatal(err)
 	}
