@@ -465,15 +465,34 @@ type copyProgress struct {
 // from the scan position recorded with its last committed chunk, and does
 // not copy again what the replay topic holds a copy of past it (a chunk
 // committed whose position did not make it to Redis), so nothing is copied
-// twice and the counts stay exact. (A restart within the moment between a
-// commit and its markers reaching the replay topic could copy that chunk
-// again; reprocessing counts such copies as duplicates.)
+// twice and the counts stay exact.
 func (r *run) copy(ctx context.Context, saved map[string]string) error {
 	var prog copyProgress
 	if s, ok := saved[fCopyProgress]; ok {
 		if err := json.Unmarshal([]byte(s), &prog); err != nil {
 			return fmt.Errorf("replay progress %s: %w", fCopyProgress, err)
 		}
+	}
+	txn, err := kgo.NewClient(append(append([]kgo.Opt{}, r.d.KafkaOpts...),
+		kgo.TransactionalID("inlet-replay-copy-"+r.cfg.ID),
+		kgo.TransactionTimeout(5*time.Minute),
+		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes),
+	)...)
+	if err != nil {
+		return err
+	}
+	defer txn.Close()
+	// What a run before copied is counted from the replay topic, by its
+	// stable offsets: first fence that run's transaction (InitProducerID
+	// aborts one left open, or waits for one committing to complete), then
+	// wait for its markers to land. Kafka answers a commit before they
+	// do; counted then, a chunk committed just before a stop read as
+	// missing and was copied again, each event twice.
+	if _, _, err := txn.ProducerID(ctx); err != nil {
+		return fmt.Errorf("fence the copy of an earlier run: %w", err)
+	}
+	if err := kafka.AwaitStable(ctx, r.adm, r.topic); err != nil {
+		return err
 	}
 	copied, last, err := r.copiedSoFar(ctx)
 	if err != nil {
@@ -506,15 +525,6 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 			return err
 		}
 	}
-	txn, err := kgo.NewClient(append(append([]kgo.Opt{}, r.d.KafkaOpts...),
-		kgo.TransactionalID("inlet-replay-copy-"+r.cfg.ID),
-		kgo.TransactionTimeout(5*time.Minute),
-		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes),
-	)...)
-	if err != nil {
-		return err
-	}
-	defer txn.Close()
 	scanned, skipped, skippedDiscarded := prog.Scanned, prog.Skipped, prog.SkippedDiscarded
 	chunks := kafka.NewChunks(txn)
 	// Fill: copies wait in pend until their entities' states are read
