@@ -59,14 +59,10 @@ func staleStableOffsets(h *harness, topic string, n int) func() int {
 	}
 }
 
-// TestReplayWaitsForItsCopiesToBeReadable: Kafka answers the copy's last
-// commit before its markers reach the partitions, so for a moment the
-// replay topic's stable offsets do not cover the copies. A replay that
-// counted what it had to process then found nothing, and reported itself
-// complete having processed none of it (seen once under load). kfake here
-// answers the first stable-offset lookups of the replay topic with 0, as
-// a broker whose markers have not landed.
-func TestReplayWaitsForItsCopiesToBeReadable(t *testing.T) {
+// twoGaps processes two events of two entities, then deletes their claims
+// and states: a fill from before applies both.
+func twoGaps(t *testing.T) (*harness, time.Time) {
+	t.Helper()
 	h := newHarness(t)
 	before := time.Now().Add(-time.Second)
 	h.send("stripe", "evt_1", "pi_1", 1700000100)
@@ -78,6 +74,18 @@ func TestReplayWaitsForItsCopiesToBeReadable(t *testing.T) {
 	if _, err := h.store.DeleteEntities(t.Context(), []string{"stripe:pi:pi_1", "stripe:pi:pi_2"}); err != nil {
 		t.Fatal(err)
 	}
+	return h, before
+}
+
+// TestReplayWaitsForItsCopiesToBeReadable: Kafka answers the copy's last
+// commit before its markers reach the partitions, so for a moment the
+// replay topic's stable offsets do not cover the copies. A replay that
+// counted what it had to process then found nothing, and reported itself
+// complete having processed none of it (seen once under load). kfake here
+// answers the first stable-offset lookups of the replay topic with 0, as
+// a broker whose markers have not landed.
+func TestReplayWaitsForItsCopiesToBeReadable(t *testing.T) {
+	h, before := twoGaps(t)
 	lies := staleStableOffsets(h, Topic(h.topics, "unseen"), 3)
 	sum := h.replay(t, "unseen", Fill, before)
 	if lies() == 0 {
@@ -96,17 +104,7 @@ func TestReplayWaitsForItsCopiesToBeReadable(t *testing.T) {
 // the first (seen in CI as a fill that applied nothing). kfake answers the
 // resume's first stable-offset lookups of the replay topic with 0.
 func TestReplayResumeWaitsForTheCopiesOfTheRunBefore(t *testing.T) {
-	h := newHarness(t)
-	before := time.Now().Add(-time.Second)
-	h.send("stripe", "evt_1", "pi_1", 1700000100)
-	h.send("stripe", "evt_2", "pi_2", 1700000200)
-	h.process(2)
-	if _, err := h.store.DeleteClaims(t.Context(), []string{"dedup:stripe:evt_1", "dedup:stripe:evt_2"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := h.store.DeleteEntities(t.Context(), []string{"stripe:pi:pi_1", "stripe:pi:pi_2"}); err != nil {
-		t.Fatal(err)
-	}
+	h, before := twoGaps(t)
 	cfg := Config{ID: "resumed", Source: "stripe", From: before, Mode: Fill, Processor: h.pcfg()}
 	h.stopAfterCopy(t, cfg, h.deps())
 	lies := staleStableOffsets(h, Topic(h.topics, "resumed"), 3)
