@@ -28,7 +28,7 @@ type metrics struct {
 	future     metric.Int64Counter
 	retryWait  metric.Float64Histogram
 	// redelivered counts records Kafka handed out again after their events
-	// were processed (see ClaimDoneHere and committedOffsets).
+	// were processed (see lostcommit.go).
 	redelivered metric.Int64Counter
 	limit       *telemetry.Limiter
 	// The per-event instruments' options by label values (event types as

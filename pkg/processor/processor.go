@@ -102,8 +102,6 @@ type Processor struct {
 	// releaseWarned: a release that found Redis down while stopping has
 	// been logged (once per processor; see release).
 	releaseWarned atomic.Bool
-	// committed: what this process's acknowledged commits stored.
-	committed committedOffsets
 
 	// crashBeforeCommit, set by tests, simulates a crash between writing
 	// the outputs and committing: Run returns at once, leaving the
@@ -328,10 +326,6 @@ type item struct {
 	// decided: newest-wins was decided by deliverInOrder, not yet
 	// written; applyDecided writes it.
 	decided bool
-	// lostCommit: an acknowledged commit of this process covered the
-	// record, and Kafka lost it (see committedOffsets): its dedup key,
-	// done, is taken back and the event processed again.
-	lostCommit bool
 }
 
 func (it *item) countKey() CountKey {
@@ -499,22 +493,19 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			p.waits.available(waitRedis, p.log)
 			acquired := make([]string, 0, len(pending))
 			var held []string // by another member
-			var lost []string // done, by a commit Kafka lost
-			var back []*item  // of those, found by their position alone
+			var lost []string // done by this very record: a commit Kafka lost
+			var back []*item  // their items
 			for i, k := range pending {
 				switch res[i] {
 				case store.ClaimAcquired:
 					acquired = append(acquired, k)
 				case store.ClaimDoneHere:
 					lost = append(lost, k)
-					if it := byKey[k]; it != nil && !it.lostCommit {
-						it.lostCommit = true
+					if it := byKey[k]; it != nil {
 						back = append(back, it)
 					}
 				case store.ClaimDone:
-					if it := byKey[k]; it != nil && it.lostCommit {
-						lost = append(lost, k)
-					} else if it != nil {
+					if it := byKey[k]; it != nil {
 						it.outcome = Duplicate
 					}
 				case store.ClaimBusy:
@@ -522,11 +513,9 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 				}
 			}
 			if len(back) > 0 {
-				// The commit was not this process's, or it did not see it
-				// acknowledged (see committedOffsets): another instance's,
-				// or one from before a restart.
+				// See lostcommit.go.
 				p.log.Error("kafka redelivered records that were processed and marked done at the same offsets: the commit that covered them did not land (a broker failing over while writing a transaction's markers), or the group's offsets were reset over them; their outputs may be missing, so they are processed again, not skipped as duplicates",
-					"records", len(back), "where", spans(back, nil))
+					"records", len(back), "where", spans(back))
 				p.metrics.countRedelivered(ctx, back)
 			}
 			if len(lost) > 0 {

@@ -283,11 +283,6 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		})
 	}
 	wg.Wait()
-	if lost, where := p.committed.lost(items); len(lost) > 0 {
-		p.log.Error("kafka redelivered records that a commit of this processor covered, which it had acknowledged: that commit did not land on every partition (a broker failing over while writing its markers), so its outputs may be missing; their events are processed again, not skipped as duplicates",
-			"records", len(lost), "where", where)
-		p.metrics.countRedelivered(ctx, lost)
-	}
 	token := store.NewToken()
 	if err := p.awaitRegistry(ctx, stop, items, deadline); err != nil {
 		return w.abandon(ctx, stop, items, nil, token, err)
@@ -396,7 +391,6 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	// Committed: the partitions may move to another member now. Held
 	// through the confirm, which waits while Redis is away, a rebalance
 	// would wait past the group's rebalance timeout.
-	p.committed.note(sent)
 	w.sess.AllowRebalance()
 	w.finish(ctx, stop, items, claimed, token, leaseEnd)
 	return nil
@@ -547,7 +541,6 @@ func (w *worker) settle(ctx, stop context.Context) {
 		switch {
 		case err == nil && fate == fateCommitted:
 			p.log.Info("the unanswered commit landed; finishing the batch", "records", len(u.items))
-			p.committed.note(u.next)
 			w.finish(sctx, stop, u.items, u.claimed, u.token, u.leaseEnd)
 			return
 		case err == nil && fate == fateAborted:

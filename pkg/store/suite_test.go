@@ -143,6 +143,17 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 				t.Fatalf("settling retaken keys: %v (want no lost claim)", err)
 			}
 			claimAt(NewToken(), []string{"b"}, []string{"retry/0/5"}, ClaimDoneHere)
+			// Retaking leaves a key another attempt holds to it (busy),
+			// and takes a free one.
+			other := NewToken()
+			mustClaim(t, s, []string{"held"}, other, ClaimAcquired)
+			res, err = s.RetakeDone(ctx, []string{"held", "a", "free"}, NewToken())
+			if err != nil || !slices.Equal(res, []ClaimResult{ClaimBusy, ClaimAcquired, ClaimAcquired}) {
+				t.Fatalf("RetakeDone(held, done, free) = %v, %v; want busy, acquired, acquired", res, err)
+			}
+			if v := e.rdb.Get(ctx, e.prefix+"dedup:held").Val(); v != other {
+				t.Fatalf("a held key now holds %q, want the other attempt's token %q", v, other)
+			}
 		})
 
 		t.Run("claims are re-entrant for the same token and renew the lease", func(t *testing.T) {
