@@ -18,11 +18,13 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/retry"
+	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
@@ -550,5 +552,35 @@ func TestDeliveriesGetTheirOwnTime(t *testing.T) {
 	h.waitAll(2)
 	if h.total(Processed) != 2 || h.total(Retried) != 0 {
 		t.Fatalf("processed %d retried %d: the delivery was not given its time", h.total(Processed), h.total(Retried))
+	}
+}
+
+// TestDeadLetterOfALargeEventKeepsItsHistory: a raw record as large as
+// ingest writes (it keeps kafka.FailureHeadroom free for the failure
+// headers) that failed as often as the history keeps, each error quoting
+// an HTML error page, is dead-lettered with its whole history. Bounded
+// before JSON escaping (<, >, & written as \u003c…), the history outgrew
+// the headroom and fit cut it to the newest entry.
+func TestDeadLetterOfALargeEventKeepsItsHistory(t *testing.T) {
+	p := &Processor{propagator: propagation.TraceContext{}, d: Deps{Topics: kafka.TopicNames("inlet", kafka.DefaultRetryTiers)}}
+	page := "upstream answered 502: " + strings.Repeat("<tr><td>&nbsp;</td></tr>", 60)
+	r := &kgo.Record{Topic: "inlet.retry.15m", Key: []byte("shop:evt_1"), Timestamp: time.Now()}
+	r.Headers = retry.Set(r.Headers, retry.HeaderCorrelationID, "corr-1")
+	r.Headers = retry.Set(r.Headers, retry.HeaderOrigin, "inlet.raw/0/7")
+	r.Headers = retry.Set(r.Headers, retry.HeaderAttempt, "4")
+	for range 31 {
+		r.Headers = retry.AppendError(r.Headers, retry.ErrorEntry{At: time.Now().UTC(), Stage: "handle", Error: page})
+	}
+	r.Value = bytes.Repeat([]byte{'x'}, kafka.MaxRawRecordBytes-rawSize(r))
+	if rawSize(r) != kafka.MaxRawRecordBytes {
+		t.Fatalf("setup: raw size %d", rawSize(r))
+	}
+	it := &item{ctx: context.Background(), rec: r, src: &source.Source{Name: "shop"}, ev: &router.Event{Attempt: 4},
+		failure: errors.New(page), stage: "handle", outcome: DeadLetter,
+		next: retry.Decision{DeadLetter: true, Reason: "retry budget exhausted"}}
+	dl := p.deadLetterRecord(it)
+	if n := len(retry.History(dl.Headers)); n != 32 {
+		t.Fatalf("dead letter carries %d history entries, want 32 (the errors header was %d bytes before this failure, FailureHeadroom is %d)",
+			n, len(retry.Get(r.Headers, retry.HeaderErrors)), kafka.FailureHeadroom)
 	}
 }

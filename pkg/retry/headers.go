@@ -143,35 +143,80 @@ func History(hs []kgo.RecordHeader) []ErrorEntry {
 // dropped (the first is kept: it says how it started).
 const maxHistory = 32
 
-// MaxErrorText bounds one entry's error text (in bytes, cut at a rune and
-// marked with "…"): with maxHistory it keeps the history header within a
-// few tens of KiB, inside the room raw records leave for failure headers
-// (kafka.FailureHeadroom). An error can quote a whole response body.
+// MaxErrorText bounds one entry's error text as the history header
+// writes it (JSON-escaped, cut at a rune and marked with "…"): with
+// maxHistory it keeps the header within about 40 KiB, inside the room raw
+// records leave for failure headers (kafka.FailureHeadroom). An error can
+// quote a whole response body, and a body of control characters or broken
+// UTF-8 takes up to six bytes a byte once escaped, so the bound is on the
+// escaped text, not the raw one.
 const MaxErrorText = 1024
 
 // AppendError returns hs with e appended to the error history.
 func AppendError(hs []kgo.RecordHeader, e ErrorEntry) []kgo.RecordHeader {
-	e.Error = Truncate(e.Error, MaxErrorText)
+	e.Error = fitEscaped(e.Error, MaxErrorText)
 	hist := append(History(hs), e)
 	if len(hist) > maxHistory {
 		hist = append(hist[:1], hist[len(hist)-maxHistory+1:]...)
 	}
-	b, _ := json.Marshal(hist)
-	return Set(hs, HeaderErrors, string(b))
+	return Set(hs, HeaderErrors, encodeHistory(hist))
 }
 
 // ShrinkHistory keeps only the newest entry of the error history, its text
-// cut to max bytes: the last resort for a record that would not fit Kafka
-// with its whole history.
+// cut to limit escaped bytes: the last resort for a record that would not
+// fit Kafka with its whole history.
 func ShrinkHistory(hs []kgo.RecordHeader, limit int) []kgo.RecordHeader {
 	hist := History(hs)
 	if len(hist) == 0 {
 		return hs
 	}
 	last := hist[len(hist)-1]
-	last.Error = Truncate(last.Error, limit)
-	b, _ := json.Marshal([]ErrorEntry{last})
-	return Set(hs, HeaderErrors, string(b))
+	last.Error = fitEscaped(last.Error, limit)
+	return Set(hs, HeaderErrors, encodeHistory([]ErrorEntry{last}))
+}
+
+// encodeHistory writes the history header. HTML characters stay as they
+// are: the header is read by Kafka tools and inletctl, not a browser, and
+// an error quoting an HTML page stays readable and a sixth of the size.
+func encodeHistory(hist []ErrorEntry) string {
+	var b strings.Builder
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(hist) // a slice of strings and times cannot fail
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
+// fitEscaped returns s with each run of broken UTF-8 replaced by U+FFFD
+// (JSON would write an escaped one for each byte) and cut, at a rune,
+// so that its JSON-escaped form (encodeHistory's) takes at most limit
+// bytes, ending with "…" when it was cut.
+func fitEscaped(s string, limit int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	const mark = "…"
+	width, cut := 0, 0
+	for i, r := range s {
+		if width+len(mark) <= limit {
+			cut = i // s[:i] and the mark fit
+		}
+		width += escapedWidth(r)
+		if width > limit {
+			return s[:cut] + mark
+		}
+	}
+	return s
+}
+
+// escapedWidth is the bytes encoding/json (HTML escaping off) writes for r
+// inside a string.
+func escapedWidth(r rune) int {
+	switch {
+	case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+		return 2
+	case r < 0x20 || r == '\u2028' || r == '\u2029':
+		return 6
+	default:
+		return utf8.RuneLen(r)
+	}
 }
 
 // Truncate cuts s to at most limit bytes (at least the 3 of "…"), at a

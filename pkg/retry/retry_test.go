@@ -154,6 +154,48 @@ func TestHistoryBounded(t *testing.T) {
 	if got := History(hs); len(got) != 1 || len(got[0].Error) > 100 || !utf8.ValidString(got[0].Error) {
 		t.Fatalf("shrunk history: %v", got)
 	}
+	// The bound is on the text as the header writes it: HTML stays as it
+	// is, a run of broken UTF-8 becomes one U+FFFD, control characters
+	// take their escapes' six bytes.
+	for name, body := range map[string]string{
+		"html":               strings.Repeat("<a href=\"x\">&amp;</a>", 500),
+		"broken utf-8":       strings.Repeat("\xffa", 5000),
+		"control characters": strings.Repeat("\x01", 5000),
+		"quotes and lines":   strings.Repeat("\"\\\n", 5000),
+	} {
+		var hs []kgo.RecordHeader
+		for range 100 {
+			hs = AppendError(hs, ErrorEntry{At: time.Now(), Stage: "deliver", Error: "sink answered 502: " + body})
+		}
+		if h := Get(hs, HeaderErrors); len(h) > 40<<10 {
+			t.Errorf("%s: history header is %d bytes", name, len(h))
+		}
+		es := History(hs)
+		if len(es) != maxHistory || !utf8.ValidString(es[1].Error) || !strings.HasPrefix(es[1].Error, "sink answered 502: ") || !strings.HasSuffix(es[1].Error, "…") {
+			t.Errorf("%s: %d entries, the second %q…", name, len(es), es[1].Error[:min(40, len(es[1].Error))])
+		}
+	}
+	if h := Get(AppendError(nil, ErrorEntry{Error: "<b>&</b>"}), HeaderErrors); !strings.Contains(h, `"<b>&</b>"`) {
+		t.Errorf("HTML escaped in the header: %s", h)
+	}
+	for _, c := range []struct {
+		s     string
+		limit int
+		want  string
+	}{
+		{"short", 10, "short"},
+		{"abcdef", 5, "ab…"},
+		{"ab\ncd", 6, "ab\ncd"}, // \n is 2 bytes escaped: 6 in all
+		{"ab\ncd", 5, "ab…"},
+		{"\x01\x01", 12, "\x01\x01"},
+		{"\x01\x01", 11, "\x01…"},
+		{"\x01\x01", 8, "…"},
+		{"a\xffb", 5, "a\uFFFDb"},
+	} {
+		if got := fitEscaped(c.s, c.limit); got != c.want {
+			t.Errorf("fitEscaped(%q, %d) = %q, want %q", c.s, c.limit, got, c.want)
+		}
+	}
 	for _, c := range []struct {
 		s     string
 		limit int
