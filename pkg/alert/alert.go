@@ -26,6 +26,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/retry"
 )
 
 // Kinds of alert: they mean different things and go to different runbooks.
@@ -340,8 +341,43 @@ func slackText(m Message) string {
 		more = fmt.Sprintf(" (+%d more like it)", m.Count-1)
 	}
 	e := slackEscape
-	return fmt.Sprintf(":rotating_light: *%s* %s/%s%s\n*event* `%s`  *correlation* `%s`\n*reason* %s: %s\n*runbook* %s\n```%s```",
-		title, e(m.Source), e(m.EventType), more, e(m.EventID), e(m.CorrelationID), e(m.Reason), e(m.Error), e(m.Runbook), e(m.Excerpt))
+	return fmt.Sprintf(":rotating_light: *%s* %s/%s%s\n*event* `%s`  *correlation* `%s`\n*reason* %s: %s\n%s*runbook* %s\n```%s```",
+		title, e(m.Source), e(m.EventType), more, e(m.EventID), e(m.CorrelationID), e(m.Reason), e(m.Error), slackHistory(m.History), e(m.Runbook), e(m.Excerpt))
+}
+
+// Slack shows the failures before the last (the reason line has that
+// one), newest slackHistoryLines of them, each cut to slackHistoryText
+// bytes: enough to tell a 401 that turned into 503s from five 503s, short
+// enough to read in a channel. The JSON format carries the whole history.
+const (
+	slackHistoryLines = 5
+	slackHistoryText  = 200
+)
+
+// slackHistory renders an alert's error history (retry's inlet-errors
+// header, oldest first, the last entry the failure the alert is about)
+// as lines for slackText; "" when there was no failure before the last.
+func slackHistory(raw json.RawMessage) string {
+	var hist []struct {
+		At    time.Time `json:"at"`
+		Stage string    `json:"stage"`
+		Error string    `json:"error"`
+	}
+	if json.Unmarshal(raw, &hist) != nil || len(hist) < 2 {
+		return ""
+	}
+	earlier := hist[:len(hist)-1]
+	var b strings.Builder
+	b.WriteString("*before that*")
+	if n := len(earlier) - slackHistoryLines; n > 0 {
+		fmt.Fprintf(&b, " (%d older not shown)", n)
+		earlier = earlier[n:]
+	}
+	b.WriteString("\n")
+	for _, h := range earlier {
+		fmt.Fprintf(&b, "• %s %s: %s\n", h.At.UTC().Format(time.RFC3339), slackEscape(h.Stage), slackEscape(retry.Truncate(h.Error, slackHistoryText)))
+	}
+	return b.String()
 }
 
 // slackEscaper makes event data plain text in Slack's mrkdwn: Slack reads

@@ -444,6 +444,39 @@ func TestSlackTextEscapesEventData(t *testing.T) {
 	}
 }
 
+// TestSlackTextCarriesTheErrorHistory: a Slack alert shows the failures
+// before the last, newest first five, each cut and escaped; it showed only
+// the last, so a 401 that turned into 503s read as five 503s.
+func TestSlackTextCarriesTheErrorHistory(t *testing.T) {
+	var hist []map[string]any
+	at := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, e := range []string{"sink answered 401: first", "sink answered 503: 2nd", "sink answered 503: 3rd", "4th",
+		"5th <!here>", "6th " + strings.Repeat("x", 500), "7th, the last"} {
+		hist = append(hist, map[string]any{"at": at.Add(time.Duration(i) * time.Minute), "stage": "deliver", "error": e})
+	}
+	raw, _ := json.Marshal(hist)
+	m := Message{Alert: Alert{Kind: KindDLQ, Source: "shop", EventType: "orders/updated", Reason: "retry budget exhausted",
+		Error: "7th, the last", History: raw, Runbook: "https://rb"}, Count: 1}
+	text := slackText(m)
+	for _, want := range []string{"(1 older not shown)", "• 2026-01-01T00:01:00Z deliver: sink answered 503: 2nd\n", "5th &lt;!here&gt;", "6th xxx"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("slack text lacks %q:\n%s", want, text)
+		}
+	}
+	for _, bad := range []string{"first", "<!here>", strings.Repeat("x", 200), "00:06:00Z"} {
+		if strings.Contains(text, bad) {
+			t.Errorf("slack text holds %q:\n%s", bad, text)
+		}
+	}
+	// One failure, or a history that is not one: the reason line says it all.
+	for _, h := range []string{`[{"at":"2026-01-01T00:00:00Z","stage":"deliver","error":"only"}]`, `{}`, ``} {
+		m.History = json.RawMessage(h)
+		if text := slackText(m); strings.Contains(text, "before that") {
+			t.Errorf("history %q rendered:\n%s", h, text)
+		}
+	}
+}
+
 // received waits for ch, failing the test after 5s instead of hanging it.
 func received[T any](t *testing.T, ch <-chan T, what string) {
 	t.Helper()
