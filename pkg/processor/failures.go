@@ -33,7 +33,7 @@ func (p *Processor) deliverOne(ctx context.Context, sem chan struct{}, d router.
 		return errors.New("not delivered: the batch's time for deliveries ran out while other deliveries of the batch waited for their sinks")
 	}
 	defer func() { <-sem }()
-	return d.Deliver(ctx, it.ev, it.out)
+	return p.guard(it, "Deliver", func() error { return d.Deliver(ctx, it.ev, it.out) })
 }
 
 // route sends each failed event to its next retry tier or, when its budget

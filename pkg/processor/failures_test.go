@@ -584,3 +584,57 @@ func TestDeadLetterOfALargeEventKeepsItsHistory(t *testing.T) {
 			n, len(retry.Get(r.Headers, retry.HeaderErrors)), kafka.FailureHeadroom)
 	}
 }
+
+// panicky is a Go handler that panics in Handle for one event and in
+// Deliver for another, and passes the rest to the shipped handler.
+type panicky struct{ router.Handler }
+
+func (p panicky) Handle(ctx context.Context, ev *router.Event) (*router.Output, error) {
+	if ev.Envelope.EventID == "evt_boom" {
+		panic("boom in Handle")
+	}
+	return p.Handler.Handle(ctx, ev)
+}
+
+func (p panicky) Deliver(_ context.Context, ev *router.Event, _ *router.Output) error {
+	if ev.Envelope.EventID == "evt_sink_boom" {
+		panic(errors.New("boom in Deliver"))
+	}
+	return nil
+}
+
+// TestAPanickingHandlerFailsItsEventOnly: a handler that panics fails the
+// event it panicked on (a retry, then the dead-letter topic, the panic in
+// its history) and the processor goes on with the others. The panic
+// crashed the processor, which met the same record on every start.
+func TestAPanickingHandlerFailsItsEventOnly(t *testing.T) {
+	h := newHarnessWith(t, testenv.Embedded(t), testSources, []time.Duration{time.Second}, nil)
+	shipped, _, err := h.router.Lookup("stripe", "payment_intent.succeeded", "2024-06-20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.router = router.New()
+	if err := h.router.Handle(router.Route{Source: "stripe", EventType: "payment_intent.*", Version: "*"}, panicky{shipped}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"evt_boom", "evt_ok", "evt_sink_boom"} {
+		h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, "pi_"+id, "succeeded", 1700000000))
+	}
+	r := h.start("a", nil)
+	h.waitAll(3)
+	if p, d, rt := h.total(Processed), h.total(DeadLetter), h.total(Retried); p != 1 || d != 2 || rt != 2 {
+		t.Fatalf("processed %d dead-lettered %d retried %d; want 1, 2, 2", p, d, rt)
+	}
+	want := map[string]string{"stripe:evt_boom": "the handler's Handle panicked: boom in Handle", "stripe:evt_sink_boom": "the handler's Deliver panicked: boom in Deliver"}
+	for _, rec := range h.env.ReadAll(t, h.topics.DLQ, 2, 300*time.Millisecond, 10*time.Second) {
+		hist := retry.History(rec.Headers)
+		if len(hist) != 2 || hist[0].Error != want[string(rec.Key)] || hist[1].Error != want[string(rec.Key)] {
+			t.Errorf("dead letter %s: history %+v, want two entries %q", rec.Key, hist, want[string(rec.Key)])
+		}
+	}
+	select {
+	case err := <-r.done:
+		t.Fatalf("the processor stopped: %v", err)
+	default:
+	}
+}

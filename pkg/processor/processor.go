@@ -371,7 +371,11 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 		return it
 	}
 	it.handler = h
-	out, err := h.Handle(it.ctx, it.ev)
+	var out *router.Output
+	err = p.guard(it, "Handle", func() (err error) {
+		out, err = h.Handle(it.ctx, it.ev)
+		return err
+	})
 	switch {
 	case err == nil:
 		if out.EntityKey == "" || out.Schema == nil || out.SchemaText == "" {

@@ -8,8 +8,9 @@ import (
 )
 
 // Recover turns a handler panic into an error (a processing failure, so
-// the event is retried and, if it keeps panicking, dead-lettered) instead of
-// a crashed processor.
+// the event is retried and, if it keeps panicking, dead-lettered). The
+// processor already does this for every handler; Recover is for handlers
+// run elsewhere, and keeps the stack in the error.
 func Recover() Middleware {
 	return func(next Handler) Handler {
 		return HandlerFunc(func(ctx context.Context, ev *Event) (out *Output, err error) {
