@@ -167,14 +167,16 @@ func (p *Processor) alert(it *item) {
 		return
 	}
 	a := alert.Alert{Kind: alert.KindDLQ, Topic: p.d.Topics.DLQ, At: time.Now().UTC(), Source: "unknown", EventType: "unknown"}
-	var err error
+	err, stage := it.failure, it.stage
 	if it.outcome == Invalid {
-		a.Kind, a.Topic, a.Reason, err = alert.KindInvalid, p.d.Topics.Invalid, invalidReason(it), it.reason
+		a.Kind, a.Topic, a.Reason, err, stage = alert.KindInvalid, p.d.Topics.Invalid, invalidReason(it), it.reason, "validate"
 	} else {
-		a.Reason, err = it.next.Reason, it.failure
-		hist := retry.AppendError(retry.Clone(it.rec.Headers), retry.ErrorEntry{At: a.At, Stage: it.stage, Error: failureText(err)})
-		a.History = json.RawMessage(retry.Get(hist, retry.HeaderErrors))
+		a.Reason = it.next.Reason
 	}
+	// The history the copy carries: an invalid event's too, as one
+	// requeued from the invalid topic has the failures before it.
+	hist := retry.AppendError(retry.Clone(it.rec.Headers), retry.ErrorEntry{At: a.At, Stage: stage, Error: failureText(err)})
+	a.History = json.RawMessage(retry.Get(hist, retry.HeaderErrors))
 	a.Error = failureText(err)
 	if it.env != nil {
 		a.Source, a.EventType, a.EventID, a.CorrelationID = it.env.Source, it.env.EventType, it.env.EventID, it.env.CorrelationID

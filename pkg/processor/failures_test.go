@@ -238,8 +238,8 @@ func failureSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 			t.Fatalf("invalid %d dlq %d sink calls %d", h.total(Invalid), h.total(DeadLetter), len(sink.times()))
 		}
 		testenv.Eventually(t, 5*time.Second, "the invalid alert", func() bool { return len(rcv.got()) == 1 })
-		if k := rcv.got()[0].Kind; k != alert.KindInvalid {
-			t.Fatalf("alert kind %s, want invalid", k)
+		if a := rcv.got()[0]; a.Kind != alert.KindInvalid || !strings.Contains(string(a.History), `"stage":"validate"`) {
+			t.Fatalf("alert kind %s, history %s; want invalid, with the validation error's entry", a.Kind, a.History)
 		}
 		// The entry carries the source's runbook, as the alert does (and
 		// as DLQ entries do): inletctl invalid show prints it.
