@@ -40,6 +40,7 @@ func appendEntry(b []byte, e *Entry) []byte {
 	}
 	b = appendField(b, `,"where":"`, e.Where)
 	b = appendField(b, `,"error":"`, e.Error)
+	b = appendField(b, `,"note":"`, e.Note)
 	return append(b, '}')
 }
 
@@ -61,7 +62,7 @@ func plainEntry(e *Entry) bool {
 	if _, off := e.At.Zone(); off <= -24*3600 || off >= 24*3600 {
 		return false
 	}
-	for _, s := range [...]string{e.Stage, e.Outcome, e.Source, e.EventType, e.EventID, e.Where, e.Error} {
+	for _, s := range [...]string{e.Stage, e.Outcome, e.Source, e.EventType, e.EventID, e.Where, e.Error, e.Note} {
 		for i := 0; i < len(s); i++ {
 			switch c := s[i]; {
 			case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':

@@ -20,6 +20,9 @@ func entriesForEncoding() []Entry {
 		{At: time.Date(-5, 1, 1, 0, 0, 0, 0, time.UTC), Stage: "received"},
 		{At: at, Stage: "attempt", Attempt: -2},
 		{At: at, Stage: "written", Undecodable: true, Where: "inlet.raw/0/9"},
+		// The fast path wrote no note: a decision lost who made it and why.
+		{At: at, Stage: "decided", Outcome: "discarded", Where: "inlet.dlq/0/4", Note: "by alice: bad data"},
+		{At: at, Stage: "decided", Note: "by <bob> & \"carol\""},
 	}
 }
 
@@ -52,12 +55,12 @@ func checkAppendEntry(t *testing.T, e Entry) {
 func FuzzAppendEntry(f *testing.F) {
 	for _, e := range entriesForEncoding() {
 		_, off := e.At.Zone()
-		f.Add(e.At.UnixNano(), off, e.Stage, e.Outcome, e.Source, e.EventType, e.EventID, e.Undecodable, e.Where, e.Error, e.Attempt)
+		f.Add(e.At.UnixNano(), off, e.Stage, e.Outcome, e.Source, e.EventType, e.EventID, e.Undecodable, e.Where, e.Error, e.Attempt, e.Note)
 	}
-	f.Add(int64(0), 24*3600, "received", "", "s", "t", "e", false, "", "", 0)
-	f.Fuzz(func(t *testing.T, nanos int64, offset int, stage, outcome, source, eventType, eventID string, undecodable bool, where, errText string, attempt int) {
+	f.Add(int64(0), 24*3600, "received", "", "s", "t", "e", false, "", "", 0, "")
+	f.Fuzz(func(t *testing.T, nanos int64, offset int, stage, outcome, source, eventType, eventID string, undecodable bool, where, errText string, attempt int, note string) {
 		at := time.Unix(0, nanos).In(time.FixedZone("z", offset))
-		checkAppendEntry(t, Entry{At: at, Stage: stage, Outcome: outcome, Source: source, EventType: eventType, EventID: eventID, Undecodable: undecodable, Attempt: attempt, Where: where, Error: errText})
+		checkAppendEntry(t, Entry{At: at, Stage: stage, Outcome: outcome, Source: source, EventType: eventType, EventID: eventID, Undecodable: undecodable, Attempt: attempt, Where: where, Error: errText, Note: note})
 	})
 }
 

@@ -149,14 +149,20 @@ func TestStore(t *testing.T) {
 // needs miniredis's SetError to make the server answer them.
 func TestStoreServerErrors(t *testing.T) {
 	for reply, want := range map[string]bool{
-		"LOADING Redis is loading the dataset in memory":           true,
-		"READONLY You can't write against a read only replica.":    true,
-		"MASTERDOWN Link with MASTER is down":                      true,
-		"TRYAGAIN Multiple keys request during rehashing of slot":  true,
-		"CLUSTERDOWN The cluster is down":                          true,
-		"OOM command not allowed when used memory > 'maxmemory'.":  true,
-		"NOPERM this user has no permissions to run the 'evalsha'": false,
-		"ERR something else":                                       false,
+		"LOADING Redis is loading the dataset in memory":          true,
+		"READONLY You can't write against a read only replica.":   true,
+		"MASTERDOWN Link with MASTER is down":                     true,
+		"TRYAGAIN Multiple keys request during rehashing of slot": true,
+		"CLUSTERDOWN The cluster is down":                         true,
+		"OOM command not allowed when used memory > 'maxmemory'.": true,
+		// Both were taken as failures: a claim aborted its batch, and a
+		// confirm was not retried, so a committed output's key never became
+		// done.
+		"BUSY Redis is busy running a script. You can only call SCRIPT KILL or SHUTDOWN NOSAVE.":           true,
+		"MISCONF Redis is configured to save RDB snapshots, but it's currently unable to persist to disk.": true,
+		"BUSYKEY Target key name already exists.":                                                          false,
+		"NOPERM this user has no permissions to run the 'evalsha'":                                         false,
+		"ERR something else": false,
 	} {
 		t.Run(reply, func(t *testing.T) {
 			mr := miniredis.RunT(t)
@@ -164,9 +170,18 @@ func TestStoreServerErrors(t *testing.T) {
 			t.Cleanup(func() { _ = rdb.Close() })
 			s := New(rdb)
 			mr.SetError(reply)
-			_, err := s.ClaimBatch(context.Background(), []string{"a"}, NewToken())
+			ctx, tok := context.Background(), NewToken()
+			_, err := s.ClaimBatch(ctx, []string{"a"}, tok)
 			if err == nil || IsUnavailable(err) != want {
-				t.Fatalf("reply %q: err %v, IsUnavailable %v, want %v", reply, err, IsUnavailable(err), want)
+				t.Errorf("claim: err %v, IsUnavailable %v, want %v", err, IsUnavailable(err), want)
+			}
+			err = s.ConfirmBatch(ctx, []string{"a"}, tok, []time.Duration{time.Hour})
+			if err == nil || IsUnavailable(err) != want {
+				t.Errorf("confirm: err %v, IsUnavailable %v, want %v", err, IsUnavailable(err), want)
+			}
+			_, err = s.ApplyBatch(ctx, []Update{{EntityKey: "e", EventTime: time.Unix(1, 0), EventID: "x"}})
+			if err == nil || IsUnavailable(err) != want {
+				t.Errorf("apply: err %v, IsUnavailable %v, want %v", err, IsUnavailable(err), want)
 			}
 		})
 	}

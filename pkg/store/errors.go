@@ -18,7 +18,8 @@ var (
 	// network errors (refused, reset, timeouts), a connection pool that timed
 	// out waiting, and server replies that mean "not now" (LOADING, READONLY
 	// during a failover, MASTERDOWN, CLUSTERDOWN, TRYAGAIN, max clients, OOM,
-	// NOREPLICAS). The processor should pause and retry the same batch with
+	// NOREPLICAS, BUSY running another client's script, MISCONF refusing
+	// writes after a failed snapshot). The processor should pause and retry the same batch with
 	// backoff, not route events to retry tiers or the DLQ. Test with
 	// [IsUnavailable]; the original error stays reachable with errors.As.
 	ErrUnavailable = errors.New("redis unavailable")
@@ -128,6 +129,13 @@ func unavailable(err error) bool {
 		errors.Is(err, context.DeadlineExceeded):
 		return true
 	}
+	// BUSY: another client's script runs past busy-reply-threshold;
+	// MISCONF: writes refused after a failed snapshot (a full disk), fixed
+	// by an operator like OOM.
+	switch errorCode(err) {
+	case "BUSY", "MISCONF":
+		return true
+	}
 	return redis.IsLoadingError(err) ||
 		redis.IsReadOnlyError(err) ||
 		redis.IsMasterDownError(err) ||
@@ -136,6 +144,17 @@ func unavailable(err error) bool {
 		redis.IsMaxClientsError(err) ||
 		redis.IsOOMError(err) ||
 		redis.IsNoReplicasError(err)
+}
+
+// errorCode is the code a Redis error reply starts with ("BUSY"), whole:
+// go-redis's HasErrorPrefix would take BUSYKEY for BUSY.
+func errorCode(err error) string {
+	var re redis.Error
+	if !errors.As(err, &re) {
+		return ""
+	}
+	code, _, _ := strings.Cut(re.Error(), " ")
+	return code
 }
 
 // isNoScript reports whether a script call failed because the server does
