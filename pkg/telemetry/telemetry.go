@@ -8,6 +8,7 @@ package telemetry
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"time"
@@ -80,7 +81,14 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	for _, opt := range opts {
 		opt(&o)
 	}
-	res := resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service))
+	// service is the default name: OTEL_SERVICE_NAME and
+	// OTEL_RESOURCE_ATTRIBUTES win, as the manifests expect (the SDK
+	// merges the environment under the resource it is given, so the name
+	// given here beat the variable).
+	res, err := resource.Merge(resource.NewWithAttributes(semconv.SchemaURL, semconv.ServiceName(service)), resource.Environment())
+	if err != nil {
+		return nil, fmt.Errorf("telemetry resource (OTEL_RESOURCE_ATTRIBUTES?): %w", err)
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())

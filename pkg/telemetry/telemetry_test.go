@@ -2,7 +2,10 @@ package telemetry
 
 import (
 	"context"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -58,4 +61,31 @@ func TestSeriesBeyondTheSDKDefaultKeepTheirLabels(t *testing.T) {
 		}
 	}
 	t.Fatal("inlet.events not collected")
+}
+
+// TestServiceNameFromTheEnvironment: OTEL_SERVICE_NAME, which the
+// manifests set, names the service; the name New is given is the default.
+// The given name won, so renaming a service per environment did nothing.
+func TestServiceNameFromTheEnvironment(t *testing.T) {
+	for env, want := range map[string]string{"": "inlet-ingest", "ingest-eu": "ingest-eu"} {
+		t.Setenv("OTEL_SERVICE_NAME", env)
+		t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+		ctx := context.Background()
+		tel, err := New(ctx, "inlet-ingest")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := httptest.NewRecorder()
+		tel.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+		_ = tel.Shutdown(ctx)
+		var info string
+		for line := range strings.Lines(rec.Body.String()) {
+			if strings.HasPrefix(line, "target_info{") {
+				info = line
+			}
+		}
+		if !strings.Contains(info, `service_name="`+want+`"`) || !strings.Contains(info, `deployment_environment="test"`) {
+			t.Errorf("OTEL_SERVICE_NAME %q: target_info %q, want service_name %q and the resource attribute", env, info, want)
+		}
+	}
 }
