@@ -72,6 +72,16 @@ func TestMetricsEventTypeLimit(t *testing.T) {
 	if n, l := m.eventSets.Len(), m.latencySets.Len(); n != 4 || l != 4 {
 		t.Fatalf("%d and %d cached label sets after 1000 event types with a limit of 3, want 4 and 4 (3 types and other)", n, l)
 	}
+	// Counts, which lives as long as the processor, is bounded the same
+	// way: it kept a counter per type a sender invented.
+	p := &Processor{metrics: m}
+	for i := range 1000 {
+		p.count.add(p.countKey(item(fmt.Sprintf("type.%d", i), Invalid)), 1)
+	}
+	p.count.add(p.countKey(item("", Invalid)), 1)
+	if n, total := len(p.count.Snapshot()), p.count.Total(Invalid); n != 5 || total != 1001 {
+		t.Fatalf("%d counters for %d events of 1000 types and one undecodable, want 5 (3 types, other, unknown) for 1001", n, total)
+	}
 }
 
 type fakeDepths struct {

@@ -328,10 +328,14 @@ type item struct {
 	decided bool
 }
 
-func (it *item) countKey() CountKey {
+// countKey is the counter its outcome adds to. The event type is the
+// metrics' label (telemetry.Limiter): past its limit of types per source,
+// "other". Counts lives as long as the processor, and a sender inventing
+// a type per event grew it by one counter each.
+func (p *Processor) countKey(it *item) CountKey {
 	k := CountKey{Source: "unknown", EventType: "unknown", Outcome: it.outcome}
 	if it.env != nil {
-		k.Source, k.EventType = it.env.Source, it.env.EventType
+		k.Source, k.EventType = it.env.Source, p.metrics.label(it.env.Source, it.env.EventType, true)
 	}
 	return k
 }

@@ -500,7 +500,7 @@ func (w *worker) finish(ctx, stop context.Context, items []*item, claimed []stri
 	// metrics and history are written too (tests and bench-processor wait
 	// on Counts).
 	for _, it := range items {
-		p.count.add(it.countKey(), 1)
+		p.count.add(p.countKey(it), 1)
 	}
 }
 
