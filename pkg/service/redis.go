@@ -47,21 +47,38 @@ func (c *RedisConfig) Options() (*redis.Options, error) {
 	return opt, nil
 }
 
-// RedactedReason is what is wrong with a URL, without the URL: url.Error
-// quotes it whole, and escape and host errors quote the part around the
-// mistake. go-redis's own errors name the scheme or database number, never
-// the password.
+// RedactedReason is what is wrong with a URL, without any of its text:
+// url.Error quotes the URL whole, its port error quotes the start of a
+// password holding '/', '?' or '#' (read as the end of the host), and
+// go-redis's path and option errors quote the rest of one. Only the kind
+// of mistake is named, with the hint that fixes the common one.
 func RedactedReason(err error) string {
+	const escapeHint = " (a password holding /, ? or # must be %-escaped)"
 	var ue *url.Error
-	if !errors.As(err, &ue) {
-		return err.Error()
+	if errors.As(err, &ue) {
+		var esc url.EscapeError
+		var host url.InvalidHostError
+		switch {
+		case errors.As(ue.Err, &esc) || errors.As(ue.Err, &host):
+			return "a malformed %-escape or host"
+		case strings.HasPrefix(ue.Err.Error(), "invalid port"):
+			return "a malformed port" + escapeHint
+		}
+		return "malformed"
 	}
-	var esc url.EscapeError
-	var host url.InvalidHostError
-	if errors.As(ue.Err, &esc) || errors.As(ue.Err, &host) {
-		return "a malformed %-escape or host"
+	msg := err.Error()
+	for _, c := range []struct{ prefix, reason string }{
+		{"redis: invalid URL scheme", "the scheme is not redis:// or rediss://"},
+		{"redis: invalid database number", "the path is not a database number"},
+		{"redis: invalid URL path", "the path is not /<database number>" + escapeHint},
+		{"redis: unexpected option", "an unknown query option" + escapeHint},
+		{"redis: invalid ", "a query option with a malformed value"},
+	} {
+		if strings.HasPrefix(msg, c.prefix) {
+			return c.reason
+		}
 	}
-	return ue.Err.Error()
+	return "not a URL it reads"
 }
 
 // RedisClientLog sends the go-redis client's own log lines (a pool that

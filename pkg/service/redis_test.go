@@ -21,6 +21,13 @@ func TestRedisOptionsNeverQuoteTheURL(t *testing.T) {
 		"redis://:" + secret + "@redis:port/0",          // bad port
 		"http://:" + secret + "@redis:6379/0",           // wrong scheme
 		"redis://:" + secret + "@redis:6379/notanumber", // bad database
+		// A password holding /, ? or # ends the host early: url.Parse's
+		// port error quoted its start, go-redis's path and option errors
+		// its rest.
+		"redis://default:s3cr3t/tail@redis:6379/0",
+		"redis://default:s3cr3t#tail@redis:6379/0",
+		"redis://:1234/s3cr3t@redis:6379/0",
+		"redis://u:1234?s3cr3t@redis:6379/0",
 	} {
 		c := RedisConfig{URL: u}
 		_, err := c.Options()

@@ -102,7 +102,9 @@ func (c *RegistryConfig) Client() (*registry.Client, error) {
 			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) #%d %s: want an http:// or https:// URL with a host, such as http://127.0.0.1:8081%s",
 				i+1, ShownURL(raw), schemeHint(u))
 		}
-		if u.User != nil {
+		// "https://user:1234/pass@host" parses as host "user:1234" and path
+		// "/pass@host": a password starting with digits.
+		if u.User != nil || strings.Contains(u.Path, "@") {
 			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) %s has a user or password written into it (not shown): "+
 				"give the user with -schema-registry-user (INLET_SCHEMA_REGISTRY_USER) and the password with INLET_SCHEMA_REGISTRY_PASSWORD "+
 				"or INLET_SCHEMA_REGISTRY_PASSWORD_FILE; secrets come only from the environment or files, and a URL is logged", ShownURL(raw))

@@ -201,6 +201,11 @@ func ShownURL(s string) string {
 	if u.Opaque != "" || u.Host == "" {
 		return "(not a URL like http://host:port, not shown)"
 	}
+	if strings.Contains(u.Path, "@") {
+		// "https://user:1234/pass@host" parses as host "user:1234" and
+		// path "/pass@host": a password that starts with digits.
+		return "(a URL with @ in its path, not shown)"
+	}
 	u.User = nil
 	u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = "", false, "", ""
 	return u.String()

@@ -31,6 +31,12 @@ func TestRegistryURLCredentials(t *testing.T) {
 		{"http://sr-a:8081", "https://inlet:" + secret + "@sr-b:8081/?x=1"},
 		{"http://" + secret + "@sr.internal:8081"}, // a user alone: as good as a password
 		{"http://inlet:" + secret + "%zz@sr.internal:8081"},
+		// A password holding / ends the host early; the port error quoted
+		// its start.
+		{"https://inlet:" + secret + "/tail@sr.internal:8081"},
+		// One starting with digits parses as host "inlet:1234" and path
+		// "/pw-s3cr3t@…": accepted, and shown whole in logs and /readyz.
+		{"https://inlet:1234/" + secret + "@sr.internal:8081"},
 	} {
 		rc := RegistryConfig{URLs: urls}
 		_, err := rc.Client()
@@ -39,7 +45,7 @@ func TestRegistryURLCredentials(t *testing.T) {
 			continue
 		}
 		want := []string{"-schema-registry-user", "INLET_SCHEMA_REGISTRY_USER", "INLET_SCHEMA_REGISTRY_PASSWORD", "INLET_SCHEMA_REGISTRY_PASSWORD_FILE"}
-		if strings.Contains(urls[len(urls)-1], "%zz") {
+		if last := urls[len(urls)-1]; strings.Contains(last, "%zz") || strings.Contains(last, "/tail@") {
 			want = []string{"INLET_SCHEMA_REGISTRY_URL", "not shown"}
 		}
 		for _, w := range want {
@@ -55,8 +61,8 @@ func TestRegistryURLCredentials(t *testing.T) {
 
 // TestShownURLs: URLs as logged lose user information, query and fragment.
 func TestShownURLs(t *testing.T) {
-	got := ShownURLs([]string{"https://u:p@sr:8081/a?token=t#f", "http://sr2:8081", "http://bad%zz", "u:p@sr:8081"})
-	if want := "https://sr:8081/a,http://sr2:8081,(unparsable URL, not shown),(not a URL like http://host:port, not shown)"; got != want {
+	got := ShownURLs([]string{"https://u:p@sr:8081/a?token=t#f", "http://sr2:8081", "http://bad%zz", "u:p@sr:8081", "https://u:1234/pass@sr:8081"})
+	if want := "https://sr:8081/a,http://sr2:8081,(unparsable URL, not shown),(not a URL like http://host:port, not shown),(a URL with @ in its path, not shown)"; got != want {
 		t.Errorf("ShownURLs = %q, want %q", got, want)
 	}
 }
