@@ -52,11 +52,11 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.Int(&c.ReplicationFactor, "topic-replication", "INLET_TOPIC_REPLICATION", -1, "replication factor for topics Inlet creates (-1: broker default)")
 	fs.String(&c.SASLMechanism, "kafka-sasl-mechanism", "INLET_KAFKA_SASL_MECHANISM", "", "SASL mechanism: plain, scram-sha-256 or scram-sha-512 (password from INLET_KAFKA_SASL_PASSWORD[_FILE])")
 	fs.String(&c.SASLUser, "kafka-sasl-user", "INLET_KAFKA_SASL_USER", "", "SASL user")
-	fs.Bool(&c.TLS, "kafka-tls", "INLET_KAFKA_TLS", false, "connect to Kafka over TLS")
+	fs.Bool(&c.TLS, "kafka-tls", "INLET_KAFKA_TLS", false, "connect to Kafka over TLS (on too when a CA, client certificate or server name is given)")
 	fs.String(&c.TLSCAFile, "kafka-tls-ca", "INLET_KAFKA_TLS_CA", "", "PEM CA bundle for Kafka TLS (default: system roots)")
 	fs.String(&c.TLSCertFile, "kafka-tls-cert", "INLET_KAFKA_TLS_CERT", "", "PEM client certificate for mutual TLS")
 	fs.String(&c.TLSKeyFile, "kafka-tls-key", "INLET_KAFKA_TLS_KEY", "", "PEM client key for mutual TLS")
-	fs.String(&c.TLSServerName, "kafka-tls-server-name", "INLET_KAFKA_TLS_SERVER_NAME", "", "TLS server name override")
+	fs.String(&c.TLSServerName, "kafka-tls-server-name", "INLET_KAFKA_TLS_SERVER_NAME", "", "TLS server name to verify, when it is not the broker's address (turns TLS on)")
 }
 
 // NoRetryTiers is the -retry-tiers value for no retry tiers at all: no
@@ -144,6 +144,9 @@ func (c *Config) Validate() error {
 	if c.Partitions < 1 {
 		errs = append(errs, fmt.Errorf("kafka: -topic-partitions (INLET_TOPIC_PARTITIONS) %d: topic partitions must be ≥ 1", c.Partitions))
 	}
+	if c.ReplicationFactor < 1 && c.ReplicationFactor != -1 {
+		errs = append(errs, fmt.Errorf("kafka: -topic-replication (INLET_TOPIC_REPLICATION) %d: want -1 (the broker's default) or ≥ 1", c.ReplicationFactor))
+	}
 	switch c.SASLMechanism {
 	case "", "plain", "scram-sha-256", "scram-sha-512":
 	default:
@@ -209,6 +212,9 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 		}
 		switch c.SASLMechanism {
 		case "plain":
+			if !c.tlsOn() && log != nil {
+				log.Warn("kafka: SASL plain without TLS sends the password in clear text; set -kafka-tls (INLET_KAFKA_TLS) unless the network between here and the brokers is trusted")
+			}
 			opts = append(opts, kgo.SASL(plain.Auth{User: c.SASLUser, Pass: pass}.AsMechanism()))
 		case "scram-sha-256":
 			opts = append(opts, kgo.SASL(scram.Auth{User: c.SASLUser, Pass: pass}.AsSha256Mechanism()))
@@ -216,7 +222,7 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 			opts = append(opts, kgo.SASL(scram.Auth{User: c.SASLUser, Pass: pass}.AsSha512Mechanism()))
 		}
 	}
-	if c.TLS || c.TLSCAFile != "" || c.TLSCertFile != "" {
+	if c.tlsOn() {
 		cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: c.TLSServerName}
 		if c.TLSCAFile != "" {
 			pem, err := os.ReadFile(c.TLSCAFile)
@@ -239,6 +245,13 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 		opts = append(opts, kgo.DialTLSConfig(cfg))
 	}
 	return opts, nil
+}
+
+// tlsOn reports whether the brokers are dialled over TLS: asked for, or
+// implied by a CA, a client certificate or a server name to verify (one
+// given without -kafka-tls was ignored, and the client spoke plain text).
+func (c *Config) tlsOn() bool {
+	return c.TLS || c.TLSCAFile != "" || c.TLSCertFile != "" || c.TLSServerName != ""
 }
 
 // minLevel drops records below level.

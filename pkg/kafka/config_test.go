@@ -183,7 +183,7 @@ func TestRetryTiersFlag(t *testing.T) {
 // TestValidateNamesTheFlags: each setting Validate refuses is named by
 // its flag and variable.
 func TestValidateNamesTheFlags(t *testing.T) {
-	good := Config{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "inlet", Partitions: 6}
+	good := Config{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "inlet", Partitions: 6, ReplicationFactor: -1}
 	if err := good.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -198,6 +198,10 @@ func TestValidateNamesTheFlags(t *testing.T) {
 		{"no prefix", func(c *Config) { c.TopicPrefix = "" }, []string{"-topic-prefix (INLET_TOPIC_PREFIX)"}},
 		{"unknown mechanism", func(c *Config) { c.SASLMechanism = "md5" }, []string{"-kafka-sasl-mechanism", "INLET_KAFKA_SASL_MECHANISM", `"md5"`}},
 		{"cert without key", func(c *Config) { c.TLSCertFile = "/c.pem" }, []string{"-kafka-tls-key", "INLET_KAFKA_TLS_KEY"}},
+		// Passed --check-config and failed at start, after the wait for
+		// Kafka, as topic settings the cluster refused.
+		{"replication 0", func(c *Config) { c.ReplicationFactor = 0 }, []string{"-topic-replication (INLET_TOPIC_REPLICATION) 0", "-1"}},
+		{"replication -2", func(c *Config) { c.ReplicationFactor = -2 }, []string{"-topic-replication (INLET_TOPIC_REPLICATION) -2"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := good
@@ -209,6 +213,39 @@ func TestValidateNamesTheFlags(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestClientOptsTLS: a server name to verify turns TLS on, as a CA or a
+// client certificate does (given alone it was ignored, and the client
+// spoke plain text); SASL plain without TLS warns that the password
+// crosses in clear text.
+func TestClientOptsTLS(t *testing.T) {
+	for _, c := range []struct {
+		cfg  Config
+		want bool
+	}{
+		{Config{}, false},
+		{Config{TLS: true}, true},
+		{Config{TLSCAFile: "/ca.pem"}, true},
+		{Config{TLSCertFile: "/c.pem", TLSKeyFile: "/k.pem"}, true},
+		{Config{TLSServerName: "kafka.internal"}, true},
+	} {
+		if got := c.cfg.tlsOn(); got != c.want {
+			t.Errorf("%+v: TLS %v, want %v", c.cfg, got, c.want)
+		}
+	}
+	t.Setenv("INLET_KAFKA_SASL_PASSWORD", "s3cr3t-sasl")
+	t.Setenv("INLET_KAFKA_SASL_PASSWORD_FILE", "")
+	for _, tlsOn := range []bool{false, true} {
+		var buf bytes.Buffer
+		cfg := Config{Brokers: []string{"127.0.0.1:9092"}, ClientID: "inlet", SASLMechanism: "plain", SASLUser: "inlet", TLS: tlsOn}
+		if _, err := cfg.ClientOpts(slog.New(slog.NewTextHandler(&buf, nil))); err != nil {
+			t.Fatal(err)
+		}
+		if warned := strings.Contains(buf.String(), "clear text"); warned == tlsOn || strings.Contains(buf.String(), "s3cr3t") {
+			t.Errorf("SASL plain, TLS %v: log %q; want a warning only without TLS, never the password", tlsOn, buf.String())
+		}
 	}
 }
 
