@@ -66,11 +66,14 @@ type batchLine struct {
 // ({"id","type","occurred_at","data"}), for in-house producers. With a
 // bearer token the body is streamed: each good line is produced as soon as
 // it is read. A batch signed over its whole body is verified before
-// anything is written, so it is read whole first (bounded by batch.max_body).
-// The answer is 200 when every line is durable, 207 when some lines were
-// rejected and the rest are durable, 503 when some good line was not
-// acknowledged in time (retry those), 400 when no line was good, 413 when
-// the body is over batch.max_body at once by its Content-Length.
+// anything is written, so it is read whole first (bounded by batch.max_body);
+// with batch.signed, every request without a valid token is taken as one,
+// whatever its Authorization holds. The answer is 200 when every line is
+// durable, 207 when some lines were rejected and the rest are durable, 503
+// when some good line was not acknowledged within the ack timeout of the
+// body being in (retry those; they are not written later where that can
+// still be prevented), 400 when no line was good, 413 when the body is over
+// batch.max_body at once by its Content-Length.
 //
 // Reading can stop early: a streamed body over batch.max_body where it gets
 // there, a body that stops arriving (read timeout, connection reset), past
@@ -138,7 +141,15 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	defer held.release()
 	switch {
 	case bearerOK(r.Header.Get("Authorization"), src.BatchTokens()):
-	case src.Batch.Signed && r.Header.Get("Authorization") == "":
+	case src.Batch.Signed:
+		// Whenever the token check fails, not only without Authorization:
+		// an hmac source may sign in Authorization (hmac.header), and its
+		// signed batches were all refused 401 unchecked. Trying both is
+		// sound: each path accepts only what its own secret vouches for,
+		// and Verify refuses a token as it refuses any bad signature. A
+		// wrong token now costs a read of the body (within batch.max_body
+		// and the body budget) before its 401, as a request without
+		// Authorization already could.
 		whole, err := readBody(w, r, limit, &held)
 		if err != nil {
 			code, reason := readFailure(err)
@@ -174,13 +185,17 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	tctx, span := s.tracer.Start(s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "ingest.events",
 		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.String("inlet.source", name), attribute.String("inlet.correlation_id", corr)))
 	defer span.End()
-	// net/http cancels the request's context when a body read fails: the
-	// lines produced before such a cut must still get their answer.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(tctx), s.cfg.ReadTimeout+s.cfg.AckTimeout)
-	defer cancel()
+	// Lines are produced under produceCtx while the body is read. net/http
+	// cancels the request's context when a body read fails: the lines
+	// produced before such a cut must still get their answer, so it is not
+	// derived from it. It ends when the wait for the acknowledgements does
+	// (below), and at the latest when the body could no longer be read and
+	// acknowledged in time.
+	produceCtx, cancelProduce := context.WithTimeout(context.WithoutCancel(tctx), s.cfg.ReadTimeout+s.cfg.AckTimeout)
+	defer cancelProduce()
 	resp := BatchResponse{CorrelationID: corr}
 	types := map[int]string{} // result index → event type, for metrics
-	acks := s.w.stream(ctx)
+	acks := s.w.stream(produceCtx)
 	// The request's kept headers, bounded, are shared by every line's
 	// envelope.
 	kept, ct, omitted := keptHeaders(src, r.Header)
@@ -193,6 +208,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	// The first rejections, for the log line: why lines were refused is
 	// otherwise only in the producer's answer.
 	var rejections []loggedRejection
+	traceLogged := false
 	// cutMsg names the first line not read when reading stopped early (a
 	// read error, max_body, max_lines events, too many rejected lines), and
 	// is empty otherwise; cutCode answers it when no line was accepted. The
@@ -235,7 +251,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		var rec *kgo.Record
 		var env *envelope.Envelope
 		if err == nil { // else errLineTooLong
-			rec, env, err = s.batchRecord(tctx, src, line, corr, n, kept, ct)
+			var traceOmitted []string
+			rec, env, traceOmitted, err = s.batchRecord(tctx, src, line, corr, n, kept, ct)
+			if traceOmitted != nil && !traceLogged {
+				// Every line's record has the same trace context: once.
+				traceLogged = true
+				log.Info("trace headers over the size bound not kept in the records", "headers", traceOmitted)
+			}
 		}
 		if err != nil {
 			reason := reasonMalformed
@@ -257,7 +279,21 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		acks.produce(s.w, acks.sent, rec)
 	}
 
-	settled, late := acks.wait()
+	// The wait is bounded by the ack timeout from when the body is in
+	// (Config.AckTimeout), as a webhook's is: bounded by produceCtx alone,
+	// a batch read at once waited the read timeout plus the ack timeout
+	// for a Kafka that takes nothing (34 s by default), and a signed batch,
+	// whose lines are produced only once its body is in, could be answered
+	// past the server's WriteTimeout, that is not at all.
+	waitCtx, cancelWait := context.WithTimeout(produceCtx, s.cfg.AckTimeout)
+	settled, late := acks.wait(waitCtx)
+	cancelWait()
+	// A line not acknowledged by now is answered failed, and its sender
+	// retries it. Ending produceCtx keeps it from landing later unannounced
+	// where that can still be prevented, as for a webhook: the lane drops a
+	// record whose context ended before it was handed to the client, and
+	// the client fails the buffered records it can still withdraw.
+	cancelProduce()
 	for ri, item := range sent {
 		err, ok := settled[item]
 		if !ok {
@@ -357,25 +393,30 @@ func unreadError(why string, line int, resend string) string {
 }
 
 // batchRecord validates one line and builds its record. The line's bytes,
-// exactly as received, are the envelope payload.
-func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byte, corr string, n int, kept map[string]string, ct string) (*kgo.Record, *envelope.Envelope, error) {
+// exactly as received, are the envelope payload. traceOmitted is record's
+// omitted.
+func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byte, corr string, n int, kept map[string]string, ct string) (rec *kgo.Record, env *envelope.Envelope, traceOmitted []string, err error) {
 	// encoding/json would read invalid bytes as U+FFFD: two ids differing
 	// only there would become one key, and one event would be lost.
 	if !utf8.Valid(line) {
-		return nil, nil, errors.New("line is not valid UTF-8")
+		return nil, nil, nil, errors.New("line is not valid UTF-8")
 	}
 	var bl batchLine
 	if err := json.Unmarshal(line, &bl); err != nil {
-		return nil, nil, lineJSONError(err)
+		return nil, nil, nil, lineJSONError(err)
 	}
 	if err := checkLineFields(line); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
+	// Trimmed as a webhook's are (source.Source.Extract): " inv_1" in a
+	// batch and inv_1 in a webhook of the same source were two keys, so two
+	// events for one. The stored payload keeps the line as sent.
+	bl.ID, bl.Type, bl.SchemaVersion = strings.TrimSpace(bl.ID), strings.TrimSpace(bl.Type), strings.TrimSpace(bl.SchemaVersion)
 	var missing []string
-	if strings.TrimSpace(bl.ID) == "" {
+	if bl.ID == "" {
 		missing = append(missing, "id")
 	}
-	if strings.TrimSpace(bl.Type) == "" {
+	if bl.Type == "" {
 		missing = append(missing, "type")
 	}
 	if len(bl.Data) == 0 || string(bl.Data) == "null" {
@@ -383,13 +424,13 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 	}
 	if len(missing) > 0 {
 		if string(bytes.TrimSpace(line)) == "null" { // json.Unmarshal takes it, setting nothing
-			return nil, nil, errors.New("line is JSON null, not an object")
+			return nil, nil, nil, errors.New("line is JSON null, not an object")
 		}
-		return nil, nil, fmt.Errorf("missing required field(s): %s", strings.Join(missing, ", "))
+		return nil, nil, nil, fmt.Errorf("missing required field(s): %s", strings.Join(missing, ", "))
 	}
 	for _, f := range [...]struct{ name, v string }{{"id", bl.ID}, {"type", bl.Type}, {"schema_version", bl.SchemaVersion}} {
 		if err := source.CheckMeta(f.v); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", f.name, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
 	// An unpaired surrogate escape (\ud800) is read as U+FFFD too, and would
@@ -403,14 +444,14 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 			SchemaVersion json.RawMessage `json:"schema_version"`
 		}
 		if err := json.Unmarshal(line, &raw); err != nil {
-			return nil, nil, lineJSONError(err)
+			return nil, nil, nil, lineJSONError(err)
 		}
 		for _, f := range [...]struct {
 			name, v string
 			raw     json.RawMessage
 		}{{"id", bl.ID, raw.ID}, {"type", bl.Type, raw.Type}, {"schema_version", bl.SchemaVersion, raw.SchemaVersion}} {
 			if err := source.CheckMetaJSON(f.v, string(f.raw)); err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", f.name, err)
+				return nil, nil, nil, fmt.Errorf("%s: %w", f.name, err)
 			}
 		}
 	}
@@ -421,7 +462,7 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 	if len(bl.OccurredAt) > 0 && string(bl.OccurredAt) != "null" {
 		meta.OccurredAt = source.ParseTime(gjson.ParseBytes(bl.OccurredAt))
 		if meta.OccurredAt == nil {
-			return nil, nil, errors.New("occurred_at must be an RFC 3339 time or a Unix time (seconds, or ms, µs, ns)")
+			return nil, nil, nil, errors.New("occurred_at must be an RFC 3339 time or a Unix time (seconds, or ms, µs, ns)")
 		}
 	}
 	lineCorr := bl.CorrelationID
@@ -431,9 +472,9 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 		suffix := "-" + strconv.Itoa(n)
 		lineCorr = corr[:min(len(corr), maxCorrelationLen-len(suffix))] + suffix
 	}
-	env := s.envelope(src, meta, lineCorr, envelope.ChannelEvents, kept, ct, bytes.Clone(line), s.now())
-	rec, err := s.record(ctx, env)
-	return rec, env, err
+	env = s.envelope(src, meta, lineCorr, envelope.ChannelEvents, kept, ct, bytes.Clone(line), s.now())
+	rec, traceOmitted, err = s.record(ctx, env)
+	return rec, env, traceOmitted, err
 }
 
 // batchFields are the members batchLine reads.

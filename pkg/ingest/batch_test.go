@@ -370,3 +370,93 @@ func TestBatchEarlyStopsLeaveUnreadLinesUnanswered(t *testing.T) {
 		t.Errorf("%d records on the raw topic, want 14: %v", len(envs), got)
 	}
 }
+
+// TestSignedBatchSignatureInAuthorization: an hmac source that signs in
+// Authorization (hmac.header) takes signed batches. They were all refused
+// 401 without the signature being looked at: the signed path was taken
+// only when Authorization was empty. A failed token check now falls back
+// to the signature, which still refuses what its secret did not sign, and
+// a token still streams.
+func TestSignedBatchSignatureInAuthorization(t *testing.T) {
+	t.Setenv("T_AUTHZ_SECRET", "authz-secret")
+	t.Setenv("T_AUTHZ_TOKEN", "authz-token")
+	h := newHarnessSources(t, testenv.Embedded(t), testSources+`
+  authz:
+    kind: hmac
+    secrets_env: [T_AUTHZ_SECRET]
+    hmac: {header: Authorization, algorithm: sha256, encoding: hex, prefix: "HMAC "}
+    batch: {signed: true, tokens_env: [T_AUTHZ_TOKEN]}
+`, nil)
+	line := func(id string) []byte { return []byte(`{"id":"` + id + `","type":"t","data":{}}` + "\n") }
+	if a := do(t, h.signed(t, "authz", []byte(`{"id":"w1","type":"t"}`), nil)); a.status != http.StatusAccepted {
+		t.Fatalf("webhook: %d %s", a.status, a.raw)
+	}
+	if status, br, _ := postBatch(t, h, "/events/authz", "", line("az1"), "authz"); status != http.StatusOK || br.Accepted != 1 {
+		t.Fatalf("signed batch with a valid signature in Authorization: %d %+v; want 200", status, br)
+	}
+	if status, br, _ := postBatch(t, h, "/events/authz", "Bearer authz-token", line("az2"), ""); status != http.StatusOK || br.Accepted != 1 {
+		t.Fatalf("batch with a valid token: %d %+v; want 200", status, br)
+	}
+	// Signed over another body: the signature does not match.
+	forged := http.Header{}
+	src, _ := h.sources.Get("authz")
+	if err := src.Provider().Sign(forged, line("other"), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for what, hdr := range map[string]http.Header{
+		"signature over another body": forged,
+		"wrong token":                 {"Authorization": {"Bearer wrong-token"}},
+		"no Authorization":            {},
+	} {
+		if status, br, _ := postBatchReader(t, h, "/events/authz", hdr, bytes.NewReader(line("bad"))); status != http.StatusUnauthorized || len(br.Results) != 0 {
+			t.Errorf("%s: %d %+v; want 401", what, status, br)
+		}
+	}
+	got := map[string]bool{}
+	for _, e := range h.rawEnvelopes(t, 3) {
+		got[e.EventID] = true
+	}
+	if len(got) != 3 || !got["w1"] || !got["az1"] || !got["az2"] {
+		t.Fatalf("raw topic holds %v, want w1, az1 and az2", got)
+	}
+}
+
+// TestBatchIDsTrimmedAsWebhooks: a batch line's id, type and schema
+// version are trimmed of surrounding white space, as a webhook's are
+// (source.Source.Extract): " inv_1" in a batch and inv_1 in a webhook of
+// the same source were two raw keys, so one event was processed twice.
+// The stored payload keeps the line as sent.
+func TestBatchIDsTrimmedAsWebhooks(t *testing.T) {
+	h := newHarnessSources(t, testenv.Embedded(t), testSources+`
+  inhouse:
+    kind: none
+    batch: {tokens_env: [T_BILLING_TOKEN]}
+`, nil)
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/inhouse", strings.NewReader(`{"id":" inv_1 ","type":"invoice.paid"}`))
+	if a := do(t, req); a.status != http.StatusAccepted || a.body.EventID != "inv_1" {
+		t.Fatalf("webhook: %d %s", a.status, a.raw)
+	}
+	line := `{"id":" inv_1 ","type":" invoice.paid ","schema_version":" v2 ","data":{}}`
+	// A tab, a control character inside a value, is trimmed as well, as
+	// Extract trims before checking: the batch refused the line.
+	tab := `{"id":"\tinv_2","type":"invoice.paid","data":{}}`
+	status, br, _ := postBatch(t, h, "/events/inhouse", "Bearer batch-token-1", []byte(line+"\n"+tab+"\n"), "")
+	if status != http.StatusOK || len(br.Results) != 2 || br.Results[0].EventID != "inv_1" || br.Results[1].EventID != "inv_2" {
+		t.Fatalf("batch: %d %+v; want 200 with event ids inv_1 and inv_2", status, br)
+	}
+	envs := h.rawEnvelopes(t, 3)
+	if len(envs) != 3 {
+		t.Fatalf("%d envelopes, want 3", len(envs))
+	}
+	for _, e := range envs {
+		if e.EventID == "inv_2" {
+			continue
+		}
+		if e.IdempotencyKey != "inhouse:inv_1" || e.EventID != "inv_1" || e.EventType != "invoice.paid" {
+			t.Errorf("%s envelope: key %q, event id %q, type %q; want the webhook's inhouse:inv_1, inv_1, invoice.paid", e.Channel, e.IdempotencyKey, e.EventID, e.EventType)
+		}
+		if e.Channel == "events" && (e.SchemaVersion != "v2" || string(e.Payload) != line) {
+			t.Errorf("batch envelope: schema version %q, payload %s; want v2 and the line as sent", e.SchemaVersion, e.Payload)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -257,5 +258,57 @@ func TestBatchConnectionReset(t *testing.T) {
 	})
 	if !maps.Equal(got, want) {
 		t.Fatalf("requests %v, want %v", got, want)
+	}
+}
+
+// slowTail is a body whose last byte arrives after delay: a sender's slow
+// link.
+type slowTail struct {
+	b     []byte
+	delay time.Duration
+	done  bool
+}
+
+func (s *slowTail) Read(p []byte) (int, error) {
+	switch {
+	case len(s.b) > 1:
+		n := copy(p, s.b[:len(s.b)-1])
+		s.b = s.b[n:]
+		return n, nil
+	case len(s.b) == 1 && !s.done:
+		time.Sleep(s.delay) // the slow link: the scenario itself
+		s.done = true
+		p[0] = s.b[0]
+		s.b = nil
+		return 1, nil
+	}
+	return 0, io.EOF
+}
+
+// TestSignedBatchSlowBodyIsAnswered: a signed batch whose body took most
+// of -read-timeout to arrive, with Kafka taking nothing, gets its 503. Its
+// lines are produced only once the body is in, and its ack wait lasted
+// -read-timeout plus -ack-timeout from there, so the 503 was written past
+// the server's WriteTimeout (-read-timeout + -ack-timeout + 5 s), and the
+// sender got no answer at all.
+func TestSignedBatchSlowBodyIsAnswered(t *testing.T) {
+	env := testenv.Embedded(t)
+	h := newHarness(t, env, func(c *Config) { c.AckTimeout = 500 * time.Millisecond; c.ReadTimeout = 7 * time.Second })
+	defer kafkaDown(t, env)()
+	body := []byte(`{"id":"slow1","type":"invoice.paid","data":{}}` + "\n")
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/events/internal", &slowTail{b: bytes.Clone(body), delay: 5500 * time.Millisecond})
+	req.ContentLength = int64(len(body))
+	src, _ := h.sources.Get("internal")
+	if err := src.Provider().Sign(req.Header, body, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("no answer after %v: %v; want a 503 with Retry-After", time.Since(start), err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("status %d, want 503 with Retry-After", resp.StatusCode)
 	}
 }

@@ -11,8 +11,15 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -237,5 +244,107 @@ func TestKeptHeadersBoundAfterRepair(t *testing.T) {
 	}
 	if !slices.Contains(omitted, "Content-Type") || !slices.Contains(omitted, "X-Correlation-Id") {
 		t.Errorf("omitted %v, want Content-Type and X-Correlation-Id named", omitted)
+	}
+}
+
+// TestTraceHeadersBoundedInRecords: the trace context the propagators
+// write into each record's headers is bounded as the envelope's kept
+// headers are (a value over 4 KiB left out, 8 KiB for all of them). A batch
+// copied the sender's tracestate (W3C allows ~16 KiB) and baggage (8 KiB)
+// into every line's record, on a raw topic kept forever, even when its
+// envelopes left the tracestate out for its size. traceparent, first, is
+// always kept, so the trace goes on.
+func TestTraceHeadersBoundedInRecords(t *testing.T) {
+	tel := &telemetry.Telemetry{
+		Tracer:     tracenoop.NewTracerProvider().Tracer(""),
+		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+	}
+	h := newHarness(t, testenv.Embedded(t), nil, tel)
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	// 32 members of ~250 bytes: a valid W3C tracestate of ~8 KiB.
+	var members []string
+	for i := range 32 {
+		members = append(members, fmt.Sprintf("k%d=%s", i, strings.Repeat("v", 245)))
+	}
+	tracestate := strings.Join(members, ",")
+	if _, err := trace.ParseTraceState(tracestate); err != nil {
+		t.Fatal(err)
+	}
+	// Three members of 2.5 KiB: valid baggage of ~7.5 KiB.
+	var bag []string
+	for i := range 3 {
+		bag = append(bag, fmt.Sprintf("b%d=%s", i, strings.Repeat("x", 2500)))
+	}
+	baggageHdr := strings.Join(bag, ",")
+	if b, err := baggage.Parse(baggageHdr); err != nil || b.Len() != 3 {
+		t.Fatalf("baggage: %d members, %v", b.Len(), err)
+	}
+	set := func(req *http.Request) {
+		req.Header.Set("Traceparent", tp)
+		req.Header.Set("Tracestate", tracestate)
+		req.Header.Set("Baggage", baggageHdr)
+	}
+	var lines []string
+	for i := 1; i <= 5; i++ {
+		lines = append(lines, fmt.Sprintf(`{"id":"tr%d","type":"t","data":1}`, i))
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", strings.NewReader(strings.Join(lines, "\n")))
+	req.Header.Set("Authorization", "Bearer batch-token-1")
+	set(req)
+	if a := do(t, req); a.status != http.StatusOK {
+		t.Fatalf("batch: status %d %.300s", a.status, a.raw)
+	}
+	req, _ = http.NewRequest(http.MethodPost, h.url+"/webhooks/open", strings.NewReader(`{"id":"tr6","type":"t"}`))
+	set(req)
+	if a := do(t, req); a.status != http.StatusAccepted {
+		t.Fatalf("webhook: status %d %s", a.status, a.raw)
+	}
+	recs := h.env.ReadAll(t, h.topics.Raw, 6, 500*time.Millisecond, 20*time.Second)
+	if len(recs) != 6 {
+		t.Fatalf("%d raw records, want 6", len(recs))
+	}
+	ours := map[string]bool{HeaderCorrelationID: true, HeaderSource: true, HeaderEventType: true}
+	for _, r := range recs {
+		total := 0
+		for _, rh := range r.Headers {
+			if ours[rh.Key] {
+				continue
+			}
+			if len(rh.Value) > maxKeptHeaderValue {
+				t.Errorf("%s: record header %s of %d bytes, bound %d", r.Key, rh.Key, len(rh.Value), maxKeptHeaderValue)
+			}
+			total += len(rh.Key) + len(rh.Value)
+		}
+		if total > maxKeptHeaderBytes {
+			t.Errorf("%s: %d bytes of trace headers, bound %d", r.Key, total, maxKeptHeaderBytes)
+		}
+		if got := header(r, "traceparent"); got[:35] != tp[:35] {
+			t.Errorf("%s: traceparent %q, want the sender's trace %q", r.Key, got, tp)
+		}
+	}
+}
+
+// TestBoundTraceHeadersTotal: past the bound on all trace headers together
+// the later ones are left out and named, never our own headers before them
+// nor the traceparent written first.
+func TestBoundTraceHeadersTotal(t *testing.T) {
+	hs := []kgo.RecordHeader{
+		{Key: HeaderCorrelationID, Value: []byte(strings.Repeat("c", 100))},
+		{Key: "traceparent", Value: []byte("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")},
+		{Key: "tracestate", Value: []byte(strings.Repeat("s", 3<<10))},
+		{Key: "baggage", Value: []byte(strings.Repeat("b", maxKeptHeaderValue+1))},
+		{Key: "x-custom", Value: []byte(strings.Repeat("x", 3<<10))},
+		{Key: "x-more", Value: []byte(strings.Repeat("m", 3<<10))},
+	}
+	kept, omitted := boundTraceHeaders(slices.Clone(hs), 1)
+	var names []string
+	for _, h := range kept {
+		names = append(names, h.Key)
+	}
+	if !slices.Equal(names, []string{HeaderCorrelationID, "traceparent", "tracestate", "x-custom"}) || !slices.Equal(omitted, []string{"baggage", "x-more"}) {
+		t.Fatalf("kept %v, omitted %v", names, omitted)
+	}
+	if _, omitted := boundTraceHeaders(slices.Clone(hs[:3]), 1); omitted != nil {
+		t.Fatalf("within the bounds: omitted %v", omitted)
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -186,4 +188,117 @@ func TestReadyzNamesWhatIsUnreachable(t *testing.T) {
 		}
 		return resp.StatusCode == http.StatusServiceUnavailable && body["status"] == "schema registry unreachable"
 	})
+}
+
+// kafkaDown makes every produce request fail until the returned func is
+// called.
+func kafkaDown(t *testing.T, env *testenv.Env) (up func()) {
+	t.Helper()
+	var down atomic.Bool
+	down.Store(true)
+	c := env.Stack.Kafka
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if down.Load() {
+			return nil, errors.New("injected: broker unavailable"), true
+		}
+		return nil, nil, false
+	})
+	return func() { down.Store(false) }
+}
+
+// TestBatchAckDeadlineStartsWhenBodyIsIn: a batch whose body is in at once
+// gets its 503 within about -ack-timeout while Kafka takes nothing, as a
+// webhook does (Config.AckTimeout: "from when the body is in"). Its wait
+// was bounded by the context it produced under, of -read-timeout plus
+// -ack-timeout from the request's start: 34 s by default, 6.7 s here.
+func TestBatchAckDeadlineStartsWhenBodyIsIn(t *testing.T) {
+	env := testenv.Embedded(t)
+	const ack = 700 * time.Millisecond
+	h := newHarness(t, env, func(c *Config) { c.AckTimeout = ack; c.ReadTimeout = 6 * time.Second })
+	defer kafkaDown(t, env)()
+	start := time.Now()
+	status, br, hdr := postBatch(t, h, "/events/billing", "Bearer batch-token-1",
+		[]byte(`{"id":"dl1","type":"invoice.paid","data":{}}`+"\n"), "")
+	took := time.Since(start)
+	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || br.Failed != 1 || len(br.Results) != 1 || br.Results[0].Status != LineFailed {
+		t.Fatalf("status %d %+v; want 503 with Retry-After and line 1 failed", status, br)
+	}
+	if took > ack+3*time.Second {
+		t.Fatalf("503 after %v for a body read at once; want it within about the ack timeout (%v)", took, ack)
+	}
+}
+
+// TestBatchLineGivenUpIsNotWrittenLater: a batch line answered failed once
+// the ack wait ends is not written afterwards while that can still be
+// prevented: here it waits in its lane behind a round Kafka holds, and the
+// lane drops it (as a webhook's) because its produce context ended with
+// the wait, before the answer is written. Before, the batch was answered
+// only when its produce context, of -read-timeout plus -ack-timeout, ended,
+// not within the ack timeout; and a produce context outliving the answer
+// would have the line answered failed, then written once Kafka let go.
+func TestBatchLineGivenUpIsNotWrittenLater(t *testing.T) {
+	env := testenv.Embedded(t)
+	const ack = 700 * time.Millisecond
+	// One client, so one lane, whose rounds wait for their acks.
+	h := newHarness(t, env, func(c *Config) { c.AckTimeout = ack; c.Producers = 1 })
+	l := h.srv.w.lanes[0]
+	l.mu.Lock() // ordered before the lane's goroutine, which starts under it
+	l.patience = time.Hour
+	l.mu.Unlock()
+	// Kafka holds the first produce request: the round of the webhook
+	// below, with the lane's next round queued behind it.
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	c := env.Stack.Kafka
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.DropControl()
+		close(held)
+		c.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	first := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/open", strings.NewReader(`{"id":"first","type":"t"}`))
+		first <- do(t, req)
+	}()
+	<-held
+
+	type batchAnswer struct {
+		status int
+		br     BatchResponse
+	}
+	answered := make(chan batchAnswer, 1)
+	go func() {
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1",
+			[]byte(`{"id":"late1","type":"invoice.paid","data":{}}`+"\n"), "")
+		answered <- batchAnswer{status, br}
+	}()
+	var a batchAnswer
+	select {
+	case a = <-answered:
+	case <-time.After(ack + 3*time.Second):
+		t.Fatalf("batch not answered within about the ack timeout (%v) while its line waited for Kafka", ack)
+	}
+	if a.status != http.StatusServiceUnavailable || a.br.Failed != 1 {
+		t.Fatalf("status %d %+v; want 503 with line 1 failed", a.status, a.br)
+	}
+	free()
+	if w := <-first; w.status != http.StatusServiceUnavailable && w.status != http.StatusAccepted {
+		t.Fatalf("held webhook: %d %s", w.status, w.raw)
+	}
+	testenv.Eventually(t, 10*time.Second, "the lane to finish its rounds", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return !l.busy
+	})
+	// The held webhook's record was sent before its wait ended: it lands,
+	// and shows Kafka writes again.
+	for _, e := range h.rawEnvelopes(t, 1) {
+		if e.EventID == "late1" {
+			t.Fatalf("line answered failed was written after its answer (envelope %s)", e.ID)
+		}
+	}
 }

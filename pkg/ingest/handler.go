@@ -119,7 +119,10 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if recording {
 		span.SetAttributes(attribute.String("inlet.event_type", env.EventType), attribute.String("inlet.event_id", env.EventID), attribute.String("inlet.id", env.ID))
 	}
-	rec, err := s.record(ctx, env)
+	rec, traceOmitted, err := s.record(ctx, env)
+	if traceOmitted != nil {
+		log(slog.LevelInfo, "trace headers over the size bound not kept in the record", "headers", traceOmitted)
+	}
 	if errors.Is(err, errRecordTooLarge) {
 		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", "size", "error", err)
 		answer(http.StatusRequestEntityTooLarge, outcomeRejected, reasonSize, Response{CorrelationID: corr, Error: err.Error()})
@@ -421,11 +424,13 @@ func validUTF8(v string) string { return strings.ToValidUTF8(v, "\uFFFD") }
 var errRecordTooLarge = errors.New("event too large for the log once wrapped")
 
 // record encodes e; the trace context of ctx (the ingest span) goes into
-// the record headers, so the processor's spans join the same trace.
-func (s *Server) record(ctx context.Context, e *envelope.Envelope) (*kgo.Record, error) {
+// the record headers, so the processor's spans join the same trace. Those
+// headers are bounded as kept headers are (boundTraceHeaders); omitted
+// names the ones left out.
+func (s *Server) record(ctx context.Context, e *envelope.Envelope) (rec *kgo.Record, omitted []string, err error) {
 	val, err := s.codec.Encode(e)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// The key and our header values.
 	fields := len(e.CorrelationID) + len(e.Source) + len(e.EventType) + len(e.IdempotencyKey)
@@ -448,17 +453,41 @@ func (s *Server) record(ctx context.Context, e *envelope.Envelope) (*kgo.Record,
 		Timestamp: e.ReceivedAt,
 	}
 	s.propagator.Inject(ctx, kotel.NewRecordCarrier(&ra.rec))
+	ra.rec.Headers, omitted = boundTraceHeaders(ra.rec.Headers, 3)
 	// The body is within the source's max_body, itself at most
 	// kafka.MaxBodyBytes, but the kept headers come on top of it in the
-	// value, and the sender's trace context (tracestate, baggage: up to the
-	// request's header limit) in the record headers. Kafka would refuse
-	// the record on every retry: 413, not 503. The limit keeps
-	// kafka.FailureHeadroom free, so that the processor's retry, dead-letter
-	// or invalid copy of the event fits as well.
+	// value, and the sender's trace context (up to maxKeptHeaderBytes) in
+	// the record headers. Kafka would refuse the record on every retry:
+	// 413, not 503. The limit keeps kafka.FailureHeadroom free, so that the
+	// processor's retry, dead-letter or invalid copy of the event fits as
+	// well.
 	if n := kafka.RecordSize(&ra.rec); n > kafka.MaxRawRecordBytes {
-		return nil, fmt.Errorf("%w (%d bytes, limit %d)", errRecordTooLarge, n, kafka.MaxRawRecordBytes)
+		return nil, omitted, fmt.Errorf("%w (%d bytes, limit %d)", errRecordTooLarge, n, kafka.MaxRawRecordBytes)
 	}
-	return &ra.rec, nil
+	return &ra.rec, omitted, nil
+}
+
+// boundTraceHeaders bounds the headers the propagators wrote after our own
+// first n, as keptHeaders bounds the envelope's: a value over
+// maxKeptHeaderValue is left out, and so is a header that would take their
+// names and values past maxKeptHeaderBytes. traceparent is written first,
+// so a valid one is always kept. W3C allows a tracestate of about 16 KiB
+// and baggage of 8 KiB, up to the request's header limit with other
+// propagators: a batch copied them into every line's record, on a raw
+// topic kept forever, even when its envelopes left the tracestate out.
+// Nothing is allocated unless a header is left out.
+func boundTraceHeaders(hs []kgo.RecordHeader, n int) (kept []kgo.RecordHeader, omitted []string) {
+	total := 0
+	kept = hs[:n]
+	for _, h := range hs[n:] {
+		if len(h.Value) > maxKeptHeaderValue || total+len(h.Key)+len(h.Value) > maxKeptHeaderBytes {
+			omitted = append(omitted, h.Key)
+			continue
+		}
+		total += len(h.Key) + len(h.Value)
+		kept = append(kept, h)
+	}
+	return kept, omitted
 }
 
 // recordAlloc holds a record and room for its headers: ours, then

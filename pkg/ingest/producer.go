@@ -185,7 +185,7 @@ func (w *writer) writeOne(ctx context.Context, r *kgo.Record) error {
 // with the source's batch.max_lines: every authenticated batch allocated
 // that many slots up front.
 type acks struct {
-	ctx  context.Context
+	ctx  context.Context // the records' produce context
 	sent int
 
 	mu    sync.Mutex
@@ -198,7 +198,9 @@ type ack struct {
 	err error
 }
 
-// stream starts a batch bounded by ctx.
+// stream starts a batch whose records are produced under ctx: once it
+// ends, a record not yet handed to its client is not written, and the
+// client fails those it can still withdraw (see lane and kgo.Client.Produce).
 func (w *writer) stream(ctx context.Context) *acks {
 	return &acks{ctx: ctx, ready: make(chan struct{}, 1)}
 }
@@ -220,8 +222,9 @@ func (a *acks) produce(w *writer, i int, r *kgo.Record) {
 // wait returns the outcome of the items produced, keyed by item index: nil
 // when acknowledged, else an error wrapping ErrNotAcknowledged. If ctx ends
 // first, items without an outcome yet are missing from the map and late is
-// the error to report for them.
-func (a *acks) wait() (settled map[int]error, late error) {
+// the error to report for them. ctx bounds only the wait: the caller ends
+// the produce context, if the records are to be given up, once it returns.
+func (a *acks) wait(ctx context.Context) (settled map[int]error, late error) {
 	settled = make(map[int]error, a.sent)
 	take := func() {
 		a.mu.Lock()
@@ -242,11 +245,11 @@ func (a *acks) wait() (settled map[int]error, late error) {
 		}
 		select {
 		case <-a.ready:
-		case <-a.ctx.Done():
+		case <-ctx.Done():
 			if take(); len(settled) >= a.sent {
 				return settled, nil
 			}
-			return settled, fmt.Errorf("%w: %w", ErrNotAcknowledged, context.Cause(a.ctx))
+			return settled, fmt.Errorf("%w: %w", ErrNotAcknowledged, context.Cause(ctx))
 		}
 	}
 }

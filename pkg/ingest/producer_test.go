@@ -52,7 +52,7 @@ func TestRecord(t *testing.T) {
 	ctx := h.srv.propagator.Extract(context.Background(), propagation.MapCarrier{"traceparent": tp, "tracestate": "v=1", "baggage": "k=v"})
 	for name, ctx := range map[string]context.Context{"without trace context": context.Background(), "with trace context": ctx} {
 		t.Run(name, func(t *testing.T) {
-			r, err := h.srv.record(ctx, e)
+			r, _, err := h.srv.record(ctx, e)
 			if err != nil {
 				t.Fatal(err)
 			}

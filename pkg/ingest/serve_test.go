@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,6 +81,11 @@ func TestConfigValidate(t *testing.T) {
 		"zero read timeout":    {func(c *Config) { c.ReadTimeout = 0 }, "read timeouts must be positive"},
 		"one producer is fine": {func(c *Config) { c.Producers = 1 }, ""},
 		"no body budget":       {func(c *Config) { c.MaxBodyBytesInFlight = 0 }, "max-body-bytes-in-flight must be positive"},
+		// The three were accepted: a drain deadline already passed.
+		"negative drain timeout": {func(c *Config) { c.DrainTimeout = -time.Second }, "drain-timeout must be positive"},
+		"negative retry-after":   {func(c *Config) { c.RetryAfter = -time.Second }, "retry-after must be positive"},
+		"negative idle timeout":  {func(c *Config) { c.IdleTimeout = -time.Second }, "idle-timeout must be 0"},
+		"no idle timeout":        {func(c *Config) { c.IdleTimeout = 0 }, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -145,6 +151,32 @@ func TestDrainingAnswer(t *testing.T) {
 	}
 }
 
+// TestDrainingBatchAnswer: a batch refused while draining is answered as
+// every /events answer is, a BatchResponse whose results are [] (the batch
+// is refused whole), with Retry-After. It got the webhook answer, without
+// results, and a sender looping over them met none.
+func TestDrainingBatchAnswer(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	h.srv.draining.Store(true)
+	defer h.srv.draining.Store(false) // the harness's own Shutdown drains for real
+	for _, path := range []string{"/events/billing", "/events?source=billing"} {
+		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(`{"id":"a","type":"t","data":{}}`))
+		req.Header.Set("Authorization", "Bearer batch-token-1")
+		req.Header.Set("X-Correlation-ID", "corr-drain")
+		rec := httptest.NewRecorder()
+		h.srv.Handler().ServeHTTP(rec, req)
+		var got struct {
+			CorrelationID string          `json:"correlation_id"`
+			Results       json.RawMessage `json:"results"`
+			Error         string          `json:"error"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil || rec.Code != http.StatusServiceUnavailable || string(got.Results) != "[]" ||
+			got.CorrelationID != "corr-drain" || got.Error == "" || rec.Header().Get("Retry-After") == "" || rec.Header().Get("X-Correlation-ID") != "corr-drain" {
+			t.Fatalf("%s while draining: %d %v %s; want 503, Retry-After, \"results\":[] and the correlation id", path, rec.Code, rec.Header(), rec.Body.String())
+		}
+	}
+}
+
 // TestRecordSizeCountsTraceHeaders: the sender's trace context goes into
 // the record headers, and counts against Kafka's record limit like the
 // body does: an event that would not fit is errRecordTooLarge (413), not a
@@ -154,7 +186,7 @@ func TestRecordSizeCountsTraceHeaders(t *testing.T) {
 	env := &envelope.Envelope{ID: "01", Source: "keep", EventType: "blob.sent", EventID: "e1", IdempotencyKey: "keep:e1",
 		SchemaVersion: "v1", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond), CorrelationID: "c1", Channel: envelope.ChannelWebhook,
 		Headers: map[string]string{}, ContentType: "application/json"}
-	// A payload that leaves 2 KiB of the raw record limit for headers.
+	// A payload that leaves 1 KiB of the raw record limit for headers.
 	size := func(n int) int {
 		env.Payload = make([]byte, n)
 		v, err := h.codec.Encode(env)
@@ -164,16 +196,17 @@ func TestRecordSizeCountsTraceHeaders(t *testing.T) {
 		return len(v) + len(env.IdempotencyKey)
 	}
 	n := 4 << 20
-	n -= size(n) - (kafka.MaxRawRecordBytes - 2<<10)
-	if got := size(n); got != kafka.MaxRawRecordBytes-2<<10 {
+	n -= size(n) - (kafka.MaxRawRecordBytes - 1<<10)
+	if got := size(n); got != kafka.MaxRawRecordBytes-1<<10 {
 		t.Fatalf("payload sizing: %d", got)
 	}
-	if _, err := h.srv.record(context.Background(), env); err != nil {
+	if _, _, err := h.srv.record(context.Background(), env); err != nil {
 		t.Fatalf("without a trace context: %v", err)
 	}
-	// 32 tracestate members of 200 bytes: W3C allows it, ~7 KiB.
+	// 16 tracestate members of 200 bytes, ~3.3 KiB: within the bound on
+	// each trace header (boundTraceHeaders), so it is written.
 	var members []string
-	for i := range 32 {
+	for i := range 16 {
 		members = append(members, fmt.Sprintf("k%d=%s", i, strings.Repeat("v", 200)))
 	}
 	ts, err := trace.ParseTraceState(strings.Join(members, ","))
@@ -181,9 +214,9 @@ func TestRecordSizeCountsTraceHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := trace.NewSpanContext(trace.SpanContextConfig{TraceID: trace.TraceID{1}, SpanID: trace.SpanID{1}, TraceFlags: trace.FlagsSampled, TraceState: ts, Remote: true})
-	_, err = h.srv.record(trace.ContextWithRemoteSpanContext(context.Background(), sc), env)
+	_, _, err = h.srv.record(trace.ContextWithRemoteSpanContext(context.Background(), sc), env)
 	if !errors.Is(err, errRecordTooLarge) {
-		t.Fatalf("with ~7 KiB of tracestate: %v, want errRecordTooLarge", err)
+		t.Fatalf("with ~3 KiB of tracestate: %v, want errRecordTooLarge", err)
 	}
 }
 

@@ -80,6 +80,18 @@ func (c *Config) Validate() error {
 	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 {
 		errs = append(errs, errors.New("read timeouts must be positive"))
 	}
+	// A drain deadline already passed cut in-flight requests and skipped
+	// the producer's flush; a negative Retry-After is no answer a sender
+	// reads.
+	if c.DrainTimeout <= 0 {
+		errs = append(errs, errors.New("drain-timeout must be positive"))
+	}
+	if c.RetryAfter <= 0 {
+		errs = append(errs, errors.New("retry-after must be positive"))
+	}
+	if c.IdleTimeout < 0 {
+		errs = append(errs, errors.New("idle-timeout must be 0 (the read timeout) or positive"))
+	}
 	if c.MaxHeaderBytes < 4096 {
 		errs = append(errs, errors.New("max-header-bytes must be at least 4096"))
 	}
@@ -215,9 +227,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 // Handler returns the HTTP routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /webhooks/{source}", s.track(s.handleWebhook))
-	mux.HandleFunc("POST /events", s.track(s.handleBatch))
-	mux.HandleFunc("POST /events/{source}", s.track(s.handleBatch))
+	mux.HandleFunc("POST /webhooks/{source}", s.track(s.handleWebhook, drainingWebhook))
+	mux.HandleFunc("POST /events", s.track(s.handleBatch, drainingBatch))
+	mux.HandleFunc("POST /events/{source}", s.track(s.handleBatch, drainingBatch))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -258,9 +270,9 @@ func allowed(path string) string {
 	return ""
 }
 
-// track refuses new work while draining and counts in-flight requests so
-// that shutdown can wait for them.
-func (s *Server) track(h http.HandlerFunc) http.HandlerFunc {
+// track refuses new work while draining, answering with refuse, and counts
+// in-flight requests so that shutdown can wait for them.
+func (s *Server) track(h http.HandlerFunc, refuse func(w http.ResponseWriter, corr string)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {
 			// Reached by a request already read on an open connection when
@@ -269,13 +281,29 @@ func (s *Server) track(h http.HandlerFunc) http.HandlerFunc {
 			corr := correlationID(r.Header)
 			w.Header()[headerCorrelationID] = []string{corr}
 			s.setRetryAfter(w)
-			writeResponse(w, http.StatusServiceUnavailable, Response{CorrelationID: corr, Error: "shutting down"})
+			refuse(w, corr)
 			return
 		}
 		s.inflight.Add(1)
 		defer s.inflight.Done()
 		h(w, r)
 	}
+}
+
+// errTextDraining answers a request refused while draining.
+const errTextDraining = "shutting down"
+
+// drainingWebhook is a webhook's 503 while draining.
+func drainingWebhook(w http.ResponseWriter, corr string) {
+	writeResponse(w, http.StatusServiceUnavailable, Response{CorrelationID: corr, Error: errTextDraining})
+}
+
+// drainingBatch is a batch's 503 while draining: a BatchResponse, as every
+// /events answer is, its results an empty list (the batch is refused
+// whole). The webhook Response had no results, and a sender looping over
+// them met none.
+func drainingBatch(w http.ResponseWriter, corr string) {
+	writeJSON(w, http.StatusServiceUnavailable, BatchResponse{CorrelationID: corr, Results: []LineResult{}, Error: errTextDraining})
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, _ *http.Request) {
