@@ -171,7 +171,36 @@ func lookup(f Field, h http.Header, body []byte, bodyJSON func() bool) (string, 
 	if !r.Exists() {
 		return f.Default, nil
 	}
-	return strings.TrimSpace(r.String()), nil
+	v, err := metaText(r)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(v), nil
+}
+
+// ErrNonFiniteNumber is returned (wrapped, naming the field) by Extract for
+// metadata read from a number that is not finite as a 64-bit float: one
+// that overflows it, such as 1e400, and (in a body not required to be
+// JSON) NaN or Infinity. Whatever reads the event as JSON sees infinity,
+// and 1e400 and 2e400 were one event id, "+Inf".
+var ErrNonFiniteNumber = errors.New("metadata value is a number beyond the range of a 64-bit float (or NaN or Infinity)")
+
+// metaText is the text of a scalar read as metadata. A number is taken as
+// it is written: the JSON reader renders one with a fraction or an
+// exponent as the nearest 64-bit float, so 1.0 and 1 were one event id.
+// One that is not finite is refused (ErrNonFiniteNumber). Other values
+// are rendered as before.
+func metaText(r gjson.Result) (string, error) {
+	if r.Type != gjson.Number {
+		return r.String(), nil
+	}
+	// Raw is the number's token as the body has it. In a body not
+	// required to be JSON it may be no number ("0x10", "1x"): the reader
+	// rendered those "0", and the text is kept too.
+	if f, _ := strconv.ParseFloat(r.Raw, 64); math.IsInf(f, 0) || math.IsNaN(f) {
+		return "", ErrNonFiniteNumber
+	}
+	return r.Raw, nil
 }
 
 // lookupRaw returns the first of header, pointer and fallbacks that is
@@ -214,11 +243,15 @@ func lookupRaw(f Field, h http.Header, body []byte, bodyJSON func() bool) (gjson
 			if err := CheckMetaJSON(r.Str, r.Raw); err != nil {
 				return gjson.Result{}, err
 			}
+			v, err := metaText(r)
+			if err != nil {
+				return gjson.Result{}, err
+			}
 			if i == len(f.fallbacks)-1 {
-				b.WriteString(r.String())
+				b.WriteString(v)
 				break
 			}
-			writeKeyPart(&b, r.String(), ":")
+			writeKeyPart(&b, v, ":")
 			b.WriteByte(':')
 		}
 		return gjson.Result{Type: gjson.String, Str: b.String()}, nil

@@ -177,3 +177,53 @@ func TestHMACEventIDFromTheSignedBody(t *testing.T) {
 		t.Errorf("no type in body or header: %+v %v, want ErrNoEventType", m, err)
 	}
 }
+
+// TestExtractTakesNumbersAsWritten: an id read from the body is taken as
+// it is (README), but numbers were rendered as the nearest 64-bit float:
+// 1.0 and 1 were one event id, and 1e400 and 2e400 both "+Inf", so one of
+// two events was lost to compaction and dedup. A number is now its text
+// as written; one that is not finite as a float is refused, naming the
+// field; strings read as before.
+func TestExtractTakesNumbersAsWritten(t *testing.T) {
+	f, err := Parse([]byte("sources:\n  open:\n    kind: none\n  parts:\n    kind: none\n    event_id: {fallback: [/a, /b]}\n  blobs:\n    kind: none\n    json: false\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open, _ := f.Get("open")
+	parts, _ := f.Get("parts")
+	blobs, _ := f.Get("blobs")
+	for _, c := range []struct {
+		src              *Source
+		body             string
+		wantID, wantType string // wantID "" = refused with ErrNonFiniteNumber
+		field            string
+	}{
+		{open, `{"type":"t","id":1}`, "1", "t", ""},
+		{open, `{"type":"t","id":1.0}`, "1.0", "t", ""},
+		{open, `{"type":"t","id":1e0}`, "1e0", "t", ""},
+		{open, `{"type":"t","id":-0}`, "-0", "t", ""},
+		{open, `{"type":"t","id":9007199254740993.0}`, "9007199254740993.0", "t", ""},
+		{open, `{"type":"t","id":12345678901234567890123}`, "12345678901234567890123", "t", ""},
+		{open, `{"type":"t","id":1e-400}`, "1e-400", "t", ""},
+		{open, `{"type":2.50,"id":"e1"}`, "e1", "2.50", ""},
+		{open, `{"type":"t","id":" 1.0 "}`, "1.0", "t", ""}, // a string: trimmed, as before
+		{parts, `{"type":"t","a":1.0,"b":2e1}`, "1.0:2e1", "t", ""},
+		{open, `{"type":"t","id":1e400}`, "", "", "event_id"},
+		{open, `{"type":"t","id":-2e400}`, "", "", "event_id"},
+		{open, `{"type":1e999,"id":"e1"}`, "", "", "event_type"},
+		{parts, `{"type":"t","a":1e400,"b":"x"}`, "", "", "event_id"},
+		{blobs, `{"type":"t","id":NaN}`, "", "", "event_id"},
+		{blobs, `{"type":"t","id":Infinity}`, "", "", "event_id"},
+	} {
+		m, err := c.src.Extract(http.Header{}, []byte(c.body))
+		if c.wantID == "" {
+			if !errors.Is(err, ErrNonFiniteNumber) || !strings.HasPrefix(err.Error(), c.field+": ") {
+				t.Errorf("%s %s: meta %+v, error %v; want ErrNonFiniteNumber naming %s", c.src.Name, c.body, m, err, c.field)
+			}
+			continue
+		}
+		if err != nil || m.EventID != c.wantID || m.EventType != c.wantType {
+			t.Errorf("%s %s: id %q type %q (%v); want %q, %q", c.src.Name, c.body, m.EventID, m.EventType, err, c.wantID, c.wantType)
+		}
+	}
+}

@@ -6,6 +6,10 @@ package source
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -238,7 +242,8 @@ func Parse(b []byte, opts ...LoadOpt) (*File, error) {
 		return nil, err
 	}
 	var f File
-	if err := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField()).Decode(&f); err != nil {
+	dec := yaml.NewDecoder(bytes.NewReader(b), yaml.DisallowUnknownField())
+	if err := dec.Decode(&f); err != nil {
 		// The decoder's word for a file without a document.
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("%w: the file is empty or holds only comments", ErrNoSources)
@@ -251,6 +256,9 @@ func Parse(b []byte, opts ...LoadOpt) (*File, error) {
 				ve.locate(doc.Docs[0])
 			}
 		}
+		return nil, err
+	}
+	if err := checkOneDocument(dec, b); err != nil {
 		return nil, err
 	}
 	if len(f.Sources) == 0 {
@@ -272,6 +280,29 @@ func Parse(b []byte, opts ...LoadOpt) (*File, error) {
 		return nil, err
 	}
 	return &f, nil
+}
+
+// ErrSeveralDocuments is returned (wrapped, naming the line) by Parse and
+// Load for a file holding a second YAML document after "---": the decoder
+// read the first and dropped the rest without a word, sources and mistakes
+// alike. An empty document after a trailing "---" is no second document.
+var ErrSeveralDocuments = errors.New("the file holds more than one YAML document; put every source under the one sources mapping")
+
+// checkOneDocument refuses a file whose decoder, having read the first
+// document, finds another one: only io.EOF says there is none.
+func checkOneDocument(dec *yaml.Decoder, b []byte) error {
+	var rest any
+	err := dec.Decode(&rest)
+	switch {
+	case errors.Is(err, io.EOF):
+		return nil
+	case err != nil:
+		return fmt.Errorf("%w: the second does not parse: %w", ErrSeveralDocuments, err)
+	}
+	if doc, perr := parser.ParseBytes(b, 0); perr == nil && len(doc.Docs) > 1 && doc.Docs[1].Start != nil {
+		return fmt.Errorf("%w (the second starts at line %d)", ErrSeveralDocuments, doc.Docs[1].Start.Position.Line)
+	}
+	return ErrSeveralDocuments
 }
 
 // prefixed is err with prefix before it, or, when err joins several
@@ -329,22 +360,19 @@ func (s *Source) init(lc loadCfg) error {
 	if !knownKind {
 		errs = append(errs, fmt.Errorf("kind %q: want one of %s", s.Kind, strings.Join(webhook.Kinds(), ", ")))
 	}
-	hmacOK := true
-	if s.Kind == KindHMAC {
-		if s.HMAC.Header == "" {
-			hmacOK = false
-			errs = append(errs, errors.New("kind hmac: hmac.header must name the signature header"))
-		}
-		// Checked here, not only by webhook.NewHMAC, for the same reason
-		// as the kind; the values and defaults are that function's.
-		if a := strings.ToLower(s.HMAC.Algorithm); a != "" && a != "sha256" && a != "sha512" {
-			hmacOK = false
-			errs = append(errs, fmt.Errorf("hmac.algorithm %q: want sha256 or sha512 (sha256 when left out)", s.HMAC.Algorithm))
-		}
-		if e := strings.ToLower(s.HMAC.Encoding); e != "" && e != "hex" && e != "base64" {
-			hmacOK = false
-			errs = append(errs, fmt.Errorf("hmac.encoding %q: want hex or base64 (hex when left out)", s.HMAC.Encoding))
-		}
+	hmacErrs := s.checkHMAC()
+	errs = append(errs, hmacErrs...)
+	// Whether secrets are named is the file's shape, not the
+	// environment's: checked here, not only when the secrets are read,
+	// for the same reason as the kind.
+	secretsOK := true
+	switch {
+	case s.Kind == KindNone && len(s.SecretsEnv) > 0:
+		secretsOK = false
+		errs = append(errs, errors.New("kind none takes no secrets: drop secrets_env or use a signing kind"))
+	case knownKind && s.Kind != KindNone && len(s.SecretsEnv) == 0:
+		secretsOK = false
+		errs = append(errs, errors.New("secrets_env: name at least one environment variable holding the signing secret"))
 	}
 	// An empty name reads no variable, or VAR_FILE's "_FILE", and was
 	// reported as "none of the secret variables [] is set", or not at all
@@ -416,11 +444,17 @@ func (s *Source) init(lc loadCfg) error {
 	}
 
 	if !lc.noSecrets {
-		// Without a kind webhook knows, or with hmac settings refused
-		// above, building the provider only says so a second time.
-		errs = append(errs, s.loadSecrets(knownKind && hmacOK)...)
+		// Without a kind webhook knows, with hmac settings or secret
+		// names refused above, building the provider only says so a
+		// second time.
+		errs = append(errs, s.loadSecrets(knownKind && len(hmacErrs) == 0 && secretsOK)...)
 	}
 
+	// One id for every event without its own: each would overwrite the
+	// one before on the compacted raw topic and read as its duplicate.
+	if s.EventID.Default != "" {
+		errs = append(errs, errors.New("event_id.default: a fixed id would make every event without one the same event (one kept on the raw topic, the rest duplicates); use fallback pointers, or leave hash_body on"))
+	}
 	for _, f := range []struct {
 		name string
 		f    Field
@@ -459,29 +493,70 @@ func (s *Source) init(lc loadCfg) error {
 	return errors.Join(errs...)
 }
 
-// loadSecrets reads the signing secrets and batch tokens from the
-// environment and, when build is true, builds the provider.
-func (s *Source) loadSecrets(build bool) []error {
-	var secrets [][]byte
+// checkHMAC refuses the hmac settings webhook.NewHMAC would refuse, so
+// that a file loaded without secrets (the processor's and inletctl's
+// --check-config) is refused as ingest refuses it. The values and
+// defaults are that function's.
+func (s *Source) checkHMAC() []error {
+	if s.Kind != KindHMAC {
+		return nil
+	}
 	var errs []error
-	for _, env := range s.SecretsEnv {
+	switch {
+	case s.HMAC.Header == "":
+		errs = append(errs, errors.New("kind hmac: hmac.header must name the signature header"))
+	case !webhook.ValidHeaderName(s.HMAC.Header):
+		errs = append(errs, fmt.Errorf("hmac.header %q: not a valid HTTP header name (letters, digits and !#$%%&'*+-.^_`|~)", s.HMAC.Header))
+	}
+	size := sha256.Size
+	switch a := strings.ToLower(s.HMAC.Algorithm); a {
+	case "", "sha256":
+	case "sha512":
+		size = sha512.Size
+	default:
+		errs = append(errs, fmt.Errorf("hmac.algorithm %q: want sha256 or sha512 (sha256 when left out)", s.HMAC.Algorithm))
+	}
+	encoded := hex.EncodedLen(size)
+	switch e := strings.ToLower(s.HMAC.Encoding); e {
+	case "", "hex":
+	case "base64":
+		encoded = base64.StdEncoding.EncodedLen(size)
+	default:
+		errs = append(errs, fmt.Errorf("hmac.encoding %q: want hex or base64 (hex when left out)", s.HMAC.Encoding))
+	}
+	if len(s.HMAC.Prefix)+encoded > webhook.MaxHeaderBytes {
+		errs = append(errs, fmt.Errorf("hmac.prefix: %d bytes, too long for a signature header of at most %d bytes with its %d-byte MAC", len(s.HMAC.Prefix), webhook.MaxHeaderBytes, encoded))
+	}
+	return errs
+}
+
+// loadSecrets reads the signing secrets and batch tokens from the
+// environment and, when build is true, builds the provider. Whether the
+// file names secrets at all is init's to check.
+func (s *Source) loadSecrets(build bool) []error {
+	var errs []error
+	read := func(field, env string) []byte {
 		v, err := flagenv.Secret(env)
-		if err != nil {
+		switch {
+		case err != nil:
 			errs = append(errs, err)
+		case v != "" && strings.TrimSpace(v) == "":
+			// The variable, never the value. A file of only
+			// whitespace is refused by flagenv.Secret already.
+			errs = append(errs, fmt.Errorf("%s: environment variable %s holds only whitespace", field, env))
+		case v != "":
+			return []byte(v)
 		}
-		if v != "" {
-			secrets = append(secrets, []byte(v))
+		return nil
+	}
+	var secrets [][]byte
+	for _, env := range s.SecretsEnv {
+		if v := read("secrets_env", env); v != nil {
+			secrets = append(secrets, v)
 		}
 	}
 	s.hasSecrets = len(secrets) > 0
-	switch {
-	case s.Kind == KindNone:
-		if len(s.SecretsEnv) > 0 {
-			errs = append(errs, errors.New("kind none takes no secrets"))
-		}
-	case len(s.SecretsEnv) == 0:
-		errs = append(errs, errors.New("secrets_env: name at least one environment variable holding the signing secret"))
-	case !s.hasSecrets:
+	if s.Kind != KindNone && len(s.SecretsEnv) > 0 && !s.hasSecrets && len(errs) == 0 {
 		errs = append(errs, fmt.Errorf("none of the secret variables %v is set (or their _FILE)", s.SecretsEnv))
 	}
 	if len(errs) == 0 && build {
@@ -497,16 +572,13 @@ func (s *Source) loadSecrets(build bool) []error {
 		s.provider = p
 	}
 
+	tokenErrs := len(errs)
 	for _, env := range s.Batch.TokensEnv {
-		v, err := flagenv.Secret(env)
-		if err != nil {
-			errs = append(errs, err)
-		}
-		if v != "" {
-			s.batchTokens = append(s.batchTokens, []byte(v))
+		if v := read("batch.tokens_env", env); v != nil {
+			s.batchTokens = append(s.batchTokens, v)
 		}
 	}
-	if len(s.Batch.TokensEnv) > 0 && len(s.batchTokens) == 0 {
+	if len(s.Batch.TokensEnv) > 0 && len(s.batchTokens) == 0 && len(errs) == tokenErrs {
 		errs = append(errs, fmt.Errorf("batch: none of the token variables %v is set", s.Batch.TokensEnv))
 	}
 	return errs

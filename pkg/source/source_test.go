@@ -1,6 +1,7 @@
 package source
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"github.com/inletdev/inlet/pkg/webhook"
 )
 
 // TestParseRefusesNegativeMaxLines: it was accepted, and every batch
@@ -422,5 +425,145 @@ func TestParseChecksSinks(t *testing.T) {
 				t.Fatalf("error %v, want %q", err, says)
 			}
 		})
+	}
+}
+
+// TestParseRefusesSeveralDocuments: the decoder read the file's first YAML
+// document and dropped everything after a "---" without a word, sources
+// and mistakes alike (a second document's kind "nonsense" passed every
+// --check-config). A "---" before the one document, or a trailing one
+// with nothing after it, is still one document.
+func TestParseRefusesSeveralDocuments(t *testing.T) {
+	const one = "sources:\n  s:\n    kind: none\n"
+	for name, c := range map[string]struct {
+		doc, says string
+	}{
+		"second document":           {one + "---\nsources:\n  t:\n    kind: nonsense\n", "(the second starts at line 4)"},
+		"second document after ...": {one + "...\n---\nx: 1\n", "(the second starts at line 5)"},
+		"second document a scalar":  {one + "--- \nfoo\n", "(the second starts at line 4)"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, opts := range [][]LoadOpt{nil, {WithoutSecrets()}} {
+				f, err := Parse([]byte(c.doc), opts...)
+				if !errors.Is(err, ErrSeveralDocuments) || !strings.Contains(err.Error(), c.says) {
+					t.Fatalf("with %d options: sources %v, error %v; want ErrSeveralDocuments saying %q", len(opts), f, err, c.says)
+				}
+			}
+		})
+	}
+	// The parser reads the whole stream first: a second document that
+	// does not parse is refused, naming its line.
+	if _, err := Parse([]byte(one + "---\nsources: [\n")); err == nil || !strings.Contains(err.Error(), "[5:10]") {
+		t.Errorf("a second document that does not parse: %v, want its line named", err)
+	}
+	for name, doc := range map[string]string{
+		"leading marker":         "---\n" + one,
+		"trailing marker":        one + "---\n",
+		"trailing marker, notes": one + "---\n# nothing here\n",
+		"comment, then marker":   "# sources\n---\n" + one,
+	} {
+		if _, err := Parse([]byte(doc)); err != nil {
+			t.Errorf("%s: %v, want it accepted", name, err)
+		}
+	}
+}
+
+// TestParseRefusesTheSameWithAndWithoutSecrets: whether a file is valid
+// does not depend on whether its secrets are read. Kind none with
+// secrets, a signing kind without secrets_env, an hmac.header that is no
+// HTTP header name and an hmac.prefix leaving no room for the MAC were
+// checked only while reading the secrets or building the verifier, so the
+// processor's and inletctl's --check-config (WithoutSecrets) passed files
+// ingest then refused.
+func TestParseRefusesTheSameWithAndWithoutSecrets(t *testing.T) {
+	t.Setenv("T_WS_SECRET", "s3cret")
+	// The signature header's bound is 4 KiB; a sha512 hex MAC is 128 bytes.
+	room := strings.Repeat("p", webhook.MaxHeaderBytes-128)
+	for name, c := range map[string]struct{ src, says string }{
+		"kind none with secrets_env": {"kind: none\n    secrets_env: [T_WS_SECRET]", `source "s": kind none takes no secrets`},
+		"stripe without secrets_env": {"kind: stripe", `source "s": secrets_env: name at least one environment variable`},
+		"github, empty secrets_env":  {"kind: github\n    secrets_env: []", `source "s": secrets_env: name at least one environment variable`},
+		"hmac without secrets_env":   {"kind: hmac\n    hmac: {header: X-Sig}", `source "s": secrets_env: name at least one environment variable`},
+		"hmac header with a space":   {"kind: hmac\n    secrets_env: [T_WS_SECRET]\n    hmac: {header: \"X Sig\"}", `source "s": hmac.header "X Sig": not a valid HTTP header name`},
+		"hmac header with a colon":   {"kind: hmac\n    secrets_env: [T_WS_SECRET]\n    hmac: {header: \"X-Sig:\"}", `source "s": hmac.header "X-Sig:": not a valid HTTP header name`},
+		"hmac header not ASCII":      {"kind: hmac\n    secrets_env: [T_WS_SECRET]\n    hmac: {header: X-Signatür}", `source "s": hmac.header "X-Signatür": not a valid HTTP header name`},
+		"hmac prefix too long":       {"kind: hmac\n    secrets_env: [T_WS_SECRET]\n    hmac: {header: X-Sig, algorithm: sha512, prefix: " + room + "p}", `source "s": hmac.prefix: 3969 bytes, too long`},
+		"hmac prefix too long, b64":  {"kind: hmac\n    secrets_env: [T_WS_SECRET]\n    hmac: {header: X-Sig, encoding: base64, prefix: " + strings.Repeat("p", webhook.MaxHeaderBytes-43) + "}", `source "s": hmac.prefix: 4053 bytes, too long`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			y := []byte("sources:\n  s:\n    " + c.src + "\n")
+			for _, opts := range [][]LoadOpt{{WithoutSecrets()}, nil} {
+				_, err := Parse(y, opts...)
+				if err == nil || !strings.HasPrefix(err.Error(), c.says) {
+					t.Fatalf("with %d options: error %v, want %q", len(opts), err, c.says)
+				}
+				// Once, not again by webhook.New.
+				if n := strings.Count(err.Error(), "\n"); n != 0 {
+					t.Errorf("with %d options: %d more errors: %v", len(opts), n, err)
+				}
+			}
+		})
+	}
+	for name, src := range map[string]string{
+		"kind none":          "kind: none",
+		"stripe":             "kind: stripe\n    secrets_env: [T_WS_SECRET]",
+		"hmac, odd header":   "kind: hmac\n    secrets_env: [T_WS_SECRET]\n    hmac: {header: \"X-Sig_v2.b!#$%&'*+^`|~\"}",
+		"hmac, full prefix":  "kind: hmac\n    secrets_env: [T_WS_SECRET]\n    hmac: {header: X-Sig, algorithm: sha512, prefix: " + room + "}",
+		"hmac, base64 bound": "kind: hmac\n    secrets_env: [T_WS_SECRET]\n    hmac: {header: X-Sig, encoding: base64, prefix: " + strings.Repeat("p", webhook.MaxHeaderBytes-44) + "}",
+	} {
+		y := []byte("sources:\n  s:\n    " + src + "\n")
+		for _, opts := range [][]LoadOpt{nil, {WithoutSecrets()}} {
+			if _, err := Parse(y, opts...); err != nil {
+				t.Errorf("%s, with %d options: %v, want it accepted", name, len(opts), err)
+			}
+		}
+	}
+}
+
+// TestParseRefusesBlankSecrets: a secret variable holding only whitespace
+// was taken as the signing key (a _FILE holding only whitespace was
+// refused), and a blank batch token as a token. The error names the
+// variable, never the value.
+func TestParseRefusesBlankSecrets(t *testing.T) {
+	t.Setenv("T_BS_BLANK", " \t ")
+	t.Setenv("T_BS_SECRET", "s3cret")
+	t.Setenv("T_BS_TOKEN", "t0ken")
+	for name, c := range map[string]struct{ src, says string }{
+		"only secret":    {"kind: github\n    secrets_env: [T_BS_BLANK]", `source "s": secrets_env: environment variable T_BS_BLANK holds only whitespace`},
+		"beside one set": {"kind: stripe\n    secrets_env: [T_BS_SECRET, T_BS_BLANK]", `source "s": secrets_env: environment variable T_BS_BLANK holds only whitespace`},
+		"hmac":           {"kind: hmac\n    secrets_env: [T_BS_BLANK]\n    hmac: {header: X-Sig}", `source "s": secrets_env: environment variable T_BS_BLANK holds only whitespace`},
+		"batch token":    {"kind: none\n    batch: {tokens_env: [T_BS_TOKEN, T_BS_BLANK]}", `source "s": batch.tokens_env: environment variable T_BS_BLANK holds only whitespace`},
+		"only token":     {"kind: none\n    batch: {tokens_env: [T_BS_BLANK]}", `source "s": batch.tokens_env: environment variable T_BS_BLANK holds only whitespace`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := Parse([]byte("sources:\n  s:\n    " + c.src + "\n"))
+			if err == nil || err.Error() != c.says {
+				t.Fatalf("error %v, want only %q", err, c.says)
+			}
+			if strings.Contains(err.Error(), "\t") {
+				t.Errorf("the error quotes the value: %q", err)
+			}
+		})
+	}
+	// Whitespace around a secret is the sender's business.
+	t.Setenv("T_BS_PADDED", " s3cret ")
+	if _, err := Parse([]byte("sources:\n  s:\n    kind: github\n    secrets_env: [T_BS_PADDED]\n")); err != nil {
+		t.Errorf("a secret with spaces around it: %v", err)
+	}
+}
+
+// TestParseRefusesAFixedEventID: event_id.default gave every event
+// without an id the same one, so on the compacted raw topic each
+// overwrote the one before, and each read as the one before's duplicate.
+func TestParseRefusesAFixedEventID(t *testing.T) {
+	for _, opts := range [][]LoadOpt{nil, {WithoutSecrets()}} {
+		t.Setenv("T_FIXED", "s")
+		_, err := Parse([]byte("sources:\n  s:\n    kind: hmac\n    secrets_env: [T_FIXED]\n    hmac: {header: X-Sig}\n    event_id: {pointer: /id, default: same}\n"), opts...)
+		if err == nil || !strings.Contains(err.Error(), "event_id.default") {
+			t.Errorf("event_id with a default: %v, want it refused naming event_id.default", err)
+		}
+	}
+	if _, err := Parse([]byte("sources:\n  s:\n    kind: hmac\n    secrets_env: [T_FIXED]\n    hmac: {header: X-Sig}\n    event_type: {pointer: /type, default: blob}\n")); err != nil {
+		t.Errorf("event_type with a default: %v", err)
 	}
 }

@@ -9,8 +9,10 @@ import (
 )
 
 const (
-	// maxHeaderBytes caps the length of any header value read by Verify.
-	maxHeaderBytes = 4 << 10
+	// MaxHeaderBytes caps the length of any header value read by Verify
+	// (pkg/source refuses an hmac.prefix that leaves no room for the MAC
+	// under it).
+	MaxHeaderBytes = 4 << 10
 	// maxEntries caps the number of entries (Stripe elements, Standard
 	// Webhooks signatures) a signature header may hold.
 	maxEntries = 16
@@ -41,7 +43,7 @@ func headerValue(h http.Header, kind, name string) (string, error) {
 		return "", failure(ErrMissingSignature, kind, name, "header absent or empty")
 	case len(vs) > 1:
 		return "", failure(ErrMalformedSignature, kind, name, "header repeated")
-	case len(vs[0]) > maxHeaderBytes:
+	case len(vs[0]) > MaxHeaderBytes:
 		return "", failure(ErrMalformedSignature, kind, name, "header longer than 4 KiB")
 	}
 	return vs[0], nil

@@ -50,7 +50,7 @@ func NewHMAC(cfg HMACConfig) (*HMAC, error) {
 }
 
 func newHMAC(kind string, cfg HMACConfig) (*HMAC, error) {
-	if !validHeaderName(cfg.Header) {
+	if !ValidHeaderName(cfg.Header) {
 		return nil, fmt.Errorf("webhook: %s: header name %q is empty or not a valid HTTP header name", kind, cfg.Header)
 	}
 	var (
@@ -75,7 +75,7 @@ func newHMAC(kind string, cfg HMACConfig) (*HMAC, error) {
 	default:
 		return nil, fmt.Errorf("webhook: %s: unknown encoding %q (want hex or base64)", kind, cfg.Encoding)
 	}
-	if len(p.prefix)+encodedLen > maxHeaderBytes {
+	if len(p.prefix)+encodedLen > MaxHeaderBytes {
 		return nil, fmt.Errorf("webhook: %s: prefix too long for a signature header of at most 4 KiB", kind)
 	}
 	keys, err := newKeyring(kind, newHash, cfg.Secrets)
@@ -136,8 +136,9 @@ func (p *HMAC) encoding() string {
 	return "hex"
 }
 
-// validHeaderName reports whether name is a non-empty RFC 9110 token.
-func validHeaderName(name string) bool {
+// ValidHeaderName reports whether name is a non-empty RFC 9110 token: a
+// header a signature can be read from.
+func ValidHeaderName(name string) bool {
 	if name == "" {
 		return false
 	}

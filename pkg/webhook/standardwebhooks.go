@@ -157,7 +157,7 @@ func (s *StandardWebhooks) Sign(h http.Header, body []byte, now time.Time) error
 	switch {
 	case id == "":
 		id = "msg_" + rand.Text()
-	case strings.IndexByte(id, '.') >= 0 || len(id) > maxHeaderBytes:
+	case strings.IndexByte(id, '.') >= 0 || len(id) > MaxHeaderBytes:
 		return fmt.Errorf("webhook: %s: cannot sign: webhook-id contains '.' or is longer than 4 KiB", kind)
 	}
 	sum, err := s.keys.sign(body, id, ts)
