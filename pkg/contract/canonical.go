@@ -13,13 +13,15 @@ import (
 // over already-validated JSON, copying numbers and plain strings as they
 // are. An object's members are written in the order sent and, only when
 // that order is not sorted, rearranged in place (duplicates: the last one
-// wins, as in a map): no allocation per member or value.
+// wins, as in a map, and dup says there was one): no allocation per member
+// or value.
 type canon struct {
 	b   []byte
 	out []byte
 	i   int
 	ms  []member // members of the objects open at the cursor
 	tmp []byte   // scratch for rearranging an object's members
+	dup bool     // some object has two members of one (decoded) name
 }
 
 // member is one object member already written to out.
@@ -31,16 +33,20 @@ type member struct {
 // canons keeps canon scratch (out, ms, tmp) between calls.
 var canons = sync.Pool{New: func() any { return new(canon) }}
 
-func canonical(raw []byte) string {
+// canonical returns the canonical text of raw, and whether an object in it
+// names a member twice (names compared decoded: "i\u0064" is "id"). The
+// text keeps the last of such members, where a JSON pointer (gjson) reads
+// the first.
+func canonical(raw []byte) (text string, dup bool) {
 	c := canons.Get().(*canon)
-	c.b, c.i, c.out = raw, 0, slices.Grow(c.out[:0], len(raw))
+	c.b, c.i, c.out, c.dup = raw, 0, slices.Grow(c.out[:0], len(raw)), false
 	c.value()
-	s := string(c.out)
+	text, dup = string(c.out), c.dup
 	c.b = nil
 	if cap(c.out) <= 64<<10 { // do not keep a huge buffer alive
 		canons.Put(c)
 	}
-	return s
+	return text, dup
 }
 
 func (c *canon) ws() {
@@ -172,7 +178,9 @@ func (c *canon) object() {
 }
 
 // sortMembers rewrites out[begin:], an object's members ms as written, in
-// key order, keeping only the last of members with equal keys.
+// key order, keeping only the last of members with equal keys (and noting
+// in dup that there were some). Equal keys are never in sorted order, so
+// only an object that needs rearranging can hold them.
 func (c *canon) sortMembers(begin int, ms []member) {
 	sorted := true
 	for i := 1; i < len(ms) && sorted; i++ {
@@ -186,6 +194,7 @@ func (c *canon) sortMembers(begin int, ms []member) {
 	c.out = c.out[:begin]
 	for i, m := range ms {
 		if i+1 < len(ms) && bytes.Equal(m.key, ms[i+1].key) {
+			c.dup = true
 			continue // a later duplicate wins
 		}
 		if len(c.out) > begin {

@@ -28,6 +28,9 @@ const MaxDepth = 64
 // strings are strings, never coerced. An enum accepts its symbols, and any
 // other string becomes the enum's default when it declares one. A field
 // marked "inlet.json": "raw" takes any JSON value as its compact JSON text.
+// An object naming a member twice (names compared decoded) is refused in a
+// record, a map, or anywhere in a raw value: a JSON pointer (key templates,
+// occurred_at) reads the first of them, a decoder keeps the last.
 //
 // Any such problem, a payload that is not a single JSON value, or nesting
 // deeper than MaxDepth returns a *ValidationError listing each problem with
@@ -219,5 +222,6 @@ func truncate(s string) string {
 }
 
 // rawJSON is the compact JSON text of a valid JSON value: object keys
-// sorted, numbers as sent, strings as valid UTF-8, no HTML escaping.
-func rawJSON(raw []byte) string { return canonical(raw) }
+// sorted, numbers as sent, strings as valid UTF-8, no HTML escaping; dup
+// reports an object in it naming a member twice (the text keeps the last).
+func rawJSON(raw []byte) (text string, dup bool) { return canonical(raw) }

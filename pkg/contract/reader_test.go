@@ -247,6 +247,57 @@ func TestReadFieldErrors(t *testing.T) {
 	}
 }
 
+// TestReadRefusesDuplicateMembers: an object naming a member twice is
+// invalid in a map and anywhere inside an "inlet.json": "raw" value, as in
+// a record, with the path of the second member (names compared decoded, so
+// "i\u0064" repeats "id"). Key templates and occurred_at pointers read the
+// first of equal members (gjson); a map and a raw value's text kept the
+// last silently, so billing's "billing:{/type}:{/data/id}" filed data
+// {"id":"inv_A","id":"inv_B"} under inv_A with the record saying inv_B
+// (Stripe metadata is such a map).
+func TestReadRefusesDuplicateMembers(t *testing.T) {
+	widget := version(t, testRegistry(t), "test/widget", "v1")
+	event := version(t, shipped(t), "standardwebhooks/event", "v1")
+	// with is a valid widget payload plus member (attrs, extra).
+	with := func(member string) []byte {
+		return []byte(`{"id": 1, "count": 1, "ratio": 1, "weight": 1, "ok": true, "name": "n", "color": "red", "size": "s", "parts": [], "nothing": null, ` + member + `}`)
+	}
+	dup := func(path, name string) contract.FieldError {
+		return contract.FieldError{Path: path, Expected: `one member "` + name + `"`, Actual: "a duplicate member"}
+	}
+	for _, tc := range []struct {
+		name    string
+		v       *contract.Version
+		payload []byte
+		want    []contract.FieldError // nil: valid
+	}{
+		{"map", widget, with(`"attrs": {"x": 1, "x": 2}`), []contract.FieldError{dup("/attrs/x", "x")}},
+		{"map, escaped name", widget, with(`"attrs": {"x": 1, "\u0078": 2}`), []contract.FieldError{dup("/attrs/x", "x")}},
+		{"map, second value not read", widget, with(`"attrs": {"a/b": 1, "a/b": "not a long"}`), []contract.FieldError{dup("/attrs/a~1b", "a/b")}},
+		{"raw object", widget, with(`"extra": {"a": 1, "b": 2, "a": 3}`), []contract.FieldError{dup("/extra/a", "a")}},
+		{"raw, nested and escaped", widget, with(`"extra": [true, {"k": {"id": 1, "i\u0064": 2}}]`), []contract.FieldError{dup("/extra/1/k/id", "id")}},
+		{"raw, each duplicate", widget, with(`"extra": {"a": 1, "a": 2, "b": {"c": [], "c": {}}, "a": 4}`),
+			[]contract.FieldError{dup("/extra/a", "a"), dup("/extra/b/c", "c"), dup("/extra/a", "a")}},
+		{"raw, billing data", event, []byte(`{"type": "invoice.paid", "timestamp": "2025-01-01T00:00:00Z", "data": {"id": "inv_A", "id": "inv_B"}}`),
+			[]contract.FieldError{dup("/data/id", "id")}},
+		{"equal names in different objects", widget, with(`"attrs": {"x": 1, "X": 2}, "extra": {"a": {"a": 1}, "b": {"a": [{"a": 1}, {"a": 1}]}}`), nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := tc.v.Read(tc.payload)
+			if tc.want == nil {
+				if err != nil {
+					t.Fatalf("Read: %v", err)
+				}
+				return
+			}
+			ve := validationError(t, err)
+			if !reflect.DeepEqual(ve.Fields, tc.want) {
+				t.Errorf("Fields =\n%#v\nwant\n%#v\n(value %v)", ve.Fields, tc.want, got)
+			}
+		})
+	}
+}
+
 // TestReadIgnoresUnknown: fields the contract does not list, at any depth,
 // with any type, do not matter.
 func TestReadIgnoresUnknown(t *testing.T) {

@@ -88,7 +88,12 @@ func (w *walker) read(n *node, p *pathSeg) any {
 		}
 		start := w.i
 		w.skip()
-		return rawJSON(w.b[start:w.i])
+		text, dup := rawJSON(w.b[start:w.i])
+		if dup && !w.tooDeep {
+			// Rare: walk the value again to name each duplicate.
+			(&walker{b: w.b, i: start, st: w.st}).duplicates(p)
+		}
+		return text
 	}
 
 	switch {
@@ -98,7 +103,12 @@ func (w *walker) read(n *node, p *pathSeg) any {
 		out := make(map[string]any)
 		w.members(func(key []byte) {
 			name := w.key(key)
-			out[name] = w.read(n.elem, &pathSeg{parent: p, key: name})
+			mp := &pathSeg{parent: p, key: name}
+			if _, ok := out[name]; ok {
+				w.duplicate(mp, name)
+				return
+			}
+			out[name] = w.read(n.elem, mp)
 		})
 		return out
 	case k == jsonArray && n.kind == kindArray:
@@ -173,8 +183,7 @@ func (w *walker) record(n *node, p *pathSeg) map[string]any {
 		f := &n.fields[idx]
 		fp := &pathSeg{parent: p, key: f.name}
 		if seen[idx] {
-			w.st.fail(fp, "one member "+strconv.Quote(f.name), "a duplicate member")
-			w.skip()
+			w.duplicate(fp, f.name)
 			return
 		}
 		seen[idx] = true
@@ -195,6 +204,57 @@ func (w *walker) record(n *node, p *pathSeg) map[string]any {
 		}
 	}
 	return out
+}
+
+// duplicate reports the member at p, whose value is at the cursor, as a
+// second member named name, and skips its value. Records, maps and raw
+// values all refuse one: a JSON pointer (a key template, an occurred_at
+// pointer) reads the first of equal members, a decoder such as
+// encoding/json keeps the last, so the keys and the data would describe
+// different values. Names are compared decoded ("i\u0064" is "id").
+func (w *walker) duplicate(p *pathSeg, name string) {
+	w.st.fail(p, "one member "+strconv.Quote(name), "a duplicate member")
+	w.skip()
+}
+
+// duplicates reads the value at the cursor, found at p, only to report
+// every member named twice in an object anywhere in it (see duplicate).
+// It is for raw values, which are otherwise skipped, and only runs once
+// canonical found a duplicate: its recursion is bounded by MaxDepth, as
+// the value was skipped within it.
+func (w *walker) duplicates(p *pathSeg) {
+	switch w.kind() {
+	case jsonObject:
+		seen := make(map[string]struct{})
+		w.members(func(key []byte) {
+			name := w.key(key)
+			mp := &pathSeg{parent: p, key: name}
+			if _, ok := seen[name]; ok {
+				w.duplicate(mp, name)
+				return
+			}
+			seen[name] = struct{}{}
+			w.duplicates(mp)
+		})
+	case jsonArray:
+		w.i++ // [
+		w.ws()
+		if w.b[w.i] == ']' {
+			w.i++
+			return
+		}
+		for idx := 0; ; idx++ {
+			w.duplicates(&pathSeg{parent: p, index: idx, isIdx: true})
+			w.ws()
+			c := w.b[w.i]
+			w.i++ // , or ]
+			if c == ']' {
+				return
+			}
+		}
+	default:
+		w.skip()
+	}
 }
 
 // members walks the object at the cursor, calling each with the member's

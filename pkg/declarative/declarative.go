@@ -9,9 +9,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hamba/avro/v2"
+	"github.com/tidwall/gjson"
 
 	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -63,13 +66,14 @@ func Register(r *router.Router, sources *source.File, contracts *contract.Regist
 
 // Handler is one declarative events entry.
 type Handler struct {
-	source     string
-	pattern    string
-	contract   *contract.Contract
-	schemaText string
-	entityKey  *source.Template
-	naturalKey *source.Template        // nil: the idempotency key
-	occurredAt *source.CompiledPointer // nil: the envelope's occurred_at
+	source            string
+	pattern           string
+	contract          *contract.Contract
+	schemaText        string
+	entityKey         *source.Template
+	naturalKey        *source.Template        // nil: the idempotency key
+	occurredAt        *source.CompiledPointer // nil: the envelope's occurred_at
+	occurredAtPointer string                  // occurredAt as configured, for errors
 }
 
 func newHandler(src *source.Source, pattern string, spec source.EventSpec, contracts *contract.Registry) (*Handler, error) {
@@ -83,7 +87,7 @@ func newHandler(src *source.Source, pattern string, spec source.EventSpec, contr
 	h := &Handler{source: src.Name, pattern: pattern, contract: c, schemaText: c.ProcessedSchemaText()}
 	if spec.OccurredAt != "" {
 		p := source.CompilePointer(spec.OccurredAt)
-		h.occurredAt = &p
+		h.occurredAt, h.occurredAtPointer = &p, spec.OccurredAt
 	}
 	ek := spec.EntityKey
 	if ek == "" {
@@ -132,7 +136,10 @@ func (h *Handler) Handle(_ context.Context, ev *router.Event) (*router.Output, e
 			return nil, templateProblem("natural_key", err)
 		}
 	}
-	occurred := h.businessTime(payload, env)
+	occurred, err := h.businessTime(payload, env)
+	if err != nil {
+		return nil, err
+	}
 	value := &contract.Processed{
 		EventID:         env.EventID,
 		Source:          env.Source,
@@ -158,18 +165,72 @@ func (h *Handler) Handle(_ context.Context, ev *router.Event) (*router.Output, e
 	}, nil
 }
 
-// businessTime is the payload's time at the configured pointer, else the
-// envelope's occurred_at, else zero (no newest-wins comparison).
-func (h *Handler) businessTime(payload []byte, env *envelope.Envelope) time.Time {
-	if h.occurredAt != nil {
-		if t := h.occurredAt.PeekTime(payload); t != nil {
-			return *t
+// businessTime is the time newest-wins compares: the payload's time at the
+// configured occurred_at pointer, else (the value missing or null) the
+// envelope's occurred_at. Zero, which newest-wins always applies, is only
+// for an entry without the pointer and an envelope without a time, and for
+// an events line sent without occurred_at to an entry reading /timestamp
+// (the line's occurred_at, empty without one: README, "Handlers from the
+// sources file"). Any other value that is no time, and a missing or null
+// one with no envelope time, is a *router.ValidationError naming the
+// pointer: taken as zero, an old event would overwrite newer state.
+func (h *Handler) businessTime(payload []byte, env *envelope.Envelope) (time.Time, error) {
+	if h.occurredAt == nil {
+		if env.OccurredAt != nil {
+			return *env.OccurredAt, nil
+		}
+		return time.Time{}, nil
+	}
+	if t := h.occurredAt.PeekTime(payload); t != nil {
+		return *t, nil
+	}
+	if env.OccurredAt == nil && env.Channel == envelope.ChannelEvents && h.occurredAtPointer == "/timestamp" {
+		return time.Time{}, nil // normalizeLine's "": the line has no occurred_at
+	}
+	v := h.occurredAt.Get(payload)
+	if !v.Exists() || v.Type == gjson.Null {
+		if env.OccurredAt != nil {
+			return *env.OccurredAt, nil
 		}
 	}
-	if env.OccurredAt != nil {
-		return *env.OccurredAt
+	return time.Time{}, &router.ValidationError{
+		Reason: "occurred_at has no time",
+		Fields: []router.FieldProblem{{Path: h.occurredAtPointer, Expected: "an RFC 3339 or Unix time (1971 to 9999)", Actual: describe(v)}},
 	}
-	return time.Time{}
+}
+
+// describe says what a JSON value is for a FieldProblem's Actual, as the
+// contract's errors do: "missing", "null", a kind and its value (cut to
+// 40 bytes).
+func describe(v gjson.Result) string {
+	switch {
+	case !v.Exists():
+		return "missing"
+	case v.Type == gjson.Null:
+		return "null"
+	case v.Type == gjson.String:
+		return "string " + strconv.Quote(cut(v.Str))
+	case v.Type == gjson.Number:
+		return "number " + cut(v.Raw)
+	case v.IsObject():
+		return "object"
+	case v.IsArray():
+		return "array"
+	}
+	return "boolean " + v.Raw
+}
+
+// cut shortens s to 40 bytes, not splitting a UTF-8 sequence.
+func cut(s string) string {
+	const limit = 40
+	if len(s) <= limit {
+		return s
+	}
+	n := limit
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func templateProblem(which string, err error) error {

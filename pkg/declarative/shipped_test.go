@@ -2,10 +2,13 @@ package declarative
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -177,4 +180,147 @@ func eventType(pattern string, payload []byte) string {
 		}
 	}
 	return strings.Replace(pattern, "*", "fixture", 1)
+}
+
+// entryHandler builds the handler of events[pattern] of source name in the
+// sources file yml, with the shipped contracts.
+func entryHandler(t *testing.T, yml, name, pattern string) *Handler {
+	t.Helper()
+	reg, err := contract.Load(contracts.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := source.Parse([]byte(yml), source.WithoutSecrets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, ok := f.Get(name)
+	if !ok {
+		t.Fatalf("no source %q", name)
+	}
+	h, err := newHandler(src, pattern, src.Events[pattern], reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// billingEntry is the shipped billing source (deploy/sources.example.yaml),
+// with occurred_at as given.
+func billingEntry(occurredAt string) string {
+	return "sources:\n  billing:\n    kind: standard-webhooks\n    secrets_env: [X]\n    events:\n      \"*\":\n" +
+		"        contract: standardwebhooks/event\n        entity_key: \"billing:{/type}:{/data/id}\"\n        occurred_at: " + occurredAt + "\n"
+}
+
+// TestHandleRefusesDuplicateKeyMember: a payload naming the member a key
+// template reads twice is invalid. The template reads the first (gjson);
+// the processed record's raw data text kept the last, so billing's
+// "billing:{/type}:{/data/id}" filed {"id":"inv_A","id":"inv_B"} under
+// inv_A with a record saying inv_B: one entity's state overwritten with
+// another's.
+func TestHandleRefusesDuplicateKeyMember(t *testing.T) {
+	h := entryHandler(t, billingEntry("/timestamp"), "billing", "*")
+	for name, data := range map[string]string{
+		"plain":   `{"id":"inv_A","id":"inv_B"}`,
+		"escaped": `{"id":"inv_A","i\u0064":"inv_B"}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			payload := []byte(`{"type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":` + data + `}`)
+			env := &envelope.Envelope{Source: "billing", EventType: "invoice.paid", EventID: "msg_1", SchemaVersion: "v1", Channel: envelope.ChannelWebhook, Payload: payload}
+			out, err := h.Handle(context.Background(), &router.Event{Envelope: env, Attempt: 1})
+			var ve *contract.ValidationError
+			if !errors.As(err, &ve) || !router.IsValidation(err) {
+				t.Fatalf("err %v, output %+v; want a validation error", err, out)
+			}
+			want := []contract.FieldError{{Path: "/data/id", Expected: `one member "id"`, Actual: "a duplicate member"}}
+			if !reflect.DeepEqual(ve.Fields, want) {
+				t.Errorf("Fields = %+v, want %+v", ve.Fields, want)
+			}
+		})
+	}
+}
+
+// TestHandleBusinessTime: where an events entry configures occurred_at,
+// its value is the business time; missing or null, the envelope's time is;
+// anything else is invalid, naming the pointer. An unparseable value (and a
+// missing one without an envelope time) gave a zero time, which
+// newest-wins always applies: an old event overwrote newer state. Zero
+// stays only for an events line sent without occurred_at (documented
+// optional) to an entry reading /timestamp.
+func TestHandleBusinessTime(t *testing.T) {
+	issues, err := fs.ReadFile(contracts.FS, "github/issues/fixtures/v1/issues.opened.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	github := entryHandler(t, "sources:\n  github:\n    kind: github\n    secrets_env: [X]\n    events:\n      issues:\n"+
+		"        contract: github/issues\n        entity_key: \"github:issue:{/repository/full_name}:{/issue/number}\"\n        occurred_at: /issue/updated_at\n", "github", "issues")
+	billing := entryHandler(t, billingEntry("/data/updated_at"), "billing", "*")
+	line := entryHandler(t, billingEntry("/timestamp"), "billing", "*")
+	envTime := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	billingWith := func(updatedAt string) []byte {
+		data := `{"id":"inv_1"}`
+		if updatedAt != "" {
+			data = `{"id":"inv_1","updated_at":` + updatedAt + `}`
+		}
+		return []byte(`{"type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":` + data + `}`)
+	}
+	const expected = "an RFC 3339 or Unix time (1971 to 9999)"
+	for _, tc := range []struct {
+		name    string
+		h       *Handler
+		channel string
+		payload []byte
+		envTime *time.Time
+		want    time.Time            // with no error
+		problem *router.FieldProblem // the error's one field
+	}{
+		{name: "unparseable", h: github, payload: regexp.MustCompile(`"updated_at": *"[^"]*"`).ReplaceAll(issues, []byte(`"updated_at": "last tuesday"`)),
+			problem: &router.FieldProblem{Path: "/issue/updated_at", Expected: expected, Actual: `string "last tuesday"`}},
+		{name: "unparseable, envelope time not taken instead", h: billing, payload: billingWith(`"2025-13-01T00:00:00Z"`), envTime: &envTime,
+			problem: &router.FieldProblem{Path: "/data/updated_at", Expected: expected, Actual: `string "2025-13-01T00:00:00Z"`}},
+		{name: "empty string", h: billing, payload: billingWith(`""`), envTime: &envTime,
+			problem: &router.FieldProblem{Path: "/data/updated_at", Expected: expected, Actual: `string ""`}},
+		{name: "out of range", h: billing, payload: billingWith(`0`),
+			problem: &router.FieldProblem{Path: "/data/updated_at", Expected: expected, Actual: "number 0"}},
+		{name: "not a scalar", h: billing, payload: billingWith(`{"at":1735689600}`),
+			problem: &router.FieldProblem{Path: "/data/updated_at", Expected: expected, Actual: "object"}},
+		{name: "missing, no envelope time", h: billing, payload: billingWith(""),
+			problem: &router.FieldProblem{Path: "/data/updated_at", Expected: expected, Actual: "missing"}},
+		{name: "null, no envelope time", h: billing, payload: billingWith("null"),
+			problem: &router.FieldProblem{Path: "/data/updated_at", Expected: expected, Actual: "null"}},
+		{name: "Unix seconds", h: billing, payload: billingWith("1735689600"), envTime: &envTime, want: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{name: "missing: the envelope's", h: billing, payload: billingWith(""), envTime: &envTime, want: envTime},
+		{name: "null: the envelope's", h: billing, payload: billingWith("null"), envTime: &envTime, want: envTime},
+		{name: "events line without occurred_at", h: line, channel: envelope.ChannelEvents, payload: []byte(`{"id":"l1","type":"invoice.paid","data":{"id":"inv_1"}}`)},
+		{name: "events line with occurred_at", h: line, channel: envelope.ChannelEvents, payload: []byte(`{"id":"l1","type":"invoice.paid","data":{"id":"inv_1"}}`), envTime: &envTime, want: envTime},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ch := tc.channel
+			if ch == "" {
+				ch = envelope.ChannelWebhook
+			}
+			et := tc.h.pattern
+			if et == "*" {
+				et = "invoice.paid"
+			}
+			env := &envelope.Envelope{Source: tc.h.source, EventType: et, EventID: "d-1", SchemaVersion: "v1", Channel: ch, Payload: tc.payload, ReceivedAt: time.Now(), OccurredAt: tc.envTime}
+			out, err := tc.h.Handle(context.Background(), &router.Event{Envelope: env, Attempt: 1})
+			if tc.problem != nil {
+				var ve *router.ValidationError
+				if !errors.As(err, &ve) {
+					t.Fatalf("err %v (output time %v), want a *router.ValidationError", err, out)
+				}
+				if len(ve.Fields) != 1 || ve.Fields[0] != *tc.problem {
+					t.Errorf("Fields = %+v, want [%+v]", ve.Fields, *tc.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !out.OccurredAt.Equal(tc.want) {
+				t.Errorf("OccurredAt = %v, want %v", out.OccurredAt, tc.want)
+			}
+		})
+	}
 }
