@@ -429,7 +429,7 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 			do = a.d.Queues.Discard
 		}
 		res, err := do(ctx, topic, f, actor, req.Reason, req.DryRun)
-		if errors.Is(err, ops.ErrNoReason) {
+		if errors.Is(err, ops.ErrNoReason) || errors.Is(err, ops.ErrNoWho) {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}

@@ -99,6 +99,9 @@ func (q *fakeQueues) decide(ctx context.Context, topic string, f ops.Filter, act
 	if why == "" {
 		return ops.Decided{}, ops.ErrNoReason
 	}
+	if strings.TrimSpace(who) == "" {
+		return ops.Decided{}, ops.ErrNoWho
+	}
 	if q.fail != nil {
 		return ops.Decided{}, q.fail
 	}
@@ -583,6 +586,21 @@ func TestOperatorIsCutAtARuneBoundary(t *testing.T) {
 	code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"ids":["inlet.dlq/0/1"],"reason":"x","dry_run":true}`, HeaderOperator, name)
 	if want := strings.Repeat("a", 63) + " (admin-token:write)"; code != 200 || m["who"] != want {
 		t.Fatalf("%d who %q, want %q", code, m["who"], want)
+	}
+}
+
+// TestDecisionWithoutWhoIsABadRequest: ops refusing a decision that
+// names nobody (ops.ErrNoWho) is answered 400, as one without a reason
+// is: the request, not the cluster, is at fault. It was answered 503, as
+// if the cluster were down, inviting a retry. (The API names the token at
+// least, so only another caller of ops gets there.)
+func TestDecisionWithoutWhoIsABadRequest(t *testing.T) {
+	q := newFake()
+	srv := newServer(t, q, Tokens{Write: "w"})
+	q.fail = fmt.Errorf("discard: %w", ops.ErrNoWho)
+	code, m, _ := call(t, srv, "POST", "/v1/dlq/discard", "w", `{"ids":["inlet.dlq/0/1"],"reason":"x"}`)
+	if msg, _ := m["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, ops.ErrNoWho.Error()) {
+		t.Fatalf("%d %v, want 400 saying %q", code, m, ops.ErrNoWho)
 	}
 }
 

@@ -533,6 +533,7 @@ var (
 // the first retry tier, due now, attempt 1 (a fresh budget), with their
 // error history plus a line saying who requeued them and why. Each requeue
 // and its audit record are in one transaction. dryRun changes nothing.
+// why and who are required (ErrNoReason, ErrNoWho): both are audited.
 //
 // An entry holding no copy of its event (retry.HeaderValueOmitted) is
 // skipped, left unresolved and reported in Decided.Skipped (the dry run
@@ -555,7 +556,7 @@ func (q *Queues) Requeue(ctx context.Context, topic string, f Filter, who, why s
 }
 
 // Discard marks the matching unresolved entries as resolved without
-// reprocessing, as Requeue does otherwise. why is required.
+// reprocessing, as Requeue does otherwise. why and who are required.
 func (q *Queues) Discard(ctx context.Context, topic string, f Filter, who, why string, dryRun bool) (Decided, error) {
 	return q.decide(ctx, topic, f, ActionDiscard, who, why, dryRun)
 }
@@ -572,10 +573,17 @@ var ErrNoRetryTopic = errors.New("no such topic")
 // ErrNoReason is returned when a decision has no reason.
 var ErrNoReason = errors.New("a reason is required (--reason)")
 
+// ErrNoWho is returned when a decision does not say who makes it (who is
+// blank): its audit record would name nobody.
+var ErrNoWho = errors.New("who decides is required (--who)")
+
 func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who, why string, dryRun bool) (Decided, error) {
 	var res Decided
 	if strings.TrimSpace(why) == "" {
 		return res, ErrNoReason
+	}
+	if strings.TrimSpace(who) == "" {
+		return res, ErrNoWho
 	}
 	if err := CheckIDs(f.IDs); err != nil {
 		return res, err

@@ -569,3 +569,26 @@ func TestCheckIDs(t *testing.T) {
 		t.Error("Selects: until alone must select, unresolved alone must not")
 	}
 }
+
+// TestDecisionsRequireWho: a requeue or discard (and its dry run) whose
+// who is blank is refused with ErrNoWho, as one without a reason is with
+// ErrNoReason, and nothing is decided: every decision is audited with who
+// made it. Only the reason was checked: the entry was decided, audited as
+// by nobody.
+func TestDecisionsRequireWho(t *testing.T) {
+	_, tp, q := deadLettered(t, testenv.Embedded, 1)
+	ctx := context.Background()
+	for _, who := range []string{"", " ", "\t\n"} {
+		for _, dry := range []bool{true, false} {
+			if d, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, who, "sink fixed", dry); !errors.Is(err, ErrNoWho) {
+				t.Errorf("requeue by %q (dry run %v): %+v, %v; want ErrNoWho", who, dry, d, err)
+			}
+			if d, err := q.Discard(ctx, tp.DLQ, Filter{Source: "shop"}, who, "cancelled upstream", dry); !errors.Is(err, ErrNoWho) {
+				t.Errorf("discard by %q (dry run %v): %+v, %v; want ErrNoWho", who, dry, d, err)
+			}
+		}
+	}
+	if n, err := q.Depth(ctx, tp.DLQ); err != nil || n != 1 {
+		t.Fatalf("depth after the refusals: %d (%v), want 1", n, err)
+	}
+}

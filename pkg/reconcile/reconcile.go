@@ -103,6 +103,10 @@ var (
 	// ErrUndated is returned when a --since/--until reconciliation would
 	// check nothing because no event of the log has a time.
 	ErrUndated = errors.New("reconcile: sender log without times")
+	// ErrNegativeSlack is returned by Check for a Config.Slack below 0:
+	// the raw topic would be read from after Since, and an event received
+	// in between reported never_received.
+	ErrNegativeSlack = errors.New("reconcile: the slack is negative")
 )
 
 // Validate refuses a reconciliation of events under cfg that would check
@@ -165,7 +169,8 @@ type Config struct {
 	// Group is the processor's consumer group (default inlet-processor).
 	Group string
 	// Slack is how far before Since the raw topic is read (clock skew
-	// between sender and Inlet); default 10 minutes.
+	// between sender and Inlet); default (0) 10 minutes. Below 0 is
+	// refused (ErrNegativeSlack).
 	Slack time.Duration
 	// All lists processed and discarded events too, not only gaps.
 	All bool
@@ -185,6 +190,11 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 	}
 	if cfg.Group == "" {
 		cfg.Group = "inlet-processor"
+	}
+	if cfg.Slack < 0 {
+		// It read the raw topic from after Since, and reported the events
+		// received in between never_received.
+		return nil, fmt.Errorf("%w: %s: it is how far before --since the raw topic is read (0 or more)", ErrNegativeSlack, cfg.Slack)
 	}
 	if cfg.Slack == 0 {
 		cfg.Slack = 10 * time.Minute

@@ -219,3 +219,19 @@ func TestReconcileRefusesNothingToCheck(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckRefusesANegativeSlack: Slack is how far before Since the raw
+// topic is read; below 0 it is refused (ErrNegativeSlack) before Kafka is
+// read (the broker here is not there). Only 0 was taken for the default,
+// and a negative slack read the raw topic from after Since: an event
+// received in between was reported never_received.
+func TestCheckRefusesANegativeSlack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	since := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
+	cfg := Config{Source: "stripe", Since: since, Slack: -time.Hour}
+	rep, err := Check(ctx, cfg, Deps{KafkaOpts: []kgo.Opt{kgo.SeedBrokers("127.0.0.1:1")}}, []SenderEvent{{"evt_1", since.Add(time.Minute)}})
+	if !errors.Is(err, ErrNegativeSlack) || !strings.Contains(err.Error(), "-1h0m0s") {
+		t.Fatalf("slack -1h: %+v, %v; want ErrNegativeSlack naming it", rep, err)
+	}
+}

@@ -401,11 +401,16 @@ func (s *Stripe) Fetch(ctx context.Context, since, until time.Time) ([]SenderEve
 	after := ""
 	for page := 0; ; page++ {
 		q := url.Values{"limit": {"100"}}
+		// Stripe's created is whole seconds: created >= since and
+		// created < until hold exactly for created >= ceil(since) and
+		// created < ceil(until). until.Unix() rounded a fractional --until
+		// down, leaving out the events of its last second, though they
+		// are in the window.
 		if !since.IsZero() {
-			q.Set("created[gte]", strconv.FormatInt(since.Unix(), 10))
+			q.Set("created[gte]", strconv.FormatInt(ceilUnix(since), 10))
 		}
 		if !until.IsZero() {
-			q.Set("created[lt]", strconv.FormatInt(until.Unix(), 10))
+			q.Set("created[lt]", strconv.FormatInt(ceilUnix(until), 10))
 		}
 		if after != "" {
 			q.Set("starting_after", after)
@@ -445,4 +450,13 @@ func (s *Stripe) Fetch(ctx context.Context, since, until time.Time) ([]SenderEve
 		}
 		after = pageBody.Data[len(pageBody.Data)-1].ID
 	}
+}
+
+// ceilUnix is t in Unix seconds, rounded up: the first whole second at or
+// after t.
+func ceilUnix(t time.Time) int64 {
+	if t.Nanosecond() > 0 {
+		return t.Unix() + 1
+	}
+	return t.Unix()
 }

@@ -233,3 +233,39 @@ func TestStripeFetcher(t *testing.T) {
 		}
 	})
 }
+
+// TestStripeFetchKeepsTheWholeWindow: Fetch lists exactly the events
+// created in [since, until), as Check's window keeps them, also when
+// since or until falls inside a second. created[lt] was sent as until
+// rounded down: with an --until of S+0.5s, the event created at S was
+// left out (never reconciled: a gap at the window's end went unreported).
+func TestStripeFetchKeepsTheWholeWindow(t *testing.T) {
+	const n = 30 // evt_i created at 1700000000+i
+	srv, _ := fakeStripe(t, n)
+	f := &Stripe{APIKey: "sk_test_x", BaseURL: srv.URL}
+	at := func(sec int64, nsec int64) time.Time { return time.Unix(1700000000+sec, nsec) }
+	for _, w := range []struct{ since, until time.Time }{
+		{time.Time{}, at(10, 500_000_000)},
+		{time.Time{}, at(10, 1)},
+		{time.Time{}, at(10, 0)},
+		{at(10, 500_000_000), time.Time{}},
+		{at(10, 0), time.Time{}},
+		{at(5, 999_999_999), at(20, 1)},
+	} {
+		cfg := Config{Since: w.since, Until: w.until}
+		var want []string
+		for i := n - 1; i >= 0; i-- { // newest first, as Stripe lists
+			if inWindow(cfg, at(int64(i), 0)) {
+				want = append(want, "evt_"+strconv.Itoa(i))
+			}
+		}
+		evs, err := f.Fetch(context.Background(), w.since, w.until)
+		var got []string
+		for _, e := range evs {
+			got = append(got, e.ID)
+		}
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("since %s until %s: %v %v\nwant %v", w.since.UTC().Format(time.RFC3339Nano), w.until.UTC().Format(time.RFC3339Nano), err, got, want)
+		}
+	}
+}

@@ -84,10 +84,16 @@ var (
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
 
+// retryInID is what an id may not hold: a replay's retry topics are its
+// topic + ".retry." + tier (see Topic), so replay "a.retry.30s" would
+// copy into replay "a"'s first retry topic, and each would count and
+// process the other's records.
+const retryInID = ".retry."
+
 // Config is one replay.
 type Config struct {
 	// ID names the replay: its topic, group and progress record. Reusing an
-	// id resumes it.
+	// id resumes it. 1-100 of [A-Za-z0-9._-], not holding ".retry.".
 	ID     string
 	Source string
 	// From and To bound the raw records' timestamps: [From, To). A zero
@@ -130,6 +136,8 @@ func (c *Config) validate(now time.Time) error {
 	var errs []error
 	if !validID.MatchString(c.ID) {
 		errs = append(errs, fmt.Errorf("%w: id %q: 1-100 of [A-Za-z0-9._-]", ErrConfig, c.ID))
+	} else if strings.Contains(c.ID, retryInID) {
+		errs = append(errs, fmt.Errorf("%w: id %q holds %q: its topic could be another replay's retry topic (%s<tier>); choose another id", ErrConfig, c.ID, retryInID, "<prefix>.replay.<id>"+retryInID))
 	}
 	if c.Source == "" {
 		errs = append(errs, fmt.Errorf("%w: a source is required", ErrConfig))
@@ -232,7 +240,8 @@ type Summary struct {
 	Complete     bool     `json:"complete"`
 }
 
-// Topic names the replay topic of id.
+// Topic names the replay topic of id; its retry topics are Topic +
+// ".retry." + the tier's name. No two ids Validate accepts share a topic.
 func Topic(t kafka.Topics, id string) string {
 	return strings.TrimSuffix(t.Raw, ".raw") + ".replay." + id
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/store"
@@ -159,6 +160,39 @@ func TestConfig(t *testing.T) {
 	}
 	if err := (&Config{ID: "a", Source: "s", Mode: Fill, To: time.Now()}).Validate(); err != nil {
 		t.Errorf("to now: %v", err)
+	}
+}
+
+// TestReplayIDsDoNotShareTopics: no two ids Validate accepts name the
+// same topic. A replay's retry topics are its topic + ".retry." + tier:
+// "a.retry.30s" was accepted, and its replay topic was replay "a"'s first
+// retry topic, so the two replays copied into, counted and processed each
+// other's records. An id holding ".retry." is refused, saying why; the
+// documented ids, other dots and DefaultID's ids are not.
+func TestReplayIDsDoNotShareTopics(t *testing.T) {
+	tp := kafka.TopicNames("inlet", kafka.DefaultRetryTiers)
+	valid := func(id string) error {
+		return (&Config{ID: id, Source: "shop", Mode: Fill, To: time.Now().Add(-time.Hour)}).Validate()
+	}
+	for _, tier := range tp.RetryTiers {
+		id := "a.retry." + kafka.TierName(tier)
+		if Topic(tp, id) != Topic(tp, "a")+".retry."+kafka.TierName(tier) {
+			t.Fatalf("topic of %q: %s: the test no longer shows the clash", id, Topic(tp, id))
+		}
+		if err := valid(id); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), `".retry."`) || !strings.Contains(err.Error(), "retry topic") {
+			t.Errorf("id %q: %v; want ErrConfig saying it holds .retry.", id, err)
+		}
+	}
+	for _, id := range []string{"b.retry.", ".retry.x", "x.retry.y.z"} {
+		if err := valid(id); !errors.Is(err, ErrConfig) {
+			t.Errorf("id %q accepted", id)
+		}
+	}
+	for _, id := range []string{"a", "fill-27th", "rebuild-shop", "dlq-0-17", "a.b", "retry", "a.retry", "a_retry_30s", "retry.30s",
+		DefaultID("shop_retry_x", time.Unix(1700000000, 0), time.Time{}, Fill)} {
+		if err := valid(id); err != nil {
+			t.Errorf("id %q refused: %v", id, err)
+		}
 	}
 }
 

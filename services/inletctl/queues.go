@@ -86,7 +86,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs.StringVar(&reason, "reason", "", "requeue/discard: why (required, audited)")
 	fs.BoolVar(&dry, "dry-run", false, "requeue/discard: show what would change, change nothing")
 	fs.StringVar(&output, "output", "table", "table or json")
-	fs.StringVar(&who, "who", currentUser(), "requeue/discard: who decides (audited)")
+	fs.StringVar(&who, "who", currentUser(), "requeue/discard: who decides (required, audited; default: the current user)")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "", "the processor's sources file: a --source not in it that matches nothing is refused; show takes runbooks from it")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's): requeue writes to the first")
 	ids, err := fs.ParseInterspersed(args[1:])
@@ -110,6 +110,13 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	}
 	if (cmd == "requeue" || cmd == "discard") && !f.Selects() {
 		return exitUsage, errors.New("name ids or a filter (--source, --type, --error, --since, --until): refusing to act on the whole queue")
+	}
+	if cmd == "requeue" || cmd == "discard" {
+		// Before connecting: with Kafka or the registry down, a decision
+		// without a reason exited 1 with the connection's error.
+		if err := decisionFlags(reason, who); err != nil {
+			return exitUsage, err
+		}
 	}
 	if cmd == "show" && len(f.IDs) == 0 {
 		// It read the whole queue into memory and printed every entry in
@@ -188,7 +195,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		fs.Usage()
 		return exitUsage, fmt.Errorf("unknown command %q", cmd)
 	}
-	if errors.Is(err, ops.ErrNoReason) || errors.Is(err, ops.ErrNoRetryTopic) {
+	if errors.Is(err, ops.ErrNoReason) || errors.Is(err, ops.ErrNoWho) || errors.Is(err, ops.ErrNoRetryTopic) {
 		return exitUsage, err
 	}
 	if errors.Is(err, ops.ErrNotFound) || errors.Is(err, ops.ErrDecided) {
@@ -209,20 +216,12 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 			return exitUsage, fmt.Errorf("%s: nothing was done: %w", cmd, err)
 		}
 	}
-	if cmd == "show" && len(es) < len(f.IDs) {
+	if cmd == "show" {
 		// Asked by id: saying nothing would read as "no such problem".
-		found := map[string]bool{}
-		for _, e := range es {
-			found[e.ID] = true
+		if missing := notShown(es, f.IDs); len(missing) > 0 {
+			defer fmt.Fprintf(os.Stderr, "not on %s: %s\n", topic, strings.Join(missing, ", "))
+			code = exitError
 		}
-		var missing []string
-		for _, id := range f.IDs {
-			if !found[id] {
-				missing = append(missing, id)
-			}
-		}
-		defer fmt.Fprintf(os.Stderr, "not on %s: %s\n", topic, strings.Join(missing, ", "))
-		code = exitError
 	}
 	if cmd == "show" && sources != nil {
 		for _, e := range es {
@@ -522,6 +521,37 @@ func parseTime(s string) (time.Time, error) {
 		return t, fmt.Errorf("time %q: want RFC 3339, e.g. 2025-01-31T12:00:00Z", s)
 	}
 	return t, nil
+}
+
+// notShown lists the ids named (each once, in the order named) that no
+// entry of es has. Counting entries against ids failed a show naming an
+// entry twice, with an empty list.
+func notShown(es []*ops.Entry, ids []string) []string {
+	found := make(map[string]bool, len(es))
+	for _, e := range es {
+		found[e.ID] = true
+	}
+	var missing []string
+	for _, id := range ids {
+		if !found[id] {
+			found[id] = true // listed once
+			missing = append(missing, id)
+		}
+	}
+	return missing
+}
+
+// decisionFlags checks what a requeue or discard audits: a reason, and who
+// decides (--who defaults to the current user, who may have no name, as in
+// a container running as an arbitrary uid with USER unset).
+func decisionFlags(reason, who string) error {
+	if strings.TrimSpace(reason) == "" {
+		return ops.ErrNoReason
+	}
+	if strings.TrimSpace(who) == "" {
+		return fmt.Errorf("%w: --who is blank, or no user name was found for this process (USER unset?): pass --who NAME, it is audited", ops.ErrNoWho)
+	}
+	return nil
 }
 
 func currentUser() string {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -408,5 +409,72 @@ func TestShowKeepsTheOrderNamed(t *testing.T) {
 	}
 	if want := []string{"q.dlq/2/0", "q.dlq/0/7", "q.dlq/1/2"}; !slices.Equal(got, want) {
 		t.Fatalf("%v, want %v", got, want)
+	}
+}
+
+// TestQueueShowOfAnIDNamedTwice: show naming one entry twice finds it
+// (exit 0); naming a missing id twice lists it once. It compared the
+// entries found with the ids named, counting a repeated id twice: the
+// entry found, it exited 1 and printed "not on <topic>: " naming no id.
+func TestQueueShowOfAnIDNamedTwice(t *testing.T) {
+	_, topics, id, flags := dlqEntry(t)
+	var out bytes.Buffer
+	var code int
+	var err error
+	stderr := stderrOf(t, func() { code, err = run(append(flags, "dlq", "show", id, id), &out) })
+	if code != exitOK || !strings.Contains(out.String(), "evt_q1") || strings.Contains(stderr, "not on") {
+		t.Fatalf("show %s %s: exit %d (%v), want %d and the entry: it was found\nstdout:\n%s\nstderr:\n%s", id, id, code, err, exitOK, out.String(), stderr)
+	}
+	missing := id + "9"
+	out.Reset()
+	stderr = stderrOf(t, func() { code, err = run(append(flags, "dlq", "show", id, missing, id, missing), &out) })
+	if want := "not on " + topics.DLQ + ": " + missing + "\n"; code != exitError || !strings.Contains(out.String(), "evt_q1") || !strings.Contains(stderr, want) {
+		t.Fatalf("show %s %s twice each: exit %d (%v), want %d, the entry, and %q on stderr\nstdout:\n%s\nstderr:\n%s", id, missing, code, err, exitError, want, out.String(), stderr)
+	}
+}
+
+// TestQueueDecisionRefusesABlankWho: every decision is audited with who
+// made it. --who "" or " " (and the default where no user name can be
+// found, as in a container running as an arbitrary uid with USER unset)
+// is a usage error telling the operator to pass --who; nothing is
+// decided. It was requeued or discarded, audited as by nobody.
+func TestQueueDecisionRefusesABlankWho(t *testing.T) {
+	_, _, id, flags := dlqEntry(t)
+	for _, cmd := range []string{"requeue", "discard"} {
+		for _, who := range []string{"", " "} {
+			code, err := run(append(flags, "dlq", cmd, id, "--reason", "cancelled upstream", "--who", who, "--retry-tiers", "5s,1m"), &bytes.Buffer{})
+			if code != exitUsage || !errors.Is(err, ops.ErrNoWho) || !strings.Contains(err.Error(), "pass --who") {
+				t.Errorf("%s --who %q: exit %d (%v), want %d telling to pass --who", cmd, who, code, err, exitUsage)
+			}
+		}
+	}
+	// Nothing was decided: the entry is still unresolved.
+	var out bytes.Buffer
+	if code, err := run(append(flags, "dlq", "ls", "--output", "json"), &out); code != exitOK || !strings.Contains(out.String(), id) || strings.Contains(out.String(), `"decision"`) {
+		t.Fatalf("ls after the refusals: exit %d (%v), want %s unresolved\n%s", code, err, id, out.String())
+	}
+}
+
+// TestQueueDecisionFlagsAreCheckedBeforeConnecting: a requeue or discard
+// without --reason, or with a blank --who, is a usage error (exit 2) also
+// while Kafka and the registry are down (the 3 a.m. case). The reason was
+// checked only once they answered: it exited 1 with the connection's
+// error instead of saying --reason is missing.
+func TestQueueDecisionFlagsAreCheckedBeforeConnecting(t *testing.T) {
+	flags := []string{"-kafka-brokers", closedAddr(t), "-schema-registry-url", "http://" + closedAddr(t)}
+	for _, cmd := range []string{"requeue", "discard"} {
+		for _, c := range []struct {
+			args []string
+			is   error
+		}{
+			{nil, ops.ErrNoReason},
+			{[]string{"--reason", " "}, ops.ErrNoReason},
+			{[]string{"--reason", "sink fixed", "--who", ""}, ops.ErrNoWho},
+		} {
+			code, err := run(append(append(flags, "dlq", cmd, "inlet.dlq/0/17"), c.args...), &bytes.Buffer{})
+			if code != exitUsage || !errors.Is(err, c.is) {
+				t.Errorf("dlq %s %q: exit %d (%v), want %d and %v", cmd, c.args, code, err, exitUsage, c.is)
+			}
+		}
 	}
 }

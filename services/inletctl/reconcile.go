@@ -78,6 +78,11 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	if output != "table" && output != "json" {
 		return exitUsage, fmt.Errorf("--output %q: table or json", output)
 	}
+	if cfg.Slack < 0 {
+		// Accepted, it read the raw topic from after --since and reported
+		// the events received in between never_received.
+		return exitUsage, fmt.Errorf("--slack %s (INLET_RECONCILE_SLACK): how far before --since the raw topic is read: 0 or more", cfg.Slack)
+	}
 	var err error
 	if cfg.Since, err = parseTime(since); err != nil {
 		return exitUsage, err
@@ -141,7 +146,7 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	}
 	defer q.Close()
 	rep, err := reconcile.Check(ctx, cfg, reconcile.Deps{KafkaOpts: c.opts, Topics: topics, Queues: q}, events)
-	if errors.Is(err, reconcile.ErrUndated) || errors.Is(err, reconcile.ErrEmptyLog) || errors.Is(err, reconcile.ErrNoneInRange) {
+	if errors.Is(err, reconcile.ErrUndated) || errors.Is(err, reconcile.ErrEmptyLog) || errors.Is(err, reconcile.ErrNoneInRange) || errors.Is(err, reconcile.ErrNegativeSlack) {
 		return exitUsage, err
 	}
 	if err != nil {

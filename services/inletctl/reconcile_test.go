@@ -200,3 +200,46 @@ func TestReconcilePrintsDiscarded(t *testing.T) {
 		t.Errorf("without --all the summary does not say how to list them:\n%s", out.String())
 	}
 }
+
+// TestReconcileRefusesANegativeSlack: --slack (INLET_RECONCILE_SLACK) is
+// how far before --since the raw topic is read; a negative one is a usage
+// error (exit 2). It was accepted: the raw topic was read from after
+// --since, and an event on it was reported never_received.
+func TestReconcileRefusesANegativeSlack(t *testing.T) {
+	env, codec, flags := cliEnv(t)
+	cl := env.Client(t, kgo.ProducerLinger(0))
+	sendRaw(t, env, codec, cl, "evt_a", 1700000000)
+	now := time.Now()
+	logFile := filepath.Join(t.TempDir(), "events.ndjson")
+	if err := os.WriteFile(logFile, []byte(`{"id":"evt_a","object":"event","created":`+itoa(now.Unix())+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	args := append(flags, "reconcile", "--source", "stripe", "--sender-log", logFile, "--output", "json", "--since", now.Add(-time.Minute).UTC().Format(time.RFC3339))
+	for _, c := range []struct {
+		name string
+		args []string
+		env  string
+	}{
+		{"flag", []string{"--slack", "-1h"}, ""},
+		{"environment", nil, "-1h"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("INLET_RECONCILE_SLACK", c.env) // restored after
+			if c.env == "" {
+				os.Unsetenv("INLET_RECONCILE_SLACK")
+			}
+			var out bytes.Buffer
+			code, err := run(append(append([]string{}, args...), c.args...), &out)
+			if code != exitUsage || err == nil || !strings.Contains(err.Error(), "--slack -1h0m0s") {
+				t.Fatalf("exit %d (%v), want %d naming --slack\n%s", code, err, exitUsage, out.String())
+			}
+		})
+	}
+	// A slack of 0 or more reads evt_a (no processor ran: stuck).
+	var out bytes.Buffer
+	code, err := run(append(append([]string{}, args...), "--slack", "1h"), &out)
+	var rep reconcile.Report
+	if jerr := json.Unmarshal(out.Bytes(), &rep); code != exitGaps || jerr != nil || rep.Counts[reconcile.Stuck] != 1 {
+		t.Fatalf("--slack 1h: exit %d (%v), report %+v; want evt_a stuck\n%s", code, err, rep.Counts, out.String())
+	}
+}
