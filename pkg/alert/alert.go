@@ -451,6 +451,14 @@ func (c *Config) Validate() error {
 	default:
 		errs = append(errs, fmt.Errorf("alert: unknown -alert-format (INLET_ALERT_FORMAT) %q: want json or slack", c.Format))
 	}
+	// Zero is the default (New's); below it was taken as the default
+	// too, without a word.
+	if c.Window < 0 {
+		errs = append(errs, fmt.Errorf("alert: -alert-window (INLET_ALERT_WINDOW) %v: want a positive duration (0: the default, 10s)", c.Window))
+	}
+	if c.MaxPerMinute < 0 {
+		errs = append(errs, fmt.Errorf("alert: -alert-max-per-minute (INLET_ALERT_MAX_PER_MINUTE) %d: want a positive count (0: the default, 30; no -alert-webhook-url sends none)", c.MaxPerMinute))
+	}
 	if c.WebhookURL != "" {
 		const which = "alert: -alert-webhook-url (INLET_ALERT_WEBHOOK_URL or the file named by INLET_ALERT_WEBHOOK_URL_FILE)"
 		switch u, err := url.Parse(c.WebhookURL); {
@@ -470,6 +478,6 @@ func (c *Config) Validate() error {
 func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.String(&c.WebhookURL, "alert-webhook-url", envWebhookURL, "", "where DLQ and invalid alerts are posted (empty: logs and metrics only); often a secret: prefer "+envWebhookURL+"_FILE, a file holding it")
 	fs.String(&c.Format, "alert-format", "INLET_ALERT_FORMAT", "json", "alert body: json or slack")
-	fs.Duration(&c.Window, "alert-window", "INLET_ALERT_WINDOW", 10*time.Second, "alerts of the same kind, source, type and reason within this window are sent as one")
-	fs.Int(&c.MaxPerMinute, "alert-max-per-minute", "INLET_ALERT_MAX_PER_MINUTE", 30, "cap on alert messages per minute")
+	fs.Duration(&c.Window, "alert-window", "INLET_ALERT_WINDOW", 10*time.Second, "alerts of the same kind, source, type and reason within this window are sent as one (0: 10s)")
+	fs.Int(&c.MaxPerMinute, "alert-max-per-minute", "INLET_ALERT_MAX_PER_MINUTE", 30, "cap on alert messages per minute (0: 30; to send none, leave -alert-webhook-url empty)")
 }

@@ -54,6 +54,21 @@ func (s *Set) Parse(args []string) error {
 	return errors.Join(s.errs...)
 }
 
+// ParseFlagsOnly is Parse for a command that takes no arguments. The flag
+// package stops at the first argument that is not a flag and leaves the
+// rest unread: "-kafka-tls true -workers 0" (a bool flag takes no
+// separate value) ran with the default of every flag after "true", and
+// --check-config said ok. Such a word is an error naming it.
+func (s *Set) ParseFlagsOnly(args []string) error {
+	if err := s.Parse(args); err != nil {
+		return err
+	}
+	if s.NArg() > 0 {
+		return fmt.Errorf("%s: unexpected argument %q, and the flags after it were not read: settings are flags (-name value; a bool flag takes -name or -name=false, no separate value)", s.Name(), s.Arg(0))
+	}
+	return nil
+}
+
 // ParseInterspersed is Parse with flags before, between or after the
 // positional arguments, which it returns in order: the flag package stops
 // at the first of them, and "inletctl trace <id> --output json" left

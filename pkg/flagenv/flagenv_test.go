@@ -208,3 +208,23 @@ func TestSecretFileEmpty(t *testing.T) {
 		}
 	})
 }
+
+// TestParseFlagsOnly: a word that is not a flag stops the flag package,
+// which leaves the flags after it unread; ParseFlagsOnly names it.
+func TestParseFlagsOnly(t *testing.T) {
+	var on bool
+	var n int
+	s := New("svc")
+	s.BoolVar(&on, "tls", false, "")
+	s.Int(&n, "workers", "T_FLAGENV_WORKERS", 2, "")
+	err := s.ParseFlagsOnly([]string{"-tls", "true", "-workers", "0"})
+	if err == nil || !strings.Contains(err.Error(), `unexpected argument "true"`) || n != 2 {
+		t.Fatalf("ParseFlagsOnly: %v, workers %d; want the stray word named", err, n)
+	}
+	s = New("svc")
+	s.BoolVar(&on, "tls", false, "")
+	s.Int(&n, "workers", "T_FLAGENV_WORKERS", 2, "")
+	if err := s.ParseFlagsOnly([]string{"-tls=true", "-workers", "0"}); err != nil || !on || n != 0 {
+		t.Fatalf("ParseFlagsOnly: %v, tls %v workers %d", err, on, n)
+	}
+}

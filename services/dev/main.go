@@ -94,7 +94,7 @@ func run(args []string) error {
 	// (the same INLET_DRAIN_TIMEOUT).
 	c.processor.RegisterTuningFlags(fs)
 	c.alert.RegisterFlags(fs)
-	if err := fs.Parse(args); err != nil {
+	if err := fs.ParseFlagsOnly(args); err != nil {
 		return err
 	}
 	c.processor.Group, c.processor.InstanceID = "inlet-processor", "dev"

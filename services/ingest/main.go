@@ -55,7 +55,7 @@ func run(args []string, stderr io.Writer) error {
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "sources.yaml", "sources file")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's): ingest creates every Inlet topic at start, these included")
 	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.ParseFlagsOnly(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil // -h, -help: usage was asked for, and printed
 		}

@@ -90,3 +90,27 @@ func TestCheckConfigNamesTheFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigRefusesStrayArguments: the flag package stops at the
+// first word that is not a flag, so "-kafka-tls true" (a bool flag takes
+// no separate value) dropped every flag after it, here -topic-partitions
+// 0, which is refused alone, and --check-config said ok. Also the
+// -drain-timeout, -retry-after and -idle-timeout below zero it accepted.
+func TestCheckConfigRefusesStrayArguments(t *testing.T) {
+	setSourceSecrets(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-topic-partitions", "0"}, "-topic-partitions"},
+		{[]string{"-kafka-tls", "true", "-topic-partitions", "0"}, `unexpected argument "true"`},
+		{[]string{"-drain-timeout", "-1s"}, "drain-timeout must be positive"},
+		{[]string{"-retry-after", "-1s"}, "retry-after must be positive"},
+		{[]string{"-idle-timeout", "-1s"}, "idle-timeout must be 0"},
+	} {
+		err := run(append([]string{"-check-config", "-sources", exampleSources}, c.args...), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}

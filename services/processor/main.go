@@ -86,7 +86,7 @@ func run(args []string, stderr io.Writer) error {
 	redcfg.RegisterFlags(fs)
 	fs.String(&adminAddr, "admin-addr", "INLET_ADMIN_ADDR", "127.0.0.1:9091", "admin listen address: /metrics, /healthz, /readyz and the admin API under /v1/ (DLQ, invalid, depth, trace; bearer tokens from INLET_ADMIN_TOKEN (read and write) and INLET_ADMIN_READ_TOKEN (read), or their _FILE variants; neither: the API is off)")
 	fs.BoolVar(&checkOnly, "check-config", false, "validate the configuration and exit")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.ParseFlagsOnly(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil // -h, -help: the usage was asked for, and printed
 		}

@@ -240,3 +240,24 @@ func TestHelpListsTheSecretVariables(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigRefusesStrayArguments: "-kafka-tls true" (a bool flag
+// takes no separate value) dropped every flag after it, here -workers 0,
+// which is refused alone, and --check-config said ok. Alert limits below
+// zero were taken as the defaults.
+func TestCheckConfigRefusesStrayArguments(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-workers", "0"}, "workers"},
+		{[]string{"-kafka-tls", "true", "-workers", "0"}, `unexpected argument "true"`},
+		{[]string{"-alert-max-per-minute", "-5"}, "-alert-max-per-minute"},
+		{[]string{"-alert-window", "-1s"}, "-alert-window"},
+	} {
+		err := run(append([]string{"-check-config", "-sources", exampleSources}, c.args...), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error saying %q", c.args, err, c.want)
+		}
+	}
+}
