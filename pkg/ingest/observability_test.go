@@ -5,6 +5,7 @@ import (
 	"context"
 	"maps"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -133,5 +134,41 @@ func TestBatchMetrics(t *testing.T) {
 	}
 	if batches != 1 {
 		t.Fatalf("%d 2xx latency observations, want 1 (the batch)", batches)
+	}
+}
+
+// TestDrainingIsInTheLatencyHistogram: a request refused while draining is
+// counted, and observed in the latency histogram as a 5xx, which the
+// dashboard's 5xx rate reads; it was only counted.
+func TestDrainingIsInTheLatencyHistogram(t *testing.T) {
+	reader, tel := newMetered(t)
+	h := newHarness(t, testenv.Embedded(t), nil, tel)
+	h.srv.draining.Store(true)
+	defer h.srv.draining.Store(false) // the harness's own Shutdown drains for real
+	for _, path := range []string{"/webhooks/stripe", "/events/billing"} {
+		rec := httptest.NewRecorder()
+		h.srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader(`{}`)))
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("%s while draining: %d", path, rec.Code)
+		}
+	}
+	var rm metricdata.ResourceMetrics
+	if err := reader.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]uint64{}
+	for _, sm := range rm.ScopeMetrics {
+		for _, m := range sm.Metrics {
+			if d, ok := m.Data.(metricdata.Histogram[float64]); ok && m.Name == "inlet.ingest.request.duration" {
+				for _, dp := range d.DataPoints {
+					src, _ := dp.Attributes.Value("source")
+					code, _ := dp.Attributes.Value("code")
+					got[src.AsString()+"|"+code.AsString()] += dp.Count
+				}
+			}
+		}
+	}
+	if want := map[string]uint64{"stripe|5xx": 1, "billing|5xx": 1}; !maps.Equal(got, want) {
+		t.Fatalf("latency observations %v, want %v", got, want)
 	}
 }

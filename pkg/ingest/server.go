@@ -277,7 +277,12 @@ func (s *Server) track(h http.HandlerFunc, refuse func(w http.ResponseWriter, co
 		if s.draining.Load() {
 			// Reached by a request already read on an open connection when
 			// the drain starts: the listener itself is closed by then.
-			s.metrics.event(r.Context(), metricSource(s.sources, r.PathValue("source")), "", outcomeUnavailable, reasonDraining)
+			start := time.Now()
+			src := metricSource(s.sources, r.PathValue("source"))
+			s.metrics.event(r.Context(), src, "", outcomeUnavailable, reasonDraining)
+			// In the latency histogram too, which the dashboard's 5xx rate
+			// reads: it left these out.
+			defer s.metrics.request(r.Context(), src, http.StatusServiceUnavailable, start)
 			corr := correlationID(r.Header)
 			w.Header()[headerCorrelationID] = []string{corr}
 			s.setRetryAfter(w)
