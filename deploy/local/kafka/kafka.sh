@@ -95,21 +95,31 @@ cmd_fetch() {
   need_java
   mkdir -p "$DIST_DIR"
   local tmp="$DIST_DIR/libs.tmp.$$"
-  rm -rf "$tmp"
+  # An interrupted fetch of an earlier run leaves its own libs.tmp.<pid>.
+  rm -rf "$DIST_DIR"/libs.tmp.*
   log "fetching Kafka $KAFKA_VERSION jars from Maven Central into $LIBS"
-  local t0=$SECONDS
+  local t0=$SECONDS try
+  # Three tries, each bounded: one refused or stalled download (Maven's
+  # own read timeout is 30 minutes) would otherwise fail or stall CI.
   # Maven 3.8 with -q still prints bare ANSI resets: strip them (pipefail
   # keeps mvn's exit status).
-  # shellcheck disable=SC2086 # INLET_MVN_ARGS is a list of flags
-  if ! mvn -B -q -ntp -C -f "$POM" ${INLET_MVN_ARGS:-} \
-      dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 \
-      | sed 's/\x1b\[[0-9;]*m//g' >&2; then
+  for try in 1 2 3; do
     rm -rf "$tmp"
-    die "mvn dependency:copy-dependencies failed (see above)"
-  fi
+    # shellcheck disable=SC2086 # INLET_MVN_ARGS is a list of flags
+    if timeout 900 mvn -B -q -ntp -C -f "$POM" -Dmaven.wagon.rto=60000 \
+        -Dmaven.wagon.http.retryHandler.count=3 ${INLET_MVN_ARGS:-} \
+        dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 \
+        | sed 's/\x1b\[[0-9;]*m//g' >&2; then
+      break
+    fi
+    rm -rf "$tmp"
+    [ "$try" = 3 ] && die "mvn dependency:copy-dependencies failed three times (see above)"
+    log "mvn failed (try $try of 3); trying again in 10 s"
+    sleep 10
+  done
   [ -f "$tmp/kafka_2.13-$KAFKA_VERSION.jar" ] || { rm -rf "$tmp"; die "kafka_2.13-$KAFKA_VERSION.jar missing after mvn"; }
   rm -rf "$LIBS"
-  mv "$tmp" "$LIBS"
+  mv "$tmp" "$LIBS" || die "could not move the fetched jars into $LIBS"
   pom_sum > "$FETCH_STAMP"
   log "fetched $(find "$LIBS" -name "*.jar" | wc -l) jars ($(du -sh "$LIBS" | cut -f1)) in $((SECONDS - t0)) s"
 }
@@ -127,7 +137,9 @@ pid_from_file() {
 is_our_broker() { # $1 = pid
   kill -0 "$1" 2>/dev/null || return 1
   [ -r "/proc/$1/cmdline" ] || return 0   # no /proc: trust kill -0
-  tr '\0' ' ' < "/proc/$1/cmdline" | grep -q 'kafka\.Kafka'
+  # grep reads the file itself: piped, an early exit of grep -q could
+  # SIGPIPE the writer and, under pipefail, read as "not ours".
+  grep -qa 'kafka\.Kafka' "/proc/$1/cmdline"
 }
 
 running_pid() {
@@ -275,7 +287,8 @@ cmd_start() {
   done
   resolve_ports start
   need_java
-  fetched || cmd_fetch
+  # Not "fetched || cmd_fetch": on the right of ||, set -e is off inside it.
+  if ! fetched; then cmd_fetch; fi
   with_lock
   if [ "$fresh" = 1 ]; then wipe_data; fi
 
@@ -401,7 +414,8 @@ cmd_reset() {
 cmd_java() {
   [ $# -ge 1 ] || die "usage: kafka.sh java CLASS [ARGS...]"
   need_java
-  fetched || cmd_fetch
+  # Not "fetched || cmd_fetch": on the right of ||, set -e is off inside it.
+  if ! fetched; then cmd_fetch; fi
   # Tools log warnings and errors to stderr only.
   local cfg; cfg="$(mktemp)"
   cat > "$cfg" <<'EOF2'
