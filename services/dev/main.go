@@ -443,7 +443,34 @@ func (c *config) redisOptions() (*redis.Options, error) {
 	if c.redis.URL == "" {
 		return nil, nil
 	}
-	return c.redis.Options()
+	opt, err := c.redis.Options()
+	if err != nil {
+		return nil, err
+	}
+	if ownRedis(opt.Addr, c.redisPort) {
+		// The banner's own export line, pasted in this shell: it names
+		// the embedded Redis, which runs only when no URL is given. Taken
+		// as another Redis, nothing listened there, events waited for
+		// Redis for good, and the snapshot in the data directory was not
+		// restored.
+		c.redis.URL = ""
+		return nil, nil
+	}
+	return opt, nil
+}
+
+// ownRedis reports whether addr is the embedded Redis's own address on
+// this machine: a loopback host and the -redis-port.
+func ownRedis(addr string, port int) bool {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil || p != strconv.Itoa(port) {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func adminMux(srv *ingest.Server, tel *telemetry.Telemetry, api *admin.API) http.Handler {

@@ -39,6 +39,25 @@ func TestRedisOptions(t *testing.T) {
 			t.Fatalf("options %+v, %v; want none (the embedded miniredis)", opt, err)
 		}
 	})
+	// The banner's export line pasted in the shell that starts the stack
+	// again: it names the embedded Redis, which was then taken for
+	// another one, where nothing listened (events waited for Redis for
+	// good, its snapshot was not restored).
+	t.Run("the embedded one's own URL", func(t *testing.T) {
+		for url, embedded := range map[string]bool{
+			"redis://127.0.0.1:6390/0": true,
+			"redis://localhost:6390/0": true,
+			"redis://[::1]:6390":       true,
+			"redis://127.0.0.1:6391/0": false,
+			"redis://10.0.0.5:6390/0":  false,
+		} {
+			c := config{redisPort: 6390, redis: service.RedisConfig{URL: url}}
+			opt, err := c.redisOptions()
+			if err != nil || (opt == nil) != embedded || (c.redis.URL == "") != embedded {
+				t.Errorf("%s: options %+v, URL now %q, %v; want embedded %v", url, opt, c.redis.URL, err, embedded)
+			}
+		}
+	})
 }
 
 // TestBadRedisURL: a -redis-url that does not parse stops the start with
