@@ -186,7 +186,7 @@ func run(args []string) error {
 		// A taken data directory says so itself (which stack holds it, and
 		// -data-dir); other stacks and ports are the likely cause only of a
 		// port in use, not of, say, an unreadable Redis snapshot.
-		return portHint(err, "stop it, or pick other ports with -kafka-port/-registry-port/-redis-port and, for a second stack, another -data-dir: two stacks cannot share one")
+		return portHint(err, portsAdvice)
 	}
 	defer stack.Close()
 
@@ -513,6 +513,12 @@ func sampleCurl(sources *source.File, base string, now time.Time) string {
     --data-binary '%s'`, base, webhookID, h.Get("X-Shopify-Hmac-Sha256"), body)
 }
 
+// portsAdvice is the hint for a port of the embedded services in use;
+// make run takes them only through the environment.
+const portsAdvice = "stop it, or pick other ports with -kafka-port/-registry-port/-redis-port " +
+	"(INLET_DEV_KAFKA_PORT, INLET_DEV_REGISTRY_PORT, INLET_DEV_REDIS_PORT) and, for a second stack, " +
+	"another -data-dir (INLET_DATA_DIR): two stacks cannot share one"
+
 // checkAddrs refuses listen addresses and ports that cannot be listened
 // on, before the data directory is touched.
 func (c *config) checkAddrs() error {
@@ -552,7 +558,7 @@ func (c *config) tryPorts() error {
 		}
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p.port)))
 		if err != nil {
-			return portHint(fmt.Errorf("-%s %d: %w", p.flag, p.port, err), "stop it, or pick other ports with -kafka-port/-registry-port/-redis-port and, for a second stack, another -data-dir: two stacks cannot share one")
+			return portHint(fmt.Errorf("-%s %d: %w", p.flag, p.port, err), portsAdvice)
 		}
 		ln.Close()
 	}
