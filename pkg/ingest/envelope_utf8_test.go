@@ -141,25 +141,7 @@ func TestKeptHeadersAreBounded(t *testing.T) {
 		req.Header.Set("Tracestate", "k="+strings.Repeat("v", 250))
 		req.Header.Set("Content-Type", "application/x-ndjson")
 	}
-	var lines []string
-	for i := 1; i <= 5; i++ {
-		lines = append(lines, fmt.Sprintf(`{"id":"amp%d","type":"t","data":1}`, i))
-	}
-	req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", strings.NewReader(strings.Join(lines, "\n")))
-	req.Header.Set("Authorization", "Bearer batch-token-1")
-	set(req)
-	if a := do(t, req); a.status != http.StatusOK {
-		t.Fatalf("batch: status %d %.300s", a.status, a.raw)
-	}
-	req, _ = http.NewRequest(http.MethodPost, h.url+"/webhooks/keep", strings.NewReader(`{"id":"amp6","type":"t"}`))
-	set(req)
-	if a := do(t, req); a.status != http.StatusAccepted {
-		t.Fatalf("webhook: status %d %s", a.status, a.raw)
-	}
-	recs := h.env.ReadAll(t, h.topics.Raw, 6, 500*time.Millisecond, 20*time.Second)
-	if len(recs) != 6 {
-		t.Fatalf("%d raw records, want 6", len(recs))
-	}
+	recs := batchAndWebhook(t, h, "amp", "keep", set)
 	for _, r := range recs {
 		if len(r.Value) > maxKeptHeaderBytes+1<<10 {
 			t.Errorf("raw record of %d bytes for a line of 30: the kept headers are not bounded", len(r.Value))
@@ -284,25 +266,7 @@ func TestTraceHeadersBoundedInRecords(t *testing.T) {
 		req.Header.Set("Tracestate", tracestate)
 		req.Header.Set("Baggage", baggageHdr)
 	}
-	var lines []string
-	for i := 1; i <= 5; i++ {
-		lines = append(lines, fmt.Sprintf(`{"id":"tr%d","type":"t","data":1}`, i))
-	}
-	req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", strings.NewReader(strings.Join(lines, "\n")))
-	req.Header.Set("Authorization", "Bearer batch-token-1")
-	set(req)
-	if a := do(t, req); a.status != http.StatusOK {
-		t.Fatalf("batch: status %d %.300s", a.status, a.raw)
-	}
-	req, _ = http.NewRequest(http.MethodPost, h.url+"/webhooks/open", strings.NewReader(`{"id":"tr6","type":"t"}`))
-	set(req)
-	if a := do(t, req); a.status != http.StatusAccepted {
-		t.Fatalf("webhook: status %d %s", a.status, a.raw)
-	}
-	recs := h.env.ReadAll(t, h.topics.Raw, 6, 500*time.Millisecond, 20*time.Second)
-	if len(recs) != 6 {
-		t.Fatalf("%d raw records, want 6", len(recs))
-	}
+	recs := batchAndWebhook(t, h, "tr", "open", set)
 	ours := map[string]bool{HeaderCorrelationID: true, HeaderSource: true, HeaderEventType: true}
 	for _, r := range recs {
 		total := 0
@@ -347,4 +311,31 @@ func TestBoundTraceHeadersTotal(t *testing.T) {
 	if _, omitted := boundTraceHeaders(slices.Clone(hs[:3]), 1); omitted != nil {
 		t.Fatalf("within the bounds: omitted %v", omitted)
 	}
+}
+
+// batchAndWebhook sends a batch of five lines to billing and one webhook
+// to webhookSource, each request with set's headers, ids starting with
+// prefix, and returns the six raw records.
+func batchAndWebhook(t *testing.T, h *harness, prefix, webhookSource string, set func(*http.Request)) []*kgo.Record {
+	t.Helper()
+	var lines []string
+	for i := 1; i <= 5; i++ {
+		lines = append(lines, fmt.Sprintf(`{"id":"%s%d","type":"t","data":1}`, prefix, i))
+	}
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", strings.NewReader(strings.Join(lines, "\n")))
+	req.Header.Set("Authorization", "Bearer batch-token-1")
+	set(req)
+	if a := do(t, req); a.status != http.StatusOK {
+		t.Fatalf("batch: status %d %.300s", a.status, a.raw)
+	}
+	req, _ = http.NewRequest(http.MethodPost, h.url+"/webhooks/"+webhookSource, strings.NewReader(fmt.Sprintf(`{"id":"%s6","type":"t"}`, prefix)))
+	set(req)
+	if a := do(t, req); a.status != http.StatusAccepted {
+		t.Fatalf("webhook: status %d %s", a.status, a.raw)
+	}
+	recs := h.env.ReadAll(t, h.topics.Raw, 6, 500*time.Millisecond, 20*time.Second)
+	if len(recs) != 6 {
+		t.Fatalf("%d raw records, want 6", len(recs))
+	}
+	return recs
 }
