@@ -410,3 +410,45 @@ func TestStartLocksDataDir(t *testing.T) {
 		t.Errorf("id 1 after taking the directory over = %s", got)
 	}
 }
+
+// TestRegistryReRegisterOlderVersionReturnsItsID: a schema the subject
+// already holds (a rolled-back ingest registering the envelope it was
+// built with) gets its id back, as from Confluent's registry and srfake:
+// the compatibility check is for schemas that would become a new version.
+// The dev stack checked it against the latest first and answered 409.
+func TestRegistryReRegisterOlderVersionReturnsItsID(t *testing.T) {
+	s := startStack(t, t.TempDir())
+	cl := srClient(t, s.RegistryURL)
+	v1 := `{"type":"record","name":"R","namespace":"review","fields":[{"name":"a","type":"int"}]}`
+	v2 := `{"type":"record","name":"R","namespace":"review","fields":[{"name":"a","type":"long"}]}` // long reads int: BACKWARD
+	id1 := mustRegister(t, cl, "r-value", v1)
+	mustRegister(t, cl, "r-value", v2)
+
+	ss, err := cl.CreateSchema(context.Background(), "r-value", sr.Schema{Schema: v1})
+	if err != nil {
+		t.Fatalf("re-registering version 1, already under the subject: %v; want its id %d back", err, id1)
+	}
+	if ss.ID != id1 || ss.Version != 1 {
+		t.Fatalf("re-registering version 1: id %d version %d, want id %d version 1", ss.ID, ss.Version, id1)
+	}
+}
+
+// TestRegistryCompatibilityEnforcedForEscapedSubject: compatibility is
+// enforced whatever the subject's name; one needing escaping in the URL
+// ('%' or '/') was unescaped twice (or not matched) and skipped the check.
+func TestRegistryCompatibilityEnforcedForEscapedSubject(t *testing.T) {
+	s := startStack(t, "")
+	cl := srClient(t, s.RegistryURL)
+	v1 := `{"type":"record","name":"R","namespace":"review","fields":[{"name":"a","type":"string"}]}`
+	bad := `{"type":"record","name":"R","namespace":"review","fields":[{"name":"a","type":"string"},{"name":"c","type":"int"}]}`
+	for _, subject := range []string{"100%-value", "a/b-value"} {
+		t.Run(subject, func(t *testing.T) {
+			mustRegister(t, cl, subject, v1)
+			_, err := cl.CreateSchema(context.Background(), subject, sr.Schema{Schema: bad})
+			var re *sr.ResponseError
+			if !errors.As(err, &re) || re.ErrorCode != 409 {
+				t.Fatalf("incompatible schema under %q: err = %v, want a 409", subject, err)
+			}
+		})
+	}
+}

@@ -20,43 +20,67 @@ import (
 	"github.com/inletdev/inlet/pkg/registry/registrytest"
 )
 
-// Every published envelope version must be readable by the next one, so that
-// the raw log (kept forever) stays decodable after an upgrade.
-func TestEnvelopeVersionsStayBackwardCompatible(t *testing.T) {
+// TestEnvelopeVersionsStayCompatible: every published envelope version
+// reads, and is read by, every other (FULL, transitively). The raw log is
+// kept forever and decoded by the newest codec (backward, all the way to
+// v1), and during a rolling deploy an old processor reads what a new
+// ingest wrote (forward).
+func TestEnvelopeVersionsStayCompatible(t *testing.T) {
 	vs, err := Versions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 1; i < len(vs); i++ {
-		if err := registry.Check(registry.Backward, vs[i-1].Schema, vs[i].Schema); err != nil {
-			t.Errorf("envelope v%d → v%d: %v", vs[i-1].N, vs[i].N, err)
-		}
+	if err := versionsCompatible(vs); err != nil {
+		t.Error(err)
 	}
 }
 
-// The check above must be able to fail: a v2 that drops a field without a
-// default, or adds one without a default, is caught.
+// versionsCompatible checks every pair of vs under FULL rules.
+func versionsCompatible(vs []Version) error {
+	var errs []error
+	for i := range vs {
+		for j := i + 1; j < len(vs); j++ {
+			if err := registry.Check(registry.Full, vs[i].Schema, vs[j].Schema); err != nil {
+				errs = append(errs, fmt.Errorf("envelope v%d and v%d: %w", vs[i].N, vs[j].N, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// TestEnvelopeCompatibilityCheckCatchesBreakingChanges: the check above
+// can fail. It compared each version with the one before under BACKWARD
+// rules only, and passed a dropped field (an old processor cannot read
+// the new envelope) and a chain whose last version cannot read its first.
 func TestEnvelopeCompatibilityCheckCatchesBreakingChanges(t *testing.T) {
-	v1 := `{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"}]}`
-	cases := map[string]struct {
-		v2       string
+	const (
+		v1      = `{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"}]}`
+		added   = `{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"},{"name":"tenant","type":"string","default":""}]}`
+		noDflt  = `{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"},{"name":"tenant","type":"string"}]}`
+		retyped = `{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"long"},{"name":"payload","type":"bytes"}]}`
+		dropped = `{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"}]}`
+	)
+	for name, tc := range map[string]struct {
+		versions []string
 		breaking bool
 	}{
-		"added field with default":    {`{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"},{"name":"tenant","type":"string","default":""}]}`, false},
-		"added field without default": {`{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"string"},{"name":"payload","type":"bytes"},{"name":"tenant","type":"string"}]}`, true},
-		"changed type":                {`{"type":"record","name":"Envelope","namespace":"dev.inlet","fields":[{"name":"id","type":"long"},{"name":"payload","type":"bytes"}]}`, true},
-	}
-	for name, tc := range cases {
+		"added field with default":      {[]string{v1, added}, false},
+		"added field without default":   {[]string{v1, noDflt}, true},
+		"changed type":                  {[]string{v1, retyped}, true},
+		"field dropped without default": {[]string{v1, dropped}, true},
+		// Each step BACKWARD, but the last cannot read the first.
+		"not transitive": {[]string{v1, added, noDflt}, true},
+	} {
 		t.Run(name, func(t *testing.T) {
-			fsys := fstest.MapFS{
-				"e/v1.avsc": {Data: []byte(v1)},
-				"e/v2.avsc": {Data: []byte(tc.v2)},
+			fsys := fstest.MapFS{}
+			for i, v := range tc.versions {
+				fsys[fmt.Sprintf("e/v%d.avsc", i+1)] = &fstest.MapFile{Data: []byte(v)}
 			}
 			vs, err := versionsFrom(fsys, "e")
 			if err != nil {
 				t.Fatal(err)
 			}
-			err = registry.Check(registry.Backward, vs[0].Schema, vs[1].Schema)
+			err = versionsCompatible(vs)
 			if got := errors.Is(err, registry.ErrBreakingChange); got != tc.breaking {
 				t.Fatalf("breaking = %v, want %v (err %v)", got, tc.breaking, err)
 			}

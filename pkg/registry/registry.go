@@ -32,9 +32,14 @@ type Client struct {
 	resolved map[resolvedKey]avro.Schema
 }
 
+// resolvedKey names a resolution by the reader itself, not its
+// fingerprint: the canonical form leaves out defaults and aliases, so two
+// readers differing only there shared one resolution, and the second got
+// the first's default (or decoded where it should have been refused).
+// Readers are parsed once and reused, as every caller here does.
 type resolvedKey struct {
 	id     int
-	reader [32]byte // reader schema fingerprint
+	reader avro.Schema
 }
 
 // New returns a Client that talks to the registry through cl.
@@ -164,7 +169,8 @@ func (c *Client) SchemaID(b []byte) (int, error) {
 
 // Decode decodes a Confluent-framed value into v, reading it with reader. The
 // writer schema is fetched by ID on first use (ctx bounds that fetch) and
-// cached.
+// cached, and so is its resolution against reader, kept by the reader's
+// identity: parse a reader once and reuse it.
 func (c *Client) Decode(ctx context.Context, b []byte, reader avro.Schema, v any) error {
 	id, body, err := c.header.DecodeID(b)
 	if err != nil {
@@ -240,7 +246,7 @@ func (c *Client) WriterSchema(ctx context.Context, id int) (avro.Schema, error) 
 }
 
 func (c *Client) readSchema(ctx context.Context, id int, reader avro.Schema) (avro.Schema, error) {
-	key := resolvedKey{id: id, reader: reader.Fingerprint()}
+	key := resolvedKey{id: id, reader: reader}
 	c.mu.RLock()
 	s, ok := c.resolved[key]
 	c.mu.RUnlock()
@@ -251,16 +257,25 @@ func (c *Client) readSchema(ctx context.Context, id int, reader avro.Schema) (av
 	if err != nil {
 		return nil, err
 	}
-	if writer.Fingerprint() == key.reader {
+	if writer.Fingerprint() == reader.Fingerprint() {
 		s = reader
 	} else {
 		s, err = avro.NewSchemaCompatibility().Resolve(reader, writer)
 		if err != nil {
-			return nil, fmt.Errorf("%w: schema id %d cannot be read as %s: %w", ErrIncompatible, id, reader.(avro.NamedSchema).FullName(), err)
+			return nil, fmt.Errorf("%w: schema id %d cannot be read as %s: %w", ErrIncompatible, id, schemaName(reader), err)
 		}
 	}
 	c.mu.Lock()
 	c.resolved[key] = s
 	c.mu.Unlock()
 	return s, nil
+}
+
+// schemaName names a schema in an error: a named type by its full name,
+// any other (a primitive, map or union reader) by its type.
+func schemaName(s avro.Schema) string {
+	if n, ok := s.(avro.NamedSchema); ok {
+		return n.FullName()
+	}
+	return string(s.Type())
 }

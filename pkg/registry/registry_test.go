@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 	"github.com/twmb/franz-go/pkg/sr/srfake"
 
@@ -139,4 +140,113 @@ func client(t *testing.T, url string) *Client {
 		t.Fatal(err)
 	}
 	return New(cl)
+}
+
+func fakeClient(t *testing.T) *Client {
+	t.Helper()
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	cl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return New(cl)
+}
+
+func parseReader(t *testing.T, s string) avro.Schema {
+	t.Helper()
+	sch, err := avro.ParseWithCache(s, "", &avro.SchemaCache{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sch
+}
+
+// TestResolvedCacheDistinguishesReaderDefaults: two readers differing only
+// in a default resolve each with its own. The cache was keyed by the
+// reader's fingerprint, its canonical form, which leaves defaults out, and
+// the second reader got the first's default for a field the writer lacks.
+func TestResolvedCacheDistinguishesReaderDefaults(t *testing.T) {
+	c := fakeClient(t)
+	ctx := context.Background()
+	writerText := `{"type":"record","name":"T","namespace":"review","fields":[{"name":"a","type":"string"}]}`
+	id, writer, err := c.Register(ctx, "t-value", writerText)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Encode(nil, id, writer, map[string]any{"a": "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readerA := parseReader(t, `{"type":"record","name":"T","namespace":"review","fields":[{"name":"a","type":"string"},{"name":"b","type":"string","default":"from-A"}]}`)
+	readerB := parseReader(t, `{"type":"record","name":"T","namespace":"review","fields":[{"name":"a","type":"string"},{"name":"b","type":"string","default":"from-B"}]}`)
+
+	var va struct {
+		A string `avro:"a"`
+		B string `avro:"b"`
+	}
+	if err := c.Decode(ctx, b, readerA, &va); err != nil || va.B != "from-A" {
+		t.Fatalf("reader A: %+v, %v", va, err)
+	}
+	var vb struct {
+		A string `avro:"a"`
+		B string `avro:"b"`
+	}
+	if err := c.Decode(ctx, b, readerB, &vb); err != nil {
+		t.Fatal(err)
+	}
+	if vb.B != "from-B" {
+		t.Fatalf("reader B decoded b = %q, want its own default %q (the cache handed back reader A's resolution)", vb.B, "from-B")
+	}
+}
+
+// TestResolvedCacheDistinguishesReaderAliases: likewise for an alias: a
+// reader that cannot read the writer (no default, no alias to the
+// writer's name) decoded anyway once one with the alias had been used.
+func TestResolvedCacheDistinguishesReaderAliases(t *testing.T) {
+	c := fakeClient(t)
+	ctx := context.Background()
+	id, writer, err := c.Register(ctx, "t-value", `{"type":"record","name":"T","namespace":"review","fields":[{"name":"old","type":"string"}]}`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Encode(nil, id, writer, map[string]any{"old": "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withAlias := parseReader(t, `{"type":"record","name":"T","namespace":"review","fields":[{"name":"new","type":"string","aliases":["old"]}]}`)
+	without := parseReader(t, `{"type":"record","name":"T","namespace":"review","fields":[{"name":"new","type":"string"}]}`)
+	var v map[string]any
+	if err := c.Decode(ctx, b, withAlias, &v); err != nil {
+		t.Fatal(err)
+	}
+	v = nil
+	if err := c.Decode(ctx, b, without, &v); !errors.Is(err, ErrIncompatible) {
+		t.Fatalf("reader without the alias: %v, %v; want ErrIncompatible", v, err)
+	}
+}
+
+// TestDecodeUnnamedIncompatibleReaderDoesNotPanic: a reader that is not a
+// named schema and cannot read the writer gets an error; the message
+// asserted a named schema and panicked.
+func TestDecodeUnnamedIncompatibleReaderDoesNotPanic(t *testing.T) {
+	c := fakeClient(t)
+	ctx := context.Background()
+	id, writer, err := c.Register(ctx, "s-value", `"string"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Encode(nil, id, writer, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			t.Fatalf("Decode panicked: %v", r)
+		}
+	}()
+	var n int64
+	if err := c.Decode(ctx, b, parseReader(t, `"long"`), &n); !errors.Is(err, ErrIncompatible) {
+		t.Fatalf("err = %v, want ErrIncompatible", err)
+	}
 }
