@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/inletdev/inlet/pkg/retry"
@@ -113,7 +114,7 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	se := &StatusError{Status: resp.StatusCode, Body: string(snippet)}
+	se := &StatusError{Status: resp.StatusCode, Body: s.redact(string(snippet))}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		se.Body = "a redirect, which Inlet does not follow: set the sink's url to where it points"
 	}
@@ -123,17 +124,48 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 	return retry.Permanent(se)
 }
 
-// retryAfter parses Retry-After as seconds or an HTTP date; bounded to a
-// day so a hostile value cannot park an event forever.
+// redact replaces, in a sink's answer, every configured header value (and
+// the credential after an Authorization-style scheme): an API answering
+// 401 often quotes the key it refused, and the answer goes into the error
+// history, logs and alerts.
+func (s *HTTP) redact(body string) string {
+	for _, v := range s.cfg.Headers {
+		for _, secret := range []string{v, credential(v)} {
+			if len(secret) >= 4 { // not "x", which would blot out the text
+				body = strings.ReplaceAll(body, secret, "[redacted]")
+			}
+		}
+	}
+	return body
+}
+
+// credential is v without an auth scheme ("Bearer sk_…" → "sk_…").
+func credential(v string) string {
+	if _, c, ok := strings.Cut(v, " "); ok {
+		return strings.TrimSpace(c)
+	}
+	return ""
+}
+
+// maxRetryAfter bounds Retry-After so a hostile value cannot park an event
+// forever.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfter parses Retry-After as seconds or an HTTP date, bounded by
+// maxRetryAfter. A number of seconds past it is the bound, not an
+// overflow to none.
 func retryAfter(v string, now time.Time) time.Duration {
 	if v == "" {
 		return 0
 	}
 	var d time.Duration
-	if n, err := strconv.Atoi(v); err == nil && n > 0 {
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		if err != nil || n >= uint64(maxRetryAfter/time.Second) {
+			return maxRetryAfter
+		}
 		d = time.Duration(n) * time.Second
 	} else if t, err := http.ParseTime(v); err == nil {
 		d = t.Sub(now)
 	}
-	return min(max(d, 0), 24*time.Hour)
+	return min(max(d, 0), maxRetryAfter)
 }

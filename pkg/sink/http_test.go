@@ -124,3 +124,46 @@ func TestHTTPErrorsNameNoSecretURLParts(t *testing.T) {
 		t.Error("an ftp URL was accepted")
 	}
 }
+
+// TestHTTPErrorsQuoteNoConfiguredSecret: a sink quoting the credential it
+// refused (a common 401 body) put the headers_env value into the error,
+// and so into the DLQ's history, logs and alerts.
+func TestHTTPErrorsQuoteNoConfiguredSecret(t *testing.T) {
+	const secret = "sk_live_0123456789abcdef"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":"invalid credentials: ` + r.Header.Get("Authorization") + `","key":"` + secret + `","tenant":"` + r.Header.Get("X-Tenant") + `"}`))
+	}))
+	defer srv.Close()
+	s, err := NewHTTP(HTTPConfig{URL: srv.URL, Timeout: time.Second, Headers: map[string]string{"Authorization": "Bearer " + secret, "X-Tenant": "acme-tenant"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = s.Send(context.Background(), []byte(`{}`), "application/json", "k", "c")
+	if err == nil || retry.IsRetryable(err) {
+		t.Fatalf("401: %v, want a permanent error", err)
+	}
+	if msg := err.Error(); strings.Contains(msg, secret) || strings.Contains(msg, "acme-tenant") || !strings.Contains(msg, "invalid credentials: [redacted]") {
+		t.Errorf("error %q: want every configured header value redacted, the rest kept", msg)
+	}
+}
+
+// TestRetryAfterBounded: Retry-After is bounded to a day; seconds past
+// what a time.Duration holds overflowed to a negative wait, taken as none.
+func TestRetryAfterBounded(t *testing.T) {
+	now := time.Now()
+	for v, want := range map[string]time.Duration{
+		"120":                  2 * time.Minute,
+		"0":                    0,
+		"-5":                   0,
+		"86400":                24 * time.Hour,
+		"90000":                24 * time.Hour,
+		"9999999999":           24 * time.Hour,
+		"99999999999999999999": 24 * time.Hour,
+		"soon":                 0,
+	} {
+		if got := retryAfter(v, now); got != want {
+			t.Errorf("Retry-After %q = %v, want %v", v, got, want)
+		}
+	}
+}
