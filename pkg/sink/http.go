@@ -17,6 +17,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/inletdev/inlet/pkg/retry"
 )
 
@@ -62,6 +64,17 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 	u, err := url.Parse(cfg.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, errors.New("sink: the URL must be http(s) with a host")
+	}
+	// Refused here, not by every delivery: Go refuses such a header on
+	// each request, which read as a transient failure, and each event
+	// spent its retry tiers before the DLQ. A value is never quoted.
+	for k, v := range cfg.Headers {
+		switch {
+		case !httpguts.ValidHeaderFieldName(k):
+			return nil, fmt.Errorf("sink: header %q is not a valid header name", k)
+		case !httpguts.ValidHeaderFieldValue(v):
+			return nil, fmt.Errorf("sink: the value of header %s holds a line break or another control character (a file or variable ending in a newline?)", k)
+		}
 	}
 	cl := &http.Client{
 		Timeout: cfg.Timeout,

@@ -167,3 +167,23 @@ func TestRetryAfterBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestNewHTTPRefusesHeadersGoWouldRefuse: a header name or value Go's
+// client refuses failed every delivery as a transient error, each event
+// spending its retry tiers before the DLQ; it is refused at start, the
+// value never quoted.
+func TestNewHTTPRefusesHeadersGoWouldRefuse(t *testing.T) {
+	for _, h := range []map[string]string{
+		{"Authorization": "Bearer s3cr3t-token\n"},
+		{"Authorization": "Bearer s3cr3t-token\r\nX-Evil: 1"},
+		{"Bad Name": "v"},
+	} {
+		_, err := NewHTTP(HTTPConfig{URL: "https://sink.example.com/in", Headers: h})
+		if err == nil || strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("headers %q: %v, want refused without the value", h, err)
+		}
+	}
+	if _, err := NewHTTP(HTTPConfig{URL: "https://sink.example.com/in", Headers: map[string]string{"Authorization": "Bearer ok", "X-Api-Key": "k\tv"}}); err != nil {
+		t.Errorf("valid headers: %v", err)
+	}
+}
