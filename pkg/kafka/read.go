@@ -85,6 +85,22 @@ func RangeOf(ctx context.Context, adm *kadm.Client, topic string, from, to time.
 	if err != nil {
 		return nil, err
 	}
+	if !to.IsZero() {
+		// The lookup by time is read_uncommitted: past the last record it
+		// answers the high watermark, and inside an open transaction an
+		// offset of it. A read_committed read cannot get there, and waited
+		// its quiet period for ErrIncomplete after reading every committed
+		// record. Ends are last stable offsets at the latest.
+		stable, err := offsetsAt(ctx, adm, topic, time.Time{})
+		if err != nil {
+			return nil, err
+		}
+		for p, e := range end {
+			if s, ok := stable[p]; ok && s < e {
+				end[p] = s
+			}
+		}
+	}
 	sp := Span{}
 	for p, s := range start {
 		if e, ok := end[p]; ok && s >= 0 && e > s {

@@ -135,3 +135,41 @@ func beginTxn(t *testing.T, opts []kgo.Opt, id string, n int) *kgo.Client {
 	}
 	return cl
 }
+
+// TestRangeOfToAfterTheEndStopsAtStableOffset: a range up to a time after
+// the last record is the range to the end, bounded by the last stable
+// offset. The lookup by time is read_uncommitted and fell back to the high
+// watermark: with a transaction open the span reached past the stable
+// offset, and ReadSpan of it (read_committed) ended in ErrIncomplete though
+// every committed record was read.
+func TestRangeOfToAfterTheEndStopsAtStableOffset(t *testing.T) {
+	opts := fakeCluster(t, 1)
+	ctx := context.Background()
+	c := beginTxn(t, opts, "a", 3)
+	if err := c.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	open := beginTxn(t, opts, "b", 2) // still open while we read
+	defer open.Close()
+	adm := kadm.NewClient(open)
+
+	whole, err := RangeOf(ctx, adm, "t", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	later, err := RangeOf(ctx, adm, "t", time.Time{}, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole[0] != later[0] {
+		t.Errorf("RangeOf to an hour from now = %v, to the end = %v: want the same (end at the last stable offset)", later[0], whole[0])
+	}
+	old := quietEnd
+	defer func() { quietEnd = old }()
+	quietEnd = 300 * time.Millisecond
+	n := 0
+	if err := ReadSpan(ctx, opts, "t", later, func(*kgo.Record) error { n++; return nil }); err != nil || n != 3 {
+		t.Errorf("ReadSpan up to an hour from now: %d records, %v; want the 3 committed ones and no error", n, err)
+	}
+}
