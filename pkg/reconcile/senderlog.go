@@ -89,6 +89,7 @@ func readJSON(r io.Reader, firstLine int, array bool) ([]SenderEvent, error) {
 	dec := json.NewDecoder(lr)
 	dec.UseNumber()
 	var out []SenderEvent
+	var more bool // the last list page read says more follow
 	n := 0
 	if array {
 		// A log that is one JSON array (GitHub's deliveries, an export) is
@@ -105,7 +106,7 @@ func readJSON(r io.Reader, firstLine int, array bool) ([]SenderEvent, error) {
 			}
 			lr.advance(dec.InputOffset())
 			n++
-			if err := collect(v, &out); err != nil {
+			if err := collect(v, &out, &more); err != nil {
 				return nil, fmt.Errorf("sender log: array element %d: %w", n, err)
 			}
 		}
@@ -120,6 +121,12 @@ func readJSON(r io.Reader, firstLine int, array bool) ([]SenderEvent, error) {
 		var v any
 		err := dec.Decode(&v)
 		if err == io.EOF {
+			if more {
+				// stripe events list prints one page (10 events unless
+				// --limit) and says has_more: read as the whole log, the
+				// rest of the window read as never sent.
+				return nil, errors.New("sender log: its last page of events says more follow (has_more: true): it is one page of a longer list; export every page (starting_after), or use --stripe")
+			}
 			return out, nil
 		}
 		at, line := lr.start()
@@ -127,7 +134,7 @@ func readJSON(r io.Reader, firstLine int, array bool) ([]SenderEvent, error) {
 			return nil, lr.syntaxError(at, line, err)
 		}
 		lr.advance(dec.InputOffset())
-		if err := collect(v, &out); err != nil {
+		if err := collect(v, &out, &more); err != nil {
 			return nil, fmt.Errorf("sender log: line %d: %w", line, err)
 		}
 	}
@@ -205,20 +212,22 @@ func jsonError(err error, what string) error {
 }
 
 // collect appends the events of v: an event object, a page of them or an
-// array of either.
-func collect(v any, out *[]SenderEvent) error {
+// array of either. more is set to what each page read says of pages after
+// it (has_more).
+func collect(v any, out *[]SenderEvent, more *bool) error {
 	switch x := v.(type) {
 	case []any:
 		for i, e := range x {
-			if err := collect(e, out); err != nil {
+			if err := collect(e, out, more); err != nil {
 				return fmt.Errorf("array element %d: %w", i+1, err)
 			}
 		}
 		return nil
 	case map[string]any:
 		if data, ok := x["data"].([]any); ok && isListPage(x) {
+			*more, _ = x["has_more"].(bool)
 			for i, e := range data {
-				if err := collect(e, out); err != nil {
+				if err := collect(e, out, more); err != nil {
 					return fmt.Errorf("data element %d: %w", i+1, err)
 				}
 			}
@@ -227,6 +236,10 @@ func collect(v any, out *[]SenderEvent) error {
 		get := func(k string) (string, bool) {
 			switch f := x[k].(type) {
 			case string:
+				// Trimmed as ingest trims an id before keying the raw
+				// record (and as CSV fields are): " evt_1" read as
+				// never received.
+				f = strings.TrimSpace(f)
 				return f, f != ""
 			case json.Number:
 				return f.String(), true
@@ -415,22 +428,9 @@ func (s *Stripe) Fetch(ctx context.Context, since, until time.Time) ([]SenderEve
 		if after != "" {
 			q.Set("starting_after", after)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/v1/events?"+q.Encode(), nil)
+		body, err := s.page(ctx, cl, strings.TrimRight(base, "/")+"/v1/events?"+q.Encode())
 		if err != nil {
 			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+s.APIKey)
-		resp, err := cl.Do(req)
-		if err != nil {
-			return nil, fmt.Errorf("stripe: list events: %w", err)
-		}
-		body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-		resp.Body.Close()
-		if err != nil {
-			return nil, fmt.Errorf("stripe: list events: %w", err)
-		}
-		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("stripe: list events: %s: %s", resp.Status, bytes.TrimSpace(body[:min(len(body), 300)]))
 		}
 		var pageBody struct {
 			Data []struct {
@@ -449,6 +449,53 @@ func (s *Stripe) Fetch(ctx context.Context, since, until time.Time) ([]SenderEve
 			return out, nil
 		}
 		after = pageBody.Data[len(pageBody.Data)-1].ID
+	}
+}
+
+// stripeTries bounds the tries of one page; stripeBackoff is the first
+// wait between them, doubled each time (a var for tests).
+const stripeTries = 5
+
+var stripeBackoff = time.Second
+
+// page gets one page of events. A rate limit (429: the key's limit is
+// shared with the account's production traffic) or a Stripe server error
+// is asked again after a growing wait, or Retry-After when it says: one
+// failed page failed a whole listing.
+func (s *Stripe) page(ctx context.Context, cl *http.Client, u string) ([]byte, error) {
+	wait := stripeBackoff
+	for try := 1; ; try++ {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Authorization", "Bearer "+s.APIKey)
+		resp, err := cl.Do(req)
+		if err != nil {
+			return nil, fmt.Errorf("stripe: list events: %w", err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+		resp.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("stripe: list events: %w", err)
+		}
+		if resp.StatusCode == http.StatusOK {
+			return body, nil
+		}
+		again := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
+		if !again || try == stripeTries {
+			return nil, fmt.Errorf("stripe: list events: %s: %s", resp.Status, bytes.TrimSpace(body[:min(len(body), 300)]))
+		}
+		d := wait
+		if n, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && n > 0 && n <= 60 {
+			d = time.Duration(n) * time.Second
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("stripe: list events: %s, and %w while waiting to ask again", resp.Status, ctx.Err())
+		case <-time.After(d):
+		}
+		wait *= 2
 	}
 }
 

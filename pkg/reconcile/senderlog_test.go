@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -267,5 +268,80 @@ func TestStripeFetchKeepsTheWholeWindow(t *testing.T) {
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("since %s until %s: %v %v\nwant %v", w.since.UTC().Format(time.RFC3339Nano), w.until.UTC().Format(time.RFC3339Nano), err, got, want)
 		}
+	}
+}
+
+// TestJSONLogIDTrimmedAsIngestKeysIt: ingest keys a raw record by the
+// event id trimmed of white space, and ReadLog trims a CSV id too; a JSON
+// id kept its spaces, so the event, received as "stripe:evt_1", read as
+// never_received.
+func TestJSONLogIDTrimmedAsIngestKeysIt(t *testing.T) {
+	for name, in := range map[string]string{
+		"ndjson": `{"id":" evt_1 ","created":1700000000}` + "\n",
+		"array":  `[{"id":"evt_1\n","created":1700000000}]`,
+		"csv":    "id,created\n\" evt_1 \",1700000000\n", // trimmed: the reference
+	} {
+		evs, err := ReadLog(strings.NewReader(in))
+		if err != nil || len(evs) != 1 || evs[0].ID != "evt_1" {
+			t.Errorf("%s: %q, %v: want id %q, the key ingest gives the event", name, evs, err, "evt_1")
+		}
+	}
+}
+
+// TestStripeRetriesARateLimit: Stripe answers 429 past the account's
+// request rate (shared with the production traffic of the same key) and
+// asks for a retry with backoff; Fetch gave up on the first one, failing
+// a listing of many pages whole.
+func TestStripeRetriesARateLimit(t *testing.T) {
+	defer func(d time.Duration) { stripeBackoff = d }(stripeBackoff)
+	stripeBackoff = 10 * time.Millisecond
+	srv, _ := fakeStripe(t, 250)
+	var calls atomic.Int32
+	limited := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if calls.Add(1) == 2 { // the second page
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"error":{"code":"rate_limit","message":"Too many requests hit the API too quickly. We recommend an exponential backoff of your requests.","type":"invalid_request_error"}}`))
+			return
+		}
+		srv.Config.Handler.ServeHTTP(w, r)
+	})
+	front := newLocalServer(t, limited)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := (&Stripe{APIKey: "sk_test_x", BaseURL: front}).Fetch(ctx, time.Time{}, time.Time{})
+	if err != nil || len(got) != 250 {
+		t.Fatalf("%d events, %v: want the 250, the rate-limited page asked again", len(got), err)
+	}
+}
+
+func newLocalServer(t *testing.T, h http.Handler) string {
+	t.Helper()
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestTruncatedStripePageIsRefused: `stripe events list` (the export the
+// README names) prints one API page, 10 events unless --limit, with
+// "has_more": true when there are more. ReadLog took that page for the
+// whole log, and the events past it read as never sent. A log whose last
+// page says has_more is refused; one whose last page says false is read.
+func TestTruncatedStripePageIsRefused(t *testing.T) {
+	page := func(more bool, ids ...string) string {
+		var data []string
+		for _, id := range ids {
+			data = append(data, `{"id":"`+id+`","object":"event","created":1700000000}`)
+		}
+		return fmt.Sprintf(`{"object":"list","url":"/v1/events","has_more":%t,"data":[%s]}`, more, strings.Join(data, ","))
+	}
+	for _, log := range []string{page(true, "evt_2", "evt_1"), page(false, "evt_4", "evt_3") + "\n" + page(true, "evt_2", "evt_1")} {
+		if evs, err := ReadLog(strings.NewReader(log)); err == nil || !strings.Contains(err.Error(), "has_more") {
+			t.Errorf("read %d events and %v from a log whose last page says more follow", len(evs), err)
+		}
+	}
+	evs, err := ReadLog(strings.NewReader(page(true, "evt_4", "evt_3") + "\n" + page(false, "evt_2", "evt_1")))
+	if err != nil || len(evs) != 4 {
+		t.Errorf("every page, the last saying no more: %d events, %v; want 4", len(evs), err)
 	}
 }

@@ -1,12 +1,14 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/service"
@@ -41,8 +43,10 @@ func withConnectionHint(err error, kcfg *kafka.Config, rcfg *service.RegistryCon
 }
 
 // sameAddr reports whether host (a URL's, the port perhaps implied by
-// scheme) is the dialed addr; a name is taken to match any address on the
-// same port, as the dial resolved it.
+// scheme) is the dialed addr; a name matches the addresses it resolves to
+// now. Taken to match any address on its port, an https registry's name
+// claimed every refused dial to port 443: Stripe unreachable read as "the
+// schema registry does not answer".
 func sameAddr(host, addr, scheme string) bool {
 	h, p, err := net.SplitHostPort(host)
 	if err != nil {
@@ -55,5 +59,11 @@ func sameAddr(host, addr, scheme string) bool {
 	if err != nil || p != ap {
 		return false
 	}
-	return h == ah || net.ParseIP(h) == nil
+	if h == ah || net.ParseIP(h) != nil {
+		return h == ah
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	ips, err := net.DefaultResolver.LookupHost(ctx, h)
+	return err == nil && slices.Contains(ips, ah)
 }

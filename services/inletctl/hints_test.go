@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -51,5 +52,48 @@ func TestConnectionHints(t *testing.T) {
 	rcfg := &service.RegistryConfig{URLs: []string{"http://127.0.0.1:8081"}}
 	if got := withConnectionHint(other, kcfg, rcfg); got != error(other) {
 		t.Errorf("a Redis dial error got a hint: %v", got)
+	}
+}
+
+// TestReconcileStripeUnreachableIsNotBlamedOnTheRegistry: a Stripe API
+// that cannot be dialed (an egress firewall) was reported as "the schema
+// registry does not answer": a registry URL naming its host by name was
+// taken to match any address on its port (443 for both, with https).
+func TestReconcileStripeUnreachableIsNotBlamedOnTheRegistry(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close() // nothing answers there: as Stripe's API behind a firewall
+	t.Setenv("STRIPE_API_KEY", "sk_test_1")
+	t.Setenv("INLET_STRIPE_API_URL", "http://127.0.0.1:"+strconv.Itoa(port))
+	flags := []string{"-kafka-brokers", "127.0.0.1:1", "-schema-registry-url", "http://schema-registry.internal:" + strconv.Itoa(port)}
+	code, err := run(append(flags, "reconcile", "--source", "stripe", "--stripe"), &bytes.Buffer{})
+	if code != exitError || err == nil {
+		t.Fatalf("exit %d (%v), want %d", code, err, exitError)
+	}
+	if strings.Contains(err.Error(), "schema registry") {
+		t.Fatalf("the Stripe API was unreachable, the error blames the schema registry:\n%v", err)
+	}
+}
+
+// TestSameAddr: a host name matches the addresses it resolves to, not
+// every address on its port.
+func TestSameAddr(t *testing.T) {
+	for _, c := range []struct {
+		host, addr, scheme string
+		want               bool
+	}{
+		{"127.0.0.1:8081", "127.0.0.1:8081", "", true},
+		{"127.0.0.1:8081", "127.0.0.2:8081", "", false},
+		{"localhost:8081", "127.0.0.1:8081", "", true},
+		{"localhost", "127.0.0.1:443", "https", true},
+		{"localhost:8081", "127.0.0.1:8082", "", false},
+		{"registry.invalid:443", "127.0.0.1:443", "", false},
+	} {
+		if got := sameAddr(c.host, c.addr, c.scheme); got != c.want {
+			t.Errorf("sameAddr(%q, %q, %q) = %v, want %v", c.host, c.addr, c.scheme, got, c.want)
+		}
 	}
 }
