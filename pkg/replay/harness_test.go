@@ -182,3 +182,27 @@ func pipelineOf(cmds []redis.Cmder, field string) (name string, names bool) {
 	}
 	return name, names
 }
+
+// sendAt writes a Stripe payment_intent event of src to partition 0 of
+// the raw topic, as ingest does, stamped ts (ingest stamps the time the
+// request was received, taken before the produce): written in the order
+// of the calls, whatever their times.
+func (h *harness) sendAt(t *testing.T, cl *kgo.Client, src, evtID, piID string, ts time.Time) {
+	t.Helper()
+	e := &envelope.Envelope{
+		ID: "id-" + evtID, Source: src, EventType: "payment_intent.succeeded", EventID: evtID,
+		IdempotencyKey: envelope.IdempotencyKey(src, evtID), SchemaVersion: "2024-06-20",
+		ReceivedAt: ts.UTC().Truncate(time.Microsecond), CorrelationID: "corr-" + evtID, Channel: envelope.ChannelWebhook,
+		Headers: map[string]string{}, Payload: processortest.StripePayment(evtID, "payment_intent.succeeded", piID, 1700000000),
+		ContentType: "application/json",
+	}
+	val, err := h.codec.Encode(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &kgo.Record{Topic: h.topics.Raw, Partition: 0, Key: []byte(e.IdempotencyKey), Value: val, Timestamp: ts,
+		Headers: []kgo.RecordHeader{{Key: processor.HeaderCorrelationID, Value: []byte(e.CorrelationID)}}}
+	if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -31,11 +31,15 @@
 // <key prefix>replay:<id> (copy done, deletions done, outcomes so far) and
 // in its group's committed offsets. Running the same id again continues
 // where it stopped, never copying or deleting twice; a finished replay
-// just reports its summary.
+// just reports its summary. One run of an id at a time: while one is
+// under way (it holds the id's lock in Redis, <key prefix>replay:<id>:lock,
+// renewed as it runs), another is refused at once with ErrRunning.
 package replay
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -80,6 +84,16 @@ var (
 	ErrConfig = errors.New("replay: bad configuration")
 	// ErrMismatch is returned when an id is reused with other parameters.
 	ErrMismatch = errors.New("replay: this id was started with different parameters")
+	// ErrRunning is returned, at once and before anything is read or
+	// written, when another run of the same id (another process, another
+	// host) is under way: it holds the id's lock. Its *RunningError names
+	// that run's host, pid and start.
+	ErrRunning = errors.New("replay: this id is running already")
+	// ErrLockLost is returned when a run lost its id's lock (Redis
+	// unreachable for a whole lease, or the lock expired and was taken by
+	// another run): it stops, as another run may now be under way; run
+	// the same id again to resume.
+	ErrLockLost = errors.New("replay: lost the lock on its id")
 )
 
 var validID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
@@ -96,10 +110,12 @@ type Config struct {
 	// id resumes it. 1-100 of [A-Za-z0-9._-], not holding ".retry.".
 	ID     string
 	Source string
-	// From and To bound the raw records' timestamps: [From, To). A zero
-	// From is the start of the topic; a zero To is the time the replay
-	// first ran (kept when it is resumed). Neither may be later than the
-	// time the replay runs (see Validate).
+	// From and To bound the raw records' timestamps: [From, To), by each
+	// record's own time, not by offset (records land out of time order:
+	// the raw topic is read from rangeSlack before From to rangeSlack
+	// after To). A zero From is the start of the topic; a zero To is the
+	// time the replay first ran (kept when it is resumed). Neither may be
+	// later than the time the replay runs (see Validate).
 	From, To time.Time
 	Mode     Mode
 	// Processor tunes the replay's processor; Group and InstanceID are
@@ -108,7 +124,12 @@ type Config struct {
 }
 
 // DefaultID derives an id from the parameters, so re-running the same
-// command resumes the same replay.
+// command resumes the same replay: <source>-<from>-<to>-<mode>. When that
+// is longer than an id may be (a source name over 58 characters), the
+// source is cut short and a hash of the full parameters appended,
+// <source cut>-<from>-<to>-<mode>-<hash>, so the id is valid, still
+// derived from the parameters alone, and distinct from other sources'
+// sharing the cut.
 func DefaultID(src string, from, to time.Time, mode Mode) string {
 	f := func(t time.Time) string {
 		if t.IsZero() {
@@ -116,13 +137,36 @@ func DefaultID(src string, from, to time.Time, mode Mode) string {
 		}
 		return t.UTC().Format("20060102T150405Z")
 	}
-	return strings.Map(func(r rune) rune {
-		if validID.MatchString(string(r)) {
-			return r
+	clean := func(s string) string {
+		return strings.Map(func(r rune) rune {
+			if validID.MatchString(string(r)) {
+				return r
+			}
+			return '_'
+		}, s)
+	}
+	rest := clean(fmt.Sprintf("-%s-%s-%s", f(from), f(to), mode))
+	id := clean(src) + rest
+	if len(id) <= maxIDLen {
+		return id
+	}
+	exact := func(t time.Time) string {
+		if t.IsZero() {
+			return "open"
 		}
-		return '_'
-	}, fmt.Sprintf("%s-%s-%s-%s", src, f(from), f(to), mode))
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%s", src, exact(from), exact(to), mode))
+	rest += "-" + hex.EncodeToString(sum[:])[:idHashLen]
+	cut := clean(src)
+	cut = cut[:max(0, min(len(cut), maxIDLen-len(rest)))]
+	return cut + rest
 }
+
+const (
+	maxIDLen  = 100 // as validID
+	idHashLen = 12  // hex digits of DefaultID's hash
+)
 
 // Validate checks c as Run does (every error wraps ErrConfig), at the
 // current time: a From or To later than now is refused. The raw topic
@@ -251,8 +295,10 @@ func Group(id string) string { return "inlet-replay-" + id }
 
 // Run runs (or resumes) the replay and returns its summary. Cancelling ctx
 // stops it after the batch in hand is committed; run the same id again to
-// resume. The summary so far is returned with ctx's error.
-func Run(ctx context.Context, cfg Config, d Deps) (*Summary, error) {
+// resume. The summary so far is returned with ctx's error. While another
+// run of the same id is under way, Run returns a *RunningError (ErrRunning)
+// at once, with no summary.
+func Run(ctx context.Context, cfg Config, d Deps) (_ *Summary, err error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -265,6 +311,28 @@ func Run(ctx context.Context, cfg Config, d Deps) (*Summary, error) {
 	if d.Redis == nil || d.Store == nil || d.Codec == nil || d.Router == nil {
 		return nil, fmt.Errorf("%w: redis, store, codec and router are required", ErrConfig)
 	}
+	// Taken before the progress record is read: a second run of the id
+	// is refused before it touches anything.
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	lostLock := func(err error) {
+		d.Log.Warn("replay: lost the lock on its id, stopping: another run may be under way", "id", cfg.ID, "error", err)
+		stop(err)
+	}
+	lk, err := lock(ctx, d.Redis, d.KeyPrefix+"replay:"+cfg.ID+":lock", cfg.ID, lostLock)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if uerr := lk.unlock(ctx); uerr != nil {
+			d.Log.Warn("replay: lock not released (it expires by itself)", "id", cfg.ID, "lease", lockLease, "error", uerr)
+		}
+		// A run stopped because its lock was lost says so, not
+		// "cancelled" (which reads as a Ctrl-C: "interrupted").
+		if cause := context.Cause(ctx); err != nil && errors.Is(cause, ErrLockLost) {
+			err = fmt.Errorf("%w (stopped at: %v)", cause, err)
+		}
+	}()
 	cl, err := kgo.NewClient(d.KafkaOpts...)
 	if err != nil {
 		return nil, err
@@ -382,9 +450,23 @@ func (r *run) run(ctx context.Context) error {
 	if err := r.process(ctx); err != nil {
 		return err
 	}
+	// Every copy has its outcome: the replay is done, whether or not ctx
+	// was cancelled meanwhile (a stop just as processing ended). Written
+	// with ctx, the flag failed on the cancelled ctx, and the run returned
+	// complete together with context.Canceled. Complete only once it is
+	// recorded: a failed write leaves the replay to a resume, which finds
+	// nothing pending and records it.
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), completeWrite)
+	defer cancel()
+	if err := r.d.Redis.HSet(wctx, r.key, fComplete, "1").Err(); err != nil {
+		return fmt.Errorf("record replay %s complete (run the same id again to record it): %w", r.cfg.ID, err)
+	}
 	r.sum.Complete = true
-	return r.d.Redis.HSet(ctx, r.key, fComplete, "1").Err()
+	return nil
 }
+
+// completeWrite bounds the recording of a finished replay.
+const completeWrite = 5 * time.Second
 
 func (r *run) load(prog map[string]string) {
 	n := func(f string) int64 { v, _ := strconv.ParseInt(prog[f], 10, 64); return v }
@@ -460,6 +542,16 @@ var (
 	afterCommit func() // tests: called after each committed chunk
 )
 
+// rangeSlack is how far around [From, To) the copy reads the raw topic
+// for records whose own time is in the range but which were written after
+// a record of a later time (ingest stamps a record with the time its
+// request was received, taken just before the produce). A record written
+// more than rangeSlack after its time, behind one of a time past the
+// range's end, is still missed; and so is, when To+rangeSlack is still
+// to come as the copy starts (a To of about now, or none), a record
+// received before To but written after the copy listed the topic's end.
+var rangeSlack = time.Minute
+
 // copyProgress is where the copy stands at its last committed chunk.
 type copyProgress struct {
 	At      map[int32]int64 `json:"at"` // per raw partition, the next offset to scan
@@ -507,9 +599,27 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 	if err != nil {
 		return err
 	}
-	sp, err := kafka.RangeOf(ctx, r.adm, r.d.Topics.Raw, r.cfg.From, r.cfg.To)
+	// The raw records are in offset order, not time order: ingest stamps
+	// a record with the time its request was received, before the
+	// produce, so concurrent requests (or ingest replicas) land out of
+	// time order. Cut by offset (the first record at or after From, and
+	// at or after To), a record received before To but written after a
+	// later-stamped one was left out, and one received before From but
+	// written after a later one taken. So the scan runs from rangeSlack
+	// before From to rangeSlack after To, and takes the records whose
+	// own time is in [From, To).
+	from := r.cfg.From
+	if !from.IsZero() {
+		from = from.Add(-rangeSlack)
+	}
+	sp, err := kafka.RangeOf(ctx, r.adm, r.d.Topics.Raw, from, r.cfg.To.Add(rangeSlack))
 	if err != nil {
 		return err
+	}
+	fromMs, toMs := r.cfg.From.UnixMilli(), r.cfg.To.UnixMilli()
+	inRange := func(rec *kgo.Record) bool {
+		ms := rec.Timestamp.UnixMilli()
+		return (r.cfg.From.IsZero() || ms >= fromMs) && ms < toMs
 	}
 	at := prog.At
 	if at == nil {
@@ -580,12 +690,17 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 		return nil
 	}
 	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.d.Topics.Raw, sp, func(rec *kgo.Record) error {
-		scanned++
 		at[rec.Partition] = rec.Offset + 1
-		if scanned%1000 == 0 {
-			r.report(Progress{Phase: "copy", Done: scanned})
+		// A record of the slack around the range (its time outside it) is
+		// read past, counted nowhere.
+		in := inRange(rec)
+		if in {
+			scanned++
+			if scanned%1000 == 0 {
+				r.report(Progress{Phase: "copy", Done: scanned})
+			}
 		}
-		if r.selected(ctx, rec) {
+		if in && r.selected(ctx, rec) {
 			origin := retry.Coordinates(rec)
 			switch l, done := last[rec.Partition]; {
 			case onQueues[origin] == undecided:

@@ -5,8 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
 	"reflect"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,8 +21,11 @@ import (
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
+	"github.com/inletdev/inlet/pkg/processor"
+	"github.com/inletdev/inlet/pkg/processor/processortest"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/testenv"
 )
 
 func TestReplay(t *testing.T) {
@@ -762,5 +769,295 @@ func TestReplayFillTakesEventsWhoseEntryHasNoCopy(t *testing.T) {
 	sum := h.replay(t, "fill-nocopy", Fill, before)
 	if sum.Read != 1 || sum.Applied != 1 || sum.OnFailureQueues != 0 || !sum.Complete {
 		t.Fatalf("summary %+v; want the record read and applied, none left on the failure queues", sum)
+	}
+}
+
+// TestReplayDefaultIDOfALongSourceIsValid: a source name may be 64
+// characters (pkg/source), and the id DefaultID derives from it must pass
+// Validate. Over 58 characters it was longer than 100, and the replay
+// was refused as if the user had given a bad --id. A long id is cut and
+// hashed: valid, the same for the same command (a resume), and distinct
+// for other sources sharing the cut, other ranges and modes.
+func TestReplayDefaultIDOfALongSourceIsValid(t *testing.T) {
+	from := time.Date(2025, 1, 31, 0, 0, 0, 0, time.UTC)
+	to := time.Date(2025, 2, 1, 0, 0, 0, 0, time.UTC)
+	long := strings.Repeat("s", 64)
+	seen := map[string]string{}
+	for _, c := range []struct {
+		name     string
+		src      string
+		from, to time.Time
+		mode     Mode
+	}{
+		{"64 characters", long, from, to, Rebuild},
+		{"59 characters", long[:59], from, to, Rebuild},
+		{"another source sharing the cut", long[:63] + "t", from, to, Rebuild},
+		{"another mode", long, from, to, Fill},
+		{"another range", long, from.Add(time.Second), to, Rebuild},
+		{"to a millisecond apart", long, from, to.Add(time.Millisecond), Rebuild},
+		{"open start", long, time.Time{}, to, Rebuild}, // short enough: not cut
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			id := DefaultID(c.src, c.from, c.to, c.mode)
+			cfg := Config{ID: id, Source: c.src, From: c.from, To: c.to, Mode: c.mode}
+			if err := cfg.Validate(); err != nil {
+				t.Fatalf("default id %q (%d chars) refused: %v", id, len(id), err)
+			}
+			if again := DefaultID(c.src, c.from, c.to, c.mode); again != id {
+				t.Fatalf("the same parameters gave %q, then %q: a resume would not find the replay", id, again)
+			}
+			if other, ok := seen[id]; ok {
+				t.Fatalf("id %q is also %s's", id, other)
+			}
+			seen[id] = c.name
+			if !regexp.MustCompile(`^s+t?-(open|\d{8}T\d{6}Z)-\d{8}T\d{6}Z-` + string(c.mode) + `(-[0-9a-f]{12})?$`).MatchString(id) {
+				t.Errorf("id %q: want <source (cut)>-<from>-<to>-<mode>(-<hash>, when cut)", id)
+			}
+		})
+	}
+	// Up to 58 characters, as before.
+	if id := DefaultID(long[:58], from, to, Rebuild); id != long[:58]+"-20250131T000000Z-20250201T000000Z-rebuild" {
+		t.Errorf("default id of a 58-character source %q", id)
+	}
+}
+
+// TestReplayRangeIsByRecordTime: From and To bound the raw records' own
+// timestamps, [From, To). Ingest stamps a record with the time its
+// request was received, before the produce, so two concurrent requests
+// (or two ingest replicas) land out of time order. The range was cut by
+// offset (the first record at or after From, and at or after To): a
+// record received before To but written after a later-stamped one was
+// left out, and one received before From but written after a later one
+// was taken.
+func TestReplayRangeIsByRecordTime(t *testing.T) {
+	h := newHarness(t)
+	cl := h.env.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(0))
+	to := time.Now().Add(-2 * time.Minute).Truncate(time.Millisecond)
+	from := to.Add(-time.Hour)
+	h.sendAt(t, cl, "stripe", "evt_before", "pi_before", from.Add(-time.Hour))
+	h.sendAt(t, cl, "stripe", "evt_first", "pi_first", from.Add(5*time.Millisecond))
+	h.sendAt(t, cl, "stripe", "evt_early", "pi_early", from.Add(-5*time.Millisecond)) // received before From, written after evt_first
+	h.sendAt(t, cl, "stripe", "evt_in", "pi_in", to.Add(-10*time.Second))
+	h.sendAt(t, cl, "stripe", "evt_after", "pi_after", to.Add(5*time.Millisecond))
+	h.sendAt(t, cl, "stripe", "evt_late", "pi_late", to.Add(-5*time.Millisecond)) // received before To, written after evt_after
+	h.sendAt(t, cl, "stripe", "evt_later", "pi_later", to.Add(time.Hour))
+	want := []string{"stripe:evt_first", "stripe:evt_in", "stripe:evt_late"}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cfg := Config{ID: "by-time", Source: "stripe", From: from, To: to, Mode: Fill, Processor: h.pcfg()}
+	sum, err := Run(ctx, cfg, h.deps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range h.env.ReadAll(t, Topic(h.topics, "by-time"), len(want), 300*time.Millisecond, 10*time.Second) {
+		got = append(got, string(r.Key))
+	}
+	slices.Sort(got) // the copies are spread over the replay topic's partitions
+	if !reflect.DeepEqual(got, want) || sum.Read != 3 || sum.Scanned != 3 || sum.SourceRecords != 3 || !sum.Complete {
+		t.Fatalf("copied %v, summary %+v; want %v (the records whose times are in [%v, %v)), read and scanned 3",
+			got, sum, want, from, to)
+	}
+
+	t.Run("a copy stopped in the middle goes on by record time, copying nothing twice", func(t *testing.T) {
+		defer func(c int) { copyChunk, afterCommit = c, nil }(copyChunk)
+		copyChunk = 1
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		afterCommit = cancel // after the first copy
+		cfg := Config{ID: "by-time-2", Source: "stripe", From: from, To: to, Mode: Fill, Processor: h.pcfg()}
+		if _, err := Run(ctx, cfg, h.deps()); err == nil || !strings.Contains(err.Error(), "1 records copied so far stay") {
+			t.Fatalf("stopped run: %v; want it stopped after its first copy", err)
+		}
+		afterCommit = nil
+		sum := h.runToEnd(t, cfg)
+		var got []string
+		for _, r := range h.env.ReadAll(t, Topic(h.topics, "by-time-2"), len(want), 300*time.Millisecond, 10*time.Second) {
+			got = append(got, string(r.Key))
+		}
+		slices.Sort(got)
+		if !reflect.DeepEqual(got, want) || sum.Read != 3 || sum.Scanned != 3 || !sum.Complete || !sum.Resumed {
+			t.Fatalf("copied %v, summary %+v; want %v once each, read and scanned 3", got, sum, want)
+		}
+	})
+}
+
+// runToEnd runs cfg to its end.
+func (h *harness) runToEnd(t *testing.T, cfg Config) *Summary {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sum, err := Run(ctx, cfg, h.deps())
+	if err != nil {
+		t.Fatalf("replay %s: %v", cfg.ID, err)
+	}
+	return sum
+}
+
+// TestReplayStoppedAsProcessingEndsIsComplete: a replay stopped (Ctrl-C)
+// just as its last copy got its outcome, while the processor shut down,
+// is finished: complete, recorded so, and no error. The complete flag was
+// written with the cancelled context and failed, and the run returned
+// complete together with context.Canceled ("interrupted", exit 1), the
+// flag unrecorded.
+func TestReplayStoppedAsProcessingEndsIsComplete(t *testing.T) {
+	h := newHarness(t)
+	for i := range 3 {
+		h.send("stripe", fmt.Sprintf("evt_k%d", i), fmt.Sprintf("pi_k%d", i), 1700000000+int64(i))
+	}
+	h.process(3)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d := h.deps()
+	stopped := false
+	d.Progress = func(p Progress) {
+		if p.Phase == "process" && p.Total > 0 && p.Done >= p.Total {
+			stopped = true
+			cancel()
+		}
+	}
+	cfg := Config{ID: "stop-at-end", Source: "stripe", Mode: Rebuild, Processor: h.pcfg()}
+	sum, err := Run(ctx, cfg, d)
+	if !stopped {
+		t.Fatal("the run was not stopped where the test meant to")
+	}
+	rec, _ := h.rdb.HGet(context.Background(), h.env.Prefix+":replay:stop-at-end", fComplete).Result()
+	if err != nil || !sum.Complete || rec != "1" {
+		t.Fatalf("stopped as processing ended: %v, summary %+v, complete recorded %q; want no error, complete and recorded", err, sum, rec)
+	}
+	again := h.replay(t, "stop-at-end", Rebuild, time.Time{})
+	if !again.Resumed || !again.Complete || again.Read != 3 || again.Applied+again.Stale+again.Duplicate != 3 {
+		t.Fatalf("run again: %+v; want the finished replay's summary", again)
+	}
+}
+
+// The second run of TestReplaySameIDTwiceAtOnceIsRefused, in a process of
+// its own, is given the stack by these variables.
+const (
+	twiceBrokers  = "INLET_REPLAY_TWICE_BROKERS"
+	twiceRegistry = "INLET_REPLAY_TWICE_REGISTRY"
+	twiceRedis    = "INLET_REPLAY_TWICE_REDIS"
+	twicePrefix   = "INLET_REPLAY_TWICE_PREFIX"
+	twiceHolder   = "INLET_REPLAY_TWICE_HOLDER" // the first run's pid
+)
+
+func twiceConfig(pcfg processor.Config) Config {
+	return Config{ID: "twice", Source: "stripe", Mode: Fill, Processor: pcfg}
+}
+
+// TestReplaySameIDTwiceAtOnceIsRefused: the same replay run twice at once
+// (a second terminal, a retried Job whose first pod still runs), each in
+// its own process: the second is refused at once, naming the first run's
+// host and pid, and the first finishes. Both ran: they joined the
+// replay's group, split its partitions, and each waited for every copy's
+// outcome counted by itself, so neither ever finished.
+func TestReplaySameIDTwiceAtOnceIsRefused(t *testing.T) {
+	if os.Getenv(twiceBrokers) != "" {
+		t.Skip("in the second run's process: TestReplaySameIDTwiceAtOnceSecondRun runs")
+	}
+	h := newHarness(t)
+	for i := range 3 {
+		h.send("stripe", fmt.Sprintf("evt_t%d", i), fmt.Sprintf("pi_t%d", i), 1700000000+int64(i))
+	}
+	h.process(3)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// The first run is held at its first progress report while
+	// processing, until the second has run.
+	processing, release := make(chan struct{}), make(chan struct{})
+	held := false
+	d := h.deps()
+	d.Progress = func(p Progress) {
+		if p.Phase == "process" && !held {
+			held = true
+			close(processing)
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+	}
+	type result struct {
+		sum *Summary
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		sum, err := Run(ctx, twiceConfig(h.pcfg()), d)
+		done <- result{sum, err}
+	}()
+	select {
+	case <-processing:
+	case r := <-done:
+		t.Fatalf("the first run ended before processing: %+v, %v", r.sum, r.err)
+	case <-ctx.Done():
+		t.Fatal("the first run did not reach processing")
+	}
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestReplaySameIDTwiceAtOnceSecondRun$", "-test.count=1", "-test.v")
+	cmd.Env = append(os.Environ(), twiceBrokers+"="+strings.Join(h.env.Brokers, ","), twiceRegistry+"="+h.env.RegistryURL,
+		twiceRedis+"="+h.env.RedisURL, twicePrefix+"="+h.env.Prefix, twiceHolder+"="+strconv.Itoa(os.Getpid()))
+	out, cerr := cmd.CombinedOutput()
+	close(release)
+	if cerr != nil || !strings.Contains(string(out), "--- PASS: TestReplaySameIDTwiceAtOnceSecondRun") {
+		t.Errorf("the second run: %v:\n%s", cerr, out)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || !r.sum.Complete || r.sum.Read != 3 || r.sum.Duplicate != 3 {
+			t.Fatalf("the first run: %+v, %v; want it complete, 3 read, all duplicates", r.sum, r.err)
+		}
+	case <-ctx.Done():
+		t.Fatal("the first run did not finish")
+	}
+	// Its lock released: the id runs again (and reports its summary).
+	if again := h.runToEnd(t, twiceConfig(h.pcfg())); !again.Complete || !again.Resumed {
+		t.Fatalf("run again after the first ended: %+v", again)
+	}
+}
+
+// TestReplaySameIDTwiceAtOnceSecondRun is the second run of
+// TestReplaySameIDTwiceAtOnceIsRefused, in a process of its own.
+func TestReplaySameIDTwiceAtOnceSecondRun(t *testing.T) {
+	brokers := os.Getenv(twiceBrokers)
+	if brokers == "" {
+		t.Skip("run by TestReplaySameIDTwiceAtOnceIsRefused")
+	}
+	t.Setenv("T_STRIPE", "s")
+	env := &testenv.Env{Brokers: strings.Split(brokers, ","), RegistryURL: os.Getenv(twiceRegistry),
+		RedisURL: os.Getenv(twiceRedis), Prefix: os.Getenv(twicePrefix)}
+	s := processortest.New(t, env, testSources)
+	h := &harness{t: t, stack: s, env: env, topics: s.Topics, sources: s.Sources, router: s.Router, codec: s.Codec, rdb: s.Redis, store: s.Store}
+	before, err := h.rdb.HGetAll(context.Background(), env.Prefix+":replay:twice").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// At once: the first run holds the id until the test lets it go on.
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	sum, err := Run(ctx, twiceConfig(h.pcfg()), h.deps())
+	var running *RunningError
+	if !errors.As(err, &running) || !errors.Is(err, ErrRunning) || sum != nil {
+		t.Fatalf("second run of the id: %+v, %v; want ErrRunning at once, no summary", sum, err)
+	}
+	host, _ := os.Hostname()
+	pid := os.Getenv(twiceHolder)
+	if strconv.Itoa(running.Holder.PID) != pid || running.Holder.Host != host || time.Since(running.Holder.Since) > time.Minute ||
+		!strings.Contains(err.Error(), fmt.Sprintf("host %s, pid %s, since ", host, pid)) {
+		t.Fatalf("refused with %v (holder %+v); want it to name the first run: host %s, pid %s, since its start", err, running.Holder, host, pid)
+	}
+	var lock Holder
+	if v, err := h.rdb.Get(context.Background(), env.Prefix+":replay:twice:lock").Result(); err != nil || json.Unmarshal([]byte(v), &lock) != nil || lock.Token == "" {
+		t.Fatalf("the first run's lock: %q, %v", v, err)
+	}
+	if strings.Contains(err.Error(), lock.Token) || running.Holder.Token != "" {
+		t.Fatalf("the refusal shows the lock's token: %v", err)
+	}
+	after, err := h.rdb.HGetAll(context.Background(), env.Prefix+":replay:twice").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(before, after) {
+		t.Fatalf("the refused run changed the progress record: %v, then %v", before, after)
 	}
 }

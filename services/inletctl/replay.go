@@ -30,7 +30,8 @@ import (
 const replayUsage = `Usage: inletctl [connection flags] replay --source S [--from T1] [--to T2] [--mode fill|rebuild] [--id NAME] [flags]
 
 Re-reads the raw topic's records of one source received in [--from, --to)
-and processes them again (in this process, as consumer group
+(by each record's time, read from a minute around the range: records land
+out of time order) and processes them again (in this process, as consumer group
 inlet-replay-<id>, into the ordinary processed/state/DLQ/invalid topics and
 Redis state).
 
@@ -43,7 +44,9 @@ Redis state).
            entity whose state is an event outside the range, such as a
            newer one received since, is kept and reported)
 
-Interrupt (Ctrl-C) and run the same command again to resume. With --to
+Interrupt (Ctrl-C) and run the same command again to resume; while a run
+of the id is under way (another terminal, another pod), a second one is
+refused at once (exit 2), naming the host and pid of the first. With --to
 the id defaults to one derived from source, range and mode; without it
 (up to the end of the topic when the first run starts) name the replay
 with --id. A --to or --from later than now is refused: the raw topic
@@ -190,7 +193,9 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	if tty {
 		fmt.Fprint(out, "\r\033[K")
 	}
-	if errors.Is(err, replay.ErrConfig) || errors.Is(err, replay.ErrMismatch) {
+	// Another run of the id under way is refused at once, before
+	// anything is read: as a usage error, run the command later.
+	if errors.Is(err, replay.ErrConfig) || errors.Is(err, replay.ErrMismatch) || errors.Is(err, replay.ErrRunning) {
 		return exitUsage, err
 	}
 	if sum != nil {

@@ -234,6 +234,37 @@ func TestReplayCommand(t *testing.T) {
 			t.Fatalf("again: exit %d %v: %s", code, err, out.String())
 		}
 	})
+	t.Run("a second run of an id under way is refused with exit 2", func(t *testing.T) {
+		// Two runs of one id at once (a second terminal, a retried Job
+		// whose first pod still runs) shared the replay's group and both
+		// waited forever. The first run's lock, as it writes it, names it.
+		env, codec, flags := cliEnv(t)
+		sendRaw(t, env, codec, env.Client(t, kgo.ProducerLinger(0)), "evt_l", 1700000000)
+		rdb := redis.NewClient(mustParseRedisURL(t, env.RedisURL))
+		defer rdb.Close()
+		since := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
+		holder, _ := json.Marshal(replay.Holder{Host: "replay-pod-1", PID: 4242, Since: since, Token: "tok-secret"})
+		if err := rdb.Set(context.Background(), env.Prefix+":replay:cli-busy:lock", holder, time.Minute).Err(); err != nil {
+			t.Fatal(err)
+		}
+		from := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+		var out bytes.Buffer
+		code, err := run(append(flags, "replay", "--source", "stripe", "--from", from, "--id", "cli-busy"), &out)
+		if code != exitUsage || err == nil {
+			t.Fatalf("exit %d (%v), want %d and an error\n%s", code, err, exitUsage, out.String())
+		}
+		for _, w := range []string{"cli-busy", "host replay-pod-1, pid 4242, since " + since.Format(time.RFC3339)} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("error %q does not say %q", err, w)
+			}
+		}
+		if strings.Contains(err.Error(), "tok-secret") {
+			t.Errorf("error %q shows the lock's token", err)
+		}
+		if n, err := rdb.Exists(context.Background(), env.Prefix+":replay:cli-busy").Result(); err != nil || n != 0 {
+			t.Fatalf("progress record exists: %d (%v): the refused run started", n, err)
+		}
+	})
 	t.Run("history off as on the processor writes none", func(t *testing.T) {
 		env, codec, flags := cliEnv(t)
 		cl := env.Client(t, kgo.ProducerLinger(0))
