@@ -80,9 +80,10 @@ type Config struct {
 	// time has come waits for a slot, and the wait counts in its latency.
 	// Default 2000.
 	MaxInFlight int
-	// Timeout is the per-request timeout. Default 10s.
+	// Timeout is the per-request timeout. Default 10s; negative is refused.
 	Timeout time.Duration
-	// BodyLimit is the sources' max_body, for the large scenario. Default 1 MiB.
+	// BodyLimit is the sources' max_body, for the large scenario. Default
+	// 1 MiB; negative is refused.
 	BodyLimit int
 	// Secrets sign the deliveries.
 	Secrets Secrets
@@ -146,6 +147,10 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("gen: duration %v out of (0, 10m]", c.Duration)
 	case c.MaxRequests < 0 || c.MaxInFlight < 0:
 		return errors.New("gen: max-requests and max-inflight must be positive")
+	case c.Timeout < 0:
+		return fmt.Errorf("gen: timeout %v must be positive", c.Timeout)
+	case c.BodyLimit < 0:
+		return fmt.Errorf("gen: body-limit %d must be positive", c.BodyLimit)
 	}
 	for _, u := range []string{c.Target, c.AdminURL} {
 		if u == "" {

@@ -51,8 +51,8 @@ func (e *Event) Accepted() int { return int(e.accepted.Load()) }
 // Rejected is the number answered with a definitive 4xx (nothing written).
 func (e *Event) Rejected() int { return int(e.rejected.Load()) }
 
-// Ambiguous is the number with no definitive answer (5xx, 429, timeout):
-// the event may or may not be on the log.
+// Ambiguous is the number with no definitive answer (5xx, 408, 429, no
+// answer): the event may or may not be on the log.
 func (e *Event) Ambiguous() int { return int(e.ambiguous.Load()) }
 
 // record counts one delivery's answer.
@@ -60,7 +60,7 @@ func (e *Event) record(status int) {
 	switch {
 	case status >= 200 && status < 300:
 		e.accepted.Add(1)
-	case status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests:
+	case status >= 400 && status < 500 && !retryable(status):
 		e.rejected.Add(1)
 	default:
 		e.ambiguous.Add(1)

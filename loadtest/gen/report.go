@@ -209,11 +209,11 @@ func secs(s float64) string {
 var reportTmpl = template.Must(template.New("report").Parse(`<!doctype html>
 <html><head><meta charset="utf-8"><title>Inlet load test: {{(index .Summary 0).V}}</title>
 <style>body{font-family:sans-serif;margin:2em;max-width:70em}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;text-align:left}
-.pass{color:#070;font-weight:bold}.fail{color:#b00;font-weight:bold}img{max-width:100%}</style></head><body>
+.pass{color:#070;font-weight:bold}.fail{color:#b00;font-weight:bold}.skip{color:#777}img{max-width:100%}</style></head><body>
 <h1>Inlet load test</h1>
-{{with .Verdict}}<h2>Verdict: {{if .Pass}}<span class="pass">PASS</span>{{else}}<span class="fail">FAIL</span>{{end}}</h2>
+{{with .Verdict}}<h2>Verdict: {{if .Pass}}<span class="pass">PASS</span>{{else}}<span class="fail">FAIL</span>{{end}}{{with .Skipped}} ({{.}} checks not made){{end}}</h2>
 <table><tr><th></th><th>check</th><th>detail</th></tr>
-{{range .Checks}}<tr><td class="{{if .Pass}}pass{{else}}fail{{end}}">{{if .Pass}}ok{{else}}FAIL{{end}}</td><td>{{.Name}}</td><td>{{.Detail}}</td></tr>
+{{range .Checks}}<tr><td class="{{if .Skipped}}skip{{else if .Pass}}pass{{else}}fail{{end}}">{{if .Skipped}}not checked{{else if .Pass}}ok{{else}}FAIL{{end}}</td><td>{{.Name}}</td><td>{{.Detail}}</td></tr>
 {{end}}</table>{{else}}<h2>Verdict: not verified</h2>{{end}}
 <h2>Run</h2><table>{{range .Summary}}<tr><th>{{.K}}</th><td>{{.V}}</td></tr>{{end}}</table>
 <h2>Ingest latency (HDR histogram, from the intended send time: coordinated-omission safe)</h2>

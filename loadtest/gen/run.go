@@ -47,8 +47,10 @@ type Result struct {
 	Windows []Window
 	// Codes counts answers by status code (0: no answer).
 	Codes map[int]int
-	// Unexpected counts answers other than the expected one, 5xx, 429 and
-	// transport errors excepted (those are Retryable).
+	// Unexpected counts answers other than the expected one, retryable
+	// ones excepted (5xx, 408, 429 and transport errors: those are
+	// Retryable), and batch answers that refused a valid line (see
+	// Delivery.Refused) whatever their code.
 	Unexpected, Retryable int
 	// Scrapes are the admin /metrics samples, one a second (empty when no
 	// admin URL was given).
@@ -212,7 +214,7 @@ func (r *Runner) send(ctx context.Context, d *Delivery, intended time.Time) {
 		return
 	}
 	if d.Batch != nil {
-		recordBatch(d.Batch, resp.StatusCode, body)
+		d.Refused = recordBatch(d.Batch, resp.StatusCode, body)
 	}
 	r.finish(d, intended, resp.StatusCode, nil)
 }
@@ -251,8 +253,14 @@ func (r *Runner) request(ctx context.Context, d *Delivery, now time.Time) (*http
 	return req, nil
 }
 
-// recordBatch counts each line's answer from the batch response.
-func recordBatch(lines []*Event, status int, body []byte) {
+// recordBatch counts each line's answer from the batch response and
+// returns how many valid lines it refused: rejected, or given no result.
+// Ingest gives no result to the line where it stopped reading and those
+// after it (pkg/ingest handleBatch): they were not read, so nothing of
+// them was written, and they count as rejected. Without per-line results,
+// every line gets the answer's code, except 207, which says some lines
+// were not written without saying which: those are ambiguous.
+func recordBatch(lines []*Event, status int, body []byte) (refused int) {
 	var ans struct {
 		Results []struct {
 			Line   int    `json:"line"`
@@ -261,25 +269,42 @@ func recordBatch(lines []*Event, status int, body []byte) {
 	}
 	if (status == http.StatusOK || status == http.StatusMultiStatus || status == http.StatusServiceUnavailable) &&
 		json.Unmarshal(body, &ans) == nil && len(ans.Results) > 0 {
+		answered := make([]bool, len(lines))
 		for _, res := range ans.Results {
-			if res.Line < 1 || res.Line > len(lines) {
+			if res.Line < 1 || res.Line > len(lines) || answered[res.Line-1] {
 				continue
 			}
+			answered[res.Line-1] = true
 			e := lines[res.Line-1]
 			switch res.Status {
 			case "accepted":
 				e.record(http.StatusAccepted)
 			case "rejected":
 				e.record(http.StatusBadRequest)
+				if !e.Invalid {
+					refused++
+				}
 			default:
 				e.record(http.StatusServiceUnavailable)
 			}
 		}
-		return
+		for i, e := range lines {
+			if !answered[i] {
+				e.record(http.StatusBadRequest)
+				if !e.Invalid {
+					refused++
+				}
+			}
+		}
+		return refused
+	}
+	if status == http.StatusMultiStatus {
+		status = 0
 	}
 	for _, e := range lines {
 		e.record(status)
 	}
+	return 0
 }
 
 func (r *Runner) finish(d *Delivery, intended time.Time, status int, err error) {
@@ -303,8 +328,10 @@ func (r *Runner) finish(d *Delivery, intended time.Time, status int, err error) 
 	res := r.res
 	res.Codes[status]++
 	switch {
-	case expected(d.Expect, status):
-	case status == 0 || status >= 500 || status == http.StatusTooManyRequests:
+	case d.Refused > 0:
+		res.Unexpected++ // a valid event refused, whatever the code
+	case d.expects(status):
+	case retryable(status):
 		res.Retryable++
 	default:
 		res.Unexpected++
@@ -322,11 +349,22 @@ func (r *Runner) finish(d *Delivery, intended time.Time, status int, err error) 
 	}
 }
 
-func expected(want, got int) bool {
-	if want >= 200 && want < 300 {
-		return got >= 200 && got < 300
+// expects says whether status is the answer the delivery expects. A
+// webhook expecting a 2xx takes any 2xx; a batch takes exactly its code,
+// since its 2xx codes differ in what they say of the lines (200: every
+// line durable; 207: some refused or not read).
+func (d *Delivery) expects(status int) bool {
+	if d.Batch == nil && d.Expect >= 200 && d.Expect < 300 {
+		return status >= 200 && status < 300
 	}
-	return want == got
+	return status == d.Expect
+}
+
+// retryable says whether an answer leaves the sender to retry: no answer
+// (a transport error or timeout), 5xx, 408 (the body did not arrive in
+// time; nothing was written) and 429.
+func retryable(status int) bool {
+	return status == 0 || status >= 500 || status == http.StatusRequestTimeout || status == http.StatusTooManyRequests
 }
 
 // Summary is a one-screen text summary of the answers.

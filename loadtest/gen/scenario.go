@@ -16,9 +16,13 @@ type Delivery struct {
 	Batch []*Event
 	// BadSignature signs with a wrong secret (expect 401).
 	BadSignature bool
-	// Expect is the expected status: 202 for a webhook, 200 for a batch,
-	// 401 for a bad signature, 413 for a body over the limit.
+	// Expect is the expected status: 202 for a webhook (any 2xx will do),
+	// 200 for a batch of valid lines (exactly), 401 for a bad signature,
+	// 413 for a body over the limit.
 	Expect int
+	// Refused counts the batch's valid lines the answer rejected or left
+	// without a result; any makes the answer unexpected.
+	Refused int
 
 	// Status is the answer's code; 0 when none came (Err says why).
 	Status int

@@ -2,6 +2,7 @@ package gen
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -101,6 +102,141 @@ func TestLatencyIncludesQueueing(t *testing.T) {
 	}
 	if mx := us(res.Latency.Max()); mx > 3*time.Second {
 		t.Errorf("max %v: longer than the run", mx)
+	}
+}
+
+// answering is a target that answers every request with status and body
+// (JSON when body is set).
+func answering(t *testing.T, status int, body string) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if body != "" {
+			w.Header().Set("Content-Type", "application/json")
+		}
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, body)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// runOne sends the single delivery d to srv.
+func runOne(t *testing.T, srv *httptest.Server, d *Delivery) *Result {
+	t.Helper()
+	r, err := NewRunner(Config{Target: srv.URL, Timeout: 2 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.RunPlan(context.Background(), []*Delivery{d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// validBatch is a delivery like the mix scenario's batches: BatchLines
+// valid billing lines, expecting 200.
+func validBatch(runID string) *Delivery {
+	p := &planner{runID: runID, start: time.Now()}
+	d := &Delivery{At: 0, Expect: 200}
+	for range BatchLines {
+		e := p.newEvent(KindStandardWebhooks, p.start)
+		e.Batch = true
+		d.Batch = append(d.Batch, e)
+	}
+	return d
+}
+
+// observedAsAnswered is what a system that did exactly what the answers
+// say leaves behind: each accepted event on raw, one processed record per
+// entity, the state naming it, and the outcome counters risen by the
+// accepted deliveries.
+func observedAsAnswered(res *Result) Observed {
+	raw, proc, state := map[string]int{}, map[string]int{}, map[string]string{}
+	for _, e := range res.Events {
+		if e.Accepted() > 0 {
+			raw[e.RawKey()] += e.Accepted()
+			proc[e.EntityKey] = 1
+			state[e.EntityKey] = e.CorrelationID()
+		}
+	}
+	acc, _ := res.AcceptedDeliveries()
+	before := Scrape{Outcomes: map[string]float64{}}
+	after := Scrape{Outcomes: map[string]float64{"processed": float64(acc)}}
+	return Observed{RawKeys: raw, Processed: proc, StateLast: state, Before: &before, After: &after, Settled: true}
+}
+
+// TestBatchRefusingValidLineIsUnexpected guards "a valid event refused
+// fails the run" for NDJSON batches. Before, a batch expecting 200 took
+// any 2xx, so a 207 that rejected one of its valid lines was an expected
+// answer, the rejected line was left out of every check, and the verdict
+// was PASS; lines given no result (the batch cut short) were not recorded
+// at all, and a 503 that rejected a valid line counted only as retryable.
+func TestBatchRefusingValidLineIsUnexpected(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		status   int
+		results  string
+		rejected []int // 0-based lines that must count as rejected
+	}{
+		{"207 rejecting a line", http.StatusMultiStatus,
+			`{"line":1,"status":"accepted"},{"line":2,"status":"accepted"},` +
+				`{"line":3,"status":"rejected","error":"missing required field(s): data"},` +
+				`{"line":4,"status":"accepted"},{"line":5,"status":"accepted"}`, []int{2}},
+		{"207 cut short after two lines", http.StatusMultiStatus,
+			`{"line":1,"status":"accepted"},{"line":2,"status":"accepted"}`, []int{2, 3, 4}},
+		{"200 leaving a line without a result", http.StatusOK,
+			`{"line":1,"status":"accepted"},{"line":2,"status":"accepted"},` +
+				`{"line":3,"status":"accepted"},{"line":4,"status":"accepted"}`, []int{4}},
+		{"503 rejecting a line", http.StatusServiceUnavailable,
+			`{"line":1,"status":"accepted"},{"line":2,"status":"rejected","error":"malformed"},` +
+				`{"line":3,"status":"failed"},{"line":4,"status":"accepted"},{"line":5,"status":"accepted"}`, []int{1}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := answering(t, tc.status, `{"results":[`+tc.results+`]}`)
+			d := validBatch("rvb")
+			res := runOne(t, srv, d)
+			if res.Unexpected != 1 || res.Retryable != 0 {
+				t.Errorf("unexpected %d, retryable %d; want 1, 0", res.Unexpected, res.Retryable)
+			}
+			if d.Refused != len(tc.rejected) {
+				t.Errorf("refused %d lines, want %d", d.Refused, len(tc.rejected))
+			}
+			for _, i := range tc.rejected {
+				if e := d.Batch[i]; e.Rejected() != 1 || e.Accepted()+e.Ambiguous() != 0 {
+					t.Errorf("line %d: rejected %d accepted %d ambiguous %d; want it rejected once",
+						i+1, e.Rejected(), e.Accepted(), e.Ambiguous())
+				}
+			}
+			if v := CheckOutcome(res.Events, res.Unexpected, observedAsAnswered(res)); v.Pass {
+				t.Errorf("a valid batch line refused passed:\n%s", v)
+			}
+		})
+	}
+}
+
+// TestTimeout408IsRetryable guards that a 408 (ingest's answer when a body
+// did not arrive within its read timeout: nothing written) counts as a
+// retryable answer, as the event itself counts it ambiguous. Before, it
+// counted as unexpected, failing "http answers".
+func TestTimeout408IsRetryable(t *testing.T) {
+	p := &planner{runID: "rv408", start: time.Now()}
+	for name, d := range map[string]*Delivery{
+		"webhook": p.single(KindGitHub, 0),
+		"batch":   validBatch("rv408b"),
+	} {
+		t.Run(name, func(t *testing.T) {
+			res := runOne(t, answering(t, http.StatusRequestTimeout, ""), d)
+			for _, e := range res.Events {
+				if e.Ambiguous() != 1 {
+					t.Fatalf("event ambiguous %d, want 1", e.Ambiguous())
+				}
+			}
+			if res.Unexpected != 0 || res.Retryable != 1 {
+				t.Errorf("408 counted unexpected %d, retryable %d; want 0, 1", res.Unexpected, res.Retryable)
+			}
+		})
 	}
 }
 

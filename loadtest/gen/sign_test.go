@@ -122,8 +122,8 @@ func TestAgainstIngest(t *testing.T) {
 			t.Log(res.Summary())
 			if res.Unexpected != 0 || res.Retryable != 0 {
 				for _, d := range res.Deliveries {
-					if !expected(d.Expect, d.Status) {
-						t.Errorf("delivery of %v: got %d %s, want %d", d.Event, d.Status, d.Err, d.Expect)
+					if !d.expects(d.Status) || d.Refused > 0 {
+						t.Errorf("delivery of %v: got %d %s (%d valid lines refused), want %d", d.Event, d.Status, d.Err, d.Refused, d.Expect)
 						break
 					}
 				}
@@ -176,5 +176,21 @@ func TestLoopbackOnly(t *testing.T) {
 		if err := cfg.Validate(); (err == nil) != tc.ok {
 			t.Errorf("%s allow=%t: err %v", tc.url, tc.allow, err)
 		}
+	}
+}
+
+// TestValidateRefusesNegative guards Validate's bounds on -timeout and
+// -body-limit. Before, a negative timeout passed, and RunPlan then
+// panicked making its per-second windows with a negative length.
+func TestValidateRefusesNegative(t *testing.T) {
+	for name, cfg := range map[string]Config{
+		"timeout":    {Timeout: -time.Hour},
+		"body limit": {BodyLimit: -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := cfg.Validate(); err == nil {
+				t.Errorf("%+v passed Validate", cfg)
+			}
+		})
 	}
 }

@@ -13,7 +13,7 @@ import (
 // Observed is what the outcome checker found after a run.
 type Observed struct {
 	// RawKeys counts the raw topic's records by key (only the run's keys
-	// need be present).
+	// need be present); nil when the topic was not read.
 	RawKeys map[string]int
 	// Processed counts inlet.processed records by entity key; nil when the
 	// topic was not read.
@@ -25,13 +25,20 @@ type Observed struct {
 	// scraped). Settled says the outcome counters stopped moving.
 	Before, After *Scrape
 	Settled       bool
+	// TopicsErr is why the topics could not be read, when reading them
+	// failed; the maps above are then nil, and the checks that need them
+	// say so.
+	TopicsErr error
 }
 
 // Check is one verdict line.
 type Check struct {
-	Name   string
-	Pass   bool
-	Detail string
+	Name string
+	Pass bool
+	// Skipped says the check was not made: what it needs was not
+	// collected (Detail says why). A skipped check passes.
+	Skipped bool
+	Detail  string
 }
 
 // Verdict is the outcome check of a run.
@@ -51,17 +58,41 @@ func (v *Verdict) add(name string, pass bool, format string, args ...any) {
 	}
 }
 
-// String is the verdict as printed: PASS or FAIL, then one line per check.
+// skip adds a check that was not made, and why.
+func (v *Verdict) skip(name, why string) {
+	v.Checks = append(v.Checks, Check{Name: name, Pass: true, Skipped: true, Detail: "not checked: " + why})
+}
+
+// Skipped is the number of checks not made.
+func (v *Verdict) Skipped() int {
+	n := 0
+	for _, c := range v.Checks {
+		if c.Skipped {
+			n++
+		}
+	}
+	return n
+}
+
+// String is the verdict as printed: PASS or FAIL (with the number of
+// checks not made), then one line per check.
 func (v *Verdict) String() string {
 	var b strings.Builder
 	if v.Pass {
-		b.WriteString("VERDICT: PASS\n")
+		b.WriteString("VERDICT: PASS")
 	} else {
-		b.WriteString("VERDICT: FAIL\n")
+		b.WriteString("VERDICT: FAIL")
 	}
+	if n := v.Skipped(); n > 0 {
+		fmt.Fprintf(&b, " (%d of %d checks not made)", n, len(v.Checks))
+	}
+	b.WriteString("\n")
 	for _, c := range v.Checks {
 		mark := "ok  "
-		if !c.Pass {
+		switch {
+		case c.Skipped:
+			mark = "--  "
+		case !c.Pass:
 			mark = "FAIL"
 		}
 		fmt.Fprintf(&b, "  %s %-26s %s\n", mark, c.Name, c.Detail)
@@ -79,8 +110,10 @@ func examples(xs []string) string {
 
 // CheckOutcome compares what the run was answered (events with their
 // accepted/rejected/ambiguous counts) with what is on the topics and in the
-// metrics. unexpected is the number of unexpected HTTP answers. It is pure:
-// tests feed it synthetic observations.
+// metrics. unexpected is the number of unexpected HTTP answers. A check
+// whose observations are missing (a topic not read, no metrics scraped) is
+// reported skipped, not failed. It is pure: tests feed it synthetic
+// observations.
 func CheckOutcome(events []*Event, unexpected int, obs Observed) *Verdict {
 	v := &Verdict{Pass: true, Events: len(events)}
 	var lost, written []string
@@ -98,7 +131,7 @@ func CheckOutcome(events []*Event, unexpected int, obs Observed) *Verdict {
 		v.AmbiguousDeliveries += amb
 		if acc > 0 {
 			v.AcceptedEvents++
-			if obs.RawKeys[e.RawKey()] == 0 {
+			if obs.RawKeys != nil && obs.RawKeys[e.RawKey()] == 0 {
 				v.Lost++
 				lost = append(lost, e.RawKey())
 			}
@@ -129,9 +162,20 @@ func CheckOutcome(events []*Event, unexpected int, obs Observed) *Verdict {
 		}
 	}
 	v.add("http answers", unexpected == 0, "%d unexpected answers", unexpected)
-	v.add("no 2xx lost (raw topic)", v.Lost == 0, "%d of %d 2xx'd events on inlet.raw; missing: %d %s",
-		v.AcceptedEvents-v.Lost, v.AcceptedEvents, v.Lost, examples(lost))
-	v.add("rejected not written", v.WrittenRejected == 0, "%d events answered 4xx found on inlet.raw %s", v.WrittenRejected, examples(written))
+	notRead := func(topic string) string {
+		if obs.TopicsErr != nil {
+			return fmt.Sprintf("%s not read: %v", topic, obs.TopicsErr)
+		}
+		return topic + " not read (-kafka)"
+	}
+	if obs.RawKeys != nil {
+		v.add("no 2xx lost (raw topic)", v.Lost == 0, "%d of %d 2xx'd events on inlet.raw; missing: %d %s",
+			v.AcceptedEvents-v.Lost, v.AcceptedEvents, v.Lost, examples(lost))
+		v.add("rejected not written", v.WrittenRejected == 0, "%d events answered 4xx found on inlet.raw %s", v.WrittenRejected, examples(written))
+	} else {
+		v.skip("no 2xx lost (raw topic)", notRead("inlet.raw"))
+		v.skip("rejected not written", notRead("inlet.raw"))
+	}
 
 	if obs.Before != nil && obs.After != nil {
 		v.OutcomeDelta = map[string]float64{}
@@ -146,7 +190,8 @@ func CheckOutcome(events []*Event, unexpected int, obs Observed) *Verdict {
 		inv := int(v.OutcomeDelta["invalid"])
 		v.add("planted invalid → invalid", inv >= invalidAccepted, "invalid rose by %d, planted %d accepted", inv, invalidAccepted)
 	} else {
-		v.add("every delivery has an outcome", false, "no admin metrics scraped (-admin)")
+		v.skip("every delivery has an outcome", "no admin metrics scraped (-admin)")
+		v.skip("planted invalid → invalid", "no admin metrics scraped (-admin)")
 	}
 
 	if obs.Processed != nil {
@@ -165,6 +210,9 @@ func CheckOutcome(events []*Event, unexpected int, obs Observed) *Verdict {
 		v.add("duplicates → one output", v.DuplicateOutputs == 0, "%d extra processed records %s", v.DuplicateOutputs, examples(dups))
 		v.add("valid events processed", v.Unprocessed == 0, "%d of %d entities without a processed record %s",
 			v.Unprocessed, len(entities), examples(missing))
+	} else {
+		v.skip("duplicates → one output", notRead("inlet.processed"))
+		v.skip("valid events processed", notRead("inlet.processed"))
 	}
 	if obs.StateLast != nil {
 		var stale []string
@@ -180,12 +228,14 @@ func CheckOutcome(events []*Event, unexpected int, obs Observed) *Verdict {
 		}
 		v.add("state is the newest", v.StaleState == 0, "%d of %d entities whose last state is not their newest update %s",
 			v.StaleState, len(entities), examples(stale))
+	} else {
+		v.skip("state is the newest", notRead("inlet.state"))
 	}
 	return v
 }
 
 // AddRetryable adds the check that at most maxShare of the sent requests
-// got a retryable answer (5xx, 429) or none (timeouts). Such answers lose
+// got a retryable answer (5xx, 408, 429) or none (timeouts). Such answers lose
 // nothing (the sender retries), but past maxShare the target is not
 // keeping up with the load.
 func (v *Verdict) AddRetryable(retryable, sent int, maxShare float64) {
@@ -193,7 +243,7 @@ func (v *Verdict) AddRetryable(retryable, sent int, maxShare float64) {
 	if sent > 0 {
 		share = float64(retryable) / float64(sent)
 	}
-	v.add("retryable answers", share <= maxShare, "%d of %d (%.2f%%) answered 5xx/429 or not at all; at most %.2f%%",
+	v.add("retryable answers", share <= maxShare, "%d of %d (%.2f%%) answered 5xx/408/429 or not at all; at most %.2f%%",
 		retryable, sent, 100*share, 100*maxShare)
 }
 

@@ -1,6 +1,7 @@
 package gen
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,56 @@ func TestCheckOutcome(t *testing.T) {
 			}
 		})
 	}
+	// Not reading the topics (-kafka '') or the metrics (-admin '') is
+	// documented; before, "no 2xx lost" still ran on the nil raw keys and
+	// reported every 2xx'd event lost, and "every delivery has an outcome"
+	// failed, so such a run could only FAIL.
+	notMade := func(t *testing.T, v *Verdict, why string, names ...string) {
+		t.Helper()
+		if !v.Pass {
+			t.Fatalf("want PASS:\n%s", v)
+		}
+		for _, name := range names {
+			found := false
+			for _, c := range v.Checks {
+				if c.Name != name {
+					continue
+				}
+				found = true
+				if !c.Skipped || !strings.Contains(c.Detail, why) {
+					t.Errorf("check %q skipped=%t (%s); want not checked: %s", c.Name, c.Skipped, c.Detail, why)
+				}
+			}
+			if !found {
+				t.Errorf("check %q missing:\n%s", name, v)
+			}
+		}
+		if !strings.Contains(v.String(), "not made") {
+			t.Errorf("the verdict does not say checks were not made:\n%s", v)
+		}
+	}
+	topicChecks := []string{"no 2xx lost (raw topic)", "rejected not written", "duplicates → one output",
+		"valid events processed", "state is the newest"}
+	t.Run("topics not read: their checks are not made", func(t *testing.T) {
+		evs, obs := world()
+		obs.RawKeys, obs.Processed, obs.StateLast = nil, nil, nil
+		v := CheckOutcome(evs, 0, obs)
+		if v.Lost != 0 {
+			t.Errorf("%d events reported lost from a topic not read", v.Lost)
+		}
+		notMade(t, v, "not read", topicChecks...)
+	})
+	t.Run("topics read failed: their checks are not made, with the error", func(t *testing.T) {
+		evs, obs := world()
+		obs.RawKeys, obs.Processed, obs.StateLast = nil, nil, nil
+		obs.TopicsErr = errors.New("gen: reading topics: context deadline exceeded after 12 records")
+		notMade(t, CheckOutcome(evs, 0, obs), "deadline exceeded after 12 records", topicChecks...)
+	})
+	t.Run("metrics not scraped: outcome checks are not made", func(t *testing.T) {
+		evs, obs := world()
+		obs.Before, obs.After = nil, nil
+		notMade(t, CheckOutcome(evs, 0, obs), "-admin", "every delivery has an outcome", "planted invalid → invalid")
+	})
 	t.Run("unanswered deliveries widen the outcome range", func(t *testing.T) {
 		evs, obs := world()
 		evs[0].record(503) // may or may not have been written

@@ -73,9 +73,9 @@ export const prims = {
   b64decode: (s) => encoding.b64decode(s, 'rawstd'),
 };
 
-// Answers other than the expected one, 5xx/429/timeouts excepted: must stay
-// 0 ("no 2xx lost" starts with no wrong answer). Retryable answers are a
-// rate: the sender would retry them.
+// Answers other than the expected one, 5xx/408/429/timeouts excepted: must
+// stay 0 ("no 2xx lost" starts with no wrong answer). Retryable answers are
+// a rate: the sender would retry them.
 export const unexpected = new Counter('inlet_unexpected_answers');
 export const retryable = new Rate('inlet_retryable');
 export const accepted = new Counter('inlet_accepted');
@@ -202,7 +202,7 @@ export function batchRequest(events) {
 // many raw records the answer made durable: 1 for a 2xx webhook.
 export function record(res, expect, records) {
   const ok = expect === 202 ? res.status >= 200 && res.status < 300 : res.status === expect;
-  const retry = !ok && (res.status === 0 || res.status >= 500 || res.status === 429);
+  const retry = !ok && (res.status === 0 || res.status >= 500 || res.status === 408 || res.status === 429);
   check(res, { expected_answer: () => ok });
   retryable.add(retry);
   if (!ok && !retry) unexpected.add(1, { status: String(res.status) });

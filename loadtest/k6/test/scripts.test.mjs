@@ -152,6 +152,24 @@ test('mix.js counts every accepted batch line in inlet_accepted', async () => {
   assert.equal(total, 4 * 5);
 });
 
+// Ingest answers 408 when a body did not arrive within its read timeout:
+// nothing was written, the sender retries. Before, record() counted it in
+// inlet_unexpected_answers, failing the run's count==0 threshold.
+test('record counts a 408 as retryable, not unexpected', async () => {
+  runs += 1;
+  const lib = await import(new URL(`lib/inlet.js?vu=${runs}.1`, dir).href);
+  const checks = globalThis.__k6checks;
+  try {
+    for (const expect of [202, 200]) {
+      assert.equal(lib.record({ status: 408 }, expect), false);
+    }
+    assert.deepEqual(lib.unexpected.samples, []);
+    assert.deepEqual(lib.retryable.samples.map(([v]) => v), [true, true]);
+  } finally {
+    globalThis.__k6checks = checks;
+  }
+});
+
 test('ramp.js reads DURATION=1m30s as 90s', async () => {
   runs += 1;
   globalThis.__ENV = { RATE: '400', DURATION: '1m30s', RUN_ID: 'nodetest' };
