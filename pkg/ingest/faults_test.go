@@ -24,15 +24,7 @@ import (
 func TestKafkaUnavailableAnswers503AndLosesNothing(t *testing.T) {
 	env := testenv.Embedded(t)
 	h := newHarness(t, env, func(c *Config) { c.AckTimeout = 700 * time.Millisecond })
-	var down atomic.Bool
-	c := env.Stack.Kafka
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if down.Load() {
-			return nil, errors.New("injected: broker unavailable"), true
-		}
-		return nil, nil, false
-	})
+	down := kafkaSwitch(env)
 
 	accepted := map[string]bool{}
 	send := func(id string) answer {
@@ -190,12 +182,10 @@ func TestReadyzNamesWhatIsUnreachable(t *testing.T) {
 	})
 }
 
-// kafkaDown makes every produce request fail until the returned func is
-// called.
-func kafkaDown(t *testing.T, env *testenv.Env) (up func()) {
-	t.Helper()
-	var down atomic.Bool
-	down.Store(true)
+// kafkaSwitch makes every produce request to env's broker fail while the
+// returned switch is on (it starts off).
+func kafkaSwitch(env *testenv.Env) *atomic.Bool {
+	down := new(atomic.Bool)
 	c := env.Stack.Kafka
 	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
 		c.KeepControl()
@@ -204,6 +194,15 @@ func kafkaDown(t *testing.T, env *testenv.Env) (up func()) {
 		}
 		return nil, nil, false
 	})
+	return down
+}
+
+// kafkaDown makes every produce request fail until the returned func is
+// called.
+func kafkaDown(t *testing.T, env *testenv.Env) (up func()) {
+	t.Helper()
+	down := kafkaSwitch(env)
+	down.Store(true)
 	return func() { down.Store(false) }
 }
 

@@ -142,15 +142,12 @@ func client(t *testing.T, url string) *Client {
 	return New(cl)
 }
 
+// fakeClient is a Client on a fresh fake registry.
 func fakeClient(t *testing.T) *Client {
 	t.Helper()
 	reg := srfake.New()
 	t.Cleanup(reg.Close)
-	cl, err := sr.NewClient(sr.URLs(reg.URL()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return New(cl)
+	return client(t, reg.URL())
 }
 
 func parseReader(t *testing.T, s string) avro.Schema {

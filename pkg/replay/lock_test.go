@@ -12,6 +12,7 @@ import (
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/inletdev/inlet/pkg/testenv"
 	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
@@ -29,15 +30,6 @@ func TestReplayLock(t *testing.T) {
 	ctx := context.Background()
 	const key = "inlet:replay:a:lock"
 	never := func(err error) { t.Errorf("lock lost: %v", err) }
-	// eventually polls cond until a deadline.
-	eventually := func(what string, cond func() bool) {
-		t.Helper()
-		for end := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(end) {
-				t.Fatalf("not within 5s: %s", what)
-			}
-		}
-	}
 
 	t.Run("a second run is refused, naming the first", func(t *testing.T) {
 		l, err := lock(ctx, rdb, key, "a", never)
@@ -72,7 +64,7 @@ func TestReplayLock(t *testing.T) {
 		defer func() { _ = l.unlock(ctx) }()
 		for range 3 { // three leases, each nearly run out: renewed each time
 			mr.FastForward(lockLease - 50*time.Millisecond)
-			eventually("renewed", func() bool { return mr.TTL(key) > lockLease/2 })
+			testenv.Eventually(t, 5*time.Second, "renewed", func() bool { return mr.TTL(key) > lockLease/2 })
 		}
 	})
 

@@ -145,10 +145,9 @@ func DefaultID(src string, from, to time.Time, mode Mode) string {
 			return '_'
 		}, s)
 	}
-	rest := clean(fmt.Sprintf("-%s-%s-%s", f(from), f(to), mode))
-	id := clean(src) + rest
-	if len(id) <= maxIDLen {
-		return id
+	cut, rest := clean(src), clean(fmt.Sprintf("-%s-%s-%s", f(from), f(to), mode))
+	if len(cut)+len(rest) <= maxIDLen {
+		return cut + rest
 	}
 	exact := func(t time.Time) string {
 		if t.IsZero() {
@@ -158,9 +157,7 @@ func DefaultID(src string, from, to time.Time, mode Mode) string {
 	}
 	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%s\x00%s", src, exact(from), exact(to), mode))
 	rest += "-" + hex.EncodeToString(sum[:])[:idHashLen]
-	cut := clean(src)
-	cut = cut[:max(0, min(len(cut), maxIDLen-len(rest)))]
-	return cut + rest
+	return cut[:max(0, min(len(cut), maxIDLen-len(rest)))] + rest
 }
 
 const (
