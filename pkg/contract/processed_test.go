@@ -84,6 +84,39 @@ func TestProcessedSchema(t *testing.T) {
 	}
 }
 
+// releasedWrapper is test/thing's processed record as released: the fields
+// around data that every processed subject in production already holds.
+const releasedWrapper = `{"name":"inlet.processed.test.thing","type":"record","fields":[
+  {"name":"event_id","type":"string"},{"name":"source","type":"string"},{"name":"event_type","type":"string"},
+  {"name":"schema_version","type":"string"},{"name":"contract_version","type":"string"},{"name":"entity_key","type":"string"},
+  {"name":"occurred_at","type":["null",{"type":"long","logicalType":"timestamp-millis"}],"default":null},
+  {"name":"received_at","type":{"type":"long","logicalType":"timestamp-millis"}},
+  {"name":"correlation_id","type":"string"},
+  {"name":"data","type":{"name":"t.R","type":"record","fields":[{"name":"id","type":"long"}]}}]}`
+
+// TestProcessedWrapperStaysBackward guards the wrapper fields: a change the
+// registries' BACKWARD check refuses (a new field without a default, a
+// retyped one) would send every processed event to the DLQ after a deploy.
+func TestProcessedWrapperStaysBackward(t *testing.T) {
+	r, err := contract.Load(mapFS(map[string]string{
+		"test/thing/manifest.yaml": "name: test/thing\ncanonical: v1\nversions:\n  - name: v1\n    source_versions: [\"1\"]\n",
+		"test/thing/v1.avsc":       recV1,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := r.Contract("test/thing")
+	released, err := avro.ParseWithCache(releasedWrapper, "", &avro.SchemaCache{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := avro.NewSchemaCompatibility().Compatible(c.ProcessedSchema(), released); err != nil {
+		t.Fatalf("the processed record (ProcessedSchema) cannot read records written with the released one: "+
+			"every processed and state subject would refuse it (409) and every event would go to the DLQ; "+
+			"give a new field a default and never retype one: %v", err)
+	}
+}
+
 // TestProcessedSchemaKeepsAliases: the renamed field's alias reaches data
 // teams through the processed schema's JSON, so their readers can resolve
 // records written before the rename.

@@ -59,7 +59,8 @@ type Version struct {
 //     from JSON (see ErrSchema); every .avsc in the directory is listed;
 //   - a version's file matches the sha256 its manifest pins, when it does;
 //   - each version is compatible with the one before it as it declares, and
-//     every version resolves to the canonical one (see ErrIncompatible).
+//     every version resolves to the canonical one (see ErrIncompatible);
+//   - no two contracts name their processed record alike (see ErrManifest).
 //
 // Errors name the file and, for compatibility, the contract, the versions
 // and hamba's reason. Load ignores everything else in fsys (fixtures).
@@ -72,18 +73,28 @@ func Load(fsys fs.FS) (*Registry, error) {
 		return nil, fmt.Errorf("contract: no <provider>/<type>/manifest.yaml found: %w", ErrManifest)
 	}
 	r := &Registry{contracts: make(map[string]*Contract, len(files))}
-	compat := avro.NewSchemaCompatibility()
 	// hamba refuses strings and bytes over 1 MiB by default; a payload
 	// may be as large as a raw record, and a refused upcast would send a
 	// valid event through every retry tier to the DLQ.
 	api := avro.Config{MaxByteSliceSize: kafka.MaxMessageBytes}.Freeze()
 	var errs []error
+	// The processed record's full name is its registry subject's suffix
+	// and the inlet-record-name header: "-" and "_" both become "_", so
+	// acme/order-item and acme/order_item would share both.
+	byRecord := make(map[string]string, len(files))
 	for _, file := range files {
-		c, err := loadContract(fsys, file, compat, api)
+		c, err := loadContract(fsys, file, api)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("contract: %w", err))
 			continue
 		}
+		full := c.processed.(avro.NamedSchema).FullName()
+		if other, ok := byRecord[full]; ok {
+			errs = append(errs, fmt.Errorf("contract: %s: %w: contracts %s and %s both name their processed record %s (one registry subject, one inlet-record-name): rename one",
+				file, ErrManifest, other, c.name, full))
+			continue
+		}
+		byRecord[full] = c.name
 		r.contracts[c.name] = c
 		r.names = append(r.names, c.name)
 	}
@@ -94,7 +105,7 @@ func Load(fsys fs.FS) (*Registry, error) {
 	return r, nil
 }
 
-func loadContract(fsys fs.FS, file string, compat *avro.SchemaCompatibility, api avro.API) (*Contract, error) {
+func loadContract(fsys fs.FS, file string, api avro.API) (*Contract, error) {
 	b, err := fs.ReadFile(fsys, file)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", file, ErrManifest, err)
@@ -138,7 +149,7 @@ func loadContract(fsys fs.FS, file string, compat *avro.SchemaCompatibility, api
 			return nil, fmt.Errorf("%s: %w: not listed in %s: list the version or remove the file", f, ErrSchema, file)
 		}
 	}
-	if err := c.checkCompatibility(compat, file); err != nil {
+	if err := c.checkCompatibility(file); err != nil {
 		return nil, err
 	}
 	if c.processed, err = buildProcessed(c); err != nil {
@@ -185,7 +196,13 @@ func loadVersion(fsys fs.FS, dir string, mv manifestVersion) (*Version, error) {
 
 // checkCompatibility checks each version against its predecessor as
 // declared, and resolves every version to the canonical one.
-func (c *Contract) checkCompatibility(compat *avro.SchemaCompatibility, file string) error {
+//
+// Each check gets its own avro.SchemaCompatibility: hamba caches verdicts
+// by the schemas' canonical-form fingerprints, which leave out aliases and
+// defaults, so a canonical version that only dropped an alias from the
+// one before it was resolved against v1 with v2's cached "compatible", and
+// v1 payloads upcast with the renamed required field empty.
+func (c *Contract) checkCompatibility(file string) error {
 	for i := 1; i < len(c.versions); i++ {
 		prev, cur := c.versions[i-1], c.versions[i]
 		var checks [][2]*Version // {reader, writer}
@@ -198,14 +215,14 @@ func (c *Contract) checkCompatibility(compat *avro.SchemaCompatibility, file str
 			checks = [][2]*Version{{cur, prev}, {prev, cur}}
 		}
 		for _, rw := range checks {
-			if err := compat.Compatible(rw[0].schema, rw[1].schema); err != nil {
+			if err := avro.NewSchemaCompatibility().Compatible(rw[0].schema, rw[1].schema); err != nil {
 				return fmt.Errorf("%s: %w: contract %s: %s declares %s compatibility with %s, but %s (reader) cannot read data written with %s (writer): %v",
 					file, ErrIncompatible, c.name, cur.name, cur.compatibility, prev.name, rw[0].name, rw[1].name, err)
 			}
 		}
 	}
 	for _, v := range c.versions {
-		r, err := compat.Resolve(c.canonical.schema, v.schema)
+		r, err := avro.NewSchemaCompatibility().Resolve(c.canonical.schema, v.schema)
 		if err != nil {
 			return fmt.Errorf("%s: %w: contract %s: %s cannot be upcast to canonical %s: %v",
 				file, ErrIncompatible, c.name, v.name, c.canonical.name, err)

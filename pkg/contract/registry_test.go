@@ -81,6 +81,46 @@ func TestLoadCompatibility(t *testing.T) {
 	}
 }
 
+// TestLoadCompatibilityFresh guards against hamba's verdict cache: it keys
+// on canonical-form fingerprints, which leave out aliases, so v3 (v2 less
+// its alias) resolving v1 reused v2's "compatible" and v1 payloads upcast
+// with the renamed required field empty.
+func TestLoadCompatibilityFresh(t *testing.T) {
+	rec := func(field string) string {
+		return `{"type":"record","name":"R","namespace":"t","fields":[` + field + `]}`
+	}
+	_, err := contract.Load(mapFS(map[string]string{
+		"test/thing/manifest.yaml": "name: test/thing\ncanonical: v3\nversions:\n" +
+			"  - name: v1\n    source_versions: [\"1\"]\n" +
+			"  - name: v2\n    source_versions: [\"2\"]\n    compatibility: backward\n" +
+			"  - name: v3\n    source_versions: [\"3\"]\n    compatibility: backward\n",
+		"test/thing/v1.avsc": rec(`{"name":"status","type":"string"}`),
+		"test/thing/v2.avsc": rec(`{"name":"state","type":"string","aliases":["status"]}`),
+		"test/thing/v3.avsc": rec(`{"name":"state","type":"string"}`),
+	}))
+	if !errors.Is(err, contract.ErrIncompatible) || !strings.Contains(err.Error(), "v1 cannot be upcast to canonical v3") {
+		t.Fatalf("Load = %v, want v1 cannot be upcast to canonical v3", err)
+	}
+}
+
+// TestLoadProcessedNamesCollide: two contracts whose processed records
+// share a full name ("-" and "_" both sanitize to "_") would share one
+// registry subject and one inlet-record-name.
+func TestLoadProcessedNamesCollide(t *testing.T) {
+	manifest := func(name string) string {
+		return "name: " + name + "\ncanonical: v1\nversions:\n  - name: v1\n    source_versions: [\"1\"]\n"
+	}
+	_, err := contract.Load(mapFS(map[string]string{
+		"acme/order-item/manifest.yaml": manifest("acme/order-item"),
+		"acme/order-item/v1.avsc":       recV1,
+		"acme/order_item/manifest.yaml": manifest("acme/order_item"),
+		"acme/order_item/v1.avsc":       recV2Retyped,
+	}))
+	if !errors.Is(err, contract.ErrManifest) || !strings.Contains(err.Error(), "inlet.processed.acme.order_item") {
+		t.Fatalf("Load = %v, want both contracts named for inlet.processed.acme.order_item", err)
+	}
+}
+
 func TestLoadManifestErrors(t *testing.T) {
 	const dir = "test/thing/"
 	ok := "name: test/thing\ncanonical: v1\nversions:\n  - name: v1\n    source_versions: [\"1\"]\n"
