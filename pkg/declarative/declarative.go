@@ -289,10 +289,13 @@ func withSink(h *Handler, spec *source.SinkSpec) (*sinkHandler, error) {
 	return &sinkHandler{Handler: h, sink: s}, nil
 }
 
-// Deliver posts the processed record as JSON, keyed for the downstream's
-// own deduplication by the event's idempotency key.
+// Deliver posts the processed record as plain JSON (contract.Plain: no Avro
+// union wrappers, raw fields as the JSON they hold), keyed for the
+// downstream's own deduplication by the event's idempotency key.
 func (h *sinkHandler) Deliver(ctx context.Context, ev *router.Event, out *router.Output) error {
-	body, err := json.Marshal(out.Value)
+	rec := *out.Value.(*contract.Processed) // Handle's
+	rec.Data = contract.Plain(h.contract.Canonical(), rec.Data)
+	body, err := json.Marshal(&rec)
 	if err != nil {
 		return retry.Permanent(fmt.Errorf("encode sink body: %w", err))
 	}
