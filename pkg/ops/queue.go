@@ -54,6 +54,8 @@ type Entry struct {
 	rec       *kgo.Record // nil once a decision let go of it
 	partition int32
 	offset    int64
+	// skipped says why a requeue left the entry alone (a Skip's Reason).
+	skipped string
 }
 
 // The actions of a Decision.
@@ -505,12 +507,20 @@ type Skip struct {
 // requeue of several entries skips such entries instead (Decided.Skipped).
 var ErrNoEvent = errors.New("no copy of its event")
 
-// ReasonNoEvent is the Skip.Reason of an entry without its event, and
-// SkipHint what to do with such entries.
+// ReasonNoEvent is the Skip.Reason of an entry without its event,
+// ReasonTooLarge that of one whose copy with the retry headers a requeue
+// adds would be over what Kafka takes, and SkipHint what to do with such
+// entries.
 const (
-	ReasonNoEvent = "no copy of its event (too large with its failure headers)"
-	SkipHint      = "replay each skipped entry's raw record (its origin) with inletctl replay, then discard the entry"
+	ReasonNoEvent  = "no copy of its event (too large with its failure headers)"
+	ReasonTooLarge = "too large to requeue: its event with the retry headers is over what a Kafka record may hold"
+	SkipHint       = "replay each skipped entry's raw record (its origin) with inletctl replay, then discard the entry"
 )
+
+// ErrTooLarge is returned by a requeue that names one entry alone whose
+// requeued copy would be over what Kafka takes (ReasonTooLarge). A requeue
+// of several entries skips such entries instead (Decided.Skipped).
+var ErrTooLarge = errors.New("too large to requeue")
 
 // MaxShown bounds Decided.Entries and Decided.SkippedEntries.
 const MaxShown = 1000
@@ -609,6 +619,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	// One entry named alone, however often its id is given: ["x", "x"]
 	// is still one entry.
 	alone := len(f.IDs) > 0 && !slices.ContainsFunc(f.IDs, func(id string) bool { return id != f.IDs[0] })
+	now := time.Now().UTC()
 	shown, skipped := firstN{n: maxShown}, firstN{n: maxShown}
 	nm := newNamed(f.IDs)
 	// skip reports whether a requeue leaves e alone, counting it if so.
@@ -617,11 +628,22 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	// Among others (several ids, a filter) it is skipped and the rest
 	// goes on: one oversized entry stopped a bulk requeue midway.
 	skip := func(e *Entry) (bool, error) {
-		if action != "requeue" || !e.NoEvent {
+		if action != "requeue" {
 			return false, nil
 		}
-		if alone {
+		switch {
+		case e.NoEvent:
+			e.skipped = ReasonNoEvent
+		case requeueRecord(e, q.topics.Retry[0], now, who, why) == nil:
+			e.skipped = ReasonTooLarge
+		default:
+			return false, nil
+		}
+		if alone && e.NoEvent {
 			return true, fmt.Errorf("%s holds %w (too large with its failure headers): replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, ErrNoEvent, e.Origin)
+		}
+		if alone {
+			return true, fmt.Errorf("%s is %w: its event with the retry headers is over what a Kafka record may hold; replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, ErrTooLarge, e.Origin)
 		}
 		e.Payload, e.Headers, e.rec = nil, nil, nil
 		res.Skipped++
@@ -679,7 +701,6 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	if err != nil {
 		return res, err
 	}
-	now := time.Now().UTC()
 	// A record that fails fails its whole transaction (see kafka.Chunks):
 	// a requeue whose record was refused once committed its audit entry
 	// alone, and the event was marked requeued but never sent.
@@ -714,12 +735,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			CorrelationID: e.CorrelationID, Source: e.Source, EventType: e.EventType, EventID: e.EventID}
 		if action == "requeue" {
 			d.To = q.topics.Retry[0]
-			h := retry.Clone(e.rec.Headers)
-			h = retry.Set(h, retry.HeaderAttempt, "1")
-			h = retry.Set(h, retry.HeaderDueAt, strconv.FormatInt(now.UnixMilli(), 10))
-			h = retry.Set(h, retry.HeaderReason, "")
-			h = retry.AppendError(h, retry.ErrorEntry{At: now, Stage: "requeue", Error: fmt.Sprintf("requeued from %s by %s: %s", e.ID, who, why)})
-			if err := chunks.Produce(ctx, &kgo.Record{Topic: d.To, Key: e.rec.Key, Value: e.rec.Value, Headers: h}); err != nil {
+			if err := chunks.Produce(ctx, requeueRecord(e, d.To, now, who, why)); err != nil {
 				return err
 			}
 		}
@@ -883,13 +899,35 @@ func otherQueue(topic string, ms []Miss) string {
 	return ""
 }
 
-// skipsOf is the Skip of each entry, all skipped for holding no event.
+// skipsOf is the Skip of each entry a requeue skipped.
 func skipsOf(es []*Entry) []Skip {
 	out := make([]Skip, 0, len(es))
 	for _, e := range es {
-		out = append(out, Skip{ID: e.ID, Origin: e.Origin, Reason: ReasonNoEvent})
+		out = append(out, Skip{ID: e.ID, Origin: e.Origin, Reason: e.skipped})
 	}
 	return out
+}
+
+// requeueRecord is e's event on topic (the first retry tier), due at now,
+// attempt 1, its history plus who requeued it and why; nil when that is
+// over what Kafka takes even with the history cut to the requeue line (an
+// event another producer wrote near the limit, whose dead-letter copy
+// just fit): produced, Kafka refused it, and with it the transaction of
+// every entry of its chunk, on every run of the requeue.
+func requeueRecord(e *Entry, topic string, now time.Time, who, why string) *kgo.Record {
+	h := retry.Clone(e.rec.Headers)
+	h = retry.Set(h, retry.HeaderAttempt, "1")
+	h = retry.Set(h, retry.HeaderDueAt, strconv.FormatInt(now.UnixMilli(), 10))
+	h = retry.Set(h, retry.HeaderReason, "")
+	h = retry.AppendError(h, retry.ErrorEntry{At: now, Stage: "requeue", Error: fmt.Sprintf("requeued from %s by %s: %s", e.ID, who, why)})
+	r := &kgo.Record{Topic: topic, Key: e.rec.Key, Value: e.rec.Value, Headers: h}
+	if kafka.RecordSize(r) > kafka.MaxMessageBytes {
+		r.Headers = retry.ShrinkHistory(r.Headers, 256) // as the processor's copies: the newest entry
+	}
+	if kafka.RecordSize(r) > kafka.MaxMessageBytes {
+		return nil
+	}
+	return r
 }
 
 // awaitVisible waits, up to 5 s, until what was written to the audit topic

@@ -592,3 +592,78 @@ func TestDecisionsRequireWho(t *testing.T) {
 		t.Fatalf("depth after the refusals: %d (%v), want 1", n, err)
 	}
 }
+
+// TestRequeueSkipsAnEntryTooLargeToRequeue: an entry whose dead-letter
+// copy just fit Kafka (an event another producer wrote near the limit) is
+// over it once requeued with the retry headers and the requeue line. It
+// made Kafka refuse the requeue's transaction, and with it every other
+// entry's, on every run; now it is skipped and listed, as an entry without
+// its event is, and refused when named alone.
+func TestRequeueSkipsAnEntryTooLargeToRequeue(t *testing.T) {
+	env, tp, q := deadLettered(t, testenv.Embedded, 1)
+	big := nearTheLimit(t, env, tp, "wh-big", 0)
+	ctx := context.Background()
+	why := strings.Repeat("orders API back ", 50)
+	if _, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: []string{big}}, "alice", why, false); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), tp.Raw+"/0/7") {
+		t.Fatalf("requeue of the large entry alone: %v; want ErrTooLarge naming the raw record", err)
+	}
+	d, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", why, false)
+	want := []Skip{{ID: big, Origin: tp.Raw + "/0/7", Reason: ReasonTooLarge}}
+	if err != nil || d.Count != 1 || d.Skipped != 1 || !slices.Equal(d.SkippedEntries, want) {
+		t.Fatalf("requeue: %d decided, skipped %+v, %v; want the other entry requeued and %+v", d.Count, d.SkippedEntries, err, want)
+	}
+	if got := env.ReadAll(t, tp.Retry[0], 1, 500*time.Millisecond, 10*time.Second); len(got) != 1 {
+		t.Fatalf("%d records requeued, want 1", len(got))
+	}
+}
+
+// TestRequeueOfAnEntryNearTheLimitCutsItsHistory: an entry near Kafka's
+// limit with a long error history, requeued with a long reason, is
+// requeued with the history cut to the requeue line, as the processor cuts
+// its own copies, rather than refused by Kafka.
+func TestRequeueOfAnEntryNearTheLimitCutsItsHistory(t *testing.T) {
+	env, tp, q := deadLettered(t, testenv.Embedded, 0)
+	id := nearTheLimit(t, env, tp, "wh-long", 30)
+	d, err := q.Requeue(context.Background(), tp.DLQ, Filter{IDs: []string{id}}, "alice", strings.Repeat("orders API back ", 50), false)
+	if err != nil || d.Count != 1 {
+		t.Fatalf("requeue: %d decided, %v; want it requeued", d.Count, err)
+	}
+	got := env.ReadAll(t, tp.Retry[0], 1, 500*time.Millisecond, 10*time.Second)
+	if hist := retry.History(got[0].Headers); len(got) != 1 || len(hist) != 1 || hist[0].Stage != "requeue" || len(got[0].Value) == 0 {
+		t.Fatalf("%d records requeued, history %+v; want one, with its value and the requeue line", len(got), hist)
+	}
+}
+
+// nearTheLimit writes to tp's DLQ an entry of source shop, event eventID,
+// whose copy is a few bytes within what Kafka takes (an event another
+// producer wrote near the limit: the processor's fit lets it through), with
+// an error history of entries of 1 KiB each (none: one short entry). It
+// returns the entry's id.
+func nearTheLimit(t *testing.T, env *testenv.Env, tp kafka.Topics, eventID string, entries int) string {
+	t.Helper()
+	codec := env.Codec(t, tp)
+	ev := &envelope.Envelope{ID: "id-" + eventID, Source: "shop", EventType: "orders/updated", EventID: eventID,
+		IdempotencyKey: envelope.IdempotencyKey("shop", eventID), SchemaVersion: "v1", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond),
+		CorrelationID: "corr-" + eventID, Channel: envelope.ChannelWebhook, Headers: map[string]string{}, ContentType: "application/json"}
+	h := retry.AppendError(nil, retry.ErrorEntry{At: time.Now().UTC(), Stage: "deliver", Error: "sink answered 503"})
+	for i := range entries {
+		h = retry.AppendError(h, retry.ErrorEntry{At: time.Now().UTC(), Stage: "deliver", Error: fmt.Sprintf("sink answered 503: %d %s", i, strings.Repeat("x", 1000))})
+	}
+	h = retry.Set(h, retry.HeaderReason, "too large for a retry copy")
+	h = retry.Set(h, retry.HeaderOrigin, tp.Raw+"/0/7")
+	r := &kgo.Record{Topic: tp.DLQ, Key: []byte(ev.IdempotencyKey), Headers: h}
+	for pad := 0; kafka.RecordSize(r) < kafka.MaxMessageBytes-8; pad += kafka.MaxMessageBytes - 8 - kafka.RecordSize(r) {
+		ev.Payload = []byte(`{"id":"` + strings.Repeat("x", pad) + `"}`)
+		val, err := codec.Encode(ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Value = val
+	}
+	cl := env.Client(t, kgo.ProducerLinger(0), kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes))
+	res := cl.ProduceSync(context.Background(), r)
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return retry.Coordinates(res[0].Record)
+}
