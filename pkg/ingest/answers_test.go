@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"log/slog"
 	"maps"
@@ -266,6 +267,9 @@ func TestNoRouteAnswersLikeTheRest(t *testing.T) {
 		{http.MethodPost, "/events/billing/x", http.StatusNotFound, ""},
 		{http.MethodPost, "/WEBHOOKS/shop", http.StatusNotFound, ""},
 		{http.MethodGet, "/", http.StatusNotFound, ""},
+		// POST reaches the route, the escaped slash in the source name.
+		{http.MethodGet, "/webhooks/a%2Fb", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodGet, "/events/a%2Fb", http.StatusMethodNotAllowed, "POST"},
 	} {
 		req, err := http.NewRequest(tt.method, h.url+tt.path, strings.NewReader(`{"id":"x"}`))
 		if err != nil {
@@ -313,5 +317,54 @@ func TestBatchRefusalsListNoResults(t *testing.T) {
 		if err := json.Unmarshal(a.raw, &got); err != nil || a.status != tt.status || string(got.Results) != "[]" {
 			t.Errorf("%s %q: %d %s; want %d with \"results\":[]", tt.path, tt.body, a.status, a.raw, tt.status)
 		}
+	}
+}
+
+// TestWebhookContentEncodingRefused: a compressed webhook is refused 415
+// before its body is read. JSON sent gzipped was answered "body is not
+// valid JSON", and a source with json: false stored the compressed bytes
+// with nothing saying how to read them.
+func TestWebhookContentEncodingRefused(t *testing.T) {
+	const wantErr = "Content-Encoding not supported: send the body uncompressed"
+	h := newHarness(t, testenv.Embedded(t), nil)
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	_, _ = zw.Write([]byte(`{"id":"z1","type":"t"}`))
+	_ = zw.Close()
+	open, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/open", bytes.NewReader(zb.Bytes()))
+	internal := h.signed(t, "internal", zb.Bytes(), nil)
+	for i, req := range []*http.Request{open, internal} {
+		req.Header.Set("Content-Encoding", []string{"gzip", "identity, GZIP"}[i])
+		a := do(t, req)
+		if a.status != http.StatusUnsupportedMediaType || a.header.Get("Accept-Encoding") != "identity" || a.body.Error != wantErr {
+			t.Errorf("%s: %d Accept-Encoding %q %s; want 415, identity, %q", req.URL.Path, a.status, a.header.Get("Accept-Encoding"), a.raw, wantErr)
+		}
+	}
+	if recs := h.env.ReadAll(t, h.topics.Raw, 0, 300*time.Millisecond, 10*time.Second); len(recs) != 0 {
+		t.Errorf("%d records on the raw topic, want none", len(recs))
+	}
+	// A value that compresses nothing is not refused: identity, or a
+	// charset sent in the wrong header by an in-house sender.
+	for _, ce := range []string{"Identity", "utf-8"} {
+		plain, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/open", strings.NewReader(`{"id":"z-`+ce+`","type":"t"}`))
+		plain.Header.Set("Content-Encoding", ce)
+		if a := do(t, plain); a.status != http.StatusAccepted {
+			t.Errorf("Content-Encoding: %s: %d %s, want 202", ce, a.status, a.raw)
+		}
+	}
+}
+
+// TestWebhookFormEncodedSaysSo: a JSON source sent a form-encoded body (the
+// content type GitHub's API gives a webhook unless told json) is told to
+// switch to JSON; "body is not valid JSON" left the operator looking at a
+// body GitHub shows as JSON.
+func TestWebhookFormEncodedSaysSo(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	body := []byte("payload=%7B%22zen%22%3A%22x%22%7D")
+	req := h.signed(t, "gh", body, map[string]string{"X-GitHub-Event": "ping", "X-GitHub-Delivery": "form-1"})
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	a := do(t, req)
+	if want := "body is form-encoded, not JSON: send application/json (GitHub: the webhook's Content type)"; a.status != http.StatusBadRequest || a.body.Error != want {
+		t.Errorf("%d %s; want 400 %q", a.status, a.raw, want)
 	}
 }

@@ -127,6 +127,15 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		reply(http.StatusNotFound, BatchResponse{CorrelationID: corr, Error: errTextBatchDisabled})
 		return
 	}
+	// As for a webhook (see handleWebhook): read as lines, a compressed
+	// batch was refused line by line as "not valid UTF-8".
+	if compressed(r.Header) {
+		log.Info("rejected", "outcome", "rejected", "reason", reasonEncoding, "status", http.StatusUnsupportedMediaType)
+		s.metrics.event(r.Context(), name, "", outcomeRejected, reasonEncoding)
+		w.Header().Set("Accept-Encoding", "identity")
+		reply(http.StatusUnsupportedMediaType, BatchResponse{CorrelationID: corr, Error: errTextEncoding + ": nothing was written"})
+		return
+	}
 	limit := int64(src.Batch.MaxBody)
 	if r.ContentLength > limit {
 		s.metrics.event(r.Context(), name, "", outcomeRejected, reasonSize)

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -458,5 +459,32 @@ func TestBatchIDsTrimmedAsWebhooks(t *testing.T) {
 		if e.Channel == "events" && (e.SchemaVersion != "v2" || string(e.Payload) != line) {
 			t.Errorf("batch envelope: schema version %q, payload %s; want v2 and the line as sent", e.SchemaVersion, e.Payload)
 		}
+	}
+}
+
+// TestBatchContentEncodingRefused: a gzipped batch is refused 415 before a
+// byte is read, as a webhook is; it was read as lines and answered 400,
+// "line is not valid UTF-8".
+func TestBatchContentEncodingRefused(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	var zb bytes.Buffer
+	zw := gzip.NewWriter(&zb)
+	_, _ = zw.Write([]byte(batchLineFor("gz-1") + batchLineFor("gz-2")))
+	_ = zw.Close()
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", bytes.NewReader(zb.Bytes()))
+	req.Header.Set("Authorization", "Bearer batch-token-1")
+	req.Header.Set("Content-Encoding", "gzip")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var br BatchResponse
+	_ = json.NewDecoder(resp.Body).Decode(&br)
+	if resp.StatusCode != http.StatusUnsupportedMediaType {
+		t.Errorf("gzipped batch: %d %+v; want 415", resp.StatusCode, br)
+	}
+	if recs := h.env.ReadAll(t, h.topics.Raw, 0, 300*time.Millisecond, 10*time.Second); len(recs) != 0 {
+		t.Errorf("%d records on the raw topic, want none", len(recs))
 	}
 }

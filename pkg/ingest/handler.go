@@ -37,6 +37,9 @@ const (
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	name := r.PathValue("source")
+	// The span and the metrics name a configured source or "unknown": the
+	// path is anyone's to invent, kilobytes of it.
+	label := metricSource(s.sources, name)
 	corr := correlationID(r.Header)
 	w.Header()[headerCorrelationID] = []string{corr}
 	// The span continues the sender's trace (traceparent), or starts one.
@@ -46,7 +49,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	// built for nothing on every request.
 	recording := span.IsRecording()
 	if recording {
-		span.SetAttributes(attribute.String("inlet.source", name), attribute.String("inlet.correlation_id", corr))
+		span.SetAttributes(attribute.String("inlet.source", label), attribute.String("inlet.correlation_id", corr))
 	}
 	// Attributes are built only when a line is written: the happy path logs
 	// at debug, and building them per request costs more than the write.
@@ -58,7 +61,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	status, eventType := 0, ""
 	answer := func(code int, outcome, reason string, v Response) {
 		status = code
-		s.metrics.event(ctx, metricSource(s.sources, name), eventType, outcome, reason)
+		s.metrics.event(ctx, label, eventType, outcome, reason)
 		if recording {
 			if code >= 500 {
 				span.SetStatus(codes.Error, reason)
@@ -67,11 +70,20 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		}
 		writeResponse(w, code, v)
 	}
-	defer func() { s.metrics.request(ctx, metricSource(s.sources, name), status, start) }()
+	defer func() { s.metrics.request(ctx, label, status, start) }()
 
 	src, ok := s.sources.Get(name)
 	if !ok {
 		answer(http.StatusNotFound, outcomeRejected, reasonUnknownSource, Response{CorrelationID: corr, Error: "unknown source"})
+		return
+	}
+	// Refused before a byte is read (no 100 Continue): the body would be
+	// stored compressed with nothing saying so, and a JSON source answered
+	// "not valid JSON" for JSON sent gzipped.
+	if compressed(r.Header) {
+		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", reasonEncoding, "status", http.StatusUnsupportedMediaType)
+		w.Header().Set("Accept-Encoding", "identity") // RFC 9110 15.5.16
+		answer(http.StatusUnsupportedMediaType, outcomeRejected, reasonEncoding, Response{CorrelationID: corr, Error: errTextEncoding})
 		return
 	}
 	// The body is referenced until Kafka answers: its bytes stay reserved
@@ -101,7 +113,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	}
 	if src.RequiresJSON() && !jsonvalid.Valid(body) {
 		log(slog.LevelInfo, "rejected", "outcome", "rejected", "reason", "malformed")
-		answer(http.StatusBadRequest, outcomeRejected, reasonMalformed, Response{CorrelationID: corr, Error: "body is not valid JSON"})
+		answer(http.StatusBadRequest, outcomeRejected, reasonMalformed, Response{CorrelationID: corr, Error: notJSONText(r.Header)})
 		return
 	}
 	meta, err := src.Extract(r.Header, body)
@@ -281,6 +293,39 @@ func readBody(w http.ResponseWriter, r *http.Request, limit int64, res *reservat
 	// The MaxBytesReader also tells net/http to close the connection
 	// after the 413 rather than read the rest of the body.
 	return readAll(http.MaxBytesReader(w, r.Body, limit), limit, res)
+}
+
+// notJSONText answers a JSON source's body that is not JSON. A form-encoded
+// one is said to be: GitHub's API creates webhooks with content type form
+// unless told json, and every delivery was "not valid JSON" while GitHub
+// showed its payload as JSON.
+func notJSONText(h http.Header) string {
+	ct, _, _ := strings.Cut(firstValue(h, headerContentType), ";")
+	if strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
+		return "body is form-encoded, not JSON: send application/json (GitHub: the webhook's Content type)"
+	}
+	return "body is not valid JSON"
+}
+
+// errTextEncoding answers a webhook with a Content-Encoding.
+const errTextEncoding = "Content-Encoding not supported: send the body uncompressed"
+
+// compressed reports whether h declares a content coding that compresses
+// the body (gzip, deflate, br, zstd, compress). The webhook body is
+// verified and stored as it arrives: such a body would reach the raw topic
+// compressed, its coding not kept, so it is refused rather than decoded.
+// Other values pass as before: "Content-Encoding: utf-8", a charset in the
+// wrong header, is a common in-house sender's mistake on a plain body.
+func compressed(h http.Header) bool {
+	for _, v := range h["Content-Encoding"] {
+		for c := range strings.SplitSeq(v, ",") {
+			switch strings.ToLower(strings.TrimSpace(c)) {
+			case "gzip", "x-gzip", "deflate", "br", "zstd", "compress", "x-compress":
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // errTextMemory answers a request refused by the body budget.

@@ -35,6 +35,8 @@ const (
 	// The request bodies in memory were at -max-body-bytes-in-flight: the
 	// request was refused (503) before its body was read whole.
 	reasonMemory = "memory"
+	// The webhook declared a compressing Content-Encoding (415).
+	reasonEncoding = "encoding"
 )
 
 // Metrics are the ingest service's instruments.

@@ -172,3 +172,33 @@ func TestDrainingIsInTheLatencyHistogram(t *testing.T) {
 		t.Fatalf("latency observations %v, want %v", got, want)
 	}
 }
+
+// TestWebhookSpanNamesConfiguredSource: a webhook span's inlet.source is a
+// configured source or "unknown", as the metrics' label is: it held the
+// invented path, kilobytes of it, on every span of a probe.
+func TestWebhookSpanNamesConfiguredSource(t *testing.T) {
+	spans := tracetest.NewSpanRecorder()
+	tel, err := telemetry.New(context.Background(), "test", telemetry.WithSpanProcessor(spans))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, testenv.Embedded(t), nil, tel)
+	req, _ := http.NewRequest(http.MethodPost, h.url+"/webhooks/invented-"+strings.Repeat("x", 8<<10), strings.NewReader("{}"))
+	if a := do(t, req); a.status != http.StatusNotFound {
+		t.Fatalf("status %d %s, want 404", a.status, a.raw)
+	}
+	found := false
+	for _, s := range spans.Ended() {
+		for _, kv := range s.Attributes() {
+			if kv.Key == "inlet.source" {
+				found = true
+				if v := kv.Value.AsString(); v != "unknown" {
+					t.Errorf("span %s: inlet.source is %d bytes, want %q", s.Name(), len(v), "unknown")
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no span with inlet.source")
+	}
+}

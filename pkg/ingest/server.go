@@ -246,7 +246,7 @@ func (s *Server) Handler() http.Handler {
 func noRoute(w http.ResponseWriter, r *http.Request) {
 	corr := correlationID(r.Header)
 	w.Header()[headerCorrelationID] = []string{corr}
-	if allow := allowed(r.URL.Path); allow != "" {
+	if allow := allowed(r.URL.Path, r.URL.EscapedPath()); allow != "" {
 		w.Header().Set("Allow", allow)
 		writeResponse(w, http.StatusMethodNotAllowed, Response{CorrelationID: corr, Error: "method not allowed: use " + allow})
 		return
@@ -256,9 +256,11 @@ func noRoute(w http.ResponseWriter, r *http.Request) {
 }
 
 // allowed is the methods Handler's routes take at path, if one matches it.
-func allowed(path string) string {
+// A wildcard segment is counted in the escaped path, as ServeMux counts it:
+// /webhooks/a%2Fb reaches the webhook route, so its GET is a 405 too.
+func allowed(path, escaped string) string {
 	one := func(prefix string) bool { // prefix then one non-empty segment
-		rest, ok := strings.CutPrefix(path, prefix)
+		rest, ok := strings.CutPrefix(escaped, prefix)
 		return ok && rest != "" && !strings.Contains(rest, "/")
 	}
 	switch {
