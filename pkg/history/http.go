@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"regexp"
+	"time"
 )
 
 var validID = regexp.MustCompile(`^[\x21-\x7e]{1,128}$`)
@@ -22,14 +23,18 @@ func ValidID(id string) bool { return validID.MatchString(id) }
 // 404 when none is kept.
 func (s *Store) Handler() http.Handler { return s.HandlerWith(nil) }
 
+// moreTimeout bounds a More: past it the history is answered without
+// what More would have added, and a warning.
+const moreTimeout = 5 * time.Second
+
 // More returns entries kept elsewhere about a correlation id: operators'
 // decisions, which are on the audit topic and not in Redis.
 type More func(ctx context.Context, corr string) ([]Entry, error)
 
 // HandlerWith is Handler, with the entries more returns merged in by time
 // (see Merge). They make a history of their own when Redis keeps none
-// (past its retention). When more fails the history is answered all the
-// same, with "warning" saying what is missing.
+// (past its retention). When more fails, or takes longer than 5 s, the
+// history is answered all the same, with "warning" saying what is missing.
 func (s *Store) HandlerWith(more More) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -47,7 +52,12 @@ func (s *Store) HandlerWith(more More) http.Handler {
 		}
 		answer := map[string]any{"correlation_id": id}
 		if more != nil {
-			extra, err := more(r.Context(), id)
+			// Bounded: with Kafka hung the read waited for the caller,
+			// and inletctl trace gave up after 10 s blaming -admin-url,
+			// the history read above never shown.
+			mctx, cancel := context.WithTimeout(r.Context(), moreTimeout)
+			extra, err := more(mctx, id)
+			cancel()
 			if err != nil {
 				answer["warning"] = "operator decisions not shown: " + err.Error()
 			}

@@ -103,3 +103,36 @@ func TestHandlerWithMergesMore(t *testing.T) {
 		t.Fatalf("c1 with decisions unreadable: %d %+v %q; want the history and a warning", code, st, warn)
 	}
 }
+
+// TestHandlerWithBoundsMore: a More that does not end (Kafka hung under
+// the audit topic's read) leaves the history answered, with a warning,
+// before inletctl trace gives up (it waited for the caller's deadline).
+func TestHandlerWithBoundsMore(t *testing.T) {
+	_, _, s := newStore(t)
+	if err := s.Append(context.Background(), map[string][]Entry{"c1": {{At: at(1), Stage: "received"}}}); err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /v1/trace/{id}", s.HandlerWith(func(ctx context.Context, _ string) ([]Entry, error) {
+		<-ctx.Done() // Kafka hung: the audit topic's read waits for the caller's deadline
+		return nil, ctx.Err()
+	}))
+	done := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/trace/c1", nil))
+		done <- rec
+	}()
+	select {
+	case rec := <-done:
+		var body struct {
+			Stages  []Entry `json:"stages"`
+			Warning string  `json:"warning"`
+		}
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusOK || len(body.Stages) != 1 || body.Warning == "" {
+			t.Fatalf("%d %s (%v): want the history and a warning", rec.Code, rec.Body, err)
+		}
+	case <-time.After(9 * time.Second): // inletctl trace gives up after 10 s
+		t.Fatal("no answer: the decisions' read is not bounded, and the history it has is not answered")
+	}
+}

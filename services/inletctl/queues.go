@@ -9,10 +9,12 @@ import (
 	"io"
 	"maps"
 	"os"
+	"os/signal"
 	"os/user"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -96,6 +98,16 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		}
 		return exitUsage, err
 	}
+	if !slices.Contains([]string{"ls", "show", "requeue", "discard", "depth"}, cmd) {
+		// Before connecting, as every usage error: with the registry
+		// down, a mistyped command exited 1 with the connection's error.
+		fs.Usage()
+		return exitUsage, fmt.Errorf("unknown command %q", cmd)
+	}
+	if output != "table" && output != "json" {
+		// As replay and reconcile: a script's --output jsno got a table.
+		return exitUsage, fmt.Errorf("--output %q: table or json", output)
+	}
 	f.IDs = ids
 	delays, err := tiers()
 	if err != nil {
@@ -151,8 +163,23 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		return nil
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	// Ctrl-C (or SIGTERM) stops a decision as a failure midway does: what
+	// it committed stands and is counted, and its open transaction is
+	// aborted. Killed, it said nothing, and the transaction held back the
+	// processor's reads of the first retry tier (and every read of the
+	// audit topic) until it timed out. A second Ctrl-C kills.
+	sctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	context.AfterFunc(sctx, stop)
+	ctx, cancel := context.WithTimeout(sctx, 2*time.Minute)
 	defer cancel()
+	// interrupted says so of err, when Ctrl-C ended the command.
+	interrupted := func(err error) error {
+		if err == nil || sctx.Err() == nil {
+			return err
+		}
+		return fmt.Errorf("interrupted: %w", err) // what stands, and what to do, is err's to say
+	}
 	var c *cluster
 	if cmd == "depth" {
 		// Depth counts offsets and reads headers, decoding nothing (its
@@ -208,7 +235,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		return exitError, err
 	}
 	if err != nil {
-		return exitError, err
+		return exitError, interrupted(err)
 	}
 	matchedNone := len(f.IDs) == 0 && decided.Count == 0 && decided.Skipped == 0
 	if (cmd == "requeue" || cmd == "discard") && matchedNone {
@@ -219,7 +246,20 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	if cmd == "show" {
 		// Asked by id: saying nothing would read as "no such problem".
 		if missing := notShown(es, f.IDs); len(missing) > 0 {
-			defer fmt.Fprintf(os.Stderr, "not on %s: %s\n", topic, strings.Join(missing, ", "))
+			msg := fmt.Sprintf("not on %s: %s", topic, strings.Join(missing, ", "))
+			// Most often an id of the other queue: say so, as a
+			// decision does, and how to see it.
+			other, otherName := topics.Invalid, "invalid"
+			if name == "invalid" {
+				other, otherName = topics.DLQ, "dlq"
+			}
+			for _, id := range missing {
+				if t, _, _, ok := retry.ParseCoordinates(id); ok && t == other {
+					msg += fmt.Sprintf(" (%s is an entry of %s: inletctl %s show %s)", id, other, otherName, id)
+					break
+				}
+			}
+			defer fmt.Fprintln(os.Stderr, msg)
 			code = exitError
 		}
 	}

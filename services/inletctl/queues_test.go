@@ -5,13 +5,16 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -433,6 +436,17 @@ func TestQueueShowOfAnIDNamedTwice(t *testing.T) {
 	}
 }
 
+// TestQueueShowOfTheOtherQueuesID: show of an id of the other queue says
+// which queue holds it and how to show it (it said only "not on").
+func TestQueueShowOfTheOtherQueuesID(t *testing.T) {
+	_, _, id, flags := dlqEntry(t)
+	var code int
+	stderr := stderrOf(t, func() { code, _ = run(append(flags, "invalid", "show", id), &bytes.Buffer{}) })
+	if code != exitError || !strings.Contains(stderr, "inletctl dlq show") {
+		t.Fatalf("invalid show %s: exit %d, want %d and the command that shows it\n%s", id, code, exitError, stderr)
+	}
+}
+
 // TestQueueDecisionRefusesABlankWho: every decision is audited with who
 // made it. --who "" or " " (and the default where no user name can be
 // found, as in a container running as an arbitrary uid with USER unset)
@@ -475,6 +489,112 @@ func TestQueueDecisionFlagsAreCheckedBeforeConnecting(t *testing.T) {
 			if code != exitUsage || !errors.Is(err, c.is) {
 				t.Errorf("dlq %s %q: exit %d (%v), want %d and %v", cmd, c.args, code, err, exitUsage, c.is)
 			}
+		}
+	}
+}
+
+// TestInletctlProcess is inletctl itself, with the arguments in
+// INLETCTL_TEST_ARGS, when a test runs it as a process of its own.
+func TestInletctlProcess(t *testing.T) {
+	args := os.Getenv("INLETCTL_TEST_ARGS")
+	if args == "" {
+		t.Skip("run by other tests")
+	}
+	code, err := run(strings.Split(args, "\n"), os.Stdout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "inletctl:", err)
+	}
+	os.Exit(code)
+}
+
+// TestQueueRequeueInterrupted: Ctrl-C stops a requeue as a failure midway
+// does: it says what stands, and aborts its open transaction (killed, it
+// said nothing and held back the retry tier's and audit topic's
+// read_committed readers until the transaction timed out); run again, it
+// requeues the rest, each entry once.
+func TestQueueRequeueInterrupted(t *testing.T) {
+	env, topics, _, flags := dlqEntry(t)
+	tmpl := env.ReadAll(t, topics.DLQ, 1, 200*time.Millisecond, 10*time.Second)[0]
+	const n = 20000
+	recs := make([]*kgo.Record, 0, n-1)
+	for range n - 1 {
+		recs = append(recs, &kgo.Record{Topic: topics.DLQ, Key: tmpl.Key, Value: tmpl.Value, Headers: tmpl.Headers})
+	}
+	if err := env.Client(t).ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(env.Client(t))
+	written := func(topic string) (hwm, lso int64) {
+		h, err1 := adm.ListEndOffsets(context.Background(), topic)
+		l, err2 := adm.ListCommittedOffsets(context.Background(), topic)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		h.Each(func(o kadm.ListedOffset) { hwm += o.Offset })
+		l.Each(func(o kadm.ListedOffset) { lso += o.Offset })
+		return hwm, lso
+	}
+
+	// Ctrl-C once the requeue has written into its open transaction: a
+	// real SIGINT, to inletctl run as a process of its own.
+	requeue := append(flags, "dlq", "requeue", "--source", "stripe", "--reason", "sink fixed", "--retry-tiers", "5s,1m")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestInletctlProcess$")
+	cmd.Env = append(os.Environ(), "INLETCTL_TEST_ARGS="+strings.Join(requeue, "\n"))
+	var out, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 60*time.Second, "records on the retry tier", func() bool { h, _ := written(topics.Retry[0]); return h > 0 })
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	if cmd.ProcessState.ExitCode() != exitError || !strings.Contains(stderr.String(), "interrupted") || !strings.Contains(stderr.String(), "decided before it and stand") && !strings.Contains(stderr.String(), "nothing was done") {
+		t.Fatalf("interrupted requeue: %v, want exit %d saying it was interrupted and what stands\n%s%s", err, exitError, out.String(), stderr.String())
+	}
+	// Nothing is left in an open transaction to hold back the processor's
+	// read_committed reads of the retry tier and the audit topic.
+	for _, topic := range []string{topics.Retry[0], topics.Audit} {
+		if h, l := written(topic); h != l {
+			t.Fatalf("%s: end offsets %d, stable offsets %d: a transaction was left open", topic, h, l)
+		}
+	}
+	if code, err := run(requeue, &bytes.Buffer{}); code != exitOK {
+		t.Fatalf("requeue again: exit %d (%v)", code, err)
+	}
+	if got := env.ReadAll(t, topics.Retry[0], n, 500*time.Millisecond, 30*time.Second); len(got) != n {
+		t.Fatalf("%d requeued records, want %d: each entry once", len(got), n)
+	}
+}
+
+// TestQueueUnknownCommandBeforeConnecting: a mistyped dlq/invalid command
+// is a usage error also while the registry is down (it exited 1 with the
+// registry's error).
+func TestQueueUnknownCommandBeforeConnecting(t *testing.T) {
+	flags := []string{"-kafka-brokers", closedAddr(t), "-schema-registry-url", "http://" + closedAddr(t)}
+	for _, cmd := range []string{"bogus", "requeu"} {
+		code, err := run(append(flags, "dlq", cmd, "inlet.dlq/0/17", "--reason", "x"), &bytes.Buffer{})
+		if code != exitUsage || err == nil || !strings.Contains(err.Error(), "unknown command") {
+			t.Errorf("dlq %s: exit %d (%v), want %d and unknown command", cmd, code, err, exitUsage)
+		}
+	}
+}
+
+// TestOutputFormatIsChecked: dlq/invalid and trace refuse an --output that
+// is neither table nor json, as replay and reconcile do (a script's
+// --output jsno got a table).
+func TestOutputFormatIsChecked(t *testing.T) {
+	flags := []string{"-kafka-brokers", closedAddr(t), "-schema-registry-url", "http://" + closedAddr(t)}
+	for _, args := range [][]string{
+		{"dlq", "ls", "--output", "yaml"},
+		{"invalid", "show", "inlet.invalid/0/1", "--output", "JSON"},
+		{"dlq", "discard", "inlet.dlq/0/1", "--reason", "x", "--output", "jsno"},
+		{"trace", "--output", "yaml", "-admin-url", "http://" + closedAddr(t), "abc"},
+	} {
+		code, err := run(append(flags, args...), &bytes.Buffer{})
+		if code != exitUsage || err == nil || !strings.Contains(err.Error(), "--output") {
+			t.Errorf("%q: exit %d (%v), want %d naming --output", args, code, err, exitUsage)
 		}
 	}
 }

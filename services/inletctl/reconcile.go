@@ -16,6 +16,7 @@ import (
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/reconcile"
 	"github.com/inletdev/inlet/pkg/service"
+	"github.com/inletdev/inlet/pkg/source"
 )
 
 // exitGaps is reconcile's exit code when any event is not processed, so it
@@ -37,7 +38,9 @@ a Stripe events export ({"id":"evt_…","created":…}), GitHub recent deliverie
 STRIPE_API_KEY_FILE).
 
 Exit code 0: no gaps (discarded events are not gaps); 4: gaps found;
-1: failure; 2: usage, or a sender log that cannot be read or leaves
+1: failure; 2: usage (with the processor's sources file, --sources or
+INLET_SOURCES: a --source not in it, none of whose events was received,
+as a mistyped one), or a sender log that cannot be read or leaves
 nothing to check (no events at all, as from a failed export; none in
 --since/--until, as from a stale one, or none that --stripe lists; none
 with a time to place in --since/--until): nothing checked is never
@@ -52,7 +55,7 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	fs := flagenv.New("reconcile")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, reconcileUsage); fs.PrintDefaults() }
 	var cfg reconcile.Config
-	var src, logPath, since, until, output, stripeURL string
+	var src, logPath, since, until, output, stripeURL, sourcesPath string
 	var useStripe bool
 	fs.StringVar(&src, "source", "", "the Inlet source the sender delivers to (required)")
 	fs.StringVar(&logPath, "sender-log", "", "the sender's event log (- for stdin)")
@@ -64,6 +67,7 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	fs.Duration(&cfg.Slack, "slack", "INLET_RECONCILE_SLACK", 10*time.Minute, "read the raw topic from this long before --since (clock skew)")
 	fs.BoolVar(&cfg.All, "all", false, "list processed and discarded events too, not only gaps")
 	fs.StringVar(&output, "output", "table", "table or json")
+	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "", "the processor's sources file: a --source not in it, none of whose events was found, is refused")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -152,12 +156,28 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	if err != nil {
 		return exitError, err
 	}
+	// Not one event found: most often --source is not the source's name
+	// (shopify, its kind, for shop), and every event read as lost, exit
+	// 4, from cron too.
+	noneFound := rep.Total > 0 && rep.Counts[reconcile.NeverReceived] == rep.Total
+	if noneFound && sourcesPath != "" {
+		sources, err := source.Load(sourcesPath, source.WithoutSecrets())
+		if err != nil {
+			return exitUsage, fmt.Errorf("reconcile: --sources (INLET_SOURCES): %w", err)
+		}
+		if err := ops.UnknownSource(sources.Names(), src); err != nil {
+			return exitUsage, fmt.Errorf("reconcile: %w (sources file %s): none of its events was received, check --source", err, sourcesPath)
+		}
+	}
 	if output == "json" {
 		if err := writeJSON(out, rep); err != nil {
 			return exitError, err
 		}
 	} else {
 		printReconcile(out, rep)
+	}
+	if noneFound && sourcesPath == "" {
+		return exitGaps, fmt.Errorf("none of the %d events was received: is --source %q the source's name in the processor's sources file? (give --sources or INLET_SOURCES to check it)", rep.Total, src)
 	}
 	if rep.Gaps > 0 {
 		return exitGaps, fmt.Errorf("%d of %d events not processed", rep.Gaps, rep.Total)

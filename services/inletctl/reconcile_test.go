@@ -243,3 +243,29 @@ func TestReconcileRefusesANegativeSlack(t *testing.T) {
 		t.Fatalf("--slack 1h: exit %d (%v), report %+v; want evt_a stuck\n%s", code, err, rep.Counts, out.String())
 	}
 }
+
+// TestReconcileUnknownSource: a --source that the sources file does not
+// have, none of whose events was received, is a usage error naming the
+// sources (every event read never_received, exit 4: "shopify", the kind,
+// for the source shop); without a sources file the gaps say to check it.
+func TestReconcileUnknownSource(t *testing.T) {
+	env, codec, flags := cliEnv(t)
+	sendRaw(t, env, codec, env.Client(t, kgo.ProducerLinger(0)), "evt_a", 1700000000)
+	logFile := filepath.Join(t.TempDir(), "events.ndjson")
+	if err := os.WriteFile(logFile, []byte(`{"id":"evt_a","object":"event","created":`+itoa(time.Now().Unix())+"}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	code, err := run(append(flags, "reconcile", "--source", "strip", "--sender-log", logFile), &out)
+	if code != exitUsage || err == nil || !strings.Contains(err.Error(), "stripe") {
+		t.Fatalf("--source strip: exit %d (%v), want %d naming the sources file's sources\n%s", code, err, exitUsage, out.String())
+	}
+	t.Setenv("INLET_SOURCES", "")
+	code, err = run(append(flags, "reconcile", "--source", "strip", "--sender-log", logFile), &out)
+	if code != exitGaps || err == nil || !strings.Contains(err.Error(), "--sources") {
+		t.Fatalf("--source strip, no sources file: exit %d (%v), want %d and a hint to check --source", code, err, exitGaps)
+	}
+	if code, err := run(append(flags, "reconcile", "--source", "stripe", "--sender-log", logFile), &bytes.Buffer{}); code != exitGaps || strings.Contains(err.Error(), "--sources") {
+		t.Fatalf("--source stripe: exit %d (%v), want %d (stuck) without the hint", code, err, exitGaps)
+	}
+}

@@ -61,6 +61,10 @@ func parseTraceFlags(args []string) (traceFlags, int, error) {
 		}
 		return f, exitUsage, err
 	}
+	if f.output != "table" && f.output != "json" {
+		// As replay and reconcile: a script's -output jsno got a table.
+		return f, exitUsage, fmt.Errorf("--output %q: table or json", f.output)
+	}
 	f.args, f.usage = pos, fs.Usage
 	return f, 0, nil
 }
