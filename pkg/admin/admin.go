@@ -433,7 +433,7 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		if errors.Is(err, ops.ErrNoEvent) {
+		if errors.Is(err, ops.ErrNoEvent) || errors.Is(err, ops.ErrTooLarge) {
 			// The one entry named cannot be requeued: the request, not
 			// the cluster, is at fault, and retrying will not help.
 			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})

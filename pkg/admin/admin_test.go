@@ -414,6 +414,14 @@ func TestRequeueReportsSkippedEntries(t *testing.T) {
 	if code != http.StatusConflict || !strings.Contains(m["error"].(string), "no copy of its event") {
 		t.Fatalf("requeue of the entry alone: %d %v, want 409", code, m)
 	}
+	// An entry too large to requeue, named alone: 409 too, not a 503
+	// that tells the caller to retry.
+	q.fail = fmt.Errorf("requeue: nothing was done: inlet.dlq/0/2 is %w", ops.ErrTooLarge)
+	code, m, _ = call(t, srv, "POST", "/v1/dlq/requeue", "w", `{"ids":["inlet.dlq/0/2"],"reason":"sink fixed"}`)
+	if code != http.StatusConflict || !strings.Contains(m["error"].(string), "too large to requeue") {
+		t.Fatalf("requeue of an entry too large to requeue: %d %v, want 409", code, m)
+	}
+	q.fail = nil
 	// Nothing skipped: the fields are there, empty.
 	code, m, _ = call(t, srv, "POST", "/v1/dlq/discard", "w", `{"ids":["inlet.dlq/0/2"],"reason":"replayed"}`)
 	if s, ok := m["skipped_entries"].([]any); code != 200 || m["count"].(float64) != 1 || m["skipped"] != 0.0 || !ok || len(s) != 0 || m["replay_hint"] != nil {

@@ -135,7 +135,10 @@ var ErrBadID = errors.New("not an entry id")
 func CheckIDs(ids []string) error {
 	var bad []string
 	for _, id := range ids {
-		if t, p, off, ok := retry.ParseCoordinates(id); !ok || t == "" || p < 0 || off < 0 {
+		// As ls prints it, digit for digit: "inlet.dlq/0/02" parsed, named
+		// entry 2, and matched nothing (entries are found by that text).
+		t, p, off, ok := retry.ParseCoordinates(id)
+		if !ok || !legalTopic(t) || p < 0 || off < 0 || id != fmt.Sprintf("%s/%d/%d", t, p, off) {
 			bad = append(bad, strconv.Quote(id))
 		}
 	}
@@ -146,6 +149,20 @@ func CheckIDs(ids []string) error {
 		bad = append(bad[:few], fmt.Sprintf("and %d more", len(bad)-few))
 	}
 	return fmt.Errorf("%w: %s (an id is <topic>/<partition>/<offset>, as ls prints it)", ErrBadID, strings.Join(bad, ", "))
+}
+
+// legalTopic reports whether t may name a Kafka topic (1–249 of
+// [a-zA-Z0-9._-]): " inlet.dlq", pasted with a space, is not one.
+func legalTopic(t string) bool {
+	if t == "" || len(t) > 249 {
+		return false
+	}
+	for _, c := range []byte(t) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 func (f Filter) match(e *Entry) bool {

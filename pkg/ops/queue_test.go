@@ -550,8 +550,15 @@ func TestRequeueByIDSkipsAndListsAlike(t *testing.T) {
 // TestCheckIDs: only topic/partition/offset ids with a topic and no
 // negative number pass; the error names the bad ones, quoted.
 func TestCheckIDs(t *testing.T) {
-	if err := CheckIDs([]string{"inlet.dlq/0/1", "a/b/c.d/2/30"}); err != nil {
+	if err := CheckIDs([]string{"inlet.dlq/0/1", "a-b_C.d/2/30"}); err != nil {
 		t.Fatalf("good ids refused: %v", err)
+	}
+	// Ids as ls never prints them named entries that show and decisions
+	// then answered "not on this queue", though they were there.
+	for _, id := range []string{"inlet.dlq/0/02", "inlet.dlq/00/2", "inlet.dlq/0/+2", " inlet.dlq/0/2", "inlet.dlq/0/2 ", "a/b/2/3"} {
+		if err := CheckIDs([]string{id}); !errors.Is(err, ErrBadID) {
+			t.Errorf("CheckIDs(%q) = %v, want ErrBadID", id, err)
+		}
 	}
 	err := CheckIDs([]string{"inlet.dlq/0/1", "garbage", "inlet.dlq/a/b", "inlet.dlq/0/-1", "inlet.dlq/-1/0", "/0/1", "inlet.dlq/0"})
 	if !errors.Is(err, ErrBadID) {
