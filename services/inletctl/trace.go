@@ -50,9 +50,21 @@ func parseTraceFlags(args []string) (traceFlags, int, error) {
 	fs.StringVar(&f.output, "output", "table", "table or json")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: inletctl trace [-admin-url URL] [-output json] <correlation-id>\n"+
-			"       inletctl [connection flags] trace --event <event-id> --source S [--since 30d|72h|RFC 3339 time|all] [--timeout 2m] [-admin-url URL]\n\n"+
+			"       inletctl [connection flags] trace --event <event-id> --source S [--since 30d|72h|RFC 3339 time|all] [--timeout 2m] [--sources FILE] [-admin-url URL]\n\n"+
 			"Example: inletctl trace 4bf92f3577b34da6a3ce929d0e0e4736")
 		fs.PrintDefaults()
+		// Read by traceCmd before these flags: listed here so -h shows them.
+		fmt.Fprint(os.Stderr, `  -event string
+    	the sender's event id: find its deliveries on the raw topic (with -source)
+  -source string
+    	the Inlet source the event was sent to (its name in the sources file, not its kind)
+  -since string
+    	with -event: how far back to read the raw topic: a duration (72h, 30d), an RFC 3339 time, or all (default 30d)
+  -timeout duration
+    	with -event: how long the search may take (default 2m0s)
+  -sources string
+    	the processor's sources file, to refuse a -source it does not have (env INLET_SOURCES)
+`)
 	}
 	pos, err := fs.ParseInterspersed(args)
 	if err != nil {
