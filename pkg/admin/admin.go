@@ -266,6 +266,9 @@ func filterFromQuery(r *http.Request) (ops.Filter, error) {
 	if f.Until, err = parseTime(q.Get("until")); err != nil {
 		return f, err
 	}
+	if err := f.CheckRange(); err != nil {
+		return f, err
+	}
 	all, _ := strconv.ParseBool(q.Get("all"))
 	f.Unresolved = !all
 	return f, nil
@@ -415,6 +418,10 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 		f := ops.Filter{IDs: req.IDs, Source: fl.Source, EventType: fl.EventType, ErrorText: fl.ErrorText, Since: fl.Since, Until: fl.Until}
 		if !f.Selects() {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "name ids or a filter (source, type, error, since, until): refusing to act on the whole queue"})
+			return
+		}
+		if err := f.CheckRange(); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
 		if err := ops.CheckIDs(f.IDs); err != nil {

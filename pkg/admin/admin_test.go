@@ -630,3 +630,17 @@ func TestFencedDecisionIsAConflict(t *testing.T) {
 		t.Errorf("cluster down: %d, want 503", code)
 	}
 }
+
+// TestSwappedRangeRefused: since at or after until is a 400, for a listing
+// and a decision; a listing answered an empty page, read as "nothing
+// there".
+func TestSwappedRangeRefused(t *testing.T) {
+	srv := newServer(t, newFake(), Tokens{Write: "w"})
+	if code, m, _ := call(t, srv, "GET", "/v1/dlq?since=2025-02-01T00:00:00Z&until=2025-01-01T00:00:00Z", "w", ""); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(m["error"]), "not before until") {
+		t.Errorf("list: %d %v, want 400", code, m)
+	}
+	body := `{"filter":{"since":"2025-02-01T00:00:00Z","until":"2025-01-01T00:00:00Z"},"reason":"x"}`
+	if code, m, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w", body); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(m["error"]), "not before until") {
+		t.Errorf("requeue: %d %v, want 400", code, m)
+	}
+}

@@ -126,6 +126,16 @@ func (f Filter) Selects() bool {
 	return len(f.IDs) > 0 || f.Source != "" || f.EventType != "" || f.ErrorText != "" || !f.Since.IsZero() || !f.Until.IsZero()
 }
 
+// CheckRange refuses a since at or after until (both set): nothing could
+// match, and an empty listing of a swapped range read as "no such
+// problem".
+func (f Filter) CheckRange() error {
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Since.Before(f.Until) {
+		return fmt.Errorf("since %s is not before until %s: nothing could match (swapped?)", f.Since.Format(time.RFC3339), f.Until.Format(time.RFC3339))
+	}
+	return nil
+}
+
 // ErrBadID is wrapped by CheckIDs' error.
 var ErrBadID = errors.New("not an entry id")
 

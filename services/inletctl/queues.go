@@ -120,6 +120,9 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	if f.Until, err = parseTime(until); err != nil {
 		return exitUsage, err
 	}
+	if err := f.CheckRange(); err != nil {
+		return exitUsage, fmt.Errorf("--%w", err)
+	}
 	if (cmd == "requeue" || cmd == "discard") && !f.Selects() {
 		return exitUsage, errors.New("name ids or a filter (--source, --type, --error, --since, --until): refusing to act on the whole queue")
 	}

@@ -598,3 +598,18 @@ func TestOutputFormatIsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueSwappedRangeRefused: --since at or after --until is a usage
+// error; it listed nothing, exit 0, which reads as "no such problem".
+func TestQueueSwappedRangeRefused(t *testing.T) {
+	flags := []string{"-kafka-brokers", closedAddr(t), "-schema-registry-url", "http://" + closedAddr(t)}
+	for _, args := range [][]string{
+		{"dlq", "ls", "--since", "2025-02-01T00:00:00Z", "--until", "2025-01-01T00:00:00Z"},
+		{"invalid", "requeue", "--since", "2025-01-01T00:00:00Z", "--until", "2025-01-01T00:00:00Z", "--reason", "x"},
+	} {
+		code, err := run(append(flags, args...), &bytes.Buffer{})
+		if code != exitUsage || err == nil || !strings.Contains(err.Error(), "--since") {
+			t.Errorf("%q: exit %d (%v), want %d naming --since", args, code, err, exitUsage)
+		}
+	}
+}
