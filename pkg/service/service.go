@@ -212,12 +212,19 @@ func (c *connErrors) last() error {
 	return c.err
 }
 
-// SignalContext is cancelled on the first SIGINT or SIGTERM; a second one
-// exits the process at once with status 1.
+// SignalContext is cancelled on the first SIGINT, SIGTERM or SIGHUP; a
+// second one exits the process at once with status 1. SIGHUP (the
+// terminal running `make run` closed) had Go's default action: the process
+// died at once, with no drain and, for the dev stack, no Redis snapshot.
+// Ignored at start (nohup), it stays ignored: Notify would undo that.
 func SignalContext(log *slog.Logger) (context.Context, context.CancelFunc) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
-	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	sigs := []os.Signal{syscall.SIGINT, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	signal.Notify(ch, sigs...)
 	go func() {
 		select {
 		case s := <-ch:

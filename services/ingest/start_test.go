@@ -306,3 +306,37 @@ func TestRegistryURLWithPassword(t *testing.T) {
 		}
 	}
 }
+
+// TestSIGTERMWithKafkaHungEndsInBound guards the drain's bound: SIGTERM
+// while the broker answers nothing ends ingest within -drain-timeout (and
+// the 1-2 s the Kafka clients' close takes); the readiness probe's ping
+// made it 9-13 s for 2 s.
+func TestSIGTERMWithKafkaHungEndsInBound(t *testing.T) {
+	env := testenv.Embedded(t) // for the registry
+	k := servicetest.NewHungKafka(t)
+	addr, adminAddr := freeAddr(t), freeAddr(t)
+	s := startIngest(t, "-kafka-brokers", k.Addr(), "-topic-prefix", env.Prefix,
+		"-schema-registry-url", env.RegistryURL, "-ingest-addr", addr, "-admin-addr", adminAddr,
+		"-drain-timeout", "2s", "-ack-timeout", "1s")
+	s.Await(t, "ingest listening")
+	if code, body := postPing(t, "http://"+addr); code != 202 {
+		t.Fatalf("before the broker hangs: %d %s", code, body)
+	}
+	k.Freeze()
+	// Its record stays in the producer, which the drain's flush waits on.
+	if code, body := postPing(t, "http://"+addr); code/100 == 2 {
+		t.Errorf("with the broker hung: %d %s, want no 2xx", code, body)
+	}
+	s.Await(t, "not ready") // the readiness probe found the broker hung
+	// Its next ping is sent: the probe waits on it as a client waits on a
+	// broker that does not answer.
+	held := k.Held()
+	s.Until(t, "another request held by the broker", func() bool { return k.Held() > held })
+	start := time.Now()
+	sigterm(t)
+	const bound = 2 * time.Second
+	err := s.Stopped(t, bound+30*time.Second)
+	if took := time.Since(start); took > bound+2500*time.Millisecond {
+		t.Errorf("stopped %v after SIGTERM (%v), want within -drain-timeout %v", took.Round(100*time.Millisecond), err, bound)
+	}
+}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/alicebob/miniredis/v2"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/service/servicetest"
 	"github.com/inletdev/inlet/pkg/testenv"
@@ -165,5 +168,40 @@ func TestStartRedisAuthRefused(t *testing.T) {
 	}
 	if s.Line("processor running") != nil {
 		t.Errorf("the processor ran on refused credentials:\n%s", s.Log)
+	}
+}
+
+// TestSIGTERMWithKafkaHungEndsInBound guards the stop's bound: SIGTERM
+// while the broker answers nothing ends the processor within
+// -batch-deadline + -drain-timeout + 5 s, what docs/run-on-real-kafka.md
+// tells the orchestrator to allow (it took 31 s here, 83 s with defaults).
+func TestSIGTERMWithKafkaHungEndsInBound(t *testing.T) {
+	env := testenv.Embedded(t) // for the registry and Redis
+	k := servicetest.NewHungKafka(t)
+	adminAddr := servicetest.FreeAddr(t)
+	s := startProcessor(t, "-kafka-brokers", k.Addr(), "-topic-prefix", env.Prefix, "-group", env.Prefix+"-g",
+		"-schema-registry-url", env.RegistryURL, "-redis-url", env.RedisURL, "-admin-addr", adminAddr,
+		"-batch-deadline", "1s", "-drain-timeout", "1s", "-claim-lease", "10s")
+	s.Await(t, "processor running")
+	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adm := kadm.NewClient(cl)
+	s.Until(t, "the group stable with its workers", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		gs, err := adm.DescribeGroups(ctx, env.Prefix+"-g")
+		g := gs[env.Prefix+"-g"]
+		return err == nil && g.State == "Stable" && len(g.Members) == 2
+	})
+	cl.Close()
+	k.Freeze()
+	start := time.Now()
+	servicetest.SIGTERM(t)
+	const bound = 1*time.Second + 1*time.Second + 5*time.Second
+	err = s.Stopped(t, bound+25*time.Second)
+	if took := time.Since(start); took > bound {
+		t.Errorf("stopped %v after SIGTERM (%v), want within %v (-batch-deadline + -drain-timeout + 5 s)", took.Round(100*time.Millisecond), err, bound)
 	}
 }
