@@ -422,7 +422,16 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		if err := s.kafka.Flush(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("producer flush: %w", err))
 		}
-		s.bg.Wait()
+		// The readiness probe's Kafka ping, once sent, waits for the
+		// client's own timeouts whatever its context says: a broker that
+		// answers nothing held a shutdown seconds past ctx.
+		bg := make(chan struct{})
+		go func() { s.bg.Wait(); close(bg) }()
+		select {
+		case <-bg:
+		case <-ctx.Done():
+			errs = append(errs, errors.New("background probes still running at the drain deadline"))
+		}
 		s.shutErr = errors.Join(errs...)
 	})
 	return s.shutErr
