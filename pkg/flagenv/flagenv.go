@@ -64,7 +64,8 @@ func (s *Set) ParseFlagsOnly(args []string) error {
 		return err
 	}
 	if s.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q, and the flags after it were not read: settings are flags (-name value; a bool flag takes -name or -name=false, no separate value)", s.Name(), s.Arg(0))
+		// Unprefixed: the command prints its name before it.
+		return fmt.Errorf("unexpected argument %q, and the flags after it were not read: settings are flags (-name value; a bool flag takes -name or -name=false, no separate value)", s.Arg(0))
 	}
 	return nil
 }
