@@ -946,7 +946,7 @@ func requeueRecord(e *Entry, topic string, now time.Time, who, why string) *kgo.
 	h = retry.Set(h, retry.HeaderAttempt, "1")
 	h = retry.Set(h, retry.HeaderDueAt, strconv.FormatInt(now.UnixMilli(), 10))
 	h = retry.Set(h, retry.HeaderReason, "")
-	h = retry.AppendError(h, retry.ErrorEntry{At: now, Stage: "requeue", Error: fmt.Sprintf("requeued from %s by %s: %s", e.ID, who, why)})
+	h = retry.AppendError(h, retry.ErrorEntry{At: now, Stage: retry.StageRequeue, Error: fmt.Sprintf("requeued from %s by %s: %s", e.ID, who, why)})
 	r := &kgo.Record{Topic: topic, Key: e.rec.Key, Value: e.rec.Value, Headers: h}
 	if kafka.RecordSize(r) > kafka.MaxMessageBytes {
 		r.Headers = retry.ShrinkHistory(r.Headers, 256) // as the processor's copies: the newest entry

@@ -16,6 +16,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
@@ -75,11 +76,11 @@ func newMetrics(meter metric.Meter, limit *telemetry.Limiter) (*metrics, error) 
 		return nil, err
 	}
 	if m.processing, err = meter.Float64Histogram("inlet.processing.latency", metric.WithUnit("s"), latencyBuckets,
-		metric.WithDescription("Ingest receipt to committed outcome.")); err != nil {
+		metric.WithDescription("Ingest receipt (a requeued event: its requeue) to committed outcome.")); err != nil {
 		return nil, err
 	}
 	if m.e2e, err = meter.Float64Histogram("inlet.end_to_end.latency", metric.WithUnit("s"), latencyBuckets,
-		metric.WithDescription("The event's own occurred-at to processed: delivery delay and backlog included.")); err != nil {
+		metric.WithDescription("The event's own occurred-at (a requeued event: its requeue) to processed: delivery delay and backlog included.")); err != nil {
 		return nil, err
 	}
 	if m.future, err = meter.Int64Counter("inlet.events.future_dated",
@@ -141,11 +142,25 @@ func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, no
 		m.retries.Add(ctx, 1, metric.WithAttributes(attribute.String("source", src), attribute.String("event_type", m.label(src, typ, it.env != nil)),
 			attribute.String("tier", kafka.TierName(it.tier))))
 	}
-	if tier, ok := tierOf(topics, it.rec.Topic); ok {
+	tier, onTier := tierOf(topics, it.rec.Topic)
+	if onTier {
 		m.retryWait.Record(ctx, now.Sub(it.rec.Timestamp).Seconds(), metric.WithAttributes(attribute.String("tier", tier)))
 	}
 	if it.env == nil || it.outcome == Retried {
 		return
+	}
+	// A requeued event's latencies count from its requeue: the days it
+	// waited on the DLQ or invalid topic for a decision are no backlog,
+	// and counted they held p99 at the top bucket (and
+	// InletEndToEndLatencyHigh firing) while a large requeue went through.
+	from, occurred := it.env.ReceivedAt, time.Time{}
+	if it.out != nil {
+		occurred = it.out.OccurredAt
+	}
+	if onTier {
+		if at := requeuedAt(it.rec); !at.IsZero() {
+			from, occurred = later(from, at), later(occurred, at)
+		}
 	}
 	// Latencies below 0 are recorded as 0: ingest's clock may be ahead of
 	// ours, and a sender's business time may be up to max_future ahead of
@@ -153,13 +168,26 @@ func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, no
 	// _sum down; future-dated events are counted instead, so a sender with
 	// a fast clock shows.
 	st := m.latencyOpts(src, typ)
-	m.processing.Record(ctx, max(now.Sub(it.env.ReceivedAt), 0).Seconds(), st...)
+	m.processing.Record(ctx, max(now.Sub(from), 0).Seconds(), st...)
 	if it.outcome == Processed && it.out != nil && !it.out.OccurredAt.IsZero() {
 		if it.out.OccurredAt.After(now) {
 			m.future.Add(ctx, 1, metric.WithAttributes(attribute.String("source", src)))
 		}
-		m.e2e.Record(ctx, max(now.Sub(it.out.OccurredAt), 0).Seconds(), st...)
+		m.e2e.Record(ctx, max(now.Sub(occurred), 0).Seconds(), st...)
 	}
+}
+
+// requeuedAt is when an operator last requeued r's event (the
+// retry.StageRequeue entry pkg/ops writes into the error history), or the
+// zero time. Only records on a retry tier can hold one.
+func requeuedAt(r *kgo.Record) time.Time {
+	var at time.Time
+	for _, e := range retry.History(r.Headers) {
+		if e.Stage == retry.StageRequeue {
+			at = later(at, e.At)
+		}
+	}
+	return at
 }
 
 // countRedelivered counts items' records that came back, per topic.

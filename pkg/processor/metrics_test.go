@@ -18,6 +18,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
@@ -414,6 +415,41 @@ func TestRetryWaitBucketsResolveEachTier(t *testing.T) {
 		}
 		if !ok {
 			t.Errorf("tier %v: no bucket bound in (%g, %g] s among %v", d, delay, delay*1.05, bounds)
+		}
+	}
+}
+
+// TestRequeuedLatencyCountsFromTheRequeue guards the latency histograms
+// against entries requeued long after they failed: a month-old DLQ entry
+// recorded a month of latency, holding p99 at the top bucket.
+func TestRequeuedLatencyCountsFromTheRequeue(t *testing.T) {
+	topics := kafka.TopicNames("t", kafka.DefaultRetryTiers)
+	r := sdkmetric.NewManualReader()
+	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	month := now.Add(-30 * 24 * time.Hour)
+	onTier := func(attempt string, received, occurred time.Time, requeued bool) *item {
+		h := []kgo.RecordHeader{{Key: retry.HeaderAttempt, Value: []byte(attempt)}}
+		h = retry.AppendError(h, retry.ErrorEntry{At: received.Add(time.Minute), Stage: "deliver", Error: "sink answered 400"})
+		if requeued { // as pkg/ops writes a requeue
+			h = retry.AppendError(h, retry.ErrorEntry{At: now.Add(-2 * time.Second), Stage: "requeue", Error: "requeued from t.dlq/0/1 by alice: fixed"})
+		}
+		return &item{rec: &kgo.Record{Topic: topics.Retry[0], Timestamp: now.Add(-time.Second), Headers: h}, outcome: Processed,
+			env: &envelope.Envelope{Source: "shop", EventType: "orders/updated", ReceivedAt: received},
+			out: &router.Output{OccurredAt: occurred}}
+	}
+	m.observe(context.Background(), onTier("1", month, month, true), topics, now)                                        // requeued 2s ago
+	m.observe(context.Background(), onTier("2", month, month, true), topics, now)                                        // requeued 2s ago, failed again, retried
+	m.observe(context.Background(), onTier("2", now.Add(-31*time.Second), now.Add(-32*time.Second), false), topics, now) // retried once
+	for _, c := range []struct {
+		name string
+		sum  float64
+	}{{"inlet.processing.latency", 2 + 2 + 31}, {"inlet.end_to_end.latency", 2 + 2 + 32}} {
+		if n, sum, _ := histogram(t, r, c.name); n != 3 || math.Abs(sum-c.sum) > 1e-6 {
+			t.Errorf("%s: count %d, sum %.0f s; want 3, %.0f", c.name, n, sum, c.sum)
 		}
 	}
 }

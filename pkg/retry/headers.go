@@ -45,6 +45,10 @@ const (
 	HeaderValueOmitted = "inlet-value-omitted"
 )
 
+// StageRequeue is the Stage of the entry an operator's requeue appends to
+// the history (pkg/ops); the processor's latencies count from it.
+const StageRequeue = "requeue"
+
 // ErrorEntry is one failure in a record's history.
 type ErrorEntry struct {
 	At    time.Time `json:"at"`
