@@ -7,8 +7,11 @@ package sink
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -45,6 +48,10 @@ type HTTP struct {
 	// where names the sink in errors: scheme and host only, since a path
 	// or query may hold a token, and errors go to the DLQ and alerts.
 	where string
+	// secrets are what redact blots out of an answer, longest first: the
+	// header values, their credentials, the URL's path, query and
+	// password, each also as a server may quote it escaped.
+	secrets []string
 }
 
 // NewHTTP returns a sink for cfg.
@@ -85,7 +92,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		// wherever the Location points.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &HTTP{cfg: cfg, cl: cl, where: u.Scheme + "://" + u.Host}, nil
+	return &HTTP{cfg: cfg, cl: cl, where: u.Scheme + "://" + u.Host, secrets: secretForms(cfg.Headers, u)}, nil
 }
 
 // StatusError is a non-2xx answer from the sink.
@@ -122,12 +129,22 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 		return retry.Retryable(fmt.Errorf("sink %s: %w", s.where, err), 0)
 	}
 	defer resp.Body.Close()
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, 256))
+	// Read past the excerpt's end by the longest secret, so that one
+	// straddling the cut is read whole, and redacted, before the cut.
+	longest := 0
+	if len(s.secrets) > 0 {
+		longest = len(s.secrets[0])
+	}
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, int64(answerExcerpt+longest)))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // reuse the connection
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
 	}
-	se := &StatusError{Status: resp.StatusCode, Body: s.redact(string(snippet))}
+	excerpt := s.redact(string(snippet))
+	if len(excerpt) > answerExcerpt {
+		excerpt = excerpt[:answerExcerpt]
+	}
+	se := &StatusError{Status: resp.StatusCode, Body: excerpt}
 	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
 		se.Body = "a redirect, which Inlet does not follow: set the sink's url to where it points"
 	}
@@ -137,19 +154,57 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 	return retry.Permanent(se)
 }
 
+// answerExcerpt is how much of a failed answer goes into the error.
+const answerExcerpt = 256
+
 // redact replaces, in a sink's answer, every configured header value (and
-// the credential after an Authorization-style scheme): an API answering
-// 401 often quotes the key it refused, and the answer goes into the error
-// history, logs and alerts.
+// the credential after an Authorization-style scheme) and the URL's path,
+// query and password, as they are or escaped: an API answering 401 often
+// quotes the key it refused, a 404 page the path, and the answer goes
+// into the error history, logs and alerts.
 func (s *HTTP) redact(body string) string {
-	for _, v := range s.cfg.Headers {
-		for _, secret := range []string{v, credential(v)} {
-			if len(secret) >= 4 { // not "x", which would blot out the text
-				body = strings.ReplaceAll(body, secret, "[redacted]")
+	for _, secret := range s.secrets {
+		body = strings.ReplaceAll(body, secret, "[redacted]")
+	}
+	return body
+}
+
+// secretForms lists the values redact blots out, longest first (so a
+// value is blotted out whole before a shorter one inside it), each as it
+// is and as a server may quote it: JSON-escaped (also with "\/"), URL-
+// and HTML-escaped. A value under 4 bytes is left: it would blot out the
+// text.
+func secretForms(headers map[string]string, u *url.URL) []string {
+	var values []string
+	for _, v := range headers {
+		values = append(values, v, credential(v))
+	}
+	if pw, ok := u.User.Password(); ok {
+		values = append(values, pw, base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw)))
+	}
+	if u.Path != "" && u.Path != "/" {
+		values = append(values, u.Path, u.EscapedPath())
+	}
+	if u.RawQuery != "" {
+		values = append(values, u.RawQuery)
+		for _, vs := range u.Query() {
+			values = append(values, vs...)
+		}
+	}
+	seen := map[string]bool{}
+	var forms []string
+	for _, v := range values {
+		j, _ := json.Marshal(v)
+		js := string(j[1 : len(j)-1]) // without its quotes
+		for _, f := range []string{v, js, strings.ReplaceAll(js, "/", `\/`), url.QueryEscape(v), url.PathEscape(v), html.EscapeString(v)} {
+			if len(f) >= 4 && !seen[f] {
+				seen[f] = true
+				forms = append(forms, f)
 			}
 		}
 	}
-	return body
+	slices.SortStableFunc(forms, func(a, b string) int { return len(b) - len(a) })
+	return forms
 }
 
 // credential is v without an auth scheme ("Bearer sk_…" → "sk_…").
