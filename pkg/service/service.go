@@ -109,6 +109,13 @@ func (c *RegistryConfig) Client() (*registry.Client, error) {
 				"give the user with -schema-registry-user (INLET_SCHEMA_REGISTRY_USER) and the password with INLET_SCHEMA_REGISTRY_PASSWORD "+
 				"or INLET_SCHEMA_REGISTRY_PASSWORD_FILE; secrets come only from the environment or files, and a URL is logged", ShownURL(raw))
 		}
+		// A query or fragment (an api_key=…) is quoted whole by the
+		// registry client's errors: at start, at runtime, in inletctl
+		// schemas check. Credentials have their own settings.
+		if u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) %s has a query or fragment (not shown): the registry client quotes its URL in errors, which are logged; "+
+				"give a token with INLET_SCHEMA_REGISTRY_TOKEN or INLET_SCHEMA_REGISTRY_TOKEN_FILE, or basic auth with -schema-registry-user and INLET_SCHEMA_REGISTRY_PASSWORD", ShownURL(raw))
+		}
 	}
 	pass, err := flagenv.Secret("INLET_SCHEMA_REGISTRY_PASSWORD")
 	if err != nil {

@@ -2,8 +2,10 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -174,6 +176,40 @@ func TestRegistryURLScheme(t *testing.T) {
 	for _, urls := range [][]string{{"http://127.0.0.1:8081"}, {"https://sr.example.com/api/sr", "HTTP://sr-b:8081"}} {
 		if _, err := (&RegistryConfig{URLs: urls}).Client(); err != nil {
 			t.Errorf("%v: %v", urls, err)
+		}
+	}
+}
+
+// TestRegistryURLQueryNotQuoted: a token in the schema registry URL's
+// query or fragment was quoted whole by every registry error (the start's
+// "schema registry unavailable" warning, runtime errors, inletctl schemas
+// check). Such a URL is refused, without quoting it.
+func TestRegistryURLQueryNotQuoted(t *testing.T) {
+	for _, k := range []string{"INLET_SCHEMA_REGISTRY_PASSWORD", "INLET_SCHEMA_REGISTRY_PASSWORD_FILE", "INLET_SCHEMA_REGISTRY_TOKEN", "INLET_SCHEMA_REGISTRY_TOKEN_FILE"} {
+		t.Setenv(k, "")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // refused: the registry is down
+	for _, u := range []string{
+		"http://" + addr + "/?api_key=CANARY-srquery-7f3a",
+		"http://" + addr + "/#CANARY-srfragment-7f3a",
+	} {
+		c, err := (&RegistryConfig{URLs: []string{u}}).Client()
+		if err != nil {
+			if strings.Contains(err.Error(), "CANARY") {
+				t.Errorf("%s refused quoting its secret: %v", u, err)
+			}
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_, _, err = c.Register(ctx, "s-value", `"string"`)
+		cancel()
+		if err == nil || strings.Contains(err.Error(), "CANARY") {
+			t.Errorf("registry down at %s: %v, want an error that does not quote the query or fragment", u, err)
 		}
 	}
 }
