@@ -484,6 +484,11 @@ func (s *Stripe) page(ctx context.Context, cl *http.Client, u string) ([]byte, e
 		}
 		again := resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
 		if !again || try == stripeTries {
+			// The key is blotted out before the cut: an API, proxy or
+			// mock echoing the key it refused put it on stderr.
+			if len(s.APIKey) >= 4 {
+				body = bytes.ReplaceAll(body, []byte(s.APIKey), []byte("[redacted]"))
+			}
 			return nil, fmt.Errorf("stripe: list events: %s: %s", resp.Status, bytes.TrimSpace(body[:min(len(body), 300)]))
 		}
 		d := wait

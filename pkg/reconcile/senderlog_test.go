@@ -345,3 +345,20 @@ func TestTruncatedStripePageIsRefused(t *testing.T) {
 		t.Errorf("every page, the last saying no more: %d events, %v; want 4", len(evs), err)
 	}
 }
+
+// TestStripeErrorQuotesNoAPIKey: a refused listing's error quotes the
+// answer; an API, proxy or mock echoing the key it refused put
+// STRIPE_API_KEY on inletctl's stderr.
+func TestStripeErrorQuotesNoAPIKey(t *testing.T) {
+	const key = "sk_test_CANARY-stripeapi-7f3a"
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error":{"message":"Invalid API Key provided: ` + r.Header.Get("Authorization") + `"}}`))
+	}))
+	defer srv.Close()
+	f := &Stripe{APIKey: key, BaseURL: srv.URL}
+	_, err := f.Fetch(context.Background(), time.Now().Add(-time.Hour), time.Now())
+	if err == nil || strings.Contains(err.Error(), "CANARY") {
+		t.Errorf("a 401 echoing the key: %v, want an error that does not quote it", err)
+	}
+}

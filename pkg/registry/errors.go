@@ -63,7 +63,7 @@ func classify(err error) error {
 	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 {
 		switch re.StatusCode {
 		case http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired:
-			return fmt.Errorf("%w (HTTP %d): %w", ErrDenied, re.StatusCode, err)
+			return &deniedError{status: re.StatusCode, err: err}
 		case http.StatusRequestTimeout, http.StatusTooManyRequests:
 		default:
 			return err
@@ -71,3 +71,19 @@ func classify(err error) error {
 	}
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
+
+// deniedError is ErrDenied for a refusal, without the registry's answer
+// in its text: a registry or proxy that quotes the credential it refused
+// (the token, a basic auth header) put it in the services' exit message
+// and inletctl's output. The answer stays reachable (errors.As to
+// *sr.ResponseError) for code that needs it.
+type deniedError struct {
+	status int
+	err    error
+}
+
+func (e *deniedError) Error() string {
+	return fmt.Sprintf("%v (HTTP %d; the registry's answer is not shown: it may quote the credential it refused)", ErrDenied, e.status)
+}
+
+func (e *deniedError) Unwrap() []error { return []error{ErrDenied, e.err} }

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -245,5 +246,32 @@ func TestDecodeUnnamedIncompatibleReaderDoesNotPanic(t *testing.T) {
 	var n int64
 	if err := c.Decode(ctx, b, parseReader(t, `"long"`), &n); !errors.Is(err, ErrIncompatible) {
 		t.Fatalf("err = %v, want ErrIncompatible", err)
+	}
+}
+
+// TestDeniedQuotesNoCredential: a refusal's error quoted the registry's
+// answer, and it is the services' exit message and inletctl's: a registry
+// or proxy echoing the credential it refused put the token or the basic
+// auth password on stderr.
+func TestDeniedQuotesNoCredential(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error_code":401,"message":"invalid credentials: ` + r.Header.Get("Authorization") + `"}`))
+	}))
+	defer srv.Close()
+	for name, opt := range map[string]sr.ClientOpt{
+		"token": sr.BearerToken("CANARY-srtoken-7f3a"),
+		"basic": sr.BasicAuth("inlet", "CANARY-srpass-7f3a"),
+	} {
+		cl, err := sr.NewClient(sr.URLs(srv.URL), opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _, err = New(cl).Register(context.Background(), "s-value", `"string"`)
+		basic := base64.StdEncoding.EncodeToString([]byte("inlet:CANARY-srpass-7f3a"))
+		if !IsDenied(err) || strings.Contains(err.Error(), "CANARY") || strings.Contains(err.Error(), basic) {
+			t.Errorf("%s: %v, want ErrDenied not quoting the credential", name, err)
+		}
 	}
 }
