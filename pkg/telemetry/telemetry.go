@@ -9,13 +9,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
@@ -61,6 +65,14 @@ type Option func(*options)
 type options struct {
 	readers []sdkmetric.Reader
 	spans   []sdktrace.SpanProcessor
+	log     *slog.Logger
+}
+
+// WithLogger sends the OpenTelemetry SDK's own errors (an OTLP export
+// that failed) to log, at warn, instead of the standard library's log
+// package: plain text on stderr, quoting the endpoint's URL whole.
+func WithLogger(log *slog.Logger) Option {
+	return func(o *options) { o.log = log }
 }
 
 // WithReader adds a metric reader.
@@ -80,6 +92,12 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	var o options
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.log != nil {
+		log := o.log
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+			log.Warn("telemetry export failed", "error", exportError(err))
+		}))
 	}
 	// service is the default name: OTEL_SERVICE_NAME and
 	// OTEL_RESOURCE_ATTRIBUTES win, as the manifests expect (the SDK
@@ -151,4 +169,20 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
 	return errors.Join(t.MeterProv.Shutdown(ctx), t.TracerProv.Shutdown(ctx))
+}
+
+// exportError is err's text with any URL it quotes cut to its scheme and
+// host: an OTLP endpoint's path or query may hold a token (some vendors
+// take the key there), and the SDK's errors quote the request's URL.
+func exportError(err error) string {
+	text := err.Error()
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		shown := "(the endpoint)"
+		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
+			shown = u.Scheme + "://" + u.Host
+		}
+		text = strings.ReplaceAll(text, ue.URL, shown)
+	}
+	return text
 }

@@ -169,7 +169,7 @@ func run(args []string) error {
 	}
 	ctx, stop := service.SignalContext(log)
 	defer stop()
-	tel, err := telemetry.New(ctx, "inlet-dev")
+	tel, err := telemetry.New(ctx, "inlet-dev", telemetry.WithLogger(log))
 	if err != nil {
 		return err
 	}

@@ -103,7 +103,7 @@ func run(args []string, stderr io.Writer) error {
 
 	ctx, stop := service.SignalContext(log)
 	defer stop()
-	tel, err := telemetry.New(ctx, "inlet-ingest")
+	tel, err := telemetry.New(ctx, "inlet-ingest", telemetry.WithLogger(log))
 	if err != nil {
 		return err
 	}

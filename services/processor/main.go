@@ -158,7 +158,7 @@ func run(args []string, stderr io.Writer) error {
 	ctx, stop := service.SignalContext(log)
 	defer stop()
 	topics := kafka.TopicNames(kcfg.TopicPrefix, tierDelays)
-	tel, err := telemetry.New(ctx, "inlet-processor")
+	tel, err := telemetry.New(ctx, "inlet-processor", telemetry.WithLogger(log))
 	if err != nil {
 		return err
 	}
