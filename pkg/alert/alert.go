@@ -21,6 +21,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
@@ -468,6 +469,10 @@ func (c *Config) Validate() error {
 			errs = append(errs, errors.New(which+" must start with https:// or http://"))
 		case u.Host == "":
 			errs = append(errs, errors.New(which+" has no host"))
+		case strings.ContainsFunc(c.WebhookURL, unicode.IsSpace):
+			// url.Parse takes "https://host/path extra" (a file with two
+			// words, or a pasted comment): alerts would go elsewhere.
+			errs = append(errs, errors.New(which+" holds white space: a URL has none (a second word in the file?)"))
 		}
 	}
 	return errors.Join(errs...)

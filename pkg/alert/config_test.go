@@ -29,6 +29,8 @@ func TestValidate(t *testing.T) {
 		{"no host", Config{WebhookURL: "https:///services/SECRET"}, []string{"-alert-webhook-url", "no host"}},
 		{"unparsable", Config{WebhookURL: "https://hooks.slack.com/SECRET\x7f"}, []string{"-alert-webhook-url", "does not parse"}},
 		{"both", Config{Format: "Slack", WebhookURL: "SECRET"}, []string{"-alert-format", "-alert-webhook-url"}},
+		// url.Parse takes it: alerts went to "/services/SECRET%20extra".
+		{"two words", Config{WebhookURL: slack + " extra"}, []string{"-alert-webhook-url", "white space"}},
 		// Taken as the defaults without a word.
 		{"negative window", Config{Window: -time.Second}, []string{"-alert-window", "INLET_ALERT_WINDOW", "-1s"}},
 		{"negative cap", Config{MaxPerMinute: -5}, []string{"-alert-max-per-minute", "INLET_ALERT_MAX_PER_MINUTE", "-5"}},
