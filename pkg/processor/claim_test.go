@@ -3,6 +3,7 @@ package processor
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/testenv"
 )
 
 // failAfter lets a pipeline run, then reports an error: Redis applied the
@@ -50,7 +52,7 @@ func TestClaimReturnsWhatItMayHoldOnError(t *testing.T) {
 	}
 	ctx := context.Background()
 	token := store.NewToken()
-	held, err := p.claim(ctx, ctx, items, token, time.Now().Add(time.Second))
+	held, err := p.claim(ctx, ctx, items, token, time.Now().Add(time.Second), nil)
 	if err == nil {
 		t.Fatal("claim succeeded through a lost reply")
 	}
@@ -67,5 +69,49 @@ func TestClaimReturnsWhatItMayHoldOnError(t *testing.T) {
 		if r != store.ClaimAcquired {
 			t.Fatalf("key %d is %v after the release, want it free for the redelivery", i, r)
 		}
+	}
+}
+
+// TestClaimWaitLetsTheGroupRebalance guards that a batch waiting for
+// claims another member holds (here a dead member's entity lock) gives way
+// to a rebalance: it held the whole group's rebalance up to the batch
+// deadline, so a member joining or leaving stalled every member for 30 s.
+func TestClaimWaitLetsTheGroupRebalance(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	mod := func(c *Config) {
+		c.Workers, c.BatchDeadline, c.DrainTimeout, c.ClaimLease, c.TxnTimeout = 1, 30*time.Second, 4*time.Second, 60*time.Second, 60*time.Second
+	}
+	st := store.New(h.rdb, store.KeyPrefix(h.prefix), store.ClaimLease(time.Minute))
+	dead := store.NewToken()
+	if _, err := st.ClaimBatch(context.Background(), []string{"lock:stripe:pi:pi_held"}, dead); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.ReleaseBatch(context.Background(), []string{"lock:stripe:pi:pi_held"}, dead) })
+	prod := h.env.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	put := func(id, pi string, part int32) {
+		r, err := h.rawRecord(id, paymentIntent(id, pi, "succeeded", 1700000000))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.Partition = part
+		if err := prod.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("evt_held", "pi_held", 0)
+	a := h.start("a", mod)
+	testenv.Eventually(t, 10*time.Second, "a to join the group", func() bool { return a.p.workers[0].syncedGen.Load() > 0 })
+	for i := range 5 {
+		put(fmt.Sprintf("evt_free1_%d", i), fmt.Sprintf("pi_free1_%d", i), 1)
+		put(fmt.Sprintf("evt_free2_%d", i), fmt.Sprintf("pi_free2_%d", i), 2)
+	}
+	h.start("b", mod)
+	// Well before the batch deadline: the waiting batch gave way, and the
+	// member without partition 0 processes its partition.
+	testenv.Eventually(t, 15*time.Second, "events on other partitions to be processed while the lock is held", func() bool {
+		return h.total(Processed) >= 5
+	})
+	if n := h.total(Processed) + h.total(Duplicate) + h.total(Retried) + h.total(DeadLetter); n > 10 {
+		t.Errorf("%d outcomes for 10 free events", n)
 	}
 }

@@ -118,6 +118,10 @@ var errCrashed = errors.New("simulated crash before commit")
 // the batch deadline.
 var errStopping = errors.New("the processor is stopping")
 
+// errRebalance is why a batch gives up waiting for its claims when the
+// consumer group waits on its worker to rebalance.
+var errRebalance = errors.New("a rebalance of the consumer group is waiting on this worker")
+
 // New connects the processor's transactional group sessions, one per
 // worker.
 func New(cfg Config, d Deps) (*Processor, error) {
@@ -446,7 +450,12 @@ func checkBusinessTime(src *source.Source, env *envelope.Envelope, out *router.O
 // the keys it holds; on an error, every key it may hold (a round cut off
 // midway may have taken some), so that they are released at once rather
 // than blocking the redelivered batch until their lease runs out.
-func (p *Processor) claim(ctx, stop context.Context, items []*item, token string, deadline time.Time) ([]string, error) {
+//
+// A receive on rebalance (the group waits on this worker: see
+// worker.blocked; nil for none) ends a wait at once with errRebalance: the
+// batch holds nothing yet, and a wait held the whole group's rebalance
+// (BlockRebalanceOnPoll) up to the batch deadline, stalling every member.
+func (p *Processor) claim(ctx, stop context.Context, items []*item, token string, deadline time.Time, rebalance <-chan struct{}) ([]string, error) {
 	// Sized for the batch: growing these maps showed in allocation profiles.
 	seen := make(map[string]bool, len(items))
 	locks := make(map[string]bool, len(items))
@@ -577,7 +586,14 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 		if time.Now().After(deadline) {
 			return pending, fmt.Errorf("batch deadline (%v) passed while waiting for %w", p.cfg.BatchDeadline, why)
 		}
-		if !sleep(ctx, backoff/2+time.Duration(rand.Int64N(int64(backoff)))) {
+		t := time.NewTimer(backoff/2 + time.Duration(rand.Int64N(int64(backoff))))
+		select {
+		case <-t.C:
+		case <-rebalance:
+			t.Stop()
+			return pending, fmt.Errorf("%w while waiting for %w", errRebalance, why)
+		case <-ctx.Done():
+			t.Stop()
 			return pending, ctx.Err()
 		}
 		backoff = min(backoff*2, p.cfg.BackoffMax)
@@ -1092,9 +1108,12 @@ func (p *Processor) outputs(it *item) []*kgo.Record {
 		if named, ok := it.out.Schema.(interface{ FullName() string }); ok {
 			h = append(h, kgo.RecordHeader{Key: retry.HeaderRecordName, Value: []byte(named.FullName())})
 		}
+		// Each record its own headers: a producer hook (kotel) sets each
+		// record's traceparent in place, and with one slice the processed
+		// record carried the state record's span.
 		return []*kgo.Record{
 			{Topic: p.d.Topics.Processed, Key: []byte(it.out.EntityKey), Value: val, Headers: h},
-			{Topic: p.d.Topics.State, Key: []byte(it.out.EntityKey), Value: val, Headers: h},
+			{Topic: p.d.Topics.State, Key: []byte(it.out.EntityKey), Value: val, Headers: slices.Clip(slices.Clone(h))},
 		}
 	case Invalid:
 		return []*kgo.Record{p.invalidRecord(it)}

@@ -287,7 +287,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	if err := p.awaitRegistry(ctx, stop, items, deadline); err != nil {
 		return w.abandon(ctx, stop, items, nil, token, err)
 	}
-	claimed, err := p.claim(ctx, stop, items, token, deadline)
+	claimed, err := p.claim(ctx, stop, items, token, deadline, w.blocked)
 	if err != nil {
 		return w.abandon(ctx, stop, items, claimed, token, err)
 	}
@@ -675,14 +675,18 @@ func endSpans(items []*item, why string) {
 }
 
 // abandon gives up on a batch before anything of it is written: logged,
-// with why (the processor stopping, or the batch deadline passing while a
-// dependency is down), then aborted.
+// with why (the processor stopping, a rebalance waiting on the worker, or
+// the batch deadline passing while a dependency is down), then aborted.
 func (w *worker) abandon(ctx, stop context.Context, items []*item, claimed []string, token string, why error) error {
-	msg := "batch abandoned before writing; it will be redelivered"
-	if errors.Is(why, errStopping) {
+	msg, log := "batch abandoned before writing; it will be redelivered", w.p.log.Warn
+	switch {
+	case errors.Is(why, errStopping):
 		msg = "batch abandoned before writing because the processor is stopping; it will be redelivered"
+	case errors.Is(why, errRebalance):
+		// Contention meeting a rebalance: expected, not a warning.
+		msg, log = "batch abandoned before writing to let the consumer group rebalance; it will be redelivered", w.p.log.Info
 	}
-	w.p.log.Warn(msg, "records", len(items), "error", why)
+	log(msg, "records", len(items), "error", why)
 	return w.abort(ctx, stop, items, claimed, token)
 }
 
