@@ -69,7 +69,7 @@ func (c *Config) RegisterTuningFlags(fs *flagenv.Set) {
 	fs.Int(&c.Workers, "workers", "INLET_PROCESSOR_WORKERS", 2, "transactional group members in this instance (each has its own partitions)")
 	fs.Duration(&c.ClaimLease, "claim-lease", "INLET_CLAIM_LEASE", 60*time.Second, "lease of a dedup claim or entity lock before it is confirmed")
 	fs.Duration(&c.TxnTimeout, "txn-timeout", "INLET_TXN_TIMEOUT", 60*time.Second, "Kafka transaction timeout (more than -batch-deadline plus -drain-timeout)")
-	fs.Duration(&c.BackoffMax, "backoff-max", "INLET_BACKOFF_MAX", 5*time.Second, "longest wait between tries when Redis is down")
+	fs.Duration(&c.BackoffMax, "backoff-max", "INLET_BACKOFF_MAX", 5*time.Second, "longest wait between tries while Redis is down or a claim is held by another member")
 	fs.Duration(&c.BatchDeadline, "batch-deadline", "INLET_BATCH_DEADLINE", 30*time.Second, "abandon (abort and re-poll) a batch that waited this long")
 }
 
