@@ -83,7 +83,7 @@ func TestAuditedOnRealQueues(t *testing.T) {
 // answered 200 {"count":0}.
 func TestDecisionByIDSaysWhatItDidNotDecide(t *testing.T) {
 	_, _, srv, id := realQueues(t, Tokens{Write: "w"})
-	typo := id + "9"
+	typo := id[:strings.LastIndexByte(id, '/')+1] + "999" // an id ls would print, naming nothing
 	type miss struct {
 		ID       string        `json:"id"`
 		Reason   string        `json:"reason"`

@@ -482,7 +482,7 @@ func TestDecisionsByIDSayWhatTheyDidNotDecide(t *testing.T) {
 		t.Fatalf("list: %d, %v", len(es), err)
 	}
 	a, b := es[0].ID, es[1].ID
-	typo := a + "9"
+	typo := a[:strings.LastIndexByte(a, '/')+1] + "999" // an id ls would print, naming nothing
 	for _, dry := range []bool{true, false} {
 		d, err := q.Discard(ctx, tp.Invalid, Filter{IDs: []string{a}}, "op", "cancelled", dry)
 		if !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "is an entry of "+tp.DLQ) || d.Count != 0 ||
@@ -537,11 +537,12 @@ func TestDecisionsByIDSayWhatTheyDidNotDecide(t *testing.T) {
 func TestRequeueByIDSkipsAndListsAlike(t *testing.T) {
 	env, tp, q := deadLettered(t, testenv.Embedded, 0)
 	omitted := withoutEvent(t, env, tp, 0, 42)
+	missing := omitted[:strings.LastIndexByte(omitted, '/')+1] + "999" // an id ls would print, naming nothing
 	ctx := context.Background()
 	for _, dry := range []bool{true, false} {
-		d, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: []string{omitted, omitted + "9"}}, "op", "sink fixed", dry)
+		d, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: []string{omitted, missing}}, "op", "sink fixed", dry)
 		if err != nil || d.Count != 0 || d.Skipped != 1 || d.SkippedEntries[0].ID != omitted || d.Undecided() != 2 ||
-			!slices.Equal(d.Unmatched, []Miss{{ID: omitted + "9", Reason: ReasonNotFound}}) {
+			!slices.Equal(d.Unmatched, []Miss{{ID: missing, Reason: ReasonNotFound}}) {
 			t.Fatalf("dry run %v: %+v, %v", dry, d, err)
 		}
 	}
