@@ -2,16 +2,12 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -33,16 +29,6 @@ import (
 // to Kafka (values, keys, headers) — is searched for the canaries and for
 // the signatures the requests carried (a signature kept on the compacted
 // raw topic is a credential at rest).
-
-// leakMark is in every canary; the encodings below catch a canary quoted
-// as base64 or hex.
-const leakMark = "CANARY"
-
-var leakEncodedMarks = []string{
-	base64.StdEncoding.EncodeToString([]byte(leakMark))[:8], // "Q0FOQVJZ"
-	hex.EncodeToString([]byte(leakMark)),
-	strings.ToLower(leakMark),
-}
 
 const leakSources = `sources:
   stripe:
@@ -110,22 +96,6 @@ func setLeakCanaries(t *testing.T) string {
 		t.Setenv(k, v)
 	}
 	return file("sources.yaml", leakSources)
-}
-
-// leaks returns the canaries and secret-derived values found in out.
-func leaks(out string, derived []string) []string {
-	var found []string
-	for _, m := range append([]string{leakMark}, leakEncodedMarks...) {
-		if strings.Contains(out, m) {
-			found = append(found, m)
-		}
-	}
-	for _, d := range derived {
-		if d != "" && strings.Contains(out, d) {
-			found = append(found, "signature "+d)
-		}
-	}
-	return found
 }
 
 // leakRequest is one request sent to ingest.
@@ -227,7 +197,7 @@ func leakRequests(t *testing.T, sourcesPath string) (reqs []leakRequest, signatu
 func TestIngestLeaksNoSecret(t *testing.T) {
 	env := testenv.Embedded(t)
 	sourcesPath := setLeakCanaries(t)
-	otlp := captureOTLP(t)
+	otlp := servicetest.CaptureOTLP(t)
 	var emitted bytes.Buffer // everything ingest emits, searched at the end
 
 	for _, args := range [][]string{{"-h"}, {"-check-config", "-sources", sourcesPath}} {
@@ -282,76 +252,18 @@ func TestIngestLeaksNoSecret(t *testing.T) {
 	cl := env.Client(t, kgo.ConsumeRegex(), kgo.ConsumeTopics("^"+strings.ReplaceAll(env.Prefix, ".", `\.`)+`\..*`),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
 		kgo.MetadataMinAge(50*time.Millisecond))
-	records := 0
-	deadline := time.Now().Add(20 * time.Second)
-	for quiet := false; !quiet; {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		recs := fs.Records()
-		for _, rec := range recs {
-			records++
-			emitted.WriteString(rec.Topic + " " + string(rec.Key) + " " + string(rec.Value) + "\n")
-			for _, h := range rec.Headers {
-				emitted.WriteString(h.Key + "=" + string(h.Value) + "\n")
-			}
-		}
-		quiet = len(recs) == 0 && records >= 5
-		if time.Now().After(deadline) {
-			t.Fatalf("read %d records within 20s, want the 5 accepted webhooks at least", records)
-		}
-	}
+	emitted.WriteString(servicetest.DumpRecords(t, cl, 5))
 
 	servicetest.SIGTERM(t)
 	if err := s.Stopped(t, 30*time.Second); err != nil {
 		emitted.WriteString(err.Error())
 	}
 	emitted.WriteString(s.Log.String())
-	emitted.WriteString(otlp.spans(t))
+	emitted.WriteString(otlp.Spans(t))
 
-	if found := leaks(emitted.String(), signatures); len(found) > 0 {
+	if found := servicetest.Leaks(emitted.String(), signatures...); len(found) > 0 {
 		t.Errorf("ingest emitted secrets %q; everything it emitted:\n%s", found, emitted.String())
 	}
-}
-
-// otlpCapture is an OTLP/HTTP collector keeping every export's body, and
-// sets the OTEL_* variables pointing the service at it, its credential a
-// canary too.
-type otlpCapture struct {
-	mu     sync.Mutex
-	bodies bytes.Buffer
-	traces int
-}
-
-func captureOTLP(t *testing.T) *otlpCapture {
-	t.Helper()
-	c := &otlpCapture{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		c.mu.Lock()
-		c.bodies.Write(b)
-		if r.URL.Path == "/v1/traces" {
-			c.traces++
-		}
-		c.mu.Unlock()
-	}))
-	t.Cleanup(srv.Close)
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
-	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20CANARY-otlp-7f3a")
-	t.Setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "none")
-	return c
-}
-
-// spans returns what was exported, failing t when no span was: then the
-// check of span attributes would pass vacuously.
-func (c *otlpCapture) spans(t *testing.T) string {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.traces == 0 {
-		t.Error("no span exported to the OTLP endpoint: span attributes were not checked")
-	}
-	return c.bodies.String()
 }
 
 var leakClient = &http.Client{Timeout: 5 * time.Second}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -35,24 +34,6 @@ import (
 // headers: the error history), every Redis key and value (the history),
 // OTLP exports (span attributes, metrics), alert payloads, and the answers of /metrics, /readyz and the admin API
 // (no token, a wrong one, a near miss, the read and write tokens).
-
-const leakMark = "CANARY"
-
-var leakEncodedMarks = []string{
-	base64.StdEncoding.EncodeToString([]byte(leakMark))[:8],
-	hex.EncodeToString([]byte(leakMark)),
-	strings.ToLower(leakMark),
-}
-
-func leaks(out string) []string {
-	var found []string
-	for _, m := range append([]string{leakMark}, leakEncodedMarks...) {
-		if strings.Contains(out, m) {
-			found = append(found, m)
-		}
-	}
-	return found
-}
 
 // leakCapture records every request it gets; under /sink it answers with
 // a failure quoting the request.
@@ -92,7 +73,7 @@ func (c *leakCapture) count(what string) int {
 func TestProcessorLeaksNoSecret(t *testing.T) {
 	env := testenv.Embedded(t)
 	capture := &leakCapture{hits: map[string]int{}}
-	otlp := captureOTLP(t)
+	otlp := servicetest.CaptureOTLP(t)
 	srv := httptest.NewServer(capture)
 	t.Cleanup(srv.Close)
 
@@ -224,21 +205,7 @@ func TestProcessorLeaksNoSecret(t *testing.T) {
 	// Every record of every topic of this test, committed or not.
 	cl := env.Client(t, kgo.ConsumeRegex(), kgo.ConsumeTopics("^"+strings.ReplaceAll(env.Prefix, ".", `\.`)+`\..*`),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.FetchIsolationLevel(kgo.ReadUncommitted()))
-	records := 0
-	for quiet := false; !quiet; {
-		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
-		fs := cl.PollFetches(ctx)
-		cancel()
-		recs := fs.Records()
-		for _, rec := range recs {
-			records++
-			emitted.WriteString(rec.Topic + " " + string(rec.Key) + " " + string(rec.Value) + "\n")
-			for _, h := range rec.Headers {
-				emitted.WriteString(h.Key + "=" + string(h.Value) + "\n")
-			}
-		}
-		quiet = len(recs) == 0 && records >= 6
-	}
+	emitted.WriteString(servicetest.DumpRecords(t, cl, 6))
 
 	// Every Redis key and value (processing history, dedup, locks).
 	rdb := env.Redis(t)
@@ -273,54 +240,14 @@ func TestProcessorLeaksNoSecret(t *testing.T) {
 		emitted.WriteString(err.Error())
 	}
 	emitted.WriteString(s.Log.String())
-	emitted.WriteString(otlp.spans(t))
+	emitted.WriteString(otlp.Spans(t))
 	capture.mu.Lock()
 	emitted.WriteString(capture.seen.String())
 	capture.mu.Unlock()
 
-	if found := leaks(emitted.String()); len(found) > 0 {
+	if found := servicetest.Leaks(emitted.String()); len(found) > 0 {
 		t.Errorf("the processor emitted secrets %q; everything it emitted:\n%s", found, emitted.String())
 	}
-}
-
-// otlpCapture is an OTLP/HTTP collector keeping every export's body, and
-// sets the OTEL_* variables pointing the service at it, its credential a
-// canary too.
-type otlpCapture struct {
-	mu     sync.Mutex
-	bodies bytes.Buffer
-	traces int
-}
-
-func captureOTLP(t *testing.T) *otlpCapture {
-	t.Helper()
-	c := &otlpCapture{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		c.mu.Lock()
-		c.bodies.Write(b)
-		if r.URL.Path == "/v1/traces" {
-			c.traces++
-		}
-		c.mu.Unlock()
-	}))
-	t.Cleanup(srv.Close)
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", srv.URL)
-	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20CANARY-otlp-7f3a")
-	t.Setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "none")
-	return c
-}
-
-// spans returns what was exported, failing t when no span was: then the
-// check of span attributes would pass vacuously.
-func (c *otlpCapture) spans(t *testing.T) string {
-	t.Helper()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.traces == 0 {
-		t.Error("no span exported to the OTLP endpoint: span attributes were not checked")
-	}
-	return c.bodies.String()
 }
 
 var leakClient = &http.Client{Timeout: 5 * time.Second}
