@@ -115,9 +115,8 @@ func TestCheckDurability(t *testing.T) {
 }
 
 // TestCheckDurabilityServers: miniredis has no CONFIG (a debug line, nothing
-// more); a real Redis (INLET_REDIS_URL) is read as CONFIG GET reports it,
-// and warned about exactly when it keeps nothing or evicts. An unreachable
-// one is a debug line too.
+// more); an unreachable Redis is a debug line too. (A real one:
+// TestIntegrationCheckDurability.)
 func TestCheckDurabilityServers(t *testing.T) {
 	t.Run("miniredis", func(t *testing.T) {
 		lines := durabilityLog(t, newMiniredisEnv(t).rdb)
@@ -133,45 +132,50 @@ func TestCheckDurabilityServers(t *testing.T) {
 			t.Fatalf("logged:\n%s\nwant one debug line", levels(lines))
 		}
 	})
-	t.Run("real", func(t *testing.T) {
-		newEnv := realRedisEnv(t)
-		if newEnv == nil {
-			t.Skipf("%s not set", redisURLEnv)
-		}
-		rdb := newEnv(t).rdb
-		ctx := context.Background()
-		d, err := New(rdb).ReadDurability(ctx)
+}
+
+// TestIntegrationCheckDurability: a real Redis (INLET_REDIS_URL) is read as
+// CONFIG GET reports it, and warned about exactly when it keeps nothing or
+// evicts. Named for make test-integration (-run Integration), the only run
+// with INLET_REDIS_URL set.
+func TestIntegrationCheckDurability(t *testing.T) {
+	newEnv := realRedisEnv(t)
+	if newEnv == nil {
+		t.Skipf("%s not set", redisURLEnv)
+	}
+	rdb := newEnv(t).rdb
+	ctx := context.Background()
+	d, err := New(rdb).ReadDurability(ctx)
+	if err != nil {
+		t.Fatalf("ReadDurability: %v", err)
+	}
+	cfg := map[string]string{}
+	for _, p := range []string{"appendonly", "save", "maxmemory-policy"} {
+		m, err := rdb.ConfigGet(ctx, p).Result()
 		if err != nil {
-			t.Fatalf("ReadDurability: %v", err)
+			t.Fatal(err)
 		}
-		cfg := map[string]string{}
-		for _, p := range []string{"appendonly", "save", "maxmemory-policy"} {
-			m, err := rdb.ConfigGet(ctx, p).Result()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cfg[p] = m[p]
+		cfg[p] = m[p]
+	}
+	if d.AppendOnly != cfg["appendonly"] || d.Save != cfg["save"] || !d.SaveReported || d.MaxmemoryPolicy != cfg["maxmemory-policy"] {
+		t.Fatalf("read %+v, CONFIG GET says %v", d, cfg)
+	}
+	var warns int
+	lines := durabilityLog(t, rdb)
+	t.Logf("%v logged:\n%s", cfg, levels(lines))
+	for _, l := range lines {
+		if l["level"] == "WARN" {
+			warns++
 		}
-		if d.AppendOnly != cfg["appendonly"] || d.Save != cfg["save"] || !d.SaveReported || d.MaxmemoryPolicy != cfg["maxmemory-policy"] {
-			t.Fatalf("read %+v, CONFIG GET says %v", d, cfg)
-		}
-		var warns int
-		lines := durabilityLog(t, rdb)
-		t.Logf("%v logged:\n%s", cfg, levels(lines))
-		for _, l := range lines {
-			if l["level"] == "WARN" {
-				warns++
-			}
-		}
-		want := 0
-		if cfg["appendonly"] == "no" && cfg["save"] == "" {
-			want++
-		}
-		if cfg["maxmemory-policy"] != "noeviction" {
-			want++
-		}
-		if warns != want {
-			t.Fatalf("%d warnings for %v, want %d", warns, cfg, want)
-		}
-	})
+	}
+	want := 0
+	if cfg["appendonly"] == "no" && cfg["save"] == "" {
+		want++
+	}
+	if cfg["maxmemory-policy"] != "noeviction" {
+		want++
+	}
+	if warns != want {
+		t.Fatalf("%d warnings for %v, want %d", warns, cfg, want)
+	}
 }
