@@ -205,7 +205,8 @@ func metaText(r gjson.Result) (string, error) {
 
 // lookupRaw returns the first of header, pointer and fallbacks that is
 // present (pointer before header for a pointerFirst field, when the body is
-// JSON); fallbacks are joined with ":". A string read from the body with an
+// JSON); fallbacks are joined with ":", and count only when each is there
+// and not empty. A string read from the body with an
 // unpaired surrogate escape is ErrUnpairedSurrogate.
 func lookupRaw(f Field, h http.Header, body []byte, bodyJSON func() bool) (gjson.Result, error) {
 	pointer := func() (gjson.Result, bool, error) {
@@ -246,6 +247,12 @@ func lookupRaw(f Field, h http.Header, body []byte, bodyJSON func() bool) (gjson
 			v, err := metaText(r)
 			if err != nil {
 				return gjson.Result{}, err
+			}
+			// An empty part is no part, as an empty id is no id: with
+			// it, every event lacking that value (say "seq":"") would
+			// share the others' id, and all but one would be lost.
+			if strings.TrimSpace(v) == "" {
+				return gjson.Result{}, nil
 			}
 			if i == len(f.fallbacks)-1 {
 				b.WriteString(v)

@@ -78,6 +78,38 @@ func TestFallbackKeysDoNotCollide(t *testing.T) {
 	}
 }
 
+// TestFallbackEmptyPartIsNoID: a fallback value that is empty makes no id
+// (the body's SHA-256 is the id), as an empty pointer value does; joined,
+// every event lacking it shared one id ("acct_1:") and all but one were lost.
+func TestFallbackEmptyPartIsNoID(t *testing.T) {
+	f, err := Parse([]byte("sources:\n  s:\n    kind: none\n    event_id: {pointer: /id, fallback: [/account, /seq]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := f.Get("s")
+	seen := map[string]string{}
+	for _, body := range []string{
+		`{"type":"t","account":"acct_1","seq":"","n":1}`,
+		`{"type":"t","account":"acct_1","seq":"","n":2}`,
+		`{"type":"t","account":"","seq":"","n":1}`,
+		`{"type":"t","account":"","seq":"","n":2}`,
+		`{"type":"t","account":" ","seq":"7","n":1}`,
+		`{"type":"t","account":" ","seq":"7","n":2}`,
+	} {
+		m, err := src.Extract(http.Header{}, []byte(body))
+		if err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+		if prev, ok := seen[m.EventID]; ok {
+			t.Fatalf("%s and %s share the event id %q", prev, body, m.EventID)
+		}
+		seen[m.EventID] = body
+	}
+	if m, _ := src.Extract(http.Header{}, []byte(`{"type":"t","account":"acct_1","seq":"7"}`)); m.EventID != "acct_1:7" {
+		t.Errorf("event id %q, want acct_1:7", m.EventID)
+	}
+}
+
 // jsonBody tells lookup the body is JSON.
 func jsonBody() bool { return true }
 

@@ -25,12 +25,20 @@ func (s *Source) applyKindDefaults() error {
 		def(&s.SchemaVersion, Field{Pointer: "/api_version"})
 		def(&s.OccurredAt, Field{Pointer: "/created"})
 	case KindGitHub:
+		// X-GitHub-Delivery names the event, not the attempt: a
+		// redelivery keeps it, and so does the same event delivered to
+		// another hook or GitHub App (with that one's payload). Hooks
+		// pointed at one source therefore deliver one event; each hook
+		// whose copies must all be kept needs a source of its own.
 		def(&s.EventType, Field{Header: "X-GitHub-Event"})
 		def(&s.EventID, Field{Header: "X-GitHub-Delivery"})
 	case KindShopify:
 		// The webhook id is the same on every retry of one delivery and
-		// differs between topics, so it is safe as a compaction key; the
-		// event id is shared across topics of one change.
+		// differs between deliveries, so it is safe as a compaction key.
+		// X-Shopify-Event-Id (kept as a header) is shared by the
+		// deliveries of one event to each subscription of its topic,
+		// which may differ in API version and fields: as the key, the
+		// raw topic would keep only one of them.
 		def(&s.EventType, Field{Header: "X-Shopify-Topic"})
 		def(&s.EventID, Field{Header: "X-Shopify-Webhook-Id"})
 		def(&s.SchemaVersion, Field{Header: "X-Shopify-API-Version"})

@@ -567,3 +567,17 @@ func TestParseRefusesAFixedEventID(t *testing.T) {
 		t.Errorf("event_type with a default: %v", err)
 	}
 }
+
+// TestSourceNamesHoldNoColon guards the raw topic key, "source:event-id":
+// event ids may hold ":", so only a source name without one keeps source
+// "a:b" with id "c" and source "a" with id "b:c" apart.
+func TestSourceNamesHoldNoColon(t *testing.T) {
+	for _, name := range []string{"a:b", "a%3Ab", "A", "a b", ""} {
+		if _, err := Parse([]byte("sources:\n  \"" + name + "\":\n    kind: none\n")); err == nil {
+			t.Errorf("source name %q accepted", name)
+		}
+	}
+	if _, err := Parse([]byte("sources:\n  stripe-eu_2:\n    kind: none\n")); err != nil {
+		t.Errorf("a plain name refused: %v", err)
+	}
+}

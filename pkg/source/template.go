@@ -3,9 +3,12 @@ package source
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/tidwall/gjson"
 )
 
 // Template is a key template such as "stripe:pi:{/data/object/id}" or
@@ -171,6 +174,11 @@ func (t *Template) Render(payload []byte, fields *TemplateFields) (string, error
 			// events.
 			if err := CheckMetaJSON(r.String(), r.Raw); err != nil {
 				return "", &TemplateError{Pointer: p.pointer, Err: err}
+			}
+			// 1e400 and 2e400 both render "+Inf": one key for two
+			// events, as metaText refuses for event ids.
+			if r.Type == gjson.Number && (math.IsInf(r.Num, 0) || math.IsNaN(r.Num)) {
+				return "", &TemplateError{Pointer: p.pointer, Err: ErrNonFiniteNumber}
 			}
 			p.write(&b, r.String())
 		}

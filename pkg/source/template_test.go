@@ -137,6 +137,26 @@ func TestTemplateKeysDoNotCollide(t *testing.T) {
 	}
 }
 
+// TestTemplateRefusesNonFiniteNumbers: a number past a 64-bit float
+// rendered "+Inf", so 1e400 and 2e400 made one natural key and one of the
+// two events was dropped as the other's duplicate.
+func TestTemplateRefusesNonFiniteNumbers(t *testing.T) {
+	tm, err := ParseTemplate("k:{/a}:{/b}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, payload := range []string{`{"a":1e400,"b":"x"}`, `{"a":"x","b":2e400}`, `{"a":"x","b":-1e400}`} {
+		key, err := tm.Render([]byte(payload), &TemplateFields{})
+		var te *TemplateError
+		if !errors.As(err, &te) || !errors.Is(err, ErrNonFiniteNumber) {
+			t.Errorf("%s: rendered %q, %v; want a *TemplateError wrapping ErrNonFiniteNumber", payload, key, err)
+		}
+	}
+	if key, err := tm.Render([]byte(`{"a":1e2,"b":1.5}`), &TemplateFields{}); err != nil || key != "k:100:1.5" {
+		t.Errorf("finite numbers: %q, %v", key, err)
+	}
+}
+
 // keyWords returns every non-empty concatenation of at most n units.
 func keyWords(units []string, n int) []string {
 	words := []string{""}
