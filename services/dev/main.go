@@ -485,10 +485,10 @@ func adminMux(srv *ingest.Server, tel *telemetry.Telemetry, api *admin.API) http
 
 // sampleCurl is a ready-to-paste curl for a Shopify order webhook: Shopify
 // signs without a timestamp, so the command stays valid however long it
-// waits in a terminal. The order's updated_at is now: the shop source's
-// natural key is the order id and updated_at, so the sample of each start
-// is a new update (processed), not a duplicate of the last start's, kept
-// in .inlet/.
+// waits in a terminal. Its webhook id (the shop source's key) and the
+// order's updated_at (its business time) are the start's time, so the
+// sample of each start is a new, newer update (processed), not a
+// duplicate of the last start's, kept in .inlet/.
 func sampleCurl(sources *source.File, base string, now time.Time) string {
 	src, ok := sources.Get("shop")
 	if !ok {
