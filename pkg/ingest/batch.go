@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -212,6 +213,11 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		log.Info("headers over the size bound not kept in the envelopes", "headers", omitted)
 	}
 	sent := map[int]int{} // result index → produced item index
+	// The first line of each event id, to refuse a later line reusing the
+	// id for other content: both were accepted, the processor kept the
+	// first and dropped the second as a duplicate, and compaction kept the
+	// second on the raw topic, so one of them was lost either way.
+	firstOf := map[string]lineSum{}
 	lines := newLineReader(body, int(src.MaxBody))
 	n, rejected := 0, 0
 	// The first rejections, for the log line: why lines were refused is
@@ -281,6 +287,19 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			}
 			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: msg})
 			continue
+		}
+		sum := sha256.Sum256(bytes.TrimSpace(line))
+		if first, ok := firstOf[env.EventID]; ok && first.sum != sum {
+			s.metrics.event(tctx, src.Name, "", outcomeRejected, reasonMalformed)
+			rejected++
+			msg := fmt.Sprintf("id %q is line %d's, with other content: an id names one event (this line is not written)", env.EventID, first.line)
+			if len(rejections) < maxLoggedRejections {
+				rejections = append(rejections, loggedRejection{Line: n, Error: "id repeats line " + strconv.Itoa(first.line) + " with other content"})
+			}
+			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: msg})
+			continue
+		} else if !ok {
+			firstOf[env.EventID] = lineSum{line: n, sum: sum}
 		}
 		types[len(resp.Results)] = env.EventType
 		sent[len(resp.Results)] = acks.sent
@@ -354,6 +373,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	default:
 		reply(http.StatusOK, resp)
 	}
+}
+
+// lineSum is the first line of a batch with an event id, and the SHA-256
+// of its content.
+type lineSum struct {
+	line int
+	sum  [sha256.Size]byte
 }
 
 // errTextBatchDisabled answers a batch for a source that exists but takes

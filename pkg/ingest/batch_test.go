@@ -488,3 +488,21 @@ func TestBatchContentEncodingRefused(t *testing.T) {
 		t.Errorf("%d records on the raw topic, want none", len(recs))
 	}
 }
+
+// TestBatchIDRepeatedWithOtherContentRefused: a later line reusing an
+// earlier line's id for other content is rejected; both were accepted,
+// the processor kept the first (the second a duplicate) and compaction the
+// second, so one was lost either way. The same line twice stays accepted.
+func TestBatchIDRepeatedWithOtherContentRefused(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	a := `{"id":"inv_9","type":"invoice.paid","data":{"amount":1}}`
+	b := `{"id":"inv_9","type":"invoice.paid","data":{"amount":2}}`
+	status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(a+"\n"+a+"\n"+b+"\n"), "")
+	if status != http.StatusMultiStatus || len(br.Results) != 3 || br.Results[0].Status != LineAccepted || br.Results[1].Status != LineAccepted ||
+		br.Results[2].Status != LineRejected || !strings.Contains(br.Results[2].Error, "line 1") {
+		t.Fatalf("batch: %d %+v; want lines 1 and 2 accepted, line 3 rejected naming line 1", status, br)
+	}
+	if envs := h.rawEnvelopes(t, 2); len(envs) != 2 {
+		t.Fatalf("%d envelopes on the raw topic, want the two copies of line 1", len(envs))
+	}
+}
