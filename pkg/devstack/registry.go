@@ -59,7 +59,9 @@ func newPersistentRegistry(file string, log *slog.Logger) (*persistentRegistry, 
 		return nil, fmt.Errorf("schema registry state: %w", err)
 	}
 	bad := func(err error) error {
-		return fmt.Errorf("schema registry state %s: %w (records in Kafka name their schemas by these IDs: fix the file, or move it away to start with an empty registry)", file, err)
+		// Not "move the file away": an empty registry numbers IDs from 1
+		// again, and Kafka's records, kept, would name other schemas.
+		return fmt.Errorf("schema registry state %s: %w (records in Kafka name their schemas by these IDs: fix the file, or move the whole data directory %s away to start empty; without the file, the records kept in Kafka would decode with the schemas their IDs are given next)", file, err, filepath.Dir(file))
 	}
 	st, err := parseRegistryState(b)
 	if err != nil {

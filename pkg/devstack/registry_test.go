@@ -323,6 +323,11 @@ func TestRegistryBadStateFile(t *testing.T) {
 			if !strings.Contains(err.Error(), file) || !strings.Contains(err.Error(), tc.why) {
 				t.Errorf("error = %q, want it to name %s and say %q", err, file, tc.why)
 			}
+			// Moving only the file away gave the IDs of Kafka's kept
+			// records to other schemas: the advice is the whole directory.
+			if !strings.Contains(err.Error(), "move the whole data directory "+dir+" away") {
+				t.Errorf("error = %q, want it to say to move the data directory away, not the file alone", err)
+			}
 			// The failed start let go of the directory.
 			startStack(t, t.TempDir()) // and another stack starts fine
 			if err := os.Remove(file); err != nil {

@@ -86,6 +86,10 @@ func EventTimeRange() (first, last time.Time) {
 // reason a batch that failed part way through can simply be retried.
 //
 // On error no results are returned; some updates may have been applied.
+// An entity key that is not a hash, or whose stored ts is not decimal unix
+// microseconds (something other than Inlet wrote it), fails the call with
+// an error naming the key, as EntityTimes does: nothing is compared with
+// a time Inlet cannot read.
 func (s *Store) ApplyBatch(ctx context.Context, ups []Update) ([]ApplyResult, error) {
 	for i := range ups {
 		u := &ups[i]
@@ -123,7 +127,7 @@ func (s *Store) ApplyBatch(ctx context.Context, ups []Update) ([]ApplyResult, er
 func (s *Store) Entity(ctx context.Context, entityKey string) (st EntityState, ok bool, err error) {
 	vals, err := s.rdb.HMGet(ctx, s.entityKey(entityKey), "ts", "event_id", "state").Result()
 	if err != nil {
-		return EntityState{}, false, wrapErr(ctx, "entity", err)
+		return EntityState{}, false, keyErr(ctx, "entity", s.entityKey(entityKey), err)
 	}
 	if vals[0] == nil {
 		return EntityState{}, false, nil
@@ -161,7 +165,7 @@ func (s *Store) EntityTimes(ctx context.Context, entityKeys []string) ([]time.Ti
 		case errors.Is(err, redis.Nil):
 			continue
 		case err != nil:
-			return nil, wrapErr(ctx, "entity times", err)
+			return nil, keyErr(ctx, "entity times", s.entityKey(entityKeys[i]), err)
 		}
 		if out[i], err = parseTS(entityKeys[i], ts); err != nil {
 			return nil, err
@@ -197,7 +201,7 @@ func (s *Store) EntityEvents(ctx context.Context, entityKeys []string) ([]Entity
 	for i, c := range cmds {
 		vals, err := c.Result()
 		if err != nil {
-			return nil, wrapErr(ctx, "entity events", err)
+			return nil, keyErr(ctx, "entity events", s.entityKey(entityKeys[i]), err)
 		}
 		out[i].EntityKey = entityKeys[i]
 		ts, _ := vals[0].(string)

@@ -4,10 +4,20 @@
 -- Returns one code per key: 0 applied (not older than the stored time),
 -- 1 stale (older). Times are compared as Lua numbers (doubles): exact while
 -- |ts| <= 2^53, which the Go side enforces.
+-- A key that is not a hash, or a stored ts that is not decimal unix
+-- microseconds (not written by Inlet: Lua would read "1.7e15" or "0x10" as
+-- a number, and a date as nothing), fails the call naming the key, as
+-- Store.EntityTimes refuses it: the keys before it in KEYS are applied.
 local out = {}
 for i, key in ipairs(KEYS) do
   local ts = ARGV[3 * i - 2]
-  local cur = redis.call('HGET', key, 'ts')
+  local cur = redis.pcall('HGET', key, 'ts')
+  if type(cur) == 'table' and cur.err then
+    return redis.error_reply(cur.err .. ' (entity hash ' .. key .. ')')
+  end
+  if cur and not string.find(cur, '^[-+]?%d+$') then
+    return redis.error_reply('ERR entity hash ' .. key .. ' holds ts "' .. string.sub(cur, 1, 64) .. '", not decimal unix microseconds: not written by Inlet')
+  end
   if cur and tonumber(ts) < tonumber(cur) then
     out[i] = 1
   else

@@ -159,7 +159,7 @@ func (s *Store) ClaimBatchAt(ctx context.Context, keys, at []string, token strin
 		case errors.Is(err, redis.Nil):
 			res[sent[j]] = ClaimAcquired
 		case err != nil:
-			return nil, wrapErr(ctx, "claim", err)
+			return nil, keyErr(ctx, "claim", s.dedupKey(keys[sent[j]]), err)
 		case isDone(old):
 			res[sent[j]] = ClaimDone
 			if at != nil && at[sent[j]] != "" && old == doneAt(at[sent[j]]) {

@@ -113,6 +113,18 @@ func wrapErr(ctx context.Context, op string, err error) error {
 	return fmt.Errorf("store: %s: %w", op, err)
 }
 
+// keyErr is wrapErr for the reply to a command on one key: an error reply
+// about the key itself (WRONGTYPE: a key under Inlet's names that
+// something else wrote) names it, which a batch of hundreds of keys would
+// otherwise leave the operator to guess.
+func keyErr(ctx context.Context, op, key string, err error) error {
+	var re redis.Error
+	if ctx.Err() == nil && errors.As(err, &re) && !unavailable(err) {
+		return fmt.Errorf("store: %s: key %q: %w", op, key, err)
+	}
+	return wrapErr(ctx, op, err)
+}
+
 // unavailable classifies err, whose caller's context is still live.
 func unavailable(err error) bool {
 	var ne net.Error

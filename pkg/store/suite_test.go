@@ -8,6 +8,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -422,6 +423,38 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 				t.Fatal("a malformed stored time read as a time")
 			}
 		})
+	})
+
+	// Keys under Inlet's names that something else wrote are refused by
+	// every path alike, naming the key: apply read a ts of "1.7e15" or
+	// "0x10" as a number (EntityTimes refused it), and a date or a key of
+	// another type failed a batch of hundreds without saying which key.
+	t.Run("a value Inlet did not write is refused, naming its key", func(t *testing.T) {
+		e, s := setup(t)
+		for _, ts := range []string{"2026-01-01T00:00:00Z", "1.7e15", "0x10", " 12"} {
+			e.rdb.HSet(ctx, e.prefix+"entity:odd", "ts", ts, "event_id", "x", "state", "s")
+			ups := []Update{{EntityKey: "fine", EventTime: at(1), EventID: "y"}, {EntityKey: "odd", EventTime: at(1), EventID: "y"}}
+			if _, err := s.ApplyBatch(ctx, ups); err == nil || !strings.Contains(err.Error(), "entity:odd") || !strings.Contains(err.Error(), strconv.Quote(ts)) || IsUnavailable(err) {
+				t.Errorf("apply over ts %q: %v; want an error naming the entity and its ts", ts, err)
+			}
+			if _, err := s.EntityTimes(ctx, []string{"odd"}); err == nil || !strings.Contains(err.Error(), "odd") {
+				t.Errorf("entity times over ts %q: %v; want an error naming the entity", ts, err)
+			}
+			if got, _ := e.rdb.HGet(ctx, e.prefix+"entity:odd", "ts").Result(); got != ts {
+				t.Errorf("ts %q overwritten with %q", ts, got)
+			}
+		}
+		e.rdb.Set(ctx, e.prefix+"entity:str", "x", 0)
+		if _, err := s.ApplyBatch(ctx, []Update{{EntityKey: "str", EventTime: at(1), EventID: "y"}}); err == nil || !strings.Contains(err.Error(), `entity:str`) {
+			t.Errorf("apply over a string: %v; want an error naming the key", err)
+		}
+		if _, err := s.EntityTimes(ctx, []string{"str"}); err == nil || !strings.Contains(err.Error(), `entity:str"`) {
+			t.Errorf("entity times over a string: %v; want an error naming the key", err)
+		}
+		e.rdb.HSet(ctx, e.prefix+"dedup:h", "a", "b")
+		if _, err := s.ClaimBatch(ctx, []string{"ok", "h"}, NewToken()); err == nil || !strings.Contains(err.Error(), `dedup:h"`) || IsUnavailable(err) {
+			t.Errorf("claim over a hash: %v; want an error naming the key", err)
+		}
 	})
 
 	t.Run("batches longer than one script call keep their order", func(t *testing.T) {
