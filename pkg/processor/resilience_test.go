@@ -775,3 +775,45 @@ func TestRenewingASessionSaysKafkaIsAway(t *testing.T) {
 		t.Fatalf("%d resuming lines, want 1:\n%s", n, buf.String())
 	}
 }
+
+// TestRefusedClaimIsNotRetriedHot: a claim Redis refuses for good (a key
+// of the wrong type under Inlet's prefix) abandoned its batch at once, and
+// the batch was polled again at once: a hot loop, a warning each time.
+// It now backs off as for an outage.
+func TestRefusedClaimIsNotRetriedHot(t *testing.T) {
+	env := testenv.Embedded(t)
+	h := newHarness(t, env)
+	var logs syncbuf.Buffer
+	h.log = bufLog(&logs)
+	h.start("a", func(c *Config) { c.Workers = 1 })
+	h.send("stripe", "payment_intent.succeeded", "evt_w1", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_w1", "pi_w1", "succeeded", 1700000000))
+	h.waitAll(1)
+	// The key evt_w1 was claimed under, for evt_w2: a list, not a string.
+	var key string
+	for _, k := range env.Stack.Miniredis.Keys() {
+		if strings.HasSuffix(k, "evt_w1") {
+			key = strings.TrimSuffix(k, "evt_w1") + "evt_w2"
+		}
+	}
+	if key == "" {
+		t.Fatalf("no Redis key names evt_w1: %v", env.Stack.Miniredis.Keys())
+	}
+	if _, err := env.Stack.Miniredis.Push(key, "not Inlet's"); err != nil {
+		t.Fatal(err)
+	}
+	h.send("stripe", "payment_intent.succeeded", "evt_w2", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_w2", "pi_w2", "succeeded", 1700000001))
+	testenv.Eventually(t, 10*time.Second, "the batch abandoned on the refused claim", func() bool {
+		return len(linesWith(t, &logs, "batch abandoned before writing; it will be redelivered")) > 0
+	})
+	first := len(linesWith(t, &logs, "batch abandoned before writing; it will be redelivered"))
+	// Backing off from 50 ms to the 5 s cap, 2 s holds about 5 more
+	// abandons; polled again at once, hundreds.
+	deadline := time.Now().Add(2 * time.Second)
+	testenv.Eventually(t, 5*time.Second, "2 s to pass", func() bool { return time.Now().After(deadline) })
+	if n := len(linesWith(t, &logs, "batch abandoned before writing; it will be redelivered")) - first; n > 20 {
+		t.Fatalf("%d abandons of the same batch in 2 s: it is retried hot", n)
+	}
+	if got := h.total(Processed); got != 1 {
+		t.Fatalf("processed %d, want only evt_w1", got)
+	}
+}

@@ -44,6 +44,11 @@ type worker struct {
 	// AllowRebalance to run a partition callback (franz-go's
 	// OnPartitionsCallbackBlocked); see allowWhenBlocked.
 	blocked chan struct{}
+	// batchStart is when the batch in hand was taken, and quickAbandons
+	// how many batches in a row were abandoned sooner than -backoff-max
+	// after it (see abandon).
+	batchStart    time.Time
+	quickAbandons int
 }
 
 // commitBlockedGrace is how long a worker ending its transaction keeps
@@ -270,7 +275,8 @@ func (w *worker) fence(ctx context.Context) error {
 func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) error {
 	p := w.p
 	items := make([]*item, len(recs))
-	deadline := time.Now().Add(p.cfg.BatchDeadline)
+	w.batchStart = time.Now()
+	deadline := w.batchStart.Add(p.cfg.BatchDeadline)
 	// Decoding, validation and keying are pure and CPU-bound: spread them
 	// over the cores.
 	var wg sync.WaitGroup
@@ -392,6 +398,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	// through the confirm, which waits while Redis is away, a rebalance
 	// would wait past the group's rebalance timeout.
 	w.sess.AllowRebalance()
+	w.quickAbandons = 0
 	w.finish(ctx, stop, items, claimed, token, leaseEnd)
 	return nil
 }
@@ -687,7 +694,24 @@ func (w *worker) abandon(ctx, stop context.Context, items []*item, claimed []str
 		msg, log = "batch abandoned before writing to let the consumer group rebalance; it will be redelivered", w.p.log.Info
 	}
 	log(msg, "records", len(items), "error", why)
-	return w.abort(ctx, stop, items, claimed, token)
+	err := w.abort(ctx, stop, items, claimed, token)
+	if errors.Is(why, errStopping) || errors.Is(why, errRebalance) || time.Since(w.batchStart) >= w.p.cfg.BackoffMax {
+		w.quickAbandons = 0 // it waited already, or must not
+		return err
+	}
+	// Refused at once, by an answer that will come again (a key of the
+	// wrong type under Inlet's prefix, a value Inlet did not write): polled
+	// again at once, the batch looped hot, a warning each time. Wait as
+	// for an outage, giving way to a rebalance and to the stop.
+	w.quickAbandons++
+	t := time.NewTimer(min(25*time.Millisecond<<min(w.quickAbandons, 10), w.p.cfg.BackoffMax))
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-w.blocked:
+	case <-stop.Done():
+	}
+	return err
 }
 
 func (w *worker) abort(ctx, stop context.Context, items []*item, claimed []string, token string) error {
