@@ -6,12 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/registry"
+	"github.com/inletdev/inlet/pkg/testenv"
 )
 
 // TestConfigClaimLeaseCoversABatch: a batch holds its claims and entity
@@ -128,4 +137,91 @@ func TestConfigErrorsNameTheFlags(t *testing.T) {
 			t.Errorf("%v; want it to say %q", err, tc.want)
 		}
 	}
+}
+
+// TestFetchMemoryBoundedOnCompressibleEvents guards FetchOpts' sizes: the
+// fetch limits count compressed bytes, and 1000 KiB events snappy shrinks
+// many times over (a body of repeated bytes, valid JSON under the default
+// max_body) made one worker on 12 partitions hold 510–580 MiB of live heap
+// with 4 MiB fetches; 320–340 MiB with FetchOpts' sizes.
+func TestFetchMemoryBoundedOnCompressibleEvents(t *testing.T) {
+	if testing.Short() || raceBuild() {
+		t.Skip("memory test: -short, or -race (too slow for 240 MB of events, and it changes the heap)")
+	}
+	env := testenv.EmbeddedAt(t, t.TempDir()) // kfake keeps records on disk, off this heap
+	adm := kadm.NewClient(env.Client(t))
+	if err := kafka.EnsureTopics(t.Context(), adm, 12, -1, env.Topics(nil).Specs()); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t, env)
+	// As ingest writes: snappy batches of up to 4 MiB before compression.
+	prod := env.Client(t, kgo.ProducerLinger(50*time.Millisecond), kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes),
+		kgo.ProducerBatchCompression(kgo.SnappyCompression()))
+	const n = 240
+	pad := strings.Repeat("a", 1000<<10)
+	for i := range n {
+		id := fmt.Sprintf("evt_big_%d", i)
+		payload := fmt.Appendf(nil, `{"id":%q,"object":"event","api_version":"2024-06-20","created":%d,"type":"payment_intent.succeeded","livemode":false,"data":{"object":{"id":"pi_big_%d","object":"payment_intent","status":"succeeded","amount":1200,"currency":"usd","customer":null,"metadata":{"order":%q}}}}`,
+			id, 1700000000+i, i, pad)
+		e := &envelope.Envelope{ID: id, Source: "stripe", EventType: "payment_intent.succeeded", EventID: id,
+			IdempotencyKey: envelope.IdempotencyKey("stripe", id), SchemaVersion: "2024-06-20",
+			ReceivedAt: time.Now().UTC().Truncate(time.Microsecond), CorrelationID: "corr-" + id, Channel: envelope.ChannelWebhook,
+			Headers: map[string]string{}, Payload: payload, ContentType: "application/json"}
+		val, err := h.codec.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		prod.Produce(context.Background(), &kgo.Record{Topic: h.topics.Raw, Key: []byte(e.IdempotencyKey), Value: val}, nil)
+	}
+	if err := prod.Flush(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	live := func() uint64 {
+		s := []rtmetrics.Sample{{Name: "/gc/heap/live:bytes"}}
+		rtmetrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	base := live()
+	var peak atomic.Uint64
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		tk := time.NewTicker(2 * time.Millisecond)
+		defer tk.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tk.C:
+				if v := live(); v > peak.Load() {
+					peak.Store(v)
+				}
+			}
+		}
+	}()
+	h.start("a", func(c *Config) { c.Workers = 1 })
+	h.waitAll(n)
+	close(stop)
+	<-done
+	// A quarter of the old fetch size gave about 60% of the heap: the
+	// decoded copies and outputs of a batch in hand do not shrink with it.
+	grew := (peak.Load() - min(base, peak.Load())) >> 20
+	t.Logf("live heap: %d MiB before, peak %d MiB while processing %d events of 1000 KiB", base>>20, peak.Load()>>20, n)
+	if grew > 430 {
+		t.Errorf("live heap grew by %d MiB processing compressible 1 MB events, want under 430 MiB (FetchOpts too large?)", grew)
+	}
+}
+
+// raceBuild reports whether the test binary was built with -race.
+func raceBuild() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
 }

@@ -75,7 +75,7 @@ func processorSuite(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
 	})
 
 	t.Run("events larger than 1 MiB are fetched and decoded", func(t *testing.T) {
-		// 1.5 MiB of unknown field: past FetchOpts' 1 MiB per partition,
+		// 1.5 MiB of unknown field: past FetchOpts' 256 KiB per partition,
 		// which Kafka (and kfake) must still return whole, and past
 		// hamba's default 1 MiB bound on a bytes field, which made such
 		// envelopes undecodable.
