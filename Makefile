@@ -7,7 +7,7 @@ ifeq ($(origin RACE),undefined)
 RACE    := $(if $(filter 1,$(shell $(GO) env CGO_ENABLED 2>/dev/null)),-race,)
 endif
 
-.PHONY: check-rules loadtest run test test-integration vet fmt fmt-check fuzz bench bench-ingest bench-processor build services-up services-down compose-check clean
+.PHONY: check-rules loadtest run test test-integration test-memory vet fmt fmt-check fuzz bench bench-ingest bench-processor build services-up services-down compose-check clean
 
 ## run: the whole system on embedded infrastructure (data in .inlet/)
 ## Built, then exec'd: a signal to make reaches the stack itself (with
@@ -25,6 +25,10 @@ test: vet fmt-check
 ## Uses INLET_KAFKA_BROKERS / INLET_REDIS_URL when set, else starts both via deploy/local.
 test-integration:
 	deploy/local/with-services.sh $(GO) test $(RACE) -count=1 -run Integration -p 1 $(PKGS)
+
+## test-memory: the memory-bound tests, which skip under -race (it changes the heap and is too slow for them)
+test-memory:
+	$(GO) test -count=1 -run 'Memory' ./pkg/processor/
 
 vet:
 	$(GO) vet $(PKGS)
