@@ -54,8 +54,10 @@ type Entry struct {
 	rec       *kgo.Record // nil once a decision let go of it
 	partition int32
 	offset    int64
-	// skipped says why a requeue left the entry alone (a Skip's Reason).
-	skipped string
+	// skipped says why a requeue left the entry alone (a Skip's Reason),
+	// and requeued is the copy it writes otherwise (built once, by skip).
+	skipped  string
+	requeued *kgo.Record
 }
 
 // The actions of a Decision.
@@ -332,7 +334,7 @@ func (q *Queues) page(ctx context.Context, topic string, f Filter, cursor string
 			return nil
 		}
 		if !payloads {
-			e.Payload, e.Headers, e.rec = nil, nil, nil
+			e.Payload, e.Headers, e.rec, e.requeued = nil, nil, nil, nil
 		}
 		keep.add(e)
 		return nil
@@ -658,12 +660,11 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		if action != "requeue" {
 			return false, nil
 		}
-		switch {
-		case e.NoEvent:
+		if e.NoEvent {
 			e.skipped = ReasonNoEvent
-		case requeueRecord(e, q.topics.Retry[0], now, who, why) == nil:
+		} else if e.requeued = requeueRecord(e, q.topics.Retry[0], now, who, why); e.requeued == nil {
 			e.skipped = ReasonTooLarge
-		default:
+		} else {
 			return false, nil
 		}
 		if alone && e.NoEvent {
@@ -672,7 +673,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		if alone {
 			return true, fmt.Errorf("%s is %w: its event with the retry headers is over what a Kafka record may hold; replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, ErrTooLarge, e.Origin)
 		}
-		e.Payload, e.Headers, e.rec = nil, nil, nil
+		e.Payload, e.Headers, e.rec, e.requeued = nil, nil, nil, nil
 		res.Skipped++
 		skipped.add(e)
 		return true, nil
@@ -687,7 +688,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			if s, err := skip(e); s || err != nil {
 				return err
 			}
-			e.Payload, e.Headers, e.rec = nil, nil, nil
+			e.Payload, e.Headers, e.rec, e.requeued = nil, nil, nil, nil
 			res.Count++
 			shown.add(e)
 			return nil
@@ -762,7 +763,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			CorrelationID: e.CorrelationID, Source: e.Source, EventType: e.EventType, EventID: e.EventID}
 		if action == "requeue" {
 			d.To = q.topics.Retry[0]
-			if err := chunks.Produce(ctx, requeueRecord(e, d.To, now, who, why)); err != nil {
+			if err := chunks.Produce(ctx, e.requeued); err != nil {
 				return err
 			}
 		}
@@ -771,7 +772,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			return err
 		}
 		e.Decision = d
-		e.Payload, e.Headers, e.rec = nil, nil, nil
+		e.Payload, e.Headers, e.rec, e.requeued = nil, nil, nil, nil
 		pending = append(pending, e)
 		if len(pending) >= decideChunk {
 			return commit()

@@ -1122,7 +1122,7 @@ func (p *Processor) outputs(it *item) []*kgo.Record {
 		// record carried the state record's span.
 		return []*kgo.Record{
 			{Topic: p.d.Topics.Processed, Key: []byte(it.out.EntityKey), Value: val, Headers: h},
-			{Topic: p.d.Topics.State, Key: []byte(it.out.EntityKey), Value: val, Headers: slices.Clip(slices.Clone(h))},
+			{Topic: p.d.Topics.State, Key: []byte(it.out.EntityKey), Value: val, Headers: slices.Clone(h)},
 		}
 	case Invalid:
 		return []*kgo.Record{p.invalidRecord(it)}

@@ -300,3 +300,26 @@ func AdminServer(h http.Handler) *http.Server {
 		MaxHeaderBytes:    64 << 10,
 	}
 }
+
+// RunBounded runs run(ctx) and returns its error; once ctx has ended, it
+// waits for run at most grace more, then returns late. For a stop that
+// can outlast its bound through no fault of its own: a Kafka client's
+// close or ping, once sent to a broker that answers nothing, waits for the
+// client's own timeouts whatever its context says.
+func RunBounded(ctx context.Context, run func(context.Context) error, grace time.Duration, late error) error {
+	done := make(chan error, 1)
+	go func() { done <- run(ctx) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(grace)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return late
+	}
+}

@@ -188,37 +188,12 @@ func run(args []string, stderr io.Writer) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), icfg.DrainTimeout)
 	defer cancel()
-	err = shutdownBounded(sctx, srv.Shutdown)
+	// The server's shutdown also waits for its readiness probe's Kafka
+	// ping; with a broker that answers nothing it overran the bound. The
+	// requests in flight were answered by then; the producers are closed
+	// on the way out.
+	err = service.RunBounded(sctx, srv.Shutdown, 250*time.Millisecond,
+		fmt.Errorf("drain not finished within -drain-timeout (INLET_DRAIN_TIMEOUT): %w", context.DeadlineExceeded))
 	log.Info("ingest stopped", slog.Any("error", err))
 	return err
-}
-
-// shutdownGrace is how long past its context's end shutdownBounded waits
-// for shutdown to return with its own error.
-const shutdownGrace = 250 * time.Millisecond
-
-// shutdownBounded runs shutdown(ctx) and returns its error, or gives up on
-// it shortly after ctx ends. With a broker that answers nothing (hung, or
-// cut off by a partition), the server's shutdown also waits for its
-// readiness probe, whose Kafka ping, once sent, waits for the client's
-// own timeouts whatever its context says: a SIGTERM took the drain
-// timeout plus up to 5 s, past the bound -drain-timeout promises. The
-// requests in flight were answered by then; the producers are closed on
-// the way out.
-func shutdownBounded(ctx context.Context, shutdown func(context.Context) error) error {
-	done := make(chan error, 1)
-	go func() { done <- shutdown(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	t := time.NewTimer(shutdownGrace)
-	defer t.Stop()
-	select {
-	case err := <-done:
-		return err
-	case <-t.C:
-		return fmt.Errorf("drain not finished within -drain-timeout (INLET_DRAIN_TIMEOUT): %w", ctx.Err())
-	}
 }

@@ -272,7 +272,15 @@ func run(args []string, stderr io.Writer) error {
 	defer stopDraining()
 	probes.Serve(adminMux(&draining, p.Waiting, tel, api))
 	log.Info("processor running", startAttrs(pcfg.Group, topics.Raw, ln.Addr().String(), rcfg.URLs, ropt)...)
-	err = runBounded(ctx, p.Run, pcfg.BatchDeadline+pcfg.DrainTimeout+stopMargin)
+	// The Kafka clients' close leaves the group and waits for the broker's
+	// answer without a deadline: with a broker that answers nothing a
+	// SIGTERM took 83 s with the defaults, past the Kubernetes manifest's
+	// 70 s grace period. Given up on, the batches in hand were already
+	// abandoned at their drain budget: their transactions are aborted by
+	// the broker and their claims expire within -claim-lease.
+	bound := pcfg.BatchDeadline + pcfg.DrainTimeout + stopMargin
+	err = service.RunBounded(ctx, p.Run, bound, fmt.Errorf("not stopped within %v of the signal (-batch-deadline plus -drain-timeout plus %v): the Kafka clients were still closing, "+
+		"a broker not answering; exiting without them: uncommitted batches are redelivered, their claims expire within -claim-lease", bound, stopMargin))
 	draining.Store(true)
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -282,37 +290,10 @@ func run(args []string, stderr io.Writer) error {
 }
 
 // stopMargin is what the stop may take past -batch-deadline plus
-// -drain-timeout before runBounded gives up on it: docs/run-on-real-kafka.md
+// -drain-timeout before the processor gives up on it: docs/run-on-real-kafka.md
 // tells the orchestrator to allow those plus 5 s, and the admin server's
 // shutdown and the deferred closes come after.
 const stopMargin = 3 * time.Second
-
-// runBounded runs run(ctx) and returns its error; once ctx has ended, it
-// waits for it at most bound. The Kafka clients' close leaves the group and
-// waits for the broker's answer without a deadline: with a broker that
-// answers nothing (hung, or cut off by a partition) a SIGTERM took 83 s
-// with the defaults, past the Kubernetes manifest's 70 s grace period.
-// Given up on, the batches in hand were already abandoned at their drain
-// budget: their transactions are aborted by the broker and their claims
-// expire within -claim-lease.
-func runBounded(ctx context.Context, run func(context.Context) error, bound time.Duration) error {
-	done := make(chan error, 1)
-	go func() { done <- run(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-	}
-	t := time.NewTimer(bound)
-	defer t.Stop()
-	select {
-	case err := <-done:
-		return err
-	case <-t.C:
-		return fmt.Errorf("not stopped within %v of the signal (-batch-deadline plus -drain-timeout plus %v): the Kafka clients were still closing, "+
-			"a broker not answering; exiting without them: uncommitted batches are redelivered, their claims expire within -claim-lease", bound, stopMargin)
-	}
-}
 
 // startAttrs are the attributes of the "processor running" line: what the
 // processor reads and writes, never a credential. The registry URLs lose
