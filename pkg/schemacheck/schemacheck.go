@@ -19,11 +19,13 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/source"
 )
 
@@ -95,7 +97,9 @@ const (
 	Compatible Status = "compatible"
 	// Incompatible: the subject refuses the schema; every write that needs
 	// it fails (ingest answers 503, the processor waits) until the subject
-	// or the schema changes.
+	// or the schema changes. Or Inlet refuses it: it changes a value's
+	// logical type, which Confluent's registry does not check (Messages
+	// say so); registered, every value of that field reads wrong.
 	Incompatible Status = "incompatible"
 	// Unknown: the registry did not answer (Messages say why).
 	Unknown Status = "unknown"
@@ -151,24 +155,83 @@ func check(ctx context.Context, cl *sr.Client, s Subject) Result {
 	case errors.As(err, &re) && re.ErrorCode == codeSubjectNotFound:
 		r.Status = New
 	case errors.As(err, &re) && re.ErrorCode == codeSchemaNotFound:
-		latest, err := cl.SchemaByVersion(ctx, s.Name, -1)
-		if err != nil {
-			return unknown(r, "latest version", err)
-		}
-		r.Latest = latest.Version
-		res, err := cl.CheckCompatibility(sr.WithParams(ctx, sr.Verbose), s.Name, -1, schema)
-		if err != nil {
-			return unknown(r, "compatibility check", err)
-		}
-		r.Status, r.Messages = Compatible, nil
-		if !res.Is {
-			r.Status, r.Messages = Incompatible, res.Messages
-		}
+		return checkNewVersion(ctx, cl, r, schema)
 	default:
 		return unknown(r, "lookup", err)
 	}
 	r.Level, r.Warning = level(ctx, cl, s.Name)
 	return r
+}
+
+// checkNewVersion asks whether the subject of r takes schema as a new
+// version: the registry's verdict, then the logical types it ignores.
+func checkNewVersion(ctx context.Context, cl *sr.Client, r Result, schema sr.Schema) Result {
+	latest, err := cl.SchemaByVersion(ctx, r.Name, -1)
+	if err != nil {
+		return unknown(r, "latest version", err)
+	}
+	r.Latest = latest.Version
+	// Version -2 asks without a version, which checks what registering
+	// does: the latest version, or all of them at a _TRANSITIVE level. A
+	// version number asks about that one only, and passed a schema a
+	// BACKWARD_TRANSITIVE subject then refused.
+	res, err := cl.CheckCompatibility(sr.WithParams(ctx, sr.Verbose), r.Name, -2, schema)
+	if err != nil {
+		return unknown(r, "compatibility check", err)
+	}
+	r.Level, r.Warning = level(ctx, cl, r.Name)
+	if !res.Is {
+		r.Status, r.Messages = Incompatible, res.Messages
+		return r
+	}
+	err = logicalTypes(ctx, cl, r, latest)
+	switch {
+	case errors.Is(err, registry.ErrBreakingChange):
+		r.Status, r.Messages = Incompatible, []string{err.Error() + " (refused by Inlet: the registry's check ignores logical types)"}
+	case err != nil:
+		return unknown(r, "logical type check", err)
+	default:
+		r.Status, r.Messages = Compatible, nil
+	}
+	return r
+}
+
+// logicalTypes checks r's schema keeps the logical type of every value in
+// the versions r.Level holds it to (the latest; all at a _TRANSITIVE
+// level). Confluent's registry runs Avro's checker, which ignores logical
+// types: it takes timestamp-millis turned timestamp-micros, and every
+// stored time then reads 1000 times off. No level is the registry's
+// default, BACKWARD.
+func logicalTypes(ctx context.Context, cl *sr.Client, r Result, latest sr.SubjectSchema) error {
+	lvl, transitive := strings.CutSuffix(cmp.Or(r.Level, sr.CompatBackward.String()), "_TRANSITIVE")
+	rule := registry.Compatibility(lvl)
+	if rule == registry.None {
+		return nil
+	}
+	versions := []sr.SubjectSchema{latest}
+	if transitive {
+		var err error
+		if versions, err = cl.Schemas(ctx, r.Name); err != nil {
+			return err
+		}
+	}
+	next, err := avro.ParseWithCache(r.Text, "", &avro.SchemaCache{})
+	if err != nil {
+		return err
+	}
+	for _, v := range versions {
+		if v.Type != sr.TypeAvro {
+			continue
+		}
+		prev, err := avro.ParseWithCache(v.Schema.Schema, "", &avro.SchemaCache{})
+		if err != nil {
+			return fmt.Errorf("version %d: %w", v.Version, err)
+		}
+		if err := registry.CheckLogicalTypes(rule, prev, next); err != nil {
+			return fmt.Errorf("against version %d: %w", v.Version, err)
+		}
+	}
+	return nil
 }
 
 func unknown(r Result, what string, err error) Result {

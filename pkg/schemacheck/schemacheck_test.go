@@ -3,14 +3,19 @@ package schemacheck
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
 
+	"github.com/hamba/avro/v2"
 	"github.com/twmb/franz-go/pkg/sr"
+	"github.com/twmb/franz-go/pkg/sr/srfake"
 
 	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -117,6 +122,20 @@ func TestCheck(t *testing.T) {
 	if _, _, err := rc.Register(ctx, swSubject, unreadable); err != nil {
 		t.Fatal(err)
 	}
+	// shopify's state subject holding an earlier version whose received_at
+	// was in microseconds: the same fields, each time read 1000 times off.
+	orderState := subjects[4].Name
+	inMicros := withFields(t, order, func(fs []any) []any {
+		for _, f := range fs {
+			if f := f.(map[string]any); f["name"] == "received_at" {
+				f["type"] = map[string]any{"type": "long", "logicalType": "timestamp-micros"}
+			}
+		}
+		return fs
+	})
+	if _, _, err := rc.Register(ctx, orderState, inMicros); err != nil {
+		t.Fatal(err)
+	}
 	if res := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: sr.CompatFull}, orderSubject); res[0].Err != nil {
 		t.Fatal(res[0].Err)
 	}
@@ -135,6 +154,9 @@ func TestCheck(t *testing.T) {
 		t.Errorf("order: %+v, want compatible with version 1", r)
 	} else if r.Level != "FULL" || !strings.Contains(r.Warning, "FULL") {
 		t.Errorf("order at level FULL: level %q, warning %q; want a warning naming it", r.Level, r.Warning)
+	}
+	if r := got[orderState]; r.Status != Incompatible || !r.Problem() || !strings.Contains(strings.Join(r.Messages, " "), "/received_at: logical type timestamp-micros in the previous schema, timestamp-millis in the new one") {
+		t.Errorf("order's state subject: %+v, want incompatible naming received_at's logical types", r)
 	}
 	if r := got[swSubject]; r.Status != Incompatible || r.Latest != 1 || !r.Problem() || len(r.Messages) == 0 {
 		t.Errorf("standardwebhooks: %+v, want incompatible with version 1, with the registry's reasons", r)
@@ -169,6 +191,145 @@ func TestCheckRegistryDown(t *testing.T) {
 		if r.Status != Unknown || !r.Problem() || len(r.Messages) == 0 || !strings.Contains(r.Messages[0], "lookup") {
 			t.Errorf("%s: %+v, want unknown with the lookup's error", r.Name, r)
 		}
+	}
+}
+
+// confluentLike serves srfake holding versions (1, 2, …) of subject, and
+// answers compatibility checks as Confluent's registry does at level:
+// with Avro's checker, which ignores logical types (as hamba's does),
+// against the version asked for, or, asked without one, against the
+// versions level names, every one for a _TRANSITIVE level.
+func confluentLike(t *testing.T, level sr.CompatibilityLevel, subject string, versions ...string) *sr.Client {
+	t.Helper()
+	reg := srfake.New()
+	t.Cleanup(reg.Close)
+	for i, v := range versions {
+		reg.SeedSchema(subject, i+1, i+1, sr.Schema{Schema: v, Type: sr.TypeAvro})
+	}
+	if err := reg.SetCompat(subject, level); err != nil {
+		t.Fatal(err)
+	}
+	reg.Intercept(func(w http.ResponseWriter, r *http.Request) bool {
+		rest, ok := strings.CutPrefix(r.URL.Path, "/compatibility/subjects/"+subject+"/versions")
+		if !ok || r.Method != http.MethodPost {
+			return false
+		}
+		var body struct{ Schema string }
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &body); err != nil {
+			t.Error(err)
+		}
+		against := versions[len(versions)-1:]
+		if rest == "" && strings.HasSuffix(level.String(), "_TRANSITIVE") {
+			against = versions
+		}
+		var msgs []string
+		next := parse(t, body.Schema)
+		for _, v := range against {
+			prev := parse(t, v)
+			if l := level.String(); strings.HasPrefix(l, "BACKWARD") || strings.HasPrefix(l, "FULL") {
+				if err := avro.NewSchemaCompatibility().Compatible(next, prev); err != nil {
+					msgs = append(msgs, err.Error())
+				}
+			}
+			if l := level.String(); strings.HasPrefix(l, "FORWARD") || strings.HasPrefix(l, "FULL") {
+				if err := avro.NewSchemaCompatibility().Compatible(prev, next); err != nil {
+					msgs = append(msgs, err.Error())
+				}
+			}
+		}
+		w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"is_compatible": len(msgs) == 0, "messages": msgs})
+		return true
+	})
+	cl, err := sr.NewClient(sr.URLs(reg.URL()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+func parse(t *testing.T, s string) avro.Schema {
+	t.Helper()
+	sc, err := avro.ParseWithCache(s, "", &avro.SchemaCache{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+func record(fields string) string {
+	return `{"type":"record","name":"R","namespace":"t","fields":[` + fields + `]}`
+}
+
+// A change of logical type passes Confluent's check (Avro's ignores
+// logical types), and the check called it compatible: deployed, every
+// stored time reads 1000 times off.
+func TestCheckLogicalTypeChange(t *testing.T) {
+	const subject = "s-value"
+	millis := record(`{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}`)
+	micros := record(`{"name":"at","type":{"type":"long","logicalType":"timestamp-micros"}}`)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, level := range []sr.CompatibilityLevel{sr.CompatBackward, sr.CompatFull, sr.CompatForwardTransitive} {
+		t.Run(level.String(), func(t *testing.T) {
+			cl := confluentLike(t, level, subject, millis)
+			r := Check(ctx, cl, []Subject{{Name: subject, Text: micros}})[0]
+			if r.Status != Incompatible || !r.Problem() || len(r.Messages) != 1 ||
+				!strings.Contains(r.Messages[0], "/at") || !strings.Contains(r.Messages[0], "timestamp-millis") || !strings.Contains(r.Messages[0], "timestamp-micros") {
+				t.Errorf("%+v, want incompatible naming the field and both logical types", r)
+			}
+		})
+	}
+	t.Run("NONE", func(t *testing.T) {
+		cl := confluentLike(t, sr.CompatNone, subject, millis)
+		if r := Check(ctx, cl, []Subject{{Name: subject, Text: micros}})[0]; r.Status != Compatible {
+			t.Errorf("%+v, want compatible: level NONE allows anything", r)
+		}
+	})
+	t.Run("unchanged", func(t *testing.T) {
+		cl := confluentLike(t, sr.CompatBackward, subject, millis)
+		next := record(`{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}},{"name":"n","type":"int","default":0}`)
+		if r := Check(ctx, cl, []Subject{{Name: subject, Text: next}})[0]; r.Status != Compatible {
+			t.Errorf("%+v, want compatible", r)
+		}
+	})
+	// Under a _TRANSITIVE level every version's data must read right.
+	t.Run("transitive, an earlier version", func(t *testing.T) {
+		v2 := record(`{"name":"at","type":{"type":"long","logicalType":"timestamp-micros"}}`)
+		cl := confluentLike(t, sr.CompatNone, subject, millis, v2)
+		if err := setLevel(ctx, cl, subject, sr.CompatBackwardTransitive); err != nil {
+			t.Fatal(err)
+		}
+		next := record(`{"name":"at","type":{"type":"long","logicalType":"timestamp-micros"}},{"name":"n","type":"int","default":0}`)
+		if r := Check(ctx, cl, []Subject{{Name: subject, Text: next}})[0]; r.Status != Incompatible || !strings.Contains(fmt.Sprint(r.Messages), "timestamp-millis") {
+			t.Errorf("%+v, want incompatible with version 1", r)
+		}
+	})
+}
+
+func setLevel(ctx context.Context, cl *sr.Client, subject string, l sr.CompatibilityLevel) error {
+	return cl.SetCompatibility(ctx, sr.SetCompatibility{Level: l}, subject)[0].Err
+}
+
+// At a _TRANSITIVE level, registering checks the schema against every
+// version; the check asked about the latest only, and called compatible
+// a schema the registry then refuses (ingest answering 503 until fixed).
+func TestCheckTransitiveLevel(t *testing.T) {
+	const subject = "s-value"
+	v1 := record(`{"name":"a","type":"int"}`)
+	v2 := record(`{"name":"a","type":"int"},{"name":"b","type":"string","default":""}`)
+	next := record(`{"name":"a","type":"int"},{"name":"b","type":"string"}`) // reads v2's data, not v1's
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	cl := confluentLike(t, sr.CompatBackwardTransitive, subject, v1, v2)
+	r := Check(ctx, cl, []Subject{{Name: subject, Text: next}})[0]
+	if r.Status != Incompatible || !r.Problem() || r.Latest != 2 || len(r.Messages) == 0 {
+		t.Errorf("%+v, want incompatible (version 1's data lacks b)", r)
+	}
+	cl = confluentLike(t, sr.CompatBackward, subject, v1, v2)
+	if r := Check(ctx, cl, []Subject{{Name: subject, Text: next}})[0]; r.Status != Compatible {
+		t.Errorf("BACKWARD: %+v, want compatible (it reads the latest version's data)", r)
 	}
 }
 
