@@ -207,7 +207,7 @@ func runInlet(ctx context.Context, e *env, group, prefix string) (result, error)
 		rdb.AddHook(res.spans)
 	}
 	deps.KafkaOpts = kopts
-	deps.Store = store.New(rdb, store.KeyPrefix(prefix), store.ClaimLease(cfg.ClaimLease))
+	deps.Store = store.New(rdb, store.KeyPrefix(prefix), store.ClaimLease(cfg.ClaimLease), store.LockLease(cfg.LockLease))
 
 	start := time.Now()
 	procs := make([]*processor.Processor, e.o.instances)

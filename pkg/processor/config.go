@@ -26,9 +26,13 @@ type Config struct {
 	// Workers is how many transactional group members the instance runs,
 	// each with its own session and partitions, taking one batch at a time.
 	Workers int
-	// ClaimLease is how long a dedup claim or entity lock lives without
-	// being confirmed: a crashed worker's claims expire after it.
+	// ClaimLease is how long a dedup claim lives without being confirmed:
+	// a crashed worker's claims expire after it.
 	ClaimLease time.Duration
+	// LockLease is how long an entity lock lives without being renewed
+	// (its batch renews it every third of this): a crashed worker's locks
+	// free their entities after it (see lockKeeper).
+	LockLease time.Duration
 	// TxnTimeout is the Kafka transaction timeout.
 	TxnTimeout time.Duration
 	// BackoffMax caps the wait between tries when Redis or an entity lock
@@ -67,7 +71,8 @@ func (c *Config) RegisterTuningFlags(fs *flagenv.Set) {
 	// encoding fills those waits. bench-processor on 2 cores: ~1.4× one
 	// member. More members only add group members and connections.
 	fs.Int(&c.Workers, "workers", "INLET_PROCESSOR_WORKERS", 2, "transactional group members in this instance (each has its own partitions)")
-	fs.Duration(&c.ClaimLease, "claim-lease", "INLET_CLAIM_LEASE", 60*time.Second, "lease of a dedup claim or entity lock before it is confirmed")
+	fs.Duration(&c.ClaimLease, "claim-lease", "INLET_CLAIM_LEASE", 60*time.Second, "lease of a dedup claim before it is confirmed")
+	fs.Duration(&c.LockLease, "lock-lease", "INLET_LOCK_LEASE", 10*time.Second, "lease of an entity lock, renewed by its batch every third of it: how long a crashed processor's locks hold up their entities' events on every partition")
 	fs.Duration(&c.TxnTimeout, "txn-timeout", "INLET_TXN_TIMEOUT", 60*time.Second, "Kafka transaction timeout (more than -batch-deadline plus -drain-timeout)")
 	fs.Duration(&c.BackoffMax, "backoff-max", "INLET_BACKOFF_MAX", 5*time.Second, "longest wait between tries while Redis is down or a claim is held by another member")
 	fs.Duration(&c.BatchDeadline, "batch-deadline", "INLET_BATCH_DEADLINE", 30*time.Second, "abandon (abort and re-poll) a batch that waited this long")
@@ -102,6 +107,9 @@ func (c *Config) Validate() error {
 	if c.ClaimLease < time.Second {
 		errs = append(errs, fmt.Errorf("processor: -claim-lease (INLET_CLAIM_LEASE) %v: want 1s or more", c.ClaimLease))
 	}
+	if c.LockLease < time.Second {
+		errs = append(errs, fmt.Errorf("processor: -lock-lease (INLET_LOCK_LEASE) %v: want 1s or more", c.LockLease))
+	}
 	if c.BatchDeadline <= 0 {
 		errs = append(errs, fmt.Errorf("processor: -batch-deadline (INLET_BATCH_DEADLINE) %v: want more than 0", c.BatchDeadline))
 	}
@@ -109,10 +117,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("processor: -backoff-max (INLET_BACKOFF_MAX) %v: want more than 0", c.BackoffMax))
 	}
 	// A batch runs from its claims to its confirm for at most the batch
-	// deadline plus the drain timeout (its context's bound). Claims and
-	// entity locks that expired before that let another worker apply a
-	// newer state that this batch's commit then overwrites on the state
-	// topic, and let duplicates through.
+	// deadline plus the drain timeout (its context's bound). Dedup claims
+	// that expired before that would let duplicates through. (Entity
+	// locks are renewed while the batch runs: see lockKeeper.)
 	if c.DrainTimeout < 0 || c.BatchDeadline+c.DrainTimeout >= c.ClaimLease {
 		errs = append(errs, fmt.Errorf("processor: -claim-lease (%v) must exceed -batch-deadline plus -drain-timeout (%v + %v): a batch may hold its claims that long", c.ClaimLease, c.BatchDeadline, c.DrainTimeout))
 	}

@@ -502,7 +502,7 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			if it := byKey[k]; it != nil {
 				at = append(at, origin(it))
 			} else {
-				at = append(at, "")
+				at = append(at, store.AtLock)
 			}
 		}
 		res, err := p.d.Store.ClaimBatchAt(ctx, pending, at, token)

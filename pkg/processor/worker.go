@@ -300,6 +300,8 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	// Every claim was taken before now (claim may have gone round for a
 	// while): none outlives this, the bound of confirming them.
 	leaseEnd := time.Now().Add(p.cfg.ClaimLease)
+	locks := p.keepLocks(heldLocks(items, claimed), token)
+	defer locks.close()
 	// Encoded before the newest-wins update: an event whose processed
 	// record cannot be written becomes invalid without having moved its
 	// entity's stored time.
@@ -316,6 +318,9 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		return w.abandon(ctx, stop, items, claimed, token, err)
 	}
 	p.route(items)
+	if err := locks.err(); err != nil {
+		return w.abandon(ctx, stop, items, claimed, token, err)
+	}
 	stopAllowing := w.allowWhenBlocked(commitBlockedGrace)
 	defer stopAllowing()
 	if err := w.sess.Begin(); err != nil {
@@ -359,6 +364,10 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		p.log.Error("records of the batch could not be written; aborting the transaction, the batch will be redelivered", "records", len(recs), "failed", failed, "first_error", produceErr)
 	}
 	mu.Unlock()
+	if err := locks.err(); err != nil && end == kgo.TryCommit {
+		end = kgo.TryAbort
+		p.log.Error("aborting the transaction: the batch no longer holds its entity locks; it will be redelivered", "records", len(recs), "error", err)
+	}
 	// The commit stores the batch's token with each offset: if its answer
 	// is lost, the group's offsets say whether this commit is the one that
 	// landed (see settle).

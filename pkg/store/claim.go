@@ -115,9 +115,15 @@ func (s *Store) ClaimBatch(ctx context.Context, keys []string, token string) ([]
 	return s.ClaimBatchAt(ctx, keys, nil, token)
 }
 
+// AtLock, as a key's position in [Store.ClaimBatchAt], makes the key an
+// entity lock: it takes the lock lease ([LockLease]), not the claim lease,
+// and is never done. No record position is spelled so (the processor's
+// hold a slash).
+const AtLock = "lock"
+
 // ClaimBatchAt is [Store.ClaimBatch] for keys claimed on behalf of records
 // at known positions: at[i] names where key i's record is (the processor
-// uses "<topic>/<partition>/<offset>"; "" for none, such as an entity
+// uses "<topic>/<partition>/<offset>"; "" for none; [AtLock] for an entity
 // lock), and at is nil or as long as keys. A key done by a record at that
 // same position (marked by [Store.Settle] with the same at) answers
 // ClaimDoneHere instead of ClaimDone. Positions must not contain spaces.
@@ -145,14 +151,19 @@ func (s *Store) ClaimBatchAt(ctx context.Context, keys, at []string, token strin
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StatusCmd, len(sent))
-	tok, lease := any(token), any(s.cfg.lease.Milliseconds())
+	tok, lease, lockLease := any(token), any(s.cfg.lease.Milliseconds()), any(s.cfg.lockLease.Milliseconds())
+	isLock := func(i int) bool { return at != nil && at[i] == AtLock }
 	for j, i := range sent {
-		cmds[j] = queue(ctx, pipe, "set", s.dedupKey(keys[i]), tok, "nx", "px", lease, "get")
+		l := lease
+		if isLock(i) {
+			l = lockLease
+		}
+		cmds[j] = queue(ctx, pipe, "set", s.dedupKey(keys[i]), tok, "nx", "px", l, "get")
 	}
 	// Exec's error is the first command's, redis.Nil included (a key that
 	// was free): each command's own error is read below.
 	_, _ = pipe.Exec(ctx)
-	var own []int // indexes into keys of claims this token held already
+	var own, ownLocks []int // indexes into keys of claims this token held already
 	for j, c := range cmds {
 		old, err := c.Result()
 		switch {
@@ -162,35 +173,64 @@ func (s *Store) ClaimBatchAt(ctx context.Context, keys, at []string, token strin
 			return nil, keyErr(ctx, "claim", s.dedupKey(keys[sent[j]]), err)
 		case isDone(old):
 			res[sent[j]] = ClaimDone
-			if at != nil && at[sent[j]] != "" && old == doneAt(at[sent[j]]) {
+			if at != nil && at[sent[j]] != "" && !isLock(sent[j]) && old == doneAt(at[sent[j]]) {
 				res[sent[j]] = ClaimDoneHere
 			}
+		case old == token && isLock(sent[j]):
+			ownLocks = append(ownLocks, sent[j])
 		case old == token:
 			own = append(own, sent[j])
 		}
 	}
-	if len(own) > 0 {
+	if len(own) > 0 || len(ownLocks) > 0 {
 		// The Lua claim renews the lease only while the key is still ours:
 		// it may have expired, or been confirmed, since the SET read it.
-		out, err := s.evalBatch(ctx, nil, op{name: "claim", script: claimScript, common: []any{token, s.cfg.lease.Milliseconds()}, n: len(own),
-			item: func(j int, args []any) (string, []any) { return s.dedupKey(keys[own[j]]), args }})
+		reclaim := func(idx []int, lease time.Duration) op {
+			return op{name: "claim", script: claimScript, common: []any{token, lease.Milliseconds()}, n: len(idx),
+				item: func(j int, args []any) (string, []any) { return s.dedupKey(keys[idx[j]]), args }}
+		}
+		out, err := s.evalBatch(ctx, nil, reclaim(own, s.cfg.lease), reclaim(ownLocks, s.cfg.lockLease))
 		if err != nil {
 			return nil, err
 		}
-		for j, c := range out[0] {
-			switch c {
-			case 0:
-				res[own[j]] = ClaimAcquired
-			case 1:
-				res[own[j]] = ClaimDone
-			case 2:
-				res[own[j]] = ClaimBusy
-			default:
-				return nil, fmt.Errorf("store: claim: unexpected script result %d", c)
+		for o, idx := range [][]int{own, ownLocks} {
+			for j, c := range out[o] {
+				switch c {
+				case 0:
+					res[idx[j]] = ClaimAcquired
+				case 1:
+					res[idx[j]] = ClaimDone
+				case 2:
+					res[idx[j]] = ClaimBusy
+				default:
+					return nil, fmt.Errorf("store: claim: unexpected script result %d", c)
+				}
 			}
 		}
 	}
 	return res, nil
+}
+
+// RenewLocks extends each entity lock in keys (claimed at [AtLock]) that
+// token still holds by the lock lease, in one round trip, and returns
+// those it no longer holds: expired (its renewals came too late) and
+// perhaps taken by another attempt since. It never takes a lock, so a
+// renewal racing the batch's release leaves the released keys free.
+func (s *Store) RenewLocks(ctx context.Context, keys []string, token string) (lost []string, err error) {
+	if err := checkToken(token); err != nil {
+		return nil, err
+	}
+	out, err := s.evalBatch(ctx, nil, op{name: "renew", script: renewScript, common: []any{token, s.cfg.lockLease.Milliseconds()}, n: len(keys),
+		item: func(i int, args []any) (string, []any) { return s.dedupKey(keys[i]), args }})
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range out[0] {
+		if c != 1 {
+			lost = append(lost, keys[i])
+		}
+	}
+	return lost, nil
 }
 
 // RetakeDone claims each key for token as ClaimBatch does, but takes a key

@@ -55,17 +55,21 @@ var (
 	deleteIfSrc string
 	//go:embed retake.lua
 	retakeSrc string
+	//go:embed renew.lua
+	renewSrc string
 
 	claimScript    = redis.NewScript(claimSrc)
 	releaseScript  = redis.NewScript(releaseSrc)
 	applyScript    = redis.NewScript(applySrc)
 	deleteIfScript = redis.NewScript(deleteIfSrc)
 	retakeScript   = redis.NewScript(retakeSrc)
+	renewScript    = redis.NewScript(renewSrc)
 )
 
 // ScriptOps maps the SHA1 of each Lua script the store runs (as EVALSHA
 // sends it) to its operation: claim (renewing a lease a retried batch
-// already holds), apply, release, or retake (RetakeDone). Claims and confirms are otherwise plain
+// already holds), apply, release, retake (RetakeDone) or renew
+// (RenewLocks). Claims and confirms are otherwise plain
 // SET commands (SET … NX … GET and SET … GET). DeleteEntitiesIf's script
 // (replay rebuild) is "delete entities". It is for instrumentation that
 // sees the Redis commands, such as a go-redis hook.
@@ -76,6 +80,7 @@ func ScriptOps() map[string]string {
 		releaseScript.Hash():  "release",
 		deleteIfScript.Hash(): "delete entities",
 		retakeScript.Hash():   "retake",
+		renewScript.Hash():    "renew",
 	}
 }
 
@@ -90,20 +95,25 @@ type Store struct {
 }
 
 type cfg struct {
-	prefix string
-	lease  time.Duration
+	prefix    string
+	lease     time.Duration
+	lockLease time.Duration
 }
 
 func defaultCfg() cfg {
 	return cfg{
-		prefix: "inlet:",
-		lease:  60 * time.Second,
+		prefix:    "inlet:",
+		lease:     60 * time.Second,
+		lockLease: 10 * time.Second,
 	}
 }
 
 func (c cfg) validate() error {
 	if c.lease < time.Millisecond {
 		return fmt.Errorf("store: ClaimLease %v is below the 1ms resolution of PX", c.lease)
+	}
+	if c.lockLease < time.Millisecond {
+		return fmt.Errorf("store: LockLease %v is below the 1ms resolution of PX", c.lockLease)
 	}
 	return nil
 }
@@ -121,11 +131,24 @@ func KeyPrefix(p string) Opt { return func(c *cfg) { c.prefix = p } }
 // worker's events are retried once it runs out. Minimum 1ms.
 func ClaimLease(d time.Duration) Opt { return func(c *cfg) { c.lease = d } }
 
+// LockLease sets the lease of an entity lock (a key claimed at [AtLock]),
+// overriding the default 10s. Unlike a dedup claim, which must outlive its
+// batch's commit so that a duplicate is never let through, a lock only
+// keeps two attempts from applying one entity at once: its holder renews
+// it while the batch runs ([Store.RenewLocks]), and a crashed worker's
+// locks free their entities after this long, not after the claim lease —
+// an entity's events sit on every partition, so until then each partition
+// stops at its first event of that entity. Minimum 1ms.
+func LockLease(d time.Duration) Opt { return func(c *cfg) { c.lockLease = d } }
+
+// LockLease is the lease of an entity lock: a holder renews well within it.
+func (s *Store) LockLease() time.Duration { return s.cfg.lockLease }
+
 // New returns a Store over rdb (a *redis.Client, *redis.ClusterClient or
 // failover client). It does not contact Redis. The caller owns rdb and closes
 // it after the last call.
 //
-// New panics if an option is out of range (ClaimLease below 1ms): that is a
+// New panics if an option is out of range (a lease below 1ms): that is a
 // programming error, and service configuration validates its values first.
 func New(rdb redis.UniversalClient, opts ...Opt) *Store {
 	c := defaultCfg()

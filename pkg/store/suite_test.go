@@ -209,6 +209,76 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 		})
 	})
 
+	t.Run("entity locks", func(t *testing.T) {
+		t.Run("take the lock lease, dedup claims the claim lease", func(t *testing.T) {
+			e, s := setup(t, ClaimLease(42*time.Second), LockLease(7*time.Second))
+			tok := NewToken()
+			res, err := s.ClaimBatchAt(ctx, []string{"a", "lock:e"}, []string{"t/0/1", AtLock}, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res[0] != ClaimAcquired || res[1] != ClaimAcquired {
+				t.Fatalf("claim = %v, want both acquired", res)
+			}
+			if pttl := e.rdb.PTTL(ctx, e.prefix+"dedup:a").Val(); pttl <= 41*time.Second || pttl > 42*time.Second {
+				t.Fatalf("dedup claim PTTL %v, want ~42s", pttl)
+			}
+			if pttl := e.rdb.PTTL(ctx, e.prefix+"dedup:lock:e").Val(); pttl <= 6*time.Second || pttl > 7*time.Second {
+				t.Fatalf("lock PTTL %v, want ~7s", pttl)
+			}
+			// A retried batch claims its own lock again: still the lock lease.
+			e.rdb.PExpire(ctx, e.prefix+"dedup:lock:e", time.Second)
+			if res, err = s.ClaimBatchAt(ctx, []string{"lock:e"}, []string{AtLock}, tok); err != nil || res[0] != ClaimAcquired {
+				t.Fatalf("reclaim = %v, %v", res, err)
+			}
+			if pttl := e.rdb.PTTL(ctx, e.prefix+"dedup:lock:e").Val(); pttl <= 6*time.Second || pttl > 7*time.Second {
+				t.Fatalf("reclaimed lock PTTL %v, want ~7s", pttl)
+			}
+		})
+
+		t.Run("renewed while ours, never taken", func(t *testing.T) {
+			e, s := setup(t, LockLease(7*time.Second))
+			tok, other := NewToken(), NewToken()
+			if _, err := s.ClaimBatchAt(ctx, []string{"lock:mine", "lock:theirs", "lock:gone"}, []string{AtLock, AtLock, AtLock}, tok); err != nil {
+				t.Fatal(err)
+			}
+			e.rdb.PExpire(ctx, e.prefix+"dedup:lock:mine", time.Second)
+			// Expired and taken by another attempt; expired and free.
+			e.rdb.Set(ctx, e.prefix+"dedup:lock:theirs", other, time.Minute)
+			e.rdb.Del(ctx, e.prefix+"dedup:lock:gone")
+			lost, err := s.RenewLocks(ctx, []string{"lock:mine", "lock:theirs", "lock:gone"}, tok)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(lost, []string{"lock:theirs", "lock:gone"}) {
+				t.Fatalf("lost = %q, want lock:theirs and lock:gone", lost)
+			}
+			if pttl := e.rdb.PTTL(ctx, e.prefix+"dedup:lock:mine").Val(); pttl <= 6*time.Second {
+				t.Fatalf("renewed lock PTTL %v, want ~7s", pttl)
+			}
+			if v := e.rdb.Get(ctx, e.prefix+"dedup:lock:theirs").Val(); v != other {
+				t.Fatalf("the other attempt's lock holds %q, want its token", v)
+			}
+			if n := e.rdb.Exists(ctx, e.prefix+"dedup:lock:gone").Val(); n != 0 {
+				t.Fatal("a renewal took a free lock")
+			}
+		})
+
+		t.Run("a lock is never done here", func(t *testing.T) {
+			e, s := setup(t)
+			// A dedup key of a source named "lock" done by the record at
+			// "lock": not a position a lock claim can name.
+			e.rdb.Set(ctx, e.prefix+"dedup:lock:x", doneAt(AtLock), time.Minute)
+			res, err := s.ClaimBatchAt(ctx, []string{"lock:x"}, []string{AtLock}, NewToken())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res[0] != ClaimDone {
+				t.Fatalf("claim = %v, want done", res[0])
+			}
+		})
+	})
+
 	t.Run("confirm", func(t *testing.T) {
 		t.Run("sets TTL to the window, per key or one for all", func(t *testing.T) {
 			e, s := setup(t)

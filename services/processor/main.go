@@ -235,7 +235,7 @@ func run(args []string, stderr io.Writer) error {
 	} else {
 		hist = history.New(rdb, redcfg.KeyPrefix, retention)
 	}
-	st := store.New(rdb, store.KeyPrefix(redcfg.KeyPrefix), store.ClaimLease(pcfg.ClaimLease))
+	st := store.New(rdb, store.KeyPrefix(redcfg.KeyPrefix), store.ClaimLease(pcfg.ClaimLease), store.LockLease(pcfg.LockLease))
 	if err := service.CheckRedis(ctx, st, log); err != nil {
 		return err
 	}
