@@ -472,7 +472,10 @@ func (s *Source) init(lc loadCfg) error {
 			}
 		}
 	}
-	for pattern, ev := range s.Events {
+	// In order: the same file must be refused with the same text every
+	// time (--check-config output is diffed and pasted into tickets).
+	for _, pattern := range slices.Sorted(maps.Keys(s.Events)) {
+		ev := s.Events[pattern]
 		if pattern == "" {
 			errs = append(errs, errors.New("events: empty event type pattern"))
 		}
@@ -589,12 +592,12 @@ func (ev EventSpec) validate() error {
 	if ev.Contract == "" {
 		errs = append(errs, errors.New("contract: name the payload contract (schemas/contracts/<provider>/<type>)"))
 	}
-	for name, t := range map[string]string{"entity_key": ev.EntityKey, "natural_key": ev.NaturalKey} {
-		if t == "" {
+	for _, k := range []struct{ name, tmpl string }{{"entity_key", ev.EntityKey}, {"natural_key", ev.NaturalKey}} {
+		if k.tmpl == "" {
 			continue
 		}
-		if _, err := ParseTemplate(t); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		if _, err := ParseTemplate(k.tmpl); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", k.name, err))
 		}
 	}
 	if ev.Sink != nil {

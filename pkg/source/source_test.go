@@ -581,3 +581,21 @@ func TestSourceNamesHoldNoColon(t *testing.T) {
 		t.Errorf("a plain name refused: %v", err)
 	}
 }
+
+// TestParseErrorsInAStableOrder: a source's events entries, and each
+// entry's two key templates, were checked in map order, so the same file
+// was refused with its lines in another order on every run (found by
+// FuzzParse).
+func TestParseErrorsInAStableOrder(t *testing.T) {
+	doc := []byte("sources:\n  s:\n    kind: none\n    events:\n      \"orders/*\": {contract: c, entity_key: \"x:{\", natural_key: \"{/a}{/b}\"}\n" +
+		"      \"b\": {entity_key: \"{/x\"}\n      \"a\": {entity_key: \"{/y\"}\n")
+	_, first := Parse(doc, WithoutSecrets())
+	if first == nil {
+		t.Fatal("accepted")
+	}
+	for range 50 {
+		if _, err := Parse(doc, WithoutSecrets()); err == nil || err.Error() != first.Error() {
+			t.Fatalf("the same file refused with:\n%v\nthen with:\n%v", first, err)
+		}
+	}
+}
