@@ -17,6 +17,7 @@ import (
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/store"
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // failAfter lets a pipeline run, then reports an error: Redis applied the
@@ -168,4 +169,44 @@ func TestCrashedWorkersLocksFreeTheirEntitiesSoon(t *testing.T) {
 	if ids := eventIDs(h, 2); ids["evt_dead"] != 1 || ids["evt_live"] != 1 {
 		t.Errorf("outputs per event %v, want one each", ids)
 	}
+}
+
+// TestBatchThatDecompressesTooLargeStopsOnlyItsPartition: a zstd batch a
+// few KiB on the wire that decompresses to 68 MiB (no Inlet producer
+// writes one) took that much heap per fetch, up to franz-go's 1 GiB
+// default, and again after every restart. It now stops its partition with
+// an error naming where it is and where to skip to; the other partitions
+// go on.
+func TestBatchThatDecompressesTooLargeStopsOnlyItsPartition(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	var logs syncbuf.Buffer
+	h.log = bufLog(&logs)
+	bomb := h.env.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(time.Second),
+		kgo.ProducerBatchCompression(kgo.ZstdCompression()), kgo.ProducerBatchMaxBytes(96<<20), kgo.MaxBufferedBytes(256<<20))
+	zeros := make([]byte, 4<<20)
+	var recs []*kgo.Record
+	for range 17 {
+		recs = append(recs, &kgo.Record{Topic: h.topics.Raw, Partition: 0, Value: zeros})
+	}
+	if err := bomb.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	good, err := h.rawRecord("evt_beside", paymentIntent("evt_beside", "pi_beside", "succeeded", 1700000000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	good.Partition = 1
+	if err := bomb.ProduceSync(context.Background(), good).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	h.start("a", func(c *Config) { c.Workers = 1 })
+	msg := "a record batch decompresses to more than any Inlet producer writes; this partition is stopped at it until the group is moved past it (docs/runbooks/processor-lag.md)"
+	testenv.Eventually(t, 20*time.Second, "the error naming the batch", func() bool { return len(linesWith(t, &logs, msg)) > 0 })
+	line := linesWith(t, &logs, msg)[0]
+	if got := fmt.Sprint(line["level"], " ", line["partition"], " ", line["offset"], " ", line["skip_to"]); got != "ERROR 0 0 17" {
+		t.Errorf("log line %v: want an error naming partition 0, offset 0, skip_to 17", line)
+	}
+	testenv.Eventually(t, 20*time.Second, "the event on another partition to be processed", func() bool {
+		return eventIDs(h, 0)["evt_beside"] == 1
+	})
 }

@@ -244,12 +244,23 @@ func retryPolicy(spec source.RetrySpec, tiers []time.Duration) retry.Policy {
 // outcome came after 110–130 ms instead of 240–260 ms with 4 MiB and
 // 16 MiB, and its events/s rose by about 15%. The benchmark's bare and
 // naive modes use these options too, so they fetch as the processor does.
+//
+// A batch may decompress to maxDecompressedBatch at most (franz-go's
+// default is 1 GiB: a zstd batch of zeros a few KiB on the wire would take
+// that much heap, and again after every restart). See worker.fetchError
+// for what a larger one does.
 func FetchOpts() []kgo.Opt {
 	return []kgo.Opt{
 		kgo.FetchMaxBytes(1 << 20),
 		kgo.FetchMaxPartitionBytes(256 << 10),
+		kgo.MaxDecompressBatchBytes(maxDecompressedBatch),
 	}
 }
+
+// maxDecompressedBatch bounds what one fetched record batch decompresses
+// to: 16 times the largest batch an Inlet producer writes (their batches
+// are at most kafka.MaxMessageBytes before compression).
+const maxDecompressedBatch = 16 * kafka.MaxMessageBytes
 
 // Run processes until ctx ends, then each worker finishes the batch in
 // hand (bounded by the drain timeout), commits it, and leaves the group. A

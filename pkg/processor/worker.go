@@ -128,11 +128,7 @@ func (w *worker) run(ctx context.Context) error {
 		if fetches.IsClientClosed() {
 			return nil
 		}
-		fetches.EachError(func(t string, part int32, err error) {
-			if !errors.Is(err, context.Canceled) {
-				p.log.Warn("fetch error", "topic", t, "partition", part, "error", err)
-			}
-		})
+		fetches.EachError(w.fetchError)
 		recs := w.pause.hold(fetches.Records(), p.retryDelay, time.Now())
 		if len(recs) == 0 {
 			w.sess.AllowRebalance()
@@ -410,6 +406,27 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	w.quickAbandons = 0
 	w.finish(ctx, stop, items, claimed, token, leaseEnd)
 	return nil
+}
+
+// fetchError logs a fetch's error. A batch that decompresses past
+// maxDecompressedBatch stops its partition for good (franz-go fetches it
+// no more; a restart stops at it again): no Inlet producer writes one, so
+// someone else wrote to the topic, and skipping it without a word would
+// lose whatever events it holds. It is an error that says where the batch
+// is and how to move the group past it; the partition's lag grows
+// meanwhile (InletProcessorLag).
+func (w *worker) fetchError(topic string, part int32, err error) {
+	if errors.Is(err, context.Canceled) {
+		return
+	}
+	var big *kgo.ErrDecompressTooLarge
+	if errors.As(err, &big) {
+		w.p.log.Error("a record batch decompresses to more than any Inlet producer writes; this partition is stopped at it until the group is moved past it (docs/runbooks/processor-lag.md)",
+			"topic", big.Topic, "partition", big.Partition, "offset", big.Offset, "skip_to", big.NextOffset,
+			"limit_bytes", maxDecompressedBatch)
+		return
+	}
+	w.p.log.Warn("fetch error", "topic", topic, "partition", part, "error", err)
 }
 
 // allowWhenBlocked lets the group through (AllowRebalance) if it waits on
