@@ -322,6 +322,12 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	// record whose context ended before it was handed to the client, and
 	// the client fails the buffered records it can still withdraw.
 	cancelProduce()
+	// A signed batch's body is no longer referenced (each line's envelope
+	// holds a copy): its reservation goes back now, not once the answer is
+	// written. A sender that never read a large answer held it until the
+	// write timeout (35 s measured), pinning up to batch.max_body of
+	// -max-body-bytes-in-flight and refusing others' webhooks meanwhile.
+	held.release()
 	for ri, item := range sent {
 		err, ok := settled[item]
 		if !ok {

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"syscall"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -416,4 +418,52 @@ func TestReadAll(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBodyBudgetReleasedBeforeUnreadAnswer: a signed batch's body goes
+// back to the budget once its lines are settled, not once its answer is
+// written: a sender that never reads a large answer held it until the
+// write timeout (35 s), refusing others' bodies meanwhile.
+func TestBodyBudgetReleasedBeforeUnreadAnswer(t *testing.T) {
+	h := newHarnessSources(t, testenv.Embedded(t), `
+sources:
+  signed:
+    kind: hmac
+    secrets_env: [T_INTERNAL_SECRET]
+    hmac: {header: X-Signature, algorithm: sha512, encoding: base64, prefix: "sha512="}
+    batch: {signed: true, max_lines: 50000, max_body: 8MiB}
+`, nil)
+	// Half the lines accepted, half rejected (a longer result): an answer
+	// of about 8 MB, more than the sockets between hold.
+	const good = 25000
+	var body bytes.Buffer
+	for i := range good {
+		fmt.Fprintf(&body, `{"id":"nr%05d","type":"t","data":{}}`+"\n", i)
+		fmt.Fprintf(&body, `{"id":"bad%05d","type":"t","data":{},"%s":1}`+"\n", i, strings.Repeat("z", 64))
+	}
+	// A small receive window, so the answer's write blocks at once.
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		var serr error
+		if err := rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) }); err != nil {
+			return err
+		}
+		return serr
+	}}
+	c, err := d.DialContext(context.Background(), "tcp", strings.TrimPrefix(h.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var req bytes.Buffer
+	fmt.Fprintf(&req, "POST /events/signed HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: %d\r\n", body.Len())
+	for k, vs := range signedHeader(t, h, "signed", body.Bytes()) {
+		fmt.Fprintf(&req, "%s: %s\r\n", k, vs[0])
+	}
+	req.WriteString("\r\n")
+	req.Write(body.Bytes())
+	if _, err := c.Write(req.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	h.env.ReadAll(t, h.topics.Raw, good, 200*time.Millisecond, 30*time.Second)
+	h.waitHeld(t, 0, "the batch body released with its answer unread")
 }

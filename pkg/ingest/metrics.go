@@ -3,6 +3,7 @@ package ingest
 import (
 	"context"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
@@ -44,6 +45,12 @@ type Metrics struct {
 	requests metric.Int64Counter
 	duration metric.Float64Histogram
 	limit    *telemetry.Limiter
+	// conns and maxConns are the webhook listener's open connections and
+	// -max-conns, read by the gauges' callback; connsFull counts the
+	// accepts that filled the limit (see connLimit).
+	conns     atomic.Int64
+	maxConns  atomic.Int64
+	connsFull metric.Int64Counter
 	// The options of the label values seen (event types as the limiter
 	// answered, so as bounded as it is), kept as the slices the variadic
 	// calls take.
@@ -74,7 +81,36 @@ func NewMetrics(meter metric.Meter, limit *telemetry.Limiter) (*Metrics, error) 
 		metric.WithExplicitBucketBoundaries(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)); err != nil {
 		return nil, err
 	}
+	if err := m.connInstruments(meter); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// connInstruments builds the connection instruments: gauges read at
+// collection (an accept or close costs an atomic add, not a metric call)
+// and the counter of accepts that filled the limit.
+func (m *Metrics) connInstruments(meter metric.Meter) error {
+	open, err := meter.Int64ObservableGauge("inlet.ingest.connections.open",
+		metric.WithDescription("Open connections on the webhook listener (not the admin one), idle keep-alive ones included."))
+	if err != nil {
+		return err
+	}
+	limit, err := meter.Int64ObservableGauge("inlet.ingest.connections.limit",
+		metric.WithDescription("The webhook listener's connection limit (-max-conns); 0 before it serves."))
+	if err != nil {
+		return err
+	}
+	if m.connsFull, err = meter.Int64Counter("inlet.ingest.connections.limit_reached",
+		metric.WithDescription("Connections accepted that filled the webhook listener to -max-conns: after each, new connections wait unserved in the listen backlog until one closes.")); err != nil {
+		return err
+	}
+	_, err = meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+		o.ObserveInt64(open, m.conns.Load())
+		o.ObserveInt64(limit, m.maxConns.Load())
+		return nil
+	}, open, limit)
+	return err
 }
 
 // event counts one event or request.

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -12,15 +13,18 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -86,6 +90,10 @@ func TestConfigValidate(t *testing.T) {
 		"negative retry-after":   {func(c *Config) { c.RetryAfter = -time.Second }, "retry-after must be positive"},
 		"negative idle timeout":  {func(c *Config) { c.IdleTimeout = -time.Second }, "idle-timeout must be 0"},
 		"no idle timeout":        {func(c *Config) { c.IdleTimeout = 0 }, ""},
+		// As for the body budget, no "0 means unbounded".
+		"no connection limit":       {func(c *Config) { c.MaxConns = 0 }, "max-conns must be at least 1"},
+		"negative connection limit": {func(c *Config) { c.MaxConns = -1 }, "max-conns must be at least 1"},
+		"one connection is fine":    {func(c *Config) { c.MaxConns = 1 }, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cfg := DefaultConfig()
@@ -273,4 +281,71 @@ func BenchmarkReadExactly(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestChunkedWithContentLengthCloses: a request with both
+// Transfer-Encoding: chunked and Content-Length is framed by its chunks;
+// RFC 9112 6.1 requires the connection closed after its answer, so bytes
+// a proxy framing by Content-Length sees differently are never read as a
+// next request.
+func TestChunkedWithContentLengthCloses(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	body := `{"id":"evt_clte","type":"blob.sent"}`
+	c := dialRaw(t, h)
+	if _, err := io.WriteString(c, "POST /webhooks/open HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"+
+		"24\r\n"+body+"\r\n0\r\n\r\n"+openWebhook("evt_smuggled")); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted || !resp.Close {
+		t.Fatalf("chunked with a Content-Length: %d, Connection %q; want 202 and close", resp.StatusCode, resp.Header.Get("Connection"))
+	}
+	if more, err := br.ReadString('\n'); !errors.Is(err, io.EOF) || more != "" {
+		t.Fatalf("the bytes after it were read as a request: %q, %v; want the connection closed", more, err)
+	}
+	if envs := h.rawEnvelopes(t, 1); len(envs) != 1 || envs[0].EventID != "evt_clte" {
+		t.Fatalf("raw topic: %d envelopes", len(envs))
+	}
+}
+
+// TestSenderGoneBeforeAnswer: a sender that hangs up once its body is sent
+// but before the answer (its own timeout shorter than Kafka's ack) does not
+// take its event back: the write goes on, the event lands on the raw topic
+// and is counted accepted, and the sender's retry is a duplicate,
+// deduplicated downstream. Nothing is lost, nothing is answered.
+func TestSenderGoneBeforeAnswer(t *testing.T) {
+	reader, tel := newMetered(t)
+	env := testenv.Embedded(t)
+	h := newHarness(t, env, nil, tel)
+	// Kafka holds the produce until the sender is gone.
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	c := env.Stack.Kafka
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		<-release
+		return nil, nil, false
+	})
+	conn := dialRaw(t, h)
+	if _, err := io.WriteString(conn, openWebhook("evt_gone")); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "the body read", func() bool { return h.srv.bodies.used.Load() > 0 })
+	conn.Close()
+	free()
+	if envs := h.rawEnvelopes(t, 1); len(envs) != 1 || envs[0].EventID != "evt_gone" {
+		t.Fatalf("raw topic: %d envelopes, want evt_gone", len(envs))
+	}
+	testenv.Eventually(t, 10*time.Second, "the event counted accepted", func() bool {
+		return telemetrytest.Int64s(t, reader, "inlet.ingest.requests", "source", "outcome")["open|accepted"] == 1
+	})
 }

@@ -55,6 +55,9 @@ type Config struct {
 	// Producers is how many Kafka clients write the raw topic (see
 	// Producers); NewProducers takes it, the server does not.
 	Producers int
+	// MaxConns bounds the connections Serve's listener holds open at once
+	// (see connLimit); past it new connections wait unserved.
+	MaxConns int
 }
 
 // RegisterFlags defines the ingest flags, defaulting from INLET_INGEST_*.
@@ -68,6 +71,7 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.Int(&c.MaxHeaderBytes, "max-header-bytes", "INLET_MAX_HEADER_BYTES", 64<<10, "largest request header block")
 	fs.Int(&c.MaxBodyBytesInFlight, "max-body-bytes-in-flight", "INLET_MAX_BODY_BYTES_IN_FLIGHT", 512<<20, "request-body bytes held in memory by all requests together, from the first byte read until Kafka answers; a request past it gets 503 with Retry-After. At least every source's max_body and signed batch.max_body")
 	fs.Duration(&c.DrainTimeout, "drain-timeout", "INLET_DRAIN_TIMEOUT", 20*time.Second, "graceful shutdown bound")
+	fs.Int(&c.MaxConns, "max-conns", "INLET_MAX_CONNS", 10000, "open connections on the ingest listener at once, idle keep-alive ones included (about 20 KiB each); past it new connections wait unserved until one closes. Not the admin listener's")
 	fs.Int(&c.Producers, "producers", "INLET_INGEST_PRODUCERS", 2, "Kafka producer clients (each is handed the webhooks that arrived during its previous round together); best when it divides the raw topic's partition count")
 }
 
@@ -99,6 +103,11 @@ func (c *Config) Validate() error {
 	// large value says the same explicitly.
 	if c.MaxBodyBytesInFlight <= 0 {
 		errs = append(errs, errors.New("max-body-bytes-in-flight must be positive"))
+	}
+	// As for the body budget, no "0 means unbounded": the descriptors and
+	// memory of a flood of idle connections are what it bounds.
+	if c.MaxConns < 1 {
+		errs = append(errs, errors.New("max-conns must be at least 1"))
 	}
 	if c.Producers < 1 || c.Producers > maxProducers {
 		errs = append(errs, fmt.Errorf("producers must be between 1 and %d", maxProducers))
@@ -235,7 +244,26 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("/", noRoute)
-	return mux
+	return closeAfterChunked(mux)
+}
+
+// closeAfterChunked closes the connection after answering a chunked
+// request. net/http (go1.26) frames a request carrying both
+// Transfer-Encoding: chunked and Content-Length by its chunks, drops the
+// Content-Length and reads the next request from the same connection;
+// RFC 9112 6.1 requires closing it, as a proxy in front that framed the
+// same bytes by Content-Length sees another next request (request
+// smuggling; golang/go#80942). A handler cannot tell that the
+// Content-Length was there, so every chunked request's connection is
+// closed: a new connection per chunked request (streamed batches), none
+// for senders that send a Content-Length, as webhook providers do.
+func closeAfterChunked(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if len(r.TransferEncoding) > 0 {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // noRoute answers what no route takes as every other answer is: JSON with
@@ -363,8 +391,8 @@ func (s *Server) probe(interval time.Duration) {
 	}
 }
 
-// Serve accepts connections on ln until Shutdown. It returns nil after a
-// graceful shutdown.
+// Serve accepts connections on ln until Shutdown, at most MaxConns open
+// at once. It returns nil after a graceful shutdown.
 func (s *Server) Serve(ln net.Listener) error {
 	s.mu.Lock()
 	if s.draining.Load() {
@@ -372,6 +400,7 @@ func (s *Server) Serve(ln net.Listener) error {
 		ln.Close()
 		return nil
 	}
+	ln = newConnLimit(ln, s.cfg.MaxConns, s.metrics, s.log)
 	s.srv = &http.Server{
 		Handler:           s.Handler(),
 		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,

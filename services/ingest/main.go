@@ -177,7 +177,7 @@ func run(args []string, stderr io.Writer) error {
 	}
 	log.Info("ingest listening", "addr", ln.Addr().String(), "admin", adminLn.Addr().String(),
 		"schema_registry", shownRegistry, "kafka_brokers", kcfg.Brokers,
-		"sources", sources.Names(), "raw_topic", topics.Raw)
+		"sources", sources.Names(), "raw_topic", topics.Raw, "max_conns", icfg.MaxConns)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	probes.Serve(srv.Handler())

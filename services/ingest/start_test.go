@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -338,5 +342,81 @@ func TestSIGTERMWithKafkaHungEndsInBound(t *testing.T) {
 	err := s.Stopped(t, bound+30*time.Second)
 	if took := time.Since(start); took > bound+2500*time.Millisecond {
 		t.Errorf("stopped %v after SIGTERM (%v), want within -drain-timeout %v", took.Round(100*time.Millisecond), err, bound)
+	}
+}
+
+// metricValue is the value of the first sample of name on adminAddr's
+// /metrics, or -1.
+func metricValue(t *testing.T, adminAddr, name string) int64 {
+	t.Helper()
+	_, body := get(t, "http://"+adminAddr+"/metrics")
+	for line := range strings.Lines(body) {
+		if rest, ok := strings.CutPrefix(line, name); ok && (rest[0] == '{' || rest[0] == ' ') {
+			f := strings.Fields(line)
+			v, err := strconv.ParseFloat(f[len(f)-1], 64)
+			if err != nil {
+				t.Fatalf("%s: %q", name, line)
+			}
+			return int64(v)
+		}
+	}
+	return -1
+}
+
+// TestMaxConnsAdminUnaffected: with the webhook listener at -max-conns,
+// a further webhook waits unserved while the admin listener's probes and
+// metrics answer, the start line and the metrics say the limit, and
+// SIGTERM still stops ingest.
+func TestMaxConnsAdminUnaffected(t *testing.T) {
+	env := testenv.Embedded(t)
+	adminAddr, ingestAddr := freeAddr(t), freeAddr(t)
+	s := startIngest(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
+		"-schema-registry-url", env.RegistryURL, "-admin-addr", adminAddr, "-ingest-addr", ingestAddr,
+		"-max-conns", "2", "-read-header-timeout", "1m")
+	up := s.Await(t, "ingest listening")
+	if up["max_conns"] != float64(2) {
+		t.Errorf("start line max_conns = %v, want 2", up["max_conns"])
+	}
+	servicetest.ReadyWithin(t, adminAddr, 20*time.Second)
+	for range 2 { // senders that never finish their header block
+		c, err := net.Dial("tcp", ingestAddr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "POST /webhooks/github HTTP/1.1\r\nHost: x\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Until(t, "2 open webhook connections", func() bool { return metricValue(t, adminAddr, "inlet_ingest_connections_open") == 2 })
+	third, err := net.Dial("tcp", ingestAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer third.Close()
+	if _, err := io.WriteString(third, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = third.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if resp, err := http.ReadResponse(bufio.NewReader(third), nil); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a third connection with -max-conns 2 was answered: %v %v", resp, err)
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := get(t, "http://"+adminAddr+path); code != http.StatusOK {
+			t.Errorf("admin %s with the webhook listener full: %d %s", path, code, body)
+		}
+	}
+	if n := metricValue(t, adminAddr, "inlet_ingest_connections_limit"); n != 2 {
+		t.Errorf("inlet_ingest_connections_limit %d, want 2", n)
+	}
+	if n := metricValue(t, adminAddr, "inlet_ingest_connections_limit_reached_total"); n < 1 {
+		t.Errorf("inlet_ingest_connections_limit_reached_total %d, want at least 1", n)
+	}
+	if s.Line("webhook connections at -max-conns (INLET_MAX_CONNS): new connections wait unserved until one closes; many slow or idle clients, or too few replicas for the load") == nil {
+		t.Errorf("no warning for the limit reached:\n%s", s.Log)
+	}
+	sigterm(t)
+	if err := s.Stopped(t, 30*time.Second); err != nil {
+		t.Errorf("run after SIGTERM with the limit full: %v, want nil", err)
 	}
 }
