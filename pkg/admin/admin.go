@@ -440,7 +440,7 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		if errors.Is(err, ops.ErrNoEvent) || errors.Is(err, ops.ErrTooLarge) {
+		if errors.Is(err, ops.ErrNoEvent) || errors.Is(err, ops.ErrTooLarge) || errors.Is(err, ops.ErrNotEnvelope) {
 			// The one entry named cannot be requeued: the request, not
 			// the cluster, is at fault, and retrying will not help.
 			writeJSON(w, http.StatusConflict, map[string]string{"error": err.Error()})
@@ -540,10 +540,27 @@ func entries(es []*ops.Entry, withPayload bool) []map[string]any {
 			} else {
 				m["payload"] = string(e.Payload)
 			}
+			if e.Problem != "" && e.Payload == nil && !e.NoEvent {
+				m["value"] = storedValue(e.Value) // no envelope: the value is all there is
+			}
 		}
 		out = append(out, m)
 	}
 	return out
+}
+
+// storedValue is a value that is no envelope as JSON shows it: null for
+// none, JSON as it is, text as a string, other bytes as base64.
+func storedValue(v []byte) any {
+	switch {
+	case v == nil:
+		return nil
+	case json.Valid(v):
+		return json.RawMessage(v)
+	case utf8.Valid(v):
+		return string(v)
+	}
+	return map[string][]byte{"base64": v}
 }
 
 func unavailable(w http.ResponseWriter, err error) {

@@ -2,9 +2,12 @@ package admin
 
 import (
 	"cmp"
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -121,5 +125,35 @@ func TestDecisionByIDSaysWhatItDidNotDecide(t *testing.T) {
 	code, m, _ = call(t, srv, "POST", "/v1/dlq/discard", "w", `{"filter":{"source":"nobody"},"reason":"x"}`)
 	if code != http.StatusOK || m["count"] != 0.0 {
 		t.Fatalf("filter matching nothing: %d %v; want 200 and 0", code, m)
+	}
+}
+
+// TestForeignRecordOnRealQueues: a record another producer wrote to the
+// DLQ (plain JSON, no headers) was answered with every field blank and an
+// empty payload, and a requeue of it alone sent it to the retry tier as an
+// event (200). The entry says what is wrong and shows its value; the
+// requeue is refused as one that cannot succeed (409); the good entry is
+// listed as before.
+func TestForeignRecordOnRealQueues(t *testing.T) {
+	env, tp, srv, good := realQueues(t, Tokens{Write: "w"})
+	res := env.Client(t).ProduceSync(context.Background(), &kgo.Record{Topic: tp.DLQ, Key: []byte("k"), Value: []byte(`{"hello":"world"}`)})
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	id := retry.Coordinates(res[0].Record)
+	code, m, _ := call(t, srv, "GET", "/v1/dlq?id="+url.QueryEscape(id), "w", "")
+	if p, _ := m["problem"].(string); code != http.StatusOK || !strings.Contains(p, "not an Inlet envelope") {
+		t.Errorf("show %s: %d %v; want what is wrong with it", id, code, m)
+	}
+	if v, _ := m["value"].(map[string]any); v["hello"] != "world" {
+		t.Errorf("show %s: %v; want its value", id, m)
+	}
+	code, m, _ = call(t, srv, "GET", "/v1/dlq", "w", "")
+	if n, _ := m["count"].(float64); code != http.StatusOK || n != 2 || !strings.Contains(fmt.Sprint(m["entries"]), good) || !strings.Contains(fmt.Sprint(m["entries"]), "not an Inlet envelope") {
+		t.Errorf("list: %d %v; want both entries", code, m)
+	}
+	code, m, _ = call(t, srv, "POST", "/v1/dlq/requeue", "w", `{"ids":["`+id+`"],"reason":"sink fixed"}`)
+	if msg, _ := m["error"].(string); code != http.StatusConflict || !strings.Contains(msg, id) || !strings.Contains(msg, "not an Inlet envelope") {
+		t.Errorf("requeue %s alone: %d %v; want 409 saying why", id, code, m)
 	}
 }

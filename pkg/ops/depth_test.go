@@ -9,6 +9,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
@@ -35,11 +36,20 @@ func testTrackerAgreesWithAFullRead(t *testing.T, newEnv func(testing.TB) *teste
 			env.DeadLetter(t, tp, codec, "shop", "orders/updated", fmt.Sprintf("wh-%d", n), "sink answered 503")
 		}
 	}
+	// Envelopes: one of them is requeued, and a value that is none is
+	// not (see TestRequeueSkipsValuesThatAreNotEnvelopes).
 	invalid := func(k int) {
 		cl := env.Client(t, kgo.ProducerLinger(0))
 		for range k {
 			n++
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: tp.Invalid, Key: fmt.Appendf(nil, "inv-%d", n), Value: []byte("not an envelope")}).FirstErr(); err != nil {
+			eid := fmt.Sprintf("inv-%d", n)
+			val, err := codec.Encode(&envelope.Envelope{ID: "id-" + eid, Source: "shop", EventType: "orders/updated", EventID: eid,
+				IdempotencyKey: envelope.IdempotencyKey("shop", eid), SchemaVersion: "v1", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond),
+				Channel: envelope.ChannelWebhook, Headers: map[string]string{}, Payload: []byte("{}"), ContentType: "application/json"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: tp.Invalid, Key: []byte(envelope.IdempotencyKey("shop", eid)), Value: val}).FirstErr(); err != nil {
 				t.Fatal(err)
 			}
 		}

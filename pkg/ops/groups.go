@@ -16,6 +16,9 @@ type Group struct {
 	EventType string `json:"event_type"`
 	Reason    string `json:"reason"`
 	Error     string `json:"error"` // the last error, cut at 200 bytes
+	// Problem is what is wrong with the entries as entries (Entry.Problem,
+	// cut at 200 bytes): the group of records that are no envelopes.
+	Problem string `json:"problem,omitempty"`
 }
 
 // Groups counts the entries of topic matching f by source, type, reason
@@ -53,7 +56,8 @@ func (g *grouping) add(e *Entry) {
 		g.idx = map[Group]int{}
 	}
 	g.n++
-	k := Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: retry.Truncate(e.LastError, 200+len("…"))}
+	k := Group{Source: e.Source, EventType: e.EventType, Reason: e.Reason, Error: retry.Truncate(e.LastError, 200+len("…")),
+		Problem: retry.Truncate(e.Problem, 200+len("…"))}
 	if g.bump(k) {
 		return
 	}

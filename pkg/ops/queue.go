@@ -22,6 +22,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/retry"
 )
 
@@ -50,6 +51,16 @@ type Entry struct {
 	// source's allowlist, e.g. X-Shopify-Api-Version), read and left out of
 	// listings as Payload is.
 	Headers map[string]string `json:"-"`
+	// Problem says, on one line, what is wrong with a record as an entry
+	// (one another producer wrote, with kcat say, or one damaged): its
+	// value is no envelope, or its error history header is not one. Empty
+	// for a sound entry. Such an entry is listed like any other, with
+	// this as its explanation, and a --error filter matches it.
+	Problem string `json:"problem,omitempty"`
+	// Value is the record's value as stored when it did not decode as an
+	// envelope (Problem says why): what there is to see of it. Read and
+	// left out of listings as Payload is.
+	Value []byte `json:"-"`
 
 	rec       *kgo.Record // nil once a decision let go of it
 	partition int32
@@ -58,6 +69,10 @@ type Entry struct {
 	// and requeued is the copy it writes otherwise (built once, by skip).
 	skipped  string
 	requeued *kgo.Record
+	// notEnvelope: the registry's verdict is that the value is no
+	// envelope (Problem says why), so a requeue would only send it to
+	// the invalid topic: it is skipped.
+	notEnvelope bool
 }
 
 // The actions of a Decision.
@@ -181,7 +196,7 @@ func (f Filter) match(e *Entry) bool {
 	// f.IDs: scan skips the other records before decoding them.
 	return (f.Source == "" || e.Source == f.Source) &&
 		(f.EventType == "" || e.EventType == f.EventType) &&
-		(f.ErrorText == "" || strings.Contains(strings.ToLower(e.LastError+" "+e.Reason), strings.ToLower(f.ErrorText))) &&
+		(f.ErrorText == "" || strings.Contains(strings.ToLower(e.LastError+" "+e.Reason+" "+e.Problem), strings.ToLower(f.ErrorText))) &&
 		(f.Since.IsZero() || !e.At.Before(f.Since)) &&
 		(f.Until.IsZero() || e.At.Before(f.Until)) &&
 		(!f.Unresolved || e.Decision == nil)
@@ -334,7 +349,7 @@ func (q *Queues) page(ctx context.Context, topic string, f Filter, cursor string
 			return nil
 		}
 		if !payloads {
-			e.Payload, e.Headers, e.rec, e.requeued = nil, nil, nil, nil
+			e.Payload, e.Headers, e.Value, e.rec, e.requeued = nil, nil, nil, nil, nil
 		}
 		keep.add(e)
 		return nil
@@ -460,11 +475,46 @@ func (q *Queues) entry(ctx context.Context, r *kgo.Record) *Entry {
 	if n := len(e.History); n > 0 {
 		e.LastError = e.History[n-1].Error
 	}
-	if env, err := q.codec.Decode(ctx, r.Value); err == nil {
+	var problems []string
+	env, err := q.codec.Decode(ctx, r.Value)
+	switch {
+	case err == nil:
 		e.Source, e.EventType, e.EventID, e.CorrelationID, e.Payload, e.Headers = env.Source, env.EventType, env.EventID, env.CorrelationID, env.Payload, env.Headers
+	case e.NoEvent: // left out on purpose, and said so
+	default:
+		// Listed blank and shown with an empty payload, such a record
+		// said nothing of what it was.
+		e.Value = r.Value
+		p, verdict := valueProblem(r.Value, err)
+		problems, e.notEnvelope = append(problems, p), verdict
 	}
+	if h := retry.Get(r.Headers, retry.HeaderErrors); h != "" && json.Unmarshal([]byte(h), new([]retry.ErrorEntry)) != nil {
+		problems = append(problems, fmt.Sprintf("its %s header is not a JSON error history (%d bytes)", retry.HeaderErrors, len(h)))
+	}
+	e.Problem = strings.Join(problems, "; ")
 	return e
 }
+
+// valueProblem says what is wrong with a value that did not decode as an
+// envelope (err), and whether that is the registry's verdict on it: not
+// when the registry could not be asked, nor when this build cannot read
+// a schema that the processor's may (the event may well be sound).
+func valueProblem(v []byte, err error) (string, bool) {
+	switch {
+	case v == nil:
+		return "no value (null, as a tombstone): not an Inlet envelope", true
+	case len(v) == 0:
+		return "empty value: not an Inlet envelope", true
+	case errors.Is(err, registry.ErrNotFramed):
+		return "value is not an Inlet envelope: not Confluent-framed (no magic byte 0 and schema id)", true
+	case registry.IsUnavailable(err) || errors.Is(err, registry.ErrIncompatible):
+		return "envelope not decoded (the value may be sound): " + oneLine(err.Error()), false
+	}
+	return "value is not an Inlet envelope: " + oneLine(err.Error()), true
+}
+
+// oneLine keeps a problem on one line, as listings show it.
+func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 // Decided is what a requeue or discard did (or, in a dry run, would do).
 type Decided struct {
@@ -546,6 +596,18 @@ const (
 	SkipHint       = "replay each skipped entry's raw record (its origin) with inletctl replay, then discard the entry"
 )
 
+// ErrNotEnvelope is returned by a requeue that names one entry alone whose
+// value the registry says is no envelope (Entry.Problem: a tombstone,
+// another producer's record, a schema id the registry does not have):
+// the processor would only send it to the invalid topic. A requeue of
+// several entries skips such entries instead (Decided.Skipped, with the
+// problem as the Skip's Reason).
+var ErrNotEnvelope = errors.New("not an event to requeue")
+
+// NotEnvelopeHint is what to do with entries a requeue skipped for
+// holding no envelope.
+const NotEnvelopeHint = "discard an entry that is not an event; one whose schema id the registry lacks can be requeued once the registry has it again"
+
 // ErrTooLarge is returned by a requeue that names one entry alone whose
 // requeued copy would be over what Kafka takes (ReasonTooLarge). A requeue
 // of several entries skips such entries instead (Decided.Skipped).
@@ -578,7 +640,9 @@ var (
 // skipped, left unresolved and reported in Decided.Skipped (the dry run
 // reports it too): its event is the raw record its Origin names, to be
 // replayed. Named alone (one id, however often given), it fails the
-// requeue with ErrNoEvent.
+// requeue with ErrNoEvent. So is an entry whose value the registry says
+// is no envelope (Entry.Problem; ErrNotEnvelope named alone): requeued,
+// it would only come back as invalid.
 //
 // A decision naming ids (f.IDs) reports those it found no entry to decide
 // by in Decided.Unmatched, and decides the others; when none of them is on
@@ -662,6 +726,8 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		}
 		if e.NoEvent {
 			e.skipped = ReasonNoEvent
+		} else if e.notEnvelope {
+			e.skipped = e.Problem
 		} else if e.requeued = requeueRecord(e, q.topics.Retry[0], now, who, why); e.requeued == nil {
 			e.skipped = ReasonTooLarge
 		} else {
@@ -670,10 +736,13 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		if alone && e.NoEvent {
 			return true, fmt.Errorf("%s holds %w (too large with its failure headers): replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, ErrNoEvent, e.Origin)
 		}
+		if alone && e.notEnvelope {
+			return true, fmt.Errorf("%s: %w (%s): requeued, it would only come back as invalid; %s", e.ID, ErrNotEnvelope, e.Problem, NotEnvelopeHint)
+		}
 		if alone {
 			return true, fmt.Errorf("%s is %w: its event with the retry headers is over what a Kafka record may hold; replay the raw record %s with inletctl replay instead, then discard this entry", e.ID, ErrTooLarge, e.Origin)
 		}
-		e.Payload, e.Headers, e.rec, e.requeued = nil, nil, nil, nil
+		e.Payload, e.Headers, e.Value, e.rec, e.requeued = nil, nil, nil, nil, nil
 		res.Skipped++
 		skipped.add(e)
 		return true, nil
@@ -688,7 +757,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			if s, err := skip(e); s || err != nil {
 				return err
 			}
-			e.Payload, e.Headers, e.rec, e.requeued = nil, nil, nil, nil
+			e.Payload, e.Headers, e.Value, e.rec, e.requeued = nil, nil, nil, nil, nil
 			res.Count++
 			shown.add(e)
 			return nil
@@ -772,7 +841,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			return err
 		}
 		e.Decision = d
-		e.Payload, e.Headers, e.rec, e.requeued = nil, nil, nil, nil
+		e.Payload, e.Headers, e.Value, e.rec, e.requeued = nil, nil, nil, nil, nil
 		pending = append(pending, e)
 		if len(pending) >= decideChunk {
 			return commit()

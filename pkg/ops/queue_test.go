@@ -675,3 +675,100 @@ func nearTheLimit(t *testing.T, env *testenv.Env, tp kafka.Topics, eventID strin
 	}
 	return retry.Coordinates(res[0].Record)
 }
+
+// foreignEntries writes to tp's DLQ, on partition 0, records another
+// producer could have (kcat): a tombstone, plain JSON, random bytes, a
+// Confluent-framed value whose schema id the registry does not have, and
+// an envelope whose error history header is not JSON. It returns their
+// ids in that order.
+func foreignEntries(t *testing.T, env *testenv.Env, tp kafka.Topics, envelopeValue []byte) []string {
+	t.Helper()
+	cl := env.Client(t, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	var ids []string
+	for _, r := range []*kgo.Record{
+		{Key: []byte("shop:tomb")},
+		{Key: []byte("k"), Value: []byte(`{"hello":"world"}`)},
+		{Value: []byte("\xff\xfe\x00\x01garbage")},
+		{Value: []byte("\x00\x00\x00\x27\x0f\x02ab")},
+		{Key: []byte("shop:bad-history"), Value: envelopeValue, Headers: []kgo.RecordHeader{{Key: retry.HeaderErrors, Value: []byte("not json")}}},
+	} {
+		r.Topic = tp.DLQ
+		res := cl.ProduceSync(context.Background(), r)
+		if err := res.FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, retry.Coordinates(res[0].Record))
+	}
+	return ids
+}
+
+// TestForeignEntriesSayWhatIsWrong: records another producer wrote to the
+// DLQ were listed with every field blank (the decode error dropped), so
+// nothing said what they were. Each says, on one line, what is wrong; a
+// value that is no envelope is kept to be shown; the dead letter beside
+// them has no problem; and --error selects them (to discard them).
+func TestForeignEntriesSayWhatIsWrong(t *testing.T) {
+	env, tp, q := deadLettered(t, testenv.Embedded, 1)
+	ctx := context.Background()
+	good, err := q.List(ctx, tp.DLQ, Filter{})
+	if err != nil || len(good) != 1 {
+		t.Fatalf("list: %d, %v", len(good), err)
+	}
+	ids := foreignEntries(t, env, tp, good[0].rec.Value)
+	es, err := q.List(ctx, tp.DLQ, Filter{IDs: ids})
+	if err != nil || len(es) != len(ids) {
+		t.Fatalf("list: %d, %v", len(es), err)
+	}
+	want := []string{"null", "not Confluent-framed", "not Confluent-framed", "unknown schema", "inlet-errors"}
+	for i, e := range es {
+		if e.ID != ids[i] || !strings.Contains(e.Problem, want[i]) || strings.Contains(e.Problem, "\n") {
+			t.Errorf("%s: problem %q, want one line saying %q", e.ID, e.Problem, want[i])
+		}
+	}
+	if string(es[1].Value) != `{"hello":"world"}` || es[4].Value != nil || es[4].EventID == "" {
+		t.Errorf("values: %q (want the record's), %q (an envelope: its event, not the value)", es[1].Value, es[4].Value)
+	}
+	if good[0].Problem != "" {
+		t.Errorf("the dead letter: problem %q", good[0].Problem)
+	}
+	// Selected by what is wrong, as by an error: to discard them.
+	sel, err := q.List(ctx, tp.DLQ, Filter{ErrorText: "not an Inlet envelope"})
+	if err != nil || len(sel) != 4 {
+		t.Fatalf("--error 'not an Inlet envelope': %d, %v; want the 4 that are not", len(sel), err)
+	}
+}
+
+// TestRequeueSkipsValuesThatAreNotEnvelopes: a requeue wrote such records
+// to the first retry tier as events (a tombstone named alone: "1
+// requeued"), for the processor to send to the invalid topic. Named alone,
+// one is refused (ErrNotEnvelope, also in the dry run); by filter, they
+// are skipped with their problem and the events are requeued.
+func TestRequeueSkipsValuesThatAreNotEnvelopes(t *testing.T) {
+	env, tp, q := deadLettered(t, testenv.Embedded, 1)
+	ctx := context.Background()
+	good, err := q.List(ctx, tp.DLQ, Filter{})
+	if err != nil || len(good) != 1 {
+		t.Fatalf("list: %d, %v", len(good), err)
+	}
+	ids := foreignEntries(t, env, tp, good[0].rec.Value)
+	for _, dry := range []bool{true, false} {
+		_, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: ids[:1]}, "op", "sink fixed", dry)
+		if !errors.Is(err, ErrNotEnvelope) || !strings.Contains(err.Error(), ids[0]) {
+			t.Fatalf("requeue of the tombstone alone (dry run %v): %v; want ErrNotEnvelope naming it", dry, err)
+		}
+	}
+	d, err := q.Requeue(ctx, tp.DLQ, Filter{Since: time.Now().Add(-time.Hour)}, "op", "sink fixed", false)
+	if err != nil || d.Count != 2 || d.Skipped != 4 {
+		t.Fatalf("requeue by filter: %d requeued, %d skipped (%+v), %v; want the dead letter and the envelope requeued, 4 skipped", d.Count, d.Skipped, d.SkippedEntries, err)
+	}
+	for _, s := range d.SkippedEntries {
+		if !strings.Contains(s.Reason, "not an Inlet envelope") {
+			t.Errorf("skipped %s: %q", s.ID, s.Reason)
+		}
+	}
+	for _, r := range env.ReadAll(t, tp.Retry[0], 2, 500*time.Millisecond, 10*time.Second) {
+		if _, err := q.codec.Decode(ctx, r.Value); err != nil {
+			t.Errorf("requeued to %s: %q, not an envelope (%v)", tp.Retry[0], r.Value, err)
+		}
+	}
+}

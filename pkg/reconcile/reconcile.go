@@ -333,13 +333,14 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 	discarded := map[string]discard{}
 	for st, topic := range map[Status]string{InDLQ: d.Topics.DLQ, Invalid: d.Topics.Invalid} {
 		failed[st] = map[string]entry{}
-		// Streamed: a queue of millions after an outage is not held.
-		err := d.Queues.Scan(ctx, topic, ops.Filter{Source: cfg.Source}, func(e *ops.Entry) error {
-			id := e.EventID
-			if id == "" {
-				id, _ = strings.CutPrefix(e.Key, prefix)
-			}
-			if !wanted[id] {
+		// Streamed: a queue of millions after an outage is not held. Not
+		// filtered by source: an entry whose value is no envelope and
+		// that has no inlet-source header (a record another producer
+		// wrote to the raw topic under the event's key) names no source,
+		// and left out, its event read as processed.
+		err := d.Queues.Scan(ctx, topic, ops.Filter{}, func(e *ops.Entry) error {
+			id, ok := entryEvent(e, cfg.Source)
+			if !ok || !wanted[id] {
 				return nil
 			}
 			switch {
@@ -438,6 +439,19 @@ func Check(ctx context.Context, cfg Config, d Deps, events []SenderEvent) (*Repo
 }
 
 func where(r *kgo.Record) string { return retry.Coordinates(r) }
+
+// entryEvent is the sender's event id of a DLQ or invalid entry of
+// source src: its envelope's, or else its key's (source:event-id), which
+// is all an entry naming no source has to tell.
+func entryEvent(e *ops.Entry, src string) (string, bool) {
+	if e.Source != "" && e.Source != src {
+		return "", false
+	}
+	if e.Source != "" && e.EventID != "" {
+		return e.EventID, true
+	}
+	return strings.CutPrefix(e.Key, src+":")
+}
 
 // later reports whether the raw record at partition p, offset off (written
 // at) came after the one at partition q, offset qoff (written qat). An

@@ -235,3 +235,43 @@ func TestCheckRefusesANegativeSlack(t *testing.T) {
 		t.Fatalf("slack -1h: %+v, %v; want ErrNegativeSlack naming it", rep, err)
 	}
 }
+
+// TestCheckSeesAnUndecodableDeliveryOnTheInvalidQueue: a record another
+// producer wrote to the raw topic under the event's key, without Inlet's
+// headers and not an envelope, goes to the invalid topic (undecodable),
+// its entry naming no source. Reconcile reported the event processed.
+func TestCheckSeesAnUndecodableDeliveryOnTheInvalidQueue(t *testing.T) {
+	t.Setenv("T_STRIPE", "s")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	env := testenv.Embedded(t)
+	stack := processortest.New(t, env, testSources)
+	topics, kopts, group := stack.Topics, stack.KafkaOpts(), stack.Config().Group
+	at := time.Now().Add(-time.Minute)
+	cl := env.Client(t, kgo.ProducerLinger(0))
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.Raw, Key: []byte("stripe:evt_foreign"), Value: []byte(`{"id":"evt_foreign"}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	stack.Send(t, "stripe", "payment_intent.succeeded", "evt_ok", processortest.StripePayment("evt_ok", "payment_intent.succeeded", "pi_ok", 1700000000))
+	stack.Run(t, "2 final outcomes", func(c *processor.Counts) bool { return processortest.Final(c) >= 2 })
+	q, err := ops.New(kopts, topics, stack.Codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	rep, err := Check(ctx, Config{Source: "stripe", All: true, Group: group}, Deps{KafkaOpts: kopts, Topics: topics, Queues: q},
+		[]SenderEvent{{"evt_foreign", at}, {"evt_ok", at}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]Result{}
+	for _, r := range rep.Events {
+		got[r.ID] = r
+	}
+	if r := got["evt_foreign"]; r.Status != Invalid || r.Where == "" || r.Error == "" {
+		t.Errorf("evt_foreign, whose only delivery is an unresolved invalid entry: %+v, want invalid with its entry and error", r)
+	}
+	if r := got["evt_ok"]; r.Status != Processed {
+		t.Errorf("evt_ok: %+v, want processed", r)
+	}
+}

@@ -385,7 +385,14 @@ func printSkipped(out io.Writer, d ops.Decided, dry bool) {
 	if d.Skipped == 0 {
 		return
 	}
-	fmt.Fprintf(out, "\n%s, left unresolved: %s\n", countLine(d.Skipped, len(d.SkippedEntries), "skipped", dry), ops.SkipHint)
+	hint := ops.SkipHint
+	for _, e := range d.SkippedEntries {
+		if e.Reason != ops.ReasonNoEvent && e.Reason != ops.ReasonTooLarge {
+			hint += "; " + ops.NotEnvelopeHint // no raw record to replay
+			break
+		}
+	}
+	fmt.Fprintf(out, "\n%s, left unresolved: %s\n", countLine(d.Skipped, len(d.SkippedEntries), "skipped", dry), hint)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tORIGIN\tREASON")
 	for _, e := range d.SkippedEntries {
@@ -448,9 +455,22 @@ func printTable(out io.Writer, es []*ops.Entry) {
 		if e.Decision != nil {
 			dec = e.Decision.Action + " by " + e.Decision.Who
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At.UTC().Format(time.RFC3339), cell(e.Source), cell(e.EventType), cell(e.EventID), cell(e.Reason), trim(e.LastError, 60), cell(dec))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.At.UTC().Format(time.RFC3339), cell(e.Source), cell(e.EventType), cell(e.EventID), reasonCell(e.Reason, e.Problem), trim(e.LastError, 60), cell(dec))
 	}
 	tw.Flush()
+}
+
+// reasonCell is an entry's reason with, in brackets, what is wrong with
+// it as an entry (ops.Entry.Problem): a record that is no envelope was
+// listed with every column blank.
+func reasonCell(reason, problem string) string {
+	if problem == "" {
+		return cell(reason)
+	}
+	if reason != "" {
+		reason += " "
+	}
+	return cell(reason + "[" + retry.Truncate(problem, 120) + "]")
 }
 
 func entriesJSON(es []*ops.Entry, withPayload bool) []map[string]any {
@@ -461,6 +481,9 @@ func entriesJSON(es []*ops.Entry, withPayload bool) []map[string]any {
 		_ = json.Unmarshal(b, &m)
 		if withPayload {
 			m["payload"] = readable(e.Payload)
+			if e.Problem != "" && e.Payload == nil && !e.NoEvent {
+				m["value"] = readableValue(e.Value) // the record's, as stored
+			}
 			if len(e.Headers) > 0 {
 				// The sender's values: JSON escapes C0 controls but not
 				// C1 (U+009B) or bidi overrides, which a terminal showing
@@ -480,6 +503,9 @@ func entriesJSON(es []*ops.Entry, withPayload bool) []map[string]any {
 func printEntry(out io.Writer, e *ops.Entry) {
 	fmt.Fprintf(out, "id:             %s\nsource/type:    %s / %s\nevent id:       %s\ncorrelation id: %s\nreason:         %s\n",
 		e.ID, cell(e.Source), cell(e.EventType), cell(e.EventID), cell(e.CorrelationID), cell(e.Reason))
+	if e.Problem != "" {
+		fmt.Fprintf(out, "problem:        %s\n", cell(e.Problem))
+	}
 	if e.Runbook != "" { // none configured: no empty line to read as one
 		fmt.Fprintf(out, "runbook:        %s\n", cell(e.Runbook))
 	}
@@ -496,7 +522,25 @@ func printEntry(out io.Writer, e *ops.Entry) {
 			fmt.Fprintf(out, "  %s: %s\n", cell(k), cell(e.Headers[k]))
 		}
 	}
+	if e.Problem != "" && e.Payload == nil && !e.NoEvent {
+		// Not an envelope: its value as stored is all there is to see.
+		v := shown(string(e.Value))
+		if e.Value == nil {
+			v = "(null)"
+		}
+		fmt.Fprintf(out, "value (as stored, %d bytes):\n%s\n\n", len(e.Value), v)
+		return
+	}
 	fmt.Fprintf(out, "payload:\n%s\n\n", shown(string(e.Payload)))
+}
+
+// readableValue is a stored value as JSON shows it: null for none, else
+// as readable shows bytes.
+func readableValue(v []byte) any {
+	if v == nil {
+		return nil
+	}
+	return readable(v)
 }
 
 // cell is shown text on one line: a table cell or a field of its own.
@@ -508,7 +552,7 @@ func printGroups(out io.Writer, groups []ops.Group) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "COUNT\tSOURCE\tTYPE\tREASON\tERROR")
 	for _, g := range groups {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", g.Count, cell(g.Source), cell(g.EventType), cell(g.Reason), trim(g.Error, 256)) // all of what was grouped on, on one line
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", g.Count, cell(g.Source), cell(g.EventType), reasonCell(g.Reason, g.Problem), trim(g.Error, 256)) // all of what was grouped on, on one line
 	}
 	tw.Flush()
 }

@@ -617,3 +617,65 @@ func TestQueueSwappedRangeRefused(t *testing.T) {
 // otherOffset is id (topic/partition/offset) with an offset no test entry
 // has: an id as ls prints them that names nothing.
 func otherOffset(id string) string { return id[:strings.LastIndexByte(id, '/')+1] + "999" }
+
+// TestQueueShowsWhatIsWrongWithAForeignRecord: records another producer
+// wrote to the DLQ (a tombstone, plain JSON, a Confluent-framed value
+// whose schema id the registry does not have) were listed with every
+// column blank and shown with an empty payload: nothing said what they
+// were, and show hid their value. ls says why on their line, show prints
+// the value as stored, and both keep working for the good entry.
+func TestQueueShowsWhatIsWrongWithAForeignRecord(t *testing.T) {
+	env, topics, good, flags := dlqEntry(t)
+	cl := env.Client(t, kgo.ProducerLinger(0))
+	var ids []string
+	for _, r := range []*kgo.Record{
+		{Key: []byte("stripe:tomb")},
+		{Key: []byte("k"), Value: []byte(`{"hello":"world"}`)},
+		{Value: []byte("\x00\x00\x00\x27\x0f\x02ab")},
+	} {
+		r.Topic = topics.DLQ
+		res := cl.ProduceSync(context.Background(), r)
+		if err := res.FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, retry.Coordinates(res[0].Record))
+	}
+	cmd := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if code, err := run(append(append([]string{}, flags...), args...), &out); code != exitOK {
+			t.Fatalf("%v: exit %d, %v\n%s", args, code, err, out.String())
+		}
+		return out.String()
+	}
+	ls := cmd("dlq", "ls")
+	lines := map[string]string{}
+	for l := range strings.Lines(ls) {
+		lines[strings.Fields(l)[0]] = l
+	}
+	for i, want := range []string{"null", "not Confluent-framed", "unknown schema"} {
+		if !strings.Contains(lines[ids[i]], want) {
+			t.Errorf("ls: the line of %s does not say %q:\n%s", ids[i], want, ls)
+		}
+	}
+	if !strings.Contains(lines[good], "evt_q1") {
+		t.Errorf("ls: the good entry %s is not listed:\n%s", good, ls)
+	}
+	show := cmd("dlq", "show", ids[1])
+	if !strings.Contains(show, "not an Inlet envelope") || !strings.Contains(show, `{"hello":"world"}`) {
+		t.Errorf("show %s does not say what is wrong, or hides the value:\n%s", ids[1], show)
+	}
+	var js []map[string]any
+	if err := json.Unmarshal([]byte(cmd("dlq", "show", "--output", "json", ids[0], ids[1])), &js); err != nil || len(js) != 2 {
+		t.Fatalf("show --output json: %v", err)
+	}
+	if p, _ := js[0]["problem"].(string); !strings.Contains(p, "null") || js[0]["value"] != nil {
+		t.Errorf("show --output json %s: %v; want a problem and a null value", ids[0], js[0])
+	}
+	if v, _ := js[1]["value"].(map[string]any); v["hello"] != "world" {
+		t.Errorf("show --output json %s: %v; want its value", ids[1], js[1])
+	}
+	if g := cmd("dlq", "ls", "--group"); !strings.Contains(g, "not an Inlet envelope") {
+		t.Errorf("ls --group does not say what is wrong with 3 entries:\n%s", g)
+	}
+}

@@ -102,14 +102,34 @@ func isHelp(arg string) bool {
 }
 
 type printed struct {
-	Topic     string            `json:"topic"`
-	Partition int32             `json:"partition"`
-	Offset    int64             `json:"offset"`
-	Timestamp time.Time         `json:"timestamp"`
-	Key       string            `json:"key"`
-	Headers   map[string]string `json:"headers,omitempty"`
-	SchemaID  int               `json:"schema_id,omitempty"`
-	Value     any               `json:"value"`
+	Topic     string         `json:"topic"`
+	Partition int32          `json:"partition"`
+	Offset    int64          `json:"offset"`
+	Timestamp time.Time      `json:"timestamp"`
+	Key       string         `json:"key"`
+	Headers   map[string]any `json:"headers,omitempty"`
+	SchemaID  int            `json:"schema_id,omitempty"`
+	Value     any            `json:"value"` // null: none (a tombstone)
+}
+
+// headersOf are r's headers as tail prints them: each value as text (or
+// its bytes, see text), and a key given more than once with every value,
+// in order: printed once, it showed the last, and Inlet reads the first.
+func headersOf(r *kgo.Record) map[string]any {
+	hs := map[string]any{}
+	n := map[string]int{}
+	for _, h := range r.Headers {
+		n[h.Key]++
+	}
+	for _, h := range r.Headers {
+		if n[h.Key] == 1 {
+			hs[h.Key] = text(h.Value)
+			continue
+		}
+		vs, _ := hs[h.Key].([]any)
+		hs[h.Key] = append(vs, text(h.Value))
+	}
+	return hs
 }
 
 func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
@@ -158,10 +178,7 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 	}
 	enc := json.NewEncoder(out)
 	emit := func(r *kgo.Record) error {
-		p := printed{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: string(r.Key), Headers: map[string]string{}}
-		for _, h := range r.Headers {
-			p.Headers[h.Key] = string(h.Value)
-		}
+		p := printed{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: string(r.Key), Headers: headersOf(r)}
 		p.SchemaID, p.Value = decodeValue(reg, r.Value)
 		return enc.Encode(p)
 	}
@@ -292,8 +309,13 @@ func lastRecords(ctx context.Context, opts []kgo.Opt, topic string, n int) ([]*k
 }
 
 // decodeValue decodes a Confluent-framed Avro value with its writer schema;
-// anything else is shown as text (or says why it is not).
+// anything else is shown as text (or says why it is not), and no value
+// (a tombstone, on the compacted raw topic a deletion) as nil: printed as
+// "", it read as an empty value.
 func decodeValue(reg *registry.Client, b []byte) (int, any) {
+	if b == nil {
+		return 0, nil
+	}
 	id, err := reg.SchemaID(b)
 	if err != nil {
 		return 0, text(b)

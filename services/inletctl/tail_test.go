@@ -128,3 +128,54 @@ func TestTailCountsRecordsNotOffsets(t *testing.T) {
 		}
 	}
 }
+
+// TestTailShowsRecordsAsStored: a tombstone printed as "value":"", as an
+// empty value does; a header key given three times printed only its last
+// value (Inlet reads the first); a header value that is not UTF-8 was
+// printed as U+FFFD.
+func TestTailShowsRecordsAsStored(t *testing.T) {
+	env := testenv.Embedded(t)
+	topics := env.CreateTopics(t, nil)
+	flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-schema-registry-url", env.RegistryURL}
+	cl := env.Client(t, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	for _, r := range []*kgo.Record{
+		{Key: []byte("shop:1")}, // a tombstone
+		{Key: []byte("shop:2"), Value: []byte{}},
+		{Key: []byte("shop:3"), Value: []byte("v"), Headers: []kgo.RecordHeader{
+			{Key: "inlet-attempt", Value: []byte("1")}, {Key: "inlet-attempt", Value: []byte("2")}, {Key: "inlet-attempt", Value: []byte("abc")},
+			{Key: "bin", Value: []byte("\xff\x00")}}},
+	} {
+		r.Topic = topics.Raw
+		if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var out bytes.Buffer
+	if code, err := run(append(flags, "tail", topics.Raw), &out); code != exitOK {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	var recs []map[string]any
+	for l := range strings.Lines(out.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%q: %v", l, err)
+		}
+		recs = append(recs, m)
+	}
+	if len(recs) != 3 {
+		t.Fatalf("%d records printed, want 3:\n%s", len(recs), out.String())
+	}
+	if v, ok := recs[0]["value"]; !ok || v != nil {
+		t.Errorf("tombstone: value %#v, want null", v)
+	}
+	if v := recs[1]["value"]; v != "" {
+		t.Errorf("empty value: %#v, want \"\"", v)
+	}
+	hs, _ := recs[2]["headers"].(map[string]any)
+	if got, _ := json.Marshal(hs["inlet-attempt"]); string(got) != `["1","2","abc"]` {
+		t.Errorf("inlet-attempt given three times: %s, want every value in order", got)
+	}
+	if got, _ := json.Marshal(hs["bin"]); string(got) != `{"base64":"/wA="}` {
+		t.Errorf("a header that is not UTF-8: %s, want its bytes", got)
+	}
+}

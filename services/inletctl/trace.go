@@ -287,7 +287,19 @@ func traceEvent(f traceFlags, out io.Writer, ev eventOf, found *deliveries, sinc
 	result := traceAnswer{Source: ev.source, EventID: ev.id, Stages: []history.Entry{}, DeliveriesFound: found.total}
 	entries := 0
 	for _, h := range hs {
-		ans, err := fetchTrace(ctx, f.adminURL, h.corr)
+		var ans *traceAnswer
+		var err error
+		if h.corr == "" {
+			// Records ingest did not write: say what and where each is,
+			// where `no history is kept under ""` said neither.
+			var what []string
+			for _, d := range h.ds {
+				what = append(what, d.foreign(found.topic))
+			}
+			err = &errNoHistory{strings.Join(what, "; ")}
+		} else {
+			ans, err = fetchTrace(ctx, f.adminURL, h.corr)
+		}
 		if nh := (*errNoHistory)(nil); errors.As(err, &nh) {
 			h.noHis = nh.msg
 			ans, err = &traceAnswer{CorrelationID: h.corr}, nil

@@ -210,6 +210,17 @@ type delivery struct {
 	partition int32
 	offset    int64
 	at        time.Time // the record's timestamp
+	tombstone bool      // no value: a deletion of the key, not a delivery
+}
+
+// foreign says what a record of the key without a correlation id is: not
+// one ingest wrote (every one it writes has one), so there is no history
+// to ask for.
+func (d delivery) foreign(topic string) string {
+	if d.tombstone {
+		return d.where(topic) + ": a tombstone (no value: a deletion of the key written by another producer, not a delivery), without a correlation id"
+	}
+	return d.where(topic) + ": no correlation-id header (a record ingest did not write), so no history"
 }
 
 func (d delivery) where(topic string) string {
@@ -289,7 +300,7 @@ func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since 
 			if len(parts) == 1 && len(found) >= keep {
 				return nil
 			}
-			found = append(found, delivery{corr: retry.Get(r.Headers, retry.HeaderCorrelationID), partition: r.Partition, offset: r.Offset, at: r.Timestamp})
+			found = append(found, delivery{corr: retry.Get(r.Headers, retry.HeaderCorrelationID), partition: r.Partition, offset: r.Offset, at: r.Timestamp, tombstone: r.Value == nil})
 			if len(found) >= 4*keep {
 				slices.SortStableFunc(found, byTime)
 				found = found[:keep]

@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inletdev/inlet/pkg/history"
+	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -265,4 +266,47 @@ func TestTraceSharedCorrelationID(t *testing.T) {
 			t.Fatalf("exit %d (%v): %.600s", code, err, out.String())
 		}
 	})
+}
+
+// TestTraceEventNamesRecordsIngestDidNotWrite: a tombstone on the raw
+// topic under the event's key (a deletion someone wrote, with kcat say)
+// was traced as one more delivery with `no history is kept under the
+// correlation id ""`, and an event only a tombstone is left of exited 3
+// saying just that: neither said where the record is nor what it is.
+func TestTraceEventNamesRecordsIngestDidNotWrite(t *testing.T) {
+	env := testenv.Embedded(t)
+	topics := env.CreateTopics(t, nil)
+	ctx := context.Background()
+	cl := env.Client(t, kgo.ProducerLinger(0))
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	hist, url, _ := historyAPI(t, env)
+	produce := func(r *kgo.Record) string {
+		t.Helper()
+		r.Topic = topics.Raw
+		res := cl.ProduceSync(ctx, r)
+		if err := res.FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		return retry.Coordinates(res[0].Record)
+	}
+	produce(&kgo.Record{Key: []byte("stripe:evt_1"), Value: []byte("x"), Timestamp: base, Headers: []kgo.RecordHeader{{Key: "correlation-id", Value: []byte("corr-1")}}})
+	tomb1 := produce(&kgo.Record{Key: []byte("stripe:evt_1"), Timestamp: base.Add(time.Second)})
+	tomb2 := produce(&kgo.Record{Key: []byte("stripe:evt_2"), Timestamp: base.Add(time.Second)})
+	foreign := produce(&kgo.Record{Key: []byte("stripe:evt_3"), Value: []byte(`{"id":"evt_3"}`), Timestamp: base.Add(time.Second)})
+	if err := hist.Append(ctx, map[string][]history.Entry{"corr-1": {{At: base, Source: "stripe", EventType: "invoice.paid", EventID: "evt_1", Stage: "received"}}}); err != nil {
+		t.Fatal(err)
+	}
+	flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix, "trace", "-admin-url", url}
+	var out bytes.Buffer
+	code, err := run(append(slices.Clone(flags), "--event", "evt_1", "--source", "stripe"), &out)
+	if code != exitOK || !strings.Contains(out.String(), tomb1+": a tombstone") {
+		t.Errorf("evt_1: exit %d (%v), want its tombstone %s named as one:\n%s", code, err, tomb1, out.String())
+	}
+	for _, c := range []struct{ evt, where, what string }{{"evt_2", tomb2, "a tombstone"}, {"evt_3", foreign, "no correlation-id header"}} {
+		out.Reset()
+		code, err = run(append(slices.Clone(flags), "--event", c.evt, "--source", "stripe"), &out)
+		if code != exitNotFound || err == nil || !strings.Contains(err.Error(), c.where+": "+c.what) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: exit %d (%v), want %d naming %s as %s on one line", c.evt, code, err, exitNotFound, c.where, c.what)
+		}
+	}
 }
