@@ -210,3 +210,40 @@ func TestBatchThatDecompressesTooLargeStopsOnlyItsPartition(t *testing.T) {
 		return eventIDs(h, 0)["evt_beside"] == 1
 	})
 }
+
+// TestTombstonesOnTheRawTopicAreNoEvents: a tombstone written to the
+// compacted raw topic (an erasure of a payload, by another producer) went
+// to the invalid topic as undecodable and raised the invalid alert. It is
+// skipped, said once per batch, and its offset committed with the rest.
+func TestTombstonesOnTheRawTopicAreNoEvents(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	var logs syncbuf.Buffer
+	h.log = bufLog(&logs)
+	prod := h.env.Client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ev, err := h.rawRecord("evt_after_erasure", paymentIntent("evt_after_erasure", "pi_e", "succeeded", 1700000000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tomb := &kgo.Record{Topic: h.topics.Raw, Partition: 0, Key: []byte("stripe:evt_erased")}
+	ev.Partition = 0
+	if err := prod.ProduceSync(context.Background(), tomb, ev).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	r := h.start("a", nil)
+	h.waitAll(1)
+	if n := h.total(Invalid); n != 0 {
+		t.Fatalf("%d invalid outcomes, want the tombstone skipped", n)
+	}
+	lines := linesWith(t, &logs, "tombstones on the raw topic skipped: deletions of their keys by another producer, not events")
+	if len(lines) != 1 || fmt.Sprint(lines[0]["count"]) != "1" || lines[0]["first"] != h.topics.Raw+"/0/0" {
+		t.Fatalf("log lines %v, want one naming %s/0/0", lines, h.topics.Raw)
+	}
+	// Committed: a new member starts after it.
+	r.stop(t)
+	h.start("b", nil)
+	h.send("stripe", "payment_intent.succeeded", "evt_later", "2024-06-20", "webhook", paymentIntent("evt_later", "pi_l", "succeeded", 1700000001))
+	h.waitAll(2)
+	if n := h.total(Invalid); n != 0 {
+		t.Fatalf("%d invalid outcomes after a restart, want the tombstone's offset committed", n)
+	}
+}

@@ -122,6 +122,10 @@ var errStopping = errors.New("the processor is stopping")
 // consumer group waits on its worker to rebalance.
 var errRebalance = errors.New("a rebalance of the consumer group is waiting on this worker")
 
+// newPartitionsWithin bounds how long partitions added to the raw or retry
+// topics wait before the group consumes them (see New).
+const newPartitionsWithin = 10 * time.Second
+
 // New connects the processor's transactional group sessions, one per
 // worker.
 func New(cfg Config, d Deps) (*Processor, error) {
@@ -185,6 +189,13 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		// The price is that every member pauses at each rebalance, for
 		// the length of the batch in hand.
 		kgo.Balancers(kgo.StickyBalancer()),
+		// The group takes on partitions added to its topics when its
+		// leader next refreshes metadata: every 5 min by default, while
+		// ingest (and the workers' own retry copies) may write to them
+		// at once. Records there waited up to 5 min unprocessed, and
+		// outside the lag gauge, which counts only assigned partitions.
+		// One metadata request per member every newPartitionsWithin.
+		kgo.MetadataMaxAge(newPartitionsWithin),
 	)
 	opts = append(opts, FetchOpts()...)
 	for i := range cfg.Workers {
@@ -362,6 +373,36 @@ func (p *Processor) countKey(it *item) CountKey {
 		k.Source, k.EventType = it.env.Source, p.metrics.label(it.env.Source, it.env.EventType, true)
 	}
 	return k
+}
+
+// dropTombstones leaves out the tombstones (null values) on the raw topic:
+// deletions of their keys, written by another producer (Inlet writes
+// none), such as an erasure of a payload the compacted topic would
+// otherwise keep for good. They are not events: sent to the invalid topic
+// as undecodable, each raised the invalid alert. Their offsets are
+// committed with the batch's. One info line per batch says so. (A null
+// value on a retry topic, which is not compacted, is no deletion: it is
+// undecodable.)
+func (p *Processor) dropTombstones(recs []*kgo.Record) []*kgo.Record {
+	var kept []*kgo.Record // nil until the first tombstone
+	var first *kgo.Record
+	for i, r := range recs {
+		if r.Value != nil || r.Topic != p.d.Topics.Raw {
+			if kept != nil {
+				kept = append(kept, r)
+			}
+			continue
+		}
+		if kept == nil {
+			kept, first = append(make([]*kgo.Record, 0, len(recs)), recs[:i]...), r
+		}
+	}
+	if kept == nil {
+		return recs
+	}
+	p.log.Info("tombstones on the raw topic skipped: deletions of their keys by another producer, not events",
+		"count", len(recs)-len(kept), "first", retry.Coordinates(first))
+	return kept
 }
 
 // prepare decodes and routes one record and runs its handler.

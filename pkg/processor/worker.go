@@ -270,6 +270,7 @@ func (w *worker) fence(ctx context.Context) error {
 // up early and the batch is aborted for another member to redo.
 func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) error {
 	p := w.p
+	recs = p.dropTombstones(recs)
 	items := make([]*item, len(recs))
 	w.batchStart = time.Now()
 	deadline := w.batchStart.Add(p.cfg.BatchDeadline)
