@@ -18,6 +18,7 @@ import (
 	"github.com/tidwall/gjson"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
@@ -195,6 +196,15 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	tctx, span := s.tracer.Start(s.propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header)), "ingest.events",
 		trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(attribute.String("inlet.source", name), attribute.String("inlet.correlation_id", corr)))
 	defer span.End()
+	// The answer on the span, as a webhook's: its status code, and an
+	// error on a 5xx (Kafka took the lines too late or not at all). Runs
+	// before End (deferred after it).
+	defer func() {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+		if status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(status))
+		}
+	}()
 	// Lines are produced under produceCtx while the body is read. net/http
 	// cancels the request's context when a body read fails: the lines
 	// produced before such a cut must still get their answer, so it is not

@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -33,6 +34,8 @@ func (p *Processor) deliverOne(ctx context.Context, sem chan struct{}, d router.
 		return errors.New("not delivered: the batch's time for deliveries ran out while other deliveries of the batch waited for their sinks")
 	}
 	defer func() { <-sem }()
+	// The event's span, for the trace context the sink sends on.
+	ctx = trace.ContextWithSpan(ctx, it.span)
 	return p.guard(it, "Deliver", func() error { return d.Deliver(ctx, it.ev, it.out) })
 }
 
@@ -166,7 +169,8 @@ func (p *Processor) alert(it *item) {
 	if p.d.Alerter == nil || (it.outcome != DeadLetter && it.outcome != Invalid) {
 		return
 	}
-	a := alert.Alert{Kind: alert.KindDLQ, Topic: p.d.Topics.DLQ, At: time.Now().UTC(), Source: "unknown", EventType: "unknown"}
+	a := alert.Alert{Kind: alert.KindDLQ, Topic: p.d.Topics.DLQ, At: time.Now().UTC(), Source: "unknown", EventType: "unknown",
+		CorrelationID: retry.Get(it.rec.Headers, retry.HeaderCorrelationID)}
 	err, stage := it.failure, it.stage
 	if it.outcome == Invalid {
 		a.Kind, a.Topic, a.Reason, err, stage = alert.KindInvalid, p.d.Topics.Invalid, invalidReason(it), it.reason, "validate"

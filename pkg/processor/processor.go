@@ -415,7 +415,9 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 	// were built for nothing on every event.
 	recording := it.span.IsRecording()
 	if recording {
-		it.span.SetAttributes(attribute.String("messaging.source.name", r.Topic), attribute.Int("inlet.attempt", attempt(r)),
+		it.span.SetAttributes(attribute.String("messaging.source.name", r.Topic),
+			attribute.String("messaging.destination.partition.id", strconv.Itoa(int(r.Partition))),
+			attribute.Int64("messaging.kafka.message.offset", r.Offset), attribute.Int("inlet.attempt", attempt(r)),
 			attribute.String("inlet.correlation_id", retry.Get(r.Headers, HeaderCorrelationID)))
 	}
 	env, err := p.d.Codec.Decode(ctx, r.Value)
@@ -1246,6 +1248,9 @@ func (p *Processor) logOutcome(it *item) {
 	attrs := []any{"stage", "process", "outcome", string(it.outcome)}
 	if it.env != nil {
 		attrs = append(attrs, "correlation_id", it.env.CorrelationID, "source", it.env.Source, "event_type", it.env.EventType, "event_id", it.env.EventID)
+	} else if corr := retry.Get(it.rec.Headers, HeaderCorrelationID); corr != "" {
+		// Undecodable: the header is what its history is kept under.
+		attrs = append(attrs, "correlation_id", corr)
 	}
 	if it.out != nil {
 		attrs = append(attrs, "entity_key", it.out.EntityKey)

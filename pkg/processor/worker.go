@@ -514,8 +514,14 @@ func (w *worker) finish(ctx, stop context.Context, items []*item, claimed []stri
 		p.alert(it)
 		if it.span.IsRecording() {
 			it.span.SetAttributes(attribute.String("inlet.outcome", string(it.outcome)))
-			if it.outcome == DeadLetter || it.outcome == Invalid {
-				it.span.SetStatus(codes.Error, string(it.outcome))
+			// A failed attempt is an error span saying why, retried or
+			// not: the trace is where an SRE reads it.
+			switch it.outcome {
+			case Retried, DeadLetter:
+				it.span.SetAttributes(attribute.String("inlet.failed_stage", it.stage))
+				it.span.SetStatus(codes.Error, failureText(it.failure))
+			case Invalid:
+				it.span.SetStatus(codes.Error, failureText(it.reason))
 			}
 		}
 		it.span.End()

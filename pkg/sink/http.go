@@ -20,6 +20,7 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/inletdev/inlet/pkg/retry"
@@ -106,8 +107,9 @@ func (e *StatusError) Error() string {
 }
 
 // Send delivers body. idempotencyKey goes in the Idempotency-Key header so
-// the downstream can drop a redelivery (Inlet delivers at least once).
-// The error is nil, retry.Retryable (with the Retry-After asked for) or
+// the downstream can drop a redelivery (Inlet delivers at least once),
+// the correlation id in X-Correlation-ID, and ctx's W3C trace context in
+// traceparent (and tracestate). The error is nil, retry.Retryable (with the Retry-After asked for) or
 // retry.Permanent.
 func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKey, correlationID string) error {
 	req, err := http.NewRequestWithContext(ctx, s.cfg.Method, s.cfg.URL, bytes.NewReader(body))
@@ -117,6 +119,9 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 	req.Header.Set("Content-Type", contentType)
 	req.Header.Set("Idempotency-Key", idempotencyKey)
 	req.Header.Set("X-Correlation-ID", correlationID)
+	// The event's trace context (ctx's span), so the downstream's own
+	// spans join the event's trace; nothing when ctx holds none.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	for k, v := range s.cfg.Headers {
 		req.Header.Set(k, v)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/inletdev/inlet/pkg/retry"
 )
 
@@ -185,5 +187,33 @@ func TestNewHTTPRefusesHeadersGoWouldRefuse(t *testing.T) {
 	}
 	if _, err := NewHTTP(HTTPConfig{URL: "https://sink.example.com/in", Headers: map[string]string{"Authorization": "Bearer ok", "X-Api-Key": "k\tv"}}); err != nil {
 		t.Errorf("valid headers: %v", err)
+	}
+}
+
+// TestSendCarriesTraceContext: a delivery made within an event's span
+// sends that span's W3C traceparent, so the downstream's spans join the
+// event's trace.
+func TestSendCarriesTraceContext(t *testing.T) {
+	var got http.Header
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got = r.Header.Clone() }))
+	t.Cleanup(srv.Close)
+	s, err := NewHTTP(HTTPConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid, _ := trace.TraceIDFromHex("4bf92f3577b34da6a3ce929d0e0e4736")
+	sid, _ := trace.SpanIDFromHex("00f067aa0ba902b7")
+	ctx := trace.ContextWithSpanContext(context.Background(), trace.NewSpanContext(trace.SpanContextConfig{TraceID: tid, SpanID: sid, TraceFlags: trace.FlagsSampled}))
+	if err := s.Send(ctx, []byte(`{}`), "application/json", "shop:1", "corr-1"); err != nil {
+		t.Fatal(err)
+	}
+	if tp := got.Get("traceparent"); tp != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
+		t.Fatalf("traceparent %q, want the event's span", tp)
+	}
+	if err := s.Send(context.Background(), []byte(`{}`), "application/json", "shop:1", "corr-1"); err != nil {
+		t.Fatal(err)
+	}
+	if tp := got.Get("traceparent"); tp != "" {
+		t.Fatalf("traceparent %q without a trace context, want none", tp)
 	}
 }
