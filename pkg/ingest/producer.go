@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -40,6 +41,10 @@ func ProducerOpts() []kgo.Opt {
 		kgo.ProducerBatchCompression(kgo.SnappyCompression(), kgo.NoCompression()),
 		kgo.MaxBufferedBytes(256 << 20),
 		kgo.MaxBufferedRecords(100000),
+		// Partitions added to the raw topic (scaling out) are written to
+		// from the next metadata refresh: every 5 min by franz-go's
+		// default, so load moved onto them only that late.
+		kgo.MetadataMaxAge(10 * time.Second),
 	}
 }
 

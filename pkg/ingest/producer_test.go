@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
@@ -80,4 +82,47 @@ func TestRecord(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestProducersWriteToAddedPartitions: partitions added to the raw topic
+// (an SRE scaling out) got no webhooks for up to 5 minutes, franz-go's
+// default metadata refresh.
+func TestProducersWriteToAddedPartitions(t *testing.T) {
+	env := testenv.Embedded(t)
+	h := newHarness(t, env, nil)
+	adm := kadm.NewClient(env.Client(t))
+	ctx := context.Background()
+	// Written to first, through every producer (a key picks one), so
+	// each holds the topic's metadata.
+	for i := range 20 {
+		if a := do(t, h.signed(t, "open", fmt.Appendf(nil, `{"id":"evt_before_%d","type":"thing.happened"}`, i), nil)); a.status != http.StatusAccepted {
+			t.Fatalf("webhook before: %d %s", a.status, a.raw)
+		}
+	}
+	if _, err := adm.UpdatePartitions(ctx, 6, h.topics.Raw); err != nil {
+		t.Fatal(err)
+	}
+	added := func() bool {
+		ends, err := adm.ListEndOffsets(ctx, h.topics.Raw)
+		if err != nil {
+			return false
+		}
+		n := int64(0)
+		ends.Each(func(o kadm.ListedOffset) {
+			if o.Partition >= 3 {
+				n += o.Offset
+			}
+		})
+		return n > 0
+	}
+	i := 0
+	testenv.Eventually(t, 20*time.Second, "a webhook written to a partition added while ingest runs", func() bool {
+		for range 8 {
+			i++
+			if a := do(t, h.signed(t, "open", fmt.Appendf(nil, `{"id":"evt_scale_%d","type":"thing.happened"}`, i), nil)); a.status != http.StatusAccepted {
+				t.Fatalf("webhook %d: %d %s", i, a.status, a.raw)
+			}
+		}
+		return added()
+	})
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/telemetry"
@@ -452,4 +454,42 @@ func TestRequeuedLatencyCountsFromTheRequeue(t *testing.T) {
 			t.Errorf("%s: count %d, sum %.0f s; want 3, %.0f", c.name, n, sum, c.sum)
 		}
 	}
+}
+
+// TestQueueDepthsCountNewPartitions: the DLQ depth (the processor's
+// tracker, as its gauge reads it, and inletctl dlq depth) counts entries
+// on partitions added after it first read the queue, once the client's
+// metadata (at most franz-go's 5 s metadata min age old) lists them.
+func TestQueueDepthsCountNewPartitions(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	q, ctx := queues(t, h)
+	tr := ops.NewTracker(q, h.topics.DLQ, h.topics.Invalid)
+	for i := range 10 {
+		h.env.DeadLetter(t, h.topics, h.codec, "stripe", "x", fmt.Sprintf("evt_%d", i), "boom")
+	}
+	if n, err := tr.Refresh(ctx); err != nil || n[0] != 10 {
+		t.Fatalf("depth %v, %v; want 10", n, err)
+	}
+	resp, err := kadm.NewClient(h.env.Client(t)).CreatePartitions(ctx, 3, h.topics.DLQ)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	onNew := 0
+	for i := range 20 {
+		id := h.env.DeadLetter(t, h.topics, h.codec, "stripe", "x", fmt.Sprintf("evt_new_%d", i), "boom")
+		if !strings.Contains(id, "/0/") && !strings.Contains(id, "/1/") && !strings.Contains(id, "/2/") {
+			onNew++
+		}
+	}
+	if onNew == 0 {
+		t.Fatal("no entry was written to the new partitions")
+	}
+	testenv.Eventually(t, 15*time.Second, "the depths to count the new partitions' entries", func() bool {
+		n, err := tr.Refresh(ctx)
+		d, derr := q.Depth(ctx, h.topics.DLQ)
+		return err == nil && derr == nil && n[0] == 30 && d == 30
+	})
 }
