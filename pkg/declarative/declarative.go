@@ -91,7 +91,7 @@ func newHandler(src *source.Source, pattern string, spec source.EventSpec, contr
 	}
 	ek := spec.EntityKey
 	if ek == "" {
-		ek = "{$source}:{$event_id}"
+		ek = source.DefaultEntityKey
 	}
 	var err error
 	if h.entityKey, err = source.ParseTemplate(ek); err != nil {

@@ -107,6 +107,11 @@ type Source struct {
 	MaxFuture Duration             `yaml:"max_future"`
 	Runbook   string               `yaml:"runbook"`
 	Events    map[string]EventSpec `yaml:"events"`
+	// ShareEntitiesWith names sources whose entity keys this one's may
+	// render on purpose (one provider's events through two sources, such
+	// as webhooks and a backfill): otherwise Parse refuses two sources'
+	// entity_key templates that could meet (see checkEntityKeys).
+	ShareEntitiesWith []string `yaml:"share_entities_with"`
 
 	provider     webhook.Provider
 	batchTokens  [][]byte
@@ -276,6 +281,7 @@ func Parse(b []byte, opts ...LoadOpt) (*File, error) {
 			errs = append(errs, prefixed(fmt.Sprintf("source %q", name), err)...)
 		}
 	}
+	errs = append(errs, checkEntityKeys(&f)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
