@@ -293,7 +293,9 @@ func (s *slowTail) Read(p []byte) (int, error) {
 // sender got no answer at all.
 func TestSignedBatchSlowBodyIsAnswered(t *testing.T) {
 	env := testenv.Embedded(t)
-	h := newHarness(t, env, func(c *Config) { c.AckTimeout = 500 * time.Millisecond; c.ReadTimeout = 7 * time.Second })
+	h := newHarness(t, env, func(c *Config) {
+		c.AckTimeout, c.ReadTimeout, c.BodyIdleTimeout = 500*time.Millisecond, 7*time.Second, 7*time.Second
+	})
 	defer kafkaDown(t, env)()
 	body := []byte(`{"id":"slow1","type":"invoice.paid","data":{}}` + "\n")
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/events/internal", &slowTail{b: bytes.Clone(body), delay: 5500 * time.Millisecond})

@@ -123,7 +123,7 @@ func TestReadBodyAllocatesWhatArrives(t *testing.T) {
 	req.ContentLength = 16 << 20 // claimed; 14 bytes follow
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
-	_, err := readBody(httptest.NewRecorder(), req, 32<<20, &reservation{})
+	_, err := readBody(httptest.NewRecorder(), req, req.Body, 32<<20, &reservation{})
 	runtime.ReadMemStats(&after)
 	if err != nil {
 		// The real server's body reader reports the short body; this one

@@ -42,8 +42,11 @@ type Config struct {
 	RetryAfter        time.Duration
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
-	IdleTimeout       time.Duration
-	MaxHeaderBytes    int
+	// BodyIdleTimeout bounds each wait for more of a body read before its
+	// signature is checked (see idleBody).
+	BodyIdleTimeout time.Duration
+	IdleTimeout     time.Duration
+	MaxHeaderBytes  int
 	// MaxBodyBytesInFlight bounds the request-body bytes all requests hold
 	// in memory together (see bodyBudget); a request that would go past it
 	// is answered 503 with Retry-After. It must hold the largest body a
@@ -67,6 +70,7 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.Duration(&c.RetryAfter, "retry-after", "INLET_RETRY_AFTER", 5*time.Second, "Retry-After sent with 503 answers")
 	fs.Duration(&c.ReadHeaderTimeout, "read-header-timeout", "INLET_READ_HEADER_TIMEOUT", 5*time.Second, "HTTP read-header timeout")
 	fs.Duration(&c.ReadTimeout, "read-timeout", "INLET_READ_TIMEOUT", 30*time.Second, "HTTP read timeout (whole request, including large batches)")
+	fs.Duration(&c.BodyIdleTimeout, "body-idle-timeout", "INLET_BODY_IDLE_TIMEOUT", 5*time.Second, "longest pause in a body read before its signature is checked (a webhook's, a signed batch's): a stalled one is cut with 408, freeing its share of -max-body-bytes-in-flight")
 	fs.Duration(&c.IdleTimeout, "idle-timeout", "INLET_IDLE_TIMEOUT", 120*time.Second, "HTTP keep-alive idle timeout")
 	fs.Int(&c.MaxHeaderBytes, "max-header-bytes", "INLET_MAX_HEADER_BYTES", 64<<10, "largest request header block")
 	fs.Int(&c.MaxBodyBytesInFlight, "max-body-bytes-in-flight", "INLET_MAX_BODY_BYTES_IN_FLIGHT", 512<<20, "request-body bytes held in memory by all requests together, from the first byte read until Kafka answers; a request past it gets 503 with Retry-After. At least every source's max_body and signed batch.max_body")
@@ -81,7 +85,7 @@ func (c *Config) Validate() error {
 	if c.AckTimeout <= 0 {
 		errs = append(errs, errors.New("ack-timeout must be positive"))
 	}
-	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 {
+	if c.ReadHeaderTimeout <= 0 || c.ReadTimeout <= 0 || c.BodyIdleTimeout <= 0 {
 		errs = append(errs, errors.New("read timeouts must be positive"))
 	}
 	// A drain deadline already passed cut in-flight requests and skipped
