@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -52,6 +53,9 @@ type Holder struct {
 	Host  string    `json:"host"`
 	PID   int       `json:"pid"`
 	Since time.Time `json:"since"`
+	// Op is what holds the id: "" a run of the replay, OpRemove a
+	// removal of what it left (see Remove).
+	Op string `json:"op,omitempty"`
 	// Token tells this run's lock from another's with the same host and
 	// pid; it is not shown.
 	Token string `json:"token"`
@@ -69,9 +73,17 @@ func (e *RunningError) Error() string {
 	if h := e.Holder; h.Host != "" || h.PID != 0 {
 		who = fmt.Sprintf("another run (host %s, pid %d, since %s)", h.Host, h.PID, h.Since.UTC().Format(time.RFC3339))
 	}
+	if e.Holder.Op == OpRemove {
+		who = strings.Replace(who, "another run", "inletctl replay rm", 1)
+		return fmt.Sprintf("%s: replay %s is being removed by %s; wait for it to end (one killed without ending holds the id at most %v longer)",
+			ErrRunning, e.ID, who, lockLease)
+	}
 	return fmt.Sprintf("%s: replay %s is being run by %s; wait for it to end, or stop it (a run killed without ending holds the id at most %v longer)",
 		ErrRunning, e.ID, who, lockLease)
 }
+
+// OpRemove is Holder.Op while Remove holds a replay's lock.
+const OpRemove = "remove"
 
 func (e *RunningError) Unwrap() error { return ErrRunning }
 
@@ -90,8 +102,13 @@ type runLock struct {
 // be lost (its renewals failing for a whole lease, or the key taken by
 // another run after it expired), lost is called with ErrLockLost.
 func lock(ctx context.Context, rdb redis.UniversalClient, key, id string, lost func(error)) (*runLock, error) {
+	return lockFor(ctx, rdb, key, id, "", lost)
+}
+
+// lockFor is lock for op (Holder.Op).
+func lockFor(ctx context.Context, rdb redis.UniversalClient, key, id, op string, lost func(error)) (*runLock, error) {
 	host, _ := os.Hostname()
-	v, err := json.Marshal(Holder{Host: host, PID: os.Getpid(), Since: time.Now().UTC().Truncate(time.Second), Token: store.NewToken()})
+	v, err := json.Marshal(Holder{Host: host, PID: os.Getpid(), Since: time.Now().UTC().Truncate(time.Second), Op: op, Token: store.NewToken()})
 	if err != nil {
 		return nil, err
 	}

@@ -34,6 +34,9 @@
 // just reports its summary. One run of an id at a time: while one is
 // under way (it holds the id's lock in Redis, <key prefix>replay:<id>:lock,
 // renewed as it runs), another is refused at once with ErrRunning.
+//
+// What a replay makes (its topics, group and progress record) stays until
+// Remove deletes it; List lists the replays that left something.
 package replay
 
 import (
@@ -103,6 +106,19 @@ var validID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,100}$`)
 // copy into replay "a"'s first retry topic, and each would count and
 // process the other's records.
 const retryInID = ".retry."
+
+// CheckID checks that id can name a replay, as Run and Remove take it:
+// 1-100 of [A-Za-z0-9._-] (no path, glob or Redis key separator), not
+// holding ".retry." (see retryInID). Its error wraps ErrConfig.
+func CheckID(id string) error {
+	if !validID.MatchString(id) {
+		return fmt.Errorf("%w: id %q: 1-100 of [A-Za-z0-9._-]", ErrConfig, id)
+	}
+	if strings.Contains(id, retryInID) {
+		return fmt.Errorf("%w: id %q holds %q: its topic could be another replay's retry topic (%s<tier>); choose another id", ErrConfig, id, retryInID, "<prefix>.replay.<id>"+retryInID)
+	}
+	return nil
+}
 
 // Config is one replay.
 type Config struct {
@@ -175,10 +191,8 @@ func (c *Config) Validate() error { return c.validate(time.Now()) }
 
 func (c *Config) validate(now time.Time) error {
 	var errs []error
-	if !validID.MatchString(c.ID) {
-		errs = append(errs, fmt.Errorf("%w: id %q: 1-100 of [A-Za-z0-9._-]", ErrConfig, c.ID))
-	} else if strings.Contains(c.ID, retryInID) {
-		errs = append(errs, fmt.Errorf("%w: id %q holds %q: its topic could be another replay's retry topic (%s<tier>); choose another id", ErrConfig, c.ID, retryInID, "<prefix>.replay.<id>"+retryInID))
+	if err := CheckID(c.ID); err != nil {
+		errs = append(errs, err)
 	}
 	if c.Source == "" {
 		errs = append(errs, fmt.Errorf("%w: a source is required", ErrConfig))
@@ -571,8 +585,16 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 			return fmt.Errorf("replay progress %s: %w", fCopyProgress, err)
 		}
 	}
+	// The transactional id names the replay topic, not the id alone: two
+	// deployments (topic prefixes) on one cluster replaying the same id
+	// (DefaultID is the same for the same source, range and mode) each
+	// fenced the other's copy (INVALID_PRODUCER_EPOCH), as ops.TxnID
+	// names its deployment's audit topic for the same reason. A copy
+	// killed mid-chunk by a version before this is not fenced: its open
+	// transaction is aborted by the broker after its timeout, which
+	// AwaitStable below waits for.
 	txn, err := kgo.NewClient(append(append([]kgo.Opt{}, r.d.KafkaOpts...),
-		kgo.TransactionalID("inlet-replay-copy-"+r.cfg.ID),
+		kgo.TransactionalID(copyTxnID(r.topic)),
 		kgo.TransactionTimeout(5*time.Minute),
 		kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes),
 	)...)
@@ -741,6 +763,9 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 	r.d.Log.Info("replay: copied", "id", r.cfg.ID, "topic", r.topic, "scanned", scanned, "copied", copied, "on_failure_queues", skipped, "left_discarded", skippedDiscarded)
 	return r.d.Redis.HSet(ctx, r.key, fCopied, copied, fScanned, scanned, fOnQueues, skipped, fDiscarded, skippedDiscarded).Err()
 }
+
+// copyTxnID is the transactional id of the copy to topic (see copy).
+func copyTxnID(topic string) string { return "inlet-replay-copy-" + topic }
 
 // markBatch is how many copies fill marks per round trip to Redis.
 const markBatch = 500

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/processor/processortest"
+	"github.com/inletdev/inlet/pkg/testenv"
 )
 
 // A replay's topics are made like the raw topic they stand in for: its
@@ -82,5 +84,61 @@ func TestReplicationOf(t *testing.T) {
 		if got := replicationOf(c.d); got != c.want {
 			t.Errorf("%s: replicationOf = %d, want %d", c.name, got, c.want)
 		}
+	}
+}
+
+// Two deployments (topic prefixes) on one Kafka cluster replaying the
+// same id at once (DefaultID is the same for the same source, range and
+// mode): each replay's copy must not fence the other's.
+func TestReplaysOfTwoDeploymentsDoNotFenceEachOther(t *testing.T) {
+	h := newHarness(t)
+	env2 := *h.env
+	env2.Prefix = h.env.Prefix + "b"
+	s2 := processortest.New(t, &env2, testSources)
+	h2 := &harness{t: t, stack: s2, env: s2.Env, topics: s2.Topics, sources: s2.Sources, router: s2.Router, codec: s2.Codec, rdb: s2.Redis, store: s2.Store}
+	before := time.Now().Add(-time.Second)
+	h.send("stripe", "evt_1", "pi_1", 1700000100)
+	h.send("stripe", "evt_2", "pi_2", 1700000200)
+	h2.send("stripe", "evt_9", "pi_9", 1700000300)
+
+	defer func(c int) { copyChunk, afterCommit = c, nil }(copyChunk)
+	copyChunk = 1
+	held, release := make(chan struct{}), make(chan struct{})
+	afterCommit = func() { // the first replay's first chunk only
+		select {
+		case <-held:
+		default:
+			close(held)
+			<-release
+		}
+	}
+	first := make(chan error, 1)
+	go func() {
+		_, err := Run(context.Background(), Config{ID: "same", Source: "stripe", From: before, Mode: Fill, Processor: h.pcfg()}, h.deps())
+		first <- err
+	}()
+	select {
+	case <-held:
+	case err := <-first:
+		t.Fatalf("first replay ended early: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("first replay never copied")
+	}
+	// The other deployment's replay of the same id, meanwhile.
+	if s := h2.replay(t, "same", Fill, before); !s.Complete || s.Read != 1 {
+		t.Fatalf("second deployment's replay: %+v", s)
+	}
+	close(release)
+	var err error
+	testenv.Eventually(t, 90*time.Second, "the first replay to end", func() bool {
+		select {
+		case err = <-first:
+			return true
+		default:
+			return false
+		}
+	})
+	if err != nil {
+		t.Fatalf("first deployment's replay: %v", err)
 	}
 }

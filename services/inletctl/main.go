@@ -20,6 +20,7 @@ Usage:
   inletctl [connection flags] trace --event <event-id> --source S [--since 30d|T|all] [--timeout 2m] [-admin-url URL]
   inletctl [connection flags] dlq|invalid ls|show|requeue|discard|depth [flags] [id ...]
   inletctl [connection flags] replay --source S [--from T1] [--to T2] [--mode fill|rebuild] [--id NAME]
+  inletctl [connection flags] replay ls [id ...] | replay rm [--dry-run] [--force --reason R] <id>
   inletctl [connection flags] reconcile --source S (--sender-log FILE | --stripe) [--since T] [--until T]
   inletctl [connection flags] schemas check [--sources FILE] [--output table|json]
 

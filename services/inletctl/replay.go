@@ -28,6 +28,7 @@ import (
 )
 
 const replayUsage = `Usage: inletctl [connection flags] replay --source S [--from T1] [--to T2] [--mode fill|rebuild] [--id NAME] [flags]
+       inletctl [connection flags] replay ls|rm [flags] [id]
 
 Re-reads the raw topic's records of one source received in [--from, --to)
 (by each record's time, read from a minute around the range: records land
@@ -57,12 +58,21 @@ The processing flags (-batch-size, -workers, -claim-lease, -txn-timeout,
 -backoff-max, -batch-deadline, -drain-timeout, or their INLET_* variables)
 are the processor's: give the replay the processor's values.
 
+A replay's topics, group and progress record stay until removed: list
+replays with "inletctl replay ls", remove a finished one with
+"inletctl replay rm <id>" (run "inletctl replay rm -h").
+
 Examples:
   inletctl replay --source shop --from 2025-01-31T00:00:00Z --to 2025-02-01T00:00:00Z
   inletctl replay --source stripe --mode rebuild --id stripe-rebuild-1 --output json
+  inletctl replay ls
+  inletctl replay rm --dry-run stripe-rebuild-1
 `
 
 func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
+	if isReplayManage(args) {
+		return replayManage(args[0], args[1:], kcfg, out)
+	}
 	fs := flagenv.New("replay")
 	fs.Usage = func() { fmt.Fprint(os.Stderr, replayUsage); fs.PrintDefaults() }
 	var src, from, to, mode, id, output, sourcesPath string
