@@ -30,13 +30,14 @@ import (
 )
 
 // downstream is a sink that answers from a script of statuses, then 200,
-// and records when each delivery arrived.
+// and records when each delivery arrived and its headers.
 type downstream struct {
-	mu     sync.Mutex
-	script []int
-	always int
-	calls  []time.Time
-	keys   []string
+	mu      sync.Mutex
+	script  []int
+	always  int
+	calls   []time.Time
+	keys    []string
+	headers []http.Header
 }
 
 func (d *downstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -44,6 +45,7 @@ func (d *downstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer d.mu.Unlock()
 	d.calls = append(d.calls, time.Now())
 	d.keys = append(d.keys, r.Header.Get("Idempotency-Key"))
+	d.headers = append(d.headers, r.Header.Clone())
 	status := 200
 	switch {
 	case d.always != 0:
@@ -52,6 +54,12 @@ func (d *downstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		status, d.script = d.script[0], d.script[1:]
 	}
 	w.WriteHeader(status)
+}
+
+func (d *downstream) requests() []http.Header {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]http.Header(nil), d.headers...)
 }
 
 func (d *downstream) times() []time.Time {

@@ -2,10 +2,8 @@ package processor
 
 import (
 	"context"
-	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,31 +16,6 @@ import (
 	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
-
-// headerSink answers from a script of statuses (then 200) and keeps the
-// headers of every request.
-type headerSink struct {
-	mu      sync.Mutex
-	script  []int
-	headers []http.Header
-}
-
-func (s *headerSink) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.headers = append(s.headers, r.Header.Clone())
-	status := 200
-	if len(s.script) > 0 {
-		status, s.script = s.script[0], s.script[1:]
-	}
-	w.WriteHeader(status)
-}
-
-func (s *headerSink) got() []http.Header {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]http.Header(nil), s.headers...)
-}
 
 func hasAttr(s sdktrace.ReadOnlySpan, match func(attribute.Key) bool) bool {
 	for _, a := range s.Attributes() {
@@ -57,7 +30,7 @@ func hasAttr(s sdktrace.ReadOnlySpan, match func(attribute.Key) bool) bool {
 // answers 503, its retry tier, and a second attempt that succeeds
 // (journeys 2 and 6), using only the spans and the sink's requests.
 func TestRetriedAttemptSpans(t *testing.T) {
-	sink := &headerSink{script: []int{503}}
+	sink := &downstream{script: []int{503}}
 	ds := httptest.NewServer(sink)
 	t.Cleanup(ds.Close)
 	h := newHarnessWith(t, testenv.Embedded(t), shopSinkSources(ds.URL, `
@@ -121,7 +94,7 @@ func TestRetriedAttemptSpans(t *testing.T) {
 	})
 
 	t.Run("each sink request continues the attempt's trace", func(t *testing.T) {
-		reqs := sink.got()
+		reqs := sink.requests()
 		if len(reqs) != 2 {
 			t.Fatalf("%d sink requests, want 2", len(reqs))
 		}
