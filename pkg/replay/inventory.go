@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -213,17 +214,41 @@ func (inv *inventory) ids(ctx context.Context) ([]string, error) {
 		}
 	}
 	prefix := progressKey(inv.d.KeyPrefix, "")
-	iter := inv.d.Redis.Scan(ctx, 0, globEscape(prefix)+"*", 1000).Iterator()
-	for iter.Next(ctx) {
-		id := strings.TrimSuffix(strings.TrimPrefix(iter.Val(), prefix), ":lock")
+	err := scanKeys(ctx, inv.d.Redis, globEscape(prefix)+"*", func(key string) {
+		id := strings.TrimSuffix(strings.TrimPrefix(key, prefix), ":lock")
 		if CheckID(id) == nil {
 			set[id] = true
 		}
-	}
-	if err := iter.Err(); err != nil {
+	})
+	if err != nil {
 		return nil, fmt.Errorf("list replay progress records in Redis: %w", err)
 	}
 	return slices.Sorted(maps.Keys(set)), nil
+}
+
+// scanKeys calls fn with each key matching the pattern, one call at a
+// time. On Redis Cluster every master is scanned: a SCAN reaches one
+// master, and with it only the keys in its slots.
+func scanKeys(ctx context.Context, rdb redis.UniversalClient, match string, fn func(key string)) error {
+	scan := func(ctx context.Context, c redis.Cmdable, fn func(string)) error {
+		iter := c.Scan(ctx, 0, match, 1000).Iterator()
+		for iter.Next(ctx) {
+			fn(iter.Val())
+		}
+		return iter.Err()
+	}
+	cc, ok := rdb.(*redis.ClusterClient)
+	if !ok {
+		return scan(ctx, rdb, fn)
+	}
+	var mu sync.Mutex // the masters are scanned concurrently
+	return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+		return scan(ctx, c, func(key string) {
+			mu.Lock()
+			defer mu.Unlock()
+			fn(key)
+		})
+	})
 }
 
 // globEscape quotes the characters a Redis MATCH pattern treats

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strings"
 
@@ -16,6 +17,8 @@ import (
 // RedisConfig is how the processor (and inletctl replay, which processes
 // too) reach Redis and name their keys there.
 type RedisConfig struct {
+	// URL names one Redis server, a master behind Redis Sentinel or a
+	// Redis Cluster: see ParseRedisURL.
 	URL string
 	// KeyPrefix starts every key the processor writes: dedup claims,
 	// entity state, event history, replay progress. Processes sharing
@@ -26,25 +29,272 @@ type RedisConfig struct {
 
 // RegisterFlags defines -redis-url and -redis-key-prefix.
 func (c *RedisConfig) RegisterFlags(fs *flagenv.Set) {
-	fs.String(&c.URL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL; rediss:// for TLS (password may be in the URL or REDIS_PASSWORD[_FILE])")
+	fs.String(&c.URL, "redis-url", "INLET_REDIS_URL", "redis://127.0.0.1:6379/0", "Redis URL: redis://host:port/db for one server (rediss:// for TLS), "+
+		"redis+sentinel://host:26379[,host:26379...]/<master name>[/db] through Redis Sentinel, redis+cluster://host:6379[,host:6379...] for Redis Cluster "+
+		"(rediss+sentinel://, rediss+cluster:// for TLS); password in the URL or REDIS_PASSWORD[_FILE], the sentinels' own in SENTINEL_PASSWORD[_FILE]")
 	fs.String(&c.KeyPrefix, "redis-key-prefix", "INLET_REDIS_KEY_PREFIX", "inlet:", "prefix of every Redis key the processor writes; the same for every processor and inletctl replay of one deployment")
 }
 
-// Options parses the URL and applies REDIS_PASSWORD[_FILE]. The URL often
-// holds a password, so an error never quotes it.
-func (c *RedisConfig) Options() (*redis.Options, error) {
-	opt, err := redis.ParseURL(c.URL)
+// Parse reads the URL (see ParseRedisURL) and applies REDIS_PASSWORD
+// [_FILE], which overrides the URL's password, and with Sentinel
+// SENTINEL_PASSWORD[_FILE], the sentinels' own password (none when unset:
+// a sentinel without requirepass refuses AUTH). The URL often holds a
+// password, so an error never quotes it.
+func (c *RedisConfig) Parse() (*RedisOptions, error) {
+	o, err := ParseRedisURL(c.URL)
 	if err != nil {
-		return nil, fmt.Errorf("-redis-url (INLET_REDIS_URL): not a redis:// or rediss:// URL (%s; the value is not shown: it may hold a password)", RedactedReason(err))
+		return nil, err
 	}
 	pass, err := flagenv.Secret("REDIS_PASSWORD")
 	if err != nil {
 		return nil, err
 	}
-	if pass != "" {
-		opt.Password = pass
+	if o.Kind == RedisSentinel {
+		if o.Failover.SentinelPassword, err = flagenv.Secret("SENTINEL_PASSWORD"); err != nil {
+			return nil, err
+		}
 	}
-	return opt, nil
+	if pass != "" {
+		o.setPassword(pass)
+	}
+	return o, nil
+}
+
+// Options is Parse for a single server (redis://, rediss://) only: its
+// error says so for the Sentinel and Cluster forms.
+func (c *RedisConfig) Options() (*redis.Options, error) {
+	o, err := c.Parse()
+	if err != nil {
+		return nil, err
+	}
+	if o.Kind != RedisServer {
+		return nil, fmt.Errorf("-redis-url (INLET_REDIS_URL): names a Redis %s, where one Redis server (redis:// or rediss://) is needed", o.Kind)
+	}
+	return o.Server, nil
+}
+
+// RedisKind is the kind of Redis a -redis-url names.
+type RedisKind string
+
+const (
+	// RedisServer is one server: redis://, rediss://.
+	RedisServer RedisKind = "server"
+	// RedisSentinel is a master found through Redis Sentinel, followed
+	// across failovers: redis+sentinel://, rediss+sentinel://.
+	RedisSentinel RedisKind = "sentinel"
+	// RedisCluster is a Redis Cluster: redis+cluster://, rediss+cluster://.
+	RedisCluster RedisKind = "cluster"
+)
+
+// RedisOptions are the go-redis options of the Redis a -redis-url names:
+// one of Server, Failover and Cluster, as Kind says.
+type RedisOptions struct {
+	Kind RedisKind
+	// Addr says where Redis is, for logs and messages, never with a
+	// password: host:port for a server, "sentinel master <name> via
+	// <sentinels>" or "cluster <seed nodes>".
+	Addr     string
+	Server   *redis.Options
+	Failover *redis.FailoverOptions
+	Cluster  *redis.ClusterOptions
+}
+
+// NewClient returns a client of the Redis o names: a *redis.Client for a
+// server and for Sentinel (go-redis's failover client is one, following
+// the master the sentinels name), a *redis.ClusterClient for a cluster. It
+// does not contact Redis.
+func (o *RedisOptions) NewClient() redis.UniversalClient {
+	switch o.Kind {
+	case RedisSentinel:
+		return redis.NewFailoverClient(o.Failover)
+	case RedisCluster:
+		return redis.NewClusterClient(o.Cluster)
+	}
+	return redis.NewClient(o.Server)
+}
+
+// DB is the database number: 0 on Redis Cluster, which has no other.
+func (o *RedisOptions) DB() int {
+	switch o.Kind {
+	case RedisSentinel:
+		return o.Failover.DB
+	case RedisCluster:
+		return 0
+	}
+	return o.Server.DB
+}
+
+// TLS reports whether connections to Redis use TLS (rediss schemes).
+func (o *RedisOptions) TLS() bool {
+	switch o.Kind {
+	case RedisSentinel:
+		return o.Failover.TLSConfig != nil
+	case RedisCluster:
+		return o.Cluster.TLSConfig != nil
+	}
+	return o.Server.TLSConfig != nil
+}
+
+func (o *RedisOptions) setPassword(p string) {
+	switch o.Kind {
+	case RedisSentinel:
+		o.Failover.Password = p
+	case RedisCluster:
+		o.Cluster.Password = p
+	default:
+		o.Server.Password = p
+	}
+}
+
+// ParseRedisURL reads a -redis-url of one of three forms:
+//
+//	redis[s]://[[user]:password@]host:port[/db][?option=value...]
+//	redis[s]+sentinel://[[user]:password@]host:port[,host:port...]/<master name>[/db][?option=value...]
+//	redis[s]+cluster://[[user]:password@]host:port[,host:port...][?option=value...]
+//
+// The first is go-redis's ParseURL, unchanged. With Sentinel the hosts are
+// the sentinels; the user and password are the master's (and its
+// replicas'), as in the other forms. With Cluster the hosts are seed nodes
+// (any node: the client learns the others), and there is no database. The
+// options are go-redis's (dial_timeout=3s, pool_size=50, ...; an addr=
+// option adds a host, as in go-redis's own URLs, and, with Sentinel,
+// skip_verify=true skips TLS verification); options that would send reads
+// to replicas, which may lag behind the writes dedup depends on, are
+// refused. rediss: TLS to every node (with Sentinel, to the sentinels too).
+//
+// An error names the setting and what is wrong, never quoting the URL: it
+// may hold a password.
+func ParseRedisURL(s string) (*RedisOptions, error) {
+	scheme, _, _ := strings.Cut(s, "://")
+	switch strings.ToLower(scheme) {
+	case "redis+sentinel", "rediss+sentinel":
+		return parseSentinelURL(s)
+	case "redis+cluster", "rediss+cluster":
+		return parseClusterURL(s)
+	}
+	opt, err := redis.ParseURL(s)
+	if err != nil {
+		return nil, fmt.Errorf("-redis-url (INLET_REDIS_URL): not a redis:// or rediss:// URL (%s; the value is not shown: it may hold a password)", RedactedReason(err))
+	}
+	return &RedisOptions{Kind: RedisServer, Addr: opt.Addr, Server: opt}, nil
+}
+
+const (
+	sentinelForm = "redis+sentinel://[[user]:password@]host:port[,host:port...]/<master name>[/db]"
+	clusterForm  = "redis+cluster://[[user]:password@]host:port[,host:port...]"
+)
+
+// haURLError is a malformed Sentinel or Cluster URL: what is wrong (never
+// quoting it) and the form it must have.
+func haURLError(kind RedisKind, form, reason string) error {
+	return fmt.Errorf("-redis-url (INLET_REDIS_URL): not a Redis %s URL (%s; the value is not shown: it may hold a password): want %s", kind, reason, form)
+}
+
+// replicaReads are the go-redis options that send reads to replicas:
+// a claim or entity time read there may miss a write just made.
+var replicaReads = []string{"read_only", "route_by_latency", "route_randomly", "replica_only", "use_disconnected_replicas"}
+
+// haURL is what the Sentinel and Cluster forms share: the URL, its hosts
+// (at least one, each host:port), and its options without any that read
+// from replicas. Hosts may also come as addr= options (go-redis's form,
+// also the way to give IPv6 hosts beyond the first).
+func haURL(s string, kind RedisKind, form string) (*url.URL, []string, url.Values, error) {
+	u, err := url.Parse(s)
+	if err != nil {
+		reason := RedactedReason(err)
+		if strings.Contains(s, "]") {
+			reason += "; IPv6 hosts after the first go in addr= options: ?addr=[::1]:6379"
+		}
+		return nil, nil, nil, haURLError(kind, form, reason)
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		// url.Parse ends the URL at a #: a password holding one would be
+		// cut, and the rest taken as the host.
+		return nil, nil, nil, haURLError(kind, form, "a # (a password holding /, ? or # must be %-escaped)")
+	}
+	var hosts []string
+	for _, h := range strings.Split(u.Host, ",") {
+		host, port, err := net.SplitHostPort(h)
+		if err != nil || host == "" || port == "" || strings.Trim(port, "0123456789") != "" {
+			return nil, nil, nil, haURLError(kind, form, "a host that is not host:port (a password holding /, ? or # must be %-escaped)")
+		}
+		hosts = append(hosts, h)
+	}
+	q := u.Query()
+	for _, k := range replicaReads {
+		if q.Has(k) {
+			return nil, nil, nil, haURLError(kind, form, "option "+k+" would read from replicas, which may not have the latest dedup claims yet: not allowed")
+		}
+	}
+	return u, hosts, q, nil
+}
+
+// goRedisURL is u in the form go-redis's own parsers take: scheme redis or
+// rediss, the first host, the others as addr= options.
+func goRedisURL(u *url.URL, hosts []string, q url.Values, path string) string {
+	g := url.URL{Scheme: "redis", Host: hosts[0], Path: path}
+	if strings.HasPrefix(strings.ToLower(u.Scheme), "rediss") {
+		g.Scheme = "rediss"
+	}
+	for _, h := range hosts[1:] {
+		q.Add("addr", h)
+	}
+	g.RawQuery = q.Encode()
+	return g.String()
+}
+
+func parseClusterURL(s string) (*RedisOptions, error) {
+	u, hosts, q, err := haURL(s, RedisCluster, clusterForm)
+	if err != nil {
+		return nil, err
+	}
+	if strings.Trim(u.Path, "/") != "" {
+		return nil, haURLError(RedisCluster, clusterForm, "a path: Redis Cluster has one database, 0, and no /<db> (a password holding /, ? or # must be %-escaped)")
+	}
+	opt, err := redis.ParseClusterURL(goRedisURL(u, hosts, q, ""))
+	if err != nil {
+		return nil, haURLError(RedisCluster, clusterForm, RedactedReason(err))
+	}
+	opt.Username = u.User.Username()
+	opt.Password, _ = u.User.Password()
+	return &RedisOptions{Kind: RedisCluster, Addr: "cluster " + strings.Join(opt.Addrs, ","), Cluster: opt}, nil
+}
+
+func parseSentinelURL(s string) (*RedisOptions, error) {
+	u, hosts, q, err := haURL(s, RedisSentinel, sentinelForm)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range []string{"master_name", "db", "username", "password"} {
+		if q.Has(k) {
+			// Named by the URL's path and user part: two places to say
+			// one thing would disagree one day.
+			return nil, haURLError(RedisSentinel, sentinelForm, "option "+k+" is not taken: the master name and database go in the path, the user and password before the @ (or in REDIS_PASSWORD)")
+		}
+	}
+	path := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(path) > 2 || path[0] == "" {
+		return nil, haURLError(RedisSentinel, sentinelForm, "the path is not /<master name>[/<database number>] (a password holding /, ? or # must be %-escaped)")
+	}
+	// sentinel_username is ours (go-redis's URLs take the sentinels'
+	// credentials from the user part, which here is the master's).
+	sentinelUser := q.Get("sentinel_username")
+	q.Del("sentinel_username")
+	q.Set("master_name", path[0])
+	opt, err := redis.ParseFailoverURL(goRedisURL(u, hosts, q, "/"+strings.Join(path[1:], "")))
+	if err != nil {
+		return nil, haURLError(RedisSentinel, sentinelForm, RedactedReason(err))
+	}
+	opt.Username = u.User.Username()
+	opt.Password, _ = u.User.Password()
+	opt.SentinelUsername = sentinelUser
+	if opt.TLSConfig != nil {
+		// go-redis verifies every node, the master included, as the
+		// first sentinel's host; each is verified as the host it is
+		// dialled at instead: the master is rarely the sentinel.
+		opt.TLSConfig.ServerName = ""
+	}
+	return &RedisOptions{Kind: RedisSentinel, Addr: "sentinel master " + path[0] + " via " + strings.Join(opt.SentinelAddrs, ","), Failover: opt}, nil
 }
 
 // RedactedReason is what is wrong with a URL, without any of its text:
@@ -68,10 +318,11 @@ func RedactedReason(err error) string {
 	}
 	msg := err.Error()
 	for _, c := range []struct{ prefix, reason string }{
-		{"redis: invalid URL scheme", "the scheme is not redis:// or rediss://"},
+		{"redis: invalid URL scheme", "the scheme is not redis://, rediss://, redis+sentinel:// or redis+cluster:// (rediss+ for TLS)"},
 		{"redis: invalid database number", "the path is not a database number"},
 		{"redis: invalid URL path", "the path is not /<database number>" + escapeHint},
 		{"redis: unexpected option", "an unknown query option" + escapeHint},
+		{"redis: unable to parse addr param", "an addr= option that is not host:port"},
 		{"redis: invalid ", "a query option with a malformed value"},
 	} {
 		if strings.HasPrefix(msg, c.prefix) {

@@ -3,8 +3,12 @@ package store
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // Durability is what Redis says (CONFIG GET) about keeping the store's keys:
@@ -46,13 +50,46 @@ func (d Durability) Evicts() bool {
 	return d.MaxmemoryPolicy != "" && d.MaxmemoryPolicy != "noeviction"
 }
 
-// ReadDurability asks Redis for its persistence and eviction settings
-// (CONFIG GET appendonly, save, maxmemory-policy, maxmemory), one command
-// each, so a server that answers one parameter at a time is read too. An
-// error is returned as it is: CONFIG may be refused (managed Redis renames
-// or forbids it; an ACL user may lack it), or Redis unreachable
-// ([IsUnavailable]). On Redis Cluster one node answers.
-func (s *Store) ReadDurability(ctx context.Context) (Durability, error) {
+// NodeDurability is what one server reported.
+type NodeDurability struct {
+	// Node is the server's address on Redis Cluster; "" on a single
+	// server (also Sentinel's master), the only one.
+	Node string
+	Durability
+	// Err is why the server could not be read: CONFIG refused (managed
+	// Redis renames or forbids it; an ACL user may lack it), or the
+	// server unreachable ([IsUnavailable]). Durability is then empty.
+	Err error
+}
+
+// ReadDurability asks each server holding the store's keys for its
+// persistence and eviction settings (CONFIG GET appendonly, save,
+// maxmemory-policy, maxmemory), one command each, so a server that answers
+// one parameter at a time is read too. That is the one server, or on Redis
+// Cluster every master (each holds its own share of the keys), in the
+// order of their addresses; a master that cannot be read has Err set and
+// the others are read all the same. The error is for not reaching the
+// cluster at all.
+func (s *Store) ReadDurability(ctx context.Context) ([]NodeDurability, error) {
+	var (
+		mu  sync.Mutex
+		out []NodeDurability
+	)
+	err := s.eachMaster(ctx, func(ctx context.Context, c redis.Cmdable, node string) error {
+		d, err := readDurability(ctx, c)
+		mu.Lock()
+		defer mu.Unlock()
+		out = append(out, NodeDurability{Node: node, Durability: d, Err: err})
+		return nil
+	})
+	if err != nil {
+		return nil, wrapErr(ctx, "list the cluster's masters", err)
+	}
+	slices.SortFunc(out, func(a, b NodeDurability) int { return strings.Compare(a.Node, b.Node) })
+	return out, nil
+}
+
+func readDurability(ctx context.Context, c redis.Cmdable) (Durability, error) {
 	var d Durability
 	for _, p := range []struct {
 		name string
@@ -64,7 +101,7 @@ func (s *Store) ReadDurability(ctx context.Context) (Durability, error) {
 		{"maxmemory-policy", &d.MaxmemoryPolicy, nil},
 		{"maxmemory", &d.Maxmemory, nil},
 	} {
-		m, err := s.rdb.ConfigGet(ctx, p.name).Result()
+		m, err := c.ConfigGet(ctx, p.name).Result()
 		if err != nil {
 			return Durability{}, wrapErr(ctx, "config get "+p.name, err)
 		}
@@ -81,19 +118,34 @@ func (s *Store) ReadDurability(ctx context.Context) (Durability, error) {
 const DurabilityDoc = "docs/run-on-real-kafka.md (What Inlet needs: appendonly yes, maxmemory-policy noeviction)"
 
 // CheckDurability reads the Redis settings that decide whether dedup state
-// survives (see ReadDurability) and logs what would let duplicates
-// through: a warning for no persistence at all (a restart loses every done
-// key, so a failure drill shows duplicates production would not) and one
-// for a maxmemory-policy that evicts; RDB snapshots without the AOF at
-// info (a crash loses the writes since the last snapshot). It never stops
-// the start: CONFIG refused (managed Redis) or Redis unreachable is logged
-// at debug and nothing is checked.
+// survives (see ReadDurability: on Redis Cluster every master) and logs
+// what would let duplicates through: a warning for no persistence at all
+// (a restart loses every done key, so a failure drill shows duplicates
+// production would not) and one for a maxmemory-policy that evicts; RDB
+// snapshots without the AOF at info (a crash loses the writes since the
+// last snapshot). On Redis Cluster each line names its master (node). It
+// never stops the start: CONFIG refused (managed Redis) or Redis
+// unreachable is logged at debug and that server is not checked.
 func (s *Store) CheckDurability(ctx context.Context, log *slog.Logger) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	d, err := s.ReadDurability(cctx)
+	nodes, err := s.ReadDurability(cctx)
 	if err != nil {
-		log.Debug("could not read Redis's persistence and eviction settings (CONFIG GET refused, as managed Redis may, or Redis unreachable); not checked", "error", err, "requires", DurabilityDoc)
+		nodes = []NodeDurability{{Err: err}}
+	}
+	for _, n := range nodes {
+		l := log
+		if n.Node != "" {
+			l = log.With("node", n.Node)
+		}
+		logDurability(l, n)
+	}
+}
+
+func logDurability(log *slog.Logger, n NodeDurability) {
+	d := n.Durability
+	if n.Err != nil {
+		log.Debug("could not read Redis's persistence and eviction settings (CONFIG GET refused, as managed Redis may, or Redis unreachable); not checked", "error", n.Err, "requires", DurabilityDoc)
 		return
 	}
 	if d.NoPersistence() {

@@ -39,7 +39,7 @@ func fakeConfigServer(t *testing.T, config map[string]string, refusal string) st
 
 // durabilityLog runs CheckDurability against rdb and returns
 // the JSON lines it logged (debug and up).
-func durabilityLog(t *testing.T, rdb *redis.Client) []map[string]any {
+func durabilityLog(t *testing.T, rdb redis.UniversalClient) []map[string]any {
 	t.Helper()
 	var buf bytes.Buffer
 	log := slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -145,10 +145,11 @@ func TestIntegrationCheckDurability(t *testing.T) {
 	}
 	rdb := newEnv(t).rdb
 	ctx := context.Background()
-	d, err := New(rdb).ReadDurability(ctx)
-	if err != nil {
-		t.Fatalf("ReadDurability: %v", err)
+	ds, err := New(rdb).ReadDurability(ctx)
+	if err != nil || len(ds) != 1 || ds[0].Err != nil || ds[0].Node != "" {
+		t.Fatalf("ReadDurability: %+v, %v; want one server read", ds, err)
 	}
+	d := ds[0]
 	cfg := map[string]string{}
 	for _, p := range []string{"appendonly", "save", "maxmemory-policy"} {
 		m, err := rdb.ConfigGet(ctx, p).Result()

@@ -18,7 +18,7 @@ const redisURLEnv = "INLET_REDIS_URL"
 
 // env is one test's view of a Redis backend.
 type env struct {
-	rdb *redis.Client
+	rdb redis.UniversalClient
 	// prefix is unique to the test; on real Redis its keys are deleted at
 	// cleanup.
 	prefix string

@@ -162,6 +162,19 @@ func New(rdb redis.UniversalClient, opts ...Opt) *Store {
 	return &Store{rdb: rdb, cfg: c, perKey: !single}
 }
 
+// eachMaster calls fn for each server holding the store's keys, with its
+// address as node: on Redis Cluster each master, concurrently; otherwise
+// rdb itself, node "". For commands that read a server rather than a key
+// (INFO, CONFIG GET), which on a cluster client reach one node only.
+func (s *Store) eachMaster(ctx context.Context, fn func(ctx context.Context, c redis.Cmdable, node string) error) error {
+	if cc, ok := s.rdb.(*redis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *redis.Client) error {
+			return fn(ctx, c, c.Options().Addr)
+		})
+	}
+	return fn(ctx, s.rdb, "")
+}
+
 func (s *Store) dedupKey(k string) string  { return s.cfg.prefix + "dedup:" + k }
 func (s *Store) entityKey(k string) string { return s.cfg.prefix + "entity:" + k }
 

@@ -19,7 +19,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/admin"
@@ -214,12 +213,12 @@ func run(args []string) error {
 	}
 	defer producers.Close()
 	if ropt == nil {
-		if ropt, err = redis.ParseURL(stack.RedisURL); err != nil {
+		if ropt, err = service.ParseRedisURL(stack.RedisURL); err != nil {
 			return err
 		}
 	}
 	service.RedisClientLog(log)
-	rdb := redis.NewClient(ropt)
+	rdb := ropt.NewClient()
 	defer rdb.Close()
 	if err := tel.InstrumentRedis(rdb); err != nil {
 		return err
@@ -439,11 +438,11 @@ func shownURL(s string) string {
 // [_FILE] applies, and an error never quotes the URL, which may hold a
 // password. Nil without -redis-url: the embedded miniredis has no password,
 // so a REDIS_PASSWORD meant for another Redis must not reach it.
-func (c *config) redisOptions() (*redis.Options, error) {
+func (c *config) redisOptions() (*service.RedisOptions, error) {
 	if c.redis.URL == "" {
 		return nil, nil
 	}
-	opt, err := c.redis.Options()
+	opt, err := c.redis.Parse()
 	if err != nil {
 		return nil, err
 	}

@@ -21,7 +21,7 @@ func TestRedisOptions(t *testing.T) {
 	t.Run("url", func(t *testing.T) {
 		c := config{redis: service.RedisConfig{URL: "redis://127.0.0.1:6379/3"}}
 		opt, err := c.redisOptions()
-		if err != nil || opt == nil || opt.Password != "from-env" || opt.DB != 3 {
+		if err != nil || opt == nil || opt.Server.Password != "from-env" || opt.DB() != 3 {
 			t.Fatalf("options %+v, %v; want REDIS_PASSWORD and DB 3", opt, err)
 		}
 	})

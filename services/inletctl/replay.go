@@ -13,8 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
@@ -160,11 +158,11 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	if err != nil {
 		return exitError, err
 	}
-	ropt, err := redcfg.Options()
+	ropt, err := redcfg.Parse()
 	if err != nil {
 		return exitUsage, err
 	}
-	rdb := redis.NewClient(ropt)
+	rdb := ropt.NewClient()
 	defer rdb.Close()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)

@@ -13,8 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/replay"
@@ -113,7 +111,7 @@ func replayManage(cmd string, args []string, kcfg *kafka.Config, out io.Writer) 
 			return exitUsage, replay.ErrNoReason
 		}
 	}
-	ropt, err := redcfg.Options()
+	ropt, err := redcfg.Parse()
 	if err != nil {
 		return exitUsage, err
 	}
@@ -121,7 +119,7 @@ func replayManage(cmd string, args []string, kcfg *kafka.Config, out io.Writer) 
 	if err != nil {
 		return exitError, err
 	}
-	rdb := redis.NewClient(ropt)
+	rdb := ropt.NewClient()
 	defer rdb.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

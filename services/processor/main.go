@@ -18,8 +18,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/declarative"
@@ -126,7 +124,7 @@ func run(args []string, stderr io.Writer) error {
 	if _, err := processor.RetryPolicies(sources, tierDelays); err != nil {
 		return err
 	}
-	ropt, err := redcfg.Options()
+	ropt, err := redcfg.Parse()
 	if err != nil {
 		return err
 	}
@@ -152,7 +150,7 @@ func run(args []string, stderr io.Writer) error {
 		return nil
 	}
 	service.RedisClientLog(log)
-	rdb := redis.NewClient(ropt)
+	rdb := ropt.NewClient()
 	defer rdb.Close()
 
 	ctx, stop := service.SignalContext(log)
@@ -300,11 +298,11 @@ const stopMargin = 3 * time.Second
 // their user information and query (a query may carry a token); Redis
 // is named by host:port (or socket) and database, never its URL, which may
 // hold the password.
-func startAttrs(group, rawTopic, adminAddr string, registryURLs []string, ropt *redis.Options) []any {
+func startAttrs(group, rawTopic, adminAddr string, registryURLs []string, ropt *service.RedisOptions) []any {
 	return []any{
 		"group", group, "raw_topic", rawTopic, "admin", adminAddr,
 		"schema_registry", service.ShownURLs(registryURLs),
-		"redis", ropt.Addr, "redis_db", ropt.DB, "redis_tls", ropt.TLSConfig != nil,
+		"redis", ropt.Addr, "redis_db", ropt.DB(), "redis_tls", ropt.TLS(),
 	}
 }
 

@@ -177,7 +177,7 @@ func TestStartLine(t *testing.T) {
 		t.Run(c.url[:strings.Index(c.url, ":")], func(t *testing.T) {
 			t.Setenv("REDIS_PASSWORD", c.envPassword)
 			rc := service.RedisConfig{URL: c.url}
-			ropt, err := rc.Options()
+			ropt, err := rc.Parse()
 			if err != nil {
 				t.Fatal(err)
 			}

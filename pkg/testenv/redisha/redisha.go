@@ -1,0 +1,295 @@
+// Package redisha starts highly available Redis for tests: a Redis Cluster
+// or a Sentinel-managed master and replica, of real redis-server processes
+// on 127.0.0.1, for one test, stopped when it ends (their files in
+// t.TempDir()). Tests using it skip when redis-server or redis-cli is not
+// installed. It is apart from pkg/testenv so that pkg/store's own tests,
+// which testenv depends on, can use it.
+package redisha
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// haStart bounds how long a cluster or a sentinel setup may take to become
+// usable (seconds on this machine).
+const haStart = 30 * time.Second
+
+// Cluster is a Redis Cluster of three masters without replicas.
+type Cluster struct {
+	// Addrs are the masters' host:port.
+	Addrs []string
+}
+
+// StartCluster starts three cluster-enabled redis-servers, joins them
+// with redis-cli --cluster create and waits until every node reports
+// cluster_state:ok.
+func StartCluster(t testing.TB) *Cluster {
+	t.Helper()
+	needRedisTools(t, "redis-server", "redis-cli")
+	dir := t.TempDir()
+	c := &Cluster{}
+	for range 3 {
+		// cluster-port (Redis 7.0) names the bus port, which would otherwise
+		// be port+10000 and could be taken or out of range.
+		port, bus := freePort(t), freePort(t)
+		startRedis(t, dir, port, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
+			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)))
+		c.Addrs = append(c.Addrs, fmt.Sprintf("127.0.0.1:%d", port))
+	}
+	args := append([]string{"--cluster", "create"}, c.Addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	ctx, cancel := context.WithTimeout(context.Background(), haStart)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, "redis-cli", args...).CombinedOutput(); err != nil {
+		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, addr := range c.Addrs {
+		rdb := redis.NewClient(&redis.Options{Addr: addr})
+		eventually(t, haStart, addr+" to report cluster_state:ok", func() bool {
+			info, err := rdb.ClusterInfo(ctx).Result()
+			return err == nil && strings.Contains(info, "cluster_state:ok")
+		})
+		_ = rdb.Close()
+	}
+	return c
+}
+
+// URL is the cluster's -redis-url (redis+cluster:// and every master).
+func (c *Cluster) URL() string { return "redis+cluster://" + strings.Join(c.Addrs, ",") }
+
+// Client returns a cluster client of c, closed when t ends. Its slot map
+// is loaded before it is returned, so that a first command does not race
+// a reload.
+func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
+	t.Helper()
+	rdb := redis.NewClusterClient(&redis.ClusterOptions{Addrs: c.Addrs})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), haStart)
+	defer cancel()
+	if err := rdb.ForEachShard(ctx, func(ctx context.Context, n *redis.Client) error { return n.Ping(ctx).Err() }); err != nil {
+		t.Fatalf("cluster %v: %v", c.Addrs, err)
+	}
+	return rdb
+}
+
+// Sentinel is one master, one replica of it and one sentinel watching
+// them under the name Master (quorum 1, down after 1 s).
+type Sentinel struct {
+	Master   string // "mymaster"
+	Sentinel string // host:port of the sentinel
+	// Nodes are the two redis-servers' host:port: the first master at start.
+	Nodes [2]string
+}
+
+// StartSentinel starts the master, the replica and the sentinel, and
+// waits until the replica is in sync and the sentinel sees it, so that a
+// failover can promote it. serverArgs are given to both redis-servers
+// (e.g. "--min-replicas-to-write", "1").
+func StartSentinel(t testing.TB, serverArgs ...string) *Sentinel {
+	t.Helper()
+	needRedisTools(t, "redis-server", "redis-cli")
+	dir := t.TempDir()
+	s := &Sentinel{Master: "mymaster"}
+	mport, rport, sport := freePort(t), freePort(t), freePort(t)
+	s.Nodes = [2]string{fmt.Sprintf("127.0.0.1:%d", mport), fmt.Sprintf("127.0.0.1:%d", rport)}
+	startRedis(t, dir, mport, serverArgs...)
+	startRedis(t, dir, rport, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(mport)}, serverArgs...)...)
+	// The sentinel rewrites its configuration file: it must be its own.
+	conf := filepath.Join(dir, "sentinel.conf")
+	err := os.WriteFile(conf, fmt.Appendf(nil, "port %d\nbind 127.0.0.1\ndir %s\n"+
+		"sentinel monitor %s 127.0.0.1 %d 1\n"+
+		"sentinel down-after-milliseconds %[3]s 1000\n"+
+		"sentinel failover-timeout %[3]s 10000\n", sport, dir, s.Master, mport), 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	startRedis(t, dir, sport, "--sentinel-conf", conf)
+	s.Sentinel = fmt.Sprintf("127.0.0.1:%d", sport)
+	s.waitReplica(t, s.Nodes[1])
+	return s
+}
+
+// URL is the -redis-url reaching the master through the sentinel.
+func (s *Sentinel) URL() string { return "redis+sentinel://" + s.Sentinel + "/" + s.Master }
+
+// Client returns a failover client of s, closed when t ends.
+func (s *Sentinel) Client(t testing.TB) *redis.Client {
+	t.Helper()
+	rdb := redis.NewFailoverClient(&redis.FailoverOptions{MasterName: s.Master, SentinelAddrs: []string{s.Sentinel}})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+// MasterAddr is the master's host:port as the sentinel reports it.
+func (s *Sentinel) MasterAddr(t testing.TB) string {
+	t.Helper()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinel})
+	defer sc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a, err := sc.GetMasterAddrByName(ctx, s.Master).Result()
+	if err != nil {
+		t.Fatalf("sentinel %s: master %s: %v", s.Sentinel, s.Master, err)
+	}
+	return net.JoinHostPort(a[0], a[1])
+}
+
+// Failover makes the sentinel promote the replica (SENTINEL FAILOVER) and
+// waits until the promoted node is a master and the sentinel names it. It
+// returns the new master's address and how long that took. The old master
+// is being made a replica of the new one meanwhile.
+func (s *Sentinel) Failover(t testing.TB) (string, time.Duration) {
+	t.Helper()
+	old := s.MasterAddr(t)
+	next := s.Nodes[0]
+	if next == old {
+		next = s.Nodes[1]
+	}
+	start := time.Now()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinel})
+	defer sc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), haStart)
+	defer cancel()
+	if err := sc.Failover(ctx, s.Master).Err(); err != nil {
+		t.Fatalf("SENTINEL FAILOVER %s: %v", s.Master, err)
+	}
+	eventually(t, haStart, "the sentinel to name "+next+" the master", func() bool {
+		a, err := sc.GetMasterAddrByName(ctx, s.Master).Result()
+		return err == nil && net.JoinHostPort(a[0], a[1]) == next && role(ctx, next) == "master"
+	})
+	return next, time.Since(start)
+}
+
+// waitReplica waits until replica is connected to its master and the
+// sentinel lists it as a healthy replica.
+func (s *Sentinel) waitReplica(t testing.TB, replica string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), haStart)
+	defer cancel()
+	rdb := redis.NewClient(&redis.Options{Addr: replica})
+	defer rdb.Close()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: s.Sentinel})
+	defer sc.Close()
+	eventually(t, haStart, replica+" to replicate in sync and the sentinel to see it", func() bool {
+		info, err := rdb.Info(ctx, "replication").Result()
+		if err != nil || !strings.Contains(info, "role:slave") || !strings.Contains(info, "master_link_status:up") {
+			return false
+		}
+		reps, err := sc.Replicas(ctx, s.Master).Result()
+		if err != nil {
+			return false
+		}
+		for _, r := range reps {
+			if net.JoinHostPort(r["ip"], r["port"]) == replica && r["flags"] == "slave" && r["master-link-status"] == "ok" {
+				return true
+			}
+		}
+		return false
+	})
+}
+
+// role is what ROLE says addr is ("master", "slave"), or "" when it does
+// not answer.
+func role(ctx context.Context, addr string) string {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	v, err := rdb.Do(ctx, "ROLE").Slice()
+	if err != nil || len(v) == 0 {
+		return ""
+	}
+	r, _ := v[0].(string)
+	return r
+}
+
+// needRedisTools skips t when one of the programs is not installed.
+func needRedisTools(t testing.TB, progs ...string) {
+	t.Helper()
+	for _, p := range progs {
+		if _, err := exec.LookPath(p); err != nil {
+			t.Skipf("%s is not installed (Debian package redis-server): test on a real Redis Cluster or Sentinel skipped", p)
+		}
+	}
+}
+
+// freePort is a TCP port free on 127.0.0.1 a moment ago. Another process
+// may take it before the server binds it: startRedis then fails the test
+// saying so.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// startRedis runs redis-server on 127.0.0.1:port without persistence, its
+// files in dir, until t ends, and waits until it answers PING. With
+// "--sentinel-conf f" it runs a sentinel configured by f.
+func startRedis(t testing.TB, dir string, port int, extra ...string) {
+	t.Helper()
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, fmt.Sprintf("redis-%d.log", port))}
+	if len(extra) == 2 && extra[0] == "--sentinel-conf" {
+		// A sentinel takes its configuration file first, and no persistence
+		// options.
+		args = []string{extra[1], "--sentinel", "--logfile", filepath.Join(dir, fmt.Sprintf("sentinel-%d.log", port))}
+	} else {
+		args = append(args, extra...)
+	}
+	cmd := exec.Command("redis-server", args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("redis-server: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		<-exited
+	})
+	// Dialled, not PINGed through go-redis: its pool logs every refused
+	// dial to stderr.
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	deadline := time.Now().Add(haStart)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		select {
+		case werr := <-exited:
+			exited <- werr
+			t.Fatalf("redis-server on port %d exited at start (%v; port taken?): see the log in %s", port, werr, dir)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server on port %d did not listen within %v: %v", port, haStart, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// eventually polls cond every 20 ms until it is true or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
