@@ -166,13 +166,7 @@ func (h *harness) startWithOpts(id string, mod func(*Config), opts ...kgo.Opt) *
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{p: p, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
-	h.mu.Lock()
-	h.procs = append(h.procs, r)
-	h.mu.Unlock()
-	return r
+	return h.run(p)
 }
 
 // sendPI sends a payment intent event with its own entity.

@@ -159,6 +159,12 @@ func (h *harness) startHooked(id string, mod func(*Config), crash func() bool) *
 		h.t.Fatal(err)
 	}
 	p.crashBeforeCommit = crash
+	return h.run(p)
+}
+
+// run runs p until stop (or the test's end), counted among the harness's
+// processors.
+func (h *harness) run(p *Processor) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{p: p, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- p.Run(ctx) }()

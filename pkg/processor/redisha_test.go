@@ -34,13 +34,7 @@ func (h *harness) startOn(rdb redis.UniversalClient, id string) *running {
 	if err != nil {
 		h.t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{p: p, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- p.Run(ctx) }()
-	h.mu.Lock()
-	h.procs = append(h.procs, r)
-	h.mu.Unlock()
-	return r
+	return h.run(p)
 }
 
 // invoice is a billing event of invoice id at business time at.

@@ -9,6 +9,8 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+
+	"github.com/inletdev/inlet/pkg/testenv/poll"
 )
 
 // redisURLEnv names the real Redis the integration tests and benchmarks use,
@@ -126,16 +128,10 @@ func deleteKeys(t testing.TB, rdb *redis.Client, prefix string) {
 	}
 }
 
-// eventually polls cond until it holds, failing the test after timeout.
+// eventually is poll.Eventually (testenv imports this package).
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Eventually(t, timeout, what, cond)
 }
 
 // TestStore runs the behavioural suite on miniredis, with both ways of

@@ -23,6 +23,7 @@ import (
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/registry"
+	"github.com/inletdev/inlet/pkg/testenv/poll"
 )
 
 // Env is one test's infrastructure.
@@ -197,16 +198,11 @@ func (e *Env) ReadTopic(t testing.TB, topic string, want int, timeout time.Durat
 	return out
 }
 
-// Eventually polls cond every 20 ms until it is true or timeout passes.
+// Eventually is poll.Eventually: cond polled every 20 ms until true, the
+// test failed once timeout has passed.
 func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Eventually(t, timeout, what, cond)
 }
 
 // ReadAll reads topic from the start until it has at least min records and

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/inletdev/inlet/pkg/testenv/poll"
 )
 
 // haStart bounds how long a cluster or a sentinel setup may take to become
@@ -282,14 +284,8 @@ func startRedis(t testing.TB, dir string, port int, extra ...string) {
 	}
 }
 
-// eventually polls cond every 20 ms until it is true or timeout passes.
+// eventually is poll.Eventually (testenv imports pkg/store, whose tests use this package).
 func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Eventually(t, timeout, what, cond)
 }
