@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -174,11 +175,19 @@ func do(t testing.TB, req *http.Request) answer {
 	return answer{status: resp.StatusCode, header: resp.Header, body: r, raw: raw}
 }
 
-// rawEnvelopes decodes everything on the raw topic once at least min
-// records are there and nothing more arrives.
+// rawEnvelopes decodes everything on the raw topic: at least min records,
+// and every record written to it so far (its end offsets: ingest writes
+// no transactions, so each offset is a record). Waiting only for min and
+// then for a quiet spell missed a partition's records under load.
 func (h *harness) rawEnvelopes(t testing.TB, min int) []*envelope.Envelope {
 	t.Helper()
-	recs := h.env.ReadAll(t, h.topics.Raw, min, 500*time.Millisecond, 20*time.Second)
+	ends, err := kadm.NewClient(h.env.Client(t)).ListEndOffsets(context.Background(), h.topics.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	written := 0
+	ends.Each(func(o kadm.ListedOffset) { written += int(o.Offset) })
+	recs := h.env.ReadAll(t, h.topics.Raw, max(min, written), 500*time.Millisecond, 20*time.Second)
 	out := make([]*envelope.Envelope, 0, len(recs))
 	for _, r := range recs {
 		e, err := h.codec.Decode(context.Background(), r.Value)
