@@ -11,11 +11,9 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/inletdev/inlet/pkg/telemetry"
@@ -169,16 +167,7 @@ func TestBatchBodyReadTimeout(t *testing.T) {
 
 	t.Run("after good lines: they stay accepted, the rest is named", func(t *testing.T) {
 		// Kafka holds the produces until the cut has been counted.
-		release := make(chan struct{})
-		var once sync.Once
-		free := func() { once.Do(func() { close(release) }) }
-		t.Cleanup(free)
-		c := env.Stack.Kafka
-		c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-			c.KeepControl()
-			<-release
-			return nil, nil, false
-		})
+		free := holdProduces(t, env)
 		type result struct {
 			status int
 			br     BatchResponse

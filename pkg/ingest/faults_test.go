@@ -182,6 +182,22 @@ func TestReadyzNamesWhatIsUnreachable(t *testing.T) {
 	})
 }
 
+// holdProduces makes env's broker hold every produce request until free is
+// called (or the test ends).
+func holdProduces(t *testing.T, env *testenv.Env) (free func()) {
+	release := make(chan struct{})
+	var once sync.Once
+	free = func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free)
+	c := env.Stack.Kafka
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		<-release
+		return nil, nil, false
+	})
+	return free
+}
+
 // kafkaSwitch makes every produce request to env's broker fail while the
 // returned switch is on (it starts off).
 func kafkaSwitch(env *testenv.Env) *atomic.Bool {

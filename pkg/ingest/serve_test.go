@@ -13,12 +13,10 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -325,16 +323,7 @@ func TestSenderGoneBeforeAnswer(t *testing.T) {
 	env := testenv.Embedded(t)
 	h := newHarness(t, env, nil, tel)
 	// Kafka holds the produce until the sender is gone.
-	release := make(chan struct{})
-	var once sync.Once
-	free := func() { once.Do(func() { close(release) }) }
-	t.Cleanup(free)
-	c := env.Stack.Kafka
-	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		<-release
-		return nil, nil, false
-	})
+	free := holdProduces(t, env)
 	conn := dialRaw(t, h)
 	if _, err := io.WriteString(conn, openWebhook("evt_gone")); err != nil {
 		t.Fatal(err)

@@ -676,15 +676,20 @@ func nearTheLimit(t *testing.T, env *testenv.Env, tp kafka.Topics, eventID strin
 	return retry.Coordinates(res[0].Record)
 }
 
-// foreignEntries writes to tp's DLQ, on partition 0, records another
-// producer could have (kcat): a tombstone, plain JSON, random bytes, a
-// Confluent-framed value whose schema id the registry does not have, and
-// an envelope whose error history header is not JSON. It returns their
-// ids in that order.
-func foreignEntries(t *testing.T, env *testenv.Env, tp kafka.Topics, envelopeValue []byte) []string {
+// foreignBesideADeadLetter is a DLQ holding one dead letter (good) and,
+// on partition 0, records another producer could have written (kcat): a
+// tombstone, plain JSON, random bytes, a Confluent-framed value whose
+// schema id the registry does not have, and an envelope whose error
+// history header is not JSON, whose ids it returns in that order.
+func foreignBesideADeadLetter(t *testing.T) (env *testenv.Env, tp kafka.Topics, q *Queues, good []*Entry, ids []string) {
 	t.Helper()
+	env, tp, q = deadLettered(t, testenv.Embedded, 1)
+	good, err := q.List(context.Background(), tp.DLQ, Filter{})
+	if err != nil || len(good) != 1 {
+		t.Fatalf("list: %d, %v", len(good), err)
+	}
+	envelopeValue := good[0].rec.Value
 	cl := env.Client(t, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	var ids []string
 	for _, r := range []*kgo.Record{
 		{Key: []byte("shop:tomb")},
 		{Key: []byte("k"), Value: []byte(`{"hello":"world"}`)},
@@ -699,7 +704,7 @@ func foreignEntries(t *testing.T, env *testenv.Env, tp kafka.Topics, envelopeVal
 		}
 		ids = append(ids, retry.Coordinates(res[0].Record))
 	}
-	return ids
+	return env, tp, q, good, ids
 }
 
 // TestForeignEntriesSayWhatIsWrong: records another producer wrote to the
@@ -708,13 +713,8 @@ func foreignEntries(t *testing.T, env *testenv.Env, tp kafka.Topics, envelopeVal
 // value that is no envelope is kept to be shown; the dead letter beside
 // them has no problem; and --error selects them (to discard them).
 func TestForeignEntriesSayWhatIsWrong(t *testing.T) {
-	env, tp, q := deadLettered(t, testenv.Embedded, 1)
+	_, tp, q, good, ids := foreignBesideADeadLetter(t)
 	ctx := context.Background()
-	good, err := q.List(ctx, tp.DLQ, Filter{})
-	if err != nil || len(good) != 1 {
-		t.Fatalf("list: %d, %v", len(good), err)
-	}
-	ids := foreignEntries(t, env, tp, good[0].rec.Value)
 	es, err := q.List(ctx, tp.DLQ, Filter{IDs: ids})
 	if err != nil || len(es) != len(ids) {
 		t.Fatalf("list: %d, %v", len(es), err)
@@ -744,13 +744,8 @@ func TestForeignEntriesSayWhatIsWrong(t *testing.T) {
 // one is refused (ErrNotEnvelope, also in the dry run); by filter, they
 // are skipped with their problem and the events are requeued.
 func TestRequeueSkipsValuesThatAreNotEnvelopes(t *testing.T) {
-	env, tp, q := deadLettered(t, testenv.Embedded, 1)
+	env, tp, q, _, ids := foreignBesideADeadLetter(t)
 	ctx := context.Background()
-	good, err := q.List(ctx, tp.DLQ, Filter{})
-	if err != nil || len(good) != 1 {
-		t.Fatalf("list: %d, %v", len(good), err)
-	}
-	ids := foreignEntries(t, env, tp, good[0].rec.Value)
 	for _, dry := range []bool{true, false} {
 		_, err := q.Requeue(ctx, tp.DLQ, Filter{IDs: ids[:1]}, "op", "sink fixed", dry)
 		if !errors.Is(err, ErrNotEnvelope) || !strings.Contains(err.Error(), ids[0]) {

@@ -3,20 +3,15 @@ package processor
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/inletdev/inlet/pkg/envelope"
-	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/ops"
-	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/testenv"
-	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // TestJourneyDeadLetterRequeued follows one event from the raw topic to
@@ -27,15 +22,7 @@ import (
 func TestJourneyDeadLetterRequeued(t *testing.T) {
 	sink := &downstream{always: 400}
 	h, rcv := failureHarness(t, testenv.Embedded(t), sink)
-	spans := tracetest.NewSpanRecorder()
-	tel, err := telemetry.New(context.Background(), "test", telemetry.WithSpanProcessor(spans))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.tel = tel
-	h.hist = history.New(h.rdb, h.prefix, time.Hour)
-	logs := &syncbuf.Buffer{}
-	h.log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	spans, logs := observe(t, h)
 	h.start("a", nil)
 	h.send("shop", "orders/updated", "wh-rq", "2025-01", envelope.ChannelWebhook, shopOrder(51, time.Date(2025, 1, 4, 0, 0, 0, 0, time.UTC), "paid", true))
 	h.waitAll(1)

@@ -3,7 +3,6 @@ package processor
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -24,15 +23,7 @@ func TestObservability(t *testing.T) {
 	env := testenv.Embedded(t)
 	h, _ := failureHarness(t, env, sink)
 	reader := sdkmetric.NewManualReader()
-	spans := tracetest.NewSpanRecorder()
-	tel, err := telemetry.New(context.Background(), "test", telemetry.WithReader(reader), telemetry.WithSpanProcessor(spans))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.tel = tel
-	h.hist = history.New(h.rdb, h.prefix, time.Hour)
-	logs := &syncbuf.Buffer{}
-	h.log = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	spans, logs := observe(t, h, telemetry.WithReader(reader))
 	h.start("a", nil)
 
 	ts := func(sec int) time.Time { return time.Date(2025, 1, 1, 0, 0, sec, 0, time.UTC) }
@@ -167,4 +158,21 @@ func TestTraceOfARetriedEvent(t *testing.T) {
 	if !strings.Contains(es[2].Error, "503") || !strings.Contains(es[2].Where, "retry.1s") || es[3].Attempt != 2 {
 		t.Fatalf("retry stage %+v, final %+v", es[2], es[3])
 	}
+}
+
+// observe gives h's processors telemetry (opts, and spans recorded in the
+// returned recorder), an event history and debug logs as JSON lines in the
+// returned buffer.
+func observe(t *testing.T, h *harness, opts ...telemetry.Option) (*tracetest.SpanRecorder, *syncbuf.Buffer) {
+	t.Helper()
+	spans := tracetest.NewSpanRecorder()
+	tel, err := telemetry.New(context.Background(), "test", append(opts, telemetry.WithSpanProcessor(spans))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.tel = tel
+	h.hist = history.New(h.rdb, h.prefix, time.Hour)
+	logs := &syncbuf.Buffer{}
+	h.log = bufLog(logs)
+	return spans, logs
 }
