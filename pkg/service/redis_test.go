@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/inletdev/inlet/pkg/flagenv"
 )
 
@@ -81,5 +83,31 @@ func TestRedisClientLogIsJSON(t *testing.T) {
 	}
 	if line["level"] != "DEBUG" || line["component"] != "redis-client" || line["msg"] != "pool.go:770: redis: connection pool: failed to dial after 5 attempts: connection refused" {
 		t.Fatalf("line %v", line)
+	}
+}
+
+// The processor bounds lock renewals, claim releases and shutdown's
+// confirms by contexts; go-redis ignores a context's deadline unless told
+// not to, and a slow Redis then held a 200 ms renewal for 2.5 s.
+func TestRedisClientsHonourContextDeadlines(t *testing.T) {
+	for _, url := range []string{"redis://127.0.0.1:6379/0", "redis+sentinel://127.0.0.1:26379/mymaster", "redis+cluster://127.0.0.1:7000"} {
+		o, err := ParseRedisURL(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rdb := o.NewClient()
+		var enabled bool
+		switch c := rdb.(type) {
+		case *redis.Client:
+			enabled = c.Options().ContextTimeoutEnabled
+		case *redis.ClusterClient:
+			enabled = c.Options().ContextTimeoutEnabled
+		default:
+			t.Fatalf("%s: client %T", url, rdb)
+		}
+		rdb.Close()
+		if !enabled {
+			t.Errorf("%s: the client ignores context deadlines (ContextTimeoutEnabled false)", url)
+		}
 	}
 }

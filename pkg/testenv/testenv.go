@@ -148,6 +148,7 @@ func (e *Env) Redis(t testing.TB) *redis.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	opt.ContextTimeoutEnabled = true // as the services' clients (service.RedisOptions.NewClient)
 	rdb := redis.NewClient(opt)
 	t.Cleanup(func() { rdb.Close() })
 	return rdb
