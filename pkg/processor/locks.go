@@ -31,12 +31,12 @@ type lockKeeper struct {
 	until time.Time // the locks' lease ends then at the earliest
 }
 
-// keepLocks starts renewing locks (keys claimed at store.AtLock by token)
-// until close. None: nothing runs.
-func (p *Processor) keepLocks(locks []string, token string) *lockKeeper {
+// keepLocks starts renewing locks (keys claimed at store.AtLock by token
+// in a round trip sent at taken) until close. None: nothing runs.
+func (p *Processor) keepLocks(locks []string, token string, taken time.Time) *lockKeeper {
 	lease := p.d.Store.LockLease()
 	every := max(lease/3, time.Millisecond)
-	k := &lockKeeper{stopped: make(chan struct{}), done: make(chan struct{}), margin: every, lease: lease, until: time.Now().Add(lease)}
+	k := &lockKeeper{stopped: make(chan struct{}), done: make(chan struct{}), margin: every, lease: lease, until: taken.Add(lease)}
 	if len(locks) == 0 {
 		k.until = time.Time{}
 		close(k.done)
@@ -46,7 +46,7 @@ func (p *Processor) keepLocks(locks []string, token string) *lockKeeper {
 		defer close(k.done)
 		t := time.NewTicker(every)
 		defer t.Stop()
-		renewed := time.Now() // the claim took them
+		renewed := taken
 		for {
 			select {
 			case <-k.stopped:

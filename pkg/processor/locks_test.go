@@ -34,7 +34,7 @@ func lockKeeperSetup(t *testing.T, lease time.Duration) (*Processor, *miniredis.
 // locks, and they are free soon after it stops renewing them.
 func TestLockKeeperRenews(t *testing.T) {
 	p, m, _, token := lockKeeperSetup(t, 300*time.Millisecond)
-	k := p.keepLocks([]string{"lock:e1", "lock:e2"}, token)
+	k := p.keepLocks([]string{"lock:e1", "lock:e2"}, token, time.Now())
 	start := time.Now()
 	// miniredis' clock moves only when told: move it with real time, so
 	// an unrenewed lock expires.
@@ -61,7 +61,7 @@ func TestLockKeeperRenews(t *testing.T) {
 func TestLockKeeperSaysWhenALockIsLost(t *testing.T) {
 	p, m, _, token := lockKeeperSetup(t, 300*time.Millisecond)
 	m.Set("inlet:dedup:lock:e2", "another-token")
-	k := p.keepLocks([]string{"lock:e1", "lock:e2"}, token)
+	k := p.keepLocks([]string{"lock:e1", "lock:e2"}, token, time.Now())
 	defer k.close()
 	testenv.Eventually(t, 5*time.Second, "the lost lock to be noticed", func() bool { return k.err() != nil })
 	if err := k.err(); !strings.Contains(err.Error(), `"lock:e2"`) {
@@ -74,12 +74,26 @@ func TestLockKeeperSaysWhenALockIsLost(t *testing.T) {
 // entity another attempt may be applying.
 func TestLockKeeperGivesUpWhenRedisIsAway(t *testing.T) {
 	p, m, _, token := lockKeeperSetup(t, 600*time.Millisecond)
-	k := p.keepLocks([]string{"lock:e1"}, token)
+	k := p.keepLocks([]string{"lock:e1"}, token, time.Now())
 	defer k.close()
 	m.Close()
 	down := time.Now()
 	testenv.Eventually(t, 5*time.Second, "the keeper to give up its locks", func() bool { return k.err() != nil })
 	if since := time.Since(down); since > 600*time.Millisecond {
 		t.Errorf("gave up %v after Redis went away, want before the 600ms lease ended", since)
+	}
+}
+
+// TestLockKeeperCountsTheLeaseFromTheClaim: the locks' lease runs from
+// when Redis took them, before the claim's answer came back; a batch whose
+// claim answer was slow must not count on a whole lease from the answer
+// (until 2026-11-30 it did: with an answer delayed past a third of the
+// lease, the batch trusted locks Redis had already let go).
+func TestLockKeeperCountsTheLeaseFromTheClaim(t *testing.T) {
+	p, _, _, token := lockKeeperSetup(t, 10*time.Second)
+	k := p.keepLocks([]string{"lock:e1"}, token, time.Now().Add(-8*time.Second))
+	defer k.close()
+	if err := k.err(); err == nil || !strings.Contains(err.Error(), "lease ends in less than") {
+		t.Fatalf("err = %v for locks claimed 8s into a 10s lease, want the batch to stop counting on them", err)
 	}
 }

@@ -518,7 +518,11 @@ func checkBusinessTime(src *source.Source, env *envelope.Envelope, out *router.O
 // worker.blocked; nil for none) ends a wait at once with errRebalance: the
 // batch holds nothing yet, and a wait held the whole group's rebalance
 // (BlockRebalanceOnPoll) up to the batch deadline, stalling every member.
-func (p *Processor) claim(ctx, stop context.Context, items []*item, token string, deadline time.Time, rebalance <-chan struct{}) ([]string, error) {
+//
+// sent is when the round trip that took the keys was sent: the entity
+// locks' lease runs from a moment after it (Redis's), so counting from it
+// never trusts a lock Redis has already let go when an answer was slow.
+func (p *Processor) claim(ctx, stop context.Context, items []*item, token string, deadline time.Time, rebalance <-chan struct{}) (claimed []string, sent time.Time, err error) {
 	// Sized for the batch: growing these maps showed in allocation profiles.
 	seen := make(map[string]bool, len(items))
 	locks := make(map[string]bool, len(items))
@@ -559,11 +563,12 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 				at = append(at, store.AtLock)
 			}
 		}
+		sent = time.Now()
 		res, err := p.d.Store.ClaimBatchAt(ctx, pending, at, token)
 		busy := 0 // keys held by another member, or 0 with err set
 		if err != nil {
 			if !store.IsUnavailable(err) && ctx.Err() == nil {
-				return pending, err
+				return pending, sent, err
 			}
 			if store.IsUnavailable(err) {
 				down = p.waits.failed(waitRedis, down)
@@ -603,7 +608,7 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 				taken, err = p.d.Store.RetakeDone(ctx, lost, token)
 				switch {
 				case err != nil && !store.IsUnavailable(err) && ctx.Err() == nil:
-					return append(acquired, lost...), fmt.Errorf("take back the claims of a lost commit: %w", err)
+					return append(acquired, lost...), sent, fmt.Errorf("take back the claims of a lost commit: %w", err)
 				case err != nil:
 					// Waited out as a failed claim: all tried again.
 					held = append(held, lost...)
@@ -620,7 +625,7 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 				}
 			}
 			if len(held) == 0 {
-				return acquired, nil
+				return acquired, sent, nil
 			}
 			if err := p.d.Store.ReleaseBatch(ctx, acquired, token); err != nil {
 				p.log.Warn("releasing claims after a busy one", "error", err)
@@ -644,24 +649,24 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			why = fmt.Errorf("redis (%d keys not claimed): %w", len(pending), err)
 		}
 		if stop.Err() != nil {
-			return pending, fmt.Errorf("%w while waiting for %w", errStopping, why)
+			return pending, sent, fmt.Errorf("%w while waiting for %w", errStopping, why)
 		}
 		if time.Now().After(deadline) {
-			return pending, fmt.Errorf("batch deadline (%v) passed while waiting for %w", p.cfg.BatchDeadline, why)
+			return pending, sent, fmt.Errorf("batch deadline (%v) passed while waiting for %w", p.cfg.BatchDeadline, why)
 		}
 		t := time.NewTimer(backoff/2 + time.Duration(rand.Int64N(int64(backoff))))
 		select {
 		case <-t.C:
 		case <-rebalance:
 			t.Stop()
-			return pending, fmt.Errorf("%w while waiting for %w", errRebalance, why)
+			return pending, sent, fmt.Errorf("%w while waiting for %w", errRebalance, why)
 		case <-ctx.Done():
 			t.Stop()
-			return pending, ctx.Err()
+			return pending, sent, ctx.Err()
 		}
 		backoff = min(backoff*2, p.cfg.BackoffMax)
 	}
-	return nil, nil
+	return nil, sent, nil
 }
 
 // apply runs the newest-wins compare-and-set for the items pick chooses

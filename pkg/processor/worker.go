@@ -290,14 +290,14 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	if err := p.awaitRegistry(ctx, stop, items, deadline); err != nil {
 		return w.abandon(ctx, stop, items, nil, token, err)
 	}
-	claimed, err := p.claim(ctx, stop, items, token, deadline, w.blocked)
+	claimed, claimSent, err := p.claim(ctx, stop, items, token, deadline, w.blocked)
 	if err != nil {
 		return w.abandon(ctx, stop, items, claimed, token, err)
 	}
 	// Every claim was taken before now (claim may have gone round for a
 	// while): none outlives this, the bound of confirming them.
 	leaseEnd := time.Now().Add(p.cfg.ClaimLease)
-	locks := p.keepLocks(heldLocks(items, claimed), token)
+	locks := p.keepLocks(heldLocks(items, claimed), token, claimSent)
 	defer locks.close()
 	// Encoded before the newest-wins update: an event whose processed
 	// record cannot be written becomes invalid without having moved its
