@@ -112,6 +112,8 @@ func (e *StatusError) Error() string {
 // traceparent (and tracestate). The error is nil, retry.Retryable (with the Retry-After asked for) or
 // retry.Permanent.
 func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKey, correlationID string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, s.cfg.Method, s.cfg.URL, bytes.NewReader(body))
 	if err != nil {
 		return retry.Permanent(fmt.Errorf("sink request: %w", err))
@@ -134,6 +136,13 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 		return retry.Retryable(fmt.Errorf("sink %s: %w", s.where, err), 0)
 	}
 	defer resp.Body.Close()
+	// The status decides; the body is only an excerpt for the error and a
+	// drain for reusing the connection. A sink that trickles it (a proxy,
+	// a streaming endpoint) held every delivery to the whole timeout, its
+	// batch's other deliveries ran out of time and went to retry tiers,
+	// though each was accepted at once.
+	stopReading := time.AfterFunc(answerBodyGrace, cancel)
+	defer stopReading.Stop()
 	// Read past the excerpt's end by the longest secret, so that one
 	// straddling the cut is read whole, and redacted, before the cut.
 	longest := 0
@@ -161,6 +170,9 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 
 // answerExcerpt is how much of a failed answer goes into the error.
 const answerExcerpt = 256
+
+// answerBodyGrace bounds reading an answer's body once its status came.
+const answerBodyGrace = time.Second
 
 // redact replaces, in a sink's answer, every configured header value (and
 // the credential after an Authorization-style scheme) and the URL's path,

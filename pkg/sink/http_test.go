@@ -217,3 +217,51 @@ func TestSendCarriesTraceContext(t *testing.T) {
 		t.Fatalf("traceparent %q without a trace context, want none", tp)
 	}
 }
+
+// TestHTTPTrickledAnswerDoesNotHoldTheDelivery: a sink that answers at
+// once and then trickles the body (a proxy, a streaming endpoint) is
+// decided by its status, not held to its timeout: with the whole timeout
+// per delivery, a batch's deliveries ran out of time and went to retry
+// tiers though each had been accepted.
+func TestHTTPTrickledAnswerDoesNotHoldTheDelivery(t *testing.T) {
+	for _, status := range []int{http.StatusOK, http.StatusServiceUnavailable} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			done := make(chan struct{})
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(status)
+				w.(http.Flusher).Flush()
+				tick := time.NewTicker(50 * time.Millisecond)
+				defer tick.Stop()
+				for {
+					select {
+					case <-tick.C:
+						if _, err := w.Write([]byte("x")); err != nil {
+							return
+						}
+						w.(http.Flusher).Flush()
+					case <-r.Context().Done():
+						return
+					case <-done:
+						return
+					}
+				}
+			}))
+			defer srv.Close()
+			defer close(done)
+			const timeout = 20 * time.Second
+			s, _ := NewHTTP(HTTPConfig{URL: srv.URL, Timeout: timeout})
+			start := time.Now()
+			err := s.Send(context.Background(), []byte(`{}`), "application/json", "k", "c")
+			took := time.Since(start)
+			if status == http.StatusOK && err != nil {
+				t.Fatalf("accepted delivery failed: %v", err)
+			}
+			if status != http.StatusOK && !retry.IsRetryable(err) {
+				t.Fatalf("503: %v, want retryable", err)
+			}
+			if took > timeout/2 {
+				t.Fatalf("the delivery took %v (sink timeout %v), though the sink answered at once", took, timeout)
+			}
+		})
+	}
+}
