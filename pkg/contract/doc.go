@@ -51,8 +51,10 @@
 // most one branch per JSON kind (null, boolean, number, string, array,
 // object) so that a value picks its branch without guessing. Make an
 // optional field nullable with a null default (["null", T], "default": null)
-// so later versions can drop it compatibly. A string field with
-// "inlet.json": "raw" takes any JSON value as its JSON text.
+// so later versions can drop it compatibly. A union whose first branch is a
+// record, enum or map may only default to null (hamba/avro can neither
+// write nor read such a default), so Load refuses any other. A string field
+// with "inlet.json": "raw" takes any JSON value as its JSON text.
 //
 // Enums: an enum without a default is closed, and a symbol the contract
 // does not list makes the payload invalid (the invalid topic, with the

@@ -15,8 +15,9 @@ var (
 
 	// ErrSchema is wrapped by Load when a version's .avsc does not parse, is
 	// not a record, uses a type a JSON payload cannot carry (bytes, fixed,
-	// logical types), has an ambiguous union, or is not referenced by the
-	// manifest.
+	// logical types), has an ambiguous union or a non-null union default
+	// hamba/avro cannot use (record, enum or map first branch), or is not
+	// referenced by the manifest.
 	ErrSchema = errors.New("invalid contract schema")
 
 	// ErrIncompatible is wrapped by Load when a version is not compatible with

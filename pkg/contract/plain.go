@@ -7,8 +7,9 @@ import (
 )
 
 // Plain returns v, a value of s in the generic form Read returns, shaped as
-// a JSON reader without the schema expects it: a union's record, enum,
-// array or map branch unwrapped from hamba's {"<type name>": value}, and a
+// a JSON reader without the schema expects it: a union's branch unwrapped
+// from hamba's {"<type name>": value} (a record, enum, array or map branch,
+// and a primitive one beside such a branch), and a
 // raw JSON field (JSONProp) as the JSON it carries rather than a string
 // holding it. It is for bodies that leave Kafka, such as an HTTP sink's,
 // whose readers never see the schema. v is not modified.
@@ -22,11 +23,11 @@ func Plain(s avro.Schema, v any) any {
 		if !ok || len(m) != 1 {
 			return v // null, or a primitive branch held bare
 		}
+		// Every branch: beside a record, enum, array or map branch,
+		// hamba holds a primitive one wrapped too ({"string": "cus_1"}).
 		for _, t := range s.Types() {
-			if wrapped(t) {
-				if b, ok := m[unionBranchName(t)]; ok {
-					return Plain(t, b)
-				}
+			if b, ok := m[unionBranchName(t)]; ok {
+				return Plain(t, b)
 			}
 		}
 	case *avro.RecordSchema:
@@ -76,8 +77,9 @@ func Plain(s avro.Schema, v any) any {
 	return v
 }
 
-// wrapped reports whether hamba's generic form holds a union branch of
-// type s as {"<type name>": value} (primitive branches are held bare).
+// wrapped reports whether s is a type hamba's generic form holds wrapped,
+// {"<type name>": value}, in a union; a union with such a branch holds its
+// primitive branches wrapped too, a union of primitives holds them bare.
 func wrapped(s avro.Schema) bool {
 	if ref, ok := s.(*avro.RefSchema); ok {
 		s = ref.Schema()

@@ -63,3 +63,38 @@ func TestPlainUnwrapsUnions(t *testing.T) {
 		t.Fatalf("Plain modified its argument: %s, was %s", again, before)
 	}
 }
+
+// TestPlainUnwrapsPrimitiveOfMixedUnion: in a union with a record, enum,
+// array or map branch, hamba's generic form wraps the primitive branches
+// too ({"string": "cus_1"}), and a sink's body carried that wrapper for a
+// field such as Stripe's expandable customer (an id, or the object).
+func TestPlainUnwrapsPrimitiveOfMixedUnion(t *testing.T) {
+	r, err := contract.Load(mapFS(map[string]string{
+		"test/plain/manifest.yaml": "name: test/plain\ncanonical: v1\nversions:\n  - name: v1\n    source_versions: [\"v1\"]\n",
+		"test/plain/v1.avsc": `{"type":"record","name":"P","namespace":"test.plain","fields":[
+			{"name":"customer","type":["null","string",{"type":"record","name":"Customer","fields":[{"name":"id","type":"string"}]}],"default":null},
+			{"name":"amount","type":["null","long",{"type":"array","items":"long"}],"default":null},
+			{"name":"ok","type":["null","boolean",{"type":"map","values":"string"}],"default":null}]}`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := r.Contract("test/plain")
+	for _, payload := range []string{
+		`{"amount":5,"customer":"cus_1","ok":true}`,
+		`{"amount":[1,2],"customer":{"id":"cus_1"},"ok":{"a":"b"}}`,
+		`{"amount":null,"customer":null,"ok":null}`,
+	} {
+		got, err := c.CanonicalVersion().Read([]byte(payload))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err := json.Marshal(contract.Plain(c.Canonical(), got))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(body) != payload {
+			t.Errorf("Plain = %s, want the payload's shape %s", body, payload)
+		}
+	}
+}

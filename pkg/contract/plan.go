@@ -183,6 +183,9 @@ func (c *compiler) record(r *avro.RecordSchema, where string) (*node, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := checkUnionDefault(f, fw); err != nil {
+			return nil, err
+		}
 		n.index[f.Name()] = len(n.fields)
 		n.fields = append(n.fields, fieldPlan{
 			name:       f.Name(),
@@ -192,6 +195,23 @@ func (c *compiler) record(r *avro.RecordSchema, where string) (*node, error) {
 		})
 	}
 	return n, nil
+}
+
+// checkUnionDefault refuses a union default hamba/avro cannot use: with
+// a record, enum or map first branch, it neither encodes the default (a
+// payload lacking the field) nor decodes it (an older version's payload,
+// upcast), so every such event would fail as if processing did, through
+// the retry tiers to the DLQ.
+func checkUnionDefault(f *avro.Field, where string) error {
+	u, ok := f.Type().(*avro.UnionSchema)
+	if !ok || !f.HasDefault() || f.Default() == nil {
+		return nil
+	}
+	switch first := u.Types()[0]; deref(first).Type() {
+	case avro.Record, avro.Enum, avro.Map:
+		return fmt.Errorf("%s: a non-null default for a union whose first branch is of type %s is not supported (hamba/avro can neither write nor read it): put \"null\" first, with \"default\": null", at(where), deref(first).Type())
+	}
+	return nil
 }
 
 func rawNode(s avro.Schema, where string) (*node, error) {

@@ -73,6 +73,9 @@ func (v *Version) upcast(val any) (map[string]any, error) {
 	if err := v.contract.api.Unmarshal(v.resolved, b, &out); err != nil {
 		return nil, fmt.Errorf("contract %s %s: upcast to %s: %w", v.contract.name, v.name, v.contract.canonical.name, err)
 	}
+	if v.rewrap {
+		rewrap(v.contract.canonical.schema, v.resolved, out)
+	}
 	return out, nil
 }
 

@@ -439,3 +439,63 @@ func TestUpcastLargeString(t *testing.T) {
 		t.Fatalf("payload of %d bytes: %v", len(p), err)
 	}
 }
+
+// TestUpcastIntoUnion: a v2 that makes a required field a union (the
+// provider started sending null, or an expanded object for an id) is
+// backward compatible, and a v1 payload upcast to it must be a value of the
+// canonical schema in Read's form: a record, enum, array or map branch, and
+// any branch of a union that has one, as {"<type name>": value}. Avro
+// resolution read the bare value, which the processed record's encoder
+// refused ("avro: unknown union type x": every v1 event invalid).
+func TestUpcastIntoUnion(t *testing.T) {
+	rec := func(fields string) string {
+		return `{"type":"record","name":"Evo","namespace":"test.evo","fields":[` + fields + `]}`
+	}
+	const o = `{"type":"record","name":"O","fields":[{"name":"x","type":"string"}]}`
+	cases := []struct {
+		name, v1, v2, payload, plain string
+	}{
+		{"record", `{"name":"n","type":` + o + `}`, `{"name":"n","type":["null",` + o + `],"default":null}`, `{"n":{"x":"a"}}`, `{"n":{"x":"a"}}`},
+		{"enum", `{"name":"n","type":{"type":"enum","name":"E","symbols":["a"]}}`, `{"name":"n","type":["null",{"type":"enum","name":"E","symbols":["a","b"]}],"default":null}`, `{"n":"a"}`, `{"n":"a"}`},
+		{"array", `{"name":"n","type":{"type":"array","items":"int"}}`, `{"name":"n","type":["null",{"type":"array","items":"long"}],"default":null}`, `{"n":[1]}`, `{"n":[1]}`},
+		{"map", `{"name":"n","type":{"type":"map","values":"long"}}`, `{"name":"n","type":["null",{"type":"map","values":"long"}],"default":null}`, `{"n":{"k":1}}`, `{"n":{"k":1}}`},
+		{"record in array item", `{"name":"n","type":{"type":"array","items":{"type":"record","name":"I","fields":[{"name":"o","type":` + o + `}]}}}`,
+			`{"name":"n","type":{"type":"array","items":{"type":"record","name":"I","fields":[{"name":"o","type":["null",` + o + `],"default":null}]}}}`, `{"n":[{"o":{"x":"a"}}]}`, `{"n":[{"o":{"x":"a"}}]}`},
+		{"record in nullable record", `{"name":"n","type":["null",{"type":"record","name":"I","fields":[{"name":"o","type":` + o + `}]}],"default":null}`,
+			`{"name":"n","type":["null",{"type":"record","name":"I","fields":[{"name":"o","type":["null",` + o + `],"default":null}]}],"default":null}`, `{"n":{"o":{"x":"a"}}}`, `{"n":{"o":{"x":"a"}}}`},
+		{"string to expandable", `{"name":"n","type":"string"}`, `{"name":"n","type":["null","string",` + o + `],"default":null}`, `{"n":"a"}`, `{"n":"a"}`},
+		{"long to long or array", `{"name":"n","type":"int"}`, `{"name":"n","type":["null","long",{"type":"array","items":"long"}],"default":null}`, `{"n":1}`, `{"n":1}`},
+		{"record in map", `{"name":"n","type":{"type":"map","values":` + o + `}}`, `{"name":"n","type":{"type":"map","values":["null",` + o + `]}}`, `{"n":{"k":{"x":"a"}}}`, `{"n":{"k":{"x":"a"}}}`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := contract.Load(mapFS(map[string]string{
+				"test/evo/manifest.yaml": "name: test/evo\ncanonical: v2\nversions:\n  - name: v1\n    source_versions: [\"a\"]\n  - name: v2\n    source_versions: [\"b\"]\n    compatibility: backward\n",
+				"test/evo/v1.avsc":       rec(tc.v1),
+				"test/evo/v2.avsc":       rec(tc.v2),
+			}))
+			if err != nil {
+				t.Fatalf("Load: %v", err)
+			}
+			c, _ := r.Contract("test/evo")
+			got, err := version(t, r, "test/evo", "a").Read([]byte(tc.payload))
+			if err != nil {
+				t.Fatalf("Read: %v", err)
+			}
+			b, err := avro.Marshal(c.ProcessedSchema(), &contract.Processed{Data: got})
+			if err != nil {
+				t.Fatalf("v1 payload upcast to v2 does not encode as a processed record: %v (Read = %#v)", err, got)
+			}
+			var back contract.Processed
+			if err := avro.Unmarshal(c.ProcessedSchema(), b, &back); err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(back.Data, got) {
+				t.Errorf("Read = %#v, want the canonical form %#v", got, back.Data)
+			}
+			if plain, _ := json.Marshal(contract.Plain(c.Canonical(), got)); string(plain) != tc.plain {
+				t.Errorf("Plain = %s, want %s", plain, tc.plain)
+			}
+		})
+	}
+}

@@ -48,6 +48,8 @@ type Version struct {
 	// with Canonical(), so Read skips the Avro encode and decode (see
 	// node.direct).
 	direct bool
+	// rewrap: resolved decodes some union branch bare (see rewrap.go).
+	rewrap bool
 }
 
 // Load reads every <provider>/<type>/manifest.yaml in fsys and the
@@ -228,6 +230,7 @@ func (c *Contract) checkCompatibility(file string) error {
 				file, ErrIncompatible, c.name, v.name, c.canonical.name, err)
 		}
 		v.resolved = r
+		v.rewrap = needsRewrap(c.canonical.schema, r)
 		v.direct = v == c.canonical && v.plan.direct()
 	}
 	return nil

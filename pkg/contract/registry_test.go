@@ -305,3 +305,28 @@ versions:
 		t.Error("Canonical() is not the canonical version's schema")
 	}
 }
+
+// TestLoadRefusesUnreadableUnionDefault: hamba/avro can neither encode nor
+// decode a union default whose first branch is a record, an enum or a map,
+// so a version with one loaded and then failed every payload lacking the
+// field, and every older version's payload (upcast), with an error that is
+// no validation error: each such event went through the retry tiers to the
+// DLQ.
+func TestLoadRefusesUnreadableUnionDefault(t *testing.T) {
+	for name, field := range map[string]string{
+		"record": `{"name":"p","type":[{"type":"record","name":"P","fields":[{"name":"q","type":"string"}]},"null"],"default":{"q":"d"}}`,
+		"enum":   `{"name":"p","type":[{"type":"enum","name":"E","symbols":["x","y"]},"null"],"default":"y"}`,
+		"map":    `{"name":"p","type":[{"type":"map","values":"long"},"null"],"default":{"a":1}}`,
+		"nested": `{"name":"o","type":{"type":"record","name":"O","fields":[{"name":"p","type":[{"type":"enum","name":"E","symbols":["x","y"]},"null"],"default":"y"}]}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := contract.Load(mapFS(map[string]string{
+				"test/thing/manifest.yaml": "name: test/thing\ncanonical: v1\nversions:\n  - name: v1\n    source_versions: [\"1\"]\n",
+				"test/thing/v1.avsc":       `{"type":"record","name":"R","namespace":"t","fields":[{"name":"id","type":"long"},` + field + `]}`,
+			}))
+			if !errors.Is(err, contract.ErrSchema) || !strings.Contains(err.Error(), "field ") || !strings.Contains(err.Error(), `"null" first`) {
+				t.Fatalf("Load = %v, want ErrSchema naming the field and the fix", err)
+			}
+		})
+	}
+}
