@@ -88,13 +88,20 @@ func newHMAC(kind string, cfg HMACConfig) (*HMAC, error) {
 
 // Verify implements Verifier.
 func (p *HMAC) Verify(h http.Header, body []byte, _ time.Time) error {
-	v, err := headerValue(h, p.kind, p.header)
+	return p.verifyIn(h, p.header, body)
+}
+
+// verifyIn checks the signature carried in header name, which must be
+// canonical: p.header, or another name the same provider signs under
+// (Shopify's unprefixed header).
+func (p *HMAC) verifyIn(h http.Header, name string, body []byte) error {
+	v, err := headerValue(h, p.kind, name)
 	if err != nil {
 		return err
 	}
 	enc, ok := strings.CutPrefix(v, p.prefix)
 	if !ok {
-		return failure(ErrMalformedSignature, p.kind, p.header, "signature prefix missing")
+		return failure(ErrMalformedSignature, p.kind, name, "signature prefix missing")
 	}
 	var sum [maxMACSize]byte
 	if p.base64 {
@@ -103,11 +110,11 @@ func (p *HMAC) Verify(h http.Header, body []byte, _ time.Time) error {
 		ok = decodeHex(sum[:p.size], enc)
 	}
 	if !ok {
-		return failure(ErrMalformedSignature, p.kind, p.header, "signature is not a correctly sized "+p.encoding()+" MAC")
+		return failure(ErrMalformedSignature, p.kind, name, "signature is not a correctly sized "+p.encoding()+" MAC")
 	}
 	cands := [1][]byte{sum[:p.size]}
 	if !p.keys.match(body, cands[:]) {
-		return failure(ErrSignatureMismatch, p.kind, p.header, "signature does not match")
+		return failure(ErrSignatureMismatch, p.kind, name, "signature does not match")
 	}
 	return nil
 }

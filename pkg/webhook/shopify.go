@@ -5,14 +5,23 @@ import (
 	"time"
 )
 
-// ShopifyHeader is the header Shopify puts its signature in.
+// ShopifyHeader is the header Shopify has always put its signature in, and
+// the one Sign sets.
 const ShopifyHeader = "X-Shopify-Hmac-Sha256"
 
+// ShopifyUnprefixedHeader is the header of Shopify's newer, unprefixed
+// header names (Shopify-Topic, Shopify-Webhook-Id, ...), which carries the
+// same signature. Shopify's libraries read it first.
+const ShopifyUnprefixedHeader = "Shopify-Hmac-Sha256"
+
 // Shopify verifies and signs Shopify webhook deliveries: the
-// X-Shopify-Hmac-Sha256 header holds the base64 HMAC-SHA256 of the body,
-// keyed with the app's client secret (or, for webhooks created in the shop
-// admin, the secret shown there). Shopify signs no timestamp; deduplicate on
-// X-Shopify-Webhook-Id downstream.
+// X-Shopify-Hmac-Sha256 header, or Shopify-Hmac-Sha256 in the newer header
+// names, holds the base64 HMAC-SHA256 of the body, keyed with the app's
+// client secret (or, for webhooks created in the shop admin, the secret
+// shown there). As in Shopify's own library (@shopify/shopify-api), when
+// Shopify-Hmac-Sha256 is present and not empty it is the signature checked,
+// and X-Shopify-Hmac-Sha256 is not consulted. Shopify signs no timestamp;
+// deduplicate on the webhook id downstream.
 type Shopify struct {
 	mac *HMAC
 }
@@ -37,6 +46,9 @@ func NewShopify(secrets [][]byte) (*Shopify, error) {
 func (s *Shopify) Verify(h http.Header, body []byte, now time.Time) error {
 	if s.mac == nil {
 		return failure(ErrSignatureMismatch, KindShopify, ShopifyHeader, "no secrets configured")
+	}
+	if vs := h[ShopifyUnprefixedHeader]; len(vs) > 1 || len(vs) == 1 && vs[0] != "" {
+		return s.mac.verifyIn(h, ShopifyUnprefixedHeader, body)
 	}
 	return s.mac.Verify(h, body, now)
 }
