@@ -119,6 +119,9 @@ func Validate(cfg Config, events []SenderEvent) error {
 	if cfg.Since.IsZero() && cfg.Until.IsZero() {
 		return nil
 	}
+	if err := checkWindow(cfg.Since, cfg.Until); err != nil {
+		return err
+	}
 	var first, last time.Time
 	dated := 0
 	undated := map[string]bool{} // counted as Check counts them: by id
@@ -154,6 +157,19 @@ func Validate(cfg Config, events []SenderEvent) error {
 	}
 	return fmt.Errorf("%w: none of the log's %d dated events is in %s: they run from %s to %s%s (a stale export, or the wrong range?): nothing to check, so no report",
 		ErrNoneInRange, dated, strings.Join(window, " "), first.UTC().Format(time.RFC3339), last.UTC().Format(time.RFC3339), also)
+}
+
+// checkWindow refuses a window [since, until) that holds no time (both
+// given, since not before until), wrapping ErrNoneInRange: it was
+// reported as a log none of whose events is in it, "a stale export, or
+// the wrong range?", and --stripe asked the API for it and said the key
+// might be another account's.
+func checkWindow(since, until time.Time) error {
+	if since.IsZero() || until.IsZero() || since.Before(until) {
+		return nil
+	}
+	return fmt.Errorf("%w: --since must be before --until (the window is [--since, --until), --until excluded): --since %s, --until %s",
+		ErrNoneInRange, since.UTC().Format(time.RFC3339Nano), until.UTC().Format(time.RFC3339Nano))
 }
 
 // inWindow reports whether at is in [cfg.Since, cfg.Until).

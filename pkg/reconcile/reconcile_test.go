@@ -220,6 +220,27 @@ func TestReconcileRefusesNothingToCheck(t *testing.T) {
 	})
 }
 
+// TestReconcileRefusesAnEmptyWindow: a --since not before --until holds
+// no time. It was reported as a log none of whose events is in it ("a
+// stale export, or the wrong range?", even of an event at exactly
+// --since), and --stripe asked the API for it, then said the key might
+// be another account's.
+func TestReconcileRefusesAnEmptyWindow(t *testing.T) {
+	at := time.Date(2025, 1, 31, 0, 0, 0, 0, time.UTC)
+	events := []SenderEvent{{ID: "evt_1", At: at}}
+	for _, w := range []struct{ since, until time.Time }{{at, at}, {at.Add(time.Hour), at}} {
+		err := Validate(Config{Since: w.since, Until: w.until}, events)
+		if !errors.Is(err, ErrNoneInRange) || !strings.Contains(err.Error(), "--since must be before --until") {
+			t.Errorf("since %v until %v: %v, want the empty window named", w.since, w.until, err)
+		}
+	}
+	srv, pages := fakeStripe(t, 10)
+	f := &Stripe{APIKey: "sk_test_x", BaseURL: srv.URL}
+	if _, err := f.Fetch(context.Background(), at.Add(time.Hour), at); !errors.Is(err, ErrNoneInRange) || *pages != 0 {
+		t.Errorf("Fetch of an empty window: %v after %d pages, want ErrNoneInRange and none asked", err, *pages)
+	}
+}
+
 // TestCheckRefusesANegativeSlack: Slack is how far before Since the raw
 // topic is read; below 0 it is refused (ErrNegativeSlack) before Kafka is
 // read (the broker here is not there). Only 0 was taken for the default,

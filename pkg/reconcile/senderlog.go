@@ -397,10 +397,14 @@ type Stripe struct {
 	Client  *http.Client
 }
 
-// Fetch lists the events created in [since, until).
+// Fetch lists the events created in [since, until); a window holding no
+// time is refused (ErrNoneInRange) without asking.
 func (s *Stripe) Fetch(ctx context.Context, since, until time.Time) ([]SenderEvent, error) {
 	if s.APIKey == "" {
 		return nil, errors.New("stripe: no API key (STRIPE_API_KEY)")
+	}
+	if err := checkWindow(since, until); err != nil {
+		return nil, err
 	}
 	base := s.BaseURL
 	if base == "" {

@@ -413,7 +413,7 @@ func ParseTime(r gjson.Result) *time.Time {
 	ok := false
 	switch r.Type {
 	case gjson.Number:
-		t, ok = UnixTime(r.Float())
+		t, ok = unixNumber(r.Raw, r.Float())
 	case gjson.String:
 		t, ok = ParseTimeText(r.Str)
 	}
@@ -429,16 +429,30 @@ func ParseTime(r gjson.Result) *time.Time {
 // times before 1971 or after 9999.
 func ParseTimeText(s string) (t time.Time, ok bool) {
 	if f, err := strconv.ParseFloat(s, 64); err == nil {
-		return UnixTime(f)
+		return unixNumber(s, f)
 	}
-	p, err := time.Parse(time.RFC3339Nano, s)
+	p, err := parseRFC3339(s)
 	if err != nil {
-		// RFC 3339 allows a lower-case t and z; Go's layout does not.
-		if p, err = time.Parse(time.RFC3339Nano, strings.ToUpper(s)); err != nil {
-			return time.Time{}, false
-		}
+		return time.Time{}, false
 	}
 	return inRange(p)
+}
+
+// parseRFC3339 is time.Parse with RFC 3339's own leniencies: a lower-case
+// t and z, and a leap second (23:59:60, which Go refuses: the event went
+// to the invalid topic). A leap second reads as the last nanosecond of the
+// second before, so it stays after that second and before the next
+// minute, as newest-wins must see it; the leap second's fraction is lost.
+func parseRFC3339(s string) (time.Time, error) {
+	s = strings.ToUpper(s)
+	p, err := time.Parse(time.RFC3339Nano, s)
+	if err == nil || len(s) < 19 || s[16] != ':' || s[17:19] != "60" {
+		return p, err
+	}
+	if p, err = time.Parse(time.RFC3339Nano, s[:17]+"59"+s[19:]); err != nil {
+		return p, err
+	}
+	return p.Truncate(time.Second).Add(time.Second - time.Nanosecond), nil
 }
 
 // UnixTime reads a Unix time by its size: seconds up to 1e11 (year 5138),
@@ -447,14 +461,16 @@ func ParseTimeText(s string) (t time.Time, ok bool) {
 // real date. The time is in UTC; ok is false for NaN, infinities and times
 // before 1971 or after 9999 (so 0, a common "no time", is none).
 func UnixTime(f float64) (t time.Time, ok bool) {
-	switch a := math.Abs(f); {
-	case math.IsNaN(f) || a >= 9e18: // past int64 nanoseconds
+	a := math.Abs(f)
+	if math.IsNaN(f) || a >= 9e18 { // past int64 nanoseconds
 		return time.Time{}, false
-	case a > 1e17:
+	}
+	switch unixScale(a) {
+	case 9:
 		t = time.Unix(0, int64(f))
-	case a > 1e14:
+	case 6:
 		t = time.UnixMicro(int64(f))
-	case a > 1e11:
+	case 3:
 		t = time.UnixMilli(int64(f))
 	default:
 		sec := int64(f)
@@ -463,9 +479,73 @@ func UnixTime(f float64) (t time.Time, ok bool) {
 	return inRange(t)
 }
 
+// unixScale is the unit UnixTime takes a Unix time of magnitude a in, as
+// decimal places of a second: 0 (seconds), 3, 6 or 9 (nanoseconds).
+func unixScale(a float64) int {
+	switch {
+	case a > 1e17:
+		return 9
+	case a > 1e14:
+		return 6
+	case a > 1e11:
+		return 3
+	}
+	return 0
+}
+
+// unixNumber is UnixTime of the number f, read exactly from text, how f
+// is written, when that is plain decimal digits: a float64 holds about 16
+// digits, and 1700000000123.8 and 1700000000123.2 (milliseconds, as
+// Python's time.time()*1000 writes them) both read as ...123 ms, so
+// newest-wins took the older event as no older than the newer one and
+// applied it over it; nanoseconds were off by up to 128.
+func unixNumber(text string, f float64) (time.Time, bool) {
+	t, ok := UnixTime(f)
+	if !ok {
+		return t, false
+	}
+	if exact, ok := decimalUnix(text, unixScale(math.Abs(f))); ok {
+		return inRange(exact)
+	}
+	return t, true // an exponent, a hexadecimal float: as the float reads
+}
+
+// decimalUnix reads s, a Unix time in units of 10^-scale seconds written
+// as an optional sign, digits and an optional fraction, exactly (below the
+// nanosecond, cut off); ok is false for text of any other form. The
+// caller has bounded its size.
+func decimalUnix(s string, scale int) (time.Time, bool) {
+	neg := false
+	if s != "" && (s[0] == '-' || s[0] == '+') {
+		neg, s = s[0] == '-', s[1:]
+	}
+	whole, frac, _ := strings.Cut(s, ".")
+	if !allDigits(whole) || (frac != "" && !allDigits(frac)) {
+		return time.Time{}, false
+	}
+	// The seconds are whole's digits but the last scale ones, which
+	// lead the fraction of a second.
+	whole = strings.Repeat("0", max(0, scale+1-len(whole))) + whole
+	cut := len(whole) - scale
+	sec, err := strconv.ParseInt(whole[:cut], 10, 64)
+	if err != nil {
+		return time.Time{}, false
+	}
+	frac = whole[cut:] + frac
+	nsec, _ := strconv.ParseInt((frac + "000000000")[:9], 10, 64)
+	if neg {
+		sec, nsec = -sec, -nsec
+	}
+	return time.Unix(sec, nsec), true
+}
+
+// inRange is t in UTC when its year there is 1971 to 9999. The year is the
+// instant's, not the offset's wall clock: "9999-12-31T23:30:00-01:00" is
+// in year 10000, which RFC 3339 cannot write back.
 func inRange(t time.Time) (time.Time, bool) {
+	t = t.UTC()
 	if t.Year() < 1971 || t.Year() > 9999 {
 		return time.Time{}, false
 	}
-	return t.UTC(), true
+	return t, true
 }

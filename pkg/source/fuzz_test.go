@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -294,6 +295,33 @@ func FuzzParse(f *testing.F) {
 						t.Fatalf("source %q events[%q]: accepted template %q: %v", name, pattern, tmpl, err)
 					}
 				}
+			}
+		}
+	})
+}
+
+// FuzzParseTimeText reads arbitrary text as a business time. Invariants:
+// never a panic; a time is in UTC between 1971 and 9999; a number is read
+// as its float64 value in the unit its size says (see UnixTime), within
+// the float's rounding and the nanosecond cut.
+func FuzzParseTimeText(f *testing.F) {
+	for _, s := range []string{"1700000000", "1700000000.000001", "1700000000123.5", "1700000000123456789", "-1700000000",
+		"1.7e9", "0x1p30", "2025-01-02T03:04:05Z", "2016-12-31T23:59:60.5Z", "9999-12-31T23:30:00-01:00", "2025-01-02t03:04:05z", "NaN"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := ParseTimeText(s)
+		if !ok {
+			return
+		}
+		if got.Location() != time.UTC || got.Year() < 1971 || got.Year() > 9999 {
+			t.Fatalf("%q: %v", s, got)
+		}
+		if fl, err := strconv.ParseFloat(s, 64); err == nil {
+			want := fl / math.Pow10(unixScale(math.Abs(fl)))
+			sec := float64(got.Unix()) + float64(got.Nanosecond())/1e9
+			if d := math.Abs(sec - want); d > 1e-6+math.Abs(want)*1e-15 {
+				t.Fatalf("%q: %v, %gs from the number's %g s", s, got, d, want)
 			}
 		}
 	})

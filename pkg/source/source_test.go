@@ -103,6 +103,70 @@ func TestParseTime(t *testing.T) {
 	}
 }
 
+// TestParseTimeReadsNumbersExactly: a Unix time was read through a
+// float64, about 16 digits: 1700000000123.8 and 1700000000123.2
+// (milliseconds, as Python's time.time()*1000 writes them) both read as
+// ...123 ms, so newest-wins applied the older over the newer;
+// 1700000000.000001 read as 953 ns, and nanoseconds were off by up to 128.
+func TestParseTimeReadsNumbersExactly(t *testing.T) {
+	base := time.Unix(1700000000, 0).UTC()
+	for in, want := range map[string]time.Time{
+		`1700000000.000001`:     base.Add(time.Microsecond),
+		`"1700000000.000001"`:   base.Add(time.Microsecond),
+		`1700000000.123456789`:  base.Add(123456789),
+		`1700000000123.5`:       base.Add(123500 * time.Microsecond),
+		`"1700000000123.25"`:    base.Add(123250 * time.Microsecond),
+		`1700000000123456.5`:    base.Add(123456500),
+		`1700000000123456789`:   base.Add(123456789),
+		`"1700000000123456789"`: base.Add(123456789),
+	} {
+		if got := ParseTime(gjson.Parse(in)); got == nil || !got.Equal(want) {
+			t.Errorf("%s: %v, want %v", in, got, want)
+		}
+	}
+	// Newest-wins compares microseconds: two updates 0.6 ms apart must
+	// not tie.
+	older, newer := ParseTime(gjson.Parse(`1700000000123.2`)), ParseTime(gjson.Parse(`1700000000123.8`))
+	if !newer.After(*older) {
+		t.Errorf("1700000000123.8 (%v) is not after 1700000000123.2 (%v)", newer, older)
+	}
+}
+
+// TestParseTimeBoundsTheInstant: the 1971 to 9999 bound was checked on
+// the wall clock of the offset written, so 9999-12-31T23:30:00-01:00 (year
+// 10000, which RFC 3339 cannot write back) was taken, and the same
+// instant as 1970-12-31T23:30:00-01:00 refused.
+func TestParseTimeBoundsTheInstant(t *testing.T) {
+	for _, in := range []string{`"9999-12-31T23:30:00-01:00"`, `"1971-01-01T00:30:00+01:00"`} {
+		if got := ParseTime(gjson.Parse(in)); got != nil {
+			t.Errorf("%s: %v, want nil (outside 1971 to 9999 in UTC)", in, got)
+		}
+	}
+	if got := ParseTime(gjson.Parse(`"1970-12-31T23:30:00-01:00"`)); got == nil || !got.Equal(time.Date(1971, 1, 1, 0, 30, 0, 0, time.UTC)) {
+		t.Errorf("1970-12-31T23:30:00-01:00: %v, want 1971-01-01T00:30:00Z", got)
+	}
+}
+
+// TestParseTimeLeapSecond: RFC 3339 allows a leap second, 23:59:60, which
+// Go's parser refuses: an event stamped in one went to the invalid topic.
+// It reads as the end of the second before, never before that second nor
+// after the next minute starts.
+func TestParseTimeLeapSecond(t *testing.T) {
+	before := time.Date(2016, 12, 31, 23, 59, 59, 500_000_000, time.UTC)
+	after := time.Date(2017, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, in := range []string{`"2016-12-31T23:59:60Z"`, `"2016-12-31T23:59:60.25Z"`, `"2017-01-01T08:59:60+09:00"`, `"2016-12-31t23:59:60z"`} {
+		got := ParseTime(gjson.Parse(in))
+		if got == nil || !got.After(before) || !got.Before(after) {
+			t.Errorf("%s: %v, want a time after %v and before %v", in, got, before, after)
+		}
+	}
+	for _, in := range []string{`"2016-12-31T23:59:61Z"`, `"2016-12-31T23:60:00Z"`} {
+		if got := ParseTime(gjson.Parse(in)); got != nil {
+			t.Errorf("%s: %v, want nil", in, got)
+		}
+	}
+}
+
 // TestShopifyBusinessTimeFromTheSignedBody: Shopify signs the body only; a
 // replayed delivery with a fresh X-Shopify-Triggered-At must not win
 // newest-wins with it.
@@ -273,6 +337,19 @@ func TestParseRefusesZeroAndOverflowingSizes(t *testing.T) {
 	}
 	if s, err := parse("json: true"); err != nil || s.MaxBody != DefaultMaxBody || s.Batch.MaxBody != DefaultBatchMaxBody {
 		t.Errorf("sizes left out: %v, want the defaults", err)
+	}
+}
+
+// TestParseRefusesZeroDurations: a duration of 0 silently took the
+// default: dedup_window: 0s was 7 days (where 500us is refused), and
+// max_future: 0s an hour.
+func TestParseRefusesZeroDurations(t *testing.T) {
+	for _, setting := range []string{"dedup_window: 0s", "max_future: 0s", "tolerance: 0s", "max_future: 0"} {
+		_, err := Parse([]byte("sources:\n  s:\n    kind: none\n    "+setting+"\n"), WithoutSecrets())
+		name := setting[:strings.IndexByte(setting, ':')]
+		if err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%s: %v, want it refused", setting, err)
+		}
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 )
 
 // Duration is a time.Duration written as "30s", "5m" or "168h" in YAML.
+// It is more than 0: 0 would read as "left out", and take a default.
 type Duration time.Duration
 
 // UnmarshalText implements encoding.TextUnmarshaler.
@@ -23,6 +24,11 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	}
 	if v < 0 {
 		return fmt.Errorf("negative duration %s", b)
+	}
+	// 0 reads as "left out": dedup_window: 0s was 7 days and max_future:
+	// 0s an hour, defaults the operator did not ask for (as a ByteSize).
+	if v == 0 {
+		return fmt.Errorf("duration %q: must be more than 0 (leave the setting out for its default)", b)
 	}
 	*d = Duration(v)
 	return nil

@@ -94,6 +94,11 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 	if cfg.Until, err = parseTime(until); err != nil {
 		return exitUsage, err
 	}
+	if !cfg.Since.IsZero() && !cfg.Until.IsZero() && !cfg.Since.Before(cfg.Until) {
+		// Before any read: --stripe asked the API for an empty window and
+		// blamed the key.
+		return exitUsage, fmt.Errorf("--since %s must be before --until %s (the window is [--since, --until), --until excluded)", since, until)
+	}
 	delays, err := tiers()
 	if err != nil {
 		return exitUsage, err

@@ -19,11 +19,15 @@ import (
 
 func TestReconcileCommand(t *testing.T) {
 	t.Run("usage errors", func(t *testing.T) {
+		t.Setenv("STRIPE_API_KEY", "sk_test_unused")
 		for _, args := range [][]string{
 			{"reconcile"},
 			{"reconcile", "--source", "s"},
 			{"reconcile", "--source", "s", "--sender-log", "f", "--stripe"},
 			{"reconcile", "--source", "s", "--sender-log", "f", "--since", "yesterday"},
+			// An empty window, refused before Stripe (nothing listens here) is asked.
+			{"reconcile", "--source", "s", "--stripe", "--stripe-api-url", "http://127.0.0.1:1", "--since", "2026-11-01T00:00:00Z", "--until", "2026-11-01T00:00:00Z"},
+			{"reconcile", "--source", "s", "--stripe", "--stripe-api-url", "http://127.0.0.1:1", "--since", "2026-11-02T00:00:00Z", "--until", "2026-11-01T00:00:00Z"},
 		} {
 			if code, err := run(args, &bytes.Buffer{}); code != exitUsage {
 				t.Errorf("%v: exit %d (%v), want %d", args, code, err, exitUsage)
