@@ -222,8 +222,11 @@ func lookupRaw(f Field, h http.Header, body []byte, bodyJSON func() bool) (gjson
 			return r, err
 		}
 	}
-	if f.Header != "" {
-		if v := h.Get(f.Header); v != "" {
+	for _, name := range [...]string{f.Header, f.headerAlt} {
+		if name == "" {
+			continue
+		}
+		if v := h.Get(name); v != "" {
 			return gjson.Result{Type: gjson.String, Str: v}, nil
 		}
 	}

@@ -12,7 +12,7 @@ import (
 func (s *Source) applyKindDefaults() error {
 	def := func(f *Field, d Field) {
 		if f.Header == "" && f.Pointer == "" && len(f.Fallback) == 0 {
-			f.Header, f.Pointer, f.Fallback, f.pointerFirst = d.Header, d.Pointer, d.Fallback, d.pointerFirst
+			f.Header, f.Pointer, f.Fallback, f.pointerFirst, f.headerAlt = d.Header, d.Pointer, d.Fallback, d.pointerFirst, d.headerAlt
 		}
 		if f.Default == "" {
 			f.Default = d.Default
@@ -39,16 +39,19 @@ func (s *Source) applyKindDefaults() error {
 		// deliveries of one event to each subscription of its topic,
 		// which may differ in API version and fields: as the key, the
 		// raw topic would keep only one of them.
-		def(&s.EventType, Field{Header: "X-Shopify-Topic"})
-		def(&s.EventID, Field{Header: "X-Shopify-Webhook-Id"})
-		def(&s.SchemaVersion, Field{Header: "X-Shopify-API-Version"})
+		// Each header also has an unprefixed name (Shopify-Topic, ...),
+		// which Shopify's libraries read too; the signature is checked in
+		// either (pkg/webhook).
+		def(&s.EventType, Field{Header: "X-Shopify-Topic", headerAlt: "Shopify-Topic"})
+		def(&s.EventID, Field{Header: "X-Shopify-Webhook-Id", headerAlt: "Shopify-Webhook-Id"})
+		def(&s.SchemaVersion, Field{Header: "X-Shopify-API-Version", headerAlt: "Shopify-API-Version"})
 		// From the signed body first: Shopify signs only the body, so a
 		// header time can be set by whoever replays a captured delivery,
 		// and the business time decides newest-wins. Topics whose body
 		// has no updated_at (a deletion) keep X-Shopify-Triggered-At:
 		// without a time they would not move the entity's, and a late
 		// older update could bring a deleted entity back.
-		def(&s.OccurredAt, Field{Pointer: "/updated_at", Header: "X-Shopify-Triggered-At", pointerFirst: true})
+		def(&s.OccurredAt, Field{Pointer: "/updated_at", Header: "X-Shopify-Triggered-At", headerAlt: "Shopify-Triggered-At", pointerFirst: true})
 	case KindStandardWebhooks:
 		def(&s.EventType, Field{Pointer: "/type"})
 		def(&s.EventID, Field{Header: "webhook-id"})
@@ -79,7 +82,8 @@ func kindHeaders(kind string) []string {
 	case KindGitHub:
 		return append(common, "X-GitHub-Event", "X-GitHub-Delivery", "X-GitHub-Hook-Id", "X-GitHub-Hook-Installation-Target-Id")
 	case KindShopify:
-		return append(common, "X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-API-Version", "X-Shopify-Webhook-Id", "X-Shopify-Event-Id", "X-Shopify-Triggered-At")
+		return append(common, "X-Shopify-Topic", "X-Shopify-Shop-Domain", "X-Shopify-API-Version", "X-Shopify-Webhook-Id", "X-Shopify-Event-Id", "X-Shopify-Triggered-At",
+			"Shopify-Topic", "Shopify-Shop-Domain", "Shopify-API-Version", "Shopify-Webhook-Id", "Shopify-Event-Id", "Shopify-Triggered-At")
 	case KindStandardWebhooks:
 		return append(common, "Webhook-Id", "Webhook-Timestamp")
 	}
@@ -95,7 +99,7 @@ func kindHeaders(kind string) []string {
 // Every kind's signature header belongs here: TestKindDefaults checks that
 // no header whose value depends on the secret is kept.
 func signatureHeaders(s *Source) []string {
-	h := []string{"Stripe-Signature", "X-Hub-Signature", "X-Hub-Signature-256", "X-Shopify-Hmac-Sha256", "Webhook-Signature", "Authorization", "Cookie"}
+	h := []string{"Stripe-Signature", "X-Hub-Signature", "X-Hub-Signature-256", "X-Shopify-Hmac-Sha256", "Shopify-Hmac-Sha256", "Webhook-Signature", "Authorization", "Cookie"}
 	if s.HMAC.Header != "" {
 		h = append(h, s.HMAC.Header)
 	}

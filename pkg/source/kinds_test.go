@@ -161,3 +161,46 @@ func TestKindDefaults(t *testing.T) {
 		})
 	}
 }
+
+// TestShopifyUnprefixedHeaders: a Shopify delivery may name its headers
+// without the X- prefix (Shopify-Topic, Shopify-Hmac-Sha256, ...), as
+// Shopify's own library reads them. Verified, its metadata must be found
+// there too (it was not: "no event type"), and its signature never kept,
+// even when keep_headers names it.
+func TestShopifyUnprefixedHeaders(t *testing.T) {
+	t.Setenv("T_SHOP_SECRET", "shh")
+	f, err := Parse([]byte("sources:\n  shop:\n    kind: shopify\n    secrets_env: [T_SHOP_SECRET]\n    keep_headers: [Shopify-Hmac-Sha256]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, _ := f.Get("shop")
+	body := []byte(`{"id":7}`)
+	signed := http.Header{}
+	if err := src.Provider().Sign(signed, body, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	h := http.Header{
+		"Shopify-Hmac-Sha256": signed.Values(webhook.ShopifyHeader),
+		"Shopify-Topic":       {"orders/create"}, "Shopify-Webhook-Id": {"wh-9"},
+		"Shopify-Api-Version": {"2025-01"}, "Shopify-Triggered-At": {"2025-01-10T12:00:00Z"},
+	}
+	if err := src.Provider().Verify(h, body, time.Now()); err != nil {
+		t.Fatalf("Verify: %v", err)
+	}
+	m, err := src.Extract(h, body)
+	if err != nil {
+		t.Fatalf("Extract: %v", err)
+	}
+	if m.EventType != "orders/create" || m.EventID != "wh-9" || m.SchemaVersion != "2025-01" || m.OccurredAt == nil || !m.OccurredAt.Equal(time.Unix(1736510400, 0)) {
+		t.Errorf("meta = %q, %q, %q, %v; want orders/create, wh-9, 2025-01, 2025-01-10T12:00:00Z", m.EventType, m.EventID, m.SchemaVersion, m.OccurredAt)
+	}
+	kept := src.KeptHeaders()
+	if slices.Contains(kept, "Shopify-Hmac-Sha256") {
+		t.Error("the unprefixed signature header is kept in envelopes")
+	}
+	for _, name := range []string{"Shopify-Topic", "Shopify-Webhook-Id", "Shopify-Event-Id"} {
+		if !slices.Contains(kept, name) {
+			t.Errorf("%s is not kept, as its X- name is", name)
+		}
+	}
+}

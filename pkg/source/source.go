@@ -144,6 +144,10 @@ type Field struct {
 	// pointerFirst reads Pointer before Header (a kind's default that
 	// prefers the signed body and falls back to a header).
 	pointerFirst bool
+	// headerAlt is read where Header is absent: a kind's default whose
+	// provider names its headers two ways (Shopify-Topic beside
+	// X-Shopify-Topic).
+	headerAlt string
 }
 
 func (f *Field) compile() {
