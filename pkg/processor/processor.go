@@ -150,6 +150,7 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		return nil, err
 	}
 	p.metrics = m
+	m.sources = d.Sources
 	for i, t := range d.Topics.Retry {
 		p.retry[t] = d.Topics.RetryTiers[i]
 		p.tier[d.Topics.RetryTiers[i]] = i
@@ -370,7 +371,8 @@ type item struct {
 func (p *Processor) countKey(it *item) CountKey {
 	k := CountKey{Source: "unknown", EventType: "unknown", Outcome: it.outcome}
 	if it.env != nil {
-		k.Source, k.EventType = it.env.Source, p.metrics.label(it.env.Source, it.env.EventType, true)
+		k.Source = p.metrics.source(it.env.Source)
+		k.EventType = p.metrics.label(k.Source, it.env.EventType, true)
 	}
 	return k
 }
