@@ -161,7 +161,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		// wrong token now costs a read of the body (within batch.max_body
 		// and the body budget) before its 401, as a request without
 		// Authorization already could.
-		whole, err := readBody(w, r, s.idleBody(w, r, start), limit, &held)
+		whole, err := readBody(w, r, s.pacedBody(w, r, start), limit, &held)
 		if err != nil {
 			code, reason := readFailure(err)
 			if code == http.StatusServiceUnavailable { // reply adds Retry-After

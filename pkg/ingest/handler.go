@@ -90,7 +90,7 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	// until the handler returns.
 	held := reservation{b: s.bodies}
 	defer held.release()
-	body, err := readBody(w, r, s.idleBody(w, r, start), int64(src.MaxBody), &held)
+	body, err := readBody(w, r, s.pacedBody(w, r, start), int64(src.MaxBody), &held)
 	if err != nil {
 		code, reason := readFailure(err)
 		if code == http.StatusServiceUnavailable {
@@ -293,34 +293,6 @@ func readBody(w http.ResponseWriter, r *http.Request, body io.ReadCloser, limit 
 	// The MaxBytesReader also tells net/http to close the connection
 	// after the 413 rather than read the rest of the body.
 	return readAll(http.MaxBytesReader(w, body, limit), limit, res)
-}
-
-// idleBody is r's body, each read of it bounded by -body-idle-timeout
-// (and never past -read-timeout from start). A body is read, and its
-// share of -max-body-bytes-in-flight held, before its signature can be
-// checked: anyone could declare large bodies, send part and stall, and
-// hold the whole budget until -read-timeout (30 s), every source's
-// webhooks answered 503 meanwhile. A stalled body is now cut (408) after
-// the idle timeout. A body trickled in to stay under it still holds its
-// share until -read-timeout: that is a flood, for a rate limit in front.
-func (s *Server) idleBody(w http.ResponseWriter, r *http.Request, start time.Time) io.ReadCloser {
-	return &idleReader{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: s.cfg.BodyIdleTimeout, until: start.Add(s.cfg.ReadTimeout)}
-}
-
-type idleReader struct {
-	io.ReadCloser
-	rc    *http.ResponseController
-	idle  time.Duration
-	until time.Time
-}
-
-func (b *idleReader) Read(p []byte) (int, error) {
-	d := time.Now().Add(b.idle)
-	if d.After(b.until) {
-		d = b.until
-	}
-	_ = b.rc.SetReadDeadline(d)
-	return b.ReadCloser.Read(p)
 }
 
 // notJSONText answers a JSON source's body that is not JSON. A form-encoded

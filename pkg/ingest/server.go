@@ -43,10 +43,14 @@ type Config struct {
 	ReadHeaderTimeout time.Duration
 	ReadTimeout       time.Duration
 	// BodyIdleTimeout bounds each wait for more of a body read before its
-	// signature is checked (see idleBody).
+	// signature is checked (see pacedBody).
 	BodyIdleTimeout time.Duration
-	IdleTimeout     time.Duration
-	MaxHeaderBytes  int
+	// BodyMinRate is the slowest pace, in bytes per second, at which such a
+	// body may arrive after its first BodyIdleTimeout (see pacedBody); 0
+	// turns the check off.
+	BodyMinRate    int
+	IdleTimeout    time.Duration
+	MaxHeaderBytes int
 	// MaxBodyBytesInFlight bounds the request-body bytes all requests hold
 	// in memory together (see bodyBudget); a request that would go past it
 	// is answered 503 with Retry-After. It must hold the largest body a
@@ -71,6 +75,7 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.Duration(&c.ReadHeaderTimeout, "read-header-timeout", "INLET_READ_HEADER_TIMEOUT", 5*time.Second, "HTTP read-header timeout")
 	fs.Duration(&c.ReadTimeout, "read-timeout", "INLET_READ_TIMEOUT", 30*time.Second, "HTTP read timeout (whole request, including large batches)")
 	fs.Duration(&c.BodyIdleTimeout, "body-idle-timeout", "INLET_BODY_IDLE_TIMEOUT", 5*time.Second, "longest pause in a body read before its signature is checked (a webhook's, a signed batch's): a stalled one is cut with 408, freeing its share of -max-body-bytes-in-flight")
+	fs.Int(&c.BodyMinRate, "body-min-rate", "INLET_BODY_MIN_RATE", 1024, "slowest pace in bytes per second of a body read before its signature is checked, after its first -body-idle-timeout: one that falls a whole -body-idle-timeout behind it is cut with 408, freeing its share of -max-body-bytes-in-flight; 0 turns the check off")
 	fs.Duration(&c.IdleTimeout, "idle-timeout", "INLET_IDLE_TIMEOUT", 120*time.Second, "HTTP keep-alive idle timeout")
 	fs.Int(&c.MaxHeaderBytes, "max-header-bytes", "INLET_MAX_HEADER_BYTES", 64<<10, "largest request header block")
 	fs.Int(&c.MaxBodyBytesInFlight, "max-body-bytes-in-flight", "INLET_MAX_BODY_BYTES_IN_FLIGHT", 512<<20, "request-body bytes held in memory by all requests together, from the first byte read until Kafka answers; a request past it gets 503 with Retry-After. At least every source's max_body and signed batch.max_body")
@@ -96,6 +101,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RetryAfter <= 0 {
 		errs = append(errs, errors.New("retry-after must be positive"))
+	}
+	if c.BodyMinRate < 0 {
+		errs = append(errs, errors.New("body-min-rate must be 0 (no minimum) or positive"))
 	}
 	if c.IdleTimeout < 0 {
 		errs = append(errs, errors.New("idle-timeout must be 0 (the read timeout) or positive"))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"io"
 	"strings"
 	"testing"
@@ -112,5 +113,38 @@ func TestCheckConfigRefusesStrayArguments(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want an error saying %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestBodyMinRateFlag: -body-min-rate is a flag of ingest, taken from
+// INLET_BODY_MIN_RATE too, shown with its default in the usage; a
+// negative rate is refused naming it, and 0 (no minimum) is accepted.
+func TestBodyMinRateFlag(t *testing.T) {
+	setSourceSecrets(t)
+	var out bytes.Buffer
+	if err := run([]string{"-h"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"-body-min-rate", "INLET_BODY_MIN_RATE", "(default 1024)"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the usage lacks %q:\n%s", want, out.String())
+		}
+	}
+	check := func(args ...string) error {
+		return run(append([]string{"-check-config", "-sources", exampleSources}, args...), io.Discard)
+	}
+	if err := check("-body-min-rate", "0"); err != nil {
+		t.Errorf("-body-min-rate 0: %v", err)
+	}
+	if err := check("-body-min-rate", "-1"); err == nil || !strings.Contains(err.Error(), "body-min-rate must be 0") {
+		t.Errorf("-body-min-rate -1: %v, want it refused", err)
+	}
+	t.Setenv("INLET_BODY_MIN_RATE", "-1")
+	if err := check(); err == nil || !strings.Contains(err.Error(), "body-min-rate must be 0") {
+		t.Errorf("INLET_BODY_MIN_RATE=-1: %v, want it refused", err)
+	}
+	t.Setenv("INLET_BODY_MIN_RATE", "fast")
+	if err := check(); err == nil || !strings.Contains(err.Error(), "INLET_BODY_MIN_RATE") {
+		t.Errorf("INLET_BODY_MIN_RATE=fast: %v, want an error naming the variable", err)
 	}
 }
