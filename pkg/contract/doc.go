@@ -27,6 +27,9 @@
 //	    compatibility: backward  # against the previous version: backward | forward | full | none
 //	    reason: ...              # required with none
 //	    notes: ...               # optional, free text
+//	    retired: true            # optional: no source_versions route to it any more
+//	                             # (a later version took them); it stays for its
+//	                             # compatibility checks and fixtures
 //
 // source_versions are the envelope schema_version values routed to a
 // version: exact strings, or path.Match globs ("2025-*", "*"). An exact

@@ -36,12 +36,16 @@ type manifest struct {
 }
 
 type manifestVersion struct {
-	Name           string        `yaml:"name"`
-	SHA256         string        `yaml:"sha256"`
-	SourceVersions []string      `yaml:"source_versions"`
-	Compatibility  Compatibility `yaml:"compatibility"`
-	Reason         string        `yaml:"reason"`
-	Notes          string        `yaml:"notes"`
+	Name           string   `yaml:"name"`
+	SHA256         string   `yaml:"sha256"`
+	SourceVersions []string `yaml:"source_versions"`
+	// Retired: no source version routes to it any more (a later version
+	// reads what the sender sends); kept for compatibility checks and
+	// for its fixtures, which still upcast to the canonical version.
+	Retired       bool          `yaml:"retired"`
+	Compatibility Compatibility `yaml:"compatibility"`
+	Reason        string        `yaml:"reason"`
+	Notes         string        `yaml:"notes"`
 }
 
 var (
@@ -98,8 +102,13 @@ func (m *manifest) validate(dir string) error {
 		if v.Name == m.Canonical {
 			canonical = true
 		}
-		if len(v.SourceVersions) == 0 {
-			return fmt.Errorf("%s: source_versions is empty: no envelope schema_version would route to it", v.Name)
+		switch {
+		case v.Retired && len(v.SourceVersions) > 0:
+			return fmt.Errorf("%s: retired, yet it lists source_versions: a retired version routes nothing (give them to the version that reads them now)", v.Name)
+		case v.Retired && v.Name == m.Canonical:
+			return fmt.Errorf("%s: the canonical version cannot be retired", v.Name)
+		case !v.Retired && len(v.SourceVersions) == 0:
+			return fmt.Errorf("%s: source_versions is empty: no envelope schema_version would route to it (retired: true if that is meant)", v.Name)
 		}
 		for _, sv := range v.SourceVersions {
 			if !sourceVersionChars.MatchString(sv) {

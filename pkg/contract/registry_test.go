@@ -140,6 +140,8 @@ func TestLoadManifestErrors(t *testing.T) {
 		{"canonical missing", strings.Replace(ok, "canonical: v1", "canonical: v9", 1), nil, contract.ErrManifest, `canonical "v9" is not one of the versions`},
 		{"no source versions", strings.Replace(ok, `source_versions: ["1"]`, "source_versions: []", 1), nil, contract.ErrManifest, "source_versions is empty"},
 		{"bad glob", strings.Replace(ok, `["1"]`, `["2024-[a"]`, 1), nil, contract.ErrManifest, "syntax error in pattern"},
+		{"retired with source versions", ok + "    retired: true\n", nil, contract.ErrManifest, "retired, yet it lists source_versions"},
+		{"canonical retired", strings.Replace(ok, `source_versions: ["1"]`, "retired: true", 1), nil, contract.ErrManifest, "the canonical version cannot be retired"},
 		{"compatibility on first", ok + "    compatibility: backward\n", nil, contract.ErrManifest, "nothing before it"},
 		{
 			"versions out of order",
@@ -328,5 +330,26 @@ func TestLoadRefusesUnreadableUnionDefault(t *testing.T) {
 				t.Fatalf("Load = %v, want ErrSchema naming the field and the fix", err)
 			}
 		})
+	}
+}
+
+// TestRetiredVersionRoutesNothing: a retired version lists no source
+// versions, its successor takes what it read, and it still upcasts.
+func TestRetiredVersionRoutesNothing(t *testing.T) {
+	r, err := contract.Load(mapFS(map[string]string{
+		"test/thing/manifest.yaml": "name: test/thing\ncanonical: v2\nversions:\n  - name: v1\n    retired: true\n  - name: v2\n    source_versions: [\"1\"]\n    compatibility: backward\n",
+		"test/thing/v1.avsc":       recV1,
+		"test/thing/v2.avsc":       recV2Added,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := r.Contract("test/thing")
+	v, ok := c.VersionFor("1")
+	if !ok || v.Name() != "v2" {
+		t.Fatalf("VersionFor(1) = %v, %v; want v2", v, ok)
+	}
+	if len(c.Versions()[0].SourceVersions()) != 0 {
+		t.Fatal("the retired version lists source versions")
 	}
 }

@@ -77,6 +77,9 @@ func TestShippedEntriesKeyEveryFixture(t *testing.T) {
 						t.Fatalf("%s: %s events[%q]: %v", file, name, pattern, err)
 					}
 					for _, v := range h.contract.Versions() {
+						if len(v.SourceVersions()) == 0 {
+							continue // retired: nothing routes to it (its fixtures upcast in schemas/contracts' tests)
+						}
 						fixtures, err := fs.Glob(contracts.FS, h.contract.Name()+"/fixtures/"+v.Name()+"/*.json")
 						if err != nil || len(fixtures) == 0 {
 							t.Fatalf("%s: no fixtures for %s (%v)", h.contract.Name(), v.Name(), err)

@@ -85,7 +85,7 @@ func TestFixtures(t *testing.T) {
 						"event_id":         "01JPM3ZC8Y4W2R7E6T5Q9N0A1B",
 						"source":           path.Dir(c.Name()),
 						"event_type":       "test",
-						"schema_version":   v.SourceVersions()[0],
+						"schema_version":   "test",
 						"contract_version": v.Name(),
 						"entity_key":       "k",
 						"occurred_at":      time.UnixMilli(1719411023000).UTC(),
@@ -226,6 +226,8 @@ func TestRouting(t *testing.T) {
 		{"stripe/subscription", "2024-12-18.acacia", "v1"},
 		{"github/push", "v1", "v1"},
 		{"github/push", "v2", ""},
+		{"github/issues", "v1", "v2"}, // GitHub's only version (ingest sets it)
+		{"github/issues", "v2", ""},
 		{"shopify/order", "2024-07", "v1"},
 		{"shopify/order", "2024-10", "v1"},
 		{"shopify/order", "2024-04", ""},
@@ -314,6 +316,42 @@ func TestShopifyUpcast(t *testing.T) {
 	var back map[string]any
 	if err := avro.Unmarshal(resolved, b, &back); err != nil || back["financial_status"] != "paid" {
 		t.Fatalf("decoded %v (%v), want financial_status paid", back, err)
+	}
+}
+
+// TestGitHubIssuesUpcast: GitHub's own pinned example, which has no
+// issue.state, reads with state null; an event v1 read (state present)
+// upcasts with its state kept; and the "v1" GitHub sends routes to v2.
+func TestGitHubIssuesUpcast(t *testing.T) {
+	c, _ := load(t).Contract("github/issues")
+	if v, _ := c.VersionFor("v1"); v == nil || v.Name() != "v2" || c.CanonicalVersion() != v {
+		t.Fatalf("VersionFor(v1) = %v, want the canonical v2", name(v))
+	}
+	v1, v2 := c.Versions()[0], c.Versions()[1]
+	// Plain unwraps the union branch ({"inlet.contracts.github.issues.IssueState": "closed"}).
+	plain := func(v map[string]any) map[string]any { return contract.Plain(c.Canonical(), v).(map[string]any) }
+	got := plain(readFixture(t, v1, "github/issues/fixtures/v1/issues.closed.json"))
+	if iss := got["issue"].(map[string]any); iss["state"] != "closed" {
+		t.Errorf("v1 closed issue upcast: state = %#v, want \"closed\"", iss["state"])
+	}
+	for _, action := range []string{"pinned", "unpinned"} {
+		got = plain(readFixture(t, v2, "github/issues/fixtures/v2/issues."+action+".octokit.json"))
+		iss := got["issue"].(map[string]any)
+		if got["action"] != action || iss["number"] != int64(1) || iss["updated_at"] != "2019-05-15T15:20:18Z" {
+			t.Errorf("%s: %#v", action, got)
+		}
+		if v, ok := iss["state"]; !ok || v != nil {
+			t.Errorf("%s: state = %#v, %v; want nil (GitHub sent none)", action, v, ok)
+		}
+	}
+	// A state GitHub does not document is still refused.
+	b, err := fs.ReadFile(contracts.FS, "github/issues/fixtures/v1/issues.opened.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(`"state": "open"`), []byte(`"state": "archived"`), 1)
+	if _, err := v2.Read(b); !contract.IsValidation(err) || !strings.Contains(err.Error(), "/issue/state") {
+		t.Errorf("an unknown state: %v, want a validation error at /issue/state", err)
 	}
 }
 
