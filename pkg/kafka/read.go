@@ -42,12 +42,18 @@ func offsetsAt(ctx context.Context, adm *kadm.Client, topic string, t time.Time)
 		l   kadm.ListedOffsets
 		err error
 	)
-	if t.IsZero() {
+	switch {
+	case t.IsZero():
 		// The last stable offset: with read_committed, records past it (an
 		// open transaction's) are not fetched, so a read to the high
 		// watermark could not finish.
 		l, err = adm.ListCommittedOffsets(ctx, topic)
-	} else {
+	case t.UnixMilli() < 0:
+		// Every record is after it. As a timestamp, -1 and -2 are Kafka's
+		// codes for the latest and the earliest offset: a --from a
+		// minute into 1970 less replay's slack read nothing.
+		l, err = adm.ListStartOffsets(ctx, topic)
+	default:
 		l, err = adm.ListOffsetsAfterMilli(ctx, t.UnixMilli(), topic)
 	}
 	if err == nil {

@@ -173,3 +173,27 @@ func TestRangeOfToAfterTheEndStopsAtStableOffset(t *testing.T) {
 		t.Errorf("ReadSpan up to an hour from now: %d records, %v; want the 3 committed ones and no error", n, err)
 	}
 }
+
+// TestRangeOfFromBeforeTheEpoch: a from before 1970 starts at the first
+// record. Its timestamp, -1 or -2 ms, is Kafka's code for the latest or
+// the earliest offset: replay's --from 1970-01-01T00:00:59.999Z (less its
+// minute of slack) started at the end and copied nothing.
+func TestRangeOfFromBeforeTheEpoch(t *testing.T) {
+	opts := fakeCluster(t, 1)
+	ctx := context.Background()
+	c := beginTxn(t, opts, "a", 3)
+	if err := c.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	adm := kadm.NewClient(c)
+	for _, ms := range []int64{-1, -2, -60_000} {
+		sp, err := RangeOf(ctx, adm, "t", time.UnixMilli(ms), time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := sp[0]; r[0] != 0 || r[1] < 3 {
+			t.Errorf("RangeOf from %d ms = %+v, want [0, 3 or past]", ms, r)
+		}
+	}
+}
