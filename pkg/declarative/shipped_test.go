@@ -69,6 +69,12 @@ func TestShippedEntriesKeyEveryFixture(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", file, err)
 			}
+			// The router picks one entry per event (an exact event type
+			// over a glob): a fixture another entry takes is not this one's.
+			rt := router.New()
+			if err := Register(rt, sources, reg); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
 			for _, name := range sources.Names() {
 				src, _ := sources.Get(name)
 				for pattern, spec := range src.Events {
@@ -76,6 +82,7 @@ func TestShippedEntriesKeyEveryFixture(t *testing.T) {
 					if err != nil {
 						t.Fatalf("%s: %s events[%q]: %v", file, name, pattern, err)
 					}
+					entryChecked := 0
 					for _, v := range h.contract.Versions() {
 						if len(v.SourceVersions()) == 0 {
 							continue // retired: nothing routes to it (its fixtures upcast in schemas/contracts' tests)
@@ -85,14 +92,29 @@ func TestShippedEntriesKeyEveryFixture(t *testing.T) {
 							t.Fatalf("%s: no fixtures for %s (%v)", h.contract.Name(), v.Name(), err)
 						}
 						for _, fx := range fixtures {
+							payload, err := fs.ReadFile(contracts.FS, fx)
+							if err != nil {
+								t.Fatal(err)
+							}
+							et := eventType(pattern, payload)
+							if et == "" {
+								continue // the payload names an event type this entry does not take
+							}
+							if _, route, err := rt.Lookup(name, et, sourceVersion(v)); err != nil || route.EventType != pattern {
+								continue // routed to another entry (say "invoice.upcoming" before "invoice.*")
+							}
 							checked++
+							entryChecked++
 							key := name + " " + fx
 							why, ok := notKeyed[key]
 							if ok {
 								used[key] = true
 							}
-							checkFixture(t, h, spec, name, pattern, sourceVersion(v), fx, why)
+							checkFixture(t, h, spec, name, pattern, et, sourceVersion(v), fx, why)
 						}
+					}
+					if entryChecked == 0 {
+						t.Errorf("%s: %s events[%q]: no fixture of %s is routed to it", file, name, pattern, h.contract.Name())
 					}
 				}
 			}
@@ -129,7 +151,7 @@ func sourcesText(file, configMapKey string) ([]byte, error) {
 	return []byte(text), nil
 }
 
-func checkFixture(t *testing.T, h *Handler, spec source.EventSpec, name, pattern, version, fixture, refusedFor string) {
+func checkFixture(t *testing.T, h *Handler, spec source.EventSpec, name, pattern, eventType, version, fixture, refusedFor string) {
 	t.Helper()
 	payload, err := fs.ReadFile(contracts.FS, fixture)
 	if err != nil {
@@ -137,7 +159,7 @@ func checkFixture(t *testing.T, h *Handler, spec source.EventSpec, name, pattern
 	}
 	occurred := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC) // the envelope's: must not be what a pointer yields
 	env := &envelope.Envelope{
-		Source: name, EventType: eventType(pattern, payload), EventID: "fixture-delivery-1",
+		Source: name, EventType: eventType, EventID: "fixture-delivery-1",
 		SchemaVersion: version, Channel: envelope.ChannelWebhook, Payload: payload, OccurredAt: &occurred,
 	}
 	out, err := h.Handle(context.Background(), &router.Event{Envelope: env, Attempt: 1})
@@ -174,13 +196,15 @@ func sourceVersion(v *contract.Version) string {
 }
 
 // eventType is a concrete type for an events pattern: the payload's own
-// "type" when it matches (Stripe, Standard Webhooks), else the pattern with
-// its wildcard filled in.
+// "type" when it has one (Stripe, Standard Webhooks), "" when that type does
+// not match the pattern (the entry never sees such a payload), else the
+// pattern with its wildcard filled in.
 func eventType(pattern string, payload []byte) string {
 	if t := gjson.GetBytes(payload, "type").String(); t != "" {
-		if ok, _ := path.Match(pattern, t); ok {
+		if router.Match(pattern, t) {
 			return t
 		}
+		return ""
 	}
 	return strings.Replace(pattern, "*", "fixture", 1)
 }

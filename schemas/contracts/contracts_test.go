@@ -38,7 +38,7 @@ func TestShippedContracts(t *testing.T) {
 	}
 	want := []string{
 		"github/issues", "github/ping", "github/pull_request", "github/push",
-		"shopify/order", "standardwebhooks/event",
+		"shopify/order", "shopify/order_deleted", "standardwebhooks/event",
 		"stripe/invoice", "stripe/payment_intent", "stripe/subscription",
 	}
 	if !slices.Equal(got, want) {
@@ -220,8 +220,10 @@ func TestRouting(t *testing.T) {
 		{"stripe/payment_intent", "2022-11-15", ""},
 		{"stripe/payment_intent", "2026-03-25.dahlia", "v1"},
 		{"stripe/payment_intent", "2027-01-01.x", ""},
-		{"stripe/invoice", "2025-02-24.acacia", "v1"},
-		{"stripe/invoice", "2025-09-30.clover", "v1"},
+		{"stripe/invoice", "2025-02-24.acacia", "v2"},
+		{"stripe/invoice", "2025-09-30.clover", "v2"},
+		{"stripe/invoice", "2023-08-16", "v2"},
+		{"stripe/invoice", "2026-10-28.endive", "v2"},
 		{"stripe/subscription", "2026-02-25.clover", "v1"},
 		{"stripe/subscription", "2024-12-18.acacia", "v1"},
 		{"github/push", "v1", "v1"},
@@ -233,6 +235,9 @@ func TestRouting(t *testing.T) {
 		{"shopify/order", "2024-04", ""},
 		{"shopify/order", "2025-01", "v2"},
 		{"shopify/order", "2025-07", "v2"},
+		{"shopify/order_deleted", "2024-07", "v1"},
+		{"shopify/order_deleted", "2026-07", "v1"},
+		{"shopify/order_deleted", "2024-04", ""},
 		{"standardwebhooks/event", "v1", "v1"},
 		{"standardwebhooks/event", "", "v1"},
 	} {
@@ -361,7 +366,8 @@ func TestStripeBasil(t *testing.T) {
 	c, _ := r.Contract("stripe/invoice")
 	v, _ := c.VersionFor("2025-03-31.basil")
 	got := readFixture(t, v, "stripe/invoice/fixtures/v1/invoice.payment_failed.basil.json")
-	obj := got["data"].(map[string]any)["object"].(map[string]any)
+	// Plain unwraps v2's nullable status from its union branch.
+	obj := contract.Plain(c.Canonical(), got).(map[string]any)["data"].(map[string]any)["object"].(map[string]any)
 	if obj["subscription"] != nil || obj["status"] != "open" || obj["amount_due"] != int64(1900) {
 		t.Errorf("basil invoice = %#v", obj)
 	}
@@ -371,6 +377,55 @@ func TestStripeBasil(t *testing.T) {
 	obj = got["data"].(map[string]any)["object"].(map[string]any)
 	if obj["current_period_end"] != nil || obj["canceled_at"] != int64(1744110000) {
 		t.Errorf("basil subscription = %#v", obj)
+	}
+}
+
+// TestStripeInvoiceV2: Stripe's invoice.upcoming events carry an Invoice
+// without an id ("The received Invoice object will not have an invoice
+// ID", stripe-node 13.11.0 to 23.1.0), and Invoice.status and .customer
+// are nullable in every API version's types: v2 reads them as null, where
+// v1 sent such events to inlet.invalid. Every body v1 read, v2 reads with
+// its values kept (v2 takes all of v1's api_versions), and a v1 value
+// upcasts unchanged; an undocumented status is still refused.
+func TestStripeInvoiceV2(t *testing.T) {
+	c, _ := load(t).Contract("stripe/invoice")
+	v1, v2 := c.Versions()[0], c.Versions()[1]
+	if v, _ := c.VersionFor("2024-06-20"); v != v2 || c.CanonicalVersion() != v2 || len(v1.SourceVersions()) != 0 {
+		t.Fatalf("VersionFor(2024-06-20) = %s, canonical %s, v1 source versions %v; want v2, v2, none", name(v), c.CanonicalVersion().Name(), v1.SourceVersions())
+	}
+	object := func(v map[string]any) map[string]any {
+		return contract.Plain(c.Canonical(), v).(map[string]any)["data"].(map[string]any)["object"].(map[string]any)
+	}
+	for _, tc := range []struct {
+		file                            string
+		id, status, customer, subscript any
+	}{
+		{"invoice.upcoming.2024-06-20.json", nil, "draft", "cus_QMgdL7s2xKIo4a", "sub_1PBoqrLkdIwHu7ixR0vZ2mYq"},
+		{"invoice.upcoming.dahlia.json", nil, "draft", "cus_QMgdL7s2xKIo4a", nil},
+		{"invoice.created.draft.customer_account.dahlia.json", "in_1SyB7mLkdIwHu7ixW2cVn6Hs", "draft", nil, nil},
+	} {
+		obj := object(readFixture(t, v2, "stripe/invoice/fixtures/v2/"+tc.file))
+		if obj["id"] != tc.id || obj["status"] != tc.status || obj["customer"] != tc.customer || obj["subscription"] != tc.subscript {
+			t.Errorf("%s: %#v", tc.file, obj)
+		}
+	}
+	files, _ := fs.Glob(contracts.FS, "stripe/invoice/fixtures/v1/*.json")
+	for _, file := range files {
+		old, now := object(readFixture(t, v1, file)), object(readFixture(t, v2, file))
+		if !reflect.DeepEqual(old, now) || now["id"] == nil || now["status"] == nil || now["customer"] == nil {
+			t.Errorf("%s: v1 upcasts to %#v, v2 reads %#v", file, old, now)
+		}
+	}
+	// Status null (documented nullable) reads; a status Stripe does not document does not.
+	b, err := fs.ReadFile(contracts.FS, "stripe/invoice/fixtures/v1/invoice.paid.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := v2.Read(bytes.Replace(b, []byte(`"status": "paid"`), []byte(`"status": null`), 1)); err != nil || object(got)["status"] != nil {
+		t.Errorf("status null: %v, %v", got, err)
+	}
+	if _, err := v2.Read(bytes.Replace(b, []byte(`"status": "paid"`), []byte(`"status": "settled"`), 1)); !contract.IsValidation(err) || !strings.Contains(err.Error(), "/data/object/status") {
+		t.Errorf("an unknown status: %v, want a validation error at /data/object/status", err)
 	}
 }
 
