@@ -210,13 +210,12 @@ func TestIngestLeaksNoSecret(t *testing.T) {
 	}
 
 	reqs, signatures := leakRequests(t, sourcesPath)
-	adminAddr, ingestAddr := servicetest.FreeAddr(t), servicetest.FreeAddr(t)
 	s := servicetest.Start(t, "ingest", func(stderr io.Writer) error {
 		return run([]string{"-sources", sourcesPath, "-log-format", "json", "-log-level", "debug",
 			"-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
-			"-schema-registry-url", env.RegistryURL, "-admin-addr", adminAddr, "-ingest-addr", ingestAddr}, stderr)
+			"-schema-registry-url", env.RegistryURL, "-admin-addr", servicetest.AnyPort, "-ingest-addr", servicetest.AnyPort}, stderr)
 	})
-	s.Await(t, "ingest listening")
+	adminAddr, ingestAddr := s.Addr(t, "ingest listening", "admin"), s.Addr(t, "ingest listening", "addr")
 	servicetest.ReadyWithin(t, adminAddr, 20*time.Second)
 
 	accepted := 0

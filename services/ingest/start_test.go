@@ -69,11 +69,13 @@ func TestStartWaitsForRegistry(t *testing.T) {
 	t.Setenv("INLET_SCHEMA_REGISTRY_USER", "ingest")
 	t.Setenv("INLET_SCHEMA_REGISTRY_PASSWORD", password)
 	regURL := reg.URL
-	adminAddr, ingestAddr := freeAddr(t), freeAddr(t)
+	// The ingest address is chosen here, to check nothing listens there
+	// during the wait: ingest does not hold it meanwhile.
+	ingestAddr := freeAddr(t)
 	subject := env.Prefix + ".raw-value"
 	s := startIngest(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
-		"-schema-registry-url", regURL, "-admin-addr", adminAddr, "-ingest-addr", ingestAddr)
-
+		"-schema-registry-url", regURL, "-admin-addr", servicetest.AnyPort, "-ingest-addr", ingestAddr)
+	adminAddr := s.Addr(t, "ingest starting", "admin")
 	warn := s.Await(t, waitingWarning)
 	if warn["level"] != "WARN" || warn["schema_registry"] != reg.URL || !strings.Contains(warn["needs"].(string), subject) {
 		t.Errorf("warning %v: want a WARN with schema_registry %s and needs naming %s", warn, reg.URL, subject)
@@ -149,10 +151,10 @@ func postPing(t *testing.T, base string) (int, string) {
 // ends it cleanly (run returns nil: exit 0), at once.
 func TestStopWhileWaitingForRegistry(t *testing.T) {
 	env := testenv.Embedded(t)
-	closed := freeAddr(t) // nothing listens there
-	adminAddr := freeAddr(t)
+	closed := servicetest.ClosedAddr(t) // nothing listens there
 	s := startIngest(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
-		"-schema-registry-url", "http://"+closed, "-admin-addr", adminAddr, "-ingest-addr", freeAddr(t))
+		"-schema-registry-url", "http://"+closed, "-admin-addr", servicetest.AnyPort, "-ingest-addr", servicetest.AnyPort)
+	adminAddr := s.Addr(t, "ingest starting", "admin")
 	warn := s.Await(t, waitingWarning)
 	if msg, _ := warn["error"].(string); warn["schema_registry"] != "http://"+closed || !strings.Contains(msg, "connection refused") {
 		t.Errorf("warning %v: want schema_registry http://%s and the connection refused", warn, closed)
@@ -192,7 +194,7 @@ func TestStartRefusedCredentials(t *testing.T) {
 			}))
 			defer reg.Close()
 			s := startIngest(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
-				"-schema-registry-url", reg.URL, "-admin-addr", freeAddr(t), "-ingest-addr", freeAddr(t))
+				"-schema-registry-url", reg.URL, "-admin-addr", servicetest.AnyPort, "-ingest-addr", servicetest.AnyPort)
 			err := s.Stopped(t, 20*time.Second)
 			for _, want := range []string{"INLET_SCHEMA_REGISTRY_USER", "INLET_SCHEMA_REGISTRY_PASSWORD", "INLET_SCHEMA_REGISTRY_TOKEN", reg.URL, env.Prefix + ".raw-value"} {
 				if err == nil || !strings.Contains(err.Error(), want) {
@@ -217,9 +219,12 @@ const kafkaWarning = "kafka unavailable: waiting for it before accepting webhook
 func TestStartWaitsForKafka(t *testing.T) {
 	env := testenv.Embedded(t) // for the registry; its Kafka is not used
 	kafka := servicetest.NewLateKafka(t)
-	adminAddr, ingestAddr := freeAddr(t), freeAddr(t)
+	// The ingest address is chosen here, to check nothing listens there
+	// during the wait: ingest does not hold it meanwhile.
+	ingestAddr := freeAddr(t)
 	s := startIngest(t, "-kafka-brokers", kafka.Addr(), "-topic-prefix", env.Prefix,
-		"-schema-registry-url", env.RegistryURL, "-admin-addr", adminAddr, "-ingest-addr", ingestAddr)
+		"-schema-registry-url", env.RegistryURL, "-admin-addr", servicetest.AnyPort, "-ingest-addr", ingestAddr)
+	adminAddr := s.Addr(t, "ingest starting", "admin")
 	warn := s.Await(t, kafkaWarning)
 	if warn["level"] != "WARN" || warn["kafka_brokers"] != kafka.Addr() {
 		t.Errorf("warning %v: want a WARN with kafka_brokers %s", warn, kafka.Addr())
@@ -250,9 +255,9 @@ func TestStartWaitsForKafka(t *testing.T) {
 // it cleanly (run returns nil: exit 0), at once, its admin listener closed.
 func TestStopWhileWaitingForKafka(t *testing.T) {
 	kafka := servicetest.NewLateKafka(t)
-	adminAddr := freeAddr(t)
-	s := startIngest(t, "-kafka-brokers", kafka.Addr(), "-schema-registry-url", "http://"+freeAddr(t),
-		"-admin-addr", adminAddr, "-ingest-addr", freeAddr(t))
+	s := startIngest(t, "-kafka-brokers", kafka.Addr(), "-schema-registry-url", "http://"+servicetest.ClosedAddr(t),
+		"-admin-addr", servicetest.AnyPort, "-ingest-addr", servicetest.AnyPort)
+	adminAddr := s.Addr(t, "ingest starting", "admin")
 	s.Await(t, kafkaWarning)
 	sigterm(t)
 	if err := s.Stopped(t, 5*time.Second); err != nil {
@@ -273,7 +278,7 @@ func TestStartKafkaAuthRefused(t *testing.T) {
 	const wrong = "a-wrong-sasl-password"
 	t.Setenv("INLET_KAFKA_SASL_PASSWORD", wrong)
 	s := startIngest(t, "-kafka-brokers", strings.Join(c.ListenAddrs(), ","), "-kafka-sasl-mechanism", "scram-sha-256", "-kafka-sasl-user", "inlet",
-		"-schema-registry-url", "http://"+freeAddr(t), "-admin-addr", freeAddr(t), "-ingest-addr", freeAddr(t))
+		"-schema-registry-url", "http://"+servicetest.ClosedAddr(t), "-admin-addr", servicetest.AnyPort, "-ingest-addr", servicetest.AnyPort)
 	err := s.Stopped(t, 20*time.Second)
 	for _, want := range []string{"SASL", "INLET_KAFKA_SASL_PASSWORD", c.ListenAddrs()[0]} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -296,9 +301,9 @@ func TestRegistryURLWithPassword(t *testing.T) {
 	const secret = "url-secret-in-userinfo"
 	for _, args := range [][]string{
 		{"-check-config"},
-		{"-kafka-brokers", freeAddr(t), "-admin-addr", freeAddr(t), "-ingest-addr", freeAddr(t)},
+		{"-kafka-brokers", servicetest.ClosedAddr(t), "-admin-addr", servicetest.AnyPort, "-ingest-addr", servicetest.AnyPort},
 	} {
-		s := startIngest(t, append([]string{"-schema-registry-url", "http://someone:" + secret + "@" + freeAddr(t)}, args...)...)
+		s := startIngest(t, append([]string{"-schema-registry-url", "http://someone:" + secret + "@" + servicetest.ClosedAddr(t)}, args...)...)
 		err := s.Stopped(t, 20*time.Second)
 		for _, want := range []string{"-schema-registry-user", "INLET_SCHEMA_REGISTRY_USER", "INLET_SCHEMA_REGISTRY_PASSWORD_FILE"} {
 			if err == nil || !strings.Contains(err.Error(), want) {
@@ -318,11 +323,10 @@ func TestRegistryURLWithPassword(t *testing.T) {
 func TestSIGTERMWithKafkaHungEndsInBound(t *testing.T) {
 	env := testenv.Embedded(t) // for the registry
 	k := servicetest.NewHungKafka(t)
-	addr, adminAddr := freeAddr(t), freeAddr(t)
 	s := startIngest(t, "-kafka-brokers", k.Addr(), "-topic-prefix", env.Prefix,
-		"-schema-registry-url", env.RegistryURL, "-ingest-addr", addr, "-admin-addr", adminAddr,
+		"-schema-registry-url", env.RegistryURL, "-ingest-addr", servicetest.AnyPort, "-admin-addr", servicetest.AnyPort,
 		"-drain-timeout", "2s", "-ack-timeout", "1s")
-	s.Await(t, "ingest listening")
+	addr := s.Addr(t, "ingest listening", "addr")
 	if code, body := postPing(t, "http://"+addr); code != 202 {
 		t.Fatalf("before the broker hangs: %d %s", code, body)
 	}
@@ -369,11 +373,11 @@ func metricValue(t *testing.T, adminAddr, name string) int64 {
 // SIGTERM still stops ingest.
 func TestMaxConnsAdminUnaffected(t *testing.T) {
 	env := testenv.Embedded(t)
-	adminAddr, ingestAddr := freeAddr(t), freeAddr(t)
 	s := startIngest(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
-		"-schema-registry-url", env.RegistryURL, "-admin-addr", adminAddr, "-ingest-addr", ingestAddr,
+		"-schema-registry-url", env.RegistryURL, "-admin-addr", servicetest.AnyPort, "-ingest-addr", servicetest.AnyPort,
 		"-max-conns", "2", "-read-header-timeout", "1m")
 	up := s.Await(t, "ingest listening")
+	adminAddr, ingestAddr := s.Addr(t, "ingest listening", "admin"), s.Addr(t, "ingest listening", "addr")
 	if up["max_conns"] != float64(2) {
 		t.Errorf("start line max_conns = %v, want 2", up["max_conns"])
 	}

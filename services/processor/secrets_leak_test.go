@@ -148,12 +148,12 @@ func TestProcessorLeaksNoSecret(t *testing.T) {
 	produce("leak-permanent", bytes.Replace(ping, []byte(`"zen"`), []byte(`"leak":"leak-permanent","zen"`), 1))
 	produce("leak-invalid", []byte(`{"zen":"no hook"}`))
 
-	adminAddr := servicetest.FreeAddr(t)
 	s := servicetest.Start(t, "processor", func(stderr io.Writer) error {
 		return run([]string{"-sources", sources, "-log-format", "json", "-log-level", "debug",
 			"-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix, "-retry-tiers", "1s",
-			"-schema-registry-url", env.RegistryURL, "-redis-url", env.RedisURL, "-admin-addr", adminAddr}, stderr)
+			"-schema-registry-url", env.RegistryURL, "-redis-url", env.RedisURL, "-admin-addr", servicetest.AnyPort}, stderr)
 	})
+	adminAddr := s.Addr(t, "processor starting", "admin")
 	s.Await(t, "processor running")
 	dlq := env.ReadTopic(t, topics.DLQ, 2, 30*time.Second)
 	if len(dlq) < 2 {

@@ -36,10 +36,10 @@ const (
 func TestStartWaitsForRegistry(t *testing.T) {
 	env := testenv.Embedded(t)
 	reg := servicetest.NewOutage(t, env.RegistryURL)
-	adminAddr := servicetest.FreeAddr(t)
 	subject := env.Prefix + ".raw-value"
 	s := startProcessor(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
-		"-schema-registry-url", reg.URL, "-redis-url", env.RedisURL, "-admin-addr", adminAddr)
+		"-schema-registry-url", reg.URL, "-redis-url", env.RedisURL, "-admin-addr", servicetest.AnyPort)
+	adminAddr := s.Addr(t, "processor starting", "admin")
 	warn := s.Await(t, registryWarning)
 	if warn["level"] != "WARN" || warn["schema_registry"] != reg.URL || !strings.Contains(warn["needs"].(string), subject) {
 		t.Errorf("warning %v: want a WARN with schema_registry %s and needs naming %s", warn, reg.URL, subject)
@@ -70,9 +70,9 @@ func TestStartWaitsForRegistry(t *testing.T) {
 func TestStartWaitsForKafka(t *testing.T) {
 	env := testenv.Embedded(t) // for the registry and Redis; its Kafka is not used
 	kafka := servicetest.NewLateKafka(t)
-	adminAddr := servicetest.FreeAddr(t)
 	s := startProcessor(t, "-kafka-brokers", kafka.Addr(), "-topic-prefix", env.Prefix,
-		"-schema-registry-url", env.RegistryURL, "-redis-url", env.RedisURL, "-admin-addr", adminAddr)
+		"-schema-registry-url", env.RegistryURL, "-redis-url", env.RedisURL, "-admin-addr", servicetest.AnyPort)
+	adminAddr := s.Addr(t, "processor starting", "admin")
 	warn := s.Await(t, kafkaWarning)
 	if warn["level"] != "WARN" || warn["kafka_brokers"] != kafka.Addr() {
 		t.Errorf("warning %v: want a WARN with kafka_brokers %s", warn, kafka.Addr())
@@ -98,9 +98,9 @@ func TestStartWaitsForKafka(t *testing.T) {
 // closed.
 func TestStopWhileWaitingForKafka(t *testing.T) {
 	kafka := servicetest.NewLateKafka(t)
-	adminAddr := servicetest.FreeAddr(t)
-	s := startProcessor(t, "-kafka-brokers", kafka.Addr(), "-schema-registry-url", "http://"+servicetest.FreeAddr(t),
-		"-redis-url", "redis://"+servicetest.FreeAddr(t)+"/0", "-admin-addr", adminAddr)
+	s := startProcessor(t, "-kafka-brokers", kafka.Addr(), "-schema-registry-url", "http://"+servicetest.ClosedAddr(t),
+		"-redis-url", "redis://"+servicetest.ClosedAddr(t)+"/0", "-admin-addr", servicetest.AnyPort)
+	adminAddr := s.Addr(t, "processor starting", "admin")
 	s.Await(t, kafkaWarning)
 	servicetest.SIGTERM(t)
 	if err := s.Stopped(t, 5*time.Second); err != nil {
@@ -117,7 +117,7 @@ func TestStartKafkaAuthRefused(t *testing.T) {
 	c := servicetest.SASLRefusingKafka(t)
 	t.Setenv("INLET_KAFKA_SASL_PASSWORD", "a-wrong-sasl-password")
 	s := startProcessor(t, "-kafka-brokers", strings.Join(c.ListenAddrs(), ","), "-kafka-sasl-mechanism", "scram-sha-256", "-kafka-sasl-user", "inlet",
-		"-schema-registry-url", "http://"+servicetest.FreeAddr(t), "-redis-url", "redis://"+servicetest.FreeAddr(t)+"/0", "-admin-addr", servicetest.FreeAddr(t))
+		"-schema-registry-url", "http://"+servicetest.ClosedAddr(t), "-redis-url", "redis://"+servicetest.ClosedAddr(t)+"/0", "-admin-addr", servicetest.AnyPort)
 	err := s.Stopped(t, 20*time.Second)
 	for _, want := range []string{"SASL", "INLET_KAFKA_SASL_PASSWORD"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -156,7 +156,7 @@ func TestStartRedisAuthRefused(t *testing.T) {
 	t.Setenv("REDIS_PASSWORD", "")
 	t.Setenv("REDIS_PASSWORD_FILE", "")
 	s := startProcessor(t, "-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix,
-		"-schema-registry-url", env.RegistryURL, "-redis-url", "redis://:"+secret+"@"+m.Addr()+"/0", "-admin-addr", servicetest.FreeAddr(t))
+		"-schema-registry-url", env.RegistryURL, "-redis-url", "redis://:"+secret+"@"+m.Addr()+"/0", "-admin-addr", servicetest.AnyPort)
 	err := s.Stopped(t, 30*time.Second)
 	for _, want := range []string{"WRONGPASS", "INLET_REDIS_URL", "REDIS_PASSWORD"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -178,9 +178,8 @@ func TestStartRedisAuthRefused(t *testing.T) {
 func TestSIGTERMWithKafkaHungEndsInBound(t *testing.T) {
 	env := testenv.Embedded(t) // for the registry and Redis
 	k := servicetest.NewHungKafka(t)
-	adminAddr := servicetest.FreeAddr(t)
 	s := startProcessor(t, "-kafka-brokers", k.Addr(), "-topic-prefix", env.Prefix, "-group", env.Prefix+"-g",
-		"-schema-registry-url", env.RegistryURL, "-redis-url", env.RedisURL, "-admin-addr", adminAddr,
+		"-schema-registry-url", env.RegistryURL, "-redis-url", env.RedisURL, "-admin-addr", servicetest.AnyPort,
 		"-batch-deadline", "1s", "-drain-timeout", "1s", "-claim-lease", "10s")
 	s.Await(t, "processor running")
 	cl, err := kgo.NewClient(kgo.SeedBrokers(k.Addr()))

@@ -146,7 +146,46 @@ func SIGTERM(t *testing.T) {
 	}
 }
 
+// AnyPort is the listen address to give a service under test: it binds a
+// port of its own choosing, which no other process can take between the
+// test choosing it and the service binding it (go test runs packages in
+// parallel, each binding ports). Addr reads the port bound from the log.
+const AnyPort = "127.0.0.1:0"
+
+// Addr is the string field key of the log record with message msg (such
+// as the address a service bound for AnyPort), waiting for the record.
+func (s *Started) Addr(t *testing.T, msg, key string) string {
+	t.Helper()
+	addr, _ := s.Await(t, msg)[key].(string)
+	if addr == "" {
+		t.Fatalf("%q logged without %s; log:\n%s", msg, key, s.Log)
+	}
+	return addr
+}
+
+// ClosedAddr is a loopback address that refuses connections until t
+// ends: its port is bound without listening, so no other process can
+// take it and answer there (as one could at a FreeAddr).
+func ClosedAddr(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
+}
+
 // FreeAddr is a loopback address nothing listens on (a port just freed).
+// Another process may take it meanwhile: give services AnyPort, and use
+// ClosedAddr for an address that must refuse.
 func FreeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -7,8 +7,12 @@
 package redisha
 
 import (
+	"bufio"
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -42,12 +46,13 @@ func StartCluster(t testing.TB) *Cluster {
 	dir := t.TempDir()
 	c := &Cluster{}
 	for range 3 {
-		// cluster-port (Redis 7.0) names the bus port, which would otherwise
-		// be port+10000 and could be taken or out of range.
-		port, bus := freePort(t), freePort(t)
-		startRedis(t, dir, port, "--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(bus),
-			"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port)))
-		c.Addrs = append(c.Addrs, fmt.Sprintf("127.0.0.1:%d", port))
+		addr := startRedis(t, dir, func(port int) []string {
+			// cluster-port (Redis 7.0) names the bus port, which would
+			// otherwise be port+10000 and could be taken or out of range.
+			return []string{"--cluster-enabled", "yes", "--cluster-port", strconv.Itoa(freePort(t)),
+				"--cluster-config-file", filepath.Join(dir, fmt.Sprintf("nodes-%d.conf", port))}
+		})
+		c.Addrs = append(c.Addrs, addr)
 	}
 	args := append([]string{"--cluster", "create"}, c.Addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
@@ -103,21 +108,18 @@ func StartSentinel(t testing.TB, serverArgs ...string) *Sentinel {
 	needRedisTools(t, "redis-server", "redis-cli")
 	dir := t.TempDir()
 	s := &Sentinel{Master: "mymaster"}
-	mport, rport, sport := freePort(t), freePort(t), freePort(t)
-	s.Nodes = [2]string{fmt.Sprintf("127.0.0.1:%d", mport), fmt.Sprintf("127.0.0.1:%d", rport)}
-	startRedis(t, dir, mport, serverArgs...)
-	startRedis(t, dir, rport, append([]string{"--replicaof", "127.0.0.1", strconv.Itoa(mport)}, serverArgs...)...)
-	// The sentinel rewrites its configuration file: it must be its own.
-	conf := filepath.Join(dir, "sentinel.conf")
-	err := os.WriteFile(conf, fmt.Appendf(nil, "port %d\nbind 127.0.0.1\ndir %s\n"+
-		"sentinel monitor %s 127.0.0.1 %d 1\n"+
-		"sentinel down-after-milliseconds %[3]s 1000\n"+
-		"sentinel failover-timeout %[3]s 10000\n", sport, dir, s.Master, mport), 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	startRedis(t, dir, sport, "--sentinel-conf", conf)
-	s.Sentinel = fmt.Sprintf("127.0.0.1:%d", sport)
+	master := startRedis(t, dir, func(int) []string { return serverArgs })
+	_, mport, _ := net.SplitHostPort(master)
+	replica := startRedis(t, dir, func(int) []string {
+		return append([]string{"--replicaof", "127.0.0.1", mport}, serverArgs...)
+	})
+	s.Nodes = [2]string{master, replica}
+	s.Sentinel = startSentinel(t, dir, func(port int) string {
+		return fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\n"+
+			"sentinel monitor %s 127.0.0.1 %s 1\n"+
+			"sentinel down-after-milliseconds %[3]s 1000\n"+
+			"sentinel failover-timeout %[3]s 10000\n", port, dir, s.Master, mport)
+	})
 	s.waitReplica(t, s.Nodes[1])
 	return s
 }
@@ -224,9 +226,17 @@ func needRedisTools(t testing.TB, progs ...string) {
 	}
 }
 
+// portAttempts bounds how often one server is started again after another
+// process took its port between freePort and the server's bind.
+const portAttempts = 5
+
+// errPortTaken is a server's exit at start because its port (or its
+// cluster bus port) was taken meanwhile.
+var errPortTaken = errors.New("port taken by another process")
+
 // freePort is a TCP port free on 127.0.0.1 a moment ago. Another process
-// may take it before the server binds it: startRedis then fails the test
-// saying so.
+// may take it before the server binds it (go test runs packages in
+// parallel): the server then exits at start, and start tries other ports.
 func freePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -237,20 +247,58 @@ func freePort(t testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
-// startRedis runs redis-server on 127.0.0.1:port without persistence, its
-// files in dir, until t ends, and waits until it answers PING. With
-// "--sentinel-conf f" it runs a sentinel configured by f.
-func startRedis(t testing.TB, dir string, port int, extra ...string) {
+// startRedis runs redis-server on a free 127.0.0.1 port without
+// persistence, its files in dir, until t ends, and returns its address
+// once it answers; extra gives further arguments for the port chosen.
+func startRedis(t testing.TB, dir string, extra func(port int) []string) string {
 	t.Helper()
-	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
-		"--save", "", "--appendonly", "no", "--logfile", filepath.Join(dir, fmt.Sprintf("redis-%d.log", port))}
-	if len(extra) == 2 && extra[0] == "--sentinel-conf" {
+	return start(t, dir, "redis", func(port int, logFile string) []string {
+		args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "no", "--logfile", logFile}
+		return append(args, extra(port)...)
+	})
+}
+
+// startSentinel runs a sentinel on a free 127.0.0.1 port, configured by
+// conf for that port, until t ends, and returns its address once it
+// answers.
+func startSentinel(t testing.TB, dir string, conf func(port int) string) string {
+	t.Helper()
+	return start(t, dir, "sentinel", func(port int, logFile string) []string {
+		// The sentinel rewrites its configuration file: it must be its own.
+		f := filepath.Join(dir, fmt.Sprintf("sentinel-%d.conf", port))
+		if err := os.WriteFile(f, []byte(conf(port)), 0o600); err != nil {
+			t.Fatal(err)
+		}
 		// A sentinel takes its configuration file first, and no persistence
 		// options.
-		args = []string{extra[1], "--sentinel", "--logfile", filepath.Join(dir, fmt.Sprintf("sentinel-%d.log", port))}
-	} else {
-		args = append(args, extra...)
+		return []string{f, "--sentinel", "--logfile", logFile}
+	})
+}
+
+// start runs redis-server with args on a free port, again on another one
+// when the port was taken before the server bound it.
+func start(t testing.TB, dir, kind string, args func(port int, logFile string) []string) string {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		port := freePort(t)
+		logFile := filepath.Join(dir, fmt.Sprintf("%s-%d.log", kind, port))
+		addr, err := run(t, args(port, logFile), port, logFile)
+		if err == nil {
+			return addr
+		}
+		if !errors.Is(err, errPortTaken) || attempt == portAttempts {
+			t.Fatal(err)
+		}
+		t.Logf("%v: starting it on another port", err)
 	}
+}
+
+// run starts redis-server with args, stopped when t ends, and waits until
+// the server answering on 127.0.0.1:port is that process: a dial alone
+// also succeeds when another process took the port.
+func run(t testing.TB, args []string, port int, logFile string) (string, error) {
+	t.Helper()
 	cmd := exec.Command("redis-server", args...)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("redis-server: %v", err)
@@ -260,28 +308,67 @@ func startRedis(t testing.TB, dir string, port int, extra ...string) {
 	t.Cleanup(func() {
 		_ = cmd.Process.Kill()
 		<-exited
+		// The log goes with t's TempDir: show it while it is there.
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile)
+			t.Logf("%s:\n%s", logFile, b)
+		}
 	})
-	// Dialled, not PINGed through go-redis: its pool logs every refused
-	// dial to stderr.
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
 	deadline := time.Now().Add(haStart)
 	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			_ = c.Close()
-			return
+		pid, err := serverPID(addr)
+		if err == nil && pid == cmd.Process.Pid {
+			return addr, nil
 		}
 		select {
 		case werr := <-exited:
 			exited <- werr
-			t.Fatalf("redis-server on port %d exited at start (%v; port taken?): see the log in %s", port, werr, dir)
+			b, _ := os.ReadFile(logFile)
+			if bytes.Contains(b, []byte("Address already in use")) {
+				return "", fmt.Errorf("redis-server on port %d exited at start: %w", port, errPortTaken)
+			}
+			return "", fmt.Errorf("redis-server on port %d exited at start (%v):\n%s", port, werr, b)
 		default:
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("redis-server on port %d did not listen within %v: %v", port, haStart, err)
+			return "", fmt.Errorf("redis-server on port %d did not answer within %v: %v", port, haStart, err)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// serverPID asks the server at addr for its process id (INFO server), in
+// RESP by hand: go-redis's pool logs every refused dial to stderr.
+func serverPID(addr string) (int, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(time.Second))
+	if _, err := io.WriteString(c, "*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n"); err != nil {
+		return 0, err
+	}
+	r := bufio.NewReader(c)
+	head, err := r.ReadString('\n')
+	if err != nil {
+		return 0, err
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(head, "$")))
+	if !strings.HasPrefix(head, "$") || err != nil {
+		return 0, fmt.Errorf("INFO answered %q", head)
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return 0, err
+	}
+	for line := range strings.Lines(string(body)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "process_id:"); ok {
+			return strconv.Atoi(v)
+		}
+	}
+	return 0, errors.New("INFO server without process_id")
 }
 
 // eventually is poll.Eventually (testenv imports pkg/store, whose tests use this package).
