@@ -122,14 +122,15 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The ingest listener opens once envelopes can be written (below); a
-	// port taken now is said now, not after the wait for Kafka.
-	trial, err := service.Listen("ingest-addr", "INLET_INGEST_ADDR", icfg.Addr)
+	// The ingest listener opens once envelopes can be written (below).
+	// Its port is held from now, refusing connections: a port taken now
+	// is said now, and none can be taken during the wait for Kafka.
+	reserved, err := service.Reserve("ingest-addr", "INLET_INGEST_ADDR", icfg.Addr)
 	if err != nil {
 		adminLn.Close()
 		return err
 	}
-	trial.Close()
+	defer reserved.Close()
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.Handler())
 	mux.Handle("GET /healthz", probes)
@@ -171,7 +172,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ln, err := service.Listen("ingest-addr", "INLET_INGEST_ADDR", icfg.Addr)
+	ln, err := reserved.Listen()
 	if err != nil {
 		return err
 	}
