@@ -70,18 +70,30 @@ type Tokens struct {
 }
 
 // TokensFromEnv reads the tokens from INLET_ADMIN_READ_TOKEN and
-// INLET_ADMIN_TOKEN (or their _FILE variants).
+// INLET_ADMIN_TOKEN (or their _FILE variants). A token shorter than
+// MinTokenLen is refused: the write token requeues and discards dead
+// letters, the API does not slow down a guesser, and the shipped Secret
+// example's REPLACE_ME would otherwise have been one.
 func TokensFromEnv() (Tokens, error) {
-	r, err := flagenv.Secret(EnvReadToken)
-	if err != nil {
-		return Tokens{}, err
+	var t Tokens
+	for _, v := range []struct {
+		name string
+		to   *string
+	}{{EnvReadToken, &t.Read}, {EnvWriteToken, &t.Write}} {
+		tok, err := flagenv.Secret(v.name)
+		if err != nil {
+			return Tokens{}, err
+		}
+		if tok != "" && len(tok) < MinTokenLen {
+			return Tokens{}, fmt.Errorf("%s (or %s_FILE) is %d bytes long: an admin token must have at least %d (make one with: openssl rand -hex 32)", v.name, v.name, len(tok), MinTokenLen)
+		}
+		*v.to = tok
 	}
-	w, err := flagenv.Secret(EnvWriteToken)
-	if err != nil {
-		return Tokens{}, err
-	}
-	return Tokens{Read: r, Write: w}, nil
+	return t, nil
 }
+
+// MinTokenLen is the shortest admin token accepted, in bytes.
+const MinTokenLen = 16
 
 // Queues is what the API needs of *ops.Queues.
 type Queues interface {

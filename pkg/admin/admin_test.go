@@ -488,14 +488,14 @@ func TestDisabled(t *testing.T) {
 
 func TestTokensFromEnv(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "tok")
-	if err := os.WriteFile(f, []byte("from-file\n"), 0o600); err != nil {
+	if err := os.WriteFile(f, []byte("read-token-from-a-file\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(EnvReadToken, "")
 	t.Setenv(EnvReadToken+"_FILE", f)
-	t.Setenv(EnvWriteToken, "w")
+	t.Setenv(EnvWriteToken, "write-token-0123456789")
 	tok, err := TokensFromEnv()
-	if err != nil || tok.Read != "from-file" || tok.Write != "w" {
+	if err != nil || tok.Read != "read-token-from-a-file" || tok.Write != "write-token-0123456789" {
 		t.Fatalf("%+v %v", tok, err)
 	}
 }
@@ -642,5 +642,26 @@ func TestSwappedRangeRefused(t *testing.T) {
 	body := `{"filter":{"since":"2025-02-01T00:00:00Z","until":"2025-01-01T00:00:00Z"},"reason":"x"}`
 	if code, m, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w", body); code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(m["error"]), "not before until") {
 		t.Errorf("requeue: %d %v, want 400", code, m)
+	}
+}
+
+// TestTokensFromEnvRefusesShortTokens: the write token requeues and
+// discards dead letters; a short one (the Secret example's REPLACE_ME) is
+// refused at start, naming the variable, never the token.
+func TestTokensFromEnvRefusesShortTokens(t *testing.T) {
+	for _, env := range []string{EnvWriteToken, EnvReadToken} {
+		t.Run(env, func(t *testing.T) {
+			t.Setenv(EnvWriteToken, "")
+			t.Setenv(EnvReadToken, "")
+			t.Setenv(env, "REPLACE_ME")
+			_, err := TokensFromEnv()
+			if err == nil || !strings.Contains(err.Error(), env) || strings.Contains(err.Error(), "REPLACE_ME") {
+				t.Fatalf("TokensFromEnv with a 10-byte %s = %v; want an error naming it, not quoting it", env, err)
+			}
+			t.Setenv(env, strings.Repeat("k", MinTokenLen))
+			if tok, err := TokensFromEnv(); err != nil || tok.Read+tok.Write != strings.Repeat("k", MinTokenLen) {
+				t.Fatalf("TokensFromEnv with a %d-byte token = %+v, %v", MinTokenLen, tok, err)
+			}
+		})
 	}
 }

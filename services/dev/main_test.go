@@ -66,7 +66,7 @@ func TestBadRedisURL(t *testing.T) {
 	for k, v := range devSecrets {
 		t.Setenv(k, v) // run sets them otherwise, for the whole test process
 	}
-	t.Setenv(admin.EnvWriteToken, "test-token")
+	t.Setenv(admin.EnvWriteToken, "test-token-0123456789")
 	const secret = "s3cr3t%zzpass"
 	err := run([]string{
 		"-redis-url", "redis://:" + secret + "@127.0.0.1:6379/0",

@@ -22,7 +22,7 @@ func startArgs(t *testing.T, dir string, extra ...string) []string {
 	for k, v := range devSecrets {
 		t.Setenv(k, v) // run sets them otherwise, for the whole test process
 	}
-	t.Setenv(admin.EnvWriteToken, "test-token")
+	t.Setenv(admin.EnvWriteToken, "test-token-0123456789")
 	return append([]string{
 		"-sources", "../../deploy/sources.example.yaml",
 		"-data-dir", dir, "-kafka-port", "0", "-registry-port", "0", "-redis-port", "0",
