@@ -75,7 +75,7 @@ func ParseCoordinates(s string) (topic string, p int32, off int64, ok bool) {
 	}
 	pn, err1 := strconv.ParseInt(s[j+1:i], 10, 32)
 	o, err2 := strconv.ParseInt(s[i+1:], 10, 64)
-	if err1 != nil || err2 != nil {
+	if err1 != nil || err2 != nil || pn < 0 || o < 0 {
 		return "", 0, 0, false
 	}
 	return s[:j], int32(pn), o, true
@@ -136,11 +136,33 @@ func Due(r *kgo.Record, delay time.Duration, now time.Time) time.Time {
 	return now.Add(delay)
 }
 
-// History is the record's error history, oldest first.
+// History is the record's error history, oldest first. A header or an
+// entry that does not decode (another producer's, a damaged one) is kept
+// as an entry quoting it, stage "unreadable": decoded whole, one bad "at"
+// dropped the whole history, and the next failure's append wrote it back
+// without what it said.
 func History(hs []kgo.RecordHeader) []ErrorEntry {
-	var out []ErrorEntry
-	_ = json.Unmarshal([]byte(Get(hs, HeaderErrors)), &out)
+	raw := Get(hs, HeaderErrors)
+	if raw == "" {
+		return nil
+	}
+	var items []json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &items); err != nil {
+		return []ErrorEntry{unreadable("error history", raw)}
+	}
+	out := make([]ErrorEntry, 0, len(items))
+	for _, it := range items {
+		var e ErrorEntry
+		if err := json.Unmarshal(it, &e); err != nil {
+			e = unreadable("error history entry", string(it))
+		}
+		out = append(out, e)
+	}
 	return out
+}
+
+func unreadable(what, raw string) ErrorEntry {
+	return ErrorEntry{Stage: "unreadable", Error: fitEscaped(what+" not readable as Inlet writes it: "+raw, MaxErrorText)}
 }
 
 // maxHistory bounds the history header; the oldest entries beyond it are

@@ -238,3 +238,33 @@ func TestParseCoordinates(t *testing.T) {
 		}
 	}
 }
+
+// TestHistoryKeepsWhatItCannotRead: an entry that does not decode (a bad
+// "at") dropped the whole history, and the next failure's append wrote it
+// back without it; a header that is no JSON array is kept as one entry.
+func TestHistoryKeepsWhatItCannotRead(t *testing.T) {
+	hs := Set(nil, HeaderErrors, `[{"at":"2026-11-30T10:00:00Z","stage":"deliver","error":"first"},{"at":"yesterday","stage":"deliver","error":"second"},{"at":"2026-11-30T10:02:00Z","stage":"deliver","error":"third"}]`)
+	h := History(hs)
+	if len(h) != 3 || h[0].Error != "first" || h[1].Stage != "unreadable" || !strings.Contains(h[1].Error, `"second"`) || h[2].Error != "third" {
+		t.Fatalf("History = %+v; want first, the unreadable second quoted, third", h)
+	}
+	after := History(AppendError(hs, ErrorEntry{At: time.Now(), Stage: "deliver", Error: "fourth"}))
+	if len(after) != 4 || after[0].Error != "first" || after[2].Error != "third" || after[3].Error != "fourth" {
+		t.Fatalf("after an append: %+v", after)
+	}
+	if h := History(Set(nil, HeaderErrors, "sink down")); len(h) != 1 || !strings.Contains(h[0].Error, "sink down") {
+		t.Fatalf("History of a plain-text header = %+v", h)
+	}
+}
+
+// TestParseCoordinatesRefusesNegatives: no partition or offset is below 0.
+func TestParseCoordinatesRefusesNegatives(t *testing.T) {
+	for _, s := range []string{"inlet.dlq/-1/5", "inlet.dlq/0/-5"} {
+		if _, _, _, ok := ParseCoordinates(s); ok {
+			t.Errorf("ParseCoordinates(%q) ok", s)
+		}
+	}
+	if topic, p, o, ok := ParseCoordinates("inlet.dlq/2/7"); !ok || topic != "inlet.dlq" || p != 2 || o != 7 {
+		t.Errorf("ParseCoordinates(inlet.dlq/2/7) = %q %d %d %v", topic, p, o, ok)
+	}
+}
