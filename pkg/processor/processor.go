@@ -582,6 +582,7 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 			var held []string // by another member
 			var lost []string // done by this very record: a commit Kafka lost
 			var back []*item  // their items
+			prepared := 0     // keys marked done before a commit that did not land
 			for i, k := range pending {
 				switch res[i] {
 				case store.ClaimAcquired:
@@ -591,6 +592,12 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 					if it := byKey[k]; it != nil {
 						back = append(back, it)
 					}
+				case store.ClaimPreparedHere:
+					// Marked done before a commit that did not land (the
+					// attempt died or failed before or during it): the
+					// record's own redelivery, processed again.
+					lost = append(lost, k)
+					prepared++
 				case store.ClaimDone:
 					if it := byKey[k]; it != nil {
 						it.outcome = Duplicate
@@ -604,6 +611,10 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 				p.log.Error("kafka redelivered records that were processed and marked done at the same offsets: the commit that covered them did not land (a broker failing over while writing a transaction's markers), or the group's offsets were reset over them; their outputs may be missing, so they are processed again, not skipped as duplicates",
 					"records", len(back), "where", spans(back))
 				p.metrics.countRedelivered(ctx, back)
+			}
+			if prepared > 0 {
+				p.log.Info("records came back whose keys were marked done before a commit that did not land (the attempt died or failed before or during it); processing them again",
+					"keys", prepared)
 			}
 			if len(lost) > 0 {
 				var taken []store.ClaimResult
@@ -908,36 +919,7 @@ func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, item
 		}
 	})
 	defer stopAfter()
-	heldSet := make(map[string]bool, len(held))
-	for _, k := range held {
-		heldSet[k] = true
-	}
-	var keys, at []string // at: the position of each key's record
-	var windows []time.Duration
-	var locks []string
-	for _, it := range items {
-		if it.out == nil || !heldSet[it.dedup] || (it.outcome != Processed && it.outcome != Stale) {
-			continue
-		}
-		keys = append(keys, it.dedup)
-		at = append(at, origin(it))
-		w := source.DefaultDedupWindow
-		if it.src != nil {
-			w = it.src.DedupWindow.D()
-		}
-		windows = append(windows, w)
-	}
-	confirmed := make(map[string]bool, len(keys))
-	for _, k := range keys {
-		confirmed[k] = true
-	}
-	// Locks, and the claims of events that go on to a retry tier or the
-	// DLQ: released, so the retry (or a requeue) can claim them again.
-	for _, k := range held {
-		if !confirmed[k] {
-			locks = append(locks, k)
-		}
-	}
+	keys, at, windows, locks := doneKeys(items, held)
 	// One round trip: confirming and releasing are both needed before the
 	// next batch can claim these keys without finding them busy.
 	if len(keys) == 0 && len(locks) == 0 {
@@ -956,6 +938,70 @@ func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, item
 	if err != nil {
 		p.log.Error("confirm dedup claims and release entity locks failed", "error", err)
 	}
+}
+
+// doneKeys splits the keys a batch holds into those its commit makes done
+// — the claims of its processed and stale events, with the position of
+// each one's record and its dedup window — and the rest (entity locks,
+// and the claims of events that go on to a retry tier or the DLQ), which
+// are released so that the retry (or a requeue) can claim them again.
+func doneKeys(items []*item, held []string) (keys, at []string, windows []time.Duration, rest []string) {
+	heldSet := make(map[string]bool, len(held))
+	for _, k := range held {
+		heldSet[k] = true
+	}
+	for _, it := range items {
+		if it.out == nil || !heldSet[it.dedup] || (it.outcome != Processed && it.outcome != Stale) {
+			continue
+		}
+		keys = append(keys, it.dedup)
+		at = append(at, origin(it))
+		w := source.DefaultDedupWindow
+		if it.src != nil {
+			w = it.src.DedupWindow.D()
+		}
+		windows = append(windows, w)
+	}
+	done := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		done[k] = true
+	}
+	for _, k := range held {
+		if !done[k] {
+			rest = append(rest, k)
+		}
+	}
+	return keys, at, windows, rest
+}
+
+// markDone marks the keys the batch's commit makes done (see doneKeys)
+// before the commit, with the position of each one's record
+// ([store.Store.Prepare]): an attempt that dies between its commit and its
+// confirm (a SIGKILL, the node lost) leaves its events done rather than
+// claims that expire after -claim-lease and let the events' next delivery
+// through, processed twice. A commit that does not land brings the records
+// back at the same positions, which find their keys prepared by them and
+// are processed again. It waits while Redis is unavailable, up to the
+// batch deadline, as claims do; a claim found no longer this batch's
+// (its lease ran out) is an error: the batch must not commit.
+func (p *Processor) markDone(ctx, stop context.Context, items []*item, held []string, token string, deadline time.Time) error {
+	keys, at, windows, _ := doneKeys(items, held)
+	if len(keys) == 0 {
+		return nil
+	}
+	var lost []string
+	err := p.waitOut(ctx, stop, deadline, waitRedis, func() (bool, error) {
+		var err error
+		lost, err = p.d.Store.Prepare(ctx, token, keys, at, windows)
+		return store.IsUnavailable(err), err
+	})
+	if err != nil {
+		return fmt.Errorf("mark the batch's keys done before its commit: %w", err)
+	}
+	if len(lost) > 0 {
+		return fmt.Errorf("%d dedup claims were lost before the commit (their lease, -claim-lease, ran out): the batch is redelivered", len(lost))
+	}
+	return nil
 }
 
 // release gives back every claim and lock after an abort, so the

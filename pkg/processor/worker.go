@@ -318,6 +318,9 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	if err := locks.err(); err != nil {
 		return w.abandon(ctx, stop, items, claimed, token, err)
 	}
+	if err := p.markDone(ctx, stop, items, claimed, token, deadline); err != nil {
+		return w.abandon(ctx, stop, items, claimed, token, err)
+	}
 	stopAllowing := w.allowWhenBlocked(commitBlockedGrace)
 	defer stopAllowing()
 	if err := w.sess.Begin(); err != nil {
@@ -563,7 +566,10 @@ type unsettled struct {
 //     claims are released for the redelivery;
 //   - anything else (another member committed past the batch, or the
 //     offsets cannot be read): unknown. Nothing is confirmed, counted or
-//     released; the claims expire after their lease. Confirming a batch
+//     released; the claims expire after their lease, but for the keys of
+//     its processed and stale events, marked done before the commit (see
+//     markDone): done if it landed, and if not, their records come back
+//     and find them prepared here, processed again. Confirming a batch
 //     another member redid would mark done the key of an event it sent to
 //     a retry tier, and the retry would be dropped as a duplicate.
 func (w *worker) settle(ctx, stop context.Context) {

@@ -55,6 +55,14 @@ const (
 	// were reset over it. Its outputs may be missing: process it again
 	// ([Store.RetakeDone]) rather than skip it as a duplicate.
 	ClaimDoneHere
+	// ClaimPreparedHere: the key was marked done by [Store.Prepare] for
+	// the record at the very position this claim names, and never
+	// confirmed: the attempt that marked it died, or failed, before or
+	// during its commit, and the same record came back because that
+	// commit did not land (had it landed, its offset would be past the
+	// record). Process it again ([Store.RetakeDone]): the expected
+	// redelivery after a crash, not a lost commit.
+	ClaimPreparedHere
 )
 
 func (r ClaimResult) String() string {
@@ -67,6 +75,8 @@ func (r ClaimResult) String() string {
 		return "busy"
 	case ClaimDoneHere:
 		return "done here"
+	case ClaimPreparedHere:
+		return "prepared here"
 	}
 	return fmt.Sprintf("ClaimResult(%d)", int(r))
 }
@@ -173,8 +183,13 @@ func (s *Store) ClaimBatchAt(ctx context.Context, keys, at []string, token strin
 			return nil, keyErr(ctx, "claim", s.dedupKey(keys[sent[j]]), err)
 		case isDone(old):
 			res[sent[j]] = ClaimDone
-			if at != nil && at[sent[j]] != "" && !isLock(sent[j]) && old == doneAt(at[sent[j]]) {
-				res[sent[j]] = ClaimDoneHere
+			if at != nil && at[sent[j]] != "" && !isLock(sent[j]) {
+				switch here := doneAt(at[sent[j]]); {
+				case old == here:
+					res[sent[j]] = ClaimDoneHere
+				case strings.HasPrefix(old, here+" "):
+					res[sent[j]] = ClaimPreparedHere
+				}
 			}
 		case old == token && isLock(sent[j]):
 			ownLocks = append(ownLocks, sent[j])
@@ -261,6 +276,62 @@ func (s *Store) RetakeDone(ctx context.Context, keys []string, token string) ([]
 		}
 	}
 	return res, nil
+}
+
+// Prepare marks each key done for its record before the batch's Kafka
+// commit, if token still holds its claim; one round trip. at names each
+// key's record position (as in [Store.ClaimBatchAt]) and window its dedup
+// window (one per key, or one for all; each at least 1ms). The key then
+// holds "done <at> <token>": every other record with the key is a
+// duplicate from now on, so an attempt that dies after its commit lands
+// and before [Store.Settle] confirms it leaves its events done, not
+// claims that expire after the lease and let the next delivery through.
+// If the commit does not land, its records come back at the same
+// positions and find the keys [ClaimPreparedHere]; [Store.ReleaseBatch]
+// with the token frees them after an abort known as such.
+//
+// It returns the keys token no longer held (expired or taken over),
+// untouched: the batch must not commit then.
+func (s *Store) Prepare(ctx context.Context, token string, keys, at []string, window []time.Duration) (lost []string, err error) {
+	if err := checkToken(token); err != nil {
+		return nil, err
+	}
+	if len(at) != len(keys) {
+		return nil, fmt.Errorf("%w: %d positions for %d keys", ErrInvalidArgument, len(at), len(keys))
+	}
+	if len(window) != len(keys) && len(window) != 1 {
+		return nil, fmt.Errorf("%w: %d windows for %d keys (want one per key, or one for all)", ErrInvalidArgument, len(window), len(keys))
+	}
+	for _, w := range window {
+		if w < time.Millisecond {
+			return nil, fmt.Errorf("%w: dedup window %v is below 1ms", ErrInvalidArgument, w)
+		}
+	}
+	for _, a := range at {
+		if a == "" || strings.ContainsRune(a, ' ') {
+			return nil, fmt.Errorf("%w: position %q: must be non-empty, without spaces", ErrInvalidArgument, a)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
+	out, err := s.evalBatch(ctx, nil, op{name: "prepare", script: prepareScript, common: []any{token}, n: len(keys),
+		item: func(i int, args []any) (string, []any) {
+			w := window[0]
+			if len(window) > 1 {
+				w = window[i]
+			}
+			return s.dedupKey(keys[i]), append(args, at[i], w.Milliseconds())
+		}})
+	if err != nil {
+		return nil, err
+	}
+	for i, c := range out[0] {
+		if c != 1 {
+			lost = append(lost, keys[i])
+		}
+	}
+	return lost, nil
 }
 
 // ConfirmBatch marks each key done, with a TTL of its dedup window, after the

@@ -22,7 +22,7 @@
 //
 // Keys (prefix from [KeyPrefix], default "inlet:"):
 //
-//	<prefix>dedup:<claim key>     string: a claim token, or "done" or "done <position>"
+//	<prefix>dedup:<claim key>     string: a claim token, or "done", "done <position>" or "done <position> <token>" (prepared)
 //	<prefix>entity:<entity key>   hash: ts (unix µs), event_id, state
 //
 // The processor claims two kinds of keys, named apart in the claim key:
@@ -57,6 +57,8 @@ var (
 	retakeSrc string
 	//go:embed renew.lua
 	renewSrc string
+	//go:embed prepare.lua
+	prepareSrc string
 
 	claimScript    = redis.NewScript(claimSrc)
 	releaseScript  = redis.NewScript(releaseSrc)
@@ -64,12 +66,13 @@ var (
 	deleteIfScript = redis.NewScript(deleteIfSrc)
 	retakeScript   = redis.NewScript(retakeSrc)
 	renewScript    = redis.NewScript(renewSrc)
+	prepareScript  = redis.NewScript(prepareSrc)
 )
 
 // ScriptOps maps the SHA1 of each Lua script the store runs (as EVALSHA
 // sends it) to its operation: claim (renewing a lease a retried batch
-// already holds), apply, release, retake (RetakeDone) or renew
-// (RenewLocks). Claims and confirms are otherwise plain
+// already holds), apply, release, retake (RetakeDone), renew
+// (RenewLocks) or prepare (Prepare). Claims and confirms are otherwise plain
 // SET commands (SET … NX … GET and SET … GET). DeleteEntitiesIf's script
 // (replay rebuild) is "delete entities". It is for instrumentation that
 // sees the Redis commands, such as a go-redis hook.

@@ -356,6 +356,73 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 		})
 	})
 
+	t.Run("prepare", func(t *testing.T) {
+		t.Run("done to others before the commit, prepared to its own record, confirmed after", func(t *testing.T) {
+			e, s := setup(t)
+			tok := NewToken()
+			mustClaim(t, s, []string{"a", "b"}, tok, ClaimAcquired, ClaimAcquired)
+			lost, err := s.Prepare(ctx, tok, []string{"a", "b"}, []string{"raw/3/17", "raw/1/2"}, []time.Duration{time.Hour})
+			if err != nil || lost != nil {
+				t.Fatalf("Prepare = %v, %v; want nothing lost", lost, err)
+			}
+			if v := e.rdb.Get(ctx, e.prefix+"dedup:a").Val(); v != "done raw/3/17 "+tok {
+				t.Fatalf("prepared value %q, want %q", v, "done raw/3/17 "+tok)
+			}
+			if ttl := e.rdb.PTTL(ctx, e.prefix+"dedup:a").Val(); ttl < 59*time.Minute {
+				t.Fatalf("prepared TTL %v, want the dedup window (1h)", ttl)
+			}
+			res, err := s.ClaimBatchAt(ctx, []string{"a", "b"}, []string{"raw/3/17", "raw/1/9"}, NewToken())
+			if err != nil || !slices.Equal(res, []ClaimResult{ClaimPreparedHere, ClaimDone}) {
+				t.Fatalf("ClaimBatchAt after Prepare = %v, %v; want prepared here (its record), done (a duplicate)", res, err)
+			}
+			mustClaim(t, s, []string{"a"}, tok, ClaimDone) // the script's re-entrant path
+			if err := s.Settle(ctx, tok, []string{"a"}, []string{"raw/3/17"}, []time.Duration{time.Hour}, nil); err != nil {
+				t.Fatalf("confirming prepared keys: %v (want no lost claim)", err)
+			}
+			res, err = s.ClaimBatchAt(ctx, []string{"a"}, []string{"raw/3/17"}, NewToken())
+			if err != nil || !slices.Equal(res, []ClaimResult{ClaimDoneHere}) {
+				t.Fatalf("ClaimBatchAt after the confirm = %v, %v; want done here", res, err)
+			}
+			again := NewToken()
+			res, err = s.RetakeDone(ctx, []string{"b"}, again)
+			if err != nil || !slices.Equal(res, []ClaimResult{ClaimAcquired}) {
+				t.Fatalf("RetakeDone of a prepared key = %v, %v; want acquired", res, err)
+			}
+		})
+		t.Run("a claim no longer ours is reported and left alone", func(t *testing.T) {
+			e, s := setup(t)
+			mine, other := NewToken(), NewToken()
+			mustClaim(t, s, []string{"a"}, mine, ClaimAcquired)
+			mustClaim(t, s, []string{"b"}, other, ClaimAcquired)
+			lost, err := s.Prepare(ctx, mine, []string{"a", "b", "gone"}, []string{"raw/0/1", "raw/0/2", "raw/0/3"}, []time.Duration{time.Hour})
+			if err != nil || !slices.Equal(lost, []string{"b", "gone"}) {
+				t.Fatalf("Prepare = %v, %v; want b and gone lost", lost, err)
+			}
+			if v := e.rdb.Get(ctx, e.prefix+"dedup:b").Val(); v != other {
+				t.Fatalf("another attempt's claim now %q, want %q", v, other)
+			}
+			if n := e.rdb.Exists(ctx, e.prefix+"dedup:gone").Val(); n != 0 {
+				t.Fatal("Prepare created a key it did not hold")
+			}
+		})
+		t.Run("released by its token after an abort, by no other", func(t *testing.T) {
+			_, s := setup(t)
+			tok := NewToken()
+			mustClaim(t, s, []string{"a"}, tok, ClaimAcquired)
+			if _, err := s.Prepare(ctx, tok, []string{"a"}, []string{"raw/0/1"}, []time.Duration{time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.ReleaseBatch(ctx, []string{"a"}, NewToken()); err != nil {
+				t.Fatal(err)
+			}
+			mustClaim(t, s, []string{"a"}, NewToken(), ClaimDone)
+			if err := s.ReleaseBatch(ctx, []string{"a"}, tok); err != nil {
+				t.Fatal(err)
+			}
+			mustClaim(t, s, []string{"a"}, NewToken(), ClaimAcquired)
+		})
+	})
+
 	t.Run("release", func(t *testing.T) {
 		t.Run("only by the owner", func(t *testing.T) {
 			e, s := setup(t)
