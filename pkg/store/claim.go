@@ -240,12 +240,7 @@ func (s *Store) RenewLocks(ctx context.Context, keys []string, token string) (lo
 	if err != nil {
 		return nil, err
 	}
-	for i, c := range out[0] {
-		if c != 1 {
-			lost = append(lost, keys[i])
-		}
-	}
-	return lost, nil
+	return notKept(keys, out[0]), nil
 }
 
 // RetakeDone claims each key for token as ClaimBatch does, but takes a key
@@ -326,12 +321,7 @@ func (s *Store) Prepare(ctx context.Context, token string, keys, at []string, wi
 	if err != nil {
 		return nil, err
 	}
-	for i, c := range out[0] {
-		if c != 1 {
-			lost = append(lost, keys[i])
-		}
-	}
-	return lost, nil
+	return notKept(keys, out[0]), nil
 }
 
 // ConfirmBatch marks each key done, with a TTL of its dedup window, after the
@@ -438,4 +428,15 @@ func queue(ctx context.Context, pipe redis.Pipeliner, args ...any) *redis.Status
 func (s *Store) releaseOp(keys []string, token string) op {
 	return op{name: "release", script: releaseScript, common: []any{token}, n: len(keys),
 		item: func(i int, args []any) (string, []any) { return s.dedupKey(keys[i]), args }}
+}
+
+// notKept are the keys a per-key script answered other than 1 (kept
+// ours) for: renew's and prepare's lost claims.
+func notKept(keys []string, codes []int64) (lost []string) {
+	for i, c := range codes {
+		if c != 1 {
+			lost = append(lost, keys[i])
+		}
+	}
+	return lost
 }
