@@ -503,14 +503,12 @@ func unixScale(a float64) int {
 // newest-wins took the older event as no older than the newer one and
 // applied it over it; nanoseconds were off by up to 128.
 func unixNumber(text string, f float64) (time.Time, bool) {
-	t, ok := UnixTime(f)
-	if !ok {
-		return t, false
+	if a := math.Abs(f); !math.IsNaN(f) && a < 9e18 {
+		if exact, ok := decimalUnix(text, unixScale(a)); ok {
+			return inRange(exact)
+		}
 	}
-	if exact, ok := decimalUnix(text, unixScale(math.Abs(f))); ok {
-		return inRange(exact)
-	}
-	return t, true // an exponent, a hexadecimal float: as the float reads
+	return UnixTime(f) // an exponent, a hexadecimal float: as the float reads
 }
 
 // decimalUnix reads s, a Unix time in units of 10^-scale seconds written

@@ -294,13 +294,8 @@ func (s *Store) Prepare(ctx context.Context, token string, keys, at []string, wi
 	if len(at) != len(keys) {
 		return nil, fmt.Errorf("%w: %d positions for %d keys", ErrInvalidArgument, len(at), len(keys))
 	}
-	if len(window) != len(keys) && len(window) != 1 {
-		return nil, fmt.Errorf("%w: %d windows for %d keys (want one per key, or one for all)", ErrInvalidArgument, len(window), len(keys))
-	}
-	for _, w := range window {
-		if w < time.Millisecond {
-			return nil, fmt.Errorf("%w: dedup window %v is below 1ms", ErrInvalidArgument, w)
-		}
+	if err := checkDone(len(keys), at, window); err != nil {
+		return nil, err
 	}
 	for _, a := range at {
 		if a == "" || strings.ContainsRune(a, ' ') {
@@ -312,11 +307,7 @@ func (s *Store) Prepare(ctx context.Context, token string, keys, at []string, wi
 	}
 	out, err := s.evalBatch(ctx, nil, op{name: "prepare", script: prepareScript, common: []any{token}, n: len(keys),
 		item: func(i int, args []any) (string, []any) {
-			w := window[0]
-			if len(window) > 1 {
-				w = window[i]
-			}
-			return s.dedupKey(keys[i]), append(args, at[i], w.Milliseconds())
+			return s.dedupKey(keys[i]), append(args, at[i], windowOf(window, i).Milliseconds())
 		}})
 	if err != nil {
 		return nil, err
@@ -358,24 +349,13 @@ func (s *Store) Settle(ctx context.Context, token string, done, at []string, win
 	if err := checkToken(token); err != nil {
 		return err
 	}
-	if at != nil && len(at) != len(done) {
-		return fmt.Errorf("%w: %d positions for %d keys", ErrInvalidArgument, len(at), len(done))
-	}
-	if len(window) != len(done) && len(window) != 1 {
-		return fmt.Errorf("%w: %d windows for %d keys (want one per key, or one for all)", ErrInvalidArgument, len(window), len(done))
-	}
-	for _, w := range window {
-		if w < time.Millisecond {
-			return fmt.Errorf("%w: dedup window %v is below 1ms", ErrInvalidArgument, w)
-		}
+	if err := checkDone(len(done), at, window); err != nil {
+		return err
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StatusCmd, len(done))
 	for i, k := range done {
-		w := window[0]
-		if len(window) > 1 {
-			w = window[i]
-		}
+		w := windowOf(window, i)
 		v := doneValue
 		if at != nil {
 			v = doneAt(at[i])
@@ -439,4 +419,30 @@ func notKept(keys []string, codes []int64) (lost []string) {
 		}
 	}
 	return lost
+}
+
+// checkDone checks the positions (nil: none) and dedup windows given for n
+// keys to be marked done: a window per key or one for all, each at least
+// 1ms (Redis keeps milliseconds).
+func checkDone(n int, at []string, window []time.Duration) error {
+	if at != nil && len(at) != n {
+		return fmt.Errorf("%w: %d positions for %d keys", ErrInvalidArgument, len(at), n)
+	}
+	if len(window) != n && len(window) != 1 {
+		return fmt.Errorf("%w: %d windows for %d keys (want one per key, or one for all)", ErrInvalidArgument, len(window), n)
+	}
+	for _, w := range window {
+		if w < time.Millisecond {
+			return fmt.Errorf("%w: dedup window %v is below 1ms", ErrInvalidArgument, w)
+		}
+	}
+	return nil
+}
+
+// windowOf is key i's dedup window: its own, or the one for all.
+func windowOf(window []time.Duration, i int) time.Duration {
+	if len(window) > 1 {
+		return window[i]
+	}
+	return window[0]
 }
