@@ -206,33 +206,62 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	poll.Eventually(t, timeout, what, cond)
 }
 
-// ReadAll reads topic from the start until it has at least min records and
-// then nothing new arrives for quiet; it fails t if min is not reached
-// within timeout. Use it to check that there is nothing extra (duplicates).
+// ReadAll reads topic from the start until it has at least min records,
+// has reached the topic's last stable offsets as of the call, and then
+// nothing new arrives for quiet; it fails t if that takes past timeout. Use
+// it to check that there is nothing extra (duplicates). The end offsets make
+// a read with min 0 honest: quiet alone returned nothing when the first
+// fetch took longer than quiet (a loaded machine), as if the topic were
+// empty.
 func (e *Env) ReadAll(t testing.TB, topic string, min int, quiet, timeout time.Duration) []*kgo.Record {
 	t.Helper()
 	cl := e.Client(t,
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Control records are seen (not returned): a partition whose last
+		// offset is a transaction marker is reached by it.
+		kgo.KeepControlRecords(),
 	)
 	deadline := time.Now().Add(timeout)
+	lctx, cancel := context.WithDeadline(context.Background(), deadline)
+	ends, err := kadm.NewClient(cl).ListCommittedOffsets(lctx, topic)
+	cancel()
+	if err == nil {
+		err = ends.Error()
+	}
+	if err != nil {
+		t.Fatalf("end offsets of %s: %v", topic, err)
+	}
+	behind := map[int32]int64{} // partition → end offset not reached yet
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			behind[o.Partition] = o.Offset
+		}
+	})
 	var out []*kgo.Record
 	for {
 		wait := quiet
-		if len(out) < min {
+		if len(out) < min || len(behind) > 0 {
 			wait = time.Until(deadline)
 			if wait <= 0 {
-				t.Fatalf("read %d records from %s, want at least %d", len(out), topic, min)
+				t.Fatalf("read %d records from %s, want at least %d; partitions short of their end offsets: %v", len(out), topic, min, behind)
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), wait)
 		fs := cl.PollFetches(ctx)
 		cancel()
 		recs := fs.Records()
-		if len(recs) == 0 && len(out) >= min && ctx.Err() != nil {
+		if len(recs) == 0 && len(out) >= min && len(behind) == 0 && ctx.Err() != nil {
 			return out
 		}
-		out = append(out, recs...)
+		for _, r := range recs {
+			if end, ok := behind[r.Partition]; ok && r.Offset+1 >= end {
+				delete(behind, r.Partition)
+			}
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+		}
 	}
 }
