@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -17,21 +18,46 @@ import (
 // transaction for the whole series stays open while the input is read,
 // outlives its timeout on a long input, and holds back every
 // read_committed reader of the topics it writes meanwhile.
+//
+// A commit is checked by reading one of its records back (see Commit):
+// franz-go 1.22.3's EndTransaction can abort a producer-only transaction
+// it was asked to commit, and answer nil.
 type Chunks struct {
-	cl     *kgo.Client
-	mu     sync.Mutex
-	err    error // produce failures of the open transaction
-	open   bool
-	opened time.Time
-	n      int
+	cl       *kgo.Client
+	readOpts []kgo.Opt
+	mu       sync.Mutex
+	err      error       // produce failures of the open transaction
+	acked    *kgo.Record // a record of the open transaction Kafka acknowledged
+	open     bool
+	opened   time.Time
+	n        int
 }
 
-// NewChunks writes through cl, which must have a transactional id.
-func NewChunks(cl *kgo.Client) *Chunks { return &Chunks{cl: cl} }
+// NewChunks writes through cl, which must have a transactional id;
+// readOpts (seed brokers, TLS, SASL: no consuming options) make the client
+// that reads a record of each commit back.
+func NewChunks(cl *kgo.Client, readOpts []kgo.Opt) *Chunks {
+	return &Chunks{cl: cl, readOpts: readOpts}
+}
+
+// ErrClientAborted is returned by Commit when the transaction was aborted
+// although it was asked to commit: nothing of it was written. Right after
+// a client's first records to a topic, franz-go 1.22.3 sometimes loses
+// track of the partitions its transaction wrote, takes the transaction
+// for one that wrote nothing, aborts it to clear it broker-side ("no
+// produce succeeded in this transaction but produces were attempted") and
+// answers the commit with nil (6 of 1,200 runs of two replay tests, three
+// at a time on 2 cores). A replay's copy then reported copies that were
+// never readable, and ended its processing early.
+var ErrClientAborted = errors.New("the Kafka client aborted the transaction it was asked to commit")
 
 // ErrUnconfirmed wraps a commit whose answer did not come: the coordinator
 // may have committed it.
 var ErrUnconfirmed = errors.New("commit sent but not confirmed")
+
+// commitTry is what Commit asks EndTransaction for; a test sets TryAbort
+// to make the client do what franz-go did (see ErrClientAborted).
+var commitTry = kgo.TryCommit
 
 // Produce adds r to the open transaction, beginning one when none is.
 func (c *Chunks) Produce(ctx context.Context, r *kgo.Record) error {
@@ -40,13 +66,18 @@ func (c *Chunks) Produce(ctx context.Context, r *kgo.Record) error {
 			return err
 		}
 		c.open, c.opened, c.n = true, time.Now(), 0
+		c.mu.Lock()
+		c.acked = nil // of the transaction before, which failed
+		c.mu.Unlock()
 	}
 	c.n++
-	c.cl.Produce(ctx, r, func(_ *kgo.Record, err error) {
+	c.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		if err != nil {
-			c.mu.Lock()
 			c.err = errors.Join(c.err, err)
-			c.mu.Unlock()
+		} else if c.acked == nil {
+			c.acked = r
 		}
 	})
 	return nil
@@ -69,8 +100,9 @@ func (c *Chunks) Age() time.Duration {
 // Commit waits for the open transaction's records and commits it; without
 // one it does nothing. A record that failed fails the commit (nothing of
 // the transaction is written; call Abort), and so does a commit the
-// coordinator refused (see Refused). An error wrapping ErrUnconfirmed means
-// the commit was sent and its outcome is unknown.
+// coordinator refused (see Refused), and so does one the client turned
+// into an abort (ErrClientAborted; Refused is true). An error wrapping
+// ErrUnconfirmed means the commit was sent and its outcome is unknown.
 func (c *Chunks) Commit(ctx context.Context) error {
 	if !c.open {
 		return nil
@@ -79,19 +111,65 @@ func (c *Chunks) Commit(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
-	err := c.err
+	err, acked := c.err, c.acked
 	c.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("a record was refused: %w", err)
 	}
-	if err := c.cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+	if err := c.cl.EndTransaction(ctx, commitTry); err != nil {
 		if Refused(err) {
 			return fmt.Errorf("commit refused: %w", err)
 		}
 		return fmt.Errorf("%w: %w", ErrUnconfirmed, err)
 	}
 	c.open, c.n = false, 0
+	c.mu.Lock()
+	c.acked = nil
+	c.mu.Unlock()
+	if acked == nil {
+		return nil
+	}
+	// One record tells: a transaction's records are all committed or all
+	// aborted.
+	ok, err := committed(ctx, c.cl, c.readOpts, acked.Topic, acked.Partition, acked.Offset)
+	if err != nil {
+		return fmt.Errorf("%w: reading a record of it back: %w", ErrUnconfirmed, err)
+	}
+	if !ok {
+		return fmt.Errorf("%w (its record %s/%d/%d reads as aborted); nothing of it was written", ErrClientAborted, acked.Topic, acked.Partition, acked.Offset)
+	}
 	return nil
+}
+
+// committed reports whether the record at topic/partition/offset, written
+// in a transaction that has ended, is committed: read_committed returns
+// it. The transaction's marker may land after its end was answered, so
+// the partition's last stable offset is waited for past the record first.
+func committed(ctx context.Context, cl *kgo.Client, readOpts []kgo.Opt, topic string, partition int32, offset int64) (bool, error) {
+	adm := kadm.NewClient(cl)
+	for {
+		l, err := adm.ListCommittedOffsets(ctx, topic)
+		if err == nil {
+			err = l.Error()
+		}
+		if err != nil {
+			return false, err
+		}
+		if o, ok := l.Lookup(topic, partition); ok && o.Offset > offset {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("%s/%d: last stable offset not past %d: %w", topic, partition, offset, ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	var seen bool
+	err := ReadSpan(ctx, readOpts, topic, Span{partition: {offset, offset + 1}}, func(r *kgo.Record) error {
+		seen = true
+		return nil
+	})
+	return seen, err
 }
 
 // Refused reports whether the transaction coordinator answered that the
@@ -101,9 +179,11 @@ func (c *Chunks) Commit(ctx context.Context) error {
 // commit of a transaction aborted by fencing is answered INVALID_TXN_STATE
 // rather than PRODUCER_FENCED (the coordinator sees a retry of an ended
 // transaction whose outcome differs); counting that as unconfirmed sent an
-// operator off to check entries that were certainly not decided.
+// operator off to check entries that were certainly not decided. A
+// commit the client turned into an abort (ErrClientAborted) wrote nothing
+// either.
 func Refused(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+	return errors.Is(err, ErrClientAborted) || errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
 		errors.Is(err, kerr.InvalidTxnState) || errors.Is(err, kerr.InvalidProducerIDMapping)
 }
 

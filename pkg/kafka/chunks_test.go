@@ -22,7 +22,7 @@ func TestChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	c := NewChunks(cl)
+	c := NewChunks(cl, opts)
 	if c.Open() || c.Age() != 0 || c.Commit(ctx) != nil || c.Abort(ctx) != nil {
 		t.Fatal("a Chunks with nothing written is not idle")
 	}
@@ -82,7 +82,7 @@ func TestChunksFencedCommitIsRefused(t *testing.T) {
 		return cl
 	}
 	first := newTxn()
-	c := NewChunks(first)
+	c := NewChunks(first, opts)
 	if err := c.Produce(ctx, &kgo.Record{Topic: "t", Value: []byte("a")}); err != nil {
 		t.Fatal(err)
 	}
@@ -107,5 +107,49 @@ func TestChunksFencedCommitIsRefused(t *testing.T) {
 	}
 	if n != 0 {
 		t.Fatalf("%d records of the refused chunk are readable", n)
+	}
+}
+
+// TestChunksCommitTurnedIntoAnAbort: a commit the client ends as an abort
+// while answering nil (franz-go 1.22.3 did, see ErrClientAborted) fails as
+// ErrClientAborted, refused (nothing written), not as a success.
+func TestChunksCommitTurnedIntoAnAbort(t *testing.T) {
+	opts := fakeCluster(t, 1)
+	ctx := context.Background()
+	cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)], kgo.TransactionalID("turned"))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	c := NewChunks(cl, opts)
+	write := func(value string) {
+		t.Helper()
+		if err := c.Produce(ctx, &kgo.Record{Topic: "t", Value: []byte(value)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("a")
+	defer func() { commitTry = kgo.TryCommit }()
+	commitTry = kgo.TryAbort
+	err = c.Commit(ctx)
+	if !errors.Is(err, ErrClientAborted) || !Refused(err) || errors.Is(err, ErrUnconfirmed) || c.Open() {
+		t.Fatalf("commit the client aborted: %v (open %v); want ErrClientAborted, refused", err, c.Open())
+	}
+	// The next chunk is checked afresh: committed, it commits.
+	commitTry = kgo.TryCommit
+	write("b")
+	if err := c.Commit(ctx); err != nil {
+		t.Fatalf("commit after: %v", err)
+	}
+	sp, err := RangeOf(ctx, kadm.NewClient(cl), "t", time.Time{}, time.Time{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	if err := ReadSpan(ctx, opts, "t", sp, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, "") != "b" {
+		t.Fatalf("read %q, want b alone", got)
 	}
 }

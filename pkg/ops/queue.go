@@ -801,7 +801,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	// A record that fails fails its whole transaction (see kafka.Chunks):
 	// a requeue whose record was refused once committed its audit entry
 	// alone, and the event was marked requeued but never sent.
-	chunks := kafka.NewChunks(txn)
+	chunks := kafka.NewChunks(txn, q.cl.Opts())
 	var (
 		pending     []*Entry // decided in the open transaction
 		unconfirmed int      // entries whose commit was sent but not answered

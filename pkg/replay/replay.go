@@ -449,8 +449,22 @@ func (r *run) run(ctx context.Context) error {
 		return err
 	}
 	if prog[fCopied] == "" {
-		if err := r.copy(ctx, prog); err != nil {
-			return err
+		// A chunk the Kafka client aborted instead of committing
+		// (kafka.ErrClientAborted) wrote nothing: the copy goes on from
+		// its last recorded position, as a resume would, and copies it
+		// again.
+		for attempt := 1; ; attempt++ {
+			err := r.copy(ctx, prog)
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, kafka.ErrClientAborted) || attempt == clientAbortRetries {
+				return err
+			}
+			r.d.Log.Warn("replay: copy chunk aborted by the Kafka client; copying it again", "id", r.cfg.ID, "error", err)
+			if prog, err = r.d.Redis.HGetAll(ctx, r.key).Result(); err != nil {
+				return fmt.Errorf("replay progress: %w", err)
+			}
 		}
 	}
 	if r.cfg.Mode == Rebuild && prog[fDeleted] == "" {
@@ -475,6 +489,10 @@ func (r *run) run(ctx context.Context) error {
 	r.sum.Complete = true
 	return nil
 }
+
+// clientAbortRetries bounds the copies started over after a chunk the
+// Kafka client aborted (see run).
+const clientAbortRetries = 3
 
 // completeWrite bounds the recording of a finished replay.
 const completeWrite = 5 * time.Second
@@ -664,7 +682,7 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 		}
 	}
 	scanned, skipped, skippedDiscarded := prog.Scanned, prog.Skipped, prog.SkippedDiscarded
-	chunks := kafka.NewChunks(txn)
+	chunks := kafka.NewChunks(txn, r.d.KafkaOpts)
 	// Fill: copies wait in pend until their entities' states are read
 	// (markApplied, one round trip per markBatch copies), and are in the
 	// chunk only once produced: commit produces them first. Pending since
