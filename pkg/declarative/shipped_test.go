@@ -42,6 +42,11 @@ var notKeyed = map[string]string{
 	// design.
 	"billing standardwebhooks/event/fixtures/v1/ping.scalar_data.json": "entity_key",
 	"billing standardwebhooks/event/fixtures/v1/invoice.paid.json":     "entity_key",
+	// Shopify's documented example of orders/risk_assessment_changed has
+	// every member but risk_level null, order_id included; an assessment
+	// Shopify sends names its order, and one that did not could not be
+	// told from another order's: invalid, kept on the invalid topic.
+	"shop shopify/order_risk_assessment/fixtures/v1/orders.risk_assessment_changed.2025-01.json": "entity_key",
 }
 
 // TestShippedEntriesKeyEveryFixture: every events entry of the shipped
@@ -349,5 +354,46 @@ func TestHandleBusinessTime(t *testing.T) {
 				t.Errorf("OccurredAt = %v, want %v", out.OccurredAt, tc.want)
 			}
 		})
+	}
+}
+
+// TestShippedShopifyTopicsReachTheirContracts: Shopify's example body of
+// each orders/* topic, sent as that topic through a shipped sources file,
+// is read and keyed by the entry it reaches. "orders/*" alone took
+// orders/delete, orders/edited and orders/shopify_protect_eligibility_changed
+// too, and shopify/order refused each of them (all to inlet.invalid).
+func TestShippedShopifyTopicsReachTheirContracts(t *testing.T) {
+	reg, err := contract.Load(contracts.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	examples := map[string]string{ // topic → Shopify's example body
+		"orders/create": "shopify/order/fixtures/v2/orders.create.2025-01.json",
+		"orders/delete": "shopify/order_deleted/fixtures/v1/orders.delete.2025-01.json",
+		"orders/edited": "shopify/order_edit/fixtures/v1/orders.edited.2025-01.json",
+		"orders/shopify_protect_eligibility_changed": "shopify/order_protect_eligibility/fixtures/v1/orders.shopify_protect_eligibility_changed.2025-01.json",
+	}
+	for _, shipped := range shippedSources {
+		b, err := sourcesText(shipped.file, shipped.configMapKey)
+		if err != nil {
+			t.Fatalf("%s: %v", shipped.file, err)
+		}
+		sources, err := source.Parse(b, source.WithoutSecrets())
+		if err != nil {
+			t.Fatalf("%s: %v", shipped.file, err)
+		}
+		rt := router.New()
+		if err := Register(rt, sources, reg); err != nil {
+			t.Fatalf("%s: %v", shipped.file, err)
+		}
+		src, _ := sources.Get("shop")
+		for topic, fx := range examples {
+			h, route, err := rt.Lookup("shop", topic, "2025-01")
+			if err != nil {
+				t.Errorf("%s: %s: %v", shipped.file, topic, err)
+				continue
+			}
+			checkFixture(t, h.(*Handler), src.Events[route.EventType], "shop", route.EventType, topic, "2025-01", fx, "")
+		}
 	}
 }

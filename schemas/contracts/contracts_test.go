@@ -38,7 +38,8 @@ func TestShippedContracts(t *testing.T) {
 	}
 	want := []string{
 		"github/issues", "github/ping", "github/pull_request", "github/push",
-		"shopify/order", "shopify/order_deleted", "standardwebhooks/event",
+		"shopify/order", "shopify/order_deleted", "shopify/order_edit",
+		"shopify/order_protect_eligibility", "shopify/order_risk_assessment", "standardwebhooks/event",
 		"stripe/invoice", "stripe/payment_intent", "stripe/subscription",
 	}
 	if !slices.Equal(got, want) {
