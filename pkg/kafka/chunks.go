@@ -144,8 +144,12 @@ func (c *Chunks) Commit(ctx context.Context) error {
 // committed reports whether the record at topic/partition/offset, written
 // in a transaction that has ended, is committed: read_committed returns
 // it. The transaction's marker may land after its end was answered, so
-// the partition's last stable offset is waited for past the record first.
+// the partition's last stable offset is waited for past the record first:
+// at most checkWait, as another producer's transaction open since before
+// the record holds it back until that one ends.
 func committed(ctx context.Context, cl *kgo.Client, readOpts []kgo.Opt, topic string, partition int32, offset int64) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, checkWait)
+	defer cancel()
 	adm := kadm.NewClient(cl)
 	for {
 		l, err := adm.ListCommittedOffsets(ctx, topic)
@@ -171,6 +175,10 @@ func committed(ctx context.Context, cl *kgo.Client, readOpts []kgo.Opt, topic st
 	})
 	return seen, err
 }
+
+// checkWait bounds the read-back of a commit (see committed): a
+// transaction's default timeout in Kafka is one minute.
+const checkWait = 2 * time.Minute
 
 // Refused reports whether the transaction coordinator answered that the
 // transaction cannot commit: another client took its transactional id

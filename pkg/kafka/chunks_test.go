@@ -54,14 +54,7 @@ func TestChunks(t *testing.T) {
 	if err := c.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	sp, err := RangeOf(ctx, kadm.NewClient(cl), "t", time.Time{}, time.Time{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	if err := ReadSpan(ctx, opts, "t", sp, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil }); err != nil {
-		t.Fatal(err)
-	}
+	got := committedValues(t, cl, opts, "t")
 	if strings.Join(got, "") != "aaac" {
 		t.Fatalf("read %q, want aaa then c (the aborted chunk left nothing)", got)
 	}
@@ -141,15 +134,23 @@ func TestChunksCommitTurnedIntoAnAbort(t *testing.T) {
 	if err := c.Commit(ctx); err != nil {
 		t.Fatalf("commit after: %v", err)
 	}
-	sp, err := RangeOf(ctx, kadm.NewClient(cl), "t", time.Time{}, time.Time{})
+	got := committedValues(t, cl, opts, "t")
+	if strings.Join(got, "") != "b" {
+		t.Fatalf("read %q, want b alone", got)
+	}
+}
+
+// committedValues reads topic's committed records' values, in order.
+func committedValues(t *testing.T, cl *kgo.Client, opts []kgo.Opt, topic string) []string {
+	t.Helper()
+	ctx := context.Background()
+	sp, err := RangeOf(ctx, kadm.NewClient(cl), topic, time.Time{}, time.Time{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	if err := ReadSpan(ctx, opts, "t", sp, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil }); err != nil {
+	if err := ReadSpan(ctx, opts, topic, sp, func(r *kgo.Record) error { got = append(got, string(r.Value)); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	if strings.Join(got, "") != "b" {
-		t.Fatalf("read %q, want b alone", got)
-	}
+	return got
 }

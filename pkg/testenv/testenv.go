@@ -225,17 +225,25 @@ func (e *Env) ReadAll(t testing.TB, topic string, min int, quiet, timeout time.D
 	)
 	deadline := time.Now().Add(timeout)
 	lctx, cancel := context.WithDeadline(context.Background(), deadline)
-	ends, err := kadm.NewClient(cl).ListCommittedOffsets(lctx, topic)
-	cancel()
+	adm := kadm.NewClient(cl)
+	starts, err := adm.ListStartOffsets(lctx, topic)
+	if err == nil {
+		err = starts.Error()
+	}
+	var ends kadm.ListedOffsets
+	if err == nil {
+		ends, err = adm.ListCommittedOffsets(lctx, topic)
+	}
 	if err == nil {
 		err = ends.Error()
 	}
+	cancel()
 	if err != nil {
-		t.Fatalf("end offsets of %s: %v", topic, err)
+		t.Fatalf("start and end offsets of %s: %v", topic, err)
 	}
 	behind := map[int32]int64{} // partition → end offset not reached yet
 	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
+		if s, ok := starts.Lookup(topic, o.Partition); ok && o.Offset > s.Offset {
 			behind[o.Partition] = o.Offset
 		}
 	})
