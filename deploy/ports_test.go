@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+
+	"github.com/inletdev/inlet/pkg/service/servicetest"
 )
 
 // The admin listener's paths (services/*/main.go): what probes and scrapes
@@ -232,7 +234,7 @@ func readPrometheus(t *testing.T, path string) map[string]scrapeConfig {
 // port, so nothing is contacted; the listeners are moved to free loopback
 // ports.
 func TestAdminServesProbes(t *testing.T) {
-	closed := closedPort(t)
+	closed := servicetest.ClosedAddr(t)
 	for _, c := range k8sContainers(t) {
 		t.Run(c.Artifact+"/"+c.Service, func(t *testing.T) {
 			env := append(checkEnv(t, c),
@@ -256,18 +258,6 @@ func TestAdminServesProbes(t *testing.T) {
 			}
 		})
 	}
-}
-
-// closedPort is a loopback address nothing listens on.
-func closedPort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
 }
 
 // start runs service with env until the test ends and returns its admin

@@ -10,25 +10,14 @@ import (
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/service"
+	"github.com/inletdev/inlet/pkg/service/servicetest"
 )
-
-// closedAddr is a loopback address where nothing listens.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 // TestConnectionHints: a command that cannot reach Kafka or the registry
 // says which setting names the address, not only "dial tcp …: connection
 // refused".
 func TestConnectionHints(t *testing.T) {
-	kafkaAddr, srAddr := closedAddr(t), closedAddr(t)
+	kafkaAddr, srAddr := servicetest.ClosedAddr(t), servicetest.ClosedAddr(t)
 	for _, c := range []struct {
 		args []string
 		want []string

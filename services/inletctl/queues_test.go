@@ -21,6 +21,7 @@ import (
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/retry"
+	"github.com/inletdev/inlet/pkg/service/servicetest"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -475,7 +476,7 @@ func TestQueueDecisionRefusesABlankWho(t *testing.T) {
 // checked only once they answered: it exited 1 with the connection's
 // error instead of saying --reason is missing.
 func TestQueueDecisionFlagsAreCheckedBeforeConnecting(t *testing.T) {
-	flags := []string{"-kafka-brokers", closedAddr(t), "-schema-registry-url", "http://" + closedAddr(t)}
+	flags := []string{"-kafka-brokers", servicetest.ClosedAddr(t), "-schema-registry-url", "http://" + servicetest.ClosedAddr(t)}
 	for _, cmd := range []string{"requeue", "discard"} {
 		for _, c := range []struct {
 			args []string
@@ -572,7 +573,7 @@ func TestQueueRequeueInterrupted(t *testing.T) {
 // is a usage error also while the registry is down (it exited 1 with the
 // registry's error).
 func TestQueueUnknownCommandBeforeConnecting(t *testing.T) {
-	flags := []string{"-kafka-brokers", closedAddr(t), "-schema-registry-url", "http://" + closedAddr(t)}
+	flags := []string{"-kafka-brokers", servicetest.ClosedAddr(t), "-schema-registry-url", "http://" + servicetest.ClosedAddr(t)}
 	for _, cmd := range []string{"bogus", "requeu"} {
 		code, err := run(append(flags, "dlq", cmd, "inlet.dlq/0/17", "--reason", "x"), &bytes.Buffer{})
 		if code != exitUsage || err == nil || !strings.Contains(err.Error(), "unknown command") {
@@ -585,12 +586,12 @@ func TestQueueUnknownCommandBeforeConnecting(t *testing.T) {
 // is neither table nor json, as replay and reconcile do (a script's
 // --output jsno got a table).
 func TestOutputFormatIsChecked(t *testing.T) {
-	flags := []string{"-kafka-brokers", closedAddr(t), "-schema-registry-url", "http://" + closedAddr(t)}
+	flags := []string{"-kafka-brokers", servicetest.ClosedAddr(t), "-schema-registry-url", "http://" + servicetest.ClosedAddr(t)}
 	for _, args := range [][]string{
 		{"dlq", "ls", "--output", "yaml"},
 		{"invalid", "show", "inlet.invalid/0/1", "--output", "JSON"},
 		{"dlq", "discard", "inlet.dlq/0/1", "--reason", "x", "--output", "jsno"},
-		{"trace", "--output", "yaml", "-admin-url", "http://" + closedAddr(t), "abc"},
+		{"trace", "--output", "yaml", "-admin-url", "http://" + servicetest.ClosedAddr(t), "abc"},
 	} {
 		code, err := run(append(flags, args...), &bytes.Buffer{})
 		if code != exitUsage || err == nil || !strings.Contains(err.Error(), "--output") {
@@ -602,7 +603,7 @@ func TestOutputFormatIsChecked(t *testing.T) {
 // TestQueueSwappedRangeRefused: --since at or after --until is a usage
 // error; it listed nothing, exit 0, which reads as "no such problem".
 func TestQueueSwappedRangeRefused(t *testing.T) {
-	flags := []string{"-kafka-brokers", closedAddr(t), "-schema-registry-url", "http://" + closedAddr(t)}
+	flags := []string{"-kafka-brokers", servicetest.ClosedAddr(t), "-schema-registry-url", "http://" + servicetest.ClosedAddr(t)}
 	for _, args := range [][]string{
 		{"dlq", "ls", "--since", "2025-02-01T00:00:00Z", "--until", "2025-01-01T00:00:00Z"},
 		{"invalid", "requeue", "--since", "2025-01-01T00:00:00Z", "--until", "2025-01-01T00:00:00Z", "--reason", "x"},
