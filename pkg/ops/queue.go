@@ -630,6 +630,20 @@ var (
 	afterCommit func() // tests: called after each committed chunk
 )
 
+// decideBytes bounds the bytes of the records a decision's transaction
+// holds (a commit past it): they are kept until the commit is read back,
+// to be written again when the Kafka client aborted it
+// (kafka.ErrClientAborted), and 10,000 requeued events may be a MiB each.
+var decideBytes = 64 << 20
+
+// clientAbortRetries bounds the times a chunk the Kafka client aborted in
+// place of committing it is written again.
+const clientAbortRetries = 3
+
+// commitChunk commits a decision's transaction; a test makes it end as
+// franz-go sometimes did (see kafka.ErrClientAborted).
+var commitChunk = (*kafka.Chunks).Commit
+
 // Requeue sends the matching unresolved entries back into processing: to
 // the first retry tier, due now, attempt 1 (a fresh budget), with their
 // error history plus a line saying who requeued them and why. Each requeue
@@ -803,16 +817,40 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	// alone, and the event was marked requeued but never sent.
 	chunks := kafka.NewChunks(txn, q.cl.Opts())
 	var (
-		pending     []*Entry // decided in the open transaction
-		unconfirmed int      // entries whose commit was sent but not answered
+		pending     []*Entry      // decided in the open transaction
+		unconfirmed int           // entries whose commit was sent but not answered
+		written     []*kgo.Record // the open transaction's records, as given
+		writtenSize int
 	)
+	produce := func(r *kgo.Record) error {
+		written = append(written, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers})
+		writtenSize += len(r.Key) + len(r.Value)
+		for _, h := range r.Headers {
+			writtenSize += len(h.Key) + len(h.Value)
+		}
+		return chunks.Produce(ctx, r)
+	}
 	commit := func() error {
-		if err := chunks.Commit(ctx); err != nil {
+		err := commitChunk(chunks, ctx)
+		// A commit the client turned into an abort wrote nothing: the
+		// same records go again in a new transaction. Before, the
+		// decision stopped and blamed another operator's.
+		for try := 1; errors.Is(err, kafka.ErrClientAborted) && try <= clientAbortRetries; try++ {
+			for _, r := range written {
+				if err = chunks.Produce(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}); err != nil {
+					return err
+				}
+			}
+			err = commitChunk(chunks, ctx)
+		}
+		if err != nil {
 			if errors.Is(err, kafka.ErrUnconfirmed) {
 				unconfirmed = len(pending)
 			}
 			return err
 		}
+		clear(written)
+		written, writtenSize = written[:0], 0
 		if len(pending) > 0 && afterCommit != nil {
 			afterCommit()
 		}
@@ -832,18 +870,18 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 			CorrelationID: e.CorrelationID, Source: e.Source, EventType: e.EventType, EventID: e.EventID}
 		if action == "requeue" {
 			d.To = q.topics.Retry[0]
-			if err := chunks.Produce(ctx, e.requeued); err != nil {
+			if err := produce(e.requeued); err != nil {
 				return err
 			}
 		}
 		b, _ := json.Marshal(d)
-		if err := chunks.Produce(ctx, &kgo.Record{Topic: q.topics.Audit, Key: []byte(e.ID), Value: b}); err != nil {
+		if err := produce(&kgo.Record{Topic: q.topics.Audit, Key: []byte(e.ID), Value: b}); err != nil {
 			return err
 		}
 		e.Decision = d
 		e.Payload, e.Headers, e.Value, e.rec, e.requeued = nil, nil, nil, nil, nil
 		pending = append(pending, e)
-		if len(pending) >= decideChunk {
+		if len(pending) >= decideChunk || writtenSize >= decideBytes {
 			return commit()
 		}
 		return nil
@@ -879,6 +917,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	}
 	if unconfirmed > 0 {
 		done = fmt.Sprintf("%d entries were decided before it and stand, and the last %d may have been too (their commit was sent but not confirmed); list them again before deciding the rest", res.Count, unconfirmed)
+	}
+	if errors.Is(err, kafka.ErrClientAborted) {
+		return res, fmt.Errorf("%s: the Kafka client aborted a commit %d times in a row; %s: %w", action, clientAbortRetries+1, done, err)
 	}
 	if kafka.Refused(err) {
 		return res, fmt.Errorf("%s: another decision started meanwhile (or this one outlived its transaction); %s: %w", action, done, err)

@@ -243,6 +243,64 @@ func testDecisionsCommitAsTheyGo(t *testing.T, newEnv func(testing.TB) *testenv.
 	}
 }
 
+// testACommitTheClientAbortedIsWrittenAgain: a chunk whose commit the
+// Kafka client turned into an abort (franz-go 1.22.3 did, see
+// kafka.ErrClientAborted) is written again in a new transaction, and the
+// decision goes on: each entry requeued once. Before, the decision stopped
+// there and blamed another operator's. Aborted every time, it stops after
+// a few tries and says what happened, nothing written.
+func testACommitTheClientAbortedIsWrittenAgain(t *testing.T, newEnv func(testing.TB) *testenv.Env) {
+	env, tp, q := deadLettered(t, newEnv, 5)
+	ctx := context.Background()
+	defer func(c, b int) {
+		decideChunk, decideBytes, commitChunk, afterCommit = c, b, (*kafka.Chunks).Commit, nil
+	}(decideChunk, decideBytes)
+	decideChunk = 2
+	aborts, abortsLeft := 0, 0
+	commitChunk = func(c *kafka.Chunks, ctx context.Context) error {
+		if c.Len() == 0 || abortsLeft == 0 {
+			return c.Commit(ctx)
+		}
+		// What franz-go did: the transaction ends as an abort.
+		abortsLeft--
+		aborts++
+		if err := c.Abort(ctx); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w (the test's)", kafka.ErrClientAborted)
+	}
+
+	abortsLeft = 100
+	res, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
+	if !errors.Is(err, kafka.ErrClientAborted) || !strings.Contains(err.Error(), "aborted a commit 4 times") || res.Count != 0 || aborts != 4 {
+		t.Fatalf("every commit aborted: %d decided, %d aborts, %v; want none decided after 4 aborts, and an error saying so", res.Count, aborts, err)
+	}
+	if n, err := q.Depth(ctx, tp.DLQ); err != nil || n != 5 {
+		t.Fatalf("depth after the failed requeue: %d (%v), want 5", n, err)
+	}
+
+	// Chunks bounded by bytes this time: an entry each.
+	decideChunk, decideBytes = 100, 1
+	commits := 0
+	afterCommit = func() { commits++ }
+	aborts, abortsLeft = 0, 2 // the first chunk's commit, twice
+	res, err = q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
+	if err != nil || res.Count != 5 || aborts != 2 || commits != 5 {
+		t.Fatalf("requeue with a chunk aborted twice: %d decided in %d commits, %d aborts, %v; want 5 in 5 after 2 aborts", res.Count, commits, aborts, err)
+	}
+	got := env.ReadAll(t, tp.Retry[0], 5, 500*time.Millisecond, 10*time.Second)
+	ids := map[string]bool{}
+	for _, r := range got {
+		ids[string(r.Key)] = true
+	}
+	if len(got) != 5 || len(ids) != 5 {
+		t.Fatalf("%d records requeued under %d keys, want 5 and 5 (each entry once)", len(got), len(ids))
+	}
+	if n, err := q.Depth(ctx, tp.DLQ); err != nil || n != 0 {
+		t.Fatalf("depth %d (%v), want 0", n, err)
+	}
+}
+
 // testARetriedDecisionSeesTheFirst: while another decision (here on the
 // invalid queue) holds a transaction open on the audit topic, a requeue
 // fences it, and the same requeue run again finds everything decided. With
@@ -332,6 +390,7 @@ var clusterTests = []struct {
 	{"pages walk the queue once", testPagesWalkTheQueueOnce},
 	{"decisions commit as they go", testDecisionsCommitAsTheyGo},
 	{"a retried decision sees the first", testARetriedDecisionSeesTheFirst},
+	{"a commit the client aborted is written again", testACommitTheClientAbortedIsWrittenAgain},
 	{"an unconfirmed commit is not called nothing", testAnUnconfirmedCommitIsNotCalledNothing},
 	{"tracker agrees with a full read", testTrackerAgreesWithAFullRead},
 }
