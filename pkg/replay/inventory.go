@@ -204,8 +204,8 @@ func (inv *inventory) ours(id, name string) bool {
 }
 
 // ids lists every replay with a progress record, a lock or a topic.
-// Groups alone are not enough: group names carry no topic prefix, so
-// inlet-replay-<id> may be another deployment's.
+// Groups alone are not enough: a legacy group (inlet-replay-<id>) carries
+// no topic prefix, and may be another deployment's.
 func (inv *inventory) ids(ctx context.Context) ([]string, error) {
 	set := map[string]bool{}
 	for name := range inv.topics {
@@ -386,9 +386,24 @@ func parseParams(p string) (src string, mode Mode, from, to time.Time) {
 }
 
 // group describes id's group (nil when there is none) and returns its
-// committed offsets on id's topics.
+// committed offsets on id's topics. Without one, a replay stopped before
+// its group took its topic's name has its offsets in the legacy group,
+// until a run moves them (adoptLegacyGroup); that group is id's only if
+// it holds offsets on id's topics.
 func (inv *inventory) group(ctx context.Context, id string) (*GroupInfo, map[string]map[int32]int64, error) {
-	name := Group(id)
+	g, committed, err := inv.describeGroup(ctx, Group(inv.d.Topics, id), id)
+	if err != nil || g != nil {
+		return g, committed, err
+	}
+	if g, committed, err = inv.describeGroup(ctx, legacyGroup(id), id); err != nil || len(committed) == 0 {
+		return nil, nil, err
+	}
+	return g, committed, nil
+}
+
+// describeGroup describes the group name (nil when there is none) and
+// returns its committed offsets on id's topics.
+func (inv *inventory) describeGroup(ctx context.Context, name, id string) (*GroupInfo, map[string]map[int32]int64, error) {
 	lags, err := inv.adm.Lag(ctx, name)
 	if err != nil {
 		return nil, nil, fmt.Errorf("describe group %s: %w", name, err)
@@ -477,7 +492,7 @@ func (inv *inventory) readTopics(ctx context.Context, in *Info, names []string, 
 		left := pendingCap - in.Pending
 		n, capped, err := countUpTo(ctx, inv.d.KafkaOpts, name, sp, left)
 		if err != nil {
-			return fmt.Errorf("count what group %s has not processed on %s: %w", Group(in.ID), name, err)
+			return fmt.Errorf("count what the replay's group has not processed on %s: %w", name, err)
 		}
 		t.Pending = n
 		in.Pending += n

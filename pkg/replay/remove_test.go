@@ -78,7 +78,7 @@ func (h *harness) replayNames(id string) (topics []string, group, key string) {
 		topics = append(topics, topic+".retry."+kafka.TierName(tier))
 	}
 	slices.Sort(topics)
-	return topics, Group(id), h.env.Prefix + ":replay:" + id
+	return topics, Group(h.topics, id), h.env.Prefix + ":replay:" + id
 }
 
 // auditRecords reads the replay removals on the audit topic.
@@ -259,7 +259,7 @@ func TestListAndRemove(t *testing.T) {
 				t.Errorf("topic %s was deleted", kept)
 			}
 		}
-		for _, kept := range []string{h.pcfg().Group, Group("done.retry"), Group("busy")} {
+		for _, kept := range []string{h.pcfg().Group, Group(h.topics, "done.retry"), Group(h.topics, "busy")} {
 			if !after.groups[kept] {
 				t.Errorf("group %s was deleted", kept)
 			}
@@ -353,21 +353,21 @@ func TestRemoveActiveGroup(t *testing.T) {
 	h := newHarness(t)
 	h.send("stripe", "evt_1", "pi_1", 1700000100)
 	h.replay(t, "act", Fill, time.Now().Add(-time.Minute))
-	cl := h.env.Client(t, kgo.ConsumerGroup(Group("act")), kgo.ConsumeTopics(Topic(h.topics, "act")))
+	cl := h.env.Client(t, kgo.ConsumerGroup(Group(h.topics, "act")), kgo.ConsumeTopics(Topic(h.topics, "act")))
 	adm := kadm.NewClient(h.env.Client(t))
-	testenv.Eventually(t, 30*time.Second, "a member in group "+Group("act"), func() bool {
+	testenv.Eventually(t, 30*time.Second, "a member in group "+Group(h.topics, "act"), func() bool {
 		pctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 		defer cancel()
 		cl.PollFetches(pctx)
-		d, err := adm.DescribeGroups(context.Background(), Group("act"))
-		return err == nil && len(d[Group("act")].Members) > 0
+		d, err := adm.DescribeGroups(context.Background(), Group(h.topics, "act"))
+		return err == nil && len(d[Group(h.topics, "act")].Members) > 0
 	})
 	_, err := Remove(context.Background(), h.deps(), "act", RemoveOptions{Force: true, Who: "sre", Why: "x"})
 	if !errors.Is(err, ErrActive) {
 		t.Fatalf("%v, want ErrActive", err)
 	}
 	cl.Close()
-	if rm, err := Remove(context.Background(), h.deps(), "act", RemoveOptions{Who: "sre"}); err != nil || rm.Group != Group("act") {
+	if rm, err := Remove(context.Background(), h.deps(), "act", RemoveOptions{Who: "sre"}); err != nil || rm.Group != Group(h.topics, "act") {
 		t.Fatalf("after the member left: %+v, %v", rm, err)
 	}
 }
@@ -476,7 +476,8 @@ func TestGlobEscape(t *testing.T) {
 	}
 }
 
-// Group names carry no topic prefix: a group holding offsets of another
+// A legacy group (inlet-replay-<id>, named before groups took their
+// topic's name) carries no topic prefix: one holding offsets of another
 // deployment's replay of the same id is kept, and only this replay's
 // offsets deleted.
 func TestRemoveSharedGroup(t *testing.T) {
@@ -492,7 +493,7 @@ func TestRemoveSharedGroup(t *testing.T) {
 	var offs kadm.Offsets
 	offs.AddOffset(mine, 0, 0, -1)
 	offs.AddOffset(theirs, 0, 0, -1)
-	if r, err := adm.CommitOffsets(ctx, Group("shared"), offs); err != nil || r.Error() != nil {
+	if r, err := adm.CommitOffsets(ctx, legacyGroup("shared"), offs); err != nil || r.Error() != nil {
 		t.Fatalf("commit: %v %v", err, r.Error())
 	}
 	infos, err := List(ctx, h.deps(), "shared")
@@ -500,10 +501,10 @@ func TestRemoveSharedGroup(t *testing.T) {
 		t.Fatalf("list: %+v, %v; want the group's foreign topic named", infos, err)
 	}
 	rm, err := Remove(ctx, h.deps(), "shared", RemoveOptions{Who: "sre"})
-	if err != nil || rm.Group != "" || rm.GroupOffsetsOf != Group("shared") || !slices.Equal(rm.Topics, []string{mine}) {
+	if err != nil || rm.Group != "" || rm.GroupOffsetsOf != legacyGroup("shared") || !slices.Equal(rm.Topics, []string{mine}) {
 		t.Fatalf("remove: %+v, %v", rm, err)
 	}
-	o, err := adm.FetchOffsets(ctx, Group("shared"))
+	o, err := adm.FetchOffsets(ctx, legacyGroup("shared"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,7 +3,7 @@
 // The raw records of one source in [From, To) are copied, in Kafka
 // transactions of copyChunk records, to a replay topic
 // <prefix>.replay.<id>; an in-process
-// processor (group inlet-replay-<id>, retry topics of its own) then
+// processor (group <prefix>.replay.<id>, retry topics of its own) then
 // processes that topic into the ordinary processed, state, DLQ and invalid
 // topics and the ordinary Redis state, until every copied record has a
 // final outcome.
@@ -301,8 +301,14 @@ func Topic(t kafka.Topics, id string) string {
 	return strings.TrimSuffix(t.Raw, ".raw") + ".replay." + id
 }
 
-// Group names the consumer group of id.
-func Group(id string) string { return "inlet-replay-" + id }
+// Group names the consumer group of id: its topic's name, so that
+// deployments sharing a cluster under different topic prefixes never
+// share a replay's group (as inlet-replay-<id> did: legacyGroup).
+func Group(t kafka.Topics, id string) string { return Topic(t, id) }
+
+// legacyGroup is the group a replay of id was processed by before Group
+// took its topic's name; every deployment's replay of id shared it.
+func legacyGroup(id string) string { return "inlet-replay-" + id }
 
 // Run runs (or resumes) the replay and returns its summary. Cancelling ctx
 // stops it after the batch in hand is committed; run the same id again to
@@ -853,6 +859,66 @@ func (r *run) copiedSoFar(ctx context.Context) (int64, map[int32]int64, error) {
 // replay topic keeps them 7 days) before they were processed.
 var ErrExpired = errors.New("replay: copies deleted before they were processed")
 
+// adoptLegacyGroup moves to group the offsets that a run of an earlier
+// version committed on this replay's topics under legacyGroup, when group
+// has none: a replay stopped before the upgrade goes on where it stopped
+// rather than processing its copies again. The legacy group's offsets on
+// other topics (another deployment's replay of the same id) stay.
+func (r *run) adoptLegacyGroup(ctx context.Context, group string) error {
+	have, err := r.adm.FetchOffsets(ctx, group)
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
+		return fmt.Errorf("committed offsets of %s: %w", group, err)
+	}
+	committed := false
+	have.Each(func(o kadm.OffsetResponse) { committed = committed || o.Err == nil && o.At >= 0 })
+	if committed {
+		return nil
+	}
+	old := legacyGroup(r.cfg.ID)
+	had, err := r.adm.FetchOffsets(ctx, old)
+	if errors.Is(err, kerr.GroupIDNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("committed offsets of %s: %w", old, err)
+	}
+	ours := kadm.Offsets{}
+	had.Each(func(o kadm.OffsetResponse) {
+		if o.Err == nil && o.At >= 0 && r.ownTopic(o.Topic) {
+			ours.Add(o.Offset)
+		}
+	})
+	if len(ours) == 0 {
+		return nil
+	}
+	cr, err := r.adm.CommitOffsets(ctx, group, ours)
+	if err == nil {
+		err = cr.Error()
+	}
+	if err != nil {
+		return fmt.Errorf("move the offsets of %s on %s to %s: %w", old, r.topic, group, err)
+	}
+	r.d.Log.Info("replay: its group now takes its topic's name; offsets moved", "id", r.cfg.ID, "from", old, "to", group)
+	// Left behind, they would be listed as this replay's group still.
+	dr, err := r.adm.DeleteOffsets(ctx, old, ours.TopicsSet())
+	if err == nil {
+		err = dr.Error()
+	}
+	if err != nil {
+		r.d.Log.Warn("replay: offsets of the earlier group not deleted", "id", r.cfg.ID, "group", old, "error", err)
+	}
+	return nil
+}
+
+// ownTopic: name is the replay's topic or one of its retry topics.
+func (r *run) ownTopic(name string) bool {
+	if name == r.topic {
+		return true
+	}
+	tier, ok := strings.CutPrefix(name, r.topic+retryInID)
+	return ok && isTierName(tier)
+}
+
 // checkNotExpired fails when the replay topic's start is past where the
 // replay's group got to: retention deleted copies it never processed, and
 // counting what is left would report the replay complete with events
@@ -1186,7 +1252,10 @@ func keysOf(ctx context.Context, rt *router.Router, env *envelope.Envelope) (cla
 // process runs the replay's processor until everything pending in its
 // topics has a final outcome.
 func (r *run) process(ctx context.Context) error {
-	group := Group(r.cfg.ID)
+	group := r.topic // Group
+	if err := r.adoptLegacyGroup(ctx, group); err != nil {
+		return err
+	}
 	if err := r.checkNotExpired(ctx, group); err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package replay
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -140,5 +141,78 @@ func TestReplaysOfTwoDeploymentsDoNotFenceEachOther(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("first deployment's replay: %v", err)
+	}
+}
+
+// TestResumeMovesTheLegacyGroup: a replay stopped before its group took
+// its topic's name resumes from the offsets its run committed under
+// inlet-replay-<id>, processing nothing again, and moves them to its own
+// group; another deployment's offsets in the legacy group stay.
+func TestResumeMovesTheLegacyGroup(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	for i := range 3 {
+		h.send("stripe", fmt.Sprintf("evt_l%d", i), fmt.Sprintf("pi_l%d", i), 1700000000+int64(i))
+	}
+	if s := h.replay(t, "old", Fill, before); !s.Complete || s.Applied != 3 {
+		t.Fatalf("first run: %+v", s)
+	}
+	// As an earlier version left a run stopped after processing: its
+	// offsets under the legacy name, the replay not recorded complete.
+	adm := kadm.NewClient(h.env.Client(t))
+	group, legacy := Group(h.topics, "old"), legacyGroup("old")
+	had, err := adm.FetchOffsets(ctx, group)
+	if err != nil || len(had.Offsets()) == 0 {
+		t.Fatalf("offsets of %s: %v %v", group, had, err)
+	}
+	mine := had.Offsets()
+	theirs := "zz.replay.old"
+	if _, err := adm.CreateTopic(ctx, 1, -1, nil, theirs); err != nil {
+		t.Fatal(err)
+	}
+	offs := had.Offsets()
+	offs.AddOffset(theirs, 0, 7, -1)
+	if r, err := adm.CommitOffsets(ctx, legacy, offs); err != nil || r.Error() != nil {
+		t.Fatalf("commit to %s: %v %v", legacy, err, r.Error())
+	}
+	if r, err := adm.DeleteGroups(ctx, group); err != nil || r.Error() != nil {
+		t.Fatalf("delete %s: %v %v", group, err, r.Error())
+	}
+	if err := h.rdb.HDel(ctx, h.env.Prefix+":replay:old", fComplete).Err(); err != nil {
+		t.Fatal(err)
+	}
+	infos, err := List(ctx, h.deps(), "old")
+	if err != nil || len(infos) != 1 || infos[0].Group == nil || infos[0].Group.Name != legacy || infos[0].Pending != 0 {
+		t.Fatalf("list before the resume: %+v, %v; want the legacy group, nothing pending", infos, err)
+	}
+
+	s := h.replay(t, "old", Fill, before)
+	if !s.Complete || s.Applied != 3 || s.Duplicate != 0 || !s.Resumed {
+		t.Fatalf("resumed: %+v; want complete with nothing processed again", s)
+	}
+	now, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine.Each(func(o kadm.Offset) {
+		if got, ok := now.Lookup(o.Topic, o.Partition); !ok || got.At != o.At {
+			t.Errorf("%s/%d: %+v in %s, want %d moved from %s", o.Topic, o.Partition, got, group, o.At, legacy)
+		}
+	})
+	left, err := adm.FetchOffsets(ctx, legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, ok := left.Lookup(theirs, 0); !ok || o.At != 7 {
+		t.Errorf("the other deployment's offset in %s: %+v, want kept at 7", legacy, o)
+	}
+	mine.Each(func(o kadm.Offset) {
+		if _, ok := left.Lookup(o.Topic, o.Partition); ok {
+			t.Errorf("%s/%d still in %s", o.Topic, o.Partition, legacy)
+		}
+	})
+	if infos, err := List(ctx, h.deps(), "old"); err != nil || len(infos) != 1 || infos[0].Group == nil || infos[0].Group.Name != group {
+		t.Fatalf("list after the resume: %+v, %v; want the replay's own group", infos, err)
 	}
 }

@@ -31,8 +31,8 @@ const replayUsage = `Usage: inletctl [connection flags] replay --source S [--fro
 Re-reads the raw topic's records of one source received in [--from, --to)
 (by each record's time, read from a minute around the range: records land
 out of time order) and processes them again (in this process, as consumer group
-inlet-replay-<id>, into the ordinary processed/state/DLQ/invalid topics and
-Redis state).
+<prefix>.replay.<id>, into the ordinary processed/state/DLQ/invalid topics
+and Redis state).
 
   fill     dedup respected: only events never processed are applied (gaps);
            once its dedup claim expired (older than the source's
@@ -132,7 +132,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	}
 	// Refused now rather than when the copy is done and processing starts.
 	pcfg := cfg.Processor
-	pcfg.Group = replay.Group(cfg.ID)
+	pcfg.Group = "replay" // any name passes; Run names the replay's group
 	if err := pcfg.Validate(); err != nil {
 		return exitUsage, err
 	}

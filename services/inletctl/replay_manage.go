@@ -29,8 +29,10 @@ const replayManageUsage = `Usage: inletctl [connection flags] replay ls [--outpu
        inletctl [connection flags] replay rm [--dry-run] [--force --reason TEXT] [--who NAME] [--output table|json] <id>
 
 A replay leaves its topic <prefix>.replay.<id>, its retry topics
-<prefix>.replay.<id>.retry.<tier>, its consumer group inlet-replay-<id> and
-its progress record <redis key prefix>replay:<id> until they are removed.
+<prefix>.replay.<id>.retry.<tier>, its consumer group <prefix>.replay.<id>
+(inlet-replay-<id> for one stopped before the group took its topic's name)
+and its progress record <redis key prefix>replay:<id> until they are
+removed.
 
   ls   list replays (those with a progress record, a lock or a topic; only
        the ids named, if any): status (finished, running, stopped: run the

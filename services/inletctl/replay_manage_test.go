@@ -106,7 +106,7 @@ func TestReplayLsRm(t *testing.T) {
 		if code, err := run(append(flags, "replay", "ls"), &out); code != exitOK || err != nil {
 			t.Fatalf("exit %d: %v", code, err)
 		}
-		for _, want := range []string{"ID", "STATUS", "PENDING", "cli-done", "finished", "stripe", "fill", "complete: 1/1 (100%)", "inlet-replay-cli-done (Empty, 0 members)",
+		for _, want := range []string{"ID", "STATUS", "PENDING", "cli-done", "finished", "stripe", "fill", "complete: 1/1 (100%)", replayTopic + " (Empty, 0 members)",
 			"cli-busy", "running (run: host replay-pod-1, pid 4242"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("no %q in\n%s", want, out.String())
@@ -152,7 +152,7 @@ func TestReplayLsRm(t *testing.T) {
 		if code != exitOK || err != nil {
 			t.Fatalf("exit %d: %v\n%s", code, err, out.String())
 		}
-		for _, want := range []string{"dry run, nothing deleted", "would delete group inlet-replay-cli-done", "would delete topic " + replayTopic + " (",
+		for _, want := range []string{"dry run, nothing deleted", "would delete group " + replayTopic, "would delete topic " + replayTopic + " (",
 			"would delete topic " + replayTopic + ".retry.30s", "would delete Redis key " + env.Prefix + ":replay:cli-done"} {
 			if !strings.Contains(out.String(), want) {
 				t.Errorf("no %q in\n%s", want, out.String())
