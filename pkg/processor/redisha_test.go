@@ -23,12 +23,12 @@ import (
 
 // startOn runs a processor of h whose store and history are on rdb rather
 // than the Env's Redis, until stop (or the test's end).
-func (h *harness) startOn(rdb redis.UniversalClient, id string) *running {
+func (h *harness) startOn(rdb redis.UniversalClient, id string, opts ...store.Opt) *running {
 	h.t.Helper()
 	cfg := h.config()
 	cfg.InstanceID = h.env.Prefix + "-" + id
 	d := h.deps(cfg)
-	d.Store = store.New(rdb, store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease), store.LockLease(cfg.LockLease))
+	d.Store = store.New(rdb, append([]store.Opt{store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease), store.LockLease(cfg.LockLease)}, opts...)...)
 	d.History = history.New(rdb, h.prefix, time.Hour)
 	p, err := New(cfg, d)
 	if err != nil {
@@ -146,12 +146,23 @@ func TestRedisClusterProcessing(t *testing.T) {
 // waits out) from the moment its replica is promoted, and the new one
 // until the old one replicates from it. Redis replicates asynchronously,
 // so the write in flight at the promotion can still be lost: what was
-// processed twice is logged, not failed on.
+// processed twice is logged, not failed on. With -redis-wait-replicas 1
+// (store.WaitReplicas) nothing may be processed twice: no batch commits
+// before its done keys and entity states are on the replica.
 func TestRedisSentinelFailover(t *testing.T) {
+	t.Run("asynchronous", func(t *testing.T) { testSentinelFailover(t, false) })
+	t.Run("waiting for the replica", func(t *testing.T) { testSentinelFailover(t, true) })
+}
+
+func testSentinelFailover(t *testing.T, wait bool) {
 	sentinel := redisha.StartSentinel(t, "--min-replicas-to-write", "1", "--min-replicas-max-lag", "10")
 	rdb := sentinel.Client(t)
 	h := newHarness(t, testenv.Embedded(t))
-	h.startOn(rdb, "a")
+	var opts []store.Opt
+	if wait {
+		opts = append(opts, store.WaitReplicas(1, 500*time.Millisecond))
+	}
+	h.startOn(rdb, "a", opts...)
 	base := time.Date(2025, 1, 10, 12, 0, 0, 0, time.UTC)
 	ctx := context.Background()
 	const before = 20
@@ -220,6 +231,9 @@ func TestRedisSentinelFailover(t *testing.T) {
 	if len(doubled) > 0 && doubled[0] < before {
 		t.Fatalf("redeliveries of events processed before the failover were processed again: %v", doubled)
 	}
+	if wait && len(doubled) > 0 {
+		t.Fatalf("waiting for the replica, redeliveries of %d events sent during the failover were processed again: %v", len(doubled), doubled)
+	}
 	t.Logf("lost 0; processed twice: %d of the %d events sent during the failover %v", len(doubled), during, doubled)
 	if outputs["msg_after"] != 1 {
 		t.Fatal("the event sent after the failover was not processed once")
@@ -232,4 +246,48 @@ func TestRedisSentinelFailover(t *testing.T) {
 	if n := master.Exists(ctx, h.prefix+"entity:billing:inv_1000").Val(); n != 1 {
 		t.Fatal("the entity of the event after the failover is not on the new master")
 	}
+}
+
+// TestRedisReplicaWaitHoldsTheCommit: with -redis-wait-replicas 1, while
+// the replica acknowledges nothing (DEBUG SLEEP stalls it) no event is
+// committed as processed (a duplicate of one the replica has may be: it
+// writes nothing), and once it answers again the events waiting are
+// processed, each once.
+func TestRedisReplicaWaitHoldsTheCommit(t *testing.T) {
+	sentinel := redisha.StartSentinel(t, "--enable-debug-command", "local")
+	master := redis.NewClient(&redis.Options{Addr: sentinel.Nodes[0]})
+	defer master.Close()
+	replica := redis.NewClient(&redis.Options{Addr: sentinel.Nodes[1]})
+	defer replica.Close()
+	h := newHarness(t, testenv.Embedded(t))
+	h.startOn(master, "a", store.WaitReplicas(1, 200*time.Millisecond))
+	base := time.Date(2025, 1, 10, 12, 0, 0, 0, time.UTC)
+	h.sendInvoice("msg_0", 0, base)
+	h.wantCounts(1, 0, 0)
+
+	slept := make(chan error, 1)
+	go func() { slept <- replica.Do(context.Background(), "DEBUG", "SLEEP", "4").Err() }()
+	testenv.Eventually(t, 5*time.Second, "the replica to stall", func() bool {
+		probe := redis.NewClient(&redis.Options{Addr: sentinel.Nodes[1], MaxRetries: -1, ReadTimeout: 50 * time.Millisecond})
+		defer probe.Close()
+		return probe.Ping(context.Background()).Err() != nil
+	})
+	h.sendInvoice("msg_1", 1, base)
+	h.sendInvoice("msg_0_again", 0, base)
+	// Watched for as long as the replica stalls: nothing may commit.
+	for stalled := true; stalled; {
+		select {
+		case err := <-slept:
+			if err != nil {
+				t.Fatalf("DEBUG SLEEP: %v", err)
+			}
+			stalled = false
+		case <-time.After(20 * time.Millisecond):
+		}
+		if n := h.total(Processed); n > 1 && stalled {
+			t.Fatalf("%d events committed as processed while the replica acknowledged nothing, want 1", n)
+		}
+	}
+	h.wantCounts(2, 1, 0)
+	h.checkOutputs(2)
 }

@@ -8,10 +8,12 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/store"
 )
 
 // RedisConfig is how the processor (and inletctl replay, which processes
@@ -25,6 +27,11 @@ type RedisConfig struct {
 	// state must use the same one; environments sharing a Redis, each
 	// their own.
 	KeyPrefix string
+	// WaitReplicas is how many replicas must hold a batch's writes before
+	// its Kafka commit (0: none); WaitTimeout bounds each wait. See
+	// store.WaitReplicas.
+	WaitReplicas int
+	WaitTimeout  time.Duration
 }
 
 // RegisterFlags defines -redis-url and -redis-key-prefix.
@@ -33,6 +40,14 @@ func (c *RedisConfig) RegisterFlags(fs *flagenv.Set) {
 		"redis+sentinel://host:26379[,host:26379...]/<master name>[/db] through Redis Sentinel, redis+cluster://host:6379[,host:6379...] for Redis Cluster "+
 		"(rediss+sentinel://, rediss+cluster:// for TLS); password in the URL or REDIS_PASSWORD[_FILE], the sentinels' own in SENTINEL_PASSWORD[_FILE]")
 	fs.String(&c.KeyPrefix, "redis-key-prefix", "INLET_REDIS_KEY_PREFIX", "inlet:", "prefix of every Redis key the processor writes; the same for every processor and inletctl replay of one deployment")
+	fs.Int(&c.WaitReplicas, "redis-wait-replicas", "INLET_REDIS_WAIT_REPLICAS", 0, "replicas that must hold a batch's dedup keys and entity states (Redis WAIT) before its Kafka commit, so that a failover loses none of them; "+
+		"0: none (Redis replicates asynchronously); one server or Sentinel, not Cluster")
+	fs.Duration(&c.WaitTimeout, "redis-wait-timeout", "INLET_REDIS_WAIT_TIMEOUT", time.Second, "how long one wait for -redis-wait-replicas lasts; fewer replicas by then and the batch waits on, as for a Redis outage")
+}
+
+// StoreOpts are the store options of c: its key prefix and replica wait.
+func (c *RedisConfig) StoreOpts() []store.Opt {
+	return []store.Opt{store.KeyPrefix(c.KeyPrefix), store.WaitReplicas(c.WaitReplicas, c.WaitTimeout)}
 }
 
 // Parse reads the URL (see ParseRedisURL) and applies REDIS_PASSWORD
@@ -44,6 +59,14 @@ func (c *RedisConfig) Parse() (*RedisOptions, error) {
 	o, err := ParseRedisURL(c.URL)
 	if err != nil {
 		return nil, err
+	}
+	switch {
+	case c.WaitReplicas < 0:
+		return nil, fmt.Errorf("-redis-wait-replicas (INLET_REDIS_WAIT_REPLICAS) %d: want 0 (none) or more", c.WaitReplicas)
+	case c.WaitReplicas > 0 && c.WaitTimeout < time.Millisecond:
+		return nil, fmt.Errorf("-redis-wait-timeout (INLET_REDIS_WAIT_TIMEOUT) %v: want 1ms or more (Redis' WAIT takes 0 as forever)", c.WaitTimeout)
+	case c.WaitReplicas > 0 && o.Kind == RedisCluster:
+		return nil, errors.New("-redis-wait-replicas (INLET_REDIS_WAIT_REPLICAS): not on Redis Cluster, where a WAIT reaches one master and a batch's keys are on all of them; 0 there")
 	}
 	pass, err := flagenv.Secret("REDIS_PASSWORD")
 	if err != nil {

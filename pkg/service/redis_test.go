@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 
@@ -68,6 +69,37 @@ func TestRedisFlags(t *testing.T) {
 	c.RegisterFlags(fs)
 	if err := fs.Parse(nil); err != nil || c.KeyPrefix != "staging:" || c.URL != "redis://127.0.0.1:6379/0" {
 		t.Fatalf("%+v %v", c, err)
+	}
+}
+
+// -redis-wait-replicas: from the environment, with its timeout; a
+// negative count, a timeout WAIT takes as forever and Redis Cluster are
+// refused, naming the setting.
+func TestRedisWaitReplicasFlags(t *testing.T) {
+	t.Setenv("INLET_REDIS_WAIT_REPLICAS", "1")
+	t.Setenv("INLET_REDIS_WAIT_TIMEOUT", "250ms")
+	fs := flagenv.New("t")
+	var c RedisConfig
+	c.RegisterFlags(fs)
+	if err := fs.Parse(nil); err != nil || c.WaitReplicas != 1 || c.WaitTimeout != 250*time.Millisecond {
+		t.Fatalf("%+v %v", c, err)
+	}
+	for _, u := range []string{"redis://127.0.0.1:6379/0", "redis+sentinel://127.0.0.1:26379/mymaster"} {
+		if _, err := (&RedisConfig{URL: u, WaitReplicas: 1, WaitTimeout: time.Second}).Parse(); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+	for _, bad := range []RedisConfig{
+		{URL: "redis://127.0.0.1:6379/0", WaitReplicas: -1, WaitTimeout: time.Second},
+		{URL: "redis://127.0.0.1:6379/0", WaitReplicas: 1},
+		{URL: "redis+cluster://127.0.0.1:7000", WaitReplicas: 1, WaitTimeout: time.Second},
+	} {
+		if _, err := bad.Parse(); err == nil || !strings.Contains(err.Error(), "INLET_REDIS_WAIT_") {
+			t.Errorf("%+v: %v; want refused, naming the setting", bad, err)
+		}
+	}
+	if _, err := (&RedisConfig{URL: "redis+cluster://127.0.0.1:7000", WaitTimeout: time.Second}).Parse(); err != nil {
+		t.Errorf("cluster without a replica wait: %v", err)
 	}
 }
 

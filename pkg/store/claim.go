@@ -286,7 +286,9 @@ func (s *Store) RetakeDone(ctx context.Context, keys []string, token string) ([]
 // with the token frees them after an abort known as such.
 //
 // It returns the keys token no longer held (expired or taken over),
-// untouched: the batch must not commit then.
+// untouched: the batch must not commit then. Called again with the same
+// token and positions (a retry after an unknown outcome), it marks the
+// same keys again.
 func (s *Store) Prepare(ctx context.Context, token string, keys, at []string, window []time.Duration) (lost []string, err error) {
 	if err := checkToken(token); err != nil {
 		return nil, err
@@ -305,7 +307,7 @@ func (s *Store) Prepare(ctx context.Context, token string, keys, at []string, wi
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	out, err := s.evalBatch(ctx, nil, op{name: "prepare", script: prepareScript, common: []any{token}, n: len(keys),
+	out, err := s.evalReplicated(ctx, op{name: "prepare", script: prepareScript, common: []any{token}, n: len(keys),
 		item: func(i int, args []any) (string, []any) {
 			return s.dedupKey(keys[i]), append(args, at[i], windowOf(window, i).Milliseconds())
 		}})

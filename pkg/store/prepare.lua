@@ -5,12 +5,16 @@
 -- The key becomes "done <position> <token>": done to every other record,
 -- and, to its own record handed out again (the commit did not land),
 -- prepared by this token.
+-- A key already prepared by this token for the same record is marked
+-- again: the call sent again (its answer lost, or its replicas short).
 -- Returns one code per key: 1 marked, 0 not ours (expired or taken over):
 -- untouched.
 local out = {}
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[1] then
-    redis.call('SET', key, 'done ' .. ARGV[2 * i] .. ' ' .. ARGV[1], 'PX', ARGV[2 * i + 1])
+  local v = redis.call('GET', key)
+  local done = 'done ' .. ARGV[2 * i] .. ' ' .. ARGV[1]
+  if v == ARGV[1] or v == done then
+    redis.call('SET', key, done, 'PX', ARGV[2 * i + 1])
     out[i] = 1
   else
     out[i] = 0

@@ -98,9 +98,11 @@ type Store struct {
 }
 
 type cfg struct {
-	prefix    string
-	lease     time.Duration
-	lockLease time.Duration
+	prefix       string
+	lease        time.Duration
+	lockLease    time.Duration
+	waitReplicas int
+	waitTimeout  time.Duration
 }
 
 func defaultCfg() cfg {
@@ -117,6 +119,9 @@ func (c cfg) validate() error {
 	}
 	if c.lockLease < time.Millisecond {
 		return fmt.Errorf("store: LockLease %v is below the 1ms resolution of PX", c.lockLease)
+	}
+	if c.waitReplicas < 0 || c.waitReplicas > 0 && c.waitTimeout < time.Millisecond {
+		return fmt.Errorf("store: WaitReplicas %d, %v: want 0, or replicas and a timeout of 1ms or more", c.waitReplicas, c.waitTimeout)
 	}
 	return nil
 }
@@ -162,6 +167,9 @@ func New(rdb redis.UniversalClient, opts ...Opt) *Store {
 		panic(err)
 	}
 	_, single := rdb.(*redis.Client)
+	if !single && c.waitReplicas > 0 {
+		panic("store: WaitReplicas on a client of more than one server (Redis Cluster)")
+	}
 	return &Store{rdb: rdb, cfg: c, perKey: !single}
 }
 
@@ -216,6 +224,12 @@ type op struct {
 // in order, with EVAL (which also caches the script for the next batch). That
 // second round trip only happens once per script and server.
 func (s *Store) evalBatch(ctx context.Context, pipe redis.Pipeliner, ops ...op) ([][]int64, error) {
+	return s.evalOn(ctx, s.rdb, pipe, ops...)
+}
+
+// evalOn is evalBatch through rdb: the store's client, or one connection
+// of it (evalReplicated).
+func (s *Store) evalOn(ctx context.Context, rdb interface{ Pipeline() redis.Pipeliner }, pipe redis.Pipeliner, ops ...op) ([][]int64, error) {
 	type call struct {
 		op   int
 		keys []string
@@ -228,7 +242,7 @@ func (s *Store) evalBatch(ctx context.Context, pipe redis.Pipeliner, ops ...op) 
 	}
 	var calls []call
 	if pipe == nil {
-		pipe = s.rdb.Pipeline()
+		pipe = rdb.Pipeline()
 	}
 	for o, op := range ops {
 		for lo := 0; lo < op.n; lo += per {
@@ -259,7 +273,7 @@ func (s *Store) evalBatch(ctx context.Context, pipe redis.Pipeliner, ops ...op) 
 			}
 		}
 		if len(again) > 0 {
-			pipe = s.rdb.Pipeline()
+			pipe = rdb.Pipeline()
 			for _, i := range again {
 				c := &calls[i]
 				c.cmd = ops[c.op].script.Eval(ctx, pipe, c.keys, c.args...)

@@ -371,6 +371,21 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 			if ttl := e.rdb.PTTL(ctx, e.prefix+"dedup:a").Val(); ttl < 59*time.Minute {
 				t.Fatalf("prepared TTL %v, want the dedup window (1h)", ttl)
 			}
+			// Sent again (its answer lost): the same keys, nothing lost;
+			// at another position, or by another token, not theirs.
+			lost, err = s.Prepare(ctx, tok, []string{"a", "b"}, []string{"raw/3/17", "raw/1/2"}, []time.Duration{time.Hour})
+			if err != nil || lost != nil {
+				t.Fatalf("Prepare again = %v, %v; want nothing lost", lost, err)
+			}
+			if lost, err = s.Prepare(ctx, tok, []string{"a"}, []string{"raw/3/18"}, []time.Duration{time.Hour}); err != nil || !slices.Equal(lost, []string{"a"}) {
+				t.Fatalf("Prepare at another position = %v, %v; want a lost", lost, err)
+			}
+			if lost, err = s.Prepare(ctx, NewToken(), []string{"a"}, []string{"raw/3/17"}, []time.Duration{time.Hour}); err != nil || !slices.Equal(lost, []string{"a"}) {
+				t.Fatalf("Prepare by another token = %v, %v; want a lost", lost, err)
+			}
+			if v := e.rdb.Get(ctx, e.prefix+"dedup:a").Val(); v != "done raw/3/17 "+tok {
+				t.Fatalf("prepared value after the retries %q, want %q", v, "done raw/3/17 "+tok)
+			}
 			res, err := s.ClaimBatchAt(ctx, []string{"a", "b"}, []string{"raw/3/17", "raw/1/9"}, NewToken())
 			if err != nil || !slices.Equal(res, []ClaimResult{ClaimPreparedHere, ClaimDone}) {
 				t.Fatalf("ClaimBatchAt after Prepare = %v, %v; want prepared here (its record), done (a duplicate)", res, err)

@@ -233,13 +233,14 @@ func run(args []string, stderr io.Writer) error {
 	} else {
 		hist = history.New(rdb, redcfg.KeyPrefix, retention)
 	}
-	st := store.New(rdb, store.KeyPrefix(redcfg.KeyPrefix), store.ClaimLease(pcfg.ClaimLease), store.LockLease(pcfg.LockLease))
+	st := store.New(rdb, append(redcfg.StoreOpts(), store.ClaimLease(pcfg.ClaimLease), store.LockLease(pcfg.LockLease))...)
 	if err := service.CheckRedis(ctx, st, log); err != nil {
 		return err
 	}
-	// Persistence and eviction decide whether dedup state survives: a
-	// warning when it would not, nothing stopped.
+	// Persistence, eviction and replicas decide whether dedup state
+	// survives: a warning when it would not, nothing stopped.
 	st.CheckDurability(ctx, log)
+	st.CheckReplicas(ctx, log)
 	p, err := processor.New(pcfg, processor.Deps{
 		KafkaOpts: kopts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,
 		Store: st, Alerter: alerter, Log: log,
