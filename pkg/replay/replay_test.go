@@ -363,6 +363,61 @@ func TestCopyCommitsAsItGoes(t *testing.T) {
 	}
 }
 
+// TestCopyChunkTheClientAbortedIsCopiedAgain: a chunk whose commit the
+// Kafka client turned into an abort (franz-go 1.22.3 did, see
+// kafka.ErrClientAborted) is copied again, and the replay completes with
+// every event copied once and applied; aborted every time, the replay
+// stops after a few tries and says why, nothing reported complete.
+func TestCopyChunkTheClientAbortedIsCopiedAgain(t *testing.T) {
+	h := newHarness(t)
+	before := time.Now().Add(-time.Second)
+	for i := range 5 {
+		h.send("stripe", fmt.Sprintf("evt_a%d", i), fmt.Sprintf("pi_a%d", i), 1700000000+int64(i))
+	}
+	defer func(c int) { copyChunk, commitChunk = c, (*kafka.Chunks).Commit }(copyChunk)
+	copyChunk = 2
+	commits, abortAt := 0, map[int]bool{}
+	commitChunk = func(c *kafka.Chunks, ctx context.Context) error {
+		if c.Len() == 0 {
+			return c.Commit(ctx)
+		}
+		if commits++; !abortAt[commits] {
+			return c.Commit(ctx)
+		}
+		// What franz-go did: the transaction ends as an abort.
+		if err := c.Abort(ctx); err != nil {
+			return err
+		}
+		return fmt.Errorf("%w (the test's)", kafka.ErrClientAborted)
+	}
+
+	for i := 1; i <= 10; i++ {
+		abortAt[i] = true
+	}
+	cfg := Config{ID: "aborted", Source: "stripe", From: before, Mode: Fill, Processor: h.pcfg()}
+	sum, err := Run(context.Background(), cfg, h.deps())
+	if !errors.Is(err, kafka.ErrClientAborted) || (sum != nil && sum.Complete) || commits != clientAbortRetries {
+		t.Fatalf("every chunk aborted: %+v, %v after %d commits; want ErrClientAborted after %d, not complete", sum, err, commits, clientAbortRetries)
+	}
+
+	commits, abortAt = 0, map[int]bool{2: true, 3: true} // the second chunk, twice
+	if sum = h.replay(t, "aborted", Fill, before); !sum.Complete || sum.Read != 5 || sum.Applied != 5 {
+		t.Fatalf("summary %+v; want 5 read and applied", sum)
+	}
+	copies := h.env.ReadAll(t, Topic(h.topics, "aborted"), 5, 300*time.Millisecond, 10*time.Second)
+	seen := map[string]bool{}
+	for _, r := range copies {
+		o := retry.Get(r.Headers, retry.HeaderOrigin)
+		if seen[o] {
+			t.Fatalf("%s copied twice", o)
+		}
+		seen[o] = true
+	}
+	if len(copies) != 5 {
+		t.Fatalf("%d copies on the replay topic, want 5", len(copies))
+	}
+}
+
 // TestFillCopyCommitsHeldCopiesByAge: fill holds copies back to mark them
 // markBatch at a time, and commits them, with the scan position, once held
 // copyAge. They waited for markBatch copies: on a source with few records
