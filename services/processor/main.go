@@ -270,7 +270,7 @@ func run(args []string, stderr io.Writer) error {
 	stopDraining := context.AfterFunc(ctx, func() { draining.Store(true) })
 	defer stopDraining()
 	probes.Serve(adminMux(&draining, p.Waiting, tel, api))
-	log.Info("processor running", startAttrs(pcfg.Group, topics.Raw, ln.Addr().String(), rcfg.URLs, ropt)...)
+	log.Info("processor running", append(startAttrs(pcfg.Group, topics.Raw, ln.Addr().String(), rcfg.URLs, ropt), "redis_wait_replicas", redcfg.WaitReplicas)...)
 	// The Kafka clients' close leaves the group and waits for the broker's
 	// answer without a deadline: with a broker that answers nothing a
 	// SIGTERM took 83 s with the defaults, past the Kubernetes manifest's
