@@ -349,18 +349,7 @@ func TestCopyCommitsAsItGoes(t *testing.T) {
 	if !sum.Complete || sum.Read != 7 || sum.Scanned != 8 || sum.Duplicate != 7 || sum.Applied != 0 {
 		t.Fatalf("resumed summary %+v; want 8 scanned, 7 read, all duplicates", sum)
 	}
-	copies := h.env.ReadAll(t, Topic(h.topics, "chunks"), 7, 300*time.Millisecond, 10*time.Second)
-	seen := map[string]bool{}
-	for _, r := range copies {
-		o := retry.Get(r.Headers, retry.HeaderOrigin)
-		if seen[o] {
-			t.Fatalf("%s copied twice", o)
-		}
-		seen[o] = true
-	}
-	if len(copies) != 7 {
-		t.Fatalf("%d copies on the replay topic, want 7", len(copies))
-	}
+	h.wantCopiedOnce(t, "chunks", 7)
 }
 
 // TestCopyChunkTheClientAbortedIsCopiedAgain: a chunk whose commit the
@@ -404,7 +393,14 @@ func TestCopyChunkTheClientAbortedIsCopiedAgain(t *testing.T) {
 	if sum = h.replay(t, "aborted", Fill, before); !sum.Complete || sum.Read != 5 || sum.Applied != 5 {
 		t.Fatalf("summary %+v; want 5 read and applied", sum)
 	}
-	copies := h.env.ReadAll(t, Topic(h.topics, "aborted"), 5, 300*time.Millisecond, 10*time.Second)
+	h.wantCopiedOnce(t, "aborted", 5)
+}
+
+// wantCopiedOnce fails t unless replay id's topic holds n copies, none of
+// the same raw record twice.
+func (h *harness) wantCopiedOnce(t *testing.T, id string, n int) {
+	t.Helper()
+	copies := h.env.ReadAll(t, Topic(h.topics, id), n, 300*time.Millisecond, 10*time.Second)
 	seen := map[string]bool{}
 	for _, r := range copies {
 		o := retry.Get(r.Headers, retry.HeaderOrigin)
@@ -413,8 +409,8 @@ func TestCopyChunkTheClientAbortedIsCopiedAgain(t *testing.T) {
 		}
 		seen[o] = true
 	}
-	if len(copies) != 5 {
-		t.Fatalf("%d copies on the replay topic, want 5", len(copies))
+	if len(copies) != n {
+		t.Fatalf("%d copies on the replay topic, want %d", len(copies), n)
 	}
 }
 

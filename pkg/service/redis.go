@@ -42,7 +42,7 @@ func (c *RedisConfig) RegisterFlags(fs *flagenv.Set) {
 	fs.String(&c.KeyPrefix, "redis-key-prefix", "INLET_REDIS_KEY_PREFIX", "inlet:", "prefix of every Redis key the processor writes; the same for every processor and inletctl replay of one deployment")
 	fs.Int(&c.WaitReplicas, "redis-wait-replicas", "INLET_REDIS_WAIT_REPLICAS", 0, "replicas that must hold a batch's dedup keys and entity states (Redis WAIT) before its Kafka commit, so that a failover loses none of them; "+
 		"0: none (Redis replicates asynchronously); one server or Sentinel, not Cluster")
-	fs.Duration(&c.WaitTimeout, "redis-wait-timeout", "INLET_REDIS_WAIT_TIMEOUT", time.Second, "how long one wait for -redis-wait-replicas lasts; fewer replicas by then and the batch waits on, as for a Redis outage")
+	fs.Duration(&c.WaitTimeout, "redis-wait-timeout", "INLET_REDIS_WAIT_TIMEOUT", time.Second, "how long one wait for -redis-wait-replicas lasts, below the Redis read timeout (3s unless read_timeout= in -redis-url); fewer replicas by then and the batch waits on, as for a Redis outage")
 }
 
 // StoreOpts are the store options of c: its key prefix and replica wait.
@@ -67,6 +67,11 @@ func (c *RedisConfig) Parse() (*RedisOptions, error) {
 		return nil, fmt.Errorf("-redis-wait-timeout (INLET_REDIS_WAIT_TIMEOUT) %v: want 1ms or more (Redis' WAIT takes 0 as forever)", c.WaitTimeout)
 	case c.WaitReplicas > 0 && o.Kind == RedisCluster:
 		return nil, errors.New("-redis-wait-replicas (INLET_REDIS_WAIT_REPLICAS): not on Redis Cluster, where a WAIT reaches one master and a batch's keys are on all of them; 0 there")
+	}
+	if rt := o.readTimeout(); c.WaitReplicas > 0 && rt > 0 && c.WaitTimeout >= rt {
+		// The client would give up on every wait that lasts its whole
+		// timeout, and take Redis for unreachable.
+		return nil, fmt.Errorf("-redis-wait-timeout (INLET_REDIS_WAIT_TIMEOUT) %v: must be below the Redis read timeout, %v (read_timeout= in -redis-url)", c.WaitTimeout, rt)
 	}
 	pass, err := flagenv.Secret("REDIS_PASSWORD")
 	if err != nil {
@@ -164,6 +169,28 @@ func (o *RedisOptions) TLS() bool {
 		return o.Cluster.TLSConfig != nil
 	}
 	return o.Server.TLSConfig != nil
+}
+
+// readTimeout is how long the client waits for a reply: go-redis's
+// default of 3 s unless the URL's read_timeout says otherwise; 0 for
+// none.
+func (o *RedisOptions) readTimeout() time.Duration {
+	var rt time.Duration
+	switch o.Kind {
+	case RedisSentinel:
+		rt = o.Failover.ReadTimeout
+	case RedisCluster:
+		rt = o.Cluster.ReadTimeout
+	default:
+		rt = o.Server.ReadTimeout
+	}
+	switch {
+	case rt == 0:
+		return 3 * time.Second
+	case rt < 0:
+		return 0
+	}
+	return rt
 }
 
 func (o *RedisOptions) setPassword(p string) {

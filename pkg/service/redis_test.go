@@ -84,7 +84,7 @@ func TestRedisWaitReplicasFlags(t *testing.T) {
 	if err := fs.Parse(nil); err != nil || c.WaitReplicas != 1 || c.WaitTimeout != 250*time.Millisecond {
 		t.Fatalf("%+v %v", c, err)
 	}
-	for _, u := range []string{"redis://127.0.0.1:6379/0", "redis+sentinel://127.0.0.1:26379/mymaster"} {
+	for _, u := range []string{"redis://127.0.0.1:6379/0", "redis+sentinel://127.0.0.1:26379/mymaster", "redis://127.0.0.1:6379/0?read_timeout=-1"} {
 		if _, err := (&RedisConfig{URL: u, WaitReplicas: 1, WaitTimeout: time.Second}).Parse(); err != nil {
 			t.Errorf("%s: %v", u, err)
 		}
@@ -93,6 +93,9 @@ func TestRedisWaitReplicasFlags(t *testing.T) {
 		{URL: "redis://127.0.0.1:6379/0", WaitReplicas: -1, WaitTimeout: time.Second},
 		{URL: "redis://127.0.0.1:6379/0", WaitReplicas: 1},
 		{URL: "redis+cluster://127.0.0.1:7000", WaitReplicas: 1, WaitTimeout: time.Second},
+		{URL: "redis://127.0.0.1:6379/0", WaitReplicas: 1, WaitTimeout: 3 * time.Second},                  // go-redis's read timeout
+		{URL: "redis://127.0.0.1:6379/0?read_timeout=500ms", WaitReplicas: 1, WaitTimeout: time.Second},   // the URL's
+		{URL: "redis+sentinel://127.0.0.1:26379/mymaster", WaitReplicas: 1, WaitTimeout: 4 * time.Second}, // Sentinel's
 	} {
 		if _, err := bad.Parse(); err == nil || !strings.Contains(err.Error(), "INLET_REDIS_WAIT_") {
 			t.Errorf("%+v: %v; want refused, naming the setting", bad, err)
