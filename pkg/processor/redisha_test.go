@@ -274,7 +274,8 @@ func TestRedisReplicaWaitHoldsTheCommit(t *testing.T) {
 	})
 	h.sendInvoice("msg_1", 1, base)
 	h.sendInvoice("msg_0_again", 0, base)
-	// Watched for as long as the replica stalls: nothing may commit.
+	// Watched for as long as the replica stalls: no processed event may
+	// commit.
 	for stalled := true; stalled; {
 		select {
 		case err := <-slept:
