@@ -51,6 +51,12 @@ func NewChunks(cl *kgo.Client, readOpts []kgo.Opt) *Chunks {
 // never readable, and ended its processing early.
 var ErrClientAborted = errors.New("the Kafka client aborted the transaction it was asked to commit")
 
+// ClientAbortRetries bounds a caller's tries at writing what a commit that
+// failed with ErrClientAborted did not write: requeue and discard write a
+// chunk again that many times after the first, a replay's copy runs that
+// many times in all.
+const ClientAbortRetries = 3
+
 // ErrUnconfirmed wraps a commit whose answer did not come: the coordinator
 // may have committed it.
 var ErrUnconfirmed = errors.New("commit sent but not confirmed")

@@ -17,12 +17,7 @@ import (
 func TestChunks(t *testing.T) {
 	opts := fakeCluster(t, 1)
 	ctx := context.Background()
-	cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)], kgo.TransactionalID("chunks"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	c := NewChunks(cl, opts)
+	cl, c := txnChunks(t, opts, "chunks")
 	if c.Open() || c.Age() != 0 || c.Commit(ctx) != nil || c.Abort(ctx) != nil {
 		t.Fatal("a Chunks with nothing written is not idle")
 	}
@@ -109,12 +104,7 @@ func TestChunksFencedCommitIsRefused(t *testing.T) {
 func TestChunksCommitTurnedIntoAnAbort(t *testing.T) {
 	opts := fakeCluster(t, 1)
 	ctx := context.Background()
-	cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)], kgo.TransactionalID("turned"))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	c := NewChunks(cl, opts)
+	cl, c := txnChunks(t, opts, "turned")
 	write := func(value string) {
 		t.Helper()
 		if err := c.Produce(ctx, &kgo.Record{Topic: "t", Value: []byte(value)}); err != nil {
@@ -124,7 +114,7 @@ func TestChunksCommitTurnedIntoAnAbort(t *testing.T) {
 	write("a")
 	defer func() { commitTry = kgo.TryCommit }()
 	commitTry = kgo.TryAbort
-	err = c.Commit(ctx)
+	err := c.Commit(ctx)
 	if !errors.Is(err, ErrClientAborted) || !Refused(err) || errors.Is(err, ErrUnconfirmed) || c.Open() {
 		t.Fatalf("commit the client aborted: %v (open %v); want ErrClientAborted, refused", err, c.Open())
 	}
@@ -141,6 +131,18 @@ func TestChunksCommitTurnedIntoAnAbort(t *testing.T) {
 }
 
 // committedValues reads topic's committed records' values, in order.
+// txnChunks returns a client of opts with transactional id id, closed
+// when t ends, and Chunks writing through it.
+func txnChunks(t *testing.T, opts []kgo.Opt, id string) (*kgo.Client, *Chunks) {
+	t.Helper()
+	cl, err := kgo.NewClient(append(opts[:len(opts):len(opts)], kgo.TransactionalID(id))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl, NewChunks(cl, opts)
+}
+
 func committedValues(t *testing.T, cl *kgo.Client, opts []kgo.Opt, topic string) []string {
 	t.Helper()
 	ctx := context.Background()

@@ -636,10 +636,6 @@ var (
 // (kafka.ErrClientAborted), and 10,000 requeued events may be a MiB each.
 var decideBytes = 64 << 20
 
-// clientAbortRetries bounds the times a chunk the Kafka client aborted in
-// place of committing it is written again.
-const clientAbortRetries = 3
-
 // commitChunk commits a decision's transaction; a test makes it end as
 // franz-go sometimes did (see kafka.ErrClientAborted).
 var commitChunk = (*kafka.Chunks).Commit
@@ -823,7 +819,7 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		writtenSize int
 	)
 	produce := func(r *kgo.Record) error {
-		written = append(written, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers})
+		written = append(written, unsent(r))
 		writtenSize += len(r.Key) + len(r.Value)
 		for _, h := range r.Headers {
 			writtenSize += len(h.Key) + len(h.Value)
@@ -835,9 +831,9 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		// A commit the client turned into an abort wrote nothing: the
 		// same records go again in a new transaction. Before, the
 		// decision stopped and blamed another operator's.
-		for try := 1; errors.Is(err, kafka.ErrClientAborted) && try <= clientAbortRetries; try++ {
+		for try := 1; errors.Is(err, kafka.ErrClientAborted) && try <= kafka.ClientAbortRetries; try++ {
 			for _, r := range written {
-				if err = chunks.Produce(ctx, &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}); err != nil {
+				if err = chunks.Produce(ctx, unsent(r)); err != nil {
 					return err
 				}
 			}
@@ -919,12 +915,18 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		done = fmt.Sprintf("%d entries were decided before it and stand, and the last %d may have been too (their commit was sent but not confirmed); list them again before deciding the rest", res.Count, unconfirmed)
 	}
 	if errors.Is(err, kafka.ErrClientAborted) {
-		return res, fmt.Errorf("%s: the Kafka client aborted a commit %d times in a row; %s: %w", action, clientAbortRetries+1, done, err)
+		return res, fmt.Errorf("%s: the Kafka client aborted a commit %d times in a row; %s: %w", action, kafka.ClientAbortRetries+1, done, err)
 	}
 	if kafka.Refused(err) {
 		return res, fmt.Errorf("%s: another decision started meanwhile (or this one outlived its transaction); %s: %w", action, done, err)
 	}
 	return res, fmt.Errorf("%s: %s: %w", action, done, err)
+}
+
+// unsent is what r carries before it is produced: franz-go fills in the
+// rest (partition, offset, timestamp) of the record it is given.
+func unsent(r *kgo.Record) *kgo.Record {
+	return &kgo.Record{Topic: r.Topic, Key: r.Key, Value: r.Value, Headers: r.Headers}
 }
 
 // named follows the ids a decision names (none: a decision by filter),

@@ -464,7 +464,7 @@ func (r *run) run(ctx context.Context) error {
 			if err == nil {
 				break
 			}
-			if !errors.Is(err, kafka.ErrClientAborted) || attempt == clientAbortRetries {
+			if !errors.Is(err, kafka.ErrClientAborted) || attempt == kafka.ClientAbortRetries {
 				return err
 			}
 			r.d.Log.Warn("replay: copy chunk aborted by the Kafka client; copying it again", "id", r.cfg.ID, "error", err)
@@ -495,10 +495,6 @@ func (r *run) run(ctx context.Context) error {
 	r.sum.Complete = true
 	return nil
 }
-
-// clientAbortRetries bounds the copies started over after a chunk the
-// Kafka client aborted (see run).
-const clientAbortRetries = 3
 
 // commitChunk commits a chunk of the copy; a test makes it end as
 // franz-go sometimes did (see kafka.ErrClientAborted).

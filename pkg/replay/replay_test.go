@@ -385,8 +385,8 @@ func TestCopyChunkTheClientAbortedIsCopiedAgain(t *testing.T) {
 	}
 	cfg := Config{ID: "aborted", Source: "stripe", From: before, Mode: Fill, Processor: h.pcfg()}
 	sum, err := Run(context.Background(), cfg, h.deps())
-	if !errors.Is(err, kafka.ErrClientAborted) || (sum != nil && sum.Complete) || commits != clientAbortRetries {
-		t.Fatalf("every chunk aborted: %+v, %v after %d commits; want ErrClientAborted after %d, not complete", sum, err, commits, clientAbortRetries)
+	if !errors.Is(err, kafka.ErrClientAborted) || (sum != nil && sum.Complete) || commits != kafka.ClientAbortRetries {
+		t.Fatalf("every chunk aborted: %+v, %v after %d commits; want ErrClientAborted after %d, not complete", sum, err, commits, kafka.ClientAbortRetries)
 	}
 
 	commits, abortAt = 0, map[int]bool{2: true, 3: true} // the second chunk, twice
