@@ -430,6 +430,8 @@ func cutError(reason string, limit int64, line int) string {
 		return fmt.Sprintf("%s: line %d on was not read; send the rest in another batch", batchTooLarge(limit), line)
 	case reasonReadTimeout:
 		why = "the body did not arrive within the read timeout"
+	case reasonSlowBody:
+		why = "the body arrived too slowly (it stalled, or fell behind the minimum rate)"
 	case reasonReadError:
 		why = "the connection failed while the body was read"
 	}

@@ -107,8 +107,9 @@ func (b *pacedReader) earn(n int, now time.Time) {
 	b.due = due
 }
 
-// cut names the flag whose bound ended the read, for the log; err, the
-// read's timeout, stays what readFailure answers.
+// cut names the flag whose bound ended the read, for the log; a cut by
+// -body-idle-timeout or -body-min-rate is answered as a slow body (see
+// readFailure), one by -read-timeout as net/http's own cut.
 func (b *pacedReader) cut(bound int, err error) error {
 	switch bound {
 	case boundIdle:
@@ -120,8 +121,8 @@ func (b *pacedReader) cut(bound int, err error) error {
 }
 
 // slowBodyError is a body read cut by -body-idle-timeout or
-// -body-min-rate. It unwraps to the read's timeout (a net.Error), so it is
-// answered as one.
+// -body-min-rate: 408 as a read timeout is, counted reason "slow_body". It
+// unwraps to the read's timeout (a net.Error).
 type slowBodyError struct {
 	why string
 	err error

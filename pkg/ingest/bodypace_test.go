@@ -185,6 +185,12 @@ func TestSlowBodies(t *testing.T) {
 		code int
 		run  func(t *testing.T) rawAnswer
 	}{
+		// Hostile: a part, then nothing.
+		{"stalled body", http.StatusRequestTimeout, func(t *testing.T) rawAnswer {
+			r := startRequest(t, h, "/webhooks/open", 64<<10, nil)
+			r.send(make([]byte, 1<<10))
+			return r.wait()
+		}},
 		// Hostile: a byte now and then, never idle for 1 s.
 		{"trickle just inside the idle timeout", http.StatusRequestTimeout, func(t *testing.T) rawAnswer {
 			r := startRequest(t, h, "/webhooks/open", 64<<10, nil)
@@ -254,18 +260,18 @@ func TestSlowBodies(t *testing.T) {
 					Error         string `json:"error"`
 					CorrelationID string `json:"correlation_id"`
 				}
-				if err := json.Unmarshal(a.body, &v); err != nil || v.Error != readFailureText(reasonReadTimeout, 0, 0) || v.CorrelationID == "" {
-					t.Errorf("answer %s, want the read timeout's", a.body)
+				if err := json.Unmarshal(a.body, &v); err != nil || v.Error != readFailureText(reasonSlowBody, 0, 0) || v.CorrelationID == "" {
+					t.Errorf("answer %s, want the slow body's", a.body)
 				}
 			}
 			h.waitHeld(t, 0, "the body's reservation released")
 		})
 	}
 	want := map[string]int64{
-		"open|rejected|" + reasonReadTimeout:   4,
-		"signed|rejected|" + reasonReadTimeout: 2,
-		"open|accepted|":                       3,
-		"signed|accepted|":                     160, // the batch's lines
+		"open|rejected|" + reasonSlowBody:   5,
+		"signed|rejected|" + reasonSlowBody: 2,
+		"open|accepted|":                    3,
+		"signed|accepted|":                  160, // the batch's lines
 	}
 	if got := count(); !maps.Equal(got, want) {
 		t.Errorf("requests %v, want %v", got, want)

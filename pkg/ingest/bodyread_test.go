@@ -64,6 +64,9 @@ func TestReadFailure(t *testing.T) {
 	}{
 		{"over the limit", func(*testing.T) error { return &http.MaxBytesError{Limit: 10} }, http.StatusRequestEntityTooLarge, reasonSize},
 		{"read timeout", timeout, http.StatusRequestTimeout, reasonReadTimeout},
+		{"cut for its pace", func(t *testing.T) error {
+			return fmt.Errorf("read body: %w", &slowBodyError{why: "no byte", err: timeout(t)})
+		}, http.StatusRequestTimeout, reasonSlowBody},
 		{"connection reset", reset, http.StatusRequestTimeout, reasonReadError},
 		{"shorter than its Content-Length", func(*testing.T) error { return io.ErrUnexpectedEOF }, http.StatusBadRequest, reasonMalformed},
 		{"badly chunked", func(*testing.T) error { return errors.New("malformed chunked encoding") }, http.StatusBadRequest, reasonMalformed},

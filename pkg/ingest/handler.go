@@ -341,12 +341,15 @@ const errTextMemory = "too many request bodies in memory; retry later"
 // addresses) is for our logs, never for the answer.
 func readFailure(err error) (code int, reason string) {
 	var tooBig *http.MaxBytesError
+	var slow *slowBodyError
 	var ne net.Error
 	switch {
 	case errors.As(err, &tooBig):
 		return http.StatusRequestEntityTooLarge, reasonSize
 	case errors.Is(err, errBodyBudget):
 		return http.StatusServiceUnavailable, reasonMemory
+	case errors.As(err, &slow):
+		return http.StatusRequestTimeout, reasonSlowBody
 	case errors.As(err, &ne):
 		if ne.Timeout() {
 			return http.StatusRequestTimeout, reasonReadTimeout
@@ -367,6 +370,8 @@ func readFailureText(reason string, limit, contentLength int64) string {
 		return fmt.Sprintf("body over this source's limit of %d bytes", limit)
 	case reasonReadTimeout:
 		return "body not received within the read timeout; retry"
+	case reasonSlowBody:
+		return "body arrived too slowly (it stalled, or fell behind the minimum rate); retry"
 	case reasonReadError:
 		return "connection failed while the body was read; retry"
 	case reasonMemory:

@@ -33,6 +33,11 @@ const (
 	// connection failed (a reset). Not the sender's content: it may retry.
 	reasonReadTimeout = "read_timeout"
 	reasonReadError   = "read_error"
+	// A body read before its signature was checked was cut by
+	// -body-idle-timeout or -body-min-rate: stalled or trickling, as a
+	// slowloris holds the body budget, or a sender's link that bad. Its
+	// own reason, so that a dashboard tells it from -read-timeout's.
+	reasonSlowBody = "slow_body"
 	// The request bodies in memory were at -max-body-bytes-in-flight: the
 	// request was refused (503) before its body was read whole.
 	reasonMemory = "memory"
