@@ -31,6 +31,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -267,6 +269,41 @@ func who(r *http.Request) string {
 	return op + " (" + tokenName + ")"
 }
 
+// listParams are the query parameters a queue listing reads.
+var listParams = []string{"id", "source", "type", "error", "since", "until", "all", "group", "limit", "after"}
+
+// checkListQuery refuses a parameter the listing does not read, or one
+// given twice: a typo such as ?event_type= would otherwise list the whole
+// queue as if it were the answer to the filter, and of ?all=true&all=false
+// only the first would count.
+func checkListQuery(q url.Values) error {
+	for k, vs := range q {
+		if !slices.Contains(listParams, k) {
+			return fmt.Errorf("unknown query parameter %q (known: %s)", k, strings.Join(listParams, ", "))
+		}
+		if len(vs) > 1 {
+			return fmt.Errorf("query parameter %q given %d times", k, len(vs))
+		}
+	}
+	return nil
+}
+
+// queryBool reads a true/false parameter, false when absent. A value
+// strconv.ParseBool does not read ("yes", "on") is an error, not false:
+// ?all=yes answered with the unresolved entries only, and their count,
+// reads as "nothing else is there".
+func queryBool(q url.Values, name string) (bool, error) {
+	s := q.Get(name)
+	if s == "" {
+		return false, nil
+	}
+	v, err := strconv.ParseBool(s)
+	if err != nil {
+		return false, fmt.Errorf("%s %q: want true or false", name, s)
+	}
+	return v, nil
+}
+
 // filterFromQuery reads the list filters.
 func filterFromQuery(r *http.Request) (ops.Filter, error) {
 	q := r.URL.Query()
@@ -281,7 +318,10 @@ func filterFromQuery(r *http.Request) (ops.Filter, error) {
 	if err := f.CheckRange(); err != nil {
 		return f, err
 	}
-	all, _ := strconv.ParseBool(q.Get("all"))
+	all, err := queryBool(q, "all")
+	if err != nil {
+		return f, err
+	}
 	f.Unresolved = !all
 	return f, nil
 }
@@ -309,6 +349,10 @@ const (
 func (a *API) list(topic string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		q := r.URL.Query()
+		if err := checkListQuery(q); err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
 		if id := q.Get("id"); id != "" {
 			a.one(w, r, topic, id)
 			return
@@ -320,7 +364,12 @@ func (a *API) list(topic string) http.Handler {
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
 		defer cancel()
-		if g, _ := strconv.ParseBool(q.Get("group")); g {
+		group, err := queryBool(q, "group")
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+			return
+		}
+		if group {
 			groups, n, err := a.d.Queues.Groups(ctx, topic, f)
 			if err != nil {
 				unavailable(w, err)

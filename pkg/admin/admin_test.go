@@ -645,6 +645,42 @@ func TestSwappedRangeRefused(t *testing.T) {
 	}
 }
 
+// TestListQueryIsStrict: a listing's true/false parameter that is not one
+// (?all=yes) is a 400, not false: answered as all=false it listed the
+// unresolved entries only, and their count read as everything there was.
+// A parameter the listing does not read (a typo of a filter) or one given
+// twice is a 400 too, never the whole queue as the filter's answer.
+func TestListQueryIsStrict(t *testing.T) {
+	q := newFake()
+	if _, err := q.Discard(t.Context(), topics.DLQ, ops.Filter{IDs: []string{"inlet.dlq/0/1"}}, "w", "done", false); err != nil {
+		t.Fatal(err)
+	}
+	srv := newServer(t, q, Tokens{Read: "r-token", Write: "w-token"})
+	code, all, _ := call(t, srv, "GET", "/v1/dlq?all=true", "r-token", "")
+	_, unresolved, _ := call(t, srv, "GET", "/v1/dlq", "r-token", "")
+	if code != http.StatusOK || all["count"] == unresolved["count"] {
+		t.Fatalf("all=true: %d count %v, unresolved count %v: the fake's discard should tell them apart", code, all["count"], unresolved["count"])
+	}
+	for _, tt := range []struct{ query, want string }{
+		{"all=yes", `all "yes": want true or false`},
+		{"all=on", `all "on": want true or false`},
+		{"group=yes", `group "yes": want true or false`},
+		{"event_type=invoice.paid", `unknown query parameter "event_type"`},
+		{"all=true&all=false", `"all" given 2 times`},
+		{"id=inlet.dlq/0/1&sorce=shop", `unknown query parameter "sorce"`},
+	} {
+		code, m, _ := call(t, srv, "GET", "/v1/dlq?"+tt.query, "r-token", "")
+		if code != http.StatusBadRequest || !strings.Contains(fmt.Sprint(m["error"]), tt.want) {
+			t.Errorf("?%s: %d %v, want 400 saying %s", tt.query, code, m, tt.want)
+		}
+	}
+	for _, ok := range []string{"all=1", "all=false", "group=false&all=TRUE", "limit=5&source=shop&type=x&error=y&since=2025-01-01T00:00:00Z&until=2026-01-01T00:00:00Z"} {
+		if code, m, _ := call(t, srv, "GET", "/v1/dlq?"+ok, "r-token", ""); code != http.StatusOK {
+			t.Errorf("?%s: %d %v, want 200", ok, code, m)
+		}
+	}
+}
+
 // TestTokensFromEnvRefusesShortTokens: the write token requeues and
 // discards dead letters; a short one (the Secret example's REPLACE_ME) is
 // refused at start, naming the variable, never the token.
