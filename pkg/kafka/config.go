@@ -31,6 +31,9 @@ type Config struct {
 	// existing topics are left as they are.
 	Partitions        int
 	ReplicationFactor int
+	// MinInsyncReplicas is the min.insync.replicas of the topics Inlet
+	// creates: 0 picks one (see MinInsync), -1 leaves the broker's default.
+	MinInsyncReplicas int
 
 	SASLMechanism string // "", plain, scram-sha-256, scram-sha-512
 	SASLUser      string
@@ -50,6 +53,7 @@ func (c *Config) RegisterFlags(fs *flagenv.Set) {
 	fs.String(&c.TopicPrefix, "topic-prefix", "INLET_TOPIC_PREFIX", "inlet", "prefix of every Inlet topic name")
 	fs.Int(&c.Partitions, "topic-partitions", "INLET_TOPIC_PARTITIONS", 6, "partitions for topics Inlet creates (the unit of processor scale-out)")
 	fs.Int(&c.ReplicationFactor, "topic-replication", "INLET_TOPIC_REPLICATION", -1, "replication factor for topics Inlet creates (-1: broker default)")
+	fs.Int(&c.MinInsyncReplicas, "topic-min-insync-replicas", "INLET_TOPIC_MIN_INSYNC_REPLICAS", 0, "min.insync.replicas for topics Inlet creates: the replicas that must hold a write before acks=all acknowledges it (0: 2 when -topic-replication is 3 or more, else the broker default; -1: the broker default)")
 	fs.String(&c.SASLMechanism, "kafka-sasl-mechanism", "INLET_KAFKA_SASL_MECHANISM", "", "SASL mechanism: plain, scram-sha-256 or scram-sha-512 (password from INLET_KAFKA_SASL_PASSWORD[_FILE])")
 	fs.String(&c.SASLUser, "kafka-sasl-user", "INLET_KAFKA_SASL_USER", "", "SASL user")
 	fs.Bool(&c.TLS, "kafka-tls", "INLET_KAFKA_TLS", false, "connect to Kafka over TLS (on too when a CA, client certificate or server name is given)")
@@ -146,6 +150,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ReplicationFactor < 1 && c.ReplicationFactor != -1 {
 		errs = append(errs, fmt.Errorf("kafka: -topic-replication (INLET_TOPIC_REPLICATION) %d: want -1 (the broker's default) or ≥ 1", c.ReplicationFactor))
+	}
+	switch m := c.MinInsyncReplicas; {
+	case m < -1:
+		errs = append(errs, fmt.Errorf("kafka: -topic-min-insync-replicas (INLET_TOPIC_MIN_INSYNC_REPLICAS) %d: want -1 (the broker's default), 0 (2 from -topic-replication 3 up) or ≥ 1", m))
+	case m > 0 && c.ReplicationFactor > 0 && m > c.ReplicationFactor:
+		errs = append(errs, fmt.Errorf("kafka: -topic-min-insync-replicas (INLET_TOPIC_MIN_INSYNC_REPLICAS) %d is more than -topic-replication %d: every write would be refused", m, c.ReplicationFactor))
 	}
 	switch c.SASLMechanism {
 	case "", "plain", "scram-sha-256", "scram-sha-512":
@@ -268,3 +278,29 @@ func (m minLevel) WithAttrs(a []slog.Attr) slog.Handler {
 	return minLevel{m.Handler.WithAttrs(a), m.level}
 }
 func (m minLevel) WithGroup(g string) slog.Handler { return minLevel{m.Handler.WithGroup(g), m.level} }
+
+// MinInsync is the min.insync.replicas set on the topics Inlet creates, 0
+// for none (the broker's default): -topic-min-insync-replicas, or when it
+// is 0, AutoMinInsync of -topic-replication.
+func (c *Config) MinInsync() int {
+	switch {
+	case c.MinInsyncReplicas > 0:
+		return c.MinInsyncReplicas
+	case c.MinInsyncReplicas == 0:
+		return AutoMinInsync(c.ReplicationFactor)
+	}
+	return 0
+}
+
+// AutoMinInsync is the min.insync.replicas for a topic of replication
+// replicas: 2 from 3 replicas up, else 0 (the broker's default, 1 unless
+// its operator changed it). Without it acks=all is answered by the leader
+// alone once the other replicas fall out of sync, and an event Inlet
+// answered 2xx for is lost with that broker. Two replicas get no minimum:
+// 2 of 2 would refuse every write while one broker restarts.
+func AutoMinInsync(replication int) int {
+	if replication >= 3 {
+		return 2
+	}
+	return 0
+}

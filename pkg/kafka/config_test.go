@@ -202,6 +202,8 @@ func TestValidateNamesTheFlags(t *testing.T) {
 		// Kafka, as topic settings the cluster refused.
 		{"replication 0", func(c *Config) { c.ReplicationFactor = 0 }, []string{"-topic-replication (INLET_TOPIC_REPLICATION) 0", "-1"}},
 		{"replication -2", func(c *Config) { c.ReplicationFactor = -2 }, []string{"-topic-replication (INLET_TOPIC_REPLICATION) -2"}},
+		{"min insync -2", func(c *Config) { c.MinInsyncReplicas = -2 }, []string{"-topic-min-insync-replicas (INLET_TOPIC_MIN_INSYNC_REPLICAS) -2"}},
+		{"min insync over replication", func(c *Config) { c.ReplicationFactor, c.MinInsyncReplicas = 2, 3 }, []string{"-topic-min-insync-replicas (INLET_TOPIC_MIN_INSYNC_REPLICAS) 3", "-topic-replication 2", "refused"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			cfg := good
@@ -213,6 +215,21 @@ func TestValidateNamesTheFlags(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMinInsync: the min.insync.replicas of created topics is 2 from 3
+// replicas up unless the flag says otherwise, and none (the broker's
+// default) for fewer replicas, the broker's replication, or -1.
+func TestMinInsync(t *testing.T) {
+	for _, tt := range []struct{ replication, flag, want int }{
+		{-1, 0, 0}, {1, 0, 0}, {2, 0, 0}, {3, 0, 2}, {5, 0, 2},
+		{3, -1, 0}, {3, 3, 3}, {-1, 2, 2}, {2, 1, 1},
+	} {
+		c := Config{ReplicationFactor: tt.replication, MinInsyncReplicas: tt.flag}
+		if got := c.MinInsync(); got != tt.want {
+			t.Errorf("replication %d, -topic-min-insync-replicas %d: %d, want %d", tt.replication, tt.flag, got, tt.want)
+		}
 	}
 }
 

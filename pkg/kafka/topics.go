@@ -152,6 +152,98 @@ func (t Topics) Specs() []TopicSpec {
 	)
 }
 
+// WithMinInsync returns specs with min.insync.replicas set to n on those
+// that do not set it, or specs as they are when n is 0 (the broker's
+// default).
+func WithMinInsync(specs []TopicSpec, n int) []TopicSpec {
+	if n <= 0 {
+		return specs
+	}
+	out := make([]TopicSpec, len(specs))
+	for i, s := range specs {
+		cfg := maps.Clone(s.Configs)
+		if cfg == nil {
+			cfg = map[string]string{}
+		}
+		if _, ok := cfg[configMinInsync]; !ok {
+			cfg[configMinInsync] = strconv.Itoa(n)
+		}
+		out[i] = TopicSpec{Name: s.Name, Configs: cfg}
+	}
+	return out
+}
+
+const configMinInsync = "min.insync.replicas"
+
+// Undurable is a topic whose writes acks=all can acknowledge on one
+// broker alone: replicated, but with min.insync.replicas 1.
+type Undurable struct {
+	Topic             string
+	Replication       int
+	MinInsyncReplicas int
+}
+
+func (u Undurable) String() string {
+	return fmt.Sprintf("%s (replication %d, min.insync.replicas %d)", u.Topic, u.Replication, u.MinInsyncReplicas)
+}
+
+// CheckDurability lists the topics of names that are replicated (2
+// replicas or more) but acknowledge an acks=all write held by the leader
+// alone once the others fall out of sync (min.insync.replicas below 2,
+// the broker's default included). A topic of one replica is not listed:
+// a development cluster, where nothing more is possible. Topics that do
+// not exist are skipped.
+func CheckDurability(ctx context.Context, adm *kadm.Client, names ...string) ([]Undurable, error) {
+	if len(names) == 0 {
+		return nil, nil
+	}
+	details, err := adm.ListTopics(ctx, names...)
+	if err != nil {
+		return nil, fmt.Errorf("describe topics: %w", err)
+	}
+	var replicated []string
+	rf := map[string]int{}
+	for _, name := range names {
+		td, ok := details[name]
+		if !ok || td.Err != nil {
+			continue
+		}
+		n := 0
+		for _, p := range td.Partitions {
+			if k := len(p.Replicas); n == 0 || k < n {
+				n = k
+			}
+		}
+		if n >= 2 {
+			replicated = append(replicated, name)
+			rf[name] = n
+		}
+	}
+	if len(replicated) == 0 {
+		return nil, nil
+	}
+	cfgs, err := adm.DescribeTopicConfigs(ctx, replicated...)
+	if err != nil {
+		return nil, fmt.Errorf("describe topic configs: %w", err)
+	}
+	var out []Undurable
+	for _, rc := range cfgs {
+		if rc.Err != nil {
+			return nil, fmt.Errorf("describe configs of %s: %w", rc.Name, rc.Err)
+		}
+		for _, c := range rc.Configs {
+			if c.Key != configMinInsync || c.Value == nil {
+				continue
+			}
+			if n, err := strconv.Atoi(*c.Value); err == nil && n < 2 {
+				out = append(out, Undurable{Topic: rc.Name, Replication: rf[rc.Name], MinInsyncReplicas: n})
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Undurable) int { return strings.Compare(a.Topic, b.Topic) })
+	return out, nil
+}
+
 // EnsureTopics creates the topics that do not exist yet, with their configs.
 // Existing topics are not altered: their settings are the operator's. Safe to
 // call from several processes at once.

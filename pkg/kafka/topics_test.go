@@ -140,6 +140,69 @@ func TestEnsureTopicsLeavesTheClientSeeingThem(t *testing.T) {
 	}
 }
 
+// TestMinInsyncAndDurability: topics created with WithMinInsync hold
+// that min.insync.replicas, and CheckDurability lists the replicated
+// topics that would acknowledge an acks=all write on the leader alone:
+// created without it (the broker's default, 1) or set to 1; not a topic
+// of one replica, nor one that does not exist.
+func TestMinInsyncAndDurability(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	topics := TopicNames("d", DefaultRetryTiers)
+	specs := WithMinInsync(topics.Specs(), 2)
+	if _, ok := topics.Specs()[0].Configs["min.insync.replicas"]; ok {
+		t.Fatal("WithMinInsync changed the specs it was given")
+	}
+	if err := EnsureTopics(ctx, adm, 3, 3, specs); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := adm.DescribeTopicConfigs(ctx, topics.Raw, topics.Processed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rc {
+		for _, cfg := range r.Configs {
+			if cfg.Key == "min.insync.replicas" && cfg.MaybeValue() != "2" {
+				t.Errorf("%s min.insync.replicas = %s, want 2", r.Name, cfg.MaybeValue())
+			}
+		}
+	}
+	names := []string{"weak", "one", "set-to-one"}
+	if err := EnsureTopics(ctx, adm, 1, 3, []TopicSpec{{Name: "weak"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureTopics(ctx, adm, 1, 1, []TopicSpec{{Name: "one"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureTopics(ctx, adm, 1, 2, []TopicSpec{{Name: "set-to-one", Configs: map[string]string{"min.insync.replicas": "1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range specs {
+		names = append(names, s.Name)
+	}
+	got, err := CheckDurability(ctx, adm, append(names, "missing")...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []Undurable{{"set-to-one", 2, 1}, {"weak", 3, 1}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("CheckDurability: %v, want %v", got, want)
+	}
+	if got[1].String() != "weak (replication 3, min.insync.replicas 1)" {
+		t.Errorf("String: %q", got[1])
+	}
+}
+
 // clusterAndClient is a one-broker kfake cluster and a client of it, both
 // closed when t ends.
 func clusterAndClient(t *testing.T) (*kfake.Cluster, *kgo.Client) {

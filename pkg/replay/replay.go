@@ -541,8 +541,10 @@ func (r *run) ensureTopics(ctx context.Context) error {
 	}
 	// As many partitions and replicas as the raw topic: -1 (the broker's
 	// default.replication.factor, often 1) could leave a replay's copies
-	// on one broker while the raw log they stand for has three.
-	return kafka.EnsureTopics(ctx, r.adm, len(raw.Partitions), replicationOf(raw), specs)
+	// on one broker while the raw log they stand for has three; and with
+	// three, two in sync for a write, as the processor's own topics.
+	rf := replicationOf(raw)
+	return kafka.EnsureTopics(ctx, r.adm, len(raw.Partitions), rf, kafka.WithMinInsync(specs, kafka.AutoMinInsync(rf)))
 }
 
 // replicationOf is t's replication factor: the fewest replicas any of its

@@ -182,14 +182,48 @@ func EnsureTopics(ctx context.Context, kcfg *kafka.Config, topics kafka.Topics, 
 		return err
 	}
 	defer cl.Close()
-	err = kafka.EnsureTopics(ctx, kadm.NewClient(cl), kcfg.Partitions, kcfg.ReplicationFactor, topics.Specs())
+	adm := kadm.NewClient(cl)
+	specs := kafka.WithMinInsync(topics.Specs(), kcfg.MinInsync())
+	err = kafka.EnsureTopics(ctx, adm, kcfg.Partitions, kcfg.ReplicationFactor, specs)
 	if cause := context.Cause(ctx); err != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
 		return cause // a connection failed for good
 	}
 	if last := conns.last(); err != nil && last != nil && !strings.Contains(err.Error(), last.Error()) {
 		return fmt.Errorf("%w (last connection attempt: %w)", err, last)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	warnUndurable(ctx, adm, specs, log)
+	return nil
+}
+
+// warnUndurable warns, once at start, about Inlet topics (existing ones
+// included: EnsureTopics leaves them as they are) that acknowledge an
+// acks=all write held by one broker: an event answered 2xx, or a batch
+// committed, is lost with that broker. Not an error: the cluster is the
+// operator's, and a platform may have reasons; but nobody should find out
+// from a lost event.
+func warnUndurable(ctx context.Context, adm *kadm.Client, specs []kafka.TopicSpec, log *slog.Logger) {
+	names := make([]string, len(specs))
+	for i, s := range specs {
+		names[i] = s.Name
+	}
+	weak, err := kafka.CheckDurability(ctx, adm, names...)
+	if err != nil {
+		// A principal without DESCRIBE_CONFIGS: nothing to go on.
+		log.Info("could not check the topics' min.insync.replicas", "error", err)
+		return
+	}
+	if len(weak) == 0 {
+		return
+	}
+	list := make([]string, len(weak))
+	for i, u := range weak {
+		list[i] = u.String()
+	}
+	log.Warn("replicated topics acknowledge acks=all writes held by the leader alone (min.insync.replicas below 2): once the other replicas fall out of sync, an event answered 2xx is lost with that broker; set min.insync.replicas=2 on them (docs/run-on-real-kafka.md, Production durability)",
+		"topics", list)
 }
 
 // connErrors keeps the last failed broker connection's error and cancels

@@ -171,3 +171,42 @@ func TestStartWaitWarnsOncePerError(t *testing.T) {
 		t.Errorf("%d warnings for 2 distinct errors over 5 tries, want 2:\n%s", warns, buf.String())
 	}
 }
+
+// TestEnsureTopicsDurability: with -topic-replication 3 Inlet's topics are
+// created with min.insync.replicas 2, and nothing is said; with the
+// broker's default (-topic-min-insync-replicas -1, 1 on kfake as on
+// Apache Kafka) the start warns, naming every such topic, since an
+// acks=all write could be acknowledged by the leader alone.
+func TestEnsureTopicsDurability(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	for _, tt := range []struct {
+		prefix string
+		flag   int
+		warn   bool
+	}{{"auto", 0, false}, {"broker", -1, true}} {
+		t.Run(tt.prefix, func(t *testing.T) {
+			logs := &syncbuf.Buffer{}
+			log := slog.New(slog.NewTextHandler(logs, nil))
+			kcfg := &kafka.Config{Brokers: c.ListenAddrs(), ClientID: "t", TopicPrefix: tt.prefix, Partitions: 1, ReplicationFactor: 3, MinInsyncReplicas: tt.flag}
+			topics := kafka.TopicNames(tt.prefix, kafka.DefaultRetryTiers)
+			if err := EnsureTopics(t.Context(), kcfg, topics, log); err != nil {
+				t.Fatal(err)
+			}
+			warned := strings.Contains(logs.String(), "min.insync.replicas below 2")
+			if warned != tt.warn {
+				t.Fatalf("warned %v, want %v:\n%s", warned, tt.warn, logs.String())
+			}
+			if tt.warn {
+				for _, s := range topics.Specs() {
+					if !strings.Contains(logs.String(), s.Name+" (replication 3, min.insync.replicas 1)") {
+						t.Errorf("the warning does not name %s:\n%s", s.Name, logs.String())
+					}
+				}
+			}
+		})
+	}
+}
