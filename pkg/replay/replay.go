@@ -640,7 +640,14 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 	if err := kafka.AwaitStable(ctx, r.adm, r.topic); err != nil {
 		return err
 	}
-	copied, last, err := r.copiedSoFar(ctx)
+	at := prog.At
+	if at == nil {
+		at = map[int32]int64{}
+	}
+	// Which records were copied, not the last offset copied: below it
+	// stand records left then for their undecided entry on a failure
+	// queue, and one requeued since is copied now.
+	copied, copiedBefore, err := r.copiedSoFar(ctx, at)
 	if err != nil {
 		return err
 	}
@@ -665,10 +672,6 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 	inRange := func(rec *kgo.Record) bool {
 		ms := rec.Timestamp.UnixMilli()
 		return (r.cfg.From.IsZero() || ms >= fromMs) && ms < toMs
-	}
-	at := prog.At
-	if at == nil {
-		at = map[int32]int64{}
 	}
 	for p, rg := range sp {
 		// From the recorded position, which matches the recorded counts;
@@ -747,12 +750,12 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 		}
 		if in && r.selected(ctx, rec) {
 			origin := retry.Coordinates(rec)
-			switch l, done := last[rec.Partition]; {
+			switch {
 			case onQueues[origin] == undecided:
 				skipped++
 			case onQueues[origin] == discarded:
 				skippedDiscarded++
-			case done && rec.Offset <= l:
+			case copiedBefore.has(rec.Partition, rec.Offset):
 				// Copied by an earlier run: counted in copied already.
 			default:
 				// Stamped now, not with the raw record's time: the replay
@@ -834,27 +837,39 @@ func (r *run) markApplied(ctx context.Context, copies []*kgo.Record) error {
 	return nil
 }
 
-// copiedSoFar counts the copies on the replay topic and finds, per raw
-// partition, the offset of the last raw record copied (from the copies'
-// inlet-origin).
-func (r *run) copiedSoFar(ctx context.Context) (int64, map[int32]int64, error) {
+// copiedSoFar counts the copies on the replay topic and lists, per raw
+// partition, the offsets of the raw records copied (from the copies'
+// inlet-origin) at or past from, where the scan resumes: sorted, for
+// copiedOffsets.has. Usually one chunk's worth; every copy when no
+// position was recorded, 8 bytes each.
+func (r *run) copiedSoFar(ctx context.Context, from map[int32]int64) (int64, copiedOffsets, error) {
 	sp, err := kafka.RangeOf(ctx, r.adm, r.topic, time.Time{}, time.Time{})
 	if err != nil {
 		return 0, nil, err
 	}
 	var n int64
-	last := map[int32]int64{}
+	done := copiedOffsets{}
 	err = kafka.ReadSpan(ctx, r.d.KafkaOpts, r.topic, sp, func(rec *kgo.Record) error {
 		n++
 		tp, p, off, ok := retry.ParseCoordinates(retry.Get(rec.Headers, retry.HeaderOrigin))
-		if ok && tp == r.d.Topics.Raw {
-			if cur, seen := last[p]; !seen || off > cur {
-				last[p] = off
-			}
+		if ok && tp == r.d.Topics.Raw && off >= from[p] {
+			done[p] = append(done[p], off)
 		}
 		return nil
 	})
-	return n, last, err
+	for p, offs := range done {
+		slices.Sort(offs)
+		done[p] = slices.Compact(offs)
+	}
+	return n, done, err
+}
+
+// copiedOffsets are raw offsets copied, sorted, by partition.
+type copiedOffsets map[int32][]int64
+
+func (c copiedOffsets) has(p int32, off int64) bool {
+	_, ok := slices.BinarySearch(c[p], off)
+	return ok
 }
 
 // ErrExpired is returned when copies of the replay were deleted (the

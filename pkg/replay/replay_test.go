@@ -1112,3 +1112,72 @@ func TestReplaySameIDTwiceAtOnceSecondRun(t *testing.T) {
 		t.Fatalf("the refused run changed the progress record: %v, then %v", before, after)
 	}
 }
+
+// TestCopyResumeCopiesAnEntryRequeuedMeanwhile: a run stopped before the
+// position of its last chunks was recorded leaves, behind copies of later
+// records of the same partition, a record it did not copy because its
+// entry on the invalid topic was undecided. Requeued before the resume,
+// the entry no longer holds its event back: the resume copies it, rather
+// than taking it, as it stands below a copied offset, for copied already
+// (it was then neither copied nor counted anywhere).
+func TestCopyResumeCopiesAnEntryRequeuedMeanwhile(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	before := time.Now().Add(-time.Second)
+	h.stack.Send(t, "stripe", "payment_intent.succeeded", "evt_bad",
+		[]byte(`{"id":"evt_bad","object":"event","api_version":"2024-06-20","created":1700000001,"type":"payment_intent.succeeded","data":{"object":{"object":"payment_intent"}}}`))
+	const good = 12
+	for i := range good {
+		h.send("stripe", fmt.Sprintf("evt_r%d", i), fmt.Sprintf("pi_r%d", i), 1700000000+int64(i))
+	}
+	h.process(good + 1)
+	raw := h.env.ReadAll(t, h.topics.Raw, good+1, 300*time.Millisecond, 10*time.Second)
+	var bad *kgo.Record
+	for _, r := range raw {
+		if strings.Contains(string(r.Value), "evt_bad") {
+			bad = r
+		}
+	}
+	shares := false
+	for _, r := range raw {
+		shares = shares || (r != bad && r.Partition == bad.Partition && r.Offset > bad.Offset)
+	}
+	if !shares {
+		t.Fatal("no good event after the bad one on its partition: the test needs more events")
+	}
+
+	defer func(c int) { copyChunk, afterCommit = c, nil }(copyChunk)
+	copyChunk = 2
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	commits := 0
+	afterCommit = func() {
+		if commits++; commits == good/2 {
+			cancel() // stopped after its last chunk, its position unrecorded
+		}
+	}
+	cfg := Config{ID: "decided", Source: "stripe", From: before, Mode: Fill, Processor: h.pcfg()}
+	if _, err := Run(runCtx, cfg, h.deps()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("stopped run: %v; want it stopped", err)
+	}
+	h.wantCopiedOnce(t, "decided", good) // the bad one left
+	afterCommit = nil
+	// The position of earlier chunks lost too: the resume scans from the
+	// start, and the copies say what was copied.
+	if err := h.rdb.HDel(ctx, h.env.Prefix+":replay:decided", fCopyProgress).Err(); err != nil {
+		t.Fatal(err)
+	}
+	q, err := ops.New(h.kopts(), h.topics, h.codec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if res, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{Source: "stripe"}, "test", "contract fixed", false); err != nil || res.Count != 1 {
+		t.Fatalf("requeue: %d entries, %v", res.Count, err)
+	}
+	sum := h.replay(t, "decided", Fill, before)
+	if !sum.Complete || sum.Read != good+1 || sum.OnFailureQueues != 0 || sum.SourceRecords != good+1 {
+		t.Fatalf("resumed summary %+v; want all %d read, the requeued one among them", sum, good+1)
+	}
+	h.wantCopiedOnce(t, "decided", good+1)
+}
