@@ -310,17 +310,19 @@ func notJSONText(h http.Header) string {
 // errTextEncoding answers a webhook with a Content-Encoding.
 const errTextEncoding = "Content-Encoding not supported: send the body uncompressed"
 
-// compressed reports whether h declares a content coding that compresses
-// the body (gzip, deflate, br, zstd, compress). The webhook body is
+// compressed reports whether h declares a content coding that transforms
+// the body: any of IANA's HTTP content codings but identity (gzip,
+// deflate, br, zstd, compress; dcb and dcz, dictionary-compressed;
+// aes128gcm, encrypted; exi and pack200-gzip). The webhook body is
 // verified and stored as it arrives: such a body would reach the raw topic
-// compressed, its coding not kept, so it is refused rather than decoded.
+// transformed, its coding not kept, so it is refused rather than decoded.
 // Other values pass as before: "Content-Encoding: utf-8", a charset in the
 // wrong header, is a common in-house sender's mistake on a plain body.
 func compressed(h http.Header) bool {
 	for _, v := range h["Content-Encoding"] {
 		for c := range strings.SplitSeq(v, ",") {
 			switch strings.ToLower(strings.TrimSpace(c)) {
-			case "gzip", "x-gzip", "deflate", "br", "zstd", "compress", "x-compress":
+			case "gzip", "x-gzip", "deflate", "br", "zstd", "compress", "x-compress", "dcb", "dcz", "aes128gcm", "exi", "pack200-gzip":
 				return true
 			}
 		}
