@@ -117,8 +117,14 @@ func New(cfg Config) *Alerter {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.DiscardHandler)
 	}
-	return &Alerter{cfg: cfg, pending: map[groupKey]*group{}, cl: &http.Client{}, resend: resendAfter, shutdown: shutdownBudget, timeout: sendTimeout, hook: redactURL(cfg.WebhookURL)}
+	return &Alerter{cfg: cfg, pending: map[groupKey]*group{}, cl: noRedirects, resend: resendAfter, shutdown: shutdownBudget, timeout: sendTimeout, hook: redactURL(cfg.WebhookURL)}
 }
+
+// noRedirects is the alerter's client: a redirect is answered, not
+// followed. Followed, a 301, 302 or 303 turned the POST into a GET
+// without the alert, and a 2xx to that counted the alert sent while
+// nobody received it; a 307 or 308 posted it to wherever it pointed.
+var noRedirects = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 // maxPending bounds the groups waiting to be sent, and so memory: each
 // holds its first alert.
@@ -327,6 +333,8 @@ func (a *Alerter) send(ctx context.Context, m Message) (again bool, err error) {
 		return false, nil
 	case c >= 500, c == http.StatusRequestTimeout, c == http.StatusTooManyRequests:
 		return true, fmt.Errorf("answered %s", resp.Status)
+	case c < 400:
+		return false, fmt.Errorf("answered %s, a redirect, which Inlet does not follow: set -alert-webhook-url to where it points", resp.Status)
 	default:
 		return false, fmt.Errorf("refused: %s", resp.Status)
 	}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -159,6 +160,42 @@ func TestFateIsCounted(t *testing.T) {
 	got := telemetrytest.Int64s(t, reader, "inlet.alerts", "outcome")
 	if len(got) != 3 || got["sent"] != 3 || got["failed"] != 2 || got["dropped"] != 1 {
 		t.Fatalf("inlet.alerts = %v, want sent 3, failed 2, dropped 1", got)
+	}
+}
+
+// TestRedirectIsNotFollowed: a webhook answering a redirect (an http to
+// https move, a renamed path) has not taken the alert: it is counted
+// failed and logged saying to update the URL, and nothing is sent where
+// the redirect points. Followed, a 301 turned the POST into a GET without
+// the alert, and the 200 to it counted the alert sent.
+func TestRedirectIsNotFollowed(t *testing.T) {
+	for _, code := range []int{http.StatusMovedPermanently, http.StatusFound, http.StatusTemporaryRedirect} {
+		t.Run(strconv.Itoa(code), func(t *testing.T) {
+			var followed atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/old" {
+					http.Redirect(w, r, "/new", code)
+					return
+				}
+				followed.Add(1)
+			}))
+			defer srv.Close()
+			logs := &syncbuf.Buffer{}
+			a := New(Config{WebhookURL: srv.URL + "/old", Window: 20 * time.Millisecond, Log: slog.New(slog.NewTextHandler(logs, nil))})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { a.Run(ctx); close(done) }()
+			a.Notify(Alert{Kind: KindDLQ, Source: "shop", EventType: "orders/updated", Reason: "budget"})
+			testenv.Eventually(t, 5*time.Second, "the alert's fate", func() bool { return a.Sent()+a.Failed() >= 1 })
+			cancel()
+			<-done
+			if a.Sent() != 0 || a.Failed() != 1 || followed.Load() != 0 {
+				t.Fatalf("sent %d, failed %d, %d requests where the redirect points; want failed 1, nothing followed", a.Sent(), a.Failed(), followed.Load())
+			}
+			if !strings.Contains(logs.String(), "a redirect, which Inlet does not follow") {
+				t.Errorf("the log does not say why:\n%s", logs.String())
+			}
+		})
 	}
 }
 
