@@ -183,8 +183,9 @@ const answerExcerpt = 256
 const answerBodyGrace = time.Second
 
 // redact replaces, in a sink's answer, every configured header value (and
-// the credential after an Authorization-style scheme) and the URL's path,
-// query and password, as they are or escaped: an API answering 401 often
+// the credential after an Authorization-style scheme, and a Basic one's
+// decoded parts) and the URL's user and password, path (whole, and each
+// segment that is not a plain word) and query, as they are or escaped: an API answering 401 often
 // quotes the key it refused, a 404 page the path, and the answer goes
 // into the error history, logs and alerts.
 func (s *HTTP) redact(body string) string {
@@ -202,13 +203,33 @@ func (s *HTTP) redact(body string) string {
 func secretForms(headers map[string]string, u *url.URL) []string {
 	var values []string
 	for _, v := range headers {
-		values = append(values, v, credential(v))
+		c := credential(v)
+		values = append(values, v, c)
+		// Basic credentials, as the server decodes them.
+		if scheme, _, _ := strings.Cut(v, " "); strings.EqualFold(scheme, "basic") {
+			if dec, err := base64.StdEncoding.DecodeString(c); err == nil {
+				user, pw, _ := strings.Cut(string(dec), ":")
+				values = append(values, string(dec), user, pw)
+			}
+		}
 	}
-	if pw, ok := u.User.Password(); ok {
-		values = append(values, pw, base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw)))
+	if u.User != nil {
+		// A key given as the URL's user alone (https://sk_live_…@host) is
+		// sent as basic auth with an empty password.
+		pw, _ := u.User.Password()
+		values = append(values, u.User.Username(), pw, base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw)))
 	}
 	if u.Path != "" && u.Path != "/" {
 		values = append(values, u.Path, u.EscapedPath())
+		// A 404 may quote the token segment alone ("unknown webhook
+		// <token>"). Words (lower-case letters, - and _) are left:
+		// "hooks" or "services" blotted out of every answer would hide
+		// more than they protect.
+		for seg := range strings.SplitSeq(u.Path, "/") {
+			if !isWord(seg) {
+				values = append(values, seg, url.PathEscape(seg))
+			}
+		}
 	}
 	if u.RawQuery != "" {
 		values = append(values, u.RawQuery)
@@ -230,6 +251,17 @@ func secretForms(headers map[string]string, u *url.URL) []string {
 	}
 	slices.SortStableFunc(forms, func(a, b string) int { return len(b) - len(a) })
 	return forms
+}
+
+// isWord reports whether s is lower-case ASCII letters, '-' and '_' only:
+// a path segment that names a route, not a token.
+func isWord(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; (c < 'a' || c > 'z') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // credential is v without an auth scheme ("Bearer sk_…" → "sk_…").

@@ -116,3 +116,57 @@ func TestSinkAnswerEchoesRequestURL(t *testing.T) {
 		assertNoCanary(t, name, send(s))
 	}
 }
+
+// TestSinkAnswerEchoesOtherCredentialForms: a key given as the URL's user
+// alone (sent as basic auth with an empty password), the decoded parts of
+// a configured Basic header, and a token path segment quoted alone are
+// redacted too; route words in the path are not.
+func TestSinkAnswerEchoesOtherCredentialForms(t *testing.T) {
+	const userKey = "CANARY-sk_live_userkey"
+	const basicPass = "CANARY-basicpass-7f3a"
+	for name, tt := range map[string]struct {
+		url     func(srv string) string
+		headers map[string]string
+		answer  func(r *http.Request) string
+	}{
+		"user alone, as basic auth": {
+			url:    func(srv string) string { return strings.Replace(srv, "://", "://"+userKey+"@", 1) + "/hook" },
+			answer: func(r *http.Request) string { return "refused " + r.Header.Get("Authorization") },
+		},
+		"user alone, decoded": {
+			url:    func(srv string) string { return strings.Replace(srv, "://", "://"+userKey+"@", 1) + "/hook" },
+			answer: func(r *http.Request) string { u, _, _ := r.BasicAuth(); return "unknown key " + u },
+		},
+		"basic header, decoded": {
+			url:     func(srv string) string { return srv + "/hook" },
+			headers: map[string]string{"Authorization": "Basic " + base64.StdEncoding.EncodeToString([]byte("svc:"+basicPass))},
+			answer:  func(r *http.Request) string { _, pw, _ := r.BasicAuth(); return "wrong password " + pw },
+		},
+		"path segment alone": {
+			url: func(srv string) string { return srv + "/hooks/" + leakPath },
+			answer: func(r *http.Request) string {
+				return `{"error":"unknown webhook ` + r.URL.Path[strings.LastIndexByte(r.URL.Path, '/')+1:] + `"}`
+			},
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(tt.answer(r)))
+			}))
+			defer srv.Close()
+			s, err := NewHTTP(HTTPConfig{URL: tt.url(srv.URL), Timeout: 5 * time.Second, Headers: tt.headers})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = send(s)
+			basic := base64.StdEncoding.EncodeToString([]byte(userKey + ":"))
+			if err == nil || strings.Contains(err.Error(), "CANARY") || strings.Contains(err.Error(), basic) {
+				t.Fatalf("the error quotes (part of) a secret: %v", err)
+			}
+			if name == "path segment alone" && !strings.Contains(err.Error(), "unknown webhook") {
+				t.Errorf("route words redacted too: %v", err)
+			}
+		})
+	}
+}
