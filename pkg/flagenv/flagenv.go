@@ -113,13 +113,24 @@ func (s *Set) lookup(env string, parse func(string) error) {
 	}
 }
 
-// errorWithout is err's text with v replaced: strconv and time quote the
-// value they could not parse.
+// errorWithout is err's text without v: strconv and time quote the value
+// they could not parse, escaped, so a value holding a newline, a tab or a
+// quote (a secret mounted from a file, one put in the wrong variable) did
+// not match it and was shown. A strconv error keeps its function and
+// reason; any other is cut at its first quote.
 func errorWithout(err error, v string) error {
-	if v == "" || !strings.Contains(err.Error(), v) {
-		return err
+	var ne *strconv.NumError
+	if errors.As(err, &ne) {
+		return fmt.Errorf("%s: %w", ne.Func, ne.Err)
 	}
-	return errors.New(strings.ReplaceAll(err.Error(), v, "<value>"))
+	msg := err.Error()
+	if v != "" && strings.Contains(msg, v) {
+		return errors.New(strings.ReplaceAll(msg, v, "<value>"))
+	}
+	if i := strings.IndexByte(msg, '"'); i >= 0 {
+		return errors.New(strings.TrimSpace(msg[:i]) + " <value>")
+	}
+	return err
 }
 
 // showDefault makes usage print def, the built-in default, whatever the
@@ -188,14 +199,19 @@ func (s *Set) Bool(p *bool, name, env string, def bool, u string) {
 }
 
 // Secret reads a secret from $env, or from the file named by $env_FILE (the
-// Docker/Kubernetes convention); trailing newlines in the file are dropped.
+// Docker/Kubernetes convention); trailing newlines are dropped from either:
+// a Kubernetes Secret made --from-file and handed in as a variable ends in
+// one, and kept it made every signature check fail.
 // It returns "" when neither is set. A file that is empty or only
 // whitespace is an error naming the variable and the path (a secret
 // mounted empty, not one left unset). Secrets are never flags: flags show
 // up in process listings.
 func Secret(env string) (string, error) {
 	if v := os.Getenv(env); v != "" {
-		return v, nil
+		if t := strings.TrimRight(v, "\r\n"); t != "" {
+			return t, nil
+		}
+		return v, nil // only newlines: the caller's whitespace check names it
 	}
 	if f := os.Getenv(env + "_FILE"); f != "" {
 		b, err := os.ReadFile(f)

@@ -1,6 +1,7 @@
 package flagenv
 
 import (
+	"io"
 	"os"
 	"slices"
 	"strings"
@@ -142,6 +143,51 @@ func TestUsageShowsNoEnvValue(t *testing.T) {
 	}
 	if url != "redis://:"+secret+"@redis:6379/0" || list[0] != secret {
 		t.Errorf("the environment values were not used: %q %q", url, list)
+	}
+}
+
+// TestMalformedEnvValueNotShownEscaped: strconv and time quote a value
+// escaped, so one holding a newline, a tab or a quote did not match the
+// value and was shown in the error; none of it is, and the error still
+// names the variable and what was wanted.
+func TestMalformedEnvValueNotShownEscaped(t *testing.T) {
+	for _, v := range []string{"hunter2-secret\n", "hunter2-secret\t", `"hunter2-secret"`, "hunter2-secret"} {
+		t.Setenv("T_N", v)
+		t.Setenv("T_D", v)
+		t.Setenv("T_B", v)
+		s := New("t")
+		s.SetOutput(io.Discard)
+		var n int
+		var d time.Duration
+		var b bool
+		s.Int(&n, "n", "T_N", 3, "a number")
+		s.Duration(&d, "d", "T_D", time.Second, "a duration")
+		s.Bool(&b, "b", "T_B", false, "a switch")
+		err := s.Parse(nil)
+		if err == nil {
+			t.Fatalf("%q parsed", v)
+		}
+		for _, want := range []string{"T_N", "T_D", "T_B", "invalid syntax", "time: invalid duration"} {
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("%q: error %v does not say %q", v, err, want)
+			}
+		}
+		if strings.Contains(err.Error(), "hunter2") {
+			t.Errorf("%q: the error shows the value: %v", v, err)
+		}
+	}
+}
+
+// TestSecretEnvTrailingNewline: a secret from the environment loses its
+// trailing newlines, as one from a file does (a Kubernetes Secret made
+// --from-file and handed in as a variable ends in one); one of newlines
+// only stays as it is, for the caller's whitespace check to name.
+func TestSecretEnvTrailingNewline(t *testing.T) {
+	for v, want := range map[string]string{"whsec_abc\n": "whsec_abc", "whsec_abc\r\n": "whsec_abc", "whsec_abc": "whsec_abc", "a\nb\n": "a\nb", "\n": "\n"} {
+		t.Setenv("T_SECRET", v)
+		if got, err := Secret("T_SECRET"); err != nil || got != want {
+			t.Errorf("%q: %q, %v; want %q", v, got, err, want)
+		}
 	}
 }
 
