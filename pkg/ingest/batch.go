@@ -261,12 +261,12 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		// One result per line: a stream of bad lines must not grow the
 		// answer without end, so past max_lines rejected lines the batch
 		// stops being read, as it does past max_lines events.
-		if acks.sent >= src.Batch.MaxLines {
+		if acks.sent >= int(src.Batch.MaxLines) {
 			cutCode = http.StatusRequestEntityTooLarge
 			cutMsg = unreadError(fmt.Sprintf("batch has more than %d events", src.Batch.MaxLines), n, "in another batch")
 			break
 		}
-		if rejected > src.Batch.MaxLines {
+		if rejected > int(src.Batch.MaxLines) {
 			// 207, not 400 ("no good line"), even with none accepted: the
 			// unread lines may be good, and a sender may drop a 400 whole.
 			cutCode = http.StatusMultiStatus

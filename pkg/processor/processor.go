@@ -231,7 +231,7 @@ func retryPolicy(spec source.RetrySpec, tiers []time.Duration) retry.Policy {
 	if p.Tiers == nil {
 		p.Tiers = slices.Clone(tiers)
 	}
-	p.MaxAttempts = cmp.Or(spec.MaxAttempts, len(p.Tiers)+1)
+	p.MaxAttempts = cmp.Or(int(spec.MaxAttempts), len(p.Tiers)+1)
 	return p
 }
 

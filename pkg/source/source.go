@@ -167,7 +167,7 @@ type BatchSpec struct {
 	// signature scheme. A signed batch is verified before anything is
 	// written, so it is read whole (up to MaxBody) first.
 	Signed   bool     `yaml:"signed"`
-	MaxLines int      `yaml:"max_lines"`
+	MaxLines Count    `yaml:"max_lines"`
 	MaxBody  ByteSize `yaml:"max_body"`
 }
 
@@ -176,7 +176,7 @@ type BatchSpec struct {
 // first: the processor fills them in, knowing its tiers.
 type RetrySpec struct {
 	Tiers       []Duration `yaml:"tiers"`
-	MaxAttempts int        `yaml:"max_attempts"`
+	MaxAttempts Count      `yaml:"max_attempts"`
 }
 
 // EventSpec says how the processor handles an event type (exact or a glob
@@ -434,7 +434,7 @@ func (s *Source) init(lc loadCfg) error {
 	switch {
 	case s.Retry.MaxAttempts < 0:
 		errs = append(errs, errors.New("retry.max_attempts must be positive"))
-	case len(s.Retry.Tiers) > 0 && s.Retry.MaxAttempts > len(s.Retry.Tiers)+1:
+	case len(s.Retry.Tiers) > 0 && int(s.Retry.MaxAttempts) > len(s.Retry.Tiers)+1:
 		errs = append(errs, fmt.Errorf("retry.max_attempts must be between 1 and %d (one first try plus one per tier)", len(s.Retry.Tiers)+1))
 	}
 	if s.Batch.MaxLines == 0 {
@@ -512,6 +512,12 @@ func (s *Source) init(lc loadCfg) error {
 // defaults are that function's.
 func (s *Source) checkHMAC() []error {
 	if s.Kind != KindHMAC {
+		// Read by kind hmac alone: on a github source, hmac: {algorithm:
+		// sha1, header: X-Hub-Signature} was accepted and the source
+		// verified as the kind does, not as the operator meant.
+		if s.HMAC != (HMACSpec{}) {
+			return []error{fmt.Errorf("hmac: settings read by kind hmac only; kind %s verifies its provider's own signature (drop the hmac block, or use kind hmac)", s.Kind)}
+		}
 		return nil
 	}
 	var errs []error
@@ -563,9 +569,10 @@ func (s *Source) loadSecrets(build bool) []error {
 		return nil
 	}
 	var secrets [][]byte
-	for _, env := range s.SecretsEnv {
+	var from []int // each secret's place in SecretsEnv
+	for i, env := range s.SecretsEnv {
 		if v := read("secrets_env", env); v != nil {
-			secrets = append(secrets, v)
+			secrets, from = append(secrets, v), append(from, i)
 		}
 	}
 	s.hasSecrets = len(secrets) > 0
@@ -579,7 +586,15 @@ func (s *Source) loadSecrets(build bool) []error {
 				Header: s.HMAC.Header, Algorithm: s.HMAC.Algorithm, Encoding: s.HMAC.Encoding, Prefix: s.HMAC.Prefix,
 			},
 		})
-		if err != nil {
+		var bad *webhook.SecretError
+		switch {
+		case errors.As(err, &bad) && bad.Index < len(from):
+			// Named by its variable: the provider's index counts only
+			// the secrets set, and after a rotation (the new variable
+			// unset) it is not the place in secrets_env.
+			i := from[bad.Index]
+			errs = append(errs, fmt.Errorf("secrets_env[%d] (%s): %s", i, s.SecretsEnv[i], bad.Problem))
+		case err != nil:
 			errs = append(errs, err)
 		}
 		s.provider = p

@@ -19,7 +19,7 @@ import (
 // request then panicked making a channel of that size.
 func TestParseRefusesNegativeMaxLines(t *testing.T) {
 	_, err := Parse([]byte("sources:\n  s:\n    kind: none\n    batch: {tokens_env: [T_TOK], max_lines: -1}\n"))
-	if err == nil || !strings.Contains(err.Error(), "batch.max_lines must be positive") {
+	if err == nil || !strings.Contains(err.Error(), "batch.max_lines: line 4: -1: must be at least 1") {
 		t.Errorf("max_lines -1: error %v", err)
 	}
 }
@@ -674,5 +674,72 @@ func TestParseErrorsInAStableOrder(t *testing.T) {
 		if _, err := Parse(doc, WithoutSecrets()); err == nil || err.Error() != first.Error() {
 			t.Fatalf("the same file refused with:\n%v\nthen with:\n%v", first, err)
 		}
+	}
+}
+
+// TestParseRefusesZeroAndFractionalCounts: retry.max_attempts: 0, meant
+// as "no retries", ran the full budget, and batch.max_lines: 0 was 10,000;
+// the YAML decoder truncated 0.5 to 0 (the default again) and 10.9 to 10.
+// Each is refused naming the setting and its line; left out, the default.
+func TestParseRefusesZeroAndFractionalCounts(t *testing.T) {
+	parse := func(settings string) (*Source, error) {
+		f, err := Parse([]byte("sources:\n  s:\n    kind: none\n    "+settings+"\n"), WithoutSecrets())
+		if err != nil {
+			return nil, err
+		}
+		s, _ := f.Get("s")
+		return s, nil
+	}
+	for settings, says := range map[string]string{
+		"retry: {max_attempts: 0}":                      "retry.max_attempts: line 4: 0: must be at least 1",
+		"retry: {max_attempts: 0.5}":                    `retry.max_attempts: line 4: "0.5" is not a whole number`,
+		"retry: {max_attempts: -1}":                     "retry.max_attempts: line 4: -1: must be at least 1",
+		"batch: {tokens_env: [T], max_lines: 0}":        "batch.max_lines: line 4: 0: must be at least 1",
+		"batch: {tokens_env: [T], max_lines: 10.9}":     `batch.max_lines: line 4: "10.9" is not a whole number`,
+		"batch: {tokens_env: [T], max_lines: -0.5}":     `batch.max_lines: line 4: "-0.5" is not a whole number`,
+		"batch: {tokens_env: [T], max_lines: [1]}":      "batch.max_lines: line 4",
+		"batch: {tokens_env: [T], max_lines: lots}":     `"lots" is not a whole number`,
+		"retry: {max_attempts: 99999999999999999999}":   "is not a whole number",
+		"batch: {tokens_env: [T], max_lines: 10000001}": "batch.max_lines must be positive and at most",
+	} {
+		if _, err := parse(settings); err == nil || !strings.Contains(err.Error(), says) {
+			t.Errorf("%s: %v, want it refused saying %q", settings, err, says)
+		}
+	}
+	s, err := parse("retry: {max_attempts: 2}\n    batch: {tokens_env: [T], max_lines: 5}")
+	if err != nil || s.Retry.MaxAttempts != 2 || s.Batch.MaxLines != 5 {
+		t.Fatalf("2 and 5: %+v %+v, %v", s.Retry, s.Batch, err)
+	}
+	if s, err := parse("json: true"); err != nil || s.Retry.MaxAttempts != 0 || s.Batch.MaxLines != DefaultBatchMaxLines {
+		t.Fatalf("left out: %v, want max_attempts unset (the processor's budget) and max_lines %d", err, DefaultBatchMaxLines)
+	}
+}
+
+// TestParseRefusesHMACSettingsOnOtherKinds: the hmac block is read by
+// kind hmac alone; on a github source (hmac: {algorithm: sha1, header:
+// X-Hub-Signature}, meant for the legacy SHA-1 signature) it was accepted
+// and ignored, the source verified as the kind does.
+func TestParseRefusesHMACSettingsOnOtherKinds(t *testing.T) {
+	for _, kind := range []string{"github", "stripe", "none"} {
+		_, err := Parse([]byte("sources:\n  s:\n    kind: "+kind+"\n    hmac: {algorithm: sha1, header: X-Hub-Signature}\n"), WithoutSecrets())
+		if err == nil || !strings.Contains(err.Error(), "hmac: settings read by kind hmac only; kind "+kind) {
+			t.Errorf("kind %s: %v, want the hmac block refused", kind, err)
+		}
+	}
+}
+
+// TestParseNamesABadSecretByItsVariable: a standard-webhooks secret that
+// is not whsec_ and base64 is named by its variable and its place in
+// secrets_env. The provider counts only the secrets that are set: after a
+// rotation with the new variable unset, "secrets[0]" named the wrong one.
+func TestParseNamesABadSecretByItsVariable(t *testing.T) {
+	t.Setenv("T_SW_NEW", "")
+	t.Setenv("T_SW_OLD", "whsec_not*base64")
+	_, err := Parse([]byte("sources:\n  s:\n    kind: standard-webhooks\n    secrets_env: [T_SW_NEW, T_SW_OLD]\n"))
+	if err == nil || !strings.Contains(err.Error(), "secrets_env[1] (T_SW_OLD): is not whsec_ followed by base64") {
+		t.Fatalf("%v, want the error to name T_SW_OLD at secrets_env[1]", err)
+	}
+	if strings.Contains(err.Error(), "not*base64") {
+		t.Errorf("the error shows the secret: %v", err)
 	}
 }

@@ -81,6 +81,31 @@ func (s *ByteSize) UnmarshalYAML(node ast.Node) error {
 	return unmarshalNode(node, s.UnmarshalText)
 }
 
+// Count is a whole number of things (attempts, lines) in YAML: at least 1,
+// written as an integer. 0 would read as "left out" and take the default
+// (retry.max_attempts: 0, meant as "no retries", ran the full budget), and
+// the YAML decoder truncated 0.5 to 0 and 10.9 to 10.
+type Count int
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (c *Count) UnmarshalText(b []byte) error {
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	switch {
+	case err != nil:
+		return fmt.Errorf("%q is not a whole number", b)
+	case n <= 0:
+		return fmt.Errorf("%d: must be at least 1 (leave the setting out for its default)", n)
+	}
+	*c = Count(n)
+	return nil
+}
+
+// UnmarshalYAML implements yaml.NodeUnmarshaler: UnmarshalText, its error
+// a *ValueError saying where the value is.
+func (c *Count) UnmarshalYAML(node ast.Node) error {
+	return unmarshalNode(node, c.UnmarshalText)
+}
+
 // unmarshalNode reads the scalar node as text, as the YAML decoder does
 // for an encoding.TextUnmarshaler, and parses it with parse. Either's
 // error is a *ValueError naming the node's place: the decoder returns

@@ -32,7 +32,7 @@ func newKeyring(kind string, newHash func() hash.Hash, secrets [][]byte) (keyrin
 	ring := make(keyring, len(secrets))
 	for i, s := range secrets {
 		if len(s) == 0 {
-			return nil, fmt.Errorf("webhook: %s: secrets[%d] is empty", kind, i)
+			return nil, &SecretError{Kind: kind, Index: i, Problem: "is empty"}
 		}
 		secret := bytes.Clone(s)
 		k := &key{}
@@ -43,6 +43,18 @@ func newKeyring(kind string, newHash func() hash.Hash, secrets [][]byte) (keyrin
 }
 
 var errNoSecrets = errors.New("webhook: no secrets configured")
+
+// SecretError is a secret a provider cannot use, named by its index in
+// the secrets given: the caller knows where each came from.
+type SecretError struct {
+	Kind    string
+	Index   int
+	Problem string // "is empty", "is not whsec_ followed by base64"; never the secret
+}
+
+func (e *SecretError) Error() string {
+	return fmt.Sprintf("webhook: %s: secrets[%d] %s", e.Kind, e.Index, e.Problem)
+}
 
 // match computes, once per secret, the MAC of the signed content (each of
 // parts followed by '.', then body) and reports whether any candidate equals

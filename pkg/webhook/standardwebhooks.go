@@ -54,12 +54,12 @@ func NewStandardWebhooks(secrets []string, tolerance time.Duration) (*StandardWe
 	for i, s := range secrets {
 		b64 := strings.TrimRight(strings.TrimPrefix(s, standardWebhooksSecretPrefix), "=")
 		if b64 == "" {
-			return nil, fmt.Errorf("webhook: %s: secrets[%d] is empty", KindStandardWebhooks, i)
+			return nil, &SecretError{Kind: KindStandardWebhooks, Index: i, Problem: "is empty"}
 		}
 		secret, err := base64.RawStdEncoding.DecodeString(b64)
 		if err != nil {
 			// The decoding error is not wrapped: it would echo part of the secret.
-			return nil, fmt.Errorf("webhook: %s: secrets[%d] is not whsec_ followed by base64", KindStandardWebhooks, i)
+			return nil, &SecretError{Kind: KindStandardWebhooks, Index: i, Problem: "is not whsec_ followed by base64"}
 		}
 		raw[i] = secret
 	}
