@@ -255,7 +255,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			log.Info("batch body not read in full", "line", n, "reason", reason, "error", err)
 			break
 		}
-		if err == nil && len(bytes.TrimSpace(line)) == 0 {
+		if err == nil && len(trimJSONSpace(line)) == 0 {
 			continue
 		}
 		// One result per line: a stream of bad lines must not grow the
@@ -298,7 +298,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			resp.Results = append(resp.Results, LineResult{Line: n, Status: LineRejected, Error: msg})
 			continue
 		}
-		sum := sha256.Sum256(bytes.TrimSpace(line))
+		sum := sha256.Sum256(trimJSONSpace(line))
 		if first, ok := firstOf[env.EventID]; ok && first.sum != sum {
 			s.metrics.event(tctx, src.Name, "", outcomeRejected, reasonMalformed)
 			rejected++
@@ -476,7 +476,7 @@ func (s *Server) batchRecord(ctx context.Context, src *source.Source, line []byt
 		missing = append(missing, "data")
 	}
 	if len(missing) > 0 {
-		if string(bytes.TrimSpace(line)) == "null" { // json.Unmarshal takes it, setting nothing
+		if string(trimJSONSpace(line)) == "null" { // json.Unmarshal takes it, setting nothing
 			return nil, nil, nil, errors.New("line is JSON null, not an object")
 		}
 		return nil, nil, nil, fmt.Errorf("missing required field(s): %s", strings.Join(missing, ", "))
@@ -665,3 +665,9 @@ func trimEOL(b []byte) []byte {
 	b = bytes.TrimSuffix(b, []byte("\n"))
 	return bytes.TrimSuffix(b, []byte("\r"))
 }
+
+// trimJSONSpace is line without the white space JSON allows around a
+// value: space, tab, CR and LF. bytes.TrimSpace also took Unicode spaces,
+// so a line of only U+00A0 or U+2028, which is no JSON, was skipped as
+// blank, without a result.
+func trimJSONSpace(line []byte) []byte { return bytes.Trim(line, " \t\r\n") }

@@ -70,12 +70,14 @@ func TestBatchEndpoint(t *testing.T) {
 			`[1,2,3]`,
 			long, // over the source's max_body (1 MiB)
 			good("b5"),
+			" \t",          // blank: skipped
+			"\u00a0\u2028", // Unicode spaces: not JSON, not blank
 		}, "\n")
 		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(body), "")
-		if status != http.StatusMultiStatus || br.Accepted != 3 || br.Rejected != 5 || br.Failed != 0 {
+		if status != http.StatusMultiStatus || br.Accepted != 3 || br.Rejected != 6 || br.Failed != 0 {
 			t.Fatalf("status %d, %+v", status, br)
 		}
-		want := map[int]string{1: LineAccepted, 2: LineRejected, 4: LineRejected, 5: LineAccepted, 6: LineRejected, 7: LineRejected, 8: LineRejected, 9: LineAccepted}
+		want := map[int]string{1: LineAccepted, 2: LineRejected, 4: LineRejected, 5: LineAccepted, 6: LineRejected, 7: LineRejected, 8: LineRejected, 9: LineAccepted, 11: LineRejected}
 		for _, r := range br.Results {
 			if want[r.Line] != r.Status {
 				t.Errorf("line %d: %s (%s), want %s", r.Line, r.Status, r.Error, want[r.Line])
