@@ -107,13 +107,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	defer func() { s.metrics.request(r.Context(), metricSource(s.sources, name), status, start) }()
 	corr := correlationID(r.Header)
 	w.Header().Set("X-Correlation-ID", corr)
-	name = r.PathValue("source")
-	if name == "" {
-		name = r.URL.Query().Get("source")
-	}
-	if name == "" {
-		name = r.Header.Get("X-Inlet-Source")
-	}
+	name = batchSource(r)
 	log := s.log.With("correlation_id", corr, "source", name, "stage", "ingest", "channel", envelope.ChannelEvents)
 	src, ok := s.sources.Get(name)
 	if !ok {
@@ -671,3 +665,15 @@ func trimEOL(b []byte) []byte {
 // so a line of only U+00A0 or U+2028, which is no JSON, was skipped as
 // blank, without a result.
 func trimJSONSpace(line []byte) []byte { return bytes.Trim(line, " \t\r\n") }
+
+// batchSource is the source a batch names: in its path, else ?source=,
+// else X-Inlet-Source.
+func batchSource(r *http.Request) string {
+	if name := r.PathValue("source"); name != "" {
+		return name
+	}
+	if name := r.URL.Query().Get("source"); name != "" {
+		return name
+	}
+	return r.Header.Get("X-Inlet-Source")
+}

@@ -173,6 +173,31 @@ func TestDrainingIsInTheLatencyHistogram(t *testing.T) {
 	}
 }
 
+// TestDrainingBatchIsCountedUnderItsSource: a batch refused while draining
+// is counted under the source it names however it names it (path,
+// ?source=, X-Inlet-Source); the two latter were counted "unknown".
+func TestDrainingBatchIsCountedUnderItsSource(t *testing.T) {
+	reader, tel := newMetered(t)
+	h := newHarness(t, testenv.Embedded(t), nil, tel)
+	h.srv.draining.Store(true)
+	defer h.srv.draining.Store(false)
+	for _, c := range []struct{ path, header string }{{"/events/billing", ""}, {"/events?source=billing", ""}, {"/events", "billing"}} {
+		req := httptest.NewRequest(http.MethodPost, c.path, strings.NewReader(`{}`))
+		if c.header != "" {
+			req.Header.Set("X-Inlet-Source", c.header)
+		}
+		rec := httptest.NewRecorder()
+		h.srv.Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusServiceUnavailable {
+			t.Fatalf("%s while draining: %d", c.path, rec.Code)
+		}
+	}
+	got := telemetrytest.Int64s(t, reader, "inlet.ingest.requests", "source", "reason")
+	if want := map[string]int64{"billing|draining": 3}; !maps.Equal(got, want) {
+		t.Fatalf("requests while draining %v, want %v", got, want)
+	}
+}
+
 // TestWebhookSpanNamesConfiguredSource: a webhook span's inlet.source is a
 // configured source or "unknown", as the metrics' label is: it held the
 // invented path, kilobytes of it, on every span of a probe.

@@ -248,9 +248,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 // Handler returns the HTTP routes.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /webhooks/{source}", s.track(s.handleWebhook, drainingWebhook))
-	mux.HandleFunc("POST /events", s.track(s.handleBatch, drainingBatch))
-	mux.HandleFunc("POST /events/{source}", s.track(s.handleBatch, drainingBatch))
+	webhookSource := func(r *http.Request) string { return r.PathValue("source") }
+	mux.HandleFunc("POST /webhooks/{source}", s.track(s.handleWebhook, drainingWebhook, webhookSource))
+	mux.HandleFunc("POST /events", s.track(s.handleBatch, drainingBatch, batchSource))
+	mux.HandleFunc("POST /events/{source}", s.track(s.handleBatch, drainingBatch, batchSource))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -312,15 +313,17 @@ func allowed(path, escaped string) string {
 	return ""
 }
 
-// track refuses new work while draining, answering with refuse, and counts
-// in-flight requests so that shutdown can wait for them.
-func (s *Server) track(h http.HandlerFunc, refuse func(w http.ResponseWriter, corr string)) http.HandlerFunc {
+// track refuses new work while draining, answering with refuse and
+// counting the refusal under the source sourceOf reads (a batch may name
+// it by ?source= or X-Inlet-Source), and counts in-flight requests so
+// that shutdown can wait for them.
+func (s *Server) track(h http.HandlerFunc, refuse func(w http.ResponseWriter, corr string), sourceOf func(*http.Request) string) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		if s.draining.Load() {
 			// Reached by a request already read on an open connection when
 			// the drain starts: the listener itself is closed by then.
 			start := time.Now()
-			src := metricSource(s.sources, r.PathValue("source"))
+			src := metricSource(s.sources, sourceOf(r))
 			s.metrics.event(r.Context(), src, "", outcomeUnavailable, reasonDraining)
 			// In the latency histogram too, which the dashboard's 5xx rate
 			// reads: it left these out.

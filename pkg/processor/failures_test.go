@@ -27,6 +27,7 @@ import (
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // downstream is a sink that answers from a script of statuses, then 200,
@@ -625,6 +626,8 @@ func TestAPanickingHandlerFailsItsEventOnly(t *testing.T) {
 	if err := h.router.Handle(router.Route{Source: "stripe", EventType: "payment_intent.*", Version: "*"}, panicky{shipped}); err != nil {
 		t.Fatal(err)
 	}
+	logs := &syncbuf.Buffer{}
+	h.log = bufLog(logs)
 	for _, id := range []string{"evt_boom", "evt_ok", "evt_sink_boom"} {
 		h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, "pi_"+id, "succeeded", 1700000000))
 	}
@@ -644,5 +647,17 @@ func TestAPanickingHandlerFailsItsEventOnly(t *testing.T) {
 	case err := <-r.done:
 		t.Fatalf("the processor stopped: %v", err)
 	default:
+	}
+	// The panic's log line keeps the log contract: stage is the
+	// pipeline's, the step in failed_stage (it said stage "Handle").
+	lines := linesWith(t, logs, "handler panicked; the event fails and takes its retry tiers")
+	if len(lines) != 4 {
+		t.Fatalf("%d panic lines, want 4 (two events, two attempts each)", len(lines))
+	}
+	for _, m := range lines {
+		want := map[string]string{"corr-evt_boom": "handle", "corr-evt_sink_boom": "deliver"}[fmt.Sprint(m["correlation_id"])]
+		if m["stage"] != "process" || m["failed_stage"] != want || want == "" {
+			t.Errorf("panic line: stage %v, failed_stage %v, correlation_id %v; want stage process and failed_stage %q", m["stage"], m["failed_stage"], m["correlation_id"], want)
+		}
 	}
 }

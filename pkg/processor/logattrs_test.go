@@ -15,6 +15,9 @@ import (
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/router"
+	"github.com/inletdev/inlet/pkg/store"
+	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // jsonLine decodes one JSON log line into its top-level keys and values,
@@ -121,5 +124,42 @@ func TestWaitLogLines(t *testing.T) {
 		t.Fatalf("last line %v, want the wait's end at info", end)
 	} else if d, err := time.ParseDuration(fmt.Sprint(end["waited"])); err != nil || d < 50*time.Millisecond {
 		t.Fatalf("waited %v (%v), want the wait as a duration string, at least the 50ms backoff", end["waited"], err)
+	}
+}
+
+// TestStaleAfterDecideLineCarriesTheEvent: the warning that an event
+// decided newer (perhaps delivered to its sink) turned stale when applied
+// names it as every line about an event does: it had no correlation id
+// to find its history by, no event type, stage or outcome.
+func TestStaleAfterDecideLineCarriesTheEvent(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	logs := &syncbuf.Buffer{}
+	h.log = bufLog(logs)
+	cfg := h.config()
+	cfg.InstanceID = h.env.Prefix + "-x"
+	p, err := New(cfg, h.deps(cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	newer := time.Date(2025, 1, 2, 0, 0, 0, 0, time.UTC)
+	// Another writer moved the entity on, as when the lock was lost.
+	if _, err := p.d.Store.ApplyBatch(ctx, []store.Update{{EntityKey: "shopify:order:9", EventTime: newer, EventID: "other"}}); err != nil {
+		t.Fatal(err)
+	}
+	env := &envelope.Envelope{Source: "shop", EventType: "orders/updated", EventID: "wh-9", CorrelationID: "corr-wh-9"}
+	it := &item{env: env, out: &router.Output{EntityKey: "shopify:order:9", OccurredAt: newer.Add(-time.Hour)}, decided: true, outcome: Processed}
+	if err := p.applyDecided(ctx, ctx, []*item{it}, time.Now().Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	lines := linesWith(t, logs, "an event decided newer became stale before it was applied (entity lock lost: claim lease too short?)")
+	if len(lines) != 1 {
+		t.Fatalf("%d lines, want 1", len(lines))
+	}
+	want := map[string]string{"correlation_id": "corr-wh-9", "source": "shop", "event_type": "orders/updated", "event_id": "wh-9", "stage": "process", "outcome": "stale", "entity_key": "shopify:order:9"}
+	for k, v := range want {
+		if lines[0][k] != v {
+			t.Errorf("%s = %v, want %q (line %v)", k, lines[0][k], v, lines[0])
+		}
 	}
 }

@@ -3,6 +3,7 @@ package processor
 import (
 	"fmt"
 	"runtime/debug"
+	"strings"
 )
 
 // guard runs a handler's Handle or Deliver (f) for it, turning a panic
@@ -19,7 +20,10 @@ func (p *Processor) guard(it *item, stage string, f func() error) (err error) {
 			return
 		}
 		err = fmt.Errorf("the handler's %s panicked: %v", stage, r)
-		attrs := []any{"stage", stage, "panic", fmt.Sprint(r), "stack", string(debug.Stack())}
+		// The log contract's keys: stage is the pipeline's, the step
+		// that failed is failed_stage (as on the outcome's own line).
+		// The outcome (retried or dead-lettered) is decided after.
+		attrs := []any{"stage", "process", "failed_stage", strings.ToLower(stage), "panic", fmt.Sprint(r), "stack", string(debug.Stack())}
 		if it.env != nil {
 			attrs = append(attrs, "correlation_id", it.env.CorrelationID, "source", it.env.Source, "event_type", it.env.EventType, "event_id", it.env.EventID)
 		}

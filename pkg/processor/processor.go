@@ -844,7 +844,8 @@ func (p *Processor) applyDecided(ctx, stop context.Context, items []*item, deadl
 	for _, it := range items {
 		if it.decided && it.outcome == Stale {
 			p.log.Warn("an event decided newer became stale before it was applied (entity lock lost: claim lease too short?)",
-				"source", it.env.Source, "event_id", it.env.EventID, "entity_key", it.out.EntityKey)
+				"stage", "process", "outcome", string(Stale), "correlation_id", it.env.CorrelationID, "source", it.env.Source,
+				"event_type", it.env.EventType, "event_id", it.env.EventID, "entity_key", it.out.EntityKey)
 		}
 	}
 	return nil
