@@ -139,8 +139,10 @@ const confluentHeaderLen = 5
 // was over 1 MiB (a source's max_body may allow up to kafka.MaxBodyBytes)
 // was written by ingest and then undecodable everywhere else. The bound
 // stays: a hostile length prefix must not make a reader allocate more than
-// a record can hold.
-var decodeAPI = avro.Config{MaxByteSliceSize: kafka.MaxMessageBytes}.Freeze()
+// a record can hold; nor an array's count (a record holds no more items
+// than bytes, but for items of no bytes), which hamba's default put at
+// the largest allocation.
+var decodeAPI = avro.Config{MaxByteSliceSize: kafka.MaxMessageBytes, MaxSliceAllocSize: kafka.MaxMessageBytes}.Freeze()
 
 // readers holds Avro readers between decodes; see unmarshalExact.
 var readers = sync.Pool{New: func() any { return avro.NewReader(nil, 0, avro.WithReaderConfig(decodeAPI)) }}
@@ -179,6 +181,17 @@ func (c *Client) Decode(ctx context.Context, b []byte, reader avro.Schema, v any
 	schema, err := c.readSchema(ctx, id, reader)
 	if err != nil {
 		return err
+	}
+	// Read into any, or skipping what the reader or the Go type lacks,
+	// hamba trusts a block's count (see checkBlocks).
+	w, err := c.WriterSchema(ctx, id)
+	if err != nil {
+		return err
+	}
+	if hasBlocks(w) {
+		if err := checkBlocks(w, body); err != nil {
+			return fmt.Errorf("%w: schema id %d: %w", ErrUndecodable, id, err)
+		}
 	}
 	if err := unmarshalExact(schema, body, v); err != nil {
 		return fmt.Errorf("%w: schema id %d: %w", ErrUndecodable, id, err)
