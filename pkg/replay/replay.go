@@ -429,7 +429,11 @@ func (r *run) run(ctx context.Context) error {
 		if ms, err := strconv.ParseInt(prog[fTo], 10, 64); err == nil {
 			r.cfg.To = time.UnixMilli(ms).UTC()
 		} else {
-			r.cfg.To = time.Now().UTC()
+			// The next whole millisecond: records carry millisecond
+			// times, and one written in the millisecond the run starts
+			// (a send just before it) read as not before a To inside
+			// that millisecond, and was left out.
+			r.cfg.To = time.Now().UTC().Truncate(time.Millisecond).Add(time.Millisecond)
 		}
 		r.sum.To = r.cfg.To
 	}
