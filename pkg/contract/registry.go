@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"path"
 	"slices"
+	"strings"
 
 	"github.com/hamba/avro/v2"
 
@@ -183,6 +184,10 @@ func loadVersion(fsys fs.FS, dir string, mv manifestVersion) (*Version, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", file, ErrSchema, err)
 	}
+	if name := unnamespaced(s, map[avro.Schema]bool{}); name != "" {
+		return nil, fmt.Errorf("%s: %w: %s has no namespace: give the schema one (e.g. \"namespace\": \"com.example.%s\"); the processed record nests it under inlet.processed.<provider>, where a type without one takes that namespace, its name changes for data teams and a union naming it does not encode",
+			file, ErrSchema, name, strings.ToLower(name))
+	}
 	plan, err := compile(s)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w: %v", file, ErrSchema, err)
@@ -304,3 +309,36 @@ func (v *Version) SourceVersions() []string { return slices.Clone(v.sourceVersio
 // Compatibility returns what the version declares against the one before
 // it; "" for the first version.
 func (v *Version) Compatibility() Compatibility { return v.compatibility }
+
+// unnamespaced is the name of a named type (record, enum, fixed) in s
+// that has no namespace, or "".
+func unnamespaced(s avro.Schema, seen map[avro.Schema]bool) string {
+	if seen[s] {
+		return ""
+	}
+	seen[s] = true
+	if n, ok := s.(avro.NamedSchema); ok && n.Namespace() == "" {
+		return n.Name()
+	}
+	var kids []avro.Schema
+	switch s := s.(type) {
+	case *avro.RecordSchema:
+		for _, f := range s.Fields() {
+			kids = append(kids, f.Type())
+		}
+	case *avro.ArraySchema:
+		kids = append(kids, s.Items())
+	case *avro.MapSchema:
+		kids = append(kids, s.Values())
+	case *avro.UnionSchema:
+		kids = s.Types()
+	case *avro.RefSchema:
+		kids = append(kids, s.Schema())
+	}
+	for _, k := range kids {
+		if name := unnamespaced(k, seen); name != "" {
+			return name
+		}
+	}
+	return ""
+}

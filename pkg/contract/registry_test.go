@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/inletdev/inlet/pkg/contract"
 )
@@ -179,19 +180,19 @@ func TestLoadManifestErrors(t *testing.T) {
 		{"schema not a record", ok, map[string]string{"v1.avsc": `"string"`}, contract.ErrSchema, "a payload contract is a record"},
 		{"unlisted schema", ok, map[string]string{"v2.avsc": recV2Added}, contract.ErrSchema, "test/thing/v2.avsc: invalid contract schema: not listed"},
 		{
-			"bytes field", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","fields":[{"name":"b","type":"bytes"}]}`},
+			"bytes field", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","namespace":"t","fields":[{"name":"b","type":"bytes"}]}`},
 			contract.ErrSchema, "field b: type bytes cannot come from a JSON payload",
 		},
 		{
-			"logical type", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","fields":[{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`},
+			"logical type", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","namespace":"t","fields":[{"name":"at","type":{"type":"long","logicalType":"timestamp-millis"}}]}`},
 			contract.ErrSchema, "field at: logical type timestamp-millis",
 		},
 		{
-			"ambiguous union", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","fields":[{"name":"n","type":["null","long","double"]}]}`},
+			"ambiguous union", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","namespace":"t","fields":[{"name":"n","type":["null","long","double"]}]}`},
 			contract.ErrSchema, "field n: union has two branches a JSON number could be (long and double)",
 		},
 		{
-			"ambiguous union of objects", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","fields":[{"name":"o","type":[{"type":"map","values":"string"},{"type":"record","name":"S","fields":[]}]}]}`},
+			"ambiguous union of objects", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","namespace":"t","fields":[{"name":"o","type":[{"type":"map","values":"string"},{"type":"record","name":"S","fields":[]}]}]}`},
 			contract.ErrSchema, "field o: union has two branches a JSON object could be",
 		},
 		{
@@ -204,11 +205,11 @@ func TestLoadManifestErrors(t *testing.T) {
 			nil, "",
 		},
 		{
-			"raw on a long", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","fields":[{"name":"d","type":"long","inlet.json":"raw"}]}`},
+			"raw on a long", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","namespace":"t","fields":[{"name":"d","type":"long","inlet.json":"raw"}]}`},
 			contract.ErrSchema, `field d: inlet.json raw needs type string`,
 		},
 		{
-			"unknown inlet.json", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","fields":[{"name":"d","type":"string","inlet.json":"yaml"}]}`},
+			"unknown inlet.json", ok, map[string]string{"v1.avsc": `{"type":"record","name":"R","namespace":"t","fields":[{"name":"d","type":"string","inlet.json":"yaml"}]}`},
 			contract.ErrSchema, `field d: inlet.json yaml`,
 		},
 	} {
@@ -351,5 +352,28 @@ func TestRetiredVersionRoutesNothing(t *testing.T) {
 	}
 	if len(c.Versions()[0].SourceVersions()) != 0 {
 		t.Fatal("the retired version lists source versions")
+	}
+}
+
+// TestLoadRefusesTypesWithoutANamespace: a named type without a namespace
+// took inlet.processed.<provider>'s inside the processed record, so a
+// union naming it (Read's {"Owner": …}) did not encode, and every event
+// with it set went to the DLQ. Load refuses it, naming the type.
+func TestLoadRefusesTypesWithoutANamespace(t *testing.T) {
+	load := func(schema string) error {
+		_, err := contract.Load(fstest.MapFS{
+			"acme/thing/manifest.yaml": {Data: []byte("name: acme/thing\ncanonical: v1\nversions:\n  - name: v1\n    source_versions: [\"1\"]\n")},
+			"acme/thing/v1.avsc":       {Data: []byte(schema)},
+		})
+		return err
+	}
+	const owner = `{"name":"owner","type":["null",{"type":"record","name":"Owner","fields":[{"name":"login","type":"string"}]}],"default":null}`
+	err := load(`{"type":"record","name":"Thing","fields":[{"name":"id","type":"string"},` + owner + `]}`)
+	if !errors.Is(err, contract.ErrSchema) || !strings.Contains(err.Error(), "Thing has no namespace") {
+		t.Fatalf("%v, want ErrSchema saying Thing has no namespace", err)
+	}
+	// A nested type takes its parent's namespace: that is not one missing.
+	if err := load(`{"type":"record","name":"Thing","namespace":"com.acme","fields":[{"name":"id","type":"string"},` + owner + `]}`); err != nil {
+		t.Fatalf("nested type in the parent's namespace: %v", err)
 	}
 }
