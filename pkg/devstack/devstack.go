@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -96,7 +97,11 @@ func Start(cfg Config) (*Stack, error) {
 		}),
 		kfake.DefaultNumPartitions(1),
 	}
+	klog := &kafkaLog{log: cfg.Log}
+	klog.loading.Store(true)
+	opts = append(opts, kfake.WithLogger(klog))
 	var regFile string
+	regMissing := false
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 			return nil, err
@@ -112,6 +117,8 @@ func Start(cfg Config) (*Stack, error) {
 		}
 		opts = append(opts, kfake.DataDir(kdir))
 		regFile = filepath.Join(cfg.DataDir, "registry.json")
+		_, err = os.Stat(regFile)
+		regMissing = errors.Is(err, fs.ErrNotExist)
 	}
 	c, err := kfake.NewCluster(opts...)
 	if err != nil {
@@ -121,7 +128,15 @@ func Start(cfg Config) (*Stack, error) {
 	s.Brokers = c.ListenAddrs()
 	if cfg.DataDir != "" {
 		c.Compact() // before any client connects, so nobody waits on it
+		klog.loading.Store(false)
+		ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
+		err := checkRecovered(ctx, s.Brokers, regMissing, regFile, cfg.Log)
+		cancel()
+		if err != nil {
+			return nil, err
+		}
 	}
+	klog.loading.Store(false)
 
 	s.registry, err = newPersistentRegistry(regFile, cfg.Log)
 	if err != nil {

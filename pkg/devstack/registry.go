@@ -53,6 +53,12 @@ func newPersistentRegistry(file string, log *slog.Logger) (*persistentRegistry, 
 	}
 	b, err := os.ReadFile(file)
 	if errors.Is(err, fs.ErrNotExist) {
+		// Written at once, empty: from now on a missing file is one
+		// lost, which the start refuses while Kafka holds records (see
+		// checkRecovered), not a first start.
+		if err := p.persist(); err != nil {
+			return nil, fmt.Errorf("schema registry state: %w", err)
+		}
 		return p, nil
 	}
 	if err != nil {
