@@ -146,16 +146,7 @@ func TestEnsureTopicsLeavesTheClientSeeingThem(t *testing.T) {
 // created without it (the broker's default, 1) or set to 1; not a topic
 // of one replica, nor one that does not exist.
 func TestMinInsyncAndDurability(t *testing.T) {
-	c, err := kfake.NewCluster(kfake.NumBrokers(3))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
+	_, cl := clusterOf(t, 3)
 	adm := kadm.NewClient(cl)
 	ctx := context.Background()
 	topics := TopicNames("d", DefaultRetryTiers)
@@ -207,7 +198,13 @@ func TestMinInsyncAndDurability(t *testing.T) {
 // closed when t ends.
 func clusterAndClient(t *testing.T) (*kfake.Cluster, *kgo.Client) {
 	t.Helper()
-	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	return clusterOf(t, 1)
+}
+
+// clusterOf is clusterAndClient with brokers brokers.
+func clusterOf(t *testing.T, brokers int) (*kfake.Cluster, *kgo.Client) {
+	t.Helper()
+	c, err := kfake.NewCluster(kfake.NumBrokers(brokers))
 	if err != nil {
 		t.Fatal(err)
 	}

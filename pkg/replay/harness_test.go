@@ -12,6 +12,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/ops"
 	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/processor/processortest"
 	"github.com/inletdev/inlet/pkg/router"
@@ -204,5 +205,27 @@ func (h *harness) sendAt(t *testing.T, cl *kgo.Client, src, evtID, piID string, 
 		Headers: []kgo.RecordHeader{{Key: processor.HeaderCorrelationID, Value: []byte(e.CorrelationID)}}}
 	if err := cl.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// sendInvalid writes stripe event evt_bad, whose payment intent has no id:
+// the processor sends it to the invalid topic.
+func (h *harness) sendInvalid() {
+	h.t.Helper()
+	h.stack.Send(h.t, "stripe", "payment_intent.succeeded", "evt_bad",
+		[]byte(`{"id":"evt_bad","object":"event","api_version":"2024-06-20","created":1700000001,"type":"payment_intent.succeeded","data":{"object":{"object":"payment_intent"}}}`))
+}
+
+// requeueInvalid requeues the one stripe entry on the invalid topic, as an
+// operator whose contract was fixed would.
+func (h *harness) requeueInvalid() {
+	h.t.Helper()
+	q, err := ops.New(h.kopts(), h.topics, h.codec)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer q.Close()
+	if res, err := q.Requeue(context.Background(), h.topics.Invalid, ops.Filter{Source: "stripe"}, "test", "contract fixed", false); err != nil || res.Count != 1 {
+		h.t.Fatalf("requeue: %d entries, %v", res.Count, err)
 	}
 }

@@ -262,8 +262,7 @@ func TestReplayFillLeavesFailureQueueEntries(t *testing.T) {
 	ctx := context.Background()
 	before := time.Now().Add(-time.Second)
 	h.send("stripe", "evt_ok", "pi_ok", 1700000000)
-	h.stack.Send(t, "stripe", "payment_intent.succeeded", "evt_bad",
-		[]byte(`{"id":"evt_bad","object":"event","api_version":"2024-06-20","created":1700000001,"type":"payment_intent.succeeded","data":{"object":{"object":"payment_intent"}}}`))
+	h.sendInvalid()
 	h.process(2)
 	if n := len(h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)); n != 1 {
 		t.Fatalf("%d invalid records before the replay, want 1", n)
@@ -290,14 +289,7 @@ func TestReplayFillLeavesFailureQueueEntries(t *testing.T) {
 
 	// Once requeued, the entry no longer holds its event back: a requeued
 	// entry cannot be requeued again, so fill must not leave it for good.
-	q, err := ops.New(h.kopts(), h.topics, h.codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	if res, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{Source: "stripe"}, "test", "contract fixed", false); err != nil || res.Count != 1 {
-		t.Fatalf("requeue: %d entries, %v", res.Count, err)
-	}
+	h.requeueInvalid()
 	sum = h.replay(t, "fill-q2", Fill, before)
 	if sum.Read != 2 || sum.OnFailureQueues != 0 || sum.Duplicate != 1 || sum.Invalid != 1 {
 		t.Fatalf("after the requeue: %+v; want read 2 (duplicate 1, invalid again 1), none left", sum)
@@ -763,8 +755,7 @@ func TestReplayRebuildLeavesFailureQueueEntries(t *testing.T) {
 	h := newHarness(t)
 	before := time.Now().Add(-time.Second)
 	h.send("stripe", "evt_ok", "pi_ok", 1700000000)
-	h.stack.Send(t, "stripe", "payment_intent.succeeded", "evt_bad",
-		[]byte(`{"id":"evt_bad","object":"event","api_version":"2024-06-20","created":1700000001,"type":"payment_intent.succeeded","data":{"object":{"object":"payment_intent"}}}`))
+	h.sendInvalid()
 	h.send("other", "evt_other", "pi_other", 1700000002) // another source's, in the range
 	h.process(3)
 	q, err := ops.New(h.kopts(), h.topics, h.codec)
@@ -1124,8 +1115,7 @@ func TestCopyResumeCopiesAnEntryRequeuedMeanwhile(t *testing.T) {
 	h := newHarness(t)
 	ctx := context.Background()
 	before := time.Now().Add(-time.Second)
-	h.stack.Send(t, "stripe", "payment_intent.succeeded", "evt_bad",
-		[]byte(`{"id":"evt_bad","object":"event","api_version":"2024-06-20","created":1700000001,"type":"payment_intent.succeeded","data":{"object":{"object":"payment_intent"}}}`))
+	h.sendInvalid()
 	const good = 12
 	for i := range good {
 		h.send("stripe", fmt.Sprintf("evt_r%d", i), fmt.Sprintf("pi_r%d", i), 1700000000+int64(i))
@@ -1167,14 +1157,7 @@ func TestCopyResumeCopiesAnEntryRequeuedMeanwhile(t *testing.T) {
 	if err := h.rdb.HDel(ctx, h.env.Prefix+":replay:decided", fCopyProgress).Err(); err != nil {
 		t.Fatal(err)
 	}
-	q, err := ops.New(h.kopts(), h.topics, h.codec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	if res, err := q.Requeue(ctx, h.topics.Invalid, ops.Filter{Source: "stripe"}, "test", "contract fixed", false); err != nil || res.Count != 1 {
-		t.Fatalf("requeue: %d entries, %v", res.Count, err)
-	}
+	h.requeueInvalid()
 	sum := h.replay(t, "decided", Fill, before)
 	if !sum.Complete || sum.Read != good+1 || sum.OnFailureQueues != 0 || sum.SourceRecords != good+1 {
 		t.Fatalf("resumed summary %+v; want all %d read, the requeued one among them", sum, good+1)

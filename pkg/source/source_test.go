@@ -305,14 +305,7 @@ func TestParseValueErrorsNameTheirPlace(t *testing.T) {
 // 1 MiB default, and a size past int64 wrapped around (17179869184GiB is
 // 2^64 bytes: 0, so the default again).
 func TestParseRefusesZeroAndOverflowingSizes(t *testing.T) {
-	parse := func(settings string) (*Source, error) {
-		f, err := Parse([]byte("sources:\n  s:\n    kind: none\n    "+settings+"\n"), WithoutSecrets())
-		if err != nil {
-			return nil, err
-		}
-		s, _ := f.Get("s")
-		return s, nil
-	}
+	parse := parseNone
 	for name, c := range map[string]struct{ settings, says string }{
 		"zero":               {"max_body: 0", `max_body: line 4: size "0": must be at least 1 byte`},
 		"zero with a unit":   {"max_body: 0KiB", `max_body: line 4: size "0KiB": must be at least 1 byte`},
@@ -682,14 +675,7 @@ func TestParseErrorsInAStableOrder(t *testing.T) {
 // the YAML decoder truncated 0.5 to 0 (the default again) and 10.9 to 10.
 // Each is refused naming the setting and its line; left out, the default.
 func TestParseRefusesZeroAndFractionalCounts(t *testing.T) {
-	parse := func(settings string) (*Source, error) {
-		f, err := Parse([]byte("sources:\n  s:\n    kind: none\n    "+settings+"\n"), WithoutSecrets())
-		if err != nil {
-			return nil, err
-		}
-		s, _ := f.Get("s")
-		return s, nil
-	}
+	parse := parseNone
 	for settings, says := range map[string]string{
 		"retry: {max_attempts: 0}":                      "retry.max_attempts: line 4: 0: must be at least 1",
 		"retry: {max_attempts: 0.5}":                    `retry.max_attempts: line 4: "0.5" is not a whole number`,
@@ -742,4 +728,15 @@ func TestParseNamesABadSecretByItsVariable(t *testing.T) {
 	if strings.Contains(err.Error(), "not*base64") {
 		t.Errorf("the error shows the secret: %v", err)
 	}
+}
+
+// parseNone parses a file of one source "s" of kind none with settings
+// (indented as its other keys), without secrets, and returns the source.
+func parseNone(settings string) (*Source, error) {
+	f, err := Parse([]byte("sources:\n  s:\n    kind: none\n    "+settings+"\n"), WithoutSecrets())
+	if err != nil {
+		return nil, err
+	}
+	s, _ := f.Get("s")
+	return s, nil
 }
