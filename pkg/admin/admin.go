@@ -192,12 +192,15 @@ func New(tok Tokens, d Deps) (*API, error) {
 	trace := d.Trace
 	if trace == nil {
 		trace = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no history store configured"})
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": ErrTextNoHistoryStore})
 		})
 	}
 	a.mux.Handle("GET /v1/trace/{id}", a.auth(roleRead, trace))
 	return a, nil
 }
+
+// ErrTextNoHistoryStore is the trace route's 404 without a history store.
+const ErrTextNoHistoryStore = "no history store configured"
 
 // Enabled reports whether any token is configured.
 func (a *API) Enabled() bool { return a.read != nil || a.write != nil }

@@ -57,6 +57,25 @@ Examples:
   inletctl %[1]s discard %[2]s/0/17 --reason "order cancelled upstream"
 `
 
+// queueFlags are the flags each queue command reads. show takes ids only:
+// with a filter, an entry outside it read as "not on the queue".
+var queueFlags = map[string][]string{
+	"ls":      {"source", "type", "error", "since", "until", "all", "group", "limit", "after", "output", "sources", "retry-tiers"},
+	"show":    {"output", "sources", "retry-tiers"},
+	"requeue": {"source", "type", "error", "since", "until", "reason", "dry-run", "output", "who", "sources", "retry-tiers"},
+	"discard": {"source", "type", "error", "since", "until", "reason", "dry-run", "output", "who", "sources", "retry-tiers"},
+	"depth":   {"retry-tiers"},
+}
+
+// flagList is names as flags: "--a, --b".
+func flagList(names []string) string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = "--" + n
+	}
+	return strings.Join(out, ", ")
+}
+
 // queue runs dlq and invalid subcommands.
 func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out io.Writer) (int, error) {
 	topics := kafka.TopicNames(kcfg.TopicPrefix, kafka.DefaultRetryTiers)
@@ -103,6 +122,21 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		// down, a mistyped command exited 1 with the connection's error.
 		fs.Usage()
 		return exitUsage, fmt.Errorf("unknown command %q", cmd)
+	}
+	// A flag the command does not read is a usage error, not ignored:
+	// requeue --limit 1, meant as "one first", requeued every match, and
+	// depth --source github counted the whole queue.
+	var unread []string
+	fs.Visit(func(fl *flag.Flag) {
+		if !slices.Contains(queueFlags[cmd], fl.Name) {
+			unread = append(unread, "--"+fl.Name)
+		}
+	})
+	if len(unread) > 0 {
+		return exitUsage, fmt.Errorf("%s %s does not take %s (it takes %s)", name, cmd, strings.Join(unread, ", "), flagList(queueFlags[cmd]))
+	}
+	if cmd == "depth" && len(ids) > 0 {
+		return exitUsage, fmt.Errorf("%s depth counts the whole queue's unresolved entries and takes no ids; %s ls --group counts by source, type and error", name, name)
 	}
 	if output != "table" && output != "json" {
 		// As replay and reconcile: a script's --output jsno got a table.

@@ -582,6 +582,31 @@ func TestQueueUnknownCommandBeforeConnecting(t *testing.T) {
 	}
 }
 
+// TestQueueFlagsACommandDoesNotRead: a flag the command does not read is a
+// usage error before anything connects, not ignored: requeue --limit 1
+// (one first) requeued every match, depth --source github counted the
+// whole queue, and show with a filter said an entry outside it was not on
+// the queue.
+func TestQueueFlagsACommandDoesNotRead(t *testing.T) {
+	flags := []string{"-kafka-brokers", servicetest.ClosedAddr(t), "-schema-registry-url", "http://" + servicetest.ClosedAddr(t)}
+	for _, c := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"requeue", "--source", "shop", "--reason", "x", "--limit", "1"}, "dlq requeue does not take --limit"},
+		{[]string{"discard", "inlet.dlq/0/1", "--reason", "x", "--group", "--after", "c"}, "dlq discard does not take --after, --group"},
+		{[]string{"depth", "--source", "github"}, "dlq depth does not take --source"},
+		{[]string{"depth", "inlet.dlq/0/1"}, "dlq depth counts the whole queue's unresolved entries and takes no ids"},
+		{[]string{"show", "inlet.dlq/0/1", "--source", "github"}, "dlq show does not take --source"},
+		{[]string{"ls", "--reason", "x"}, "dlq ls does not take --reason"},
+	} {
+		code, err := run(append(append([]string{}, flags...), append([]string{"dlq"}, c.args...)...), &bytes.Buffer{})
+		if code != exitUsage || err == nil || !strings.Contains(err.Error(), c.says) {
+			t.Errorf("dlq %q: exit %d (%v), want %d saying %q", c.args, code, err, exitUsage, c.says)
+		}
+	}
+}
+
 // TestOutputFormatIsChecked: dlq/invalid and trace refuse an --output that
 // is neither table nor json, as replay and reconcile do (a script's
 // --output jsno got a table).

@@ -75,6 +75,10 @@ func reconcileCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfi
 		}
 		return exitUsage, err
 	}
+	if logPath != "" && useStripe {
+		fs.Usage()
+		return exitUsage, errors.New("reconcile: --sender-log and --stripe are exclusive: give one")
+	}
 	if src == "" || fs.NArg() != 0 || (logPath == "") == !useStripe {
 		fs.Usage()
 		return exitUsage, errors.New("reconcile: --source and one of --sender-log or --stripe are required")

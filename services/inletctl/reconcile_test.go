@@ -273,3 +273,12 @@ func TestReconcileUnknownSource(t *testing.T) {
 		t.Fatalf("--source stripe: exit %d (%v), want %d (stuck) without the hint", code, err, exitGaps)
 	}
 }
+
+// TestReconcileSenderLogAndStripeAreExclusive: both given is a usage error
+// saying so, not that they are missing.
+func TestReconcileSenderLogAndStripeAreExclusive(t *testing.T) {
+	code, err := run([]string{"reconcile", "--source", "shop", "--sender-log", "/tmp/x.ndjson", "--stripe"}, &bytes.Buffer{})
+	if code != exitUsage || err == nil || !strings.Contains(err.Error(), "--sender-log and --stripe are exclusive") {
+		t.Fatalf("exit %d (%v), want %d saying they are exclusive", code, err, exitUsage)
+	}
+}

@@ -45,8 +45,10 @@ against, and registers nothing (read-only registry credentials do):
 Run it with the new version's inletctl against the production registry
 before rolling the services out.
 
-Exit code 0: fits; 4: a problem found; 1: the check could not run (the
-registry unreachable or refusing the credentials); 2: usage.
+Exit code 0: fits; 4: a problem found (the sources file refused
+included); 1: the check could not run (the registry unreachable or
+refusing the credentials); 2: usage (an unreadable sources file
+included).
 
 Examples:
   inletctl schemas check --sources /etc/inlet/sources.yaml
@@ -101,8 +103,17 @@ func schemasCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig,
 	checked := reg.Contracts()
 	if sourcesPath != "" {
 		sources, err := source.Load(sourcesPath, source.WithoutSecrets())
-		if err != nil {
-			return exitError, fmt.Errorf("--sources (INLET_SOURCES): %w", err)
+		var pe *os.PathError
+		switch {
+		case errors.As(err, &pe):
+			// Unreadable: a usage error, as dlq ls's; exit 1 says the
+			// registry did not answer, and a gate retrying it on 1
+			// retried a typo for good.
+			return exitUsage, fmt.Errorf("--sources (INLET_SOURCES): %w", err)
+		case err != nil:
+			// Read, and refused as the processor would refuse it: the
+			// deploy does not fit.
+			return exitProblems, fmt.Errorf("--sources (INLET_SOURCES): %w", err)
 		}
 		var missing []string
 		checked, missing = schemacheck.Used(sources, reg)
@@ -150,7 +161,7 @@ func schemasCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig,
 	}
 	switch {
 	case unknown > 0:
-		return exitError, fmt.Errorf("the registry did not answer for %d of %d subjects (see above)", unknown, len(rep.Subjects))
+		return exitError, fmt.Errorf("the registry did not answer for %d of %d subjects (see above): is it up at %s (-schema-registry-url, INLET_SCHEMA_REGISTRY_URL)?", unknown, len(rep.Subjects), service.ShownURLs(rcfg.URLs))
 	case len(rep.Problems) > 0:
 		return exitProblems, nil
 	}

@@ -116,8 +116,18 @@ func TestSchemasCheck(t *testing.T) {
 	t.Run("sources file missing", func(t *testing.T) {
 		missing := filepath.Join(t.TempDir(), "sources.yaml")
 		code, err := run(append(flags, "schemas", "check", "--sources", missing), &bytes.Buffer{})
-		if code != exitError || err == nil || !strings.Contains(err.Error(), "--sources (INLET_SOURCES)") || !strings.Contains(err.Error(), missing) {
-			t.Errorf("exit %d, %v; want %d naming --sources (INLET_SOURCES) and the path", code, err, exitError)
+		// A usage error (2): exit 1 says the registry did not answer, and
+		// a gate retrying on 1 retried a typo for good.
+		if code != exitUsage || err == nil || !strings.Contains(err.Error(), "--sources (INLET_SOURCES)") || !strings.Contains(err.Error(), missing) {
+			t.Errorf("exit %d, %v; want %d naming --sources (INLET_SOURCES) and the path", code, err, exitUsage)
+		}
+	})
+
+	t.Run("sources file refused", func(t *testing.T) {
+		bad := writeSources(t, "sources:\n  s:\n    kind: none\n    retry: {max_attempts: 0}\n")
+		code, err := run(append(flags, "schemas", "check", "--sources", bad), &bytes.Buffer{})
+		if code != exitProblems || err == nil || !strings.Contains(err.Error(), "retry.max_attempts") {
+			t.Errorf("exit %d, %v; want %d naming the setting", code, err, exitProblems)
 		}
 	})
 

@@ -165,7 +165,14 @@ func fetchTrace(ctx context.Context, adminURL, id string) (*traceAnswer, error) 
 	case http.StatusOK:
 		return &body, nil
 	case http.StatusNotFound:
-		return nil, &errNoHistory{body.Error}
+		// The admin API's own 404 names the id (or says it keeps no
+		// history). Another listener's JSON 404 (ingest's "no such
+		// endpoint") read as "no history" and exited 3, as if the event
+		// had none.
+		if body.CorrelationID == id || body.Error == admin.ErrTextNoHistoryStore {
+			return nil, &errNoHistory{body.Error}
+		}
+		return nil, fmt.Errorf("%s answered %s, not the admin API: is -admin-url the processor's admin address (default 127.0.0.1:9091; make run serves it on 127.0.0.1:9090)?", adminURL, resp.Status)
 	case http.StatusUnauthorized:
 		return nil, fmt.Errorf("admin API: %s: %s: %s", resp.Status, body.Error, unauthorizedHint(adminURL))
 	}

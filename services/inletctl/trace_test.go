@@ -32,6 +32,13 @@ func TestTraceAdminErrors(t *testing.T) {
 		_ = json.NewEncoder(w).Encode(map[string]string{"error": "missing or invalid bearer token"})
 	}))
 	t.Cleanup(unauthorized.Close)
+	// Another listener's JSON 404, as ingest's: not "no history" (exit 3).
+	ingestLike := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": "no such endpoint: webhooks are POST /webhooks/{source}, batches POST /events or /events/{source}"})
+	}))
+	t.Cleanup(ingestLike.Close)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -52,6 +59,8 @@ func TestTraceAdminErrors(t *testing.T) {
 			[]string{"the token from " + admin.EnvReadToken + " was refused by " + unauthorized.URL}},
 		{"connection refused", "", "", refused,
 			[]string{"nothing answers at " + refused, "connection refused", "-admin-url", "INLET_ADMIN_URL"}},
+		{"another listener's 404", "", "", ingestLike.URL,
+			[]string{ingestLike.URL + " answered 404 Not Found, not the admin API", "-admin-url"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Setenv(admin.EnvReadToken, c.read)
