@@ -19,6 +19,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -607,12 +608,28 @@ func TestWorkersFenceWhatWasLeftOpen(t *testing.T) {
 // fence waits until the held requests are carried out, so the commit
 // lands; else the fence goes first (the woken commit waits for the
 // cluster's next turn) and aborts the transaction, and the commit finds
-// itself fenced. It returns once every event has an outcome.
-func unansweredCommit(t *testing.T, tag string, n int, landed bool) *harness {
+// itself fenced. For loading after the fence, the group coordinator
+// answers the settle's stable offset reads COORDINATOR_LOAD_IN_PROGRESS
+// (as after a failover); the members' own reads are answered. It returns
+// once every event has an outcome.
+func unansweredCommit(t *testing.T, tag string, n int, landed bool, loading time.Duration) *harness {
 	t.Helper()
 	env := testenv.Embedded(t)
 	c := env.Stack.Kafka
 	h := newHarness(t, env)
+	var loadingUntil atomic.Int64 // unix nanoseconds
+	c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.OffsetFetch}, Group: h.config().Group, Err: kerr.CoordinatorLoadInProgress, Count: -1,
+		When: func(req kmsg.Request) bool {
+			if time.Now().UnixNano() > loadingUntil.Load() {
+				return false
+			}
+			for _, g := range req.(*kmsg.OffsetFetchRequest).Groups {
+				if g.MemberID != nil && *g.MemberID != "" {
+					return false // a member's own read
+				}
+			}
+			return true
+		}})
 	prefix := "inlet-processor-" + h.env.Prefix + "-a" // each worker's id starts so
 	var (
 		mu       sync.Mutex
@@ -658,6 +675,7 @@ func unansweredCommit(t *testing.T, tag string, n int, landed bool) *harness {
 		if landed {
 			c.SleepControl(func() { _ = endTxns.Wait(context.Background(), before+held) })
 		}
+		loadingUntil.Store(time.Now().Add(loading).UnixNano())
 		return nil, nil, false
 	})
 	for i := range n {
@@ -679,6 +697,22 @@ func unansweredCommit(t *testing.T, tag string, n int, landed bool) *harness {
 	return h
 }
 
+// TestUnansweredCommitSettledPastTheBatchDeadline: the commit landed, and
+// the coordinator answers the settle's offset reads "loading" for 3 s,
+// three batch deadlines: the settle waits while the batch's claims hold,
+// and the events are counted once with one output each. It gave up after
+// one batch deadline, and they were never counted nor confirmed.
+func TestUnansweredCommitSettledPastTheBatchDeadline(t *testing.T) {
+	const n = 3
+	h := unansweredCommit(t, "ld", n, true, 3*time.Second)
+	if ids := eventIDs(h, n); len(ids) != n {
+		t.Fatalf("%d distinct outputs, want %d", len(ids), n)
+	}
+	if p := h.total(Processed); p != n {
+		t.Fatalf("processed %d, want %d", p, n)
+	}
+}
+
 // TestUnansweredCommitIsSettled: a commit the broker carried out but whose
 // answer the processor never got (it gave up waiting) is settled as
 // committed once the session is renewed: the events are counted once,
@@ -687,7 +721,7 @@ func unansweredCommit(t *testing.T, tag string, n int, landed bool) *harness {
 // released claims let the duplicate through.
 func TestUnansweredCommitIsSettled(t *testing.T) {
 	const n = 3
-	h := unansweredCommit(t, "u", n, true)
+	h := unansweredCommit(t, "u", n, true, 0)
 	if ids := eventIDs(h, n); len(ids) != n {
 		t.Fatalf("%d distinct outputs, want %d", len(ids), n)
 	}
@@ -725,7 +759,7 @@ func TestRetryDueAtIsBoundedByItsTier(t *testing.T) {
 // output, counted once.
 func TestUnansweredCommitThatDidNotLand(t *testing.T) {
 	const n = 3
-	h := unansweredCommit(t, "na", n, false)
+	h := unansweredCommit(t, "na", n, false, 0)
 	if p := h.total(Processed); p != n {
 		t.Fatalf("processed %d, want %d", p, n)
 	}

@@ -579,8 +579,25 @@ func (w *worker) settle(ctx, stop context.Context) {
 	}
 	w.unsettled = nil
 	p := w.p
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.BatchDeadline)
+	// The answer is worth waiting for while the batch's claims hold (till
+	// leaseEnd): a commit that landed, its fate read once the batch
+	// deadline had passed (a coordinator loading for a few seconds after
+	// the fence), was never counted nor confirmed. Stopping, the batch
+	// deadline bounds it again: the process must end within its grace.
+	start := time.Now()
+	deadline := start.Add(p.cfg.BatchDeadline)
+	if stop.Err() == nil {
+		deadline = later(deadline, u.leaseEnd)
+	}
+	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
+	stopAfter := context.AfterFunc(stop, func() {
+		if !sleep(sctx, time.Until(start.Add(p.cfg.BatchDeadline))) {
+			return
+		}
+		cancel()
+	})
+	defer stopAfter()
 	backoff := 50 * time.Millisecond
 	for {
 		fate, err := batchFate(sctx, w.sess.Client(), p.cfg.Group, u.next, offsetMark(u.token))
