@@ -611,8 +611,9 @@ func TestWorkersFenceWhatWasLeftOpen(t *testing.T) {
 // itself fenced. For loading after the fence, the group coordinator
 // answers the settle's stable offset reads COORDINATOR_LOAD_IN_PROGRESS
 // (as after a failover); the members' own reads are answered. It returns
-// once every event has an outcome.
-func unansweredCommit(t *testing.T, tag string, n int, landed bool, loading time.Duration) *harness {
+// once every event has an outcome; afterFence, if any, runs once the
+// renewed session has fenced the held commit, before that wait.
+func unansweredCommit(t *testing.T, tag string, n int, landed bool, loading time.Duration, afterFence func(*harness)) *harness {
 	t.Helper()
 	env := testenv.Embedded(t)
 	c := env.Stack.Kafka
@@ -687,6 +688,17 @@ func unansweredCommit(t *testing.T, tag string, n int, landed bool, loading time
 	h.start("a", func(c *Config) {
 		c.BatchDeadline, c.DrainTimeout, c.ClaimLease, c.TxnTimeout = time.Second, time.Second, time.Minute, time.Minute
 	})
+	if afterFence != nil {
+		testenv.Eventually(t, 30*time.Second, "the held commit fenced", func() bool {
+			select {
+			case <-released:
+				return true
+			default:
+				return false
+			}
+		})
+		afterFence(h)
+	}
 	h.waitAll(int64(n))
 	mu.Lock()
 	held := heldID != ""
@@ -704,12 +716,38 @@ func unansweredCommit(t *testing.T, tag string, n int, landed bool, loading time
 // one batch deadline, and they were never counted nor confirmed.
 func TestUnansweredCommitSettledPastTheBatchDeadline(t *testing.T) {
 	const n = 3
-	h := unansweredCommit(t, "ld", n, true, 3*time.Second)
+	h := unansweredCommit(t, "ld", n, true, 3*time.Second, nil)
 	if ids := eventIDs(h, n); len(ids) != n {
 		t.Fatalf("%d distinct outputs, want %d", len(ids), n)
 	}
 	if p := h.total(Processed); p != n {
 		t.Fatalf("processed %d, want %d", p, n)
+	}
+}
+
+// TestUnansweredCommitSettledAfterAnotherMemberCommittedPast: the commit
+// landed, and while the coordinator answers the settle "loading" the other
+// worker (which took the partitions when the session was renewed)
+// processes later events and commits past the batch. The batch's keys are
+// still its own marks, so it landed: every event is counted once. It was
+// left "unknown", its events never counted.
+func TestUnansweredCommitSettledAfterAnotherMemberCommittedPast(t *testing.T) {
+	const n, later = 3, 12
+	h := unansweredCommit(t, "cp", n, true, 5*time.Second, func(h *harness) {
+		for i := range later {
+			id := fmt.Sprintf("evt_cpl%d", i)
+			h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, fmt.Sprintf("pi_cpl%d", i), "succeeded", int64(1700000100+i)))
+		}
+		// Processed (and committed) by the other worker while the
+		// settle waits.
+		testenv.Eventually(h.t, 30*time.Second, "the later events processed", func() bool { return h.total(Processed) >= later })
+	})
+	h.waitAll(n + later)
+	if p := h.total(Processed); p != n+later {
+		t.Fatalf("processed %d, want %d", p, n+later)
+	}
+	if ids := eventIDs(h, n+later); len(ids) != n+later {
+		t.Fatalf("%d distinct outputs, want %d", len(ids), n+later)
 	}
 }
 
@@ -721,7 +759,7 @@ func TestUnansweredCommitSettledPastTheBatchDeadline(t *testing.T) {
 // released claims let the duplicate through.
 func TestUnansweredCommitIsSettled(t *testing.T) {
 	const n = 3
-	h := unansweredCommit(t, "u", n, true, 0)
+	h := unansweredCommit(t, "u", n, true, 0, nil)
 	if ids := eventIDs(h, n); len(ids) != n {
 		t.Fatalf("%d distinct outputs, want %d", len(ids), n)
 	}
@@ -759,7 +797,7 @@ func TestRetryDueAtIsBoundedByItsTier(t *testing.T) {
 // output, counted once.
 func TestUnansweredCommitThatDidNotLand(t *testing.T) {
 	const n = 3
-	h := unansweredCommit(t, "na", n, false, 0)
+	h := unansweredCommit(t, "na", n, false, 0, nil)
 	if p := h.total(Processed); p != n {
 		t.Fatalf("processed %d, want %d", p, n)
 	}

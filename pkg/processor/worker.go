@@ -564,8 +564,11 @@ type unsettled struct {
 //     commit landed, and the batch is finished as any committed batch;
 //   - each short of it: it did not (offsets only move forward), and the
 //     claims are released for the redelivery;
-//   - anything else (another member committed past the batch, or the
-//     offsets cannot be read): unknown. Nothing is confirmed, counted or
+//   - another member committed past the batch: landed if every key the
+//     batch marked done still holds its mark (a redo retakes them before
+//     committing past; see store.PreparedBy), else unknown as below;
+//   - anything else (the offsets cannot be read, or no key to tell by):
+//     unknown. Nothing is confirmed, counted or
 //     released; the claims expire after their lease, but for the keys of
 //     its processed and stale events, marked done before the commit (see
 //     markDone): done if it landed, and if not, their records come back
@@ -612,6 +615,17 @@ func (w *worker) settle(ctx, stop context.Context) {
 			p.release(sctx, stop, u.claimed, u.token)
 			return
 		case err == nil:
+			// Another member committed past the batch (it took the
+			// partitions while this session was renewed). Had the
+			// commit not landed, that member redid the batch first,
+			// retaking each of its keys: all still marked by this
+			// batch, the commit is the one that landed.
+			keys, at, _, _ := doneKeys(u.items, u.claimed)
+			if ok, perr := p.d.Store.PreparedBy(sctx, u.token, keys, at); perr == nil && ok {
+				p.log.Info("the unanswered commit landed (another member has committed past it, and the batch's keys are still marked by it); finishing the batch", "records", len(u.items))
+				w.finish(sctx, stop, u.items, u.claimed, u.token, u.leaseEnd)
+				return
+			}
 			w.abandonUnsettled(u, "another member committed past it")
 			return
 		}

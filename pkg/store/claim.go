@@ -317,6 +317,43 @@ func (s *Store) Prepare(ctx context.Context, token string, keys, at []string, wi
 	return notKept(keys, out[0]), nil
 }
 
+// PreparedBy reports whether every key still holds what [Store.Prepare]
+// left for token and the record at the same place of at: "done <at>
+// <token>". Any other value (a claim or mark of another attempt, a
+// confirm, nothing) is false. No key is false: there is nothing to tell
+// by. One round trip.
+//
+// A redelivery of the record retakes its key before anything commits
+// past it, so a batch whose group offsets another member has moved past,
+// and whose keys all still hold its marks, was committed by its own
+// transaction.
+func (s *Store) PreparedBy(ctx context.Context, token string, keys, at []string) (bool, error) {
+	if err := checkToken(token); err != nil {
+		return false, err
+	}
+	if len(at) != len(keys) {
+		return false, fmt.Errorf("%w: %d positions for %d keys", ErrInvalidArgument, len(at), len(keys))
+	}
+	if len(keys) == 0 {
+		return false, nil
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.StringCmd, len(keys))
+	for i, k := range keys {
+		cmds[i] = pipe.Get(ctx, s.dedupKey(k))
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return false, wrapErr(ctx, "prepared", err)
+	}
+	for i, c := range cmds {
+		v, err := c.Result()
+		if err != nil || v != doneAt(at[i])+" "+token {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // ConfirmBatch marks each key done, with a TTL of its dedup window, after the
 // events' output was written; one round trip. window holds one duration per
 // key, or a single one for all keys; each must be at least 1ms.

@@ -404,6 +404,40 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 				t.Fatalf("RetakeDone of a prepared key = %v, %v; want acquired", res, err)
 			}
 		})
+		t.Run("prepared by: every key still its mark, until a redo retakes one", func(t *testing.T) {
+			_, s := setup(t)
+			tok := NewToken()
+			keys, at := []string{"a", "b"}, []string{"raw/0/1", "raw/1/1"}
+			mustClaim(t, s, keys, tok, ClaimAcquired, ClaimAcquired)
+			if ok, err := s.PreparedBy(ctx, tok, keys, at); err != nil || ok {
+				t.Fatalf("claimed, not prepared: %v, %v; want false", ok, err)
+			}
+			if _, err := s.Prepare(ctx, tok, keys, at, []time.Duration{time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+			if ok, err := s.PreparedBy(ctx, tok, keys, at); err != nil || !ok {
+				t.Fatalf("prepared: %v, %v; want true", ok, err)
+			}
+			for name, c := range map[string]struct {
+				tok string
+				at  []string
+			}{"another token": {NewToken(), at}, "another position": {tok, []string{"raw/0/1", "raw/1/2"}}} {
+				if ok, err := s.PreparedBy(ctx, c.tok, keys, c.at); err != nil || ok {
+					t.Errorf("%s: %v, %v; want false", name, ok, err)
+				}
+			}
+			if ok, err := s.PreparedBy(ctx, tok, nil, nil); err != nil || ok {
+				t.Errorf("no keys: %v, %v; want false (nothing to tell by)", ok, err)
+			}
+			// The record came back (the commit did not land) and another
+			// attempt retook its key.
+			if res, err := s.RetakeDone(ctx, []string{"b"}, NewToken()); err != nil || res[0] != ClaimAcquired {
+				t.Fatalf("RetakeDone = %v, %v", res, err)
+			}
+			if ok, err := s.PreparedBy(ctx, tok, keys, at); err != nil || ok {
+				t.Fatalf("after a retake: %v, %v; want false", ok, err)
+			}
+		})
 		t.Run("a claim no longer ours is reported and left alone", func(t *testing.T) {
 			e, s := setup(t)
 			mine, other := NewToken(), NewToken()
