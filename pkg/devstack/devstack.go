@@ -128,7 +128,9 @@ func Start(cfg Config) (*Stack, error) {
 	s.Brokers = c.ListenAddrs()
 	if cfg.DataDir != "" {
 		c.Compact() // before any client connects, so nobody waits on it
-		klog.loading.Store(false)
+	}
+	klog.loading.Store(false)
+	if cfg.DataDir != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), recoverTimeout)
 		err := checkRecovered(ctx, s.Brokers, regMissing, regFile, cfg.Log)
 		cancel()
@@ -136,7 +138,6 @@ func Start(cfg Config) (*Stack, error) {
 			return nil, err
 		}
 	}
-	klog.loading.Store(false)
 
 	s.registry, err = newPersistentRegistry(regFile, cfg.Log)
 	if err != nil {

@@ -594,12 +594,7 @@ func (w *worker) settle(ctx, stop context.Context) {
 	}
 	sctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
-	stopAfter := context.AfterFunc(stop, func() {
-		if !sleep(sctx, time.Until(start.Add(p.cfg.BatchDeadline))) {
-			return
-		}
-		cancel()
-	})
+	stopAfter := context.AfterFunc(stop, func() { time.AfterFunc(time.Until(start.Add(p.cfg.BatchDeadline)), cancel) })
 	defer stopAfter()
 	backoff := 50 * time.Millisecond
 	for {
@@ -621,12 +616,17 @@ func (w *worker) settle(ctx, stop context.Context) {
 			// retaking each of its keys: all still marked by this
 			// batch, the commit is the one that landed.
 			keys, at, _, _ := doneKeys(u.items, u.claimed)
-			if ok, perr := p.d.Store.PreparedBy(sctx, u.token, keys, at); perr == nil && ok {
+			ok, perr := p.d.Store.PreparedBy(sctx, u.token, keys, at)
+			if perr == nil && ok {
 				p.log.Info("the unanswered commit landed (another member has committed past it, and the batch's keys are still marked by it); finishing the batch", "records", len(u.items))
 				w.finish(sctx, stop, u.items, u.claimed, u.token, u.leaseEnd)
 				return
 			}
-			w.abandonUnsettled(u, "another member committed past it")
+			why := "another member committed past it"
+			if perr != nil {
+				why += ", and its keys could not be read: " + perr.Error()
+			}
+			w.abandonUnsettled(u, why)
 			return
 		}
 		if !sleep(sctx, backoff) {

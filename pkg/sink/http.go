@@ -185,9 +185,9 @@ const answerBodyGrace = time.Second
 // redact replaces, in a sink's answer, every configured header value (and
 // the credential after an Authorization-style scheme, and a Basic one's
 // decoded parts) and the URL's user and password, path (whole, and each
-// segment that is not a plain word) and query, as they are or escaped: an API answering 401 often
-// quotes the key it refused, a 404 page the path, and the answer goes
-// into the error history, logs and alerts.
+// segment that is not a plain word) and query, as they are or escaped:
+// an API answering 401 often quotes the key it refused, a 404 page the
+// path, and the answer goes into the error history, logs and alerts.
 func (s *HTTP) redact(body string) string {
 	for _, secret := range s.secrets {
 		body = strings.ReplaceAll(body, secret, "[redacted]")
@@ -227,7 +227,7 @@ func secretForms(headers map[string]string, u *url.URL) []string {
 		// more than they protect.
 		for seg := range strings.SplitSeq(u.Path, "/") {
 			if !isWord(seg) {
-				values = append(values, seg, url.PathEscape(seg))
+				values = append(values, seg) // escaped forms: below
 			}
 		}
 	}
