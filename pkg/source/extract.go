@@ -86,7 +86,23 @@ func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
 			return m, fmt.Errorf("%s: %w", f.name, err)
 		}
 	}
+	m.EventType, m.EventID, m.SchemaVersion = ownStrings(m.EventType, m.EventID, m.SchemaVersion)
 	return m, nil
+}
+
+// ownStrings returns copies of a, b and c sharing one allocation. The
+// values read from a body alias it (see CompiledPointer.peek): copied
+// once here, not twice per lookup, and a value kept (an event type in the
+// metric limiter) holds a few bytes, not the body.
+func ownStrings(a, b, c string) (string, string, string) {
+	// Not a + b + c: with two of them empty, that is the third as it is.
+	var sb strings.Builder
+	sb.Grow(len(a) + len(b) + len(c))
+	sb.WriteString(a)
+	sb.WriteString(b)
+	sb.WriteString(c)
+	all := sb.String()
+	return all[:len(a)], all[len(a) : len(a)+len(b)], all[len(a)+len(b):]
 }
 
 // CheckMeta refuses an extracted value (event type, event id, schema
@@ -210,7 +226,7 @@ func metaText(r gjson.Result) (string, error) {
 // unpaired surrogate escape is ErrUnpairedSurrogate.
 func lookupRaw(f Field, h http.Header, body []byte, bodyJSON func() bool) (gjson.Result, error) {
 	pointer := func() (gjson.Result, bool, error) {
-		r := f.path.Get(body)
+		r := f.path.peek(body) // aliases body: Extract copies what it keeps
 		if !scalar(r) {
 			return r, false, nil
 		}
@@ -240,7 +256,7 @@ func lookupRaw(f Field, h http.Header, body []byte, bodyJSON func() bool) (gjson
 		// "b:c") are different events.
 		var b strings.Builder
 		for i, p := range f.fallbacks {
-			r := p.Get(body)
+			r := p.peek(body) // copied into b below
 			if !scalar(r) {
 				return gjson.Result{}, nil
 			}
