@@ -44,6 +44,15 @@ func (c *OptionCache[K, V]) Put(k K, v V) {
 	c.m.Store(&next)
 }
 
+// Range calls f for each cached key and value, in no set order.
+func (c *OptionCache[K, V]) Range(f func(K, V)) {
+	if m := c.m.Load(); m != nil {
+		for k, v := range *m {
+			f(k, v)
+		}
+	}
+}
+
 // Len is the number of label combinations cached.
 func (c *OptionCache[K, V]) Len() int {
 	if m := c.m.Load(); m != nil {
