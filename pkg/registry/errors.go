@@ -57,14 +57,18 @@ func IsDenied(err error) bool { return errors.Is(err, ErrDenied) }
 // classify wraps a failed registry call's error in ErrDenied when the
 // registry refused our credentials, in ErrUnavailable when it could not
 // answer, and leaves it as it is when the registry answered with a verdict
-// about the schema (any other 4xx).
+// about the schema (any other 4xx carrying the registry's error_code). A
+// 4xx without one came from something else at the URL, a proxy or a web
+// server with the path routed elsewhere: no verdict, so unavailable. Taken
+// as one, every event of a schema not yet cached went to the invalid
+// topic as "unknown schema" while it lasted.
 func classify(err error) error {
 	var re *sr.ResponseError
 	if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 {
-		switch re.StatusCode {
-		case http.StatusUnauthorized, http.StatusForbidden, http.StatusProxyAuthRequired:
+		switch {
+		case re.StatusCode == http.StatusUnauthorized, re.StatusCode == http.StatusForbidden, re.StatusCode == http.StatusProxyAuthRequired:
 			return &deniedError{status: re.StatusCode, err: err}
-		case http.StatusRequestTimeout, http.StatusTooManyRequests:
+		case re.StatusCode == http.StatusRequestTimeout, re.StatusCode == http.StatusTooManyRequests, re.ErrorCode == 0:
 		default:
 			return err
 		}

@@ -44,6 +44,13 @@ func TestUnavailableOrVerdict(t *testing.T) {
 		{"rate limited", http.StatusTooManyRequests, ``, true, false, false},
 		{"request timeout", http.StatusRequestTimeout, ``, true, false, false},
 		{"ok with a body that is not JSON", http.StatusOK, `<html>login</html>`, true, false, false},
+		// A 4xx without the registry's error_code is not the registry's
+		// verdict: a proxy or web server at the URL (a path routed
+		// elsewhere during a deploy) answered. Taken as a verdict, every
+		// event of a schema not yet cached went to the invalid topic.
+		{"not found from something else", http.StatusNotFound, `<html>404 Not Found</html>`, true, false, false},
+		{"not found as JSON without a code", http.StatusNotFound, `{"message":"no route"}`, true, false, false},
+		{"method not allowed from something else", http.StatusMethodNotAllowed, ``, true, false, false},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
