@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,11 +27,17 @@ type Chunks struct {
 	cl       *kgo.Client
 	readOpts []kgo.Opt
 	mu       sync.Mutex
-	err      error       // produce failures of the open transaction
-	acked    *kgo.Record // a record of the open transaction Kafka acknowledged
-	open     bool
-	opened   time.Time
-	n        int
+	// errs are the open transaction's produce failures, each text once
+	// (at most maxErrs), and repeats counts the records whose failure is
+	// not among them: a fenced transaction fails every record with the
+	// same error, and joining them all made an error of one line per
+	// record (20,000 for a fenced requeue chunk).
+	errs    []error
+	repeats int
+	acked   *kgo.Record // a record of the open transaction Kafka acknowledged
+	open    bool
+	opened  time.Time
+	n       int
 }
 
 // NewChunks writes through cl, which must have a transactional id;
@@ -80,9 +87,12 @@ func (c *Chunks) Produce(ctx context.Context, r *kgo.Record) error {
 	c.cl.Produce(ctx, r, func(r *kgo.Record, err error) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		if err != nil {
-			c.err = errors.Join(c.err, err)
-		} else if c.acked == nil {
+		switch {
+		case err != nil && len(c.errs) < maxErrs && !slices.ContainsFunc(c.errs, func(e error) bool { return e.Error() == err.Error() }):
+			c.errs = append(c.errs, err)
+		case err != nil:
+			c.repeats++
+		case c.acked == nil:
 			c.acked = r
 		}
 	})
@@ -117,8 +127,11 @@ func (c *Chunks) Commit(ctx context.Context) error {
 		return err
 	}
 	c.mu.Lock()
-	err, acked := c.err, c.acked
+	err, repeats, acked := errors.Join(c.errs...), c.repeats, c.acked
 	c.mu.Unlock()
+	if err != nil && repeats > 0 {
+		return fmt.Errorf("a record was refused: %w (and %d more records of the transaction refused)", err, repeats)
+	}
 	if err != nil {
 		return fmt.Errorf("a record was refused: %w", err)
 	}
@@ -219,7 +232,10 @@ func (c *Chunks) Abort(ctx context.Context) error {
 	}
 	c.open, c.n = false, 0
 	c.mu.Lock()
-	c.err = nil
+	c.errs, c.repeats = nil, 0
 	c.mu.Unlock()
 	return nil
 }
+
+// maxErrs bounds the distinct produce failures a commit's error names.
+const maxErrs = 4

@@ -156,3 +156,40 @@ func committedValues(t *testing.T, cl *kgo.Client, opts []kgo.Opt, topic string)
 	}
 	return got
 }
+
+// TestChunksRefusedRecordsSayItOnce: when every record of a chunk is
+// refused (the transactional id taken by another decision, so each is
+// answered INVALID_PRODUCER_EPOCH), the commit's error says so once, with
+// a count: it joined every record's error, and a fenced requeue of 10,000
+// entries printed 20,000 identical lines to the operator (and into the
+// admin API's answer).
+func TestChunksRefusedRecordsSayItOnce(t *testing.T) {
+	opts := fakeCluster(t, 1)
+	ctx := context.Background()
+	first, c := txnChunks(t, opts, "fenced-many")
+	if _, _, err := first.ProducerID(ctx); err != nil {
+		t.Fatal(err)
+	}
+	taker, _ := txnChunks(t, opts, "fenced-many") // another decision takes the id
+	if _, _, err := taker.ProducerID(ctx); err != nil {
+		t.Fatal(err)
+	}
+	const n = 200
+	for range n {
+		if err := c.Produce(ctx, &kgo.Record{Topic: "t", Value: []byte("a")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := c.Commit(ctx)
+	if err == nil || !Refused(err) {
+		t.Fatalf("commit after fencing: %v; want refused", err)
+	}
+	msg := err.Error()
+	if lines := strings.Count(msg, "\n") + 1; lines > 1 || len(msg) > 300 {
+		t.Fatalf("the error of %d refused records is %d lines, %d bytes: %.300q", n, lines, len(msg), msg)
+	}
+	if !strings.Contains(msg, "refused") || !strings.Contains(msg, "INVALID_PRODUCER_EPOCH") || !strings.Contains(msg, "199 more records") {
+		t.Fatalf("error %q: want the refusal, its cause, and how many more records it refused", msg)
+	}
+	_ = c.Abort(ctx)
+}
