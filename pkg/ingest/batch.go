@@ -88,6 +88,9 @@ type batchLine struct {
 // batch.max_lines rejected lines the answer is 207 even then (the unread
 // lines may be good). Past batch.max_lines events every line read was
 // accepted or failed, so the usual answers apply.
+// utf8BOM is the UTF-8 byte order mark.
+var utf8BOM = []byte("\ufeff")
+
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var name string
@@ -248,6 +251,13 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			s.metrics.event(tctx, src.Name, "", outcomeRejected, reason)
 			log.Info("batch body not read in full", "line", n, "reason", reason, "error", err)
 			break
+		}
+		if n == 1 && err == nil {
+			// RFC 8259 lets a reader ignore a byte order mark, and NDJSON
+			// written by .NET or PowerShell starts with one: its first
+			// line was rejected as "not valid JSON: syntax error at byte
+			// 1". It marks the body's encoding and is no part of the event.
+			line = bytes.TrimPrefix(line, utf8BOM)
 		}
 		if err == nil && len(trimJSONSpace(line)) == 0 {
 			continue

@@ -508,3 +508,25 @@ func TestBatchIDRepeatedWithOtherContentRefused(t *testing.T) {
 		t.Fatalf("%d envelopes on the raw topic, want the two copies of line 1", len(envs))
 	}
 }
+
+// TestBatchByteOrderMarkIgnored: a body starting with a UTF-8 byte order
+// mark (NDJSON written by .NET or PowerShell) has its first line read
+// without it, and stored without it; one inside the body is still no JSON.
+func TestBatchByteOrderMarkIgnored(t *testing.T) {
+	h := newHarnessSources(t, testenv.Embedded(t), testSources+`
+  inhouse:
+    kind: none
+    batch: {tokens_env: [T_BILLING_TOKEN]}
+`, nil)
+	first := `{"id":"bom_1","type":"invoice.paid","data":{}}`
+	second := `{"id":"bom_2","type":"invoice.paid","data":{}}`
+	body := "\ufeff" + first + "\n\ufeff" + second + "\n"
+	status, br, _ := postBatch(t, h, "/events/inhouse", "Bearer batch-token-1", []byte(body), "")
+	if status != http.StatusMultiStatus || len(br.Results) != 2 || br.Results[0].Status != LineAccepted || br.Results[0].EventID != "bom_1" || br.Results[1].Status != LineRejected {
+		t.Fatalf("batch: %d %+v; want 207, line 1 accepted as bom_1, line 2 rejected", status, br)
+	}
+	envs := h.rawEnvelopes(t, 1)
+	if len(envs) != 1 || string(envs[0].Payload) != first {
+		t.Fatalf("envelopes %+v; want one holding line 1 without the mark", envs)
+	}
+}
