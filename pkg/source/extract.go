@@ -44,6 +44,10 @@ type Meta struct {
 // two events would be lost to compaction and dedup.
 var ErrUnpairedSurrogate = errors.New("metadata value holds an unpaired UTF-16 surrogate escape (\\ud800 to \\udfff), which reads as U+FFFD")
 
+// ErrInvalidUTF8 is returned (wrapped) for a metadata or key template value
+// whose bytes are not UTF-8: it would become an Avro string and a Kafka key.
+var ErrInvalidUTF8 = errors.New("metadata value is not valid UTF-8")
+
 // Extract finds the event metadata in a verified delivery. body must be
 // valid JSON when the source requires JSON (pointers see nothing otherwise).
 func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
@@ -118,7 +122,7 @@ func CheckMeta(v string) error {
 		return fmt.Errorf("metadata value longer than %d bytes", maxMetaLen)
 	}
 	if !utf8.ValidString(v) {
-		return errors.New("metadata value is not valid UTF-8")
+		return ErrInvalidUTF8
 	}
 	for _, r := range v {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r <= 0x9f) {

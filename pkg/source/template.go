@@ -152,7 +152,10 @@ func (f *TemplateFields) get(name string) string {
 
 // Render fills the template from payload and envelope fields. A pointer
 // that is missing or not a scalar is a *TemplateError: a key built from a
-// missing value would merge unrelated events.
+// missing value would merge unrelated events. So is a value that is not
+// valid UTF-8 (ErrInvalidUTF8), an unpaired surrogate escape
+// (ErrUnpairedSurrogate) or a number past a 64-bit float
+// (ErrNonFiniteNumber).
 func (t *Template) Render(payload []byte, fields *TemplateFields) (string, error) {
 	var b strings.Builder
 	for _, p := range t.parts {
@@ -169,6 +172,13 @@ func (t *Template) Render(payload []byte, fields *TemplateFields) (string, error
 			r := p.compiled.peek(payload) // copied into b below
 			if !scalar(r) || r.String() == "" {
 				return "", &TemplateError{Pointer: p.pointer}
+			}
+			// Bytes that are not UTF-8 (a webhook body may hold them) would
+			// make the entity key no Avro string: plain readers of the
+			// processed record (fastavro) fail on it, and its data reads
+			// them as U+FFFD.
+			if !utf8.ValidString(r.String()) {
+				return "", &TemplateError{Pointer: p.pointer, Err: ErrInvalidUTF8}
 			}
 			// "\ud800" and "\udbff" both read as U+FFFD: one key for two
 			// events.

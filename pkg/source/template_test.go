@@ -73,9 +73,9 @@ func TestParseTemplateRejects(t *testing.T) {
 // an escape writes, or characters and lone bytes sharing a separator's
 // first bytes (é, ê and è all start with 0xC3): every pair of values over
 // such alphabets is rendered through templates whose separators are ASCII,
-// a hex digit and multi-byte characters. The keys of valid UTF-8 values
-// are valid UTF-8, and stay distinct when read as text, as any consumer
-// decoding them does.
+// a hex digit and multi-byte characters. The keys are valid UTF-8, and
+// stay distinct when read as text, as any consumer decoding them does; a
+// value with lone bytes is refused.
 func TestTemplateKeysDoNotCollide(t *testing.T) {
 	values := keyWords([]string{":", "-", "%", "3", "A", "é"}, 3)
 	values = append(values, keyWords([]string{"é", "ê", "è", "→", "↑", "\xC3", "\xA9", "\xE2\x86", "%", ":"}, 2)...)
@@ -94,6 +94,13 @@ func TestTemplateKeysDoNotCollide(t *testing.T) {
 				// lone bytes included.
 				payload := []byte(`{"a":"` + a + `","b":"` + b + `"}`)
 				key, err := tm.Render(payload, &TemplateFields{})
+				if !utf8.ValidString(a) || !utf8.ValidString(b) {
+					// Lone bytes are refused; joined, they make valid values.
+					if !errors.Is(err, ErrInvalidUTF8) {
+						t.Fatalf("%s: a=%q b=%q: rendered %q, %v; want ErrInvalidUTF8", tmpl, a, b, key, err)
+					}
+					continue
+				}
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -101,9 +108,6 @@ func TestTemplateKeysDoNotCollide(t *testing.T) {
 					t.Fatalf("%s: a=%q b=%q and a=%q b=%q both render %q", tmpl, values[prev[0]], values[prev[1]], a, b, key)
 				}
 				seen[key] = [2]int{i, j}
-				if !utf8.ValidString(a) || !utf8.ValidString(b) {
-					continue // text with lone bytes reads as U+FFFD, key or not
-				}
 				text := string([]rune(key))
 				if prev, ok := read[text]; ok {
 					t.Fatalf("%s: a=%q b=%q and a=%q b=%q render keys that read as the same text %q", tmpl, values[prev[0]], values[prev[1]], a, b, text)
@@ -233,5 +237,27 @@ func TestTemplateRenderOwnsItsKey(t *testing.T) {
 	}
 	if p := CompilePointer("/t"); p.PeekTime([]byte(`{"t":"2024-06-01T12:00:00+02:00"}`)).Format(time.RFC3339) != "2024-06-01T10:00:00Z" {
 		t.Fatal("PeekTime did not parse the time")
+	}
+}
+
+// TestTemplateRefusesInvalidUTF8: a value whose bytes are not UTF-8 (a
+// webhook body may hold them) rendered as they were, so the processed
+// record's entity_key was no Avro string: fastavro, the data teams' reader,
+// failed on the record ("'utf-8' codec can't decode byte 0xff"), and its
+// data, read as U+FFFD, named another id than its key.
+func TestTemplateRefusesInvalidUTF8(t *testing.T) {
+	tm, err := ParseTemplate("k:{/a}:{/b}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, payload := range []string{"{\"a\":\"x\xff\",\"b\":\"y\"}", "{\"a\":\"x\",\"b\":\"\xc3\"}", "{\"a\":\"x\",\"b\":\"\\u00e9\xed\xa0\x80\"}"} {
+		key, err := tm.Render([]byte(payload), &TemplateFields{})
+		var te *TemplateError
+		if !errors.As(err, &te) || !errors.Is(err, ErrInvalidUTF8) {
+			t.Errorf("%q: rendered %q, %v; want a *TemplateError wrapping ErrInvalidUTF8", payload, key, err)
+		}
+	}
+	if key, err := tm.Render([]byte(`{"a":"é","b":"\ufffd"}`), &TemplateFields{}); err != nil || key != "k:é:\ufffd" {
+		t.Errorf("valid UTF-8: %q, %v", key, err)
 	}
 }
