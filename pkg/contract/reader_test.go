@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -362,6 +363,30 @@ func TestReadDepth(t *testing.T) {
 			t.Fatalf("Read: %v", err)
 		}
 	})
+}
+
+// TestReadTooDeepRawIsNotRewritten: a raw value nested past MaxDepth is
+// refused without being rewritten. Its canonical text was built all the
+// same, only to be dropped, and each unsorted object of it copies what it
+// holds: 9,990 levels of {"b":…,"a":1} around a 3 MiB string took 3 s to
+// refuse (a valid 3 MiB payload: 20 ms), holding its whole batch. The
+// rewrite allocates at least the value's size; the refusal need not.
+func TestReadTooDeepRawIsNotRewritten(t *testing.T) {
+	event := version(t, shipped(t), "standardwebhooks/event", "v1")
+	const depth = 9990 // encoding/json's syntax check stops at 10000
+	data := strings.Repeat(`{"b":`, depth) + `"` + strings.Repeat("x", 2<<20) + `"` + strings.Repeat(`,"a":1}`, depth)
+	payload := []byte(`{"type":"t","timestamp":"2025-01-01T00:00:00Z","data":` + data + `}`)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := event.Read(payload)
+	runtime.ReadMemStats(&after)
+	ve := validationError(t, err)
+	if len(ve.Fields) != 1 || ve.Fields[0].Expected != fmt.Sprintf("nesting depth <= %d", contract.MaxDepth) {
+		t.Fatalf("error = %v, want a nesting depth error", err)
+	}
+	if n := after.TotalAlloc - before.TotalAlloc; n > uint64(len(payload)/2) {
+		t.Errorf("refusing a %d-byte payload allocated %d bytes: the raw value was rewritten", len(payload), n)
+	}
 }
 
 func TestReadBoundsErrors(t *testing.T) {

@@ -88,8 +88,13 @@ func (w *walker) read(n *node, p *pathSeg) any {
 		}
 		start := w.i
 		w.skip()
+		if w.tooDeep {
+			// Refused whatever it holds (readJSON): rewriting it first
+			// costs its size for each unsorted object it nests.
+			return nil
+		}
 		text, dup := rawJSON(w.b[start:w.i])
-		if dup && !w.tooDeep {
+		if dup {
 			// Rare: walk the value again to name each duplicate.
 			(&walker{b: w.b, i: start, st: w.st}).duplicates(p)
 		}
