@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -128,12 +129,12 @@ func (h *Handler) Handle(_ context.Context, ev *router.Event) (*router.Output, e
 	fields := &source.TemplateFields{Source: env.Source, EventType: env.EventType, EventID: env.EventID, SchemaVersion: env.SchemaVersion}
 	entity, err := h.entityKey.Render(payload, fields)
 	if err != nil {
-		return nil, templateProblem("entity_key", err)
+		return nil, templateProblem("entity_key", err, payload)
 	}
 	var natural string
 	if h.naturalKey != nil {
 		if natural, err = h.naturalKey.Render(payload, fields); err != nil {
-			return nil, templateProblem("natural_key", err)
+			return nil, templateProblem("natural_key", err, payload)
 		}
 	}
 	occurred, err := h.businessTime(payload, env)
@@ -233,12 +234,18 @@ func cut(s string) string {
 	return s[:n] + "…"
 }
 
-func templateProblem(which string, err error) error {
+// templateProblem is the validation error for a key that payload cannot
+// fill, saying what the value is: "missing" beside a payload holding
+// null, an object or "" sent operators looking for a field that is there.
+func templateProblem(which string, err error, payload []byte) error {
 	path, actual := "", "missing"
 	if te, ok := err.(*source.TemplateError); ok {
 		path = te.Pointer
-		if te.Err != nil {
+		switch {
+		case te.Err != nil:
 			actual = te.Err.Error()
+		case strings.HasPrefix(path, "/"):
+			actual = describe(source.Pointer(payload, path))
 		}
 	}
 	return &router.ValidationError{

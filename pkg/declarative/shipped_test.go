@@ -397,3 +397,32 @@ func TestShippedShopifyTopicsReachTheirContracts(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleSaysWhatAKeyFound: a key template value that is there but no
+// key part (null, an object, an array, an empty string) is named as it
+// is. Every such event said "got missing", so an operator reading
+// "/order_id: expected a string or number, got missing" beside a payload
+// holding "order_id": null (Shopify's own risk assessment example) looked
+// for a field that was there.
+func TestHandleSaysWhatAKeyFound(t *testing.T) {
+	h := entryHandler(t, billingEntry("/timestamp"), "billing", "*")
+	for data, actual := range map[string]string{
+		`{"id":null}`:    "null",
+		`{"id":{"a":1}}`: "object",
+		`{"id":[1]}`:     "array",
+		`{"id":""}`:      `string ""`,
+		`{}`:             "missing",
+	} {
+		payload := []byte(`{"type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":` + data + `}`)
+		env := &envelope.Envelope{Source: "billing", EventType: "invoice.paid", EventID: "msg_1", SchemaVersion: "v1", Channel: envelope.ChannelWebhook, Payload: payload}
+		_, err := h.Handle(context.Background(), &router.Event{Envelope: env, Attempt: 1})
+		var ve *router.ValidationError
+		if !errors.As(err, &ve) {
+			t.Fatalf("%s: err %v, want a *router.ValidationError", data, err)
+		}
+		want := []router.FieldProblem{{Path: "/data/id", Expected: "a string or number", Actual: actual}}
+		if ve.Reason != "entity_key cannot be built" || !reflect.DeepEqual(ve.Fields, want) {
+			t.Errorf("%s: %q %+v, want entity_key cannot be built %+v", data, ve.Reason, ve.Fields, want)
+		}
+	}
+}
