@@ -791,6 +791,16 @@ func (w *worker) abort(ctx, stop context.Context, items []*item, claimed []strin
 	if err := w.sess.Begin(); err != nil {
 		return err
 	}
+	// The batch's context may be spent: a Redis round trip that hung (a
+	// stalled server) runs to its end. The abort failed on it, and the
+	// session was renewed, the group rejoined, for Redis stalling. It has
+	// time of its own, as release does, but within the drain budget once
+	// stopping.
+	if stop.Err() == nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+	}
 	// Ending an empty transaction with TryAbort rewinds the group to its
 	// committed offsets, so the batch is polled again.
 	if _, err := w.end(ctx, kgo.TryAbort); err != nil {

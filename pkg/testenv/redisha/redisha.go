@@ -90,6 +90,15 @@ func (c *Cluster) Client(t testing.TB) *redis.ClusterClient {
 	return rdb
 }
 
+// StartServer starts one redis-server without persistence, args given
+// to it (e.g. "--maxmemory-policy", "noeviction"), and returns its
+// host:port once it answers. It is stopped when t ends.
+func StartServer(t testing.TB, args ...string) string {
+	t.Helper()
+	needRedisTools(t, "redis-server")
+	return startRedis(t, t.TempDir(), func(int) []string { return args })
+}
+
 // Sentinel is one master, one replica of it and one sentinel watching
 // them under the name Master (quorum 1, down after 1 s).
 type Sentinel struct {
