@@ -126,6 +126,11 @@ var errRebalance = errors.New("a rebalance of the consumer group is waiting on t
 // topics wait before the group consumes them (see New).
 const newPartitionsWithin = 10 * time.Second
 
+// cleanupTimeout bounds a release of claims or the abort of a given-up
+// batch while the processor is running: the batch's own context may be
+// spent by then (a Redis round trip that hung runs to its end).
+const cleanupTimeout = 10 * time.Second
+
 // New connects the processor's transactional group sessions, one per
 // worker.
 func New(cfg Config, d Deps) (*Processor, error) {
@@ -1023,7 +1028,7 @@ func (p *Processor) release(ctx, stop context.Context, held []string, token stri
 	if len(held) == 0 {
 		return
 	}
-	d := 10 * time.Second
+	d := cleanupTimeout
 	if bd, ok := ctx.Deadline(); ok && stop.Err() != nil {
 		// At least one try.
 		d = max(min(d, time.Until(bd)-p.cfg.DrainTimeout/2), 100*time.Millisecond)

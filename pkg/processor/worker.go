@@ -798,7 +798,7 @@ func (w *worker) abort(ctx, stop context.Context, items []*item, claimed []strin
 	// stopping.
 	if stop.Err() == nil {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 		defer cancel()
 	}
 	// Ending an empty transaction with TryAbort rewinds the group to its
