@@ -2,6 +2,7 @@ package devstack
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -26,8 +28,9 @@ import (
 
 // persistentRegistry is srfake plus the two things a dev registry needs and
 // srfake does not do: schemas that survive a restart with the same IDs (a
-// stored record must still decode; see registrystate.go), and BACKWARD
-// compatibility enforced on registration (srfake accepts anything).
+// stored record must still decode; see registrystate.go), and the
+// subject's compatibility level enforced on registration (srfake keeps
+// the level but accepts anything).
 type persistentRegistry struct {
 	file string // "" = memory only
 	log  *slog.Logger
@@ -111,8 +114,8 @@ func (p *persistentRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p.mu.RLock()
 		defer p.mu.RUnlock()
-		if subject, ok := compatPath(r.URL.EscapedPath()); ok {
-			p.checkCompatibility(w, r, subject)
+		if subject, version, ok := compatPath(r.URL.EscapedPath()); ok {
+			p.checkCompatibility(w, r, subject, version)
 			return
 		}
 		p.reg.Handler().ServeHTTP(w, r)
@@ -127,8 +130,8 @@ func (p *persistentRegistry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if !p.allowRegistration(w, r, subject) {
 			return
 		}
-	} else if subject, ok := compatPath(r.URL.EscapedPath()); ok && r.Method == http.MethodPost {
-		p.checkCompatibility(w, r, subject)
+	} else if subject, version, ok := compatPath(r.URL.EscapedPath()); ok && r.Method == http.MethodPost {
+		p.checkCompatibility(w, r, subject, version)
 		return
 	}
 	if p.file == "" {
@@ -179,8 +182,8 @@ func (p *persistentRegistry) persist() error {
 }
 
 // rollback puts the registry back to what the file holds, after a change
-// could not be saved. State srfake keeps but the file does not (per-subject
-// config and mode, which srfake ignores anyway) is lost with it. Called
+// could not be saved. State srfake keeps but the file does not (global and
+// per-subject config and mode) is lost with it. Called
 // with mu held for writing.
 func (p *persistentRegistry) rollback() {
 	reg := srfake.NewRegistry()
@@ -209,19 +212,20 @@ func registerPath(path string) (string, bool) {
 	return s, err == nil
 }
 
-// compatPath matches /compatibility/subjects/{subject}/versions/latest (or
-// any version: the check is always against the latest).
-func compatPath(path string) (string, bool) {
+// compatPath matches /compatibility/subjects/{subject}/versions, and
+// .../versions/{version} ("latest" or a number), returning the version
+// ("" without one).
+func compatPath(path string) (subject, version string, ok bool) {
 	rest, ok := strings.CutPrefix(path, "/compatibility/subjects/")
 	if !ok {
-		return "", false
+		return "", "", false
 	}
-	subject, _, ok := strings.Cut(rest, "/versions")
+	subject, version, ok = strings.Cut(rest, "/versions")
 	if !ok || subject == "" {
-		return "", false
+		return "", "", false
 	}
 	s, err := url.PathUnescape(subject)
-	return s, err == nil
+	return s, strings.Trim(version, "/"), err == nil
 }
 
 type schemaBody struct {
@@ -230,8 +234,11 @@ type schemaBody struct {
 }
 
 // incompatibility returns why body's schema may not follow the subject's
-// latest version under BACKWARD rules, or "".
-func (p *persistentRegistry) incompatibility(body []byte, subject string) (string, error) {
+// versions under its level (its own, else the registry's), or "". against
+// is the version the compatibility endpoint names; "" checks what
+// registering does, as Confluent's registry: the latest version, or every
+// one at a _TRANSITIVE level. srfake stores levels but never applies them.
+func (p *persistentRegistry) incompatibility(body []byte, subject, against string) (string, error) {
 	var sb schemaBody
 	if err := json.Unmarshal(body, &sb); err != nil {
 		return "", err
@@ -239,25 +246,61 @@ func (p *persistentRegistry) incompatibility(body []byte, subject string) (strin
 	if sb.SchemaType != "" && sb.SchemaType != "AVRO" {
 		return "", nil
 	}
-	var latest struct {
-		Version int    `json:"version"`
-		Schema  string `json:"schema"`
-	}
-	if err := getJSON(p.reg, "/subjects/"+url.PathEscape(subject)+"/versions/latest", &latest); err != nil {
-		return "", nil // no earlier version: anything goes
-	}
 	next, err := avro.ParseWithCache(sb.Schema, "", &avro.SchemaCache{})
 	if err != nil {
 		return "", nil // let the registry report the parse error
 	}
-	prev, err := avro.ParseWithCache(latest.Schema, "", &avro.SchemaCache{})
-	if err != nil {
+	level := p.level(subject)
+	lvl, transitive := strings.CutSuffix(level, "_TRANSITIVE")
+	rule := registry.Compatibility(lvl)
+	if rule == registry.None {
 		return "", nil
 	}
-	if err := registry.Check(registry.Backward, prev, next); err != nil {
-		return fmt.Sprintf("Schema being registered is incompatible with an earlier schema for subject %q (version %d): %v", subject, latest.Version, err), nil
+	base := "/subjects/" + url.PathEscape(subject) + "/versions"
+	versions := []string{cmp.Or(against, "latest")}
+	if against == "" && transitive {
+		var all []int
+		if err := getJSON(p.reg, base, &all); err != nil {
+			return "", nil // no earlier version: anything goes
+		}
+		versions = versions[:0]
+		for _, v := range all {
+			versions = append(versions, strconv.Itoa(v))
+		}
+	}
+	for _, v := range versions {
+		var prevSchema struct {
+			Version int    `json:"version"`
+			Schema  string `json:"schema"`
+		}
+		if err := getJSON(p.reg, base+"/"+v, &prevSchema); err != nil {
+			continue // no such version (none yet): nothing to hold it to
+		}
+		prev, err := avro.ParseWithCache(prevSchema.Schema, "", &avro.SchemaCache{})
+		if err != nil {
+			continue
+		}
+		if err := registry.Check(rule, prev, next); err != nil {
+			return fmt.Sprintf("Schema being registered is incompatible with an earlier schema for subject %q (version %d, level %s): %v", subject, prevSchema.Version, level, err), nil
+		}
 	}
 	return "", nil
+}
+
+// level is the compatibility level subject is held to: its own, else the
+// registry's, else BACKWARD (Confluent's default).
+func (p *persistentRegistry) level(subject string) string {
+	var cfg struct {
+		Level string `json:"compatibilityLevel"`
+	}
+	if err := getJSON(p.reg, "/config/"+url.PathEscape(subject)+"?defaultToGlobal=true", &cfg); err != nil {
+		return string(registry.Backward)
+	}
+	switch lvl, _ := strings.CutSuffix(cfg.Level, "_TRANSITIVE"); registry.Compatibility(lvl) {
+	case registry.Backward, registry.Forward, registry.Full, registry.None:
+		return cfg.Level
+	}
+	return string(registry.Backward)
 }
 
 func (p *persistentRegistry) allowRegistration(w http.ResponseWriter, r *http.Request, subject string) bool {
@@ -273,7 +316,7 @@ func (p *persistentRegistry) allowRegistration(w http.ResponseWriter, r *http.Re
 		// registering what it was built with was refused 409.
 		return true
 	}
-	why, err := p.incompatibility(body, subject)
+	why, err := p.incompatibility(body, subject, "")
 	if err != nil {
 		return true // malformed JSON: srfake answers with its own error
 	}
@@ -292,13 +335,13 @@ func (p *persistentRegistry) holds(subject string, body []byte) bool {
 	return rec.Code == http.StatusOK
 }
 
-func (p *persistentRegistry) checkCompatibility(w http.ResponseWriter, r *http.Request, subject string) {
+func (p *persistentRegistry) checkCompatibility(w http.ResponseWriter, r *http.Request, subject, version string) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, 8<<20))
 	if err != nil {
 		writeRegistryError(w, http.StatusBadRequest, 400, "cannot read body")
 		return
 	}
-	why, err := p.incompatibility(body, subject)
+	why, err := p.incompatibility(body, subject, version)
 	if err != nil {
 		writeRegistryError(w, http.StatusUnprocessableEntity, 42201, "invalid schema request")
 		return

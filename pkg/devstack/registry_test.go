@@ -457,3 +457,73 @@ func TestRegistryCompatibilityEnforcedForEscapedSubject(t *testing.T) {
 		})
 	}
 }
+
+// TestRegistryEnforcesTheSubjectsLevel: the dev registry holds a schema to
+// the level its subject (else the registry) is set to, as Confluent's
+// does. It checked BACKWARD against the latest version whatever the level
+// said: a subject at FULL took a widened type production would refuse
+// (and `inletctl schemas check` called it compatible), one at NONE
+// refused what it allows, and a _TRANSITIVE one skipped older versions.
+func TestRegistryEnforcesTheSubjectsLevel(t *testing.T) {
+	rec := func(fields ...string) string {
+		return `{"type":"record","name":"R","namespace":"level","fields":[` + strings.Join(fields, ",") + `]}`
+	}
+	aLong, aDouble := `{"name":"a","type":"long"}`, `{"name":"a","type":"double"}`
+	aText := `{"name":"a","type":"string","default":"z"}`
+	b, c := `{"name":"b","type":"string","default":"x"}`, `{"name":"c","type":"string"}`
+	for _, tc := range []struct {
+		level    sr.CompatibilityLevel
+		global   bool     // set as the registry's level, not the subject's
+		versions []string // registered in order, each accepted
+		next     string
+		ok       bool
+	}{
+		{level: sr.CompatFull, versions: []string{rec(aLong)}, next: rec(aDouble), ok: false},
+		{level: sr.CompatFull, global: true, versions: []string{rec(aLong)}, next: rec(aDouble), ok: false},
+		{level: sr.CompatForward, versions: []string{rec(aLong)}, next: rec(aDouble), ok: false},
+		{level: sr.CompatBackward, versions: []string{rec(aLong)}, next: rec(aDouble), ok: true},
+		{level: sr.CompatNone, versions: []string{rec(aLong)}, next: rec(c), ok: true},
+		{level: sr.CompatBackward, versions: []string{rec(aLong)}, next: rec(c), ok: false},
+		// The latest version (b alone) reads anything into a; the first
+		// (a long) cannot be read as a string.
+		{level: sr.CompatBackwardTransitive, versions: []string{rec(aLong), rec(aLong, b), rec(b)}, next: rec(b, aText), ok: false},
+		{level: sr.CompatBackward, versions: []string{rec(aLong), rec(aLong, b), rec(b)}, next: rec(b, aText), ok: true},
+	} {
+		name := fmt.Sprintf("%s global=%v %d versions ok=%v", tc.level, tc.global, len(tc.versions), tc.ok)
+		t.Run(name, func(t *testing.T) {
+			s := startStack(t, "")
+			cl := srClient(t, s.RegistryURL)
+			ctx := context.Background()
+			const subject = "lvl-value"
+			for _, v := range tc.versions {
+				mustRegister(t, cl, subject, v)
+			}
+			var res []sr.CompatibilityResult
+			if tc.global {
+				res = cl.SetCompatibility(ctx, sr.SetCompatibility{Level: tc.level})
+			} else {
+				res = cl.SetCompatibility(ctx, sr.SetCompatibility{Level: tc.level}, subject)
+			}
+			if len(res) != 1 || res[0].Err != nil {
+				t.Fatalf("setting the level: %+v", res)
+			}
+			check, err := cl.CheckCompatibility(ctx, subject, -2, sr.Schema{Schema: tc.next})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if check.Is != tc.ok {
+				t.Errorf("compatibility endpoint: is_compatible = %v, want %v (%v)", check.Is, tc.ok, check.Messages)
+			}
+			_, err = cl.CreateSchema(ctx, subject, sr.Schema{Schema: tc.next})
+			var re *sr.ResponseError
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("registering: %v, want it taken at %s", err, tc.level)
+			case !tc.ok && (!errors.As(err, &re) || re.ErrorCode != 409):
+				t.Errorf("registering: err = %v, want a 409 at %s", err, tc.level)
+			case !tc.ok && !strings.Contains(re.Message, tc.level.String()):
+				t.Errorf("refusal %q does not name the level %s", re.Message, tc.level)
+			}
+		})
+	}
+}

@@ -69,7 +69,7 @@ func byName(rs []Result) map[string]Result {
 }
 
 // The check tells each subject's fate on the embedded registry, which
-// enforces BACKWARD compatibility as a real one does: registered, new,
+// enforces the subject's level as a real one does: registered, new,
 // compatible (registers a new version) or incompatible (refused), and a
 // warning for a level new contract versions may not pass.
 func TestCheck(t *testing.T) {
@@ -110,8 +110,10 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Its default lets the older schema read what the current one
+	// writes too: at FULL (set below) it is compatible, with a warning.
 	older := withFields(t, order, func(fs []any) []any {
-		return append(fs, map[string]any{"name": "legacy_note", "type": "string"})
+		return append(fs, map[string]any{"name": "legacy_note", "type": "string", "default": ""})
 	})
 	if _, _, err := rc.Register(ctx, orderSubject, older); err != nil {
 		t.Fatal(err)
