@@ -12,6 +12,7 @@ import (
 	"github.com/hamba/avro/v2"
 
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/registry"
 )
 
 // Registry holds every contract of a tree loaded by Load. It is immutable
@@ -223,22 +224,31 @@ func (c *Contract) checkCompatibility(file string) error {
 		}
 		for _, rw := range checks {
 			if err := avro.NewSchemaCompatibility().Compatible(rw[0].schema, rw[1].schema); err != nil {
-				return fmt.Errorf("%s: %w: contract %s: %s declares %s compatibility with %s, but %s (reader) cannot read data written with %s (writer): %v",
-					file, ErrIncompatible, c.name, cur.name, cur.compatibility, prev.name, rw[0].name, rw[1].name, err)
+				return fmt.Errorf("%s: %w: contract %s: %s declares %s compatibility with %s, but %s (reader) cannot read data written with %s (writer): %s%v",
+					file, ErrIncompatible, c.name, cur.name, cur.compatibility, prev.name, rw[0].name, rw[1].name, atField(rw[0].schema, rw[1].schema), err)
 			}
 		}
 	}
 	for _, v := range c.versions {
 		r, err := avro.NewSchemaCompatibility().Resolve(c.canonical.schema, v.schema)
 		if err != nil {
-			return fmt.Errorf("%s: %w: contract %s: %s cannot be upcast to canonical %s: %v",
-				file, ErrIncompatible, c.name, v.name, c.canonical.name, err)
+			return fmt.Errorf("%s: %w: contract %s: %s cannot be upcast to canonical %s: %s%v",
+				file, ErrIncompatible, c.name, v.name, c.canonical.name, atField(c.canonical.schema, v.schema), err)
 		}
 		v.resolved = r
 		v.rewrap = needsRewrap(c.canonical.schema, r)
 		v.direct = v == c.canonical && v.plan.direct()
 	}
 	return nil
+}
+
+// atField is "field <path>: " for where reader fails on writer's data:
+// hamba's error names the clashing types, not the field.
+func atField(reader, writer avro.Schema) string {
+	if p := registry.IncompatiblePath(reader, writer); p != "" && p != "/" {
+		return "field " + p + ": "
+	}
+	return ""
 }
 
 // Contract returns the contract named "<provider>/<type>".

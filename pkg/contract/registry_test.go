@@ -57,6 +57,20 @@ func TestLoadCompatibility(t *testing.T) {
 			[]string{"contract test/thing", "v2 declares full compatibility with v1", "v2 (reader) cannot read data written with v1", "color"},
 		},
 		{
+			// hamba's error names the types only ("reader schema double not
+			// compatible with writer schema long"): in a schema of many
+			// longs, the path is what says which field changed.
+			"retyped nested field named by its path",
+			map[string]string{
+				"test/thing/manifest.yaml": "name: test/thing\ncanonical: v2\nversions:\n" +
+					"  - name: v1\n    source_versions: [\"1\"]\n" +
+					"  - name: v2\n    source_versions: [\"2\"]\n    compatibility: backward\n",
+				"test/thing/v1.avsc": `{"type":"record","name":"R","namespace":"t","fields":[{"name":"id","type":"long"},{"name":"items","type":{"type":"array","items":{"type":"record","name":"I","fields":[{"name":"qty","type":"long"},{"name":"sku","type":"string"}]}}}]}`,
+				"test/thing/v2.avsc": `{"type":"record","name":"R","namespace":"t","fields":[{"name":"id","type":"long"},{"name":"items","type":{"type":"array","items":{"type":"record","name":"I","fields":[{"name":"qty","type":"long"},{"name":"sku","type":"long"}]}}}]}`,
+			},
+			[]string{"v2 declares backward compatibility with v1", "field /items/[]/sku", "string"},
+		},
+		{
 			"none still needs an upcast",
 			twoVersions("v2", "    compatibility: none\n    reason: id became an opaque string\n", recV2Retyped),
 			[]string{"contract test/thing", "v1 cannot be upcast to canonical v2", "string", "long"},

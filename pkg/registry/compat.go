@@ -18,7 +18,8 @@ const (
 )
 
 // Check reports whether next may follow prev under rule. The error wraps
-// ErrBreakingChange and says which direction failed and why.
+// ErrBreakingChange and says which direction failed, where (the field's
+// path) and why.
 //
 // Check is stricter than Confluent's registry in one way: a value must
 // keep its logical type (and a decimal its precision and scale). Avro's
@@ -29,12 +30,12 @@ func Check(rule Compatibility, prev, next avro.Schema) error {
 	sc := avro.NewSchemaCompatibility()
 	if rule == Backward || rule == Full {
 		if err := sc.Compatible(next, prev); err != nil {
-			return fmt.Errorf("%w: new schema cannot read data written with the previous one (%s): %w", ErrBreakingChange, rule, err)
+			return fmt.Errorf("%w: new schema cannot read data written with the previous one (%s): %s%w", ErrBreakingChange, rule, atField(next, prev), err)
 		}
 	}
 	if rule == Forward || rule == Full {
 		if err := sc.Compatible(prev, next); err != nil {
-			return fmt.Errorf("%w: previous schema cannot read data written with the new one (%s): %w", ErrBreakingChange, rule, err)
+			return fmt.Errorf("%w: previous schema cannot read data written with the new one (%s): %s%w", ErrBreakingChange, rule, atField(prev, next), err)
 		}
 	}
 	switch rule {

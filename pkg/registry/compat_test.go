@@ -87,3 +87,35 @@ func TestCheckLogicalTypes(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckNamesTheField: a structural break is named by its field's path,
+// as the logical-type one is; hamba's error names only the two types
+// ("reader schema long not compatible with writer schema double").
+func TestCheckNamesTheField(t *testing.T) {
+	rec := func(fields string) string {
+		return `{"type":"record","name":"R","namespace":"t","fields":[` + fields + `]}`
+	}
+	items := func(qty string) string {
+		return rec(`{"name":"id","type":"long"},{"name":"items","type":{"type":"array","items":{"type":"record","name":"I","fields":[{"name":"qty","type":` + qty + `}]}}}`)
+	}
+	for name, tc := range map[string]struct {
+		rule       Compatibility
+		prev, next string
+		want       string
+	}{
+		"array item widened, FULL": {Full, items(`"long"`), items(`"double"`), "field /items/[]/qty: reader schema long not compatible with writer schema double"},
+		"array item narrowed":      {Backward, items(`"long"`), items(`"int"`), "field /items/[]/qty: reader schema int"},
+		"top-level retyped":        {Backward, rec(`{"name":"a","type":"string"}`), rec(`{"name":"a","type":"long"}`), "field /a: "},
+		"in a nullable record":     {Backward, rec(`{"name":"n","type":["null",{"type":"record","name":"N","fields":[{"name":"x","type":"string"}]}],"default":null}`), rec(`{"name":"n","type":["null",{"type":"record","name":"N","fields":[{"name":"x","type":"boolean"}]}],"default":null}`), "field /n/x: "},
+		"map value retyped":        {Backward, rec(`{"name":"m","type":{"type":"map","values":"string"}}`), rec(`{"name":"m","type":{"type":"map","values":"int"}}`), "field /m/*: "},
+		"required field added":     {Backward, rec(`{"name":"a","type":"string"}`), rec(`{"name":"a","type":"string"},{"name":"b","type":"string"}`), "field /b: reader field b is missing in writer schema and has no default"},
+		"renamed through an alias": {Backward, rec(`{"name":"a","type":"string"}`), rec(`{"name":"b","aliases":["a"],"type":"int"}`), "field /b: "},
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := Check(tc.rule, parseTest(t, tc.prev), parseTest(t, tc.next))
+			if !errors.Is(err, ErrBreakingChange) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Check = %v, want an ErrBreakingChange containing %q", err, tc.want)
+			}
+		})
+	}
+}
