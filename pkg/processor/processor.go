@@ -902,14 +902,15 @@ func (p *Processor) waitOut(ctx, stop context.Context, deadline time.Time, what 
 	}
 }
 
-// confirm marks the dedup claims of committed items done (duplicates of
-// them are now skipped for the source's dedup window) and releases the
-// entity locks. While Redis is unavailable it retries until leaseEnd, when
-// the claims expire, not only while the batch's context lasts (a long batch
-// may have spent it): a claim left unconfirmed lets a later duplicate
-// through. Once stop ends (shutdown) the batch's context bounds it again,
-// the drain budget: the process is stopped at the end of its grace period
-// anyway.
+// confirm turns the committed items' keys, marked done with the batch's
+// token before the commit (markDone), into plain done marks for the
+// source's dedup window, and releases the entity locks. While Redis is
+// unavailable it retries until leaseEnd, not only while the batch's
+// context lasts (a long batch may have spent it): the locks it fails to
+// release hold their entities' next events until -lock-lease ends. The
+// keys stay done either way. Once stop ends (shutdown) the batch's context
+// bounds it again, the drain budget: the process is stopped at the end of
+// its grace period anyway.
 func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, items []*item, held []string, token string) {
 	// At least a few seconds, for a batch settled late (see worker.settle):
 	// its outputs are committed, so a key nobody took since is rightly
@@ -942,7 +943,9 @@ func (p *Processor) confirm(bctx, stop context.Context, leaseEnd time.Time, item
 		return err
 	})
 	if err != nil {
-		p.log.Error("confirm dedup claims and release entity locks failed", "error", err)
+		// A warning: the events are committed and their keys done since
+		// markDone; what is left is locks that expire on their own.
+		p.log.Warn("confirm dedup claims and release entity locks failed: the events are processed and their keys marked done; their entities' locks are held until -lock-lease ends", "error", err)
 	}
 }
 
