@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // Kafka refusing or not answering produces must turn into 503 + Retry-After,
@@ -315,5 +318,42 @@ func TestBatchLineGivenUpIsNotWrittenLater(t *testing.T) {
 		if e.EventID == "late1" {
 			t.Fatalf("line answered failed was written after its answer (envelope %s)", e.ID)
 		}
+	}
+}
+
+// TestReadinessProbeLogQuotesNoRegistryCredential: a registry (or a proxy
+// in front of it) that starts refusing the credential (a token revoked or
+// rotated) and quotes it in its answer put the token in ingest's "not
+// ready" log line: the probe logged the registry client's error, whose
+// text is the answer, as it was.
+func TestReadinessProbeLogQuotesNoRegistryCredential(t *testing.T) {
+	const token = "CANARY-srtoken-7f3a"
+	var refuse atomic.Bool
+	registry := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if !refuse.Load() {
+			_, _ = w.Write([]byte(`{"compatibilityLevel":"BACKWARD"}`))
+			return
+		}
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"error_code":401,"message":"invalid credentials: ` + r.Header.Get("Authorization") + `"}`))
+	}))
+	t.Cleanup(registry.Close)
+	cl, err := sr.NewClient(sr.URLs(registry.URL), sr.BearerToken(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncbuf.Buffer
+	h := newHarnessDeps(t, testenv.Embedded(t), testSources, nil, func(d *Deps) {
+		d.SR = cl
+		d.Log = slog.New(slog.NewJSONHandler(&logs, nil))
+	})
+	testenv.Eventually(t, 10*time.Second, "ingest to be ready", h.srv.ready.Load)
+	refuse.Store(true)
+	testenv.Eventually(t, 10*time.Second, `the probe to log "not ready"`, func() bool {
+		return strings.Contains(logs.String(), `"not ready"`)
+	})
+	if out := logs.String(); strings.Contains(out, token) || !strings.Contains(out, "HTTP 401") {
+		t.Errorf("want the refusal logged by its status, without the registry's answer:\n%s", out)
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/telemetry"
 )
@@ -381,7 +382,9 @@ func (s *Server) probe(interval time.Duration) {
 		if err == nil && s.sr != nil {
 			// GET /config: cheap on every registry implementation.
 			if res := s.sr.Compatibility(ctx); len(res) > 0 {
-				err, what = res[0].Err, "schema registry unreachable"
+				// Classified: a refusal's answer, logged below, may
+				// quote the token it refused.
+				err, what = registry.Classify(res[0].Err), "schema registry unreachable"
 			}
 		}
 		s.unready.Store(&what)

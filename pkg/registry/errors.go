@@ -54,6 +54,17 @@ func IsUnavailable(err error) bool {
 // (ErrDenied).
 func IsDenied(err error) bool { return errors.Is(err, ErrDenied) }
 
+// Classify is classify for a call made with the registry client (SR)
+// outside this package, whose error is reported (logged, printed): a
+// refusal's answer may quote the credential it refused, and the client's
+// error text is that answer. Nil stays nil.
+func Classify(err error) error {
+	if err == nil {
+		return nil
+	}
+	return classify(err)
+}
+
 // classify wraps a failed registry call's error in ErrDenied when the
 // registry refused our credentials, in ErrUnavailable when it could not
 // answer, and leaves it as it is when the registry answered with a verdict
