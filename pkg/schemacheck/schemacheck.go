@@ -235,6 +235,11 @@ func logicalTypes(ctx context.Context, cl *sr.Client, r Result, latest sr.Subjec
 }
 
 func unknown(r Result, what string, err error) Result {
+	// A refusal by its status: the registry's answer, which is the
+	// client's error text, may quote the credential it refused.
+	if c := registry.Classify(err); registry.IsDenied(c) {
+		err = c
+	}
 	r.Status, r.Messages = Unknown, []string{what + ": " + err.Error()}
 	return r
 }

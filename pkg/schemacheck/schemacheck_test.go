@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -193,6 +194,46 @@ func TestCheckRegistryDown(t *testing.T) {
 		if r.Status != Unknown || !r.Problem() || len(r.Messages) == 0 || !strings.Contains(r.Messages[0], "lookup") {
 			t.Errorf("%s: %+v, want unknown with the lookup's error", r.Name, r)
 		}
+	}
+}
+
+// TestCheckRefusalQuotesNoCredential: a registry (or a proxy in front of
+// it) refusing the credential and quoting it in its answer put the token
+// in inletctl schemas check's output: an unknown subject's message was
+// the client's error, whose text is the answer. Refused at the lookup, or
+// at a later call once the lookup said the schema is new.
+func TestCheckRefusalQuotesNoCredential(t *testing.T) {
+	const token = "CANARY-srtoken-7f3a"
+	subjects, err := Subjects(kafka.TopicNames("inlet", nil), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, lookupFinds := range map[string]bool{"lookup refused": false, "later call refused": true} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				if lookupFinds && r.Method == http.MethodPost && !strings.Contains(r.URL.Path, "/versions") {
+					w.WriteHeader(http.StatusNotFound)
+					_, _ = w.Write([]byte(`{"error_code":40403,"message":"Schema not found"}`))
+					return
+				}
+				w.WriteHeader(http.StatusUnauthorized)
+				_, _ = w.Write([]byte(`{"error_code":401,"message":"invalid credentials: ` + r.Header.Get("Authorization") + `"}`))
+			}))
+			defer srv.Close()
+			cl, err := sr.NewClient(sr.URLs(srv.URL), sr.BearerToken(token))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			for _, r := range Check(ctx, cl, subjects) {
+				msg := strings.Join(r.Messages, "; ")
+				if r.Status != Unknown || strings.Contains(msg, token) || !strings.Contains(msg, "HTTP 401") {
+					t.Errorf("%s: %s %q, want unknown with the refusal's status and not the registry's answer", r.Name, r.Status, msg)
+				}
+			}
+		})
 	}
 }
 
