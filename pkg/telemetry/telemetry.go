@@ -7,12 +7,15 @@ package telemetry
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -95,8 +98,9 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	}
 	if o.log != nil {
 		log := o.log
+		secrets := exportSecrets()
 		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
-			log.Warn("telemetry export failed", "error", exportError(err))
+			log.Warn("telemetry export failed", "error", exportError(err, secrets))
 		}))
 	}
 	// service is the default name: OTEL_SERVICE_NAME and
@@ -171,18 +175,93 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 	return errors.Join(t.MeterProv.Shutdown(ctx), t.TracerProv.Shutdown(ctx))
 }
 
-// exportError is err's text with any URL it quotes cut to its scheme and
-// host: an OTLP endpoint's path or query may hold a token (some vendors
-// take the key there), and the SDK's errors quote the request's URL.
-func exportError(err error) string {
-	text := err.Error()
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		shown := "(the endpoint)"
-		if u, perr := url.Parse(ue.URL); perr == nil && u.Host != "" {
-			shown = u.Scheme + "://" + u.Host
+// exportError is err's text without the credentials of an OTLP export:
+// every URL it quotes is cut to its scheme and host (an endpoint's path or
+// query may hold a token, as some vendors take the key there, and the SDK
+// quotes the request's URL, as a url.Error or in its own text), then
+// each of secrets (exportSecrets) is blotted out. A collector refusing an
+// export answers a status the exporter does not retry, and the SDK's
+// error quotes its answer, which often quotes the key it refused.
+func exportError(err error, secrets []string) string {
+	text := quotedURL.ReplaceAllStringFunc(err.Error(), func(raw string) string {
+		// The punctuation after a URL in a sentence ("to <url>: 401").
+		trimmed := strings.TrimRight(raw, ".,;:")
+		after := raw[len(trimmed):]
+		u, perr := url.Parse(trimmed)
+		if perr != nil || u.Host == "" || strings.Contains(u.Path, "@") {
+			// "https://user:1234/pass@host" parses as host "user:1234".
+			return "(the endpoint)" + after
 		}
-		text = strings.ReplaceAll(text, ue.URL, shown)
+		return u.Scheme + "://" + u.Host + after
+	})
+	for _, s := range secrets {
+		text = strings.ReplaceAll(text, s, "[redacted]")
 	}
 	return text
+}
+
+// quotedURL matches a URL in an error's text, up to the quote, bracket or
+// white space that ends it.
+var quotedURL = regexp.MustCompile(`(?i)https?://[^\s"'<>()\\]+`)
+
+// exportSecrets are the values exportError blots out, longest first: the
+// OTLP headers' values (OTEL_EXPORTER_OTLP_HEADERS and the per-signal
+// variables), as configured, percent-decoded, without an auth scheme
+// ("Bearer …") and, for basic auth, decoded; and the endpoints' user,
+// password, path segments that are not plain words, and query values. A
+// value under 4 bytes is left: it would blot out the text.
+func exportSecrets() []string {
+	var values []string
+	for _, env := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS"} {
+		for pair := range strings.SplitSeq(os.Getenv(env), ",") {
+			_, v, ok := strings.Cut(pair, "=")
+			if !ok {
+				continue
+			}
+			v = strings.TrimSpace(v)
+			values = append(values, v)
+			if dec, err := url.PathUnescape(v); err == nil {
+				v = dec
+				values = append(values, v)
+			}
+			if scheme, cred, ok := strings.Cut(v, " "); ok {
+				cred = strings.TrimSpace(cred)
+				values = append(values, cred)
+				if strings.EqualFold(scheme, "basic") {
+					if b, err := base64.StdEncoding.DecodeString(cred); err == nil {
+						user, pw, _ := strings.Cut(string(b), ":")
+						values = append(values, string(b), user, pw)
+					}
+				}
+			}
+		}
+	}
+	for _, env := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
+		u, err := url.Parse(os.Getenv(env))
+		if err != nil {
+			continue
+		}
+		if u.User != nil {
+			pw, _ := u.User.Password()
+			values = append(values, u.User.Username(), pw)
+		}
+		for seg := range strings.SplitSeq(u.Path, "/") {
+			if strings.ContainsFunc(seg, func(r rune) bool { return (r < 'a' || r > 'z') && r != '-' && r != '_' }) {
+				values = append(values, seg) // "traces" or "otlp" stays readable; a token does not
+			}
+		}
+		for _, vs := range u.Query() {
+			values = append(values, vs...)
+		}
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, v := range values {
+		if len(v) >= 4 && !seen[v] {
+			seen[v] = true
+			out = append(out, v)
+		}
+	}
+	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return out
 }
