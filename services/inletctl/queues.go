@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -347,7 +348,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 
 // jsonEncode writes v to out as indented JSON.
 func jsonEncode(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
+	enc := json.NewEncoder(jsonOut{out})
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
@@ -619,6 +620,37 @@ func shown(s string) string {
 		i += size
 	}
 	return b.String()
+}
+
+// jsonOut is out for JSON output. encoding/json escapes C0 controls but
+// writes DEL, C1 controls (U+009B is a terminal's CSI) and the
+// bidirectional overrides as they are, and a terminal showing the output,
+// or jq's of it, obeys them: a sender's payload or header could clear the
+// screen or reorder what an operator reads. jsonOut writes them as \u
+// escapes instead, the same JSON value. They only occur inside strings,
+// and each Write must hold whole runes, as json.Encoder's (one a value)
+// do.
+type jsonOut struct{ w io.Writer }
+
+func (j jsonOut) Write(p []byte) (int, error) {
+	if !bytes.ContainsFunc(p, unsafeRune) {
+		return j.w.Write(p)
+	}
+	var b bytes.Buffer
+	b.Grow(len(p) + 16)
+	for i := 0; i < len(p); {
+		r, size := utf8.DecodeRune(p[i:])
+		if unsafeRune(r) {
+			fmt.Fprintf(&b, `\u%04x`, r)
+		} else {
+			b.Write(p[i : i+size])
+		}
+		i += size
+	}
+	if _, err := j.w.Write(b.Bytes()); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 func unsafeRune(r rune) bool {

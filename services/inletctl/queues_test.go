@@ -705,3 +705,22 @@ func TestQueueShowsWhatIsWrongWithAForeignRecord(t *testing.T) {
 		t.Errorf("ls --group does not say what is wrong with 3 entries:\n%s", g)
 	}
 }
+
+// TestShowJSONEscapesTerminalControlsInPayload: show --output json printed
+// a payload's C1 controls and bidi overrides raw (only the headers were
+// escaped); they are \u escapes now, and the payload reads back as sent.
+func TestShowJSONEscapesTerminalControlsInPayload(t *testing.T) {
+	const hostile = "a\u202eb\u009b2J\x7fc"
+	e := &ops.Entry{ID: "inlet.dlq/0/1", Source: "open", EventType: "t", Payload: []byte(`{"name":"` + hostile + `"}`)}
+	var out bytes.Buffer
+	if err := jsonEncode(&out, entriesJSON([]*ops.Entry{e}, true)); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsFunc(out.String(), func(r rune) bool { return r == 0x202e || r == 0x9b || r == 0x7f }) {
+		t.Fatalf("output holds a control or bidi override raw:\n%q", out.String())
+	}
+	var shown []struct{ Payload map[string]string }
+	if err := json.Unmarshal(out.Bytes(), &shown); err != nil || len(shown) != 1 || shown[0].Payload["name"] != hostile {
+		t.Errorf("payload read back as %+v (%v), want it as sent", shown, err)
+	}
+}

@@ -208,7 +208,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	}
 	if sum != nil {
 		if output == "json" {
-			enc := json.NewEncoder(out)
+			enc := json.NewEncoder(jsonOut{out})
 			enc.SetIndent("", "  ")
 			_ = enc.Encode(sum)
 		} else {

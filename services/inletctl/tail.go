@@ -176,7 +176,7 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 	if err != nil {
 		return exitError, err
 	}
-	enc := json.NewEncoder(out)
+	enc := json.NewEncoder(jsonOut{out})
 	emit := func(r *kgo.Record) error {
 		p := printed{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Timestamp: r.Timestamp, Key: string(r.Key), Headers: headersOf(r)}
 		p.SchemaID, p.Value = decodeValue(reg, r.Value)

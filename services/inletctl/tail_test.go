@@ -179,3 +179,37 @@ func TestTailShowsRecordsAsStored(t *testing.T) {
 		t.Errorf("a header that is not UTF-8: %s, want its bytes", got)
 	}
 }
+
+// TestTailJSONEscapesTerminalControls: JSON escapes C0 controls but not
+// C1 (U+009B is a terminal's CSI), DEL or the bidirectional overrides,
+// and tail printed a sender's payload and headers with them raw: a
+// terminal showing the output (or jq's) obeyed them. They are written as
+// \u escapes, the same JSON value.
+func TestTailJSONEscapesTerminalControls(t *testing.T) {
+	env := testenv.Embedded(t)
+	topics := env.CreateTopics(t, nil)
+	flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-schema-registry-url", env.RegistryURL}
+	cl := env.Client(t, kgo.ProducerLinger(0))
+	const hostile = "a\u202eb\u009b2J\x7fc\u2066d"
+	r := &kgo.Record{Topic: topics.Raw, Key: []byte("k"), Value: []byte(`{"name":"` + hostile + `"}`),
+		Headers: []kgo.RecordHeader{{Key: "x-" + hostile, Value: []byte(hostile)}}}
+	if err := cl.ProduceSync(context.Background(), r).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if code, err := run(append(flags, "tail", topics.Raw), &out); code != exitOK {
+		t.Fatalf("exit %d: %v", code, err)
+	}
+	for _, c := range out.String() {
+		if c == 0x202e || c == 0x9b || c == 0x7f || c == 0x2066 {
+			t.Fatalf("output holds %U raw:\n%q", c, out.String())
+		}
+	}
+	var p struct {
+		Value   string
+		Headers map[string]string
+	}
+	if err := json.Unmarshal(out.Bytes(), &p); err != nil || p.Value != string(r.Value) || p.Headers["x-"+hostile] != hostile {
+		t.Errorf("the value and header read back as %+v (%v), want them as sent", p, err)
+	}
+}

@@ -400,7 +400,7 @@ func traceEvent(f traceFlags, out io.Writer, ev eventOf, found *deliveries, sinc
 }
 
 func writeJSON(out io.Writer, v any) error {
-	enc := json.NewEncoder(out)
+	enc := json.NewEncoder(jsonOut{out})
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
