@@ -410,6 +410,11 @@ func redactURL(raw string) string {
 	if err != nil || u.Host == "" {
 		return "(unparsable URL)" // its text could be all secret
 	}
+	if strings.Contains(u.Path, "@") {
+		// "https://user:12/34@host" parses as host "user:12": a password
+		// with an unescaped slash, its start shown as the port.
+		return u.Scheme + "://(host not shown: @ in the URL's path)/…"
+	}
 	return u.Scheme + "://" + u.Host + "/…"
 }
 

@@ -453,7 +453,9 @@ func TestRedactURL(t *testing.T) {
 		"https://u:p@example.com:8443/x?token=SECRET#f": "https://example.com:8443/…",
 		"http://127.0.0.1:1":                            "http://127.0.0.1:1/…",
 		"hooks.slack.com/services/T0/B0/SECRET":         "(unparsable URL)",
-		"":                                              "",
+		// Host "u:12": the password's start would show as the port.
+		"https://u:12/SECRET@example.com/x": "https://(host not shown: @ in the URL's path)/…",
+		"":                                  "",
 	} {
 		if got := redactURL(in); got != want {
 			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)

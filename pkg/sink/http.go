@@ -101,7 +101,13 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		// wherever the Location points.
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	return &HTTP{cfg: cfg, cl: cl, where: u.Scheme + "://" + u.Host, secrets: secretForms(cfg.Headers, u)}, nil
+	where := u.Scheme + "://" + u.Host
+	if strings.Contains(u.Path, "@") {
+		// "https://user:12/34@host" parses as host "user:12": a password
+		// with an unescaped slash, its start shown as the port.
+		where = u.Scheme + "://(host not shown: @ in the URL's path)"
+	}
+	return &HTTP{cfg: cfg, cl: cl, where: where, secrets: secretForms(cfg.Headers, u)}, nil
 }
 
 // StatusError is a non-2xx answer from the sink.

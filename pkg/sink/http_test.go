@@ -125,6 +125,16 @@ func TestHTTPErrorsNameNoSecretURLParts(t *testing.T) {
 	if _, err := NewHTTP(HTTPConfig{URL: "ftp://x/y"}); err == nil {
 		t.Error("an ftp URL was accepted")
 	}
+	// A password with an unescaped slash parses as host "<user>:12" (the
+	// password's start shown as the port) and path "/hunter@…"; a user
+	// that is an address keeps the dial local.
+	s, err = NewHTTP(HTTPConfig{URL: "http://127.0.0.1:12/hunter@" + addr + "/hook", Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Send(context.Background(), nil, "application/json", "k", "c"); err == nil || strings.Contains(err.Error(), "sink http://127.0.0.1:12") || strings.Contains(err.Error(), "hunter") {
+		t.Errorf("a password holding an unescaped slash: %v; want an error naming neither part", err)
+	}
 }
 
 // TestHTTPErrorsQuoteNoConfiguredSecret: a sink quoting the credential it
