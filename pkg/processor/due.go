@@ -1,6 +1,7 @@
 package processor
 
 import (
+	"sort"
 	"sync"
 	"time"
 
@@ -17,14 +18,51 @@ type pauser struct {
 	cl     *kgo.Client
 	mu     sync.Mutex
 	timers map[tp]*time.Timer
-	// seen is, per partition, the record last held and when it was first
-	// held (by the polling goroutine only).
-	seen map[tp]seenHead
+	// seen is, per partition, when its records were first fetched (by the
+	// polling goroutine only).
+	seen map[tp]*fetched
 }
 
-type seenHead struct {
+// fetched is when a partition's records were first fetched: from each
+// mark's offset up to the next mark's, at the mark's time (one mark per
+// poll that brought new records); next is one past the last offset
+// fetched.
+type fetched struct {
+	marks []fetchMark
+	next  int64
+}
+
+type fetchMark struct {
 	offset int64
 	at     time.Time
+}
+
+// at is when the record at off was first fetched, now if it was not
+// before.
+func (f *fetched) at(off int64, now time.Time) time.Time {
+	if off >= f.next {
+		if n := len(f.marks); n == 0 || !f.marks[n-1].at.Equal(now) {
+			f.marks = append(f.marks, fetchMark{off, now})
+		}
+		f.next = off + 1
+		return f.marks[len(f.marks)-1].at
+	}
+	i := sort.Search(len(f.marks), func(i int) bool { return f.marks[i].offset > off }) - 1
+	if i < 0 {
+		// Before the marks kept (rewound past them): first fetched now,
+		// and so on every poll after this one.
+		f.marks = append([]fetchMark{{off, now}}, f.marks...)
+		return now
+	}
+	return f.marks[i].at
+}
+
+// drop forgets the marks of records before off, where the partition's
+// poll starts: they were processed.
+func (f *fetched) drop(off int64) {
+	if i := sort.Search(len(f.marks), func(i int) bool { return f.marks[i].offset > off }) - 1; i > 0 {
+		f.marks = append(f.marks[:0], f.marks[i:]...)
+	}
 }
 
 type tp struct {
@@ -33,7 +71,7 @@ type tp struct {
 }
 
 func newPauser(cl *kgo.Client) *pauser {
-	return &pauser{cl: cl, timers: map[tp]*time.Timer{}, seen: map[tp]seenHead{}}
+	return &pauser{cl: cl, timers: map[tp]*time.Timer{}, seen: map[tp]*fetched{}}
 }
 
 // hold returns the records that may be processed now. For each retry
@@ -43,35 +81,41 @@ func newPauser(cl *kgo.Client) *pauser {
 //
 // A record is due at its due-at header (without a valid one, at its
 // timestamp plus its tier's delay: see retry.Due), but no later than its
-// tier's delay (delay) after this pauser first held it: the header is
+// tier's delay (delay) after this pauser first fetched it: the header is
 // stamped with the writer's clock (another processor, an operator's
 // inletctl requeue), and one ten minutes fast held its partition, and
-// every retry behind it, ten minutes more.
+// every retry behind it, ten minutes more. Counted from when each record
+// became its partition's head instead, a burst of such records drained
+// one per tier delay.
 func (p *pauser) hold(recs []*kgo.Record, delay func(string) (time.Duration, bool), now time.Time) []*kgo.Record {
 	type held struct {
 		r   *kgo.Record // the first record not due
 		due time.Time
 	}
 	first := map[tp]held{} // per partition
+	polled := map[tp]bool{}
 	for _, r := range recs {
 		d, ok := delay(r.Topic)
 		if !ok {
 			continue
 		}
 		k := tp{r.Topic, r.Partition}
+		f := p.seen[k]
+		if f == nil {
+			f = &fetched{}
+			p.seen[k] = f
+		}
+		if !polled[k] {
+			polled[k] = true
+			f.drop(r.Offset)
+		}
+		// Every record fetched is marked, those behind a held one too.
+		seen := f.at(r.Offset, now)
 		if _, ok := first[k]; ok {
 			continue
 		}
 		due := retry.Due(r, d, now)
-		if !due.After(now) {
-			continue
-		}
-		s, ok := p.seen[k]
-		if !ok || s.offset != r.Offset {
-			s = seenHead{r.Offset, now}
-			p.seen[k] = s
-		}
-		if limit := s.at.Add(d); due.After(limit) {
+		if limit := seen.Add(d); due.After(limit) {
 			due = limit
 		}
 		if due.After(now) {

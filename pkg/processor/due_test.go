@@ -137,3 +137,34 @@ func TestReleaseResumesHeldPartitions(t *testing.T) {
 		t.Fatalf("at its due time: kept %v, want [15]", got)
 	}
 }
+
+// TestHoldBoundsEveryRecordOfAFastWriter: retry records stamped by a
+// writer whose clock is ten minutes fast are all due a tier after this
+// processor first fetched them, not only the partition's head: bounded
+// from when each became the head, a burst of them drained one record per
+// tier delay (a record a minute on the 1 min tier here, a record every 15
+// min on the last default one) until the writer's clock was reached.
+func TestHoldBoundsEveryRecordOfAFastWriter(t *testing.T) {
+	p := newTestPauser(t)
+	const tier = 15 * time.Minute
+	written := time.Now().Truncate(time.Millisecond)
+	fast := fmt.Sprint(written.Add(10*time.Minute + tier).UnixMilli())
+	var recs []*kgo.Record
+	for off := range int64(5) {
+		recs = append(recs, retryAt(20+off, written.Add(10*time.Minute), &fast))
+	}
+	if got := p.hold(recs[:3], testTierDelay, written); len(got) != 0 {
+		t.Fatalf("fetched at once: kept %v, want all held", offsets(got))
+	}
+	// A minute on (rewound after an aborted batch), 23 and 24 come too:
+	// first fetched now, they wait a tier from now.
+	if got := p.hold(recs, testTierDelay, written.Add(time.Minute)); len(got) != 0 {
+		t.Fatalf("a minute on: kept %v, want all held", offsets(got))
+	}
+	if got := offsets(p.hold(recs, testTierDelay, written.Add(tier))); !slices.Equal(got, []int64{20, 21, 22}) {
+		t.Fatalf("a tier after the first fetch: kept %v, want [20 21 22]", got)
+	}
+	if got := offsets(p.hold(recs[3:], testTierDelay, written.Add(time.Minute+tier))); !slices.Equal(got, []int64{23, 24}) {
+		t.Fatalf("a tier after the second fetch: kept %v, want [23 24]", got)
+	}
+}

@@ -791,6 +791,39 @@ func TestRetryDueAtIsBoundedByItsTier(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, "the retry to be processed after its 1 s tier", func() bool { return h.total(Processed) == 1 })
 }
 
+// TestRetryBurstFromAFastClockDrainsInOneTier: retries stamped due a
+// minute ahead, all on one partition, are processed a tier after the
+// processor first fetched them. Bounded only once each became the head,
+// they came one per tier delay (eight 1 s tiers here; on the 15 min tier,
+// one record every 15 min).
+func TestRetryBurstFromAFastClockDrainsInOneTier(t *testing.T) {
+	const n = 8
+	h := newHarnessWith(t, testenv.Embedded(t), testSources, []time.Duration{time.Second}, nil)
+	due := strconv.FormatInt(time.Now().Add(time.Minute).UnixMilli(), 10)
+	var recs []*kgo.Record
+	for i := range n {
+		id := fmt.Sprintf("evt_burst%d", i)
+		rec, err := h.rawRecord(id, paymentIntent(id, "pi_"+id, "succeeded", int64(1700000000+i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec.Topic, rec.Key = h.topics.Retry[0], []byte("burst") // one partition
+		rec.Headers = retry.Set(rec.Headers, retry.HeaderAttempt, "2")
+		rec.Headers = retry.Set(rec.Headers, retry.HeaderDueAt, due)
+		rec.Headers = retry.Set(rec.Headers, retry.HeaderOrigin, h.topics.Raw+"/0/"+strconv.Itoa(i))
+		recs = append(recs, rec)
+	}
+	if err := h.prod.ProduceSync(context.Background(), recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	h.start("a", func(c *Config) { c.Workers = 1 })
+	testenv.Eventually(t, 30*time.Second, "the burst to be processed", func() bool { return h.total(Processed) == n })
+	if took := time.Since(start); took > n/2*time.Second {
+		t.Fatalf("%d retries of a 1 s tier took %v, want them together about a second after the first fetch", n, took)
+	}
+}
+
 // TestUnansweredCommitThatDidNotLand: a commit whose answer never comes
 // and that the renewed session's fence aborts is settled as aborted: the
 // claims are released and the redelivered batch gives each event one
