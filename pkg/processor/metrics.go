@@ -151,7 +151,10 @@ func (m *metrics) observe(ctx context.Context, it *item, topics kafka.Topics, no
 	}
 	tier, onTier := tierOf(topics, it.rec.Topic)
 	if onTier {
-		m.retryWait.Record(ctx, now.Sub(it.rec.Timestamp).Seconds(), metric.WithAttributes(attribute.String("tier", tier)))
+		// The timestamp is its writer's clock (another processor, an
+		// operator's requeue): one ahead of ours is a wait of 0, not a
+		// negative one pulling _sum down, as for the latencies below.
+		m.retryWait.Record(ctx, max(now.Sub(it.rec.Timestamp), 0).Seconds(), metric.WithAttributes(attribute.String("tier", tier)))
 	}
 	if it.env == nil || it.outcome == Retried {
 		return

@@ -493,3 +493,26 @@ func TestQueueDepthsCountNewPartitions(t *testing.T) {
 		return err == nil && derr == nil && n[0] == 30 && d == 30
 	})
 }
+
+// TestRetryWaitNeverNegative: a retry record timestamped by a clock ahead
+// of ours (another processor's, an operator's requeue) waited 0 s as far
+// as we can tell, not a negative time in the lowest bucket pulling _sum
+// down, as the latencies (TestLatencyNeverNegative).
+func TestRetryWaitNeverNegative(t *testing.T) {
+	topics := kafka.TopicNames("t", kafka.DefaultRetryTiers)
+	r := sdkmetric.NewManualReader()
+	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	onTier := func(written time.Time) *item {
+		return &item{rec: &kgo.Record{Topic: topics.Retry[0], Timestamp: written}, outcome: Processed,
+			env: &envelope.Envelope{Source: "shop", EventType: "orders/updated", ReceivedAt: now.Add(-time.Minute)}}
+	}
+	m.observe(context.Background(), onTier(now.Add(10*time.Minute)), topics, now) // its writer's clock 10 min fast
+	m.observe(context.Background(), onTier(now.Add(-31*time.Second)), topics, now)
+	if n, sum, low := histogram(t, r, "inlet.retry.wait"); n != 2 || low != 0 || math.Abs(sum-31) > 1e-6 {
+		t.Fatalf("inlet.retry.wait: count %d, sum %v, min %v; want 2, 31, 0", n, sum, low)
+	}
+}
