@@ -661,3 +661,48 @@ func TestAPanickingHandlerFailsItsEventOnly(t *testing.T) {
 		}
 	}
 }
+
+// nothingFor is a Go handler that returns no Output and no error for one
+// event (a "skip" the API has no word for) and passes the rest on.
+type nothingFor struct{ router.Handler }
+
+func (n nothingFor) Handle(ctx context.Context, ev *router.Event) (*router.Output, error) {
+	if ev.Envelope.EventID == "evt_nothing" {
+		return nil, nil
+	}
+	return n.Handler.Handle(ctx, ev)
+}
+
+// TestAHandlerReturningNoOutputInvalidatesItsEventOnly: a Go handler that
+// returns (nil, nil) sends that event to the invalid topic, saying so, as
+// an Output without an entity key or schema does. It dereferenced the nil
+// Output outside the handler's guard and crashed the processor, which met
+// the same record on every start.
+func TestAHandlerReturningNoOutputInvalidatesItsEventOnly(t *testing.T) {
+	h := newHarnessWith(t, testenv.Embedded(t), testSources, []time.Duration{time.Second}, nil)
+	shipped, _, err := h.router.Lookup("stripe", "payment_intent.succeeded", "2024-06-20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.router = router.New()
+	if err := h.router.Handle(router.Route{Source: "stripe", EventType: "payment_intent.*", Version: "*"}, nothingFor{shipped}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"evt_nothing", "evt_ok"} {
+		h.send("stripe", "payment_intent.succeeded", id, "2024-06-20", envelope.ChannelWebhook, paymentIntent(id, "pi_"+id, "succeeded", 1700000000))
+	}
+	r := h.start("a", nil)
+	h.waitAll(2)
+	if p, i := h.total(Processed), h.total(Invalid); p != 1 || i != 1 {
+		t.Fatalf("processed %d invalid %d; want 1 and 1", p, i)
+	}
+	inv := h.env.ReadAll(t, h.topics.Invalid, 1, 300*time.Millisecond, 10*time.Second)
+	if hist := retry.History(inv[0].Headers); string(inv[0].Key) != "stripe:evt_nothing" || len(hist) != 1 || !strings.Contains(hist[0].Error, "handler returned no output") {
+		t.Errorf("invalid record %s: history %+v, want one entry saying the handler returned no output", inv[0].Key, hist)
+	}
+	select {
+	case err := <-r.done:
+		t.Fatalf("the processor stopped: %v", err)
+	default:
+	}
+}

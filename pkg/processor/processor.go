@@ -455,6 +455,11 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 		return err
 	})
 	switch {
+	case err == nil && out == nil:
+		// A handler bug, not a failure a retry mends: read past, the nil
+		// Output crashed the processor, outside the guard, on every start.
+		it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "handler returned no output and no error"}
+		return it
 	case err == nil:
 		if out.EntityKey == "" || out.Schema == nil || out.SchemaText == "" {
 			it.outcome, it.reason = Invalid, &router.ValidationError{Reason: "handler returned no entity key or schema"}
