@@ -50,6 +50,10 @@ var devSecrets = map[string]string{
 	"BILLING_EVENTS_TOKEN":   "dev-billing-token",
 }
 
+// stackStarted runs once the embedded infrastructure is up, before the
+// topics and the envelope schema are set up on it (tests signal there).
+var stackStarted = func(context.Context) {}
+
 func main() {
 	err := run(os.Args[1:])
 	switch {
@@ -188,11 +192,22 @@ func run(args []string) error {
 		return portHint(err, portsAdvice)
 	}
 	defer stack.Close()
+	stackStarted(ctx)
 
 	kcfg.Brokers = stack.Brokers
 	topics := kafka.TopicNames(c.prefix, kafka.DefaultRetryTiers)
-	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
+	// A signal during the start (Ctrl-C just after make run) stops it as
+	// one after it does, exit 0: the steps below that take ctx end with
+	// its "context canceled" (the topics' once per topic), not a failure.
+	stopped := func(err error) error {
+		if ctx.Err() != nil {
+			log.Info("stopped during the start")
+			return nil
+		}
 		return err
+	}
+	if err := service.EnsureTopics(ctx, &kcfg, topics, log); err != nil {
+		return stopped(err)
 	}
 	reg, err := embeddedRegistry(stack.RegistryURL)
 	if err != nil {
@@ -200,7 +215,7 @@ func run(args []string) error {
 	}
 	codec, err := envelope.NewCodec(ctx, reg, topics.RawSubject())
 	if err != nil {
-		return err
+		return stopped(err)
 	}
 	opts, err := kcfg.ClientOpts(log)
 	if err != nil {
@@ -235,7 +250,10 @@ func run(args []string) error {
 	hist := history.New(rdb, "inlet:", 7*24*time.Hour)
 	st := store.New(rdb, store.ClaimLease(c.processor.ClaimLease), store.LockLease(c.processor.LockLease))
 	if err := service.CheckRedis(ctx, st, log); err != nil {
-		return err
+		return stopped(err)
+	}
+	if ctx.Err() != nil {
+		return stopped(nil) // nothing runs yet: no banner, no "ready"
 	}
 	proc, err := processor.New(c.processor, processor.Deps{
 		KafkaOpts: opts, Topics: topics, Sources: sources, Router: rt, Registry: reg, Codec: codec,

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/inletdev/inlet/pkg/admin"
@@ -165,5 +167,26 @@ func TestConfigErrorsLeaveNoData(t *testing.T) {
 				t.Errorf("the data directory was made (%v), holding %v", derr, names)
 			}
 		})
+	}
+}
+
+// TestSignalDuringStart: Ctrl-C (SIGINT, SIGTERM) while the stack starts
+// stops it as one after the start does: run returns nil (exit 0) and the
+// data directory is left as a stop leaves it. It returned the topic
+// creation's "context canceled", once per topic, and make run said Error 1.
+func TestSignalDuringStart(t *testing.T) {
+	dir := t.TempDir()
+	defer func(f func(context.Context)) { stackStarted = f }(stackStarted)
+	stackStarted = func(ctx context.Context) {
+		if err := syscall.Kill(os.Getpid(), syscall.SIGTERM); err != nil {
+			t.Error(err)
+		}
+		<-ctx.Done()
+	}
+	if err := run(startArgs(t, dir)); err != nil {
+		t.Fatalf("run after SIGTERM during the start: %v, want nil (exit 0)", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "redis.gob")); err != nil {
+		t.Errorf("no Redis snapshot after the stop: %v", err)
 	}
 }
