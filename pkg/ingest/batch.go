@@ -147,8 +147,10 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	// is read, and it holds one line (up to max_body) at a time.
 	held := reservation{b: s.bodies}
 	defer held.release()
+	streamed := false
 	switch {
 	case bearerOK(r.Header.Get("Authorization"), src.BatchTokens()):
+		streamed = true
 	case src.Batch.Signed:
 		// Whenever the token check fails, not only without Authorization:
 		// an hmac source may sign in Authorization (hmac.header), and its
@@ -237,12 +239,26 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	// line at the cut gets no result: "rejected" says do not retry, and
 	// senders that drop rejected lines would lose good events.
 	cutCode, cutMsg := 0, ""
+	// A streamed batch is read for as long as its sender sends, up to
+	// -read-timeout: past -drain-timeout, and then cut unanswered. From
+	// the drain on it is read no further, its lines so far answered.
+	stopWatch := func() {}
+	if streamed {
+		stopWatch = s.cutReadOnDrain(w)
+	}
 	for {
 		line, err := lines.next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		n++
+		if err != nil && !errors.Is(err, errLineTooLong) && streamed && s.draining.Load() {
+			// The read cut by cutReadOnDrain: line n was not read in full.
+			cutCode, cutMsg = http.StatusServiceUnavailable, unreadError(errTextDraining, n, "again")
+			s.metrics.event(tctx, src.Name, "", outcomeUnavailable, reasonDraining)
+			log.Info("batch body not read in full", "line", n, "reason", reasonDraining, "error", err)
+			break
+		}
 		if err != nil && !errors.Is(err, errLineTooLong) {
 			// The body itself failed: line n and the rest were not read.
 			// The request counts as rejected in metrics.
@@ -321,6 +337,8 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		acks.produce(s.w, acks.sent, rec)
 	}
 
+	stopWatch()
+
 	// The wait is bounded by the ack timeout from when the body is in
 	// (Config.AckTimeout), as a webhook's is: bounded by produceCtx alone,
 	// a batch read at once waited the read timeout plus the ack timeout
@@ -393,6 +411,24 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	default:
 		reply(http.StatusOK, resp)
 	}
+}
+
+// cutReadOnDrain ends a read of w's request body blocked when the drain
+// starts (a sender streaming slowly, or pausing), by a read deadline of
+// now. The returned func stops the watch; called before the handler
+// returns, as the connection is not the handler's after that.
+func (s *Server) cutReadOnDrain(w http.ResponseWriter) (stop func()) {
+	rc := http.NewResponseController(w)
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		select {
+		case <-s.stop:
+			_ = rc.SetReadDeadline(time.Now())
+		case <-done:
+		}
+	}()
+	return func() { close(done); <-exited }
 }
 
 // lineSum is the first line of a batch with an event id, and the SHA-256

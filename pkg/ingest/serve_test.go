@@ -17,6 +17,7 @@ import (
 	"testing/iotest"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -337,4 +338,52 @@ func TestSenderGoneBeforeAnswer(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the event counted accepted", func() bool {
 		return telemetrytest.Int64s(t, reader, "inlet.ingest.requests", "source", "outcome")["open|accepted"] == 1
 	})
+}
+
+// TestDrainCutsStreamedBatch: a streamed batch still being sent when the
+// drain starts is answered at once for the lines read so far (207, those
+// durable), its error naming the first line not read, to be sent again.
+// Its handler read on until the body ended, up to -read-timeout (30 s),
+// past -drain-timeout (20 s): the sender got no answer at all, and ingest
+// exited 1 with the drain unfinished.
+func TestDrainCutsStreamedBatch(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	pr, pw := io.Pipe()
+	defer pw.Close() // the sender would go on streaming
+	type result struct {
+		status int
+		br     BatchResponse
+	}
+	answered := make(chan result, 1)
+	go func() {
+		status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1"}}, pr)
+		answered <- result{status, br}
+	}()
+	for _, id := range []string{"d1", "d2"} {
+		if _, err := fmt.Fprintf(pw, `{"id":%q,"type":"invoice.paid","data":{"id":"inv_%s"}}`+"\n", id, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	adm := kadm.NewClient(h.env.Client(t))
+	testenv.Eventually(t, 10*time.Second, "the streamed lines on the raw topic", func() bool {
+		ends, err := adm.ListEndOffsets(context.Background(), h.topics.Raw)
+		written := int64(0)
+		ends.Each(func(o kadm.ListedOffset) { written += o.Offset })
+		return err == nil && written == 2
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.srv.Shutdown(ctx) }()
+	select {
+	case r := <-answered:
+		if r.status != http.StatusMultiStatus || r.br.Accepted != 2 || !strings.Contains(r.br.Error, "line 3 on was not read") || !strings.Contains(r.br.Error, "shutting down") {
+			t.Errorf("answer %d %+v, want 207, 2 accepted and an error saying ingest is shutting down, line 3 on not read", r.status, r.br)
+		}
+	case <-ctx.Done():
+		t.Fatal("no answer to the streamed batch within the drain")
+	}
+	if err := <-stopped; err != nil {
+		t.Errorf("Shutdown: %v, want the drain finished", err)
+	}
 }
