@@ -40,11 +40,7 @@ func TestMetricsEventTypeLimit(t *testing.T) {
 		return it
 	}
 	events := []string{"a", "b", "", "a", "c", "d", "a", "other", "c", "b", ""}
-	r := sdkmetric.NewManualReader()
-	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(2))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, r := manualMetrics(t, 2)
 	for _, e := range events {
 		m.observe(context.Background(), item(e, Processed), topics, time.Now())
 		m.observe(context.Background(), item(e, Duplicate), topics, time.Now())
@@ -65,7 +61,7 @@ func TestMetricsEventTypeLimit(t *testing.T) {
 		t.Fatalf("counts %v, want %v", got, want)
 	}
 
-	m, err = newMetrics(nil, telemetry.NewLimiter(3))
+	m, err := newMetrics(nil, telemetry.NewLimiter(3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +96,7 @@ func (f *fakeDepths) Refresh(context.Context) ([]int, error) { return f.n, f.err
 // InletFailureQueueUnresolved while millions of entries waited).
 func TestQueueDepthsAreNeverGuessed(t *testing.T) {
 	env := testenv.Embedded(t)
-	r := sdkmetric.NewManualReader()
-	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, r := manualMetrics(t, 10)
 	p := &Processor{metrics: m, log: slog.New(slog.DiscardHandler), cfg: Config{Group: "depths-test"}, d: Deps{Topics: kafka.TopicNames("t", kafka.DefaultRetryTiers)}}
 	lm := newLagMeter(env.Client(t))
 	gauges := func() (map[string]int64, map[string]int64) {
@@ -220,11 +212,7 @@ func TestRetryDepthDrainsToZero(t *testing.T) {
 // down; future-dated events are counted by source.
 func TestLatencyNeverNegative(t *testing.T) {
 	topics := kafka.TopicNames("t", kafka.DefaultRetryTiers)
-	r := sdkmetric.NewManualReader()
-	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, r := manualMetrics(t, 10)
 	now := time.Now()
 	processed := func(src string, received, occurred time.Time) *item {
 		return &item{rec: &kgo.Record{Topic: topics.Raw}, outcome: Processed,
@@ -426,11 +414,7 @@ func TestRetryWaitBucketsResolveEachTier(t *testing.T) {
 // recorded a month of latency, holding p99 at the top bucket.
 func TestRequeuedLatencyCountsFromTheRequeue(t *testing.T) {
 	topics := kafka.TopicNames("t", kafka.DefaultRetryTiers)
-	r := sdkmetric.NewManualReader()
-	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, r := manualMetrics(t, 10)
 	now := time.Now()
 	month := now.Add(-30 * 24 * time.Hour)
 	onTier := func(attempt string, received, occurred time.Time, requeued bool) *item {
@@ -500,11 +484,7 @@ func TestQueueDepthsCountNewPartitions(t *testing.T) {
 // down, as the latencies (TestLatencyNeverNegative).
 func TestRetryWaitNeverNegative(t *testing.T) {
 	topics := kafka.TopicNames("t", kafka.DefaultRetryTiers)
-	r := sdkmetric.NewManualReader()
-	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(10))
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, r := manualMetrics(t, 10)
 	now := time.Now()
 	onTier := func(written time.Time) *item {
 		return &item{rec: &kgo.Record{Topic: topics.Retry[0], Timestamp: written}, outcome: Processed,
@@ -515,4 +495,16 @@ func TestRetryWaitNeverNegative(t *testing.T) {
 	if n, sum, low := histogram(t, r, "inlet.retry.wait"); n != 2 || low != 0 || math.Abs(sum-31) > 1e-6 {
 		t.Fatalf("inlet.retry.wait: count %d, sum %v, min %v; want 2, 31, 0", n, sum, low)
 	}
+}
+
+// manualMetrics is the processor's metrics on a manual reader, event
+// types limited to limit.
+func manualMetrics(t *testing.T, limit int) (*metrics, *sdkmetric.ManualReader) {
+	t.Helper()
+	r := sdkmetric.NewManualReader()
+	m, err := newMetrics(sdkmetric.NewMeterProvider(sdkmetric.WithReader(r)).Meter("t"), telemetry.NewLimiter(limit))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, r
 }
