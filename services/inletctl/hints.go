@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/service"
@@ -66,4 +69,36 @@ func sameAddr(host, addr, scheme string) bool {
 	defer cancel()
 	ips, err := net.DefaultResolver.LookupHost(ctx, h)
 	return err == nil && slices.Contains(ips, ah)
+}
+
+// withRedisHint is withConnectionHint for Redis (replay, replay ls and
+// rm): -redis-url defaults to 127.0.0.1:6379, so an operator who did not
+// set it saw a refused dial to an address they never typed.
+func withRedisHint(err error, ropt *service.RedisOptions) error {
+	var op *net.OpError
+	if !errors.As(err, &op) || op.Op != "dial" || op.Addr == nil {
+		return err
+	}
+	addr := op.Addr.String()
+	var seeds []string // a Sentinel's master and a cluster's other nodes are found, not configured
+	switch ropt.Kind {
+	case service.RedisSentinel:
+		seeds = ropt.Failover.SentinelAddrs
+	case service.RedisCluster:
+		seeds = ropt.Cluster.Addrs
+	default:
+		seeds = []string{ropt.Server.Addr}
+	}
+	if !slices.ContainsFunc(seeds, func(s string) bool { return sameAddr(s, addr, "") }) {
+		return err
+	}
+	return fmt.Errorf("%w\nRedis does not answer at %s: is it up and reachable from here? It is -redis-url or INLET_REDIS_URL (now %s)", err, addr, ropt.Addr)
+}
+
+// redisClient is ropt's client, with go-redis's own log lines dropped:
+// inletctl has no log, and they came as plain text on stderr, one per
+// dial attempt, before the error that says the same.
+func redisClient(ropt *service.RedisOptions) redis.UniversalClient {
+	service.RedisClientLog(slog.New(slog.DiscardHandler))
+	return ropt.NewClient()
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/service"
@@ -84,5 +85,42 @@ func TestSameAddr(t *testing.T) {
 		if got := sameAddr(c.host, c.addr, c.scheme); got != c.want {
 			t.Errorf("sameAddr(%q, %q, %q) = %v, want %v", c.host, c.addr, c.scheme, got, c.want)
 		}
+	}
+}
+
+// TestRedisConnectionHint: replay and replay ls/rm with Redis unreachable
+// named only "dial tcp 127.0.0.1:6379: connection refused", an address the
+// operator never typed (-redis-url's default), without the setting that
+// gives it, as the Kafka and registry errors do.
+func TestRedisConnectionHint(t *testing.T) {
+	_, _, flags := cliEnv(t)
+	redisAddr := servicetest.ClosedAddr(t)
+	t.Setenv("INLET_REDIS_URL", "redis://"+redisAddr+"/0")
+	to := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	for _, args := range [][]string{
+		{"replay", "ls"},
+		{"replay", "rm", "--dry-run", "gone"},
+		{"replay", "--source", "stripe", "--to", to, "--id", "hint"},
+	} {
+		var code int
+		var err error
+		stderrOf(t, func() { code, err = run(append(append([]string{}, flags...), args...), &bytes.Buffer{}) })
+		if code != exitError || err == nil {
+			t.Fatalf("%v: exit %d (%v), want %d", args, code, err, exitError)
+		}
+		for _, w := range []string{"Redis does not answer at " + redisAddr, "-redis-url or INLET_REDIS_URL (now " + redisAddr + ")"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%v: %q does not say %q", args, err, w)
+			}
+		}
+	}
+	// A Kafka or registry address keeps its own hint, not Redis's.
+	ropt, err := (&service.RedisConfig{URL: "redis://127.0.0.1:6379/0"}).Parse()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := &net.OpError{Op: "dial", Net: "tcp", Addr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 9092}, Err: errors.New("connection refused")}
+	if got := withRedisHint(other, ropt); got != error(other) {
+		t.Errorf("a Kafka dial error got the Redis hint: %v", got)
 	}
 }

@@ -162,7 +162,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	if err != nil {
 		return exitUsage, err
 	}
-	rdb := ropt.NewClient()
+	rdb := redisClient(ropt)
 	defer rdb.Close()
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -198,6 +198,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 		d.Progress = func(p replay.Progress) { fmt.Fprintf(out, "\r\033[K%s", progressLine(p)) }
 	}
 	sum, err := replay.Run(ctx, cfg, d)
+	err = withRedisHint(err, ropt)
 	if tty {
 		fmt.Fprint(out, "\r\033[K")
 	}

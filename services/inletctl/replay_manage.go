@@ -121,15 +121,18 @@ func replayManage(cmd string, args []string, kcfg *kafka.Config, out io.Writer) 
 	if err != nil {
 		return exitError, err
 	}
-	rdb := ropt.NewClient()
+	rdb := redisClient(ropt)
 	defer rdb.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d := replay.Deps{KafkaOpts: c.opts, Topics: kafka.TopicNames(kcfg.TopicPrefix, kafka.DefaultRetryTiers), Redis: rdb, KeyPrefix: redcfg.KeyPrefix}
+	var code int
 	if cmd == "ls" {
-		return replayList(ctx, d, ids, output == "json", out)
+		code, err = replayList(ctx, d, ids, output == "json", out)
+	} else {
+		code, err = replayRemove(ctx, d, ids[0], replay.RemoveOptions{DryRun: dry, Force: force, Who: who, Why: reason}, output == "json", out)
 	}
-	return replayRemove(ctx, d, ids[0], replay.RemoveOptions{DryRun: dry, Force: force, Who: who, Why: reason}, output == "json", out)
+	return code, withRedisHint(err, ropt)
 }
 
 func replayList(ctx context.Context, d replay.Deps, ids []string, asJSON bool, out io.Writer) (int, error) {
