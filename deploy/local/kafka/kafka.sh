@@ -103,10 +103,13 @@ cmd_fetch() {
   # own read timeout is 30 minutes) would otherwise fail or stall CI.
   # Maven 3.8 with -q still prints bare ANSI resets: strip them (pipefail
   # keeps mvn's exit status).
+  # -U: Maven records an artifact a repository once answered 404 for in
+  # ~/.m2 and, without -U, refuses to ask again for a day, so one
+  # transient 404 would fail every later try, and every run on this machine.
   for try in 1 2 3; do
     rm -rf "$tmp"
     # shellcheck disable=SC2086 # INLET_MVN_ARGS is a list of flags
-    if timeout 900 mvn -B -q -ntp -C -f "$POM" -Dmaven.wagon.rto=60000 \
+    if timeout 900 mvn -B -q -ntp -C -U -f "$POM" -Dmaven.wagon.rto=60000 \
         -Dmaven.wagon.http.retryHandler.count=3 ${INLET_MVN_ARGS:-} \
         dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$tmp" 2>&1 \
         | sed 's/\x1b\[[0-9;]*m//g' >&2; then
