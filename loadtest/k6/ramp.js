@@ -4,7 +4,7 @@
 // summary is the rate reached then: the knee.
 //   k6 run -e RATE=1000 -e DURATION=60s loadtest/k6/ramp.js
 import { Gauge } from 'k6/metrics';
-import { KINDS, cfg, iteration, newEvent, rate, seconds, send, thresholds, use } from './lib/inlet.js';
+import { KINDS, cfg, gracefulStop, iteration, newEvent, rate, seconds, send, thresholds, use } from './lib/inlet.js';
 
 export { setup } from './lib/inlet.js'; // data.t0: the ramp's start
 
@@ -17,7 +17,7 @@ export const options = {
   scenarios: {
     ramp: {
       executor: 'ramping-arrival-rate', startRate: start, timeUnit: '1s',
-      preAllocatedVUs: cfg.preVUs, maxVUs: cfg.maxVUs,
+      preAllocatedVUs: cfg.preVUs, maxVUs: cfg.maxVUs, gracefulStop: gracefulStop(),
       stages: [{ target, duration: cfg.duration }],
     },
   },

@@ -29,6 +29,10 @@ export const cfg = {
   p99: num('P99_MS', 1000),
   errorRate: num('ERROR_RATE', 0.01),
   bodyLimit: num('BODY_LIMIT', 1048576),
+  // Per request, as inlet-load's -timeout. k6's own default (60s) is past
+  // gracefulStop: a request still waiting then is recorded nowhere, and a
+  // target that never answers passed every threshold.
+  timeout: env('TIMEOUT', '10s'),
   // Each VU runs this file on its own, so a clock default would differ
   // between VUs: the run's value comes from setup() (see use).
   runId: env('RUN_ID', ''),
@@ -51,6 +55,10 @@ export function seconds(d) {
   for (const [, n, u] of s.matchAll(/(\d+(?:\.\d+)?)(ms|s|m|h)/g)) total += Number(n) * { ms: 0.001, s: 1, m: 60, h: 3600 }[u];
   return total;
 }
+
+// A scenario's gracefulStop: long enough for a request started at its end
+// to time out and be counted (retryable), never shorter than k6's 30s.
+export const gracefulStop = () => `${Math.max(30, seconds(cfg.timeout) + 5)}s`;
 
 // setup() runs once per test and its result reaches every VU: the run id
 // (RUN_ID or the clock) and the start time. Scripts export it and call
@@ -93,7 +101,7 @@ export function thresholds(extra = {}) {
 export function constantRate(r, extra = {}) {
   return Object.assign({
     executor: 'constant-arrival-rate', rate: r, timeUnit: '1s', duration: cfg.duration,
-    preAllocatedVUs: cfg.preVUs, maxVUs: cfg.maxVUs,
+    preAllocatedVUs: cfg.preVUs, maxVUs: cfg.maxVUs, gracefulStop: gracefulStop(),
   }, extra);
 }
 
@@ -183,7 +191,7 @@ export function request(ev, { badSig = false, expect = 202 } = {}) {
   if (badSig) secret = ev.kind === 'standard-webhooks' ? 'whsec_d3Jvbmctc2VjcmV0LWZvci1sb2FkLXRlc3Q=' : 'wrong-secret';
   Object.assign(headers, signatureHeaders(prims, ev.kind, secret, b, id, Math.floor(Date.now() / 1000)));
   return ['POST', `${cfg.target}/webhooks/${ev.source}`, b, {
-    headers, responseCallback: http.expectedStatuses(expect === 202 ? { min: 200, max: 299 } : expect),
+    headers, timeout: cfg.timeout, responseCallback: http.expectedStatuses(expect === 202 ? { min: 200, max: 299 } : expect),
     tags: { source: ev.source, expect: String(expect) },
   }];
 }
@@ -193,7 +201,7 @@ export function batchRequest(events) {
   const lines = events.map((ev) => JSON.stringify({ id: eventId(ev), type: ev.type, occurred_at: rfc3339(ev.time),
     correlation_id: eventId(ev), data: { id: `inv_${ev.id}`, amount: 1200 } }));
   return ['POST', `${cfg.target}/events/billing`, `${lines.join('\n')}\n`, {
-    headers: { 'Content-Type': 'application/x-ndjson', Authorization: `Bearer ${cfg.batchToken}` },
+    headers: { 'Content-Type': 'application/x-ndjson', Authorization: `Bearer ${cfg.batchToken}` }, timeout: cfg.timeout,
     responseCallback: http.expectedStatuses(200), tags: { source: 'billing', expect: '200' },
   }];
 }

@@ -183,6 +183,33 @@ test('ramp.js reads DURATION=1m30s as 90s', async () => {
   }
 });
 
+// k6 interrupts an iteration still running at the end of its scenario's
+// gracefulStop (30s by default) and records none of its unfinished
+// requests. With k6's default request timeout (60s), a target that
+// accepted connections and never answered gave a run with no http_reqs,
+// every threshold passed and exit status 0. Each request must time out
+// (and count as retryable) before the scenario stops.
+test('every request times out before its scenario stops', async () => {
+  for (const env of [{}, { TIMEOUT: '45s' }]) {
+    for (const file of scripts) {
+      const { requests } = await inVUs(file, { vus: 2, iterations: 10, env: { RUN_ID: 'nodetest', ...env } });
+      runs += 1;
+      globalThis.__ENV = { BODY_LIMIT: '4096', RUN_ID: 'nodetest', ...env };
+      const { options } = await import(new URL(`${file}?vu=${runs}.0`, dir).href);
+      globalThis.__ENV = { BODY_LIMIT: '4096', RUN_ID: 'nodetest' };
+      assert.ok(requests.length > 0, file);
+      for (const r of requests) {
+        const timeout = secondsOf(r.timeout || '60s');
+        if (env.TIMEOUT) assert.equal(timeout, secondsOf(env.TIMEOUT), `${file}: TIMEOUT`);
+        for (const [name, sc] of Object.entries(options.scenarios)) {
+          const grace = secondsOf(sc.gracefulStop || '30s');
+          assert.ok(timeout < grace, `${file} ${name}: request timeout ${timeout}s, gracefulStop ${grace}s`);
+        }
+      }
+    }
+  }
+});
+
 test('write capture', () => {
   if (process.env.K6_CAPTURE) writeFileSync(process.env.K6_CAPTURE, JSON.stringify(captured));
 });

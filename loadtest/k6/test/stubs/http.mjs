@@ -2,7 +2,7 @@
 // answers with the status the request expects (tags.expect), or with what
 // globalThis.__k6answer(request) returns. json(key) reads the answer.
 function answer(method, url, body, params = {}) {
-  const req = { method, url, body, headers: params.headers || {}, tags: params.tags || {} };
+  const req = { method, url, body, headers: params.headers || {}, tags: params.tags || {}, timeout: params.timeout };
   (globalThis.__k6requests ||= []).push(req);
   const status = globalThis.__k6answer ? globalThis.__k6answer(req) : Number(req.tags.expect || 200);
   // A batch answer counts its lines, as ingest's does.
