@@ -7,7 +7,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Observed is what the outcome checker found after a run.
@@ -273,7 +275,8 @@ func DefaultTopics(prefix string) Topics {
 // ReadTopics reads raw, processed and state from the start with
 // read_committed isolation, keeping only keys in want (raw keys for raw,
 // entity keys for the others). It stops when no record arrived for quiet
-// or at ctx's deadline.
+// or at ctx's deadline. Brokers that do not answer, or a topic that does not
+// exist, are an error.
 func ReadTopics(ctx context.Context, brokers []string, topics Topics, events []*Event, quiet time.Duration) (*Observed, error) {
 	raw, ent := map[string]bool{}, map[string]bool{}
 	for _, e := range events {
@@ -293,6 +296,11 @@ func ReadTopics(ctx context.Context, brokers []string, topics Topics, events []*
 		return nil, err
 	}
 	defer cl.Close()
+	// Without this the polls below find nothing on a broker that is down
+	// or a topic that is not there, and every 2xx'd event is reported lost.
+	if err := topicsExist(ctx, cl, topics.Raw, topics.Processed, topics.State); err != nil {
+		return nil, err
+	}
 	obs := &Observed{RawKeys: map[string]int{}, Processed: map[string]int{}, StateLast: map[string]string{}}
 	got, polls := 0, 0
 	for {
@@ -338,6 +346,32 @@ func ReadTopics(ctx context.Context, brokers []string, topics Topics, events []*
 			return obs, nil
 		}
 	}
+}
+
+// topicsExist asks the brokers for the topics' metadata, within 10s.
+func topicsExist(ctx context.Context, cl *kgo.Client, names ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrMetadataRequest()
+	for _, n := range names {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(n)
+		req.Topics = append(req.Topics, rt)
+	}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		return fmt.Errorf("gen: reading topics: no answer from the brokers: %w", err)
+	}
+	for _, t := range resp.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			name := ""
+			if t.Topic != nil {
+				name = *t.Topic
+			}
+			return fmt.Errorf("gen: reading topics: %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 func header(r *kgo.Record, name string) string {

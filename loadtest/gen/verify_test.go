@@ -1,10 +1,14 @@
 package gen
 
 import (
+	"context"
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/inletdev/inlet/pkg/testenv"
 )
 
 // world is a synthetic run: three single events, one order with two
@@ -203,5 +207,42 @@ func TestAddRetryable(t *testing.T) {
 	v.AddRetryable(145, 2000, 0.01)
 	if v.Pass {
 		t.Fatalf("7%% retryable passed:\n%s", v)
+	}
+}
+
+// TestReadTopicsCannotRead: brokers that do not answer, or topics that do
+// not exist (a wrong -kafka or -topic-prefix), are an error, so the topic
+// checks are reported not checked. Before, ReadTopics polled nothing for a
+// few seconds and returned empty maps: every 2xx'd event was reported lost
+// and every entity unprocessed.
+func TestReadTopicsCannotRead(t *testing.T) {
+	p := &planner{runID: "rt", start: time.Now()}
+	events := []*Event{p.newEvent(KindStripe, p.start)}
+	events[0].record(202)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := ReadTopics(ctx, []string{down}, DefaultTopics("inlet"), events, 500*time.Millisecond); err == nil {
+		t.Error("no broker: no error")
+	}
+
+	if testing.Short() {
+		t.Skip("starts the embedded stack")
+	}
+	env := testenv.Embedded(t)
+	topics := env.CreateTopics(t, nil)
+	brokers := env.KafkaConfig().Brokers
+	if _, err := ReadTopics(ctx, brokers, Topics{Raw: topics.Raw, Processed: topics.Processed, State: topics.State}, events, 500*time.Millisecond); err != nil {
+		t.Fatalf("existing topics: %v", err)
+	}
+	_, err = ReadTopics(ctx, brokers, DefaultTopics("nosuchprefix"), events, 500*time.Millisecond)
+	if err == nil || !strings.Contains(err.Error(), "nosuchprefix.raw") {
+		t.Errorf("missing topics: error %v, want one naming nosuchprefix.raw", err)
 	}
 }
