@@ -164,7 +164,7 @@ func reportData(r *Result, v *Verdict, charts []chart) map[string]any {
 		{"target", r.Config.Target},
 		{"started", r.Start.UTC().Format(time.RFC3339)},
 		{"schedule", fmt.Sprintf("rate %.0f/s for %s (max %d requests), run id %s", effectiveRate(r.Config), r.Config.Duration, r.Config.MaxRequests, r.Config.RunID)},
-		{"requests", fmt.Sprintf("%d in %.1fs = %.1f req/s; %d distinct events", r.Sent(), el, float64(r.Sent())/max(el, 0.001), len(r.Events))},
+		{"requests", fmt.Sprintf("%d in %.1fs (last answers included), %.1f req/s offered; %d distinct events", r.Sent(), el, r.OfferedRate(), len(r.Events))},
 		{"answers", fmt.Sprintf("%v; unexpected %d; retryable or unanswered %d", r.Codes, r.Unexpected, r.Retryable)},
 		{"raw writes confirmed", fmt.Sprintf("%d (+%d unanswered)", acc, amb)},
 	}

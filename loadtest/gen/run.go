@@ -66,6 +66,27 @@ func (r *Result) Sent() int {
 	return n
 }
 
+// OfferedRate is the requests sent per second of the schedule: over
+// Duration, or the seconds that had intended sends when the schedule ended
+// sooner (-max-requests, an interrupted run). Not over End−Start, which
+// includes waiting for the last answers (up to -timeout).
+func (r *Result) OfferedRate() float64 {
+	n := 0
+	for i, w := range r.Windows {
+		if w.Offered > 0 {
+			n = i + 1
+		}
+	}
+	span := time.Duration(n) * time.Second
+	if d := r.Config.Duration; d > 0 && d < span {
+		span = d
+	}
+	if span <= 0 {
+		return 0
+	}
+	return float64(len(r.Deliveries)) / span.Seconds()
+}
+
 // AcceptedDeliveries counts the writes to the raw topic the answers
 // confirm: 2xx'd webhooks plus accepted batch lines.
 func (r *Result) AcceptedDeliveries() (accepted, ambiguous int) {
@@ -372,7 +393,7 @@ func (r *Result) Summary() string {
 	var b strings.Builder
 	el := r.End.Sub(r.Start).Seconds()
 	fmt.Fprintf(&b, "scenario %s: %d requests in %.1fs (%.1f req/s offered), %d events\n",
-		r.Config.Scenario, r.Sent(), el, float64(len(r.Deliveries))/max(el, 0.001), len(r.Events))
+		r.Config.Scenario, r.Sent(), el, r.OfferedRate(), len(r.Events))
 	fmt.Fprintf(&b, "answers: %v (unexpected %d, retryable/none %d)\n", r.Codes, r.Unexpected, r.Retryable)
 	h := r.Latency
 	fmt.Fprintf(&b, "latency from intended send time: p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n",

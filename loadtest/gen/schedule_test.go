@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -342,5 +343,27 @@ func TestFindKnee(t *testing.T) {
 	})
 	if k := FindKnee(knee); !k.Found || k.Second != 12 || k.Offered != 130 {
 		t.Errorf("knee %+v, want second 12 at 130/s", k)
+	}
+}
+
+// TestSummaryOfferedRate: the offered rate is the schedule's, not the
+// requests over the whole run. Before, it divided by the run's length,
+// which includes waiting for the last answers: against a target taking 2s
+// to answer, a 5/s schedule of 3s was printed as ~3 req/s offered.
+func TestSummaryOfferedRate(t *testing.T) {
+	srv, _ := slowTarget(t, 2*time.Second)
+	r, err := NewRunner(Config{Target: srv.URL, Duration: 3 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := r.RunPlan(context.Background(), steadyPlan(5, 3*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := res.OfferedRate(); got < 4.9 || got > 5.1 {
+		t.Errorf("offered %.2f req/s, want 5", got)
+	}
+	if s := res.Summary(); !strings.Contains(s, "(5.0 req/s offered)") {
+		t.Errorf("summary %q does not say 5.0 req/s offered", s)
 	}
 }
