@@ -1018,8 +1018,13 @@ func (r *run) failureOrigins(ctx context.Context) (map[string]standing, error) {
 }
 
 // selected: the record is the replay's source (by header, else by the
-// decoded envelope).
+// decoded envelope). A tombstone (null value: another producer erasing
+// its key) is no event, as the processor reads past it: copied, it got no
+// outcome, and the replay waited for one for good.
 func (r *run) selected(ctx context.Context, rec *kgo.Record) bool {
+	if rec.Value == nil {
+		return false
+	}
 	if s := retry.Get(rec.Headers, retry.HeaderSource); s != "" {
 		return s == r.cfg.Source
 	}
