@@ -82,3 +82,7 @@ func (p *Processor) recordHistory(ctx context.Context, items []*item, now time.T
 }
 
 func origin(it *item) string { return retry.Coordinates(it.rec) }
+
+// position is where it's dedup claim is marked done: its record's
+// coordinates, tagged with Deps.PositionTag when set.
+func position(it *item) string { return cmp.Or(it.pos, origin(it)) }

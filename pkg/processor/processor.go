@@ -75,7 +75,15 @@ type Deps struct {
 	// nothing: there an event whose state was written by an attempt that
 	// failed afterwards applies again when retried.
 	FillReplay string
-	Log        *slog.Logger
+	// PositionTag, when set, is appended to the position ("<topic>/
+	// <partition>/<offset>@<tag>") each dedup claim is marked done at
+	// (store.Store.ClaimBatchAt). A replay sets it to the run of its id:
+	// replay rm deletes its topic, and the same id run again makes it
+	// anew, offsets from 0, so its copies land where the removed run's
+	// did; a claim done there read as the copy's own lost commit, and
+	// the event was processed again. No spaces.
+	PositionTag string
+	Log         *slog.Logger
 }
 
 // Processor is one instance of the processor group: Config.Workers
@@ -363,6 +371,7 @@ type item struct {
 	tier  time.Duration // the delay of the retry tier next picked (Retried)
 	dedup string
 	lock  string
+	pos   string // the record's position for its dedup claim (see position)
 	src   *source.Source
 	// decided: newest-wins was decided by deliverInOrder, not yet
 	// written; applyDecided writes it.
@@ -478,6 +487,9 @@ func (p *Processor) prepare(ctx context.Context, r *kgo.Record) *item {
 		}
 		it.dedup = "dedup:" + natural
 		it.lock = "lock:" + out.EntityKey
+		if p.d.PositionTag != "" {
+			it.pos = origin(it) + "@" + p.d.PositionTag
+		}
 	case router.IsValidation(err):
 		it.outcome, it.reason = Invalid, err
 	default:
@@ -570,7 +582,7 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 		at = at[:0]
 		for _, k := range pending {
 			if it := byKey[k]; it != nil {
-				at = append(at, origin(it))
+				at = append(at, position(it))
 			} else {
 				at = append(at, store.AtLock)
 			}
@@ -969,7 +981,7 @@ func doneKeys(items []*item, held []string) (keys, at []string, windows []time.D
 			continue
 		}
 		keys = append(keys, it.dedup)
-		at = append(at, origin(it))
+		at = append(at, position(it))
 		w := source.DefaultDedupWindow
 		if it.src != nil {
 			w = it.src.DedupWindow.D()

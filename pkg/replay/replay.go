@@ -371,6 +371,8 @@ type run struct {
 	topic string
 	retry []string
 	sum   *Summary
+	// runTag is fRun: "" for a replay begun before it was kept.
+	runTag string
 }
 
 // progress fields in the Redis hash.
@@ -404,6 +406,11 @@ const (
 	// in the old ones were never processed.
 	fTiers    = "tiers"
 	fComplete = "complete"
+	// fRun names this run of the id, from its first start on (resumes
+	// keep it; replay rm deletes it): the tag of its dedup claims'
+	// positions (processor.Deps.PositionTag). A record without it (a
+	// replay begun before it was kept) tags none.
+	fRun = "run"
 )
 
 func (r *run) params() string {
@@ -452,7 +459,11 @@ func (r *run) run(ctx context.Context) error {
 	if t, ok := prog[fTiers]; ok && t != r.tiers() {
 		return fmt.Errorf("%w: %s: retry tiers %q (was %q: copies waiting in its retry topics would never be processed); give the same --retry-tiers", ErrMismatch, r.cfg.ID, r.tiers(), t)
 	}
-	if err := r.d.Redis.HSet(ctx, r.key, fParams, r.params(), fTo, r.cfg.To.UnixMilli(), fTiers, r.tiers()).Err(); err != nil {
+	r.runTag = prog[fRun]
+	if len(prog) == 0 {
+		r.runTag = strconv.FormatInt(time.Now().UnixNano(), 36)
+	}
+	if err := r.d.Redis.HSet(ctx, r.key, fParams, r.params(), fTo, r.cfg.To.UnixMilli(), fTiers, r.tiers(), fRun, r.runTag).Err(); err != nil {
 		return err
 	}
 	if err := r.ensureTopics(ctx); err != nil {
@@ -1315,6 +1326,9 @@ func (r *run) process(ctx context.Context) error {
 	pdeps := processor.Deps{
 		KafkaOpts: r.d.KafkaOpts, Topics: topics, Sources: r.d.Sources, Router: r.d.Router,
 		Registry: r.d.Registry, Codec: r.d.Codec, Store: r.d.Store, History: r.d.History, Log: r.d.Log,
+		// The topic of a removed run of the id held copies at the same
+		// positions: its done claims are not these copies' own.
+		PositionTag: r.runTag,
 	}
 	if r.cfg.Mode == Fill {
 		pdeps.FillReplay = r.cfg.ID // the copies markApplied marked are duplicates
