@@ -79,7 +79,8 @@ type batchLine struct {
 //
 // Reading can stop early: a streamed body over batch.max_body where it gets
 // there, a body that stops arriving (read timeout, connection reset), past
-// batch.max_lines events, or past batch.max_lines rejected lines. The lines
+// batch.max_lines events, past batch.max_lines rejected lines, or (a
+// streamed body) once ingest drains. The lines
 // before the cut are answered as usual (207, not 200, if some were
 // accepted), the line at the cut and those after it get no result, and
 // error names the first of them: the sender resends from there. With no
@@ -88,9 +89,6 @@ type batchLine struct {
 // batch.max_lines rejected lines the answer is 207 even then (the unread
 // lines may be good). Past batch.max_lines events every line read was
 // accepted or failed, so the usual answers apply.
-// utf8BOM is the UTF-8 byte order mark.
-var utf8BOM = []byte("\ufeff")
-
 func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var name string
@@ -430,6 +428,9 @@ func (s *Server) cutReadOnDrain(w http.ResponseWriter) (stop func()) {
 	}()
 	return func() { close(done); <-exited }
 }
+
+// utf8BOM is the UTF-8 byte order mark.
+var utf8BOM = []byte("\ufeff")
 
 // lineSum is the first line of a batch with an event id, and the SHA-256
 // of its content.
