@@ -54,7 +54,7 @@ func TestClaimReturnsWhatItMayHoldOnError(t *testing.T) {
 	}
 	ctx := context.Background()
 	token := store.NewToken()
-	held, _, err := p.claim(ctx, ctx, items, token, time.Now().Add(time.Second), nil)
+	held, _, err := p.claim(ctx, ctx, items, token, time.Now().Add(time.Second), nil, nil)
 	if err == nil {
 		t.Fatal("claim succeeded through a lost reply")
 	}

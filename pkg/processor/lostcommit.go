@@ -21,7 +21,10 @@ import (
 // the key back (RetakeDone), logs where, counts it (inlet.redelivered) and
 // processes the event again, whichever instance fetched it, before or
 // after a restart. A rewind or an expiry of the group's offsets looks the
-// same, and reprocesses what it covers.
+// same, and reprocesses what it covers. A member paused with the records
+// in hand while another took its partitions and committed them sees the
+// same keys, but the group's committed offsets past its records: it drops
+// them (errSuperseded) rather than redo them.
 
 // spans describes where items' records are for a log: per partition, the
 // first and last offset.

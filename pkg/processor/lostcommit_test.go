@@ -51,7 +51,7 @@ func TestClaimTakesBackTheKeysDoneAtTheSameOffsets(t *testing.T) {
 	back := &item{rec: rec(40), out: &router.Output{EntityKey: "e1"}, dedup: "dedup:s:back", lock: "lock:e1"}
 	dup := &item{rec: rec(57), out: &router.Output{EntityKey: "e2"}, dedup: "dedup:s:dup", lock: "lock:e2"}
 	token := store.NewToken()
-	held, _, err := p.claim(ctx, ctx, []*item{back, dup}, token, time.Now().Add(time.Minute), nil)
+	held, _, err := p.claim(ctx, ctx, []*item{back, dup}, token, time.Now().Add(time.Minute), nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

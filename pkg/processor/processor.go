@@ -117,6 +117,10 @@ type Processor struct {
 	// crashes: once one worker has, no other commits again.
 	crashBeforeCommit func() bool
 	crashed           atomic.Bool
+	// heldBeforeClaim, set by tests, runs between a batch's poll and its
+	// claims: blocking in it stands for a process paused with the batch
+	// in hand (a GC pause, SIGSTOP, a VM frozen) while the group moves on.
+	heldBeforeClaim func()
 }
 
 var errCrashed = errors.New("simulated crash before commit")
@@ -129,6 +133,15 @@ var errStopping = errors.New("the processor is stopping")
 // errRebalance is why a batch gives up waiting for its claims when the
 // consumer group waits on its worker to rebalance.
 var errRebalance = errors.New("a rebalance of the consumer group is waiting on this worker")
+
+// errSuperseded is why a batch is dropped whose records another member
+// processed and committed while this worker held them: their keys are done
+// at the very offsets in hand, as after a lost commit, but the group's
+// committed offsets are past them. Only a member whose partitions moved
+// on without it holds such a batch (paused longer than its session or
+// the group's rebalance wait: a GC pause, SIGSTOP, a frozen VM); its
+// commit would be fenced anyway.
+var errSuperseded = errors.New("another member committed its records while this worker held them (its group session lapsed: paused longer than the group waits)")
 
 // newPartitionsWithin bounds how long partitions added to the raw or retry
 // topics wait before the group consumes them (see New).
@@ -546,7 +559,11 @@ func checkBusinessTime(src *source.Source, env *envelope.Envelope, out *router.O
 // sent is when the round trip that took the keys was sent: the entity
 // locks' lease runs from a moment after it (Redis's), so counting from it
 // never trusts a lock Redis has already let go when an answer was slow.
-func (p *Processor) claim(ctx, stop context.Context, items []*item, token string, deadline time.Time, rebalance <-chan struct{}) (claimed []string, sent time.Time, err error) {
+//
+// committedPast (nil: not asked) tells whether the group's committed
+// offsets are past records that came back done at their own offsets; see
+// errSuperseded.
+func (p *Processor) claim(ctx, stop context.Context, items []*item, token string, deadline time.Time, rebalance <-chan struct{}, committedPast func(context.Context, []*item) (bool, error)) (claimed []string, sent time.Time, err error) {
 	// Sized for the batch: growing these maps showed in allocation profiles.
 	seen := make(map[string]bool, len(items))
 	locks := make(map[string]bool, len(items))
@@ -626,6 +643,18 @@ func (p *Processor) claim(ctx, stop context.Context, items []*item, token string
 					}
 				case store.ClaimBusy:
 					held = append(held, k)
+				}
+			}
+			if len(back) > 0 && committedPast != nil {
+				// A lost commit leaves the group's offsets short of its
+				// records; past them, this batch is stale (see
+				// errSuperseded), and nothing of it is retaken.
+				past, cerr := committedPast(ctx, back)
+				if cerr == nil && past {
+					return acquired, sent, fmt.Errorf("%w (%s)", errSuperseded, spans(back))
+				}
+				if cerr != nil {
+					p.log.Debug("group offsets unread; taking the records for a lost commit", "error", cerr)
 				}
 			}
 			if len(back) > 0 {

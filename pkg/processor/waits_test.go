@@ -133,7 +133,7 @@ func TestClaimWaitEnds(t *testing.T) {
 	var held []string
 	go func() {
 		var err error
-		held, _, err = p.claim(ctx, ctx, items, store.NewToken(), time.Now().Add(time.Minute), nil)
+		held, _, err = p.claim(ctx, ctx, items, store.NewToken(), time.Now().Add(time.Minute), nil, nil)
 		done <- err
 	}()
 	testenv.Eventually(t, 10*time.Second, "claim waiting for Redis", func() bool {
@@ -175,22 +175,22 @@ func TestGivingUpSaysWhy(t *testing.T) {
 	if _, err := st.ClaimBatch(ctx, []string{"lock:e1"}, store.NewToken()); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err := p.claim(ctx, stopped, items(), store.NewToken(), far, nil)
+	_, _, err := p.claim(ctx, stopped, items(), store.NewToken(), far, nil, nil)
 	if !errors.Is(err, errStopping) || !strings.Contains(err.Error(), "1 claims or entity locks held by another member") || strings.Contains(err.Error(), "deadline") {
 		t.Fatalf("stopping with a lock held elsewhere: %v", err)
 	}
-	_, _, err = p.claim(ctx, ctx, items(), store.NewToken(), time.Now(), nil)
+	_, _, err = p.claim(ctx, ctx, items(), store.NewToken(), time.Now(), nil, nil)
 	if errors.Is(err, errStopping) || !strings.Contains(err.Error(), "batch deadline") || !strings.Contains(err.Error(), "held by another member") {
 		t.Fatalf("past the deadline with a lock held elsewhere: %v", err)
 	}
 
 	// Redis down.
 	m.Close()
-	_, _, err = p.claim(ctx, stopped, items(), store.NewToken(), far, nil)
+	_, _, err = p.claim(ctx, stopped, items(), store.NewToken(), far, nil, nil)
 	if !errors.Is(err, errStopping) || !store.IsUnavailable(err) || !strings.Contains(err.Error(), "while waiting for redis unavailable") || strings.Contains(err.Error(), "deadline") {
 		t.Fatalf("stopping with Redis down: %v", err)
 	}
-	_, _, err = p.claim(ctx, ctx, items(), store.NewToken(), time.Now(), nil)
+	_, _, err = p.claim(ctx, ctx, items(), store.NewToken(), time.Now(), nil, nil)
 	if errors.Is(err, errStopping) || !strings.Contains(err.Error(), "batch deadline") || !strings.Contains(err.Error(), "redis unavailable") {
 		t.Fatalf("past the deadline with Redis down: %v", err)
 	}

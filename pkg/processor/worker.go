@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -254,6 +255,24 @@ func (w *worker) renewSession(ctx context.Context, cause error) error {
 	return nil
 }
 
+// committedPast tells whether the group's committed offset of any of
+// items' partitions is past the item's record there (see errSuperseded).
+// Committed offsets only: a transaction pending elsewhere in the group
+// neither counts nor holds the answer.
+func (w *worker) committedPast(ctx context.Context, items []*item) (bool, error) {
+	offs, err := kadm.NewClient(w.sess.Client()).FetchOffsets(ctx, w.p.cfg.Group)
+	if err != nil {
+		return false, err
+	}
+	for _, it := range items {
+		o, ok := offs.Lookup(it.rec.Topic, it.rec.Partition)
+		if ok && o.Err == nil && o.At > it.rec.Offset {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // fence sends InitProducerID with the worker's transactional id now, not
 // at its first transaction's Begin, which comes after a poll: it aborts a
 // transaction a previous session (or a crashed process with this instance
@@ -290,7 +309,10 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	if err := p.awaitRegistry(ctx, stop, items, deadline); err != nil {
 		return w.abandon(ctx, stop, items, nil, token, err)
 	}
-	claimed, claimSent, err := p.claim(ctx, stop, items, token, deadline, w.blocked)
+	if p.heldBeforeClaim != nil {
+		p.heldBeforeClaim()
+	}
+	claimed, claimSent, err := p.claim(ctx, stop, items, token, deadline, w.blocked, w.committedPast)
 	if err != nil {
 		return w.abandon(ctx, stop, items, claimed, token, err)
 	}
@@ -762,10 +784,12 @@ func (w *worker) abandon(ctx, stop context.Context, items []*item, claimed []str
 	case errors.Is(why, errRebalance):
 		// Contention meeting a rebalance: expected, not a warning.
 		msg, log = "batch abandoned before writing to let the consumer group rebalance; it will be redelivered", w.p.log.Info
+	case errors.Is(why, errSuperseded):
+		msg = "batch dropped before writing: another member committed its records while this worker held them (its group session lapsed: paused longer than the group waits)"
 	}
 	log(msg, "records", len(items), "error", why)
 	err := w.abort(ctx, stop, items, claimed, token)
-	if errors.Is(why, errStopping) || errors.Is(why, errRebalance) || time.Since(w.batchStart) >= w.p.cfg.BackoffMax {
+	if errors.Is(why, errStopping) || errors.Is(why, errRebalance) || errors.Is(why, errSuperseded) || time.Since(w.batchStart) >= w.p.cfg.BackoffMax {
 		w.quickAbandons = 0 // it waited already, or must not
 		return err
 	}
