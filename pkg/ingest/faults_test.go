@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"github.com/twmb/franz-go/pkg/sr"
 
@@ -356,4 +357,32 @@ func TestReadinessProbeLogQuotesNoRegistryCredential(t *testing.T) {
 	if out := logs.String(); strings.Contains(out, token) || !strings.Contains(out, "HTTP 401") {
 		t.Errorf("want the refusal logged by its status, without the registry's answer:\n%s", out)
 	}
+}
+
+// TestReadyzSaysTheRawTopicIsMissing: with the raw topic deleted (a dev
+// cluster's data wiped, a topic removed by hand) Kafka still answers, and
+// /readyz said ready while every webhook was answered 503; it now says the
+// topic is missing and how to get it back.
+func TestReadyzSaysTheRawTopicIsMissing(t *testing.T) {
+	env := testenv.Embedded(t)
+	h := newHarness(t, env, nil)
+	resps, err := kadm.NewClient(env.Client(t)).DeleteTopics(context.Background(), h.topics.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resps.Error(); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "readyz to say the raw topic is missing", func() bool {
+		resp, err := http.Get(h.url + "/readyz")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		var body map[string]string
+		if json.NewDecoder(resp.Body).Decode(&body) != nil {
+			return false
+		}
+		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body["status"], h.topics.Raw+" missing")
+	})
 }

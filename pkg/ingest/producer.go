@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inletdev/inlet/pkg/kafka"
 )
@@ -101,6 +103,27 @@ func (p Producers) Flush(ctx context.Context) error {
 // asks for all.
 func (p Producers) Ping(ctx context.Context) error {
 	return p[0].Ping(ctx)
+}
+
+// TopicExists asks Kafka for topic's metadata, without creating it: an
+// error wrapping kerr.UnknownTopicOrPartition when Kafka answers that it
+// has no such topic.
+func (p Producers) TopicExists(ctx context.Context, topic string) error {
+	req := kmsg.NewPtrMetadataRequest()
+	t := kmsg.NewMetadataRequestTopic()
+	t.Topic = kmsg.StringPtr(topic)
+	req.Topics = append(req.Topics, t)
+	req.AllowAutoTopicCreation = false
+	resp, err := req.RequestWith(ctx, p[0])
+	if err != nil {
+		return err
+	}
+	for _, rt := range resp.Topics {
+		if err := kerr.ErrorForCode(rt.ErrorCode); err != nil {
+			return fmt.Errorf("topic %s: %w", topic, err)
+		}
+	}
+	return nil
 }
 
 // keyHash is franz-go's default partitioner, used for the Kafka (murmur2)

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/sr"
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/propagation"
@@ -379,6 +380,15 @@ func (s *Server) probe(interval time.Duration) {
 		defer cancel()
 		err := s.kafka.Ping(ctx)
 		what := "kafka unreachable"
+		if err == nil {
+			if err = s.kafka.TopicExists(ctx, s.topic); errors.Is(err, kerr.UnknownTopicOrPartition) {
+				// Kafka answers but the raw topic is gone (deleted, or a
+				// dev cluster's data wiped): every webhook would be a 503
+				// while /readyz said ready. Topics are made at start.
+				what = "raw topic " + s.topic + " missing: restart ingest to create it"
+				err = fmt.Errorf("kafka has no topic %s (deleted, or the cluster's data wiped?); ingest creates its topics at start: restart it: %w", s.topic, err)
+			}
+		}
 		if err == nil && s.sr != nil {
 			// GET /config: cheap on every registry implementation.
 			if res := s.sr.Compatibility(ctx); len(res) > 0 {
