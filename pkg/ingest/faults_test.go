@@ -173,17 +173,24 @@ func TestReadyzNamesWhatIsUnreachable(t *testing.T) {
 	}
 	h := newHarnessDeps(t, testenv.Embedded(t), testSources, nil, func(d *Deps) { d.SR = cl })
 	testenv.Eventually(t, 10*time.Second, "readyz to say the registry is unreachable", func() bool {
-		resp, err := http.Get(h.url + "/readyz")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var body map[string]string
-		if json.NewDecoder(resp.Body).Decode(&body) != nil {
-			return false
-		}
-		return resp.StatusCode == http.StatusServiceUnavailable && body["status"] == "schema registry unreachable"
+		code, status := readyz(h.url)
+		return code == http.StatusServiceUnavailable && status == "schema registry unreachable"
 	})
+}
+
+// readyz is the status code and status of url's /readyz (0 and "" when it
+// did not answer JSON).
+func readyz(url string) (int, string) {
+	resp, err := http.Get(url + "/readyz")
+	if err != nil {
+		return 0, ""
+	}
+	defer resp.Body.Close()
+	var body map[string]string
+	if json.NewDecoder(resp.Body).Decode(&body) != nil {
+		return 0, ""
+	}
+	return resp.StatusCode, body["status"]
 }
 
 // holdProduces makes env's broker hold every produce request until free is
@@ -374,15 +381,7 @@ func TestReadyzSaysTheRawTopicIsMissing(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 10*time.Second, "readyz to say the raw topic is missing", func() bool {
-		resp, err := http.Get(h.url + "/readyz")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		var body map[string]string
-		if json.NewDecoder(resp.Body).Decode(&body) != nil {
-			return false
-		}
-		return resp.StatusCode == http.StatusServiceUnavailable && strings.Contains(body["status"], h.topics.Raw+" missing")
+		code, status := readyz(h.url)
+		return code == http.StatusServiceUnavailable && strings.Contains(status, h.topics.Raw+" missing")
 	})
 }
