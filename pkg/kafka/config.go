@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -142,6 +144,11 @@ func (c *Config) Validate() error {
 	if len(c.Brokers) == 0 {
 		errs = append(errs, errors.New("kafka: no brokers: set -kafka-brokers (INLET_KAFKA_BROKERS)"))
 	}
+	for _, b := range c.Brokers {
+		if why := badBroker(b); why != "" {
+			errs = append(errs, fmt.Errorf("kafka: -kafka-brokers (INLET_KAFKA_BROKERS) %q: %s; want host:port, such as kafka-1:9092", b, why))
+		}
+	}
 	if c.TopicPrefix == "" {
 		errs = append(errs, errors.New("kafka: -topic-prefix (INLET_TOPIC_PREFIX) is empty"))
 	}
@@ -166,6 +173,54 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("kafka: TLS cert and key must be given together (-kafka-tls-cert and -kafka-tls-key, INLET_KAFKA_TLS_CERT and INLET_KAFKA_TLS_KEY)"))
 	}
 	return errors.Join(errs...)
+}
+
+// badBroker says why the client could never dial the broker address b, or
+// "" when it could: host, host:port, [ipv6]:port, [ipv6] or a bare IPv6
+// address, as the client reads them (no port: 9092). The client takes
+// anything else for a host, or fails to start, and either way a start
+// waited on it for good as on a Kafka outage.
+func badBroker(b string) string {
+	if strings.Contains(b, "://") {
+		return "a URL (a listener's PLAINTEXT:// or SASL_SSL://?), not an address (TLS is -kafka-tls)"
+	}
+	port := ""
+	switch {
+	case strings.HasPrefix(b, "["):
+		end := strings.IndexByte(b, ']')
+		if end < 0 {
+			return "no ] after the IPv6 address"
+		}
+		port = b[end+1:]
+		if port != "" {
+			if port[0] != ':' {
+				return "not :port after the ]"
+			}
+			port = port[1:]
+			if port == "" {
+				return "no port after the colon"
+			}
+		}
+	case strings.Count(b, ":") == 1:
+		_, port, _ = strings.Cut(b, ":")
+		if port == "" {
+			return "no port after the colon"
+		}
+	case strings.Contains(b, ":") && !isAddr(b):
+		return "more than one colon, and not an IPv6 address (write [address]:port)"
+	}
+	if port != "" {
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			return "port " + strconv.Quote(port) + " is not a number from 1 to 65535"
+		}
+	}
+	return ""
+}
+
+// isAddr reports whether s is an IP address (an IPv6 one with a zone too).
+func isAddr(s string) bool {
+	_, err := netip.ParseAddr(s)
+	return err == nil
 }
 
 // ClientOpts returns the connection options shared by every client: brokers,

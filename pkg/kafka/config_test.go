@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -304,5 +305,35 @@ func TestClientOptsLimitsRepeatedWarnings(t *testing.T) {
 	}
 	if strings.Contains(out, "transaction begun") || !strings.Contains(out, "component=kafka") {
 		t.Errorf("info passed or the component is not named:\n%s", out)
+	}
+}
+
+// TestValidateBrokerAddresses: a broker address the client cannot dial
+// whatever the network does (a URL such as a listener's PLAINTEXT://,
+// a port that is not a number or out of range) is refused naming it;
+// --check-config passed them, and a start waited on them for good as
+// "kafka unavailable". The forms the client takes are accepted.
+func TestValidateBrokerAddresses(t *testing.T) {
+	good := Config{TopicPrefix: "inlet", Partitions: 6, ReplicationFactor: -1}
+	for _, b := range []string{"kafka-1:9092", "kafka-1", "10.0.0.1:9093", "[2001:db8::1]:9092", "[2001:db8::1]", "::1", "fe80::1%eth0", "kafka:65535", ":9092"} {
+		cfg := good
+		cfg.Brokers = []string{b}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%q: %v", b, err)
+		}
+	}
+	for _, b := range []string{"PLAINTEXT://kafka:9092", "http://kafka:9092", "kafka:abc", "kafka:99999", "kafka:0", "kafka:-1", "kafka:", "kafka:9092:1", "[2001:db8::1]:x", "[2001:db8::1"} {
+		cfg := good
+		cfg.Brokers = []string{"kafka-1:9092", b}
+		err := cfg.Validate()
+		if err == nil {
+			t.Errorf("%q: accepted", b)
+			continue
+		}
+		for _, w := range []string{"-kafka-brokers (INLET_KAFKA_BROKERS)", strconv.Quote(b)} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%q: %v, want an error mentioning %s", b, err, w)
+			}
+		}
 	}
 }
