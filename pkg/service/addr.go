@@ -3,6 +3,7 @@ package service
 import (
 	"fmt"
 	"net"
+	"strings"
 )
 
 // CheckAddr refuses a listen address net.Listen would refuse for its form
@@ -29,4 +30,37 @@ func Listen(flag, env, addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("-%s (%s): %w", flag, env, err)
 	}
 	return ln, nil
+}
+
+// Addr is a listen address and the flag and variable that set it.
+type Addr struct{ Flag, Env, Addr string }
+
+// CheckAddrsApart refuses two listen addresses of one process on the same
+// port where both cannot bind: the same host, or either on every address
+// (":8080", "0.0.0.0:8080", "[::]:8080"). Passed with the rest of the
+// configuration, the second listener failed the start, "address already
+// in use" read as another process holding the port. Port 0 picks a free
+// one each; host names are not resolved (the check needs no network).
+// Call it after CheckAddr on both.
+func CheckAddrsApart(a, b Addr) error {
+	ha, pa, errA := net.SplitHostPort(a.Addr)
+	hb, pb, errB := net.SplitHostPort(b.Addr)
+	if errA != nil || errB != nil {
+		return nil // CheckAddr's to report
+	}
+	na, errA := net.LookupPort("tcp", pa)
+	nb, errB := net.LookupPort("tcp", pb)
+	if errA != nil || errB != nil || na == 0 || na != nb {
+		return nil
+	}
+	if !strings.EqualFold(ha, hb) && !anyHost(ha) && !anyHost(hb) {
+		return nil
+	}
+	return fmt.Errorf("-%s (%s) %q and -%s (%s) %q: both on port %d: give them different ports", a.Flag, a.Env, a.Addr, b.Flag, b.Env, b.Addr, na)
+}
+
+// anyHost reports whether a listen address's host is every address.
+func anyHost(h string) bool {
+	ip := net.ParseIP(h)
+	return h == "" || (ip != nil && ip.IsUnspecified())
 }

@@ -96,6 +96,10 @@ func run(args []string, stderr io.Writer) error {
 	if err := errors.Join(service.CheckAddr("ingest-addr", "INLET_INGEST_ADDR", icfg.Addr), service.CheckAddr("admin-addr", "INLET_ADMIN_ADDR", adminAddr)); err != nil {
 		return err
 	}
+	if err := service.CheckAddrsApart(service.Addr{Flag: "ingest-addr", Env: "INLET_INGEST_ADDR", Addr: icfg.Addr},
+		service.Addr{Flag: "admin-addr", Env: "INLET_ADMIN_ADDR", Addr: adminAddr}); err != nil {
+		return err
+	}
 	if checkOnly {
 		fmt.Printf("configuration ok: %d sources\n", len(sources.Sources))
 		return nil

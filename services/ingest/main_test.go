@@ -66,6 +66,33 @@ func TestCheckConfigListenAddrs(t *testing.T) {
 	}
 }
 
+// TestCheckConfigListenAddrsApart: -ingest-addr and -admin-addr on one
+// port (the same host, or either on every address) fail --check-config
+// naming both; it passed, and the start failed binding the second.
+func TestCheckConfigListenAddrsApart(t *testing.T) {
+	setSourceSecrets(t)
+	for _, c := range []struct {
+		ingest, admin string
+		refused       bool
+	}{
+		{"127.0.0.1:18080", "127.0.0.1:18080", true},
+		{":18080", "127.0.0.1:18080", true},
+		{"127.0.0.1:18080", "0.0.0.0:18080", true},
+		{"[::]:18080", ":18080", true},
+		{"127.0.0.1:0", "127.0.0.1:0", false}, // each its own port
+		{"127.0.0.1:18080", "127.0.0.2:18080", false},
+		{"127.0.0.1:18080", "127.0.0.1:18081", false},
+	} {
+		err := run([]string{"-check-config", "-sources", exampleSources, "-ingest-addr", c.ingest, "-admin-addr", c.admin}, io.Discard)
+		switch {
+		case !c.refused && err != nil:
+			t.Errorf("-ingest-addr %s -admin-addr %s: %v", c.ingest, c.admin, err)
+		case c.refused && (err == nil || !strings.Contains(err.Error(), "-ingest-addr (INLET_INGEST_ADDR)") || !strings.Contains(err.Error(), "-admin-addr (INLET_ADMIN_ADDR)")):
+			t.Errorf("-ingest-addr %s -admin-addr %s: %v, want refused naming both", c.ingest, c.admin, err)
+		}
+	}
+}
+
 // TestCheckConfigNamesTheFlags: settings ingest refuses are named by
 // flag and variable: a missing sources file (with its path), retry tiers
 // that cannot work, a registry URL that is not http(s), a log level.
