@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -223,6 +224,35 @@ func (o *RedisOptions) setPassword(p string) {
 // An error names the setting and what is wrong, never quoting the URL: it
 // may hold a password.
 func ParseRedisURL(s string) (*RedisOptions, error) {
+	o, err := parseRedisURL(s)
+	if err != nil {
+		return nil, err
+	}
+	// The parsers take any number for a port; the dial then failed, and
+	// the processor waited on Redis for good as on an outage.
+	var addrs []string
+	switch o.Kind {
+	case RedisSentinel:
+		addrs = o.Failover.SentinelAddrs
+	case RedisCluster:
+		addrs = o.Cluster.Addrs
+	default:
+		if o.Server.Network != "unix" {
+			addrs = []string{o.Server.Addr}
+		}
+	}
+	for _, a := range addrs {
+		// Not shown: a port may be a password that lost its @.
+		if _, p, err := net.SplitHostPort(a); err == nil {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("-redis-url (INLET_REDIS_URL): a port that is not a number from 1 to 65535 (the value is not shown: it may hold a password)")
+			}
+		}
+	}
+	return o, nil
+}
+
+func parseRedisURL(s string) (*RedisOptions, error) {
 	scheme, _, _ := strings.Cut(s, "://")
 	switch strings.ToLower(scheme) {
 	case "redis+sentinel", "rediss+sentinel":

@@ -101,6 +101,37 @@ func TestParseRedisURL(t *testing.T) {
 	})
 }
 
+// TestRedisURLPortRange: a port no connection can use (0, above 65535),
+// in any form, is refused naming INLET_REDIS_URL and never showing the
+// URL (a port may be a password that lost its @); it passed
+// --check-config, and the processor started and waited on Redis for good
+// as on an outage.
+func TestRedisURLPortRange(t *testing.T) {
+	for _, u := range []string{
+		"redis://:s3cr3t@redis.internal:99999/0",
+		"rediss://redis.internal:0",
+		"redis+sentinel://:s3cr3t@s1:26379,s2:263790/m",
+		"redis+sentinel://s1:26379/m?addr=s3:70000",
+		"redis+cluster://:s3cr3t@n1:6379,n2:65536",
+	} {
+		_, err := ParseRedisURL(u)
+		if err == nil || !strings.Contains(err.Error(), "INLET_REDIS_URL") || !strings.Contains(err.Error(), "1 to 65535") {
+			t.Errorf("%s: %v, want refused naming INLET_REDIS_URL and the port range", u, err)
+			continue
+		}
+		for _, shown := range []string{"s3cr3t", "99999", "263790", "70000", "65536", "redis.internal"} {
+			if strings.Contains(err.Error(), shown) {
+				t.Errorf("%s: the error shows %q: %v", u, shown, err)
+			}
+		}
+	}
+	for _, u := range []string{"redis://redis.internal:65535/0", "redis://redis.internal", "redis+cluster://n1:1"} {
+		if _, err := ParseRedisURL(u); err != nil {
+			t.Errorf("%s: %v", u, err)
+		}
+	}
+}
+
 // TestRedisHAURLsNeverQuoteTheURL: a mistyped Sentinel or Cluster URL is
 // refused without printing its password, whichever part the mistake is
 // in.

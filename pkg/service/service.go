@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -108,6 +109,13 @@ func (c *RegistryConfig) Client() (*registry.Client, error) {
 			return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) %s has a user or password written into it (not shown): "+
 				"give the user with -schema-registry-user (INLET_SCHEMA_REGISTRY_USER) and the password with INLET_SCHEMA_REGISTRY_PASSWORD "+
 				"or INLET_SCHEMA_REGISTRY_PASSWORD_FILE; secrets come only from the environment or files, and a URL is logged", ShownURL(raw))
+		}
+		// url.Parse takes any number for a port: the start then waited
+		// on it as on a registry outage.
+		if p := u.Port(); p != "" {
+			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+				return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) %s: the port is not a number from 1 to 65535", ShownURL(raw))
+			}
 		}
 		// A query or fragment (an api_key=…) is quoted whole by the
 		// registry client's errors: at start, at runtime, in inletctl

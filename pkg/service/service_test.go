@@ -173,7 +173,14 @@ func TestRegistryURLScheme(t *testing.T) {
 			t.Errorf("%v: the error shows a credential: %v", c.urls, err)
 		}
 	}
-	for _, urls := range [][]string{{"http://127.0.0.1:8081"}, {"https://sr.example.com/api/sr", "HTTP://sr-b:8081"}} {
+	// A port out of range: retried at start as if the registry were down.
+	for _, urls := range [][]string{{"http://sr:99999"}, {"http://sr-a:8081", "https://sr-b:0"}} {
+		_, err := (&RegistryConfig{URLs: urls}).Client()
+		if err == nil || !strings.Contains(err.Error(), "-schema-registry-url (INLET_SCHEMA_REGISTRY_URL)") || !strings.Contains(err.Error(), "1 to 65535") {
+			t.Errorf("%v: %v, want refused naming the flag and the port range", urls, err)
+		}
+	}
+	for _, urls := range [][]string{{"http://127.0.0.1:8081"}, {"https://sr.example.com/api/sr", "HTTP://sr-b:8081"}, {"http://sr:65535"}} {
 		if _, err := (&RegistryConfig{URLs: urls}).Client(); err != nil {
 			t.Errorf("%v: %v", urls, err)
 		}
