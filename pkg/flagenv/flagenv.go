@@ -107,7 +107,12 @@ func (s *Set) lookup(env string, parse func(string) error) {
 		return
 	}
 	if v, ok := os.LookupEnv(env); ok {
-		if err := parse(v); err != nil {
+		switch err := parse(v); {
+		case err != nil && v == "":
+			// Said outright: "invalid duration <value>" hid that there
+			// was nothing to see (a template's missing value).
+			s.errs = append(s.errs, fmt.Errorf("environment variable %s is set but empty: unset it for the default, or give a value", env))
+		case err != nil:
 			s.errs = append(s.errs, fmt.Errorf("environment variable %s: %w", env, errorWithout(err, v)))
 		}
 	}

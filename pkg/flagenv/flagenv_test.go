@@ -66,6 +66,32 @@ func TestMalformedEnvKeepsDefault(t *testing.T) {
 	}
 }
 
+// TestEmptyEnvSaysEmpty: a duration, number or switch variable set to
+// nothing (a template's missing value) fails Parse saying it is empty;
+// the error read "time: invalid duration <value>" or "Atoi: invalid
+// syntax", as for a mistyped value nobody could see.
+func TestEmptyEnvSaysEmpty(t *testing.T) {
+	t.Setenv("T_WAIT", "")
+	t.Setenv("T_N", "")
+	t.Setenv("T_ON", "")
+	s := New("t")
+	var wait time.Duration
+	var n int
+	var on bool
+	s.Duration(&wait, "wait", "T_WAIT", time.Minute, "")
+	s.Int(&n, "n", "T_N", 2, "")
+	s.Bool(&on, "on", "T_ON", false, "")
+	err := s.Parse(nil)
+	for _, env := range []string{"T_WAIT", "T_N", "T_ON"} {
+		if err == nil || !strings.Contains(err.Error(), "environment variable "+env+" is set but empty") {
+			t.Errorf("err = %v, want one saying %s is empty", err, env)
+		}
+	}
+	if err != nil && strings.Contains(err.Error(), "<value>") {
+		t.Errorf("err = %v, want no <value> for an empty one", err)
+	}
+}
+
 // TestDefaultsIgnoresEnv: a Set from Defaults holds the built-in defaults
 // whatever the environment says, well-formed or not.
 func TestDefaultsIgnoresEnv(t *testing.T) {
