@@ -215,7 +215,8 @@ func ShownURL(s string) string {
 // from the moment it listens: while the service starts (topics, the schema
 // registry) /healthz is 200, the process is alive and should not be
 // restarted, and /readyz (and any other path it is mounted on) is 503
-// saying what the start waits on. Once Serve is called, every request is
+// saying what the start waits on (in "status", and in "error" on paths
+// other than /readyz). Once Serve is called, every request is
 // the handler's.
 type StartProbes struct {
 	status  atomic.Pointer[string]
@@ -241,7 +242,14 @@ func (p *StartProbes) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s := p.status.Load(); s != nil {
 		status = *s
 	}
-	writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": status})
+	body := map[string]string{"status": status}
+	if r.URL.Path != "/readyz" {
+		// Every other answer on the listener says why in "error", which
+		// is what inletctl and scripts read: without it inletctl trace
+		// said only "503 Service Unavailable: ".
+		body["error"] = "not started yet: " + status
+	}
+	writeJSON(w, http.StatusServiceUnavailable, body)
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/history"
+	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -359,5 +360,21 @@ func TestTraceTableShowsDecisions(t *testing.T) {
 	if len(lines) != 3 || !strings.HasSuffix(lines[0], "DETAIL") || !strings.Contains(lines[1], "sink answered 503") ||
 		!strings.Contains(lines[2], "discarded") || !strings.HasSuffix(lines[2], "by alice: order cancelled") {
 		t.Errorf("timeline:\n%s\nwant the decision with who and why under DETAIL", out.String())
+	}
+}
+
+// TestTraceWhileProcessorStarts: while the processor waits at start (on
+// Kafka, the schema registry), its admin listener answers every path with
+// 503; trace said only "admin API: 503 Service Unavailable: " (the
+// answer's "status" is no "error"), not what the processor waits on.
+func TestTraceWhileProcessorStarts(t *testing.T) {
+	const waiting = "waiting on Kafka (kafka-0:9092): creating or finding the topics inlet.raw and the others"
+	p := &service.StartProbes{}
+	p.Waiting(waiting)
+	srv := httptest.NewServer(p)
+	defer srv.Close()
+	_, err := fetchTrace(context.Background(), srv.URL, "abc")
+	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(err.Error(), waiting) {
+		t.Fatalf("%v, want the 503 saying what the start waits on", err)
 	}
 }
