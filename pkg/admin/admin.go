@@ -213,7 +213,37 @@ const ErrTextNoHistoryStore = "no history store configured"
 func (a *API) Enabled() bool { return a.read != nil || a.write != nil }
 
 // ServeHTTP routes /v1/… requests.
-func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.mux.ServeHTTP(w, r) }
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := a.mux.Handler(r); pattern == "" {
+		noRoute(w, r, a.mux)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// noRoute answers a request no route takes as every other error is
+// answered, in JSON ("error"): ServeMux's own 404 and 405 are plain text,
+// which neither inletctl nor a script reading .error can read. A path a
+// route takes with another method is 405 with Allow, as ServeMux says it.
+func noRoute(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		other := r.Clone(r.Context())
+		other.Method = m
+		if _, pattern := mux.Handler(other); pattern != "" {
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method " + r.Method + " not allowed on " + r.URL.Path + ": use " + strings.Join(allow, ", ")})
+		return
+	}
+	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no admin API route " + r.URL.Path + " (routes: /v1/dlq, /v1/invalid, /v1/depth, /v1/trace/{id})"})
+}
 
 // Register mounts the API's routes on mux (under /v1/).
 func (a *API) Register(mux *http.ServeMux) { mux.Handle("/v1/", a) }

@@ -1,0 +1,50 @@
+package admin
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+)
+
+// TestNoRouteAnswersJSON: a path or method the API has no route for is
+// answered as every other error is, JSON with "error" (405 with Allow);
+// ServeMux's own answers were plain text, which a script reading .error
+// or inletctl could not.
+func TestNoRouteAnswersJSON(t *testing.T) {
+	srv := newServer(t, newFake(), Tokens{Read: "r-token", Write: "w-token"})
+	for _, c := range []struct {
+		method, path string
+		code         int
+		allow        string
+	}{
+		{"DELETE", "/v1/dlq", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"OPTIONS", "/v1/depth", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"TRACE", "/v1/invalid/inlet.invalid/0/0", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"PUT", "/v1/trace/abc", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"TRACE", "/v1/dlq/requeue", http.StatusMethodNotAllowed, "GET, HEAD, POST"},
+		{"POST", "/v1/depth", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{"GET", "/v1/nope", http.StatusNotFound, ""},
+		{"GET", "/v1/queues", http.StatusNotFound, ""},
+		{"POST", "/v1/dlq/requeue-all", http.StatusMethodNotAllowed, "GET, HEAD"}, // an id, to GET
+	} {
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, strings.NewReader("{}"))
+		req.Header.Set("Authorization", "Bearer w-token")
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var m map[string]any
+		var msg string
+		if err := json.Unmarshal(b, &m); err == nil {
+			msg, _ = m["error"].(string)
+		}
+		if resp.StatusCode != c.code || resp.Header.Get("Allow") != c.allow || resp.Header.Get("Content-Type") != "application/json" || msg == "" {
+			t.Errorf("%s %s: %d Allow %q %s %q, want %d Allow %q with a JSON error", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"),
+				resp.Header.Get("Content-Type"), b, c.code, c.allow)
+		}
+	}
+}
