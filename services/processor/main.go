@@ -349,7 +349,10 @@ func adminMux(draining *atomic.Bool, waiting func() []processor.Wait, tel *telem
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.Handler())
 	api.Register(mux) // /v1/: DLQ, invalid, depth, trace — bearer tokens
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, `{"status":"ok"}`) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json") // else sniffed as text/plain
+		fmt.Fprintln(w, `{"status":"ok"}`)
+	})
 	mux.HandleFunc("GET /readyz", readyz(draining, waiting))
 	return mux
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,9 +16,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/service/servicetest"
+	"github.com/inletdev/inlet/pkg/telemetry"
 )
 
 // TestCheckConfig: --check-config reads every setting a start reads, so a
@@ -259,5 +262,22 @@ func TestCheckConfigRefusesStrayArguments(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want an error saying %q", c.args, err, c.want)
 		}
+	}
+}
+
+// TestHealthzIsJSON: the processor's /healthz answers JSON as its /readyz
+// and ingest's /healthz do; it was sniffed as text/plain.
+func TestHealthzIsJSON(t *testing.T) {
+	tel, err := telemetry.New(context.Background(), "inlet-processor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, _ := admin.New(admin.Tokens{}, admin.Deps{})
+	var draining atomic.Bool
+	rec := httptest.NewRecorder()
+	adminMux(&draining, func() []processor.Wait { return nil }, tel, api).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+	var body map[string]string
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || rec.Code != http.StatusOK || body["status"] != "ok" || rec.Header().Get("Content-Type") != "application/json" {
+		t.Fatalf("%d %q %s (%v), want 200 application/json {\"status\":\"ok\"}", rec.Code, rec.Header().Get("Content-Type"), rec.Body, err)
 	}
 }
