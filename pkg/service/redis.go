@@ -172,6 +172,22 @@ func (o *RedisOptions) TLS() bool {
 	return o.Server.TLSConfig != nil
 }
 
+// Seeds are the TCP addresses the URL names: the server's, the
+// sentinels' or the cluster nodes' given (a Sentinel's master and a
+// cluster's other nodes are found, not configured); none for a socket.
+func (o *RedisOptions) Seeds() []string {
+	switch o.Kind {
+	case RedisSentinel:
+		return o.Failover.SentinelAddrs
+	case RedisCluster:
+		return o.Cluster.Addrs
+	}
+	if o.Server.Network == "unix" {
+		return nil
+	}
+	return []string{o.Server.Addr}
+}
+
 // readTimeout is how long the client waits for a reply: go-redis's
 // default of 3 s unless the URL's read_timeout says otherwise; 0 for
 // none.
@@ -230,18 +246,7 @@ func ParseRedisURL(s string) (*RedisOptions, error) {
 	}
 	// The parsers take any number for a port; the dial then failed, and
 	// the processor waited on Redis for good as on an outage.
-	var addrs []string
-	switch o.Kind {
-	case RedisSentinel:
-		addrs = o.Failover.SentinelAddrs
-	case RedisCluster:
-		addrs = o.Cluster.Addrs
-	default:
-		if o.Server.Network != "unix" {
-			addrs = []string{o.Server.Addr}
-		}
-	}
-	for _, a := range addrs {
+	for _, a := range o.Seeds() {
 		// Not shown: a port may be a password that lost its @.
 		if _, p, err := net.SplitHostPort(a); err == nil {
 			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {

@@ -80,16 +80,7 @@ func withRedisHint(err error, ropt *service.RedisOptions) error {
 		return err
 	}
 	addr := op.Addr.String()
-	var seeds []string // a Sentinel's master and a cluster's other nodes are found, not configured
-	switch ropt.Kind {
-	case service.RedisSentinel:
-		seeds = ropt.Failover.SentinelAddrs
-	case service.RedisCluster:
-		seeds = ropt.Cluster.Addrs
-	default:
-		seeds = []string{ropt.Server.Addr}
-	}
-	if !slices.ContainsFunc(seeds, func(s string) bool { return sameAddr(s, addr, "") }) {
+	if !slices.ContainsFunc(ropt.Seeds(), func(s string) bool { return sameAddr(s, addr, "") }) {
 		return err
 	}
 	return fmt.Errorf("%w\nRedis does not answer at %s: is it up and reachable from here? It is -redis-url or INLET_REDIS_URL (now %s)", err, addr, ropt.Addr)
