@@ -7,12 +7,10 @@ package sink
 import (
 	"bytes"
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,6 +21,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/inletdev/inlet/pkg/redact"
 	"github.com/inletdev/inlet/pkg/retry"
 )
 
@@ -52,7 +51,7 @@ type HTTP struct {
 	// secrets are what redact blots out of an answer, longest first: the
 	// header values, their credentials, the URL's path, query and
 	// password, each also as a server may quote it escaped.
-	secrets []string
+	secrets redact.Set
 }
 
 // NewHTTP returns a sink for cfg.
@@ -107,7 +106,7 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 		// with an unescaped slash, its start shown as the port.
 		where = u.Scheme + "://(host not shown: @ in the URL's path)"
 	}
-	return &HTTP{cfg: cfg, cl: cl, where: where, secrets: secretForms(cfg.Headers, u)}, nil
+	return &HTTP{cfg: cfg, cl: cl, where: where, secrets: redact.Forms(slices.Collect(maps.Values(cfg.Headers)), u)}, nil
 }
 
 // StatusError is a non-2xx answer from the sink.
@@ -159,11 +158,7 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 	defer stopReading.Stop()
 	// Read past the excerpt's end by the longest secret, so that one
 	// straddling the cut is read whole, and redacted, before the cut.
-	longest := 0
-	if len(s.secrets) > 0 {
-		longest = len(s.secrets[0])
-	}
-	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, int64(answerExcerpt+longest)))
+	snippet, _ := io.ReadAll(io.LimitReader(resp.Body, int64(answerExcerpt+s.secrets.Longest())))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // reuse the connection
 	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		return nil
@@ -194,89 +189,7 @@ const answerBodyGrace = time.Second
 // segment that is not a plain word) and query, as they are or escaped:
 // an API answering 401 often quotes the key it refused, a 404 page the
 // path, and the answer goes into the error history, logs and alerts.
-func (s *HTTP) redact(body string) string {
-	for _, secret := range s.secrets {
-		body = strings.ReplaceAll(body, secret, "[redacted]")
-	}
-	return body
-}
-
-// secretForms lists the values redact blots out, longest first (so a
-// value is blotted out whole before a shorter one inside it), each as it
-// is and as a server may quote it: JSON-escaped (also with "\/"), URL-
-// and HTML-escaped. A value under 4 bytes is left: it would blot out the
-// text.
-func secretForms(headers map[string]string, u *url.URL) []string {
-	var values []string
-	for _, v := range headers {
-		c := credential(v)
-		values = append(values, v, c)
-		// Basic credentials, as the server decodes them.
-		if scheme, _, _ := strings.Cut(v, " "); strings.EqualFold(scheme, "basic") {
-			if dec, err := base64.StdEncoding.DecodeString(c); err == nil {
-				user, pw, _ := strings.Cut(string(dec), ":")
-				values = append(values, string(dec), user, pw)
-			}
-		}
-	}
-	if u.User != nil {
-		// A key given as the URL's user alone (https://sk_live_…@host) is
-		// sent as basic auth with an empty password.
-		pw, _ := u.User.Password()
-		values = append(values, u.User.Username(), pw, base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+pw)))
-	}
-	if u.Path != "" && u.Path != "/" {
-		values = append(values, u.Path, u.EscapedPath())
-		// A 404 may quote the token segment alone ("unknown webhook
-		// <token>"). Words (lower-case letters, - and _) are left:
-		// "hooks" or "services" blotted out of every answer would hide
-		// more than they protect.
-		for seg := range strings.SplitSeq(u.Path, "/") {
-			if !isWord(seg) {
-				values = append(values, seg) // escaped forms: below
-			}
-		}
-	}
-	if u.RawQuery != "" {
-		values = append(values, u.RawQuery)
-		for _, vs := range u.Query() {
-			values = append(values, vs...)
-		}
-	}
-	seen := map[string]bool{}
-	var forms []string
-	for _, v := range values {
-		j, _ := json.Marshal(v)
-		js := string(j[1 : len(j)-1]) // without its quotes
-		for _, f := range []string{v, js, strings.ReplaceAll(js, "/", `\/`), url.QueryEscape(v), url.PathEscape(v), html.EscapeString(v)} {
-			if len(f) >= 4 && !seen[f] {
-				seen[f] = true
-				forms = append(forms, f)
-			}
-		}
-	}
-	slices.SortStableFunc(forms, func(a, b string) int { return len(b) - len(a) })
-	return forms
-}
-
-// isWord reports whether s is lower-case ASCII letters, '-' and '_' only:
-// a path segment that names a route, not a token.
-func isWord(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; (c < 'a' || c > 'z') && c != '-' && c != '_' {
-			return false
-		}
-	}
-	return true
-}
-
-// credential is v without an auth scheme ("Bearer sk_…" → "sk_…").
-func credential(v string) string {
-	if _, c, ok := strings.Cut(v, " "); ok {
-		return strings.TrimSpace(c)
-	}
-	return ""
-}
+func (s *HTTP) redact(body string) string { return s.secrets.Apply(body) }
 
 // maxRetryAfter bounds Retry-After so a hostile value cannot park an event
 // forever.

@@ -7,7 +7,6 @@ package telemetry
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"regexp"
-	"slices"
 	"strings"
 	"time"
 
@@ -34,6 +32,8 @@ import (
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
+	"github.com/inletdev/inlet/pkg/redact"
 )
 
 // Telemetry is a process's meter and tracer providers.
@@ -182,7 +182,7 @@ func (t *Telemetry) Shutdown(ctx context.Context) error {
 // each of secrets (exportSecrets) is blotted out. A collector refusing an
 // export answers a status the exporter does not retry, and the SDK's
 // error quotes its answer, which often quotes the key it refused.
-func exportError(err error, secrets []string) string {
+func exportError(err error, secrets redact.Set) string {
 	text := quotedURL.ReplaceAllStringFunc(err.Error(), func(raw string) string {
 		// The punctuation after a URL in a sentence ("to <url>: 401").
 		trimmed := strings.TrimRight(raw, ".,;:")
@@ -194,74 +194,35 @@ func exportError(err error, secrets []string) string {
 		}
 		return u.Scheme + "://" + u.Host + after
 	})
-	for _, s := range secrets {
-		text = strings.ReplaceAll(text, s, "[redacted]")
-	}
-	return text
+	return secrets.Apply(text)
 }
 
 // quotedURL matches a URL in an error's text, up to the quote, bracket or
 // white space that ends it.
 var quotedURL = regexp.MustCompile(`(?i)https?://[^\s"'<>()\\]+`)
 
-// exportSecrets are the values exportError blots out, longest first: the
-// OTLP headers' values (OTEL_EXPORTER_OTLP_HEADERS and the per-signal
-// variables), as configured, percent-decoded, without an auth scheme
-// ("Bearer …") and, for basic auth, decoded; and the endpoints' user,
-// password, path segments that are not plain words, and query values. A
-// value under 4 bytes is left: it would blot out the text.
-func exportSecrets() []string {
+// exportSecrets are the forms exportError blots out (redact.Forms): of
+// the OTLP headers' values (OTEL_EXPORTER_OTLP_HEADERS and the per-signal
+// variables), as configured and percent-decoded (the variables' values
+// are URL-encoded), and of the endpoints' URLs.
+func exportSecrets() redact.Set {
 	var values []string
 	for _, env := range []string{"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_HEADERS"} {
 		for pair := range strings.SplitSeq(os.Getenv(env), ",") {
-			_, v, ok := strings.Cut(pair, "=")
-			if !ok {
-				continue
-			}
-			v = strings.TrimSpace(v)
-			values = append(values, v)
-			if dec, err := url.PathUnescape(v); err == nil {
-				v = dec
+			if _, v, ok := strings.Cut(pair, "="); ok {
+				v = strings.TrimSpace(v)
 				values = append(values, v)
-			}
-			if scheme, cred, ok := strings.Cut(v, " "); ok {
-				cred = strings.TrimSpace(cred)
-				values = append(values, cred)
-				if strings.EqualFold(scheme, "basic") {
-					if b, err := base64.StdEncoding.DecodeString(cred); err == nil {
-						user, pw, _ := strings.Cut(string(b), ":")
-						values = append(values, string(b), user, pw)
-					}
+				if dec, err := url.PathUnescape(v); err == nil {
+					values = append(values, dec)
 				}
 			}
 		}
 	}
+	var urls []*url.URL
 	for _, env := range []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"} {
-		u, err := url.Parse(os.Getenv(env))
-		if err != nil {
-			continue
-		}
-		if u.User != nil {
-			pw, _ := u.User.Password()
-			values = append(values, u.User.Username(), pw)
-		}
-		for seg := range strings.SplitSeq(u.Path, "/") {
-			if strings.ContainsFunc(seg, func(r rune) bool { return (r < 'a' || r > 'z') && r != '-' && r != '_' }) {
-				values = append(values, seg) // "traces" or "otlp" stays readable; a token does not
-			}
-		}
-		for _, vs := range u.Query() {
-			values = append(values, vs...)
+		if u, err := url.Parse(os.Getenv(env)); err == nil {
+			urls = append(urls, u)
 		}
 	}
-	seen := map[string]bool{}
-	var out []string
-	for _, v := range values {
-		if len(v) >= 4 && !seen[v] {
-			seen[v] = true
-			out = append(out, v)
-		}
-	}
-	slices.SortStableFunc(out, func(a, b string) int { return len(b) - len(a) })
-	return out
+	return redact.Forms(values, urls...)
 }
