@@ -99,15 +99,10 @@ func (p Producers) Flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Ping checks that Kafka answers; the clients share their brokers, so one
-// asks for all.
-func (p Producers) Ping(ctx context.Context) error {
-	return p[0].Ping(ctx)
-}
-
 // TopicExists asks Kafka for topic's metadata, without creating it: an
-// error wrapping kerr.UnknownTopicOrPartition when Kafka answers that it
-// has no such topic.
+// error when no broker answers, one wrapping kerr.UnknownTopicOrPartition
+// when Kafka has no such topic. The clients share their brokers, so one
+// asks for all.
 func (p Producers) TopicExists(ctx context.Context, topic string) error {
 	req := kmsg.NewPtrMetadataRequest()
 	t := kmsg.NewMetadataRequestTopic()

@@ -378,16 +378,16 @@ func (s *Server) probe(interval time.Duration) {
 	check := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), interval)
 		defer cancel()
-		err := s.kafka.Ping(ctx)
+		// The raw topic's metadata: one request says whether Kafka
+		// answers and whether it still has the topic.
+		err := s.kafka.TopicExists(ctx, s.topic)
 		what := "kafka unreachable"
-		if err == nil {
-			if err = s.kafka.TopicExists(ctx, s.topic); errors.Is(err, kerr.UnknownTopicOrPartition) {
-				// Kafka answers but the raw topic is gone (deleted, or a
-				// dev cluster's data wiped): every webhook would be a 503
-				// while /readyz said ready. Topics are made at start.
-				what = "raw topic " + s.topic + " missing: restart ingest to create it"
-				err = fmt.Errorf("kafka has no topic %s (deleted, or the cluster's data wiped?); ingest creates its topics at start: restart it: %w", s.topic, err)
-			}
+		if errors.Is(err, kerr.UnknownTopicOrPartition) {
+			// Kafka answers but the raw topic is gone (deleted, or a dev
+			// cluster's data wiped): every webhook would be a 503 while
+			// /readyz said ready. Topics are made at start.
+			what = "raw topic " + s.topic + " missing: restart ingest to create it"
+			err = fmt.Errorf("kafka has no topic %s (deleted, or the cluster's data wiped?); ingest creates its topics at start: restart it: %w", s.topic, err)
 		}
 		if err == nil && s.sr != nil {
 			// GET /config: cheap on every registry implementation.
