@@ -3,6 +3,7 @@ package service
 import (
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 )
 
@@ -30,6 +31,13 @@ func Listen(flag, env, addr string) (net.Listener, error) {
 		return nil, fmt.Errorf("-%s (%s): %w", flag, env, err)
 	}
 	return ln, nil
+}
+
+// validPort reports whether p is a port number a dial can use, 1 to
+// 65535: url.Parse and the Redis URL parsers take any number.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535
 }
 
 // Addr is a listen address and the flag and variable that set it.

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -249,7 +248,7 @@ func ParseRedisURL(s string) (*RedisOptions, error) {
 	for _, a := range o.Seeds() {
 		// Not shown: a port may be a password that lost its @.
 		if _, p, err := net.SplitHostPort(a); err == nil {
-			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			if !validPort(p) {
 				return nil, fmt.Errorf("-redis-url (INLET_REDIS_URL): a port that is not a number from 1 to 65535 (the value is not shown: it may hold a password)")
 			}
 		}

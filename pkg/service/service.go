@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -113,7 +112,7 @@ func (c *RegistryConfig) Client() (*registry.Client, error) {
 		// url.Parse takes any number for a port: the start then waited
 		// on it as on a registry outage.
 		if p := u.Port(); p != "" {
-			if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			if !validPort(p) {
 				return nil, fmt.Errorf("-schema-registry-url (INLET_SCHEMA_REGISTRY_URL) %s: the port is not a number from 1 to 65535", ShownURL(raw))
 			}
 		}
