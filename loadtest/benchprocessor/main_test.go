@@ -15,9 +15,9 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/contract"
-	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/devstack"
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/handlers"
 	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/source"
@@ -178,7 +178,7 @@ func BenchmarkStages(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	rt, err := declarative.Router(sources)
+	rt, err := handlers.Router(sources)
 	if err != nil {
 		b.Fatal(err)
 	}

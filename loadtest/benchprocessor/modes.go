@@ -13,8 +13,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/alert"
-	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/handlers"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/processor"
@@ -175,7 +175,7 @@ func runInlet(ctx context.Context, e *env, group, prefix string) (result, error)
 	if err != nil {
 		return res, err
 	}
-	rt, err := declarative.Router(sources)
+	rt, err := handlers.Router(sources)
 	if err != nil {
 		return res, err
 	}

@@ -23,20 +23,7 @@ import (
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/sink"
 	"github.com/inletdev/inlet/pkg/source"
-	"github.com/inletdev/inlet/schemas/contracts"
 )
-
-// Router returns a router holding a declarative handler for every events
-// entry of sources, with the contracts shipped in schemas/contracts. Custom
-// Go handlers can be added to it with Handle.
-func Router(sources *source.File) (*router.Router, error) {
-	reg, err := contract.Load(contracts.FS)
-	if err != nil {
-		return nil, err
-	}
-	rt := router.New()
-	return rt, Register(rt, sources, reg)
-}
 
 // Register adds a handler to r for every events entry of every source.
 // It fails when an entry names a contract that does not exist.

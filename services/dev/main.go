@@ -23,10 +23,10 @@ import (
 
 	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/alert"
-	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/devstack"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/handlers"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/ingest"
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -140,7 +140,7 @@ func run(args []string) error {
 	if _, err := processor.RetryPolicies(sources, kafka.DefaultRetryTiers); err != nil {
 		return err
 	}
-	rt, err := declarative.Router(sources)
+	rt, err := handlers.Router(sources)
 	if err != nil {
 		return err
 	}

@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/handlers"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/registry"
@@ -154,7 +154,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 			fmt.Fprintln(os.Stderr, "inletctl: warning:", w)
 		}
 	}
-	rt, err := declarative.Router(sources)
+	rt, err := handlers.Router(sources)
 	if err != nil {
 		return exitError, err
 	}

@@ -20,8 +20,8 @@ import (
 
 	"github.com/inletdev/inlet/pkg/admin"
 	"github.com/inletdev/inlet/pkg/alert"
-	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/handlers"
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/ops"
@@ -107,7 +107,7 @@ func run(args []string, stderr io.Writer) error {
 	if err := errors.Join(kcfg.Validate(), pcfg.Validate(), acfg.Validate()); err != nil {
 		return err
 	}
-	rt, err := declarative.Router(sources)
+	rt, err := handlers.Router(sources)
 	if err != nil {
 		return err
 	}
