@@ -272,7 +272,8 @@ func tierOf(t kafka.Topics, topic string) (string, bool) {
 	return "", false
 }
 
-// depthLoop measures lag and queue depths every interval until stop.
+// depthLoop measures lag and queue depths, and checks that the consumed
+// topics exist, every interval until stop.
 func (p *Processor) depthLoop(ctx context.Context, interval time.Duration) {
 	// Its own client: the session's may be replaced after a failure.
 	cl, err := kgo.NewClient(p.d.KafkaOpts...)
@@ -316,6 +317,7 @@ func (p *Processor) measureDepths(ctx context.Context, lm *lagMeter, tracker que
 	p.metrics.mu.Lock()
 	d := p.metrics.depths
 	p.metrics.mu.Unlock()
+	p.checkTopics(ctx, lm.adm, now)
 	lags, err := lm.adm.Lag(ctx, p.cfg.Group)
 	p.foldLag(ctx, &d, lm, lags, err, now)
 	if tracker != nil {

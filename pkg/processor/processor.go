@@ -107,6 +107,9 @@ type Processor struct {
 	count    Counts
 	// waits are the outages being waited out now (see Waiting).
 	waits waits
+	// missing are the consumed topics Kafka has not got (depthLoop
+	// checks).
+	missing missingTopics
 	// releaseWarned: a release that found Redis down while stopping has
 	// been logged (once per processor; see release).
 	releaseWarned atomic.Bool

@@ -1,12 +1,17 @@
 package processor
 
 import (
+	"context"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // What the processor waits for. Each name is also the start of the wait's
@@ -177,8 +182,87 @@ func (ws *waits) list() []Wait {
 }
 
 // Waiting is what the processor's workers are waiting for now (Redis, the
-// schema registry or Kafka unavailable), each since the outage was first
-// seen; none while all is well. A batch waiting for claims another member
-// holds is not listed: that is contention, not an outage.
-// The processor's /readyz shows it.
-func (p *Processor) Waiting() []Wait { return p.waits.list() }
+// schema registry or Kafka unavailable, or a topic it consumes missing),
+// each since it was first seen; none while all is well. A batch waiting
+// for claims another member holds is not listed: that is contention, not
+// an outage. The processor's /readyz shows it.
+func (p *Processor) Waiting() []Wait {
+	out := append(p.waits.list(), p.missing.list()...)
+	slices.SortStableFunc(out, func(a, b Wait) int { return a.Since.Compare(b.Since) })
+	return out
+}
+
+// missingTopics are the topics the processor consumes that Kafka said it
+// has no such topic for at the last check, each since the check that
+// first found it missing. The consumer waits for such a topic silently
+// (franz-go retries its metadata for good), so without this an idle
+// processor looked well while a deleted raw topic (or a cluster whose data
+// was wiped) left every event unprocessed.
+type missingTopics struct {
+	mu sync.Mutex
+	m  map[string]time.Time
+	// checks counts the checks made, for tests.
+	checks atomic.Int64
+}
+
+// set records the outcome of a check: missing are the topics Kafka has
+// not got now. It returns the topics newly missing and those back.
+func (mt *missingTopics) set(missing []string, now time.Time) (gone, back []string) {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	defer mt.checks.Add(1)
+	was := mt.m
+	mt.m = make(map[string]time.Time, len(missing))
+	for _, t := range missing {
+		since, ok := was[t]
+		if !ok {
+			since = now
+			gone = append(gone, t)
+		}
+		mt.m[t] = since
+	}
+	for t := range was {
+		if _, ok := mt.m[t]; !ok {
+			back = append(back, t)
+		}
+	}
+	slices.Sort(gone)
+	slices.Sort(back)
+	return gone, back
+}
+
+func (mt *missingTopics) list() []Wait {
+	mt.mu.Lock()
+	defer mt.mu.Unlock()
+	var out []Wait
+	for t, since := range mt.m {
+		out = append(out, Wait{On: waitKafka + " topic " + t + " missing", Since: since})
+	}
+	slices.SortFunc(out, func(a, b Wait) int { return strings.Compare(a.On, b.On) })
+	return out
+}
+
+// checkTopics asks Kafka whether the topics the processor consumes exist
+// and records the answer in p.missing, logging each change once. A failed
+// request changes nothing: Kafka unreachable is not a topic missing.
+func (p *Processor) checkTopics(ctx context.Context, adm *kadm.Client, now time.Time) {
+	consumed := append([]string{p.d.Topics.Raw}, p.d.Topics.Retry...)
+	tds, err := adm.ListTopics(ctx, consumed...)
+	if err != nil {
+		p.log.Debug("consumed topics not checked", "error", err)
+		return
+	}
+	var missing []string
+	for _, t := range consumed {
+		if td, ok := tds[t]; !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+			missing = append(missing, t)
+		}
+	}
+	gone, back := p.missing.set(missing, now)
+	for _, t := range gone {
+		p.log.Error("kafka has no topic "+t+", which this processor consumes (deleted, or the cluster's data wiped?): nothing from it is processed; restart the processor to create it (ingest creates the raw topic too)", "topic", t)
+	}
+	for _, t := range back {
+		p.log.Info("topic "+t+" is back; consuming it again", "topic", t)
+	}
+}

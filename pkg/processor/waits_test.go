@@ -13,8 +13,11 @@ import (
 
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/store"
@@ -367,5 +370,69 @@ func TestConfirmWaitsSayingSo(t *testing.T) {
 		if n := len(linesWith(t, &buf, "redis unavailable; waiting")); n != want {
 			t.Errorf("warn %v: %d waiting lines, want %d:\n%s", warn, n, want, buf.String())
 		}
+	}
+}
+
+// TestMissingTopicIsShown: a raw topic deleted under a running processor
+// (or a cluster's data wiped) left it idle and silent, /readyz listing
+// nothing, as franz-go waits for a consumed topic to appear. Waiting now
+// names the topic from the next check, with one error line, until it is
+// back; then the processor consumes it again (franz-go keeps a consumed
+// topic's first id: a new session learns the new one).
+func TestMissingTopicIsShown(t *testing.T) {
+	env := testenv.Embedded(t)
+	h := newHarness(t, env)
+	var logs syncbuf.Buffer
+	h.log = bufLog(&logs)
+	r := h.start("a", nil)
+	h.send("stripe", "payment_intent.succeeded", "evt_m0", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_m0", "pi_m", "succeeded", 1700000000))
+	h.waitAll(1)
+	if w := r.p.Waiting(); len(w) != 0 {
+		t.Fatalf("Waiting with every topic there: %v", w)
+	}
+
+	adm := kadm.NewClient(env.Client(t))
+	ctx := context.Background()
+	if _, err := adm.DeleteTopics(ctx, h.topics.Raw); err != nil {
+		t.Fatal(err)
+	}
+	want := "kafka topic " + h.topics.Raw + " missing"
+	testenv.Eventually(t, 10*time.Second, "Waiting to name the missing raw topic", func() bool {
+		w := r.p.Waiting()
+		return len(w) == 1 && w[0].On == want
+	})
+	gone := "kafka has no topic " + h.topics.Raw + ", which this processor consumes (deleted, or the cluster's data wiped?): nothing from it is processed; restart the processor to create it (ingest creates the raw topic too)"
+	testenv.Eventually(t, 10*time.Second, "one error line", func() bool { return len(linesWith(t, &logs, gone)) == 1 })
+	since := r.p.Waiting()[0].Since
+	// Later checks keep the first time it was seen and log nothing more.
+	checked := r.p.missing.checks.Load()
+	testenv.Eventually(t, 10*time.Second, "two later checks", func() bool { return r.p.missing.checks.Load() >= checked+2 })
+	if w := r.p.Waiting(); len(w) != 1 || !w[0].Since.Equal(since) {
+		t.Fatalf("Waiting after a later check: %v, want since %v", w, since)
+	}
+	if n := len(linesWith(t, &logs, gone)); n != 1 {
+		t.Fatalf("%d error lines after later checks, want 1", n)
+	}
+
+	if err := kafka.EnsureTopics(ctx, adm, 3, -1, h.topics.Specs()); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 10*time.Second, "Waiting empty once the topic is back", func() bool { return len(r.p.Waiting()) == 0 })
+	if n := len(linesWith(t, &logs, "topic "+h.topics.Raw+" is back; consuming it again")); n != 1 {
+		t.Fatalf("%d lines saying the topic is back, want 1", n)
+	}
+	// A new producer: the harness's knows the deleted topic's id.
+	h.prod = env.Client(t, kgo.ProducerLinger(0))
+	h.send("stripe", "payment_intent.succeeded", "evt_m1", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_m1", "pi_m1", "succeeded", 1700000001))
+	h.waitAll(2)
+	// Each worker found the topic's id unknown: they fetched it without a
+	// wait, a line each time (2.8 million lines in a minute), and never
+	// consumed the topic made again. One line per partition a minute now,
+	// and a new session each once the topic is back.
+	if n := len(linesWith(t, &logs, "fetch error")); n > 3*2 {
+		t.Errorf("%d fetch error lines, want one per partition at most", n)
+	}
+	if n := len(linesWith(t, &logs, "topic "+h.topics.Raw+" was deleted and made again; opening a new session to consume the new one")); n == 0 || n > 2 {
+		t.Errorf("%d lines for new sessions, want one per worker that held the topic", n)
 	}
 }

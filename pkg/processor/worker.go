@@ -50,6 +50,12 @@ type worker struct {
 	// after it (see abandon).
 	batchStart    time.Time
 	quickAbandons int
+	// fetchErrs limits the fetch errors logged; errBackoff paces polls
+	// that return only errors.
+	fetchErrs  fetchErrLog
+	errBackoff backoff
+	// lookedAgain is when madeAgain last asked Kafka.
+	lookedAgain time.Time
 }
 
 // commitBlockedGrace is how long a worker ending its transaction keeps
@@ -130,11 +136,30 @@ func (w *worker) run(ctx context.Context) error {
 			return nil
 		}
 		fetches.EachError(w.fetchError)
+		if topic, ok := recreatedTopic(fetches); ok && w.madeAgain(ctx, topic) {
+			// A new session drops the records polled, to be polled again
+			// from the committed offsets.
+			w.sess.AllowRebalance()
+			w.p.log.Info("topic "+topic+" was deleted and made again; opening a new session to consume the new one", "topic", topic)
+			if err := w.openSession(ctx); err != nil {
+				if ctx.Err() != nil {
+					return err
+				}
+				if rerr := w.renewSession(ctx, fmt.Errorf("topic %s made again: %w", topic, err)); rerr != nil {
+					return rerr
+				}
+			}
+			continue
+		}
 		recs := w.pause.hold(fetches.Records(), p.retryDelay, time.Now())
 		if len(recs) == 0 {
 			w.sess.AllowRebalance()
+			if fetches.Err() != nil && !sleep(ctx, w.errBackoff.next()) {
+				return nil
+			}
 			continue
 		}
+		w.errBackoff.reset()
 		if w.revoked.Swap(false) {
 			// Partitions were taken from this member since its last
 			// transaction ended, and franz-go's session then aborts the
@@ -240,19 +265,25 @@ func (w *worker) renewSession(ctx context.Context, cause error) error {
 		}
 		backoff = min(backoff*2, 2*time.Second)
 	}
+	if err := w.openSession(ctx); err != nil {
+		return fmt.Errorf("%w; new session: %w", cause, err)
+	}
+	return nil
+}
+
+// openSession replaces the worker's session with a new one (a new client:
+// it knows nothing of the old one's metadata) and fences.
+func (w *worker) openSession(ctx context.Context) error {
 	w.pause.stop()
 	w.sess.CloseAllowingRebalance()
 	sess, err := kgo.NewGroupTransactSession(w.opts...)
 	if err != nil {
-		return fmt.Errorf("%w; new session: %w", cause, err)
+		return err
 	}
 	w.sess = sess
 	w.revoked.Store(false)
 	w.pause = newPauser(sess.Client())
-	if err := w.fence(ctx); err != nil {
-		return fmt.Errorf("%w; new session: %w", cause, err)
-	}
-	return nil
+	return w.fence(ctx)
 }
 
 // committedPast tells whether the group's committed offset of any of
@@ -452,8 +483,99 @@ func (w *worker) fetchError(topic string, part int32, err error) {
 			"limit_bytes", maxDecompressedBatch)
 		return
 	}
-	w.p.log.Warn("fetch error", "topic", topic, "partition", part, "error", err)
+	if n, ok := w.fetchErrs.allow(topic, part, err, time.Now()); ok {
+		w.p.log.Warn("fetch error", "topic", topic, "partition", part, "error", err, "repeats", n)
+	}
 }
+
+// recreatedTopic is a topic fetches found deleted since the session
+// learnt its id (UNKNOWN_TOPIC_ID): deleted, or deleted and made again.
+// franz-go does not take a new id for a topic it consumes (its cursors
+// keep the one they began with), so a session that met it fetched it
+// for good without a wait, and never the topic made again.
+func recreatedTopic(fetches kgo.Fetches) (string, bool) {
+	var topic string
+	fetches.EachError(func(t string, _ int32, err error) {
+		if topic == "" && errors.Is(err, kerr.UnknownTopicID) {
+			topic = t
+		}
+	})
+	return topic, topic != ""
+}
+
+// madeAgain tells whether topic, which the session found deleted, exists
+// again: then a new session, whose client learns the new id, consumes it
+// from the group's committed offsets (Kafka drops those of a deleted
+// topic: from the start, ConsumeResetOffset). Asked once a second at most;
+// until then the worker goes on with its other partitions, and the
+// processor's Waiting lists the topic as missing (see checkTopics).
+func (w *worker) madeAgain(ctx context.Context, topic string) bool {
+	if time.Since(w.lookedAgain) < time.Second {
+		return false
+	}
+	w.lookedAgain = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	tds, err := kadm.NewClient(w.sess.Client()).ListTopics(ctx, topic)
+	td, ok := tds[topic]
+	return err == nil && ok && td.Err == nil
+}
+
+// fetchErrLog limits fetch errors to a line per partition and error per
+// fetchErrEvery, counting the ones left out: a partition whose fetch
+// fails at once (a topic deleted under the group) failed every poll,
+// tens of thousands of lines a second.
+type fetchErrLog struct {
+	seen map[fetchErrKey]*fetchErrSeen
+}
+
+type fetchErrKey struct {
+	topic string
+	part  int32
+	err   string
+}
+
+type fetchErrSeen struct {
+	at      time.Time
+	skipped int
+}
+
+const fetchErrEvery = time.Minute
+
+// allow tells whether to log err now, and how many like it were left out
+// since the last line.
+func (l *fetchErrLog) allow(topic string, part int32, err error, now time.Time) (int, bool) {
+	if l.seen == nil {
+		l.seen = map[fetchErrKey]*fetchErrSeen{}
+	}
+	k := fetchErrKey{topic, part, err.Error()}
+	s := l.seen[k]
+	if s != nil && now.Sub(s.at) < fetchErrEvery {
+		s.skipped++
+		return 0, false
+	}
+	if len(l.seen) >= 1000 {
+		clear(l.seen) // bounded: error texts may hold anything
+	}
+	n := 0
+	if s != nil {
+		n = s.skipped
+	}
+	l.seen[k] = &fetchErrSeen{at: now}
+	return n, true
+}
+
+// backoff is a wait doubling from 100 ms to 2 s, for polls that return
+// errors and no records (franz-go returns a failing partition's error at
+// once, poll after poll).
+type backoff struct{ d time.Duration }
+
+func (b *backoff) next() time.Duration {
+	b.d = min(max(b.d*2, 100*time.Millisecond), 2*time.Second)
+	return b.d
+}
+
+func (b *backoff) reset() { b.d = 0 }
 
 // allowWhenBlocked lets the group through (AllowRebalance) if it waits on
 // this worker for grace, counted from now at the earliest, before stop is

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -64,5 +65,30 @@ func TestAbortResumesHeldRetryPartitions(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, "the two due retries to be processed", func() bool { return h.total(Processed) >= 2 })
 	if p := h.total(Processed); p != 2 {
 		t.Fatalf("processed %d, want 2 (the third is not due for a minute)", p)
+	}
+}
+
+// TestFetchErrorLinesAreLimited: one line per partition and error a
+// minute, the next one counting those left out.
+func TestFetchErrorLinesAreLimited(t *testing.T) {
+	var l fetchErrLog
+	at := time.Unix(1700000000, 0)
+	e1, e2 := errors.New("UNKNOWN_TOPIC_ID"), errors.New("NOT_LEADER")
+	if n, ok := l.allow("raw", 0, e1, at); !ok || n != 0 {
+		t.Fatalf("first: %d, %v", n, ok)
+	}
+	for range 5 {
+		if _, ok := l.allow("raw", 0, e1, at.Add(time.Second)); ok {
+			t.Fatal("a repeat within the minute logged")
+		}
+	}
+	if _, ok := l.allow("raw", 1, e1, at.Add(time.Second)); !ok {
+		t.Fatal("another partition's first not logged")
+	}
+	if _, ok := l.allow("raw", 0, e2, at.Add(time.Second)); !ok {
+		t.Fatal("another error's first not logged")
+	}
+	if n, ok := l.allow("raw", 0, e1, at.Add(fetchErrEvery)); !ok || n != 5 {
+		t.Fatalf("after the minute: %d, %v; want 5 left out, logged", n, ok)
 	}
 }
