@@ -1,11 +1,15 @@
 package ingest
 
 import (
+	"bufio"
 	"bytes"
 	"compress/gzip"
 	"encoding/json"
+	"fmt"
+	"io"
 	"log/slog"
 	"maps"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -290,6 +294,35 @@ func TestNoRouteAnswersLikeTheRest(t *testing.T) {
 	}
 	if recs := h.env.ReadAll(t, h.topics.Raw, 0, 300*time.Millisecond, 10*time.Second); len(recs) != 0 {
 		t.Errorf("%d records on the raw topic, want none", len(recs))
+	}
+}
+
+// TestNoPathAnswersLikeTheRest: a request whose target is no path, a
+// CONNECT (authority form) or a request to "*" other than OPTIONS, reaches
+// Inlet's handler, and ServeMux answered it plain text without the
+// correlation id (404 "page not found", 400 with no body). It is a JSON
+// 404 as any other path no route takes.
+func TestNoPathAnswersLikeTheRest(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	for _, line := range []string{"CONNECT ingest.example:443 HTTP/1.1", "POST * HTTP/1.1", "GET * HTTP/1.1"} {
+		conn, err := net.Dial("tcp", strings.TrimPrefix(h.url, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+		fmt.Fprintf(conn, "%s\r\nHost: x\r\nX-Correlation-ID: route-check\r\nContent-Length: 0\r\n\r\n", line)
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		var r Response
+		_ = json.Unmarshal(raw, &r)
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("X-Correlation-ID") != "route-check" || r.CorrelationID != "route-check" || r.Error == "" {
+			t.Errorf("%s: %d %v %q; want a JSON 404 with the correlation id", line, resp.StatusCode, resp.Header, raw)
+		}
 	}
 }
 

@@ -259,7 +259,22 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("/", noRoute)
-	return closeAfterChunked(mux)
+	return closeAfterChunked(pathOnly(mux))
+}
+
+// pathOnly answers a request whose target is no path as noRoute does: a
+// CONNECT (authority form, ingest.example:443) and a request to "*" other
+// than OPTIONS (which net/http answers itself) reach the handler, and
+// ServeMux answered them plain text without the correlation id (404 "page
+// not found", and 400 with no body).
+func pathOnly(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/") {
+			noRoute(w, r)
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 // closeAfterChunked closes the connection after answering a chunked
