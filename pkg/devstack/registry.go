@@ -183,7 +183,7 @@ func (p *persistentRegistry) persist() error {
 
 // rollback puts the registry back to what the file holds, after a change
 // could not be saved. State srfake keeps but the file does not (global and
-// per-subject config and mode) is lost with it. Called
+// per-subject mode) is lost with it. Called
 // with mu held for writing.
 func (p *persistentRegistry) rollback() {
 	reg := srfake.NewRegistry()

@@ -527,3 +527,61 @@ func TestRegistryEnforcesTheSubjectsLevel(t *testing.T) {
 		})
 	}
 }
+
+// Compatibility levels set through the API (the registry's, and a
+// subject's, also one set before its first version) survive a restart, as
+// on Confluent's registry, and are still enforced: they were kept in
+// memory only, so after a restart every subject was back at BACKWARD and
+// took schemas the level set on it refuses.
+func TestRegistryRestartKeepsCompatibilityLevels(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s := startStack(t, dir)
+	cl := srClient(t, s.RegistryURL)
+	aLong := `{"type":"record","name":"R","namespace":"lvl","fields":[{"name":"a","type":"long"}]}`
+	aDouble := `{"type":"record","name":"R","namespace":"lvl","fields":[{"name":"a","type":"double"}]}`
+	mustRegister(t, cl, "full-value", aLong)
+	for _, set := range []struct {
+		subjects []string
+		level    sr.CompatibilityLevel
+	}{
+		{nil, sr.CompatNone},
+		{[]string{"full-value"}, sr.CompatFull},
+		{[]string{"later-value"}, sr.CompatForwardTransitive}, // no version yet
+	} {
+		if res := cl.SetCompatibility(ctx, sr.SetCompatibility{Level: set.level}, set.subjects...); len(res) != 1 || res[0].Err != nil {
+			t.Fatalf("setting %s on %v: %+v", set.level, set.subjects, res)
+		}
+	}
+	levels := func(cl *sr.Client) map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for _, subject := range []string{"", "full-value", "later-value", "a-value"} {
+			res := cl.Compatibility(sr.WithParams(ctx, sr.DefaultToGlobal), subject)
+			if subject == "" {
+				res = cl.Compatibility(ctx)
+			}
+			if len(res) != 1 || res[0].Err != nil {
+				t.Fatalf("level of %q: %+v", subject, res)
+			}
+			out[subject] = res[0].Level.String()
+		}
+		return out
+	}
+	want := map[string]string{"": "NONE", "full-value": "FULL", "later-value": "FORWARD_TRANSITIVE", "a-value": "NONE"}
+	if got := levels(cl); !reflect.DeepEqual(got, want) {
+		t.Fatalf("levels before restart = %v, want %v", got, want)
+	}
+	s.Close()
+
+	s2 := startStack(t, dir)
+	cl2 := srClient(t, s2.RegistryURL)
+	if got := levels(cl2); !reflect.DeepEqual(got, want) {
+		t.Errorf("levels after restart = %v, want %v", got, want)
+	}
+	_, err := cl2.CreateSchema(ctx, "full-value", sr.Schema{Schema: aDouble})
+	var re *sr.ResponseError
+	if !errors.As(err, &re) || re.ErrorCode != 409 {
+		t.Errorf("registering long -> double under FULL after a restart: err = %v, want a 409", err)
+	}
+}

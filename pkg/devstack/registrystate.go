@@ -24,7 +24,10 @@ import (
 // also the IDs whose subject versions were deleted since (a soft-deleted
 // version's ID still resolves by ID, as in Confluent's registry, and no ID
 // is handed out twice), and every subject version with the version number
-// and ID it had, deleted ones flagged. A restart rebuilds exactly that.
+// and ID it had, deleted ones flagged. A restart rebuilds exactly that,
+// and the compatibility levels set through the API (the registry's and
+// each subject's), which Confluent's registry keeps too: lost, a subject
+// set to FULL took any BACKWARD change after a restart.
 
 // registryStateFormat changes when the file's layout does. A file without a
 // format (a JSON array of live subject versions, written before deleted
@@ -38,6 +41,8 @@ type registryState struct {
 	Schemas []savedID `json:"schemas"`
 	// Subjects, by name; each subject's versions in ascending order.
 	Subjects []savedSubject `json:"subjects"`
+	// Compatibility is the registry's level, "" for BACKWARD (the default).
+	Compatibility string `json:"compatibility,omitempty"`
 }
 
 type savedID struct {
@@ -50,6 +55,9 @@ type savedSubject struct {
 	Subject  string         `json:"subject"`
 	Deleted  bool           `json:"deleted,omitempty"` // soft-deleted subject
 	Versions []savedVersion `json:"versions"`
+	// Compatibility is the subject's own level ("": none, the registry's
+	// applies); a subject may have one before its first version.
+	Compatibility string `json:"compatibility,omitempty"`
 }
 
 type savedVersion struct {
@@ -98,18 +106,18 @@ func parseRegistryState(b []byte) (*registryState, error) {
 }
 
 // normalize checks st and returns it with each ID once, subjects by name
-// and versions ascending, subjects without versions left out.
+// and versions ascending, subjects without versions or a level left out.
 func (st *registryState) normalize() (*registryState, error) {
 	byID, err := st.index()
 	if err != nil {
 		return nil, err
 	}
-	out := &registryState{Format: registryStateFormat}
+	out := &registryState{Format: registryStateFormat, Compatibility: st.Compatibility}
 	for _, id := range slices.Sorted(maps.Keys(byID)) {
 		out.Schemas = append(out.Schemas, savedID{ID: id, Type: byID[id].Type.String(), Schema: byID[id].Schema})
 	}
 	for _, ss := range st.Subjects {
-		if len(ss.Versions) == 0 {
+		if len(ss.Versions) == 0 && ss.Compatibility == "" {
 			continue
 		}
 		ss.Versions = slices.Clone(ss.Versions)
@@ -149,10 +157,16 @@ func (st *registryState) index() (map[int]sr.Schema, error) {
 		}
 		byContent[key] = id
 	}
+	if _, err := parseLevel(st.Compatibility); err != nil {
+		return nil, fmt.Errorf("the registry's compatibility: %w", err)
+	}
 	subjects := map[string]bool{}
 	for _, ss := range st.Subjects {
 		if ss.Subject == "" {
 			return nil, errors.New("a subject without a name")
+		}
+		if _, err := parseLevel(ss.Compatibility); err != nil {
+			return nil, fmt.Errorf("subject %q compatibility: %w", ss.Subject, err)
 		}
 		if subjects[ss.Subject] {
 			return nil, fmt.Errorf("subject %q is listed twice", ss.Subject)
@@ -173,6 +187,16 @@ func (st *registryState) index() (map[int]sr.Schema, error) {
 		}
 	}
 	return byID, nil
+}
+
+// parseLevel reads a saved compatibility level; "" is none (0).
+func parseLevel(s string) (sr.CompatibilityLevel, error) {
+	var l sr.CompatibilityLevel
+	if s == "" {
+		return 0, nil
+	}
+	err := l.UnmarshalText([]byte(s))
+	return l, err
 }
 
 // schemaKey is what srfake compares to tell whether two schemas are the
@@ -208,7 +232,11 @@ func (st *registryState) restore() (reg *srfake.Registry, err error) {
 	if err != nil {
 		return nil, err
 	}
-	reg = srfake.NewRegistry()
+	global, _ := parseLevel(st.Compatibility) // checked by index
+	if global == 0 {
+		global = sr.CompatBackward
+	}
+	reg = srfake.NewRegistry(srfake.WithGlobalCompat(global))
 	at := "restore"
 	defer func() {
 		if r := recover(); r != nil {
@@ -264,6 +292,12 @@ func (st *registryState) restore() (reg *srfake.Registry, err error) {
 				return nil, fmt.Errorf("%s: %w", at, err)
 			}
 		}
+		if l, _ := parseLevel(ss.Compatibility); l != 0 {
+			at = fmt.Sprintf("subject %q compatibility %s", ss.Subject, l)
+			if err := reg.SetCompat(ss.Subject, l); err != nil {
+				return nil, fmt.Errorf("%s: %w", at, err)
+			}
+		}
 	}
 	return reg, nil
 }
@@ -312,6 +346,15 @@ func collectState(reg *srfake.Registry, known []savedID) (*registryState, error)
 		return nil, err
 	}
 	st := &registryState{Format: registryStateFormat}
+	var global struct {
+		Level sr.CompatibilityLevel `json:"compatibilityLevel"`
+	}
+	if err := getJSON(reg, "/config", &global); err != nil {
+		return nil, err
+	}
+	if global.Level != sr.CompatBackward {
+		st.Compatibility = global.Level.String()
+	}
 	for _, subj := range subjects {
 		base := "/subjects/" + url.PathEscape(subj) + "/versions"
 		var all, deleted []int
@@ -321,10 +364,16 @@ func collectState(reg *srfake.Registry, known []savedID) (*registryState, error)
 		if err := getJSON(reg, base+"?deletedOnly=true", &deleted); err != nil {
 			return nil, err
 		}
-		if len(all) == 0 {
-			continue // a subject with only a config
-		}
 		ss := savedSubject{Subject: subj, Deleted: slices.Contains(deletedSubjects, subj)}
+		var own struct {
+			Level sr.CompatibilityLevel `json:"compatibilityLevel"`
+		}
+		if getJSON(reg, "/config/"+url.PathEscape(subj)+"?defaultToGlobal=false", &own) == nil && own.Level != 0 {
+			ss.Compatibility = own.Level.String()
+		}
+		if len(all) == 0 && ss.Compatibility == "" {
+			continue
+		}
 		for _, v := range all {
 			var sch sr.SubjectSchema
 			if err := getJSON(reg, fmt.Sprintf("%s/%d?deleted=true", base, v), &sch); err != nil {
@@ -349,6 +398,21 @@ func collectState(reg *srfake.Registry, known []savedID) (*registryState, error)
 func sameState(got, want *registryState) error {
 	if !slices.Equal(got.Schemas, want.Schemas) {
 		return fmt.Errorf("it holds %d schema ids, the file %d", len(got.Schemas), len(want.Schemas))
+	}
+	if got.Compatibility != want.Compatibility {
+		return fmt.Errorf("its compatibility is %q, the file's %q", got.Compatibility, want.Compatibility)
+	}
+	levels := func(st *registryState) map[string]string {
+		m := map[string]string{}
+		for _, ss := range st.Subjects {
+			if ss.Compatibility != "" {
+				m[ss.Subject] = ss.Compatibility
+			}
+		}
+		return m
+	}
+	if g, w := levels(got), levels(want); !maps.Equal(g, w) {
+		return fmt.Errorf("its subjects' compatibility levels are %v, the file's %v", g, w)
 	}
 	type key struct {
 		subject string
