@@ -341,6 +341,9 @@ func (p *persistentRegistry) checkCompatibility(w http.ResponseWriter, r *http.R
 		writeRegistryError(w, http.StatusBadRequest, 400, "cannot read body")
 		return
 	}
+	if !p.versionExists(w, subject, version) {
+		return
+	}
 	why, err := p.incompatibility(body, subject, version)
 	if err != nil {
 		writeRegistryError(w, http.StatusUnprocessableEntity, 42201, "invalid schema request")
@@ -352,6 +355,34 @@ func (p *persistentRegistry) checkCompatibility(w http.ResponseWriter, r *http.R
 	}
 	w.Header().Set("Content-Type", "application/vnd.schemaregistry.v1+json")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+// versionExists answers, as Confluent's registry does, a compatibility
+// check against a version that is no number (422, 42202) or that subject
+// does not have (404: 40401 without the subject, else 40402), and reports
+// whether the check may go on. "" (every version the level names) and
+// "latest" (or -1) always may. Without this the check said compatible:
+// there was nothing to hold the schema to.
+func (p *persistentRegistry) versionExists(w http.ResponseWriter, subject, version string) bool {
+	if version == "" || version == "latest" || version == "-1" {
+		return true
+	}
+	if n, err := strconv.Atoi(version); err != nil || n <= 0 {
+		writeRegistryError(w, http.StatusUnprocessableEntity, sr.ErrInvalidVersion.Code, fmt.Sprintf("The specified version '%s' is not a valid version id. Allowed values are between [1, 2^31-1] and the string \"latest\"", version))
+		return false
+	}
+	base := "/subjects/" + url.PathEscape(subject) + "/versions"
+	var sch struct{}
+	if getJSON(p.reg, base+"/"+version, &sch) == nil {
+		return true
+	}
+	var live []int
+	if getJSON(p.reg, base, &live) != nil {
+		writeRegistryError(w, http.StatusNotFound, sr.ErrSubjectNotFound.Code, fmt.Sprintf("Subject '%s' not found.", subject))
+		return false
+	}
+	writeRegistryError(w, http.StatusNotFound, sr.ErrVersionNotFound.Code, fmt.Sprintf("Version %s not found.", version))
+	return false
 }
 
 func writeRegistryError(w http.ResponseWriter, status, code int, msg string) {

@@ -1,10 +1,12 @@
 package devstack
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -583,5 +585,49 @@ func TestRegistryRestartKeepsCompatibilityLevels(t *testing.T) {
 	var re *sr.ResponseError
 	if !errors.As(err, &re) || re.ErrorCode != 409 {
 		t.Errorf("registering long -> double under FULL after a restart: err = %v, want a 409", err)
+	}
+}
+
+// The compatibility endpoint names a version that is not there: Confluent's
+// registry answers 404 (40402; 40401 for a subject that is not there), and
+// 422 (42202) for a version that is no number. It said is_compatible true,
+// so a check against a mistyped version passed whatever the schema.
+func TestRegistryCompatibilityAgainstAMissingVersion(t *testing.T) {
+	s := startStack(t, "")
+	cl := srClient(t, s.RegistryURL)
+	ctx := context.Background()
+	aLong := `{"type":"record","name":"R","namespace":"miss","fields":[{"name":"a","type":"long"}]}`
+	aText := `{"type":"record","name":"R","namespace":"miss","fields":[{"name":"a","type":"string"}]}`
+	mustRegister(t, cl, "miss-value", aLong)
+	for _, tc := range []struct {
+		path   string
+		status int
+		code   int
+	}{
+		{"/compatibility/subjects/miss-value/versions/7", 404, 40402},
+		{"/compatibility/subjects/nosuch-value/versions/1", 404, 40401},
+		{"/compatibility/subjects/miss-value/versions/earliest", 422, 42202},
+	} {
+		body, _ := json.Marshal(map[string]string{"schema": aText})
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.RegistryURL+tc.path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/vnd.schemaregistry.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct {
+			Code       int   `json:"error_code"`
+			Compatible *bool `json:"is_compatible"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&got)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || got.Code != tc.code {
+			t.Errorf("POST %s: %d %+v, want %d with error_code %d", tc.path, resp.StatusCode, got, tc.status, tc.code)
+		}
+	}
+	// The versions that are there are still checked.
+	check, err := cl.CheckCompatibility(ctx, "miss-value", 1, sr.Schema{Schema: aText})
+	if err != nil || check.Is {
+		t.Errorf("against version 1: %+v, %v; want incompatible", check, err)
 	}
 }
