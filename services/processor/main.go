@@ -312,7 +312,7 @@ func startAttrs(group, rawTopic, adminAddr string, registryURLs []string, ropt *
 const readyCovers = "started (configuration read, topics ensured, envelope schema registered) and not draining; " +
 	"an outage of Kafka, Redis or the schema registry leaves it 200; waiting_on lists the ones a batch is waiting out now " +
 	"(Redis and the registry while a batch waits for them; Kafka while a worker reconnects after a failed batch, " +
-	"not while an idle consumer's fetches retry: watch inlet_consumer_lag for that; a consumed topic Kafka has not got)"
+	"not while an idle consumer's fetches retry: ingest's /readyz shows that; a consumed topic Kafka has not got)"
 
 // readyBody is /readyz's answer.
 type readyBody struct {
