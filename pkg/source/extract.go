@@ -68,7 +68,16 @@ func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
 	if m.EventType == "" {
 		return m, ErrNoEventType
 	}
-	if m.EventID, err = lookup(s.EventID, h, body, bodyJSON); err != nil {
+	idField := s.EventID
+	if !bodyJSON() {
+		// The id is the raw topic's key: read from bytes that are not
+		// JSON, a pointer finds what the JSON reader guesses (`x
+		// {"id":"a"}` and an NDJSON blob whose first line has id a were
+		// both id a), and two different events shared a key, one lost to
+		// deduplication and compaction. A header, else the body's hash.
+		idField.path, idField.fallbacks = CompiledPointer{}, nil
+	}
+	if m.EventID, err = lookup(idField, h, body, bodyJSON); err != nil {
 		return m, fmt.Errorf("event_id: %w", err)
 	}
 	if m.EventID == "" {

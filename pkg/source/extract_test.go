@@ -244,8 +244,8 @@ func TestExtractTakesNumbersAsWritten(t *testing.T) {
 		{open, `{"type":"t","id":-2e400}`, "", "", "event_id"},
 		{open, `{"type":1e999,"id":"e1"}`, "", "", "event_type"},
 		{parts, `{"type":"t","a":1e400,"b":"x"}`, "", "", "event_id"},
-		{blobs, `{"type":"t","id":NaN}`, "", "", "event_id"},
-		{blobs, `{"type":"t","id":Infinity}`, "", "", "event_id"},
+		{blobs, `{"type":NaN,"id":"e1"}`, "", "", "event_type"},
+		{blobs, `{"type":Infinity,"id":"e1"}`, "", "", "event_type"},
 	} {
 		m, err := c.src.Extract(http.Header{}, []byte(c.body))
 		if c.wantID == "" {
@@ -306,5 +306,54 @@ func BenchmarkExtractStripe1KiB(b *testing.B) {
 		if _, err := src.Extract(h, body); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestNonJSONBodyIdIsNotGuessed: a json: false source read its event id
+// through pointers from bodies that are not JSON, where the JSON reader
+// guesses, and different bodies got one id (one raw key: one of them lost
+// to deduplication and compaction). Such a body's id is its X-Event-Id,
+// else its hash; a JSON body's is read as before.
+func TestNonJSONBodyIdIsNotGuessed(t *testing.T) {
+	f, err := Parse([]byte("sources:\n  blobs:\n    kind: none\n    json: false\n    event_type: {default: blob}\n  parts:\n    kind: none\n    json: false\n    event_type: {default: blob}\n    event_id: {fallback: [/a, /b]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blobs, _ := f.Get("blobs")
+	parts, _ := f.Get("parts")
+	ids := map[string]string{}
+	for _, c := range []struct {
+		src  *Source
+		body string
+	}{
+		{blobs, `garbage {"id":"x"}`},
+		{blobs, `garbage {"id":"x"} more`},
+		{blobs, "{\"id\":\"x\",\"n\":1}\n{\"id\":\"y\"}\n"},
+		{blobs, "{\"id\":\"x\",\"n\":2}\n{\"id\":\"z\"}\n"},
+		{blobs, `{"id":"x", oops`},
+		{parts, `{"a":"1","b":"2"} trailing`},
+		{parts, `{"a":"1","b":"2"} other`},
+	} {
+		m, err := c.src.Extract(http.Header{}, []byte(c.body))
+		if err != nil {
+			t.Fatalf("%q: %v", c.body, err)
+		}
+		if !strings.HasPrefix(m.EventID, "sha256:") {
+			t.Errorf("%q: id %q read from a body that is not JSON", c.body, m.EventID)
+		}
+		if other, ok := ids[m.EventID]; ok {
+			t.Errorf("%q and %q share id %s", other, c.body, m.EventID)
+		}
+		ids[m.EventID] = c.body
+	}
+	// A header still names it; a JSON body is read as before.
+	if m, err := blobs.Extract(http.Header{"X-Event-Id": {"h1"}}, []byte("not json")); err != nil || m.EventID != "h1" {
+		t.Errorf("header: %q, %v", m.EventID, err)
+	}
+	if m, err := blobs.Extract(http.Header{}, []byte(`{"id":"x"}`)); err != nil || m.EventID != "x" {
+		t.Errorf("JSON body: %q, %v", m.EventID, err)
+	}
+	if m, err := parts.Extract(http.Header{}, []byte(`{"a":"1","b":"2"}`)); err != nil || m.EventID != "1:2" {
+		t.Errorf("JSON body, fallbacks: %q, %v", m.EventID, err)
 	}
 }
