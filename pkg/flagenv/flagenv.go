@@ -207,24 +207,29 @@ func (s *Set) Bool(p *bool, name, env string, def bool, u string) {
 // Docker/Kubernetes convention); trailing newlines are dropped from either:
 // a Kubernetes Secret made --from-file and handed in as a variable ends in
 // one, and kept it made every signature check fail.
-// It returns "" when neither is set. A file that is empty or only
-// whitespace is an error naming the variable and the path (a secret
-// mounted empty, not one left unset). Secrets are never flags: flags show
-// up in process listings.
+// It returns "" when neither is set. Both set is an error (the variable
+// won silently: a rotated file went unread), and so is a value or file
+// that is empty or only whitespace, naming the variable (and the path),
+// never the value (a secret mounted or templated empty, not one left
+// unset). Secrets are never flags: flags show up in process listings.
 func Secret(env string) (string, error) {
-	if v := os.Getenv(env); v != "" {
-		if t := strings.TrimRight(v, "\r\n"); t != "" {
-			return t, nil
-		}
-		return v, nil // only newlines: the caller's whitespace check names it
+	v, file := os.Getenv(env), os.Getenv(env+"_FILE")
+	if v != "" && file != "" {
+		return "", fmt.Errorf("both %s and %s_FILE are set: set one (the variable would win over the file)", env, env)
 	}
-	if f := os.Getenv(env + "_FILE"); f != "" {
-		b, err := os.ReadFile(f)
+	if v != "" {
+		if strings.TrimSpace(v) == "" {
+			return "", fmt.Errorf("environment variable %s holds only whitespace", env)
+		}
+		return strings.TrimRight(v, "\r\n"), nil
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
 		if err != nil {
 			return "", fmt.Errorf("read %s_FILE: %w", env, err)
 		}
 		if strings.TrimSpace(string(b)) == "" {
-			return "", fmt.Errorf("the file named by %s_FILE (%s) is empty: it holds no %s", env, f, env)
+			return "", fmt.Errorf("the file named by %s_FILE (%s) is empty: it holds no %s", env, file, env)
 		}
 		return strings.TrimRight(string(b), "\r\n"), nil
 	}

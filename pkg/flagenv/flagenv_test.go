@@ -126,9 +126,11 @@ func TestSecretFromFile(t *testing.T) {
 	if err != nil || got != "hunter2" {
 		t.Fatalf("Secret = %q, %v", got, err)
 	}
+	// Both set: the variable won silently, and a secret rotated in the
+	// file was never read.
 	t.Setenv("T_SECRET", "direct")
-	if got, _ := Secret("T_SECRET"); got != "direct" {
-		t.Fatalf("env should win over file, got %q", got)
+	if got, err := Secret("T_SECRET"); err == nil || got != "" || err.Error() != "both T_SECRET and T_SECRET_FILE are set: set one (the variable would win over the file)" {
+		t.Fatalf("both set: %q, %v", got, err)
 	}
 }
 
@@ -206,13 +208,21 @@ func TestMalformedEnvValueNotShownEscaped(t *testing.T) {
 
 // TestSecretEnvTrailingNewline: a secret from the environment loses its
 // trailing newlines, as one from a file does (a Kubernetes Secret made
-// --from-file and handed in as a variable ends in one); one of newlines
-// only stays as it is, for the caller's whitespace check to name.
+// --from-file and handed in as a variable ends in one). One of only
+// whitespace is refused, naming the variable, not the value: a Kafka or
+// Redis password of blanks was sent as it was, and the refusal read as
+// wrong credentials.
 func TestSecretEnvTrailingNewline(t *testing.T) {
-	for v, want := range map[string]string{"whsec_abc\n": "whsec_abc", "whsec_abc\r\n": "whsec_abc", "whsec_abc": "whsec_abc", "a\nb\n": "a\nb", "\n": "\n"} {
+	for v, want := range map[string]string{"whsec_abc\n": "whsec_abc", "whsec_abc\r\n": "whsec_abc", "whsec_abc": "whsec_abc", "a\nb\n": "a\nb"} {
 		t.Setenv("T_SECRET", v)
 		if got, err := Secret("T_SECRET"); err != nil || got != want {
 			t.Errorf("%q: %q, %v; want %q", v, got, err, want)
+		}
+	}
+	for _, v := range []string{"\n", " ", "\t \r\n"} {
+		t.Setenv("T_SECRET", v)
+		if got, err := Secret("T_SECRET"); err == nil || got != "" || err.Error() != "environment variable T_SECRET holds only whitespace" {
+			t.Errorf("%q: %q, %v; want refused", v, got, err)
 		}
 	}
 }

@@ -558,11 +558,7 @@ func (s *Source) loadSecrets(build bool) []error {
 		v, err := flagenv.Secret(env)
 		switch {
 		case err != nil:
-			errs = append(errs, err)
-		case v != "" && strings.TrimSpace(v) == "":
-			// The variable, never the value. A file of only
-			// whitespace is refused by flagenv.Secret already.
-			errs = append(errs, fmt.Errorf("%s: environment variable %s holds only whitespace", field, env))
+			errs = append(errs, fmt.Errorf("%s: %w", field, err))
 		case v != "":
 			return []byte(v)
 		}
