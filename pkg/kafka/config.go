@@ -164,7 +164,8 @@ func (c *Config) Validate() error {
 	case m > 0 && c.ReplicationFactor > 0 && m > c.ReplicationFactor:
 		errs = append(errs, fmt.Errorf("kafka: -topic-min-insync-replicas (INLET_TOPIC_MIN_INSYNC_REPLICAS) %d is more than -topic-replication %d: every write would be refused", m, c.ReplicationFactor))
 	}
-	switch c.SASLMechanism {
+	// Any case: Kafka's own configs write PLAIN and SCRAM-SHA-256.
+	switch strings.ToLower(c.SASLMechanism) {
 	case "", "plain", "scram-sha-256", "scram-sha-512":
 	default:
 		errs = append(errs, fmt.Errorf("kafka: unknown SASL mechanism %q (-kafka-sasl-mechanism, INLET_KAFKA_SASL_MECHANISM): want plain, scram-sha-256 or scram-sha-512", c.SASLMechanism))
@@ -275,7 +276,7 @@ func (c *Config) ClientOpts(log *slog.Logger) ([]kgo.Opt, error) {
 		if len(missing) > 0 {
 			return nil, fmt.Errorf("kafka: SASL mechanism %s (-kafka-sasl-mechanism, INLET_KAFKA_SASL_MECHANISM) without %s", c.SASLMechanism, strings.Join(missing, " and without "))
 		}
-		switch c.SASLMechanism {
+		switch strings.ToLower(c.SASLMechanism) {
 		case "plain":
 			if !c.tlsOn() && log != nil {
 				log.Warn("kafka: SASL plain without TLS sends the password in clear text; set -kafka-tls (INLET_KAFKA_TLS) unless the network between here and the brokers is trusted")

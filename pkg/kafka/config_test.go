@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/inletdev/inlet/pkg/flagenv"
 )
@@ -334,6 +335,39 @@ func TestValidateBrokerAddresses(t *testing.T) {
 			if !strings.Contains(err.Error(), w) {
 				t.Errorf("%q: %v, want an error mentioning %s", b, err, w)
 			}
+		}
+	}
+}
+
+// TestSASLMechanismAnyCase: Kafka's own configs write PLAIN and
+// SCRAM-SHA-256; the same names were refused as unknown here.
+func TestSASLMechanismAnyCase(t *testing.T) {
+	t.Setenv("INLET_KAFKA_SASL_PASSWORD", "s3cr3t")
+	t.Setenv("INLET_KAFKA_SASL_PASSWORD_FILE", "")
+	for mech, want := range map[string]string{"PLAIN": "PLAIN", "SCRAM-SHA-256": "SCRAM-SHA-256", "Scram-Sha-512": "SCRAM-SHA-512", "plain": "PLAIN"} {
+		cfg := Config{Brokers: []string{"127.0.0.1:9092"}, TopicPrefix: "inlet", Partitions: 1, ReplicationFactor: 1, SASLMechanism: mech, SASLUser: "inlet", TLS: true}
+		if err := cfg.Validate(); err != nil {
+			t.Errorf("%s: %v", mech, err)
+			continue
+		}
+		opts, err := cfg.ClientOpts(nil)
+		if err != nil {
+			t.Errorf("%s: %v", mech, err)
+			continue
+		}
+		cl, err := kgo.NewClient(opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, m := range cl.OptValues(kgo.SASL) {
+			for _, mm := range m.([]sasl.Mechanism) {
+				got = append(got, mm.Name())
+			}
+		}
+		cl.Close()
+		if len(got) != 1 || got[0] != want {
+			t.Errorf("%s: mechanisms %v, want %s", mech, got, want)
 		}
 	}
 }
