@@ -282,6 +282,9 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		if acks.sent >= int(src.Batch.MaxLines) {
 			cutCode = http.StatusRequestEntityTooLarge
 			cutMsg = unreadError(fmt.Sprintf("batch has more than %d events", src.Batch.MaxLines), n, "in another batch")
+			// Counted once, as a body over batch.max_body is: the lines
+			// after the cut are the sender's to send again.
+			s.metrics.event(tctx, src.Name, "", outcomeRejected, reasonSize)
 			break
 		}
 		if rejected > int(src.Batch.MaxLines) {

@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -528,5 +530,27 @@ func TestBatchByteOrderMarkIgnored(t *testing.T) {
 	envs := h.rawEnvelopes(t, 1)
 	if len(envs) != 1 || string(envs[0].Payload) != first {
 		t.Fatalf("envelopes %+v; want one holding line 1 without the mark", envs)
+	}
+}
+
+// TestBatchCutAtMaxLinesIsCounted: a batch cut past batch.max_lines events
+// was answered (207, or 413 with none accepted) but left nothing in
+// inlet_ingest_requests_total beside its accepted lines: a sender whose
+// batches were cut every time showed as all well. The cut counts once,
+// rejected with reason size, as a body over batch.max_body does.
+func TestBatchCutAtMaxLinesIsCounted(t *testing.T) {
+	reader, tel := newMetered(t)
+	h := newHarness(t, testenv.Embedded(t), nil, tel)
+	var body strings.Builder
+	for i := range 7 {
+		body.WriteString(batchLineFor(fmt.Sprint("cut", i)))
+	}
+	status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1"}}, strings.NewReader(body.String()))
+	if status != http.StatusMultiStatus || br.Accepted != 5 {
+		t.Fatalf("7 lines, max_lines 5: %d %+v", status, br)
+	}
+	got := telemetrytest.Int64s(t, reader, "inlet.ingest.requests", "source", "outcome", "reason")
+	if want := map[string]int64{"billing|accepted|": 5, "billing|rejected|" + reasonSize: 1}; !maps.Equal(got, want) {
+		t.Fatalf("requests %v, want %v", got, want)
 	}
 }
