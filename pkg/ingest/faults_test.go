@@ -19,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sr"
 
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/testenv"
 	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
@@ -384,4 +385,39 @@ func TestReadyzSaysTheRawTopicIsMissing(t *testing.T) {
 		code, status := readyz(h.url)
 		return code == http.StatusServiceUnavailable && strings.Contains(status, h.topics.Raw+" missing")
 	})
+}
+
+// TestRawTopicMadeAgainIsWrittenTo: a raw topic deleted and made again (by
+// a processor's start, another ingest's, or by hand) is written to without
+// a restart, after at most a webhook answered 503. (A plain franz-go
+// client writing with ProduceSync, tried beside this, kept the old topic
+// id and failed every record UNKNOWN_TOPIC_ID for as long as it was
+// watched; ingest's writes recover. This guards that.)
+func TestRawTopicMadeAgainIsWrittenTo(t *testing.T) {
+	env := testenv.Embedded(t)
+	h := newHarness(t, env, func(c *Config) { c.AckTimeout = 4 * time.Second })
+	send := func(id string) int {
+		return do(t, h.signed(t, "stripe", []byte(`{"id":"`+id+`","type":"invoice.paid","created":1700000000}`), nil)).status
+	}
+	if code := send("evt_before"); code != http.StatusAccepted && code != http.StatusOK {
+		t.Fatalf("before: %d", code)
+	}
+	adm := kadm.NewClient(env.Client(t))
+	ctx := context.Background()
+	if _, err := adm.DeleteTopics(ctx, h.topics.Raw); err != nil {
+		t.Fatal(err)
+	}
+	// Made again at once, as a restart that finds it missing does.
+	if err := kafka.EnsureTopics(ctx, adm, 3, -1, h.topics.Specs()); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	testenv.Eventually(t, 20*time.Second, "a webhook accepted on the raw topic made again", func() bool {
+		n++
+		code := send(fmt.Sprintf("evt_after_%d", n))
+		return code == http.StatusAccepted || code == http.StatusOK
+	})
+	if code, status := readyz(h.url); code != http.StatusOK {
+		t.Fatalf("readyz %d %s", code, status)
+	}
 }
