@@ -1404,6 +1404,12 @@ wait:
 	if err := <-done; err != nil && runErr == nil {
 		runErr = err
 	}
+	if waitErr != nil && runErr == nil && final() >= need {
+		// The stop landed once every copy had its outcome, before a
+		// tick saw it: the replay is done (a stop is "interrupted,
+		// resume" only while copies are left).
+		waitErr = nil
+	}
 	perr := record()
 	c := p.Counts()
 	r.sum.Applied += c.Total(processor.Processed)
