@@ -272,6 +272,12 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		printUnmatched(out, decided.Unmatched)
 		return exitError, err
 	}
+	if err != nil && output == "json" && (cmd == "requeue" || cmd == "discard") {
+		// A script reads the answer from stdout: what stands (the
+		// count committed before a stop midway; none for an entry
+		// refused alone), the error on stderr and the exit code.
+		return exitError, errors.Join(interrupted(err), jsonEncode(out, admin.NewDecideResponse(cmd, dry, who, decided)))
+	}
 	if err != nil {
 		return exitError, interrupted(err)
 	}

@@ -724,3 +724,30 @@ func TestShowJSONEscapesTerminalControlsInPayload(t *testing.T) {
 		t.Errorf("payload read back as %+v (%v), want it as sent", shown, err)
 	}
 }
+
+// TestQueueDecisionFailureStillPrintsJSON: a requeue or discard that
+// fails (one entry named alone that cannot be requeued, a decision
+// stopped midway) printed nothing on stdout with --output json: a script
+// reading the answer got no JSON to parse, and not the count that stands.
+// It prints the answer (what was decided before the failure) as the
+// refusals of ids not on the queue do, and still exits 1.
+func TestQueueDecisionFailureStillPrintsJSON(t *testing.T) {
+	env, topics, _, flags := dlqEntry(t)
+	res := env.Client(t, kgo.ProducerLinger(0)).ProduceSync(context.Background(), &kgo.Record{Topic: topics.DLQ, Key: []byte("stripe:tomb")})
+	if err := res.FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	tomb := retry.Coordinates(res[0].Record)
+	var out bytes.Buffer
+	code, err := run(append(flags, "dlq", "requeue", tomb, "--reason", "sink fixed", "--retry-tiers", "5s,1m", "--output", "json"), &out)
+	if code != exitError || err == nil || !strings.Contains(err.Error(), "not an event to requeue") {
+		t.Fatalf("requeue %s alone: exit %d, %v; want %d and the refusal", tomb, code, err, exitError)
+	}
+	var v struct {
+		Action string `json:"action"`
+		Count  *int   `json:"count"`
+	}
+	if jerr := json.Unmarshal(out.Bytes(), &v); jerr != nil || v.Action != "requeue" || v.Count == nil || *v.Count != 0 {
+		t.Fatalf("requeue --output json that failed: stdout %q (%v); want the answer, count 0", out.String(), jerr)
+	}
+}
