@@ -61,11 +61,11 @@ Examples:
 // queueFlags are the flags each queue command reads. show takes ids only:
 // with a filter, an entry outside it read as "not on the queue".
 var queueFlags = map[string][]string{
-	"ls":      {"source", "type", "error", "since", "until", "all", "group", "limit", "after", "output", "sources", "retry-tiers"},
-	"show":    {"output", "sources", "retry-tiers"},
-	"requeue": {"source", "type", "error", "since", "until", "reason", "dry-run", "output", "who", "sources", "retry-tiers"},
-	"discard": {"source", "type", "error", "since", "until", "reason", "dry-run", "output", "who", "sources", "retry-tiers"},
-	"depth":   {"retry-tiers"},
+	"ls":      {"source", "type", "error", "since", "until", "all", "group", "limit", "after", "output", "sources", "retry-tiers", "timeout"},
+	"show":    {"output", "sources", "retry-tiers", "timeout"},
+	"requeue": {"source", "type", "error", "since", "until", "reason", "dry-run", "output", "who", "sources", "retry-tiers", "timeout"},
+	"discard": {"source", "type", "error", "since", "until", "reason", "dry-run", "output", "who", "sources", "retry-tiers", "timeout"},
+	"depth":   {"retry-tiers", "timeout"},
 }
 
 // flagList is names as flags: "--a, --b".
@@ -96,6 +96,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	var all, group, dry bool
 	var limit int
 	var after string
+	var timeout time.Duration
 	fs.StringVar(&f.Source, "source", "", "only this source")
 	fs.StringVar(&f.EventType, "type", "", "only this event type")
 	fs.StringVar(&f.ErrorText, "error", "", "only entries whose error or reason contains this text")
@@ -108,6 +109,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	fs.StringVar(&reason, "reason", "", "requeue/discard: why (required, audited)")
 	fs.BoolVar(&dry, "dry-run", false, "requeue/discard: show what would change, change nothing")
 	fs.StringVar(&output, "output", "table", "table or json")
+	fs.DurationVar(&timeout, "timeout", 2*time.Minute, "time budget: a requeue or discard stopped by it keeps what it committed (run it again for the rest)")
 	fs.StringVar(&who, "who", currentUser(), "requeue/discard: who decides (required, audited; default: the current user)")
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "", "the processor's sources file: a --source not in it that matches nothing is refused; show takes runbooks from it")
 	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's): requeue writes to the first")
@@ -142,6 +144,9 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	if output != "table" && output != "json" {
 		// As replay and reconcile: a script's --output jsno got a table.
 		return exitUsage, fmt.Errorf("--output %q: table or json", output)
+	}
+	if timeout <= 0 {
+		return exitUsage, fmt.Errorf("--timeout %v: want a positive duration such as 10m", timeout)
 	}
 	f.IDs = ids
 	delays, err := tiers()
@@ -209,7 +214,7 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	sctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	context.AfterFunc(sctx, stop)
-	ctx, cancel := context.WithTimeout(sctx, 2*time.Minute)
+	ctx, cancel := context.WithTimeout(sctx, timeout)
 	defer cancel()
 	// interrupted says so of err, when Ctrl-C ended the command.
 	interrupted := func(err error) error {

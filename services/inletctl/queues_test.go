@@ -157,7 +157,12 @@ func TestQueueCommands(t *testing.T) {
 		if want := map[any]string{"evt_q1": "evt_q2", "evt_q2": "evt_q1"}[first]; !strings.Contains(out.String(), want) || strings.Contains(out.String(), "next page") {
 			t.Fatalf("second page after %v, want %s and no next page:\n%s", first, want, out.String())
 		}
-		for _, bad := range [][]string{{"--after", "nonsense"}, {"--limit", "-2"}} {
+		// The time budget is --timeout's (2 minutes by default, and a
+		// large decision stopped by it had no way to ask for more).
+		if code, err := run(append(flags, "dlq", "ls", "--timeout", "1ns"), &bytes.Buffer{}); code != exitError || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("ls --timeout 1ns: exit %d, %v; want %d, deadline exceeded", code, err, exitError)
+		}
+		for _, bad := range [][]string{{"--after", "nonsense"}, {"--limit", "-2"}, {"--timeout", "0s"}, {"--timeout", "-1s"}, {"--timeout", "soon"}} {
 			if code, _ := run(append(append(flags, "dlq", "ls"), bad...), &bytes.Buffer{}); code != exitUsage {
 				t.Errorf("ls %v: exit %d, want %d", bad, code, exitUsage)
 			}
