@@ -151,7 +151,11 @@ func DefaultID(src string, from, to time.Time, mode Mode) string {
 		if t.IsZero() {
 			return "open"
 		}
-		return t.UTC().Format("20060102T150405Z")
+		// Below the second only when the time has it: whole-second ids
+		// stay as they were, and ranges that differ by less than a
+		// second are two replays, not one refused as "started with
+		// different parameters".
+		return t.UTC().Format("20060102T150405.999999999Z")
 	}
 	clean := func(s string) string {
 		return strings.Map(func(r rune) rune {

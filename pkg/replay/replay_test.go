@@ -852,7 +852,7 @@ func TestReplayDefaultIDOfALongSourceIsValid(t *testing.T) {
 				t.Fatalf("id %q is also %s's", id, other)
 			}
 			seen[id] = c.name
-			if !regexp.MustCompile(`^s+t?-(open|\d{8}T\d{6}Z)-\d{8}T\d{6}Z-` + string(c.mode) + `(-[0-9a-f]{12})?$`).MatchString(id) {
+			if !regexp.MustCompile(`^s+t?-(open|\d{8}T\d{6}(\.\d+)?Z)-\d{8}T\d{6}(\.\d+)?Z-` + string(c.mode) + `(-[0-9a-f]{12})?$`).MatchString(id) {
 				t.Errorf("id %q: want <source (cut)>-<from>-<to>-<mode>(-<hash>, when cut)", id)
 			}
 		})
@@ -1163,4 +1163,22 @@ func TestCopyResumeCopiesAnEntryRequeuedMeanwhile(t *testing.T) {
 		t.Fatalf("resumed summary %+v; want all %d read, the requeued one among them", sum, good+1)
 	}
 	h.wantCopiedOnce(t, "decided", good+1)
+}
+
+// TestReplayDefaultIDKeepsFractions: ranges that differ below the second
+// got one default id, and the second replay was refused as started with
+// different parameters.
+func TestReplayDefaultIDKeepsFractions(t *testing.T) {
+	from := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
+	a := DefaultID("shop", from, from.Add(time.Hour), Rebuild)
+	b := DefaultID("shop", from.Add(500*time.Millisecond), from.Add(time.Hour), Rebuild)
+	if a == b {
+		t.Fatalf("ranges 500ms apart share id %s", a)
+	}
+	if want := "shop-20250102T030405.5Z-20250102T040405Z-rebuild"; b != want {
+		t.Errorf("id %s, want %s", b, want)
+	}
+	if err := (&Config{ID: b, Source: "shop", Mode: Rebuild, From: from, To: from.Add(time.Hour)}).Validate(); err != nil {
+		t.Errorf("id %s: %v", b, err)
+	}
 }
