@@ -45,12 +45,19 @@ func printable(s string) bool {
 	return true
 }
 
-// validTraceparent checks the W3C version-00 shape:
-// 00-<32 hex trace id, not all 0>-<16 hex parent id, not all 0>-<2 hex flags>.
+// validTraceparent checks the W3C shape:
+// <2 hex version, not ff>-<32 hex trace id, not all 0>-<16 hex parent id,
+// not all 0>-<2 hex flags>, exactly that for version 00; a later version
+// may add fields after a '-' (read as W3C Trace Context says, and as
+// OpenTelemetry's propagator does, which continues such a trace).
 func validTraceparent(tp string) bool {
-	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || tp[:2] == "ff" {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || tp[:2] == "ff" {
 		return false
 	}
+	if len(tp) > 55 && (tp[:2] == "00" || tp[55] != '-') {
+		return false
+	}
+	tp = tp[:55]
 	for _, part := range []string{tp[:2], tp[3:35], tp[36:52], tp[53:]} {
 		if !isLowerHex(part) {
 			return false
