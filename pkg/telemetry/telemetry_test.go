@@ -17,7 +17,8 @@ import (
 // TestSeriesBeyondTheSDKDefaultKeepTheirLabels: 4 sources × 101 types (a
 // Limiter's 100 and "other") × 6 outcomes is within what Inlet's labels
 // allow; every one of those series keeps its labels (none folds into
-// otel_metric_overflow, as past the SDK's default of 2,000).
+// otel.metric.overflow, otel_metric_overflow in Prometheus, as past the
+// SDK's default of 2,000).
 func TestSeriesBeyondTheSDKDefaultKeepTheirLabels(t *testing.T) {
 	ctx := context.Background()
 	reader := sdkmetric.NewManualReader()
@@ -50,7 +51,7 @@ func TestSeriesBeyondTheSDKDefaultKeepTheirLabels(t *testing.T) {
 			}
 			points := m.Data.(metricdata.Sum[int64]).DataPoints
 			for _, p := range points {
-				if v, ok := p.Attributes.Value("otel_metric_overflow"); ok && v.AsBool() {
+				if v, ok := p.Attributes.Value("otel.metric.overflow"); ok && v.AsBool() {
 					t.Fatalf("%d series folded into the overflow series", p.Value)
 				}
 			}
