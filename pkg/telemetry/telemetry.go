@@ -89,8 +89,10 @@ func WithSpanProcessor(p sdktrace.SpanProcessor) Option {
 }
 
 // New builds the providers for service. Prometheus metrics are always on;
-// OTLP export is on when OTEL_EXPORTER_OTLP_ENDPOINT (or the per-signal
-// variable) is set, configured by the standard variables.
+// OTLP export of a signal is on when OTEL_EXPORTER_OTLP_ENDPOINT (or the
+// per-signal variable) is set, unless OTEL_TRACES_EXPORTER /
+// OTEL_METRICS_EXPORTER leave otlp out or OTEL_SDK_DISABLED is true
+// (otlpOn), configured by the standard variables.
 func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error) {
 	var o options
 	for _, opt := range opts {
@@ -158,7 +160,27 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	}, nil
 }
 
+// otlpOn reports whether signal (TRACES, METRICS) is exported over OTLP:
+// its endpoint is set (OTEL_EXPORTER_OTLP_ENDPOINT or the per-signal
+// variable), OTEL_SDK_DISABLED is not true, and OTEL_<signal>_EXPORTER,
+// when set, lists otlp, as the OpenTelemetry specification defines them.
+// They were ignored: with the endpoint set for traces, metrics went over
+// OTLP too, every series counted twice next to the /metrics scrape, and
+// OTEL_METRICS_EXPORTER=none did not stop it. /metrics is served either
+// way.
 func otlpOn(signal string) bool {
+	if strings.EqualFold(strings.TrimSpace(os.Getenv("OTEL_SDK_DISABLED")), "true") {
+		return false
+	}
+	if v := os.Getenv("OTEL_" + signal + "_EXPORTER"); strings.TrimSpace(v) != "" {
+		otlp := false
+		for e := range strings.SplitSeq(v, ",") {
+			otlp = otlp || strings.TrimSpace(e) == "otlp"
+		}
+		if !otlp {
+			return false
+		}
+	}
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != ""
 }
 
