@@ -51,7 +51,12 @@ type LineResult struct {
 	Status  string `json:"status"`
 	ID      string `json:"id,omitempty"`
 	EventID string `json:"event_id,omitempty"`
-	Error   string `json:"error,omitempty"`
+	// CorrelationID is the id the line's event is traced under: its own
+	// correlation_id, or the request's with -<line> when it has none or
+	// one not taken (see validCorrelationID), which nothing else told the
+	// producer.
+	CorrelationID string `json:"correlation_id,omitempty"`
+	Error         string `json:"error,omitempty"`
 }
 
 // batchLine is one event of the NDJSON batch format.
@@ -334,7 +339,7 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 		}
 		types[len(resp.Results)] = env.EventType
 		sent[len(resp.Results)] = acks.sent
-		resp.Results = append(resp.Results, LineResult{Line: n, ID: env.ID, EventID: env.EventID})
+		resp.Results = append(resp.Results, LineResult{Line: n, ID: env.ID, EventID: env.EventID, CorrelationID: env.CorrelationID})
 		acks.produce(s.w, acks.sent, rec)
 	}
 

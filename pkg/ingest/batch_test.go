@@ -554,3 +554,39 @@ func TestBatchCutAtMaxLinesIsCounted(t *testing.T) {
 		t.Fatalf("requests %v, want %v", got, want)
 	}
 }
+
+// TestBatchLineResultNamesItsCorrelationID: each accepted line's result
+// says the correlation id its event is traced under. A line whose own
+// correlation_id is not taken (a space, control bytes, over 128 bytes)
+// gets the request's with -<line>, as a line without one does; the answer
+// did not say so, and the id the producer sent, which it would look the
+// event up by, was in no log, header or history.
+func TestBatchLineResultNamesItsCorrelationID(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t), nil)
+	header := http.Header{}
+	header.Set("Content-Type", "application/x-ndjson")
+	header.Set("Authorization", "Bearer batch-token-1")
+	header.Set("X-Correlation-ID", "req-7")
+	body := strings.Join([]string{
+		`{"id":"k1","type":"invoice.paid","data":{"id":"inv_1"}}`,
+		`{"id":"k2","type":"invoice.paid","correlation_id":"has a space","data":{"id":"inv_2"}}`,
+		`{"id":"k3","type":"invoice.paid","correlation_id":"own-3","data":{"id":"inv_3"}}`,
+	}, "\n")
+	status, br, _ := postBatchReader(t, h, "/events/billing", header, strings.NewReader(body))
+	if status != http.StatusOK || br.Accepted != 3 {
+		t.Fatalf("status %d, %+v", status, br)
+	}
+	want := map[int]string{1: "req-7-1", 2: "req-7-2", 3: "own-3"}
+	for _, r := range br.Results {
+		if r.CorrelationID != want[r.Line] {
+			t.Errorf("line %d: correlation id %q in its result, want %q", r.Line, r.CorrelationID, want[r.Line])
+		}
+	}
+	stored := map[string]string{}
+	for _, e := range h.rawEnvelopes(t, 3) {
+		stored[e.EventID] = e.CorrelationID
+	}
+	if stored["k1"] != want[1] || stored["k2"] != want[2] || stored["k3"] != want[3] {
+		t.Errorf("envelopes' correlation ids %v, want those of the results", stored)
+	}
+}
