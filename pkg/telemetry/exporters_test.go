@@ -1,7 +1,11 @@
 package telemetry
 
 import (
+	"log/slog"
+	"strings"
+
 	"context"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 	"net/http"
 	"net/http/httptest"
 	"sync"
@@ -86,5 +90,46 @@ func TestExporterSelectionVariables(t *testing.T) {
 				t.Errorf("exports %v, want traces %v, metrics %v", p, tc.wantTraces, tc.wantMetrics)
 			}
 		})
+	}
+}
+
+// TestUnsupportedProtocolIsSaid: Inlet's exporters speak OTLP/HTTP with
+// protobuf whatever OTEL_EXPORTER_OTLP_PROTOCOL says. Set to grpc (with
+// the endpoint on a collector's gRPC port, 4317), every export failed with
+// a malformed-response error that did not name the cause; the start now
+// says it, per signal exported.
+func TestUnsupportedProtocolIsSaid(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want []string // signals warned about
+	}{
+		{map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, []string{"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL": "http/protobuf", "OTEL_METRICS_EXPORTER": "none"}, []string{"OTEL_EXPORTER_OTLP_PROTOCOL=grpc"}},
+		{map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"}, nil},
+		{map[string]string{"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_SDK_DISABLED": "true"}, nil},
+	} {
+		collector(t)
+		for k, v := range tc.env {
+			t.Setenv(k, v)
+		}
+		var buf syncbuf.Buffer
+		tel, err := New(t.Context(), "test", WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = tel.Shutdown(t.Context())
+		out := buf.String()
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) || !strings.Contains(out, "OTLP/HTTP") {
+				t.Errorf("%v: log %q, want a warning naming %s", tc.env, out, w)
+			}
+		}
+		if len(tc.want) == 0 && strings.Contains(out, "PROTOCOL") {
+			t.Errorf("%v: log %q, want no protocol warning", tc.env, out)
+		}
+		for k := range tc.env {
+			t.Setenv(k, "")
+		}
 	}
 }

@@ -127,6 +127,13 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	for _, p := range o.spans {
 		topts = append(topts, sdktrace.WithSpanProcessor(p))
 	}
+	if o.log != nil {
+		for _, signal := range []string{"TRACES", "METRICS"} {
+			if otlpOn(signal) {
+				warnProtocol(o.log, signal)
+			}
+		}
+	}
 	if otlpOn("METRICS") {
 		exp, err := otlpmetrichttp.New(ctx)
 		if err != nil {
@@ -182,6 +189,24 @@ func otlpOn(signal string) bool {
 		}
 	}
 	return os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT") != "" || os.Getenv("OTEL_EXPORTER_OTLP_"+signal+"_ENDPOINT") != ""
+}
+
+// warnProtocol says that signal is exported over OTLP/HTTP with protobuf
+// whatever its OTEL_EXPORTER_OTLP_*PROTOCOL variable asks: the exporters
+// read none. Set to grpc, with the endpoint on a collector's gRPC port
+// (4317), every export failed with a malformed-response error that did not
+// name the cause.
+func warnProtocol(log *slog.Logger, signal string) {
+	name := "OTEL_EXPORTER_OTLP_" + signal + "_PROTOCOL"
+	v := os.Getenv(name)
+	if v == "" {
+		name = "OTEL_EXPORTER_OTLP_PROTOCOL"
+		v = os.Getenv(name)
+	}
+	if v = strings.TrimSpace(v); v != "" && v != "http/protobuf" {
+		log.Warn(name+"="+v+" is not supported: "+strings.ToLower(signal)+" are exported over OTLP/HTTP with protobuf (a collector's port 4318, path /v1/"+strings.ToLower(signal)+"), whatever it says; unset it and point the endpoint at the collector's OTLP/HTTP port",
+			"signal", strings.ToLower(signal))
+	}
 }
 
 // Handler serves /metrics in the Prometheus format (with exemplars when the
