@@ -10,6 +10,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/plugin/kotel"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/alert"
@@ -34,8 +35,9 @@ func (p *Processor) deliverOne(ctx context.Context, sem chan struct{}, d router.
 		return errors.New("not delivered: the batch's time for deliveries ran out while other deliveries of the batch waited for their sinks")
 	}
 	defer func() { <-sem }()
-	// The event's span, for the trace context the sink sends on.
-	ctx = trace.ContextWithSpan(ctx, it.span)
+	// The event's span and the sender's baggage, for the trace context
+	// the sink sends on (as the processed records carry them).
+	ctx = baggage.ContextWithBaggage(trace.ContextWithSpan(ctx, it.span), baggage.FromContext(it.ctx))
 	return p.guard(it, "Deliver", func() error { return d.Deliver(ctx, it.ev, it.out) })
 }
 

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -18,7 +19,9 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/alert"
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -704,5 +707,30 @@ func TestAHandlerReturningNoOutputInvalidatesItsEventOnly(t *testing.T) {
 	case err := <-r.done:
 		t.Fatalf("the processor stopped: %v", err)
 	default:
+	}
+}
+
+// deliverCtx is a Deliverer that keeps the context it was called with.
+type deliverCtx struct{ ctx context.Context }
+
+func (d *deliverCtx) Deliver(ctx context.Context, _ *router.Event, _ *router.Output) error {
+	d.ctx = ctx
+	return nil
+}
+
+// TestDeliveryCarriesTheEventsBaggage: a sink got the event's trace
+// context but not the sender's baggage, which the processed records
+// carry.
+func TestDeliveryCarriesTheEventsBaggage(t *testing.T) {
+	m, _ := baggage.NewMember("tenant", "acme")
+	bag, _ := baggage.New(m)
+	p := &Processor{log: slog.New(slog.DiscardHandler)}
+	it := &item{ctx: baggage.ContextWithBaggage(context.Background(), bag), span: trace.SpanFromContext(context.Background())}
+	var d deliverCtx
+	if err := p.deliverOne(context.Background(), make(chan struct{}, 1), &d, it); err != nil {
+		t.Fatal(err)
+	}
+	if got := baggage.FromContext(d.ctx).Member("tenant").Value(); got != "acme" {
+		t.Fatalf("baggage tenant %q in the delivery's context, want acme", got)
 	}
 }

@@ -81,6 +81,11 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 			return nil, fmt.Errorf("sink: header %q is not a valid header name", k)
 		case !httpguts.ValidHeaderFieldValue(v):
 			return nil, fmt.Errorf("sink: the value of header %s holds a line break or another control character (a file or variable ending in a newline?)", k)
+		case slices.Contains(ownHeaders, http.CanonicalHeaderKey(k)):
+			// Set after Inlet's, it replaced them: one value for every
+			// event, so the downstream deduplicated unrelated events
+			// as one, or traced them all to one correlation id.
+			return nil, fmt.Errorf("sink: header %s is one Inlet sets per event (%s): it cannot be configured", k, strings.Join(ownHeaders, ", "))
 		}
 	}
 	// A transport of its own, keeping idle as many connections as a
@@ -119,6 +124,13 @@ func (e *StatusError) Error() string {
 	return fmt.Sprintf("sink answered %d: %s", e.Status, e.Body)
 }
 
+// ownHeaders are the headers Send sets per event, canonical.
+var ownHeaders = []string{"Idempotency-Key", "X-Correlation-Id", "Traceparent", "Tracestate", "Baggage"}
+
+// sinkPropagator writes the event's trace context and the sender's
+// baggage, as the processed records carry them.
+var sinkPropagator = propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{})
+
 // Send delivers body. idempotencyKey goes in the Idempotency-Key header so
 // the downstream can drop a redelivery (Inlet delivers at least once),
 // the correlation id in X-Correlation-ID, and ctx's W3C trace context in
@@ -136,7 +148,7 @@ func (s *HTTP) Send(ctx context.Context, body []byte, contentType, idempotencyKe
 	req.Header.Set("X-Correlation-ID", correlationID)
 	// The event's trace context (ctx's span), so the downstream's own
 	// spans join the event's trace; nothing when ctx holds none.
-	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
+	sinkPropagator.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	for k, v := range s.cfg.Headers {
 		req.Header.Set(k, v)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/retry"
@@ -198,6 +199,13 @@ func TestNewHTTPRefusesHeadersGoWouldRefuse(t *testing.T) {
 	if _, err := NewHTTP(HTTPConfig{URL: "https://sink.example.com/in", Headers: map[string]string{"Authorization": "Bearer ok", "X-Api-Key": "k\tv"}}); err != nil {
 		t.Errorf("valid headers: %v", err)
 	}
+	// The headers Inlet sets per event: configured, they replaced Inlet's
+	// with one value for every event.
+	for _, name := range []string{"Idempotency-Key", "x-correlation-id", "traceparent", "TraceState", "baggage"} {
+		if _, err := NewHTTP(HTTPConfig{URL: "https://sink.example.com/in", Headers: map[string]string{name: "fixed"}}); err == nil || !strings.Contains(err.Error(), "one Inlet sets per event") {
+			t.Errorf("header %s: %v, want refused as Inlet's own", name, err)
+		}
+	}
 }
 
 // TestSendCarriesTraceContext: a delivery made within an event's span
@@ -219,6 +227,15 @@ func TestSendCarriesTraceContext(t *testing.T) {
 	}
 	if tp := got.Get("traceparent"); tp != "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01" {
 		t.Fatalf("traceparent %q, want the event's span", tp)
+	}
+	// The sender's baggage goes on, as on the processed records.
+	m, _ := baggage.NewMember("tenant", "acme")
+	bag, _ := baggage.New(m)
+	if err := s.Send(baggage.ContextWithBaggage(ctx, bag), []byte(`{}`), "application/json", "shop:1", "corr-1"); err != nil {
+		t.Fatal(err)
+	}
+	if b := got.Get("baggage"); b != "tenant=acme" {
+		t.Fatalf("baggage %q, want the event's", b)
 	}
 	if err := s.Send(context.Background(), []byte(`{}`), "application/json", "shop:1", "corr-1"); err != nil {
 		t.Fatal(err)
