@@ -12,10 +12,9 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet/pkg/contract"
-	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/handlers"
 	"github.com/inletdev/inlet/pkg/kafka"
-	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/schemacheck"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
@@ -26,6 +25,11 @@ import (
 // a schema the registry would refuse, a fixture its contract refuses, a
 // sources file naming a contract the build lacks.
 const exitProblems = 4
+
+// buildRouter builds the processor's router for a sources file, as the
+// processor, services/dev and replay do (a variable for tests, which
+// cannot add Go handlers to pkg/handlers').
+var buildRouter = handlers.Router
 
 const schemasUsage = `Usage: inletctl [connection flags] schemas check [--sources FILE] [--output table|json]
 
@@ -121,8 +125,10 @@ func schemasCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig,
 			rep.Problems = append(rep.Problems, fmt.Sprintf("sources: contract %q is not in this build (schemas/contracts/%s)", m, m))
 		}
 		if len(missing) == 0 {
-			// Templates and sinks, as the processor builds them.
-			if err := declarative.Register(router.New(), sources, reg); err != nil {
+			// The router as the processor builds it: templates and sinks,
+			// and the Go handlers of pkg/handlers, whose constructors and
+			// routes (against the file's entries too) refuse a start.
+			if _, err := buildRouter(sources); err != nil {
 				rep.Problems = append(rep.Problems, "sources: "+err.Error())
 			}
 		}

@@ -4,14 +4,19 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
+	"github.com/inletdev/inlet/pkg/handlers"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/schemacheck"
+	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/testenv"
 )
 
@@ -110,6 +115,35 @@ func TestSchemasCheck(t *testing.T) {
 		code, _ := run(append(flags, "schemas", "check", "--sources", bad), &out)
 		if code != exitProblems || !strings.Contains(out.String(), `contract "stripe/charge" is not in this build`) {
 			t.Errorf("exit %d, want %d naming the contract:\n%s", code, exitProblems, out.String())
+		}
+	})
+
+	t.Run("sources with a Go handler the processor refuses", func(t *testing.T) {
+		// The processor, dev and replay build their router with
+		// handlers.Router, Go handlers included; the check built the
+		// file's entries alone, and passed a file whose Go handler
+		// clashes with an entry (or fails to build): exit 0, then a
+		// processor that does not start.
+		if reflect.ValueOf(buildRouter).Pointer() != reflect.ValueOf(handlers.Router).Pointer() {
+			t.Fatal("schemas check does not build its router with handlers.Router, as the processor does")
+		}
+		defer func(b func(*source.File) (*router.Router, error)) { buildRouter = b }(buildRouter)
+		buildRouter = func(f *source.File) (*router.Router, error) {
+			rt, err := handlers.Router(f)
+			if err != nil {
+				return nil, err
+			}
+			// As pkg/handlers registers a Go handler for the entry's own route.
+			noop := router.HandlerFunc(func(context.Context, *router.Event) (*router.Output, error) { return nil, nil })
+			if err := rt.Handle(router.Route{Source: "pay", EventType: "payment_intent.*", Version: "*"}, noop); err != nil {
+				return nil, fmt.Errorf("go handler: %w", err)
+			}
+			return rt, nil
+		}
+		var out bytes.Buffer
+		code, _ := run(append(flags, "schemas", "check", "--sources", sources), &out)
+		if code != exitProblems || !strings.Contains(out.String(), "registered twice") {
+			t.Errorf("exit %d, want %d naming the clash:\n%s", code, exitProblems, out.String())
 		}
 	})
 
