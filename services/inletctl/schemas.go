@@ -15,6 +15,7 @@ import (
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/handlers"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/schemacheck"
 	"github.com/inletdev/inlet/pkg/service"
 	"github.com/inletdev/inlet/pkg/source"
@@ -37,7 +38,8 @@ Checks, before a deploy, that this build of Inlet fits what it will run
 against, and registers nothing (read-only registry credentials do):
 
   - the sources file (--sources, INLET_SOURCES): every event names a
-    contract this build has, and its handlers build;
+    contract this build has, its handlers build, and each source's retry
+    settings fit the processor's tiers (--retry-tiers, INLET_RETRY_TIERS);
   - the build's contracts: every fixture reads with its version;
   - the schema registry: for the envelope (subject <raw topic>-value) and
     the processed schema of each contract the sources use (every contract
@@ -82,6 +84,7 @@ func schemasCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig,
 	var sourcesPath, output string
 	fs.String(&sourcesPath, "sources", "INLET_SOURCES", "", "sources file (the services'); empty: check every contract of this build")
 	fs.StringVar(&output, "output", "table", "table or json")
+	tiers := kafka.RetryTiersFlag(fs, "retry tier delays (the processor's): the sources' retry settings are checked against them")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return exitOK, nil
@@ -94,6 +97,10 @@ func schemasCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig,
 	}
 	if output != "table" && output != "json" {
 		return exitUsage, fmt.Errorf("--output %q: table or json", output)
+	}
+	delays, err := tiers()
+	if err != nil {
+		return exitUsage, err
 	}
 	reg, err := contract.Load(contracts.FS)
 	if err != nil {
@@ -118,6 +125,13 @@ func schemasCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig,
 			// Read, and refused as the processor would refuse it: the
 			// deploy does not fit.
 			return exitProblems, fmt.Errorf("--sources (INLET_SOURCES): %w", err)
+		}
+		// As the processor's start refuses them: a retry tier with no
+		// topic of its own, more attempts than the tiers allow.
+		if _, err := processor.RetryPolicies(sources, delays); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				rep.Problems = append(rep.Problems, "sources: "+line)
+			}
 		}
 		var missing []string
 		checked, missing = schemacheck.Used(sources, reg)

@@ -75,6 +75,26 @@ func TestSchemasCheck(t *testing.T) {
 		}
 	})
 
+	t.Run("sources whose retry tiers the processor lacks", func(t *testing.T) {
+		// The processor refuses to start (and --check-config fails) on a
+		// source retrying after a delay it has no retry topic for; the
+		// check passed it.
+		odd := writeSources(t, strings.Replace(schemaSources, "    events:", "    retry: {tiers: [45s]}\n    events:", 1))
+		var out bytes.Buffer
+		code, _ := run(append(flags, "schemas", "check", "--sources", odd), &out)
+		if code != exitProblems || !strings.Contains(out.String(), `source "pay" retries after 45s but there is no retry topic for that delay`) {
+			t.Errorf("default tiers: exit %d, want %d naming the tier:\n%s", code, exitProblems, out.String())
+		}
+		out.Reset()
+		code, err := run(append(flags, "schemas", "check", "--sources", odd, "--retry-tiers", "45s"), &out)
+		if code != exitOK {
+			t.Errorf("--retry-tiers 45s: exit %d (%v), want 0:\n%s", code, err, out.String())
+		}
+		if code, _ := run(append(flags, "schemas", "check", "--retry-tiers", "soon"), &bytes.Buffer{}); code != exitUsage {
+			t.Errorf("--retry-tiers soon: exit %d, want %d", code, exitUsage)
+		}
+	})
+
 	t.Run("a processed schema the subject refuses", func(t *testing.T) {
 		ctx := context.Background()
 		// An earlier version the current one cannot read: its fields have
