@@ -108,3 +108,53 @@ func TestRetriedAttemptSpans(t *testing.T) {
 		}
 	})
 }
+
+// TestRedisSpansHangUnderTheBatch: with spans exported, each of a batch's
+// Redis round trips (claims, newest-wins, done marks) started a trace of
+// its own, linked to nothing. They are now children of a "process batch"
+// span that links to the batch's events.
+func TestRedisSpansHangUnderTheBatch(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	spans := tracetest.NewSpanRecorder()
+	tel, err := telemetry.New(context.Background(), "test", telemetry.WithSpanProcessor(spans))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	if err := tel.InstrumentRedis(h.rdb); err != nil {
+		t.Fatal(err)
+	}
+	h.tel = tel
+	h.start("a", nil)
+	h.send("stripe", "payment_intent.succeeded", "evt_rs", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_rs", "pi_rs", "succeeded", 1700000000))
+	h.waitAll(1)
+
+	var event, batch sdktrace.ReadOnlySpan
+	testenv.Eventually(t, 10*time.Second, "the event's and the batch's spans", func() bool {
+		for _, s := range spans.Ended() {
+			switch s.Name() {
+			case "process":
+				event = s
+			case "process batch":
+				batch = s
+			}
+		}
+		return event != nil && batch != nil
+	})
+	linked := false
+	for _, l := range batch.Links() {
+		linked = linked || l.SpanContext.SpanID() == event.SpanContext().SpanID()
+	}
+	if !linked {
+		t.Errorf("the batch span's links %v do not name the event's span", batch.Links())
+	}
+	under := 0
+	for _, s := range spans.Ended() {
+		if strings.Contains(s.InstrumentationScope().Name, "redis") && s.Parent().SpanID() == batch.SpanContext().SpanID() {
+			under++
+		}
+	}
+	if under == 0 {
+		t.Errorf("no Redis span under the batch's span")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/inletdev/inlet/pkg/store"
 )
@@ -336,6 +337,20 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 		})
 	}
 	wg.Wait()
+	if len(items) > 0 && items[0].span.IsRecording() {
+		// The Redis round trips (claims, newest-wins, done marks,
+		// history) are the batch's, not one event's: they hang under a
+		// span of the batch, linked to its events' spans, instead of each
+		// starting a trace of its own that leads nowhere.
+		links := make([]trace.Link, 0, len(items))
+		for _, it := range items {
+			links = append(links, trace.Link{SpanContext: it.span.SpanContext()})
+		}
+		var span trace.Span
+		ctx, span = p.tracer.Start(ctx, "process batch", trace.WithLinks(links...),
+			trace.WithAttributes(attribute.Int("messaging.batch.message_count", len(items))))
+		defer span.End()
+	}
 	token := store.NewToken()
 	if err := p.awaitRegistry(ctx, stop, items, deadline); err != nil {
 		return w.abandon(ctx, stop, items, nil, token, err)
