@@ -27,10 +27,15 @@ func (p *Processor) recordHistory(ctx context.Context, items []*item, now time.T
 		var corr string
 		var base history.Entry
 		if e := it.env; e != nil {
-			corr, base = e.CorrelationID, history.Entry{Source: e.Source, EventType: e.EventType, EventID: e.EventID}
+			// An envelope from a producer other than ingest may have no
+			// correlation id: the record's header, else no history, as
+			// every such event's under "" was one list, merged and cut
+			// to its last 200 entries, and no trace could ask for it.
+			corr, base = cmp.Or(e.CorrelationID, retry.Get(it.rec.Headers, retry.HeaderCorrelationID)), history.Entry{Source: e.Source, EventType: e.EventType, EventID: e.EventID}
 		} else if corr = retry.Get(it.rec.Headers, retry.HeaderCorrelationID); corr != "" {
 			base.Undecodable = true
-		} else {
+		}
+		if corr == "" {
 			continue
 		}
 		replay := retry.Get(it.rec.Headers, retry.HeaderReplay)

@@ -2,6 +2,7 @@ package processor
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -142,5 +143,49 @@ func TestTraceOfAReplayedEvent(t *testing.T) {
 		if es[i].At.Before(es[i-1].At) {
 			t.Errorf("entry %d (%s at %v) before the one it follows (%v)", i, es[i].Stage, es[i].At, es[i-1].At)
 		}
+	}
+}
+
+// TestHistoryOfAnEnvelopeWithoutCorrelationID: envelopes written by a
+// producer other than ingest may carry no correlation id. Every such
+// event's history went to one list under "" (merged, cut to its last 200
+// entries, asked for by no trace). The record's correlation-id header is
+// taken instead, and without one there is no history.
+func TestHistoryOfAnEnvelopeWithoutCorrelationID(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	h.hist = history.New(h.rdb, h.prefix, time.Hour)
+	h.start("a", nil)
+	ctx := context.Background()
+	for i, hdr := range []string{"hdr-corr", ""} {
+		id := fmt.Sprintf("evt_nc%d", i)
+		e := &envelope.Envelope{ID: "nc-" + id, Source: "stripe", EventType: "payment_intent.succeeded", EventID: id,
+			IdempotencyKey: envelope.IdempotencyKey("stripe", id), SchemaVersion: "2024-06-20", ReceivedAt: time.Now().UTC().Truncate(time.Microsecond),
+			Channel: envelope.ChannelWebhook, Headers: map[string]string{}, ContentType: "application/json",
+			Payload: paymentIntent(id, "pi_nc"+id, "succeeded", int64(1700000000+i))}
+		val, err := h.codec.Encode(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &kgo.Record{Topic: h.topics.Raw, Key: []byte(e.IdempotencyKey), Value: val}
+		if hdr != "" {
+			rec.Headers = []kgo.RecordHeader{{Key: retry.HeaderCorrelationID, Value: []byte(hdr)}}
+		}
+		if err := h.prod.ProduceSync(ctx, rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.waitAll(2)
+	if n := h.total(Processed); n != 2 {
+		t.Fatalf("%d processed, want 2", n)
+	}
+	es, err := h.hist.Get(ctx, "hdr-corr")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := stages(es); got != "received,written,attempt:processed" || es[2].EventID != "evt_nc0" {
+		t.Errorf("history under the header's id: %q %+v", got, es)
+	}
+	if n, err := h.rdb.Exists(ctx, h.prefix+"trace:").Result(); err != nil || n != 0 {
+		t.Errorf("a history under the empty id: %d, %v", n, err)
 	}
 }
