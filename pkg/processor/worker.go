@@ -243,38 +243,71 @@ func (w *worker) clearRevoked(ctx context.Context) error {
 // until the cluster answers, so the old member's LeaveGroup reaches the
 // coordinator and the new member joins at once, then opens a new session
 // with the same transactional id, whose InitProducerID fences and aborts
-// whatever the old one left open.
+// whatever the old one left open. A broker answering is not the
+// transaction coordinator answering (its broker down while the others are
+// up, or its partition loading or leaderless): the fence is tried again
+// until it succeeds, waited out as Kafka. Before, its failure, once
+// franz-go's retry timeout (30 s) had passed, stopped the processor.
 func (w *worker) renewSession(ctx context.Context, cause error) error {
 	w.p.log.Error("transactional session failed; opening a new one", "error", cause)
 	backoff := 100 * time.Millisecond
 	var down *outage
 	defer func() { w.p.waits.done(down) }()
+	wait := func(msg string, err error) bool {
+		if ctx.Err() == nil {
+			down = w.p.waits.failed(waitKafka, down)
+			w.p.log.Warn(msg, "error", err, durationAttr("retry_in", backoff))
+		}
+		if !sleep(ctx, backoff) {
+			return false
+		}
+		backoff = min(backoff*2, 2*time.Second)
+		return true
+	}
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		err := w.sess.Client().Ping(pctx)
 		cancel()
 		if err == nil {
-			w.p.waits.available(waitKafka, w.p.log)
 			break
 		}
-		if ctx.Err() == nil {
-			down = w.p.waits.failed(waitKafka, down)
-			w.p.log.Warn("kafka unavailable; waiting", "error", err, durationAttr("retry_in", backoff))
-		}
-		if !sleep(ctx, backoff) {
+		if !wait("kafka unavailable; waiting", err) {
 			return cause
 		}
-		backoff = min(backoff*2, 2*time.Second)
 	}
-	if err := w.openSession(ctx); err != nil {
+	if err := w.newSession(); err != nil {
 		return fmt.Errorf("%w; new session: %w", cause, err)
 	}
-	return nil
+	for {
+		// Each try bounded, so that Waiting lists the outage from its
+		// first seconds, not after franz-go's retry timeout.
+		fctx, cancel := context.WithTimeout(ctx, fenceTry)
+		err := w.fence(fctx)
+		cancel()
+		if err == nil {
+			w.p.waits.available(waitKafka, w.p.log)
+			return nil
+		}
+		if !wait("kafka transaction coordinator unavailable (the new session cannot fence its transactional id); waiting", err) {
+			return cause
+		}
+	}
 }
 
-// openSession replaces the worker's session with a new one (a new client:
-// it knows nothing of the old one's metadata) and fences.
+// fenceTry bounds one try of a renewed session's fence.
+const fenceTry = 5 * time.Second
+
+// openSession replaces the worker's session with a new one and fences.
 func (w *worker) openSession(ctx context.Context) error {
+	if err := w.newSession(); err != nil {
+		return err
+	}
+	return w.fence(ctx)
+}
+
+// newSession replaces the worker's session with a new one (a new client:
+// it knows nothing of the old one's metadata).
+func (w *worker) newSession() error {
 	w.pause.stop()
 	w.sess.CloseAllowingRebalance()
 	sess, err := kgo.NewGroupTransactSession(w.opts...)
@@ -284,7 +317,7 @@ func (w *worker) openSession(ctx context.Context) error {
 	w.sess = sess
 	w.revoked.Store(false)
 	w.pause = newPauser(sess.Client())
-	return w.fence(ctx)
+	return nil
 }
 
 // committedPast tells whether the group's committed offset of any of
