@@ -310,7 +310,19 @@ const maxDecompressedBatch = 16 * kafka.MaxMessageBytes
 // were never committed. When a worker fails for good, the others stop as
 // on ctx's end and Run returns the error.
 func (p *Processor) Run(ctx context.Context) error {
-	defer p.closeWorkers()
+	defer func() {
+		if ctx.Err() == nil { // a worker failed: its error says it
+			p.closeWorkers()
+			return
+		}
+		// Leaving waits for a rebalance in progress to end, up to the
+		// session timeout of a member that died (45 s by default): a
+		// SIGTERM then looked hung, logging nothing.
+		start := time.Now()
+		p.log.Info("batches finished; leaving the consumer group (a rebalance in progress holds this up to a dead member's session timeout)")
+		p.closeWorkers()
+		p.log.Info("left the consumer group", durationAttr("took", time.Since(start)))
+	}()
 	defer p.queues.Close()
 	every := p.d.DepthEvery
 	if every <= 0 {

@@ -436,3 +436,24 @@ func TestMissingTopicIsShown(t *testing.T) {
 		t.Errorf("%d lines for new sessions, want one per worker that held the topic", n)
 	}
 }
+
+// TestStopSaysItLeavesTheGroup: leaving the group can wait for a
+// rebalance in progress up to a dead member's session timeout, and a
+// stopping processor logged nothing meanwhile (28–42 s on a real broker
+// after another instance was killed). It says so, and how long it took.
+func TestStopSaysItLeavesTheGroup(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	var logs syncbuf.Buffer
+	h.log = bufLog(&logs)
+	r := h.start("a", nil)
+	h.send("stripe", "payment_intent.succeeded", "evt_lg", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_lg", "pi_lg", "succeeded", 1700000000))
+	h.waitAll(1)
+	r.stop(t)
+	if n := len(linesWith(t, &logs, "batches finished; leaving the consumer group (a rebalance in progress holds this up to a dead member's session timeout)")); n != 1 {
+		t.Errorf("%d lines saying it leaves the group, want 1", n)
+	}
+	left := linesWith(t, &logs, "left the consumer group")
+	if len(left) != 1 || left[0]["took"] == nil {
+		t.Errorf("lines saying it left: %v, want one with took", left)
+	}
+}
