@@ -92,9 +92,9 @@ export const accepted = new Counter('inlet_accepted');
 export function thresholds(extra = {}) {
   return Object.assign({
     'http_req_duration{expected_response:true}': [`p(95)<${cfg.p95}`, `p(99)<${cfg.p99}`],
-    http_req_failed: [`rate<${cfg.errorRate}`],
+    http_req_failed: [`rate<=${cfg.errorRate}`],
     inlet_unexpected_answers: ['count==0'],
-    inlet_retryable: [`rate<${cfg.errorRate}`],
+    inlet_retryable: [`rate<=${cfg.errorRate}`],
   }, extra);
 }
 

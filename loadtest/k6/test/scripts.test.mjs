@@ -210,6 +210,34 @@ test('every request times out before its scenario stops', async () => {
   }
 });
 
+// ERROR_RATE (BURST_ERROR_RATE in burst.js) is the largest share of
+// failed or retryable answers a run may have. Its thresholds were
+// `rate<ERROR_RATE`: ERROR_RATE=0, asking for none, failed a run in which
+// every answer was the expected one (k6: ✗ 'rate<0' rate=0.00%).
+test('ERROR_RATE is the largest share allowed: 0 passes a run without errors', async () => {
+  const holds = (expr, v) => {
+    const m = /^rate\s*(<=|<|>=|>|==)\s*([\d.]+)$/.exec(typeof expr === 'string' ? expr : expr.threshold);
+    assert.ok(m, `threshold ${JSON.stringify(expr)}`);
+    const n = Number(m[2]);
+    return { '<=': v <= n, '<': v < n, '>=': v >= n, '>': v > n, '==': v === n }[m[1]];
+  };
+  for (const file of scripts) {
+    runs += 1;
+    globalThis.__ENV = { BODY_LIMIT: '4096', RUN_ID: 'nodetest', ERROR_RATE: '0', BURST_ERROR_RATE: '0' };
+    try {
+      const { options } = await import(new URL(`${file}?vu=${runs}.0`, dir).href);
+      for (const metric of ['http_req_failed', 'inlet_retryable']) {
+        for (const expr of options.thresholds[metric]) {
+          assert.ok(holds(expr, 0), `${file}: ${metric} ${JSON.stringify(expr)} fails a run without errors`);
+          if (file !== 'ramp.js') assert.ok(!holds(expr, 0.001), `${file}: ${metric} ${JSON.stringify(expr)} passes errors over ERROR_RATE=0`);
+        }
+      }
+    } finally {
+      globalThis.__ENV = { BODY_LIMIT: '4096', RUN_ID: 'nodetest' };
+    }
+  }
+});
+
 test('write capture', () => {
   if (process.env.K6_CAPTURE) writeFileSync(process.env.K6_CAPTURE, JSON.stringify(captured));
 });
