@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 )
 
@@ -31,5 +32,30 @@ func TestNegativeBoundsAreUsageErrors(t *testing.T) {
 				t.Errorf("run %q: %v; want a usage error", args, err)
 			}
 		})
+	}
+}
+
+// TestNoVerifyStillJudgesTheAnswers guards that -verify=false skips only
+// the outcome checks (topics and metrics): a run whose every request was
+// answered 503 fails. Before, -verify=false printed no verdict and exited
+// 0 whatever the answers.
+func TestNoVerifyStillJudgesTheAnswers(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/readyz" {
+			return
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(srv.Close)
+	var out strings.Builder
+	args := []string{"-target", srv.URL, "-admin", "", "-kafka", "", "-verify=false",
+		"-rate", "20", "-duration", "500ms", "-out", t.TempDir()}
+	err := run(context.Background(), args, &out)
+	var fail verdictFailed
+	if !errors.As(err, &fail) {
+		t.Fatalf("run %q: %v; want the verdict FAIL\n%s", args, err, out.String())
+	}
+	if !strings.Contains(out.String(), "FAIL retryable answers") || !strings.Contains(out.String(), "not checked: -verify=false") {
+		t.Errorf("output:\n%s", out.String())
 	}
 }
