@@ -5,7 +5,9 @@
 //	go run ./loadtest/cmd/inlet-load -scenario steady -rate 200 -duration 20s
 //
 // Defaults point at `make run` (ingest 127.0.0.1:8080, admin 127.0.0.1:9090,
-// Kafka 127.0.0.1:9092) and its dev secrets; secrets come from the same
+// Kafka 127.0.0.1:9092, or where INLET_INGEST_ADDR, INLET_ADMIN_URL or
+// INLET_ADMIN_ADDR, INLET_KAFKA_BROKERS and INLET_TOPIC_PREFIX put it) and
+// its dev secrets; secrets come from the same
 // variables as the dev stack's (STRIPE_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET,
 // SHOPIFY_WEBHOOK_SECRET, BILLING_WHSEC, BILLING_EVENTS_TOKEN). Targets off
 // loopback are refused without -allow-remote. Checks whose input was not
@@ -15,6 +17,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -58,6 +61,24 @@ type verdictFailed struct{}
 
 func (verdictFailed) Error() string { return "verdict: FAIL" }
 
+// targets are where a run goes by default.
+type targets struct{ target, admin, kafka, prefix string }
+
+// defaultsFrom takes the defaults from the variables `make run` reads
+// (INLET_INGEST_ADDR, INLET_ADMIN_ADDR, INLET_TOPIC_PREFIX) and those its
+// printed export lines set (INLET_ADMIN_URL, INLET_KAFKA_BROKERS), else
+// make run's defaults: a stack moved to other ports (as README suggests
+// when one is taken) was not found by make loadtest, which passes no
+// flags.
+func defaultsFrom(getenv func(string) string) targets {
+	return targets{
+		target: "http://" + cmp.Or(getenv("INLET_INGEST_ADDR"), "127.0.0.1:8080"),
+		admin:  cmp.Or(getenv("INLET_ADMIN_URL"), "http://"+cmp.Or(getenv("INLET_ADMIN_ADDR"), "127.0.0.1:9090")),
+		kafka:  cmp.Or(getenv("INLET_KAFKA_BROKERS"), "127.0.0.1:9092"),
+		prefix: cmp.Or(getenv("INLET_TOPIC_PREFIX"), "inlet"),
+	}
+}
+
 func run(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("inlet-load", flag.ContinueOnError)
 	cfg := gen.Config{}
@@ -67,10 +88,11 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		settle                time.Duration
 		maxRetryable          float64
 	)
-	fs.StringVar(&cfg.Target, "target", "http://127.0.0.1:8080", "ingest base URL")
-	fs.StringVar(&cfg.AdminURL, "admin", "http://127.0.0.1:9090", "admin/metrics base URL (scraped every second; empty: no scraping)")
-	fs.StringVar(&kafka, "kafka", "127.0.0.1:9092", "Kafka brokers for the verification, comma-separated (empty: skip reading topics)")
-	fs.StringVar(&prefix, "topic-prefix", "inlet", "topic name prefix")
+	def := defaultsFrom(os.Getenv)
+	fs.StringVar(&cfg.Target, "target", def.target, "ingest base URL (default from INLET_INGEST_ADDR, as make run reads it)")
+	fs.StringVar(&cfg.AdminURL, "admin", def.admin, "admin/metrics base URL, scraped every second; empty: no scraping (default from INLET_ADMIN_URL or INLET_ADMIN_ADDR)")
+	fs.StringVar(&kafka, "kafka", def.kafka, "Kafka brokers for the verification, comma-separated; empty: skip reading topics (default from INLET_KAFKA_BROKERS)")
+	fs.StringVar(&prefix, "topic-prefix", def.prefix, "topic name prefix (default from INLET_TOPIC_PREFIX)")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a target or admin URL off loopback")
 	fs.StringVar(&cfg.Scenario, "scenario", "steady", "scenario: "+strings.Join(gen.ScenarioNames(), ", "))
 	fs.Float64Var(&cfg.Rate, "rate", 0, "arrival rate, requests/s (0: the scenario's default; ramp: final rate; burst: base rate)")

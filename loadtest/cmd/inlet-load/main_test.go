@@ -59,3 +59,24 @@ func TestNoVerifyStillJudgesTheAnswers(t *testing.T) {
 		t.Errorf("output:\n%s", out.String())
 	}
 }
+
+// TestDefaultsFollowTheStacksVariables: make loadtest passes no flags, so
+// a stack moved to other ports (INLET_INGEST_ADDR=… make run, as README
+// suggests when a port is taken) was not found ("target not ready"),
+// though the shell had the same variables and make run's printed export
+// lines.
+func TestDefaultsFollowTheStacksVariables(t *testing.T) {
+	env := map[string]string{}
+	get := func(k string) string { return env[k] }
+	if d := defaultsFrom(get); d != (targets{"http://127.0.0.1:8080", "http://127.0.0.1:9090", "127.0.0.1:9092", "inlet"}) {
+		t.Errorf("defaults %+v", d)
+	}
+	env["INLET_INGEST_ADDR"], env["INLET_ADMIN_ADDR"], env["INLET_KAFKA_BROKERS"], env["INLET_TOPIC_PREFIX"] = "127.0.0.1:18080", "127.0.0.1:19090", "127.0.0.1:19092", "dev"
+	if d := defaultsFrom(get); d != (targets{"http://127.0.0.1:18080", "http://127.0.0.1:19090", "127.0.0.1:19092", "dev"}) {
+		t.Errorf("from the variables %+v", d)
+	}
+	env["INLET_ADMIN_URL"] = "http://127.0.0.1:29090" // make run's export line
+	if d := defaultsFrom(get); d.admin != "http://127.0.0.1:29090" {
+		t.Errorf("admin %q, want INLET_ADMIN_URL's", d.admin)
+	}
+}
