@@ -9,6 +9,13 @@ import (
 	"github.com/inletdev/inlet/pkg/retry"
 )
 
+// maxHistoryKey bounds the entity key a history entry names. A key is
+// as long as the payload value it is built from, up to a body's size;
+// every attempt's entry named it whole, so each duplicate of an event
+// keyed by a long value (which otherwise costs Redis nothing) kept
+// another copy of it in Redis for the history's retention.
+const maxHistoryKey = 256
+
 // recordHistory appends each committed item's stages to its correlation
 // id's history: on the first attempt from the raw topic, when ingest
 // received it and where it was written (for a replay's copy, which takes
@@ -67,7 +74,7 @@ func (p *Processor) recordHistory(ctx context.Context, items []*item, now time.T
 		}
 		switch it.outcome {
 		case Processed:
-			at.Where = p.d.Topics.Processed + " key " + it.out.EntityKey
+			at.Where = p.d.Topics.Processed + " key " + retry.Truncate(it.out.EntityKey, maxHistoryKey)
 		case Invalid:
 			at.Where, at.Error = p.d.Topics.Invalid, failureText(it.reason)
 		case Retried:
@@ -76,7 +83,7 @@ func (p *Processor) recordHistory(ctx context.Context, items []*item, now time.T
 			at.Where, at.Error = p.d.Topics.DLQ+" ("+it.next.Reason+")", failureText(it.failure)
 		case Duplicate, Stale:
 			if it.out != nil {
-				at.Where = "entity " + it.out.EntityKey
+				at.Where = "entity " + retry.Truncate(it.out.EntityKey, maxHistoryKey)
 			}
 		}
 		byCorr[corr] = append(byCorr[corr], at)

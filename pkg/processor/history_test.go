@@ -189,3 +189,42 @@ func TestHistoryOfAnEnvelopeWithoutCorrelationID(t *testing.T) {
 		t.Errorf("a history under the empty id: %d, %v", n, err)
 	}
 }
+
+// TestHistoryBoundsALongEntityKey: an entity key is as long as the payload
+// value it is built from (a body of up to a few MiB), and every attempt's
+// history entry named it whole: each duplicate of such an event, which
+// otherwise costs Redis nothing, kept another copy of the key in Redis
+// for the history's retention (7 days by default). The entry names it cut
+// to maxHistoryKey bytes.
+func TestHistoryBoundsALongEntityKey(t *testing.T) {
+	h := newHarness(t, testenv.Embedded(t))
+	h.hist = history.New(h.rdb, h.prefix, time.Hour)
+	h.start("a", nil)
+	long := strings.Repeat("x", 256<<10)
+	payload := []byte(`{"type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":{"id":"` + long + `"}}`)
+	first := h.send("billing", "invoice.paid", "msg_long", "v1", envelope.ChannelWebhook, payload)
+	h.waitAll(1)
+	again := h.send("billing", "invoice.paid", "msg_long", "v1", envelope.ChannelWebhook, payload)
+	h.waitAll(2)
+	if h.total(Processed) != 1 || h.total(Duplicate) != 1 {
+		t.Fatalf("processed %d, duplicates %d: want 1 and 1", h.total(Processed), h.total(Duplicate))
+	}
+	ctx := context.Background()
+	for _, e := range []*envelope.Envelope{first, again} {
+		es, err := h.hist.Get(ctx, e.CorrelationID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(es) == 0 {
+			t.Fatalf("no history for %s", e.CorrelationID)
+		}
+		for _, entry := range es {
+			if len(entry.Where) > maxHistoryKey+len(h.topics.Processed)+len(" key ") {
+				t.Errorf("%s %s: where is %d bytes", e.CorrelationID, stages([]history.Entry{entry}), len(entry.Where))
+			}
+		}
+		if last := es[len(es)-1]; !strings.Contains(last.Where, "billing:"+long[:64]) {
+			t.Errorf("where %.100q: want the key's start", last.Where)
+		}
+	}
+}
