@@ -14,6 +14,7 @@ import (
 	"github.com/inletdev/inlet/pkg/history"
 	"github.com/inletdev/inlet/pkg/retry"
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
 
 // stages names each entry as stage[:outcome].
@@ -199,6 +200,8 @@ func TestHistoryOfAnEnvelopeWithoutCorrelationID(t *testing.T) {
 func TestHistoryBoundsALongEntityKey(t *testing.T) {
 	h := newHarness(t, testenv.Embedded(t))
 	h.hist = history.New(h.rdb, h.prefix, time.Hour)
+	var logs syncbuf.Buffer
+	h.log = bufLog(&logs)
 	h.start("a", nil)
 	long := strings.Repeat("x", 256<<10)
 	payload := []byte(`{"type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":{"id":"` + long + `"}}`)
@@ -225,6 +228,17 @@ func TestHistoryBoundsALongEntityKey(t *testing.T) {
 		}
 		if last := es[len(es)-1]; !strings.Contains(last.Where, "billing:"+long[:64]) {
 			t.Errorf("where %.100q: want the key's start", last.Where)
+		}
+	}
+	// The outcome's log line names it cut too: a line per attempt was
+	// as long as the key.
+	done := linesWith(t, &logs, "event done")
+	if len(done) != 2 {
+		t.Fatalf("%d event done lines, want 2", len(done))
+	}
+	for _, l := range done {
+		if k, _ := l["entity_key"].(string); len(k) > maxHistoryKey || !strings.HasPrefix(k, "billing:"+long[:64]) {
+			t.Errorf("entity_key in the log: %d bytes, %.80q", len(k), k)
 		}
 	}
 }

@@ -911,7 +911,7 @@ func (p *Processor) applyDecided(ctx, stop context.Context, items []*item, deadl
 		if it.decided && it.outcome == Stale {
 			p.log.Warn("an event decided newer became stale before it was applied (entity lock lost: claim lease too short?)",
 				"stage", "process", "outcome", string(Stale), "correlation_id", it.env.CorrelationID, "source", it.env.Source,
-				"event_type", it.env.EventType, "event_id", it.env.EventID, "entity_key", it.out.EntityKey)
+				"event_type", it.env.EventType, "event_id", it.env.EventID, "entity_key", retry.Truncate(it.out.EntityKey, maxHistoryKey))
 		}
 	}
 	return nil
@@ -1376,7 +1376,7 @@ func (p *Processor) logOutcome(it *item) {
 		attrs = append(attrs, "correlation_id", corr)
 	}
 	if it.out != nil {
-		attrs = append(attrs, "entity_key", it.out.EntityKey)
+		attrs = append(attrs, "entity_key", retry.Truncate(it.out.EntityKey, maxHistoryKey))
 	}
 	switch it.outcome {
 	case Invalid:
