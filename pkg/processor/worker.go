@@ -54,7 +54,7 @@ type worker struct {
 	// fetchErrs limits the fetch errors logged; errBackoff paces polls
 	// that return only errors.
 	fetchErrs  fetchErrLog
-	errBackoff backoff
+	errBackoff pollBackoff
 	// lookedAgain is when madeAgain last asked Kafka.
 	lookedAgain time.Time
 }
@@ -613,17 +613,17 @@ func (l *fetchErrLog) allow(topic string, part int32, err error, now time.Time) 
 	return n, true
 }
 
-// backoff is a wait doubling from 100 ms to 2 s, for polls that return
+// pollBackoff is a wait doubling from 100 ms to 2 s, for polls that return
 // errors and no records (franz-go returns a failing partition's error at
 // once, poll after poll).
-type backoff struct{ d time.Duration }
+type pollBackoff struct{ d time.Duration }
 
-func (b *backoff) next() time.Duration {
+func (b *pollBackoff) next() time.Duration {
 	b.d = min(max(b.d*2, 100*time.Millisecond), 2*time.Second)
 	return b.d
 }
 
-func (b *backoff) reset() { b.d = 0 }
+func (b *pollBackoff) reset() { b.d = 0 }
 
 // allowWhenBlocked lets the group through (AllowRebalance) if it waits on
 // this worker for grace, counted from now at the earliest, before stop is
