@@ -38,7 +38,10 @@ func (p *Processor) recordHistory(ctx context.Context, items []*item, now time.T
 			// correlation id: the record's header, else no history, as
 			// every such event's under "" was one list, merged and cut
 			// to its last 200 entries, and no trace could ask for it.
-			corr, base = cmp.Or(e.CorrelationID, retry.Get(it.rec.Headers, retry.HeaderCorrelationID)), history.Entry{Source: e.Source, EventType: e.EventType, EventID: e.EventID}
+			corr, base = e.CorrelationID, history.Entry{Source: e.Source, EventType: e.EventType, EventID: e.EventID}
+			if corr == "" { // the headers read only then: this runs per event
+				corr = retry.Get(it.rec.Headers, retry.HeaderCorrelationID)
+			}
 		} else if corr = retry.Get(it.rec.Headers, retry.HeaderCorrelationID); corr != "" {
 			base.Undecodable = true
 		}

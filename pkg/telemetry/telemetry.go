@@ -127,21 +127,23 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	for _, p := range o.spans {
 		topts = append(topts, sdktrace.WithSpanProcessor(p))
 	}
+	metricsOut, tracesOut := otlpOn("METRICS"), otlpOn("TRACES")
 	if o.log != nil {
-		for _, signal := range []string{"TRACES", "METRICS"} {
-			if otlpOn(signal) {
-				warnProtocol(o.log, signal)
-			}
+		if tracesOut {
+			warnProtocol(o.log, "TRACES")
+		}
+		if metricsOut {
+			warnProtocol(o.log, "METRICS")
 		}
 	}
-	if otlpOn("METRICS") {
+	if metricsOut {
 		exp, err := otlpmetrichttp.New(ctx)
 		if err != nil {
 			return nil, err
 		}
 		mopts = append(mopts, sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp)))
 	}
-	if otlpOn("TRACES") {
+	if tracesOut {
 		exp, err := otlptracehttp.New(ctx)
 		if err != nil {
 			return nil, err
@@ -154,7 +156,7 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	// no-op tracer. Trace context still flows (the propagator carries the
 	// sender's traceparent through every record).
 	var tracer trace.Tracer = tracenoop.NewTracerProvider().Tracer("")
-	recording := len(o.spans) > 0 || otlpOn("TRACES")
+	recording := len(o.spans) > 0 || tracesOut
 	if recording {
 		tracer = tp.Tracer("github.com/inletdev/inlet")
 	}
