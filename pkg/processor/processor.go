@@ -235,7 +235,7 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		if i > 0 {
 			txnID += "-w" + strconv.Itoa(i)
 		}
-		w, err := newWorker(p, append(opts[:len(opts):len(opts)], kgo.TransactionalID(txnID)))
+		w, err := newWorker(p, txnID, append(opts[:len(opts):len(opts)], kgo.TransactionalID(txnID)))
 		if err != nil {
 			p.closeWorkers()
 			return nil, err
