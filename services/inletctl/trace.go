@@ -102,7 +102,8 @@ type traceAnswer struct {
 	// DeliveriesFound, with --event, counts them all, shown or not.
 	DeliveriesFound int `json:"deliveries_found,omitempty"`
 	// NextSince, when more were found than shown, is the --since that
-	// shows the next ones.
+	// shows the next ones: the first not shown, as TIME/PARTITION/OFFSET
+	// (a time alone showed again those of the same millisecond).
 	NextSince string `json:"next_since,omitempty"`
 }
 
@@ -346,7 +347,7 @@ func traceEvent(f traceFlags, out io.Writer, ev eventOf, found *deliveries, sinc
 	}
 	more := ""
 	if n := found.total - len(found.shown); n > 0 {
-		result.NextSince = found.next.UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		result.NextSince = found.next.since()
 		more = fmt.Sprintf("%d later deliveries not shown: trace them with --since %s", n, result.NextSince)
 	}
 	if f.output == "json" {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -86,7 +87,7 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 		f.usage()
 		return exitUsage, errors.New("trace: --event takes no correlation id")
 	}
-	since, err := parseSince(sinceArg, time.Now())
+	since, from, err := parseSince(sinceArg, time.Now())
 	if err != nil {
 		return exitUsage, err
 	}
@@ -103,7 +104,7 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 		return exitError, err
 	}
 	topic := kafka.TopicNames(kcfg.TopicPrefix, nil).Raw
-	found, err := deliveriesOf(ctx, opts, topic, envelope.IdempotencyKey(src, eventID), since, maxDeliveries)
+	found, err := deliveriesOf(ctx, opts, topic, envelope.IdempotencyKey(src, eventID), since, from, maxDeliveries)
 	if si := (*searchIncomplete)(nil); errors.As(err, &si) && errors.Is(err, context.DeadlineExceeded) {
 		return exitError, fmt.Errorf("trace: event %s of source %s not found within --timeout %v: %s; narrow --since or raise --timeout", eventID, src, timeout, si.searched())
 	}
@@ -125,17 +126,29 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 }
 
 // parseSince reads --since: an RFC 3339 time, a duration back from now
-// (72h, or in days: 30d), or 0 or all for the whole topic (the zero time).
-// Empty is defaultTraceSince.
-func parseSince(s string, now time.Time) (time.Time, error) {
+// (72h, or in days: 30d), 0 or all for the whole topic (the zero time), or
+// the next_since a page of deliveries named (TIME/PARTITION/OFFSET: the
+// first delivery not shown), which also returns that delivery's position:
+// the page from it on. Empty is defaultTraceSince.
+func parseSince(s string, now time.Time) (time.Time, *delivery, error) {
 	switch s {
 	case "":
-		return now.Add(-defaultTraceSince), nil
+		return now.Add(-defaultTraceSince), nil, nil
 	case "0", "all":
-		return time.Time{}, nil
+		return time.Time{}, nil, nil
 	}
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
+		return t, nil, nil
+	}
+	if at, pos, ok := strings.Cut(s, "/"); ok {
+		p, o, _ := strings.Cut(pos, "/")
+		t, err := time.Parse(time.RFC3339, at)
+		part, perr := strconv.ParseInt(p, 10, 32)
+		off, oerr := strconv.ParseInt(o, 10, 64)
+		if err != nil || perr != nil || oerr != nil || part < 0 || off < 0 {
+			return time.Time{}, nil, fmt.Errorf("trace: --since %q: want the next_since a page named (TIME/PARTITION/OFFSET), an RFC 3339 time, a duration back from now (72h, 30d), or all", s)
+		}
+		return t, &delivery{at: t, partition: int32(part), offset: off}, nil
 	}
 	var d time.Duration
 	var err error
@@ -148,9 +161,9 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		d, err = time.ParseDuration(s)
 	}
 	if err != nil || d <= 0 {
-		return time.Time{}, fmt.Errorf("trace: --since %q: want an RFC 3339 time (2025-01-31T00:00:00Z), a duration back from now (72h, 30d), or all", s)
+		return time.Time{}, nil, fmt.Errorf("trace: --since %q: want an RFC 3339 time (2025-01-31T00:00:00Z), a duration back from now (72h, 30d), or all", s)
 	}
-	return now.Add(-d), nil
+	return now.Add(-d), nil, nil
 }
 
 // searchIncomplete is correlationOf's error when ctx ended before the
@@ -227,21 +240,38 @@ func (d delivery) where(topic string) string {
 	return fmt.Sprintf("%s/%d/%d", topic, d.partition, d.offset)
 }
 
+// since is the --since that shows the deliveries from d on, in
+// deliveriesOf's order: its time (to the millisecond, a Kafka
+// timestamp's precision), partition and offset.
+func (d delivery) since() string {
+	return fmt.Sprintf("%s/%d/%d", d.at.UTC().Format("2006-01-02T15:04:05.000Z07:00"), d.partition, d.offset)
+}
+
+// byPosition orders deliveries oldest first: by timestamp, then
+// partition and offset, so that a delivery's position says which come
+// after it (two in one millisecond, or stamped out of offset order, are
+// still told apart).
+func byPosition(a, b delivery) int {
+	return cmp.Or(a.at.Compare(b.at), cmp.Compare(a.partition, b.partition), cmp.Compare(a.offset, b.offset))
+}
+
 // deliveries are what deliveriesOf found.
 type deliveries struct {
 	topic string
 	shown []delivery // the first ones, oldest first, at most the limit
 	total int        // found in all
-	next  time.Time  // the timestamp of the first not shown, if any
+	next  *delivery  // the first not shown, if any
 }
 
 // deliveriesOf finds key's records on the raw topic among those at or
-// after since (zero: the whole topic), oldest first, keeping the first
-// limit: first in the partition the key hashes to (the producer's default
-// partitioner), then, only if none is there (the partition count changed
-// since), everywhere. When ctx ends first, the error is a
-// *searchIncomplete wrapping ctx's.
-func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since time.Time, limit int) (*deliveries, error) {
+// after since (zero: the whole topic), oldest first (byPosition), keeping
+// the first limit: first in the partition the key hashes to (the
+// producer's default partitioner), then, only if none is there (the
+// partition count changed since), everywhere. A non-nil from (a page's
+// next, read back from --since) leaves out, and does not count, the
+// deliveries before it: those an earlier page showed. When ctx ends
+// first, the error is a *searchIncomplete wrapping ctx's.
+func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since time.Time, from *delivery, limit int) (*deliveries, error) {
 	si := &searchIncomplete{topic: topic, since: since, home: -1}
 	stopped := func(err error) error {
 		if err != nil && ctx.Err() != nil {
@@ -276,12 +306,13 @@ func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since 
 	// the first empty one said "never received" for events on the log.
 	// Only the key's records are kept, a few fields each, and at most
 	// about limit+1 of them: a sender redelivering one id a million times
-	// must not hold a million in memory. Within one partition offsets
-	// (ReadSpan's order) order them, so the first limit+1 are kept; across
-	// partitions their timestamps do, so the oldest are kept, trimmed as
-	// they pile up.
+	// must not hold a million in memory. The oldest (byPosition) are kept,
+	// trimmed as they pile up: not the first by offset, as ingest stamps a
+	// record with the time its request came, before the produce, so a
+	// partition's timestamps are not quite in offset order, and the next
+	// page, read from the first unshown one's time, showed again those
+	// stamped after it at earlier offsets.
 	keep := limit + 1
-	byTime := func(a, b delivery) int { return a.at.Compare(b.at) }
 	find := func(parts []int32) ([]delivery, int, error) {
 		sp := kafka.Span{}
 		for _, p := range parts {
@@ -296,13 +327,14 @@ func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since 
 			if string(r.Key) != key {
 				return nil
 			}
-			total++
-			if len(parts) == 1 && len(found) >= keep {
-				return nil
+			d := delivery{corr: retry.Get(r.Headers, retry.HeaderCorrelationID), partition: r.Partition, offset: r.Offset, at: r.Timestamp, tombstone: r.Value == nil}
+			if from != nil && byPosition(d, *from) < 0 {
+				return nil // an earlier page's
 			}
-			found = append(found, delivery{corr: retry.Get(r.Headers, retry.HeaderCorrelationID), partition: r.Partition, offset: r.Offset, at: r.Timestamp, tombstone: r.Value == nil})
+			total++
+			found = append(found, d)
 			if len(found) >= 4*keep {
-				slices.SortStableFunc(found, byTime)
+				slices.SortFunc(found, byPosition)
 				found = found[:keep]
 			}
 			return nil
@@ -323,14 +355,14 @@ func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since 
 		}
 		slices.Sort(others)
 		found, total, err = find(others)
-		slices.SortStableFunc(found, byTime)
 	}
 	if err != nil {
 		return nil, err
 	}
+	slices.SortFunc(found, byPosition)
 	d := &deliveries{topic: topic, total: total}
 	if len(found) > limit {
-		d.next = found[limit].at
+		d.next = &found[limit]
 		found = found[:limit]
 	}
 	for i := range found {

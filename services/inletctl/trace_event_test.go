@@ -45,7 +45,7 @@ func TestCorrelationOfOnASlowLink(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, host)
 	})
-	found, err := deliveriesOf(ctx, []kgo.Opt{kgo.SeedBrokers(env.Brokers...), slow}, topics.Raw, "stripe:evt_slow", time.Time{}, maxDeliveries)
+	found, err := deliveriesOf(ctx, []kgo.Opt{kgo.SeedBrokers(env.Brokers...), slow}, topics.Raw, "stripe:evt_slow", time.Time{}, nil, maxDeliveries)
 	if err != nil || found.total != 1 || found.shown[0].corr != "corr-slow" {
 		t.Fatalf("deliveriesOf = %+v, %v; want corr-slow", found, err)
 	}
@@ -102,6 +102,8 @@ func TestTraceEventSince(t *testing.T) {
 		{"--since 72h finds a recent one", "evt_new", []string{"--since", "72h"}, exitOK, "corr-evt_new"},
 		{"the default finds a recent one", "evt_new", nil, exitOK, "corr-evt_new"},
 		{"--since must parse", "evt_new", []string{"--since", "last week"}, exitUsage, ""},
+		{"a page's --since must parse", "evt_new", []string{"--since", "2026-01-01T00:00:00.000Z/x/1"}, exitUsage, ""},
+		{"a page's --since from before the event", "evt_new", []string{"--since", now.Add(-2*time.Hour).UTC().Format("2006-01-02T15:04:05.000Z") + "/0/0"}, exitOK, "corr-evt_new"},
 		{"--timeout must parse", "evt_new", []string{"--timeout", "-1s"}, exitUsage, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -308,5 +310,82 @@ func TestTraceEventNamesRecordsIngestDidNotWrite(t *testing.T) {
 		if code != exitNotFound || err == nil || !strings.Contains(err.Error(), c.where+": "+c.what) || strings.Contains(err.Error(), "\n") {
 			t.Errorf("%s: exit %d (%v), want %d naming %s as %s on one line", c.evt, code, err, exitNotFound, c.where, c.what)
 		}
+	}
+}
+
+// TestTraceEventPagingRepeatsNothing: trace --event shows 20 deliveries
+// and names the --since of the rest. That --since was the first unshown
+// delivery's time, so a delivery shown with the same millisecond (an
+// NDJSON batch repeating an event, a sender's retry storm) or a later
+// timestamp at an earlier offset (ingest stamps the time a request came,
+// before its produce) came back on the next page: with 23 deliveries in
+// one millisecond, following next_since showed the first 20 for ever.
+// Followed page by page, every delivery is shown exactly once.
+func TestTraceEventPagingRepeatsNothing(t *testing.T) {
+	env := testenv.Embedded(t)
+	topics := env.CreateTopics(t, nil)
+	ctx := context.Background()
+	cl := env.Client(t, kgo.ProducerLinger(0))
+	admin, _ := adminTraces(t)
+	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
+	for _, tc := range []struct {
+		name string
+		at   func(i int) time.Time
+	}{
+		{"one millisecond", func(int) time.Time { return base }},
+		{"out of time order", func(i int) time.Time {
+			// Offset order; every fifth stamped 30 s later than its place.
+			d := time.Duration(i) * time.Second
+			if i%5 == 4 {
+				d += 30 * time.Second
+			}
+			return base.Add(d)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			evt := "evt_" + strings.ReplaceAll(tc.name, " ", "_")
+			const n = 2*maxDeliveries + 3
+			want := map[string]int{}
+			for i := range n {
+				rec := &kgo.Record{Topic: topics.Raw, Key: []byte("stripe:" + evt), Value: []byte("x"), Timestamp: tc.at(i),
+					Headers: []kgo.RecordHeader{{Key: "correlation-id", Value: []byte("corr-" + evt)}}}
+				res := cl.ProduceSync(ctx, rec)
+				if err := res.FirstErr(); err != nil {
+					t.Fatal(err)
+				}
+				want[retry.Coordinates(res[0].Record)] = 0
+			}
+			flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix, "trace", "-admin-url", admin, "-output", "json", "--event", evt, "--source", "stripe"}
+			since := base.Add(-time.Minute).UTC().Format(time.RFC3339)
+			seen := map[string]int{}
+			pages := 0
+			for ; since != "" && pages < 5; pages++ {
+				var out bytes.Buffer
+				code, err := run(append(slices.Clone(flags), "--since", since), &out)
+				var body traceAnswer
+				if code != exitOK || json.Unmarshal(out.Bytes(), &body) != nil {
+					t.Fatalf("--since %s: exit %d (%v): %.400s", since, code, err, out.String())
+				}
+				for _, d := range body.Deliveries {
+					seen[d.Where]++
+				}
+				since = body.NextSince
+			}
+			var twice, missing []string
+			for w := range want {
+				switch seen[w] {
+				case 0:
+					missing = append(missing, w)
+				case 1:
+				default:
+					twice = append(twice, fmt.Sprintf("%s ×%d", w, seen[w]))
+				}
+			}
+			if len(twice) > 0 || len(missing) > 0 || since != "" {
+				slices.Sort(twice)
+				slices.Sort(missing)
+				t.Fatalf("%d pages (next_since %q left): %d deliveries shown more than once %v, %d never %v", pages, since, len(twice), twice, len(missing), missing)
+			}
+		})
 	}
 }

@@ -276,12 +276,13 @@ func TestTraceEventDeliveries(t *testing.T) {
 		var out bytes.Buffer
 		code, err := run(append(slices.Clone(flags), "--event", "evt_many", "--source", "stripe"), &out)
 		s := out.String()
-		next := base.Add(maxDeliveries * time.Second).UTC().Format("2006-01-02T15:04:05.000Z07:00")
+		next := base.Add(maxDeliveries*time.Second).UTC().Format("2006-01-02T15:04:05.000Z07:00") + "/"
 		if code != exitOK || !strings.Contains(s, ": 23 deliveries on") || !strings.Contains(s, "delivery 20 of 23") || strings.Contains(s, "delivery 21") ||
 			!strings.Contains(s, "3 later deliveries not shown: trace them with --since "+next) {
 			t.Fatalf("exit %d (%v):\n%s", code, err, s)
 		}
 		out.Reset()
+		next = s[strings.Index(s, "--since ")+len("--since ") : len(s)-1]
 		code, err = run(append(slices.Clone(flags), "--event", "evt_many", "--source", "stripe", "--since", next), &out)
 		if s := out.String(); code != exitOK || !strings.Contains(s, ": 3 deliveries on") || !strings.Contains(s, "corr-many-u") || strings.Contains(s, "corr-many-t") {
 			t.Fatalf("--since %s: exit %d (%v):\n%s", next, code, err, s)
