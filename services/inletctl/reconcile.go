@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -221,20 +222,61 @@ func printReconcile(out io.Writer, rep *reconcile.Report) {
 	if rep.Undated > 0 {
 		fmt.Fprintf(out, "  (%d sender events without a time were left out: they cannot be placed in --since/--until)\n", rep.Undated)
 	}
-	if len(rep.Events) == 0 {
+	if len(rep.Events) > 0 {
+		fmt.Fprintln(out)
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "EVENT\tSENT\tSTATUS\tWHERE\tCORRELATION\tERROR")
+		for _, e := range rep.Events {
+			sent := "-"
+			if !e.SentAt.IsZero() {
+				sent = e.SentAt.UTC().Format(time.RFC3339)
+			}
+			// All of it from the sender's log or the topics: escapes shown,
+			// not obeyed, as in every listing.
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(e.ID), sent, cell(string(e.Status)), cell(e.Where), cell(e.CorrelationID), trim(e.Error, 60))
+		}
+		tw.Flush()
+	}
+	printGapSteps(out, rep)
+}
+
+// printGapSteps says, for each gap status the report has, what to do
+// about its events (docs/operations.md, Reconcile): the report listed
+// them, and the way to close each kind of gap was only in the guide.
+func printGapSteps(out io.Writer, rep *reconcile.Report) {
+	// An entry of the queue, to name in the example: a listed one.
+	entry := func(st reconcile.Status, fallback string) string {
+		for _, e := range rep.Events {
+			if e.Status == st && e.Where != "" {
+				return cell(e.Where)
+			}
+		}
+		return fallback
+	}
+	var steps []string
+	for _, st := range reconcile.Statuses {
+		if !st.Gap() || rep.Counts[st] == 0 {
+			continue
+		}
+		var step string
+		switch st {
+		case reconcile.NeverReceived:
+			step = "not on the raw topic (the delivery failed or never happened): ask the sender to send them again (a redelivery, or a resend from its dashboard or API)"
+		case reconcile.Stuck:
+			step = fmt.Sprintf("on the raw topic, not processed yet: is the processor running and keeping up (consumer group %s, as --group says)? Run this again once it has caught up", cell(rep.Group))
+		case reconcile.InRetry:
+			step = "waiting in a retry tier: the processor retries them by itself; run this again after the last tier's delay"
+		case reconcile.InDLQ:
+			step = fmt.Sprintf("unresolved DLQ entries (the downstream kept failing): see why with inletctl dlq show %s, then, the cause fixed, inletctl dlq requeue them (or discard them, with a reason)", entry(st, "<where>"))
+		case reconcile.Invalid:
+			step = fmt.Sprintf("unresolved invalid entries (the payload did not fit its contract): see why with inletctl invalid show %s, then, the sender or contract fixed, inletctl invalid requeue them (or discard them, with a reason)", entry(st, "<where>"))
+		default:
+			continue
+		}
+		steps = append(steps, fmt.Sprintf("  %s: %s", st, step))
+	}
+	if len(steps) == 0 {
 		return
 	}
-	fmt.Fprintln(out)
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "EVENT\tSENT\tSTATUS\tWHERE\tCORRELATION\tERROR")
-	for _, e := range rep.Events {
-		sent := "-"
-		if !e.SentAt.IsZero() {
-			sent = e.SentAt.UTC().Format(time.RFC3339)
-		}
-		// All of it from the sender's log or the topics: escapes shown,
-		// not obeyed, as in every listing.
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cell(e.ID), sent, cell(string(e.Status)), cell(e.Where), cell(e.CorrelationID), trim(e.Error, 60))
-	}
-	tw.Flush()
+	fmt.Fprintf(out, "\nwhat to do:\n%s\n", strings.Join(steps, "\n"))
 }

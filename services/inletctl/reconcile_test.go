@@ -282,3 +282,39 @@ func TestReconcileSenderLogAndStripeAreExclusive(t *testing.T) {
 		t.Fatalf("exit %d (%v), want %d saying they are exclusive", code, err, exitUsage)
 	}
 }
+
+// TestReconcileSaysWhatToDo: a report with gaps said how many of each
+// status there were, and listed them, but not what to do about any of
+// them: that was only in docs/operations.md. Each gap status present
+// gets its next step (and only those present).
+func TestReconcileSaysWhatToDo(t *testing.T) {
+	rep := &reconcile.Report{Source: "stripe", Group: "inlet-processor", Total: 4, Gaps: 3,
+		Counts: map[reconcile.Status]int{reconcile.NeverReceived: 1, reconcile.Stuck: 1, reconcile.InDLQ: 1, reconcile.Processed: 1},
+		Events: []reconcile.Result{
+			{ID: "evt_1", Status: reconcile.NeverReceived},
+			{ID: "evt_2", Status: reconcile.Stuck, Where: "inlet.raw/0/4"},
+			{ID: "evt_3", Status: reconcile.InDLQ, Where: "inlet.dlq/0/7", Error: "sink answered 503"},
+		}}
+	var out bytes.Buffer
+	printReconcile(&out, rep)
+	s := out.String()
+	for _, want := range []string{
+		"never_received: not on the raw topic", "ask the sender to send them again",
+		"stuck: ", "consumer group inlet-processor",
+		"dlq: ", "inletctl dlq show inlet.dlq/0/7", "inletctl dlq requeue",
+	} {
+		if !strings.Contains(s, want) {
+			t.Errorf("no %q in\n%s", want, s)
+		}
+	}
+	for _, not := range []string{"retry: ", "invalid: "} {
+		if strings.Contains(s, not) {
+			t.Errorf("a step for a status with no event, %q, in\n%s", not, s)
+		}
+	}
+	out.Reset()
+	printReconcile(&out, &reconcile.Report{Source: "stripe", Total: 1, Counts: map[reconcile.Status]int{reconcile.Processed: 1}, Events: []reconcile.Result{}})
+	if strings.Contains(out.String(), "what to do") {
+		t.Errorf("no gaps, yet steps:\n%s", out.String())
+	}
+}
