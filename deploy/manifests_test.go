@@ -107,6 +107,10 @@ type podSpec struct {
 				} `yaml:"fieldRef"`
 			} `yaml:"valueFrom"`
 		} `yaml:"env"`
+		Resources struct {
+			Requests map[string]string `yaml:"requests"`
+			Limits   map[string]string `yaml:"limits"`
+		} `yaml:"resources"`
 		StartupProbe   *k8sProbe `yaml:"startupProbe"`
 		ReadinessProbe *k8sProbe `yaml:"readinessProbe"`
 		LivenessProbe  *k8sProbe `yaml:"livenessProbe"`
