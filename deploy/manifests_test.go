@@ -76,11 +76,12 @@ type k8sObject struct {
 
 type podSpec struct {
 	Containers []struct {
-		Name    string   `yaml:"name"`
-		Image   string   `yaml:"image"`
-		Command []string `yaml:"command"`
-		Args    []string `yaml:"args"`
-		Ports   []struct {
+		Name            string   `yaml:"name"`
+		Image           string   `yaml:"image"`
+		ImagePullPolicy string   `yaml:"imagePullPolicy"`
+		Command         []string `yaml:"command"`
+		Args            []string `yaml:"args"`
+		Ports           []struct {
 			Name          string `yaml:"name"`
 			ContainerPort int    `yaml:"containerPort"`
 		} `yaml:"ports"`
