@@ -206,6 +206,7 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 	defer cl.Close()
 	fctx, stop := followContext()
 	defer stop()
+	go followNewPartitions(fctx, cl, topic, from)
 	for {
 		fs := cl.PollFetches(fctx)
 		if fs.IsClientClosed() || fctx.Err() != nil {
@@ -221,6 +222,50 @@ func tail(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, out i
 		}
 	}
 }
+
+// followNewPartitions adds to cl's partitions of topic, every
+// newPartitionsEvery until ctx ends, those the topic gained since known
+// was listed, each from its first record: written after tail started, all
+// of them are new. Consuming only the partitions listed at the start, a
+// -follow begun before an operator added partitions never printed the
+// records written to the new ones.
+func followNewPartitions(ctx context.Context, cl *kgo.Client, topic string, known map[int32]kgo.Offset) {
+	seen := map[int32]bool{}
+	for p := range known {
+		seen[p] = true
+	}
+	adm := kadm.NewClient(cl)
+	t := time.NewTicker(newPartitionsEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		lctx, cancel := context.WithTimeout(ctx, newPartitionsEvery)
+		tds, err := adm.ListTopics(lctx, topic)
+		cancel()
+		td, ok := tds[topic]
+		if err != nil || !ok || td.Err != nil {
+			continue // asked again at the next tick; the fetches report a topic gone
+		}
+		added := map[int32]kgo.Offset{}
+		for p := range td.Partitions {
+			if !seen[p] {
+				seen[p] = true
+				added[p] = kgo.NewOffset().AtStart()
+			}
+		}
+		if len(added) > 0 {
+			cl.AddConsumePartitions(map[string]map[int32]kgo.Offset{topic: added})
+		}
+	}
+}
+
+// newPartitionsEvery is how often -follow looks for partitions added to
+// its topic. A variable for tests.
+var newPartitionsEvery = 5 * time.Second
 
 // followContext bounds -follow: until interrupted (Ctrl-C or SIGTERM ends
 // it with exit 0). A variable for tests.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/testenv"
@@ -211,5 +212,62 @@ func TestTailJSONEscapesTerminalControls(t *testing.T) {
 	}
 	if err := json.Unmarshal(out.Bytes(), &p); err != nil || p.Value != string(r.Value) || p.Headers["x-"+hostile] != hostile {
 		t.Errorf("the value and header read back as %+v (%v), want them as sent", p, err)
+	}
+}
+
+// TestTailFollowsPartitionsAddedMeanwhile: -follow consumed the partitions
+// the topic had when it started, so after an operator added partitions
+// (scaling out) the records written to the new ones, about half of all
+// after 3 → 6, were never printed. A partition that appears is followed
+// from its first record: those written before tail noticed it are new too.
+func TestTailFollowsPartitionsAddedMeanwhile(t *testing.T) {
+	env := testenv.Embedded(t)
+	topics := env.CreateTopics(t, nil)
+	flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-schema-registry-url", env.RegistryURL}
+	cl := env.Client(t, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	produce := func(part int32, v string) {
+		t.Helper()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: topics.Processed, Partition: part, Value: []byte(v)}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	followContext = func() (context.Context, context.CancelFunc) { return ctx, func() {} }
+	t.Cleanup(func() {
+		followContext = func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }
+	})
+	produce(0, "before") // the topic is ready (on a real broker, not at once)
+	followed := &syncbuf.Buffer{}
+	done := make(chan int, 1)
+	go func() {
+		code, _ := run(append(append(flags, "tail"), "-n", "0", "-follow", topics.Processed), followed)
+		done <- code
+	}()
+	n := 0
+	testenv.Eventually(t, 30*time.Second, "tail -follow to print a new record", func() bool {
+		n++
+		produce(0, fmt.Sprintf("old-partition-%d", n))
+		return strings.Contains(followed.String(), `"old-partition-`)
+	})
+	resp, err := kadm.NewClient(env.Client(t)).CreatePartitions(ctx, 2, topics.Processed)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written once, at once: before tail can have seen the partition. A
+	// new client: the first has not seen the partition either.
+	nc := env.Client(t, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(250*time.Millisecond))
+	testenv.Eventually(t, 20*time.Second, "a record written to the new partition", func() bool {
+		return nc.ProduceSync(ctx, &kgo.Record{Topic: topics.Processed, Partition: 4, Value: []byte("new-partition-first")}).FirstErr() == nil
+	})
+	testenv.Eventually(t, 20*time.Second, "tail -follow to print a record of a partition added after it started", func() bool {
+		return strings.Contains(followed.String(), `"new-partition-first"`)
+	})
+	cancel()
+	if code := <-done; code != exitOK {
+		t.Errorf("tail -follow ended with exit %d, want 0", code)
 	}
 }
