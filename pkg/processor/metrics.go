@@ -318,6 +318,7 @@ func (p *Processor) measureDepths(ctx context.Context, lm *lagMeter, tracker que
 	d := p.metrics.depths
 	p.metrics.mu.Unlock()
 	p.checkTopics(ctx, lm.adm, now)
+	p.checkStranded(ctx, lm.adm, lm.opts, now)
 	lags, err := lm.adm.Lag(ctx, p.cfg.Group)
 	p.foldLag(ctx, &d, lm, lags, err, now)
 	if tracker != nil {

@@ -110,6 +110,11 @@ type Processor struct {
 	// missing are the consumed topics Kafka has not got (depthLoop
 	// checks).
 	missing missingTopics
+	// stranded are the retry topics of other tiers reported holding
+	// events, and strandedAt when they were last looked for (depthLoop
+	// only; see checkStranded).
+	stranded   map[string]bool
+	strandedAt time.Time
 	// releaseWarned: a release that found Redis down while stopping has
 	// been logged (once per processor; see release).
 	releaseWarned atomic.Bool

@@ -1,0 +1,52 @@
+package processor
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
+)
+
+// TestRetriesLeftOnATierNoLongerConfiguredAreReported: a retry topic of an
+// earlier -retry-tiers (30s here, the processor now runs 1s,2s) that
+// still holds records the group has not processed is named at error
+// level. No processor reads it any more: its events waited there unseen
+// until retention deleted them.
+func TestRetriesLeftOnATierNoLongerConfiguredAreReported(t *testing.T) {
+	env := testenv.Embedded(t)
+	old := env.CreateTopics(t, nil) // the default tiers' topics: 30s, 2m, 15m
+	h, _ := failureHarness(t, env, &downstream{})
+	logs := &syncbuf.Buffer{}
+	h.log = slog.New(slog.NewTextHandler(logs, nil))
+	e := h.send("shop", "orders/updated", "wh-stranded", "2025-01", envelope.ChannelWebhook, shopOrder(5, time.Now(), "paid", true))
+	raw := h.env.ReadAll(t, h.topics.Raw, 1, 300*time.Millisecond, 10*time.Second)
+	// Written by a processor that ran the old tiers.
+	rec := &kgo.Record{Topic: old.Retry[0], Key: []byte(e.IdempotencyKey), Value: raw[0].Value, Headers: raw[0].Headers}
+	if err := h.prod.ProduceSync(context.Background(), rec).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	h.start("a", nil)
+	testenv.Eventually(t, 20*time.Second, "an error naming "+old.Retry[0], func() bool {
+		for l := range strings.Lines(logs.String()) {
+			if strings.Contains(l, "level=ERROR") && strings.Contains(l, old.Retry[0]) {
+				return true
+			}
+		}
+		return false
+	})
+	// The configured tiers' own topics are not reported.
+	for l := range strings.Lines(logs.String()) {
+		for _, own := range h.topics.Retry {
+			if strings.Contains(l, "level=ERROR") && strings.Contains(l, own+" ") {
+				t.Errorf("a configured tier reported: %s", l)
+			}
+		}
+	}
+}
