@@ -25,6 +25,9 @@
 //	<prefix>dedup:<claim key>     string: a claim token, or "done", "done <position>" or "done <position> <token>" (prepared)
 //	<prefix>entity:<entity key>   hash: ts (unix µs), event_id, state
 //
+// A claim or entity key of [MaxKeyBytes] or more is stored under its head
+// and a hash, MaxKeyBytes in all.
+//
 // The processor claims two kinds of keys, named apart in the claim key:
 // "dedup:<source>:<natural key>" for an event (so the Redis key is
 // inlet:dedup:dedup:<source>:<natural key>) and "lock:<entity key>" for
@@ -37,7 +40,9 @@ package store
 
 import (
 	"context"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -186,8 +191,31 @@ func (s *Store) eachMaster(ctx context.Context, fn func(ctx context.Context, c r
 	return fn(ctx, s.rdb, "")
 }
 
-func (s *Store) dedupKey(k string) string  { return s.cfg.prefix + "dedup:" + k }
-func (s *Store) entityKey(k string) string { return s.cfg.prefix + "entity:" + k }
+func (s *Store) dedupKey(k string) string  { return s.cfg.prefix + "dedup:" + boundKey(k) }
+func (s *Store) entityKey(k string) string { return s.cfg.prefix + "entity:" + boundKey(k) }
+
+// MaxKeyBytes bounds the part of a Redis key that names a claim or an
+// entity (after "<prefix>dedup:" or "<prefix>entity:"). Entity and natural
+// keys come from the events (a handler's template over the payload) and
+// can be as long as a Kafka record; an entity's hash is kept for good, so
+// a sender could otherwise grow Redis by up to a megabyte of key name per
+// event. A key of MaxKeyBytes or more is stored under its first bytes
+// followed by "#sha256:" and the SHA-256 of the whole key, MaxKeyBytes in
+// all: two keys are still one Redis key only when they are equal (the
+// hashed form has exactly MaxKeyBytes, a key kept as it is fewer).
+const MaxKeyBytes = 256
+
+// boundKey returns k as stored in a Redis key name: k itself when shorter
+// than MaxKeyBytes, otherwise its head and hash (see MaxKeyBytes).
+func boundKey(k string) string {
+	if len(k) < MaxKeyBytes {
+		return k
+	}
+	sum := sha256.Sum256([]byte(k))
+	const tag = "#sha256:"
+	head := MaxKeyBytes - len(tag) - 2*len(sum)
+	return k[:head] + tag + hex.EncodeToString(sum[:])
+}
 
 // maxScriptKeys bounds the keys of one script call: Redis runs a script to
 // its end before serving anyone else, so a long batch is cut into calls of

@@ -895,6 +895,41 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 			}
 		}
 	})
+
+	t.Run("long keys: bounded in Redis, newest-wins and dedup kept", func(t *testing.T) {
+		e, s := setup(t)
+		// Entity and natural keys come from payloads: a sender's 1 MiB
+		// key must not become 1 MiB of Redis key kept for good.
+		long := strings.Repeat("k", 1<<20)
+		other := long[:len(long)-1] + "j" // same head, another key
+		exact := strings.Repeat("e", MaxKeyBytes)
+		if got := mustApply(t, s, Update{EntityKey: long, EventTime: at(10), EventID: "a"},
+			Update{EntityKey: other, EventTime: at(20), EventID: "b"},
+			Update{EntityKey: exact, EventTime: at(30), EventID: "c"}); !slices.Equal(got, []ApplyResult{Applied, Applied, Applied}) {
+			t.Fatalf("first applies: %v", got)
+		}
+		if got := mustApply(t, s, Update{EntityKey: long, EventTime: at(5), EventID: "old"},
+			Update{EntityKey: other, EventTime: at(15), EventID: "old"}); !slices.Equal(got, []ApplyResult{Stale, Stale}) {
+			t.Fatalf("older events of the long keys: %v, want both stale", got)
+		}
+		mustEntity(t, s, long, at(10), "a", "")
+		mustEntity(t, s, other, at(20), "b", "")
+		mustEntity(t, s, exact, at(30), "c", "")
+		mustClaim(t, s, []string{"dedup:src:" + long, "dedup:src:" + other}, "t1", ClaimAcquired, ClaimAcquired)
+		mustClaim(t, s, []string{"dedup:src:" + long}, "t2", ClaimBusy)
+		for _, k := range []string{s.entityKey(long), s.entityKey(other), s.entityKey(exact), s.dedupKey("dedup:src:" + long)} {
+			n, err := e.rdb.Exists(ctx, k).Result()
+			if err != nil || n != 1 {
+				t.Fatalf("key %.40q…: exists %d, %v", k, n, err)
+			}
+			if name := strings.TrimPrefix(strings.TrimPrefix(k, e.prefix+"entity:"), e.prefix+"dedup:"); len(name) > MaxKeyBytes {
+				t.Errorf("Redis key of %d bytes after its prefix, want at most %d", len(name), MaxKeyBytes)
+			}
+		}
+		if n, err := s.DeleteEntities(ctx, []string{long}); err != nil || n != 1 {
+			t.Fatalf("delete the long entity: %d, %v", n, err)
+		}
+	})
 }
 
 // deadClient returns a client for an address nothing listens on.
