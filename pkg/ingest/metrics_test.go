@@ -10,6 +10,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/telemetry/telemetrytest"
+	"github.com/inletdev/inlet/pkg/testenv"
 )
 
 // TestMetricsEventTypeLimit: the label cache in front of the limiter gives
@@ -81,4 +82,33 @@ func BenchmarkMetricsEvent(b *testing.B) {
 			m.event(ctx, "stripe", "payment_intent.succeeded", outcomeAccepted, "")
 		}
 	})
+}
+
+// TestMetricsDeclaredTypesKeepTheirLabel: a sender inventing event types
+// on a source anyone may post to (kind none) fills its label places, and
+// the event types the sources file declares must still be counted under
+// their own names: dashboards and alerts select them by name.
+func TestMetricsDeclaredTypesKeepTheirLabel(t *testing.T) {
+	reader, tel := newMetered(t)
+	h := newHarnessSources(t, testenv.Embedded(t), `
+sources:
+  open:
+    kind: none
+    events:
+      order.paid: {contract: shopify/order, entity_key: "open:order:{/id}"}
+      "order.*": {contract: shopify/order, entity_key: "open:order:{/id}"}
+`, func(c *Config) {}, tel)
+	ctx := context.Background()
+	for i := range 100 {
+		h.srv.metrics.event(ctx, "open", fmt.Sprintf("hostile.%d", i), outcomeAccepted, "")
+	}
+	h.srv.metrics.event(ctx, "open", "order.paid", outcomeAccepted, "")
+	h.srv.metrics.event(ctx, "open", "order.refunded", outcomeAccepted, "") // a glob's: anyone can invent those
+	got := telemetrytest.Int64s(t, reader, "inlet.ingest.requests", "event_type")
+	if got["order.paid"] != 1 {
+		t.Errorf("declared type order.paid counted %d times under its name after 100 invented types (labels %d, other %d), want 1", got["order.paid"], len(got), got[telemetry.Other])
+	}
+	if got[telemetry.Other] != 1 || len(got) != 102 {
+		t.Errorf("%d labels, other %d: want 100 invented types, order.paid and other (order.refunded)", len(got), got[telemetry.Other])
+	}
 }

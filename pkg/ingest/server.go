@@ -233,7 +233,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	_, s.noopTracer = s.tracer.(tracenoop.Tracer)
 	s.serverSpan = []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)}
-	m, err := NewMetrics(meter, telemetry.NewLimiter(d.MaxEventTypes))
+	m, err := NewMetrics(meter, d.Sources.TypesLimiter(d.MaxEventTypes))
 	if err != nil {
 		return nil, err
 	}

@@ -179,7 +179,7 @@ func New(cfg Config, d Deps) (*Processor, error) {
 	if d.Telemetry != nil {
 		meter, p.tracer, p.propagator = d.Telemetry.Meter, d.Telemetry.Tracer, d.Telemetry.Propagator
 	}
-	m, err := newMetrics(meter, telemetry.NewLimiter(d.MaxEventTypes))
+	m, err := newMetrics(meter, d.Sources.TypesLimiter(d.MaxEventTypes))
 	if err != nil {
 		return nil, err
 	}

@@ -29,6 +29,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/flagenv"
 	"github.com/inletdev/inlet/pkg/kafka"
+	"github.com/inletdev/inlet/pkg/telemetry"
 	"github.com/inletdev/inlet/pkg/webhook"
 )
 
@@ -338,6 +339,24 @@ func prefixed(prefix string, err error) []error {
 		}
 	}
 	return []error{fmt.Errorf("%s: %w", prefix, err)}
+}
+
+// TypesLimiter returns a telemetry.Limiter of max event types per source
+// that keeps, besides those, every event type the sources' events name
+// exactly (not a glob: anyone who may post to a source can invent types a
+// glob matches): those are counted under their own names however many
+// types a sender invents.
+func (f *File) TypesLimiter(max int) *telemetry.Limiter {
+	l := telemetry.NewLimiter(max)
+	for _, name := range f.Names() {
+		src, _ := f.Get(name)
+		for pattern := range src.Events {
+			if !strings.Contains(pattern, "*") {
+				l.Reserve(name, pattern)
+			}
+		}
+	}
+	return l
 }
 
 // Names returns the source names, sorted.

@@ -12,6 +12,7 @@ const Other = "other"
 // Limiter bounds the distinct event types per source that become label
 // values: the first Max seen keep their name, later ones report as "other",
 // so a sender inventing event types cannot blow up the series count.
+// Types reserved ([Limiter.Reserve]) keep their name besides those.
 //
 // Every event asks, from every worker, and nearly always about a type it
 // kept long ago, or (from a sender inventing types) about a source that is
@@ -35,8 +36,28 @@ func NewLimiter(max int) *Limiter {
 	return &Limiter{Max: max, perSource: map[string]int{}}
 }
 
+// Reserve keeps eventTypes of source under their own names for good,
+// outside its Max places: the types a configuration names (the sources
+// file's events), which a sender inventing types on a source anyone may
+// post to (kind none) must not push into Other, where the dashboards and
+// alerts that select them by name would lose them. Call it before the
+// first EventType.
+func (l *Limiter) Reserve(source string, eventTypes ...string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	next := map[sourceType]struct{}{}
+	if old := l.kept.Load(); old != nil {
+		next = maps.Clone(*old)
+	}
+	for _, t := range eventTypes {
+		next[sourceType{source, t}] = struct{}{}
+	}
+	l.kept.Store(&next)
+}
+
 // EventType returns the label value for eventType of source: eventType
-// itself, or Other once source has Max other types.
+// itself (a reserved type, or one of the first Max others seen), or Other
+// once source has Max other types.
 func (l *Limiter) EventType(source, eventType string) string {
 	if l == nil {
 		return eventType

@@ -96,3 +96,20 @@ func TestLimiterFullSourceTakesNoLock(t *testing.T) {
 		t.Errorf("stripe: %q, want %q", got, "x")
 	}
 }
+
+// TestLimiterReserve: reserved types keep their name whatever fills the
+// source's places, and take none of them.
+func TestLimiterReserve(t *testing.T) {
+	l := NewLimiter(2)
+	l.Reserve("open", "order.paid")
+	for _, c := range []struct{ typ, want string }{
+		{"x", "x"}, {"y", "y"}, {"z", Other}, {"order.paid", "order.paid"},
+	} {
+		if got := l.EventType("open", c.typ); got != c.want {
+			t.Errorf("EventType(open, %q) = %q, want %q", c.typ, got, c.want)
+		}
+	}
+	if got := l.EventType("stripe", "order.paid"); got != "order.paid" {
+		t.Errorf("another source's type: %q", got)
+	}
+}
