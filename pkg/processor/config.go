@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/store"
 )
 
 // Config tunes the processor.
@@ -33,6 +34,9 @@ type Config struct {
 	// (its batch renews it every third of this): a crashed worker's locks
 	// free their entities after it (see lockKeeper).
 	LockLease time.Duration
+	// EntityRetention, when not 0, forgets an entity's newest-wins state
+	// once no event of it came for that long (see store.EntityRetention).
+	EntityRetention time.Duration
 	// TxnTimeout is the Kafka transaction timeout.
 	TxnTimeout time.Duration
 	// BackoffMax caps the wait between tries when Redis or an entity lock
@@ -73,6 +77,7 @@ func (c *Config) RegisterTuningFlags(fs *flagenv.Set) {
 	fs.Int(&c.Workers, "workers", "INLET_PROCESSOR_WORKERS", 2, "transactional group members in this instance (each has its own partitions)")
 	fs.Duration(&c.ClaimLease, "claim-lease", "INLET_CLAIM_LEASE", 60*time.Second, "lease of a dedup claim before it is confirmed")
 	fs.Duration(&c.LockLease, "lock-lease", "INLET_LOCK_LEASE", 10*time.Second, "lease of an entity lock, renewed by its batch every third of it: how long a crashed processor's locks hold up their entities' events on every partition")
+	fs.Duration(&c.EntityRetention, "entity-retention", "INLET_ENTITY_RETENTION", 0, "forget an entity's newest-wins state (Redis) once no event of it came for this long; 0 keeps every entity for good. An older event arriving after it (a dead letter requeued, a replay) applies as the newest: keep it well past -dlq retention and the oldest range you replay")
 	fs.Duration(&c.TxnTimeout, "txn-timeout", "INLET_TXN_TIMEOUT", 60*time.Second, "Kafka transaction timeout (more than -batch-deadline plus -drain-timeout)")
 	fs.Duration(&c.BackoffMax, "backoff-max", "INLET_BACKOFF_MAX", 5*time.Second, "longest wait between tries while Redis is down or a claim is held by another member")
 	fs.Duration(&c.BatchDeadline, "batch-deadline", "INLET_BATCH_DEADLINE", 30*time.Second, "abandon (abort and re-poll) a batch that waited this long")
@@ -116,6 +121,9 @@ func (c *Config) Validate() error {
 	if c.BackoffMax <= 0 {
 		errs = append(errs, fmt.Errorf("processor: -backoff-max (INLET_BACKOFF_MAX) %v: want more than 0", c.BackoffMax))
 	}
+	if c.EntityRetention != 0 && c.EntityRetention < time.Hour {
+		errs = append(errs, fmt.Errorf("processor: -entity-retention (INLET_ENTITY_RETENTION) %v: want 0 (keep entities for good) or 1h or more: an entity forgotten sooner takes late and retried older events as its newest", c.EntityRetention))
+	}
 	// A batch runs from its claims to its confirm for at most the batch
 	// deadline plus the drain timeout (its context's bound). Dedup claims
 	// that expired before that would let duplicates through. (Entity
@@ -129,6 +137,12 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("processor: -txn-timeout (%v) must exceed -batch-deadline plus -drain-timeout (%v + %v): a batch may keep its transaction open that long", c.TxnTimeout, c.BatchDeadline, c.DrainTimeout))
 	}
 	return errors.Join(errs...)
+}
+
+// StoreOpts are the Redis store options the processor's settings give:
+// the claim and lock leases and the entity retention.
+func (c *Config) StoreOpts() []store.Opt {
+	return []store.Opt{store.ClaimLease(c.ClaimLease), store.LockLease(c.LockLease), store.EntityRetention(c.EntityRetention)}
 }
 
 func (c *Config) instanceID() string {

@@ -50,6 +50,36 @@ func TestConfigClaimLeaseCoversABatch(t *testing.T) {
 	}
 }
 
+// TestEntityRetention: -entity-retention under an hour is refused at start
+// (a unit slip, 30m for 30 days, would forget entities between retries);
+// set, it is the entity hashes' TTL, started over by each event of the
+// entity; 0 keeps them for good.
+func TestEntityRetention(t *testing.T) {
+	for d, ok := range map[time.Duration]bool{0: true, time.Hour: true, 2160 * time.Hour: true, 30 * time.Minute: false, -time.Hour: false} {
+		c := DefaultConfig()
+		c.EntityRetention = d
+		if err := c.Validate(); (err == nil) != ok || err != nil && !strings.Contains(err.Error(), "-entity-retention") {
+			t.Errorf("-entity-retention %v: %v, want ok=%v", d, err, ok)
+		}
+	}
+	env := testenv.Embedded(t)
+	h := newHarness(t, env)
+	const retention = 72 * time.Hour
+	h.start("a", func(c *Config) { c.EntityRetention = retention })
+	h.send("stripe", "payment_intent.succeeded", "evt_ret", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_ret", "pi_ret", "succeeded", 1700000000))
+	h.waitAll(1)
+	if n := h.total(Processed); n != 1 {
+		t.Fatalf("processed %d, want 1", n)
+	}
+	keys, err := h.rdb.Keys(context.Background(), h.prefix+"entity:*").Result()
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("entity keys %v, %v; want one", keys, err)
+	}
+	if ttl := h.rdb.PTTL(context.Background(), keys[0]).Val(); ttl > retention || ttl < retention-time.Minute {
+		t.Fatalf("entity %s: PTTL %v, want %v", keys[0], ttl, retention)
+	}
+}
+
 // TestConfigTxnTimeoutCoversABatch: a batch keeps its transaction open for
 // up to the batch deadline plus the drain timeout; a transaction timeout
 // that ends sooner (or none) is refused at start, not met at a commit.

@@ -180,7 +180,7 @@ func (h *harness) deps(cfg Config) Deps {
 		KafkaOpts: []kgo.Opt{kgo.SeedBrokers(h.env.Brokers...)},
 		Topics:    h.topics, Sources: h.sources, Router: h.router,
 		Registry: h.registryClient(), Codec: cmp.Or(h.procCodec, h.codec),
-		Store:     store.New(h.rdb, store.KeyPrefix(h.prefix), store.ClaimLease(cfg.ClaimLease), store.LockLease(cfg.LockLease)),
+		Store:     store.New(h.rdb, append([]store.Opt{store.KeyPrefix(h.prefix)}, cfg.StoreOpts()...)...),
 		Log:       h.logger(),
 		Alerter:   h.alerter,
 		Telemetry: h.tel,

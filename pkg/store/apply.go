@@ -100,7 +100,7 @@ func (s *Store) ApplyBatch(ctx context.Context, ups []Update) ([]ApplyResult, er
 			return nil, fmt.Errorf("%w: update %d (entity %q): event time %v out of range", ErrInvalidArgument, i, u.EntityKey, u.EventTime)
 		}
 	}
-	out, err := s.evalReplicated(ctx, op{name: "apply", script: applyScript, n: len(ups), item: func(i int, args []any) (string, []any) {
+	out, err := s.evalReplicated(ctx, op{name: "apply", script: applyScript, common: []any{s.cfg.retention.Milliseconds()}, n: len(ups), item: func(i int, args []any) (string, []any) {
 		u := &ups[i]
 		return s.entityKey(u.EntityKey), append(args, u.EventTime.UnixMicro(), u.EventID, u.State)
 	}})

@@ -108,6 +108,8 @@ type cfg struct {
 	lockLease    time.Duration
 	waitReplicas int
 	waitTimeout  time.Duration
+	// retention is the entity hashes' TTL, set on every touch; 0: none.
+	retention time.Duration
 }
 
 func defaultCfg() cfg {
@@ -124,6 +126,9 @@ func (c cfg) validate() error {
 	}
 	if c.lockLease < time.Millisecond {
 		return fmt.Errorf("store: LockLease %v is below the 1ms resolution of PX", c.lockLease)
+	}
+	if c.retention < 0 || c.retention > 0 && c.retention < time.Millisecond {
+		return fmt.Errorf("store: EntityRetention %v: want 0 (none) or 1ms or more", c.retention)
 	}
 	if c.waitReplicas < 0 || c.waitReplicas > 0 && c.waitTimeout < time.Millisecond {
 		return fmt.Errorf("store: WaitReplicas %d, %v: want 0, or replicas and a timeout of 1ms or more", c.waitReplicas, c.waitTimeout)
@@ -153,6 +158,13 @@ func ClaimLease(d time.Duration) Opt { return func(c *cfg) { c.lease = d } }
 // an entity's events sit on every partition, so until then each partition
 // stops at its first event of that entity. Minimum 1ms.
 func LockLease(d time.Duration) Opt { return func(c *cfg) { c.lockLease = d } }
+
+// EntityRetention makes an entity's stored state (its newest-wins time)
+// expire once no event of it, applied or stale, came for d; 0, the
+// default, keeps every entity for good. An entity forgotten this way takes
+// the next event of it as its first: an older one arriving after d (a dead
+// letter requeued, a replay of an old range) applies as the newest.
+func EntityRetention(d time.Duration) Opt { return func(c *cfg) { c.retention = d } }
 
 // LockLease is the lease of an entity lock: a holder renews well within it.
 func (s *Store) LockLease() time.Duration { return s.cfg.lockLease }

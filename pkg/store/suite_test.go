@@ -521,6 +521,43 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 			mustEntity(t, s, "order:1", at(5), "e5", "s5")
 		})
 
+		t.Run("entity retention: every touch sets it, none keeps an entity for good", func(t *testing.T) {
+			const retention = 30 * 24 * time.Hour
+			e, s := setup(t, EntityRetention(retention))
+			key := e.prefix + "entity:order:r"
+			pttl := func() time.Duration { return e.rdb.PTTL(ctx, key).Val() }
+			near := func(d time.Duration) bool { return d <= retention && d > retention-time.Minute }
+			mustApply(t, s, Update{EntityKey: "order:r", EventTime: at(5), EventID: "e5", State: []byte("s5")})
+			if d := pttl(); !near(d) {
+				t.Fatalf("applied: PTTL %v, want %v", d, retention)
+			}
+			// A stale event is news of the entity too: its retention starts over.
+			if err := e.rdb.PExpire(ctx, key, time.Hour).Err(); err != nil {
+				t.Fatal(err)
+			}
+			if res := mustApply(t, s, Update{EntityKey: "order:r", EventTime: at(1), EventID: "e1", State: []byte("s1")}); res[0] != Stale {
+				t.Fatalf("older event: %v, want stale", res[0])
+			}
+			if d := pttl(); !near(d) {
+				t.Fatalf("stale: PTTL %v, want %v", d, retention)
+			}
+			// Without a retention (the default), an entity is kept for good,
+			// one that had one included: the setting was turned off.
+			keep := New(e.rdb, KeyPrefix(e.prefix))
+			keep.perKey = s.perKey
+			mustApply(t, keep, Update{EntityKey: "order:r", EventTime: at(6), EventID: "e6", State: []byte("s6")})
+			if d := pttl(); d != -1 {
+				t.Fatalf("without a retention: PTTL %v, want none (-1)", d)
+			}
+			mustEntity(t, keep, "order:r", at(6), "e6", "s6")
+			if res := mustApply(t, keep, Update{EntityKey: "order:r", EventTime: at(2), EventID: "e2", State: []byte("s2")}); res[0] != Stale {
+				t.Fatalf("older event without a retention: %v, want stale", res[0])
+			}
+			if d := pttl(); d != -1 {
+				t.Fatalf("stale without a retention: PTTL %v, want none (-1)", d)
+			}
+		})
+
 		t.Run("out of order inside one batch", func(t *testing.T) {
 			_, s := setup(t)
 			got := mustApply(t, s,

@@ -248,7 +248,7 @@ func run(args []string) error {
 	alerts := goTask(func(ctx context.Context) error { alerter.Run(ctx); return nil })
 	defer alerts.Stop()
 	hist := history.New(rdb, "inlet:", 7*24*time.Hour)
-	st := store.New(rdb, store.ClaimLease(c.processor.ClaimLease), store.LockLease(c.processor.LockLease))
+	st := store.New(rdb, c.processor.StoreOpts()...)
 	if err := service.CheckRedis(ctx, st, log); err != nil {
 		return stopped(err)
 	}

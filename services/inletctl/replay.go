@@ -187,7 +187,7 @@ func replayCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig, 
 	}
 	d := replay.Deps{
 		KafkaOpts: c.opts, Topics: topics, Sources: sources, Router: rt, Registry: c.reg, Codec: c.codec,
-		Store: store.New(rdb, append(redcfg.StoreOpts(), store.ClaimLease(cfg.Processor.ClaimLease), store.LockLease(cfg.Processor.LockLease))...),
+		Store: store.New(rdb, append(redcfg.StoreOpts(), cfg.Processor.StoreOpts()...)...),
 		Redis: rdb, KeyPrefix: redcfg.KeyPrefix,
 	}
 	if historyRetention > 0 { // as the processor's: 0 writes none

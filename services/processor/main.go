@@ -233,7 +233,7 @@ func run(args []string, stderr io.Writer) error {
 	} else {
 		hist = history.New(rdb, redcfg.KeyPrefix, retention)
 	}
-	st := store.New(rdb, append(redcfg.StoreOpts(), store.ClaimLease(pcfg.ClaimLease), store.LockLease(pcfg.LockLease))...)
+	st := store.New(rdb, append(redcfg.StoreOpts(), pcfg.StoreOpts()...)...)
 	if err := service.CheckRedis(ctx, st, log); err != nil {
 		return err
 	}
