@@ -50,7 +50,7 @@ func parseTraceFlags(args []string) (traceFlags, int, error) {
 	fs.StringVar(&f.output, "output", "table", "table or json")
 	fs.Usage = func() {
 		fmt.Fprintln(os.Stderr, "Usage: inletctl trace [-admin-url URL] [-output json] <correlation-id>\n"+
-			"       inletctl [connection flags] trace --event <event-id> --source S [--since 30d|72h|RFC 3339 time|all] [--timeout 2m] [--sources FILE] [-admin-url URL]\n\n"+
+			"       inletctl [connection flags] trace --event <event-id> --source S [--since 30d|72h|RFC 3339 time|all] [--timeout 2m] [--all-partitions] [--sources FILE] [-admin-url URL]\n\n"+
 			"Example: inletctl trace 4bf92f3577b34da6a3ce929d0e0e4736")
 		fs.PrintDefaults()
 		// Read by traceCmd before these flags: listed here so -h shows them.
@@ -62,6 +62,8 @@ func parseTraceFlags(args []string) (traceFlags, int, error) {
     	with -event: how far back to read the raw topic: a duration (72h, 30d), an RFC 3339 time, or all (default 30d)
   -timeout duration
     	with -event: how long the search may take (default 2m0s)
+  -all-partitions
+    	with -event: read every partition of the raw topic, not only the one the key hashes to now (an event delivered before partitions were added is on another)
   -sources string
     	the processor's sources file, to refuse a -source it does not have (env INLET_SOURCES)
 `)
@@ -105,6 +107,9 @@ type traceAnswer struct {
 	// shows the next ones: the first not shown, as TIME/PARTITION/OFFSET
 	// (a time alone showed again those of the same millisecond).
 	NextSince string `json:"next_since,omitempty"`
+	// Note, with --event, says what was not searched: the partitions
+	// other than the key's, when only it was read.
+	Note string `json:"note,omitempty"`
 }
 
 // deliveryAnswer is one delivery of an event in trace --event's JSON.
@@ -294,6 +299,7 @@ func traceEvent(f traceFlags, out io.Writer, ev eventOf, found *deliveries, sinc
 	}
 	result := traceAnswer{Source: ev.source, EventID: ev.id, Stages: []history.Entry{}, DeliveriesFound: found.total}
 	entries := 0
+	duplicate, processed := false, false // outcomes of the entries shown
 	for _, h := range hs {
 		var ans *traceAnswer
 		var err error
@@ -324,6 +330,10 @@ func traceEvent(f traceFlags, out io.Writer, ev eventOf, found *deliveries, sinc
 			}
 		}
 		h.ans = ans
+		for _, e := range ans.Stages {
+			duplicate = duplicate || e.Outcome == "duplicate"
+			processed = processed || e.Outcome == "processed"
+		}
 		entries += len(ans.Stages)
 		result.Stages = append(result.Stages, ans.Stages...)
 		result.DroppedEntries += ans.DroppedEntries
@@ -339,19 +349,32 @@ func traceEvent(f traceFlags, out io.Writer, ev eventOf, found *deliveries, sinc
 		// The latest delivery shown: its correlation id heads the answer.
 		result.CorrelationID = found.shown[len(found.shown)-1].corr
 	}
+	// Only the key's partition read: say so, and how to read them all.
+	result.Note = found.onePartition(duplicate && !processed)
 	if entries == 0 {
-		if len(hs) == 1 {
-			return exitNotFound, errors.New(hs[0].noHis)
+		note := ""
+		if result.Note != "" {
+			note = " (" + result.Note + ")"
 		}
-		return exitNotFound, fmt.Errorf("none of the %d deliveries of event %s of source %s shown has history kept: %s", len(found.shown), shown(ev.id), shown(ev.source), hs[len(hs)-1].noHis)
+		if len(hs) == 1 {
+			return exitNotFound, errors.New(hs[0].noHis + note)
+		}
+		return exitNotFound, fmt.Errorf("none of the %d deliveries of event %s of source %s shown has history kept: %s%s", len(found.shown), shown(ev.id), shown(ev.source), hs[len(hs)-1].noHis, note)
 	}
 	more := ""
 	if n := found.total - len(found.shown); n > 0 {
 		result.NextSince = found.next.since()
 		more = fmt.Sprintf("%d later deliveries not shown: trace them with --since %s", n, result.NextSince)
+		if found.allParts {
+			more += " --all-partitions"
+		}
 	}
 	if f.output == "json" {
 		return exitOK, writeJSON(out, result)
+	}
+	if result.Note != "" {
+		// First: what the deliveries below may lack.
+		fmt.Fprintf(out, "note: %s\n", result.Note)
 	}
 	if len(found.shown) > 1 {
 		from := "from its start"

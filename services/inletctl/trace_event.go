@@ -44,15 +44,25 @@ const maxDeliveries = 20
 // finds the event's deliveries on the raw topic (key source:event-id),
 // each with its correlation id, then shows that event's entries of each
 // one's history like trace <correlation-id> (exit 3 when none are kept).
-// --since bounds how far back the raw topic is read, --timeout how long.
+// --since bounds how far back the raw topic is read, --timeout how long;
+// --all-partitions reads every partition, not only the key's.
 func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 	var eventID, src, sinceArg, timeoutArg string
+	allPartitions := false
 	sourcesPath := os.Getenv("INLET_SOURCES")
 	own := map[string]*string{"event": &eventID, "source": &src, "since": &sinceArg, "timeout": &timeoutArg, "sources": &sourcesPath}
 	rest := make([]string, 0, len(args))
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "all-partitions" {
+			b, err := strconv.ParseBool(cmp.Or(val, "true"))
+			if err != nil || hasVal && val == "" {
+				return exitUsage, fmt.Errorf("trace: --all-partitions=%q: true or false", val)
+			}
+			allPartitions = b
+			continue
+		}
 		dst, ok := own[name]
 		if !strings.HasPrefix(a, "-") || !ok {
 			rest = append(rest, a)
@@ -68,8 +78,8 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 		*dst = val
 	}
 	if eventID == "" && src == "" {
-		if sinceArg != "" || timeoutArg != "" {
-			return exitUsage, errors.New("trace: --since and --timeout go with --event and --source")
+		if sinceArg != "" || timeoutArg != "" || allPartitions {
+			return exitUsage, errors.New("trace: --since, --timeout and --all-partitions go with --event and --source")
 		}
 		return trace(rest, out)
 	}
@@ -104,7 +114,7 @@ func traceCmd(args []string, kcfg *kafka.Config, out io.Writer) (int, error) {
 		return exitError, err
 	}
 	topic := kafka.TopicNames(kcfg.TopicPrefix, nil).Raw
-	found, err := deliveriesOf(ctx, opts, topic, envelope.IdempotencyKey(src, eventID), since, from, maxDeliveries)
+	found, err := deliveriesOf(ctx, opts, topic, envelope.IdempotencyKey(src, eventID), since, from, maxDeliveries, allPartitions)
 	if si := (*searchIncomplete)(nil); errors.As(err, &si) && errors.Is(err, context.DeadlineExceeded) {
 		return exitError, fmt.Errorf("trace: event %s of source %s not found within --timeout %v: %s; narrow --since or raise --timeout", eventID, src, timeout, si.searched())
 	}
@@ -261,17 +271,43 @@ type deliveries struct {
 	shown []delivery // the first ones, oldest first, at most the limit
 	total int        // found in all
 	next  *delivery  // the first not shown, if any
+	// keyOnly: only home, the key's partition under the topic's
+	// partitions (of which there are more), was read.
+	keyOnly    bool
+	allParts   bool // --all-partitions: every partition was read
+	home       int32
+	partitions int
+}
+
+// onePartition says, when only the key's partition was read, that
+// deliveries on the others were not looked for, and how to: a delivery
+// made before partitions were added to the topic is on the partition
+// its key hashed to then (ingest writes by the key's hash under the
+// count of the moment). dupOnly (deliveries shown were skipped as
+// duplicates, none processed) makes it likelier. "" when every
+// partition was read.
+func (d *deliveries) onePartition(dupOnly bool) string {
+	if !d.keyOnly {
+		return ""
+	}
+	s := fmt.Sprintf("read only partition %d of %s (of %d), the one the key hashes to now; deliveries made before partitions were added to the topic are on the one it hashed to then: --all-partitions reads every partition", d.home, d.topic, d.partitions)
+	if dupOnly {
+		s = "no delivery shown was processed, only skipped as a duplicate: the processed one may be on another partition (or before --since); " + s
+	}
+	return s
 }
 
 // deliveriesOf finds key's records on the raw topic among those at or
 // after since (zero: the whole topic), oldest first (byPosition), keeping
 // the first limit: first in the partition the key hashes to (the
 // producer's default partitioner), then, only if none is there (the
-// partition count changed since), everywhere. A non-nil from (a page's
+// partition count changed since), everywhere; with allParts, everywhere at
+// once (deliveries made before partitions were added are on the
+// partition the key hashed to then). A non-nil from (a page's
 // next, read back from --since) leaves out, and does not count, the
 // deliveries before it: those an earlier page showed. When ctx ends
 // first, the error is a *searchIncomplete wrapping ctx's.
-func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since time.Time, from *delivery, limit int) (*deliveries, error) {
+func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since time.Time, from *delivery, limit int, allParts bool) (*deliveries, error) {
 	si := &searchIncomplete{topic: topic, since: since, home: -1}
 	stopped := func(err error) error {
 		if err != nil && ctx.Err() != nil {
@@ -345,22 +381,25 @@ func deliveriesOf(ctx context.Context, opts []kgo.Opt, topic, key string, since 
 		si.partial, si.done = nil, append(si.done, parts...)
 		return found, total, nil
 	}
-	found, total, err := find([]int32{home})
-	if err == nil && total == 0 {
-		var others []int32
-		for p := range t.Partitions {
-			if p != home {
-				others = append(others, p)
-			}
+	var others []int32
+	for p := range t.Partitions {
+		if p != home {
+			others = append(others, p)
 		}
-		slices.Sort(others)
+	}
+	slices.Sort(others)
+	var found []delivery
+	var total int
+	if allParts {
+		found, total, err = find(append([]int32{home}, others...))
+	} else if found, total, err = find([]int32{home}); err == nil && total == 0 {
 		found, total, err = find(others)
 	}
 	if err != nil {
 		return nil, err
 	}
 	slices.SortFunc(found, byPosition)
-	d := &deliveries{topic: topic, total: total}
+	d := &deliveries{topic: topic, total: total, home: home, partitions: n, keyOnly: !allParts && total > 0 && len(others) > 0, allParts: allParts}
 	if len(found) > limit {
 		d.next = &found[limit]
 		found = found[:limit]

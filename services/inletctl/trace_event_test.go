@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -45,7 +46,7 @@ func TestCorrelationOfOnASlowLink(t *testing.T) {
 		var d net.Dialer
 		return d.DialContext(ctx, network, host)
 	})
-	found, err := deliveriesOf(ctx, []kgo.Opt{kgo.SeedBrokers(env.Brokers...), slow}, topics.Raw, "stripe:evt_slow", time.Time{}, nil, maxDeliveries)
+	found, err := deliveriesOf(ctx, []kgo.Opt{kgo.SeedBrokers(env.Brokers...), slow}, topics.Raw, "stripe:evt_slow", time.Time{}, nil, maxDeliveries, false)
 	if err != nil || found.total != 1 || found.shown[0].corr != "corr-slow" {
 		t.Fatalf("deliveriesOf = %+v, %v; want corr-slow", found, err)
 	}
@@ -385,6 +386,106 @@ func TestTraceEventPagingRepeatsNothing(t *testing.T) {
 				slices.Sort(twice)
 				slices.Sort(missing)
 				t.Fatalf("%d pages (next_since %q left): %d deliveries shown more than once %v, %d never %v", pages, since, len(twice), twice, len(missing), missing)
+			}
+		})
+	}
+}
+
+// TestTraceEventAfterPartitionsWereAdded: an event delivered before
+// partitions were added to the raw topic (its key hashed to partition p
+// under the old count) and redelivered after (partition q under the new)
+// was traced from partition q only: the first delivery, the processed one,
+// was missing, the total too low, and nothing said a partition was left
+// unread. Now trace says it read only the key's partition and names
+// --all-partitions, which reads them all.
+func TestTraceEventAfterPartitionsWereAdded(t *testing.T) {
+	env := testenv.Embedded(t)
+	topics := env.CreateTopics(t, nil)
+	ctx := context.Background()
+	adm := kadm.NewClient(env.Client(t))
+	td, err := adm.ListTopics(ctx, topics.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const added = 3
+	before := len(td[topics.Raw].Partitions)
+	part := func(key string, n int) int32 {
+		return int32(kgo.StickyKeyPartitioner(nil).ForTopic(topics.Raw).Partition(&kgo.Record{Key: []byte(key)}, n))
+	}
+	// An event whose key moves when the partitions are added.
+	evt := ""
+	for i := 0; evt == ""; i++ {
+		if e := fmt.Sprint("evt_moved_", i); part("stripe:"+e, before) != part("stripe:"+e, before+added) {
+			evt = e
+		}
+	}
+	key := "stripe:" + evt
+	oldP, newP := part(key, before), part(key, before+added)
+	produce := func(cl *kgo.Client, p int32, corr string) error {
+		return cl.ProduceSync(ctx, &kgo.Record{Topic: topics.Raw, Partition: p, Key: []byte(key), Value: []byte("x"),
+			Headers: []kgo.RecordHeader{{Key: "correlation-id", Value: []byte(corr)}}}).FirstErr()
+	}
+	if err := produce(env.Client(t, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner())), oldP, "corr-first"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := adm.CreatePartitions(ctx, added, topics.Raw)
+	if err == nil {
+		err = resp.Error()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc := env.Client(t, kgo.ProducerLinger(0), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.MetadataMinAge(100*time.Millisecond), kgo.MetadataMaxAge(250*time.Millisecond))
+	testenv.Eventually(t, 20*time.Second, "the redelivery written to the key's new partition", func() bool {
+		return produce(nc, newP, "corr-again") == nil
+	})
+	// The first delivery was processed, the redelivery skipped as its
+	// duplicate.
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		corr := strings.TrimPrefix(r.URL.Path, "/v1/trace/")
+		outcome := map[string]string{"corr-first": "processed", "corr-again": "duplicate"}[corr]
+		stage := map[string]any{"at": time.Now(), "stage": "attempt", "outcome": outcome, "attempt": 1, "source": "stripe", "event_id": evt}
+		_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": corr, "stages": []any{stage}})
+	}))
+	t.Cleanup(srv.Close)
+	flags := []string{"-kafka-brokers", strings.Join(env.Brokers, ","), "-topic-prefix", env.Prefix, "trace", "-admin-url", srv.URL, "--event", evt, "--source", "stripe"}
+	first := fmt.Sprintf("%s/%d/0", topics.Raw, oldP)
+
+	t.Run("the key's partition only, saying so", func(t *testing.T) {
+		var out bytes.Buffer
+		code, err := run(slices.Clone(flags), &out)
+		if code != exitOK || !strings.Contains(out.String(), "--all-partitions") || !strings.Contains(out.String(), fmt.Sprintf("partition %d", newP)) || !strings.Contains(out.String(), "no delivery shown was processed") {
+			t.Fatalf("exit %d (%v); want a line naming the one partition read, that none shown was processed, and --all-partitions:\n%s", code, err, out.String())
+		}
+		var js bytes.Buffer
+		var body struct {
+			Found int    `json:"deliveries_found"`
+			Note  string `json:"note"`
+		}
+		code, err = run(append(slices.Clone(flags), "-output", "json"), &js)
+		if code != exitOK || json.Unmarshal(js.Bytes(), &body) != nil || body.Found != 1 || !strings.Contains(body.Note, "--all-partitions") {
+			t.Fatalf("json: exit %d (%v); want 1 delivery found and a note naming --all-partitions:\n%s", code, err, js.String())
+		}
+	})
+	for _, tc := range []struct{ name, output string }{{"--all-partitions", "table"}, {"--all-partitions as JSON", "json"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			code, err := run(append(slices.Clone(flags), "--all-partitions", "-output", tc.output), &out)
+			if code != exitOK {
+				t.Fatalf("exit %d (%v):\n%s", code, err, out.String())
+			}
+			if tc.output == "table" {
+				if !strings.Contains(out.String(), "2 deliveries") || !strings.Contains(out.String(), "delivery 1 of 2: "+first) || !strings.Contains(out.String(), "processed") || strings.Contains(out.String(), "--all-partitions") {
+					t.Fatalf("want both deliveries, the processed first, and no note:\n%s", out.String())
+				}
+				return
+			}
+			var body struct {
+				traceAnswer
+				Note *string `json:"note"`
+			}
+			if err := json.Unmarshal(out.Bytes(), &body); err != nil || body.DeliveriesFound != 2 || len(body.Deliveries) != 2 || body.Deliveries[0].Where != first || body.Note != nil {
+				t.Fatalf("want both deliveries, the first at %s, no note (%v):\n%s", first, err, out.String())
 			}
 		})
 	}
