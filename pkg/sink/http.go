@@ -117,10 +117,16 @@ func NewHTTP(cfg HTTPConfig) (*HTTP, error) {
 // StatusError is a non-2xx answer from the sink.
 type StatusError struct {
 	Status int
-	Body   string // first bytes, for the error history
+	Body   string // first bytes, for the error history; "" when it had none
 }
 
+// Error is "sink answered <status>: <body>", or without ": <body>" when
+// the answer had no body (or only whitespace): a colon before nothing
+// read as if something were cut off in the DLQ entry and the alert.
 func (e *StatusError) Error() string {
+	if strings.TrimSpace(e.Body) == "" {
+		return fmt.Sprintf("sink answered %d", e.Status)
+	}
 	return fmt.Sprintf("sink answered %d: %s", e.Status, e.Body)
 }
 

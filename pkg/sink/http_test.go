@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -290,5 +291,28 @@ func TestHTTPTrickledAnswerDoesNotHoldTheDelivery(t *testing.T) {
 				t.Fatalf("the delivery took %v (sink timeout %v), though the sink answered at once", took, timeout)
 			}
 		})
+	}
+}
+
+// TestHTTPErrorWithoutAnswerBody: a sink answering an error with an
+// empty body (or only whitespace) gave "sink answered 503: ", a colon
+// before nothing, in the DLQ entry, the history and the alert.
+func TestHTTPErrorWithoutAnswerBody(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"", "sink answered 503"},
+		{"\r\n", "sink answered 503"},
+		{`{"error":"busy"}`, `sink answered 503: {"error":"busy"}`},
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = io.WriteString(w, tc.body)
+		}))
+		s, _ := NewHTTP(HTTPConfig{URL: srv.URL})
+		err := s.Send(context.Background(), []byte(`{}`), "application/json", "shop:1", "corr-1")
+		srv.Close()
+		var se *StatusError
+		if !errors.As(err, &se) || se.Error() != tc.want {
+			t.Errorf("body %q: error %q, want %q", tc.body, err, tc.want)
+		}
 	}
 }
