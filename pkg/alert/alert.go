@@ -350,8 +350,33 @@ func slackText(m Message) string {
 		more = fmt.Sprintf(" (+%d more like it)", m.Count-1)
 	}
 	e := slackEscape
-	return fmt.Sprintf(":rotating_light: *%s* %s/%s%s\n*event* `%s`  *correlation* `%s`\n*reason* %s: %s\n%s*runbook* %s\n```%s```",
-		title, e(m.Source), e(m.EventType), more, e(m.EventID), e(m.CorrelationID), e(m.Reason), e(m.Error), slackHistory(m.History), e(m.Runbook), e(m.Excerpt))
+	// What the alert lacks is left out, not printed empty: a source
+	// without a runbook printed "*runbook* " and nothing, an alert
+	// without an error text a reason ending in a colon.
+	var b strings.Builder
+	fmt.Fprintf(&b, ":rotating_light: *%s* %s/%s%s\n", title, e(m.Source), e(m.EventType), more)
+	var ids []string
+	if m.EventID != "" {
+		ids = append(ids, "*event* `"+e(m.EventID)+"`")
+	}
+	if m.CorrelationID != "" {
+		ids = append(ids, "*correlation* `"+e(m.CorrelationID)+"`")
+	}
+	if len(ids) > 0 {
+		b.WriteString(strings.Join(ids, "  ") + "\n")
+	}
+	b.WriteString("*reason* " + e(m.Reason))
+	if m.Error != "" {
+		b.WriteString(": " + e(m.Error))
+	}
+	b.WriteString("\n" + slackHistory(m.History))
+	if m.Runbook != "" {
+		b.WriteString("*runbook* " + e(m.Runbook) + "\n")
+	}
+	if m.Excerpt != "" {
+		b.WriteString("```" + e(m.Excerpt) + "```")
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // Slack shows the failures before the last (the reason line has that

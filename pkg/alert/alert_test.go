@@ -575,3 +575,29 @@ func TestStormAgainstASlowWebhookIsFolded(t *testing.T) {
 		t.Fatalf("sent %d (%d alerts), dropped %d, failed %d; want 2 (%d), 0, 0", a.Sent(), a.delivered.Load(), a.Dropped(), a.Failed(), 1+more)
 	}
 }
+
+// TestSlackTextLeavesOutWhatIsEmpty: an alert for a source without a
+// runbook printed an empty "*runbook* " line, and one without an error
+// text a reason ending in a colon before nothing.
+func TestSlackTextLeavesOutWhatIsEmpty(t *testing.T) {
+	m := Message{Alert: Alert{Kind: KindDLQ, Source: "shop", EventType: "orders/updated", EventID: "e1", Reason: "retry budget exhausted", Excerpt: `{"id":1}`}, Count: 1}
+	text := slackText(m)
+	if strings.Contains(text, "*runbook*") || !strings.Contains(text, "*reason* retry budget exhausted\n") {
+		t.Errorf("without a runbook or an error:\n%s", text)
+	}
+	m.Runbook, m.Error = "https://rb", "sink answered 503"
+	text = slackText(m)
+	if !strings.Contains(text, "\n*runbook* https://rb\n") || !strings.Contains(text, "*reason* retry budget exhausted: sink answered 503\n") {
+		t.Errorf("with a runbook and an error:\n%s", text)
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.TrimRight(line, " ") != line || strings.HasSuffix(line, ":") {
+			t.Errorf("line %q ends in a space or a colon:\n%s", line, text)
+		}
+	}
+	// An undecodable record: no event id, correlation id or excerpt.
+	text = slackText(Message{Alert: Alert{Kind: KindInvalid, Source: "unknown", EventType: "unknown", Reason: "undecodable", Error: "bad magic byte"}, Count: 1})
+	if strings.Contains(text, "``") || strings.Contains(text, "*event*") || strings.Contains(text, "*correlation*") || strings.HasSuffix(text, "\n") {
+		t.Errorf("an undecodable record's alert shows empty fields:\n%s", text)
+	}
+}
