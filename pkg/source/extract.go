@@ -526,18 +526,55 @@ func unixScale(a float64) int {
 }
 
 // unixNumber is UnixTime of the number f, read exactly from text, how f
-// is written, when that is plain decimal digits: a float64 holds about 16
-// digits, and 1700000000123.8 and 1700000000123.2 (milliseconds, as
-// Python's time.time()*1000 writes them) both read as ...123 ms, so
-// newest-wins took the older event as no older than the newer one and
-// applied it over it; nanoseconds were off by up to 128.
+// is written, when that is decimal digits with an optional exponent: a
+// float64 holds about 16 digits, and 1700000000123.8 and 1700000000123.2
+// (milliseconds, as Python's time.time()*1000 writes them) both read as
+// ...123 ms, so newest-wins took the older event as no older than the
+// newer one and applied it over it; nanoseconds were off by up to 128.
+// The same held for 1.7000000001238E12, as Java's Double.toString (and
+// so Jackson) writes any double from 10^7 up.
 func unixNumber(text string, f float64) (time.Time, bool) {
 	if a := math.Abs(f); !math.IsNaN(f) && a < 9e18 {
-		if exact, ok := decimalUnix(text, unixScale(a)); ok {
-			return inRange(exact)
+		if plain, ok := plainDecimal(text); ok {
+			if exact, ok := decimalUnix(plain, unixScale(a)); ok {
+				return inRange(exact)
+			}
 		}
 	}
-	return UnixTime(f) // an exponent, a hexadecimal float: as the float reads
+	return UnixTime(f) // a hexadecimal float, underscores: as the float reads
+}
+
+// plainDecimal writes s, a decimal number with an optional exponent
+// ("1.7000000001238E12"), as digits and a fraction without one
+// ("1700000000123.8"); text without an exponent is returned as it is. ok
+// is false for an exponent so large either way that the plain text would
+// be long (the time is out of range anyway, or the digits past the
+// nanosecond are cut).
+func plainDecimal(s string) (string, bool) {
+	i := strings.IndexAny(s, "eE")
+	if i < 0 {
+		return s, true
+	}
+	exp, err := strconv.Atoi(s[i+1:])
+	if err != nil || exp > 64 || exp < -64 {
+		return "", false
+	}
+	sign, mant := "", s[:i]
+	if mant != "" && (mant[0] == '-' || mant[0] == '+') {
+		sign, mant = mant[:1], mant[1:]
+	}
+	whole, frac, _ := strings.Cut(mant, ".")
+	if !allDigits(whole) || (frac != "" && !allDigits(frac)) {
+		return "", false
+	}
+	digits, point := whole+frac, len(whole)+exp
+	switch {
+	case point <= 0:
+		digits, point = strings.Repeat("0", 1-point)+digits, 1
+	case point > len(digits):
+		digits += strings.Repeat("0", point-len(digits))
+	}
+	return sign + digits[:point] + "." + digits[point:], true
 }
 
 // decimalUnix reads s, a Unix time in units of 10^-scale seconds written

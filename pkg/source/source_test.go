@@ -132,6 +132,41 @@ func TestParseTimeReadsNumbersExactly(t *testing.T) {
 	}
 }
 
+// TestParseTimeReadsExponentsExactly: a number with an exponent was read
+// through a float64 and, in milliseconds or microseconds, cut to the
+// unit: Java's Double.toString (Jackson) writes 1700000000123.8 ms as
+// 1.7000000001238E12, and it and 1.7000000001232E12 were one time, so
+// newest-wins applied the older of two updates 0.6 ms apart over the newer.
+func TestParseTimeReadsExponentsExactly(t *testing.T) {
+	base := time.Unix(1700000000, 0).UTC()
+	for in, want := range map[string]time.Time{
+		`1.7000000001238E12`:      base.Add(123800 * time.Microsecond),
+		`"1.7000000001238E12"`:    base.Add(123800 * time.Microsecond),
+		`1.7000000001232e+12`:     base.Add(123200 * time.Microsecond),
+		`17000000001238e-1`:       base.Add(123800 * time.Microsecond),
+		`1.7000000001234567E9`:    base.Add(123456700),
+		`1.7000000001234565E15`:   base.Add(123456500),
+		`1.700000000123456789E18`: base.Add(123456789),
+		`0.00017000000001238E16`:  base.Add(123800 * time.Microsecond),
+		`1700000000123800000e-6`:  base.Add(123800 * time.Microsecond),
+		`1.7E9`:                   base,
+		`"1700000000.000001E0"`:   base.Add(time.Microsecond),
+	} {
+		if got := ParseTime(gjson.Parse(in)); got == nil || !got.Equal(want) {
+			t.Errorf("%s: %v, want %v", in, got, want)
+		}
+	}
+	older, newer := ParseTime(gjson.Parse(`1.7000000001232E12`)), ParseTime(gjson.Parse(`1.7000000001238E12`))
+	if newer == nil || older == nil || newer.Truncate(time.Microsecond).Compare(older.Truncate(time.Microsecond)) <= 0 {
+		t.Errorf("1.7000000001238E12 (%v) is not after 1.7000000001232E12 (%v) to the microsecond newest-wins compares", newer, older)
+	}
+	for _, in := range []string{`1e-70`, `1e70`, `-1.7E9`, `"1.7E9x"`} {
+		if got := ParseTime(gjson.Parse(in)); got != nil {
+			t.Errorf("%s: %v, want nil", in, got)
+		}
+	}
+}
+
 // TestParseTimeBoundsTheInstant: the 1971 to 9999 bound was checked on
 // the wall clock of the offset written, so 9999-12-31T23:30:00-01:00 (year
 // 10000, which RFC 3339 cannot write back) was taken, and the same
