@@ -9,6 +9,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"strconv"
 	"strings"
 	"time"
@@ -54,6 +55,7 @@ func Register(r *router.Router, sources *source.File, contracts *contract.Regist
 
 // Handler is one declarative events entry.
 type Handler struct {
+	src               *source.Source
 	source            string
 	pattern           string
 	contract          *contract.Contract
@@ -72,7 +74,7 @@ func newHandler(src *source.Source, pattern string, spec source.EventSpec, contr
 	if !ok {
 		return nil, fmt.Errorf("contract %q does not exist (schemas/contracts/%s/manifest.yaml)", spec.Contract, spec.Contract)
 	}
-	h := &Handler{source: src.Name, pattern: pattern, contract: c, schemaText: c.ProcessedSchemaText()}
+	h := &Handler{src: src, source: src.Name, pattern: pattern, contract: c, schemaText: c.ProcessedSchemaText()}
 	if spec.OccurredAt != "" {
 		p := source.CompilePointer(spec.OccurredAt)
 		h.occurredAt, h.occurredAtPointer = &p, spec.OccurredAt
@@ -156,18 +158,20 @@ func (h *Handler) Handle(_ context.Context, ev *router.Event) (*router.Output, e
 // businessTime is the time newest-wins compares: the payload's time at the
 // configured occurred_at pointer, else (the value missing or null) the
 // envelope's occurred_at. Zero, which newest-wins always applies, is only
-// for an entry without the pointer and an envelope without a time, and for
-// an events line sent without occurred_at to an entry reading /timestamp
-// (the line's occurred_at, empty without one: README, "Handlers from the
-// sources file"). Any other value that is no time, and a missing or null
-// one with no envelope time, is a *router.ValidationError naming the
-// pointer: taken as zero, an old event would overwrite newer state.
+// for an entry without the pointer and an envelope without a time (its
+// source's occurred_at field finding no value), and for an events line
+// sent without occurred_at to an entry reading /timestamp (the line's
+// occurred_at, empty without one: README, "Handlers from the sources
+// file"). Any other value that is no time, and a missing or null one with
+// no envelope time, is a *router.ValidationError naming the pointer (or
+// the source's field): taken as zero, an old event would overwrite newer
+// state.
 func (h *Handler) businessTime(payload []byte, env *envelope.Envelope) (time.Time, error) {
 	if h.occurredAt == nil {
 		if env.OccurredAt != nil {
 			return *env.OccurredAt, nil
 		}
-		return time.Time{}, nil
+		return h.sourceTime(payload, env)
 	}
 	if t := h.occurredAt.PeekTime(payload); t != nil {
 		return *t, nil
@@ -184,6 +188,39 @@ func (h *Handler) businessTime(payload []byte, env *envelope.Envelope) (time.Tim
 	return time.Time{}, &router.ValidationError{
 		Reason: "occurred_at has no time",
 		Fields: []router.FieldProblem{{Path: h.occurredAtPointer, Expected: "an RFC 3339 or Unix time (1971 to 9999)", Actual: describe(v)}},
+	}
+}
+
+// sourceTime is the business time of a webhook whose envelope has none,
+// for an entry without its own pointer: ingest reads the time with the
+// source's occurred_at field and leaves a value that is no time out (it
+// never refuses an event for its time), and an event without a time
+// always applies, so a sender's "2025-01-01 10:00:00" or 0 there put an
+// older state over a newer one where the entry's own pointer would have
+// sent the event to inlet.invalid. The field is read again (the body, and
+// the headers the envelope kept): a value that is no time is a
+// *router.ValidationError; none (missing or null) is no time.
+func (h *Handler) sourceTime(payload []byte, env *envelope.Envelope) (time.Time, error) {
+	if h.src == nil || env.Channel == envelope.ChannelEvents {
+		return time.Time{}, nil // a line's occurred_at is its own, read by ingest
+	}
+	var hdr http.Header
+	if len(env.Headers) > 0 {
+		hdr = make(http.Header, len(env.Headers))
+		for k, v := range env.Headers {
+			hdr.Set(k, v)
+		}
+	}
+	v, where := h.src.OccurredAtValue(hdr, payload)
+	if !v.Exists() || v.Type == gjson.Null {
+		return time.Time{}, nil
+	}
+	if t := source.ParseTime(v); t != nil {
+		return *t, nil // an envelope written by an ingest that could not read it
+	}
+	return time.Time{}, &router.ValidationError{
+		Reason: "occurred_at has no time",
+		Fields: []router.FieldProblem{{Path: where, Expected: "an RFC 3339 or Unix time (1971 to 9999)", Actual: describe(v)}},
 	}
 }
 

@@ -426,3 +426,69 @@ func TestHandleSaysWhatAKeyFound(t *testing.T) {
 		}
 	}
 }
+
+// TestHandleRefusesSourceTimeThatIsNoTime: an entry without its own
+// occurred_at takes the envelope's time, which ingest reads with the
+// source's occurred_at field; a value there that is no time left the
+// envelope without one, and the event was processed as one with no
+// business time: always applied, over the entity's newer state, where an
+// entry's own pointer holding the same value sends it to inlet.invalid.
+func TestHandleRefusesSourceTimeThatIsNoTime(t *testing.T) {
+	h := entryHandler(t, "sources:\n  billing:\n    kind: hmac\n    secrets_env: [X]\n    hmac: {header: X-Sig}\n    occurred_at: {pointer: /ts}\n    events:\n      \"*\":\n"+
+		"        contract: standardwebhooks/event\n        entity_key: \"billing:{/type}:{/data/id}\"\n", "billing", "*")
+	shop := entryHandler(t, "sources:\n  shop:\n    kind: shopify\n    secrets_env: [X]\n    events:\n      \"orders/delete\":\n"+
+		"        contract: shopify/order_deleted\n        entity_key: \"shopify:order:{/id}\"\n", "shop", "orders/delete")
+	body := func(ts string) []byte {
+		b := `{"type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":{"id":"inv_1"}`
+		if ts != "" {
+			b += `,"ts":` + ts
+		}
+		return []byte(b + "}")
+	}
+	const expected = "an RFC 3339 or Unix time (1971 to 9999)"
+	envTime := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	for _, tc := range []struct {
+		name    string
+		h       *Handler
+		payload []byte
+		headers map[string]string
+		envTime *time.Time
+		want    time.Time
+		problem *router.FieldProblem
+	}{
+		{name: "not a time", h: h, payload: body(`"2025-01-01 10:00:00"`),
+			problem: &router.FieldProblem{Path: "/ts", Expected: expected, Actual: `string "2025-01-01 10:00:00"`}},
+		{name: "zero", h: h, payload: body(`0`), problem: &router.FieldProblem{Path: "/ts", Expected: expected, Actual: "number 0"}},
+		{name: "header not a time", h: shop, payload: []byte(`{"id":1}`), headers: map[string]string{"X-Shopify-Triggered-At": "yesterday"},
+			problem: &router.FieldProblem{Path: "/updated_at, header X-Shopify-Triggered-At", Expected: expected, Actual: `string "yesterday"`}},
+		{name: "a time: the envelope's", h: h, payload: body(`"2025-03-04T05:06:07Z"`), envTime: &envTime, want: envTime},
+		{name: "missing: no time", h: h, payload: body("")},
+		{name: "null: no time", h: h, payload: body("null")},
+		{name: "header missing: no time", h: shop, payload: []byte(`{"id":1}`)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := &envelope.Envelope{Source: tc.h.source, EventType: "invoice.paid", EventID: "d-1", SchemaVersion: "v1", Channel: envelope.ChannelWebhook,
+				Payload: tc.payload, Headers: tc.headers, ReceivedAt: time.Now(), OccurredAt: tc.envTime}
+			if tc.h == shop {
+				env.EventType, env.SchemaVersion = "orders/delete", "2025-01"
+			}
+			out, err := tc.h.Handle(context.Background(), &router.Event{Envelope: env, Attempt: 1})
+			if tc.problem != nil {
+				var ve *router.ValidationError
+				if !errors.As(err, &ve) {
+					t.Fatalf("err %v (business time %v), want a *router.ValidationError", err, out.OccurredAt)
+				}
+				if len(ve.Fields) != 1 || ve.Fields[0] != *tc.problem {
+					t.Errorf("Fields = %+v, want [%+v]", ve.Fields, *tc.problem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !out.OccurredAt.Equal(tc.want) {
+				t.Errorf("OccurredAt = %v, want %v", out.OccurredAt, tc.want)
+			}
+		})
+	}
+}

@@ -103,6 +103,41 @@ func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
 	return m, nil
 }
 
+// OccurredAtValue is the value Extract reads the business time from,
+// looked up again in a delivery's kept headers h and its body, and where
+// the source looks for it (its pointer and header, in the order read),
+// for an error naming it; where is "" for a source that reads none. The
+// value aliases body: use it before body can change.
+func (s *Source) OccurredAtValue(h http.Header, body []byte) (v gjson.Result, where string) {
+	f := s.OccurredAt
+	var parts []string
+	if f.Header != "" {
+		parts = append(parts, "header "+f.Header)
+	}
+	if f.Pointer != "" {
+		if f.pointerFirst {
+			parts = append([]string{f.Pointer}, parts...)
+		} else {
+			parts = append(parts, f.Pointer)
+		}
+	}
+	if len(f.Fallback) > 0 {
+		parts = append(parts, "fallback "+strings.Join(f.Fallback, ", "))
+	}
+	if len(parts) == 0 {
+		return gjson.Result{}, ""
+	}
+	checked, isJSON := s.RequiresJSON(), s.RequiresJSON()
+	bodyJSON := func() bool {
+		if !checked {
+			checked, isJSON = true, jsonvalid.Valid(body)
+		}
+		return isJSON
+	}
+	v, _ = lookupRaw(f, h, body, bodyJSON) // an unpaired surrogate is no time either
+	return v, strings.Join(parts, ", ")
+}
+
 // ownStrings returns copies of a, b and c sharing one allocation. The
 // values read from a body alias it (see CompiledPointer.peek): copied
 // once here, not twice per lookup, and a value kept (an event type in the
