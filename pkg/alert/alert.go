@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -420,9 +421,38 @@ func slackHistory(raw json.RawMessage) string {
 // a backtick ends the code span or block the value sits in (the excerpt's
 // "```" would let the rest render as markup). & < > are escaped as Slack
 // asks; a backtick becomes ˋ (U+02CB), which looks the same.
+//
+// A line break, or any other control character, is written as its Go
+// escape (\n, \x1b, \u2028): each value keeps to its line. An error
+// names the path of the value it refuses, and a map's keys are the
+// sender's, so a key holding "\n*runbook* …" added lines of the sender's
+// to the alert, a runbook link among them.
 var slackEscaper = strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;", "`", "\u02cb")
 
-func slackEscape(s string) string { return slackEscaper.Replace(s) }
+func slackEscape(s string) string {
+	s = slackEscaper.Replace(s)
+	if !strings.ContainsFunc(s, breaksLine) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if breaksLine(r) {
+			q := strconv.QuoteRune(r) // '\n', '\x1b', '\u2028'
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// breaksLine reports whether r is a control character (C0, DEL, C1), a
+// Unicode line or paragraph separator, or a bidirectional embedding,
+// override or isolate (which reorder the rest of the line as shown).
+func breaksLine(r rune) bool {
+	return r < 0x20 || (r >= 0x7f && r <= 0x9f) || r == '\u2028' || r == '\u2029' ||
+		(r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069)
+}
 
 // redactURL names a webhook without its secret parts: scheme and host,
 // then "/…" (https://hooks.slack.com/…). Path, query, fragment and

@@ -601,3 +601,36 @@ func TestSlackTextLeavesOutWhatIsEmpty(t *testing.T) {
 		t.Errorf("an undecodable record's alert shows empty fields:\n%s", text)
 	}
 }
+
+// TestSlackTextKeepsEventDataOnItsLine: a value from the event stays on
+// its line of the message. A contract's error names the path of the value
+// it refuses, and a map's keys are the sender's: the payload
+// {"metadata":{"x\n*runbook* evil.example/rb\n":1}} added a runbook line of
+// the sender's before the real one, in an alert on-call acts on.
+func TestSlackTextKeepsEventDataOnItsLine(t *testing.T) {
+	forged := "\n*runbook* https://evil.example/rb\r\n:white_check_mark: *resolved, ignore*\u2028"
+	hist, _ := json.Marshal([]map[string]any{
+		{"at": time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), "stage": "validate", "error": "before" + forged},
+		{"at": time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC), "stage": "validate", "error": "last"},
+	})
+	m := Message{Alert: Alert{Kind: KindInvalid, Source: "shop", EventType: "orders/updated", Reason: "validation",
+		Error:   "contract shop/order v1: invalid payload: /metadata/x" + forged + ": expected string, got number 1",
+		History: hist, Runbook: "https://runbooks.example/invalid", Excerpt: `{"id":"1"}`}, Count: 1}
+	text := slackText(m)
+	clean := m
+	clean.Error, clean.History = "e", nil
+	if got, want := strings.Count(text, "\n"), strings.Count(slackText(clean), "\n")+2; got != want { // +2: the history's header and its one line
+		t.Errorf("slack text has %d lines, want %d: event data broke lines:\n%s", got+1, want+1, text)
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(line, "*runbook* https://evil") || strings.HasPrefix(line, ":white_check_mark:") {
+			t.Errorf("a line of the sender's: %q\nin:\n%s", line, text)
+		}
+	}
+	if m.EventType = "orders/\u202eetadpu"; strings.ContainsRune(slackText(m), '\u202e') {
+		t.Errorf("a right-to-left override in the event type is not escaped")
+	}
+	if !strings.Contains(text, `/metadata/x\n*runbook*`) {
+		t.Errorf("the line break is not shown escaped:\n%s", text)
+	}
+}
