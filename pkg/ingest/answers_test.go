@@ -49,7 +49,7 @@ func TestBatchLineRejectionsSayWhat(t *testing.T) {
 		{`{"id":"ord-1","type":"invoice.paid","id":"ord-2","data":{}}`, "id appears twice; name each field once", "", true},
 		{`{"id":"ord-1","type":"invoice.paid","data":{},"d\u0061ta":{}}`, "data appears twice; name each field once", "", true},
 	} {
-		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(tt.line), "")
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(tt.line), "")
 		if status != http.StatusBadRequest || len(br.Results) != 1 || br.Results[0].Status != LineRejected {
 			t.Errorf("%s: status %d %+v, want 400 and the line rejected", tt.line, status, br)
 			continue
@@ -65,7 +65,7 @@ func TestBatchLineRejectionsSayWhat(t *testing.T) {
 	// Only the line's own members are held to that: the payload is the
 	// sender's, duplicates and all.
 	line := `{"id":"ord-9","type":"invoice.paid","data":{"id":1,"id":2,"TYPE":"x","timestamp":3}}`
-	if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(line), ""); status != http.StatusOK || br.Accepted != 1 {
+	if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(line), ""); status != http.StatusOK || br.Accepted != 1 {
 		t.Errorf("%s: status %d %+v, want 200 and the line accepted", line, status, br)
 	}
 	// A member the line does not have is refused, named (cut to 64
@@ -75,7 +75,7 @@ func TestBatchLineRejectionsSayWhat(t *testing.T) {
 		{`{"id":"ord-9","type":"invoice.paid","timestamp":"2025-01-01T00:00:00Z","data":{}}`, `unknown field "timestamp": a line has id, type, occurred_at, schema_version, correlation_id, data; the event's own fields go in data`},
 		{`{"id":"ord-9","type":"invoice.paid","data":{},"` + longName + `":1}`, `unknown field "` + longName[:64] + `…"`},
 	} {
-		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(tt.line), "")
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(tt.line), "")
 		if status != http.StatusBadRequest || len(br.Results) != 1 || !strings.HasPrefix(br.Results[0].Error, tt.want) {
 			t.Errorf("%.80s: status %d %+v, want 400 and %q", tt.line, status, br, tt.want)
 		}
@@ -110,7 +110,7 @@ func TestWebhookMetadataErrorsNameTheField(t *testing.T) {
 // where one found over it while streaming named it.
 func TestBodyReadAnswersSayWhy(t *testing.T) {
 	h := newHarness(t, testenv.Embedded(t), nil)
-	bearer := http.Header{"Authorization": {"Bearer batch-token-1"}}
+	bearer := http.Header{"Authorization": {"Bearer batch-token-1-0123456789"}}
 	for _, tt := range []struct {
 		name   string
 		run    func(t *testing.T) rawAnswer
@@ -178,7 +178,7 @@ func TestBatchRejectionsLogged(t *testing.T) {
 		`{"id":"l5","type":"t","occurred_at":"` + secret + `","data":{}}`,
 		`{"id":"l6","type":"` + secret + `\u0007","data":{}}`, // the sixth rejection: beyond the sample
 	}
-	status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(strings.Join(lines, "\n")), "")
+	status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(strings.Join(lines, "\n")), "")
 	if status != http.StatusMultiStatus || br.Accepted != 1 || br.Rejected != 6 {
 		t.Fatalf("status %d %+v", status, br)
 	}
@@ -235,7 +235,7 @@ func TestBatchEveryAnswerCounted(t *testing.T) {
 		{"/events/stripe", batchLineFor("e1"), http.StatusNotFound, "batches are not enabled for this source"},
 		{"/events/nope", batchLineFor("e2"), http.StatusNotFound, "unknown source"},
 	} {
-		status, br, hdr := postBatch(t, h, tt.path, "Bearer batch-token-1", []byte(tt.body), "")
+		status, br, hdr := postBatch(t, h, tt.path, "Bearer batch-token-1-0123456789", []byte(tt.body), "")
 		if status != tt.status || br.Error != tt.error || br.CorrelationID == "" || hdr.Get("X-Correlation-ID") != br.CorrelationID {
 			t.Errorf("%s %q: %d %+v, want %d %q with the correlation id", tt.path, tt.body, status, br, tt.status, tt.error)
 		}
@@ -335,8 +335,8 @@ func TestBatchRefusalsListNoResults(t *testing.T) {
 		status           int
 	}{
 		{"/events/billing", "Bearer wrong", `{"id":"a","type":"t","data":{}}`, http.StatusUnauthorized},
-		{"/events/nosuch", "Bearer batch-token-1", `{"id":"a","type":"t","data":{}}`, http.StatusNotFound},
-		{"/events/billing", "Bearer batch-token-1", "\n\n", http.StatusBadRequest},
+		{"/events/nosuch", "Bearer batch-token-1-0123456789", `{"id":"a","type":"t","data":{}}`, http.StatusNotFound},
+		{"/events/billing", "Bearer batch-token-1-0123456789", "\n\n", http.StatusBadRequest},
 	} {
 		req, err := http.NewRequest(http.MethodPost, h.url+tt.path, strings.NewReader(tt.body))
 		if err != nil {

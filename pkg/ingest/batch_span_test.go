@@ -31,7 +31,7 @@ func TestBatchSpanSaysItFailed(t *testing.T) {
 	if a := do(t, h.signed(t, "stripe", stripeEvent("evt_down"), nil)); a.status != http.StatusServiceUnavailable {
 		t.Fatalf("webhook status %d, want 503", a.status)
 	}
-	if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(`{"id":"down1","type":"invoice.paid","data":{}}`+"\n"), ""); status != http.StatusServiceUnavailable {
+	if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(`{"id":"down1","type":"invoice.paid","data":{}}`+"\n"), ""); status != http.StatusServiceUnavailable {
 		t.Fatalf("batch status %d %+v, want 503", status, br)
 	}
 	byName := map[string]sdktrace.ReadOnlySpan{}

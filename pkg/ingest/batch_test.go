@@ -75,7 +75,7 @@ func TestBatchEndpoint(t *testing.T) {
 			" \t",          // blank: skipped
 			"\u00a0\u2028", // Unicode spaces: not JSON, not blank
 		}, "\n")
-		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(body), "")
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(body), "")
 		if status != http.StatusMultiStatus || br.Accepted != 3 || br.Rejected != 6 || br.Failed != 0 {
 			t.Fatalf("status %d, %+v", status, br)
 		}
@@ -110,7 +110,7 @@ func TestBatchEndpoint(t *testing.T) {
 		corr := strings.Repeat("c", maxCorrelationLen)
 		header := http.Header{}
 		header.Set("Content-Type", "application/x-ndjson")
-		header.Set("Authorization", "Bearer batch-token-1")
+		header.Set("Authorization", "Bearer batch-token-1-0123456789")
 		header.Set("X-Correlation-ID", corr)
 		body := []byte(good("c1") + "\n" + good("c2"))
 		if status, br, _ := postBatchReader(t, h, "/events/billing", header, bytes.NewReader(body)); status != 200 || br.Accepted != 2 {
@@ -139,13 +139,13 @@ func TestBatchEndpoint(t *testing.T) {
 				t.Errorf("%s: status %d, want 401", name, status)
 			}
 		}
-		if status, _, _ := postBatch(t, h, "/events/stripe", "Bearer batch-token-1", body, ""); status != 404 {
+		if status, _, _ := postBatch(t, h, "/events/stripe", "Bearer batch-token-1-0123456789", body, ""); status != 404 {
 			t.Errorf("source without a batch endpoint: status %d, want 404", status)
 		}
-		if status, br, _ := postBatch(t, h, "/events/billing", "bearer batch-token-1", body, ""); status != 200 || br.Accepted != 1 {
+		if status, br, _ := postBatch(t, h, "/events/billing", "bearer batch-token-1-0123456789", body, ""); status != 200 || br.Accepted != 1 {
 			t.Errorf("lower-case scheme: status %d %+v", status, br)
 		}
-		if status, br, _ := postBatch(t, h, "/events?source=billing", "Bearer batch-token-1", body, ""); status != 200 || br.Accepted != 1 {
+		if status, br, _ := postBatch(t, h, "/events?source=billing", "Bearer batch-token-1-0123456789", body, ""); status != 200 || br.Accepted != 1 {
 			t.Errorf("?source= form: status %d %+v", status, br)
 		}
 	})
@@ -173,19 +173,19 @@ func TestBatchEndpoint(t *testing.T) {
 		for i := range 7 {
 			lines = append(lines, good(fmt.Sprintf("m%d", i)))
 		}
-		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(strings.Join(lines, "\n")), "")
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(strings.Join(lines, "\n")), "")
 		if status != http.StatusMultiStatus || br.Accepted != 5 || br.Rejected != 0 || !strings.Contains(br.Error, "line 6 on was not read") {
 			t.Fatalf("max_lines 5: status %d %+v", status, br)
 		}
-		if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", nil, ""); status != 400 || br.Error != "empty batch" {
+		if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", nil, ""); status != 400 || br.Error != "empty batch" {
 			t.Fatalf("empty: status %d %+v", status, br)
 		}
-		if status, _, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte("nope\nnope"), ""); status != 400 {
+		if status, _, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte("nope\nnope"), ""); status != 400 {
 			t.Fatalf("all bad: status %d", status)
 		}
 		// A stream of bad lines stops being read after max_lines of them:
 		// the answer lists each, and 2 MiB of them made it 176 MiB.
-		status, br, _ = postBatch(t, h, "/events/billing", "Bearer batch-token-1", bytes.Repeat([]byte("x\n"), 10000), "")
+		status, br, _ = postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", bytes.Repeat([]byte("x\n"), 10000), "")
 		if status != 207 || len(br.Results) != 6 || !strings.Contains(br.Error, "more than 5 rejected lines: line 7 on") {
 			t.Fatalf("10000 bad lines: status %d, %d results, error %q; want 207 (the unread lines may be good), 5+1 rejected and the stop at line 7", status, len(br.Results), br.Error)
 		}
@@ -195,7 +195,7 @@ func TestBatchEndpoint(t *testing.T) {
 		post := func(body []byte) (int, BatchResponse) {
 			t.Helper()
 			// No Content-Length: the limit is met while reading.
-			status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1"}}, io.MultiReader(bytes.NewReader(body)))
+			status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1-0123456789"}}, io.MultiReader(bytes.NewReader(body)))
 			return status, br
 		}
 		blanks := bytes.Repeat([]byte("\n"), 4<<20+1) // over billing's 4 MiB batch max_body
@@ -217,7 +217,7 @@ func TestBatchEndpoint(t *testing.T) {
 			"{\"id\":\"ord-3\",\"type\":\"invoice.\xff\",\"data\":{}}",
 			good("u1"),
 		}, "\n")
-		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(body), "")
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(body), "")
 		if status != http.StatusMultiStatus || br.Accepted != 1 || br.Rejected != 3 {
 			t.Fatalf("status %d, %+v", status, br)
 		}
@@ -292,7 +292,7 @@ func TestBatchEarlyStopsLeaveUnreadLinesUnanswered(t *testing.T) {
 		if streamed { // no Content-Length: max_body is met while reading
 			r = io.MultiReader(r)
 		}
-		status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1"}}, r)
+		status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1-0123456789"}}, r)
 		return status, br
 	}
 	// cutAt checks that no line from cut on has a result and that error
@@ -384,7 +384,7 @@ func TestBatchEarlyStopsLeaveUnreadLinesUnanswered(t *testing.T) {
 // a token still streams.
 func TestSignedBatchSignatureInAuthorization(t *testing.T) {
 	t.Setenv("T_AUTHZ_SECRET", "authz-secret")
-	t.Setenv("T_AUTHZ_TOKEN", "authz-token")
+	t.Setenv("T_AUTHZ_TOKEN", "authz-token-0123456789")
 	h := newHarnessSources(t, testenv.Embedded(t), testSources+`
   authz:
     kind: hmac
@@ -399,7 +399,7 @@ func TestSignedBatchSignatureInAuthorization(t *testing.T) {
 	if status, br, _ := postBatch(t, h, "/events/authz", "", line("az1"), "authz"); status != http.StatusOK || br.Accepted != 1 {
 		t.Fatalf("signed batch with a valid signature in Authorization: %d %+v; want 200", status, br)
 	}
-	if status, br, _ := postBatch(t, h, "/events/authz", "Bearer authz-token", line("az2"), ""); status != http.StatusOK || br.Accepted != 1 {
+	if status, br, _ := postBatch(t, h, "/events/authz", "Bearer authz-token-0123456789", line("az2"), ""); status != http.StatusOK || br.Accepted != 1 {
 		t.Fatalf("batch with a valid token: %d %+v; want 200", status, br)
 	}
 	// Signed over another body: the signature does not match.
@@ -445,7 +445,7 @@ func TestBatchIDsTrimmedAsWebhooks(t *testing.T) {
 	// A tab, a control character inside a value, is trimmed as well, as
 	// Extract trims before checking: the batch refused the line.
 	tab := `{"id":"\tinv_2","type":"invoice.paid","data":{}}`
-	status, br, _ := postBatch(t, h, "/events/inhouse", "Bearer batch-token-1", []byte(line+"\n"+tab+"\n"), "")
+	status, br, _ := postBatch(t, h, "/events/inhouse", "Bearer batch-token-1-0123456789", []byte(line+"\n"+tab+"\n"), "")
 	if status != http.StatusOK || len(br.Results) != 2 || br.Results[0].EventID != "inv_1" || br.Results[1].EventID != "inv_2" {
 		t.Fatalf("batch: %d %+v; want 200 with event ids inv_1 and inv_2", status, br)
 	}
@@ -476,7 +476,7 @@ func TestBatchContentEncodingRefused(t *testing.T) {
 	_, _ = zw.Write([]byte(batchLineFor("gz-1") + batchLineFor("gz-2")))
 	_ = zw.Close()
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", bytes.NewReader(zb.Bytes()))
-	req.Header.Set("Authorization", "Bearer batch-token-1")
+	req.Header.Set("Authorization", "Bearer batch-token-1-0123456789")
 	req.Header.Set("Content-Encoding", "gzip")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -501,7 +501,7 @@ func TestBatchIDRepeatedWithOtherContentRefused(t *testing.T) {
 	h := newHarness(t, testenv.Embedded(t), nil)
 	a := `{"id":"inv_9","type":"invoice.paid","data":{"amount":1}}`
 	b := `{"id":"inv_9","type":"invoice.paid","data":{"amount":2}}`
-	status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(a+"\n"+a+"\n"+b+"\n"), "")
+	status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(a+"\n"+a+"\n"+b+"\n"), "")
 	if status != http.StatusMultiStatus || len(br.Results) != 3 || br.Results[0].Status != LineAccepted || br.Results[1].Status != LineAccepted ||
 		br.Results[2].Status != LineRejected || !strings.Contains(br.Results[2].Error, "line 1") {
 		t.Fatalf("batch: %d %+v; want lines 1 and 2 accepted, line 3 rejected naming line 1", status, br)
@@ -523,7 +523,7 @@ func TestBatchByteOrderMarkIgnored(t *testing.T) {
 	first := `{"id":"bom_1","type":"invoice.paid","data":{}}`
 	second := `{"id":"bom_2","type":"invoice.paid","data":{}}`
 	body := "\ufeff" + first + "\n\ufeff" + second + "\n"
-	status, br, _ := postBatch(t, h, "/events/inhouse", "Bearer batch-token-1", []byte(body), "")
+	status, br, _ := postBatch(t, h, "/events/inhouse", "Bearer batch-token-1-0123456789", []byte(body), "")
 	if status != http.StatusMultiStatus || len(br.Results) != 2 || br.Results[0].Status != LineAccepted || br.Results[0].EventID != "bom_1" || br.Results[1].Status != LineRejected {
 		t.Fatalf("batch: %d %+v; want 207, line 1 accepted as bom_1, line 2 rejected", status, br)
 	}
@@ -545,7 +545,7 @@ func TestBatchCutAtMaxLinesIsCounted(t *testing.T) {
 	for i := range 7 {
 		body.WriteString(batchLineFor(fmt.Sprint("cut", i)))
 	}
-	status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1"}}, strings.NewReader(body.String()))
+	status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1-0123456789"}}, strings.NewReader(body.String()))
 	if status != http.StatusMultiStatus || br.Accepted != 5 {
 		t.Fatalf("7 lines, max_lines 5: %d %+v", status, br)
 	}
@@ -565,7 +565,7 @@ func TestBatchLineResultNamesItsCorrelationID(t *testing.T) {
 	h := newHarness(t, testenv.Embedded(t), nil)
 	header := http.Header{}
 	header.Set("Content-Type", "application/x-ndjson")
-	header.Set("Authorization", "Bearer batch-token-1")
+	header.Set("Authorization", "Bearer batch-token-1-0123456789")
 	header.Set("X-Correlation-ID", "req-7")
 	body := strings.Join([]string{
 		`{"id":"k1","type":"invoice.paid","data":{"id":"inv_1"}}`,

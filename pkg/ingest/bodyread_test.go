@@ -156,7 +156,7 @@ func TestBatchBodyReadTimeout(t *testing.T) {
 	}
 	post := func(body io.Reader) (int, BatchResponse, string) {
 		req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", body)
-		req.Header.Set("Authorization", "Bearer batch-token-1")
+		req.Header.Set("Authorization", "Bearer batch-token-1-0123456789")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			return 0, BatchResponse{}, err.Error()
@@ -236,7 +236,7 @@ func TestBatchConnectionReset(t *testing.T) {
 	}
 	defer conn.Close()
 	chunk := batchLineFor("r1") + batchLineFor("r2")
-	fmt.Fprintf(conn, "POST /events/billing HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer batch-token-1\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(chunk), chunk)
+	fmt.Fprintf(conn, "POST /events/billing HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer batch-token-1-0123456789\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n", len(chunk), chunk)
 	if envs := h.rawEnvelopes(t, 2); len(envs) != 2 {
 		t.Fatalf("%d envelopes on the raw topic, want r1 and r2", len(envs))
 	}

@@ -38,7 +38,7 @@ func TestEnvelopeHeadersValidUTF8(t *testing.T) {
 		"X-Shopify-Shop-Domain": "caf\xe9.myshopify.com",
 	})
 	batch, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", strings.NewReader(`{"id":"u3","type":"invoice.paid","data":{}}`))
-	batch.Header.Set("Authorization", "Bearer batch-token-1")
+	batch.Header.Set("Authorization", "Bearer batch-token-1-0123456789")
 	batch.Header.Set("User-Agent", "batcher-\xff\xfe")
 	for _, req := range []*http.Request{open, shop, batch} {
 		if a := do(t, req); a.status/100 != 2 {
@@ -98,7 +98,7 @@ func TestUnpairedSurrogateMetadataIsRefused(t *testing.T) {
 		`{"id":"ord-3","type":"invoice.\udc00","data":{}}`,
 		`{"id":"ord-4","type":"invoice.paid","data":{"note":"\ud800"}}`,
 	}, "\n")
-	status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(body), "")
+	status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(body), "")
 	if status != http.StatusMultiStatus || br.Accepted != 1 || br.Rejected != 3 {
 		t.Fatalf("batch: status %d %+v; want 207, ord-4 accepted and 3 rejected", status, br)
 	}
@@ -323,7 +323,7 @@ func batchAndWebhook(t *testing.T, h *harness, prefix, webhookSource string, set
 		lines = append(lines, fmt.Sprintf(`{"id":"%s%d","type":"t","data":1}`, prefix, i))
 	}
 	req, _ := http.NewRequest(http.MethodPost, h.url+"/events/billing", strings.NewReader(strings.Join(lines, "\n")))
-	req.Header.Set("Authorization", "Bearer batch-token-1")
+	req.Header.Set("Authorization", "Bearer batch-token-1-0123456789")
 	set(req)
 	if a := do(t, req); a.status != http.StatusOK {
 		t.Fatalf("batch: status %d %.300s", a.status, a.raw)

@@ -245,7 +245,7 @@ func TestBatchAckDeadlineStartsWhenBodyIsIn(t *testing.T) {
 	h := newHarness(t, env, func(c *Config) { c.AckTimeout = ack; c.ReadTimeout = 6 * time.Second })
 	defer kafkaDown(t, env)()
 	start := time.Now()
-	status, br, hdr := postBatch(t, h, "/events/billing", "Bearer batch-token-1",
+	status, br, hdr := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789",
 		[]byte(`{"id":"dl1","type":"invoice.paid","data":{}}`+"\n"), "")
 	took := time.Since(start)
 	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" || br.Failed != 1 || len(br.Results) != 1 || br.Results[0].Status != LineFailed {
@@ -299,7 +299,7 @@ func TestBatchLineGivenUpIsNotWrittenLater(t *testing.T) {
 	}
 	answered := make(chan batchAnswer, 1)
 	go func() {
-		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1",
+		status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789",
 			[]byte(`{"id":"late1","type":"invoice.paid","data":{}}`+"\n"), "")
 		answered <- batchAnswer{status, br}
 	}()

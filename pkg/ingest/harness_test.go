@@ -60,7 +60,7 @@ func setSecrets(t testing.TB) {
 	t.Setenv("T_GH_SECRET", "It's a Secret to Everybody")
 	t.Setenv("T_SHOP_SECRET", "shpss_test")
 	t.Setenv("T_BILLING_WHSEC", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")
-	t.Setenv("T_BILLING_TOKEN", "batch-token-1")
+	t.Setenv("T_BILLING_TOKEN", "batch-token-1-0123456789")
 	t.Setenv("T_INTERNAL_SECRET", "internal-secret")
 }
 

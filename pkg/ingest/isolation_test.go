@@ -47,7 +47,7 @@ sources:
 func TestOneSourceCannotSendAsAnother(t *testing.T) {
 	t.Setenv("T_ISO_STRIPE2", "whsec_other_account")
 	t.Setenv("T_ISO_BILLING2_WHSEC", "whsec_QUJDREVGR0hJSktMTU5PUFFSU1RVVldY")
-	t.Setenv("T_ISO_BILLING2_TOKEN", "batch-token-2")
+	t.Setenv("T_ISO_BILLING2_TOKEN", "batch-token-2-0123456789")
 	h := newHarnessSources(t, testenv.Embedded(t), isolationSources, nil)
 	body := []byte(`{"id":"evt_1","type":"payment_intent.succeeded","created":1700000000,"source":"stripe","data":{"object":{"id":"pi_1"}}}`)
 	signers := []string{"stripe", "stripe2", "gh", "shop", "billing", "billing2", "internal"}
@@ -72,9 +72,9 @@ func TestOneSourceCannotSendAsAnother(t *testing.T) {
 	t.Run("a batch token or signature opens only its own source", func(t *testing.T) {
 		line := []byte(`{"id":"l1","type":"invoice.paid","data":{"id":"inv_1"}}` + "\n")
 		for name, try := range map[string]struct{ path, auth, sign, hdr string }{
-			"token in the path's source":      {"/events/billing2", "Bearer batch-token-1", "", ""},
-			"token, source in the query":      {"/events?source=billing2", "Bearer batch-token-1", "", ""},
-			"token, source in X-Inlet-Source": {"/events", "Bearer batch-token-1", "", "billing2"},
+			"token in the path's source":      {"/events/billing2", "Bearer batch-token-1-0123456789", "", ""},
+			"token, source in the query":      {"/events?source=billing2", "Bearer batch-token-1-0123456789", "", ""},
+			"token, source in X-Inlet-Source": {"/events", "Bearer batch-token-1-0123456789", "", "billing2"},
 			"a signature of another source":   {"/events/billing2", "", "billing", ""},
 			"a webhook signature":             {"/events/billing2", "", "stripe", ""},
 		} {
@@ -103,7 +103,7 @@ func TestOneSourceCannotSendAsAnother(t *testing.T) {
 		if a := do(t, req); a.status != http.StatusAccepted {
 			t.Fatalf("open: %d %s", a.status, a.raw)
 		}
-		header := http.Header{"Content-Type": {"application/x-ndjson"}, "Authorization": {"Bearer batch-token-1"}, "X-Inlet-Source": {"billing2"}}
+		header := http.Header{"Content-Type": {"application/x-ndjson"}, "Authorization": {"Bearer batch-token-1-0123456789"}, "X-Inlet-Source": {"billing2"}}
 		line := `{"id":"evt_1","type":"invoice.paid","data":{"source":"billing2"}}` + "\n"
 		if code, br, _ := postBatchReader(t, h, "/events/billing?source=billing2", header, strings.NewReader(line)); code != http.StatusOK {
 			t.Fatalf("billing batch: %d %+v", code, br)

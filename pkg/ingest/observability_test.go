@@ -108,7 +108,7 @@ func TestBatchMetrics(t *testing.T) {
 		long,
 		`{"id":"m2",`,
 	}, "\n")
-	if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", []byte(body), ""); status != http.StatusMultiStatus || br.Accepted != 1 || br.Rejected != 2 {
+	if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(body), ""); status != http.StatusMultiStatus || br.Accepted != 1 || br.Rejected != 2 {
 		t.Fatalf("status %d %+v", status, br)
 	}
 	got := telemetrytest.Int64s(t, reader, "inlet.ingest.requests", "source", "outcome", "reason")

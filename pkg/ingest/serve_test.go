@@ -168,7 +168,7 @@ func TestDrainingBatchAnswer(t *testing.T) {
 	defer h.srv.draining.Store(false) // the harness's own Shutdown drains for real
 	for _, path := range []string{"/events/billing", "/events?source=billing"} {
 		req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(`{"id":"a","type":"t","data":{}}`))
-		req.Header.Set("Authorization", "Bearer batch-token-1")
+		req.Header.Set("Authorization", "Bearer batch-token-1-0123456789")
 		req.Header.Set("X-Correlation-ID", "corr-drain")
 		rec := httptest.NewRecorder()
 		h.srv.Handler().ServeHTTP(rec, req)
@@ -356,7 +356,7 @@ func TestDrainCutsStreamedBatch(t *testing.T) {
 	}
 	answered := make(chan result, 1)
 	go func() {
-		status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1"}}, pr)
+		status, br, _ := postBatchReader(t, h, "/events/billing", http.Header{"Authorization": {"Bearer batch-token-1-0123456789"}}, pr)
 		answered <- result{status, br}
 	}()
 	for _, id := range []string{"d1", "d2"} {

@@ -58,6 +58,10 @@ const (
 	// MaxBatchLines bounds batch.max_lines: the answer holds a result per
 	// line, and ingest keeps an acknowledgement slot per event produced.
 	MaxBatchLines = 100000
+	// MinBatchTokenLen is the shortest batch bearer token accepted, in
+	// bytes, as for the admin API's tokens: ingest faces the internet and
+	// does not slow down a guesser.
+	MinBatchTokenLen = 16
 	// MaxBatchBody bounds batch.max_body: a signed batch is read whole
 	// into memory before it is verified.
 	MaxBatchBody = 256 << 20
@@ -616,8 +620,16 @@ func (s *Source) loadSecrets(build bool) []error {
 	}
 
 	tokenErrs := len(errs)
-	for _, env := range s.Batch.TokensEnv {
-		if v := read("batch.tokens_env", env); v != nil {
+	for i, env := range s.Batch.TokensEnv {
+		v := read("batch.tokens_env", env)
+		if v != nil && len(v) < MinBatchTokenLen {
+			// Not taken: a short token is guessed, and the shipped
+			// Secret example's REPLACE_ME let anyone who reaches ingest
+			// write events for the source. The value is not quoted.
+			errs = append(errs, fmt.Errorf("batch.tokens_env[%d] (%s) is %d bytes long: a batch token must have at least %d (make one with: openssl rand -hex 32)", i, env, len(v), MinBatchTokenLen))
+			continue
+		}
+		if v != nil {
 			s.batchTokens = append(s.batchTokens, v)
 		}
 	}

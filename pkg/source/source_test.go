@@ -464,7 +464,7 @@ func TestEmptyFileSaysSo(t *testing.T) {
 // secrets, took it.
 func TestParseRefusesEmptySecretNames(t *testing.T) {
 	t.Setenv("T_ES_SECRET", "s")
-	t.Setenv("T_ES_TOKEN", "t")
+	t.Setenv("T_ES_TOKEN", "es-token-0123456789")
 	for name, c := range map[string]struct{ settings, says string }{
 		"only secret":  {"secrets_env: [\"\"]", `source "s": secrets_env[0]: empty environment variable name`},
 		"beside one":   {"secrets_env: [T_ES_SECRET, \"\"]", `source "s": secrets_env[1]: empty environment variable name`},
@@ -632,7 +632,7 @@ func TestParseRefusesTheSameWithAndWithoutSecrets(t *testing.T) {
 func TestParseRefusesBlankSecrets(t *testing.T) {
 	t.Setenv("T_BS_BLANK", " \t ")
 	t.Setenv("T_BS_SECRET", "s3cret")
-	t.Setenv("T_BS_TOKEN", "t0ken")
+	t.Setenv("T_BS_TOKEN", "t0ken-0123456789")
 	for name, c := range map[string]struct{ src, says string }{
 		"only secret":    {"kind: github\n    secrets_env: [T_BS_BLANK]", `source "s": secrets_env: environment variable T_BS_BLANK holds only whitespace`},
 		"beside one set": {"kind: stripe\n    secrets_env: [T_BS_SECRET, T_BS_BLANK]", `source "s": secrets_env: environment variable T_BS_BLANK holds only whitespace`},
@@ -774,4 +774,32 @@ func parseNone(settings string) (*Source, error) {
 	}
 	s, _ := f.Get("s")
 	return s, nil
+}
+
+// TestParseRefusesShortBatchTokens: a batch bearer token is all that
+// stands between the internet and a source's events, and any length was
+// taken: the Kubernetes Secret example's REPLACE_ME, deployed as it is,
+// let anyone who reaches ingest write events for the source.
+func TestParseRefusesShortBatchTokens(t *testing.T) {
+	t.Setenv("T_ST_SECRET", "whsec_dGVzdC1zZWNyZXQ=")
+	t.Setenv("T_ST_SHORT", "REPLACE_ME")
+	t.Setenv("T_ST_LONG", "0123456789abcdef")
+	file := "sources:\n  s:\n    kind: standard-webhooks\n    secrets_env: [T_ST_SECRET]\n    batch: {tokens_env: [%s]}\n"
+	_, err := Parse([]byte(fmt.Sprintf(file, "T_ST_LONG, T_ST_SHORT")))
+	if err == nil {
+		t.Fatal("a 10-byte batch token was taken")
+	}
+	if want := `source "s": batch.tokens_env[1] (T_ST_SHORT) is 10 bytes long: a batch token must have at least 16`; !strings.Contains(err.Error(), want) {
+		t.Errorf("error %q does not say %q", err, want)
+	}
+	if strings.Contains(err.Error(), "REPLACE_ME") {
+		t.Errorf("error quotes the token: %q", err)
+	}
+	f, err := Parse([]byte(fmt.Sprintf(file, "T_ST_LONG")))
+	if err != nil {
+		t.Fatalf("a 16-byte token was refused: %v", err)
+	}
+	if s, _ := f.Get("s"); len(s.BatchTokens()) != 1 {
+		t.Errorf("tokens = %d, want 1", len(s.BatchTokens()))
+	}
 }

@@ -31,7 +31,7 @@ func setSourceSecrets(t *testing.T) {
 		"GITHUB_WEBHOOK_SECRET":  "test",
 		"SHOPIFY_WEBHOOK_SECRET": "test",
 		"BILLING_WHSEC":          "whsec_dGVzdA==",
-		"BILLING_EVENTS_TOKEN":   "test",
+		"BILLING_EVENTS_TOKEN":   "test-token-0123456789",
 	} {
 		t.Setenv(k, v)
 	}
