@@ -512,6 +512,11 @@ func ParseTimeText(s string) (t time.Time, ok bool) {
 // minute, as newest-wins must see it; the leap second's fraction is lost.
 func parseRFC3339(s string) (time.Time, error) {
 	s = strings.ToUpper(s)
+	if len(s) > 10 && s[10] == ' ' {
+		// RFC 3339 5.6 lets a space stand for the T; Python's
+		// str(datetime) and SQL dumps write one.
+		s = s[:10] + "T" + s[11:]
+	}
 	p, err := time.Parse(time.RFC3339Nano, s)
 	if err == nil || len(s) < 19 || s[16] != ':' || s[17:19] != "60" {
 		return p, err

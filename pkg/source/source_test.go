@@ -103,6 +103,24 @@ func TestParseTime(t *testing.T) {
 	}
 }
 
+// TestParseTimeTakesASpaceForT: RFC 3339 lets a space stand for the T
+// (section 5.6), and Python's str(datetime) and SQL dumps write it so:
+// "2025-01-02 03:04:05+00:00" was no time, and its event went to invalid
+// (or, from a source's own occurred_at, took no business time).
+func TestParseTimeTakesASpaceForT(t *testing.T) {
+	want := time.Date(2025, 1, 2, 3, 4, 5, 500_000_000, time.UTC)
+	for _, in := range []string{`"2025-01-02 03:04:05.5Z"`, `"2025-01-02 03:04:05.5+00:00"`, `"2025-01-02 04:04:05.5+01:00"`} {
+		if got := ParseTime(gjson.Parse(in)); got == nil || !got.Equal(want) {
+			t.Errorf("%s: %v, want %v", in, got, want)
+		}
+	}
+	for _, in := range []string{`"2025-01-02  03:04:05Z"`, `"2025-01-02 03:04:05"`, `" 2025-01-02T03:04:05Z"`, `"2025-01-02_03:04:05Z"`} {
+		if got := ParseTime(gjson.Parse(in)); got != nil {
+			t.Errorf("%s: %v, want no time", in, got)
+		}
+	}
+}
+
 // TestParseTimeReadsNumbersExactly: a Unix time was read through a
 // float64, about 16 digits: 1700000000123.8 and 1700000000123.2
 // (milliseconds, as Python's time.time()*1000 writes them) both read as
