@@ -768,7 +768,7 @@ func (p *Processor) apply(ctx, stop context.Context, items []*item, deadline tim
 			it.outcome = Processed
 			continue
 		}
-		ups = append(ups, store.Update{EntityKey: it.out.EntityKey, EventTime: it.out.OccurredAt, EventID: it.env.EventID})
+		ups = append(ups, store.Update{EntityKey: it.out.EntityKey, EventTime: it.out.OccurredAt, ReceivedAt: it.env.ReceivedAt, EventID: it.env.EventID})
 		which = append(which, it)
 	}
 	if len(ups) == 0 {
@@ -848,7 +848,7 @@ func (p *Processor) deliverInOrder(ctx, stop context.Context, items []*item, sin
 		}
 		byEntity[k] = append(byEntity[k], it)
 	}
-	var stored []time.Time
+	var stored []store.Stamp
 	err := p.waitOut(ctx, stop, deadline, waitRedis, func() (bool, error) {
 		var err error
 		stored, err = p.d.Store.EntityTimes(ctx, keys)
@@ -865,9 +865,8 @@ func (p *Processor) deliverInOrder(ctx, stop context.Context, items []*item, sin
 		cur := stored[i]
 		wg.Go(func() {
 			for _, it := range byEntity[k] {
-				// Microseconds, as the store compares them.
-				ts := it.out.OccurredAt.Truncate(time.Microsecond)
-				if !ts.IsZero() && !cur.IsZero() && ts.Before(cur) {
+				ts := store.Stamp{EventTime: it.out.OccurredAt, ReceivedAt: it.env.ReceivedAt}
+				if !ts.EventTime.IsZero() && !cur.EventTime.IsZero() && ts.Before(cur) {
 					it.outcome = Stale
 					continue
 				}
@@ -878,7 +877,7 @@ func (p *Processor) deliverInOrder(ctx, stop context.Context, items []*item, sin
 					}
 				}
 				it.outcome = Processed
-				if !ts.IsZero() {
+				if !ts.EventTime.IsZero() {
 					cur, it.decided = ts, true
 				}
 			}

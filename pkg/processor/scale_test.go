@@ -203,8 +203,8 @@ func TestScaleOutWhileEventsFlow(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, k := range keys {
-		if want := newest[int64(i+1)]; !times[i].Equal(want) {
-			t.Errorf("%s stored at %v, want its newest event's %v", k, times[i], want)
+		if want := newest[int64(i+1)]; !times[i].EventTime.Equal(want) {
+			t.Errorf("%s stored at %v, want its newest event's %v", k, times[i].EventTime, want)
 		}
 	}
 	// Every raw record, on old partitions and new, consumed and committed.

@@ -71,7 +71,7 @@ func TestCheckRedisCredentials(t *testing.T) {
 	t.Run("ACL user without the store's keys", func(t *testing.T) {
 		m := miniredis.RunT(t)
 		m.Server().SetPreHook(func(c *server.Peer, cmd string, _ ...string) bool {
-			if strings.EqualFold(cmd, "hget") {
+			if strings.EqualFold(cmd, "hget") || strings.EqualFold(cmd, "hmget") { // the store's reads of entity hashes
 				c.WriteError("NOPERM No permissions to access a key")
 				return true
 			}

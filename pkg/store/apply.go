@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -43,6 +42,29 @@ type Update struct {
 	// the state for tracing.
 	EventID string
 	State   []byte
+	// ReceivedAt, when not zero, breaks a tie of EventTime: of two events of
+	// one entity and one time, the one received later wins, whatever the
+	// order they are applied in (a retried event coming back after a later
+	// one). Without it, the later applied wins. Microsecond precision, in
+	// EventTime's range.
+	ReceivedAt time.Time
+}
+
+// Stamp is what newest-wins orders an entity's events by: the business
+// time, then, between equal ones, the time received (when both have one).
+type Stamp struct {
+	EventTime  time.Time // zero: none stored
+	ReceivedAt time.Time // zero: unknown
+}
+
+// Before reports whether an update stamped a is stale against a stored b,
+// at the microsecond precision the store compares, as ApplyBatch decides.
+func (a Stamp) Before(b Stamp) bool {
+	at, bt := a.EventTime.UnixMicro(), b.EventTime.UnixMicro()
+	if at != bt {
+		return at < bt
+	}
+	return !a.ReceivedAt.IsZero() && !b.ReceivedAt.IsZero() && a.ReceivedAt.UnixMicro() < b.ReceivedAt.UnixMicro()
 }
 
 // EntityState is an entity's stored state: that of the newest event applied.
@@ -70,9 +92,11 @@ func EventTimeRange() (first, last time.Time) {
 // Stale and nothing changes; otherwise ts, event_id and state are replaced
 // and the result is Applied.
 //
-// Equal times apply ("not older"): for the same event that makes a reapply
-// idempotent, and between two events of the same (often second-resolution)
-// time the one processed later wins. Updates of one entity inside one batch
+// Equal times apply ("not older"), unless both updates have a receive
+// time and the stored one's is later (see Update.ReceivedAt): the same
+// event again applies, which makes a reapply idempotent, and between two
+// events of the same (often second-resolution) time the one received
+// later wins, else the one processed later. Updates of one entity inside one batch
 // are evaluated in the order given (scripts and pipeline keep it), so
 // [older, newer] gives [Applied, Applied] and [newer, older] gives
 // [Applied, Stale].
@@ -99,10 +123,17 @@ func (s *Store) ApplyBatch(ctx context.Context, ups []Update) ([]ApplyResult, er
 		if us := u.EventTime.UnixMicro(); u.EventTime.IsZero() || us > maxMicros || us < -maxMicros {
 			return nil, fmt.Errorf("%w: update %d (entity %q): event time %v out of range", ErrInvalidArgument, i, u.EntityKey, u.EventTime)
 		}
+		if us := u.ReceivedAt.UnixMicro(); !u.ReceivedAt.IsZero() && (us > maxMicros || us < -maxMicros) {
+			return nil, fmt.Errorf("%w: update %d (entity %q): receive time %v out of range", ErrInvalidArgument, i, u.EntityKey, u.ReceivedAt)
+		}
 	}
 	out, err := s.evalReplicated(ctx, op{name: "apply", script: applyScript, common: []any{s.cfg.retention.Milliseconds()}, n: len(ups), item: func(i int, args []any) (string, []any) {
 		u := &ups[i]
-		return s.entityKey(u.EntityKey), append(args, u.EventTime.UnixMicro(), u.EventID, u.State)
+		rcv := ""
+		if !u.ReceivedAt.IsZero() {
+			rcv = strconv.FormatInt(u.ReceivedAt.UnixMicro(), 10)
+		}
+		return s.entityKey(u.EntityKey), append(args, u.EventTime.UnixMicro(), rcv, u.EventID, u.State)
 	}})
 	if err != nil {
 		return nil, err
@@ -143,32 +174,39 @@ func (s *Store) Entity(ctx context.Context, entityKey string) (st EntityState, o
 	return st, true, nil
 }
 
-// EntityTimes reads the stored event time of each entity, in one round
-// trip; the zero time for an entity with none. It is for a caller holding
+// EntityTimes reads the stored stamp (event time, and receive time when
+// stored) of each entity, in one round trip; the zero Stamp for an entity
+// with none. It is for a caller holding
 // the entities' locks (see the processor's claims), which makes the read
 // stay true until its own ApplyBatch: the processor decides newest-wins
 // this way for events it must deliver to a sink before applying them.
-func (s *Store) EntityTimes(ctx context.Context, entityKeys []string) ([]time.Time, error) {
-	out := make([]time.Time, len(entityKeys))
+func (s *Store) EntityTimes(ctx context.Context, entityKeys []string) ([]Stamp, error) {
+	out := make([]Stamp, len(entityKeys))
 	if len(entityKeys) == 0 {
 		return out, nil
 	}
 	pipe := s.rdb.Pipeline()
-	cmds := make([]*redis.StringCmd, len(entityKeys))
+	cmds := make([]*redis.SliceCmd, len(entityKeys))
 	for i, k := range entityKeys {
-		cmds[i] = pipe.HGet(ctx, s.entityKey(k), "ts")
+		cmds[i] = pipe.HMGet(ctx, s.entityKey(k), "ts", "rcv")
 	}
-	_, _ = pipe.Exec(ctx) // each command's error is read below (redis.Nil: none stored)
+	_, _ = pipe.Exec(ctx) // each command's error is read below
 	for i, c := range cmds {
-		ts, err := c.Result()
-		switch {
-		case errors.Is(err, redis.Nil):
-			continue
-		case err != nil:
+		vals, err := c.Result()
+		if err != nil {
 			return nil, keyErr(ctx, "entity times", s.entityKey(entityKeys[i]), err)
 		}
-		if out[i], err = parseTS(entityKeys[i], ts); err != nil {
+		ts, _ := vals[0].(string)
+		if ts == "" {
+			continue
+		}
+		if out[i].EventTime, err = parseTS(entityKeys[i], ts); err != nil {
 			return nil, err
+		}
+		if rcv, _ := vals[1].(string); rcv != "" {
+			if out[i].ReceivedAt, err = parseTS(entityKeys[i], rcv); err != nil {
+				return nil, err
+			}
 		}
 	}
 	return out, nil

@@ -589,7 +589,7 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 			mustEntity(t, s, "order:7", at(10), "evt_1", `{"status":"paid"}`)
 		})
 
-		t.Run("equal time, other event: the later processed wins", func(t *testing.T) {
+		t.Run("equal time, other event, no receive times: the later processed wins", func(t *testing.T) {
 			_, s := setup(t)
 			got := mustApply(t, s,
 				Update{EntityKey: "pi", EventTime: at(0), EventID: "created", State: []byte("c")},
@@ -599,6 +599,50 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 				t.Fatalf("results %v", got)
 			}
 			mustEntity(t, s, "pi", at(0), "succeeded", "s")
+		})
+
+		t.Run("equal time: the one received later wins, in any order", func(t *testing.T) {
+			_, s := setup(t)
+			rcv := func(ms int) time.Time { return base.Add(time.Hour + time.Duration(ms)*time.Millisecond) }
+			// A retried or requeued event comes back after a later one of
+			// the same (second-resolution) time: it must not win.
+			got := mustApply(t, s,
+				Update{EntityKey: "pi", EventTime: at(0), ReceivedAt: rcv(2), EventID: "succeeded", State: []byte("s")},
+				Update{EntityKey: "pi", EventTime: at(0), ReceivedAt: rcv(1), EventID: "created", State: []byte("c")},
+			)
+			if !slices.Equal(got, []ApplyResult{Applied, Stale}) {
+				t.Fatalf("later received, then earlier: %v, want [applied stale]", got)
+			}
+			mustEntity(t, s, "pi", at(0), "succeeded", "s")
+			// The same event again (a retried batch) applies.
+			if got := mustApply(t, s, Update{EntityKey: "pi", EventTime: at(0), ReceivedAt: rcv(2), EventID: "succeeded", State: []byte("s")}); got[0] != Applied {
+				t.Fatalf("same event again: %v, want applied", got[0])
+			}
+			if got := mustApply(t, s, Update{EntityKey: "pi", EventTime: at(0), ReceivedAt: rcv(3), EventID: "captured", State: []byte("k")}); got[0] != Applied {
+				t.Fatalf("received later: %v, want applied", got[0])
+			}
+			// An update without a receive time breaks no tie (the later
+			// applied wins), and leaves none stored.
+			if got := mustApply(t, s, Update{EntityKey: "pi", EventTime: at(0), EventID: "nr", State: []byte("n")}); got[0] != Applied {
+				t.Fatalf("no receive time: %v, want applied", got[0])
+			}
+			if got := mustApply(t, s, Update{EntityKey: "pi", EventTime: at(0), ReceivedAt: rcv(1), EventID: "created", State: []byte("c")}); got[0] != Applied {
+				t.Fatalf("over a state without a receive time: %v, want applied", got[0])
+			}
+			// Business time first: a later receive time does not make an
+			// older event newer.
+			if got := mustApply(t, s, Update{EntityKey: "pi", EventTime: at(-1), ReceivedAt: rcv(9), EventID: "old", State: []byte("o")}); got[0] != Stale {
+				t.Fatalf("older event received later: %v, want stale", got[0])
+			}
+			stamps, err := s.EntityTimes(ctx, []string{"pi"})
+			if err != nil || len(stamps) != 1 || !stamps[0].EventTime.Equal(at(0)) || !stamps[0].ReceivedAt.Equal(rcv(1)) {
+				t.Fatalf("entity times %+v, %v; want %v received %v", stamps, err, at(0), rcv(1))
+			}
+			if !(Stamp{EventTime: at(0), ReceivedAt: rcv(1)}).Before(Stamp{EventTime: at(0), ReceivedAt: rcv(2)}) ||
+				(Stamp{EventTime: at(0)}).Before(Stamp{EventTime: at(0), ReceivedAt: rcv(2)}) ||
+				!(Stamp{EventTime: at(0), ReceivedAt: rcv(5)}).Before(Stamp{EventTime: at(1)}) {
+				t.Fatal("Stamp.Before does not order as ApplyBatch does")
+			}
 		})
 
 		t.Run("microsecond precision", func(t *testing.T) {
@@ -635,7 +679,7 @@ func runSuite(t *testing.T, newEnv newEnvFunc, perKey bool) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if want := []time.Time{at(7), {}, base.Add(time.Microsecond)}; len(got) != 3 || !got[0].Equal(want[0]) || !got[1].IsZero() || !got[2].Equal(want[2]) {
+			if want := []time.Time{at(7), {}, base.Add(time.Microsecond)}; len(got) != 3 || !got[0].EventTime.Equal(want[0]) || !got[1].EventTime.IsZero() || !got[2].EventTime.Equal(want[2]) {
 				t.Fatalf("times %v, want %v", got, want)
 			}
 			if got, err := s.EntityTimes(ctx, nil); err != nil || len(got) != 0 {
