@@ -257,6 +257,7 @@ func CheckDurability(ctx context.Context, adm *kadm.Client, names ...string) ([]
 func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions, replication int, specs []TopicSpec) error {
 	var errs []error
 	refused := map[string]error{} // by topic, why its creation was refused
+	var created []string
 	for _, s := range specs {
 		configs := make(map[string]*string, len(s.Configs))
 		for k, v := range s.Configs {
@@ -267,7 +268,9 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions, replication
 			err = resp.Err
 		}
 		switch {
-		case err == nil, errors.Is(err, kerr.TopicAlreadyExists):
+		case err == nil:
+			created = append(created, s.Name)
+		case errors.Is(err, kerr.TopicAlreadyExists):
 		case errors.Is(err, kerr.TopicAuthorizationFailed), errors.Is(err, kerr.ClusterAuthorizationFailed):
 			refused[s.Name] = err
 		default:
@@ -291,5 +294,41 @@ func EnsureTopics(ctx context.Context, adm *kadm.Client, partitions, replication
 			}
 		}
 	}
+	if len(errs) == 0 && len(created) > 0 {
+		awaitServed(ctx, adm, created)
+	}
 	return errors.Join(errs...)
+}
+
+// maxServeWait bounds awaitServed.
+const maxServeWait = 10 * time.Second
+
+// awaitServed waits until the brokers serve the topics just created: a
+// KRaft broker answers CreateTopics once the controller has a topic and
+// serves it once it has applied that, answering UNKNOWN_TOPIC_OR_PARTITION
+// (or no leader) in between, and the first read of a topic just made (the
+// depth tracker's, a requeue's audit read) failed now and then. Best
+// effort: past maxServeWait, or on another error (a principal that may
+// create but not describe), it returns, as EnsureTopics did before.
+func awaitServed(ctx context.Context, adm *kadm.Client, topics []string) {
+	ctx, cancel := context.WithTimeout(ctx, maxServeWait)
+	defer cancel()
+	backoff := 10 * time.Millisecond
+	for {
+		starts, err := adm.ListStartOffsets(ctx, topics...)
+		if err == nil {
+			err = starts.Error()
+		}
+		if err == nil || !(errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.LeaderNotAvailable) || errors.Is(err, kerr.NotLeaderForPartition)) {
+			return
+		}
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		backoff = min(2*backoff, 500*time.Millisecond)
+	}
 }

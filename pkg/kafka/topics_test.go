@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -137,6 +138,56 @@ func TestEnsureTopicsLeavesTheClientSeeingThem(t *testing.T) {
 	}
 	if err != nil {
 		t.Fatalf("start offsets of the topic just created: %v", err)
+	}
+}
+
+// TestEnsureTopicsReturnsOnceServed: a real broker (KRaft) answers a
+// CreateTopics once the controller has the topic, and serves the topic
+// only once it has applied that: in between, UNKNOWN_TOPIC_OR_PARTITION.
+// EnsureTopics returned in between, and the first read of a topic just
+// made by another client failed (ops' requeue on the audit topic, in CI).
+// Here the cluster refuses the first lookups of the topic's offsets as
+// such a broker does; once EnsureTopics returns, another client must be
+// served.
+func TestEnsureTopicsReturnsOnceServed(t *testing.T) {
+	c, cl := clusterAndClient(t)
+	var refused atomic.Int32
+	c.ControlKey(int16(kmsg.ListOffsets), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
+		c.KeepControl()
+		if refused.Load() >= 3 {
+			return nil, nil, false
+		}
+		refused.Add(1)
+		req := kreq.(*kmsg.ListOffsetsRequest)
+		resp := req.ResponseKind().(*kmsg.ListOffsetsResponse)
+		for _, rt := range req.Topics {
+			st := kmsg.NewListOffsetsResponseTopic()
+			st.Topic = rt.Topic
+			for _, rp := range rt.Partitions {
+				sp := kmsg.NewListOffsetsResponseTopicPartition()
+				sp.Partition = rp.Partition
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				st.Partitions = append(st.Partitions, sp)
+			}
+			resp.Topics = append(resp.Topics, st)
+		}
+		return resp, nil, true
+	})
+	ctx := context.Background()
+	if err := EnsureTopics(ctx, kadm.NewClient(cl), 3, -1, []TopicSpec{{Name: "t.lagging"}}); err != nil {
+		t.Fatal(err)
+	}
+	other, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	starts, err := kadm.NewClient(other).ListStartOffsets(ctx, "t.lagging")
+	if err == nil {
+		err = starts.Error()
+	}
+	if err != nil {
+		t.Fatalf("another client's first read of the topic EnsureTopics made: %v (refused %d lookups before)", err, refused.Load())
 	}
 }
 
