@@ -181,15 +181,18 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			reply(code, BatchResponse{CorrelationID: corr, Error: text})
 			return
 		}
-		if err := src.Provider().Verify(r.Header, whole, s.now()); err != nil {
-			log.Warn("rejected", "outcome", "rejected", "reason", "signature", "error", err)
+		now := s.now()
+		if err := src.Provider().Verify(r.Header, whole, now); err != nil {
+			lvl, quiet := s.signatureLevel(name, now) // as for a webhook
+			log.Log(r.Context(), lvl, "rejected", "outcome", "rejected", "reason", "signature", "error", err, "at_debug_since_last", quiet)
 			s.metrics.event(r.Context(), name, "", outcomeRejected, reasonSignature)
 			reply(http.StatusUnauthorized, BatchResponse{CorrelationID: corr, Error: "authentication failed"})
 			return
 		}
 		body = bytes.NewReader(whole)
 	default:
-		log.Warn("rejected", "outcome", "rejected", "reason", "signature")
+		lvl, quiet := s.signatureLevel(name, s.now()) // as for a webhook
+		log.Log(r.Context(), lvl, "rejected", "outcome", "rejected", "reason", "signature", "at_debug_since_last", quiet)
 		s.metrics.event(r.Context(), name, "", outcomeRejected, reasonSignature)
 		reply(http.StatusUnauthorized, BatchResponse{CorrelationID: corr, Error: "authentication failed"})
 		return

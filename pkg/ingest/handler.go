@@ -107,7 +107,10 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	if err := src.Provider().Verify(r.Header, body, received); err != nil {
 		// The error names what failed (missing, malformed, stale,
 		// mismatch) for our logs only; the sender learns nothing more.
-		log(slog.LevelWarn, "rejected", "outcome", "rejected", "reason", "signature", "error", err)
+		// At warn once per signatureEvery for the source, at debug between:
+		// anyone can send unsigned requests, and the metrics count each.
+		lvl, quiet := s.signatureLevel(name, received)
+		log(lvl, "rejected", "outcome", "rejected", "reason", "signature", "error", err, "at_debug_since_last", quiet)
 		answer(http.StatusUnauthorized, outcomeRejected, reasonSignature, Response{CorrelationID: corr, Error: "signature verification failed"})
 		return
 	}

@@ -160,6 +160,11 @@ type Server struct {
 	log     *slog.Logger
 	now     func() time.Time
 
+	// badSignature: per source, one signature (or batch token) failure
+	// logged at warn per signatureEvery, the others at debug. Filled in
+	// New for every configured source, only read after.
+	badSignature map[string]*warnEvery
+
 	metrics    *Metrics
 	tracer     trace.Tracer
 	noopTracer bool // tracer is trace/noop's: see startSpan
@@ -226,6 +231,10 @@ func New(cfg Config, d Deps) (*Server, error) {
 		unacked:    warnEvery{period: unackedEvery},
 		tracer:     tracenoop.NewTracerProvider().Tracer(""),
 		propagator: propagation.TraceContext{},
+	}
+	s.badSignature = make(map[string]*warnEvery, len(d.Sources.Sources))
+	for _, name := range d.Sources.Names() {
+		s.badSignature[name] = &warnEvery{period: signatureEvery}
 	}
 	var meter metric.Meter
 	if d.Telemetry != nil {
