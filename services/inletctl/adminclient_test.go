@@ -2,9 +2,11 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/inletdev/inlet/pkg/admin"
@@ -42,5 +44,56 @@ func TestTraceAgainstAnotherListener(t *testing.T) {
 	code, err := run([]string{"trace", "-admin-url", srv.URL, "corr-1"}, &bytes.Buffer{})
 	if code != exitError || err == nil || !strings.Contains(err.Error(), "not the admin API") || !strings.Contains(err.Error(), "9091") {
 		t.Fatalf("exit %d, %v", code, err)
+	}
+}
+
+// TestTraceRefusesRedirects: the admin API's client followed redirects,
+// and Go keeps the Authorization header on a redirect to the same host
+// (another port, or https to http), so an answer 302/307 sent the admin
+// token wherever it pointed. trace now follows none: it fails naming the
+// redirect's Location, and nothing is sent there.
+func TestTraceRefusesRedirects(t *testing.T) {
+	const token = "admin-read-token-never-to-leave"
+	var mu sync.Mutex
+	var leaked []string // Authorization headers the redirect's target got
+	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		leaked = append(leaked, r.Header.Get("Authorization"))
+		mu.Unlock()
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"correlation_id": "corr-1", "stages": []any{}})
+	}))
+	t.Cleanup(target.Close)
+	for _, status := range []int{http.StatusFound, http.StatusTemporaryRedirect} {
+		t.Run(http.StatusText(status), func(t *testing.T) {
+			mu.Lock()
+			leaked = nil
+			mu.Unlock()
+			// Same host (127.0.0.1), another port: Go keeps the header.
+			redirecting := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				http.Redirect(w, r, target.URL+r.URL.Path, status)
+			}))
+			t.Cleanup(redirecting.Close)
+			t.Setenv(admin.EnvReadToken, token)
+			t.Setenv(admin.EnvWriteToken, "")
+			code, err := run([]string{"trace", "-admin-url", redirecting.URL, "corr-1"}, &bytes.Buffer{})
+			mu.Lock()
+			got := leaked
+			mu.Unlock()
+			if len(got) > 0 {
+				t.Errorf("the redirect was followed: its target got Authorization %q", got)
+			}
+			if code != exitError || err == nil {
+				t.Fatalf("exit %d, %v; want %d and an error naming the redirect", code, err, exitError)
+			}
+			for _, want := range []string{redirecting.URL, "redirect", target.URL + "/v1/trace/corr-1", "-admin-url"} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+			if strings.Contains(err.Error(), token) {
+				t.Errorf("the error shows the token: %v", err)
+			}
+		})
 	}
 }

@@ -148,11 +148,14 @@ func fetchTrace(ctx context.Context, adminURL, id string) (*traceAnswer, error) 
 	if err := adminAuth(req); err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := adminClient.Do(req)
 	if err != nil {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // it repeats the URL, named below
+		}
+		if re := (*redirectError)(nil); errors.As(err, &re) {
+			return nil, fmt.Errorf("admin API at %s %v: set -admin-url or INLET_ADMIN_URL to the admin API's own address", adminURL, re)
 		}
 		if errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("nothing answers at %s (connection refused): is the processor (or make run) running, and is that its admin address? Set it with -admin-url or INLET_ADMIN_URL (make run prints the export; a processor listens on its -admin-addr)", adminURL)
