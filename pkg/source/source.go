@@ -577,11 +577,19 @@ func (s *Source) checkHMAC() []error {
 // file names secrets at all is init's to check.
 func (s *Source) loadSecrets(build bool) []error {
 	var errs []error
-	read := func(field, env string) []byte {
+	read := func(field string, i int, env string) []byte {
 		v, err := flagenv.Secret(env)
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", field, err))
+		case placeholder(v):
+			// Not taken: the value is public, and anyone could sign
+			// (or authenticate) events with it. Not quoted either.
+			set := "the signing secret the provider gave you"
+			if field != "secrets_env" {
+				set = "a token of your own (make one with: openssl rand -hex 32)"
+			}
+			errs = append(errs, fmt.Errorf("%s[%d] (%s) holds the placeholder of the Kubernetes Secret example (deploy/k8s/secret-example.yaml), not a secret: set it to %s", field, i, env, set))
 		case v != "":
 			return []byte(v)
 		}
@@ -590,7 +598,7 @@ func (s *Source) loadSecrets(build bool) []error {
 	var secrets [][]byte
 	var from []int // each secret's place in SecretsEnv
 	for i, env := range s.SecretsEnv {
-		if v := read("secrets_env", env); v != nil {
+		if v := read("secrets_env", i, env); v != nil {
 			secrets, from = append(secrets, v), append(from, i)
 		}
 	}
@@ -621,7 +629,7 @@ func (s *Source) loadSecrets(build bool) []error {
 
 	tokenErrs := len(errs)
 	for i, env := range s.Batch.TokensEnv {
-		v := read("batch.tokens_env", env)
+		v := read("batch.tokens_env", i, env)
 		if v != nil && len(v) < MinBatchTokenLen {
 			// Not taken: a short token is guessed, and the shipped
 			// Secret example's REPLACE_ME let anyone who reaches ingest
@@ -637,6 +645,18 @@ func (s *Source) loadSecrets(build bool) []error {
 		errs = append(errs, fmt.Errorf("batch: none of the token variables %v is set", s.Batch.TokensEnv))
 	}
 	return errs
+}
+
+// secretPlaceholder starts every value the Kubernetes Secret example
+// (deploy/k8s/secret-example.yaml) gives a secret.
+const secretPlaceholder = "REPLACE_ME"
+
+// placeholder reports whether v is the Secret example's placeholder, or
+// starts with it ("REPLACE_ME_whsec_..."), whitespace around and case
+// aside: a deployment that applied the example as it is.
+func placeholder(v string) bool {
+	v = strings.TrimSpace(v)
+	return len(v) >= len(secretPlaceholder) && strings.EqualFold(v[:len(secretPlaceholder)], secretPlaceholder)
 }
 
 func (ev EventSpec) validate() error {

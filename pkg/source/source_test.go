@@ -797,10 +797,11 @@ func parseNone(settings string) (*Source, error) {
 // TestParseRefusesShortBatchTokens: a batch bearer token is all that
 // stands between the internet and a source's events, and any length was
 // taken: the Kubernetes Secret example's REPLACE_ME, deployed as it is,
-// let anyone who reaches ingest write events for the source.
+// let anyone who reaches ingest write events for the source. (That value
+// is now refused as the placeholder first: TestParseRefusesPlaceholderSecrets.)
 func TestParseRefusesShortBatchTokens(t *testing.T) {
 	t.Setenv("T_ST_SECRET", "whsec_dGVzdC1zZWNyZXQ=")
-	t.Setenv("T_ST_SHORT", "REPLACE_ME")
+	t.Setenv("T_ST_SHORT", "tooshort!!")
 	t.Setenv("T_ST_LONG", "0123456789abcdef")
 	file := "sources:\n  s:\n    kind: standard-webhooks\n    secrets_env: [T_ST_SECRET]\n    batch: {tokens_env: [%s]}\n"
 	_, err := Parse([]byte(fmt.Sprintf(file, "T_ST_LONG, T_ST_SHORT")))
@@ -810,7 +811,7 @@ func TestParseRefusesShortBatchTokens(t *testing.T) {
 	if want := `source "s": batch.tokens_env[1] (T_ST_SHORT) is 10 bytes long: a batch token must have at least 16`; !strings.Contains(err.Error(), want) {
 		t.Errorf("error %q does not say %q", err, want)
 	}
-	if strings.Contains(err.Error(), "REPLACE_ME") {
+	if strings.Contains(err.Error(), "tooshort!!") {
 		t.Errorf("error quotes the token: %q", err)
 	}
 	f, err := Parse([]byte(fmt.Sprintf(file, "T_ST_LONG")))
@@ -819,5 +820,44 @@ func TestParseRefusesShortBatchTokens(t *testing.T) {
 	}
 	if s, _ := f.Get("s"); len(s.BatchTokens()) != 1 {
 		t.Errorf("tokens = %d, want 1", len(s.BatchTokens()))
+	}
+}
+
+// TestParseRefusesPlaceholderSecrets: the Kubernetes Secret example ships
+// REPLACE_ME values; applied as it is, ingest took "REPLACE_ME" as a
+// webhook secret and accepted events anyone signed with it. A secret or
+// batch token that is the placeholder (trimmed, any case) or starts with
+// it is refused, naming the variable and never the value.
+func TestParseRefusesPlaceholderSecrets(t *testing.T) {
+	for _, c := range []struct {
+		name, file, value, want string
+	}{
+		{"github secret", "kind: github\n    secrets_env: [T_PH]", "REPLACE_ME", "secrets_env[0] (T_PH)"},
+		{"any case, spaces around", "kind: shopify\n    secrets_env: [T_PH]", "  replace_me\t", "secrets_env[0] (T_PH)"},
+		{"the example's stripe value", "kind: stripe\n    secrets_env: [T_OK, T_PH]", "REPLACE_ME_whsec_...", "secrets_env[1] (T_PH)"},
+		{"hmac secret", "kind: hmac\n    secrets_env: [T_PH]\n    hmac: {header: X-Sig}", "Replace_Me-with-the-real-one", "secrets_env[0] (T_PH)"},
+		{"batch token past 16 bytes", "kind: standard-webhooks\n    secrets_env: [T_SW]\n    batch: {tokens_env: [T_PH]}", "REPLACE_ME_0123456789abcdef", "batch.tokens_env[0] (T_PH)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Setenv("T_OK", "whsec_a_real_secret")
+			t.Setenv("T_SW", "whsec_dGVzdC1zZWNyZXQ=")
+			t.Setenv("T_PH", c.value)
+			_, err := Parse([]byte("sources:\n  s:\n    " + c.file + "\n"))
+			if err == nil {
+				t.Fatalf("%q taken as a secret", c.value)
+			}
+			want := `source "s": ` + c.want + " holds the placeholder of the Kubernetes Secret example"
+			if !strings.Contains(err.Error(), want) {
+				t.Errorf("error %q does not say %q", err, want)
+			}
+			if strings.Contains(strings.ToUpper(err.Error()), "REPLACE_ME") {
+				t.Errorf("error quotes the value: %q", err)
+			}
+		})
+	}
+	// Only a value that starts with it: a real secret may hold the word.
+	t.Setenv("T_PH", "secret-REPLACE_ME-0123456789")
+	if _, err := Parse([]byte("sources:\n  s:\n    kind: github\n    secrets_env: [T_PH]\n")); err != nil {
+		t.Errorf("a secret holding the placeholder after its start was refused: %v", err)
 	}
 }

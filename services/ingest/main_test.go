@@ -3,8 +3,11 @@ package main
 import (
 	"bytes"
 	"io"
+	"os"
 	"strings"
 	"testing"
+
+	"github.com/goccy/go-yaml"
 
 	"github.com/inletdev/inlet/pkg/service/servicetest"
 )
@@ -173,5 +176,34 @@ func TestBodyMinRateFlag(t *testing.T) {
 	t.Setenv("INLET_BODY_MIN_RATE", "fast")
 	if err := check(); err == nil || !strings.Contains(err.Error(), "INLET_BODY_MIN_RATE") {
 		t.Errorf("INLET_BODY_MIN_RATE=fast: %v, want an error naming the variable", err)
+	}
+}
+
+// TestCheckConfigRefusesTheSecretExample: deploy/k8s/secret-example.yaml
+// applied as it is gave ingest its REPLACE_ME values as webhook secrets,
+// and anyone could sign events with them. The check (and so the start)
+// fails naming each variable that holds the placeholder.
+func TestCheckConfigRefusesTheSecretExample(t *testing.T) {
+	b, err := os.ReadFile("../../deploy/k8s/secret-example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var secret struct {
+		StringData map[string]string `yaml:"stringData"`
+	}
+	if err := yaml.Unmarshal(b, &secret); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range secret.StringData {
+		t.Setenv(k, v)
+	}
+	err = run([]string{"-check-config", "-sources", exampleSources}, io.Discard)
+	if err == nil {
+		t.Fatal("the Secret example's placeholders passed the check")
+	}
+	for _, env := range []string{"STRIPE_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET", "SHOPIFY_WEBHOOK_SECRET", "BILLING_EVENTS_TOKEN"} {
+		if !strings.Contains(err.Error(), "("+env+") holds the placeholder") {
+			t.Errorf("error does not name %s as a placeholder: %v", env, err)
+		}
 	}
 }
