@@ -86,13 +86,13 @@ func TestSoakKafkaOutagesAndDisconnectsLeakNothing(t *testing.T) {
 		}
 		id := fmt.Sprintf("b_%d_%t", round, up)
 		if !up {
-			if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", batch(id), ""); status != http.StatusServiceUnavailable {
+			if status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", batch(id), ""); status != http.StatusServiceUnavailable {
 				t.Fatalf("round %d, Kafka down: batch status %d, want 503 (%+v)", round, status, br)
 			}
 			return
 		}
 		testenv.Eventually(t, 15*time.Second, "a batch accepted with Kafka back", func() bool {
-			status, _, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1", batch(id), "")
+			status, _, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", batch(id), "")
 			return status == http.StatusOK
 		})
 	}
