@@ -7,7 +7,9 @@
 package handlers
 
 import (
+	"context"
 	"fmt"
+	"slices"
 
 	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/declarative"
@@ -22,6 +24,23 @@ import (
 type Registration struct {
 	Route router.Route
 	New   func() (router.Handler, error)
+	// Schemas are the processed schemas the handler's Outputs carry, as
+	// written (Output.SchemaText) and with Output.Subject when it sets one:
+	// `inletctl schemas check` checks them against the registry before a
+	// deploy, as it checks the contracts'. At least one; an Output whose
+	// schema is not listed sends its event to the invalid topic (a handler
+	// bug, as a nil Output is), so no schema reaches the registry unchecked.
+	Schemas []Schema
+}
+
+// Schema is a processed schema a Go handler writes with.
+type Schema struct {
+	Route router.Route `json:"-"` // the handler's, filled in by Schemas
+	// Text is the schema as the handler's Outputs carry it (SchemaText).
+	Text string
+	// Subject is the Outputs' Subject: empty for the processed and state
+	// topics' "<topic>-<record full name>".
+	Subject string
 }
 
 // goHandlers are Inlet's Go handlers. Add one here (see
@@ -29,7 +48,8 @@ type Registration struct {
 // Go"):
 //
 //	{Route: router.Route{Source: "acme", EventType: "shipment.*", Version: "v1"},
-//		New: func() (router.Handler, error) { return newShipments() }},
+//		New:     func() (router.Handler, error) { return newShipments() },
+//		Schemas: []Schema{{Text: shipmentSchema}}},
 //
 // A Go route is more specific than the sources file's (which take every
 // version), so one for an exact version wins over an events entry for the
@@ -41,6 +61,21 @@ var goHandlers []Registration
 // Go handler in goHandlers.
 func Router(sources *source.File) (*router.Router, error) {
 	return build(sources, goHandlers)
+}
+
+// Schemas returns the processed schemas of the Go handlers in goHandlers,
+// each with its handler's route, for `inletctl schemas check`.
+func Schemas() []Schema { return schemas(goHandlers) }
+
+func schemas(gos []Registration) []Schema {
+	var out []Schema
+	for _, g := range gos {
+		for _, s := range g.Schemas {
+			s.Route = g.Route
+			out = append(out, s)
+		}
+	}
+	return out
 }
 
 func build(sources *source.File, gos []Registration) (*router.Router, error) {
@@ -63,9 +98,29 @@ func build(sources *source.File, gos []Registration) (*router.Router, error) {
 		if h == nil {
 			return nil, fmt.Errorf("go handler %s: constructor returned no handler", g.Route)
 		}
-		if err := rt.Handle(g.Route, h); err != nil {
+		if len(g.Schemas) == 0 {
+			return nil, fmt.Errorf("go handler %s: no Schemas: list the processed schemas its Outputs carry, which inletctl schemas check checks", g.Route)
+		}
+		if err := rt.Handle(g.Route, router.Wrap(h, declared(g))); err != nil {
 			return nil, fmt.Errorf("go handler: %w", err)
 		}
 	}
 	return rt, nil
+}
+
+// declared refuses an Output whose schema its Registration does not list:
+// `inletctl schemas check` would not have checked it against the registry.
+func declared(g Registration) router.Middleware {
+	return func(next router.Handler) router.Handler {
+		return router.HandlerFunc(func(ctx context.Context, ev *router.Event) (*router.Output, error) {
+			out, err := next.Handle(ctx, ev)
+			if err != nil || out == nil {
+				return out, err
+			}
+			if !slices.ContainsFunc(g.Schemas, func(s Schema) bool { return s.Text == out.SchemaText && s.Subject == out.Subject }) {
+				return nil, &router.ValidationError{Reason: fmt.Sprintf("go handler %s returned a processed schema (subject %q) its Registration.Schemas does not list, so inletctl schemas check did not check it", g.Route, out.Subject)}
+			}
+			return out, nil
+		})
+	}
 }

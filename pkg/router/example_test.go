@@ -13,7 +13,9 @@ import (
 )
 
 // The processed record a custom handler writes. Registered under
-// "<processed topic>-acme.Shipment" by the processor.
+// "<processed topic>-acme.Shipment" and "<state topic>-acme.Shipment" by
+// the processor; listed in the handler's Registration.Schemas
+// (pkg/handlers) so that `inletctl schemas check` checks it first.
 const shipmentSchema = `{"type":"record","name":"Shipment","namespace":"acme","fields":[
   {"name":"shipment_id","type":"string"},
   {"name":"status","type":"string"},

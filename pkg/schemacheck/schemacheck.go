@@ -61,6 +61,52 @@ func Subjects(topics kafka.Topics, contracts []*contract.Contract) ([]Subject, e
 	return out, nil
 }
 
+// HandlerSchema is a processed schema a Go handler writes with
+// (pkg/handlers' Registration.Schemas).
+type HandlerSchema struct {
+	Route   string // the handler's route, acme/shipment.*@v1
+	Text    string
+	Subject string // empty: the processed and the state topic's subjects
+}
+
+// HandlerSubjects lists the subjects Go handlers write to, as the
+// processor registers them: an Output's Subject, or else the processed and
+// the state topic's subject of its record's full name. Two handlers
+// writing different schemas under one subject are a problem: older
+// versions are to be upcast to one canonical schema, and otherwise the
+// subject's versions alternate (each handler's schema registered over the
+// other's, one of them possibly refused).
+func HandlerSubjects(topics kafka.Topics, schemas []HandlerSchema) (subjects []Subject, problems []string) {
+	first := map[string]HandlerSchema{}
+	for _, h := range schemas {
+		names := []string{h.Subject}
+		if h.Subject == "" {
+			s, err := avro.ParseWithCache(h.Text, "", &avro.SchemaCache{})
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("go handler %s: processed schema: %v", h.Route, err))
+				continue
+			}
+			named, ok := s.(interface{ FullName() string })
+			if !ok {
+				problems = append(problems, fmt.Sprintf("go handler %s: processed schema is not a named record, and it sets no subject", h.Route))
+				continue
+			}
+			names = []string{topics.ProcessedSubject(named.FullName()), topics.StateSubject(named.FullName())}
+		}
+		for _, name := range names {
+			prev, seen := first[name]
+			switch {
+			case !seen:
+				first[name] = h
+				subjects = append(subjects, Subject{Name: name, Schema: "go handler " + h.Route, Text: h.Text})
+			case prev.Text != h.Text:
+				problems = append(problems, fmt.Sprintf("%s: go handlers %s and %s write different schemas: upcast older versions to one canonical schema", name, prev.Route, h.Route))
+			}
+		}
+	}
+	return subjects, problems
+}
+
 // Used returns the contracts the events of sources name, sorted by name,
 // and the names that no contract of reg has (sorted, each once).
 func Used(sources *source.File, reg *contract.Registry) (used []*contract.Contract, missing []string) {

@@ -442,3 +442,39 @@ func TestFixtures(t *testing.T) {
 		t.Errorf("problems:\n%s\nwant versions without fixtures reported", joined)
 	}
 }
+
+func TestHandlerSubjects(t *testing.T) {
+	topics := kafka.TopicNames("inlet", nil)
+	v1 := `{"type":"record","name":"Shipment","namespace":"acme","fields":[{"name":"id","type":"string"}]}`
+	v2 := `{"type":"record","name":"Shipment","namespace":"acme","fields":[{"name":"id","type":"string"},{"name":"carrier","type":["null","string"],"default":null}]}`
+	t.Run("processed and state subjects, or the handler's own", func(t *testing.T) {
+		subjects, problems := HandlerSubjects(topics, []HandlerSchema{
+			{Route: "acme/shipment.*@v1", Text: v1},
+			{Route: "acme/parcel.*@v1", Text: v1, Subject: "parcels-value"},
+		})
+		var names []string
+		for _, s := range subjects {
+			names = append(names, s.Name+" "+s.Schema)
+		}
+		want := []string{"inlet.processed-acme.Shipment go handler acme/shipment.*@v1", "inlet.state-acme.Shipment go handler acme/shipment.*@v1", "parcels-value go handler acme/parcel.*@v1"}
+		if !slices.Equal(names, want) || len(problems) != 0 {
+			t.Errorf("subjects %q, problems %q; want %q", names, problems, want)
+		}
+	})
+	t.Run("two versions' handlers writing different schemas", func(t *testing.T) {
+		// DESIGN: an older version is upcast to the canonical schema.
+		_, problems := HandlerSubjects(topics, []HandlerSchema{
+			{Route: "acme/shipment.*@v1", Text: v1},
+			{Route: "acme/shipment.*@v2", Text: v2},
+		})
+		if len(problems) != 2 || !strings.Contains(problems[0], "inlet.processed-acme.Shipment: go handlers acme/shipment.*@v1 and acme/shipment.*@v2 write different schemas") {
+			t.Errorf("problems %q", problems)
+		}
+	})
+	t.Run("a schema that is no named record", func(t *testing.T) {
+		_, problems := HandlerSubjects(topics, []HandlerSchema{{Route: "acme/x@v1", Text: `"string"`}, {Route: "acme/y@v1", Text: `{`}})
+		if len(problems) != 2 || !strings.Contains(problems[0], "not a named record") {
+			t.Errorf("problems %q", problems)
+		}
+	})
+}

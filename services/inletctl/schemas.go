@@ -32,6 +32,10 @@ const exitProblems = 4
 // cannot add Go handlers to pkg/handlers').
 var buildRouter = handlers.Router
 
+// goSchemas are the processed schemas of pkg/handlers' Go handlers (a
+// variable for tests, as buildRouter).
+var goSchemas = handlers.Schemas
+
 const schemasUsage = `Usage: inletctl [connection flags] schemas check [--sources FILE] [--output table|json]
 
 Checks, before a deploy, that this build of Inlet fits what it will run
@@ -43,8 +47,9 @@ against, and registers nothing (read-only registry credentials do):
   - the build's contracts: every fixture reads with its version;
   - the schema registry: for the envelope (subject <raw topic>-value) and
     the processed schema of each contract the sources use (every contract
-    without --sources), whether the exact schema is registered, the subject
-    is new, or a new version would pass the subject's compatibility level:
+    without --sources) and of each Go handler of this build, whether the
+    exact schema is registered, the subject is new, or a new version
+    would pass the subject's compatibility level:
     an incompatible one makes ingest answer 503 or the processor wait from
     the first event that needs it.
 
@@ -148,10 +153,20 @@ func schemasCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig,
 		}
 	}
 
-	subjects, err := schemacheck.Subjects(kafka.TopicNames(kcfg.TopicPrefix, nil), checked)
+	topics := kafka.TopicNames(kcfg.TopicPrefix, nil)
+	subjects, err := schemacheck.Subjects(topics, checked)
 	if err != nil {
 		return exitError, err
 	}
+	// The Go handlers' own processed schemas: the processor builds (and
+	// registers for) every one, whatever the sources file.
+	var hs []schemacheck.HandlerSchema
+	for _, s := range goSchemas() {
+		hs = append(hs, schemacheck.HandlerSchema{Route: s.Route.String(), Text: s.Text, Subject: s.Subject})
+	}
+	goSubjects, goProblems := schemacheck.HandlerSubjects(topics, hs)
+	subjects = append(subjects, goSubjects...)
+	rep.Problems = append(rep.Problems, goProblems...)
 	rc, err := rcfg.Client()
 	if err != nil {
 		return exitError, err

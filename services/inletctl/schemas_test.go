@@ -167,6 +167,37 @@ func TestSchemasCheck(t *testing.T) {
 		}
 	})
 
+	t.Run("a Go handler's processed schema", func(t *testing.T) {
+		// A Go handler registers its own processed schema on its first
+		// event. The check did not see it: a new build whose handler
+		// turned a time's timestamp-millis into timestamp-micros (which
+		// Confluent's registry takes, and every stored time then reads
+		// 1000 times off) passed with exit 0.
+		ctx := context.Background()
+		shipment := func(logical string) string {
+			return `{"type":"record","name":"Shipment","namespace":"acme","fields":[{"name":"id","type":"string"},{"name":"at","type":{"type":"long","logicalType":"` + logical + `"}}]}`
+		}
+		subject := topics.ProcessedSubject("acme.Shipment")
+		if _, _, err := env.Registry(t).Register(ctx, subject, shipment("timestamp-millis")); err != nil {
+			t.Fatal(err)
+		}
+		defer func(g func() []handlers.Schema) { goSchemas = g }(goSchemas)
+		goSchemas = func() []handlers.Schema {
+			return []handlers.Schema{{Route: router.Route{Source: "acme", EventType: "shipment.*", Version: "v1"}, Text: shipment("timestamp-micros")}}
+		}
+		var out bytes.Buffer
+		code, _ := run(append(flags, "schemas", "check", "--sources", sources), &out)
+		if code != exitProblems || !strings.Contains(out.String(), subject+": the registry refuses go handler acme/shipment.*@v1") ||
+			!strings.Contains(out.String(), "logical type timestamp-millis in the previous schema, timestamp-micros in the new one") {
+			t.Errorf("exit %d, want %d naming the subject, the handler and the logical type:\n%s", code, exitProblems, out.String())
+		}
+		for _, want := range []string{topics.StateSubject("acme.Shipment"), "new"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("output lacks %q:\n%s", want, out.String())
+			}
+		}
+	})
+
 	t.Run("sources file missing", func(t *testing.T) {
 		missing := filepath.Join(t.TempDir(), "sources.yaml")
 		code, err := run(append(flags, "schemas", "check", "--sources", missing), &bytes.Buffer{})
