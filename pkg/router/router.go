@@ -61,7 +61,8 @@ type Output struct {
 // Handler turns an event into its Output. It must be safe for concurrent
 // use and free of side effects. Errors: a *ValidationError (or any error
 // for which IsValidation is true) sends the event to the invalid topic;
-// anything else is a processing failure, retried. A nil Output with a nil
+// anything else is a processing failure, retried through the tiers, unless
+// wrapped in retry.Permanent, which goes straight to the DLQ. A nil Output with a nil
 // error is a handler bug: the processor sends the event to the invalid topic.
 type Handler interface {
 	Handle(ctx context.Context, ev *Event) (*Output, error)
