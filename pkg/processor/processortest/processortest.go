@@ -14,16 +14,14 @@ import (
 	"github.com/redis/go-redis/v9"
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/inletdev/inlet/pkg/contract"
-	"github.com/inletdev/inlet/pkg/declarative"
 	"github.com/inletdev/inlet/pkg/envelope"
+	"github.com/inletdev/inlet/pkg/handlers"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/processor"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/store"
 	"github.com/inletdev/inlet/pkg/testenv"
-	"github.com/inletdev/inlet/schemas/contracts"
 )
 
 // Stack is what a processor needs, on env: the sources with their
@@ -40,20 +38,19 @@ type Stack struct {
 	Producer *kgo.Client
 }
 
-// New parses sourcesYAML (secrets must be set in the environment), registers
-// its declarative handlers and creates env's topics.
+// New parses sourcesYAML (secrets must be set in the environment), builds
+// its router as the processor does (handlers.Router: the file's entries and
+// the Go handlers) and creates env's topics.
 func New(t testing.TB, env *testenv.Env, sourcesYAML string) *Stack {
 	t.Helper()
 	sources, err := source.Parse([]byte(sourcesYAML))
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := contract.Load(contracts.FS)
+	// The router every binary that processes builds: the file's entries
+	// and the Go handlers of pkg/handlers.
+	rt, err := handlers.Router(sources)
 	if err != nil {
-		t.Fatal(err)
-	}
-	rt := router.New()
-	if err := declarative.Register(rt, sources, reg); err != nil {
 		t.Fatal(err)
 	}
 	topics := env.CreateTopics(t, nil)
