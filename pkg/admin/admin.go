@@ -380,9 +380,8 @@ func queryBool(q url.Values, name string) (bool, error) {
 	return v, nil
 }
 
-// filterFromQuery reads the list filters.
-func filterFromQuery(r *http.Request) (ops.Filter, error) {
-	q := r.URL.Query()
+// filterFromQuery reads the list filters of q.
+func filterFromQuery(q url.Values) (ops.Filter, error) {
 	f := ops.Filter{Source: q.Get("source"), EventType: q.Get("type"), ErrorText: q.Get("error")}
 	var err error
 	if f.Since, err = parseTime(q.Get("since")); err != nil {
@@ -424,7 +423,14 @@ const (
 
 func (a *API) list(topic string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q := r.URL.Query()
+		// Not r.URL.Query(), which drops what it cannot parse (a bare
+		// %, a semicolon) without a word: ?error=50% listed the whole
+		// queue as the filter's answer.
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad query: " + err.Error() + " (escape % as %25 and ; as %3B)"})
+			return
+		}
 		if err := checkListQuery(q); err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
@@ -433,7 +439,7 @@ func (a *API) list(topic string) http.Handler {
 			a.one(w, r, topic, id)
 			return
 		}
-		f, err := filterFromQuery(r)
+		f, err := filterFromQuery(q)
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return

@@ -701,3 +701,17 @@ func TestTokensFromEnvRefusesShortTokens(t *testing.T) {
 		})
 	}
 }
+
+// TestMalformedQueryIsRefused: a query Go cannot parse whole (a bare %,
+// a semicolon) lost the pairs it could not read, silently: ?error=50%
+// or ?source=shop;x listed the whole queue, its count read as the
+// filter's answer. It is a 400 naming what is wrong, as a typo is.
+func TestMalformedQueryIsRefused(t *testing.T) {
+	srv := newServer(t, newFake(), Tokens{Read: "r-token"})
+	for _, query := range []string{"error=50%", "source=shop;x", "source=stripe&error=%zz", "id=inlet.dlq/0/1;x"} {
+		code, m, _ := call(t, srv, "GET", "/v1/dlq?"+query, "r-token", "")
+		if msg, _ := m["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, "query") {
+			t.Errorf("?%s: %d %v, want 400 saying the query cannot be read", query, code, m)
+		}
+	}
+}
