@@ -435,8 +435,16 @@ func (a *API) list(topic string) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		if id := q.Get("id"); id != "" {
-			a.one(w, r, topic, id)
+		if _, ok := q["id"]; ok {
+			// One entry, as GET …/{id}: empty (?id=$ID unset) it listed
+			// the whole queue, and a filter beside it was ignored.
+			for k := range q {
+				if k != "id" {
+					writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("id= shows one entry and takes no other parameter (got %q)", k)})
+					return
+				}
+			}
+			a.one(w, r, topic, q.Get("id"))
 			return
 		}
 		f, err := filterFromQuery(q)

@@ -715,3 +715,24 @@ func TestMalformedQueryIsRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestShowByQueryIDIsStrict: ?id= shows one entry. Empty (a script's
+// unset variable: ?id=$ID) it listed the whole queue, a listing where the
+// script read one entry; with a filter beside it the filter was ignored,
+// the entry shown whether it matched or not.
+func TestShowByQueryIDIsStrict(t *testing.T) {
+	srv := newServer(t, newFake(), Tokens{Read: "r-token"})
+	for _, tt := range []struct{ query, want string }{
+		{"id=", "not an entry id"},
+		{"id=inlet.dlq/0/1&source=stripe", `"source"`},
+		{"id=inlet.dlq/0/1&limit=5", `"limit"`},
+	} {
+		code, m, _ := call(t, srv, "GET", "/v1/dlq?"+tt.query, "r-token", "")
+		if msg, _ := m["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, tt.want) {
+			t.Errorf("?%s: %d %v, want 400 saying %s", tt.query, code, m, tt.want)
+		}
+	}
+	if code, m, _ := call(t, srv, "GET", "/v1/dlq?id=inlet.dlq/0/1", "r-token", ""); code != http.StatusOK || m["id"] != "inlet.dlq/0/1" {
+		t.Fatalf("?id=inlet.dlq/0/1: %d %v, want the entry", code, m)
+	}
+}
