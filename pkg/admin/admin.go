@@ -678,7 +678,8 @@ func (a *API) depth(w http.ResponseWriter, r *http.Request) {
 }
 
 // entries renders entries as JSON objects; withPayload adds the payload
-// (as JSON when it is JSON, else as text).
+// (as JSON when it is JSON, else as text, else as base64) and the kept
+// request headers.
 func entries(es []*ops.Entry, withPayload bool) []map[string]any {
 	out := make([]map[string]any, 0, len(es))
 	for _, e := range es {
@@ -686,10 +687,14 @@ func entries(es []*ops.Entry, withPayload bool) []map[string]any {
 		var m map[string]any
 		_ = json.Unmarshal(b, &m)
 		if withPayload {
-			if json.Valid(e.Payload) {
-				m["payload"] = json.RawMessage(e.Payload)
-			} else {
-				m["payload"] = string(e.Payload)
+			// As inletctl show --output json: bytes that are not UTF-8 as
+			// base64 (as a string they became U+FFFD), "" for none.
+			m["payload"] = ""
+			if e.Payload != nil {
+				m["payload"] = storedValue(e.Payload)
+			}
+			if len(e.Headers) > 0 {
+				m["headers"] = e.Headers // the request headers the envelope kept
 			}
 			if e.Problem != "" && e.Payload == nil && !e.NoEvent {
 				m["value"] = storedValue(e.Value) // no envelope: the value is all there is

@@ -736,3 +736,26 @@ func TestShowByQueryIDIsStrict(t *testing.T) {
 		t.Fatalf("?id=inlet.dlq/0/1: %d %v, want the entry", code, m)
 	}
 }
+
+// TestShowAnswersAsInletctlShows: one entry's payload that is neither
+// JSON nor UTF-8 (a latin-1 form body, on the invalid queue) is answered
+// as base64, as inletctl show --output json and the entry's value are;
+// as a string its bytes became U+FFFD, for good. The request headers the
+// envelope kept (the source's allowlist) are answered too, as inletctl
+// shows them.
+func TestShowAnswersAsInletctlShows(t *testing.T) {
+	q := newFake()
+	q.entries[topics.Invalid] = append(q.entries[topics.Invalid], &ops.Entry{ID: "inlet.invalid/0/5", Source: "shop",
+		Payload: []byte("name=Jos\xe9"), Headers: map[string]string{"X-Shopify-Api-Version": "2024-01"}})
+	srv := newServer(t, q, Tokens{Read: "r-token"})
+	code, m, _ := call(t, srv, "GET", "/v1/invalid/inlet.invalid/0/5", "r-token", "")
+	p, _ := m["payload"].(map[string]any)
+	h, _ := m["headers"].(map[string]any)
+	if code != http.StatusOK || p["base64"] != "bmFtZT1Kb3Pp" || h["X-Shopify-Api-Version"] != "2024-01" {
+		t.Fatalf("%d payload %#v headers %#v, want the payload as base64 and the kept headers", code, m["payload"], m["headers"])
+	}
+	// Text and JSON payloads as before.
+	if _, m, _ := call(t, srv, "GET", "/v1/dlq/inlet.dlq/0/1", "r-token", ""); fmt.Sprint(m["payload"]) != "map[id:1]" || m["headers"] != nil {
+		t.Fatalf("a JSON payload: %#v headers %#v", m["payload"], m["headers"])
+	}
+}
