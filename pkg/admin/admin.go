@@ -621,7 +621,9 @@ func (a *API) decide(queue, topic, action string) http.Handler {
 			return
 		}
 		if err != nil {
-			unavailable(w, err)
+			// What it committed before it stopped stands: how many, for a
+			// script as for the 409 above, not only in the text.
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": err.Error(), "count": res.Count})
 			return
 		}
 		if len(f.IDs) == 0 && res.Count == 0 && res.Skipped == 0 && a.unknownSource(w, f.Source) {

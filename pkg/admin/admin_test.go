@@ -759,3 +759,33 @@ func TestShowAnswersAsInletctlShows(t *testing.T) {
 		t.Fatalf("a JSON payload: %#v headers %#v", m["payload"], m["headers"])
 	}
 }
+
+// stoppedQueues decides count entries of every decision and then fails
+// with err, as ops does when Kafka goes away midway.
+type stoppedQueues struct {
+	*fakeQueues
+	count int
+	err   error
+}
+
+func (q *stoppedQueues) Requeue(context.Context, string, ops.Filter, string, string, bool) (ops.Decided, error) {
+	return ops.Decided{Count: q.count}, q.err
+}
+
+// TestDecisionStoppedMidwaySaysHowMany: a decision that fails midway
+// keeps what it committed; its 503 says how many in "count", as the 409
+// of a fenced one does and inletctl's JSON does, not only in the text.
+func TestDecisionStoppedMidwaySaysHowMany(t *testing.T) {
+	q := &stoppedQueues{fakeQueues: newFake(), count: 20000,
+		err: errors.New("requeue: 20000 entries were decided before it and stand; run it again to go on with the rest: unable to dial: connection refused")}
+	srv := newServer(t, q, Tokens{Write: "w"})
+	code, m, _ := call(t, srv, "POST", "/v1/dlq/requeue", "w", `{"filter":{"source":"shop"},"reason":"x"}`)
+	if n, _ := m["count"].(float64); code != http.StatusServiceUnavailable || n != 20000 {
+		t.Fatalf("%d %v, want 503 with count 20000", code, m)
+	}
+	q.count = 0
+	code, m, _ = call(t, srv, "POST", "/v1/dlq/requeue", "w", `{"filter":{"source":"shop"},"reason":"x"}`)
+	if n, ok := m["count"].(float64); code != http.StatusServiceUnavailable || !ok || n != 0 {
+		t.Fatalf("nothing done: %d %v, want 503 with count 0", code, m)
+	}
+}
