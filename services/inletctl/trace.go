@@ -9,11 +9,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -148,8 +150,19 @@ func fetchTrace(ctx context.Context, adminURL, id string) (*traceAnswer, error) 
 	if err := adminAuth(req); err != nil {
 		return nil, err
 	}
+	// Whether the request reached a listener: one that then does not
+	// answer in time is there, only slow.
+	var sent atomic.Bool
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) { sent.Store(i.Err == nil) },
+	}))
 	resp, err := adminClient.Do(req)
 	if err != nil {
+		if sent.Load() && errors.Is(err, context.DeadlineExceeded) {
+			// Not the address: the API queues calls past the four it
+			// serves at once (a minute at most), and this gives up sooner.
+			return nil, fmt.Errorf("admin API at %s took the request but did not answer in time: it is busy (it serves four calls at once and queues the rest, and a listing of a long queue takes a while) or waits on Redis or Kafka; try again", adminURL)
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // it repeats the URL, named below

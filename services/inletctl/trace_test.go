@@ -379,3 +379,26 @@ func TestTraceWhileProcessorStarts(t *testing.T) {
 		t.Fatalf("%v, want the 503 saying what the start waits on", err)
 	}
 }
+
+// TestTraceSlowAdminAPIIsNotBlamedOnTheURL: the admin API serves four
+// calls at once and queues the rest (up to a minute); trace gives up
+// sooner. Connected but not answered in time, trace said "context
+// deadline exceeded (set its address with -admin-url …)", sending the
+// operator to check an address that was right.
+func TestTraceSlowAdminAPIIsNotBlamedOnTheURL(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_, err := fetchTrace(ctx, srv.URL, "abc")
+	if err == nil || !strings.Contains(err.Error(), "did not answer") || !strings.Contains(err.Error(), "busy") || strings.Contains(err.Error(), "set its address") {
+		t.Fatalf("fetchTrace from an API that does not answer in time: %v; want it said that it did not answer, busy perhaps, not that the address is wrong", err)
+	}
+}
