@@ -175,32 +175,47 @@ func WithMinInsync(specs []TopicSpec, n int) []TopicSpec {
 
 const configMinInsync = "min.insync.replicas"
 
-// Undurable is a topic whose writes acks=all can acknowledge on one
-// broker alone: replicated, but with min.insync.replicas 1.
+// Undurable is a topic whose acks=all writes one broker can hold alone:
+// replicated, but with min.insync.replicas 1; or of one replica on a
+// cluster of several brokers (Unreplicated).
 type Undurable struct {
 	Topic             string
 	Replication       int
 	MinInsyncReplicas int
+	// Brokers is the cluster's broker count, set for an Unreplicated
+	// topic.
+	Brokers int
 }
 
+// Unreplicated reports a topic of one replica on a cluster that could
+// hold more: min.insync.replicas cannot help it, only more replicas.
+func (u Undurable) Unreplicated() bool { return u.Replication < 2 }
+
 func (u Undurable) String() string {
+	if u.Unreplicated() {
+		return fmt.Sprintf("%s (replication %d on a cluster of %d brokers)", u.Topic, u.Replication, u.Brokers)
+	}
 	return fmt.Sprintf("%s (replication %d, min.insync.replicas %d)", u.Topic, u.Replication, u.MinInsyncReplicas)
 }
 
-// CheckDurability lists the topics of names that are replicated (2
-// replicas or more) but acknowledge an acks=all write held by the leader
-// alone once the others fall out of sync (min.insync.replicas below 2,
-// the broker's default included). A topic of one replica is not listed:
-// a development cluster, where nothing more is possible. Topics that do
-// not exist are skipped.
+// CheckDurability lists the topics of names whose acks=all writes can be
+// acknowledged while one broker alone holds them: those replicated (2
+// replicas or more) with min.insync.replicas below 2 (the broker's
+// default included), which acknowledge on the leader alone once the others
+// fall out of sync; and, on a cluster of two brokers or more, those of one
+// replica, whose every write lives on one broker's disk. A topic of one
+// replica on a one-broker cluster (a development setup, where nothing
+// more is possible) is not listed, nor a topic that does not exist.
 func CheckDurability(ctx context.Context, adm *kadm.Client, names ...string) ([]Undurable, error) {
 	if len(names) == 0 {
 		return nil, nil
 	}
-	details, err := adm.ListTopics(ctx, names...)
+	meta, err := adm.Metadata(ctx, names...)
 	if err != nil {
 		return nil, fmt.Errorf("describe topics: %w", err)
 	}
+	details, brokers := meta.Topics, len(meta.Brokers)
+	var out []Undurable
 	var replicated []string
 	rf := map[string]int{}
 	for _, name := range names {
@@ -214,29 +229,30 @@ func CheckDurability(ctx context.Context, adm *kadm.Client, names ...string) ([]
 				n = k
 			}
 		}
-		if n >= 2 {
+		switch {
+		case n >= 2:
 			replicated = append(replicated, name)
 			rf[name] = n
+		case n == 1 && brokers >= 2:
+			out = append(out, Undurable{Topic: name, Replication: 1, Brokers: brokers})
 		}
 	}
-	if len(replicated) == 0 {
-		return nil, nil
-	}
-	cfgs, err := adm.DescribeTopicConfigs(ctx, replicated...)
-	if err != nil {
-		return nil, fmt.Errorf("describe topic configs: %w", err)
-	}
-	var out []Undurable
-	for _, rc := range cfgs {
-		if rc.Err != nil {
-			return nil, fmt.Errorf("describe configs of %s: %w", rc.Name, rc.Err)
+	if len(replicated) > 0 {
+		cfgs, err := adm.DescribeTopicConfigs(ctx, replicated...)
+		if err != nil {
+			return nil, fmt.Errorf("describe topic configs: %w", err)
 		}
-		for _, c := range rc.Configs {
-			if c.Key != configMinInsync || c.Value == nil {
-				continue
+		for _, rc := range cfgs {
+			if rc.Err != nil {
+				return nil, fmt.Errorf("describe configs of %s: %w", rc.Name, rc.Err)
 			}
-			if n, err := strconv.Atoi(*c.Value); err == nil && n < 2 {
-				out = append(out, Undurable{Topic: rc.Name, Replication: rf[rc.Name], MinInsyncReplicas: n})
+			for _, c := range rc.Configs {
+				if c.Key != configMinInsync || c.Value == nil {
+					continue
+				}
+				if n, err := strconv.Atoi(*c.Value); err == nil && n < 2 {
+					out = append(out, Undurable{Topic: rc.Name, Replication: rf[rc.Name], MinInsyncReplicas: n})
+				}
 			}
 		}
 	}

@@ -192,10 +192,11 @@ func TestEnsureTopicsReturnsOnceServed(t *testing.T) {
 }
 
 // TestMinInsyncAndDurability: topics created with WithMinInsync hold
-// that min.insync.replicas, and CheckDurability lists the replicated
-// topics that would acknowledge an acks=all write on the leader alone:
-// created without it (the broker's default, 1) or set to 1; not a topic
-// of one replica, nor one that does not exist.
+// that min.insync.replicas, and CheckDurability lists the topics that
+// would acknowledge an acks=all write held by one broker: replicated ones
+// created without it (the broker's default, 1) or set to 1, and one of a
+// single replica on this cluster of three brokers; not one that does not
+// exist.
 func TestMinInsyncAndDurability(t *testing.T) {
 	_, cl := clusterOf(t, 3)
 	adm := kadm.NewClient(cl)
@@ -236,12 +237,33 @@ func TestMinInsyncAndDurability(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []Undurable{{"set-to-one", 2, 1}, {"weak", 3, 1}}
+	want := []Undurable{{Topic: "one", Replication: 1, Brokers: 3}, {Topic: "set-to-one", Replication: 2, MinInsyncReplicas: 1}, {Topic: "weak", Replication: 3, MinInsyncReplicas: 1}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("CheckDurability: %v, want %v", got, want)
 	}
-	if got[1].String() != "weak (replication 3, min.insync.replicas 1)" {
-		t.Errorf("String: %q", got[1])
+	if got[2].String() != "weak (replication 3, min.insync.replicas 1)" {
+		t.Errorf("String: %q", got[2])
+	}
+	if got[0].String() != "one (replication 1 on a cluster of 3 brokers)" || !got[0].Unreplicated() || got[2].Unreplicated() {
+		t.Errorf("String: %q, Unreplicated %v %v", got[0], got[0].Unreplicated(), got[2].Unreplicated())
+	}
+}
+
+// TestDurabilityOneBroker: on a cluster of one broker (development), a
+// topic of one replica is all there can be, and is not listed.
+func TestDurabilityOneBroker(t *testing.T) {
+	_, cl := clusterOf(t, 1)
+	adm := kadm.NewClient(cl)
+	ctx := context.Background()
+	if err := EnsureTopics(ctx, adm, 3, 1, []TopicSpec{{Name: "dev"}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := CheckDurability(ctx, adm, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 0 {
+		t.Fatalf("CheckDurability on one broker: %v, want nothing", got)
 	}
 }
 

@@ -222,15 +222,24 @@ func warnUndurable(ctx context.Context, adm *kadm.Client, specs []kafka.TopicSpe
 		log.Info("could not check the topics' min.insync.replicas", "error", err)
 		return
 	}
-	if len(weak) == 0 {
-		return
+	var unreplicated, weakISR []string
+	for _, u := range weak {
+		if u.Unreplicated() {
+			unreplicated = append(unreplicated, u.String())
+		} else {
+			weakISR = append(weakISR, u.String())
+		}
 	}
-	list := make([]string, len(weak))
-	for i, u := range weak {
-		list[i] = u.String()
+	if len(unreplicated) > 0 {
+		log.Warn("topics have a single replica on a multi-broker cluster: every event answered 2xx is on one broker's disk only, lost with it, and the topic takes no writes while that broker is down; "+
+			"give them replication factor 3 (kafka-reassign-partitions.sh, or recreate them) with min.insync.replicas=2, and set INLET_TOPIC_REPLICATION=3 for topics Inlet creates (docs/run-on-real-kafka.md, Production durability)",
+			"topics", unreplicated)
 	}
-	log.Warn("replicated topics acknowledge acks=all writes held by the leader alone (min.insync.replicas below 2): once the other replicas fall out of sync, an event answered 2xx is lost with that broker; set min.insync.replicas=2 on them (docs/run-on-real-kafka.md, Production durability)",
-		"topics", list)
+	if len(weakISR) > 0 {
+		log.Warn("replicated topics acknowledge acks=all writes held by the leader alone (min.insync.replicas below 2): once the other replicas fall out of sync, an event answered 2xx is lost with that broker; "+
+			"set min.insync.replicas=2 on them (kafka-configs.sh --alter --entity-type topics --entity-name <topic> --add-config min.insync.replicas=2; docs/run-on-real-kafka.md, Production durability)",
+			"topics", weakISR)
+	}
 }
 
 // connErrors keeps the last failed broker connection's error and cancels
