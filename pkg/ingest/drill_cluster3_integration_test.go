@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -49,9 +50,13 @@ func TestIntegrationIngestCluster3Drill(t *testing.T) {
 	env.Real = true
 	d := newDrill(t, env)
 	def := DefaultConfig()
-	h := newHarness(t, env, func(c *Config) {
+	// Ingest's own log (warnings and up) goes to the test log: what an
+	// SRE reads during the drill.
+	h := newHarnessDeps(t, env, testSources, func(c *Config) {
 		c.AckTimeout = def.AckTimeout
 		c.RetryAfter = def.RetryAfter
+	}, func(d *Deps) {
+		d.Log = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	})
 	d.checkRawTopic(t, h.topics.Raw)
 	wantRetryAfter := fmt.Sprint(int(def.RetryAfter / time.Second))
