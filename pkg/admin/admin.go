@@ -214,6 +214,9 @@ func (a *API) Enabled() bool { return a.read != nil || a.write != nil }
 
 // ServeHTTP routes /v1/… requests.
 func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if uncleaned(w, r) {
+		return
+	}
 	if _, pattern := a.mux.Handler(r); pattern == "" {
 		noRoute(w, r, a.mux)
 		return
@@ -242,10 +245,14 @@ func noRoute(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
 		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method " + r.Method + " not allowed on " + r.URL.Path + ": use " + strings.Join(allow, ", ")})
 		return
 	}
-	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no admin API route " + r.URL.Path + " (routes: /v1/dlq, /v1/invalid, /v1/depth, /v1/trace/{id})"})
+	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no admin API route " + r.URL.Path + " " + routesText})
 }
 
-// Register mounts the API's routes on mux (under /v1/).
+const routesText = "(routes: /v1/dlq, /v1/invalid, /v1/depth, /v1/trace/{id})"
+
+// Register mounts the API's routes on mux (under /v1/). Serve mux
+// wrapped in RefuseUncleaned: mux itself redirects a path such as
+// /v1//dlq before the API sees it.
 func (a *API) Register(mux *http.ServeMux) { mux.Handle("/v1/", a) }
 
 // roleOf compares the bearer token with both configured tokens (see

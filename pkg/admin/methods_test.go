@@ -48,3 +48,40 @@ func TestNoRouteAnswersJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestUncleanedPathIsJSON: a /v1/ path with an empty, "." or ".." segment
+// is answered 404 in JSON, naming the cleaned path, with every method.
+// ServeMux answered it 307 text/html to the cleaned path: a script
+// following it could resend a POST elsewhere, and nothing read .error.
+func TestUncleanedPathIsJSON(t *testing.T) {
+	srv := newServer(t, newFake(), Tokens{Read: "r-token", Write: "w-token"})
+	noFollow := srv.Client()
+	noFollow.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	for _, c := range []struct{ method, path, cleaned string }{
+		{"GET", "/v1//dlq", "/v1/dlq"},
+		{"GET", "/v1/dlq/./x", "/v1/dlq/x"},
+		{"GET", "/v1/dlq/a/../b", "/v1/dlq/b"},
+		{"GET", "/v1/./depth?x=1", "/v1/depth"},
+		{"GET", "/v1/trace//abc", "/v1/trace/abc"},
+		{"POST", "/v1//dlq/requeue", "/v1/dlq/requeue"},
+		{"POST", "/v1/invalid/discard/.", "/v1/invalid/discard"},
+		{"DELETE", "/v1/nope/..", "/v1"},
+	} {
+		req, _ := http.NewRequest(c.method, srv.URL+c.path, strings.NewReader(`{"ids":["inlet.dlq/0/1"],"reason":"r"}`))
+		req.Header.Set("Authorization", "Bearer w-token")
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		msg, _ := m["error"].(string)
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Location") != "" || resp.Header.Get("Content-Type") != "application/json" ||
+			!strings.Contains(msg, c.path[:strings.IndexByte(c.path+"?", '?')]) || !strings.Contains(msg, c.cleaned) {
+			t.Errorf("%s %s: %d Location %q %s %q, want 404 JSON naming the path and %s, no redirect", c.method, c.path, resp.StatusCode,
+				resp.Header.Get("Location"), resp.Header.Get("Content-Type"), b, c.cleaned)
+		}
+	}
+}

@@ -497,7 +497,7 @@ func adminMux(srv *ingest.Server, tel *telemetry.Telemetry, api *admin.API) http
 	ing := srv.Handler()
 	mux.Handle("GET /healthz", ing)
 	mux.Handle("GET /readyz", ing)
-	return mux
+	return admin.RefuseUncleaned(mux)
 }
 
 // sampleCurl is a ready-to-paste curl for a Shopify order webhook: Shopify

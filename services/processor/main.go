@@ -174,10 +174,7 @@ func run(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	early := http.NewServeMux()
-	early.Handle("GET /metrics", tel.Handler())
-	early.Handle("/", probes)
-	adminSrv := service.AdminServer(early)
+	adminSrv := service.AdminServer(earlyMux(tel, probes))
 	go func() {
 		// Only Shutdown or Close ends it normally; anything else leaves
 		// /metrics and /healthz dead while processing goes on, so say so.
@@ -345,6 +342,16 @@ func readyz(draining *atomic.Bool, waiting func() []processor.Wait) http.Handler
 	}
 }
 
+// earlyMux is the admin listener's handler from the start: /metrics,
+// and probes, which answer /healthz and /readyz until the processor runs
+// and hand every request to adminMux's from then on.
+func earlyMux(tel *telemetry.Telemetry, probes *service.StartProbes) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.Handler())
+	mux.Handle("/", probes)
+	return admin.RefuseUncleaned(mux)
+}
+
 func adminMux(draining *atomic.Bool, waiting func() []processor.Wait, tel *telemetry.Telemetry, api *admin.API) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.Handler())
@@ -354,5 +361,5 @@ func adminMux(draining *atomic.Bool, waiting func() []processor.Wait, tel *telem
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
 	mux.HandleFunc("GET /readyz", readyz(draining, waiting))
-	return mux
+	return admin.RefuseUncleaned(mux)
 }

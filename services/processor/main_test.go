@@ -281,3 +281,39 @@ func TestHealthzIsJSON(t *testing.T) {
 		t.Fatalf("%d %q %s (%v), want 200 application/json {\"status\":\"ok\"}", rec.Code, rec.Header().Get("Content-Type"), rec.Body, err)
 	}
 }
+
+// TestUncleanedAdminPathIsJSON: a /v1/ path with an empty, "." or ".."
+// segment is the admin API's JSON 404 on the admin listener, before the
+// start and after it, not ServeMux's 307 text/html to the cleaned path
+// (which a script following it might resend as a GET).
+func TestUncleanedAdminPathIsJSON(t *testing.T) {
+	tel, err := telemetry.New(context.Background(), "inlet-processor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, _ := admin.New(admin.Tokens{Write: "w-token-0123456789"}, admin.Deps{Queues: nilQueues{}})
+	probes := &service.StartProbes{}
+	check := func(t *testing.T) {
+		t.Helper()
+		for _, p := range []string{"/v1//dlq", "/v1/dlq/./x", "/v1/dlq/a/../b", "//v1/depth", "/v1"} {
+			for _, method := range []string{http.MethodGet, http.MethodPost} {
+				rec := httptest.NewRecorder()
+				req := httptest.NewRequest(method, "http://admin"+p, strings.NewReader("{}"))
+				req.Header.Set("Authorization", "Bearer w-token-0123456789")
+				earlyMux(tel, probes).ServeHTTP(rec, req)
+				var body map[string]any
+				_ = json.Unmarshal(rec.Body.Bytes(), &body)
+				if rec.Code != http.StatusNotFound || rec.Header().Get("Location") != "" || rec.Header().Get("Content-Type") != "application/json" || body["error"] == nil {
+					t.Errorf("%s %s: %d Location %q %q %s, want the API's JSON 404", method, p, rec.Code, rec.Header().Get("Location"), rec.Header().Get("Content-Type"), rec.Body)
+				}
+			}
+		}
+	}
+	t.Run("starting", check)
+	var draining atomic.Bool
+	probes.Serve(adminMux(&draining, func() []processor.Wait { return nil }, tel, api))
+	t.Run("running", check)
+}
+
+// nilQueues has no entries.
+type nilQueues struct{ admin.Queues }
