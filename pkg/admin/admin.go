@@ -10,7 +10,8 @@
 //
 // Routes (JSON in and out):
 //
-//	GET  /v1/dlq, /v1/invalid                 list; ?source= &type= &error= &since= &until= &all=true &group=true &limit= &after=
+//	GET  /v1/dlq, /v1/invalid                 list; ?source= &type= &error= &since= &until= &all=true &limit= &after=
+//	                                          or count by group: ?group=true with the filters (no limit= or after=)
 //	GET  /v1/dlq/{id...}, /v1/dlq?id=ID        one entry with its payload (ids are topic/partition/offset)
 //	POST /v1/dlq/requeue, /v1/dlq/discard      {"ids":[…] | "filter":{…}, "reason":"…", "dry_run":true}
 //	                                          (a requeue answers the entries it skipped, a decision by ids
@@ -459,13 +460,29 @@ func (a *API) list(topic string) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
-		ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
-		defer cancel()
 		group, err := queryBool(q, "group")
 		if err != nil {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 			return
 		}
+		if group {
+			// The groups are one answer (bounded by ops.Groups), not
+			// pages: limit= and after= were ignored, and a script paging
+			// them got the same answer every time.
+			var paging []string
+			for _, k := range []string{"limit", "after"} {
+				if _, ok := q[k]; ok {
+					paging = append(paging, k+"=")
+				}
+			}
+			if len(paging) > 0 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": "group=true answers every group at once and takes no " +
+					strings.Join(paging, " or ") + " (those page a listing): drop " + strings.Join(paging, " and ")})
+				return
+			}
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+		defer cancel()
 		if group {
 			groups, n, err := a.d.Queues.Groups(ctx, topic, f)
 			if err != nil {

@@ -85,3 +85,20 @@ func TestUncleanedPathIsJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupTakesNoPage: ?group=true with limit= or after= is a 400 naming
+// them: the groups are one answer, not pages, and a script paging them
+// got the same answer every time.
+func TestGroupTakesNoPage(t *testing.T) {
+	srv := newServer(t, newFake(), Tokens{Read: "r-token"})
+	for _, q := range []string{"group=true&limit=1", "group=true&after=1", "limit=2&group=TRUE&after=1"} {
+		code, m, _ := call(t, srv, "GET", "/v1/dlq?"+q, "r-token", "")
+		msg, _ := m["error"].(string)
+		if code != http.StatusBadRequest || !strings.Contains(msg, "group") || !(strings.Contains(msg, "limit") || strings.Contains(msg, "after")) {
+			t.Errorf("?%s: %d %v, want 400 naming group and limit or after", q, code, m)
+		}
+	}
+	if code, m, _ := call(t, srv, "GET", "/v1/dlq?group=false&limit=1", "r-token", ""); code != http.StatusOK || len(m["entries"].([]any)) != 1 {
+		t.Errorf("?group=false&limit=1: %d %v, want a page of 1", code, m)
+	}
+}

@@ -129,14 +129,28 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 	// A flag the command does not read is a usage error, not ignored:
 	// requeue --limit 1, meant as "one first", requeued every match, and
 	// depth --source github counted the whole queue.
-	var unread []string
+	var unread, given []string
 	fs.Visit(func(fl *flag.Flag) {
+		given = append(given, fl.Name)
 		if !slices.Contains(queueFlags[cmd], fl.Name) {
 			unread = append(unread, "--"+fl.Name)
 		}
 	})
 	if len(unread) > 0 {
 		return exitUsage, fmt.Errorf("%s %s does not take %s (it takes %s)", name, cmd, strings.Join(unread, ", "), flagList(queueFlags[cmd]))
+	}
+	if cmd == "ls" && group {
+		// As the admin API's ?group=true: the groups are one answer, not
+		// pages, and --limit and --after were ignored.
+		var paging []string
+		for _, f := range []string{"limit", "after"} {
+			if slices.Contains(given, f) {
+				paging = append(paging, "--"+f)
+			}
+		}
+		if len(paging) > 0 {
+			return exitUsage, fmt.Errorf("%s ls --group counts every match at once and takes no %s (those page a listing)", name, strings.Join(paging, " or "))
+		}
 	}
 	if cmd == "depth" && len(ids) > 0 {
 		return exitUsage, fmt.Errorf("%s depth counts the whole queue's unresolved entries and takes no ids; %s ls --group counts by source, type and error", name, name)

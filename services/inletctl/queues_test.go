@@ -604,6 +604,8 @@ func TestQueueFlagsACommandDoesNotRead(t *testing.T) {
 		{[]string{"depth", "inlet.dlq/0/1"}, "dlq depth counts the whole queue's unresolved entries and takes no ids"},
 		{[]string{"show", "inlet.dlq/0/1", "--source", "github"}, "dlq show does not take --source"},
 		{[]string{"ls", "--reason", "x"}, "dlq ls does not take --reason"},
+		{[]string{"ls", "--group", "--limit", "5"}, "dlq ls --group counts every match at once and takes no --limit"},
+		{[]string{"ls", "--group", "--after", "c", "--limit", "0"}, "takes no --limit or --after"},
 	} {
 		code, err := run(append(append([]string{}, flags...), append([]string{"dlq"}, c.args...)...), &bytes.Buffer{})
 		if code != exitUsage || err == nil || !strings.Contains(err.Error(), c.says) {
