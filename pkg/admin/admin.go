@@ -23,6 +23,9 @@
 //	GET  /v1/depth                            {"dlq":n,"invalid":n} unresolved entries
 //	GET  /v1/trace/{id}                       one correlation id's history: {"stages":[…], "dropped_entries":n}
 //	                                          (n older entries dropped to keep its bound: a shared correlation id)
+//
+// Only the listing takes query parameters: any other, on any route, is a
+// 400 naming it.
 package admin
 
 import (
@@ -192,18 +195,18 @@ func New(tok Tokens, d Deps) (*API, error) {
 	}
 	for _, q := range []struct{ name, topic string }{{"dlq", d.Topics.DLQ}, {"invalid", d.Topics.Invalid}} {
 		a.mux.Handle("GET /v1/"+q.name, a.auth(roleRead, a.list(q.topic)))
-		a.mux.Handle("GET /v1/"+q.name+"/{id...}", a.auth(roleRead, a.show(q.topic)))
-		a.mux.Handle("POST /v1/"+q.name+"/requeue", a.auth(roleWrite, a.decide(q.name, q.topic, "requeue")))
-		a.mux.Handle("POST /v1/"+q.name+"/discard", a.auth(roleWrite, a.decide(q.name, q.topic, "discard")))
+		a.mux.Handle("GET /v1/"+q.name+"/{id...}", a.auth(roleRead, noQuery(a.show(q.topic))))
+		a.mux.Handle("POST /v1/"+q.name+"/requeue", a.auth(roleWrite, noQuery(a.decide(q.name, q.topic, "requeue"))))
+		a.mux.Handle("POST /v1/"+q.name+"/discard", a.auth(roleWrite, noQuery(a.decide(q.name, q.topic, "discard"))))
 	}
-	a.mux.Handle("GET /v1/depth", a.auth(roleRead, http.HandlerFunc(a.depth)))
+	a.mux.Handle("GET /v1/depth", a.auth(roleRead, noQuery(http.HandlerFunc(a.depth))))
 	trace := d.Trace
 	if trace == nil {
 		trace = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": ErrTextNoHistoryStore})
 		})
 	}
-	a.mux.Handle("GET /v1/trace/{id}", a.auth(roleRead, trace))
+	a.mux.Handle("GET /v1/trace/{id}", a.auth(roleRead, noQuery(trace)))
 	return a, nil
 }
 
@@ -356,14 +359,18 @@ func who(r *http.Request) string {
 // listParams are the query parameters a queue listing reads.
 var listParams = []string{"id", "source", "type", "error", "since", "until", "all", "group", "limit", "after"}
 
-// checkListQuery refuses a parameter the listing does not read, or one
-// given twice: a typo such as ?event_type= would otherwise list the whole
-// queue as if it were the answer to the filter, and of ?all=true&all=false
-// only the first would count.
-func checkListQuery(q url.Values) error {
+// checkQuery refuses a parameter outside known, or one given twice: a
+// typo such as ?event_type= would otherwise list the whole queue as if it
+// were the answer to the filter, of ?all=true&all=false only the first
+// would count, and a requeue's ?dry_run=true requeued for real.
+func checkQuery(q url.Values, known []string) error {
 	for k, vs := range q {
-		if !slices.Contains(listParams, k) {
-			return fmt.Errorf("unknown query parameter %q (known: %s)", k, strings.Join(listParams, ", "))
+		if !slices.Contains(known, k) {
+			names := "none"
+			if len(known) > 0 {
+				names = strings.Join(known, ", ")
+			}
+			return fmt.Errorf("unknown query parameter %q (known: %s)", k, names)
 		}
 		if len(vs) > 1 {
 			return fmt.Errorf("query parameter %q given %d times", k, len(vs))
@@ -429,18 +436,37 @@ const (
 	MaxLimit     = 1000
 )
 
+// query reads r's query and checks it (checkQuery); it reports false
+// once it has answered 400 instead. Not r.URL.Query(), which drops what it
+// cannot parse (a bare %, a semicolon) without a word: ?error=50% listed
+// the whole queue as the filter's answer.
+func query(w http.ResponseWriter, r *http.Request, known []string) (url.Values, bool) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad query: " + err.Error() + " (escape % as %25 and ; as %3B)"})
+		return nil, false
+	}
+	if err := checkQuery(q, known); err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		return nil, false
+	}
+	return q, true
+}
+
+// noQuery refuses any query parameter before next (a route that reads
+// none), as the listing refuses one it does not read.
+func noQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, ok := query(w, r, nil); ok {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
 func (a *API) list(topic string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		// Not r.URL.Query(), which drops what it cannot parse (a bare
-		// %, a semicolon) without a word: ?error=50% listed the whole
-		// queue as the filter's answer.
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		if err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "bad query: " + err.Error() + " (escape % as %25 and ; as %3B)"})
-			return
-		}
-		if err := checkListQuery(q); err != nil {
-			writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		q, ok := query(w, r, listParams)
+		if !ok {
 			return
 		}
 		if _, ok := q["id"]; ok {

@@ -102,3 +102,35 @@ func TestGroupTakesNoPage(t *testing.T) {
 		t.Errorf("?group=false&limit=1: %d %v, want a page of 1", code, m)
 	}
 }
+
+// TestEveryRouteRefusesUnknownQuery: depth, one entry, a decision and a
+// trace refuse a query parameter as the listing does (400, the same
+// words), where they ignored it: ?source=github on depth counted the
+// whole queue, and a requeue's ?dry_run=true decided for real.
+func TestEveryRouteRefusesUnknownQuery(t *testing.T) {
+	q := newFake()
+	srv := newServer(t, q, Tokens{Write: "w-token"})
+	for _, c := range []struct{ method, path, body, says string }{
+		{"GET", "/v1/depth?source=github", "", `unknown query parameter "source" (known: none)`},
+		{"GET", "/v1/dlq/inlet.dlq/0/1?payload=false", "", `unknown query parameter "payload" (known: none)`},
+		{"GET", "/v1/invalid/inlet.invalid/0/0?x", "", `unknown query parameter "x" (known: none)`},
+		{"GET", "/v1/depth?a=50%", "", "bad query: "},
+		{"GET", "/v1/trace/abc?event=1", "", `unknown query parameter "event" (known: none)`},
+		{"POST", "/v1/dlq/requeue?dry_run=true", `{"ids":["inlet.dlq/0/1"],"reason":"r"}`, `unknown query parameter "dry_run" (known: none)`},
+		{"POST", "/v1/invalid/discard?dry_run=true", `{"ids":["inlet.invalid/0/0"],"reason":"r"}`, `unknown query parameter "dry_run" (known: none)`},
+		{"GET", "/v1/dlq?nope=1", "", `unknown query parameter "nope" (known: id, source,`},
+	} {
+		code, m, _ := call(t, srv, c.method, c.path, "w-token", c.body)
+		if msg, _ := m["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, c.says) {
+			t.Errorf("%s %s: %d %v, want 400 saying %q", c.method, c.path, code, m, c.says)
+		}
+	}
+	if len(q.calls) != 0 {
+		t.Errorf("decisions made: %v, want none", q.calls)
+	}
+	for _, p := range []string{"/v1/depth", "/v1/dlq/inlet.dlq/0/1", "/v1/trace/abc", "/v1/depth?"} {
+		if code, m, _ := call(t, srv, "GET", p, "w-token", ""); code != http.StatusOK {
+			t.Errorf("GET %s: %d %v, want 200", p, code, m)
+		}
+	}
+}
