@@ -3,6 +3,7 @@ package history
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"regexp"
 	"time"
@@ -20,8 +21,21 @@ func ValidID(id string) bool { return validID.MatchString(id) }
 // Handler serves GET /v1/trace/{id}: the history of one correlation id as
 // JSON, oldest stage first ("stages"), and how many older entries were
 // dropped to keep it within its bound ("dropped_entries", 0 when none);
-// 404 when none is kept.
+// 404 when none is kept; 503 with Retry-After when Redis cannot be read
+// within 5 s.
 func (s *Store) Handler() http.Handler { return s.HandlerWith(nil) }
+
+// readTimeout bounds the handler's Redis read, below inletctl trace's
+// 10 s. It holds on a client whose calls honour their context's deadline
+// (ContextTimeoutEnabled, as service.RedisOptions.NewClient makes the
+// processor's and the dev stack's); go-redis's default client checks the
+// deadline only between attempts, after each one's read timeout.
+const readTimeout = 5 * time.Second
+
+// ErrTextUnavailable begins the 503 the handler answers when the history
+// cannot be read: the error follows (go-redis's, never the password),
+// and, when Redis did not answer in time, how long it was given.
+const ErrTextUnavailable = "history store (Redis) unavailable"
 
 // moreTimeout bounds a More: past it the history is answered without
 // what More would have added, and a warning.
@@ -44,10 +58,24 @@ func (s *Store) HandlerWith(more More) http.Handler {
 			_ = json.NewEncoder(w).Encode(map[string]string{"error": ErrTextBadID})
 			return
 		}
-		h, err := s.Read(r.Context(), id)
+		// Bounded: against a Redis that took the connection and never
+		// answered, the read waited out go-redis's read timeout and its
+		// retries, past inletctl trace's 10 s, which then blamed the
+		// address.
+		rctx, cancel := context.WithTimeout(r.Context(), readTimeout)
+		h, err := s.Read(rctx, id)
+		cancel()
 		if err != nil {
+			if r.Context().Err() != nil {
+				return // the caller left: nobody reads an answer
+			}
+			why := err.Error()
+			if rctx.Err() != nil {
+				why = fmt.Sprintf("no answer within %v (%v)", readTimeout, err)
+			}
+			w.Header().Set("Retry-After", "10")
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": "history store unavailable"})
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": ErrTextUnavailable + ": " + why})
 			return
 		}
 		answer := map[string]any{"correlation_id": id}
