@@ -157,6 +157,11 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 		lvl, quiet := s.unacked.level(time.Now())
 		log(lvl, "not acknowledged by kafka", "event_type", env.EventType, "event_id", env.EventID, "outcome", "unavailable", "error", err,
 			"at_debug_since_last", quiet)
+		if lvl == slog.LevelWarn {
+			// Why, from Kafka's metadata, in a line of its own: the
+			// error says only that the deadline passed (see diagnoser).
+			s.diagnosis.start()
+		}
 		s.setRetryAfter(w)
 		answer(http.StatusServiceUnavailable, outcomeUnavailable, reasonKafka, Response{CorrelationID: corr, Error: "kafka did not acknowledge the event in time; retry"})
 		return

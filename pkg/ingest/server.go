@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/sr"
 	"go.opentelemetry.io/otel/metric"
@@ -155,10 +156,13 @@ type Server struct {
 	// unacked: one webhook Kafka did not acknowledge logged at warn per
 	// unackedEvery, the others at debug.
 	unacked warnEvery
-	kafka   Producers
-	sr      *sr.Client
-	log     *slog.Logger
-	now     func() time.Time
+	// diagnosis looks at the raw topic's metadata when that warning is
+	// logged at warn, and logs what it found (see diagnoser).
+	diagnosis *diagnoser
+	kafka     Producers
+	sr        *sr.Client
+	log       *slog.Logger
+	now       func() time.Time
 
 	// badSignature: per source, one signature (or batch token) failure
 	// logged at warn per signatureEvery, the others at debug. Filled in
@@ -232,6 +236,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		tracer:     tracenoop.NewTracerProvider().Tracer(""),
 		propagator: propagation.TraceContext{},
 	}
+	// Through the first producer client: the clients share their brokers,
+	// and its admin requests do not queue behind its produces.
+	s.diagnosis = newDiagnoser(kadm.NewClient(d.Kafka[0]), d.RawTopic, d.Log)
 	s.badSignature = make(map[string]*warnEvery, len(d.Sources.Sources))
 	for _, name := range d.Sources.Names() {
 		s.badSignature[name] = &warnEvery{period: signatureEvery}
@@ -483,6 +490,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.mu.Unlock()
 		close(s.stop)
 		var errs []error
+		// A diagnosis in progress is cut short now; it is waited for
+		// with the probes below.
+		diagnosed := make(chan error, 1)
+		go func() { diagnosed <- s.diagnosis.close(ctx) }()
 		if srv != nil {
 			// Also correct when srv.Serve has not started yet: it then
 			// returns ErrServerClosed at once.
@@ -512,6 +523,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-bg:
 		case <-ctx.Done():
 			errs = append(errs, errors.New("background probes still running at the drain deadline"))
+		}
+		if err := <-diagnosed; err != nil {
+			errs = append(errs, err)
 		}
 		s.shutErr = errors.Join(errs...)
 	})
