@@ -48,18 +48,7 @@ func TestKafkaBackIsAcceptedAtOnce(t *testing.T) {
 					return nil, errors.New("injected: connection dropped"), true
 				}
 				req := kreq.(*kmsg.ProduceRequest)
-				resp := req.ResponseKind().(*kmsg.ProduceResponse)
-				for _, rt := range req.Topics {
-					st := kmsg.NewProduceResponseTopic()
-					st.Topic, st.TopicID = rt.Topic, rt.TopicID
-					for _, rp := range rt.Partitions {
-						sp := kmsg.NewProduceResponseTopicPartition()
-						sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotEnoughReplicas.Code
-						st.Partitions = append(st.Partitions, sp)
-					}
-					resp.Topics = append(resp.Topics, st)
-				}
-				return resp, nil, true
+				return testenv.RefusedProduce(req, kerr.NotEnoughReplicas), nil, true
 			})
 			testenv.Eventually(t, 10*time.Second, "a webhook accepted before the outage", func() bool {
 				return do(t, h.signed(t, "stripe", stripeEvent(fmt.Sprintf("evt_before_%d", time.Now().UnixNano())), nil)).status == http.StatusAccepted

@@ -50,18 +50,7 @@ func TestSoakKafkaOutagesAndDisconnectsLeakNothing(t *testing.T) {
 			return nil, nil, false
 		}
 		req := kreq.(*kmsg.ProduceRequest)
-		resp := req.ResponseKind().(*kmsg.ProduceResponse)
-		for _, rt := range req.Topics {
-			st := kmsg.NewProduceResponseTopic()
-			st.Topic, st.TopicID = rt.Topic, rt.TopicID
-			for _, rp := range rt.Partitions {
-				sp := kmsg.NewProduceResponseTopicPartition()
-				sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotEnoughReplicas.Code
-				st.Partitions = append(st.Partitions, sp)
-			}
-			resp.Topics = append(resp.Topics, st)
-		}
-		return resp, nil, true
+		return testenv.RefusedProduce(req, kerr.NotEnoughReplicas), nil, true
 	})
 	batch := func(id string) []byte {
 		return fmt.Appendf(nil, `{"id":%q,"type":"invoice.paid","occurred_at":"2025-01-01T00:00:00Z","data":{"id":"inv_%s"}}`, id, id)

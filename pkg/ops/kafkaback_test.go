@@ -60,18 +60,7 @@ func TestKafkaBackIsDecidedAtOnce(t *testing.T) {
 				if mode == "dropped" {
 					return nil, errors.New("injected: connection dropped"), true
 				}
-				resp := req.ResponseKind().(*kmsg.ProduceResponse)
-				for _, rt := range req.Topics {
-					st := kmsg.NewProduceResponseTopic()
-					st.Topic, st.TopicID = rt.Topic, rt.TopicID
-					for _, rp := range rt.Partitions {
-						sp := kmsg.NewProduceResponseTopicPartition()
-						sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotEnoughReplicas.Code
-						st.Partitions = append(st.Partitions, sp)
-					}
-					resp.Topics = append(resp.Topics, st)
-				}
-				return resp, nil, true
+				return testenv.RefusedProduce(req, kerr.NotEnoughReplicas), nil, true
 			})
 			armed.Store(true)
 			start := time.Now()

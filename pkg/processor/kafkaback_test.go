@@ -60,18 +60,7 @@ func TestKafkaBackIsProcessedAtOnce(t *testing.T) {
 				if mode == "dropped" {
 					return nil, errors.New("injected: connection dropped"), true
 				}
-				resp := req.ResponseKind().(*kmsg.ProduceResponse)
-				for _, rt := range req.Topics {
-					st := kmsg.NewProduceResponseTopic()
-					st.Topic, st.TopicID = rt.Topic, rt.TopicID
-					for _, rp := range rt.Partitions {
-						sp := kmsg.NewProduceResponseTopicPartition()
-						sp.Partition, sp.ErrorCode = rp.Partition, kerr.NotEnoughReplicas.Code
-						st.Partitions = append(st.Partitions, sp)
-					}
-					resp.Topics = append(resp.Topics, st)
-				}
-				return resp, nil, true
+				return testenv.RefusedProduce(req, kerr.NotEnoughReplicas), nil, true
 			})
 			h.start("back", func(c *Config) { c.Workers = 1 })
 			h.send("stripe", "payment_intent.succeeded", "evt_before", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_before", "pi_before", "succeeded", 1700000000))
