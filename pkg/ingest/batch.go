@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -390,6 +391,15 @@ func (s *Server) handleBatch(w http.ResponseWriter, r *http.Request) {
 			resp.Rejected++
 		case LineFailed:
 			resp.Failed++
+		}
+	}
+	if resp.Failed > 0 {
+		// As for a webhook (handler.go): one warning a period, shared
+		// with the webhooks', and a look at why (see diagnoser); the info
+		// line below counts the lines of every batch.
+		if lvl, quiet := s.unacked.level(time.Now()); lvl == slog.LevelWarn {
+			log.Warn("not acknowledged by kafka", "outcome", "unavailable", "lines", resp.Failed, "at_debug_since_last", quiet)
+			s.diagnosis.start()
 		}
 	}
 	if len(rejections) > 0 {

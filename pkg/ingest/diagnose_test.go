@@ -182,3 +182,38 @@ func TestKafkaDiagnosisWhenKafkaCannotBeAsked(t *testing.T) {
 		t.Log(lines[0])
 	}
 }
+
+// TestKafkaDiagnosisAfterAFailedBatch: a batch whose lines Kafka did not
+// acknowledge logged only its info "batch … failed=N" line, never the
+// "not acknowledged by kafka" warning nor a diagnosis: a deployment fed by
+// /events alone was told nothing of why. It now warns (rate-limited with
+// the webhooks') and looks at Kafka as a webhook's warning does.
+func TestKafkaDiagnosisAfterAFailedBatch(t *testing.T) {
+	env := testenv.Embedded(t)
+	var logs syncbuf.Buffer
+	h := newHarnessDeps(t, env, testSources, func(c *Config) { c.AckTimeout = 500 * time.Millisecond }, func(d *Deps) {
+		d.Log = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	})
+	lines := func(msg string) int {
+		n := 0
+		for _, l := range logs.Lines() {
+			var e struct {
+				Msg string `json:"msg"`
+			}
+			if json.Unmarshal([]byte(l), &e) == nil && e.Msg == msg {
+				n++
+			}
+		}
+		return n
+	}
+	refuseProduces(t, env.Stack.Kafka, h.topics.Raw, kerr.NotEnoughReplicas)
+	line := `{"id":"inv_d1","type":"invoice.paid","occurred_at":"2025-01-01T00:00:00Z","data":{"id":"inv_d1"}}`
+	status, br, _ := postBatch(t, h, "/events/billing", "Bearer batch-token-1-0123456789", []byte(line), "")
+	if br.Failed != 1 {
+		t.Fatalf("batch while Kafka refuses: %d %+v, want its line failed", status, br)
+	}
+	testenv.Eventually(t, 10*time.Second, "a kafka diagnosis after the failed batch", func() bool { return lines("kafka diagnosis") == 1 })
+	if n := lines("not acknowledged by kafka"); n != 1 {
+		t.Fatalf("%d not-acknowledged warnings, want 1:\n%s", n, strings.Join(logs.Lines(), "\n"))
+	}
+}
