@@ -47,20 +47,10 @@ func ProducerOpts() []kgo.Opt {
 		// from the next metadata refresh: every 5 min by franz-go's
 		// default, so load moved onto them only that late.
 		kgo.MetadataMaxAge(10 * time.Second),
-		// A partition whose produce is refused with a retriable error
-		// (NOT_ENOUGH_REPLICAS, NOT_LEADER_OR_FOLLOWER, ...) or whose
-		// request dies on a fresh connection is not retried after
-		// RetryBackoffFn: franz-go holds it until its next metadata
-		// refresh (franz-go v1.22.3 kgo/sink.go:1465 sets
-		// recBuf.failing, which only a refresh clears, and :1481 asks
-		// for one), and a refresh comes no sooner than this after the
-		// previous one (kgo/metadata.go:248; default 5 s). With the
-		// default, ingest answered 503 for up to 5 s after every broker
-		// blip was over (measured 4.7 s after a 0.3 s outage); with
-		// 250 ms, 0.2–0.27 s. The cost is at most four metadata
-		// requests a second per client, for the raw topic alone, while
-		// Kafka refuses.
-		kgo.MetadataMinAge(250 * time.Millisecond),
+		// A broker blip holds a failing partition's produces until the
+		// next metadata refresh: see kafka.MetadataMinAge (ingest
+		// answered 503 for 4.7 s after each blip with franz-go's 5 s).
+		kgo.MetadataMinAge(kafka.MetadataMinAge),
 	}
 }
 

@@ -237,30 +237,10 @@ type Queues struct {
 	codec  *envelope.Codec
 }
 
-// metadataMinAge is the least time between two metadata requests of
-// each of Queues' clients: the one New builds, and those built from its
-// options (the decisions' transactional producer, the reads).
-//
-// A produce that Kafka refuses with a retriable error
-// (NOT_ENOUGH_REPLICAS, NOT_LEADER_OR_FOLLOWER, ...) or whose request dies
-// on a fresh connection is not retried after RetryBackoffFn: franz-go
-// v1.22.3 holds its partition until the next metadata refresh
-// (kgo/sink.go:1465 sets recBuf.failing, which only a refresh clears,
-// sink.go:1956), and a refresh comes no sooner than MetadataMinAge after
-// the previous one (kgo/metadata.go:248; default 5 s); a metadata request
-// that fails is tried again no sooner either. A decision's commit waits on
-// that flush, and a read cannot start without metadata: with the default a
-// requeue right after a broker blip stalled 5 s per refused produce
-// (measured 5.0 s after Kafka took them again, 10 s in all for two), and
-// one whose reads met two dropped metadata requests failed after 10 s
-// ("nothing came for 10s"). With 250 ms, about 0.25 s; the cost is up to
-// four metadata requests a second per client while Kafka refuses.
-// Transactions and fencing are untouched.
-const metadataMinAge = 250 * time.Millisecond
-
-// New returns Queues over the cluster reached with opts.
+// New returns Queues over the cluster reached with opts, with
+// kafka.MetadataMinAge for this client and those built from its options.
 func New(opts []kgo.Opt, topics kafka.Topics, codec *envelope.Codec) (*Queues, error) {
-	cl, err := kgo.NewClient(append(slices.Clip(opts), kgo.MetadataMinAge(metadataMinAge))...)
+	cl, err := kgo.NewClient(append(slices.Clip(opts), kgo.MetadataMinAge(kafka.MetadataMinAge))...)
 	if err != nil {
 		return nil, err
 	}

@@ -231,21 +231,10 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		// outside the lag gauge, which counts only assigned partitions.
 		// One metadata request per member every newPartitionsWithin.
 		kgo.MetadataMaxAge(newPartitionsWithin),
-		// A transactional produce that Kafka refuses with a retriable
-		// error (NOT_ENOUGH_REPLICAS, NOT_LEADER_OR_FOLLOWER, ...) or
-		// whose request dies on a fresh connection is not retried after
-		// RetryBackoffFn: franz-go holds its partition until the next
-		// metadata refresh (franz-go v1.22.3 kgo/sink.go:1465 sets
-		// recBuf.failing, which only a refresh clears, sink.go:1956),
-		// and a refresh comes no sooner than this after the previous
-		// one (kgo/metadata.go:248; default 5 s). The batch's End waits
-		// on that flush, so with the default a worker processed nothing
-		// for up to 5 s after every broker blip was over (measured
-		// 4.0–4.7 s); with 250 ms, a fraction of a second. The cost is
-		// at most four metadata requests a second per worker while
-		// Kafka refuses. Exactly-once is untouched: the records are
-		// the transaction's either way.
-		kgo.MetadataMinAge(250*time.Millisecond),
+		// A broker blip holds a failing partition's produces until the
+		// next metadata refresh: see kafka.MetadataMinAge (a worker
+		// idled 4.0–4.7 s after each blip with franz-go's 5 s).
+		kgo.MetadataMinAge(kafka.MetadataMinAge),
 	)
 	opts = append(opts, FetchOpts()...)
 	for i := range cfg.Workers {
