@@ -253,7 +253,11 @@ func (e *Env) ReadAll(t testing.TB, topic string, min int, quiet, timeout time.D
 		if len(out) < min || len(behind) > 0 {
 			wait = time.Until(deadline)
 			if wait <= 0 {
-				t.Fatalf("read %d records from %s, want at least %d; partitions short of their end offsets: %v\n%s", len(out), topic, min, behind, e.txnDiagnosis(topic))
+				byPart := map[int32]int{}
+				for _, r := range out {
+					byPart[r.Partition]++
+				}
+				t.Fatalf("read %d records from %s (by partition %v), want at least %d; partitions short of their end offsets: %v\n%s", len(out), topic, byPart, min, behind, e.txnDiagnosis(topic))
 			}
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), wait)

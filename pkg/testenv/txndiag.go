@@ -15,9 +15,12 @@ import (
 // txnDiagnosis says why a read_committed read of topic came up short:
 // per partition, the last stable offset against the high watermark, the
 // transactions still open (which hold the stable offset back), and the
-// records of aborted transactions (written, then thrown away). The two
-// causes look the same to the reader and mean different things: an open
-// transaction is late, an aborted record whose event was counted is lost.
+// records of aborted transactions (written, then thrown away), with the
+// committed records per partition as the markers say. The causes look the
+// same to the reader and mean different things: an open transaction is
+// late, an aborted record whose event was counted is lost, and more
+// committed records than the reader got means read_committed filtering
+// dropped some.
 func (e *Env) txnDiagnosis(topic string) string {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(e.Brokers...),
 		kgo.ConsumeTopics(topic),
@@ -76,6 +79,7 @@ func readAborted(ctx context.Context, cl *kgo.Client, topic string, high kadm.Li
 	open := map[int32]map[int64]*pending{} // partition → producer → records since its last marker
 	var aborted []string
 	var commits, aborts int
+	committed := map[int32]int{} // partition → data records a commit marker (or no transaction) kept
 	for len(behind) > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -96,6 +100,8 @@ func readAborted(ctx context.Context, cl *kgo.Client, topic string, high kadm.Li
 			if !r.Attrs.IsControl() {
 				if r.Attrs.IsTransactional() {
 					p.recs = append(p.recs, r)
+				} else {
+					committed[r.Partition]++
 				}
 				return
 			}
@@ -108,10 +114,11 @@ func readAborted(ctx context.Context, cl *kgo.Client, topic string, high kadm.Li
 				}
 			} else {
 				commits++
+				committed[r.Partition] += len(p.recs)
 			}
 			p.recs = nil
 		})
 	}
 	slices.Sort(aborted)
-	return fmt.Sprintf(" %d commit and %d abort markers; records of aborted transactions: %v", commits, aborts, aborted)
+	return fmt.Sprintf(" %d commit and %d abort markers; committed records by partition %v; records of aborted transactions: %v", commits, aborts, committed, aborted)
 }

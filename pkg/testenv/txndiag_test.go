@@ -50,7 +50,7 @@ func txnDiagnosisCase(t *testing.T, env *Env) {
 			write("late", nil)
 			got := env.txnDiagnosis(topic)
 			t.Log(got)
-			for _, want := range []string{`0/2 key "lost"`, "open transaction on partition 0 from offset 4", "partition 0 stable at 4"} {
+			for _, want := range []string{`0/2 key "lost"`, "committed records by partition map[0:1]", "open transaction on partition 0 from offset 4", "partition 0 stable at 4"} {
 				if !strings.Contains(got, want) {
 					t.Errorf("diagnosis lacks %q", want)
 				}
