@@ -96,7 +96,7 @@ func (p *Processor) checkStranded(ctx context.Context, adm *kadm.Client, opts []
 		switch {
 		case waiting && !p.stranded[topic]:
 			p.stranded[topic] = true
-			p.log.Error("retry topic "+topic+" holds events that no processor reads: it is not one of -retry-tiers (INLET_RETRY_TIERS), which changed since they were written; they wait there until its retention deletes them. Run the processor with that tier among its -retry-tiers until the topic is drained (inlet_processor_lag), or replay their raw records (inletctl replay)",
+			p.log.Error("retry topic "+topic+" holds events that no processor reads: it is not one of -retry-tiers (INLET_RETRY_TIERS), which changed since they were written; they wait there until its retention deletes them. Run the processor with that tier among its -retry-tiers until the topic is drained (inlet_consumer_lag{topic=\""+topic+"\"} reads 0), or replay their raw records (inletctl replay)",
 				"topic", topic, "retry_tiers", strings.Join(p.d.Topics.Retry, ","))
 		case !waiting && p.stranded[topic]:
 			delete(p.stranded, topic)

@@ -41,6 +41,14 @@ func TestRetriesLeftOnATierNoLongerConfiguredAreReported(t *testing.T) {
 		}
 		return false
 	})
+	// The line names the metric that shows the topic drained: the
+	// processor's lag gauge is exported as inlet_consumer_lag (there is no
+	// inlet_processor_lag).
+	for l := range strings.Lines(logs.String()) {
+		if strings.Contains(l, "level=ERROR") && strings.Contains(l, old.Retry[0]) && !strings.Contains(l, "inlet_consumer_lag{topic=") {
+			t.Errorf("the error does not name inlet_consumer_lag for the topic: %s", l)
+		}
+	}
 	// The configured tiers' own topics are not reported.
 	for l := range strings.Lines(logs.String()) {
 		for _, own := range h.topics.Retry {
