@@ -103,6 +103,27 @@ func (s *Source) Extract(h http.Header, body []byte) (Meta, error) {
 	return m, nil
 }
 
+// SchemaVersionOf is the schema version Extract reads from a delivery's
+// headers h and body: the source's schema_version field, its default
+// (DefaultSchemaVersion unless the file sets one) where that finds
+// nothing.
+func (s *Source) SchemaVersionOf(h http.Header, body []byte) (string, error) {
+	checked, isJSON := s.RequiresJSON(), s.RequiresJSON()
+	v, err := lookup(s.SchemaVersion, h, body, func() bool {
+		if !checked {
+			checked, isJSON = true, jsonvalid.Valid(body)
+		}
+		return isJSON
+	})
+	if err == nil {
+		err = CheckMeta(v)
+	}
+	if err != nil {
+		return "", fmt.Errorf("schema_version: %w", err)
+	}
+	return v, nil
+}
+
 // OccurredAtValue is the value Extract reads the business time from,
 // looked up again in a delivery's kept headers h and its body, and where
 // the source looks for it (its pointer and header, in the order read),

@@ -7,6 +7,7 @@ package processortest
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -117,13 +118,31 @@ func StripePayment(evtID, typ, piID string, created int64) []byte {
 		evtID, created, typ, piID)
 }
 
-// Send writes payload to the raw topic as ingest would for a webhook of src
-// (schema version 2024-06-20), with the correlation id corr-<evtID>.
+// Send writes payload to the raw topic as ingest would for a webhook of src,
+// with the correlation id corr-<evtID>, at the schema version src's
+// configuration reads from payload (its schema_version field: Stripe's
+// /api_version; v1, or the file's default, for a kind that reads none).
+// A source that reads its version from a header (Shopify's
+// X-Shopify-API-Version), or a test of another version, uses SendVersion.
 func (s *Stack) Send(t testing.TB, src, typ, evtID string, payload []byte) *envelope.Envelope {
+	t.Helper()
+	source, ok := s.Sources.Get(src)
+	if !ok {
+		t.Fatalf("Send: no source %q in the stack's sources", src)
+	}
+	version, err := source.SchemaVersionOf(http.Header{}, payload)
+	if err != nil {
+		t.Fatalf("Send to %s: %v", src, err)
+	}
+	return s.SendVersion(t, src, typ, version, evtID, payload)
+}
+
+// SendVersion is Send at schema version version.
+func (s *Stack) SendVersion(t testing.TB, src, typ, version, evtID string, payload []byte) *envelope.Envelope {
 	t.Helper()
 	e := &envelope.Envelope{
 		ID: fmt.Sprintf("id-%d", seq.Add(1)), Source: src, EventType: typ, EventID: evtID,
-		IdempotencyKey: envelope.IdempotencyKey(src, evtID), SchemaVersion: "2024-06-20",
+		IdempotencyKey: envelope.IdempotencyKey(src, evtID), SchemaVersion: version,
 		ReceivedAt: time.Now().UTC().Truncate(time.Microsecond), CorrelationID: "corr-" + evtID, Channel: envelope.ChannelWebhook,
 		Headers: map[string]string{}, Payload: payload, ContentType: "application/json",
 	}
