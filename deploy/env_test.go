@@ -17,7 +17,7 @@ import (
 var runtimeVars = func() map[string]bool {
 	m := map[string]bool{
 		"GOMEMLIMIT": true, "GOGC": true, "GOMAXPROCS": true, "GODEBUG": true, "GOTRACEBACK": true,
-		"OTEL_SERVICE_NAME": true, "OTEL_RESOURCE_ATTRIBUTES": true,
+		"OTEL_SERVICE_NAME": true, "OTEL_RESOURCE_ATTRIBUTES": true, "OTEL_PROPAGATORS": true,
 		"OTEL_TRACES_SAMPLER": true, "OTEL_TRACES_SAMPLER_ARG": true,
 		"OTEL_BSP_SCHEDULE_DELAY": true, "OTEL_BSP_EXPORT_TIMEOUT": true,
 		"OTEL_BSP_MAX_QUEUE_SIZE": true, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": true,

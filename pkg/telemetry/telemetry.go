@@ -1,8 +1,8 @@
 // Package telemetry sets up a process's OpenTelemetry providers: metrics
 // exported in the Prometheus format on the admin listener's /metrics (and
 // over OTLP when the standard OTEL_EXPORTER_OTLP_* variables are set),
-// traces with W3C trace-context propagation (exported over OTLP when
-// configured), and shuts them down with the process.
+// traces with the propagation OTEL_PROPAGATORS names, W3C trace context
+// and baggage by default (exported over OTLP when configured), and shuts them down with the process.
 package telemetry
 
 import (
@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.opentelemetry.io/contrib/propagators/autoprop"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetrichttp"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -113,6 +114,10 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	if err != nil {
 		return nil, fmt.Errorf("telemetry resource (OTEL_RESOURCE_ATTRIBUTES?): %w", err)
 	}
+	prop, err := propagator()
+	if err != nil {
+		return nil, err
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	prom, err := otelprom.New(otelprom.WithRegisterer(reg), otelprom.WithoutScopeInfo())
@@ -163,10 +168,35 @@ func New(ctx context.Context, service string, opts ...Option) (*Telemetry, error
 	return &Telemetry{
 		Meter: mp.Meter("github.com/inletdev/inlet"), MeterProv: mp,
 		Tracer: tracer, TracerProv: tp,
-		Propagator: propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}),
+		Propagator: prop,
 		registry:   reg,
 		recording:  recording,
 	}, nil
+}
+
+// propagator is the propagator OTEL_PROPAGATORS names, as the
+// OpenTelemetry specification has it: a comma-separated list of
+// tracecontext, baggage, b3, b3multi, jaeger, xray and ottrace, or none;
+// unset or empty, W3C trace context and baggage. It was not read, and a
+// trace carried in B3 or Jaeger headers was not continued. An unknown
+// name is an error, so that a misspelt value refuses the start rather
+// than quietly dropping the traces it was meant to continue.
+func propagator() (propagation.TextMapPropagator, error) {
+	v := os.Getenv("OTEL_PROPAGATORS")
+	var names []string
+	for name := range strings.SplitSeq(v, ",") {
+		if name = strings.TrimSpace(name); name != "" {
+			names = append(names, name)
+		}
+	}
+	if len(names) == 0 {
+		return propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}), nil
+	}
+	p, err := autoprop.TextMapPropagator(names...)
+	if err != nil {
+		return nil, fmt.Errorf("OTEL_PROPAGATORS=%q: %w (known: tracecontext, baggage, b3, b3multi, jaeger, xray, ottrace, none)", v, err)
+	}
+	return p, nil
 }
 
 // otlpOn reports whether signal (TRACES, METRICS) is exported over OTLP:
