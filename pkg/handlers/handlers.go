@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/declarative"
@@ -31,6 +32,18 @@ type Registration struct {
 	// schema is not listed sends its event to the invalid topic (a handler
 	// bug, as a nil Output is), so no schema reaches the registry unchecked.
 	Schemas []Schema
+	// EntityKeyPrefix is the text every EntityKey the handler's Outputs
+	// carry starts with ("acme:shipment:"). Required. Entity keys are one
+	// namespace for every source (newest-wins state, the entity lock, the
+	// processed and state record key), and the sources file's entity_key
+	// templates are checked against each other's at start: the prefix is
+	// how a Go handler's keys, built in code, are checked too. The start
+	// refuses a prefix under which another source's events entry, or
+	// another source's Go handler, could write the same key (unless one
+	// source lists the other in share_entities_with); an Output whose
+	// EntityKey does not start with it sends its event to the invalid
+	// topic.
+	EntityKeyPrefix string
 }
 
 // Schema is a processed schema a Go handler writes with.
@@ -48,8 +61,9 @@ type Schema struct {
 // Go"):
 //
 //	{Route: router.Route{Source: "acme", EventType: "shipment.*", Version: "v1"},
-//		New:     func() (router.Handler, error) { return newShipments() },
-//		Schemas: []Schema{{Text: shipmentSchema}}},
+//		New:             func() (router.Handler, error) { return newShipments() },
+//		Schemas:         []Schema{{Text: shipmentSchema}},
+//		EntityKeyPrefix: "acme:shipment:"},
 //
 // A Go route is more specific than the sources file's (which take every
 // version), so one for an exact version wins over an events entry for the
@@ -87,7 +101,7 @@ func build(sources *source.File, gos []Registration) (*router.Router, error) {
 	if err := declarative.Register(rt, sources, reg); err != nil {
 		return nil, err
 	}
-	for _, g := range gos {
+	for i, g := range gos {
 		if g.New == nil {
 			return nil, fmt.Errorf("go handler %s: no constructor", g.Route)
 		}
@@ -101,11 +115,50 @@ func build(sources *source.File, gos []Registration) (*router.Router, error) {
 		if len(g.Schemas) == 0 {
 			return nil, fmt.Errorf("go handler %s: no Schemas: list the processed schemas its Outputs carry, which inletctl schemas check checks", g.Route)
 		}
-		if err := rt.Handle(g.Route, router.Wrap(h, declared(g))); err != nil {
+		if err := sources.CheckEntityKeyPrefix(g.Route.Source, g.EntityKeyPrefix); err != nil {
+			return nil, fmt.Errorf("go handler %s: %w", g.Route, err)
+		}
+		for _, o := range gos[:i] {
+			if o.Route.Source != g.Route.Source && o.EntityKeyPrefix != "" && prefixesMeet(o.EntityKeyPrefix, g.EntityKeyPrefix) && !sharing(sources, o.Route.Source, g.Route.Source) {
+				return nil, fmt.Errorf("go handler %s: entity-key prefix %q can start the same key as go handler %s's %q: "+
+					"entity keys are shared by all sources, so one handler's events could overwrite the other's entities; give each source's handlers a prefix of their own, such as %q",
+					g.Route, g.EntityKeyPrefix, o.Route, o.EntityKeyPrefix, g.Route.Source+":")
+			}
+		}
+		if err := rt.Handle(g.Route, router.Wrap(h, declared(g), prefixed(g))); err != nil {
 			return nil, fmt.Errorf("go handler: %w", err)
 		}
 	}
 	return rt, nil
+}
+
+// prefixesMeet reports whether a key could start with both a and b.
+func prefixesMeet(a, b string) bool { return strings.HasPrefix(a, b) || strings.HasPrefix(b, a) }
+
+// sharing reports whether either source lists the other in its
+// share_entities_with.
+func sharing(f *source.File, a, b string) bool {
+	sa, _ := f.Get(a)
+	sb, _ := f.Get(b)
+	return (sa != nil && slices.Contains(sa.ShareEntitiesWith, b)) || (sb != nil && slices.Contains(sb.ShareEntitiesWith, a))
+}
+
+// prefixed refuses an Output whose EntityKey does not start with its
+// Registration's EntityKeyPrefix: the start checked the prefix against
+// every other source's keys, not the keys the handler builds.
+func prefixed(g Registration) router.Middleware {
+	return func(next router.Handler) router.Handler {
+		return router.HandlerFunc(func(ctx context.Context, ev *router.Event) (*router.Output, error) {
+			out, err := next.Handle(ctx, ev)
+			if err != nil || out == nil || out.EntityKey == "" {
+				return out, err // no entity key: the processor refuses it
+			}
+			if !strings.HasPrefix(out.EntityKey, g.EntityKeyPrefix) {
+				return nil, &router.ValidationError{Reason: fmt.Sprintf("go handler %s returned entity key %q, outside its Registration.EntityKeyPrefix %q: the start checked only that prefix against the other sources' entity keys", g.Route, out.EntityKey, g.EntityKeyPrefix)}
+			}
+			return out, nil
+		})
+	}
 }
 
 // declared refuses an Output whose schema its Registration does not list:

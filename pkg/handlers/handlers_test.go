@@ -41,8 +41,8 @@ var markerSchemas = []Schema{{Text: markerSchema}}
 
 func TestRouterHoldsDeclarativeAndGoHandlers(t *testing.T) {
 	gos := []Registration{
-		{Route: router.Route{Source: "acme", EventType: "invoice.paid", Version: "v1"}, New: func() (router.Handler, error) { return marker{}, nil }, Schemas: markerSchemas},
-		{Route: router.Route{Source: "inhouse", EventType: "shipment.*", Version: "*"}, New: func() (router.Handler, error) { return marker{}, nil }, Schemas: markerSchemas},
+		{Route: router.Route{Source: "acme", EventType: "invoice.paid", Version: "v1"}, New: func() (router.Handler, error) { return marker{}, nil }, Schemas: markerSchemas, EntityKeyPrefix: "acme:"},
+		{Route: router.Route{Source: "inhouse", EventType: "shipment.*", Version: "*"}, New: func() (router.Handler, error) { return marker{}, nil }, Schemas: markerSchemas, EntityKeyPrefix: "inhouse:"},
 	}
 	rt, err := build(parse(t), gos)
 	if err != nil {
@@ -77,9 +77,10 @@ func TestRouterRefusesBadGoHandlers(t *testing.T) {
 	}{
 		"no constructor":    {[]Registration{{Route: route}}, "go handler acme/invoice.paid@v1: no constructor"},
 		"constructor fails": {[]Registration{{Route: route, New: func() (router.Handler, error) { return nil, errors.New("bad schema") }}}, "go handler acme/invoice.paid@v1: bad schema"},
-		"route twice":       {[]Registration{{Route: route, New: ok, Schemas: markerSchemas}, {Route: route, New: ok, Schemas: markerSchemas}}, "registered twice"},
-		"same as sources'":  {[]Registration{{Route: router.Route{Source: "acme", EventType: "invoice.*", Version: "*"}, New: ok, Schemas: markerSchemas}}, "registered twice"},
-		"incomplete route":  {[]Registration{{Route: router.Route{Source: "acme"}, New: ok, Schemas: markerSchemas}}, "incomplete route"},
+		"route twice":       {[]Registration{{Route: route, New: ok, Schemas: markerSchemas, EntityKeyPrefix: "acme:"}, {Route: route, New: ok, Schemas: markerSchemas, EntityKeyPrefix: "acme:"}}, "registered twice"},
+		"same as sources'":  {[]Registration{{Route: router.Route{Source: "acme", EventType: "invoice.*", Version: "*"}, New: ok, Schemas: markerSchemas, EntityKeyPrefix: "acme:"}}, "registered twice"},
+		"incomplete route":  {[]Registration{{Route: router.Route{Source: "acme"}, New: ok, Schemas: markerSchemas, EntityKeyPrefix: "acme:"}}, "incomplete route"},
+		"no prefix":         {[]Registration{{Route: route, New: ok, Schemas: markerSchemas}}, `go handler acme/invoice.paid@v1: no entity-key prefix: name the text every entity key the handler returns starts with, such as "acme:"`},
 		"nil handler":       {[]Registration{{Route: route, New: func() (router.Handler, error) { return nil, nil }}}, "constructor returned no handler"},
 		"no schemas":        {[]Registration{{Route: route, New: ok}}, "go handler acme/invoice.paid@v1: no Schemas"},
 	} {
@@ -98,7 +99,7 @@ func TestRouterServesShippedHandlers(t *testing.T) {
 func TestGoHandlerSchemas(t *testing.T) {
 	route := router.Route{Source: "inhouse", EventType: "shipment.*", Version: "v1"}
 	other := `{"type":"record","name":"Other","fields":[{"name":"id","type":"string"}]}`
-	gos := []Registration{{Route: route, New: func() (router.Handler, error) { return marker{}, nil }, Schemas: []Schema{{Text: other}}}}
+	gos := []Registration{{Route: route, New: func() (router.Handler, error) { return marker{}, nil }, Schemas: []Schema{{Text: other}}, EntityKeyPrefix: "inhouse:"}}
 	t.Run("listed for schemas check", func(t *testing.T) {
 		got := schemas(gos)
 		if len(got) != 1 || got[0].Route != route || got[0].Text != other {
@@ -116,6 +117,86 @@ func TestGoHandlerSchemas(t *testing.T) {
 		_, err = h.Handle(context.Background(), &router.Event{})
 		if !router.IsValidation(err) || !strings.Contains(err.Error(), "does not list") {
 			t.Errorf("Handle: %v, want a validation error saying the schema is not listed", err)
+		}
+	})
+}
+
+// poacher is a Go handler keying its events in another source's entity
+// namespace: acme's invoices, which the sources file keys
+// "acme:invoice:{/data/object/id}".
+type poacher struct{ key string }
+
+func (p poacher) Handle(context.Context, *router.Event) (*router.Output, error) {
+	return &router.Output{EntityKey: p.key, SchemaText: markerSchema}, nil
+}
+
+// A Go handler builds its entity keys in code, where the sources file's
+// overlap check (source.Parse) never saw them: a crm handler could write
+// acme's entities, overwriting their state or making acme's real updates
+// stale. The start or the event must refuse it.
+func TestGoHandlerCannotWriteAnotherSourcesEntities(t *testing.T) {
+	crm := router.Route{Source: "crm", EventType: "customer.*", Version: "v1"}
+	reg := func(r router.Route, prefix, key string) Registration {
+		return Registration{Route: r, New: func() (router.Handler, error) { return poacher{key: key}, nil }, Schemas: markerSchemas, EntityKeyPrefix: prefix}
+	}
+	handle := func(t *testing.T, f *source.File, gos []Registration) error {
+		t.Helper()
+		rt, err := build(f, gos)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, _, _ := rt.Lookup("crm", "customer.updated", "v1")
+		_, err = h.Handle(context.Background(), &router.Event{})
+		return err
+	}
+	t.Run("no prefix: refused at start", func(t *testing.T) {
+		gos := []Registration{reg(crm, "", "acme:invoice:in_1")}
+		if _, err := build(parse(t), gos); err == nil || !strings.Contains(err.Error(), "no entity-key prefix") {
+			t.Errorf("build: %v, want the registration without EntityKeyPrefix refused", err)
+		}
+	})
+	for _, prefix := range []string{"acme:", "acme:invoice:in_", "ac", ""} {
+		t.Run("a prefix inside acme's keys: refused at start/"+prefix, func(t *testing.T) {
+			_, err := build(parse(t), []Registration{reg(crm, prefix, prefix+"x")})
+			if err == nil || !strings.Contains(err.Error(), "go handler crm/customer.*@v1") {
+				t.Errorf("build with prefix %q: %v, want it refused", prefix, err)
+			}
+		})
+	}
+	t.Run("a key outside the prefix: invalid", func(t *testing.T) {
+		err := handle(t, parse(t), []Registration{reg(crm, "crm:", "acme:invoice:in_1")})
+		if !router.IsValidation(err) || !strings.Contains(err.Error(), `outside its Registration.EntityKeyPrefix "crm:"`) {
+			t.Errorf("Handle: %v, want a validation error naming the prefix", err)
+		}
+	})
+	t.Run("a key inside the prefix: served", func(t *testing.T) {
+		if err := handle(t, parse(t), []Registration{reg(crm, "crm:", "crm:customer:1")}); err != nil {
+			t.Errorf("Handle: %v", err)
+		}
+	})
+	t.Run("another source's go handler: refused at start", func(t *testing.T) {
+		gos := []Registration{reg(crm, "crm:", "crm:1"), reg(router.Route{Source: "erp", EventType: "customer.*", Version: "v1"}, "crm:customer:", "crm:customer:1")}
+		if _, err := build(parse(t), gos); err == nil || !strings.Contains(err.Error(), `can start the same key as go handler crm/customer.*@v1's "crm:"`) {
+			t.Errorf("build: %v, want the erp handler refused", err)
+		}
+	})
+	t.Run("the same source's handlers and entries may share", func(t *testing.T) {
+		gos := []Registration{reg(router.Route{Source: "acme", EventType: "invoice.paid", Version: "v1"}, "acme:invoice:", "acme:invoice:1"),
+			reg(router.Route{Source: "acme", EventType: "invoice.paid", Version: "v2"}, "acme:", "acme:invoice:1")}
+		if _, err := build(parse(t), gos); err != nil {
+			t.Error(err)
+		}
+	})
+	t.Run("share_entities_with", func(t *testing.T) {
+		f, err := source.Parse([]byte(sourcesDoc+`  crm:
+    kind: none
+    share_entities_with: [acme]
+`), source.WithoutSecrets())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := handle(t, f, []Registration{reg(crm, "acme:invoice:", "acme:invoice:in_1")}); err != nil {
+			t.Errorf("crm shares acme's entities: %v", err)
 		}
 	})
 }

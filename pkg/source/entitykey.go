@@ -1,6 +1,7 @@
 package source
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -119,4 +120,49 @@ func (t *Template) fixedEnds(source string) (head, tail string) {
 	}
 	slices.Reverse(ends)
 	return head, strings.Join(ends, "")
+}
+
+// CheckEntityKeyPrefix refuses prefix, the text every entity key of a Go
+// handler for source starts with (pkg/handlers' Registration), when a key
+// it allows could be one an events entry of another source renders: the
+// overlap Parse refuses between two sources' entity_key templates
+// (checkEntityKeys), with the Go handler's keys as a template of fixed
+// head prefix and any tail. A source listing the other in
+// share_entities_with (either way) may share, as in the file; source's own
+// entries are its own business. source need not be in the file (a Go
+// handler may serve a source the file has no events entry for, but its
+// deliveries still need the source).
+func (f *File) CheckEntityKeyPrefix(source, prefix string) error {
+	if prefix == "" {
+		return errors.New("no entity-key prefix: name the text every entity key the handler returns starts with, such as \"" + source + ":\"")
+	}
+	goKey := entityKey{source: source, head: prefix}
+	var errs []error
+	for _, name := range f.Names() {
+		s := f.Sources[name]
+		if s == nil || name == source || slices.Contains(s.ShareEntitiesWith, source) {
+			continue
+		}
+		if own := f.Sources[source]; own != nil && slices.Contains(own.ShareEntitiesWith, name) {
+			continue
+		}
+		for _, pattern := range slices.Sorted(maps.Keys(s.Events)) {
+			tmpl := s.Events[pattern].EntityKey
+			if tmpl == "" {
+				tmpl = DefaultEntityKey
+			}
+			t, err := ParseTemplate(tmpl)
+			if err != nil {
+				continue // refused by Parse
+			}
+			head, tail := t.fixedEnds(name)
+			if mayMeet(goKey, entityKey{head: head, tail: tail}) {
+				errs = append(errs, fmt.Errorf("entity-key prefix %q can start the same key as source %q events[%q] entity_key %q: "+
+					"entity keys are shared by all sources, so the handler's events could overwrite that source's entities; "+
+					"choose a prefix of the handler's own, such as %q (or, if they are one provider's events on purpose, list one source in the other's share_entities_with)",
+					prefix, name, pattern, tmpl, source+":"))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
