@@ -47,9 +47,12 @@ sources:
         entity_key: "crm:{/data/entity}"
         natural_key: "{/data/k}"
         occurred_at: /timestamp
+  erp:
+    kind: none
+    events:
       "no-natural-key":
         contract: standardwebhooks/event
-        entity_key: "crm:{/data/entity}"
+        entity_key: "erp:{/data/entity}"
         occurred_at: /timestamp
 `)
 	now := time.Now()
@@ -60,7 +63,7 @@ sources:
 		stack.Send(t, "crm", "customer.updated", fmt.Sprintf("crm-%d", i), crmEvent("stripe:pi:pi_victim", k, later))
 	}
 	for _, id := range []string{"evt_v2", "stripe:evt_v2"} {
-		stack.Send(t, "crm", "no-natural-key", id, crmEvent("stripe:pi:pi_victim", "-", later))
+		stack.Send(t, "erp", "no-natural-key", id, crmEvent("stripe:pi:pi_victim", "-", later))
 	}
 	stack.Run(t, "stripe's first event and the crm events", func(c *processor.Counts) bool { return processortest.Final(c) >= 6 })
 

@@ -73,3 +73,61 @@ func TestParseRefusesEntityKeysTwoSourcesShare(t *testing.T) {
 		}
 	})
 }
+
+// Within one source, an entry without natural_key deduplicates on the
+// event id (source:<event id>), and an entry with one on source:<natural
+// key>: an order 42's natural key "42" and another type's event 42 were
+// one dedup key, and the second of the two events was dropped as a
+// duplicate. Parse refuses the mix (changing either key's format would let
+// duplicates through an upgrade).
+func TestNaturalKeyBesideEventIDKeys(t *testing.T) {
+	const head = "sources:\n  shop:\n    kind: none\n    events:\n"
+	for _, c := range []struct {
+		name, events string
+		refused      bool
+	}{
+		{"natural key beside the default", `      "order.*":
+        contract: standardwebhooks/event
+        natural_key: "{/order_id}"
+      "customer.*":
+        contract: standardwebhooks/event
+`, true},
+		{"natural key beside {$event_id}", `      "order.*":
+        contract: standardwebhooks/event
+        natural_key: "order:{/order_id}"
+      "customer.*":
+        contract: standardwebhooks/event
+        natural_key: "{$event_id}"
+`, true},
+		{"event id keys only", `      "order.*":
+        contract: standardwebhooks/event
+        natural_key: "{$event_id}"
+      "customer.*":
+        contract: standardwebhooks/event
+      "refund.*":
+        contract: standardwebhooks/event
+        natural_key: "{/id}"
+`, false},
+		{"natural keys only", `      "order.*":
+        contract: standardwebhooks/event
+        natural_key: "order:{/order_id}"
+      "customer.*":
+        contract: standardwebhooks/event
+        natural_key: "customer:{/customer_id}"
+`, false},
+		{"one entry", `      "order.*":
+        contract: standardwebhooks/event
+        natural_key: "{/order_id}"
+`, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(head+c.events), WithoutSecrets())
+			if c.refused && (err == nil || !strings.Contains(err.Error(), "natural_key")) {
+				t.Errorf("Parse: %v, want the mix of natural and event-id dedup keys refused", err)
+			}
+			if !c.refused && err != nil {
+				t.Errorf("Parse: %v", err)
+			}
+		})
+	}
+}

@@ -291,6 +291,7 @@ func Parse(b []byte, opts ...LoadOpt) (*File, error) {
 		}
 	}
 	errs = append(errs, checkEntityKeys(&f)...)
+	errs = append(errs, checkNaturalKeys(&f)...)
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
