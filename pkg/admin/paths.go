@@ -2,8 +2,9 @@ package admin
 
 import (
 	"net/http"
-	"path"
 	"strings"
+
+	"github.com/inletdev/inlet/pkg/muxpath"
 )
 
 // RefuseUncleaned returns h with the API's answer in front of it for a
@@ -32,36 +33,17 @@ func RefuseUncleaned(h http.Handler) http.Handler {
 // uncleaned answers r and reports true when its path is one
 // RefuseUncleaned refuses.
 func uncleaned(w http.ResponseWriter, r *http.Request) bool {
-	if r.Method == http.MethodConnect {
-		return false // ServeMux neither cleans nor redirects it
-	}
 	p := r.URL.EscapedPath()
-	clean := cleanPath(p)
+	clean, redirected := muxpath.Uncleaned(r)
 	underV1 := func(s string) bool { return s == "/v1" || strings.HasPrefix(s, "/v1/") }
 	switch {
-	case p == "/v1":
+	case p == "/v1" && r.Method != http.MethodConnect:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no admin API route /v1 " + routesText})
-	case clean != p && (underV1(clean) || underV1(p)):
+	case redirected && (underV1(clean) || underV1(p)):
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no admin API route " + p +
 			`: a path with an empty, "." or ".." segment is neither cleaned nor redirected (cleaned, it is ` + clean + "; ask for that if it is what you meant)"})
 	default:
 		return false
 	}
 	return true
-}
-
-// cleanPath is the path ServeMux routes p by: rooted, without empty, "."
-// or ".." segments, with its trailing slash kept.
-func cleanPath(p string) string {
-	if p == "" {
-		return "/"
-	}
-	if p[0] != '/' {
-		p = "/" + p
-	}
-	np := path.Clean(p)
-	if strings.HasSuffix(p, "/") && np != "/" {
-		np += "/"
-	}
-	return np
 }

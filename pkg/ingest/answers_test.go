@@ -11,6 +11,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -401,5 +402,67 @@ func TestWebhookFormEncodedSaysSo(t *testing.T) {
 	a := do(t, req)
 	if want := "body is form-encoded, not JSON: send application/json (GitHub: the webhook's Content type)"; a.status != http.StatusBadRequest || a.body.Error != want {
 		t.Errorf("%d %s; want 400 %q", a.status, a.raw, want)
+	}
+}
+
+// TestUncleanedPathAnswersLikeTheRest: a path with an empty, "." or ".."
+// segment (/webhooks//shop, /events/./billing) was answered by ServeMux
+// with a 307 to the cleaned path, text/html without the correlation id:
+// a sender following it re-POSTs the signed body to another URL than the
+// one configured, and one that does not is left with an HTML page. It is
+// a JSON 404 with the correlation id, whatever the method, naming the
+// cleaned path; one that cleans to a webhook or batch route is counted as
+// an unknown source. Nothing is written.
+func TestUncleanedPathAnswersLikeTheRest(t *testing.T) {
+	reader, tel := newMetered(t)
+	h := newHarness(t, testenv.Embedded(t), nil, tel)
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	routes := 0
+	for _, tt := range []struct {
+		method, path, clean string
+		route               bool // cleans to a webhook or batch route
+	}{
+		{http.MethodPost, "/webhooks//shop", "/webhooks/shop", true},
+		{http.MethodPost, "/webhooks/./shop", "/webhooks/shop", true},
+		{http.MethodPost, "/webhooks/x/../shop", "/webhooks/shop", true},
+		{http.MethodPost, "//webhooks/shop", "/webhooks/shop", true},
+		{http.MethodPost, "/events//billing", "/events/billing", true},
+		{http.MethodPost, "/events/.", "/events", true},
+		{http.MethodGet, "/webhooks//shop", "/webhooks/shop", false},
+		{http.MethodGet, "//healthz", "/healthz", false},
+		{http.MethodPost, "/a/../", "/", false},
+	} {
+		body := []byte(`{"id":"evt_uncleaned","type":"orders/create"}`)
+		req := h.signed(t, "shop", body, map[string]string{"X-Correlation-ID": "route-check"})
+		req.Method = tt.method
+		u, err := url.Parse(h.url + tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL = u
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var r Response
+		_ = json.Unmarshal(raw, &r)
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Location") != "" ||
+			resp.Header.Get("X-Correlation-ID") != "route-check" || r.CorrelationID != "route-check" ||
+			!strings.Contains(r.Error, tt.clean) {
+			t.Errorf("%s %s: %d Location %q %q; want a JSON 404 with the correlation id naming %s",
+				tt.method, tt.path, resp.StatusCode, resp.Header.Get("Location"), raw, tt.clean)
+		}
+		if tt.route {
+			routes++
+		}
+	}
+	got := telemetrytest.Int64s(t, reader, "inlet.ingest.requests", "source", "outcome", "reason")
+	if want := map[string]int64{"unknown|rejected|" + reasonUnknownSource: int64(routes)}; !maps.Equal(got, want) {
+		t.Errorf("requests %v, want %v", got, want)
+	}
+	if recs := h.env.ReadAll(t, h.topics.Raw, 0, 300*time.Millisecond, 10*time.Second); len(recs) != 0 {
+		t.Errorf("%d records on the raw topic, want none", len(recs))
 	}
 }

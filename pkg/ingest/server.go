@@ -26,6 +26,7 @@ import (
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/flagenv"
+	"github.com/inletdev/inlet/pkg/muxpath"
 	"github.com/inletdev/inlet/pkg/registry"
 	"github.com/inletdev/inlet/pkg/source"
 	"github.com/inletdev/inlet/pkg/telemetry"
@@ -275,22 +276,47 @@ func (s *Server) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
 	mux.HandleFunc("/", noRoute)
-	return closeAfterChunked(pathOnly(mux))
+	return closeAfterChunked(s.pathOnly(mux))
 }
 
 // pathOnly answers a request whose target is no path as noRoute does: a
 // CONNECT (authority form, ingest.example:443) and a request to "*" other
 // than OPTIONS (which net/http answers itself) reach the handler, and
 // ServeMux answered them plain text without the correlation id (404 "page
-// not found", and 400 with no body).
-func pathOnly(mux *http.ServeMux) http.Handler {
+// not found", and 400 with no body). A path with an empty, "." or ".."
+// segment is answered by uncleaned.
+func (s *Server) pathOnly(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !strings.HasPrefix(r.URL.Path, "/") {
 			noRoute(w, r)
 			return
 		}
+		if clean, ok := muxpath.Uncleaned(r); ok {
+			s.uncleaned(w, r, clean)
+			return
+		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// uncleaned answers a path with an empty, "." or ".." segment
+// (/webhooks//stripe, /webhooks/./stripe) with a JSON 404 naming the
+// cleaned path, whatever the method. ServeMux answered it 307 to the
+// cleaned path, text/html without the correlation id: a provider
+// following it resends the signed body to another URL than the one
+// configured, one that does not is left with an HTML page. A POST that
+// cleans to a webhook or batch route is counted as an unknown source: the
+// sender meant a source, and none takes it.
+func (s *Server) uncleaned(w http.ResponseWriter, r *http.Request, clean string) {
+	start := time.Now()
+	corr := correlationID(r.Header)
+	w.Header()[headerCorrelationID] = []string{corr}
+	if r.Method == http.MethodPost && allowed(clean, clean) == http.MethodPost {
+		s.metrics.event(r.Context(), "unknown", "", outcomeRejected, reasonUnknownSource)
+		defer s.metrics.request(r.Context(), "unknown", http.StatusNotFound, start)
+	}
+	writeResponse(w, http.StatusNotFound, Response{CorrelationID: corr,
+		Error: `no such endpoint: a path with an empty, "." or ".." segment is neither cleaned nor redirected (cleaned, it is ` + clean + ")"})
 }
 
 // closeAfterChunked closes the connection after answering a chunked
