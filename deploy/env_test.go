@@ -134,6 +134,9 @@ func checkEnv(t *testing.T, c container) []string {
 			// A placeholder need not have a secret's shape (an admin
 			// token's length): a real one is checked when deployed.
 			val = "deploy-test-dummy-0123456789abcdef0123456789abcdef"
+		case strings.Contains(val, "REPLACE_ME"):
+			// Inside a value, as the Redis URL's password.
+			val = strings.ReplaceAll(val, "REPLACE_ME", "deploy-test-dummy")
 		}
 		env = append(env, k+"="+val)
 	}

@@ -79,7 +79,9 @@ type Tokens struct {
 // INLET_ADMIN_TOKEN (or their _FILE variants). A token shorter than
 // MinTokenLen is refused: the write token requeues and discards dead
 // letters, the API does not slow down a guesser, and the shipped Secret
-// example's REPLACE_ME would otherwise have been one.
+// example's REPLACE_ME would otherwise have been one. So is one that is
+// the example's placeholder or starts with it, of any length
+// (flagenv.Placeholder).
 func TokensFromEnv() (Tokens, error) {
 	var t Tokens
 	for _, v := range []struct {
@@ -89,6 +91,11 @@ func TokensFromEnv() (Tokens, error) {
 		tok, err := flagenv.Secret(v.name)
 		if err != nil {
 			return Tokens{}, err
+		}
+		if flagenv.Placeholder(tok) {
+			// Of any length: "REPLACE_ME_..." is public, and the write
+			// token requeues and discards. The value is not quoted.
+			return Tokens{}, fmt.Errorf("%s (or %s_FILE) holds the placeholder of the Kubernetes Secret example (deploy/k8s/secret-example.yaml), not a token: set it to a token of your own (make one with: openssl rand -hex 32)", v.name, v.name)
 		}
 		if tok != "" && len(tok) < MinTokenLen {
 			return Tokens{}, fmt.Errorf("%s (or %s_FILE) is %d bytes long: an admin token must have at least %d (make one with: openssl rand -hex 32)", v.name, v.name, len(tok), MinTokenLen)

@@ -702,6 +702,45 @@ func TestTokensFromEnvRefusesShortTokens(t *testing.T) {
 	}
 }
 
+// TestTokensFromEnvRefusesThePlaceholder: a token that is the Kubernetes
+// Secret example's placeholder or starts with it, of any length, from the
+// variable or its file, is refused at start naming the variable, never
+// the value: "REPLACE_ME_0123456789" was 21 bytes, past MinTokenLen, and
+// taken as the write token, one anyone reading the example could use.
+func TestTokensFromEnvRefusesThePlaceholder(t *testing.T) {
+	for _, env := range []string{EnvWriteToken, EnvReadToken} {
+		for _, v := range []string{"REPLACE_ME_0123456789abcdef", " replace_me-please-0123456789\n", "REPLACE_ME"} {
+			for _, file := range []bool{false, true} {
+				t.Run(fmt.Sprintf("%s %q file=%v", env, v, file), func(t *testing.T) {
+					for _, e := range []string{EnvWriteToken, EnvReadToken} {
+						t.Setenv(e, "")
+						t.Setenv(e+"_FILE", "")
+					}
+					if file {
+						f := filepath.Join(t.TempDir(), "token")
+						if err := os.WriteFile(f, []byte(v), 0o600); err != nil {
+							t.Fatal(err)
+						}
+						t.Setenv(env+"_FILE", f)
+					} else {
+						t.Setenv(env, v)
+					}
+					_, err := TokensFromEnv()
+					if err == nil || !strings.Contains(err.Error(), env) || !strings.Contains(err.Error(), "placeholder") ||
+						strings.Contains(strings.ToUpper(err.Error()), "REPLACE_ME") {
+						t.Fatalf("TokensFromEnv = %v; want an error naming %s as the placeholder, not quoting it", err, env)
+					}
+				})
+			}
+		}
+	}
+	t.Setenv(EnvReadToken, "")
+	t.Setenv(EnvWriteToken, "token-with-REPLACE_ME-inside-0123")
+	if tok, err := TokensFromEnv(); err != nil || tok.Write == "" {
+		t.Fatalf("a token holding the placeholder after its start: %+v, %v; want it taken", tok, err)
+	}
+}
+
 // TestMalformedQueryIsRefused: a query Go cannot parse whole (a bare %,
 // a semicolon) lost the pairs it could not read, silently: ?error=50%
 // or ?source=shop;x listed the whole queue, its count read as the

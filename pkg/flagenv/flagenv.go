@@ -236,6 +236,20 @@ func Secret(env string) (string, error) {
 	return "", nil
 }
 
+// SecretPlaceholder starts every value the Kubernetes Secret example
+// (deploy/k8s/secret-example.yaml) gives a secret.
+const SecretPlaceholder = "REPLACE_ME"
+
+// Placeholder reports whether v is the Secret example's placeholder, or
+// starts with it ("REPLACE_ME_whsec_..."), whitespace around and case
+// aside: a deployment that applied the example as it is. A secret that
+// is one must be refused (its value is public), naming where it was read,
+// never quoting it.
+func Placeholder(v string) bool {
+	v = strings.TrimSpace(v)
+	return len(v) >= len(SecretPlaceholder) && strings.EqualFold(v[:len(SecretPlaceholder)], SecretPlaceholder)
+}
+
 // Split splits a comma-separated list, dropping blanks.
 func Split(s string) []string {
 	var out []string

@@ -54,7 +54,9 @@ func (c *RedisConfig) StoreOpts() []store.Opt {
 // [_FILE], which overrides the URL's password, and with Sentinel
 // SENTINEL_PASSWORD[_FILE], the sentinels' own password (none when unset:
 // a sentinel without requirepass refuses AUTH). The URL often holds a
-// password, so an error never quotes it.
+// password, so an error never quotes it. A password that is the
+// Kubernetes Secret example's placeholder (flagenv.Placeholder), in the
+// URL or either variable, is refused naming where it was read.
 func (c *RedisConfig) Parse() (*RedisOptions, error) {
 	o, err := ParseRedisURL(c.URL)
 	if err != nil {
@@ -73,13 +75,22 @@ func (c *RedisConfig) Parse() (*RedisOptions, error) {
 		// timeout, and take Redis for unreachable.
 		return nil, fmt.Errorf("-redis-wait-timeout (INLET_REDIS_WAIT_TIMEOUT) %v: must be below the Redis read timeout, %v (read_timeout= in -redis-url)", c.WaitTimeout, rt)
 	}
+	if flagenv.Placeholder(o.password()) {
+		return nil, placeholderError("-redis-url (INLET_REDIS_URL): its password")
+	}
 	pass, err := flagenv.Secret("REDIS_PASSWORD")
 	if err != nil {
 		return nil, err
 	}
+	if flagenv.Placeholder(pass) {
+		return nil, placeholderError("REDIS_PASSWORD (or REDIS_PASSWORD_FILE)")
+	}
 	if o.Kind == RedisSentinel {
 		if o.Failover.SentinelPassword, err = flagenv.Secret("SENTINEL_PASSWORD"); err != nil {
 			return nil, err
+		}
+		if flagenv.Placeholder(o.Failover.SentinelPassword) {
+			return nil, placeholderError("SENTINEL_PASSWORD (or SENTINEL_PASSWORD_FILE)")
 		}
 	}
 	if pass != "" {
@@ -207,6 +218,24 @@ func (o *RedisOptions) readTimeout() time.Duration {
 		return 0
 	}
 	return rt
+}
+
+// placeholderError says that the password in where is the Secret
+// example's placeholder, without quoting it.
+func placeholderError(where string) error {
+	return fmt.Errorf("%s holds the placeholder of the Kubernetes Secret example (deploy/k8s/secret-example.yaml), not a password: set it to your Redis password", where)
+}
+
+// password is the Redis password o holds (the master's with Sentinel).
+func (o *RedisOptions) password() string {
+	switch o.Kind {
+	case RedisSentinel:
+		return o.Failover.Password
+	case RedisCluster:
+		return o.Cluster.Password
+	default:
+		return o.Server.Password
+	}
 }
 
 func (o *RedisOptions) setPassword(p string) {

@@ -62,6 +62,48 @@ func TestRedisOptionsPassword(t *testing.T) {
 	}
 }
 
+// TestRedisRefusesThePlaceholder: a Redis password that is the Kubernetes
+// Secret example's placeholder or starts with it (its INLET_REDIS_URL is
+// redis://:REPLACE_ME@...), in the URL, REDIS_PASSWORD[_FILE] or
+// SENTINEL_PASSWORD, is refused naming the setting, never the value. It
+// was taken, and Redis either refused it at the first command or, set up
+// from the same example, accepted a password anyone can read.
+func TestRedisRefusesThePlaceholder(t *testing.T) {
+	for _, tt := range []struct {
+		name, url, env, val, want string
+	}{
+		{"the example's URL", "redis://:REPLACE_ME@redis.example.internal:6379/0", "", "", "INLET_REDIS_URL"},
+		{"a user and the placeholder", "rediss://inlet:replace_me_0123456789@redis:6379/0", "", "", "INLET_REDIS_URL"},
+		{"sentinel URL", "redis+sentinel://:REPLACE_ME@s1:26379,s2:26379/mymaster", "", "", "INLET_REDIS_URL"},
+		{"cluster URL", "redis+cluster://:REPLACE_ME@n1:6379,n2:6379", "", "", "INLET_REDIS_URL"},
+		{"REDIS_PASSWORD", "redis://redis:6379/0", "REDIS_PASSWORD", "REPLACE_ME_0123", "REDIS_PASSWORD"},
+		{"REDIS_PASSWORD over the URL's", "redis://:good@redis:6379/0", "REDIS_PASSWORD", "REPLACE_ME", "REDIS_PASSWORD"},
+		{"SENTINEL_PASSWORD", "redis+sentinel://s1:26379/mymaster", "SENTINEL_PASSWORD", "REPLACE_ME", "SENTINEL_PASSWORD"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, e := range []string{"REDIS_PASSWORD", "SENTINEL_PASSWORD"} {
+				t.Setenv(e, "")
+				t.Setenv(e+"_FILE", "")
+			}
+			if tt.env != "" {
+				t.Setenv(tt.env, tt.val)
+			}
+			c := RedisConfig{URL: tt.url}
+			_, err := c.Parse()
+			if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "placeholder") ||
+				strings.Contains(strings.ToUpper(err.Error()), "REPLACE_ME") {
+				t.Fatalf("Parse = %v; want an error naming %s as the placeholder, not quoting it", err, tt.want)
+			}
+		})
+	}
+	t.Setenv("REDIS_PASSWORD", "")
+	t.Setenv("SENTINEL_PASSWORD", "")
+	c := RedisConfig{URL: "redis://:pass-REPLACE_ME@redis:6379/0"}
+	if _, err := c.Parse(); err != nil {
+		t.Fatalf("a password holding the placeholder after its start: %v; want it taken", err)
+	}
+}
+
 func TestRedisFlags(t *testing.T) {
 	t.Setenv("INLET_REDIS_KEY_PREFIX", "staging:")
 	fs := flagenv.New("t")

@@ -583,7 +583,7 @@ func (s *Source) loadSecrets(build bool) []error {
 		switch {
 		case err != nil:
 			errs = append(errs, fmt.Errorf("%s: %w", field, err))
-		case placeholder(v):
+		case flagenv.Placeholder(v):
 			// Not taken: the value is public, and anyone could sign
 			// (or authenticate) events with it. Not quoted either.
 			set := "the signing secret the provider gave you"
@@ -646,18 +646,6 @@ func (s *Source) loadSecrets(build bool) []error {
 		errs = append(errs, fmt.Errorf("batch: none of the token variables %v is set", s.Batch.TokensEnv))
 	}
 	return errs
-}
-
-// secretPlaceholder starts every value the Kubernetes Secret example
-// (deploy/k8s/secret-example.yaml) gives a secret.
-const secretPlaceholder = "REPLACE_ME"
-
-// placeholder reports whether v is the Secret example's placeholder, or
-// starts with it ("REPLACE_ME_whsec_..."), whitespace around and case
-// aside: a deployment that applied the example as it is.
-func placeholder(v string) bool {
-	v = strings.TrimSpace(v)
-	return len(v) >= len(secretPlaceholder) && strings.EqualFold(v[:len(secretPlaceholder)], secretPlaceholder)
 }
 
 func (ev EventSpec) validate() error {
