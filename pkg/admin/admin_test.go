@@ -262,7 +262,9 @@ func TestAuth(t *testing.T) {
 		resp.Body.Close()
 	})
 	t.Run("the scheme is case-insensitive, the token is not", func(t *testing.T) {
-		for auth, want := range map[string]int{"bearer r-token": 200, "BEARER r-token": 200, "bearer R-TOKEN": 401, "Bearer": 401, "Bearer ": 401} {
+		for auth, want := range map[string]int{"bearer r-token": 200, "BEARER r-token": 200, "bearer R-TOKEN": 401, "Bearer": 401, "Bearer ": 401,
+			// RFC 9110 11.4: 1*SP between the scheme and the token.
+			"Bearer  r-token": 200, "bearer    w-token": 200, "Bearer \t": 401, "Bearer\tr-token": 401, "Bearer \tr-token": 401} {
 			code, _, _ := call(t, srv, "GET", "/v1/depth", "", "", "Authorization", auth)
 			if code != want {
 				t.Errorf("%q: %d, want %d", auth, code, want)

@@ -58,7 +58,7 @@ func TestEveryRouteNeedsItsToken(t *testing.T) {
 		return resp.StatusCode, resp.Header, string(b)
 	}
 	bad := []string{"", "Bearer", "Bearer ", "Basic " + write, write, "Bearer " + strings.ToUpper(write), "Bearer " + strings.ToLower(read),
-		"Bearer  " + write, "Bearer " + write + "x", "Bearer " + write[:len(write)-1], "Bearer " + write + " " + write,
+		"Bearer \t" + write, "Bearer " + write + "x", "Bearer " + write[:len(write)-1], "Bearer " + write + " " + write,
 		"Bearer " + read + "," + write, "Token " + write, "Bearer\t" + write}
 	for _, rt := range routes {
 		for _, auth := range bad {

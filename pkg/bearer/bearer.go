@@ -12,12 +12,19 @@ const scheme = "Bearer "
 
 // Token returns the token of an Authorization header in the Bearer scheme,
 // whose name is case-insensitive (RFC 9110 11.1): "bearer x" is one too.
-// An empty token is no token.
+// One or more spaces separate the scheme from the token (RFC 9110 11.4,
+// credentials = auth-scheme [ 1*SP ... ]): "Bearer  x" is x. An empty
+// token is no token, nor is one that starts or ends with other
+// whitespace (a tab instead of the space, "Bearer \t").
 func Token(header string) (string, bool) {
 	if len(header) <= len(scheme) || !strings.EqualFold(header[:len(scheme)], scheme) {
 		return "", false
 	}
-	return header[len(scheme):], true
+	tok := strings.TrimLeft(header[len(scheme):], " ")
+	if tok == "" || strings.TrimSpace(tok) != tok {
+		return "", false
+	}
+	return tok, true
 }
 
 // Matches reports whether got is want, in constant time over SHA-256

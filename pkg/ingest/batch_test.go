@@ -145,6 +145,10 @@ func TestBatchEndpoint(t *testing.T) {
 		if status, br, _ := postBatch(t, h, "/events/billing", "bearer batch-token-1-0123456789", body, ""); status != 200 || br.Accepted != 1 {
 			t.Errorf("lower-case scheme: status %d %+v", status, br)
 		}
+		// RFC 9110 11.4: one or more spaces after the scheme.
+		if status, br, _ := postBatch(t, h, "/events/billing", "Bearer   batch-token-1-0123456789", body, ""); status != 200 || br.Accepted != 1 {
+			t.Errorf("spaces after the scheme: status %d %+v", status, br)
+		}
 		if status, br, _ := postBatch(t, h, "/events?source=billing", "Bearer batch-token-1-0123456789", body, ""); status != 200 || br.Accepted != 1 {
 			t.Errorf("?source= form: status %d %+v", status, br)
 		}
