@@ -260,6 +260,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 		if src.Kind == source.KindNone {
 			s.log.Warn("source accepts UNSIGNED deliveries (kind none): anyone who can reach ingest can write events for it", "source", name)
 		}
+		for _, short := range src.ShortSecrets() {
+			// Taken: the secret is often the user's choice (GitHub), and
+			// a working setup must not stop. Never quoted.
+			s.log.Warn(fmt.Sprintf("source's signing secret is shorter than %d bytes: it can be guessed offline from one signed delivery; set a longer one at the provider and here (openssl rand -hex 32)", source.MinSecretLen),
+				"source", name, "secret_env", short.Env, "bytes", short.Len)
+		}
 	}
 	return s, nil
 }

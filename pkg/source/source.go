@@ -62,6 +62,12 @@ const (
 	// bytes, as for the admin API's tokens: ingest faces the internet and
 	// does not slow down a guesser.
 	MinBatchTokenLen = 16
+	// MinSecretLen is the signing key length, in bytes, below which a
+	// source's secret is reported by ShortSecrets (ingest warns at start):
+	// a short HMAC key can be guessed offline from one signed delivery.
+	// Not refused: GitHub's and an hmac source's secrets are chosen by
+	// the user, and existing setups would stop.
+	MinSecretLen = 16
 	// MaxBatchBody bounds batch.max_body: a signed batch is read whole
 	// into memory before it is verified.
 	MaxBatchBody = 256 << 20
@@ -121,6 +127,7 @@ type Source struct {
 	provider     webhook.Provider
 	batchTokens  [][]byte
 	hasSecrets   bool
+	shortSecrets []ShortSecret
 	keepHeaders  []string // canonical names
 	signatureHdr map[string]bool
 }
@@ -626,6 +633,13 @@ func (s *Source) loadSecrets(build bool) []error {
 			errs = append(errs, err)
 		}
 		s.provider = p
+		if err == nil {
+			for j, secret := range secrets {
+				if n := webhook.KeyLen(s.Kind, secret); n >= 0 && n < MinSecretLen {
+					s.shortSecrets = append(s.shortSecrets, ShortSecret{Env: s.SecretsEnv[from[j]], Len: n})
+				}
+			}
+		}
 	}
 
 	tokenErrs := len(errs)
@@ -702,6 +716,17 @@ func (s *Source) Provider() webhook.Provider { return s.provider }
 
 // RequiresJSON reports whether bodies must be JSON.
 func (s *Source) RequiresJSON() bool { return s.JSON == nil || *s.JSON }
+
+// ShortSecret is a signing secret whose key is shorter than MinSecretLen.
+type ShortSecret struct {
+	Env string // the variable (or its _FILE) it was read from
+	Len int    // the key's length in bytes (for standard-webhooks, decoded)
+}
+
+// ShortSecrets are the source's signing secrets shorter than
+// MinSecretLen, in secrets_env order; none when its secrets were not
+// loaded.
+func (s *Source) ShortSecrets() []ShortSecret { return s.shortSecrets }
 
 // BatchEnabled reports whether the NDJSON events endpoint accepts this source.
 func (s *Source) BatchEnabled() bool { return len(s.batchTokens) > 0 || s.Batch.Signed }

@@ -1,11 +1,13 @@
 package source
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -859,5 +861,32 @@ func TestParseRefusesPlaceholderSecrets(t *testing.T) {
 	t.Setenv("T_PH", "secret-REPLACE_ME-0123456789")
 	if _, err := Parse([]byte("sources:\n  s:\n    kind: github\n    secrets_env: [T_PH]\n")); err != nil {
 		t.Errorf("a secret holding the placeholder after its start was refused: %v", err)
+	}
+}
+
+// TestShortSecretsMeasureTheKey: ShortSecrets names each secret whose
+// HMAC key is under MinSecretLen bytes by its variable: a Standard
+// Webhooks secret by the key it decodes to (whsec_ and base64 made an
+// 8-byte key look 18 bytes long), the others by their bytes.
+func TestShortSecretsMeasureTheKey(t *testing.T) {
+	t.Setenv("T_GH_NEW", "0123456789abcdef") // 16 bytes: long enough
+	t.Setenv("T_GH_OLD", "hunter2")
+	t.Setenv("T_SW", "whsec_"+base64.StdEncoding.EncodeToString([]byte("8-bytes!")))
+	f, err := Parse([]byte(`sources:
+  gh:
+    kind: github
+    secrets_env: [T_GH_NEW, T_GH_OLD]
+  sw:
+    kind: standard-webhooks
+    secrets_env: [T_SW]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string][]ShortSecret{"gh": {{Env: "T_GH_OLD", Len: 7}}, "sw": {{Env: "T_SW", Len: 8}}} {
+		src, _ := f.Get(name)
+		if got := src.ShortSecrets(); !slices.Equal(got, want) {
+			t.Errorf("%s: ShortSecrets %+v, want %+v", name, got, want)
+		}
 	}
 }

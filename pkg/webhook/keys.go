@@ -9,6 +9,21 @@ import (
 	"sync"
 )
 
+// KeyLen is the length in bytes of the HMAC key a provider of kind makes
+// of secret: the key it decodes to for standard-webhooks, the secret's
+// own bytes for the other kinds. It is -1 for a secret New refuses as
+// malformed.
+func KeyLen(kind string, secret []byte) int {
+	if kind == KindStandardWebhooks {
+		key, problem := standardWebhooksKey(string(secret))
+		if problem != "" {
+			return -1
+		}
+		return len(key)
+	}
+	return len(secret)
+}
+
 // keyring holds the secrets of one provider, newest first. Each secret keeps
 // a pool of keyed HMAC states so that Verify allocates nothing on its hot
 // path.

@@ -52,14 +52,9 @@ func NewStandardWebhooks(secrets []string, tolerance time.Duration) (*StandardWe
 	}
 	raw := make([][]byte, len(secrets))
 	for i, s := range secrets {
-		b64 := strings.TrimRight(strings.TrimPrefix(s, standardWebhooksSecretPrefix), "=")
-		if b64 == "" {
-			return nil, &SecretError{Kind: KindStandardWebhooks, Index: i, Problem: "is empty"}
-		}
-		secret, err := base64.RawStdEncoding.DecodeString(b64)
-		if err != nil {
-			// The decoding error is not wrapped: it would echo part of the secret.
-			return nil, &SecretError{Kind: KindStandardWebhooks, Index: i, Problem: "is not whsec_ followed by base64"}
+		secret, problem := standardWebhooksKey(s)
+		if problem != "" {
+			return nil, &SecretError{Kind: KindStandardWebhooks, Index: i, Problem: problem}
 		}
 		raw[i] = secret
 	}
@@ -72,6 +67,22 @@ func NewStandardWebhooks(secrets []string, tolerance time.Duration) (*StandardWe
 		return nil, err
 	}
 	return &StandardWebhooks{keys: keys, tolerance: tol}, nil
+}
+
+// standardWebhooksKey is the HMAC key a Standard Webhooks secret
+// ("whsec_<base64>" or bare base64, padded or not) decodes to, or what is
+// wrong with it (never quoting it).
+func standardWebhooksKey(s string) ([]byte, string) {
+	b64 := strings.TrimRight(strings.TrimPrefix(s, standardWebhooksSecretPrefix), "=")
+	if b64 == "" {
+		return nil, "is empty"
+	}
+	secret, err := base64.RawStdEncoding.DecodeString(b64)
+	if err != nil {
+		// The decoding error is not kept: it would echo part of the secret.
+		return nil, "is not whsec_ followed by base64"
+	}
+	return secret, ""
 }
 
 // Verify implements Verifier.
