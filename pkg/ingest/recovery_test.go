@@ -1,17 +1,13 @@
 package ingest
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inletdev/inlet/pkg/envelope"
 	"github.com/inletdev/inlet/pkg/testenv"
@@ -37,19 +33,7 @@ func TestKafkaBackIsAcceptedAtOnce(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			env := testenv.Embedded(t)
 			h := newHarness(t, env, func(c *Config) { c.AckTimeout = 300 * time.Millisecond })
-			down := new(atomic.Bool)
-			c := env.Stack.Kafka
-			c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-				c.KeepControl()
-				if !down.Load() {
-					return nil, nil, false
-				}
-				if mode == "dropped" {
-					return nil, errors.New("injected: connection dropped"), true
-				}
-				req := kreq.(*kmsg.ProduceRequest)
-				return testenv.RefusedProduce(req, kerr.NotEnoughReplicas), nil, true
-			})
+			out := env.FailProduces(t, mode == "dropped", nil, 0)
 			testenv.Eventually(t, 10*time.Second, "a webhook accepted before the outage", func() bool {
 				return do(t, h.signed(t, "stripe", stripeEvent(fmt.Sprintf("evt_before_%d", time.Now().UnixNano())), nil)).status == http.StatusAccepted
 			})
@@ -65,7 +49,7 @@ func TestKafkaBackIsAcceptedAtOnce(t *testing.T) {
 				r := &kgo.Record{Key: []byte(envelope.IdempotencyKey("stripe", id))}
 				ids[[2]int{h.srv.kafka.index(r), keyHash.Partition(r, partitions)}] = id
 			}
-			down.Store(true)
+			out.Down()
 			var wg sync.WaitGroup
 			statuses := make(chan string, len(ids))
 			for _, id := range ids {
@@ -84,8 +68,8 @@ func TestKafkaBackIsAcceptedAtOnce(t *testing.T) {
 				return
 			}
 
-			down.Store(false)
-			back := time.Now()
+			out.Up()
+			back := out.UpAt()
 			refused := 0
 			testenv.Eventually(t, 15*time.Second, "a webhook accepted with Kafka back", func() bool {
 				a := do(t, h.signed(t, "stripe", stripeEvent(fmt.Sprintf("evt_after_%d", refused)), nil))

@@ -7,13 +7,10 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inletdev/inlet/pkg/testenv"
 )
@@ -42,16 +39,7 @@ func TestSoakKafkaOutagesAndDisconnectsLeakNothing(t *testing.T) {
 	// in-sync replicas answers: the connection stays up, and the
 	// producer is back at its next metadata refresh (ProducerOpts'
 	// MetadataMinAge; see TestKafkaBackIsAcceptedAtOnce).
-	down := new(atomic.Bool)
-	c := env.Stack.Kafka
-	c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-		c.KeepControl()
-		if !down.Load() {
-			return nil, nil, false
-		}
-		req := kreq.(*kmsg.ProduceRequest)
-		return testenv.RefusedProduce(req, kerr.NotEnoughReplicas), nil, true
-	})
+	out := env.FailProduces(t, false, nil, 0)
 	batch := func(id string) []byte {
 		return fmt.Appendf(nil, `{"id":%q,"type":"invoice.paid","occurred_at":"2025-01-01T00:00:00Z","data":{"id":"inv_%s"}}`, id, id)
 	}
@@ -137,11 +125,11 @@ func TestSoakKafkaOutagesAndDisconnectsLeakNothing(t *testing.T) {
 	// then.
 	const rounds = 3
 	for round := 1; round <= rounds; round++ {
-		down.Store(true)
+		out.Down()
 		traffic(round, false)
 		hangUp(fmt.Sprintf("evt_gone_%d", round))
 		halfBody(fmt.Sprintf("evt_half_%d", round))
-		down.Store(false)
+		out.Up()
 		traffic(round, true)
 	}
 	base.Settled(t, 2, 10*time.Second, fmt.Sprintf("after %d Kafka outages with traffic and hang-ups", rounds), tidy)

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inletdev/inlet/pkg/testenv"
@@ -37,39 +36,22 @@ func TestKafkaBackIsDecidedAtOnce(t *testing.T) {
 				es, err := q.List(ctx, tp.DLQ, Filter{Unresolved: true})
 				return err == nil && len(es) == 1
 			})
-			var (
-				armed   atomic.Bool
-				refused atomic.Int32
-				backAt  atomic.Int64
-			)
 			// Two refusals: the first comes soon after the client's
 			// previous metadata request, the second right after the
 			// refresh that the first asked for.
 			const refusals = 2
 			txnID := TxnID(tp)
-			c := env.Stack.Kafka
-			c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-				c.KeepControl()
-				req := kreq.(*kmsg.ProduceRequest)
-				if !armed.Load() || backAt.Load() != 0 || req.TransactionID == nil || *req.TransactionID != txnID {
-					return nil, nil, false
-				}
-				if refused.Add(1) == refusals {
-					backAt.Store(time.Now().UnixNano())
-				}
-				if mode == "dropped" {
-					return nil, errors.New("injected: connection dropped"), true
-				}
-				return testenv.RefusedProduce(req, kerr.NotEnoughReplicas), nil, true
-			})
-			armed.Store(true)
+			out := env.FailProduces(t, mode == "dropped", func(req *kmsg.ProduceRequest) bool {
+				return req.TransactionID != nil && *req.TransactionID == txnID
+			}, refusals)
+			out.Down()
 			start := time.Now()
 			res, err := q.Requeue(ctx, tp.DLQ, Filter{Source: "shop"}, "alice", "sink fixed", false)
 			done := time.Now()
-			if backAt.Load() == 0 {
-				t.Fatalf("%d requests refused, want %d (requeue: %d entries, %v)", refused.Load(), refusals, res.Count, err)
+			if out.UpAt().IsZero() {
+				t.Fatalf("%d requests refused, want %d (requeue: %d entries, %v)", out.Failed(), refusals, res.Count, err)
 			}
-			took := done.Sub(time.Unix(0, backAt.Load()))
+			took := done.Sub(out.UpAt())
 			t.Logf("requeue returned %v after Kafka took its produces again (%v in all): %d entries, %v", took.Round(time.Millisecond), done.Sub(start).Round(time.Millisecond), res.Count, err)
 			if err != nil || res.Count != 1 {
 				t.Fatalf("requeue: %d entries, %v; want 1", res.Count, err)

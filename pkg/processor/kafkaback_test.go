@@ -1,14 +1,11 @@
 package processor
 
 import (
-	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/inletdev/inlet/pkg/envelope"
@@ -37,39 +34,21 @@ func TestKafkaBackIsProcessedAtOnce(t *testing.T) {
 			env := testenv.Embedded(t)
 			h := newHarness(t, env)
 			txnID := "inlet-processor-" + env.Prefix + "-back"
-			var (
-				down    atomic.Bool
-				refused atomic.Int32
-				backAt  atomic.Int64
-			)
 			// The outage lasts two refused produces: the first may come
 			// long after the client's last metadata refresh, the second
 			// comes right after one (the refresh that let it through).
 			const refusals = 2
-			c := env.Stack.Kafka
-			c.ControlKey(int16(kmsg.Produce), func(kreq kmsg.Request) (kmsg.Response, error, bool) {
-				c.KeepControl()
-				req := kreq.(*kmsg.ProduceRequest)
-				if !down.Load() || req.TransactionID == nil || !strings.HasPrefix(*req.TransactionID, txnID) {
-					return nil, nil, false
-				}
-				if refused.Add(1) == refusals {
-					down.Store(false)
-					backAt.Store(time.Now().UnixNano())
-				}
-				if mode == "dropped" {
-					return nil, errors.New("injected: connection dropped"), true
-				}
-				return testenv.RefusedProduce(req, kerr.NotEnoughReplicas), nil, true
-			})
+			out := env.FailProduces(t, mode == "dropped", func(req *kmsg.ProduceRequest) bool {
+				return req.TransactionID != nil && strings.HasPrefix(*req.TransactionID, txnID)
+			}, refusals)
 			h.start("back", func(c *Config) { c.Workers = 1 })
 			h.send("stripe", "payment_intent.succeeded", "evt_before", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_before", "pi_before", "succeeded", 1700000000))
 			h.waitAll(1)
 
-			down.Store(true)
+			out.Down()
 			h.send("stripe", "payment_intent.succeeded", "evt_down", "2024-06-20", envelope.ChannelWebhook, paymentIntent("evt_down", "pi_down", "succeeded", 1700000001))
-			testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%d produces refused", refusals), func() bool { return backAt.Load() != 0 })
-			back := time.Unix(0, backAt.Load())
+			testenv.Eventually(t, 30*time.Second, fmt.Sprintf("%d produces refused", refusals), func() bool { return !out.UpAt().IsZero() })
+			back := out.UpAt()
 			testenv.Eventually(t, 30*time.Second, "the event written during the outage processed", func() bool { return h.all() >= 2 })
 			took := time.Since(back)
 			t.Logf("first outcome %v after Kafka took the processor's produces again", took.Round(time.Millisecond))
