@@ -74,7 +74,19 @@ var goHandlers []Registration
 // events entry (with the contracts shipped in schemas/contracts) and every
 // Go handler in goHandlers.
 func Router(sources *source.File) (*router.Router, error) {
-	return build(sources, goHandlers)
+	reg, err := contract.Load(contracts.FS)
+	if err != nil {
+		return nil, err
+	}
+	return RouterWith(sources, reg)
+}
+
+// RouterWith is Router with the contracts of schemas/contracts already
+// loaded (contract.Load(contracts.FS)): for `inletctl schemas check`, which
+// reads them for its own checks and need not parse them twice. Any other
+// registry builds a router other than the processor's.
+func RouterWith(sources *source.File, reg *contract.Registry) (*router.Router, error) {
+	return build(sources, reg, goHandlers)
 }
 
 // Schemas returns the processed schemas of the Go handlers in goHandlers,
@@ -92,11 +104,7 @@ func schemas(gos []Registration) []Schema {
 	return out
 }
 
-func build(sources *source.File, gos []Registration) (*router.Router, error) {
-	reg, err := contract.Load(contracts.FS)
-	if err != nil {
-		return nil, err
-	}
+func build(sources *source.File, reg *contract.Registry, gos []Registration) (*router.Router, error) {
 	rt := router.New()
 	if err := declarative.Register(rt, sources, reg); err != nil {
 		return nil, err

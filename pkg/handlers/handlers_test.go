@@ -6,8 +6,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/router"
 	"github.com/inletdev/inlet/pkg/source"
+	"github.com/inletdev/inlet/schemas/contracts"
 )
 
 const sourcesDoc = `sources:
@@ -28,6 +30,16 @@ func parse(t *testing.T) *source.File {
 	return f
 }
 
+// shipped is the contracts of schemas/contracts, as Router loads them.
+func shipped(t *testing.T) *contract.Registry {
+	t.Helper()
+	reg, err := contract.Load(contracts.FS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return reg
+}
+
 // marker is a Go handler that says it was the one called.
 type marker struct{}
 
@@ -44,7 +56,7 @@ func TestRouterHoldsDeclarativeAndGoHandlers(t *testing.T) {
 		{Route: router.Route{Source: "acme", EventType: "invoice.paid", Version: "v1"}, New: func() (router.Handler, error) { return marker{}, nil }, Schemas: markerSchemas, EntityKeyPrefix: "acme:"},
 		{Route: router.Route{Source: "inhouse", EventType: "shipment.*", Version: "*"}, New: func() (router.Handler, error) { return marker{}, nil }, Schemas: markerSchemas, EntityKeyPrefix: "inhouse:"},
 	}
-	rt, err := build(parse(t), gos)
+	rt, err := build(parse(t), shipped(t), gos)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +96,7 @@ func TestRouterRefusesBadGoHandlers(t *testing.T) {
 		"nil handler":       {[]Registration{{Route: route, New: func() (router.Handler, error) { return nil, nil }}}, "constructor returned no handler"},
 		"no schemas":        {[]Registration{{Route: route, New: ok}}, "go handler acme/invoice.paid@v1: no Schemas"},
 	} {
-		if _, err := build(parse(t), c.gos); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := build(parse(t), shipped(t), c.gos); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want an error containing %q", name, err, c.want)
 		}
 	}
@@ -109,7 +121,7 @@ func TestGoHandlerSchemas(t *testing.T) {
 	t.Run("an Output with a schema not listed is invalid", func(t *testing.T) {
 		// schemas check checked the listed schemas only: one the handler
 		// writes but does not list would reach the registry unchecked.
-		rt, err := build(parse(t), gos)
+		rt, err := build(parse(t), shipped(t), gos)
 		if err != nil {
 			t.Fatal(err)
 		}

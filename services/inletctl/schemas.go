@@ -28,9 +28,10 @@ import (
 const exitProblems = 4
 
 // buildRouter builds the processor's router for a sources file, as the
-// processor, services/dev and replay do (a variable for tests, which
-// cannot add Go handlers to pkg/handlers').
-var buildRouter = handlers.Router
+// processor, services/dev and replay do (handlers.Router), with the
+// contracts the check already loaded (a variable for tests, which cannot
+// add Go handlers to pkg/handlers').
+var buildRouter = handlers.RouterWith
 
 // goSchemas are the processed schemas of pkg/handlers' Go handlers (a
 // variable for tests, as buildRouter).
@@ -147,7 +148,7 @@ func schemasCmd(args []string, kcfg *kafka.Config, rcfg *service.RegistryConfig,
 			// The router as the processor builds it: templates and sinks,
 			// and the Go handlers of pkg/handlers, whose constructors and
 			// routes (against the file's entries too) refuse a start.
-			if _, err := buildRouter(sources); err != nil {
+			if _, err := buildRouter(sources, reg); err != nil {
 				rep.Problems = append(rep.Problems, "sources: "+err.Error())
 			}
 		}

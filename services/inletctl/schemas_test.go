@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/inletdev/inlet/pkg/contract"
 	"github.com/inletdev/inlet/pkg/handlers"
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/router"
@@ -144,12 +145,12 @@ func TestSchemasCheck(t *testing.T) {
 		// file's entries alone, and passed a file whose Go handler
 		// clashes with an entry (or fails to build): exit 0, then a
 		// processor that does not start.
-		if reflect.ValueOf(buildRouter).Pointer() != reflect.ValueOf(handlers.Router).Pointer() {
-			t.Fatal("schemas check does not build its router with handlers.Router, as the processor does")
+		if reflect.ValueOf(buildRouter).Pointer() != reflect.ValueOf(handlers.RouterWith).Pointer() {
+			t.Fatal("schemas check does not build its router with handlers.RouterWith (handlers.Router's), as the processor does")
 		}
-		defer func(b func(*source.File) (*router.Router, error)) { buildRouter = b }(buildRouter)
-		buildRouter = func(f *source.File) (*router.Router, error) {
-			rt, err := handlers.Router(f)
+		defer func(b func(*source.File, *contract.Registry) (*router.Router, error)) { buildRouter = b }(buildRouter)
+		buildRouter = func(f *source.File, reg *contract.Registry) (*router.Router, error) {
+			rt, err := handlers.RouterWith(f, reg)
 			if err != nil {
 				return nil, err
 			}
