@@ -18,10 +18,8 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../../.." && pwd -P)"
-CACHE_DIR="$(realpath -m "${INLET_CACHE_DIR:-$REPO_ROOT/deploy/local/.cache}")"
-KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$SCRIPT_DIR/pom.xml" | head -n1)"
-LIBS="$CACHE_DIR/kafka-$KAFKA_VERSION/libs"
+# shellcheck source=jars.sh
+. "$SCRIPT_DIR/jars.sh" # CACHE_DIR, KAFKA_VERSION, LIBS, new_cluster_id
 DATA="$(realpath -m "${INLET_CLUSTER3_DATA:-$CACHE_DIR/cluster3}")"
 BASE="${INLET_CLUSTER3_BASE_PORT:-26092}"
 JAVA="${JAVA_HOME:+$JAVA_HOME/bin/}java"
@@ -129,7 +127,7 @@ case "$cmd" in
       rm -rf "$DATA"
     fi
     mkdir -p "$DATA"
-    [ -f "$DATA/cluster.id" ] || head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' > "$DATA/cluster.id"
+    [ -f "$DATA/cluster.id" ] || new_cluster_id > "$DATA/cluster.id"
     for n in 4 5 6 1 2 3; do start_node "$n"; done
     for n in 1 2 3; do wait_port "$n"; done
     log "listening: $(brokers)" ;;

@@ -30,14 +30,8 @@
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)"
-REPO_ROOT="$(cd "$SCRIPT_DIR/../../.." && pwd -P)"
-POM="$SCRIPT_DIR/pom.xml"
-
-CACHE_DIR="$(realpath -m "${INLET_CACHE_DIR:-$REPO_ROOT/deploy/local/.cache}")"
-KAFKA_VERSION="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$POM" | head -n1)"
-[ -n "$KAFKA_VERSION" ] || { echo "kafka.sh: cannot read <kafka.version> from $POM" >&2; exit 2; }
-DIST_DIR="$CACHE_DIR/kafka-$KAFKA_VERSION"
-LIBS="$DIST_DIR/libs"
+# shellcheck source=jars.sh
+. "$SCRIPT_DIR/jars.sh" # POM, CACHE_DIR, KAFKA_VERSION, DIST_DIR, LIBS, new_cluster_id
 FETCH_STAMP="$DIST_DIR/.fetched"
 
 DATA="$(realpath -m "${INLET_KAFKA_DATA:-$CACHE_DIR/kafka-data}")"
@@ -199,11 +193,6 @@ with_lock() {
 }
 
 # ---------------------------------------------------------------- config
-
-new_cluster_id() {
-  # A Kafka Uuid is 16 random bytes in URL-safe base64 without padding.
-  head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n'
-}
 
 write_config() {
   mkdir -p "$LOG_DIR"
