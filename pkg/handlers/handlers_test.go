@@ -153,7 +153,7 @@ func TestGoHandlerCannotWriteAnotherSourcesEntities(t *testing.T) {
 	}
 	handle := func(t *testing.T, f *source.File, gos []Registration) error {
 		t.Helper()
-		rt, err := build(f, gos)
+		rt, err := build(f, shipped(t), gos)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,13 +163,13 @@ func TestGoHandlerCannotWriteAnotherSourcesEntities(t *testing.T) {
 	}
 	t.Run("no prefix: refused at start", func(t *testing.T) {
 		gos := []Registration{reg(crm, "", "acme:invoice:in_1")}
-		if _, err := build(parse(t), gos); err == nil || !strings.Contains(err.Error(), "no entity-key prefix") {
+		if _, err := build(parse(t), shipped(t), gos); err == nil || !strings.Contains(err.Error(), "no entity-key prefix") {
 			t.Errorf("build: %v, want the registration without EntityKeyPrefix refused", err)
 		}
 	})
 	for _, prefix := range []string{"acme:", "acme:invoice:in_", "ac", ""} {
 		t.Run("a prefix inside acme's keys: refused at start/"+prefix, func(t *testing.T) {
-			_, err := build(parse(t), []Registration{reg(crm, prefix, prefix+"x")})
+			_, err := build(parse(t), shipped(t), []Registration{reg(crm, prefix, prefix+"x")})
 			if err == nil || !strings.Contains(err.Error(), "go handler crm/customer.*@v1") {
 				t.Errorf("build with prefix %q: %v, want it refused", prefix, err)
 			}
@@ -188,14 +188,14 @@ func TestGoHandlerCannotWriteAnotherSourcesEntities(t *testing.T) {
 	})
 	t.Run("another source's go handler: refused at start", func(t *testing.T) {
 		gos := []Registration{reg(crm, "crm:", "crm:1"), reg(router.Route{Source: "erp", EventType: "customer.*", Version: "v1"}, "crm:customer:", "crm:customer:1")}
-		if _, err := build(parse(t), gos); err == nil || !strings.Contains(err.Error(), `can start the same key as go handler crm/customer.*@v1's "crm:"`) {
+		if _, err := build(parse(t), shipped(t), gos); err == nil || !strings.Contains(err.Error(), `can start the same key as go handler crm/customer.*@v1's "crm:"`) {
 			t.Errorf("build: %v, want the erp handler refused", err)
 		}
 	})
 	t.Run("the same source's handlers and entries may share", func(t *testing.T) {
 		gos := []Registration{reg(router.Route{Source: "acme", EventType: "invoice.paid", Version: "v1"}, "acme:invoice:", "acme:invoice:1"),
 			reg(router.Route{Source: "acme", EventType: "invoice.paid", Version: "v2"}, "acme:", "acme:invoice:1")}
-		if _, err := build(parse(t), gos); err != nil {
+		if _, err := build(parse(t), shipped(t), gos); err != nil {
 			t.Error(err)
 		}
 	})
