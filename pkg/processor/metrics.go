@@ -32,7 +32,10 @@ type metrics struct {
 	// redelivered counts records Kafka handed out again after their events
 	// were processed (see lostcommit.go).
 	redelivered metric.Int64Counter
-	limit       *telemetry.Limiter
+	// leftOpen counts partitions where Kafka left a worker's transaction
+	// open (see hanging.go), repaired or not.
+	leftOpen metric.Int64Counter
+	limit    *telemetry.Limiter
 	// sources are the configured sources: any other a raw record's
 	// envelope names is labelled "unknown", as ingest labels it (nil:
 	// labels as named). Records naming sources the file does not have
@@ -100,6 +103,10 @@ func newMetrics(meter metric.Meter, limit *telemetry.Limiter) (*metrics, error) 
 	}
 	if m.redelivered, err = meter.Int64Counter("inlet.redelivered",
 		metric.WithDescription("Records Kafka handed out again after their events were processed and marked done: a commit it acknowledged and then lost (a broker failing over while writing a transaction's markers), or the group's offsets rewound or expired. Each is processed again.")); err != nil {
+		return nil, err
+	}
+	if m.leftOpen, err = meter.Int64Counter("inlet.transactions.left_open",
+		metric.WithDescription("Partitions where Kafka answered the end of a processor transaction and skipped its marker (a broker in controlled shutdown), found after a dropped connection: repaired (the marker written with the fate Kafka gave), or unresolved (the fate unknown; read_committed readers and the group's offsets wait there).")); err != nil {
 		return nil, err
 	}
 	retryDepth, err := meter.Int64ObservableGauge("inlet.retry.depth", metric.WithDescription("Records waiting in each retry tier."))
@@ -198,6 +205,15 @@ func requeuedAt(r *kgo.Record) time.Time {
 		}
 	}
 	return at
+}
+
+// countLeftOpen counts partitions found with a transaction Kafka left
+// open, by outcome (repaired, unresolved).
+func (m *metrics) countLeftOpen(ctx context.Context, outcome string, n int) {
+	if m == nil || n == 0 {
+		return
+	}
+	m.leftOpen.Add(ctx, int64(n), metric.WithAttributes(attribute.String("outcome", outcome)))
 }
 
 // countRedelivered counts items' records that came back, per topic.

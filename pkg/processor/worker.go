@@ -62,6 +62,14 @@ type worker struct {
 	errBackoff pollBackoff
 	// lookedAgain is when madeAgain last asked Kafka.
 	lookedAgain time.Time
+	// ended are the transactions ended since the last check for markers
+	// Kafka skipped, and disc notes dropped connections (see
+	// checkMarkers).
+	ended []endedTxn
+	disc  *disconnects
+	// markerCheckFailing is set while checks for skipped markers fail
+	// (logged once).
+	markerCheckFailing bool
 }
 
 // commitBlockedGrace is how long a worker ending its transaction keeps
@@ -71,7 +79,7 @@ type worker struct {
 const commitBlockedGrace = 5 * time.Second
 
 func newWorker(p *Processor, txnID string, opts []kgo.Opt) (*worker, error) {
-	w := &worker{p: p, txnID: txnID, synced: make(chan struct{}, 1), blocked: make(chan struct{}, 1)}
+	w := &worker{p: p, txnID: txnID, synced: make(chan struct{}, 1), blocked: make(chan struct{}, 1), disc: &disconnects{}}
 	// franz-go calls this at the end of every sync, even with nothing new.
 	assigned := func(_ context.Context, cl *kgo.Client, added map[string][]int32) {
 		// A retry partition paused before a rebalance must not stay
@@ -100,7 +108,7 @@ func newWorker(p *Processor, txnID string, opts []kgo.Opt) (*worker, error) {
 	}
 	w.opts = append(opts[:len(opts):len(opts)],
 		kgo.OnPartitionsAssigned(assigned), kgo.OnPartitionsRevoked(mark), kgo.OnPartitionsLost(mark),
-		kgo.OnPartitionsCallbackBlocked(blocked))
+		kgo.OnPartitionsCallbackBlocked(blocked), kgo.WithHooks(w.disc))
 	sess, err := kgo.NewGroupTransactSession(w.opts...)
 	if err != nil {
 		return nil, err
@@ -137,9 +145,16 @@ func (w *worker) run(ctx context.Context) error {
 		case <-w.blocked:
 		default:
 		}
-		fetches := w.sess.PollRecords(ctx, p.cfg.BatchSize)
+		if w.markersDue() {
+			w.checkMarkersLogged(ctx, -1)
+		}
+		fetches, timedOut := w.poll(ctx)
 		if fetches.IsClientClosed() {
 			return nil
+		}
+		if timedOut {
+			w.sess.AllowRebalance()
+			continue
 		}
 		fetches.EachError(w.fetchError)
 		if topic, ok := recreatedTopic(fetches); ok && w.madeAgain(ctx, topic) {
@@ -280,6 +295,10 @@ func (w *worker) renewSession(ctx context.Context, cause error) error {
 			return cause
 		}
 	}
+	// Before the fence: it aborts the transaction the old session left
+	// open, and that abort would decide records Kafka left open on the
+	// same partitions too.
+	w.checkMarkersLogged(ctx, -1)
 	if err := w.newSession(); err != nil {
 		return fmt.Errorf("%w; new session: %w", cause, err)
 	}
@@ -437,6 +456,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	var produceErr error // the first
 	var failed, produced int
 	var mu sync.Mutex
+	writes := &txnWrites{}
 	for _, it := range items {
 		for _, r := range p.outputs(it) {
 			produced++
@@ -447,7 +467,9 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 						produceErr = fmt.Errorf("%s: %w", r.Topic, err)
 					}
 					mu.Unlock()
+					return
 				}
+				writes.produced(r)
 			})
 		}
 	}
@@ -478,13 +500,21 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	if produced == 0 && end == kgo.TryCommit {
 		w.awaitPreviousTxn(ctx)
 	}
+	if w.markersDue() {
+		// Before this end: its marker would decide whatever Kafka left
+		// open on the partitions this transaction shares.
+		w.checkMarkersLogged(ctx, writes.inFlight())
+	}
 	// The commit stores the batch's token with each offset: if its answer
 	// is lost, the group's offsets say whether this commit is the one that
 	// landed (see settle).
 	sent := map[string]map[int32]int64{} // the offsets the commit stores
-	committed, err := w.end(kgo.PreTxnCommitFnContext(ctx, stampOffsets(token, sent)), end)
+	committed, err := w.end(kgo.PreTxnCommitFnContext(ctx, writes.stamping(stampOffsets(token, sent))), end)
 	stopAllowing()
 	w.revoked.Store(false) // End cleared the session's own mark
+	if err == nil && (committed || end == kgo.TryAbort || len(sent) == 0) {
+		w.noteEnded(writes, committed)
+	}
 	if end == kgo.TryCommit && (err != nil || !committed) && len(sent) > 0 {
 		// The commit was sent. Its answer may be lost (err), or franz-go
 		// may have turned an unknown answer into an abort (!committed,
