@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/inletdev/inlet/pkg/kafka"
@@ -27,13 +28,17 @@ var errFound = errors.New("found")
 // no processor reads them any more, so their events wait there unseen
 // until retention deletes them (the raw topic still has them). Each such
 // topic is logged at error level once, saying how to drain it, and again
-// only after it was seen drained. Best effort: a failed look changes
-// nothing.
+// only after it was seen drained. Best effort: a look that cannot list
+// the topics or every partition's offsets changes nothing, and the next
+// tick looks again, not strandedEvery later. The first look runs while
+// the workers are still joining their group: Kafka may answer the offset
+// fetch of a group not created yet with GROUP_ID_NOT_FOUND, which is no
+// failure but a group that has processed nothing. A topic whose read
+// fails keeps its state until the next look.
 func (p *Processor) checkStranded(ctx context.Context, adm *kadm.Client, opts []kgo.Opt, now time.Time) {
 	if !p.strandedAt.IsZero() && now.Sub(p.strandedAt) < strandedEvery {
 		return
 	}
-	p.strandedAt = now
 	prefix := strings.TrimSuffix(p.d.Topics.Raw, "raw") + "retry."
 	tds, err := adm.ListTopics(ctx)
 	if err != nil {
@@ -50,23 +55,35 @@ func (p *Processor) checkStranded(ctx context.Context, adm *kadm.Client, opts []
 	slices.Sort(others)
 	if len(others) == 0 {
 		clear(p.stranded)
+		p.strandedAt = now
 		return
 	}
+	// A partition whose offsets did not list (its leader moving, say)
+	// would pass for one holding nothing: the look waits for them all.
 	starts, err := adm.ListStartOffsets(ctx, others...)
+	if err == nil {
+		err = starts.Error()
+	}
 	if err != nil {
 		p.log.Debug("retry topics of other tiers not looked at", "error", err)
 		return
 	}
 	ends, err := adm.ListEndOffsets(ctx, others...)
+	if err == nil {
+		err = ends.Error()
+	}
 	if err != nil {
 		p.log.Debug("retry topics of other tiers not looked at", "error", err)
 		return
 	}
+	// A group that does not exist yet has committed nothing: every
+	// record of those topics waits.
 	committed, err := adm.FetchOffsets(ctx, p.cfg.Group)
-	if err != nil {
+	if err != nil && !errors.Is(err, kerr.GroupIDNotFound) {
 		p.log.Debug("retry topics of other tiers not looked at", "error", err)
 		return
 	}
+	p.strandedAt = now
 	if p.stranded == nil {
 		p.stranded = map[string]bool{}
 	}
