@@ -135,11 +135,7 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer reserved.Close()
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", tel.Handler())
-	mux.Handle("GET /healthz", probes)
-	mux.Handle("GET /readyz", probes)
-	admin := service.AdminServer(mux)
+	admin := service.AdminServer(adminMux(tel, probes))
 	go func() {
 		// Only Close ends it normally; anything else leaves /metrics and
 		// the probes dead while ingest goes on, so say so.
@@ -201,4 +197,14 @@ func run(args []string, stderr io.Writer) error {
 		fmt.Errorf("drain not finished within -drain-timeout (INLET_DRAIN_TIMEOUT): %w", context.DeadlineExceeded))
 	log.Info("ingest stopped", slog.Any("error", err))
 	return err
+}
+
+// adminMux is the admin listener's handler: /metrics, and probes for
+// /healthz and /readyz (ingest's own once it serves).
+func adminMux(tel *telemetry.Telemetry, probes *service.StartProbes) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", tel.Handler())
+	mux.Handle("GET /healthz", probes)
+	mux.Handle("GET /readyz", probes)
+	return service.AdminRoutes(mux)
 }
