@@ -343,13 +343,18 @@ func readyz(draining *atomic.Bool, waiting func() []processor.Wait) http.Handler
 }
 
 // earlyMux is the admin listener's handler from the start: /metrics,
-// and probes, which answer /healthz and /readyz until the processor runs
-// and hand every request to adminMux's from then on.
+// and probes, which answer /healthz and /readyz (and the admin API's
+// paths, 503: not started yet) until the processor runs and hand them to
+// adminMux's from then on. Its routes are adminMux's: a request neither
+// takes is answered alike before the start and after it
+// (service.AdminRoutes).
 func earlyMux(tel *telemetry.Telemetry, probes *service.StartProbes) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.Handler())
-	mux.Handle("/", probes)
-	return admin.RefuseUncleaned(mux)
+	mux.Handle("/v1/", probes)
+	mux.Handle("GET /healthz", probes)
+	mux.Handle("GET /readyz", probes)
+	return admin.RefuseUncleaned(service.AdminRoutes(mux))
 }
 
 func adminMux(draining *atomic.Bool, waiting func() []processor.Wait, tel *telemetry.Telemetry, api *admin.API) http.Handler {
@@ -361,5 +366,5 @@ func adminMux(draining *atomic.Bool, waiting func() []processor.Wait, tel *telem
 		fmt.Fprintln(w, `{"status":"ok"}`)
 	})
 	mux.HandleFunc("GET /readyz", readyz(draining, waiting))
-	return admin.RefuseUncleaned(mux)
+	return admin.RefuseUncleaned(service.AdminRoutes(mux))
 }

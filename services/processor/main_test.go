@@ -317,3 +317,32 @@ func TestUncleanedAdminPathIsJSON(t *testing.T) {
 
 // nilQueues has no entries.
 type nilQueues struct{ admin.Queues }
+
+// TestAdminListenerAnswers: the processor's admin listener answers as
+// ingest's and the dev stack's do, while it starts and once it runs: what
+// no route takes is JSON (a path with an empty, "." or ".." segment
+// outside /v1 included, which net/http redirected 307 as text/html), a
+// route asked with another method 405 (during the start DELETE /healthz
+// answered 200 and POST /metrics 503), the scrape and probes as before.
+func TestAdminListenerAnswers(t *testing.T) {
+	tel, err := telemetry.New(context.Background(), "inlet-processor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tel.Shutdown(context.Background()) })
+	api, _ := admin.New(admin.Tokens{Write: "w-token-0123456789"}, admin.Deps{Queues: nilQueues{}})
+	probes := &service.StartProbes{}
+	probes.Waiting("waiting on Kafka")
+	srv := httptest.NewServer(earlyMux(tel, probes))
+	t.Cleanup(srv.Close)
+	t.Run("starting", func(t *testing.T) {
+		servicetest.AdminListenerAnswers(t, srv.URL)
+		// The admin API's routes are not there yet: 503 saying why.
+		if code, body := servicetest.Get(t, srv.URL+"/v1/depth"); code != http.StatusServiceUnavailable || !strings.Contains(body, "not started yet") {
+			t.Errorf("GET /v1/depth: %d %s, want 503 not started yet", code, body)
+		}
+	})
+	var draining atomic.Bool
+	probes.Serve(adminMux(&draining, func() []processor.Wait { return nil }, tel, api))
+	t.Run("running", func(t *testing.T) { servicetest.AdminListenerAnswers(t, srv.URL) })
+}
