@@ -282,7 +282,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	adminSrv := service.AdminServer(adminMux(srv, tel, api))
+	adminSrv := service.AdminServer(adminMux(srv.Handler(), tel, api))
 
 	errc := make(chan error, 2)
 	go func() {
@@ -490,14 +490,15 @@ func ownRedis(addr string, port int) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func adminMux(srv *ingest.Server, tel *telemetry.Telemetry, api *admin.API) http.Handler {
+// adminMux is the admin listener's handler: /metrics, the admin API, and
+// probes (ingest's handler) for /healthz and /readyz.
+func adminMux(probes http.Handler, tel *telemetry.Telemetry, api *admin.API) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", tel.Handler())
 	api.Register(mux)
-	ing := srv.Handler()
-	mux.Handle("GET /healthz", ing)
-	mux.Handle("GET /readyz", ing)
-	return admin.RefuseUncleaned(mux)
+	mux.Handle("GET /healthz", probes)
+	mux.Handle("GET /readyz", probes)
+	return admin.RefuseUncleaned(service.AdminRoutes(mux))
 }
 
 // sampleCurl is a ready-to-paste curl for a Shopify order webhook: Shopify
