@@ -15,6 +15,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/inletdev/inlet/pkg/kafka"
 )
 
 // A Kafka broker in controlled shutdown can answer a transaction's EndTxn
@@ -66,6 +68,7 @@ type txnWrites struct {
 	pid   int64
 	epoch int16
 	wrote map[string][]int32
+	first map[string]map[int32]int64 // the first offset it wrote, per partition
 }
 
 func (t *txnWrites) saw(pid int64, epoch int16) {
@@ -84,6 +87,29 @@ func (t *txnWrites) produced(r *kgo.Record) {
 	if !slices.Contains(t.wrote[r.Topic], r.Partition) {
 		t.wrote[r.Topic] = append(t.wrote[r.Topic], r.Partition)
 	}
+	if r.Offset < 0 {
+		return
+	}
+	if t.first == nil {
+		t.first = map[string]map[int32]int64{}
+	}
+	if t.first[r.Topic] == nil {
+		t.first[r.Topic] = map[int32]int64{}
+	}
+	if at, ok := t.first[r.Topic][r.Partition]; !ok || r.Offset < at {
+		t.first[r.Topic][r.Partition] = r.Offset
+	}
+}
+
+// firstAt is the first offset the transaction wrote on a partition.
+func (t *txnWrites) firstAt(topic string, partition int32) (int64, bool) {
+	if t == nil {
+		return 0, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	at, ok := t.first[topic][partition]
+	return at, ok
 }
 
 // stamping wraps a PreTxnCommitFn to learn the producer id and epoch the
@@ -108,7 +134,7 @@ func (d *disconnects) OnBrokerDisconnect(kgo.BrokerMetadata, net.Conn) { d.seen.
 func (w *worker) noteEnded(t *txnWrites, committed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if !t.known {
+	if !t.known || w.noTxnDescribe {
 		return
 	}
 	if len(w.ended) == maxEnded {
@@ -120,7 +146,7 @@ func (w *worker) noteEnded(t *txnWrites, committed bool) {
 // markersDue tells whether the ended transactions should be checked: some
 // are unchecked and a connection dropped since the last check.
 func (w *worker) markersDue() bool {
-	return len(w.ended) > 0 && w.disc.seen.Load()
+	return len(w.ended) > 0 && w.disc.seen.Load() && !w.noTxnDescribe
 }
 
 // errMarkersUnchecked is checkMarkers' answer when Kafka could not be
@@ -130,13 +156,17 @@ var errMarkersUnchecked = errors.New("transaction markers not checked")
 // checkMarkers looks for open transactions of the worker's producer on the
 // partitions its ended transactions wrote (and the group offsets topic)
 // that Kafka's coordinator no longer runs, and writes the markers Kafka
-// skipped where it knows the fate. inFlight is the epoch of the worker's
-// transaction in progress (-1 if none): its own open records are not
-// skipped markers.
-func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, inFlight int16) error {
+// skipped where it knows the fate. cur is the worker's transaction in
+// hand, or the one a failed session left (nil if none): its own open
+// records are not skipped markers, but where it wrote after records Kafka
+// left open, its end decides those too; the committed ones among them
+// are kept as orphans, written again should it not commit (see
+// rewriteOrphans).
+func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, cur *txnWrites) error {
 	if len(w.ended) == 0 {
 		return nil
 	}
+	inFlight := cur.inFlight()
 	w.disc.seen.Store(false) // a drop from now on asks again
 	adm := kadm.NewClient(cl)
 	topics := kadm.TopicsSet{offsetsTopic: nil}
@@ -154,6 +184,12 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, inFlight int1
 	if err == nil {
 		err = described[w.txnID].Err
 	}
+	if errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.UnsupportedVersion) {
+		w.noTxnDescribe = true
+		w.ended = nil
+		w.p.log.Warn("cannot describe the worker's transaction; transactions a stopping broker leaves open are not looked for (see docs/runbooks/open-transactions.md)", "transactional_id", w.txnID, "error", err)
+		return nil
+	}
 	if err != nil {
 		w.disc.seen.Store(true)
 		return fmt.Errorf("%w: describe transaction %s: %w", errMarkersUnchecked, w.txnID, err)
@@ -164,47 +200,15 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, inFlight int1
 		w.disc.seen.Store(true)
 		return fmt.Errorf("%w: describe producers: %w", errMarkersUnchecked, err)
 	}
-	type open struct {
-		p      kadm.DescribedProducer
-		commit bool
+	pl := planMarkers(coord, producers, fate, cur)
+	heal, unknown, unanswered := pl.heal, pl.unknown, pl.unanswered
+	if len(pl.forbidden) > 0 && !w.describeForbiddenLogged {
+		w.describeForbiddenLogged = true
+		w.p.log.Warn("kafka refuses to describe the producers of some partitions (the processor's principal lacks READ): transactions a stopping broker leaves open there are not looked for", "partitions", strings.Join(pl.forbidden, ", "))
 	}
-	var heal []open
-	var unknown []kadm.DescribedProducer
-	var unanswered []error
-	var seen []string // for the debug log
-	producers.EachPartition(func(dp kadm.DescribedProducersPartition) {
-		if dp.Err != nil {
-			unanswered = append(unanswered, fmt.Errorf("%s/%d: %w", dp.Topic, dp.Partition, dp.Err))
-			return
-		}
-		for _, p := range dp.ActiveProducers {
-			byEpoch, ours := fate[p.ProducerID]
-			if (!ours && p.ProducerID != coord.ProducerID) || p.CurrentTxnStartOffset < 0 {
-				continue
-			}
-			seen = append(seen, fmt.Sprintf("%s/%d from %d (producer %d epoch %d)", p.Topic, p.Partition, p.CurrentTxnStartOffset, p.ProducerID, p.ProducerEpoch))
-			if p.ProducerEpoch == inFlight && p.ProducerID == coord.ProducerID {
-				continue // the transaction in hand
-			}
-			if coordinatorRuns(coord, p) {
-				continue // the coordinator is still writing its markers
-			}
-			if commit, known := byEpoch[p.ProducerEpoch]; known {
-				heal = append(heal, open{p, commit})
-			} else if _, later := byEpoch[p.ProducerEpoch+1]; later {
-				// Transactions v1: the coordinator's completed epoch
-				// may be a later transaction's.
-				unknown = append(unknown, p)
-			} else if commit, known := decided(coord, p); known {
-				heal = append(heal, open{p, commit})
-			} else {
-				unknown = append(unknown, p)
-			}
-		}
-	})
 	w.p.log.Debug("checked for transaction markers Kafka skipped", "transactional_id", w.txnID,
 		"coordinator_state", coord.State, "coordinator_producer_id", coord.ProducerID, "coordinator_epoch", coord.ProducerEpoch,
-		"open", strings.Join(seen, "; "), "ended", len(w.ended), "in_flight_epoch", inFlight)
+		"open", strings.Join(pl.seen, "; "), "ended", len(w.ended), "in_flight_epoch", inFlight)
 	var errs []error
 	repaired := 0
 	defer func() {
@@ -237,6 +241,7 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, inFlight int1
 		w.p.log.Error("transactions of this worker are left open on partitions and the worker cannot settle them: read_committed readers wait at them, and on "+offsetsTopic+" the group's offset fetch; see docs/runbooks/open-transactions.md",
 			"transactional_id", w.txnID, "open", strings.Join(where, "; "))
 	}
+	w.addOrphans(pl.orphans)
 	if len(errs) == 0 && len(unanswered) == 0 {
 		w.ended = w.ended[:0]
 		return nil
@@ -245,6 +250,78 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, inFlight int1
 	unknown = nil
 	w.disc.seen.Store(true)
 	return fmt.Errorf("%w: %w", errMarkersUnchecked, errors.Join(append(errs, unanswered...)...))
+}
+
+// openTxn is an open transaction on a partition and the fate to settle it
+// with.
+type openTxn struct {
+	p      kadm.DescribedProducer
+	commit bool
+}
+
+// markerPlan is what checkMarkers does about the open transactions of the
+// worker's producers: the markers to write, the open ones it cannot
+// settle, the orphans the transaction in hand decides, the partitions
+// Kafka could not describe, and everything open (for the debug log).
+type markerPlan struct {
+	heal       []openTxn
+	unknown    []kadm.DescribedProducer
+	orphans    []orphan
+	unanswered []error
+	forbidden  []string // partitions Kafka refuses to describe (no READ): not retried
+	seen       []string
+}
+
+// planMarkers classifies the open transactions of the producers fate
+// knows (by producer id, epoch → committed) and of the coordinator's:
+// the transaction in hand (cur) and one the coordinator still runs are
+// left to their end, noting orphans before cur's records; one whose fate
+// the worker remembers, or the coordinator completed last, is settled;
+// the rest are unknown.
+func planMarkers(coord kadm.DescribedTransaction, producers kadm.DescribedProducersTopics, fate map[int64]map[int16]bool, cur *txnWrites) markerPlan {
+	var pl markerPlan
+	inFlight := cur.inFlight()
+	producers.EachPartition(func(dp kadm.DescribedProducersPartition) {
+		if errors.Is(dp.Err, kerr.TopicAuthorizationFailed) {
+			pl.forbidden = append(pl.forbidden, fmt.Sprintf("%s/%d", dp.Topic, dp.Partition))
+			return
+		}
+		if dp.Err != nil {
+			pl.unanswered = append(pl.unanswered, fmt.Errorf("%s/%d: %w", dp.Topic, dp.Partition, dp.Err))
+			return
+		}
+		for _, p := range dp.ActiveProducers {
+			byEpoch, ours := fate[p.ProducerID]
+			if (!ours && p.ProducerID != coord.ProducerID) || p.CurrentTxnStartOffset < 0 {
+				continue
+			}
+			pl.seen = append(pl.seen, fmt.Sprintf("%s/%d from %d (producer %d epoch %d)", p.Topic, p.Partition, p.CurrentTxnStartOffset, p.ProducerID, p.ProducerEpoch))
+			if (p.ProducerEpoch == inFlight && p.ProducerID == coord.ProducerID) || coordinatorRuns(coord, p) {
+				// The transaction in hand, or one the coordinator is
+				// still ending: its marker will settle the partition.
+				// Records before its own there are earlier ones Kafka
+				// left open, which that marker decides with it.
+				if first, ok := cur.firstAt(p.Topic, p.Partition); ok && p.CurrentTxnStartOffset < first {
+					if eps := committedBefore(byEpoch, inFlight); len(eps) > 0 {
+						pl.orphans = append(pl.orphans, orphan{topic: p.Topic, partition: p.Partition, from: p.CurrentTxnStartOffset, to: first, pid: p.ProducerID, epochs: eps})
+					}
+				}
+				continue
+			}
+			if commit, known := byEpoch[p.ProducerEpoch]; known {
+				pl.heal = append(pl.heal, openTxn{p, commit})
+			} else if _, later := byEpoch[p.ProducerEpoch+1]; later {
+				// Transactions v1: the coordinator's completed epoch
+				// may be a later transaction's.
+				pl.unknown = append(pl.unknown, p)
+			} else if commit, known := decided(coord, p); known {
+				pl.heal = append(pl.heal, openTxn{p, commit})
+			} else {
+				pl.unknown = append(pl.unknown, p)
+			}
+		}
+	})
+	return pl
 }
 
 // coordinatorRuns tells whether the coordinator is still ending (or running) the
@@ -309,8 +386,11 @@ func writeMarker(ctx context.Context, cl *kgo.Client, p kadm.DescribedProducer, 
 }
 
 // inFlight is the epoch of the transaction's acknowledged records, -1
-// before any.
+// before any (or for no transaction).
 func (t *txnWrites) inFlight() int16 {
+	if t == nil {
+		return -1
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if !t.known {
@@ -324,10 +404,10 @@ const markerCheckTry = 5 * time.Second
 
 // checkMarkersLogged runs checkMarkers, bounded, and logs why it could not
 // (it is due again then).
-func (w *worker) checkMarkersLogged(ctx context.Context, inFlight int16) {
+func (w *worker) checkMarkersLogged(ctx context.Context, cur *txnWrites) {
 	cctx, cancel := context.WithTimeout(ctx, markerCheckTry)
 	defer cancel()
-	err := w.checkMarkers(cctx, w.sess.Client(), inFlight)
+	err := w.checkMarkers(cctx, w.sess.Client(), cur)
 	switch {
 	case err == nil:
 		w.markerCheckFailing = false
@@ -359,4 +439,154 @@ func (w *worker) poll(ctx context.Context) (fetches kgo.Fetches, timedOut bool) 
 		return nil, true
 	}
 	return fetches, false
+}
+
+// orphan is a stretch of a partition where Kafka left records of the
+// worker's committed transactions open, and a later transaction of the
+// worker wrote after them: that one's marker decides them with its own.
+type orphan struct {
+	topic     string
+	partition int32
+	from, to  int64 // [from, to): the open records before the later transaction's
+	pid       int64
+	epochs    map[int16]bool // the committed transactions' epochs
+}
+
+// committedBefore lists the committed epochs of byEpoch below epoch.
+func committedBefore(byEpoch map[int16]bool, epoch int16) map[int16]bool {
+	out := map[int16]bool{}
+	for e, commit := range byEpoch {
+		if commit && e < epoch {
+			out[e] = true
+		}
+	}
+	return out
+}
+
+// addOrphans adds found to the worker's orphans, once per partition and
+// start.
+func (w *worker) addOrphans(found []orphan) {
+	for _, o := range found {
+		if !slices.ContainsFunc(w.orphans, func(have orphan) bool {
+			return have.topic == o.topic && have.partition == o.partition && have.from == o.from
+		}) {
+			w.orphans = append(w.orphans, o)
+		}
+	}
+}
+
+// settleOrphans follows the end of the transaction the orphans were
+// found under: committed, its marker committed them too; aborted, it
+// threw them away with its own records, and they are written again.
+func (w *worker) settleOrphans(ctx context.Context, committed bool) {
+	if len(w.orphans) == 0 {
+		return
+	}
+	orphans := w.orphans
+	w.orphans = nil
+	if committed {
+		return
+	}
+	n, err := w.rewriteOrphans(ctx, orphans)
+	if err != nil {
+		w.p.metrics.countLeftOpen(ctx, "unresolved", len(orphans))
+		w.p.log.Error("records of committed transactions that Kafka left open were thrown away by a later abort, and could not be written again: their events were counted processed and have no output; see docs/runbooks/open-transactions.md",
+			"where", describeOrphans(orphans), "error", err)
+		return
+	}
+	w.p.metrics.countLeftOpen(ctx, "repaired", len(orphans))
+	w.p.log.Warn("records of committed transactions that Kafka left open were thrown away by a later abort; wrote them again",
+		"records", n, "where", describeOrphans(orphans))
+}
+
+// dropOrphans gives up on orphans whose fate cannot be told (the end of
+// the transaction they were found under is unknown).
+func (w *worker) dropOrphans(ctx context.Context, why string) {
+	if len(w.orphans) == 0 {
+		return
+	}
+	w.p.metrics.countLeftOpen(ctx, "unresolved", len(w.orphans))
+	w.p.log.Error("records of committed transactions that Kafka left open were decided by a later transaction whose end is unknown: if it did not commit, their events were counted processed and have no output; see docs/runbooks/open-transactions.md",
+		"where", describeOrphans(w.orphans), "why", why)
+	w.orphans = nil
+}
+
+func describeOrphans(orphans []orphan) string {
+	var where []string
+	for _, o := range orphans {
+		where = append(where, fmt.Sprintf("%s/%d offsets %d-%d (producer %d)", o.topic, o.partition, o.from, o.to-1, o.pid))
+	}
+	return strings.Join(where, "; ")
+}
+
+// orphanRead bounds reading the orphans back and writing them again.
+const orphanRead = 30 * time.Second
+
+// rewriteOrphans reads the orphans' records back (uncommitted: they are
+// aborted now) and writes copies of those of the committed epochs with
+// an idempotent producer: key, value, headers and timestamp as they were,
+// to the same partition.
+func (w *worker) rewriteOrphans(ctx context.Context, orphans []orphan) (int, error) {
+	ctx, cancel := context.WithTimeout(ctx, orphanRead)
+	defer cancel()
+	parts := map[string]map[int32]kgo.Offset{}
+	left := map[string]map[int32]int64{} // the offset to read to
+	for _, o := range orphans {
+		if parts[o.topic] == nil {
+			parts[o.topic], left[o.topic] = map[int32]kgo.Offset{}, map[int32]int64{}
+		}
+		if at, ok := parts[o.topic][o.partition]; !ok || o.from < at.EpochOffset().Offset {
+			parts[o.topic][o.partition] = kgo.NewOffset().At(o.from)
+		}
+		left[o.topic][o.partition] = max(left[o.topic][o.partition], o.to)
+	}
+	rd, err := kgo.NewClient(append(w.p.d.KafkaOpts[:len(w.p.d.KafkaOpts):len(w.p.d.KafkaOpts)],
+		kgo.ConsumePartitions(parts), kgo.FetchIsolationLevel(kgo.ReadUncommitted()),
+		// Markers too: the last offset before a stretch's end may be one.
+		kgo.KeepControlRecords())...)
+	if err != nil {
+		return 0, err
+	}
+	defer rd.Close()
+	var copies []*kgo.Record
+	for pending := len(orphans); pending > 0; {
+		fs := rd.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			return 0, fmt.Errorf("reading them back: %w", err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			for _, o := range orphans {
+				if !r.Attrs.IsControl() && r.Topic == o.topic && r.Partition == o.partition && r.Offset >= o.from && r.Offset < o.to &&
+					r.ProducerID == o.pid && o.epochs[r.ProducerEpoch] {
+					copies = append(copies, &kgo.Record{Topic: r.Topic, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp})
+					break
+				}
+			}
+			if to, ok := left[r.Topic][r.Partition]; ok && r.Offset+1 >= to {
+				delete(left[r.Topic], r.Partition)
+				pending = countLeft(left)
+			}
+		})
+	}
+	if len(copies) == 0 {
+		return 0, nil
+	}
+	wr, err := kgo.NewClient(append(w.p.d.KafkaOpts[:len(w.p.d.KafkaOpts):len(w.p.d.KafkaOpts)],
+		kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerBatchMaxBytes(kafka.MaxMessageBytes), kgo.ProducerLinger(0))...)
+	if err != nil {
+		return 0, err
+	}
+	defer wr.Close()
+	if err := wr.ProduceSync(ctx, copies...).FirstErr(); err != nil {
+		return 0, fmt.Errorf("writing them again: %w", err)
+	}
+	return len(copies), nil
+}
+
+func countLeft(left map[string]map[int32]int64) int {
+	n := 0
+	for _, ps := range left {
+		n += len(ps)
+	}
+	return n
 }

@@ -1,9 +1,13 @@
 package processor
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -78,5 +82,86 @@ func TestEndedTransactionsRemembered(t *testing.T) {
 	w.noteEnded(&offsetsOnly, true)
 	if e := w.ended[len(w.ended)-1]; e.epoch != 100 || len(e.wrote) != 0 {
 		t.Errorf("an offsets-only transaction remembered as %+v", e)
+	}
+}
+
+// planMarkers settles an open transaction it knows the fate of (from the
+// worker's memory, or the coordinator's last completion), leaves the one
+// in hand and the coordinator's running one to their end, noting the
+// committed records Kafka left open before the one in hand's, and
+// reports the rest; other producers' open transactions are none of its
+// business.
+func TestPlanMarkers(t *testing.T) {
+	const pid, other = 7, 8
+	open := func(topic string, part int32, from int64, producer int64, epoch int16) kadm.DescribedProducer {
+		return kadm.DescribedProducer{Topic: topic, Partition: part, ProducerID: producer, ProducerEpoch: epoch, CurrentTxnStartOffset: from}
+	}
+	producers := kadm.DescribedProducersTopics{}
+	add := func(ps ...kadm.DescribedProducer) {
+		for _, p := range ps {
+			tp := producers[p.Topic]
+			tp.Topic = p.Topic
+			if tp.Partitions == nil {
+				tp.Partitions = kadm.DescribedProducersPartitions{}
+			}
+			dp := tp.Partitions[p.Partition]
+			dp.Topic, dp.Partition = p.Topic, p.Partition
+			if dp.ActiveProducers == nil {
+				dp.ActiveProducers = kadm.DescribedProducers{}
+			}
+			dp.ActiveProducers[p.ProducerID] = p
+			tp.Partitions[p.Partition] = dp
+			producers[p.Topic] = tp
+		}
+	}
+	add(
+		open("processed", 0, 10, pid, 4),  // committed (memory): marker
+		open("processed", 1, 20, pid, 5),  // aborted (memory): marker
+		open("processed", 2, 30, pid, 9),  // in hand, after earlier records: orphan of 4
+		open("state", 0, 40, pid, 9),      // in hand, its own first: nothing
+		open("state", 1, 50, pid, 2),      // unknown epoch: reported
+		open("dlq", 0, 60, other, 3),      // another producer: none of ours
+		open(offsetsTopic, 3, 70, pid, 4), // committed offsets: marker
+		kadm.DescribedProducer{Topic: "invalid", Partition: 0, ProducerID: pid, ProducerEpoch: 4, CurrentTxnStartOffset: -1}, // nothing open
+	)
+	unanswered := kadm.DescribedProducersTopics{
+		"retry":    {Topic: "retry", Partitions: kadm.DescribedProducersPartitions{0: {Topic: "retry", Err: kerr.NotLeaderForPartition}}},
+		"refusing": {Topic: "refusing", Partitions: kadm.DescribedProducersPartitions{0: {Topic: "refusing", Err: kerr.TopicAuthorizationFailed}}},
+	}
+	for t, tp := range unanswered {
+		producers[t] = tp
+	}
+	cur := &txnWrites{}
+	cur.produced(&kgo.Record{Topic: "processed", Partition: 2, ProducerID: pid, ProducerEpoch: 9, Offset: 35})
+	cur.produced(&kgo.Record{Topic: "state", Partition: 0, ProducerID: pid, ProducerEpoch: 9, Offset: 40})
+	coord := kadm.DescribedTransaction{State: "Ongoing", ProducerID: pid, ProducerEpoch: 9}
+	fate := map[int64]map[int16]bool{pid: {3: true, 4: true, 5: false}}
+
+	pl := planMarkers(coord, producers, fate, cur)
+	var heal []string
+	for _, o := range pl.heal {
+		heal = append(heal, fmt.Sprintf("%s/%d %v", o.p.Topic, o.p.Partition, o.commit))
+	}
+	slices.Sort(heal)
+	if want := []string{"__consumer_offsets/3 true", "processed/0 true", "processed/1 false"}; !slices.Equal(heal, want) {
+		t.Errorf("markers %v, want %v", heal, want)
+	}
+	if len(pl.unknown) != 1 || pl.unknown[0].Topic != "state" || pl.unknown[0].Partition != 1 {
+		t.Errorf("unknown %+v, want state/1", pl.unknown)
+	}
+	if len(pl.orphans) != 1 {
+		t.Fatalf("orphans %+v, want processed/2", pl.orphans)
+	}
+	if o := pl.orphans[0]; o.topic != "processed" || o.partition != 2 || o.from != 30 || o.to != 35 || o.pid != pid || !maps.Equal(o.epochs, map[int16]bool{3: true, 4: true}) {
+		t.Errorf("orphan %+v, want processed/2 offsets 30-34 of epochs 3 and 4", o)
+	}
+	if len(pl.unanswered) != 1 {
+		t.Errorf("unanswered %v, want retry/0 (asked again)", pl.unanswered)
+	}
+	if !slices.Equal(pl.forbidden, []string{"refusing/0"}) {
+		t.Errorf("forbidden %v, want refusing/0 (not asked again)", pl.forbidden)
+	}
+	if len(pl.seen) != 6 {
+		t.Errorf("seen %v, want the worker's 6 open transactions", pl.seen)
 	}
 }

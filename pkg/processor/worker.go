@@ -67,9 +67,15 @@ type worker struct {
 	// checkMarkers).
 	ended []endedTxn
 	disc  *disconnects
+	// inHand is what the transaction in hand wrote, kept until its end is
+	// known; orphans are records Kafka left open that its end decides.
+	inHand  *txnWrites
+	orphans []orphan
 	// markerCheckFailing is set while checks for skipped markers fail
-	// (logged once).
-	markerCheckFailing bool
+	// (logged once); describeForbiddenLogged once partitions Kafka would
+	// not describe were logged.
+	markerCheckFailing      bool
+	describeForbiddenLogged bool
 }
 
 // commitBlockedGrace is how long a worker ending its transaction keeps
@@ -146,7 +152,7 @@ func (w *worker) run(ctx context.Context) error {
 		default:
 		}
 		if w.markersDue() {
-			w.checkMarkersLogged(ctx, -1)
+			w.checkMarkersLogged(ctx, nil)
 		}
 		fetches, timedOut := w.poll(ctx)
 		if fetches.IsClientClosed() {
@@ -298,7 +304,7 @@ func (w *worker) renewSession(ctx context.Context, cause error) error {
 	// Before the fence: it aborts the transaction the old session left
 	// open, and that abort would decide records Kafka left open on the
 	// same partitions too.
-	w.checkMarkersLogged(ctx, -1)
+	w.checkMarkersLogged(ctx, w.inHand)
 	if err := w.newSession(); err != nil {
 		return fmt.Errorf("%w; new session: %w", cause, err)
 	}
@@ -378,6 +384,7 @@ func (w *worker) fence(ctx context.Context) error {
 // up early and the batch is aborted for another member to redo.
 func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) error {
 	p := w.p
+	w.inHand = nil
 	recs = p.dropTombstones(recs)
 	items := make([]*item, len(recs))
 	w.batchStart = time.Now()
@@ -457,6 +464,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	var failed, produced int
 	var mu sync.Mutex
 	writes := &txnWrites{}
+	w.inHand = writes
 	for _, it := range items {
 		for _, r := range p.outputs(it) {
 			produced++
@@ -503,7 +511,7 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	if w.markersDue() {
 		// Before this end: its marker would decide whatever Kafka left
 		// open on the partitions this transaction shares.
-		w.checkMarkersLogged(ctx, writes.inFlight())
+		w.checkMarkersLogged(ctx, writes)
 	}
 	// The commit stores the batch's token with each offset: if its answer
 	// is lost, the group's offsets say whether this commit is the one that
@@ -514,6 +522,8 @@ func (w *worker) processBatch(ctx, stop context.Context, recs []*kgo.Record) err
 	w.revoked.Store(false) // End cleared the session's own mark
 	if err == nil && (committed || end == kgo.TryAbort || len(sent) == 0) {
 		w.noteEnded(writes, committed)
+		w.inHand = nil
+		w.settleOrphans(ctx, committed)
 	}
 	if end == kgo.TryCommit && (err != nil || !committed) && len(sent) > 0 {
 		// The commit was sent. Its answer may be lost (err), or franz-go
@@ -809,9 +819,14 @@ type unsettled struct {
 func (w *worker) settle(ctx, stop context.Context) {
 	u := w.unsettled
 	if u == nil {
+		// A failed session's transaction with no commit sent: fenced
+		// (aborted) by the new session.
+		w.inHand = nil
+		w.settleOrphans(ctx, false)
 		return
 	}
 	w.unsettled = nil
+	w.inHand = nil
 	p := w.p
 	// The answer is worth waiting for while the batch's claims hold (till
 	// leaseEnd): a commit that landed, its fate read once the batch
@@ -833,10 +848,12 @@ func (w *worker) settle(ctx, stop context.Context) {
 		switch {
 		case err == nil && fate == fateCommitted:
 			p.log.Info("the unanswered commit landed; finishing the batch", "records", len(u.items))
+			w.settleOrphans(sctx, true)
 			w.finish(sctx, stop, u.items, u.claimed, u.token, u.leaseEnd)
 			return
 		case err == nil && fate == fateAborted:
 			p.log.Info("the commit did not land; records will be redelivered", "records", len(u.items))
+			w.settleOrphans(sctx, false)
 			endSpans(u.items, "aborted")
 			p.release(sctx, stop, u.claimed, u.token)
 			return
@@ -850,6 +867,7 @@ func (w *worker) settle(ctx, stop context.Context) {
 			ok, perr := p.d.Store.PreparedBy(sctx, u.token, keys, at)
 			if perr == nil && ok {
 				p.log.Info("the unanswered commit landed (another member has committed past it, and the batch's keys are still marked by it); finishing the batch", "records", len(u.items))
+				w.settleOrphans(sctx, true)
 				w.finish(sctx, stop, u.items, u.claimed, u.token, u.leaseEnd)
 				return
 			}
@@ -880,6 +898,7 @@ func (w *worker) dropUnsettled(why string) {
 // are left to expire (a redelivery waits that long at most) and its
 // events are not counted here.
 func (w *worker) abandonUnsettled(u *unsettled, why string) {
+	w.dropOrphans(context.Background(), why)
 	w.p.log.Error("the outcome of an unanswered commit is unknown; its claims are left to expire and its events are not counted here", "records", len(u.items), "why", why)
 	endSpans(u.items, "outcome unknown")
 }
