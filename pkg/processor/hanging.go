@@ -53,22 +53,33 @@ const maxEnded = 64
 
 // endedTxn is a transaction whose end Kafka answered.
 type endedTxn struct {
-	pid    int64
-	epoch  int16
-	commit bool
-	wrote  map[string][]int32 // partitions it produced to
+	pid     int64
+	epoch   int16
+	commit  bool
+	wrote   map[string][]int32 // partitions it produced to
+	offsets bool               // it sent the group's offsets
+}
+
+// wroteTo tells whether e wrote to the partition (on the offsets topic:
+// sent offsets, all to the group's one partition).
+func (e endedTxn) wroteTo(topic string, partition int32) bool {
+	if topic == offsetsTopic {
+		return e.offsets
+	}
+	return slices.Contains(e.wrote[topic], partition)
 }
 
 // txnWrites collects, while a transaction runs, its producer id and epoch
 // (from its acknowledged records and its offset commit) and the partitions
 // it wrote.
 type txnWrites struct {
-	mu    sync.Mutex
-	known bool
-	pid   int64
-	epoch int16
-	wrote map[string][]int32
-	first map[string]map[int32]int64 // the first offset it wrote, per partition
+	mu      sync.Mutex
+	known   bool
+	offsets bool
+	pid     int64
+	epoch   int16
+	wrote   map[string][]int32
+	first   map[string]map[int32]int64 // the first offset it wrote, per partition
 }
 
 func (t *txnWrites) saw(pid int64, epoch int16) {
@@ -117,6 +128,9 @@ func (t *txnWrites) firstAt(topic string, partition int32) (int64, bool) {
 func (t *txnWrites) stamping(fn func(*kmsg.TxnOffsetCommitRequest) error) func(*kmsg.TxnOffsetCommitRequest) error {
 	return func(req *kmsg.TxnOffsetCommitRequest) error {
 		t.saw(req.ProducerID, req.ProducerEpoch)
+		t.mu.Lock()
+		t.offsets = true
+		t.mu.Unlock()
 		return fn(req)
 	}
 }
@@ -140,7 +154,7 @@ func (w *worker) noteEnded(t *txnWrites, committed bool) {
 	if len(w.ended) == maxEnded {
 		w.ended = slices.Delete(w.ended, 0, 1)
 	}
-	w.ended = append(w.ended, endedTxn{pid: t.pid, epoch: t.epoch, commit: committed, wrote: t.wrote})
+	w.ended = append(w.ended, endedTxn{pid: t.pid, epoch: t.epoch, commit: committed, wrote: t.wrote, offsets: t.offsets})
 }
 
 // markersDue tells whether the ended transactions should be checked: some
@@ -170,15 +184,10 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, cur *txnWrite
 	w.disc.seen.Store(false) // a drop from now on asks again
 	adm := kadm.NewClient(cl)
 	topics := kadm.TopicsSet{offsetsTopic: nil}
-	fate := map[int64]map[int16]bool{} // pid → epoch → committed
 	for _, e := range w.ended {
 		for t, ps := range e.wrote {
 			topics.Add(t, ps...)
 		}
-		if fate[e.pid] == nil {
-			fate[e.pid] = map[int16]bool{}
-		}
-		fate[e.pid][e.epoch] = e.commit
 	}
 	described, err := adm.DescribeTransactions(ctx, w.txnID)
 	if err == nil {
@@ -200,7 +209,7 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, cur *txnWrite
 		w.disc.seen.Store(true)
 		return fmt.Errorf("%w: describe producers: %w", errMarkersUnchecked, err)
 	}
-	pl := planMarkers(coord, producers, fate, cur)
+	pl := planMarkers(coord, producers, w.ended, cur)
 	heal, unknown, unanswered := pl.heal, pl.unknown, pl.unanswered
 	if len(pl.forbidden) > 0 && !w.describeForbiddenLogged {
 		w.describeForbiddenLogged = true
@@ -272,15 +281,28 @@ type markerPlan struct {
 	seen       []string
 }
 
-// planMarkers classifies the open transactions of the producers fate
-// knows (by producer id, epoch → committed) and of the coordinator's:
-// the transaction in hand (cur) and one the coordinator still runs are
-// left to their end, noting orphans before cur's records; one whose fate
-// the worker remembers, or the coordinator completed last, is settled;
+// planMarkers classifies the open transactions of the producers of ended
+// and of the coordinator's. The transaction in hand (cur, where it wrote)
+// and one the coordinator still runs are left to their end, noting
+// orphans before cur's records. One whose fate the worker knows is
+// settled with it: the fate of its ended transactions of that producer
+// and epoch that wrote the partition — under transactions v1 every
+// transaction of a session shares its epoch, so the epoch alone does not
+// tell them apart, and differing fates there are unknown. Failing that,
+// the coordinator's last completed transaction decides, if it is the one;
 // the rest are unknown.
-func planMarkers(coord kadm.DescribedTransaction, producers kadm.DescribedProducersTopics, fate map[int64]map[int16]bool, cur *txnWrites) markerPlan {
+func planMarkers(coord kadm.DescribedTransaction, producers kadm.DescribedProducersTopics, ended []endedTxn, cur *txnWrites) markerPlan {
 	var pl markerPlan
 	inFlight := cur.inFlight()
+	ours := map[int64]bool{coord.ProducerID: true}
+	later := map[int64]map[int16]bool{} // epochs the worker ran, by producer
+	for _, e := range ended {
+		ours[e.pid] = true
+		if later[e.pid] == nil {
+			later[e.pid] = map[int16]bool{}
+		}
+		later[e.pid][e.epoch] = true
+	}
 	producers.EachPartition(func(dp kadm.DescribedProducersPartition) {
 		if errors.Is(dp.Err, kerr.TopicAuthorizationFailed) {
 			pl.forbidden = append(pl.forbidden, fmt.Sprintf("%s/%d", dp.Topic, dp.Partition))
@@ -291,28 +313,30 @@ func planMarkers(coord kadm.DescribedTransaction, producers kadm.DescribedProduc
 			return
 		}
 		for _, p := range dp.ActiveProducers {
-			byEpoch, ours := fate[p.ProducerID]
-			if (!ours && p.ProducerID != coord.ProducerID) || p.CurrentTxnStartOffset < 0 {
+			if !ours[p.ProducerID] || p.CurrentTxnStartOffset < 0 {
 				continue
 			}
 			pl.seen = append(pl.seen, fmt.Sprintf("%s/%d from %d (producer %d epoch %d)", p.Topic, p.Partition, p.CurrentTxnStartOffset, p.ProducerID, p.ProducerEpoch))
-			if (p.ProducerEpoch == inFlight && p.ProducerID == coord.ProducerID) || coordinatorRuns(coord, p) {
+			first, inHand := cur.firstAt(p.Topic, p.Partition)
+			inHand = inHand && p.ProducerEpoch == inFlight && p.ProducerID == coord.ProducerID
+			if inHand || coordinatorRuns(coord, p) {
 				// The transaction in hand, or one the coordinator is
 				// still ending: its marker will settle the partition.
 				// Records before its own there are earlier ones Kafka
 				// left open, which that marker decides with it.
-				if first, ok := cur.firstAt(p.Topic, p.Partition); ok && p.CurrentTxnStartOffset < first {
-					if eps := committedBefore(byEpoch, inFlight); len(eps) > 0 {
+				if inHand && p.CurrentTxnStartOffset < first {
+					if eps := committedOn(ended, p, inFlight); len(eps) > 0 {
 						pl.orphans = append(pl.orphans, orphan{topic: p.Topic, partition: p.Partition, from: p.CurrentTxnStartOffset, to: first, pid: p.ProducerID, epochs: eps})
 					}
 				}
 				continue
 			}
-			if commit, known := byEpoch[p.ProducerEpoch]; known {
+			if commit, known, mixed := fateOn(ended, p); known {
 				pl.heal = append(pl.heal, openTxn{p, commit})
-			} else if _, later := byEpoch[p.ProducerEpoch+1]; later {
-				// Transactions v1: the coordinator's completed epoch
-				// may be a later transaction's.
+			} else if mixed || later[p.ProducerID][p.ProducerEpoch+1] {
+				// Differing fates, or transactions v1 where the
+				// coordinator's completed epoch may be a later
+				// transaction's.
 				pl.unknown = append(pl.unknown, p)
 			} else if commit, known := decided(coord, p); known {
 				pl.heal = append(pl.heal, openTxn{p, commit})
@@ -324,11 +348,56 @@ func planMarkers(coord kadm.DescribedTransaction, producers kadm.DescribedProduc
 	return pl
 }
 
+// fateOn is the fate of the ended transactions of p's producer and epoch
+// that wrote p's partition: known if there are some and they agree, mixed
+// if they do not.
+func fateOn(ended []endedTxn, p kadm.DescribedProducer) (commit, known, mixed bool) {
+	for _, e := range ended {
+		if e.pid != p.ProducerID || e.epoch != p.ProducerEpoch || !e.wroteTo(p.Topic, p.Partition) {
+			continue
+		}
+		if known && e.commit != commit {
+			return false, false, true
+		}
+		commit, known = e.commit, true
+	}
+	return commit, known, false
+}
+
+// committedOn lists the epochs (up to the one in hand's: under
+// transactions v1 they are all one) whose ended transactions that wrote
+// p's partition all committed: their records there, before the
+// transaction in hand's, are to survive it.
+func committedOn(ended []endedTxn, p kadm.DescribedProducer, upTo int16) map[int16]bool {
+	out := map[int16]bool{}
+	aborted := map[int16]bool{}
+	for _, e := range ended {
+		if e.pid != p.ProducerID || e.epoch > upTo || !e.wroteTo(p.Topic, p.Partition) {
+			continue
+		}
+		if e.commit {
+			out[e.epoch] = true
+		} else {
+			aborted[e.epoch] = true
+		}
+	}
+	for e := range aborted {
+		delete(out, e) // which records of the epoch were whose cannot be told
+	}
+	return out
+}
+
 // coordinatorRuns tells whether the coordinator is still ending (or running) the
 // transaction that wrote p's open records: it then writes their markers
 // itself.
 func coordinatorRuns(coord kadm.DescribedTransaction, p kadm.DescribedProducer) bool {
 	if coord.ProducerID != p.ProducerID {
+		return false
+	}
+	// Under transactions v1 an earlier transaction has the running one's
+	// epoch: where the coordinator lists the running one's partitions,
+	// only those are its.
+	if len(coord.Topics) > 0 && !coord.Topics.Lookup(p.Topic, p.Partition) {
 		return false
 	}
 	switch coord.State {
@@ -450,17 +519,6 @@ type orphan struct {
 	from, to  int64 // [from, to): the open records before the later transaction's
 	pid       int64
 	epochs    map[int16]bool // the committed transactions' epochs
-}
-
-// committedBefore lists the committed epochs of byEpoch below epoch.
-func committedBefore(byEpoch map[int16]bool, epoch int16) map[int16]bool {
-	out := map[int16]bool{}
-	for e, commit := range byEpoch {
-		if commit && e < epoch {
-			out[e] = true
-		}
-	}
-	return out
 }
 
 // addOrphans adds found to the worker's orphans, once per partition and

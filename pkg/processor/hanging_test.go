@@ -135,9 +135,13 @@ func TestPlanMarkers(t *testing.T) {
 	cur.produced(&kgo.Record{Topic: "processed", Partition: 2, ProducerID: pid, ProducerEpoch: 9, Offset: 35})
 	cur.produced(&kgo.Record{Topic: "state", Partition: 0, ProducerID: pid, ProducerEpoch: 9, Offset: 40})
 	coord := kadm.DescribedTransaction{State: "Ongoing", ProducerID: pid, ProducerEpoch: 9}
-	fate := map[int64]map[int16]bool{pid: {3: true, 4: true, 5: false}}
+	ended := []endedTxn{
+		{pid: pid, epoch: 3, commit: true, offsets: true, wrote: map[string][]int32{"processed": {2}}},
+		{pid: pid, epoch: 4, commit: true, offsets: true, wrote: map[string][]int32{"processed": {0, 2}}},
+		{pid: pid, epoch: 5, commit: false, wrote: map[string][]int32{"processed": {1}}},
+	}
 
-	pl := planMarkers(coord, producers, fate, cur)
+	pl := planMarkers(coord, producers, ended, cur)
 	var heal []string
 	for _, o := range pl.heal {
 		heal = append(heal, fmt.Sprintf("%s/%d %v", o.p.Topic, o.p.Partition, o.commit))
@@ -163,6 +167,47 @@ func TestPlanMarkers(t *testing.T) {
 	}
 	if len(pl.seen) != 6 {
 		t.Errorf("seen %v, want the worker's 6 open transactions", pl.seen)
+	}
+}
+
+// Transactions v1 (Kafka 3, or a 4.x cluster whose transaction.version
+// stayed below 2): every transaction of a session has one epoch. Open
+// records on a partition take the fate of the ended transactions that
+// wrote there, not the epoch's last one; differing fates there are
+// unknown; and an open stretch at the epoch of the transaction in hand is
+// its own only where it wrote.
+func TestPlanMarkersSharedEpoch(t *testing.T) {
+	const pid = 7
+	ended := []endedTxn{
+		{pid: pid, epoch: 4, commit: true, offsets: true, wrote: map[string][]int32{"processed": {1, 3}}}, // markers skipped
+		{pid: pid, epoch: 4, commit: false, wrote: map[string][]int32{"processed": {2, 3}}},               // aborted after it
+	}
+	open := func(part int32) kadm.DescribedProducer {
+		return kadm.DescribedProducer{Topic: "processed", Partition: part, ProducerID: pid, ProducerEpoch: 4, CurrentTxnStartOffset: 10}
+	}
+	producers := kadm.DescribedProducersTopics{"processed": {Topic: "processed", Partitions: kadm.DescribedProducersPartitions{
+		1: {Topic: "processed", Partition: 1, ActiveProducers: kadm.DescribedProducers{pid: open(1)}},
+		3: {Topic: "processed", Partition: 3, ActiveProducers: kadm.DescribedProducers{pid: open(3)}},
+	}}}
+	inHand := &txnWrites{}
+	inHand.produced(&kgo.Record{Topic: "processed", Partition: 0, ProducerID: pid, ProducerEpoch: 4, Offset: 30})
+	for _, c := range []struct {
+		name  string
+		coord kadm.DescribedTransaction
+		cur   *txnWrites
+	}{
+		{"between transactions", kadm.DescribedTransaction{State: "CompleteAbort", ProducerID: pid, ProducerEpoch: 4}, nil},
+		{"one in hand elsewhere", kadm.DescribedTransaction{State: "Ongoing", ProducerID: pid, ProducerEpoch: 4, Topics: kadm.TopicsSet{"processed": {0: {}}}}, inHand},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			pl := planMarkers(c.coord, producers, ended, c.cur)
+			if len(pl.heal) != 1 || !pl.heal[0].commit || pl.heal[0].p.Partition != 1 {
+				t.Errorf("markers %+v, want a commit on processed/1 only", pl.heal)
+			}
+			if len(pl.unknown) != 1 || pl.unknown[0].Partition != 3 {
+				t.Errorf("unknown %+v, want processed/3 (a commit and an abort wrote there)", pl.unknown)
+			}
+		})
 	}
 }
 
