@@ -157,6 +157,17 @@ func (w *worker) noteEnded(t *txnWrites, committed bool) {
 	w.ended = append(w.ended, endedTxn{pid: t.pid, epoch: t.epoch, commit: committed, wrote: t.wrote, offsets: t.offsets})
 }
 
+// noteSettled remembers a transaction whose end settle told, and has it
+// checked: Kafka may have skipped its markers too, and the renewed
+// session's fence made the coordinator forget its fate.
+func (w *worker) noteSettled(t *txnWrites, committed bool) {
+	if t == nil {
+		return
+	}
+	w.noteEnded(t, committed)
+	w.disc.seen.Store(true)
+}
+
 // markersDue tells whether the ended transactions should be checked: some
 // are unchecked and a connection dropped since the last check.
 func (w *worker) markersDue() bool {
@@ -242,6 +253,13 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, cur *txnWrite
 				"from_offset", o.p.CurrentTxnStartOffset, "committed", o.commit)
 		}
 	}
+	w.addOrphans(pl.orphans)
+	if len(errs) > 0 || len(unanswered) > 0 {
+		// Asked again: what it cannot settle is reported then, once.
+		unknown = nil
+		w.disc.seen.Store(true)
+		return fmt.Errorf("%w: %w", errMarkersUnchecked, errors.Join(append(errs, unanswered...)...))
+	}
 	if len(unknown) > 0 {
 		var where []string
 		for _, p := range unknown {
@@ -250,15 +268,8 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, cur *txnWrite
 		w.p.log.Error("transactions of this worker are left open on partitions and the worker cannot settle them: read_committed readers wait at them, and on "+offsetsTopic+" the group's offset fetch; see docs/runbooks/open-transactions.md",
 			"transactional_id", w.txnID, "open", strings.Join(where, "; "))
 	}
-	w.addOrphans(pl.orphans)
-	if len(errs) == 0 && len(unanswered) == 0 {
-		w.ended = w.ended[:0]
-		return nil
-	}
-	// Asked again, the same open transactions would be counted again.
-	unknown = nil
-	w.disc.seen.Store(true)
-	return fmt.Errorf("%w: %w", errMarkersUnchecked, errors.Join(append(errs, unanswered...)...))
+	w.ended = w.ended[:0]
+	return nil
 }
 
 // openTxn is an open transaction on a partition and the fate to settle it
@@ -472,8 +483,8 @@ func (t *txnWrites) inFlight() int16 {
 const markerCheckTry = 5 * time.Second
 
 // checkMarkersLogged runs checkMarkers, bounded, and logs why it could not
-// (it is due again then).
-func (w *worker) checkMarkersLogged(ctx context.Context, cur *txnWrites) {
+// (it is due again then); the error is checkMarkers'.
+func (w *worker) checkMarkersLogged(ctx context.Context, cur *txnWrites) error {
 	cctx, cancel := context.WithTimeout(ctx, markerCheckTry)
 	defer cancel()
 	err := w.checkMarkers(cctx, w.sess.Client(), cur)
@@ -488,6 +499,7 @@ func (w *worker) checkMarkersLogged(ctx context.Context, cur *txnWrites) {
 	default:
 		w.p.log.Debug("could not check for transaction markers Kafka skipped", "error", err)
 	}
+	return err
 }
 
 // markerPoll caps a poll while ended transactions are unchecked: a worker

@@ -303,8 +303,13 @@ func (w *worker) renewSession(ctx context.Context, cause error) error {
 	}
 	// Before the fence: it aborts the transaction the old session left
 	// open, and that abort would decide records Kafka left open on the
-	// same partitions too.
-	w.checkMarkersLogged(ctx, w.inHand)
+	// same partitions too. Partitions whose leaders are still coming back
+	// answer nothing for a moment: asked again, within a bound.
+	for start := time.Now(); w.checkMarkersLogged(ctx, w.inHand) != nil && time.Since(start) < fenceCheckWait; {
+		if !sleep(ctx, 250*time.Millisecond) {
+			return cause
+		}
+	}
 	if err := w.newSession(); err != nil {
 		return fmt.Errorf("%w; new session: %w", cause, err)
 	}
@@ -324,8 +329,12 @@ func (w *worker) renewSession(ctx context.Context, cause error) error {
 	}
 }
 
-// fenceTry bounds one try of a renewed session's fence.
-const fenceTry = 5 * time.Second
+// fenceTry bounds one try of a renewed session's fence, and
+// fenceCheckWait the check for skipped markers before it.
+const (
+	fenceTry       = 5 * time.Second
+	fenceCheckWait = 10 * time.Second
+)
 
 // openSession replaces the worker's session with a new one and fences.
 func (w *worker) openSession(ctx context.Context) error {
@@ -826,6 +835,7 @@ func (w *worker) settle(ctx, stop context.Context) {
 		return
 	}
 	w.unsettled = nil
+	writes := w.inHand
 	w.inHand = nil
 	p := w.p
 	// The answer is worth waiting for while the batch's claims hold (till
@@ -848,11 +858,13 @@ func (w *worker) settle(ctx, stop context.Context) {
 		switch {
 		case err == nil && fate == fateCommitted:
 			p.log.Info("the unanswered commit landed; finishing the batch", "records", len(u.items))
+			w.noteSettled(writes, true) // the fence made the coordinator forget it
 			w.settleOrphans(sctx, true)
 			w.finish(sctx, stop, u.items, u.claimed, u.token, u.leaseEnd)
 			return
 		case err == nil && fate == fateAborted:
 			p.log.Info("the commit did not land; records will be redelivered", "records", len(u.items))
+			w.noteSettled(writes, false)
 			w.settleOrphans(sctx, false)
 			endSpans(u.items, "aborted")
 			p.release(sctx, stop, u.claimed, u.token)
@@ -867,6 +879,7 @@ func (w *worker) settle(ctx, stop context.Context) {
 			ok, perr := p.d.Store.PreparedBy(sctx, u.token, keys, at)
 			if perr == nil && ok {
 				p.log.Info("the unanswered commit landed (another member has committed past it, and the batch's keys are still marked by it); finishing the batch", "records", len(u.items))
+				w.noteSettled(writes, true)
 				w.settleOrphans(sctx, true)
 				w.finish(sctx, stop, u.items, u.claimed, u.token, u.leaseEnd)
 				return
