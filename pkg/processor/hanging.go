@@ -200,10 +200,7 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, cur *txnWrite
 			topics.Add(t, ps...)
 		}
 	}
-	described, err := adm.DescribeTransactions(ctx, w.txnID)
-	if err == nil {
-		err = described[w.txnID].Err
-	}
+	coord, err := kafka.DescribeTxn(ctx, adm, w.txnID)
 	if errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.UnsupportedVersion) {
 		w.noTxnDescribe = true
 		w.ended = nil
@@ -214,7 +211,6 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, cur *txnWrite
 		w.disc.seen.Store(true)
 		return fmt.Errorf("%w: describe transaction %s: %w", errMarkersUnchecked, w.txnID, err)
 	}
-	coord := described[w.txnID]
 	producers, err := adm.DescribeProducers(ctx, topics)
 	if err != nil {
 		w.disc.seen.Store(true)
@@ -236,7 +232,7 @@ func (w *worker) checkMarkers(ctx context.Context, cl *kgo.Client, cur *txnWrite
 		w.p.metrics.countLeftOpen(ctx, "unresolved", len(unknown))
 	}()
 	for _, o := range heal {
-		err := writeMarker(ctx, cl, o.p, o.commit)
+		err := kafka.WriteMarker(ctx, cl, o.p, o.commit)
 		switch {
 		case errors.Is(err, kerr.ClusterAuthorizationFailed):
 			// Not retried: reported with the rest the worker cannot settle.
@@ -330,7 +326,7 @@ func planMarkers(coord kadm.DescribedTransaction, producers kadm.DescribedProduc
 			pl.seen = append(pl.seen, fmt.Sprintf("%s/%d from %d (producer %d epoch %d)", p.Topic, p.Partition, p.CurrentTxnStartOffset, p.ProducerID, p.ProducerEpoch))
 			first, inHand := cur.firstAt(p.Topic, p.Partition)
 			inHand = inHand && p.ProducerEpoch == inFlight && p.ProducerID == coord.ProducerID
-			if inHand || coordinatorRuns(coord, p) {
+			if inHand || kafka.CoordinatorRuns(coord, p) {
 				// The transaction in hand, or one the coordinator is
 				// still ending: its marker will settle the partition.
 				// Records before its own there are earlier ones Kafka
@@ -349,7 +345,7 @@ func planMarkers(coord kadm.DescribedTransaction, producers kadm.DescribedProduc
 				// coordinator's completed epoch may be a later
 				// transaction's.
 				pl.unknown = append(pl.unknown, p)
-			} else if commit, known := decided(coord, p); known {
+			} else if commit, known := kafka.CoordinatorDecided(coord, p); known {
 				pl.heal = append(pl.heal, openTxn{p, commit})
 			} else {
 				pl.unknown = append(pl.unknown, p)
@@ -396,73 +392,6 @@ func committedOn(ended []endedTxn, p kadm.DescribedProducer, upTo int16) map[int
 		delete(out, e) // which records of the epoch were whose cannot be told
 	}
 	return out
-}
-
-// coordinatorRuns tells whether the coordinator is still ending (or running) the
-// transaction that wrote p's open records: it then writes their markers
-// itself.
-func coordinatorRuns(coord kadm.DescribedTransaction, p kadm.DescribedProducer) bool {
-	if coord.ProducerID != p.ProducerID {
-		return false
-	}
-	// Under transactions v1 an earlier transaction has the running one's
-	// epoch: where the coordinator lists the running one's partitions,
-	// only those are its.
-	if len(coord.Topics) > 0 && !coord.Topics.Lookup(p.Topic, p.Partition) {
-		return false
-	}
-	switch coord.State {
-	case "PrepareCommit", "PrepareAbort", "PrepareEpochFence":
-		// Transactions v2 bumps the epoch when it prepares.
-		return coord.ProducerEpoch == p.ProducerEpoch || coord.ProducerEpoch == p.ProducerEpoch+1
-	case "Ongoing":
-		return coord.ProducerEpoch == p.ProducerEpoch
-	}
-	return false
-}
-
-// decided tells the fate the coordinator gave the transaction that wrote
-// p's open records, when it is the last one it completed: the
-// transaction's end, whose answer the worker may not have had.
-// Transactions v2 completes at the next epoch.
-func decided(coord kadm.DescribedTransaction, p kadm.DescribedProducer) (commit, known bool) {
-	if coord.ProducerID != p.ProducerID || (coord.ProducerEpoch != p.ProducerEpoch && coord.ProducerEpoch != p.ProducerEpoch+1) {
-		return false, false
-	}
-	switch coord.State {
-	case "CompleteCommit":
-		return true, true
-	case "CompleteAbort":
-		return false, true
-	}
-	return false, false
-}
-
-// writeMarker writes a commit or abort marker for p's open transaction on
-// its partition, at the epoch its records carry and the coordinator epoch
-// the partition knows (the checks a partition applies to a marker).
-func writeMarker(ctx context.Context, cl *kgo.Client, p kadm.DescribedProducer, commit bool) error {
-	req := kmsg.NewPtrWriteTxnMarkersRequest()
-	m := kmsg.NewWriteTxnMarkersRequestMarker()
-	m.ProducerID, m.ProducerEpoch, m.Committed, m.CoordinatorEpoch = p.ProducerID, p.ProducerEpoch, commit, p.CoordinatorEpoch
-	t := kmsg.NewWriteTxnMarkersRequestMarkerTopic()
-	t.Topic, t.Partitions = p.Topic, []int32{p.Partition}
-	m.Topics = append(m.Topics, t)
-	req.Markers = append(req.Markers, m)
-	resp, err := req.RequestWith(ctx, cl.Broker(int(p.Leader)))
-	if err != nil {
-		return err
-	}
-	for _, m := range resp.Markers {
-		for _, t := range m.Topics {
-			for _, pr := range t.Partitions {
-				if err := kerr.ErrorForCode(pr.ErrorCode); err != nil {
-					return err
-				}
-			}
-		}
-	}
-	return nil
 }
 
 // inFlight is the epoch of the transaction's acknowledged records, -1

@@ -9,6 +9,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/inletdev/inlet/pkg/kafka"
 )
 
 // The coordinator's view decides whether open records are its own to
@@ -34,10 +36,10 @@ func TestCoordinatorViewOfOpenRecords(t *testing.T) {
 		{"CompleteCommit", 8, 5, false, false, false}, // another producer id
 	} {
 		coord := kadm.DescribedTransaction{State: c.state, ProducerID: c.pid, ProducerEpoch: c.epoch}
-		if got := coordinatorRuns(coord, open); got != c.runs {
+		if got := kafka.CoordinatorRuns(coord, open); got != c.runs {
 			t.Errorf("%s pid %d epoch %d: coordinatorRuns = %v, want %v", c.state, c.pid, c.epoch, got, c.runs)
 		}
-		commit, known := decided(coord, open)
+		commit, known := kafka.CoordinatorDecided(coord, open)
 		if known != c.known || commit != c.wantCommit {
 			t.Errorf("%s pid %d epoch %d: decided = %v, %v, want %v, %v", c.state, c.pid, c.epoch, commit, known, c.wantCommit, c.known)
 		}

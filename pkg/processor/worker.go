@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/store"
 )
 
@@ -1099,10 +1100,7 @@ func (w *worker) awaitPreviousTxn(ctx context.Context) {
 	deadline := time.Now().Add(maxPreviousTxnWait)
 	backoff := time.Millisecond
 	for {
-		described, err := adm.DescribeTransactions(ctx, w.txnID)
-		if err == nil {
-			err = described[w.txnID].Err
-		}
+		coord, err := kafka.DescribeTxn(ctx, adm, w.txnID)
 		if err != nil {
 			if errors.Is(err, kerr.TransactionalIDAuthorizationFailed) || errors.Is(err, kerr.UnsupportedVersion) {
 				w.noTxnDescribe = true
@@ -1110,7 +1108,7 @@ func (w *worker) awaitPreviousTxn(ctx context.Context) {
 			}
 			return
 		}
-		switch described[w.txnID].State {
+		switch coord.State {
 		case "PrepareCommit", "PrepareAbort", "PrepareEpochFence":
 		default:
 			return
