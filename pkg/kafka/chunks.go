@@ -34,10 +34,28 @@ type Chunks struct {
 	// record (20,000 for a fenced requeue chunk).
 	errs    []error
 	repeats int
-	acked   *kgo.Record // a record of the open transaction Kafka acknowledged
+	acked   *kgo.Record        // a record of the open transaction Kafka acknowledged
+	wrote   map[string][]int32 // the partitions it acknowledged records on
 	open    bool
 	opened  time.Time
 	n       int
+	guard   *chunkGuard
+}
+
+type chunkGuard struct {
+	g      *MarkerGuard
+	when   func() bool
+	report func(Settled)
+}
+
+// Guard makes Commit confirm, through g, the markers of each transaction
+// it commits before it reads one of its records back (see
+// MarkerGuard.Confirm): where a stopping broker answered the commit and
+// skipped markers, they are written. when is asked after each commit
+// (nil: always); report, when not nil, is given what was found open. The
+// confirm never fails a commit: a check that cannot run is logged by g.
+func (c *Chunks) Guard(g *MarkerGuard, when func() bool, report func(Settled)) {
+	c.guard = &chunkGuard{g: g, when: when, report: report}
 }
 
 // NewChunks writes through cl, which must have a transactional id;
@@ -80,7 +98,7 @@ func (c *Chunks) Produce(ctx context.Context, r *kgo.Record) error {
 		}
 		c.open, c.opened, c.n = true, time.Now(), 0
 		c.mu.Lock()
-		c.acked = nil // of the transaction before, which failed
+		c.acked, c.wrote = nil, nil // of the transaction before, which failed
 		c.mu.Unlock()
 	}
 	c.n++
@@ -92,8 +110,16 @@ func (c *Chunks) Produce(ctx context.Context, r *kgo.Record) error {
 			c.errs = append(c.errs, err)
 		case err != nil:
 			c.repeats++
-		case c.acked == nil:
-			c.acked = r
+		default:
+			if c.acked == nil {
+				c.acked = r
+			}
+			if c.wrote == nil {
+				c.wrote = map[string][]int32{}
+			}
+			if !slices.Contains(c.wrote[r.Topic], r.Partition) {
+				c.wrote[r.Topic] = append(c.wrote[r.Topic], r.Partition)
+			}
 		}
 	})
 	return nil
@@ -143,10 +169,19 @@ func (c *Chunks) Commit(ctx context.Context) error {
 	}
 	c.open, c.n = false, 0
 	c.mu.Lock()
-	c.acked = nil
+	wrote := c.wrote
+	c.acked, c.wrote = nil, nil
 	c.mu.Unlock()
 	if acked == nil {
 		return nil
+	}
+	// Before the read-back, which would wait on a partition whose marker
+	// Kafka skipped until checkWait and call the commit unconfirmed.
+	if g := c.guard; g != nil && (g.when == nil || g.when()) {
+		s := g.g.Confirm(ctx, c.cl, EndedTxn{PID: acked.ProducerID, Epoch: acked.ProducerEpoch, Wrote: wrote})
+		if g.report != nil && (len(s.Repaired) > 0 || len(s.Unsettled) > 0) {
+			g.report(s)
+		}
 	}
 	// One record tells: a transaction's records are all committed or all
 	// aborted.
