@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -235,6 +236,10 @@ type Queues struct {
 	adm    *kadm.Client
 	topics kafka.Topics
 	codec  *envelope.Codec
+	log    *slog.Logger
+	// guard confirms each decision's commits (see decide); one per
+	// Queues, so that a check that cannot run is logged once.
+	guard *kafka.MarkerGuard
 }
 
 // New returns Queues over the cluster reached with opts, with
@@ -244,7 +249,15 @@ func New(opts []kgo.Opt, topics kafka.Topics, codec *envelope.Codec) (*Queues, e
 	if err != nil {
 		return nil, err
 	}
-	return &Queues{cl: cl, adm: kadm.NewClient(cl), topics: topics, codec: codec}, nil
+	log := slog.New(slog.DiscardHandler)
+	return &Queues{cl: cl, adm: kadm.NewClient(cl), topics: topics, codec: codec, log: log, guard: kafka.NewMarkerGuard(TxnID(topics), log)}, nil
+}
+
+// SetLogger logs what decisions find of transactions Kafka left open
+// (see decide) to log; the default discards. Call it before deciding.
+func (q *Queues) SetLogger(log *slog.Logger) {
+	q.log = log
+	q.guard = kafka.NewMarkerGuard(TxnID(q.topics), log)
 }
 
 // Close releases the client.
@@ -538,6 +551,11 @@ type Decided struct {
 	// the queue stopped midway (an error). As many as were named: unlike
 	// Entries, not bounded by MaxShown, but by the request.
 	Unmatched []Miss
+	// Repaired lists where Kafka answered a commit of the decision (or of
+	// the decision before it) and skipped its markers, as a broker in
+	// controlled shutdown can, and the decision wrote them: left open,
+	// those records held back every read_committed reader there.
+	Repaired []string `json:",omitempty"`
 }
 
 // Undecided counts, of a decision naming ids, those it left undecided:
@@ -800,6 +818,15 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, err
 	}
 	defer txn.Close()
+	// Before taking the id, which makes the coordinator forget how the
+	// last decision ended: one that stopped before confirming its commit
+	// (below) may have left records open where Kafka skipped markers.
+	// Bounded, and never fails the decision (see kafka.MarkerGuard).
+	topics := []string{q.topics.Audit}
+	if action == "requeue" {
+		topics = append(topics, q.topics.Retry[0])
+	}
+	res.Repaired = append(res.Repaired, repairedOf(q.guard.SettleCompleted(ctx, txn, topics...))...)
 	if _, _, err := txn.ProducerID(ctx); err != nil {
 		return res, fmt.Errorf("%s: take the decisions' transactional id: %w", action, err)
 	}
@@ -813,6 +840,13 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	// a requeue whose record was refused once committed its audit entry
 	// alone, and the event was marked requeued but never sent.
 	chunks := kafka.NewChunks(txn, q.cl.Opts())
+	// Decisions are rare: each commit's markers are confirmed on every
+	// partition it wrote. A requeue's records left open on the retry
+	// topic would stall the processor's reads of that partition; the
+	// audit topic left open hides later decisions from the read above (a
+	// retried requeue acts again); and the next decision's abort there
+	// would throw this one away.
+	chunks.Guard(q.guard, nil, func(s kafka.Settled) { res.Repaired = append(res.Repaired, repairedOf(s)...) })
 	var (
 		pending     []*Entry      // decided in the open transaction
 		unconfirmed int           // entries whose commit was sent but not answered
@@ -922,6 +956,15 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 		return res, fmt.Errorf("%s: another decision started meanwhile (or this one outlived its transaction); %s: %w", action, done, err)
 	}
 	return res, fmt.Errorf("%s: %s: %w", action, done, err)
+}
+
+// repairedOf names where s wrote markers Kafka skipped.
+func repairedOf(s kafka.Settled) []string {
+	var out []string
+	for _, h := range s.Repaired {
+		out = append(out, h.String())
+	}
+	return out
 }
 
 // unsent is what r carries before it is produced: franz-go fills in the

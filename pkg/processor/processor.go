@@ -255,6 +255,7 @@ func New(cfg Config, d Deps) (*Processor, error) {
 		p.closeWorkers()
 		return nil, err
 	}
+	p.queues.SetLogger(p.log)
 	return p, nil
 }
 

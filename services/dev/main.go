@@ -273,6 +273,7 @@ func run(args []string) error {
 		return err
 	}
 	defer q.Close()
+	q.SetLogger(log)
 	api, err := admin.New(tok, admin.Deps{Queues: q, Topics: topics, Sources: sources.Names(), Trace: hist.HandlerWith(q.TraceEntries), Log: log, Meter: tel.Meter})
 	if err != nil {
 		return err

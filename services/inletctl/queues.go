@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"maps"
 	"os"
 	"os/signal"
@@ -253,6 +254,9 @@ func queue(name string, args []string, kcfg *kafka.Config, rcfg *service.Registr
 		return exitError, err
 	}
 	defer q.Close()
+	// Warnings only: transactions Kafka left open that a decision found
+	// (and wrote the markers of), or a check it could not run.
+	q.SetLogger(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 
 	var es []*ops.Entry
 	var decided ops.Decided

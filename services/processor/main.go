@@ -251,6 +251,7 @@ func run(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer q.Close()
+	q.SetLogger(log)
 	if hist != nil {
 		// Operators' decisions are on the audit topic: trace shows them too.
 		trace = hist.HandlerWith(q.TraceEntries)
