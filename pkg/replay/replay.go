@@ -647,6 +647,14 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 		return err
 	}
 	defer txn.Close()
+	// A stopping broker can answer a chunk's commit and skip its markers:
+	// the copies stay open, AwaitStable below waits on them for good, and
+	// the next marker there decides them. Each commit is confirmed (see
+	// chunks.Guard below); a run that stopped before confirming its last
+	// is settled here, before the id is taken (which makes the coordinator
+	// forget how it ended). Bounded, and never fails the copy.
+	guard := kafka.NewMarkerGuard(copyTxnID(r.topic), r.d.Log)
+	guard.SettleCompleted(ctx, txn, r.topic)
 	// What a run before copied is counted from the replay topic, by its
 	// stable offsets: first fence that run's transaction (InitProducerID
 	// aborts one left open, or waits for one committing to complete), then
@@ -713,6 +721,7 @@ func (r *run) copy(ctx context.Context, saved map[string]string) error {
 	}
 	scanned, skipped, skippedDiscarded := prog.Scanned, prog.Skipped, prog.SkippedDiscarded
 	chunks := kafka.NewChunks(txn, r.d.KafkaOpts)
+	chunks.Guard(guard, nil, nil)
 	// Fill: copies wait in pend until their entities' states are read
 	// (markApplied, one round trip per markBatch copies), and are in the
 	// chunk only once produced: commit produces them first. Pending since
@@ -1010,6 +1019,7 @@ func (r *run) failureOrigins(ctx context.Context) (map[string]standing, error) {
 		return nil, err
 	}
 	defer q.Close()
+	q.SetLogger(r.d.Log)
 	out := map[string]standing{}
 	for _, topic := range []string{r.d.Topics.DLQ, r.d.Topics.Invalid} {
 		err := q.Scan(ctx, topic, ops.Filter{}, func(e *ops.Entry) error {
