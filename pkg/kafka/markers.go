@@ -320,13 +320,24 @@ func (g *MarkerGuard) once(ctx context.Context, cl *kgo.Client, where any, match
 			return true, nil
 		}
 		td, err := adm.ListTopics(ctx, w...)
-		if err == nil {
-			err = td.Error()
-		}
 		if err != nil {
 			return false, fmt.Errorf("list the partitions of %s: %w", strings.Join(w, ", "), err)
 		}
-		topics = td.TopicsSet()
+		for _, d := range td {
+			switch {
+			case errors.Is(d.Err, kerr.UnknownTopicOrPartition):
+				// Not made (yet): nothing of the id's is open there.
+			case d.Err != nil:
+				return false, fmt.Errorf("list the partitions of %s: %w", d.Topic, d.Err)
+			default:
+				for p := range d.Partitions {
+					topics.Add(d.Topic, p)
+				}
+			}
+		}
+		if len(topics) == 0 {
+			return true, nil
+		}
 	}
 	coord, err := DescribeTxn(ctx, adm, g.txnID)
 	if errors.Is(err, kerr.TransactionalIDNotFound) {

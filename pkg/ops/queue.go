@@ -823,8 +823,8 @@ func (q *Queues) decide(ctx context.Context, topic string, f Filter, action, who
 	// (below) may have left records open where Kafka skipped markers.
 	// Bounded, and never fails the decision (see kafka.MarkerGuard).
 	topics := []string{q.topics.Audit}
-	if action == "requeue" {
-		topics = append(topics, q.topics.Retry[0])
+	if len(q.topics.Retry) > 0 {
+		topics = append(topics, q.topics.Retry[0]) // the last decision may have been a requeue
 	}
 	res.Repaired = append(res.Repaired, repairedOf(q.guard.SettleCompleted(ctx, txn, topics...))...)
 	if _, _, err := txn.ProducerID(ctx); err != nil {
