@@ -308,6 +308,7 @@ func (g *MarkerGuard) check(ctx context.Context, cl *kgo.Client, where any, matc
 // once is one look; done says the check is over (nothing pending, or it
 // can never run).
 func (g *MarkerGuard) once(ctx context.Context, cl *kgo.Client, where any, match func(kadm.DescribedProducer) bool, waitRunning bool, s *Settled) (done bool, err error) {
+	s.Unsettled = s.Unsettled[:0] // as this look finds them; Repaired stays: those are written
 	adm := kadm.NewClient(cl)
 	topics := kadm.TopicsSet{}
 	switch w := where.(type) {
