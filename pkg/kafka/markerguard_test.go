@@ -1,11 +1,9 @@
 package kafka
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -14,25 +12,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
-
-// logBuf collects a logger's lines.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuf) count(s string) int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Count(l.b.String(), s)
-}
 
 // TestMarkerGuardDegrades: where Kafka refuses to describe the
 // transactional id (no DESCRIBE on it) or the producers of a partition
@@ -91,7 +73,7 @@ func TestMarkerGuardDegrades(t *testing.T) {
 			})
 			opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
 			_, ch := txnChunks(t, opts, "guarded")
-			var logs logBuf
+			var logs syncbuf.Buffer
 			ch.Guard(NewMarkerGuard("guarded", slog.New(slog.NewTextHandler(&logs, nil))), nil, nil)
 			ctx := context.Background()
 			for i := range 3 {
@@ -105,11 +87,11 @@ func TestMarkerGuardDegrades(t *testing.T) {
 					t.Fatalf("commit %d: %v", i, err)
 				}
 				if took := time.Since(start); took > MarkerCheckWait/2 {
-					t.Fatalf("commit %d took %v: the check that cannot run held it up; log:\n%s", i, took, logs.b.String())
+					t.Fatalf("commit %d took %v: the check that cannot run held it up; log:\n%s", i, took, logs.String())
 				}
 			}
-			if n := logs.count(c.warn); n != 1 {
-				t.Errorf("warned %d times %q, want once; log:\n%s", n, c.warn, logs.b.String())
+			if n := strings.Count(logs.String(), c.warn); n != 1 {
+				t.Errorf("warned %d times %q, want once; log:\n%s", n, c.warn, logs.String())
 			}
 			if n := asked.Load(); !c.asked(n) {
 				t.Errorf("Kafka asked %d times", n)
@@ -135,7 +117,7 @@ func TestMarkerGuardDegrades(t *testing.T) {
 		})
 		opts := []kgo.Opt{kgo.SeedBrokers(cluster.ListenAddrs()...)}
 		_, ch := txnChunks(t, opts, "guarded")
-		var logs logBuf
+		var logs syncbuf.Buffer
 		ch.Guard(NewMarkerGuard("guarded", slog.New(slog.NewTextHandler(&logs, nil))), nil, nil)
 		ctx := context.Background()
 		for i := range 2 {
@@ -150,8 +132,8 @@ func TestMarkerGuardDegrades(t *testing.T) {
 				t.Fatalf("commit %d took %v, past the check's bound", i, took)
 			}
 		}
-		if n := logs.count("level=WARN"); n != 1 {
-			t.Errorf("warned %d times, want once while the check cannot run; log:\n%s", n, logs.b.String())
+		if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+			t.Errorf("warned %d times, want once while the check cannot run; log:\n%s", n, logs.String())
 		}
 	})
 }

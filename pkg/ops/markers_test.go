@@ -1,11 +1,9 @@
 package ops
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -15,24 +13,8 @@ import (
 
 	"github.com/inletdev/inlet/pkg/kafka"
 	"github.com/inletdev/inlet/pkg/testenv"
+	"github.com/inletdev/inlet/pkg/testenv/syncbuf"
 )
-
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestDecisionsGoOnWithoutTheMarkerCheck: on a cluster that refuses to
 // describe the decisions' transactional id (the principal has no
@@ -40,7 +22,7 @@ func (l *lockedBuf) String() string {
 // the check's bound, and the refusal is warned of once, not per decision.
 func TestDecisionsGoOnWithoutTheMarkerCheck(t *testing.T) {
 	env, tp, q := deadLettered(t, testenv.Embedded, 2)
-	var logs lockedBuf
+	var logs syncbuf.Buffer
 	q.SetLogger(slog.New(slog.NewTextHandler(&logs, nil)))
 	c := env.Stack.Kafka
 	var asked atomic.Int32
