@@ -173,12 +173,7 @@ type settlePlan struct {
 func planSettle(coord kadm.DescribedTransaction, producers kadm.DescribedProducersTopics, match func(kadm.DescribedProducer) bool, waitRunning bool) settlePlan {
 	var pl settlePlan
 	producers.EachPartition(func(dp kadm.DescribedProducersPartition) {
-		if errors.Is(dp.Err, kerr.TopicAuthorizationFailed) {
-			pl.forbidden = append(pl.forbidden, fmt.Sprintf("%s/%d", dp.Topic, dp.Partition))
-			return
-		}
-		if dp.Err != nil {
-			pl.unanswered = append(pl.unanswered, fmt.Errorf("%s/%d: %w", dp.Topic, dp.Partition, dp.Err))
+		if SortDescribeErr(dp, &pl.forbidden, &pl.unanswered) {
 			return
 		}
 		for _, p := range dp.ActiveProducers {
@@ -425,4 +420,19 @@ func (g *MarkerGuard) report(s Settled) {
 		g.log.Error("transactions are left open on partitions and cannot be settled here (the coordinator no longer says how they ended, or Kafka refused the marker: writing it needs CLUSTER_ACTION): read_committed readers wait at them; see docs/runbooks/open-transactions.md",
 			"transactional_id", g.txnID, "open", describeOpen(s.Unsettled))
 	}
+}
+
+// SortDescribeErr files a described partition's error: refused for want
+// of READ (forbidden: not asked again, the check goes on without it) or
+// any other (unanswered: asked again). It reports whether there was one.
+func SortDescribeErr(dp kadm.DescribedProducersPartition, forbidden *[]string, unanswered *[]error) bool {
+	switch {
+	case errors.Is(dp.Err, kerr.TopicAuthorizationFailed):
+		*forbidden = append(*forbidden, fmt.Sprintf("%s/%d", dp.Topic, dp.Partition))
+	case dp.Err != nil:
+		*unanswered = append(*unanswered, fmt.Errorf("%s/%d: %w", dp.Topic, dp.Partition, dp.Err))
+	default:
+		return false
+	}
+	return true
 }

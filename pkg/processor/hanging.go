@@ -311,12 +311,7 @@ func planMarkers(coord kadm.DescribedTransaction, producers kadm.DescribedProduc
 		later[e.pid][e.epoch] = true
 	}
 	producers.EachPartition(func(dp kadm.DescribedProducersPartition) {
-		if errors.Is(dp.Err, kerr.TopicAuthorizationFailed) {
-			pl.forbidden = append(pl.forbidden, fmt.Sprintf("%s/%d", dp.Topic, dp.Partition))
-			return
-		}
-		if dp.Err != nil {
-			pl.unanswered = append(pl.unanswered, fmt.Errorf("%s/%d: %w", dp.Topic, dp.Partition, dp.Err))
+		if kafka.SortDescribeErr(dp, &pl.forbidden, &pl.unanswered) {
 			return
 		}
 		for _, p := range dp.ActiveProducers {
